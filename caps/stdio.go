@@ -1,0 +1,56 @@
+package caps
+
+import (
+	"io"
+	"sync"
+)
+
+// Stdio is one of a guest's standard streams, backed by a host reader or
+// writer (the terminal, a log buffer, a client's stream). Holding it allows
+// reading or writing that stream only. Stdio reports itself always ready:
+// a read may block in the host (as reading a terminal does) but never
+// spins.
+type Stdio struct {
+	name string
+	r    io.Reader
+	w    io.Writer
+	mu   sync.Mutex // serialises writes from several holders of the stream
+}
+
+// NewStdin wraps r as a readable standard stream.
+func NewStdin(r io.Reader) *Stdio { return &Stdio{name: "stdin", r: r} }
+
+// NewStdout wraps w as a writable standard stream named name ("stdout",
+// "stderr").
+func NewStdout(name string, w io.Writer) *Stdio { return &Stdio{name: name, w: w} }
+
+func (s *Stdio) Kind() Kind       { return KindStdio }
+func (s *Stdio) Close() error     { return nil }
+func (s *Stdio) Describe() string { return s.name }
+
+// Readable and Writable report the stream's direction.
+func (s *Stdio) Readable() bool { return s.r != nil }
+func (s *Stdio) Writable() bool { return s.w != nil }
+
+func (s *Stdio) Read(p []byte) (int, error) {
+	if s.r == nil {
+		return 0, EBADF
+	}
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+func (s *Stdio) Write(p []byte) (int, error) {
+	if s.w == nil {
+		return 0, EBADF
+	}
+	s.mu.Lock()
+	n, err := s.w.Write(p)
+	s.mu.Unlock()
+	return n, err
+}
+
+func (s *Stdio) Stat() (FileStat, error) { return FileStat{Type: TypeCharDevice}, nil }

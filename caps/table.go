@@ -1,0 +1,154 @@
+package caps
+
+import "sync"
+
+// Table maps one holder's small integer handles (fds) to capabilities. An
+// fd is not a capability: it means something only in its own table.
+type Table struct {
+	k      *Kernel
+	holder *Holder
+	max    int
+
+	mu    sync.Mutex
+	slots []*Cap
+}
+
+// DefaultMaxFDs is the handle-table size when none is configured.
+const DefaultMaxFDs = 64
+
+// NewTable returns an empty table for holder with room for max handles
+// (DefaultMaxFDs if max ≤ 0).
+func NewTable(k *Kernel, holder *Holder, max int) *Table {
+	if max <= 0 {
+		max = DefaultMaxFDs
+	}
+	return &Table{k: k, holder: holder, max: max}
+}
+
+// Kernel returns the kernel the table's capabilities live in.
+func (t *Table) Kernel() *Kernel { return t.k }
+
+// Holder returns the table's owner.
+func (t *Table) Holder() *Holder { return t.holder }
+
+// Max returns the table's capacity.
+func (t *Table) Max() int { return t.max }
+
+// Get returns the capability at fd, or EBADF.
+func (t *Table) Get(fd uint32) (*Cap, error) {
+	t.mu.Lock()
+	if int64(fd) >= int64(len(t.slots)) || t.slots[fd] == nil {
+		t.mu.Unlock()
+		return nil, EBADF
+	}
+	c := t.slots[fd]
+	t.mu.Unlock()
+	return c, nil
+}
+
+// Acquire returns the capability at fd after checking rights and marking an
+// operation in flight (see Cap.Acquire); the caller must Release it. Errors
+// are EBADF for an empty slot and ENOTCAPABLE for missing rights or a
+// revoked capability.
+func (t *Table) Acquire(fd uint32, base, inheriting Rights) (*Cap, error) {
+	t.mu.Lock()
+	if int64(fd) >= int64(len(t.slots)) || t.slots[fd] == nil {
+		t.mu.Unlock()
+		return nil, EBADF
+	}
+	c := t.slots[fd]
+	t.mu.Unlock()
+	if err := c.Acquire(base, inheriting); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Insert puts c at the lowest free fd. The table owns c from then on.
+func (t *Table) Insert(c *Cap) (uint32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, s := range t.slots {
+		if s == nil {
+			t.slots[i] = c
+			return uint32(i), nil
+		}
+	}
+	if len(t.slots) >= t.max {
+		return 0, EMFILE
+	}
+	t.slots = append(t.slots, c)
+	return uint32(len(t.slots) - 1), nil
+}
+
+// Replace installs c at fd, which must be open, and closes what was there.
+func (t *Table) Replace(fd uint32, c *Cap) error {
+	t.mu.Lock()
+	if int64(fd) >= int64(len(t.slots)) || t.slots[fd] == nil {
+		t.mu.Unlock()
+		return EBADF
+	}
+	old := t.slots[fd]
+	t.slots[fd] = c
+	t.mu.Unlock()
+	t.k.Close(old)
+	return nil
+}
+
+// Remove empties fd and closes its capability.
+func (t *Table) Remove(fd uint32) error {
+	c, err := t.Take(fd)
+	if err != nil {
+		return err
+	}
+	t.k.Close(c)
+	return nil
+}
+
+// Take empties fd and returns its capability without closing it (fd
+// renumbering moves a capability rather than closing it).
+func (t *Table) Take(fd uint32) (*Cap, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if int64(fd) >= int64(len(t.slots)) || t.slots[fd] == nil {
+		return nil, EBADF
+	}
+	c := t.slots[fd]
+	t.slots[fd] = nil
+	for len(t.slots) > 0 && t.slots[len(t.slots)-1] == nil {
+		t.slots = t.slots[:len(t.slots)-1]
+	}
+	return c, nil
+}
+
+// Entry is one occupied slot.
+type Entry struct {
+	FD  uint32
+	Cap *Cap
+}
+
+// Entries returns the occupied slots in fd order.
+func (t *Table) Entries() []Entry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Entry, 0, len(t.slots))
+	for i, c := range t.slots {
+		if c != nil {
+			out = append(out, Entry{FD: uint32(i), Cap: c})
+		}
+	}
+	return out
+}
+
+// CloseAll closes every handle; used when the holder exits.
+func (t *Table) CloseAll() {
+	t.mu.Lock()
+	slots := t.slots
+	t.slots = nil
+	t.mu.Unlock()
+	for _, c := range slots {
+		if c != nil {
+			t.k.Close(c)
+		}
+	}
+}
