@@ -53,9 +53,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f *File) Seek(off int64, whence int) (int64, error) { return f.f.Seek(off, whence) }
-func (f *File) Sync() error                                { return f.f.Sync() }
-func (f *File) Datasync() error                            { return unix.Fdatasync(int(f.f.Fd())) }
-func (f *File) Truncate(n int64) error                     { return f.f.Truncate(n) }
+func (f *File) Sync() error                               { return f.f.Sync() }
+func (f *File) Datasync() error                           { return unix.Fdatasync(int(f.f.Fd())) }
+func (f *File) Truncate(n int64) error                    { return f.f.Truncate(n) }
 
 func (f *File) Allocate(off, n int64) error {
 	return unix.Fallocate(int(f.f.Fd()), 0, off, n)

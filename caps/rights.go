@@ -19,39 +19,39 @@ import (
 type Rights uint64
 
 const (
-	RightFDDatasync         Rights = 1 << 0
-	RightFDRead             Rights = 1 << 1
-	RightFDSeek             Rights = 1 << 2
-	RightFDStatPutFlags     Rights = 1 << 3
-	RightFDSync             Rights = 1 << 4
-	RightFDTell             Rights = 1 << 5
-	RightFDWrite            Rights = 1 << 6
-	RightFileAdvise         Rights = 1 << 7
-	RightFileAllocate       Rights = 1 << 8
-	RightFileCreateDir      Rights = 1 << 9
-	RightFileCreateFile     Rights = 1 << 10
-	RightFileLinkSource     Rights = 1 << 12
-	RightFileLinkTarget     Rights = 1 << 13
-	RightFileOpen           Rights = 1 << 14
-	RightFileReaddir        Rights = 1 << 15
-	RightFileReadlink       Rights = 1 << 16
-	RightFileRenameSource   Rights = 1 << 17
-	RightFileRenameTarget   Rights = 1 << 18
-	RightFileStatFGet       Rights = 1 << 19
-	RightFileStatFPutSize   Rights = 1 << 20
-	RightFileStatFPutTimes  Rights = 1 << 21
-	RightFileStatGet        Rights = 1 << 22
-	RightFileStatPutTimes   Rights = 1 << 23
-	RightFileSymlink        Rights = 1 << 24
-	RightFileUnlink         Rights = 1 << 25
-	RightMemMap             Rights = 1 << 26
-	RightMemMapExec         Rights = 1 << 27
-	RightPollFDReadwrite    Rights = 1 << 28
-	RightPollProcTerminate  Rights = 1 << 30
-	RightProcExec           Rights = 1 << 32
-	RightSockShutdown       Rights = 1 << 39
-	RightSockAccept         Rights = 1 << 40
-	rightsAllMask                  = RightFDDatasync | RightFDRead | RightFDSeek | RightFDStatPutFlags | RightFDSync | RightFDTell | RightFDWrite | RightFileAdvise | RightFileAllocate | RightFileCreateDir | RightFileCreateFile | RightFileLinkSource | RightFileLinkTarget | RightFileOpen | RightFileReaddir | RightFileReadlink | RightFileRenameSource | RightFileRenameTarget | RightFileStatFGet | RightFileStatFPutSize | RightFileStatFPutTimes | RightFileStatGet | RightFileStatPutTimes | RightFileSymlink | RightFileUnlink | RightMemMap | RightMemMapExec | RightPollFDReadwrite | RightPollProcTerminate | RightProcExec | RightSockShutdown | RightSockAccept
+	RightFDDatasync        Rights = 1 << 0
+	RightFDRead            Rights = 1 << 1
+	RightFDSeek            Rights = 1 << 2
+	RightFDStatPutFlags    Rights = 1 << 3
+	RightFDSync            Rights = 1 << 4
+	RightFDTell            Rights = 1 << 5
+	RightFDWrite           Rights = 1 << 6
+	RightFileAdvise        Rights = 1 << 7
+	RightFileAllocate      Rights = 1 << 8
+	RightFileCreateDir     Rights = 1 << 9
+	RightFileCreateFile    Rights = 1 << 10
+	RightFileLinkSource    Rights = 1 << 12
+	RightFileLinkTarget    Rights = 1 << 13
+	RightFileOpen          Rights = 1 << 14
+	RightFileReaddir       Rights = 1 << 15
+	RightFileReadlink      Rights = 1 << 16
+	RightFileRenameSource  Rights = 1 << 17
+	RightFileRenameTarget  Rights = 1 << 18
+	RightFileStatFGet      Rights = 1 << 19
+	RightFileStatFPutSize  Rights = 1 << 20
+	RightFileStatFPutTimes Rights = 1 << 21
+	RightFileStatGet       Rights = 1 << 22
+	RightFileStatPutTimes  Rights = 1 << 23
+	RightFileSymlink       Rights = 1 << 24
+	RightFileUnlink        Rights = 1 << 25
+	RightMemMap            Rights = 1 << 26
+	RightMemMapExec        Rights = 1 << 27
+	RightPollFDReadwrite   Rights = 1 << 28
+	RightPollProcTerminate Rights = 1 << 30
+	RightProcExec          Rights = 1 << 32
+	RightSockShutdown      Rights = 1 << 39
+	RightSockAccept        Rights = 1 << 40
+	rightsAllMask                 = RightFDDatasync | RightFDRead | RightFDSeek | RightFDStatPutFlags | RightFDSync | RightFDTell | RightFDWrite | RightFileAdvise | RightFileAllocate | RightFileCreateDir | RightFileCreateFile | RightFileLinkSource | RightFileLinkTarget | RightFileOpen | RightFileReaddir | RightFileReadlink | RightFileRenameSource | RightFileRenameTarget | RightFileStatFGet | RightFileStatFPutSize | RightFileStatFPutTimes | RightFileStatGet | RightFileStatPutTimes | RightFileSymlink | RightFileUnlink | RightMemMap | RightMemMapExec | RightPollFDReadwrite | RightPollProcTerminate | RightProcExec | RightSockShutdown | RightSockAccept
 )
 
 // RightsAll is every right sandboxd knows.

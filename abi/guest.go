@@ -1,0 +1,276 @@
+package abi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// GuestConfig describes one guest to run.
+type GuestConfig struct {
+	// ID names the guest in logs and the capability graph; it is also the
+	// holder id of its capabilities.
+	ID string
+	// Table holds exactly the handles the guest starts with. The caller
+	// fills it (stdio at 0–2 by convention, grants after); the guest owns
+	// it from Start on and it is closed when the guest exits.
+	Table *caps.Table
+	// Args and Env are the program arguments (Args[0] is the program name)
+	// and KEY=VALUE environment strings.
+	Args []string
+	Env  []string
+	// Argdata replaces the startup argdata built from Args, Env and the
+	// table's handle names (used by proc_spawn and proc_exec).
+	Argdata []byte
+	// MemoryLimit caps the guest's linear memory in bytes (0: the wasm
+	// maximum of 4 GiB).
+	MemoryLimit uint64
+	Logger      hclog.Logger
+}
+
+// ExitStatus is how a guest ended.
+type ExitStatus struct {
+	Code   uint32 // from proc_exit (or 128+signal)
+	Signal uint8  // set when proc_raise ended the guest
+	Trap   error  // set when the guest trapped
+	Killed string // set when the guest was killed: the reason ("timeout", "killed")
+}
+
+// Err describes an abnormal end, or returns nil for a normal exit.
+func (s ExitStatus) Err() error {
+	switch {
+	case s.Killed != "":
+		return fmt.Errorf("guest killed: %s", s.Killed)
+	case s.Trap != nil:
+		return fmt.Errorf("guest trapped: %w", s.Trap)
+	case s.Signal != 0:
+		return fmt.Errorf("guest raised signal %d", s.Signal)
+	}
+	return nil
+}
+
+// Guest is one running program with its handle table.
+type Guest struct {
+	ID     string
+	rt     *Runtime
+	module *Module
+	table  *caps.Table
+	kernel *caps.Kernel
+	holder *caps.Holder
+	log    hclog.Logger
+	trace  bool
+
+	args, env []string
+	argdata   []byte
+	memLimit  uint64
+	started   time.Time
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	waiter *caps.Waiter // reused by blocking calls; a guest runs one call at a time
+
+	exec   *execRequest // set by proc_exec before it unwinds the guest
+	signal uint8        // set by proc_raise before it unwinds the guest
+
+	done   chan struct{}
+	mu     sync.Mutex
+	status ExitStatus
+}
+
+// execRequest is what proc_exec leaves for the run loop: the next program
+// and its table.
+type execRequest struct {
+	module  *Module
+	table   *caps.Table
+	argdata []byte
+}
+
+// errKilled is the cancellation cause for Kill.
+var errKilled = errors.New("killed")
+
+// NewGuest prepares m to run with cfg. Nothing runs until Start or Run.
+func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
+	log := cfg.Logger
+	if log == nil {
+		log = rt.log.With("guest", cfg.ID)
+	}
+	g := &Guest{
+		ID: cfg.ID, rt: rt, module: m, table: cfg.Table,
+		kernel: cfg.Table.Kernel(), holder: cfg.Table.Holder(),
+		log: log, trace: log.IsTrace(),
+		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
+		waiter: caps.NewWaiter(), done: make(chan struct{}),
+	}
+	if g.argdata == nil {
+		g.argdata = StartupArgdata(cfg.Args, cfg.Env, cfg.Table)
+	}
+	return g
+}
+
+// Table returns the guest's handle table.
+func (g *Guest) Table() *caps.Table { return g.table }
+
+// Module returns the program the guest runs.
+func (g *Guest) Module() *Module { return g.module }
+
+// Start runs the guest in a new goroutine. ctx bounds its life: cancelling
+// it kills the guest with the context's cause as the reason.
+func (g *Guest) Start(ctx context.Context) {
+	g.ctx, g.cancel = context.WithCancelCause(ctx)
+	go g.run()
+}
+
+// Run runs the guest to completion and returns how it ended.
+func (g *Guest) Run(ctx context.Context) ExitStatus {
+	g.Start(ctx)
+	return g.Wait()
+}
+
+// Wait blocks until the guest has exited.
+func (g *Guest) Wait() ExitStatus {
+	<-g.done
+	return g.Status()
+}
+
+// Done is closed when the guest has exited and its handles are closed.
+func (g *Guest) Done() <-chan struct{} { return g.done }
+
+// Status returns the exit status; valid once Done is closed.
+func (g *Guest) Status() ExitStatus {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.status
+}
+
+// Kill ends the guest: a spinning guest stops at its next loop back-edge or
+// call, and a guest blocked in a host call returns from it at once.
+func (g *Guest) Kill(reason string) {
+	if g.cancel != nil {
+		g.cancel(errors.New(reason))
+	}
+}
+
+func (g *Guest) run() {
+	defer close(g.done)
+	defer g.cancel(nil)
+	g.started = time.Now()
+	st := g.runOnce()
+	for st.Trap == nil && st.Killed == "" && g.exec != nil {
+		req := g.exec
+		g.exec = nil
+		g.table.CloseAll()
+		g.module, g.table, g.argdata = req.module, req.table, req.argdata
+		st = g.runOnce()
+	}
+	g.table.CloseAll()
+	g.mu.Lock()
+	g.status = st
+	g.mu.Unlock()
+	g.log.Debug("guest exited", "code", st.Code, "trap", st.Trap, "killed", st.Killed, "ran", time.Since(g.started))
+}
+
+func (g *Guest) runOnce() ExitStatus {
+	ctx := context.WithValue(g.ctx, guestKey{}, g)
+	if g.memLimit > 0 {
+		ctx = experimental.WithMemoryAllocator(ctx, limitAllocator(g.memLimit))
+	}
+	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	if err == nil {
+		_, err = mod.ExportedFunction("_start").Call(ctx)
+		mod.Close(context.Background())
+	}
+	return g.statusOf(err)
+}
+
+func (g *Guest) statusOf(err error) ExitStatus {
+	if cause := context.Cause(g.ctx); cause != nil {
+		reason := cause.Error()
+		if errors.Is(cause, context.DeadlineExceeded) {
+			reason = "timeout"
+		}
+		return ExitStatus{Code: 137, Killed: reason}
+	}
+	if err == nil {
+		return ExitStatus{}
+	}
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		if g.signal != 0 {
+			return ExitStatus{Code: ee.ExitCode(), Signal: g.signal}
+		}
+		return ExitStatus{Code: ee.ExitCode()}
+	}
+	return ExitStatus{Code: 134, Trap: err}
+}
+
+// exit unwinds the guest from inside a host call with the given code.
+func (g *Guest) exit(code uint32) {
+	panic(sys.NewExitError(code))
+}
+
+// killedErrno is called by a blocking host call that saw the guest's
+// context end: it unwinds the guest (the status comes from the cause).
+func (g *Guest) killed() Errno {
+	g.exit(137)
+	return caps.ECANCELED
+}
+
+// waitReady blocks until p reports one of want, the capability c is
+// revoked (ENOTCAPABLE), or the guest is killed (the guest unwinds). It
+// parks a goroutine, not a thread.
+func (g *Guest) waitReady(c *caps.Cap, p caps.Pollable, want caps.Events) Errno {
+	for {
+		ready, cancel := p.Poll(want, g.waiter)
+		if ready != 0 {
+			cancel()
+			return 0
+		}
+		select {
+		case <-g.waiter.C():
+			cancel()
+		case <-c.Done():
+			cancel()
+			return caps.ENOTCAPABLE
+		case <-g.ctx.Done():
+			cancel()
+			return g.killed()
+		}
+	}
+}
+
+// limitAllocator backs guest memory with a []byte that refuses to grow
+// past limit bytes: memory.grow then returns -1, as for any wasm maximum.
+type limitAllocator uint64
+
+func (l limitAllocator) Allocate(capacity, max uint64) experimental.LinearMemory {
+	return &limitedMemory{limit: min(uint64(l), max)}
+}
+
+type limitedMemory struct {
+	limit uint64
+	buf   []byte
+}
+
+func (m *limitedMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	nb := make([]byte, size, min(max(size, 2*uint64(cap(m.buf))), m.limit))
+	copy(nb, m.buf)
+	m.buf = nb
+	return m.buf
+}
+
+func (m *limitedMemory) Free() { m.buf = nil }

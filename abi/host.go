@@ -1,0 +1,92 @@
+package abi
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+type guestKey struct{}
+
+// guestOf returns the guest a host call is running for. Every guest is
+// started by Guest.run with its *Guest in the context, so only a module
+// started some other way (which this package never does) sees nil.
+func guestOf(ctx context.Context) *Guest {
+	g, _ := ctx.Value(guestKey{}).(*Guest)
+	return g
+}
+
+// instantiateNative builds the "sandboxd" host module from the call table.
+// One instance serves every guest: handlers find their guest through the
+// context of the call.
+func instantiateNative(ctx context.Context, r wazero.Runtime) error {
+	b := r.NewHostModuleBuilder(ModuleName)
+	for i := range calls {
+		defineHostCall(b, &calls[i])
+	}
+	_, err := b.Instantiate(ctx)
+	return err
+}
+
+// defineHostCall exports one Call from b. It serves both ABIs' tables.
+func defineHostCall(b wazero.HostModuleBuilder, c *Call) {
+	types := make([]api.ValueType, len(c.Params))
+	names := make([]string, len(c.Params))
+	for j, p := range c.Params {
+		types[j], names[j] = p.Type, p.Name
+	}
+	var results []api.ValueType
+	if !c.NoReturn {
+		results = []api.ValueType{api.ValueTypeI32}
+	}
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(c.goFunc(), types, results).
+		WithParameterNames(names...).
+		WithName(c.Name).
+		Export(c.Name)
+}
+
+func (c *Call) goFunc() api.GoModuleFunc {
+	fn := c.fn
+	noReturn := c.NoReturn
+	return func(ctx context.Context, mod api.Module, stack []uint64) {
+		g := guestOf(ctx)
+		if g == nil {
+			if !noReturn {
+				stack[0] = uint64(caps.ENOSYS)
+			}
+			return
+		}
+		if g.trace {
+			g.traceCall(c, stack)
+		}
+		e := fn(g, mod.Memory(), stack)
+		if g.trace && e != 0 {
+			g.log.Trace("errno", "call", c.Name, "errno", e.Error())
+		}
+		if !noReturn {
+			stack[0] = uint64(e)
+		}
+	}
+}
+
+func (g *Guest) traceCall(c *Call, stack []uint64) {
+	var b strings.Builder
+	for i, p := range c.Params {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p.Name)
+		b.WriteByte('=')
+		if p.Type == api.ValueTypeI32 {
+			b.WriteString(strconv.FormatUint(uint64(uint32(stack[i])), 10))
+		} else {
+			b.WriteString(strconv.FormatUint(stack[i], 10))
+		}
+	}
+	g.log.Trace("call", "call", c.Name, "args", b.String())
+}

@@ -1,0 +1,150 @@
+package abi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// Logger receives structured logs; nil discards them. At Trace level
+	// every host call is logged with its named arguments.
+	Logger hclog.Logger
+	// CacheDir keeps compiled machine code between processes; "" keeps it
+	// in memory only.
+	CacheDir string
+}
+
+// Runtime compiles modules and runs guests. One Runtime serves any number
+// of concurrent guests; each module is compiled once, keyed by the SHA-256
+// of its bytes.
+type Runtime struct {
+	r   wazero.Runtime
+	log hclog.Logger
+
+	mu      sync.Mutex
+	modules map[[32]byte]*compileEntry
+}
+
+type compileEntry struct {
+	done chan struct{}
+	m    *Module
+	err  error
+}
+
+// NewRuntime returns a Runtime with both ABIs' host modules ready.
+func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(true).
+		WithCoreFeatures(api.CoreFeaturesV2)
+	if cfg.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	if err := instantiateNative(ctx, r); err != nil {
+		r.Close(ctx)
+		return nil, fmt.Errorf("native host module: %w", err)
+	}
+	for _, inst := range extraHostModules {
+		if err := inst(ctx, r); err != nil {
+			r.Close(ctx)
+			return nil, err
+		}
+	}
+	return &Runtime{r: r, log: log, modules: make(map[[32]byte]*compileEntry)}, nil
+}
+
+// extraHostModules instantiate further host modules (WASI preview1) into
+// every new Runtime.
+var extraHostModules []func(context.Context, wazero.Runtime) error
+
+// Close stops the runtime and every guest still running in it.
+func (rt *Runtime) Close(ctx context.Context) error { return rt.r.Close(ctx) }
+
+// Module is a compiled guest program.
+type Module struct {
+	Hash     [32]byte
+	Name     string // a display name (file name), not used for identity
+	Size     int
+	compiled wazero.CompiledModule
+	usesWASI bool
+}
+
+// HashString is the module's SHA-256 in hex, as policies and logs name it.
+func (m *Module) HashString() string { return hex.EncodeToString(m.Hash[:]) }
+
+// Compile validates and compiles wasm, or returns the module already
+// compiled from the same bytes. Concurrent calls for the same bytes compile
+// once.
+func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
+	h := sha256.Sum256(wasm)
+	rt.mu.Lock()
+	if e, ok := rt.modules[h]; ok {
+		rt.mu.Unlock()
+		<-e.done
+		return e.m, e.err
+	}
+	e := &compileEntry{done: make(chan struct{})}
+	rt.modules[h] = e
+	rt.mu.Unlock()
+
+	e.m, e.err = rt.compile(ctx, name, wasm, h)
+	if e.err != nil {
+		rt.mu.Lock()
+		delete(rt.modules, h) // a later attempt may succeed (e.g. after a cancelled context)
+		rt.mu.Unlock()
+	}
+	close(e.done)
+	return e.m, e.err
+}
+
+func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]byte) (*Module, error) {
+	cm, err := rt.r.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
+	}
+	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm}
+	for _, f := range cm.ImportedFunctions() {
+		mod, fn, _ := f.Import()
+		switch mod {
+		case ModuleName:
+		case WASIModuleName:
+			m.usesWASI = true
+		default:
+			cm.Close(ctx)
+			return nil, fmt.Errorf("%s imports %s.%s: sandboxd provides only the %q and %q modules", name, mod, fn, ModuleName, WASIModuleName)
+		}
+	}
+	if len(cm.ImportedMemories()) > 0 {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("%s imports a memory: guests must define their own", name)
+	}
+	if _, ok := cm.ExportedMemories()["memory"]; !ok && len(cm.ImportedFunctions()) > 0 {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("%s does not export its memory as \"memory\": sandboxd's ABIs pass data through it", name)
+	}
+	if _, ok := cm.ExportedFunctions()["_start"]; !ok {
+		cm.Close(ctx)
+		return nil, fmt.Errorf("%s has no _start function: sandboxd runs command modules", name)
+	}
+	rt.log.Debug("compiled module", "module", name, "sha256", m.HashString(), "bytes", len(wasm))
+	return m, nil
+}
+
+// WASIModuleName is the import module of WASI preview1.
+const WASIModuleName = "wasi_snapshot_preview1"

@@ -1,0 +1,186 @@
+package abi
+
+import (
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Support says how completely a call is implemented.
+type Support uint8
+
+const (
+	// Full: the call does what docs/ABI.md says, for every argument.
+	Full Support = iota
+	// Partial: implemented, with the limits given in the call's note.
+	Partial
+	// NoSys: the call exists so that the table is complete and answers
+	// ENOSYS under the condition given in the note.
+	NoSys
+)
+
+func (s Support) String() string {
+	return [...]string{"full", "partial", "ENOSYS"}[s]
+}
+
+// Param is one wasm parameter of a call, named so that docs, the C header
+// and the call tracer can show it.
+type Param struct {
+	Name string
+	Type api.ValueType
+	// Pointer marks an i32 that is an address in guest memory (written
+	// "*name" in the table).
+	Pointer bool
+}
+
+// Call is one entry of the native ABI: everything the host module, the C
+// header, docs/ABI.md and `sandboxd abi` say about it comes from here.
+type Call struct {
+	Slot   int    // CloudABI's number for the call it replaces (0–48)
+	Name   string // import name in module "sandboxd"
+	Params []Param
+	// NoReturn calls (proc_exit, thread_exit) have no result; every other
+	// call returns an errno as i32.
+	NoReturn bool
+	Rights   string // rights checked, in CloudABI names
+	Origin   string // the CloudABI call it comes from
+	Changed  string // what differs from CloudABI ("" when nothing)
+	Support  Support
+	Note     string
+
+	fn handler
+}
+
+// handler runs one call for g. p holds the wasm parameters in order; the
+// returned errno becomes the call's result.
+type handler func(g *Guest, m api.Memory, p []uint64) Errno
+
+var (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+func ps(namesTypes ...any) []Param {
+	out := make([]Param, 0, len(namesTypes)/2)
+	for i := 0; i < len(namesTypes); i += 2 {
+		name := namesTypes[i].(string)
+		ptr := name[0] == '*'
+		if ptr {
+			name = name[1:]
+		}
+		out = append(out, Param{Name: name, Type: namesTypes[i+1].(api.ValueType), Pointer: ptr})
+	}
+	return out
+}
+
+// Calls returns the 49 calls of the native ABI, in CloudABI slot order.
+func Calls() []Call { return calls[:] }
+
+var calls = [49]Call{
+	{Slot: 0, Name: "clock_res_get", Params: ps("clock_id", i32, "*resolution_out", i32),
+		Origin: "clock_res_get", fn: clockResGet,
+		Note: "clock ids are CloudABI's: 1 monotonic, 2 process cputime, 3 realtime, 4 thread cputime"},
+	{Slot: 1, Name: "clock_time_get", Params: ps("clock_id", i32, "precision", i64, "*time_out", i32),
+		Origin: "clock_time_get", fn: clockTimeGet,
+		Note: "cputime clocks report the guest's wall time since start"},
+	{Slot: 2, Name: "condvar_signal", Params: ps("*condvar", i32, "scope", i32, "nwaiters", i32),
+		Origin: "condvar_signal", Support: NoSys, fn: noSys,
+		Note: "ENOSYS: guests without shared memory have one thread; use memory.atomic.notify"},
+	{Slot: 3, Name: "fd_close", Params: ps("fd", i32), Origin: "fd_close", fn: fdClose,
+		Note: "closing a handle does not revoke what was derived from it"},
+	{Slot: 4, Name: "fd_create1", Params: ps("type", i32, "*fd_out", i32), Origin: "fd_create1", fn: fdCreate1,
+		Changed: "creates an in-memory byte object (type SHARED_MEMORY 0x70); no mapping",
+		Note:    "the object can be sent to other guests, who share its bytes"},
+	{Slot: 5, Name: "fd_create2", Params: ps("type", i32, "*fd1_out", i32, "*fd2_out", i32), Origin: "fd_create2", fn: fdCreate2,
+		Changed: "an in-memory channel pair inside the supervisor, not an AF_UNIX socketpair",
+		Note:    "type SOCKET_DGRAM 0x80 keeps message boundaries, SOCKET_STREAM 0x82 does not"},
+	{Slot: 6, Name: "fd_datasync", Params: ps("fd", i32), Rights: "fd_datasync", Origin: "fd_datasync", fn: fdDatasync},
+	{Slot: 7, Name: "fd_dup", Params: ps("from", i32, "*fd_out", i32), Origin: "fd_dup", fn: fdDup,
+		Note: "the copy is a child capability with the same rights"},
+	{Slot: 8, Name: "fd_pread", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "offset", i64, "*nread_out", i32),
+		Rights: "fd_read|fd_seek", Origin: "fd_pread", fn: fdPread},
+	{Slot: 9, Name: "fd_pwrite", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "offset", i64, "*nwritten_out", i32),
+		Rights: "fd_write|fd_seek", Origin: "fd_pwrite", fn: fdPwrite},
+	{Slot: 10, Name: "fd_read", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "*nread_out", i32),
+		Rights: "fd_read", Origin: "fd_read", fn: fdRead},
+	{Slot: 11, Name: "fd_replace", Params: ps("from", i32, "to", i32), Origin: "fd_replace", fn: fdReplace,
+		Note: "to must be open; it becomes a child of from's capability; from stays open"},
+	{Slot: 12, Name: "fd_seek", Params: ps("fd", i32, "offset", i64, "whence", i32, "*newoffset_out", i32),
+		Rights: "fd_seek (fd_tell for whence=cur, offset=0)", Origin: "fd_seek", fn: fdSeek,
+		Note: "whence is CloudABI's: 1 cur, 2 end, 3 set"},
+	{Slot: 13, Name: "fd_stat_get", Params: ps("fd", i32, "*fdstat_out", i32), Origin: "fd_stat_get", fn: fdStatGet},
+	{Slot: 14, Name: "fd_stat_put", Params: ps("fd", i32, "*fdstat", i32, "flags", i32),
+		Rights: "fd_stat_put_flags for FLAGS; RIGHTS needs none but only narrows", Origin: "fd_stat_put", fn: fdStatPut,
+		Note: "exactly one of FLAGS (0x1) or RIGHTS (0x2)"},
+	{Slot: 15, Name: "fd_sync", Params: ps("fd", i32), Rights: "fd_sync", Origin: "fd_sync", fn: fdSync},
+	{Slot: 16, Name: "fd_write", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "*nwritten_out", i32),
+		Rights: "fd_write", Origin: "fd_write", fn: fdWrite},
+	{Slot: 17, Name: "file_advise", Params: ps("fd", i32, "offset", i64, "len", i64, "advice", i32),
+		Rights: "file_advise", Origin: "file_advise", fn: fileAdvise, Note: "advice is validated and otherwise ignored"},
+	{Slot: 18, Name: "file_allocate", Params: ps("fd", i32, "offset", i64, "len", i64),
+		Rights: "file_allocate", Origin: "file_allocate", fn: fileAllocate},
+	{Slot: 19, Name: "file_create", Params: ps("fd", i32, "*path", i32, "path_len", i32, "type", i32),
+		Rights: "file_create_directory", Origin: "file_create", fn: fileCreate, Note: "type must be DIRECTORY (0x20)"},
+	{Slot: 20, Name: "file_link", Params: ps("fd1", i32, "lookup_flags", i32, "*path1", i32, "path1_len", i32, "fd2", i32, "*path2", i32, "path2_len", i32),
+		Rights: "file_link_source on fd1, file_link_target on fd2", Origin: "file_link", fn: fileLink,
+		Changed: "lookup struct flattened into (fd1, lookup_flags)", Note: "both directories must come from the same grant (else EXDEV)"},
+	{Slot: 21, Name: "file_open", Params: ps("dirfd", i32, "lookup_flags", i32, "*path", i32, "path_len", i32, "oflags", i32, "*fdstat", i32, "*fd_out", i32),
+		Rights: "file_open (+file_create_file with CREAT, file_stat_fput_size with TRUNC); requested rights ⊆ dirfd's inheriting", Origin: "file_open", fn: fileOpen,
+		Changed: "lookup struct flattened", Note: "the new handle is a child capability of dirfd"},
+	{Slot: 22, Name: "file_readdir", Params: ps("fd", i32, "*buf", i32, "buf_len", i32, "cookie", i64, "*bufused_out", i32),
+		Rights: "file_readdir", Origin: "file_readdir", fn: fileReaddir,
+		Note: "entries are '.', '..', then names in byte order; cookie is the index of the next entry"},
+	{Slot: 23, Name: "file_readlink", Params: ps("fd", i32, "*path", i32, "path_len", i32, "*buf", i32, "buf_len", i32, "*bufused_out", i32),
+		Rights: "file_readlink", Origin: "file_readlink", fn: fileReadlink},
+	{Slot: 24, Name: "file_rename", Params: ps("fd1", i32, "*path1", i32, "path1_len", i32, "fd2", i32, "*path2", i32, "path2_len", i32),
+		Rights: "file_rename_source on fd1, file_rename_target on fd2", Origin: "file_rename", fn: fileRename,
+		Note: "both directories must come from the same grant (else EXDEV)"},
+	{Slot: 25, Name: "file_stat_fget", Params: ps("fd", i32, "*filestat_out", i32), Rights: "file_stat_fget", Origin: "file_stat_fget", fn: fileStatFget},
+	{Slot: 26, Name: "file_stat_fput", Params: ps("fd", i32, "*filestat", i32, "flags", i32),
+		Rights: "file_stat_fput_size for SIZE, file_stat_fput_times for times", Origin: "file_stat_fput", fn: fileStatFput},
+	{Slot: 27, Name: "file_stat_get", Params: ps("fd", i32, "lookup_flags", i32, "*path", i32, "path_len", i32, "*filestat_out", i32),
+		Rights: "file_stat_get", Origin: "file_stat_get", fn: fileStatGet, Changed: "lookup struct flattened"},
+	{Slot: 28, Name: "file_stat_put", Params: ps("fd", i32, "lookup_flags", i32, "*path", i32, "path_len", i32, "*filestat", i32, "flags", i32),
+		Rights: "file_stat_put_times", Origin: "file_stat_put", fn: fileStatPut, Changed: "lookup struct flattened"},
+	{Slot: 29, Name: "file_symlink", Params: ps("*path1", i32, "path1_len", i32, "fd", i32, "*path2", i32, "path2_len", i32),
+		Rights: "file_symlink", Origin: "file_symlink", fn: fileSymlink,
+		Note: "the link's contents are not checked; following a link that leaves the directory fails with ENOTCAPABLE"},
+	{Slot: 30, Name: "file_unlink", Params: ps("fd", i32, "*path", i32, "path_len", i32, "flags", i32),
+		Rights: "file_unlink", Origin: "file_unlink", fn: fileUnlink, Note: "flags REMOVEDIR (0x1) removes an empty directory"},
+	{Slot: 31, Name: "lock_unlock", Params: ps("*lock", i32, "scope", i32), Origin: "lock_unlock", Support: NoSys, fn: noSys,
+		Note: "ENOSYS: guests without shared memory have one thread; use memory.atomic.wait32/notify"},
+	{Slot: 32, Name: "sock_accept", Params: ps("fd", i32, "*fd_out", i32), Rights: "sock_accept", Origin: "mem_advise", fn: sockAccept,
+		Changed: "new: takes the next connection from a listener handle as a stream handle (a child capability)"},
+	{Slot: 33, Name: "argdata_get", Params: ps("*buf", i32, "buf_len", i32, "*size_out", i32), Origin: "mem_map", fn: argdataGet,
+		Changed: "new: copies the startup argdata (replaces auxv AT_ARGDATA); with buf_len smaller than the size, copies nothing, writes the size and returns ENOBUFS"},
+	{Slot: 34, Name: "cap_revoke", Params: ps("revoker", i32), Origin: "mem_protect", fn: capRevoke,
+		Changed: "new: revokes the forwarder made by cap_revocable and everything derived from it, in every guest"},
+	{Slot: 35, Name: "fd_describe", Params: ps("fd", i32, "*buf", i32, "buf_len", i32, "*size_out", i32), Origin: "mem_sync", fn: fdDescribe,
+		Changed: "new: writes the handle's capability as an argdata map: id, kind, name, rights_base, rights_inheriting, edge, parent, origin; ENOBUFS as argdata_get"},
+	{Slot: 36, Name: "cap_revocable", Params: ps("fd", i32, "*forwarder_out", i32, "*revoker_out", i32), Origin: "mem_unmap", fn: capRevocable,
+		Changed: "new: makes a revocable forwarder of fd (same rights) to give away, and a revoker handle to keep"},
+	{Slot: 37, Name: "poll", Params: ps("*in", i32, "*out", i32, "nsubscriptions", i32, "*nevents_out", i32),
+		Rights: "poll_fd_readwrite + fd_read/fd_write for fd events; poll_proc_terminate for proc_terminate", Origin: "poll", fn: poll,
+		Changed: "event types clock, fd_read, fd_write, proc_terminate; condvar and lock types answer ENOSYS in event.error",
+		Note:    "waits park a goroutine, not a thread, and end when the guest is killed"},
+	{Slot: 38, Name: "proc_exec", Params: ps("fd", i32, "*data", i32, "data_len", i32, "*fds", i32, "fds_len", i32),
+		Rights: "proc_exec on fd", Origin: "proc_exec", fn: procExec,
+		Note: "fd is a module or a wasm file; the new handle table is exactly fds, renumbered from 0; data is the new argdata"},
+	{Slot: 39, Name: "proc_exit", Params: ps("rval", i32), NoReturn: true, Origin: "proc_exit", fn: procExit},
+	{Slot: 40, Name: "proc_spawn", Params: ps("fd", i32, "*data", i32, "data_len", i32, "*fds", i32, "fds_len", i32, "*proc_out", i32),
+		Rights: "proc_exec on fd", Origin: "proc_fork", fn: procSpawn,
+		Changed: "spawn instead of fork: starts a child guest from a module or wasm file handle with exactly fds (renumbered from 0, as child capabilities) and argdata data; returns a process handle that poll waits on and whose close kills the child"},
+	{Slot: 41, Name: "proc_raise", Params: ps("sig", i32), Origin: "proc_raise", fn: procRaise,
+		Note: "terminating signals end the guest with exit status 128+sig; ignored signals are no-ops"},
+	{Slot: 42, Name: "random_get", Params: ps("*buf", i32, "buf_len", i32), Origin: "random_get", fn: randomGet},
+	{Slot: 43, Name: "sock_recv", Params: ps("sock", i32, "*recv_in", i32, "*recv_out", i32),
+		Rights: "fd_read", Origin: "sock_recv", fn: sockRecv,
+		Note: "received handles are child capabilities of the sender's (rights kept, never widened)"},
+	{Slot: 44, Name: "sock_send", Params: ps("sock", i32, "*send_in", i32, "*send_out", i32),
+		Rights: "fd_write", Origin: "sock_send", fn: sockSend,
+		Changed: "attached handles are re-derived for the receiver, keeping the sender's narrowed rights (Capsicum semantics)"},
+	{Slot: 45, Name: "sock_shutdown", Params: ps("sock", i32, "how", i32), Rights: "sock_shutdown", Origin: "sock_shutdown", fn: sockShutdown},
+	{Slot: 46, Name: "thread_create", Params: ps("*attr", i32, "*tid_out", i32), Origin: "thread_create", Support: NoSys, fn: noSys,
+		Note: "ENOSYS: needs a module with shared memory"},
+	{Slot: 47, Name: "thread_exit", Params: ps("*lock", i32, "scope", i32), Origin: "thread_exit", Support: NoSys, fn: noSys,
+		Note: "ENOSYS: needs a module with shared memory"},
+	{Slot: 48, Name: "thread_yield", Params: nil, Origin: "thread_yield", fn: threadYield},
+}
