@@ -24,7 +24,7 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 		}
 		for {
 			n, err := r.Read(b)
-			if err == caps.EAGAIN && total == 0 {
+			if err == caps.EAGAIN && total == 0 && c.Flags()&caps.FlagNonblock == 0 {
 				if pl, ok := res.(caps.Pollable); ok {
 					if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
 						return 0, e
@@ -63,7 +63,7 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 			n, err := w.Write(b)
 			total += n
 			b = b[n:]
-			if err == caps.EAGAIN && total == 0 {
+			if err == caps.EAGAIN && total == 0 && c.Flags()&caps.FlagNonblock == 0 {
 				if pl, ok := res.(caps.Pollable); ok {
 					if e := g.waitReady(c, pl, caps.EventWrite); e != 0 {
 						return 0, e

@@ -253,3 +253,12 @@ func (c *Cap) dropResource() {
 		c.res.release()
 	}
 }
+
+// Fd flags, in the bit positions CloudABI's and WASI's fdflags share.
+const (
+	FlagAppend   uint32 = 0x01
+	FlagDsync    uint32 = 0x02
+	FlagNonblock uint32 = 0x04
+	FlagRsync    uint32 = 0x08
+	FlagSync     uint32 = 0x10
+)
