@@ -1,0 +1,134 @@
+package argdata
+
+import (
+	"bytes"
+	"math"
+	"testing"
+)
+
+func TestEncodingMatchesCloudABIExample(t *testing.T) {
+	// seq[0, true, "A"] from the argdata README.
+	got := Seq(Int(0), Bool(true), String("A")).Encode()
+	want := []byte{0x07, 0x81, 0x05, 0x82, 0x02, 0x01, 0x83, 0x08, 0x41, 0x00}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got % x, want % x", got, want)
+	}
+}
+
+func TestIntsUseMinimalSignedBigEndian(t *testing.T) {
+	cases := map[int64][]byte{
+		0: {0x05}, 1: {0x05, 0x01}, 127: {0x05, 0x7f}, 128: {0x05, 0x00, 0x80},
+		-1: {0x05, 0xff}, -128: {0x05, 0x80}, -129: {0x05, 0xff, 0x7f},
+		math.MaxInt64: {0x05, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		math.MinInt64: {0x05, 0x80, 0, 0, 0, 0, 0, 0, 0},
+	}
+	for v, want := range cases {
+		got := Int(v).Encode()
+		if !bytes.Equal(got, want) {
+			t.Errorf("Int(%d) = % x, want % x", v, got, want)
+		}
+		d, err := Decode(got)
+		if err != nil {
+			t.Fatalf("decode %d: %v", v, err)
+		}
+		if i, ok := d.Int(); !ok || i != v {
+			t.Errorf("round trip %d = %d (%v)", v, i, ok)
+		}
+	}
+}
+
+func TestLengthsAboveOneByte(t *testing.T) {
+	long := string(bytes.Repeat([]byte("x"), 300))
+	v := Seq(String(long))
+	d, err := Decode(v.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := d.Items()[0].Str(); !ok || s != long {
+		t.Fatal("long string did not round-trip")
+	}
+}
+
+func TestStartupShapeRoundTrips(t *testing.T) {
+	v := StringMap(map[string]Value{
+		"args":    Seq(String("prog"), String("a")),
+		"env":     StringMap(map[string]Value{"K": String("V")}),
+		"handles": StringMap(map[string]Value{"stdout": Fd(1), "data": Fd(3)}),
+		"misc":    Seq(Null(), Bool(false), Float(1.5), Timestamp(-5), Binary([]byte{0, 1})),
+	})
+	d, err := Decode(v.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok := d.Get("handles")
+	if !ok {
+		t.Fatal("no handles")
+	}
+	fd, _ := h.Get("data")
+	if n, ok := fd.Fd(); !ok || n != 3 {
+		t.Fatalf("data fd = %d %v", n, ok)
+	}
+	misc, _ := d.Get("misc")
+	it := misc.Items()
+	if len(it) != 5 || !it[0].IsNull() {
+		t.Fatalf("misc = %+v", it)
+	}
+	if f, _ := it[2].Float(); f != 1.5 {
+		t.Fatalf("float = %v", f)
+	}
+	if ts, _ := it[3].Time(); ts != -5 {
+		t.Fatalf("timestamp = %v", ts)
+	}
+	if !bytes.Equal(d.Encode(), v.Encode()) {
+		t.Fatal("re-encoding differs")
+	}
+}
+
+func TestDecodeRejectsMalformed(t *testing.T) {
+	for _, b := range [][]byte{
+		{0x03, 0, 0},                      // short fd
+		{0x08, 'a'},                       // string without NUL
+		{0x07, 0x05},                      // unterminated length
+		{0x07, 0x85, 0x08},                // length past the end
+		{0x06, 0x81, 0x05},                // map with a key and no value
+		{0x02, 0x02},                      // bool with a bad body
+		{0x05, 1, 2, 3, 4, 5, 6, 7, 8, 9}, // int wider than 64 bits
+		{0x42},                            // unknown tag
+	} {
+		if _, err := Decode(b); err == nil {
+			t.Errorf("Decode(% x) accepted malformed input", b)
+		}
+	}
+}
+
+func TestDecodeBoundsNesting(t *testing.T) {
+	v := Null()
+	for range MaxDepth + 2 {
+		v = Seq(v)
+	}
+	if _, err := Decode(v.Encode()); err == nil {
+		t.Fatal("nesting deeper than MaxDepth accepted")
+	}
+}
+
+// FuzzDecode: Decode never panics, and what it accepts re-encodes to a
+// value that decodes to the same encoding.
+func FuzzDecode(f *testing.F) {
+	f.Add(Seq(Int(0), Bool(true), String("A")).Encode())
+	f.Add(StringMap(map[string]Value{"k": Fd(3)}).Encode())
+	f.Add([]byte{0x07, 0x85})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := Decode(b)
+		if err != nil {
+			return
+		}
+		enc := v.Encode()
+		v2, err := Decode(enc)
+		if err != nil {
+			t.Fatalf("re-encoding of accepted input does not decode: %v", err)
+		}
+		if !bytes.Equal(v2.Encode(), enc) {
+			t.Fatal("encoding is not stable")
+		}
+	})
+}
