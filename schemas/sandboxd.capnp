@@ -1,0 +1,190 @@
+# The sandboxd control API: what a client speaks to the daemon over its unix
+# socket (docs/API.md explains it with examples).
+#
+# Every object here is a capability. Holding a Supervisor lets a principal
+# launch guests and reach the guests and capabilities it owns; holding a
+# Guest lets it wait for, kill, read the output of and grant to that one
+# guest; holding a Cap lets it use exactly that capability: describe it,
+# derive a narrower one, pass it to a guest, revoke it. The principal of a
+# connection is the unix user of the process at the other end of the socket
+# (SO_PEERCRED); no request can name another one.
+@0xecb43e7f257b7687;
+
+using Go = import "/go.capnp";
+$Go.package("schemas");
+$Go.import("github.com/sandboxd/sandboxd/schemas");
+
+# The daemon's bootstrap object: one per connection, acting for the
+# connection's principal.
+interface Supervisor {
+  # Compile (or reuse, by SHA-256) the module, pre-open the grants, and
+  # start the guest. Unless request.detach is set, the guest is killed
+  # when the returned Guest is released or the connection drops.
+  launch @0 (request :LaunchRequest) -> (guest :Guest, info :GuestInfo);
+
+  # Every guest the daemon knows (running, or exited and not yet
+  # forgotten), oldest first. Principals other than root see only their own.
+  list @1 () -> (guests :List(GuestInfo));
+
+  # A guest by id, if the caller launched it (or is root).
+  guest @2 (id :Text) -> (guest :Guest);
+
+  # Revoke a capability by public id, with everything derived from it.
+  # Allowed if the capability descends from one the caller's principal
+  # holds or granted (or the caller is root).
+  revoke @3 (capId :Text, reason :Text) -> (receipt :Receipt);
+
+  # Mint a root capability held by this connection from grant text in the
+  # `--grant` grammar (dir:HOST[=NAME][:ro], file:…). The token is the
+  # capability's secret: whoever presents it with the id to capByToken
+  # may use the capability. The capability is closed when the returned
+  # Cap is released or the connection drops; what was derived from it
+  # (restricted or delegated copies) lives on until revoked.
+  mint @4 (grant :Text) -> (cap :Cap, info :CapInfo, token :Text);
+
+  # A capability by public id, if the caller's principal holds or granted
+  # it (as for revoke).
+  cap @5 (capId :Text) -> (cap :Cap);
+
+  # A capability by public id and secret token (hex), whoever asks.
+  capByToken @6 (capId :Text, token :Text) -> (cap :Cap);
+
+  # Who the daemon believes the caller is.
+  whoami @7 () -> (principal :Principal);
+}
+
+struct LaunchRequest {
+  # Display name of the module (usually its file name); not identity.
+  name @0 :Text;
+  # The WebAssembly module. The daemon compiles each distinct module
+  # (by SHA-256) once and reuses the compiled code.
+  wasm @1 :Data;
+  # Program arguments after the name (args[0] is set to name) and
+  # KEY=VALUE environment strings.
+  args @2 :List(Text);
+  env @3 :List(Text);
+  # Grants in the `--grant` grammar, opened by the daemon.
+  grants @4 :List(Text);
+  # Existing capabilities to pass to the guest, each derived for it
+  # (edge "delegate") under the given name.
+  caps @5 :List(Delegation);
+  # Limits; zero means the daemon's default.
+  memoryLimit @6 :UInt64;  # bytes of linear memory
+  timeout @7 :Int64;       # nanoseconds of wall time before the guest is killed
+  maxFds @8 :UInt32;       # size of the handle table
+  # Bytes the guest reads from stdin (then end of file).
+  stdin @9 :Data;
+  # Where stdout and stderr go as the guest writes them, in order; the
+  # guest waits while the sink is behind (pipe semantics). Output is also
+  # kept for Guest.logs whether or not a sink is given.
+  output @10 :OutputSink;
+  # Keep the guest running after the launching client goes away.
+  detach @11 :Bool;
+}
+
+struct Delegation {
+  cap @0 :Cap;
+  name @1 :Text;
+}
+
+interface Guest {
+  info @0 () -> (info :GuestInfo);
+  # Returns when the guest has exited.
+  wait @1 () -> (status :ExitStatus);
+  # Ends the guest; returns once it has exited.
+  kill @2 (reason :Text) -> (status :ExitStatus);
+  # Writes the guest's kept output to sink, then, with follow, what it
+  # writes next until it exits. Returns when done; dropped counts bytes
+  # that had been discarded from the front of the kept output.
+  logs @3 (sink :OutputSink, follow :Bool) -> (dropped :UInt64);
+  # The guest's handle table.
+  caps @4 () -> (handles :List(Handle));
+  # The capability behind one of the guest's handles.
+  handle @5 (fd :UInt32) -> (cap :Cap);
+  # Open a new resource (`--grant` grammar) for the running guest: a new
+  # handle in its table, announced on its supervisor channel.
+  grant @6 (grant :Text) -> (handle :Handle);
+}
+
+interface Cap {
+  info @0 () -> (info :CapInfo);
+  # Derive a narrower copy (edge "restrict") held by this connection.
+  # Asking for a right this capability lacks fails.
+  restrict @1 (base :UInt64, inheriting :UInt64) -> (cap :Cap, info :CapInfo, token :Text);
+  # Pass a copy (edge "delegate") to a running guest under name: a new
+  # handle in its table, announced on its supervisor channel.
+  delegate @2 (guest :Guest, name :Text) -> (handle :Handle);
+  # Revoke this capability and everything derived from it, in every
+  # holder. Afterwards every call through this object fails.
+  revoke @3 (reason :Text) -> (receipt :Receipt);
+}
+
+interface OutputSink {
+  write @0 (stream :StdStream, data :Data) -> stream;
+}
+
+enum StdStream {
+  stdout @0;
+  stderr @1;
+}
+
+struct Principal {
+  uid @0 :UInt32;
+  gid @1 :UInt32;
+  pid @2 :Int32;   # of the connecting process, for logs
+  name @3 :Text;   # user name, or "" if unknown
+}
+
+struct GuestInfo {
+  id @0 :Text;
+  name @1 :Text;
+  sha256 @2 :Text;
+  principal @3 :Principal;
+  running @4 :Bool;
+  status @5 :ExitStatus;   # meaningful once running is false
+  started @6 :Int64;       # unix nanoseconds
+  ended @7 :Int64;         # unix nanoseconds, 0 while running
+  args @8 :List(Text);
+  detached @9 :Bool;
+  handles @10 :UInt32;
+}
+
+struct ExitStatus {
+  code @0 :UInt32;
+  signal @1 :UInt8;
+  trap @2 :Text;     # why the guest trapped, or ""
+  killed @3 :Text;   # why the guest was killed ("timeout", a reason), or ""
+}
+
+struct Handle {
+  fd @0 :UInt32;
+  info @1 :CapInfo;
+}
+
+struct CapInfo {
+  id @0 :Text;
+  kind @1 :Text;
+  name @2 :Text;
+  holder @3 :Text;
+  base @4 :UInt64;
+  inheriting @5 :UInt64;
+  rights @6 :Text;            # base rights by name
+  inheritingRights @7 :Text;  # inheriting rights by name
+  parent @8 :Text;
+  edge @9 :Text;
+  removed @10 :Text;          # rights dropped on the edge from parent, by name
+  origin @11 :Text;
+  resource @12 :Text;
+  created @13 :Int64;         # unix nanoseconds
+  revoked @14 :Bool;
+  closed @15 :Bool;
+}
+
+struct Receipt {
+  root @0 :Text;
+  reason @1 :Text;
+  revoked @2 :List(Text);
+  holders @3 :List(Text);
+  at @4 :Int64;    # unix nanoseconds
+  took @5 :Int64;  # nanoseconds
+}
