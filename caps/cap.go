@@ -75,9 +75,12 @@ type Cap struct {
 	released atomic.Bool // the reference on res has been dropped
 	inflight atomic.Int32
 	done     chan struct{} // closed on revocation
+	watchers waitList      // woken on revocation (WatchRevoke)
 
 	children []*Cap // guarded by k.mu
-	// receiver is set on a revoker capability: the forwarder it revokes.
+	idx      int    // index in parent.children; guarded by k.mu
+	// receiver is set on a revoker capability and its copies: the
+	// forwarder it revokes.
 	receiver *Cap
 }
 
@@ -146,6 +149,18 @@ func (c *Cap) Revoked() bool { return c.revoked.Load() }
 // Done is closed when the capability is revoked. Blocking operations select
 // on it so that revocation ends them.
 func (c *Cap) Done() <-chan struct{} { return c.done }
+
+// WatchRevoke registers w to be woken when the capability is revoked, so
+// that one Waiter can watch the revocation of several capabilities and the
+// readiness of their resources at once (poll). If c is already revoked, w
+// is woken at once. The returned function removes the registration.
+func (c *Cap) WatchRevoke(w *Waiter) (cancel func()) {
+	cancel = c.watchers.add(w)
+	if c.revoked.Load() {
+		w.Wake()
+	}
+	return cancel
+}
 
 // Check returns nil if the capability holds every right in base and
 // inheriting and has not been revoked, ENOTCAPABLE otherwise.

@@ -9,6 +9,15 @@ const ChannelBuffer = 256 << 10
 // MaxCapsPerMessage bounds the handles attached to one channel message.
 const MaxCapsPerMessage = 64
 
+// ChannelMaxMessages and ChannelMaxCaps bound what one direction of a
+// channel holds besides bytes: empty datagrams and capability-only
+// messages cost no buffer bytes, but each costs host memory, and each
+// in-flight capability is a node in the kernel's graph.
+const (
+	ChannelMaxMessages = 1024
+	ChannelMaxCaps     = 256
+)
+
 // Channel is one end of a bidirectional in-memory channel (fd_create2, or
 // a channel the supervisor shares between guests). Holding it allows
 // sending bytes and capabilities to whoever holds the other end, and
@@ -31,7 +40,8 @@ type chanPair struct {
 	mu     sync.Mutex
 	dgram  bool
 	q      [2][]*chanMsg // q[i]: messages waiting to be read by end i
-	qbytes [2]int
+	qbytes [2]int        // unread bytes in q[i]
+	qcaps  [2]int        // undelivered capabilities in q[i]
 	closed [2]bool
 	rdShut [2]bool
 	wrShut [2]bool
@@ -67,7 +77,7 @@ func (c *Channel) Close() error {
 	}
 	p.closed[c.side] = true
 	dropped := p.q[c.side]
-	p.q[c.side], p.qbytes[c.side] = nil, 0
+	p.q[c.side], p.qbytes[c.side], p.qcaps[c.side] = nil, 0, 0
 	p.mu.Unlock()
 	for _, m := range dropped {
 		closeCaps(m.caps)
@@ -85,8 +95,13 @@ func closeCaps(cs []*Cap) {
 
 // Send queues the bytes of iov and the in-flight capabilities caps (already
 // derived for delegation, with no holder) for the other end. It returns the
-// number of bytes taken; a stream channel may take fewer than offered. On
-// error nothing is queued and the caller still owns caps.
+// number of bytes taken; a stream channel may take fewer than offered, and
+// the capabilities then travel with the bytes it took. A datagram is taken
+// whole or not at all. Errors: EPIPE when the other end is closed or
+// either direction is shut down, EAGAIN when the buffer is full, EMSGSIZE
+// for a datagram larger than the buffer, E2BIG for more than
+// MaxCapsPerMessage capabilities. On error nothing is queued and the caller
+// still owns caps.
 func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 	if len(caps) > MaxCapsPerMessage {
 		return 0, E2BIG
@@ -102,36 +117,62 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 		p.mu.Unlock()
 		return 0, EPIPE
 	}
+	if !p.dgram && total == 0 && len(caps) == 0 {
+		p.mu.Unlock()
+		return 0, nil // nothing to send: a stream has no empty messages
+	}
 	space := ChannelBuffer - p.qbytes[dst]
+	full := len(p.q[dst]) >= ChannelMaxMessages || p.qcaps[dst]+len(caps) > ChannelMaxCaps
 	n := total
 	if p.dgram {
 		if total > ChannelBuffer {
 			p.mu.Unlock()
 			return 0, EMSGSIZE
 		}
-		if total > space {
+		if total > space || full {
 			p.mu.Unlock()
 			return 0, EAGAIN
 		}
 	} else {
-		if space <= 0 && (total > 0 || len(caps) > 0) {
+		if space <= 0 || full {
 			p.mu.Unlock()
 			return 0, EAGAIN
 		}
 		n = min(total, space)
 	}
-	data := make([]byte, 0, n)
-	for _, b := range iov {
-		if len(data)+len(b) > n {
-			b = b[:n-len(data)]
-		}
-		data = append(data, b...)
+	data := gather(nil, iov, n)
+	if q := p.q[dst]; !p.dgram && len(caps) == 0 && len(q) > 0 {
+		// Bytes without capabilities extend the last unread message:
+		// a stream has no boundaries to keep, and many small writes
+		// must not use up ChannelMaxMessages.
+		last := q[len(q)-1]
+		last.data = append(last.data, data...)
+	} else {
+		p.q[dst] = append(p.q[dst], &chanMsg{data: data, caps: caps})
+		p.qcaps[dst] += len(caps)
 	}
-	p.q[dst] = append(p.q[dst], &chanMsg{data: data, caps: caps})
 	p.qbytes[dst] += n
 	p.mu.Unlock()
 	p.waits[dst].wakeAll()
 	return n, nil
+}
+
+// gather appends the first n bytes of iov to dst.
+func gather(dst []byte, iov [][]byte, n int) []byte {
+	if dst == nil {
+		dst = make([]byte, 0, n)
+	}
+	for _, b := range iov {
+		if n <= 0 {
+			break
+		}
+		if len(b) > n {
+			b = b[:n]
+		}
+		dst = append(dst, b...)
+		n -= len(b)
+	}
+	return dst
 }
 
 // RecvFlags report what a receive could not deliver whole.
@@ -185,6 +226,7 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 			break
 		}
 		if m.off == 0 && len(m.caps) > 0 && !peek {
+			p.qcaps[me] -= len(m.caps)
 			if len(m.caps) > maxCaps {
 				got = append(got, m.caps[:maxCaps]...)
 				dropped = append(dropped, m.caps[maxCaps:]...)
@@ -221,6 +263,7 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 		}
 	}
 	if !peek {
+		clear(p.q[me][:qi]) // let consumed messages be collected
 		p.q[me] = p.q[me][qi:]
 	}
 	p.mu.Unlock()
@@ -264,7 +307,9 @@ func (c *Channel) Poll(want Events, w *Waiter) (Events, func()) {
 	if want&EventRead != 0 && (len(p.q[me]) > 0 || peerGone || p.rdShut[me]) {
 		ready |= EventRead
 	}
-	if want&EventWrite != 0 && (p.qbytes[1-me] < ChannelBuffer || p.closed[1-me] || p.wrShut[me]) {
+	peerRoom := p.qbytes[1-me] < ChannelBuffer && len(p.q[1-me]) < ChannelMaxMessages && p.qcaps[1-me] < ChannelMaxCaps
+	// A write that would fail with EPIPE is ready too: it does not block.
+	if want&EventWrite != 0 && (peerRoom || p.closed[1-me] || p.rdShut[1-me] || p.wrShut[me]) {
 		ready |= EventWrite
 	}
 	if p.closed[1-me] {

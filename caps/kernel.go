@@ -66,11 +66,11 @@ func (k *Kernel) emit(e Event) {
 }
 
 // Mint creates a root capability for holder on res, with rights clipped to
-// the kind's maximum. origin records what authorised it.
+// the kind's maximum. origin records what authorised it. The capability
+// owns res: res is closed when the last capability sharing it goes.
 func (k *Kernel) Mint(holder *Holder, res Resource, base, inheriting Rights, name, origin string) *Cap {
 	mb, mi := res.Kind().MaxRights()
-	rr := &refRes{Resource: res}
-	c := k.newCap(holder, rr, base&mb, inheriting&mi, name)
+	c := k.newCap(holder, newRefRes(res), base&mb, inheriting&mi, name)
 	c.edge = EdgeGrant
 	c.origin = origin
 	k.mu.Lock()
@@ -80,8 +80,9 @@ func (k *Kernel) Mint(holder *Holder, res Resource, base, inheriting Rights, nam
 	return c
 }
 
+// newCap builds a capability on rr, on which the caller holds a reference
+// for it.
 func (k *Kernel) newCap(holder *Holder, rr *refRes, base, inh Rights, name string) *Cap {
-	rr.retain()
 	c := &Cap{
 		id: newID(), token: newToken(), k: k, kind: rr.Kind(), res: rr,
 		name: name, created: time.Now(), done: make(chan struct{}),
@@ -109,67 +110,102 @@ type Derivation struct {
 }
 
 // Derive creates a child capability. The child's rights never exceed the
-// parent's (see Derivation), and revoking the parent revokes the child.
+// parent's (see Derivation): they are checked against the parent's rights
+// at the moment the child is linked into the tree, under the kernel lock,
+// so a concurrent Narrow or Revoke of the parent either happens before
+// (and Derive sees it) or after (and the child is an older copy that
+// revocation still reaches). Revoking the parent revokes the child.
+//
+// A copy of a revoker (fd_dup, or a revoker sent to another holder)
+// revokes the same forwarder as the original.
 func (k *Kernel) Derive(parent *Cap, d Derivation) (*Cap, error) {
-	pb, pi := parent.Rights()
-	limitB, limitI := pb, pi
-	rr := parent.res
+	var rr *refRes
 	if d.Resource != nil {
-		limitB, limitI = pi, pi
-		rr = &refRes{Resource: d.Resource}
-	}
-	if !d.Base.Subset(limitB) || !d.Inheriting.Subset(limitI) {
-		if d.Resource != nil {
-			_ = d.Resource.Close()
-		}
-		return nil, ENOTCAPABLE
+		rr = newRefRes(d.Resource)
+	} else {
+		rr = parent.res
 	}
 	mb, mi := rr.Kind().MaxRights()
 	c := k.newCap(d.Holder, rr, d.Base&mb, d.Inheriting&mi, d.Name)
 	c.parent = parent
 	c.edge = d.Edge
 	if d.Resource == nil {
-		c.removed = pb &^ Rights(c.base.Load())
-	} else {
-		c.removed = pi &^ Rights(c.base.Load())
+		c.receiver = parent.receiver
 	}
+
 	k.mu.Lock()
-	if parent.revoked.Load() {
-		k.mu.Unlock()
-		c.dropResource()
-		return nil, ENOTCAPABLE
+	pb, pi := parent.Rights()
+	limitB, limitI := pb, pi
+	if d.Resource != nil {
+		limitB = pi
 	}
-	parent.children = append(parent.children, c)
-	k.caps[c.id] = c
+	err := error(nil)
+	switch {
+	case parent.revoked.Load() || !d.Base.Subset(limitB) || !d.Inheriting.Subset(limitI):
+		err = ENOTCAPABLE
+	case parent.closed.Load():
+		err = EBADF
+	case d.Resource == nil && !rr.tryRetain():
+		err = EBADF // every holder of the resource let go of it
+	}
+	if err != nil {
+		k.mu.Unlock()
+		if d.Resource != nil {
+			_ = d.Resource.Close()
+		}
+		return nil, err
+	}
+	c.removed = limitB &^ Rights(c.base.Load())
+	k.link(parent, c)
 	k.mu.Unlock()
 	k.emit(Event{Type: EventDerive, Cap: c.Info()})
 	return c, nil
 }
 
-// NewRevoker derives from c a forwarder for holder and a revoker for the
-// holder of c. Revoking through the revoker (Kernel.RevokeVia) revokes the
-// forwarder and everything derived from it, and nothing else: c itself
-// survives.
+// link records c as a child of parent and makes the kernel track it.
+// Called with k.mu held.
+func (k *Kernel) link(parent, c *Cap) {
+	c.idx = len(parent.children)
+	parent.children = append(parent.children, c)
+	k.caps[c.id] = c
+}
+
+// NewRevoker derives from c a forwarder for forwarderHolder and a revoker
+// for revokerHolder. The forwarder has c's current rights. Revoking through
+// the revoker (Kernel.RevokeVia) revokes the forwarder and everything
+// derived from it, and nothing else: c itself and the revoker survive. The
+// revoker is a child of c, so revoking c revokes the revoker too.
 func (k *Kernel) NewRevoker(c *Cap, forwarderHolder, revokerHolder *Holder) (forwarder, revoker *Cap, err error) {
+	k.mu.Lock()
 	b, i := c.Rights()
+	k.mu.Unlock()
 	forwarder, err = k.Derive(c, Derivation{Holder: forwarderHolder, Edge: EdgeRevocable, Name: c.name, Base: b, Inheriting: i})
 	if err != nil {
 		return nil, nil, err
 	}
-	rr := &refRes{Resource: revokerRes{}}
-	revoker = k.newCap(revokerHolder, rr, 0, 0, "revoker:"+string(forwarder.id))
+	revoker = k.newCap(revokerHolder, newRefRes(revokerRes{}), 0, 0, "revoker:"+string(forwarder.id))
 	revoker.receiver = forwarder
 	revoker.parent = c
 	revoker.edge = EdgeRevocable
 	k.mu.Lock()
-	c.children = append(c.children, revoker)
-	k.caps[revoker.id] = revoker
+	if c.revoked.Load() {
+		// c was revoked between the two derivations; the forwarder went
+		// with it, and a revoker of nothing is of no use.
+		k.mu.Unlock()
+		revoker.dropResource()
+		k.Close(forwarder)
+		return nil, nil, ENOTCAPABLE
+	}
+	k.link(c, revoker)
 	k.mu.Unlock()
 	k.emit(Event{Type: EventDerive, Cap: revoker.Info()})
 	return forwarder, revoker, nil
 }
 
-// RevokeVia revokes the forwarder that revoker controls.
+// RevokeVia revokes the forwarder that revoker controls. It fails with
+// EINVAL when revoker is not a revoker and with ENOTCAPABLE when the
+// revoker itself has been revoked. Revoking an already revoked forwarder
+// succeeds with an empty receipt.
 func (k *Kernel) RevokeVia(revoker *Cap, reason string) (Receipt, error) {
 	if revoker.kind != KindRevoker || revoker.receiver == nil {
 		return Receipt{}, EINVAL
@@ -198,42 +234,56 @@ type Receipt struct {
 
 // Revoke revokes c and every capability derived from it, in every holder.
 // When it returns, every such capability answers ENOTCAPABLE, no operation
-// on any of them is still running, and resources no longer referenced are
-// closed. Revoking an already revoked capability returns an empty receipt.
+// on any of them is still running (Acquire/Release), and resources no
+// longer referenced are closed. Blocking operations end promptly because
+// Done is closed and revocation watchers (WatchRevoke) are woken before
+// Revoke waits for them. Revoking an already revoked capability returns an
+// empty receipt.
+//
+// Revoke must not be called while the caller holds one of the victims
+// acquired: it would wait for itself.
 func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 	start := time.Now()
 	var victims []*Cap
 	k.mu.Lock()
-	var walk func(*Cap)
-	walk = func(x *Cap) {
-		if x.revoked.Load() {
-			return
-		}
-		x.revoked.Store(true)
-		close(x.done)
-		victims = append(victims, x)
-		for _, ch := range x.children {
-			walk(ch)
+	if !c.revoked.Load() {
+		// Depth-first over an explicit stack: derivation chains can be
+		// arbitrarily deep.
+		stack := []*Cap{c}
+		for len(stack) > 0 {
+			x := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if x.revoked.Load() {
+				continue // an earlier revocation already took this subtree
+			}
+			x.revoked.Store(true)
+			close(x.done)
+			victims = append(victims, x)
+			stack = append(stack, x.children...)
 		}
 	}
-	walk(c)
 	k.mu.Unlock()
 
 	r := Receipt{Root: c.id, Reason: reason, At: start}
-	seen := map[string]bool{}
+	if len(victims) == 0 {
+		return r
+	}
+	for _, v := range victims {
+		v.watchers.wakeAll()
+	}
+	r.Revoked = make([]ID, 0, len(victims))
+	seen := make(map[*Holder]bool)
 	for _, v := range victims {
 		v.waitIdle()
 		r.Revoked = append(r.Revoked, v.id)
-		if h := v.holder.Load(); h != nil && !seen[h.ID] {
-			seen[h.ID] = true
+		if h := v.holder.Load(); h != nil && !seen[h] {
+			seen[h] = true
 			r.Holders = append(r.Holders, h.ID)
 		}
 		v.dropResource()
 	}
 	r.Took = time.Since(start)
-	if len(victims) > 0 {
-		k.emit(Event{Type: EventRevoke, Cap: c.Info(), Receipt: &r})
-	}
+	k.emit(Event{Type: EventRevoke, Cap: c.Info(), Receipt: &r})
 	return r
 }
 
@@ -252,29 +302,37 @@ func (k *Kernel) Close(c *Cap) {
 	k.emit(Event{Type: EventClose, Cap: c.Info()})
 }
 
-// prune forgets closed capabilities that no living capability descends
-// from. Called with k.mu held.
+// prune forgets closed capabilities that no tracked capability descends
+// from, walking up from c. Called with k.mu held. Each step is O(1): a
+// capability knows its index among its parent's children.
 func (k *Kernel) prune(c *Cap) {
 	for c != nil && c.closed.Load() && len(c.children) == 0 {
+		if _, tracked := k.caps[c.id]; !tracked {
+			return
+		}
 		delete(k.caps, c.id)
 		p := c.parent
 		if p == nil {
 			return
 		}
-		for i, ch := range p.children {
-			if ch == c {
-				p.children = append(p.children[:i], p.children[i+1:]...)
-				break
-			}
-		}
+		last := len(p.children) - 1
+		moved := p.children[last]
+		p.children[c.idx] = moved
+		moved.idx = c.idx
+		p.children[last] = nil
+		p.children = p.children[:last]
 		c = p
 	}
 }
 
 // Adopt gives an in-flight capability (derived for delegation with no
-// holder) to the holder that received it.
+// holder) to the holder that received it. Adopting a capability that
+// already has a holder changes nothing: capabilities are never moved
+// between holders behind their back.
 func (k *Kernel) Adopt(c *Cap, h *Holder) {
-	c.holder.Store(h)
+	if !c.holder.CompareAndSwap(nil, h) {
+		return
+	}
 	k.emit(Event{Type: EventAdopt, Cap: c.Info()})
 }
 

@@ -74,6 +74,21 @@ type Shutdowner interface {
 	Shutdown(read, write bool) error
 }
 
+// Messenger is a socket whose messages may carry capabilities: a channel
+// end, or a host stream socket (which carries bytes only). Send and Recv
+// follow the non-blocking contract above; see Channel.Send and
+// Channel.Recv for the semantics every implementation keeps.
+type Messenger interface {
+	Send(iov [][]byte, caps []*Cap) (int, error)
+	Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFlags, error)
+}
+
+// Acceptor is a listener. Accept returns the next incoming connection as a
+// new resource (the caller owns it), or EAGAIN when none is waiting.
+type Acceptor interface {
+	Accept() (Resource, error)
+}
+
 // FileStat is the part of a stat result the ABIs report.
 type FileStat struct {
 	Dev, Ino     uint64
@@ -168,16 +183,36 @@ func (l *waitList) wakeAll() {
 }
 
 // refRes counts the capabilities sharing one resource and closes it when
-// the last goes.
+// the last goes. Once closed it cannot be revived: refs is -1 and
+// tryRetain fails.
 type refRes struct {
 	Resource
 	refs atomic.Int64
 }
 
-func (r *refRes) retain() { r.refs.Add(1) }
+// newRefRes wraps res with one reference, owned by the capability about to
+// be made on it.
+func newRefRes(res Resource) *refRes {
+	r := &refRes{Resource: res}
+	r.refs.Store(1)
+	return r
+}
+
+// tryRetain adds a reference unless the resource is already closed.
+func (r *refRes) tryRetain() bool {
+	for {
+		n := r.refs.Load()
+		if n < 0 {
+			return false
+		}
+		if r.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
 
 func (r *refRes) release() {
-	if r.refs.Add(-1) == 0 {
+	if r.refs.Add(-1) == 0 && r.refs.CompareAndSwap(0, -1) {
 		_ = r.Resource.Close()
 	}
 }

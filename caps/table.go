@@ -9,8 +9,9 @@ type Table struct {
 	holder *Holder
 	max    int
 
-	mu    sync.Mutex
-	slots []*Cap
+	mu     sync.Mutex
+	slots  []*Cap
+	closed bool // CloseAll ran: the holder is gone and takes nothing new
 }
 
 // DefaultMaxFDs is the handle-table size when none is configured.
@@ -64,10 +65,15 @@ func (t *Table) Acquire(fd uint32, base, inheriting Rights) (*Cap, error) {
 	return c, nil
 }
 
-// Insert puts c at the lowest free fd. The table owns c from then on.
+// Insert puts c at the lowest free fd. The table owns c from then on. It
+// fails with EMFILE when the table is full and with EBADF after CloseAll;
+// on error the caller still owns c.
 func (t *Table) Insert(c *Cap) (uint32, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return 0, EBADF
+	}
 	for i, s := range t.slots {
 		if s == nil {
 			t.slots[i] = c
@@ -81,7 +87,8 @@ func (t *Table) Insert(c *Cap) (uint32, error) {
 	return uint32(len(t.slots) - 1), nil
 }
 
-// Replace installs c at fd, which must be open, and closes what was there.
+// Replace installs c at fd, which must be open, and closes what was there
+// (unless it is c itself).
 func (t *Table) Replace(fd uint32, c *Cap) error {
 	t.mu.Lock()
 	if int64(fd) >= int64(len(t.slots)) || t.slots[fd] == nil {
@@ -91,7 +98,9 @@ func (t *Table) Replace(fd uint32, c *Cap) error {
 	old := t.slots[fd]
 	t.slots[fd] = c
 	t.mu.Unlock()
-	t.k.Close(old)
+	if old != c {
+		t.k.Close(old)
+	}
 	return nil
 }
 
@@ -140,11 +149,15 @@ func (t *Table) Entries() []Entry {
 	return out
 }
 
-// CloseAll closes every handle; used when the holder exits.
+// CloseAll closes every handle; used when the holder exits. The table
+// accepts no handle afterwards, so a capability delivered to a holder that
+// is exiting is refused (and closed by whoever delivered it) rather than
+// stranded in a table nobody will close again.
 func (t *Table) CloseAll() {
 	t.mu.Lock()
 	slots := t.slots
 	t.slots = nil
+	t.closed = true
 	t.mu.Unlock()
 	for _, c := range slots {
 		if c != nil {
