@@ -1,0 +1,405 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// GrantKind is what a grant gives a guest.
+type GrantKind uint8
+
+const (
+	GrantDir    GrantKind = iota + 1 // a host directory, pre-opened
+	GrantFile                        // one host file, opened
+	GrantSock                        // a named socket from policy
+	GrantListen                      // a listener, by policy name or address
+	GrantChan                        // a channel shared by guests granted the same name
+	GrantCap                         // an existing capability the caller holds
+)
+
+var grantKindNames = [...]string{
+	GrantDir: "dir", GrantFile: "file", GrantSock: "sock",
+	GrantListen: "listen", GrantChan: "chan", GrantCap: "cap",
+}
+
+func (k GrantKind) String() string {
+	if int(k) < len(grantKindNames) && grantKindNames[k] != "" {
+		return grantKindNames[k]
+	}
+	return fmt.Sprintf("grantkind(%d)", uint8(k))
+}
+
+func parseGrantKind(s string) (GrantKind, bool) {
+	for k, n := range grantKindNames {
+		if n != "" && n == s {
+			return GrantKind(k), true
+		}
+	}
+	return 0, false
+}
+
+// MaxGuestName is the longest handle name a grant may give, in bytes.
+const MaxGuestName = 255
+
+// Grant is one parsed `--grant KIND:SOURCE[=GUEST][:ro]`.
+//
+// The grammar (docs/GRANTS.md) is:
+//
+//	KIND ":" SOURCE [ "=" GUEST ] [ ":ro" ]
+//
+// A final ":ro" is always the read-only option, and the first unescaped
+// "=" separates SOURCE from GUEST. Inside SOURCE, `\=`, `\:` and `\\`
+// stand for "=", ":" and "\"; any other backslash is an error. Other colons
+// in SOURCE are literal, so host paths and addresses with colons need no
+// escaping unless they end in ":ro". GUEST is never escaped: it may not be
+// empty, contain "/", "=", ":", "\", NUL or control characters, be "." or
+// "..", or exceed MaxGuestName bytes.
+type Grant struct {
+	Kind GrantKind
+	// Source is what is granted: the host path (dir, file), the policy
+	// resource name (sock, chan, listen), the listen address (listen, when
+	// it contains a colon) or the capability id (cap).
+	Source string
+	// Name is the name the guest knows the handle by (its argdata
+	// "handles" key). When the text gives none it is derived from Source:
+	// the last path element for dir and file, Source itself otherwise, and
+	// "listen" for a listen address.
+	Name string
+	// ReadOnly drops every right that modifies anything (dir and file
+	// only).
+	ReadOnly bool
+}
+
+// GrantSyntaxError is a grant text that does not parse. It is a usage
+// error: the text must be corrected.
+type GrantSyntaxError struct {
+	Text   string
+	Reason string
+}
+
+func (e *GrantSyntaxError) Error() string {
+	return fmt.Sprintf("invalid grant %q: %s", e.Text, e.Reason)
+}
+
+// ParseGrant parses one grant. It does not touch the host: whether the
+// source exists is checked when a guest is launched with it.
+func ParseGrant(text string) (Grant, error) {
+	bad := func(format string, args ...any) (Grant, error) {
+		return Grant{}, &GrantSyntaxError{Text: text, Reason: fmt.Sprintf(format, args...)}
+	}
+	if strings.IndexByte(text, 0) >= 0 {
+		return bad("it contains a NUL byte")
+	}
+	if !utf8.ValidString(text) {
+		return bad("it is not valid UTF-8")
+	}
+	kindText, rest, ok := strings.Cut(text, ":")
+	if !ok {
+		return bad("no kind: write KIND:SOURCE, e.g. dir:./data=data:ro (kinds: %s)", kindList())
+	}
+	kind, ok := parseGrantKind(kindText)
+	if !ok {
+		return bad("unknown kind %q: use one of %s", kindText, kindList())
+	}
+	g := Grant{Kind: kind}
+
+	// A final ":ro" whose colon is not escaped is the option.
+	if strings.HasSuffix(rest, ":ro") && !escapedAt(rest, len(rest)-3) {
+		g.ReadOnly = true
+		rest = rest[:len(rest)-3]
+	}
+	src, name, hasName, err := splitSource(rest)
+	if err != nil {
+		return bad("%s", err)
+	}
+	if src == "" {
+		return bad("empty %s after %q", sourceWord(kind), kindText+":")
+	}
+	g.Source = src
+	if g.ReadOnly && kind != GrantDir && kind != GrantFile {
+		return bad(":ro applies only to dir: and file: grants")
+	}
+
+	switch kind {
+	case GrantSock, GrantChan, GrantCap:
+		if err := checkName(src); err != nil {
+			return bad("%s %q %s", sourceWord(kind), src, err)
+		}
+	case GrantListen:
+		if strings.Contains(src, ":") {
+			if _, _, err := net.SplitHostPort(src); err != nil {
+				return bad("listen address %q is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)", src)
+			}
+		} else if err := checkName(src); err != nil {
+			return bad("listener name %q %s (an address needs a port, e.g. 127.0.0.1:8080)", src, err)
+		}
+	}
+
+	if hasName {
+		if err := checkName(name); err != nil {
+			return bad("guest name %q %s", name, err)
+		}
+		g.Name = name
+	} else {
+		g.Name = defaultName(kind, src)
+		if err := checkName(g.Name); err != nil {
+			return bad("cannot take a guest name from %q (it would be %q, which %s): add =NAME", src, g.Name, err)
+		}
+	}
+	return g, nil
+}
+
+func kindList() string {
+	return "dir, file, sock, listen, chan, cap"
+}
+
+func sourceWord(k GrantKind) string {
+	switch k {
+	case GrantDir, GrantFile:
+		return "host path"
+	case GrantListen:
+		return "listener name or address"
+	case GrantCap:
+		return "capability id"
+	}
+	return k.String() + " name"
+}
+
+// escapedAt reports whether the byte at i is preceded by an odd number of
+// backslashes.
+func escapedAt(s string, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && s[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+// splitSource unescapes SOURCE up to the first unescaped "=" and returns
+// what follows it verbatim as the guest name.
+func splitSource(s string) (src, name string, hasName bool, err error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '\\':
+			if i+1 == len(s) {
+				return "", "", false, errors.New(`it ends in a lone "\": write \\ for a backslash`)
+			}
+			i++
+			switch s[i] {
+			case '=', ':', '\\':
+				b.WriteByte(s[i])
+			default:
+				return "", "", false, fmt.Errorf(`unknown escape "\%c": only \=, \: and \\ are escapes`, s[i])
+			}
+		case '=':
+			return b.String(), s[i+1:], true, nil
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), "", false, nil
+}
+
+// checkName validates a guest handle name or a policy resource name.
+func checkName(n string) error {
+	switch {
+	case n == "":
+		return errors.New("is empty")
+	case n == "." || n == "..":
+		return errors.New(`is "." or ".."`)
+	case len(n) > MaxGuestName:
+		return fmt.Errorf("is longer than %d bytes", MaxGuestName)
+	case !utf8.ValidString(n):
+		return errors.New("is not valid UTF-8")
+	}
+	for _, r := range n {
+		switch {
+		case r == '/' || r == '=' || r == ':' || r == '\\':
+			return fmt.Errorf("contains %q (names may not contain / = : or \\)", r)
+		case r == 0 || unicode.IsControl(r):
+			return errors.New("contains a control character")
+		}
+	}
+	return nil
+}
+
+func defaultName(k GrantKind, src string) string {
+	switch k {
+	case GrantDir, GrantFile:
+		return filepath.Base(filepath.Clean(src))
+	case GrantListen:
+		if strings.Contains(src, ":") {
+			return "listen"
+		}
+	}
+	return src
+}
+
+// String returns the grant's canonical text: ParseGrant(g.String())
+// returns g. The guest name is written only when it differs from the one
+// the source would give, and SOURCE is escaped where it must be.
+func (g Grant) String() string {
+	var b strings.Builder
+	b.WriteString(g.Kind.String())
+	b.WriteByte(':')
+	for i := 0; i < len(g.Source); i++ {
+		c := g.Source[i]
+		switch {
+		case c == '\\' || c == '=':
+			b.WriteByte('\\')
+		case c == ':' && g.Source[i:] == ":ro":
+			// Only a trailing ":ro" in the source would be read as the
+			// option; escaping its colon keeps it part of the source.
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	if g.Name != defaultName(g.Kind, g.Source) {
+		b.WriteByte('=')
+		b.WriteString(g.Name)
+	}
+	if g.ReadOnly {
+		b.WriteString(":ro")
+	}
+	return b.String()
+}
+
+// GrantError is a grant that parsed but could not be set up: the host path
+// is missing or of the wrong type, the caller may not read it, or the kind
+// needs something embedded mode does not have.
+type GrantError struct {
+	Grant Grant
+	Err   error
+}
+
+func (e *GrantError) Error() string { return fmt.Sprintf("grant %q: %v", e.Grant.String(), e.Err) }
+
+func (e *GrantError) Unwrap() error { return e.Err }
+
+// ErrNotSupported marks grants of a kind that cannot be set up yet.
+var ErrNotSupported = errors.New("not supported yet")
+
+// grantResource is one grant set up on the host and ready to be minted.
+type grantResource struct {
+	grant     Grant
+	res       caps.Resource
+	base, inh caps.Rights
+}
+
+// setup opens what g names on the host. It holds nothing open when it
+// fails.
+func (g Grant) setup() (grantResource, error) {
+	fail := func(format string, args ...any) (grantResource, error) {
+		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
+	}
+	switch g.Kind {
+	case GrantDir, GrantFile:
+	case GrantSock:
+		return fail("%w: sock: grants name a socket defined in a policy file, which needs a policy file and the daemon (sandboxd serve)", ErrNotSupported)
+	case GrantListen:
+		return fail("%w: listen: grants need a policy file and the daemon (sandboxd serve)", ErrNotSupported)
+	case GrantChan:
+		return fail("%w: chan: grants join guests of one daemon, which needs the daemon (sandboxd serve) and a policy file", ErrNotSupported)
+	case GrantCap:
+		return fail("%w: cap: grants delegate a capability held through the daemon, which needs the daemon (sandboxd serve)", ErrNotSupported)
+	default:
+		return fail("unknown grant kind")
+	}
+
+	abs, err := filepath.Abs(g.Source)
+	if err != nil {
+		return fail("cannot resolve %s: %v", g.Source, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return fail("%s", hostError(abs, err))
+	}
+	if g.Kind == GrantDir {
+		if !fi.IsDir() {
+			return fail("%s is not a directory: grant it with file:%s", abs, escapeSource(g.Source))
+		}
+		d, err := caps.OpenDir(abs)
+		if err != nil {
+			return fail("%s", hostError(abs, err))
+		}
+		base, inh := caps.GrantRights(caps.KindDirectory, g.ReadOnly)
+		return grantResource{grant: g, res: d, base: base, inh: inh}, nil
+	}
+
+	if fi.IsDir() {
+		return fail("%s is a directory: grant it with dir:%s", abs, escapeSource(g.Source))
+	}
+	if !fi.Mode().IsRegular() {
+		return fail("%s is not a regular file (%s): file: grants take regular files only", abs, fileTypeWord(fi.Mode()))
+	}
+	// O_NONBLOCK keeps a path swapped for a FIFO after the Stat from
+	// blocking the launch in open(2); it does nothing to regular files.
+	flag := os.O_RDWR
+	if g.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(abs, flag|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if !g.ReadOnly && errors.Is(err, fs.ErrPermission) {
+			return fail("cannot open %s for writing: permission denied: add :ro to grant it read-only, or make it writable", abs)
+		}
+		return fail("%s", hostError(abs, err))
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return fail("%s changed into something other than a regular file while it was being opened: try again", abs)
+	}
+	base, inh := caps.GrantRights(caps.KindFile, g.ReadOnly)
+	return grantResource{grant: g, res: caps.NewFile(f, abs), base: base, inh: inh}, nil
+}
+
+// hostError turns a failed stat or open into "what failed: what to do".
+func hostError(path string, err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("%s does not exist: create it or correct the path", path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("cannot open %s: permission denied: make it readable by uid %d or grant something else", path, os.Getuid())
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Sprintf("%s: a parent of it is not a directory: correct the path", path)
+	case errors.Is(err, syscall.ELOOP):
+		return fmt.Sprintf("%s: too many levels of symbolic links: correct the path", path)
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return fmt.Sprintf("cannot open %s: %v", path, err)
+}
+
+func fileTypeWord(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "mode " + m.String()
+}
+
+// escapeSource writes a host path the way it must appear as a SOURCE.
+func escapeSource(s string) string {
+	g := Grant{Kind: GrantDir, Source: s, Name: defaultName(GrantDir, s)}
+	return strings.TrimPrefix(g.String(), "dir:")
+}

@@ -1,0 +1,541 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// Options configures a Supervisor.
+type Options struct {
+	// Logger receives structured logs (guest start and exit at Info);
+	// nil discards them.
+	Logger hclog.Logger
+	// CacheDir keeps compiled machine code between processes; "" keeps it
+	// in memory only.
+	CacheDir string
+	// DefaultMaxFDs is the handle-table size of a guest launched with
+	// MaxFDs 0 (caps.DefaultMaxFDs when 0).
+	DefaultMaxFDs int
+}
+
+// MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
+const MaxMemoryLimit = 4 << 30
+
+// retainExited is how many exited guests stay listed (Guest, Guests) so
+// that their exit status can be read after the fact. Running guests are
+// always listed.
+const retainExited = 256
+
+// errShutdown is the kill reason of guests still running at Close.
+var errShutdown = errors.New("supervisor shutting down")
+
+// Supervisor runs guests: it sets up their grants, starts them, bounds
+// their lifetime and keeps the capability kernel that records every handle
+// they hold. One Supervisor owns one abi.Runtime (modules are compiled once
+// and shared by every guest) and one caps.Kernel.
+//
+// The methods are the embedding API: they trust their caller. Deciding
+// whether a principal may launch a module or give it a grant is the job of
+// the policy layer in front of them.
+type Supervisor struct {
+	log    hclog.Logger
+	rt     *abi.Runtime
+	k      *caps.Kernel
+	maxFDs int
+
+	// ctx is the parent of every guest's context: cancelling it (Close)
+	// kills every guest, including one launched concurrently with Close.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// running counts guests whose exit has not been fully processed.
+	running sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	guests map[string]*Guest
+	exited []string // ids of listed exited guests, oldest first
+}
+
+// New returns a Supervisor with a fresh runtime and kernel. ctx bounds
+// only the setup; guests live until they exit, are killed, or Close.
+func New(ctx context.Context, opts Options) (*Supervisor, error) {
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if opts.DefaultMaxFDs < 0 {
+		return nil, fmt.Errorf("default max fds %d is negative: use 0 for the default of %d", opts.DefaultMaxFDs, caps.DefaultMaxFDs)
+	}
+	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir})
+	if err != nil {
+		return nil, err
+	}
+	maxFDs := opts.DefaultMaxFDs
+	if maxFDs == 0 {
+		maxFDs = caps.DefaultMaxFDs
+	}
+	sctx, cancel := context.WithCancelCause(context.Background())
+	return &Supervisor{
+		log: log, rt: rt, k: caps.NewKernel(nil), maxFDs: maxFDs,
+		ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
+	}, nil
+}
+
+// Close kills every running guest (their exit reason is "supervisor
+// shutting down"), waits for them to end until ctx is done, and closes the
+// runtime. Launch fails after Close. Closing twice is a no-op.
+func (s *Supervisor) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	s.cancel(errShutdown)
+	all := make(chan struct{})
+	go func() {
+		s.running.Wait()
+		close(all)
+	}()
+	var err error
+	select {
+	case <-all:
+	case <-ctx.Done():
+		err = fmt.Errorf("closing supervisor: guests still running when %w; closing the runtime under them", context.Cause(ctx))
+	}
+	if cerr := s.rt.Close(context.Background()); cerr != nil && err == nil {
+		err = fmt.Errorf("closing runtime: %w", cerr)
+	}
+	s.log.Debug("supervisor closed")
+	return err
+}
+
+// Kernel returns the capability kernel every guest's handles live in.
+func (s *Supervisor) Kernel() *caps.Kernel { return s.k }
+
+// Compile validates and compiles a module, or returns the one already
+// compiled from the same bytes (see abi.Runtime.Compile).
+func (s *Supervisor) Compile(ctx context.Context, name string, wasm []byte) (*abi.Module, error) {
+	return s.rt.Compile(ctx, name, wasm)
+}
+
+// Principal is who asked for a launch or a grant: the peer of a control
+// connection, or the current user in embedded mode.
+type Principal struct {
+	UID, GID uint32
+	Name     string
+}
+
+func (p Principal) String() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return "uid:" + strconv.FormatUint(uint64(p.UID), 10)
+}
+
+// LaunchSpec describes one guest to launch.
+type LaunchSpec struct {
+	Principal Principal
+	Module    *abi.Module
+	// Grants become the guest's handles from fd 3 on, in order.
+	Grants []Grant
+	// Args are the program arguments after the program name; the guest's
+	// argv[0] is Module.Name. Env holds KEY=VALUE strings: nothing from
+	// the host environment is passed unless listed here.
+	Args []string
+	Env  []string
+	// MemoryLimit caps linear memory in bytes; 0 means the wasm32 maximum
+	// (MaxMemoryLimit).
+	MemoryLimit uint64
+	// Timeout kills the guest with reason "timeout" once it has run this
+	// long; 0 means no limit.
+	Timeout time.Duration
+	// MaxFDs is the handle-table size; 0 means the supervisor's default.
+	MaxFDs int
+	// Stdin, Stdout and Stderr are the guest's fds 0, 1 and 2. nil gives
+	// an empty stdin and discards output.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
+	if spec.Module == nil {
+		return 0, errors.New("launch: no module: compile one with Supervisor.Compile")
+	}
+	if spec.Timeout < 0 {
+		return 0, fmt.Errorf("launch: timeout %v is negative: use 0 for no limit", spec.Timeout)
+	}
+	if spec.MemoryLimit > MaxMemoryLimit {
+		return 0, fmt.Errorf("launch: memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
+	}
+	maxFDs = spec.MaxFDs
+	if maxFDs == 0 {
+		maxFDs = defaultMaxFDs
+	}
+	if need := 3 + len(spec.Grants); maxFDs < need {
+		return 0, fmt.Errorf("launch: max fds %d leaves no room for 3 stdio handles and %d grants: allow at least %d", maxFDs, len(spec.Grants), need)
+	}
+	for i, a := range spec.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return 0, fmt.Errorf("launch: argument %d contains a NUL byte, which guests cannot receive", i+1)
+		}
+	}
+	for _, kv := range spec.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.IndexByte(kv, 0) >= 0 {
+			return 0, fmt.Errorf("launch: environment entry %q is not KEY=VALUE with a non-empty key and no NUL byte", kv)
+		}
+	}
+	names := map[string]bool{"stdin": true, "stdout": true, "stderr": true}
+	for _, g := range spec.Grants {
+		if names[g.Name] {
+			return 0, fmt.Errorf("launch: grant %q: the handle name %q is already taken: give one of them another name with =NAME", g.String(), g.Name)
+		}
+		names[g.Name] = true
+	}
+	return maxFDs, nil
+}
+
+// Guest is one launched guest, running or exited.
+type Guest struct {
+	id        string
+	s         *Supervisor
+	module    *abi.Module
+	principal Principal
+	started   time.Time
+	holder    *caps.Holder
+	ag        *abi.Guest
+	log       hclog.Logger
+	stdin     *io.PipeReader // nil when the guest was given no stdin
+	done      chan struct{}
+
+	mu     sync.Mutex
+	exited bool
+	status abi.ExitStatus
+}
+
+// Launch validates spec, sets up every grant, and starts the guest. Grants
+// are all opened before anything is minted: if one fails, Launch returns
+// its *GrantError, and nothing has run, no capability was minted and no
+// host file is left open. Other invalid specs fail the same way with a
+// plain error.
+//
+// ctx bounds only the setup. The guest lives until it exits, spec.Timeout
+// passes, it is killed, or the supervisor is closed.
+func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error) {
+	maxFDs, err := spec.validate(s.maxFDs)
+	if err != nil {
+		return nil, err
+	}
+	ready := make([]grantResource, 0, len(spec.Grants))
+	release := func() {
+		for _, r := range ready {
+			_ = r.res.Close()
+		}
+	}
+	for _, gr := range spec.Grants {
+		r, err := gr.setup()
+		if err != nil {
+			release()
+			return nil, err
+		}
+		ready = append(ready, r)
+	}
+	if err := ctx.Err(); err != nil {
+		release()
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		release()
+		return nil, errors.New("launch: the supervisor is shut down")
+	}
+	// Reserve the id; the guest is listed once it is fully built. Close
+	// waits for it (running) and kills it through s.ctx.
+	id := s.newGuestID()
+	s.guests[id] = nil
+	s.running.Add(1)
+	s.mu.Unlock()
+
+	g := &Guest{
+		id: id, s: s, module: spec.Module, principal: spec.Principal,
+		holder: &caps.Holder{ID: id, Label: spec.Module.Name},
+		log:    s.log.Named("guest").With("guest", id),
+		done:   make(chan struct{}),
+	}
+	table := caps.NewTable(s.k, g.holder, maxFDs)
+	var stdin io.Reader = bytes.NewReader(nil)
+	if spec.Stdin != nil {
+		g.stdin = pumpStdin(spec.Stdin)
+		stdin = g.stdin
+	}
+	stdout, stderr := spec.Stdout, spec.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	stdio := []struct {
+		res    *caps.Stdio
+		rights caps.Rights
+	}{
+		{caps.NewStdin(stdin), caps.RightsTTYBase &^ caps.RightFDWrite},
+		{caps.NewStdout("stdout", stdout), caps.RightsTTYBase &^ caps.RightFDRead},
+		{caps.NewStdout("stderr", stderr), caps.RightsTTYBase &^ caps.RightFDRead},
+	}
+	// The table has room for every handle (validate checked MaxFDs), so
+	// Insert cannot fail here.
+	for _, sd := range stdio {
+		c := s.k.Mint(g.holder, sd.res, sd.rights, 0, sd.res.Describe(), "launch")
+		_, _ = table.Insert(c)
+	}
+	grants := make([]string, len(ready))
+	for i, r := range ready {
+		grants[i] = r.grant.String()
+		c := s.k.Mint(g.holder, r.res, r.base, r.inh, r.grant.Name, grants[i])
+		_, _ = table.Insert(c)
+	}
+
+	g.ag = s.rt.NewGuest(spec.Module, abi.GuestConfig{
+		ID:          id,
+		Table:       table,
+		Args:        append([]string{spec.Module.Name}, spec.Args...),
+		Env:         spec.Env,
+		MemoryLimit: spec.MemoryLimit,
+		Logger:      g.log,
+	})
+	gctx, cancel := s.ctx, context.CancelFunc(func() {})
+	if spec.Timeout > 0 {
+		gctx, cancel = context.WithTimeout(s.ctx, spec.Timeout)
+	}
+	if g.stdin != nil {
+		// A guest blocked reading stdin is in a host read the runtime
+		// cannot interrupt; closing the pipe ends that read when the
+		// guest's time is up.
+		context.AfterFunc(gctx, func() { g.stdin.CloseWithError(errGuestEnded) })
+	}
+	g.started = time.Now()
+	s.mu.Lock()
+	s.guests[id] = g
+	s.mu.Unlock()
+	g.ag.Start(gctx)
+	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
+		"principal", spec.Principal.String(), "uid", spec.Principal.UID, "grants", grants,
+		"memory_limit", spec.MemoryLimit, "timeout", spec.Timeout)
+	go g.watch(cancel)
+	return g, nil
+}
+
+// errGuestEnded is what a read of a guest's stdin pipe returns once the
+// guest has been killed or has exited.
+var errGuestEnded = errors.New("guest ended")
+
+// pumpStdin copies r into a pipe that the supervisor can close, so that a
+// guest blocked reading stdin can be killed even when r itself cannot be
+// interrupted. The copying goroutine ends at r's next read after the pipe
+// is closed.
+func pumpStdin(r io.Reader) *io.PipeReader {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err) // nil: the guest sees end of file
+	}()
+	return pr
+}
+
+// watch records the guest's exit. It runs once per guest.
+func (g *Guest) watch(cancel context.CancelFunc) {
+	<-g.ag.Done()
+	cancel()
+	st := g.ag.Status()
+	g.mu.Lock()
+	g.exited = true
+	g.status = st
+	g.mu.Unlock()
+	// Close what Grant may have added while the guest was ending: from
+	// here on Grant refuses (g.exited), so nothing can be added later.
+	g.ag.Table().CloseAll()
+	if g.stdin != nil {
+		g.stdin.CloseWithError(errGuestEnded)
+	}
+	args := []any{"code", st.Code, "duration", time.Since(g.started)}
+	switch {
+	case st.Killed != "":
+		args = append(args, "killed", st.Killed)
+	case st.Trap != nil:
+		args = append(args, "trap", st.Trap.Error())
+	case st.Signal != 0:
+		args = append(args, "signal", st.Signal)
+	}
+	g.log.Info("guest exited", args...)
+	g.s.retire(g.id)
+	close(g.done)
+	g.s.running.Done()
+}
+
+// retire moves an exited guest to the bounded list of exited guests.
+func (s *Supervisor) retire(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exited = append(s.exited, id)
+	for len(s.exited) > retainExited {
+		delete(s.guests, s.exited[0])
+		s.exited = s.exited[1:]
+	}
+}
+
+// newGuestID returns an unused guest id. Called with s.mu held.
+func (s *Supervisor) newGuestID() string {
+	for {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		id := "g-" + hex.EncodeToString(b[:])
+		if _, taken := s.guests[id]; !taken {
+			return id
+		}
+	}
+}
+
+// ID is the guest's id, unique within the supervisor ("g-1f2e3d4c5b6a"). It
+// is also the holder id of the guest's capabilities.
+func (g *Guest) ID() string { return g.id }
+
+// Module is the program the guest was launched with.
+func (g *Guest) Module() *abi.Module { return g.module }
+
+// Principal is who launched the guest.
+func (g *Guest) Principal() Principal { return g.principal }
+
+// Started is when the guest started.
+func (g *Guest) Started() time.Time { return g.started }
+
+// Done is closed when the guest has exited, its handles are closed and its
+// exit is logged.
+func (g *Guest) Done() <-chan struct{} { return g.done }
+
+// Wait blocks until the guest has exited and returns how it ended.
+func (g *Guest) Wait() abi.ExitStatus {
+	<-g.done
+	return g.status
+}
+
+// Status reports whether the guest is still running and, once it is not,
+// how it ended.
+func (g *Guest) Status() (running bool, st abi.ExitStatus) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.exited, g.status
+}
+
+// Kill ends the guest with the given reason (its ExitStatus.Killed). It
+// returns at once; Wait for the exit. Killing an exited guest does
+// nothing.
+func (g *Guest) Kill(reason string) {
+	if reason == "" {
+		reason = "killed"
+	}
+	g.ag.Kill(reason)
+	if g.stdin != nil {
+		g.stdin.CloseWithError(errGuestEnded)
+	}
+}
+
+// Handles returns the guest's handle table, fd → capability, in fd order.
+// It is empty once the guest has exited.
+func (g *Guest) Handles() []caps.Entry { return g.ag.Table().Entries() }
+
+// Grant sets up gr and adds it to the running guest's table at the lowest
+// free fd, which it returns. The capability's origin is the grant text.
+// The guest learns of the handle only by probing fds until a supervisor
+// channel delivers such notices.
+func (g *Guest) Grant(ctx context.Context, gr Grant) (uint32, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("grant: %w", err)
+	}
+	r, err := gr.setup()
+	if err != nil {
+		return 0, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.exited {
+		_ = r.res.Close()
+		return 0, &GrantError{Grant: gr, Err: fmt.Errorf("guest %s has exited: grants go to running guests only", g.id)}
+	}
+	table := g.ag.Table()
+	for _, e := range table.Entries() {
+		if e.Cap.Name() == gr.Name {
+			_ = r.res.Close()
+			return 0, &GrantError{Grant: gr, Err: fmt.Errorf("guest %s already has a handle named %q (fd %d): give this grant another with =NAME", g.id, gr.Name, e.FD)}
+		}
+	}
+	text := gr.String()
+	c := g.s.k.Mint(g.holder, r.res, r.base, r.inh, gr.Name, text)
+	fd, err := table.Insert(c)
+	if err != nil {
+		g.s.k.Close(c)
+		return 0, &GrantError{Grant: gr, Err: fmt.Errorf("guest %s has no free handle (max fds %d): launch it with a larger max fds", g.id, table.Max())}
+	}
+	g.log.Info("granted", "grant", text, "fd", fd, "cap", c.ID())
+	return fd, nil
+}
+
+// Guest returns the guest with the given id: a running guest, or one of
+// the most recently exited.
+func (s *Supervisor) Guest(id string) (*Guest, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.guests[id]
+	return g, g != nil
+}
+
+// Guests lists running guests and the most recently exited ones, oldest
+// first.
+func (s *Supervisor) Guests() []*Guest {
+	s.mu.Lock()
+	out := make([]*Guest, 0, len(s.guests))
+	for _, g := range s.guests {
+		if g != nil {
+			out = append(out, g)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].started.Equal(out[j].started) {
+			return out[i].started.Before(out[j].started)
+		}
+		return out[i].id < out[j].id
+	})
+	return out
+}
+
+// Revoke revokes the capability with the given public id and everything
+// derived from it, in every guest (see caps.Kernel.Revoke).
+func (s *Supervisor) Revoke(id caps.ID, reason string) (caps.Receipt, error) {
+	c, ok := s.k.Lookup(id)
+	if !ok {
+		return caps.Receipt{}, fmt.Errorf("revoke: no capability %s: it never existed or every holder has closed it", id)
+	}
+	r := s.k.Revoke(c, reason)
+	s.log.Info("revoked", "cap", id, "reason", reason, "revoked", len(r.Revoked), "holders", r.Holders, "took", r.Took)
+	return r, nil
+}

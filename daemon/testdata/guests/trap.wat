@@ -1,0 +1,3 @@
+;; Traps at once with "unreachable".
+(module
+  (func (export "_start") unreachable))
