@@ -1,0 +1,141 @@
+package caps
+
+import (
+	"errors"
+	"testing"
+)
+
+func mintN(k *Kernel, h *Holder, n int) []*Cap {
+	out := make([]*Cap, n)
+	for i := range out {
+		out[i] = k.Mint(h, newTestRes(KindByteObject), RightsByteObjectBase, 0, "", "test")
+	}
+	return out
+}
+
+func TestTableInsertUsesLowestFreeFD(t *testing.T) {
+	k := NewKernel(nil)
+	tb := NewTable(k, alice, 8)
+	cs := mintN(k, alice, 4)
+	for i, c := range cs {
+		if fd, err := tb.Insert(c); err != nil || fd != uint32(i) {
+			t.Fatalf("insert %d: fd %d, %v", i, fd, err)
+		}
+	}
+	if err := tb.Remove(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Remove(3); err != nil {
+		t.Fatal(err)
+	}
+	more := mintN(k, alice, 2)
+	if fd, _ := tb.Insert(more[0]); fd != 1 {
+		t.Fatalf("after freeing 1 and 3: fd %d, want 1", fd)
+	}
+	if fd, _ := tb.Insert(more[1]); fd != 3 {
+		t.Fatalf("next: fd %d, want 3", fd)
+	}
+	if !cs[1].Info().Closed {
+		t.Fatal("Remove did not close the capability")
+	}
+}
+
+func TestTableFullGivesEMFILE(t *testing.T) {
+	k := NewKernel(nil)
+	tb := NewTable(k, alice, 3)
+	for _, c := range mintN(k, alice, 3) {
+		if _, err := tb.Insert(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extra := mintN(k, alice, 1)[0]
+	if _, err := tb.Insert(extra); !errors.Is(err, EMFILE) {
+		t.Fatalf("insert into a full table: err = %v, want EMFILE", err)
+	}
+	if extra.Info().Closed {
+		t.Fatal("a refused capability must stay with the caller, not be closed")
+	}
+	if NewTable(k, alice, 0).Max() != DefaultMaxFDs {
+		t.Fatal("default size")
+	}
+}
+
+func TestTableAcquireChecksHandleAndRights(t *testing.T) {
+	k := NewKernel(nil)
+	tb := NewTable(k, alice, 0)
+	c := k.Mint(alice, newTestRes(KindByteObject), RightFDRead, 0, "", "test")
+	fd, _ := tb.Insert(c)
+	if _, err := tb.Acquire(fd+1, 0, 0); !errors.Is(err, EBADF) {
+		t.Fatalf("empty slot: %v", err)
+	}
+	if _, err := tb.Acquire(1<<31, 0, 0); !errors.Is(err, EBADF) {
+		t.Fatalf("huge fd: %v", err)
+	}
+	if _, err := tb.Acquire(fd, RightFDWrite, 0); !errors.Is(err, ENOTCAPABLE) {
+		t.Fatalf("missing right: %v", err)
+	}
+	got, err := tb.Acquire(fd, RightFDRead, 0)
+	if err != nil || got != c {
+		t.Fatalf("acquire: %v", err)
+	}
+	got.Release()
+	k.Revoke(c, "test")
+	if _, err := tb.Acquire(fd, 0, 0); !errors.Is(err, ENOTCAPABLE) {
+		t.Fatalf("revoked: %v", err)
+	}
+}
+
+func TestTableReplaceClosesPreviousHandle(t *testing.T) {
+	k := NewKernel(nil)
+	tb := NewTable(k, alice, 0)
+	cs := mintN(k, alice, 2)
+	fd, _ := tb.Insert(cs[0])
+	if err := tb.Replace(fd+1, cs[1]); !errors.Is(err, EBADF) {
+		t.Fatalf("replace of an empty slot: %v", err)
+	}
+	if err := tb.Replace(fd, cs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if !cs[0].Info().Closed {
+		t.Fatal("replaced capability not closed")
+	}
+	if err := tb.Replace(fd, cs[1]); err != nil || cs[1].Info().Closed {
+		t.Fatalf("replacing a handle with itself closed it (err %v)", err)
+	}
+}
+
+func TestTableCloseAllClosesEverythingAndRefusesNewHandles(t *testing.T) {
+	k := NewKernel(nil)
+	tb := NewTable(k, alice, 0)
+	cs := mintN(k, alice, 3)
+	for _, c := range cs {
+		tb.Insert(c)
+	}
+	tb.CloseAll()
+	for _, c := range cs {
+		if !c.Info().Closed {
+			t.Fatal("CloseAll left a capability open")
+		}
+	}
+	late := mintN(k, alice, 1)[0]
+	if _, err := tb.Insert(late); !errors.Is(err, EBADF) {
+		t.Fatalf("insert after CloseAll: err = %v, want EBADF", err)
+	}
+	if len(tb.Entries()) != 0 {
+		t.Fatal("entries after CloseAll")
+	}
+}
+
+func TestTableTakeMovesWithoutClosing(t *testing.T) {
+	k := NewKernel(nil)
+	tb := NewTable(k, alice, 0)
+	c := mintN(k, alice, 1)[0]
+	fd, _ := tb.Insert(c)
+	got, err := tb.Take(fd)
+	if err != nil || got != c || c.Info().Closed {
+		t.Fatalf("take: %v, closed=%v", err, c.Info().Closed)
+	}
+	if _, err := tb.Get(fd); !errors.Is(err, EBADF) {
+		t.Fatal("slot still occupied after Take")
+	}
+}
