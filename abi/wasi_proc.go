@@ -1,0 +1,134 @@
+package abi
+
+import (
+	"encoding/binary"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// WASI preview1 arguments, environment, clocks and proc_raise.
+
+// wasiStringsSizes returns the count and total NUL-terminated size of ss,
+// or E2BIG when they would not fit the guest's 32-bit address space with a
+// sane margin.
+func wasiStringsSizes(ss []string) (count, size uint32, e Errno) {
+	total := 0
+	for _, s := range ss {
+		total += len(s) + 1
+		if total > wasiMaxArgsOrEnvBytes {
+			return 0, 0, caps.E2BIG
+		}
+	}
+	return uint32(len(ss)), uint32(total), 0
+}
+
+// wasiStringsGet writes the pointer array at ptrs and the NUL-terminated
+// strings at buf, as args_get and environ_get do. Both regions are
+// bounds-checked before anything is written.
+func wasiStringsGet(m api.Memory, ss []string, ptrs, buf uint32) Errno {
+	count, size, e := wasiStringsSizes(ss)
+	if e != 0 {
+		return e
+	}
+	pv, e := read(m, ptrs, count*4)
+	if e != 0 {
+		return e
+	}
+	bv, e := read(m, buf, size)
+	if e != 0 {
+		return e
+	}
+	off := uint32(0)
+	for i, s := range ss {
+		binary.LittleEndian.PutUint32(pv[i*4:], buf+off)
+		off += uint32(copy(bv[off:], s))
+		bv[off] = 0
+		off++
+	}
+	return 0
+}
+
+func wasiStringsSizesGet(m api.Memory, ss []string, countOut, sizeOut uint32) Errno {
+	count, size, e := wasiStringsSizes(ss)
+	if e != 0 {
+		return e
+	}
+	if e := writeU32(m, countOut, count); e != 0 {
+		return e
+	}
+	return writeU32(m, sizeOut, size)
+}
+
+func wasiArgsGet(g *Guest, m api.Memory, p []uint64) Errno {
+	return wasiStringsGet(m, g.args, uint32(p[0]), uint32(p[1]))
+}
+
+func wasiArgsSizesGet(g *Guest, m api.Memory, p []uint64) Errno {
+	return wasiStringsSizesGet(m, g.args, uint32(p[0]), uint32(p[1]))
+}
+
+func wasiEnvironGet(g *Guest, m api.Memory, p []uint64) Errno {
+	return wasiStringsGet(m, g.env, uint32(p[0]), uint32(p[1]))
+}
+
+func wasiEnvironSizesGet(g *Guest, m api.Memory, p []uint64) Errno {
+	return wasiStringsSizesGet(m, g.env, uint32(p[0]), uint32(p[1]))
+}
+
+func wasiClockResGet(g *Guest, m api.Memory, p []uint64) Errno {
+	if cloudClockOfWASI(uint32(p[0])) == 0 {
+		return caps.EINVAL
+	}
+	return writeU64(m, uint32(p[1]), 1)
+}
+
+// wasiClockTimeGet is called on every time.Now and timer check of a Go
+// guest, so it allocates nothing.
+func wasiClockTimeGet(g *Guest, m api.Memory, p []uint64) Errno {
+	id := cloudClockOfWASI(uint32(p[0]))
+	if id == 0 {
+		return caps.EINVAL
+	}
+	t, e := clockNow(g, id)
+	if e != 0 {
+		return e
+	}
+	return writeU64(m, uint32(p[2]), t)
+}
+
+// wasiProcRaise translates a WASI signal to CloudABI's numbering. Signals
+// CloudABI lacks (prof, winch, poll, pwr) are ignored, as their default
+// action in POSIX is to ignore or, for prof, to terminate a process that
+// no profiler here could have asked for.
+func wasiProcRaise(g *Guest, m api.Memory, p []uint64) Errno {
+	sig := uint32(p[0])
+	if sig >= uint32(len(wasiSignalToCloud)) {
+		return caps.EINVAL
+	}
+	cs := wasiSignalToCloud[sig]
+	if cs == 0 {
+		return 0
+	}
+	return raiseCloudSignal(g, cs)
+}
+
+// raiseCloudSignal applies a CloudABI signal's fixed default action:
+// signals whose action is to be ignored (chld, cont, pipe, urg; CloudABI
+// ignores pipe, since writes report EPIPE) and the job-control stops,
+// which have no meaning for a guest, return at once; every other signal
+// ends the guest with status 128+sig, recording the signal.
+func raiseCloudSignal(g *Guest, sig uint8) Errno {
+	switch sig {
+	case 4, 5, 11, 21: // chld, cont, pipe, urg
+		return 0
+	case 14, 18, 19, 20: // stop, tstp, ttin, ttou
+		return 0
+	}
+	if sig == 0 || sig > 26 {
+		return caps.EINVAL
+	}
+	g.signal = sig
+	g.exit(128 + uint32(sig))
+	return 0
+}
