@@ -3,30 +3,72 @@ package caps
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// MaxByteObjectSize bounds an in-memory byte object (fd_create1) so that a
-// guest cannot make the host allocate without limit.
+// MaxByteObjectSize bounds one in-memory byte object (fd_create1) so that
+// a guest cannot make the host allocate without limit.
 const MaxByteObjectSize = 1 << 30
+
+// MaxByteObjectMemory bounds the memory that all byte objects in the
+// process hold together, so that guests creating many objects cannot
+// exhaust the host either. Growing past it fails with ENOSPC.
+const MaxByteObjectMemory = 4 << 30
+
+// byteBudget accounts the bytes reserved by a set of byte objects.
+type byteBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+func (b *byteBudget) reserve(n int64) bool {
+	if b.used.Add(n) > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *byteBudget) release(n int64) { b.used.Add(-n) }
+
+var byteObjectBudget = &byteBudget{limit: MaxByteObjectMemory}
 
 // ByteObject is an anonymous in-memory file (fd_create1): CloudABI's shared
 // memory object, without mapping, since a wasm guest cannot map host memory.
 // It can be passed to other guests, who then share its contents. Holding it
 // allows reading, writing and resizing these bytes and nothing else.
+//
+// Handles to one ByteObject share its offset and append mode, as POSIX
+// descriptors to one open file description do.
 type ByteObject struct {
-	mu    sync.Mutex
-	data  []byte
-	off   int64
-	mtime time.Time
+	mu     sync.Mutex
+	data   []byte
+	off    int64
+	mtime  time.Time
+	append bool
+	budget *byteBudget
 }
 
 // NewByteObject returns an empty byte object.
-func NewByteObject() *ByteObject { return &ByteObject{mtime: time.Now()} }
+func NewByteObject() *ByteObject { return newByteObject(byteObjectBudget) }
 
-func (b *ByteObject) Kind() Kind       { return KindByteObject }
-func (b *ByteObject) Close() error     { return nil }
-func (b *ByteObject) Describe() string { return "bytes" }
+func newByteObject(b *byteBudget) *ByteObject {
+	return &ByteObject{mtime: time.Now(), budget: b}
+}
+
+func (b *ByteObject) Kind() Kind         { return KindByteObject }
+func (b *ByteObject) Describe() string   { return "bytes" }
+func (b *ByteObject) FileType() FileType { return TypeSharedMemory }
+
+// Close frees the bytes; it runs when the last handle is gone.
+func (b *ByteObject) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.budget.release(int64(cap(b.data)))
+	b.data = nil
+	return nil
+}
 
 func (b *ByteObject) Read(p []byte) (int, error) {
 	b.mu.Lock()
@@ -36,9 +78,14 @@ func (b *ByteObject) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Write writes at the shared offset, or at the end in append mode, and
+// advances the offset past what it wrote.
 func (b *ByteObject) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.append {
+		b.off = int64(len(b.data))
+	}
 	n, err := b.writeAt(p, b.off)
 	b.off += int64(n)
 	return n, err
@@ -70,25 +117,38 @@ func (b *ByteObject) readAt(p []byte, off int64) int {
 }
 
 func (b *ByteObject) writeAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	end := off + int64(len(p))
 	if end > MaxByteObjectSize || end < off {
 		return 0, EFBIG
 	}
 	if end > int64(len(b.data)) {
-		b.grow(end)
+		if err := b.grow(end); err != nil {
+			return 0, err
+		}
 	}
 	b.mtime = time.Now()
 	return copy(b.data[off:], p), nil
 }
 
-func (b *ByteObject) grow(n int64) {
+// grow extends the data to n bytes (n ≤ MaxByteObjectSize), zero-filled.
+func (b *ByteObject) grow(n int64) error {
 	if n <= int64(cap(b.data)) {
+		old := len(b.data)
 		b.data = b.data[:n]
-		return
+		clear(b.data[old:])
+		return nil
 	}
-	nd := make([]byte, n, max(n, 2*int64(cap(b.data))))
+	c := min(max(n, 2*int64(cap(b.data))), MaxByteObjectSize)
+	if !b.budget.reserve(c - int64(cap(b.data))) {
+		return ENOSPC
+	}
+	nd := make([]byte, n, c)
 	copy(nd, b.data)
 	b.data = nd
+	return nil
 }
 
 func (b *ByteObject) Seek(off int64, whence int) (int64, error) {
@@ -112,19 +172,39 @@ func (b *ByteObject) Seek(off int64, whence int) (int64, error) {
 	return n, nil
 }
 
+// Truncate sets the size; bytes past the old end read as zero.
 func (b *ByteObject) Truncate(n int64) error {
-	if n < 0 || n > MaxByteObjectSize {
+	if n < 0 {
+		return EINVAL
+	}
+	if n > MaxByteObjectSize {
 		return EFBIG
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if n > int64(len(b.data)) {
-		b.grow(n)
+		if err := b.grow(n); err != nil {
+			return err
+		}
 	} else {
-		clear(b.data[n:])
 		b.data = b.data[:n]
 	}
 	b.mtime = time.Now()
+	return nil
+}
+
+// Append reports whether writes go to the end.
+func (b *ByteObject) Append() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.append
+}
+
+// SetAppend turns append mode on or off for every handle to the object.
+func (b *ByteObject) SetAppend(on bool) error {
+	b.mu.Lock()
+	b.append = on
+	b.mu.Unlock()
 	return nil
 }
 
@@ -141,4 +221,21 @@ func (b *ByteObject) Datasync() error { return nil }
 // Poll: a byte object is always ready.
 func (b *ByteObject) Poll(want Events, _ *Waiter) (Events, func()) {
 	return want & (EventRead | EventWrite), noop
+}
+
+// Create makes a root capability for an object that holder created itself
+// (fd_create1's byte object, fd_create2's channel ends), with rights
+// clipped to the kind's maximum. It differs from Mint only in the edge
+// recorded, EdgeCreate: nothing but the holder's own call authorised it,
+// and origin names that call.
+func (k *Kernel) Create(holder *Holder, res Resource, base, inheriting Rights, name, origin string) *Cap {
+	mb, mi := res.Kind().MaxRights()
+	c := k.newCap(holder, &refRes{Resource: res}, base&mb, inheriting&mi, name)
+	c.edge = EdgeCreate
+	c.origin = origin
+	k.mu.Lock()
+	k.caps[c.id] = c
+	k.mu.Unlock()
+	k.emit(Event{Type: EventMint, Cap: c.Info()})
+	return c
 }

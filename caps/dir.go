@@ -1,75 +1,92 @@
 package caps
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
 	"path"
 	"sort"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Dir is a directory on the host, opened through os.Root.
 //
 // Holding a capability to a Dir allows the path operations its rights name
-// on the directory and everything beneath it, and nothing outside it: every
-// path is resolved by os.Root relative to this directory. Absolute paths,
-// ".." that would climb above the directory, and symbolic links whose
-// target leaves it (absolute, or climbing out) are refused with
-// ENOTCAPABLE. Symbolic links that stay beneath it are followed. This holds
-// against concurrent renames on the host too: os.Root resolves each
-// component with openat and O_NOFOLLOW, never by string prefix.
+// on the directory and everything beneath it, and nothing outside it.
+// Every path is resolved beneath the directory by os.Root, one component at
+// a time with openat and O_NOFOLLOW, following a symbolic link only while
+// its target stays beneath the directory. Absolute paths, ".." that would
+// climb above the directory, and symbolic links whose target leaves it
+// (absolute, or climbing out) are refused with ENOTCAPABLE; this holds
+// against concurrent renames on the host too, since nothing is checked by
+// string prefix. Symbolic links whose target stays beneath it are followed.
+//
+// The last component of a path is handled by a single *at system call on
+// its parent directory, never by a check followed by a second lookup: an
+// operation that must not follow a final symbolic link (open without
+// LOOKUP_SYMLINK_FOLLOW, lstat, unlink, rename, link, utimensat) acts on the
+// link itself even if the name is swapped concurrently. (os.Root on its own
+// follows a final symbolic link in OpenFile even when O_NOFOLLOW is passed,
+// and Remove tries both unlink and rmdir, so neither is used for that.)
+//
+// What holding a Dir does not prevent, as for os.Root: crossing mount
+// points beneath the directory, and opening device files that exist
+// beneath it. Grant directories accordingly.
 //
 // Operations that name two directories (rename, link) work when both were
-// reached from the same granted directory, and fail with EXDEV otherwise.
+// reached from the same granted directory, and fail with EXDEV otherwise,
+// even on one host file system: moving a file between two grants would take
+// it out of one capability's reach and into another's.
 type Dir struct {
-	root *os.Root
-	top  *sharedRoot // the granted directory this one was reached from
-	rel  string      // this directory's path beneath top ("." for top)
-	host string
+	root  *os.Root
+	grant *grant // the granted directory this one was reached from
+	host  string
+
+	mu      sync.Mutex
+	listing []DirEntry // snapshot that Readdir resumes from
 }
 
-type sharedRoot struct {
-	r    *os.Root
-	refs atomic.Int32
-}
+// grant identifies one granted directory tree; Dirs opened beneath it share
+// the pointer.
+type grant struct{ host string }
 
-func (s *sharedRoot) release() {
-	if s.refs.Add(-1) == 0 {
-		_ = s.r.Close()
-	}
-}
+// maxOpenAttempts bounds how often Open retries when the name it opened is
+// replaced on the host before the directory could be re-opened as a Root.
+const maxOpenAttempts = 4
 
-// OpenDir opens a host directory as a Dir.
+// maxSymlinks bounds the symbolic links followed in the last component of
+// one path, as os.Root bounds those in the others (POSIX SYMLOOP_MAX).
+const maxSymlinks = 8
+
+// OpenDir opens a host directory as a Dir: the root of a new grant.
 func OpenDir(hostPath string) (*Dir, error) {
 	r, err := os.OpenRoot(hostPath)
 	if err != nil {
 		return nil, err
 	}
-	top, err := os.OpenRoot(hostPath)
-	if err != nil {
-		r.Close()
-		return nil, err
-	}
-	s := &sharedRoot{r: top}
-	s.refs.Store(1)
-	return &Dir{root: r, top: s, rel: ".", host: hostPath}, nil
+	return &Dir{root: r, grant: &grant{host: hostPath}, host: hostPath}, nil
 }
 
-func (d *Dir) Kind() Kind       { return KindDirectory }
-func (d *Dir) Describe() string { return "dir " + d.host }
+func (d *Dir) Kind() Kind         { return KindDirectory }
+func (d *Dir) Describe() string   { return "dir " + d.host }
+func (d *Dir) FileType() FileType { return TypeDirectory }
 
 // HostPath is the host path the directory was reached by, for display.
 func (d *Dir) HostPath() string { return d.host }
 
-func (d *Dir) Close() error {
-	err := d.root.Close()
-	d.top.release()
-	return err
-}
+func (d *Dir) Close() error { return d.root.Close() }
+
+// SameGrant reports whether d and o were reached from the same granted
+// directory, which is when rename and link between them are allowed.
+func (d *Dir) SameGrant(o *Dir) bool { return d.grant == o.grant }
 
 // CheckPath validates a guest path before any host call: it must be
 // relative, non-empty, free of NUL bytes, and must not climb above the
@@ -100,6 +117,89 @@ func CheckPath(p string) error {
 	return nil
 }
 
+// lastComponent splits a checked path into the directory holding its last
+// component and that component, without trailing slashes; mustDir reports
+// that there were some. A last component ".." always names a directory
+// reached through os.Root, so it is returned as (p, "."): no *at call is
+// ever given "..", which from a directory at the top of the grant would
+// leave it.
+func lastComponent(p string) (dir, name string, mustDir bool) {
+	t := strings.TrimRight(p, "/")
+	mustDir = len(t) < len(p)
+	dir, name = ".", t
+	if i := strings.LastIndexByte(t, '/'); i >= 0 {
+		dir, name = t[:i+1], t[i+1:]
+	}
+	if name == ".." {
+		return t, ".", mustDir
+	}
+	return dir, name, mustDir
+}
+
+// at calls op with an open descriptor of the directory that holds p's last
+// component and the component's name (no slashes, never ""). Everything
+// before the last component is resolved beneath d by os.Root. With a
+// trailing slash the last component, if it exists, must be a directory and
+// not a symbolic link (ENOTDIR otherwise). op must not follow a symbolic
+// link named by name: the kernel would follow it without confinement.
+func (d *Dir) at(p string, op func(dirfd int, name string) error) error {
+	dir, name, mustDir := lastComponent(p)
+	parent, err := d.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	rc, err := parent.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var opErr error
+	err = rc.Control(func(fd uintptr) {
+		if mustDir && name != "." {
+			var st unix.Stat_t
+			if e := unix.Fstatat(int(fd), name, &st, unix.AT_SYMLINK_NOFOLLOW); e == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				opErr = ENOTDIR
+				return
+			}
+		}
+		opErr = op(int(fd), name)
+	})
+	if err != nil {
+		return err
+	}
+	return opErr
+}
+
+// resolve follows p's last component while it is a symbolic link and
+// returns a path that names the same object without a final link. It is for
+// operations whose *at call cannot be told to follow a link safely (linkat's
+// AT_SYMLINK_FOLLOW and utimensat would follow it unconfined). The link
+// contents are joined to the link's directory and resolved again by os.Root
+// like any other path, so a link leading out is refused (ENOTCAPABLE).
+func (d *Dir) resolve(p string) (string, error) {
+	for range maxSymlinks {
+		target, err := d.root.Readlink(p)
+		if err != nil {
+			if errors.Is(err, syscall.EINVAL) {
+				return p, nil // not a symbolic link
+			}
+			return "", err
+		}
+		if target == "" {
+			return "", ENOENT
+		}
+		if target[0] == '/' {
+			return "", ENOTCAPABLE
+		}
+		dir, _, _ := lastComponent(p)
+		p = dir + "/" + target
+		if err := CheckPath(p); err != nil {
+			return "", err
+		}
+	}
+	return "", ELOOP
+}
+
 // OpenFlags are the ABI-neutral options of Open.
 type OpenFlags struct {
 	Read, Write  bool
@@ -107,9 +207,13 @@ type OpenFlags struct {
 	Trunc        bool
 	Directory    bool // fail with ENOTDIR unless the target is a directory
 	Append       bool
-	Sync         bool
-	NoFollow     bool // the final component must not be a symbolic link (ELOOP)
+	Sync         bool // O_SYNC on the host descriptor
+	NoFollow     bool // the last component must not be a symbolic link (ELOOP)
 }
+
+// errRaced reports that the object at a path changed between two steps of
+// one operation; the operation is retried.
+var errRaced = errors.New("path replaced during open")
 
 // Open opens p beneath d. The result is a *Dir when the target is a
 // directory and a *File otherwise.
@@ -117,16 +221,8 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if err := CheckPath(p); err != nil {
 		return nil, err
 	}
-	if fl.NoFollow {
-		if fi, err := d.root.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return nil, ELOOP
-		}
-	}
-	if fl.Directory {
-		if fl.Create || fl.Trunc || fl.Write {
-			return nil, EISDIR
-		}
-		return d.openDir(p)
+	if fl.Directory && (fl.Create || fl.Trunc || fl.Write) {
+		return nil, EISDIR
 	}
 	flag := syscall.O_CLOEXEC
 	switch {
@@ -152,7 +248,35 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if fl.Sync {
 		flag |= os.O_SYNC
 	}
-	f, err := d.root.OpenFile(p, flag, 0o666)
+	if fl.Directory {
+		flag |= syscall.O_DIRECTORY
+	}
+	var err error
+	for range maxOpenAttempts {
+		var res Resource
+		res, err = d.open(p, flag, fl.NoFollow)
+		if err != errRaced {
+			return res, err
+		}
+	}
+	return nil, EAGAIN
+}
+
+func (d *Dir) open(p string, flag int, noFollow bool) (Resource, error) {
+	var f *os.File
+	var err error
+	if noFollow {
+		err = d.at(p, func(dirfd int, name string) error {
+			fd, err := unix.Openat(dirfd, name, flag|unix.O_NOFOLLOW, 0o666)
+			if err != nil {
+				return err
+			}
+			f = os.NewFile(uintptr(fd), path.Join(d.host, p))
+			return nil
+		})
+	} else {
+		f, err = d.root.OpenFile(p, flag, 0o666)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -161,20 +285,28 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 		f.Close()
 		return nil, err
 	}
-	if fi.IsDir() {
-		f.Close()
-		return d.openDir(p)
+	if !fi.IsDir() {
+		return newFile(f, path.Join(d.host, p), fileTypeOf(fi.Mode()), flag&os.O_APPEND != 0), nil
 	}
-	return NewFile(f, path.Join(d.host, p)), nil
-}
-
-func (d *Dir) openDir(p string) (*Dir, error) {
+	defer f.Close()
+	// A directory needs an os.Root for the path operations beneath it, and
+	// os.Root cannot be made from a descriptor: open it again by name and
+	// make sure it is the object opened above (with the follow rule asked
+	// for), not whatever was renamed into its place in between.
 	r, err := d.root.OpenRoot(p)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Err.Error() == syscall.ENOTDIR.Error() {
+			return nil, errRaced // no longer a directory
+		}
 		return nil, err
 	}
-	d.top.refs.Add(1)
-	return &Dir{root: r, top: d.top, rel: path.Join(d.rel, p), host: path.Join(d.host, p)}, nil
+	rfi, err := r.Stat(".")
+	if err != nil || !os.SameFile(fi, rfi) {
+		r.Close()
+		return nil, errRaced
+	}
+	return &Dir{root: r, grant: d.grant, host: path.Join(d.host, p)}, nil
 }
 
 // Mkdir creates directory p beneath d.
@@ -185,67 +317,79 @@ func (d *Dir) Mkdir(p string) error {
 	return d.root.Mkdir(p, 0o777)
 }
 
-// Unlink removes p: a non-directory, or with dir set an empty directory.
+// Unlink removes p: a non-directory, or with dir set an empty directory. A
+// final symbolic link is removed, not followed. Removing a directory without
+// dir fails with EISDIR, and a non-directory with dir with ENOTDIR.
 func (d *Dir) Unlink(p string, dir bool) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
-	fi, err := d.root.Lstat(p)
-	if err != nil {
+	flags := 0
+	if dir {
+		flags = unix.AT_REMOVEDIR
+	}
+	return d.at(p, func(fd int, name string) error {
+		err := unix.Unlinkat(fd, name, flags)
+		if dir && err == unix.EEXIST {
+			err = unix.ENOTEMPTY // some file systems say EEXIST; POSIX allows both
+		}
 		return err
-	}
-	if dir && !fi.IsDir() {
-		return ENOTDIR
-	}
-	if !dir && fi.IsDir() {
-		return EISDIR
-	}
-	err = d.root.Remove(p)
-	var pe *fs.PathError
-	if dir && errors.As(err, &pe) && errors.Is(pe.Err, syscall.EEXIST) {
-		return ENOTEMPTY
-	}
-	return err
+	})
 }
 
-// pairPaths returns the two paths relative to the shared granted root, or
-// EXDEV when d and other were reached from different grants.
-func (d *Dir) pairPaths(p1 string, other *Dir, p2 string) (*os.Root, string, string, error) {
+// pair runs op on the parents of p1 beneath d and p2 beneath to, which
+// must be reached from the same grant (EXDEV otherwise).
+func (d *Dir) pair(p1 string, to *Dir, p2 string, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
 	if err := CheckPath(p1); err != nil {
-		return nil, "", "", err
+		return err
 	}
 	if err := CheckPath(p2); err != nil {
-		return nil, "", "", err
+		return err
 	}
-	if other == d {
-		return d.root, p1, p2, nil
+	if !d.SameGrant(to) {
+		return EXDEV
 	}
-	if other.top != d.top {
-		return nil, "", "", EXDEV
-	}
-	a, b := path.Join(d.rel, p1), path.Join(other.rel, p2)
-	if CheckPath(a) != nil || CheckPath(b) != nil {
-		return nil, "", "", ENOTCAPABLE
-	}
-	return d.top.r, a, b, nil
+	return d.at(p1, func(fd1 int, n1 string) error {
+		return to.at(p2, func(fd2 int, n2 string) error {
+			return op(fd1, n1, fd2, n2)
+		})
+	})
 }
 
-// Rename moves p1 beneath d to p2 beneath to.
+// Rename moves p1 beneath d to p2 beneath to, with POSIX rename semantics
+// (an existing p2 is replaced when the types allow). Neither final component
+// is followed if it is a symbolic link.
 func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
-	r, a, b, err := d.pairPaths(p1, to, p2)
-	if err != nil {
-		return err
+	if strings.HasSuffix(p2, "/") && !strings.HasSuffix(p1, "/") {
+		p1 += "/" // "mv file dir/" must fail unless file is a directory
 	}
-	return r.Rename(a, b)
+	return d.pair(p1, to, p2, func(fd1 int, n1 string, fd2 int, n2 string) error {
+		return unix.Renameat(fd1, n1, fd2, n2)
+	})
 }
 
-// Link makes p2 beneath to a hard link to p1 beneath d.
+// Link makes p2 beneath to a hard link to p1 beneath d. A final symbolic
+// link in p1 is linked itself, not followed (linkat without
+// AT_SYMLINK_FOLLOW); LinkFollow follows it.
 func (d *Dir) Link(p1 string, to *Dir, p2 string) error {
-	r, a, b, err := d.pairPaths(p1, to, p2)
+	return d.pair(p1, to, p2, linkat)
+}
+
+// LinkFollow is Link with a final symbolic link in p1 followed, beneath d
+// only: a link whose target leaves d is refused with ENOTCAPABLE.
+func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
+	if err := CheckPath(p1); err != nil {
+		return err
+	}
+	p1, err := d.resolve(p1)
 	if err != nil {
 		return err
 	}
-	return r.Link(a, b)
+	return d.pair(p1, to, p2, linkat)
+}
+
+func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
+	return unix.Linkat(fd1, n1, fd2, n2, 0)
 }
 
 // Symlink creates p beneath d as a symbolic link with the given contents.
@@ -288,26 +432,49 @@ func (d *Dir) StatAt(p string, follow bool) (FileStat, error) {
 	return statOf(fi), nil
 }
 
-// SetTimesAt changes p's times; nil leaves a time unchanged.
+// SetTimesAt changes p's access and modification times; nil leaves a time
+// unchanged. A final symbolic link is followed, beneath d only.
 func (d *Dir) SetTimesAt(p string, atime, mtime *time.Time) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
-	var a, m time.Time
+	p, err := d.resolve(p)
+	if err != nil {
+		return err
+	}
+	return d.LsetTimesAt(p, atime, mtime)
+}
+
+// LsetTimesAt is SetTimesAt acting on a final symbolic link itself.
+func (d *Dir) LsetTimesAt(p string, atime, mtime *time.Time) error {
+	if err := CheckPath(p); err != nil {
+		return err
+	}
+	ts := utimes(atime, mtime)
+	return d.at(p, func(fd int, name string) error {
+		return unix.UtimesNanoAt(fd, name, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+	})
+}
+
+// utimes converts optional times to utimensat's form.
+func utimes(atime, mtime *time.Time) [2]unix.Timespec {
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
 	if atime != nil {
-		a = *atime
+		ts[0] = unix.NsecToTimespec(atime.UnixNano())
 	}
 	if mtime != nil {
-		m = *mtime
+		ts[1] = unix.NsecToTimespec(mtime.UnixNano())
 	}
-	return d.root.Chtimes(p, a, m)
+	return ts
 }
 
 // Stat reports on the directory itself.
 func (d *Dir) Stat() (FileStat, error) { return d.StatAt(".", true) }
 
 // SetTimes changes the directory's own times.
-func (d *Dir) SetTimes(atime, mtime *time.Time) error { return d.SetTimesAt(".", atime, mtime) }
+func (d *Dir) SetTimes(atime, mtime *time.Time) error {
+	return d.LsetTimesAt(".", atime, mtime)
+}
 
 func (d *Dir) Sync() error {
 	f, err := d.root.Open(".")
@@ -327,30 +494,145 @@ type DirEntry struct {
 	Ino  uint64
 }
 
-// Readdir lists the directory, "." and ".." first, then the other names in
-// byte order, so that a listing resumed at an index (a cookie) is stable.
-func (d *Dir) Readdir() ([]DirEntry, error) {
+// Readdir returns a fresh listing of the directory: ReaddirAt(0).
+func (d *Dir) Readdir() ([]DirEntry, error) { return d.ReaddirAt(0) }
+
+// ReaddirAt returns the directory listing from index cookie on: ".", ".."
+// (whose inode is reported as 0: above a granted directory it is not the
+// guest's to know), then the other names in byte order. Cookie 0 takes a
+// fresh listing; a later cookie resumes the listing taken last, so that a
+// listing read in several calls is one consistent snapshot and every name
+// present when it was taken is returned exactly once. Handles that share
+// this Dir share the snapshot: a listing restarted through one of them
+// while another is resuming may make the other skip or repeat names that
+// changed in between. The returned slice must not be modified.
+func (d *Dir) ReaddirAt(cookie uint64) ([]DirEntry, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cookie == 0 || d.listing == nil {
+		l, err := d.list()
+		if err != nil {
+			return nil, err
+		}
+		d.listing = l
+	}
+	if cookie >= uint64(len(d.listing)) {
+		return nil, nil
+	}
+	return d.listing[cookie:], nil
+}
+
+// direntNameOff is where the name starts in a Linux dirent64 record.
+const direntNameOff = int(unsafe.Offsetof(unix.Dirent{}.Name))
+
+// list reads the directory with getdents64, which reports each entry's
+// inode and type without a stat per entry.
+func (d *Dir) list() ([]DirEntry, error) {
 	f, err := d.root.Open(".")
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	ents, err := f.ReadDir(-1)
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
-	out := make([]DirEntry, 0, len(ents)+2)
-	self, _ := d.Stat()
-	out = append(out, DirEntry{Name: ".", Type: TypeDirectory, Ino: self.Ino}, DirEntry{Name: "..", Type: TypeDirectory})
-	for _, e := range ents {
-		de := DirEntry{Name: e.Name(), Type: fileTypeOf(e.Type())}
-		if fi, err := e.Info(); err == nil {
-			if s, ok := fi.Sys().(*syscall.Stat_t); ok {
-				de.Ino = s.Ino
-			}
+	out := make([]DirEntry, 2, 16)
+	out[0] = DirEntry{Name: ".", Type: TypeDirectory}
+	out[1] = DirEntry{Name: "..", Type: TypeDirectory}
+	buf := make([]byte, 32<<10)
+	var readErr error
+	err = rc.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		if readErr = unix.Fstat(int(fd), &st); readErr != nil {
+			return
 		}
-		out = append(out, de)
+		out[0].Ino = st.Ino
+		for {
+			n, err := unix.Getdents(int(fd), buf)
+			if err != nil {
+				readErr = err
+				return
+			}
+			if n <= 0 {
+				return
+			}
+			out = appendDirents(out, int(fd), buf[:n])
+		}
+	})
+	if err == nil {
+		err = readErr
 	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out[2:], func(i, j int) bool { return out[2+i].Name < out[2+j].Name })
 	return out, nil
+}
+
+// appendDirents decodes the dirent64 records in b, skipping "." and "..".
+func appendDirents(out []DirEntry, dirfd int, b []byte) []DirEntry {
+	for len(b) >= direntNameOff {
+		ino := binary.NativeEndian.Uint64(b[unsafe.Offsetof(unix.Dirent{}.Ino):])
+		reclen := int(binary.NativeEndian.Uint16(b[unsafe.Offsetof(unix.Dirent{}.Reclen):]))
+		typ := b[unsafe.Offsetof(unix.Dirent{}.Type)]
+		if reclen < direntNameOff || reclen > len(b) {
+			break
+		}
+		name := b[direntNameOff:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		b = b[reclen:]
+		if s := string(name); s != "." && s != ".." {
+			e := DirEntry{Name: s, Ino: ino, Type: direntType(typ)}
+			if typ == unix.DT_UNKNOWN {
+				var st unix.Stat_t
+				if unix.Fstatat(dirfd, s, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+					e.Type = fileTypeOf(modeOf(st.Mode))
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func direntType(t uint8) FileType {
+	switch t {
+	case unix.DT_REG:
+		return TypeRegular
+	case unix.DT_DIR:
+		return TypeDirectory
+	case unix.DT_LNK:
+		return TypeSymlink
+	case unix.DT_CHR:
+		return TypeCharDevice
+	case unix.DT_BLK:
+		return TypeBlockDevice
+	case unix.DT_FIFO, unix.DT_SOCK:
+		return TypeSocketStream
+	}
+	return TypeUnknown
+}
+
+// modeOf maps the type bits of a host st_mode to an fs.FileMode type.
+func modeOf(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return 0
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	}
+	return fs.ModeIrregular
 }

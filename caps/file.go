@@ -3,8 +3,10 @@ package caps
 import (
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,13 +15,39 @@ import (
 // capability, or granted on its own. Holding a capability to it allows the
 // operations its rights name on this one open file, and nothing on any
 // other path: a File has no path-based operations.
+//
+// Every handle derived from one capability to a File (dup, delegation)
+// shares the open file, as dup'd POSIX descriptors share an open file
+// description: the offset, and the append mode (SetAppend), are shared.
 type File struct {
-	f    *os.File
-	desc string
+	f      *os.File
+	rc     syscall.RawConn
+	desc   string
+	typ    FileType
+	append atomic.Bool
 }
 
 // NewFile wraps an open host file. desc is how logs name it.
-func NewFile(f *os.File, desc string) *File { return &File{f: f, desc: desc} }
+func NewFile(f *os.File, desc string) *File {
+	typ := TypeUnknown
+	if fi, err := f.Stat(); err == nil {
+		typ = fileTypeOf(fi.Mode())
+	}
+	nf := newFile(f, desc, typ, false)
+	_ = nf.control(func(fd int) error {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		nf.append.Store(err == nil && fl&unix.O_APPEND != 0)
+		return err
+	})
+	return nf
+}
+
+func newFile(f *os.File, desc string, typ FileType, appendMode bool) *File {
+	nf := &File{f: f, desc: desc, typ: typ}
+	nf.rc, _ = f.SyscallConn() // fails only on a closed file; control then reports EBADF
+	nf.append.Store(appendMode)
+	return nf
+}
 
 // OS returns the host file.
 func (f *File) OS() *os.File { return f.f }
@@ -27,6 +55,24 @@ func (f *File) OS() *os.File { return f.f }
 func (f *File) Kind() Kind       { return KindFile }
 func (f *File) Close() error     { return f.f.Close() }
 func (f *File) Describe() string { return "file " + f.desc }
+
+// FileType is the type of the host object, known since it was opened: a
+// file capability may designate a device or a FIFO as well as a regular
+// file.
+func (f *File) FileType() FileType { return f.typ }
+
+// control runs fn on the host descriptor while the os.File keeps it open,
+// so that a concurrent Close cannot hand fn a recycled descriptor number.
+func (f *File) control(fn func(fd int) error) error {
+	if f.rc == nil {
+		return EBADF
+	}
+	var opErr error
+	if err := f.rc.Control(func(fd uintptr) { opErr = fn(int(fd)) }); err != nil {
+		return EBADF // Control fails only once the file is closed
+	}
+	return opErr
+}
 
 func (f *File) Read(p []byte) (int, error) {
 	n, err := f.f.Read(p)
@@ -46,19 +92,72 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// WriteAt writes at off with pwrite(2). os.File.WriteAt refuses files in
+// append mode; Linux's pwrite appends there, which is what POSIX guests
+// running on Linux expect.
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
-	// os.File.WriteAt refuses files opened with O_APPEND; pwrite(2) on
-	// Linux appends there anyway, which is what POSIX guests expect.
-	return unix.Pwrite(int(f.f.Fd()), p, off)
+	var n int
+	err := f.control(func(fd int) error {
+		var err error
+		n, err = unix.Pwrite(fd, p, off)
+		return err
+	})
+	if n < 0 {
+		n = 0
+	}
+	return n, err
 }
 
 func (f *File) Seek(off int64, whence int) (int64, error) { return f.f.Seek(off, whence) }
 func (f *File) Sync() error                               { return f.f.Sync() }
-func (f *File) Datasync() error                           { return unix.Fdatasync(int(f.f.Fd())) }
 func (f *File) Truncate(n int64) error                    { return f.f.Truncate(n) }
 
+func (f *File) Datasync() error {
+	return f.control(func(fd int) error { return unix.Fdatasync(fd) })
+}
+
+// Allocate makes sure the bytes [off, off+n) are allocated, growing the
+// file if it is shorter (posix_fallocate). On file systems that cannot
+// reserve space it still grows the file, as glibc's emulation does, so the
+// size guarantee holds everywhere.
 func (f *File) Allocate(off, n int64) error {
-	return unix.Fallocate(int(f.f.Fd()), 0, off, n)
+	return f.control(func(fd int) error {
+		err := unix.Fallocate(fd, 0, off, n)
+		if err != unix.EOPNOTSUPP {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		if st.Size < off+n {
+			return unix.Ftruncate(fd, off+n)
+		}
+		return nil
+	})
+}
+
+// Append reports whether writes go to the end of the file.
+func (f *File) Append() bool { return f.append.Load() }
+
+// SetAppend turns append mode on or off for every handle to the file.
+func (f *File) SetAppend(on bool) error {
+	return f.control(func(fd int) error {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			return err
+		}
+		if on {
+			fl |= unix.O_APPEND
+		} else {
+			fl &^= unix.O_APPEND
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl); err != nil {
+			return err
+		}
+		f.append.Store(on)
+		return nil
+	})
 }
 
 func (f *File) Stat() (FileStat, error) {
@@ -69,20 +168,18 @@ func (f *File) Stat() (FileStat, error) {
 	return statOf(fi), nil
 }
 
+// SetTimes is futimens(2): utimensat with a NULL path acts on the
+// descriptor itself on every Linux version (AT_EMPTY_PATH is newer).
 func (f *File) SetTimes(atime, mtime *time.Time) error {
-	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-	if atime != nil {
-		ts[0] = unix.NsecToTimespec(atime.UnixNano())
-	}
-	if mtime != nil {
-		ts[1] = unix.NsecToTimespec(mtime.UnixNano())
-	}
-	return unix.UtimesNanoAt(int(f.f.Fd()), "", ts, unix.AT_EMPTY_PATH)
+	ts := utimes(atime, mtime)
+	return f.control(func(fd int) error {
+		_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+		if e != 0 {
+			return e
+		}
+		return nil
+	})
 }
-
-// Readdir lists the directory this file handle is open on (used when a
-// directory is opened as a File through a non-directory path).
-func (f *File) Readdir() ([]os.DirEntry, error) { return f.f.ReadDir(-1) }
 
 func statOf(fi os.FileInfo) FileStat {
 	st := FileStat{Type: fileTypeOf(fi.Mode()), Size: uint64(fi.Size()), HostMode: fi.Mode()}

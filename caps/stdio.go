@@ -53,4 +53,9 @@ func (s *Stdio) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// FileType: a standard stream is a character device to the guest, whatever
+// backs it, so that isatty-style checks and buffering choices treat it as a
+// terminal-like stream rather than a seekable file.
+func (s *Stdio) FileType() FileType { return TypeCharDevice }
+
 func (s *Stdio) Stat() (FileStat, error) { return FileStat{Type: TypeCharDevice}, nil }

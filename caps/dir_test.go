@@ -1,0 +1,586 @@
+package caps
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fsTree builds a grant directory "root" and, beside it, "outside" holding
+// a secret that nothing reached through the grant may touch. It returns
+// the grant's host path and the outside directory.
+func fsTree(t *testing.T) (root, outside string) {
+	t.Helper()
+	base := t.TempDir()
+	root = filepath.Join(base, "root")
+	outside = filepath.Join(base, "outside")
+	for _, d := range []string{root, outside, filepath.Join(root, "sub", "deep")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(outside, "secret"), "outside secret")
+	write(t, filepath.Join(root, "file"), "inside file")
+	write(t, filepath.Join(root, "sub", "file"), "sub file")
+	links := map[string]string{
+		"abs":          outside,                          // absolute, out
+		"abs-file":     filepath.Join(outside, "secret"), // absolute, to a file
+		"up":           "../outside",                     // relative, climbs out
+		"chain":        "up",                             // a link to a link that climbs out
+		"sub/up2":      "../../outside/secret",           // climbs out from below
+		"dangling-out": "../outside/created",             // dangling, would create outside
+		"in":           "sub/file",                       // stays inside
+		"dirlink":      "sub",                            // directory, stays inside
+		"sub/back":     "../file",                        // climbs, but stays inside
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, outside
+}
+
+func write(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openDir(t *testing.T, p string) *Dir {
+	t.Helper()
+	d, err := OpenDir(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func wantErrno(t *testing.T, what string, err error, want Errno) {
+	t.Helper()
+	if got := ErrnoOf(err); got != want {
+		t.Errorf("%s: %v (%v), want %v", what, got, err, want)
+	}
+}
+
+func readAll(t *testing.T, r Resource) string {
+	t.Helper()
+	f, ok := r.(*File)
+	if !ok {
+		t.Fatalf("%T is not a file", r)
+	}
+	b, err := io.ReadAll(f.OS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestDirRefusesPathsThatLeaveIt(t *testing.T) {
+	root, outside := fsTree(t)
+	d := openDir(t, root)
+	// Paths whose resolution leaves the grant: every operation is refused.
+	escapes := []string{
+		"..", "../outside/secret", "sub/../../outside/secret", "sub/deep/../../..",
+		"/etc/passwd", "/", filepath.Join(outside, "secret"),
+		"abs/secret", "up/secret", "chain/secret", "abs-file/x",
+	}
+	for _, p := range escapes {
+		r, err := d.Open(p, OpenFlags{Read: true})
+		if err == nil {
+			r.Close()
+		}
+		wantErrno(t, "open "+p, err, ENOTCAPABLE)
+		r, err = d.Open(p, OpenFlags{Read: true, NoFollow: true})
+		if err == nil {
+			r.Close()
+		}
+		wantErrno(t, "open without follow "+p, err, ENOTCAPABLE)
+		_, err = d.StatAt(p, false)
+		wantErrno(t, "lstat "+p, err, ENOTCAPABLE)
+		_, err = d.Readlink(p)
+		wantErrno(t, "readlink "+p, err, ENOTCAPABLE)
+		wantErrno(t, "mkdir "+p+"/x", d.Mkdir(p+"/x"), ENOTCAPABLE)
+		wantErrno(t, "symlink in "+p, d.Symlink("x", p+"/x"), ENOTCAPABLE)
+		wantErrno(t, "unlink "+p, d.Unlink(p, false), ENOTCAPABLE)
+		wantErrno(t, "rename from "+p, d.Rename(p, d, "stolen"), ENOTCAPABLE)
+		wantErrno(t, "rename to "+p, d.Rename("file", d, p+"/planted"), ENOTCAPABLE)
+		wantErrno(t, "link from "+p, d.Link(p, d, "stolen"), ENOTCAPABLE)
+		wantErrno(t, "link to "+p, d.Link("file", d, p+"/planted"), ENOTCAPABLE)
+		wantErrno(t, "set times "+p, d.LsetTimesAt(p, nil, nil), ENOTCAPABLE)
+	}
+	// Symbolic links that lead out, as the last component: whatever follows
+	// them is refused; what acts on the link itself works (below).
+	for _, p := range []string{"abs", "abs-file", "up", "chain", "sub/up2"} {
+		for _, fl := range []OpenFlags{{Read: true}, {Read: true, Directory: true}, {Write: true, Create: true}} {
+			r, err := d.Open(p, fl)
+			if err == nil {
+				r.Close()
+			}
+			wantErrno(t, "open "+p, err, ENOTCAPABLE)
+		}
+		_, err := d.StatAt(p, true)
+		wantErrno(t, "stat "+p, err, ENOTCAPABLE)
+		wantErrno(t, "link follow "+p, d.LinkFollow(p, d, "stolen"), ENOTCAPABLE)
+		wantErrno(t, "set times "+p, d.SetTimesAt(p, nil, nil), ENOTCAPABLE)
+	}
+	// Creating through a dangling link that points out must not create
+	// anything outside.
+	r, err := d.Open("dangling-out", OpenFlags{Write: true, Create: true})
+	if err == nil {
+		r.Close()
+	}
+	wantErrno(t, "create through dangling-out", err, ENOTCAPABLE)
+	if _, err := os.Lstat(filepath.Join(outside, "created")); !os.IsNotExist(err) {
+		t.Fatalf("a file was created outside the grant: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(outside, "secret")); string(b) != "outside secret" {
+		t.Fatalf("outside secret changed: %q", b)
+	}
+	// The escaping links themselves live inside and can be inspected and
+	// removed without following them.
+	for _, l := range []string{"abs", "up", "chain", "sub/up2"} {
+		st, err := d.StatAt(l, false)
+		if err != nil || st.Type != TypeSymlink {
+			t.Errorf("lstat %s = %+v, %v", l, st, err)
+		}
+	}
+	if err := d.Unlink("up", false); err != nil {
+		t.Errorf("unlink escaping link: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "secret")); err != nil {
+		t.Errorf("unlinking a link removed its target: %v", err)
+	}
+}
+
+func TestDirFollowsSymlinksThatStayInside(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	for p, want := range map[string]string{"in": "sub file", "dirlink/file": "sub file", "sub/back": "inside file"} {
+		r, err := d.Open(p, OpenFlags{Read: true})
+		if err != nil {
+			t.Errorf("open %s: %v", p, err)
+			continue
+		}
+		if got := readAll(t, r); got != want {
+			t.Errorf("open %s read %q, want %q", p, got, want)
+		}
+		r.Close()
+	}
+	r, err := d.Open("dirlink", OpenFlags{Read: true, Directory: true})
+	if err != nil {
+		t.Fatalf("open dirlink as directory: %v", err)
+	}
+	sub := r.(*Dir)
+	defer sub.Close()
+	if st, err := sub.StatAt("file", true); err != nil || st.Size != uint64(len("sub file")) {
+		t.Fatalf("stat through directory reached by a link: %+v, %v", st, err)
+	}
+	if !sub.SameGrant(d) {
+		t.Fatal("a directory opened beneath a grant must belong to the grant")
+	}
+}
+
+// os.Root alone would follow a final symbolic link even when O_NOFOLLOW is
+// passed: it adds O_NOFOLLOW itself and follows on ELOOP. This is why
+// Dir.Open resolves the parent with os.Root and opens the last component
+// with its own openat. If Go changes this, Dir may use OpenFile again.
+func TestOSRootFollowsFinalSymlinkEvenWithONOFOLLOW(t *testing.T) {
+	root, _ := fsTree(t)
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	f, err := r.OpenFile("in", os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		t.Fatalf("os.Root now honours O_NOFOLLOW (%v): Dir.Open could use OpenFile again", err)
+	}
+	f.Close()
+}
+
+func TestDirOpenWithoutFollowRefusesOnlyAFinalSymlink(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	for _, fl := range []OpenFlags{{Read: true, NoFollow: true}, {Read: true, NoFollow: true, Directory: true}} {
+		r, err := d.Open("in", fl)
+		if err == nil {
+			r.Close()
+			t.Fatalf("open %+v of a symlink succeeded", fl)
+		}
+		if e := ErrnoOf(err); e != ELOOP && e != ENOTDIR {
+			t.Errorf("open %+v of a symlink: %v, want ELOOP", fl, err)
+		}
+	}
+	r, err := d.Open("dirlink", OpenFlags{Read: true, NoFollow: true, Directory: true})
+	if err == nil {
+		r.Close()
+		t.Fatal("open of a directory symlink without follow succeeded")
+	}
+	// Links before the last component are still followed.
+	r, err = d.Open("dirlink/file", OpenFlags{Read: true, NoFollow: true})
+	if err != nil {
+		t.Fatalf("open dirlink/file without follow: %v", err)
+	}
+	if got := readAll(t, r); got != "sub file" {
+		t.Fatalf("read %q", got)
+	}
+	r.Close()
+	// Creating exclusively over a symlink fails rather than following it.
+	r, err = d.Open("in", OpenFlags{Write: true, Create: true, Excl: true})
+	if err == nil {
+		r.Close()
+	}
+	wantErrno(t, "O_CREAT|O_EXCL over a symlink", err, EEXIST)
+}
+
+// A name that flips between a real directory inside the grant and a
+// symbolic link out of it (absolute and relative) must never let a path
+// through it reach the outside, whichever state each lookup sees.
+func TestDirSymlinkRaceNeverEscapes(t *testing.T) {
+	root, outside := fsTree(t)
+	d := openDir(t, root)
+	inside := filepath.Join(root, "real")
+	if err := os.Mkdir(inside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(inside, "secret"), "inside secret")
+	flip := filepath.Join(root, "flip")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		targets := []string{outside, "../outside"}
+		for i := 0; !stop.Load(); i++ {
+			tmp := flip + ".tmp"
+			if i%2 == 0 {
+				_ = os.Symlink(targets[(i/2)%2], tmp)
+			} else {
+				_ = os.Symlink("real", tmp)
+			}
+			_ = os.Rename(tmp, flip)
+		}
+	}()
+	defer func() { stop.Store(true); wg.Wait() }()
+	for i := 0; i < 3000; i++ {
+		r, err := d.Open("flip/secret", OpenFlags{Read: true})
+		if err == nil {
+			if got := readAll(t, r); got != "inside secret" {
+				t.Fatalf("read %q through a flipping link", got)
+			}
+			r.Close()
+		} else if e := ErrnoOf(err); e != ENOTCAPABLE && e != ENOENT {
+			t.Fatalf("open flip/secret: %v", err)
+		}
+		if r, err := d.Open("flip", OpenFlags{Read: true, Directory: true}); err == nil {
+			sub := r.(*Dir)
+			if st, err := sub.StatAt("secret", true); err == nil {
+				if fi, _ := os.Stat(filepath.Join(outside, "secret")); fi != nil && st.Ino == fi.Sys().(*syscall.Stat_t).Ino {
+					t.Fatal("a directory opened through a flipping link is outside the grant")
+				}
+			}
+			sub.Close()
+		}
+		_ = d.Rename("flip/secret", d, "flip/secret")
+		_ = d.Unlink("flip/nothing", false)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "secret")); err != nil || string(b) != "outside secret" {
+		t.Fatalf("outside secret touched: %q, %v", b, err)
+	}
+}
+
+// A last component that flips between a regular file and a symbolic link
+// (to another file inside) must, when opened without follow, give either
+// the file itself or ELOOP, never the link's target.
+func TestDirNoFollowRaceNeverFollows(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	name := filepath.Join(root, "flick")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; !stop.Load(); i++ {
+			tmp := name + ".tmp"
+			if i%2 == 0 {
+				_ = os.Symlink("file", tmp)
+			} else {
+				_ = os.WriteFile(tmp, []byte("the real one"), 0o644)
+			}
+			_ = os.Rename(tmp, name)
+		}
+	}()
+	defer func() { stop.Store(true); wg.Wait() }()
+	opened := 0
+	for i := 0; i < 3000; i++ {
+		r, err := d.Open("flick", OpenFlags{Read: true, NoFollow: true})
+		if err != nil {
+			if e := ErrnoOf(err); e != ELOOP && e != ENOENT {
+				t.Fatalf("open flick: %v", err)
+			}
+			continue
+		}
+		if got := readAll(t, r); got != "the real one" {
+			t.Fatalf("open without follow read %q: the link was followed", got)
+		}
+		r.Close()
+		opened++
+	}
+	if opened == 0 {
+		t.Log("the regular file was never seen (the flipper won every time)")
+	}
+}
+
+func TestDirRenameAndLinkAcrossGrantsIsEXDEV(t *testing.T) {
+	base := t.TempDir()
+	a, b := filepath.Join(base, "a"), filepath.Join(base, "b")
+	for _, p := range []string{a, b} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(a, "f"), "data")
+	da, db := openDir(t, a), openDir(t, b)
+	wantErrno(t, "rename across grants", da.Rename("f", db, "f"), EXDEV)
+	wantErrno(t, "link across grants", da.Link("f", db, "f"), EXDEV)
+	// Two grants of the same host directory are still two grants.
+	da2 := openDir(t, a)
+	wantErrno(t, "rename between two grants of one directory", da.Rename("f", da2, "g"), EXDEV)
+	if _, err := os.Stat(filepath.Join(a, "f")); err != nil {
+		t.Fatal("source moved")
+	}
+	for _, p := range []string{filepath.Join(b, "f"), filepath.Join(a, "g")} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s exists", p)
+		}
+	}
+}
+
+func TestDirRenameWithinAGrantAcrossSubdirectories(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	if err := os.Mkdir(filepath.Join(root, "other"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r1, err := d.Open("sub", OpenFlags{Read: true, Directory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	r2, err := d.Open("other", OpenFlags{Read: true, Directory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	sub, other := r1.(*Dir), r2.(*Dir)
+	if err := sub.Rename("file", other, "moved"); err != nil {
+		t.Fatalf("rename sub/file → other/moved: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "other", "moved")); err != nil || string(b) != "sub file" {
+		t.Fatalf("other/moved = %q, %v", b, err)
+	}
+	if err := other.Link("moved", d, "hard"); err != nil {
+		t.Fatalf("link other/moved → hard: %v", err)
+	}
+	// Handles follow the directory they opened, not its name: after the
+	// host renames "other", the handle still works on the same directory.
+	if err := os.Rename(filepath.Join(root, "other"), filepath.Join(root, "renamed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Rename("moved", sub, "back"); err != nil {
+		t.Fatalf("rename after the host moved the directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "sub", "back")); err != nil {
+		t.Fatal(err)
+	}
+	// POSIX rename: a directory replaces an empty directory, a file over a
+	// directory is EISDIR, and "file dir/" is ENOTDIR.
+	if err := d.Mkdir("empty"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Rename("renamed", d, "empty"); err != nil {
+		t.Fatalf("rename directory over an empty directory: %v", err)
+	}
+	wantErrno(t, "rename file over directory", d.Rename("file", d, "sub"), EISDIR)
+	wantErrno(t, "rename file to name/", d.Rename("file", d, "newdir/"), ENOTDIR)
+}
+
+func TestDirUnlinkActsOnExactlyWhatItNames(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	wantErrno(t, "unlink a directory", d.Unlink("sub/deep", false), EISDIR)
+	wantErrno(t, "rmdir a file", d.Unlink("file", true), ENOTDIR)
+	wantErrno(t, "rmdir non-empty", d.Unlink("sub", true), ENOTEMPTY)
+	wantErrno(t, "rmdir .", d.Unlink(".", true), EINVAL)
+	wantErrno(t, "unlink file/", d.Unlink("file/", false), ENOTDIR)
+	if err := d.Unlink("dirlink", false); err != nil {
+		t.Fatalf("unlink a symlink to a directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "sub", "file")); err != nil {
+		t.Fatal("unlinking a link touched its target")
+	}
+	if err := d.Unlink("sub/deep/", true); err != nil {
+		t.Fatalf("rmdir sub/deep/: %v", err)
+	}
+	if err := d.Unlink("sub/deep/..", true); ErrnoOf(err) == ESUCCESS {
+		t.Fatal("rmdir through .. removed the directory it names")
+	}
+}
+
+func TestDirLinkFollowsOnlyWhenAsked(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	if err := d.Link("in", d, "hard-link"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.StatAt("hard-link", false); st.Type != TypeSymlink {
+		t.Fatalf("Link followed the symlink: %+v", st)
+	}
+	if err := d.LinkFollow("in", d, "hard-target"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := d.StatAt("hard-target", false)
+	target, _ := d.StatAt("sub/file", false)
+	if st.Type != TypeRegular || st.Ino != target.Ino {
+		t.Fatalf("LinkFollow made %+v, want a link to sub/file (ino %d)", st, target.Ino)
+	}
+}
+
+func TestDirSetTimesFollowsOrNot(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	at := time.Unix(1_000_000_000, 5)
+	if err := d.SetTimesAt("in", nil, &at); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.StatAt("sub/file", false); st.Mtim != at.UnixNano() {
+		t.Fatalf("target mtime %d, want %d", st.Mtim, at.UnixNano())
+	}
+	later := at.Add(time.Hour)
+	if err := d.LsetTimesAt("in", &later, &later); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.StatAt("in", false); st.Mtim != later.UnixNano() || st.Atim != later.UnixNano() {
+		t.Fatalf("link times %+v", st)
+	}
+	if st, _ := d.StatAt("sub/file", false); st.Mtim != at.UnixNano() {
+		t.Fatal("LsetTimesAt changed the target")
+	}
+	// nil leaves a time alone.
+	if err := d.SetTimesAt("file", &at, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := d.StatAt("file", false)
+	if err := d.SetTimesAt("file", nil, &later); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := d.StatAt("file", false)
+	if after.Atim != before.Atim || after.Mtim != later.UnixNano() {
+		t.Fatalf("before %+v after %+v", before, after)
+	}
+}
+
+func TestDirReaddirListsDotsThenSortedNamesAsOneSnapshot(t *testing.T) {
+	root := t.TempDir()
+	for _, n := range []string{"b", "a", "c"} {
+		write(t, filepath.Join(root, n), n)
+	}
+	if err := os.Mkdir(filepath.Join(root, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a", filepath.Join(root, "l")); err != nil {
+		t.Fatal(err)
+	}
+	d := openDir(t, root)
+	ents, err := d.ReaddirAt(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name string
+		typ  FileType
+	}{{".", TypeDirectory}, {"..", TypeDirectory}, {"a", TypeRegular}, {"b", TypeRegular}, {"c", TypeRegular}, {"d", TypeDirectory}, {"l", TypeSymlink}}
+	if len(ents) != len(want) {
+		t.Fatalf("%d entries: %+v", len(ents), ents)
+	}
+	for i, w := range want {
+		if ents[i].Name != w.name || ents[i].Type != w.typ {
+			t.Errorf("entry %d = %+v, want %s %v", i, ents[i], w.name, w.typ)
+		}
+	}
+	for _, e := range ents[2:] {
+		st, _ := d.StatAt(e.Name, false)
+		if e.Ino != st.Ino {
+			t.Errorf("%s: ino %d, stat says %d", e.Name, e.Ino, st.Ino)
+		}
+	}
+	// Resuming at a cookie continues the same snapshot even if the
+	// directory changes; cookie 0 takes a new one.
+	if err := os.Remove(filepath.Join(root, "a")); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := d.ReaddirAt(3)
+	if len(rest) != 4 || rest[0].Name != "b" {
+		t.Fatalf("resumed listing %+v", rest)
+	}
+	if past, _ := d.ReaddirAt(100); len(past) != 0 {
+		t.Fatalf("past the end: %+v", past)
+	}
+	fresh, _ := d.ReaddirAt(0)
+	if len(fresh) != len(want)-1 {
+		t.Fatalf("fresh listing %+v", fresh)
+	}
+}
+
+func TestDirOpenPicksTheResourceByWhatItFinds(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	r, err := d.Open("sub", OpenFlags{Read: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.(*Dir); !ok {
+		t.Fatalf("opening a directory gave %T", r)
+	}
+	r.Close()
+	r, err = d.Open("sub", OpenFlags{Write: true})
+	if err == nil {
+		r.Close()
+	}
+	wantErrno(t, "open a directory for writing", err, EISDIR)
+	r, err = d.Open("file", OpenFlags{Read: true, Directory: true})
+	if err == nil {
+		r.Close()
+	}
+	wantErrno(t, "open a file as a directory", err, ENOTDIR)
+	r, err = d.Open("new", OpenFlags{Write: true, Create: true, Append: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := r.(*File)
+	if f.FileType() != TypeRegular || !f.Append() {
+		t.Fatalf("new file: type %v append %v", f.FileType(), f.Append())
+	}
+	f.Close()
+}
+
+func TestCheckPath(t *testing.T) {
+	for p, want := range map[string]Errno{
+		"a": 0, "a/b": 0, "a/../b": 0, ".": 0, "a/..": 0, "./a//b/": 0,
+		"": ENOENT, "..": ENOTCAPABLE, "a/../..": ENOTCAPABLE, "/a": ENOTCAPABLE,
+		"a\x00b": EINVAL, "../a": ENOTCAPABLE,
+	} {
+		if got := ErrnoOf(CheckPath(p)); got != want {
+			t.Errorf("CheckPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
