@@ -12,6 +12,12 @@ import (
 // paths, ".." above the directory and symlinks that lead out
 // (ENOTCAPABLE), whatever the guest's libc did with the path first.
 
+// wasiNoDir is the directory fd a libc passes when no preopen covers a
+// path (Go's syscall package passes -1). No table can hold a handle at
+// that number, so it means "a path under no capability": ENOTCAPABLE, the
+// answer wasi-libc itself gives for such a path, rather than EBADF.
+const wasiNoDir = ^uint32(0)
+
 // wasiDirAt reads a path argument and acquires fd, which must be a
 // directory with the rights in need. On success the caller must Release
 // the capability.
@@ -19,6 +25,9 @@ func wasiDirAt(g *Guest, m api.Memory, fd, ptr, n uint32, need caps.Rights) (*ca
 	path, e := readString(m, ptr, n)
 	if e != 0 {
 		return nil, nil, "", e
+	}
+	if fd == wasiNoDir {
+		return nil, nil, "", caps.ENOTCAPABLE
 	}
 	c, err := g.table.Acquire(fd, need, 0)
 	if err != nil {

@@ -1,12 +1,16 @@
 package abi_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
@@ -159,4 +163,163 @@ func lineDiff(got, want string) string {
 		}
 	}
 	return b.String()
+}
+
+const gofsWant = `readdir: ok
+names: hello.txt
+readfile: ok
+contents: "hello\n"
+writefile: ok
+open-append: ok
+append: ok
+close: ok
+readback: ok
+out: "written by go\nand appended\n"
+mkdirall: ok
+rename: ok
+walk: ok
+walked: /data,/data/a,/data/a/b,/data/a/b/c,/data/a/b/c/out.txt,/data/hello.txt
+stat: ok
+size: 27 mode-regular: true
+removeall: ok
+gone: not exist
+ro-read: ok
+ro-contents: "hello\n"
+ro-write: not capable
+ro-overwrite: not capable
+ro-remove: not capable
+ro-mkdir: not capable
+symlink: ok
+symlink-escape: not capable
+open-dir: ok
+openat-dotdot: not capable
+openat-absolute: not capable
+ungranted-absolute: not capable
+`
+
+// An unmodified Go program (GOOS=wasip1) lists, reads and writes what it
+// was granted and gets ENOTCAPABLE for a read-only grant's writes, for
+// "..", absolute paths and symlinks that lead out, and for an absolute
+// path no grant covers.
+func TestGoProgramUsesGrantsAndIsRefusedTheRest(t *testing.T) {
+	h := newHarness(t)
+	data, ro := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(data, "hello.txt"), "hello\n")
+	writeFile(t, filepath.Join(ro, "hello.txt"), "hello\n")
+	tbl := h.table("g")
+	h.grantDir(t, tbl, data, "/data", false)
+	h.grantDir(t, tbl, ro, "/ro", true)
+	st := h.start(t, context.Background(), abitest.Go(t, "abi/testdata/guests/wasi/gofs"), tbl, nil).Wait()
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v, stderr %s", st, h.stderr.String())
+	}
+	if got := h.stdout.String(); got != gofsWant {
+		t.Errorf("output differs:\n%s", lineDiff(got, gofsWant))
+	}
+	if b, err := os.ReadFile(filepath.Join(ro, "hello.txt")); err != nil || string(b) != "hello\n" {
+		t.Errorf("read-only grant changed: %q %v", b, err)
+	}
+	if ents, _ := os.ReadDir(ro); len(ents) != 1 {
+		t.Errorf("read-only grant has %d entries, want 1", len(ents))
+	}
+}
+
+// grantListener listens on a fresh loopback port and puts the listener in
+// tbl; it returns the address to dial and the capability.
+func (h *harness) grantListener(t testing.TB, tbl *caps.Table) (string, *caps.Cap) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := caps.NewListener(ln, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, i := caps.GrantRights(caps.KindListener, false)
+	c := h.k.Mint(tbl.Holder(), l, b, i, "listener", "test grant")
+	if _, err := tbl.Insert(c); err != nil {
+		t.Fatal(err)
+	}
+	return ln.Addr().String(), c
+}
+
+// A Go server built for wasip1 takes a granted listening socket with
+// net.FileListener and serves concurrent connections: sock_accept,
+// SOCKET_STREAM fdstat and a poll_oneoff that truly waits on sockets and
+// timers together.
+func TestGoServerAcceptsOnGrantedListener(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("srv")
+	addr, _ := h.grantListener(t, tbl)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g := h.start(t, ctx, abitest.Go(t, "abi/testdata/guests/wasi/gonet"), tbl, nil, "echo", "3")
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			msg := fmt.Sprintf("ping %d\n", i)
+			if _, err := c.Write([]byte(msg)); err != nil {
+				t.Error(err)
+				return
+			}
+			got, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil || got != strings.ToUpper(msg) {
+				t.Errorf("reply %q, %v; want %q", got, err, strings.ToUpper(msg))
+			}
+		}(i)
+	}
+	wg.Wait()
+	st := g.Wait()
+	if st.Err() != nil || st.Code != 0 || h.stdout.String() != "served 3\n" {
+		t.Fatalf("status %+v, stdout %q, stderr %q", st, h.stdout.String(), h.stderr.String())
+	}
+}
+
+// Revoking the listener while the guest waits in accept wakes it with
+// ENOTCAPABLE; killing a guest that waits ends it at once.
+func TestBlockedAcceptEndsOnRevokeAndOnKill(t *testing.T) {
+	wasm := abitest.Go(t, "abi/testdata/guests/wasi/gonet")
+	t.Run("revoke", func(t *testing.T) {
+		h := newHarness(t)
+		tbl := h.table("srv")
+		_, lc := h.grantListener(t, tbl)
+		g := h.start(t, context.Background(), wasm, tbl, nil, "accept")
+		time.Sleep(300 * time.Millisecond) // let it reach accept
+		h.k.Revoke(lc, "test")
+		select {
+		case <-g.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("guest still blocked 10s after revocation")
+		}
+		if got := h.stdout.String(); !strings.Contains(got, "Capabilities insufficient") {
+			t.Fatalf("stdout %q, want accept to fail with ENOTCAPABLE", got)
+		}
+	})
+	t.Run("kill", func(t *testing.T) {
+		h := newHarness(t)
+		tbl := h.table("srv")
+		h.grantListener(t, tbl)
+		g := h.start(t, context.Background(), wasm, tbl, nil, "accept")
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
+		g.Kill("test kill")
+		select {
+		case <-g.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("guest still running 10s after Kill")
+		}
+		if st := g.Status(); st.Killed != "test kill" {
+			t.Fatalf("status %+v", st)
+		}
+		t.Logf("killed in %v", time.Since(start))
+	})
 }

@@ -1,0 +1,57 @@
+// Command gonet is a GOOS=wasip1 test guest: an unmodified Go network
+// server. fd 3 is a listening socket granted by the supervisor; the guest
+// turns it into a net.Listener with net.FileListener and serves each
+// connection in its own goroutine, so Go's netpoller waits on several
+// sockets (and a timer) at once through poll_oneoff.
+//
+//	gonet echo N   upper-cases one line per connection for N connections, then exits
+//	gonet accept   accepts once and prints the error Accept returns
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+func main() {
+	l, err := net.FileListener(os.NewFile(3, "listener"))
+	if err != nil {
+		fmt.Println("filelistener:", err)
+		os.Exit(1)
+	}
+	switch os.Args[1] {
+	case "echo":
+		n, _ := strconv.Atoi(os.Args[2])
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			c, err := l.Accept()
+			if err != nil {
+				fmt.Println("accept:", err)
+				os.Exit(1)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err != nil {
+					fmt.Println("read:", err)
+					return
+				}
+				time.Sleep(10 * time.Millisecond) // a timer while sockets are polled
+				fmt.Fprint(c, strings.ToUpper(line))
+			}()
+		}
+		wg.Wait()
+		fmt.Println("served", n)
+	case "accept":
+		_, err := l.Accept()
+		fmt.Println("accept:", err)
+	}
+}
