@@ -1,12 +1,63 @@
 package abi
 
 import (
+	"io"
+	"math"
+
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
 )
 
+// The fd family: calls on a handle as such, whatever it designates. Every
+// call looks the handle up (EBADF), checks the rights CLOUDABI.md's table
+// names (ENOTCAPABLE) and holds the capability acquired while it runs, so
+// a revocation waits for the call and no call completes after it.
+
+// fd_stat_put flags.
+const (
+	fdstatFlags  = 0x1
+	fdstatRights = 0x2
+)
+
+// fdFlagsAll is every fd flag a guest may set.
+const fdFlagsAll = caps.FlagAppend | caps.FlagDsync | caps.FlagNonblock | caps.FlagRsync | caps.FlagSync
+
+// maxIOTotal caps the bytes one read or write call moves, as Linux caps a
+// transfer at MAX_RW_COUNT, so that the count always fits the u32 result
+// even when a guest passes many iovecs aliasing the same memory.
+const maxIOTotal = 0x7ffff000
+
+// limitIOV trims iov in place so that it holds at most maxIOTotal bytes.
+func limitIOV(iov [][]byte) [][]byte {
+	left := maxIOTotal
+	for i, b := range iov {
+		if len(b) >= left {
+			iov[i] = b[:left]
+			return iov[:i+1]
+		}
+		left -= len(b)
+	}
+	return iov
+}
+
 func fdClose(g *Guest, m api.Memory, p []uint64) Errno {
 	return caps.ErrnoOf(g.table.Remove(uint32(p[0])))
+}
+
+// install puts a capability the call just made into the guest's table and
+// writes its fd to out. If either fails the capability is closed, so a
+// failed call leaves nothing behind.
+func (g *Guest) install(m api.Memory, c *caps.Cap, out uint32) Errno {
+	fd, err := g.table.Insert(c)
+	if err != nil {
+		g.kernel.Close(c)
+		return caps.ErrnoOf(err)
+	}
+	if e := writeU32(m, out, fd); e != 0 {
+		_ = g.table.Remove(fd)
+		return e
+	}
+	return 0
 }
 
 // readv reads into iov from c's resource, waiting while a pollable
@@ -17,6 +68,7 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 	if !ok {
 		return 0, caps.EBADF
 	}
+	iov = limitIOV(iov)
 	total := 0
 	for _, b := range iov {
 		if len(b) == 0 {
@@ -57,6 +109,7 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 	if !ok {
 		return 0, caps.EBADF
 	}
+	iov = limitIOV(iov)
 	total := 0
 	for _, b := range iov {
 		for len(b) > 0 {
@@ -114,4 +167,391 @@ func fdWrite(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	return writeU32(m, uint32(p[3]), uint32(n))
+}
+
+// fileOffset converts a guest's u64 offset; offsets past the largest
+// host file offset are EINVAL (POSIX: negative offset).
+func fileOffset(v uint64) (int64, Errno) {
+	if v > math.MaxInt64 {
+		return 0, caps.EINVAL
+	}
+	return int64(v), 0
+}
+
+// preadv reads into iov from c's resource at off without moving its
+// offset. ESPIPE when the resource has no positions.
+func preadv(c *caps.Cap, iov [][]byte, off int64) (int, Errno) {
+	r, ok := c.Resource().(caps.Positional)
+	if !ok {
+		return 0, caps.ESPIPE
+	}
+	total := 0
+	for _, b := range limitIOV(iov) {
+		if len(b) == 0 {
+			continue
+		}
+		n, err := r.ReadAt(b, off+int64(total))
+		total += n
+		if err != nil {
+			if total > 0 {
+				return total, 0
+			}
+			return 0, caps.ErrnoOf(err)
+		}
+		if n < len(b) {
+			break
+		}
+	}
+	return total, 0
+}
+
+// pwritev writes iov to c's resource at off without moving its offset.
+// ESPIPE when the resource has no positions.
+func pwritev(c *caps.Cap, iov [][]byte, off int64) (int, Errno) {
+	w, ok := c.Resource().(caps.Positional)
+	if !ok {
+		return 0, caps.ESPIPE
+	}
+	total := 0
+	for _, b := range limitIOV(iov) {
+		if len(b) == 0 {
+			continue
+		}
+		n, err := w.WriteAt(b, off+int64(total))
+		total += n
+		if err != nil {
+			if total > 0 {
+				return total, 0
+			}
+			return 0, caps.ErrnoOf(err)
+		}
+		if n < len(b) {
+			break
+		}
+	}
+	return total, 0
+}
+
+func fdPread(g *Guest, m api.Memory, p []uint64) Errno {
+	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDRead|caps.RightFDSeek, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	iov, e := iovecs(m, uint32(p[1]), uint32(p[2]))
+	if e != 0 {
+		return e
+	}
+	off, e := fileOffset(p[3])
+	if e != 0 {
+		return e
+	}
+	n, e := preadv(c, iov, off)
+	if e != 0 {
+		return e
+	}
+	return writeU32(m, uint32(p[4]), uint32(n))
+}
+
+func fdPwrite(g *Guest, m api.Memory, p []uint64) Errno {
+	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDWrite|caps.RightFDSeek, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	iov, e := iovecs(m, uint32(p[1]), uint32(p[2]))
+	if e != 0 {
+		return e
+	}
+	off, e := fileOffset(p[3])
+	if e != 0 {
+		return e
+	}
+	n, e := pwritev(c, iov, off)
+	if e != 0 {
+		return e
+	}
+	return writeU32(m, uint32(p[4]), uint32(n))
+}
+
+// fdCreate1 makes an in-memory byte object: CloudABI's anonymous shared
+// memory object without mapping (CLOUDABI.md §7). It is a new root
+// capability, recorded as created by the guest.
+func fdCreate1(g *Guest, m api.Memory, p []uint64) Errno {
+	if uint32(p[0]) != filetypeSharedMemory {
+		return caps.EINVAL
+	}
+	c := g.kernel.Create(g.holder, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "fd_create1")
+	return g.install(m, c, uint32(p[1]))
+}
+
+// fdCreate2 makes a channel pair inside the supervisor. Both ends get
+// CloudABI's socket rights (RIGHTS_SOCKET_BASE, inheriting everything).
+func fdCreate2(g *Guest, m api.Memory, p []uint64) Errno {
+	var dgram bool
+	switch uint32(p[0]) {
+	case filetypeSocketDgram:
+		dgram = true
+	case filetypeSocketStream:
+	default:
+		return caps.EINVAL
+	}
+	a, b := caps.NewChannelPair(dgram, "fd_create2 by "+g.ID)
+	ca := g.kernel.Create(g.holder, a, caps.RightsSocketBase, caps.RightsSocketInheriting, "", "fd_create2")
+	cb := g.kernel.Create(g.holder, b, caps.RightsSocketBase, caps.RightsSocketInheriting, "", "fd_create2")
+	fa, err := g.table.Insert(ca)
+	if err != nil {
+		g.kernel.Close(ca)
+		g.kernel.Close(cb)
+		return caps.ErrnoOf(err)
+	}
+	fb, err := g.table.Insert(cb)
+	if err != nil {
+		_ = g.table.Remove(fa)
+		g.kernel.Close(cb)
+		return caps.ErrnoOf(err)
+	}
+	e := writeU32(m, uint32(p[1]), fa)
+	if e == 0 {
+		e = writeU32(m, uint32(p[2]), fb)
+	}
+	if e != 0 {
+		_ = g.table.Remove(fa)
+		_ = g.table.Remove(fb)
+	}
+	return e
+}
+
+func fdDatasync(g *Guest, m api.Memory, p []uint64) Errno {
+	return g.sync(uint32(p[0]), caps.RightFDDatasync, true)
+}
+
+func fdSync(g *Guest, m api.Memory, p []uint64) Errno {
+	return g.sync(uint32(p[0]), caps.RightFDSync, false)
+}
+
+// sync flushes fd's resource to stable storage; EINVAL for a resource
+// that cannot be synchronised (a stream), as fsync(2) says.
+func (g *Guest) sync(fd uint32, right caps.Rights, dataOnly bool) Errno {
+	c, err := g.table.Acquire(fd, right, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	s, ok := c.Resource().(caps.Syncer)
+	if !ok {
+		return caps.EINVAL
+	}
+	if dataOnly {
+		return caps.ErrnoOf(s.Datasync())
+	}
+	return caps.ErrnoOf(s.Sync())
+}
+
+// dup derives a copy of c for the same guest: a child capability with the
+// same rights and fd flags, on the same resource (so the same offset).
+func (g *Guest) dup(c *caps.Cap) (*caps.Cap, Errno) {
+	b, i := c.Rights()
+	d, err := g.kernel.Derive(c, caps.Derivation{Holder: g.holder, Edge: caps.EdgeDup, Name: c.Name(), Base: b, Inheriting: i})
+	if err != nil {
+		return nil, caps.ErrnoOf(err)
+	}
+	d.SetFlags(c.Flags())
+	return d, 0
+}
+
+func fdDup(g *Guest, m api.Memory, p []uint64) Errno {
+	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	d, e := g.dup(c)
+	if e != 0 {
+		return e
+	}
+	return g.install(m, d, uint32(p[1]))
+}
+
+// fdReplace makes to designate from's object with from's rights (a child
+// of from's capability) and closes what to held. Unlike WASI's
+// fd_renumber, from stays open. to must be open (EBADF otherwise).
+func fdReplace(g *Guest, m api.Memory, p []uint64) Errno {
+	from, to := uint32(p[0]), uint32(p[1])
+	c, err := g.table.Acquire(from, 0, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	if _, err := g.table.Get(to); err != nil {
+		return caps.ErrnoOf(err)
+	}
+	if from == to {
+		return 0
+	}
+	d, e := g.dup(c)
+	if e != 0 {
+		return e
+	}
+	if err := g.table.Replace(to, d); err != nil {
+		g.kernel.Close(d)
+		return caps.ErrnoOf(err)
+	}
+	return 0
+}
+
+// CloudABI whence values.
+const (
+	whenceCur = 1
+	whenceEnd = 2
+	whenceSet = 3
+)
+
+// acquireSeek acquires fd for a seek. A pure tell (offset 0 from the
+// current position) needs FD_TELL or FD_SEEK (which implies it); any other
+// seek needs FD_SEEK.
+func (g *Guest) acquireSeek(fd uint32, tell bool) (*caps.Cap, Errno) {
+	if !tell {
+		c, err := g.table.Acquire(fd, caps.RightFDSeek, 0)
+		return c, caps.ErrnoOf(err)
+	}
+	c, err := g.table.Acquire(fd, 0, 0)
+	if err != nil {
+		return nil, caps.ErrnoOf(err)
+	}
+	if b, _ := c.Rights(); b&(caps.RightFDTell|caps.RightFDSeek) == 0 {
+		c.Release()
+		return nil, caps.ENOTCAPABLE
+	}
+	return c, 0
+}
+
+// seek moves c's offset (io.Seek* whence); ESPIPE when the resource has
+// no positions.
+func seek(c *caps.Cap, off int64, whence int) (int64, Errno) {
+	s, ok := c.Resource().(caps.Positional)
+	if !ok {
+		return 0, caps.ESPIPE
+	}
+	pos, err := s.Seek(off, whence)
+	if err != nil {
+		return 0, caps.ErrnoOf(err)
+	}
+	return pos, 0
+}
+
+func fdSeek(g *Guest, m api.Memory, p []uint64) Errno {
+	off, whence := int64(p[1]), uint32(p[2])
+	c, e := g.acquireSeek(uint32(p[0]), off == 0 && whence == whenceCur)
+	if e != 0 {
+		return e
+	}
+	defer c.Release()
+	var w int
+	switch whence {
+	case whenceCur:
+		w = io.SeekCurrent
+	case whenceEnd:
+		w = io.SeekEnd
+	case whenceSet:
+		w = io.SeekStart
+	default:
+		return caps.EINVAL
+	}
+	pos, e := seek(c, off, w)
+	if e != 0 {
+		return e
+	}
+	return writeU64(m, uint32(p[3]), uint64(pos))
+}
+
+// appendMode is implemented by resources whose append flag belongs to the
+// open object and is shared by every handle to it, as a POSIX open file
+// description's O_APPEND is (caps.File, caps.ByteObject).
+type appendMode interface {
+	Append() bool
+	SetAppend(on bool) error
+}
+
+// fdFlags returns the fd flags fd_stat_get reports for c: the handle's
+// own flags, with APPEND taken from the object where the object has it.
+func fdFlags(c *caps.Cap) uint32 {
+	f := c.Flags()
+	if a, ok := c.Resource().(appendMode); ok {
+		f &^= caps.FlagAppend
+		if a.Append() {
+			f |= caps.FlagAppend
+		}
+	}
+	return f
+}
+
+// setFdFlags applies fd_stat_put(FLAGS). NONBLOCK belongs to the handle
+// and every waiting call consults it. APPEND belongs to the object
+// (ENOTSUP for objects that have no append mode, such as streams). The
+// synchronised-I/O flags are fixed at open on Linux, so changing them is
+// ENOTSUP rather than a silent loss of durability.
+func setFdFlags(c *caps.Cap, f uint32) Errno {
+	if f&^fdFlagsAll != 0 {
+		return caps.EINVAL
+	}
+	const syncFlags = caps.FlagDsync | caps.FlagRsync | caps.FlagSync
+	old := fdFlags(c)
+	if (f^old)&syncFlags != 0 {
+		return caps.ENOTSUP
+	}
+	if (f^old)&caps.FlagAppend != 0 {
+		a, ok := c.Resource().(appendMode)
+		if !ok {
+			return caps.ENOTSUP
+		}
+		if err := a.SetAppend(f&caps.FlagAppend != 0); err != nil {
+			return caps.ErrnoOf(err)
+		}
+	}
+	c.SetFlags(f)
+	return 0
+}
+
+func fdStatGet(g *Guest, m api.Memory, p []uint64) Errno {
+	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	b, i := c.Rights()
+	return writeFdstat(m, uint32(p[1]), fdstat{
+		filetype:   cloudabiFiletype(fileTypeOf(c)),
+		flags:      uint16(fdFlags(c)),
+		base:       b,
+		inheriting: i,
+	})
+}
+
+// fdStatPut changes a handle's flags (FLAGS, needs FD_STAT_PUT_FLAGS) or
+// narrows its rights (RIGHTS, needs nothing: asking for any right not held
+// is ENOTCAPABLE and changes nothing). Exactly one of the two per call.
+func fdStatPut(g *Guest, m api.Memory, p []uint64) Errno {
+	fd, ptr, which := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	var need caps.Rights
+	switch which {
+	case fdstatFlags:
+		need = caps.RightFDStatPutFlags
+	case fdstatRights:
+	default:
+		return caps.EINVAL
+	}
+	c, err := g.table.Acquire(fd, need, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	s, e := readFdstat(m, ptr)
+	if e != 0 {
+		return e
+	}
+	if which == fdstatFlags {
+		return setFdFlags(c, uint32(s.flags))
+	}
+	return caps.ErrnoOf(c.Narrow(s.base, s.inheriting))
 }
