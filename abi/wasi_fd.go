@@ -8,7 +8,6 @@ import (
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
-	"golang.org/x/sys/unix"
 )
 
 // WASI preview1 fd_* functions. Each one looks up the handle in the guest's
@@ -84,21 +83,25 @@ func wasiSync(g *Guest, fd uint32, need caps.Rights, data bool) Errno {
 	return caps.ErrnoOf(s.Sync())
 }
 
-// wasiFiletype reports the WASI filetype of a handle.
+// fileTyper is implemented by resources that know their type without a
+// host call (caps.File, caps.Dir, caps.Stdio, caps.ByteObject).
+type fileTyper interface{ FileType() caps.FileType }
+
+// wasiFiletype reports the WASI filetype of a handle. Sockets, listeners
+// and stream channels are SOCKET_STREAM, which is what Go's
+// net.FileConn and net.FileListener require of a wasip1 descriptor.
 func wasiFiletype(c *caps.Cap) uint8 {
-	switch c.Kind() {
-	case caps.KindDirectory:
-		return wasiFiletypeDirectory
-	case caps.KindStdio:
-		return wasiFiletypeCharacterDevice
-	case caps.KindSocket, caps.KindListener:
-		return wasiFiletypeSocketStream
-	case caps.KindByteObject:
-		return wasiFiletypeRegularFile
-	case caps.KindChannel:
-		if ch, ok := c.Resource().(*caps.Channel); ok && ch.Datagram() {
+	switch res := c.Resource().(type) {
+	case *caps.Channel:
+		if res.Datagram() {
 			return wasiFiletypeSocketDgram
 		}
+		return wasiFiletypeSocketStream
+	case fileTyper:
+		return wasiFiletypeOf(res.FileType())
+	}
+	switch c.Kind() {
+	case caps.KindSocket, caps.KindListener:
 		return wasiFiletypeSocketStream
 	}
 	if s, ok := c.Resource().(caps.Stater); ok {
@@ -150,37 +153,12 @@ func wasiFDFdstatSetFlags(g *Guest, m api.Memory, p []uint64) Errno {
 		if !ok {
 			return caps.ENOTSUP
 		}
-		if e := setHostAppend(f, fl&caps.FlagAppend != 0); e != 0 {
-			return e
+		if err := f.SetAppend(fl&caps.FlagAppend != 0); err != nil {
+			return caps.ErrnoOf(err)
 		}
 	}
 	c.SetFlags(fl)
 	return 0
-}
-
-func setHostAppend(f *caps.File, on bool) Errno {
-	rc, err := f.OS().SyscallConn()
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	var ferr error
-	err = rc.Control(func(fd uintptr) {
-		var cur int
-		cur, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0)
-		if ferr != nil {
-			return
-		}
-		if on {
-			cur |= unix.O_APPEND
-		} else {
-			cur &^= unix.O_APPEND
-		}
-		_, ferr = unix.FcntlInt(fd, unix.F_SETFL, cur)
-	})
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	return caps.ErrnoOf(ferr)
 }
 
 // wasiFDFdstatSetRights narrows a handle to the WASI rights asked for.
@@ -419,7 +397,9 @@ func wasiFDPrestatDirName(g *Guest, m api.Memory, p []uint64) Errno {
 }
 
 // wasiFDReaddir fills buf with dirents starting at entry number cookie.
-// Entries are encoded straight into the guest's buffer (bounds-checked
+// Cookie 0 takes a fresh listing and later cookies resume it (see
+// caps.Dir.ReaddirAt), so a listing read in many calls is one snapshot
+// and costs one directory scan. Entries are encoded straight into the guest's buffer (bounds-checked
 // once), so the host allocates nothing in proportion to buf_len. The last
 // entry may be cut off; bufused == buf_len tells the caller to continue.
 func wasiFDReaddir(g *Guest, m api.Memory, p []uint64) Errno {
@@ -436,16 +416,16 @@ func wasiFDReaddir(g *Guest, m api.Memory, p []uint64) Errno {
 	if !ok {
 		return caps.ENOTDIR
 	}
-	ents, err := d.Readdir()
+	cookie := p[3]
+	ents, err := d.ReaddirAt(cookie)
 	if err != nil {
 		return caps.ErrnoOf(err)
 	}
 	used := 0
-	cookie := p[3]
-	for i := cookie; i < uint64(len(ents)) && used < len(buf); i++ {
+	for i := 0; i < len(ents) && used < len(buf); i++ {
 		ent := ents[i]
 		var h [wasiDirentSize]byte
-		binary.LittleEndian.PutUint64(h[0:], i+1)
+		binary.LittleEndian.PutUint64(h[0:], cookie+uint64(i)+1)
 		binary.LittleEndian.PutUint64(h[8:], ent.Ino)
 		binary.LittleEndian.PutUint32(h[16:], uint32(len(ent.Name)))
 		h[20] = wasiFiletypeOf(ent.Type)

@@ -1,8 +1,6 @@
 package abi
 
 import (
-	"io/fs"
-
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -64,19 +62,6 @@ func wasiPathFilestatGet(g *Guest, m api.Memory, p []uint64) Errno {
 	return writeBytes(m, uint32(p[4]), b[:])
 }
 
-// wasiNoFollowSymlink reports ENOTSUP when an operation that cannot avoid
-// following symlinks is asked not to follow one and path names one.
-func wasiNoFollowSymlink(d *caps.Dir, path string) Errno {
-	st, err := d.StatAt(path, false)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	if st.HostMode&fs.ModeSymlink != 0 {
-		return caps.ENOTSUP
-	}
-	return 0
-}
-
 func wasiPathFilestatSetTimes(g *Guest, m api.Memory, p []uint64) Errno {
 	c, d, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[2]), uint32(p[3]), caps.RightFileStatPutTimes)
 	if e != 0 {
@@ -88,13 +73,7 @@ func wasiPathFilestatSetTimes(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	if uint32(p[1])&wasiLookupSymlinkFollow == 0 {
-		if e := wasiNoFollowSymlink(d, path); e != 0 {
-			return e
-		}
-	}
-	if a == nil && mt == nil {
-		_, err := d.StatAt(path, true)
-		return caps.ErrnoOf(err)
+		return caps.ErrnoOf(d.LsetTimesAt(path, a, mt))
 	}
 	return caps.ErrnoOf(d.SetTimesAt(path, a, mt))
 }
@@ -111,9 +90,7 @@ func wasiPathLink(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	defer nc.Release()
 	if uint32(p[1])&wasiLookupSymlinkFollow != 0 {
-		if e := wasiNoFollowSymlink(od, oldPath); e != 0 {
-			return e
-		}
+		return caps.ErrnoOf(od.LinkFollow(oldPath, nd, newPath))
 	}
 	return caps.ErrnoOf(od.Link(oldPath, nd, newPath))
 }
