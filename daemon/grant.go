@@ -201,7 +201,8 @@ func splitSource(s string) (src, name string, hasName bool, err error) {
 			case '=', ':', '\\':
 				b.WriteByte(s[i])
 			default:
-				return "", "", false, fmt.Errorf(`unknown escape "\%c": only \=, \: and \\ are escapes`, s[i])
+				r, _ := utf8.DecodeRuneInString(s[i:])
+				return "", "", false, fmt.Errorf(`unknown escape %q: only \=, \: and \\ are escapes`, `\`+string(r))
 			}
 		case '=':
 			return b.String(), s[i+1:], true, nil

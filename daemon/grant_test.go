@@ -1,0 +1,233 @@
+package daemon
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+func TestParseGrantAcceptsTheDocumentedForms(t *testing.T) {
+	cases := []struct {
+		text string
+		want Grant
+	}{
+		{"dir:/srv/data", Grant{Kind: GrantDir, Source: "/srv/data", Name: "data"}},
+		{"dir:./data=files:ro", Grant{Kind: GrantDir, Source: "./data", Name: "files", ReadOnly: true}},
+		{"dir:data/", Grant{Kind: GrantDir, Source: "data/", Name: "data"}},
+		{"dir:/srv/reports=reports:ro", Grant{Kind: GrantDir, Source: "/srv/reports", Name: "reports", ReadOnly: true}},
+		{"file:/etc/hosts:ro", Grant{Kind: GrantFile, Source: "/etc/hosts", Name: "hosts", ReadOnly: true}},
+		{"file:/tmp/out.log=log", Grant{Kind: GrantFile, Source: "/tmp/out.log", Name: "log"}},
+		// Colons inside SOURCE are literal; only a final ":ro" is the option.
+		{"dir:/mnt/a:b=ab:ro", Grant{Kind: GrantDir, Source: "/mnt/a:b", Name: "ab", ReadOnly: true}},
+		// Escapes: \= and \: and \\ inside SOURCE.
+		{`dir:/mnt/c\=d=cd`, Grant{Kind: GrantDir, Source: "/mnt/c=d", Name: "cd"}},
+		{`dir:/mnt/x\:ro=x`, Grant{Kind: GrantDir, Source: "/mnt/x:ro", Name: "x"}},
+		{`dir:/mnt/x\:ro=x:ro`, Grant{Kind: GrantDir, Source: "/mnt/x:ro", Name: "x", ReadOnly: true}},
+		{`file:C\\temp=t`, Grant{Kind: GrantFile, Source: `C\temp`, Name: "t"}},
+		{"sock:db", Grant{Kind: GrantSock, Source: "db", Name: "db"}},
+		{"sock:db=database", Grant{Kind: GrantSock, Source: "db", Name: "database"}},
+		{"chan:pipeline", Grant{Kind: GrantChan, Source: "pipeline", Name: "pipeline"}},
+		{"listen:web", Grant{Kind: GrantListen, Source: "web", Name: "web"}},
+		{"listen:127.0.0.1:8080", Grant{Kind: GrantListen, Source: "127.0.0.1:8080", Name: "listen"}},
+		{"listen:[::1]:8080=web", Grant{Kind: GrantListen, Source: "[::1]:8080", Name: "web"}},
+		{"cap:c0123456789abcdef", Grant{Kind: GrantCap, Source: "c0123456789abcdef", Name: "c0123456789abcdef"}},
+		{"dir:/srv/données=données", Grant{Kind: GrantDir, Source: "/srv/données", Name: "données"}},
+	}
+	for _, c := range cases {
+		got, err := ParseGrant(c.text)
+		if err != nil {
+			t.Errorf("ParseGrant(%q): %v", c.text, err)
+			continue
+		}
+		if got != c.want {
+			t.Errorf("ParseGrant(%q) = %+v, want %+v", c.text, got, c.want)
+		}
+		again, err := ParseGrant(got.String())
+		if err != nil || again != got {
+			t.Errorf("ParseGrant(%q).String() = %q does not parse back: %+v, %v", c.text, got.String(), again, err)
+		}
+	}
+}
+
+func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
+	cases := []struct{ text, reason string }{
+		{"", "no kind"},
+		{"data", "no kind"},
+		{"disk:/x", `unknown kind "disk"`},
+		{"Dir:/x", `unknown kind "Dir"`},
+		{"dir:", "empty host path"},
+		{"dir::ro", "empty host path"},
+		{"dir:=x", "empty host path"},
+		{"dir:/x=", `guest name "" is empty`},
+		{"dir:/x=:ro", `guest name "" is empty`},
+		{"dir:/x=a/b", "may not contain"},
+		{"dir:/x=a:b", "may not contain"},
+		{"dir:/x=a=b", "may not contain"},
+		{`dir:/x=a\b`, "may not contain"},
+		{"dir:/x=..", `is "." or ".."`},
+		{"dir:/x=a\tb", "control character"},
+		{"dir:/x=" + strings.Repeat("n", MaxGuestName+1), "longer than 255 bytes"},
+		{"dir:/", "add =NAME"},
+		{"dir:/mnt/a:b", "add =NAME"},
+		{"dir:.", "add =NAME"},
+		{"dir:..", "add =NAME"},
+		{`dir:/x\y`, `unknown escape "\\y"`},
+		{`dir:/x\`, "lone"},
+		{"dir:/x\x00y", "NUL"},
+		{"dir:/x\xff", "UTF-8"},
+		{"sock:db:ro", ":ro applies only to dir: and file:"},
+		{"chan:a/b", `chan name "a/b"`},
+		{"sock:", "empty sock name"},
+		{"listen:a:b:c", "not HOST:PORT"},
+		{"cap:", "empty capability id"},
+	}
+	for _, c := range cases {
+		g, err := ParseGrant(c.text)
+		if err == nil {
+			t.Errorf("ParseGrant(%q) = %+v, want an error", c.text, g)
+			continue
+		}
+		var se *GrantSyntaxError
+		if !errors.As(err, &se) {
+			t.Errorf("ParseGrant(%q): error %T is not a *GrantSyntaxError", c.text, err)
+		}
+		if !strings.Contains(err.Error(), c.reason) {
+			t.Errorf("ParseGrant(%q) = %q, want it to say %q", c.text, err, c.reason)
+		}
+		if strings.ContainsAny(err.Error(), "\n\r") {
+			t.Errorf("ParseGrant(%q): error is not one line: %q", c.text, err)
+		}
+	}
+}
+
+func TestGrantStringIsCanonical(t *testing.T) {
+	cases := map[string]string{
+		"dir:/srv/data=data":      "dir:/srv/data",
+		"dir:data/=data:ro":       "dir:data/:ro",
+		"file:/etc/hosts=h:ro":    "file:/etc/hosts=h:ro",
+		`dir:/mnt/c\=d=cd`:        `dir:/mnt/c\=d=cd`,
+		`dir:/mnt/x\:ro=x`:        `dir:/mnt/x\:ro=x`,
+		"listen:127.0.0.1:80=web": "listen:127.0.0.1:80=web",
+		"sock:db=db":              "sock:db",
+	}
+	for in, want := range cases {
+		g, err := ParseGrant(in)
+		if err != nil {
+			t.Fatalf("ParseGrant(%q): %v", in, err)
+		}
+		if got := g.String(); got != want {
+			t.Errorf("ParseGrant(%q).String() = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// setupErr sets up text's grant and returns its error, which must be a
+// *GrantError for that grant and fit on one line.
+func setupErr(t *testing.T, text string) error {
+	t.Helper()
+	g, err := ParseGrant(text)
+	if err != nil {
+		t.Fatalf("ParseGrant(%q): %v", text, err)
+	}
+	r, err := g.setup()
+	if err == nil {
+		_ = r.res.Close()
+		t.Fatalf("setup of %q succeeded, want an error", text)
+	}
+	var ge *GrantError
+	if !errors.As(err, &ge) || ge.Grant != g {
+		t.Fatalf("setup of %q: error %v (%T) does not name the grant", text, err, err)
+	}
+	if !strings.HasPrefix(err.Error(), "grant \""+g.String()+"\": ") || strings.ContainsAny(err.Error(), "\n\r") {
+		t.Fatalf("setup of %q: error %q is not one line starting with the grant", text, err)
+	}
+	return err
+}
+
+func TestGrantSetupErrorsSayWhatFailedAndWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f.txt")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing")
+	cases := []struct{ text, says string }{
+		{"dir:" + missing, missing + " does not exist: create it or correct the path"},
+		{"file:" + missing + ":ro", missing + " does not exist: create it or correct the path"},
+		{"dir:" + file, file + " is not a directory: grant it with file:" + file},
+		{"file:" + dir + "=d", dir + " is a directory: grant it with dir:" + dir},
+		{"file:" + fifo, "is not a regular file (a FIFO)"},
+		{"dir:" + file + "/sub=s", "a parent of it is not a directory"},
+	}
+	for _, c := range cases {
+		if err := setupErr(t, c.text); !strings.Contains(err.Error(), c.says) {
+			t.Errorf("setup of %q = %q, want it to say %q", c.text, err, c.says)
+		}
+	}
+}
+
+func TestGrantKindsThatNeedTheDaemonSayNotSupportedYet(t *testing.T) {
+	for _, text := range []string{"sock:db", "listen:web", "listen:127.0.0.1:8080", "chan:pipe", "cap:c0123456789abcdef"} {
+		err := setupErr(t, text)
+		if !errors.Is(err, ErrNotSupported) {
+			t.Errorf("setup of %q = %v, want ErrNotSupported", text, err)
+		}
+		if !strings.Contains(err.Error(), "not supported yet") || !strings.Contains(err.Error(), "daemon (sandboxd serve)") {
+			t.Errorf("setup of %q = %q, want it to say it is not supported yet and needs the daemon", text, err)
+		}
+	}
+}
+
+func TestHostErrorSaysWhatToDo(t *testing.T) {
+	cases := []struct {
+		err  error
+		says string
+	}{
+		{&fs.PathError{Op: "open", Path: "/p", Err: syscall.EACCES}, "cannot open /p: permission denied: make it readable by uid"},
+		{&fs.PathError{Op: "open", Path: "/p", Err: syscall.ENOENT}, "/p does not exist: create it or correct the path"},
+		{&fs.PathError{Op: "open", Path: "/p", Err: syscall.ELOOP}, "too many levels of symbolic links"},
+		{&fs.PathError{Op: "open", Path: "/p", Err: syscall.EIO}, "cannot open /p: input/output error"},
+	}
+	for _, c := range cases {
+		if got := hostError("/p", c.err); !strings.Contains(got, c.says) {
+			t.Errorf("hostError(%v) = %q, want it to say %q", c.err, got, c.says)
+		}
+	}
+}
+
+func TestReadOnlyFileGrantOpensReadOnlyAndWritableGrantReadWrite(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ro        bool
+		writeable bool
+	}{{true, false}, {false, true}} {
+		g := Grant{Kind: GrantFile, Source: file, Name: "f", ReadOnly: c.ro}
+		r, err := g.setup()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, werr := r.res.(interface {
+			Write([]byte) (int, error)
+		}).Write([]byte("y"))
+		if (werr == nil) != c.writeable {
+			t.Errorf("ro=%v: host write error = %v, want writable=%v", c.ro, werr, c.writeable)
+		}
+		if r.base.Has(caps.RightFDWrite) != c.writeable {
+			t.Errorf("ro=%v: rights %v, want fd_write=%v", c.ro, r.base, c.writeable)
+		}
+		_ = r.res.Close()
+	}
+}

@@ -1,0 +1,454 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+const guests = "daemon/testdata/guests/"
+
+func newSupervisor(t *testing.T) *Supervisor {
+	t.Helper()
+	s, err := New(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func compile(t *testing.T, s *Supervisor, rel string) *abi.Module {
+	t.Helper()
+	m, err := s.Compile(context.Background(), filepath.Base(rel), abitest.WAT(t, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func mustGrant(t *testing.T, text string) Grant {
+	t.Helper()
+	g, err := ParseGrant(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// waitExit waits for g with a deadline, so that a guest that fails to die
+// fails the test instead of hanging it.
+func waitExit(t *testing.T, g *Guest, within time.Duration) abi.ExitStatus {
+	t.Helper()
+	select {
+	case <-g.Done():
+		return g.Wait()
+	case <-time.After(within):
+		g.Kill("test deadline")
+		t.Fatalf("guest %s still running after %v", g.ID(), within)
+		return abi.ExitStatus{}
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+func TestLaunchWithMissingDirStartsNothingAndLeaksNothing(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"spin.wat")
+	ok := t.TempDir()
+	if err := os.WriteFile(filepath.Join(ok, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "nope")
+	grants := []Grant{mustGrant(t, "dir:"+ok+"=ok"), mustGrant(t, "file:"+filepath.Join(ok, "f")), mustGrant(t, "dir:"+missing)}
+
+	before := openFDs(t)
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: grants})
+	if err == nil {
+		g.Kill("test")
+		t.Fatal("Launch with a missing directory succeeded")
+	}
+	var ge *GrantError
+	if !errors.As(err, &ge) || ge.Grant != grants[2] {
+		t.Fatalf("error %v does not name the missing grant", err)
+	}
+	if !strings.Contains(err.Error(), missing+" does not exist") {
+		t.Errorf("error %q does not say the directory is missing", err)
+	}
+	if n := len(s.Guests()); n != 0 {
+		t.Errorf("%d guests listed after a failed launch", n)
+	}
+	if snap := s.Kernel().Snapshot(); len(snap) != 0 {
+		t.Errorf("failed launch minted capabilities: %+v", snap)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("open host fds went from %d to %d: the grants that did open leaked", before, after)
+	}
+}
+
+func TestLaunchRejectsInvalidSpecsBeforeStartingAnything(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"spin.wat")
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		spec LaunchSpec
+		says string
+	}{
+		{"no module", LaunchSpec{}, "no module"},
+		{"negative timeout", LaunchSpec{Module: m, Timeout: -time.Second}, "negative"},
+		{"memory above 4GiB", LaunchSpec{Module: m, MemoryLimit: MaxMemoryLimit + 1}, "above the wasm32 maximum"},
+		{"too few fds", LaunchSpec{Module: m, MaxFDs: 3, Grants: []Grant{mustGrant(t, "dir:"+dir)}}, "allow at least 4"},
+		{"env without =", LaunchSpec{Module: m, Env: []string{"NOVALUE"}}, "not KEY=VALUE"},
+		{"env with empty key", LaunchSpec{Module: m, Env: []string{"=v"}}, "not KEY=VALUE"},
+		{"NUL in argument", LaunchSpec{Module: m, Args: []string{"a\x00b"}}, "NUL"},
+		{"duplicate names", LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "dir:"+dir+"=d"), mustGrant(t, "dir:"+dir+"=d")}}, `name "d" is already taken`},
+		{"grant named like stdio", LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "dir:"+dir+"=stdout")}}, `name "stdout" is already taken`},
+	}
+	for _, c := range cases {
+		g, err := s.Launch(context.Background(), c.spec)
+		if err == nil {
+			g.Kill("test")
+			t.Errorf("%s: Launch succeeded", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: error %q, want it to say %q", c.name, err, c.says)
+		}
+	}
+	if n := len(s.Guests()); n != 0 {
+		t.Errorf("%d guests listed after rejected launches", n)
+	}
+	if snap := s.Kernel().Snapshot(); len(snap) != 0 {
+		t.Errorf("rejected launches minted capabilities: %+v", snap)
+	}
+}
+
+func TestTimeoutKillsSpinningGuest(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"spin.wat")
+	start := time.Now()
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitExit(t, g, 10*time.Second)
+	if st.Killed != "timeout" {
+		t.Fatalf("status %+v, want killed by timeout", st)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("guest ended after %v, before its timeout", took)
+	}
+	if running, got := g.Status(); running || got.Killed != "timeout" {
+		t.Errorf("Status() = %v, %+v after exit", running, got)
+	}
+}
+
+func TestTimeoutEndsGuestBlockedInPoll(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"sleep_poll.wat")
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := waitExit(t, g, 10*time.Second)
+	if st.Killed != "timeout" {
+		t.Fatalf("status %+v, want the hour-long poll ended by the timeout (exit code is poll's errno if poll failed)", st)
+	}
+}
+
+func TestKillEndsGuestBlockedReadingStdin(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"cat.wat")
+	pr, pw := io.Pipe() // nothing is ever written: the guest blocks in fd_read
+	defer pw.Close()
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdin: pr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if running, _ := g.Status(); !running {
+		t.Fatalf("guest exited before it was killed: %+v", g.Wait())
+	}
+	g.Kill("operator")
+	if st := waitExit(t, g, 10*time.Second); st.Killed != "operator" {
+		t.Fatalf("status %+v, want killed with reason operator", st)
+	}
+}
+
+func TestStdioPassesThrough(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"cat.wat")
+	in := strings.Repeat("a line of input\n", 1000) // more than one read
+	var stdout, stderr bytes.Buffer
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdin: strings.NewReader(in), Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitExit(t, g, 10*time.Second); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if stdout.String() != in {
+		t.Errorf("stdout has %d bytes, want the %d bytes of stdin", stdout.Len(), len(in))
+	}
+	if stderr.String() != "done\n" {
+		t.Errorf("stderr = %q", stderr.String())
+	}
+}
+
+func TestNilStdioIsEmptyStdinAndDiscardedOutput(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"cat.wat")
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitExit(t, g, 10*time.Second); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v, want exit 0 at end of the empty stdin", st)
+	}
+}
+
+func TestHandlesAreStdioThenGrantsInOrder(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"spin.wat")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	grants := []Grant{mustGrant(t, "dir:"+dir+"=data:ro"), mustGrant(t, "file:"+file)}
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: grants, Principal: Principal{UID: 1000, Name: "alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(g.ID(), "g-") {
+		t.Errorf("guest id %q", g.ID())
+	}
+	if got, ok := s.Guest(g.ID()); !ok || got != g {
+		t.Errorf("Guest(%q) = %v, %v", g.ID(), got, ok)
+	}
+	dirB, dirI := caps.GrantRights(caps.KindDirectory, true)
+	fileB, fileI := caps.GrantRights(caps.KindFile, false)
+	want := []struct {
+		name      string
+		kind      caps.Kind
+		base, inh caps.Rights
+		origin    string
+	}{
+		{"stdin", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDWrite, 0, "launch"},
+		{"stdout", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDRead, 0, "launch"},
+		{"stderr", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDRead, 0, "launch"},
+		{"data", caps.KindDirectory, dirB, dirI, grants[0].String()},
+		{"notes.txt", caps.KindFile, fileB, fileI, grants[1].String()},
+	}
+	hs := g.Handles()
+	if len(hs) != len(want) {
+		t.Fatalf("%d handles, want %d", len(hs), len(want))
+	}
+	for i, w := range want {
+		h := hs[i]
+		b, in := h.Cap.Rights()
+		if h.FD != uint32(i) || h.Cap.Name() != w.name || h.Cap.Kind() != w.kind || b != w.base || in != w.inh || h.Cap.Origin() != w.origin {
+			t.Errorf("fd %d = {fd %d, %q, %v, %v, %v, origin %q}, want {%q, %v, %v, %v, origin %q}",
+				i, h.FD, h.Cap.Name(), h.Cap.Kind(), b, in, h.Cap.Origin(), w.name, w.kind, w.base, w.inh, w.origin)
+		}
+		if hd := h.Cap.Holder(); hd == nil || hd.ID != g.ID() || hd.Label != "spin.wat" {
+			t.Errorf("fd %d holder = %+v, want the guest", i, hd)
+		}
+	}
+	if hs[3].Cap.Info().Resource != "dir "+dir {
+		t.Errorf("dir resource %q", hs[3].Cap.Info().Resource)
+	}
+
+	g.Kill("done")
+	if st := waitExit(t, g, 10*time.Second); st.Killed != "done" {
+		t.Fatalf("status %+v", st)
+	}
+	if n := len(g.Handles()); n != 0 {
+		t.Errorf("%d handles left after exit", n)
+	}
+	if snap := s.Kernel().Snapshot(); len(snap) != 0 {
+		t.Errorf("capabilities still tracked after the guest exited: %+v", snap)
+	}
+}
+
+func TestGrantAddsHandleToRunningGuest(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"await_grant.wat")
+	file := filepath.Join(t.TempDir(), "out.txt")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // let it find fd 3 missing a few times
+	gr := mustGrant(t, "file:"+file+"=out")
+	fd, err := g.Grant(context.Background(), gr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fd != 3 {
+		t.Errorf("granted at fd %d, want 3", fd)
+	}
+	if st := waitExit(t, g, 10*time.Second); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v, want exit 0 after writing through the new handle", st)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "granted\n" {
+		t.Errorf("file = %q", b)
+	}
+	if _, err := g.Grant(context.Background(), gr); err == nil || !strings.Contains(err.Error(), "has exited") {
+		t.Errorf("Grant to an exited guest: %v", err)
+	}
+	if snap := s.Kernel().Snapshot(); len(snap) != 0 {
+		t.Errorf("capabilities still tracked after the guest exited: %+v", snap)
+	}
+}
+
+func TestRevokeCutsOffGrantedHandle(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"write_until_denied.wat")
+	file := filepath.Join(t.TempDir(), "out.txt")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "file:"+file+"=out")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(file); string(b) == "x" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("guest never wrote through its grant")
+		}
+	}
+	c := g.Handles()[3].Cap
+	r, err := s.Revoke(c.ID(), "test revocation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Revoked) != 1 || r.Revoked[0] != c.ID() || len(r.Holders) != 1 || r.Holders[0] != g.ID() {
+		t.Errorf("receipt %+v, want exactly %s held by %s", r, c.ID(), g.ID())
+	}
+	if st := waitExit(t, g, 10*time.Second); st.Code != uint32(caps.ENOTCAPABLE) {
+		t.Fatalf("status %+v, want exit %d (ENOTCAPABLE from the revoked handle)", st, caps.ENOTCAPABLE)
+	}
+	if _, err := s.Revoke("c00000000deadbeef", "x"); err == nil || !strings.Contains(err.Error(), "no capability") {
+		t.Errorf("Revoke of an unknown id: %v", err)
+	}
+}
+
+func TestMemoryLimitBoundsGrowth(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"grow.wat")
+	for _, c := range []struct {
+		limit uint64
+		code  uint32
+	}{{1 << 20, 1}, {0, 0}, {16 << 20, 0}} {
+		g, err := s.Launch(context.Background(), LaunchSpec{Module: m, MemoryLimit: c.limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := waitExit(t, g, 10*time.Second); st.Err() != nil || st.Code != c.code {
+			t.Errorf("limit %d: status %+v, want exit %d", c.limit, st, c.code)
+		}
+	}
+}
+
+func TestCloseKillsRunningGuestsAndRefusesLaunches(t *testing.T) {
+	s, err := New(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := compile(t, s, guests+"spin.wat")
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if running, st := g.Status(); running || st.Killed != "supervisor shutting down" {
+		t.Errorf("after Close: running=%v status %+v", running, st)
+	}
+	if _, err := s.Launch(context.Background(), LaunchSpec{Module: m}); err == nil || !strings.Contains(err.Error(), "shut down") {
+		t.Errorf("Launch after Close: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestConcurrentLaunchesRunIndependently(t *testing.T) {
+	s := newSupervisor(t)
+	m, err := s.Compile(context.Background(), "hello.wat", abitest.WAT(t, "abi/testdata/guests/hello.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	outs := make([]bytes.Buffer, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdout: &outs[i]})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			ids[i] = g.ID()
+			if st := g.Wait(); st.Code != 7 || st.Err() != nil {
+				errs[i] = errors.New("unexpected status")
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("guest %d: %v", i, errs[i])
+		}
+		if seen[ids[i]] {
+			t.Errorf("guest id %s given twice", ids[i])
+		}
+		seen[ids[i]] = true
+		if outs[i].String() != "hello\n" {
+			t.Errorf("guest %d stdout %q", i, outs[i].String())
+		}
+	}
+	if got := len(s.Guests()); got != n {
+		t.Errorf("Guests() lists %d, want the %d exited guests", got, n)
+	}
+}
