@@ -177,34 +177,11 @@ func cloudClockOfWASI(id uint32) uint32 {
 }
 
 // WASI whence values are io.Seek*'s: set 0, cur 1, end 2.
-const (
-	wasiWhenceSet = 0
-	wasiWhenceCur = 1
-	wasiWhenceEnd = 2
-)
+const wasiWhenceEnd = 2
 
-// WASI oflags, lookupflags and fdflags. oflags and lookupflags have
-// CloudABI's values; fdflags have the values of caps.Flag*.
-const (
-	wasiOflagCreat     = 1 << 0
-	wasiOflagDirectory = 1 << 1
-	wasiOflagExcl      = 1 << 2
-	wasiOflagTrunc     = 1 << 3
-	wasiOflagsAll      = wasiOflagCreat | wasiOflagDirectory | wasiOflagExcl | wasiOflagTrunc
-
-	wasiLookupSymlinkFollow = 1 << 0
-
-	wasiFdflagsAll = caps.FlagAppend | caps.FlagDsync | caps.FlagNonblock | caps.FlagRsync | caps.FlagSync
-)
-
-// WASI fstflags (fd_filestat_set_times, path_filestat_set_times).
-const (
-	wasiFstflagsAtim    = 1 << 0
-	wasiFstflagsAtimNow = 1 << 1
-	wasiFstflagsMtim    = 1 << 2
-	wasiFstflagsMtimNow = 1 << 3
-	wasiFstflagsAll     = wasiFstflagsAtim | wasiFstflagsAtimNow | wasiFstflagsMtim | wasiFstflagsMtimNow
-)
+// WASI's oflags, lookupflags, fdflags and fstflags have CloudABI's values,
+// so the native constants (oflag*, lookupSymlinkFollow, caps.Flag*, fs*)
+// serve both ABIs.
 
 // WASI advice (fd_advise): normal 0 … noreuse 5.
 const wasiAdviceMax = 5
@@ -219,26 +196,23 @@ const (
 
 // WASI riflags, roflags and sdflags.
 const (
-	wasiRecvPeek           = 1 << 0
-	wasiRecvWaitall        = 1 << 1
-	wasiRecvDataTruncated  = 1 << 0
-	wasiShutRD             = 1 << 0
-	wasiShutWR             = 1 << 1
-	wasiEventtypeClock     = 0
-	wasiEventtypeFDRead    = 1
-	wasiEventtypeFDWrite   = 2
-	wasiSubclockAbstime    = 1 << 0
-	wasiEventFDReadHangup  = 1 << 0
-	wasiSubscriptionSize   = 48
-	wasiEventSize          = 32
-	wasiFilestatSize       = 64
-	wasiFdstatSize         = 24
-	wasiPrestatSize        = 8
-	wasiDirentSize         = 24
-	wasiMaxSubscriptions   = 4096
-	wasiMaxArgsOrEnvBytes  = 1 << 20
-	wasiMaxReaddirBuffer   = 1 << 20
-	wasiMaxRandomGetBuffer = 1 << 20
+	wasiRecvPeek          = 1 << 0
+	wasiRecvWaitall       = 1 << 1
+	wasiRecvDataTruncated = 1 << 0
+	wasiShutRD            = 1 << 0
+	wasiShutWR            = 1 << 1
+	wasiEventtypeClock    = 0
+	wasiEventtypeFDRead   = 1
+	wasiEventtypeFDWrite  = 2
+	wasiSubclockAbstime   = 1 << 0
+	wasiEventFDReadHangup = 1 << 0
+	wasiSubscriptionSize  = 48
+	wasiEventSize         = 32
+	wasiFilestatSize      = 64
+	wasiFdstatSize        = 24
+	wasiPrestatSize       = 8
+	wasiMaxSubscriptions  = 4096
+	wasiMaxArgsOrEnvBytes = 1 << 20
 )
 
 // WASI signals, and the CloudABI signal each one is raised as. WASI added

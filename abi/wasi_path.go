@@ -16,27 +16,14 @@ import (
 // answer wasi-libc itself gives for such a path, rather than EBADF.
 const wasiNoDir = ^uint32(0)
 
-// wasiDirAt reads a path argument and acquires fd, which must be a
-// directory with the rights in need. On success the caller must Release
-// the capability.
+// wasiDirAt is dirAt (acquire fd, a directory with the rights in need,
+// then read the path) with WASI's "no directory" fd answered by
+// ENOTCAPABLE. On success the caller must Release the capability.
 func wasiDirAt(g *Guest, m api.Memory, fd, ptr, n uint32, need caps.Rights) (*caps.Cap, *caps.Dir, string, Errno) {
-	path, e := readString(m, ptr, n)
-	if e != 0 {
-		return nil, nil, "", e
-	}
 	if fd == wasiNoDir {
 		return nil, nil, "", caps.ENOTCAPABLE
 	}
-	c, err := g.table.Acquire(fd, need, 0)
-	if err != nil {
-		return nil, nil, "", caps.ErrnoOf(err)
-	}
-	d, ok := c.Resource().(*caps.Dir)
-	if !ok {
-		c.Release()
-		return nil, nil, "", caps.ENOTDIR
-	}
-	return c, d, path, 0
+	return g.dirAt(m, fd, need, ptr, n)
 }
 
 func wasiPathCreateDirectory(g *Guest, m api.Memory, p []uint64) Errno {
@@ -54,7 +41,7 @@ func wasiPathFilestatGet(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	defer c.Release()
-	st, err := d.StatAt(path, uint32(p[1])&wasiLookupSymlinkFollow != 0)
+	st, err := d.StatAt(path, uint32(p[1])&lookupSymlinkFollow != 0)
 	if err != nil {
 		return caps.ErrnoOf(err)
 	}
@@ -63,16 +50,23 @@ func wasiPathFilestatGet(g *Guest, m api.Memory, p []uint64) Errno {
 }
 
 func wasiPathFilestatSetTimes(g *Guest, m api.Memory, p []uint64) Errno {
+	if uint32(p[6])&^fsTimes != 0 {
+		return caps.EINVAL
+	}
 	c, d, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[2]), uint32(p[3]), caps.RightFileStatPutTimes)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	a, mt, e := wasiTimes(p[4], p[5], uint32(p[6]))
+	a, mt, e := statTimes(filestatIn{atim: p[4], mtim: p[5]}, uint32(p[6]))
 	if e != 0 {
 		return e
 	}
-	if uint32(p[1])&wasiLookupSymlinkFollow == 0 {
+	if a == nil && mt == nil {
+		_, err := d.StatAt(path, uint32(p[1])&lookupSymlinkFollow != 0)
+		return caps.ErrnoOf(err)
+	}
+	if uint32(p[1])&lookupSymlinkFollow == 0 {
 		return caps.ErrnoOf(d.LsetTimesAt(path, a, mt))
 	}
 	return caps.ErrnoOf(d.SetTimesAt(path, a, mt))
@@ -89,93 +83,49 @@ func wasiPathLink(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	defer nc.Release()
-	if uint32(p[1])&wasiLookupSymlinkFollow != 0 {
+	if uint32(p[1])&lookupSymlinkFollow != 0 {
 		return caps.ErrnoOf(od.LinkFollow(oldPath, nd, newPath))
 	}
 	return caps.ErrnoOf(od.Link(oldPath, nd, newPath))
 }
 
 // wasiPathOpen opens a path beneath a directory capability as a new child
-// capability.
+// capability, through the native file_open's openBeneath.
 //
 // CloudABI's file_open refuses a request for any right the directory
 // cannot pass on; cloudlibc's openat therefore asks for its access mode's
 // minimum plus "whatever the directory allows". WASI programs do not: Go
-// always asks for the same fixed sets and wasi-libc for the fdstat it saw.
-// So the adapter takes cloudlibc's side of that contract: the rights that
-// decide the access mode (fd_read, fd_write) and the ones the open flags
-// need (CREAT: file_create_file on the directory; TRUNC: file_stat_fput_size;
-// DSYNC/RSYNC/SYNC: fd_datasync/fd_sync) must be inheritable, or the call
-// fails with ENOTCAPABLE before anything is touched; every other requested
-// right is intersected with the directory's inheriting rights. The new
-// handle never holds a right its directory could not pass on.
+// always asks for the same fixed sets, and wasi-libc for what it read from
+// fd_fdstat_get. So the adapter takes cloudlibc's side of that contract:
+// the rights that decide the access mode (fd_read, fd_write) must be
+// inheritable, or the call fails with ENOTCAPABLE before anything is
+// touched; every other requested right is intersected with the
+// directory's inheriting rights; then file_open's own rules apply (CREAT,
+// TRUNC and the sync flags need their rights). The new handle never holds
+// a right its directory could not pass on.
 func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
-	dirfd, dirflags := uint32(p[0]), uint32(p[1])
-	oflags, fdflags, out := uint32(p[4]), uint32(p[7]), uint32(p[8])
-	if oflags&^wasiOflagsAll != 0 || fdflags&^wasiFdflagsAll != 0 {
+	dirflags := uint32(p[1])
+	if dirflags&^lookupSymlinkFollow != 0 {
 		return caps.EINVAL
 	}
-	reqBase, reqInh := RightsOfWASI(p[5]), RightsOfWASI(p[6])
-
-	needBase := caps.RightFileOpen
-	needInh := reqBase & (caps.RightFDRead | caps.RightFDWrite)
-	if oflags&wasiOflagCreat != 0 {
-		needBase |= caps.RightFileCreateFile
-	}
-	if oflags&wasiOflagTrunc != 0 {
-		needInh |= caps.RightFileStatFPutSize
-	}
-	if fdflags&caps.FlagDsync != 0 {
-		needInh |= caps.RightFDDatasync
-	}
-	if fdflags&(caps.FlagRsync|caps.FlagSync) != 0 {
-		needInh |= caps.RightFDSync
-	}
-	c, d, path, e := wasiDirAt(g, m, dirfd, uint32(p[2]), uint32(p[3]), needBase)
+	c, _, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[2]), uint32(p[3]), caps.RightFileOpen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
+	reqBase, reqInh := RightsOfWASI(p[5]), RightsOfWASI(p[6])
 	_, dirInh := c.Rights()
-	if !dirInh.Has(needInh) {
+	if !dirInh.Has(reqBase & (caps.RightFDRead | caps.RightFDWrite)) {
 		return caps.ENOTCAPABLE
 	}
-	base, inh := reqBase&dirInh, reqInh&dirInh
-
-	// The access mode follows CloudABI's file_open: any right that reads
-	// opens for reading, any right that modifies contents opens for
-	// writing, so the host file is never opened wider than the handle's
-	// rights.
-	fl := caps.OpenFlags{
-		Read:      base&(caps.RightFDRead|caps.RightFileReaddir) != 0,
-		Write:     base&(caps.RightFDDatasync|caps.RightFDWrite|caps.RightFileAllocate|caps.RightFileStatFPutSize) != 0,
-		Create:    oflags&wasiOflagCreat != 0,
-		Excl:      oflags&wasiOflagExcl != 0,
-		Trunc:     oflags&wasiOflagTrunc != 0,
-		Directory: oflags&wasiOflagDirectory != 0,
-		Append:    fdflags&caps.FlagAppend != 0,
-		Sync:      fdflags&(caps.FlagDsync|caps.FlagRsync|caps.FlagSync) != 0,
-		NoFollow:  dirflags&wasiLookupSymlinkFollow == 0,
-	}
-	res, err := d.Open(path, fl)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	nc, err := g.kernel.Derive(c, caps.Derivation{Holder: g.holder, Edge: caps.EdgeOpen, Base: base, Inheriting: inh, Resource: res})
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	nc.SetFlags(fdflags)
-	fd, err := g.table.Insert(nc)
-	if err != nil {
-		g.kernel.Close(nc)
-		return caps.ErrnoOf(err)
-	}
-	if e := writeU32(m, out, fd); e != 0 {
-		_ = g.table.Remove(fd)
+	nc, e := g.openBeneath(c, openRequest{
+		path: path, follow: dirflags&lookupSymlinkFollow != 0, oflags: uint32(p[4]),
+		base: reqBase & dirInh, inheriting: reqInh & dirInh, fdflags: uint32(p[7]),
+	})
+	if e != 0 {
 		return e
 	}
-	return 0
+	return g.install(m, nc, uint32(p[8]))
 }
 
 func wasiPathReadlink(g *Guest, m api.Memory, p []uint64) Errno {
@@ -220,15 +170,18 @@ func wasiPathRename(g *Guest, m api.Memory, p []uint64) Errno {
 }
 
 func wasiPathSymlink(g *Guest, m api.Memory, p []uint64) Errno {
-	target, e := readString(m, uint32(p[0]), uint32(p[1]))
-	if e != 0 {
-		return e
-	}
 	c, d, path, e := wasiDirAt(g, m, uint32(p[2]), uint32(p[3]), uint32(p[4]), caps.RightFileSymlink)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
+	target, e := readString(m, uint32(p[0]), uint32(p[1]))
+	if e != 0 {
+		return e
+	}
+	if target == "" {
+		return caps.ENOENT
+	}
 	return caps.ErrnoOf(d.Symlink(target, path))
 }
 
