@@ -155,6 +155,14 @@ type LaunchSpec struct {
 	Module    *abi.Module
 	// Grants become the guest's handles from fd 3 on, in order.
 	Grants []Grant
+	// Delegations become handles after the grants, in order: each a copy
+	// of an existing capability derived for the guest (see Delegation).
+	Delegations []Delegation
+	// SupervisorChannel gives the guest, as its last handle, the receiving
+	// end of a datagram channel named "supervisor" on which Guest.Send
+	// delivers handles while it runs. The daemon sets it; embedded mode
+	// has no one to send them.
+	SupervisorChannel bool
 	// Args are the program arguments after the program name; the guest's
 	// argv[0] is Module.Name. Env holds KEY=VALUE strings: nothing from
 	// the host environment is passed unless listed here.
@@ -188,8 +196,8 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	if maxFDs == 0 {
 		maxFDs = defaultMaxFDs
 	}
-	if need := 3 + len(spec.Grants); maxFDs < need {
-		return 0, fmt.Errorf("launch: max fds %d leaves no room for 3 stdio handles and %d grants: allow at least %d", maxFDs, len(spec.Grants), need)
+	if need := 3 + len(spec.Grants) + len(spec.Delegations) + btoi(spec.SupervisorChannel); maxFDs < need {
+		return 0, fmt.Errorf("launch: max fds %d leaves no room for 3 stdio handles, %d grants and %d other handles: allow at least %d", maxFDs, len(spec.Grants), need-3-len(spec.Grants), need)
 	}
 	for i, a := range spec.Args {
 		if strings.IndexByte(a, 0) >= 0 {
@@ -209,6 +217,15 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 		}
 		names[g.Name] = true
 	}
+	if spec.SupervisorChannel {
+		names[supervisorHandle] = true
+	}
+	for _, d := range spec.Delegations {
+		if names[d.Name] {
+			return 0, fmt.Errorf("launch: capability %s: the handle name %q is already taken: give it another name", d.From.ID(), d.Name)
+		}
+		names[d.Name] = true
+	}
 	return maxFDs, nil
 }
 
@@ -223,7 +240,10 @@ type Guest struct {
 	ag        *abi.Guest
 	log       hclog.Logger
 	stdin     *io.PipeReader // nil when the guest was given no stdin
-	done      chan struct{}
+	// supervisor is the daemon's end of the guest's supervisor channel, or
+	// nil (LaunchSpec.SupervisorChannel).
+	supervisor *caps.Channel
+	done       chan struct{}
 
 	mu     sync.Mutex
 	exited bool
@@ -244,9 +264,13 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		return nil, err
 	}
 	ready := make([]grantResource, 0, len(spec.Grants))
+	delegated := make([]*caps.Cap, 0, len(spec.Delegations))
 	release := func() {
 		for _, r := range ready {
 			_ = r.res.Close()
+		}
+		for _, c := range delegated {
+			s.k.Close(c)
 		}
 	}
 	for _, gr := range spec.Grants {
@@ -256,6 +280,15 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 			return nil, err
 		}
 		ready = append(ready, r)
+	}
+	for _, d := range spec.Delegations {
+		// Derived with no holder until the guest exists to adopt them.
+		c, err := s.k.Derive(d.From, delegation(d.From, nil, d.Name))
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("launch: capability %s has been revoked: it cannot be passed on", d.From.ID())
+		}
+		delegated = append(delegated, c)
 	}
 	if err := ctx.Err(); err != nil {
 		release()
@@ -313,6 +346,13 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		grants[i] = r.grant.String()
 		c := s.k.Mint(g.holder, r.res, r.base, r.inh, r.grant.Name, grants[i])
 		_, _ = table.Insert(c)
+	}
+	for _, c := range delegated {
+		s.k.Adopt(c, g.holder)
+		_, _ = table.Insert(c)
+	}
+	if spec.SupervisorChannel {
+		g.supervisor = g.openSupervisorChannel(table)
 	}
 
 	g.ag = s.rt.NewGuest(spec.Module, abi.GuestConfig{
@@ -376,6 +416,9 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 	g.ag.Table().CloseAll()
 	if g.stdin != nil {
 		g.stdin.CloseWithError(errGuestEnded)
+	}
+	if g.supervisor != nil {
+		_ = g.supervisor.Close()
 	}
 	args := []any{"code", st.Code, "duration", time.Since(g.started)}
 	switch {

@@ -44,10 +44,10 @@ interface Supervisor {
 
   # A capability by public id, if the caller's principal holds or granted
   # it (as for revoke).
-  cap @5 (capId :Text) -> (cap :Cap);
+  cap @5 (capId :Text) -> (cap :Cap, info :CapInfo);
 
   # A capability by public id and secret token (hex), whoever asks.
-  capByToken @6 (capId :Text, token :Text) -> (cap :Cap);
+  capByToken @6 (capId :Text, token :Text) -> (cap :Cap, info :CapInfo);
 
   # Who the daemon believes the caller is.
   whoami @7 () -> (principal :Principal);
@@ -100,10 +100,13 @@ interface Guest {
   # The guest's handle table.
   caps @4 () -> (handles :List(Handle));
   # The capability behind one of the guest's handles.
-  handle @5 (fd :UInt32) -> (cap :Cap);
-  # Open a new resource (`--grant` grammar) for the running guest: a new
-  # handle in its table, announced on its supervisor channel.
-  grant @6 (grant :Text) -> (handle :Handle);
+  handle @5 (fd :UInt32) -> (cap :Cap, info :CapInfo);
+  # Open a new resource (`--grant` grammar, or cap:ID for a capability
+  # the caller may use) and send it to the running guest on its
+  # supervisor channel, where the guest receives it as a new handle with
+  # sock_recv. Returns the new capability (its holder is the guest; it
+  # appears in the guest's table once received).
+  grant @6 (grant :Text) -> (info :CapInfo);
 }
 
 interface Cap {
@@ -111,9 +114,10 @@ interface Cap {
   # Derive a narrower copy (edge "restrict") held by this connection.
   # Asking for a right this capability lacks fails.
   restrict @1 (base :UInt64, inheriting :UInt64) -> (cap :Cap, info :CapInfo, token :Text);
-  # Pass a copy (edge "delegate") to a running guest under name: a new
-  # handle in its table, announced on its supervisor channel.
-  delegate @2 (guest :Guest, name :Text) -> (handle :Handle);
+  # Pass a copy (edge "delegate", the same rights) to a running guest
+  # under name ("" keeps this capability's name), sent on the guest's
+  # supervisor channel as for Guest.grant. Returns the copy.
+  delegate @2 (guest :Guest, name :Text) -> (info :CapInfo);
   # Revoke this capability and everything derived from it, in every
   # holder. Afterwards every call through this object fails.
   revoke @3 (reason :Text) -> (receipt :Receipt);

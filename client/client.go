@@ -1,0 +1,226 @@
+// Package client is the Go client of the sandboxd daemon: it speaks the
+// daemon's Cap'n Proto control API (schemas/sandboxd.capnp, docs/API.md)
+// over the daemon's unix socket. The sandboxd CLI is built on it, and any
+// program can embed it to launch guests, watch them, and hand them
+// capabilities.
+//
+// Everything a Client returns is a capability held on this connection: a
+// Guest lets its holder wait for, kill, read and grant to one guest; a Cap
+// lets its holder describe, narrow, delegate and revoke one capability.
+// Release what you no longer need; closing the Client releases everything.
+// A guest launched without Detach is killed when its Guest is released or
+// the connection closes.
+//
+// The daemon knows the caller by the unix credentials of the connecting
+// process (SO_PEERCRED); nothing a client sends can change that.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"capnproto.org/go/capnp/v3/rpc"
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// DefaultSocketPath is where the daemon listens unless told otherwise:
+// $SANDBOXD_SOCKET if set; /run/sandboxd/sandboxd.sock for root;
+// $XDG_RUNTIME_DIR/sandboxd.sock for other users with a runtime
+// directory; otherwise sandboxd-UID.sock in the temporary directory.
+func DefaultSocketPath() string {
+	if p := os.Getenv("SANDBOXD_SOCKET"); p != "" {
+		return p
+	}
+	if os.Geteuid() == 0 {
+		return "/run/sandboxd/sandboxd.sock"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "sandboxd.sock")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-%d.sock", os.Geteuid()))
+}
+
+// Client is a connection to the daemon. It is safe for concurrent use.
+type Client struct {
+	conn *rpc.Conn
+	sup  schemas.Supervisor
+}
+
+// Dial connects to the daemon listening at socketPath ("" means
+// DefaultSocketPath).
+func Dial(ctx context.Context, socketPath string) (*Client, error) {
+	if socketPath == "" {
+		socketPath = DefaultSocketPath()
+	}
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", socketPath)
+	if err != nil {
+		return nil, dialError(socketPath, err)
+	}
+	return newClient(ctx, nc), nil
+}
+
+// NewClient speaks the control API over an already connected stream
+// (a socket pair, a proxied connection). The Client owns c.
+func NewClient(ctx context.Context, c net.Conn) *Client { return newClient(ctx, c) }
+
+func newClient(ctx context.Context, nc net.Conn) *Client {
+	// Network stays nil: sandboxd speaks point-to-point (level 1) RPC.
+	conn := rpc.NewConn(rpc.NewStreamTransport(nc), nil)
+	return &Client{conn: conn, sup: schemas.Supervisor(conn.Bootstrap(ctx))}
+}
+
+func dialError(path string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no sandboxd is listening at %s (start one with: sandboxd serve --socket %s)", path, path)
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("permission denied connecting to %s: the socket admits only the daemon's user and root", path)
+	}
+	return fmt.Errorf("connecting to sandboxd at %s: %w", path, err)
+}
+
+// Close releases every capability held through the connection and closes
+// it. Guests launched without Detach are killed by the daemon.
+func (c *Client) Close() error {
+	c.sup.Release()
+	err := c.conn.Close()
+	if errors.Is(err, rpc.ErrConnClosed) {
+		return nil
+	}
+	return err
+}
+
+// Done is closed when the connection to the daemon has ended.
+func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
+
+// Whoami returns the principal the daemon has recorded for this
+// connection.
+func (c *Client) Whoami(ctx context.Context) (Principal, error) {
+	f, rel := c.sup.Whoami(ctx, nil)
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return Principal{}, callError("whoami", err)
+	}
+	p, err := r.Principal()
+	if err != nil {
+		return Principal{}, callError("whoami", err)
+	}
+	return principalFrom(p), nil
+}
+
+// List returns the guests the daemon knows that this principal may see
+// (all of them for root), oldest first.
+func (c *Client) List(ctx context.Context) ([]GuestInfo, error) {
+	f, rel := c.sup.List(ctx, nil)
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return nil, callError("list", err)
+	}
+	l, err := r.Guests()
+	if err != nil {
+		return nil, callError("list", err)
+	}
+	out := make([]GuestInfo, l.Len())
+	for i := range out {
+		out[i] = guestInfoFrom(l.At(i))
+	}
+	return out, nil
+}
+
+// Guest returns a handle on a guest by id. Releasing it does not kill the
+// guest.
+func (c *Client) Guest(ctx context.Context, id string) (*Guest, error) {
+	f, rel := c.sup.Guest(ctx, func(p schemas.Supervisor_guest_Params) error { return p.SetId(id) })
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return nil, callError("guest "+id, err)
+	}
+	return &Guest{id: id, g: r.Guest().AddRef()}, nil
+}
+
+// Revoke revokes the capability with the given public id and everything
+// derived from it, in every holder.
+func (c *Client) Revoke(ctx context.Context, capID, reason string) (Receipt, error) {
+	f, rel := c.sup.Revoke(ctx, func(p schemas.Supervisor_revoke_Params) error {
+		if err := p.SetCapId(capID); err != nil {
+			return err
+		}
+		return p.SetReason(reason)
+	})
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return Receipt{}, callError("revoke "+capID, err)
+	}
+	rc, err := r.Receipt()
+	if err != nil {
+		return Receipt{}, callError("revoke "+capID, err)
+	}
+	return receiptFrom(rc), nil
+}
+
+// Mint creates a root capability held by this connection from grant text
+// in the --grant grammar (for example "dir:/srv/data=data:ro"). Its
+// Token is the secret that lets another connection use it (CapByToken).
+func (c *Client) Mint(ctx context.Context, grant string) (*Cap, error) {
+	f, rel := c.sup.Mint(ctx, func(p schemas.Supervisor_mint_Params) error { return p.SetGrant(grant) })
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return nil, callError("mint "+grant, err)
+	}
+	info, err := r.Info()
+	if err != nil {
+		return nil, callError("mint "+grant, err)
+	}
+	tok, err := r.Token()
+	if err != nil {
+		return nil, callError("mint "+grant, err)
+	}
+	return newCap(r.Cap().AddRef(), capInfoFrom(info), tok), nil
+}
+
+// Cap returns a capability by public id, if this principal holds or
+// granted it (root may reach any).
+func (c *Client) Cap(ctx context.Context, capID string) (*Cap, error) {
+	f, rel := c.sup.Cap(ctx, func(p schemas.Supervisor_cap_Params) error { return p.SetCapId(capID) })
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return nil, callError("cap "+capID, err)
+	}
+	info, err := r.Info()
+	if err != nil {
+		return nil, callError("cap "+capID, err)
+	}
+	return newCap(r.Cap().AddRef(), capInfoFrom(info), ""), nil
+}
+
+// CapByToken returns a capability from its public id and secret token.
+func (c *Client) CapByToken(ctx context.Context, capID, token string) (*Cap, error) {
+	f, rel := c.sup.CapByToken(ctx, func(p schemas.Supervisor_capByToken_Params) error {
+		if err := p.SetCapId(capID); err != nil {
+			return err
+		}
+		return p.SetToken(token)
+	})
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return nil, callError("cap "+capID, err)
+	}
+	info, err := r.Info()
+	if err != nil {
+		return nil, callError("cap "+capID, err)
+	}
+	return newCap(r.Cap().AddRef(), capInfoFrom(info), token), nil
+}

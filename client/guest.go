@@ -1,0 +1,142 @@
+package client
+
+import (
+	"context"
+	"io"
+
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// Guest is a capability on one guest. It is safe for concurrent use.
+type Guest struct {
+	id   string
+	info GuestInfo // as of launch, for guests this client launched
+	g    schemas.Guest
+}
+
+// ID is the guest's id, as `sandboxd ps` shows it.
+func (g *Guest) ID() string { return g.id }
+
+// Release gives up this handle. A guest launched through it without
+// Detach is killed if it is still running.
+func (g *Guest) Release() { g.g.Release() }
+
+// Info returns the guest's current description.
+func (g *Guest) Info(ctx context.Context) (GuestInfo, error) {
+	f, rel := g.g.Info(ctx, nil)
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return GuestInfo{}, callError("info "+g.id, err)
+	}
+	i, err := r.Info()
+	if err != nil {
+		return GuestInfo{}, callError("info "+g.id, err)
+	}
+	return guestInfoFrom(i), nil
+}
+
+// Wait blocks until the guest has exited and returns how it ended. For a
+// guest launched with Stdout or Stderr, everything it wrote has been
+// written to them when Wait returns.
+func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
+	f, rel := g.g.Wait(ctx, nil)
+	defer rel()
+	r, err := f.Struct()
+	return exitStatusResult("wait "+g.id, r, err)
+}
+
+// Kill ends the guest (reason is recorded, "" means "killed") and returns
+// once it has exited.
+func (g *Guest) Kill(ctx context.Context, reason string) (ExitStatus, error) {
+	f, rel := g.g.Kill(ctx, func(p schemas.Guest_kill_Params) error { return p.SetReason(reason) })
+	defer rel()
+	r, err := f.Struct()
+	return exitStatusResult("kill "+g.id, r, err)
+}
+
+func exitStatusResult[R interface {
+	Status() (schemas.ExitStatus, error)
+}](op string, r R, err error) (ExitStatus, error) {
+	if err != nil {
+		return ExitStatus{}, callError(op, err)
+	}
+	s, err := r.Status()
+	if err != nil {
+		return ExitStatus{}, callError(op, err)
+	}
+	return exitStatusFrom(s), nil
+}
+
+// Logs writes the output the daemon kept for the guest to stdout and
+// stderr (either may be nil to discard that stream), and with follow
+// goes on until the guest exits. It returns how many bytes had already
+// been discarded from the front of the kept output.
+func (g *Guest) Logs(ctx context.Context, stdout, stderr io.Writer, follow bool) (dropped uint64, err error) {
+	out := newOutputServer(stdout, stderr)
+	sink := out.client()
+	defer sink.Release()
+	f, rel := g.g.Logs(ctx, func(p schemas.Guest_logs_Params) error {
+		p.SetFollow(follow)
+		return p.SetSink(sink.AddRef())
+	})
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return 0, callError("logs "+g.id, err)
+	}
+	return r.Dropped(), out.err()
+}
+
+// Caps returns the guest's handle table.
+func (g *Guest) Caps(ctx context.Context) ([]Handle, error) {
+	f, rel := g.g.Caps(ctx, nil)
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return nil, callError("caps "+g.id, err)
+	}
+	l, err := r.Handles()
+	if err != nil {
+		return nil, callError("caps "+g.id, err)
+	}
+	out := make([]Handle, l.Len())
+	for i := range out {
+		out[i] = handleFrom(l.At(i))
+	}
+	return out, nil
+}
+
+// Handle returns the capability behind the guest's handle fd. Revoking it
+// cuts the guest (and whoever it delegated to) off.
+func (g *Guest) Handle(ctx context.Context, fd uint32) (*Cap, error) {
+	f, rel := g.g.Handle(ctx, func(p schemas.Guest_handle_Params) error { p.SetFd(fd); return nil })
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return nil, callError("handle "+g.id, err)
+	}
+	info, err := r.Info()
+	if err != nil {
+		return nil, callError("handle "+g.id, err)
+	}
+	return newCap(r.Cap().AddRef(), capInfoFrom(info), ""), nil
+}
+
+// Grant opens a new resource, in the --grant grammar (or cap:ID for a
+// capability this principal may use), and sends it to the running guest
+// on its supervisor channel; the guest receives it as a new handle with
+// sock_recv. It returns the new capability, held by the guest.
+func (g *Guest) Grant(ctx context.Context, grant string) (CapInfo, error) {
+	f, rel := g.g.Grant(ctx, func(p schemas.Guest_grant_Params) error { return p.SetGrant(grant) })
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return CapInfo{}, callError("grant "+grant+" to "+g.id, err)
+	}
+	info, err := r.Info()
+	if err != nil {
+		return CapInfo{}, callError("grant "+grant+" to "+g.id, err)
+	}
+	return capInfoFrom(info), nil
+}

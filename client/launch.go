@@ -1,0 +1,136 @@
+package client
+
+import (
+	"context"
+	"io"
+	"time"
+
+	capnp "capnproto.org/go/capnp/v3"
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// LaunchRequest describes a guest to launch.
+type LaunchRequest struct {
+	// Name is the module's display name (usually its file name).
+	Name string
+	// Wasm is the module. The daemon compiles each distinct module once
+	// (by SHA-256) and reuses the compiled code for later launches.
+	Wasm []byte
+	// Args follow the program name; Env holds KEY=VALUE strings.
+	Args []string
+	Env  []string
+	// Grants are resources to pre-open, in the --grant grammar
+	// (dir:HOST[=GUEST][:ro], file:HOST[=GUEST][:ro], …).
+	Grants []string
+	// Caps are capabilities this client holds, each passed to the guest
+	// as a derived copy under a name.
+	Caps []Delegation
+	// Limits; zero means the daemon's default.
+	MemoryLimit uint64
+	Timeout     time.Duration
+	MaxFDs      int
+	// Stdin is what the guest reads from standard input, then end of file.
+	Stdin []byte
+	// Stdout and Stderr receive the guest's output as it is written.
+	// While the client does not keep up, the guest waits. Either may be
+	// nil; the daemon also keeps recent output for Guest.Logs.
+	Stdout, Stderr io.Writer
+	// Detach keeps the guest running when its Guest is released or this
+	// connection closes. Without it the daemon kills the guest then.
+	Detach bool
+}
+
+// Delegation passes a held capability to a guest at launch.
+type Delegation struct {
+	Cap  *Cap
+	Name string
+}
+
+// Launch starts a guest and returns a handle on it once it is running.
+func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) {
+	var out *outputServer
+	if req.Stdout != nil || req.Stderr != nil {
+		out = newOutputServer(req.Stdout, req.Stderr)
+	}
+	f, rel := c.sup.Launch(ctx, func(p schemas.Supervisor_launch_Params) error {
+		r, err := p.NewRequest()
+		if err != nil {
+			return err
+		}
+		return fillLaunch(r, req, out)
+	})
+	defer rel()
+	r, err := f.Struct()
+	if err != nil {
+		return nil, callError("launch "+req.Name, err)
+	}
+	info, err := r.Info()
+	if err != nil {
+		return nil, callError("launch "+req.Name, err)
+	}
+	gi := guestInfoFrom(info)
+	return &Guest{id: gi.ID, info: gi, g: r.Guest().AddRef()}, nil
+}
+
+func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, out *outputServer) error {
+	if err := r.SetName(req.Name); err != nil {
+		return err
+	}
+	if err := r.SetWasm(req.Wasm); err != nil {
+		return err
+	}
+	if err := setTexts(r.NewArgs, req.Args); err != nil {
+		return err
+	}
+	if err := setTexts(r.NewEnv, req.Env); err != nil {
+		return err
+	}
+	if err := setTexts(r.NewGrants, req.Grants); err != nil {
+		return err
+	}
+	if len(req.Caps) > 0 {
+		dl, err := r.NewCaps(int32(len(req.Caps)))
+		if err != nil {
+			return err
+		}
+		for i, d := range req.Caps {
+			if err := dl.At(i).SetCap(d.Cap.c.AddRef()); err != nil {
+				return err
+			}
+			if err := dl.At(i).SetName(d.Name); err != nil {
+				return err
+			}
+		}
+	}
+	r.SetMemoryLimit(req.MemoryLimit)
+	r.SetTimeout(int64(req.Timeout))
+	r.SetMaxFds(uint32(req.MaxFDs))
+	if len(req.Stdin) > 0 {
+		if err := r.SetStdin(req.Stdin); err != nil {
+			return err
+		}
+	}
+	if out != nil {
+		if err := r.SetOutput(out.client()); err != nil {
+			return err
+		}
+	}
+	r.SetDetach(req.Detach)
+	return nil
+}
+
+func setTexts(alloc func(int32) (capnp.TextList, error), vals []string) error {
+	if len(vals) == 0 {
+		return nil
+	}
+	l, err := alloc(int32(len(vals)))
+	if err != nil {
+		return err
+	}
+	for i, v := range vals {
+		if err := l.Set(i, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// outputServer is the OutputSink a client hands the daemon: it writes
+// each chunk of guest output to the matching local writer, in the order
+// the guest wrote them. A failed local write fails the call, and the
+// daemon stops sending (the guest's output is still kept for Logs).
+type outputServer struct {
+	stdout, stderr io.Writer
+
+	mu       sync.Mutex
+	firstErr error
+}
+
+func newOutputServer(stdout, stderr io.Writer) *outputServer {
+	return &outputServer{stdout: stdout, stderr: stderr}
+}
+
+func (o *outputServer) client() schemas.OutputSink {
+	return schemas.OutputSink_ServerToClient(o)
+}
+
+func (o *outputServer) Write(ctx context.Context, call schemas.OutputSink_write) error {
+	a := call.Args()
+	data, err := a.Data()
+	if err != nil {
+		return err
+	}
+	w, name := o.stdout, "stdout"
+	if a.Stream() == schemas.StdStream_stderr {
+		w, name = o.stderr, "stderr"
+	}
+	if w == nil {
+		return nil
+	}
+	if _, err := w.Write(data); err != nil {
+		err = fmt.Errorf("writing guest %s: %w", name, err)
+		o.mu.Lock()
+		if o.firstErr == nil {
+			o.firstErr = err
+		}
+		o.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// err returns the first local write error, if any.
+func (o *outputServer) err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.firstErr
+}

@@ -1,0 +1,234 @@
+package client
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/exc"
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// Principal is the unix user the daemon acts for on a connection, taken
+// from the connecting process's credentials.
+type Principal struct {
+	UID, GID uint32
+	PID      int32  // the connecting process
+	Name     string // user name, or "" if the daemon could not resolve it
+}
+
+func (p Principal) String() string {
+	if p.Name != "" {
+		return fmt.Sprintf("%s (uid %d)", p.Name, p.UID)
+	}
+	return fmt.Sprintf("uid %d", p.UID)
+}
+
+// ExitStatus is how a guest ended.
+type ExitStatus struct {
+	Code   uint32 // exit code (128+signal, 134 for a trap, 137 when killed)
+	Signal uint8  // set when the guest raised a signal
+	Trap   string // why the guest trapped, or ""
+	Killed string // why the guest was killed ("timeout", a reason), or ""
+}
+
+// Err describes an abnormal end, or returns nil for an exit through
+// proc_exit (whatever its code).
+func (s ExitStatus) Err() error {
+	switch {
+	case s.Killed != "":
+		return fmt.Errorf("guest killed: %s", s.Killed)
+	case s.Trap != "":
+		return fmt.Errorf("guest trapped: %s", s.Trap)
+	case s.Signal != 0:
+		return fmt.Errorf("guest raised signal %d", s.Signal)
+	}
+	return nil
+}
+
+// GuestInfo describes a guest.
+type GuestInfo struct {
+	ID        string
+	Name      string // module display name
+	SHA256    string // module hash
+	Principal Principal
+	Running   bool
+	Status    ExitStatus // valid once Running is false
+	Started   time.Time
+	Ended     time.Time // zero while running
+	Args      []string
+	Detached  bool
+	Handles   int
+}
+
+// CapInfo is the public description of a capability: never its token.
+type CapInfo struct {
+	ID               string
+	Kind             string // dir, file, stdio, chan, sock, …
+	Name             string // the name its holder knows it by
+	Holder           string // guest id, or the connection holding it
+	Base             uint64 // rights on the handle (CloudABI bit positions)
+	Inheriting       uint64 // most rights of handles derived through it
+	Rights           string // Base by name, joined by '|'
+	InheritingRights string
+	Parent           string // capability it was derived from, "" for a root
+	Edge             string // grant, open, dup, delegate, restrict, …
+	Removed          string // rights dropped on the edge from Parent
+	Origin           string // what authorised a root capability
+	Resource         string // what it designates ("dir /srv/data")
+	Created          time.Time
+	Revoked, Closed  bool
+}
+
+// Handle is one entry of a guest's handle table.
+type Handle struct {
+	FD  uint32
+	Cap CapInfo
+}
+
+// Receipt lists what one revocation cut off.
+type Receipt struct {
+	Root    string
+	Reason  string
+	Revoked []string // capability ids
+	Holders []string
+	At      time.Time
+	Took    time.Duration
+}
+
+// decoder reads a schema struct's fields and keeps the first error, so
+// that decoding reads as a list of fields.
+type decoder struct{ err error }
+
+func (d *decoder) text(s string, err error) string {
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	return s
+}
+
+func (d *decoder) texts(l capnp.TextList, err error) []string {
+	if err != nil {
+		if d.err == nil {
+			d.err = err
+		}
+		return nil
+	}
+	out := make([]string, l.Len())
+	for i := range out {
+		out[i] = d.text(l.At(i))
+	}
+	return out
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// Decoding ignores malformed text from the daemon field by field: the
+// daemon is trusted, and a partial description is more useful than none.
+
+func principalFrom(p schemas.Principal) Principal {
+	var d decoder
+	return Principal{UID: p.Uid(), GID: p.Gid(), PID: p.Pid(), Name: d.text(p.Name())}
+}
+
+func exitStatusFrom(s schemas.ExitStatus) ExitStatus {
+	var d decoder
+	return ExitStatus{Code: s.Code(), Signal: s.Signal(), Trap: d.text(s.Trap()), Killed: d.text(s.Killed())}
+}
+
+func guestInfoFrom(g schemas.GuestInfo) GuestInfo {
+	var d decoder
+	info := GuestInfo{
+		ID: d.text(g.Id()), Name: d.text(g.Name()), SHA256: d.text(g.Sha256()),
+		Running: g.Running(), Started: unixTime(g.Started()), Ended: unixTime(g.Ended()),
+		Args: d.texts(g.Args()), Detached: g.Detached(), Handles: int(g.Handles()),
+	}
+	if p, err := g.Principal(); err == nil {
+		info.Principal = principalFrom(p)
+	}
+	if s, err := g.Status(); err == nil {
+		info.Status = exitStatusFrom(s)
+	}
+	return info
+}
+
+func capInfoFrom(c schemas.CapInfo) CapInfo {
+	var d decoder
+	return CapInfo{
+		ID: d.text(c.Id()), Kind: d.text(c.Kind()), Name: d.text(c.Name()), Holder: d.text(c.Holder()),
+		Base: c.Base(), Inheriting: c.Inheriting(),
+		Rights: d.text(c.Rights()), InheritingRights: d.text(c.InheritingRights()),
+		Parent: d.text(c.Parent()), Edge: d.text(c.Edge()), Removed: d.text(c.Removed()),
+		Origin: d.text(c.Origin()), Resource: d.text(c.Resource()),
+		Created: unixTime(c.Created()), Revoked: c.Revoked(), Closed: c.Closed(),
+	}
+}
+
+func handleFrom(h schemas.Handle) Handle {
+	out := Handle{FD: h.Fd()}
+	if info, err := h.Info(); err == nil {
+		out.Cap = capInfoFrom(info)
+	}
+	return out
+}
+
+func receiptFrom(r schemas.Receipt) Receipt {
+	var d decoder
+	return Receipt{
+		Root: d.text(r.Root()), Reason: d.text(r.Reason()),
+		Revoked: d.texts(r.Revoked()), Holders: d.texts(r.Holders()),
+		At: unixTime(r.At()), Took: time.Duration(r.Took()),
+	}
+}
+
+// Error is a failure reported by the daemon or the connection to it.
+type Error struct {
+	Op string // the operation that failed ("launch", "revoke c1a2…")
+	// Disconnected is set when the connection to the daemon was lost;
+	// the operation may or may not have taken effect.
+	Disconnected bool
+	Msg          string
+	Err          error
+}
+
+func (e *Error) Error() string { return e.Op + ": " + e.Msg }
+func (e *Error) Unwrap() error { return e.Err }
+
+// callError turns an RPC failure into an Error whose message is the
+// daemon's own, without the RPC layer's prefixes.
+func callError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	e := &Error{Op: op, Err: err, Disconnected: exc.IsType(err, exc.Disconnected)}
+	msg := err.Error()
+	for _, p := range []string{"rpc: ", "remote call: ", "sandboxd.capnp:", "bootstrap: "} {
+		for {
+			i := strings.Index(msg, p)
+			if i < 0 {
+				break
+			}
+			if p == "sandboxd.capnp:" {
+				// "sandboxd.capnp:Supervisor.launch: " names the method: drop it.
+				j := strings.Index(msg[i:], ": ")
+				if j < 0 {
+					break
+				}
+				msg = msg[:i] + msg[i+j+2:]
+				continue
+			}
+			msg = msg[:i] + msg[i+len(p):]
+		}
+	}
+	if e.Disconnected {
+		msg = "lost connection to the daemon: " + msg
+	}
+	e.Msg = msg
+	return e
+}

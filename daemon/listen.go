@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// SocketMode is the permission of the control socket: only its owner (the
+// daemon's user) and root may connect. Anyone who can connect can launch
+// guests with the daemon's authority over the files the grants name.
+const SocketMode os.FileMode = 0o600
+
+// Listen creates the control socket at path with mode SocketMode and
+// returns its listener. The parent directory is created (mode 0700) if it
+// does not exist. A stale socket left by a daemon that died is replaced;
+// a socket with a live daemon behind it is not, and Listen fails.
+//
+// The socket is bound under a umask that leaves it 0600 from the moment
+// it exists, so there is no window in which another user could connect.
+// Listen changes the process umask for the duration of the bind: call it
+// before starting goroutines that create files.
+func Listen(path string) (*net.UnixListener, error) {
+	if path == "" {
+		return nil, errors.New("listen: no socket path given")
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("listen: creating socket directory: %w", err)
+	}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	old := unix.Umask(0o177)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	// Closing the listener removes the socket file; a second daemon that
+	// replaced a stale socket must not have it removed by the first.
+	l.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, SocketMode); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("listen: setting mode of %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// removeStaleSocket deletes path if it is a socket nobody listens on. It
+// refuses to delete anything else, and refuses if a daemon answers.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("listen: %s exists and is not a socket; remove it or choose another path with --socket", path)
+	}
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("listen: another sandboxd is already serving %s; stop it or choose another path with --socket", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("listen: probing existing socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("listen: removing stale socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// peerCredentials returns the credentials the kernel recorded for the
+// process at the other end of c when it connected (SO_PEERCRED). They
+// cannot be forged by the peer and do not change if the socket is passed
+// to another process.
+func peerCredentials(c *net.UnixConn) (*unix.Ucred, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, fmt.Errorf("SO_PEERCRED: %w", serr)
+	}
+	return cred, nil
+}

@@ -1,0 +1,253 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	capnp "capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/rpc/transport"
+	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
+)
+
+// Limits bound what one client connection may cost the daemon. A client
+// that exceeds a hard limit is disconnected with an error that names the
+// limit; its non-detached guests are killed and its capabilities closed,
+// as for any disconnect. Zero values take the defaults below.
+type Limits struct {
+	// MaxMessageSize is the largest message a client may send (a launch
+	// carries its module, so this bounds module size). Default 32 MiB.
+	MaxMessageSize uint64
+	// MaxOutstandingCalls bounds the calls (and bootstraps) a client has
+	// started and not yet finished. Exceeding it disconnects the client.
+	// Default 4096.
+	MaxOutstandingCalls int
+	// MaxHeldBytes bounds the bytes of received messages the daemon still
+	// holds for a connection (arguments of calls in progress). Past it the
+	// daemon stops reading from that connection until calls complete.
+	// Default 2 × MaxMessageSize.
+	MaxHeldBytes uint64
+	// MaxObjects bounds the Guest and Cap objects the daemon has handed to
+	// one connection and the connection has not released. Calls that would
+	// create more fail with an error saying so. Default 4096.
+	MaxObjects int
+	// MaxConnections bounds concurrent client connections. Further
+	// connections are closed at once and logged. Default 1024.
+	MaxConnections int
+	// MessageTimeout is how long a client has to deliver the rest of a
+	// message once its first byte has arrived. Default 30 s.
+	MessageTimeout time.Duration
+	// WriteTimeout is how long one message to a client may take to send
+	// (a client that stops reading its socket). Default 60 s.
+	WriteTimeout time.Duration
+}
+
+// DefaultLimits are the limits used for zero fields of Limits.
+var DefaultLimits = Limits{
+	MaxMessageSize:      32 << 20,
+	MaxOutstandingCalls: 4096,
+	MaxObjects:          4096,
+	MaxConnections:      1024,
+	MessageTimeout:      30 * time.Second,
+	WriteTimeout:        60 * time.Second,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxMessageSize == 0 {
+		l.MaxMessageSize = d.MaxMessageSize
+	}
+	if l.MaxOutstandingCalls <= 0 {
+		l.MaxOutstandingCalls = d.MaxOutstandingCalls
+	}
+	if l.MaxHeldBytes == 0 {
+		l.MaxHeldBytes = 2 * l.MaxMessageSize
+	}
+	if l.MaxObjects <= 0 {
+		l.MaxObjects = d.MaxObjects
+	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = d.MaxConnections
+	}
+	if l.MessageTimeout <= 0 {
+		l.MessageTimeout = d.MessageTimeout
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = d.WriteTimeout
+	}
+	return l
+}
+
+// errTooManyCalls ends a connection whose client ignores
+// MaxOutstandingCalls.
+type errTooManyCalls int
+
+func (e errTooManyCalls) Error() string {
+	return fmt.Sprintf("client has more than %d calls outstanding on one connection; wait for replies before sending more", int(e))
+}
+
+// limitedTransport is the stream transport for one untrusted client: it
+// enforces Limits on what the client sends and how long it may stall.
+//
+// Counting happens on the transport boundary because go-capnp queues every
+// received call without bound before any server code sees it.
+type limitedTransport struct {
+	transport.Transport
+	codec *limitedCodec
+	lim   Limits
+
+	outstanding int // calls received minus finishes received; reader goroutine only
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	held   uint64
+	closed bool
+}
+
+func newLimitedTransport(c net.Conn, lim Limits) *limitedTransport {
+	codec := &limitedCodec{conn: c, lim: lim}
+	codec.dec = capnp.NewDecoder(&messageReader{codec: codec})
+	codec.dec.MaxMessageSize = lim.MaxMessageSize
+	codec.enc = capnp.NewEncoder(&deadlineWriter{conn: c, timeout: lim.WriteTimeout})
+	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim}
+	t.cond = sync.NewCond(&t.mu)
+	return t
+}
+
+// RecvMessage waits while the connection holds MaxHeldBytes of unfinished
+// requests, then reads the next message and accounts for it.
+func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
+	t.mu.Lock()
+	for t.held >= t.lim.MaxHeldBytes && !t.closed {
+		t.cond.Wait()
+	}
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return nil, net.ErrClosed
+	}
+	in, err := t.Transport.RecvMessage()
+	if err != nil {
+		return nil, err
+	}
+	switch in.Message().Which() {
+	case rpccp.Message_Which_call, rpccp.Message_Which_bootstrap:
+		t.outstanding++
+		if t.outstanding > t.lim.MaxOutstandingCalls {
+			in.Release()
+			return nil, errTooManyCalls(t.lim.MaxOutstandingCalls)
+		}
+	case rpccp.Message_Which_finish:
+		t.outstanding--
+	}
+	size := t.codec.lastSize
+	t.mu.Lock()
+	t.held += size
+	t.mu.Unlock()
+	return &heldMessage{IncomingMessage: in, t: t, size: size}, nil
+}
+
+func (t *limitedTransport) release(size uint64) {
+	t.mu.Lock()
+	t.held -= size
+	t.mu.Unlock()
+	t.cond.Broadcast()
+}
+
+func (t *limitedTransport) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.cond.Broadcast()
+	return t.Transport.Close()
+}
+
+type heldMessage struct {
+	transport.IncomingMessage
+	t    *limitedTransport
+	size uint64
+	once sync.Once
+}
+
+func (m *heldMessage) Release() {
+	m.once.Do(func() {
+		m.IncomingMessage.Release()
+		m.t.release(m.size)
+	})
+}
+
+// limitedCodec frames messages with go-capnp's decoder and encoder, and
+// gives a client MessageTimeout to finish a message it has begun.
+type limitedCodec struct {
+	conn     net.Conn
+	lim      Limits
+	dec      *capnp.Decoder
+	enc      *capnp.Encoder
+	encMu    sync.Mutex
+	inMsg    bool   // a message has begun arriving; reader goroutine only
+	lastSize uint64 // bytes of the last decoded message; reader goroutine only
+	read     uint64
+}
+
+func (c *limitedCodec) Decode() (*capnp.Message, error) {
+	c.inMsg, c.read = false, 0
+	msg, err := c.dec.Decode()
+	if c.inMsg {
+		_ = c.conn.SetReadDeadline(time.Time{})
+	}
+	c.lastSize = c.read
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("client took longer than %s to send one message", c.lim.MessageTimeout)
+		}
+		return nil, err
+	}
+	return msg, nil
+}
+
+func (c *limitedCodec) Encode(m *capnp.Message) error {
+	c.encMu.Lock()
+	defer c.encMu.Unlock()
+	return c.enc.Encode(m)
+}
+
+func (c *limitedCodec) Close() error { return c.conn.Close() }
+
+// messageReader reads from the connection without a deadline until a
+// message begins (an idle client costs nothing), then with one.
+type messageReader struct{ codec *limitedCodec }
+
+func (r *messageReader) Read(p []byte) (int, error) {
+	c := r.codec
+	n, err := c.conn.Read(p)
+	if n > 0 {
+		c.read += uint64(n)
+		if !c.inMsg {
+			c.inMsg = true
+			_ = c.conn.SetReadDeadline(time.Now().Add(c.lim.MessageTimeout))
+		}
+	}
+	return n, err
+}
+
+// deadlineWriter bounds every write to the client by timeout.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	n, err := w.conn.Write(p)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("client did not read its socket for %s: %w", w.timeout, err)
+	}
+	return n, err
+}
+
+var _ io.Reader = (*messageReader)(nil)

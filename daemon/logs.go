@@ -1,0 +1,157 @@
+package daemon
+
+import (
+	"sync"
+)
+
+// DefaultLogBytes is how much of each guest's output the daemon keeps for
+// `sandboxd logs` when LogBytes is not set.
+const DefaultLogBytes = 1 << 20
+
+// Stream names a guest's standard output stream.
+type Stream uint8
+
+const (
+	Stdout Stream = iota
+	Stderr
+)
+
+func (s Stream) String() string {
+	if s == Stderr {
+		return "stderr"
+	}
+	return "stdout"
+}
+
+// OutputChunk is a piece of a guest's output, in the order it was written.
+type OutputChunk struct {
+	Stream Stream
+	Data   []byte
+}
+
+// outputLog keeps the most recent output of one guest, stdout and stderr
+// interleaved in the order written, up to max bytes, and lets readers
+// follow it as it grows. Writing never blocks on readers: a reader that
+// falls behind by more than max bytes loses the oldest output and is told
+// how much.
+type outputLog struct {
+	max uint64
+
+	mu     sync.Mutex
+	chunks []OutputChunk
+	start  uint64 // offset of the first kept byte since the guest started
+	end    uint64 // offset after the last byte written
+	closed bool
+	grew   chan struct{} // closed (and replaced) when output arrives or the log closes
+}
+
+// maxChunk is how large a chunk grows by coalescing small writes; it keeps
+// per-write overhead low for guests that write a byte at a time.
+const maxChunk = 4 << 10
+
+func newOutputLog(max uint64) *outputLog {
+	if max == 0 {
+		max = DefaultLogBytes
+	}
+	return &outputLog{max: max, grew: make(chan struct{})}
+}
+
+// write appends p to the log. It copies p.
+func (l *outputLog) write(s Stream, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	if uint64(len(p)) >= l.max { // only the tail of a huge write can be kept
+		l.end += uint64(len(p))
+		l.start = l.end - l.max
+		clear(l.chunks)
+		l.chunks = append(l.chunks[:0], OutputChunk{Stream: s, Data: append([]byte(nil), p[uint64(len(p))-l.max:]...)})
+	} else if n := len(l.chunks); n > 0 && l.chunks[n-1].Stream == s && len(l.chunks[n-1].Data)+len(p) <= maxChunk {
+		l.end += uint64(len(p))
+		l.chunks[n-1].Data = append(l.chunks[n-1].Data, p...)
+	} else {
+		l.end += uint64(len(p))
+		l.chunks = append(l.chunks, OutputChunk{Stream: s, Data: append(make([]byte, 0, max(len(p), 256)), p...)})
+	}
+	l.evict()
+	close(l.grew)
+	l.grew = make(chan struct{})
+}
+
+// evict drops the oldest output until at most max bytes are kept.
+func (l *outputLog) evict() {
+	kept := l.end - l.start
+	for kept > l.max && len(l.chunks) > 0 {
+		c := &l.chunks[0]
+		over := kept - l.max
+		if uint64(len(c.Data)) <= over {
+			l.start += uint64(len(c.Data))
+			kept -= uint64(len(c.Data))
+			l.chunks[0] = OutputChunk{}
+			l.chunks = l.chunks[1:]
+			continue
+		}
+		c.Data = c.Data[over:]
+		l.start += over
+		kept -= over
+	}
+}
+
+// close marks the end of the output: followers return once they have read
+// everything.
+func (l *outputLog) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.closed = true
+		close(l.grew)
+	}
+}
+
+// readFrom returns copies of the output after offset from, the offset to
+// read from next, how many bytes after from were already discarded, a
+// channel closed when more output arrives, and whether the log is closed
+// (no more output will come).
+func (l *outputLog) readFrom(from uint64) (chunks []OutputChunk, next, dropped uint64, grew <-chan struct{}, closed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if from < l.start {
+		dropped = l.start - from
+		from = l.start
+	}
+	off := l.start
+	for _, c := range l.chunks {
+		n := uint64(len(c.Data))
+		if off+n <= from {
+			off += n
+			continue
+		}
+		skip := uint64(0)
+		if from > off {
+			skip = from - off
+		}
+		chunks = append(chunks, OutputChunk{Stream: c.Stream, Data: append([]byte(nil), c.Data[skip:]...)})
+		off += n
+	}
+	return chunks, l.end, dropped, l.grew, l.closed
+}
+
+// streamWriter is the io.Writer a guest's stdout or stderr writes into.
+type streamWriter struct {
+	log    *outputLog
+	stream Stream
+	sink   *outputSink // nil when no client is attached
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	w.log.write(w.stream, p)
+	if w.sink != nil {
+		w.sink.write(w.stream, p)
+	}
+	return len(p), nil
+}

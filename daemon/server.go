@@ -1,0 +1,331 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/rpc"
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// ServerOptions configures a Server.
+type ServerOptions struct {
+	// Logger receives structured logs; nil discards them.
+	Logger hclog.Logger
+	// Limits bound what each client connection may cost (zero fields take
+	// DefaultLimits).
+	Limits Limits
+	// LogBytes is how much recent output the daemon keeps per guest for
+	// Guest.logs (DefaultLogBytes when 0).
+	LogBytes uint64
+}
+
+// Server serves the control API (schemas/sandboxd.capnp) for a
+// Supervisor to clients on unix sockets.
+//
+// Every connection acts for one principal: the unix user of the process
+// that connected, read from the socket (SO_PEERCRED) when the connection
+// is accepted. Nothing a client sends can change it. A principal other
+// than root reaches only the guests it launched and the capabilities that
+// descend from ones it holds or granted.
+//
+// The server is the only untrusted-input boundary of the daemon: it
+// bounds each connection (Limits), validates every request, and cleans up
+// after a client that disappears mid-call: its non-detached guests are
+// killed, the capabilities it held are closed, and no goroutine of the
+// connection outlives it.
+type Server struct {
+	sup      *Supervisor
+	log      hclog.Logger
+	lim      Limits
+	logBytes uint64
+	euid     uint32
+
+	// ctx ends with Close; attached output and follows stop with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	connID atomic.Uint64
+	wg     sync.WaitGroup // one per connection and per guest watcher
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	holders   map[string]Principal // client holder id → principal, while connected
+	records   map[string]*guestRecord
+	exited    []string // ids of exited guests whose records are kept, oldest first
+	names     map[uint32]string
+}
+
+// NewServer returns a Server for sup. The caller still owns sup: close the
+// Server first, then the Supervisor.
+func NewServer(sup *Supervisor, opts ServerOptions) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		sup: sup, log: log, lim: opts.Limits.withDefaults(), logBytes: opts.LogBytes,
+		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
+		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{},
+		holders: map[string]Principal{}, records: map[string]*guestRecord{}, names: map[uint32]string{},
+	}
+}
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("sandboxd server closed")
+
+// Serve accepts connections on l until Close. It returns ErrServerClosed
+// after Close, or the error that stopped accepting.
+func (s *Server) Serve(l *net.UnixListener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors: back off rather than spin, as
+				// net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "error", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("accepting connections: %w", err)
+		}
+		backoff = 0
+		s.ServeConn(c)
+	}
+}
+
+// ServeConn serves one client connection in the background; the Server
+// owns c from then on.
+func (s *Server) ServeConn(c *net.UnixConn) {
+	cred, err := peerCredentials(c)
+	if err != nil {
+		s.log.Error("rejecting connection: cannot read peer credentials", "error", err)
+		c.Close()
+		return
+	}
+	p := Principal{UID: cred.Uid, GID: cred.Gid, Name: s.userName(cred.Uid)}
+	id := s.connID.Add(1)
+	sc := &serverConn{
+		s:         s,
+		principal: p,
+		pid:       cred.Pid,
+		holder:    &caps.Holder{ID: "conn-" + strconv.FormatUint(id, 10), Label: p.String()},
+	}
+	sc.log = s.log.Named("conn").With("conn", sc.holder.ID, "uid", p.UID, "pid", cred.Pid)
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	if len(s.conns) >= s.lim.MaxConnections {
+		s.mu.Unlock()
+		s.log.Warn("rejecting connection: too many connections", "limit", s.lim.MaxConnections, "uid", p.UID, "pid", cred.Pid)
+		c.Close()
+		return
+	}
+	s.conns[sc] = struct{}{}
+	s.holders[sc.holder.ID] = p
+	s.wg.Add(1)
+	s.mu.Unlock()
+
+	sc.log.Debug("client connected")
+	boot := schemas.Supervisor_ServerToClient(&supervisorServer{c: sc})
+	sc.conn = rpc.NewConn(newLimitedTransport(c, s.lim), &rpc.Options{
+		BootstrapClient: capnp.Client(boot),
+		Logger:          rpcLogger{sc.log},
+		// Network stays nil: level-3 messages from a peer must not reach
+		// go-capnp's unfinished three-party code.
+	})
+	go func() {
+		defer s.wg.Done()
+		<-sc.conn.Done()
+		s.mu.Lock()
+		delete(s.conns, sc)
+		delete(s.holders, sc.holder.ID)
+		s.mu.Unlock()
+		sc.log.Debug("client disconnected")
+	}()
+}
+
+// rpcLogger keeps go-capnp's own reports at debug level: they describe a
+// client's protocol errors and disconnects, which are the client's
+// business, not the operator's.
+type rpcLogger struct{ l hclog.Logger }
+
+func (r rpcLogger) Debug(msg string, args ...any) { r.l.Trace(msg, args...) }
+func (r rpcLogger) Info(msg string, args ...any)  { r.l.Debug(msg, args...) }
+func (r rpcLogger) Warn(msg string, args ...any)  { r.l.Debug(msg, args...) }
+func (r rpcLogger) Error(msg string, args ...any) { r.l.Debug(msg, args...) }
+
+// Close stops accepting, disconnects every client (killing the guests
+// they launched without detach), stops attached output, and waits until
+// ctx is done for connections and watchers to end. It does not close the
+// Supervisor: detached guests keep running until it is closed.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, c := range conns {
+		c.conn.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("closing server: connections still open: %w", context.Cause(ctx))
+	}
+}
+
+// userName resolves uid to a user name, once per uid; "" if unknown.
+func (s *Server) userName(uid uint32) string {
+	s.mu.Lock()
+	n, ok := s.names[uid]
+	s.mu.Unlock()
+	if ok {
+		return n
+	}
+	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		n = u.Username
+	}
+	s.mu.Lock()
+	if len(s.names) < 4096 {
+		s.names[uid] = n
+	}
+	s.mu.Unlock()
+	return n
+}
+
+// serverConn is one client connection and the principal it acts for.
+type serverConn struct {
+	s         *Server
+	conn      *rpc.Conn
+	principal Principal
+	pid       int32
+	holder    *caps.Holder // holds the capabilities this client mints or restricts
+	log       hclog.Logger
+	objects   atomic.Int64 // Guest and Cap objects handed out and not released
+}
+
+// errTooManyObjects is returned when a client holds MaxObjects objects.
+func (c *serverConn) errTooManyObjects() error {
+	return fmt.Errorf("this connection already holds %d Guest and Cap objects (the limit): release ones you no longer need", c.s.lim.MaxObjects)
+}
+
+// takeObject reserves room for one more object handed to the client.
+func (c *serverConn) takeObject() error {
+	if c.objects.Add(1) > int64(c.s.lim.MaxObjects) {
+		c.objects.Add(-1)
+		return c.errTooManyObjects()
+	}
+	return nil
+}
+
+func (c *serverConn) dropObject() { c.objects.Add(-1) }
+
+// isRoot reports whether the connection's principal is the superuser, who
+// may act on every guest and capability.
+func (c *serverConn) isRoot() bool { return c.principal.UID == 0 }
+
+// mayUseHostPaths reports whether the principal may name host paths in
+// grants. The daemon opens them with its own authority, so only a
+// principal with at least that authority may: root, or the daemon's own
+// user.
+func (c *serverConn) mayUseHostPaths() bool {
+	return c.isRoot() || c.principal.UID == c.s.euid
+}
+
+// ownsGuest reports whether the principal may act on g.
+func (c *serverConn) ownsGuest(g *Guest) bool {
+	return c.isRoot() || g.Principal().UID == c.principal.UID
+}
+
+// ownsCap reports whether the principal may act on capability x by id:
+// x or one of its ancestors is held by a guest this principal launched or
+// by a connection of this principal.
+func (c *serverConn) ownsCap(x *caps.Cap) bool {
+	if c.isRoot() {
+		return true
+	}
+	for ; x != nil; x = x.Parent() {
+		h := x.Holder()
+		if h == nil {
+			continue
+		}
+		if g, ok := c.s.sup.Guest(h.ID); ok && g.Principal().UID == c.principal.UID {
+			return true
+		}
+		c.s.mu.Lock()
+		p, ok := c.s.holders[h.ID]
+		c.s.mu.Unlock()
+		if ok && p.UID == c.principal.UID {
+			return true
+		}
+	}
+	return false
+}
+
+// lookupOwnedCap finds a capability by id that the principal may act on.
+// A capability it may not reach is reported exactly like one that does
+// not exist.
+func (c *serverConn) lookupOwnedCap(id string) (*caps.Cap, error) {
+	x, ok := c.s.sup.Kernel().Lookup(caps.ID(id))
+	if !ok || !c.ownsCap(x) {
+		return nil, fmt.Errorf("no capability %s that %s may use: check the id with `sandboxd caps GUEST`", id, c.principal)
+	}
+	return x, nil
+}

@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sandboxd/sandboxd/abi/argdata"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// Delegation passes an existing capability to a guest at launch: the
+// guest gets a new capability derived from From (edge "delegate") with
+// From's rights, under Name. Revoking From revokes the guest's copy.
+type Delegation struct {
+	From *caps.Cap
+	Name string
+}
+
+// supervisorHandle is the handle name of a guest's supervisor channel.
+const supervisorHandle = "supervisor"
+
+// supervisorRights are what a guest may do with its end of the supervisor
+// channel: receive (sock_recv, fd_read), poll and stat it. It cannot send:
+// nobody reads that direction.
+const supervisorRights = caps.RightFDRead | caps.RightPollFDReadwrite | caps.RightFileStatFGet
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// delegation is the derivation that gives holder a copy of from under
+// name: every right from holds, nothing more.
+func delegation(from *caps.Cap, holder *caps.Holder, name string) caps.Derivation {
+	b, i := from.Rights()
+	return caps.Derivation{Holder: holder, Edge: caps.EdgeDelegate, Name: name, Base: b, Inheriting: i}
+}
+
+// openSupervisorChannel creates the guest's supervisor channel, puts the
+// guest's end in table and returns the daemon's end.
+func (g *Guest) openSupervisorChannel(table *caps.Table) *caps.Channel {
+	guestEnd, daemonEnd := caps.NewChannelPair(true, "supervisor "+g.id)
+	c := g.s.k.Mint(g.holder, guestEnd, supervisorRights, 0, supervisorHandle, "launch")
+	_, _ = table.Insert(c) // validate left room for it
+	return daemonEnd
+}
+
+// ErrNoSupervisorChannel is returned by Send* for a guest launched without
+// a supervisor channel.
+var ErrNoSupervisorChannel = errors.New("the guest has no supervisor channel: only guests launched through the daemon can receive handles while they run")
+
+// SendGrant sets up gr and sends the new handle to the running guest on
+// its supervisor channel (see SendCap). It returns the new capability.
+func (g *Guest) SendGrant(ctx context.Context, gr Grant) (*caps.Cap, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("grant: %w", err)
+	}
+	if g.supervisor == nil {
+		return nil, &GrantError{Grant: gr, Err: ErrNoSupervisorChannel}
+	}
+	r, err := gr.setup()
+	if err != nil {
+		return nil, err
+	}
+	text := gr.String()
+	c := g.s.k.Mint(g.holder, r.res, r.base, r.inh, gr.Name, text)
+	if err := g.send("grant", c); err != nil {
+		return nil, &GrantError{Grant: gr, Err: err}
+	}
+	g.log.Info("granted", "grant", text, "cap", c.ID(), "via", supervisorHandle)
+	return c, nil
+}
+
+// SendCap sends the running guest a copy of from under name, derived for
+// it (edge "delegate") with from's rights, on its supervisor channel. It
+// returns the copy.
+//
+// The guest receives it with sock_recv on its "supervisor" handle: one
+// datagram per handle, carrying the handle and an argdata map
+// {"event": "grant"|"delegate", "name": NAME, "cap": ID, "kind": KIND}.
+// Until the guest receives it the capability waits in the channel (it is
+// listed, and revocable, like any other); if the guest exits first it is
+// closed.
+func (g *Guest) SendCap(ctx context.Context, from *caps.Cap, name string) (*caps.Cap, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("delegate: %w", err)
+	}
+	if g.supervisor == nil {
+		return nil, ErrNoSupervisorChannel
+	}
+	c, err := g.s.k.Derive(from, delegation(from, g.holder, name))
+	if err != nil {
+		return nil, fmt.Errorf("capability %s has been revoked: it cannot be passed on", from.ID())
+	}
+	if err := g.send("delegate", c); err != nil {
+		return nil, err
+	}
+	g.log.Info("delegated", "cap", c.ID(), "from", from.ID(), "via", supervisorHandle)
+	return c, nil
+}
+
+// send queues c with its notice on the supervisor channel. On failure c
+// is closed.
+func (g *Guest) send(event string, c *caps.Cap) error {
+	notice := argdata.StringMap(map[string]argdata.Value{
+		"event": argdata.String(event),
+		"name":  argdata.String(c.Name()),
+		"cap":   argdata.String(string(c.ID())),
+		"kind":  argdata.String(c.Kind().String()),
+	}).Encode()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.exited {
+		g.s.k.Close(c)
+		return fmt.Errorf("guest %s has exited: handles go to running guests only", g.id)
+	}
+	if _, err := g.supervisor.Send([][]byte{notice}, []*caps.Cap{c}); err != nil {
+		g.s.k.Close(c)
+		if errors.Is(err, caps.EAGAIN) {
+			return fmt.Errorf("guest %s is not reading its supervisor channel and it is full: it must sock_recv what was sent before", g.id)
+		}
+		return fmt.Errorf("guest %s's supervisor channel: %w", g.id, err)
+	}
+	return nil
+}

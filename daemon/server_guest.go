@@ -1,0 +1,348 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"capnproto.org/go/capnp/v3/flowcontrol"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// guestRecord is what the server keeps about a guest it launched, beside
+// the Supervisor's own record: its output and how it is attached.
+type guestRecord struct {
+	g        *Guest
+	pid      int32    // of the launching client
+	args     []string // as the guest sees them, program name first
+	ended    atomic.Int64 // unix nanoseconds of the exit, 0 while running
+	detached bool
+	output   *outputLog
+	attached *outputSink // nil if the launch gave no OutputSink
+	// ctx ends when the guest must stop writing to its attached sink:
+	// killed, timed out, exited, or the server closing.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// delivered is closed once the guest has exited and every byte of its
+	// output has reached the attached sink (or the sink failed).
+	delivered chan struct{}
+}
+
+// kill ends the guest. It first stops attached output, so that a guest
+// blocked on a client that does not read its output ends at once.
+func (r *guestRecord) kill(reason string) {
+	r.cancel()
+	r.g.Kill(reason)
+}
+
+// watch runs once per launched guest: it closes the output when the guest
+// exits, drains the attached sink, and retires the record.
+func (s *Server) watch(r *guestRecord) {
+	defer s.wg.Done()
+	<-r.g.Done()
+	r.ended.Store(time.Now().UnixNano())
+	r.output.close()
+	if r.attached != nil {
+		r.attached.finish()
+	}
+	r.cancel()
+	close(r.delivered)
+	s.retire(r.g.ID())
+}
+
+// retire forgets records of exited guests the Supervisor no longer lists,
+// so the server keeps exactly as much history as the Supervisor.
+func (s *Server) retire(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exited = append(s.exited, id)
+	for len(s.exited) > 0 {
+		if _, ok := s.sup.Guest(s.exited[0]); ok {
+			break
+		}
+		delete(s.records, s.exited[0])
+		s.exited = s.exited[1:]
+	}
+}
+
+func (s *Server) record(id string) (*guestRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.records[id]
+	return r, ok
+}
+
+// outputSink sends a guest's output to a client's OutputSink as Cap'n
+// Proto stream calls. At most outputWindow bytes are in flight; past that
+// the guest's write waits (pipe semantics) until the client acknowledges,
+// the guest is killed, or the server closes. After the first failed call
+// (the client went away or its writer failed) output goes to the kept log
+// only.
+type outputSink struct {
+	ctx  context.Context
+	sink schemas.OutputSink
+
+	mu     sync.Mutex
+	failed bool
+}
+
+// outputWindow is how many bytes of output may be in flight to one client
+// sink, and maxOutputCall the most one stream call carries.
+const (
+	outputWindow  = 256 << 10
+	maxOutputCall = 64 << 10
+)
+
+func newOutputSink(ctx context.Context, sink schemas.OutputSink) *outputSink {
+	sink.SetFlowLimiter(flowcontrol.NewFixedLimiter(outputWindow))
+	return &outputSink{ctx: ctx, sink: sink}
+}
+
+func (o *outputSink) write(st Stream, p []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for len(p) > 0 && !o.failed {
+		n := min(len(p), maxOutputCall)
+		chunk := p[:n]
+		err := o.sink.Write(o.ctx, func(a schemas.OutputSink_write_Params) error {
+			a.SetStream(schemas.StdStream(st))
+			return a.SetData(chunk)
+		})
+		if err != nil {
+			o.failed = true
+		}
+		p = p[n:]
+	}
+}
+
+// finish waits until every call sent has been answered, then releases the
+// sink.
+func (o *outputSink) finish() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_ = o.sink.WaitStreaming()
+	o.sink.Release()
+}
+
+// guestServer is a Guest object handed to one client. The object that
+// launch returns owns a non-detached guest: when the client releases it
+// or disconnects, the guest is killed.
+type guestServer struct {
+	c     *serverConn
+	r     *guestRecord
+	owner bool
+}
+
+// newGuestClient hands the client a Guest object for r.
+func (c *serverConn) newGuestClient(r *guestRecord, owner bool) (schemas.Guest, error) {
+	if err := c.takeObject(); err != nil {
+		return schemas.Guest{}, err
+	}
+	return schemas.Guest_ServerToClient(&guestServer{c: c, r: r, owner: owner}), nil
+}
+
+// Shutdown runs when the client has released the object (or
+// disconnected).
+func (s *guestServer) Shutdown() {
+	s.c.dropObject()
+	if s.owner && !s.r.detached {
+		select {
+		case <-s.r.g.Done():
+		default:
+			s.c.log.Info("killing guest: the client that launched it went away", "guest", s.r.g.ID())
+			s.r.kill("the launching client disconnected")
+		}
+	}
+}
+
+func (s *guestServer) Info(ctx context.Context, call schemas.Guest_info) error {
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	i, err := res.NewInfo()
+	if err != nil {
+		return err
+	}
+	return fillGuestInfo(i, s.r)
+}
+
+// awaitExit waits for the guest to exit and its output to be delivered.
+func (s *guestServer) awaitExit(ctx context.Context) error {
+	select {
+	case <-s.r.delivered:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for guest %s: %w", s.r.g.ID(), context.Cause(ctx))
+	}
+}
+
+func (s *guestServer) Wait(ctx context.Context, call schemas.Guest_wait) error {
+	call.Go()
+	if err := s.awaitExit(ctx); err != nil {
+		return err
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	st, err := res.NewStatus()
+	if err != nil {
+		return err
+	}
+	_, status := s.r.g.Status()
+	return fillExitStatus(st, status)
+}
+
+func (s *guestServer) Kill(ctx context.Context, call schemas.Guest_kill) error {
+	call.Go()
+	reason, err := call.Args().Reason()
+	if err != nil {
+		return err
+	}
+	if reason == "" {
+		reason = "killed"
+	}
+	if len(reason) > 256 {
+		reason = reason[:256]
+	}
+	if running, _ := s.r.g.Status(); running {
+		s.c.log.Info("killing guest", "guest", s.r.g.ID(), "reason", reason)
+	}
+	s.r.kill(reason)
+	if err := s.awaitExit(ctx); err != nil {
+		return err
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	st, err := res.NewStatus()
+	if err != nil {
+		return err
+	}
+	_, status := s.r.g.Status()
+	return fillExitStatus(st, status)
+}
+
+func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
+	call.Go()
+	a := call.Args()
+	if !a.HasSink() {
+		return errors.New("logs: no sink given")
+	}
+	sink := newOutputSink(ctx, a.Sink().AddRef())
+	follow := a.Follow()
+	var off, dropped uint64
+	var err error
+	for {
+		chunks, next, d, grew, closed := s.r.output.readFrom(off)
+		dropped += d
+		off = next
+		for _, ch := range chunks {
+			sink.write(ch.Stream, ch.Data)
+		}
+		if !follow || (closed && len(chunks) == 0) {
+			break
+		}
+		if closed {
+			continue // read what arrived before the close
+		}
+		select {
+		case <-grew:
+			continue
+		case <-ctx.Done():
+			err = fmt.Errorf("logs of %s: %w", s.r.g.ID(), context.Cause(ctx))
+		case <-s.c.s.ctx.Done():
+			err = errors.New("logs: the daemon is shutting down")
+		}
+		break
+	}
+	sink.finish()
+	if err != nil {
+		return err
+	}
+	if sink.failed {
+		return errors.New("logs: the sink failed to take the output")
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	res.SetDropped(dropped)
+	return nil
+}
+
+func (s *guestServer) Caps(ctx context.Context, call schemas.Guest_caps) error {
+	entries := s.r.g.Handles()
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	l, err := res.NewHandles(int32(len(entries)))
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		if err := fillHandle(l.At(i), e.FD, e.Cap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *guestServer) Handle(ctx context.Context, call schemas.Guest_handle) error {
+	fd := call.Args().Fd()
+	var found *caps.Cap
+	for _, e := range s.r.g.Handles() {
+		if e.FD == fd {
+			found = e.Cap
+			break
+		}
+	}
+	if found == nil {
+		if running, _ := s.r.g.Status(); !running {
+			return fmt.Errorf("guest %s has exited: its handles are closed", s.r.g.ID())
+		}
+		return fmt.Errorf("guest %s has no handle %d: list them with `sandboxd caps %s`", s.r.g.ID(), fd, s.r.g.ID())
+	}
+	return returnCap(s.c, call.AllocResults, found, false, false)
+}
+
+func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error {
+	call.Go()
+	text, err := call.Args().Grant()
+	if err != nil {
+		return err
+	}
+	gr, err := s.c.parseGrant(text)
+	if err != nil {
+		return err
+	}
+	var c *caps.Cap
+	if gr.Kind == GrantCap {
+		from, err := s.c.lookupOwnedCap(gr.Source)
+		if err != nil {
+			return fmt.Errorf("grant %s: %w", text, err)
+		}
+		if c, err = s.r.g.SendCap(ctx, from, gr.Name); err != nil {
+			return fmt.Errorf("grant %s: %w", text, err)
+		}
+	} else if c, err = s.r.g.SendGrant(ctx, gr); err != nil {
+		return err
+	}
+	s.c.log.Info("granted to running guest", "guest", s.r.g.ID(), "grant", gr.String(), "cap", c.ID())
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	info, err := res.NewInfo()
+	if err != nil {
+		return err
+	}
+	return fillCapInfo(info, c)
+}
