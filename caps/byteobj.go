@@ -222,20 +222,3 @@ func (b *ByteObject) Datasync() error { return nil }
 func (b *ByteObject) Poll(want Events, _ *Waiter) (Events, func()) {
 	return want & (EventRead | EventWrite), noop
 }
-
-// Create makes a root capability for an object that holder created itself
-// (fd_create1's byte object, fd_create2's channel ends), with rights
-// clipped to the kind's maximum. It differs from Mint only in the edge
-// recorded, EdgeCreate: nothing but the holder's own call authorised it,
-// and origin names that call.
-func (k *Kernel) Create(holder *Holder, res Resource, base, inheriting Rights, name, origin string) *Cap {
-	mb, mi := res.Kind().MaxRights()
-	c := k.newCap(holder, &refRes{Resource: res}, base&mb, inheriting&mi, name)
-	c.edge = EdgeCreate
-	c.origin = origin
-	k.mu.Lock()
-	k.caps[c.id] = c
-	k.mu.Unlock()
-	k.emit(Event{Type: EventMint, Cap: c.Info()})
-	return c
-}

@@ -69,9 +69,22 @@ func (k *Kernel) emit(e Event) {
 // the kind's maximum. origin records what authorised it. The capability
 // owns res: res is closed when the last capability sharing it goes.
 func (k *Kernel) Mint(holder *Holder, res Resource, base, inheriting Rights, name, origin string) *Cap {
+	return k.root(holder, res, base, inheriting, name, origin, EdgeGrant)
+}
+
+// Create makes a root capability for an object that holder created itself
+// (fd_create1's byte object, fd_create2's channel ends), with rights
+// clipped to the kind's maximum. It differs from Mint only in the edge
+// recorded, EdgeCreate: nothing but the holder's own call authorised it,
+// and origin names that call.
+func (k *Kernel) Create(holder *Holder, res Resource, base, inheriting Rights, name, origin string) *Cap {
+	return k.root(holder, res, base, inheriting, name, origin, EdgeCreate)
+}
+
+func (k *Kernel) root(holder *Holder, res Resource, base, inheriting Rights, name, origin string, edge Edge) *Cap {
 	mb, mi := res.Kind().MaxRights()
 	c := k.newCap(holder, newRefRes(res), base&mb, inheriting&mi, name)
-	c.edge = EdgeGrant
+	c.edge = edge
 	c.origin = origin
 	k.mu.Lock()
 	k.caps[c.id] = c

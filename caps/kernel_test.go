@@ -479,3 +479,22 @@ func BenchmarkRevokeSubtree10000(b *testing.B) {
 		}
 	}
 }
+
+func TestCreatedObjectCanBeDelegatedAndClosesWithLastCapability(t *testing.T) {
+	k := NewKernel(nil)
+	res := newTestRes(KindChannel)
+	c := k.Create(alice, res, RightsSocketBase, RightsSocketInheriting, "", "fd_create2")
+	if c.Edge() != EdgeCreate {
+		t.Fatalf("edge %v", c.Edge())
+	}
+	b, i := c.Rights()
+	sent := mustDerive(t, k, c, Derivation{Edge: EdgeDelegate, Base: b, Inheriting: i})
+	k.Close(c)
+	if res.closes.Load() != 0 {
+		t.Fatal("closed while a delegated copy still holds it")
+	}
+	k.Close(sent)
+	if n := res.closes.Load(); n != 1 {
+		t.Fatalf("created object closed %d times after its last capability went, want 1", n)
+	}
+}
