@@ -1,0 +1,637 @@
+package abi
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Unit tests of the preview1 handlers against a real guest memory and
+// table: byte-exact layouts, the rights translation, and the behaviours a
+// libc cannot show directly.
+
+// wasiT is one guest whose table holds stdio (0–2), a read-write grant
+// "/data" (3), a read-only grant "ro" (4) of the same directory, a stream
+// channel pair (5, 6) and a byte object (7).
+type wasiT struct {
+	t   *testing.T
+	g   *Guest
+	m   api.Memory
+	k   *caps.Kernel
+	dir string
+	out *bytes.Buffer
+}
+
+func newWASIT(t *testing.T) *wasiT {
+	env := newFuzzEnv(t)
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "w"}
+	tbl := caps.NewTable(k, h, 16)
+	out := &bytes.Buffer{}
+	ins := func(c *caps.Cap) {
+		if _, err := tbl.Insert(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins(k.Mint(h, caps.NewStdin(strings.NewReader("input")), caps.RightsTTYBase, 0, "stdin", "test"))
+	ins(k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"))
+	ins(k.Mint(h, caps.NewStdout("stderr", out), caps.RightsTTYBase, 0, "stderr", "test"))
+	for _, g := range []struct {
+		name string
+		ro   bool
+	}{{"/data", false}, {"ro", true}} {
+		d, err := caps.OpenDir(env.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, i := caps.GrantRights(caps.KindDirectory, g.ro)
+		ins(k.Mint(h, d, b, i, g.name, "test"))
+	}
+	a, b := caps.NewChannelPair(false, "test")
+	ins(k.Mint(h, a, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-a", "test"))
+	ins(k.Mint(h, b, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-b", "test"))
+	ins(k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "test"))
+	g := env.rt.NewGuest(&Module{}, GuestConfig{ID: "w", Table: tbl,
+		Args: []string{"prog", "a1", ""}, Env: []string{"K=V", "EMPTY="}})
+	g.ctx, g.cancel = context.WithCancelCause(context.Background())
+	g.started = time.Now()
+	t.Cleanup(func() { g.cancel(nil); tbl.CloseAll() })
+	m := env.mod.Memory()
+	mem, _ := m.Read(0, m.Size())
+	clear(mem)
+	return &wasiT{t: t, g: g, m: m, k: k, dir: env.dir, out: out}
+}
+
+// call runs the named preview1 function with params and fails the test
+// if the handler panics.
+func (w *wasiT) call(name string, params ...uint64) Errno {
+	w.t.Helper()
+	for i := range wasiCalls {
+		c := &wasiCalls[i]
+		if c.Name != name {
+			continue
+		}
+		if len(params) != len(c.Params) {
+			w.t.Fatalf("%s takes %d params, got %d", name, len(c.Params), len(params))
+		}
+		e, r := callHandler(c.fn, w.g, w.m, params)
+		if r != nil {
+			w.t.Fatalf("%s panicked: %v", name, r)
+		}
+		return e
+	}
+	w.t.Fatalf("no preview1 function %s", name)
+	return 0
+}
+
+func (w *wasiT) must(name string, params ...uint64) {
+	w.t.Helper()
+	if e := w.call(name, params...); e != 0 {
+		w.t.Fatalf("%s: %v", name, e)
+	}
+}
+
+func (w *wasiT) put(ptr uint32, b []byte) {
+	if !w.m.Write(ptr, b) {
+		w.t.Fatalf("write at %d out of memory", ptr)
+	}
+}
+
+func (w *wasiT) bytes(ptr, n uint32) []byte {
+	b, ok := w.m.Read(ptr, n)
+	if !ok {
+		w.t.Fatalf("read at %d out of memory", ptr)
+	}
+	return append([]byte(nil), b...)
+}
+
+func (w *wasiT) u32(ptr uint32) uint32 { return binary.LittleEndian.Uint32(w.bytes(ptr, 4)) }
+func (w *wasiT) u64(ptr uint32) uint64 { return binary.LittleEndian.Uint64(w.bytes(ptr, 8)) }
+
+// str puts s at ptr and returns (ptr, len) as call parameters.
+func (w *wasiT) str(ptr uint32, s string) (uint64, uint64) {
+	w.put(ptr, []byte(s))
+	return uint64(ptr), uint64(len(s))
+}
+
+// iov puts one iovec at ptr pointing at (buf, n).
+func (w *wasiT) iov(ptr, buf, n uint32) {
+	var b [8]byte
+	binary.LittleEndian.PutUint32(b[0:], buf)
+	binary.LittleEndian.PutUint32(b[4:], n)
+	w.put(ptr, b[:])
+}
+
+func TestWASITableIsPreview1InWitxOrder(t *testing.T) {
+	want := strings.Fields(`args_get args_sizes_get environ_get environ_sizes_get clock_res_get
+		clock_time_get fd_advise fd_allocate fd_close fd_datasync fd_fdstat_get fd_fdstat_set_flags
+		fd_fdstat_set_rights fd_filestat_get fd_filestat_set_size fd_filestat_set_times fd_pread
+		fd_prestat_get fd_prestat_dir_name fd_pwrite fd_read fd_readdir fd_renumber fd_seek fd_sync
+		fd_tell fd_write path_create_directory path_filestat_get path_filestat_set_times path_link
+		path_open path_readlink path_remove_directory path_rename path_symlink path_unlink_file
+		poll_oneoff proc_exit proc_raise sched_yield random_get sock_accept sock_recv sock_send
+		sock_shutdown`)
+	cs := WASICalls()
+	if len(cs) != 46 || len(want) != 46 {
+		t.Fatalf("%d functions, want 46", len(cs))
+	}
+	for i, c := range cs {
+		if c.Name != want[i] || c.Slot != i {
+			t.Errorf("slot %d: %s (slot %d), want %s", i, c.Name, c.Slot, want[i])
+		}
+		if c.fn == nil {
+			t.Errorf("%s has no handler", c.Name)
+		}
+	}
+}
+
+// Translating rights to WASI and back never widens them, and each of
+// WASI's 30 rights has exactly one CloudABI meaning.
+func TestWASIRightsTranslationNeverWidens(t *testing.T) {
+	for _, r := range []caps.Rights{0, caps.RightsAll, caps.RightsDirectoryBase, caps.RightsDirectoryInheriting,
+		caps.RightsRegularFileBase, caps.RightsSocketBase, caps.RightsTTYBase, caps.RightFileUnlink} {
+		if back := RightsOfWASI(WASIRightsOf(r)); !back.Subset(r) {
+			t.Errorf("%v → %#x → %v widens", r, WASIRightsOf(r), back)
+		}
+	}
+	if got := WASIRightsOf(caps.RightsAll); got != wasiRightsAll {
+		t.Errorf("all rights translate to %#x, want every WASI right %#x", got, wasiRightsAll)
+	}
+	if got := WASIRightsOf(caps.RightProcExec | caps.RightMemMap | caps.RightPollProcTerminate); got != 0 {
+		t.Errorf("rights WASI cannot name translate to %#x", got)
+	}
+	// A right WASI split in two is granted only when both halves are asked.
+	if RightsOfWASI(wasiRightPathUnlinkFile) != 0 || RightsOfWASI(wasiRightFDFilestatSetSize) != 0 {
+		t.Error("half of a split right was translated into the whole")
+	}
+	if RightsOfWASI(wasiRightPathUnlinkFile|wasiRightPathRemoveDirectory) != caps.RightFileUnlink {
+		t.Error("both halves of path unlink do not make file_unlink")
+	}
+	seen := map[uint64]bool{}
+	for _, m := range wasiRightsMap {
+		for b := uint64(1); b <= m.w; b <<= 1 {
+			if m.w&b != 0 {
+				if seen[b] {
+					t.Errorf("WASI right %#x mapped twice", b)
+				}
+				seen[b] = true
+			}
+		}
+	}
+	if len(seen) != 30 {
+		t.Errorf("%d WASI rights mapped, want 30", len(seen))
+	}
+}
+
+func TestFdstatReportsWASIFiletypeFlagsAndRights(t *testing.T) {
+	w := newWASIT(t)
+	cases := []struct {
+		fd       uint64
+		filetype uint8
+		base     uint64
+	}{
+		{1, wasiFiletypeCharacterDevice, WASIRightsOf(caps.RightsTTYBase)},
+		{3, wasiFiletypeDirectory, WASIRightsOf(caps.RightsDirectoryBase)},
+		{4, wasiFiletypeDirectory, WASIRightsOf(caps.RightsDirectoryBase &^ caps.RightsWriteMask)},
+		{5, wasiFiletypeSocketStream, WASIRightsOf(caps.RightsSocketBase)},
+		{7, wasiFiletypeRegularFile, WASIRightsOf(caps.RightsByteObjectBase)},
+	}
+	for _, c := range cases {
+		w.must("fd_fdstat_get", c.fd, 100)
+		b := w.bytes(100, 24)
+		if b[0] != c.filetype || binary.LittleEndian.Uint64(b[8:]) != c.base {
+			t.Errorf("fd %d: filetype %d base %#x, want %d %#x", c.fd, b[0], binary.LittleEndian.Uint64(b[8:]), c.filetype, c.base)
+		}
+	}
+	w.must("fd_fdstat_get", 4, 100)
+	if inh := w.u64(116); inh&(wasiRightFDWrite|wasiRightPathCreateFile) != 0 || inh&wasiRightFDRead == 0 {
+		t.Errorf("read-only grant's inheriting rights %#x", inh)
+	}
+	if e := w.call("fd_fdstat_get", 9, 100); e != caps.EBADF {
+		t.Errorf("closed fd: %v", e)
+	}
+	w.must("fd_fdstat_set_flags", 5, uint64(caps.FlagNonblock))
+	w.must("fd_fdstat_get", 5, 100)
+	if fl := binary.LittleEndian.Uint16(w.bytes(102, 2)); fl != uint16(caps.FlagNonblock) {
+		t.Errorf("flags %#x after set_flags(NONBLOCK)", fl)
+	}
+}
+
+// fd_fdstat_set_rights only narrows, and the narrowing is the capability's
+// own: a native fd_stat_get sees it, and the handle can no longer do what
+// was dropped.
+func TestFdstatSetRightsOnlyNarrows(t *testing.T) {
+	w := newWASIT(t)
+	w.must("fd_fdstat_get", 3, 100)
+	base, inh := w.u64(108), w.u64(116)
+	if e := w.call("fd_fdstat_set_rights", 4, base, 0); e != caps.ENOTCAPABLE {
+		t.Fatalf("widening a read-only grant: %v, want ENOTCAPABLE", e)
+	}
+	narrowBase := base &^ wasiRightPathCreateFile
+	w.must("fd_fdstat_set_rights", 3, narrowBase, inh&^wasiRightFDWrite)
+	c, _ := w.g.table.Get(3)
+	b, i := c.Rights()
+	if b.Has(caps.RightFileCreateFile) || i.Has(caps.RightFDWrite) || !b.Has(caps.RightFileOpen) {
+		t.Fatalf("rights after narrowing: %v / %v", b, i)
+	}
+	if e := w.call("fd_fdstat_set_rights", 3, base, inh); e != caps.ENOTCAPABLE {
+		t.Fatalf("restoring dropped rights: %v, want ENOTCAPABLE", e)
+	}
+	path, n := w.str(200, "created")
+	if e := w.call("path_open", 3, 0, path, n, uint64(oflagCreat), wasiRightFDRead, 0, 0, 300); e != caps.ENOTCAPABLE {
+		t.Fatalf("create after dropping path_create_file: %v", e)
+	}
+}
+
+func TestPrestatNamesDirectoriesAndSkipsOtherHandles(t *testing.T) {
+	w := newWASIT(t)
+	w.must("fd_prestat_get", 3, 100)
+	if tag, n := w.bytes(100, 1)[0], w.u32(104); tag != wasiPreopenDir || n != 5 {
+		t.Fatalf("fd 3: tag %d len %d", tag, n)
+	}
+	if e := w.call("fd_prestat_dir_name", 3, 200, 4); e != caps.ENAMETOOLONG {
+		t.Errorf("short buffer: %v", e)
+	}
+	w.must("fd_prestat_dir_name", 3, 200, 5)
+	if got := string(w.bytes(200, 5)); got != "/data" {
+		t.Errorf("name %q", got)
+	}
+	w.must("fd_prestat_get", 4, 100)
+	w.must("fd_prestat_dir_name", 4, 200, 2)
+	if got := string(w.bytes(200, 2)); got != "ro" {
+		t.Errorf("name %q", got)
+	}
+	for _, fd := range []uint64{0, 1, 5, 7} {
+		w.must("fd_prestat_get", fd, 100)
+		if tag := w.bytes(100, 1)[0]; tag == wasiPreopenDir {
+			t.Errorf("fd %d reported as a preopen", fd)
+		}
+		if e := w.call("fd_prestat_dir_name", fd, 200, 64); e == 0 {
+			t.Errorf("fd %d has a preopen name", fd)
+		}
+	}
+	if e := w.call("fd_prestat_get", 8, 100); e != caps.EBADF {
+		t.Errorf("past the last handle: %v, want EBADF (ends the probe)", e)
+	}
+	// A directory opened by path is not a preopen.
+	path, n := w.str(300, ".")
+	w.must("path_open", 3, 0, path, n, uint64(oflagDirectory), wasiRightFDReaddir, 0, 0, 400)
+	w.must("fd_prestat_get", uint64(w.u32(400)), 100)
+	if w.bytes(100, 1)[0] == wasiPreopenDir {
+		t.Error("a directory from path_open reported as a preopen")
+	}
+}
+
+func TestArgsAndEnvironLayout(t *testing.T) {
+	w := newWASIT(t)
+	w.must("args_sizes_get", 100, 104)
+	if c, s := w.u32(100), w.u32(104); c != 3 || s != uint32(len("prog\x00a1\x00\x00")) {
+		t.Fatalf("args sizes %d %d", c, s)
+	}
+	w.must("args_get", 200, 300)
+	for i, want := range []string{"prog", "a1", ""} {
+		p := w.u32(200 + uint32(i)*4)
+		if got := string(w.bytes(p, uint32(len(want)+1))); got != want+"\x00" {
+			t.Errorf("argv[%d] = %q", i, got)
+		}
+	}
+	w.must("environ_sizes_get", 100, 104)
+	if c, s := w.u32(100), w.u32(104); c != 2 || s != uint32(len("K=V\x00EMPTY=\x00")) {
+		t.Fatalf("environ sizes %d %d", c, s)
+	}
+	w.must("environ_get", 200, 300)
+	if got := string(w.bytes(300, 11)); got != "K=V\x00EMPTY=\x00" {
+		t.Errorf("environ buffer %q", got)
+	}
+	if e := w.call("args_get", 200, uint64(w.m.Size()-3)); e != caps.EFAULT {
+		t.Errorf("buffer past memory: %v", e)
+	}
+}
+
+func TestClocksUseWASINumbering(t *testing.T) {
+	w := newWASIT(t)
+	w.must("clock_time_get", wasiClockRealtime, 1, 100)
+	if rt := int64(w.u64(100)); time.Since(time.Unix(0, rt)).Abs() > time.Minute {
+		t.Errorf("realtime clock reads %v", time.Unix(0, rt))
+	}
+	w.must("clock_time_get", wasiClockMonotonic, 1, 100)
+	m1 := w.u64(100)
+	time.Sleep(2 * time.Millisecond)
+	w.must("clock_time_get", wasiClockMonotonic, 1, 100)
+	if m2 := w.u64(100); m2-m1 < uint64(2*time.Millisecond) {
+		t.Errorf("monotonic clock advanced %d ns over 2ms", m2-m1)
+	}
+	for id := uint64(0); id < 4; id++ {
+		w.must("clock_res_get", id, 100)
+	}
+	if e := w.call("clock_time_get", 4, 1, 100); e != caps.EINVAL {
+		t.Errorf("clock 4: %v", e)
+	}
+}
+
+// A handle opened through WASI is the same capability to the native ABI:
+// a child of the directory in the kernel's graph, readable with the
+// native fd_read, and cut off in both ABIs when the grant is revoked.
+func TestPathOpenMakesChildCapabilitySharedWithNativeABI(t *testing.T) {
+	w := newWASIT(t)
+	path, n := w.str(200, "f")
+	w.must("path_open", 3, uint64(lookupSymlinkFollow), path, n, 0, wasiRightFDRead|wasiRightFDSeek, 0, 0, 100)
+	fd := uint64(w.u32(100))
+	c, err := w.g.table.Get(uint32(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := w.g.table.Get(3)
+	if c.Parent() != dir || c.Edge() != caps.EdgeOpen {
+		t.Fatalf("parent %v edge %v", c.Parent(), c.Edge())
+	}
+	if b, _ := c.Rights(); b != caps.RightFDRead|caps.RightFDSeek {
+		t.Fatalf("rights %v, want exactly what was asked", b)
+	}
+	w.iov(300, 400, 16)
+	if e, _ := callHandler(fdRead, w.g, w.m, []uint64{fd, 300, 1, 500}); e != 0 {
+		t.Fatalf("native fd_read: %v", e)
+	}
+	if got := string(w.bytes(400, w.u32(500))); got != "contents" {
+		t.Fatalf("read %q", got)
+	}
+	w.k.Revoke(dir, "test")
+	if e := w.call("fd_pread", fd, 300, 1, 0, 500); e != caps.ENOTCAPABLE {
+		t.Errorf("WASI fd_pread after revoking the grant: %v", e)
+	}
+	if e, _ := callHandler(fdRead, w.g, w.m, []uint64{fd, 300, 1, 500}); e != caps.ENOTCAPABLE {
+		t.Errorf("native fd_read after revoking the grant: %v", e)
+	}
+}
+
+// path_open keeps only rights the directory can pass on: extra requested
+// rights are clipped, but an access mode the directory cannot give
+// (writing beneath a read-only grant) is refused before anything happens.
+func TestPathOpenClipsExtraRightsAndRefusesAccessModes(t *testing.T) {
+	w := newWASIT(t)
+	path, n := w.str(200, "f")
+	w.must("path_open", 4, 0, path, n, 0, wasiRightsAll&^(wasiRightFDWrite|wasiRightFDDatasync|wasiRightFDAllocate), wasiRightsAll, 0, 100)
+	c, _ := w.g.table.Get(w.u32(100))
+	b, i := c.Rights()
+	if b&caps.RightsWriteMask != 0 || i != 0 || !b.Has(caps.RightFDRead) {
+		t.Fatalf("rights from a read-only grant: %v / %v", b, i)
+	}
+	if e := w.call("path_open", 4, 0, path, n, 0, wasiRightFDWrite, 0, 0, 100); e != caps.ENOTCAPABLE {
+		t.Errorf("write open beneath a read-only grant: %v", e)
+	}
+	if e := w.call("path_open", 4, 0, path, n, uint64(oflagTrunc), wasiRightFDRead, 0, 0, 100); e != caps.ENOTCAPABLE {
+		t.Errorf("O_TRUNC beneath a read-only grant: %v", e)
+	}
+	if b, err := os.ReadFile(filepath.Join(w.dir, "f")); err != nil || string(b) != "contents" {
+		t.Errorf("file changed: %q %v", b, err)
+	}
+	if e := w.call("path_open", 9, 0, path, n, 0, wasiRightFDRead, 0, 0, 100); e != caps.EBADF {
+		t.Errorf("open beneath a closed fd: %v", e)
+	}
+	if e := w.call("path_open", uint64(wasiNoDir), 0, path, n, 0, wasiRightFDRead, 0, 0, 100); e != caps.ENOTCAPABLE {
+		t.Errorf("open beneath no directory: %v", e)
+	}
+	if e := w.call("path_open", 5, 0, path, n, 0, wasiRightFDRead, 0, 0, 100); e != caps.ENOTCAPABLE && e != caps.ENOTDIR {
+		t.Errorf("open beneath a channel: %v", e)
+	}
+}
+
+// fd_renumber moves a handle (WASI) where fd_replace copies (CloudABI):
+// the capability itself lands at the new number and the old one is free.
+func TestRenumberMovesTheCapability(t *testing.T) {
+	w := newWASIT(t)
+	c7, _ := w.g.table.Get(7)
+	old6, _ := w.g.table.Get(6)
+	w.must("fd_renumber", 7, 6)
+	if c, err := w.g.table.Get(6); err != nil || c != c7 {
+		t.Fatalf("fd 6 is %v (%v), want the byte object's capability", c, err)
+	}
+	if _, err := w.g.table.Get(7); err == nil {
+		t.Fatal("fd 7 still open after renumber")
+	}
+	if !old6.Info().Closed {
+		t.Error("the handle that was at fd 6 was not closed")
+	}
+	if e := w.call("fd_renumber", 7, 6); e != caps.EBADF {
+		t.Errorf("renumber a closed fd: %v", e)
+	}
+	if e := w.call("fd_renumber", 6, 12); e != caps.EBADF {
+		t.Errorf("renumber onto a closed fd: %v", e)
+	}
+	w.must("fd_renumber", 6, 6)
+}
+
+func TestSeekTellAndStreamErrors(t *testing.T) {
+	w := newWASIT(t)
+	w.iov(300, 400, 5)
+	w.put(400, []byte("hello"))
+	w.must("fd_write", 7, 300, 1, 500)
+	w.must("fd_tell", 7, 100)
+	if w.u64(100) != 5 {
+		t.Fatalf("tell %d", w.u64(100))
+	}
+	w.must("fd_seek", 7, uint64(^uint64(1)), 1, 100) // cur - 2
+	if w.u64(100) != 3 {
+		t.Fatalf("seek cur-2 → %d", w.u64(100))
+	}
+	w.must("fd_seek", 7, 1, 0, 100) // set 1
+	w.must("fd_seek", 7, 0, 2, 100) // end
+	if w.u64(100) != 5 {
+		t.Fatalf("seek end → %d", w.u64(100))
+	}
+	if e := w.call("fd_seek", 7, 0, 3, 100); e != caps.EINVAL {
+		t.Errorf("whence 3: %v", e)
+	}
+	if e := w.call("fd_seek", 1, 0, 0, 100); e != caps.ESPIPE {
+		t.Errorf("seek on stdout: %v, want ESPIPE", e)
+	}
+	if e := w.call("fd_read", 3, 300, 1, 500); e != caps.EISDIR {
+		t.Errorf("read a directory: %v, want EISDIR", e)
+	}
+}
+
+// poll_oneoff waits for the first of several events: it reports a clock
+// when nothing else happens, wakes when a channel becomes readable, and
+// wakes with ENOTCAPABLE when a polled handle is revoked.
+func TestPollOneoffWaitsOnChannelsClocksAndRevocation(t *testing.T) {
+	sub := func(w *wasiT, at uint32, userdata uint64, typ uint8, fd uint32, timeout uint64) {
+		var b [wasiSubscriptionSize]byte
+		binary.LittleEndian.PutUint64(b[0:], userdata)
+		b[8] = typ
+		if typ == wasiEventtypeClock {
+			binary.LittleEndian.PutUint32(b[16:], wasiClockMonotonic)
+			binary.LittleEndian.PutUint64(b[24:], timeout)
+		} else {
+			binary.LittleEndian.PutUint32(b[16:], fd)
+		}
+		w.put(at, b[:])
+	}
+	event := func(w *wasiT, i uint32) (userdata uint64, errno uint16, typ uint8) {
+		b := w.bytes(1000+i*wasiEventSize, wasiEventSize)
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint16(b[8:]), b[10]
+	}
+
+	t.Run("clock", func(t *testing.T) {
+		w := newWASIT(t)
+		sub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
+		sub(w, 148, 22, wasiEventtypeClock, 0, uint64(30*time.Millisecond))
+		start := time.Now()
+		w.must("poll_oneoff", 100, 1000, 2, 900)
+		if d := time.Since(start); d < 30*time.Millisecond {
+			t.Errorf("returned after %v, before the clock", d)
+		}
+		if n := w.u32(900); n != 1 {
+			t.Fatalf("%d events", n)
+		}
+		if ud, errno, typ := event(w, 0); ud != 22 || errno != 0 || typ != wasiEventtypeClock {
+			t.Errorf("event %d %d %d", ud, errno, typ)
+		}
+	})
+	t.Run("channel", func(t *testing.T) {
+		w := newWASIT(t)
+		sub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
+		sub(w, 148, 22, wasiEventtypeClock, 0, uint64(time.Minute))
+		peer, _ := w.g.table.Get(6)
+		time.AfterFunc(20*time.Millisecond, func() { peer.Resource().(caps.Writer).Write([]byte("x")) })
+		start := time.Now()
+		w.must("poll_oneoff", 100, 1000, 2, 900)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("took %v", d)
+		}
+		if ud, errno, typ := event(w, 0); w.u32(900) != 1 || ud != 11 || errno != 0 || typ != wasiEventtypeFDRead {
+			t.Errorf("%d events, first %d %d %d", w.u32(900), ud, errno, typ)
+		}
+	})
+	t.Run("revoke", func(t *testing.T) {
+		w := newWASIT(t)
+		sub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
+		sub(w, 148, 22, wasiEventtypeClock, 0, uint64(time.Minute))
+		c, _ := w.g.table.Get(5)
+		time.AfterFunc(20*time.Millisecond, func() { w.k.Revoke(c, "test") })
+		w.must("poll_oneoff", 100, 1000, 2, 900)
+		if ud, errno, _ := event(w, 0); w.u32(900) != 1 || ud != 11 || Errno(errno) != caps.ENOTCAPABLE {
+			t.Errorf("%d events, first userdata %d errno %d", w.u32(900), ud, errno)
+		}
+	})
+	t.Run("immediate", func(t *testing.T) {
+		w := newWASIT(t)
+		sub(w, 100, 1, wasiEventtypeFDWrite, 5, 0) // channel with room: ready
+		sub(w, 148, 2, wasiEventtypeFDRead, 0, 0)  // stdin: always ready
+		sub(w, 196, 3, wasiEventtypeFDRead, 12, 0) // closed: EBADF
+		sub(w, 244, 4, wasiEventtypeFDWrite, 4, 0) // directory: no fd_write right
+		sub(w, 292, 5, 9, 0, 0)                    // unknown type
+		w.must("poll_oneoff", 100, 1000, 5, 900)
+		want := []struct {
+			ud    uint64
+			errno Errno
+		}{{1, 0}, {2, 0}, {3, caps.EBADF}, {4, caps.ENOTCAPABLE}, {5, caps.EINVAL}}
+		if w.u32(900) != 5 {
+			t.Fatalf("%d events", w.u32(900))
+		}
+		for i, ev := range want {
+			if ud, errno, _ := event(w, uint32(i)); ud != ev.ud || Errno(errno) != ev.errno {
+				t.Errorf("event %d: userdata %d errno %d, want %d %v", i, ud, errno, ev.ud, ev.errno)
+			}
+		}
+		if e := w.call("poll_oneoff", 100, 1000, 0, 900); e != caps.EINVAL {
+			t.Errorf("no subscriptions: %v", e)
+		}
+	})
+	t.Run("kill", func(t *testing.T) {
+		w := newWASIT(t)
+		sub(w, 100, 11, wasiEventtypeClock, 0, uint64(time.Hour))
+		time.AfterFunc(20*time.Millisecond, func() { w.g.Kill("test") })
+		start := time.Now()
+		_, r := callHandler(wasiPollOneoff, w.g, w.m, []uint64{100, 1000, 1, 900})
+		if r != nil {
+			t.Fatalf("panicked: %v", r)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("kill ended an hour-long poll after %v", d)
+		}
+	})
+}
+
+// sock_recv and sock_send work on a channel pair; PEEK leaves data queued,
+// WAITALL waits for the whole buffer, and handles that arrive with a
+// message are closed (WASI cannot receive them).
+func TestSockRecvSendOnChannels(t *testing.T) {
+	w := newWASIT(t)
+	w.put(400, []byte("hello world"))
+	w.iov(300, 400, 11)
+	w.must("sock_send", 5, 300, 1, 0, 500)
+	if w.u32(500) != 11 {
+		t.Fatalf("sent %d", w.u32(500))
+	}
+	if e := w.call("sock_send", 5, 300, 1, 1, 500); e != caps.EINVAL {
+		t.Errorf("si_flags 1: %v", e)
+	}
+	w.iov(300, 600, 5)
+	w.must("sock_recv", 6, 300, 1, wasiRecvPeek, 500, 504)
+	w.must("sock_recv", 6, 300, 1, 0, 500, 504)
+	if got := string(w.bytes(600, w.u32(500))); got != "hello" {
+		t.Fatalf("after peek, recv %q", got)
+	}
+	// WAITALL: 6 bytes remain, ask for 8, the rest arrives later.
+	w.iov(300, 600, 8)
+	peer, _ := w.g.table.Get(5)
+	time.AfterFunc(20*time.Millisecond, func() { peer.Resource().(caps.Writer).Write([]byte("!!")) })
+	w.must("sock_recv", 6, 300, 1, wasiRecvWaitall, 500, 504)
+	if got := string(w.bytes(600, w.u32(500))); got != " world!!" {
+		t.Fatalf("waitall recv %q", got)
+	}
+	// A handle sent along is closed on arrival, not delivered.
+	bo, _ := w.g.table.Get(7)
+	inflight, err := w.k.Derive(bo, caps.Derivation{Edge: caps.EdgeDelegate, Base: caps.RightFDRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.Resource().(caps.Messenger).Send([][]byte{[]byte("x")}, []*caps.Cap{inflight}); err != nil {
+		t.Fatal(err)
+	}
+	w.must("sock_recv", 6, 300, 1, 0, 500, 504)
+	if !inflight.Info().Closed {
+		t.Error("a handle sent to a WASI receiver was not closed")
+	}
+	w.must("sock_shutdown", 5, wasiShutWR)
+	w.must("sock_recv", 6, 300, 1, 0, 500, 504)
+	if w.u32(500) != 0 {
+		t.Errorf("recv after peer shutdown: %d bytes, want end of stream", w.u32(500))
+	}
+	if e := w.call("sock_shutdown", 5, 0); e != caps.EINVAL {
+		t.Errorf("shutdown how=0: %v", e)
+	}
+	if e := w.call("sock_recv", 3, 300, 1, 0, 500, 504); e != caps.ENOTCAPABLE && e != caps.ENOTSOCK {
+		t.Errorf("recv on a directory: %v", e)
+	}
+	if e := w.call("sock_accept", 5, 0, 500); e != caps.ENOTCAPABLE {
+		t.Errorf("accept on a channel: %v", e)
+	}
+}
+
+func TestProcRaiseTranslatesSignals(t *testing.T) {
+	w := newWASIT(t)
+	for _, sig := range []uint64{16, 17, 22, 13, 26, 27, 28, 29} { // chld cont urg pipe prof winch poll pwr
+		if e := w.call("proc_raise", sig); e != 0 {
+			t.Errorf("ignored signal %d: %v", sig, e)
+		}
+	}
+	if e := w.call("proc_raise", 31); e != caps.EINVAL {
+		t.Errorf("signal 31: %v", e)
+	}
+	_, r := callHandler(wasiProcRaise, w.g, w.m, []uint64{15}) // term
+	if r != nil {
+		t.Fatalf("panicked: %v", r)
+	}
+	if w.g.signal != 16 {
+		t.Errorf("WASI SIGTERM recorded as CloudABI signal %d, want 16", w.g.signal)
+	}
+}
