@@ -24,3 +24,180 @@ func argdataGet(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	return 0
 }
+
+// signalNames are CloudABI's signals (cloudabi.txt, enum signal), indexed
+// by number. Their fixed default actions are applied by raiseCloudSignal.
+var signalNames = [...]string{
+	1: "ABRT", 2: "ALRM", 3: "BUS", 4: "CHLD", 5: "CONT", 6: "FPE", 7: "HUP",
+	8: "ILL", 9: "INT", 10: "KILL", 11: "PIPE", 12: "QUIT", 13: "SEGV",
+	14: "STOP", 15: "SYS", 16: "TERM", 17: "TRAP", 18: "TSTP", 19: "TTIN",
+	20: "TTOU", 21: "URG", 22: "USR1", 23: "USR2", 24: "VTALRM", 25: "XCPU",
+	26: "XFSZ",
+}
+
+// CloudABI numbers of the signals the host reports on its own.
+const (
+	sigABRT uint8 = 1
+	sigKILL uint8 = 10
+)
+
+// procRaise applies sig's default action to the calling guest
+// (raiseCloudSignal, shared with WASI's proc_raise): terminating signals
+// end it with exit status 128+sig and the signal recorded (ExitStatus.Signal
+// and, for its parent, proc_terminate); ignored signals, CONT and the
+// job-control stops return at once; any other number is EINVAL.
+func procRaise(g *Guest, m api.Memory, p []uint64) Errno {
+	sig := uint32(p[0])
+	if sig == 0 || sig >= uint32(len(signalNames)) {
+		return caps.EINVAL
+	}
+	return raiseCloudSignal(g, uint8(sig))
+}
+
+// procArgs reads the argdata and fd list that proc_spawn and proc_exec
+// share. The argdata is copied (at most MaxArgdataBytes); the list may
+// name at most as many handles as the table holds.
+func (g *Guest) procArgs(m api.Memory, dataPtr, dataLen, fdsPtr, fdsLen uint32) ([]byte, []uint32, Errno) {
+	if dataLen > MaxArgdataBytes {
+		return nil, nil, caps.E2BIG
+	}
+	raw, e := read(m, dataPtr, dataLen)
+	if e != 0 {
+		return nil, nil, e
+	}
+	data := make([]byte, len(raw)) // never nil: nil would mean "build from args"
+	copy(data, raw)
+	fds, e := readU32Array(m, fdsPtr, fdsLen, uint32(g.table.Max()))
+	if e != 0 {
+		return nil, nil, e
+	}
+	return data, fds, 0
+}
+
+// procSpawn starts a child guest. The child's table holds exactly the
+// listed handles, renumbered from 0 in list order, each a new capability
+// derived from the caller's (edge spawn, the caller's current rights and
+// fd flags), so revoking the caller's capability reaches the child's copy.
+// The caller gets a process handle (rights poll_proc_terminate and
+// file_stat_fget) for poll's proc_terminate; closing its last copy kills
+// the child. The child runs in its own goroutine under the caller's
+// context: killing the caller, or its exit, ends the child too.
+func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
+	fd, out := uint32(p[0]), uint32(p[5])
+	if _, e := read(m, out, 4); e != 0 {
+		return e
+	}
+	data, fds, e := g.procArgs(m, uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4]))
+	if e != 0 {
+		return e
+	}
+	c, err := g.table.Acquire(fd, caps.RightProcExec, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	mod, e := g.moduleOf(c)
+	c.Release()
+	if e != 0 {
+		return e
+	}
+
+	holder := g.childHolder(mod)
+	t := caps.NewTable(g.kernel, holder, g.table.Max())
+	for _, fd := range fds {
+		src, err := g.table.Get(fd)
+		if err == nil {
+			var nc *caps.Cap
+			b, i := src.Rights()
+			nc, err = g.kernel.Derive(src, caps.Derivation{Holder: holder, Edge: caps.EdgeSpawn, Name: src.Name(), Base: b, Inheriting: i})
+			if err == nil {
+				nc.SetFlags(src.Flags())
+				_, err = t.Insert(nc) // cannot fail: len(fds) ≤ t.Max()
+			}
+		}
+		if err != nil {
+			t.CloseAll()
+			return caps.ErrnoOf(err)
+		}
+	}
+
+	child := g.newChild(mod, t, data)
+	pr := &process{g: child}
+	pc := g.kernel.Mint(g.holder, pr, caps.RightsProcessBase, 0, holder.ID, "proc_spawn by "+g.ID)
+	pfd, err := g.table.Insert(pc)
+	if err != nil {
+		g.kernel.Close(pc) // the child never started: Kill is a no-op
+		t.CloseAll()
+		return caps.ErrnoOf(err)
+	}
+	g.startChild(child)
+	g.log.Debug("spawned", "child", holder.ID, "module", mod.Name, "handles", len(fds), "process_fd", pfd)
+	return writeU32(m, out, pfd)
+}
+
+// procExec replaces the calling guest's program with the module fd
+// designates. The new program keeps the guest's id, holder and children;
+// its table is exactly the listed handles, renumbered from 0 in list
+// order. A handle is moved, not copied: it keeps its capability (id,
+// rights, provenance); a handle listed twice gets a copy (edge dup) for
+// each repetition. Every handle not listed is closed. On success the call
+// does not return; on failure nothing has changed.
+func procExec(g *Guest, m api.Memory, p []uint64) Errno {
+	data, fds, e := g.procArgs(m, uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4]))
+	if e != 0 {
+		return e
+	}
+	c, err := g.table.Acquire(uint32(p[0]), caps.RightProcExec, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	mod, e := g.moduleOf(c)
+	c.Release()
+	if e != 0 {
+		return e
+	}
+
+	kept := make([]*caps.Cap, len(fds))
+	first := make(map[uint32]int, len(fds)) // fd → index of its first listing
+	for i, fd := range fds {
+		if _, dup := first[fd]; dup {
+			continue
+		}
+		c, err := g.table.Get(fd)
+		if err != nil {
+			return caps.ErrnoOf(err)
+		}
+		first[fd], kept[i] = i, c
+	}
+	// Copies for repeated handles are made before anything moves, so a
+	// failure leaves the guest as it was.
+	for i, fd := range fds {
+		j := first[fd]
+		if j == i {
+			continue
+		}
+		src := kept[j]
+		b, in := src.Rights()
+		nc, err := g.kernel.Derive(src, caps.Derivation{Holder: g.holder, Edge: caps.EdgeDup, Name: src.Name(), Base: b, Inheriting: in})
+		if err != nil {
+			for k := range i {
+				if first[fds[k]] != k {
+					g.kernel.Close(kept[k])
+				}
+			}
+			return caps.ErrnoOf(err)
+		}
+		nc.SetFlags(src.Flags())
+		kept[i] = nc
+	}
+	t := caps.NewTable(g.kernel, g.holder, g.table.Max())
+	for fd := range first {
+		_, _ = g.table.Take(fd) // this guest's own table: only it changes it
+	}
+	for _, c := range kept {
+		_, _ = t.Insert(c) // cannot fail: len(fds) ≤ t.Max()
+	}
+	g.log.Debug("exec", "module", mod.Name, "handles", len(fds))
+	g.exec = &execRequest{module: mod, table: t, argdata: data}
+	g.exit(0)
+	return 0
+}

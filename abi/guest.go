@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -80,9 +81,13 @@ type Guest struct {
 	exec   *execRequest // set by proc_exec before it unwinds the guest
 	signal uint8        // set by proc_raise before it unwinds the guest
 
-	done   chan struct{}
-	mu     sync.Mutex
-	status ExitStatus
+	children sync.WaitGroup // guests started by proc_spawn
+	nspawned atomic.Uint64  // numbers children's ids
+
+	done      chan struct{}
+	mu        sync.Mutex
+	status    ExitStatus
+	exitWatch map[*caps.Waiter]struct{} // woken when done closes; guarded by mu
 }
 
 // execRequest is what proc_exec leaves for the run loop: the next program
@@ -93,8 +98,9 @@ type execRequest struct {
 	argdata []byte
 }
 
-// errKilled is the cancellation cause for Kill.
-var errKilled = errors.New("killed")
+// errParentExited ends the children a guest leaves behind: a child never
+// outlives its parent.
+var errParentExited = errors.New("parent exited")
 
 // NewGuest prepares m to run with cfg. Nothing runs until Start or Run.
 func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
@@ -140,7 +146,8 @@ func (g *Guest) Wait() ExitStatus {
 	return g.Status()
 }
 
-// Done is closed when the guest has exited and its handles are closed.
+// Done is closed when the guest has exited, its handles are closed, and
+// every child it spawned has exited too.
 func (g *Guest) Done() <-chan struct{} { return g.done }
 
 // Status returns the exit status; valid once Done is closed.
@@ -151,7 +158,8 @@ func (g *Guest) Status() ExitStatus {
 }
 
 // Kill ends the guest: a spinning guest stops at its next loop back-edge or
-// call, and a guest blocked in a host call returns from it at once.
+// call, and a guest blocked in a host call returns from it at once. Its
+// children are killed with it (their contexts derive from its context).
 func (g *Guest) Kill(reason string) {
 	if g.cancel != nil {
 		g.cancel(errors.New(reason))
@@ -159,8 +167,6 @@ func (g *Guest) Kill(reason string) {
 }
 
 func (g *Guest) run() {
-	defer close(g.done)
-	defer g.cancel(nil)
 	g.started = time.Now()
 	st := g.runOnce()
 	for st.Trap == nil && st.Killed == "" && g.exec != nil {
@@ -168,13 +174,49 @@ func (g *Guest) run() {
 		g.exec = nil
 		g.table.CloseAll()
 		g.module, g.table, g.argdata = req.module, req.table, req.argdata
+		g.signal = 0
 		st = g.runOnce()
 	}
+	// Closing the table closes the guest's process handles, which kills
+	// the children they designate; cancelling the context ends any child
+	// whose handle was passed on. Done waits for all of them, so that a
+	// guest's exit is also the end of everything it started.
 	g.table.CloseAll()
+	g.cancel(errParentExited)
+	g.children.Wait()
 	g.mu.Lock()
 	g.status = st
+	ws := g.exitWatch
+	g.exitWatch = nil
+	close(g.done)
 	g.mu.Unlock()
-	g.log.Debug("guest exited", "code", st.Code, "trap", st.Trap, "killed", st.Killed, "ran", time.Since(g.started))
+	for w := range ws {
+		w.Wake()
+	}
+	g.log.Debug("guest exited", "code", st.Code, "signal", st.Signal, "trap", st.Trap, "killed", st.Killed, "ran", time.Since(g.started))
+}
+
+// watchExit registers w to be woken when the guest has exited (Done is
+// closed); if it already has, w is woken at once. It lets one Waiter wait
+// for a process together with other events (poll on proc_terminate).
+func (g *Guest) watchExit(w *caps.Waiter) (cancel func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.done:
+		w.Wake()
+		return func() {}
+	default:
+	}
+	if g.exitWatch == nil {
+		g.exitWatch = make(map[*caps.Waiter]struct{})
+	}
+	g.exitWatch[w] = struct{}{}
+	return func() {
+		g.mu.Lock()
+		delete(g.exitWatch, w)
+		g.mu.Unlock()
+	}
 }
 
 func (g *Guest) runOnce() ExitStatus {

@@ -1,0 +1,312 @@
+package abi
+
+import (
+	"encoding/binary"
+	"io"
+	"math"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// wasm32 layouts of poll's structures (CloudABI cloudabi_types_common.h).
+const (
+	subscriptionSize = 56
+	eventSize        = 32
+
+	// MaxPollSubscriptions bounds one poll call: the host decodes and
+	// tracks every subscription for the duration of the call.
+	MaxPollSubscriptions = 4096
+)
+
+// CloudABI event types, clock flags and event flags.
+const (
+	eventtypeClock         = 1
+	eventtypeCondvar       = 2
+	eventtypeFDRead        = 3
+	eventtypeFDWrite       = 4
+	eventtypeLockRdlock    = 5
+	eventtypeLockWrlock    = 6
+	eventtypeProcTerminate = 7
+
+	subscriptionClockAbstime = 0x1
+	eventFDReadwriteHangup   = 0x1
+)
+
+// pollSub is one subscription being waited on, in terms independent of
+// any ABI's layout.
+type pollSub struct {
+	userdata uint64
+	typ      uint8 // CloudABI eventtype
+	errno    Errno // set when the subscription fails: it is then ready at once
+
+	deadline int64 // clock: on the monotonic clock of clockNow, in ns
+
+	c    *caps.Cap     // fd and process subscriptions, acquired for the call
+	pl   caps.Pollable // nil when the resource is always ready
+	want caps.Events
+}
+
+// pollResult is what one subscription reports.
+type pollResult struct {
+	ready    bool
+	hangup   bool
+	nbytes   uint64
+	signal   uint8
+	exitcode uint32
+}
+
+// poll waits until at least one subscription is ready and reports every
+// one that is, in subscription order.
+//
+// A subscription that cannot be waited on (bad handle, missing right,
+// unknown clock, unsupported type) is reported at once with its error in
+// event.error: EBADF, ENOTCAPABLE, EINVAL; condvar and lock subscriptions
+// get ENOSYS, since a guest without shared memory has one thread and
+// waits on memory with wasm atomics. Resources that are not caps.Pollable
+// (regular files, stdio, directories, byte objects) are always ready, as
+// POSIX poll reports regular files.
+//
+// The wait parks one goroutine: the guest's Waiter is registered with
+// every polled resource and with the revocation of every polled handle,
+// one timer stands for the earliest clock, and the guest's context ends
+// the wait when the guest is killed or its deadline passes (the guest then
+// unwinds). A handle revoked during the wait is reported with ENOTCAPABLE.
+func poll(g *Guest, m api.Memory, p []uint64) Errno {
+	in, out, n, nOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	if n == 0 || n > MaxPollSubscriptions {
+		return caps.EINVAL
+	}
+	raw, e := read(m, in, n*subscriptionSize)
+	if e != 0 {
+		return e
+	}
+	if _, e := read(m, out, n*eventSize); e != 0 {
+		return e
+	}
+	if _, e := read(m, nOut, 4); e != 0 {
+		return e
+	}
+	subs := make([]pollSub, n)
+	defer releasePolled(subs)
+	now := monotonicNow()
+	for i := range subs {
+		decodeSubscription(g, &subs[i], raw[i*subscriptionSize:(i+1)*subscriptionSize], now)
+	}
+	res := g.pollSubs(subs)
+	return writeEvents(m, subs, res, out, nOut)
+}
+
+// decodeSubscription reads one 56-byte subscription and acquires the
+// handle it names.
+func decodeSubscription(g *Guest, s *pollSub, b []byte, now int64) {
+	s.userdata = binary.LittleEndian.Uint64(b[0:])
+	s.typ = b[10]
+	switch s.typ {
+	case eventtypeClock:
+		s.deadline, s.errno = clockDeadline(g, now,
+			binary.LittleEndian.Uint32(b[24:]), binary.LittleEndian.Uint64(b[32:]),
+			binary.LittleEndian.Uint16(b[48:]))
+	case eventtypeFDRead, eventtypeFDWrite:
+		need, want := caps.RightPollFDReadwrite|caps.RightFDRead, caps.EventRead
+		if s.typ == eventtypeFDWrite {
+			need, want = caps.RightPollFDReadwrite|caps.RightFDWrite, caps.EventWrite
+		}
+		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), need, want)
+	case eventtypeProcTerminate:
+		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollProcTerminate, caps.EventRead)
+		if s.errno == 0 {
+			if _, ok := s.c.Resource().(*process); !ok {
+				s.errno = caps.EINVAL
+			}
+		}
+	case eventtypeCondvar, eventtypeLockRdlock, eventtypeLockWrlock:
+		s.errno = caps.ENOSYS
+	default:
+		s.errno = caps.EINVAL
+	}
+}
+
+func (s *pollSub) acquire(g *Guest, fd uint32, need caps.Rights, want caps.Events) {
+	c, err := g.table.Acquire(fd, need, 0)
+	if err != nil {
+		s.errno = caps.ErrnoOf(err)
+		return
+	}
+	s.c, s.want = c, want
+	s.pl, _ = c.Resource().(caps.Pollable)
+}
+
+func releasePolled(subs []pollSub) {
+	for i := range subs {
+		if subs[i].c != nil {
+			subs[i].c.Release()
+		}
+	}
+}
+
+func monotonicNow() int64 { return int64(time.Since(monoBase)) }
+
+// clockDeadline converts a clock subscription (CloudABI clock id) to a
+// deadline on the monotonic clock. Relative timeouts count from now;
+// absolute ones are converted through the named clock's current reading,
+// once, so a later step of the realtime clock does not move the deadline.
+// Arithmetic saturates: a huge timeout means "never".
+func clockDeadline(g *Guest, now int64, id uint32, timeout uint64, flags uint16) (int64, Errno) {
+	if flags&^subscriptionClockAbstime != 0 {
+		return 0, caps.EINVAL
+	}
+	cur, e := clockNow(g, id)
+	if e != 0 {
+		return 0, e
+	}
+	rel := timeout
+	if flags&subscriptionClockAbstime != 0 {
+		if timeout <= cur {
+			return now, 0
+		}
+		rel = timeout - cur
+	}
+	if rel > uint64(math.MaxInt64-now) {
+		return math.MaxInt64, 0
+	}
+	return now + int64(rel), 0
+}
+
+// pollSubs blocks until at least one subscription is ready (or failed) and
+// returns what each reports. It is the one waiting loop behind poll; the
+// handles in subs stay acquired by the caller for the call, so revoking
+// one waits until this loop has woken and the call let go.
+func (g *Guest) pollSubs(subs []pollSub) []pollResult {
+	res := make([]pollResult, len(subs))
+	var held []*caps.Cap
+	for i := range subs {
+		if c := subs[i].c; c != nil {
+			held = append(held, c)
+		}
+	}
+	var cancels []func()
+	defer func() { // also when a kill unwinds the guest from pollWait
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
+	for {
+		now := monotonicNow()
+		nready := 0
+		earliest := int64(math.MaxInt64)
+		for _, cancel := range cancels {
+			cancel()
+		}
+		cancels = cancels[:0]
+		for i := range subs {
+			s, r := &subs[i], &res[i]
+			switch {
+			case s.errno != 0:
+				nready++
+			case s.typ == eventtypeClock:
+				if s.deadline <= now {
+					r.ready = true
+					nready++
+				} else {
+					earliest = min(earliest, s.deadline)
+				}
+			case s.c.Revoked():
+				s.errno = caps.ENOTCAPABLE
+				nready++
+			case s.pl == nil:
+				r.ready = true
+				nready++
+			default:
+				// Register only while nothing is ready: once something
+				// is, the call returns without waiting.
+				var w *caps.Waiter
+				if nready == 0 {
+					w = g.waiter
+				}
+				ev, cancel := s.pl.Poll(s.want, w)
+				cancels = append(cancels, cancel)
+				if ev != 0 {
+					r.ready = true
+					r.hangup = ev&caps.EventHangup != 0
+					nready++
+				}
+			}
+		}
+		if nready > 0 {
+			for i := range subs {
+				if res[i].ready {
+					subs[i].report(&res[i])
+				}
+			}
+			return res
+		}
+		g.pollWait(held, earliest-now)
+	}
+}
+
+// report fills in what a ready subscription says about its object: the
+// exit of a process, or the bytes left to read in a file.
+func (s *pollSub) report(r *pollResult) {
+	switch {
+	case s.typ == eventtypeProcTerminate:
+		r.signal, r.exitcode = s.c.Resource().(*process).termination()
+	case s.typ == eventtypeFDRead && s.pl == nil:
+		r.nbytes = bytesLeft(s.c.Resource())
+	}
+}
+
+// bytesLeft is event.nbytes for an always-ready resource: what remains to
+// read past its offset for a file or byte object, 0 (unknown) otherwise.
+func bytesLeft(res caps.Resource) uint64 {
+	pos, ok1 := res.(caps.Positional)
+	st, ok2 := res.(caps.Stater)
+	if !ok1 || !ok2 {
+		return 0
+	}
+	off, err := pos.Seek(0, io.SeekCurrent)
+	if err != nil || off < 0 {
+		return 0
+	}
+	fs, err := st.Stat()
+	if err != nil || fs.Size < uint64(off) {
+		return 0
+	}
+	return fs.Size - uint64(off)
+}
+
+// writeEvents writes one 32-byte event per ready or failed subscription,
+// in subscription order, and their count.
+func writeEvents(m api.Memory, subs []pollSub, res []pollResult, out, nOut uint32) Errno {
+	buf, e := read(m, out, uint32(len(subs))*eventSize)
+	if e != 0 {
+		return e
+	}
+	k := 0
+	for i := range subs {
+		s, r := &subs[i], &res[i]
+		if s.errno == 0 && !r.ready {
+			continue
+		}
+		var ev [eventSize]byte
+		binary.LittleEndian.PutUint64(ev[0:], s.userdata)
+		binary.LittleEndian.PutUint16(ev[8:], uint16(s.errno))
+		ev[10] = s.typ
+		if s.errno == 0 {
+			switch s.typ {
+			case eventtypeFDRead, eventtypeFDWrite:
+				binary.LittleEndian.PutUint64(ev[16:], r.nbytes)
+				if r.hangup {
+					binary.LittleEndian.PutUint16(ev[28:], eventFDReadwriteHangup)
+				}
+			case eventtypeProcTerminate:
+				ev[20] = r.signal
+				binary.LittleEndian.PutUint32(ev[24:], r.exitcode)
+			}
+		}
+		copy(buf[k*eventSize:], ev[:])
+		k++
+	}
+	return writeU32(m, nOut, uint32(k))
+}

@@ -1,0 +1,302 @@
+package abi
+
+import (
+	"encoding/binary"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// wasm32 layouts and flags of sock_recv and sock_send (CloudABI
+// cloudabi32_types.h, cloudabi.txt).
+const (
+	recvInSize  = 20 // ri_data@0, ri_data_len@4, ri_fds@8, ri_fds_len@12, ri_flags u16@16
+	recvOutSize = 52 // ro_datalen@0, ro_fdslen@4, ro_unused[40]@8, ro_flags u16@48
+	sendInSize  = 20 // si_data@0, si_data_len@4, si_fds@8, si_fds_len@12, si_flags u16@16
+	sendOutSize = 4  // so_datalen@0
+
+	sockRecvPeek          = 0x04
+	sockRecvWaitall       = 0x10
+	sockRecvFDsTruncated  = 0x01
+	sockRecvDataTruncated = 0x08
+
+	shutRD = 0x1
+	shutWR = 0x2
+)
+
+// sockSend sends data and handles on a channel or socket. Each attached
+// handle travels as a new capability derived from the sender's (edge
+// delegate) with the sender's current rights, never more, and no holder
+// until the receiver adopts it; revoking the sender's capability reaches
+// the receiver's copy. A handle that is not open is EBADF and a revoked one
+// ENOTCAPABLE; either way nothing is sent. Unless the handle is
+// non-blocking, a full buffer makes the call wait (and a revocation of
+// sock during the wait ends it with ENOTCAPABLE). Capabilities that were
+// not sent are closed, whatever ends the call.
+func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
+	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDWrite, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	in, e := read(m, uint32(p[1]), sendInSize)
+	if e != 0 {
+		return e
+	}
+	dataPtr, dataLen := binary.LittleEndian.Uint32(in[0:]), binary.LittleEndian.Uint32(in[4:])
+	fdsPtr, fdsLen := binary.LittleEndian.Uint32(in[8:]), binary.LittleEndian.Uint32(in[12:])
+	flags := binary.LittleEndian.Uint16(in[16:])
+	out := uint32(p[2])
+	if _, e := read(m, out, sendOutSize); e != 0 {
+		return e
+	}
+	if flags != 0 {
+		return caps.EINVAL // CloudABI defines no send flags
+	}
+	msg, ok := c.Resource().(caps.Messenger)
+	if !ok {
+		return caps.ENOTSOCK
+	}
+	iov, e := iovecs(m, dataPtr, dataLen)
+	if e != 0 {
+		return e
+	}
+	fds, e := readU32Array(m, fdsPtr, fdsLen, caps.MaxCapsPerMessage)
+	if e != 0 {
+		return e
+	}
+
+	inflight := make([]*caps.Cap, 0, len(fds))
+	sent := false
+	defer func() {
+		if !sent {
+			for _, x := range inflight {
+				g.kernel.Close(x)
+			}
+		}
+	}()
+	for _, fd := range fds {
+		src, err := g.table.Get(fd)
+		if err != nil {
+			return caps.ErrnoOf(err)
+		}
+		b, i := src.Rights()
+		x, err := g.kernel.Derive(src, caps.Derivation{Edge: caps.EdgeDelegate, Name: src.Name(), Base: b, Inheriting: i})
+		if err != nil {
+			return caps.ErrnoOf(err)
+		}
+		inflight = append(inflight, x)
+	}
+
+	pl, _ := c.Resource().(caps.Pollable)
+	for {
+		n, err := msg.Send(iov, inflight)
+		if err == caps.EAGAIN && pl != nil && c.Flags()&caps.FlagNonblock == 0 {
+			if e := g.waitReady(c, pl, caps.EventWrite); e != 0 {
+				return e
+			}
+			continue
+		}
+		if err != nil {
+			return caps.ErrnoOf(err)
+		}
+		sent = true
+		return writeU32(m, out, uint32(n))
+	}
+}
+
+// sockRecv receives data, and handles sent with it, from a channel or
+// socket. Handles arrive with the first byte of the message they were sent
+// with; each is adopted by this guest and installed at the lowest free fd.
+// When more arrive than ri_fds has room for, or than the table can take,
+// the rest are closed and FDS_TRUNCATED is set. A datagram longer than
+// ri_data is cut (DATA_TRUNCATED). PEEK leaves data and handles queued.
+// WAITALL on a stream keeps receiving until ri_data is full or the stream
+// ends. Unless the handle is non-blocking, the call waits for data; a
+// revocation of sock during the wait ends it with ENOTCAPABLE.
+func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
+	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDRead, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	in, e := read(m, uint32(p[1]), recvInSize)
+	if e != 0 {
+		return e
+	}
+	dataPtr, dataLen := binary.LittleEndian.Uint32(in[0:]), binary.LittleEndian.Uint32(in[4:])
+	fdsPtr, fdsLen := binary.LittleEndian.Uint32(in[8:]), binary.LittleEndian.Uint32(in[12:])
+	flags := binary.LittleEndian.Uint16(in[16:])
+	out := uint32(p[2])
+	if _, e := read(m, out, recvOutSize); e != 0 {
+		return e
+	}
+	if flags&^(sockRecvPeek|sockRecvWaitall) != 0 {
+		return caps.EINVAL
+	}
+	res := c.Resource()
+	msg, ok := res.(caps.Messenger)
+	if !ok {
+		return caps.ENOTSOCK
+	}
+	iov, e := iovecs(m, dataPtr, dataLen)
+	if e != 0 {
+		return e
+	}
+	// More than MaxCapsPerMessage never arrive with one message, so room
+	// beyond that is never written.
+	maxFDs := min(fdsLen, caps.MaxCapsPerMessage)
+	fdBuf, e := read(m, fdsPtr, maxFDs*4)
+	if e != 0 {
+		return e
+	}
+
+	peek := flags&sockRecvPeek != 0
+	waitall := flags&sockRecvWaitall != 0 && !peek
+	if d, ok := res.(interface{ Datagram() bool }); ok && d.Datagram() {
+		waitall = false
+	}
+	pl, _ := res.(caps.Pollable)
+	var got []*caps.Cap
+	delivered := false
+	defer func() {
+		if !delivered {
+			for _, x := range got {
+				g.kernel.Close(x)
+			}
+		}
+	}()
+	total := 0
+	var rf caps.RecvFlags
+	for {
+		n, cs, f, err := msg.Recv(iov, int(maxFDs)-len(got), peek)
+		got = append(got, cs...)
+		rf |= f
+		if err == caps.EAGAIN {
+			if total > 0 && !waitall {
+				break
+			}
+			if pl == nil || c.Flags()&caps.FlagNonblock != 0 {
+				if total > 0 {
+					break
+				}
+				return caps.EAGAIN
+			}
+			if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
+				return e
+			}
+			continue
+		}
+		if err != nil {
+			if total > 0 || len(got) > 0 {
+				break
+			}
+			return caps.ErrnoOf(err)
+		}
+		total += n
+		if n == 0 || !waitall {
+			break
+		}
+		if iov = advanceIOV(iov, n); len(iov) == 0 {
+			break
+		}
+	}
+
+	var roFlags uint16
+	if rf&caps.RecvDataTruncated != 0 {
+		roFlags |= sockRecvDataTruncated
+	}
+	if rf&caps.RecvCapsTruncated != 0 {
+		roFlags |= sockRecvFDsTruncated
+	}
+	installed := 0
+	for i, x := range got {
+		g.kernel.Adopt(x, g.holder)
+		fd, err := g.table.Insert(x)
+		if err != nil {
+			for _, rest := range got[i:] {
+				g.kernel.Close(rest)
+			}
+			roFlags |= sockRecvFDsTruncated
+			break
+		}
+		binary.LittleEndian.PutUint32(fdBuf[installed*4:], fd)
+		installed++
+	}
+	delivered = true
+
+	var ro [recvOutSize]byte
+	binary.LittleEndian.PutUint32(ro[0:], uint32(total))
+	binary.LittleEndian.PutUint32(ro[4:], uint32(installed))
+	binary.LittleEndian.PutUint16(ro[48:], roFlags)
+	if !m.Write(out, ro[:]) {
+		return caps.EFAULT
+	}
+	return 0
+}
+
+// sockShutdown shuts down the receiving side (SHUT_RD), the sending side
+// (SHUT_WR) or both of a channel end or socket.
+func sockShutdown(g *Guest, m api.Memory, p []uint64) Errno {
+	how := uint32(p[1])
+	if how == 0 || how&^(shutRD|shutWR) != 0 {
+		return caps.EINVAL
+	}
+	c, err := g.table.Acquire(uint32(p[0]), caps.RightSockShutdown, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	s, ok := c.Resource().(caps.Shutdowner)
+	if !ok {
+		return caps.ENOTSOCK
+	}
+	return caps.ErrnoOf(s.Shutdown(how&shutRD != 0, how&shutWR != 0))
+}
+
+// sockAccept takes the next connection from a listener handle. The new
+// stream handle is a child capability of the listener's (edge accept)
+// whose rights are the listener's inheriting rights, clipped to what a
+// stream can hold; revoking the listener's capability cuts off every
+// connection taken through it. Unless the listener handle is non-blocking
+// the call waits for a connection.
+func sockAccept(g *Guest, m api.Memory, p []uint64) Errno {
+	out := uint32(p[1])
+	c, err := g.table.Acquire(uint32(p[0]), caps.RightSockAccept, 0)
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	defer c.Release()
+	if _, e := read(m, out, 4); e != 0 {
+		return e
+	}
+	a, ok := c.Resource().(caps.Acceptor)
+	if !ok {
+		return caps.ENOTSOCK
+	}
+	pl, _ := c.Resource().(caps.Pollable)
+	var conn caps.Resource
+	for {
+		conn, err = a.Accept()
+		if err != caps.EAGAIN || pl == nil || c.Flags()&caps.FlagNonblock != 0 {
+			break
+		}
+		if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
+			return e
+		}
+	}
+	if err != nil {
+		return caps.ErrnoOf(err)
+	}
+	_, inh := c.Rights()
+	nc, err := g.kernel.Derive(c, caps.Derivation{Holder: g.holder, Edge: caps.EdgeAccept, Name: c.Name(), Base: inh, Inheriting: inh, Resource: conn})
+	if err != nil {
+		return caps.ErrnoOf(err) // Derive closed conn
+	}
+	fd, err := g.table.Insert(nc)
+	if err != nil {
+		g.kernel.Close(nc)
+		return caps.ErrnoOf(err)
+	}
+	return writeU32(m, out, fd)
+}
