@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os"
+
+	"github.com/sandboxd/sandboxd/abi"
+)
+
+func init() {
+	register(command{
+		name:    "abi",
+		usage:   "[--format text|markdown|c-header]",
+		summary: "print the native ABI's 49 calls, generated from the table the runtime uses",
+		run:     abiCmd,
+	})
+}
+
+// abiFormats are the generated forms of the call table: the text listing,
+// the table in docs/ABI.md, and abi/include/sandboxd.h.
+var abiFormats = map[string]func(io.Writer) error{
+	"text":     abi.WriteTable,
+	"markdown": abi.WriteMarkdown,
+	"c-header": abi.WriteCHeader,
+}
+
+func abiCmd(args []string) int {
+	c := commands["abi"]
+	fs := newFlags(c)
+	format := fs.String("format", "text", "output `FORMAT`: text, markdown (the table in docs/ABI.md) or c-header (abi/include/sandboxd.h)")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(c, "unexpected argument %q", fs.Arg(0))
+	}
+	write, ok := abiFormats[*format]
+	if !ok {
+		return usageError(c, "--format %q is not one of text, markdown, c-header", *format)
+	}
+	w := bufio.NewWriter(os.Stdout)
+	err := write(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		fail("abi: writing the table: %v", err)
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,158 @@
+// Command sandboxd runs untrusted WebAssembly programs with least
+// authority: a guest starts with no access to anything and can use only
+// the handles granted to it.
+//
+// Each verb lives in its own file and registers itself from init, so a new
+// verb never touches this one. Exit codes are in docs/CLI.md.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one verb: `sandboxd NAME USAGE`.
+type command struct {
+	name    string
+	usage   string // what follows the verb in a synopsis: "[flags] prog.wasm [args…]"
+	summary string // one line for `sandboxd help`
+	run     func(args []string) int
+}
+
+var commands = map[string]command{}
+
+// register adds a verb. Registering a name twice is a programming error.
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("sandboxd: verb registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
+
+// Exit codes every verb shares; verbs add their own (docs/CLI.md).
+const (
+	exitOK      = 0
+	exitFailure = 1 // the operation failed for a reason printed on stderr
+	exitUsage   = 2 // bad flags or arguments: nothing was done
+)
+
+func main() { os.Exit(dispatch(os.Args[1:])) }
+
+func dispatch(args []string) int {
+	if len(args) == 0 {
+		printHelp(os.Stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			c, ok := commands[args[1]]
+			if !ok {
+				return unknownVerb(args[1])
+			}
+			return c.run([]string{"-h"})
+		}
+		printHelp(os.Stdout)
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		return unknownVerb(args[0])
+	}
+	return c.run(args[1:])
+}
+
+func unknownVerb(name string) int {
+	fail("unknown command %q: run 'sandboxd help' for the list of commands", name)
+	return exitUsage
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, "sandboxd runs untrusted WebAssembly programs with least authority: a guest")
+	fmt.Fprintln(w, "can use only the handles granted to it, and every handle can be revoked.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: sandboxd COMMAND [flags] [args…]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "  help       show this list, or `sandboxd help COMMAND` for one command")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run `sandboxd COMMAND -h` for a command's flags. Exit codes: docs/CLI.md.")
+}
+
+// fail prints one line on stderr: "sandboxd: " and the message, with any
+// line breaks inside it folded so that the line stays one line.
+func fail(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", " ")), " ")
+	fmt.Fprintln(os.Stderr, "sandboxd: "+msg)
+}
+
+// newFlags returns the flag set of verb c. Its errors are reported by
+// parseFlags as one line; -h prints c's usage and flags on stdout.
+func newFlags(c command) *flag.FlagSet {
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {} // parseFlags prints usage, on stdout, for -h only
+	return fs
+}
+
+// parseFlags parses args into fs. When it returns ok=false the verb must
+// return code: 0 after -h, exitUsage after a bad flag.
+func parseFlags(c command, fs *flag.FlagSet, args []string) (code int, ok bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(os.Stdout, c, fs)
+		return exitOK, false
+	}
+	fail("%s: %v (see 'sandboxd %s -h')", c.name, err, c.name)
+	return exitUsage, false
+}
+
+// usageError reports a bad argument of verb c in one line.
+func usageError(c command, format string, args ...any) int {
+	fail("%s: %s (see 'sandboxd %s -h')", c.name, fmt.Sprintf(format, args...), c.name)
+	return exitUsage
+}
+
+func printUsage(w io.Writer, c command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: sandboxd %s %s\n\n%s\n", c.name, c.usage, c.summary)
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprintln(w, "\nFlags:")
+			first = false
+		}
+		arg, help := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s", f.Name)
+		if arg != "" {
+			fmt.Fprintf(w, " %s", arg)
+		}
+		fmt.Fprintf(w, "\n        %s", help)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "[]" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ", ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

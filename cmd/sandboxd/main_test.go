@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+)
+
+// bin is the sandboxd binary built once for every test in this package:
+// the tests run it as a user would.
+var bin string
+
+// cacheHome keeps the binary's compilation cache out of the user's home.
+var cacheHome string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "sandboxd-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	bin = filepath.Join(dir, "sandboxd")
+	cacheHome = filepath.Join(dir, "cache")
+	out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building sandboxd: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// sandboxd runs the binary with args and stdin, and fails the test if it
+// does not finish within a minute.
+func sandboxd(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("sandboxd %v: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("sandboxd %v did not finish within a minute; stderr: %s", args, stderr.String())
+	}
+	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+}
+
+// guest builds a test guest from source and returns the path of its .wasm.
+func guest(t *testing.T, rel string) string {
+	t.Helper()
+	var wasm []byte
+	switch filepath.Ext(rel) {
+	case ".wat":
+		wasm = abitest.WAT(t, rel)
+	case ".c":
+		wasm = abitest.C(t, rel)
+	default:
+		t.Fatalf("no builder for %s", rel)
+	}
+	p := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(rel), filepath.Ext(rel))+".wasm")
+	if err := os.WriteFile(p, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// oneLine fails the test unless s is exactly one line that contains want.
+func oneLine(t *testing.T, s, want string) {
+	t.Helper()
+	if strings.Count(s, "\n") != 1 || !strings.HasSuffix(s, "\n") {
+		t.Errorf("stderr is not one line: %q", s)
+	}
+	if !strings.HasPrefix(s, "sandboxd: ") || !strings.Contains(s, want) {
+		t.Errorf("stderr = %q, want a sandboxd: line containing %q", s, want)
+	}
+}
+
+func TestHelpListsCommandsAndExitsZero(t *testing.T) {
+	r := sandboxd(t, "", "help")
+	if r.code != 0 || !strings.Contains(r.stdout, "  run ") || !strings.Contains(r.stdout, "  abi ") {
+		t.Errorf("help: code %d, stdout %q", r.code, r.stdout)
+	}
+	for _, args := range [][]string{{"run", "-h"}, {"run", "--help"}, {"help", "run"}} {
+		r := sandboxd(t, "", args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: sandboxd run [flags] prog.wasm") || !strings.Contains(r.stdout, "--grant KIND:SOURCE[=GUEST][:ro]") {
+			t.Errorf("%v: code %d, stdout %q", args, r.code, r.stdout)
+		}
+		if r.stderr != "" {
+			t.Errorf("%v: stderr %q", args, r.stderr)
+		}
+	}
+}
+
+func TestNoCommandOrUnknownCommandIsUsageError(t *testing.T) {
+	if r := sandboxd(t, ""); r.code != exitUsage || !strings.Contains(r.stderr, "Usage: sandboxd COMMAND") {
+		t.Errorf("no command: code %d, stderr %q", r.code, r.stderr)
+	}
+	r := sandboxd(t, "", "frobnicate")
+	if r.code != exitUsage {
+		t.Errorf("unknown command: code %d", r.code)
+	}
+	oneLine(t, r.stderr, `unknown command "frobnicate"`)
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+// Exit codes of `sandboxd run` besides the guest's own (docs/CLI.md).
+const (
+	exitGrant      = 3   // a grant could not be set up: nothing ran
+	exitModule     = 4   // the module is unreadable, invalid, or not a command module: nothing ran
+	exitTimeout    = 124 // --timeout ended the guest
+	exitTrap       = 134 // the guest trapped
+	exitKilled     = 137 // the guest was killed for another reason
+	exitInterrupt  = 130 // SIGINT (Ctrl-C) ended the guest
+	exitTerminated = 143 // SIGTERM ended the guest
+	maxExitStatus  = 255 // larger guest exit codes are reported as 255
+)
+
+// defaultMem is the --mem default: enough for most programs, small enough
+// that a runaway guest cannot take the host's memory.
+const defaultMem = "256MiB"
+
+// killGrace is how long run waits for a killed guest before it exits
+// anyway. A guest ends at its next instruction or host call; this only
+// matters if a host call ignores the kill.
+const killGrace = 5 * time.Second
+
+func init() {
+	register(command{
+		name:    "run",
+		usage:   "[flags] prog.wasm [args…]",
+		summary: "run a guest in this process with exactly the given grants (no daemon needed)",
+		run:     runCmd,
+	})
+}
+
+func runCmd(args []string) int {
+	c := commands["run"]
+	fs := newFlags(c)
+	var grantTexts, env, guestArgs stringList
+	fs.Var(&grantTexts, "grant", "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)")
+	fs.Var(&env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
+	fs.Var(&guestArgs, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
+	mem := fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
+	timeout := fs.Duration("timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
+	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the most handles (`N`) the guest may hold at once, stdio included")
+	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
+	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return usageError(c, "no module: give the .wasm file to run")
+	}
+	path := rest[0]
+	if len(guestArgs) > 0 && len(rest) > 1 {
+		return usageError(c, "guest arguments given both with --arg and after %s: use one or the other", path)
+	}
+	argv := rest[1:]
+	if len(guestArgs) > 0 {
+		argv = guestArgs
+	}
+	memLimit, err := parseSize(*mem)
+	if err != nil {
+		return usageError(c, "--mem %q: %v", *mem, err)
+	}
+	if *timeout < 0 {
+		return usageError(c, "--timeout %v is negative: use 0 for no limit", *timeout)
+	}
+	if *maxFDs < 3+len(grantTexts) {
+		return usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %d grants: allow at least %d", *maxFDs, len(grantTexts), 3+len(grantTexts))
+	}
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		return usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel)
+	}
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return usageError(c, "--env %q is not KEY=VALUE", kv)
+		}
+	}
+	grants := make([]daemon.Grant, len(grantTexts))
+	for i, t := range grantTexts {
+		if grants[i], err = daemon.ParseGrant(t); err != nil {
+			return usageError(c, "%v", err)
+		}
+	}
+
+	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: os.Stderr})
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		fail("cannot read module %s: %v: check the path", path, reason(err))
+		return exitModule
+	}
+
+	ctx := context.Background()
+	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: *cacheDir})
+	if err != nil {
+		fail("cannot start the runtime: %v (try --cache-dir \"\")", err)
+		return exitFailure
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), killGrace)
+		defer cancel()
+		if err := sup.Close(cctx); err != nil {
+			log.Warn("shutting down", "error", err)
+		}
+	}()
+	m, err := sup.Compile(ctx, filepath.Base(path), wasm)
+	if err != nil {
+		fail("%v: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)
+		return exitModule
+	}
+
+	// Signals are caught from before launch, so that one arriving during
+	// setup still ends the guest rather than this process alone.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	g, err := sup.Launch(ctx, daemon.LaunchSpec{
+		Principal:   currentPrincipal(),
+		Module:      m,
+		Grants:      grants,
+		Args:        argv,
+		Env:         env,
+		MemoryLimit: memLimit,
+		Timeout:     *timeout,
+		MaxFDs:      *maxFDs,
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+	})
+	if err != nil {
+		var ge *daemon.GrantError
+		if errors.As(err, &ge) {
+			fail("%v", err)
+			return exitGrant
+		}
+		return usageError(c, "%v", err)
+	}
+
+	var stuck <-chan time.Time
+	if *timeout > 0 {
+		stuck = time.After(*timeout + killGrace)
+	}
+	select {
+	case <-g.Done():
+	case sig := <-sigs:
+		name, code := "interrupted", exitInterrupt
+		if sig == syscall.SIGTERM {
+			name, code = "terminated", exitTerminated
+		}
+		g.Kill(name)
+		select {
+		case <-g.Done():
+			fail("%s: guest killed", name)
+		case <-time.After(killGrace):
+			fail("%s: guest did not stop within %v; exiting without it", name, killGrace)
+		}
+		return code
+	case <-stuck:
+		fail("guest still running %v after its --timeout of %v; exiting without it", killGrace, *timeout)
+		return exitTimeout
+	}
+	st := g.Wait()
+	if st.Trap != nil {
+		log.Debug("guest trap", "trap", st.Trap.Error())
+	}
+	return exitStatus(st, *timeout)
+}
+
+// exitStatus maps how a guest ended to run's exit status, printing one
+// line on stderr for every end that is not the guest's own exit.
+func exitStatus(st abi.ExitStatus, timeout time.Duration) int {
+	switch {
+	case st.Killed == "timeout":
+		fail("guest killed: it ran longer than --timeout %v", timeout)
+		return exitTimeout
+	case st.Killed != "":
+		fail("guest killed: %s", st.Killed)
+		return exitKilled
+	case st.Trap != nil:
+		msg, _, _ := strings.Cut(st.Trap.Error(), "\n") // the first line; the wasm stack trace is logged at debug
+		fail("guest trapped: %s", msg)
+		return exitTrap
+	case st.Signal != 0:
+		name, num := hostSignal(st.Signal)
+		fail("guest raised %s", name)
+		return 128 + num
+	case st.Code > maxExitStatus:
+		fail("guest exited with %d, which does not fit in an exit status: reporting %d", st.Code, maxExitStatus)
+		return maxExitStatus
+	}
+	return int(st.Code)
+}
+
+// cloudABISignals names CloudABI's signals (proc_raise numbering) with
+// their Linux numbers, so that a guest's signal ends run the way the same
+// signal ends a host process: 128 + the host number.
+var cloudABISignals = [...]struct {
+	name  string
+	linux int
+}{
+	1: {"SIGABRT", 6}, 2: {"SIGALRM", 14}, 3: {"SIGBUS", 7}, 4: {"SIGCHLD", 17},
+	5: {"SIGCONT", 18}, 6: {"SIGFPE", 8}, 7: {"SIGHUP", 1}, 8: {"SIGILL", 4},
+	9: {"SIGINT", 2}, 10: {"SIGKILL", 9}, 11: {"SIGPIPE", 13}, 12: {"SIGQUIT", 3},
+	13: {"SIGSEGV", 11}, 14: {"SIGSTOP", 19}, 15: {"SIGSYS", 31}, 16: {"SIGTERM", 15},
+	17: {"SIGTRAP", 5}, 18: {"SIGTSTP", 20}, 19: {"SIGTTIN", 21}, 20: {"SIGTTOU", 22},
+	21: {"SIGURG", 23}, 22: {"SIGUSR1", 10}, 23: {"SIGUSR2", 12}, 24: {"SIGVTALRM", 26},
+	25: {"SIGXCPU", 24}, 26: {"SIGXFSZ", 25},
+}
+
+// hostSignal returns the name and Linux number of CloudABI signal sig. An
+// unknown number (which the ABI never records) is reported as itself.
+func hostSignal(sig uint8) (string, int) {
+	if int(sig) < len(cloudABISignals) && cloudABISignals[sig].name != "" {
+		s := cloudABISignals[sig]
+		return s.name, s.linux
+	}
+	return "signal " + strconv.Itoa(int(sig)), int(sig)
+}
+
+// parseSize reads a memory size: a whole number of bytes, or of KiB, MiB
+// or GiB. It is at most 4GiB, the wasm32 maximum.
+func parseSize(s string) (uint64, error) {
+	units := []struct {
+		suffix string
+		mult   uint64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}}
+	num, mult := s, uint64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(num), 10, 64)
+	if err != nil {
+		return 0, errors.New("not a size: write a whole number with KiB, MiB or GiB, e.g. 64MiB")
+	}
+	if n > daemon.MaxMemoryLimit/mult {
+		return 0, errors.New("above the wasm32 maximum of 4GiB")
+	}
+	return n * mult, nil
+}
+
+// defaultCacheDir is where compiled code is kept between runs:
+// $XDG_CACHE_HOME/sandboxd (~/.cache/sandboxd), or nowhere if there is no
+// such directory.
+func defaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "sandboxd")
+}
+
+// currentPrincipal is the user running sandboxd: in embedded mode it is
+// the principal of every launch.
+func currentPrincipal() daemon.Principal {
+	p := daemon.Principal{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	if u, err := user.Current(); err == nil {
+		p.Name = u.Username
+	}
+	return p
+}
+
+// reason strips the operation and path from a *PathError: the caller's
+// message already names the file.
+func reason(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

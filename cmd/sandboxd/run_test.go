@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/abi/argdata"
+)
+
+const guests = "daemon/testdata/guests/"
+
+func TestRunHelloExampleReadsItsGrantAndIsDeniedTheRest(t *testing.T) {
+	t.Parallel()
+	hello := guest(t, "examples/hello/hello.c")
+	r := sandboxd(t, "", "run", "--grant", "dir:"+abitest.Path("examples/hello/data")+"=data:ro", hello)
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{
+		"read data/greeting.txt: Hello from a file the guest was granted, read-only.\n",
+		"open data/../../../etc/passwd: denied (ENOTCAPABLE",
+		"open /etc/passwd: denied (ENOTCAPABLE",
+		"create data/note.txt: denied (ENOTCAPABLE",
+		"write to fd 9: denied (EBADF",
+		"every ungranted access was refused\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.stderr != "" {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+	if _, err := os.Stat(abitest.Path("examples/hello/data/note.txt")); err == nil {
+		t.Error("the guest created data/note.txt in its read-only grant")
+	}
+}
+
+func TestRunHelloExampleWithoutItsGrantExitsWithItsOwnCode(t *testing.T) {
+	t.Parallel()
+	r := sandboxd(t, "", "run", guest(t, "examples/hello/hello.c"))
+	if r.code != 2 || !strings.Contains(r.stdout, `no handle named "data"`) {
+		t.Errorf("exit %d, stdout %q, want the guest's exit 2 and its message", r.code, r.stdout)
+	}
+}
+
+func TestRunPassesStdoutAndExitCodeThrough(t *testing.T) {
+	t.Parallel()
+	r := sandboxd(t, "", "run", guest(t, "abi/testdata/guests/hello.wat"))
+	if r.code != 7 || r.stdout != "hello\n" || r.stderr != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 7, \"hello\\n\", nothing", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestRunPassesStdinThrough(t *testing.T) {
+	t.Parallel()
+	in := strings.Repeat("some input\n", 2000)
+	r := sandboxd(t, in, "run", guest(t, guests+"cat.wat"))
+	if r.code != 0 || r.stdout != in || r.stderr != "done\n" {
+		t.Errorf("exit %d, %d bytes out of %d, stderr %q", r.code, len(r.stdout), len(in), r.stderr)
+	}
+}
+
+func TestRunGivesArgsEnvAndNamedHandles(t *testing.T) {
+	t.Parallel()
+	dump := guest(t, guests+"argdata_dump.wat")
+	dir := t.TempDir()
+	cases := []struct {
+		args     []string
+		wantArgs []string
+	}{
+		{[]string{"run", "--env", "A=1", "--env", "B=x=y", "--grant", "dir:" + dir + "=work:ro", dump, "one", "--two"}, []string{"argdata_dump.wasm", "one", "--two"}},
+		{[]string{"run", "--arg", "one", "--arg", "two words", "--env", "A=1", "--env", "B=x=y", "--grant", "dir:" + dir + "=work:ro", dump}, []string{"argdata_dump.wasm", "one", "two words"}},
+	}
+	for _, c := range cases {
+		r := sandboxd(t, "", c.args...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d, stderr %q", c.args, r.code, r.stderr)
+		}
+		ad, err := argdata.Decode([]byte(r.stdout))
+		if err != nil {
+			t.Fatalf("decoding the guest's argdata: %v", err)
+		}
+		argv, _ := ad.Get("args")
+		var got []string
+		for _, a := range argv.Items() {
+			s, _ := a.Str()
+			got = append(got, s)
+		}
+		if strings.Join(got, "|") != strings.Join(c.wantArgs, "|") {
+			t.Errorf("%v: args %q, want %q", c.args, got, c.wantArgs)
+		}
+		env, _ := ad.Get("env")
+		envs := map[string]string{}
+		env.Pairs(func(k, v argdata.Value) bool {
+			ks, _ := k.Str()
+			vs, _ := v.Str()
+			envs[ks] = vs
+			return true
+		})
+		if len(envs) != 2 || envs["A"] != "1" || envs["B"] != "x=y" {
+			t.Errorf("env %v, want exactly A=1 B=x=y (nothing from the host)", envs)
+		}
+		hs, _ := ad.Get("handles")
+		fds := map[string]uint32{}
+		hs.Pairs(func(k, v argdata.Value) bool {
+			ks, _ := k.Str()
+			fd, _ := v.Fd()
+			fds[ks] = fd
+			return true
+		})
+		if len(fds) != 4 || fds["stdin"] != 0 || fds["stdout"] != 1 || fds["stderr"] != 2 || fds["work"] != 3 {
+			t.Errorf("handles %v, want stdin 0, stdout 1, stderr 2, work 3", fds)
+		}
+	}
+}
+
+func TestRunMissingModuleExits4(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nope.wasm")
+	r := sandboxd(t, "", "run", missing)
+	if r.code != exitModule {
+		t.Errorf("exit %d, want %d", r.code, exitModule)
+	}
+	oneLine(t, r.stderr, "cannot read module "+missing+": no such file or directory: check the path")
+}
+
+func TestRunInvalidModulesExit4(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		wasm []byte
+		says string
+	}{
+		{"garbage.wasm", []byte("this is not wasm\n"), "is not a valid WebAssembly module"},
+		{"truncated.wasm", []byte("\x00asm\x01\x00\x00\x00\x01\x05"), "is not a valid WebAssembly module"},
+		{"reactor.wasm", []byte("\x00asm\x01\x00\x00\x00"), "has no _start function"},
+	}
+	for _, c := range cases {
+		p := filepath.Join(dir, c.name)
+		if err := os.WriteFile(p, c.wasm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := sandboxd(t, "", "run", p)
+		if r.code != exitModule {
+			t.Errorf("%s: exit %d, want %d", c.name, r.code, exitModule)
+		}
+		oneLine(t, r.stderr, c.says)
+	}
+}
+
+func TestRunUsageErrorsExit2WithOneLine(t *testing.T) {
+	t.Parallel()
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		says string
+	}{
+		{[]string{"run"}, "no module"},
+		{[]string{"run", "--bogus", hello}, "flag provided but not defined: -bogus"},
+		{[]string{"run", "--grant", "disk:/tmp", hello}, `unknown kind "disk"`},
+		{[]string{"run", "--grant", "dir:" + dir + "=a/b", hello}, "may not contain"},
+		{[]string{"run", "--grant", "dir", hello}, "no kind"},
+		{[]string{"run", "--arg", "x", hello, "y"}, "both with --arg and after"},
+		{[]string{"run", "--mem", "64MB", hello}, "not a size"},
+		{[]string{"run", "--mem", "5GiB", hello}, "above the wasm32 maximum"},
+		{[]string{"run", "--timeout", "-1s", hello}, "negative"},
+		{[]string{"run", "--timeout", "soon", hello}, "invalid value"},
+		{[]string{"run", "--log-level", "loud", hello}, "not one of trace"},
+		{[]string{"run", "--env", "NOVALUE", hello}, "not KEY=VALUE"},
+		{[]string{"run", "--max-fds", "3", "--grant", "dir:" + dir, hello}, "allow at least 4"},
+		{[]string{"run", "--grant", "dir:" + dir + "=d", "--grant", "dir:" + dir + "=d", hello}, `name "d" is already taken`},
+	}
+	for _, c := range cases {
+		r := sandboxd(t, "", c.args...)
+		if r.code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", c.args, r.code, exitUsage, r.stderr)
+		}
+		oneLine(t, r.stderr, c.says)
+		if r.stdout != "" {
+			t.Errorf("%v: the guest ran: stdout %q", c.args, r.stdout)
+		}
+	}
+}
+
+func TestRunGrantSetupFailuresExit3AndRunNothing(t *testing.T) {
+	t.Parallel()
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f.txt")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing")
+	cases := []struct {
+		grant, says string
+	}{
+		{"dir:" + missing + "=data", missing + " does not exist: create it or correct the path"},
+		{"file:" + missing, missing + " does not exist"},
+		{"dir:" + file, "is not a directory: grant it with file:"},
+		{"file:" + dir + "=d", "is a directory: grant it with dir:"},
+		{"sock:db", "not supported yet"},
+		{"listen:127.0.0.1:8080", "not supported yet"},
+		{"chan:pipe", "not supported yet"},
+		{"cap:c0123456789abcdef", "not supported yet"},
+	}
+	for _, c := range cases {
+		r := sandboxd(t, "", "run", "--grant", "dir:"+dir+"=ok", "--grant", c.grant, hello)
+		if r.code != exitGrant {
+			t.Errorf("%s: exit %d, want %d", c.grant, r.code, exitGrant)
+		}
+		oneLine(t, r.stderr, c.says)
+		if r.stdout != "" {
+			t.Errorf("%s: the guest ran: stdout %q", c.grant, r.stdout)
+		}
+	}
+}
+
+func TestRunTimeoutEndsSpinningGuest(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	r := sandboxd(t, "", "run", "--timeout", "300ms", guest(t, guests+"spin.wat"))
+	if r.code != exitTimeout {
+		t.Errorf("exit %d, want %d", r.code, exitTimeout)
+	}
+	oneLine(t, r.stderr, "guest killed: it ran longer than --timeout 300ms")
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("took %v", took)
+	}
+}
+
+func TestRunTimeoutEndsGuestBlockedInPoll(t *testing.T) {
+	t.Parallel()
+	r := sandboxd(t, "", "run", "--timeout", "300ms", guest(t, guests+"sleep_poll.wat"))
+	if r.code != exitTimeout {
+		t.Errorf("exit %d (the guest exits with poll's errno if poll fails), want %d; stderr %q", r.code, exitTimeout, r.stderr)
+	}
+}
+
+func TestRunTrapExits134WithTheTrapOnOneLine(t *testing.T) {
+	t.Parallel()
+	r := sandboxd(t, "", "run", guest(t, guests+"trap.wat"))
+	if r.code != exitTrap {
+		t.Errorf("exit %d, want %d", r.code, exitTrap)
+	}
+	if r.stderr != "sandboxd: guest trapped: wasm error: unreachable\n" {
+		t.Errorf("stderr = %q", r.stderr)
+	}
+}
+
+func TestRunExitCodeAbove255IsReportedAs255(t *testing.T) {
+	t.Parallel()
+	r := sandboxd(t, "", "run", guest(t, guests+"exit300.wat"))
+	if r.code != 255 {
+		t.Errorf("exit %d, want 255", r.code)
+	}
+	oneLine(t, r.stderr, "guest exited with 300")
+}
+
+func TestRunMemLimitsGuestMemory(t *testing.T) {
+	t.Parallel()
+	grow := guest(t, guests+"grow.wat") // exits 1 when growing to 16 MiB is refused
+	for _, c := range []struct {
+		mem  string
+		code int
+	}{{"1MiB", 1}, {"1048576", 1}, {"17MiB", 0}, {"0", 0}} {
+		if r := sandboxd(t, "", "run", "--mem", c.mem, grow); r.code != c.code {
+			t.Errorf("--mem %s: exit %d, want %d (stderr %q)", c.mem, r.code, c.code, r.stderr)
+		}
+	}
+}
+
+// startGuest runs sandboxd with args in the background and returns once
+// the guest has started (its start is logged at info level).
+func startGuest(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"run", "--log-level", "info"}, args...)...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	var rest bytes.Buffer
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "guest started") {
+				close(started)
+				break
+			}
+		}
+		for sc.Scan() {
+			rest.WriteString(sc.Text() + "\n")
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("guest did not start within 30s")
+	}
+	return cmd, &rest
+}
+
+func TestRunSignalsKillTheGuest(t *testing.T) {
+	t.Parallel()
+	spin := guest(t, guests+"spin.wat")
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, exitInterrupt}, {syscall.SIGTERM, exitTerminated}} {
+		cmd, _ := startGuest(t, spin)
+		if err := cmd.Process.Signal(c.sig); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%v: sandboxd still running", c.sig)
+		}
+		if got := cmd.ProcessState.ExitCode(); got != c.code {
+			t.Errorf("%v: exit %d, want %d", c.sig, got, c.code)
+		}
+	}
+}
