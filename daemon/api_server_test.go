@@ -1,0 +1,656 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"capnproto.org/go/capnp/v3"
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+// testDaemon is a Supervisor and Server on a private socket, torn down
+// (and checked for leaked capability clients) when the test ends.
+type testDaemon struct {
+	sup    *daemon.Supervisor
+	srv    *daemon.Server
+	socket string
+	logs   *syncBuffer
+	served chan error
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// shortTempDir returns a temporary directory with a path short enough for
+// a unix socket (108 bytes), removed when the test ends.
+func shortTempDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "sbx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func startDaemon(t testing.TB, lim daemon.Limits) *testDaemon {
+	t.Helper()
+	leaks := watchClientLeaks(t)
+	logs := &syncBuffer{}
+	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: hclog.Debug, Output: logs})
+	dir := shortTempDir(t)
+	sup, err := daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := daemon.Listen(filepath.Join(dir, "sandboxd.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &testDaemon{
+		sup: sup, srv: daemon.NewServer(sup, daemon.ServerOptions{Logger: log, Limits: lim}),
+		socket: l.Addr().String(), logs: logs, served: make(chan error, 1),
+	}
+	go func() { d.served <- d.srv.Serve(l) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := d.srv.Close(ctx); err != nil {
+			t.Errorf("closing server: %v", err)
+		}
+		if err := <-d.served; !errors.Is(err, daemon.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+		if err := sup.Close(ctx); err != nil {
+			t.Errorf("closing supervisor: %v", err)
+		}
+		leaks()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
+	return d
+}
+
+// leakMu serialises tests that install capnp's process-wide leak hook.
+var leakMu sync.Mutex
+
+// watchClientLeaks makes any capability client garbage-collected without
+// Release fail the test; the returned func checks and uninstalls.
+func watchClientLeaks(t testing.TB) func() {
+	leakMu.Lock()
+	var mu sync.Mutex
+	var leaked []string
+	capnp.SetClientLeakFunc(func(msg string) {
+		mu.Lock()
+		leaked = append(leaked, msg)
+		mu.Unlock()
+	})
+	return func() {
+		for i := 0; i < 3; i++ {
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+		capnp.SetClientLeakFunc(nil)
+		leakMu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range leaked {
+			t.Errorf("capability client leaked: %s", m)
+		}
+	}
+}
+
+func (d *testDaemon) dial(t testing.TB) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// kernelCaps returns the kernel's live capabilities held by holders whose
+// id starts with prefix.
+func (d *testDaemon) liveCaps(prefix string) []caps.Info {
+	var out []caps.Info
+	for _, in := range d.sup.Kernel().Snapshot() {
+		if strings.HasPrefix(in.Holder, prefix) && !in.Closed && !in.Revoked {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+const (
+	helloWAT      = "abi/testdata/guests/hello.wat"
+	spinWAT       = "daemon/testdata/guests/spin.wat"
+	sleepWAT      = "daemon/testdata/guests/sleep_poll.wat"
+	interleaveWAT = "daemon/testdata/server/interleave.wat"
+	recvGrantC    = "daemon/testdata/server/recv_grant.c"
+	recvHoldC     = "daemon/testdata/server/recv_hold.c"
+	floodC        = "daemon/testdata/server/flood.c"
+)
+
+// taggedOutput records stdout and stderr in one sequence, so that their
+// relative order is visible.
+type taggedOutput struct {
+	mu  sync.Mutex
+	seq strings.Builder
+}
+
+type taggedWriter struct {
+	o   *taggedOutput
+	tag string
+}
+
+func (w taggedWriter) Write(p []byte) (int, error) {
+	w.o.mu.Lock()
+	defer w.o.mu.Unlock()
+	fmt.Fprintf(&w.o.seq, "%s:%s", w.tag, p)
+	return len(p), nil
+}
+
+func (o *taggedOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.seq.String()
+}
+
+func TestLaunchAttachedDeliversOutputInOrderBeforeWaitReturns(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	out := &taggedOutput{}
+	g, err := c.Launch(ctx, client.LaunchRequest{
+		Name: "interleave.wat", Wasm: abitest.WAT(t, interleaveWAT),
+		Stdout: taggedWriter{out, "O"}, Stderr: taggedWriter{out, "E"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	st, err := g.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Code != 3 || st.Err() != nil {
+		t.Fatalf("status %+v, want exit 3", st)
+	}
+	if got, want := out.String(), "O:out1\nE:err1\nO:out2\n"; got != want {
+		t.Fatalf("output %q, want %q (everything, in order, when Wait returns)", got, want)
+	}
+}
+
+func TestSecondLaunchOfSameModuleDoesNotCompile(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	wasm := abitest.WAT(t, helloWAT)
+	for i := 0; i < 3; i++ {
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: wasm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
+			t.Fatalf("launch %d: status %+v, err %v", i, st, err)
+		}
+		g.Release()
+	}
+	if n := strings.Count(d.logs.String(), "compiled module"); n != 1 {
+		t.Fatalf("the module was compiled %d times for 3 launches, want once", n)
+	}
+}
+
+func TestRawHelloExitCodeAndLogs(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, helloWAT), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
+		t.Fatalf("status %+v, err %v", st, err)
+	}
+	var stdout bytes.Buffer
+	dropped, err := g.Logs(ctx, &stdout, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != "hello\n" || dropped != 0 {
+		t.Fatalf("logs %q (dropped %d), want \"hello\\n\"", stdout.String(), dropped)
+	}
+	info, err := g.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Running || info.Status.Code != 7 || !info.Detached || info.Name != "hello.wat" || info.Ended.IsZero() {
+		t.Fatalf("info %+v", info)
+	}
+}
+
+func TestLogsFollowStreamsUntilExit(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_grant.c", Wasm: abitest.C(t, recvGrantC), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	var stdout syncBuffer
+	followed := make(chan error, 1)
+	go func() {
+		_, err := g.Logs(ctx, &stdout, nil, true)
+		followed <- err
+	}()
+	file := filepath.Join(shortTempDir(t), "ticks")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, err := g.Grant(ctx, "file:"+file+"=ticks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the follower sees \"received\"", func() bool { return stdout.String() == "received\n" })
+	if _, err := c.Revoke(ctx, info.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-followed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("logs --follow did not return after the guest exited")
+	}
+	if got := stdout.String(); got != "received\nrevoked\n" {
+		t.Fatalf("followed %q", got)
+	}
+}
+
+func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	var stdout syncBuffer
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_grant.c", Wasm: abitest.C(t, recvGrantC), Stdout: &stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	file := filepath.Join(shortTempDir(t), "ticks")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	info, err := g.Grant(ctx, "file:"+file+"=ticks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Holder != g.ID() || info.Name != "ticks" || info.Kind != "file" || info.Edge != "grant" {
+		t.Fatalf("granted capability %+v", info)
+	}
+	// The guest uses the handle: the file grows.
+	eventually(t, 5*time.Second, "the guest writes through its granted handle", func() bool {
+		b, _ := os.ReadFile(file)
+		return bytes.Count(b, []byte("tick\n")) >= 3
+	})
+	handles, err := g.Caps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, h := range handles {
+		found = found || h.Cap.ID == info.ID
+	}
+	if !found {
+		t.Fatalf("granted capability %s not in the guest's table after it received it: %+v", info.ID, handles)
+	}
+	rc, err := c.Revoke(ctx, info.ID, "test revokes the grant")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rc.Revoked) != 1 || rc.Revoked[0] != info.ID {
+		t.Fatalf("receipt %+v", rc)
+	}
+	st, err := g.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Code != 0 || stdout.String() != "received\nrevoked\n" {
+		t.Fatalf("status %+v, output %q: the guest must see ENOTCAPABLE on its next write", st, stdout.String())
+	}
+	// After revoke returned, no write got through: the file stops growing.
+	b1, _ := os.ReadFile(file)
+	time.Sleep(20 * time.Millisecond)
+	b2, _ := os.ReadFile(file)
+	if !bytes.Equal(b1, b2) {
+		t.Fatal("the file grew after the revocation returned")
+	}
+}
+
+func TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	dir := shortTempDir(t)
+	root, err := c.Mint(ctx, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Release()
+	if root.Token() == "" || len(root.Token()) != 64 {
+		t.Fatalf("minted capability has token %q, want 64 hex digits", root.Token())
+	}
+	rootInfo, err := root.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro := uint64(caps.RightFileOpen | caps.RightFileReaddir)
+	narrow, err := root.Restrict(ctx, ro, uint64(caps.RightFDRead))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer narrow.Release()
+	ni, err := narrow.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ni.Parent != root.ID() || ni.Edge != "restrict" || ni.Base != ro || ni.Holder != rootInfo.Holder {
+		t.Fatalf("restricted %+v", ni)
+	}
+	// Widening is refused.
+	if _, err := narrow.Restrict(ctx, ro|uint64(caps.RightFileUnlink), 0); err == nil || !strings.Contains(err.Error(), "only narrow") {
+		t.Fatalf("widening restrict: %v", err)
+	}
+	// Passed at launch, the guest gets a child of the narrowed copy.
+	g, err := c.Launch(ctx, client.LaunchRequest{
+		Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT),
+		Caps: []client.Delegation{{Cap: narrow, Name: "data"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	handles, err := g.Caps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guestCopy client.CapInfo
+	for _, h := range handles {
+		if h.Cap.Name == "data" {
+			guestCopy = h.Cap
+			if h.FD != 3 {
+				t.Errorf("delegated handle at fd %d, want 3 (right after stdio)", h.FD)
+			}
+		}
+	}
+	if guestCopy.Parent != narrow.ID() || guestCopy.Edge != "delegate" || guestCopy.Base != ro || guestCopy.Holder != g.ID() {
+		t.Fatalf("guest's copy %+v", guestCopy)
+	}
+	// A second guest receives another copy while it runs.
+	var g2out syncBuffer
+	g2, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_hold.c", Wasm: abitest.C(t, recvHoldC), Stdout: &g2out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Release()
+	sent, err := narrow.Delegate(ctx, g2, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent.Parent != narrow.ID() || sent.Name != "data" || sent.Holder != g2.ID() {
+		t.Fatalf("delegated at run time %+v", sent)
+	}
+	eventually(t, 5*time.Second, "the second guest receives its copy", func() bool { return g2out.String() == "received\n" })
+	// Revoking the root cuts off the whole tree, in both guests.
+	rc, err := root.Revoke(ctx, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{root.ID(): true, narrow.ID(): true, guestCopy.ID: true, sent.ID: true}
+	for _, id := range rc.Revoked {
+		delete(want, id)
+	}
+	if len(want) != 0 {
+		t.Fatalf("receipt %+v misses %v", rc, want)
+	}
+	// The forwarders stop forwarding.
+	if _, err := narrow.Restrict(ctx, 0, 0); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("restrict after revoke: %v", err)
+	}
+	if _, err := narrow.Delegate(ctx, g2, "again"); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("delegate after revoke: %v", err)
+	}
+	info, err := narrow.Info(ctx)
+	if err != nil || !info.Revoked {
+		t.Fatalf("info after revoke: %+v, %v", info, err)
+	}
+}
+
+func TestCapByTokenNeedsTheRightToken(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c1, c2 := d.dial(t), d.dial(t)
+	ctx := context.Background()
+	root, err := c1.Mint(ctx, "dir:"+shortTempDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Release()
+	wrong := strings.Repeat("0", 64)
+	if _, err := c2.CapByToken(ctx, root.ID(), wrong); err == nil {
+		t.Fatal("a wrong token was accepted")
+	}
+	got, err := c2.CapByToken(ctx, root.ID(), root.Token())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Release()
+	if got.ID() != root.ID() || got.Token() != root.Token() {
+		t.Fatalf("got %s", got.ID())
+	}
+}
+
+func TestReleasingOrDisconnectingKillsAttachedGuestsButNotDetachedOnes(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	ctx := context.Background()
+	c1 := d.dial(t)
+	spin := abitest.WAT(t, spinWAT)
+	attached, err := c1.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	released, err := c1.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	detached, err := c1.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin, Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{attached.ID(), released.ID(), detached.ID()}
+	defer attached.Release()
+	defer detached.Release()
+	released.Release()
+	c2 := d.dial(t)
+	waitStatus := func(id string) client.ExitStatus {
+		g, err := c2.Guest(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Release()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st, err := g.Wait(wctx)
+		if err != nil {
+			t.Fatalf("guest %s: %v", id, err)
+		}
+		return st
+	}
+	if st := waitStatus(ids[1]); st.Killed != "the launching client disconnected" {
+		t.Fatalf("released guest: %+v", st)
+	}
+	c1.Close()
+	if st := waitStatus(ids[0]); st.Killed != "the launching client disconnected" {
+		t.Fatalf("attached guest: %+v", st)
+	}
+	g, err := c2.Guest(ctx, ids[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	info, err := g.Info(ctx)
+	if err != nil || !info.Running {
+		t.Fatalf("detached guest after its client left: %+v, %v", info, err)
+	}
+	if st, err := g.Kill(ctx, "test done"); err != nil || st.Killed != "test done" || st.Code != 137 {
+		t.Fatalf("kill: %+v, %v", st, err)
+	}
+}
+
+func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	ctx := context.Background()
+	warm := d.dial(t) // compile once, so the baseline includes the runtime's goroutines
+	g, err := warm.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, helloWAT)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Wait(ctx)
+	g.Release()
+	warm.Close()
+	time.Sleep(50 * time.Millisecond)
+	base := runtime.NumGoroutine()
+
+	for i := 0; i < 20; i++ {
+		nc, err := net.Dial("unix", d.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := client.NewClient(ctx, nc)
+		root, err := c.Mint(ctx, "dir:"+shortTempDir(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := c.Launch(ctx, client.LaunchRequest{
+			Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT),
+			Caps: []client.Delegation{{Cap: root, Name: "data"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Leave calls in flight (a wait, a follow), then vanish without a
+		// goodbye: the socket just closes.
+		wctx, cancel := context.WithCancel(ctx)
+		go g.Wait(wctx)
+		go g.Logs(wctx, nil, nil, true)
+		time.Sleep(5 * time.Millisecond)
+		nc.Close()
+		cancel()
+		root.Release()
+		g.Release()
+		c.Close()
+	}
+	eventually(t, 10*time.Second, "every guest of the vanished clients is killed", func() bool {
+		for _, g := range d.sup.Guests() {
+			if running, _ := g.Status(); running {
+				return false
+			}
+		}
+		return true
+	})
+	eventually(t, 10*time.Second, "no capability held by a vanished connection stays open", func() bool {
+		return len(d.liveCaps("conn-")) == 0
+	})
+	eventually(t, 10*time.Second, "goroutines return to the idle level", func() bool {
+		runtime.GC()
+		return runtime.NumGoroutine() <= base
+	})
+	// The delegated copies died with their guests: nothing of the 20
+	// clients is live in the kernel.
+	for _, in := range d.sup.Kernel().Snapshot() {
+		if !in.Closed && !in.Revoked {
+			t.Errorf("capability %s (%s, holder %s) still open", in.ID, in.Kind, in.Holder)
+		}
+	}
+}
+
+func TestPeerCredentialsArePrincipal(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	p, err := c.Whoami(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.UID != uint32(os.Getuid()) || p.GID != uint32(os.Getgid()) || p.PID != int32(os.Getpid()) {
+		t.Fatalf("whoami %+v, want uid %d gid %d pid %d", p, os.Getuid(), os.Getgid(), os.Getpid())
+	}
+}
+
+func TestUnknownGuestAndCapabilityErrorsSayWhatToDo(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	if _, err := c.Guest(ctx, "g-nope"); err == nil || !strings.Contains(err.Error(), "sandboxd ps") {
+		t.Fatalf("unknown guest: %v", err)
+	}
+	if _, err := c.Revoke(ctx, "cnope", ""); err == nil || !strings.Contains(err.Error(), "no capability cnope") {
+		t.Fatalf("unknown capability: %v", err)
+	}
+	_, err := c.Launch(ctx, client.LaunchRequest{Name: "x", Wasm: []byte("not wasm")})
+	if err == nil || !strings.Contains(err.Error(), "not a valid WebAssembly module") {
+		t.Fatalf("bad module: %v", err)
+	}
+	_, err = c.Launch(ctx, client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:relative/path"}})
+	if err == nil || !strings.Contains(err.Error(), "must be absolute") {
+		t.Fatalf("relative host path: %v", err)
+	}
+	_, err = c.Launch(ctx, client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:/nonexistent/sbx"}})
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing host path: %v", err)
+	}
+}
