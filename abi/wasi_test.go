@@ -323,3 +323,95 @@ func TestBlockedAcceptEndsOnRevokeAndOnKill(t *testing.T) {
 		t.Logf("killed in %v", time.Since(start))
 	})
 }
+
+// ucaseRun runs examples/ucase with the given grants (guest name → host
+// directory, and whether read-only) and arguments.
+func ucaseRun(t *testing.T, grants []ucaseGrant, args ...string) (abi.ExitStatus, string, string) {
+	t.Helper()
+	h := newHarness(t)
+	tbl := h.table("ucase")
+	for _, g := range grants {
+		h.grantDir(t, tbl, g.host, g.name, g.ro)
+	}
+	st := h.start(t, context.Background(), abitest.WASIC(t, "examples/ucase/ucase.c"), tbl, nil, args...).Wait()
+	return st, h.stdout.String(), h.stderr.String()
+}
+
+type ucaseGrant struct {
+	name, host string
+	ro         bool
+}
+
+func TestUcaseWithoutGrantsReportsInputDenied(t *testing.T) {
+	in := t.TempDir()
+	writeFile(t, filepath.Join(in, "src.txt"), "hello")
+	st, _, stderr := ucaseRun(t, nil, filepath.Join(in, "src.txt"), "/out/dst.txt")
+	if st.Err() != nil || st.Code == 0 {
+		t.Fatalf("status %+v, want a non-zero exit", st)
+	}
+	if !strings.Contains(stderr, "ucase: input denied") {
+		t.Fatalf("stderr %q", stderr)
+	}
+}
+
+func TestUcaseUppercasesFromReadOnlyGrantIntoWritableGrant(t *testing.T) {
+	in, out := t.TempDir(), t.TempDir()
+	src := "Hello, World! 123 abc xyz\n" + strings.Repeat("mixed Case line\n", 10000)
+	writeFile(t, filepath.Join(in, "src.txt"), src)
+	st, _, stderr := ucaseRun(t, []ucaseGrant{{"/in", in, true}, {"/out", out, false}}, "/in/src.txt", "/out/dst.txt")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v, stderr %q", st, stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "dst.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != strings.ToUpper(src) {
+		t.Fatalf("output is not the upper-cased input (%d bytes, want %d)", len(got), len(src))
+	}
+	// The read-only grant does not let ucase write its output there.
+	st, _, stderr = ucaseRun(t, []ucaseGrant{{"/in", in, true}}, "/in/src.txt", "/in/dst.txt")
+	if st.Code == 0 || !strings.Contains(stderr, "output denied") {
+		t.Fatalf("writing into the read-only grant: status %+v, stderr %q", st, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(in, "dst.txt")); err == nil {
+		t.Fatal("a file was created in the read-only grant")
+	}
+}
+
+// An output path that climbs out of the writable grant is refused by the
+// capability check, whichever way the path reaches the host, and nothing
+// is written outside the grant.
+func TestUcaseOutputEscapingTheGrantIsRefused(t *testing.T) {
+	in, parent := t.TempDir(), t.TempDir()
+	out := filepath.Join(parent, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(in, "src.txt"), "hello")
+	for _, c := range []struct {
+		name    string
+		outName string
+		outPath string
+	}{
+		{"grant is the working directory", ".", "../out.c"},
+		{"through the grant's name", "/out", "/out/../out.c"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, _, stderr := ucaseRun(t, []ucaseGrant{{"/in", in, true}, {c.outName, out, false}}, "/in/src.txt", c.outPath)
+			if st.Err() != nil || st.Code == 0 || !strings.Contains(stderr, "output denied") {
+				t.Fatalf("status %+v, stderr %q", st, stderr)
+			}
+			if !strings.Contains(stderr, "Capabilities insufficient") {
+				t.Errorf("refused with %q, want ENOTCAPABLE", stderr)
+			}
+			ents, _ := os.ReadDir(parent)
+			if len(ents) != 1 {
+				t.Fatalf("%d entries beside the grant, want only out/", len(ents))
+			}
+			if ents, _ := os.ReadDir(out); len(ents) != 0 {
+				t.Fatalf("%d entries written in the grant", len(ents))
+			}
+		})
+	}
+}
