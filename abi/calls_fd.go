@@ -60,38 +60,44 @@ func (g *Guest) install(m api.Memory, c *caps.Cap, out uint32) Errno {
 	return 0
 }
 
-// readv reads into iov from c's resource, waiting while a pollable
-// resource has nothing to read.
+// readv reads into iov from c's resource. When nothing is there yet it
+// waits on a pollable resource, unless the handle is NONBLOCK (EAGAIN).
+// It returns what one read found rather than wait again, as POSIX read
+// does on a pipe.
 func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 	res := c.Resource()
 	r, ok := res.(caps.Reader)
 	if !ok {
 		return 0, caps.EBADF
 	}
-	iov = limitIOV(iov)
 	total := 0
-	for _, b := range iov {
+	for _, b := range limitIOV(iov) {
 		if len(b) == 0 {
 			continue
 		}
 		for {
 			n, err := r.Read(b)
-			if err == caps.EAGAIN && total == 0 && c.Flags()&caps.FlagNonblock == 0 {
-				if pl, ok := res.(caps.Pollable); ok {
-					if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
-						return 0, e
-					}
-					continue
+			total += n
+			if err == caps.EAGAIN {
+				if total > 0 {
+					return total, 0
 				}
+				pl, ok := res.(caps.Pollable)
+				if !ok || c.Flags()&caps.FlagNonblock != 0 {
+					return 0, caps.EAGAIN
+				}
+				if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
+					return 0, e
+				}
+				continue
 			}
-			if err != nil && err != caps.EAGAIN {
+			if err != nil {
 				if total > 0 {
 					return total, 0
 				}
 				return 0, caps.ErrnoOf(err)
 			}
-			total += n
-			if n < len(b) || err == caps.EAGAIN {
+			if n < len(b) {
 				return total, 0
 			}
 			break
