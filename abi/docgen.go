@@ -106,6 +106,12 @@ func WriteCHeader(w io.Writer) error {
 	for e := caps.ESUCCESS; e <= caps.ENOTCAPABLE; e++ {
 		fmt.Fprintf(&b, "#define SBX_%s %d\n", e.Error(), uint16(e))
 	}
+	b.WriteString("\n/* Signals (proc_raise, proc_terminate; CloudABI numbering). */\n")
+	for n, name := range signalNames {
+		if name != "" {
+			fmt.Fprintf(&b, "#define SBX_SIG%s %d\n", name, n)
+		}
+	}
 	b.WriteString(cHeaderTypes)
 	b.WriteString("\n/* The 49 calls, in CloudABI slot order. */\n")
 	for _, c := range calls {
@@ -219,11 +225,6 @@ const cHeaderTypes = `
 #define SBX_SOCK_RECV_DATA_TRUNCATED 0x08
 #define SBX_SHUT_RD 0x1
 #define SBX_SHUT_WR 0x2
-
-/* Signals (proc_raise). */
-#define SBX_SIGABRT 1
-#define SBX_SIGKILL 9
-#define SBX_SIGTERM 21
 
 typedef struct { void *buf; size_t buf_len; } sbx_iovec_t;
 typedef struct { const void *buf; size_t buf_len; } sbx_ciovec_t;

@@ -154,7 +154,7 @@ var calls = [49]Call{
 	{Slot: 34, Name: "cap_revoke", Params: ps("revoker", i32), Origin: "mem_protect", fn: capRevoke,
 		Changed: "new: revokes the forwarder made by cap_revocable and everything derived from it, in every guest"},
 	{Slot: 35, Name: "fd_describe", Params: ps("fd", i32, "*buf", i32, "buf_len", i32, "*size_out", i32), Origin: "mem_sync", fn: fdDescribe,
-		Changed: "new: writes the handle's capability as an argdata map: id, kind, name, rights_base, rights_inheriting, edge, parent, origin; ENOBUFS as argdata_get"},
+		Changed: "new: writes the handle's capability as an argdata map: id, kind, name, rights_base, rights_inheriting, edge, parent, origin, holder; ENOBUFS as argdata_get"},
 	{Slot: 36, Name: "cap_revocable", Params: ps("fd", i32, "*forwarder_out", i32, "*revoker_out", i32), Origin: "mem_unmap", fn: capRevocable,
 		Changed: "new: makes a revocable forwarder of fd (same rights) to give away, and a revoker handle to keep"},
 	{Slot: 37, Name: "poll", Params: ps("*in", i32, "*out", i32, "nsubscriptions", i32, "*nevents_out", i32),

@@ -126,6 +126,34 @@ typedef uint32_t sbx_fd_t;
 #define SBX_EXDEV 75
 #define SBX_ENOTCAPABLE 76
 
+/* Signals (proc_raise, proc_terminate; CloudABI numbering). */
+#define SBX_SIGABRT 1
+#define SBX_SIGALRM 2
+#define SBX_SIGBUS 3
+#define SBX_SIGCHLD 4
+#define SBX_SIGCONT 5
+#define SBX_SIGFPE 6
+#define SBX_SIGHUP 7
+#define SBX_SIGILL 8
+#define SBX_SIGINT 9
+#define SBX_SIGKILL 10
+#define SBX_SIGPIPE 11
+#define SBX_SIGQUIT 12
+#define SBX_SIGSEGV 13
+#define SBX_SIGSTOP 14
+#define SBX_SIGSYS 15
+#define SBX_SIGTERM 16
+#define SBX_SIGTRAP 17
+#define SBX_SIGTSTP 18
+#define SBX_SIGTTIN 19
+#define SBX_SIGTTOU 20
+#define SBX_SIGURG 21
+#define SBX_SIGUSR1 22
+#define SBX_SIGUSR2 23
+#define SBX_SIGVTALRM 24
+#define SBX_SIGXCPU 25
+#define SBX_SIGXFSZ 26
+
 /* File types (CloudABI numbering). */
 #define SBX_FILETYPE_UNKNOWN 0x00
 #define SBX_FILETYPE_BLOCK_DEVICE 0x10
@@ -189,11 +217,6 @@ typedef uint32_t sbx_fd_t;
 #define SBX_SOCK_RECV_DATA_TRUNCATED 0x08
 #define SBX_SHUT_RD 0x1
 #define SBX_SHUT_WR 0x2
-
-/* Signals (proc_raise). */
-#define SBX_SIGABRT 1
-#define SBX_SIGKILL 9
-#define SBX_SIGTERM 21
 
 typedef struct { void *buf; size_t buf_len; } sbx_iovec_t;
 typedef struct { const void *buf; size_t buf_len; } sbx_ciovec_t;
