@@ -17,8 +17,8 @@ import (
 // the Supervisor's own record: its output and how it is attached.
 type guestRecord struct {
 	g        *Guest
-	pid      int32    // of the launching client
-	args     []string // as the guest sees them, program name first
+	pid      int32        // of the launching client
+	args     []string     // as the guest sees them, program name first
 	ended    atomic.Int64 // unix nanoseconds of the exit, 0 while running
 	detached bool
 	output   *outputLog
