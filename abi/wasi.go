@@ -73,7 +73,7 @@ var wasiCalls = [46]Call{
 	{Slot: 16, Name: "fd_pread", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "offset", i64, "*nread_out", i32), Rights: "fd_read, fd_seek", Origin: "fd_pread", fn: wasiFDPread,
 		Note: "the native fd_pread; EISDIR on a directory, ESPIPE on a stream"},
 	{Slot: 17, Name: "fd_prestat_get", Params: ps("fd", i32, "*buf", i32), fn: wasiFDPrestatGet,
-		Note: "a directory handle with a name is a preopen named by its capability name; any other open handle reports tag 0xff, which wasi-libc and Go skip, so preopens after it are still found"},
+		Note: "a directory handle named N is the preopen /N (a name beginning with / is kept); any other open handle reports tag 0xff, which wasi-libc and Go skip, so preopens after it are still found"},
 	{Slot: 18, Name: "fd_prestat_dir_name", Params: ps("fd", i32, "*path", i32, "path_len", i32), fn: wasiFDPrestatDirName},
 	{Slot: 19, Name: "fd_pwrite", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "offset", i64, "*nwritten_out", i32), Rights: "fd_write, fd_seek", Origin: "fd_pwrite", fn: wasiFDPwrite,
 		Note: "the native fd_pwrite; EISDIR on a directory, ESPIPE on a stream"},

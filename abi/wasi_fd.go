@@ -169,7 +169,8 @@ func wasiFDFilestatSetTimes(g *Guest, m api.Memory, p []uint64) Errno {
 	return caps.ErrnoOf(t.SetTimes(a, mt))
 }
 
-// wasiFDPrestatGet describes fd as a preopen. wasi-libc and Go probe fds
+// wasiFDPrestatGet describes fd as a preopen (see preopenName). wasi-libc
+// and Go probe fds
 // from 3 upward and stop at the first EBADF; any other error aborts
 // wasi-libc's startup. So every open handle answers: a directory that has
 // a name is a preopen under that name, and anything else reports a tag
@@ -190,14 +191,24 @@ func wasiFDPrestatGet(g *Guest, m api.Memory, p []uint64) Errno {
 	return writeBytes(m, uint32(p[1]), b[:])
 }
 
-// preopenName returns the name under which a handle is a preopen: a live
-// directory capability with a name that was not opened by path (a handle
-// from path_open is named after its path, which is no mount point).
+// preopenName returns the path at which a handle is a preopen: a live
+// directory capability with a name, not opened by path (a handle from
+// path_open is named after its path, which is no mount point). A
+// capability named N is mounted at "/N"; a name that already begins with
+// "/" ("/" itself for a grant of the guest's root) is used as it is. Grant
+// names are plain names ("data"), and Go's syscall package matches an
+// absolute path only against absolute preopen names, so mounting them at
+// the root makes "/data/x" mean the same to Go as to wasi-libc (which
+// strips the leading "/" from both).
 func preopenName(c *caps.Cap) (string, bool) {
-	if c.Kind() != caps.KindDirectory || c.Name() == "" || c.Edge() == caps.EdgeOpen || c.Revoked() {
+	n := c.Name()
+	if c.Kind() != caps.KindDirectory || n == "" || c.Edge() == caps.EdgeOpen || c.Revoked() {
 		return "", false
 	}
-	return c.Name(), true
+	if n[0] != '/' {
+		n = "/" + n
+	}
+	return n, true
 }
 
 func wasiFDPrestatDirName(g *Guest, m api.Memory, p []uint64) Errno {

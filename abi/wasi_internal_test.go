@@ -264,10 +264,14 @@ func TestPrestatNamesDirectoriesAndSkipsOtherHandles(t *testing.T) {
 	if got := string(w.bytes(200, 5)); got != "/data" {
 		t.Errorf("name %q", got)
 	}
+	// A plain name is mounted at the root.
 	w.must("fd_prestat_get", 4, 100)
-	w.must("fd_prestat_dir_name", 4, 200, 2)
-	if got := string(w.bytes(200, 2)); got != "ro" {
-		t.Errorf("name %q", got)
+	if n := w.u32(104); n != 3 {
+		t.Fatalf("fd 4: name length %d, want 3", n)
+	}
+	w.must("fd_prestat_dir_name", 4, 200, 3)
+	if got := string(w.bytes(200, 3)); got != "/ro" {
+		t.Errorf("name %q, want /ro", got)
 	}
 	for _, fd := range []uint64{0, 1, 5, 7} {
 		w.must("fd_prestat_get", fd, 100)

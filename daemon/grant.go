@@ -63,7 +63,8 @@ const MaxGuestName = 255
 // in SOURCE are literal, so host paths and addresses with colons need no
 // escaping unless they end in ":ro". GUEST is never escaped: it may not be
 // empty, contain "/", "=", ":", "\", NUL or control characters, be "." or
-// "..", or exceed MaxGuestName bytes.
+// "..", or exceed MaxGuestName bytes; the one exception is a dir grant
+// named exactly "/", the guest's root.
 type Grant struct {
 	Kind GrantKind
 	// Source is what is granted: the host path (dir, file), the policy
@@ -146,8 +147,12 @@ func ParseGrant(text string) (Grant, error) {
 	}
 
 	if hasName {
-		if err := checkName(name); err != nil {
-			return bad("guest name %q %s", name, err)
+		// "/" names the guest's root directory: a WASI guest resolves
+		// every absolute path beneath it (docs/WASI.md, preopens).
+		if !(kind == GrantDir && name == "/") {
+			if err := checkName(name); err != nil {
+				return bad("guest name %q %s", name, err)
+			}
 		}
 		g.Name = name
 	} else {
@@ -267,7 +272,7 @@ func (g Grant) String() string {
 		}
 		b.WriteByte(c)
 	}
-	if g.Name != defaultName(g.Kind, g.Source) {
+	if g.Name != defaultName(g.Kind, g.Source) || g.Name == "/" {
 		b.WriteByte('=')
 		b.WriteString(g.Name)
 	}

@@ -38,6 +38,8 @@ func TestParseGrantAcceptsTheDocumentedForms(t *testing.T) {
 		{"listen:[::1]:8080=web", Grant{Kind: GrantListen, Source: "[::1]:8080", Name: "web"}},
 		{"cap:c0123456789abcdef", Grant{Kind: GrantCap, Source: "c0123456789abcdef", Name: "c0123456789abcdef"}},
 		{"dir:/srv/données=données", Grant{Kind: GrantDir, Source: "/srv/données", Name: "données"}},
+		// "/" is the guest's root directory, for dir grants only.
+		{"dir:/=/:ro", Grant{Kind: GrantDir, Source: "/", Name: "/", ReadOnly: true}},
 	}
 	for _, c := range cases {
 		got, err := ParseGrant(c.text)
@@ -74,6 +76,8 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 		{"dir:/x=a\tb", "control character"},
 		{"dir:/x=" + strings.Repeat("n", MaxGuestName+1), "longer than 255 bytes"},
 		{"dir:/", "add =NAME"},
+		{"file:/etc/hosts=/", "may not contain"},
+		{"dir:/x=/a", "may not contain"},
 		{"dir:/mnt/a:b", "add =NAME"},
 		{"dir:.", "add =NAME"},
 		{"dir:..", "add =NAME"},
