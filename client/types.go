@@ -226,6 +226,11 @@ func callError(op string, err error) error {
 			msg = msg[:i] + msg[i+len(p):]
 		}
 	}
+	// The daemon's message may start with the operation's own name
+	// ("launch: …"); the op already says it.
+	if verb, _, _ := strings.Cut(op, " "); strings.HasPrefix(msg, verb+": ") {
+		msg = msg[len(verb)+2:]
+	}
 	if e.Disconnected {
 		msg = "lost connection to the daemon: " + msg
 	}

@@ -151,7 +151,7 @@ func (s *capServer) Delegate(ctx context.Context, call schemas.Cap_delegate) err
 	if err != nil {
 		return fmt.Errorf("delegate %s: %w", s.x.ID(), err)
 	}
-	s.c.log.Info("delegated", "cap", child.ID(), "parent", s.x.ID(), "guest", r.g.ID())
+	s.c.log.Debug("delegated", "cap", child.ID(), "parent", s.x.ID(), "guest", r.g.ID())
 	res, err := call.AllocResults()
 	if err != nil {
 		return err

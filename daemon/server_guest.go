@@ -335,7 +335,7 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 	} else if c, err = s.r.g.SendGrant(ctx, gr); err != nil {
 		return err
 	}
-	s.c.log.Info("granted to running guest", "guest", s.r.g.ID(), "grant", gr.String(), "cap", c.ID())
+	s.c.log.Debug("granted to running guest", "guest", s.r.g.ID(), "grant", gr.String(), "cap", c.ID())
 	res, err := call.AllocResults()
 	if err != nil {
 		return err

@@ -353,7 +353,7 @@ func revoke[R interface {
 	if err != nil {
 		return err
 	}
-	c.log.Info("revoked through the control API", "cap", x.ID(), "revoked", len(rc.Revoked), "reason", reason)
+	c.log.Debug("revoked through the control API", "cap", x.ID(), "revoked", len(rc.Revoked), "reason", reason)
 	res, err := alloc()
 	if err != nil {
 		return err

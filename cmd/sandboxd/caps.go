@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+)
+
+func init() {
+	register(command{
+		name:    "caps",
+		usage:   "[flags] GUEST",
+		summary: "list a guest's handles: fd, capability id, kind, name, rights and provenance",
+		run:     capsCmd,
+	})
+}
+
+func capsCmd(args []string) int {
+	c := commands["caps"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object per handle, one per line")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
+	}
+	ctx := context.Background()
+	cl, code := dialDaemon(ctx, *socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	g, err := cl.Guest(ctx, fs.Arg(0))
+	if err != nil {
+		return daemonFailure(err)
+	}
+	defer g.Release()
+	handles, err := g.Caps(ctx)
+	if err != nil {
+		return daemonFailure(err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		for _, h := range handles {
+			if err := enc.Encode(h); err != nil {
+				fail("writing output: %v", err)
+				return exitFailure
+			}
+		}
+		return exitOK
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "FD\tCAP\tKIND\tNAME\tRIGHTS\tEDGE\tPARENT\tORIGIN")
+	for _, h := range handles {
+		ci := h.Cap
+		rights := ci.Rights
+		if ci.Revoked {
+			rights = "REVOKED"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.FD, ci.ID, ci.Kind, dash(ci.Name),
+			rights, ci.Edge, dash(ci.Parent), dash(strings.ReplaceAll(ci.Origin, "\t", " ")))
+	}
+	if err := w.Flush(); err != nil {
+		fail("writing output: %v", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+func init() {
+	register(command{
+		name:    "grant",
+		usage:   "[flags] GUEST --grant KIND:SOURCE[=GUEST][:ro]…",
+		summary: "give a running guest new handles, which it receives on its supervisor channel",
+		run:     grantCmd,
+	})
+}
+
+func grantCmd(args []string) int {
+	c := commands["grant"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	var grantTexts stringList
+	fs.Var(&grantTexts, "grant", "a handle to give: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)")
+	// The guest id may come before or after the flags.
+	var id string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	switch {
+	case id == "" && fs.NArg() == 1:
+		id = fs.Arg(0)
+	case id == "" || fs.NArg() > 0:
+		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
+	}
+	if len(grantTexts) == 0 {
+		return usageError(c, "nothing to grant: give at least one --grant")
+	}
+	grants, err := daemonGrants(grantTexts)
+	if err != nil {
+		return usageError(c, "%v", err)
+	}
+	ctx := context.Background()
+	cl, code := dialDaemon(ctx, *socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	g, err := cl.Guest(ctx, id)
+	if err != nil {
+		return daemonFailure(err)
+	}
+	defer g.Release()
+	for _, gr := range grants {
+		info, err := g.Grant(ctx, gr)
+		if err != nil {
+			return daemonFailure(err)
+		}
+		// The id is what `sandboxd revoke` takes.
+		fmt.Printf("%s\t%s\t%s\t%s\n", info.ID, info.Kind, info.Name, info.Rights)
+	}
+	return exitOK
+}

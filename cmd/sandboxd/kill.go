@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sandboxd/sandboxd/client"
+)
+
+func init() {
+	register(command{
+		name:    "kill",
+		usage:   "[flags] GUEST…",
+		summary: "kill guests of the daemon and wait until they have exited",
+		run:     killCmd,
+	})
+}
+
+func killCmd(args []string) int {
+	c := commands["kill"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	reason := fs.String("reason", "killed", "the `REASON` recorded as the guests' end")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		return usageError(c, "give the ids of the guests to kill (see `sandboxd ps`)")
+	}
+	ctx := context.Background()
+	cl, code := dialDaemon(ctx, *socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	status := exitOK
+	for _, id := range fs.Args() {
+		g, err := cl.Guest(ctx, id)
+		if err != nil {
+			status = max(status, daemonFailure(err))
+			continue
+		}
+		st, err := g.Kill(ctx, *reason)
+		g.Release()
+		if err != nil {
+			status = max(status, daemonFailure(err))
+			continue
+		}
+		fmt.Printf("%s\t%s\n", id, guestState(client.GuestInfo{Status: st}))
+	}
+	return status
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+// exitUnavailable is the exit status of a daemon verb that could not reach
+// the daemon, or lost it mid-way (sysexits' EX_UNAVAILABLE).
+const exitUnavailable = 69
+
+// maxStdin is the most standard input `launch --stdin` sends.
+const maxStdin = 1 << 20
+
+func init() {
+	register(command{
+		name:    "launch",
+		usage:   "[flags] prog.wasm [args…]",
+		summary: "launch a guest in the daemon; attached, stream its output and exit with its status",
+		run:     launchCmd,
+	})
+}
+
+// socketFlag adds --socket to a daemon verb's flags.
+func socketFlag(fs *flag.FlagSet) *string {
+	return fs.String("socket", client.DefaultSocketPath(), "the daemon's control socket `PATH` ($SANDBOXD_SOCKET overrides the default)")
+}
+
+// dialDaemon connects to the daemon, printing why not on failure.
+func dialDaemon(ctx context.Context, socket string) (*client.Client, int) {
+	c, err := client.Dial(ctx, socket)
+	if err != nil {
+		fail("%v", err)
+		return nil, exitUnavailable
+	}
+	return c, exitOK
+}
+
+// daemonFailure prints err from a daemon call and returns the exit status
+// for it: exitUnavailable if the connection was lost, exitFailure if the
+// daemon refused or failed.
+func daemonFailure(err error) int {
+	fail("%v", err)
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Disconnected {
+		return exitUnavailable
+	}
+	return exitFailure
+}
+
+// daemonGrants parses --grant texts for the daemon: host paths are made
+// absolute against this process's working directory, which the daemon
+// does not share.
+func daemonGrants(texts []string) ([]string, error) {
+	out := make([]string, len(texts))
+	for i, t := range texts {
+		g, err := daemon.ParseGrant(t)
+		if err != nil {
+			return nil, err
+		}
+		if g.Kind == daemon.GrantDir || g.Kind == daemon.GrantFile {
+			if g.Source, err = filepath.Abs(g.Source); err != nil {
+				return nil, fmt.Errorf("grant %q: %v", t, err)
+			}
+		}
+		out[i] = g.String()
+	}
+	return out, nil
+}
+
+// guestExit maps how a guest ended to this process's exit status, exactly
+// as `sandboxd run` does for the same end.
+func guestExit(st client.ExitStatus, timeout time.Duration) int {
+	as := abi.ExitStatus{Code: st.Code, Signal: st.Signal, Killed: st.Killed}
+	if st.Trap != "" {
+		as.Trap = errors.New(st.Trap)
+	}
+	return exitStatus(as, timeout)
+}
+
+func launchCmd(args []string) int {
+	c := commands["launch"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	var grantTexts, env, guestArgs stringList
+	fs.Var(&grantTexts, "grant", "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)")
+	fs.Var(&env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
+	fs.Var(&guestArgs, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
+	mem := fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
+	timeout := fs.Duration("timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
+	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the most handles (`N`) the guest may hold at once, stdio included")
+	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
+	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return usageError(c, "no module: give the .wasm file to launch")
+	}
+	path := rest[0]
+	if len(guestArgs) > 0 && len(rest) > 1 {
+		return usageError(c, "guest arguments given both with --arg and after %s: use one or the other", path)
+	}
+	argv := rest[1:]
+	if len(guestArgs) > 0 {
+		argv = guestArgs
+	}
+	memLimit, err := parseSize(*mem)
+	if err != nil {
+		return usageError(c, "--mem %q: %v", *mem, err)
+	}
+	if *timeout < 0 {
+		return usageError(c, "--timeout %v is negative: use 0 for no limit", *timeout)
+	}
+	if *maxFDs < 3 {
+		return usageError(c, "--max-fds %d leaves no room for the 3 stdio handles", *maxFDs)
+	}
+	for _, kv := range env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return usageError(c, "--env %q is not KEY=VALUE", kv)
+		}
+	}
+	grants, err := daemonGrants(grantTexts)
+	if err != nil {
+		return usageError(c, "%v", err)
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		fail("cannot read module %s: %v: check the path", path, reason(err))
+		return exitModule
+	}
+	var in []byte
+	if *stdin {
+		if in, err = io.ReadAll(io.LimitReader(os.Stdin, maxStdin+1)); err != nil {
+			fail("reading standard input: %v", err)
+			return exitFailure
+		}
+		if len(in) > maxStdin {
+			return usageError(c, "--stdin: standard input is longer than 1MiB: give the guest a file:… grant instead")
+		}
+	}
+
+	ctx := context.Background()
+	cl, code := dialDaemon(ctx, *socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+
+	// Signals are caught from before launch, so that one arriving during
+	// setup still ends the guest rather than this process alone.
+	sigs := make(chan os.Signal, 1)
+	if !*detach {
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+	}
+	req := client.LaunchRequest{
+		Name: filepath.Base(path), Wasm: wasm, Args: argv, Env: env, Grants: grants,
+		MemoryLimit: memLimit, Timeout: *timeout, MaxFDs: *maxFDs, Stdin: in, Detach: *detach,
+	}
+	if !*detach {
+		req.Stdout, req.Stderr = os.Stdout, os.Stderr
+	}
+	g, err := cl.Launch(ctx, req)
+	if err != nil {
+		return daemonFailure(err)
+	}
+	defer g.Release()
+	if *detach {
+		fmt.Println(g.ID())
+		return exitOK
+	}
+
+	type result struct {
+		st  client.ExitStatus
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := g.Wait(ctx)
+		done <- result{st, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return daemonFailure(r.err)
+		}
+		return guestExit(r.st, *timeout)
+	case sig := <-sigs:
+		name, code := "interrupted", exitInterrupt
+		if sig == syscall.SIGTERM {
+			name, code = "terminated", exitTerminated
+		}
+		kctx, cancel := context.WithTimeout(ctx, killGrace)
+		defer cancel()
+		if _, err := g.Kill(kctx, name); err != nil {
+			fail("%s: could not kill guest %s: %v", name, g.ID(), err)
+			return code
+		}
+		fail("%s: guest %s killed", name, g.ID())
+		return code
+	}
+}

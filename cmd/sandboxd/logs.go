@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func init() {
+	register(command{
+		name:    "logs",
+		usage:   "[flags] GUEST",
+		summary: "print the output the daemon kept for a guest (-f: and follow it until the guest exits)",
+		run:     logsCmd,
+	})
+}
+
+func logsCmd(args []string) int {
+	c := commands["logs"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	follow := fs.Bool("f", false, "keep printing what the guest writes until it exits")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cl, code := dialDaemon(ctx, *socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	g, err := cl.Guest(ctx, fs.Arg(0))
+	if err != nil {
+		return daemonFailure(err)
+	}
+	defer g.Release()
+	dropped, err := g.Logs(ctx, os.Stdout, os.Stderr, *follow)
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK // interrupted while following: the user is done
+		}
+		return daemonFailure(err)
+	}
+	if dropped > 0 {
+		fail("the first %d bytes of the guest's output were no longer kept (serve --log-bytes sets how much is)", dropped)
+	}
+	return exitOK
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+// shutdownGrace is how long serve waits, on SIGTERM, for clients to
+// disconnect and guests to stop before it exits anyway.
+const shutdownGrace = 10 * time.Second
+
+func init() {
+	register(command{
+		name:    "serve",
+		usage:   "[flags]",
+		summary: "run the daemon: serve the control API on a unix socket until SIGTERM",
+		run:     serveCmd,
+	})
+}
+
+func serveCmd(args []string) int {
+	c := commands["serve"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	state := fs.String("state", daemon.DefaultStateDir(), "keep the compilation cache in `DIR` (created 0700, locked while serving)")
+	logLevel := fs.String("log-level", "info", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the handle-table size (`N`) of guests launched without --max-fds")
+	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
+	lim := daemon.DefaultLimits
+	maxMsg := fs.String("max-message", "32MiB", "the largest request a client may send (`SIZE`; a launch carries its module)")
+	fs.IntVar(&lim.MaxOutstandingCalls, "max-calls", lim.MaxOutstandingCalls, "calls (`N`) one connection may have in progress; more disconnect it")
+	fs.IntVar(&lim.MaxObjects, "max-objects", lim.MaxObjects, "Guest and Cap objects (`N`) one connection may hold")
+	fs.IntVar(&lim.MaxConnections, "max-conns", lim.MaxConnections, "concurrent client connections (`N`)")
+	fs.DurationVar(&lim.WriteTimeout, "write-timeout", lim.WriteTimeout, "disconnect a client that does not read its socket for `DURATION`")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(c, "unexpected argument %q: serve takes only flags", fs.Arg(0))
+	}
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		return usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel)
+	}
+	kept, err := parseSize(*logBytes)
+	if err != nil || kept == 0 {
+		return usageError(c, "--log-bytes %q: a SIZE above 0 is needed, e.g. 1MiB", *logBytes)
+	}
+	msg, err := parseSize(*maxMsg)
+	if err != nil || msg < 64<<10 {
+		return usageError(c, "--max-message %q: a SIZE of at least 64KiB is needed, e.g. 32MiB", *maxMsg)
+	}
+	lim.MaxMessageSize = msg
+	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 {
+		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-conns and --write-timeout above 0")
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: os.Stderr, JSONFormat: *logJSON})
+
+	st, err := daemon.OpenState(*state)
+	if err != nil {
+		fail("%v", err)
+		return exitFailure
+	}
+	defer st.Close()
+	// The socket is bound before anything else starts: Listen sets the
+	// process umask for the bind.
+	l, err := daemon.Listen(*socket)
+	if err != nil {
+		fail("%v", err)
+		return exitFailure
+	}
+	ctx := context.Background()
+	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: *maxFDs})
+	if err != nil {
+		l.Close()
+		fail("cannot start the runtime: %v", err)
+		return exitFailure
+	}
+	srv := daemon.NewServer(sup, daemon.ServerOptions{Logger: log, Limits: lim, LogBytes: kept})
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	log.Info("serving", "socket", *socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid())
+
+	code := exitOK
+	var serveErr error
+	accepting := true
+	for stop := false; !stop; {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				log.Info("SIGHUP ignored: there is no policy to reload yet")
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String())
+			stop = true
+		case serveErr = <-served:
+			log.Error("stopped accepting connections", "error", serveErr)
+			accepting = false
+			code, stop = exitFailure, true
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
+	defer cancel()
+	if err := srv.Close(sctx); err != nil {
+		log.Warn("shutting down the server", "error", err)
+	}
+	if err := sup.Close(sctx); err != nil {
+		log.Warn("stopping guests", "error", err)
+		code = exitFailure
+	}
+	if accepting {
+		serveErr = <-served
+	}
+	if serveErr != nil && !errors.Is(serveErr, daemon.ErrServerClosed) {
+		code = exitFailure
+	}
+	log.Info("stopped")
+	return code
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+)
+
+func init() {
+	register(command{
+		name:    "wait",
+		usage:   "[flags] GUEST",
+		summary: "wait for a guest of the daemon to exit, and exit with its status",
+		run:     waitCmd,
+	})
+}
+
+func waitCmd(args []string) int {
+	c := commands["wait"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
+	}
+	ctx := context.Background()
+	cl, code := dialDaemon(ctx, *socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	g, err := cl.Guest(ctx, fs.Arg(0))
+	if err != nil {
+		return daemonFailure(err)
+	}
+	defer g.Release()
+	st, err := g.Wait(ctx)
+	if err != nil {
+		return daemonFailure(err)
+	}
+	return guestExit(st, 0)
+}
