@@ -1,0 +1,156 @@
+package abi_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+const sockGuest = "abi/testdata/guests/deleg/sock.c"
+
+// Handles sent with messages: truncation when ri_fds is short, PEEK,
+// datagram truncation, refusal of closed and revoked handles, rights that
+// stay narrowed, handles arriving with their message's first byte on a
+// stream, shutdown and hang-up, and bad arguments.
+func TestSockSendRecvPassHandlesWithCloudABISemantics(t *testing.T) {
+	h, log := observedHarness(t)
+	st := h.runMode(t, abitest.C(t, sockGuest), h.table("s"), "fdpass")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v\n%s", st, h.stdout.String())
+	}
+	expectStdout(t, h, `truncated: ok three fds 1 flags 1 new fd bytes
+peek: ok peek fds 0
+then read: ok peek fds 1
+data truncated: ok long len 4 flags 8
+send closed fd: EBADF
+send revoked: ENOTCAPABLE
+nothing was sent: EAGAIN
+narrowed: rights kept write ENOTCAPABLE read obj
+stream: ok ab fds 0
+stream: ok cd fds 1
+shutdown how 0: EINVAL
+shutdown a byte object: ENOTCAPABLE
+shutdown: ok
+after peer SHUT_WR: ok len 0
+send after SHUT_WR: EPIPE
+after peer close: ok len 0
+send to closed peer: EPIPE
+send flags: EINVAL
+recv flags: EINVAL
+send on a byte object: ENOTSOCK
+recv_out out of memory: EFAULT
+accept on a channel: ENOTCAPABLE
+`)
+	// Every handle that travelled was derived for delegation with no
+	// holder, then adopted by the receiver; the two that did not fit were
+	// closed without ever being adopted.
+	derived, adopted := 0, 0
+	for _, e := range log.all(caps.EventDerive) {
+		if e.Cap.Edge == caps.EdgeDelegate {
+			derived++
+			if e.Cap.Holder != "" {
+				t.Fatalf("in-flight capability derived with holder %q", e.Cap.Holder)
+			}
+		}
+	}
+	for _, e := range log.all(caps.EventAdopt) {
+		if e.Cap.Holder != "s" {
+			t.Fatalf("adopted by %q", e.Cap.Holder)
+		}
+		adopted++
+	}
+	if derived != 6 || adopted != 4 {
+		t.Fatalf("%d delegated, %d adopted; want 6 and 4", derived, adopted)
+	}
+}
+
+// A guest serves one connection taken from a real loopback listener: the
+// connection is a child capability of the listener's, with rights within
+// its inheriting rights, and carries bytes both ways.
+func TestSockAcceptOnLoopbackListener(t *testing.T) {
+	h, log := observedHarness(t)
+	tbl := h.table("srv")
+	addr, lc := h.grantListener(t, tbl)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g := h.startMode(t, ctx, abitest.C(t, sockGuest), tbl, "server")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("hello sandbox\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	reply, err := io.ReadAll(conn) // until the guest's SHUT_WR
+	if err != nil || string(reply) != "HELLO SANDBOX\n" {
+		t.Fatalf("reply %q, %v", reply, err)
+	}
+	if st := g.Wait(); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	expectStdout(t, h, `served: accept ok kind stream recv ok send ok 14 shutdown ok fd passing ENOTSUP
+non-blocking accept: EAGAIN
+`)
+	_, inh := lc.Rights()
+	var accepted []caps.Info
+	for _, e := range log.all(caps.EventDerive) {
+		if e.Cap.Edge == caps.EdgeAccept {
+			accepted = append(accepted, e.Cap)
+		}
+	}
+	if len(accepted) != 1 {
+		t.Fatalf("%d accepted capabilities, want 1", len(accepted))
+	}
+	a := accepted[0]
+	if a.Parent != lc.ID() || a.Kind != caps.KindSocket || a.Holder != "srv" || !a.Base.Subset(inh) || !a.Inheriting.Subset(inh) {
+		t.Fatalf("accepted capability %+v; listener %s inheriting %v", a, lc.ID(), inh)
+	}
+}
+
+// A guest blocked in sock_recv gets ENOTCAPABLE when its handle is
+// revoked, and Revoke returns only after the call let go.
+func TestBlockedSockRecvEndsWithENOTCAPABLEOnRevoke(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("r")
+	c, ours := h.channelEnd(t, tbl, false)
+	g := h.startMode(t, context.Background(), abitest.C(t, sockGuest), tbl, "recv-block")
+	awaitMessage(t, ours, "waiting")
+	time.Sleep(20 * time.Millisecond) // into the wait
+	done := make(chan struct{})
+	go func() {
+		h.k.Revoke(c, "test")
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Revoke still waiting 10s later: the blocked recv never let go")
+	}
+	if st := g.Wait(); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	expectStdout(t, h, "recv returned: ENOTCAPABLE\nsend on the revoked handle: ENOTCAPABLE\n")
+}
+
+// WAITALL on a stream keeps receiving until the buffer is full.
+func TestSockRecvWaitallGathersStream(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("w")
+	_, ours := h.channelEnd(t, tbl, false)
+	g := h.startMode(t, context.Background(), abitest.C(t, sockGuest), tbl, "waitall")
+	awaitMessage(t, ours, "waiting")
+	ours.Write([]byte("12"))
+	time.Sleep(50 * time.Millisecond)
+	ours.Write([]byte("345"))
+	if st := g.Wait(); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	expectStdout(t, h, "waitall: ok 12345\n")
+}
