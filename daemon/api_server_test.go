@@ -62,9 +62,22 @@ func shortTempDir(t testing.TB) string {
 	return d
 }
 
-func startDaemon(t testing.TB, lim daemon.Limits) *testDaemon {
+// startDaemon starts a daemon for one test. Tests (not benchmarks) also
+// fail if any capability client leaks: the hook records a stack for every
+// client created, which costs more than a launch, so benchmarks and the
+// scale test (startDaemonUnwatched) do without it.
+func startDaemon(t *testing.T, lim daemon.Limits) *testDaemon {
 	t.Helper()
-	leaks := watchClientLeaks(t)
+	return startDaemonWith(t, lim, watchClientLeaks(t))
+}
+
+func startDaemonUnwatched(t testing.TB, lim daemon.Limits) *testDaemon {
+	t.Helper()
+	return startDaemonWith(t, lim, func() {})
+}
+
+func startDaemonWith(t testing.TB, lim daemon.Limits, leaks func()) *testDaemon {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: hclog.Debug, Output: logs})
 	dir := shortTempDir(t)
