@@ -70,6 +70,12 @@ func readString(m api.Memory, ptr, n uint32) (string, Errno) {
 // views of guest memory. The views alias guest memory: use them before
 // anything can grow it.
 func iovecs(m api.Memory, ptr, cnt uint32) ([][]byte, Errno) {
+	return iovecsInto(nil, m, ptr, cnt)
+}
+
+// iovecsInto is iovecs appending to dst[:0]: a caller on a hot path passes
+// a small array on its stack, and a short list then costs no allocation.
+func iovecsInto(dst [][]byte, m api.Memory, ptr, cnt uint32) ([][]byte, Errno) {
 	if cnt > MaxIOVecs {
 		return nil, caps.EINVAL
 	}
@@ -77,15 +83,18 @@ func iovecs(m api.Memory, ptr, cnt uint32) ([][]byte, Errno) {
 	if e != 0 {
 		return nil, e
 	}
-	out := make([][]byte, cnt)
-	for i := range out {
+	out := dst[:0]
+	if cap(out) < int(cnt) {
+		out = make([][]byte, 0, cnt)
+	}
+	for i := range int(cnt) {
 		p := binary.LittleEndian.Uint32(raw[i*8:])
 		l := binary.LittleEndian.Uint32(raw[i*8+4:])
 		b, e := read(m, p, l)
 		if e != 0 {
 			return nil, e
 		}
-		out[i] = b
+		out = append(out, b)
 	}
 	return out, 0
 }
