@@ -2,6 +2,7 @@ package caps
 
 import (
 	"io"
+	"os"
 	"sync"
 )
 
@@ -14,15 +15,29 @@ type Stdio struct {
 	name string
 	r    io.Reader
 	w    io.Writer
-	mu   sync.Mutex // serialises writes from several holders of the stream
+	// mu serialises writes from several holders of the stream, for
+	// writers that are not safe for concurrent use; nil for those that
+	// are (see NewStdout).
+	mu *sync.Mutex
 }
 
 // NewStdin wraps r as a readable standard stream.
 func NewStdin(r io.Reader) *Stdio { return &Stdio{name: "stdin", r: r} }
 
 // NewStdout wraps w as a writable standard stream named name ("stdout",
-// "stderr").
-func NewStdout(name string, w io.Writer) *Stdio { return &Stdio{name: name, w: w} }
+// "stderr"). Writes from the stream's holders are serialised unless w is
+// safe for concurrent use already (an *os.File, io.Discard).
+func NewStdout(name string, w io.Writer) *Stdio {
+	s := &Stdio{name: name, w: w}
+	switch w.(type) {
+	case *os.File:
+	default:
+		if w != io.Discard {
+			s.mu = new(sync.Mutex)
+		}
+	}
+	return s
+}
 
 func (s *Stdio) Kind() Kind       { return KindStdio }
 func (s *Stdio) Close() error     { return nil }
@@ -46,6 +61,9 @@ func (s *Stdio) Read(p []byte) (int, error) {
 func (s *Stdio) Write(p []byte) (int, error) {
 	if s.w == nil {
 		return 0, EBADF
+	}
+	if s.mu == nil {
+		return s.w.Write(p)
 	}
 	s.mu.Lock()
 	n, err := s.w.Write(p)
