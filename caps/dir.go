@@ -286,7 +286,7 @@ func (d *Dir) open(p string, flag int, noFollow bool) (Resource, error) {
 		return nil, err
 	}
 	if !fi.IsDir() {
-		return newFile(f, path.Join(d.host, p), fileTypeOf(fi.Mode()), flag&os.O_APPEND != 0), nil
+		return newFile(f, path.Join(d.host, p), fileTypeOf(fi.Mode())), nil
 	}
 	defer f.Close()
 	// A directory needs an os.Root for the path operations beneath it, and

@@ -3,7 +3,6 @@ package caps
 import (
 	"io"
 	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -20,11 +19,10 @@ import (
 // shares the open file, as dup'd POSIX descriptors share an open file
 // description: the offset, and the append mode (SetAppend), are shared.
 type File struct {
-	f      *os.File
-	rc     syscall.RawConn
-	desc   string
-	typ    FileType
-	append atomic.Bool
+	f    *os.File
+	rc   syscall.RawConn
+	desc string
+	typ  FileType
 }
 
 // NewFile wraps an open host file. desc is how logs name it.
@@ -33,19 +31,12 @@ func NewFile(f *os.File, desc string) *File {
 	if fi, err := f.Stat(); err == nil {
 		typ = fileTypeOf(fi.Mode())
 	}
-	nf := newFile(f, desc, typ, false)
-	_ = nf.control(func(fd int) error {
-		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-		nf.append.Store(err == nil && fl&unix.O_APPEND != 0)
-		return err
-	})
-	return nf
+	return newFile(f, desc, typ)
 }
 
-func newFile(f *os.File, desc string, typ FileType, appendMode bool) *File {
+func newFile(f *os.File, desc string, typ FileType) *File {
 	nf := &File{f: f, desc: desc, typ: typ}
 	nf.rc, _ = f.SyscallConn() // fails only on a closed file; control then reports EBADF
-	nf.append.Store(appendMode)
 	return nf
 }
 
@@ -137,8 +128,18 @@ func (f *File) Allocate(off, n int64) error {
 	})
 }
 
-// Append reports whether writes go to the end of the file.
-func (f *File) Append() bool { return f.append.Load() }
+// Append reports whether writes go to the end of the file. It asks the
+// host, which is the one authority: anything holding the descriptor may
+// have changed the flag.
+func (f *File) Append() bool {
+	on := false
+	_ = f.control(func(fd int) error {
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		on = err == nil && fl&unix.O_APPEND != 0
+		return err
+	})
+	return on
+}
 
 // SetAppend turns append mode on or off for every handle to the file.
 func (f *File) SetAppend(on bool) error {
@@ -152,11 +153,8 @@ func (f *File) SetAppend(on bool) error {
 		} else {
 			fl &^= unix.O_APPEND
 		}
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl); err != nil {
-			return err
-		}
-		f.append.Store(on)
-		return nil
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl)
+		return err
 	})
 }
 

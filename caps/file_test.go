@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func openFile(t *testing.T, p string, flag int) *File {
@@ -38,6 +40,14 @@ func TestFileAppendModeIsSharedAndToggles(t *testing.T) {
 	f.Write([]byte("e"))
 	if b, _ := os.ReadFile(p); string(b) != "Xbcde" {
 		t.Fatalf("file = %q", b)
+	}
+	// The host descriptor is the authority: a change made on it by
+	// anything else holding it shows.
+	if _, err := unix.FcntlInt(f.OS().Fd(), unix.F_SETFL, 0); err != nil {
+		t.Fatal(err)
+	}
+	if f.Append() {
+		t.Fatal("Append reports a mode the descriptor no longer has")
 	}
 }
 
