@@ -1,8 +1,12 @@
 package client
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"capnproto.org/go/capnp/v3"
@@ -200,13 +204,20 @@ type Error struct {
 func (e *Error) Error() string { return e.Op + ": " + e.Msg }
 func (e *Error) Unwrap() error { return e.Err }
 
+// connectionLost reports whether err comes from the socket to the daemon
+// failing under a call.
+func connectionLost(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}
+
 // callError turns an RPC failure into an Error whose message is the
 // daemon's own, without the RPC layer's prefixes.
 func callError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	e := &Error{Op: op, Err: err, Disconnected: exc.IsType(err, exc.Disconnected)}
+	e := &Error{Op: op, Err: err, Disconnected: exc.IsType(err, exc.Disconnected) || connectionLost(err)}
 	msg := err.Error()
 	for _, p := range []string{"rpc: ", "remote call: ", "sandboxd.capnp:", "bootstrap: "} {
 		for {

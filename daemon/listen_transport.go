@@ -11,6 +11,7 @@ import (
 	capnp "capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
+	"github.com/hashicorp/go-hclog"
 )
 
 // Limits bound what one client connection may cost the daemon. A client
@@ -98,6 +99,7 @@ type limitedTransport struct {
 	transport.Transport
 	codec *limitedCodec
 	lim   Limits
+	log   hclog.Logger
 
 	outstanding int // calls received minus finishes received; reader goroutine only
 
@@ -107,12 +109,12 @@ type limitedTransport struct {
 	closed bool
 }
 
-func newLimitedTransport(c net.Conn, lim Limits) *limitedTransport {
+func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTransport {
 	codec := &limitedCodec{conn: c, lim: lim}
 	codec.dec = capnp.NewDecoder(&messageReader{codec: codec})
 	codec.dec.MaxMessageSize = lim.MaxMessageSize
 	codec.enc = capnp.NewEncoder(&deadlineWriter{conn: c, timeout: lim.WriteTimeout})
-	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim}
+	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim, log: log}
 	t.cond = sync.NewCond(&t.mu)
 	return t
 }
@@ -131,6 +133,10 @@ func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
 	}
 	in, err := t.Transport.RecvMessage()
 	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			return nil, err
+		}
+		t.log.Warn("disconnecting client: it sent a bad or oversized message, or stalled in one", "error", err)
 		return nil, err
 	}
 	switch in.Message().Which() {
@@ -138,7 +144,9 @@ func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
 		t.outstanding++
 		if t.outstanding > t.lim.MaxOutstandingCalls {
 			in.Release()
-			return nil, errTooManyCalls(t.lim.MaxOutstandingCalls)
+			err := errTooManyCalls(t.lim.MaxOutstandingCalls)
+			t.log.Warn("disconnecting client", "error", err.Error())
+			return nil, err
 		}
 	case rpccp.Message_Which_finish:
 		t.outstanding--
@@ -249,5 +257,3 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-var _ io.Reader = (*messageReader)(nil)

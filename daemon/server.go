@@ -168,7 +168,7 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 
 	sc.log.Debug("client connected")
 	boot := schemas.Supervisor_ServerToClient(&supervisorServer{c: sc})
-	sc.conn = rpc.NewConn(newLimitedTransport(c, s.lim), &rpc.Options{
+	sc.conn = rpc.NewConn(newLimitedTransport(c, s.lim, sc.log), &rpc.Options{
 		BootstrapClient: capnp.Client(boot),
 		Logger:          rpcLogger{sc.log},
 		// Network stays nil: level-3 messages from a peer must not reach

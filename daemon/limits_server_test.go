@@ -1,0 +1,308 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/rpc"
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/schemas"
+	"golang.org/x/sys/unix"
+)
+
+// stillServes fails the test unless a fresh client can launch a guest.
+func (d *testDaemon) stillServes(t *testing.T) {
+	t.Helper()
+	c := d.dial(t)
+	g, err := c.Launch(context.Background(), client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, helloWAT)})
+	if err != nil {
+		t.Fatalf("the daemon no longer serves: %v", err)
+	}
+	defer g.Release()
+	if st, err := g.Wait(context.Background()); err != nil || st.Code != 7 {
+		t.Fatalf("the daemon no longer serves: %+v, %v", st, err)
+	}
+}
+
+func TestClientExceedingOutstandingCallsIsDisconnectedAndItsGuestsKilled(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{MaxOutstandingCalls: 8})
+	ctx := context.Background()
+	c := d.dial(t)
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, spinWAT)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := g.Wait(ctx)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var disconnected int
+	for err := range errs {
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.Disconnected {
+			disconnected++
+		} else {
+			t.Errorf("wait on a spinning guest returned %v, want a disconnect", err)
+		}
+	}
+	if disconnected != 20 {
+		t.Fatalf("%d of 20 calls saw the disconnect", disconnected)
+	}
+	eventually(t, 5*time.Second, "the daemon logs why it dropped the client", func() bool {
+		return strings.Contains(d.logs.String(), "more than 8 calls outstanding")
+	})
+	eventually(t, 5*time.Second, "the flooding client's guest is killed", func() bool {
+		for _, g := range d.sup.Guests() {
+			if running, _ := g.Status(); running {
+				return false
+			}
+		}
+		return true
+	})
+	d.stillServes(t)
+}
+
+func TestOversizedRequestIsRefusedAndTheDaemonServesOthers(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{MaxMessageSize: 1 << 20})
+	c := d.dial(t)
+	_, err := c.Launch(context.Background(), client.LaunchRequest{Name: "big", Wasm: make([]byte, 2<<20)})
+	var ce *client.Error
+	if !errors.As(err, &ce) || !ce.Disconnected {
+		t.Fatalf("a 2 MiB request to a daemon with a 1 MiB limit: %v", err)
+	}
+	eventually(t, 5*time.Second, "the daemon logs the oversized message", func() bool {
+		return strings.Contains(d.logs.String(), "message too large")
+	})
+	d.stillServes(t)
+}
+
+func TestClientStallingMidMessageIsDisconnected(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{MessageTimeout: 200 * time.Millisecond})
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// The first word of a message header, then nothing.
+	if _, err := nc.Write([]byte{0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, nc) // the abort message, then EOF
+	if err != nil {
+		t.Fatalf("reading until the daemon hangs up: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("the daemon took %v to drop a client stalled mid-message", took)
+	}
+	d.stillServes(t)
+}
+
+func TestIdleClientIsNotDisconnected(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{MessageTimeout: 100 * time.Millisecond})
+	c := d.dial(t)
+	ctx := context.Background()
+	if _, err := c.Whoami(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // idle between messages: no deadline applies
+	if _, err := c.Whoami(ctx); err != nil {
+		t.Fatalf("an idle client was dropped: %v", err)
+	}
+}
+
+func TestObjectsPerConnectionAreBounded(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{MaxObjects: 4})
+	c := d.dial(t)
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, spinWAT), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		g.Kill(ctx, "test done")
+		g.Release()
+	}()
+	var held []*client.Guest
+	defer func() {
+		for _, h := range held {
+			h.Release()
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		h, err := c.Guest(ctx, g.ID())
+		if err != nil {
+			t.Fatalf("object %d of 4: %v", i+2, err)
+		}
+		held = append(held, h)
+	}
+	if _, err := c.Guest(ctx, g.ID()); err == nil || !strings.Contains(err.Error(), "release ones you no longer need") {
+		t.Fatalf("a fifth object: %v", err)
+	}
+	held[0].Release()
+	held = held[1:]
+	eventually(t, 5*time.Second, "a released object frees its place", func() bool {
+		h, err := c.Guest(ctx, g.ID())
+		if err != nil {
+			return false
+		}
+		held = append(held, h)
+		return true
+	})
+}
+
+func TestConnectionsBeyondTheLimitAreRefused(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{MaxConnections: 2})
+	ctx := context.Background()
+	a, b := d.dial(t), d.dial(t)
+	for _, c := range []*client.Client{a, b} {
+		if _, err := c.Whoami(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	third := d.dial(t)
+	if _, err := third.Whoami(ctx); err == nil {
+		t.Fatal("a third connection was served with a limit of 2")
+	}
+	eventually(t, 5*time.Second, "the refusal is logged", func() bool {
+		return strings.Contains(d.logs.String(), "too many connections")
+	})
+	a.Close()
+	eventually(t, 5*time.Second, "a place frees when a client leaves", func() bool {
+		c, err := client.Dial(ctx, d.socket)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_, err = c.Whoami(ctx)
+		return err == nil
+	})
+}
+
+func TestForeignCapabilitiesAreRefused(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	// A Cap the client serves itself, passed where the daemon expects its
+	// own: the daemon must not be fooled into treating it as one.
+	fake := schemas.Cap_ServerToClient(fakeCap{})
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := rpc.NewConn(rpc.NewStreamTransport(nc), nil)
+	defer conn.Close()
+	sup := schemas.Supervisor(conn.Bootstrap(ctx))
+	defer sup.Release()
+	f, rel := sup.Launch(ctx, func(p schemas.Supervisor_launch_Params) error {
+		r, err := p.NewRequest()
+		if err != nil {
+			return err
+		}
+		if err := r.SetWasm(abitest.WAT(t, helloWAT)); err != nil {
+			return err
+		}
+		l, err := r.NewCaps(1)
+		if err != nil {
+			return err
+		}
+		if err := l.At(0).SetName("x"); err != nil {
+			return err
+		}
+		return l.At(0).SetCap(fake)
+	})
+	defer rel()
+	if _, err := f.Struct(); err == nil || !strings.Contains(err.Error(), "only Cap objects from this daemon") {
+		t.Fatalf("a client-served Cap was accepted: %v", err)
+	}
+	_ = c
+}
+
+type fakeCap struct{}
+
+func (fakeCap) Info(context.Context, schemas.Cap_info) error         { return nil }
+func (fakeCap) Restrict(context.Context, schemas.Cap_restrict) error { return nil }
+func (fakeCap) Delegate(context.Context, schemas.Cap_delegate) error { return nil }
+func (fakeCap) Revoke(context.Context, schemas.Cap_revoke) error     { return nil }
+
+// serveBytes hands the daemon a connection (a socket pair, so that peer
+// credentials exist) on which it reads exactly in, then end of file.
+func serveBytes(t testing.TB, srv *daemon.Server, in []byte) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "client"), os.NewFile(uintptr(fds[1]), "daemon")
+	fc, err := net.FileConn(theirs)
+	theirs.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.ServeConn(fc.(*net.UnixConn))
+	done := make(chan struct{})
+	go func() { // drain what the daemon answers until it hangs up
+		io.Copy(io.Discard, ours)
+		close(done)
+	}()
+	ours.Write(in)
+	unix.Shutdown(fds[0], unix.SHUT_WR)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the daemon did not hang up after end of input %x", in)
+	}
+	ours.Close()
+}
+
+// bootstrapMessage is a well-formed Bootstrap request, the first thing a
+// real client sends: a seed from which the fuzzer mutates into the rest of
+// the protocol.
+func bootstrapMessage(t testing.TB) []byte {
+	var buf bytes.Buffer
+	a, b := net.Pipe()
+	go func() {
+		conn := rpc.NewConn(rpc.NewStreamTransport(a), nil)
+		c := conn.Bootstrap(context.Background())
+		c.Release()
+		conn.Close()
+	}()
+	_ = b.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(&buf, b) // ends when the pipe closes or the deadline passes
+	b.Close()
+	if buf.Len() == 0 {
+		t.Fatal("no bootstrap message captured")
+	}
+	return buf.Bytes()
+}
+
+func FuzzServerInput(f *testing.F) {
+	d := startDaemonUnwatched(f, daemon.Limits{MessageTimeout: time.Second})
+	f.Add(bootstrapMessage(f))
+	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		serveBytes(t, d.srv, in)
+	})
+	_ = capnp.Struct{}
+}
