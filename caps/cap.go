@@ -79,6 +79,7 @@ type Cap struct {
 
 	children []*Cap // guarded by k.mu
 	idx      int    // index in parent.children; guarded by k.mu
+	counted  bool   // counted in res.held; guarded by k.mu
 	// receiver is set on a revoker capability and its copies: the
 	// forwarder it revokes.
 	receiver *Cap

@@ -76,6 +76,17 @@ func (c *Channel) Close() error {
 		return nil
 	}
 	p.closed[c.side] = true
+	p.mu.Unlock()
+	c.dropQueue()
+	return nil
+}
+
+// dropQueue discards what waits to be read at this end, closing the
+// capabilities in flight in it. Close does this; so does the kernel for an
+// end no holder can reach (Kernel.collect).
+func (c *Channel) dropQueue() {
+	p := c.p
+	p.mu.Lock()
 	dropped := p.q[c.side]
 	p.q[c.side], p.qbytes[c.side], p.qcaps[c.side] = nil, 0, 0
 	p.mu.Unlock()
@@ -84,7 +95,18 @@ func (c *Channel) Close() error {
 	}
 	p.waits[1-c.side].wakeAll()
 	p.waits[c.side].wakeAll()
-	return nil
+}
+
+// queuedCaps returns the capabilities in flight in this end's queue.
+func (c *Channel) queuedCaps() []*Cap {
+	p := c.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*Cap
+	for _, m := range p.q[c.side] {
+		out = append(out, m.caps...)
+	}
+	return out
 }
 
 func closeCaps(cs []*Cap) {

@@ -310,3 +310,105 @@ func TestStreamWritesCoalesce(t *testing.T) {
 		t.Fatalf("read %d bytes", len(s))
 	}
 }
+
+// newEnds makes a channel pair whose ends alice holds.
+func newEnds(k *Kernel, dgram bool) (*Channel, *Channel, *Cap, *Cap) {
+	a, b := NewChannelPair(dgram, "t")
+	ca := k.Create(alice, a, RightsSocketBase, RightsSocketInheriting, "", "test")
+	cb := k.Create(alice, b, RightsSocketBase, RightsSocketInheriting, "", "test")
+	return a, b, ca, cb
+}
+
+// A channel end sent over its own channel keeps itself alive through its
+// queue; once no holder remains, the kernel collects it.
+func TestChannelEndSentOverItselfIsCollectedWhenHoldersLetGo(t *testing.T) {
+	k := NewKernel(nil)
+	a, _, ca, cb := newEnds(k, false)
+	x := inflight(t, k, cb)
+	if _, err := a.Send(iov("self"), []*Cap{x}); err != nil { // lands in b's own queue
+		t.Fatal(err)
+	}
+	k.Close(ca)
+	k.Close(cb)
+	if !x.Info().Closed {
+		t.Fatal("the end in flight in its own queue was not collected")
+	}
+	if s := k.Snapshot(); len(s) != 0 {
+		t.Fatalf("%d capabilities left in the graph", len(s))
+	}
+}
+
+func TestChannelCycleAcrossTwoPairsIsCollected(t *testing.T) {
+	k := NewKernel(nil)
+	a1, _, ca1, cb1 := newEnds(k, true)
+	a2, _, ca2, cb2 := newEnds(k, true)
+	x2 := inflight(t, k, cb2)
+	x1 := inflight(t, k, cb1)
+	a1.Send(iov("to b1"), []*Cap{x2}) // b1's queue holds b2
+	a2.Send(iov("to b2"), []*Cap{x1}) // b2's queue holds b1
+	for _, c := range []*Cap{ca1, ca2, cb1, cb2} {
+		k.Close(c)
+	}
+	if !x1.Info().Closed || !x2.Info().Closed {
+		t.Fatal("a cycle of channel ends in flight survived its holders")
+	}
+	if s := k.Snapshot(); len(s) != 0 {
+		t.Fatalf("%d capabilities left in the graph", len(s))
+	}
+}
+
+// An end whose only capability waits in the queue of an end someone
+// holds is still reachable and must not be touched.
+func TestChannelEndReachableThroughHeldQueueIsKept(t *testing.T) {
+	k := NewKernel(nil)
+	a, b, ca, cb := newEnds(k, false)
+	a.Send(iov("for b"), nil)
+	x := inflight(t, k, cb)
+	b.Send(iov("b itself"), []*Cap{x}) // lands in a's queue, which alice holds
+	k.Close(cb)
+	if x.Info().Closed {
+		t.Fatal("collected an end its holder can still receive")
+	}
+	_, cs, _ := recvString(t, a, 64, 4, false)
+	if len(cs) != 1 || cs[0] != x {
+		t.Fatal("did not receive the end")
+	}
+	k.Adopt(x, alice)
+	if s, _, _ := recvString(t, b, 64, 0, false); s != "for b" {
+		t.Fatalf("the end's queue was disturbed: read %q", s)
+	}
+	k.Close(x)
+	k.Close(ca)
+	if s := k.Snapshot(); len(s) != 0 {
+		t.Fatalf("%d capabilities left in the graph", len(s))
+	}
+}
+
+// A capability taken from a queue but not yet adopted is in transit: its
+// end must survive a collection that runs meanwhile.
+func TestChannelEndInTransitSurvivesCollection(t *testing.T) {
+	k := NewKernel(nil)
+	a, b, ca, cb := newEnds(k, false)
+	c, d, cc, cd := newEnds(k, false)
+	a.Send(iov("queued for b"), nil)
+	x := inflight(t, k, cb)
+	c.Send(iov("b"), []*Cap{x})
+	_, cs, _ := recvString(t, d, 8, 4, false) // x is now in transit
+	if len(cs) != 1 {
+		t.Fatal("no capability received")
+	}
+	k.Close(cb) // last held capability on b: triggers a collection
+	if x.Info().Closed {
+		t.Fatal("collected an end in transit")
+	}
+	k.Adopt(x, bob)
+	if s, _, _ := recvString(t, b, 64, 0, false); s != "queued for b" {
+		t.Fatalf("b's queue lost: read %q", s)
+	}
+	for _, y := range []*Cap{x, ca, cc, cd} {
+		k.Close(y)
+	}
+	if s := k.Snapshot(); len(s) != 0 {
+		t.Fatalf("%d capabilities left in the graph", len(s))
+	}
+}

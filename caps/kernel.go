@@ -88,6 +88,7 @@ func (k *Kernel) root(holder *Holder, res Resource, base, inheriting Rights, nam
 	c.origin = origin
 	k.mu.Lock()
 	k.caps[c.id] = c
+	k.hold(c)
 	k.mu.Unlock()
 	k.emit(Event{Type: EventMint, Cap: c.Info()})
 	return c
@@ -170,6 +171,7 @@ func (k *Kernel) Derive(parent *Cap, d Derivation) (*Cap, error) {
 	}
 	c.removed = limitB &^ Rights(c.base.Load())
 	k.link(parent, c)
+	k.hold(c)
 	k.mu.Unlock()
 	k.emit(Event{Type: EventDerive, Cap: c.Info()})
 	return c, nil
@@ -181,6 +183,28 @@ func (k *Kernel) link(parent, c *Cap) {
 	c.idx = len(parent.children)
 	parent.children = append(parent.children, c)
 	k.caps[c.id] = c
+}
+
+// hold counts c among its resource's held capabilities if it has a
+// holder. Called with k.mu held.
+func (k *Kernel) hold(c *Cap) {
+	if c.holder.Load() != nil && !c.counted {
+		c.counted = true
+		c.res.held++
+	}
+}
+
+// unhold stops counting c as held. It reports whether c was the last held
+// capability on a channel end, which may leave that end reachable only
+// through channel queues. Called with k.mu held.
+func (k *Kernel) unhold(c *Cap) (lastOnChannel bool) {
+	if !c.counted {
+		return false
+	}
+	c.counted = false
+	c.res.held--
+	_, isChan := c.res.Resource.(*Channel)
+	return isChan && c.res.held == 0
 }
 
 // NewRevoker derives from c a forwarder for forwarderHolder and a revoker
@@ -210,6 +234,7 @@ func (k *Kernel) NewRevoker(c *Cap, forwarderHolder, revokerHolder *Holder) (for
 		return nil, nil, ENOTCAPABLE
 	}
 	k.link(c, revoker)
+	k.hold(revoker)
 	k.mu.Unlock()
 	k.emit(Event{Type: EventDerive, Cap: revoker.Info()})
 	return forwarder, revoker, nil
@@ -258,6 +283,7 @@ type Receipt struct {
 func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 	start := time.Now()
 	var victims []*Cap
+	orphans := false
 	k.mu.Lock()
 	if !c.revoked.Load() {
 		// Depth-first over an explicit stack: derivation chains can be
@@ -271,6 +297,7 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 			}
 			x.revoked.Store(true)
 			close(x.done)
+			orphans = k.unhold(x) || orphans
 			victims = append(victims, x)
 			stack = append(stack, x.children...)
 		}
@@ -295,6 +322,9 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 		}
 		v.dropResource()
 	}
+	if orphans {
+		k.collect()
+	}
 	r.Took = time.Since(start)
 	k.emit(Event{Type: EventRevoke, Cap: c.Info(), Receipt: &r})
 	return r
@@ -308,11 +338,80 @@ func (k *Kernel) Close(c *Cap) {
 	if !c.closed.CompareAndSwap(false, true) {
 		return
 	}
-	c.dropResource()
 	k.mu.Lock()
+	orphan := k.unhold(c)
 	k.prune(c)
 	k.mu.Unlock()
+	c.dropResource()
+	if orphan && c.res.refs.Load() > 0 {
+		k.collect()
+	}
 	k.emit(Event{Type: EventClose, Cap: c.Info()})
+}
+
+// collect empties the queues of channel ends that no holder can ever read
+// again, closing the capabilities in flight in them.
+//
+// A channel end stays open while any capability refers to it, and a
+// capability in flight keeps its resource open; so a channel end sent
+// over itself, or ends sent over each other, would keep each other open
+// after every holder let go, and a guest could pile up such cycles. An end
+// is reachable if a holder holds it, if a capability to it is in transit
+// (taken from a queue, not yet adopted), or if a capability to it waits in
+// the queue of a reachable end. collect marks what is reachable and drops
+// the queues of the rest, which closes the cycles. It runs only when the
+// last held capability on a channel end goes while references to it
+// remain, and costs one pass over the graph.
+func (k *Kernel) collect() {
+	k.mu.Lock()
+	ends := make(map[*refRes]*Channel)
+	var roots []*refRes
+	for _, c := range k.caps {
+		if c.released.Load() {
+			continue
+		}
+		if ch, ok := c.res.Resource.(*Channel); ok {
+			ends[c.res] = ch
+		}
+		if c.counted {
+			roots = append(roots, c.res)
+		}
+	}
+	queued := make(map[*Cap]bool)
+	for _, ch := range ends {
+		for _, x := range ch.queuedCaps() {
+			queued[x] = true
+		}
+	}
+	for _, c := range k.caps {
+		if !c.released.Load() && c.holder.Load() == nil && !queued[c] {
+			roots = append(roots, c.res) // in transit
+		}
+	}
+	live := make(map[*refRes]bool)
+	for len(roots) > 0 {
+		r := roots[len(roots)-1]
+		roots = roots[:len(roots)-1]
+		if live[r] {
+			continue
+		}
+		live[r] = true
+		if ch, ok := ends[r]; ok {
+			for _, x := range ch.queuedCaps() {
+				roots = append(roots, x.res)
+			}
+		}
+	}
+	var dead []*Channel
+	for r, ch := range ends {
+		if !live[r] {
+			dead = append(dead, ch)
+		}
+	}
+	k.mu.Unlock()
+	for _, ch := range dead {
+		ch.dropQueue()
+	}
 }
 
 // prune forgets closed capabilities that no tracked capability descends
@@ -343,10 +442,15 @@ func (k *Kernel) prune(c *Cap) {
 // already has a holder changes nothing: capabilities are never moved
 // between holders behind their back.
 func (k *Kernel) Adopt(c *Cap, h *Holder) {
-	if !c.holder.CompareAndSwap(nil, h) {
-		return
+	k.mu.Lock()
+	ok := c.holder.CompareAndSwap(nil, h)
+	if ok && !c.revoked.Load() && !c.closed.Load() {
+		k.hold(c)
 	}
-	k.emit(Event{Type: EventAdopt, Cap: c.Info()})
+	k.mu.Unlock()
+	if ok {
+		k.emit(Event{Type: EventAdopt, Cap: c.Info()})
+	}
 }
 
 // Lookup returns the live or revoked capability with the given public id.

@@ -188,6 +188,12 @@ func (l *waitList) wakeAll() {
 type refRes struct {
 	Resource
 	refs atomic.Int64
+	// held counts the capabilities on the resource that a holder has
+	// (not in flight, not closed, not revoked). Guarded by the kernel's
+	// mu. A channel end whose held count drops to zero while references
+	// remain is reachable, if at all, only through channel queues: see
+	// Kernel.collect.
+	held int
 }
 
 // newRefRes wraps res with one reference, owned by the capability about to
