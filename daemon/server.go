@@ -58,7 +58,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	connID atomic.Uint64
-	wg     sync.WaitGroup // one per connection and per guest watcher
+	wg     sync.WaitGroup // one per connection
 
 	mu        sync.Mutex
 	closed    bool
@@ -197,7 +197,7 @@ func (r rpcLogger) Error(msg string, args ...any) { r.l.Debug(msg, args...) }
 
 // Close stops accepting, disconnects every client (killing the guests
 // they launched without detach), stops attached output, and waits until
-// ctx is done for connections and watchers to end. It does not close the
+// ctx is done for the connections to end. It does not close the
 // Supervisor: detached guests keep running until it is closed.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()

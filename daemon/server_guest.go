@@ -42,7 +42,6 @@ func (r *guestRecord) kill(reason string) {
 // watch runs once per launched guest: it closes the output when the guest
 // exits, drains the attached sink, and retires the record.
 func (s *Server) watch(r *guestRecord) {
-	defer s.wg.Done()
 	<-r.g.Done()
 	r.ended.Store(time.Now().UnixNano())
 	r.output.close()

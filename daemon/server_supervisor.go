@@ -251,7 +251,6 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	r.g = g
 	s.mu.Lock()
 	s.records[g.ID()] = r
-	s.wg.Add(1)
 	s.mu.Unlock()
 	go s.watch(r)
 	c.log.Info("launched", "guest", g.ID(), "module", a.name, "sha256", m.HashString(), "detach", a.detach, "attached", r.attached != nil)

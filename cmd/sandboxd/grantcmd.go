@@ -20,19 +20,19 @@ func grantCmd(args []string) int {
 	socket := socketFlag(fs)
 	var grantTexts stringList
 	fs.Var(&grantTexts, "grant", "a handle to give: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)")
-	// The guest id may come before or after the flags.
-	var id string
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		id, args = args[0], args[1:]
-	}
+	// The guest id may come before, between or after the flags.
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
-	switch {
-	case id == "" && fs.NArg() == 1:
-		id = fs.Arg(0)
-	case id == "" || fs.NArg() > 0:
+	if fs.NArg() == 0 {
 		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
+	}
+	id := fs.Arg(0)
+	if code, ok := parseFlags(c, fs, fs.Args()[1:]); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(c, "give exactly one guest id (see `sandboxd ps`), not also %q", fs.Arg(0))
 	}
 	if len(grantTexts) == 0 {
 		return usageError(c, "nothing to grant: give at least one --grant")

@@ -1,0 +1,605 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/client"
+)
+
+// lockedBuffer collects a daemon's log while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// daemonProc is a `sandboxd serve` process on a private socket and state
+// directory.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	socket string
+	state  string
+	log    *lockedBuffer
+	exited chan struct{}
+	code   int
+}
+
+// privateDir returns a temporary directory with a path short enough for a
+// unix socket, removed when the test ends.
+func privateDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "sbxd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// serveDaemon starts `binary serve` with the given state directory ("" for
+// a new one) and waits until it answers on its socket. The daemon is
+// stopped with SIGTERM when the test ends, and must exit 0.
+func serveDaemon(t testing.TB, binary, state string) *daemonProc {
+	t.Helper()
+	dir := privateDir(t)
+	if state == "" {
+		state = filepath.Join(dir, "state")
+	}
+	d := &daemonProc{socket: filepath.Join(dir, "sandboxd.sock"), state: state, log: &lockedBuffer{}, exited: make(chan struct{})}
+	d.cmd = exec.Command(binary, "serve", "--socket", d.socket, "--state", state, "--log-level", "debug")
+	d.cmd.Stderr = d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = d.cmd.Wait()
+		d.code = d.cmd.ProcessState.ExitCode()
+		close(d.exited)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := client.Dial(context.Background(), d.socket)
+		if err == nil {
+			_, err = c.Whoami(context.Background())
+			c.Close()
+			if err == nil {
+				break
+			}
+		}
+		select {
+		case <-d.exited:
+			t.Fatalf("sandboxd serve exited with %d before serving:\n%s", d.code, d.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sandboxd serve did not answer within 30s:\n%s", d.log.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		if code := d.stop(t); code != 0 {
+			t.Errorf("sandboxd serve exited with %d after SIGTERM, want 0", code)
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log.String())
+		}
+	})
+	return d
+}
+
+// stop sends SIGTERM and returns the exit status (once; later calls
+// return the same).
+func (d *daemonProc) stop(t testing.TB) int {
+	select {
+	case <-d.exited:
+		return d.code
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		t.Errorf("sandboxd serve did not stop within 30s of SIGTERM")
+	}
+	return d.code
+}
+
+// cli runs a daemon verb against d.
+func (d *daemonProc) cli(t *testing.T, verb string, args ...string) result {
+	t.Helper()
+	return sandboxd(t, "", append([]string{verb, "--socket", d.socket}, args...)...)
+}
+
+func (d *daemonProc) psJSON(t *testing.T) map[string]client.GuestInfo {
+	t.Helper()
+	r := d.cli(t, "ps", "--json")
+	if r.code != 0 {
+		t.Fatalf("ps --json: %d %s", r.code, r.stderr)
+	}
+	out := map[string]client.GuestInfo{}
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	for {
+		var g client.GuestInfo
+		if err := dec.Decode(&g); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("ps --json output %q: %v", r.stdout, err)
+		}
+		out[g.ID] = g
+	}
+	return out
+}
+
+func TestDaemonLaunchAttachedStreamsOutputAndExitsWithTheGuestsStatus(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", guest(t, "abi/testdata/guests/hello.wat"))
+	if r.code != 7 || r.stdout != "hello\n" || r.stderr != "" {
+		t.Fatalf("launch hello: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = d.cli(t, "launch", guest(t, "daemon/testdata/server/interleave.wat"))
+	if r.code != 3 || r.stdout != "out1\nout2\n" || r.stderr != "err1\n" {
+		t.Fatalf("launch interleave: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = sandboxd(t, "hello from stdin", "launch", "--socket", d.socket, "--stdin", guest(t, "daemon/testdata/guests/cat.wat"))
+	if r.code != 0 || r.stdout != "hello from stdin" || r.stderr != "done\n" {
+		t.Fatalf("launch --stdin cat: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = d.cli(t, "launch", "--timeout", "100ms", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != exitTimeout {
+		t.Fatalf("launch --timeout on a spinning guest: code %d, stderr %q", r.code, r.stderr)
+	}
+	oneLine(t, r.stderr, "ran longer than --timeout 100ms")
+}
+
+func TestDaemonDetachedGuestsArePsWaitLogsAndKillable(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", guest(t, "abi/testdata/guests/hello.wat"))
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "g-") {
+		t.Fatalf("launch --detach: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	hello := strings.TrimSpace(r.stdout)
+	if r := d.cli(t, "wait", hello); r.code != 7 {
+		t.Fatalf("wait %s: code %d, stderr %q", hello, r.code, r.stderr)
+	}
+	if r := d.cli(t, "logs", hello); r.code != 0 || r.stdout != "hello\n" {
+		t.Fatalf("logs %s: code %d, stdout %q, stderr %q", hello, r.code, r.stdout, r.stderr)
+	}
+	r = d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
+	spin := strings.TrimSpace(r.stdout)
+	ps := d.cli(t, "ps")
+	if !strings.Contains(ps.stdout, hello) || !strings.Contains(ps.stdout, "exited 7") || !strings.Contains(ps.stdout, spin) || !strings.Contains(ps.stdout, "running") {
+		t.Fatalf("ps:\n%s", ps.stdout)
+	}
+	if r := d.cli(t, "kill", "--reason", "test over", spin); r.code != 0 || !strings.Contains(r.stdout, "killed (test over)") {
+		t.Fatalf("kill: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli(t, "wait", spin); r.code != exitKilled {
+		t.Fatalf("wait on a killed guest: code %d", r.code)
+	}
+	if g := d.psJSON(t)[spin]; g.Running || g.Status.Killed != "test over" || g.Status.Code != 137 {
+		t.Fatalf("ps --json for the killed guest: %+v", g)
+	}
+}
+
+func TestDaemonInterruptedLaunchKillsItsGuest(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	cmd := exec.Command(bin, "launch", "--socket", d.socket, guest(t, "daemon/testdata/guests/spin.wat"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	deadline := time.Now().Add(30 * time.Second)
+	for id == "" {
+		for gid, g := range d.psJSON(t) {
+			if g.Running {
+				id = gid
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the launched guest never showed in ps")
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupt {
+		t.Fatalf("launch after SIGINT: %v, code %d, stderr %q", err, code, stderr.String())
+	}
+	oneLine(t, stderr.String(), "interrupted: guest "+id+" killed")
+	if g := d.psJSON(t)[id]; g.Running || g.Status.Killed != "interrupted" {
+		t.Fatalf("guest after Ctrl-C: %+v", g)
+	}
+}
+
+func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/server/recv_grant.c"))
+	id := strings.TrimSpace(r.stdout)
+	file := filepath.Join(privateDir(t), "ticks")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = d.cli(t, "grant", id, "--grant", "file:"+file+"=ticks")
+	if r.code != 0 {
+		t.Fatalf("grant: code %d, stderr %q", r.code, r.stderr)
+	}
+	capID, _, _ := strings.Cut(r.stdout, "\t")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(file)
+		if bytes.Count(b, []byte("tick\n")) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the guest never wrote through its granted handle")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r = d.cli(t, "caps", id)
+	var row string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, capID) {
+			row = l
+		}
+	}
+	f := strings.Fields(row)
+	if len(f) < 8 || f[0] != "4" || f[2] != "file" || f[3] != "ticks" || f[5] != "grant" || f[6] != "-" || f[7] != "file:"+file {
+		t.Fatalf("caps row for %s: %q (all:\n%s)", capID, row, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "supervisor") {
+		t.Fatalf("caps lists no supervisor channel:\n%s", r.stdout)
+	}
+	r = d.cli(t, "revoke", "--reason", "test", capID)
+	if r.code != 0 || !strings.Contains(r.stdout, "revoked "+capID+": 1 capabilities held by "+id) {
+		t.Fatalf("revoke: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli(t, "wait", id); r.code != 0 {
+		t.Fatalf("the guest did not see its handle revoked: wait code %d", r.code)
+	}
+	if r := d.cli(t, "logs", id); r.stdout != "received\nrevoked\n" {
+		t.Fatalf("logs: %q", r.stdout)
+	}
+	if r := d.cli(t, "revoke", "cnosuchcap"); r.code != exitFailure {
+		t.Fatalf("revoke of an unknown capability: code %d", r.code)
+	} else {
+		oneLine(t, r.stderr, "no capability cnosuchcap")
+	}
+}
+
+func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("this test runs a client as another user, which needs root")
+	}
+	d := serveDaemon(t, bin, "")
+	rootGuest := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
+	// Let another user reach the socket and the binary.
+	if err := os.Chmod(d.socket, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(d.socket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shared, err := os.MkdirTemp("", "sbxshared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(shared)
+	if err := os.Chmod(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nobodyBin := filepath.Join(shared, "sandboxd")
+	copyFile(t, bin, nobodyBin, 0o755)
+	hello := filepath.Join(shared, "hello.wasm")
+	copyFile(t, guest(t, "abi/testdata/guests/hello.wat"), hello, 0o644)
+
+	const nobody = 65534
+	asNobody := func(args ...string) result {
+		cmd := exec.Command(nobodyBin, append([]string{args[0], "--socket", d.socket}, args[1:]...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		// Every claim a client could make about who it is.
+		cmd.Env = []string{"USER=root", "LOGNAME=root", "SUDO_UID=0", "UID=0", "HOME=/root"}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		_ = cmd.Run()
+		return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+	}
+	r := asNobody("launch", "--detach", "--env", "USER=root", hello)
+	if r.code != 0 {
+		t.Fatalf("launch as nobody: code %d, stderr %q", r.code, r.stderr)
+	}
+	theirs := strings.TrimSpace(r.stdout)
+	all := d.psJSON(t)
+	if p := all[theirs].Principal; p.UID != nobody || p.GID != nobody {
+		t.Fatalf("guest launched by uid %d recorded as %+v", nobody, p)
+	}
+	if p := all[rootGuest].Principal; p.UID != 0 {
+		t.Fatalf("root's guest recorded as %+v", p)
+	}
+	// nobody sees and reaches only its own guests.
+	if r := asNobody("ps"); strings.Contains(r.stdout, rootGuest) || !strings.Contains(r.stdout, theirs) {
+		t.Fatalf("ps as nobody:\n%s", r.stdout)
+	}
+	if r := asNobody("kill", rootGuest); r.code != exitFailure || !strings.Contains(r.stderr, "no guest "+rootGuest) {
+		t.Fatalf("nobody killing root's guest: code %d, stderr %q", r.code, r.stderr)
+	}
+	// Host paths are opened with the daemon's authority: nobody may not name them.
+	if r := asNobody("launch", "--grant", "dir:/root", hello); r.code != exitFailure || !strings.Contains(r.stderr, "may not grant host paths") {
+		t.Fatalf("nobody granting /root: code %d, stderr %q", r.code, r.stderr)
+	}
+	d.cli(t, "kill", rootGuest)
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDaemonSIGTERMStopsGuestsAndExitsZero(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	id := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
+	start := time.Now()
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("shutdown took %v", took)
+	}
+	log := d.log.String()
+	if !strings.Contains(log, "guest="+id) || !strings.Contains(log, `killed="supervisor shutting down"`) {
+		t.Fatalf("the running guest was not stopped cleanly:\n%s", log)
+	}
+	if _, err := os.Lstat(d.socket); !os.IsNotExist(err) {
+		t.Fatalf("the socket outlived the daemon: %v", err)
+	}
+}
+
+// cacheFiles lists the files under dir with their modification times.
+func cacheFiles(t *testing.T, dir string) map[string]time.Time {
+	t.Helper()
+	out := map[string]time.Time{}
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			out[p] = fi.ModTime()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestDaemonRestartedOnItsStateDirCompilesNothingAgain(t *testing.T) {
+	state := filepath.Join(privateDir(t), "state")
+	hello := guest(t, "daemon/testdata/server/hello_wasi.wat")
+	d := serveDaemon(t, bin, state)
+	if r := d.cli(t, "launch", hello); r.code != 7 {
+		t.Fatalf("launch: %d %s", r.code, r.stderr)
+	}
+	// A second daemon may not share the state directory.
+	r := sandboxd(t, "", "serve", "--socket", filepath.Join(privateDir(t), "s.sock"), "--state", state)
+	if r.code != exitFailure {
+		t.Fatalf("a second daemon on the same state: code %d", r.code)
+	}
+	oneLine(t, r.stderr, "in use by another sandboxd")
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("stop: %d", code)
+	}
+	before := cacheFiles(t, filepath.Join(state, "cache"))
+	if len(before) == 0 {
+		t.Fatal("the first daemon left no compiled code in its state directory")
+	}
+	d2 := serveDaemon(t, bin, state)
+	if r := d2.cli(t, "launch", hello); r.code != 7 || r.stdout != "hello\n" {
+		t.Fatalf("launch after restart: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if code := d2.stop(t); code != 0 {
+		t.Fatalf("stop: %d", code)
+	}
+	after := cacheFiles(t, filepath.Join(state, "cache"))
+	if len(after) != len(before) {
+		t.Fatalf("the restarted daemon wrote compiled code again: %d files before, %d after", len(before), len(after))
+	}
+	for p, m := range before {
+		if !after[p].Equal(m) {
+			t.Fatalf("%s was rewritten by the restarted daemon", p)
+		}
+	}
+}
+
+func TestDaemonVerbsWithoutADaemonExitUnavailable(t *testing.T) {
+	sock := filepath.Join(privateDir(t), "none.sock")
+	for _, args := range [][]string{{"ps"}, {"wait", "g-1"}, {"logs", "g-1"}, {"kill", "g-1"}, {"caps", "g-1"}, {"revoke", "c1"}, {"grant", "g-1", "--grant", "dir:/tmp"}} {
+		r := sandboxd(t, "", append([]string{args[0], "--socket", sock}, args[1:]...)...)
+		if r.code != exitUnavailable {
+			t.Errorf("%v without a daemon: code %d, want %d", args, r.code, exitUnavailable)
+		}
+		oneLine(t, r.stderr, "sandboxd serve --socket "+sock)
+	}
+	for _, args := range [][]string{{"wait"}, {"logs"}, {"caps"}, {"kill"}, {"revoke"}, {"grant", "g-1"}, {"launch"}, {"ps", "extra"}, {"serve", "extra"}} {
+		if r := sandboxd(t, "", append([]string{args[0], "--socket", sock}, args[1:]...)...); r.code != exitUsage {
+			t.Errorf("%v: code %d, want %d (usage)", args, r.code, exitUsage)
+		}
+	}
+}
+
+// cliBinary builds a sandboxd without the race detector, for benchmarks.
+var cliBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sandboxd-bench-")
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "sandboxd")
+	if out, err := exec.Command("go", "build", "-o", p, ".").CombinedOutput(); err != nil {
+		return "", &buildError{err, out}
+	}
+	return p, nil
+})
+
+// wazeroBinary builds wazero's CLI at the version in go.mod's pin.
+var wazeroBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "wazero-bench-")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", "install", "github.com/tetratelabs/wazero/cmd/wazero@v1.12.0")
+	cmd.Env = append(os.Environ(), "GOBIN="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", &buildError{err, out}
+	}
+	return filepath.Join(dir, "wazero"), nil
+})
+
+type buildError struct {
+	err error
+	out []byte
+}
+
+func (e *buildError) Error() string { return e.err.Error() + "\n" + string(e.out) }
+
+// benchmarkProcess times runs of a command that must exit 7 and print
+// "hello\n", reporting p50 and p99.
+func benchmarkProcess(b *testing.B, name string, args ...string) {
+	run := func() time.Duration {
+		t0 := time.Now()
+		out, err := exec.Command(name, args...).Output()
+		took := time.Since(t0)
+		var ee *exec.ExitError
+		if !strings.HasSuffix(string(out), "hello\n") || (err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 7)) {
+			b.Fatalf("%s %v: %v, output %q", name, args, err, out)
+		}
+		return took
+	}
+	for i := 0; i < 3; i++ {
+		run()
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat = append(lat, run())
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) / 1e3 }
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+}
+
+// BenchmarkDaemonWarmLaunchCLI times `sandboxd launch` of a small WASI
+// guest against a running daemon (module compiled once): a new process,
+// its connection, the launch and the exit status.
+func BenchmarkDaemonWarmLaunchCLI(b *testing.B) {
+	sbx, err := cliBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := serveDaemon(b, sbx, "")
+	benchmarkProcess(b, sbx, "launch", "--socket", d.socket, benchGuest(b))
+}
+
+// BenchmarkDaemonWarmLaunchLibrary times a launch through the client
+// library against a daemon in another process, to the exit status.
+func BenchmarkDaemonWarmLaunchLibrary(b *testing.B) {
+	sbx, err := cliBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := serveDaemon(b, sbx, "")
+	ctx := context.Background()
+	c, err := client.Dial(ctx, d.socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	wasm, err := os.ReadFile(benchGuest(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out bytes.Buffer
+	launch := func() time.Duration {
+		out.Reset()
+		t0 := time.Now()
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello_wasi.wasm", Wasm: wasm, Stdout: &out})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := g.Wait(ctx)
+		took := time.Since(t0)
+		g.Release()
+		if err != nil || st.Code != 7 || out.String() != "hello\n" {
+			b.Fatalf("status %+v, err %v, output %q", st, err, out.String())
+		}
+		return took
+	}
+	for i := 0; i < 20; i++ {
+		launch()
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat = append(lat, launch())
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+// BenchmarkWazeroRunCold times `wazero run` of the same module: a new
+// process that compiles the module and runs it.
+func BenchmarkWazeroRunCold(b *testing.B) {
+	wz, err := wazeroBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkProcess(b, wz, "run", benchGuest(b))
+}
+
+// benchGuest writes the WASI hello module both runtimes run, and returns
+// its path.
+func benchGuest(b *testing.B) string {
+	p := filepath.Join(privateDir(b), "hello_wasi.wasm")
+	if err := os.WriteFile(p, abitest.WAT(b, "daemon/testdata/server/hello_wasi.wat"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
