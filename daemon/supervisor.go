@@ -363,14 +363,14 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		MemoryLimit: spec.MemoryLimit,
 		Logger:      g.log,
 	})
-	gctx, cancel := s.ctx, context.CancelFunc(func() {})
+	gctx, cancel := context.WithCancel(s.ctx)
 	if spec.Timeout > 0 {
 		gctx, cancel = context.WithTimeout(s.ctx, spec.Timeout)
 	}
 	if g.stdin != nil {
 		// A guest blocked reading stdin is in a host read the runtime
 		// cannot interrupt; closing the pipe ends that read when the
-		// guest's time is up.
+		// guest's time is up. watch's cancel releases this hook.
 		context.AfterFunc(gctx, func() { g.stdin.CloseWithError(errGuestEnded) })
 	}
 	g.started = time.Now()
@@ -402,7 +402,8 @@ func pumpStdin(r io.Reader) *io.PipeReader {
 	return pr
 }
 
-// watch records the guest's exit. It runs once per guest.
+// watch records the guest's exit. It runs once per guest; cancel releases
+// the guest's context (and what hangs on it) from the supervisor's.
 func (g *Guest) watch(cancel context.CancelFunc) {
 	<-g.ag.Done()
 	cancel()
