@@ -151,13 +151,10 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 
-	peek := flags&sockRecvPeek != 0
-	waitall := flags&sockRecvWaitall != 0 && !peek
-	if d, ok := res.(interface{ Datagram() bool }); ok && d.Datagram() {
-		waitall = false
+	total, got, rf, e := g.recvLoop(c, msg, iov, int(maxFDs), flags&sockRecvPeek != 0, flags&sockRecvWaitall != 0)
+	if e != 0 {
+		return e
 	}
-	pl, _ := res.(caps.Pollable)
-	var got []*caps.Cap
 	delivered := false
 	defer func() {
 		if !delivered {
@@ -166,41 +163,6 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 			}
 		}
 	}()
-	total := 0
-	var rf caps.RecvFlags
-	for {
-		n, cs, f, err := msg.Recv(iov, int(maxFDs)-len(got), peek)
-		got = append(got, cs...)
-		rf |= f
-		if err == caps.EAGAIN {
-			if total > 0 && !waitall {
-				break
-			}
-			if pl == nil || c.Flags()&caps.FlagNonblock != 0 {
-				if total > 0 {
-					break
-				}
-				return caps.EAGAIN
-			}
-			if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
-				return e
-			}
-			continue
-		}
-		if err != nil {
-			if total > 0 || len(got) > 0 {
-				break
-			}
-			return caps.ErrnoOf(err)
-		}
-		total += n
-		if n == 0 || !waitall {
-			break
-		}
-		if iov = advanceIOV(iov, n); len(iov) == 0 {
-			break
-		}
-	}
 
 	var roFlags uint16
 	if rf&caps.RecvDataTruncated != 0 {
@@ -233,6 +195,60 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 		return caps.EFAULT
 	}
 	return 0
+}
+
+// recvLoop receives into iov, and at most maxCaps handles, from c's
+// messenger: the receiving loop of both ABIs' sock_recv. Unless c is
+// non-blocking it waits for data (a revocation of c during the wait ends
+// it with ENOTCAPABLE); WAITALL (ignored with PEEK and on datagram
+// channels) keeps receiving until iov is full or the stream ends. On
+// error it closes any handles already received.
+func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps int, peek, waitall bool) (total int, got []*caps.Cap, rf caps.RecvFlags, e Errno) {
+	res := c.Resource()
+	if d, ok := res.(interface{ Datagram() bool }); peek || (ok && d.Datagram()) {
+		waitall = false
+	}
+	pl, _ := res.(caps.Pollable)
+	fail := func(e Errno) (int, []*caps.Cap, caps.RecvFlags, Errno) {
+		for _, x := range got {
+			g.kernel.Close(x)
+		}
+		return 0, nil, 0, e
+	}
+	for {
+		n, cs, f, err := msg.Recv(iov, maxCaps-len(got), peek)
+		got = append(got, cs...)
+		rf |= f
+		if err == caps.EAGAIN {
+			if total > 0 && !waitall {
+				break
+			}
+			if pl == nil || c.Flags()&caps.FlagNonblock != 0 {
+				if total > 0 {
+					break
+				}
+				return fail(caps.EAGAIN)
+			}
+			if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
+				return fail(e)
+			}
+			continue
+		}
+		if err != nil {
+			if total > 0 || len(got) > 0 {
+				break
+			}
+			return fail(caps.ErrnoOf(err))
+		}
+		total += n
+		if n == 0 || !waitall {
+			break
+		}
+		if iov = advanceIOV(iov, n); len(iov) == 0 {
+			break
+		}
+	}
+	return total, got, rf, 0
 }
 
 // sockShutdown shuts down the receiving side (SHUT_RD), the sending side
@@ -270,28 +286,9 @@ func sockAccept(g *Guest, m api.Memory, p []uint64) Errno {
 	if _, e := read(m, out, 4); e != 0 {
 		return e
 	}
-	a, ok := c.Resource().(caps.Acceptor)
-	if !ok {
-		return caps.ENOTSOCK
-	}
-	pl, _ := c.Resource().(caps.Pollable)
-	var conn caps.Resource
-	for {
-		conn, err = a.Accept()
-		if err != caps.EAGAIN || pl == nil || c.Flags()&caps.FlagNonblock != 0 {
-			break
-		}
-		if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
-			return e
-		}
-	}
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	_, inh := c.Rights()
-	nc, err := g.kernel.Derive(c, caps.Derivation{Holder: g.holder, Edge: caps.EdgeAccept, Name: c.Name(), Base: inh, Inheriting: inh, Resource: conn})
-	if err != nil {
-		return caps.ErrnoOf(err) // Derive closed conn
+	nc, e := g.acceptConn(c)
+	if e != 0 {
+		return e
 	}
 	fd, err := g.table.Insert(nc)
 	if err != nil {
@@ -299,4 +296,37 @@ func sockAccept(g *Guest, m api.Memory, p []uint64) Errno {
 		return caps.ErrnoOf(err)
 	}
 	return writeU32(m, out, fd)
+}
+
+// acceptConn takes the next connection from the listener behind c, which
+// the caller holds acquired, waiting for one unless c is non-blocking: the
+// accepting half of both ABIs' sock_accept. The connection is a child
+// capability of c (edge accept) with c's inheriting rights, clipped to
+// what a stream can hold.
+func (g *Guest) acceptConn(c *caps.Cap) (*caps.Cap, Errno) {
+	a, ok := c.Resource().(caps.Acceptor)
+	if !ok {
+		return nil, caps.ENOTSOCK
+	}
+	pl, _ := c.Resource().(caps.Pollable)
+	var conn caps.Resource
+	var err error
+	for {
+		conn, err = a.Accept()
+		if err != caps.EAGAIN || pl == nil || c.Flags()&caps.FlagNonblock != 0 {
+			break
+		}
+		if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
+			return nil, e
+		}
+	}
+	if err != nil {
+		return nil, caps.ErrnoOf(err)
+	}
+	_, inh := c.Rights()
+	nc, err := g.kernel.Derive(c, caps.Derivation{Holder: g.holder, Edge: caps.EdgeAccept, Name: c.Name(), Base: inh, Inheriting: inh, Resource: conn})
+	if err != nil {
+		return nil, caps.ErrnoOf(err) // Derive closed conn
+	}
+	return nc, 0
 }

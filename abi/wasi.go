@@ -120,5 +120,5 @@ var wasiCalls = [46]Call{
 		Changed: "no handle passing: handles sent with a message are closed on arrival"},
 	{Slot: 44, Name: "sock_send", Params: ps("fd", i32, "*si_data", i32, "si_data_len", i32, "si_flags", i32, "*so_datalen_out", i32), Rights: "fd_write", Origin: "sock_send", fn: wasiSockSend,
 		Changed: "no handle passing"},
-	{Slot: 45, Name: "sock_shutdown", Params: ps("fd", i32, "how", i32), Rights: "sock_shutdown", Origin: "sock_shutdown", fn: wasiSockShutdown},
+	{Slot: 45, Name: "sock_shutdown", Params: ps("fd", i32, "how", i32), Rights: "sock_shutdown", Origin: "sock_shutdown", fn: sockShutdown},
 }

@@ -605,7 +605,7 @@ func TestSockRecvSendOnChannels(t *testing.T) {
 	if !inflight.Info().Closed {
 		t.Error("a handle sent to a WASI receiver was not closed")
 	}
-	w.must("sock_shutdown", 5, wasiShutWR)
+	w.must("sock_shutdown", 5, shutWR)
 	w.must("sock_recv", 6, 300, 1, 0, 500, 504)
 	if w.u32(500) != 0 {
 		t.Errorf("recv after peer shutdown: %d bytes, want end of stream", w.u32(500))
