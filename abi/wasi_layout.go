@@ -199,8 +199,6 @@ const (
 	wasiRecvPeek          = 1 << 0
 	wasiRecvWaitall       = 1 << 1
 	wasiRecvDataTruncated = 1 << 0
-	wasiShutRD            = 1 << 0
-	wasiShutWR            = 1 << 1
 	wasiEventtypeClock    = 0
 	wasiEventtypeFDRead   = 1
 	wasiEventtypeFDWrite  = 2
