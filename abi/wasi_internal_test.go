@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi/argdata"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -637,5 +638,33 @@ func TestProcRaiseTranslatesSignals(t *testing.T) {
 	}
 	if w.g.signal != 16 {
 		t.Errorf("WASI SIGTERM recorded as CloudABI signal %d, want 16", w.g.signal)
+	}
+}
+
+// A guest started from argdata alone (a spawned child) sees the argdata's
+// "args" and "env" as its WASI argv and environment.
+func TestArgsOfSpawnedGuestComeFromArgdata(t *testing.T) {
+	w := newWASIT(t)
+	w.g.args, w.g.env = nil, nil
+	w.g.argdata = argdata.StringMap(map[string]argdata.Value{
+		"args": argdata.Seq(argdata.String("child"), argdata.String("-v"), argdata.Int(3)),
+		"env":  argdata.StringMap(map[string]argdata.Value{"HOME": argdata.String("/h"), "N": argdata.Int(1)}),
+	}).Encode()
+	w.must("args_sizes_get", 100, 104)
+	if c, s := w.u32(100), w.u32(104); c != 2 || s != uint32(len("child\x00-v\x00")) {
+		t.Fatalf("args sizes %d %d", c, s)
+	}
+	w.must("args_get", 200, 300)
+	if got := string(w.bytes(300, 9)); got != "child\x00-v\x00" {
+		t.Errorf("argv buffer %q", got)
+	}
+	w.must("environ_get", 200, 300)
+	if got := string(w.bytes(300, 7)); got != "HOME=/h" {
+		t.Errorf("environ buffer %q (non-string values are left out)", got)
+	}
+	w.g.argdata = []byte{0xff, 0x00}
+	w.must("args_sizes_get", 100, 104)
+	if w.u32(100) != 0 {
+		t.Errorf("malformed argdata gave %d args", w.u32(100))
 	}
 }

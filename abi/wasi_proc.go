@@ -2,7 +2,9 @@ package abi
 
 import (
 	"encoding/binary"
+	"strings"
 
+	"github.com/sandboxd/sandboxd/abi/argdata"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -60,20 +62,75 @@ func wasiStringsSizesGet(m api.Memory, ss []string, countOut, sizeOut uint32) Er
 	return writeU32(m, sizeOut, size)
 }
 
+// wasiArgs and wasiEnv are the guest's WASI argv and environment: those
+// it was launched with, or, for a guest started from argdata alone (a
+// child of proc_spawn or proc_exec), the "args" sequence and "env" map of
+// that argdata, in the shape StartupArgdata writes. So a spawned Go or C
+// program sees in os.Args and getenv what its parent put in the argdata.
+func wasiArgs(g *Guest) []string {
+	if g.args != nil {
+		return g.args
+	}
+	v, ok := startupValue(g, "args")
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, it := range v.Items() {
+		if s, ok := it.Str(); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func wasiEnv(g *Guest) []string {
+	if g.env != nil {
+		return g.env
+	}
+	v, ok := startupValue(g, "env")
+	if !ok {
+		return nil
+	}
+	var out []string
+	v.Pairs(func(k, val argdata.Value) bool {
+		ks, ok1 := k.Str()
+		vs, ok2 := val.Str()
+		if ok1 && ok2 && ks != "" && !strings.Contains(ks, "=") {
+			out = append(out, ks+"="+vs)
+		}
+		return true
+	})
+	return out
+}
+
+// startupValue returns a key of the guest's argdata map, if the argdata
+// is one.
+func startupValue(g *Guest, key string) (argdata.Value, bool) {
+	if len(g.argdata) == 0 {
+		return argdata.Value{}, false
+	}
+	root, err := argdata.Decode(g.argdata)
+	if err != nil {
+		return argdata.Value{}, false
+	}
+	return root.Get(key)
+}
+
 func wasiArgsGet(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiStringsGet(m, g.args, uint32(p[0]), uint32(p[1]))
+	return wasiStringsGet(m, wasiArgs(g), uint32(p[0]), uint32(p[1]))
 }
 
 func wasiArgsSizesGet(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiStringsSizesGet(m, g.args, uint32(p[0]), uint32(p[1]))
+	return wasiStringsSizesGet(m, wasiArgs(g), uint32(p[0]), uint32(p[1]))
 }
 
 func wasiEnvironGet(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiStringsGet(m, g.env, uint32(p[0]), uint32(p[1]))
+	return wasiStringsGet(m, wasiEnv(g), uint32(p[0]), uint32(p[1]))
 }
 
 func wasiEnvironSizesGet(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiStringsSizesGet(m, g.env, uint32(p[0]), uint32(p[1]))
+	return wasiStringsSizesGet(m, wasiEnv(g), uint32(p[0]), uint32(p[1]))
 }
 
 func wasiClockResGet(g *Guest, m api.Memory, p []uint64) Errno {
