@@ -65,8 +65,8 @@ type pollResult struct {
 // event.error: EBADF, ENOTCAPABLE, EINVAL; condvar and lock subscriptions
 // get ENOSYS, since a guest without shared memory has one thread and
 // waits on memory with wasm atomics. Resources that are not caps.Pollable
-// (regular files, stdio, directories, byte objects) are always ready, as
-// POSIX poll reports regular files.
+// (regular files, stdio, directories) are always ready, as POSIX poll
+// reports regular files.
 //
 // The wait parks one goroutine: the guest's Waiter is registered with
 // every polled resource and with the revocation of every polled handle,
