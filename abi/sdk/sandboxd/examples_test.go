@@ -1,0 +1,122 @@
+package sandboxd_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// run runs a guest built from a Go package under abi/sdk/sandboxd/examples
+// with stdio captured and the given directory grants.
+func run(t *testing.T, pkg string, grants map[string]string, readOnly map[string]bool, env []string, args ...string) (abi.ExitStatus, string, string) {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := abi.NewRuntime(ctx, abi.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Compile(ctx, pkg, abitest.Go(t, "abi/sdk/sandboxd/examples/"+pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "g"}
+	tbl := caps.NewTable(k, h, 0)
+	var stdout, stderr bytes.Buffer
+	for i, s := range []*caps.Stdio{caps.NewStdin(strings.NewReader("")), caps.NewStdout("stdout", &stdout), caps.NewStdout("stderr", &stderr)} {
+		b := caps.RightsTTYBase &^ caps.RightFDWrite
+		if i > 0 {
+			b = caps.RightsTTYBase &^ caps.RightFDRead
+		}
+		if _, err := tbl.Insert(k.Mint(h, s, b, 0, s.Describe(), "test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"data", "bin"} { // a fixed order: data at 3, bin at 4
+		if _, ok := grants[n]; !ok {
+			continue
+		}
+		d, err := caps.OpenDir(grants[n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, i := caps.GrantRights(caps.KindDirectory, readOnly[n])
+		if _, err := tbl.Insert(k.Mint(h, d, b, i, n, "dir:"+n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	g := rt.NewGuest(m, abi.GuestConfig{ID: "g", Table: tbl, Args: append([]string{pkg}, args...), Env: env})
+	st := g.Run(ctx)
+	return st, stdout.String(), stderr.String()
+}
+
+func TestHandlesExampleSeesArgsEnvAndDescribedGrants(t *testing.T) {
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "x.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, out, errOut := run(t, "handles", map[string]string{"data": data}, map[string]bool{"data": true},
+		[]string{"GREETING=hi"}, "a", "b")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v, stderr %s", st, errOut)
+	}
+	for _, want := range []string{
+		`args: ["handles" "a" "b"]`,
+		"env: GREETING=hi",
+		`handle 1 stdout: kind=stdio edge=grant origin="test" base=fd_stat_put_flags|fd_write|file_stat_fget|poll_fd_readwrite`,
+		`handle 3 data: kind=dir edge=grant origin="dir:data" base=fd_stat_put_flags|fd_sync|file_advise|file_open|file_readdir|file_readlink|file_stat_fget|file_stat_get|poll_fd_readwrite`,
+		"data entry: x.txt",
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
+// The delegate example spawns a child, hands it a read-only revocable
+// view of a directory over a channel, and revokes it: the child could read
+// but not write, and after the revocation neither its directory handle
+// nor the file it had opened through it works, while the parent's own
+// handle is untouched.
+func TestDelegateExampleRevokesTheChildsView(t *testing.T) {
+	data, bin := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "notes.txt"), []byte("hello from data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	child := abitest.Go(t, "abi/sdk/sandboxd/examples/delegate/child")
+	if err := os.WriteFile(filepath.Join(bin, "child.wasm"), child, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, out, errOut := run(t, "delegate", map[string]string{"data": data, "bin": bin}, map[string]bool{"bin": true}, nil)
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v\nstdout %s\nstderr %s", st, out, errOut)
+	}
+	want := `child: received dir handle: edge=delegate base=file_open|file_readdir|file_readlink|file_stat_fget|file_stat_get|poll_fd_readwrite (ok)
+child: read notes.txt: "hello from data\n" (ok)
+child: create new.txt: not capable
+parent: revoked the child's view of data
+child: read the open notes.txt again: not capable
+child: open notes.txt again: not capable
+child: describe the handle: not capable
+parent: child exit status 0
+parent: child created new.txt: false
+parent: still reads notes.txt: "hello from data\n" <nil>
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+	if _, err := os.Stat(filepath.Join(data, "new.txt")); err == nil {
+		t.Error("the child created a file through its read-only view")
+	}
+}
