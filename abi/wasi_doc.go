@@ -1,0 +1,119 @@
+package abi
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Markers around the generated tables in docs/WASI.md.
+const (
+	WASITableBegin  = "<!-- BEGIN GENERATED WASI TABLE (go test ./abi -run TestWASIDoc -update-wasi-doc) -->"
+	WASITableEnd    = "<!-- END GENERATED WASI TABLE -->"
+	WASIRightsBegin = "<!-- BEGIN GENERATED WASI RIGHTS (go test ./abi -run TestWASIDoc -update-wasi-doc) -->"
+	WASIRightsEnd   = "<!-- END GENERATED WASI RIGHTS -->"
+)
+
+// WriteWASIMarkdown prints the preview1 function table of docs/WASI.md.
+func WriteWASIMarkdown(w io.Writer) error {
+	fmt.Fprintln(w, "| # | function | parameters | rights checked (WASI names) | CloudABI origin | support | what changed / notes |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, c := range wasiCalls {
+		var ps []string
+		for _, p := range c.Params {
+			n := p.Name
+			if p.Pointer {
+				n = "*" + n
+			}
+			ps = append(ps, n+" "+api.ValueTypeName(p.Type))
+		}
+		res := "→ errno"
+		if c.NoReturn {
+			res = "(no return)"
+		}
+		notes := c.Changed
+		if c.Note != "" {
+			if notes != "" {
+				notes += "; "
+			}
+			notes += c.Note
+		}
+		rights, origin := c.Rights, c.Origin
+		if rights == "" {
+			rights = "—"
+		}
+		if origin == "" {
+			origin = "— (new in WASI)"
+		}
+		if _, err := fmt.Fprintf(w, "| %d | `%s` | %s %s | %s | %s | %s | %s |\n", c.Slot, c.Name,
+			mdEscape(strings.Join(ps, ", ")), res, mdEscape(rights), origin, c.Support, mdEscape(notes)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteWASIRightsMarkdown prints the rights translation table of
+// docs/WASI.md, from the table the code translates with.
+func WriteWASIRightsMarkdown(w io.Writer) error {
+	fmt.Fprintln(w, "| sandboxd right (CloudABI bit) | WASI right(s) (bit) |")
+	fmt.Fprintln(w, "|---|---|")
+	wasiNames := map[uint64]string{}
+	for i, n := range strings.Fields(wasiRightNames) {
+		wasiNames[1<<i] = n
+	}
+	mapped := caps.Rights(0)
+	for _, m := range wasiRightsMap {
+		mapped |= m.c
+		var ws []string
+		for b := uint64(1); b <= m.w; b <<= 1 {
+			if m.w&b != 0 {
+				ws = append(ws, fmt.Sprintf("%s (%d)", wasiNames[b], bitIndex(b)))
+			}
+		}
+		if _, err := fmt.Fprintf(w, "| %s (%d) | %s |\n", m.c, bitIndex(uint64(m.c)), strings.Join(ws, ", ")); err != nil {
+			return err
+		}
+	}
+	for _, n := range caps.RightNames() {
+		r, _ := caps.ParseRight(n)
+		if mapped&r == 0 {
+			if _, err := fmt.Fprintf(w, "| %s (%d) | — (not visible to WASI; dropped by fd_fdstat_set_rights) |\n", n, bitIndex(uint64(r))); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// wasiRightNames are WASI's rights in bit order (typenames.witx).
+const wasiRightNames = `fd_datasync fd_read fd_seek fd_fdstat_set_flags fd_sync fd_tell fd_write
+	fd_advise fd_allocate path_create_directory path_create_file path_link_source path_link_target
+	path_open fd_readdir path_readlink path_rename_source path_rename_target path_filestat_get
+	path_filestat_set_size path_filestat_set_times fd_filestat_get fd_filestat_set_size
+	fd_filestat_set_times path_symlink path_remove_directory path_unlink_file poll_fd_readwrite
+	sock_shutdown sock_accept`
+
+func bitIndex(b uint64) int {
+	i := 0
+	for b > 1 {
+		b >>= 1
+		i++
+	}
+	return i
+}
+
+// ReplaceBetween returns doc with the text between the begin and end
+// markers replaced by body.
+func ReplaceBetween(doc []byte, begin, end string, body []byte) ([]byte, error) {
+	s := string(doc)
+	i := strings.Index(s, begin)
+	j := strings.Index(s, end)
+	if i < 0 || j < i {
+		return nil, fmt.Errorf("markers %q … %q not found", begin, end)
+	}
+	return []byte(s[:i+len(begin)] + "\n" + string(body) + s[j:]), nil
+}
