@@ -456,3 +456,20 @@ func TestWASIDocMatchesTables(t *testing.T) {
 	}
 	t.Error("docs/WASI.md tables are stale: go test ./abi -run TestWASIDoc -update-wasi-doc")
 }
+
+// One module may import both ABIs: a handle opened through WASI is read
+// through the native ABI, because both name the same capability.
+func TestModuleImportingBothABIsSharesHandles(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "f"), "shared handle\n")
+	tbl := h.table("mixed")
+	h.grantDir(t, tbl, dir, "d", true)
+	st := h.start(t, context.Background(), abitest.WAT(t, "abi/testdata/guests/wasi/mixed.wat"), tbl, nil).Wait()
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	if got := h.stdout.String(); got != "shared handle\n" {
+		t.Fatalf("stdout %q", got)
+	}
+}
