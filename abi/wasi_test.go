@@ -473,3 +473,70 @@ func TestModuleImportingBothABIsSharesHandles(t *testing.T) {
 		t.Fatalf("stdout %q", got)
 	}
 }
+
+// Go's net.FileConn takes a granted stream — a host socket or a channel
+// end shared with the supervisor — because both report SOCKET_STREAM and
+// wait through poll_oneoff.
+func TestGoFileConnOnGrantedSocketAndChannel(t *testing.T) {
+	wasm := abitest.Go(t, "abi/testdata/guests/wasi/gonet")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t.Run("socket", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		server, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := caps.NewSocket(server, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHarness(t)
+		tbl := h.table("conn")
+		b, i := caps.GrantRights(caps.KindSocket, false)
+		if _, err := tbl.Insert(h.k.Mint(tbl.Holder(), s, b, i, "peer", "test")); err != nil {
+			t.Fatal(err)
+		}
+		g := h.start(t, ctx, wasm, tbl, nil, "conn")
+		if _, err := client.Write([]byte("over tcp\n")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := bufio.NewReader(client).ReadString('\n')
+		if err != nil || got != "OVER TCP\n" {
+			t.Fatalf("reply %q %v", got, err)
+		}
+		if st := g.Wait(); st.Code != 0 || h.stdout.String() != "answered\n" {
+			t.Fatalf("status %+v stdout %q", st, h.stdout.String())
+		}
+	})
+	t.Run("channel", func(t *testing.T) {
+		mine, theirs := caps.NewChannelPair(false, "test")
+		h := newHarness(t)
+		tbl := h.table("conn")
+		if _, err := tbl.Insert(h.k.Mint(tbl.Holder(), theirs, caps.RightsSocketBase, 0, "chan", "test")); err != nil {
+			t.Fatal(err)
+		}
+		g := h.start(t, ctx, wasm, tbl, nil, "conn")
+		time.Sleep(50 * time.Millisecond) // the guest is waiting in poll_oneoff by now
+		if _, err := mine.Write([]byte("over a channel\n")); err != nil {
+			t.Fatal(err)
+		}
+		if st := g.Wait(); st.Code != 0 || h.stdout.String() != "answered\n" {
+			t.Fatalf("status %+v stdout %q stderr %q", st, h.stdout.String(), h.stderr.String())
+		}
+		buf := make([]byte, 64)
+		n, _, _, err := mine.Recv([][]byte{buf}, 0, false)
+		if err != nil || string(buf[:n]) != "OVER A CHANNEL\n" {
+			t.Fatalf("reply %q %v", buf[:n], err)
+		}
+	})
+}

@@ -6,6 +6,8 @@
 //
 //	gonet echo N   upper-cases one line per connection for N connections, then exits
 //	gonet accept   accepts once and prints the error Accept returns
+//	gonet conn     fd 3 is a connected stream (a socket or a channel end):
+//	               net.FileConn, read one line, answer it upper-cased
 package main
 
 import (
@@ -20,6 +22,22 @@ import (
 )
 
 func main() {
+	if os.Args[1] == "conn" {
+		c, err := net.FileConn(os.NewFile(3, "conn"))
+		if err != nil {
+			fmt.Println("fileconn:", err)
+			os.Exit(1)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			fmt.Println("read:", err)
+			os.Exit(1)
+		}
+		fmt.Fprint(c, strings.ToUpper(line))
+		c.Close()
+		fmt.Println("answered")
+		return
+	}
 	l, err := net.FileListener(os.NewFile(3, "listener"))
 	if err != nil {
 		fmt.Println("filelistener:", err)
