@@ -164,10 +164,14 @@ func (c *Cap) WatchRevoke(w *Waiter) (cancel func()) {
 }
 
 // Check returns nil if the capability holds every right in base and
-// inheriting and has not been revoked, ENOTCAPABLE otherwise.
+// inheriting and has not been revoked (ENOTCAPABLE) or closed by its
+// holder (EBADF: a handle that was closed designates nothing).
 func (c *Cap) Check(base, inheriting Rights) error {
 	if c.revoked.Load() {
 		return ENOTCAPABLE
+	}
+	if c.closed.Load() {
+		return EBADF
 	}
 	if !Rights(c.base.Load()).Has(base) || !Rights(c.inh.Load()).Has(inheriting) {
 		return ENOTCAPABLE
