@@ -239,7 +239,7 @@ type Guest struct {
 	holder    *caps.Holder
 	ag        *abi.Guest
 	log       hclog.Logger
-	stdin     *io.PipeReader // nil when the guest was given no stdin
+	stdin     *stdinPipe // nil when the guest was given no stdin
 	// supervisor is the daemon's end of the guest's supervisor channel, or
 	// nil (LaunchSpec.SupervisorChannel).
 	supervisor *caps.Channel
@@ -317,7 +317,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	table := caps.NewTable(s.k, g.holder, maxFDs)
 	var stdin io.Reader = bytes.NewReader(nil)
 	if spec.Stdin != nil {
-		g.stdin = pumpStdin(spec.Stdin)
+		g.stdin = newStdinPipe(spec.Stdin)
 		stdin = g.stdin
 	}
 	stdout, stderr := spec.Stdout, spec.Stderr
@@ -371,7 +371,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		// A guest blocked reading stdin is in a host read the runtime
 		// cannot interrupt; closing the pipe ends that read when the
 		// guest's time is up. watch's cancel releases this hook.
-		context.AfterFunc(gctx, func() { g.stdin.CloseWithError(errGuestEnded) })
+		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
 	g.started = time.Now()
 	s.mu.Lock()
@@ -385,21 +385,55 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	return g, nil
 }
 
-// errGuestEnded is what a read of a guest's stdin pipe returns once the
-// guest has been killed or has exited.
+// errGuestEnded is what a read of a guest's stdin returns once the guest
+// has been killed or has exited.
 var errGuestEnded = errors.New("guest ended")
 
-// pumpStdin copies r into a pipe that the supervisor can close, so that a
-// guest blocked reading stdin can be killed even when r itself cannot be
-// interrupted. The copying goroutine ends at r's next read after the pipe
-// is closed.
-func pumpStdin(r io.Reader) *io.PipeReader {
+// stdinPipe gives a guest its stdin through a pipe that the supervisor can
+// close, so that a guest blocked reading stdin can be killed even when the
+// source itself cannot be interrupted (a terminal, a client's stream).
+//
+// Nothing is read from the source until the guest first reads: a guest
+// that never reads stdin never takes input from the terminal (and a
+// background `sandboxd run` is not stopped by SIGTTIN). Once started, the
+// copying goroutine ends at the source's next read after close.
+type stdinPipe struct {
+	src    io.Reader
+	pr     *io.PipeReader
+	pw     *io.PipeWriter
+	mu     sync.Mutex
+	pumped bool
+	closed bool
+}
+
+func newStdinPipe(src io.Reader) *stdinPipe {
 	pr, pw := io.Pipe()
-	go func() {
-		_, err := io.Copy(pw, r)
-		pw.CloseWithError(err) // nil: the guest sees end of file
-	}()
-	return pr
+	return &stdinPipe{src: src, pr: pr, pw: pw}
+}
+
+func (p *stdinPipe) Read(b []byte) (int, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return 0, errGuestEnded
+	}
+	if !p.pumped {
+		p.pumped = true
+		go func() {
+			_, err := io.Copy(p.pw, p.src)
+			p.pw.CloseWithError(err) // nil: the guest sees end of file
+		}()
+	}
+	p.mu.Unlock()
+	return p.pr.Read(b)
+}
+
+// close ends any read in progress and every later one with errGuestEnded.
+func (p *stdinPipe) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.pr.CloseWithError(errGuestEnded)
 }
 
 // watch records the guest's exit. It runs once per guest; cancel releases
@@ -416,7 +450,7 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 	// here on Grant refuses (g.exited), so nothing can be added later.
 	g.ag.Table().CloseAll()
 	if g.stdin != nil {
-		g.stdin.CloseWithError(errGuestEnded)
+		g.stdin.close()
 	}
 	if g.supervisor != nil {
 		_ = g.supervisor.Close()
@@ -499,7 +533,7 @@ func (g *Guest) Kill(reason string) {
 	}
 	g.ag.Kill(reason)
 	if g.stdin != nil {
-		g.stdin.CloseWithError(errGuestEnded)
+		g.stdin.close()
 	}
 }
 

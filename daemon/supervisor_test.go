@@ -228,6 +228,40 @@ func TestStdioPassesThrough(t *testing.T) {
 	}
 }
 
+// readSpy is a stdin that records whether anything read from it.
+type readSpy struct {
+	mu   sync.Mutex
+	read bool
+}
+
+func (r *readSpy) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	r.read = true
+	r.mu.Unlock()
+	return 0, io.EOF
+}
+
+func TestGuestThatNeverReadsStdinTakesNothingFromIt(t *testing.T) {
+	s := newSupervisor(t)
+	m, err := s.Compile(context.Background(), "hello.wat", abitest.WAT(t, "abi/testdata/guests/hello.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spy := &readSpy{}
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdin: spy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitExit(t, g, 10*time.Second); st.Code != 7 {
+		t.Fatalf("status %+v", st)
+	}
+	spy.mu.Lock()
+	defer spy.mu.Unlock()
+	if spy.read {
+		t.Error("stdin was read although the guest never read it")
+	}
+}
+
 func TestNilStdioIsEmptyStdinAndDiscardedOutput(t *testing.T) {
 	s := newSupervisor(t)
 	m := compile(t, s, guests+"cat.wat")
