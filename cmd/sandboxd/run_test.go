@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -281,10 +281,11 @@ func TestRunMemLimitsGuestMemory(t *testing.T) {
 }
 
 // startGuest runs sandboxd with args in the background and returns once
-// the guest has started (its start is logged at info level).
-func startGuest(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+// the guest has started (its start is logged at info level). wait returns
+// the exit code once the process has ended and its stderr is drained.
+func startGuest(t *testing.T, args ...string) (cmd *exec.Cmd, wait func() int) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"run", "--log-level", "info"}, args...)...)
+	cmd = exec.Command(bin, append([]string{"run", "--log-level", "info"}, args...)...)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -294,9 +295,9 @@ func startGuest(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	var rest bytes.Buffer
-	started := make(chan struct{})
+	started, drained := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(drained)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if strings.Contains(sc.Text(), "guest started") {
@@ -304,16 +305,24 @@ func startGuest(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 				break
 			}
 		}
-		for sc.Scan() {
-			rest.WriteString(sc.Text() + "\n")
-		}
+		_, _ = io.Copy(io.Discard, stderr)
 	}()
 	select {
 	case <-started:
+	case <-drained:
+		t.Fatal("sandboxd exited before the guest started")
 	case <-time.After(30 * time.Second):
 		t.Fatal("guest did not start within 30s")
 	}
-	return cmd, &rest
+	return cmd, func() int {
+		select {
+		case <-drained:
+		case <-time.After(20 * time.Second):
+			t.Fatal("sandboxd still running 20s after the signal")
+		}
+		_ = cmd.Wait()
+		return cmd.ProcessState.ExitCode()
+	}
 }
 
 func TestRunSignalsKillTheGuest(t *testing.T) {
@@ -323,18 +332,11 @@ func TestRunSignalsKillTheGuest(t *testing.T) {
 		sig  syscall.Signal
 		code int
 	}{{syscall.SIGINT, exitInterrupt}, {syscall.SIGTERM, exitTerminated}} {
-		cmd, _ := startGuest(t, spin)
+		cmd, wait := startGuest(t, spin)
 		if err := cmd.Process.Signal(c.sig); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%v: sandboxd still running", c.sig)
-		}
-		if got := cmd.ProcessState.ExitCode(); got != c.code {
+		if got := wait(); got != c.code {
 			t.Errorf("%v: exit %d, want %d", c.sig, got, c.code)
 		}
 	}
