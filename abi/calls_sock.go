@@ -203,18 +203,23 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 // it with ENOTCAPABLE); WAITALL (ignored with PEEK and on datagram
 // channels) keeps receiving until iov is full or the stream ends. On
 // error it closes any handles already received.
-func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps int, peek, waitall bool) (total int, got []*caps.Cap, rf caps.RecvFlags, e Errno) {
+func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps int, peek, waitall bool) (int, []*caps.Cap, caps.RecvFlags, Errno) {
 	res := c.Resource()
 	if d, ok := res.(interface{ Datagram() bool }); peek || (ok && d.Datagram()) {
 		waitall = false
 	}
 	pl, _ := res.(caps.Pollable)
-	fail := func(e Errno) (int, []*caps.Cap, caps.RecvFlags, Errno) {
-		for _, x := range got {
-			g.kernel.Close(x)
+	var got []*caps.Cap
+	done := false
+	defer func() { // also when a kill unwinds the guest from waitReady
+		if !done {
+			for _, x := range got {
+				g.kernel.Close(x)
+			}
 		}
-		return 0, nil, 0, e
-	}
+	}()
+	total := 0
+	var rf caps.RecvFlags
 	for {
 		n, cs, f, err := msg.Recv(iov, maxCaps-len(got), peek)
 		got = append(got, cs...)
@@ -227,10 +232,10 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 				if total > 0 {
 					break
 				}
-				return fail(caps.EAGAIN)
+				return 0, nil, 0, caps.EAGAIN
 			}
 			if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
-				return fail(e)
+				return 0, nil, 0, e
 			}
 			continue
 		}
@@ -238,7 +243,7 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 			if total > 0 || len(got) > 0 {
 				break
 			}
-			return fail(caps.ErrnoOf(err))
+			return 0, nil, 0, caps.ErrnoOf(err)
 		}
 		total += n
 		if n == 0 || !waitall {
@@ -248,6 +253,7 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 			break
 		}
 	}
+	done = true
 	return total, got, rf, 0
 }
 

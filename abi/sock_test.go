@@ -154,3 +154,32 @@ func TestSockRecvWaitallGathersStream(t *testing.T) {
 	}
 	expectStdout(t, h, "waitall: ok 12345\n")
 }
+
+// Handles received by a WAITALL that is still waiting for the rest of its
+// data are closed if the guest is killed meanwhile: nothing stays in
+// flight with no one to adopt it.
+func TestKilledDuringWaitallClosesReceivedHandles(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("w")
+	_, ours := h.channelEnd(t, tbl, false)
+	g := h.startMode(t, context.Background(), abitest.C(t, sockGuest), tbl, "waitall")
+	awaitMessage(t, ours, "waiting")
+	obj := h.k.Mint(&caps.Holder{ID: "test"}, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "obj", "test")
+	x, err := h.k.Derive(obj, caps.Derivation{Edge: caps.EdgeDelegate, Base: caps.RightFDRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ours.Send([][]byte{[]byte("12")}, []*caps.Cap{x}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the guest takes "12" and the handle, and waits for 3 more bytes
+	g.Kill("test kill")
+	<-g.Done()
+	if !x.Info().Closed {
+		t.Fatal("a handle received before the kill stayed in flight")
+	}
+	h.k.Close(obj)
+	if s := h.k.Snapshot(); len(s) != 0 {
+		t.Fatalf("%d capabilities left in the graph", len(s))
+	}
+}

@@ -143,8 +143,9 @@ static void server(void) {
 static void waitall(void) {
   write_str(3, "waiting");
   char buf[8];
+  sbx_fd_t fds[4];
   sbx_recv_out_t ro;
-  sbx_errno_t e = recv_flags(3, buf, 6, 0, 0, SBX_SOCK_RECV_WAITALL, &ro);
+  sbx_errno_t e = recv_flags(3, buf, 6, fds, 4, SBX_SOCK_RECV_WAITALL, &ro);
   sayf(OUT, "waitall: %s %s", ename(e), buf);
 }
 
