@@ -82,7 +82,7 @@ var wasiCalls = [46]Call{
 	{Slot: 21, Name: "fd_readdir", Params: ps("fd", i32, "*buf", i32, "buf_len", i32, "cookie", i64, "*bufused_out", i32), Rights: "fd_readdir", Origin: "file_readdir", fn: wasiFDReaddir,
 		Note: "entries are '.', '..', then names in byte order; the cookie is the index of the next entry"},
 	{Slot: 22, Name: "fd_renumber", Params: ps("fd", i32, "to", i32), Origin: "fd_replace", fn: wasiFDRenumber,
-		Changed: "moves: fd is closed and its capability now lives at to (which must be open, and is closed)"},
+		Changed: "moves rather than copies: what to held (it must be open) is closed, fd's capability itself takes its place, and fd becomes free"},
 	{Slot: 23, Name: "fd_seek", Params: ps("fd", i32, "offset", i64, "whence", i32, "*newoffset_out", i32), Rights: "fd_seek (fd_tell for whence=cur, offset=0)", Origin: "fd_seek", fn: wasiFDSeek,
 		Changed: "whence renumbered: set 0, cur 1, end 2"},
 	{Slot: 24, Name: "fd_sync", Params: ps("fd", i32), Rights: "fd_sync", Origin: "fd_sync", fn: fdSync},
