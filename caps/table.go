@@ -1,6 +1,10 @@
 package caps
 
-import "sync"
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+)
 
 // Table maps one holder's small integer handles (fds) to capabilities. An
 // fd is not a capability: it means something only in its own table.
@@ -9,9 +13,31 @@ type Table struct {
 	holder *Holder
 	max    int
 
+	// Writers hold mu and never modify a published slice: each change
+	// stores a new one (copy on write), so the per-call lookup in Get and
+	// Acquire is one atomic load with no lock. Tables are small (max-fds).
 	mu     sync.Mutex
-	slots  []*Cap
+	slots  []*Cap // the current slice; also published in view
+	view   atomic.Pointer[[]*Cap]
 	closed bool // CloseAll ran: the holder is gone and takes nothing new
+}
+
+// publish installs ns as the table's slots. Called with mu held.
+func (t *Table) publish(ns []*Cap) {
+	for len(ns) > 0 && ns[len(ns)-1] == nil {
+		ns = ns[:len(ns)-1]
+	}
+	t.slots = ns
+	t.view.Store(&ns)
+}
+
+// lookup returns the capability at fd without locking, or nil.
+func (t *Table) lookup(fd uint32) *Cap {
+	v := t.view.Load()
+	if v == nil || int64(fd) >= int64(len(*v)) {
+		return nil
+	}
+	return (*v)[fd]
 }
 
 // DefaultMaxFDs is the handle-table size when none is configured.
@@ -37,13 +63,10 @@ func (t *Table) Max() int { return t.max }
 
 // Get returns the capability at fd, or EBADF.
 func (t *Table) Get(fd uint32) (*Cap, error) {
-	t.mu.Lock()
-	if int64(fd) >= int64(len(t.slots)) || t.slots[fd] == nil {
-		t.mu.Unlock()
+	c := t.lookup(fd)
+	if c == nil {
 		return nil, EBADF
 	}
-	c := t.slots[fd]
-	t.mu.Unlock()
 	return c, nil
 }
 
@@ -52,13 +75,10 @@ func (t *Table) Get(fd uint32) (*Cap, error) {
 // are EBADF for an empty slot and ENOTCAPABLE for missing rights or a
 // revoked capability.
 func (t *Table) Acquire(fd uint32, base, inheriting Rights) (*Cap, error) {
-	t.mu.Lock()
-	if int64(fd) >= int64(len(t.slots)) || t.slots[fd] == nil {
-		t.mu.Unlock()
+	c := t.lookup(fd)
+	if c == nil {
 		return nil, EBADF
 	}
-	c := t.slots[fd]
-	t.mu.Unlock()
 	if err := c.Acquire(base, inheriting); err != nil {
 		return nil, err
 	}
@@ -76,15 +96,18 @@ func (t *Table) Insert(c *Cap) (uint32, error) {
 	}
 	for i, s := range t.slots {
 		if s == nil {
-			t.slots[i] = c
+			ns := slices.Clone(t.slots)
+			ns[i] = c
+			t.publish(ns)
 			return uint32(i), nil
 		}
 	}
 	if len(t.slots) >= t.max {
 		return 0, EMFILE
 	}
-	t.slots = append(t.slots, c)
-	return uint32(len(t.slots) - 1), nil
+	ns := append(slices.Clip(slices.Clone(t.slots)), c)
+	t.publish(ns)
+	return uint32(len(ns) - 1), nil
 }
 
 // Replace installs c at fd, which must be open, and closes what was there
@@ -96,7 +119,9 @@ func (t *Table) Replace(fd uint32, c *Cap) error {
 		return EBADF
 	}
 	old := t.slots[fd]
-	t.slots[fd] = c
+	ns := slices.Clone(t.slots)
+	ns[fd] = c
+	t.publish(ns)
 	t.mu.Unlock()
 	if old != c {
 		t.k.Close(old)
@@ -123,10 +148,9 @@ func (t *Table) Take(fd uint32) (*Cap, error) {
 		return nil, EBADF
 	}
 	c := t.slots[fd]
-	t.slots[fd] = nil
-	for len(t.slots) > 0 && t.slots[len(t.slots)-1] == nil {
-		t.slots = t.slots[:len(t.slots)-1]
-	}
+	ns := slices.Clone(t.slots)
+	ns[fd] = nil
+	t.publish(ns)
 	return c, nil
 }
 
@@ -156,7 +180,7 @@ func (t *Table) Entries() []Entry {
 func (t *Table) CloseAll() {
 	t.mu.Lock()
 	slots := t.slots
-	t.slots = nil
+	t.publish(nil)
 	t.closed = true
 	t.mu.Unlock()
 	for _, c := range slots {
