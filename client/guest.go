@@ -3,15 +3,30 @@ package client
 import (
 	"context"
 	"io"
+	"sync"
+
+	"capnproto.org/go/capnp/v3"
 
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
-// Guest is a capability on one guest. It is safe for concurrent use.
+// Guest is a capability on one guest. It is safe for concurrent use;
+// Release must come after the calls in progress have returned.
 type Guest struct {
-	id   string
-	info GuestInfo // as of launch, for guests this client launched
-	g    schemas.Guest
+	id string
+	g  schemas.Guest
+
+	// For a guest this client launched without Detach: the exit status,
+	// asked for together with the launch.
+	exit       *schemas.Guest_wait_Results_Future
+	exitRel    capnp.ReleaseFunc
+	exitCancel context.CancelFunc
+	// For a guest launched with Stdout or Stderr: the local sink the
+	// daemon writes the output to.
+	out  *outputServer
+	sink schemas.OutputSink
+
+	releaseOnce sync.Once
 }
 
 // ID is the guest's id, as `sandboxd ps` shows it.
@@ -19,7 +34,16 @@ func (g *Guest) ID() string { return g.id }
 
 // Release gives up this handle. A guest launched through it without
 // Detach is killed if it is still running.
-func (g *Guest) Release() { g.g.Release() }
+func (g *Guest) Release() {
+	g.releaseOnce.Do(func() {
+		if g.exitRel != nil {
+			g.exitCancel() // the release of a pending call waits for its answer
+			g.exitRel()
+		}
+		g.sink.Release()
+		g.g.Release()
+	})
+}
 
 // Info returns the guest's current description.
 func (g *Guest) Info(ctx context.Context) (GuestInfo, error) {
@@ -40,10 +64,41 @@ func (g *Guest) Info(ctx context.Context) (GuestInfo, error) {
 // guest launched with Stdout or Stderr, everything it wrote has been
 // written to them when Wait returns.
 func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
-	f, rel := g.g.Wait(ctx, nil)
-	defer rel()
-	r, err := f.Struct()
-	return exitStatusResult("wait "+g.id, r, err)
+	if g.exit == nil {
+		f, rel := g.g.Wait(ctx, nil)
+		defer rel()
+		r, err := f.Struct()
+		return exitStatusResult("wait "+g.id, r, err)
+	}
+	select {
+	case <-g.exit.Done():
+	case <-ctx.Done():
+		return ExitStatus{}, callError("wait "+g.id, context.Cause(ctx))
+	}
+	r, err := g.exit.Struct()
+	st, err := exitStatusResult("wait "+g.id, r, err)
+	if err == nil {
+		err = g.flushOutput()
+	}
+	return st, err
+}
+
+// flushOutput returns once the local sink has written every chunk the
+// daemon sent before the exit status. The daemon sends all of a guest's
+// output before its exit status on the one connection, and the sink
+// handles calls in the order they arrive, so a call queued behind them
+// completes last.
+func (g *Guest) flushOutput() error {
+	if g.out == nil {
+		return nil
+	}
+	if err := g.sink.Write(context.Background(), nil); err != nil {
+		return err
+	}
+	if err := g.sink.WaitStreaming(); err != nil {
+		return err
+	}
+	return g.out.err()
 }
 
 // Kill ends the guest (reason is recorded, "" means "killed") and returns
@@ -52,7 +107,11 @@ func (g *Guest) Kill(ctx context.Context, reason string) (ExitStatus, error) {
 	f, rel := g.g.Kill(ctx, func(p schemas.Guest_kill_Params) error { return p.SetReason(reason) })
 	defer rel()
 	r, err := f.Struct()
-	return exitStatusResult("kill "+g.id, r, err)
+	st, err := exitStatusResult("kill "+g.id, r, err)
+	if err == nil {
+		err = g.flushOutput()
+	}
+	return st, err
 }
 
 func exitStatusResult[R interface {

@@ -47,32 +47,47 @@ type Delegation struct {
 }
 
 // Launch starts a guest and returns a handle on it once it is running.
+//
+// Unless req.Detach is set, Launch also asks for the guest's exit status
+// in the same round trip (pipelined on the launch), so that Wait costs no
+// further round trip: launch to exit status is one exchange with the
+// daemon.
 func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) {
-	var out *outputServer
+	g := &Guest{}
+	var sink schemas.OutputSink
 	if req.Stdout != nil || req.Stderr != nil {
-		out = newOutputServer(req.Stdout, req.Stderr)
+		g.out = newOutputServer(req.Stdout, req.Stderr)
+		sink = g.out.client()
+		g.sink = sink.AddRef()
 	}
 	f, rel := c.sup.Launch(ctx, func(p schemas.Supervisor_launch_Params) error {
 		r, err := p.NewRequest()
 		if err != nil {
 			return err
 		}
-		return fillLaunch(r, req, out)
+		return fillLaunch(r, req, sink)
 	})
 	defer rel()
+	if !req.Detach {
+		// Not bound to ctx: it lives as long as the Guest (Release ends it).
+		ectx, cancel := context.WithCancel(context.Background())
+		ef, erel := f.Guest().Wait(ectx, nil)
+		g.exit, g.exitRel, g.exitCancel = &ef, erel, cancel
+	}
 	r, err := f.Struct()
-	if err != nil {
-		return nil, callError("launch "+req.Name, err)
+	if err == nil {
+		var info schemas.GuestInfo
+		if info, err = r.Info(); err == nil {
+			g.id = guestInfoFrom(info).ID
+			g.g = r.Guest().AddRef()
+			return g, nil
+		}
 	}
-	info, err := r.Info()
-	if err != nil {
-		return nil, callError("launch "+req.Name, err)
-	}
-	gi := guestInfoFrom(info)
-	return &Guest{id: gi.ID, info: gi, g: r.Guest().AddRef()}, nil
+	g.Release()
+	return nil, callError("launch "+req.Name, err)
 }
 
-func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, out *outputServer) error {
+func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, sink schemas.OutputSink) error {
 	if err := r.SetName(req.Name); err != nil {
 		return err
 	}
@@ -110,8 +125,8 @@ func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, out *outputServer) e
 			return err
 		}
 	}
-	if out != nil {
-		if err := r.SetOutput(out.client()); err != nil {
+	if sink.IsValid() {
+		if err := r.SetOutput(sink); err != nil { // takes ownership of sink
 			return err
 		}
 	}

@@ -34,6 +34,9 @@ func (o *outputServer) Write(ctx context.Context, call schemas.OutputSink_write)
 	if err != nil {
 		return err
 	}
+	if len(data) == 0 { // a flush (Guest.flushOutput), or nothing to write
+		return nil
+	}
 	w, name := o.stdout, "stdout"
 	if a.Stream() == schemas.StdStream_stderr {
 		w, name = o.stderr, "stderr"

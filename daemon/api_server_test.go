@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"capnproto.org/go/capnp/v3"
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
@@ -62,15 +61,15 @@ func shortTempDir(t testing.TB) string {
 	return d
 }
 
-// startDaemon starts a daemon for one test. Tests (not benchmarks) also
-// fail if any capability client leaks: the hook records a stack for every
-// client created, which costs more than a launch, so benchmarks and the
-// scale test (startDaemonUnwatched) do without it.
+// startDaemon starts a daemon for one test, which also fails if any
+// capability client leaks while it runs (see clientLeaks).
 func startDaemon(t *testing.T, lim daemon.Limits) *testDaemon {
 	t.Helper()
 	return startDaemonWith(t, lim, watchClientLeaks(t))
 }
 
+// startDaemonUnwatched starts a daemon without the leak check, for
+// benchmarks and fuzzing.
 func startDaemonUnwatched(t testing.TB, lim daemon.Limits) *testDaemon {
 	t.Helper()
 	return startDaemonWith(t, lim, func() {})
@@ -112,35 +111,6 @@ func startDaemonWith(t testing.TB, lim daemon.Limits, leaks func()) *testDaemon 
 		}
 	})
 	return d
-}
-
-// leakMu serialises tests that install capnp's process-wide leak hook.
-var leakMu sync.Mutex
-
-// watchClientLeaks makes any capability client garbage-collected without
-// Release fail the test; the returned func checks and uninstalls.
-func watchClientLeaks(t testing.TB) func() {
-	leakMu.Lock()
-	var mu sync.Mutex
-	var leaked []string
-	capnp.SetClientLeakFunc(func(msg string) {
-		mu.Lock()
-		leaked = append(leaked, msg)
-		mu.Unlock()
-	})
-	return func() {
-		for i := 0; i < 3; i++ {
-			runtime.GC()
-			time.Sleep(10 * time.Millisecond)
-		}
-		capnp.SetClientLeakFunc(nil)
-		leakMu.Unlock()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range leaked {
-			t.Errorf("capability client leaked: %s", m)
-		}
-	}
 }
 
 func (d *testDaemon) dial(t testing.TB) *client.Client {

@@ -44,13 +44,19 @@ func TestClientExceedingOutstandingCallsIsDisconnectedAndItsGuestsKilled(t *test
 		t.Fatal(err)
 	}
 	defer g.Release()
+	// A second handle, whose every Wait is a call of its own.
+	h, err := c.Guest(ctx, g.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := g.Wait(ctx)
+			_, err := h.Wait(ctx)
 			errs <- err
 		}()
 	}

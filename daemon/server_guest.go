@@ -28,7 +28,7 @@ type guestRecord struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	// delivered is closed once the guest has exited and every byte of its
-	// output has reached the attached sink (or the sink failed).
+	// output has been sent to the attached sink.
 	delivered chan struct{}
 }
 
@@ -45,11 +45,15 @@ func (s *Server) watch(r *guestRecord) {
 	<-r.g.Done()
 	r.ended.Store(time.Now().UnixNano())
 	r.output.close()
+	// Every write to the attached sink was sent before the guest exited,
+	// so the exit status, sent after this, reaches the client after all
+	// of its output (one connection keeps the order): Wait need not wait
+	// for the client to acknowledge the output.
+	close(r.delivered)
 	if r.attached != nil {
 		r.attached.finish()
 	}
 	r.cancel()
-	close(r.delivered)
 	s.retire(r.g.ID())
 }
 

@@ -1,0 +1,163 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+// serve runs a daemon in this process and returns its socket.
+func serve(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sbxc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sup, err := daemon.New(context.Background(), daemon.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := daemon.Listen(filepath.Join(dir, "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := daemon.NewServer(sup, daemon.ServerOptions{})
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+		sup.Close(ctx)
+	})
+	return l.Addr().String()
+}
+
+func dial(t *testing.T, socket string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestDialWithoutADaemonSaysHowToStartOne(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	_, err := client.Dial(context.Background(), sock)
+	if err == nil || !strings.Contains(err.Error(), "sandboxd serve --socket "+sock) {
+		t.Fatalf("Dial without a daemon: %v", err)
+	}
+}
+
+func TestDefaultSocketPathHonoursTheEnvironment(t *testing.T) {
+	t.Setenv("SANDBOXD_SOCKET", "/x/y.sock")
+	if got := client.DefaultSocketPath(); got != "/x/y.sock" {
+		t.Fatalf("DefaultSocketPath = %q", got)
+	}
+}
+
+func TestWaitHonoursItsContextAndReleaseKillsAnAttachedGuest(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, "daemon/testdata/guests/spin.wat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := g.Wait(wctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait past its deadline: %v", err)
+	}
+	id := g.ID()
+	g.Release()
+	g.Release() // twice is harmless
+	other := dial(t, sock)
+	h, err := other.Guest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	st, err := h.Wait(ctx)
+	if err != nil || st.Killed == "" {
+		t.Fatalf("after Release the attached guest ended %+v, %v; want killed", st, err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestFailingOutputWriterIsReportedAndTheOutputIsStillKept(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, "abi/testdata/guests/hello.wat"), Stdout: failingWriter{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	st, err := g.Wait(ctx)
+	if st.Code != 7 || err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Wait: %+v, %v; want exit 7 and the writer's error", st, err)
+	}
+	var kept strings.Builder
+	if _, err := g.Logs(ctx, &kept, nil, false); err != nil || kept.String() != "hello\n" {
+		t.Fatalf("Logs: %q, %v", kept.String(), err)
+	}
+}
+
+func TestErrorsNameTheOperationOnce(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	_, err := c.Launch(context.Background(), client.LaunchRequest{Name: "bad.wasm", Wasm: []byte("nope")})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Disconnected || ce.Op != "launch bad.wasm" {
+		t.Fatalf("launch of junk: %#v", err)
+	}
+	if strings.Count(err.Error(), "launch") != 1 || strings.Contains(err.Error(), "rpc") || strings.Contains(err.Error(), "capnp") {
+		t.Fatalf("message %q should name the operation once and no RPC internals", err.Error())
+	}
+}
+
+func TestClosingTheClientEndsPendingCallsAsDisconnected(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, "daemon/testdata/guests/spin.wat"), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.Wait(ctx)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-done:
+		var ce *client.Error
+		if !errors.As(err, &ce) || !ce.Disconnected {
+			t.Fatalf("Wait across a closed connection: %#v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not return when the connection closed")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done not closed after Close")
+	}
+}
