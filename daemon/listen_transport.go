@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	capnp "capnproto.org/go/capnp/v3"
@@ -133,8 +134,8 @@ func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
 	}
 	in, err := t.Transport.RecvMessage()
 	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-			return nil, err
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+			return nil, err // the client went away: not its fault, nor ours
 		}
 		t.log.Warn("disconnecting client: it sent a bad or oversized message, or stalled in one", "error", err)
 		return nil, err
