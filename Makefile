@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 12m
 # guests with the same flags.
 WASM_CC := clang --target=wasm32 -nostdlib -O2 -I abi/include -Wl,--export=_start -Wl,--allow-undefined
 
-.PHONY: all build examples demo test fmt-check vet staticcheck gotest fuzz clean help
+.PHONY: all build examples demo test fmt-check generated-check vet staticcheck gotest fuzz clean help
 
 all: build examples
 
@@ -19,7 +19,7 @@ help:
 	@echo "make build       build bin/sandboxd"
 	@echo "make examples    build the example guest bin/hello.wasm"
 	@echo "make demo        run the example guest with one read-only directory grant"
-	@echo "make test        gofmt check, go vet, staticcheck, go test -race (what CI runs)"
+	@echo "make test        gofmt check, generated code check, go vet, staticcheck, go test -race (what CI runs)"
 	@echo "make fuzz        fuzz the grant parser for 30s"
 	@echo "make clean       remove bin/"
 
@@ -36,7 +36,11 @@ bin/hello.wasm: examples/hello/hello.c abi/include/sandboxd.h
 demo: build examples
 	./bin/sandboxd run --grant dir:./examples/hello/data=data:ro bin/hello.wasm
 
-test: fmt-check vet staticcheck gotest
+test: fmt-check generated-check vet staticcheck gotest
+
+# schemas/*.capnp.go must be what the pinned capnp and capnpc-go generate.
+generated-check:
+	scripts/check-generated.sh
 
 fmt-check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -w needed on:"; echo "$$out"; exit 1; fi
