@@ -253,7 +253,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	s.records[g.ID()] = r
 	s.mu.Unlock()
 	go s.watch(r)
-	c.log.Info("launched", "guest", g.ID(), "module", a.name, "sha256", m.HashString(), "detach", a.detach, "attached", r.attached != nil)
+	c.log.Debug("launched", "guest", g.ID(), "module", a.name, "sha256", m.HashString(), "detach", a.detach, "attached", r.attached != nil)
 
 	gc, err := c.newGuestClient(r, true)
 	if err != nil { // cannot happen: room was reserved above

@@ -62,16 +62,17 @@ func privateDir(t testing.TB) string {
 }
 
 // serveDaemon starts `binary serve` with the given state directory ("" for
-// a new one) and waits until it answers on its socket. The daemon is
-// stopped with SIGTERM when the test ends, and must exit 0.
-func serveDaemon(t testing.TB, binary, state string) *daemonProc {
+// a new one), logging at debug level unless extra flags say otherwise, and
+// waits until it answers on its socket. The daemon is stopped with SIGTERM
+// when the test ends, and must exit 0.
+func serveDaemon(t testing.TB, binary, state string, extra ...string) *daemonProc {
 	t.Helper()
 	dir := privateDir(t)
 	if state == "" {
 		state = filepath.Join(dir, "state")
 	}
 	d := &daemonProc{socket: filepath.Join(dir, "sandboxd.sock"), state: state, log: &lockedBuffer{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(binary, "serve", "--socket", d.socket, "--state", state, "--log-level", "debug")
+	d.cmd = exec.Command(binary, append([]string{"serve", "--socket", d.socket, "--state", state, "--log-level", "debug"}, extra...)...)
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -534,7 +535,7 @@ func BenchmarkDaemonWarmLaunchCLI(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := serveDaemon(b, sbx, "")
+	d := serveDaemon(b, sbx, "", "--log-level", "info")
 	benchmarkProcess(b, sbx, "launch", "--socket", d.socket, benchGuest(b))
 }
 
@@ -545,7 +546,7 @@ func BenchmarkDaemonWarmLaunchLibrary(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := serveDaemon(b, sbx, "")
+	d := serveDaemon(b, sbx, "", "--log-level", "info")
 	ctx := context.Background()
 	c, err := client.Dial(ctx, d.socket)
 	if err != nil {
