@@ -308,3 +308,35 @@ func FuzzServerInput(f *testing.F) {
 		serveBytes(t, d.srv, in)
 	})
 }
+
+func TestRunningGuestsPerPrincipalAreBounded(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{MaxGuests: 2})
+	ctx := context.Background()
+	c1, c2 := d.dial(t), d.dial(t)
+	spin := abitest.WAT(t, spinWAT)
+	a, err := c1.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release()
+	b, err := c2.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release()
+	// The limit is per principal, over all its connections.
+	if _, err := c1.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin}); err == nil || !strings.Contains(err.Error(), "--max-guests") {
+		t.Fatalf("a third running guest: %v", err)
+	}
+	if _, err := a.Kill(ctx, "make room"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "an exited guest frees its place", func() bool {
+		g, err := c1.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
+		if err != nil {
+			return false
+		}
+		g.Release()
+		return true
+	})
+}

@@ -36,6 +36,10 @@ type Limits struct {
 	// one connection and the connection has not released. Calls that would
 	// create more fail with an error saying so. Default 4096.
 	MaxObjects int
+	// MaxGuests bounds the guests one principal (uid) may have running at
+	// once, over all its connections; launches beyond it fail with an
+	// error saying so. Default 16384.
+	MaxGuests int
 	// MaxConnections bounds concurrent client connections. Further
 	// connections are closed at once and logged. Default 1024.
 	MaxConnections int
@@ -52,6 +56,7 @@ var DefaultLimits = Limits{
 	MaxMessageSize:      32 << 20,
 	MaxOutstandingCalls: 4096,
 	MaxObjects:          4096,
+	MaxGuests:           16384,
 	MaxConnections:      1024,
 	MessageTimeout:      30 * time.Second,
 	WriteTimeout:        60 * time.Second,
@@ -70,6 +75,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxObjects <= 0 {
 		l.MaxObjects = d.MaxObjects
+	}
+	if l.MaxGuests <= 0 {
+		l.MaxGuests = d.MaxGuests
 	}
 	if l.MaxConnections <= 0 {
 		l.MaxConnections = d.MaxConnections

@@ -66,7 +66,8 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 	holders   map[string]Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
-	exited    []string // ids of exited guests whose records are kept, oldest first
+	running   map[uint32]int // running guests launched through the server, by principal uid
+	exited    []string       // ids of exited guests whose records are kept, oldest first
 	names     map[uint32]string
 }
 
@@ -83,6 +84,7 @@ func NewServer(sup *Supervisor, opts ServerOptions) *Server {
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{},
 		holders: map[string]Principal{}, records: map[string]*guestRecord{}, names: map[uint32]string{},
+		running: map[uint32]int{},
 	}
 }
 

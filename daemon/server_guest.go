@@ -54,7 +54,17 @@ func (s *Server) watch(r *guestRecord) {
 		r.attached.finish()
 	}
 	r.cancel()
+	s.mu.Lock()
+	s.dropRunning(r.g.Principal().UID)
+	s.mu.Unlock()
 	s.retire(r.g.ID())
+}
+
+// dropRunning counts one guest of uid as ended. Called with s.mu held.
+func (s *Server) dropRunning(uid uint32) {
+	if s.running[uid]--; s.running[uid] <= 0 {
+		delete(s.running, uid)
+	}
 }
 
 // retire forgets records of exited guests the Supervisor no longer lists,

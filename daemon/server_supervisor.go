@@ -216,6 +216,22 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 		return schemas.Guest{}, nil, err
 	}
 	defer c.dropObject() // newGuestClient takes its own
+	uid := c.principal.UID
+	s.mu.Lock()
+	if s.running[uid] >= s.lim.MaxGuests {
+		s.mu.Unlock()
+		return schemas.Guest{}, nil, fmt.Errorf("%s already has %d guests running, the daemon's limit (serve --max-guests): wait for some to exit or kill them", c.principal, s.lim.MaxGuests)
+	}
+	s.running[uid]++ // released by watch, or below if the launch fails
+	s.mu.Unlock()
+	launched := false
+	defer func() {
+		if !launched {
+			s.mu.Lock()
+			s.dropRunning(uid)
+			s.mu.Unlock()
+		}
+	}()
 	m, err := s.sup.Compile(ctx, a.name, a.wasm)
 	if err != nil {
 		return schemas.Guest{}, nil, fmt.Errorf("launch: %w", err)
@@ -249,6 +265,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 		return schemas.Guest{}, nil, err
 	}
 	r.g = g
+	launched = true
 	s.mu.Lock()
 	s.records[g.ID()] = r
 	s.mu.Unlock()

@@ -39,6 +39,7 @@ func serveCmd(args []string) int {
 	maxMsg := fs.String("max-message", "32MiB", "the largest request a client may send (`SIZE`; a launch carries its module)")
 	fs.IntVar(&lim.MaxOutstandingCalls, "max-calls", lim.MaxOutstandingCalls, "calls (`N`) one connection may have in progress; more disconnect it")
 	fs.IntVar(&lim.MaxObjects, "max-objects", lim.MaxObjects, "Guest and Cap objects (`N`) one connection may hold")
+	fs.IntVar(&lim.MaxGuests, "max-guests", lim.MaxGuests, "guests (`N`) one user may have running at once")
 	fs.IntVar(&lim.MaxConnections, "max-conns", lim.MaxConnections, "concurrent client connections (`N`)")
 	fs.DurationVar(&lim.WriteTimeout, "write-timeout", lim.WriteTimeout, "disconnect a client that does not read its socket for `DURATION`")
 	if code, ok := parseFlags(c, fs, args); !ok {
@@ -60,8 +61,8 @@ func serveCmd(args []string) int {
 		return usageError(c, "--max-message %q: a SIZE of at least 64KiB is needed, e.g. 32MiB", *maxMsg)
 	}
 	lim.MaxMessageSize = msg
-	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 {
-		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-conns and --write-timeout above 0")
+	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxGuests < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 {
+		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns and --write-timeout above 0")
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: os.Stderr, JSONFormat: *logJSON})
 
