@@ -63,8 +63,9 @@ const MaxGuestName = 255
 // in SOURCE are literal, so host paths and addresses with colons need no
 // escaping unless they end in ":ro". GUEST is never escaped: it may not be
 // empty, contain "/", "=", ":", "\", NUL or control characters, be "." or
-// "..", or exceed MaxGuestName bytes; the one exception is a dir grant
-// named exactly "/", the guest's root.
+// "..", or exceed MaxGuestName bytes. A dir or file grant's GUEST may also
+// be a path ("/data", "out/logs"; see checkGuestPath), and a dir grant may
+// be named exactly "/", the guest's root.
 type Grant struct {
 	Kind GrantKind
 	// Source is what is granted: the host path (dir, file), the policy
@@ -147,10 +148,14 @@ func ParseGrant(text string) (Grant, error) {
 	}
 
 	if hasName {
+		check := checkName
+		if kind == GrantDir || kind == GrantFile {
+			check = checkGuestPath
+		}
 		// "/" names the guest's root directory: a WASI guest resolves
 		// every absolute path beneath it (docs/WASI.md, preopens).
 		if !(kind == GrantDir && name == "/") {
-			if err := checkName(name); err != nil {
+			if err := check(name); err != nil {
 				return bad("guest name %q %s", name, err)
 			}
 		}
@@ -236,6 +241,30 @@ func checkName(n string) error {
 			return fmt.Errorf("contains %q (names may not contain / = : or \\)", r)
 		case r == 0 || unicode.IsControl(r):
 			return errors.New("contains a control character")
+		}
+	}
+	return nil
+}
+
+// checkGuestPath validates the guest name of a dir or file grant. Besides
+// a plain name it may be a path, "/data" or "out/logs": it is the name
+// WASI guests see the directory mounted at (a preopen), and a label in
+// the native ABI's argdata. Each "/"-separated part must be a valid
+// name, so no part is empty, "." or "..".
+func checkGuestPath(n string) error {
+	if len(n) > MaxGuestName {
+		return fmt.Errorf("is longer than %d bytes", MaxGuestName)
+	}
+	rest := strings.TrimPrefix(n, "/")
+	if rest == "" {
+		return errors.New(`is empty (only a dir grant may be named "/")`)
+	}
+	for _, part := range strings.Split(rest, "/") {
+		if err := checkName(part); err != nil {
+			if part == "" {
+				return errors.New(`has an empty path element ("//" or a trailing "/")`)
+			}
+			return fmt.Errorf("has a path element %q that %s", part, err)
 		}
 	}
 	return nil

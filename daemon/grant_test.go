@@ -40,6 +40,12 @@ func TestParseGrantAcceptsTheDocumentedForms(t *testing.T) {
 		{"dir:/srv/données=données", Grant{Kind: GrantDir, Source: "/srv/données", Name: "données"}},
 		// "/" is the guest's root directory, for dir grants only.
 		{"dir:/=/:ro", Grant{Kind: GrantDir, Source: "/", Name: "/", ReadOnly: true}},
+		// Dir and file guest names may be paths: the mount point a WASI
+		// guest sees, e.g. the issue's own `--grant dir:./data=/data:ro`.
+		{"dir:./data=/data:ro", Grant{Kind: GrantDir, Source: "./data", Name: "/data", ReadOnly: true}},
+		{"dir:./out=/out", Grant{Kind: GrantDir, Source: "./out", Name: "/out"}},
+		{"dir:/srv/logs=var/log", Grant{Kind: GrantDir, Source: "/srv/logs", Name: "var/log"}},
+		{"file:/tmp/in.txt=/in/in.txt:ro", Grant{Kind: GrantFile, Source: "/tmp/in.txt", Name: "/in/in.txt", ReadOnly: true}},
 	}
 	for _, c := range cases {
 		got, err := ParseGrant(c.text)
@@ -68,7 +74,11 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 		{"dir:=x", "empty host path"},
 		{"dir:/x=", `guest name "" is empty`},
 		{"dir:/x=:ro", `guest name "" is empty`},
-		{"dir:/x=a/b", "may not contain"},
+		{"dir:/x=a//b", "empty path element"},
+		{"dir:/x=a/", "empty path element"},
+		{"dir:/x=a/../b", `path element ".." that is "." or ".."`},
+		{"dir:/x=/./b", `path element "." that`},
+		{"dir:/x=//", "empty path element"},
 		{"dir:/x=a:b", "may not contain"},
 		{"dir:/x=a=b", "may not contain"},
 		{`dir:/x=a\b`, "may not contain"},
@@ -76,8 +86,8 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 		{"dir:/x=a\tb", "control character"},
 		{"dir:/x=" + strings.Repeat("n", MaxGuestName+1), "longer than 255 bytes"},
 		{"dir:/", "add =NAME"},
-		{"file:/etc/hosts=/", "may not contain"},
-		{"dir:/x=/a", "may not contain"},
+		{"file:/etc/hosts=/", `only a dir grant may be named "/"`},
+		{"dir:/x=/a:b", "may not contain"},
 		{"dir:/mnt/a:b", "add =NAME"},
 		{"dir:.", "add =NAME"},
 		{"dir:..", "add =NAME"},
