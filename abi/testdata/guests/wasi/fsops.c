@@ -135,7 +135,8 @@ int main(void) {
   report("openat-dotdot", openat(dfd, "../etc/passwd", O_RDONLY));
   report("openat-abs", openat(dfd, "/etc/passwd", O_RDONLY));
   report("read-dir", read(dfd, buf, 1));
-  report("symlink-out", symlink("/etc/passwd", "/data/out"));
+  report("symlink-abs", symlink("/etc/passwd", "/data/abs"));
+  report("symlink-out", symlink("../../../../../../../../etc/passwd", "/data/out"));
   report("follow-out", open("/data/out", O_RDONLY));
   report("ungranted", open("/etc/passwd", O_RDONLY));
 
