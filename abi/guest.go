@@ -63,11 +63,15 @@ type Guest struct {
 	ID     string
 	rt     *Runtime
 	module *Module
-	table  *caps.Table
-	kernel *caps.Kernel
-	holder *caps.Holder
-	log    hclog.Logger
-	trace  bool
+	table  *caps.Table // used by the guest's own goroutine (its calls)
+	// shownTable is table as seen from other goroutines (Table): proc_exec
+	// swaps the table on the guest's goroutine while the supervisor may be
+	// listing or granting handles.
+	shownTable atomic.Pointer[caps.Table]
+	kernel     *caps.Kernel
+	holder     *caps.Holder
+	log        hclog.Logger
+	trace      bool
 
 	args, env []string
 	argdata   []byte
@@ -115,6 +119,7 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
 		waiter: caps.NewWaiter(), done: make(chan struct{}),
 	}
+	g.shownTable.Store(cfg.Table)
 	if g.argdata == nil {
 		g.argdata = StartupArgdata(cfg.Args, cfg.Env, cfg.Table)
 	}
@@ -122,7 +127,7 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 }
 
 // Table returns the guest's handle table.
-func (g *Guest) Table() *caps.Table { return g.table }
+func (g *Guest) Table() *caps.Table { return g.shownTable.Load() }
 
 // Module returns the program the guest runs.
 func (g *Guest) Module() *Module { return g.module }
@@ -174,6 +179,7 @@ func (g *Guest) run() {
 		g.exec = nil
 		g.table.CloseAll()
 		g.module, g.table, g.argdata = req.module, req.table, req.argdata
+		g.shownTable.Store(req.table)
 		g.signal = 0
 		st = g.runOnce()
 	}

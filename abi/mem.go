@@ -24,22 +24,6 @@ func read(m api.Memory, ptr, n uint32) ([]byte, Errno) {
 	return b, 0
 }
 
-func readU32(m api.Memory, ptr uint32) (uint32, Errno) {
-	v, ok := m.ReadUint32Le(ptr)
-	if !ok {
-		return 0, caps.EFAULT
-	}
-	return v, 0
-}
-
-func readU64(m api.Memory, ptr uint32) (uint64, Errno) {
-	v, ok := m.ReadUint64Le(ptr)
-	if !ok {
-		return 0, caps.EFAULT
-	}
-	return v, 0
-}
-
 func writeU32(m api.Memory, ptr, v uint32) Errno {
 	if !m.WriteUint32Le(ptr, v) {
 		return caps.EFAULT
