@@ -161,3 +161,30 @@ func TestClosingTheClientEndsPendingCallsAsDisconnected(t *testing.T) {
 		t.Fatal("Done not closed after Close")
 	}
 }
+
+func TestConcurrentWaitAndKillOfAnAttachedGuest(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	ctx := context.Background()
+	var out strings.Builder
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, "daemon/testdata/guests/spin.wat"), Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	waited := make(chan client.ExitStatus, 1)
+	go func() {
+		st, err := g.Wait(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		waited <- st
+	}()
+	st, err := g.Kill(ctx, "test")
+	if err != nil || st.Killed != "test" {
+		t.Fatalf("Kill: %+v, %v", st, err)
+	}
+	if st := <-waited; st.Killed != "test" {
+		t.Fatalf("Wait beside Kill: %+v", st)
+	}
+}

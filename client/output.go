@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 
+	capnp "capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -25,7 +26,12 @@ func newOutputServer(stdout, stderr io.Writer) *outputServer {
 }
 
 func (o *outputServer) client() schemas.OutputSink {
-	return schemas.OutputSink_ServerToClient(o)
+	srv := schemas.OutputSink_NewServer(o)
+	// go-capnp sets NewArena on the first local call, without a lock: set
+	// it here, so that concurrent local calls (Wait and Kill both flush)
+	// do not race.
+	srv.NewArena = func() capnp.Arena { return capnp.SingleSegment(nil) }
+	return schemas.OutputSink(capnp.NewClient(srv))
 }
 
 func (o *outputServer) Write(ctx context.Context, call schemas.OutputSink_write) error {
