@@ -169,7 +169,7 @@ func TestRunUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"run"}, "no module"},
 		{[]string{"run", "--bogus", hello}, "flag provided but not defined: -bogus"},
 		{[]string{"run", "--grant", "disk:/tmp", hello}, `unknown kind "disk"`},
-		{[]string{"run", "--grant", "dir:" + dir + "=a/b", hello}, "may not contain"},
+		{[]string{"run", "--grant", "dir:" + dir + "=a/../b", hello}, `path element ".."`},
 		{[]string{"run", "--grant", "dir", hello}, "no kind"},
 		{[]string{"run", "--arg", "x", hello, "y"}, "both with --arg and after"},
 		{[]string{"run", "--mem", "64MB", hello}, "not a size"},
