@@ -27,9 +27,6 @@ type guestRecord struct {
 	// killed, timed out, exited, or the server closing.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// delivered is closed once the guest has exited and every byte of its
-	// output has been sent to the attached sink.
-	delivered chan struct{}
 }
 
 // kill ends the guest. It first stops attached output, so that a guest
@@ -45,11 +42,6 @@ func (s *Server) watch(r *guestRecord) {
 	<-r.g.Done()
 	r.ended.Store(time.Now().UnixNano())
 	r.output.close()
-	// Every write to the attached sink was sent before the guest exited,
-	// so the exit status, sent after this, reaches the client after all
-	// of its output (one connection keeps the order): Wait need not wait
-	// for the client to acknowledge the output.
-	close(r.delivered)
 	if r.attached != nil {
 		r.attached.finish()
 	}
@@ -184,10 +176,14 @@ func (s *guestServer) Info(ctx context.Context, call schemas.Guest_info) error {
 	return fillGuestInfo(i, s.r)
 }
 
-// awaitExit waits for the guest to exit and its output to be delivered.
+// awaitExit waits for the guest to exit. Every write to the attached sink
+// was queued on the connection before the guest's write returned, so
+// before it exited: a reply sent after this reaches the client after all
+// of the output (one connection keeps the order), and need not wait for
+// the client to acknowledge it.
 func (s *guestServer) awaitExit(ctx context.Context) error {
 	select {
-	case <-s.r.delivered:
+	case <-s.r.g.Done():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for guest %s: %w", s.r.g.ID(), context.Cause(ctx))

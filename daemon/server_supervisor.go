@@ -243,7 +243,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	r := &guestRecord{
 		pid: c.pid, detached: a.detach, output: newOutputLog(s.logBytes),
 		args: append([]string{m.Name}, a.spec.Args...),
-		ctx:  rctx, cancel: cancel, delivered: make(chan struct{}),
+		ctx:  rctx, cancel: cancel,
 	}
 	if a.output.IsValid() {
 		r.attached = newOutputSink(rctx, a.output)

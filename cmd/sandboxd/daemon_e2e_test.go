@@ -585,6 +585,33 @@ func BenchmarkDaemonWarmLaunchLibrary(b *testing.B) {
 	reportPercentiles(b, lat)
 }
 
+// BenchmarkDaemonRoundTripLibrary times the cheapest call (whoami) to a
+// daemon in another process: the floor under every launch.
+func BenchmarkDaemonRoundTripLibrary(b *testing.B) {
+	sbx, err := cliBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := serveDaemon(b, sbx, "", "--log-level", "info")
+	ctx := context.Background()
+	c, err := client.Dial(ctx, d.socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := c.Whoami(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
 // BenchmarkWazeroRunCold times `wazero run` of the same module: a new
 // process that compiles the module and runs it.
 func BenchmarkWazeroRunCold(b *testing.B) {
