@@ -341,3 +341,41 @@ func TestRunSignalsKillTheGuest(t *testing.T) {
 		}
 	}
 }
+
+// The command line from the project's own example, on an unmodified WASI
+// program: a read-only /data and a writable /out, named as the guest sees
+// them, and nothing else.
+func TestRunGrantsDirsAtTheGuestPathsTheyAreNamed(t *testing.T) {
+	t.Parallel()
+	ucase := filepath.Join(t.TempDir(), "ucase.wasm")
+	if err := os.WriteFile(ucase, abitest.WASIC(t, "examples/ucase/ucase.c"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	data, out := filepath.Join(work, "data"), filepath.Join(work, "out")
+	for _, d := range []string{data, out} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(data, "in.txt"), []byte("capabilities, not paths\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := sandboxd(t, "", "run", "--grant", "dir:"+data+"=/data:ro", "--grant", "dir:"+out+"=/out",
+		ucase, "/data/in.txt", "/out/OUT.txt")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "OUT.txt"))
+	if err != nil || string(got) != "CAPABILITIES, NOT PATHS\n" {
+		t.Fatalf("output %q, %v", got, err)
+	}
+	// The read-only grant stays read-only, whatever path names it.
+	r = sandboxd(t, "", "run", "--grant", "dir:"+data+"=/data:ro", ucase, "/data/in.txt", "/data/OUT.txt")
+	if r.code == 0 || !strings.Contains(r.stderr, "output denied") {
+		t.Fatalf("write into /data: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(data, "OUT.txt")); err == nil {
+		t.Fatal("a file was created in the read-only grant")
+	}
+}
