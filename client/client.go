@@ -142,7 +142,7 @@ func (c *Client) Guest(ctx context.Context, id string) (*Guest, error) {
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
-		return nil, callError("guest "+id, err)
+		return nil, callError("lookup", err)
 	}
 	return &Guest{id: id, g: r.Guest().AddRef()}, nil
 }

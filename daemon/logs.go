@@ -8,25 +8,19 @@ import (
 // `sandboxd logs` when LogBytes is not set.
 const DefaultLogBytes = 1 << 20
 
-// Stream names a guest's standard output stream.
-type Stream uint8
+// stream names a guest's output stream; the values are the API's
+// StdStream enumerants.
+type stream uint8
 
 const (
-	Stdout Stream = iota
-	Stderr
+	streamStdout stream = iota
+	streamStderr
 )
 
-func (s Stream) String() string {
-	if s == Stderr {
-		return "stderr"
-	}
-	return "stdout"
-}
-
-// OutputChunk is a piece of a guest's output, in the order it was written.
-type OutputChunk struct {
-	Stream Stream
-	Data   []byte
+// outputChunk is a piece of a guest's output, in the order it was written.
+type outputChunk struct {
+	stream stream
+	data   []byte
 }
 
 // outputLog keeps the most recent output of one guest, stdout and stderr
@@ -38,7 +32,7 @@ type outputLog struct {
 	max uint64
 
 	mu     sync.Mutex
-	chunks []OutputChunk
+	chunks []outputChunk
 	start  uint64 // offset of the first kept byte since the guest started
 	end    uint64 // offset after the last byte written
 	closed bool
@@ -57,7 +51,7 @@ func newOutputLog(max uint64) *outputLog {
 }
 
 // write appends p to the log. It copies p.
-func (l *outputLog) write(s Stream, p []byte) {
+func (l *outputLog) write(s stream, p []byte) {
 	if len(p) == 0 {
 		return
 	}
@@ -70,13 +64,13 @@ func (l *outputLog) write(s Stream, p []byte) {
 		l.end += uint64(len(p))
 		l.start = l.end - l.max
 		clear(l.chunks)
-		l.chunks = append(l.chunks[:0], OutputChunk{Stream: s, Data: append([]byte(nil), p[uint64(len(p))-l.max:]...)})
-	} else if n := len(l.chunks); n > 0 && l.chunks[n-1].Stream == s && len(l.chunks[n-1].Data)+len(p) <= maxChunk {
+		l.chunks = append(l.chunks[:0], outputChunk{stream: s, data: append([]byte(nil), p[uint64(len(p))-l.max:]...)})
+	} else if n := len(l.chunks); n > 0 && l.chunks[n-1].stream == s && len(l.chunks[n-1].data)+len(p) <= maxChunk {
 		l.end += uint64(len(p))
-		l.chunks[n-1].Data = append(l.chunks[n-1].Data, p...)
+		l.chunks[n-1].data = append(l.chunks[n-1].data, p...)
 	} else {
 		l.end += uint64(len(p))
-		l.chunks = append(l.chunks, OutputChunk{Stream: s, Data: append(make([]byte, 0, max(len(p), 256)), p...)})
+		l.chunks = append(l.chunks, outputChunk{stream: s, data: append(make([]byte, 0, max(len(p), 256)), p...)})
 	}
 	l.evict()
 	close(l.grew)
@@ -89,14 +83,14 @@ func (l *outputLog) evict() {
 	for kept > l.max && len(l.chunks) > 0 {
 		c := &l.chunks[0]
 		over := kept - l.max
-		if uint64(len(c.Data)) <= over {
-			l.start += uint64(len(c.Data))
-			kept -= uint64(len(c.Data))
-			l.chunks[0] = OutputChunk{}
+		if uint64(len(c.data)) <= over {
+			l.start += uint64(len(c.data))
+			kept -= uint64(len(c.data))
+			l.chunks[0] = outputChunk{}
 			l.chunks = l.chunks[1:]
 			continue
 		}
-		c.Data = c.Data[over:]
+		c.data = c.data[over:]
 		l.start += over
 		kept -= over
 	}
@@ -117,7 +111,7 @@ func (l *outputLog) close() {
 // read from next, how many bytes after from were already discarded, a
 // channel closed when more output arrives, and whether the log is closed
 // (no more output will come).
-func (l *outputLog) readFrom(from uint64) (chunks []OutputChunk, next, dropped uint64, grew <-chan struct{}, closed bool) {
+func (l *outputLog) readFrom(from uint64) (chunks []outputChunk, next, dropped uint64, grew <-chan struct{}, closed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if from < l.start {
@@ -126,7 +120,7 @@ func (l *outputLog) readFrom(from uint64) (chunks []OutputChunk, next, dropped u
 	}
 	off := l.start
 	for _, c := range l.chunks {
-		n := uint64(len(c.Data))
+		n := uint64(len(c.data))
 		if off+n <= from {
 			off += n
 			continue
@@ -135,7 +129,7 @@ func (l *outputLog) readFrom(from uint64) (chunks []OutputChunk, next, dropped u
 		if from > off {
 			skip = from - off
 		}
-		chunks = append(chunks, OutputChunk{Stream: c.Stream, Data: append([]byte(nil), c.Data[skip:]...)})
+		chunks = append(chunks, outputChunk{stream: c.stream, data: append([]byte(nil), c.data[skip:]...)})
 		off += n
 	}
 	return chunks, l.end, dropped, l.grew, l.closed
@@ -144,7 +138,7 @@ func (l *outputLog) readFrom(from uint64) (chunks []OutputChunk, next, dropped u
 // streamWriter is the io.Writer a guest's stdout or stderr writes into.
 type streamWriter struct {
 	log    *outputLog
-	stream Stream
+	stream stream
 	sink   *outputSink // nil when no client is attached
 }
 

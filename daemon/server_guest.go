@@ -107,7 +107,7 @@ func newOutputSink(ctx context.Context, sink schemas.OutputSink) *outputSink {
 	return &outputSink{ctx: ctx, sink: sink}
 }
 
-func (o *outputSink) write(st Stream, p []byte) {
+func (o *outputSink) write(st stream, p []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for len(p) > 0 && !o.failed {
@@ -253,7 +253,7 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 		dropped += d
 		off = next
 		for _, ch := range chunks {
-			sink.write(ch.Stream, ch.Data)
+			sink.write(ch.stream, ch.data)
 		}
 		if !follow || (closed && len(chunks) == 0) {
 			break

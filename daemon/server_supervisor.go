@@ -249,8 +249,8 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 		r.attached = newOutputSink(rctx, a.output)
 		a.output = schemas.OutputSink{}
 	}
-	var stdout, stderr io.Writer = &streamWriter{log: r.output, stream: Stdout, sink: r.attached},
-		&streamWriter{log: r.output, stream: Stderr, sink: r.attached}
+	var stdout, stderr io.Writer = &streamWriter{log: r.output, stream: streamStdout, sink: r.attached},
+		&streamWriter{log: r.output, stream: streamStderr, sink: r.attached}
 	a.spec.Principal = c.principal
 	a.spec.Module = m
 	a.spec.Stdout, a.spec.Stderr = stdout, stderr
