@@ -16,8 +16,8 @@ import (
 	"github.com/sandboxd/sandboxd/caps"
 )
 
-// run runs a guest built from a Go package under abi/sdk/sandboxd/examples
-// with stdio captured and the given directory grants.
+// run runs a guest built from a Go package under abi/sdk/sandboxd (pkg is
+// the path below it) with stdio captured and the given directory grants.
 func run(t *testing.T, pkg string, grants map[string]string, readOnly map[string]bool, env []string, args ...string) (abi.ExitStatus, string, string) {
 	t.Helper()
 	ctx := context.Background()
@@ -26,7 +26,7 @@ func run(t *testing.T, pkg string, grants map[string]string, readOnly map[string
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	m, err := rt.Compile(ctx, pkg, abitest.Go(t, "abi/sdk/sandboxd/examples/"+pkg))
+	m, err := rt.Compile(ctx, pkg, abitest.Go(t, "abi/sdk/sandboxd/"+pkg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,13 +68,13 @@ func TestHandlesExampleSeesArgsEnvAndDescribedGrants(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(data, "x.txt"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, out, errOut := run(t, "handles", map[string]string{"data": data}, map[string]bool{"data": true},
+	st, out, errOut := run(t, "examples/handles", map[string]string{"data": data}, map[string]bool{"data": true},
 		[]string{"GREETING=hi"}, "a", "b")
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v, stderr %s", st, errOut)
 	}
 	for _, want := range []string{
-		`args: ["handles" "a" "b"]`,
+		`args: ["examples/handles" "a" "b"]`,
 		"env: GREETING=hi",
 		`handle 1 stdout: kind=stdio edge=grant origin="test" base=fd_stat_put_flags|fd_write|file_stat_fget|poll_fd_readwrite`,
 		`handle 3 data: kind=dir edge=grant origin="dir:data" base=fd_stat_put_flags|fd_sync|file_advise|file_open|file_readdir|file_readlink|file_stat_fget|file_stat_get|poll_fd_readwrite`,
@@ -100,7 +100,7 @@ func TestDelegateExampleRevokesTheChildsView(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "child.wasm"), child, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, out, errOut := run(t, "delegate", map[string]string{"data": data, "bin": bin}, map[string]bool{"bin": true}, nil)
+	st, out, errOut := run(t, "examples/delegate", map[string]string{"data": data, "bin": bin}, map[string]bool{"bin": true}, nil)
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v\nstdout %s\nstderr %s", st, out, errOut)
 	}
@@ -120,5 +120,37 @@ parent: still reads notes.txt: "hello from data\n" <nil>
 	}
 	if _, err := os.Stat(filepath.Join(data, "new.txt")); err == nil {
 		t.Error("the child created a file through its read-only view")
+	}
+}
+
+// The SDK's other calls, from a guest: datagram boundaries, truncated
+// data and handles, narrowing, refused revocation, exit codes, Exited, and
+// a child whose arguments come from raw argdata.
+func TestSDKCallsFromAGuest(t *testing.T) {
+	bin := t.TempDir()
+	self := abitest.Go(t, "abi/sdk/sandboxd/testdata/sdkcheck")
+	if err := os.WriteFile(filepath.Join(bin, "sdkcheck.wasm"), self, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, out, errOut := run(t, "testdata/sdkcheck", map[string]string{"bin": bin}, map[string]bool{"bin": true}, nil)
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v\nstdout %s\nstderr %s", st, out, errOut)
+	}
+	want := `datagrams keep boundaries: "one" "two"
+short buffer: "a lo" truncated=true <nil>
+two handles, room for one: got 1, truncated=true <nil>
+received handle: kind=stdio edge=delegate <nil>
+narrow to a right not held: not capable=true
+narrow to fd_write: <nil>, now fd_write
+revoke through a handle that is no revoker: true
+child exit: exit status 7 <nil>
+blocked child exited: false <nil>
+released child: exit status 0 <nil>
+after wait, exited: true <nil>
+child from raw argdata: exit status 5 <nil>
+module outside bin: not capable=true
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }
