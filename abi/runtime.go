@@ -20,6 +20,14 @@ type Config struct {
 	// CacheDir keeps compiled machine code between processes; "" keeps it
 	// in memory only.
 	CacheDir string
+	// NoLoopChecks compiles guests without wazero's termination check at
+	// every loop header (WithCloseOnContextDone). CPU-bound guests then run
+	// several times faster (docs/BENCHMARKS.md), but Kill and a cancelled
+	// context reach a guest only at its next host call: a loop that makes
+	// none runs on. Only a process that runs one guest and can end it by
+	// exiting (sandboxd run) should set it; a supervisor of many guests
+	// must not.
+	NoLoopChecks bool
 }
 
 // Runtime compiles modules and runs guests. One Runtime serves any number
@@ -46,7 +54,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		log = hclog.NewNullLogger()
 	}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(!cfg.NoLoopChecks).
 		WithCoreFeatures(api.CoreFeaturesV2)
 	if cfg.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)

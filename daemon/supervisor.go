@@ -30,6 +30,10 @@ type Options struct {
 	// DefaultMaxFDs is the handle-table size of a guest launched with
 	// MaxFDs 0 (caps.DefaultMaxFDs when 0).
 	DefaultMaxFDs int
+	// NoLoopChecks trades killability of spinning guests for speed (see
+	// abi.Config.NoLoopChecks). Only an embedded supervisor of one guest
+	// that can end it by exiting its process (sandboxd run) sets it.
+	NoLoopChecks bool
 }
 
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
@@ -80,7 +84,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.DefaultMaxFDs < 0 {
 		return nil, fmt.Errorf("default max fds %d is negative: use 0 for the default of %d", opts.DefaultMaxFDs, caps.DefaultMaxFDs)
 	}
-	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir})
+	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks})
 	if err != nil {
 		return nil, err
 	}
