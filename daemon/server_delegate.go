@@ -52,9 +52,10 @@ func (g *Guest) openSupervisorChannel(table *caps.Table) *caps.Channel {
 // a supervisor channel.
 var ErrNoSupervisorChannel = errors.New("the guest has no supervisor channel: only guests launched through the daemon can receive handles while they run")
 
-// SendGrant sets up gr and sends the new handle to the running guest on
-// its supervisor channel (see SendCap). It returns the new capability.
-func (g *Guest) SendGrant(ctx context.Context, gr Grant) (*caps.Cap, error) {
+// Grant sets up gr and sends the new handle to the running guest on its
+// supervisor channel (see SendCap), the one way a running guest receives a
+// handle. It returns the new capability.
+func (g *Guest) Grant(ctx context.Context, gr Grant) (*caps.Cap, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("grant: %w", err)
 	}

@@ -545,42 +545,6 @@ func (g *Guest) Kill(reason string) {
 // It is empty once the guest has exited.
 func (g *Guest) Handles() []caps.Entry { return g.ag.Table().Entries() }
 
-// Grant sets up gr and adds it to the running guest's table at the lowest
-// free fd, which it returns. The capability's origin is the grant text.
-// The guest learns of the handle only by probing fds until a supervisor
-// channel delivers such notices.
-func (g *Guest) Grant(ctx context.Context, gr Grant) (uint32, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("grant: %w", err)
-	}
-	r, err := gr.setup()
-	if err != nil {
-		return 0, err
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.exited {
-		_ = r.res.Close()
-		return 0, &GrantError{Grant: gr, Err: fmt.Errorf("guest %s has exited: grants go to running guests only", g.id)}
-	}
-	table := g.ag.Table()
-	for _, e := range table.Entries() {
-		if e.Cap.Name() == gr.Name {
-			_ = r.res.Close()
-			return 0, &GrantError{Grant: gr, Err: fmt.Errorf("guest %s already has a handle named %q (fd %d): give this grant another with =NAME", g.id, gr.Name, e.FD)}
-		}
-	}
-	text := gr.String()
-	c := g.s.k.Mint(g.holder, r.res, r.base, r.inh, gr.Name, text)
-	fd, err := table.Insert(c)
-	if err != nil {
-		g.s.k.Close(c)
-		return 0, &GrantError{Grant: gr, Err: fmt.Errorf("guest %s has no free handle (max fds %d): launch it with a larger max fds", g.id, table.Max())}
-	}
-	g.log.Info("granted", "grant", text, "fd", fd, "cap", c.ID())
-	return fd, nil
-}
-
 // Guest returns the guest with the given id: a running guest, or one of
 // the most recently exited.
 func (s *Supervisor) Guest(id string) (*Guest, bool) {

@@ -338,40 +338,6 @@ func TestHandlesAreStdioThenGrantsInOrder(t *testing.T) {
 	}
 }
 
-func TestGrantAddsHandleToRunningGuest(t *testing.T) {
-	s := newSupervisor(t)
-	m := compile(t, s, guests+"await_grant.wat")
-	file := filepath.Join(t.TempDir(), "out.txt")
-	if err := os.WriteFile(file, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g, err := s.Launch(context.Background(), LaunchSpec{Module: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(20 * time.Millisecond) // let it find fd 3 missing a few times
-	gr := mustGrant(t, "file:"+file+"=out")
-	fd, err := g.Grant(context.Background(), gr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fd != 3 {
-		t.Errorf("granted at fd %d, want 3", fd)
-	}
-	if st := waitExit(t, g, 10*time.Second); st.Err() != nil || st.Code != 0 {
-		t.Fatalf("status %+v, want exit 0 after writing through the new handle", st)
-	}
-	if b, _ := os.ReadFile(file); string(b) != "granted\n" {
-		t.Errorf("file = %q", b)
-	}
-	if _, err := g.Grant(context.Background(), gr); err == nil || !strings.Contains(err.Error(), "has exited") {
-		t.Errorf("Grant to an exited guest: %v", err)
-	}
-	if snap := s.Kernel().Snapshot(); len(snap) != 0 {
-		t.Errorf("capabilities still tracked after the guest exited: %+v", snap)
-	}
-}
-
 func TestRevokeCutsOffGrantedHandle(t *testing.T) {
 	s := newSupervisor(t)
 	m := compile(t, s, guests+"write_until_denied.wat")
