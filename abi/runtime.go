@@ -39,6 +39,7 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	modules map[[32]byte]*compileEntry
+	hosts   map[string]*hostInit // fixed at NewRuntime; each entry guards itself
 }
 
 type compileEntry struct {
@@ -64,22 +65,36 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		rc = rc.WithCompilationCache(cache)
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
-	if err := instantiateNative(ctx, r); err != nil {
-		r.Close(ctx)
-		return nil, fmt.Errorf("native host module: %w", err)
+	rt := &Runtime{r: r, log: log, modules: make(map[[32]byte]*compileEntry), hosts: make(map[string]*hostInit)}
+	for name := range hostModules {
+		rt.hosts[name] = &hostInit{}
 	}
-	for _, inst := range extraHostModules {
-		if err := inst(ctx, r); err != nil {
-			r.Close(ctx)
-			return nil, err
-		}
-	}
-	return &Runtime{r: r, log: log, modules: make(map[[32]byte]*compileEntry)}, nil
+	return rt, nil
 }
 
-// extraHostModules instantiate further host modules (WASI preview1) into
-// every new Runtime.
-var extraHostModules []func(context.Context, wazero.Runtime) error
+// hostModules instantiate the host modules a guest may import, by import
+// module name. Each is instantiated once per Runtime, when the first module
+// importing it is compiled: a process that runs one WASI program never
+// builds the native module, and the reverse (each costs ~1 ms).
+var hostModules = map[string]func(context.Context, wazero.Runtime) error{}
+
+func init() { hostModules[ModuleName] = instantiateNative }
+
+type hostInit struct {
+	once sync.Once
+	err  error
+}
+
+// ensureHost instantiates the host module name if it is not yet.
+func (rt *Runtime) ensureHost(ctx context.Context, name string) error {
+	h := rt.hosts[name]
+	h.once.Do(func() {
+		if err := hostModules[name](context.WithoutCancel(ctx), rt.r); err != nil {
+			h.err = fmt.Errorf("host module %s: %w", name, err)
+		}
+	})
+	return h.err
+}
 
 // Close stops the runtime and every guest still running in it.
 func (rt *Runtime) Close(ctx context.Context) error { return rt.r.Close(ctx) }
@@ -129,13 +144,16 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm}
 	for _, f := range cm.ImportedFunctions() {
 		mod, fn, _ := f.Import()
-		switch mod {
-		case ModuleName:
-		case WASIModuleName:
-			m.usesWASI = true
-		default:
+		if _, ok := rt.hosts[mod]; !ok {
 			cm.Close(ctx)
 			return nil, fmt.Errorf("%s imports %s.%s: sandboxd provides only the %q and %q modules", name, mod, fn, ModuleName, WASIModuleName)
+		}
+		if mod == WASIModuleName {
+			m.usesWASI = true
+		}
+		if err := rt.ensureHost(ctx, mod); err != nil {
+			cm.Close(ctx)
+			return nil, err
 		}
 	}
 	if len(cm.ImportedMemories()) > 0 {

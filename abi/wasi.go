@@ -19,7 +19,7 @@ import (
 // its fd table is invisible to the kernel and cannot be revoked.
 
 func init() {
-	extraHostModules = append(extraHostModules, instantiateWASI)
+	hostModules[WASIModuleName] = instantiateWASI
 }
 
 // WASICalls returns the 46 functions of WASI preview1, in witx order.
