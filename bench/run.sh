@@ -18,7 +18,7 @@ WAZERO_VERSION=$(cd "$ROOT" && go list -m -f '{{.Version}}' github.com/tetratela
 mkdir -p "$WORK/bin" "$WORK/in"
 
 echo "building into $WORK" >&2
-(cd "$ROOT" && go build -o "$WORK/bin/sandboxd" ./cmd/sandboxd)
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/bin/sandboxd" ./cmd/sandboxd)
 (cd "$ROOT" && go build -o "$WORK/bin/compare" ./bench/compare)
 GOBIN="$WORK/bin" go install "github.com/tetratelabs/wazero/cmd/wazero@$WAZERO_VERSION"
 clang --target=wasm32-wasi --sysroot=/usr -O2 -o "$WORK/ucase.wasm" "$ROOT/examples/ucase/ucase.c"
