@@ -210,24 +210,7 @@ func preadv(c *caps.Cap, iov [][]byte, off int64) (int, Errno) {
 	if !ok {
 		return 0, caps.ESPIPE
 	}
-	total := 0
-	for _, b := range limitIOV(iov) {
-		if len(b) == 0 {
-			continue
-		}
-		n, err := r.ReadAt(b, off+int64(total))
-		total += n
-		if err != nil {
-			if total > 0 {
-				return total, 0
-			}
-			return 0, caps.ErrnoOf(err)
-		}
-		if n < len(b) {
-			break
-		}
-	}
-	return total, 0
+	return positionalv(r.ReadAt, iov, off)
 }
 
 // pwritev writes iov to c's resource at off without moving its offset.
@@ -237,12 +220,19 @@ func pwritev(c *caps.Cap, iov [][]byte, off int64) (int, Errno) {
 	if !ok {
 		return 0, caps.ESPIPE
 	}
+	return positionalv(w.WriteAt, iov, off)
+}
+
+// positionalv applies a ReadAt or WriteAt to each buffer of iov in turn,
+// from off on, stopping at the first short transfer. An error after some
+// bytes moved reports those bytes, as POSIX preadv/pwritev do.
+func positionalv(at func([]byte, int64) (int, error), iov [][]byte, off int64) (int, Errno) {
 	total := 0
 	for _, b := range limitIOV(iov) {
 		if len(b) == 0 {
 			continue
 		}
-		n, err := w.WriteAt(b, off+int64(total))
+		n, err := at(b, off+int64(total))
 		total += n
 		if err != nil {
 			if total > 0 {

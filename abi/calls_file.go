@@ -264,31 +264,38 @@ func fileReadlink(g *Guest, m api.Memory, p []uint64) Errno {
 	return writeU32(m, uint32(p[5]), uint32(copy(buf, target)))
 }
 
-// fileReaddir fills buf with dirents from entry number cookie on. Entries
-// are encoded straight into the guest's buffer (bounds-checked once), so
-// the host allocates nothing in proportion to buf_len; the last entry may
-// be cut off, and bufused < buf_len means the listing ended.
-func fileReaddir(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileReaddir, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+// fileReaddir fills buf with dirents from entry number cookie on.
+var fileReaddir = readdirWith(cloudabiFiletype)
+
+// readdirWith returns the readdir handler of an ABI whose dirents differ
+// only in their filetype numbering (file_readdir, WASI's fd_readdir):
+// params (fd, buf, buf_len, cookie, bufused_out). Entries are encoded
+// straight into the guest's buffer (bounds-checked once), so the host
+// allocates nothing in proportion to buf_len; the last entry may be cut
+// off, and bufused < buf_len means the listing ended.
+func readdirWith(typeOf func(caps.FileType) uint8) handler {
+	return func(g *Guest, m api.Memory, p []uint64) Errno {
+		c, err := g.table.Acquire(uint32(p[0]), caps.RightFileReaddir, 0)
+		if err != nil {
+			return caps.ErrnoOf(err)
+		}
+		defer c.Release()
+		d, ok := c.Resource().(*caps.Dir)
+		if !ok {
+			return caps.ENOTDIR
+		}
+		buf, e := read(m, uint32(p[1]), uint32(p[2]))
+		if e != 0 {
+			return e
+		}
+		cookie := p[3]
+		ents, err := d.ReaddirAt(cookie)
+		if err != nil {
+			return caps.ErrnoOf(err)
+		}
+		n := encodeDirents(buf, ents, cookie, typeOf)
+		return writeU32(m, uint32(p[4]), uint32(n))
 	}
-	defer c.Release()
-	d, ok := c.Resource().(*caps.Dir)
-	if !ok {
-		return caps.ENOTDIR
-	}
-	buf, e := read(m, uint32(p[1]), uint32(p[2]))
-	if e != 0 {
-		return e
-	}
-	cookie := p[3]
-	ents, err := d.ReaddirAt(cookie)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	n := encodeDirents(buf, ents, cookie, cloudabiFiletype)
-	return writeU32(m, uint32(p[4]), uint32(n))
 }
 
 // statOfCap reports on the object behind c; a resource without metadata

@@ -75,17 +75,8 @@ type pollResult struct {
 // unwinds). A handle revoked during the wait is reported with ENOTCAPABLE.
 func poll(g *Guest, m api.Memory, p []uint64) Errno {
 	in, out, n, nOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
-	if n == 0 || n > MaxPollSubscriptions {
-		return caps.EINVAL
-	}
-	raw, e := read(m, in, n*subscriptionSize)
+	raw, e := pollArgs(m, in, out, n, nOut, subscriptionSize, eventSize)
 	if e != 0 {
-		return e
-	}
-	if _, e := read(m, out, n*eventSize); e != 0 {
-		return e
-	}
-	if _, e := read(m, nOut, 4); e != 0 {
 		return e
 	}
 	subs := make([]pollSub, n)
@@ -96,6 +87,27 @@ func poll(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	res := g.pollSubs(subs)
 	return writeEvents(m, subs, res, out, nOut)
+}
+
+// pollArgs checks the arguments both ABIs' poll calls share before
+// anything waits: a subscription count in 1..MaxPollSubscriptions, and the
+// subscriptions, the events buffer and the count output all in bounds. It
+// returns the raw subscriptions.
+func pollArgs(m api.Memory, in, out, n, nOut, subSize, evSize uint32) ([]byte, Errno) {
+	if n == 0 || n > MaxPollSubscriptions {
+		return nil, caps.EINVAL
+	}
+	raw, e := read(m, in, n*subSize)
+	if e != 0 {
+		return nil, e
+	}
+	if _, e := read(m, out, n*evSize); e != 0 {
+		return nil, e
+	}
+	if _, e := read(m, nOut, 4); e != 0 {
+		return nil, e
+	}
+	return raw, 0
 }
 
 // decodeSubscription reads one 56-byte subscription and acquires the

@@ -228,28 +228,7 @@ func wasiFDPrestatDirName(g *Guest, m api.Memory, p []uint64) Errno {
 
 // wasiFDReaddir is file_readdir with WASI's filetype numbering in d_type
 // (the dirent layout is the same).
-func wasiFDReaddir(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileReaddir, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	defer c.Release()
-	d, ok := c.Resource().(*caps.Dir)
-	if !ok {
-		return caps.ENOTDIR
-	}
-	buf, e := read(m, uint32(p[1]), uint32(p[2]))
-	if e != 0 {
-		return e
-	}
-	cookie := p[3]
-	ents, err := d.ReaddirAt(cookie)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	n := encodeDirents(buf, ents, cookie, wasiFiletypeOf)
-	return writeU32(m, uint32(p[4]), uint32(n))
-}
+var wasiFDReaddir = readdirWith(wasiFiletypeOf)
 
 // wasiFDRenumber moves the capability at fd to to, closing what to held.
 // Unlike CloudABI's fd_replace it derives nothing: the handle keeps its

@@ -209,7 +209,6 @@ const (
 	wasiFilestatSize      = 64
 	wasiFdstatSize        = 24
 	wasiPrestatSize       = 8
-	wasiMaxSubscriptions  = 4096
 	wasiMaxArgsOrEnvBytes = 1 << 20
 )
 

@@ -23,17 +23,8 @@ import (
 // (the guest unwinds).
 func wasiPollOneoff(g *Guest, m api.Memory, p []uint64) Errno {
 	in, out, n, nOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
-	if n == 0 || n > wasiMaxSubscriptions {
-		return caps.EINVAL
-	}
-	raw, e := read(m, in, n*wasiSubscriptionSize)
+	raw, e := pollArgs(m, in, out, n, nOut, wasiSubscriptionSize, wasiEventSize)
 	if e != 0 {
-		return e
-	}
-	if _, e := read(m, out, n*wasiEventSize); e != 0 {
-		return e
-	}
-	if _, e := read(m, nOut, 4); e != 0 {
 		return e
 	}
 	subs := make([]pollSub, n)
