@@ -9,12 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
-	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon"
 )
@@ -96,46 +94,18 @@ func launchCmd(args []string) int {
 	c := commands["launch"]
 	fs := newFlags(c)
 	socket := socketFlag(fs)
-	var grantTexts, env, guestArgs stringList
-	fs.Var(&grantTexts, "grant", "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)")
-	fs.Var(&env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
-	fs.Var(&guestArgs, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
-	mem := fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
-	timeout := fs.Duration("timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
-	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the most handles (`N`) the guest may hold at once, stdio included")
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)")
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		return usageError(c, "no module: give the .wasm file to launch")
+	gs, code, ok := gf.check(c, "launch", fs.Args())
+	if !ok {
+		return code
 	}
-	path := rest[0]
-	if len(guestArgs) > 0 && len(rest) > 1 {
-		return usageError(c, "guest arguments given both with --arg and after %s: use one or the other", path)
-	}
-	argv := rest[1:]
-	if len(guestArgs) > 0 {
-		argv = guestArgs
-	}
-	memLimit, err := parseSize(*mem)
-	if err != nil {
-		return usageError(c, "--mem %q: %v", *mem, err)
-	}
-	if *timeout < 0 {
-		return usageError(c, "--timeout %v is negative: use 0 for no limit", *timeout)
-	}
-	if *maxFDs < 3 {
-		return usageError(c, "--max-fds %d leaves no room for the 3 stdio handles", *maxFDs)
-	}
-	for _, kv := range env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return usageError(c, "--env %q is not KEY=VALUE", kv)
-		}
-	}
-	grants, err := daemonGrants(grantTexts)
+	path, timeout := gs.path, &gs.timeout
+	grants, err := daemonGrants(gs.grants)
 	if err != nil {
 		return usageError(c, "%v", err)
 	}
@@ -170,8 +140,8 @@ func launchCmd(args []string) int {
 		defer signal.Stop(sigs)
 	}
 	req := client.LaunchRequest{
-		Name: filepath.Base(path), Wasm: wasm, Args: argv, Env: env, Grants: grants,
-		MemoryLimit: memLimit, Timeout: *timeout, MaxFDs: *maxFDs, Stdin: in, Detach: *detach,
+		Name: filepath.Base(path), Wasm: wasm, Args: gs.argv, Env: gs.env, Grants: grants,
+		MemoryLimit: gs.memLimit, Timeout: gs.timeout, MaxFDs: gs.maxFDs, Stdin: in, Detach: *detach,
 	}
 	if !*detach {
 		req.Stdout, req.Stderr = os.Stdout, os.Stderr

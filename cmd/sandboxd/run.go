@@ -14,7 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
-	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 )
 
@@ -56,52 +55,27 @@ func init() {
 func runCmd(args []string) int {
 	c := commands["run"]
 	fs := newFlags(c)
-	var grantTexts, env, guestArgs stringList
-	fs.Var(&grantTexts, "grant", "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)")
-	fs.Var(&env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
-	fs.Var(&guestArgs, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
-	mem := fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
-	timeout := fs.Duration("timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
-	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the most handles (`N`) the guest may hold at once, stdio included")
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)")
 	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
-
-	rest := fs.Args()
-	if len(rest) == 0 {
-		return usageError(c, "no module: give the .wasm file to run")
+	gs, code, ok := gf.check(c, "run", fs.Args())
+	if !ok {
+		return code
 	}
-	path := rest[0]
-	if len(guestArgs) > 0 && len(rest) > 1 {
-		return usageError(c, "guest arguments given both with --arg and after %s: use one or the other", path)
-	}
-	argv := rest[1:]
-	if len(guestArgs) > 0 {
-		argv = guestArgs
-	}
-	memLimit, err := parseSize(*mem)
-	if err != nil {
-		return usageError(c, "--mem %q: %v", *mem, err)
-	}
-	if *timeout < 0 {
-		return usageError(c, "--timeout %v is negative: use 0 for no limit", *timeout)
-	}
-	if *maxFDs < 3+len(grantTexts) {
-		return usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %d grants: allow at least %d", *maxFDs, len(grantTexts), 3+len(grantTexts))
+	if gs.maxFDs < 3+len(gs.grants) {
+		return usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %d grants: allow at least %d", gs.maxFDs, len(gs.grants), 3+len(gs.grants))
 	}
 	level := hclog.LevelFromString(*logLevel)
 	if level == hclog.NoLevel {
 		return usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel)
 	}
-	for _, kv := range env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-			return usageError(c, "--env %q is not KEY=VALUE", kv)
-		}
-	}
-	grants := make([]daemon.Grant, len(grantTexts))
-	for i, t := range grantTexts {
+	path, timeout := gs.path, &gs.timeout
+	var err error
+	grants := make([]daemon.Grant, len(gs.grants))
+	for i, t := range gs.grants {
 		if grants[i], err = daemon.ParseGrant(t); err != nil {
 			return usageError(c, "%v", err)
 		}
@@ -147,11 +121,11 @@ func runCmd(args []string) int {
 		Principal:   currentPrincipal(),
 		Module:      m,
 		Grants:      grants,
-		Args:        argv,
-		Env:         env,
-		MemoryLimit: memLimit,
-		Timeout:     *timeout,
-		MaxFDs:      *maxFDs,
+		Args:        gs.argv,
+		Env:         gs.env,
+		MemoryLimit: gs.memLimit,
+		Timeout:     gs.timeout,
+		MaxFDs:      gs.maxFDs,
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"strings"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// guestFlags are the flags run and launch share: the module, its
+// arguments and environment, its grants and its limits.
+type guestFlags struct {
+	grants, env, args stringList
+	mem               *string
+	timeout           *time.Duration
+	maxFDs            *int
+}
+
+// guestArgs is what guestFlags give once checked.
+type guestArgs struct {
+	path     string
+	argv     []string
+	env      []string
+	grants   []string
+	memLimit uint64
+	timeout  time.Duration
+	maxFDs   int
+}
+
+func addGuestFlags(fs *flag.FlagSet, grantHelp string) *guestFlags {
+	f := &guestFlags{}
+	fs.Var(&f.grants, "grant", grantHelp)
+	fs.Var(&f.env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
+	fs.Var(&f.args, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
+	f.mem = fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
+	f.timeout = fs.Duration("timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
+	f.maxFDs = fs.Int("max-fds", caps.DefaultMaxFDs, "the most handles (`N`) the guest may hold at once, stdio included")
+	return f
+}
+
+// check validates the flags after parsing; rest is fs.Args(). On a usage
+// error it returns the exit status and ok false.
+func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, code int, ok bool) {
+	if len(rest) == 0 {
+		return g, usageError(c, "no module: give the .wasm file to %s", verb), false
+	}
+	g.path = rest[0]
+	if len(f.args) > 0 && len(rest) > 1 {
+		return g, usageError(c, "guest arguments given both with --arg and after %s: use one or the other", g.path), false
+	}
+	g.argv = rest[1:]
+	if len(f.args) > 0 {
+		g.argv = f.args
+	}
+	var err error
+	if g.memLimit, err = parseSize(*f.mem); err != nil {
+		return g, usageError(c, "--mem %q: %v", *f.mem, err), false
+	}
+	if *f.timeout < 0 {
+		return g, usageError(c, "--timeout %v is negative: use 0 for no limit", *f.timeout), false
+	}
+	if *f.maxFDs < 3 {
+		return g, usageError(c, "--max-fds %d leaves no room for the 3 stdio handles", *f.maxFDs), false
+	}
+	for _, kv := range f.env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return g, usageError(c, "--env %q is not KEY=VALUE", kv), false
+		}
+	}
+	g.env, g.grants, g.timeout, g.maxFDs = f.env, f.grants, *f.timeout, *f.maxFDs
+	return g, 0, true
+}
