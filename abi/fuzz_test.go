@@ -114,10 +114,18 @@ func FuzzNativeCall(f *testing.F) {
 	f.Add(uint8(21), []byte{3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}, []byte("f"))
 	f.Add(uint8(37), bytes.Repeat([]byte{0xff}, 56), bytes.Repeat([]byte{0x01}, 128))
 	f.Add(uint8(44), []byte{7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, bytes.Repeat([]byte{0x10, 0, 0, 0}, 16))
+	fuzzCallTable(f, calls[:])
+}
+
+// fuzzCallTable fuzzes the handlers of one ABI's table: the input picks a
+// call, its parameters and the guest's memory contents; a fresh guest
+// table (stdio, grants, a byte object, a channel pair) serves each input,
+// and a 20 ms deadline unwinds any call that would block.
+func fuzzCallTable(f *testing.F, table []Call) {
 	env := newFuzzEnv(f)
 	m := env.mod.Memory()
 	f.Fuzz(func(t *testing.T, idx uint8, params []byte, mem []byte) {
-		c := &calls[int(idx)%len(calls)]
+		c := &table[int(idx)%len(table)]
 		p := make([]uint64, max(len(c.Params), 1))
 		for i := range c.Params {
 			if len(params) >= 8 {

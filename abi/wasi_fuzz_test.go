@@ -2,12 +2,9 @@ package abi
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"testing"
-	"time"
 
-	"github.com/tetratelabs/wazero/api"
 )
 
 // FuzzWASICall calls every preview1 handler with arbitrary parameters and
@@ -43,31 +40,5 @@ func FuzzWASICall(f *testing.F) {
 	seed("sock_recv", []byte{100, 0, 0, 0, 16, 0, 0, 0}, 7, 0, 1, 3, 200, 204)
 	seed("fd_renumber", nil, 6, 3)
 	seed("fd_fdstat_set_rights", nil, 3, ^uint64(0), ^uint64(0))
-	env := newFuzzEnv(f)
-	m := env.mod.Memory()
-	f.Fuzz(func(t *testing.T, idx uint8, params []byte, mem []byte) {
-		c := &wasiCalls[int(idx)%len(wasiCalls)]
-		p := make([]uint64, max(len(c.Params), 1))
-		for i := range c.Params {
-			if len(params) >= 8 {
-				p[i] = binary.LittleEndian.Uint64(params)
-				params = params[8:]
-			}
-			if c.Params[i].Type == api.ValueTypeI32 {
-				p[i] = uint64(uint32(p[i]))
-			}
-		}
-		if len(mem) > int(m.Size()) {
-			mem = mem[:m.Size()]
-		}
-		clear(mustRead(t, m))
-		m.Write(0, mem)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		defer cancel()
-		g := env.guest(t, ctx)
-		defer g.table.CloseAll()
-		if _, r := callHandler(c.fn, g, m, p); r != nil {
-			t.Fatalf("%s(%v) panicked: %v", c.Name, p, r)
-		}
-	})
+	fuzzCallTable(f, wasiCalls[:])
 }
