@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"testing"
-
 )
 
 // FuzzWASICall calls every preview1 handler with arbitrary parameters and
