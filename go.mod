@@ -16,3 +16,5 @@ require (
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	golang.org/x/sync v0.7.0 // indirect
 )
+
+replace capnproto.org/go/capnp/v3 => ./third_party/go-capnp
