@@ -62,17 +62,28 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 	if err != nil {
 		return nil, dialError(socketPath, err)
 	}
-	return newClient(ctx, nc), nil
+	return newClient(ctx, nc)
 }
 
 // NewClient speaks the control API over an already connected stream
-// (a socket pair, a proxied connection). The Client owns c.
-func NewClient(ctx context.Context, c net.Conn) *Client { return newClient(ctx, c) }
+// (a socket pair, a proxied connection). The Client owns c, and closes it
+// if the daemon does not answer.
+func NewClient(ctx context.Context, c net.Conn) (*Client, error) { return newClient(ctx, c) }
 
-func newClient(ctx context.Context, nc net.Conn) *Client {
+func newClient(ctx context.Context, nc net.Conn) (*Client, error) {
 	// Network stays nil: sandboxd speaks point-to-point (level 1) RPC.
 	conn := rpc.NewConn(rpc.NewStreamTransport(nc), nil)
-	return &Client{conn: conn, sup: schemas.Supervisor(conn.Bootstrap(ctx))}
+	sup := schemas.Supervisor(conn.Bootstrap(ctx))
+	// Wait for the daemon's answer before any call is made on it: calls
+	// made on the bootstrap promise while it resolves can reach the daemon
+	// after the client has finished the bootstrap question, a protocol
+	// error for which the daemon hangs up.
+	if err := sup.Resolve(ctx); err != nil {
+		sup.Release()
+		conn.Close()
+		return nil, fmt.Errorf("connecting to sandboxd at %s: %w", nc.RemoteAddr(), err)
+	}
+	return &Client{conn: conn, sup: sup}, nil
 }
 
 func dialError(path string, err error) error {

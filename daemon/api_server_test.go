@@ -554,7 +554,10 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := client.NewClient(ctx, nc)
+		c, err := client.NewClient(ctx, nc)
+		if err != nil {
+			t.Fatal(err)
+		}
 		root, err := c.Mint(ctx, "dir:"+shortTempDir(t))
 		if err != nil {
 			t.Fatal(err)

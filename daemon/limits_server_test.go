@@ -302,6 +302,7 @@ func bootstrapMessage(t testing.TB) []byte {
 func FuzzServerInput(f *testing.F) {
 	d := startDaemonUnwatched(f, daemon.Limits{MessageTimeout: time.Second})
 	f.Add(bootstrapMessage(f))
+	f.Add(selfPipelinedCall(f))
 	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, in []byte) {

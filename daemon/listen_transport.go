@@ -110,7 +110,9 @@ type limitedTransport struct {
 	lim   Limits
 	log   hclog.Logger
 
-	outstanding int // calls received minus finishes received; reader goroutine only
+	// questions are the question ids of calls and bootstraps received and
+	// not yet finished; reader goroutine only.
+	questions map[uint32]struct{}
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -123,7 +125,7 @@ func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTrans
 	codec.dec = capnp.NewDecoder(&messageReader{codec: codec})
 	codec.dec.MaxMessageSize = lim.MaxMessageSize
 	codec.enc = capnp.NewEncoder(&deadlineWriter{conn: c, timeout: lim.WriteTimeout})
-	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim, log: log}
+	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim, log: log, questions: make(map[uint32]struct{})}
 	t.cond = sync.NewCond(&t.mu)
 	return t
 }
@@ -148,23 +150,72 @@ func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
 		t.log.Warn("disconnecting client: it sent a bad or oversized message, or stalled in one", "error", err)
 		return nil, err
 	}
-	switch in.Message().Which() {
-	case rpccp.Message_Which_call, rpccp.Message_Which_bootstrap:
-		t.outstanding++
-		if t.outstanding > t.lim.MaxOutstandingCalls {
-			in.Release()
-			err := errTooManyCalls(t.lim.MaxOutstandingCalls)
-			t.log.Warn("disconnecting client", "error", err.Error())
-			return nil, err
-		}
-	case rpccp.Message_Which_finish:
-		t.outstanding--
+	if err := t.track(in.Message()); err != nil {
+		in.Release()
+		t.log.Warn("disconnecting client", "error", err.Error())
+		return nil, err
 	}
 	size := t.codec.lastSize
 	t.mu.Lock()
 	t.held += size
 	t.mu.Unlock()
 	return &heldMessage{IncomingMessage: in, t: t, size: size}, nil
+}
+
+// track keeps the set of question ids the client has open and refuses a
+// message that breaks the protocol's rules for them: a call or bootstrap
+// that reuses an open question id, a call pipelined on a question that is
+// not open (or on its own id), and more than MaxOutstandingCalls open
+// questions. go-capnp's handling of such messages is not robust (a call
+// pipelined on its own question id crashes it), so they never reach it.
+func (t *limitedTransport) track(m rpccp.Message) error {
+	switch m.Which() {
+	case rpccp.Message_Which_call:
+		call, err := m.Call()
+		if err != nil {
+			return nil // go-capnp reports the malformed call
+		}
+		id := call.QuestionId()
+		if tgt, err := call.Target(); err == nil && tgt.Which() == rpccp.MessageTarget_Which_promisedAnswer {
+			pa, err := tgt.PromisedAnswer()
+			if err == nil {
+				q := pa.QuestionId()
+				if _, open := t.questions[q]; !open || q == id {
+					return errProtocol(fmt.Sprintf("call %d is pipelined on question %d, which is not an open question of this connection", id, q))
+				}
+			}
+		}
+		return t.open(id)
+	case rpccp.Message_Which_bootstrap:
+		b, err := m.Bootstrap()
+		if err != nil {
+			return nil
+		}
+		return t.open(b.QuestionId())
+	case rpccp.Message_Which_finish:
+		if f, err := m.Finish(); err == nil {
+			delete(t.questions, f.QuestionId())
+		}
+	}
+	return nil
+}
+
+func (t *limitedTransport) open(id uint32) error {
+	if _, open := t.questions[id]; open {
+		return errProtocol(fmt.Sprintf("question id %d reused before the client finished it", id))
+	}
+	if len(t.questions) >= t.lim.MaxOutstandingCalls {
+		return errTooManyCalls(t.lim.MaxOutstandingCalls)
+	}
+	t.questions[id] = struct{}{}
+	return nil
+}
+
+// errProtocol ends a connection whose client broke the RPC protocol.
+type errProtocol string
+
+func (e errProtocol) Error() string {
+	return "client broke the Cap'n Proto RPC protocol: " + string(e) + "; this is a bug in the client"
 }
 
 func (t *limitedTransport) release(size uint64) {

@@ -101,7 +101,21 @@ func (aq *AnswerQueue) Fulfill(ptr Ptr) {
 		pcall := recv(ent.ctx, ent.path, ent.Recv)
 		// The basis for our result will always be our index in the queue + 1
 		// since 0 is used for the initial fulfilled result.
-		aq.bases[i+1].recv = pcall.PipelineRecv
+		aq.bases[i+1].recv = pipelineRecvOrReject(pcall)
+	}
+}
+
+// pipelineRecvOrReject returns pcall.PipelineRecv, or, when the call was
+// rejected or completed without a pipeline (pcall is nil: the target was a
+// null, released or non-capability pointer), a receiver that rejects
+// every call pipelined on it.
+func pipelineRecvOrReject(pcall PipelineCaller) func(context.Context, []PipelineOp, Recv) PipelineCaller {
+	if pcall != nil {
+		return pcall.PipelineRecv
+	}
+	return func(_ context.Context, _ []PipelineOp, r Recv) PipelineCaller {
+		r.Reject(errors.New("pipelined call on a call that has no pipeline (it failed or returned no capability there)"))
+		return nil
 	}
 }
 

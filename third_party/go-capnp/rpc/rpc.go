@@ -954,6 +954,19 @@ func (c *Conn) handleCall(ctx context.Context, in transport.IncomingMessage) err
 				var callCtx context.Context
 				callCtx, ans.cancel = context.WithCancel(c.bgctx)
 				tgt := tgtAns.pcall
+				if tgt == nil {
+					// The target answer has neither results nor a
+					// pipeline: it is this call itself, or a call whose
+					// target could not be found.
+					tgtAns.pcalls.Done()
+					ans.sendException(dq, rpcerr.Failed(errors.New(
+						"incoming call: promised answer ID "+
+							str.Utod(p.target.promisedAnswer)+
+							" has no pipeline yet (is it this call's own question ID?)",
+					)))
+					dq.Defer(in.Release)
+					return nil
+				}
 				c.tasks.Add(1) // will be finished by answer.Return
 				pcall := newPromisedPipelineCaller()
 				ans.setPipelineCaller(p.method, pcall)
@@ -1001,6 +1014,9 @@ func (p *promisedPipelineCaller) PipelineSend(
 	s capnp.Send,
 ) (*capnp.Answer, capnp.ReleaseFunc) {
 	<-p.ready
+	if p.underlying == nil {
+		return capnp.ErrorAnswer(s.Method, errNoPipeline), func() {}
+	}
 	return p.underlying.PipelineSend(ctx, transform, s)
 }
 
@@ -1010,8 +1026,16 @@ func (p *promisedPipelineCaller) PipelineRecv(
 	r capnp.Recv,
 ) capnp.PipelineCaller {
 	<-p.ready
+	if p.underlying == nil {
+		r.Reject(errNoPipeline)
+		return nil
+	}
 	return p.underlying.PipelineRecv(ctx, transform, r)
 }
+
+// errNoPipeline rejects a call pipelined on a call that was rejected or
+// returned without a pipeline.
+var errNoPipeline = rpcerr.Failed(errors.New("pipelined call on a call that has no pipeline (it failed or returned no capability there)"))
 
 type parsedCall struct {
 	target parsedMessageTarget
