@@ -34,6 +34,9 @@ type Options struct {
 	// abi.Config.NoLoopChecks). Only an embedded supervisor of one guest
 	// that can end it by exiting its process (sandboxd run) sets it.
 	NoLoopChecks bool
+	// NoDebugInfo ignores guests' DWARF sections (see
+	// abi.Config.NoDebugInfo): faster start, no source lines in traps.
+	NoDebugInfo bool
 }
 
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
@@ -84,7 +87,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.DefaultMaxFDs < 0 {
 		return nil, fmt.Errorf("default max fds %d is negative: use 0 for the default of %d", opts.DefaultMaxFDs, caps.DefaultMaxFDs)
 	}
-	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks})
+	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoDebugInfo: opts.NoDebugInfo})
 	if err != nil {
 		return nil, err
 	}

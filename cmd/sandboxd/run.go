@@ -33,7 +33,7 @@ const (
 // that a runaway guest cannot take the host's memory.
 const defaultMem = "256MiB"
 
-// killGrace bounds the shutdown of the supervisor after the guest ended.
+// killGrace bounds how long launch waits for the daemon to kill a guest.
 const killGrace = 5 * time.Second
 
 // stopGrace is how long run waits for a killed guest to unwind before it
@@ -58,6 +58,7 @@ func runCmd(args []string) int {
 	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)")
 	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
+	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -89,22 +90,14 @@ func runCmd(args []string) int {
 	}
 
 	ctx := context.Background()
-	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: *cacheDir, NoLoopChecks: true})
+	// The supervisor is never closed: this process exits when its one
+	// guest has ended (or would not stop), and the exit releases the
+	// runtime, its memory and every handle at once.
+	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: *cacheDir, NoLoopChecks: true, NoDebugInfo: !*debugInfo})
 	if err != nil {
 		fail("cannot start the runtime: %v (try --cache-dir \"\")", err)
 		return exitFailure
 	}
-	abandoned := false // a guest that would not stop is left to the process exit
-	defer func() {
-		if abandoned {
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.Background(), killGrace)
-		defer cancel()
-		if err := sup.Close(cctx); err != nil {
-			log.Warn("shutting down", "error", err)
-		}
-	}()
 	m, err := sup.Compile(ctx, filepath.Base(path), wasm)
 	if err != nil {
 		fail("%v: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)
@@ -154,7 +147,6 @@ func runCmd(args []string) int {
 		select {
 		case <-g.Done():
 		case <-time.After(stopGrace):
-			abandoned = true
 		}
 		fail("%s: guest killed", name)
 		return code
@@ -162,7 +154,6 @@ func runCmd(args []string) int {
 		select {
 		case <-g.Done():
 		default:
-			abandoned = true
 			fail("guest killed: it ran longer than --timeout %v", *timeout)
 			return exitTimeout
 		}

@@ -379,3 +379,36 @@ func TestRunGrantsDirsAtTheGuestPathsTheyAreNamed(t *testing.T) {
 		t.Fatal("a file was created in the read-only grant")
 	}
 }
+
+// run ignores DWARF unless --debug-info is given: the trap's stack trace
+// (logged at debug level) then names source lines.
+func TestRunDebugInfoPutsSourceLinesInTrapTraces(t *testing.T) {
+	t.Parallel()
+	wasm := filepath.Join(t.TempDir(), "trap_lines.wasm")
+	src := abitest.Path("cmd/sandboxd/testdata/trap_lines.c")
+	if b, err := exec.Command("clang", "--target=wasm32-wasi", "--sysroot=/usr", "-O1", "-g", "-o", wasm, src).CombinedOutput(); err != nil {
+		t.Fatalf("clang: %v\n%s", err, b)
+	}
+	cache := t.TempDir()
+	for _, tc := range []struct {
+		flags []string
+		lines bool
+	}{
+		{nil, false},
+		{[]string{"--debug-info"}, true},
+		{nil, false}, // the cache keeps the two kinds of compiled code apart
+		{[]string{"--debug-info"}, true},
+	} {
+		args := append([]string{"run", "--log-level", "debug", "--cache-dir", cache}, tc.flags...)
+		r := sandboxd(t, "", append(args, wasm)...)
+		if r.code != exitTrap {
+			t.Fatalf("%v: exit %d, want %d; stderr %s", tc.flags, r.code, exitTrap, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "crash_here") {
+			t.Errorf("%v: the trace does not name the function:\n%s", tc.flags, r.stderr)
+		}
+		if got := strings.Contains(r.stderr, "trap_lines.c:"); got != tc.lines {
+			t.Errorf("%v: source lines in the trace: %v, want %v:\n%s", tc.flags, got, tc.lines, r.stderr)
+		}
+	}
+}
