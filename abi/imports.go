@@ -1,69 +1,116 @@
 package abi
 
-// importModuleNames returns the distinct module names of wasm's imports,
-// read from its import section without decoding the rest of the module.
-// It is a hint for starting work early (prepareHosts), not a validator: on
-// anything it does not understand it returns what it has read so far, and
-// wazero's decoder reports the real error.
-func importModuleNames(wasm []byte) []string {
-	r := wasmReader{b: wasm, ok: true}
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil
+// External kinds of the WebAssembly binary format.
+const (
+	externFunc   = 0x00
+	externTable  = 0x01
+	externMemory = 0x02
+	externGlobal = 0x03
+	externTag    = 0x04
+)
+
+// moduleShape is what a module imports and exports, read from its import
+// and export sections without decoding the rest.
+type moduleShape struct {
+	imports []importEntry
+	exports []exportEntry
+}
+
+type importEntry struct {
+	module, name string
+	kind         byte
+}
+
+type exportEntry struct {
+	name string
+	kind byte
+}
+
+// readShape reads wasm's import and export sections. ok is false for
+// anything it does not understand; callers then ask wazero, whose decoder
+// is the authority on what a module is.
+func readShape(wasm []byte) (s moduleShape, ok bool) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || string(wasm[4:8]) != "\x01\x00\x00\x00" {
+		return s, false
 	}
-	r.b = r.b[8:]
+	r := wasmReader{b: wasm[8:], ok: true}
 	for len(r.b) > 0 {
 		id := r.byte()
 		size := r.u32()
 		if !r.ok || uint64(size) > uint64(len(r.b)) {
-			return nil
+			return s, false
 		}
 		body := wasmReader{b: r.b[:size], ok: true}
 		r.b = r.b[size:]
-		switch {
-		case id == 2:
-			return body.importModules()
-		case id != 0 && id > 2:
-			return nil // sections are ordered: no import section
+		switch id {
+		case 2:
+			s.imports = body.imports()
+		case 7:
+			s.exports = body.exports()
+		default:
+			continue
+		}
+		if !body.ok || len(body.b) != 0 {
+			return s, false
 		}
 	}
-	return nil
+	return s, true
 }
 
-func (r *wasmReader) importModules() []string {
+// moduleNames returns the distinct module names of the imports.
+func (s moduleShape) moduleNames() []string {
 	var names []string
-	n := r.u32()
-	for i := uint32(0); i < n && r.ok; i++ {
-		mod := r.name()
-		r.name() // the field
-		switch r.byte() {
-		case 0x00: // function: type index
-			r.u32()
-		case 0x01: // table: reference type, limits
-			r.byte()
-			r.limits()
-		case 0x02: // memory: limits
-			r.limits()
-		case 0x03: // global: value type, mutability
-			r.byte()
-			r.byte()
-		case 0x04: // tag: attribute, type index
-			r.byte()
-			r.u32()
-		default:
-			r.ok = false
-		}
-		if !r.ok {
-			break
-		}
+	for _, im := range s.imports {
 		seen := false
-		for _, m := range names {
-			seen = seen || m == mod
+		for _, n := range names {
+			seen = seen || n == im.module
 		}
 		if !seen {
-			names = append(names, mod)
+			names = append(names, im.module)
 		}
 	}
 	return names
+}
+
+func (r *wasmReader) imports() []importEntry {
+	n := r.u32()
+	var l []importEntry
+	for i := uint32(0); i < n && r.ok; i++ {
+		e := importEntry{module: r.name(), name: r.name(), kind: r.byte()}
+		switch e.kind {
+		case externFunc:
+			r.u32() // type index
+		case externTable:
+			r.byte() // reference type
+			r.limits()
+		case externMemory:
+			r.limits()
+		case externGlobal:
+			r.byte() // value type
+			r.byte() // mutability
+		case externTag:
+			r.byte() // attribute
+			r.u32()  // type index
+		default:
+			r.ok = false
+		}
+		l = append(l, e)
+	}
+	return l
+}
+
+func (r *wasmReader) exports() []exportEntry {
+	n := r.u32()
+	var l []exportEntry
+	for i := uint32(0); i < n && r.ok; i++ {
+		e := exportEntry{name: r.name(), kind: r.byte()}
+		r.u32() // index
+		if e.kind > externTag {
+			r.ok = false
+		}
+		l = append(l, e)
+	}
+	return l
 }
 
 // wasmReader reads the WebAssembly binary encoding; after the first
@@ -99,7 +146,7 @@ func (r *wasmReader) u32() uint32 {
 	return 0
 }
 
-// u64 reads an unsigned LEB128 value of at most 10 bytes (memory64 limits).
+// u64 skips an unsigned LEB128 value of at most 10 bytes (memory64 limits).
 func (r *wasmReader) u64() {
 	for i := 0; i < 10; i++ {
 		if r.byte()&0x80 == 0 {
@@ -120,7 +167,7 @@ func (r *wasmReader) name() string {
 	return s
 }
 
-// limits reads a limits flag byte, the minimum and, if flagged, the maximum.
+// limits skips a limits flag byte, the minimum and, if flagged, the maximum.
 func (r *wasmReader) limits() {
 	flags := r.byte()
 	r.u64()

@@ -20,7 +20,13 @@ mkdir -p "$WORK/bin" "$WORK/in"
 echo "building into $WORK" >&2
 (cd "$ROOT" && CGO_ENABLED=0 go build -o "$WORK/bin/sandboxd" ./cmd/sandboxd)
 (cd "$ROOT" && go build -o "$WORK/bin/compare" ./bench/compare)
+# wazero's CLI as `go run github.com/tetratelabs/wazero/cmd/wazero@VERSION`
+# builds it (with cgo where a C compiler is installed), and once more without
+# cgo, statically linked as sandboxd is, so that neither build choice hides
+# in the start-up numbers.
 GOBIN="$WORK/bin" go install "github.com/tetratelabs/wazero/cmd/wazero@$WAZERO_VERSION"
+mkdir -p "$WORK/static"
+GOBIN="$WORK/static" CGO_ENABLED=0 go install "github.com/tetratelabs/wazero/cmd/wazero@$WAZERO_VERSION"
 clang --target=wasm32-wasi --sysroot=/usr -O2 -o "$WORK/ucase.wasm" "$ROOT/examples/ucase/ucase.c"
 clang --target=wasm32-wasi --sysroot=/usr -O2 -o "$WORK/hello.wasm" "$ROOT/bench/hello.c"
 
@@ -47,7 +53,7 @@ echo "- memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/memin
 echo "- $(go version | cut -d' ' -f3), wazero $WAZERO_VERSION, node $(node --version), $(clang --version | head -1)"
 echo "- sandboxd: $(cd "$ROOT" && git rev-parse --short HEAD)"
 echo
-"$WORK/bin/compare" -sandboxd "$WORK/bin/sandboxd" -wazero "$WORK/bin/wazero" \
+"$WORK/bin/compare" -sandboxd "$WORK/bin/sandboxd" -wazero "$WORK/bin/wazero" -wazero-static "$WORK/static/wazero" \
 	-node "$(command -v node)" -node-runner "$ROOT/bench/wasi-run.mjs" \
 	-ucase "$WORK/ucase.wasm" -hello "$WORK/hello.wasm" -input "$WORK/in/input.txt" \
 	-work "$WORK" -runs "$RUNS" -starts "$STARTS"

@@ -1,6 +1,8 @@
-// Command compare times the same WASI modules under sandboxd, wazero's CLI
-// and Node's node:wasi on this machine, in one run, and prints a Markdown
-// report. bench/run.sh builds everything and calls it.
+// Command compare times the same WASI modules under sandboxd (as run
+// starts by default, and with --debug-info), wazero's CLI (as `go run`
+// builds it and, optionally, built without cgo) and Node's node:wasi on
+// this machine, in one run, and prints a Markdown report. bench/run.sh
+// builds everything and calls it.
 //
 // Two measurements:
 //
@@ -39,7 +41,8 @@ type runtime struct {
 
 func main() {
 	sandboxd := flag.String("sandboxd", "", "sandboxd binary")
-	wazero := flag.String("wazero", "", "wazero CLI binary")
+	wazero := flag.String("wazero", "", "wazero CLI binary, built as `go run …/cmd/wazero@VERSION` builds it")
+	wazeroStatic := flag.String("wazero-static", "", "optional: wazero CLI built with CGO_ENABLED=0, as sandboxd is")
 	node := flag.String("node", "node", "node binary")
 	runner := flag.String("node-runner", "", "bench/wasi-run.mjs")
 	ucase := flag.String("ucase", "", "ucase.wasm")
@@ -58,31 +61,41 @@ func main() {
 	inDir := filepath.Dir(*input)
 	inName := filepath.Base(*input)
 	cache := filepath.Join(*work, "cache")
-	rts := []runtime{
-		{
-			name: "sandboxd",
+	sandboxdRT := func(name string, flags ...string) runtime {
+		base := append([]string{*sandboxd, "run", "--cache-dir", cache + "/" + name}, flags...)
+		return runtime{
+			name: name,
 			ucase: func(in, out string) []string {
-				return []string{*sandboxd, "run", "--cache-dir", cache + "/sandboxd",
-					"--grant", "dir:" + in + "=in:ro", "--grant", "dir:" + out + "=out", *ucase, "/in/" + inName, "/out/" + inName}
+				return append(append([]string(nil), base...), "--grant", "dir:"+in+"=in:ro", "--grant", "dir:"+out+"=out", *ucase, "/in/"+inName, "/out/"+inName)
 			},
-			hello: func() []string { return []string{*sandboxd, "run", "--cache-dir", cache + "/sandboxd", *hello} },
-		},
-		{
-			name: "wazero",
+			hello: func() []string { return append(append([]string(nil), base...), *hello) },
+		}
+	}
+	wazeroRT := func(name, bin string) runtime {
+		return runtime{
+			name: name,
 			ucase: func(in, out string) []string {
-				return []string{*wazero, "run", "-cachedir", cache + "/wazero",
+				return []string{bin, "run", "-cachedir", cache + "/" + name,
 					"-mount", in + ":/in:ro", "-mount", out + ":/out", *ucase, "/in/" + inName, "/out/" + inName}
 			},
-			hello: func() []string { return []string{*wazero, "run", "-cachedir", cache + "/wazero", *hello} },
-		},
-		{
-			name: "node",
-			ucase: func(in, out string) []string {
-				return []string{*node, "--no-warnings", *runner, "--dir", "/in=" + in, "--dir", "/out=" + out, *ucase, "/in/" + inName, "/out/" + inName}
-			},
-			hello: func() []string { return []string{*node, "--no-warnings", *runner, *hello} },
-		},
+			hello: func() []string { return []string{bin, "run", "-cachedir", cache + "/" + name, *hello} },
+		}
 	}
+	rts := []runtime{
+		sandboxdRT("sandboxd"),
+		sandboxdRT("sandboxd --debug-info", "--debug-info"),
+		wazeroRT("wazero", *wazero),
+	}
+	if *wazeroStatic != "" {
+		rts = append(rts, wazeroRT("wazero, CGO_ENABLED=0", *wazeroStatic))
+	}
+	rts = append(rts, runtime{
+		name: "node",
+		ucase: func(in, out string) []string {
+			return []string{*node, "--no-warnings", *runner, "--dir", "/in=" + in, "--dir", "/out=" + out, *ucase, "/in/" + inName, "/out/" + inName}
+		},
+		hello: func() []string { return []string{*node, "--no-warnings", *runner, *hello} },
+	})
 
 	want := upperDigest(*input)
 	st, err := os.Stat(*input)

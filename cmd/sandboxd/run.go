@@ -83,21 +83,32 @@ func runCmd(args []string) int {
 	}
 
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: os.Stderr})
+	ctx := context.Background()
+	// The runtime is built on another core while the module is read. The
+	// supervisor is never closed: this process exits when its one guest
+	// has ended (or would not stop), and the exit releases the runtime,
+	// its memory and every handle at once.
+	type started struct {
+		sup *daemon.Supervisor
+		err error
+	}
+	supc := make(chan started, 1)
+	go func() {
+		sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: *cacheDir, NoLoopChecks: true, NoDebugInfo: !*debugInfo})
+		supc <- started{sup, err}
+	}()
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		fail("cannot read module %s: %v: check the path", path, reason(err))
 		return exitModule
 	}
-
-	ctx := context.Background()
-	// The supervisor is never closed: this process exits when its one
-	// guest has ended (or would not stop), and the exit releases the
-	// runtime, its memory and every handle at once.
-	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: *cacheDir, NoLoopChecks: true, NoDebugInfo: !*debugInfo})
-	if err != nil {
-		fail("cannot start the runtime: %v (try --cache-dir \"\")", err)
+	principal := currentPrincipal()
+	st := <-supc
+	if st.err != nil {
+		fail("cannot start the runtime: %v (try --cache-dir \"\")", st.err)
 		return exitFailure
 	}
+	sup := st.sup
 	m, err := sup.Compile(ctx, filepath.Base(path), wasm)
 	if err != nil {
 		fail("%v: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)
@@ -105,13 +116,13 @@ func runCmd(args []string) int {
 	}
 
 	// Signals are caught from before launch, so that one arriving during
-	// setup still ends the guest rather than this process alone.
+	// setup still ends the guest rather than this process alone. They stay
+	// caught until the process exits.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 
 	g, err := sup.Launch(ctx, daemon.LaunchSpec{
-		Principal:   currentPrincipal(),
+		Principal:   principal,
 		Module:      m,
 		Grants:      grants,
 		Args:        gs.argv,
@@ -158,11 +169,11 @@ func runCmd(args []string) int {
 			return exitTimeout
 		}
 	}
-	st := g.Wait()
-	if st.Trap != nil {
-		log.Debug("guest trap", "trap", st.Trap.Error())
+	status := g.Wait()
+	if status.Trap != nil {
+		log.Debug("guest trap", "trap", status.Trap.Error())
 	}
-	return exitStatus(st, *timeout)
+	return exitStatus(status, *timeout)
 }
 
 // exitStatus maps how a guest ended to run's exit status, printing one
