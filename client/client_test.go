@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,5 +187,40 @@ func TestConcurrentWaitAndKillOfAnAttachedGuest(t *testing.T) {
 	}
 	if st := <-waited; st.Killed != "test" {
 		t.Fatalf("Wait beside Kill: %+v", st)
+	}
+}
+
+// Release may race with a Wait on another goroutine (an interrupted
+// `sandboxd launch` does this): Wait then returns the status or says the
+// handle was released, and never reads what Release freed (-race).
+func TestReleaseBesideAWaitOnAnotherGoroutine(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	ctx := context.Background()
+	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
+	for i := 0; i < 20; i++ {
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: wasm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			st, err := g.Wait(ctx)
+			if err == nil && st.Code != 7 {
+				err = fmt.Errorf("exit %d, want 7", st.Code)
+			}
+			if err != nil && !strings.Contains(err.Error(), "released") {
+				done <- err
+				return
+			}
+			done <- nil
+		}()
+		if i%2 == 0 {
+			time.Sleep(time.Duration(i) * 100 * time.Microsecond)
+		}
+		g.Release()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

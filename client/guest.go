@@ -21,6 +21,11 @@ type Guest struct {
 	exit       *schemas.Guest_wait_Results_Future
 	exitRel    capnp.ReleaseFunc
 	exitCancel context.CancelFunc
+	// exitMu is held while the exit status is read and while it is
+	// released, so that Release on one goroutine never frees what Wait
+	// on another is reading.
+	exitMu       sync.Mutex
+	exitReleased bool
 	// For a guest launched with Stdout or Stderr: the local sink the
 	// daemon writes the output to.
 	out  *outputServer
@@ -38,7 +43,10 @@ func (g *Guest) Release() {
 	g.releaseOnce.Do(func() {
 		if g.exitRel != nil {
 			g.exitCancel() // the release of a pending call waits for its answer
+			g.exitMu.Lock()
+			g.exitReleased = true
 			g.exitRel()
+			g.exitMu.Unlock()
 		}
 		g.sink.Release()
 		g.g.Release()
@@ -75,8 +83,14 @@ func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
 	case <-ctx.Done():
 		return ExitStatus{}, callError("wait "+g.id, context.Cause(ctx))
 	}
+	g.exitMu.Lock()
+	if g.exitReleased {
+		g.exitMu.Unlock()
+		return ExitStatus{}, &Error{Op: "wait " + g.id, Msg: "the guest handle was released"}
+	}
 	r, err := g.exit.Struct()
 	st, err := exitStatusResult("wait "+g.id, r, err)
+	g.exitMu.Unlock()
 	if err == nil {
 		err = g.flushOutput()
 	}
