@@ -197,9 +197,31 @@ type Error struct {
 	// Disconnected is set when the connection to the daemon was lost;
 	// the operation may or may not have taken effect.
 	Disconnected bool
-	Msg          string
-	Err          error
+	// Kind says what failed, for the failures a caller can act on without
+	// reading Msg; KindOther for the rest.
+	Kind ErrorKind
+	Msg  string
+	Err  error
 }
+
+// ErrorKind classifies a launch failure (docs/API.md, "Errors").
+type ErrorKind int
+
+const (
+	KindOther ErrorKind = iota
+	// KindGrant: a grant did not parse, was refused, or could not be set
+	// up (a missing directory, a capability already revoked). Nothing ran.
+	KindGrant
+	// KindModule: the module is not a WebAssembly command module sandboxd
+	// can run. Nothing ran.
+	KindModule
+)
+
+// errorKinds are the reason prefixes by which the daemon marks a kind.
+var errorKinds = []struct {
+	prefix string
+	kind   ErrorKind
+}{{"grant: ", KindGrant}, {"module: ", KindModule}}
 
 func (e *Error) Error() string { return e.Op + ": " + e.Msg }
 func (e *Error) Unwrap() error { return e.Err }
@@ -235,6 +257,12 @@ func callError(op string, err error) error {
 				continue
 			}
 			msg = msg[:i] + msg[i+len(p):]
+		}
+	}
+	for _, k := range errorKinds {
+		if strings.HasPrefix(msg, k.prefix) {
+			e.Kind, msg = k.kind, msg[len(k.prefix):]
+			break
 		}
 	}
 	// The daemon's message may start with the operation's own name

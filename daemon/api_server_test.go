@@ -627,16 +627,24 @@ func TestUnknownGuestAndCapabilityErrorsSayWhatToDo(t *testing.T) {
 	if _, err := c.Revoke(ctx, "cnope", ""); err == nil || !strings.Contains(err.Error(), "no capability cnope") {
 		t.Fatalf("unknown capability: %v", err)
 	}
-	_, err := c.Launch(ctx, client.LaunchRequest{Name: "x", Wasm: []byte("not wasm")})
-	if err == nil || !strings.Contains(err.Error(), "not a valid WebAssembly module") {
-		t.Fatalf("bad module: %v", err)
-	}
-	_, err = c.Launch(ctx, client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:relative/path"}})
-	if err == nil || !strings.Contains(err.Error(), "must be absolute") {
-		t.Fatalf("relative host path: %v", err)
-	}
-	_, err = c.Launch(ctx, client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:/nonexistent/sbx"}})
-	if err == nil || !strings.Contains(err.Error(), "does not exist") {
-		t.Fatalf("missing host path: %v", err)
+	for _, tc := range []struct {
+		what string
+		req  client.LaunchRequest
+		kind client.ErrorKind
+		says string
+	}{
+		{"bad module", client.LaunchRequest{Name: "x", Wasm: []byte("not wasm")}, client.KindModule, "not a valid WebAssembly module"},
+		{"relative host path", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:relative/path"}}, client.KindGrant, "must be absolute"},
+		{"missing host path", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:/nonexistent/sbx"}}, client.KindGrant, "does not exist"},
+		{"malformed grant", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"disk:/tmp"}}, client.KindGrant, `unknown kind "disk"`},
+		{"no module", client.LaunchRequest{Name: "x"}, client.KindOther, "no module"},
+	} {
+		_, err := c.Launch(ctx, tc.req)
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Kind != tc.kind || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %v (kind %v), want kind %v saying %q", tc.what, err, ce.Kind, tc.kind, tc.says)
+		} else if strings.Contains(ce.Msg, "grant: grant") || strings.HasPrefix(ce.Msg, "module: ") {
+			t.Errorf("%s: the kind's prefix is left in the message: %q", tc.what, ce.Msg)
+		}
 	}
 }

@@ -57,7 +57,7 @@ var ErrNoSupervisorChannel = errors.New("the guest has no supervisor channel: on
 // handle. It returns the new capability.
 func (g *Guest) Grant(ctx context.Context, gr Grant) (*caps.Cap, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("grant: %w", err)
+		return nil, fmt.Errorf("grant to %s: %w", g.id, err)
 	}
 	if g.supervisor == nil {
 		return nil, &GrantError{Grant: gr, Err: ErrNoSupervisorChannel}

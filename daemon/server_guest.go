@@ -330,19 +330,19 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 	}
 	gr, err := s.c.parseGrant(text)
 	if err != nil {
-		return err
+		return grantFailure(err)
 	}
 	var c *caps.Cap
 	if gr.Kind == GrantCap {
 		from, err := s.c.lookupOwnedCap(gr.Source)
 		if err != nil {
-			return fmt.Errorf("grant %s: %w", text, err)
+			return grantFailure(&GrantError{Grant: gr, Err: err})
 		}
 		if c, err = s.r.g.SendCap(ctx, from, gr.Name); err != nil {
-			return fmt.Errorf("grant %s: %w", text, err)
+			return grantFailure(&GrantError{Grant: gr, Err: err})
 		}
 	} else if c, err = s.r.g.Grant(ctx, gr); err != nil {
-		return err
+		return grantFailure(err)
 	}
 	s.c.log.Debug("granted to running guest", "guest", s.r.g.ID(), "grant", gr.String(), "cap", c.ID())
 	res, err := call.AllocResults()

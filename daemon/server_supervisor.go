@@ -46,7 +46,7 @@ func (s *supervisorServer) Whoami(ctx context.Context, call schemas.Supervisor_w
 func (c *serverConn) parseGrant(text string) (Grant, error) {
 	gr, err := ParseGrant(text)
 	if err != nil {
-		return Grant{}, err
+		return Grant{}, &grantSyntaxError{err}
 	}
 	if gr.Kind == GrantDir || gr.Kind == GrantFile {
 		if !filepath.IsAbs(gr.Source) {
@@ -109,7 +109,7 @@ func (c *serverConn) decodeLaunch(ctx context.Context, r schemas.LaunchRequest) 
 		if gr.Kind == GrantCap {
 			from, err := c.lookupOwnedCap(gr.Source)
 			if err != nil {
-				return nil, fmt.Errorf("grant %s: %w", text, err)
+				return nil, &GrantError{Grant: gr, Err: err}
 			}
 			a.delegations = append(a.delegations, Delegation{From: from, Name: gr.Name})
 			continue
@@ -175,6 +175,47 @@ func textList(l capnp.TextList, err error) ([]string, error) {
 	return out, nil
 }
 
+// Launch failures whose reason starts with one of these prefixes are of a
+// kind a client can act on without reading the text (docs/API.md): a grant
+// that did not parse, was refused or could not be set up, and a module
+// that is not one sandboxd can run. Nothing ran in either case.
+const (
+	reasonGrant  = "grant: "
+	reasonModule = "module: "
+)
+
+type grantSyntaxError struct{ err error }
+
+func (e *grantSyntaxError) Error() string { return e.err.Error() }
+func (e *grantSyntaxError) Unwrap() error { return e.err }
+
+type moduleError struct{ err error }
+
+func (e *moduleError) Error() string { return e.err.Error() }
+func (e *moduleError) Unwrap() error { return e.err }
+
+// launchFailure is the error a failed launch returns to the client.
+func launchFailure(err error) error {
+	var me *moduleError
+	if errors.As(err, &me) {
+		return errors.New(reasonModule + err.Error())
+	}
+	if k := grantFailure(err); k != err {
+		return k
+	}
+	return fmt.Errorf("launch: %w", err)
+}
+
+// grantFailure marks err as a grant failure for the client if it is one.
+func grantFailure(err error) error {
+	var ge *GrantError
+	var se *grantSyntaxError
+	if errors.As(err, &ge) || errors.As(err, &se) {
+		return errors.New(reasonGrant + err.Error())
+	}
+	return err
+}
+
 func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) error {
 	call.Go()
 	c := s.c
@@ -184,14 +225,14 @@ func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_l
 	}
 	a, err := c.decodeLaunch(ctx, req)
 	if err != nil {
-		return fmt.Errorf("launch: %w", err)
+		return launchFailure(err)
 	}
 	guest, info, err := c.launch(ctx, a)
 	if err != nil {
 		if a.output.IsValid() {
 			a.output.Release()
 		}
-		return err
+		return launchFailure(err)
 	}
 	res, err := call.AllocResults()
 	if err != nil {
@@ -234,7 +275,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	}()
 	m, err := s.sup.Compile(ctx, a.name, a.wasm)
 	if err != nil {
-		return schemas.Guest{}, nil, fmt.Errorf("%w: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)
+		return schemas.Guest{}, nil, &moduleError{fmt.Errorf("%w: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)}
 	}
 	rctx, cancel := context.WithCancel(s.ctx)
 	if a.spec.Timeout > 0 {

@@ -352,7 +352,7 @@ func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing
 		t.Fatalf("nobody killing root's guest: code %d, stderr %q", r.code, r.stderr)
 	}
 	// Host paths are opened with the daemon's authority: nobody may not name them.
-	if r := asNobody("launch", "--grant", "dir:/root", hello); r.code != exitFailure || !strings.Contains(r.stderr, "may not grant host paths") {
+	if r := asNobody("launch", "--grant", "dir:/root", hello); r.code != exitGrant || !strings.Contains(r.stderr, "may not grant host paths") {
 		t.Fatalf("nobody granting /root: code %d, stderr %q", r.code, r.stderr)
 	}
 	d.cli(t, "kill", rootGuest)
@@ -442,6 +442,51 @@ func TestDaemonRestartedOnItsStateDirCompilesNothingAgain(t *testing.T) {
 		if !after[p].Equal(m) {
 			t.Fatalf("%s was rewritten by the restarted daemon", p)
 		}
+	}
+}
+
+// launch and grant exit as run does when a grant or the module is at
+// fault: 3 and 4, with one line saying what, and nothing runs.
+func TestDaemonLaunchAndGrantFailuresExitAsRunDoes(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	dir := privateDir(t)
+	missing := filepath.Join(dir, "missing")
+	file := filepath.Join(dir, "f.txt")
+	garbage := filepath.Join(dir, "garbage.wasm")
+	reactor := filepath.Join(dir, "reactor.wasm")
+	for p, b := range map[string]string{file: "", garbage: "this is not wasm\n", reactor: "\x00asm\x01\x00\x00\x00"} {
+		if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"launch", "--grant", "dir:" + missing, hello}, exitGrant, missing + " does not exist"},
+		{[]string{"launch", "--grant", "dir:" + file, hello}, exitGrant, "is not a directory"},
+		{[]string{"launch", "--grant", "cap:c0123456789abcdef", hello}, exitGrant, "c0123456789abcdef"},
+		{[]string{"launch", garbage}, exitModule, "is not a valid WebAssembly module"},
+		{[]string{"launch", reactor}, exitModule, "has no _start function"},
+	} {
+		r := d.cli(t, c.args[0], c.args[1:]...)
+		if r.code != c.code {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", c.args, r.code, c.code, r.stderr)
+		}
+		oneLine(t, r.stderr, c.says)
+		if r.stdout != "" {
+			t.Errorf("%v: the guest ran: stdout %q", c.args, r.stdout)
+		}
+	}
+	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/server/recv_grant.c"))
+	id := strings.TrimSpace(r.stdout)
+	defer d.cli(t, "kill", id)
+	if r := d.cli(t, "grant", id, "--grant", "file:"+missing+"=ticks"); r.code != exitGrant {
+		t.Errorf("grant of a missing file: exit %d, want %d (stderr %q)", r.code, exitGrant, r.stderr)
+	} else {
+		oneLine(t, r.stderr, missing+" does not exist")
 	}
 }
 

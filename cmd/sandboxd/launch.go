@@ -49,13 +49,21 @@ func dialDaemon(ctx context.Context, socket string) (*client.Client, int) {
 }
 
 // daemonFailure prints err from a daemon call and returns the exit status
-// for it: exitUnavailable if the connection was lost, exitFailure if the
-// daemon refused or failed.
+// for it: exitUnavailable if the connection was lost; for a launch, the
+// exit statuses run uses for a grant or a module that nothing ran with;
+// otherwise exitFailure.
 func daemonFailure(err error) int {
 	fail("%v", err)
 	var ce *client.Error
-	if errors.As(err, &ce) && ce.Disconnected {
-		return exitUnavailable
+	if errors.As(err, &ce) {
+		switch {
+		case ce.Disconnected:
+			return exitUnavailable
+		case ce.Kind == client.KindGrant:
+			return exitGrant
+		case ce.Kind == client.KindModule:
+			return exitModule
+		}
 	}
 	return exitFailure
 }
