@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,28 @@ const killGrace = 5 * time.Second
 // at once, one spinning in a loop never does, and ending this process ends
 // it.
 const stopGrace = 200 * time.Millisecond
+
+// gcHeadroom is how far beyond the guest's memory limit this process's
+// memory may grow before the garbage collector runs (see holdGC).
+const gcHeadroom = 128 << 20
+
+// holdGC keeps the garbage collector from running while the guest runs,
+// unless memory passes the guest's limit plus gcHeadroom. Without loop
+// checks, a guest in a loop that makes no host call never reaches a point
+// where Go can pause it, and a collection must pause every goroutine
+// twice: one that started then would wait for the guest forever, and the
+// timer and the signal handling that end the guest would wait with it.
+// With no collection in progress (SetGCPercent waits for one to finish)
+// and none started by the passing of time, a spinning guest can always be
+// ended. The collector still runs if host calls allocate that much, and
+// the guest's own linear memory is within its limit.
+func holdGC(memLimit uint64) {
+	if memLimit == 0 {
+		memLimit = daemon.MaxMemoryLimit
+	}
+	debug.SetMemoryLimit(int64(memLimit) + gcHeadroom)
+	debug.SetGCPercent(-1)
+}
 
 func init() {
 	register(command{
@@ -121,6 +144,7 @@ func runCmd(args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
+	holdGC(gs.memLimit)
 	g, err := sup.Launch(ctx, daemon.LaunchSpec{
 		Principal:   principal,
 		Module:      m,

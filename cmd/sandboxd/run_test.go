@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -236,6 +237,30 @@ func TestRunTimeoutEndsSpinningGuest(t *testing.T) {
 	oneLine(t, r.stderr, "guest killed: it ran longer than --timeout 300ms")
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("took %v", took)
+	}
+}
+
+// A guest spinning without host calls cannot be paused by Go; a garbage
+// collection in progress when it started spinning used to wait for it
+// forever, and with it the --timeout timer. grow_spin.wat allocates 32 MiB
+// (memory.grow) and then spins: with GOGC=1 that allocation starts a
+// collection every time. Each run must end at its timeout.
+func TestRunTimeoutEndsSpinningGuestWhateverTheCollectorDoes(t *testing.T) {
+	t.Parallel()
+	spin := guest(t, "cmd/sandboxd/testdata/grow_spin.wat")
+	for i := 0; i < 10; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, bin, "run", "--cache-dir", "", "--timeout", "100ms", spin)
+		cmd.Env = append(os.Environ(), "GOGC=1")
+		err := cmd.Run()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("run %d: still running 20 s after its 100ms timeout", i)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != exitTimeout {
+			t.Fatalf("run %d: exit %d (%v), want %d", i, code, err, exitTimeout)
+		}
 	}
 }
 
