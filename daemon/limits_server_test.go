@@ -211,14 +211,7 @@ func TestForeignCapabilitiesAreRefused(t *testing.T) {
 	// A Cap the client serves itself, passed where the daemon expects its
 	// own: the daemon must not be fooled into treating it as one.
 	fake := schemas.Cap_ServerToClient(fakeCap{})
-	nc, err := net.Dial("unix", d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := rpc.NewConn(rpc.NewStreamTransport(nc), nil)
-	defer conn.Close()
-	sup := schemas.Supervisor(conn.Bootstrap(ctx))
-	defer sup.Release()
+	sup := d.rawSupervisor(t)
 	f, rel := sup.Launch(ctx, func(p schemas.Supervisor_launch_Params) error {
 		r, err := p.NewRequest()
 		if err != nil {

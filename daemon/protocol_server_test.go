@@ -141,17 +141,7 @@ func (discardSink) Write(context.Context, schemas.OutputSink_write) error { retu
 func TestCallPipelinedOnANonCapabilityFieldFails(t *testing.T) {
 	d := startDaemon(t, daemon.Limits{})
 	ctx := context.Background()
-	nc, err := net.Dial("unix", d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := rpc.NewConn(rpc.NewStreamTransport(nc), nil)
-	defer conn.Close()
-	sup := schemas.Supervisor(conn.Bootstrap(ctx))
-	defer sup.Release()
-	if err := sup.Resolve(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sup := d.rawSupervisor(t)
 	wasm := abitest.WAT(t, helloWAT)
 	for i := 0; i < 20; i++ {
 		f, rel := sup.Launch(ctx, func(p schemas.Supervisor_launch_Params) error {
@@ -188,4 +178,23 @@ func TestCallPipelinedOnANonCapabilityFieldFails(t *testing.T) {
 		rel()
 	}
 	d.stillServes(t)
+}
+
+// rawSupervisor connects to the daemon with go-capnp directly, without the
+// client library, and returns the resolved Supervisor; the connection is
+// closed when the test ends.
+func (d *testDaemon) rawSupervisor(t *testing.T) schemas.Supervisor {
+	t.Helper()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := rpc.NewConn(rpc.NewStreamTransport(nc), nil)
+	t.Cleanup(func() { conn.Close() })
+	sup := schemas.Supervisor(conn.Bootstrap(context.Background()))
+	t.Cleanup(sup.Release)
+	if err := sup.Resolve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return sup
 }
