@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -231,10 +232,22 @@ func (g *Guest) runOnce() ExitStatus {
 		ctx = experimental.WithMemoryAllocator(ctx, limitAllocator(g.memLimit))
 	}
 	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
-	if err == nil {
-		_, err = mod.ExportedFunction("_start").Call(ctx)
-		mod.Close(context.Background())
+	if err != nil {
+		return g.statusOf(err)
 	}
+	defer mod.Close(context.Background())
+	if g.module.loopChecks {
+		// Once the guest's context ends, its next loop iteration calls
+		// loopYield, which ends it (instrumentLoops).
+		budget := mod.ExportedGlobal(budgetExport).(api.MutableGlobal)
+		defer context.AfterFunc(ctx, func() { budget.Set(0) })()
+		if g.module.startFn {
+			if _, err := mod.ExportedFunction(startExport).Call(ctx); err != nil {
+				return g.statusOf(err)
+			}
+		}
+	}
+	_, err = mod.ExportedFunction("_start").Call(ctx)
 	return g.statusOf(err)
 }
 

@@ -1,5 +1,10 @@
 package abi
 
+import (
+	"errors"
+	"fmt"
+)
+
 // External kinds of the WebAssembly binary format.
 const (
 	externFunc   = 0x00
@@ -174,4 +179,70 @@ func (r *wasmReader) limits() {
 	if flags&1 != 0 {
 		r.u64()
 	}
+}
+
+// maxLocals bounds the locals one function may declare (as browsers do):
+// the decoder sizes its tables by the declared counts.
+const maxLocals = 50000
+
+// vectorSections are the sections whose body begins with an entry count.
+var vectorSections = [14]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 9: true, 10: true, 11: true, 13: true}
+
+// precheck refuses a module whose declared sizes and counts cannot be
+// right, before wazero's decoder sizes anything by them: a 32-byte module
+// declaring hundreds of millions of exports would otherwise cost seconds
+// and gigabytes to reject. Every count must fit in the bytes that follow
+// it (each entry takes at least one), and no function may declare more
+// than maxLocals locals.
+func precheck(wasm []byte) error {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return errors.New("no WebAssembly magic number: not a .wasm file")
+	}
+	r := wasmReader{b: wasm[8:], ok: true}
+	for len(r.b) > 0 {
+		id := r.byte()
+		size := r.u32()
+		if !r.ok || uint64(size) > uint64(len(r.b)) {
+			return fmt.Errorf("section %d runs past the end of the module", id)
+		}
+		body := wasmReader{b: r.b[:size], ok: true}
+		r.b = r.b[size:]
+		if int(id) >= len(vectorSections) || !vectorSections[id] {
+			continue
+		}
+		n := body.u32()
+		if !body.ok {
+			return fmt.Errorf("section %d has a malformed entry count", id)
+		}
+		if uint64(n) > uint64(len(body.b)) {
+			return fmt.Errorf("section %d declares %d entries in %d bytes", id, n, len(body.b))
+		}
+		if id == 10 {
+			if err := body.precheckCode(n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *wasmReader) precheckCode(n uint32) error {
+	for i := uint32(0); i < n; i++ {
+		size := r.u32()
+		if !r.ok || uint64(size) > uint64(len(r.b)) {
+			return fmt.Errorf("function body %d runs past the end of the code section", i)
+		}
+		fn := wasmReader{b: r.b[:size], ok: true}
+		r.b = r.b[size:]
+		groups := fn.u32()
+		var locals uint64
+		for j := uint32(0); j < groups && fn.ok; j++ {
+			locals += uint64(fn.u32())
+			fn.byte()
+		}
+		if locals > maxLocals {
+			return fmt.Errorf("function body %d declares %d locals, more than the %d allowed", i, locals, maxLocals)
+		}
+	}
+	return nil
 }

@@ -13,14 +13,19 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-func wat2wasm(t *testing.T, src string) []byte {
+// wat2wasm compiles src with wabt's wat2wasm and the given flags
+// (default: --enable-all).
+func wat2wasm(t *testing.T, src string, flags ...string) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
 	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := exec.Command("wat2wasm", "--enable-all", "-o", out, in).CombinedOutput(); err != nil {
+	if len(flags) == 0 {
+		flags = []string{"--enable-all"}
+	}
+	if b, err := exec.Command("wat2wasm", append(flags, "-o", out, in)...).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm: %v\n%s", err, b)
 	}
 	wasm, err := os.ReadFile(out)

@@ -22,13 +22,12 @@ type Config struct {
 	// CacheDir keeps compiled machine code between processes; "" keeps it
 	// in memory only.
 	CacheDir string
-	// NoLoopChecks compiles guests without wazero's termination check at
-	// every loop header (WithCloseOnContextDone). CPU-bound guests then run
-	// several times faster (docs/BENCHMARKS.md), but Kill and a cancelled
-	// context reach a guest only at its next host call: a loop that makes
-	// none runs on. Only a process that runs one guest and can end it by
-	// exiting (sandboxd run) should set it; a supervisor of many guests
-	// must not.
+	// NoLoopChecks compiles guests without the check at every loop header
+	// that lets Kill, a timeout or a cancelled context stop a guest that
+	// makes no host call, and lets Go pause it (see instrumentLoops). Such
+	// a guest then runs on until the process exits, and nothing else in
+	// the process can run a garbage collection meanwhile: only a process
+	// that runs one guest and can end it by exiting may set it.
 	NoLoopChecks bool
 	// NoDebugInfo skips the DWARF sections of guest modules. A trap's
 	// stack trace then names functions (from the name section) but not
@@ -44,8 +43,9 @@ type Config struct {
 // of concurrent guests; each module is compiled once, keyed by the SHA-256
 // of its bytes.
 type Runtime struct {
-	r   wazero.Runtime
-	log hclog.Logger
+	r          wazero.Runtime
+	log        hclog.Logger
+	loopChecks bool
 
 	mu      sync.Mutex
 	modules map[[32]byte]*compileEntry
@@ -65,7 +65,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		log = hclog.NewNullLogger()
 	}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(!cfg.NoLoopChecks).
+		WithCloseOnContextDone(false). // instrumentLoops does it, far more cheaply
 		WithCoreFeatures(api.CoreFeaturesV2).
 		WithDebugInfoEnabled(!cfg.NoDebugInfo)
 	if cfg.CacheDir != "" {
@@ -80,7 +80,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		rc = rc.WithCompilationCache(cache)
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
-	rt := &Runtime{r: r, log: log, modules: make(map[[32]byte]*compileEntry), hosts: make(map[string]*hostInit)}
+	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, modules: make(map[[32]byte]*compileEntry), hosts: make(map[string]*hostInit)}
 	for name := range hostModules {
 		rt.hosts[name] = &hostInit{}
 	}
@@ -136,6 +136,10 @@ type Module struct {
 	Size     int
 	compiled wazero.CompiledModule
 	usesWASI bool
+	// loopChecks: compiled from instrumentLoops' rewrite, with a budget
+	// global; startFn: the module's start function, exported to be run
+	// by the guest rather than during instantiation.
+	loopChecks, startFn bool
 }
 
 // HashString is the module's SHA-256 in hex, as policies and logs name it.
@@ -170,15 +174,25 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	// The shape is read from the bytes themselves: asking wazero builds a
 	// definition of every function in the module (~0.5 ms for a wasi-libc
 	// program), so it is only the fallback for what readShape cannot read.
+	if err := precheck(wasm); err != nil {
+		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
+	}
 	shape, ok := readShape(wasm)
 	if ok {
 		rt.prepareHosts(ctx, shape)
 	}
-	cm, err := rt.r.CompileModule(ctx, wasm)
+	if h := rt.hosts[loopModule]; rt.loopChecks && !h.started.Load() {
+		go rt.ensureHost(ctx, loopModule) // its error is kept for instrument
+	}
+	code, startFn, err := rt.instrument(ctx, name, wasm)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := rt.r.CompileModule(ctx, code)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm}
+	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn}
 	if !ok {
 		shape = shapeOf(cm)
 	}
@@ -188,6 +202,29 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	}
 	rt.log.Debug("compiled module", "module", name, "sha256", m.HashString(), "bytes", len(wasm))
 	return m, nil
+}
+
+// instrument returns the code to compile for wasm: with loop checks unless
+// the runtime has none, and then with the host module they import ready.
+func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte) (code []byte, startFn bool, err error) {
+	if !rt.loopChecks {
+		return wasm, false, nil
+	}
+	if err := rt.ensureHost(ctx, loopModule); err != nil {
+		return nil, false, err
+	}
+	code, startFn, err = instrumentLoops(wasm)
+	if err == nil {
+		return code, startFn, nil
+	}
+	// Let wazero say what is wrong with the module; if it finds nothing,
+	// the module uses something instrumentLoops does not know.
+	cm, cerr := rt.r.CompileModule(ctx, wasm)
+	if cerr != nil {
+		return nil, false, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, cerr)
+	}
+	cm.Close(ctx)
+	return nil, false, fmt.Errorf("%s cannot be given loop checks (%v): sandboxd runs WebAssembly 2.0 modules", name, err)
 }
 
 // checkShape refuses a module sandboxd cannot run, and instantiates the

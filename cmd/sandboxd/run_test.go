@@ -145,6 +145,10 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		{"garbage.wasm", []byte("this is not wasm\n"), "is not a valid WebAssembly module"},
 		{"truncated.wasm", []byte("\x00asm\x01\x00\x00\x00\x01\x05"), "is not a valid WebAssembly module"},
 		{"reactor.wasm", []byte("\x00asm\x01\x00\x00\x00"), "has no _start function"},
+		// 13 bytes declaring 268 million exports: wazero's decoder alone
+		// takes over a minute and gigabytes to refuse them.
+		{"bomb.wasm", []byte("\x00asm\x01\x00\x00\x00\x07\x05\xff\xff\xff\x7f\x00"), "section 7 declares 268435455 entries in 1 bytes"},
+		{"locals.wasm", []byte("\x00asm\x01\x00\x00\x00\x0a\x09\x01\x07\x01\xff\xff\xff\xff\x0f\x7f"), "locals, more than"},
 	}
 	for _, c := range cases {
 		p := filepath.Join(dir, c.name)

@@ -1,0 +1,597 @@
+package abi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Loop checks.
+//
+// A guest must stop when it is killed, times out or loses its parent, even
+// in a loop that makes no host call, and such a loop must not keep Go from
+// pausing the guest's goroutine (a garbage collection pauses every
+// goroutine, and waits for machine code to return to Go). wazero can do
+// both itself (WithCloseOnContextDone), but by leaving the machine code for
+// Go and back at every loop iteration, which makes CPU-bound guests several
+// times slower. instrumentLoops rewrites the module before it is compiled
+// so that the same happens every loopBudget iterations instead:
+//
+//   - a mutable i32 global, the budget, is appended and exported as
+//     budgetExport;
+//   - a function `loopModule.yield: () -> i32` is imported, after the
+//     module's own imports;
+//   - every loop body begins with: if the budget is 0, call yield and store
+//     what it returns as the budget; then decrement the budget;
+//   - a start function is not left to run inside instantiation, where
+//     nothing could stop it: the start section is removed and the function
+//     exported as startExport, which the guest runs first;
+//   - DWARF sections are dropped: their code offsets no longer hold (the
+//     name section, renumbered, still names functions in traps).
+//
+// yield ends a guest whose context has ended, and otherwise lets the Go
+// scheduler run other goroutines and returns a new budget. When a guest's
+// context ends the runtime also sets its budget to 0, so that the next
+// loop iteration yields.
+const (
+	loopModule   = "sandboxd_loop"
+	budgetExport = "sandboxd.budget"
+	startExport  = "sandboxd.start"
+	loopBudget   = 1 << 16
+)
+
+// sectionOrder is the required order of the known non-custom sections.
+var sectionOrder = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
+
+const (
+	secCustom  = 0
+	secType    = 1
+	secImport  = 2
+	secGlobal  = 6
+	secExport  = 7
+	secStart   = 8
+	secElement = 9
+	secCode    = 10
+)
+
+type section struct {
+	id   byte
+	body []byte
+}
+
+// instrumenter holds what rewriting a module needs: where the new import
+// and global land.
+type instrumenter struct {
+	importedFuncs uint32 // functions imported before yield; defined ones move up by one
+	yield         uint32 // yield's function index
+	budget        uint32 // the budget global's index
+}
+
+func (in *instrumenter) fn(x uint32) uint32 {
+	if x >= in.importedFuncs {
+		return x + 1
+	}
+	return x
+}
+
+// instrumentLoops returns wasm with loop checks (see above), and whether it
+// moved a start function to startExport. It fails on anything it cannot
+// read; the caller then lets wazero judge the original.
+func instrumentLoops(wasm []byte) (code []byte, startMoved bool, err error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || string(wasm[4:8]) != "\x01\x00\x00\x00" {
+		return nil, false, errors.New("not a WebAssembly 1.0 binary")
+	}
+	var secs []section
+	r := wasmReader{b: wasm[8:], ok: true}
+	for len(r.b) > 0 {
+		id := r.byte()
+		size := r.u32()
+		if !r.ok || uint64(size) > uint64(len(r.b)) {
+			return nil, false, errors.New("truncated section")
+		}
+		if _, known := sectionOrder[id]; !known && id != secCustom {
+			return nil, false, fmt.Errorf("unknown section id %d", id)
+		}
+		secs = append(secs, section{id, r.b[:size]})
+		r.b = r.b[size:]
+	}
+
+	var types, importedGlobals, definedGlobals uint32
+	var in instrumenter
+	var start []byte
+	for _, s := range secs {
+		b := wasmReader{b: s.body, ok: true}
+		switch s.id {
+		case secType:
+			types = b.u32()
+		case secImport:
+			for _, im := range b.imports() {
+				switch im.kind {
+				case externFunc:
+					in.importedFuncs++
+				case externGlobal:
+					importedGlobals++
+				}
+			}
+		case secGlobal:
+			definedGlobals = b.u32()
+		case secStart:
+			start = s.body
+		case secExport:
+			for _, ex := range b.exports() {
+				if ex.name == budgetExport || ex.name == startExport {
+					return nil, false, fmt.Errorf("the module already exports %q", ex.name)
+				}
+			}
+		}
+		if !b.ok {
+			return nil, false, fmt.Errorf("malformed section %d", s.id)
+		}
+	}
+	in.yield = in.importedFuncs
+	in.budget = importedGlobals + definedGlobals
+
+	newType := []byte{0x60, 0x00, 0x01, 0x7f} // func () -> i32
+	newImport := append(name(name(nil, loopModule), "yield"), externFunc)
+	newImport = uleb(newImport, uint64(types))
+	newGlobal := append(sleb32([]byte{0x7f, 0x01, 0x41}, loopBudget), 0x0b) // mut i32 = i32.const loopBudget
+	newExports := append(name(nil, budgetExport), externGlobal)
+	newExports = uleb(newExports, uint64(in.budget))
+	nExports := uint32(1)
+	if start != nil {
+		sr := wasmReader{b: start, ok: true}
+		fn := sr.u32()
+		if !sr.ok {
+			return nil, false, errors.New("malformed start section")
+		}
+		newExports = append(name(newExports, startExport), externFunc)
+		newExports = uleb(newExports, uint64(in.fn(fn)))
+		nExports++
+	}
+
+	var out []section
+	have := map[byte]bool{}
+	for _, s := range secs {
+		have[s.id] = true
+		var err error
+		switch s.id {
+		case secCustom:
+			switch n := customName(s.body); {
+			case strings.HasPrefix(n, ".debug_"):
+				continue
+			case n == "name":
+				s.body, err = in.names(s.body)
+			}
+		case secType:
+			s.body = appendToVector(s.body, 1, newType)
+		case secImport:
+			s.body = appendToVector(s.body, 1, newImport)
+		case secStart:
+			continue
+		case secGlobal:
+			s.body, err = in.globals(s.body)
+			s.body = appendToVector(s.body, 1, newGlobal)
+		case secExport:
+			s.body, err = in.exports(s.body)
+			s.body = appendToVector(s.body, nExports, newExports)
+		case secElement:
+			s.body, err = in.elements(s.body)
+		case secCode:
+			s.body, err = in.code(s.body)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, s)
+	}
+	for _, add := range []struct {
+		id   byte
+		n    uint32
+		body []byte
+	}{{secType, 1, newType}, {secImport, 1, newImport}, {secGlobal, 1, newGlobal}, {secExport, nExports, newExports}} {
+		if !have[add.id] {
+			out = insertSection(out, section{add.id, appendToVector([]byte{0}, add.n, add.body)})
+		}
+	}
+
+	w := append([]byte(nil), wasm[:8]...)
+	for _, s := range out {
+		w = append(w, s.id)
+		w = uleb(w, uint64(len(s.body)))
+		w = append(w, s.body...)
+	}
+	return w, start != nil, nil
+}
+
+// insertSection puts s before the first non-custom section that must
+// follow it.
+func insertSection(secs []section, s section) []section {
+	for i, o := range secs {
+		if o.id != secCustom && sectionOrder[o.id] > sectionOrder[s.id] {
+			return append(secs[:i], append([]section{s}, secs[i:]...)...)
+		}
+	}
+	return append(secs, s)
+}
+
+// appendToVector returns a vector body (a count, then its elements) with n
+// more elements, encoded in add, at its end.
+func appendToVector(body []byte, n uint32, add []byte) []byte {
+	r := wasmReader{b: body, ok: true}
+	count := r.u32()
+	out := uleb(nil, uint64(count+n))
+	out = append(out, r.b...)
+	return append(out, add...)
+}
+
+func customName(body []byte) string {
+	r := wasmReader{b: body, ok: true}
+	return r.name()
+}
+
+// exports renumbers function exports.
+func (in *instrumenter) exports(body []byte) ([]byte, error) {
+	r := wasmReader{b: body, ok: true}
+	n := r.u32()
+	out := uleb(nil, uint64(n))
+	for i := uint32(0); i < n && r.ok; i++ {
+		nm := r.name()
+		kind := r.byte()
+		idx := r.u32()
+		if kind == externFunc {
+			idx = in.fn(idx)
+		}
+		out = append(name(out, nm), kind)
+		out = uleb(out, uint64(idx))
+	}
+	if !r.ok || len(r.b) != 0 {
+		return nil, errors.New("malformed export section")
+	}
+	return out, nil
+}
+
+// globals renumbers ref.func in global initialisers.
+func (in *instrumenter) globals(body []byte) ([]byte, error) {
+	r := wasmReader{b: body, ok: true}
+	n := r.u32()
+	out := uleb(nil, uint64(n))
+	for i := uint32(0); i < n && r.ok; i++ {
+		out = append(out, r.byte(), r.byte()) // value type, mutability
+		var err error
+		if out, err = in.expr(&r, out); err != nil {
+			return nil, err
+		}
+	}
+	if !r.ok || len(r.b) != 0 {
+		return nil, errors.New("malformed global section")
+	}
+	return out, nil
+}
+
+// elements renumbers the functions of element segments.
+func (in *instrumenter) elements(body []byte) ([]byte, error) {
+	r := wasmReader{b: body, ok: true}
+	n := r.u32()
+	out := uleb(nil, uint64(n))
+	var err error
+	for i := uint32(0); i < n && r.ok && err == nil; i++ {
+		flags := r.u32()
+		out = uleb(out, uint64(flags))
+		if flags > 7 {
+			return nil, fmt.Errorf("element segment flags %d", flags)
+		}
+		if flags&2 != 0 && flags&1 == 0 { // an explicit table index
+			out = uleb(out, uint64(r.u32()))
+		}
+		if flags&1 == 0 { // active: an offset expression
+			if out, err = in.expr(&r, out); err != nil {
+				return nil, err
+			}
+		}
+		if flags&3 != 0 { // an element kind or reference type
+			out = append(out, r.byte())
+		}
+		count := r.u32()
+		out = uleb(out, uint64(count))
+		for j := uint32(0); j < count && r.ok && err == nil; j++ {
+			if flags&4 == 0 {
+				out = uleb(out, uint64(in.fn(r.u32())))
+			} else {
+				out, err = in.expr(&r, out)
+			}
+		}
+	}
+	if err == nil && (!r.ok || len(r.b) != 0) {
+		err = errors.New("malformed element section")
+	}
+	return out, err
+}
+
+// expr copies a constant expression up to its end, renumbering ref.func.
+func (in *instrumenter) expr(r *wasmReader, out []byte) ([]byte, error) {
+	for r.ok && len(r.b) > 0 {
+		var op byte
+		var err error
+		if out, op, err = in.instruction(r, out); err != nil {
+			return nil, err
+		}
+		if op == 0x0b {
+			return out, nil
+		}
+	}
+	return nil, errors.New("unterminated constant expression")
+}
+
+// names renumbers the function indices of the name section's function,
+// local and label name maps.
+func (in *instrumenter) names(body []byte) ([]byte, error) {
+	r := wasmReader{b: body, ok: true}
+	out := name(nil, r.name())
+	for len(r.b) > 0 && r.ok {
+		id := r.byte()
+		size := r.u32()
+		if !r.ok || uint64(size) > uint64(len(r.b)) {
+			return nil, errors.New("malformed name section")
+		}
+		sub := wasmReader{b: r.b[:size], ok: true}
+		r.b = r.b[size:]
+		var b []byte
+		switch id {
+		case 1: // function names: vec(index, name)
+			n := sub.u32()
+			b = uleb(nil, uint64(n))
+			for i := uint32(0); i < n && sub.ok; i++ {
+				b = uleb(b, uint64(in.fn(sub.u32())))
+				b = name(b, sub.name())
+			}
+		case 2, 3: // local and label names: vec(function index, vec(index, name))
+			n := sub.u32()
+			b = uleb(nil, uint64(n))
+			for i := uint32(0); i < n && sub.ok; i++ {
+				b = uleb(b, uint64(in.fn(sub.u32())))
+				m := sub.u32()
+				b = uleb(b, uint64(m))
+				for j := uint32(0); j < m && sub.ok; j++ {
+					b = uleb(b, uint64(sub.u32()))
+					b = name(b, sub.name())
+				}
+			}
+		default:
+			b = sub.b
+			sub.b = nil
+		}
+		if !sub.ok || len(sub.b) != 0 {
+			return nil, fmt.Errorf("malformed name subsection %d", id)
+		}
+		out = append(out, id)
+		out = uleb(out, uint64(len(b)))
+		out = append(out, b...)
+	}
+	if !r.ok {
+		return nil, errors.New("malformed name section")
+	}
+	return out, nil
+}
+
+// code rewrites the code section: the check at every loop, and calls and
+// function references renumbered.
+func (in *instrumenter) code(body []byte) ([]byte, error) {
+	r := wasmReader{b: body, ok: true}
+	n := r.u32()
+	out := uleb(nil, uint64(n))
+	for i := uint32(0); i < n; i++ {
+		size := r.u32()
+		if !r.ok || uint64(size) > uint64(len(r.b)) {
+			return nil, fmt.Errorf("function %d: truncated body", i)
+		}
+		fn, err := in.function(r.b[:size])
+		if err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
+		r.b = r.b[size:]
+		out = uleb(out, uint64(len(fn)))
+		out = append(out, fn...)
+	}
+	if !r.ok || len(r.b) != 0 {
+		return nil, errors.New("malformed code section")
+	}
+	return out, nil
+}
+
+func (in *instrumenter) function(body []byte) ([]byte, error) {
+	r := wasmReader{b: body, ok: true}
+	groups := r.u32()
+	for i := uint32(0); i < groups && r.ok; i++ {
+		r.u32()  // count
+		r.byte() // value type
+	}
+	if !r.ok {
+		return nil, errors.New("malformed locals")
+	}
+	out := make([]byte, 0, len(body)+len(body)/8+16)
+	out = append(out, body[:len(body)-len(r.b)]...)
+	for len(r.b) > 0 {
+		at := len(body) - len(r.b)
+		var op byte
+		var err error
+		if out, op, err = in.instruction(&r, out); err != nil {
+			return nil, fmt.Errorf("at byte %d: %w", at, err)
+		}
+		if op == 0x03 { // loop: the check opens its body
+			out = in.check(out)
+		}
+	}
+	return out, nil
+}
+
+// check appends: if (budget == 0) budget = yield(); budget--.
+func (in *instrumenter) check(out []byte) []byte {
+	out = uleb(append(out, 0x23), uint64(in.budget)) // global.get budget
+	out = append(out, 0x45, 0x04, 0x40)              // i32.eqz; if
+	out = uleb(append(out, 0x10), uint64(in.yield))  // call yield
+	out = uleb(append(out, 0x24), uint64(in.budget)) // global.set budget
+	out = append(out, 0x0b)                          // end
+	out = uleb(append(out, 0x23), uint64(in.budget)) // global.get budget
+	out = append(out, 0x41, 0x01, 0x6b)              // i32.const 1; i32.sub
+	return uleb(append(out, 0x24), uint64(in.budget))
+}
+
+// instruction copies one instruction to out, renumbering a function index
+// it names, and returns its opcode. It knows the instructions of
+// WebAssembly 2.0 (what the runtime is configured to accept) and tail calls.
+func (in *instrumenter) instruction(r *wasmReader, out []byte) ([]byte, byte, error) {
+	start := r.b
+	op := r.byte()
+	switch {
+	case op == 0x10 || op == 0x12 || op == 0xd2: // call, return_call, ref.func
+		x := r.u32()
+		if !r.ok {
+			return nil, op, fmt.Errorf("truncated instruction 0x%02x", op)
+		}
+		return uleb(append(out, op), uint64(in.fn(x))), op, nil
+	case op == 0x02 || op == 0x03 || op == 0x04: // block, loop, if
+		r.blockType()
+	case op <= 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x1a || op == 0x1b || op == 0xd1 || (op >= 0x45 && op <= 0xc4):
+		// no immediates
+	case op == 0x0c || op == 0x0d || (op >= 0x20 && op <= 0x26) || op == 0x3f || op == 0x40:
+		r.u32()
+	case op == 0x0e: // br_table
+		n := r.u32()
+		for i := uint32(0); i <= n && r.ok; i++ {
+			r.u32()
+		}
+	case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
+		r.u32()
+		r.u32()
+	case op == 0x1c: // select t*
+		n := r.u32()
+		for i := uint32(0); i < n && r.ok; i++ {
+			r.byte()
+		}
+	case op >= 0x28 && op <= 0x3e:
+		r.memarg()
+	case op == 0x41 || op == 0x42: // i32.const, i64.const
+		r.u64()
+	case op == 0x43:
+		r.skip(4)
+	case op == 0x44:
+		r.skip(8)
+	case op == 0xd0: // ref.null
+		r.u64()
+	case op == 0xfc:
+		switch sub := r.u32(); {
+		case sub <= 7:
+		case sub == 8 || sub == 10 || sub == 12 || sub == 14:
+			r.u32()
+			r.u32()
+		case sub <= 17:
+			r.u32()
+		default:
+			return nil, op, fmt.Errorf("unknown instruction 0xfc %d", sub)
+		}
+	case op == 0xfd:
+		switch sub := r.u32(); {
+		case sub <= 11 || sub == 92 || sub == 93:
+			r.memarg()
+		case sub == 12 || sub == 13:
+			r.skip(16)
+		case sub >= 21 && sub <= 34:
+			r.byte()
+		case sub >= 84 && sub <= 91:
+			r.memarg()
+			r.byte()
+		case sub <= 255:
+		default:
+			return nil, op, fmt.Errorf("unknown instruction 0xfd %d", sub)
+		}
+	default:
+		return nil, op, fmt.Errorf("unknown instruction 0x%02x", op)
+	}
+	if !r.ok {
+		return nil, op, fmt.Errorf("truncated instruction 0x%02x", op)
+	}
+	return append(out, start[:len(start)-len(r.b)]...), op, nil
+}
+
+func (r *wasmReader) blockType() {
+	if len(r.b) > 0 {
+		switch r.b[0] {
+		case 0x40, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f:
+			r.byte()
+			return
+		}
+	}
+	r.u64() // a type index, as a signed 33-bit value
+}
+
+func (r *wasmReader) memarg() {
+	if align := r.u32(); align&0x40 != 0 {
+		r.u32() // memory index
+	}
+	r.u64() // offset
+}
+
+func (r *wasmReader) skip(n int) {
+	if len(r.b) < n {
+		r.ok = false
+		return
+	}
+	r.b = r.b[n:]
+}
+
+// uleb appends v as unsigned LEB128.
+func uleb(b []byte, v uint64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// sleb32 appends v as signed LEB128.
+func sleb32(b []byte, v int32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// name appends a length-prefixed name.
+func name(b []byte, s string) []byte {
+	return append(uleb(b, uint64(len(s))), s...)
+}
+
+func init() { hostModules[loopModule] = instantiateLoop }
+
+// instantiateLoop builds the module of yield, which instrumented guests
+// import.
+func instantiateLoop(ctx context.Context, r wazero.Runtime) error {
+	_, err := r.NewHostModuleBuilder(loopModule).
+		NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(loopYield), nil, []api.ValueType{api.ValueTypeI32}).
+		Export("yield").
+		Instantiate(ctx)
+	return err
+}
+
+// loopYield ends a guest whose context has ended; otherwise it lets other
+// goroutines run and gives the guest a new budget.
+func loopYield(ctx context.Context, stack []uint64) {
+	if g := guestOf(ctx); g != nil && g.ctx.Err() != nil {
+		g.killed()
+	}
+	runtime.Gosched()
+	stack[0] = loopBudget
+}

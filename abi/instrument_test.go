@@ -1,0 +1,212 @@
+package abi
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// renumberWAT uses every place a function index appears: calls before and
+// after the import, call_indirect through an active segment, a passive
+// segment with table.init, an expression segment, ref.func in a global and
+// in code (declared), the start function and exports. It exits with a
+// value that is only right if every index still names the same function.
+const renumberWAT = `(module
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (type $ret (func (result i32)))
+  (table $t 8 funcref)
+  (global $started (mut i32) (i32.const 0))
+  (global $gref funcref (ref.func $five))
+  (memory (export "memory") 1)
+  (elem (i32.const 0) $one $two)
+  (elem $passive func $three)
+  (elem (table $t) (i32.const 4) funcref (ref.func $four))
+  (elem declare func $six)
+  (func $one (result i32) (i32.const 1))
+  (func $two (result i32) (i32.const 2))
+  (func $three (result i32) (i32.const 3))
+  (func $four (result i32) (i32.const 4))
+  (func $five (result i32) (i32.const 5))
+  (func $six (result i32) (i32.const 6))
+  (func $init (global.set $started (i32.const 100)))
+  (start $init)
+  (func $sum (param $n i32) (result i32) (local $acc i32)
+    (loop $l
+      (local.set $acc (i32.add (local.get $acc) (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $l (local.get $n)))
+    (local.get $acc))
+  (func (export "_start") (local $v i32)
+    (table.init $t $passive (i32.const 2) (i32.const 0) (i32.const 1))
+    (table.set $t (i32.const 5) (global.get $gref))
+    (table.set $t (i32.const 6) (ref.func $six))
+    (local.set $v (global.get $started))
+    (local.set $v (i32.add (local.get $v) (call_indirect (type $ret) (i32.const 0))))
+    (local.set $v (i32.add (local.get $v) (call_indirect (type $ret) (i32.const 1))))
+    (local.set $v (i32.add (local.get $v) (call_indirect (type $ret) (i32.const 2))))
+    (local.set $v (i32.add (local.get $v) (call_indirect (type $ret) (i32.const 4))))
+    (local.set $v (i32.add (local.get $v) (call_indirect (type $ret) (i32.const 5))))
+    (local.set $v (i32.add (local.get $v) (call_indirect (type $ret) (i32.const 6))))
+    (local.set $v (i32.add (local.get $v) (call $sum (i32.const 10))))
+    (call $exit (local.get $v))))`
+
+// 100 (start) + 1+2+3+4+5+6 + 55 (sum 1..10)
+const renumberWant = 176
+
+func runOnRuntime(t *testing.T, cfg Config, wasm []byte) ExitStatus {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Compile(ctx, "m", wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := caps.NewKernel(nil)
+	tbl := caps.NewTable(k, &caps.Holder{ID: "g"}, 0)
+	g := rt.NewGuest(m, GuestConfig{ID: "g", Table: tbl, Args: []string{"m"}})
+	return g.Run(ctx)
+}
+
+func TestInstrumentedModuleBehavesAsTheOriginal(t *testing.T) {
+	wasm := wat2wasm(t, renumberWAT, "--debug-names")
+	for _, cfg := range []Config{{NoLoopChecks: true}, {}} {
+		if st := runOnRuntime(t, cfg, wasm); st.Err() != nil || st.Code != renumberWant {
+			t.Errorf("loop checks %v: %+v, want exit %d", !cfg.NoLoopChecks, st, renumberWant)
+		}
+	}
+	code, moved, err := instrumentLoops(wasm)
+	if err != nil || !moved {
+		t.Fatalf("instrumentLoops: moved start %v, %v", moved, err)
+	}
+	s, ok := readShape(code)
+	if !ok {
+		t.Fatal("the instrumented module cannot be read")
+	}
+	if got := s.moduleNames(); strings.Join(got, ",") != ModuleName+","+loopModule {
+		t.Errorf("imports from %q, want %s then %s", got, ModuleName, loopModule)
+	}
+}
+
+// A trap's trace still names the function it happened in: the name
+// section is renumbered with the functions.
+func TestInstrumentedTrapNamesTheFunction(t *testing.T) {
+	wasm := wat2wasm(t, `(module
+	  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+	  (memory (export "memory") 1)
+	  (func $boom (unreachable))
+	  (func (export "_start") (call $boom)))`, "--debug-names")
+	st := runOnRuntime(t, Config{}, wasm)
+	if st.Trap == nil || !strings.Contains(st.Trap.Error(), "boom") {
+		t.Fatalf("status %+v: the trap does not name $boom", st)
+	}
+}
+
+// A guest spinning without host calls neither holds up a garbage
+// collection (which pauses every goroutine) nor resists Kill.
+func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Compile(ctx, "spin", wat2wasm(t, `(module (func (export "_start") (loop $l (br $l))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := caps.NewKernel(nil)
+	g := rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0)})
+	g.Start(ctx)
+	time.Sleep(50 * time.Millisecond)
+	collected := make(chan struct{})
+	go func() {
+		runtime.GC()
+		runtime.GC()
+		close(collected)
+	}()
+	select {
+	case <-collected:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a garbage collection waited 20 s for the spinning guest")
+	}
+	g.Kill("test over")
+	select {
+	case <-g.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the spinning guest survived Kill")
+	}
+	if st := g.Status(); st.Killed != "test over" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// A start function that spins is stopped too: it runs once the guest can
+// be killed, not inside instantiation.
+func TestSpinningStartFunctionIsKilled(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Compile(ctx, "spin", wat2wasm(t, `(module (func $s (loop $l (br $l))) (start $s) (func (export "_start")))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := caps.NewKernel(nil)
+	g := rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0)})
+	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	done := make(chan ExitStatus, 1)
+	go func() { done <- g.Run(tctx) }()
+	select {
+	case st := <-done:
+		if st.Killed != "timeout" {
+			t.Fatalf("status %+v, want killed by timeout", st)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the spinning start function survived its context")
+	}
+}
+
+func FuzzInstrumentLoops(f *testing.F) {
+	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x0a\x09\x01\x07\x00\x03\x40\x0c\x00\x0b\x0b"))
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(api.CoreFeaturesV2))
+	defer r.Close(ctx)
+	if _, err := r.NewHostModuleBuilder(loopModule).NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(func(context.Context, []uint64) {}), nil, []api.ValueType{api.ValueTypeI32}).
+		Export("yield").Instantiate(ctx); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		if precheck(wasm) != nil {
+			return // never reaches wazero
+		}
+		code, _, err := instrumentLoops(wasm)
+		cm, cerr := r.CompileModule(ctx, wasm)
+		if cerr != nil {
+			return // not valid: nothing to keep
+		}
+		cm.Close(ctx)
+		if err != nil {
+			return // refused: the runtime reports it
+		}
+		cm, err = r.CompileModule(ctx, code)
+		if err != nil {
+			t.Fatalf("a valid module became invalid: %v", err)
+		}
+		cm.Close(ctx)
+	})
+}
