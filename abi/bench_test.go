@@ -187,15 +187,26 @@ func sandboxdLoop(b *testing.B, wasm []byte, loop string) guestLoop {
 
 // wazeroWASILoop instantiates wasm under wazero's built-in WASI, stdout
 // discarded and real clocks, in a runtime with sandboxd's core features
-// and wazero's own defaults otherwise (no termination checks: sandboxd's
-// guests carry their own, see instrumentLoops, and pay for them here).
+// and wazero's own defaults otherwise. The module gets the same loop checks
+// as sandboxd's (instrumentLoops, with a yield that only renews the
+// budget), so that both sides run the same loop and only the host call
+// differs.
 func wazeroWASILoop(b *testing.B, wasm []byte, loop string) guestLoop {
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCoreFeatures(api.CoreFeaturesV2))
 	b.Cleanup(func() { r.Close(ctx) })
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	mod, err := r.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().
+	if _, err := r.NewHostModuleBuilder(loopModule).NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(func(_ context.Context, stack []uint64) { stack[0] = loopBudget }), nil, []api.ValueType{api.ValueTypeI32}).
+		Export("yield").Instantiate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	code, _, err := instrumentLoops(wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mod, err := r.InstantiateWithConfig(ctx, code, wazero.NewModuleConfig().
 		WithName("").WithStartFunctions().
 		WithStdout(io.Discard).WithSysNanotime().WithSysWalltime())
 	if err != nil {
