@@ -238,7 +238,7 @@ func (g *Guest) runOnce() ExitStatus {
 	defer mod.Close(context.Background())
 	if g.module.loopChecks {
 		// Once the guest's context ends, its next loop iteration calls
-		// loopYield, which ends it (instrumentLoops).
+		// loopYield, which ends it (sections.instrument).
 		budget := mod.ExportedGlobal(budgetExport).(api.MutableGlobal)
 		defer context.AfterFunc(ctx, func() { budget.Set(0) })()
 		if g.module.startFn {

@@ -31,26 +31,49 @@ type exportEntry struct {
 	kind byte
 }
 
-// readShape reads wasm's import and export sections. ok is false for
-// anything it does not understand; callers then ask wazero, whose decoder
-// is the authority on what a module is.
-func readShape(wasm []byte) (s moduleShape, ok bool) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || string(wasm[4:8]) != "\x01\x00\x00\x00" {
-		return s, false
+// section is one section of a module: its id and its bytes.
+type section struct {
+	id   byte
+	body []byte
+}
+
+// sections are a module's sections, in order.
+type sections []section
+
+// splitSections checks wasm's header and splits the rest into sections.
+// Compile splits a module once; its checks, its shape and the loop-check
+// rewrite all read these.
+func splitSections(wasm []byte) (sections, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, errors.New("no WebAssembly magic number: not a .wasm file")
 	}
+	if string(wasm[4:8]) != "\x01\x00\x00\x00" {
+		return nil, errors.New("not WebAssembly binary format version 1")
+	}
+	var secs sections
 	r := wasmReader{b: wasm[8:], ok: true}
 	for len(r.b) > 0 {
 		id := r.byte()
 		size := r.u32()
 		if !r.ok || uint64(size) > uint64(len(r.b)) {
-			return s, false
+			return nil, fmt.Errorf("section %d runs past the end of the module", id)
 		}
-		body := wasmReader{b: r.b[:size], ok: true}
+		secs = append(secs, section{id, r.b[:size]})
 		r.b = r.b[size:]
-		switch id {
-		case 2:
+	}
+	return secs, nil
+}
+
+// shape reads the import and export sections. ok is false for anything
+// it does not understand; callers then ask wazero, whose decoder is the
+// authority on what a module is.
+func (secs sections) shape() (s moduleShape, ok bool) {
+	for _, sec := range secs {
+		body := wasmReader{b: sec.body, ok: true}
+		switch sec.id {
+		case secImport:
 			s.imports = body.imports()
-		case 7:
+		case secExport:
 			s.exports = body.exports()
 		default:
 			continue
@@ -188,36 +211,26 @@ const maxLocals = 50000
 // vectorSections are the sections whose body begins with an entry count.
 var vectorSections = [14]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 9: true, 10: true, 11: true, 13: true}
 
-// precheck refuses a module whose declared sizes and counts cannot be
-// right, before wazero's decoder sizes anything by them: a 32-byte module
-// declaring hundreds of millions of exports would otherwise cost seconds
-// and gigabytes to reject. Every count must fit in the bytes that follow
-// it (each entry takes at least one), and no function may declare more
-// than maxLocals locals.
-func precheck(wasm []byte) error {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return errors.New("no WebAssembly magic number: not a .wasm file")
-	}
-	r := wasmReader{b: wasm[8:], ok: true}
-	for len(r.b) > 0 {
-		id := r.byte()
-		size := r.u32()
-		if !r.ok || uint64(size) > uint64(len(r.b)) {
-			return fmt.Errorf("section %d runs past the end of the module", id)
-		}
-		body := wasmReader{b: r.b[:size], ok: true}
-		r.b = r.b[size:]
-		if int(id) >= len(vectorSections) || !vectorSections[id] {
+// precheck refuses a module whose declared counts cannot be right, before
+// wazero's decoder sizes anything by them: a 13-byte module declaring 268
+// million exports would otherwise cost over a minute and gigabytes to
+// reject. Every count must fit in the bytes that follow it (each entry
+// takes at least one), and no function may declare more than maxLocals
+// locals.
+func (secs sections) precheck() error {
+	for _, sec := range secs {
+		if int(sec.id) >= len(vectorSections) || !vectorSections[sec.id] {
 			continue
 		}
+		body := wasmReader{b: sec.body, ok: true}
 		n := body.u32()
 		if !body.ok {
-			return fmt.Errorf("section %d has a malformed entry count", id)
+			return fmt.Errorf("section %d has a malformed entry count", sec.id)
 		}
 		if uint64(n) > uint64(len(body.b)) {
-			return fmt.Errorf("section %d declares %d entries in %d bytes", id, n, len(body.b))
+			return fmt.Errorf("section %d declares %d entries in %d bytes", sec.id, n, len(body.b))
 		}
-		if id == 10 {
+		if sec.id == secCode {
 			if err := body.precheckCode(n); err != nil {
 				return err
 			}

@@ -13,6 +13,33 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
+// readShape splits wasm and reads its shape, as Compile does.
+func readShape(wasm []byte) (moduleShape, bool) {
+	secs, err := splitSections(wasm)
+	if err != nil {
+		return moduleShape{}, false
+	}
+	return secs.shape()
+}
+
+// instrumentLoops splits wasm and rewrites it, as Compile does.
+func instrumentLoops(wasm []byte) ([]byte, bool, error) {
+	secs, err := splitSections(wasm)
+	if err != nil {
+		return nil, false, err
+	}
+	return secs.instrument()
+}
+
+// precheck splits wasm and checks its counts, as Compile does.
+func precheck(wasm []byte) error {
+	secs, err := splitSections(wasm)
+	if err != nil {
+		return err
+	}
+	return secs.precheck()
+}
+
 // wat2wasm compiles src with wabt's wat2wasm and the given flags
 // (default: --enable-all).
 func wat2wasm(t *testing.T, src string, flags ...string) []byte {

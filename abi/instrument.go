@@ -19,7 +19,7 @@ import (
 // goroutine, and waits for machine code to return to Go). wazero can do
 // both itself (WithCloseOnContextDone), but by leaving the machine code for
 // Go and back at every loop iteration, which makes CPU-bound guests several
-// times slower. instrumentLoops rewrites the module before it is compiled
+// times slower. sections.instrument rewrites the module before it is compiled
 // so that the same happens every loopBudget iterations instead:
 //
 //   - a mutable i32 global, the budget, is appended and exported as
@@ -59,11 +59,6 @@ const (
 	secCode    = 10
 )
 
-type section struct {
-	id   byte
-	body []byte
-}
-
 // instrumenter holds what rewriting a module needs: where the new import
 // and global land.
 type instrumenter struct {
@@ -79,26 +74,14 @@ func (in *instrumenter) fn(x uint32) uint32 {
 	return x
 }
 
-// instrumentLoops returns wasm with loop checks (see above), and whether it
-// moved a start function to startExport. It fails on anything it cannot
+// instrument returns the module with loop checks (see above), and whether
+// it moved a start function to startExport. It fails on anything it cannot
 // read; the caller then lets wazero judge the original.
-func instrumentLoops(wasm []byte) (code []byte, startMoved bool, err error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || string(wasm[4:8]) != "\x01\x00\x00\x00" {
-		return nil, false, errors.New("not a WebAssembly 1.0 binary")
-	}
-	var secs []section
-	r := wasmReader{b: wasm[8:], ok: true}
-	for len(r.b) > 0 {
-		id := r.byte()
-		size := r.u32()
-		if !r.ok || uint64(size) > uint64(len(r.b)) {
-			return nil, false, errors.New("truncated section")
+func (secs sections) instrument() (code []byte, startMoved bool, err error) {
+	for _, s := range secs {
+		if _, known := sectionOrder[s.id]; !known && s.id != secCustom {
+			return nil, false, fmt.Errorf("unknown section id %d", s.id)
 		}
-		if _, known := sectionOrder[id]; !known && id != secCustom {
-			return nil, false, fmt.Errorf("unknown section id %d", id)
-		}
-		secs = append(secs, section{id, r.b[:size]})
-		r.b = r.b[size:]
 	}
 
 	var types, importedGlobals, definedGlobals uint32
@@ -154,7 +137,7 @@ func instrumentLoops(wasm []byte) (code []byte, startMoved bool, err error) {
 		nExports++
 	}
 
-	var out []section
+	var out sections
 	have := map[byte]bool{}
 	for _, s := range secs {
 		have[s.id] = true
@@ -199,7 +182,7 @@ func instrumentLoops(wasm []byte) (code []byte, startMoved bool, err error) {
 		}
 	}
 
-	w := append([]byte(nil), wasm[:8]...)
+	w := []byte("\x00asm\x01\x00\x00\x00")
 	for _, s := range out {
 		w = append(w, s.id)
 		w = uleb(w, uint64(len(s.body)))
@@ -210,10 +193,10 @@ func instrumentLoops(wasm []byte) (code []byte, startMoved bool, err error) {
 
 // insertSection puts s before the first non-custom section that must
 // follow it.
-func insertSection(secs []section, s section) []section {
+func insertSection(secs sections, s section) sections {
 	for i, o := range secs {
 		if o.id != secCustom && sectionOrder[o.id] > sectionOrder[s.id] {
-			return append(secs[:i], append([]section{s}, secs[i:]...)...)
+			return append(secs[:i], append(sections{s}, secs[i:]...)...)
 		}
 	}
 	return append(secs, s)

@@ -24,7 +24,7 @@ type Config struct {
 	CacheDir string
 	// NoLoopChecks compiles guests without the check at every loop header
 	// that lets Kill, a timeout or a cancelled context stop a guest that
-	// makes no host call, and lets Go pause it (see instrumentLoops). Such
+	// makes no host call, and lets Go pause it (see sections.instrument). Such
 	// a guest then runs on until the process exits, and nothing else in
 	// the process can run a garbage collection meanwhile: only a process
 	// that runs one guest and can end it by exiting may set it.
@@ -65,7 +65,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		log = hclog.NewNullLogger()
 	}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(false). // instrumentLoops does it, far more cheaply
+		WithCloseOnContextDone(false). // sections.instrument does it, far more cheaply
 		WithCoreFeatures(api.CoreFeaturesV2).
 		WithDebugInfoEnabled(!cfg.NoDebugInfo)
 	if cfg.CacheDir != "" {
@@ -113,13 +113,13 @@ func (rt *Runtime) ensureHost(ctx context.Context, name string) error {
 	return h.err
 }
 
-// prepareHosts starts instantiating, on other goroutines, the host modules
-// the module imports from that are not yet instantiated or under way,
-// so that they are built while wazero compiles the guest (or loads it from
-// the cache) rather than after. Compile still calls ensureHost for each
-// import, which waits for these.
-func (rt *Runtime) prepareHosts(ctx context.Context, shape moduleShape) {
-	for _, name := range shape.moduleNames() {
+// prepareHosts starts instantiating, on other goroutines, the named host
+// modules that are not yet instantiated or under way, so that they are
+// built while wazero compiles the guest (or loads it from the cache)
+// rather than after. Compile still calls ensureHost for each, which waits
+// for these.
+func (rt *Runtime) prepareHosts(ctx context.Context, names []string) {
+	for _, name := range names {
 		if h, ok := rt.hosts[name]; ok && !h.started.Load() {
 			go rt.ensureHost(ctx, name) // its error is kept for Compile
 		}
@@ -136,7 +136,7 @@ type Module struct {
 	Size     int
 	compiled wazero.CompiledModule
 	usesWASI bool
-	// loopChecks: compiled from instrumentLoops' rewrite, with a budget
+	// loopChecks: compiled from sections.instrument's rewrite, with a budget
 	// global; startFn: the module's start function, exported to be run
 	// by the guest rather than during instantiation.
 	loopChecks, startFn bool
@@ -171,20 +171,27 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 }
 
 func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]byte) (*Module, error) {
-	// The shape is read from the bytes themselves: asking wazero builds a
-	// definition of every function in the module (~0.5 ms for a wasi-libc
-	// program), so it is only the fallback for what readShape cannot read.
-	if err := precheck(wasm); err != nil {
+	secs, err := splitSections(wasm)
+	if err == nil {
+		err = secs.precheck()
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	shape, ok := readShape(wasm)
+	// The shape is read from the sections themselves: asking wazero builds
+	// a definition of every function in the module (~0.5 ms for a
+	// wasi-libc program), so it is only the fallback for what shape cannot
+	// read.
+	shape, ok := secs.shape()
+	var hosts []string
 	if ok {
-		rt.prepareHosts(ctx, shape)
+		hosts = shape.moduleNames()
 	}
-	if h := rt.hosts[loopModule]; rt.loopChecks && !h.started.Load() {
-		go rt.ensureHost(ctx, loopModule) // its error is kept for instrument
+	if rt.loopChecks {
+		hosts = append(hosts, loopModule)
 	}
-	code, startFn, err := rt.instrument(ctx, name, wasm)
+	rt.prepareHosts(ctx, hosts)
+	code, startFn, err := rt.instrument(ctx, name, wasm, secs)
 	if err != nil {
 		return nil, err
 	}
@@ -206,19 +213,19 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 
 // instrument returns the code to compile for wasm: with loop checks unless
 // the runtime has none, and then with the host module they import ready.
-func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte) (code []byte, startFn bool, err error) {
+func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs sections) (code []byte, startFn bool, err error) {
 	if !rt.loopChecks {
 		return wasm, false, nil
 	}
 	if err := rt.ensureHost(ctx, loopModule); err != nil {
 		return nil, false, err
 	}
-	code, startFn, err = instrumentLoops(wasm)
+	code, startFn, err = secs.instrument()
 	if err == nil {
 		return code, startFn, nil
 	}
 	// Let wazero say what is wrong with the module; if it finds nothing,
-	// the module uses something instrumentLoops does not know.
+	// the module uses something instrument does not know.
 	cm, cerr := rt.r.CompileModule(ctx, wasm)
 	if cerr != nil {
 		return nil, false, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, cerr)

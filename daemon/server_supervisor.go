@@ -197,23 +197,27 @@ func (e *moduleError) Unwrap() error { return e.err }
 // launchFailure is the error a failed launch returns to the client.
 func launchFailure(err error) error {
 	var me *moduleError
-	if errors.As(err, &me) {
+	switch {
+	case errors.As(err, &me):
 		return errors.New(reasonModule + err.Error())
-	}
-	if k := grantFailure(err); k != err {
-		return k
+	case isGrantFailure(err):
+		return errors.New(reasonGrant + err.Error())
 	}
 	return fmt.Errorf("launch: %w", err)
 }
 
 // grantFailure marks err as a grant failure for the client if it is one.
 func grantFailure(err error) error {
-	var ge *GrantError
-	var se *grantSyntaxError
-	if errors.As(err, &ge) || errors.As(err, &se) {
+	if isGrantFailure(err) {
 		return errors.New(reasonGrant + err.Error())
 	}
 	return err
+}
+
+func isGrantFailure(err error) bool {
+	var ge *GrantError
+	var se *grantSyntaxError
+	return errors.As(err, &ge) || errors.As(err, &se)
 }
 
 func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) error {
