@@ -30,16 +30,11 @@ func capsCmd(args []string) int {
 		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
 	}
 	ctx := context.Background()
-	cl, code := dialDaemon(ctx, *socket)
-	if cl == nil {
+	g, done, code, ok := openGuest(ctx, *socket, fs.Arg(0))
+	if !ok {
 		return code
 	}
-	defer cl.Close()
-	g, err := cl.Guest(ctx, fs.Arg(0))
-	if err != nil {
-		return daemonFailure(err)
-	}
-	defer g.Release()
+	defer done()
 	handles, err := g.Caps(ctx)
 	if err != nil {
 		return daemonFailure(err)

@@ -42,16 +42,11 @@ func grantCmd(args []string) int {
 		return usageError(c, "%v", err)
 	}
 	ctx := context.Background()
-	cl, code := dialDaemon(ctx, *socket)
-	if cl == nil {
+	g, done, code, ok := openGuest(ctx, *socket, id)
+	if !ok {
 		return code
 	}
-	defer cl.Close()
-	g, err := cl.Guest(ctx, id)
-	if err != nil {
-		return daemonFailure(err)
-	}
-	defer g.Release()
+	defer done()
 	for _, gr := range grants {
 		info, err := g.Grant(ctx, gr)
 		if err != nil {

@@ -48,6 +48,22 @@ func dialDaemon(ctx context.Context, socket string) (*client.Client, int) {
 	return c, exitOK
 }
 
+// openGuest connects to the daemon and opens guest id. When ok, done
+// releases the guest and closes the connection; otherwise code is the exit
+// status, the failure already printed.
+func openGuest(ctx context.Context, socket, id string) (g *client.Guest, done func(), code int, ok bool) {
+	cl, code := dialDaemon(ctx, socket)
+	if cl == nil {
+		return nil, nil, code, false
+	}
+	g, err := cl.Guest(ctx, id)
+	if err != nil {
+		cl.Close()
+		return nil, nil, daemonFailure(err), false
+	}
+	return g, func() { g.Release(); cl.Close() }, exitOK, true
+}
+
 // daemonFailure prints err from a daemon call and returns the exit status
 // for it: exitUnavailable if the connection was lost; for a launch, the
 // exit statuses run uses for a grant or a module that nothing ran with;

@@ -29,16 +29,11 @@ func logsCmd(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	cl, code := dialDaemon(ctx, *socket)
-	if cl == nil {
+	g, done, code, ok := openGuest(ctx, *socket, fs.Arg(0))
+	if !ok {
 		return code
 	}
-	defer cl.Close()
-	g, err := cl.Guest(ctx, fs.Arg(0))
-	if err != nil {
-		return daemonFailure(err)
-	}
-	defer g.Release()
+	defer done()
 	dropped, err := g.Logs(ctx, os.Stdout, os.Stderr, *follow)
 	if err != nil {
 		if ctx.Err() != nil {
