@@ -217,62 +217,60 @@ func customName(body []byte) string {
 	return r.name()
 }
 
-// exports renumbers function exports.
-func (in *instrumenter) exports(body []byte) ([]byte, error) {
+// rewriteVector copies the body of a vector section (a count, then its
+// entries), passing each entry through entry, which reads it from r and
+// appends its rewrite to out.
+func rewriteVector(body []byte, what string, entry func(i uint32, r *wasmReader, out []byte) ([]byte, error)) ([]byte, error) {
 	r := wasmReader{b: body, ok: true}
 	n := r.u32()
 	out := uleb(nil, uint64(n))
 	for i := uint32(0); i < n && r.ok; i++ {
+		var err error
+		if out, err = entry(i, &r, out); err != nil {
+			return nil, err
+		}
+	}
+	if !r.ok || len(r.b) != 0 {
+		return nil, fmt.Errorf("malformed %s section", what)
+	}
+	return out, nil
+}
+
+// exports renumbers function exports.
+func (in *instrumenter) exports(body []byte) ([]byte, error) {
+	return rewriteVector(body, "export", func(_ uint32, r *wasmReader, out []byte) ([]byte, error) {
 		nm := r.name()
 		kind := r.byte()
 		idx := r.u32()
 		if kind == externFunc {
 			idx = in.fn(idx)
 		}
-		out = append(name(out, nm), kind)
-		out = uleb(out, uint64(idx))
-	}
-	if !r.ok || len(r.b) != 0 {
-		return nil, errors.New("malformed export section")
-	}
-	return out, nil
+		return uleb(append(name(out, nm), kind), uint64(idx)), nil
+	})
 }
 
 // globals renumbers ref.func in global initialisers.
 func (in *instrumenter) globals(body []byte) ([]byte, error) {
-	r := wasmReader{b: body, ok: true}
-	n := r.u32()
-	out := uleb(nil, uint64(n))
-	for i := uint32(0); i < n && r.ok; i++ {
+	return rewriteVector(body, "global", func(_ uint32, r *wasmReader, out []byte) ([]byte, error) {
 		out = append(out, r.byte(), r.byte()) // value type, mutability
-		var err error
-		if out, err = in.expr(&r, out); err != nil {
-			return nil, err
-		}
-	}
-	if !r.ok || len(r.b) != 0 {
-		return nil, errors.New("malformed global section")
-	}
-	return out, nil
+		return in.expr(r, out)
+	})
 }
 
 // elements renumbers the functions of element segments.
 func (in *instrumenter) elements(body []byte) ([]byte, error) {
-	r := wasmReader{b: body, ok: true}
-	n := r.u32()
-	out := uleb(nil, uint64(n))
-	var err error
-	for i := uint32(0); i < n && r.ok && err == nil; i++ {
+	return rewriteVector(body, "element", func(_ uint32, r *wasmReader, out []byte) ([]byte, error) {
 		flags := r.u32()
-		out = uleb(out, uint64(flags))
 		if flags > 7 {
 			return nil, fmt.Errorf("element segment flags %d", flags)
 		}
+		out = uleb(out, uint64(flags))
 		if flags&2 != 0 && flags&1 == 0 { // an explicit table index
 			out = uleb(out, uint64(r.u32()))
 		}
+		var err error
 		if flags&1 == 0 { // active: an offset expression
-			if out, err = in.expr(&r, out); err != nil {
+			if out, err = in.expr(r, out); err != nil {
 				return nil, err
 			}
 		}
@@ -281,18 +279,17 @@ func (in *instrumenter) elements(body []byte) ([]byte, error) {
 		}
 		count := r.u32()
 		out = uleb(out, uint64(count))
-		for j := uint32(0); j < count && r.ok && err == nil; j++ {
-			if flags&4 == 0 {
-				out = uleb(out, uint64(in.fn(r.u32())))
-			} else {
-				out, err = in.expr(&r, out)
+		for j := uint32(0); j < count && r.ok; j++ {
+			if flags&4 != 0 {
+				if out, err = in.expr(r, out); err != nil {
+					return nil, err
+				}
+				continue
 			}
+			out = uleb(out, uint64(in.fn(r.u32())))
 		}
-	}
-	if err == nil && (!r.ok || len(r.b) != 0) {
-		err = errors.New("malformed element section")
-	}
-	return out, err
+		return out, nil
+	})
 }
 
 // expr copies a constant expression up to its end, renumbering ref.func.
@@ -364,10 +361,7 @@ func (in *instrumenter) names(body []byte) ([]byte, error) {
 // code rewrites the code section: the check at every loop, and calls and
 // function references renumbered.
 func (in *instrumenter) code(body []byte) ([]byte, error) {
-	r := wasmReader{b: body, ok: true}
-	n := r.u32()
-	out := uleb(nil, uint64(n))
-	for i := uint32(0); i < n; i++ {
+	return rewriteVector(body, "code", func(i uint32, r *wasmReader, out []byte) ([]byte, error) {
 		size := r.u32()
 		if !r.ok || uint64(size) > uint64(len(r.b)) {
 			return nil, fmt.Errorf("function %d: truncated body", i)
@@ -377,13 +371,8 @@ func (in *instrumenter) code(body []byte) ([]byte, error) {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
 		r.b = r.b[size:]
-		out = uleb(out, uint64(len(fn)))
-		out = append(out, fn...)
-	}
-	if !r.ok || len(r.b) != 0 {
-		return nil, errors.New("malformed code section")
-	}
-	return out, nil
+		return append(uleb(out, uint64(len(fn))), fn...), nil
+	})
 }
 
 func (in *instrumenter) function(body []byte) ([]byte, error) {

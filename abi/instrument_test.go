@@ -59,22 +59,27 @@ const renumberWAT = `(module
 // 100 (start) + 1+2+3+4+5+6 + 55 (sum 1..10)
 const renumberWant = 176
 
-func runOnRuntime(t *testing.T, cfg Config, wasm []byte) ExitStatus {
+// newTestGuest compiles wasm on a runtime of its own, configured by cfg,
+// and returns a guest of it with an empty handle table.
+func newTestGuest(t *testing.T, cfg Config, wasm []byte) *Guest {
 	t.Helper()
 	ctx := context.Background()
 	rt, err := NewRuntime(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close(ctx)
+	t.Cleanup(func() { rt.Close(ctx) })
 	m, err := rt.Compile(ctx, "m", wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := caps.NewKernel(nil)
-	tbl := caps.NewTable(k, &caps.Holder{ID: "g"}, 0)
-	g := rt.NewGuest(m, GuestConfig{ID: "g", Table: tbl, Args: []string{"m"}})
-	return g.Run(ctx)
+	return rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0), Args: []string{"m"}})
+}
+
+func runOnRuntime(t *testing.T, cfg Config, wasm []byte) ExitStatus {
+	t.Helper()
+	return newTestGuest(t, cfg, wasm).Run(context.Background())
 }
 
 func TestInstrumentedModuleBehavesAsTheOriginal(t *testing.T) {
@@ -115,17 +120,7 @@ func TestInstrumentedTrapNamesTheFunction(t *testing.T) {
 // collection (which pauses every goroutine) nor resists Kill.
 func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	m, err := rt.Compile(ctx, "spin", wat2wasm(t, `(module (func (export "_start") (loop $l (br $l))))`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := caps.NewKernel(nil)
-	g := rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0)})
+	g := newTestGuest(t, Config{}, wat2wasm(t, `(module (func (export "_start") (loop $l (br $l))))`))
 	g.Start(ctx)
 	time.Sleep(50 * time.Millisecond)
 	collected := make(chan struct{})
@@ -154,17 +149,7 @@ func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 // be killed, not inside instantiation.
 func TestSpinningStartFunctionIsKilled(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	m, err := rt.Compile(ctx, "spin", wat2wasm(t, `(module (func $s (loop $l (br $l))) (start $s) (func (export "_start")))`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := caps.NewKernel(nil)
-	g := rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0)})
+	g := newTestGuest(t, Config{}, wat2wasm(t, `(module (func $s (loop $l (br $l))) (start $s) (func (export "_start")))`))
 	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	done := make(chan ExitStatus, 1)
