@@ -26,8 +26,8 @@ import (
 //     budgetExport;
 //   - a function `loopModule.yield: () -> i32` is imported, after the
 //     module's own imports;
-//   - every loop body begins with: if the budget is 0, call yield and store
-//     what it returns as the budget; then decrement the budget;
+//   - every loop body begins with: if the budget is below 1, call yield and
+//     store what it returns as the budget; then decrement the budget;
 //   - a start function is not left to run inside instantiation, where
 //     nothing could stop it: the start section is removed and the function
 //     exported as startExport, which the guest runs first;
@@ -401,10 +401,18 @@ func (in *instrumenter) function(body []byte) ([]byte, error) {
 	return out, nil
 }
 
-// check appends: if (budget == 0) budget = yield(); budget--.
+// check appends: if (budget < 1) budget = yield(); budget--.
+//
+// The comparison is signed, and that matters: the budget is read twice, and
+// a kill that sets it to 0 between the two reads makes the decrement store
+// -1. Compared unsigned (i32.eqz) that is 2^32-1 iterations to go, seconds
+// of a guest that will not die; compared signed it yields on the next
+// iteration. A kill whose store the guest overwrites with its own
+// decrement is lost only for one budget: the yield it then reaches sees
+// the ended context.
 func (in *instrumenter) check(out []byte) []byte {
 	out = uleb(append(out, 0x23), uint64(in.budget)) // global.get budget
-	out = append(out, 0x45, 0x04, 0x40)              // i32.eqz; if
+	out = append(out, 0x41, 0x01, 0x48, 0x04, 0x40)  // i32.const 1; i32.lt_s; if
 	out = uleb(append(out, 0x10), uint64(in.yield))  // call yield
 	out = uleb(append(out, 0x24), uint64(in.budget)) // global.set budget
 	out = append(out, 0x0b)                          // end

@@ -10,6 +10,7 @@ import (
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // renumberWAT uses every place a function index appears: calls before and
@@ -161,6 +162,43 @@ func TestSpinningStartFunctionIsKilled(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the spinning start function survived its context")
+	}
+}
+
+// A kill that sets the budget to 0 between the check's two reads of it
+// makes the decrement store -1. The check must take that as spent, not as
+// 2^32-1 iterations to go: here yield returns 0 every time, so every
+// decrement leaves -1, and the guest must yield again at once. Compared
+// unsigned, the second yield would come only after 2^32-1 iterations and
+// the ten here never (the context's deadline ends the test instead).
+func TestBudgetBelowZeroYieldsOnTheNextIteration(t *testing.T) {
+	code, _, err := instrumentLoops(wat2wasm(t, `(module (func (export "_start") (loop $l (br $l))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
+	defer r.Close(ctx)
+	yields := 0
+	_, err = r.NewHostModuleBuilder(loopModule).NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(func(ctx context.Context, stack []uint64) {
+			if yields++; yields == 10 {
+				panic(sys.NewExitError(0))
+			}
+			stack[0] = 0
+		}), nil, []api.ValueType{api.ValueTypeI32}).
+		Export("yield").Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := r.InstantiateWithConfig(ctx, code, wazero.NewModuleConfig().WithStartFunctions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mod.ExportedFunction("_start").Call(ctx)
+	if ee, ok := err.(*sys.ExitError); !ok || ee.ExitCode() != 0 || yields != 10 {
+		t.Fatalf("after %d yields: %v; want the tenth yield to end the guest", yields, err)
 	}
 }
 
