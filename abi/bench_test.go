@@ -177,7 +177,7 @@ func sandboxdLoop(b *testing.B, wasm []byte, loop string) guestLoop {
 	// As Guest.run and runOnce set a guest up, without running _start.
 	g.ctx, g.cancel = context.WithCancelCause(ctx)
 	b.Cleanup(func() { g.cancel(nil) })
-	gctx := context.WithValue(g.ctx, guestKey{}, g)
+	gctx := withGuest(g.ctx, g)
 	mod, err := rt.r.InstantiateModule(gctx, m.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		b.Fatal(err)

@@ -227,10 +227,11 @@ func (g *Guest) watchExit(w *caps.Waiter) (cancel func()) {
 }
 
 func (g *Guest) runOnce() ExitStatus {
-	ctx := context.WithValue(g.ctx, guestKey{}, g)
+	ctx := context.Context(g.ctx)
 	if g.memLimit > 0 {
 		ctx = experimental.WithMemoryAllocator(ctx, limitAllocator(g.memLimit))
 	}
+	ctx = withGuest(ctx, g)
 	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		return g.statusOf(err)

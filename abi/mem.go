@@ -57,9 +57,26 @@ func iovecs(m api.Memory, ptr, cnt uint32) ([][]byte, Errno) {
 	return iovecsInto(nil, m, ptr, cnt)
 }
 
+// iovec resolves the one (buf u32, len u32) pair at ptr: the common case
+// of a buffered stream, one load and no list.
+func iovec(m api.Memory, ptr uint32) ([]byte, Errno) {
+	v, ok := m.ReadUint64Le(ptr)
+	if !ok {
+		return nil, caps.EFAULT
+	}
+	return read(m, uint32(v), uint32(v>>32))
+}
+
 // iovecsInto is iovecs appending to dst[:0]: a caller on a hot path passes
 // a small array on its stack, and a short list then costs no allocation.
 func iovecsInto(dst [][]byte, m api.Memory, ptr, cnt uint32) ([][]byte, Errno) {
+	if cnt == 1 {
+		b, e := iovec(m, ptr)
+		if e != 0 {
+			return nil, e
+		}
+		return append(dst[:0], b), 0
+	}
 	if cnt > MaxIOVecs {
 		return nil, caps.EINVAL
 	}

@@ -79,7 +79,10 @@ func (t *Table) Acquire(fd uint32, base, inheriting Rights) (*Cap, error) {
 	if c == nil {
 		return nil, EBADF
 	}
-	if err := c.Acquire(base, inheriting); err != nil {
+	// Cap.Acquire, written out: this is every host call's first step.
+	c.inflight.Add(1)
+	if err := c.Check(base, inheriting); err != nil {
+		c.inflight.Add(-1)
 		return nil, err
 	}
 	return c, nil

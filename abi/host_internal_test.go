@@ -1,0 +1,76 @@
+package abi
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// shortWriter takes up to room bytes in all, then fails with err.
+type shortWriter struct {
+	got  []byte
+	room int
+	err  error
+}
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	n := min(len(p), w.room)
+	w.got = append(w.got, p[:n]...)
+	w.room -= n
+	if n < len(p) {
+		return n, w.err
+	}
+	return n, nil
+}
+
+// A standard stream's write (writeStdio) reports the bytes that went out
+// before its writer failed, and the failure itself when none did.
+func TestStdioWriteReportsPartialWritesAndErrors(t *testing.T) {
+	w := &shortWriter{room: 4, err: caps.EPIPE}
+	n, e := writeStdio(caps.NewStdout("stdout", w), [][]byte{[]byte("abc"), []byte("def"), []byte("ghi")})
+	if n != 4 || e != 0 || string(w.got) != "abcd" {
+		t.Fatalf("partial write: n=%d errno=%v wrote %q; want 4 bytes, no error, \"abcd\"", n, e, w.got)
+	}
+	n, e = writeStdio(caps.NewStdout("stdout", w), [][]byte{[]byte("more")})
+	if n != 0 || e != caps.EPIPE {
+		t.Fatalf("write to a failed stream: n=%d errno=%v; want EPIPE", n, e)
+	}
+	n, e = writeStdio(caps.NewStdin(strings.NewReader("")), [][]byte{[]byte("x")})
+	if n != 0 || e != caps.EBADF {
+		t.Fatalf("write to stdin: n=%d errno=%v; want EBADF", n, e)
+	}
+}
+
+// The context a guest runs under finds its guest by a type assertion, and
+// still behaves as the context it wraps: values, cancellation and its
+// cause pass through, and a context wrapped around it finds the guest by
+// value.
+func TestGuestContextCarriesTheGuestAndItsParent(t *testing.T) {
+	g := &Guest{}
+	type key struct{}
+	parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), key{}, "v"))
+	ctx := withGuest(parent, g)
+	if guestOf(ctx) != g || ctx.Value(guestKey{}) != g {
+		t.Fatal("withGuest: the guest is not found")
+	}
+	if ctx.Value(key{}) != "v" {
+		t.Fatal("withGuest hides its parent's values")
+	}
+	if guestOf(context.WithValue(ctx, key{}, "w")) != g {
+		t.Fatal("a context derived from a guest's does not find the guest")
+	}
+	if guestOf(parent) != nil {
+		t.Fatal("a context without a guest found one")
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { close(fired) })
+	defer stop()
+	cancel(errors.New("killed"))
+	<-fired
+	if ctx.Err() == nil || context.Cause(ctx).Error() != "killed" {
+		t.Fatalf("after cancel: err %v, cause %v", ctx.Err(), context.Cause(ctx))
+	}
+}
