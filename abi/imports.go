@@ -254,7 +254,7 @@ func (r *wasmReader) precheckCode(n uint32) error {
 			fn.byte()
 		}
 		if locals > maxLocals {
-			return fmt.Errorf("function body %d declares %d locals, more than the %d allowed", i, locals, maxLocals)
+			return &LimitError{fmt.Sprintf("function body %d declares %d locals, more than the %d sandboxd allows", i, locals, maxLocals)}
 		}
 	}
 	return nil

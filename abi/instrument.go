@@ -182,13 +182,22 @@ func (secs sections) instrument() (code []byte, startMoved bool, err error) {
 		}
 	}
 
-	w := []byte("\x00asm\x01\x00\x00\x00")
-	for _, s := range out {
+	return out.encode(), start != nil, nil
+}
+
+// encode writes the sections out as a module.
+func (secs sections) encode() []byte {
+	n := 8
+	for _, s := range secs {
+		n += 6 + len(s.body)
+	}
+	w := append(make([]byte, 0, n), "\x00asm\x01\x00\x00\x00"...)
+	for _, s := range secs {
 		w = append(w, s.id)
 		w = uleb(w, uint64(len(s.body)))
 		w = append(w, s.body...)
 	}
-	return w, start != nil, nil
+	return w
 }
 
 // insertSection puts s before the first non-custom section that must

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -175,7 +176,14 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err == nil {
 		err = secs.precheck()
 	}
+	var bounded bool
+	if err == nil {
+		secs, bounded, err = secs.boundTables()
+	}
 	if err != nil {
+		if errors.As(err, new(*LimitError)) {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
 	// The shape is read from the sections themselves: asking wazero builds
@@ -191,7 +199,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		hosts = append(hosts, loopModule)
 	}
 	rt.prepareHosts(ctx, hosts)
-	code, startFn, err := rt.instrument(ctx, name, wasm, secs)
+	code, startFn, err := rt.instrument(ctx, name, wasm, secs, bounded)
 	if err != nil {
 		return nil, err
 	}
@@ -211,10 +219,14 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	return m, nil
 }
 
-// instrument returns the code to compile for wasm: with loop checks unless
-// the runtime has none, and then with the host module they import ready.
-func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs sections) (code []byte, startFn bool, err error) {
+// instrument returns the code to compile for wasm, whose sections are secs
+// (rewritten by boundTables if changed): with loop checks unless the
+// runtime has none, and then with the host module they import ready.
+func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs sections, changed bool) (code []byte, startFn bool, err error) {
 	if !rt.loopChecks {
+		if changed {
+			return secs.encode(), false, nil
+		}
 		return wasm, false, nil
 	}
 	if err := rt.ensureHost(ctx, loopModule); err != nil {

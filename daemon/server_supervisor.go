@@ -279,7 +279,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	}()
 	m, err := s.sup.Compile(ctx, a.name, a.wasm)
 	if err != nil {
-		return schemas.Guest{}, nil, &moduleError{fmt.Errorf("%w: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)}
+		return schemas.Guest{}, nil, &moduleError{err}
 	}
 	rctx, cancel := context.WithCancel(s.ctx)
 	if a.spec.Timeout > 0 {

@@ -137,9 +137,15 @@ func (s *Supervisor) Close(ctx context.Context) error {
 func (s *Supervisor) Kernel() *caps.Kernel { return s.k }
 
 // Compile validates and compiles a module, or returns the one already
-// compiled from the same bytes (see abi.Runtime.Compile).
+// compiled from the same bytes (see abi.Runtime.Compile). An error says
+// what to do: rebuild the module, unless it is valid and only over one of
+// sandboxd's limits (abi.LimitError), which its message names.
 func (s *Supervisor) Compile(ctx context.Context, name string, wasm []byte) (*abi.Module, error) {
-	return s.rt.Compile(ctx, name, wasm)
+	m, err := s.rt.Compile(ctx, name, wasm)
+	if err != nil && !errors.As(err, new(*abi.LimitError)) {
+		err = fmt.Errorf("%w: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)
+	}
+	return m, err
 }
 
 // Principal is who asked for a launch or a grant: the peer of a control

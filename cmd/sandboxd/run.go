@@ -134,7 +134,7 @@ func runCmd(args []string) int {
 	sup := st.sup
 	m, err := sup.Compile(ctx, filepath.Base(path), wasm)
 	if err != nil {
-		fail("%v: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)
+		fail("%v", err)
 		return exitModule
 	}
 

@@ -149,6 +149,9 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		// takes over a minute and gigabytes to refuse them.
 		{"bomb.wasm", []byte("\x00asm\x01\x00\x00\x00\x07\x05\xff\xff\xff\x7f\x00"), "section 7 declares 268435455 entries in 1 bytes"},
 		{"locals.wasm", []byte("\x00asm\x01\x00\x00\x00\x0a\x09\x01\x07\x01\xff\xff\xff\xff\x0f\x7f"), "locals, more than"},
+		// A table of 100 million entries: 800 MB of the host's memory,
+		// outside --mem.
+		{"tables.wasm", []byte("\x00asm\x01\x00\x00\x00\x04\x07\x01\x70\x00\x80\xc2\xd7\x2f"), "tables declare 100000000 entries, more than the 4194304"},
 	}
 	for _, c := range cases {
 		p := filepath.Join(dir, c.name)
@@ -160,6 +163,12 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 			t.Errorf("%s: exit %d, want %d", c.name, r.code, exitModule)
 		}
 		oneLine(t, r.stderr, c.says)
+		// Rebuilding is the advice for a module that is not what sandboxd
+		// runs, not for one over a limit, which its message names.
+		limit := c.name == "locals.wasm" || c.name == "tables.wasm"
+		if advised := strings.Contains(r.stderr, "build it as a WebAssembly command module"); advised == limit {
+			t.Errorf("%s: advice to rebuild is %v, want %v: %q", c.name, advised, !limit, r.stderr)
+		}
 	}
 }
 

@@ -1,0 +1,106 @@
+package abi
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// maxTableEntries bounds the entries of all of a guest's tables together.
+// wazero keeps a table as a slice of 8-byte references outside the guest's
+// linear memory, so --mem does not bound it: without this a guest could
+// grow a table that declares no maximum to 2^32 entries (32 GiB of the
+// host's memory) with one table.grow. 4,194,304 entries (32 MiB) is far
+// more than compilers emit for function tables.
+const maxTableEntries = 1 << 22
+
+const secTable = 4
+
+// LimitError is a module that may be valid WebAssembly but asks for more
+// than sandboxd gives a guest; the message names the limit.
+type LimitError struct{ What string }
+
+func (e *LimitError) Error() string { return e.What }
+
+// Table element types of WebAssembly 2.0.
+const (
+	refFunc   = 0x70
+	refExtern = 0x6f
+)
+
+// boundTables gives every table a maximum, so that the module's tables
+// together can never hold more than maxTableEntries entries: what the
+// minimums leave is shared out equally, and a declared maximum below a
+// table's share stays as it is. A module whose minimums alone exceed the
+// bound is refused. changed reports whether any maximum was set.
+func (secs sections) boundTables() (out sections, changed bool, err error) {
+	for i, s := range secs {
+		if s.id != secTable {
+			continue
+		}
+		body, changed, err := boundTableSection(s.body)
+		if err != nil || !changed {
+			return secs, false, err
+		}
+		out = slices.Clone(secs)
+		out[i].body = body
+		return out, true, nil
+	}
+	return secs, false, nil
+}
+
+type tableType struct {
+	elem     byte
+	min, max uint32
+	hasMax   bool
+}
+
+func boundTableSection(body []byte) ([]byte, bool, error) {
+	r := wasmReader{b: body, ok: true}
+	n := r.u32()
+	if !r.ok || uint64(n) > uint64(len(r.b)) {
+		return nil, false, errors.New("malformed table section")
+	}
+	tables := make([]tableType, 0, n)
+	var sum uint64
+	for i := range n {
+		t := tableType{elem: r.byte()}
+		if r.ok && t.elem != refFunc && t.elem != refExtern {
+			return nil, false, fmt.Errorf("table %d holds element type %#x: sandboxd runs WebAssembly 2.0 modules", i, t.elem)
+		}
+		flags := r.byte()
+		if r.ok && flags > 1 {
+			return nil, false, fmt.Errorf("table %d has limits flags %#x: sandboxd runs WebAssembly 2.0 modules", i, flags)
+		}
+		t.min = r.u32()
+		if flags == 1 {
+			t.max, t.hasMax = r.u32(), true
+		}
+		if !r.ok {
+			return nil, false, errors.New("malformed table section")
+		}
+		sum += uint64(t.min)
+		tables = append(tables, t)
+	}
+	if len(r.b) != 0 {
+		return nil, false, fmt.Errorf("malformed table section: %d bytes after its last table", len(r.b))
+	}
+	if sum > maxTableEntries {
+		return nil, false, &LimitError{fmt.Sprintf("its tables declare %d entries, more than the %d sandboxd allows a guest's tables in all", sum, maxTableEntries)}
+	}
+	if n == 0 {
+		return body, false, nil
+	}
+	share := (maxTableEntries - sum) / uint64(n)
+	changed := false
+	out := uleb(nil, uint64(n))
+	for _, t := range tables {
+		if limit := uint64(t.min) + share; !t.hasMax || uint64(t.max) > limit {
+			t.max, changed = uint32(limit), true
+		}
+		out = append(out, t.elem, 1)
+		out = uleb(out, uint64(t.min))
+		out = uleb(out, uint64(t.max))
+	}
+	return out, changed, nil
+}

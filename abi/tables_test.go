@@ -1,0 +1,165 @@
+package abi
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// tableSection encodes a table section of the given tables.
+func tableSection(ts ...tableType) []byte {
+	out := uleb(nil, uint64(len(ts)))
+	for _, t := range ts {
+		flags := byte(0)
+		if t.hasMax {
+			flags = 1
+		}
+		out = append(out, t.elem, flags)
+		out = uleb(out, uint64(t.min))
+		if t.hasMax {
+			out = uleb(out, uint64(t.max))
+		}
+	}
+	return out
+}
+
+func readTables(t *testing.T, body []byte) []tableType {
+	t.Helper()
+	r := wasmReader{b: body, ok: true}
+	n := r.u32()
+	var ts []tableType
+	for range n {
+		tt := tableType{elem: r.byte()}
+		flags := r.byte()
+		tt.min = r.u32()
+		if flags == 1 {
+			tt.max, tt.hasMax = r.u32(), true
+		}
+		ts = append(ts, tt)
+	}
+	if !r.ok || len(r.b) != 0 {
+		t.Fatalf("rewritten table section is malformed: % x", body)
+	}
+	return ts
+}
+
+func TestBoundTablesSharesWhatTheMinimumsLeave(t *testing.T) {
+	const share = (maxTableEntries - 10 - 4) / 3
+	body, changed, err := boundTableSection(tableSection(
+		tableType{elem: refFunc, min: 10},                        // no maximum: gets its share
+		tableType{elem: refExtern, min: 4, max: 8, hasMax: true}, // below its share: stays
+		tableType{elem: refFunc, max: 1 << 30, hasMax: true},     // above its share: lowered
+	))
+	if err != nil || !changed {
+		t.Fatalf("changed %v, err %v", changed, err)
+	}
+	got := readTables(t, body)
+	want := []tableType{
+		{elem: refFunc, min: 10, max: 10 + share, hasMax: true},
+		{elem: refExtern, min: 4, max: 8, hasMax: true},
+		{elem: refFunc, min: 0, max: share, hasMax: true},
+	}
+	var total uint64
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("table %d: %+v, want %+v", i, got[i], want[i])
+		}
+		total += uint64(got[i].max)
+	}
+	if total > maxTableEntries {
+		t.Errorf("the maximums add up to %d entries, more than %d", total, maxTableEntries)
+	}
+}
+
+func TestBoundTablesLeavesBoundedTablesAlone(t *testing.T) {
+	in := tableSection(tableType{elem: refFunc, min: 300, max: 300, hasMax: true})
+	body, changed, err := boundTableSection(in)
+	if err != nil || changed || string(body) != string(in) {
+		t.Fatalf("changed %v, err %v, body % x", changed, err, body)
+	}
+}
+
+func TestBoundTablesRefusesWhatCannotBeBounded(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		body  []byte
+		says  string
+		limit bool
+	}{
+		{"minimums over the bound", tableSection(tableType{elem: refFunc, min: maxTableEntries}, tableType{elem: refFunc, min: 1}),
+			"tables declare 4194305 entries, more than the 4194304", true},
+		{"element type", tableSection(tableType{elem: 0x63}), "element type 0x63", false},
+		{"limits flags", []byte{1, refFunc, 4, 0}, "limits flags 0x4", false},
+		{"truncated", []byte{1, refFunc, 1, 5}, "malformed table section", false},
+		{"trailing bytes", append(tableSection(tableType{elem: refFunc}), 0), "after its last table", false},
+		{"count over the bytes", []byte{9, refFunc, 0, 0}, "malformed table section", false},
+	} {
+		_, _, err := boundTableSection(c.body)
+		if err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.says)
+			continue
+		}
+		if limit := errors.As(err, new(*LimitError)); limit != c.limit {
+			t.Errorf("%s: a LimitError: %v, want %v", c.name, limit, c.limit)
+		}
+	}
+}
+
+// tableGrowWAT grows a table that declares no maximum: by 2^28 entries
+// (2 GiB of the host's memory, outside --mem) the grow fails as the
+// specification allows, returning -1; by 1000 it succeeds. The exit code
+// says which step went wrong.
+const tableGrowWAT = `(module
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (table $t 1 funcref)
+  (func (export "_start")
+    (if (i32.ne (table.grow $t (ref.null func) (i32.const 0x10000000)) (i32.const -1))
+      (then (call $exit (i32.const 1))))
+    (if (i32.ne (table.grow $t (ref.null func) (i32.const 1000)) (i32.const 1))
+      (then (call $exit (i32.const 2))))
+    (if (i32.ne (table.size $t) (i32.const 1001))
+      (then (call $exit (i32.const 3))))
+    (call $exit (i32.const 0))))`
+
+func TestTableGrowthIsBoundedWithAndWithoutLoopChecks(t *testing.T) {
+	wasm := wat2wasm(t, tableGrowWAT)
+	for _, cfg := range []Config{{NoLoopChecks: true}, {}} {
+		if st := runOnRuntime(t, cfg, wasm); st.Err() != nil || st.Code != 0 {
+			t.Errorf("loop checks %v: %+v, want exit 0", !cfg.NoLoopChecks, st)
+		}
+	}
+}
+
+// A valid module stays valid once its tables are bounded.
+func FuzzBoundTables(f *testing.F) {
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x04\x04\x01\x70\x00\x05"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x04\x09\x02\x70\x01\x01\x80\x80\x04\x6f\x00\x00"))
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(api.CoreFeaturesV2))
+	defer r.Close(ctx)
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		secs, err := splitSections(wasm)
+		if err != nil || secs.precheck() != nil {
+			return // never reaches wazero
+		}
+		bounded, changed, err := secs.boundTables()
+		cm, cerr := r.CompileModule(ctx, wasm)
+		if cerr != nil {
+			return // not valid: nothing to keep
+		}
+		cm.Close(ctx)
+		if err != nil || !changed {
+			return // refused or left alone: the module as it was
+		}
+		cm, err = r.CompileModule(ctx, bounded.encode())
+		if err != nil {
+			t.Fatalf("a valid module became invalid: %v", err)
+		}
+		cm.Close(ctx)
+	})
+}
