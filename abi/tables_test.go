@@ -139,6 +139,8 @@ func TestTableGrowthIsBoundedWithAndWithoutLoopChecks(t *testing.T) {
 func FuzzBoundTables(f *testing.F) {
 	f.Add([]byte("\x00asm\x01\x00\x00\x00\x04\x04\x01\x70\x00\x05"))
 	f.Add([]byte("\x00asm\x01\x00\x00\x00\x04\x09\x02\x70\x01\x01\x80\x80\x04\x6f\x00\x00"))
+	// (module (table 1 funcref) (func (drop (table.grow 0 (ref.null func) (i32.const 1)))))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x04\x04\x01\x70\x00\x01\x0a\x0c\x01\x0a\x00\xd0\x70\x41\x01\xfc\x0f\x00\x1a\x0b"))
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(api.CoreFeaturesV2))
 	defer r.Close(ctx)
@@ -162,4 +164,29 @@ func FuzzBoundTables(f *testing.F) {
 		}
 		cm.Close(ctx)
 	})
+}
+
+// Only a module whose code may grow a table is rewritten: without
+// table.grow its tables stay at their minimums. table.grow is found in any
+// LEB128 spelling of its opcode.
+func TestBoundTablesRewritesOnlyModulesThatGrowTables(t *testing.T) {
+	unbounded := section{secTable, tableSection(tableType{elem: refFunc, min: 1})}
+	for _, c := range []struct {
+		name string
+		code []byte
+		want bool
+	}{
+		{"no table.grow", []byte{1, 4, 0, 0xfc, 0x0b, 0x0b}, false}, // memory.fill is 0xfc 11
+		{"table.grow", []byte{1, 5, 0, 0xfc, 0x0f, 0, 0x0b}, true},
+		{"table.grow, long opcode", []byte{1, 7, 0, 0xfc, 0x8f, 0x80, 0x00, 0, 0x0b}, true},
+	} {
+		_, changed, err := sections{unbounded, {secCode, c.code}}.boundTables()
+		if err != nil || changed != c.want {
+			t.Errorf("%s: changed %v, err %v; want changed %v", c.name, changed, err, c.want)
+		}
+	}
+	_, _, err := sections{{secTable, tableSection(tableType{elem: refFunc, min: maxTableEntries + 1})}}.boundTables()
+	if !errors.As(err, new(*LimitError)) {
+		t.Errorf("minimums over the bound in a module that never grows its tables: %v, want a LimitError", err)
+	}
 }
