@@ -226,8 +226,23 @@ func (g *Guest) watchExit(w *caps.Waiter) (cancel func()) {
 	}
 }
 
-func (g *Guest) runOnce() ExitStatus {
+func (g *Guest) runOnce() (st ExitStatus) {
+	// A panic that escapes wazero (calls into the guest already turn
+	// host-function panics into errors) would end the whole process, and
+	// with it every other guest: it ends this guest alone, as a trap.
+	defer func() {
+		if r := recover(); r != nil {
+			g.log.Error("runtime failure: the guest is ended as if it trapped", "panic", r)
+			st = ExitStatus{Code: 134, Trap: fmt.Errorf("runtime failure: %v", r)}
+		}
+	}()
 	ctx := context.Context(g.ctx)
+	if g.memLimit > 0 && g.module.memoryMin > g.memLimit {
+		// wazero cannot start a memory its allocator refuses (it panics),
+		// so a child or an exec'd module over its limit is stopped here;
+		// a launch is refused before it gets this far.
+		return ExitStatus{Code: 134, Trap: fmt.Errorf("%s needs %d bytes of memory to start, more than the guest's limit of %d", g.module.Name, g.module.memoryMin, g.memLimit)}
+	}
 	if g.memLimit > 0 {
 		ctx = experimental.WithMemoryAllocator(ctx, limitAllocator(g.memLimit))
 	}

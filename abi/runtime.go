@@ -141,7 +141,12 @@ type Module struct {
 	// global; startFn: the module's start function, exported to be run
 	// by the guest rather than during instantiation.
 	loopChecks, startFn bool
+	memoryMin           uint64
 }
+
+// MemoryMin is the linear memory, in bytes, the module asks for when it
+// starts: a guest whose memory limit is lower cannot run it.
+func (m *Module) MemoryMin() uint64 { return m.memoryMin }
 
 // HashString is the module's SHA-256 in hex, as policies and logs name it.
 func (m *Module) HashString() string { return hex.EncodeToString(m.Hash[:]) }
@@ -207,7 +212,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn}
+	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.memoryMin()}
 	if !ok {
 		shape = shapeOf(cm)
 	}

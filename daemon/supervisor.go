@@ -205,6 +205,9 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	if spec.MemoryLimit > MaxMemoryLimit {
 		return 0, fmt.Errorf("launch: memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
 	}
+	if need := spec.Module.MemoryMin(); spec.MemoryLimit > 0 && need > spec.MemoryLimit {
+		return 0, fmt.Errorf("launch: %s needs %d bytes of memory to start, more than the memory limit of %d: raise the limit (--mem) to at least %d", spec.Module.Name, need, spec.MemoryLimit, need)
+	}
 	maxFDs = spec.MaxFDs
 	if maxFDs == 0 {
 		maxFDs = defaultMaxFDs

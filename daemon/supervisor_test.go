@@ -121,6 +121,7 @@ func TestLaunchWithMissingDirStartsNothingAndLeaksNothing(t *testing.T) {
 func TestLaunchRejectsInvalidSpecsBeforeStartingAnything(t *testing.T) {
 	s := newSupervisor(t)
 	m := compile(t, s, guests+"spin.wat")
+	hello := compile(t, s, "abi/testdata/guests/hello.wat") // one page of memory
 	dir := t.TempDir()
 	cases := []struct {
 		name string
@@ -128,6 +129,7 @@ func TestLaunchRejectsInvalidSpecsBeforeStartingAnything(t *testing.T) {
 		says string
 	}{
 		{"no module", LaunchSpec{}, "no module"},
+		{"memory below the module's", LaunchSpec{Module: hello, MemoryLimit: 1024}, "hello.wat needs 65536 bytes of memory to start, more than the memory limit of 1024"},
 		{"negative timeout", LaunchSpec{Module: m, Timeout: -time.Second}, "negative"},
 		{"memory above 4GiB", LaunchSpec{Module: m, MemoryLimit: MaxMemoryLimit + 1}, "above the wasm32 maximum"},
 		{"too few fds", LaunchSpec{Module: m, MaxFDs: 3, Grants: []Grant{mustGrant(t, "dir:"+dir)}}, "allow at least 4"},

@@ -188,6 +188,9 @@ func TestRunUsageErrorsExit2WithOneLine(t *testing.T) {
 		{[]string{"run", "--arg", "x", hello, "y"}, "both with --arg and after"},
 		{[]string{"run", "--mem", "64MB", hello}, "not a size"},
 		{[]string{"run", "--mem", "5GiB", hello}, "above the wasm32 maximum"},
+		// hello.wat's memory starts at one page: wazero would panic
+		// allocating it under a smaller limit.
+		{[]string{"run", "--mem", "1KiB", hello}, "needs 65536 bytes of memory to start, more than the memory limit of 1024: raise the limit (--mem)"},
 		{[]string{"run", "--timeout", "-1s", hello}, "negative"},
 		{[]string{"run", "--timeout", "soon", hello}, "invalid value"},
 		{[]string{"run", "--log-level", "loud", hello}, "not one of trace"},

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -188,5 +189,36 @@ func TestBoundTablesRewritesOnlyModulesThatGrowTables(t *testing.T) {
 	_, _, err := sections{{secTable, tableSection(tableType{elem: refFunc, min: maxTableEntries + 1})}}.boundTables()
 	if !errors.As(err, new(*LimitError)) {
 		t.Errorf("minimums over the bound in a module that never grows its tables: %v, want a LimitError", err)
+	}
+}
+
+// A module whose memory starts above the guest's limit ends as a trap
+// naming both, and does not take the process down: wazero panics when its
+// allocator refuses the initial memory.
+func TestMemoryMinimumAboveTheLimitTrapsWithoutAPanic(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m, err := rt.Compile(ctx, "big", wat2wasm(t, `(module (memory (export "memory") 100) (func (export "_start")))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MemoryMin() != 100<<16 {
+		t.Fatalf("MemoryMin %d, want %d", m.MemoryMin(), 100<<16)
+	}
+	k := caps.NewKernel(nil)
+	run := func() ExitStatus {
+		return rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0), MemoryLimit: 1 << 16}).Run(ctx)
+	}
+	if st := run(); st.Code != 134 || st.Trap == nil || !strings.Contains(st.Trap.Error(), "needs 6553600 bytes of memory to start, more than the guest's limit of 65536") {
+		t.Fatalf("status %+v", st)
+	}
+	// Without that check, wazero's panic ends the guest alone.
+	m.memoryMin = 0
+	if st := run(); st.Code != 134 || st.Trap == nil || !strings.Contains(st.Trap.Error(), "runtime failure") {
+		t.Fatalf("status when wazero panics: %+v", st)
 	}
 }

@@ -136,3 +136,26 @@ func boundTableSection(body []byte) ([]byte, bool, error) {
 	}
 	return out, changed, nil
 }
+
+const secMemory = 5
+
+// memoryMin returns the bytes of linear memory the module's own memory
+// section asks for at instantiation (0 if it defines none).
+func (secs sections) memoryMin() uint64 {
+	for _, s := range secs {
+		if s.id != secMemory {
+			continue
+		}
+		r := wasmReader{b: s.body, ok: true}
+		if n := r.u32(); n == 0 {
+			return 0
+		}
+		r.byte() // limits flags
+		pages := r.u32()
+		if !r.ok {
+			return 0 // malformed: the decoder says so
+		}
+		return uint64(pages) << 16
+	}
+	return 0
+}
