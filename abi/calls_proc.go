@@ -100,6 +100,7 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	defer mod.Release() // the child holds it on its own
 
 	holder := g.childHolder(mod)
 	t := caps.NewTable(g.kernel, holder, g.table.Max())
@@ -126,6 +127,7 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	pfd, err := g.table.Insert(pc)
 	if err != nil {
 		g.kernel.Close(pc) // the child never started: Kill is a no-op
+		child.Abandon()
 		t.CloseAll()
 		return caps.ErrnoOf(err)
 	}
@@ -155,6 +157,12 @@ func procExec(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	handed := false
+	defer func() {
+		if !handed {
+			mod.Release()
+		}
+	}()
 
 	kept := make([]*caps.Cap, len(fds))
 	first := make(map[uint32]int, len(fds)) // fd → index of its first listing
@@ -198,6 +206,7 @@ func procExec(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	g.log.Debug("exec", "module", mod.Name, "handles", len(fds))
 	g.exec = &execRequest{module: mod, table: t, argdata: data}
+	handed = true // the request holds mod now
 	g.exit(0)
 	return 0
 }

@@ -108,7 +108,10 @@ type execRequest struct {
 var errParentExited = errors.New("parent exited")
 
 // NewGuest prepares m to run with cfg. Nothing runs until Start or Run.
+// The guest holds m (Module.Hold) until it has exited; a guest that is
+// never started must be abandoned (Abandon) to end that hold.
 func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
+	m.Hold()
 	log := cfg.Logger
 	if log == nil {
 		log = rt.log.With("guest", cfg.ID)
@@ -126,6 +129,9 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 	}
 	return g
 }
+
+// Abandon ends the hold on its module of a guest that will never start.
+func (g *Guest) Abandon() { g.module.Release() }
 
 // Table returns the guest's handle table.
 func (g *Guest) Table() *caps.Table { return g.shownTable.Load() }
@@ -179,11 +185,20 @@ func (g *Guest) run() {
 		req := g.exec
 		g.exec = nil
 		g.table.CloseAll()
-		g.module, g.table, g.argdata = req.module, req.table, req.argdata
+		g.module.Release()
+		g.module, g.table, g.argdata = req.module, req.table, req.argdata // the request's hold passes to the guest
 		g.shownTable.Store(req.table)
 		g.signal = 0
 		st = g.runOnce()
 	}
+	if req := g.exec; req != nil {
+		// Killed between proc_exec and the new program's start: what the
+		// request held goes too.
+		g.exec = nil
+		req.table.CloseAll()
+		req.module.Release()
+	}
+	g.module.Release()
 	// Closing the table closes the guest's process handles, which kills
 	// the children they designate; cancelling the context ends any child
 	// whose handle was passed on. Done waits for all of them, so that a

@@ -42,7 +42,7 @@ func precheck(wasm []byte) error {
 
 // wat2wasm compiles src with wabt's wat2wasm and the given flags
 // (default: --enable-all).
-func wat2wasm(t *testing.T, src string, flags ...string) []byte {
+func wat2wasm(t testing.TB, src string, flags ...string) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")

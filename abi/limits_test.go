@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero"
@@ -221,4 +222,53 @@ func TestMemoryMinimumAboveTheLimitTrapsWithoutAPanic(t *testing.T) {
 	if st := run(); st.Code != 134 || st.Trap == nil || !strings.Contains(st.Trap.Error(), "runtime failure") {
 		t.Fatalf("status when wazero panics: %+v", st)
 	}
+}
+
+// fuzzModuleSeeds are modules FuzzRunModule starts from: one that calls
+// the host, one that spins, one that grows a table, one whose memory is
+// larger than the fuzz guests' limit, one that recurses without end.
+var fuzzModuleSeeds = []string{
+	`(module
+  (import "sandboxd" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 6))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $proc_exit (i32.const 7))))`,
+	`(module (func (export "_start") (loop $l (br $l))))`,
+	tableGrowWAT,
+	`(module (memory (export "memory") 100) (func (export "_start")))`,
+	`(module (func $r (call $r)) (func (export "_start") (call $r)))`,
+}
+
+// Any module, run as a guest with a small memory limit and a short
+// timeout, ends with a status: never a panic of the process, and never
+// the "runtime failure" that a panic escaping wazero is turned into.
+func FuzzRunModule(f *testing.F) {
+	for _, src := range fuzzModuleSeeds {
+		f.Add(wat2wasm(f, src))
+	}
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true, MaxIdleModules: 4})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	k := caps.NewKernel(nil)
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		m, err := rt.Compile(ctx, "fuzz", wasm)
+		if err != nil {
+			return
+		}
+		defer m.Release()
+		tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		g := rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0), MemoryLimit: 1 << 20})
+		if st := g.Run(tctx); st.Trap != nil && strings.Contains(st.Trap.Error(), "runtime failure") {
+			t.Fatalf("status %+v", st)
+		}
+	})
 }

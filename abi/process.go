@@ -3,6 +3,7 @@ package abi
 import (
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/sandboxd/sandboxd/caps"
 )
@@ -20,19 +21,28 @@ const MaxArgdataBytes = 1 << 20
 // guests from it (proc_spawn) or becoming it (proc_exec); nothing else: it
 // cannot be read, and the host path it came from, if any, is not reachable
 // through it.
-type moduleResource struct{ m *Module }
+type moduleResource struct {
+	m      *Module
+	closed sync.Once
+}
 
 // NewModuleResource returns m as a resource, so that a supervisor can grant
 // a guest the power to spawn it (caps.Kernel.Mint with caps.KindModule's
-// rights).
-func NewModuleResource(m *Module) caps.Resource { return moduleResource{m: m} }
+// rights). The resource holds m until it is closed.
+func NewModuleResource(m *Module) caps.Resource {
+	m.Hold()
+	return &moduleResource{m: m}
+}
 
-func (r moduleResource) Kind() caps.Kind { return caps.KindModule }
-func (r moduleResource) Close() error    { return nil }
-func (r moduleResource) Describe() string {
+func (r *moduleResource) Kind() caps.Kind { return caps.KindModule }
+func (r *moduleResource) Close() error {
+	r.closed.Do(r.m.Release)
+	return nil
+}
+func (r *moduleResource) Describe() string {
 	return "module " + r.m.Name + " sha256:" + r.m.HashString()
 }
-func (r moduleResource) Stat() (caps.FileStat, error) {
+func (r *moduleResource) Stat() (caps.FileStat, error) {
 	return caps.FileStat{Type: caps.TypeRegular, Size: uint64(r.m.Size)}, nil
 }
 
@@ -88,10 +98,12 @@ func (p *process) termination() (signal uint8, code uint32) {
 
 // moduleOf returns the module a PROC_EXEC handle designates: a module
 // handle, or a regular file holding a wasm binary (read whole, at most
-// MaxModuleBytes, and compiled through the runtime's cache).
+// MaxModuleBytes, and compiled through the runtime's cache). The caller
+// holds the module and must Release it.
 func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 	res := c.Resource()
-	if mr, ok := res.(moduleResource); ok {
+	if mr, ok := res.(*moduleResource); ok {
+		mr.m.Hold()
 		return mr.m, 0
 	}
 	ra, ok1 := res.(io.ReaderAt)

@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,7 +39,15 @@ type Config struct {
 	// apart from code compiled with debug info, so each setting finds what
 	// it expects.
 	NoDebugInfo bool
+	// MaxIdleModules is how many compiled modules the runtime keeps while
+	// nothing uses them, so that the next guest of one starts without
+	// compiling; the least recently used beyond it are dropped. 0 means
+	// DefaultMaxIdleModules.
+	MaxIdleModules int
 }
+
+// DefaultMaxIdleModules is Config.MaxIdleModules' default.
+const DefaultMaxIdleModules = 32
 
 // Runtime compiles modules and runs guests. One Runtime serves any number
 // of concurrent guests; each module is compiled once, keyed by the SHA-256
@@ -50,6 +59,8 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	modules map[[32]byte]*compileEntry
+	idle    list.List // modules no one holds, most recently used first
+	maxIdle int
 	hosts   map[string]*hostInit // fixed at NewRuntime; each entry guards itself
 }
 
@@ -81,7 +92,11 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		rc = rc.WithCompilationCache(cache)
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
-	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, modules: make(map[[32]byte]*compileEntry), hosts: make(map[string]*hostInit)}
+	maxIdle := cfg.MaxIdleModules
+	if maxIdle <= 0 {
+		maxIdle = DefaultMaxIdleModules
+	}
+	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, hosts: make(map[string]*hostInit)}
 	for name := range hostModules {
 		rt.hosts[name] = &hostInit{}
 	}
@@ -142,6 +157,10 @@ type Module struct {
 	// by the guest rather than during instantiation.
 	loopChecks, startFn bool
 	memoryMin           uint64
+
+	rt   *Runtime
+	refs int           // holders (Compile's callers, guests, module handles); guarded by rt.mu
+	idle *list.Element // in rt.idle while refs is 0; guarded by rt.mu
 }
 
 // MemoryMin is the linear memory, in bytes, the module asks for when it
@@ -154,26 +173,100 @@ func (m *Module) HashString() string { return hex.EncodeToString(m.Hash[:]) }
 // Compile validates and compiles wasm, or returns the module already
 // compiled from the same bytes. Concurrent calls for the same bytes compile
 // once.
+//
+// The module comes with a hold for the caller, who must Release it when
+// done with the module; a guest started from it holds it on its own, so a
+// caller may release as soon as NewGuest has returned. A module no one
+// holds stays compiled among the runtime's most recently used
+// (Config.MaxIdleModules), then is dropped.
 func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Module, error) {
 	h := sha256.Sum256(wasm)
-	rt.mu.Lock()
-	if e, ok := rt.modules[h]; ok {
+	for {
+		rt.mu.Lock()
+		e, ok := rt.modules[h]
+		if !ok {
+			break
+		}
 		rt.mu.Unlock()
 		<-e.done
-		return e.m, e.err
+		if e.err != nil {
+			return nil, e.err
+		}
+		rt.mu.Lock()
+		if rt.modules[h] == e { // not dropped while this call waited
+			e.m.holdLocked()
+			rt.mu.Unlock()
+			return e.m, nil
+		}
+		rt.mu.Unlock()
 	}
 	e := &compileEntry{done: make(chan struct{})}
 	rt.modules[h] = e
 	rt.mu.Unlock()
 
-	e.m, e.err = rt.compile(ctx, name, wasm, h)
-	if e.err != nil {
-		rt.mu.Lock()
+	m, err := rt.compile(ctx, name, wasm, h)
+	rt.mu.Lock()
+	if err != nil {
 		delete(rt.modules, h) // a later attempt may succeed (e.g. after a cancelled context)
-		rt.mu.Unlock()
+	} else {
+		m.rt, m.refs = rt, 1
 	}
+	e.m, e.err = m, err
+	rt.mu.Unlock()
 	close(e.done)
-	return e.m, e.err
+	return m, err
+}
+
+// Hold adds a hold on m, to be ended by Release.
+func (m *Module) Hold() {
+	if m.rt == nil {
+		return // not from Compile: nothing keeps or drops it
+	}
+	m.rt.mu.Lock()
+	m.holdLocked()
+	m.rt.mu.Unlock()
+}
+
+func (m *Module) holdLocked() {
+	if m.idle != nil {
+		m.rt.idle.Remove(m.idle)
+		m.idle = nil
+	}
+	m.refs++
+}
+
+// Release ends a hold on m (from Compile or Hold). When the last ends, m
+// joins the runtime's idle modules, and the least recently used idle
+// module beyond Config.MaxIdleModules is dropped: its compiled code is
+// freed and its bytes compile anew next time. Guests already running one
+// are not affected.
+func (m *Module) Release() {
+	rt := m.rt
+	if rt == nil {
+		return
+	}
+	rt.mu.Lock()
+	if m.refs <= 0 {
+		rt.mu.Unlock()
+		panic("abi: Module released more often than held")
+	}
+	if m.refs--; m.refs > 0 {
+		rt.mu.Unlock()
+		return
+	}
+	m.idle = rt.idle.PushFront(m)
+	var drop []*Module
+	for rt.idle.Len() > rt.maxIdle {
+		old := rt.idle.Remove(rt.idle.Back()).(*Module)
+		old.idle = nil
+		delete(rt.modules, old.Hash)
+		drop = append(drop, old)
+	}
+	rt.mu.Unlock()
+	for _, old := range drop {
+		rt.log.Debug("dropped idle module", "module", old.Name, "sha256", old.HashString())
+		old.compiled.Close(context.Background())
+	}
 }
 
 func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]byte) (*Module, error) {

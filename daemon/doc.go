@@ -10,6 +10,7 @@
 //
 //	s, err := daemon.New(ctx, daemon.Options{Logger: log})
 //	m, err := s.Compile(ctx, "prog.wasm", wasm)
+//	defer m.Release() // a launched guest holds its module on its own
 //	g, err := daemon.ParseGrant("dir:./data=data:ro")
 //	guest, err := s.Launch(ctx, daemon.LaunchSpec{Module: m, Grants: []daemon.Grant{g}, Stdout: os.Stdout})
 //	st := guest.Wait()

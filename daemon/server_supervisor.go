@@ -281,6 +281,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	if err != nil {
 		return schemas.Guest{}, nil, &moduleError{err}
 	}
+	defer m.Release() // the guest holds it on its own
 	rctx, cancel := context.WithCancel(s.ctx)
 	if a.spec.Timeout > 0 {
 		rctx, cancel = context.WithTimeout(s.ctx, a.spec.Timeout)

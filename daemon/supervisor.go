@@ -37,6 +37,10 @@ type Options struct {
 	// NoDebugInfo ignores guests' DWARF sections (see
 	// abi.Config.NoDebugInfo): faster start, no source lines in traps.
 	NoDebugInfo bool
+	// MaxIdleModules is how many compiled modules no guest runs stay
+	// compiled for the next launch (abi.Config.MaxIdleModules; 0 means
+	// abi.DefaultMaxIdleModules).
+	MaxIdleModules int
 }
 
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
@@ -87,7 +91,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.DefaultMaxFDs < 0 {
 		return nil, fmt.Errorf("default max fds %d is negative: use 0 for the default of %d", opts.DefaultMaxFDs, caps.DefaultMaxFDs)
 	}
-	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoDebugInfo: opts.NoDebugInfo})
+	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoDebugInfo: opts.NoDebugInfo, MaxIdleModules: opts.MaxIdleModules})
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +141,9 @@ func (s *Supervisor) Close(ctx context.Context) error {
 func (s *Supervisor) Kernel() *caps.Kernel { return s.k }
 
 // Compile validates and compiles a module, or returns the one already
-// compiled from the same bytes (see abi.Runtime.Compile). An error says
+// compiled from the same bytes (see abi.Runtime.Compile); the caller holds
+// the module and must Release it once it has launched what it wanted. An
+// error says
 // what to do: rebuild the module, unless it is valid and only over one of
 // sandboxd's limits (abi.LimitError), which its message names.
 func (s *Supervisor) Compile(ctx context.Context, name string, wasm []byte) (*abi.Module, error) {

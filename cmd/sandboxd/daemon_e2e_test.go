@@ -209,6 +209,28 @@ func TestDaemonDetachedGuestsArePsWaitLogsAndKillable(t *testing.T) {
 	}
 }
 
+// With room for one idle module, launching a second module drops the
+// first from memory, and launching the first again compiles it anew
+// (here from the state directory's cache): every launch still runs.
+func TestDaemonDropsIdleModulesBeyondItsLimitAndCompilesThemAgain(t *testing.T) {
+	d := serveDaemon(t, bin, "", "--idle-modules", "1")
+	hello, exit300 := guest(t, "abi/testdata/guests/hello.wat"), guest(t, "daemon/testdata/guests/exit300.wat")
+	for i, c := range []struct {
+		module string
+		code   int
+	}{{hello, 7}, {exit300, 255}, {hello, 7}} {
+		if r := d.cli(t, "launch", c.module); r.code != c.code {
+			t.Fatalf("launch %d (%s): code %d, stderr %q", i, filepath.Base(c.module), r.code, r.stderr)
+		}
+	}
+	if n := strings.Count(d.log.String(), "dropped idle module: module=hello.wasm"); n != 1 {
+		t.Fatalf("hello was dropped %d times, want once:\n%s", n, d.log.String())
+	}
+	if n := strings.Count(d.log.String(), "compiled module: module=hello.wasm"); n != 2 {
+		t.Fatalf("hello was compiled %d times, want twice:\n%s", n, d.log.String())
+	}
+}
+
 func TestDaemonInterruptedLaunchKillsItsGuest(t *testing.T) {
 	d := serveDaemon(t, bin, "")
 	cmd := exec.Command(bin, "launch", "--socket", d.socket, guest(t, "daemon/testdata/guests/spin.wat"))
@@ -675,4 +697,19 @@ func benchGuest(b *testing.B) string {
 		b.Fatal(err)
 	}
 	return p
+}
+
+func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
+	for _, args := range [][]string{
+		{"--idle-modules", "0"},
+		{"--max-fds", "2"},
+		{"--max-guests", "0"},
+	} {
+		dir := privateDir(t)
+		r := sandboxd(t, "", append([]string{"serve", "--socket", filepath.Join(dir, "s.sock"), "--state", filepath.Join(dir, "state")}, args...)...)
+		if r.code != exitUsage {
+			t.Errorf("serve %v: code %d, want %d", args, r.code, exitUsage)
+		}
+		oneLine(t, r.stderr, "--idle-modules and --write-timeout above 0")
+	}
 }

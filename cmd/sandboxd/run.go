@@ -137,6 +137,7 @@ func runCmd(args []string) int {
 		fail("%v", err)
 		return exitModule
 	}
+	defer m.Release()
 
 	// Signals are caught from before launch, so that one arriving during
 	// setup still ends the guest rather than this process alone. They stay

@@ -1,0 +1,166 @@
+package abi
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// distinctModule is a module of its own bytes for each n.
+func distinctModule(t testing.TB, n int) []byte {
+	return wat2wasm(t, fmt.Sprintf(`(module (func (export "_start")) (func (export "f%d")))`, n))
+}
+
+func newCacheRuntime(t *testing.T, maxIdle int) *Runtime {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{MaxIdleModules: maxIdle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	return rt
+}
+
+func (rt *Runtime) cached(m *Module) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	e, ok := rt.modules[m.Hash]
+	return ok && e.m == m
+}
+
+func (m *Module) holds() int {
+	m.rt.mu.Lock()
+	defer m.rt.mu.Unlock()
+	return m.refs
+}
+
+func TestIdleModulesBeyondTheLimitAreDroppedLeastRecentlyUsedFirst(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 2)
+	var ms []*Module
+	for i := range 4 {
+		m, err := rt.Compile(ctx, "m", distinctModule(t, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	ms[0].Release()
+	ms[1].Release()
+	again, err := rt.Compile(ctx, "m", distinctModule(t, 0)) // 0 is used again: 1 is now the oldest
+	if err != nil || again != ms[0] {
+		t.Fatalf("an idle module was compiled anew: %v", err)
+	}
+	again.Release()
+	ms[2].Release() // three idle, two kept: 1 goes
+	if !rt.cached(ms[0]) || rt.cached(ms[1]) || !rt.cached(ms[2]) {
+		t.Fatalf("cached after dropping one: %v %v %v, want true false true", rt.cached(ms[0]), rt.cached(ms[1]), rt.cached(ms[2]))
+	}
+	if !rt.cached(ms[3]) {
+		t.Fatal("a held module was dropped")
+	}
+	m1, err := rt.Compile(ctx, "m", distinctModule(t, 1))
+	if err != nil || m1 == ms[1] {
+		t.Fatalf("a dropped module came back from the cache: %v", err)
+	}
+	m1.Release()
+}
+
+// A guest holds its module while it runs: more idle modules than the limit
+// do not drop it, and it becomes idle only when the guest exits.
+func TestAGuestHoldsItsModuleUntilItExits(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 1)
+	m, err := rt.Compile(ctx, "spin", wat2wasm(t, `(module (func (export "_start") (loop $l (br $l))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(caps.NewKernel(nil), &caps.Holder{ID: "g"}, 0)})
+	m.Release()
+	g.Start(ctx)
+	for i := range 3 {
+		o, err := rt.Compile(ctx, "m", distinctModule(t, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Release()
+	}
+	if !rt.cached(m) || m.holds() != 1 {
+		t.Fatalf("while its guest runs: cached %v, holds %d", rt.cached(m), m.holds())
+	}
+	g.Kill("test over")
+	g.Wait()
+	if m.holds() != 0 || !rt.cached(m) {
+		t.Fatalf("after its guest exited: cached %v, holds %d, want idle", rt.cached(m), m.holds())
+	}
+}
+
+// proc_exec passes the new module's hold to the guest and ends the old
+// one's; the module handle it came through, closed by the exec, ends its
+// own. When the guest exits, both modules are idle.
+func TestExecEndsTheHoldsOfBothModulesWhenTheGuestExits(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 8)
+	first, err := rt.Compile(ctx, "first", wat2wasm(t, `(module
+  (import "sandboxd" "proc_exec" (func $exec (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (drop (call $exec (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := rt.Compile(ctx, "second", distinctModule(t, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "g"}
+	tbl := caps.NewTable(k, h, 0)
+	if _, err := tbl.Insert(k.Mint(h, NewModuleResource(second), caps.RightProcExec, 0, "second", "test")); err != nil {
+		t.Fatal(err)
+	}
+	g := rt.NewGuest(first, GuestConfig{ID: "g", Table: tbl})
+	first.Release()
+	second.Release()
+	if st := g.Run(ctx); st.Err() != nil || g.Module() != second {
+		t.Fatalf("exec: %+v, running %s", st, g.Module().Name)
+	}
+	if first.holds() != 0 || second.holds() != 0 {
+		t.Fatalf("holds after exit: first %d, second %d, want 0 and 0", first.holds(), second.holds())
+	}
+}
+
+// Compiles of the same bytes racing releases and drops always get a module
+// that is cached and held (run with -race).
+func TestConcurrentCompilesAndReleasesKeepHoldsConsistent(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 1)
+	mods := [][]byte{distinctModule(t, 0), distinctModule(t, 1), distinctModule(t, 2)}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				m, err := rt.Compile(ctx, "m", mods[(w+i)%len(mods)])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !rt.cached(m) || m.holds() < 1 {
+					t.Errorf("Compile returned a module that is dropped or not held")
+				}
+				m.Release()
+			}
+		}()
+	}
+	wg.Wait()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.idle.Len() != 1 || len(rt.modules) != 1 {
+		t.Fatalf("after all releases: %d idle, %d cached, want 1 and 1", rt.idle.Len(), len(rt.modules))
+	}
+}
