@@ -81,7 +81,9 @@ func (g *Guest) procArgs(m api.Memory, dataPtr, dataLen, fdsPtr, fdsLen uint32) 
 // The caller gets a process handle (rights poll_proc_terminate and
 // file_stat_fget) for poll's proc_terminate; closing its last copy kills
 // the child. The child runs in its own goroutine under the caller's
-// context: killing the caller, or its exit, ends the child too.
+// context: killing the caller, or its exit, ends the child too. A tree of
+// processes runs at most GuestConfig.MaxDescendants spawned guests at
+// once; past that the call fails with EAGAIN.
 func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, out := uint32(p[0]), uint32(p[5])
 	if _, e := read(m, out, 4); e != 0 {
@@ -101,6 +103,16 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	defer mod.Release() // the child holds it on its own
+	if !g.tree.reserve() {
+		g.log.Debug("spawn refused: the process tree is full", "max", g.tree.max)
+		return caps.EAGAIN
+	}
+	reserved := true // until the child owns the count
+	defer func() {
+		if reserved {
+			g.tree.release()
+		}
+	}()
 
 	holder := g.childHolder(mod)
 	t := caps.NewTable(g.kernel, holder, g.table.Max())
@@ -122,6 +134,7 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 
 	child := g.newChild(mod, t, data)
+	reserved = false // the child releases it when it ends, or Abandon does
 	pr := &process{g: child}
 	pc := g.kernel.Mint(g.holder, pr, caps.RightsProcessBase, 0, holder.ID, "proc_spawn by "+g.ID)
 	pfd, err := g.table.Insert(pc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +36,35 @@ type GuestConfig struct {
 	// MemoryLimit caps the guest's linear memory in bytes (0: the wasm
 	// maximum of 4 GiB).
 	MemoryLimit uint64
-	Logger      hclog.Logger
+	// MaxDescendants bounds the guests the guest's proc_spawn calls, and
+	// theirs, may have running at once, over its whole tree of processes
+	// (0: DefaultMaxDescendants). A spawn past it fails with EAGAIN, as
+	// fork does at RLIMIT_NPROC. Each descendant has the guest's
+	// MemoryLimit.
+	MaxDescendants int
+	Logger         hclog.Logger
 }
+
+// DefaultMaxDescendants is GuestConfig.MaxDescendants' default.
+const DefaultMaxDescendants = 16
+
+// procTree counts the running descendants of one guest that was not
+// itself spawned: every guest of the tree spawns against the same count.
+type procTree struct {
+	running atomic.Int32
+	max     int32
+}
+
+// reserve counts one more descendant, or reports that the tree is full.
+func (t *procTree) reserve() bool {
+	if t.running.Add(1) > t.max {
+		t.running.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (t *procTree) release() { t.running.Add(-1) }
 
 // ExitStatus is how a guest ended.
 type ExitStatus struct {
@@ -88,6 +116,8 @@ type Guest struct {
 
 	children sync.WaitGroup // guests started by proc_spawn
 	nspawned atomic.Uint64  // numbers children's ids
+	tree     *procTree      // the tree the guest spawns in
+	spawned  bool           // counted in tree: released when the guest ends
 
 	done      chan struct{}
 	mu        sync.Mutex
@@ -123,6 +153,11 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
 		waiter: caps.NewWaiter(), done: make(chan struct{}),
 	}
+	max := cfg.MaxDescendants
+	if max <= 0 {
+		max = DefaultMaxDescendants
+	}
+	g.tree = &procTree{max: int32(min(max, math.MaxInt32))}
 	g.shownTable.Store(cfg.Table)
 	if g.argdata == nil {
 		g.argdata = StartupArgdata(cfg.Args, cfg.Env, cfg.Table)
@@ -131,7 +166,12 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 }
 
 // Abandon ends the hold on its module of a guest that will never start.
-func (g *Guest) Abandon() { g.module.Release() }
+func (g *Guest) Abandon() {
+	g.module.Release()
+	if g.spawned {
+		g.tree.release()
+	}
+}
 
 // Table returns the guest's handle table.
 func (g *Guest) Table() *caps.Table { return g.shownTable.Load() }
@@ -199,6 +239,9 @@ func (g *Guest) run() {
 		req.module.Release()
 	}
 	g.module.Release()
+	if g.spawned {
+		g.tree.release()
+	}
 	// Closing the table closes the guest's process handles, which kills
 	// the children they designate; cancelling the context ends any child
 	// whose handle was passed on. Done waits for all of them, so that a

@@ -37,6 +37,10 @@ type Options struct {
 	// NoDebugInfo ignores guests' DWARF sections (see
 	// abi.Config.NoDebugInfo): faster start, no source lines in traps.
 	NoDebugInfo bool
+	// MaxDescendants bounds the guests a launched guest and its
+	// descendants may have spawned and running at once
+	// (abi.GuestConfig.MaxDescendants; 0 means abi.DefaultMaxDescendants).
+	MaxDescendants int
 	// MaxIdleModules is how many compiled modules no guest runs stay
 	// compiled for the next launch (abi.Config.MaxIdleModules; 0 means
 	// abi.DefaultMaxIdleModules).
@@ -67,6 +71,8 @@ type Supervisor struct {
 	rt     *abi.Runtime
 	k      *caps.Kernel
 	maxFDs int
+	// maxDescendants bounds each launched guest's tree of spawned guests.
+	maxDescendants int
 
 	// ctx is the parent of every guest's context: cancelling it (Close)
 	// kills every guest, including one launched concurrently with Close.
@@ -88,6 +94,9 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	if opts.MaxDescendants < 0 {
+		return nil, fmt.Errorf("max descendants %d is negative: use 0 for the default of %d", opts.MaxDescendants, abi.DefaultMaxDescendants)
+	}
 	if opts.DefaultMaxFDs < 0 {
 		return nil, fmt.Errorf("default max fds %d is negative: use 0 for the default of %d", opts.DefaultMaxFDs, caps.DefaultMaxFDs)
 	}
@@ -101,7 +110,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	return &Supervisor{
-		log: log, rt: rt, k: caps.NewKernel(nil), maxFDs: maxFDs,
+		log: log, rt: rt, k: caps.NewKernel(nil), maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
 		ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
 	}, nil
 }
@@ -378,12 +387,13 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	}
 
 	g.ag = s.rt.NewGuest(spec.Module, abi.GuestConfig{
-		ID:          id,
-		Table:       table,
-		Args:        append([]string{spec.Module.Name}, spec.Args...),
-		Env:         spec.Env,
-		MemoryLimit: spec.MemoryLimit,
-		Logger:      g.log,
+		ID:             id,
+		Table:          table,
+		Args:           append([]string{spec.Module.Name}, spec.Args...),
+		Env:            spec.Env,
+		MemoryLimit:    spec.MemoryLimit,
+		MaxDescendants: s.maxDescendants,
+		Logger:         g.log,
 	})
 	gctx, cancel := context.WithCancel(s.ctx)
 	if spec.Timeout > 0 {

@@ -704,6 +704,7 @@ func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
 		{"--idle-modules", "0"},
 		{"--max-fds", "2"},
 		{"--max-guests", "0"},
+		{"--max-procs", "0"},
 	} {
 		dir := privateDir(t)
 		r := sandboxd(t, "", append([]string{"serve", "--socket", filepath.Join(dir, "s.sock"), "--state", filepath.Join(dir, "state")}, args...)...)

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -58,12 +60,27 @@ const gcHeadroom = 128 << 20
 // and none started by the passing of time, a spinning guest can always be
 // ended. The collector still runs if host calls allocate that much, and
 // the guest's own linear memory is within its limit.
-func holdGC(memLimit uint64) {
+//
+// The guest's tree runs at most maxProcs spawned guests besides it, each
+// with the same memory limit, so the bound covers all of them.
+func holdGC(memLimit uint64, maxProcs int) {
 	if memLimit == 0 {
 		memLimit = daemon.MaxMemoryLimit
 	}
-	debug.SetMemoryLimit(int64(memLimit) + gcHeadroom)
+	debug.SetMemoryLimit(int64(min(memLimit*uint64(maxProcs+1), math.MaxInt64-gcHeadroom)) + gcHeadroom)
 	debug.SetGCPercent(-1)
+}
+
+// spareProcs makes sure the process can run Go code however many of its
+// guests spin: without loop checks a spinning guest keeps the scheduler's
+// P it runs on until the process exits, and the timer and signal handling
+// that end it need a P of their own. A tree runs at most maxProcs+1
+// guests, so maxProcs+2 Ps always leave one free, even on one CPU, where
+// the kernel then shares the CPU between the threads.
+func spareProcs(maxProcs int) {
+	if n := maxProcs + 2; runtime.GOMAXPROCS(0) < n {
+		runtime.GOMAXPROCS(n)
+	}
 }
 
 func init() {
@@ -81,6 +98,7 @@ func runCmd(args []string) int {
 	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)")
 	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
+	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
@@ -95,6 +113,9 @@ func runCmd(args []string) int {
 	level := hclog.LevelFromString(*logLevel)
 	if level == hclog.NoLevel {
 		return usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel)
+	}
+	if *maxProcs < 1 {
+		return usageError(c, "--max-procs %d: at least 1 is needed", *maxProcs)
 	}
 	path, timeout := gs.path, &gs.timeout
 	var err error
@@ -117,7 +138,7 @@ func runCmd(args []string) int {
 	}
 	supc := make(chan started, 1)
 	go func() {
-		sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: *cacheDir, NoLoopChecks: true, NoDebugInfo: !*debugInfo})
+		sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: *cacheDir, NoLoopChecks: true, NoDebugInfo: !*debugInfo, MaxDescendants: *maxProcs})
 		supc <- started{sup, err}
 	}()
 	wasm, err := os.ReadFile(path)
@@ -145,7 +166,8 @@ func runCmd(args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
-	holdGC(gs.memLimit)
+	holdGC(gs.memLimit, *maxProcs)
+	spareProcs(*maxProcs)
 	g, err := sup.Launch(ctx, daemon.LaunchSpec{
 		Principal:   principal,
 		Module:      m,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"os"
@@ -192,6 +193,7 @@ func TestRunUsageErrorsExit2WithOneLine(t *testing.T) {
 		// allocating it under a smaller limit.
 		{[]string{"run", "--mem", "1KiB", hello}, "needs 65536 bytes of memory to start, more than the memory limit of 1024: raise the limit (--mem)"},
 		{[]string{"run", "--timeout", "-1s", hello}, "negative"},
+		{[]string{"run", "--max-procs", "0", hello}, "--max-procs 0: at least 1 is needed"},
 		{[]string{"run", "--timeout", "soon", hello}, "invalid value"},
 		{[]string{"run", "--log-level", "loud", hello}, "not one of trace"},
 		{[]string{"run", "--env", "NOVALUE", hello}, "not KEY=VALUE"},
@@ -452,6 +454,39 @@ func TestRunDebugInfoPutsSourceLinesInTrapTraces(t *testing.T) {
 		}
 		if got := strings.Contains(r.stderr, "trap_lines.c:"); got != tc.lines {
 			t.Errorf("%v: source lines in the trace: %v, want %v:\n%s", tc.flags, got, tc.lines, r.stderr)
+		}
+	}
+}
+
+// A guest that spawns itself from its own module file without end gets
+// --max-procs running descendants, then EAGAIN; --timeout ends the tree.
+// All of them spin without loop checks, each keeping a scheduler P, and
+// GOMAXPROCS=1 leaves none to spare unless run adds its own: --timeout
+// and SIGTERM must still end the process.
+func TestRunMaxProcsBoundsAGuestThatSpawnsItselfAndTimeoutEndsTheTree(t *testing.T) {
+	t.Parallel()
+	self := guest(t, "cmd/sandboxd/testdata/spawn_self.wat")
+	spin := guest(t, "daemon/testdata/guests/spin.wat")
+	for _, c := range []struct {
+		args []string
+		out  string
+	}{
+		{[]string{"run", "--max-procs", "2", "--timeout", "2s", "--grant", "file:" + self, self}, "full\n"},
+		{[]string{"run", "--timeout", "300ms", spin}, ""},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, bin, c.args...)
+		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "XDG_CACHE_HOME="+cacheHome)
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		err := cmd.Run()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("%v: still running a minute later", c.args)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != exitTimeout || stdout.String() != c.out {
+			t.Fatalf("%v: exit %d (%v), stdout %q; want %d, %q", c.args, code, err, stdout.String(), exitTimeout, c.out)
 		}
 	}
 }

@@ -36,6 +36,7 @@ func serveCmd(args []string) int {
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the handle-table size (`N`) of guests launched without --max-fds")
 	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
+	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
 	lim := daemon.DefaultLimits
 	maxMsg := fs.String("max-message", "32MiB", "the largest request a client may send (`SIZE`; a launch carries its module)")
@@ -63,8 +64,8 @@ func serveCmd(args []string) int {
 		return usageError(c, "--max-message %q: a SIZE of at least 64KiB is needed, e.g. 32MiB", *maxMsg)
 	}
 	lim.MaxMessageSize = msg
-	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxGuests < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 || *idleModules < 1 {
-		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --idle-modules and --write-timeout above 0")
+	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxGuests < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 || *idleModules < 1 || *maxProcs < 1 {
+		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --idle-modules and --write-timeout above 0")
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: os.Stderr, JSONFormat: *logJSON})
 
@@ -82,7 +83,7 @@ func serveCmd(args []string) int {
 		return exitFailure
 	}
 	ctx := context.Background()
-	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: *maxFDs, MaxIdleModules: *idleModules})
+	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: *maxFDs, MaxIdleModules: *idleModules, MaxDescendants: *maxProcs})
 	if err != nil {
 		l.Close()
 		fail("cannot start the runtime: %v", err)

@@ -1,0 +1,93 @@
+package abi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// forkBombWAT spawns a copy of itself, handing on its module handle (fd 0)
+// and stdout (fd 1), and then spins. The guest whose spawn fails with
+// EAGAIN writes "full" first.
+var forkBombWAT = fmt.Sprintf(`(module
+  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\00\00\00\00\01\00\00\00")
+  (data (i32.const 32) "full\n")
+  (func (export "_start")
+    (if (i32.eq (call $spawn (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 2) (i32.const 16)) (i32.const %d))
+      (then
+        (i32.store (i32.const 8) (i32.const 32))
+        (i32.store (i32.const 12) (i32.const 5))
+        (drop (call $fd_write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 24)))))
+    (loop $l (br $l))))`, caps.EAGAIN)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// A guest that spawns itself without end gets MaxDescendants running
+// descendants over its whole tree, and then EAGAIN; when the root is
+// killed every descendant ends and the count returns to zero.
+func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 4)
+	m, err := rt.Compile(ctx, "bomb", wat2wasm(t, forkBombWAT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "root"}
+	tbl := caps.NewTable(k, h, 0)
+	out := &syncBuffer{}
+	for _, c := range []*caps.Cap{
+		k.Mint(h, NewModuleResource(m), caps.RightProcExec, 0, "self", "test"),
+		k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"),
+	} {
+		if _, err := tbl.Insert(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const max = 3
+	root := rt.NewGuest(m, GuestConfig{ID: "root", Table: tbl, MaxDescendants: max})
+	root.Start(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "full") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no guest saw EAGAIN within 20 s; %d descendants running", root.tree.running.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := root.tree.running.Load(); n != max {
+		t.Fatalf("%d descendants running when the tree was full, want %d", n, max)
+	}
+	root.Kill("test over")
+	root.Wait()
+	if n := root.tree.running.Load(); n != 0 {
+		t.Fatalf("%d descendants counted after the root and its tree ended", n)
+	}
+	if got := out.String(); got != "full\n" {
+		t.Fatalf("stdout %q: want exactly one guest to have been refused", got)
+	}
+}
