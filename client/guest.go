@@ -30,6 +30,10 @@ type Guest struct {
 	// daemon writes the output to.
 	out  *outputServer
 	sink schemas.OutputSink
+	// flushMu makes flushOutput one at a time: go-capnp's streaming calls
+	// and WaitStreaming on one client may not overlap (Wait and Kill on
+	// two goroutines both flush).
+	flushMu sync.Mutex
 
 	releaseOnce sync.Once
 }
@@ -106,6 +110,8 @@ func (g *Guest) flushOutput() error {
 	if g.out == nil {
 		return nil
 	}
+	g.flushMu.Lock()
+	defer g.flushMu.Unlock()
 	if err := g.sink.Write(context.Background(), nil); err != nil {
 		return err
 	}
