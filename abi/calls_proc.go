@@ -97,13 +97,10 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	if err != nil {
 		return caps.ErrnoOf(err)
 	}
-	mod, e := g.moduleOf(c)
-	c.Release()
-	if e != 0 {
-		return e
-	}
-	defer mod.Release() // the child holds it on its own
+	// The tree's count is taken before the module is read and compiled,
+	// so that a guest at its limit cannot make the host do that work.
 	if !g.tree.reserve() {
+		c.Release()
 		g.log.Debug("spawn refused: the process tree is full", "max", g.tree.max)
 		return caps.EAGAIN
 	}
@@ -113,6 +110,12 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 			g.tree.release()
 		}
 	}()
+	mod, e := g.moduleOf(c)
+	c.Release()
+	if e != 0 {
+		return e
+	}
+	defer mod.Release() // the child holds it on its own
 
 	holder := g.childHolder(mod)
 	t := caps.NewTable(g.kernel, holder, g.table.Max())

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +46,10 @@ type GuestConfig struct {
 
 // DefaultMaxDescendants is GuestConfig.MaxDescendants' default.
 const DefaultMaxDescendants = 16
+
+// MaxMaxDescendants is the largest GuestConfig.MaxDescendants: every
+// descendant is a goroutine and a module instance of its own.
+const MaxMaxDescendants = 1024
 
 // procTree counts the running descendants of one guest that was not
 // itself spawned: every guest of the tree spawns against the same count.
@@ -157,7 +160,7 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 	if max <= 0 {
 		max = DefaultMaxDescendants
 	}
-	g.tree = &procTree{max: int32(min(max, math.MaxInt32))}
+	g.tree = &procTree{max: int32(min(max, MaxMaxDescendants))}
 	g.shownTable.Store(cfg.Table)
 	if g.argdata == nil {
 		g.argdata = StartupArgdata(cfg.Args, cfg.Env, cfg.Table)

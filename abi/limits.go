@@ -93,7 +93,7 @@ func boundTableSection(body []byte) ([]byte, bool, error) {
 	if !r.ok || uint64(n) > uint64(len(r.b)) {
 		return nil, false, errors.New("malformed table section")
 	}
-	tables := make([]tableType, 0, n)
+	tables := make([]tableType, 0, min(n, uint32(len(r.b)/3))) // a table takes 3 bytes at least
 	var sum uint64
 	for i := range n {
 		t := tableType{elem: r.byte()}

@@ -28,7 +28,9 @@ type moduleResource struct {
 
 // NewModuleResource returns m as a resource, so that a supervisor can grant
 // a guest the power to spawn it (caps.Kernel.Mint with caps.KindModule's
-// rights). The resource holds m until it is closed.
+// rights). The resource holds m until it is closed: mint one capability
+// per resource (derive further ones from it), since the resource's Close
+// ends its hold.
 func NewModuleResource(m *Module) caps.Resource {
 	m.Hold()
 	return &moduleResource{m: m}

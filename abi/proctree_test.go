@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -89,5 +91,49 @@ func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
 	}
 	if got := out.String(); got != "full\n" {
 		t.Fatalf("stdout %q: want exactly one guest to have been refused", got)
+	}
+}
+
+// A full tree refuses a spawn before it reads or compiles anything: a
+// handle that is no module at all still gets EAGAIN, not ENOEXEC.
+func TestFullTreeRefusesASpawnBeforeReadingTheModule(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 4)
+	m, err := rt.Compile(ctx, "spawner", wat2wasm(t, `(module
+  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (call $exit (call $spawn (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16)))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	path := filepath.Join(t.TempDir(), "garbage.wasm")
+	if err := os.WriteFile(path, []byte("not WebAssembly"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k := caps.NewKernel(nil)
+	run := func(full bool) ExitStatus {
+		h := &caps.Holder{ID: "g"}
+		tbl := caps.NewTable(k, h, 0)
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tbl.Insert(k.Mint(h, caps.NewFile(f, "garbage.wasm"), caps.RightProcExec, 0, "not a module", "test")); err != nil {
+			t.Fatal(err)
+		}
+		g := rt.NewGuest(m, GuestConfig{ID: "g", Table: tbl, MaxDescendants: 1})
+		if full {
+			g.tree.running.Store(1)
+		}
+		return g.Run(ctx)
+	}
+	if st := run(false); st.Code != uint32(caps.ENOEXEC) {
+		t.Fatalf("spawn of a file that is no module: %+v, want exit %d (ENOEXEC)", st, caps.ENOEXEC)
+	}
+	if st := run(true); st.Code != uint32(caps.EAGAIN) {
+		t.Fatalf("spawn in a full tree: %+v, want exit %d (EAGAIN)", st, caps.EAGAIN)
 	}
 }

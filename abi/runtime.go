@@ -158,9 +158,10 @@ type Module struct {
 	loopChecks, startFn bool
 	memoryMin           uint64
 
-	rt   *Runtime
-	refs int           // holders (Compile's callers, guests, module handles); guarded by rt.mu
-	idle *list.Element // in rt.idle while refs is 0; guarded by rt.mu
+	rt      *Runtime
+	refs    int           // holders (Compile's callers, guests, module handles); guarded by rt.mu
+	idle    *list.Element // in rt.idle while refs is 0; guarded by rt.mu
+	dropped bool          // its compiled code is closed; guarded by rt.mu
 }
 
 // MemoryMin is the linear memory, in bytes, the module asks for when it
@@ -228,6 +229,9 @@ func (m *Module) Hold() {
 }
 
 func (m *Module) holdLocked() {
+	if m.dropped {
+		panic("abi: Module held after its last Release dropped it")
+	}
 	if m.idle != nil {
 		m.rt.idle.Remove(m.idle)
 		m.idle = nil
@@ -258,7 +262,7 @@ func (m *Module) Release() {
 	var drop []*Module
 	for rt.idle.Len() > rt.maxIdle {
 		old := rt.idle.Remove(rt.idle.Back()).(*Module)
-		old.idle = nil
+		old.idle, old.dropped = nil, true
 		delete(rt.modules, old.Hash)
 		drop = append(drop, old)
 	}

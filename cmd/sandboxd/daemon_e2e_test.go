@@ -705,6 +705,7 @@ func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
 		{"--max-fds", "2"},
 		{"--max-guests", "0"},
 		{"--max-procs", "0"},
+		{"--max-procs", "1025"},
 	} {
 		dir := privateDir(t)
 		r := sandboxd(t, "", append([]string{"serve", "--socket", filepath.Join(dir, "s.sock"), "--state", filepath.Join(dir, "state")}, args...)...)

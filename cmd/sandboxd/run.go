@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"math"
 	"os"
 	"os/signal"
 	"os/user"
@@ -18,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/daemon"
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes of `sandboxd run` besides the guest's own (docs/CLI.md).
@@ -63,11 +63,19 @@ const gcHeadroom = 128 << 20
 //
 // The guest's tree runs at most maxProcs spawned guests besides it, each
 // with the same memory limit, so the bound covers all of them.
+// The bound is never above the machine's memory, though: past that the
+// process would fail anyway, and garbage from host calls must still be
+// collected at some point.
 func holdGC(memLimit uint64, maxProcs int) {
 	if memLimit == 0 {
 		memLimit = daemon.MaxMemoryLimit
 	}
-	debug.SetMemoryLimit(int64(min(memLimit*uint64(maxProcs+1), math.MaxInt64-gcHeadroom)) + gcHeadroom)
+	tree := memLimit * uint64(maxProcs+1) // ≤ 4 GiB × 1025: no overflow
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		tree = min(tree, max(memLimit, uint64(si.Totalram)*uint64(si.Unit)))
+	}
+	debug.SetMemoryLimit(int64(tree) + gcHeadroom)
 	debug.SetGCPercent(-1)
 }
 
@@ -114,8 +122,8 @@ func runCmd(args []string) int {
 	if level == hclog.NoLevel {
 		return usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel)
 	}
-	if *maxProcs < 1 {
-		return usageError(c, "--max-procs %d: at least 1 is needed", *maxProcs)
+	if *maxProcs < 1 || *maxProcs > abi.MaxMaxDescendants {
+		return usageError(c, "--max-procs %d: from 1 to %d", *maxProcs, abi.MaxMaxDescendants)
 	}
 	path, timeout := gs.path, &gs.timeout
 	var err error

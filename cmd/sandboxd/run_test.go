@@ -193,7 +193,8 @@ func TestRunUsageErrorsExit2WithOneLine(t *testing.T) {
 		// allocating it under a smaller limit.
 		{[]string{"run", "--mem", "1KiB", hello}, "needs 65536 bytes of memory to start, more than the memory limit of 1024: raise the limit (--mem)"},
 		{[]string{"run", "--timeout", "-1s", hello}, "negative"},
-		{[]string{"run", "--max-procs", "0", hello}, "--max-procs 0: at least 1 is needed"},
+		{[]string{"run", "--max-procs", "0", hello}, "--max-procs 0: from 1 to 1024"},
+		{[]string{"run", "--max-procs", "2147483646", hello}, "--max-procs 2147483646: from 1 to 1024"},
 		{[]string{"run", "--timeout", "soon", hello}, "invalid value"},
 		{[]string{"run", "--log-level", "loud", hello}, "not one of trace"},
 		{[]string{"run", "--env", "NOVALUE", hello}, "not KEY=VALUE"},

@@ -64,8 +64,8 @@ func serveCmd(args []string) int {
 		return usageError(c, "--max-message %q: a SIZE of at least 64KiB is needed, e.g. 32MiB", *maxMsg)
 	}
 	lim.MaxMessageSize = msg
-	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxGuests < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 || *idleModules < 1 || *maxProcs < 1 {
-		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --idle-modules and --write-timeout above 0")
+	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxGuests < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 || *idleModules < 1 || *maxProcs < 1 || *maxProcs > abi.MaxMaxDescendants {
+		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --idle-modules and --write-timeout above 0, and --max-procs at most %d", abi.MaxMaxDescendants)
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: os.Stderr, JSONFormat: *logJSON})
 
