@@ -1,16 +1,15 @@
 package abi
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 )
 
@@ -31,23 +30,6 @@ var forkBombWAT = fmt.Sprintf(`(module
         (drop (call $fd_write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 24)))))
     (loop $l (br $l))))`, caps.EAGAIN)
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // A guest that spawns itself without end gets MaxDescendants running
 // descendants over its whole tree, and then EAGAIN; when the root is
 // killed every descendant ends and the count returns to zero.
@@ -62,7 +44,7 @@ func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
 	k := caps.NewKernel(nil)
 	h := &caps.Holder{ID: "root"}
 	tbl := caps.NewTable(k, h, 0)
-	out := &syncBuffer{}
+	out := &abitest.Buffer{}
 	for _, c := range []*caps.Cap{
 		k.Mint(h, NewModuleResource(m), caps.RightProcExec, 0, "self", "test"),
 		k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"),

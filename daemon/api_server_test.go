@@ -27,26 +27,8 @@ type testDaemon struct {
 	sup    *daemon.Supervisor
 	srv    *daemon.Server
 	socket string
-	logs   *syncBuffer
+	logs   *abitest.Buffer
 	served chan error
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // shortTempDir returns a temporary directory with a path short enough for
@@ -77,7 +59,7 @@ func startDaemonUnwatched(t testing.TB, lim daemon.Limits) *testDaemon {
 
 func startDaemonWith(t testing.TB, lim daemon.Limits, leaks func()) *testDaemon {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &abitest.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: hclog.Debug, Output: logs})
 	dir := shortTempDir(t)
 	sup, err := daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: filepath.Join(dir, "cache")})
@@ -265,7 +247,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Release()
-	var stdout syncBuffer
+	var stdout abitest.Buffer
 	followed := make(chan error, 1)
 	go func() {
 		_, err := g.Logs(ctx, &stdout, nil, true)
@@ -300,7 +282,7 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 	d := startDaemon(t, daemon.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
-	var stdout syncBuffer
+	var stdout abitest.Buffer
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_grant.c", Wasm: abitest.C(t, recvGrantC), Stdout: &stdout})
 	if err != nil {
 		t.Fatal(err)
@@ -416,7 +398,7 @@ func TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree(t *testing.T) {
 		t.Fatalf("guest's copy %+v", guestCopy)
 	}
 	// A second guest receives another copy while it runs.
-	var g2out syncBuffer
+	var g2out abitest.Buffer
 	g2, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_hold.c", Wasm: abitest.C(t, recvHoldC), Stdout: &g2out})
 	if err != nil {
 		t.Fatal(err)

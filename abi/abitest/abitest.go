@@ -116,3 +116,22 @@ func Source(t testing.TB, rel string) []byte {
 	}
 	panic(fmt.Sprintf("abitest: unknown guest source %s", rel))
 }
+
+// Buffer is a bytes.Buffer that a logger or a guest's output may write to
+// from other goroutines while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *Buffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *Buffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}

@@ -20,31 +20,13 @@ import (
 	"github.com/sandboxd/sandboxd/client"
 )
 
-// lockedBuffer collects a daemon's log while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // daemonProc is a `sandboxd serve` process on a private socket and state
 // directory.
 type daemonProc struct {
 	cmd    *exec.Cmd
 	socket string
 	state  string
-	log    *lockedBuffer
+	log    *abitest.Buffer
 	exited chan struct{}
 	code   int
 }
@@ -71,7 +53,7 @@ func serveDaemon(t testing.TB, binary, state string, extra ...string) *daemonPro
 	if state == "" {
 		state = filepath.Join(dir, "state")
 	}
-	d := &daemonProc{socket: filepath.Join(dir, "sandboxd.sock"), state: state, log: &lockedBuffer{}, exited: make(chan struct{})}
+	d := &daemonProc{socket: filepath.Join(dir, "sandboxd.sock"), state: state, log: &abitest.Buffer{}, exited: make(chan struct{})}
 	d.cmd = exec.Command(binary, append([]string{"serve", "--socket", d.socket, "--state", state, "--log-level", "debug"}, extra...)...)
 	d.cmd.Stderr = d.log
 	if err := d.cmd.Start(); err != nil {
