@@ -208,6 +208,19 @@ func (r *wasmReader) limits() {
 // the decoder sizes its tables by the declared counts.
 const maxLocals = 50000
 
+// maxModuleLocals bounds the locals of all of a module's functions: the
+// decoder keeps about 8 bytes per declared local, so a 16 KB module of
+// 2,000 functions declaring 50,000 locals each took 800 MB to refuse.
+// Real programs declare a few per function (a Go hello world: 6,871 in
+// all).
+const maxModuleLocals = 1 << 22
+
+// maxFunctions bounds the functions a module defines, as browsers do
+// (V8: 1,000,000): each costs the compiler some 300 bytes however small
+// it is, so a 4 MB module of a million empty functions takes 290 MB and
+// 5 s to compile.
+const maxFunctions = 1000000
+
 // vectorSections are the sections whose body begins with an entry count.
 var vectorSections = [14]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 9: true, 10: true, 11: true, 13: true}
 
@@ -215,8 +228,9 @@ var vectorSections = [14]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: tr
 // wazero's decoder sizes anything by them: a 13-byte module declaring 268
 // million exports would otherwise cost over a minute and gigabytes to
 // reject. Every count must fit in the bytes that follow it (each entry
-// takes at least one), and no function may declare more than maxLocals
-// locals.
+// takes at least one); a module may define at most maxFunctions
+// functions, and declare at most maxLocals locals in one function and
+// maxModuleLocals in all.
 func (secs sections) precheck() error {
 	for _, sec := range secs {
 		if int(sec.id) >= len(vectorSections) || !vectorSections[sec.id] {
@@ -230,6 +244,9 @@ func (secs sections) precheck() error {
 		if uint64(n) > uint64(len(body.b)) {
 			return fmt.Errorf("section %d declares %d entries in %d bytes", sec.id, n, len(body.b))
 		}
+		if (sec.id == secFunction || sec.id == secCode) && n > maxFunctions {
+			return &LimitError{fmt.Sprintf("it defines %d functions, more than the %d sandboxd allows", n, maxFunctions)}
+		}
 		if sec.id == secCode {
 			if err := body.precheckCode(n); err != nil {
 				return err
@@ -240,6 +257,7 @@ func (secs sections) precheck() error {
 }
 
 func (r *wasmReader) precheckCode(n uint32) error {
+	var total uint64
 	for i := uint32(0); i < n; i++ {
 		size := r.u32()
 		if !r.ok || uint64(size) > uint64(len(r.b)) {
@@ -255,6 +273,9 @@ func (r *wasmReader) precheckCode(n uint32) error {
 		}
 		if locals > maxLocals {
 			return &LimitError{fmt.Sprintf("function body %d declares %d locals, more than the %d sandboxd allows", i, locals, maxLocals)}
+		}
+		if total += locals; total > maxModuleLocals {
+			return &LimitError{fmt.Sprintf("its functions declare more than the %d locals in all that sandboxd allows", maxModuleLocals)}
 		}
 	}
 	return nil

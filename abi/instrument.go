@@ -49,14 +49,15 @@ const (
 var sectionOrder = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 
 const (
-	secCustom  = 0
-	secType    = 1
-	secImport  = 2
-	secGlobal  = 6
-	secExport  = 7
-	secStart   = 8
-	secElement = 9
-	secCode    = 10
+	secCustom   = 0
+	secType     = 1
+	secImport   = 2
+	secFunction = 3
+	secGlobal   = 6
+	secExport   = 7
+	secStart    = 8
+	secElement  = 9
+	secCode     = 10
 )
 
 // instrumenter holds what rewriting a module needs: where the new import
