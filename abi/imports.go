@@ -253,7 +253,7 @@ func (secs sections) precheck() error {
 			}
 		}
 	}
-	return nil
+	return secs.precheckNested()
 }
 
 func (r *wasmReader) precheckCode(n uint32) error {
@@ -279,4 +279,146 @@ func (r *wasmReader) precheckCode(n uint32) error {
 		}
 	}
 	return nil
+}
+
+// Sections whose entries hold vectors the decoder sizes by their counts.
+const (
+	secData = 11
+)
+
+// precheckNested applies precheck's rule to the vectors inside entries: a
+// count or a byte length must fit in the bytes that follow it. wazero's
+// decoder allocates by them before reading what they count, so that a
+// 20-byte element section declaring 190 million function indices made it
+// allocate 22 GB. Function types, import and export names, element
+// segments, data segments and the name section are checked; what else a
+// module holds is sized by the bytes present.
+func (secs sections) precheckNested() error {
+	for _, sec := range secs {
+		r := wasmReader{b: sec.body, ok: true}
+		switch sec.id {
+		case secType:
+			for n := r.count(); n > 0 && r.ok; n-- {
+				r.byte() // 0x60
+				r.skip(int(r.count()))
+				r.skip(int(r.count()))
+			}
+		case secImport:
+			r.imports()
+		case secExport:
+			r.exports()
+		case secElement:
+			for n := r.count(); n > 0 && r.ok; n-- {
+				r.elementSegment()
+			}
+		case secData:
+			for n := r.count(); n > 0 && r.ok; n-- {
+				switch r.u32() {
+				case 0:
+					r.constExpr()
+				case 1:
+				case 2:
+					r.u32() // memory index
+					r.constExpr()
+				default:
+					r.ok = false
+				}
+				r.skip(int(r.u32()))
+			}
+		case secCustom:
+			if r.name() == "name" {
+				r.nameSection()
+			}
+		default:
+			continue
+		}
+		if !r.ok {
+			return fmt.Errorf("section %d holds a count or a length that runs past its end, or is malformed", sec.id)
+		}
+	}
+	return nil
+}
+
+// count reads a vector's length, which must fit in the bytes that follow
+// (every entry takes one at least).
+func (r *wasmReader) count() uint32 {
+	n := r.u32()
+	if uint64(n) > uint64(len(r.b)) {
+		r.ok = false
+		return 0
+	}
+	return n
+}
+
+// constExpr passes a constant expression: instructions up to its end.
+func (r *wasmReader) constExpr() {
+	var in instrumenter
+	for r.ok {
+		_, op, err := in.instruction(r, nil)
+		if err != nil {
+			r.ok = false
+		}
+		if op == 0x0b {
+			return
+		}
+	}
+}
+
+// elementSegment passes one element segment, in any of its eight forms.
+func (r *wasmReader) elementSegment() {
+	flags := r.u32()
+	if flags > 7 {
+		r.ok = false
+		return
+	}
+	if flags&2 != 0 && flags&1 == 0 {
+		r.u32() // table index
+	}
+	if flags&1 == 0 {
+		r.constExpr() // offset
+	}
+	if flags&3 != 0 {
+		r.byte() // element kind or reference type
+	}
+	n := r.count()
+	for i := uint32(0); i < n && r.ok; i++ {
+		if flags&4 != 0 {
+			r.constExpr()
+		} else {
+			r.u32() // function index
+		}
+	}
+}
+
+// nameSection passes the name section's subsections: the module name,
+// function names and local names, the ones wazero decodes.
+func (r *wasmReader) nameSection() {
+	for len(r.b) > 0 && r.ok {
+		id := r.byte()
+		size := r.u32()
+		if !r.ok || uint64(size) > uint64(len(r.b)) {
+			r.ok = false
+			return
+		}
+		sub := wasmReader{b: r.b[:size], ok: true}
+		r.b = r.b[size:]
+		switch id {
+		case 0:
+			sub.name()
+		case 1:
+			for n := sub.count(); n > 0 && sub.ok; n-- {
+				sub.u32()
+				sub.name()
+			}
+		case 2:
+			for n := sub.count(); n > 0 && sub.ok; n-- {
+				sub.u32()
+				for m := sub.count(); m > 0 && sub.ok; m-- {
+					sub.u32()
+					sub.name()
+				}
+			}
+		}
+		r.ok = r.ok && sub.ok
+	}
 }

@@ -3,6 +3,7 @@ package abi
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -271,4 +272,33 @@ func FuzzRunModule(f *testing.F) {
 			t.Fatalf("status %+v", st)
 		}
 	})
+}
+
+// Modules that declare, inside a section's entries, a vector far longer
+// than the bytes that follow. wazero's decoder allocates by such a count
+// before it reads: the first three, found by FuzzRunModule, made it
+// allocate 4 to 22 GB each. precheck refuses them first.
+func TestNestedCountBombsAreRefusedBeforeTheDecoderAllocates(t *testing.T) {
+	header := "\x00asm\x01\x00\x00\x00"
+	for _, c := range []struct{ name, wasm string }{
+		{"element indices", header + "\x09\x0a\x04\x01\x00\xd8\xd8\xd8\x5a\x30\x30\x30"},
+		{"element expressions", header + "\x09\x0a\x04\x07\x70\xff\xff\xff\x7f\x30\x30\x30"},
+		{"element segments", header + "\x09\x0a\x09\x04\x0b\xca\xca\xca\xca\x03\xe8\x30"},
+		{"function type parameters", header + "\x01\x07\x01\x60\xff\xff\xff\xff\x0f"},
+		{"import name", header + "\x02\x07\x01\xff\xff\xff\xff\x0f\x00"},
+		{"export name", header + "\x07\x07\x01\xff\xff\xff\xff\x0f\x00"},
+		{"data bytes", header + "\x0b\x07\x01\x01\xff\xff\xff\xff\x0f"},
+		{"function names", header + "\x00\x0c\x04name\x01\x05\xff\xff\xff\xff\x0f"},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := precheck([]byte(c.wasm))
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), "runs past its end") {
+			t.Errorf("%s: precheck: %v, want a count that runs past its section's end", c.name, err)
+		}
+		if d := after.TotalAlloc - before.TotalAlloc; d > 1<<20 {
+			t.Errorf("%s: precheck allocated %d bytes", c.name, d)
+		}
+	}
 }
