@@ -159,3 +159,14 @@ func (secs sections) memoryMin() uint64 {
 	}
 	return 0
 }
+
+// functions returns how many functions the module defines.
+func (secs sections) functions() uint64 {
+	for _, s := range secs {
+		if s.id == secFunction {
+			r := wasmReader{b: s.body, ok: true}
+			return uint64(r.u32())
+		}
+	}
+	return 0
+}

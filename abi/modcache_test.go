@@ -164,3 +164,34 @@ func TestConcurrentCompilesAndReleasesKeepHoldsConsistent(t *testing.T) {
 		t.Fatalf("after all releases: %d idle, %d cached, want 1 and 1", rt.idle.Len(), len(rt.modules))
 	}
 }
+
+// The idle modules are bounded by their functions as well as by their
+// number: a module that would take the idle functions past the bound
+// drops the least recently used.
+func TestIdleModulesAreBoundedByTheirFunctions(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 8)
+	rt.maxIdleFuncs = 5 // distinctModule defines 2 functions
+	var ms []*Module
+	for i := range 3 {
+		m, err := rt.Compile(ctx, "m", distinctModule(t, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.funcs != 2 {
+			t.Fatalf("module %d defines %d functions, want 2", i, m.funcs)
+		}
+		ms = append(ms, m)
+	}
+	for _, m := range ms {
+		m.Release()
+	}
+	if rt.cached(ms[0]) || !rt.cached(ms[1]) || !rt.cached(ms[2]) {
+		t.Fatalf("cached: %v %v %v, want false true true (6 idle functions, 5 allowed)", rt.cached(ms[0]), rt.cached(ms[1]), rt.cached(ms[2]))
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.idleFuncs != 4 {
+		t.Fatalf("idle functions %d, want 4", rt.idleFuncs)
+	}
+}

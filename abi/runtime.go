@@ -49,6 +49,12 @@ type Config struct {
 // DefaultMaxIdleModules is Config.MaxIdleModules' default.
 const DefaultMaxIdleModules = 32
 
+// maxIdleFuncs bounds the functions of all idle modules together, so that
+// the idle modules cannot hold gigabytes of compiled code: 32 modules near
+// the million-function bound would take some 12 GB, where 2,000,000
+// functions take well under 1 GB. A Go program has a few thousand.
+const maxIdleFuncs = 2000000
+
 // Runtime compiles modules and runs guests. One Runtime serves any number
 // of concurrent guests; each module is compiled once, keyed by the SHA-256
 // of its bytes.
@@ -61,7 +67,12 @@ type Runtime struct {
 	modules map[[32]byte]*compileEntry
 	idle    list.List // modules no one holds, most recently used first
 	maxIdle int
-	hosts   map[string]*hostInit // fixed at NewRuntime; each entry guards itself
+	// idleFuncs counts the functions of the idle modules: compiled code
+	// and its metadata grow with them (some 300 bytes each at least), and
+	// they are bounded by maxIdleFuncs as the modules are by maxIdle.
+	idleFuncs    uint64
+	maxIdleFuncs uint64
+	hosts        map[string]*hostInit // fixed at NewRuntime; each entry guards itself
 }
 
 type compileEntry struct {
@@ -96,7 +107,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if maxIdle <= 0 {
 		maxIdle = DefaultMaxIdleModules
 	}
-	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, hosts: make(map[string]*hostInit)}
+	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
 	for name := range hostModules {
 		rt.hosts[name] = &hostInit{}
 	}
@@ -160,6 +171,7 @@ type Module struct {
 
 	rt      *Runtime
 	refs    int           // holders (Compile's callers, guests, module handles); guarded by rt.mu
+	funcs   uint64        // functions it defines
 	idle    *list.Element // in rt.idle while refs is 0; guarded by rt.mu
 	dropped bool          // its compiled code is closed; guarded by rt.mu
 }
@@ -234,6 +246,7 @@ func (m *Module) holdLocked() {
 	}
 	if m.idle != nil {
 		m.rt.idle.Remove(m.idle)
+		m.rt.idleFuncs -= m.funcs
 		m.idle = nil
 	}
 	m.refs++
@@ -241,8 +254,9 @@ func (m *Module) holdLocked() {
 
 // Release ends a hold on m (from Compile or Hold). When the last ends, m
 // joins the runtime's idle modules, and the least recently used idle
-// module beyond Config.MaxIdleModules is dropped: its compiled code is
-// freed and its bytes compile anew next time. Guests already running one
+// modules beyond Config.MaxIdleModules, or beyond 2,000,000 functions in
+// all, are dropped: their compiled code is freed and their bytes compile
+// anew next time. Guests already running one
 // are not affected.
 func (m *Module) Release() {
 	rt := m.rt
@@ -259,9 +273,11 @@ func (m *Module) Release() {
 		return
 	}
 	m.idle = rt.idle.PushFront(m)
+	rt.idleFuncs += m.funcs
 	var drop []*Module
-	for rt.idle.Len() > rt.maxIdle {
+	for rt.idle.Len() > rt.maxIdle || rt.idleFuncs > rt.maxIdleFuncs {
 		old := rt.idle.Remove(rt.idle.Back()).(*Module)
+		rt.idleFuncs -= old.funcs
 		old.idle, old.dropped = nil, true
 		delete(rt.modules, old.Hash)
 		drop = append(drop, old)
@@ -309,7 +325,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.memoryMin()}
+	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.memoryMin(), funcs: secs.functions()}
 	if !ok {
 		shape = shapeOf(cm)
 	}
