@@ -191,18 +191,8 @@ func fdWrite(g *Guest, m api.Memory, p []uint64) Errno {
 		return caps.ErrnoOf(err)
 	}
 	defer c.Release()
-	var iov [][]byte
-	var e Errno
-	if p[2] == 1 {
-		// One buffer, the most common write, skips building a list
-		// (BenchmarkHostCallRatio: about 4 ns of 75).
-		var one [1][]byte
-		one[0], e = iovec(m, uint32(p[1]))
-		iov = one[:]
-	} else {
-		var small [smallIOV][]byte
-		iov, e = iovecsInto(small[:0], m, uint32(p[1]), uint32(p[2]))
-	}
+	var small [smallIOV][]byte
+	iov, e := iovecsInto(small[:0], m, uint32(p[1]), uint32(p[2]))
 	if e != 0 {
 		return e
 	}

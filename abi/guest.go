@@ -141,10 +141,10 @@ type execRequest struct {
 var errParentExited = errors.New("parent exited")
 
 // NewGuest prepares m to run with cfg. Nothing runs until Start or Run.
-// The guest holds m (Module.Hold) until it has exited; a guest that is
+// The guest holds m until it has exited; a guest that is
 // never started must be abandoned (Abandon) to end that hold.
 func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
-	m.Hold()
+	m.hold()
 	log := cfg.Logger
 	if log == nil {
 		log = rt.log.With("guest", cfg.ID)
@@ -169,7 +169,11 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 }
 
 // Abandon ends the hold on its module of a guest that will never start.
-func (g *Guest) Abandon() {
+func (g *Guest) Abandon() { g.letGo() }
+
+// letGo ends what a guest holds while it may run: its module, and its
+// place in its process tree's count.
+func (g *Guest) letGo() {
 	g.module.Release()
 	if g.spawned {
 		g.tree.release()
@@ -241,10 +245,7 @@ func (g *Guest) run() {
 		req.table.CloseAll()
 		req.module.Release()
 	}
-	g.module.Release()
-	if g.spawned {
-		g.tree.release()
-	}
+	g.letGo()
 	// Closing the table closes the guest's process handles, which kills
 	// the children they designate; cancelling the context ends any child
 	// whose handle was passed on. Done waits for all of them, so that a

@@ -64,10 +64,10 @@ func splitSections(wasm []byte) (sections, error) {
 	return secs, nil
 }
 
-// shape reads the import and export sections. ok is false for anything
-// it does not understand; callers then ask wazero, whose decoder is the
-// authority on what a module is.
-func (secs sections) shape() (s moduleShape, ok bool) {
+// shape reads the import and export sections, and refuses them if they
+// are malformed: a name longer than the bytes left, an unknown kind,
+// bytes after the last entry.
+func (secs sections) shape() (s moduleShape, err error) {
 	for _, sec := range secs {
 		body := wasmReader{b: sec.body, ok: true}
 		switch sec.id {
@@ -79,10 +79,10 @@ func (secs sections) shape() (s moduleShape, ok bool) {
 			continue
 		}
 		if !body.ok || len(body.b) != 0 {
-			return s, false
+			return s, errPastEnd(sec.id)
 		}
 	}
-	return s, true
+	return s, nil
 }
 
 // moduleNames returns the distinct module names of the imports.
@@ -230,8 +230,9 @@ var vectorSections = [14]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: tr
 // reject. Every count must fit in the bytes that follow it (each entry
 // takes at least one); a module may define at most maxFunctions
 // functions, and declare at most maxLocals locals in one function and
-// maxModuleLocals in all.
-func (secs sections) precheck() error {
+// maxModuleLocals in all. It returns what the module imports and exports
+// (shape), read in the same pass.
+func (secs sections) precheck() (moduleShape, error) {
 	for _, sec := range secs {
 		if int(sec.id) >= len(vectorSections) || !vectorSections[sec.id] {
 			continue
@@ -239,21 +240,24 @@ func (secs sections) precheck() error {
 		body := wasmReader{b: sec.body, ok: true}
 		n := body.u32()
 		if !body.ok {
-			return fmt.Errorf("section %d has a malformed entry count", sec.id)
+			return moduleShape{}, fmt.Errorf("section %d has a malformed entry count", sec.id)
 		}
 		if uint64(n) > uint64(len(body.b)) {
-			return fmt.Errorf("section %d declares %d entries in %d bytes", sec.id, n, len(body.b))
+			return moduleShape{}, fmt.Errorf("section %d declares %d entries in %d bytes", sec.id, n, len(body.b))
 		}
 		if (sec.id == secFunction || sec.id == secCode) && n > maxFunctions {
-			return &LimitError{fmt.Sprintf("it defines %d functions, more than the %d sandboxd allows", n, maxFunctions)}
+			return moduleShape{}, &LimitError{fmt.Sprintf("it defines %d functions, more than the %d sandboxd allows", n, maxFunctions)}
 		}
 		if sec.id == secCode {
 			if err := body.precheckCode(n); err != nil {
-				return err
+				return moduleShape{}, err
 			}
 		}
 	}
-	return secs.precheckNested()
+	if err := secs.precheckNested(); err != nil {
+		return moduleShape{}, err
+	}
+	return secs.shape()
 }
 
 func (r *wasmReader) precheckCode(n uint32) error {
@@ -281,18 +285,14 @@ func (r *wasmReader) precheckCode(n uint32) error {
 	return nil
 }
 
-// Sections whose entries hold vectors the decoder sizes by their counts.
-const (
-	secData = 11
-)
-
 // precheckNested applies precheck's rule to the vectors inside entries: a
 // count or a byte length must fit in the bytes that follow it. wazero's
 // decoder allocates by them before reading what they count, so that a
 // 20-byte element section declaring 190 million function indices made it
 // allocate 22 GB. Function types, import and export names, element
-// segments, data segments and the name section are checked; what else a
-// module holds is sized by the bytes present.
+// segments, data segments and the name section are checked here, import
+// and export names by shape; what else a module holds is sized by the
+// bytes present.
 func (secs sections) precheckNested() error {
 	for _, sec := range secs {
 		r := wasmReader{b: sec.body, ok: true}
@@ -303,10 +303,6 @@ func (secs sections) precheckNested() error {
 				r.skip(int(r.count()))
 				r.skip(int(r.count()))
 			}
-		case secImport:
-			r.imports()
-		case secExport:
-			r.exports()
 		case secElement:
 			for n := r.count(); n > 0 && r.ok; n-- {
 				r.elementSegment()
@@ -333,10 +329,14 @@ func (secs sections) precheckNested() error {
 			continue
 		}
 		if !r.ok {
-			return fmt.Errorf("section %d holds a count or a length that runs past its end, or is malformed", sec.id)
+			return errPastEnd(sec.id)
 		}
 	}
 	return nil
+}
+
+func errPastEnd(id byte) error {
+	return fmt.Errorf("section %d holds a count or a length that runs past its end, or is malformed", id)
 }
 
 // count reads a vector's length, which must fit in the bytes that follow
@@ -353,8 +353,9 @@ func (r *wasmReader) count() uint32 {
 // constExpr passes a constant expression: instructions up to its end.
 func (r *wasmReader) constExpr() {
 	var in instrumenter
+	var scratch [24]byte // the longest constant instruction, v128.const, takes 18
 	for r.ok {
-		_, op, err := in.instruction(r, nil)
+		_, op, err := in.instruction(r, scratch[:0])
 		if err != nil {
 			r.ok = false
 		}

@@ -19,7 +19,8 @@ func readShape(wasm []byte) (moduleShape, bool) {
 	if err != nil {
 		return moduleShape{}, false
 	}
-	return secs.shape()
+	s, err := secs.shape()
+	return s, err == nil
 }
 
 // instrumentLoops splits wasm and rewrites it, as Compile does.
@@ -37,7 +38,8 @@ func precheck(wasm []byte) error {
 	if err != nil {
 		return err
 	}
-	return secs.precheck()
+	_, err = secs.precheck()
+	return err
 }
 
 // wat2wasm compiles src with wabt's wat2wasm and the given flags
@@ -183,4 +185,24 @@ func FuzzReadShape(f *testing.F) {
 			}
 		}
 	})
+}
+
+// shapeOf asks wazero what cm imports and exports.
+func shapeOf(cm wazero.CompiledModule) moduleShape {
+	var s moduleShape
+	for _, f := range cm.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		s.imports = append(s.imports, importEntry{module: mod, name: name, kind: externFunc})
+	}
+	for _, mem := range cm.ImportedMemories() {
+		mod, name, _ := mem.Import()
+		s.imports = append(s.imports, importEntry{module: mod, name: name, kind: externMemory})
+	}
+	for name := range cm.ExportedMemories() {
+		s.exports = append(s.exports, exportEntry{name: name, kind: externMemory})
+	}
+	for name := range cm.ExportedFunctions() {
+		s.exports = append(s.exports, exportEntry{name: name, kind: externFunc})
+	}
+	return s
 }

@@ -53,11 +53,14 @@ const (
 	secType     = 1
 	secImport   = 2
 	secFunction = 3
+	secTable    = 4
+	secMemory   = 5
 	secGlobal   = 6
 	secExport   = 7
 	secStart    = 8
 	secElement  = 9
 	secCode     = 10
+	secData     = 11
 )
 
 // instrumenter holds what rewriting a module needs: where the new import

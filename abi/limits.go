@@ -15,8 +15,6 @@ import (
 // more than compilers emit for function tables.
 const maxTableEntries = 1 << 22
 
-const secTable = 4
-
 // LimitError is a module that may be valid WebAssembly but asks for more
 // than sandboxd gives a guest; the message names the limit.
 type LimitError struct{ What string }
@@ -41,22 +39,16 @@ const (
 // maximum and never grow it, and rewriting them would copy every such
 // module at every start (~0.5 ms for a 2.4 MB hello world).
 func (secs sections) boundTables() (out sections, changed bool, err error) {
-	table := -1
-	grows := false
-	for i, s := range secs {
-		switch s.id {
-		case secTable:
-			table = i
-		case secCode:
-			grows = mayGrowTable(s.body)
-		}
-	}
+	table := slices.IndexFunc(secs, func(s section) bool { return s.id == secTable })
 	if table < 0 {
 		return secs, false, nil
 	}
 	body, changed, err := boundTableSection(secs[table].body)
-	if err != nil || !changed || !grows {
+	if err != nil || !changed {
 		return secs, false, err
+	}
+	if code := slices.IndexFunc(secs, func(s section) bool { return s.id == secCode }); code < 0 || !mayGrowTable(secs[code].body) {
+		return secs, false, nil
 	}
 	out = slices.Clone(secs)
 	out[table].body = body
@@ -136,8 +128,6 @@ func boundTableSection(body []byte) ([]byte, bool, error) {
 	}
 	return out, changed, nil
 }
-
-const secMemory = 5
 
 // memoryMin returns the bytes of linear memory the module's own memory
 // section asks for at instantiation (0 if it defines none).

@@ -149,7 +149,10 @@ func FuzzBoundTables(f *testing.F) {
 	defer r.Close(ctx)
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		secs, err := splitSections(wasm)
-		if err != nil || secs.precheck() != nil {
+		if err != nil {
+			return
+		}
+		if _, err := secs.precheck(); err != nil {
 			return // never reaches wazero
 		}
 		bounded, changed, err := secs.boundTables()

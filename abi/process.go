@@ -32,7 +32,7 @@ type moduleResource struct {
 // per resource (derive further ones from it), since the resource's Close
 // ends its hold.
 func NewModuleResource(m *Module) caps.Resource {
-	m.Hold()
+	m.hold()
 	return &moduleResource{m: m}
 }
 
@@ -105,7 +105,7 @@ func (p *process) termination() (signal uint8, code uint32) {
 func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 	res := c.Resource()
 	if mr, ok := res.(*moduleResource); ok {
-		mr.m.Hold()
+		mr.m.hold()
 		return mr.m, 0
 	}
 	ra, ok1 := res.(io.ReaderAt)

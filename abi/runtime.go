@@ -230,8 +230,8 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 	return m, err
 }
 
-// Hold adds a hold on m, to be ended by Release.
-func (m *Module) Hold() {
+// hold adds a hold on m, to be ended by Release.
+func (m *Module) hold() {
 	if m.rt == nil {
 		return // not from Compile: nothing keeps or drops it
 	}
@@ -252,7 +252,7 @@ func (m *Module) holdLocked() {
 	m.refs++
 }
 
-// Release ends a hold on m (from Compile or Hold). When the last ends, m
+// Release ends a hold on m (from Compile or hold). When the last ends, m
 // joins the runtime's idle modules, and the least recently used idle
 // modules beyond Config.MaxIdleModules, or beyond 2,000,000 functions in
 // all, are dropped: their compiled code is freed and their bytes compile
@@ -290,9 +290,13 @@ func (m *Module) Release() {
 }
 
 func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]byte) (*Module, error) {
+	// What the module imports and exports is read from its sections by
+	// precheck, not asked of wazero, which builds a definition of every
+	// function in the module (~0.5 ms for a wasi-libc program).
 	secs, err := splitSections(wasm)
+	var shape moduleShape
 	if err == nil {
-		err = secs.precheck()
+		shape, err = secs.precheck()
 	}
 	var bounded bool
 	if err == nil {
@@ -304,15 +308,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		}
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	// The shape is read from the sections themselves: asking wazero builds
-	// a definition of every function in the module (~0.5 ms for a
-	// wasi-libc program), so it is only the fallback for what shape cannot
-	// read.
-	shape, ok := secs.shape()
-	var hosts []string
-	if ok {
-		hosts = shape.moduleNames()
-	}
+	hosts := shape.moduleNames()
 	if rt.loopChecks {
 		hosts = append(hosts, loopModule)
 	}
@@ -326,9 +322,6 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
 	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.memoryMin(), funcs: secs.functions()}
-	if !ok {
-		shape = shapeOf(cm)
-	}
 	if err := rt.checkShape(ctx, m, shape); err != nil {
 		cm.Close(ctx)
 		return nil, err
@@ -394,26 +387,6 @@ func (rt *Runtime) checkShape(ctx context.Context, m *Module, shape moduleShape)
 		return fmt.Errorf("%s has no _start function: sandboxd runs command modules", m.Name)
 	}
 	return nil
-}
-
-// shapeOf asks wazero what cm imports and exports.
-func shapeOf(cm wazero.CompiledModule) moduleShape {
-	var s moduleShape
-	for _, f := range cm.ImportedFunctions() {
-		mod, name, _ := f.Import()
-		s.imports = append(s.imports, importEntry{module: mod, name: name, kind: externFunc})
-	}
-	for _, mem := range cm.ImportedMemories() {
-		mod, name, _ := mem.Import()
-		s.imports = append(s.imports, importEntry{module: mod, name: name, kind: externMemory})
-	}
-	for name := range cm.ExportedMemories() {
-		s.exports = append(s.exports, exportEntry{name: name, kind: externMemory})
-	}
-	for name := range cm.ExportedFunctions() {
-		s.exports = append(s.exports, exportEntry{name: name, kind: externFunc})
-	}
-	return s
 }
 
 // WASIModuleName is the import module of WASI preview1.
