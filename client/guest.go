@@ -21,9 +21,10 @@ type Guest struct {
 	exit       *schemas.Guest_wait_Results_Future
 	exitRel    capnp.ReleaseFunc
 	exitCancel context.CancelFunc
-	// exitMu is held while the exit status is read and while it is
-	// released, so that Release on one goroutine never frees what Wait
-	// on another is reading.
+	// exitMu is held while the exit status is read, and while Release
+	// marks it released, cancels it and frees it, so that Wait on
+	// another goroutine neither reads what Release freed nor mistakes
+	// Release's cancellation for a failed call.
 	exitMu       sync.Mutex
 	exitReleased bool
 	// For a guest launched with Stdout or Stderr: the local sink the
@@ -46,9 +47,13 @@ func (g *Guest) ID() string { return g.id }
 func (g *Guest) Release() {
 	g.releaseOnce.Do(func() {
 		if g.exitRel != nil {
-			g.exitCancel() // the release of a pending call waits for its answer
+			// The handle is marked released before the pending call is
+			// cancelled, under the lock Wait reads the answer with: a
+			// Wait that wakes to the cancelled answer then reports the
+			// release, never the cancellation.
 			g.exitMu.Lock()
 			g.exitReleased = true
+			g.exitCancel() // the release of a pending call waits for its answer
 			g.exitRel()
 			g.exitMu.Unlock()
 		}
