@@ -224,3 +224,30 @@ func TestReleaseBesideAWaitOnAnotherGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseCancellationIsNotAWaitError holds Release just after it has
+// cancelled the pending wait, long enough for Wait on another goroutine
+// to wake to the cancelled answer: Wait must report the release.
+func TestReleaseCancellationIsNotAWaitError(t *testing.T) {
+	defer client.SetAfterExitCancel(func() { time.Sleep(20 * time.Millisecond) })()
+	sock := serve(t)
+	c := dial(t, sock)
+	ctx := context.Background()
+	wasm := abitest.WAT(t, "daemon/testdata/guests/spin.wat")
+	for i := 0; i < 3; i++ {
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: wasm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := g.Wait(ctx)
+			done <- err
+		}()
+		g.Release()
+		err = <-done
+		if err == nil || !strings.Contains(err.Error(), "released") {
+			t.Fatalf("Wait beside Release: %v, want the handle was released", err)
+		}
+	}
+}

@@ -39,6 +39,10 @@ type Guest struct {
 	releaseOnce sync.Once
 }
 
+// afterExitCancel is called by Release right after it cancels the
+// pending wait; tests widen that window with it.
+var afterExitCancel = func() {}
+
 // ID is the guest's id, as `sandboxd ps` shows it.
 func (g *Guest) ID() string { return g.id }
 
@@ -54,6 +58,7 @@ func (g *Guest) Release() {
 			g.exitMu.Lock()
 			g.exitReleased = true
 			g.exitCancel() // the release of a pending call waits for its answer
+			afterExitCancel()
 			g.exitRel()
 			g.exitMu.Unlock()
 		}

@@ -1,0 +1,9 @@
+package client
+
+// SetAfterExitCancel makes Release call f right after it cancels a
+// guest's pending wait, until the returned function restores it.
+func SetAfterExitCancel(f func()) (restore func()) {
+	old := afterExitCancel
+	afterExitCancel = f
+	return func() { afterExitCancel = old }
+}
