@@ -3,6 +3,8 @@ package abi_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi"
@@ -18,9 +20,26 @@ type harness struct {
 	stderr bytes.Buffer
 }
 
+// harnessCache is the compilation cache every harness's runtime shares,
+// so that a Go guest (seconds to compile under -race) is compiled once
+// per test binary rather than once per test.
+var harnessCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sandboxd-abi-test-cache")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	harnessCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	rt, err := abi.NewRuntime(context.Background(), abi.Config{})
+	rt, err := abi.NewRuntime(context.Background(), abi.Config{CacheDir: harnessCache})
 	if err != nil {
 		t.Fatal(err)
 	}

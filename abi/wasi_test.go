@@ -481,9 +481,9 @@ func TestModuleImportingBothABIsSharesHandles(t *testing.T) {
 // wait through poll_oneoff.
 func TestGoFileConnOnGrantedSocketAndChannel(t *testing.T) {
 	wasm := abitest.Go(t, "abi/testdata/guests/wasi/gonet")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	t.Run("socket", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -521,6 +521,8 @@ func TestGoFileConnOnGrantedSocketAndChannel(t *testing.T) {
 		}
 	})
 	t.Run("channel", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
 		mine, theirs := caps.NewChannelPair(false, "test")
 		h := newHarness(t)
 		tbl := h.table("conn")
