@@ -150,8 +150,9 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 
 // writeStdio is writev for a standard stream, the handle written most:
 // its Write is a direct call rather than one through caps.Writer, and it
-// blocks rather than report EAGAIN, so there is no wait to prepare for
-// (together about 5 ns of a 75 ns fd_write, by BenchmarkHostCallRatio).
+// blocks rather than report EAGAIN, so there is no wait to prepare for.
+// Without it fd_write's BenchmarkHostCallRatio rises from 1.15 to
+// 1.17–1.19 (docs/BENCHMARKS.md says how to repeat that).
 func writeStdio(s *caps.Stdio, iov [][]byte) (int, Errno) {
 	total := 0
 	for _, b := range limitIOV(iov) {

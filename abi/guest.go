@@ -144,6 +144,16 @@ var errParentExited = errors.New("parent exited")
 // The guest holds m until it has exited; a guest that is
 // never started must be abandoned (Abandon) to end that hold.
 func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
+	max := cfg.MaxDescendants
+	if max <= 0 {
+		max = DefaultMaxDescendants
+	}
+	return rt.newGuest(m, cfg, &procTree{max: int32(min(max, MaxMaxDescendants))}, false)
+}
+
+// newGuest is NewGuest in the process tree tree; spawned says that the
+// guest is one of tree's counted descendants (procSpawn reserved it).
+func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned bool) *Guest {
 	m.hold()
 	log := cfg.Logger
 	if log == nil {
@@ -155,12 +165,8 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 		log: log, trace: log.IsTrace(),
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
 		waiter: caps.NewWaiter(), done: make(chan struct{}),
+		tree: tree, spawned: spawned,
 	}
-	max := cfg.MaxDescendants
-	if max <= 0 {
-		max = DefaultMaxDescendants
-	}
-	g.tree = &procTree{max: int32(min(max, MaxMaxDescendants))}
 	g.shownTable.Store(cfg.Table)
 	if g.argdata == nil {
 		g.argdata = StartupArgdata(cfg.Args, cfg.Env, cfg.Table)

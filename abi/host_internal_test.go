@@ -26,19 +26,25 @@ func (w *shortWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// A standard stream's write (writeStdio) reports the bytes that went out
-// before its writer failed, and the failure itself when none did.
+// A write to a standard stream reports the bytes that went out before its
+// writer failed, and the failure itself when none did.
 func TestStdioWriteReportsPartialWritesAndErrors(t *testing.T) {
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "g"}
+	g := &Guest{}
+	writev := func(s *caps.Stdio, iov ...[]byte) (int, Errno) {
+		return g.writev(k.Mint(h, s, caps.RightsTTYBase, 0, s.Describe(), "test"), iov)
+	}
 	w := &shortWriter{room: 4, err: caps.EPIPE}
-	n, e := writeStdio(caps.NewStdout("stdout", w), [][]byte{[]byte("abc"), []byte("def"), []byte("ghi")})
+	n, e := writev(caps.NewStdout("stdout", w), []byte("abc"), []byte("def"), []byte("ghi"))
 	if n != 4 || e != 0 || string(w.got) != "abcd" {
 		t.Fatalf("partial write: n=%d errno=%v wrote %q; want 4 bytes, no error, \"abcd\"", n, e, w.got)
 	}
-	n, e = writeStdio(caps.NewStdout("stdout", w), [][]byte{[]byte("more")})
+	n, e = writev(caps.NewStdout("stdout", w), []byte("more"))
 	if n != 0 || e != caps.EPIPE {
 		t.Fatalf("write to a failed stream: n=%d errno=%v; want EPIPE", n, e)
 	}
-	n, e = writeStdio(caps.NewStdin(strings.NewReader("")), [][]byte{[]byte("x")})
+	n, e = writev(caps.NewStdin(strings.NewReader("")), []byte("x"))
 	if n != 0 || e != caps.EBADF {
 		t.Fatalf("write to stdin: n=%d errno=%v; want EBADF", n, e)
 	}

@@ -15,10 +15,12 @@ const (
 )
 
 // moduleShape is what a module imports and exports, read from its import
-// and export sections without decoding the rest.
+// and export sections without decoding the rest, and how many functions
+// it defines.
 type moduleShape struct {
-	imports []importEntry
-	exports []exportEntry
+	imports   []importEntry
+	exports   []exportEntry
+	functions uint64
 }
 
 type importEntry struct {
@@ -54,12 +56,11 @@ func splitSections(wasm []byte) (sections, error) {
 	r := wasmReader{b: wasm[8:], ok: true}
 	for len(r.b) > 0 {
 		id := r.byte()
-		size := r.u32()
-		if !r.ok || uint64(size) > uint64(len(r.b)) {
+		body := r.sized()
+		if !r.ok {
 			return nil, fmt.Errorf("section %d runs past the end of the module", id)
 		}
-		secs = append(secs, section{id, r.b[:size]})
-		r.b = r.b[size:]
+		secs = append(secs, section{id, body.b})
 	}
 	return secs, nil
 }
@@ -184,16 +185,21 @@ func (r *wasmReader) u64() {
 	r.ok = false
 }
 
-func (r *wasmReader) name() string {
+// sized reads a byte length and returns a reader of that many bytes,
+// which r skips; a length past r's end makes r not ok and the result
+// empty.
+func (r *wasmReader) sized() wasmReader {
 	n := r.u32()
 	if !r.ok || uint64(n) > uint64(len(r.b)) {
 		r.ok = false
-		return ""
+		return wasmReader{}
 	}
-	s := string(r.b[:n])
+	sub := wasmReader{b: r.b[:n], ok: true}
 	r.b = r.b[n:]
-	return s
+	return sub
 }
+
+func (r *wasmReader) name() string { return string(r.sized().b) }
 
 // limits skips a limits flag byte, the minimum and, if flagged, the maximum.
 func (r *wasmReader) limits() {
@@ -230,9 +236,10 @@ var vectorSections = [14]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: tr
 // reject. Every count must fit in the bytes that follow it (each entry
 // takes at least one); a module may define at most maxFunctions
 // functions, and declare at most maxLocals locals in one function and
-// maxModuleLocals in all. It returns what the module imports and exports
-// (shape), read in the same pass.
+// maxModuleLocals in all. It returns the module's shape, read in the same
+// pass.
 func (secs sections) precheck() (moduleShape, error) {
+	var functions uint32
 	for _, sec := range secs {
 		if int(sec.id) >= len(vectorSections) || !vectorSections[sec.id] {
 			continue
@@ -248,6 +255,9 @@ func (secs sections) precheck() (moduleShape, error) {
 		if (sec.id == secFunction || sec.id == secCode) && n > maxFunctions {
 			return moduleShape{}, &LimitError{fmt.Sprintf("it defines %d functions, more than the %d sandboxd allows", n, maxFunctions)}
 		}
+		if sec.id == secFunction {
+			functions = n
+		}
 		if sec.id == secCode {
 			if err := body.precheckCode(n); err != nil {
 				return moduleShape{}, err
@@ -257,18 +267,18 @@ func (secs sections) precheck() (moduleShape, error) {
 	if err := secs.precheckNested(); err != nil {
 		return moduleShape{}, err
 	}
-	return secs.shape()
+	shape, err := secs.shape()
+	shape.functions = uint64(functions)
+	return shape, err
 }
 
 func (r *wasmReader) precheckCode(n uint32) error {
 	var total uint64
 	for i := uint32(0); i < n; i++ {
-		size := r.u32()
-		if !r.ok || uint64(size) > uint64(len(r.b)) {
+		fn := r.sized()
+		if !r.ok {
 			return fmt.Errorf("function body %d runs past the end of the code section", i)
 		}
-		fn := wasmReader{b: r.b[:size], ok: true}
-		r.b = r.b[size:]
 		groups := fn.u32()
 		var locals uint64
 		for j := uint32(0); j < groups && fn.ok; j++ {
@@ -292,8 +302,12 @@ func (r *wasmReader) precheckCode(n uint32) error {
 // allocate 22 GB. Function types, import and export names, element
 // segments, data segments and the name section are checked here, import
 // and export names by shape; what else a module holds is sized by the
-// bytes present.
+// bytes present. Element segments and the name section are read by the
+// walkers that give them loop checks, which stop where the bytes end
+// whatever a count says; whether or not the module gets loop checks, the
+// same modules pass.
 func (secs sections) precheckNested() error {
+	var walk instrumenter // renumbers nothing that is kept
 	for _, sec := range secs {
 		r := wasmReader{b: sec.body, ok: true}
 		switch sec.id {
@@ -304,8 +318,8 @@ func (secs sections) precheckNested() error {
 				r.skip(int(r.count()))
 			}
 		case secElement:
-			for n := r.count(); n > 0 && r.ok; n-- {
-				r.elementSegment()
+			if _, err := walk.elements(sec.body); err != nil {
+				r.ok = false
 			}
 		case secData:
 			for n := r.count(); n > 0 && r.ok; n-- {
@@ -319,11 +333,13 @@ func (secs sections) precheckNested() error {
 				default:
 					r.ok = false
 				}
-				r.skip(int(r.u32()))
+				r.sized()
 			}
 		case secCustom:
-			if r.name() == "name" {
-				r.nameSection()
+			if customName(sec.body) == "name" {
+				if _, err := walk.names(sec.body); err != nil {
+					r.ok = false
+				}
 			}
 		default:
 			continue
@@ -362,64 +378,5 @@ func (r *wasmReader) constExpr() {
 		if op == 0x0b {
 			return
 		}
-	}
-}
-
-// elementSegment passes one element segment, in any of its eight forms.
-func (r *wasmReader) elementSegment() {
-	flags := r.u32()
-	if flags > 7 {
-		r.ok = false
-		return
-	}
-	if flags&2 != 0 && flags&1 == 0 {
-		r.u32() // table index
-	}
-	if flags&1 == 0 {
-		r.constExpr() // offset
-	}
-	if flags&3 != 0 {
-		r.byte() // element kind or reference type
-	}
-	n := r.count()
-	for i := uint32(0); i < n && r.ok; i++ {
-		if flags&4 != 0 {
-			r.constExpr()
-		} else {
-			r.u32() // function index
-		}
-	}
-}
-
-// nameSection passes the name section's subsections: the module name,
-// function names and local names, the ones wazero decodes.
-func (r *wasmReader) nameSection() {
-	for len(r.b) > 0 && r.ok {
-		id := r.byte()
-		size := r.u32()
-		if !r.ok || uint64(size) > uint64(len(r.b)) {
-			r.ok = false
-			return
-		}
-		sub := wasmReader{b: r.b[:size], ok: true}
-		r.b = r.b[size:]
-		switch id {
-		case 0:
-			sub.name()
-		case 1:
-			for n := sub.count(); n > 0 && sub.ok; n-- {
-				sub.u32()
-				sub.name()
-			}
-		case 2:
-			for n := sub.count(); n > 0 && sub.ok; n-- {
-				sub.u32()
-				for m := sub.count(); m > 0 && sub.ok; m-- {
-					sub.u32()
-					sub.name()
-				}
-			}
-		}
-		r.ok = r.ok && sub.ok
 	}
 }

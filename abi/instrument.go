@@ -327,12 +327,10 @@ func (in *instrumenter) names(body []byte) ([]byte, error) {
 	out := name(nil, r.name())
 	for len(r.b) > 0 && r.ok {
 		id := r.byte()
-		size := r.u32()
-		if !r.ok || uint64(size) > uint64(len(r.b)) {
+		sub := r.sized()
+		if !r.ok {
 			return nil, errors.New("malformed name section")
 		}
-		sub := wasmReader{b: r.b[:size], ok: true}
-		r.b = r.b[size:]
 		var b []byte
 		switch id {
 		case 1: // function names: vec(index, name)
@@ -375,15 +373,14 @@ func (in *instrumenter) names(body []byte) ([]byte, error) {
 // function references renumbered.
 func (in *instrumenter) code(body []byte) ([]byte, error) {
 	return rewriteVector(body, "code", func(i uint32, r *wasmReader, out []byte) ([]byte, error) {
-		size := r.u32()
-		if !r.ok || uint64(size) > uint64(len(r.b)) {
+		body := r.sized()
+		if !r.ok {
 			return nil, fmt.Errorf("function %d: truncated body", i)
 		}
-		fn, err := in.function(r.b[:size])
+		fn, err := in.function(body.b)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
-		r.b = r.b[size:]
 		return append(uleb(out, uint64(len(fn))), fn...), nil
 	})
 }

@@ -79,54 +79,82 @@ type tableType struct {
 	hasMax   bool
 }
 
-func boundTableSection(body []byte) ([]byte, bool, error) {
+// tableTypes reads a table section.
+func tableTypes(body []byte) ([]tableType, error) {
 	r := wasmReader{b: body, ok: true}
-	n := r.u32()
-	if !r.ok || uint64(n) > uint64(len(r.b)) {
-		return nil, false, errors.New("malformed table section")
+	n := r.count()
+	if !r.ok {
+		return nil, errors.New("malformed table section")
 	}
 	tables := make([]tableType, 0, min(n, uint32(len(r.b)/3))) // a table takes 3 bytes at least
-	var sum uint64
 	for i := range n {
 		t := tableType{elem: r.byte()}
 		if r.ok && t.elem != refFunc && t.elem != refExtern {
-			return nil, false, fmt.Errorf("table %d holds element type %#x: sandboxd runs WebAssembly 2.0 modules", i, t.elem)
+			return nil, fmt.Errorf("table %d holds element type %#x: sandboxd runs WebAssembly 2.0 modules", i, t.elem)
 		}
 		flags := r.byte()
 		if r.ok && flags > 1 {
-			return nil, false, fmt.Errorf("table %d has limits flags %#x: sandboxd runs WebAssembly 2.0 modules", i, flags)
+			return nil, fmt.Errorf("table %d has limits flags %#x: sandboxd runs WebAssembly 2.0 modules", i, flags)
 		}
 		t.min = r.u32()
 		if flags == 1 {
 			t.max, t.hasMax = r.u32(), true
 		}
 		if !r.ok {
-			return nil, false, errors.New("malformed table section")
+			return nil, errors.New("malformed table section")
 		}
-		sum += uint64(t.min)
 		tables = append(tables, t)
 	}
 	if len(r.b) != 0 {
-		return nil, false, fmt.Errorf("malformed table section: %d bytes after its last table", len(r.b))
+		return nil, fmt.Errorf("malformed table section: %d bytes after its last table", len(r.b))
+	}
+	return tables, nil
+}
+
+// encodeTables writes a table section of ts.
+func encodeTables(ts []tableType) []byte {
+	out := uleb(nil, uint64(len(ts)))
+	for _, t := range ts {
+		flags := byte(0)
+		if t.hasMax {
+			flags = 1
+		}
+		out = append(out, t.elem, flags)
+		out = uleb(out, uint64(t.min))
+		if t.hasMax {
+			out = uleb(out, uint64(t.max))
+		}
+	}
+	return out
+}
+
+// boundTableSection is boundTables for the table section body.
+func boundTableSection(body []byte) ([]byte, bool, error) {
+	tables, err := tableTypes(body)
+	if err != nil {
+		return nil, false, err
+	}
+	var sum uint64
+	for _, t := range tables {
+		sum += uint64(t.min)
 	}
 	if sum > maxTableEntries {
 		return nil, false, &LimitError{fmt.Sprintf("its tables declare %d entries, more than the %d sandboxd allows a guest's tables in all", sum, maxTableEntries)}
 	}
-	if n == 0 {
+	if len(tables) == 0 {
 		return body, false, nil
 	}
-	share := (maxTableEntries - sum) / uint64(n)
+	share := (maxTableEntries - sum) / uint64(len(tables))
 	changed := false
-	out := uleb(nil, uint64(n))
-	for _, t := range tables {
+	for i, t := range tables {
 		if limit := uint64(t.min) + share; !t.hasMax || uint64(t.max) > limit {
-			t.max, changed = uint32(limit), true
+			tables[i].max, tables[i].hasMax, changed = uint32(limit), true, true
 		}
-		out = append(out, t.elem, 1)
-		out = uleb(out, uint64(t.min))
-		out = uleb(out, uint64(t.max))
 	}
-	return out, changed, nil
+	if !changed {
+		return body, false, nil
+	}
+	return encodeTables(tables), true, nil
 }
 
 // memoryMin returns the bytes of linear memory the module's own memory
@@ -146,17 +174,6 @@ func (secs sections) memoryMin() uint64 {
 			return 0 // malformed: the decoder says so
 		}
 		return uint64(pages) << 16
-	}
-	return 0
-}
-
-// functions returns how many functions the module defines.
-func (secs sections) functions() uint64 {
-	for _, s := range secs {
-		if s.id == secFunction {
-			r := wasmReader{b: s.body, ok: true}
-			return uint64(r.u32())
-		}
 	}
 	return 0
 }

@@ -14,38 +14,13 @@ import (
 )
 
 // tableSection encodes a table section of the given tables.
-func tableSection(ts ...tableType) []byte {
-	out := uleb(nil, uint64(len(ts)))
-	for _, t := range ts {
-		flags := byte(0)
-		if t.hasMax {
-			flags = 1
-		}
-		out = append(out, t.elem, flags)
-		out = uleb(out, uint64(t.min))
-		if t.hasMax {
-			out = uleb(out, uint64(t.max))
-		}
-	}
-	return out
-}
+func tableSection(ts ...tableType) []byte { return encodeTables(ts) }
 
 func readTables(t *testing.T, body []byte) []tableType {
 	t.Helper()
-	r := wasmReader{b: body, ok: true}
-	n := r.u32()
-	var ts []tableType
-	for range n {
-		tt := tableType{elem: r.byte()}
-		flags := r.byte()
-		tt.min = r.u32()
-		if flags == 1 {
-			tt.max, tt.hasMax = r.u32(), true
-		}
-		ts = append(ts, tt)
-	}
-	if !r.ok || len(r.b) != 0 {
-		t.Fatalf("rewritten table section is malformed: % x", body)
+	ts, err := tableTypes(body)
+	if err != nil {
+		t.Fatalf("rewritten table section is malformed: %v: % x", err, body)
 	}
 	return ts
 }

@@ -156,12 +156,10 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 // data. Nothing runs until startChild.
 func (g *Guest) newChild(m *Module, t *caps.Table, data []byte) *Guest {
 	id := t.Holder().ID
-	child := g.rt.NewGuest(m, GuestConfig{
+	return g.rt.newGuest(m, GuestConfig{
 		ID: id, Table: t, Argdata: data, MemoryLimit: g.memLimit,
 		Logger: g.rt.log.With("guest", id, "parent", g.ID),
-	})
-	child.tree, child.spawned = g.tree, true // counted by procSpawn's reserve
-	return child
+	}, g.tree, true) // counted by procSpawn's reserve
 }
 
 // startChild runs child under g's context, so that killing g, or g's

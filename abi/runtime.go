@@ -321,7 +321,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.memoryMin(), funcs: secs.functions()}
+	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.memoryMin(), funcs: shape.functions}
 	if err := rt.checkShape(ctx, m, shape); err != nil {
 		cm.Close(ctx)
 		return nil, err
