@@ -216,15 +216,15 @@ const maxLocals = 50000
 
 // maxModuleLocals bounds the locals of all of a module's functions: the
 // decoder keeps about 8 bytes per declared local, so a 16 KB module of
-// 2,000 functions declaring 50,000 locals each took 800 MB to refuse.
-// Real programs declare a few per function (a Go hello world: 6,871 in
-// all).
+// 2,000 functions declaring 50,000 locals each (100 million in all) would
+// cost some 800 MB to refuse. Real programs declare a few per function.
 const maxModuleLocals = 1 << 22
 
 // maxFunctions bounds the functions a module defines, as browsers do
-// (V8: 1,000,000): each costs the compiler some 300 bytes however small
-// it is, so a 4 MB module of a million empty functions takes 290 MB and
-// 5 s to compile.
+// (V8: 1,000,000): each costs the compiler time and memory however small
+// it is. BenchmarkCompileMostFunctions compiles a million empty ones (a
+// 4 MB module) in about 5 s, allocating about 300 MB and keeping about
+// 140 MB (docs/BENCHMARKS.md).
 const maxFunctions = 1000000
 
 // vectorSections are the sections whose body begins with an entry count.
@@ -299,7 +299,7 @@ func (r *wasmReader) precheckCode(n uint32) error {
 // count or a byte length must fit in the bytes that follow it. wazero's
 // decoder allocates by them before reading what they count, so that a
 // 20-byte element section declaring 190 million function indices made it
-// allocate 22 GB. Function types, import and export names, element
+// allocate gigabytes. Function types, import and export names, element
 // segments, data segments and the name section are checked here, import
 // and export names by shape; what else a module holds is sized by the
 // bytes present. Element segments and the name section are read by the

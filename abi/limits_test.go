@@ -3,11 +3,15 @@ package abi
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -255,7 +259,7 @@ func FuzzRunModule(f *testing.F) {
 // Modules that declare, inside a section's entries, a vector far longer
 // than the bytes that follow. wazero's decoder allocates by such a count
 // before it reads: the first three, found by FuzzRunModule, made it
-// allocate 4 to 22 GB each. precheck refuses them first.
+// allocate gigabytes each. precheck refuses them first.
 func TestNestedCountBombsAreRefusedBeforeTheDecoderAllocates(t *testing.T) {
 	header := "\x00asm\x01\x00\x00\x00"
 	for _, c := range []struct{ name, wasm string }{
@@ -279,4 +283,52 @@ func TestNestedCountBombsAreRefusedBeforeTheDecoderAllocates(t *testing.T) {
 			t.Errorf("%s: precheck allocated %d bytes", c.name, d)
 		}
 	}
+}
+
+// BenchmarkCompileMostFunctions compiles a module of maxFunctions empty
+// functions, the most precheck lets through, with loop checks as the
+// daemon compiles: what one such module costs the host in time, in bytes
+// allocated (B/op), and in resident memory that the compiled module keeps
+// (MB-kept, the growth of the process's RSS while it is held).
+func BenchmarkCompileMostFunctions(b *testing.B) {
+	secs, err := splitSections(abitest.Functions(maxFunctions, "\x00\x0b"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	wasm := insertSection(secs, section{secExport, []byte("\x01\x06_start\x00\x00")}).encode()
+	ctx := context.Background()
+	b.ReportAllocs()
+	var kept uint64
+	for b.Loop() {
+		rt, err := NewRuntime(ctx, Config{NoDebugInfo: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		debug.FreeOSMemory()
+		before := rss(b)
+		m, err := rt.Compile(ctx, "functions", wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		debug.FreeOSMemory()
+		if after := rss(b); after > before {
+			kept += after - before
+		}
+		m.Release()
+		rt.Close(ctx)
+	}
+	b.ReportMetric(float64(kept)/float64(b.N)/(1<<20), "MB-kept")
+}
+
+// rss is the process's resident memory in bytes.
+func rss(b *testing.B) uint64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var size, resident uint64
+	if _, err := fmt.Sscan(string(data), &size, &resident); err != nil {
+		b.Fatal(err)
+	}
+	return resident * uint64(os.Getpagesize())
 }

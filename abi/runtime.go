@@ -50,9 +50,10 @@ type Config struct {
 const DefaultMaxIdleModules = 32
 
 // maxIdleFuncs bounds the functions of all idle modules together, so that
-// the idle modules cannot hold gigabytes of compiled code: 32 modules near
-// the million-function bound would take some 12 GB, where 2,000,000
-// functions take well under 1 GB. A Go program has a few thousand.
+// the idle modules cannot hold gigabytes of compiled code: a module of a
+// million functions keeps about 140 MB (BenchmarkCompileMostFunctions), so
+// 32 of them would keep some 4.5 GB, where 2,000,000 functions keep about
+// 300 MB. A Go program has a few thousand.
 const maxIdleFuncs = 2000000
 
 // Runtime compiles modules and runs guests. One Runtime serves any number
@@ -292,7 +293,7 @@ func (m *Module) Release() {
 func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]byte) (*Module, error) {
 	// What the module imports and exports is read from its sections by
 	// precheck, not asked of wazero, which builds a definition of every
-	// function in the module (~0.5 ms for a wasi-libc program).
+	// function in the module.
 	secs, err := splitSections(wasm)
 	var shape moduleShape
 	if err == nil {

@@ -135,3 +135,26 @@ func (w *Buffer) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// Functions is a module of n functions of type () -> () whose bodies are
+// body (its locals, then its code), for tests of what a module's
+// declarations may cost.
+func Functions(n int, body string) []byte {
+	leb := func(b []byte, v uint64) []byte {
+		for ; v >= 0x80; v >>= 7 {
+			b = append(b, byte(v)|0x80)
+		}
+		return append(b, byte(v))
+	}
+	section := func(m []byte, id byte, content []byte) []byte {
+		return append(leb(append(m, id), uint64(len(content))), content...)
+	}
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = section(m, 1, []byte("\x01\x60\x00\x00"))
+	m = section(m, 3, append(leb(nil, uint64(n)), make([]byte, n)...))
+	code := leb(nil, uint64(n))
+	for range n {
+		code = append(leb(code, uint64(len(body))), body...)
+	}
+	return section(m, 10, code)
+}

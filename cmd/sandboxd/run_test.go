@@ -135,28 +135,6 @@ func TestRunMissingModuleExits4(t *testing.T) {
 	oneLine(t, r.stderr, "cannot read module "+missing+": no such file or directory: check the path")
 }
 
-// bodies is a module of n functions of type () -> () whose bodies are
-// body (locals, then code).
-func bodies(n int, body string) []byte {
-	leb := func(b []byte, v uint64) []byte {
-		for ; v >= 0x80; v >>= 7 {
-			b = append(b, byte(v)|0x80)
-		}
-		return append(b, byte(v))
-	}
-	section := func(m []byte, id byte, content []byte) []byte {
-		return append(leb(append(m, id), uint64(len(content))), content...)
-	}
-	m := []byte("\x00asm\x01\x00\x00\x00")
-	m = section(m, 1, []byte("\x01\x60\x00\x00"))
-	m = section(m, 3, append(leb(nil, uint64(n)), make([]byte, n)...))
-	code := leb(nil, uint64(n))
-	for range n {
-		code = append(leb(code, uint64(len(body))), body...)
-	}
-	return section(m, 10, code)
-}
-
 func TestRunInvalidModulesExit4(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -177,9 +155,9 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		{"tables.wasm", []byte("\x00asm\x01\x00\x00\x00\x04\x07\x01\x70\x00\x80\xc2\xd7\x2f"), "tables declare 100000000 entries, more than the 4194304"},
 		// 100 functions of 50,000 locals each: 5 million in all, 40 MB
 		// for the decoder from 800 bytes.
-		{"alllocals.wasm", bodies(100, "\x01\xd0\x86\x03\x7f\x0b"), "more than the 4194304 locals in all"},
+		{"alllocals.wasm", abitest.Functions(100, "\x01\xd0\x86\x03\x7f\x0b"), "more than the 4194304 locals in all"},
 		// A million and one functions.
-		{"functions.wasm", bodies(1000001, "\x00\x0b"), "defines 1000001 functions, more than the 1000000"},
+		{"functions.wasm", abitest.Functions(1000001, "\x00\x0b"), "defines 1000001 functions, more than the 1000000"},
 	}
 	for _, c := range cases {
 		p := filepath.Join(dir, c.name)
