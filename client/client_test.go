@@ -190,36 +190,46 @@ func TestConcurrentWaitAndKillOfAnAttachedGuest(t *testing.T) {
 	}
 }
 
+// waitBesideRelease launches wasm, waits for it on another goroutine,
+// releases its handle after pause, and returns what that Wait returned.
+func waitBesideRelease(t *testing.T, c *client.Client, name string, wasm []byte, pause time.Duration) (client.ExitStatus, error) {
+	t.Helper()
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: name, Wasm: wasm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		st  client.ExitStatus
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := g.Wait(ctx)
+		done <- result{st, err}
+	}()
+	time.Sleep(pause)
+	g.Release()
+	r := <-done
+	return r.st, r.err
+}
+
 // Release may race with a Wait on another goroutine (an interrupted
 // `sandboxd launch` does this): Wait then returns the status or says the
 // handle was released, and never reads what Release freed (-race).
 func TestReleaseBesideAWaitOnAnotherGoroutine(t *testing.T) {
-	sock := serve(t)
-	c := dial(t, sock)
-	ctx := context.Background()
+	c := dial(t, serve(t))
 	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
 	for i := 0; i < 20; i++ {
-		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: wasm})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() {
-			st, err := g.Wait(ctx)
-			if err == nil && st.Code != 7 {
-				err = fmt.Errorf("exit %d, want 7", st.Code)
-			}
-			if err != nil && !strings.Contains(err.Error(), "released") {
-				done <- err
-				return
-			}
-			done <- nil
-		}()
+		var pause time.Duration
 		if i%2 == 0 {
-			time.Sleep(time.Duration(i) * 100 * time.Microsecond)
+			pause = time.Duration(i) * 100 * time.Microsecond
 		}
-		g.Release()
-		if err := <-done; err != nil {
+		st, err := waitBesideRelease(t, c, "hello.wat", wasm, pause)
+		if err == nil && st.Code != 7 {
+			err = fmt.Errorf("exit %d, want 7", st.Code)
+		}
+		if err != nil && !strings.Contains(err.Error(), "released") {
 			t.Fatal(err)
 		}
 	}
@@ -230,23 +240,10 @@ func TestReleaseBesideAWaitOnAnotherGoroutine(t *testing.T) {
 // to wake to the cancelled answer: Wait must report the release.
 func TestReleaseCancellationIsNotAWaitError(t *testing.T) {
 	defer client.SetAfterExitCancel(func() { time.Sleep(20 * time.Millisecond) })()
-	sock := serve(t)
-	c := dial(t, sock)
-	ctx := context.Background()
+	c := dial(t, serve(t))
 	wasm := abitest.WAT(t, "daemon/testdata/guests/spin.wat")
 	for i := 0; i < 3; i++ {
-		g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: wasm})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() {
-			_, err := g.Wait(ctx)
-			done <- err
-		}()
-		g.Release()
-		err = <-done
-		if err == nil || !strings.Contains(err.Error(), "released") {
+		if _, err := waitBesideRelease(t, c, "spin.wat", wasm, 0); err == nil || !strings.Contains(err.Error(), "released") {
 			t.Fatalf("Wait beside Release: %v, want the handle was released", err)
 		}
 	}
