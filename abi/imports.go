@@ -228,7 +228,10 @@ const maxModuleLocals = 1 << 22
 const maxFunctions = 1000000
 
 // vectorSections are the sections whose body begins with an entry count.
-var vectorSections = [14]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 9: true, 10: true, 11: true, 13: true}
+var vectorSections = [secTag + 1]bool{
+	secType: true, secImport: true, secFunction: true, secTable: true, secMemory: true, secGlobal: true,
+	secExport: true, secElement: true, secCode: true, secData: true, secTag: true,
+}
 
 // precheck refuses a module whose declared counts cannot be right, before
 // wazero's decoder sizes anything by them: a 13-byte module declaring 268
