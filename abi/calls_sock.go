@@ -264,16 +264,39 @@ func sockShutdown(g *Guest, m api.Memory, p []uint64) Errno {
 	if how == 0 || how&^(shutRD|shutWR) != 0 {
 		return caps.EINVAL
 	}
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightSockShutdown, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, s, e := acquireSocket[caps.Shutdowner](g, uint32(p[0]), caps.RightSockShutdown)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
-	s, ok := c.Resource().(caps.Shutdowner)
-	if !ok {
-		return caps.ENOTSOCK
-	}
 	return caps.ErrnoOf(s.Shutdown(how&shutRD != 0, how&shutWR != 0))
+}
+
+// acquireSocket acquires fd for a socket call that needs right on a
+// resource of kind T. The kind is checked before the rights, as
+// shutdown(2) and accept(2) do (programs test for it): a handle that is
+// not a socket is ENOTSOCK whatever rights it holds, and a socket of
+// another kind (accept on a connected stream) is EINVAL. On success the
+// caller must Release the capability.
+func acquireSocket[T any](g *Guest, fd uint32, right caps.Rights) (*caps.Cap, T, Errno) {
+	var none T
+	c, err := g.table.Acquire(fd, 0, 0)
+	if err != nil {
+		return nil, none, caps.ErrnoOf(err)
+	}
+	r, ok := c.Resource().(T)
+	if !ok {
+		c.Release()
+		if t := fileTypeOf(c); t == caps.TypeSocketStream || t == caps.TypeSocketDgram {
+			return nil, none, caps.EINVAL
+		}
+		return nil, none, caps.ENOTSOCK
+	}
+	if err := c.Check(right, 0); err != nil {
+		c.Release()
+		return nil, none, caps.ErrnoOf(err)
+	}
+	return c, r, 0
 }
 
 // sockAccept takes the next connection from a listener handle. The new
@@ -284,9 +307,9 @@ func sockShutdown(g *Guest, m api.Memory, p []uint64) Errno {
 // the call waits for a connection.
 func sockAccept(g *Guest, m api.Memory, p []uint64) Errno {
 	out := uint32(p[1])
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightSockAccept, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, _, e := acquireSocket[caps.Acceptor](g, uint32(p[0]), caps.RightSockAccept)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	if _, e := read(m, out, 4); e != 0 {

@@ -34,7 +34,7 @@ narrowed: rights kept write ENOTCAPABLE read obj
 stream: ok ab fds 0
 stream: ok cd fds 1
 shutdown how 0: EINVAL
-shutdown a byte object: ENOTCAPABLE
+shutdown a byte object: ENOTSOCK
 shutdown: ok
 after peer SHUT_WR: ok len 0
 send after SHUT_WR: EPIPE
@@ -44,7 +44,7 @@ send flags: EINVAL
 recv flags: EINVAL
 send on a byte object: ENOTSOCK
 recv_out out of memory: EFAULT
-accept on a channel: ENOTCAPABLE
+accept on a channel: EINVAL
 `)
 	// Every handle that travelled was derived for delegation with no
 	// holder, then adopted by the receiver; the two that did not fit were

@@ -103,14 +103,56 @@ func WASIRightsOf(r caps.Rights) uint64 {
 	return w
 }
 
-// RightsOfWASI translates WASI rights a guest asks for into sandboxd
-// rights. It never widens: a CloudABI right whose meaning WASI split in
-// two is included only when both halves are asked for, and bits WASI does
-// not define are ignored. So RightsOfWASI(WASIRightsOf(r)) ⊆ r for every r.
+// RightsOfWASI translates the WASI rights a guest keeps, when it narrows
+// a handle it holds (fd_fdstat_set_rights), into sandboxd rights. A
+// CloudABI right whose meaning WASI split in two is kept only when both
+// halves are, so dropping either half drops the right; bits WASI does not
+// define are ignored. So RightsOfWASI(WASIRightsOf(r)) ⊆ r for every r.
 func RightsOfWASI(w uint64) caps.Rights {
 	var r caps.Rights
 	for _, m := range wasiRightsMap {
 		if w&m.w == m.w {
+			r |= m.c
+		}
+	}
+	return r
+}
+
+// wasiOpenRights translates the rights a guest asks path_open for
+// (fs_rights_base wb, fs_rights_inheriting wi) into the sandboxd rights to
+// ask for. Rust's standard library and wasi-libc ask for one half of a
+// right WASI split in two, so a half asked for counts, placed by what it
+// means:
+//
+//   - path_unlink_file or path_remove_directory asks for file_unlink (both
+//     are unlinks beneath the directory);
+//   - fd_filestat_set_size (ftruncate) asks for file_stat_fput_size on the
+//     new handle itself;
+//   - path_filestat_set_size (O_TRUNC of files opened beneath the new
+//     handle) asks for file_stat_fput_size among the rights it passes on,
+//     where sandboxd checks O_TRUNC, as CloudABI does. It is not a right
+//     on the handle: wasi-libc asks for it when it opens a file read-only,
+//     and that file must not be opened for writing.
+//
+// A handle given file_unlink may remove directories as well as files, and
+// a directory given file_stat_fput_size to pass on may truncate beneath
+// it whichever half asked: the caller clips both sets to what the
+// directory may pass on, so no handle ever holds more than its directory
+// could give. No right is asked for that no WASI bit named.
+func wasiOpenRights(wb, wi uint64) (base, inheriting caps.Rights) {
+	base = rightsAskedOfWASI(wb &^ wasiRightPathFilestatSetSize)
+	inheriting = rightsAskedOfWASI(wi)
+	if wb&wasiRightPathFilestatSetSize != 0 {
+		inheriting |= caps.RightFileStatFPutSize
+	}
+	return base, inheriting
+}
+
+// rightsAskedOfWASI is the CloudABI rights any of whose WASI bits are in w.
+func rightsAskedOfWASI(w uint64) caps.Rights {
+	var r caps.Rights
+	for _, m := range wasiRightsMap {
+		if w&m.w != 0 {
 			r |= m.c
 		}
 	}

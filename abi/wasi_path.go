@@ -99,7 +99,8 @@ func wasiPathLink(g *Guest, m api.Memory, p []uint64) Errno {
 // fd_fdstat_get. So the adapter takes cloudlibc's side of that contract:
 // the rights that decide the access mode (fd_read, fd_write) must be
 // inheritable, or the call fails with ENOTCAPABLE before anything is
-// touched; every other requested right is intersected with the
+// touched; every other requested right (translated by wasiOpenRights,
+// where half of a split right asks for it) is intersected with the
 // directory's inheriting rights; then file_open's own rules apply (CREAT,
 // TRUNC and the sync flags need their rights). The new handle never holds
 // a right its directory could not pass on.
@@ -113,7 +114,7 @@ func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	defer c.Release()
-	reqBase, reqInh := RightsOfWASI(p[5]), RightsOfWASI(p[6])
+	reqBase, reqInh := wasiOpenRights(p[5], p[6])
 	_, dirInh := c.Rights()
 	if !dirInh.Has(reqBase & (caps.RightFDRead | caps.RightFDWrite)) {
 		return caps.ENOTCAPABLE

@@ -47,10 +47,10 @@ func wasiPollOneoff(g *Guest, m api.Memory, p []uint64) Errno {
 				binary.LittleEndian.Uint64(b[24:]), binary.LittleEndian.Uint16(b[40:]))
 		case wasiEventtypeFDRead:
 			s.typ = eventtypeFDRead
-			s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollFDReadwrite|caps.RightFDRead, caps.EventRead)
+			s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollFDReadwrite, caps.EventRead)
 		case wasiEventtypeFDWrite:
 			s.typ = eventtypeFDWrite
-			s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollFDReadwrite|caps.RightFDWrite, caps.EventWrite)
+			s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollFDReadwrite, caps.EventWrite)
 		default:
 			s.errno = caps.EINVAL
 		}

@@ -19,9 +19,9 @@ func wasiSockAccept(g *Guest, m api.Memory, p []uint64) Errno {
 	if flags&^caps.FlagNonblock != 0 {
 		return caps.EINVAL
 	}
-	c, err := g.table.Acquire(fd, caps.RightSockAccept, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, _, e := acquireSocket[caps.Acceptor](g, fd, caps.RightSockAccept)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	if _, e := read(m, out, 4); e != 0 {
