@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
@@ -110,7 +109,7 @@ func TestRevokeCutsOffDelegatedHandles(t *testing.T) {
 	tbl := h.table("deleg")
 	dirCap := h.grantDir(t, tbl, dir, "data", false)
 	h.grantModule(t, tbl, "child", abitest.C(t, "abi/testdata/guests/deleg/child.c"))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	g := h.start(t, ctx, abitest.C(t, "abi/testdata/guests/deleg/parent.c"), tbl, nil)
 	st := g.Wait()

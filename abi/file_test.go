@@ -257,9 +257,9 @@ func TestRevokingAGrantCutsOffEverythingOpenedBeneathIt(t *testing.T) {
 	case <-out.seen:
 	case <-g.Done():
 		t.Fatalf("guest ended early: %+v\n%s", g.Status(), out.String())
-	case <-time.After(30 * time.Second):
+	case <-time.After(hangGuard):
 		g.Kill("test timeout")
-		t.Fatal("guest never got ready")
+		t.Fatalf("guest not ready within %v", hangGuard)
 	}
 	rc := h.k.Revoke(grant, "test")
 	// The grant, the file, its dup and the subdirectory.

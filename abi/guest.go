@@ -113,6 +113,11 @@ type Guest struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	waiter *caps.Waiter // reused by blocking calls; a guest runs one call at a time
+	// waits counts the times a host call of the guest began to wait for
+	// an event, and parked is 1 while one waits: tests act on a blocked
+	// guest once it is (Blocked in export_test.go) rather than sleeping.
+	waits  atomic.Int64
+	parked atomic.Int32
 
 	exec   *execRequest // set by proc_exec before it unwinds the guest
 	signal uint8        // set by proc_raise before it unwinds the guest
@@ -378,17 +383,30 @@ func (g *Guest) waitReady(c *caps.Cap, p caps.Pollable, want caps.Events) Errno 
 			cancel()
 			return 0
 		}
+		unpark := g.park()
 		select {
 		case <-g.waiter.C():
 			cancel()
 		case <-c.Done():
 			cancel()
+			unpark()
 			return caps.ENOTCAPABLE
 		case <-g.ctx.Done():
 			cancel()
+			unpark()
 			return g.killed()
 		}
+		unpark()
 	}
+}
+
+// park records that a host call of the guest is about to wait, after it
+// registered for the events that end the wait; the returned func records
+// that the wait ended.
+func (g *Guest) park() (unpark func()) {
+	g.waits.Add(1)
+	g.parked.Store(1)
+	return func() { g.parked.Store(0) }
 }
 
 // limitAllocator backs guest memory with a []byte that refuses to grow

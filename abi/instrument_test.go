@@ -118,12 +118,23 @@ func TestInstrumentedTrapNamesTheFunction(t *testing.T) {
 }
 
 // A guest spinning without host calls neither holds up a garbage
-// collection (which pauses every goroutine) nor resists Kill.
+// collection (which pauses every goroutine) nor resists Kill. The guest
+// waits 1 ms in poll_oneoff before it spins, so the test knows it runs.
 func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 	ctx := context.Background()
-	g := newTestGuest(t, Config{}, wat2wasm(t, `(module (func (export "_start") (loop $l (br $l))))`))
+	g := newTestGuest(t, Config{}, wat2wasm(t, `(module
+		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+		(memory (export "memory") 1)
+		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
+		(func (export "_start")
+			(drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+			(loop $l (br $l))))`))
 	g.Start(ctx)
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(HangGuard); g.waits.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest did not start within %v", HangGuard)
+		}
+	}
 	collected := make(chan struct{})
 	go func() {
 		runtime.GC()
@@ -132,14 +143,14 @@ func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 	}()
 	select {
 	case <-collected:
-	case <-time.After(20 * time.Second):
-		t.Fatal("a garbage collection waited 20 s for the spinning guest")
+	case <-time.After(HangGuard):
+		t.Fatalf("a garbage collection waited %v for the spinning guest", HangGuard)
 	}
 	g.Kill("test over")
 	select {
 	case <-g.Done():
-	case <-time.After(20 * time.Second):
-		t.Fatal("the spinning guest survived Kill")
+	case <-time.After(HangGuard):
+		t.Fatalf("the spinning guest survived Kill by %v", HangGuard)
 	}
 	if st := g.Status(); st.Killed != "test over" {
 		t.Fatalf("status %+v", st)
@@ -160,8 +171,8 @@ func TestSpinningStartFunctionIsKilled(t *testing.T) {
 		if st.Killed != "timeout" {
 			t.Fatalf("status %+v, want killed by timeout", st)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the spinning start function survived its context")
+	case <-time.After(HangGuard):
+		t.Fatalf("the spinning start function survived its context by %v", HangGuard)
 	}
 }
 
@@ -176,7 +187,7 @@ func TestBudgetBelowZeroYieldsOnTheNextIteration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
 	defer cancel()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
 	defer r.Close(ctx)

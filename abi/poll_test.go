@@ -32,7 +32,7 @@ func (h *harness) startMode(t testing.TB, ctx context.Context, wasm []byte, tbl 
 // runMode runs wasm in mode to completion, with a minute's limit.
 func (h *harness) runMode(t testing.TB, wasm []byte, tbl *caps.Table, mode string) abi.ExitStatus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	return h.startMode(t, ctx, wasm, tbl, mode).Wait()
 }
@@ -53,7 +53,7 @@ func (h *harness) channelEnd(t testing.TB, tbl *caps.Table, dgram bool) (*caps.C
 func awaitMessage(t testing.TB, ch *caps.Channel, want string) {
 	t.Helper()
 	w := caps.NewWaiter()
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(hangGuard)
 	var got []byte
 	for {
 		buf := make([]byte, 64)
@@ -140,7 +140,7 @@ func TestPollWakesOnChannelWrittenByAnotherGuest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	wasm := abitest.C(t, pollGuest)
 	r := h.startMode(t, ctx, wasm, reader, "read")
@@ -168,8 +168,8 @@ func TestPollBlockedGuestEndsPromptlyOnKill(t *testing.T) {
 	g.Kill("test kill")
 	select {
 	case <-g.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("guest blocked in poll still running 10s after Kill")
+	case <-time.After(hangGuard):
+		t.Fatalf("guest blocked in poll still running %v after Kill", hangGuard)
 	}
 	if st := g.Status(); st.Killed != "test kill" {
 		t.Fatalf("status %+v", st)
@@ -190,8 +190,8 @@ func TestPollBlockedGuestEndsAtContextDeadline(t *testing.T) {
 	g := h.startMode(t, ctx, abitest.C(t, pollGuest), tbl, "block")
 	select {
 	case <-g.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("guest outlived its context's deadline by 10s")
+	case <-time.After(hangGuard):
+		t.Fatalf("guest outlived its context's deadline by %v", hangGuard)
 	}
 	if st := g.Status(); st.Killed != "timeout" {
 		t.Fatalf("status %+v", st)
@@ -209,7 +209,7 @@ func TestPollReportsENOTCAPABLEWhenPolledHandleIsRevoked(t *testing.T) {
 	c, ours := h.channelEnd(t, tbl, false)
 	g := h.startMode(t, context.Background(), abitest.C(t, pollGuest), tbl, "poll-revoke")
 	awaitMessage(t, ours, "waiting")
-	time.Sleep(20 * time.Millisecond) // into the wait
+	awaitBlocked(t, g, 0)
 	r := h.k.Revoke(c, "test")
 	if len(r.Revoked) != 1 {
 		t.Fatalf("receipt %+v", r)
@@ -254,7 +254,9 @@ func TestGuestsBlockedInPollHoldNoThreads(t *testing.T) {
 		gs = append(gs, h.startMode(t, ctx, wasm, tbl, "block"))
 		awaitMessage(t, ours, "waiting")
 	}
-	time.Sleep(50 * time.Millisecond)
+	for _, g := range gs {
+		awaitBlocked(t, g, 0)
+	}
 	during := osThreads(t)
 	cancel()
 	for _, g := range gs {

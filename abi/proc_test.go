@@ -107,7 +107,7 @@ func TestKillingParentKillsChildren(t *testing.T) {
 	tbl := h.table("p")
 	h.grantModule(t, tbl, "child", abitest.C(t, childGuest))
 	g := h.startMode(t, context.Background(), abitest.C(t, pollGuest), tbl, "spawn-wait")
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for spawned := false; !spawned; {
 		for _, e := range log.all(caps.EventMint) {
 			spawned = spawned || e.Cap.Kind == caps.KindProcess
@@ -120,8 +120,8 @@ func TestKillingParentKillsChildren(t *testing.T) {
 	g.Kill("test kill")
 	select {
 	case <-g.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("parent (or its spinning child) still running 10s after Kill")
+	case <-time.After(hangGuard):
+		t.Fatalf("parent (or its spinning child) still running %v after Kill", hangGuard)
 	}
 	if st := g.Status(); st.Killed != "test kill" {
 		t.Fatalf("status %+v", st)

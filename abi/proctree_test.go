@@ -56,10 +56,10 @@ func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
 	const max = 3
 	root := rt.NewGuest(m, GuestConfig{ID: "root", Table: tbl, MaxDescendants: max})
 	root.Start(ctx)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(HangGuard)
 	for !strings.Contains(out.String(), "full") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no guest saw EAGAIN within 20 s; %d descendants running", root.tree.running.Load())
+			t.Fatalf("no guest saw EAGAIN within %v; %d descendants running", HangGuard, root.tree.running.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}

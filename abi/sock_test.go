@@ -76,7 +76,7 @@ func TestSockAcceptOnLoopbackListener(t *testing.T) {
 	h, log := observedHarness(t)
 	tbl := h.table("srv")
 	addr, lc := h.grantListener(t, tbl)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	g := h.startMode(t, ctx, abitest.C(t, sockGuest), tbl, "server")
 	conn, err := net.Dial("tcp", addr)
@@ -122,7 +122,7 @@ func TestBlockedSockRecvEndsWithENOTCAPABLEOnRevoke(t *testing.T) {
 	c, ours := h.channelEnd(t, tbl, false)
 	g := h.startMode(t, context.Background(), abitest.C(t, sockGuest), tbl, "recv-block")
 	awaitMessage(t, ours, "waiting")
-	time.Sleep(20 * time.Millisecond) // into the wait
+	awaitBlocked(t, g, 0)
 	done := make(chan struct{})
 	go func() {
 		h.k.Revoke(c, "test")
@@ -130,8 +130,8 @@ func TestBlockedSockRecvEndsWithENOTCAPABLEOnRevoke(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Revoke still waiting 10s later: the blocked recv never let go")
+	case <-time.After(hangGuard):
+		t.Fatalf("Revoke still waiting %v later: the blocked recv never let go", hangGuard)
 	}
 	if st := g.Wait(); st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v", st)
@@ -146,8 +146,9 @@ func TestSockRecvWaitallGathersStream(t *testing.T) {
 	_, ours := h.channelEnd(t, tbl, false)
 	g := h.startMode(t, context.Background(), abitest.C(t, sockGuest), tbl, "waitall")
 	awaitMessage(t, ours, "waiting")
+	n := awaitBlocked(t, g, 0)
 	ours.Write([]byte("12"))
-	time.Sleep(50 * time.Millisecond)
+	awaitBlocked(t, g, n) // took "12", waits for the rest
 	ours.Write([]byte("345"))
 	if st := g.Wait(); st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v", st)
@@ -164,6 +165,7 @@ func TestKilledDuringWaitallClosesReceivedHandles(t *testing.T) {
 	_, ours := h.channelEnd(t, tbl, false)
 	g := h.startMode(t, context.Background(), abitest.C(t, sockGuest), tbl, "waitall")
 	awaitMessage(t, ours, "waiting")
+	n := awaitBlocked(t, g, 0)
 	obj := h.k.Mint(&caps.Holder{ID: "test"}, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "obj", "test")
 	x, err := h.k.Derive(obj, caps.Derivation{Edge: caps.EdgeDelegate, Base: caps.RightFDRead})
 	if err != nil {
@@ -172,7 +174,7 @@ func TestKilledDuringWaitallClosesReceivedHandles(t *testing.T) {
 	if _, err := ours.Send([][]byte{[]byte("12")}, []*caps.Cap{x}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // the guest takes "12" and the handle, and waits for 3 more bytes
+	awaitBlocked(t, g, n) // took "12" and the handle, waits for 3 more bytes
 	g.Kill("test kill")
 	<-g.Done()
 	if !x.Info().Closed {

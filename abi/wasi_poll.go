@@ -98,6 +98,7 @@ func (g *Guest) pollWait(cs []*caps.Cap, d int64) {
 		defer t.Stop()
 		timeout = t.C
 	}
+	defer g.park()()
 	select {
 	case <-g.waiter.C():
 	case <-timeout:

@@ -258,7 +258,7 @@ func TestGoServerAcceptsOnGrantedListener(t *testing.T) {
 	h := newHarness(t)
 	tbl := h.table("srv")
 	addr, _ := h.grantListener(t, tbl)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	g := h.start(t, ctx, abitest.Go(t, "abi/testdata/guests/wasi/gonet"), tbl, nil, "echo", "3")
 	var wg sync.WaitGroup
@@ -299,12 +299,12 @@ func TestBlockedAcceptEndsOnRevokeAndOnKill(t *testing.T) {
 		tbl := h.table("srv")
 		_, lc := h.grantListener(t, tbl)
 		g := h.start(t, context.Background(), wasm, tbl, nil, "accept")
-		time.Sleep(300 * time.Millisecond) // let it reach accept
+		awaitBlocked(t, g, 0) // in accept
 		h.k.Revoke(lc, "test")
 		select {
 		case <-g.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("guest still blocked 10s after revocation")
+		case <-time.After(hangGuard):
+			t.Fatalf("guest still blocked %v after revocation", hangGuard)
 		}
 		if got := h.stdout.String(); !strings.Contains(got, "Capabilities insufficient") {
 			t.Fatalf("stdout %q, want accept to fail with ENOTCAPABLE", got)
@@ -315,13 +315,13 @@ func TestBlockedAcceptEndsOnRevokeAndOnKill(t *testing.T) {
 		tbl := h.table("srv")
 		h.grantListener(t, tbl)
 		g := h.start(t, context.Background(), wasm, tbl, nil, "accept")
-		time.Sleep(300 * time.Millisecond)
+		awaitBlocked(t, g, 0) // in accept
 		start := time.Now()
 		g.Kill("test kill")
 		select {
 		case <-g.Done():
-		case <-time.After(10 * time.Second):
-			t.Fatal("guest still running 10s after Kill")
+		case <-time.After(hangGuard):
+			t.Fatalf("guest still running %v after Kill", hangGuard)
 		}
 		if st := g.Status(); st.Killed != "test kill" {
 			t.Fatalf("status %+v", st)
@@ -482,7 +482,7 @@ func TestModuleImportingBothABIsSharesHandles(t *testing.T) {
 func TestGoFileConnOnGrantedSocketAndChannel(t *testing.T) {
 	wasm := abitest.Go(t, "abi/testdata/guests/wasi/gonet")
 	t.Run("socket", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -521,7 +521,7 @@ func TestGoFileConnOnGrantedSocketAndChannel(t *testing.T) {
 		}
 	})
 	t.Run("channel", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		mine, theirs := caps.NewChannelPair(false, "test")
 		h := newHarness(t)
@@ -530,7 +530,7 @@ func TestGoFileConnOnGrantedSocketAndChannel(t *testing.T) {
 			t.Fatal(err)
 		}
 		g := h.start(t, ctx, wasm, tbl, nil, "conn")
-		time.Sleep(50 * time.Millisecond) // the guest is waiting in poll_oneoff by now
+		awaitBlocked(t, g, 0) // in poll_oneoff
 		if _, err := mine.Write([]byte("over a channel\n")); err != nil {
 			t.Fatal(err)
 		}

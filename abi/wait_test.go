@@ -1,0 +1,39 @@
+package abi_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi"
+)
+
+// hangGuard is abi.HangGuard: the bound of a wait only a hang could reach.
+const hangGuard = abi.HangGuard
+
+// awaitBlocked waits until g is waiting in a host call it entered after
+// its first `after` waits, and returns how many waits it has entered. A
+// test acts on a blocked guest once this returns instead of sleeping.
+func awaitBlocked(t testing.TB, g *abi.Guest, after int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for {
+		if n, waiting := g.Blocked(); waiting && n > after {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("guest %s did not block in a host call within %v", g.ID, hangGuard)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// awaitDone waits for g to end, failing the test if it has not within
+// hangGuard; what names what the test waited for.
+func awaitDone(t testing.TB, g *abi.Guest, what string) {
+	t.Helper()
+	select {
+	case <-g.Done():
+	case <-time.After(hangGuard):
+		t.Fatalf("guest %s still running %v after %s", g.ID, hangGuard, what)
+	}
+}
