@@ -127,7 +127,8 @@ type Guest struct {
 	tree     *procTree      // the tree the guest spawns in
 	spawned  bool           // counted in tree: released when the guest ends
 
-	done      chan struct{}
+	exited    chan struct{} // closed once the guest itself has ended (Exited)
+	done      chan struct{} // closed once its children have ended too (Done)
 	mu        sync.Mutex
 	status    ExitStatus
 	exitWatch map[*caps.Waiter]struct{} // woken when done closes; guarded by mu
@@ -169,7 +170,7 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 		kernel: cfg.Table.Kernel(), holder: cfg.Table.Holder(),
 		log: log, trace: log.IsTrace(),
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
-		waiter: caps.NewWaiter(), done: make(chan struct{}),
+		waiter: caps.NewWaiter(), exited: make(chan struct{}), done: make(chan struct{}),
 		tree: tree, spawned: spawned,
 	}
 	g.shownTable.Store(cfg.Table)
@@ -216,11 +217,20 @@ func (g *Guest) Wait() ExitStatus {
 	return g.Status()
 }
 
+// Exited is closed once the guest itself has ended: its exit status is
+// set (Status), its handles are closed, and the children it spawned have
+// been killed (see Kill), but they may still be running: without loop
+// checks (Config.NoLoopChecks) a child spinning in a loop never stops, and
+// only the end of the process ends it. Done follows once every child has
+// ended.
+func (g *Guest) Exited() <-chan struct{} { return g.exited }
+
 // Done is closed when the guest has exited, its handles are closed, and
 // every child it spawned has exited too.
 func (g *Guest) Done() <-chan struct{} { return g.done }
 
-// Status returns the exit status; valid once Done is closed.
+// Status returns the exit status; valid once Exited (and so Done) is
+// closed.
 func (g *Guest) Status() ExitStatus {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -260,12 +270,17 @@ func (g *Guest) run() {
 	// Closing the table closes the guest's process handles, which kills
 	// the children they designate; cancelling the context ends any child
 	// whose handle was passed on. Done waits for all of them, so that a
-	// guest's exit is also the end of everything it started.
+	// guest's exit is also the end of everything it started. Exited
+	// comes first, for whoever cannot wait for children that never stop
+	// (see Exited).
 	g.table.CloseAll()
 	g.cancel(errParentExited)
-	g.children.Wait()
 	g.mu.Lock()
 	g.status = st
+	g.mu.Unlock()
+	close(g.exited)
+	g.children.Wait()
+	g.mu.Lock()
 	ws := g.exitWatch
 	g.exitWatch = nil
 	close(g.done)

@@ -471,6 +471,13 @@ func (p *stdinPipe) close() {
 // watch records the guest's exit. It runs once per guest; cancel releases
 // the guest's context (and what hangs on it) from the supervisor's.
 func (g *Guest) watch(cancel context.CancelFunc) {
+	<-g.ag.Exited()
+	if g.stdin != nil {
+		// The guest's end has killed the guests it spawned, but one of
+		// them reading the stdin it was handed is in a host read that
+		// its kill cannot interrupt: Done would wait for it forever.
+		g.stdin.close()
+	}
 	<-g.ag.Done()
 	cancel()
 	st := g.ag.Status()
@@ -481,9 +488,6 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 	// Close what Grant may have added while the guest was ending: from
 	// here on Grant refuses (g.exited), so nothing can be added later.
 	g.ag.Table().CloseAll()
-	if g.stdin != nil {
-		g.stdin.close()
-	}
 	if g.supervisor != nil {
 		_ = g.supervisor.Close()
 	}
@@ -538,9 +542,20 @@ func (g *Guest) Principal() Principal { return g.principal }
 // Started is when the guest started.
 func (g *Guest) Started() time.Time { return g.started }
 
-// Done is closed when the guest has exited, its handles are closed and its
-// exit is logged.
+// Done is closed when the guest has exited, its handles are closed, the
+// guests it spawned have ended, and its exit is logged.
 func (g *Guest) Done() <-chan struct{} { return g.done }
+
+// Exited is closed once the guest itself has ended, before Done: its
+// ExitStatus is known and the guests it spawned have been killed, but
+// they may still be running. With loop checks they end within a loop
+// iteration and Done follows at once; without them (Options.NoLoopChecks)
+// one spinning in a loop never ends, and an embedded supervisor waits on
+// Exited and ends such guests by exiting its process (sandboxd run).
+func (g *Guest) Exited() <-chan struct{} { return g.ag.Exited() }
+
+// ExitStatus is how the guest itself ended; valid once Exited is closed.
+func (g *Guest) ExitStatus() abi.ExitStatus { return g.ag.Status() }
 
 // Wait blocks until the guest has exited and returns how it ended.
 func (g *Guest) Wait() abi.ExitStatus {

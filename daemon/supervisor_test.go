@@ -210,6 +210,44 @@ func TestKillEndsGuestBlockedReadingStdin(t *testing.T) {
 	}
 }
 
+// A guest's end kills the guests it spawned, and the launched guest is
+// done once they have ended: spinning ones stop at their loop checks, and
+// one blocked reading the stdin it was handed, a host read its kill
+// cannot interrupt, is ended by closing that stdin. The guest exits with 7
+// once both children have started; they spin after one read of stdin,
+// which an empty stdin answers at once and a pipe never written does not.
+func TestGuestsSpawnedEndWhenTheirParentExits(t *testing.T) {
+	s := newSupervisor(t)
+	wasm := abitest.WAT(t, guests+"spawn_spin_exit.wat")
+	self := filepath.Join(t.TempDir(), "spawn_spin_exit.wasm")
+	if err := os.WriteFile(self, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Compile(context.Background(), "spawn_spin_exit.wasm", wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	pr, pw := io.Pipe() // nothing is ever written: a read blocks
+	defer pw.Close()
+	for _, stdin := range []io.Reader{nil, pr} {
+		var stdout abitest.Buffer
+		g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "file:"+self)}, Stdin: stdin, Stdout: &stdout})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A minute is a hang guard: the tree ends within milliseconds of
+		// the exit, or never.
+		st := waitExit(t, g, time.Minute)
+		if st.Err() != nil || st.Code != 7 || stdout.String() != "children spinning\n" {
+			t.Fatalf("stdin %T: status %+v, stdout %q; want exit 7 and \"children spinning\\n\"", stdin, st, stdout.String())
+		}
+		if snap := s.Kernel().Snapshot(); len(snap) != 0 {
+			t.Fatalf("stdin %T: %d capabilities still open once the guest is done: its children did not end", stdin, len(snap))
+		}
+	}
+}
+
 func TestStdioPassesThrough(t *testing.T) {
 	s := newSupervisor(t)
 	m := compile(t, s, guests+"cat.wat")

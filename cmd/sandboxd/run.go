@@ -39,11 +39,12 @@ const defaultMem = "256MiB"
 // killGrace bounds how long launch waits for the daemon to kill a guest.
 const killGrace = 5 * time.Second
 
-// stopGrace is how long run waits for a killed guest to unwind before it
-// exits without it. run compiles guests without loop checks (see
-// abi.Config.NoLoopChecks) for speed: a guest blocked in a host call stops
-// at once, one spinning in a loop never does, and ending this process ends
-// it.
+// stopGrace is how long run waits, once it has killed its guest or the
+// guest has ended, for the guest and the guests it spawned (which its end
+// kills) to unwind before it exits without them. run compiles guests
+// without loop checks (see abi.Config.NoLoopChecks) for speed: a guest
+// blocked in a host call stops at once, one spinning in a loop never does,
+// and ending this process ends it.
 const stopGrace = 200 * time.Millisecond
 
 // gcHeadroom is how far beyond the guest's memory limit this process's
@@ -198,37 +199,62 @@ func runCmd(args []string) int {
 		return usageError(c, "%v", err)
 	}
 
+	return awaitGuest(g, sigs, *timeout, log)
+}
+
+// awaitGuest waits until the guest run was asked to run has ended, or a
+// signal or --timeout ends it, and returns run's exit status: the guest's
+// own, whatever the guests it spawned do.
+//
+// It waits for the guest, not for its tree. The guest's end kills every
+// guest it spawned, as under the daemon (a child never outlives its
+// parent), but without loop checks a child spinning in a loop never
+// stops, and run would spin with it. The children get stopGrace to end,
+// as a guest killed by a signal does, and then run exits, which ends
+// them. Nothing written is lost by not waiting longer: this process
+// buffers no guest's output (the standard streams and granted files are
+// written straight to their host files), so the grace only lets a child
+// in the middle of a host call, such as a write, finish it.
+func awaitGuest(g *daemon.Guest, sigs <-chan os.Signal, timeout time.Duration, log hclog.Logger) int {
 	var stuck <-chan time.Time
-	if *timeout > 0 {
-		stuck = time.After(*timeout + stopGrace)
+	if timeout > 0 {
+		stuck = time.After(timeout + stopGrace)
 	}
 	select {
-	case <-g.Done():
+	case <-g.Exited():
 	case sig := <-sigs:
 		name, code := "interrupted", exitInterrupt
 		if sig == syscall.SIGTERM {
 			name, code = "terminated", exitTerminated
 		}
 		g.Kill(name)
-		select {
-		case <-g.Done():
-		case <-time.After(stopGrace):
-		}
+		awaitTree(g, log)
 		fail("%s: guest killed", name)
 		return code
 	case <-stuck:
 		select {
-		case <-g.Done():
+		case <-g.Exited():
 		default:
-			fail("guest killed: it ran longer than --timeout %v", *timeout)
+			fail("guest killed: it ran longer than --timeout %v", timeout)
 			return exitTimeout
 		}
 	}
-	status := g.Wait()
+	awaitTree(g, log)
+	status := g.ExitStatus()
 	if status.Trap != nil {
 		log.Debug("guest trap", "trap", status.Trap.Error())
 	}
-	return exitStatus(status, *timeout)
+	return exitStatus(status, timeout)
+}
+
+// awaitTree gives a guest that has ended or been killed, and the guests
+// it spawned, stopGrace to end.
+func awaitTree(g *daemon.Guest, log hclog.Logger) {
+	select {
+	case <-g.Done():
+	case <-time.After(stopGrace):
+		log.Debug("the guest or guests it spawned still run: they end with this process", "grace", stopGrace)
+	}
 }
 
 // exitStatus maps how a guest ended to run's exit status, printing one

@@ -496,3 +496,18 @@ func TestRunMaxProcsBoundsAGuestThatSpawnsItselfAndTimeoutEndsTheTree(t *testing
 		}
 	}
 }
+
+// run ends with the guest it was asked to run: a guest that exits while
+// the children it spawned spin (compiled without loop checks, they never
+// stop on their own) makes run exit with its code, and its children end
+// with the process. The guest exits only once both children have started;
+// with stdin at its end they spin at once. sandboxd's minute is a hang
+// guard: run used to spin on forever, and it takes well under a second.
+func TestRunEndsWithItsGuestWhenItsChildrenSpin(t *testing.T) {
+	t.Parallel()
+	g := guest(t, guests+"spawn_spin_exit.wat")
+	r := sandboxd(t, "", "run", "--grant", "file:"+g, g)
+	if r.code != 7 || r.stdout != "children spinning\n" || r.stderr != "" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 7, \"children spinning\\n\", nothing", r.code, r.stdout, r.stderr)
+	}
+}
