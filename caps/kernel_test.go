@@ -303,7 +303,7 @@ func TestWatchRevokeWakesWaiter(t *testing.T) {
 	go k.Revoke(c, "test")
 	select {
 	case <-w.C():
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("waiter not woken by revocation")
 	}
 	// Watching an already revoked capability wakes at once.
@@ -333,6 +333,7 @@ func TestNoOperationSucceedsAfterRevokeReturns(t *testing.T) {
 	}
 	var revoked atomic.Bool
 	var lateOps atomic.Int32
+	var attempts atomic.Int64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 8 {
@@ -345,6 +346,7 @@ func TestNoOperationSucceedsAfterRevokeReturns(t *testing.T) {
 					return
 				default:
 				}
+				attempts.Add(1)
 				c := subtree[(w*7+n)%len(subtree)]
 				if c.Acquire(RightFileOpen, 0) != nil {
 					continue
@@ -364,12 +366,19 @@ func TestNoOperationSucceedsAfterRevokeReturns(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(5 * time.Millisecond)
+	awaitAttempts := func(n int64) {
+		for deadline := time.Now().Add(hangGuard); attempts.Load() < n; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("workers made %d attempts in %v, waiting for %d", attempts.Load(), hangGuard, n)
+			}
+		}
+	}
+	awaitAttempts(1000) // operations run while Revoke starts
 	if _, err := k.RevokeVia(rev, "test"); err != nil {
 		t.Fatal(err)
 	}
 	revoked.Store(true)
-	time.Sleep(5 * time.Millisecond)
+	awaitAttempts(attempts.Load() + 1000) // and keep trying after it returned
 	close(stop)
 	wg.Wait()
 	if n := lateOps.Load(); n != 0 {

@@ -40,7 +40,7 @@ func waitWake(t *testing.T, w *Waiter, what string) {
 	t.Helper()
 	select {
 	case <-w.C():
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatalf("not woken: %s", what)
 	}
 }
@@ -118,7 +118,7 @@ func TestSocketShutdownWriteSendsEndOfStream(t *testing.T) {
 	if err := s.Shutdown(false, true); err != nil {
 		t.Fatal(err)
 	}
-	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	client.SetReadDeadline(time.Now().Add(hangGuard))
 	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("peer read after SHUT_WR: %d, %v", n, err)
 	}
@@ -148,7 +148,7 @@ func TestSocketPollWatcherEndsWhenCancelled(t *testing.T) {
 		_, cancel := s.Poll(EventRead, NewWaiter())
 		cancels = append(cancels, cancel)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for watchers() < 20 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
@@ -202,7 +202,7 @@ func TestListenerAcceptsWithoutBlocking(t *testing.T) {
 			defer s.Close()
 			client.Write([]byte("hi"))
 			buf := make([]byte, 2)
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(hangGuard)
 			for {
 				n, err := s.Read(buf)
 				if err == nil && n == 2 {

@@ -34,7 +34,7 @@ func serve(t *testing.T) string {
 	srv := daemon.NewServer(sup, daemon.ServerOptions{})
 	go srv.Serve(l)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		srv.Close(ctx)
 		sup.Close(ctx)
@@ -153,12 +153,12 @@ func TestClosingTheClientEndsPendingCallsAsDisconnected(t *testing.T) {
 		if !errors.As(err, &ce) || !ce.Disconnected {
 			t.Fatalf("Wait across a closed connection: %#v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("Wait did not return when the connection closed")
 	}
 	select {
 	case <-c.Done():
-	case <-time.After(5 * time.Second):
+	case <-time.After(hangGuard):
 		t.Fatal("Done not closed after Close")
 	}
 }
