@@ -143,11 +143,6 @@ func TestConnectionsReservedForRootAreLeftToIt(t *testing.T) {
 func TestConnectionWithoutAFirstMessageIsClosedAtTheBootstrapTimeout(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	d := startDaemon(t, daemon.Limits{BootstrapTimeout: timeout})
-	ctx := context.Background()
-	spoke := d.dial(t)
-	if _, err := spoke.Whoami(ctx); err != nil {
-		t.Fatal(err)
-	}
 	for _, sent := range [][]byte{nil, {0, 0, 0, 0}} { // nothing; the start of a message header
 		nc, err := net.Dial("unix", d.socket)
 		if err != nil {
@@ -167,10 +162,5 @@ func TestConnectionWithoutAFirstMessageIsClosedAtTheBootstrapTimeout(t *testing.
 	want := `error="client sent no complete message within 100ms of connecting (the bootstrap timeout)"`
 	if n := strings.Count(d.logs.String(), want); n != 2 {
 		t.Fatalf("%d disconnects logged with %s, want 2", n, want)
-	}
-	// spoke connected before them, so its own timeout would have passed
-	// too: a connection that has sent a message has none.
-	if _, err := spoke.Whoami(ctx); err != nil {
-		t.Fatalf("a connection that bootstrapped was dropped: %v", err)
 	}
 }
