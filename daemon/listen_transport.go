@@ -40,9 +40,29 @@ type Limits struct {
 	// once, over all its connections; launches beyond it fail with an
 	// error saying so. Default 16384.
 	MaxGuests int
-	// MaxConnections bounds concurrent client connections. Further
-	// connections are closed at once and logged. Default 1024.
+	// MaxConnections bounds concurrent client connections, of every
+	// principal together. Further connections are closed at once and
+	// logged with the limit that refused them. Default 1024.
 	MaxConnections int
+	// ReservedConnections are the places of MaxConnections that only root
+	// and the daemon's own uid may take: the connections of all other
+	// principals together are at most MaxConnections −
+	// ReservedConnections, so other users cannot lock root and the
+	// daemon's user out. Default MaxConnections/16, at least 1; at most
+	// MaxConnections − 1.
+	ReservedConnections int
+	// MaxConnectionsPerUser bounds the connections one principal (uid)
+	// other than root and the daemon's own uid may have open at once.
+	// One user can therefore hold at most this share, and locking
+	// another user out takes ⌈(MaxConnections − ReservedConnections) /
+	// MaxConnectionsPerUser⌉ users at their share. Default
+	// MaxConnections/8, at least 1; at most MaxConnections −
+	// ReservedConnections.
+	MaxConnectionsPerUser int
+	// BootstrapTimeout is how long a new connection has to deliver its
+	// first message (a client's bootstrap request) in full. A connection
+	// that has not is closed and logged. Default 10 s.
+	BootstrapTimeout time.Duration
 	// MessageTimeout is how long a client has to deliver the rest of a
 	// message once its first byte has arrived. Default 30 s.
 	MessageTimeout time.Duration
@@ -52,17 +72,23 @@ type Limits struct {
 }
 
 // DefaultLimits are the limits used for zero fields of Limits.
+// ReservedConnections and MaxConnectionsPerUser are left zero: their
+// defaults follow from MaxConnections (see WithDefaults).
 var DefaultLimits = Limits{
 	MaxMessageSize:      32 << 20,
 	MaxOutstandingCalls: 4096,
 	MaxObjects:          4096,
 	MaxGuests:           16384,
 	MaxConnections:      1024,
+	BootstrapTimeout:    10 * time.Second,
 	MessageTimeout:      30 * time.Second,
 	WriteTimeout:        60 * time.Second,
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with each zero field set to its default, and
+// ReservedConnections and MaxConnectionsPerUser brought within their
+// bounds: the limits a Server given l enforces.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits
 	if l.MaxMessageSize == 0 {
 		l.MaxMessageSize = d.MaxMessageSize
@@ -79,8 +105,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxGuests <= 0 {
 		l.MaxGuests = d.MaxGuests
 	}
-	if l.MaxConnections <= 0 {
-		l.MaxConnections = d.MaxConnections
+	l = l.withConnectionDefaults()
+	if l.BootstrapTimeout <= 0 {
+		l.BootstrapTimeout = d.BootstrapTimeout
 	}
 	if l.MessageTimeout <= 0 {
 		l.MessageTimeout = d.MessageTimeout
@@ -88,6 +115,23 @@ func (l Limits) withDefaults() Limits {
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = d.WriteTimeout
 	}
+	return l
+}
+
+// withConnectionDefaults fills MaxConnections, ReservedConnections and
+// MaxConnectionsPerUser, and brings the last two within their bounds.
+func (l Limits) withConnectionDefaults() Limits {
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = DefaultLimits.MaxConnections
+	}
+	if l.ReservedConnections <= 0 {
+		l.ReservedConnections = max(1, l.MaxConnections/16)
+	}
+	l.ReservedConnections = min(l.ReservedConnections, l.MaxConnections-1)
+	if l.MaxConnectionsPerUser <= 0 {
+		l.MaxConnectionsPerUser = max(1, l.MaxConnections/8)
+	}
+	l.MaxConnectionsPerUser = min(l.MaxConnectionsPerUser, l.MaxConnections-l.ReservedConnections)
 	return l
 }
 
@@ -121,7 +165,8 @@ type limitedTransport struct {
 }
 
 func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTransport {
-	codec := &limitedCodec{conn: c, lim: lim}
+	codec := &limitedCodec{conn: c, lim: lim, firstBy: time.Now().Add(lim.BootstrapTimeout)}
+	_ = c.SetReadDeadline(codec.firstBy)
 	codec.dec = capnp.NewDecoder(&messageReader{codec: codec})
 	codec.dec.MaxMessageSize = lim.MaxMessageSize
 	codec.enc = capnp.NewEncoder(&deadlineWriter{conn: c, timeout: lim.WriteTimeout})
@@ -146,6 +191,11 @@ func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 			return nil, err // the client went away: not its fault, nor ours
+		}
+		var silent errNoFirstMessage
+		if errors.As(err, &silent) {
+			t.log.Warn("disconnecting client", "error", silent.Error())
+			return nil, err
 		}
 		t.log.Warn("disconnecting client: it sent a bad or oversized message, or stalled in one", "error", err)
 		return nil, err
@@ -248,32 +298,49 @@ func (m *heldMessage) Release() {
 }
 
 // limitedCodec frames messages with go-capnp's decoder and encoder, and
-// gives a client MessageTimeout to finish a message it has begun.
+// bounds how long the client may take: its first message must have
+// arrived in full BootstrapTimeout after the connection was accepted, and
+// every message MessageTimeout after its first byte.
 type limitedCodec struct {
-	conn     net.Conn
-	lim      Limits
-	dec      *capnp.Decoder
-	enc      *capnp.Encoder
-	encMu    sync.Mutex
-	inMsg    bool   // a message has begun arriving; reader goroutine only
-	lastSize uint64 // bytes of the last decoded message; reader goroutine only
+	conn  net.Conn
+	lim   Limits
+	dec   *capnp.Decoder
+	enc   *capnp.Encoder
+	encMu sync.Mutex
+	// The fields below belong to the reader goroutine.
+	firstBy  time.Time // when the first message is due; zero once it has arrived
+	inMsg    bool      // a message has begun arriving
+	lastSize uint64    // bytes of the last decoded message
 	read     uint64
+}
+
+// errNoFirstMessage ends a connection that did not deliver its first
+// message within BootstrapTimeout of being accepted.
+type errNoFirstMessage time.Duration
+
+func (e errNoFirstMessage) Error() string {
+	return fmt.Sprintf("client sent no complete message within %s of connecting (the bootstrap timeout)", time.Duration(e))
 }
 
 func (c *limitedCodec) Decode() (*capnp.Message, error) {
 	c.inMsg, c.read = false, 0
 	msg, err := c.dec.Decode()
-	if c.inMsg {
+	first := !c.firstBy.IsZero()
+	if c.inMsg || first {
 		_ = c.conn.SetReadDeadline(time.Time{})
 	}
 	c.lastSize = c.read
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
+			if first && !time.Now().Before(c.firstBy) {
+				return nil, errNoFirstMessage(c.lim.BootstrapTimeout)
+			}
 			return nil, fmt.Errorf("client took longer than %s to send one message", c.lim.MessageTimeout)
 		}
 		return nil, err
 	}
+	c.firstBy = time.Time{}
 	return msg, nil
 }
 
@@ -285,8 +352,9 @@ func (c *limitedCodec) Encode(m *capnp.Message) error {
 
 func (c *limitedCodec) Close() error { return c.conn.Close() }
 
-// messageReader reads from the connection without a deadline until a
-// message begins (an idle client costs nothing), then with one.
+// messageReader reads from the connection until a message begins with
+// no deadline but the first message's (an idle client that has spoken
+// costs nothing), then with the earlier of that and MessageTimeout.
 type messageReader struct{ codec *limitedCodec }
 
 func (r *messageReader) Read(p []byte) (int, error) {
@@ -296,7 +364,11 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		c.read += uint64(n)
 		if !c.inMsg {
 			c.inMsg = true
-			_ = c.conn.SetReadDeadline(time.Now().Add(c.lim.MessageTimeout))
+			d := time.Now().Add(c.lim.MessageTimeout)
+			if !c.firstBy.IsZero() && c.firstBy.Before(d) {
+				d = c.firstBy
+			}
+			_ = c.conn.SetReadDeadline(d)
 		}
 	}
 	return n, err

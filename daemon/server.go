@@ -64,6 +64,8 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
+	userConns map[uint32]int       // open connections of unprivileged principals, by uid
+	userTotal int                  // their sum
 	holders   map[string]Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
 	running   map[uint32]int // running guests launched through the server, by principal uid
@@ -80,9 +82,9 @@ func NewServer(sup *Supervisor, opts ServerOptions) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		sup: sup, log: log, lim: opts.Limits.withDefaults(), logBytes: opts.LogBytes,
+		sup: sup, log: log, lim: opts.Limits.WithDefaults(), logBytes: opts.LogBytes,
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
-		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{},
+		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, userConns: map[uint32]int{},
 		holders: map[string]Principal{}, records: map[string]*guestRecord{}, names: map[uint32]string{},
 		running: map[uint32]int{},
 	}
@@ -157,9 +159,9 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 		c.Close()
 		return
 	}
-	if len(s.conns) >= s.lim.MaxConnections {
+	if err := s.admitLocked(p.UID); err != nil {
 		s.mu.Unlock()
-		s.log.Warn("rejecting connection: too many connections", "limit", s.lim.MaxConnections, "uid", p.UID, "pid", cred.Pid)
+		s.log.Warn("rejecting connection: too many connections", "reason", err.Error(), "uid", p.UID, "pid", cred.Pid)
 		c.Close()
 		return
 	}
@@ -181,10 +183,56 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 		<-sc.conn.Done()
 		s.mu.Lock()
 		delete(s.conns, sc)
+		s.dischargeLocked(p.UID)
 		delete(s.holders, sc.holder.ID)
 		s.mu.Unlock()
 		sc.log.Debug("client disconnected")
 	}()
+}
+
+// privileged reports whether uid is root or the daemon's own user: the
+// principals for whom ReservedConnections are kept and whom
+// MaxConnectionsPerUser does not bound.
+func (s *Server) privileged(uid uint32) bool { return uid == 0 || uid == s.euid }
+
+// admitLocked counts a new connection of uid, or returns the limit that
+// refuses it. It keeps three invariants: at most MaxConnections are
+// open; unprivileged principals together have at most MaxConnections −
+// ReservedConnections of them; and each has at most
+// MaxConnectionsPerUser. Hence only privileged principals can keep a
+// privileged one out, and only other users' shares can keep a user out.
+// Caller holds s.mu.
+func (s *Server) admitLocked(uid uint32) error {
+	lim := s.lim
+	if len(s.conns) >= lim.MaxConnections {
+		return fmt.Errorf("%d connections are open, the limit (--max-conns %d)", len(s.conns), lim.MaxConnections)
+	}
+	if s.privileged(uid) {
+		return nil
+	}
+	if n := s.userConns[uid]; n >= lim.MaxConnectionsPerUser {
+		return fmt.Errorf("uid %d has %d connections open, its share (--max-conns-per-user %d)", uid, n, lim.MaxConnectionsPerUser)
+	}
+	if shared := lim.MaxConnections - lim.ReservedConnections; s.userTotal >= shared {
+		return fmt.Errorf("users other than root and the daemon's have %d connections open, all but the %d reserved for root and the daemon's user (--max-conns %d, --reserved-conns %d)",
+			s.userTotal, lim.ReservedConnections, lim.MaxConnections, lim.ReservedConnections)
+	}
+	s.userConns[uid]++
+	s.userTotal++
+	return nil
+}
+
+// dischargeLocked uncounts a connection of uid that admitLocked counted.
+// Caller holds s.mu.
+func (s *Server) dischargeLocked(uid uint32) {
+	if s.privileged(uid) {
+		return
+	}
+	s.userTotal--
+	s.userConns[uid]--
+	if s.userConns[uid] == 0 {
+		delete(s.userConns, uid)
+	}
 }
 
 // rpcLogger keeps go-capnp's own reports at debug level: they describe a

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	capnp "capnproto.org/go/capnp/v3"
+	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/internal/uidtest"
 )
 
 // daemonProc is a `sandboxd serve` process on a private socket and state
@@ -299,43 +303,52 @@ func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T
 	}
 }
 
-func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing.T) {
+// shareWithOthers lets every user reach d's socket, as an operator who
+// loosens its mode would, and returns a directory every user can read
+// that holds a copy of the binary (the test's own temporary directories
+// admit only root).
+func (d *daemonProc) shareWithOthers(t *testing.T) (shared string) {
+	t.Helper()
 	if os.Getuid() != 0 {
-		t.Fatal("this test runs a client as another user, which needs root")
+		t.Fatal("this test runs clients as other users, which needs root")
 	}
-	d := serveDaemon(t, bin, "")
-	rootGuest := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
-	// Let another user reach the socket and the binary.
 	if err := os.Chmod(d.socket, 0o666); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(filepath.Dir(d.socket), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	shared, err := os.MkdirTemp("", "sbxshared")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(shared)
+	shared = privateDir(t)
 	if err := os.Chmod(shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	nobodyBin := filepath.Join(shared, "sandboxd")
-	copyFile(t, bin, nobodyBin, 0o755)
+	copyFile(t, bin, filepath.Join(shared, "sandboxd"), 0o755)
+	return shared
+}
+
+// cliAs runs a daemon verb against d as uid (gid the same), with the copy
+// of the binary in shared, in an environment that claims to be root in
+// every way a client could.
+func (d *daemonProc) cliAs(t *testing.T, shared string, uid uint32, verb string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(shared, "sandboxd"), append([]string{verb, "--socket", d.socket}, args...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	cmd.Env = []string{"USER=root", "LOGNAME=root", "SUDO_UID=0", "UID=0", "HOME=/root"}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	_ = cmd.Run()
+	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+}
+
+func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	rootGuest := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
+	shared := d.shareWithOthers(t)
 	hello := filepath.Join(shared, "hello.wasm")
 	copyFile(t, guest(t, "abi/testdata/guests/hello.wat"), hello, 0o644)
 
 	const nobody = 65534
-	asNobody := func(args ...string) result {
-		cmd := exec.Command(nobodyBin, append([]string{args[0], "--socket", d.socket}, args[1:]...)...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-		// Every claim a client could make about who it is.
-		cmd.Env = []string{"USER=root", "LOGNAME=root", "SUDO_UID=0", "UID=0", "HOME=/root"}
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		_ = cmd.Run()
-		return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
-	}
+	asNobody := func(verb string, args ...string) result { return d.cliAs(t, shared, nobody, verb, args...) }
 	r := asNobody("launch", "--detach", "--env", "USER=root", hello)
 	if r.code != 0 {
 		t.Fatalf("launch as nobody: code %d, stderr %q", r.code, r.stderr)
@@ -360,6 +373,60 @@ func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing
 		t.Fatalf("nobody granting /root: code %d, stderr %q", r.code, r.stderr)
 	}
 	d.cli(t, "kill", rootGuest)
+}
+
+// bootstrapMessage is the first message a client sends: a Bootstrap
+// request (question 0), framed for the stream.
+func bootstrapMessage(t *testing.T) []byte {
+	t.Helper()
+	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rpccp.NewRootMessage(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.NewBootstrap(); err != nil { // question id 0
+		t.Fatal(err)
+	}
+	b, err := msg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDaemonServesRootAndOtherUsersWhileOneHoldsManyIdleConnections(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	shared := d.shareWithOthers(t)
+	const attacker, other, held = 65534, 65533, 1500
+	conns, err := uidtest.Dial(d.socket, attacker, attacker, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := bootstrapMessage(t)
+	for _, c := range conns {
+		defer c.Close()
+		// Bootstrapped, then idle: the bootstrap timeout does not end them.
+		// Connections the daemon refused fail to write, which is expected.
+		_, _ = c.Write(boot)
+	}
+	// The daemon accepts in order, so both come after all of the above.
+	if r := d.cli(t, "ps"); r.code != 0 {
+		t.Errorf("ps as root while uid %d holds %d connections: code %d, stderr %q", attacker, held, r.code, r.stderr)
+	}
+	if r := d.cliAs(t, shared, other, "ps"); r.code != 0 {
+		t.Errorf("ps as uid %d while uid %d holds %d connections: code %d, stderr %q", other, attacker, held, r.code, r.stderr)
+	}
+	if code := d.stop(t); code != 0 { // and with it, all of its log
+		t.Fatalf("sandboxd serve exited with %d after SIGTERM, want 0", code)
+	}
+	const share = 1024 / 8
+	want := fmt.Sprintf("uid %d has %d connections open, its share (--max-conns-per-user %d)", attacker, share, share)
+	if n := strings.Count(d.log.String(), want); n != held-share {
+		t.Fatalf("%d refusals of uid %d logged as %q; want %d, all but its share", n, attacker, want, held-share)
+	}
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
@@ -682,18 +749,26 @@ func benchGuest(b *testing.B) string {
 }
 
 func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
-	for _, args := range [][]string{
-		{"--idle-modules", "0"},
-		{"--max-fds", "2"},
-		{"--max-guests", "0"},
-		{"--max-procs", "0"},
-		{"--max-procs", "1025"},
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--idle-modules", "0"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--max-fds", "2"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--max-guests", "0"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--max-procs", "0"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--max-procs", "1025"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--max-conns", "0"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--reserved-conns", "0"}, "--reserved-conns 0: it must be at least 1 and below --max-conns (1024)"},
+		{[]string{"--max-conns", "8", "--reserved-conns", "8"}, "--reserved-conns 8: it must be at least 1 and below --max-conns (8)"},
+		{[]string{"--max-conns-per-user", "0"}, "--max-conns-per-user 0: it must be at least 1 and at most --max-conns minus --reserved-conns (960)"},
+		{[]string{"--max-conns", "8", "--reserved-conns", "2", "--max-conns-per-user", "7"}, "--max-conns-per-user 7: it must be at least 1 and at most --max-conns minus --reserved-conns (6)"},
 	} {
 		dir := privateDir(t)
-		r := sandboxd(t, "", append([]string{"serve", "--socket", filepath.Join(dir, "s.sock"), "--state", filepath.Join(dir, "state")}, args...)...)
+		r := sandboxd(t, "", append([]string{"serve", "--socket", filepath.Join(dir, "s.sock"), "--state", filepath.Join(dir, "state")}, c.args...)...)
 		if r.code != exitUsage {
-			t.Errorf("serve %v: code %d, want %d", args, r.code, exitUsage)
+			t.Errorf("serve %v: code %d, want %d", c.args, r.code, exitUsage)
 		}
-		oneLine(t, r.stderr, "--idle-modules and --write-timeout above 0")
+		oneLine(t, r.stderr, c.want)
 	}
 }

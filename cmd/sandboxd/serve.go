@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -38,13 +40,7 @@ func serveCmd(args []string) int {
 	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
-	lim := daemon.DefaultLimits
-	maxMsg := fs.String("max-message", "32MiB", "the largest request a client may send (`SIZE`; a launch carries its module)")
-	fs.IntVar(&lim.MaxOutstandingCalls, "max-calls", lim.MaxOutstandingCalls, "calls (`N`) one connection may have in progress; more disconnect it")
-	fs.IntVar(&lim.MaxObjects, "max-objects", lim.MaxObjects, "Guest and Cap objects (`N`) one connection may hold")
-	fs.IntVar(&lim.MaxGuests, "max-guests", lim.MaxGuests, "guests (`N`) one user may have running at once")
-	fs.IntVar(&lim.MaxConnections, "max-conns", lim.MaxConnections, "concurrent client connections (`N`)")
-	fs.DurationVar(&lim.WriteTimeout, "write-timeout", lim.WriteTimeout, "disconnect a client that does not read its socket for `DURATION`")
+	lf := defineLimitFlags(fs)
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -59,11 +55,10 @@ func serveCmd(args []string) int {
 	if err != nil || kept == 0 {
 		return usageError(c, "--log-bytes %q: a SIZE above 0 is needed, e.g. 1MiB", *logBytes)
 	}
-	msg, err := parseSize(*maxMsg)
-	if err != nil || msg < 64<<10 {
-		return usageError(c, "--max-message %q: a SIZE of at least 64KiB is needed, e.g. 32MiB", *maxMsg)
+	lim, problem := lf.limits(fs)
+	if problem != "" {
+		return usageError(c, "%s", problem)
 	}
-	lim.MaxMessageSize = msg
 	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxGuests < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 || *idleModules < 1 || *maxProcs < 1 || *maxProcs > abi.MaxMaxDescendants {
 		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --idle-modules and --write-timeout above 0, and --max-procs at most %d", abi.MaxMaxDescendants)
 	}
@@ -99,22 +94,9 @@ func serveCmd(args []string) int {
 	log.Info("serving", "socket", *socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid())
 
 	code := exitOK
-	var serveErr error
-	accepting := true
-	for stop := false; !stop; {
-		select {
-		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
-				log.Info("SIGHUP ignored: there is no policy to reload yet")
-				continue
-			}
-			log.Info("shutting down", "signal", sig.String())
-			stop = true
-		case serveErr = <-served:
-			log.Error("stopped accepting connections", "error", serveErr)
-			accepting = false
-			code, stop = exitFailure, true
-		}
+	serveErr, accepting := awaitStop(log, sigs, served)
+	if !accepting {
+		code = exitFailure
 	}
 	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
 	defer cancel()
@@ -133,4 +115,68 @@ func serveCmd(args []string) int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// awaitStop returns at SIGINT or SIGTERM, or when Serve has returned
+// (accepting false, with Serve's error). SIGHUP is logged and ignored.
+func awaitStop(log hclog.Logger, sigs <-chan os.Signal, served <-chan error) (serveErr error, accepting bool) {
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				log.Info("SIGHUP ignored: there is no policy to reload yet")
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String())
+			return nil, true
+		case err := <-served:
+			log.Error("stopped accepting connections", "error", err)
+			return err, false
+		}
+	}
+}
+
+// limitFlags are serve's flags for daemon.Limits.
+type limitFlags struct {
+	lim    daemon.Limits
+	maxMsg *string
+}
+
+func defineLimitFlags(fs *flag.FlagSet) *limitFlags {
+	f := &limitFlags{lim: daemon.DefaultLimits}
+	lim := &f.lim
+	f.maxMsg = fs.String("max-message", "32MiB", "the largest request a client may send (`SIZE`; a launch carries its module)")
+	fs.IntVar(&lim.MaxOutstandingCalls, "max-calls", lim.MaxOutstandingCalls, "calls (`N`) one connection may have in progress; more disconnect it")
+	fs.IntVar(&lim.MaxObjects, "max-objects", lim.MaxObjects, "Guest and Cap objects (`N`) one connection may hold")
+	fs.IntVar(&lim.MaxGuests, "max-guests", lim.MaxGuests, "guests (`N`) one user may have running at once")
+	fs.IntVar(&lim.MaxConnections, "max-conns", lim.MaxConnections, "concurrent client connections (`N`), of all users together")
+	fs.IntVar(&lim.MaxConnectionsPerUser, "max-conns-per-user", 0, "connections (`N`) one user other than root and the daemon's may have open at once (default --max-conns/8)")
+	fs.IntVar(&lim.ReservedConnections, "reserved-conns", 0, "connections (`N`) of --max-conns that only root and the daemon's user may take (default --max-conns/16)")
+	fs.DurationVar(&lim.WriteTimeout, "write-timeout", lim.WriteTimeout, "disconnect a client that does not read its socket for `DURATION`")
+	return f
+}
+
+// limits returns the limits the parsed flags set, or the problem with
+// them. The connection shares left unset take their defaults from
+// --max-conns; set ones must fit within it.
+func (f *limitFlags) limits(fs *flag.FlagSet) (daemon.Limits, string) {
+	lim := f.lim
+	msg, err := parseSize(*f.maxMsg)
+	if err != nil || msg < 64<<10 {
+		return lim, fmt.Sprintf("--max-message %q: a SIZE of at least 64KiB is needed, e.g. 32MiB", *f.maxMsg)
+	}
+	lim.MaxMessageSize = msg
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if lim.MaxConnections < 1 {
+		return lim, "" // reported with the other counts
+	}
+	filled := daemon.Limits{MaxConnections: lim.MaxConnections, ReservedConnections: lim.ReservedConnections}.WithDefaults()
+	if set["reserved-conns"] && (lim.ReservedConnections < 1 || lim.ReservedConnections >= lim.MaxConnections) {
+		return lim, fmt.Sprintf("--reserved-conns %d: it must be at least 1 and below --max-conns (%d)", lim.ReservedConnections, lim.MaxConnections)
+	}
+	if shared := lim.MaxConnections - filled.ReservedConnections; set["max-conns-per-user"] && (lim.MaxConnectionsPerUser < 1 || lim.MaxConnectionsPerUser > shared) {
+		return lim, fmt.Sprintf("--max-conns-per-user %d: it must be at least 1 and at most --max-conns minus --reserved-conns (%d)", lim.MaxConnectionsPerUser, shared)
+	}
+	return lim, ""
 }

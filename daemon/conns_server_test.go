@@ -1,0 +1,166 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/internal/uidtest"
+)
+
+// asOtherUsers lets every user reach d's socket, as an operator who
+// loosens its mode would, so that the test can connect as other uids
+// (which needs root).
+func (d *testDaemon) asOtherUsers(t *testing.T) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Fatal("this test connects as other users, which needs root")
+	}
+	if err := os.Chmod(d.socket, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(d.socket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dialAs makes n connections to d as uid (with gid the same), closed when
+// the test ends.
+func (d *testDaemon) dialAs(t *testing.T, uid uint32, n int) []*net.UnixConn {
+	t.Helper()
+	conns, err := uidtest.Dial(d.socket, uid, uid, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return conns
+}
+
+// clientAs returns a client of d connected as uid, which the daemon has
+// served a call, or the error with which the daemon refused it.
+func (d *testDaemon) clientAs(t *testing.T, uid uint32) (*client.Client, error) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := client.NewClient(ctx, d.dialAs(t, uid, 1)[0])
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	p, err := c.Whoami(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.UID != uid {
+		t.Fatalf("a connection made as uid %d acts for uid %d", uid, p.UID)
+	}
+	return c, nil
+}
+
+// refused fails the test unless d hangs up on a new connection of uid at
+// once, sending nothing, and logs the reason want.
+func (d *testDaemon) refused(t *testing.T, uid uint32, want string) {
+	t.Helper()
+	c := d.dialAs(t, uid, 1)[0]
+	// A hang guard: the daemon closes a refused connection as it accepts it.
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := io.Copy(io.Discard, c); n != 0 || err != nil {
+		t.Fatalf("a connection of uid %d over its limits: read %d bytes, %v; want a hang-up", uid, n, err)
+	}
+	if !strings.Contains(d.logs.String(), want) {
+		t.Fatalf("the refusal of uid %d is not logged as %q", uid, want)
+	}
+}
+
+func TestOneUserHoldingManyIdleConnectionsLocksNoOtherUserOut(t *testing.T) {
+	// The bootstrap timeout would end the idle connections below; it is
+	// set beyond the test so that only the connection limits decide.
+	d := startDaemon(t, daemon.Limits{BootstrapTimeout: time.Hour})
+	d.asOtherUsers(t)
+	const attacker, other = 65534, 65533
+	const held = 1500
+	d.dialAs(t, attacker, held)
+	// The daemon accepts in order, so both come after all of the above.
+	ctx := context.Background()
+	if o, err := d.clientAs(t, other); err != nil {
+		t.Errorf("uid %d is locked out while uid %d holds %d idle connections: %v", other, attacker, held, err)
+	} else if _, err := o.List(ctx); err != nil {
+		t.Errorf("list as uid %d while uid %d holds %d idle connections: %v", other, attacker, held, err)
+	}
+	if _, err := d.dial(t).List(ctx); err != nil {
+		t.Fatalf("list as root while uid %d holds %d idle connections: %v", attacker, held, err)
+	}
+	share := daemon.Limits{}.WithDefaults().MaxConnectionsPerUser
+	want := fmt.Sprintf("uid %d has %d connections open, its share (--max-conns-per-user %d)", attacker, share, share)
+	if n := strings.Count(d.logs.String(), want); n != held-share {
+		t.Fatalf("%d refusals of uid %d logged as %q; want %d, all but its share of %d", n, attacker, want, held-share, share)
+	}
+}
+
+func TestConnectionsReservedForRootAreLeftToIt(t *testing.T) {
+	d := startDaemon(t, daemon.Limits{MaxConnections: 4, ReservedConnections: 1, MaxConnectionsPerUser: 2})
+	d.asOtherUsers(t)
+	const a, b = 65534, 65533
+	ctx := context.Background()
+	var first *client.Client
+	for i := range 2 {
+		c, err := d.clientAs(t, a)
+		if err != nil {
+			t.Fatalf("connection %d of uid %d, within its share of 2: %v", i+1, a, err)
+		}
+		first = c
+	}
+	d.refused(t, a, "uid 65534 has 2 connections open, its share (--max-conns-per-user 2)")
+	if _, err := d.clientAs(t, b); err != nil {
+		t.Fatalf("uid %d's first connection, the last one not reserved: %v", b, err)
+	}
+	d.refused(t, b, "users other than root and the daemon's have 3 connections open, all but the 1 reserved for root and the daemon's user (--max-conns 4, --reserved-conns 1)")
+	if _, err := d.dial(t).Whoami(ctx); err != nil {
+		t.Fatalf("root in the reserved place: %v", err)
+	}
+	d.refused(t, 0, "4 connections are open, the limit (--max-conns 4)")
+	first.Close()
+	eventually(t, 10*time.Second, "a user's place frees when one of its connections ends", func() bool {
+		c, err := d.clientAs(t, a)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+func TestConnectionWithoutAFirstMessageIsClosedAtTheBootstrapTimeout(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	d := startDaemon(t, daemon.Limits{BootstrapTimeout: timeout})
+	for _, sent := range [][]byte{nil, {0, 0, 0, 0}} { // nothing; the start of a message header
+		nc, err := net.Dial("unix", d.socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(sent); err != nil {
+			t.Fatal(err)
+		}
+		// A hang guard: the daemon hangs up 100ms after accepting.
+		_ = nc.SetReadDeadline(time.Now().Add(time.Minute))
+		if _, err := io.Copy(io.Discard, nc); err != nil { // the abort message, then EOF
+			t.Fatalf("after sending %q: reading until the daemon hangs up: %v", sent, err)
+		}
+		nc.Close()
+	}
+	// The warning quotes the reason; go-capnp's own debug line repeats it.
+	want := `error="client sent no complete message within 100ms of connecting (the bootstrap timeout)"`
+	if n := strings.Count(d.logs.String(), want); n != 2 {
+		t.Fatalf("%d disconnects logged with %s, want 2", n, want)
+	}
+}

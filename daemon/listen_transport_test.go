@@ -1,0 +1,87 @@
+package daemon
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	capnp "capnproto.org/go/capnp/v3"
+	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
+	"github.com/hashicorp/go-hclog"
+)
+
+// deadlineConn records the read deadlines set on a connection.
+type deadlineConn struct {
+	net.Conn
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadlines = append(c.deadlines, t)
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+// last is the deadline set last; zero if none was.
+func (c *deadlineConn) last() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.deadlines) == 0 {
+		return time.Time{}
+	}
+	return c.deadlines[len(c.deadlines)-1]
+}
+
+// bootstrapBytes is a Bootstrap request (question id) framed for the
+// stream.
+func bootstrapBytes(t *testing.T, question uint32) []byte {
+	t.Helper()
+	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rpccp.NewRootMessage(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.NewBootstrap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetQuestionId(question)
+	out, err := msg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// The bootstrap timeout bounds a connection until its first message has
+// arrived, and no longer: an idle client that has spoken costs nothing.
+func TestTheFirstMessageEndsTheBootstrapDeadline(t *testing.T) {
+	ours, theirs := net.Pipe()
+	defer theirs.Close()
+	conn := &deadlineConn{Conn: ours}
+	lim := Limits{BootstrapTimeout: time.Hour}.WithDefaults()
+	before := time.Now()
+	tr := newLimitedTransport(conn, lim, hclog.NewNullLogger())
+	defer tr.Close()
+	if d := conn.last(); d.Before(before.Add(time.Hour)) || d.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("a new connection's read deadline is %v, want an hour after it was accepted (%v)", d, before)
+	}
+	for q := range uint32(2) {
+		msg := bootstrapBytes(t, q)
+		go func() { _, _ = theirs.Write(msg) }() // a pipe: the write waits for the read
+		in, err := tr.RecvMessage()
+		if err != nil {
+			t.Fatalf("message %d: %v", q+1, err)
+		}
+		in.Release()
+		if d := conn.last(); !d.IsZero() {
+			t.Fatalf("after message %d the connection still has a read deadline (%v)", q+1, d)
+		}
+	}
+}
