@@ -76,7 +76,7 @@ func startDaemonWith(t testing.TB, lim daemon.Limits, leaks func()) *testDaemon 
 	}
 	go func() { d.served <- d.srv.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), daemon.HangGuard)
 		defer cancel()
 		if err := d.srv.Close(ctx); err != nil {
 			t.Errorf("closing server: %v", err)
@@ -261,7 +261,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the follower sees \"received\"", func() bool { return stdout.String() == "received\n" })
+	eventually(t, daemon.HangGuard, "the follower sees \"received\"", func() bool { return stdout.String() == "received\n" })
 	if _, err := c.Revoke(ctx, info.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(daemon.HangGuard):
 		t.Fatal("logs --follow did not return after the guest exited")
 	}
 	if got := stdout.String(); got != "received\nrevoked\n" {
@@ -300,7 +300,7 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 		t.Fatalf("granted capability %+v", info)
 	}
 	// The guest uses the handle: the file grows.
-	eventually(t, 5*time.Second, "the guest writes through its granted handle", func() bool {
+	eventually(t, daemon.HangGuard, "the guest writes through its granted handle", func() bool {
 		b, _ := os.ReadFile(file)
 		return bytes.Count(b, []byte("tick\n")) >= 3
 	})
@@ -411,7 +411,7 @@ func TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree(t *testing.T) {
 	if sent.Parent != narrow.ID() || sent.Name != "data" || sent.Holder != g2.ID() {
 		t.Fatalf("delegated at run time %+v", sent)
 	}
-	eventually(t, 5*time.Second, "the second guest receives its copy", func() bool { return g2out.String() == "received\n" })
+	eventually(t, daemon.HangGuard, "the second guest receives its copy", func() bool { return g2out.String() == "received\n" })
 	// Revoking the root cuts off the whole tree, in both guests.
 	rc, err := root.Revoke(ctx, "test")
 	if err != nil {
@@ -488,7 +488,7 @@ func TestReleasingOrDisconnectingKillsAttachedGuestsButNotDetachedOnes(t *testin
 			t.Fatal(err)
 		}
 		defer g.Release()
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, daemon.HangGuard)
 		defer cancel()
 		st, err := g.Wait(wctx)
 		if err != nil {
@@ -563,7 +563,7 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 		g.Release()
 		c.Close()
 	}
-	eventually(t, 10*time.Second, "every guest of the vanished clients is killed", func() bool {
+	eventually(t, daemon.HangGuard, "every guest of the vanished clients is killed", func() bool {
 		for _, g := range d.sup.Guests() {
 			if running, _ := g.Status(); running {
 				return false
@@ -571,10 +571,10 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 		}
 		return true
 	})
-	eventually(t, 10*time.Second, "no capability held by a vanished connection stays open", func() bool {
+	eventually(t, daemon.HangGuard, "no capability held by a vanished connection stays open", func() bool {
 		return len(d.liveCaps("conn-")) == 0
 	})
-	eventually(t, 10*time.Second, "goroutines return to the idle level", func() bool {
+	eventually(t, daemon.HangGuard, "goroutines return to the idle level", func() bool {
 		runtime.GC()
 		return runtime.NumGoroutine() <= base
 	})

@@ -74,7 +74,7 @@ func (d *testDaemon) refused(t *testing.T, uid uint32, want string) {
 	t.Helper()
 	c := d.dialAs(t, uid, 1)[0]
 	// A hang guard: the daemon closes a refused connection as it accepts it.
-	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+	_ = c.SetReadDeadline(time.Now().Add(daemon.HangGuard))
 	if n, err := io.Copy(io.Discard, c); n != 0 || err != nil {
 		t.Fatalf("a connection of uid %d over its limits: read %d bytes, %v; want a hang-up", uid, n, err)
 	}
@@ -131,7 +131,7 @@ func TestConnectionsReservedForRootAreLeftToIt(t *testing.T) {
 	}
 	d.refused(t, 0, "4 connections are open, the limit (--max-conns 4)")
 	first.Close()
-	eventually(t, 10*time.Second, "a user's place frees when one of its connections ends", func() bool {
+	eventually(t, daemon.HangGuard, "a user's place frees when one of its connections ends", func() bool {
 		c, err := d.clientAs(t, a)
 		if err == nil {
 			c.Close()
@@ -152,7 +152,7 @@ func TestConnectionWithoutAFirstMessageIsClosedAtTheBootstrapTimeout(t *testing.
 			t.Fatal(err)
 		}
 		// A hang guard: the daemon hangs up 100ms after accepting.
-		_ = nc.SetReadDeadline(time.Now().Add(time.Minute))
+		_ = nc.SetReadDeadline(time.Now().Add(daemon.HangGuard))
 		if _, err := io.Copy(io.Discard, nc); err != nil { // the abort message, then EOF
 			t.Fatalf("after sending %q: reading until the daemon hangs up: %v", sent, err)
 		}

@@ -99,7 +99,7 @@ func TestThousandConcurrentLaunchesAllExitWithTheirOwnCodeAndGoroutinesReturnToI
 	for _, c := range clients {
 		c.Close()
 	}
-	eventually(t, 20*time.Second, fmt.Sprintf("goroutines return to the idle level of %d", idle), func() bool {
+	eventually(t, daemon.HangGuard, fmt.Sprintf("goroutines return to the idle level of %d", idle), func() bool {
 		runtime.GC()
 		return runtime.NumGoroutine() <= idle
 	})

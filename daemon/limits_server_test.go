@@ -73,10 +73,10 @@ func TestClientExceedingOutstandingCallsIsDisconnectedAndItsGuestsKilled(t *test
 	if disconnected != 20 {
 		t.Fatalf("%d of 20 calls saw the disconnect", disconnected)
 	}
-	eventually(t, 5*time.Second, "the daemon logs why it dropped the client", func() bool {
+	eventually(t, daemon.HangGuard, "the daemon logs why it dropped the client", func() bool {
 		return strings.Contains(d.logs.String(), "more than 8 calls outstanding")
 	})
-	eventually(t, 5*time.Second, "the flooding client's guest is killed", func() bool {
+	eventually(t, daemon.HangGuard, "the flooding client's guest is killed", func() bool {
 		for _, g := range d.sup.Guests() {
 			if running, _ := g.Status(); running {
 				return false
@@ -95,7 +95,7 @@ func TestOversizedRequestIsRefusedAndTheDaemonServesOthers(t *testing.T) {
 	if !errors.As(err, &ce) || !ce.Disconnected {
 		t.Fatalf("a 2 MiB request to a daemon with a 1 MiB limit: %v", err)
 	}
-	eventually(t, 5*time.Second, "the daemon logs the oversized message", func() bool {
+	eventually(t, daemon.HangGuard, "the daemon logs the oversized message", func() bool {
 		return strings.Contains(d.logs.String(), "message too large")
 	})
 	d.stillServes(t)
@@ -112,14 +112,11 @@ func TestClientStallingMidMessageIsDisconnected(t *testing.T) {
 	if _, err := nc.Write([]byte{0, 0, 0, 0}); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// Only the message timeout ends the read before the hang guard.
+	_ = nc.SetReadDeadline(time.Now().Add(daemon.HangGuard))
 	_, err = io.Copy(io.Discard, nc) // the abort message, then EOF
 	if err != nil {
 		t.Fatalf("reading until the daemon hangs up: %v", err)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Fatalf("the daemon took %v to drop a client stalled mid-message", took)
 	}
 	d.stillServes(t)
 }
@@ -167,7 +164,7 @@ func TestObjectsPerConnectionAreBounded(t *testing.T) {
 	}
 	held[0].Release()
 	held = held[1:]
-	eventually(t, 5*time.Second, "a released object frees its place", func() bool {
+	eventually(t, daemon.HangGuard, "a released object frees its place", func() bool {
 		h, err := c.Guest(ctx, g.ID())
 		if err != nil {
 			return false
@@ -190,11 +187,11 @@ func TestConnectionsBeyondTheLimitAreRefused(t *testing.T) {
 	if _, err := third.Whoami(ctx); err == nil {
 		t.Fatal("a third connection was served with a limit of 2")
 	}
-	eventually(t, 5*time.Second, "the refusal is logged", func() bool {
+	eventually(t, daemon.HangGuard, "the refusal is logged", func() bool {
 		return strings.Contains(d.logs.String(), "too many connections")
 	})
 	a.Close()
-	eventually(t, 5*time.Second, "a place frees when a client leaves", func() bool {
+	eventually(t, daemon.HangGuard, "a place frees when a client leaves", func() bool {
 		c, err := client.Dial(ctx, d.socket)
 		if err != nil {
 			return false
@@ -265,7 +262,7 @@ func serveBytes(t testing.TB, srv *daemon.Server, in []byte) {
 	unix.Shutdown(fds[0], unix.SHUT_WR)
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(daemon.HangGuard):
 		t.Fatalf("the daemon did not hang up after end of input %x", in)
 	}
 	ours.Close()
@@ -283,8 +280,8 @@ func bootstrapMessage(t testing.TB) []byte {
 		c.Release()
 		conn.Close()
 	}()
-	_ = b.SetReadDeadline(time.Now().Add(time.Second))
-	io.Copy(&buf, b) // ends when the pipe closes or the deadline passes
+	_ = b.SetReadDeadline(time.Now().Add(daemon.HangGuard))
+	io.Copy(&buf, b) // ends when the pipe closes
 	b.Close()
 	if buf.Len() == 0 {
 		t.Fatal("no bootstrap message captured")
@@ -325,7 +322,7 @@ func TestRunningGuestsPerPrincipalAreBounded(t *testing.T) {
 	if _, err := a.Kill(ctx, "make room"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "an exited guest frees its place", func() bool {
+	eventually(t, daemon.HangGuard, "an exited guest frees its place", func() bool {
 		g, err := c1.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
 		if err != nil {
 			return false

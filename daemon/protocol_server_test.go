@@ -99,7 +99,7 @@ func TestRPCAnswersCallPipelinedOnItsOwnQuestionWithAnException(t *testing.T) {
 	defer srv.Close()
 	go b.Write(selfPipelinedCall(t))
 	dec := capnp.NewDecoder(b)
-	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = b.SetReadDeadline(time.Now().Add(daemon.HangGuard))
 	for {
 		msg, err := dec.Decode()
 		if err != nil {

@@ -26,7 +26,7 @@ func newSupervisor(t *testing.T) *Supervisor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
@@ -166,7 +166,7 @@ func TestTimeoutKillsSpinningGuest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := waitExit(t, g, 10*time.Second)
+	st := waitExit(t, g, HangGuard)
 	if st.Killed != "timeout" {
 		t.Fatalf("status %+v, want killed by timeout", st)
 	}
@@ -185,7 +185,7 @@ func TestTimeoutEndsGuestBlockedInPoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := waitExit(t, g, 10*time.Second)
+	st := waitExit(t, g, HangGuard)
 	if st.Killed != "timeout" {
 		t.Fatalf("status %+v, want the hour-long poll ended by the timeout (exit code is poll's errno if poll failed)", st)
 	}
@@ -205,7 +205,7 @@ func TestKillEndsGuestBlockedReadingStdin(t *testing.T) {
 		t.Fatalf("guest exited before it was killed: %+v", g.Wait())
 	}
 	g.Kill("operator")
-	if st := waitExit(t, g, 10*time.Second); st.Killed != "operator" {
+	if st := waitExit(t, g, HangGuard); st.Killed != "operator" {
 		t.Fatalf("status %+v, want killed with reason operator", st)
 	}
 }
@@ -238,7 +238,7 @@ func TestGuestsSpawnedEndWhenTheirParentExits(t *testing.T) {
 		}
 		// A minute is a hang guard: the tree ends within milliseconds of
 		// the exit, or never.
-		st := waitExit(t, g, time.Minute)
+		st := waitExit(t, g, HangGuard)
 		if st.Err() != nil || st.Code != 7 || stdout.String() != "children spinning\n" {
 			t.Fatalf("stdin %T: status %+v, stdout %q; want exit 7 and \"children spinning\\n\"", stdin, st, stdout.String())
 		}
@@ -257,7 +257,7 @@ func TestStdioPassesThrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := waitExit(t, g, 10*time.Second); st.Err() != nil || st.Code != 0 {
+	if st := waitExit(t, g, HangGuard); st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v", st)
 	}
 	if stdout.String() != in {
@@ -292,7 +292,7 @@ func TestGuestThatNeverReadsStdinTakesNothingFromIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := waitExit(t, g, 10*time.Second); st.Code != 7 {
+	if st := waitExit(t, g, HangGuard); st.Code != 7 {
 		t.Fatalf("status %+v", st)
 	}
 	spy.mu.Lock()
@@ -309,7 +309,7 @@ func TestNilStdioIsEmptyStdinAndDiscardedOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := waitExit(t, g, 10*time.Second); st.Err() != nil || st.Code != 0 {
+	if st := waitExit(t, g, HangGuard); st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v, want exit 0 at end of the empty stdin", st)
 	}
 }
@@ -367,7 +367,7 @@ func TestHandlesAreStdioThenGrantsInOrder(t *testing.T) {
 	}
 
 	g.Kill("done")
-	if st := waitExit(t, g, 10*time.Second); st.Killed != "done" {
+	if st := waitExit(t, g, HangGuard); st.Killed != "done" {
 		t.Fatalf("status %+v", st)
 	}
 	if n := len(g.Handles()); n != 0 {
@@ -389,7 +389,7 @@ func TestRevokeCutsOffGrantedHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(HangGuard); ; time.Sleep(5 * time.Millisecond) {
 		if b, _ := os.ReadFile(file); string(b) == "x" {
 			break
 		}
@@ -405,7 +405,7 @@ func TestRevokeCutsOffGrantedHandle(t *testing.T) {
 	if len(r.Revoked) != 1 || r.Revoked[0] != c.ID() || len(r.Holders) != 1 || r.Holders[0] != g.ID() {
 		t.Errorf("receipt %+v, want exactly %s held by %s", r, c.ID(), g.ID())
 	}
-	if st := waitExit(t, g, 10*time.Second); st.Code != uint32(caps.ENOTCAPABLE) {
+	if st := waitExit(t, g, HangGuard); st.Code != uint32(caps.ENOTCAPABLE) {
 		t.Fatalf("status %+v, want exit %d (ENOTCAPABLE from the revoked handle)", st, caps.ENOTCAPABLE)
 	}
 	if _, err := s.Revoke("c00000000deadbeef", "x"); err == nil || !strings.Contains(err.Error(), "no capability") {
@@ -424,7 +424,7 @@ func TestMemoryLimitBoundsGrowth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := waitExit(t, g, 10*time.Second); st.Err() != nil || st.Code != c.code {
+		if st := waitExit(t, g, HangGuard); st.Err() != nil || st.Code != c.code {
 			t.Errorf("limit %d: status %+v, want exit %d", c.limit, st, c.code)
 		}
 	}
@@ -440,7 +440,7 @@ func TestCloseKillsRunningGuestsAndRefusesLaunches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
 	defer cancel()
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
