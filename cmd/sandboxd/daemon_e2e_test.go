@@ -711,8 +711,8 @@ func TestDaemonOutOfHostDescriptorsFailsTheGuestsCallNotTheDaemon(t *testing.T) 
 	if r.code != 0 || !strings.HasPrefix(opened, "opened ") || opened == "opened 0" || rest != "ENFILE\nafter a close: ok\n" {
 		t.Fatalf("launch openmany under ulimit -n 64: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(d.log.String(), "sandboxd is out of file descriptors") {
-		t.Errorf("the daemon did not warn that it ran out of descriptors:\n%s", d.log.String())
+	if log := d.log.String(); !strings.Contains(log, "fd_limit=64") || !strings.Contains(log, "sandboxd is out of file descriptors") {
+		t.Errorf("the daemon did not log its limit and warn that it ran out of descriptors:\n%s", log)
 	}
 	r = d.cli(t, "launch", guest(t, "abi/testdata/guests/hello.wat"))
 	if r.code != 7 || r.stdout != "hello\n" {
