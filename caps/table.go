@@ -231,14 +231,14 @@ func (t *Table) CloseAll() {
 	t.view.Store(nil)
 	t.closed = true
 	t.held, t.low = 0, 0
-	var caps []*Cap
+	var held []*Cap
 	for i := range s {
 		if c := s[i].Swap(nil); c != nil {
-			caps = append(caps, c)
+			held = append(held, c)
 		}
 	}
 	t.mu.Unlock()
-	for _, c := range caps {
+	for _, c := range held {
 		t.k.Close(c)
 	}
 }
