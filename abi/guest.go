@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -126,6 +127,8 @@ type Guest struct {
 	nspawned atomic.Uint64  // numbers children's ids
 	tree     *procTree      // the tree the guest spawns in
 	spawned  bool           // counted in tree: released when the guest ends
+
+	outOfFDs atomic.Bool // hostOutOfFDs has logged
 
 	exited    chan struct{} // closed once the guest itself has ended (Exited)
 	done      chan struct{} // closed once its children have ended too (Done)
@@ -249,9 +252,12 @@ func (g *Guest) Kill(reason string) {
 func (g *Guest) run() {
 	g.started = time.Now()
 	st := g.runOnce()
+	peak := 0 // the most handles any of the guest's programs held at once
 	for st.Trap == nil && st.Killed == "" && g.exec != nil {
 		req := g.exec
 		g.exec = nil
+		_, p := g.table.Counts()
+		peak = max(peak, p)
 		g.table.CloseAll()
 		g.module.Release()
 		g.module, g.table, g.argdata = req.module, req.table, req.argdata // the request's hold passes to the guest
@@ -273,6 +279,8 @@ func (g *Guest) run() {
 	// guest's exit is also the end of everything it started. Exited
 	// comes first, for whoever cannot wait for children that never stop
 	// (see Exited).
+	held, p := g.table.Counts()
+	peak = max(peak, p)
 	g.table.CloseAll()
 	g.cancel(errParentExited)
 	g.mu.Lock()
@@ -288,7 +296,22 @@ func (g *Guest) run() {
 	for w := range ws {
 		w.Wake()
 	}
-	g.log.Debug("guest exited", "code", st.Code, "signal", st.Signal, "trap", st.Trap, "killed", st.Killed, "ran", time.Since(g.started))
+	g.log.Debug("guest exited", "code", st.Code, "signal", st.Signal, "trap", st.Trap, "killed", st.Killed, "ran", time.Since(g.started),
+		"handles_at_exit", held, "handles_peak", peak, "max_fds", g.table.Max())
+}
+
+// hostOutOfFDs logs, once per guest, that a call failed with ENFILE: the
+// host process, whose descriptors every guest shares, is at its limit
+// (caps.ErrnoOf). The guest sees the errno; the operator needs the log,
+// since the cure is the host's limit or the guests' --max-fds.
+func (g *Guest) hostOutOfFDs(call string) {
+	if !g.outOfFDs.CompareAndSwap(false, true) {
+		return
+	}
+	var lim syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	g.log.Warn("sandboxd is out of file descriptors: a guest call failed with ENFILE; raise sandboxd's limit (ulimit -n, systemd LimitNOFILE=) or give guests a smaller --max-fds",
+		"call", call, "limit", lim.Cur)
 }
 
 // watchExit registers w to be woken when the guest has exited (Done is

@@ -94,6 +94,9 @@ func (h *hostFunc) Call(ctx context.Context, mod api.Module, stack []uint64) {
 		g.traceCall((*Call)(h), stack)
 	}
 	e := h.fn(g, mod.Memory(), stack)
+	if e == caps.ENFILE {
+		g.hostOutOfFDs(h.Name)
+	}
 	if g.trace && e != 0 {
 		g.log.Trace("errno", "call", h.Name, "errno", e.Error())
 	}

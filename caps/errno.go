@@ -145,6 +145,14 @@ const errEscapesText = "path escapes from parent"
 
 // ErrnoOf maps any error from the kernel or the host to the ABI's errno.
 // nil maps to ESUCCESS; an error with no better mapping maps to EIO.
+//
+// A guest's own descriptor limit is its handle table, which reports
+// EMFILE itself (Table.Insert). The host's EMFILE means that sandboxd's
+// process, whose descriptors all its guests share, is at its
+// RLIMIT_NOFILE: to the guest that is a limit of the system it runs on,
+// so it maps to ENFILE, as the host's own ENFILE does. The guest can tell
+// the two apart: closing its own handles cures EMFILE, and may not cure
+// ENFILE.
 func ErrnoOf(err error) Errno {
 	if err == nil {
 		return ESUCCESS
@@ -191,7 +199,7 @@ var syscallErrno = map[syscall.Errno]Errno{
 	syscall.EFBIG: EFBIG, syscall.EHOSTUNREACH: EHOSTUNREACH, syscall.EIDRM: EIDRM,
 	syscall.EILSEQ: EILSEQ, syscall.EINPROGRESS: EINPROGRESS, syscall.EINTR: EINTR,
 	syscall.EINVAL: EINVAL, syscall.EIO: EIO, syscall.EISCONN: EISCONN,
-	syscall.EISDIR: EISDIR, syscall.ELOOP: ELOOP, syscall.EMFILE: EMFILE,
+	syscall.EISDIR: EISDIR, syscall.ELOOP: ELOOP, syscall.EMFILE: ENFILE,
 	syscall.EMLINK: EMLINK, syscall.EMSGSIZE: EMSGSIZE, syscall.EMULTIHOP: EMULTIHOP,
 	syscall.ENAMETOOLONG: ENAMETOOLONG, syscall.ENETDOWN: ENETDOWN,
 	syscall.ENETRESET: ENETRESET, syscall.ENETUNREACH: ENETUNREACH,

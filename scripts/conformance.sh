@@ -10,7 +10,8 @@
 #
 # sandboxd runs each test binary with `sandboxd run`, the host's root
 # directory granted as the guest's root (--grant dir:/=/), the caller's
-# environment, no memory limit beyond wasm32's and room for 4096 handles.
+# environment, no memory limit beyond wasm32's, and run's default handle
+# table (--max-fds 1024).
 # wazero runs it as Go's own lib/wasm/go_wasip1_wasm_exec does ("wazero
 # run -mount /:/ -env-inherit"), with github.com/tetratelabs/wazero/cmd/wazero
 # at the version go.mod pins, built once. Logs (go test -json) are kept in
@@ -34,7 +35,7 @@ cat > "$OUT/bin/sandboxd-exec" <<WRAP
 #!/usr/bin/env bash
 envs=()
 while IFS= read -r -d '' kv; do envs+=(--env "\$kv"); done < <(env -0)
-exec "$OUT/bin/sandboxd" run --grant dir:/=/ "\${envs[@]}" --mem 0 --max-fds 4096 \\
+exec "$OUT/bin/sandboxd" run --grant dir:/=/ "\${envs[@]}" --mem 0 \\
 	--cache-dir "$OUT/sandboxd-cache" --log-level error "\$1" "\${@:2}"
 WRAP
 cat > "$OUT/bin/wazero-exec" <<WRAP

@@ -772,3 +772,43 @@ func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
 		oneLine(t, r.stderr, c.want)
 	}
 }
+
+// Every guest of a daemon opens its host descriptors in the daemon's
+// process, so together they can use up its RLIMIT_NOFILE whatever their
+// own --max-fds. A guest's open then fails with ENFILE and the daemon
+// warns; it goes on serving, and once descriptors are closed they can be
+// opened again.
+func TestDaemonOutOfHostDescriptorsFailsTheGuestsCallNotTheDaemon(t *testing.T) {
+	d := serveDaemon(t, withFDLimit(t, 64), "")
+	openmany := wasiGuest(t, "cmd/sandboxd/testdata/openmany.c")
+	r := d.cli(t, "launch", "--grant", "dir:"+openManyData(t)+"=/data", openmany, "/data/f")
+	opened, rest, _ := strings.Cut(r.stdout, ", then ")
+	if r.code != 0 || !strings.HasPrefix(opened, "opened ") || opened == "opened 0" || rest != "ENFILE\nafter a close: ok\n" {
+		t.Fatalf("launch openmany under ulimit -n 64: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if log := d.log.String(); !strings.Contains(log, "fd_limit=64") || !strings.Contains(log, "sandboxd is out of file descriptors") {
+		t.Errorf("the daemon did not log its limit and warn that it ran out of descriptors:\n%s", log)
+	}
+	r = d.cli(t, "launch", guest(t, "abi/testdata/guests/hello.wat"))
+	if r.code != 7 || r.stdout != "hello\n" {
+		t.Fatalf("launch after the guest ran out: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// launch without --max-fds leaves the size of the guest's handle table to
+// the daemon (serve --max-fds); with it, the launch's own applies.
+func TestDaemonLaunchWithoutMaxFDsGetsTheDaemonsDefault(t *testing.T) {
+	d := serveDaemon(t, bin, "", "--max-fds", "8")
+	openmany := wasiGuest(t, "cmd/sandboxd/testdata/openmany.c")
+	grant := "dir:" + openManyData(t) + "=/data"
+	// 3 stdio handles, the grant and the supervisor channel every guest of
+	// the daemon holds: 3 left of 8, 5 of 10.
+	r := d.cli(t, "launch", "--grant", grant, openmany, "/data/f")
+	if r.code != 0 || r.stdout != "opened 3, then EMFILE\nafter a close: ok\n" {
+		t.Errorf("launch without --max-fds: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = d.cli(t, "launch", "--max-fds", "10", "--grant", grant, openmany, "/data/f")
+	if r.code != 0 || r.stdout != "opened 5, then EMFILE\nafter a close: ok\n" {
+		t.Errorf("launch --max-fds 10: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}

@@ -4,8 +4,6 @@ import (
 	"flag"
 	"strings"
 	"time"
-
-	"github.com/sandboxd/sandboxd/caps"
 )
 
 // guestFlags are the flags run and launch share: the module, its
@@ -28,14 +26,20 @@ type guestArgs struct {
 	maxFDs   int
 }
 
-func addGuestFlags(fs *flag.FlagSet, grantHelp string) *guestFlags {
+// maxFDs is --max-fds's default: run's own, or 0 for launch, where 0
+// leaves the size to the daemon (serve --max-fds).
+func addGuestFlags(fs *flag.FlagSet, grantHelp string, maxFDs int) *guestFlags {
 	f := &guestFlags{}
 	fs.Var(&f.grants, "grant", grantHelp)
 	fs.Var(&f.env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
 	fs.Var(&f.args, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
 	f.mem = fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
 	f.timeout = fs.Duration("timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
-	f.maxFDs = fs.Int("max-fds", caps.DefaultMaxFDs, "the most handles (`N`) the guest may hold at once, stdio included")
+	fdsHelp := "the most handles (`N`) the guest may hold at once, stdio included"
+	if maxFDs == 0 {
+		fdsHelp += " (0: the daemon's default, serve --max-fds)"
+	}
+	f.maxFDs = fs.Int("max-fds", maxFDs, fdsHelp)
 	return f
 }
 
@@ -60,7 +64,7 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 	if *f.timeout < 0 {
 		return g, usageError(c, "--timeout %v is negative: use 0 for no limit", *f.timeout), false
 	}
-	if *f.maxFDs < 3 {
+	if *f.maxFDs < 3 && (*f.maxFDs != 0 || verb == "run") {
 		return g, usageError(c, "--max-fds %d leaves no room for the 3 stdio handles", *f.maxFDs), false
 	}
 	for _, kv := range f.env {

@@ -118,7 +118,7 @@ func launchCmd(args []string) int {
 	c := commands["launch"]
 	fs := newFlags(c)
 	socket := socketFlag(fs)
-	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)")
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)", 0)
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
 	if code, ok := parseFlags(c, fs, args); !ok {

@@ -52,9 +52,16 @@ type result struct {
 // does not finish within a minute.
 func sandboxd(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return runBinary(t, bin, stdin, args...)
+}
+
+// runBinary is sandboxd with another program in bin's place (a wrapper
+// that runs bin).
+func runBinary(t *testing.T, binary, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
@@ -82,6 +89,30 @@ func guest(t *testing.T, rel string) string {
 	default:
 		t.Fatalf("no builder for %s", rel)
 	}
+	return writeGuest(t, rel, wasm)
+}
+
+// wasiGuest builds a C test guest against wasi-libc and returns the path
+// of its .wasm.
+func wasiGuest(t *testing.T, rel string) string {
+	t.Helper()
+	return writeGuest(t, rel, abitest.WASIC(t, rel))
+}
+
+// withFDLimit returns a program that runs bin with RLIMIT_NOFILE (soft and
+// hard) lowered to n, so that the process runs out of descriptors at n.
+func withFDLimit(t *testing.T, n int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "sandboxd-limited")
+	script := fmt.Sprintf("#!/bin/sh\nulimit -n %d || exit 99\nexec '%s' \"$@\"\n", n, bin)
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func writeGuest(t *testing.T, rel string, wasm []byte) string {
+	t.Helper()
 	p := filepath.Join(t.TempDir(), strings.TrimSuffix(filepath.Base(rel), filepath.Ext(rel))+".wasm")
 	if err := os.WriteFile(p, wasm, 0o644); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"golang.org/x/sys/unix"
 )
@@ -104,7 +105,7 @@ func init() {
 func runCmd(args []string) int {
 	c := commands["run"]
 	fs := newFlags(c)
-	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)")
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)", caps.DefaultMaxFDs)
 	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")

@@ -511,3 +511,66 @@ func TestRunEndsWithItsGuestWhenItsChildrenSpin(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want 7, \"children spinning\\n\", nothing", r.code, r.stdout, r.stderr)
 	}
 }
+
+// openManyData returns a directory holding the file openmany.c opens.
+func openManyData(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// Ordinary programs hold more than a few dozen files at once (a Go program
+// closes some only when its collector runs), and Linux gives a process
+// 1024 descriptors: run's default table has room for as many. Past the
+// table's size open fails with EMFILE, the guest's own limit.
+func TestRunDefaultMaxFDsHoldsWhatLinuxAllowsAProcess(t *testing.T) {
+	t.Parallel()
+	openmany := wasiGuest(t, "cmd/sandboxd/testdata/openmany.c")
+	grant := "dir:" + openManyData(t) + "=/data"
+	// 3 stdio handles and the grant leave 1020 of the default 1024.
+	r := sandboxd(t, "", "run", "--grant", grant, openmany, "/data/f")
+	if r.code != 0 || r.stdout != "opened 1020, then EMFILE\nafter a close: ok\n" || r.stderr != "" {
+		t.Errorf("default --max-fds: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = sandboxd(t, "", "run", "--max-fds", "10", "--grant", grant, openmany, "/data/f")
+	if r.code != 0 || r.stdout != "opened 6, then EMFILE\nafter a close: ok\n" || r.stderr != "" {
+		t.Errorf("--max-fds 10: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// When sandboxd's process runs out of host descriptors before the guest's
+// table is full, the guest's open fails with ENFILE (the system's limit,
+// not its own), sandboxd warns once naming the limit, and the guest goes
+// on: once it closes a handle it can open again.
+func TestRunOutOfHostDescriptorsGivesTheGuestENFILE(t *testing.T) {
+	t.Parallel()
+	openmany := wasiGuest(t, "cmd/sandboxd/testdata/openmany.c")
+	r := runBinary(t, withFDLimit(t, 64), "", "run", "--grant", "dir:"+openManyData(t)+"=/data", openmany, "/data/f")
+	opened, rest, _ := strings.Cut(r.stdout, ", then ")
+	if r.code != 0 || !strings.HasPrefix(opened, "opened ") || opened == "opened 0" || rest != "ENFILE\nafter a close: ok\n" {
+		t.Errorf("under ulimit -n 64: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "sandboxd is out of file descriptors") || !strings.Contains(r.stderr, "limit=64") {
+		t.Errorf("stderr %q, want one warning naming the limit of 64", r.stderr)
+	}
+}
+
+// At --log-level debug the guest's exit line says how many handles it
+// held then and at most, against its --max-fds: what an operator needs to
+// choose --max-fds.
+func TestRunLogsTheGuestsHandleCountsAtDebug(t *testing.T) {
+	t.Parallel()
+	openmany := wasiGuest(t, "cmd/sandboxd/testdata/openmany.c")
+	// 3 stdio handles, the grant and 12 files; one file closed and opened
+	// again leaves 16, all it held at once.
+	r := sandboxd(t, "", "run", "--log-level", "debug", "--max-fds", "20", "--grant", "dir:"+openManyData(t)+"=/data", openmany, "/data/f", "12")
+	if r.code != 0 || r.stdout != "opened 12\nafter a close: ok\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "guest exited") || !strings.Contains(r.stderr, "handles_at_exit=16 handles_peak=16 max_fds=20") {
+		t.Errorf("stderr lacks the handle counts:\n%s", r.stderr)
+	}
+}

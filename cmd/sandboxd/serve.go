@@ -91,7 +91,7 @@ func serveCmd(args []string) int {
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	log.Info("serving", "socket", *socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid())
+	log.Info("serving", "socket", *socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit())
 
 	code := exitOK
 	serveErr, accepting := awaitStop(log, sigs, served)
@@ -179,4 +179,13 @@ func (f *limitFlags) limits(fs *flag.FlagSet) (daemon.Limits, string) {
 		return lim, fmt.Sprintf("--max-conns-per-user %d: it must be at least 1 and at most --max-conns minus --reserved-conns (%d)", lim.MaxConnectionsPerUser, shared)
 	}
 	return lim, ""
+}
+
+// fdLimit returns this process's RLIMIT_NOFILE (Go raised the soft limit
+// to the hard one at start). Every guest's files, directories and sockets
+// are this process's descriptors, so the limit bounds them all together.
+func fdLimit() uint64 {
+	var lim syscall.Rlimit
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	return lim.Cur
 }
