@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,9 @@ import (
 // calling goroutine (the runtime is built without WithCloseOnContextDone).
 // The one call from elsewhere is Free, when the runtime is closed under a
 // running guest (daemon.Supervisor.Close past its deadline): a memory
-// stays mapped until its guest's run has ended too (runEnded).
+// stays mapped until its guest's run has ended too (runEnded). A memory
+// recycled for another guest (see recycle) is zeroed first, and no stale
+// view of it survives its guest, by the same reasoning.
 
 // maxMemory is the largest linear memory a wasm32 guest can address.
 const maxMemory = 1 << 32
@@ -137,16 +140,23 @@ type reservedMemory struct {
 
 	freed atomic.Bool
 	// holds counts wazero's hold, until Free, and the guest's run's,
-	// until runEnded: the last one to go unmaps.
+	// until runEnded: the last one to go unmaps or recycles.
 	holds atomic.Int32
 }
 
-// reserve reserves address space for a memory of at most limit bytes. A
-// limit of 0 (a module whose maximum is 0) reserves nothing.
+// reserve reserves address space for a memory of at most limit bytes,
+// or takes a recycled reservation of the same size. A limit of 0 (a
+// module whose maximum is 0) reserves nothing.
 func reserve(limit uint64, log hclog.Logger) (*reservedMemory, error) {
+	size := roundToPage(limit)
+	if m := fromPool(size); m != nil {
+		m.limit, m.log = limit, log
+		m.freed.Store(false)
+		m.holds.Store(2)
+		return m, nil
+	}
 	m := &reservedMemory{all: []byte{}, limit: limit, log: log}
 	m.holds.Store(2)
-	size := roundToPage(limit)
 	if size == 0 {
 		return m, nil
 	}
@@ -183,7 +193,8 @@ func (m *reservedMemory) Reallocate(size uint64) []byte {
 }
 
 // Free ends wazero's hold on the memory (wazero calls it when it closes
-// the module); the memory is unmapped once the guest's run has ended too.
+// the module); the memory is unmapped, or recycled, once the guest's run
+// has ended too.
 func (m *reservedMemory) Free() {
 	if m.freed.CompareAndSwap(false, true) {
 		m.drop()
@@ -203,6 +214,13 @@ func (m *reservedMemory) drop() {
 	if m.holds.Add(-1) != 0 || len(m.all) == 0 {
 		return
 	}
+	if m.recycle() {
+		return
+	}
+	m.unmap()
+}
+
+func (m *reservedMemory) unmap() {
 	size := uint64(len(m.all))
 	if err := unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(m.all)), uintptr(size)); err != nil {
 		// Only ENOMEM (a map split past vm.max_map_count) is possible:
@@ -212,6 +230,106 @@ func (m *reservedMemory) drop() {
 	}
 	m.all = nil
 	giveReservation(size)
+}
+
+// Recycling. A page the kernel gives a process costs a fault on first
+// touch and a TLB shootdown when it is unmapped: tens of microseconds
+// each on a virtual machine, which would double the time of a small
+// guest's whole launch through the daemon. So the last poolEntries
+// memories to end are kept, with at most poolKeep bytes of pages each,
+// zeroed, and the next guest of the same reservation size starts in one
+// of them: what the pool holds is bounded (poolEntries × poolKeep bytes of
+// memory, 8 MiB) whatever the guests did.
+const (
+	poolEntries = 32
+	poolKeep    = 256 << 10
+)
+
+var pool = struct {
+	mu   sync.Mutex
+	max  int               // poolEntries; tests change it
+	mems []*reservedMemory // oldest first
+}{max: poolEntries}
+
+// fromPool takes the most recently recycled memory of size bytes, if any.
+func fromPool(size uint64) *reservedMemory {
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	for i := len(pool.mems) - 1; i >= 0; i-- {
+		if m := pool.mems[i]; uint64(len(m.all)) == size {
+			pool.mems = slices.Delete(pool.mems, i, i+1)
+			return m
+		}
+	}
+	return nil
+}
+
+// recycle makes the memory as a new reservation is, but for its first
+// pages, which it leaves committed and zeroed, and puts it in the pool,
+// unmapping the oldest memory there if the pool is full. It reports
+// whether it did; if not, the caller unmaps the memory.
+func (m *reservedMemory) recycle() bool {
+	pool.mu.Lock()
+	max := pool.max
+	pool.mu.Unlock()
+	if max == 0 {
+		return false
+	}
+	keep := min(m.committed, poolKeep)
+	if rest := m.all[keep:m.committed]; len(rest) > 0 {
+		if unix.Madvise(rest, unix.MADV_DONTNEED) != nil || unix.Mprotect(rest, unix.PROT_NONE) != nil {
+			return false
+		}
+	}
+	m.committed = keep
+	if m.zero() != nil {
+		return false
+	}
+	pool.mu.Lock()
+	if pool.max == 0 {
+		pool.mu.Unlock()
+		return false
+	}
+	var evicted *reservedMemory
+	if len(pool.mems) >= pool.max {
+		evicted = pool.mems[0]
+		pool.mems = slices.Delete(pool.mems, 0, 1)
+	}
+	pool.mems = append(pool.mems, m)
+	pool.mu.Unlock()
+	if evicted != nil {
+		evicted.unmap()
+	}
+	return true
+}
+
+// zero zeroes the committed pages: it clears those resident in memory
+// and discards the others, so that neither a page never touched is
+// faulted in to be cleared nor a page swapped out keeps its contents.
+func (m *reservedMemory) zero() error {
+	var vec [poolKeep / 4096]byte // a page is at least 4 KiB
+	pages := m.committed / pageSize
+	if pages == 0 {
+		return nil
+	}
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(m.all))), uintptr(m.committed), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		return e
+	}
+	for i := uint64(0); i < pages; {
+		resident := vec[i]&1 != 0
+		j := i + 1
+		for j < pages && (vec[j]&1 != 0) == resident {
+			j++
+		}
+		run := m.all[i*pageSize : j*pageSize]
+		if resident {
+			clear(run)
+		} else if err := unix.Madvise(run, unix.MADV_DONTNEED); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
 }
 
 // heapMemory backs a guest's memory with a []byte that refuses to grow

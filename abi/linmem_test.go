@@ -18,7 +18,8 @@ import (
 )
 
 // None of these tests is parallel, nor is any other in this package, so
-// the process-wide count of reservations is theirs while they run.
+// the process-wide count of reservations, and the pool, are theirs while
+// they run.
 
 const wasmPage = 1 << 16
 
@@ -33,6 +34,32 @@ func asReserved(t *testing.T, lm experimental.LinearMemory) *reservedMemory {
 		t.Fatalf("memory is a %T, want a reservation", lm)
 	}
 	return m
+}
+
+// withPool sets how many memories the pool keeps during the test, and
+// starts and ends the test with it empty.
+func withPool(t *testing.T, n int) {
+	drainPool()
+	pool.mu.Lock()
+	saved := pool.max
+	pool.max = n
+	pool.mu.Unlock()
+	t.Cleanup(func() {
+		pool.mu.Lock()
+		pool.max = saved
+		pool.mu.Unlock()
+		drainPool()
+	})
+}
+
+func drainPool() {
+	pool.mu.Lock()
+	mems := pool.mems
+	pool.mems = nil
+	pool.mu.Unlock()
+	for _, m := range mems {
+		m.unmap()
+	}
 }
 
 func reservedNow() (uint64, int) {
@@ -69,6 +96,7 @@ func protectionAt(t *testing.T, addr uintptr) (string, uintptr) {
 // holds, and only the committed pages are accessible, while the rest of
 // the 4 GiB reservation costs nothing.
 func TestReservedMemoryGrowsInPlaceAndKeepsWhatItHolds(t *testing.T) {
+	withPool(t, 0) // a fresh reservation
 	a := testAllocator(maxMemory, true)
 	defer a.runEnded()
 	m := asReserved(t, a.Allocate(wasmPage, maxMemory))
@@ -104,6 +132,7 @@ func TestReservedMemoryGrowsInPlaceAndKeepsWhatItHolds(t *testing.T) {
 // maximum, whole pages; growth past either is refused and leaves the
 // memory as it was.
 func TestReservedMemoryRefusesToGrowPastItsLimitOrTheModuleMaximum(t *testing.T) {
+	withPool(t, 0) // a fresh reservation
 	a := testAllocator(100000, true) // not a whole number of pages
 	defer a.runEnded()
 	m := asReserved(t, a.Allocate(0, maxMemory))
@@ -134,6 +163,7 @@ func TestReservedMemoryRefusesToGrowPastItsLimitOrTheModuleMaximum(t *testing.T)
 // when the runtime is closed under it; the end of the run unmaps it, even
 // when wazero never calls Free (a failed instantiation).
 func TestReservedMemoryIsUnmappedOnceFreedAndItsRunHasEnded(t *testing.T) {
+	withPool(t, 0)
 	bytes0, count0 := reservedNow()
 	a := testAllocator(1<<20, true)
 	m := asReserved(t, a.Allocate(0, maxMemory))
@@ -175,6 +205,7 @@ func TestReservedMemoryIsUnmappedOnceFreedAndItsRunHasEnded(t *testing.T) {
 // A memory whose maximum is 0 reserves nothing, and is empty, not nil
 // (nil would be a refusal).
 func TestZeroSizeMemoryReservesNothing(t *testing.T) {
+	withPool(t, 0) // a fresh reservation
 	bytes0, count0 := reservedNow()
 	a := testAllocator(maxMemory, true)
 	m := asReserved(t, a.Allocate(0, 0))
@@ -190,6 +221,64 @@ func TestZeroSizeMemoryReservesNothing(t *testing.T) {
 	a.runEnded()
 	if bytes, count := reservedNow(); bytes != bytes0 || count != count0 {
 		t.Errorf("reservations %d bytes, %d after the run; want %d, %d", bytes, count, bytes0, count0)
+	}
+}
+
+// A memory that ended is kept, zeroed, with at most poolKeep bytes of
+// pages committed, and the next memory of the same reservation size
+// starts in it; the pool keeps the memories that ended last, and unmaps
+// the others.
+func TestRecycledMemoryIsZeroedAndReused(t *testing.T) {
+	withPool(t, 1)
+	const limit = 4 << 20
+	a := testAllocator(limit, true)
+	m := asReserved(t, a.Allocate(0, maxMemory))
+	b := m.Reallocate(2 << 20)
+	for i := 0; i < len(b); i += 4096 * 3 { // some pages touched, some not
+		b[i] = 0xa5
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	a.runEnded()
+	if !mapped(m.all) || m.committed != poolKeep {
+		t.Fatalf("recycled memory: mapped %v, committed %d; want mapped, %d", mapped(m.all), m.committed, poolKeep)
+	}
+	if perms, end := protectionAt(t, base); !strings.HasPrefix(perms, "rw") || end != base+poolKeep {
+		t.Errorf("kept pages: %s up to %#x, want rw up to %#x", perms, end, base+poolKeep)
+	}
+	if perms, _ := protectionAt(t, base+poolKeep); !strings.HasPrefix(perms, "---") {
+		t.Errorf("pages past the kept ones: %s, want no access", perms)
+	}
+
+	a = testAllocator(limit, true)
+	m2 := asReserved(t, a.Allocate(0, maxMemory))
+	if m2 != m {
+		t.Fatal("a memory of the same reservation size did not start in the recycled one")
+	}
+	b = m2.Reallocate(2 << 20)
+	if uintptr(unsafe.Pointer(unsafe.SliceData(b))) != base {
+		t.Fatal("the recycled memory moved")
+	}
+	for i, c := range b {
+		if c != 0 {
+			t.Fatalf("byte %d of the recycled memory is %#x, want 0", i, c)
+		}
+	}
+	b[0] = 1
+	other := testAllocator(limit/2, true)
+	if asReserved(t, other.Allocate(0, maxMemory)) == m {
+		t.Error("a memory of another size started in the recycled one")
+	}
+
+	// The pool keeps one: the memory that ends last evicts the other.
+	_, count0 := reservedNow()
+	all := m2.all
+	a.runEnded()
+	other.runEnded()
+	if mapped(all) {
+		t.Error("the memory evicted from the pool is still mapped")
+	}
+	if _, count := reservedNow(); count != count0-1 {
+		t.Errorf("%d reservations after eviction, want %d", count, count0-1)
 	}
 }
 
@@ -211,6 +300,7 @@ func fillReservations(t *testing.T) {
 // Past the bound on reservations a memory comes from the Go heap, with
 // the same limit; a guest without loop checks is refused it, saying why.
 func TestMemoryPastTheReservationBoundComesFromTheHeapOrIsRefused(t *testing.T) {
+	withPool(t, 0) // a fresh reservation
 	fillReservations(t)
 	a := testAllocator(2*wasmPage, true)
 	defer a.runEnded()
@@ -265,6 +355,7 @@ func TestGuestMemoryIsReservedAndGivenBackWhenTheRunEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
+	withPool(t, 0)
 	bytes0, count0 := reservedNow()
 	for _, limit := range []uint64{0, maxMemory} {
 		if st := runGuest(t, rt, growWAT, limit, nil); st.Code != 1 || st.Err() != nil {
@@ -288,6 +379,7 @@ func TestGuestMemoryIsReservedAndGivenBackWhenTheRunEnds(t *testing.T) {
 // cannot be reserved traps at once, saying why and what to do, where a
 // daemon's guest runs with its memory in the Go heap.
 func TestGuestWithoutLoopChecksIsRefusedMemoryThatCannotBeReserved(t *testing.T) {
+	withPool(t, 0) // a fresh reservation
 	ctx := context.Background()
 	fillReservations(t)
 	for _, noChecks := range []bool{false, true} {
