@@ -270,9 +270,9 @@ func fromPool(size uint64) *reservedMemory {
 // whether it did; if not, the caller unmaps the memory.
 func (m *reservedMemory) recycle() bool {
 	pool.mu.Lock()
-	max := pool.max
+	off := pool.max == 0
 	pool.mu.Unlock()
-	if max == 0 {
+	if off {
 		return false
 	}
 	keep := min(m.committed, poolKeep)

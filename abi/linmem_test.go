@@ -37,7 +37,8 @@ func asReserved(t *testing.T, lm experimental.LinearMemory) *reservedMemory {
 }
 
 // withPool sets how many memories the pool keeps during the test, and
-// starts and ends the test with it empty.
+// starts and ends the test with it empty: with 0, every memory the test
+// allocates is a fresh reservation, unmapped when its run ends.
 func withPool(t *testing.T, n int) {
 	drainPool()
 	pool.mu.Lock()
@@ -96,7 +97,7 @@ func protectionAt(t *testing.T, addr uintptr) (string, uintptr) {
 // holds, and only the committed pages are accessible, while the rest of
 // the 4 GiB reservation costs nothing.
 func TestReservedMemoryGrowsInPlaceAndKeepsWhatItHolds(t *testing.T) {
-	withPool(t, 0) // a fresh reservation
+	withPool(t, 0)
 	a := testAllocator(maxMemory, true)
 	defer a.runEnded()
 	m := asReserved(t, a.Allocate(wasmPage, maxMemory))
@@ -132,7 +133,7 @@ func TestReservedMemoryGrowsInPlaceAndKeepsWhatItHolds(t *testing.T) {
 // maximum, whole pages; growth past either is refused and leaves the
 // memory as it was.
 func TestReservedMemoryRefusesToGrowPastItsLimitOrTheModuleMaximum(t *testing.T) {
-	withPool(t, 0) // a fresh reservation
+	withPool(t, 0)
 	a := testAllocator(100000, true) // not a whole number of pages
 	defer a.runEnded()
 	m := asReserved(t, a.Allocate(0, maxMemory))
@@ -205,7 +206,7 @@ func TestReservedMemoryIsUnmappedOnceFreedAndItsRunHasEnded(t *testing.T) {
 // A memory whose maximum is 0 reserves nothing, and is empty, not nil
 // (nil would be a refusal).
 func TestZeroSizeMemoryReservesNothing(t *testing.T) {
-	withPool(t, 0) // a fresh reservation
+	withPool(t, 0)
 	bytes0, count0 := reservedNow()
 	a := testAllocator(maxMemory, true)
 	m := asReserved(t, a.Allocate(0, 0))
@@ -300,7 +301,7 @@ func fillReservations(t *testing.T) {
 // Past the bound on reservations a memory comes from the Go heap, with
 // the same limit; a guest without loop checks is refused it, saying why.
 func TestMemoryPastTheReservationBoundComesFromTheHeapOrIsRefused(t *testing.T) {
-	withPool(t, 0) // a fresh reservation
+	withPool(t, 0)
 	fillReservations(t)
 	a := testAllocator(2*wasmPage, true)
 	defer a.runEnded()
@@ -379,7 +380,7 @@ func TestGuestMemoryIsReservedAndGivenBackWhenTheRunEnds(t *testing.T) {
 // cannot be reserved traps at once, saying why and what to do, where a
 // daemon's guest runs with its memory in the Go heap.
 func TestGuestWithoutLoopChecksIsRefusedMemoryThatCannotBeReserved(t *testing.T) {
-	withPool(t, 0) // a fresh reservation
+	withPool(t, 0)
 	ctx := context.Background()
 	fillReservations(t)
 	for _, noChecks := range []bool{false, true} {
