@@ -338,15 +338,21 @@ func (g *Guest) watchExit(w *caps.Waiter) (cancel func()) {
 }
 
 func (g *Guest) runOnce() (st ExitStatus) {
+	alloc := g.memoryAllocator()
 	// A panic that escapes wazero (calls into the guest already turn
 	// host-function panics into errors) would end the whole process, and
 	// with it every other guest: it ends this guest alone, as a trap.
 	defer func() {
 		if r := recover(); r != nil {
+			if alloc.err != nil { // wazero panics when the initial memory is refused
+				st = ExitStatus{Code: 134, Trap: alloc.err}
+				return
+			}
 			g.log.Error("runtime failure: the guest is ended as if it trapped", "panic", r)
 			st = ExitStatus{Code: 134, Trap: fmt.Errorf("runtime failure: %v", r)}
 		}
 	}()
+	defer alloc.runEnded() // once the module is closed: deferred calls run last first
 	ctx := context.Context(g.ctx)
 	if g.memLimit > 0 && g.module.memoryMin > g.memLimit {
 		// wazero cannot start a memory its allocator refuses (it panics),
@@ -354,9 +360,7 @@ func (g *Guest) runOnce() (st ExitStatus) {
 		// a launch is refused before it gets this far.
 		return ExitStatus{Code: 134, Trap: fmt.Errorf("%s needs %d bytes of memory to start, more than the guest's limit of %d", g.module.Name, g.module.memoryMin, g.memLimit)}
 	}
-	if g.memLimit > 0 {
-		ctx = experimental.WithMemoryAllocator(ctx, limitAllocator(g.memLimit))
-	}
+	ctx = experimental.WithMemoryAllocator(ctx, alloc)
 	ctx = withGuest(ctx, g)
 	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
@@ -376,6 +380,17 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	}
 	_, err = mod.ExportedFunction("_start").Call(ctx)
 	return g.statusOf(err)
+}
+
+// memoryAllocator returns the allocator of the guest's next run: its
+// memory limit, or the wasm32 maximum if it has none. A module run without
+// loop checks may not have its memory in the Go heap (see memoryAllocator).
+func (g *Guest) memoryAllocator() *memoryAllocator {
+	limit := g.memLimit
+	if limit == 0 {
+		limit = maxMemory
+	}
+	return &memoryAllocator{limit: limit, heapAllowed: g.module.loopChecks, log: g.log}
 }
 
 func (g *Guest) statusOf(err error) ExitStatus {
@@ -446,32 +461,3 @@ func (g *Guest) park() (unpark func()) {
 	g.parked.Store(1)
 	return func() { g.parked.Store(0) }
 }
-
-// limitAllocator backs guest memory with a []byte that refuses to grow
-// past limit bytes: memory.grow then returns -1, as for any wasm maximum.
-type limitAllocator uint64
-
-func (l limitAllocator) Allocate(capacity, max uint64) experimental.LinearMemory {
-	return &limitedMemory{limit: min(uint64(l), max)}
-}
-
-type limitedMemory struct {
-	limit uint64
-	buf   []byte
-}
-
-func (m *limitedMemory) Reallocate(size uint64) []byte {
-	if size > m.limit {
-		return nil
-	}
-	if size <= uint64(cap(m.buf)) {
-		m.buf = m.buf[:size]
-		return m.buf
-	}
-	nb := make([]byte, size, min(max(size, 2*uint64(cap(m.buf))), m.limit))
-	copy(nb, m.buf)
-	m.buf = nb
-	return m.buf
-}
-
-func (m *limitedMemory) Free() { m.buf = nil }

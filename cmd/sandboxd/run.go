@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,7 +19,6 @@ import (
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
-	"golang.org/x/sys/unix"
 )
 
 // Exit codes of `sandboxd run` besides the guest's own (docs/CLI.md).
@@ -48,36 +48,31 @@ const killGrace = 5 * time.Second
 // and ending this process ends it.
 const stopGrace = 200 * time.Millisecond
 
-// gcHeadroom is how far beyond the guest's memory limit this process's
-// memory may grow before the garbage collector runs (see holdGC).
+// gcHeadroom is how far the Go runtime's memory may grow while the guest
+// runs before the garbage collector runs (see holdGC).
 const gcHeadroom = 128 << 20
 
 // holdGC keeps the garbage collector from running while the guest runs,
-// unless memory passes the guest's limit plus gcHeadroom. Without loop
+// unless the Go runtime's memory grows by gcHeadroom. Without loop
 // checks, a guest in a loop that makes no host call never reaches a point
 // where Go can pause it, and a collection must pause every goroutine
 // twice: one that started then would wait for the guest forever, and the
 // timer and the signal handling that end the guest would wait with it.
 // With no collection in progress (SetGCPercent waits for one to finish)
 // and none started by the passing of time, a spinning guest can always be
-// ended. The collector still runs if host calls allocate that much, and
-// the guest's own linear memory is within its limit.
+// ended. The collector still runs if host calls leave that much garbage.
 //
-// The guest's tree runs at most maxProcs spawned guests besides it, each
-// with the same memory limit, so the bound covers all of them.
-// The bound is never above the machine's memory, though: past that the
-// process would fail anyway, and garbage from host calls must still be
-// collected at some point.
-func holdGC(memLimit uint64, maxProcs int) {
-	if memLimit == 0 {
-		memLimit = daemon.MaxMemoryLimit
-	}
-	tree := memLimit * uint64(maxProcs+1) // ≤ 4 GiB × 1025: no overflow
-	var si unix.Sysinfo_t
-	if unix.Sysinfo(&si) == nil {
-		tree = min(tree, max(memLimit, uint64(si.Totalram)*uint64(si.Unit)))
-	}
-	debug.SetMemoryLimit(int64(tree) + gcHeadroom)
+// Guests' linear memories are not in the Go heap (abi reserves address
+// space for each, outside the Go runtime), so the memory limit counts
+// none of them, however large --mem and --max-procs let them grow: the
+// headroom is for host calls alone. Were a guest's memory taken from the
+// Go heap instead (the kernel refused its reservation, as a small
+// `ulimit -v` makes it), its growth would start collections.
+func holdGC() {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	held := s[0].Value.Uint64() - s[1].Value.Uint64() // what the memory limit counts
+	debug.SetMemoryLimit(int64(held) + gcHeadroom)
 	debug.SetGCPercent(-1)
 }
 
@@ -176,7 +171,7 @@ func runCmd(args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
-	holdGC(gs.memLimit, *maxProcs)
+	holdGC()
 	spareProcs(*maxProcs)
 	g, err := sup.Launch(ctx, daemon.LaunchSpec{
 		Principal:   principal,

@@ -266,9 +266,11 @@ func TestRunTimeoutEndsSpinningGuest(t *testing.T) {
 
 // A guest spinning without host calls cannot be paused by Go; a garbage
 // collection in progress when it started spinning used to wait for it
-// forever, and with it the --timeout timer. grow_spin.wat allocates 32 MiB
-// (memory.grow) and then spins: with GOGC=1 that allocation starts a
-// collection every time. Each run must end at its timeout.
+// forever, and with it the --timeout timer. With GOGC=1, run's start-up
+// (reading and compiling the module) collects almost without pause until
+// the guest starts; grow_spin.wat then grows its memory by 192 MiB, past
+// what run lets the Go runtime's memory grow before it collects, and
+// spins: guest memory must not count. Each run must end at its timeout.
 func TestRunTimeoutEndsSpinningGuestWhateverTheCollectorDoes(t *testing.T) {
 	t.Parallel()
 	spin := guest(t, "cmd/sandboxd/testdata/grow_spin.wat")
@@ -373,6 +375,38 @@ func startGuest(t *testing.T, args ...string) (cmd *exec.Cmd, wait func() int) {
 		}
 		_ = cmd.Wait()
 		return cmd.ProcessState.ExitCode()
+	}
+}
+
+// A guest's memory costs the host what the guest touched, whatever its
+// limit: --mem 0 is the wasm32 maximum, as 4GiB is, and growth copies
+// nothing. touch.wat grows 1 MiB at a time and touches 384 MiB; the run's
+// peak resident memory (the kernel's count for the child process, so the
+// measure depends on no timing) may exceed that by a fifth, for the
+// runtime, the compiled code and the race detector's own memory. Memory
+// that grew by copying into Go slices peaked at 18× (--mem 0) and 6.7×
+// (--mem 4GiB) in this -race build, whose detector shadows the Go heap.
+func TestRunPeakMemoryIsWhatTheGuestTouched(t *testing.T) {
+	t.Parallel()
+	const touched = 384 << 20
+	touch := guest(t, "cmd/sandboxd/testdata/touch.wat")
+	for _, mem := range []string{"0", "4GiB"} {
+		// Generous: the run takes seconds on a loaded machine; a hang never ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		cmd := exec.CommandContext(ctx, bin, "run", "--cache-dir", "", "--mem", mem, touch)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		cancel()
+		if err != nil {
+			t.Fatalf("--mem %s: %v (stderr %q)", mem, err, stderr.String())
+		}
+		peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10 // KiB on Linux
+		if ratio := float64(peak) / touched; ratio > 1.2 {
+			t.Errorf("--mem %s: peak resident memory %d MiB for %d MiB touched: %.2f×, want at most 1.2×", mem, peak>>20, touched>>20, ratio)
+		} else {
+			t.Logf("--mem %s: peak resident memory %d MiB for %d MiB touched: %.2f×", mem, peak>>20, touched>>20, ratio)
+		}
 	}
 }
 
