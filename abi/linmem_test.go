@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
@@ -333,7 +332,7 @@ func runGuest(t *testing.T, rt *Runtime, src string, limit uint64, tbl *caps.Tab
 	if tbl == nil {
 		tbl = caps.NewTable(caps.NewKernel(nil), &caps.Holder{ID: "g"}, 0)
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute) // a hang guard: the guests run for milliseconds
+	ctx, cancel := context.WithTimeout(ctx, HangGuard) // the guests run for milliseconds
 	defer cancel()
 	return rt.NewGuest(m, GuestConfig{ID: "g", Table: tbl, MemoryLimit: limit}).Run(ctx)
 }

@@ -29,7 +29,7 @@ func (h *harness) startMode(t testing.TB, ctx context.Context, wasm []byte, tbl 
 	return g
 }
 
-// runMode runs wasm in mode to completion, with a minute's limit.
+// runMode runs wasm in mode to completion, within hangGuard.
 func (h *harness) runMode(t testing.TB, wasm []byte, tbl *caps.Table, mode string) abi.ExitStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)

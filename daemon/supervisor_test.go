@@ -236,7 +236,7 @@ func TestGuestsSpawnedEndWhenTheirParentExits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// A minute is a hang guard: the tree ends within milliseconds of
+		// HangGuard is a hang guard: the tree ends within milliseconds of
 		// the exit, or never.
 		st := waitExit(t, g, HangGuard)
 		if st.Err() != nil || st.Code != 7 || stdout.String() != "children spinning\n" {

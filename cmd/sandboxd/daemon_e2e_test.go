@@ -68,7 +68,7 @@ func serveDaemon(t testing.TB, binary, state string, extra ...string) *daemonPro
 		d.code = d.cmd.ProcessState.ExitCode()
 		close(d.exited)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		c, err := client.Dial(context.Background(), d.socket)
 		if err == nil {
@@ -84,7 +84,7 @@ func serveDaemon(t testing.TB, binary, state string, extra ...string) *daemonPro
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sandboxd serve did not answer within 30s:\n%s", d.log.String())
+			t.Fatalf("sandboxd serve did not answer within %v:\n%s", hangGuard, d.log.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -110,10 +110,10 @@ func (d *daemonProc) stop(t testing.TB) int {
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.exited:
-	case <-time.After(30 * time.Second):
+	case <-time.After(hangGuard):
 		_ = d.cmd.Process.Kill()
 		<-d.exited
-		t.Errorf("sandboxd serve did not stop within 30s of SIGTERM")
+		t.Errorf("sandboxd serve did not stop within %v of SIGTERM", hangGuard)
 	}
 	return d.code
 }
@@ -226,7 +226,7 @@ func TestDaemonInterruptedLaunchKillsItsGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var id string
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for id == "" {
 		for gid, g := range d.psJSON(t) {
 			if g.Running {
@@ -261,7 +261,7 @@ func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T
 		t.Fatalf("grant: code %d, stderr %q", r.code, r.stderr)
 	}
 	capID, _, _ := strings.Cut(r.stdout, "\t")
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		b, _ := os.ReadFile(file)
 		if bytes.Count(b, []byte("tick\n")) >= 3 {

@@ -48,8 +48,15 @@ type result struct {
 	code           int
 }
 
+// hangGuard bounds the waits in these tests that only a hang could reach:
+// each waits for an event (the binary exiting, a daemon answering, a
+// guest's output). The bound is far beyond what any load makes of a run
+// here, and only turns a hung test into a failure that names it, before
+// the suite's timeout.
+const hangGuard = 3 * time.Minute
+
 // sandboxd runs the binary with args and stdin, and fails the test if it
-// does not finish within a minute.
+// does not finish within hangGuard.
 func sandboxd(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
 	return runBinary(t, bin, stdin, args...)
@@ -59,7 +66,7 @@ func sandboxd(t *testing.T, stdin string, args ...string) result {
 // that runs bin).
 func runBinary(t *testing.T, binary, stdin string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
@@ -72,7 +79,7 @@ func runBinary(t *testing.T, binary, stdin string, args ...string) result {
 		t.Fatalf("sandboxd %v: %v", args, err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("sandboxd %v did not finish within a minute; stderr: %s", args, stderr.String())
+		t.Fatalf("sandboxd %v did not finish within %v; stderr: %s", args, hangGuard, stderr.String())
 	}
 	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
 }

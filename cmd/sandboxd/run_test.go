@@ -364,14 +364,14 @@ func startGuest(t *testing.T, args ...string) (cmd *exec.Cmd, wait func() int) {
 	case <-started:
 	case <-drained:
 		t.Fatal("sandboxd exited before the guest started")
-	case <-time.After(30 * time.Second):
-		t.Fatal("guest did not start within 30s")
+	case <-time.After(hangGuard):
+		t.Fatalf("guest did not start within %v", hangGuard)
 	}
 	return cmd, func() int {
 		select {
 		case <-drained:
-		case <-time.After(20 * time.Second):
-			t.Fatal("sandboxd still running 20s after the signal")
+		case <-time.After(hangGuard):
+			t.Fatalf("sandboxd still running %v after the signal", hangGuard)
 		}
 		_ = cmd.Wait()
 		return cmd.ProcessState.ExitCode()
@@ -392,7 +392,7 @@ func TestRunPeakMemoryIsWhatTheGuestTouched(t *testing.T) {
 	touch := guest(t, "cmd/sandboxd/testdata/touch.wat")
 	for _, mem := range []string{"0", "4GiB"} {
 		// Generous: the run takes seconds on a loaded machine; a hang never ends.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		cmd := exec.CommandContext(ctx, bin, "run", "--cache-dir", "", "--mem", mem, touch)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
@@ -514,7 +514,7 @@ func TestRunMaxProcsBoundsAGuestThatSpawnsItselfAndTimeoutEndsTheTree(t *testing
 		{[]string{"run", "--max-procs", "2", "--timeout", "2s", "--grant", "file:" + self, self}, "full\n"},
 		{[]string{"run", "--timeout", "300ms", spin}, ""},
 	} {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		cmd := exec.CommandContext(ctx, bin, c.args...)
 		cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "XDG_CACHE_HOME="+cacheHome)
 		var stdout bytes.Buffer
@@ -523,7 +523,7 @@ func TestRunMaxProcsBoundsAGuestThatSpawnsItselfAndTimeoutEndsTheTree(t *testing
 		timedOut := ctx.Err() != nil
 		cancel()
 		if timedOut {
-			t.Fatalf("%v: still running a minute later", c.args)
+			t.Fatalf("%v: still running %v later", c.args, hangGuard)
 		}
 		if code := cmd.ProcessState.ExitCode(); code != exitTimeout || stdout.String() != c.out {
 			t.Fatalf("%v: exit %d (%v), stdout %q; want %d, %q", c.args, code, err, stdout.String(), exitTimeout, c.out)
@@ -535,8 +535,8 @@ func TestRunMaxProcsBoundsAGuestThatSpawnsItselfAndTimeoutEndsTheTree(t *testing
 // the children it spawned spin (compiled without loop checks, they never
 // stop on their own) makes run exit with its code, and its children end
 // with the process. The guest exits only once both children have started;
-// with stdin at its end they spin at once. sandboxd's minute is a hang
-// guard: run used to spin on forever, and it takes well under a second.
+// with stdin at its end they spin at once. run used to spin on forever;
+// now it takes well under a second (sandboxd's hangGuard bounds a hang).
 func TestRunEndsWithItsGuestWhenItsChildrenSpin(t *testing.T) {
 	t.Parallel()
 	g := guest(t, guests+"spawn_spin_exit.wat")
