@@ -26,14 +26,3 @@ func awaitBlocked(t testing.TB, g *abi.Guest, after int64) int64 {
 		time.Sleep(time.Millisecond)
 	}
 }
-
-// awaitDone waits for g to end, failing the test if it has not within
-// hangGuard; what names what the test waited for.
-func awaitDone(t testing.TB, g *abi.Guest, what string) {
-	t.Helper()
-	select {
-	case <-g.Done():
-	case <-time.After(hangGuard):
-		t.Fatalf("guest %s still running %v after %s", g.ID, hangGuard, what)
-	}
-}
