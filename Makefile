@@ -59,9 +59,10 @@ staticcheck:
 # minute of CPU for no host code of their own.
 RACE_PKGS = $(shell $(GO) list ./... | grep -v '/abi/sdk/')
 
+# -count=1: every run runs every test, never a result cached by an earlier one.
 gotest:
-	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
-	$(GO) test -timeout $(TEST_TIMEOUT) ./abi/sdk/...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGrant$$' -fuzztime 30s ./daemon
