@@ -670,6 +670,18 @@ func (s *Supervisor) Guests() []*Guest {
 	return out
 }
 
+// Mint sets up gr on the host as Launch does and mints a root capability
+// for it held by holder, which is not a guest (a client of the control
+// API), with origin as its origin. It fails with gr's *GrantError, and
+// then holds nothing open.
+func (s *Supervisor) Mint(holder *caps.Holder, gr Grant, origin string) (*caps.Cap, error) {
+	r, err := gr.setup()
+	if err != nil {
+		return nil, err
+	}
+	return s.k.Mint(holder, r.res, r.base, r.inh, gr.Name, origin), nil
+}
+
 // Revoke revokes the capability with the given public id and everything
 // derived from it, in every guest (see caps.Kernel.Revoke).
 func (s *Supervisor) Revoke(id caps.ID, reason string) (caps.Receipt, error) {

@@ -1,4 +1,4 @@
-package daemon_test
+package server_test
 
 import (
 	"bytes"
@@ -19,13 +19,14 @@ import (
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
 )
 
 // testDaemon is a Supervisor and Server on a private socket, torn down
 // (and checked for leaked capability clients) when the test ends.
 type testDaemon struct {
 	sup    *daemon.Supervisor
-	srv    *daemon.Server
+	srv    *server.Server
 	socket string
 	logs   *abitest.Buffer
 	served chan error
@@ -45,19 +46,19 @@ func shortTempDir(t testing.TB) string {
 
 // startDaemon starts a daemon for one test, which also fails if any
 // capability client leaks while it runs (see clientLeaks).
-func startDaemon(t *testing.T, lim daemon.Limits) *testDaemon {
+func startDaemon(t *testing.T, lim server.Limits) *testDaemon {
 	t.Helper()
 	return startDaemonWith(t, lim, watchClientLeaks(t))
 }
 
 // startDaemonUnwatched starts a daemon without the leak check, for
 // benchmarks and fuzzing.
-func startDaemonUnwatched(t testing.TB, lim daemon.Limits) *testDaemon {
+func startDaemonUnwatched(t testing.TB, lim server.Limits) *testDaemon {
 	t.Helper()
 	return startDaemonWith(t, lim, func() {})
 }
 
-func startDaemonWith(t testing.TB, lim daemon.Limits, leaks func()) *testDaemon {
+func startDaemonWith(t testing.TB, lim server.Limits, leaks func()) *testDaemon {
 	t.Helper()
 	logs := &abitest.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: hclog.Debug, Output: logs})
@@ -66,22 +67,22 @@ func startDaemonWith(t testing.TB, lim daemon.Limits, leaks func()) *testDaemon 
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := daemon.Listen(filepath.Join(dir, "sandboxd.sock"))
+	l, err := server.Listen(filepath.Join(dir, "sandboxd.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := &testDaemon{
-		sup: sup, srv: daemon.NewServer(sup, daemon.ServerOptions{Logger: log, Limits: lim}),
+		sup: sup, srv: server.New(sup, server.Options{Logger: log, Limits: lim}),
 		socket: l.Addr().String(), logs: logs, served: make(chan error, 1),
 	}
 	go func() { d.served <- d.srv.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), daemon.HangGuard)
+		ctx, cancel := context.WithTimeout(context.Background(), server.HangGuard)
 		defer cancel()
 		if err := d.srv.Close(ctx); err != nil {
 			t.Errorf("closing server: %v", err)
 		}
-		if err := <-d.served; !errors.Is(err, daemon.ErrServerClosed) {
+		if err := <-d.served; !errors.Is(err, server.ErrClosed) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 		if err := sup.Close(ctx); err != nil {
@@ -165,7 +166,7 @@ func (o *taggedOutput) String() string {
 }
 
 func TestLaunchAttachedDeliversOutputInOrderBeforeWaitReturns(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	out := &taggedOutput{}
@@ -190,7 +191,7 @@ func TestLaunchAttachedDeliversOutputInOrderBeforeWaitReturns(t *testing.T) {
 }
 
 func TestSecondLaunchOfSameModuleDoesNotCompile(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	wasm := abitest.WAT(t, helloWAT)
@@ -210,7 +211,7 @@ func TestSecondLaunchOfSameModuleDoesNotCompile(t *testing.T) {
 }
 
 func TestRawHelloExitCodeAndLogs(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, helloWAT), Detach: true})
@@ -239,7 +240,7 @@ func TestRawHelloExitCodeAndLogs(t *testing.T) {
 }
 
 func TestLogsFollowStreamsUntilExit(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_grant.c", Wasm: abitest.C(t, recvGrantC), Detach: true})
@@ -261,7 +262,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, daemon.HangGuard, "the follower sees \"received\"", func() bool { return stdout.String() == "received\n" })
+	eventually(t, server.HangGuard, "the follower sees \"received\"", func() bool { return stdout.String() == "received\n" })
 	if _, err := c.Revoke(ctx, info.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +271,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(daemon.HangGuard):
+	case <-time.After(server.HangGuard):
 		t.Fatal("logs --follow did not return after the guest exited")
 	}
 	if got := stdout.String(); got != "received\nrevoked\n" {
@@ -279,7 +280,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 }
 
 func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	var stdout abitest.Buffer
@@ -300,7 +301,7 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 		t.Fatalf("granted capability %+v", info)
 	}
 	// The guest uses the handle: the file grows.
-	eventually(t, daemon.HangGuard, "the guest writes through its granted handle", func() bool {
+	eventually(t, server.HangGuard, "the guest writes through its granted handle", func() bool {
 		b, _ := os.ReadFile(file)
 		return bytes.Count(b, []byte("tick\n")) >= 3
 	})
@@ -339,7 +340,7 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 }
 
 func TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	dir := shortTempDir(t)
@@ -411,7 +412,7 @@ func TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree(t *testing.T) {
 	if sent.Parent != narrow.ID() || sent.Name != "data" || sent.Holder != g2.ID() {
 		t.Fatalf("delegated at run time %+v", sent)
 	}
-	eventually(t, daemon.HangGuard, "the second guest receives its copy", func() bool { return g2out.String() == "received\n" })
+	eventually(t, server.HangGuard, "the second guest receives its copy", func() bool { return g2out.String() == "received\n" })
 	// Revoking the root cuts off the whole tree, in both guests.
 	rc, err := root.Revoke(ctx, "test")
 	if err != nil {
@@ -438,7 +439,7 @@ func TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree(t *testing.T) {
 }
 
 func TestCapByTokenNeedsTheRightToken(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c1, c2 := d.dial(t), d.dial(t)
 	ctx := context.Background()
 	root, err := c1.Mint(ctx, "dir:"+shortTempDir(t))
@@ -461,7 +462,7 @@ func TestCapByTokenNeedsTheRightToken(t *testing.T) {
 }
 
 func TestReleasingOrDisconnectingKillsAttachedGuestsButNotDetachedOnes(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	ctx := context.Background()
 	c1 := d.dial(t)
 	spin := abitest.WAT(t, spinWAT)
@@ -488,7 +489,7 @@ func TestReleasingOrDisconnectingKillsAttachedGuestsButNotDetachedOnes(t *testin
 			t.Fatal(err)
 		}
 		defer g.Release()
-		wctx, cancel := context.WithTimeout(ctx, daemon.HangGuard)
+		wctx, cancel := context.WithTimeout(ctx, server.HangGuard)
 		defer cancel()
 		st, err := g.Wait(wctx)
 		if err != nil {
@@ -518,7 +519,7 @@ func TestReleasingOrDisconnectingKillsAttachedGuestsButNotDetachedOnes(t *testin
 }
 
 func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	ctx := context.Background()
 	warm := d.dial(t) // compile once, so the baseline includes the runtime's goroutines
 	g, err := warm.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, helloWAT)})
@@ -563,7 +564,7 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 		g.Release()
 		c.Close()
 	}
-	eventually(t, daemon.HangGuard, "every guest of the vanished clients is killed", func() bool {
+	eventually(t, server.HangGuard, "every guest of the vanished clients is killed", func() bool {
 		for _, g := range d.sup.Guests() {
 			if running, _ := g.Status(); running {
 				return false
@@ -571,10 +572,10 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 		}
 		return true
 	})
-	eventually(t, daemon.HangGuard, "no capability held by a vanished connection stays open", func() bool {
+	eventually(t, server.HangGuard, "no capability held by a vanished connection stays open", func() bool {
 		return len(d.liveCaps("conn-")) == 0
 	})
-	eventually(t, daemon.HangGuard, "goroutines return to the idle level", func() bool {
+	eventually(t, server.HangGuard, "goroutines return to the idle level", func() bool {
 		runtime.GC()
 		return runtime.NumGoroutine() <= base
 	})
@@ -588,7 +589,7 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 }
 
 func TestPeerCredentialsArePrincipal(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	p, err := c.Whoami(context.Background())
 	if err != nil {
@@ -600,7 +601,7 @@ func TestPeerCredentialsArePrincipal(t *testing.T) {
 }
 
 func TestUnknownGuestAndCapabilityErrorsSayWhatToDo(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	if _, err := c.Guest(ctx, "g-nope"); err == nil || !strings.Contains(err.Error(), "sandboxd ps") {

@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -43,17 +44,17 @@ func (s *supervisorServer) Whoami(ctx context.Context, call schemas.Supervisor_w
 // control API on top of the grammar: host paths must be absolute (the
 // daemon's working directory is not the client's), and only a principal
 // with the daemon's own authority may name them.
-func (c *serverConn) parseGrant(text string) (Grant, error) {
-	gr, err := ParseGrant(text)
+func (c *serverConn) parseGrant(text string) (daemon.Grant, error) {
+	gr, err := daemon.ParseGrant(text)
 	if err != nil {
-		return Grant{}, &grantSyntaxError{err}
+		return daemon.Grant{}, &grantSyntaxError{err}
 	}
-	if gr.Kind == GrantDir || gr.Kind == GrantFile {
+	if gr.Kind == daemon.GrantDir || gr.Kind == daemon.GrantFile {
 		if !filepath.IsAbs(gr.Source) {
-			return Grant{}, &GrantError{Grant: gr, Err: errors.New("host paths sent to the daemon must be absolute: the daemon does not share your working directory")}
+			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: errors.New("host paths sent to the daemon must be absolute: the daemon does not share your working directory")}
 		}
 		if !c.mayUseHostPaths() {
-			return Grant{}, &GrantError{Grant: gr, Err: fmt.Errorf("%s may not grant host paths: the daemon opens them as uid %d, so only that user and root may name them", c.principal, c.s.euid)}
+			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: fmt.Errorf("%s may not grant host paths: the daemon opens them as uid %d, so only that user and root may name them", c.principal, c.s.euid)}
 		}
 	}
 	return gr, nil
@@ -63,8 +64,8 @@ func (c *serverConn) parseGrant(text string) (Grant, error) {
 type launchArgs struct {
 	name        string
 	wasm        []byte
-	spec        LaunchSpec
-	delegations []Delegation
+	spec        daemon.LaunchSpec
+	delegations []daemon.Delegation
 	output      schemas.OutputSink // owned; invalid if none
 	detach      bool
 }
@@ -106,12 +107,12 @@ func (c *serverConn) decodeLaunch(ctx context.Context, r schemas.LaunchRequest) 
 		if err != nil {
 			return nil, err
 		}
-		if gr.Kind == GrantCap {
+		if gr.Kind == daemon.GrantCap {
 			from, err := c.lookupOwnedCap(gr.Source)
 			if err != nil {
-				return nil, &GrantError{Grant: gr, Err: err}
+				return nil, &daemon.GrantError{Grant: gr, Err: err}
 			}
-			a.delegations = append(a.delegations, Delegation{From: from, Name: gr.Name})
+			a.delegations = append(a.delegations, daemon.Delegation{From: from, Name: gr.Name})
 			continue
 		}
 		a.spec.Grants = append(a.spec.Grants, gr)
@@ -129,10 +130,10 @@ func (c *serverConn) decodeLaunch(ctx context.Context, r schemas.LaunchRequest) 
 		if name == "" {
 			name = from.Name()
 		}
-		if err := checkName(name); err != nil {
+		if err := daemon.CheckName(name); err != nil {
 			return nil, fmt.Errorf("capability %s: handle name %q %s", from.ID(), name, err)
 		}
-		a.delegations = append(a.delegations, Delegation{From: from, Name: name})
+		a.delegations = append(a.delegations, daemon.Delegation{From: from, Name: name})
 	}
 	a.spec.MemoryLimit = r.MemoryLimit()
 	if t := r.Timeout(); t < 0 {
@@ -215,7 +216,7 @@ func grantFailure(err error) error {
 }
 
 func isGrantFailure(err error) bool {
-	var ge *GrantError
+	var ge *daemon.GrantError
 	var se *grantSyntaxError
 	return errors.As(err, &ge) || errors.As(err, &se)
 }
@@ -436,18 +437,17 @@ func (s *supervisorServer) Mint(ctx context.Context, call schemas.Supervisor_min
 	if err != nil {
 		return err
 	}
-	if gr.Kind == GrantCap {
+	if gr.Kind == daemon.GrantCap {
 		return fmt.Errorf("mint %s: cap: names a capability that exists already: get it with Supervisor.cap", text)
 	}
 	if err := s.c.takeObject(); err != nil {
 		return err
 	}
 	defer s.c.dropObject() // returnCap takes its own
-	r, err := gr.setup()
+	x, err := s.c.s.sup.Mint(s.c.holder, gr, gr.String()+" minted by "+s.c.principal.String())
 	if err != nil {
 		return err
 	}
-	x := s.c.s.sup.Kernel().Mint(s.c.holder, r.res, r.base, r.inh, gr.Name, gr.String()+" minted by "+s.c.principal.String())
 	s.c.log.Info("minted", "cap", x.ID(), "grant", gr.String())
 	return returnCap(s.c, call.AllocResults, x, true, true)
 }
