@@ -4,7 +4,7 @@
 //
 // It uses only the Supervisor's exported API; what it adds is the control
 // API's own: who each connection acts for (its principal, from
-// SO_PEERCRED) and what that principal may do (server.go), the limits
+// SO_PEERCRED) and what that principal may do (Authority), the limits
 // that bound what one client may cost (Limits, transport.go), the output a
 // guest writes kept for `sandboxd logs` and streamed to attached clients
 // (logs.go, guest.go), and the Guest and Cap objects it hands out

@@ -149,6 +149,7 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 	sc := &serverConn{
 		s:         s,
 		principal: p,
+		auth:      NewAuthority(p, s.euid, s.holderOwner),
 		pid:       cred.Pid,
 		holder:    &caps.Holder{ID: "conn-" + strconv.FormatUint(id, 10), Label: p.String()},
 	}
@@ -306,6 +307,7 @@ type serverConn struct {
 	s         *Server
 	conn      *rpc.Conn
 	principal daemon.Principal
+	auth      *Authority // what principal may do
 	pid       int32
 	holder    *caps.Holder // holds the capabilities this client mints or restricts
 	log       hclog.Logger
@@ -328,46 +330,16 @@ func (c *serverConn) takeObject() error {
 
 func (c *serverConn) dropObject() { c.objects.Add(-1) }
 
-// isRoot reports whether the connection's principal is the superuser, who
-// may act on every guest and capability.
-func (c *serverConn) isRoot() bool { return c.principal.UID == 0 }
-
-// mayUseHostPaths reports whether the principal may name host paths in
-// grants. The daemon opens them with its own authority, so only a
-// principal with at least that authority may: root, or the daemon's own
-// user.
-func (c *serverConn) mayUseHostPaths() bool {
-	return c.isRoot() || c.principal.UID == c.s.euid
-}
-
-// ownsGuest reports whether the principal may act on g.
-func (c *serverConn) ownsGuest(g *daemon.Guest) bool {
-	return c.isRoot() || g.Principal().UID == c.principal.UID
-}
-
-// ownsCap reports whether the principal may act on capability x by id:
-// x or one of its ancestors is held by a guest this principal launched or
-// by a connection of this principal.
-func (c *serverConn) ownsCap(x *caps.Cap) bool {
-	if c.isRoot() {
-		return true
+// holderOwner reports the uid a capability holder acts for: the principal
+// that launched a guest, or the principal of a connected client.
+func (s *Server) holderOwner(id string) (uint32, bool) {
+	if g, ok := s.sup.Guest(id); ok {
+		return g.Principal().UID, true
 	}
-	for ; x != nil; x = x.Parent() {
-		h := x.Holder()
-		if h == nil {
-			continue
-		}
-		if g, ok := c.s.sup.Guest(h.ID); ok && g.Principal().UID == c.principal.UID {
-			return true
-		}
-		c.s.mu.Lock()
-		p, ok := c.s.holders[h.ID]
-		c.s.mu.Unlock()
-		if ok && p.UID == c.principal.UID {
-			return true
-		}
-	}
-	return false
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.holders[id]
+	return p.UID, ok
 }
 
 // lookupOwnedCap finds a capability by id that the principal may act on.
@@ -375,7 +347,7 @@ func (c *serverConn) ownsCap(x *caps.Cap) bool {
 // not exist.
 func (c *serverConn) lookupOwnedCap(id string) (*caps.Cap, error) {
 	x, ok := c.s.sup.Kernel().Lookup(caps.ID(id))
-	if !ok || !c.ownsCap(x) {
+	if !ok || !c.auth.OwnsCap(x) {
 		return nil, fmt.Errorf("no capability %s that %s may use: check the id with `sandboxd caps GUEST`", id, c.principal)
 	}
 	return x, nil

@@ -1,13 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
-	"time"
 
 	"capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/caps"
@@ -15,13 +12,8 @@ import (
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
-// Request bounds beyond the message size: they keep one request's cost
-// proportional to what it asks for.
-const (
-	maxLaunchStrings = 4096    // args + env + grants + caps
-	maxStdin         = 1 << 20 // bytes of stdin carried in a launch
-	maxReasonLen     = 256
-)
+// maxReasonLen bounds the reason a client gives a revocation.
+const maxReasonLen = 256
 
 // supervisorServer is the bootstrap object of one connection.
 type supervisorServer struct {
@@ -53,284 +45,17 @@ func (c *serverConn) parseGrant(text string) (daemon.Grant, error) {
 		if !filepath.IsAbs(gr.Source) {
 			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: errors.New("host paths sent to the daemon must be absolute: the daemon does not share your working directory")}
 		}
-		if !c.mayUseHostPaths() {
+		if !c.auth.AllowHostPaths() {
 			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: fmt.Errorf("%s may not grant host paths: the daemon opens them as uid %d, so only that user and root may name them", c.principal, c.s.euid)}
 		}
 	}
 	return gr, nil
 }
 
-// launchArgs is a decoded, validated launch request.
-type launchArgs struct {
-	name        string
-	wasm        []byte
-	spec        daemon.LaunchSpec
-	delegations []daemon.Delegation
-	output      schemas.OutputSink // owned; invalid if none
-	detach      bool
-}
-
-func (c *serverConn) decodeLaunch(ctx context.Context, r schemas.LaunchRequest) (*launchArgs, error) {
-	var a launchArgs
-	var err error
-	if a.name, err = r.Name(); err != nil {
-		return nil, err
-	}
-	if a.name == "" {
-		a.name = "guest"
-	}
-	if a.wasm, err = r.Wasm(); err != nil {
-		return nil, err
-	}
-	if len(a.wasm) == 0 {
-		return nil, errors.New("no module: the request carries no WebAssembly bytes")
-	}
-	if a.spec.Args, err = textList(r.Args()); err != nil {
-		return nil, err
-	}
-	if a.spec.Env, err = textList(r.Env()); err != nil {
-		return nil, err
-	}
-	grants, err := textList(r.Grants())
-	if err != nil {
-		return nil, err
-	}
-	dl, err := r.Caps()
-	if err != nil {
-		return nil, err
-	}
-	if n := len(a.spec.Args) + len(a.spec.Env) + len(grants) + dl.Len(); n > maxLaunchStrings {
-		return nil, fmt.Errorf("request has %d args, env entries and grants: at most %d are allowed", n, maxLaunchStrings)
-	}
-	for _, text := range grants {
-		gr, err := c.parseGrant(text)
-		if err != nil {
-			return nil, err
-		}
-		if gr.Kind == daemon.GrantCap {
-			from, err := c.lookupOwnedCap(gr.Source)
-			if err != nil {
-				return nil, &daemon.GrantError{Grant: gr, Err: err}
-			}
-			a.delegations = append(a.delegations, daemon.Delegation{From: from, Name: gr.Name})
-			continue
-		}
-		a.spec.Grants = append(a.spec.Grants, gr)
-	}
-	for i := 0; i < dl.Len(); i++ {
-		d := dl.At(i)
-		name, err := d.Name()
-		if err != nil {
-			return nil, err
-		}
-		from, err := c.unwrapCap(ctx, d.Cap())
-		if err != nil {
-			return nil, fmt.Errorf("capability %d of the request: %w", i, err)
-		}
-		if name == "" {
-			name = from.Name()
-		}
-		if err := daemon.CheckName(name); err != nil {
-			return nil, fmt.Errorf("capability %s: handle name %q %s", from.ID(), name, err)
-		}
-		a.delegations = append(a.delegations, daemon.Delegation{From: from, Name: name})
-	}
-	a.spec.MemoryLimit = r.MemoryLimit()
-	if t := r.Timeout(); t < 0 {
-		return nil, fmt.Errorf("timeout %v is negative: use 0 for no limit", time.Duration(t))
-	} else {
-		a.spec.Timeout = time.Duration(t)
-	}
-	if m := r.MaxFds(); m > 1<<16 {
-		return nil, fmt.Errorf("max fds %d is above the daemon's limit of %d", m, 1<<16)
-	} else {
-		a.spec.MaxFDs = int(m)
-	}
-	stdin, err := r.Stdin()
-	if err != nil {
-		return nil, err
-	}
-	if len(stdin) > maxStdin {
-		return nil, fmt.Errorf("stdin of %d bytes is more than the %d a launch may carry", len(stdin), maxStdin)
-	}
-	if len(stdin) > 0 {
-		a.spec.Stdin = bytes.NewReader(bytes.Clone(stdin))
-	}
-	if r.HasOutput() {
-		a.output = r.Output().AddRef()
-	}
-	a.detach = r.Detach()
-	return &a, nil
-}
-
-func textList(l capnp.TextList, err error) ([]string, error) {
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, l.Len())
-	for i := range out {
-		if out[i], err = l.At(i); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// Launch failures whose reason starts with one of these prefixes are of a
-// kind a client can act on without reading the text (docs/API.md): a grant
-// that did not parse, was refused or could not be set up, and a module
-// that is not one sandboxd can run. Nothing ran in either case.
-const (
-	reasonGrant  = "grant: "
-	reasonModule = "module: "
-)
-
-type grantSyntaxError struct{ err error }
-
-func (e *grantSyntaxError) Error() string { return e.err.Error() }
-func (e *grantSyntaxError) Unwrap() error { return e.err }
-
-type moduleError struct{ err error }
-
-func (e *moduleError) Error() string { return e.err.Error() }
-func (e *moduleError) Unwrap() error { return e.err }
-
-// launchFailure is the error a failed launch returns to the client.
-func launchFailure(err error) error {
-	var me *moduleError
-	switch {
-	case errors.As(err, &me):
-		return errors.New(reasonModule + err.Error())
-	case isGrantFailure(err):
-		return errors.New(reasonGrant + err.Error())
-	}
-	return fmt.Errorf("launch: %w", err)
-}
-
-// grantFailure marks err as a grant failure for the client if it is one.
-func grantFailure(err error) error {
-	if isGrantFailure(err) {
-		return errors.New(reasonGrant + err.Error())
-	}
-	return err
-}
-
-func isGrantFailure(err error) bool {
-	var ge *daemon.GrantError
-	var se *grantSyntaxError
-	return errors.As(err, &ge) || errors.As(err, &se)
-}
-
-func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) error {
-	call.Go()
-	c := s.c
-	req, err := call.Args().Request()
-	if err != nil {
-		return err
-	}
-	a, err := c.decodeLaunch(ctx, req)
-	if err != nil {
-		return launchFailure(err)
-	}
-	guest, info, err := c.launch(ctx, a)
-	if err != nil {
-		if a.output.IsValid() {
-			a.output.Release()
-		}
-		return launchFailure(err)
-	}
-	res, err := call.AllocResults()
-	if err != nil {
-		guest.Release()
-		return err
-	}
-	if err := res.SetGuest(guest); err != nil {
-		return err
-	}
-	gi, err := res.NewInfo()
-	if err != nil {
-		return err
-	}
-	return fillGuestInfo(gi, info)
-}
-
-// launch compiles and starts the guest and hands the client its owning
-// Guest object. It takes ownership of a.output.
-func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, *guestRecord, error) {
-	s := c.s
-	if err := c.takeObject(); err != nil {
-		return schemas.Guest{}, nil, err
-	}
-	defer c.dropObject() // newGuestClient takes its own
-	uid := c.principal.UID
-	s.mu.Lock()
-	if s.running[uid] >= s.lim.MaxGuests {
-		s.mu.Unlock()
-		return schemas.Guest{}, nil, fmt.Errorf("%s already has %d guests running, the daemon's limit (serve --max-guests): wait for some to exit or kill them", c.principal, s.lim.MaxGuests)
-	}
-	s.running[uid]++ // released by watch, or below if the launch fails
-	s.mu.Unlock()
-	launched := false
-	defer func() {
-		if !launched {
-			s.mu.Lock()
-			s.dropRunning(uid)
-			s.mu.Unlock()
-		}
-	}()
-	m, err := s.sup.Compile(ctx, a.name, a.wasm)
-	if err != nil {
-		return schemas.Guest{}, nil, &moduleError{err}
-	}
-	defer m.Release() // the guest holds it on its own
-	rctx, cancel := context.WithCancel(s.ctx)
-	if a.spec.Timeout > 0 {
-		rctx, cancel = context.WithTimeout(s.ctx, a.spec.Timeout)
-	}
-	r := &guestRecord{
-		pid: c.pid, detached: a.detach, output: newOutputLog(s.logBytes),
-		args: append([]string{m.Name}, a.spec.Args...),
-		ctx:  rctx, cancel: cancel,
-	}
-	if a.output.IsValid() {
-		r.attached = newOutputSink(rctx, a.output)
-		a.output = schemas.OutputSink{}
-	}
-	var stdout, stderr io.Writer = &streamWriter{log: r.output, stream: streamStdout, sink: r.attached},
-		&streamWriter{log: r.output, stream: streamStderr, sink: r.attached}
-	a.spec.Principal = c.principal
-	a.spec.Module = m
-	a.spec.Stdout, a.spec.Stderr = stdout, stderr
-	a.spec.Delegations = a.delegations
-	a.spec.SupervisorChannel = true
-	g, err := s.sup.Launch(ctx, a.spec)
-	if err != nil {
-		cancel()
-		if r.attached != nil {
-			r.attached.sink.Release()
-		}
-		return schemas.Guest{}, nil, err
-	}
-	r.g = g
-	launched = true
-	s.mu.Lock()
-	s.records[g.ID()] = r
-	s.mu.Unlock()
-	go s.watch(r)
-	c.log.Debug("launched", "guest", g.ID(), "module", a.name, "sha256", m.HashString(), "detach", a.detach, "attached", r.attached != nil)
-
-	gc, err := c.newGuestClient(r, true)
-	if err != nil { // cannot happen: room was reserved above
-		r.kill("launch failed")
-		return schemas.Guest{}, nil, err
-	}
-	return gc, r, nil
-}
-
 func (s *supervisorServer) List(ctx context.Context, call schemas.Supervisor_list) error {
 	var recs []*guestRecord
 	for _, g := range s.c.s.sup.Guests() {
-		if !s.c.ownsGuest(g) {
+		if !s.c.auth.OwnsGuest(g) {
 			continue
 		}
 		if r, ok := s.c.s.record(g.ID()); ok {
@@ -357,7 +82,7 @@ func (s *supervisorServer) List(ctx context.Context, call schemas.Supervisor_lis
 // reach is reported exactly like one that does not exist.
 func (c *serverConn) lookupGuest(id string) (*guestRecord, error) {
 	r, ok := c.s.record(id)
-	if !ok || !c.ownsGuest(r.g) {
+	if !ok || !c.auth.OwnsGuest(r.g) {
 		return nil, fmt.Errorf("no guest %s for %s: list guests with `sandboxd ps`", id, c.principal)
 	}
 	return r, nil
