@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/internal/ctxtest"
 )
 
 const guests = "daemon/testdata/guests/"
@@ -502,46 +502,16 @@ func TestConcurrentLaunchesRunIndependently(t *testing.T) {
 	}
 }
 
-// liveChildren stands in for the supervisor's context and counts the
-// contexts derived from it that are still attached to it. A context
-// derived from a parent that has an AfterFunc method registers through
-// that method and detaches through the stop func it returns once it is
-// cancelled (package context, propagateCancel), so the count is exact and
-// needs no garbage collection or timing.
-type liveChildren struct {
-	context.Context
-	done chan struct{} // not the parent's: else children attach to it directly
-	live atomic.Int64
-}
-
-func countChildren(parent context.Context) *liveChildren {
-	c := &liveChildren{Context: parent, done: make(chan struct{})}
-	context.AfterFunc(parent, func() { close(c.done) })
-	return c
-}
-
-func (c *liveChildren) Done() <-chan struct{} { return c.done }
-
-func (c *liveChildren) AfterFunc(f func()) (stop func() bool) {
-	c.live.Add(1)
-	stopParent := context.AfterFunc(c.Context, f)
-	var once sync.Once
-	return func() bool {
-		once.Do(func() { c.live.Add(-1) })
-		return stopParent()
-	}
-}
-
 func TestGuestContextsDetachFromTheSupervisorsOnceGuestsEnd(t *testing.T) {
 	s := newSupervisor(t)
-	children := countChildren(s.ctx)
+	children := ctxtest.Count(s.ctx)
 	s.ctx = children // before any launch: nothing else reads it yet
 
 	spin, err := s.Launch(context.Background(), LaunchSpec{Module: compile(t, s, guests+"spin.wat")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := children.live.Load(); n != 1 {
+	if n := children.Live(); n != 1 {
 		t.Fatalf("%d contexts attached to the supervisor's while one guest runs, want 1: the count sees nothing", n)
 	}
 	spin.Kill("test")
@@ -561,7 +531,7 @@ func TestGuestContextsDetachFromTheSupervisorsOnceGuestsEnd(t *testing.T) {
 			}
 		}
 	}
-	if n := children.live.Load(); n != 0 {
+	if n := children.Live(); n != 0 {
 		t.Errorf("%d guest contexts still attached to the supervisor's after every guest ended, want 0: they stay until Close", n)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/daemon/server"
+	"github.com/sandboxd/sandboxd/internal/ctxtest"
 )
 
 // testDaemon is a Supervisor and Server on a private socket, torn down
@@ -46,9 +47,9 @@ func shortTempDir(t testing.TB) string {
 
 // startDaemon starts a daemon for one test, which also fails if any
 // capability client leaks while it runs (see clientLeaks).
-func startDaemon(t *testing.T, lim server.Limits) *testDaemon {
+func startDaemon(t *testing.T, lim server.Limits, setup ...func(*server.Server)) *testDaemon {
 	t.Helper()
-	return startDaemonWith(t, lim, watchClientLeaks(t))
+	return startDaemonWith(t, lim, watchClientLeaks(t), setup...)
 }
 
 // startDaemonUnwatched starts a daemon without the leak check, for
@@ -58,7 +59,9 @@ func startDaemonUnwatched(t testing.TB, lim server.Limits) *testDaemon {
 	return startDaemonWith(t, lim, func() {})
 }
 
-func startDaemonWith(t testing.TB, lim server.Limits, leaks func()) *testDaemon {
+// startDaemonWith starts a daemon whose server is passed to each setup
+// before it serves anything.
+func startDaemonWith(t testing.TB, lim server.Limits, leaks func(), setup ...func(*server.Server)) *testDaemon {
 	t.Helper()
 	logs := &abitest.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: hclog.Debug, Output: logs})
@@ -74,6 +77,9 @@ func startDaemonWith(t testing.TB, lim server.Limits, leaks func()) *testDaemon 
 	d := &testDaemon{
 		sup: sup, srv: server.New(sup, server.Options{Logger: log, Limits: lim}),
 		socket: l.Addr().String(), logs: logs, served: make(chan error, 1),
+	}
+	for _, f := range setup {
+		f(d.srv)
 	}
 	go func() { d.served <- d.srv.Serve(l) }()
 	t.Cleanup(func() {
@@ -236,6 +242,45 @@ func TestRawHelloExitCodeAndLogs(t *testing.T) {
 	}
 	if info.Running || info.Status.Code != 7 || !info.Detached || info.Name != "hello.wat" || info.Ended.IsZero() {
 		t.Fatalf("info %+v", info)
+	}
+}
+
+func TestRecordContextsDetachFromTheServersOnceGuestsEnd(t *testing.T) {
+	var children *ctxtest.Children
+	d := startDaemon(t, server.Limits{}, func(s *server.Server) { children = server.CountContextChildren(s) })
+	c := d.dial(t)
+	ctx := context.Background()
+
+	spin, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, spinWAT)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := children.Live(); n != 1 {
+		t.Fatalf("%d contexts attached to the server's while one guest runs, want 1: the count sees nothing", n)
+	}
+	if _, err := spin.Kill(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	spin.Release()
+
+	wasm := abitest.WAT(t, helloWAT)
+	// The timeout only has to be set: the guest exits at once, far within
+	// it.
+	for _, timeout := range []time.Duration{0, server.HangGuard} {
+		for range 3 {
+			g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: wasm, Timeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
+				t.Fatalf("status %+v, err %v", st, err)
+			}
+			g.Release()
+		}
+	}
+	eventually(t, server.HangGuard, "the server has processed the exit of every guest", func() bool { return server.RunningGuests(d.srv) == 0 })
+	if n := children.Live(); n != 0 {
+		t.Errorf("%d guest records' contexts still attached to the server's after every guest ended, want 0: they stay until Close", n)
 	}
 }
 

@@ -341,11 +341,11 @@ func (c *serverConn) startGuest(ctx context.Context, a *launchArgs) (*guestRecor
 
 // recordContext returns the context of a guest's record: a child of the
 // server's (Close ends it) that also ends once timeout passes, if it is
-// not 0.
+// not 0. Its cancel func is the one thing that detaches it from the
+// server's context; watch calls it when the guest has ended.
 func (s *Server) recordContext(timeout time.Duration) (context.Context, context.CancelFunc) {
-	rctx, cancel := context.WithCancel(s.ctx)
 	if timeout > 0 {
-		rctx, cancel = context.WithTimeout(s.ctx, timeout)
+		return context.WithTimeout(s.ctx, timeout)
 	}
-	return rctx, cancel
+	return context.WithCancel(s.ctx)
 }
