@@ -386,99 +386,150 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 
 func TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree(t *testing.T) {
 	d := startDaemon(t, server.Limits{})
-	c := d.dial(t)
+	tr := &derivationTree{c: d.dial(t), dir: shortTempDir(t)}
+	defer tr.release()
+	for _, step := range []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"mint gives a root with a token", tr.mint},
+		{"restrict narrows and refuses to widen", tr.restrict},
+		{"passed at launch, the guest gets a child of the narrowed copy", tr.delegateAtLaunch},
+		{"a running guest receives another copy", tr.delegateToRunningGuest},
+		{"revoking the root cuts off the whole tree, in both guests", tr.revoke},
+		{"the forwarders stop forwarding", tr.forwardersStop},
+	} {
+		if !t.Run(step.name, step.run) {
+			return // each step builds on the ones before
+		}
+	}
+}
+
+// derivationTree is what TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree
+// builds, step by step: a root capability minted by the client, a narrowed
+// copy, and the copies two guests receive of it.
+type derivationTree struct {
+	c               *client.Client
+	dir             string
+	root, narrow    *client.Cap
+	g, g2           *client.Guest
+	guestCopy, sent client.CapInfo
+	g2out           abitest.Buffer
+}
+
+// treeRights are the rights the narrowed copy keeps.
+const treeRights = uint64(caps.RightFileOpen | caps.RightFileReaddir)
+
+// release releases what the steps made, before the daemon stops.
+func (tr *derivationTree) release() {
+	for _, g := range []*client.Guest{tr.g2, tr.g} {
+		if g != nil {
+			g.Release()
+		}
+	}
+	for _, x := range []*client.Cap{tr.narrow, tr.root} {
+		if x != nil {
+			x.Release()
+		}
+	}
+}
+
+func (tr *derivationTree) mint(t *testing.T) {
+	var err error
+	if tr.root, err = tr.c.Mint(context.Background(), "dir:"+tr.dir+"=data"); err != nil {
+		t.Fatal(err)
+	}
+	if tok := tr.root.Token(); len(tok) != 64 {
+		t.Fatalf("minted capability has token %q, want 64 hex digits", tok)
+	}
+}
+
+func (tr *derivationTree) restrict(t *testing.T) {
 	ctx := context.Background()
-	dir := shortTempDir(t)
-	root, err := c.Mint(ctx, "dir:"+dir+"=data")
+	rootInfo, err := tr.root.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.Release()
-	if root.Token() == "" || len(root.Token()) != 64 {
-		t.Fatalf("minted capability has token %q, want 64 hex digits", root.Token())
+	if tr.narrow, err = tr.root.Restrict(ctx, treeRights, uint64(caps.RightFDRead)); err != nil {
+		t.Fatal(err)
 	}
-	rootInfo, err := root.Info(ctx)
+	ni, err := tr.narrow.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro := uint64(caps.RightFileOpen | caps.RightFileReaddir)
-	narrow, err := root.Restrict(ctx, ro, uint64(caps.RightFDRead))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer narrow.Release()
-	ni, err := narrow.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ni.Parent != root.ID() || ni.Edge != "restrict" || ni.Base != ro || ni.Holder != rootInfo.Holder {
+	if ni.Parent != tr.root.ID() || ni.Edge != "restrict" || ni.Base != treeRights || ni.Holder != rootInfo.Holder {
 		t.Fatalf("restricted %+v", ni)
 	}
-	// Widening is refused.
-	if _, err := narrow.Restrict(ctx, ro|uint64(caps.RightFileUnlink), 0); err == nil || !strings.Contains(err.Error(), "only narrow") {
+	if _, err := tr.narrow.Restrict(ctx, treeRights|uint64(caps.RightFileUnlink), 0); err == nil || !strings.Contains(err.Error(), "only narrow") {
 		t.Fatalf("widening restrict: %v", err)
 	}
-	// Passed at launch, the guest gets a child of the narrowed copy.
-	g, err := c.Launch(ctx, client.LaunchRequest{
+}
+
+func (tr *derivationTree) delegateAtLaunch(t *testing.T) {
+	ctx := context.Background()
+	var err error
+	tr.g, err = tr.c.Launch(ctx, client.LaunchRequest{
 		Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT),
-		Caps: []client.Delegation{{Cap: narrow, Name: "data"}},
+		Caps: []client.Delegation{{Cap: tr.narrow, Name: "data"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Release()
-	handles, err := g.Caps(ctx)
+	handles, err := tr.g.Caps(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var guestCopy client.CapInfo
 	for _, h := range handles {
 		if h.Cap.Name == "data" {
-			guestCopy = h.Cap
+			tr.guestCopy = h.Cap
 			if h.FD != 3 {
 				t.Errorf("delegated handle at fd %d, want 3 (right after stdio)", h.FD)
 			}
 		}
 	}
-	if guestCopy.Parent != narrow.ID() || guestCopy.Edge != "delegate" || guestCopy.Base != ro || guestCopy.Holder != g.ID() {
-		t.Fatalf("guest's copy %+v", guestCopy)
+	if cp := tr.guestCopy; cp.Parent != tr.narrow.ID() || cp.Edge != "delegate" || cp.Base != treeRights || cp.Holder != tr.g.ID() {
+		t.Fatalf("guest's copy %+v", cp)
 	}
-	// A second guest receives another copy while it runs.
-	var g2out abitest.Buffer
-	g2, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_hold.c", Wasm: abitest.C(t, recvHoldC), Stdout: &g2out})
+}
+
+func (tr *derivationTree) delegateToRunningGuest(t *testing.T) {
+	ctx := context.Background()
+	var err error
+	if tr.g2, err = tr.c.Launch(ctx, client.LaunchRequest{Name: "recv_hold.c", Wasm: abitest.C(t, recvHoldC), Stdout: &tr.g2out}); err != nil {
+		t.Fatal(err)
+	}
+	if tr.sent, err = tr.narrow.Delegate(ctx, tr.g2, ""); err != nil {
+		t.Fatal(err)
+	}
+	if tr.sent.Parent != tr.narrow.ID() || tr.sent.Name != "data" || tr.sent.Holder != tr.g2.ID() {
+		t.Fatalf("delegated at run time %+v", tr.sent)
+	}
+	eventually(t, server.HangGuard, "the second guest receives its copy", func() bool { return tr.g2out.String() == "received\n" })
+}
+
+func (tr *derivationTree) revoke(t *testing.T) {
+	rc, err := tr.root.Revoke(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g2.Release()
-	sent, err := narrow.Delegate(ctx, g2, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sent.Parent != narrow.ID() || sent.Name != "data" || sent.Holder != g2.ID() {
-		t.Fatalf("delegated at run time %+v", sent)
-	}
-	eventually(t, server.HangGuard, "the second guest receives its copy", func() bool { return g2out.String() == "received\n" })
-	// Revoking the root cuts off the whole tree, in both guests.
-	rc, err := root.Revoke(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{root.ID(): true, narrow.ID(): true, guestCopy.ID: true, sent.ID: true}
+	want := map[string]bool{tr.root.ID(): true, tr.narrow.ID(): true, tr.guestCopy.ID: true, tr.sent.ID: true}
 	for _, id := range rc.Revoked {
 		delete(want, id)
 	}
 	if len(want) != 0 {
 		t.Fatalf("receipt %+v misses %v", rc, want)
 	}
-	// The forwarders stop forwarding.
-	if _, err := narrow.Restrict(ctx, 0, 0); err == nil || !strings.Contains(err.Error(), "revoked") {
+}
+
+func (tr *derivationTree) forwardersStop(t *testing.T) {
+	ctx := context.Background()
+	if _, err := tr.narrow.Restrict(ctx, 0, 0); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("restrict after revoke: %v", err)
 	}
-	if _, err := narrow.Delegate(ctx, g2, "again"); err == nil || !strings.Contains(err.Error(), "revoked") {
+	if _, err := tr.narrow.Delegate(ctx, tr.g2, "again"); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("delegate after revoke: %v", err)
 	}
-	info, err := narrow.Info(ctx)
-	if err != nil || !info.Revoked {
+	if info, err := tr.narrow.Info(ctx); err != nil || !info.Revoked {
 		t.Fatalf("info after revoke: %+v, %v", info, err)
 	}
 }
