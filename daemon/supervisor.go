@@ -63,9 +63,12 @@ var errShutdown = errors.New("supervisor shutting down")
 // they hold. One Supervisor owns one abi.Runtime (modules are compiled once
 // and shared by every guest) and one caps.Kernel.
 //
-// The methods are the embedding API: they trust their caller. Deciding
-// whether a principal may launch a module or give it a grant is the job of
-// the policy layer in front of them.
+// The methods are the embedding API: they trust their caller, and open
+// host paths and derive capabilities with the process's own authority.
+// Deciding whether a principal may launch a module or give it a grant is
+// the caller's job: in the daemon, the control server's (daemon/server,
+// whose Authority allows host paths only to root and the daemon's user);
+// in embedded mode the user gives the grants and runs the process.
 type Supervisor struct {
 	log    hclog.Logger
 	rt     *abi.Runtime
