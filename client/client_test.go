@@ -13,6 +13,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
 )
 
 // serve runs a daemon in this process and returns its socket.
@@ -27,11 +28,11 @@ func serve(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := daemon.Listen(filepath.Join(dir, "s.sock"))
+	l, err := server.Listen(filepath.Join(dir, "s.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := daemon.NewServer(sup, daemon.ServerOptions{})
+	srv := server.New(sup, server.Options{})
 	go srv.Serve(l)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)

@@ -3,10 +3,12 @@
 // and keeps the capability kernel that records every handle they hold, so
 // that any of them can be listed and revoked while they run.
 //
-// The same Supervisor serves the daemon (behind the control API, where the
-// principal is the peer of the connection and policy decides what it may
-// grant) and embedded mode (`sandboxd run`, where the principal is the
-// current user and the grants come from the command line):
+// The same Supervisor serves the daemon (behind the control API of
+// package daemon/server, where the principal is the peer of the connection
+// and the server decides what it may reach and grant) and embedded mode
+// (`sandboxd run`, where the principal is the current user and the grants
+// come from the command line). The Supervisor itself checks no principal:
+// it opens what its caller grants with the process's authority.
 //
 //	s, err := daemon.New(ctx, daemon.Options{Logger: log})
 //	m, err := s.Compile(ctx, "prog.wasm", wasm)

@@ -223,6 +223,13 @@ func splitSource(s string) (src, name string, hasName bool, err error) {
 	return b.String(), "", false, nil
 }
 
+// CheckName reports whether n may name a guest's handle: it is nil for a
+// name a grant could give, and otherwise an error that completes the
+// sentence "handle name N ..." ("is empty", "contains ':' ..."). Callers
+// that name a handle without a grant (delegating a capability) check it
+// here so that every handle name a guest sees follows the same rules.
+func CheckName(n string) error { return checkName(n) }
+
 // checkName validates a guest handle name or a policy resource name.
 func checkName(n string) error {
 	switch {

@@ -63,9 +63,12 @@ var errShutdown = errors.New("supervisor shutting down")
 // they hold. One Supervisor owns one abi.Runtime (modules are compiled once
 // and shared by every guest) and one caps.Kernel.
 //
-// The methods are the embedding API: they trust their caller. Deciding
-// whether a principal may launch a module or give it a grant is the job of
-// the policy layer in front of them.
+// The methods are the embedding API: they trust their caller, and open
+// host paths and derive capabilities with the process's own authority.
+// Deciding whether a principal may launch a module or give it a grant is
+// the caller's job: in the daemon, the control server's (daemon/server,
+// whose Authority allows host paths only to root and the daemon's user);
+// in embedded mode the user gives the grants and runs the process.
 type Supervisor struct {
 	log    hclog.Logger
 	rt     *abi.Runtime
@@ -294,58 +297,98 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	if err != nil {
 		return nil, err
 	}
-	ready := make([]grantResource, 0, len(spec.Grants))
-	delegated := make([]*caps.Cap, 0, len(spec.Delegations))
-	release := func() {
-		for _, r := range ready {
-			_ = r.res.Close()
-		}
-		for _, c := range delegated {
-			s.k.Close(c)
-		}
+	opened, err := s.openHandles(ctx, &spec)
+	if err != nil {
+		return nil, err
+	}
+	g, err := s.reserveGuest(&spec)
+	if err != nil {
+		opened.release(s.k)
+		return nil, err
+	}
+	table, grants := g.buildTable(&spec, opened, maxFDs)
+	g.start(&spec, table, grants)
+	return g, nil
+}
+
+// openedHandles are what a launch sets up before the guest exists: its
+// grants opened on the host and its delegations derived with no holder.
+type openedHandles struct {
+	grants    []grantResource
+	delegated []*caps.Cap
+}
+
+// release closes everything in h, for a launch that fails before the
+// guest holds it.
+func (h *openedHandles) release(k *caps.Kernel) {
+	for _, r := range h.grants {
+		_ = r.res.Close()
+	}
+	for _, c := range h.delegated {
+		k.Close(c)
+	}
+}
+
+// openHandles sets up every grant of spec on the host and derives every
+// delegation, in order. If one fails, or ctx is done, it closes what it
+// opened and returns the error: a grant's is its *GrantError.
+func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*openedHandles, error) {
+	h := &openedHandles{
+		grants:    make([]grantResource, 0, len(spec.Grants)),
+		delegated: make([]*caps.Cap, 0, len(spec.Delegations)),
 	}
 	for _, gr := range spec.Grants {
 		r, err := gr.setup()
 		if err != nil {
-			release()
+			h.release(s.k)
 			return nil, err
 		}
-		ready = append(ready, r)
+		h.grants = append(h.grants, r)
 	}
 	for _, d := range spec.Delegations {
 		// Derived with no holder until the guest exists to adopt them.
 		c, err := s.k.Derive(d.From, delegation(d.From, nil, d.Name))
 		if err != nil {
-			release()
+			h.release(s.k)
 			return nil, fmt.Errorf("launch: capability %s has been revoked: it cannot be passed on", d.From.ID())
 		}
-		delegated = append(delegated, c)
+		h.delegated = append(h.delegated, c)
 	}
 	if err := ctx.Err(); err != nil {
-		release()
+		h.release(s.k)
 		return nil, fmt.Errorf("launch: %w", err)
 	}
+	return h, nil
+}
 
+// reserveGuest gives the guest of spec an id and counts it as running, so
+// that Close waits for it and kills it through s.ctx. The guest is listed
+// once start has built it. It fails once the supervisor is closed.
+func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		release()
 		return nil, errors.New("launch: the supervisor is shut down")
 	}
-	// Reserve the id; the guest is listed once it is fully built. Close
-	// waits for it (running) and kills it through s.ctx.
 	id := s.newGuestID()
 	s.guests[id] = nil
 	s.running.Add(1)
-	s.mu.Unlock()
-
-	g := &Guest{
+	return &Guest{
 		id: id, s: s, module: spec.Module, principal: spec.Principal,
 		holder: &caps.Holder{ID: id, Label: spec.Module.Name},
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
-	}
-	table := caps.NewTable(s.k, g.holder, maxFDs)
+	}, nil
+}
+
+// buildTable mints the guest's handles into a new table of maxFDs
+// entries: stdin, stdout and stderr at fds 0–2, then the grants, the
+// delegations and the supervisor channel, in that order. The guest holds
+// every capability in opened from here on. It returns the table and the
+// grants' texts.
+func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) (*caps.Table, []string) {
+	k := g.s.k
+	table := caps.NewTable(k, g.holder, maxFDs)
 	var stdin io.Reader = bytes.NewReader(nil)
 	if spec.Stdin != nil {
 		g.stdin = newStdinPipe(spec.Stdin)
@@ -369,25 +412,31 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	// The table has room for every handle (validate checked MaxFDs), so
 	// Insert cannot fail here.
 	for _, sd := range stdio {
-		c := s.k.Mint(g.holder, sd.res, sd.rights, 0, sd.res.Describe(), "launch")
+		c := k.Mint(g.holder, sd.res, sd.rights, 0, sd.res.Describe(), "launch")
 		_, _ = table.Insert(c)
 	}
-	grants := make([]string, len(ready))
-	for i, r := range ready {
+	grants := make([]string, len(opened.grants))
+	for i, r := range opened.grants {
 		grants[i] = r.grant.String()
-		c := s.k.Mint(g.holder, r.res, r.base, r.inh, r.grant.Name, grants[i])
+		c := k.Mint(g.holder, r.res, r.base, r.inh, r.grant.Name, grants[i])
 		_, _ = table.Insert(c)
 	}
-	for _, c := range delegated {
-		s.k.Adopt(c, g.holder)
+	for _, c := range opened.delegated {
+		k.Adopt(c, g.holder)
 		_, _ = table.Insert(c)
 	}
 	if spec.SupervisorChannel {
 		g.supervisor = g.openSupervisorChannel(table)
 	}
+	return table, grants
+}
 
+// start instantiates the guest on table, lists it and runs it until it
+// exits, spec.Timeout passes, it is killed or the supervisor closes.
+func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
+	s := g.s
 	g.ag = s.rt.NewGuest(spec.Module, abi.GuestConfig{
-		ID:             id,
+		ID:             g.id,
 		Table:          table,
 		Args:           append([]string{spec.Module.Name}, spec.Args...),
 		Env:            spec.Env,
@@ -395,10 +444,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		MaxDescendants: s.maxDescendants,
 		Logger:         g.log,
 	})
-	gctx, cancel := context.WithCancel(s.ctx)
-	if spec.Timeout > 0 {
-		gctx, cancel = context.WithTimeout(s.ctx, spec.Timeout)
-	}
+	gctx, cancel := s.guestContext(spec.Timeout)
 	if g.stdin != nil {
 		// A guest blocked reading stdin is in a host read the runtime
 		// cannot interrupt; closing the pipe ends that read when the
@@ -407,14 +453,24 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	}
 	g.started = time.Now()
 	s.mu.Lock()
-	s.guests[id] = g
+	s.guests[g.id] = g
 	s.mu.Unlock()
 	g.ag.Start(gctx)
 	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
 		"principal", spec.Principal.String(), "uid", spec.Principal.UID, "grants", grants,
 		"memory_limit", spec.MemoryLimit, "timeout", spec.Timeout)
 	go g.watch(cancel)
-	return g, nil
+}
+
+// guestContext returns a guest's context: a child of the supervisor's
+// (Close ends it) that also ends once timeout passes, if it is not 0.
+// Its cancel func is the one thing that detaches it from the supervisor's
+// context; watch calls it when the guest has ended.
+func (s *Supervisor) guestContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(s.ctx, timeout)
+	}
+	return context.WithCancel(s.ctx)
 }
 
 // errGuestEnded is what a read of a guest's stdin returns once the guest
@@ -615,6 +671,18 @@ func (s *Supervisor) Guests() []*Guest {
 		return out[i].id < out[j].id
 	})
 	return out
+}
+
+// Mint sets up gr on the host as Launch does and mints a root capability
+// for it held by holder, which is not a guest (a client of the control
+// API), with origin as its origin. It fails with gr's *GrantError, and
+// then holds nothing open.
+func (s *Supervisor) Mint(holder *caps.Holder, gr Grant, origin string) (*caps.Cap, error) {
+	r, err := gr.setup()
+	if err != nil {
+		return nil, err
+	}
+	return s.k.Mint(holder, r.res, r.base, r.inh, gr.Name, origin), nil
 }
 
 // Revoke revokes the capability with the given public id and everything

@@ -15,6 +15,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/internal/ctxtest"
 )
 
 const guests = "daemon/testdata/guests/"
@@ -498,5 +499,39 @@ func TestConcurrentLaunchesRunIndependently(t *testing.T) {
 	}
 	if got := len(s.Guests()); got != n {
 		t.Errorf("Guests() lists %d, want the %d exited guests", got, n)
+	}
+}
+
+func TestGuestContextsDetachFromTheSupervisorsOnceGuestsEnd(t *testing.T) {
+	s := newSupervisor(t)
+	children := ctxtest.Count(s.ctx)
+	s.ctx = children // before any launch: nothing else reads it yet
+
+	spin, err := s.Launch(context.Background(), LaunchSpec{Module: compile(t, s, guests+"spin.wat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := children.Live(); n != 1 {
+		t.Fatalf("%d contexts attached to the supervisor's while one guest runs, want 1: the count sees nothing", n)
+	}
+	spin.Kill("test")
+	waitExit(t, spin, HangGuard)
+
+	m := compile(t, s, guests+"exit300.wat")
+	// The timeout only has to be set: the guest exits at once, far within
+	// it.
+	for _, timeout := range []time.Duration{0, HangGuard} {
+		for range 3 {
+			g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Timeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := waitExit(t, g, HangGuard); st.Code != 300 {
+				t.Fatalf("status %+v, want exit code 300", st)
+			}
+		}
+	}
+	if n := children.Live(); n != 0 {
+		t.Errorf("%d guest contexts still attached to the supervisor's after every guest ended, want 0: they stay until Close", n)
 	}
 }

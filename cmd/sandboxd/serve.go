@@ -14,6 +14,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
 )
 
 // shutdownGrace is how long serve waits, on SIGTERM, for clients to
@@ -72,7 +73,7 @@ func serveCmd(args []string) int {
 	defer st.Close()
 	// The socket is bound before anything else starts: Listen sets the
 	// process umask for the bind.
-	l, err := daemon.Listen(*socket)
+	l, err := server.Listen(*socket)
 	if err != nil {
 		fail("%v", err)
 		return exitFailure
@@ -84,7 +85,7 @@ func serveCmd(args []string) int {
 		fail("cannot start the runtime: %v", err)
 		return exitFailure
 	}
-	srv := daemon.NewServer(sup, daemon.ServerOptions{Logger: log, Limits: lim, LogBytes: kept})
+	srv := server.New(sup, server.Options{Logger: log, Limits: lim, LogBytes: kept})
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -110,7 +111,7 @@ func serveCmd(args []string) int {
 	if accepting {
 		serveErr = <-served
 	}
-	if serveErr != nil && !errors.Is(serveErr, daemon.ErrServerClosed) {
+	if serveErr != nil && !errors.Is(serveErr, server.ErrClosed) {
 		code = exitFailure
 	}
 	log.Info("stopped")
@@ -136,14 +137,14 @@ func awaitStop(log hclog.Logger, sigs <-chan os.Signal, served <-chan error) (se
 	}
 }
 
-// limitFlags are serve's flags for daemon.Limits.
+// limitFlags are serve's flags for server.Limits.
 type limitFlags struct {
-	lim    daemon.Limits
+	lim    server.Limits
 	maxMsg *string
 }
 
 func defineLimitFlags(fs *flag.FlagSet) *limitFlags {
-	f := &limitFlags{lim: daemon.DefaultLimits}
+	f := &limitFlags{lim: server.DefaultLimits}
 	lim := &f.lim
 	f.maxMsg = fs.String("max-message", "32MiB", "the largest request a client may send (`SIZE`; a launch carries its module)")
 	fs.IntVar(&lim.MaxOutstandingCalls, "max-calls", lim.MaxOutstandingCalls, "calls (`N`) one connection may have in progress; more disconnect it")
@@ -159,7 +160,7 @@ func defineLimitFlags(fs *flag.FlagSet) *limitFlags {
 // limits returns the limits the parsed flags set, or the problem with
 // them. The connection shares left unset take their defaults from
 // --max-conns; set ones must fit within it.
-func (f *limitFlags) limits(fs *flag.FlagSet) (daemon.Limits, string) {
+func (f *limitFlags) limits(fs *flag.FlagSet) (server.Limits, string) {
 	lim := f.lim
 	msg, err := parseSize(*f.maxMsg)
 	if err != nil || msg < 64<<10 {
@@ -171,7 +172,7 @@ func (f *limitFlags) limits(fs *flag.FlagSet) (daemon.Limits, string) {
 	if lim.MaxConnections < 1 {
 		return lim, "" // reported with the other counts
 	}
-	filled := daemon.Limits{MaxConnections: lim.MaxConnections, ReservedConnections: lim.ReservedConnections}.WithDefaults()
+	filled := server.Limits{MaxConnections: lim.MaxConnections, ReservedConnections: lim.ReservedConnections}.WithDefaults()
 	if set["reserved-conns"] && (lim.ReservedConnections < 1 || lim.ReservedConnections >= lim.MaxConnections) {
 		return lim, fmt.Sprintf("--reserved-conns %d: it must be at least 1 and below --max-conns (%d)", lim.ReservedConnections, lim.MaxConnections)
 	}

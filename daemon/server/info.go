@@ -1,15 +1,16 @@
-package daemon
+package server
 
 import (
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
 // The fill functions write the daemon's records into the API's structs.
 // They are the only place that knows both shapes.
 
-func fillPrincipal(dst schemas.Principal, p Principal, pid int32) error {
+func fillPrincipal(dst schemas.Principal, p daemon.Principal, pid int32) error {
 	dst.SetUid(p.UID)
 	dst.SetGid(p.GID)
 	dst.SetPid(pid)

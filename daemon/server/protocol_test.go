@@ -1,4 +1,4 @@
-package daemon_test
+package server_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"capnproto.org/go/capnp/v3/rpc"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/sandboxd/sandboxd/abi/abitest"
-	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -69,7 +69,7 @@ func selfPipelinedCall(t testing.TB) []byte {
 }
 
 func TestCallPipelinedOnItsOwnQuestionDisconnectsTheClient(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	serveBytes(t, d.srv, selfPipelinedCall(t))
 	if !strings.Contains(d.logs.String(), "pipelined on question 1, which is not an open question") {
 		t.Errorf("the daemon did not say why it hung up:\n%s", d.logs.String())
@@ -99,7 +99,7 @@ func TestRPCAnswersCallPipelinedOnItsOwnQuestionWithAnException(t *testing.T) {
 	defer srv.Close()
 	go b.Write(selfPipelinedCall(t))
 	dec := capnp.NewDecoder(b)
-	_ = b.SetReadDeadline(time.Now().Add(daemon.HangGuard))
+	_ = b.SetReadDeadline(time.Now().Add(server.HangGuard))
 	for {
 		msg, err := dec.Decode()
 		if err != nil {
@@ -139,7 +139,7 @@ func (discardSink) Write(context.Context, schemas.OutputSink_write) error { retu
 // while the launch runs and fails when the launch returns; the daemon
 // goes on serving.
 func TestCallPipelinedOnANonCapabilityFieldFails(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	ctx := context.Background()
 	sup := d.rawSupervisor(t)
 	wasm := abitest.WAT(t, helloWAT)

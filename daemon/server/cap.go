@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"context"
@@ -6,8 +6,9 @@ import (
 	"fmt"
 
 	"capnproto.org/go/capnp/v3"
-	"capnproto.org/go/capnp/v3/server"
+	capnpserver "capnproto.org/go/capnp/v3/server"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -140,7 +141,7 @@ func (s *capServer) Delegate(ctx context.Context, call schemas.Cap_delegate) err
 	if name == "" {
 		name = s.x.Name()
 	}
-	if err := checkName(name); err != nil {
+	if err := daemon.CheckName(name); err != nil {
 		return fmt.Errorf("delegate %s: handle name %q %s", s.x.ID(), name, err)
 	}
 	r, err := s.c.unwrapGuest(ctx, a.Guest())
@@ -181,7 +182,7 @@ func (s *capServer) Revoke(ctx context.Context, call schemas.Cap_revoke) error {
 func serverOf(cl capnp.Client) (any, bool) {
 	snap := cl.Snapshot()
 	defer snap.Release()
-	return server.IsServer(snap.Brand())
+	return capnpserver.IsServer(snap.Brand())
 }
 
 // unwrapGuest returns the record behind a Guest object the client passed

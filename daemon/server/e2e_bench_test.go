@@ -1,4 +1,4 @@
-package daemon_test
+package server_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
-	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
 )
 
 // BenchmarkWarmLaunchThroughClient measures a warm launch of a small guest
@@ -16,7 +16,7 @@ import (
 // module is compiled once before the timer starts. It reports the p50 and
 // p99 of single launches besides the mean.
 func BenchmarkWarmLaunchThroughClient(b *testing.B) {
-	d := startDaemonUnwatched(b, daemon.Limits{})
+	d := startDaemonUnwatched(b, server.Limits{})
 	c := d.dial(b)
 	ctx := context.Background()
 	req := client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(b, helloWAT)}

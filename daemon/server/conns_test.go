@@ -1,4 +1,4 @@
-package daemon_test
+package server_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/client"
-	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
 	"github.com/sandboxd/sandboxd/internal/uidtest"
 )
 
@@ -74,7 +74,7 @@ func (d *testDaemon) refused(t *testing.T, uid uint32, want string) {
 	t.Helper()
 	c := d.dialAs(t, uid, 1)[0]
 	// A hang guard: the daemon closes a refused connection as it accepts it.
-	_ = c.SetReadDeadline(time.Now().Add(daemon.HangGuard))
+	_ = c.SetReadDeadline(time.Now().Add(server.HangGuard))
 	if n, err := io.Copy(io.Discard, c); n != 0 || err != nil {
 		t.Fatalf("a connection of uid %d over its limits: read %d bytes, %v; want a hang-up", uid, n, err)
 	}
@@ -86,7 +86,7 @@ func (d *testDaemon) refused(t *testing.T, uid uint32, want string) {
 func TestOneUserHoldingManyIdleConnectionsLocksNoOtherUserOut(t *testing.T) {
 	// The bootstrap timeout would end the idle connections below; it is
 	// set beyond the test so that only the connection limits decide.
-	d := startDaemon(t, daemon.Limits{BootstrapTimeout: time.Hour})
+	d := startDaemon(t, server.Limits{BootstrapTimeout: time.Hour})
 	d.asOtherUsers(t)
 	const attacker, other = 65534, 65533
 	const held = 1500
@@ -101,7 +101,7 @@ func TestOneUserHoldingManyIdleConnectionsLocksNoOtherUserOut(t *testing.T) {
 	if _, err := d.dial(t).List(ctx); err != nil {
 		t.Fatalf("list as root while uid %d holds %d idle connections: %v", attacker, held, err)
 	}
-	share := daemon.Limits{}.WithDefaults().MaxConnectionsPerUser
+	share := server.Limits{}.WithDefaults().MaxConnectionsPerUser
 	want := fmt.Sprintf("uid %d has %d connections open, its share (--max-conns-per-user %d)", attacker, share, share)
 	if n := strings.Count(d.logs.String(), want); n != held-share {
 		t.Fatalf("%d refusals of uid %d logged as %q; want %d, all but its share of %d", n, attacker, want, held-share, share)
@@ -109,7 +109,7 @@ func TestOneUserHoldingManyIdleConnectionsLocksNoOtherUserOut(t *testing.T) {
 }
 
 func TestConnectionsReservedForRootAreLeftToIt(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{MaxConnections: 4, ReservedConnections: 1, MaxConnectionsPerUser: 2})
+	d := startDaemon(t, server.Limits{MaxConnections: 4, ReservedConnections: 1, MaxConnectionsPerUser: 2})
 	d.asOtherUsers(t)
 	const a, b = 65534, 65533
 	ctx := context.Background()
@@ -131,7 +131,7 @@ func TestConnectionsReservedForRootAreLeftToIt(t *testing.T) {
 	}
 	d.refused(t, 0, "4 connections are open, the limit (--max-conns 4)")
 	first.Close()
-	eventually(t, daemon.HangGuard, "a user's place frees when one of its connections ends", func() bool {
+	eventually(t, server.HangGuard, "a user's place frees when one of its connections ends", func() bool {
 		c, err := d.clientAs(t, a)
 		if err == nil {
 			c.Close()
@@ -142,7 +142,7 @@ func TestConnectionsReservedForRootAreLeftToIt(t *testing.T) {
 
 func TestConnectionWithoutAFirstMessageIsClosedAtTheBootstrapTimeout(t *testing.T) {
 	const timeout = 100 * time.Millisecond
-	d := startDaemon(t, daemon.Limits{BootstrapTimeout: timeout})
+	d := startDaemon(t, server.Limits{BootstrapTimeout: timeout})
 	for _, sent := range [][]byte{nil, {0, 0, 0, 0}} { // nothing; the start of a message header
 		nc, err := net.Dial("unix", d.socket)
 		if err != nil {
@@ -152,7 +152,7 @@ func TestConnectionWithoutAFirstMessageIsClosedAtTheBootstrapTimeout(t *testing.
 			t.Fatal(err)
 		}
 		// A hang guard: the daemon hangs up 100ms after accepting.
-		_ = nc.SetReadDeadline(time.Now().Add(daemon.HangGuard))
+		_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard))
 		if _, err := io.Copy(io.Discard, nc); err != nil { // the abort message, then EOF
 			t.Fatalf("after sending %q: reading until the daemon hangs up: %v", sent, err)
 		}

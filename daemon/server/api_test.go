@@ -1,4 +1,4 @@
-package daemon_test
+package server_test
 
 import (
 	"bytes"
@@ -19,13 +19,15 @@ import (
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
+	"github.com/sandboxd/sandboxd/internal/ctxtest"
 )
 
 // testDaemon is a Supervisor and Server on a private socket, torn down
 // (and checked for leaked capability clients) when the test ends.
 type testDaemon struct {
 	sup    *daemon.Supervisor
-	srv    *daemon.Server
+	srv    *server.Server
 	socket string
 	logs   *abitest.Buffer
 	served chan error
@@ -45,19 +47,21 @@ func shortTempDir(t testing.TB) string {
 
 // startDaemon starts a daemon for one test, which also fails if any
 // capability client leaks while it runs (see clientLeaks).
-func startDaemon(t *testing.T, lim daemon.Limits) *testDaemon {
+func startDaemon(t *testing.T, lim server.Limits, setup ...func(*server.Server)) *testDaemon {
 	t.Helper()
-	return startDaemonWith(t, lim, watchClientLeaks(t))
+	return startDaemonWith(t, lim, watchClientLeaks(t), setup...)
 }
 
 // startDaemonUnwatched starts a daemon without the leak check, for
 // benchmarks and fuzzing.
-func startDaemonUnwatched(t testing.TB, lim daemon.Limits) *testDaemon {
+func startDaemonUnwatched(t testing.TB, lim server.Limits) *testDaemon {
 	t.Helper()
 	return startDaemonWith(t, lim, func() {})
 }
 
-func startDaemonWith(t testing.TB, lim daemon.Limits, leaks func()) *testDaemon {
+// startDaemonWith starts a daemon whose server is passed to each setup
+// before it serves anything.
+func startDaemonWith(t testing.TB, lim server.Limits, leaks func(), setup ...func(*server.Server)) *testDaemon {
 	t.Helper()
 	logs := &abitest.Buffer{}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: hclog.Debug, Output: logs})
@@ -66,22 +70,25 @@ func startDaemonWith(t testing.TB, lim daemon.Limits, leaks func()) *testDaemon 
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := daemon.Listen(filepath.Join(dir, "sandboxd.sock"))
+	l, err := server.Listen(filepath.Join(dir, "sandboxd.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := &testDaemon{
-		sup: sup, srv: daemon.NewServer(sup, daemon.ServerOptions{Logger: log, Limits: lim}),
+		sup: sup, srv: server.New(sup, server.Options{Logger: log, Limits: lim}),
 		socket: l.Addr().String(), logs: logs, served: make(chan error, 1),
+	}
+	for _, f := range setup {
+		f(d.srv)
 	}
 	go func() { d.served <- d.srv.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), daemon.HangGuard)
+		ctx, cancel := context.WithTimeout(context.Background(), server.HangGuard)
 		defer cancel()
 		if err := d.srv.Close(ctx); err != nil {
 			t.Errorf("closing server: %v", err)
 		}
-		if err := <-d.served; !errors.Is(err, daemon.ErrServerClosed) {
+		if err := <-d.served; !errors.Is(err, server.ErrClosed) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 		if err := sup.Close(ctx); err != nil {
@@ -165,7 +172,7 @@ func (o *taggedOutput) String() string {
 }
 
 func TestLaunchAttachedDeliversOutputInOrderBeforeWaitReturns(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	out := &taggedOutput{}
@@ -190,7 +197,7 @@ func TestLaunchAttachedDeliversOutputInOrderBeforeWaitReturns(t *testing.T) {
 }
 
 func TestSecondLaunchOfSameModuleDoesNotCompile(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	wasm := abitest.WAT(t, helloWAT)
@@ -210,7 +217,7 @@ func TestSecondLaunchOfSameModuleDoesNotCompile(t *testing.T) {
 }
 
 func TestRawHelloExitCodeAndLogs(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, helloWAT), Detach: true})
@@ -238,8 +245,47 @@ func TestRawHelloExitCodeAndLogs(t *testing.T) {
 	}
 }
 
+func TestRecordContextsDetachFromTheServersOnceGuestsEnd(t *testing.T) {
+	var children *ctxtest.Children
+	d := startDaemon(t, server.Limits{}, func(s *server.Server) { children = server.CountContextChildren(s) })
+	c := d.dial(t)
+	ctx := context.Background()
+
+	spin, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, spinWAT)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := children.Live(); n != 1 {
+		t.Fatalf("%d contexts attached to the server's while one guest runs, want 1: the count sees nothing", n)
+	}
+	if _, err := spin.Kill(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	spin.Release()
+
+	wasm := abitest.WAT(t, helloWAT)
+	// The timeout only has to be set: the guest exits at once, far within
+	// it.
+	for _, timeout := range []time.Duration{0, server.HangGuard} {
+		for range 3 {
+			g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: wasm, Timeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
+				t.Fatalf("status %+v, err %v", st, err)
+			}
+			g.Release()
+		}
+	}
+	eventually(t, server.HangGuard, "the server has processed the exit of every guest", func() bool { return server.RunningGuests(d.srv) == 0 })
+	if n := children.Live(); n != 0 {
+		t.Errorf("%d guest records' contexts still attached to the server's after every guest ended, want 0: they stay until Close", n)
+	}
+}
+
 func TestLogsFollowStreamsUntilExit(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_grant.c", Wasm: abitest.C(t, recvGrantC), Detach: true})
@@ -261,7 +307,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, daemon.HangGuard, "the follower sees \"received\"", func() bool { return stdout.String() == "received\n" })
+	eventually(t, server.HangGuard, "the follower sees \"received\"", func() bool { return stdout.String() == "received\n" })
 	if _, err := c.Revoke(ctx, info.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +316,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(daemon.HangGuard):
+	case <-time.After(server.HangGuard):
 		t.Fatal("logs --follow did not return after the guest exited")
 	}
 	if got := stdout.String(); got != "received\nrevoked\n" {
@@ -279,7 +325,7 @@ func TestLogsFollowStreamsUntilExit(t *testing.T) {
 }
 
 func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	var stdout abitest.Buffer
@@ -300,7 +346,7 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 		t.Fatalf("granted capability %+v", info)
 	}
 	// The guest uses the handle: the file grows.
-	eventually(t, daemon.HangGuard, "the guest writes through its granted handle", func() bool {
+	eventually(t, server.HangGuard, "the guest writes through its granted handle", func() bool {
 		b, _ := os.ReadFile(file)
 		return bytes.Count(b, []byte("tick\n")) >= 3
 	})
@@ -339,106 +385,157 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 }
 
 func TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
-	c := d.dial(t)
+	d := startDaemon(t, server.Limits{})
+	tr := &derivationTree{c: d.dial(t), dir: shortTempDir(t)}
+	defer tr.release()
+	for _, step := range []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"mint gives a root with a token", tr.mint},
+		{"restrict narrows and refuses to widen", tr.restrict},
+		{"passed at launch, the guest gets a child of the narrowed copy", tr.delegateAtLaunch},
+		{"a running guest receives another copy", tr.delegateToRunningGuest},
+		{"revoking the root cuts off the whole tree, in both guests", tr.revoke},
+		{"the forwarders stop forwarding", tr.forwardersStop},
+	} {
+		if !t.Run(step.name, step.run) {
+			return // each step builds on the ones before
+		}
+	}
+}
+
+// derivationTree is what TestRestrictDelegateAndRevokeAreEdgesOfOneDerivationTree
+// builds, step by step: a root capability minted by the client, a narrowed
+// copy, and the copies two guests receive of it.
+type derivationTree struct {
+	c               *client.Client
+	dir             string
+	root, narrow    *client.Cap
+	g, g2           *client.Guest
+	guestCopy, sent client.CapInfo
+	g2out           abitest.Buffer
+}
+
+// treeRights are the rights the narrowed copy keeps.
+const treeRights = uint64(caps.RightFileOpen | caps.RightFileReaddir)
+
+// release releases what the steps made, before the daemon stops.
+func (tr *derivationTree) release() {
+	for _, g := range []*client.Guest{tr.g2, tr.g} {
+		if g != nil {
+			g.Release()
+		}
+	}
+	for _, x := range []*client.Cap{tr.narrow, tr.root} {
+		if x != nil {
+			x.Release()
+		}
+	}
+}
+
+func (tr *derivationTree) mint(t *testing.T) {
+	var err error
+	if tr.root, err = tr.c.Mint(context.Background(), "dir:"+tr.dir+"=data"); err != nil {
+		t.Fatal(err)
+	}
+	if tok := tr.root.Token(); len(tok) != 64 {
+		t.Fatalf("minted capability has token %q, want 64 hex digits", tok)
+	}
+}
+
+func (tr *derivationTree) restrict(t *testing.T) {
 	ctx := context.Background()
-	dir := shortTempDir(t)
-	root, err := c.Mint(ctx, "dir:"+dir+"=data")
+	rootInfo, err := tr.root.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.Release()
-	if root.Token() == "" || len(root.Token()) != 64 {
-		t.Fatalf("minted capability has token %q, want 64 hex digits", root.Token())
+	if tr.narrow, err = tr.root.Restrict(ctx, treeRights, uint64(caps.RightFDRead)); err != nil {
+		t.Fatal(err)
 	}
-	rootInfo, err := root.Info(ctx)
+	ni, err := tr.narrow.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro := uint64(caps.RightFileOpen | caps.RightFileReaddir)
-	narrow, err := root.Restrict(ctx, ro, uint64(caps.RightFDRead))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer narrow.Release()
-	ni, err := narrow.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ni.Parent != root.ID() || ni.Edge != "restrict" || ni.Base != ro || ni.Holder != rootInfo.Holder {
+	if ni.Parent != tr.root.ID() || ni.Edge != "restrict" || ni.Base != treeRights || ni.Holder != rootInfo.Holder {
 		t.Fatalf("restricted %+v", ni)
 	}
-	// Widening is refused.
-	if _, err := narrow.Restrict(ctx, ro|uint64(caps.RightFileUnlink), 0); err == nil || !strings.Contains(err.Error(), "only narrow") {
+	if _, err := tr.narrow.Restrict(ctx, treeRights|uint64(caps.RightFileUnlink), 0); err == nil || !strings.Contains(err.Error(), "only narrow") {
 		t.Fatalf("widening restrict: %v", err)
 	}
-	// Passed at launch, the guest gets a child of the narrowed copy.
-	g, err := c.Launch(ctx, client.LaunchRequest{
+}
+
+func (tr *derivationTree) delegateAtLaunch(t *testing.T) {
+	ctx := context.Background()
+	var err error
+	tr.g, err = tr.c.Launch(ctx, client.LaunchRequest{
 		Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT),
-		Caps: []client.Delegation{{Cap: narrow, Name: "data"}},
+		Caps: []client.Delegation{{Cap: tr.narrow, Name: "data"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Release()
-	handles, err := g.Caps(ctx)
+	handles, err := tr.g.Caps(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var guestCopy client.CapInfo
 	for _, h := range handles {
 		if h.Cap.Name == "data" {
-			guestCopy = h.Cap
+			tr.guestCopy = h.Cap
 			if h.FD != 3 {
 				t.Errorf("delegated handle at fd %d, want 3 (right after stdio)", h.FD)
 			}
 		}
 	}
-	if guestCopy.Parent != narrow.ID() || guestCopy.Edge != "delegate" || guestCopy.Base != ro || guestCopy.Holder != g.ID() {
-		t.Fatalf("guest's copy %+v", guestCopy)
+	if cp := tr.guestCopy; cp.Parent != tr.narrow.ID() || cp.Edge != "delegate" || cp.Base != treeRights || cp.Holder != tr.g.ID() {
+		t.Fatalf("guest's copy %+v", cp)
 	}
-	// A second guest receives another copy while it runs.
-	var g2out abitest.Buffer
-	g2, err := c.Launch(ctx, client.LaunchRequest{Name: "recv_hold.c", Wasm: abitest.C(t, recvHoldC), Stdout: &g2out})
+}
+
+func (tr *derivationTree) delegateToRunningGuest(t *testing.T) {
+	ctx := context.Background()
+	var err error
+	if tr.g2, err = tr.c.Launch(ctx, client.LaunchRequest{Name: "recv_hold.c", Wasm: abitest.C(t, recvHoldC), Stdout: &tr.g2out}); err != nil {
+		t.Fatal(err)
+	}
+	if tr.sent, err = tr.narrow.Delegate(ctx, tr.g2, ""); err != nil {
+		t.Fatal(err)
+	}
+	if tr.sent.Parent != tr.narrow.ID() || tr.sent.Name != "data" || tr.sent.Holder != tr.g2.ID() {
+		t.Fatalf("delegated at run time %+v", tr.sent)
+	}
+	eventually(t, server.HangGuard, "the second guest receives its copy", func() bool { return tr.g2out.String() == "received\n" })
+}
+
+func (tr *derivationTree) revoke(t *testing.T) {
+	rc, err := tr.root.Revoke(context.Background(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g2.Release()
-	sent, err := narrow.Delegate(ctx, g2, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sent.Parent != narrow.ID() || sent.Name != "data" || sent.Holder != g2.ID() {
-		t.Fatalf("delegated at run time %+v", sent)
-	}
-	eventually(t, daemon.HangGuard, "the second guest receives its copy", func() bool { return g2out.String() == "received\n" })
-	// Revoking the root cuts off the whole tree, in both guests.
-	rc, err := root.Revoke(ctx, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{root.ID(): true, narrow.ID(): true, guestCopy.ID: true, sent.ID: true}
+	want := map[string]bool{tr.root.ID(): true, tr.narrow.ID(): true, tr.guestCopy.ID: true, tr.sent.ID: true}
 	for _, id := range rc.Revoked {
 		delete(want, id)
 	}
 	if len(want) != 0 {
 		t.Fatalf("receipt %+v misses %v", rc, want)
 	}
-	// The forwarders stop forwarding.
-	if _, err := narrow.Restrict(ctx, 0, 0); err == nil || !strings.Contains(err.Error(), "revoked") {
+}
+
+func (tr *derivationTree) forwardersStop(t *testing.T) {
+	ctx := context.Background()
+	if _, err := tr.narrow.Restrict(ctx, 0, 0); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("restrict after revoke: %v", err)
 	}
-	if _, err := narrow.Delegate(ctx, g2, "again"); err == nil || !strings.Contains(err.Error(), "revoked") {
+	if _, err := tr.narrow.Delegate(ctx, tr.g2, "again"); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("delegate after revoke: %v", err)
 	}
-	info, err := narrow.Info(ctx)
-	if err != nil || !info.Revoked {
+	if info, err := tr.narrow.Info(ctx); err != nil || !info.Revoked {
 		t.Fatalf("info after revoke: %+v, %v", info, err)
 	}
 }
 
 func TestCapByTokenNeedsTheRightToken(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c1, c2 := d.dial(t), d.dial(t)
 	ctx := context.Background()
 	root, err := c1.Mint(ctx, "dir:"+shortTempDir(t))
@@ -461,7 +558,7 @@ func TestCapByTokenNeedsTheRightToken(t *testing.T) {
 }
 
 func TestReleasingOrDisconnectingKillsAttachedGuestsButNotDetachedOnes(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	ctx := context.Background()
 	c1 := d.dial(t)
 	spin := abitest.WAT(t, spinWAT)
@@ -488,7 +585,7 @@ func TestReleasingOrDisconnectingKillsAttachedGuestsButNotDetachedOnes(t *testin
 			t.Fatal(err)
 		}
 		defer g.Release()
-		wctx, cancel := context.WithTimeout(ctx, daemon.HangGuard)
+		wctx, cancel := context.WithTimeout(ctx, server.HangGuard)
 		defer cancel()
 		st, err := g.Wait(wctx)
 		if err != nil {
@@ -518,7 +615,7 @@ func TestReleasingOrDisconnectingKillsAttachedGuestsButNotDetachedOnes(t *testin
 }
 
 func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	ctx := context.Background()
 	warm := d.dial(t) // compile once, so the baseline includes the runtime's goroutines
 	g, err := warm.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, helloWAT)})
@@ -563,7 +660,7 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 		g.Release()
 		c.Close()
 	}
-	eventually(t, daemon.HangGuard, "every guest of the vanished clients is killed", func() bool {
+	eventually(t, server.HangGuard, "every guest of the vanished clients is killed", func() bool {
 		for _, g := range d.sup.Guests() {
 			if running, _ := g.Status(); running {
 				return false
@@ -571,10 +668,10 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 		}
 		return true
 	})
-	eventually(t, daemon.HangGuard, "no capability held by a vanished connection stays open", func() bool {
+	eventually(t, server.HangGuard, "no capability held by a vanished connection stays open", func() bool {
 		return len(d.liveCaps("conn-")) == 0
 	})
-	eventually(t, daemon.HangGuard, "goroutines return to the idle level", func() bool {
+	eventually(t, server.HangGuard, "goroutines return to the idle level", func() bool {
 		runtime.GC()
 		return runtime.NumGoroutine() <= base
 	})
@@ -588,7 +685,7 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 }
 
 func TestPeerCredentialsArePrincipal(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	p, err := c.Whoami(context.Background())
 	if err != nil {
@@ -600,7 +697,7 @@ func TestPeerCredentialsArePrincipal(t *testing.T) {
 }
 
 func TestUnknownGuestAndCapabilityErrorsSayWhatToDo(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
 	if _, err := c.Guest(ctx, "g-nope"); err == nil || !strings.Contains(err.Error(), "sandboxd ps") {

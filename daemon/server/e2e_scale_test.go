@@ -1,4 +1,4 @@
-package daemon_test
+package server_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
-	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
 )
 
 const exitStdinC = "daemon/testdata/server/exit_stdin.c"
@@ -39,7 +39,7 @@ func TestThousandConcurrentLaunchesAllExitWithTheirOwnCodeAndGoroutinesReturnToI
 	if !runAlone(t) {
 		return
 	}
-	d := startDaemonUnwatched(t, daemon.Limits{})
+	d := startDaemonUnwatched(t, server.Limits{})
 	ctx := context.Background()
 	wasm := abitest.C(t, exitStdinC)
 
@@ -99,7 +99,7 @@ func TestThousandConcurrentLaunchesAllExitWithTheirOwnCodeAndGoroutinesReturnToI
 	for _, c := range clients {
 		c.Close()
 	}
-	eventually(t, daemon.HangGuard, fmt.Sprintf("goroutines return to the idle level of %d", idle), func() bool {
+	eventually(t, server.HangGuard, fmt.Sprintf("goroutines return to the idle level of %d", idle), func() bool {
 		runtime.GC()
 		return runtime.NumGoroutine() <= idle
 	})

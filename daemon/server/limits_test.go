@@ -1,4 +1,4 @@
-package daemon_test
+package server_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"capnproto.org/go/capnp/v3/rpc"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
-	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/server"
 	"github.com/sandboxd/sandboxd/schemas"
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +35,7 @@ func (d *testDaemon) stillServes(t *testing.T) {
 }
 
 func TestClientExceedingOutstandingCallsIsDisconnectedAndItsGuestsKilled(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{MaxOutstandingCalls: 8})
+	d := startDaemon(t, server.Limits{MaxOutstandingCalls: 8})
 	ctx := context.Background()
 	c := d.dial(t)
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, spinWAT)})
@@ -73,10 +73,10 @@ func TestClientExceedingOutstandingCallsIsDisconnectedAndItsGuestsKilled(t *test
 	if disconnected != 20 {
 		t.Fatalf("%d of 20 calls saw the disconnect", disconnected)
 	}
-	eventually(t, daemon.HangGuard, "the daemon logs why it dropped the client", func() bool {
+	eventually(t, server.HangGuard, "the daemon logs why it dropped the client", func() bool {
 		return strings.Contains(d.logs.String(), "more than 8 calls outstanding")
 	})
-	eventually(t, daemon.HangGuard, "the flooding client's guest is killed", func() bool {
+	eventually(t, server.HangGuard, "the flooding client's guest is killed", func() bool {
 		for _, g := range d.sup.Guests() {
 			if running, _ := g.Status(); running {
 				return false
@@ -88,21 +88,21 @@ func TestClientExceedingOutstandingCallsIsDisconnectedAndItsGuestsKilled(t *test
 }
 
 func TestOversizedRequestIsRefusedAndTheDaemonServesOthers(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{MaxMessageSize: 1 << 20})
+	d := startDaemon(t, server.Limits{MaxMessageSize: 1 << 20})
 	c := d.dial(t)
 	_, err := c.Launch(context.Background(), client.LaunchRequest{Name: "big", Wasm: make([]byte, 2<<20)})
 	var ce *client.Error
 	if !errors.As(err, &ce) || !ce.Disconnected {
 		t.Fatalf("a 2 MiB request to a daemon with a 1 MiB limit: %v", err)
 	}
-	eventually(t, daemon.HangGuard, "the daemon logs the oversized message", func() bool {
+	eventually(t, server.HangGuard, "the daemon logs the oversized message", func() bool {
 		return strings.Contains(d.logs.String(), "message too large")
 	})
 	d.stillServes(t)
 }
 
 func TestClientStallingMidMessageIsDisconnected(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{MessageTimeout: 200 * time.Millisecond})
+	d := startDaemon(t, server.Limits{MessageTimeout: 200 * time.Millisecond})
 	nc, err := net.Dial("unix", d.socket)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestClientStallingMidMessageIsDisconnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Only the message timeout ends the read before the hang guard.
-	_ = nc.SetReadDeadline(time.Now().Add(daemon.HangGuard))
+	_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard))
 	_, err = io.Copy(io.Discard, nc) // the abort message, then EOF
 	if err != nil {
 		t.Fatalf("reading until the daemon hangs up: %v", err)
@@ -122,7 +122,7 @@ func TestClientStallingMidMessageIsDisconnected(t *testing.T) {
 }
 
 func TestIdleClientIsNotDisconnected(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{MessageTimeout: 100 * time.Millisecond})
+	d := startDaemon(t, server.Limits{MessageTimeout: 100 * time.Millisecond})
 	c := d.dial(t)
 	ctx := context.Background()
 	if _, err := c.Whoami(ctx); err != nil {
@@ -135,7 +135,7 @@ func TestIdleClientIsNotDisconnected(t *testing.T) {
 }
 
 func TestObjectsPerConnectionAreBounded(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{MaxObjects: 4})
+	d := startDaemon(t, server.Limits{MaxObjects: 4})
 	c := d.dial(t)
 	ctx := context.Background()
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, spinWAT), Detach: true})
@@ -164,7 +164,7 @@ func TestObjectsPerConnectionAreBounded(t *testing.T) {
 	}
 	held[0].Release()
 	held = held[1:]
-	eventually(t, daemon.HangGuard, "a released object frees its place", func() bool {
+	eventually(t, server.HangGuard, "a released object frees its place", func() bool {
 		h, err := c.Guest(ctx, g.ID())
 		if err != nil {
 			return false
@@ -175,7 +175,7 @@ func TestObjectsPerConnectionAreBounded(t *testing.T) {
 }
 
 func TestConnectionsBeyondTheLimitAreRefused(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{MaxConnections: 2})
+	d := startDaemon(t, server.Limits{MaxConnections: 2})
 	ctx := context.Background()
 	a, b := d.dial(t), d.dial(t)
 	for _, c := range []*client.Client{a, b} {
@@ -187,11 +187,11 @@ func TestConnectionsBeyondTheLimitAreRefused(t *testing.T) {
 	if _, err := third.Whoami(ctx); err == nil {
 		t.Fatal("a third connection was served with a limit of 2")
 	}
-	eventually(t, daemon.HangGuard, "the refusal is logged", func() bool {
+	eventually(t, server.HangGuard, "the refusal is logged", func() bool {
 		return strings.Contains(d.logs.String(), "too many connections")
 	})
 	a.Close()
-	eventually(t, daemon.HangGuard, "a place frees when a client leaves", func() bool {
+	eventually(t, server.HangGuard, "a place frees when a client leaves", func() bool {
 		c, err := client.Dial(ctx, d.socket)
 		if err != nil {
 			return false
@@ -203,7 +203,7 @@ func TestConnectionsBeyondTheLimitAreRefused(t *testing.T) {
 }
 
 func TestForeignCapabilitiesAreRefused(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{})
+	d := startDaemon(t, server.Limits{})
 	ctx := context.Background()
 	// A Cap the client serves itself, passed where the daemon expects its
 	// own: the daemon must not be fooled into treating it as one.
@@ -241,7 +241,7 @@ func (fakeCap) Revoke(context.Context, schemas.Cap_revoke) error     { return ni
 
 // serveBytes hands the daemon a connection (a socket pair, so that peer
 // credentials exist) on which it reads exactly in, then end of file.
-func serveBytes(t testing.TB, srv *daemon.Server, in []byte) {
+func serveBytes(t testing.TB, srv *server.Server, in []byte) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +262,7 @@ func serveBytes(t testing.TB, srv *daemon.Server, in []byte) {
 	unix.Shutdown(fds[0], unix.SHUT_WR)
 	select {
 	case <-done:
-	case <-time.After(daemon.HangGuard):
+	case <-time.After(server.HangGuard):
 		t.Fatalf("the daemon did not hang up after end of input %x", in)
 	}
 	ours.Close()
@@ -292,7 +292,7 @@ func bootstrapMessage(t testing.TB) []byte {
 }
 
 func FuzzServerInput(f *testing.F) {
-	d := startDaemonUnwatched(f, daemon.Limits{MessageTimeout: time.Second})
+	d := startDaemonUnwatched(f, server.Limits{MessageTimeout: time.Second})
 	f.Add(bootstrapMessage(f))
 	f.Add(selfPipelinedCall(f))
 	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
@@ -303,7 +303,7 @@ func FuzzServerInput(f *testing.F) {
 }
 
 func TestRunningGuestsPerPrincipalAreBounded(t *testing.T) {
-	d := startDaemon(t, daemon.Limits{MaxGuests: 2})
+	d := startDaemon(t, server.Limits{MaxGuests: 2})
 	ctx := context.Background()
 	c1, c2 := d.dial(t), d.dial(t)
 	spin := abitest.WAT(t, spinWAT)
@@ -324,7 +324,7 @@ func TestRunningGuestsPerPrincipalAreBounded(t *testing.T) {
 	if _, err := a.Kill(ctx, "make room"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, daemon.HangGuard, "an exited guest frees its place", func() bool {
+	eventually(t, server.HangGuard, "an exited guest frees its place", func() bool {
 		g, err := c1.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
 		if err != nil {
 			return false

@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"context"
@@ -17,11 +17,12 @@ import (
 	"capnproto.org/go/capnp/v3/rpc"
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
-// ServerOptions configures a Server.
-type ServerOptions struct {
+// Options configures a Server.
+type Options struct {
 	// Logger receives structured logs; nil discards them.
 	Logger hclog.Logger
 	// Limits bound what each client connection may cost (zero fields take
@@ -33,7 +34,7 @@ type ServerOptions struct {
 }
 
 // Server serves the control API (schemas/sandboxd.capnp) for a
-// Supervisor to clients on unix sockets.
+// daemon.Supervisor to clients on unix sockets.
 //
 // Every connection acts for one principal: the unix user of the process
 // that connected, read from the socket (SO_PEERCRED) when the connection
@@ -47,7 +48,7 @@ type ServerOptions struct {
 // killed, the capabilities it held are closed, and no goroutine of the
 // connection outlives it.
 type Server struct {
-	sup      *Supervisor
+	sup      *daemon.Supervisor
 	log      hclog.Logger
 	lim      Limits
 	logBytes uint64
@@ -64,18 +65,18 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
-	userConns map[uint32]int       // open connections of unprivileged principals, by uid
-	userTotal int                  // their sum
-	holders   map[string]Principal // client holder id → principal, while connected
+	userConns map[uint32]int              // open connections of unprivileged principals, by uid
+	userTotal int                         // their sum
+	holders   map[string]daemon.Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
 	running   map[uint32]int // running guests launched through the server, by principal uid
 	exited    []string       // ids of exited guests whose records are kept, oldest first
 	names     map[uint32]string
 }
 
-// NewServer returns a Server for sup. The caller still owns sup: close the
+// New returns a Server for sup. The caller still owns sup: close the
 // Server first, then the Supervisor.
-func NewServer(sup *Supervisor, opts ServerOptions) *Server {
+func New(sup *daemon.Supervisor, opts Options) *Server {
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -85,21 +86,21 @@ func NewServer(sup *Supervisor, opts ServerOptions) *Server {
 		sup: sup, log: log, lim: opts.Limits.WithDefaults(), logBytes: opts.LogBytes,
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, userConns: map[uint32]int{},
-		holders: map[string]Principal{}, records: map[string]*guestRecord{}, names: map[uint32]string{},
+		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, names: map[uint32]string{},
 		running: map[uint32]int{},
 	}
 }
 
-// ErrServerClosed is returned by Serve after Close.
-var ErrServerClosed = errors.New("sandboxd server closed")
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("sandboxd server closed")
 
-// Serve accepts connections on l until Close. It returns ErrServerClosed
+// Serve accepts connections on l until Close. It returns ErrClosed
 // after Close, or the error that stopped accepting.
 func (s *Server) Serve(l *net.UnixListener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrServerClosed
+		return ErrClosed
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
@@ -116,7 +117,7 @@ func (s *Server) Serve(l *net.UnixListener) error {
 			closed := s.closed
 			s.mu.Unlock()
 			if closed {
-				return ErrServerClosed
+				return ErrClosed
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
@@ -143,11 +144,12 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 		c.Close()
 		return
 	}
-	p := Principal{UID: cred.Uid, GID: cred.Gid, Name: s.userName(cred.Uid)}
+	p := daemon.Principal{UID: cred.Uid, GID: cred.Gid, Name: s.userName(cred.Uid)}
 	id := s.connID.Add(1)
 	sc := &serverConn{
 		s:         s,
 		principal: p,
+		auth:      NewAuthority(p, s.euid, s.holderOwner),
 		pid:       cred.Pid,
 		holder:    &caps.Holder{ID: "conn-" + strconv.FormatUint(id, 10), Label: p.String()},
 	}
@@ -304,7 +306,8 @@ func (s *Server) userName(uid uint32) string {
 type serverConn struct {
 	s         *Server
 	conn      *rpc.Conn
-	principal Principal
+	principal daemon.Principal
+	auth      *Authority // what principal may do
 	pid       int32
 	holder    *caps.Holder // holds the capabilities this client mints or restricts
 	log       hclog.Logger
@@ -327,46 +330,16 @@ func (c *serverConn) takeObject() error {
 
 func (c *serverConn) dropObject() { c.objects.Add(-1) }
 
-// isRoot reports whether the connection's principal is the superuser, who
-// may act on every guest and capability.
-func (c *serverConn) isRoot() bool { return c.principal.UID == 0 }
-
-// mayUseHostPaths reports whether the principal may name host paths in
-// grants. The daemon opens them with its own authority, so only a
-// principal with at least that authority may: root, or the daemon's own
-// user.
-func (c *serverConn) mayUseHostPaths() bool {
-	return c.isRoot() || c.principal.UID == c.s.euid
-}
-
-// ownsGuest reports whether the principal may act on g.
-func (c *serverConn) ownsGuest(g *Guest) bool {
-	return c.isRoot() || g.Principal().UID == c.principal.UID
-}
-
-// ownsCap reports whether the principal may act on capability x by id:
-// x or one of its ancestors is held by a guest this principal launched or
-// by a connection of this principal.
-func (c *serverConn) ownsCap(x *caps.Cap) bool {
-	if c.isRoot() {
-		return true
+// holderOwner reports the uid a capability holder acts for: the principal
+// that launched a guest, or the principal of a connected client.
+func (s *Server) holderOwner(id string) (uint32, bool) {
+	if g, ok := s.sup.Guest(id); ok {
+		return g.Principal().UID, true
 	}
-	for ; x != nil; x = x.Parent() {
-		h := x.Holder()
-		if h == nil {
-			continue
-		}
-		if g, ok := c.s.sup.Guest(h.ID); ok && g.Principal().UID == c.principal.UID {
-			return true
-		}
-		c.s.mu.Lock()
-		p, ok := c.s.holders[h.ID]
-		c.s.mu.Unlock()
-		if ok && p.UID == c.principal.UID {
-			return true
-		}
-	}
-	return false
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.holders[id]
+	return p.UID, ok
 }
 
 // lookupOwnedCap finds a capability by id that the principal may act on.
@@ -374,7 +347,7 @@ func (c *serverConn) ownsCap(x *caps.Cap) bool {
 // not exist.
 func (c *serverConn) lookupOwnedCap(id string) (*caps.Cap, error) {
 	x, ok := c.s.sup.Kernel().Lookup(caps.ID(id))
-	if !ok || !c.ownsCap(x) {
+	if !ok || !c.auth.OwnsCap(x) {
 		return nil, fmt.Errorf("no capability %s that %s may use: check the id with `sandboxd caps GUEST`", id, c.principal)
 	}
 	return x, nil

@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 
 	"capnproto.org/go/capnp/v3/flowcontrol"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
 // guestRecord is what the server keeps about a guest it launched, beside
 // the Supervisor's own record: its output and how it is attached.
 type guestRecord struct {
-	g        *Guest
+	g        *daemon.Guest
 	pid      int32        // of the launching client
 	args     []string     // as the guest sees them, program name first
 	ended    atomic.Int64 // unix nanoseconds of the exit, 0 while running
@@ -333,13 +334,13 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 		return grantFailure(err)
 	}
 	var c *caps.Cap
-	if gr.Kind == GrantCap {
+	if gr.Kind == daemon.GrantCap {
 		from, err := s.c.lookupOwnedCap(gr.Source)
 		if err != nil {
-			return grantFailure(&GrantError{Grant: gr, Err: err})
+			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
 		}
 		if c, err = s.r.g.SendCap(ctx, from, gr.Name); err != nil {
-			return grantFailure(&GrantError{Grant: gr, Err: err})
+			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
 		}
 	} else if c, err = s.r.g.Grant(ctx, gr); err != nil {
 		return grantFailure(err)

@@ -1,4 +1,4 @@
-package daemon_test
+package server_test
 
 import (
 	"flag"

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+// Authority is what one principal may do through the control API. The
+// server builds one for each connection when it accepts it, from the
+// principal the kernel reports for the peer (SO_PEERCRED), and asks it
+// before acting on any guest or capability a request names by id, or on a
+// host path a grant names. It is the one place these decisions are made:
+// the grant policies (which grants, modules and limits a principal may
+// use) will be applied here, as further rules of the same type.
+//
+// Its rules today are fixed:
+//
+//   - root may act on every guest and capability;
+//   - any other principal may act on the guests it launched, and on a
+//     capability that is, or descends from, one held by such a guest or
+//     by one of its own connections;
+//   - only root and the daemon's own user may name host paths in grants:
+//     the daemon opens them with its own authority, so only a principal
+//     with at least that authority may.
+//
+// Holding a Guest or Cap object the daemon handed out is authority of its
+// own, checked by nothing here: whoever holds one may use it.
+type Authority struct {
+	principal daemon.Principal
+	root      bool // acts on every guest and capability
+	hostPaths bool // names host paths in grants
+	// ownerOf reports the uid a capability holder acts for.
+	ownerOf func(holderID string) (uid uint32, ok bool)
+}
+
+// NewAuthority returns the authority of principal p on a daemon running as
+// uid daemonUID. ownerOf reports the uid a capability holder acts for (a
+// guest: the principal that launched it; a connection: its principal), or
+// false for a holder it does not know, which no principal but root owns.
+func NewAuthority(p daemon.Principal, daemonUID uint32, ownerOf func(holderID string) (uid uint32, ok bool)) *Authority {
+	root := p.UID == 0
+	return &Authority{principal: p, root: root, hostPaths: root || p.UID == daemonUID, ownerOf: ownerOf}
+}
+
+// Principal is who the authority is for.
+func (a *Authority) Principal() daemon.Principal { return a.principal }
+
+// IsRoot reports whether the principal is the superuser, who may act on
+// every guest and capability.
+func (a *Authority) IsRoot() bool { return a.root }
+
+// AllowHostPaths reports whether the principal may name host paths in the
+// grants it gives.
+func (a *Authority) AllowHostPaths() bool { return a.hostPaths }
+
+// OwnsGuest reports whether the principal may act on g by its id.
+func (a *Authority) OwnsGuest(g *daemon.Guest) bool {
+	return a.root || g.Principal().UID == a.principal.UID
+}
+
+// OwnsCap reports whether the principal may act on capability x by its id:
+// x or one of its ancestors is held by a guest the principal launched or
+// by a connection of the principal.
+func (a *Authority) OwnsCap(x *caps.Cap) bool {
+	if a.root {
+		return true
+	}
+	for ; x != nil; x = x.Parent() {
+		h := x.Holder()
+		if h == nil {
+			continue
+		}
+		if uid, ok := a.ownerOf(h.ID); ok && uid == a.principal.UID {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,35 @@
+package server
+
+import (
+	"time"
+
+	"github.com/sandboxd/sandboxd/internal/ctxtest"
+)
+
+// HangGuard bounds the waits in this package's tests that only a hang
+// could reach. Each such wait is for an event (a guest ending, a client
+// answered, a connection closed); the bound is far beyond what any load
+// makes of a step here, and only turns a hung test into a failure that
+// names it, before the suite's timeout.
+const HangGuard = 3 * time.Minute
+
+// CountContextChildren replaces s's context with one that counts the
+// contexts derived from it that are still attached (see ctxtest). Call it
+// before s serves anything.
+func CountContextChildren(s *Server) *ctxtest.Children {
+	c := ctxtest.Count(s.ctx)
+	s.ctx = c
+	return c
+}
+
+// RunningGuests is how many guests launched through s are counted as
+// running: a guest's count drops once s has processed its exit (watch).
+func RunningGuests(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, k := range s.running {
+		n += k
+	}
+	return n
+}

@@ -1,0 +1,351 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"capnproto.org/go/capnp/v3"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// Bounds of a launch request beyond the message size: they keep its cost
+// proportional to what it asks for.
+const (
+	maxLaunchStrings = 4096    // args + env + grants + caps
+	maxStdin         = 1 << 20 // bytes of stdin carried in a launch
+	maxFDsLimit      = 1 << 16 // the largest handle table a launch may ask for
+)
+
+// launchArgs is a decoded, validated launch request.
+type launchArgs struct {
+	name        string
+	wasm        []byte
+	spec        daemon.LaunchSpec
+	delegations []daemon.Delegation
+	output      schemas.OutputSink // owned; invalid if none
+	detach      bool
+}
+
+// decodeLaunch reads and validates a launch request. It compiles, opens
+// and runs nothing; it looks up the capabilities the request delegates,
+// which the principal must own or pass as Cap objects.
+func (c *serverConn) decodeLaunch(ctx context.Context, r schemas.LaunchRequest) (*launchArgs, error) {
+	a := &launchArgs{}
+	if err := a.decodeModule(r); err != nil {
+		return nil, err
+	}
+	grants, dl, err := a.decodeStrings(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.decodeGrants(a, grants); err != nil {
+		return nil, err
+	}
+	if err := c.decodeCaps(ctx, a, dl); err != nil {
+		return nil, err
+	}
+	if err := a.decodeLimits(r); err != nil {
+		return nil, err
+	}
+	stdin, err := r.Stdin()
+	if err != nil {
+		return nil, err
+	}
+	if len(stdin) > maxStdin {
+		return nil, fmt.Errorf("stdin of %d bytes is more than the %d a launch may carry", len(stdin), maxStdin)
+	}
+	if len(stdin) > 0 {
+		a.spec.Stdin = bytes.NewReader(bytes.Clone(stdin))
+	}
+	// Last: from here a owns a reference to the sink.
+	if r.HasOutput() {
+		a.output = r.Output().AddRef()
+	}
+	a.detach = r.Detach()
+	return a, nil
+}
+
+// decodeModule reads the module's name ("guest" if none is given) and its
+// bytes, which must not be empty.
+func (a *launchArgs) decodeModule(r schemas.LaunchRequest) error {
+	var err error
+	if a.name, err = r.Name(); err != nil {
+		return err
+	}
+	if a.name == "" {
+		a.name = "guest"
+	}
+	if a.wasm, err = r.Wasm(); err != nil {
+		return err
+	}
+	if len(a.wasm) == 0 {
+		return errors.New("no module: the request carries no WebAssembly bytes")
+	}
+	return nil
+}
+
+// decodeStrings reads the arguments and environment into a.spec, and
+// returns the grant texts and the delegated Cap objects, once their number
+// together is within maxLaunchStrings.
+func (a *launchArgs) decodeStrings(r schemas.LaunchRequest) (grants []string, dl schemas.Delegation_List, err error) {
+	if a.spec.Args, err = textList(r.Args()); err != nil {
+		return nil, dl, err
+	}
+	if a.spec.Env, err = textList(r.Env()); err != nil {
+		return nil, dl, err
+	}
+	if grants, err = textList(r.Grants()); err != nil {
+		return nil, dl, err
+	}
+	if dl, err = r.Caps(); err != nil {
+		return nil, dl, err
+	}
+	if n := len(a.spec.Args) + len(a.spec.Env) + len(grants) + dl.Len(); n > maxLaunchStrings {
+		return nil, dl, fmt.Errorf("request has %d args, env entries and grants: at most %d are allowed", n, maxLaunchStrings)
+	}
+	return grants, dl, nil
+}
+
+// decodeGrants parses each grant text under the control API's rules
+// (parseGrant). A cap: grant becomes a delegation of the capability it
+// names, which the principal must own; every other kind a grant of
+// a.spec, set up only when the guest is launched.
+func (c *serverConn) decodeGrants(a *launchArgs, texts []string) error {
+	for _, text := range texts {
+		gr, err := c.parseGrant(text)
+		if err != nil {
+			return err
+		}
+		if gr.Kind != daemon.GrantCap {
+			a.spec.Grants = append(a.spec.Grants, gr)
+			continue
+		}
+		from, err := c.lookupOwnedCap(gr.Source)
+		if err != nil {
+			return &daemon.GrantError{Grant: gr, Err: err}
+		}
+		a.delegations = append(a.delegations, daemon.Delegation{From: from, Name: gr.Name})
+	}
+	return nil
+}
+
+// decodeCaps adds a delegation for each Cap object the request passes,
+// under the name it gives or else the capability's own.
+func (c *serverConn) decodeCaps(ctx context.Context, a *launchArgs, dl schemas.Delegation_List) error {
+	for i := 0; i < dl.Len(); i++ {
+		d := dl.At(i)
+		name, err := d.Name()
+		if err != nil {
+			return err
+		}
+		from, err := c.unwrapCap(ctx, d.Cap())
+		if err != nil {
+			return fmt.Errorf("capability %d of the request: %w", i, err)
+		}
+		if name == "" {
+			name = from.Name()
+		}
+		if err := daemon.CheckName(name); err != nil {
+			return fmt.Errorf("capability %s: handle name %q %s", from.ID(), name, err)
+		}
+		a.delegations = append(a.delegations, daemon.Delegation{From: from, Name: name})
+	}
+	return nil
+}
+
+// decodeLimits reads the guest's memory limit, timeout and handle-table
+// size into a.spec.
+func (a *launchArgs) decodeLimits(r schemas.LaunchRequest) error {
+	a.spec.MemoryLimit = r.MemoryLimit()
+	t := r.Timeout()
+	if t < 0 {
+		return fmt.Errorf("timeout %v is negative: use 0 for no limit", time.Duration(t))
+	}
+	a.spec.Timeout = time.Duration(t)
+	m := r.MaxFds()
+	if m > maxFDsLimit {
+		return fmt.Errorf("max fds %d is above the daemon's limit of %d", m, maxFDsLimit)
+	}
+	a.spec.MaxFDs = int(m)
+	return nil
+}
+
+func textList(l capnp.TextList, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, l.Len())
+	for i := range out {
+		if out[i], err = l.At(i); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Launch failures whose reason starts with one of these prefixes are of a
+// kind a client can act on without reading the text (docs/API.md): a grant
+// that did not parse, was refused or could not be set up, and a module
+// that is not one sandboxd can run. Nothing ran in either case.
+const (
+	reasonGrant  = "grant: "
+	reasonModule = "module: "
+)
+
+type grantSyntaxError struct{ err error }
+
+func (e *grantSyntaxError) Error() string { return e.err.Error() }
+func (e *grantSyntaxError) Unwrap() error { return e.err }
+
+type moduleError struct{ err error }
+
+func (e *moduleError) Error() string { return e.err.Error() }
+func (e *moduleError) Unwrap() error { return e.err }
+
+// launchFailure is the error a failed launch returns to the client.
+func launchFailure(err error) error {
+	var me *moduleError
+	switch {
+	case errors.As(err, &me):
+		return errors.New(reasonModule + err.Error())
+	case isGrantFailure(err):
+		return errors.New(reasonGrant + err.Error())
+	}
+	return fmt.Errorf("launch: %w", err)
+}
+
+// grantFailure marks err as a grant failure for the client if it is one.
+func grantFailure(err error) error {
+	if isGrantFailure(err) {
+		return errors.New(reasonGrant + err.Error())
+	}
+	return err
+}
+
+func isGrantFailure(err error) bool {
+	var ge *daemon.GrantError
+	var se *grantSyntaxError
+	return errors.As(err, &ge) || errors.As(err, &se)
+}
+
+func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) error {
+	call.Go()
+	c := s.c
+	req, err := call.Args().Request()
+	if err != nil {
+		return err
+	}
+	a, err := c.decodeLaunch(ctx, req)
+	if err != nil {
+		return launchFailure(err)
+	}
+	guest, info, err := c.launch(ctx, a)
+	if err != nil {
+		if a.output.IsValid() {
+			a.output.Release()
+		}
+		return launchFailure(err)
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		guest.Release()
+		return err
+	}
+	if err := res.SetGuest(guest); err != nil {
+		return err
+	}
+	gi, err := res.NewInfo()
+	if err != nil {
+		return err
+	}
+	return fillGuestInfo(gi, info)
+}
+
+// launch compiles and starts the guest and hands the client its owning
+// Guest object. It takes ownership of a.output.
+func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, *guestRecord, error) {
+	s := c.s
+	if err := c.takeObject(); err != nil {
+		return schemas.Guest{}, nil, err
+	}
+	defer c.dropObject() // newGuestClient takes its own
+	uid := c.principal.UID
+	s.mu.Lock()
+	if s.running[uid] >= s.lim.MaxGuests {
+		s.mu.Unlock()
+		return schemas.Guest{}, nil, fmt.Errorf("%s already has %d guests running, the daemon's limit (serve --max-guests): wait for some to exit or kill them", c.principal, s.lim.MaxGuests)
+	}
+	s.running[uid]++ // released by watch, or below if the launch fails
+	s.mu.Unlock()
+	r, err := c.startGuest(ctx, a)
+	if err != nil {
+		s.mu.Lock()
+		s.dropRunning(uid)
+		s.mu.Unlock()
+		return schemas.Guest{}, nil, err
+	}
+	s.mu.Lock()
+	s.records[r.g.ID()] = r
+	s.mu.Unlock()
+	go s.watch(r)
+	c.log.Debug("launched", "guest", r.g.ID(), "module", a.name, "sha256", r.g.Module().HashString(), "detach", a.detach, "attached", r.attached != nil)
+
+	gc, err := c.newGuestClient(r, true)
+	if err != nil { // cannot happen: room was reserved above
+		r.kill("launch failed")
+		return schemas.Guest{}, nil, err
+	}
+	return gc, r, nil
+}
+
+// startGuest compiles a's module and launches it through the Supervisor
+// with a supervisor channel, its output going to a new record. It takes
+// ownership of a.output: the record holds it, or it is released if the
+// launch fails.
+func (c *serverConn) startGuest(ctx context.Context, a *launchArgs) (*guestRecord, error) {
+	s := c.s
+	m, err := s.sup.Compile(ctx, a.name, a.wasm)
+	if err != nil {
+		return nil, &moduleError{err}
+	}
+	defer m.Release() // the guest holds it on its own
+	rctx, cancel := s.recordContext(a.spec.Timeout)
+	r := &guestRecord{
+		pid: c.pid, detached: a.detach, output: newOutputLog(s.logBytes),
+		args: append([]string{m.Name}, a.spec.Args...),
+		ctx:  rctx, cancel: cancel,
+	}
+	if a.output.IsValid() {
+		r.attached = newOutputSink(rctx, a.output)
+		a.output = schemas.OutputSink{}
+	}
+	a.spec.Principal = c.principal
+	a.spec.Module = m
+	a.spec.Stdout = &streamWriter{log: r.output, stream: streamStdout, sink: r.attached}
+	a.spec.Stderr = &streamWriter{log: r.output, stream: streamStderr, sink: r.attached}
+	a.spec.Delegations = a.delegations
+	a.spec.SupervisorChannel = true
+	if r.g, err = s.sup.Launch(ctx, a.spec); err != nil {
+		cancel()
+		if r.attached != nil {
+			r.attached.sink.Release()
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// recordContext returns the context of a guest's record: a child of the
+// server's (Close ends it) that also ends once timeout passes, if it is
+// not 0. Its cancel func is the one thing that detaches it from the
+// server's context; watch calls it when the guest has ended.
+func (s *Server) recordContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(s.ctx, timeout)
+	}
+	return context.WithCancel(s.ctx)
+}

@@ -1,0 +1,236 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"capnproto.org/go/capnp/v3"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/schemas"
+)
+
+// maxReasonLen bounds the reason a client gives a revocation.
+const maxReasonLen = 256
+
+// supervisorServer is the bootstrap object of one connection.
+type supervisorServer struct {
+	c *serverConn
+}
+
+func (s *supervisorServer) Whoami(ctx context.Context, call schemas.Supervisor_whoami) error {
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	p, err := res.NewPrincipal()
+	if err != nil {
+		return err
+	}
+	return fillPrincipal(p, s.c.principal, s.c.pid)
+}
+
+// parseGrant parses grant text from a client and applies the rules of the
+// control API on top of the grammar: host paths must be absolute (the
+// daemon's working directory is not the client's), and only a principal
+// with the daemon's own authority may name them.
+func (c *serverConn) parseGrant(text string) (daemon.Grant, error) {
+	gr, err := daemon.ParseGrant(text)
+	if err != nil {
+		return daemon.Grant{}, &grantSyntaxError{err}
+	}
+	if gr.Kind == daemon.GrantDir || gr.Kind == daemon.GrantFile {
+		if !filepath.IsAbs(gr.Source) {
+			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: errors.New("host paths sent to the daemon must be absolute: the daemon does not share your working directory")}
+		}
+		if !c.auth.AllowHostPaths() {
+			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: fmt.Errorf("%s may not grant host paths: the daemon opens them as uid %d, so only that user and root may name them", c.principal, c.s.euid)}
+		}
+	}
+	return gr, nil
+}
+
+func (s *supervisorServer) List(ctx context.Context, call schemas.Supervisor_list) error {
+	var recs []*guestRecord
+	for _, g := range s.c.s.sup.Guests() {
+		if !s.c.auth.OwnsGuest(g) {
+			continue
+		}
+		if r, ok := s.c.s.record(g.ID()); ok {
+			recs = append(recs, r)
+		}
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	l, err := res.NewGuests(int32(len(recs)))
+	if err != nil {
+		return err
+	}
+	for i, r := range recs {
+		if err := fillGuestInfo(l.At(i), r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookupGuest finds a guest the principal may act on. A guest it may not
+// reach is reported exactly like one that does not exist.
+func (c *serverConn) lookupGuest(id string) (*guestRecord, error) {
+	r, ok := c.s.record(id)
+	if !ok || !c.auth.OwnsGuest(r.g) {
+		return nil, fmt.Errorf("no guest %s for %s: list guests with `sandboxd ps`", id, c.principal)
+	}
+	return r, nil
+}
+
+func (s *supervisorServer) Guest(ctx context.Context, call schemas.Supervisor_guest) error {
+	id, err := call.Args().Id()
+	if err != nil {
+		return err
+	}
+	r, err := s.c.lookupGuest(id)
+	if err != nil {
+		return err
+	}
+	gc, err := s.c.newGuestClient(r, false)
+	if err != nil {
+		return err
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		gc.Release()
+		return err
+	}
+	return res.SetGuest(gc)
+}
+
+func (s *supervisorServer) Revoke(ctx context.Context, call schemas.Supervisor_revoke) error {
+	call.Go()
+	a := call.Args()
+	id, err := a.CapId()
+	if err != nil {
+		return err
+	}
+	reason, err := a.Reason()
+	if err != nil {
+		return err
+	}
+	x, err := s.c.lookupOwnedCap(id)
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	return revoke(s.c, call.AllocResults, x, reason)
+}
+
+// revoke revokes x for c's principal and writes the receipt through alloc.
+func revoke[R interface {
+	NewReceipt() (schemas.Receipt, error)
+}](c *serverConn, alloc func() (R, error), x *caps.Cap, reason string) error {
+	if reason == "" {
+		reason = "revoked by " + c.principal.String()
+	}
+	if len(reason) > maxReasonLen {
+		reason = reason[:maxReasonLen]
+	}
+	rc, err := c.s.sup.Revoke(x.ID(), reason)
+	if err != nil {
+		return err
+	}
+	c.log.Debug("revoked through the control API", "cap", x.ID(), "revoked", len(rc.Revoked), "reason", reason)
+	res, err := alloc()
+	if err != nil {
+		return err
+	}
+	r, err := res.NewReceipt()
+	if err != nil {
+		return err
+	}
+	return fillReceipt(r, rc)
+}
+
+func (s *supervisorServer) Mint(ctx context.Context, call schemas.Supervisor_mint) error {
+	text, err := call.Args().Grant()
+	if err != nil {
+		return err
+	}
+	gr, err := s.c.parseGrant(text)
+	if err != nil {
+		return err
+	}
+	if gr.Kind == daemon.GrantCap {
+		return fmt.Errorf("mint %s: cap: names a capability that exists already: get it with Supervisor.cap", text)
+	}
+	if err := s.c.takeObject(); err != nil {
+		return err
+	}
+	defer s.c.dropObject() // returnCap takes its own
+	x, err := s.c.s.sup.Mint(s.c.holder, gr, gr.String()+" minted by "+s.c.principal.String())
+	if err != nil {
+		return err
+	}
+	s.c.log.Info("minted", "cap", x.ID(), "grant", gr.String())
+	return returnCap(s.c, call.AllocResults, x, true, true)
+}
+
+func (s *supervisorServer) Cap(ctx context.Context, call schemas.Supervisor_cap) error {
+	id, err := call.Args().CapId()
+	if err != nil {
+		return err
+	}
+	x, err := s.c.lookupOwnedCap(id)
+	if err != nil {
+		return err
+	}
+	return returnCap(s.c, call.AllocResults, x, false, false)
+}
+
+func (s *supervisorServer) CapByToken(ctx context.Context, call schemas.Supervisor_capByToken) error {
+	a := call.Args()
+	id, err := a.CapId()
+	if err != nil {
+		return err
+	}
+	tokText, err := a.Token()
+	if err != nil {
+		return err
+	}
+	bad := fmt.Errorf("no capability %s with that token", id)
+	tok, ok := caps.ParseToken(tokText)
+	if !ok {
+		return bad
+	}
+	x, ok := s.c.s.sup.Kernel().LookupToken(caps.ID(id), tok)
+	if !ok {
+		return bad
+	}
+	return returnCap(s.c, call.AllocResults, x, false, false)
+}
+
+// unwrapCap returns the kernel capability behind a Cap object the client
+// passed back to the daemon. Only Cap objects the daemon issued are
+// accepted, and a revoked one is refused.
+func (c *serverConn) unwrapCap(ctx context.Context, cl schemas.Cap) (*caps.Cap, error) {
+	if !cl.IsValid() {
+		return nil, errors.New("no capability given")
+	}
+	if err := cl.Resolve(ctx); err != nil {
+		return nil, err
+	}
+	v, ok := serverOf(capnp.Client(cl))
+	if !ok {
+		return nil, errors.New("not a capability this daemon issued: only Cap objects from this daemon can be passed to it")
+	}
+	cs, ok := v.(*capServer)
+	if !ok {
+		return nil, errors.New("not a Cap object")
+	}
+	if cs.x.Revoked() {
+		return nil, fmt.Errorf("capability %s has been revoked", cs.x.ID())
+	}
+	return cs.x, nil
+}
