@@ -1,5 +1,7 @@
 package caps
 
+import "strconv"
+
 // Kind is the type of object a capability designates.
 type Kind uint8
 
@@ -35,7 +37,7 @@ func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
 	}
-	return "kind(" + itoa(int(k)) + ")"
+	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
 // MaxRights is the most a capability of kind k may hold, as (base,
@@ -89,5 +91,5 @@ func (e Edge) String() string {
 	if int(e) < len(edgeNames) {
 		return edgeNames[e]
 	}
-	return "edge(" + itoa(int(e)) + ")"
+	return "edge(" + strconv.Itoa(int(e)) + ")"
 }

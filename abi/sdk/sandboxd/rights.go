@@ -2,6 +2,7 @@ package sandboxd
 
 import (
 	"math/bits"
+	"strconv"
 	"strings"
 )
 
@@ -84,22 +85,8 @@ func (r Rights) String() string {
 		if i < len(rightNames) && rightNames[i] != "" {
 			parts = append(parts, rightNames[i])
 		} else {
-			parts = append(parts, "bit"+itoa(uint64(i)))
+			parts = append(parts, "bit"+strconv.Itoa(i))
 		}
 	}
 	return strings.Join(parts, "|")
-}
-
-func itoa(n uint64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }
