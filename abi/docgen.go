@@ -37,7 +37,7 @@ func WriteTable(w io.Writer) error {
 		if _, err := fmt.Fprintf(w, "%2d  %s\n", c.Slot, c.signature()); err != nil {
 			return err
 		}
-		rights := c.Rights
+		rights := rightsText(&c, cloudABIRightNames)
 		if rights == "" {
 			rights = "none"
 		}
@@ -50,6 +50,55 @@ func WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// rightsText words c's rights checks for the docs, naming rights with
+// names: "fd_read|fd_seek", "file_link_source on fd1; file_link_target on
+// fd2", "file_stat_fput_size for SIZE; …". It is "" when c needs none.
+func rightsText(c *Call, names func(c *Call, r caps.Rights) []string) string {
+	params := map[string]bool{}
+	for _, n := range c.Rights {
+		params[needParam(c, n)] = true
+	}
+	var parts []string
+	for _, n := range c.Rights {
+		var b strings.Builder
+		if ns := names(c, n.Rights); len(ns) == 0 {
+			b.WriteString("none")
+		} else if n.AnyOf {
+			b.WriteString(strings.Join(ns, " or "))
+		} else {
+			b.WriteString(strings.Join(ns, "|"))
+		}
+		if n.Inheriting {
+			b.WriteString(" inheritable")
+		}
+		if len(params) > 1 {
+			b.WriteString(" on " + needParam(c, n))
+		}
+		if n.When != "" {
+			b.WriteString(" " + n.When)
+		}
+		parts = append(parts, b.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// needParam is the name of the parameter n checks.
+func needParam(c *Call, n Need) string {
+	if n.Param == "" && len(c.Params) > 0 {
+		return c.Params[0].Name
+	}
+	return n.Param
+}
+
+// cloudABIRightNames names the rights in r by their CloudABI names, in
+// bit order.
+func cloudABIRightNames(_ *Call, r caps.Rights) []string {
+	if r == 0 {
+		return nil
+	}
+	return strings.Split(r.String(), "|")
 }
 
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
@@ -79,7 +128,7 @@ func WriteMarkdown(w io.Writer) error {
 			}
 			notes += c.Note
 		}
-		rights := c.Rights
+		rights := rightsText(&c, cloudABIRightNames)
 		if rights == "" {
 			rights = "—"
 		}

@@ -41,7 +41,7 @@ func WriteWASIMarkdown(w io.Writer) error {
 			}
 			notes += c.Note
 		}
-		rights, origin := c.Rights, c.Origin
+		rights, origin := rightsText(&c, wasiCheckNames), c.Origin
 		if rights == "" {
 			rights = "—"
 		}
@@ -96,6 +96,50 @@ const wasiRightNames = `fd_datasync fd_read fd_seek fd_fdstat_set_flags fd_sync 
 	path_filestat_set_size path_filestat_set_times fd_filestat_get fd_filestat_set_size
 	fd_filestat_set_times path_symlink path_remove_directory path_unlink_file poll_fd_readwrite
 	sock_shutdown sock_accept`
+
+// wasiCheckNames names the rights in r, which c checks, by their WASI
+// names, in CloudABI bit order. A right WASI split in two is named by its
+// half that is c's own name (path_unlink_file checks file_unlink), or
+// else by the half in c's family (path_ or fd_), or else by both.
+func wasiCheckNames(c *Call, r caps.Rights) []string {
+	names := strings.Fields(wasiRightNames)
+	family := c.Name[:strings.IndexByte(c.Name, '_')+1]
+	var out []string
+	for b := caps.Rights(1); b != 0 && b <= r; b <<= 1 {
+		if r&b == 0 {
+			continue
+		}
+		var halves []string
+		for w := WASIRightsOf(b); w != 0; w &= w - 1 {
+			halves = append(halves, names[bitIndex(w&-w)])
+		}
+		out = append(out, pickHalf(halves, c.Name, family)...)
+	}
+	return out
+}
+
+// pickHalf returns, of the WASI names of one CloudABI right, the one that
+// is call, else the one that begins with family, else all of them.
+func pickHalf(halves []string, call, family string) []string {
+	if len(halves) < 2 {
+		return halves
+	}
+	for _, h := range halves {
+		if h == call {
+			return []string{h}
+		}
+	}
+	var fam []string
+	for _, h := range halves {
+		if strings.HasPrefix(h, family) {
+			fam = append(fam, h)
+		}
+	}
+	if len(fam) == 1 {
+		return fam
+	}
+	return halves
+}
 
 func bitIndex(b uint64) int {
 	i := 0
