@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/experimental"
 	"golang.org/x/sys/unix"
@@ -324,7 +325,7 @@ func TestMemoryPastTheReservationBoundComesFromTheHeapOrIsRefused(t *testing.T) 
 func runGuest(t *testing.T, rt *Runtime, src string, limit uint64, tbl *caps.Table) ExitStatus {
 	t.Helper()
 	ctx := context.Background()
-	m, err := rt.Compile(ctx, "g", wat2wasm(t, src))
+	m, err := rt.Compile(ctx, "g", abitest.WATText(t, src))
 	if err != nil {
 		t.Fatal(err)
 	}

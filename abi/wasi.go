@@ -19,10 +19,6 @@ import (
 // capabilities in the derivation graph. wazero's own WASI is never used:
 // its fd table is invisible to the kernel and cannot be revoked.
 
-func init() {
-	hostModules[WASIModuleName] = instantiateWASI
-}
-
 // WASICalls returns the 46 functions of WASI preview1, in witx order.
 func WASICalls() []Call { return wasiCalls[:] }
 
