@@ -36,6 +36,10 @@ var signalNames = [...]string{
 	26: "XFSZ",
 }
 
+// SignalNames returns CloudABI's signal names without "SIG", indexed by
+// number ("" at 0), for the C header.
+func SignalNames() []string { return signalNames[:] }
+
 // CloudABI numbers of the signals the host reports on its own.
 const (
 	sigABRT uint8 = 1

@@ -229,7 +229,7 @@ func (r *rightsRun) grant(when string) map[string]handleRights {
 		if n.AnyOf {
 			rights &= -rights
 		}
-		p, h := needParam(r.c, n), g[needParam(r.c, n)]
+		p, h := r.c.HandleParam(n), g[r.c.HandleParam(n)]
 		if n.Inheriting {
 			h.inheriting |= rights
 		} else {
@@ -244,7 +244,7 @@ func (r *rightsRun) grant(when string) map[string]handleRights {
 // them, for AnyOf) it fails with ENOTCAPABLE, and with the entries'
 // rights (each of n's alone, for AnyOf) it gets past the check.
 func (r *rightsRun) checkNeed(n Need) {
-	p := needParam(r.c, n)
+	p := r.c.HandleParam(n)
 	bits := splitRights(n.Rights)
 	if n.AnyOf {
 		for _, b := range bits {
@@ -372,7 +372,7 @@ func (r *rightsRun) params(m api.Memory, when string, fds map[string]uint32) []u
 	}
 	if l := r.rc.poll; l != nil {
 		b := make([]byte, 2*l.subSize)
-		l.encode(b, when, fds[needParam(r.c, Need{})])
+		l.encode(b, when, fds[r.c.HandleParam(Need{})])
 		m.Write(uint32(p[0]), b)
 		p[2] = 2 // nsubscriptions
 	}

@@ -74,6 +74,15 @@ type Need struct {
 	When string
 }
 
+// HandleParam returns the name of the parameter whose handle n checks:
+// n.Param, or c's first parameter.
+func (c *Call) HandleParam(n Need) string {
+	if n.Param == "" && len(c.Params) > 0 {
+		return c.Params[0].Name
+	}
+	return n.Param
+}
+
 // handler runs one call for g. p holds the wasm parameters in order; the
 // returned errno becomes the call's result.
 type handler func(g *Guest, m api.Memory, p []uint64) Errno
