@@ -28,11 +28,11 @@ const (
 )
 
 // BoundTables gives every table a maximum, so that the module's tables
-// together can never hold more than maxTableEntries entries: what the
-// minimums leave is shared out equally, and a declared maximum below a
-// table's share stays as it is. A module whose minimums alone exceed the
-// bound is refused (a *LimitError). changed reports whether any maximum
-// was set; out is then a copy of secs, which is left as it was.
+// together can never hold more than maxTableEntries (4,194,304) entries:
+// what the minimums leave is shared out equally, and a declared maximum
+// below a table's share stays as it is. A module whose minimums alone
+// exceed the bound is refused (a *LimitError). changed reports whether any
+// maximum was set; out is then a copy of secs, which is left as it was.
 //
 // A module whose code holds no table.grow keeps its tables at their
 // minimums whatever their maximums say, so it is left as it is (after the
