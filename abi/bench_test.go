@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/abi/internal/wasmbin"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -188,7 +189,7 @@ func sandboxdLoop(b *testing.B, wasm []byte, loop string) guestLoop {
 // wazeroWASILoop instantiates wasm under wazero's built-in WASI, stdout
 // discarded and real clocks, in a runtime with sandboxd's core features
 // and wazero's own defaults otherwise. The module gets the same loop checks
-// as sandboxd's (instrumentLoops, with a yield that only renews the
+// as sandboxd's (wasmbin's Instrument, with a yield that only renews the
 // budget), so that both sides run the same loop and only the host call
 // differs.
 func wazeroWASILoop(b *testing.B, wasm []byte, loop string) guestLoop {
@@ -197,12 +198,16 @@ func wazeroWASILoop(b *testing.B, wasm []byte, loop string) guestLoop {
 		WithCoreFeatures(api.CoreFeaturesV2))
 	b.Cleanup(func() { r.Close(ctx) })
 	wasi_snapshot_preview1.MustInstantiate(ctx, r)
-	if _, err := r.NewHostModuleBuilder(loopModule).NewFunctionBuilder().
-		WithGoFunction(api.GoFunc(func(_ context.Context, stack []uint64) { stack[0] = loopBudget }), nil, []api.ValueType{api.ValueTypeI32}).
+	if _, err := r.NewHostModuleBuilder(wasmbin.LoopModule).NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(func(_ context.Context, stack []uint64) { stack[0] = wasmbin.LoopBudget }), nil, []api.ValueType{api.ValueTypeI32}).
 		Export("yield").Instantiate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	code, _, err := instrumentLoops(wasm)
+	secs, err := wasmbin.Split(wasm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	code, _, err := secs.Instrument()
 	if err != nil {
 		b.Fatal(err)
 	}

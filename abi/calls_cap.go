@@ -13,16 +13,16 @@ import (
 // fd_dup or sent) revokes the forwarder and everything derived from it,
 // in every guest, and leaves the original and the revoker alone.
 func capRevocable(g *Guest, m api.Memory, p []uint64) Errno {
-	fwdOut, revOut := uint32(p[1]), uint32(p[2])
-	if _, e := read(m, fwdOut, 4); e != 0 {
+	fd, forwarderOut, revokerOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	if _, e := read(m, forwarderOut, 4); e != 0 {
 		return e
 	}
-	if _, e := read(m, revOut, 4); e != 0 {
+	if _, e := read(m, revokerOut, 4); e != 0 {
 		return e
 	}
-	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, e := g.acquire(fd, 0)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	fwd, rev, err := g.kernel.NewRevoker(c, g.holder, g.holder)
@@ -42,10 +42,10 @@ func capRevocable(g *Guest, m api.Memory, p []uint64) Errno {
 		g.kernel.Close(rev)
 		return caps.ErrnoOf(err)
 	}
-	if e := writeU32(m, fwdOut, ffd); e != 0 {
+	if e := writeU32(m, forwarderOut, ffd); e != 0 {
 		return e
 	}
-	return writeU32(m, revOut, rfd)
+	return writeU32(m, revokerOut, rfd)
 }
 
 // capRevoke revokes the forwarder that a revoker handle controls, and
@@ -55,9 +55,10 @@ func capRevocable(g *Guest, m api.Memory, p []uint64) Errno {
 // closed. Revoking twice succeeds. A handle that is not a revoker is
 // EINVAL.
 func capRevoke(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	revoker := uint32(p[0])
+	c, e := g.acquire(revoker, 0)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	r, err := g.kernel.RevokeVia(c, "cap_revoke by "+g.ID)
@@ -80,10 +81,10 @@ func capRevoke(g *Guest, m api.Memory, p []uint64) Errno {
 // and returns ENOBUFS, as argdata_get does. A revoked handle is
 // ENOTCAPABLE.
 func fdDescribe(g *Guest, m api.Memory, p []uint64) Errno {
-	buf, n, sizeOut := uint32(p[1]), uint32(p[2]), uint32(p[3])
-	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, buf, bufLen, sizeOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	c, e := g.acquire(fd, 0)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	in := c.Info()
@@ -102,7 +103,7 @@ func fdDescribe(g *Guest, m api.Memory, p []uint64) Errno {
 	if e := writeU32(m, sizeOut, size); e != 0 {
 		return e
 	}
-	if n < size {
+	if bufLen < size {
 		return caps.ENOBUFS
 	}
 	if !m.Write(buf, enc) {

@@ -34,23 +34,26 @@ func clockNow(g *Guest, id uint32) (uint64, Errno) {
 }
 
 func clockResGet(g *Guest, m api.Memory, p []uint64) Errno {
-	switch uint32(p[0]) {
+	clockID, resolutionOut := uint32(p[0]), uint32(p[1])
+	switch clockID {
 	case clockMonotonic, clockRealtime, clockProcessCPUTime, clockThreadCPUTime:
-		return writeU64(m, uint32(p[1]), 1)
+		return writeU64(m, resolutionOut, 1)
 	}
 	return caps.EINVAL
 }
 
 func clockTimeGet(g *Guest, m api.Memory, p []uint64) Errno {
-	t, e := clockNow(g, uint32(p[0]))
+	clockID, timeOut := uint32(p[0]), uint32(p[2])
+	t, e := clockNow(g, clockID)
 	if e != 0 {
 		return e
 	}
-	return writeU64(m, uint32(p[2]), t)
+	return writeU64(m, timeOut, t)
 }
 
 func randomGet(g *Guest, m api.Memory, p []uint64) Errno {
-	b, e := read(m, uint32(p[0]), uint32(p[1]))
+	buf, bufLen := uint32(p[0]), uint32(p[1])
+	b, e := read(m, buf, bufLen)
 	if e != 0 {
 		return e
 	}

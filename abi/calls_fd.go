@@ -13,6 +13,23 @@ import (
 // names (ENOTCAPABLE) and holds the capability acquired while it runs, so
 // a revocation waits for the call and no call completes after it.
 
+// acquire looks fd up and checks that its capability holds need: every
+// handler's first step. A handle the guest does not hold is EBADF, a
+// missing right or a revoked capability ENOTCAPABLE. On success (errno 0)
+// the caller must Release the capability, so that a revocation waits for
+// the call.
+//
+// caps.Table.Acquire fails only with those two Errno values, so a type
+// assertion converts its error: unlike caps.ErrnoOf it keeps acquire small
+// enough to be inlined into every handler, fd_write's among them (without
+// it fd_write's BenchmarkHostCallRatio rises from 1.10 to 1.13, see
+// docs/BENCHMARKS.md).
+func (g *Guest) acquire(fd uint32, need caps.Rights) (*caps.Cap, Errno) {
+	c, err := g.table.Acquire(fd, need, 0)
+	e, _ := err.(caps.Errno)
+	return c, e
+}
+
 // fd_stat_put flags.
 const (
 	fdstatFlags  = 0x1
@@ -45,7 +62,8 @@ func limitIOV(iov [][]byte) [][]byte {
 }
 
 func fdClose(g *Guest, m api.Memory, p []uint64) Errno {
-	return caps.ErrnoOf(g.table.Remove(uint32(p[0])))
+	fd := uint32(p[0])
+	return caps.ErrnoOf(g.table.Remove(fd))
 }
 
 // install puts a capability the call just made into the guest's table and
@@ -169,13 +187,14 @@ func writeStdio(s *caps.Stdio, iov [][]byte) (int, Errno) {
 }
 
 func fdRead(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDRead, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, iovs, iovsLen, nreadOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	c, e := g.acquire(fd, caps.RightFDRead)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	var small [smallIOV][]byte
-	iov, e := iovecsInto(small[:0], m, uint32(p[1]), uint32(p[2]))
+	iov, e := iovecsInto(small[:0], m, iovs, iovsLen)
 	if e != 0 {
 		return e
 	}
@@ -183,17 +202,18 @@ func fdRead(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	return writeU32(m, uint32(p[3]), uint32(n))
+	return writeU32(m, nreadOut, uint32(n))
 }
 
 func fdWrite(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDWrite, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, iovs, iovsLen, nwrittenOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	c, e := g.acquire(fd, caps.RightFDWrite)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	var small [smallIOV][]byte
-	iov, e := iovecsInto(small[:0], m, uint32(p[1]), uint32(p[2]))
+	iov, e := iovecsInto(small[:0], m, iovs, iovsLen)
 	if e != 0 {
 		return e
 	}
@@ -201,7 +221,7 @@ func fdWrite(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	return writeU32(m, uint32(p[3]), uint32(n))
+	return writeU32(m, nwrittenOut, uint32(n))
 }
 
 // fileOffset converts a guest's u64 offset; offsets past the largest
@@ -258,16 +278,17 @@ func positionalv(at func([]byte, int64) (int, error), iov [][]byte, off int64) (
 }
 
 func fdPread(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDRead|caps.RightFDSeek, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	defer c.Release()
-	iov, e := iovecs(m, uint32(p[1]), uint32(p[2]))
+	fd, iovs, iovsLen, offset, nreadOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), p[3], uint32(p[4])
+	c, e := g.acquire(fd, caps.RightFDRead|caps.RightFDSeek)
 	if e != 0 {
 		return e
 	}
-	off, e := fileOffset(p[3])
+	defer c.Release()
+	iov, e := iovecs(m, iovs, iovsLen)
+	if e != 0 {
+		return e
+	}
+	off, e := fileOffset(offset)
 	if e != 0 {
 		return e
 	}
@@ -275,20 +296,21 @@ func fdPread(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	return writeU32(m, uint32(p[4]), uint32(n))
+	return writeU32(m, nreadOut, uint32(n))
 }
 
 func fdPwrite(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDWrite|caps.RightFDSeek, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	defer c.Release()
-	iov, e := iovecs(m, uint32(p[1]), uint32(p[2]))
+	fd, iovs, iovsLen, offset, nwrittenOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), p[3], uint32(p[4])
+	c, e := g.acquire(fd, caps.RightFDWrite|caps.RightFDSeek)
 	if e != 0 {
 		return e
 	}
-	off, e := fileOffset(p[3])
+	defer c.Release()
+	iov, e := iovecs(m, iovs, iovsLen)
+	if e != 0 {
+		return e
+	}
+	off, e := fileOffset(offset)
 	if e != 0 {
 		return e
 	}
@@ -296,25 +318,27 @@ func fdPwrite(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	return writeU32(m, uint32(p[4]), uint32(n))
+	return writeU32(m, nwrittenOut, uint32(n))
 }
 
 // fdCreate1 makes an in-memory byte object: CloudABI's anonymous shared
 // memory object without mapping (CLOUDABI.md §7). It is a new root
 // capability, recorded as created by the guest.
 func fdCreate1(g *Guest, m api.Memory, p []uint64) Errno {
-	if uint32(p[0]) != filetypeSharedMemory {
+	typ, fdOut := uint32(p[0]), uint32(p[1])
+	if typ != filetypeSharedMemory {
 		return caps.EINVAL
 	}
 	c := g.kernel.Create(g.holder, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "fd_create1")
-	return g.install(m, c, uint32(p[1]))
+	return g.install(m, c, fdOut)
 }
 
 // fdCreate2 makes a channel pair inside the supervisor. Both ends get
 // CloudABI's socket rights (RIGHTS_SOCKET_BASE, inheriting everything).
 func fdCreate2(g *Guest, m api.Memory, p []uint64) Errno {
+	typ, fd1Out, fd2Out := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	var dgram bool
-	switch uint32(p[0]) {
+	switch typ {
 	case filetypeSocketDgram:
 		dgram = true
 	case filetypeSocketStream:
@@ -336,9 +360,9 @@ func fdCreate2(g *Guest, m api.Memory, p []uint64) Errno {
 		g.kernel.Close(cb)
 		return caps.ErrnoOf(err)
 	}
-	e := writeU32(m, uint32(p[1]), fa)
+	e := writeU32(m, fd1Out, fa)
 	if e == 0 {
-		e = writeU32(m, uint32(p[2]), fb)
+		e = writeU32(m, fd2Out, fb)
 	}
 	if e != 0 {
 		_ = g.table.Remove(fa)
@@ -348,19 +372,21 @@ func fdCreate2(g *Guest, m api.Memory, p []uint64) Errno {
 }
 
 func fdDatasync(g *Guest, m api.Memory, p []uint64) Errno {
-	return g.sync(uint32(p[0]), caps.RightFDDatasync, true)
+	fd := uint32(p[0])
+	return g.sync(fd, caps.RightFDDatasync, true)
 }
 
 func fdSync(g *Guest, m api.Memory, p []uint64) Errno {
-	return g.sync(uint32(p[0]), caps.RightFDSync, false)
+	fd := uint32(p[0])
+	return g.sync(fd, caps.RightFDSync, false)
 }
 
 // sync flushes fd's resource to stable storage; EINVAL for a resource
 // that cannot be synchronised (a stream), as fsync(2) says.
 func (g *Guest) sync(fd uint32, right caps.Rights, dataOnly bool) Errno {
-	c, err := g.table.Acquire(fd, right, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, e := g.acquire(fd, right)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	s, ok := c.Resource().(caps.Syncer)
@@ -386,16 +412,17 @@ func (g *Guest) dup(c *caps.Cap) (*caps.Cap, Errno) {
 }
 
 func fdDup(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	from, fdOut := uint32(p[0]), uint32(p[1])
+	c, e := g.acquire(from, 0)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	d, e := g.dup(c)
 	if e != 0 {
 		return e
 	}
-	return g.install(m, d, uint32(p[1]))
+	return g.install(m, d, fdOut)
 }
 
 // fdReplace makes to designate from's object with from's rights (a child
@@ -403,9 +430,9 @@ func fdDup(g *Guest, m api.Memory, p []uint64) Errno {
 // fd_renumber, from stays open. to must be open (EBADF otherwise).
 func fdReplace(g *Guest, m api.Memory, p []uint64) Errno {
 	from, to := uint32(p[0]), uint32(p[1])
-	c, err := g.table.Acquire(from, 0, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, e := g.acquire(from, 0)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	if _, err := g.table.Get(to); err != nil {
@@ -437,12 +464,11 @@ const (
 // seek needs FD_SEEK.
 func (g *Guest) acquireSeek(fd uint32, tell bool) (*caps.Cap, Errno) {
 	if !tell {
-		c, err := g.table.Acquire(fd, caps.RightFDSeek, 0)
-		return c, caps.ErrnoOf(err)
+		return g.acquire(fd, caps.RightFDSeek)
 	}
-	c, err := g.table.Acquire(fd, 0, 0)
-	if err != nil {
-		return nil, caps.ErrnoOf(err)
+	c, e := g.acquire(fd, 0)
+	if e != 0 {
+		return nil, e
 	}
 	if b, _ := c.Rights(); b&(caps.RightFDTell|caps.RightFDSeek) == 0 {
 		c.Release()
@@ -466,8 +492,8 @@ func seek(c *caps.Cap, off int64, whence int) (int64, Errno) {
 }
 
 func fdSeek(g *Guest, m api.Memory, p []uint64) Errno {
-	off, whence := int64(p[1]), uint32(p[2])
-	c, e := g.acquireSeek(uint32(p[0]), off == 0 && whence == whenceCur)
+	fd, offset, whence, newoffsetOut := uint32(p[0]), int64(p[1]), uint32(p[2]), uint32(p[3])
+	c, e := g.acquireSeek(fd, offset == 0 && whence == whenceCur)
 	if e != 0 {
 		return e
 	}
@@ -483,11 +509,11 @@ func fdSeek(g *Guest, m api.Memory, p []uint64) Errno {
 	default:
 		return caps.EINVAL
 	}
-	pos, e := seek(c, off, w)
+	pos, e := seek(c, offset, w)
 	if e != 0 {
 		return e
 	}
-	return writeU64(m, uint32(p[3]), uint64(pos))
+	return writeU64(m, newoffsetOut, uint64(pos))
 }
 
 // appendMode is implemented by resources whose append flag belongs to the
@@ -539,13 +565,14 @@ func setFdFlags(c *caps.Cap, f uint32) Errno {
 }
 
 func fdStatGet(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, fdstatOut := uint32(p[0]), uint32(p[1])
+	c, e := g.acquire(fd, 0)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	b, i := c.Rights()
-	return writeFdstat(m, uint32(p[1]), fdstat{
+	return writeFdstat(m, fdstatOut, fdstat{
 		filetype:   cloudabiFiletype(fileTypeOf(c)),
 		flags:      uint16(fdFlags(c)),
 		base:       b,
@@ -557,25 +584,25 @@ func fdStatGet(g *Guest, m api.Memory, p []uint64) Errno {
 // narrows its rights (RIGHTS, needs nothing: asking for any right not held
 // is ENOTCAPABLE and changes nothing). Exactly one of the two per call.
 func fdStatPut(g *Guest, m api.Memory, p []uint64) Errno {
-	fd, ptr, which := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	fd, fdstatIn, flags := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	var need caps.Rights
-	switch which {
+	switch flags {
 	case fdstatFlags:
 		need = caps.RightFDStatPutFlags
 	case fdstatRights:
 	default:
 		return caps.EINVAL
 	}
-	c, err := g.table.Acquire(fd, need, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	defer c.Release()
-	s, e := readFdstat(m, ptr)
+	c, e := g.acquire(fd, need)
 	if e != 0 {
 		return e
 	}
-	if which == fdstatFlags {
+	defer c.Release()
+	s, e := readFdstat(m, fdstatIn)
+	if e != 0 {
+		return e
+	}
+	if flags == fdstatFlags {
 		return setFdFlags(c, uint32(s.flags))
 	}
 	return caps.ErrnoOf(c.Narrow(s.base, s.inheriting))

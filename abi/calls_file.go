@@ -47,14 +47,14 @@ func lookupFollow(flags uint32) (bool, Errno) {
 	return flags&lookupSymlinkFollow != 0, 0
 }
 
-// dirAt acquires fd for a path call that needs right on the directory,
+// dirAt acquires fd for a path call that needs need on the directory,
 // then reads the path argument. The handle is looked up first, so a guest
 // naming a handle it does not hold learns EBADF whatever else it passed.
 // On success the caller must Release the capability.
-func (g *Guest) dirAt(m api.Memory, fd uint32, right caps.Rights, ptr, n uint32) (*caps.Cap, *caps.Dir, string, Errno) {
-	c, err := g.table.Acquire(fd, right, 0)
-	if err != nil {
-		return nil, nil, "", caps.ErrnoOf(err)
+func (g *Guest) dirAt(m api.Memory, fd uint32, need caps.Rights, ptr, n uint32) (*caps.Cap, *caps.Dir, string, Errno) {
+	c, e := g.acquire(fd, need)
+	if e != 0 {
+		return nil, nil, "", e
 	}
 	d, ok := c.Resource().(*caps.Dir)
 	if !ok {
@@ -68,6 +68,11 @@ func (g *Guest) dirAt(m api.Memory, fd uint32, right caps.Rights, ptr, n uint32)
 	}
 	return c, d, path, 0
 }
+
+// dirLookup is how an ABI's path calls find their directory: dirAt for
+// the native ABI, and for WASI its guard wasiDirAt. The path calls both
+// ABIs share take one.
+type dirLookup func(g *Guest, m api.Memory, fd uint32, need caps.Rights, ptr, n uint32) (*caps.Cap, *caps.Dir, string, Errno)
 
 // openRequest is what file_open asks for, in capability terms.
 type openRequest struct {
@@ -146,122 +151,179 @@ func (g *Guest) openBeneath(dir *caps.Cap, r openRequest) (*caps.Cap, Errno) {
 }
 
 func fileOpen(g *Guest, m api.Memory, p []uint64) Errno {
-	follow, e := lookupFollow(uint32(p[1]))
+	dirfd, lookupFlags, path, pathLen := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	oflags, fdstatIn, fdOut := uint32(p[4]), uint32(p[5]), uint32(p[6])
+	follow, e := lookupFollow(lookupFlags)
 	if e != 0 {
 		return e
 	}
-	c, _, path, e := g.dirAt(m, uint32(p[0]), caps.RightFileOpen, uint32(p[2]), uint32(p[3]))
+	c, _, name, e := g.dirAt(m, dirfd, caps.RightFileOpen, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	req, e := readFdstat(m, uint32(p[5]))
+	req, e := readFdstat(m, fdstatIn)
 	if e != 0 {
 		return e
 	}
 	nc, e := g.openBeneath(c, openRequest{
-		path: path, follow: follow, oflags: uint32(p[4]),
+		path: name, follow: follow, oflags: oflags,
 		base: req.base, inheriting: req.inheriting, fdflags: uint32(req.flags),
 	})
 	if e != 0 {
 		return e
 	}
-	return g.install(m, nc, uint32(p[6]))
+	return g.install(m, nc, fdOut)
 }
 
+// fileCreate creates a directory: the one type file_create makes.
 func fileCreate(g *Guest, m api.Memory, p []uint64) Errno {
-	if uint32(p[3]) != filetypeDirectory {
+	fd, path, pathLen, typ := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	if typ != filetypeDirectory {
 		return caps.EINVAL
 	}
-	c, d, path, e := g.dirAt(m, uint32(p[0]), caps.RightFileCreateDir, uint32(p[1]), uint32(p[2]))
+	return mkdirAt(g, m, (*Guest).dirAt, fd, path, pathLen)
+}
+
+// mkdirAt creates the directory path beneath fd: file_create and WASI's
+// path_create_directory.
+func mkdirAt(g *Guest, m api.Memory, at dirLookup, fd, path, pathLen uint32) Errno {
+	c, d, name, e := at(g, m, fd, caps.RightFileCreateDir, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	return caps.ErrnoOf(d.Mkdir(path))
+	return caps.ErrnoOf(d.Mkdir(name))
 }
 
 func fileUnlink(g *Guest, m api.Memory, p []uint64) Errno {
-	flags := uint32(p[3])
+	fd, path, pathLen, flags := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
 	if flags&^unlinkRemovedir != 0 {
 		return caps.EINVAL
 	}
-	c, d, path, e := g.dirAt(m, uint32(p[0]), caps.RightFileUnlink, uint32(p[1]), uint32(p[2]))
+	return unlinkAt(g, m, (*Guest).dirAt, fd, path, pathLen, flags&unlinkRemovedir != 0)
+}
+
+// unlinkAt removes path beneath fd, an empty directory with removeDir and
+// anything else without: file_unlink and WASI's path_unlink_file and
+// path_remove_directory.
+func unlinkAt(g *Guest, m api.Memory, at dirLookup, fd, path, pathLen uint32, removeDir bool) Errno {
+	c, d, name, e := at(g, m, fd, caps.RightFileUnlink, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	return caps.ErrnoOf(d.Unlink(path, flags&unlinkRemovedir != 0))
+	return caps.ErrnoOf(d.Unlink(name, removeDir))
 }
 
+// fileLink links path2 beneath fd2 to path1 beneath fd1. Unknown lookup
+// flags are EINVAL.
 func fileLink(g *Guest, m api.Memory, p []uint64) Errno {
-	follow, e := lookupFollow(uint32(p[1]))
+	lookupFlags := uint32(p[1])
+	follow, e := lookupFollow(lookupFlags)
 	if e != 0 {
 		return e
 	}
-	c1, d1, path1, e := g.dirAt(m, uint32(p[0]), caps.RightFileLinkSource, uint32(p[2]), uint32(p[3]))
+	return linkPaths(g, m, p, (*Guest).dirAt, follow)
+}
+
+// linkPaths is file_link and WASI's path_link once the lookup flags are
+// decoded (follow: a final symbolic link in path1 is followed). Both take
+// (fd1, lookup_flags, *path1, path1_len, fd2, *path2, path2_len).
+func linkPaths(g *Guest, m api.Memory, p []uint64, at dirLookup, follow bool) Errno {
+	fd1, path1, path1Len := uint32(p[0]), uint32(p[2]), uint32(p[3])
+	fd2, path2, path2Len := uint32(p[4]), uint32(p[5]), uint32(p[6])
+	c1, d1, name1, e := at(g, m, fd1, caps.RightFileLinkSource, path1, path1Len)
 	if e != 0 {
 		return e
 	}
 	defer c1.Release()
-	c2, d2, path2, e := g.dirAt(m, uint32(p[4]), caps.RightFileLinkTarget, uint32(p[5]), uint32(p[6]))
+	c2, d2, name2, e := at(g, m, fd2, caps.RightFileLinkTarget, path2, path2Len)
 	if e != 0 {
 		return e
 	}
 	defer c2.Release()
 	if follow {
-		return caps.ErrnoOf(d1.LinkFollow(path1, d2, path2))
+		return caps.ErrnoOf(d1.LinkFollow(name1, d2, name2))
 	}
-	return caps.ErrnoOf(d1.Link(path1, d2, path2))
+	return caps.ErrnoOf(d1.Link(name1, d2, name2))
 }
 
 func fileRename(g *Guest, m api.Memory, p []uint64) Errno {
-	c1, d1, path1, e := g.dirAt(m, uint32(p[0]), caps.RightFileRenameSource, uint32(p[1]), uint32(p[2]))
+	return renamePaths(g, m, p, (*Guest).dirAt)
+}
+
+// renamePaths is file_rename and WASI's path_rename, which both take
+// (fd1, *path1, path1_len, fd2, *path2, path2_len).
+func renamePaths(g *Guest, m api.Memory, p []uint64, at dirLookup) Errno {
+	fd1, path1, path1Len := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	fd2, path2, path2Len := uint32(p[3]), uint32(p[4]), uint32(p[5])
+	c1, d1, name1, e := at(g, m, fd1, caps.RightFileRenameSource, path1, path1Len)
 	if e != 0 {
 		return e
 	}
 	defer c1.Release()
-	c2, d2, path2, e := g.dirAt(m, uint32(p[3]), caps.RightFileRenameTarget, uint32(p[4]), uint32(p[5]))
+	c2, d2, name2, e := at(g, m, fd2, caps.RightFileRenameTarget, path2, path2Len)
 	if e != 0 {
 		return e
 	}
 	defer c2.Release()
-	return caps.ErrnoOf(d1.Rename(path1, d2, path2))
+	return caps.ErrnoOf(d1.Rename(name1, d2, name2))
 }
 
 func fileSymlink(g *Guest, m api.Memory, p []uint64) Errno {
-	c, d, path, e := g.dirAt(m, uint32(p[2]), caps.RightFileSymlink, uint32(p[3]), uint32(p[4]))
+	return symlinkAt(g, m, p, (*Guest).dirAt, false)
+}
+
+// symlinkAt is file_symlink and WASI's path_symlink, which both take
+// (*path1, path1_len, fd, *path2, path2_len): it creates path2 beneath fd,
+// a symbolic link to path1. An empty target is ENOENT; with noAbsolute an
+// absolute one is EPERM.
+func symlinkAt(g *Guest, m api.Memory, p []uint64, at dirLookup, noAbsolute bool) Errno {
+	path1, path1Len, fd, path2, path2Len := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4])
+	c, d, name, e := at(g, m, fd, caps.RightFileSymlink, path2, path2Len)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	target, e := readString(m, uint32(p[0]), uint32(p[1]))
+	target, e := readString(m, path1, path1Len)
 	if e != 0 {
 		return e
 	}
 	if target == "" {
 		return caps.ENOENT
 	}
-	return caps.ErrnoOf(d.Symlink(target, path))
+	if noAbsolute && target[0] == '/' {
+		return caps.EPERM
+	}
+	return caps.ErrnoOf(d.Symlink(target, name))
 }
 
-// fileReadlink copies the link's contents into buf, truncated to buf_len
-// as readlink(2) does, and reports how many bytes it copied.
 func fileReadlink(g *Guest, m api.Memory, p []uint64) Errno {
-	c, d, path, e := g.dirAt(m, uint32(p[0]), caps.RightFileReadlink, uint32(p[1]), uint32(p[2]))
+	return readlinkAt(g, m, p, (*Guest).dirAt)
+}
+
+// readlinkAt is file_readlink and WASI's path_readlink, which both take
+// (fd, *path, path_len, *buf, buf_len, *bufused_out). It copies the
+// link's contents into buf, truncated to buf_len as readlink(2) does, and
+// reports how many bytes it copied.
+func readlinkAt(g *Guest, m api.Memory, p []uint64, at dirLookup) Errno {
+	fd, path, pathLen := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	buf, bufLen, bufusedOut := uint32(p[3]), uint32(p[4]), uint32(p[5])
+	c, d, name, e := at(g, m, fd, caps.RightFileReadlink, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	buf, e := read(m, uint32(p[3]), uint32(p[4]))
+	b, e := read(m, buf, bufLen)
 	if e != 0 {
 		return e
 	}
-	target, err := d.Readlink(path)
+	target, err := d.Readlink(name)
 	if err != nil {
 		return caps.ErrnoOf(err)
 	}
-	return writeU32(m, uint32(p[5]), uint32(copy(buf, target)))
+	return writeU32(m, bufusedOut, uint32(copy(b, target)))
 }
 
 // fileReaddir fills buf with dirents from entry number cookie on.
@@ -275,26 +337,26 @@ var fileReaddir = readdirWith(cloudabiFiletype)
 // off, and bufused < buf_len means the listing ended.
 func readdirWith(typeOf func(caps.FileType) uint8) handler {
 	return func(g *Guest, m api.Memory, p []uint64) Errno {
-		c, err := g.table.Acquire(uint32(p[0]), caps.RightFileReaddir, 0)
-		if err != nil {
-			return caps.ErrnoOf(err)
+		fd, buf, bufLen, cookie, bufusedOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), p[3], uint32(p[4])
+		c, e := g.acquire(fd, caps.RightFileReaddir)
+		if e != 0 {
+			return e
 		}
 		defer c.Release()
 		d, ok := c.Resource().(*caps.Dir)
 		if !ok {
 			return caps.ENOTDIR
 		}
-		buf, e := read(m, uint32(p[1]), uint32(p[2]))
+		b, e := read(m, buf, bufLen)
 		if e != 0 {
 			return e
 		}
-		cookie := p[3]
 		ents, err := d.ReaddirAt(cookie)
 		if err != nil {
 			return caps.ErrnoOf(err)
 		}
-		n := encodeDirents(buf, ents, cookie, typeOf)
-		return writeU32(m, uint32(p[4]), uint32(n))
+		n := encodeDirents(b, ents, cookie, typeOf)
+		return writeU32(m, bufusedOut, uint32(n))
 	}
 }
 
@@ -316,33 +378,35 @@ func statOfCap(c *caps.Cap) (caps.FileStat, Errno) {
 }
 
 func fileStatFget(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileStatFGet, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, filestatOut := uint32(p[0]), uint32(p[1])
+	c, e := g.acquire(fd, caps.RightFileStatFGet)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	st, e := statOfCap(c)
 	if e != 0 {
 		return e
 	}
-	return writeFilestat(m, uint32(p[1]), st)
+	return writeFilestat(m, filestatOut, st)
 }
 
 func fileStatGet(g *Guest, m api.Memory, p []uint64) Errno {
-	follow, e := lookupFollow(uint32(p[1]))
+	fd, lookupFlags, path, pathLen, filestatOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4])
+	follow, e := lookupFollow(lookupFlags)
 	if e != 0 {
 		return e
 	}
-	c, d, path, e := g.dirAt(m, uint32(p[0]), caps.RightFileStatGet, uint32(p[2]), uint32(p[3]))
+	c, d, name, e := g.dirAt(m, fd, caps.RightFileStatGet, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	st, err := d.StatAt(path, follow)
+	st, err := d.StatAt(name, follow)
 	if err != nil {
 		return caps.ErrnoOf(err)
 	}
-	return writeFilestat(m, uint32(p[4]), st)
+	return writeFilestat(m, filestatOut, st)
 }
 
 // statTimes decodes the time flags of file_stat_fput/file_stat_put into
@@ -382,7 +446,7 @@ func statTimes(fs filestatIn, flags uint32) (atime, mtime *time.Time, e Errno) {
 // (with FILE_STAT_FPUT_TIMES): one or the other, never both, and not
 // nothing (EINVAL), as CloudABI's emulator and FreeBSD do.
 func fileStatFput(g *Guest, m api.Memory, p []uint64) Errno {
-	fd, ptr, flags := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	fd, filestat, flags := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	var need caps.Rights
 	switch {
 	case flags == fsSize:
@@ -392,12 +456,12 @@ func fileStatFput(g *Guest, m api.Memory, p []uint64) Errno {
 	default:
 		return caps.EINVAL
 	}
-	c, err := g.table.Acquire(fd, need, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, e := g.acquire(fd, need)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
-	in, e := readFilestat(m, ptr)
+	in, e := readFilestat(m, filestat)
 	if e != 0 {
 		return e
 	}
@@ -424,20 +488,21 @@ func fileStatFput(g *Guest, m api.Memory, p []uint64) Errno {
 
 // fileStatPut sets the times of a path (there is no truncate-by-path).
 func fileStatPut(g *Guest, m api.Memory, p []uint64) Errno {
-	follow, e := lookupFollow(uint32(p[1]))
+	fd, lookupFlags, path, pathLen := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	filestat, flags := uint32(p[4]), uint32(p[5])
+	follow, e := lookupFollow(lookupFlags)
 	if e != 0 {
 		return e
 	}
-	flags := uint32(p[5])
 	if flags == 0 || flags&^fsTimes != 0 {
 		return caps.EINVAL
 	}
-	c, d, path, e := g.dirAt(m, uint32(p[0]), caps.RightFileStatPutTimes, uint32(p[2]), uint32(p[3]))
+	c, d, name, e := g.dirAt(m, fd, caps.RightFileStatPutTimes, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	in, e := readFilestat(m, uint32(p[4]))
+	in, e := readFilestat(m, filestat)
 	if e != 0 {
 		return e
 	}
@@ -446,24 +511,25 @@ func fileStatPut(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	if follow {
-		return caps.ErrnoOf(d.SetTimesAt(path, a, mt))
+		return caps.ErrnoOf(d.SetTimesAt(name, a, mt))
 	}
-	return caps.ErrnoOf(d.LsetTimesAt(path, a, mt))
+	return caps.ErrnoOf(d.LsetTimesAt(name, a, mt))
 }
 
 // fileAdvise validates the advice (1 DONTNEED … 6 WILLNEED) and range and
 // otherwise ignores it: advice is a hint, and none changes what a call
 // returns.
 func fileAdvise(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileAdvise, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, offset, length, advice := uint32(p[0]), p[1], p[2], uint32(p[3])
+	c, e := g.acquire(fd, caps.RightFileAdvise)
+	if e != 0 {
+		return e
 	}
 	c.Release()
-	if a := uint32(p[3]); a < adviceDontneed || a > adviceWillneed {
+	if advice < adviceDontneed || advice > adviceWillneed {
 		return caps.EINVAL
 	}
-	if p[1] > math.MaxInt64 || p[2] > math.MaxInt64 {
+	if offset > math.MaxInt64 || length > math.MaxInt64 {
 		return caps.EINVAL
 	}
 	return 0
@@ -472,21 +538,21 @@ func fileAdvise(g *Guest, m api.Memory, p []uint64) Errno {
 // fileAllocate makes sure [offset, offset+len) is allocated, growing the
 // file when it is shorter (posix_fallocate).
 func fileAllocate(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileAllocate, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, offset, length := uint32(p[0]), p[1], p[2]
+	c, e := g.acquire(fd, caps.RightFileAllocate)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
-	off, n := p[1], p[2]
-	if n == 0 || off > math.MaxInt64 || n > math.MaxInt64 {
+	if length == 0 || offset > math.MaxInt64 || length > math.MaxInt64 {
 		return caps.EINVAL
 	}
-	if off+n > math.MaxInt64 {
+	if offset+length > math.MaxInt64 {
 		return caps.EFBIG
 	}
 	a, ok := c.Resource().(caps.Allocator)
 	if !ok {
 		return caps.EINVAL
 	}
-	return caps.ErrnoOf(a.Allocate(int64(off), int64(n)))
+	return caps.ErrnoOf(a.Allocate(int64(offset), int64(length)))
 }

@@ -74,19 +74,19 @@ type pollResult struct {
 // the wait when the guest is killed or its deadline passes (the guest then
 // unwinds). A handle revoked during the wait is reported with ENOTCAPABLE.
 func poll(g *Guest, m api.Memory, p []uint64) Errno {
-	in, out, n, nOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
-	raw, e := pollArgs(m, in, out, n, nOut, subscriptionSize, eventSize)
+	in, out, nsubscriptions, neventsOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	raw, e := pollArgs(m, in, out, nsubscriptions, neventsOut, subscriptionSize, eventSize)
 	if e != 0 {
 		return e
 	}
-	subs := make([]pollSub, n)
+	subs := make([]pollSub, nsubscriptions)
 	defer releasePolled(subs)
 	now := monotonicNow()
 	for i := range subs {
 		decodeSubscription(g, &subs[i], raw[i*subscriptionSize:(i+1)*subscriptionSize], now)
 	}
 	res := g.pollSubs(subs)
-	return writeEvents(m, subs, res, out, nOut)
+	return writeEvents(m, subs, res, out, neventsOut)
 }
 
 // pollArgs checks the arguments both ABIs' poll calls share before
@@ -141,9 +141,9 @@ func decodeSubscription(g *Guest, s *pollSub, b []byte, now int64) {
 }
 
 func (s *pollSub) acquire(g *Guest, fd uint32, need caps.Rights, want caps.Events) {
-	c, err := g.table.Acquire(fd, need, 0)
-	if err != nil {
-		s.errno = caps.ErrnoOf(err)
+	c, e := g.acquire(fd, need)
+	if e != 0 {
+		s.errno = e
 		return
 	}
 	s.c, s.want = c, want

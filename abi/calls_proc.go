@@ -6,17 +6,18 @@ import (
 )
 
 func procExit(g *Guest, m api.Memory, p []uint64) Errno {
-	g.exit(uint32(p[0]))
+	rval := uint32(p[0])
+	g.exit(rval)
 	return 0
 }
 
 func argdataGet(g *Guest, m api.Memory, p []uint64) Errno {
-	buf, n, out := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	buf, bufLen, sizeOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	size := uint32(len(g.argdata))
-	if e := writeU32(m, out, size); e != 0 {
+	if e := writeU32(m, sizeOut, size); e != 0 {
 		return e
 	}
-	if n < size {
+	if bufLen < size {
 		return caps.ENOBUFS
 	}
 	if !m.Write(buf, g.argdata) {
@@ -34,6 +35,10 @@ var signalNames = [...]string{
 	20: "TTOU", 21: "URG", 22: "USR1", 23: "USR2", 24: "VTALRM", 25: "XCPU",
 	26: "XFSZ",
 }
+
+// SignalNames returns CloudABI's signal names without "SIG", indexed by
+// number ("" at 0), for the C header.
+func SignalNames() []string { return signalNames[:] }
 
 // CloudABI numbers of the signals the host reports on its own.
 const (
@@ -85,17 +90,17 @@ func (g *Guest) procArgs(m api.Memory, dataPtr, dataLen, fdsPtr, fdsLen uint32) 
 // processes runs at most GuestConfig.MaxDescendants spawned guests at
 // once; past that the call fails with EAGAIN.
 func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
-	fd, out := uint32(p[0]), uint32(p[5])
-	if _, e := read(m, out, 4); e != 0 {
+	fd, dataPtr, dataLen, fdsPtr, fdsLen, procOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4]), uint32(p[5])
+	if _, e := read(m, procOut, 4); e != 0 {
 		return e
 	}
-	data, fds, e := g.procArgs(m, uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4]))
+	data, fds, e := g.procArgs(m, dataPtr, dataLen, fdsPtr, fdsLen)
 	if e != 0 {
 		return e
 	}
-	c, err := g.table.Acquire(fd, caps.RightProcExec, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, e := g.acquire(fd, caps.RightProcExec)
+	if e != 0 {
+		return e
 	}
 	// The tree's count is taken before the module is read and compiled,
 	// so that a guest at its limit cannot make the host do that work.
@@ -149,7 +154,7 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	g.startChild(child)
 	g.log.Debug("spawned", "child", holder.ID, "module", mod.Name, "handles", len(fds), "process_fd", pfd)
-	return writeU32(m, out, pfd)
+	return writeU32(m, procOut, pfd)
 }
 
 // procExec replaces the calling guest's program with the module fd
@@ -160,13 +165,14 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 // each repetition. Every handle not listed is closed. On success the call
 // does not return; on failure nothing has changed.
 func procExec(g *Guest, m api.Memory, p []uint64) Errno {
-	data, fds, e := g.procArgs(m, uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4]))
+	fd, dataPtr, dataLen, fdsPtr, fdsLen := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4])
+	data, fds, e := g.procArgs(m, dataPtr, dataLen, fdsPtr, fdsLen)
 	if e != 0 {
 		return e
 	}
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightProcExec, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, e := g.acquire(fd, caps.RightProcExec)
+	if e != 0 {
+		return e
 	}
 	mod, e := g.moduleOf(c)
 	c.Release()

@@ -34,20 +34,20 @@ const (
 // sock during the wait ends it with ENOTCAPABLE). Capabilities that were
 // not sent are closed, whatever ends the call.
 func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDWrite, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	sock, sendIn, sendOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	c, e := g.acquire(sock, caps.RightFDWrite)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
-	in, e := read(m, uint32(p[1]), sendInSize)
+	in, e := read(m, sendIn, sendInSize)
 	if e != 0 {
 		return e
 	}
 	dataPtr, dataLen := binary.LittleEndian.Uint32(in[0:]), binary.LittleEndian.Uint32(in[4:])
 	fdsPtr, fdsLen := binary.LittleEndian.Uint32(in[8:]), binary.LittleEndian.Uint32(in[12:])
 	flags := binary.LittleEndian.Uint16(in[16:])
-	out := uint32(p[2])
-	if _, e := read(m, out, sendOutSize); e != 0 {
+	if _, e := read(m, sendOut, sendOutSize); e != 0 {
 		return e
 	}
 	if flags != 0 {
@@ -101,7 +101,7 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 			return caps.ErrnoOf(err)
 		}
 		sent = true
-		return writeU32(m, out, uint32(n))
+		return writeU32(m, sendOut, uint32(n))
 	}
 }
 
@@ -115,20 +115,20 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 // ends. Unless the handle is non-blocking, the call waits for data; a
 // revocation of sock during the wait ends it with ENOTCAPABLE.
 func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDRead, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	sock, recvIn, recvOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	c, e := g.acquire(sock, caps.RightFDRead)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
-	in, e := read(m, uint32(p[1]), recvInSize)
+	in, e := read(m, recvIn, recvInSize)
 	if e != 0 {
 		return e
 	}
 	dataPtr, dataLen := binary.LittleEndian.Uint32(in[0:]), binary.LittleEndian.Uint32(in[4:])
 	fdsPtr, fdsLen := binary.LittleEndian.Uint32(in[8:]), binary.LittleEndian.Uint32(in[12:])
 	flags := binary.LittleEndian.Uint16(in[16:])
-	out := uint32(p[2])
-	if _, e := read(m, out, recvOutSize); e != 0 {
+	if _, e := read(m, recvOut, recvOutSize); e != 0 {
 		return e
 	}
 	if flags&^(sockRecvPeek|sockRecvWaitall) != 0 {
@@ -155,23 +155,30 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	delivered := false
-	defer func() {
-		if !delivered {
-			for _, x := range got {
-				g.kernel.Close(x)
-			}
-		}
-	}()
-
+	installed, truncated := g.installReceived(got, fdBuf)
 	var roFlags uint16
 	if rf&caps.RecvDataTruncated != 0 {
 		roFlags |= sockRecvDataTruncated
 	}
-	if rf&caps.RecvCapsTruncated != 0 {
+	if rf&caps.RecvCapsTruncated != 0 || truncated {
 		roFlags |= sockRecvFDsTruncated
 	}
-	installed := 0
+
+	var ro [recvOutSize]byte
+	binary.LittleEndian.PutUint32(ro[0:], uint32(total))
+	binary.LittleEndian.PutUint32(ro[4:], uint32(installed))
+	binary.LittleEndian.PutUint16(ro[48:], roFlags)
+	if !m.Write(recvOut, ro[:]) {
+		return caps.EFAULT
+	}
+	return 0
+}
+
+// installReceived adopts the handles that arrived with a message and
+// installs each at the lowest free fd, writing the fds to fdBuf in order.
+// It takes got over: when the table is full the rest are closed, and
+// truncated says so.
+func (g *Guest) installReceived(got []*caps.Cap, fdBuf []byte) (installed int, truncated bool) {
 	for i, x := range got {
 		g.kernel.Adopt(x, g.holder)
 		fd, err := g.table.Insert(x)
@@ -179,22 +186,12 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 			for _, rest := range got[i:] {
 				g.kernel.Close(rest)
 			}
-			roFlags |= sockRecvFDsTruncated
-			break
+			return installed, true
 		}
 		binary.LittleEndian.PutUint32(fdBuf[installed*4:], fd)
 		installed++
 	}
-	delivered = true
-
-	var ro [recvOutSize]byte
-	binary.LittleEndian.PutUint32(ro[0:], uint32(total))
-	binary.LittleEndian.PutUint32(ro[4:], uint32(installed))
-	binary.LittleEndian.PutUint16(ro[48:], roFlags)
-	if !m.Write(out, ro[:]) {
-		return caps.EFAULT
-	}
-	return 0
+	return installed, false
 }
 
 // recvLoop receives into iov, and at most maxCaps handles, from c's
@@ -260,11 +257,11 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 // sockShutdown shuts down the receiving side (SHUT_RD), the sending side
 // (SHUT_WR) or both of a channel end or socket.
 func sockShutdown(g *Guest, m api.Memory, p []uint64) Errno {
-	how := uint32(p[1])
+	sock, how := uint32(p[0]), uint32(p[1])
 	if how == 0 || how&^(shutRD|shutWR) != 0 {
 		return caps.EINVAL
 	}
-	c, s, e := acquireSocket[caps.Shutdowner](g, uint32(p[0]), caps.RightSockShutdown)
+	c, s, e := acquireSocket[caps.Shutdowner](g, sock, caps.RightSockShutdown)
 	if e != 0 {
 		return e
 	}
@@ -280,9 +277,9 @@ func sockShutdown(g *Guest, m api.Memory, p []uint64) Errno {
 // caller must Release the capability.
 func acquireSocket[T any](g *Guest, fd uint32, right caps.Rights) (*caps.Cap, T, Errno) {
 	var none T
-	c, err := g.table.Acquire(fd, 0, 0)
-	if err != nil {
-		return nil, none, caps.ErrnoOf(err)
+	c, e := g.acquire(fd, 0)
+	if e != 0 {
+		return nil, none, e
 	}
 	r, ok := c.Resource().(T)
 	if !ok {
@@ -306,25 +303,25 @@ func acquireSocket[T any](g *Guest, fd uint32, right caps.Rights) (*caps.Cap, T,
 // connection taken through it. Unless the listener handle is non-blocking
 // the call waits for a connection.
 func sockAccept(g *Guest, m api.Memory, p []uint64) Errno {
-	out := uint32(p[1])
-	c, _, e := acquireSocket[caps.Acceptor](g, uint32(p[0]), caps.RightSockAccept)
+	fd, fdOut := uint32(p[0]), uint32(p[1])
+	c, _, e := acquireSocket[caps.Acceptor](g, fd, caps.RightSockAccept)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	if _, e := read(m, out, 4); e != 0 {
+	if _, e := read(m, fdOut, 4); e != 0 {
 		return e
 	}
 	nc, e := g.acceptConn(c)
 	if e != 0 {
 		return e
 	}
-	fd, err := g.table.Insert(nc)
+	nfd, err := g.table.Insert(nc)
 	if err != nil {
 		g.kernel.Close(nc)
 		return caps.ErrnoOf(err)
 	}
-	return writeU32(m, out, fd)
+	return writeU32(m, fdOut, nfd)
 }
 
 // acceptConn takes the next connection from the listener behind c, which

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/abi/internal/wasmbin"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -369,11 +370,11 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	defer mod.Close(context.Background())
 	if g.module.loopChecks {
 		// Once the guest's context ends, its next loop iteration calls
-		// loopYield, which ends it (sections.instrument).
-		budget := mod.ExportedGlobal(budgetExport).(api.MutableGlobal)
+		// loopYield, which ends it (abi/instrument.go).
+		budget := mod.ExportedGlobal(wasmbin.BudgetExport).(api.MutableGlobal)
 		defer context.AfterFunc(ctx, func() { budget.Set(0) })()
 		if g.module.startFn {
-			if _, err := mod.ExportedFunction(startExport).Call(ctx); err != nil {
+			if _, err := mod.ExportedFunction(wasmbin.StartExport).Call(ctx); err != nil {
 				return g.statusOf(err)
 			}
 		}

@@ -7,11 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/abi/internal/wasmbin"
 	"github.com/sandboxd/sandboxd/caps"
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/sys"
 )
+
+// Runtime tests of loop checks: guests compiled with them behave as
+// without, and stop when they must. The rewrite itself is tested in
+// package wasmbin.
 
 // renumberWAT uses every place a function index appears: calls before and
 // after the import, call_indirect through an active segment, a passive
@@ -84,29 +87,36 @@ func runOnRuntime(t *testing.T, cfg Config, wasm []byte) ExitStatus {
 }
 
 func TestInstrumentedModuleBehavesAsTheOriginal(t *testing.T) {
-	wasm := wat2wasm(t, renumberWAT, "--debug-names")
+	wasm := abitest.WATText(t, renumberWAT, "--debug-names")
 	for _, cfg := range []Config{{NoLoopChecks: true}, {}} {
 		if st := runOnRuntime(t, cfg, wasm); st.Err() != nil || st.Code != renumberWant {
 			t.Errorf("loop checks %v: %+v, want exit %d", !cfg.NoLoopChecks, st, renumberWant)
 		}
 	}
-	code, moved, err := instrumentLoops(wasm)
+	secs, err := wasmbin.Split(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, moved, err := secs.Instrument()
 	if err != nil || !moved {
-		t.Fatalf("instrumentLoops: moved start %v, %v", moved, err)
+		t.Fatalf("Instrument: moved start %v, %v", moved, err)
 	}
-	s, ok := readShape(code)
-	if !ok {
-		t.Fatal("the instrumented module cannot be read")
+	if secs, err = wasmbin.Split(code); err != nil {
+		t.Fatal(err)
 	}
-	if got := s.moduleNames(); strings.Join(got, ",") != ModuleName+","+loopModule {
-		t.Errorf("imports from %q, want %s then %s", got, ModuleName, loopModule)
+	s, err := secs.Precheck()
+	if err != nil {
+		t.Fatalf("the instrumented module cannot be read: %v", err)
+	}
+	if got := s.ModuleNames(); strings.Join(got, ",") != ModuleName+","+wasmbin.LoopModule {
+		t.Errorf("imports from %q, want %s then %s", got, ModuleName, wasmbin.LoopModule)
 	}
 }
 
 // A trap's trace still names the function it happened in: the name
 // section is renumbered with the functions.
 func TestInstrumentedTrapNamesTheFunction(t *testing.T) {
-	wasm := wat2wasm(t, `(module
+	wasm := abitest.WATText(t, `(module
 	  (import "sandboxd" "proc_exit" (func $exit (param i32)))
 	  (memory (export "memory") 1)
 	  (func $boom (unreachable))
@@ -122,7 +132,7 @@ func TestInstrumentedTrapNamesTheFunction(t *testing.T) {
 // waits 1 ms in poll_oneoff before it spins, so the test knows it runs.
 func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 	ctx := context.Background()
-	g := newTestGuest(t, Config{}, wat2wasm(t, `(module
+	g := newTestGuest(t, Config{}, abitest.WATText(t, `(module
 		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
 		(memory (export "memory") 1)
 		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
@@ -161,7 +171,7 @@ func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 // be killed, not inside instantiation.
 func TestSpinningStartFunctionIsKilled(t *testing.T) {
 	ctx := context.Background()
-	g := newTestGuest(t, Config{}, wat2wasm(t, `(module (func $s (loop $l (br $l))) (start $s) (func (export "_start")))`))
+	g := newTestGuest(t, Config{}, abitest.WATText(t, `(module (func $s (loop $l (br $l))) (start $s) (func (export "_start")))`))
 	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	done := make(chan ExitStatus, 1)
@@ -174,73 +184,4 @@ func TestSpinningStartFunctionIsKilled(t *testing.T) {
 	case <-time.After(HangGuard):
 		t.Fatalf("the spinning start function survived its context by %v", HangGuard)
 	}
-}
-
-// A kill that sets the budget to 0 between the check's two reads of it
-// makes the decrement store -1. The check must take that as spent, not as
-// 2^32-1 iterations to go: here yield returns 0 every time, so every
-// decrement leaves -1, and the guest must yield again at once. Compared
-// unsigned, the second yield would come only after 2^32-1 iterations and
-// the ten here never (the context's deadline ends the test instead).
-func TestBudgetBelowZeroYieldsOnTheNextIteration(t *testing.T) {
-	code, _, err := instrumentLoops(wat2wasm(t, `(module (func (export "_start") (loop $l (br $l))))`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
-	defer cancel()
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
-	defer r.Close(ctx)
-	yields := 0
-	_, err = r.NewHostModuleBuilder(loopModule).NewFunctionBuilder().
-		WithGoFunction(api.GoFunc(func(ctx context.Context, stack []uint64) {
-			if yields++; yields == 10 {
-				panic(sys.NewExitError(0))
-			}
-			stack[0] = 0
-		}), nil, []api.ValueType{api.ValueTypeI32}).
-		Export("yield").Instantiate(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mod, err := r.InstantiateWithConfig(ctx, code, wazero.NewModuleConfig().WithStartFunctions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = mod.ExportedFunction("_start").Call(ctx)
-	if ee, ok := err.(*sys.ExitError); !ok || ee.ExitCode() != 0 || yields != 10 {
-		t.Fatalf("after %d yields: %v; want the tenth yield to end the guest", yields, err)
-	}
-}
-
-func FuzzInstrumentLoops(f *testing.F) {
-	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
-	f.Add([]byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00\x0a\x09\x01\x07\x00\x03\x40\x0c\x00\x0b\x0b"))
-	ctx := context.Background()
-	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(api.CoreFeaturesV2))
-	defer r.Close(ctx)
-	if _, err := r.NewHostModuleBuilder(loopModule).NewFunctionBuilder().
-		WithGoFunction(api.GoFunc(func(context.Context, []uint64) {}), nil, []api.ValueType{api.ValueTypeI32}).
-		Export("yield").Instantiate(ctx); err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, wasm []byte) {
-		if precheck(wasm) != nil {
-			return // never reaches wazero
-		}
-		code, _, err := instrumentLoops(wasm)
-		cm, cerr := r.CompileModule(ctx, wasm)
-		if cerr != nil {
-			return // not valid: nothing to keep
-		}
-		cm.Close(ctx)
-		if err != nil {
-			return // refused: the runtime reports it
-		}
-		cm, err = r.CompileModule(ctx, code)
-		if err != nil {
-			t.Fatalf("a valid module became invalid: %v", err)
-		}
-		cm.Close(ctx)
-	})
 }

@@ -6,12 +6,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 )
 
 // distinctModule is a module of its own bytes for each n.
 func distinctModule(t testing.TB, n int) []byte {
-	return wat2wasm(t, fmt.Sprintf(`(module (func (export "_start")) (func (export "f%d")))`, n))
+	return abitest.WATText(t, fmt.Sprintf(`(module (func (export "_start")) (func (export "f%d")))`, n))
 }
 
 func newCacheRuntime(t *testing.T, maxIdle int) *Runtime {
@@ -75,7 +76,7 @@ func TestIdleModulesBeyondTheLimitAreDroppedLeastRecentlyUsedFirst(t *testing.T)
 func TestAGuestHoldsItsModuleUntilItExits(t *testing.T) {
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 1)
-	m, err := rt.Compile(ctx, "spin", wat2wasm(t, `(module (func (export "_start") (loop $l (br $l))))`))
+	m, err := rt.Compile(ctx, "spin", abitest.WATText(t, `(module (func (export "_start") (loop $l (br $l))))`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestAGuestHoldsItsModuleUntilItExits(t *testing.T) {
 func TestExecEndsTheHoldsOfBothModulesWhenTheGuestExits(t *testing.T) {
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 8)
-	first, err := rt.Compile(ctx, "first", wat2wasm(t, `(module
+	first, err := rt.Compile(ctx, "first", abitest.WATText(t, `(module
   (import "sandboxd" "proc_exec" (func $exec (param i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func (export "_start") (drop (call $exec (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))))`))

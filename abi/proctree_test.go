@@ -36,7 +36,7 @@ var forkBombWAT = fmt.Sprintf(`(module
 func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 4)
-	m, err := rt.Compile(ctx, "bomb", wat2wasm(t, forkBombWAT))
+	m, err := rt.Compile(ctx, "bomb", abitest.WATText(t, forkBombWAT))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
 func TestFullTreeRefusesASpawnBeforeReadingTheModule(t *testing.T) {
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 4)
-	m, err := rt.Compile(ctx, "spawner", wat2wasm(t, `(module
+	m, err := rt.Compile(ctx, "spawner", abitest.WATText(t, `(module
   (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "sandboxd" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)

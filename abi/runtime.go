@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/abi/internal/wasmbin"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -26,7 +27,7 @@ type Config struct {
 	CacheDir string
 	// NoLoopChecks compiles guests without the check at every loop header
 	// that lets Kill, a timeout or a cancelled context stop a guest that
-	// makes no host call, and lets Go pause it (see sections.instrument). Such
+	// makes no host call, and lets Go pause it (see abi/instrument.go). Such
 	// a guest then runs on until the process exits, and nothing else in
 	// the process can run a garbage collection meanwhile: only a process
 	// that runs one guest and can end it by exiting may set it.
@@ -89,7 +90,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		log = hclog.NewNullLogger()
 	}
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(false). // sections.instrument does it, far more cheaply
+		WithCloseOnContextDone(false). // loop checks do it, far more cheaply (abi/instrument.go)
 		WithCoreFeatures(api.CoreFeaturesV2).
 		WithDebugInfoEnabled(!cfg.NoDebugInfo)
 	if cfg.CacheDir != "" {
@@ -109,8 +110,8 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		maxIdle = DefaultMaxIdleModules
 	}
 	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
-	for name := range hostModules {
-		rt.hosts[name] = &hostInit{}
+	for name, instantiate := range hostModules {
+		rt.hosts[name] = &hostInit{instantiate: instantiate}
 	}
 	return rt, nil
 }
@@ -118,15 +119,21 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 // hostModules instantiate the host modules a guest may import, by import
 // module name. Each is instantiated once per Runtime, when the first module
 // importing it is compiled: a process that runs one WASI program never
-// builds the native module, and the reverse (each costs ~1 ms).
-var hostModules = map[string]func(context.Context, wazero.Runtime) error{}
-
-func init() { hostModules[ModuleName] = instantiateNative }
+// builds the native module, and the reverse (each costs ~1 ms). Only
+// NewRuntime reads it, and each Runtime's hostInit keeps its function: the
+// native module's handlers compile modules (proc_spawn), so a reference
+// back to this map from there would be an initialization cycle.
+var hostModules = map[string]func(context.Context, wazero.Runtime) error{
+	ModuleName:         instantiateNative,
+	WASIModuleName:     instantiateWASI,
+	wasmbin.LoopModule: instantiateLoop,
+}
 
 type hostInit struct {
-	once    sync.Once
-	started atomic.Bool
-	err     error
+	instantiate func(context.Context, wazero.Runtime) error
+	once        sync.Once
+	started     atomic.Bool
+	err         error
 }
 
 // ensureHost instantiates the host module name if it is not yet.
@@ -134,7 +141,7 @@ func (rt *Runtime) ensureHost(ctx context.Context, name string) error {
 	h := rt.hosts[name]
 	h.started.Store(true)
 	h.once.Do(func() {
-		if err := hostModules[name](context.WithoutCancel(ctx), rt.r); err != nil {
+		if err := h.instantiate(context.WithoutCancel(ctx), rt.r); err != nil {
 			h.err = fmt.Errorf("host module %s: %w", name, err)
 		}
 	})
@@ -164,7 +171,7 @@ type Module struct {
 	Size     int
 	compiled wazero.CompiledModule
 	usesWASI bool
-	// loopChecks: compiled from sections.instrument's rewrite, with a budget
+	// loopChecks: compiled from wasmbin's loop-check rewrite, with a budget
 	// global; startFn: the module's start function, exported to be run
 	// by the guest rather than during instantiation.
 	loopChecks, startFn bool
@@ -184,9 +191,14 @@ func (m *Module) MemoryMin() uint64 { return m.memoryMin }
 // HashString is the module's SHA-256 in hex, as policies and logs name it.
 func (m *Module) HashString() string { return hex.EncodeToString(m.Hash[:]) }
 
+// LimitError is a module that may be valid WebAssembly but asks for more
+// than sandboxd gives a guest (functions, locals, table entries); the
+// message names the limit. Compile's error wraps it.
+type LimitError = wasmbin.LimitError
+
 // Compile validates and compiles wasm, or returns the module already
 // compiled from the same bytes. Concurrent calls for the same bytes compile
-// once.
+// once. A module past one of sandboxd's limits is a *LimitError.
 //
 // The module comes with a hold for the caller, who must Release it when
 // done with the module; a guest started from it holds it on its own, so a
@@ -292,16 +304,16 @@ func (m *Module) Release() {
 
 func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]byte) (*Module, error) {
 	// What the module imports and exports is read from its sections by
-	// precheck, not asked of wazero, which builds a definition of every
+	// Precheck, not asked of wazero, which builds a definition of every
 	// function in the module.
-	secs, err := splitSections(wasm)
-	var shape moduleShape
+	secs, err := wasmbin.Split(wasm)
+	var shape wasmbin.Shape
 	if err == nil {
-		shape, err = secs.precheck()
+		shape, err = secs.Precheck()
 	}
 	var bounded bool
 	if err == nil {
-		secs, bounded, err = secs.boundTables()
+		secs, bounded, err = secs.BoundTables()
 	}
 	if err != nil {
 		if errors.As(err, new(*LimitError)) {
@@ -309,9 +321,9 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		}
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	hosts := shape.moduleNames()
+	hosts := shape.ModuleNames()
 	if rt.loopChecks {
-		hosts = append(hosts, loopModule)
+		hosts = append(hosts, wasmbin.LoopModule)
 	}
 	rt.prepareHosts(ctx, hosts)
 	code, startFn, err := rt.instrument(ctx, name, wasm, secs, bounded)
@@ -322,7 +334,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.memoryMin(), funcs: shape.functions}
+	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}
 	if err := rt.checkShape(ctx, m, shape); err != nil {
 		cm.Close(ctx)
 		return nil, err
@@ -332,19 +344,19 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 }
 
 // instrument returns the code to compile for wasm, whose sections are secs
-// (rewritten by boundTables if changed): with loop checks unless the
+// (rewritten by BoundTables if changed): with loop checks unless the
 // runtime has none, and then with the host module they import ready.
-func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs sections, changed bool) (code []byte, startFn bool, err error) {
+func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs wasmbin.Sections, changed bool) (code []byte, startFn bool, err error) {
 	if !rt.loopChecks {
 		if changed {
-			return secs.encode(), false, nil
+			return secs.Encode(), false, nil
 		}
 		return wasm, false, nil
 	}
-	if err := rt.ensureHost(ctx, loopModule); err != nil {
+	if err := rt.ensureHost(ctx, wasmbin.LoopModule); err != nil {
 		return nil, false, err
 	}
-	code, startFn, err = secs.instrument()
+	code, startFn, err = secs.Instrument()
 	if err == nil {
 		return code, startFn, nil
 	}
@@ -360,26 +372,26 @@ func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, sec
 
 // checkShape refuses a module sandboxd cannot run, and instantiates the
 // host modules it imports.
-func (rt *Runtime) checkShape(ctx context.Context, m *Module, shape moduleShape) error {
+func (rt *Runtime) checkShape(ctx context.Context, m *Module, shape wasmbin.Shape) error {
 	hasFuncImports, memoryExported, startExported := false, false, false
-	for _, im := range shape.imports {
-		switch im.kind {
-		case externMemory:
+	for _, im := range shape.Imports {
+		switch im.Kind {
+		case wasmbin.ExternMemory:
 			return fmt.Errorf("%s imports a memory: guests must define their own", m.Name)
-		case externFunc:
+		case wasmbin.ExternFunc:
 			hasFuncImports = true
-			if _, ok := rt.hosts[im.module]; !ok {
-				return fmt.Errorf("%s imports %s.%s: sandboxd provides only the %q and %q modules", m.Name, im.module, im.name, ModuleName, WASIModuleName)
+			if _, ok := rt.hosts[im.Module]; !ok {
+				return fmt.Errorf("%s imports %s.%s: sandboxd provides only the %q and %q modules", m.Name, im.Module, im.Name, ModuleName, WASIModuleName)
 			}
-			m.usesWASI = m.usesWASI || im.module == WASIModuleName
-			if err := rt.ensureHost(ctx, im.module); err != nil {
+			m.usesWASI = m.usesWASI || im.Module == WASIModuleName
+			if err := rt.ensureHost(ctx, im.Module); err != nil {
 				return err
 			}
 		}
 	}
-	for _, ex := range shape.exports {
-		memoryExported = memoryExported || ex.kind == externMemory && ex.name == "memory"
-		startExported = startExported || ex.kind == externFunc && ex.name == "_start"
+	for _, ex := range shape.Exports {
+		memoryExported = memoryExported || ex.Kind == wasmbin.ExternMemory && ex.Name == "memory"
+		startExported = startExported || ex.Kind == wasmbin.ExternFunc && ex.Name == "_start"
 	}
 	if !memoryExported && hasFuncImports {
 		return fmt.Errorf("%s does not export its memory as \"memory\": sandboxd's ABIs pass data through it", m.Name)

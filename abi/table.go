@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -40,13 +41,46 @@ type Call struct {
 	// NoReturn calls (proc_exit, thread_exit) have no result; every other
 	// call returns an errno as i32.
 	NoReturn bool
-	Rights   string // rights checked, in CloudABI names
-	Origin   string // the CloudABI call it comes from
-	Changed  string // what differs from CloudABI ("" when nothing)
-	Support  Support
-	Note     string
+	// Rights are the rights checks the call makes, in the order the docs
+	// list them; none when the call needs no right. The tables write them
+	// as literals, which the compiler lays out statically: built by a
+	// function at init, they moved fd_write's BenchmarkHostCallRatio from
+	// 1.10 to 1.15 (docs/BENCHMARKS.md).
+	Rights  []Need
+	Origin  string // the CloudABI call it comes from
+	Changed string // what differs from CloudABI ("" when nothing)
+	Support Support
+	Note    string
 
 	fn handler
+}
+
+// A Need is one rights check of a call: the rights a handle passed to the
+// call must hold for it to go on (ENOTCAPABLE otherwise), and when.
+// TestHandlersCheckTheirTableRights holds every handler to its entries.
+type Need struct {
+	// Rights must all be held, or one of them with AnyOf. None says that
+	// under When the call needs no right.
+	Rights caps.Rights
+	AnyOf  bool
+	// Inheriting checks Rights among the handle's inheriting rights (what
+	// it may pass on to handles derived through it) instead of its own.
+	Inheriting bool
+	// Param is the parameter that passes the handle (poll: the
+	// subscriptions that name it); "" is the call's first parameter.
+	Param string
+	// When is the condition under which the check is made, as the docs
+	// word it ("with CREAT", "for fd_read events"); "" is every call.
+	When string
+}
+
+// HandleParam returns the name of the parameter whose handle n checks:
+// n.Param, or c's first parameter.
+func (c *Call) HandleParam(n Need) string {
+	if n.Param == "" && len(c.Params) > 0 {
+		return c.Params[0].Name
+	}
+	return n.Param
 }
 
 // handler runs one call for g. p holds the wasm parameters in order; the
@@ -74,6 +108,20 @@ func ps(namesTypes ...any) []Param {
 // Calls returns the 49 calls of the native ABI, in CloudABI slot order.
 func Calls() []Call { return calls[:] }
 
+// seekNeeds are fd_seek's rights, in both ABIs: a pure tell (offset 0 from
+// the current position) needs FD_TELL or FD_SEEK, which implies it.
+var seekNeeds = []Need{
+	{Rights: caps.RightFDSeek | caps.RightFDTell, AnyOf: true, When: "for whence=cur, offset=0"},
+	{Rights: caps.RightFDSeek, When: "otherwise"},
+}
+
+// openNeeds are file_open's rights on the directory, in both ABIs.
+var openNeeds = []Need{
+	{Rights: caps.RightFileOpen},
+	{Rights: caps.RightFileCreateFile, When: "with CREAT"},
+	{Rights: caps.RightFileStatFPutSize, Inheriting: true, When: "with TRUNC"},
+}
+
 var calls = [49]Call{
 	{Slot: 0, Name: "clock_res_get", Params: ps("clock_id", i32, "*resolution_out", i32),
 		Origin: "clock_res_get", fn: clockResGet,
@@ -92,62 +140,62 @@ var calls = [49]Call{
 	{Slot: 5, Name: "fd_create2", Params: ps("type", i32, "*fd1_out", i32, "*fd2_out", i32), Origin: "fd_create2", fn: fdCreate2,
 		Changed: "an in-memory channel pair inside the supervisor, not an AF_UNIX socketpair",
 		Note:    "type SOCKET_DGRAM 0x80 keeps message boundaries, SOCKET_STREAM 0x82 does not"},
-	{Slot: 6, Name: "fd_datasync", Params: ps("fd", i32), Rights: "fd_datasync", Origin: "fd_datasync", fn: fdDatasync},
+	{Slot: 6, Name: "fd_datasync", Params: ps("fd", i32), Rights: []Need{{Rights: caps.RightFDDatasync}}, Origin: "fd_datasync", fn: fdDatasync},
 	{Slot: 7, Name: "fd_dup", Params: ps("from", i32, "*fd_out", i32), Origin: "fd_dup", fn: fdDup,
 		Note: "the copy is a child capability with the same rights"},
 	{Slot: 8, Name: "fd_pread", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "offset", i64, "*nread_out", i32),
-		Rights: "fd_read|fd_seek", Origin: "fd_pread", fn: fdPread},
+		Rights: []Need{{Rights: caps.RightFDRead | caps.RightFDSeek}}, Origin: "fd_pread", fn: fdPread},
 	{Slot: 9, Name: "fd_pwrite", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "offset", i64, "*nwritten_out", i32),
-		Rights: "fd_write|fd_seek", Origin: "fd_pwrite", fn: fdPwrite},
+		Rights: []Need{{Rights: caps.RightFDWrite | caps.RightFDSeek}}, Origin: "fd_pwrite", fn: fdPwrite},
 	{Slot: 10, Name: "fd_read", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "*nread_out", i32),
-		Rights: "fd_read", Origin: "fd_read", fn: fdRead},
+		Rights: []Need{{Rights: caps.RightFDRead}}, Origin: "fd_read", fn: fdRead},
 	{Slot: 11, Name: "fd_replace", Params: ps("from", i32, "to", i32), Origin: "fd_replace", fn: fdReplace,
 		Note: "to must be open; it becomes a child of from's capability; from stays open"},
 	{Slot: 12, Name: "fd_seek", Params: ps("fd", i32, "offset", i64, "whence", i32, "*newoffset_out", i32),
-		Rights: "fd_seek (fd_tell for whence=cur, offset=0)", Origin: "fd_seek", fn: fdSeek,
+		Rights: seekNeeds, Origin: "fd_seek", fn: fdSeek,
 		Note: "whence is CloudABI's: 1 cur, 2 end, 3 set"},
 	{Slot: 13, Name: "fd_stat_get", Params: ps("fd", i32, "*fdstat_out", i32), Origin: "fd_stat_get", fn: fdStatGet},
 	{Slot: 14, Name: "fd_stat_put", Params: ps("fd", i32, "*fdstat", i32, "flags", i32),
-		Rights: "fd_stat_put_flags for FLAGS; RIGHTS needs none but only narrows", Origin: "fd_stat_put", fn: fdStatPut,
-		Note: "exactly one of FLAGS (0x1) or RIGHTS (0x2)"},
-	{Slot: 15, Name: "fd_sync", Params: ps("fd", i32), Rights: "fd_sync", Origin: "fd_sync", fn: fdSync},
+		Rights: []Need{{Rights: caps.RightFDStatPutFlags, When: "for FLAGS"}, {When: "for RIGHTS"}}, Origin: "fd_stat_put", fn: fdStatPut,
+		Note: "exactly one of FLAGS (0x1) or RIGHTS (0x2); RIGHTS only narrows"},
+	{Slot: 15, Name: "fd_sync", Params: ps("fd", i32), Rights: []Need{{Rights: caps.RightFDSync}}, Origin: "fd_sync", fn: fdSync},
 	{Slot: 16, Name: "fd_write", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "*nwritten_out", i32),
-		Rights: "fd_write", Origin: "fd_write", fn: fdWrite},
+		Rights: []Need{{Rights: caps.RightFDWrite}}, Origin: "fd_write", fn: fdWrite},
 	{Slot: 17, Name: "file_advise", Params: ps("fd", i32, "offset", i64, "len", i64, "advice", i32),
-		Rights: "file_advise", Origin: "file_advise", fn: fileAdvise, Note: "advice is validated and otherwise ignored"},
+		Rights: []Need{{Rights: caps.RightFileAdvise}}, Origin: "file_advise", fn: fileAdvise, Note: "advice is validated and otherwise ignored"},
 	{Slot: 18, Name: "file_allocate", Params: ps("fd", i32, "offset", i64, "len", i64),
-		Rights: "file_allocate", Origin: "file_allocate", fn: fileAllocate},
+		Rights: []Need{{Rights: caps.RightFileAllocate}}, Origin: "file_allocate", fn: fileAllocate},
 	{Slot: 19, Name: "file_create", Params: ps("fd", i32, "*path", i32, "path_len", i32, "type", i32),
-		Rights: "file_create_directory", Origin: "file_create", fn: fileCreate, Note: "type must be DIRECTORY (0x20)"},
+		Rights: []Need{{Rights: caps.RightFileCreateDir}}, Origin: "file_create", fn: fileCreate, Note: "type must be DIRECTORY (0x20)"},
 	{Slot: 20, Name: "file_link", Params: ps("fd1", i32, "lookup_flags", i32, "*path1", i32, "path1_len", i32, "fd2", i32, "*path2", i32, "path2_len", i32),
-		Rights: "file_link_source on fd1, file_link_target on fd2", Origin: "file_link", fn: fileLink,
+		Rights: []Need{{Rights: caps.RightFileLinkSource}, {Rights: caps.RightFileLinkTarget, Param: "fd2"}}, Origin: "file_link", fn: fileLink,
 		Changed: "lookup struct flattened into (fd1, lookup_flags)", Note: "both directories must come from the same grant (else EXDEV)"},
 	{Slot: 21, Name: "file_open", Params: ps("dirfd", i32, "lookup_flags", i32, "*path", i32, "path_len", i32, "oflags", i32, "*fdstat", i32, "*fd_out", i32),
-		Rights: "file_open (+file_create_file with CREAT, file_stat_fput_size with TRUNC); requested rights ⊆ dirfd's inheriting", Origin: "file_open", fn: fileOpen,
-		Changed: "lookup struct flattened", Note: "the new handle is a child capability of dirfd"},
+		Rights: openNeeds, Origin: "file_open", fn: fileOpen,
+		Changed: "lookup struct flattened", Note: "requested rights ⊆ dirfd's inheriting; the new handle is a child capability of dirfd"},
 	{Slot: 22, Name: "file_readdir", Params: ps("fd", i32, "*buf", i32, "buf_len", i32, "cookie", i64, "*bufused_out", i32),
-		Rights: "file_readdir", Origin: "file_readdir", fn: fileReaddir,
+		Rights: []Need{{Rights: caps.RightFileReaddir}}, Origin: "file_readdir", fn: fileReaddir,
 		Note: "entries are '.', '..', then names in byte order; cookie is the index of the next entry"},
 	{Slot: 23, Name: "file_readlink", Params: ps("fd", i32, "*path", i32, "path_len", i32, "*buf", i32, "buf_len", i32, "*bufused_out", i32),
-		Rights: "file_readlink", Origin: "file_readlink", fn: fileReadlink},
+		Rights: []Need{{Rights: caps.RightFileReadlink}}, Origin: "file_readlink", fn: fileReadlink},
 	{Slot: 24, Name: "file_rename", Params: ps("fd1", i32, "*path1", i32, "path1_len", i32, "fd2", i32, "*path2", i32, "path2_len", i32),
-		Rights: "file_rename_source on fd1, file_rename_target on fd2", Origin: "file_rename", fn: fileRename,
+		Rights: []Need{{Rights: caps.RightFileRenameSource}, {Rights: caps.RightFileRenameTarget, Param: "fd2"}}, Origin: "file_rename", fn: fileRename,
 		Note: "both directories must come from the same grant (else EXDEV)"},
-	{Slot: 25, Name: "file_stat_fget", Params: ps("fd", i32, "*filestat_out", i32), Rights: "file_stat_fget", Origin: "file_stat_fget", fn: fileStatFget},
+	{Slot: 25, Name: "file_stat_fget", Params: ps("fd", i32, "*filestat_out", i32), Rights: []Need{{Rights: caps.RightFileStatFGet}}, Origin: "file_stat_fget", fn: fileStatFget},
 	{Slot: 26, Name: "file_stat_fput", Params: ps("fd", i32, "*filestat", i32, "flags", i32),
-		Rights: "file_stat_fput_size for SIZE, file_stat_fput_times for times", Origin: "file_stat_fput", fn: fileStatFput},
+		Rights: []Need{{Rights: caps.RightFileStatFPutSize, When: "for SIZE"}, {Rights: caps.RightFileStatFPutTimes, When: "for times"}}, Origin: "file_stat_fput", fn: fileStatFput},
 	{Slot: 27, Name: "file_stat_get", Params: ps("fd", i32, "lookup_flags", i32, "*path", i32, "path_len", i32, "*filestat_out", i32),
-		Rights: "file_stat_get", Origin: "file_stat_get", fn: fileStatGet, Changed: "lookup struct flattened"},
+		Rights: []Need{{Rights: caps.RightFileStatGet}}, Origin: "file_stat_get", fn: fileStatGet, Changed: "lookup struct flattened"},
 	{Slot: 28, Name: "file_stat_put", Params: ps("fd", i32, "lookup_flags", i32, "*path", i32, "path_len", i32, "*filestat", i32, "flags", i32),
-		Rights: "file_stat_put_times", Origin: "file_stat_put", fn: fileStatPut, Changed: "lookup struct flattened"},
+		Rights: []Need{{Rights: caps.RightFileStatPutTimes}}, Origin: "file_stat_put", fn: fileStatPut, Changed: "lookup struct flattened"},
 	{Slot: 29, Name: "file_symlink", Params: ps("*path1", i32, "path1_len", i32, "fd", i32, "*path2", i32, "path2_len", i32),
-		Rights: "file_symlink", Origin: "file_symlink", fn: fileSymlink,
+		Rights: []Need{{Rights: caps.RightFileSymlink, Param: "fd"}}, Origin: "file_symlink", fn: fileSymlink,
 		Note: "the link's contents are not checked; following a link that leaves the directory fails with ENOTCAPABLE"},
 	{Slot: 30, Name: "file_unlink", Params: ps("fd", i32, "*path", i32, "path_len", i32, "flags", i32),
-		Rights: "file_unlink", Origin: "file_unlink", fn: fileUnlink, Note: "flags REMOVEDIR (0x1) removes an empty directory"},
+		Rights: []Need{{Rights: caps.RightFileUnlink}}, Origin: "file_unlink", fn: fileUnlink, Note: "flags REMOVEDIR (0x1) removes an empty directory"},
 	{Slot: 31, Name: "lock_unlock", Params: ps("*lock", i32, "scope", i32), Origin: "lock_unlock", Support: NoSys, fn: noSys,
 		Note: "ENOSYS: guests without shared memory have one thread; use memory.atomic.wait32/notify"},
-	{Slot: 32, Name: "sock_accept", Params: ps("fd", i32, "*fd_out", i32), Rights: "sock_accept", Origin: "mem_advise", fn: sockAccept,
+	{Slot: 32, Name: "sock_accept", Params: ps("fd", i32, "*fd_out", i32), Rights: []Need{{Rights: caps.RightSockAccept}}, Origin: "mem_advise", fn: sockAccept,
 		Changed: "new: takes the next connection from a listener handle as a stream handle (a child capability)",
 		Note:    "ENOTSOCK on a handle that is not a listener, whatever its rights"},
 	{Slot: 33, Name: "argdata_get", Params: ps("*buf", i32, "buf_len", i32, "*size_out", i32), Origin: "mem_map", fn: argdataGet,
@@ -159,26 +207,29 @@ var calls = [49]Call{
 	{Slot: 36, Name: "cap_revocable", Params: ps("fd", i32, "*forwarder_out", i32, "*revoker_out", i32), Origin: "mem_unmap", fn: capRevocable,
 		Changed: "new: makes a revocable forwarder of fd (same rights) to give away, and a revoker handle to keep"},
 	{Slot: 37, Name: "poll", Params: ps("*in", i32, "*out", i32, "nsubscriptions", i32, "*nevents_out", i32),
-		Rights: "poll_fd_readwrite + fd_read/fd_write for fd events; poll_proc_terminate for proc_terminate", Origin: "poll", fn: poll,
+		Rights: []Need{
+			{Rights: caps.RightPollFDReadwrite | caps.RightFDRead, When: "for fd_read events"},
+			{Rights: caps.RightPollFDReadwrite | caps.RightFDWrite, When: "for fd_write events"},
+			{Rights: caps.RightPollProcTerminate, When: "for proc_terminate events"}}, Origin: "poll", fn: poll,
 		Changed: "event types clock, fd_read, fd_write, proc_terminate; condvar and lock types answer ENOSYS in event.error",
 		Note:    "waits park a goroutine, not a thread, and end when the guest is killed"},
 	{Slot: 38, Name: "proc_exec", Params: ps("fd", i32, "*data", i32, "data_len", i32, "*fds", i32, "fds_len", i32),
-		Rights: "proc_exec on fd", Origin: "proc_exec", fn: procExec,
+		Rights: []Need{{Rights: caps.RightProcExec}}, Origin: "proc_exec", fn: procExec,
 		Note: "fd is a module or a wasm file; the new handle table is exactly fds, renumbered from 0; data is the new argdata"},
 	{Slot: 39, Name: "proc_exit", Params: ps("rval", i32), NoReturn: true, Origin: "proc_exit", fn: procExit},
 	{Slot: 40, Name: "proc_spawn", Params: ps("fd", i32, "*data", i32, "data_len", i32, "*fds", i32, "fds_len", i32, "*proc_out", i32),
-		Rights: "proc_exec on fd", Origin: "proc_fork", fn: procSpawn,
+		Rights: []Need{{Rights: caps.RightProcExec}}, Origin: "proc_fork", fn: procSpawn,
 		Changed: "spawn instead of fork: starts a child guest from a module or wasm file handle with exactly fds (renumbered from 0, as child capabilities) and argdata data; returns a process handle that poll waits on and whose close kills the child; EAGAIN when the guest's process tree already runs its limit of descendants (--max-procs)"},
 	{Slot: 41, Name: "proc_raise", Params: ps("sig", i32), Origin: "proc_raise", fn: procRaise,
 		Note: "terminating signals end the guest with exit status 128+sig; ignored signals are no-ops"},
 	{Slot: 42, Name: "random_get", Params: ps("*buf", i32, "buf_len", i32), Origin: "random_get", fn: randomGet},
 	{Slot: 43, Name: "sock_recv", Params: ps("sock", i32, "*recv_in", i32, "*recv_out", i32),
-		Rights: "fd_read", Origin: "sock_recv", fn: sockRecv,
+		Rights: []Need{{Rights: caps.RightFDRead}}, Origin: "sock_recv", fn: sockRecv,
 		Note: "received handles are child capabilities of the sender's (rights kept, never widened)"},
 	{Slot: 44, Name: "sock_send", Params: ps("sock", i32, "*send_in", i32, "*send_out", i32),
-		Rights: "fd_write", Origin: "sock_send", fn: sockSend,
+		Rights: []Need{{Rights: caps.RightFDWrite}}, Origin: "sock_send", fn: sockSend,
 		Changed: "attached handles are re-derived for the receiver, keeping the sender's narrowed rights (Capsicum semantics)"},
-	{Slot: 45, Name: "sock_shutdown", Params: ps("sock", i32, "how", i32), Rights: "sock_shutdown", Origin: "sock_shutdown", fn: sockShutdown,
+	{Slot: 45, Name: "sock_shutdown", Params: ps("sock", i32, "how", i32), Rights: []Need{{Rights: caps.RightSockShutdown}}, Origin: "sock_shutdown", fn: sockShutdown,
 		Note: "ENOTSOCK on a handle that is not a socket, whatever its rights"},
 	{Slot: 46, Name: "thread_create", Params: ps("*attr", i32, "*tid_out", i32), Origin: "thread_create", Support: NoSys, fn: noSys,
 		Note: "ENOSYS: needs a module with shared memory"},

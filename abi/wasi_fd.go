@@ -39,36 +39,41 @@ func wasiAsFileErrno(g *Guest, fd uint32, e Errno, seeking bool) Errno {
 }
 
 func wasiFDRead(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiAsFileErrno(g, uint32(p[0]), fdRead(g, m, p), false)
+	fd := uint32(p[0])
+	return wasiAsFileErrno(g, fd, fdRead(g, m, p), false)
 }
 
 func wasiFDPread(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiAsFileErrno(g, uint32(p[0]), fdPread(g, m, p), true)
+	fd := uint32(p[0])
+	return wasiAsFileErrno(g, fd, fdPread(g, m, p), true)
 }
 
 func wasiFDPwrite(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiAsFileErrno(g, uint32(p[0]), fdPwrite(g, m, p), true)
+	fd := uint32(p[0])
+	return wasiAsFileErrno(g, fd, fdPwrite(g, m, p), true)
 }
 
 // wasiFDAdvise validates WASI's advice (normal 0 … noreuse 5, one less
 // than CloudABI's) and range and otherwise ignores it, as file_advise
 // does: advice is a hint and none changes what a call returns.
 func wasiFDAdvise(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileAdvise, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, offset, length, advice := uint32(p[0]), p[1], p[2], uint32(p[3])
+	c, e := g.acquire(fd, caps.RightFileAdvise)
+	if e != 0 {
+		return e
 	}
 	c.Release()
-	if uint32(p[3]) > wasiAdviceMax || p[1] > math.MaxInt64 || p[2] > math.MaxInt64 {
+	if advice > wasiAdviceMax || offset > math.MaxInt64 || length > math.MaxInt64 {
 		return caps.EINVAL
 	}
 	return 0
 }
 
 func wasiFDFdstatGet(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, statOut := uint32(p[0]), uint32(p[1])
+	c, e := g.acquire(fd, 0)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	base, inh := c.Rights()
@@ -77,18 +82,19 @@ func wasiFDFdstatGet(g *Guest, m api.Memory, p []uint64) Errno {
 	binary.LittleEndian.PutUint16(b[2:], uint16(fdFlags(c)))
 	binary.LittleEndian.PutUint64(b[8:], WASIRightsOf(base))
 	binary.LittleEndian.PutUint64(b[16:], WASIRightsOf(inh))
-	return writeBytes(m, uint32(p[1]), b[:])
+	return writeBytes(m, statOut, b[:])
 }
 
 // wasiFDFdstatSetFlags is fd_stat_put(FLAGS); WASI's fdflags have
 // CloudABI's values.
 func wasiFDFdstatSetFlags(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDStatPutFlags, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, flags := uint32(p[0]), uint32(p[1])
+	c, e := g.acquire(fd, caps.RightFDStatPutFlags)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
-	return setFdFlags(c, uint32(p[1]))
+	return setFdFlags(c, flags)
 }
 
 // wasiFDFdstatSetRights narrows a handle to the WASI rights asked for.
@@ -97,23 +103,24 @@ func wasiFDFdstatSetFlags(g *Guest, m api.Memory, p []uint64) Errno {
 // translation of what was asked, so rights WASI has no name for are
 // dropped: a WASI caller cannot ask to keep what it cannot name.
 func wasiFDFdstatSetRights(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), 0, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, fsRightsBase, fsRightsInheriting := uint32(p[0]), p[1], p[2]
+	c, e := g.acquire(fd, 0)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	base, inh := c.Rights()
-	wb, wi := p[1], p[2]
-	if wb&^WASIRightsOf(base) != 0 || wi&^WASIRightsOf(inh) != 0 {
+	if fsRightsBase&^WASIRightsOf(base) != 0 || fsRightsInheriting&^WASIRightsOf(inh) != 0 {
 		return caps.ENOTCAPABLE
 	}
-	return caps.ErrnoOf(c.Narrow(RightsOfWASI(wb)&base, RightsOfWASI(wi)&inh))
+	return caps.ErrnoOf(c.Narrow(RightsOfWASI(fsRightsBase)&base, RightsOfWASI(fsRightsInheriting)&inh))
 }
 
 func wasiFDFilestatGet(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileStatFGet, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, buf := uint32(p[0]), uint32(p[1])
+	c, e := g.acquire(fd, caps.RightFileStatFGet)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	st, e := statOfCap(c)
@@ -121,41 +128,42 @@ func wasiFDFilestatGet(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	b := wasiFilestat(st)
-	return writeBytes(m, uint32(p[1]), b[:])
+	return writeBytes(m, buf, b[:])
 }
 
 // wasiFDFilestatSetSize is file_stat_fput(SIZE) with the size as a
 // scalar.
 func wasiFDFilestatSetSize(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileStatFPutSize, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	fd, size := uint32(p[0]), p[1]
+	c, e := g.acquire(fd, caps.RightFileStatFPutSize)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	t, ok := c.Resource().(caps.Truncater)
 	if !ok {
 		return caps.EINVAL
 	}
-	if p[1] > math.MaxInt64 {
+	if size > math.MaxInt64 {
 		return caps.EFBIG
 	}
-	return caps.ErrnoOf(t.Truncate(int64(p[1])))
+	return caps.ErrnoOf(t.Truncate(int64(size)))
 }
 
 // wasiFDFilestatSetTimes is file_stat_fput with time flags, the times as
 // scalars. No flag at all changes nothing and succeeds, as futimens with
 // both times UTIME_OMIT does.
 func wasiFDFilestatSetTimes(g *Guest, m api.Memory, p []uint64) Errno {
-	flags := uint32(p[3])
-	if flags&^fsTimes != 0 {
+	fd, atim, mtim, fstFlags := uint32(p[0]), p[1], p[2], uint32(p[3])
+	if fstFlags&^fsTimes != 0 {
 		return caps.EINVAL
 	}
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFileStatFPutTimes, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, e := g.acquire(fd, caps.RightFileStatFPutTimes)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
-	a, mt, e := statTimes(filestatIn{atim: p[1], mtim: p[2]}, flags)
+	a, mt, e := statTimes(filestatIn{atim: atim, mtim: mtim}, fstFlags)
 	if e != 0 {
 		return e
 	}
@@ -177,7 +185,8 @@ func wasiFDFilestatSetTimes(g *Guest, m api.Memory, p []uint64) Errno {
 // other than DIR, which both libraries skip. This keeps directories
 // granted after a socket or channel visible.
 func wasiFDPrestatGet(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Get(uint32(p[0]))
+	fd, buf := uint32(p[0]), uint32(p[1])
+	c, err := g.table.Get(fd)
 	if err != nil {
 		return caps.ErrnoOf(err)
 	}
@@ -188,7 +197,7 @@ func wasiFDPrestatGet(g *Guest, m api.Memory, p []uint64) Errno {
 	} else {
 		b[0] = wasiPreopenNone
 	}
-	return writeBytes(m, uint32(p[1]), b[:])
+	return writeBytes(m, buf, b[:])
 }
 
 // preopenName returns the path at which a handle is a preopen: a live
@@ -212,7 +221,8 @@ func preopenName(c *caps.Cap) (string, bool) {
 }
 
 func wasiFDPrestatDirName(g *Guest, m api.Memory, p []uint64) Errno {
-	c, err := g.table.Get(uint32(p[0]))
+	fd, path, pathLen := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	c, err := g.table.Get(fd)
 	if err != nil {
 		return caps.ErrnoOf(err)
 	}
@@ -220,10 +230,10 @@ func wasiFDPrestatDirName(g *Guest, m api.Memory, p []uint64) Errno {
 	if !ok {
 		return caps.ENOTDIR
 	}
-	if uint32(p[2]) < uint32(len(name)) {
+	if pathLen < uint32(len(name)) {
 		return caps.ENAMETOOLONG
 	}
-	return writeBytes(m, uint32(p[1]), []byte(name))
+	return writeBytes(m, path, []byte(name))
 }
 
 // wasiFDReaddir is file_readdir with WASI's filetype numbering in d_type
@@ -260,15 +270,16 @@ func wasiFDRenumber(g *Guest, m api.Memory, p []uint64) Errno {
 
 // wasiFDSeek is fd_seek with WASI's whence (io.Seek*'s values).
 func wasiFDSeek(g *Guest, m api.Memory, p []uint64) Errno {
-	fd, off, whence := uint32(p[0]), int64(p[1]), uint32(p[2])
+	fd, offset, whence, newoffsetOut := uint32(p[0]), int64(p[1]), uint32(p[2]), uint32(p[3])
 	if whence > wasiWhenceEnd {
 		return caps.EINVAL
 	}
-	return wasiSeek(g, m, fd, off, int(whence), uint32(p[3]))
+	return wasiSeek(g, m, fd, offset, int(whence), newoffsetOut)
 }
 
 func wasiFDTell(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiSeek(g, m, uint32(p[0]), 0, io.SeekCurrent, uint32(p[1]))
+	fd, offsetOut := uint32(p[0]), uint32(p[1])
+	return wasiSeek(g, m, fd, 0, io.SeekCurrent, offsetOut)
 }
 
 func wasiSeek(g *Guest, m api.Memory, fd uint32, off int64, whence int, out uint32) Errno {

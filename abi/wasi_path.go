@@ -18,8 +18,9 @@ const wasiNoDir = ^uint32(0)
 
 // wasiDirAt is dirAt (acquire fd, a directory with the rights in need,
 // then read the path) with WASI's "no directory" fd answered by
-// ENOTCAPABLE. On success the caller must Release the capability.
-func wasiDirAt(g *Guest, m api.Memory, fd, ptr, n uint32, need caps.Rights) (*caps.Cap, *caps.Dir, string, Errno) {
+// ENOTCAPABLE: the guard that makes a native path call WASI's. On success
+// the caller must Release the capability.
+func (g *Guest) wasiDirAt(m api.Memory, fd uint32, need caps.Rights, ptr, n uint32) (*caps.Cap, *caps.Dir, string, Errno) {
 	if fd == wasiNoDir {
 		return nil, nil, "", caps.ENOTCAPABLE
 	}
@@ -27,66 +28,56 @@ func wasiDirAt(g *Guest, m api.Memory, fd, ptr, n uint32, need caps.Rights) (*ca
 }
 
 func wasiPathCreateDirectory(g *Guest, m api.Memory, p []uint64) Errno {
-	c, d, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[1]), uint32(p[2]), caps.RightFileCreateDir)
-	if e != 0 {
-		return e
-	}
-	defer c.Release()
-	return caps.ErrnoOf(d.Mkdir(path))
+	fd, path, pathLen := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	return mkdirAt(g, m, (*Guest).wasiDirAt, fd, path, pathLen)
 }
 
 func wasiPathFilestatGet(g *Guest, m api.Memory, p []uint64) Errno {
-	c, d, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[2]), uint32(p[3]), caps.RightFileStatGet)
+	fd, flags, path, pathLen, buf := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4])
+	c, d, name, e := g.wasiDirAt(m, fd, caps.RightFileStatGet, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	st, err := d.StatAt(path, uint32(p[1])&lookupSymlinkFollow != 0)
+	st, err := d.StatAt(name, flags&lookupSymlinkFollow != 0)
 	if err != nil {
 		return caps.ErrnoOf(err)
 	}
 	b := wasiFilestat(st)
-	return writeBytes(m, uint32(p[4]), b[:])
+	return writeBytes(m, buf, b[:])
 }
 
 func wasiPathFilestatSetTimes(g *Guest, m api.Memory, p []uint64) Errno {
-	if uint32(p[6])&^fsTimes != 0 {
+	fd, flags, path, pathLen := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	atim, mtim, fstFlags := p[4], p[5], uint32(p[6])
+	if fstFlags&^fsTimes != 0 {
 		return caps.EINVAL
 	}
-	c, d, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[2]), uint32(p[3]), caps.RightFileStatPutTimes)
+	c, d, name, e := g.wasiDirAt(m, fd, caps.RightFileStatPutTimes, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	a, mt, e := statTimes(filestatIn{atim: p[4], mtim: p[5]}, uint32(p[6]))
+	a, mt, e := statTimes(filestatIn{atim: atim, mtim: mtim}, fstFlags)
 	if e != 0 {
 		return e
 	}
+	follow := flags&lookupSymlinkFollow != 0
 	if a == nil && mt == nil {
-		_, err := d.StatAt(path, uint32(p[1])&lookupSymlinkFollow != 0)
+		_, err := d.StatAt(name, follow)
 		return caps.ErrnoOf(err)
 	}
-	if uint32(p[1])&lookupSymlinkFollow == 0 {
-		return caps.ErrnoOf(d.LsetTimesAt(path, a, mt))
+	if !follow {
+		return caps.ErrnoOf(d.LsetTimesAt(name, a, mt))
 	}
-	return caps.ErrnoOf(d.SetTimesAt(path, a, mt))
+	return caps.ErrnoOf(d.SetTimesAt(name, a, mt))
 }
 
+// wasiPathLink is file_link with WASI's lookup flags, whose bits other
+// than SYMLINK_FOLLOW are ignored.
 func wasiPathLink(g *Guest, m api.Memory, p []uint64) Errno {
-	oc, od, oldPath, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[2]), uint32(p[3]), caps.RightFileLinkSource)
-	if e != 0 {
-		return e
-	}
-	defer oc.Release()
-	nc, nd, newPath, e := wasiDirAt(g, m, uint32(p[4]), uint32(p[5]), uint32(p[6]), caps.RightFileLinkTarget)
-	if e != 0 {
-		return e
-	}
-	defer nc.Release()
-	if uint32(p[1])&lookupSymlinkFollow != 0 {
-		return caps.ErrnoOf(od.LinkFollow(oldPath, nd, newPath))
-	}
-	return caps.ErrnoOf(od.Link(oldPath, nd, newPath))
+	oldFlags := uint32(p[1])
+	return linkPaths(g, m, p, (*Guest).wasiDirAt, oldFlags&lookupSymlinkFollow != 0)
 }
 
 // wasiPathOpen opens a path beneath a directory capability as a new child
@@ -105,69 +96,42 @@ func wasiPathLink(g *Guest, m api.Memory, p []uint64) Errno {
 // TRUNC and the sync flags need their rights). The new handle never holds
 // a right its directory could not pass on.
 func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
-	dirflags := uint32(p[1])
+	fd, dirflags, path, pathLen, oflags := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4])
+	fsRightsBase, fsRightsInheriting, fdflags, fdOut := p[5], p[6], uint32(p[7]), uint32(p[8])
 	if dirflags&^lookupSymlinkFollow != 0 {
 		return caps.EINVAL
 	}
-	c, _, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[2]), uint32(p[3]), caps.RightFileOpen)
+	c, _, name, e := g.wasiDirAt(m, fd, caps.RightFileOpen, path, pathLen)
 	if e != 0 {
 		return e
 	}
 	defer c.Release()
-	reqBase, reqInh := wasiOpenRights(p[5], p[6])
+	reqBase, reqInh := wasiOpenRights(fsRightsBase, fsRightsInheriting)
 	_, dirInh := c.Rights()
 	if !dirInh.Has(reqBase & (caps.RightFDRead | caps.RightFDWrite)) {
 		return caps.ENOTCAPABLE
 	}
 	nc, e := g.openBeneath(c, openRequest{
-		path: path, follow: dirflags&lookupSymlinkFollow != 0, oflags: uint32(p[4]),
-		base: reqBase & dirInh, inheriting: reqInh & dirInh, fdflags: uint32(p[7]),
+		path: name, follow: dirflags&lookupSymlinkFollow != 0, oflags: oflags,
+		base: reqBase & dirInh, inheriting: reqInh & dirInh, fdflags: fdflags,
 	})
 	if e != 0 {
 		return e
 	}
-	return g.install(m, nc, uint32(p[8]))
+	return g.install(m, nc, fdOut)
 }
 
 func wasiPathReadlink(g *Guest, m api.Memory, p []uint64) Errno {
-	c, d, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[1]), uint32(p[2]), caps.RightFileReadlink)
-	if e != 0 {
-		return e
-	}
-	defer c.Release()
-	buf, e := read(m, uint32(p[3]), uint32(p[4]))
-	if e != 0 {
-		return e
-	}
-	target, err := d.Readlink(path)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	n := copy(buf, target)
-	return writeU32(m, uint32(p[5]), uint32(n))
+	return readlinkAt(g, m, p, (*Guest).wasiDirAt)
 }
 
 func wasiPathRemoveDirectory(g *Guest, m api.Memory, p []uint64) Errno {
-	c, d, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[1]), uint32(p[2]), caps.RightFileUnlink)
-	if e != 0 {
-		return e
-	}
-	defer c.Release()
-	return caps.ErrnoOf(d.Unlink(path, true))
+	fd, path, pathLen := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	return unlinkAt(g, m, (*Guest).wasiDirAt, fd, path, pathLen, true)
 }
 
 func wasiPathRename(g *Guest, m api.Memory, p []uint64) Errno {
-	oc, od, oldPath, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[1]), uint32(p[2]), caps.RightFileRenameSource)
-	if e != 0 {
-		return e
-	}
-	defer oc.Release()
-	nc, nd, newPath, e := wasiDirAt(g, m, uint32(p[3]), uint32(p[4]), uint32(p[5]), caps.RightFileRenameTarget)
-	if e != 0 {
-		return e
-	}
-	defer nc.Release()
-	return caps.ErrnoOf(od.Rename(oldPath, nd, newPath))
+	return renamePaths(g, m, p, (*Guest).wasiDirAt)
 }
 
 // wasiPathSymlink creates a symbolic link beneath a directory. A link
@@ -178,29 +142,10 @@ func wasiPathRename(g *Guest, m api.Memory, p []uint64) Errno {
 // WASI programs probe for this (Go's testenv does) to learn that absolute
 // links are unavailable.
 func wasiPathSymlink(g *Guest, m api.Memory, p []uint64) Errno {
-	c, d, path, e := wasiDirAt(g, m, uint32(p[2]), uint32(p[3]), uint32(p[4]), caps.RightFileSymlink)
-	if e != 0 {
-		return e
-	}
-	defer c.Release()
-	target, e := readString(m, uint32(p[0]), uint32(p[1]))
-	if e != 0 {
-		return e
-	}
-	if target == "" {
-		return caps.ENOENT
-	}
-	if target[0] == '/' {
-		return caps.EPERM
-	}
-	return caps.ErrnoOf(d.Symlink(target, path))
+	return symlinkAt(g, m, p, (*Guest).wasiDirAt, true)
 }
 
 func wasiPathUnlinkFile(g *Guest, m api.Memory, p []uint64) Errno {
-	c, d, path, e := wasiDirAt(g, m, uint32(p[0]), uint32(p[1]), uint32(p[2]), caps.RightFileUnlink)
-	if e != 0 {
-		return e
-	}
-	defer c.Release()
-	return caps.ErrnoOf(d.Unlink(path, false))
+	fd, path, pathLen := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	return unlinkAt(g, m, (*Guest).wasiDirAt, fd, path, pathLen, false)
 }

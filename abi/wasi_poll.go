@@ -22,13 +22,13 @@ import (
 // revoked (its event then carries ENOTCAPABLE), or the guest is killed
 // (the guest unwinds).
 func wasiPollOneoff(g *Guest, m api.Memory, p []uint64) Errno {
-	in, out, n, nOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
-	raw, e := pollArgs(m, in, out, n, nOut, wasiSubscriptionSize, wasiEventSize)
+	in, out, nsubscriptions, neventsOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	raw, e := pollArgs(m, in, out, nsubscriptions, neventsOut, wasiSubscriptionSize, wasiEventSize)
 	if e != 0 {
 		return e
 	}
-	subs := make([]pollSub, n)
-	tags := make([]uint8, n)
+	subs := make([]pollSub, nsubscriptions)
+	tags := make([]uint8, nsubscriptions)
 	defer releasePolled(subs)
 	now := monotonicNow()
 	for i := range subs {
@@ -57,7 +57,7 @@ func wasiPollOneoff(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	res := g.pollSubs(subs)
 
-	buf, e := read(m, out, n*wasiEventSize)
+	buf, e := read(m, out, nsubscriptions*wasiEventSize)
 	if e != 0 {
 		return e
 	}
@@ -80,7 +80,7 @@ func wasiPollOneoff(g *Guest, m api.Memory, p []uint64) Errno {
 		copy(buf[k*wasiEventSize:], ev[:])
 		k++
 	}
-	return writeU32(m, nOut, uint32(k))
+	return writeU32(m, neventsOut, uint32(k))
 }
 
 // pollWait blocks until the guest's waiter fires, d nanoseconds pass (no

@@ -118,40 +118,46 @@ func startupValue(g *Guest, key string) (argdata.Value, bool) {
 }
 
 func wasiArgsGet(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiStringsGet(m, wasiArgs(g), uint32(p[0]), uint32(p[1]))
+	argv, argvBuf := uint32(p[0]), uint32(p[1])
+	return wasiStringsGet(m, wasiArgs(g), argv, argvBuf)
 }
 
 func wasiArgsSizesGet(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiStringsSizesGet(m, wasiArgs(g), uint32(p[0]), uint32(p[1]))
+	argcOut, argvBufSizeOut := uint32(p[0]), uint32(p[1])
+	return wasiStringsSizesGet(m, wasiArgs(g), argcOut, argvBufSizeOut)
 }
 
 func wasiEnvironGet(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiStringsGet(m, wasiEnv(g), uint32(p[0]), uint32(p[1]))
+	environ, environBuf := uint32(p[0]), uint32(p[1])
+	return wasiStringsGet(m, wasiEnv(g), environ, environBuf)
 }
 
 func wasiEnvironSizesGet(g *Guest, m api.Memory, p []uint64) Errno {
-	return wasiStringsSizesGet(m, wasiEnv(g), uint32(p[0]), uint32(p[1]))
+	countOut, bufSizeOut := uint32(p[0]), uint32(p[1])
+	return wasiStringsSizesGet(m, wasiEnv(g), countOut, bufSizeOut)
 }
 
 func wasiClockResGet(g *Guest, m api.Memory, p []uint64) Errno {
-	if cloudClockOfWASI(uint32(p[0])) == 0 {
+	id, resolutionOut := uint32(p[0]), uint32(p[1])
+	if cloudClockOfWASI(id) == 0 {
 		return caps.EINVAL
 	}
-	return writeU64(m, uint32(p[1]), 1)
+	return writeU64(m, resolutionOut, 1)
 }
 
 // wasiClockTimeGet is called on every time.Now and timer check of a Go
 // guest, so it allocates nothing.
 func wasiClockTimeGet(g *Guest, m api.Memory, p []uint64) Errno {
-	id := cloudClockOfWASI(uint32(p[0]))
-	if id == 0 {
+	id, timeOut := uint32(p[0]), uint32(p[2])
+	cloudID := cloudClockOfWASI(id)
+	if cloudID == 0 {
 		return caps.EINVAL
 	}
-	t, e := clockNow(g, id)
+	t, e := clockNow(g, cloudID)
 	if e != 0 {
 		return e
 	}
-	return writeU64(m, uint32(p[2]), t)
+	return writeU64(m, timeOut, t)
 }
 
 // wasiProcRaise translates a WASI signal to CloudABI's numbering. Signals

@@ -15,7 +15,7 @@ import (
 // "accept") with the listener's inheriting rights, so revoking the
 // listener cuts off every connection taken from it.
 func wasiSockAccept(g *Guest, m api.Memory, p []uint64) Errno {
-	fd, flags, out := uint32(p[0]), uint32(p[1]), uint32(p[2])
+	fd, flags, fdOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	if flags&^caps.FlagNonblock != 0 {
 		return caps.EINVAL
 	}
@@ -24,7 +24,7 @@ func wasiSockAccept(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	defer c.Release()
-	if _, e := read(m, out, 4); e != 0 {
+	if _, e := read(m, fdOut, 4); e != 0 {
 		return e
 	}
 	nc, e := g.acceptConn(c)
@@ -32,36 +32,37 @@ func wasiSockAccept(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	nc.SetFlags(flags)
-	return g.install(m, nc, out)
+	return g.install(m, nc, fdOut)
 }
 
 // wasiSockRecv is sock_recv without handles: PEEK leaves the data queued
 // and WAITALL keeps waiting until the buffers are full or the stream ends.
 func wasiSockRecv(g *Guest, m api.Memory, p []uint64) Errno {
-	fd, flags := uint32(p[0]), uint32(p[3])
-	if flags&^(wasiRecvPeek|wasiRecvWaitall) != 0 {
+	fd, riData, riDataLen, riFlags := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
+	roDatalenOut, roFlagsOut := uint32(p[4]), uint32(p[5])
+	if riFlags&^(wasiRecvPeek|wasiRecvWaitall) != 0 {
 		return caps.EINVAL
 	}
-	c, err := g.table.Acquire(fd, caps.RightFDRead, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
-	}
-	defer c.Release()
-	iov, e := iovecs(m, uint32(p[1]), uint32(p[2]))
+	c, e := g.acquire(fd, caps.RightFDRead)
 	if e != 0 {
 		return e
 	}
-	if _, e := read(m, uint32(p[4]), 4); e != 0 {
+	defer c.Release()
+	iov, e := iovecs(m, riData, riDataLen)
+	if e != 0 {
 		return e
 	}
-	if _, e := read(m, uint32(p[5]), 2); e != 0 {
+	if _, e := read(m, roDatalenOut, 4); e != 0 {
+		return e
+	}
+	if _, e := read(m, roFlagsOut, 2); e != 0 {
 		return e
 	}
 	msg, ok := c.Resource().(caps.Messenger)
 	if !ok {
 		return caps.ENOTSOCK
 	}
-	total, got, rf, e := g.recvLoop(c, msg, iov, 0, flags&wasiRecvPeek != 0, flags&wasiRecvWaitall != 0)
+	total, got, rf, e := g.recvLoop(c, msg, iov, 0, riFlags&wasiRecvPeek != 0, riFlags&wasiRecvWaitall != 0)
 	if e != 0 {
 		return e
 	}
@@ -72,10 +73,10 @@ func wasiSockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	if rf&caps.RecvDataTruncated != 0 {
 		ro |= wasiRecvDataTruncated
 	}
-	if e := writeU32(m, uint32(p[4]), uint32(total)); e != 0 {
+	if e := writeU32(m, roDatalenOut, uint32(total)); e != 0 {
 		return e
 	}
-	if !m.WriteUint16Le(uint32(p[5]), ro) {
+	if !m.WriteUint16Le(roFlagsOut, ro) {
 		return caps.EFAULT
 	}
 	return 0
@@ -96,18 +97,19 @@ func advanceIOV(iov [][]byte, n int) [][]byte {
 // wasiSockSend is fd_write on a socket or channel: si_flags has no flags
 // defined, so any bit set is EINVAL.
 func wasiSockSend(g *Guest, m api.Memory, p []uint64) Errno {
-	if uint32(p[3]) != 0 {
+	fd, siData, siDataLen, siFlags, soDatalenOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4])
+	if siFlags != 0 {
 		return caps.EINVAL
 	}
-	c, err := g.table.Acquire(uint32(p[0]), caps.RightFDWrite, 0)
-	if err != nil {
-		return caps.ErrnoOf(err)
+	c, e := g.acquire(fd, caps.RightFDWrite)
+	if e != 0 {
+		return e
 	}
 	defer c.Release()
 	if _, ok := c.Resource().(caps.Messenger); !ok {
 		return caps.ENOTSOCK
 	}
-	iov, e := iovecs(m, uint32(p[1]), uint32(p[2]))
+	iov, e := iovecs(m, siData, siDataLen)
 	if e != 0 {
 		return e
 	}
@@ -115,5 +117,5 @@ func wasiSockSend(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	return writeU32(m, uint32(p[4]), uint32(n))
+	return writeU32(m, soDatalenOut, uint32(n))
 }

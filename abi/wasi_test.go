@@ -2,9 +2,7 @@ package abi_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -420,43 +418,6 @@ func TestUcaseOutputEscapingTheGrantIsRefused(t *testing.T) {
 			}
 		})
 	}
-}
-
-var updateWASIDoc = flag.Bool("update-wasi-doc", false, "rewrite the generated tables in docs/WASI.md")
-
-// docs/WASI.md's function and rights tables are generated from the code's
-// tables; this fails when either drifted (regenerate with
-// -update-wasi-doc).
-func TestWASIDocMatchesTables(t *testing.T) {
-	path := abitest.Path("docs/WASI.md")
-	doc, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var calls, rights bytes.Buffer
-	if err := abi.WriteWASIMarkdown(&calls); err != nil {
-		t.Fatal(err)
-	}
-	if err := abi.WriteWASIRightsMarkdown(&rights); err != nil {
-		t.Fatal(err)
-	}
-	want, err := abi.ReplaceBetween(doc, abi.WASITableBegin, abi.WASITableEnd, calls.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want, err = abi.ReplaceBetween(want, abi.WASIRightsBegin, abi.WASIRightsEnd, rights.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Equal(doc, want) {
-		return
-	}
-	if *updateWASIDoc {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Error("docs/WASI.md tables are stale: go test ./abi -run TestWASIDoc -update-wasi-doc")
 }
 
 // One module may import both ABIs: a handle opened through WASI is read

@@ -75,6 +75,29 @@ func WAT(t testing.TB, rel string) []byte {
 	})
 }
 
+// WATText compiles WebAssembly text given as src with wabt's wat2wasm and
+// the given flags (default: --enable-all), for tests whose module is
+// written out in the test itself.
+func WATText(t testing.TB, src string, flags ...string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
+	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if len(flags) == 0 {
+		flags = []string{"--enable-all"}
+	}
+	if b, err := exec.Command("wat2wasm", append(flags, "-o", out, in)...).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm: %v\n%s", err, b)
+	}
+	wasm, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wasm
+}
+
 // C compiles a freestanding C guest against the native ABI header
 // (abi/include/sandboxd.h): clang --target=wasm32 -nostdlib.
 func C(t testing.TB, rel string) []byte {

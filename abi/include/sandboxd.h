@@ -1,5 +1,5 @@
 /* sandboxd native ABI for C guests (clang --target=wasm32 -nostdlib).
- * Generated from abi/table.go by "go generate ./abi"; do not edit.
+ * Generated from abi/table.go by "go generate ./abi/..."; do not edit.
  * Every call returns an errno (0 on success) and writes results through
  * trailing pointer parameters; handles are uint32_t fds. See docs/ABI.md. */
 #ifndef SANDBOXD_H

@@ -5,7 +5,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/abi/abidoc"
 )
 
 func init() {
@@ -20,9 +20,9 @@ func init() {
 // abiFormats are the generated forms of the call table: the text listing,
 // the table in docs/ABI.md, and abi/include/sandboxd.h.
 var abiFormats = map[string]func(io.Writer) error{
-	"text":     abi.WriteTable,
-	"markdown": abi.WriteMarkdown,
-	"c-header": abi.WriteCHeader,
+	"text":     abidoc.WriteTable,
+	"markdown": abidoc.WriteMarkdown,
+	"c-header": abidoc.WriteCHeader,
 }
 
 func abiCmd(args []string) int {

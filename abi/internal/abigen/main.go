@@ -1,14 +1,15 @@
-// Command abigen regenerates abi/include/sandboxd.h and the call table in
-// docs/ABI.md from abi's call table. Run it with `go generate ./abi`.
+// Command abigen rewrites the files generated from abi's call tables:
+// abi/include/sandboxd.h and the generated tables of docs/ABI.md and
+// docs/WASI.md (see package abidoc). `go generate ./abi/...` runs it with
+// the repository root as its argument.
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/abi/abidoc"
 )
 
 func main() {
@@ -16,28 +17,14 @@ func main() {
 	if len(os.Args) > 1 {
 		root = os.Args[1]
 	}
-	var h bytes.Buffer
-	if err := abi.WriteCHeader(&h); err != nil {
-		fail(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "abi/include/sandboxd.h"), h.Bytes(), 0o644); err != nil {
-		fail(err)
-	}
-	doc := filepath.Join(root, "docs/ABI.md")
-	old, err := os.ReadFile(doc)
+	files, err := abidoc.Generate(root)
 	if err != nil {
 		fail(err)
 	}
-	var t bytes.Buffer
-	if err := abi.WriteMarkdown(&t); err != nil {
-		fail(err)
-	}
-	upd, err := abi.ReplaceGenerated(old, t.Bytes())
-	if err != nil {
-		fail(fmt.Errorf("%s: %w", doc, err))
-	}
-	if err := os.WriteFile(doc, upd, 0o644); err != nil {
-		fail(err)
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(root, f.Path), f.Data, 0o644); err != nil {
+			fail(err)
+		}
 	}
 }
 

@@ -1,67 +1,44 @@
-package abi
+package wasmbin
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
 
-// readShape splits wasm and reads its shape, as Compile does.
-func readShape(wasm []byte) (moduleShape, bool) {
-	secs, err := splitSections(wasm)
+// readShape splits wasm and reads its shape, as the runtime does.
+func readShape(wasm []byte) (Shape, bool) {
+	secs, err := Split(wasm)
 	if err != nil {
-		return moduleShape{}, false
+		return Shape{}, false
 	}
 	s, err := secs.shape()
 	return s, err == nil
 }
 
-// instrumentLoops splits wasm and rewrites it, as Compile does.
+// instrumentLoops splits wasm and rewrites it, as the runtime does.
 func instrumentLoops(wasm []byte) ([]byte, bool, error) {
-	secs, err := splitSections(wasm)
+	secs, err := Split(wasm)
 	if err != nil {
 		return nil, false, err
 	}
-	return secs.instrument()
+	return secs.Instrument()
 }
 
-// precheck splits wasm and checks its counts, as Compile does.
+// precheck splits wasm and checks its counts, as the runtime does.
 func precheck(wasm []byte) error {
-	secs, err := splitSections(wasm)
+	secs, err := Split(wasm)
 	if err != nil {
 		return err
 	}
-	_, err = secs.precheck()
+	_, err = secs.Precheck()
 	return err
-}
-
-// wat2wasm compiles src with wabt's wat2wasm and the given flags
-// (default: --enable-all).
-func wat2wasm(t testing.TB, src string, flags ...string) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
-	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if len(flags) == 0 {
-		flags = []string{"--enable-all"}
-	}
-	if b, err := exec.Command("wat2wasm", append(flags, "-o", out, in)...).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, b)
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wasm
 }
 
 var shapeModules = []struct {
@@ -72,14 +49,14 @@ var shapeModules = []struct {
 	{"wasi", `(module
 		(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
 		(import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
-		(memory (export "memory") 1) (func (export "_start")))`, []string{WASIModuleName}},
+		(memory (export "memory") 1) (func (export "_start")))`, []string{"wasi_snapshot_preview1"}},
 	{"every import kind", `(module
 		(import "env" "t" (table 1 2 funcref))
 		(import "env" "g" (global (mut i32)))
 		(import "env" "m" (memory 1 10))
 		(import "sandboxd" "fd_close" (func (param i32) (result i32)))
 		(import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
-		(func (export "_start")))`, []string{"env", ModuleName, WASIModuleName}},
+		(func (export "_start")))`, []string{"env", "sandboxd", "wasi_snapshot_preview1"}},
 	{"every export kind", `(module
 		(func $f) (table $t 1 funcref) (global $g i32 (i32.const 0))
 		(memory $m 1 2)
@@ -91,12 +68,12 @@ var shapeModules = []struct {
 func TestReadShapeReadsImportModules(t *testing.T) {
 	for _, tc := range shapeModules {
 		t.Run(tc.name, func(t *testing.T) {
-			wasm := wat2wasm(t, tc.wat)
+			wasm := abitest.WATText(t, tc.wat)
 			s, ok := readShape(wasm)
 			if !ok {
 				t.Fatal("readShape could not read a valid module")
 			}
-			if got := s.moduleNames(); !reflect.DeepEqual(got, tc.modules) {
+			if got := s.ModuleNames(); !reflect.DeepEqual(got, tc.modules) {
 				t.Errorf("module names = %q, want %q", got, tc.modules)
 			}
 		})
@@ -111,7 +88,7 @@ func TestReadShapeAgreesWithWazero(t *testing.T) {
 	defer r.Close(ctx)
 	for _, tc := range shapeModules {
 		t.Run(tc.name, func(t *testing.T) {
-			wasm := wat2wasm(t, tc.wat)
+			wasm := abitest.WATText(t, tc.wat)
 			cm, err := r.CompileModule(ctx, wasm)
 			if err != nil {
 				t.Fatal(err)
@@ -128,16 +105,16 @@ func TestReadShapeAgreesWithWazero(t *testing.T) {
 }
 
 // normalShape lists the function and memory imports and exports, sorted.
-func normalShape(s moduleShape) []string {
+func normalShape(s Shape) []string {
 	var l []string
-	for _, im := range s.imports {
-		if im.kind == externFunc || im.kind == externMemory {
-			l = append(l, "import "+string('0'+im.kind)+" "+im.module+"."+im.name)
+	for _, im := range s.Imports {
+		if im.Kind == ExternFunc || im.Kind == ExternMemory {
+			l = append(l, "import "+string('0'+im.Kind)+" "+im.Module+"."+im.Name)
 		}
 	}
-	for _, ex := range s.exports {
-		if ex.kind == externFunc || ex.kind == externMemory {
-			l = append(l, "export "+string('0'+ex.kind)+" "+ex.name)
+	for _, ex := range s.Exports {
+		if ex.Kind == ExternFunc || ex.Kind == ExternMemory {
+			l = append(l, "export "+string('0'+ex.Kind)+" "+ex.Name)
 		}
 	}
 	slices.Sort(l)
@@ -145,7 +122,7 @@ func normalShape(s moduleShape) []string {
 }
 
 func TestReadShapeRefusesWhatItCannotRead(t *testing.T) {
-	wasm := wat2wasm(t, shapeModules[2].wat)
+	wasm := abitest.WATText(t, shapeModules[2].wat)
 	for i := 0; i < len(wasm); i++ {
 		s, ok := readShape(wasm[:i])
 		if !ok {
@@ -154,8 +131,8 @@ func TestReadShapeRefusesWhatItCannotRead(t *testing.T) {
 		// A prefix that parses ends at a section boundary: what it read
 		// is a prefix of the whole module's imports.
 		whole, _ := readShape(wasm)
-		if len(s.imports) > 0 && !reflect.DeepEqual(s.imports, whole.imports) {
-			t.Fatalf("prefix of %d bytes read imports %v, the module has %v", i, s.imports, whole.imports)
+		if len(s.Imports) > 0 && !reflect.DeepEqual(s.Imports, whole.Imports) {
+			t.Fatalf("prefix of %d bytes read imports %v, the module has %v", i, s.Imports, whole.Imports)
 		}
 	}
 	for _, bad := range [][]byte{nil, []byte("\x00asm"), []byte("\x00asm\x02\x00\x00\x00"), []byte("\x00asm\x01\x00\x00\x00\x02\x05\x01\x01m\x01f")} {
@@ -174,35 +151,35 @@ func FuzzReadShape(f *testing.F) {
 		if !ok {
 			return
 		}
-		for _, im := range s.imports {
-			if im.kind > externTag {
-				t.Fatalf("import %s.%s of unknown kind %d accepted", im.module, im.name, im.kind)
+		for _, im := range s.Imports {
+			if im.Kind > externTag {
+				t.Fatalf("import %s.%s of unknown kind %d accepted", im.Module, im.Name, im.Kind)
 			}
 		}
-		for _, ex := range s.exports {
-			if ex.kind > externTag {
-				t.Fatalf("export %s of unknown kind %d accepted", ex.name, ex.kind)
+		for _, ex := range s.Exports {
+			if ex.Kind > externTag {
+				t.Fatalf("export %s of unknown kind %d accepted", ex.Name, ex.Kind)
 			}
 		}
 	})
 }
 
 // shapeOf asks wazero what cm imports and exports.
-func shapeOf(cm wazero.CompiledModule) moduleShape {
-	var s moduleShape
+func shapeOf(cm wazero.CompiledModule) Shape {
+	var s Shape
 	for _, f := range cm.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		s.imports = append(s.imports, importEntry{module: mod, name: name, kind: externFunc})
+		s.Imports = append(s.Imports, Import{Module: mod, Name: name, Kind: ExternFunc})
 	}
 	for _, mem := range cm.ImportedMemories() {
 		mod, name, _ := mem.Import()
-		s.imports = append(s.imports, importEntry{module: mod, name: name, kind: externMemory})
+		s.Imports = append(s.Imports, Import{Module: mod, Name: name, Kind: ExternMemory})
 	}
 	for name := range cm.ExportedMemories() {
-		s.exports = append(s.exports, exportEntry{name: name, kind: externMemory})
+		s.Exports = append(s.Exports, Export{Name: name, Kind: ExternMemory})
 	}
 	for name := range cm.ExportedFunctions() {
-		s.exports = append(s.exports, exportEntry{name: name, kind: externFunc})
+		s.Exports = append(s.Exports, Export{Name: name, Kind: ExternFunc})
 	}
 	return s
 }

@@ -1,15 +1,23 @@
-package abi
+// Package abidoc writes what is generated from abi's call tables: the
+// text listing of `sandboxd abi`, the call table of docs/ABI.md, the
+// function and rights tables of docs/WASI.md, and the C header
+// abi/include/sandboxd.h. `go generate ./abi/...` rewrites the files
+// (Generate, through abi/internal/abigen); the tests here fail when one
+// of them is stale.
+package abidoc
 
 import (
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
 )
 
-func (c *Call) signature() string {
+// signature is c as the text listing shows it: "fd_close(fd i32) → errno".
+func signature(c *abi.Call) string {
 	var b strings.Builder
 	b.WriteString(c.Name)
 	b.WriteByte('(')
@@ -31,13 +39,13 @@ func (c *Call) signature() string {
 	return b.String()
 }
 
-// WriteTable prints the call table as plain text (`sandboxd abi`).
+// WriteTable prints the native call table as plain text (`sandboxd abi`).
 func WriteTable(w io.Writer) error {
-	for _, c := range calls {
-		if _, err := fmt.Fprintf(w, "%2d  %s\n", c.Slot, c.signature()); err != nil {
+	for _, c := range abi.Calls() {
+		if _, err := fmt.Fprintf(w, "%2d  %s\n", c.Slot, signature(&c)); err != nil {
 			return err
 		}
-		rights := c.Rights
+		rights := rightsText(&c, cloudABIRightNames)
 		if rights == "" {
 			rights = "none"
 		}
@@ -52,40 +60,87 @@ func WriteTable(w io.Writer) error {
 	return nil
 }
 
+// rightsText words c's rights checks for the docs, naming rights with
+// names: "fd_read|fd_seek", "file_link_source on fd1; file_link_target on
+// fd2", "file_stat_fput_size for SIZE; …". It is "" when c needs none.
+func rightsText(c *abi.Call, names func(c *abi.Call, r caps.Rights) []string) string {
+	params := map[string]bool{}
+	for _, n := range c.Rights {
+		params[c.HandleParam(n)] = true
+	}
+	var parts []string
+	for _, n := range c.Rights {
+		var b strings.Builder
+		if ns := names(c, n.Rights); len(ns) == 0 {
+			b.WriteString("none")
+		} else if n.AnyOf {
+			b.WriteString(strings.Join(ns, " or "))
+		} else {
+			b.WriteString(strings.Join(ns, "|"))
+		}
+		if n.Inheriting {
+			b.WriteString(" inheritable")
+		}
+		if len(params) > 1 {
+			b.WriteString(" on " + c.HandleParam(n))
+		}
+		if n.When != "" {
+			b.WriteString(" " + n.When)
+		}
+		parts = append(parts, b.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// cloudABIRightNames names the rights in r by their CloudABI names, in
+// bit order.
+func cloudABIRightNames(_ *abi.Call, r caps.Rights) []string {
+	if r == 0 {
+		return nil
+	}
+	return strings.Split(r.String(), "|")
+}
+
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
-// WriteMarkdown prints the call table as the Markdown table in
+// writeRow prints c as a row of a Markdown call table: number, name,
+// parameters and result, rights (or "—"), origin, support, and what
+// changed and the notes.
+func writeRow(w io.Writer, c *abi.Call, rights, origin string) error {
+	var ps []string
+	for _, p := range c.Params {
+		n := p.Name
+		if p.Pointer {
+			n = "*" + n
+		}
+		ps = append(ps, n+" "+api.ValueTypeName(p.Type))
+	}
+	res := "→ errno"
+	if c.NoReturn {
+		res = "(no return)"
+	}
+	notes := c.Changed
+	if c.Note != "" {
+		if notes != "" {
+			notes += "; "
+		}
+		notes += c.Note
+	}
+	if rights == "" {
+		rights = "—"
+	}
+	_, err := fmt.Fprintf(w, "| %d | `%s` | %s %s | %s | %s | %s | %s |\n", c.Slot, c.Name,
+		mdEscape(strings.Join(ps, ", ")), res, mdEscape(rights), origin, c.Support, mdEscape(notes))
+	return err
+}
+
+// WriteMarkdown prints the native call table as the Markdown table in
 // docs/ABI.md (between its generated-table markers).
 func WriteMarkdown(w io.Writer) error {
 	fmt.Fprintln(w, "| # | call | parameters | rights needed | CloudABI origin | support | what changed / notes |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
-	for _, c := range calls {
-		var ps []string
-		for _, p := range c.Params {
-			n := p.Name
-			if p.Pointer {
-				n = "*" + n
-			}
-			ps = append(ps, fmt.Sprintf("%s %s", n, api.ValueTypeName(p.Type)))
-		}
-		res := "→ errno"
-		if c.NoReturn {
-			res = "(no return)"
-		}
-		notes := c.Changed
-		if c.Note != "" {
-			if notes != "" {
-				notes += "; "
-			}
-			notes += c.Note
-		}
-		rights := c.Rights
-		if rights == "" {
-			rights = "—"
-		}
-		_, err := fmt.Fprintf(w, "| %d | `%s` | %s %s | %s | %s | %s | %s |\n", c.Slot, c.Name,
-			mdEscape(strings.Join(ps, ", ")), res, mdEscape(rights), c.Origin, c.Support, mdEscape(notes))
-		if err != nil {
+	for _, c := range abi.Calls() {
+		if err := writeRow(w, &c, rightsText(&c, cloudABIRightNames), c.Origin); err != nil {
 			return err
 		}
 	}
@@ -107,14 +162,14 @@ func WriteCHeader(w io.Writer) error {
 		fmt.Fprintf(&b, "#define SBX_%s %d\n", e.Error(), uint16(e))
 	}
 	b.WriteString("\n/* Signals (proc_raise, proc_terminate; CloudABI numbering). */\n")
-	for n, name := range signalNames {
+	for n, name := range abi.SignalNames() {
 		if name != "" {
 			fmt.Fprintf(&b, "#define SBX_SIG%s %d\n", name, n)
 		}
 	}
 	b.WriteString(cHeaderTypes)
 	b.WriteString("\n/* The 49 calls, in CloudABI slot order. */\n")
-	for _, c := range calls {
+	for _, c := range abi.Calls() {
 		var ps []string
 		for _, p := range c.Params {
 			t := "uint32_t"
@@ -145,7 +200,7 @@ func WriteCHeader(w io.Writer) error {
 }
 
 const cHeaderTop = `/* sandboxd native ABI for C guests (clang --target=wasm32 -nostdlib).
- * Generated from abi/table.go by "go generate ./abi"; do not edit.
+ * Generated from abi/table.go by "go generate ./abi/..."; do not edit.
  * Every call returns an errno (0 on success) and writes results through
  * trailing pointer parameters; handles are uint32_t fds. See docs/ABI.md. */
 #ifndef SANDBOXD_H
@@ -295,21 +350,3 @@ typedef struct {           /* 20 bytes */
 
 typedef struct { size_t so_datalen; } sbx_send_out_t;
 `
-
-// Markers around the generated call table in docs/ABI.md.
-const (
-	GeneratedBegin = "<!-- BEGIN GENERATED CALL TABLE (go generate ./abi) -->"
-	GeneratedEnd   = "<!-- END GENERATED CALL TABLE -->"
-)
-
-// ReplaceGenerated returns doc with the text between the generated-table
-// markers replaced by table.
-func ReplaceGenerated(doc, table []byte) ([]byte, error) {
-	s := string(doc)
-	i := strings.Index(s, GeneratedBegin)
-	j := strings.Index(s, GeneratedEnd)
-	if i < 0 || j < i {
-		return nil, fmt.Errorf("generated-table markers not found")
-	}
-	return []byte(s[:i+len(GeneratedBegin)] + "\n" + string(table) + s[j:]), nil
-}

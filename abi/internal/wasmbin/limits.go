@@ -1,4 +1,4 @@
-package abi
+package wasmbin
 
 import (
 	"bytes"
@@ -27,31 +27,32 @@ const (
 	refExtern = 0x6f
 )
 
-// boundTables gives every table a maximum, so that the module's tables
-// together can never hold more than maxTableEntries entries: what the
-// minimums leave is shared out equally, and a declared maximum below a
-// table's share stays as it is. A module whose minimums alone exceed the
-// bound is refused. changed reports whether any maximum was set.
+// BoundTables gives every table a maximum, so that the module's tables
+// together can never hold more than maxTableEntries (4,194,304) entries:
+// what the minimums leave is shared out equally, and a declared maximum
+// below a table's share stays as it is. A module whose minimums alone
+// exceed the bound is refused (a *LimitError). changed reports whether any
+// maximum was set; out is then a copy of secs, which is left as it was.
 //
 // A module whose code holds no table.grow keeps its tables at their
 // minimums whatever their maximums say, so it is left as it is (after the
 // check of its minimums): Go's wasip1 programs declare a table without a
 // maximum and never grow it, and rewriting them would copy every such
 // module at every start.
-func (secs sections) boundTables() (out sections, changed bool, err error) {
-	table := slices.IndexFunc(secs, func(s section) bool { return s.id == secTable })
+func (secs Sections) BoundTables() (out Sections, changed bool, err error) {
+	table := slices.IndexFunc(secs, func(s Section) bool { return s.ID == secTable })
 	if table < 0 {
 		return secs, false, nil
 	}
-	body, changed, err := boundTableSection(secs[table].body)
+	body, changed, err := boundTableSection(secs[table].Body)
 	if err != nil || !changed {
 		return secs, false, err
 	}
-	if code := slices.IndexFunc(secs, func(s section) bool { return s.id == secCode }); code < 0 || !mayGrowTable(secs[code].body) {
+	if code := slices.IndexFunc(secs, func(s Section) bool { return s.ID == secCode }); code < 0 || !mayGrowTable(secs[code].Body) {
 		return secs, false, nil
 	}
 	out = slices.Clone(secs)
-	out[table].body = body
+	out[table].Body = body
 	return out, true, nil
 }
 
@@ -128,7 +129,7 @@ func encodeTables(ts []tableType) []byte {
 	return out
 }
 
-// boundTableSection is boundTables for the table section body.
+// boundTableSection is BoundTables for the table section body.
 func boundTableSection(body []byte) ([]byte, bool, error) {
 	tables, err := tableTypes(body)
 	if err != nil {
@@ -157,14 +158,14 @@ func boundTableSection(body []byte) ([]byte, bool, error) {
 	return encodeTables(tables), true, nil
 }
 
-// memoryMin returns the bytes of linear memory the module's own memory
+// MemoryMin returns the bytes of linear memory the module's own memory
 // section asks for at instantiation (0 if it defines none).
-func (secs sections) memoryMin() uint64 {
+func (secs Sections) MemoryMin() uint64 {
 	for _, s := range secs {
-		if s.id != secMemory {
+		if s.ID != secMemory {
 			continue
 		}
-		r := wasmReader{b: s.body, ok: true}
+		r := wasmReader{b: s.Body, ok: true}
 		if n := r.u32(); n == 0 {
 			return 0
 		}

@@ -1,55 +1,25 @@
-package abi
+package abidoc
 
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
+	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
-	"github.com/tetratelabs/wazero/api"
-)
-
-// Markers around the generated tables in docs/WASI.md.
-const (
-	WASITableBegin  = "<!-- BEGIN GENERATED WASI TABLE (go test ./abi -run TestWASIDoc -update-wasi-doc) -->"
-	WASITableEnd    = "<!-- END GENERATED WASI TABLE -->"
-	WASIRightsBegin = "<!-- BEGIN GENERATED WASI RIGHTS (go test ./abi -run TestWASIDoc -update-wasi-doc) -->"
-	WASIRightsEnd   = "<!-- END GENERATED WASI RIGHTS -->"
 )
 
 // WriteWASIMarkdown prints the preview1 function table of docs/WASI.md.
 func WriteWASIMarkdown(w io.Writer) error {
 	fmt.Fprintln(w, "| # | function | parameters | rights checked (WASI names) | CloudABI origin | support | what changed / notes |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
-	for _, c := range wasiCalls {
-		var ps []string
-		for _, p := range c.Params {
-			n := p.Name
-			if p.Pointer {
-				n = "*" + n
-			}
-			ps = append(ps, n+" "+api.ValueTypeName(p.Type))
-		}
-		res := "→ errno"
-		if c.NoReturn {
-			res = "(no return)"
-		}
-		notes := c.Changed
-		if c.Note != "" {
-			if notes != "" {
-				notes += "; "
-			}
-			notes += c.Note
-		}
-		rights, origin := c.Rights, c.Origin
-		if rights == "" {
-			rights = "—"
-		}
+	for _, c := range abi.WASICalls() {
+		origin := c.Origin
 		if origin == "" {
 			origin = "— (new in WASI)"
 		}
-		if _, err := fmt.Fprintf(w, "| %d | `%s` | %s %s | %s | %s | %s | %s |\n", c.Slot, c.Name,
-			mdEscape(strings.Join(ps, ", ")), res, mdEscape(rights), origin, c.Support, mdEscape(notes)); err != nil {
+		if err := writeRow(w, &c, rightsText(&c, wasiCheckNames), origin); err != nil {
 			return err
 		}
 	}
@@ -66,7 +36,7 @@ func WriteWASIRightsMarkdown(w io.Writer) error {
 		wasiNames[1<<i] = n
 	}
 	mapped := caps.Rights(0)
-	for _, m := range wasiRightsMap {
+	for _, m := range wasiRightsTable() {
 		mapped |= m.c
 		var ws []string
 		for b := uint64(1); b <= m.w; b <<= 1 {
@@ -97,6 +67,50 @@ const wasiRightNames = `fd_datasync fd_read fd_seek fd_fdstat_set_flags fd_sync 
 	fd_filestat_set_times path_symlink path_remove_directory path_unlink_file poll_fd_readwrite
 	sock_shutdown sock_accept`
 
+// wasiCheckNames names the rights in r, which c checks, by their WASI
+// names, in CloudABI bit order. A right WASI split in two is named by its
+// half that is c's own name (path_unlink_file checks file_unlink), or
+// else by the half in c's family (path_ or fd_), or else by both.
+func wasiCheckNames(c *abi.Call, r caps.Rights) []string {
+	names := strings.Fields(wasiRightNames)
+	family := c.Name[:strings.IndexByte(c.Name, '_')+1]
+	var out []string
+	for b := caps.Rights(1); b != 0 && b <= r; b <<= 1 {
+		if r&b == 0 {
+			continue
+		}
+		var halves []string
+		for w := abi.WASIRightsOf(b); w != 0; w &= w - 1 {
+			halves = append(halves, names[bitIndex(w&-w)])
+		}
+		out = append(out, pickHalf(halves, c.Name, family)...)
+	}
+	return out
+}
+
+// pickHalf returns, of the WASI names of one CloudABI right, the one that
+// is call, else the one that begins with family, else all of them.
+func pickHalf(halves []string, call, family string) []string {
+	if len(halves) < 2 {
+		return halves
+	}
+	for _, h := range halves {
+		if h == call {
+			return []string{h}
+		}
+	}
+	var fam []string
+	for _, h := range halves {
+		if strings.HasPrefix(h, family) {
+			fam = append(fam, h)
+		}
+	}
+	if len(fam) == 1 {
+		return fam
+	}
+	return halves
+}
+
 func bitIndex(b uint64) int {
 	i := 0
 	for b > 1 {
@@ -106,14 +120,23 @@ func bitIndex(b uint64) int {
 	return i
 }
 
-// ReplaceBetween returns doc with the text between the begin and end
-// markers replaced by body.
-func ReplaceBetween(doc []byte, begin, end string, body []byte) ([]byte, error) {
-	s := string(doc)
-	i := strings.Index(s, begin)
-	j := strings.Index(s, end)
-	if i < 0 || j < i {
-		return nil, fmt.Errorf("markers %q … %q not found", begin, end)
+// wasiRight is one row of the rights translation: a CloudABI right and
+// the WASI rights that carry its meaning.
+type wasiRight struct {
+	c caps.Rights
+	w uint64
+}
+
+// wasiRightsTable is the translation abi.WASIRightsOf makes of every
+// CloudABI right WASI can name, ordered by the first WASI bit of each.
+func wasiRightsTable() []wasiRight {
+	var t []wasiRight
+	for _, n := range caps.RightNames() {
+		r, _ := caps.ParseRight(n)
+		if w := abi.WASIRightsOf(r); w != 0 {
+			t = append(t, wasiRight{r, w})
+		}
 	}
-	return []byte(s[:i+len(begin)] + "\n" + string(body) + s[j:]), nil
+	sort.Slice(t, func(i, j int) bool { return t[i].w&-t[i].w < t[j].w&-t[j].w })
+	return t
 }

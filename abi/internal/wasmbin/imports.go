@@ -1,58 +1,69 @@
-package abi
+// Package wasmbin reads and rewrites the WebAssembly binary format, as far
+// as sandboxd needs before wazero compiles a module: it splits a module
+// into its sections, reads what it imports and exports, refuses declared
+// counts that would make wazero's decoder allocate without bound, bounds
+// its tables, and gives every loop a check that lets the runtime stop a
+// guest that never calls the host (Sections.Instrument). It touches no
+// guest, no runtime and no capability: package abi does that with what it
+// returns.
+package wasmbin
 
 import (
 	"errors"
 	"fmt"
 )
 
-// External kinds of the WebAssembly binary format.
+// External kinds of the WebAssembly binary format: what an import or
+// export is.
 const (
-	externFunc   = 0x00
+	ExternFunc   = 0x00
 	externTable  = 0x01
-	externMemory = 0x02
+	ExternMemory = 0x02
 	externGlobal = 0x03
 	externTag    = 0x04
 )
 
-// moduleShape is what a module imports and exports, read from its import
-// and export sections without decoding the rest, and how many functions
-// it defines.
-type moduleShape struct {
-	imports   []importEntry
-	exports   []exportEntry
-	functions uint64
+// Shape is what a module imports and exports, read from its import and
+// export sections without decoding the rest, and how many functions it
+// defines.
+type Shape struct {
+	Imports   []Import
+	Exports   []Export
+	Functions uint64
 }
 
-type importEntry struct {
-	module, name string
-	kind         byte
+// Import is one import: a module name, a name in it and an external kind.
+type Import struct {
+	Module, Name string
+	Kind         byte
 }
 
-type exportEntry struct {
-	name string
-	kind byte
+// Export is one export: its name and external kind.
+type Export struct {
+	Name string
+	Kind byte
 }
 
-// section is one section of a module: its id and its bytes.
-type section struct {
-	id   byte
-	body []byte
+// Section is one section of a module: its id and its bytes.
+type Section struct {
+	ID   byte
+	Body []byte
 }
 
-// sections are a module's sections, in order.
-type sections []section
+// Sections are a module's sections, in order.
+type Sections []Section
 
-// splitSections checks wasm's header and splits the rest into sections.
-// Compile splits a module once; its checks, its shape and the loop-check
+// Split checks wasm's header and splits the rest into sections. The
+// runtime splits a module once; its checks, its shape and the loop-check
 // rewrite all read these.
-func splitSections(wasm []byte) (sections, error) {
+func Split(wasm []byte) (Sections, error) {
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
 		return nil, errors.New("no WebAssembly magic number: not a .wasm file")
 	}
 	if string(wasm[4:8]) != "\x01\x00\x00\x00" {
 		return nil, errors.New("not WebAssembly binary format version 1")
 	}
-	var secs sections
+	var secs Sections
 	r := wasmReader{b: wasm[8:], ok: true}
 	for len(r.b) > 0 {
 		id := r.byte()
@@ -60,7 +71,7 @@ func splitSections(wasm []byte) (sections, error) {
 		if !r.ok {
 			return nil, fmt.Errorf("section %d runs past the end of the module", id)
 		}
-		secs = append(secs, section{id, body.b})
+		secs = append(secs, Section{id, body.b})
 	}
 	return secs, nil
 }
@@ -68,51 +79,52 @@ func splitSections(wasm []byte) (sections, error) {
 // shape reads the import and export sections, and refuses them if they
 // are malformed: a name longer than the bytes left, an unknown kind,
 // bytes after the last entry.
-func (secs sections) shape() (s moduleShape, err error) {
+func (secs Sections) shape() (s Shape, err error) {
 	for _, sec := range secs {
-		body := wasmReader{b: sec.body, ok: true}
-		switch sec.id {
+		body := wasmReader{b: sec.Body, ok: true}
+		switch sec.ID {
 		case secImport:
-			s.imports = body.imports()
+			s.Imports = body.imports()
 		case secExport:
-			s.exports = body.exports()
+			s.Exports = body.exports()
 		default:
 			continue
 		}
 		if !body.ok || len(body.b) != 0 {
-			return s, errPastEnd(sec.id)
+			return s, errPastEnd(sec.ID)
 		}
 	}
 	return s, nil
 }
 
-// moduleNames returns the distinct module names of the imports.
-func (s moduleShape) moduleNames() []string {
+// ModuleNames returns the distinct module names of the imports, in the
+// order they first appear.
+func (s Shape) ModuleNames() []string {
 	var names []string
-	for _, im := range s.imports {
+	for _, im := range s.Imports {
 		seen := false
 		for _, n := range names {
-			seen = seen || n == im.module
+			seen = seen || n == im.Module
 		}
 		if !seen {
-			names = append(names, im.module)
+			names = append(names, im.Module)
 		}
 	}
 	return names
 }
 
-func (r *wasmReader) imports() []importEntry {
+func (r *wasmReader) imports() []Import {
 	n := r.u32()
-	var l []importEntry
+	var l []Import
 	for i := uint32(0); i < n && r.ok; i++ {
-		e := importEntry{module: r.name(), name: r.name(), kind: r.byte()}
-		switch e.kind {
-		case externFunc:
+		e := Import{Module: r.name(), Name: r.name(), Kind: r.byte()}
+		switch e.Kind {
+		case ExternFunc:
 			r.u32() // type index
 		case externTable:
 			r.byte() // reference type
 			r.limits()
-		case externMemory:
+		case ExternMemory:
 			r.limits()
 		case externGlobal:
 			r.byte() // value type
@@ -128,13 +140,13 @@ func (r *wasmReader) imports() []importEntry {
 	return l
 }
 
-func (r *wasmReader) exports() []exportEntry {
+func (r *wasmReader) exports() []Export {
 	n := r.u32()
-	var l []exportEntry
+	var l []Export
 	for i := uint32(0); i < n && r.ok; i++ {
-		e := exportEntry{name: r.name(), kind: r.byte()}
+		e := Export{Name: r.name(), Kind: r.byte()}
 		r.u32() // index
-		if e.kind > externTag {
+		if e.Kind > externTag {
 			r.ok = false
 		}
 		l = append(l, e)
@@ -220,12 +232,12 @@ const maxLocals = 50000
 // cost some 800 MB to refuse. Real programs declare a few per function.
 const maxModuleLocals = 1 << 22
 
-// maxFunctions bounds the functions a module defines, as browsers do
+// MaxFunctions bounds the functions a module defines, as browsers do
 // (V8: 1,000,000): each costs the compiler time and memory however small
-// it is. BenchmarkCompileMostFunctions compiles a million empty ones (a
-// 4 MB module) in about 5 s, allocating about 300 MB and keeping about
+// it is. abi's BenchmarkCompileMostFunctions compiles a million empty ones
+// (a 4 MB module) in about 5 s, allocating about 300 MB and keeping about
 // 140 MB (docs/BENCHMARKS.md).
-const maxFunctions = 1000000
+const MaxFunctions = 1000000
 
 // vectorSections are the sections whose body begins with an entry count.
 var vectorSections = [secTag + 1]bool{
@@ -233,45 +245,45 @@ var vectorSections = [secTag + 1]bool{
 	secExport: true, secElement: true, secCode: true, secData: true, secTag: true,
 }
 
-// precheck refuses a module whose declared counts cannot be right, before
+// Precheck refuses a module whose declared counts cannot be right, before
 // wazero's decoder sizes anything by them: a 13-byte module declaring 268
 // million exports would otherwise cost over a minute and gigabytes to
 // reject. Every count must fit in the bytes that follow it (each entry
-// takes at least one); a module may define at most maxFunctions
+// takes at least one); a module may define at most MaxFunctions
 // functions, and declare at most maxLocals locals in one function and
 // maxModuleLocals in all. It returns the module's shape, read in the same
-// pass.
-func (secs sections) precheck() (moduleShape, error) {
+// pass. A count past a limit is a *LimitError.
+func (secs Sections) Precheck() (Shape, error) {
 	var functions uint32
 	for _, sec := range secs {
-		if int(sec.id) >= len(vectorSections) || !vectorSections[sec.id] {
+		if int(sec.ID) >= len(vectorSections) || !vectorSections[sec.ID] {
 			continue
 		}
-		body := wasmReader{b: sec.body, ok: true}
+		body := wasmReader{b: sec.Body, ok: true}
 		n := body.u32()
 		if !body.ok {
-			return moduleShape{}, fmt.Errorf("section %d has a malformed entry count", sec.id)
+			return Shape{}, fmt.Errorf("section %d has a malformed entry count", sec.ID)
 		}
 		if uint64(n) > uint64(len(body.b)) {
-			return moduleShape{}, fmt.Errorf("section %d declares %d entries in %d bytes", sec.id, n, len(body.b))
+			return Shape{}, fmt.Errorf("section %d declares %d entries in %d bytes", sec.ID, n, len(body.b))
 		}
-		if (sec.id == secFunction || sec.id == secCode) && n > maxFunctions {
-			return moduleShape{}, &LimitError{fmt.Sprintf("it defines %d functions, more than the %d sandboxd allows", n, maxFunctions)}
+		if (sec.ID == secFunction || sec.ID == secCode) && n > MaxFunctions {
+			return Shape{}, &LimitError{fmt.Sprintf("it defines %d functions, more than the %d sandboxd allows", n, MaxFunctions)}
 		}
-		if sec.id == secFunction {
+		if sec.ID == secFunction {
 			functions = n
 		}
-		if sec.id == secCode {
+		if sec.ID == secCode {
 			if err := body.precheckCode(n); err != nil {
-				return moduleShape{}, err
+				return Shape{}, err
 			}
 		}
 	}
 	if err := secs.precheckNested(); err != nil {
-		return moduleShape{}, err
+		return Shape{}, err
 	}
 	shape, err := secs.shape()
-	shape.functions = uint64(functions)
+	shape.Functions = uint64(functions)
 	return shape, err
 }
 
@@ -309,11 +321,11 @@ func (r *wasmReader) precheckCode(n uint32) error {
 // walkers that give them loop checks, which stop where the bytes end
 // whatever a count says; whether or not the module gets loop checks, the
 // same modules pass.
-func (secs sections) precheckNested() error {
+func (secs Sections) precheckNested() error {
 	var walk instrumenter // renumbers nothing that is kept
 	for _, sec := range secs {
-		r := wasmReader{b: sec.body, ok: true}
-		switch sec.id {
+		r := wasmReader{b: sec.Body, ok: true}
+		switch sec.ID {
 		case secType:
 			for n := r.count(); n > 0 && r.ok; n-- {
 				r.byte() // 0x60
@@ -321,7 +333,7 @@ func (secs sections) precheckNested() error {
 				r.skip(int(r.count()))
 			}
 		case secElement:
-			if _, err := walk.elements(sec.body); err != nil {
+			if _, err := walk.elements(sec.Body); err != nil {
 				r.ok = false
 			}
 		case secData:
@@ -339,8 +351,8 @@ func (secs sections) precheckNested() error {
 				r.sized()
 			}
 		case secCustom:
-			if customName(sec.body) == "name" {
-				if _, err := walk.names(sec.body); err != nil {
+			if customName(sec.Body) == "name" {
+				if _, err := walk.names(sec.Body); err != nil {
 					r.ok = false
 				}
 			}
@@ -348,7 +360,7 @@ func (secs sections) precheckNested() error {
 			continue
 		}
 		if !r.ok {
-			return errPastEnd(sec.id)
+			return errPastEnd(sec.ID)
 		}
 	}
 	return nil
