@@ -122,30 +122,46 @@ func TestRevokeCutsOffDelegatedHandles(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "new.txt")); !os.IsNotExist(err) {
 		t.Fatal("the child created a file through a read-only handle")
 	}
-
-	// The graph: what the child held, and how it got it.
 	const child = "deleg.1"
-	var childDerived []caps.Info
-	for _, e := range log.all(caps.EventDerive) {
-		if e.Cap.Holder == child {
-			childDerived = append(childDerived, e.Cap)
+	t.Run("what the child was derived", func(t *testing.T) { checkChildDerived(t, log, child) })
+	t.Run("the file it adopted", func(t *testing.T) { checkChildAdopted(t, log, child) })
+	t.Run("both revocations reach it", func(t *testing.T) {
+		checkRevocations(t, log, child)
+		if dirCap.Revoked() {
+			t.Fatal("the parent's own grant was revoked")
 		}
-	}
+	})
+	t.Run("nothing is left in the graph", func(t *testing.T) {
+		for _, in := range h.k.Snapshot() {
+			t.Errorf("left in the graph: %s %s held by %q (closed %v)", in.ID, in.Kind, in.Holder, in.Closed)
+		}
+	})
+}
+
+// checkChildDerived: the child was derived the directory and the channel
+// at spawn and opened two files, and its directory cannot write.
+func checkChildDerived(t *testing.T, log *graphLog, child string) {
 	var edges []string
-	for _, in := range childDerived {
+	for _, e := range log.all(caps.EventDerive) {
+		if e.Cap.Holder != child {
+			continue
+		}
+		in := e.Cap
 		edges = append(edges, in.Edge.String()+":"+in.Kind.String())
+		if in.Edge == caps.EdgeSpawn && in.Kind == caps.KindDirectory &&
+			(in.Inheriting.Has(caps.RightFDWrite) || in.Base.Has(caps.RightFileCreateFile)) {
+			t.Errorf("the child's directory can write: %v / %v", in.Base, in.Inheriting)
+		}
 	}
 	slices.Sort(edges)
 	if want := []string{"open:file", "open:file", "spawn:chan", "spawn:dir"}; !slices.Equal(edges, want) {
 		t.Fatalf("capabilities derived for the child: %v, want %v", edges, want)
 	}
-	for _, in := range childDerived {
-		if in.Edge == caps.EdgeSpawn && in.Kind == caps.KindDirectory {
-			if in.Inheriting.Has(caps.RightFDWrite) || in.Base.Has(caps.RightFileCreateFile) {
-				t.Fatalf("the child's directory can write: %v / %v", in.Base, in.Inheriting)
-			}
-		}
-	}
+}
+
+// checkChildAdopted: the child adopted one delegated file, without
+// fd_write.
+func checkChildAdopted(t *testing.T, log *graphLog, child string) {
 	adopted := log.all(caps.EventAdopt)
 	if len(adopted) != 1 || adopted[0].Cap.Holder != child || adopted[0].Cap.Edge != caps.EdgeDelegate || adopted[0].Cap.Kind != caps.KindFile {
 		t.Fatalf("adoptions %+v, want the child adopting one delegated file", adopted)
@@ -153,15 +169,18 @@ func TestRevokeCutsOffDelegatedHandles(t *testing.T) {
 	if adopted[0].Cap.Base.Has(caps.RightFDWrite) {
 		t.Fatal("the delegated file gained fd_write")
 	}
+}
 
-	// Two revocations, each reaching the parent's forwarder and the child.
+// checkRevocations: two revocations, each reaching the parent's forwarder
+// and the child: for the directory the forwarder, the child's copy and the
+// two files the child opened beneath it; for the file the forwarder and
+// the child's copy.
+func checkRevocations(t *testing.T, log *graphLog, child string) {
 	revs := log.all(caps.EventRevoke)
 	if len(revs) != 2 {
 		t.Fatalf("%d revocations, want 2", len(revs))
 	}
 	sizes := []int{len(revs[0].Receipt.Revoked), len(revs[1].Receipt.Revoked)}
-	// Directory: the forwarder, the child's copy, and the two files the
-	// child opened beneath it. File: the forwarder and the child's copy.
 	if !slices.Equal(sizes, []int{4, 2}) {
 		t.Fatalf("revocations cut off %v capabilities, want [4 2]", sizes)
 	}
@@ -170,15 +189,6 @@ func TestRevokeCutsOffDelegatedHandles(t *testing.T) {
 		slices.Sort(hs)
 		if !slices.Equal(hs, []string{"deleg", child}) {
 			t.Fatalf("receipt holders %v", hs)
-		}
-	}
-	if dirCap.Revoked() {
-		t.Fatal("the parent's own grant was revoked")
-	}
-	// Every guest has exited: nothing is left in the graph.
-	if s := h.k.Snapshot(); len(s) != 0 {
-		for _, in := range s {
-			t.Errorf("left in the graph: %s %s held by %q (closed %v)", in.ID, in.Kind, in.Holder, in.Closed)
 		}
 	}
 }

@@ -464,111 +464,126 @@ func TestSeekTellAndStreamErrors(t *testing.T) {
 	}
 }
 
-// poll_oneoff waits for the first of several events: it reports a clock
-// when nothing else happens, wakes when a channel becomes readable, and
-// wakes with ENOTCAPABLE when a polled handle is revoked.
-func TestPollOneoffWaitsOnChannelsClocksAndRevocation(t *testing.T) {
-	sub := func(w *wasiT, at uint32, userdata uint64, typ uint8, fd uint32, timeout uint64) {
-		var b [wasiSubscriptionSize]byte
-		binary.LittleEndian.PutUint64(b[0:], userdata)
-		b[8] = typ
-		if typ == wasiEventtypeClock {
-			binary.LittleEndian.PutUint32(b[16:], wasiClockMonotonic)
-			binary.LittleEndian.PutUint64(b[24:], timeout)
-		} else {
-			binary.LittleEndian.PutUint32(b[16:], fd)
-		}
-		w.put(at, b[:])
+// putSub writes a poll_oneoff subscription at at: a monotonic clock of
+// timeout ns, or an fd event on fd.
+func putSub(w *wasiT, at uint32, userdata uint64, typ uint8, fd uint32, timeout uint64) {
+	var b [wasiSubscriptionSize]byte
+	binary.LittleEndian.PutUint64(b[0:], userdata)
+	b[8] = typ
+	if typ == wasiEventtypeClock {
+		binary.LittleEndian.PutUint32(b[16:], wasiClockMonotonic)
+		binary.LittleEndian.PutUint64(b[24:], timeout)
+	} else {
+		binary.LittleEndian.PutUint32(b[16:], fd)
 	}
-	event := func(w *wasiT, i uint32) (userdata uint64, errno uint16, typ uint8) {
-		b := w.bytes(1000+i*wasiEventSize, wasiEventSize)
-		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint16(b[8:]), b[10]
-	}
+	w.put(at, b[:])
+}
 
-	t.Run("clock", func(t *testing.T) {
-		w := newWASIT(t)
-		sub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
-		sub(w, 148, 22, wasiEventtypeClock, 0, uint64(30*time.Millisecond))
-		start := time.Now()
-		w.must("poll_oneoff", 100, 1000, 2, 900)
-		if d := time.Since(start); d < 30*time.Millisecond {
-			t.Errorf("returned after %v, before the clock", d)
+// pollEvent reads the i-th event poll_oneoff wrote at 1000.
+func pollEvent(w *wasiT, i uint32) (userdata uint64, errno uint16, typ uint8) {
+	b := w.bytes(1000+i*wasiEventSize, wasiEventSize)
+	return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint16(b[8:]), b[10]
+}
+
+// whenParked runs f on another goroutine once the guest waits in a host
+// call, so that f's event reaches a wait rather than preceding it.
+func whenParked(w *wasiT, f func()) {
+	go func() {
+		for deadline := time.Now().Add(HangGuard); w.g.parked.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
 		}
-		if n := w.u32(900); n != 1 {
-			t.Fatalf("%d events", n)
+		f()
+	}()
+}
+
+// poll_oneoff reports a clock when nothing else happens, not before.
+func TestPollOneoffReportsTheClockWhenNothingElseHappens(t *testing.T) {
+	w := newWASIT(t)
+	putSub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
+	putSub(w, 148, 22, wasiEventtypeClock, 0, uint64(30*time.Millisecond))
+	start := time.Now()
+	w.must("poll_oneoff", 100, 1000, 2, 900)
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Errorf("returned after %v, before the clock", d)
+	}
+	if n := w.u32(900); n != 1 {
+		t.Fatalf("%d events", n)
+	}
+	if ud, errno, typ := pollEvent(w, 0); ud != 22 || errno != 0 || typ != wasiEventtypeClock {
+		t.Errorf("event %d %d %d", ud, errno, typ)
+	}
+}
+
+// poll_oneoff wakes when a polled channel becomes readable (the clock of a
+// minute is not what ends it).
+func TestPollOneoffWakesWhenAChannelBecomesReadable(t *testing.T) {
+	w := newWASIT(t)
+	putSub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
+	putSub(w, 148, 22, wasiEventtypeClock, 0, uint64(HangGuard))
+	peer, _ := w.g.table.Get(6)
+	whenParked(w, func() { peer.Resource().(caps.Writer).Write([]byte("x")) })
+	w.must("poll_oneoff", 100, 1000, 2, 900)
+	if ud, errno, typ := pollEvent(w, 0); w.u32(900) != 1 || ud != 11 || errno != 0 || typ != wasiEventtypeFDRead {
+		t.Errorf("%d events, first %d %d %d", w.u32(900), ud, errno, typ)
+	}
+}
+
+// poll_oneoff wakes with ENOTCAPABLE in the event of a handle revoked
+// while it waits.
+func TestPollOneoffWakesWithENOTCAPABLEWhenAPolledHandleIsRevoked(t *testing.T) {
+	w := newWASIT(t)
+	putSub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
+	putSub(w, 148, 22, wasiEventtypeClock, 0, uint64(HangGuard))
+	c, _ := w.g.table.Get(5)
+	whenParked(w, func() { w.k.Revoke(c, "test") })
+	w.must("poll_oneoff", 100, 1000, 2, 900)
+	if ud, errno, _ := pollEvent(w, 0); w.u32(900) != 1 || ud != 11 || Errno(errno) != caps.ENOTCAPABLE {
+		t.Errorf("%d events, first userdata %d errno %d", w.u32(900), ud, errno)
+	}
+}
+
+// Subscriptions that are ready or wrong are answered at once, each with
+// its own errno; no subscription at all is EINVAL.
+func TestPollOneoffAnswersReadyAndWrongSubscriptionsAtOnce(t *testing.T) {
+	w := newWASIT(t)
+	putSub(w, 100, 1, wasiEventtypeFDWrite, 5, 0) // channel with room: ready
+	putSub(w, 148, 2, wasiEventtypeFDRead, 0, 0)  // stdin: always ready
+	putSub(w, 196, 3, wasiEventtypeFDRead, 12, 0) // closed: EBADF
+	putSub(w, 244, 4, wasiEventtypeFDWrite, 4, 0) // no poll_fd_readwrite right (below)
+	putSub(w, 292, 5, 9, 0, 0)                    // unknown type
+	dir, _ := w.g.table.Get(4)
+	b, i := dir.Rights()
+	if err := dir.Narrow(b&^caps.RightPollFDReadwrite, i); err != nil {
+		t.Fatal(err)
+	}
+	w.must("poll_oneoff", 100, 1000, 5, 900)
+	want := []struct {
+		ud    uint64
+		errno Errno
+	}{{1, 0}, {2, 0}, {3, caps.EBADF}, {4, caps.ENOTCAPABLE}, {5, caps.EINVAL}}
+	if w.u32(900) != 5 {
+		t.Fatalf("%d events", w.u32(900))
+	}
+	for i, ev := range want {
+		if ud, errno, _ := pollEvent(w, uint32(i)); ud != ev.ud || Errno(errno) != ev.errno {
+			t.Errorf("event %d: userdata %d errno %d, want %d %v", i, ud, errno, ev.ud, ev.errno)
 		}
-		if ud, errno, typ := event(w, 0); ud != 22 || errno != 0 || typ != wasiEventtypeClock {
-			t.Errorf("event %d %d %d", ud, errno, typ)
-		}
-	})
-	t.Run("channel", func(t *testing.T) {
-		w := newWASIT(t)
-		sub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
-		sub(w, 148, 22, wasiEventtypeClock, 0, uint64(time.Minute))
-		peer, _ := w.g.table.Get(6)
-		time.AfterFunc(20*time.Millisecond, func() { peer.Resource().(caps.Writer).Write([]byte("x")) })
-		start := time.Now()
-		w.must("poll_oneoff", 100, 1000, 2, 900)
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("took %v", d)
-		}
-		if ud, errno, typ := event(w, 0); w.u32(900) != 1 || ud != 11 || errno != 0 || typ != wasiEventtypeFDRead {
-			t.Errorf("%d events, first %d %d %d", w.u32(900), ud, errno, typ)
-		}
-	})
-	t.Run("revoke", func(t *testing.T) {
-		w := newWASIT(t)
-		sub(w, 100, 11, wasiEventtypeFDRead, 5, 0)
-		sub(w, 148, 22, wasiEventtypeClock, 0, uint64(time.Minute))
-		c, _ := w.g.table.Get(5)
-		time.AfterFunc(20*time.Millisecond, func() { w.k.Revoke(c, "test") })
-		w.must("poll_oneoff", 100, 1000, 2, 900)
-		if ud, errno, _ := event(w, 0); w.u32(900) != 1 || ud != 11 || Errno(errno) != caps.ENOTCAPABLE {
-			t.Errorf("%d events, first userdata %d errno %d", w.u32(900), ud, errno)
-		}
-	})
-	t.Run("immediate", func(t *testing.T) {
-		w := newWASIT(t)
-		sub(w, 100, 1, wasiEventtypeFDWrite, 5, 0) // channel with room: ready
-		sub(w, 148, 2, wasiEventtypeFDRead, 0, 0)  // stdin: always ready
-		sub(w, 196, 3, wasiEventtypeFDRead, 12, 0) // closed: EBADF
-		sub(w, 244, 4, wasiEventtypeFDWrite, 4, 0) // no poll_fd_readwrite right (below)
-		sub(w, 292, 5, 9, 0, 0)                    // unknown type
-		dir, _ := w.g.table.Get(4)
-		b, i := dir.Rights()
-		if err := dir.Narrow(b&^caps.RightPollFDReadwrite, i); err != nil {
-			t.Fatal(err)
-		}
-		w.must("poll_oneoff", 100, 1000, 5, 900)
-		want := []struct {
-			ud    uint64
-			errno Errno
-		}{{1, 0}, {2, 0}, {3, caps.EBADF}, {4, caps.ENOTCAPABLE}, {5, caps.EINVAL}}
-		if w.u32(900) != 5 {
-			t.Fatalf("%d events", w.u32(900))
-		}
-		for i, ev := range want {
-			if ud, errno, _ := event(w, uint32(i)); ud != ev.ud || Errno(errno) != ev.errno {
-				t.Errorf("event %d: userdata %d errno %d, want %d %v", i, ud, errno, ev.ud, ev.errno)
-			}
-		}
-		if e := w.call("poll_oneoff", 100, 1000, 0, 900); e != caps.EINVAL {
-			t.Errorf("no subscriptions: %v", e)
-		}
-	})
-	t.Run("kill", func(t *testing.T) {
-		w := newWASIT(t)
-		sub(w, 100, 11, wasiEventtypeClock, 0, uint64(time.Hour))
-		time.AfterFunc(20*time.Millisecond, func() { w.g.Kill("test") })
-		start := time.Now()
-		_, r := callHandler(wasiPollOneoff, w.g, w.m, []uint64{100, 1000, 1, 900})
-		if r != nil {
-			t.Fatalf("panicked: %v", r)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("kill ended an hour-long poll after %v", d)
-		}
-	})
+	}
+	if e := w.call("poll_oneoff", 100, 1000, 0, 900); e != caps.EINVAL {
+		t.Errorf("no subscriptions: %v", e)
+	}
+}
+
+// Killing a guest ends its hour-long poll: the handler unwinds the guest
+// instead of returning.
+func TestPollOneoffEndsWhenTheGuestIsKilled(t *testing.T) {
+	w := newWASIT(t)
+	putSub(w, 100, 11, wasiEventtypeClock, 0, uint64(time.Hour))
+	whenParked(w, func() { w.g.Kill("test") })
+	_, r := callHandler(wasiPollOneoff, w.g, w.m, []uint64{100, 1000, 1, 900})
+	if r != nil {
+		t.Fatalf("panicked: %v", r)
+	}
 }
 
 // sock_recv and sock_send work on a channel pair; PEEK leaves data queued,
