@@ -32,18 +32,7 @@ func main() {
 	}
 
 	// A read-only copy of data, wrapped so that it can be taken back.
-	ro, err := sandboxd.Dup(data)
-	if err != nil {
-		fail("dup", err)
-	}
-	if err := sandboxd.Narrow(ro, sandboxd.RightsReadOnlyDir, sandboxd.RightsReadOnlyFile); err != nil {
-		fail("narrow", err)
-	}
-	fwd, rev, err := sandboxd.Revocable(ro)
-	if err != nil {
-		fail("revocable", err)
-	}
-	sandboxd.Close(ro)
+	fwd, rev := readOnlyRevocable(data)
 
 	mine, theirs, err := sandboxd.Channel()
 	if err != nil {
@@ -104,4 +93,22 @@ func main() {
 	fmt.Println("parent: child created new.txt:", err == nil)
 	b, err := os.ReadFile("/data/notes.txt")
 	fmt.Printf("parent: still reads notes.txt: %q %v\n", b, err)
+}
+
+// readOnlyRevocable returns a read-only copy of dir wrapped in a revocable
+// forwarder, and the revoker that takes it back.
+func readOnlyRevocable(dir uint32) (fwd, rev uint32) {
+	ro, err := sandboxd.Dup(dir)
+	if err != nil {
+		fail("dup", err)
+	}
+	if err := sandboxd.Narrow(ro, sandboxd.RightsReadOnlyDir, sandboxd.RightsReadOnlyFile); err != nil {
+		fail("narrow", err)
+	}
+	fwd, rev, err = sandboxd.Revocable(ro)
+	if err != nil {
+		fail("revocable", err)
+	}
+	sandboxd.Close(ro)
+	return fwd, rev
 }
