@@ -336,31 +336,34 @@ func TestHandlesAreStdioThenGrantsInOrder(t *testing.T) {
 	}
 	dirB, dirI := caps.GrantRights(caps.KindDirectory, true)
 	fileB, fileI := caps.GrantRights(caps.KindFile, false)
-	want := []struct {
+	type handle struct {
+		fd        uint32
 		name      string
 		kind      caps.Kind
 		base, inh caps.Rights
 		origin    string
-	}{
-		{"stdin", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDWrite, 0, "launch"},
-		{"stdout", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDRead, 0, "launch"},
-		{"stderr", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDRead, 0, "launch"},
-		{"data", caps.KindDirectory, dirB, dirI, grants[0].String()},
-		{"notes.txt", caps.KindFile, fileB, fileI, grants[1].String()},
+		holder    caps.Holder
+	}
+	holder := caps.Holder{ID: g.ID(), Label: "spin.wat"}
+	want := []handle{
+		{0, "stdin", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDWrite, 0, "launch", holder},
+		{1, "stdout", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDRead, 0, "launch", holder},
+		{2, "stderr", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDRead, 0, "launch", holder},
+		{3, "data", caps.KindDirectory, dirB, dirI, grants[0].String(), holder},
+		{4, "notes.txt", caps.KindFile, fileB, fileI, grants[1].String(), holder},
 	}
 	hs := g.Handles()
 	if len(hs) != len(want) {
 		t.Fatalf("%d handles, want %d", len(hs), len(want))
 	}
-	for i, w := range want {
-		h := hs[i]
-		b, in := h.Cap.Rights()
-		if h.FD != uint32(i) || h.Cap.Name() != w.name || h.Cap.Kind() != w.kind || b != w.base || in != w.inh || h.Cap.Origin() != w.origin {
-			t.Errorf("fd %d = {fd %d, %q, %v, %v, %v, origin %q}, want {%q, %v, %v, %v, origin %q}",
-				i, h.FD, h.Cap.Name(), h.Cap.Kind(), b, in, h.Cap.Origin(), w.name, w.kind, w.base, w.inh, w.origin)
+	for i, h := range hs {
+		got := handle{fd: h.FD, name: h.Cap.Name(), kind: h.Cap.Kind(), origin: h.Cap.Origin()}
+		got.base, got.inh = h.Cap.Rights()
+		if hd := h.Cap.Holder(); hd != nil {
+			got.holder = caps.Holder{ID: hd.ID, Label: hd.Label}
 		}
-		if hd := h.Cap.Holder(); hd == nil || hd.ID != g.ID() || hd.Label != "spin.wat" {
-			t.Errorf("fd %d holder = %+v, want the guest", i, hd)
+		if got != want[i] {
+			t.Errorf("handle %d = %+v, want %+v", i, got, want[i])
 		}
 	}
 	if hs[3].Cap.Info().Resource != "dir "+dir {
