@@ -76,8 +76,13 @@ type ExitStatus struct {
 	Code   uint32 // from proc_exit (or 128+signal)
 	Signal uint8  // set when proc_raise ended the guest
 	Trap   error  // set when the guest trapped
-	Killed string // set when the guest was killed: the reason ("timeout", "killed")
+	Killed string // set when the guest was killed: the reason (KilledByTimeout, or the killer's)
 }
+
+// KilledByTimeout is ExitStatus.Killed for a guest ended by the deadline
+// of the context it was started with (a launch's --timeout). The daemon
+// sends it to clients as it is (client.KilledByTimeout).
+const KilledByTimeout = "timeout"
 
 // Err describes an abnormal end, or returns nil for a normal exit.
 func (s ExitStatus) Err() error {
@@ -398,7 +403,7 @@ func (g *Guest) statusOf(err error) ExitStatus {
 	if cause := context.Cause(g.ctx); cause != nil {
 		reason := cause.Error()
 		if errors.Is(cause, context.DeadlineExceeded) {
-			reason = "timeout"
+			reason = KilledByTimeout
 		}
 		return ExitStatus{Code: 137, Killed: reason}
 	}

@@ -34,8 +34,12 @@ type ExitStatus struct {
 	Code   uint32 // exit code (128+signal, 134 for a trap, 137 when killed)
 	Signal uint8  // set when the guest raised a signal
 	Trap   string // why the guest trapped, or ""
-	Killed string // why the guest was killed ("timeout", a reason), or ""
+	Killed string // why the guest was killed (KilledByTimeout, a reason), or ""
 }
+
+// KilledByTimeout is ExitStatus.Killed for a guest its launch's Timeout
+// ended.
+const KilledByTimeout = "timeout"
 
 // Err describes an abnormal end, or returns nil for an exit through
 // proc_exit (whatever its code).

@@ -202,7 +202,7 @@ type LaunchSpec struct {
 	// MemoryLimit caps linear memory in bytes; 0 means the wasm32 maximum
 	// (MaxMemoryLimit).
 	MemoryLimit uint64
-	// Timeout kills the guest with reason "timeout" once it has run this
+	// Timeout kills the guest with reason abi.KilledByTimeout once it has run this
 	// long; 0 means no limit.
 	Timeout time.Duration
 	// MaxFDs is the handle-table size; 0 means the supervisor's default.

@@ -257,7 +257,7 @@ func awaitTree(g *daemon.Guest, log hclog.Logger) {
 // line on stderr for every end that is not the guest's own exit.
 func exitStatus(st abi.ExitStatus, timeout time.Duration) int {
 	switch {
-	case st.Killed == "timeout":
+	case st.Killed == abi.KilledByTimeout:
 		fail("guest killed: it ran longer than --timeout %v", timeout)
 		return exitTimeout
 	case st.Killed != "":
