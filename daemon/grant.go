@@ -94,79 +94,136 @@ func (e *GrantSyntaxError) Error() string {
 }
 
 // ParseGrant parses one grant. It does not touch the host: whether the
-// source exists is checked when a guest is launched with it.
+// source exists is checked when a guest is launched with it. Every
+// rejection is a *GrantSyntaxError whose reason says what to correct.
 func ParseGrant(text string) (Grant, error) {
-	bad := func(format string, args ...any) (Grant, error) {
-		return Grant{}, &GrantSyntaxError{Text: text, Reason: fmt.Sprintf(format, args...)}
+	g, err := parseGrant(text)
+	if err != nil {
+		return Grant{}, &GrantSyntaxError{Text: text, Reason: err.Error()}
 	}
-	if strings.IndexByte(text, 0) >= 0 {
-		return bad("it contains a NUL byte")
-	}
-	if !utf8.ValidString(text) {
-		return bad("it is not valid UTF-8")
-	}
-	kindText, rest, ok := strings.Cut(text, ":")
-	if !ok {
-		return bad("no kind: write KIND:SOURCE, e.g. dir:./data=data:ro (kinds: %s)", kindList())
-	}
-	kind, ok := parseGrantKind(kindText)
-	if !ok {
-		return bad("unknown kind %q: use one of %s", kindText, kindList())
+	return g, nil
+}
+
+// parseGrant parses text, or returns the reason it does not parse. The
+// checks run in the order of the grammar, so that the reason given is the
+// first thing wrong: the text as a whole, KIND, ":ro", SOURCE, GUEST.
+func parseGrant(text string) (Grant, error) {
+	kind, kindText, rest, err := cutKind(text)
+	if err != nil {
+		return Grant{}, err
 	}
 	g := Grant{Kind: kind}
-
-	// A final ":ro" whose colon is not escaped is the option.
-	if strings.HasSuffix(rest, ":ro") && !escapedAt(rest, len(rest)-3) {
-		g.ReadOnly = true
-		rest = rest[:len(rest)-3]
-	}
+	rest, g.ReadOnly = cutReadOnly(rest)
 	src, name, hasName, err := splitSource(rest)
 	if err != nil {
-		return bad("%s", err)
+		return Grant{}, err
 	}
 	if src == "" {
-		return bad("empty %s after %q", sourceWord(kind), kindText+":")
+		return Grant{}, fmt.Errorf("empty %s after %q", sourceWord(kind), kindText+":")
 	}
 	g.Source = src
 	if g.ReadOnly && kind != GrantDir && kind != GrantFile {
-		return bad(":ro applies only to dir: and file: grants")
+		return Grant{}, errors.New(":ro applies only to dir: and file: grants")
 	}
-
-	switch kind {
-	case GrantSock, GrantChan, GrantCap:
-		if err := checkName(src); err != nil {
-			return bad("%s %q %s", sourceWord(kind), src, err)
-		}
-	case GrantListen:
-		if strings.Contains(src, ":") {
-			if _, _, err := net.SplitHostPort(src); err != nil {
-				return bad("listen address %q is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)", src)
-			}
-		} else if err := checkName(src); err != nil {
-			return bad("listener name %q %s (an address needs a port, e.g. 127.0.0.1:8080)", src, err)
-		}
+	if err := checkSource(kind, src); err != nil {
+		return Grant{}, err
 	}
-
-	if hasName {
-		check := checkName
-		if kind == GrantDir || kind == GrantFile {
-			check = checkGuestPath
-		}
-		// "/" names the guest's root directory: a WASI guest resolves
-		// every absolute path beneath it (docs/WASI.md, preopens).
-		if !(kind == GrantDir && name == "/") {
-			if err := check(name); err != nil {
-				return bad("guest name %q %s", name, err)
-			}
-		}
-		g.Name = name
-	} else {
-		g.Name = defaultName(kind, src)
-		if err := checkName(g.Name); err != nil {
-			return bad("cannot take a guest name from %q (it would be %q, which %s): add =NAME", src, g.Name, err)
-		}
+	if g.Name, err = guestName(kind, src, name, hasName); err != nil {
+		return Grant{}, err
 	}
 	return g, nil
+}
+
+// cutKind checks that text is UTF-8 without NUL bytes and cuts it at its
+// first colon into a known KIND (kindText as written) and the rest.
+func cutKind(text string) (kind GrantKind, kindText, rest string, err error) {
+	if strings.IndexByte(text, 0) >= 0 {
+		return 0, "", "", errors.New("it contains a NUL byte")
+	}
+	if !utf8.ValidString(text) {
+		return 0, "", "", errors.New("it is not valid UTF-8")
+	}
+	kindText, rest, ok := strings.Cut(text, ":")
+	if !ok {
+		return 0, "", "", fmt.Errorf("no kind: write KIND:SOURCE, e.g. dir:./data=data:ro (kinds: %s)", kindList())
+	}
+	if kind, ok = parseGrantKind(kindText); !ok {
+		return 0, "", "", fmt.Errorf("unknown kind %q: use one of %s", kindText, kindList())
+	}
+	return kind, kindText, rest, nil
+}
+
+// cutReadOnly removes a final ":ro" whose colon is not escaped: that is
+// the option, whatever the kind (parseGrant rejects it where it does not
+// apply).
+func cutReadOnly(rest string) (string, bool) {
+	if strings.HasSuffix(rest, ":ro") && !escapedAt(rest, len(rest)-3) {
+		return rest[:len(rest)-3], true
+	}
+	return rest, false
+}
+
+// checkSource checks the unescaped, non-empty SOURCE of a grant of kind k.
+// A dir or file source is a host path, checked only when it is set up.
+func checkSource(k GrantKind, src string) error {
+	switch k {
+	case GrantSock, GrantChan, GrantCap:
+		if err := checkName(src); err != nil {
+			return fmt.Errorf("%s %q %s", sourceWord(k), src, err)
+		}
+	case GrantListen:
+		return checkListenSource(src)
+	}
+	return nil
+}
+
+// checkListenSource checks a listen grant's source: an address (it has a
+// colon) must be HOST:PORT; anything else is a policy listener's name.
+func checkListenSource(src string) error {
+	if strings.Contains(src, ":") {
+		if _, _, err := net.SplitHostPort(src); err != nil {
+			return fmt.Errorf("listen address %q is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)", src)
+		}
+		return nil
+	}
+	if err := checkName(src); err != nil {
+		return fmt.Errorf("listener name %q %s (an address needs a port, e.g. 127.0.0.1:8080)", src, err)
+	}
+	return nil
+}
+
+// guestName returns the guest name of a grant of kind k: the GUEST the
+// text gives (hasName), checked by the rule for k, or else the one derived
+// from src, which must be a plain name.
+func guestName(k GrantKind, src, name string, hasName bool) (string, error) {
+	if !hasName {
+		name = defaultName(k, src)
+		if err := checkName(name); err != nil {
+			return "", fmt.Errorf("cannot take a guest name from %q (it would be %q, which %s): add =NAME", src, name, err)
+		}
+		return name, nil
+	}
+	if err := checkGivenName(k, name); err != nil {
+		return "", fmt.Errorf("guest name %q %s", name, err)
+	}
+	return name, nil
+}
+
+// checkGivenName checks a GUEST written in a grant of kind k. A dir or
+// file grant's may be a path; a dir grant's may also be "/", the guest's
+// root directory: a WASI guest resolves every absolute path beneath it
+// (docs/WASI.md, preopens). Other kinds take a plain name.
+func checkGivenName(k GrantKind, name string) error {
+	switch k {
+	case GrantDir:
+		if name == "/" {
+			return nil
+		}
+		return checkGuestPath(name)
+	case GrantFile:
+		return checkGuestPath(name)
+	}
+	return checkName(name)
 }
 
 func kindList() string {

@@ -8,13 +8,15 @@ import (
 
 // FuzzParseGrant checks the grant parser on arbitrary text: it never
 // panics; a rejection is a one-line *GrantSyntaxError; and whatever it
-// accepts has a valid guest name and a canonical text (Grant.String) that
-// parses back to the same grant and is its own canonical text.
+// accepts has a guest name valid for its kind and a canonical text
+// (Grant.String) that parses back to the same grant and is its own
+// canonical text.
 func FuzzParseGrant(f *testing.F) {
 	for _, s := range []string{
 		"dir:/srv/data", "dir:./data=data:ro", "file:/etc/hosts:ro", `dir:/a\=b=ab`,
 		`dir:/x\:ro=x:ro`, "listen:[::1]:80=web", "sock:db", "chan:c", "cap:c0011",
 		"dir::ro", `dir:\\:ro`, "dir:/x=:ro", "file:a:ro:ro",
+		"dir:./data=/data:ro", "file:/tmp/in=in/in.txt", "dir:/=/",
 	} {
 		f.Add(s)
 	}
@@ -33,7 +35,7 @@ func FuzzParseGrant(f *testing.F) {
 		if g.Source == "" {
 			t.Fatalf("ParseGrant(%q) accepted an empty source: %+v", text, g)
 		}
-		if err := checkName(g.Name); err != nil {
+		if err := checkGrantName(g); err != nil {
 			t.Fatalf("ParseGrant(%q) accepted guest name %q, which %v", text, g.Name, err)
 		}
 		if g.ReadOnly && g.Kind != GrantDir && g.Kind != GrantFile {
@@ -51,4 +53,17 @@ func FuzzParseGrant(f *testing.F) {
 			t.Fatalf("canonical text %q is not stable: %q", canon, again.String())
 		}
 	})
+}
+
+// checkGrantName checks g's guest name by the rule for its kind (see
+// Grant): a dir or file grant's name may be a path, and a dir grant's may
+// be "/", the guest's root; any other name is a plain name.
+func checkGrantName(g Grant) error {
+	switch {
+	case g.Kind == GrantDir && g.Name == "/":
+		return nil
+	case g.Kind == GrantDir || g.Kind == GrantFile:
+		return checkGuestPath(g.Name)
+	}
+	return checkName(g.Name)
 }

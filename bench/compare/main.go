@@ -40,35 +40,61 @@ type runtime struct {
 }
 
 func main() {
-	sandboxd := flag.String("sandboxd", "", "sandboxd binary")
-	wazero := flag.String("wazero", "", "wazero CLI binary, built as `go run …/cmd/wazero@VERSION` builds it")
-	wazeroStatic := flag.String("wazero-static", "", "optional: wazero CLI built with CGO_ENABLED=0, as sandboxd is")
-	node := flag.String("node", "node", "node binary")
-	runner := flag.String("node-runner", "", "bench/wasi-run.mjs")
-	ucase := flag.String("ucase", "", "ucase.wasm")
-	hello := flag.String("hello", "", "hello.wasm")
-	input := flag.String("input", "", "the input file for ucase")
-	work := flag.String("work", "", "a scratch directory")
-	runs := flag.Int("runs", 5, "timed ucase runs per runtime")
-	starts := flag.Int("starts", 50, "timed hello runs per runtime")
+	o := parseOptions()
+	rts := runtimes(o)
+	want := upperDigest(o.input)
+	st, err := os.Stat(o.input)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	ucaseTimes, helloTimes := measure(o, rts, want)
+	report(o, rts, st.Size(), ucaseTimes, helloTimes)
+}
+
+// options are compare's flags.
+type options struct {
+	sandboxd, wazero, wazeroStatic, node, runner string
+	ucase, hello, input, work                    string
+	runs, starts                                 int
+}
+
+// parseOptions reads the flags; a missing required one is fatal.
+func parseOptions() options {
+	var o options
+	flag.StringVar(&o.sandboxd, "sandboxd", "", "sandboxd binary")
+	flag.StringVar(&o.wazero, "wazero", "", "wazero CLI binary, built as `go run …/cmd/wazero@VERSION` builds it")
+	flag.StringVar(&o.wazeroStatic, "wazero-static", "", "optional: wazero CLI built with CGO_ENABLED=0, as sandboxd is")
+	flag.StringVar(&o.node, "node", "node", "node binary")
+	flag.StringVar(&o.runner, "node-runner", "", "bench/wasi-run.mjs")
+	flag.StringVar(&o.ucase, "ucase", "", "ucase.wasm")
+	flag.StringVar(&o.hello, "hello", "", "hello.wasm")
+	flag.StringVar(&o.input, "input", "", "the input file for ucase")
+	flag.StringVar(&o.work, "work", "", "a scratch directory")
+	flag.IntVar(&o.runs, "runs", 5, "timed ucase runs per runtime")
+	flag.IntVar(&o.starts, "starts", 50, "timed hello runs per runtime")
 	flag.Parse()
-	for _, f := range []struct{ name, v string }{{"sandboxd", *sandboxd}, {"wazero", *wazero}, {"node-runner", *runner},
-		{"ucase", *ucase}, {"hello", *hello}, {"input", *input}, {"work", *work}} {
+	for _, f := range []struct{ name, v string }{{"sandboxd", o.sandboxd}, {"wazero", o.wazero}, {"node-runner", o.runner},
+		{"ucase", o.ucase}, {"hello", o.hello}, {"input", o.input}, {"work", o.work}} {
 		if f.v == "" {
 			fatalf("-%s is required", f.name)
 		}
 	}
-	inDir := filepath.Dir(*input)
-	inName := filepath.Base(*input)
-	cache := filepath.Join(*work, "cache")
+	return o
+}
+
+// runtimes returns the command lines of every runtime compared, in the
+// report's order. Each keeps its compilation cache in its own directory.
+func runtimes(o options) []runtime {
+	inName := filepath.Base(o.input)
+	cache := filepath.Join(o.work, "cache")
 	sandboxdRT := func(name string, flags ...string) runtime {
-		base := append([]string{*sandboxd, "run", "--cache-dir", cache + "/" + name}, flags...)
+		base := append([]string{o.sandboxd, "run", "--cache-dir", cache + "/" + name}, flags...)
 		return runtime{
 			name: name,
 			ucase: func(in, out string) []string {
-				return append(append([]string(nil), base...), "--grant", "dir:"+in+"=in:ro", "--grant", "dir:"+out+"=out", *ucase, "/in/"+inName, "/out/"+inName)
+				return append(append([]string(nil), base...), "--grant", "dir:"+in+"=in:ro", "--grant", "dir:"+out+"=out", o.ucase, "/in/"+inName, "/out/"+inName)
 			},
-			hello: func() []string { return append(append([]string(nil), base...), *hello) },
+			hello: func() []string { return append(append([]string(nil), base...), o.hello) },
 		}
 	}
 	wazeroRT := func(name, bin string) runtime {
@@ -76,53 +102,43 @@ func main() {
 			name: name,
 			ucase: func(in, out string) []string {
 				return []string{bin, "run", "-cachedir", cache + "/" + name,
-					"-mount", in + ":/in:ro", "-mount", out + ":/out", *ucase, "/in/" + inName, "/out/" + inName}
+					"-mount", in + ":/in:ro", "-mount", out + ":/out", o.ucase, "/in/" + inName, "/out/" + inName}
 			},
-			hello: func() []string { return []string{bin, "run", "-cachedir", cache + "/" + name, *hello} },
+			hello: func() []string { return []string{bin, "run", "-cachedir", cache + "/" + name, o.hello} },
 		}
 	}
 	rts := []runtime{
 		sandboxdRT("sandboxd"),
 		sandboxdRT("sandboxd --debug-info", "--debug-info"),
-		wazeroRT("wazero", *wazero),
+		wazeroRT("wazero", o.wazero),
 	}
-	if *wazeroStatic != "" {
-		rts = append(rts, wazeroRT("wazero, CGO_ENABLED=0", *wazeroStatic))
+	if o.wazeroStatic != "" {
+		rts = append(rts, wazeroRT("wazero, CGO_ENABLED=0", o.wazeroStatic))
 	}
-	rts = append(rts, runtime{
+	return append(rts, runtime{
 		name: "node",
 		ucase: func(in, out string) []string {
-			return []string{*node, "--no-warnings", *runner, "--dir", "/in=" + in, "--dir", "/out=" + out, *ucase, "/in/" + inName, "/out/" + inName}
+			return []string{o.node, "--no-warnings", o.runner, "--dir", "/in=" + in, "--dir", "/out=" + out, o.ucase, "/in/" + inName, "/out/" + inName}
 		},
-		hello: func() []string { return []string{*node, "--no-warnings", *runner, *hello} },
+		hello: func() []string { return []string{o.node, "--no-warnings", o.runner, o.hello} },
 	})
+}
 
-	want := upperDigest(*input)
-	st, err := os.Stat(*input)
-	if err != nil {
-		fatalf("%v", err)
-	}
-	size := st.Size()
-
-	ucaseTimes := map[string][]time.Duration{}
-	helloTimes := map[string][]time.Duration{}
-	for round := -1; round < max(*runs, *starts); round++ { // round -1 warms the caches
+// measure times -runs ucase runs and -starts hello runs of each runtime,
+// interleaved, after one warm-up round, and returns the times by runtime
+// name. Every ucase output must have digest want.
+func measure(o options, rts []runtime, want string) (ucaseTimes, helloTimes map[string][]time.Duration) {
+	ucaseTimes = map[string][]time.Duration{}
+	helloTimes = map[string][]time.Duration{}
+	for round := -1; round < max(o.runs, o.starts); round++ { // round -1 warms the caches
 		for _, rt := range rts {
-			if round < *runs {
-				out := filepath.Join(*work, "out-"+rt.name)
-				_ = os.RemoveAll(out)
-				if err := os.MkdirAll(out, 0o755); err != nil {
-					fatalf("%v", err)
-				}
-				d := timed(rt.ucase(inDir, out), "")
-				if got := fileDigest(filepath.Join(out, inName)); got != want {
-					fatalf("%s: ucase output is wrong", rt.name)
-				}
+			if round < o.runs {
+				d := timedUcase(o, rt, want)
 				if round >= 0 {
 					ucaseTimes[rt.name] = append(ucaseTimes[rt.name], d)
 				}
 			}
-			if round < *starts {
+			if round < o.starts {
 				d := timed(rt.hello(), "hello\n")
 				if round >= 0 {
 					helloTimes[rt.name] = append(helloTimes[rt.name], d)
@@ -130,7 +146,28 @@ func main() {
 			}
 		}
 	}
+	return ucaseTimes, helloTimes
+}
 
+// timedUcase runs ucase under rt into a fresh output directory and returns
+// its wall time; output whose digest is not want is fatal.
+func timedUcase(o options, rt runtime, want string) time.Duration {
+	inName := filepath.Base(o.input)
+	out := filepath.Join(o.work, "out-"+rt.name)
+	_ = os.RemoveAll(out)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		fatalf("%v", err)
+	}
+	d := timed(rt.ucase(filepath.Dir(o.input), out), "")
+	if got := fileDigest(filepath.Join(out, inName)); got != want {
+		fatalf("%s: ucase output is wrong", rt.name)
+	}
+	return d
+}
+
+// report prints the Markdown table: ucase throughput against wazero's,
+// and hello's start-to-exit percentiles.
+func report(o options, rts []runtime, size int64, ucaseTimes, helloTimes map[string][]time.Duration) {
 	mib := float64(size) / (1 << 20)
 	fmt.Printf("| runtime | ucase %.0f MiB: median wall time | throughput | vs wazero | hello: p50 start-to-exit | p90 |\n", mib)
 	fmt.Println("|---|---|---|---|---|---|")
@@ -141,7 +178,7 @@ func main() {
 		fmt.Printf("| %s | %.2f s | %.0f MiB/s | %.2f× | %s | %s |\n", rt.name, u.Seconds(), mib/u.Seconds(),
 			wz.Seconds()/u.Seconds(), ms(percentile(h, 50)), ms(percentile(h, 90)))
 	}
-	fmt.Printf("\n(%d ucase runs and %d hello runs per runtime, after one warm-up run each.)\n", *runs, *starts)
+	fmt.Printf("\n(%d ucase runs and %d hello runs per runtime, after one warm-up run each.)\n", o.runs, o.starts)
 }
 
 // timed runs argv and returns its wall time; a non-zero exit or, when

@@ -248,9 +248,15 @@ func TestDaemonInterruptedLaunchKillsItsGuest(t *testing.T) {
 	}
 }
 
+// A file granted to a running guest reaches it through its supervisor
+// channel; caps lists it as the grant that made it; and revoking it cuts
+// the guest off between two writes, which the guest sees as ENOTCAPABLE.
 func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T) {
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/server/recv_grant.c"))
+	if r.code != 0 {
+		t.Fatalf("launch --detach: code %d, stderr %q", r.code, r.stderr)
+	}
 	id := strings.TrimSpace(r.stdout)
 	file := filepath.Join(privateDir(t), "ticks")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -261,31 +267,9 @@ func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T
 		t.Fatalf("grant: code %d, stderr %q", r.code, r.stderr)
 	}
 	capID, _, _ := strings.Cut(r.stdout, "\t")
-	deadline := time.Now().Add(hangGuard)
-	for {
-		b, _ := os.ReadFile(file)
-		if bytes.Count(b, []byte("tick\n")) >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the guest never wrote through its granted handle")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	r = d.cli(t, "caps", id)
-	var row string
-	for _, l := range strings.Split(r.stdout, "\n") {
-		if strings.Contains(l, capID) {
-			row = l
-		}
-	}
-	f := strings.Fields(row)
-	if len(f) < 8 || f[0] != "4" || f[2] != "file" || f[3] != "ticks" || f[5] != "grant" || f[6] != "-" || f[7] != "file:"+file {
-		t.Fatalf("caps row for %s: %q (all:\n%s)", capID, row, r.stdout)
-	}
-	if !strings.Contains(r.stdout, "supervisor") {
-		t.Fatalf("caps lists no supervisor channel:\n%s", r.stdout)
-	}
+	awaitCount(t, file, "tick\n", 3)
+	checkGrantedCap(t, d, id, capID, "file:"+file)
+
 	r = d.cli(t, "revoke", "--reason", "test", capID)
 	if r.code != 0 || !strings.Contains(r.stdout, "revoked "+capID+": 1 capabilities held by "+id) {
 		t.Fatalf("revoke: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
@@ -300,6 +284,44 @@ func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T
 		t.Fatalf("revoke of an unknown capability: code %d", r.code)
 	} else {
 		oneLine(t, r.stderr, "no capability cnosuchcap")
+	}
+}
+
+// awaitCount waits until file holds s at least n times: a guest writes
+// them as it runs. It polls, as nothing signals a write to a host file.
+func awaitCount(t *testing.T, file, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for {
+		b, _ := os.ReadFile(file)
+		if bytes.Count(b, []byte(s)) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held %q %d times: the guest never wrote through its granted handle", file, s, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkGrantedCap checks that `caps id` lists capability capID as fd 4,
+// a file named ticks that the grant text made, with no parent, beside the
+// guest's supervisor channel.
+func checkGrantedCap(t *testing.T, d *daemonProc, id, capID, text string) {
+	t.Helper()
+	r := d.cli(t, "caps", id)
+	var row string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, capID) {
+			row = l
+		}
+	}
+	f := strings.Fields(row)
+	if len(f) < 8 || f[0] != "4" || f[2] != "file" || f[3] != "ticks" || f[5] != "grant" || f[6] != "-" || f[7] != text {
+		t.Fatalf("caps row for %s: %q (all:\n%s)", capID, row, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "supervisor") {
+		t.Fatalf("caps lists no supervisor channel:\n%s", r.stdout)
 	}
 }
 
@@ -759,6 +781,9 @@ func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
 		{[]string{"--max-procs", "0"}, "--idle-modules and --write-timeout above 0"},
 		{[]string{"--max-procs", "1025"}, "--idle-modules and --write-timeout above 0"},
 		{[]string{"--max-conns", "0"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--max-calls", "0"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--max-objects", "0"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--write-timeout", "0s"}, "--idle-modules and --write-timeout above 0"},
 		{[]string{"--reserved-conns", "0"}, "--reserved-conns 0: it must be at least 1 and below --max-conns (1024)"},
 		{[]string{"--max-conns", "8", "--reserved-conns", "8"}, "--reserved-conns 8: it must be at least 1 and below --max-conns (8)"},
 		{[]string{"--max-conns-per-user", "0"}, "--max-conns-per-user 0: it must be at least 1 and at most --max-conns minus --reserved-conns (960)"},

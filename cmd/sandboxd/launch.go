@@ -116,41 +116,16 @@ func guestExit(st client.ExitStatus, timeout time.Duration) int {
 
 func launchCmd(args []string) int {
 	c := commands["launch"]
-	fs := newFlags(c)
-	socket := socketFlag(fs)
-	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)", 0)
-	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
-	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
-	if code, ok := parseFlags(c, fs, args); !ok {
-		return code
-	}
-	gs, code, ok := gf.check(c, "launch", fs.Args())
+	la, code, ok := parseLaunchFlags(c, args)
 	if !ok {
 		return code
 	}
-	path, timeout := gs.path, &gs.timeout
-	grants, err := daemonGrants(gs.grants)
-	if err != nil {
-		return usageError(c, "%v", err)
+	req, code, ok := launchRequest(c, la)
+	if !ok {
+		return code
 	}
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		fail("cannot read module %s: %v: check the path", path, reason(err))
-		return exitModule
-	}
-	var in []byte
-	if *stdin {
-		if in, err = io.ReadAll(io.LimitReader(os.Stdin, maxStdin+1)); err != nil {
-			fail("reading standard input: %v", err)
-			return exitFailure
-		}
-		if len(in) > maxStdin {
-			return usageError(c, "--stdin: standard input is longer than 1MiB: give the guest a file:… grant instead")
-		}
-	}
-
 	ctx := context.Background()
-	cl, code := dialDaemon(ctx, *socket)
+	cl, code := dialDaemon(ctx, la.socket)
 	if cl == nil {
 		return code
 	}
@@ -159,27 +134,87 @@ func launchCmd(args []string) int {
 	// Signals are caught from before launch, so that one arriving during
 	// setup still ends the guest rather than this process alone.
 	sigs := make(chan os.Signal, 1)
-	if !*detach {
+	if !la.detach {
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 		defer signal.Stop(sigs)
-	}
-	req := client.LaunchRequest{
-		Name: filepath.Base(path), Wasm: wasm, Args: gs.argv, Env: gs.env, Grants: grants,
-		MemoryLimit: gs.memLimit, Timeout: gs.timeout, MaxFDs: gs.maxFDs, Stdin: in, Detach: *detach,
-	}
-	if !*detach {
-		req.Stdout, req.Stderr = os.Stdout, os.Stderr
 	}
 	g, err := cl.Launch(ctx, req)
 	if err != nil {
 		return daemonFailure(err)
 	}
 	defer g.Release()
-	if *detach {
+	if la.detach {
 		fmt.Println(g.ID())
 		return exitOK
 	}
+	return awaitLaunched(ctx, g, sigs, la.timeout)
+}
 
+// launchArgs is what launch's flags and arguments ask for, once checked.
+type launchArgs struct {
+	guestArgs
+	absGrants []string // guestArgs.grants, with host paths made absolute (daemonGrants)
+	socket    string
+	detach    bool
+	stdin     bool
+}
+
+// parseLaunchFlags parses and checks launch's flags and arguments. When it
+// returns ok false, code is the exit status, the problem already printed
+// (or the help, for -h).
+func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok bool) {
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)", 0)
+	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
+	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return la, code, false
+	}
+	if la.guestArgs, code, ok = gf.check(c, "launch", fs.Args()); !ok {
+		return la, code, false
+	}
+	var err error
+	if la.absGrants, err = daemonGrants(la.grants); err != nil {
+		return la, usageError(c, "%v", err), false
+	}
+	la.socket, la.detach, la.stdin = *socket, *detach, *stdin
+	return la, exitOK, true
+}
+
+// launchRequest reads the module, and standard input for --stdin, into
+// the request la asks for. When it returns ok false, code is the exit
+// status, the failure already printed.
+func launchRequest(c command, la launchArgs) (req client.LaunchRequest, code int, ok bool) {
+	wasm, err := os.ReadFile(la.path)
+	if err != nil {
+		fail("cannot read module %s: %v: check the path", la.path, reason(err))
+		return req, exitModule, false
+	}
+	var in []byte
+	if la.stdin {
+		if in, err = io.ReadAll(io.LimitReader(os.Stdin, maxStdin+1)); err != nil {
+			fail("reading standard input: %v", err)
+			return req, exitFailure, false
+		}
+		if len(in) > maxStdin {
+			return req, usageError(c, "--stdin: standard input is longer than 1MiB: give the guest a file:… grant instead"), false
+		}
+	}
+	req = client.LaunchRequest{
+		Name: filepath.Base(la.path), Wasm: wasm, Args: la.argv, Env: la.env, Grants: la.absGrants,
+		MemoryLimit: la.memLimit, Timeout: la.timeout, MaxFDs: la.maxFDs, Stdin: in, Detach: la.detach,
+	}
+	if !la.detach {
+		req.Stdout, req.Stderr = os.Stdout, os.Stderr
+	}
+	return req, exitOK, true
+}
+
+// awaitLaunched waits until the attached guest g ends, and returns its
+// exit status as run would; or, at SIGINT or SIGTERM, has the daemon kill
+// it (waiting at most killGrace) and returns the signal's status.
+func awaitLaunched(ctx context.Context, g *client.Guest, sigs <-chan os.Signal, timeout time.Duration) int {
 	type result struct {
 		st  client.ExitStatus
 		err error
@@ -194,12 +229,9 @@ func launchCmd(args []string) int {
 		if r.err != nil {
 			return daemonFailure(r.err)
 		}
-		return guestExit(r.st, *timeout)
+		return guestExit(r.st, timeout)
 	case sig := <-sigs:
-		name, code := "interrupted", exitInterrupt
-		if sig == syscall.SIGTERM {
-			name, code = "terminated", exitTerminated
-		}
+		name, code := signalExit(sig)
 		kctx, cancel := context.WithTimeout(ctx, killGrace)
 		defer cancel()
 		if _, err := g.Kill(kctx, name); err != nil {

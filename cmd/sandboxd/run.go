@@ -33,6 +33,17 @@ const (
 	maxExitStatus  = 255 // larger guest exit codes are reported as 255
 )
 
+// signalExit returns the kill reason for a guest that signal sig ends
+// (the word its end is reported with) and the exit status for it: a
+// shell's 128 + the signal's number, as if sig had ended this process.
+// run and launch catch only SIGINT and SIGTERM.
+func signalExit(sig os.Signal) (reason string, code int) {
+	if sig == syscall.SIGTERM {
+		return "terminated", exitTerminated
+	}
+	return "interrupted", exitInterrupt
+}
+
 // defaultMem is the --mem default: enough for most programs, small enough
 // that a runaway guest cannot take the host's memory.
 const defaultMem = "256MiB"
@@ -99,71 +110,17 @@ func init() {
 
 func runCmd(args []string) int {
 	c := commands["run"]
-	fs := newFlags(c)
-	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)", caps.DefaultMaxFDs)
-	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
-	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
-	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
-	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower")
-	if code, ok := parseFlags(c, fs, args); !ok {
-		return code
-	}
-	gs, code, ok := gf.check(c, "run", fs.Args())
+	ra, code, ok := parseRunFlags(c, args)
 	if !ok {
 		return code
 	}
-	if gs.maxFDs < 3+len(gs.grants) {
-		return usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %d grants: allow at least %d", gs.maxFDs, len(gs.grants), 3+len(gs.grants))
-	}
-	level := hclog.LevelFromString(*logLevel)
-	if level == hclog.NoLevel {
-		return usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel)
-	}
-	if *maxProcs < 1 || *maxProcs > abi.MaxMaxDescendants {
-		return usageError(c, "--max-procs %d: from 1 to %d", *maxProcs, abi.MaxMaxDescendants)
-	}
-	path, timeout := gs.path, &gs.timeout
-	var err error
-	grants := make([]daemon.Grant, len(gs.grants))
-	for i, t := range gs.grants {
-		if grants[i], err = daemon.ParseGrant(t); err != nil {
-			return usageError(c, "%v", err)
-		}
-	}
-
-	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: os.Stderr})
+	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: ra.level, Output: os.Stderr})
 	ctx := context.Background()
-	// The runtime is built on another core while the module is read. The
-	// supervisor is never closed: this process exits when its one guest
-	// has ended (or would not stop), and the exit releases the runtime,
-	// its memory and every handle at once.
-	type started struct {
-		sup *daemon.Supervisor
-		err error
+	l, code, ok := loadGuest(ctx, ra, log)
+	if !ok {
+		return code
 	}
-	supc := make(chan started, 1)
-	go func() {
-		sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: *cacheDir, NoLoopChecks: true, NoDebugInfo: !*debugInfo, MaxDescendants: *maxProcs})
-		supc <- started{sup, err}
-	}()
-	wasm, err := os.ReadFile(path)
-	if err != nil {
-		fail("cannot read module %s: %v: check the path", path, reason(err))
-		return exitModule
-	}
-	principal := currentPrincipal()
-	st := <-supc
-	if st.err != nil {
-		fail("cannot start the runtime: %v (try --cache-dir \"\")", st.err)
-		return exitFailure
-	}
-	sup := st.sup
-	m, err := sup.Compile(ctx, filepath.Base(path), wasm)
-	if err != nil {
-		fail("%v", err)
-		return exitModule
-	}
-	defer m.Release()
+	defer l.module.Release()
 
 	// Signals are caught from before launch, so that one arriving during
 	// setup still ends the guest rather than this process alone. They stay
@@ -172,16 +129,16 @@ func runCmd(args []string) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
 	holdGC()
-	spareProcs(*maxProcs)
-	g, err := sup.Launch(ctx, daemon.LaunchSpec{
-		Principal:   principal,
-		Module:      m,
-		Grants:      grants,
-		Args:        gs.argv,
-		Env:         gs.env,
-		MemoryLimit: gs.memLimit,
-		Timeout:     gs.timeout,
-		MaxFDs:      gs.maxFDs,
+	spareProcs(ra.maxProcs)
+	g, err := l.sup.Launch(ctx, daemon.LaunchSpec{
+		Principal:   l.principal,
+		Module:      l.module,
+		Grants:      ra.parsed,
+		Args:        ra.argv,
+		Env:         ra.env,
+		MemoryLimit: ra.memLimit,
+		Timeout:     ra.timeout,
+		MaxFDs:      ra.maxFDs,
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
@@ -194,8 +151,97 @@ func runCmd(args []string) int {
 		}
 		return usageError(c, "%v", err)
 	}
+	return awaitGuest(g, sigs, ra.timeout, log)
+}
 
-	return awaitGuest(g, sigs, *timeout, log)
+// runArgs is what run's flags and arguments ask for, once checked.
+type runArgs struct {
+	guestArgs
+	parsed    []daemon.Grant // guestArgs.grants, parsed
+	level     hclog.Level
+	cacheDir  string
+	maxProcs  int
+	debugInfo bool
+}
+
+// parseRunFlags parses and checks run's flags and arguments. When it
+// returns ok false, code is the exit status, the problem already printed
+// (or the help, for -h).
+func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
+	fs := newFlags(c)
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)", caps.DefaultMaxFDs)
+	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
+	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
+	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
+	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return ra, code, false
+	}
+	if ra.guestArgs, code, ok = gf.check(c, "run", fs.Args()); !ok {
+		return ra, code, false
+	}
+	if ra.maxFDs < 3+len(ra.grants) {
+		return ra, usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %d grants: allow at least %d", ra.maxFDs, len(ra.grants), 3+len(ra.grants)), false
+	}
+	if ra.level = hclog.LevelFromString(*logLevel); ra.level == hclog.NoLevel {
+		return ra, usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel), false
+	}
+	if *maxProcs < 1 || *maxProcs > abi.MaxMaxDescendants {
+		return ra, usageError(c, "--max-procs %d: from 1 to %d", *maxProcs, abi.MaxMaxDescendants), false
+	}
+	ra.parsed = make([]daemon.Grant, len(ra.grants))
+	for i, t := range ra.grants {
+		var err error
+		if ra.parsed[i], err = daemon.ParseGrant(t); err != nil {
+			return ra, usageError(c, "%v", err), false
+		}
+	}
+	ra.cacheDir, ra.maxProcs, ra.debugInfo = *cacheDir, *maxProcs, *debugInfo
+	return ra, exitOK, true
+}
+
+// loaded is what run launches: the guest's compiled module, the runtime
+// it was compiled by, and the user the guest runs for.
+type loaded struct {
+	sup       *daemon.Supervisor
+	module    *abi.Module
+	principal daemon.Principal
+}
+
+// loadGuest builds the runtime on another core while it reads the module,
+// then compiles the module. When it returns ok false, code is the exit
+// status, the failure already printed.
+//
+// The supervisor is never closed: this process exits when its one guest
+// has ended (or would not stop), and the exit releases the runtime, its
+// memory and every handle at once.
+func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, code int, ok bool) {
+	type started struct {
+		sup *daemon.Supervisor
+		err error
+	}
+	supc := make(chan started, 1)
+	go func() {
+		sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs})
+		supc <- started{sup, err}
+	}()
+	wasm, err := os.ReadFile(ra.path)
+	if err != nil {
+		fail("cannot read module %s: %v: check the path", ra.path, reason(err))
+		return l, exitModule, false
+	}
+	l.principal = currentPrincipal()
+	st := <-supc
+	if st.err != nil {
+		fail("cannot start the runtime: %v (try --cache-dir \"\")", st.err)
+		return l, exitFailure, false
+	}
+	l.sup = st.sup
+	if l.module, err = l.sup.Compile(ctx, filepath.Base(ra.path), wasm); err != nil {
+		fail("%v", err)
+		return l, exitModule, false
+	}
+	return l, exitOK, true
 }
 
 // awaitGuest waits until the guest run was asked to run has ended, or a
@@ -219,10 +265,7 @@ func awaitGuest(g *daemon.Guest, sigs <-chan os.Signal, timeout time.Duration, l
 	select {
 	case <-g.Exited():
 	case sig := <-sigs:
-		name, code := "interrupted", exitInterrupt
-		if sig == syscall.SIGTERM {
-			name, code = "terminated", exitTerminated
-		}
+		name, code := signalExit(sig)
 		g.Kill(name)
 		awaitTree(g, log)
 		fail("%s: guest killed", name)

@@ -427,6 +427,20 @@ func TestRunSignalsKillTheGuest(t *testing.T) {
 	}
 }
 
+// run and launch report a guest that a signal ended as a shell reports a
+// process the same signal ended, with the reason ps shows.
+func TestSignalExitIsTheShellStatusOfTheSignal(t *testing.T) {
+	for _, c := range []struct {
+		sig    syscall.Signal
+		reason string
+	}{{syscall.SIGINT, "interrupted"}, {syscall.SIGTERM, "terminated"}} {
+		reason, code := signalExit(c.sig)
+		if reason != c.reason || code != 128+int(c.sig) {
+			t.Errorf("signalExit(%v) = %q, %d; want %q, %d", c.sig, reason, code, c.reason, 128+int(c.sig))
+		}
+	}
+}
+
 // The command line from the project's own example, on an unmodified WASI
 // program: a read-only /data and a writable /out, named as the guest sees
 // them, and nothing else.

@@ -32,40 +32,13 @@ func init() {
 
 func serveCmd(args []string) int {
 	c := commands["serve"]
-	fs := newFlags(c)
-	socket := socketFlag(fs)
-	state := fs.String("state", daemon.DefaultStateDir(), "keep the compilation cache in `DIR` (created 0700, locked while serving)")
-	logLevel := fs.String("log-level", "info", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
-	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
-	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the handle-table size (`N`) of guests launched without --max-fds")
-	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
-	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
-	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
-	lf := defineLimitFlags(fs)
-	if code, ok := parseFlags(c, fs, args); !ok {
+	sa, code, ok := parseServeFlags(c, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		return usageError(c, "unexpected argument %q: serve takes only flags", fs.Arg(0))
-	}
-	level := hclog.LevelFromString(*logLevel)
-	if level == hclog.NoLevel {
-		return usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel)
-	}
-	kept, err := parseSize(*logBytes)
-	if err != nil || kept == 0 {
-		return usageError(c, "--log-bytes %q: a SIZE above 0 is needed, e.g. 1MiB", *logBytes)
-	}
-	lim, problem := lf.limits(fs)
-	if problem != "" {
-		return usageError(c, "%s", problem)
-	}
-	if *maxFDs < 3 || lim.MaxOutstandingCalls < 1 || lim.MaxObjects < 1 || lim.MaxGuests < 1 || lim.MaxConnections < 1 || lim.WriteTimeout <= 0 || *idleModules < 1 || *maxProcs < 1 || *maxProcs > abi.MaxMaxDescendants {
-		return usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --idle-modules and --write-timeout above 0, and --max-procs at most %d", abi.MaxMaxDescendants)
-	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: os.Stderr, JSONFormat: *logJSON})
+	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: sa.level, Output: os.Stderr, JSONFormat: sa.logJSON})
 
-	st, err := daemon.OpenState(*state)
+	st, err := daemon.OpenState(sa.state)
 	if err != nil {
 		fail("%v", err)
 		return exitFailure
@@ -73,28 +46,28 @@ func serveCmd(args []string) int {
 	defer st.Close()
 	// The socket is bound before anything else starts: Listen sets the
 	// process umask for the bind.
-	l, err := server.Listen(*socket)
+	l, err := server.Listen(sa.socket)
 	if err != nil {
 		fail("%v", err)
 		return exitFailure
 	}
 	ctx := context.Background()
-	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: *maxFDs, MaxIdleModules: *idleModules, MaxDescendants: *maxProcs})
+	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: sa.maxFDs, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs})
 	if err != nil {
 		l.Close()
 		fail("cannot start the runtime: %v", err)
 		return exitFailure
 	}
-	srv := server.New(sup, server.Options{Logger: log, Limits: lim, LogBytes: kept})
+	srv := server.New(sup, server.Options{Logger: log, Limits: sa.limits, LogBytes: sa.logBytes})
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	log.Info("serving", "socket", *socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit())
+	log.Info("serving", "socket", sa.socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit())
 
-	code := exitOK
+	code = exitOK
 	serveErr, accepting := awaitStop(log, sigs, served)
 	if !accepting {
 		code = exitFailure
@@ -116,6 +89,67 @@ func serveCmd(args []string) int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// serveArgs is what serve's flags ask for, once checked.
+type serveArgs struct {
+	socket, state                 string
+	level                         hclog.Level
+	logJSON                       bool
+	maxFDs, maxProcs, idleModules int
+	logBytes                      uint64 // --log-bytes
+	limits                        server.Limits
+}
+
+// parseServeFlags parses and checks serve's flags. When it returns ok
+// false, code is the exit status, the problem already printed (or the
+// help, for -h).
+func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool) {
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	state := fs.String("state", daemon.DefaultStateDir(), "keep the compilation cache in `DIR` (created 0700, locked while serving)")
+	logLevel := fs.String("log-level", "info", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
+	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the handle-table size (`N`) of guests launched without --max-fds")
+	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
+	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
+	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
+	lf := defineLimitFlags(fs)
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return sa, code, false
+	}
+	if fs.NArg() > 0 {
+		return sa, usageError(c, "unexpected argument %q: serve takes only flags", fs.Arg(0)), false
+	}
+	if sa.level = hclog.LevelFromString(*logLevel); sa.level == hclog.NoLevel {
+		return sa, usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel), false
+	}
+	var err error
+	if sa.logBytes, err = parseSize(*logBytes); err != nil || sa.logBytes == 0 {
+		return sa, usageError(c, "--log-bytes %q: a SIZE above 0 is needed, e.g. 1MiB", *logBytes), false
+	}
+	var problem string
+	if sa.limits, problem = lf.limits(fs); problem != "" {
+		return sa, usageError(c, "%s", problem), false
+	}
+	sa.socket, sa.state, sa.logJSON = *socket, *state, *logJSON
+	sa.maxFDs, sa.maxProcs, sa.idleModules = *maxFDs, *maxProcs, *idleModules
+	if !sa.countsInRange() {
+		return sa, usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --idle-modules and --write-timeout above 0, and --max-procs at most %d", abi.MaxMaxDescendants), false
+	}
+	return sa, exitOK, true
+}
+
+// countsInRange reports whether every count and the write timeout are in
+// range. One message covers them all.
+func (sa serveArgs) countsInRange() bool {
+	lim := sa.limits
+	for _, n := range []int{lim.MaxOutstandingCalls, lim.MaxObjects, lim.MaxGuests, lim.MaxConnections, sa.idleModules, sa.maxProcs} {
+		if n < 1 {
+			return false
+		}
+	}
+	return sa.maxFDs >= 3 && lim.WriteTimeout > 0 && sa.maxProcs <= abi.MaxMaxDescendants
 }
 
 // awaitStop returns at SIGINT or SIGTERM, or when Serve has returned
