@@ -224,76 +224,126 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 		}
 		return 0, nil, 0, EAGAIN
 	}
-	var flags RecvFlags
-	var got []*Cap
-	var dropped []*Cap
-	n := 0
-	vi, vo := 0, 0 // position in iov
-	copyOut := func(src []byte) int {
-		k := 0
-		for k < len(src) && vi < len(iov) {
-			m := copy(iov[vi][vo:], src[k:])
-			k += m
-			vo += m
-			if vo == len(iov[vi]) {
-				vi, vo = vi+1, 0
-			}
-		}
-		return k
-	}
-	qi := 0
-	for qi < len(p.q[me]) {
-		m := p.q[me][qi]
-		if qi > 0 && (p.dgram || len(m.caps) > 0) {
-			break
-		}
-		if m.off == 0 && len(m.caps) > 0 && !peek {
-			p.qcaps[me] -= len(m.caps)
-			if len(m.caps) > maxCaps {
-				got = append(got, m.caps[:maxCaps]...)
-				dropped = append(dropped, m.caps[maxCaps:]...)
-				flags |= RecvCapsTruncated
-			} else {
-				got = append(got, m.caps...)
-			}
-			m.caps = nil
-		}
-		k := copyOut(m.data[m.off:])
-		n += k
-		if p.dgram {
-			if k < len(m.data) {
-				flags |= RecvDataTruncated
-			}
-			if !peek {
-				p.qbytes[me] -= len(m.data)
-				qi++
-			}
-			break
-		}
-		if !peek {
-			m.off += k
-			p.qbytes[me] -= k
-			if m.off < len(m.data) {
-				break
-			}
-		} else if m.off+k < len(m.data) {
-			break
-		}
-		qi++
-		if vi >= len(iov) {
-			break
-		}
+	w := &iovWriter{iov: iov}
+	var r recvResult
+	if p.dgram {
+		r = p.recvDatagram(me, w, maxCaps, peek)
+	} else {
+		r = p.recvStream(me, w, maxCaps, peek)
 	}
 	if !peek {
-		clear(p.q[me][:qi]) // let consumed messages be collected
-		p.q[me] = p.q[me][qi:]
+		clear(p.q[me][:r.taken]) // let consumed messages be collected
+		p.q[me] = p.q[me][r.taken:]
 	}
 	p.mu.Unlock()
-	closeCaps(dropped)
+	closeCaps(r.dropped)
 	if !peek {
 		p.waits[1-me].wakeAll()
 	}
-	return n, got, flags, nil
+	return r.n, r.got, r.flags, nil
+}
+
+// recvResult is what one receive took from the head of a queue.
+type recvResult struct {
+	n       int       // bytes copied out
+	got     []*Cap    // capabilities for the caller
+	dropped []*Cap    // capabilities beyond maxCaps, to close once the lock is released
+	flags   RecvFlags // what could not be delivered whole
+	taken   int       // messages at the head of the queue done with, for Recv to remove unless peeking
+}
+
+// iovWriter fills a list of buffers in order, as readv does.
+type iovWriter struct {
+	iov    [][]byte
+	vi, vo int // the buffer being filled, and the offset in it
+}
+
+// write copies as much of src as fits in the buffers not yet filled and
+// returns how many bytes it copied.
+func (w *iovWriter) write(src []byte) int {
+	k := 0
+	for k < len(src) && w.vi < len(w.iov) {
+		m := copy(w.iov[w.vi][w.vo:], src[k:])
+		k += m
+		w.vo += m
+		if w.vo == len(w.iov[w.vi]) {
+			w.vi, w.vo = w.vi+1, 0
+		}
+	}
+	return k
+}
+
+// full reports whether every buffer has been filled.
+func (w *iovWriter) full() bool { return w.vi >= len(w.iov) }
+
+// takeCaps moves the capabilities m carries out of end me's queue into r:
+// at most maxCaps into r.got, the rest into r.dropped with
+// RecvCapsTruncated set. It takes nothing once m has been partly read, so
+// capabilities go only with a message's first byte. p.mu must be held.
+func (p *chanPair) takeCaps(me int, m *chanMsg, maxCaps int, r *recvResult) {
+	if m.off != 0 || len(m.caps) == 0 {
+		return
+	}
+	p.qcaps[me] -= len(m.caps)
+	if len(m.caps) > maxCaps {
+		r.got = append(r.got, m.caps[:maxCaps]...)
+		r.dropped = append(r.dropped, m.caps[maxCaps:]...)
+		r.flags |= RecvCapsTruncated
+	} else {
+		r.got = append(r.got, m.caps...)
+	}
+	m.caps = nil
+}
+
+// recvDatagram reads the first message of end me's non-empty queue, which
+// is consumed whole unless peek is set: bytes that do not fit in w are
+// dropped and reported as RecvDataTruncated. p.mu must be held.
+func (p *chanPair) recvDatagram(me int, w *iovWriter, maxCaps int, peek bool) (r recvResult) {
+	m := p.q[me][0]
+	if !peek {
+		p.takeCaps(me, m, maxCaps, &r)
+	}
+	r.n = w.write(m.data[m.off:])
+	if r.n < len(m.data) {
+		r.flags |= RecvDataTruncated
+	}
+	if !peek {
+		p.qbytes[me] -= len(m.data)
+		r.taken = 1
+	}
+	return r
+}
+
+// recvStream reads bytes from the head of end me's non-empty queue until w
+// is full or the queue is drained, stopping before any later message that
+// carries capabilities. Unless peek is set, what was read is consumed: a
+// message read in part keeps its unread bytes at the head of the queue.
+// p.mu must be held.
+func (p *chanPair) recvStream(me int, w *iovWriter, maxCaps int, peek bool) (r recvResult) {
+	for r.taken < len(p.q[me]) {
+		m := p.q[me][r.taken]
+		if r.taken > 0 && len(m.caps) > 0 {
+			break
+		}
+		if !peek {
+			p.takeCaps(me, m, maxCaps, &r)
+		}
+		k := w.write(m.data[m.off:])
+		r.n += k
+		end := m.off + k
+		if !peek {
+			m.off = end
+			p.qbytes[me] -= k
+		}
+		if end < len(m.data) {
+			break // w is full before the end of this message
+		}
+		r.taken++
+		if w.full() {
+			break
+		}
+	}
+	return r
 }
 
 func (c *Channel) Read(b []byte) (int, error) {

@@ -151,6 +151,35 @@ func TestPeekDoesNotConsumeBytesOrCapabilities(t *testing.T) {
 	}
 }
 
+// A stream Recv fills its buffers in order, passing over empty ones, and
+// reads on into the next message while room is left; peek reads across
+// messages without taking their capabilities.
+func TestStreamRecvScattersAcrossBuffers(t *testing.T) {
+	k := NewKernel(nil)
+	dir, _ := mintDir(t, k)
+	a, b := NewChannelPair(false, "t")
+	a.Send(iov("ab"), []*Cap{inflight(t, k, dir)})
+	a.Send(iov("cdefg"), nil)
+
+	if s, cs, _ := recvString(t, b, 10, 4, true); s != "abcdefg" || len(cs) != 0 {
+		t.Fatalf("peek: %q with %d caps, want abcdefg with none", s, len(cs))
+	}
+	bufs := [][]byte{make([]byte, 1), nil, make([]byte, 2)}
+	n, cs, fl, err := b.Recv(bufs, 4, false)
+	if err != nil || n != 3 || len(cs) != 1 || fl != 0 {
+		t.Fatalf("scattered read: n=%d caps=%d flags=%v err=%v, want 3 bytes and 1 cap", n, len(cs), fl, err)
+	}
+	if got := string(bufs[0]) + "|" + string(bufs[2]); got != "a|bc" {
+		t.Fatalf("buffers hold %q, want a|bc", got)
+	}
+	if s, cs, fl := recvString(t, b, 4, 4, false); s != "defg" || len(cs) != 0 || fl != 0 {
+		t.Fatalf("rest: %q with %d caps, flags %v; want defg exactly filling the buffer", s, len(cs), fl)
+	}
+	if _, _, _, err := b.Recv([][]byte{make([]byte, 1)}, 0, false); !errors.Is(err, EAGAIN) {
+		t.Fatalf("drained channel: err = %v, want EAGAIN", err)
+	}
+}
+
 func TestClosedPeerGivesEndOfStreamAndEPIPE(t *testing.T) {
 	a, b := NewChannelPair(false, "t")
 	b.Send(iov("last"), nil)
