@@ -211,6 +211,10 @@ var (
 // Decode parses a complete value. It never panics on any input.
 func Decode(b []byte) (Value, error) { return decode(b, 0) }
 
+// decode parses the value b at nesting depth depth; an empty b is null.
+// Every error it returns is errTooDeep, errTruncated, errBadValue or an
+// unknown-tag error, and it never panics. Binary and string values share
+// b's memory rather than copying it.
 func decode(b []byte, depth int) (Value, error) {
 	if depth > MaxDepth {
 		return Value{}, errTooDeep
@@ -219,17 +223,22 @@ func decode(b []byte, depth int) (Value, error) {
 		return Value{}, nil
 	}
 	t, body := Type(b[0]), b[1:]
+	if t == TypeMap || t == TypeSeq {
+		return decodeItems(t, body, depth)
+	}
+	return decodeLeaf(t, body)
+}
+
+// decodeLeaf parses the body of a value of type t that holds no other
+// values. Fixed-size bodies (fd, float) must have exactly their size, a
+// bool is empty or one byte 1, and a string ends in its NUL, which the
+// result does not keep; anything else is errBadValue.
+func decodeLeaf(t Type, body []byte) (Value, error) {
 	switch t {
 	case TypeBinary:
 		return Value{t: t, b: body}, nil
 	case TypeBool:
-		switch {
-		case len(body) == 0:
-			return Bool(false), nil
-		case len(body) == 1 && body[0] == 1:
-			return Bool(true), nil
-		}
-		return Value{}, errBadValue
+		return decodeBool(body)
 	case TypeFd:
 		if len(body) != 4 {
 			return Value{}, errBadValue
@@ -241,45 +250,70 @@ func decode(b []byte, depth int) (Value, error) {
 		}
 		return Float(math.Float64frombits(binary.BigEndian.Uint64(body))), nil
 	case TypeInt, TypeTimestamp:
-		if len(body) > 8 {
-			return Value{}, errBadValue
-		}
-		var i int64
-		if len(body) > 0 && body[0]&0x80 != 0 {
-			i = -1
-		}
-		for _, c := range body {
-			i = i<<8 | int64(c)
-		}
-		return Value{t: t, i: i}, nil
+		return decodeSigned(t, body)
 	case TypeString:
 		if len(body) == 0 || body[len(body)-1] != 0 {
 			return Value{}, errBadValue
 		}
 		return Value{t: t, b: body[:len(body)-1]}, nil
-	case TypeMap, TypeSeq:
-		var items []Value
-		for len(body) > 0 {
-			n, rest, err := readLen(body)
-			if err != nil {
-				return Value{}, err
-			}
-			if n > len(rest) {
-				return Value{}, errTruncated
-			}
-			it, err := decode(rest[:n], depth+1)
-			if err != nil {
-				return Value{}, err
-			}
-			items = append(items, it)
-			body = rest[n:]
-		}
-		if t == TypeMap && len(items)%2 != 0 {
-			return Value{}, errBadValue
-		}
-		return Value{t: t, items: items}, nil
 	}
-	return Value{}, fmt.Errorf("argdata: unknown type tag %d", b[0])
+	return Value{}, fmt.Errorf("argdata: unknown type tag %d", uint8(t))
+}
+
+// decodeBool parses a bool body: empty is false, the one byte 1 is true,
+// anything else is errBadValue.
+func decodeBool(body []byte) (Value, error) {
+	switch {
+	case len(body) == 0:
+		return Bool(false), nil
+	case len(body) == 1 && body[0] == 1:
+		return Bool(true), nil
+	}
+	return Value{}, errBadValue
+}
+
+// decodeSigned parses an int or timestamp body: at most 8 big-endian
+// two's-complement bytes, sign-extended (empty is 0). A longer body is
+// errBadValue.
+func decodeSigned(t Type, body []byte) (Value, error) {
+	if len(body) > 8 {
+		return Value{}, errBadValue
+	}
+	var i int64
+	if len(body) > 0 && body[0]&0x80 != 0 {
+		i = -1
+	}
+	for _, c := range body {
+		i = i<<8 | int64(c)
+	}
+	return Value{t: t, i: i}, nil
+}
+
+// decodeItems parses the body of a map or seq at nesting depth depth: a
+// run of length-prefixed values, each decoded one level deeper. An entry
+// longer than what remains is errTruncated, and a map with an odd number of
+// entries (a key without a value) is errBadValue.
+func decodeItems(t Type, body []byte, depth int) (Value, error) {
+	var items []Value
+	for len(body) > 0 {
+		n, rest, err := readLen(body)
+		if err != nil {
+			return Value{}, err
+		}
+		if n > len(rest) {
+			return Value{}, errTruncated
+		}
+		it, err := decode(rest[:n], depth+1)
+		if err != nil {
+			return Value{}, err
+		}
+		items = append(items, it)
+		body = rest[n:]
+	}
+	if t == TypeMap && len(items)%2 != 0 {
+		return Value{}, errBadValue
+	}
+	return Value{t: t, items: items}, nil
 }
 
 func readLen(b []byte) (int, []byte, error) {

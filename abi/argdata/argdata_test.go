@@ -85,18 +85,24 @@ func TestStartupShapeRoundTrips(t *testing.T) {
 }
 
 func TestDecodeRejectsMalformed(t *testing.T) {
-	for _, b := range [][]byte{
-		{0x03, 0, 0},                      // short fd
-		{0x08, 'a'},                       // string without NUL
-		{0x07, 0x05},                      // unterminated length
-		{0x07, 0x85, 0x08},                // length past the end
-		{0x06, 0x81, 0x05},                // map with a key and no value
-		{0x02, 0x02},                      // bool with a bad body
-		{0x05, 1, 2, 3, 4, 5, 6, 7, 8, 9}, // int wider than 64 bits
-		{0x42},                            // unknown tag
+	for _, c := range []struct {
+		b    []byte
+		want string
+	}{
+		{[]byte{0x03, 0, 0}, errBadValue.Error()},                        // short fd
+		{[]byte{0x04, 0, 0, 0}, errBadValue.Error()},                     // short float
+		{[]byte{0x08, 'a'}, errBadValue.Error()},                         // string without NUL
+		{[]byte{0x07, 0x05}, errTruncated.Error()},                       // unterminated length
+		{[]byte{0x07, 0x85, 0x08}, errTruncated.Error()},                 // length past the end
+		{[]byte{0x07, 1, 1, 1, 1, 1, 1}, errBadValue.Error()},            // length over 5 bytes
+		{[]byte{0x06, 0x81, 0x05}, errBadValue.Error()},                  // map with a key and no value
+		{[]byte{0x02, 0x02}, errBadValue.Error()},                        // bool with a bad body
+		{[]byte{0x05, 1, 2, 3, 4, 5, 6, 7, 8, 9}, errBadValue.Error()},   // int wider than 64 bits
+		{[]byte{0x42}, "argdata: unknown type tag 66"},                   // unknown tag
+		{[]byte{0x07, 0x82, 0x42, 0x00}, "argdata: unknown type tag 66"}, // inner error passed up
 	} {
-		if _, err := Decode(b); err == nil {
-			t.Errorf("Decode(% x) accepted malformed input", b)
+		if _, err := Decode(c.b); err == nil || err.Error() != c.want {
+			t.Errorf("Decode(% x): err = %v, want %s", c.b, err, c.want)
 		}
 	}
 }
@@ -106,8 +112,8 @@ func TestDecodeBoundsNesting(t *testing.T) {
 	for range MaxDepth + 2 {
 		v = Seq(v)
 	}
-	if _, err := Decode(v.Encode()); err == nil {
-		t.Fatal("nesting deeper than MaxDepth accepted")
+	if _, err := Decode(v.Encode()); err != errTooDeep {
+		t.Fatalf("nesting deeper than MaxDepth: err = %v, want %v", err, errTooDeep)
 	}
 }
 
