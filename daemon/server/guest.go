@@ -191,12 +191,19 @@ func (s *guestServer) awaitExit(ctx context.Context) error {
 	}
 }
 
-func (s *guestServer) Wait(ctx context.Context, call schemas.Guest_wait) error {
-	call.Go()
+// statusResults is the results of a call that answers with the guest's
+// exit status (wait, kill).
+type statusResults interface {
+	NewStatus() (schemas.ExitStatus, error)
+}
+
+// replyExitStatus waits for the guest to end, then answers the call
+// whose results alloc allocates with its exit status.
+func replyExitStatus[R statusResults](ctx context.Context, s *guestServer, alloc func() (R, error)) error {
 	if err := s.awaitExit(ctx); err != nil {
 		return err
 	}
-	res, err := call.AllocResults()
+	res, err := alloc()
 	if err != nil {
 		return err
 	}
@@ -206,6 +213,11 @@ func (s *guestServer) Wait(ctx context.Context, call schemas.Guest_wait) error {
 	}
 	_, status := s.r.g.Status()
 	return fillExitStatus(st, status)
+}
+
+func (s *guestServer) Wait(ctx context.Context, call schemas.Guest_wait) error {
+	call.Go()
+	return replyExitStatus(ctx, s, call.AllocResults)
 }
 
 func (s *guestServer) Kill(ctx context.Context, call schemas.Guest_kill) error {
@@ -224,19 +236,7 @@ func (s *guestServer) Kill(ctx context.Context, call schemas.Guest_kill) error {
 		s.c.log.Info("killing guest", "guest", s.r.g.ID(), "reason", reason)
 	}
 	s.r.kill(reason)
-	if err := s.awaitExit(ctx); err != nil {
-		return err
-	}
-	res, err := call.AllocResults()
-	if err != nil {
-		return err
-	}
-	st, err := res.NewStatus()
-	if err != nil {
-		return err
-	}
-	_, status := s.r.g.Status()
-	return fillExitStatus(st, status)
+	return replyExitStatus(ctx, s, call.AllocResults)
 }
 
 func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
