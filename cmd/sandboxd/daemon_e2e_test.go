@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sandboxd/sandboxd/internal/rpctest"
 	"io"
 	"os"
 	"os/exec"
@@ -17,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	capnp "capnproto.org/go/capnp/v3"
-	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/internal/uidtest"
@@ -397,28 +396,6 @@ func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing
 	d.cli(t, "kill", rootGuest)
 }
 
-// bootstrapMessage is the first message a client sends: a Bootstrap
-// request (question 0), framed for the stream.
-func bootstrapMessage(t *testing.T) []byte {
-	t.Helper()
-	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := rpccp.NewRootMessage(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.NewBootstrap(); err != nil { // question id 0
-		t.Fatal(err)
-	}
-	b, err := msg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func TestDaemonServesRootAndOtherUsersWhileOneHoldsManyIdleConnections(t *testing.T) {
 	d := serveDaemon(t, bin, "")
 	shared := d.shareWithOthers(t)
@@ -427,7 +404,10 @@ func TestDaemonServesRootAndOtherUsersWhileOneHoldsManyIdleConnections(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	boot := bootstrapMessage(t)
+	boot, err := rpctest.Bootstrap(0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range conns {
 		defer c.Close()
 		// Bootstrapped, then idle: the bootstrap timeout does not end them.

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	capnp "capnproto.org/go/capnp/v3"
-	"capnproto.org/go/capnp/v3/rpc"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon/server"
@@ -268,32 +266,9 @@ func serveBytes(t testing.TB, srv *server.Server, in []byte) {
 	ours.Close()
 }
 
-// bootstrapMessage is a well-formed Bootstrap request, the first thing a
-// real client sends: a seed from which the fuzzer mutates into the rest of
-// the protocol.
-func bootstrapMessage(t testing.TB) []byte {
-	a, b := net.Pipe()
-	defer b.Close() // ends the client's connection, whatever it waits for
-	go func() {
-		conn := rpc.NewConn(rpc.NewStreamTransport(a), nil)
-		c := conn.Bootstrap(context.Background())
-		c.Release()
-		conn.Close()
-	}()
-	msg, err := capnp.NewDecoder(b).Decode()
-	if err != nil {
-		t.Fatalf("no bootstrap message captured: %v", err)
-	}
-	raw, err := msg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
 func FuzzServerInput(f *testing.F) {
 	d := startDaemonUnwatched(f, server.Limits{MessageTimeout: time.Second})
-	f.Add(bootstrapMessage(f))
+	f.Add(bootstrap(f, 0))
 	f.Add(selfPipelinedCall(f))
 	f.Add([]byte{0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})

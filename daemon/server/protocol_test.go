@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"github.com/sandboxd/sandboxd/internal/rpctest"
 	"net"
 	"strings"
 	"testing"
@@ -65,7 +66,7 @@ func rawCall(t testing.TB, question, target uint32) []byte {
 // selfPipelinedCall is a bootstrap (question 0) followed by a call with
 // question id 1 pipelined on question 1, its own answer.
 func selfPipelinedCall(t testing.TB) []byte {
-	return append(bootstrapMessage(t), rawCall(t, 1, 1)...)
+	return append(bootstrap(t, 0), rawCall(t, 1, 1)...)
 }
 
 func TestCallPipelinedOnItsOwnQuestionDisconnectsTheClient(t *testing.T) {
@@ -74,11 +75,11 @@ func TestCallPipelinedOnItsOwnQuestionDisconnectsTheClient(t *testing.T) {
 	if !strings.Contains(d.logs.String(), "pipelined on question 1, which is not an open question") {
 		t.Errorf("the daemon did not say why it hung up:\n%s", d.logs.String())
 	}
-	serveBytes(t, d.srv, append(bootstrapMessage(t), rawCall(t, 1, 7)...))
+	serveBytes(t, d.srv, append(bootstrap(t, 0), rawCall(t, 1, 7)...))
 	if !strings.Contains(d.logs.String(), "pipelined on question 7, which is not an open question") {
 		t.Errorf("the daemon did not refuse a call pipelined on an unknown question:\n%s", d.logs.String())
 	}
-	reused := append(bootstrapMessage(t), rawCall(t, 1, 0)...)
+	reused := append(bootstrap(t, 0), rawCall(t, 1, 0)...)
 	reused = append(reused, rawCall(t, 1, 0)...)
 	serveBytes(t, d.srv, reused)
 	if !strings.Contains(d.logs.String(), "question id 1 reused before the client finished it") {
@@ -197,4 +198,15 @@ func (d *testDaemon) rawSupervisor(t *testing.T) schemas.Supervisor {
 		t.Fatal(err)
 	}
 	return sup
+}
+
+// bootstrap is a Bootstrap request with the given question id, framed for
+// the stream.
+func bootstrap(t testing.TB, question uint32) []byte {
+	t.Helper()
+	b, err := rpctest.Bootstrap(question)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,13 +1,12 @@
 package server
 
 import (
+	"github.com/sandboxd/sandboxd/internal/rpctest"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
-	capnp "capnproto.org/go/capnp/v3"
-	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -35,30 +34,6 @@ func (c *deadlineConn) last() time.Time {
 	return c.deadlines[len(c.deadlines)-1]
 }
 
-// bootstrapBytes is a Bootstrap request (question id) framed for the
-// stream.
-func bootstrapBytes(t *testing.T, question uint32) []byte {
-	t.Helper()
-	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := rpccp.NewRootMessage(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := m.NewBootstrap()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.SetQuestionId(question)
-	out, err := msg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // The bootstrap timeout bounds a connection until its first message has
 // arrived, and no longer: an idle client that has spoken costs nothing.
 func TestTheFirstMessageEndsTheBootstrapDeadline(t *testing.T) {
@@ -73,7 +48,10 @@ func TestTheFirstMessageEndsTheBootstrapDeadline(t *testing.T) {
 		t.Fatalf("a new connection's read deadline is %v, want an hour after it was accepted (%v)", d, before)
 	}
 	for q := range uint32(2) {
-		msg := bootstrapBytes(t, q)
+		msg, err := rpctest.Bootstrap(q)
+		if err != nil {
+			t.Fatal(err)
+		}
 		go func() { _, _ = theirs.Write(msg) }() // a pipe: the write waits for the read
 		in, err := tr.RecvMessage()
 		if err != nil {
