@@ -103,11 +103,17 @@ type ModuleMatch struct {
 	Labels map[string]string
 }
 
-// Pos is a place in a policy file, 1-based.
+// Pos is a place in a policy file, 1-based. Line 0 means the file as a
+// whole (one that could not be read).
 type Pos struct {
 	File   string
 	Line   int
 	Column int
 }
 
-func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column) }
+func (p Pos) String() string {
+	if p.Line == 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
