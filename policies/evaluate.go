@@ -117,6 +117,9 @@ func resolve(p *Policy, req *Request) (string, *Resource, bool) {
 	if req.Op != OpGrant && req.Op != OpDelegate {
 		return fmt.Sprintf("unknown request %q (want grant or delegate)", req.Op), nil, false
 	}
+	if req.Op == OpDelegate && (req.Depth < 1 || req.Copies < 0) {
+		return fmt.Sprintf("delegation with depth %d and %d live copies: want depth at least 1 and copies at least 0", req.Depth, req.Copies), nil, false
+	}
 	if req.Name != "" {
 		what := req.Kind + ":" + req.Name
 		res := p.resources[resourceKey{req.Kind, req.Name}]

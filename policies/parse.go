@@ -43,6 +43,7 @@ type rawSubject struct {
 	UIDsRange hcl.Range `hcl:"uids,attr_value_range"`
 	GIDsRange hcl.Range `hcl:"gids,attr_value_range"`
 	DefRange  hcl.Range `hcl:",def_range"`
+	Body      hcl.Body  `hcl:",body"`
 }
 
 type rawModule struct {
@@ -50,6 +51,7 @@ type rawModule struct {
 	Labels      map[string]string `hcl:"labels,optional"`
 	SHA256Range hcl.Range         `hcl:"sha256,attr_value_range"`
 	DefRange    hcl.Range         `hcl:",def_range"`
+	Body        hcl.Body          `hcl:",body"`
 }
 
 type rawGrant struct {
@@ -64,6 +66,7 @@ type rawGrant struct {
 	ResourcesRange hcl.Range   `hcl:"resources,attr_value_range"`
 	RightsRange    hcl.Range   `hcl:"rights,attr_value_range"`
 	TTLRange       hcl.Range   `hcl:"ttl,attr_value_range"`
+	Body           hcl.Body    `hcl:",body"`
 }
 
 type rawDelegate struct {
@@ -82,6 +85,7 @@ type rawDelegate struct {
 	TTLRange       hcl.Range  `hcl:"ttl,attr_value_range"`
 	DepthRange     hcl.Range  `hcl:"max_depth,attr_value_range"`
 	CopiesRange    hcl.Range  `hcl:"max_copies,attr_value_range"`
+	Body           hcl.Body   `hcl:",body"`
 }
 
 type rawDeny struct {
@@ -94,6 +98,7 @@ type rawDeny struct {
 	DefRange       hcl.Range   `hcl:",def_range"`
 	ResourcesRange hcl.Range   `hcl:"resources,attr_value_range"`
 	OnRange        hcl.Range   `hcl:"on,attr_value_range"`
+	Body           hcl.Body    `hcl:",body"`
 }
 
 // Load reads and merges policy files. Every problem in every file is
@@ -239,18 +244,44 @@ func compileAddress(raw *rawResource, r *Resource, el *errList) {
 
 var hostPort = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})$`)
 
-func compileSelectors(texts []string, r hcl.Range, el *errList) []Selector {
+// elems gives the position of each element of a list attribute, so that
+// an error points at the element, not the whole list. A list written as
+// anything but a literal [ … ] falls back to the attribute's position.
+type elems struct {
+	exprs []hclsyntax.Expression
+	whole hcl.Range
+}
+
+func listElems(body hcl.Body, name string, whole hcl.Range) elems {
+	if b, ok := body.(*hclsyntax.Body); ok {
+		if a := b.Attributes[name]; a != nil {
+			if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok {
+				return elems{exprs: t.Exprs, whole: whole}
+			}
+		}
+	}
+	return elems{whole: whole}
+}
+
+func (e elems) at(i int) hcl.Range {
+	if i < len(e.exprs) {
+		return e.exprs[i].Range()
+	}
+	return e.whole
+}
+
+func compileSelectors(texts []string, at elems, el *errList) []Selector {
 	if len(texts) == 0 {
-		el.add(r, "resources is empty: list at least one KIND:NAME, KIND:GLOB or dir|file:/PATH")
+		el.add(at.whole, "resources is empty: list at least one KIND:NAME, KIND:GLOB or dir|file:/PATH")
 	}
 	out := make([]Selector, 0, len(texts))
-	for _, t := range texts {
+	for i, t := range texts {
 		s, err := parseSelector(t)
 		if err != nil {
-			el.add(r, "resources: %q: %v", t, err)
+			el.add(at.at(i), "resources: %q: %v", t, err)
 			continue
 		}
-		s.Pos = posOf(r)
+		s.Pos = posOf(at.at(i))
 		out = append(out, s)
 	}
 	return out
@@ -258,14 +289,14 @@ func compileSelectors(texts []string, r hcl.Range, el *errList) []Selector {
 
 // compileRights reads a rights ceiling: caps' right names, less every
 // write right when readOnly is set. Absent means every right.
-func compileRights(names *[]string, readOnly *bool, r hcl.Range, el *errList) caps.Rights {
+func compileRights(names *[]string, readOnly *bool, at elems, el *errList) caps.Rights {
 	ceiling := caps.RightsAll
 	if names != nil {
 		ceiling = 0
-		for _, n := range *names {
+		for i, n := range *names {
 			bit, ok := caps.ParseRight(n)
 			if !ok {
-				el.add(r, "rights: unknown right %q (`sandboxd abi` lists them)", n)
+				el.add(at.at(i), "rights: unknown right %q (`sandboxd abi` lists them)", n)
 			}
 			ceiling |= bit
 		}

@@ -28,9 +28,9 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 			[]string{
 				`p.hcl:2:9: tcp "nohost" is not HOST:PORT (a name or address, and a port 1-65535)`,
 				`p.hcl:4:1: unknown resource kind "pipe" (want dir, file, sock, listen or chan)`,
-				`p.hcl:6:15: resources: "file:/a/../b": host path "/a/../b" is not clean (write "/b")`,
-				`p.hcl:6:15: resources: sock:missing is not declared (add resource "sock" "missing" { … })`,
-				`p.hcl:7:12: rights: unknown right "fly" (` + "`sandboxd abi`" + ` lists them)`,
+				`p.hcl:6:27: resources: sock:missing is not declared (add resource "sock" "missing" { … })`,
+				`p.hcl:6:43: resources: "file:/a/../b": host path "/a/../b" is not clean (write "/b")`,
+				`p.hcl:7:24: rights: unknown right "fly" (` + "`sandboxd abi`" + ` lists them)`,
 				`p.hcl:8:9: ttl "soon" is not a positive duration (like "90s", "10m", "2h")`,
 			}},
 		{"duplicates", "resource \"chan\" \"c\" {}\nresource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\"]\n}\ndeny \"g\" {\n  resources = [\"chan:c\"]\n}\n",
@@ -45,13 +45,13 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 			}},
 		{"subject and module values", "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\"]\n  subject {\n    uids = [-1]\n  }\n  module {\n    sha256 = [\"ABC\"]\n  }\n}\n",
 			[]string{
-				`p.hcl:5:12: uids: -1 is not a unix id (0-4294967295)`,
-				`p.hcl:8:14: sha256 "ABC" is not 64 lower-case hex digits`,
+				`p.hcl:5:13: uids: -1 is not a unix id (0-4294967295)`,
+				`p.hcl:8:15: sha256 "ABC" is not 64 lower-case hex digits`,
 			}},
 		{"deny on", "resource \"chan\" \"c\" {}\ndeny \"d\" {\n  resources = [\"chan:c\"]\n  on = [\"launch\"]\n}\n",
 			[]string{
-				`p.hcl:4:8: on: unknown request "launch" (want "grant" or "delegate")`,
 				`p.hcl:4:8: on is empty: list "grant", "delegate" or both, or leave it out for both`,
+				`p.hcl:4:9: on: unknown request "launch" (want "grant" or "delegate")`,
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,7 +150,7 @@ func TestLoadMergesFilesAndReportsEach(t *testing.T) {
 	}
 	bad := write("bad.hcl", "grant \"x\" {\n  resources = [\"chan:nope\"]\n}\n")
 	_, err = Load(res, bad, filepath.Join(dir, "missing.hcl"))
-	if err == nil || !strings.Contains(err.Error(), bad+":2:15: resources: chan:nope is not declared") || !strings.Contains(err.Error(), "missing.hcl: open ") {
+	if err == nil || !strings.Contains(err.Error(), bad+":2:16: resources: chan:nope is not declared") || !strings.Contains(err.Error(), "missing.hcl: open ") {
 		t.Fatalf("Load errors: %v", err)
 	}
 }

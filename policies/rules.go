@@ -3,8 +3,6 @@ package policies
 import (
 	"math"
 	"regexp"
-
-	"github.com/hashicorp/hcl/v2"
 )
 
 func compileGrant(raw *rawGrant, el *errList) *Rule {
@@ -12,10 +10,10 @@ func compileGrant(raw *rawGrant, el *errList) *Rule {
 		Type:      TypeGrant,
 		Name:      raw.Name,
 		Pos:       posOf(raw.DefRange),
-		Selectors: compileSelectors(raw.Resources, raw.ResourcesRange, el),
+		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
 		Subject:   compileSubject(raw.Subject, el),
 		Module:    compileModule(raw.Module, el),
-		Rights:    compileRights(raw.Rights, raw.ReadOnly, raw.RightsRange, el),
+		Rights:    compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el),
 		TTL:       compileTTL(raw.TTL, raw.TTLRange, el),
 	}
 }
@@ -25,10 +23,10 @@ func compileDelegate(raw *rawDelegate, el *errList) *Rule {
 		Type:      TypeDelegate,
 		Name:      raw.Name,
 		Pos:       posOf(raw.DefRange),
-		Selectors: compileSelectors(raw.Resources, raw.ResourcesRange, el),
+		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
 		Module:    compileModule(raw.Module, el),
 		To:        compileModule(raw.To, el),
-		Rights:    compileRights(raw.Rights, raw.ReadOnly, raw.RightsRange, el),
+		Rights:    compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el),
 		TTL:       compileTTL(raw.TTL, raw.TTLRange, el),
 	}
 	if raw.MaxDepth < 1 || raw.MaxDepth > math.MaxInt32 {
@@ -49,7 +47,7 @@ func compileDeny(raw *rawDeny, el *errList) *Rule {
 		Type:      TypeDeny,
 		Name:      raw.Name,
 		Pos:       posOf(raw.DefRange),
-		Selectors: compileSelectors(raw.Resources, raw.ResourcesRange, el),
+		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
 		Subject:   compileSubject(raw.Subject, el),
 		Module:    compileModule(raw.Module, el),
 		To:        compileModule(raw.To, el),
@@ -57,12 +55,13 @@ func compileDeny(raw *rawDeny, el *errList) *Rule {
 	}
 	if raw.On != nil {
 		r.On = nil
-		for _, o := range *raw.On {
+		at := listElems(raw.Body, "on", raw.OnRange)
+		for i, o := range *raw.On {
 			switch Op(o) {
 			case OpGrant, OpDelegate:
 				r.On = append(r.On, Op(o))
 			default:
-				el.add(raw.OnRange, "on: unknown request %q (want \"grant\" or \"delegate\")", o)
+				el.add(at.at(i), "on: unknown request %q (want \"grant\" or \"delegate\")", o)
 			}
 		}
 		if len(r.On) == 0 {
@@ -77,11 +76,12 @@ func compileSubject(raw *rawSubject, el *errList) *SubjectMatch {
 		return nil
 	}
 	s := &SubjectMatch{Users: raw.Users}
-	s.UIDs = compileIDs(raw.UIDs, "uids", raw.UIDsRange, el)
-	s.GIDs = compileIDs(raw.GIDs, "gids", raw.GIDsRange, el)
-	for _, u := range raw.Users {
+	s.UIDs = compileIDs(raw.UIDs, "uids", listElems(raw.Body, "uids", raw.UIDsRange), el)
+	s.GIDs = compileIDs(raw.GIDs, "gids", listElems(raw.Body, "gids", raw.GIDsRange), el)
+	users := listElems(raw.Body, "users", raw.DefRange)
+	for i, u := range raw.Users {
 		if u == "" {
-			el.add(raw.DefRange, "users: an empty user name matches nobody")
+			el.add(users.at(i), "users: an empty user name matches nobody")
 		}
 	}
 	if len(raw.UIDs)+len(raw.GIDs)+len(raw.Users) == 0 {
@@ -90,11 +90,11 @@ func compileSubject(raw *rawSubject, el *errList) *SubjectMatch {
 	return s
 }
 
-func compileIDs(ids []int64, what string, r hcl.Range, el *errList) []uint32 {
+func compileIDs(ids []int64, what string, at elems, el *errList) []uint32 {
 	out := make([]uint32, 0, len(ids))
-	for _, id := range ids {
+	for i, id := range ids {
 		if id < 0 || id > math.MaxUint32 {
-			el.add(r, "%s: %d is not a unix id (0-4294967295)", what, id)
+			el.add(at.at(i), "%s: %d is not a unix id (0-4294967295)", what, id)
 			continue
 		}
 		out = append(out, uint32(id))
@@ -108,9 +108,10 @@ func compileModule(raw *rawModule, el *errList) *ModuleMatch {
 	if raw == nil {
 		return nil
 	}
-	for _, h := range raw.SHA256 {
+	hashes := listElems(raw.Body, "sha256", raw.SHA256Range)
+	for i, h := range raw.SHA256 {
 		if !sha256Hex.MatchString(h) {
-			el.add(raw.SHA256Range, "sha256 %q is not 64 lower-case hex digits", h)
+			el.add(hashes.at(i), "sha256 %q is not 64 lower-case hex digits", h)
 		}
 	}
 	if len(raw.SHA256)+len(raw.Labels) == 0 {

@@ -31,7 +31,7 @@ func TestPolicyCheckReportsEveryErrorWithItsPosition(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := sandboxd(t, "", "policy", "check", bad, worse)
-	want := bad + ":3:15: resources: chan:nope is not declared (add resource \"chan\" \"nope\" { … })\n" +
+	want := bad + ":3:26: resources: chan:nope is not declared (add resource \"chan\" \"nope\" { … })\n" +
 		bad + ":4:9: ttl \"soon\" is not a positive duration (like \"90s\", \"10m\", \"2h\")\n" +
 		worse + ":3:3: Unsupported argument: An argument named \"max_depth\" is not expected here.\n" +
 		"sandboxd: policy check: 3 problem(s) in 2 file(s); the policy does not load\n"
