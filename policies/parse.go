@@ -293,6 +293,9 @@ func compileRights(names *[]string, readOnly *bool, at elems, el *errList) caps.
 	ceiling := caps.RightsAll
 	if names != nil {
 		ceiling = 0
+		if len(*names) == 0 {
+			el.add(at.whole, "rights is empty: a capability with no rights is of no use; list the rights, or leave rights out for every right")
+		}
 		for i, n := range *names {
 			bit, ok := caps.ParseRight(n)
 			if !ok {

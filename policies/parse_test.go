@@ -48,6 +48,11 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 				`p.hcl:5:13: uids: -1 is not a unix id (0-4294967295)`,
 				`p.hcl:8:15: sha256 "ABC" is not 64 lower-case hex digits`,
 			}},
+		{"empty lists", "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = []\n  rights = []\n}\n",
+			[]string{
+				`p.hcl:3:15: resources is empty: list at least one KIND:NAME, KIND:GLOB or dir|file:/PATH`,
+				`p.hcl:4:12: rights is empty: a capability with no rights is of no use; list the rights, or leave rights out for every right`,
+			}},
 		{"deny on", "resource \"chan\" \"c\" {}\ndeny \"d\" {\n  resources = [\"chan:c\"]\n  on = [\"launch\"]\n}\n",
 			[]string{
 				`p.hcl:4:8: on is empty: list "grant", "delegate" or both, or leave it out for both`,

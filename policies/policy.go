@@ -36,10 +36,12 @@ type Policy struct {
 	denies    *index
 }
 
-// Resources returns the declared resources, in declaration order.
+// Resources returns the declared resources, in declaration order; like
+// Rules, they are the policy's own and must not be changed.
 func (p *Policy) Resources() []*Resource { return append([]*Resource(nil), p.resList...) }
 
-// Rules returns every rule, in the order the files declared them.
+// Rules returns every rule, in the order the files declared them. The
+// rules are the policy's own: read them, do not change them.
 func (p *Policy) Rules() []*Rule { return append([]*Rule(nil), p.rules...) }
 
 // Resource is a named thing a grant can refer to (`--grant sock:db`).
