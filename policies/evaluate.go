@@ -91,7 +91,7 @@ func Evaluate(p *Policy, req Request) Decision {
 		d := Decision{Reason: fmt.Sprintf("no %s rule allows %s (default deny)", req.Op, what)}
 		if failed != nil {
 			d.Closest = failed.Ref()
-			d.Reason += "; closest is " + quote(failed.Name) + ", whose " + p.failures(failed, &req, res)[0] + " does not match"
+			d.Reason += "; closest is " + quote(failed.Name) + ", whose " + failures(failed, &req)[0] + " does not match"
 		}
 		return d
 	}
@@ -151,7 +151,7 @@ func visit(ix *index, req *Request, res *Resource, paths bool, f func(entry) boo
 func (p *Policy) firstDeny(req *Request, res *Resource) *Rule {
 	var found *Rule
 	visit(p.denies, req, res, true, func(e entry) bool {
-		if appliesTo(e.rule, req.Op) && len(p.failures(e.rule, req, res)) == 0 {
+		if appliesTo(e.rule, req.Op) && len(failures(e.rule, req)) == 0 {
 			found = e.rule
 			return false
 		}
@@ -170,7 +170,7 @@ func (p *Policy) decidingAllow(req *Request, res *Resource) (decide, nearest *Ru
 	}
 	best := -1
 	visit(ix, req, res, false, func(e entry) bool {
-		n := len(p.failures(e.rule, req, res))
+		n := len(failures(e.rule, req))
 		if n == 0 {
 			decide = e.rule
 			return false
@@ -187,7 +187,7 @@ func (p *Policy) decidingAllow(req *Request, res *Resource) (decide, nearest *Ru
 }
 
 // failures lists the conditions of r that the request does not meet.
-func (p *Policy) failures(r *Rule, req *Request, res *Resource) []string {
+func failures(r *Rule, req *Request) []string {
 	var out []string
 	if r.Subject != nil && !r.Subject.matches(req.Subject) {
 		out = append(out, "subject")
