@@ -23,7 +23,7 @@ var allowed = map[string][]string{
 	"schemas":  nil,
 	"client":   {"schemas"},
 	"daemon":   {"caps", "abi", "policies", "schemas"},
-	"cmd":      {"client", "daemon", "abi", "caps"},
+	"cmd":      {"client", "daemon", "abi", "caps", "policies"},
 	"internal": nil,
 	"bench":    nil,
 	"scripts":  nil,

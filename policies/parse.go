@@ -1,0 +1,323 @@
+package policies
+
+import (
+	"os"
+	"path"
+	"regexp"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// The file grammar, as gohcl structs: a block or attribute not listed here
+// is an error ("Unsupported block type", "Unsupported argument") at its
+// position.
+type fileBody struct {
+	Resources []rawResource `hcl:"resource,block"`
+	Grants    []rawGrant    `hcl:"grant,block"`
+	Delegates []rawDelegate `hcl:"delegate,block"`
+	Denies    []rawDeny     `hcl:"deny,block"`
+}
+
+type rawResource struct {
+	Kind      string    `hcl:"kind,label"`
+	Name      string    `hcl:"name,label"`
+	Path      *string   `hcl:"path,optional"`
+	ReadOnly  *bool     `hcl:"read_only,optional"`
+	TCP       *string   `hcl:"tcp,optional"`
+	Unix      *string   `hcl:"unix,optional"`
+	DefRange  hcl.Range `hcl:",def_range"`
+	PathRange hcl.Range `hcl:"path,attr_value_range"`
+	TCPRange  hcl.Range `hcl:"tcp,attr_value_range"`
+	UnixRange hcl.Range `hcl:"unix,attr_value_range"`
+}
+
+type rawSubject struct {
+	UIDs      []int64   `hcl:"uids,optional"`
+	GIDs      []int64   `hcl:"gids,optional"`
+	Users     []string  `hcl:"users,optional"`
+	UIDsRange hcl.Range `hcl:"uids,attr_value_range"`
+	GIDsRange hcl.Range `hcl:"gids,attr_value_range"`
+	DefRange  hcl.Range `hcl:",def_range"`
+	Body      hcl.Body  `hcl:",body"`
+}
+
+type rawModule struct {
+	SHA256      []string          `hcl:"sha256,optional"`
+	Labels      map[string]string `hcl:"labels,optional"`
+	SHA256Range hcl.Range         `hcl:"sha256,attr_value_range"`
+	DefRange    hcl.Range         `hcl:",def_range"`
+	Body        hcl.Body          `hcl:",body"`
+}
+
+type rawGrant struct {
+	Name           string      `hcl:"name,label"`
+	Resources      []string    `hcl:"resources"`
+	Rights         *[]string   `hcl:"rights,optional"`
+	ReadOnly       *bool       `hcl:"read_only,optional"`
+	TTL            *string     `hcl:"ttl,optional"`
+	Subject        *rawSubject `hcl:"subject,block"`
+	Module         *rawModule  `hcl:"module,block"`
+	DefRange       hcl.Range   `hcl:",def_range"`
+	ResourcesRange hcl.Range   `hcl:"resources,attr_value_range"`
+	RightsRange    hcl.Range   `hcl:"rights,attr_value_range"`
+	TTLRange       hcl.Range   `hcl:"ttl,attr_value_range"`
+	Body           hcl.Body    `hcl:",body"`
+}
+
+type rawDelegate struct {
+	Name           string     `hcl:"name,label"`
+	Resources      []string   `hcl:"resources"`
+	MaxDepth       int64      `hcl:"max_depth"`
+	MaxCopies      *int64     `hcl:"max_copies,optional"`
+	Rights         *[]string  `hcl:"rights,optional"`
+	ReadOnly       *bool      `hcl:"read_only,optional"`
+	TTL            *string    `hcl:"ttl,optional"`
+	Module         *rawModule `hcl:"module,block"`
+	To             *rawModule `hcl:"to,block"`
+	DefRange       hcl.Range  `hcl:",def_range"`
+	ResourcesRange hcl.Range  `hcl:"resources,attr_value_range"`
+	RightsRange    hcl.Range  `hcl:"rights,attr_value_range"`
+	TTLRange       hcl.Range  `hcl:"ttl,attr_value_range"`
+	DepthRange     hcl.Range  `hcl:"max_depth,attr_value_range"`
+	CopiesRange    hcl.Range  `hcl:"max_copies,attr_value_range"`
+	Body           hcl.Body   `hcl:",body"`
+}
+
+type rawDeny struct {
+	Name           string      `hcl:"name,label"`
+	Resources      []string    `hcl:"resources"`
+	On             *[]string   `hcl:"on,optional"`
+	Subject        *rawSubject `hcl:"subject,block"`
+	Module         *rawModule  `hcl:"module,block"`
+	To             *rawModule  `hcl:"to,block"`
+	DefRange       hcl.Range   `hcl:",def_range"`
+	ResourcesRange hcl.Range   `hcl:"resources,attr_value_range"`
+	OnRange        hcl.Range   `hcl:"on,attr_value_range"`
+	Body           hcl.Body    `hcl:",body"`
+}
+
+// Load reads and merges policy files. Every problem in every file is
+// returned at once, as Errors.
+func Load(files ...string) (*Policy, error) {
+	var el errList
+	var bodies []*fileBody
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			el.errs = append(el.errs, Error{Pos: Pos{File: f}, Msg: err.Error()})
+			continue
+		}
+		if b := decodeFile(f, src, &el); b != nil {
+			bodies = append(bodies, b)
+		}
+	}
+	return build(bodies, &el)
+}
+
+// Parse reads one policy from src; name is the file name errors carry.
+func Parse(name string, src []byte) (*Policy, error) {
+	var el errList
+	var bodies []*fileBody
+	if b := decodeFile(name, src, &el); b != nil {
+		bodies = append(bodies, b)
+	}
+	return build(bodies, &el)
+}
+
+func decodeFile(name string, src []byte, el *errList) *fileBody {
+	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	if diags.HasErrors() {
+		el.addDiags(diags)
+		return nil
+	}
+	var b fileBody
+	if diags := gohcl.DecodeBody(f.Body, nil, &b); diags.HasErrors() {
+		el.addDiags(diags)
+		return nil
+	}
+	return &b
+}
+
+// build turns decoded files into a Policy, or returns every problem.
+func build(bodies []*fileBody, el *errList) (*Policy, error) {
+	p := &Policy{resources: map[resourceKey]*Resource{}}
+	for _, b := range bodies {
+		for i := range b.Resources {
+			p.addResource(compileResource(&b.Resources[i], el), el)
+		}
+		for i := range b.Grants {
+			p.rules = append(p.rules, compileGrant(&b.Grants[i], el))
+		}
+		for i := range b.Delegates {
+			p.rules = append(p.rules, compileDelegate(&b.Delegates[i], el))
+		}
+		for i := range b.Denies {
+			p.rules = append(p.rules, compileDeny(&b.Denies[i], el))
+		}
+	}
+	p.checkRules(el)
+	if err := el.result(); err != nil {
+		return nil, err
+	}
+	p.grants = newIndex(p.rules, TypeGrant)
+	p.delegates = newIndex(p.rules, TypeDelegate)
+	p.denies = newIndex(p.rules, TypeDeny)
+	return p, nil
+}
+
+func (p *Policy) addResource(r *Resource, el *errList) {
+	if r == nil {
+		return
+	}
+	k := resourceKey{r.Kind, r.Name}
+	if old := p.resources[k]; old != nil {
+		el.errs = append(el.errs, Error{Pos: r.Pos, Msg: "resource " + r.Kind + ":" + r.Name + " is already declared at " + old.Pos.String()})
+		return
+	}
+	p.resources[k] = r
+	p.resList = append(p.resList, r)
+}
+
+func compileResource(raw *rawResource, el *errList) *Resource {
+	r := &Resource{Kind: raw.Kind, Name: raw.Name, Pos: posOf(raw.DefRange)}
+	if !kinds[raw.Kind] {
+		el.add(raw.DefRange, "unknown resource kind %q (want dir, file, sock, listen or chan)", raw.Kind)
+		return nil
+	}
+	if err := checkName(raw.Name); err != nil {
+		el.add(raw.DefRange, "resource name %q %v", raw.Name, err)
+	}
+	switch raw.Kind {
+	case "dir", "file":
+		compileHostPath(raw, r, el)
+	case "sock", "listen":
+		compileAddress(raw, r, el)
+	case "chan":
+		if raw.Path != nil || raw.ReadOnly != nil || raw.TCP != nil || raw.Unix != nil {
+			el.add(raw.DefRange, "a chan resource takes no attributes")
+		}
+	}
+	// A resource with a bad value stays declared, so that rules naming it
+	// are not reported as well: the policy fails to load either way.
+	return r
+}
+
+func compileHostPath(raw *rawResource, r *Resource, el *errList) {
+	if raw.TCP != nil || raw.Unix != nil {
+		el.add(raw.DefRange, "a %s resource takes path and read_only, not tcp or unix", raw.Kind)
+	}
+	if raw.Path == nil {
+		el.add(raw.DefRange, "a %s resource needs path", raw.Kind)
+		return
+	}
+	r.Path = *raw.Path
+	if !path.IsAbs(r.Path) || path.Clean(r.Path) != r.Path {
+		el.add(raw.PathRange, "path %q must be absolute and clean", r.Path)
+	}
+	r.ReadOnly = raw.ReadOnly != nil && *raw.ReadOnly
+}
+
+func compileAddress(raw *rawResource, r *Resource, el *errList) {
+	if raw.Path != nil || raw.ReadOnly != nil {
+		el.add(raw.DefRange, "a %s resource takes tcp or unix, not path or read_only", raw.Kind)
+	}
+	switch {
+	case (raw.TCP == nil) == (raw.Unix == nil):
+		el.add(raw.DefRange, "a %s resource needs exactly one of tcp (HOST:PORT) or unix (a socket path)", raw.Kind)
+	case raw.TCP != nil:
+		r.TCP = *raw.TCP
+		if !hostPort.MatchString(r.TCP) {
+			el.add(raw.TCPRange, "tcp %q is not HOST:PORT (a name or address, and a port 1-65535)", r.TCP)
+		}
+	default:
+		r.Unix = *raw.Unix
+		if !path.IsAbs(r.Unix) {
+			el.add(raw.UnixRange, "unix %q must be an absolute path", r.Unix)
+		}
+	}
+}
+
+var hostPort = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})$`)
+
+// elems gives the position of each element of a list attribute, so that
+// an error points at the element, not the whole list. A list written as
+// anything but a literal [ … ] falls back to the attribute's position.
+type elems struct {
+	exprs []hclsyntax.Expression
+	whole hcl.Range
+}
+
+func listElems(body hcl.Body, name string, whole hcl.Range) elems {
+	if b, ok := body.(*hclsyntax.Body); ok {
+		if a := b.Attributes[name]; a != nil {
+			if t, ok := a.Expr.(*hclsyntax.TupleConsExpr); ok {
+				return elems{exprs: t.Exprs, whole: whole}
+			}
+		}
+	}
+	return elems{whole: whole}
+}
+
+func (e elems) at(i int) hcl.Range {
+	if i < len(e.exprs) {
+		return e.exprs[i].Range()
+	}
+	return e.whole
+}
+
+func compileSelectors(texts []string, at elems, el *errList) []Selector {
+	if len(texts) == 0 {
+		el.add(at.whole, "resources is empty: list at least one KIND:NAME, KIND:GLOB or dir|file:/PATH")
+	}
+	out := make([]Selector, 0, len(texts))
+	for i, t := range texts {
+		s, err := parseSelector(t)
+		if err != nil {
+			el.add(at.at(i), "resources: %q: %v", t, err)
+			continue
+		}
+		s.Pos = posOf(at.at(i))
+		out = append(out, s)
+	}
+	return out
+}
+
+// compileRights reads a rights ceiling: caps' right names, less every
+// write right when readOnly is set. Absent means every right.
+func compileRights(names *[]string, readOnly *bool, at elems, el *errList) caps.Rights {
+	ceiling := caps.RightsAll
+	if names != nil {
+		ceiling = 0
+		if len(*names) == 0 {
+			el.add(at.whole, "rights is empty: a capability with no rights is of no use; list the rights, or leave rights out for every right")
+		}
+		for i, n := range *names {
+			bit, ok := caps.ParseRight(n)
+			if !ok {
+				el.add(at.at(i), "rights: unknown right %q (`sandboxd abi` lists them)", n)
+			}
+			ceiling |= bit
+		}
+	}
+	if readOnly != nil && *readOnly {
+		ceiling &^= caps.RightsWriteMask
+	}
+	return ceiling
+}
+
+func compileTTL(s *string, r hcl.Range, el *errList) time.Duration {
+	if s == nil {
+		return 0
+	}
+	d, err := time.ParseDuration(*s)
+	if err != nil || d <= 0 {
+		el.add(r, "ttl %q is not a positive duration (like \"90s\", \"10m\", \"2h\")", *s)
+		return 0
+	}
+	return d
+}

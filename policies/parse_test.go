@@ -1,0 +1,161 @@
+package policies
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every problem is reported at its file:line:column, and all of them at
+// once.
+func TestParseErrorsCarryPositions(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      []string // each a whole error line
+	}{
+		{"syntax", "grant \"x\" {\n  resources = [\n", []string{"p.hcl:3:1: Missing expression: Expected the start of an expression, but found the end of the file."}},
+		{"unknown block", "resource \"sock\" \"db\" { tcp = \"h:1\" }\npolicy \"x\" {}\n", []string{`p.hcl:2:1: Unsupported block type: Blocks of type "policy" are not expected here.`}},
+		{"unknown attribute", "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\"]\n  max_depth = 1\n}\n",
+			[]string{`p.hcl:4:3: Unsupported argument: An argument named "max_depth" is not expected here.`}},
+		{"unknown block inside", "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\"]\n  to {\n    labels = { a = \"b\" }\n  }\n}\n",
+			[]string{`p.hcl:4:3: Unsupported block type: Blocks of type "to" are not expected here.`}},
+		{"missing required", "resource \"chan\" \"c\" {}\ndelegate \"d\" {\n  resources = [\"chan:c\"]\n}\n",
+			[]string{`p.hcl:2:14: Missing required argument: The argument "max_depth" is required, but no definition was found.`}},
+		{"bad values, all reported", "resource \"sock\" \"db\" {\n  tcp = \"nohost\"\n}\nresource \"pipe\" \"p\" {}\n" +
+			"grant \"g\" {\n  resources = [\"sock:db\", \"sock:missing\", \"file:/a/../b\"]\n  rights = [\"fd_read\", \"fly\"]\n  ttl = \"soon\"\n}\n",
+			[]string{
+				`p.hcl:2:9: tcp "nohost" is not HOST:PORT (a name or address, and a port 1-65535)`,
+				`p.hcl:4:1: unknown resource kind "pipe" (want dir, file, sock, listen or chan)`,
+				`p.hcl:6:27: resources: sock:missing is not declared (add resource "sock" "missing" { … })`,
+				`p.hcl:6:43: resources: "file:/a/../b": host path "/a/../b" is not clean (write "/b")`,
+				`p.hcl:7:24: rights: unknown right "fly" (` + "`sandboxd abi`" + ` lists them)`,
+				`p.hcl:8:9: ttl "soon" is not a positive duration (like "90s", "10m", "2h")`,
+			}},
+		{"duplicates", "resource \"chan\" \"c\" {}\nresource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\"]\n}\ndeny \"g\" {\n  resources = [\"chan:c\"]\n}\n",
+			[]string{
+				`p.hcl:2:1: resource chan:c is already declared at p.hcl:1:1`,
+				`p.hcl:6:1: rule name "g" is already used at p.hcl:3:1`,
+			}},
+		{"delegate limits", "resource \"chan\" \"c\" {}\ndelegate \"d\" {\n  resources = [\"chan:c\"]\n  max_depth = 0\n  max_copies = -1\n}\n",
+			[]string{
+				`p.hcl:4:15: max_depth 0: want at least 1 (to forbid delegation, write no delegate rule or a deny rule)`,
+				`p.hcl:5:16: max_copies -1: want at least 1 (leave it out for no limit)`,
+			}},
+		{"subject and module values", "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\"]\n  subject {\n    uids = [-1]\n  }\n  module {\n    sha256 = [\"ABC\"]\n  }\n}\n",
+			[]string{
+				`p.hcl:5:13: uids: -1 is not a unix id (0-4294967295)`,
+				`p.hcl:8:15: sha256 "ABC" is not 64 lower-case hex digits`,
+			}},
+		{"empty lists", "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = []\n  rights = []\n}\n",
+			[]string{
+				`p.hcl:3:15: resources is empty: list at least one KIND:NAME, KIND:GLOB or dir|file:/PATH`,
+				`p.hcl:4:12: rights is empty: a capability with no rights is of no use; list the rights, or leave rights out for every right`,
+			}},
+		{"deny on", "resource \"chan\" \"c\" {}\ndeny \"d\" {\n  resources = [\"chan:c\"]\n  on = [\"launch\"]\n}\n",
+			[]string{
+				`p.hcl:4:8: on is empty: list "grant", "delegate" or both, or leave it out for both`,
+				`p.hcl:4:9: on: unknown request "launch" (want "grant" or "delegate")`,
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Parse("p.hcl", []byte(tc.src))
+			if p != nil || err == nil {
+				t.Fatalf("Parse accepted:\n%s", tc.src)
+			}
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("error %T is not Errors", err)
+			}
+			if got := strings.Split(err.Error(), "\n"); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", err, strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+}
+
+// Two rules that could decide one request at the same specificity do not
+// load; the error names both.
+func TestTiesRejectedAtLoad(t *testing.T) {
+	const decl = "resource \"sock\" \"db\" { tcp = \"h:1\" }\n"
+	for _, tc := range []struct {
+		name, rules string
+		tie         bool
+	}{
+		{"same exact name", `grant "a" { resources = ["sock:db"] }` + "\n" + `grant "b" { resources = ["sock:db"] }`, true},
+		{"overlapping globs of equal rank", `grant "a" { resources = ["sock:d*"] }` + "\n" + `grant "b" { resources = ["sock:*b"] }`, true},
+		{"same path prefix", `grant "a" { resources = ["dir:/srv"] }` + "\n" + `grant "b" { resources = ["dir:/srv"] }`, true},
+		{"exact and glob differ in rank", `grant "a" { resources = ["sock:db"] }` + "\n" + `grant "b" { resources = ["sock:*"] }`, false},
+		{"globs that cannot meet", `grant "a" { resources = ["sock:a*"] }` + "\n" + `grant "b" { resources = ["sock:b*"] }`, false},
+		{"sibling paths", `grant "a" { resources = ["dir:/srv/a"] }` + "\n" + `grant "b" { resources = ["dir:/srv/b"] }`, false},
+		{"disjoint users", `grant "a" {
+  resources = ["sock:db"]
+  subject { users = ["alice"] }
+}
+grant "b" {
+  resources = ["sock:db"]
+  subject { users = ["bob"] }
+}`, false},
+		{"groups never separate", `grant "a" {
+  resources = ["sock:db"]
+  subject { gids = [1] }
+}
+grant "b" {
+  resources = ["sock:db"]
+  subject { gids = [2] }
+}`, true},
+		{"disjoint labels", `grant "a" {
+  resources = ["sock:db"]
+  module { labels = { app = "x" } }
+}
+grant "b" {
+  resources = ["sock:db"]
+  module { labels = { app = "y" } }
+}`, false},
+		{"grant and delegate never tie", `grant "a" { resources = ["sock:db"] }` + "\n" + `delegate "b" {
+  resources = ["sock:db"]
+  max_depth = 1
+}`, false},
+		{"deny rules never tie", `deny "a" { resources = ["sock:db"] }` + "\n" + `deny "b" { resources = ["sock:db"] }`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.hcl", []byte(decl+tc.rules+"\n"))
+			if !tc.tie {
+				if err != nil {
+					t.Fatalf("rejected: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), `rules tie: grant "b"`) || !strings.Contains(err.Error(), `"a" at t.hcl:2:1`) {
+				t.Fatalf("want a tie naming both rules and positions, got %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadMergesFilesAndReportsEach(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	res := write("res.hcl", "resource \"chan\" \"jobs\" {}\n")
+	rules := write("rules.hcl", "grant \"jobs\" {\n  resources = [\"chan:jobs\"]\n}\n")
+	p, err := Load(res, rules)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	d := Evaluate(p, Request{Op: OpGrant, Kind: "chan", Name: "jobs"})
+	if !d.Allowed || d.Rule.File != rules || d.Rule.Line != 1 {
+		t.Fatalf("want allowed by %s:1, got\n%s", rules, d.Explain())
+	}
+	bad := write("bad.hcl", "grant \"x\" {\n  resources = [\"chan:nope\"]\n}\n")
+	_, err = Load(res, bad, filepath.Join(dir, "missing.hcl"))
+	if err == nil || !strings.Contains(err.Error(), bad+":2:16: resources: chan:nope is not declared") || !strings.Contains(err.Error(), "missing.hcl: open ") {
+		t.Fatalf("Load errors: %v", err)
+	}
+}

@@ -1,0 +1,230 @@
+package policies
+
+import (
+	"math"
+	"regexp"
+)
+
+func compileGrant(raw *rawGrant, el *errList) *Rule {
+	return &Rule{
+		Type:      TypeGrant,
+		Name:      raw.Name,
+		Pos:       posOf(raw.DefRange),
+		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
+		Subject:   compileSubject(raw.Subject, el),
+		Module:    compileModule(raw.Module, el),
+		Rights:    compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el),
+		TTL:       compileTTL(raw.TTL, raw.TTLRange, el),
+	}
+}
+
+func compileDelegate(raw *rawDelegate, el *errList) *Rule {
+	r := &Rule{
+		Type:      TypeDelegate,
+		Name:      raw.Name,
+		Pos:       posOf(raw.DefRange),
+		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
+		Module:    compileModule(raw.Module, el),
+		To:        compileModule(raw.To, el),
+		Rights:    compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el),
+		TTL:       compileTTL(raw.TTL, raw.TTLRange, el),
+	}
+	if raw.MaxDepth < 1 || raw.MaxDepth > math.MaxInt32 {
+		el.add(raw.DepthRange, "max_depth %d: want at least 1 (to forbid delegation, write no delegate rule or a deny rule)", raw.MaxDepth)
+	}
+	r.MaxDepth = int(raw.MaxDepth)
+	if raw.MaxCopies != nil {
+		if *raw.MaxCopies < 1 || *raw.MaxCopies > math.MaxInt32 {
+			el.add(raw.CopiesRange, "max_copies %d: want at least 1 (leave it out for no limit)", *raw.MaxCopies)
+		}
+		r.MaxCopies = int(*raw.MaxCopies)
+	}
+	return r
+}
+
+func compileDeny(raw *rawDeny, el *errList) *Rule {
+	r := &Rule{
+		Type:      TypeDeny,
+		Name:      raw.Name,
+		Pos:       posOf(raw.DefRange),
+		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
+		Subject:   compileSubject(raw.Subject, el),
+		Module:    compileModule(raw.Module, el),
+		To:        compileModule(raw.To, el),
+		On:        []Op{OpGrant, OpDelegate},
+	}
+	if raw.On != nil {
+		r.On = nil
+		at := listElems(raw.Body, "on", raw.OnRange)
+		for i, o := range *raw.On {
+			switch Op(o) {
+			case OpGrant, OpDelegate:
+				r.On = append(r.On, Op(o))
+			default:
+				el.add(at.at(i), "on: unknown request %q (want \"grant\" or \"delegate\")", o)
+			}
+		}
+		if len(r.On) == 0 {
+			el.add(raw.OnRange, "on is empty: list \"grant\", \"delegate\" or both, or leave it out for both")
+		}
+	}
+	return r
+}
+
+func compileSubject(raw *rawSubject, el *errList) *SubjectMatch {
+	if raw == nil {
+		return nil
+	}
+	s := &SubjectMatch{Users: raw.Users}
+	s.UIDs = compileIDs(raw.UIDs, "uids", listElems(raw.Body, "uids", raw.UIDsRange), el)
+	s.GIDs = compileIDs(raw.GIDs, "gids", listElems(raw.Body, "gids", raw.GIDsRange), el)
+	users := listElems(raw.Body, "users", raw.DefRange)
+	for i, u := range raw.Users {
+		if u == "" {
+			el.add(users.at(i), "users: an empty user name matches nobody")
+		}
+	}
+	if len(raw.UIDs)+len(raw.GIDs)+len(raw.Users) == 0 {
+		el.add(raw.DefRange, "subject block is empty: give uids, gids or users, or leave the block out to match anyone")
+	}
+	return s
+}
+
+func compileIDs(ids []int64, what string, at elems, el *errList) []uint32 {
+	out := make([]uint32, 0, len(ids))
+	for i, id := range ids {
+		if id < 0 || id > math.MaxUint32 {
+			el.add(at.at(i), "%s: %d is not a unix id (0-4294967295)", what, id)
+			continue
+		}
+		out = append(out, uint32(id))
+	}
+	return out
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func compileModule(raw *rawModule, el *errList) *ModuleMatch {
+	if raw == nil {
+		return nil
+	}
+	hashes := listElems(raw.Body, "sha256", raw.SHA256Range)
+	for i, h := range raw.SHA256 {
+		if !sha256Hex.MatchString(h) {
+			el.add(hashes.at(i), "sha256 %q is not 64 lower-case hex digits", h)
+		}
+	}
+	if len(raw.SHA256)+len(raw.Labels) == 0 {
+		el.add(raw.DefRange, "block is empty: give sha256 or labels, or leave the block out to match any module")
+	}
+	return &ModuleMatch{SHA256: raw.SHA256, Labels: raw.Labels}
+}
+
+// checkRules holds the rules that span blocks: rule names are unique, an
+// exact name refers to a declared resource, and no two rules of one type
+// could decide the same request at the same specificity.
+func (p *Policy) checkRules(el *errList) {
+	byName := map[string]*Rule{}
+	for _, r := range p.rules {
+		if old := byName[r.Name]; old != nil {
+			el.errs = append(el.errs, Error{Pos: r.Pos, Msg: "rule name " + quote(r.Name) + " is already used at " + old.Pos.String()})
+		}
+		byName[r.Name] = r
+		for _, s := range r.Selectors {
+			if s.Path == "" && !s.isGlob() && p.resources[resourceKey{s.Kind, s.Name}] == nil {
+				el.errs = append(el.errs, Error{Pos: s.Pos, Msg: "resources: " + s.String() + " is not declared (add resource " + quote(s.Kind) + " " + quote(s.Name) + " { … })"})
+			}
+		}
+	}
+	p.checkTies(el)
+}
+
+// checkTies rejects two grant (or two delegate) rules that could both
+// decide one request: selectors of equal rank that overlap, and match
+// conditions that some request could meet at once. Deny rules never tie:
+// any matching deny denies.
+func (p *Policy) checkTies(el *errList) {
+	for i, a := range p.rules {
+		if a.Type == TypeDeny {
+			continue
+		}
+		for _, b := range p.rules[i+1:] {
+			if b.Type != a.Type || !conditionsOverlap(a, b) {
+				continue
+			}
+			if sa, sb, ok := tiedSelectors(a, b); ok {
+				el.errs = append(el.errs, Error{Pos: b.Pos, Msg: "rules tie: " + string(b.Type) + " " + quote(b.Name) +
+					" (" + sb.String() + ") and " + quote(a.Name) + " at " + a.Pos.String() + " (" + sa.String() +
+					") could both decide the same request at the same specificity; make one more specific or give them disjoint subjects or modules"})
+			}
+		}
+	}
+}
+
+func tiedSelectors(a, b *Rule) (Selector, Selector, bool) {
+	for _, sa := range a.Selectors {
+		for _, sb := range b.Selectors {
+			if sa.rank() == sb.rank() && sa.overlaps(sb) {
+				return sa, sb, true
+			}
+		}
+	}
+	return Selector{}, Selector{}, false
+}
+
+// conditionsOverlap is false only when the rules provably match disjoint
+// requests: different uids, users or module hashes, or one label key with
+// different values. Group lists never separate rules (a user has several
+// groups).
+func conditionsOverlap(a, b *Rule) bool {
+	if a.Subject != nil && b.Subject != nil {
+		if disjointU32(a.Subject.UIDs, b.Subject.UIDs) || disjointStr(a.Subject.Users, b.Subject.Users) {
+			return false
+		}
+	}
+	return modulesOverlap(a.Module, b.Module) && modulesOverlap(a.To, b.To)
+}
+
+func modulesOverlap(a, b *ModuleMatch) bool {
+	if a == nil || b == nil {
+		return true
+	}
+	if disjointStr(a.SHA256, b.SHA256) {
+		return false
+	}
+	for k, v := range a.Labels {
+		if w, ok := b.Labels[k]; ok && w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// disjointU32 is true when both lists constrain and share no value.
+func disjointU32(a, b []uint32) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func disjointStr(a, b []string) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return false
+			}
+		}
+	}
+	return true
+}

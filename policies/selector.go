@@ -1,0 +1,179 @@
+package policies
+
+import (
+	"errors"
+	"path"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Selector is one entry of a rule's `resources` list: KIND ":" NAME, where
+// NAME is a resource name, a glob ('*' matches any run of characters) or
+// "*" alone; or, for dir and file, KIND ":" PATH, a host-path prefix that
+// inline grants (`--grant dir:/srv/x`) fall under.
+type Selector struct {
+	Kind string
+	Name string // a name, glob or "*"; empty when Path is set
+	Path string // an absolute, clean host-path prefix
+	Pos  Pos
+}
+
+func (s Selector) String() string {
+	if s.Path != "" {
+		return s.Kind + ":" + s.Path
+	}
+	return s.Kind + ":" + s.Name
+}
+
+// Specificity ranks. Names and paths never compete: a request names a
+// resource or gives a host path, not both.
+const rankExact = 1 << 20
+
+// rank is the selector's specificity: an exact name beats any glob, a glob
+// beats another with fewer literal characters, "*" is lowest (0). A path
+// prefix ranks by its number of elements ("/" is 1).
+func (s Selector) rank() int {
+	if s.Path != "" {
+		if s.Path == "/" {
+			return 1
+		}
+		return 1 + strings.Count(s.Path, "/")
+	}
+	if !strings.Contains(s.Name, "*") {
+		return rankExact
+	}
+	return len(s.Name) - strings.Count(s.Name, "*") + btoi(s.Name != "*")
+}
+
+func (s Selector) isGlob() bool { return s.Path == "" && strings.Contains(s.Name, "*") }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func pathUnder(p, prefix string) bool {
+	if prefix == "/" {
+		return strings.HasPrefix(p, "/")
+	}
+	return p == prefix || strings.HasPrefix(p, prefix+"/")
+}
+
+// overlaps reports whether some request could match both selectors.
+func (s Selector) overlaps(o Selector) bool {
+	if s.Kind != o.Kind || (s.Path == "") != (o.Path == "") {
+		return false
+	}
+	if s.Path != "" {
+		return pathUnder(s.Path, o.Path) || pathUnder(o.Path, s.Path)
+	}
+	return globsIntersect(s.Name, o.Name)
+}
+
+// globMatch matches name against a pattern whose only wildcard is '*'.
+func globMatch(pat, name string) bool {
+	star, mark := -1, 0
+	i, j := 0, 0
+	for j < len(name) {
+		switch {
+		case i < len(pat) && pat[i] == '*':
+			star, mark = i, j
+			i++
+		case i < len(pat) && pat[i] == name[j]:
+			i++
+			j++
+		case star >= 0:
+			i = star + 1
+			mark++
+			j = mark
+		default:
+			return false
+		}
+	}
+	for i < len(pat) && pat[i] == '*' {
+		i++
+	}
+	return i == len(pat)
+}
+
+// globsIntersect reports whether some string matches both patterns.
+func globsIntersect(p, q string) bool {
+	seen := make(map[[2]int]bool)
+	var walk func(i, j int) bool
+	walk = func(i, j int) bool {
+		k := [2]int{i, j}
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		switch {
+		case i == len(p) && j == len(q):
+			return true
+		case i < len(p) && p[i] == '*':
+			return walk(i+1, j) || (j < len(q) && walk(i, j+1))
+		case j < len(q) && q[j] == '*':
+			return walk(i, j+1) || (i < len(p) && walk(i+1, j))
+		case i < len(p) && j < len(q) && p[i] == q[j]:
+			return walk(i+1, j+1)
+		}
+		return false
+	}
+	return walk(0, 0)
+}
+
+// Resource kinds the language knows.
+var kinds = map[string]bool{"dir": true, "file": true, "sock": true, "listen": true, "chan": true}
+
+// parseSelector reads "KIND:NAME", "KIND:GLOB" or "KIND:/PATH".
+func parseSelector(text string) (Selector, error) {
+	kind, rest, ok := strings.Cut(text, ":")
+	if !ok {
+		return Selector{}, errors.New("want KIND:NAME, KIND:GLOB or dir|file:/PATH")
+	}
+	if !kinds[kind] {
+		return Selector{}, errors.New("unknown resource kind " + quote(kind) + " (want dir, file, sock, listen or chan)")
+	}
+	if strings.HasPrefix(rest, "/") {
+		if kind != "dir" && kind != "file" {
+			return Selector{}, errors.New("a host-path prefix applies to dir and file only")
+		}
+		if path.Clean(rest) != rest {
+			return Selector{}, errors.New("host path " + quote(rest) + " is not clean (write " + quote(path.Clean(rest)) + ")")
+		}
+		return Selector{Kind: kind, Path: rest}, nil
+	}
+	if err := checkName(strings.ReplaceAll(rest, "*", "x")); err != nil {
+		return Selector{}, errors.New("name " + quote(rest) + " " + err.Error())
+	}
+	return Selector{Kind: kind, Name: rest}, nil
+}
+
+// checkName is the grant grammar's rule for names (docs/GRANTS.md): 1–255
+// bytes of UTF-8, not "." or "..", without "/", "=", ":", "\", NUL or
+// control characters.
+func checkName(n string) error {
+	switch {
+	case n == "":
+		return errors.New("is empty")
+	case len(n) > 255:
+		return errors.New("is longer than 255 bytes")
+	case n == "." || n == "..":
+		return errors.New(`may not be "." or ".."`)
+	case strings.ContainsAny(n, "/=:\\"):
+		return errors.New(`may not contain "/", "=", ":" or "\"`)
+	}
+	if !utf8.ValidString(n) {
+		return errors.New("is not valid UTF-8")
+	}
+	for _, c := range n {
+		if c < 0x20 || c == 0x7f {
+			return errors.New("contains a control character")
+		}
+	}
+	return nil
+}
+
+func quote(s string) string { return strconv.Quote(s) }
