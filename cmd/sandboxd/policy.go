@@ -11,15 +11,14 @@ import (
 func init() {
 	register(command{
 		name:    "policy",
-		usage:   "check FILE…",
-		summary: "check grant-policy files: every error with file:line:column (policies are not enforced yet: docs/POLICY.md)",
+		usage:   "check FILE… | explain --policy FILE … --grant KIND:NAME prog.wasm",
+		summary: "check grant-policy files, or explain one grant decision (policies are not enforced yet: docs/POLICY.md)",
 		run:     policyCmd,
 	})
 }
 
-// policyCmd is `sandboxd policy check FILE…`: it loads the files together,
-// as one policy, and exits 0 when they load, 1 with every problem on
-// stderr (one "FILE:LINE:COLUMN: message" line each) when they do not.
+// policyCmd is `sandboxd policy check FILE…` or `sandboxd policy explain
+// …` (policy_explain.go).
 func policyCmd(args []string) int {
 	c := commands["policy"]
 	fs := newFlags(c)
@@ -28,13 +27,33 @@ func policyCmd(args []string) int {
 	}
 	switch {
 	case fs.NArg() == 0:
-		return usageError(c, "want a subcommand: check FILE…")
+		return usageError(c, "want a subcommand: check FILE… or explain")
+	case fs.Arg(0) == "explain":
+		return policyExplain(fs.Args()[1:])
 	case fs.Arg(0) != "check":
-		return usageError(c, "unknown subcommand %q: want check", fs.Arg(0))
+		return usageError(c, "unknown subcommand %q: want check or explain", fs.Arg(0))
 	case fs.NArg() == 1:
 		return usageError(c, "check: want at least one policy file")
 	}
-	files := fs.Args()[1:]
+	return policyCheck(fs.Args()[1:])
+}
+
+// policyCheck loads files together, as one policy, and exits 0 when they
+// load, 1 with every problem on stderr (one "FILE:LINE:COLUMN: message"
+// line each) when they do not.
+func policyCheck(files []string) int {
+	p, ok := loadPolicy("policy check", files)
+	if !ok {
+		return exitFailure
+	}
+	fmt.Printf("ok: %d file(s), %d resource(s), %d rule(s)\n", len(files), len(p.Resources()), len(p.Rules()))
+	return exitOK
+}
+
+// loadPolicy loads files as one policy. When they do not load it prints
+// every problem on stderr, then one line summing up under verb, and
+// returns ok=false.
+func loadPolicy(verb string, files []string) (*policies.Policy, bool) {
 	p, err := policies.Load(files...)
 	var problems policies.Errors
 	switch {
@@ -42,12 +61,11 @@ func policyCmd(args []string) int {
 		for _, e := range problems {
 			fmt.Fprintln(os.Stderr, e.Error())
 		}
-		fail("policy check: %d problem(s) in %d file(s); the policy does not load", len(problems), len(files))
-		return exitFailure
+		fail("%s: %d problem(s) in %d file(s); the policy does not load", verb, len(problems), len(files))
+		return nil, false
 	case err != nil:
-		fail("policy check: %v", err)
-		return exitFailure
+		fail("%s: %v", verb, err)
+		return nil, false
 	}
-	fmt.Printf("ok: %d file(s), %d resource(s), %d rule(s)\n", len(files), len(p.Resources()), len(p.Rules()))
-	return exitOK
+	return p, true
 }

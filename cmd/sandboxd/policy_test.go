@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,8 +46,8 @@ func TestPolicyUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"policy"}, "want a subcommand: check FILE…"},
-		{[]string{"policy", "explain"}, `unknown subcommand "explain": want check`},
+		{[]string{"policy"}, "want a subcommand: check FILE… or explain"},
+		{[]string{"policy", "frob"}, `unknown subcommand "frob": want check or explain`},
 		{[]string{"policy", "check"}, "check: want at least one policy file"},
 		{[]string{"policy", "--bogus", "check", "x.hcl"}, "flag provided but not defined: -bogus"},
 	} {
@@ -59,4 +60,83 @@ func TestPolicyUsageErrors(t *testing.T) {
 	if r := sandboxd(t, "", "policy", "-h"); r.code != exitOK || !strings.HasPrefix(r.stdout, "Usage: sandboxd policy check FILE…") {
 		t.Errorf("policy -h: code %d, stdout %q", r.code, r.stdout)
 	}
+}
+
+// explainPipeline runs `policy explain` against the pipeline example,
+// asking for chan:fetch-out for a module labelled pipeline=etl, with
+// extra flags before the module.
+func explainPipeline(t *testing.T, extra ...string) result {
+	t.Helper()
+	module := filepath.Join(t.TempDir(), "prog.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"policy", "explain", "--policy", "../../policies/examples/pipeline.hcl", "--label", "pipeline=etl", "--grant", "chan:fetch-out"}
+	return sandboxd(t, "", append(append(args, extra...), module)...)
+}
+
+func TestPolicyExplainAllowedNamesTheRule(t *testing.T) {
+	r := explainPipeline(t, "--as", "1000", "--rights", "fd_read,fd_write")
+	want := "allowed by grant \"pipeline-channels\" (../../policies/examples/pipeline.hcl:10)\n" +
+		"  reason:  grant chan:fetch-out allowed by grant \"pipeline-channels\"\n" +
+		"  rights:  fd_read|fd_write\n"
+	if r.code != exitOK || r.stdout != want || r.stderr != "" {
+		t.Fatalf("code %d, stderr %q, stdout:\n%s\nwant:\n%s", r.code, r.stderr, r.stdout, want)
+	}
+}
+
+// uid 1001 is not the pipeline's operator: default deny, and the grant
+// rule whose subject alone fails is the closest.
+func TestPolicyExplainDeniedNamesTheClosestRule(t *testing.T) {
+	r := explainPipeline(t, "--as", "1001")
+	want := "denied: no rule matches (default deny)\n" +
+		"  reason:  no grant rule allows chan:fetch-out (default deny); closest is \"pipeline-channels\", whose subject does not match\n" +
+		"  closest: grant \"pipeline-channels\" (../../policies/examples/pipeline.hcl:10)\n"
+	if r.code != exitFailure || r.stdout != want || r.stderr != "" {
+		t.Fatalf("code %d, stderr %q, stdout:\n%s\nwant:\n%s", r.code, r.stderr, r.stdout, want)
+	}
+}
+
+func TestPolicyExplainJSON(t *testing.T) {
+	r := explainPipeline(t, "--as", "1001", "--json")
+	var d struct {
+		Allowed bool
+		Rule    *struct{ Name string }
+		Closest *struct{ Name string }
+		Reason  string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatalf("stdout is not JSON: %v: %q", err, r.stdout)
+	}
+	if r.code != exitFailure || d.Allowed || d.Rule != nil || d.Closest == nil || d.Closest.Name != "pipeline-channels" || !strings.Contains(d.Reason, "default deny") {
+		t.Fatalf("code %d, decision %+v, stdout %q", r.code, d, r.stdout)
+	}
+}
+
+func TestPolicyExplainUsageAndModuleErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--policy", "p.hcl", "--grant", "chan", "m.wasm"}, `--grant "chan": want KIND:NAME`},
+		{[]string{"--policy", "p.hcl", "--grant", "disk:x", "m.wasm"}, `unknown kind "disk"`},
+		{[]string{"--policy", "p.hcl", "--grant", "chan:x", "--rights", "fd_fly", "m.wasm"}, `--rights: unknown right "fd_fly"`},
+		{[]string{"--policy", "p.hcl", "--grant", "chan:x", "--label", "nokey", "m.wasm"}, `--label "nokey": want KEY=VALUE`},
+		{[]string{"--policy", "p.hcl", "m.wasm"}, "want --grant KIND:NAME"},
+		{[]string{"--grant", "chan:x", "m.wasm"}, "want at least one --policy FILE"},
+		{[]string{"--policy", "p.hcl", "--grant", "chan:x"}, "want exactly one module"},
+		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		args := append([]string{"policy", "explain"}, tc.args...)
+		r := sandboxd(t, "", args...)
+		if r.code != exitUsage || r.stdout != "" {
+			t.Errorf("%v: code %d, want %d; stdout %q", args, r.code, exitUsage, r.stdout)
+		}
+		oneLine(t, r.stderr, tc.want)
+	}
+	r := sandboxd(t, "", "policy", "explain", "--policy", "../../policies/examples/pipeline.hcl", "--grant", "chan:x", filepath.Join(t.TempDir(), "missing.wasm"))
+	if r.code != exitModuleUnreadable || r.stdout != "" {
+		t.Errorf("missing module: code %d, stdout %q", r.code, r.stdout)
+	}
+	oneLine(t, r.stderr, "policy explain: cannot read the module: open ")
 }

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+// exitModuleUnreadable is explain's status for a module it cannot read,
+// the same as `run`'s for the same failure.
+const exitModuleUnreadable = 4
+
+// explainCmd names `policy explain` in its usage line and messages.
+var explainCmd = command{
+	name:    "policy explain",
+	usage:   "--policy FILE [--policy FILE…] [--as USER|UID] [--label k=v …] --grant KIND:NAME|dir:HOSTPATH|file:HOSTPATH [--rights r1,r2] [--json] prog.wasm",
+	summary: "decide one grant request against the policy files and explain the decision: exit 0 allowed, 1 denied (docs/POLICY.md)",
+}
+
+// explainArgs holds explain's flags as given.
+type explainArgs struct {
+	policies stringList
+	labels   stringList
+	as       string
+	grant    string
+	rights   string
+	json     bool
+}
+
+// policyExplain is `sandboxd policy explain …`: it builds one grant
+// request, evaluates it and prints the decision on stdout. It exits 0 when
+// the request is allowed, 1 when it is denied or the policy does not load
+// (a "sandboxd:" line on stderr says which), 2 on a usage error and 4
+// when the module cannot be read.
+func policyExplain(args []string) int {
+	c := explainCmd
+	fs := newFlags(c)
+	var a explainArgs
+	fs.Var(&a.policies, "policy", "a policy `FILE`; repeat to load several as one policy")
+	fs.StringVar(&a.as, "as", "", "the requesting `USER` (name or uid); default: the invoking user")
+	fs.Var(&a.labels, "label", "a module label `k=v`; repeat for several")
+	fs.StringVar(&a.grant, "grant", "", "the resource asked for: `KIND:NAME` (a declared resource), or dir:HOSTPATH, file:HOSTPATH")
+	fs.StringVar(&a.rights, "rights", "", "the rights asked for, comma-separated `r1,r2` (`sandboxd abi` lists them); default: every right")
+	fs.BoolVar(&a.json, "json", false, "print the decision as JSON")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		return usageError(c, "want exactly one module (prog.wasm) after the flags, got %d argument(s)", fs.NArg())
+	}
+	req, err := a.request()
+	if err != nil {
+		return usageError(c, "%v", err)
+	}
+	p, ok := loadPolicy(c.name, a.policies)
+	if !ok {
+		return exitFailure
+	}
+	if req.Module.SHA256, err = moduleSHA256(fs.Arg(0)); err != nil {
+		fail("%s: %v", c.name, err)
+		return exitModuleUnreadable
+	}
+	return printDecision(policies.Evaluate(p, req), a.json)
+}
+
+// request builds the grant request from the flags, less the module's
+// hash. Its errors are usage errors.
+func (a *explainArgs) request() (policies.Request, error) {
+	req := policies.Request{Op: policies.OpGrant}
+	if len(a.policies) == 0 {
+		return req, fmt.Errorf("want at least one --policy FILE")
+	}
+	var err error
+	if req.Kind, req.Name, req.Path, err = parseResource(a.grant); err != nil {
+		return req, err
+	}
+	if req.Rights, err = parseRightsList(a.rights); err != nil {
+		return req, err
+	}
+	if req.Module.Labels, err = parseLabels(a.labels); err != nil {
+		return req, err
+	}
+	req.Subject, err = lookupSubject(a.as)
+	return req, err
+}
+
+// resourceKinds are the kinds a policy knows (docs/POLICY.md).
+var resourceKinds = map[string]bool{"dir": true, "file": true, "sock": true, "listen": true, "chan": true}
+
+// parseResource reads KIND:NAME, or dir:/PATH and file:/PATH: a dir or
+// file resource written with an absolute path is an inline host path, and
+// any other is a declared resource's name.
+func parseResource(text string) (kind, name, path string, err error) {
+	if text == "" {
+		return "", "", "", fmt.Errorf("want --grant KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)")
+	}
+	kind, rest, ok := strings.Cut(text, ":")
+	switch {
+	case !ok || rest == "":
+		return "", "", "", fmt.Errorf("--grant %q: want KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)", text)
+	case !resourceKinds[kind]:
+		return "", "", "", fmt.Errorf("--grant %q: unknown kind %q: want dir, file, sock, listen or chan", text, kind)
+	case (kind == "dir" || kind == "file") && strings.HasPrefix(rest, "/"):
+		return kind, "", rest, nil
+	}
+	return kind, rest, "", nil
+}
+
+// parseRightsList reads comma-separated right names; empty is every right
+// (the request then takes whatever the deciding rule allows).
+func parseRightsList(text string) (caps.Rights, error) {
+	if text == "" {
+		return 0, nil
+	}
+	var r caps.Rights
+	for _, n := range strings.Split(text, ",") {
+		bit, ok := caps.ParseRight(strings.TrimSpace(n))
+		if !ok {
+			return 0, fmt.Errorf("--rights: unknown right %q (`sandboxd abi` lists them)", n)
+		}
+		r |= bit
+	}
+	return r, nil
+}
+
+func parseLabels(list []string) (map[string]string, error) {
+	labels := map[string]string{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--label %q: want KEY=VALUE", kv)
+		}
+		labels[k] = v
+	}
+	return labels, nil
+}
+
+// lookupSubject resolves --as: empty is the invoking user, a number is a
+// uid (its name and groups filled in when the system knows it), anything
+// else a user name that must exist.
+func lookupSubject(as string) (policies.Subject, error) {
+	var u *user.User
+	var err error
+	switch uid, perr := strconv.ParseUint(as, 10, 32); {
+	case as == "":
+		u, err = user.Current()
+	case perr == nil:
+		if u, err = user.LookupId(as); err != nil {
+			return policies.Subject{UID: uint32(uid)}, nil
+		}
+	default:
+		u, err = user.Lookup(as)
+	}
+	if err != nil {
+		return policies.Subject{}, fmt.Errorf("--as %q: %v", as, err)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return policies.Subject{}, fmt.Errorf("--as %q: uid %q is not a number", as, u.Uid)
+	}
+	sub := policies.Subject{UID: uint32(uid), User: u.Username}
+	gids, _ := u.GroupIds() // unknown groups: the subject has none
+	for _, g := range gids {
+		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+			sub.GIDs = append(sub.GIDs, uint32(n))
+		}
+	}
+	return sub, nil
+}
+
+// moduleSHA256 is the lower-case hex SHA-256 of the file at path.
+func moduleSHA256(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the module: %v", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// printDecision prints d on stdout, as text or JSON, and returns the exit
+// status: 0 allowed, 1 denied.
+func printDecision(d policies.Decision, asJSON bool) int {
+	if asJSON {
+		out, err := d.JSON()
+		if err != nil {
+			fail("policy explain: %v", err)
+			return exitFailure
+		}
+		fmt.Println(string(out))
+	} else {
+		fmt.Print(d.Explain())
+	}
+	if !d.Allowed {
+		return exitFailure
+	}
+	return exitOK
+}
