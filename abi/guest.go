@@ -442,28 +442,29 @@ func (g *Guest) waitReady(c *caps.Cap, p caps.Pollable, want caps.Events) Errno 
 			cancel()
 			return 0
 		}
-		unpark := g.park()
+		g.park()
 		select {
 		case <-g.waiter.C():
 			cancel()
 		case <-c.Done():
 			cancel()
-			unpark()
+			g.unpark()
 			return caps.ENOTCAPABLE
 		case <-g.ctx.Done():
 			cancel()
-			unpark()
+			g.unpark()
 			return g.killed()
 		}
-		unpark()
+		g.unpark()
 	}
 }
 
 // park records that a host call of the guest is about to wait, after it
-// registered for the events that end the wait; the returned func records
-// that the wait ended.
-func (g *Guest) park() (unpark func()) {
+// registered for the events that end the wait; unpark records that the
+// wait ended.
+func (g *Guest) park() {
 	g.waits.Add(1)
 	g.parked.Store(1)
-	return func() { g.parked.Store(0) }
 }
+
+func (g *Guest) unpark() { g.parked.Store(0) }

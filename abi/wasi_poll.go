@@ -98,7 +98,8 @@ func (g *Guest) pollWait(cs []*caps.Cap, d int64) {
 		defer t.Stop()
 		timeout = t.C
 	}
-	defer g.park()()
+	g.park()
+	defer g.unpark()
 	select {
 	case <-g.waiter.C():
 	case <-timeout:
