@@ -609,10 +609,14 @@ func TestSockRecvSendOnChannels(t *testing.T) {
 	// WAITALL: 6 bytes remain, ask for 8, the rest arrives later.
 	w.iov(300, 600, 8)
 	peer, _ := w.g.table.Get(5)
-	time.AfterFunc(20*time.Millisecond, func() { peer.Resource().(caps.Writer).Write([]byte("!!")) })
+	waits := w.g.waits.Load()
+	whenParked(w, func() { peer.Resource().(caps.Writer).Write([]byte("!!")) })
 	w.must("sock_recv", 6, 300, 1, wasiRecvWaitall, 500, 504)
 	if got := string(w.bytes(600, w.u32(500))); got != " world!!" {
 		t.Fatalf("waitall recv %q", got)
+	}
+	if w.g.waits.Load() == waits {
+		t.Error("a WAITALL recv returned without waiting for the rest")
 	}
 	// A handle sent along is closed on arrival, not delivered.
 	bo, _ := w.g.table.Get(7)
