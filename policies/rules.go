@@ -3,6 +3,7 @@ package policies
 import (
 	"math"
 	"regexp"
+	"slices"
 )
 
 func compileGrant(raw *rawGrant, el *errList) *Rule {
@@ -178,7 +179,7 @@ func tiedSelectors(a, b *Rule) (Selector, Selector, bool) {
 // groups).
 func conditionsOverlap(a, b *Rule) bool {
 	if a.Subject != nil && b.Subject != nil {
-		if disjointU32(a.Subject.UIDs, b.Subject.UIDs) || disjointStr(a.Subject.Users, b.Subject.Users) {
+		if disjoint(a.Subject.UIDs, b.Subject.UIDs) || disjoint(a.Subject.Users, b.Subject.Users) {
 			return false
 		}
 	}
@@ -189,7 +190,7 @@ func modulesOverlap(a, b *ModuleMatch) bool {
 	if a == nil || b == nil {
 		return true
 	}
-	if disjointStr(a.SHA256, b.SHA256) {
+	if disjoint(a.SHA256, b.SHA256) {
 		return false
 	}
 	for k, v := range a.Labels {
@@ -200,30 +201,14 @@ func modulesOverlap(a, b *ModuleMatch) bool {
 	return true
 }
 
-// disjointU32 is true when both lists constrain and share no value.
-func disjointU32(a, b []uint32) bool {
+// disjoint is true when both lists constrain and share no value.
+func disjoint[T comparable](a, b []T) bool {
 	if len(a) == 0 || len(b) == 0 {
 		return false
 	}
 	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func disjointStr(a, b []string) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return false
-	}
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return false
-			}
+		if slices.Contains(b, x) {
+			return false
 		}
 	}
 	return true
