@@ -13,10 +13,6 @@ import (
 	"github.com/sandboxd/sandboxd/policies"
 )
 
-// exitModuleUnreadable is explain's status for a module it cannot read,
-// the same as `run`'s for the same failure.
-const exitModuleUnreadable = 4
-
 // explainCmd names `policy explain` in its usage line and messages.
 var explainCmd = command{
 	name:    "policy explain",
@@ -65,7 +61,7 @@ func policyExplain(args []string) int {
 	}
 	if req.Module.SHA256, err = moduleSHA256(fs.Arg(0)); err != nil {
 		fail("%s: %v", c.name, err)
-		return exitModuleUnreadable
+		return exitModule // as run does for a module it cannot read
 	}
 	return printDecision(policies.Evaluate(p, req), a.json)
 }
