@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
@@ -151,7 +152,7 @@ func visit(ix *index, req *Request, res *Resource, paths bool, f func(entry) boo
 func (p *Policy) firstDeny(req *Request, res *Resource) *Rule {
 	var found *Rule
 	visit(p.denies, req, res, true, func(e entry) bool {
-		if appliesTo(e.rule, req.Op) && len(failures(e.rule, req)) == 0 {
+		if slices.Contains(e.rule.On, req.Op) && len(failures(e.rule, req)) == 0 {
 			found = e.rule
 			return false
 		}
@@ -201,15 +202,6 @@ func failures(r *Rule, req *Request) []string {
 	return out
 }
 
-func appliesTo(r *Rule, op Op) bool {
-	for _, o := range r.On {
-		if o == op {
-			return true
-		}
-	}
-	return false
-}
-
 // limitExceeded checks a delegate rule's depth and fan-out.
 func limitExceeded(r *Rule, req *Request) string {
 	if r.Type != TypeDelegate {
@@ -225,15 +217,15 @@ func limitExceeded(r *Rule, req *Request) string {
 }
 
 func (s *SubjectMatch) matches(sub Subject) bool {
-	if len(s.UIDs) > 0 && !containsU32(s.UIDs, sub.UID) {
+	if len(s.UIDs) > 0 && !slices.Contains(s.UIDs, sub.UID) {
 		return false
 	}
-	if len(s.Users) > 0 && !containsStr(s.Users, sub.User) {
+	if len(s.Users) > 0 && !slices.Contains(s.Users, sub.User) {
 		return false
 	}
 	if len(s.GIDs) > 0 {
 		for _, g := range sub.GIDs {
-			if containsU32(s.GIDs, g) {
+			if slices.Contains(s.GIDs, g) {
 				return true
 			}
 		}
@@ -243,7 +235,7 @@ func (s *SubjectMatch) matches(sub Subject) bool {
 }
 
 func (m *ModuleMatch) matches(mod Module) bool {
-	if len(m.SHA256) > 0 && !containsStr(m.SHA256, mod.SHA256) {
+	if len(m.SHA256) > 0 && !slices.Contains(m.SHA256, mod.SHA256) {
 		return false
 	}
 	for k, v := range m.Labels {
@@ -252,22 +244,4 @@ func (m *ModuleMatch) matches(mod Module) bool {
 		}
 	}
 	return true
-}
-
-func containsU32(list []uint32, x uint32) bool {
-	for _, y := range list {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-func containsStr(list []string, x string) bool {
-	for _, y := range list {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

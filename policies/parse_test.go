@@ -97,6 +97,22 @@ grant "b" {
   resources = ["sock:db"]
   subject { users = ["bob"] }
 }`, false},
+		{"disjoint uids", `grant "a" {
+  resources = ["sock:db"]
+  subject { uids = [1, 2] }
+}
+grant "b" {
+  resources = ["sock:db"]
+  subject { uids = [3] }
+}`, false},
+		{"a shared uid", `grant "a" {
+  resources = ["sock:db"]
+  subject { uids = [1, 2] }
+}
+grant "b" {
+  resources = ["sock:db"]
+  subject { uids = [2] }
+}`, true},
 		{"groups never separate", `grant "a" {
   resources = ["sock:db"]
   subject { gids = [1] }

@@ -3,32 +3,37 @@ package policies
 import (
 	"math"
 	"regexp"
+	"slices"
+
+	"github.com/hashicorp/hcl/v2"
 )
 
-func compileGrant(raw *rawGrant, el *errList) *Rule {
+// newRule compiles what every rule block has: its name, position and
+// resources list.
+func newRule(typ RuleType, name string, def hcl.Range, body hcl.Body, resources []string, resRange hcl.Range, el *errList) *Rule {
 	return &Rule{
-		Type:      TypeGrant,
-		Name:      raw.Name,
-		Pos:       posOf(raw.DefRange),
-		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
-		Subject:   compileSubject(raw.Subject, el),
-		Module:    compileModule(raw.Module, el),
-		Rights:    compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el),
-		TTL:       compileTTL(raw.TTL, raw.TTLRange, el),
+		Type:      typ,
+		Name:      name,
+		Pos:       posOf(def),
+		Selectors: compileSelectors(resources, listElems(body, "resources", resRange), el),
 	}
 }
 
+func compileGrant(raw *rawGrant, el *errList) *Rule {
+	r := newRule(TypeGrant, raw.Name, raw.DefRange, raw.Body, raw.Resources, raw.ResourcesRange, el)
+	r.Subject = compileSubject(raw.Subject, el)
+	r.Module = compileModule(raw.Module, el)
+	r.Rights = compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el)
+	r.TTL = compileTTL(raw.TTL, raw.TTLRange, el)
+	return r
+}
+
 func compileDelegate(raw *rawDelegate, el *errList) *Rule {
-	r := &Rule{
-		Type:      TypeDelegate,
-		Name:      raw.Name,
-		Pos:       posOf(raw.DefRange),
-		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
-		Module:    compileModule(raw.Module, el),
-		To:        compileModule(raw.To, el),
-		Rights:    compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el),
-		TTL:       compileTTL(raw.TTL, raw.TTLRange, el),
-	}
+	r := newRule(TypeDelegate, raw.Name, raw.DefRange, raw.Body, raw.Resources, raw.ResourcesRange, el)
+	r.Module = compileModule(raw.Module, el)
+	r.To = compileModule(raw.To, el)
+	r.Rights = compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el)
+	r.TTL = compileTTL(raw.TTL, raw.TTLRange, el)
 	if raw.MaxDepth < 1 || raw.MaxDepth > math.MaxInt32 {
 		el.add(raw.DepthRange, "max_depth %d: want at least 1 (to forbid delegation, write no delegate rule or a deny rule)", raw.MaxDepth)
 	}
@@ -43,16 +48,11 @@ func compileDelegate(raw *rawDelegate, el *errList) *Rule {
 }
 
 func compileDeny(raw *rawDeny, el *errList) *Rule {
-	r := &Rule{
-		Type:      TypeDeny,
-		Name:      raw.Name,
-		Pos:       posOf(raw.DefRange),
-		Selectors: compileSelectors(raw.Resources, listElems(raw.Body, "resources", raw.ResourcesRange), el),
-		Subject:   compileSubject(raw.Subject, el),
-		Module:    compileModule(raw.Module, el),
-		To:        compileModule(raw.To, el),
-		On:        []Op{OpGrant, OpDelegate},
-	}
+	r := newRule(TypeDeny, raw.Name, raw.DefRange, raw.Body, raw.Resources, raw.ResourcesRange, el)
+	r.Subject = compileSubject(raw.Subject, el)
+	r.Module = compileModule(raw.Module, el)
+	r.To = compileModule(raw.To, el)
+	r.On = []Op{OpGrant, OpDelegate}
 	if raw.On != nil {
 		r.On = nil
 		at := listElems(raw.Body, "on", raw.OnRange)
@@ -178,7 +178,7 @@ func tiedSelectors(a, b *Rule) (Selector, Selector, bool) {
 // groups).
 func conditionsOverlap(a, b *Rule) bool {
 	if a.Subject != nil && b.Subject != nil {
-		if disjointU32(a.Subject.UIDs, b.Subject.UIDs) || disjointStr(a.Subject.Users, b.Subject.Users) {
+		if disjoint(a.Subject.UIDs, b.Subject.UIDs) || disjoint(a.Subject.Users, b.Subject.Users) {
 			return false
 		}
 	}
@@ -189,7 +189,7 @@ func modulesOverlap(a, b *ModuleMatch) bool {
 	if a == nil || b == nil {
 		return true
 	}
-	if disjointStr(a.SHA256, b.SHA256) {
+	if disjoint(a.SHA256, b.SHA256) {
 		return false
 	}
 	for k, v := range a.Labels {
@@ -200,30 +200,14 @@ func modulesOverlap(a, b *ModuleMatch) bool {
 	return true
 }
 
-// disjointU32 is true when both lists constrain and share no value.
-func disjointU32(a, b []uint32) bool {
+// disjoint is true when both lists constrain and share no value.
+func disjoint[T comparable](a, b []T) bool {
 	if len(a) == 0 || len(b) == 0 {
 		return false
 	}
 	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func disjointStr(a, b []string) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return false
-	}
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return false
-			}
+		if slices.Contains(b, x) {
+			return false
 		}
 	}
 	return true

@@ -127,6 +127,10 @@ func globsIntersect(p, q string) bool {
 // Resource kinds the language knows.
 var kinds = map[string]bool{"dir": true, "file": true, "sock": true, "listen": true, "chan": true}
 
+// IsKind reports whether kind is a resource kind the language knows: dir,
+// file, sock, listen or chan.
+func IsKind(kind string) bool { return kinds[kind] }
+
 // parseSelector reads "KIND:NAME", "KIND:GLOB" or "KIND:/PATH".
 func parseSelector(text string) (Selector, error) {
 	kind, rest, ok := strings.Cut(text, ":")

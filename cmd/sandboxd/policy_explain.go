@@ -13,10 +13,6 @@ import (
 	"github.com/sandboxd/sandboxd/policies"
 )
 
-// exitModuleUnreadable is explain's status for a module it cannot read,
-// the same as `run`'s for the same failure.
-const exitModuleUnreadable = 4
-
 // explainCmd names `policy explain` in its usage line and messages.
 var explainCmd = command{
 	name:    "policy explain",
@@ -65,7 +61,7 @@ func policyExplain(args []string) int {
 	}
 	if req.Module.SHA256, err = moduleSHA256(fs.Arg(0)); err != nil {
 		fail("%s: %v", c.name, err)
-		return exitModuleUnreadable
+		return exitModule // as run does for a module it cannot read
 	}
 	return printDecision(policies.Evaluate(p, req), a.json)
 }
@@ -91,9 +87,6 @@ func (a *explainArgs) request() (policies.Request, error) {
 	return req, err
 }
 
-// resourceKinds are the kinds a policy knows (docs/POLICY.md).
-var resourceKinds = map[string]bool{"dir": true, "file": true, "sock": true, "listen": true, "chan": true}
-
 // parseResource reads KIND:NAME, or dir:/PATH and file:/PATH: a dir or
 // file resource written with an absolute path is an inline host path, and
 // any other is a declared resource's name.
@@ -105,7 +98,7 @@ func parseResource(text string) (kind, name, path string, err error) {
 	switch {
 	case !ok || rest == "":
 		return "", "", "", fmt.Errorf("--grant %q: want KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)", text)
-	case !resourceKinds[kind]:
+	case !policies.IsKind(kind):
 		return "", "", "", fmt.Errorf("--grant %q: unknown kind %q: want dir, file, sock, listen or chan", text, kind)
 	case (kind == "dir" || kind == "file") && strings.HasPrefix(rest, "/"):
 		return kind, "", rest, nil

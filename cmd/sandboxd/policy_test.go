@@ -135,7 +135,7 @@ func TestPolicyExplainUsageAndModuleErrors(t *testing.T) {
 		oneLine(t, r.stderr, tc.want)
 	}
 	r := sandboxd(t, "", "policy", "explain", "--policy", "../../policies/examples/pipeline.hcl", "--grant", "chan:x", filepath.Join(t.TempDir(), "missing.wasm"))
-	if r.code != exitModuleUnreadable || r.stdout != "" {
+	if r.code != exitModule || r.stdout != "" {
 		t.Errorf("missing module: code %d, stdout %q", r.code, r.stdout)
 	}
 	oneLine(t, r.stderr, "policy explain: cannot read the module: open ")
