@@ -625,7 +625,7 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 	g.Wait(ctx)
 	g.Release()
 	warm.Close()
-	time.Sleep(50 * time.Millisecond)
+	eventually(t, server.HangGuard, "the warm-up connection has ended", func() bool { return server.OpenConnections(d.srv) == 0 })
 	base := runtime.NumGoroutine()
 
 	for i := 0; i < 20; i++ {
