@@ -197,11 +197,22 @@ func TestKillEndsGuestBlockedReadingStdin(t *testing.T) {
 	m := compile(t, s, guests+"cat.wat")
 	pr, pw := io.Pipe() // nothing is ever written: the guest blocks in fd_read
 	defer pw.Close()
-	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdin: pr})
+	// The stdin pump first reads the source when the guest first reads
+	// fd 0.
+	reading := make(chan struct{})
+	var once sync.Once
+	stdin := readerFunc(func(b []byte) (int, error) {
+		once.Do(func() { close(reading) })
+		return pr.Read(b)
+	})
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdin: stdin})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-reading:
+	case <-g.Done():
+	}
 	if running, _ := g.Status(); !running {
 		t.Fatalf("guest exited before it was killed: %+v", g.Wait())
 	}
@@ -538,3 +549,8 @@ func TestGuestContextsDetachFromTheSupervisorsOnceGuestsEnd(t *testing.T) {
 		t.Errorf("%d guest contexts still attached to the supervisor's after every guest ended, want 0: they stay until Close", n)
 	}
 }
+
+// readerFunc is an io.Reader that calls itself.
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(b []byte) (int, error) { return f(b) }

@@ -196,20 +196,27 @@ func TestLaunchAttachedDeliversOutputInOrderBeforeWaitReturns(t *testing.T) {
 	}
 }
 
+// runHello launches hello.wat (wasm) through c with the given timeout,
+// waits for it to exit with its code 7, and releases it.
+func runHello(t *testing.T, c *client.Client, wasm []byte, timeout time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: wasm, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
+		t.Fatalf("hello.wat: status %+v, err %v", st, err)
+	}
+}
+
 func TestSecondLaunchOfSameModuleDoesNotCompile(t *testing.T) {
 	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
-	ctx := context.Background()
 	wasm := abitest.WAT(t, helloWAT)
-	for i := 0; i < 3; i++ {
-		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: wasm})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
-			t.Fatalf("launch %d: status %+v, err %v", i, st, err)
-		}
-		g.Release()
+	for range 3 {
+		runHello(t, c, wasm, 0)
 	}
 	if n := strings.Count(d.logs.String(), "compiled module"); n != 1 {
 		t.Fatalf("the module was compiled %d times for 3 launches, want once", n)
@@ -268,14 +275,7 @@ func TestRecordContextsDetachFromTheServersOnceGuestsEnd(t *testing.T) {
 	// it.
 	for _, timeout := range []time.Duration{0, server.HangGuard} {
 		for range 3 {
-			g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: wasm, Timeout: timeout})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
-				t.Fatalf("status %+v, err %v", st, err)
-			}
-			g.Release()
+			runHello(t, c, wasm, timeout)
 		}
 	}
 	eventually(t, server.HangGuard, "the server has processed the exit of every guest", func() bool { return server.RunningGuests(d.srv) == 0 })
@@ -365,6 +365,7 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
+	atRevoke, _ := os.ReadFile(file)
 	if len(rc.Revoked) != 1 || rc.Revoked[0] != info.ID {
 		t.Fatalf("receipt %+v", rc)
 	}
@@ -375,12 +376,10 @@ func TestGrantReachesRunningGuestOnItsSupervisorChannelAndRevokeCutsItOff(t *tes
 	if st.Code != 0 || stdout.String() != "received\nrevoked\n" {
 		t.Fatalf("status %+v, output %q: the guest must see ENOTCAPABLE on its next write", st, stdout.String())
 	}
-	// After revoke returned, no write got through: the file stops growing.
-	b1, _ := os.ReadFile(file)
-	time.Sleep(20 * time.Millisecond)
-	b2, _ := os.ReadFile(file)
-	if !bytes.Equal(b1, b2) {
-		t.Fatal("the file grew after the revocation returned")
+	// After revoke returned, no write got through: the file is as it was
+	// then, now that the guest has exited.
+	if atExit, _ := os.ReadFile(file); !bytes.Equal(atRevoke, atExit) {
+		t.Fatalf("the file grew after the revocation returned: %d bytes then, %d at exit", len(atRevoke), len(atExit))
 	}
 }
 
@@ -625,7 +624,7 @@ func TestClientVanishingMidCallLeavesNoGuestGoroutineOrCapability(t *testing.T) 
 	g.Wait(ctx)
 	g.Release()
 	warm.Close()
-	time.Sleep(50 * time.Millisecond)
+	eventually(t, server.HangGuard, "the warm-up connection has ended", func() bool { return server.OpenConnections(d.srv) == 0 })
 	base := runtime.NumGoroutine()
 
 	for i := 0; i < 20; i++ {

@@ -55,7 +55,7 @@ func TestThousandConcurrentLaunchesAllExitWithTheirOwnCodeAndGoroutinesReturnToI
 	}
 	g.Release()
 	warm.Close()
-	time.Sleep(100 * time.Millisecond)
+	eventually(t, server.HangGuard, "the warm-up connection has ended", func() bool { return server.OpenConnections(d.srv) == 0 })
 	runtime.GC()
 	idle := runtime.NumGoroutine()
 

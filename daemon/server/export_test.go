@@ -33,3 +33,11 @@ func RunningGuests(s *Server) int {
 	}
 	return n
 }
+
+// OpenConnections is how many client connections s counts as open: a
+// connection leaves the count once its rpc.Conn has shut down.
+func OpenConnections(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

@@ -116,6 +116,10 @@ func TestClientStallingMidMessageIsDisconnected(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading until the daemon hangs up: %v", err)
 	}
+	// The message timeout, not the later bootstrap timeout, hung up.
+	if want := "client took longer than 200ms to send one message"; !strings.Contains(d.logs.String(), want) {
+		t.Fatalf("no disconnect logged with %q; logs:\n%s", want, d.logs.String())
+	}
 	d.stillServes(t)
 }
 
