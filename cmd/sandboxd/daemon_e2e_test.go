@@ -445,12 +445,10 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 func TestDaemonSIGTERMStopsGuestsAndExitsZero(t *testing.T) {
 	d := serveDaemon(t, bin, "")
 	id := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
-	start := time.Now()
+	// A shutdown whose guests outlive its grace exits 1 (serve), so exit
+	// 0 is also the proof that the spinning guest stopped in time.
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
-	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Fatalf("shutdown took %v", took)
 	}
 	log := d.log.String()
 	if !strings.Contains(log, "guest="+id) || !strings.Contains(log, `killed="supervisor shutting down"`) {

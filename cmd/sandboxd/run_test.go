@@ -251,17 +251,15 @@ func TestRunGrantSetupFailuresExit3AndRunNothing(t *testing.T) {
 	}
 }
 
+// The guest never exits: exit 124 and the message are the timeout's, and
+// sandboxd's hang guard fails the test if the timeout never ends it.
 func TestRunTimeoutEndsSpinningGuest(t *testing.T) {
 	t.Parallel()
-	start := time.Now()
 	r := sandboxd(t, "", "run", "--timeout", "300ms", guest(t, guests+"spin.wat"))
 	if r.code != exitTimeout {
 		t.Errorf("exit %d, want %d", r.code, exitTimeout)
 	}
 	oneLine(t, r.stderr, "guest killed: it ran longer than --timeout 300ms")
-	if took := time.Since(start); took > 20*time.Second {
-		t.Errorf("took %v", took)
-	}
 }
 
 // A guest spinning without host calls cannot be paused by Go; a garbage
