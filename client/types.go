@@ -11,6 +11,7 @@ import (
 
 	"capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/exc"
+	"capnproto.org/go/capnp/v3/rpc"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -234,7 +235,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // failing under a call.
 func connectionLost(err error) bool {
 	return errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+		errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, rpc.ErrConnClosed) // a call sent after it closed
 }
 
 // callError turns an RPC failure into an Error whose message is the
