@@ -176,5 +176,5 @@ func (g *Guest) startChild(child *Guest) {
 // childHolder names the next child of g: "<parent id>.<n>", unique within
 // the kernel as long as guest ids are.
 func (g *Guest) childHolder(m *Module) *caps.Holder {
-	return &caps.Holder{ID: fmt.Sprintf("%s.%d", g.ID, g.nspawned.Add(1)), Label: m.Name}
+	return &caps.Holder{ID: fmt.Sprintf("%s.%d", g.ID, g.nspawned.Add(1)), Label: m.Name, Module: m.HashString(), Parent: g.holder}
 }

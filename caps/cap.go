@@ -66,6 +66,8 @@ type Cap struct {
 	removed Rights // rights the parent held that this edge dropped
 	origin  string // what authorised a root capability (grant text, policy rule)
 	created time.Time
+	expires atomic.Int64 // lease end, Unix nanoseconds; 0: none (Kernel.Lease)
+	source  atomic.Value // what a root was granted from (SetSource)
 
 	base, inh atomic.Uint64
 	flags     atomic.Uint32 // fd flags (append, nonblock, …) in ABI-neutral bits
@@ -237,6 +239,7 @@ type Info struct {
 	Resource   string
 	TokenHash  string
 	Created    time.Time
+	Expires    time.Time // when a lease revokes it; zero: no lease
 	Revoked    bool
 	Closed     bool
 }
@@ -253,7 +256,7 @@ func (c *Cap) Info() Info {
 	in := Info{
 		ID: c.id, Kind: c.kind, Name: c.name, Base: b, Inheriting: i,
 		Edge: c.edge, Removed: c.removed, Origin: c.origin, TokenHash: c.token.Hash(),
-		Created: c.created, Revoked: c.revoked.Load(), Closed: c.closed.Load(),
+		Created: c.created, Expires: c.Expires(), Revoked: c.revoked.Load(), Closed: c.closed.Load(),
 	}
 	if h := c.holder.Load(); h != nil {
 		in.Holder = h.ID

@@ -10,6 +10,25 @@ import (
 type Holder struct {
 	ID    string // unique within a kernel ("g-12", "uid:1000")
 	Label string // human name (module name, user name)
+	// Module is the lower-case hex SHA-256 of the module the holder runs,
+	// or "" for a holder that is not a guest.
+	Module string
+	// Parent is the holder that spawned this one (a child guest's parent),
+	// or nil.
+	Parent *Holder
+	// Owner is what the supervisor knows of who acts through the holder
+	// (the principal that launched a guest, a client's user). The kernel
+	// never reads it; a Gate may.
+	Owner any
+}
+
+// Top returns the holder at the root of h's spawn tree: h itself unless a
+// guest spawned it.
+func (h *Holder) Top() *Holder {
+	for h.Parent != nil {
+		h = h.Parent
+	}
+	return h
 }
 
 // EventType classifies kernel events for observers such as the audit log.
@@ -52,6 +71,7 @@ type Kernel struct {
 	mu   sync.Mutex
 	caps map[ID]*Cap
 	obs  Observer
+	gate Gate // decides delegations; nil allows them all
 }
 
 // NewKernel returns an empty kernel. obs may be nil.
@@ -121,6 +141,11 @@ type Derivation struct {
 	// beneath a directory), or nil for a copy of the parent's resource.
 	// Derive takes ownership: on failure it closes it.
 	Resource Resource
+	// For is the holder that will adopt the new capability when Holder is
+	// nil because it does not hold it yet (a guest whose launch is being
+	// set up). nil with a nil Holder means the recipient is not known
+	// (a capability in flight on a channel). Only a Gate reads it.
+	For *Holder
 }
 
 // Derive creates a child capability. The child's rights never exceed the
@@ -132,7 +157,40 @@ type Derivation struct {
 //
 // A copy of a revoker (fd_dup, or a revoker sent to another holder)
 // revokes the same forwarder as the original.
+//
+// A derivation that passes parent on to another holder (EdgeDelegate,
+// EdgeSpawn) is first put to the kernel's Gate, if it has one: the gate
+// may narrow it, refuse it (Derive then returns the gate's error) or lease
+// the new capability (Lease).
 func (k *Kernel) Derive(parent *Cap, d Derivation) (*Cap, error) {
+	lease, err := k.admit(parent, &d)
+	if err != nil {
+		if d.Resource != nil {
+			_ = d.Resource.Close()
+		}
+		return nil, err
+	}
+	c, err := k.derive(parent, d)
+	if err == nil && lease > 0 {
+		k.Lease(c, lease)
+	}
+	return c, err
+}
+
+// admit asks the gate, if there is one, about a derivation that passes
+// parent on.
+func (k *Kernel) admit(parent *Cap, d *Derivation) (time.Duration, error) {
+	if !passesOn(d.Edge) {
+		return 0, nil
+	}
+	g := k.currentGate()
+	if g == nil {
+		return 0, nil
+	}
+	return g.Delegate(parent, d)
+}
+
+func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 	var rr *refRes
 	if d.Resource != nil {
 		rr = newRefRes(d.Resource)

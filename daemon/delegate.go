@@ -52,22 +52,27 @@ func (g *Guest) openSupervisorChannel(table *caps.Table) *caps.Channel {
 // a supervisor channel.
 var ErrNoSupervisorChannel = errors.New("the guest has no supervisor channel: only guests launched through the daemon can receive handles while they run")
 
-// Grant sets up gr and sends the new handle to the running guest on its
+// Grant authorizes gr for principal by (see Supervisor.SetPolicy), sets it
+// up and sends the new handle to the running guest on its
 // supervisor channel (see SendCap), the one way a running guest receives a
 // handle. It returns the new capability.
-func (g *Guest) Grant(ctx context.Context, gr Grant) (*caps.Cap, error) {
+func (g *Guest) Grant(ctx context.Context, by Principal, gr Grant) (*caps.Cap, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("grant to %s: %w", g.id, err)
 	}
 	if g.supervisor == nil {
 		return nil, &GrantError{Grant: gr, Err: ErrNoSupervisorChannel}
 	}
-	r, err := gr.setup()
+	pg, err := g.s.authorize(grantee{by: by, module: g.module, labels: g.labels}, gr)
+	if err != nil {
+		return nil, err
+	}
+	r, err := g.s.open(pg.grant)
 	if err != nil {
 		return nil, err
 	}
 	text := gr.String()
-	c := g.s.k.Mint(g.holder, r.res, r.base, r.inh, gr.Name, text)
+	c := g.s.mintGrant(g.holder, pg, r, text)
 	if err := g.send("grant", c); err != nil {
 		return nil, &GrantError{Grant: gr, Err: err}
 	}
@@ -94,7 +99,7 @@ func (g *Guest) SendCap(ctx context.Context, from *caps.Cap, name string) (*caps
 	}
 	c, err := g.s.k.Derive(from, delegation(from, g.holder, name))
 	if err != nil {
-		return nil, fmt.Errorf("capability %s has been revoked: it cannot be passed on", from.ID())
+		return nil, delegationError(from, err)
 	}
 	if err := g.send("delegate", c); err != nil {
 		return nil, err
@@ -126,4 +131,13 @@ func (g *Guest) send(event string, c *caps.Cap) error {
 		return fmt.Errorf("guest %s's supervisor channel: %w", g.id, err)
 	}
 	return nil
+}
+
+// delegationError says why from could not be passed on: the policy
+// refused it, or it has been revoked.
+func delegationError(from *caps.Cap, err error) error {
+	if IsPolicyDenial(err) {
+		return fmt.Errorf("capability %s cannot be passed on: %w", from.ID(), err)
+	}
+	return fmt.Errorf("capability %s has been revoked: it cannot be passed on", from.ID())
 }

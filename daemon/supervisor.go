@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"bytes"
+	"sync/atomic"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
 )
 
 // Options configures a Supervisor.
@@ -45,6 +48,9 @@ type Options struct {
 	// compiled for the next launch (abi.Config.MaxIdleModules; 0 means
 	// abi.DefaultMaxIdleModules).
 	MaxIdleModules int
+	// Policy decides grants and delegations (see SetPolicy); nil enforces
+	// none.
+	Policy *policies.Policy
 }
 
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
@@ -84,6 +90,9 @@ type Supervisor struct {
 	// running counts guests whose exit has not been fully processed.
 	running sync.WaitGroup
 
+	policy atomic.Pointer[policies.Policy]
+	chans  chanHub
+
 	mu     sync.Mutex
 	closed bool
 	guests map[string]*Guest
@@ -112,10 +121,13 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 		maxFDs = caps.DefaultMaxFDs
 	}
 	sctx, cancel := context.WithCancelCause(context.Background())
-	return &Supervisor{
+	s := &Supervisor{
 		log: log, rt: rt, k: caps.NewKernel(nil), maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
 		ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
-	}, nil
+	}
+	s.policy.Store(opts.Policy)
+	s.k.SetGate(s)
+	return s, nil
 }
 
 // Close kills every running guest (their exit reason is "supervisor
@@ -171,6 +183,9 @@ func (s *Supervisor) Compile(ctx context.Context, name string, wasm []byte) (*ab
 type Principal struct {
 	UID, GID uint32
 	Name     string
+	// Groups are the supplementary groups, which policy subjects match
+	// (gids) besides GID.
+	Groups []uint32
 }
 
 func (p Principal) String() string {
@@ -199,6 +214,10 @@ type LaunchSpec struct {
 	// the host environment is passed unless listed here.
 	Args []string
 	Env  []string
+	// Labels describe the module for the policy (module and to blocks
+	// match them) and for people (ps). Keys and values are checked by
+	// CheckLabel.
+	Labels map[string]string
 	// MemoryLimit caps linear memory in bytes; 0 means the wasm32 maximum
 	// (MaxMemoryLimit).
 	MemoryLimit uint64
@@ -244,6 +263,9 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 			return 0, fmt.Errorf("launch: environment entry %q is not KEY=VALUE with a non-empty key and no NUL byte", kv)
 		}
 	}
+	if err := checkLabels(spec.Labels); err != nil {
+		return 0, err
+	}
 	names := map[string]bool{"stdin": true, "stdout": true, "stderr": true}
 	for _, g := range spec.Grants {
 		if names[g.Name] {
@@ -269,6 +291,7 @@ type Guest struct {
 	s         *Supervisor
 	module    *abi.Module
 	principal Principal
+	labels    map[string]string
 	started   time.Time
 	holder    *caps.Holder
 	ag        *abi.Guest
@@ -297,6 +320,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	if err != nil {
 		return nil, err
 	}
+	spec.Labels = maps.Clone(spec.Labels) // the guest's own from here on
 	opened, err := s.openHandles(ctx, &spec)
 	if err != nil {
 		return nil, err
@@ -312,9 +336,11 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 }
 
 // openedHandles are what a launch sets up before the guest exists: its
-// grants opened on the host and its delegations derived with no holder.
+// grants, authorized and opened on the host, and its delegations derived
+// with no holder.
 type openedHandles struct {
 	grants    []grantResource
+	policy    []policyGrant // what the policy made of each grant
 	delegated []*caps.Cap
 }
 
@@ -329,34 +355,45 @@ func (h *openedHandles) release(k *caps.Kernel) {
 	}
 }
 
-// openHandles sets up every grant of spec on the host and derives every
-// delegation, in order. If one fails, or ctx is done, it closes what it
-// opened and returns the error: a grant's is its *GrantError.
+// openHandles authorizes every grant of spec and sets it up on the host,
+// and derives every delegation, in order. If one fails, or ctx is done,
+// it closes what it opened and returns the error: a grant's is its
+// *GrantError, a delegation the policy refuses a *PolicyError.
 func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*openedHandles, error) {
 	h := &openedHandles{
 		grants:    make([]grantResource, 0, len(spec.Grants)),
+		policy:    make([]policyGrant, 0, len(spec.Grants)),
 		delegated: make([]*caps.Cap, 0, len(spec.Delegations)),
 	}
-	for _, gr := range spec.Grants {
-		r, err := gr.setup()
-		if err != nil {
-			h.release(s.k)
-			return nil, err
-		}
-		h.grants = append(h.grants, r)
+	fail := func(err error) (*openedHandles, error) {
+		h.release(s.k)
+		return nil, err
 	}
+	who := grantee{by: spec.Principal, module: spec.Module, labels: spec.Labels}
+	for _, gr := range spec.Grants {
+		pg, err := s.authorize(who, gr)
+		if err != nil {
+			return fail(err)
+		}
+		r, err := s.open(pg.grant)
+		if err != nil {
+			return fail(err)
+		}
+		h.grants, h.policy = append(h.grants, r), append(h.policy, pg)
+	}
+	recipient := newGuestHolder("new guest", spec) // for the policy: the guest is not launched yet
 	for _, d := range spec.Delegations {
 		// Derived with no holder until the guest exists to adopt them.
-		c, err := s.k.Derive(d.From, delegation(d.From, nil, d.Name))
+		dv := delegation(d.From, nil, d.Name)
+		dv.For = recipient
+		c, err := s.k.Derive(d.From, dv)
 		if err != nil {
-			h.release(s.k)
-			return nil, fmt.Errorf("launch: capability %s has been revoked: it cannot be passed on", d.From.ID())
+			return fail(delegationError(d.From, err))
 		}
 		h.delegated = append(h.delegated, c)
 	}
 	if err := ctx.Err(); err != nil {
-		h.release(s.k)
-		return nil, fmt.Errorf("launch: %w", err)
+		return fail(fmt.Errorf("launch: %w", err))
 	}
 	return h, nil
 }
@@ -374,8 +411,8 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 	s.guests[id] = nil
 	s.running.Add(1)
 	return &Guest{
-		id: id, s: s, module: spec.Module, principal: spec.Principal,
-		holder: &caps.Holder{ID: id, Label: spec.Module.Name},
+		id: id, s: s, module: spec.Module, principal: spec.Principal, labels: spec.Labels,
+		holder: newGuestHolder(id, spec),
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
 	}, nil
@@ -418,7 +455,7 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 	grants := make([]string, len(opened.grants))
 	for i, r := range opened.grants {
 		grants[i] = r.grant.String()
-		c := k.Mint(g.holder, r.res, r.base, r.inh, r.grant.Name, grants[i])
+		c := g.s.mintGrant(g.holder, opened.policy[i], r, grants[i])
 		_, _ = table.Insert(c)
 	}
 	for _, c := range opened.delegated {
@@ -673,16 +710,20 @@ func (s *Supervisor) Guests() []*Guest {
 	return out
 }
 
-// Mint sets up gr on the host as Launch does and mints a root capability
-// for it held by holder, which is not a guest (a client of the control
-// API), with origin as its origin. It fails with gr's *GrantError, and
-// then holds nothing open.
-func (s *Supervisor) Mint(holder *caps.Holder, gr Grant, origin string) (*caps.Cap, error) {
-	r, err := gr.setup()
+// Mint authorizes gr for principal by (no module: holder is a client of
+// the control API, not a guest), sets it up on the host as Launch does
+// and mints a root capability for it held by holder, with origin as its
+// origin. It fails with gr's *GrantError, and then holds nothing open.
+func (s *Supervisor) Mint(holder *caps.Holder, by Principal, gr Grant, origin string) (*caps.Cap, error) {
+	pg, err := s.authorize(grantee{by: by}, gr)
 	if err != nil {
 		return nil, err
 	}
-	return s.k.Mint(holder, r.res, r.base, r.inh, gr.Name, origin), nil
+	r, err := s.open(pg.grant)
+	if err != nil {
+		return nil, err
+	}
+	return s.mintGrant(holder, pg, r, origin), nil
 }
 
 // Revoke revokes the capability with the given public id and everything

@@ -40,6 +40,13 @@ type Policy struct {
 // Rules, they are the policy's own and must not be changed.
 func (p *Policy) Resources() []*Resource { return append([]*Resource(nil), p.resList...) }
 
+// Resource returns the declared resource of that kind and name. Like
+// Resources, it is the policy's own.
+func (p *Policy) Resource(kind, name string) (*Resource, bool) {
+	r, ok := p.resources[resourceKey{kind, name}]
+	return r, ok
+}
+
 // Rules returns every rule, in the order the files declared them. The
 // rules are the policy's own: read them, do not change them.
 func (p *Policy) Rules() []*Rule { return append([]*Rule(nil), p.rules...) }

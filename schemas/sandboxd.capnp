@@ -80,6 +80,8 @@ struct LaunchRequest {
   output @10 :OutputSink;
   # Keep the guest running after the launching client goes away.
   detach @11 :Bool;
+  # KEY=VALUE labels of the module, matched by policy and shown by ps.
+  labels @12 :List(Text);
 }
 
 struct Delegation {
@@ -151,6 +153,7 @@ struct GuestInfo {
   args @8 :List(Text);
   detached @9 :Bool;
   handles @10 :UInt32;
+  labels @11 :List(Text);  # KEY=VALUE, sorted
 }
 
 struct ExitStatus {
@@ -182,6 +185,7 @@ struct CapInfo {
   created @13 :Int64;         # unix nanoseconds
   revoked @14 :Bool;
   closed @15 :Bool;
+  expires @16 :Int64;         # unix nanoseconds when a lease revokes it; 0: no lease
 }
 
 struct Receipt {

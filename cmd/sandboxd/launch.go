@@ -86,7 +86,9 @@ func daemonFailure(err error) int {
 
 // daemonGrants parses --grant texts for the daemon: host paths are made
 // absolute against this process's working directory, which the daemon
-// does not share.
+// does not share. A bare word (no "/": dir:reports) is sent as it is: it
+// names a resource of the daemon's policy (write ./reports for the
+// directory here).
 func daemonGrants(texts []string) ([]string, error) {
 	out := make([]string, len(texts))
 	for i, t := range texts {
@@ -94,7 +96,7 @@ func daemonGrants(texts []string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if g.Kind == daemon.GrantDir || g.Kind == daemon.GrantFile {
+		if (g.Kind == daemon.GrantDir || g.Kind == daemon.GrantFile) && !daemon.IsResourceName(g.Source) {
 			if g.Source, err = filepath.Abs(g.Source); err != nil {
 				return nil, fmt.Errorf("grant %q: %v", t, err)
 			}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 )
@@ -13,15 +15,18 @@ import (
 // the grant policies (which grants, modules and limits a principal may
 // use) will be applied here, as further rules of the same type.
 //
-// Its rules today are fixed:
+// Its rules are:
 //
-//   - root may act on every guest and capability;
+//   - root may act on every guest and capability (kill, revoke, list),
+//     policy or not: managing the daemon is the operator's;
 //   - any other principal may act on the guests it launched, and on a
 //     capability that is, or descends from, one held by such a guest or
 //     by one of its own connections;
-//   - only root and the daemon's own user may name host paths in grants:
-//     the daemon opens them with its own authority, so only a principal
-//     with at least that authority may.
+//   - what a grant may name (MayName): without a policy, only root and
+//     the daemon's own user may name host paths, sockets, listeners and
+//     channels, since the daemon opens them with its own authority; with
+//     a policy loaded, every principal may ask and the policy decides
+//     (daemon.Supervisor.SetPolicy), root included.
 //
 // Holding a Guest or Cap object the daemon handed out is authority of its
 // own, checked by nothing here: whoever holds one may use it.
@@ -50,8 +55,22 @@ func (a *Authority) Principal() daemon.Principal { return a.principal }
 func (a *Authority) IsRoot() bool { return a.root }
 
 // AllowHostPaths reports whether the principal may name host paths in the
-// grants it gives.
+// grants it gives when no policy is loaded.
 func (a *Authority) AllowHostPaths() bool { return a.hostPaths }
+
+// MayName returns why the principal may not ask for gr, or nil. With a
+// policy loaded (policy) every grant may be asked for: the supervisor
+// decides it by the policy. Without one, grants of what the daemon opens
+// with its own authority (host paths, sockets, listeners, channels) are
+// for root and the daemon's own user only; cap: grants are checked by
+// ownership (OwnsCap), not here.
+func (a *Authority) MayName(gr daemon.Grant, policy bool) error {
+	if policy || a.hostPaths || gr.Kind == daemon.GrantCap {
+		return nil
+	}
+	what := map[daemon.GrantKind]string{daemon.GrantDir: "host paths", daemon.GrantFile: "host paths", daemon.GrantSock: "sockets", daemon.GrantListen: "listeners", daemon.GrantChan: "channels"}[gr.Kind]
+	return fmt.Errorf("%s may not grant %s: without a policy the daemon opens them with its own authority, so only that user and root may; an operator can allow it in a policy (sandboxd serve --policy DIR, docs/POLICY.md)", a.principal, what)
+}
 
 // OwnsGuest reports whether the principal may act on g by its id.
 func (a *Authority) OwnsGuest(g *daemon.Guest) bool {

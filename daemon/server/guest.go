@@ -342,7 +342,7 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 		if c, err = s.r.g.SendCap(ctx, from, gr.Name); err != nil {
 			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
 		}
-	} else if c, err = s.r.g.Grant(ctx, gr); err != nil {
+	} else if c, err = s.r.g.Grant(ctx, s.c.principal, gr); err != nil {
 		return grantFailure(err)
 	}
 	s.c.log.Debug("granted to running guest", "guest", s.r.g.ID(), "grant", gr.String(), "cap", c.ID())

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
@@ -60,18 +61,28 @@ func fillGuestInfo(dst schemas.GuestInfo, r *guestRecord) error {
 		}
 		dst.SetEnded(r.ended.Load())
 	}
-	args := r.args
-	l, err := dst.NewArgs(int32(len(args)))
-	if err != nil {
+	if err := setTexts(dst.NewArgs, r.args); err != nil {
 		return err
 	}
-	for i, a := range args {
-		if err := l.Set(i, a); err != nil {
-			return err
-		}
+	if err := setTexts(dst.NewLabels, g.Labels()); err != nil {
+		return err
 	}
 	dst.SetDetached(r.detached)
 	dst.SetHandles(uint32(len(g.Handles())))
+	return nil
+}
+
+// setTexts fills a new text list, made by alloc, with texts.
+func setTexts(alloc func(int32) (capnp.TextList, error), texts []string) error {
+	l, err := alloc(int32(len(texts)))
+	if err != nil {
+		return err
+	}
+	for i, t := range texts {
+		if err := l.Set(i, t); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -100,6 +111,9 @@ func fillCapInfo(dst schemas.CapInfo, c *caps.Cap) error {
 	dst.SetCreated(in.Created.UnixNano())
 	dst.SetRevoked(in.Revoked)
 	dst.SetClosed(in.Closed)
+	if !in.Expires.IsZero() {
+		dst.SetExpires(in.Expires.UnixNano())
+	}
 	return nil
 }
 

@@ -104,6 +104,9 @@ func (a *launchArgs) decodeStrings(r schemas.LaunchRequest) (grants []string, dl
 	if dl, err = r.Caps(); err != nil {
 		return nil, dl, err
 	}
+	if a.spec.Labels, err = decodeLabels(r.Labels()); err != nil {
+		return nil, dl, err
+	}
 	if n := len(a.spec.Args) + len(a.spec.Env) + len(grants) + dl.Len(); n > maxLaunchStrings {
 		return nil, dl, fmt.Errorf("request has %d args, env entries and grants: at most %d are allowed", n, maxLaunchStrings)
 	}
@@ -172,6 +175,29 @@ func (a *launchArgs) decodeLimits(r schemas.LaunchRequest) error {
 	}
 	a.spec.MaxFDs = int(m)
 	return nil
+}
+
+// decodeLabels reads KEY=VALUE labels; a key given twice is an error.
+func decodeLabels(l capnp.TextList, err error) (map[string]string, error) {
+	texts, err := textList(l, err)
+	if err != nil || len(texts) == 0 {
+		return nil, err
+	}
+	if len(texts) > daemon.MaxLabels {
+		return nil, fmt.Errorf("%d labels: at most %d are allowed", len(texts), daemon.MaxLabels)
+	}
+	labels := make(map[string]string, len(texts))
+	for _, t := range texts {
+		k, v, err := daemon.ParseLabel(t)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := labels[k]; dup {
+			return nil, fmt.Errorf("label %s is given twice", k)
+		}
+		labels[k] = v
+	}
+	return labels, nil
 }
 
 func textList(l capnp.TextList, err error) ([]string, error) {

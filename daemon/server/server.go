@@ -69,9 +69,9 @@ type Server struct {
 	userTotal int                         // their sum
 	holders   map[string]daemon.Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
-	running   map[uint32]int // running guests launched through the server, by principal uid
-	exited    []string       // ids of exited guests whose records are kept, oldest first
-	names     map[uint32]string
+	running   map[uint32]int      // running guests launched through the server, by principal uid
+	exited    []string            // ids of exited guests whose records are kept, oldest first
+	users     map[uint32]userInfo // what the system says of each uid seen
 }
 
 // New returns a Server for sup. The caller still owns sup: close the
@@ -86,7 +86,7 @@ func New(sup *daemon.Supervisor, opts Options) *Server {
 		sup: sup, log: log, lim: opts.Limits.WithDefaults(), logBytes: opts.LogBytes,
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, userConns: map[uint32]int{},
-		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, names: map[uint32]string{},
+		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, users: map[uint32]userInfo{},
 		running: map[uint32]int{},
 	}
 }
@@ -144,14 +144,15 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 		c.Close()
 		return
 	}
-	p := daemon.Principal{UID: cred.Uid, GID: cred.Gid, Name: s.userName(cred.Uid)}
+	u := s.userOf(cred.Uid)
+	p := daemon.Principal{UID: cred.Uid, GID: cred.Gid, Name: u.name, Groups: u.groups}
 	id := s.connID.Add(1)
 	sc := &serverConn{
 		s:         s,
 		principal: p,
 		auth:      NewAuthority(p, s.euid, s.holderOwner),
 		pid:       cred.Pid,
-		holder:    &caps.Holder{ID: "conn-" + strconv.FormatUint(id, 10), Label: p.String()},
+		holder:    daemon.ClientHolder("conn-"+strconv.FormatUint(id, 10), p),
 	}
 	sc.log = s.log.Named("conn").With("conn", sc.holder.ID, "uid", p.UID, "pid", cred.Pid)
 
@@ -283,23 +284,36 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 }
 
-// userName resolves uid to a user name, once per uid; "" if unknown.
-func (s *Server) userName(uid uint32) string {
+// userInfo is a uid's name and supplementary groups, as the system's
+// user database gives them (empty when it does not know the uid).
+type userInfo struct {
+	name   string
+	groups []uint32
+}
+
+// userOf looks uid up once and remembers the answer (for up to 4096 uids).
+func (s *Server) userOf(uid uint32) userInfo {
 	s.mu.Lock()
-	n, ok := s.names[uid]
+	u, ok := s.users[uid]
 	s.mu.Unlock()
 	if ok {
-		return n
+		return u
 	}
-	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
-		n = u.Username
+	if su, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+		u.name = su.Username
+		gids, _ := su.GroupIds() // unknown groups: none besides the primary
+		for _, g := range gids {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+				u.groups = append(u.groups, uint32(n))
+			}
+		}
 	}
 	s.mu.Lock()
-	if len(s.names) < 4096 {
-		s.names[uid] = n
+	if len(s.users) < 4096 {
+		s.users[uid] = u
 	}
 	s.mu.Unlock()
-	return n
+	return u
 }
 
 // serverConn is one client connection and the principal it acts for.

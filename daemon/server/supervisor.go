@@ -34,22 +34,42 @@ func (s *supervisorServer) Whoami(ctx context.Context, call schemas.Supervisor_w
 
 // parseGrant parses grant text from a client and applies the rules of the
 // control API on top of the grammar: host paths must be absolute (the
-// daemon's working directory is not the client's), and only a principal
-// with the daemon's own authority may name them.
+// daemon's working directory is not the client's; a bare word is the name
+// of a policy resource), and the principal must have the authority to name
+// what the grant names (Authority.MayName).
 func (c *serverConn) parseGrant(text string) (daemon.Grant, error) {
 	gr, err := daemon.ParseGrant(text)
 	if err != nil {
 		return daemon.Grant{}, &grantSyntaxError{err}
 	}
 	if gr.Kind == daemon.GrantDir || gr.Kind == daemon.GrantFile {
-		if !filepath.IsAbs(gr.Source) {
-			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: errors.New("host paths sent to the daemon must be absolute: the daemon does not share your working directory")}
-		}
-		if !c.auth.AllowHostPaths() {
-			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: fmt.Errorf("%s may not grant host paths: the daemon opens them as uid %d, so only that user and root may name them", c.principal, c.s.euid)}
+		if err := c.checkHostPath(gr); err != nil {
+			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: err}
 		}
 	}
+	if err := c.auth.MayName(gr, c.s.sup.Policy() != nil); err != nil {
+		return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: err}
+	}
 	return gr, nil
+}
+
+// checkHostPath checks the source of a dir or file grant: an absolute
+// host path, or a bare word naming a resource of the policy in force.
+func (c *serverConn) checkHostPath(gr daemon.Grant) error {
+	if filepath.IsAbs(gr.Source) {
+		return nil
+	}
+	if !daemon.IsResourceName(gr.Source) {
+		return errors.New("host paths sent to the daemon must be absolute: the daemon does not share your working directory")
+	}
+	p := c.s.sup.Policy()
+	if p == nil {
+		return fmt.Errorf("%s:%s names a %s resource of the daemon's policy, and no policy is loaded: give the host path as an absolute path", gr.Kind, gr.Source, gr.Kind)
+	}
+	if _, ok := p.Resource(gr.Kind.String(), gr.Source); !ok {
+		return fmt.Errorf("the daemon's policy declares no %s resource named %q: give the host path as an absolute path, or use a declared name", gr.Kind, gr.Source)
+	}
+	return nil
 }
 
 func (s *supervisorServer) List(ctx context.Context, call schemas.Supervisor_list) error {
@@ -169,7 +189,7 @@ func (s *supervisorServer) Mint(ctx context.Context, call schemas.Supervisor_min
 		return err
 	}
 	defer s.c.dropObject() // returnCap takes its own
-	x, err := s.c.s.sup.Mint(s.c.holder, gr, gr.String()+" minted by "+s.c.principal.String())
+	x, err := s.c.s.sup.Mint(s.c.holder, s.c.principal, gr, gr.String()+" minted by "+s.c.principal.String())
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,125 @@
+package caps
+
+import (
+	"time"
+)
+
+// Gate decides the derivations that pass a capability on to another
+// holder: those with edge EdgeDelegate (a channel, the control API, a
+// launch's delegations) or EdgeSpawn (a child guest's handles). The
+// supervisor installs one to apply its delegation policy; a kernel without
+// a gate allows every derivation its rights allow.
+type Gate interface {
+	// Delegate is asked before parent is passed on as d describes. It may
+	// narrow d.Base and d.Inheriting (never widen: Derive checks them
+	// against parent afterwards) and return a lease: when not zero, the
+	// new capability is revoked once it has lived that long (see Lease).
+	// An error refuses the derivation: Derive returns it as it is, so it
+	// should wrap ENOTCAPABLE for a guest's call to fail with that errno.
+	// It is called without the kernel's lock held and may read the graph
+	// (Parent, Holder, Info, Subtree), but must not change it.
+	Delegate(parent *Cap, d *Derivation) (lease time.Duration, err error)
+	// Expired is told of each capability a lease revoked, after the fact.
+	Expired(c *Cap, r Receipt)
+}
+
+// SetGate installs g, which then decides every delegation (see Gate). Set
+// it before the kernel is shared; nil removes it.
+func (k *Kernel) SetGate(g Gate) {
+	k.mu.Lock()
+	k.gate = g
+	k.mu.Unlock()
+}
+
+func (k *Kernel) currentGate() Gate {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.gate
+}
+
+// passesOn reports whether a derivation gives its capability to another
+// holder, which the gate decides.
+func passesOn(e Edge) bool { return e == EdgeDelegate || e == EdgeSpawn }
+
+// Lease revokes c, and everything derived from it, once ttl has passed,
+// exactly as Revoke would, with reason "lease expired"; the gate (if any)
+// is then told through Expired. c's Info reports when that will be. A
+// lease cannot be extended or shortened: the first one set on c holds.
+func (k *Kernel) Lease(c *Cap, ttl time.Duration) {
+	if ttl <= 0 || !c.expires.CompareAndSwap(0, time.Now().Add(ttl).UnixNano()) {
+		return
+	}
+	time.AfterFunc(ttl, func() {
+		if c.revoked.Load() {
+			return // revoked before its time: nothing left to expire
+		}
+		r := k.Revoke(c, "lease expired after "+ttl.String())
+		if g := k.currentGate(); g != nil {
+			g.Expired(c, r)
+		}
+	})
+}
+
+// Expires returns when c's lease ends, or the zero time when it has none.
+func (c *Cap) Expires() time.Time {
+	if ns := c.expires.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// Depth is the number of times c's capability was passed on to another
+// holder (edges EdgeDelegate and EdgeSpawn) between the root it derives
+// from and c: 0 for a capability its holder was granted or created.
+func (c *Cap) Depth() int {
+	n := 0
+	for x := c; x != nil; x = x.parent {
+		if passesOn(x.edge) {
+			n++
+		}
+	}
+	return n
+}
+
+// Root returns the capability c derives from that has no parent: the
+// grant or creation every copy of c goes back to.
+func (c *Cap) Root() *Cap {
+	for c.parent != nil {
+		c = c.parent
+	}
+	return c
+}
+
+// LiveCopies counts the capabilities derived from c, at any distance,
+// that were passed on to another holder (edges EdgeDelegate and
+// EdgeSpawn) and are neither revoked nor closed: the fan-out of c.
+func (k *Kernel) LiveCopies(c *Cap) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := 0
+	stack := append([]*Cap(nil), c.children...)
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if passesOn(x.edge) && !x.revoked.Load() && !x.closed.Load() {
+			n++
+		}
+		stack = append(stack, x.children...)
+	}
+	return n
+}
+
+// SetSource records what the supervisor granted c from (the policy
+// resource behind a grant), for a Gate to read through Source when a copy
+// of c, or of anything derived from it, is passed on. The kernel never
+// reads it. Set it on a root, right after Mint.
+func (c *Cap) SetSource(v any) { c.source.Store(sourceBox{v}) }
+
+// Source returns what SetSource recorded on c, or nil.
+func (c *Cap) Source() any {
+	b, _ := c.source.Load().(sourceBox)
+	return b.v
+}
+
+// sourceBox lets values of different types share one atomic.Value.
+type sourceBox struct{ v any }

@@ -1,0 +1,44 @@
+package daemon
+
+import (
+	"sync"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// chanHub joins the guests granted the same channel name (`--grant
+// chan:NAME`), two by two, in the order they are granted it: the first
+// gets one end of a new datagram channel, and the next guest granted the
+// name gets the other end. A third starts a new pair. A guest whose peer
+// has gone (exited, or closed its end) reads end-of-file and gets EPIPE
+// when it sends.
+type chanHub struct {
+	mu      sync.Mutex
+	waiting map[string]*caps.Channel // the other end of each half-joined pair
+}
+
+// join returns this grantee's end of channel name.
+func (h *chanHub) join(name string) *caps.Channel {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if end, ok := h.waiting[name]; ok {
+		delete(h.waiting, name)
+		return end
+	}
+	if h.waiting == nil {
+		h.waiting = make(map[string]*caps.Channel)
+	}
+	mine, theirs := caps.NewChannelPair(true, "chan "+name)
+	h.waiting[name] = theirs
+	return mine
+}
+
+// open sets up what an authorized grant names: a channel end for a chan
+// grant, what Grant.setup opens for the others.
+func (s *Supervisor) open(gr Grant) (grantResource, error) {
+	if gr.Kind != GrantChan {
+		return gr.setup()
+	}
+	base, inh := caps.GrantRights(caps.KindChannel, false)
+	return grantResource{grant: gr, res: s.chans.join(gr.Source), base: base, inh: inh}, nil
+}

@@ -1,0 +1,304 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+// The supervisor enforces a grant policy (package policies) when one is
+// loaded (Options.Policy, SetPolicy):
+//
+//   - every grant, at launch (Launch), while a guest runs (Guest.Grant)
+//     and to a client (Mint), is decided by policies.Evaluate before
+//     anything is opened on the host; an allowed grant is clipped to the
+//     deciding rule's rights and leased for its ttl;
+//   - every delegation, wherever it happens (a capability sent on a
+//     channel, handed to a spawned child, delegated through the control
+//     API or at launch), is decided by the kernel's gate (Supervisor
+//     implements caps.Gate) against the delegate rules of the resource it
+//     was granted from, with the depth and fan-out read from the
+//     derivation tree.
+//
+// Without a policy every grant the caller allows is set up with the
+// grant's full rights, and nothing limits delegation.
+
+// grantSource is what a root capability was granted from, as a policy
+// request names it: a declared resource (kind and name), or a host path
+// given inline (kind and path). It is recorded on the capability
+// (caps.Cap.SetSource) for the gate.
+type grantSource struct {
+	kind, name, path string
+}
+
+func (g grantSource) String() string {
+	if g.name != "" {
+		return g.kind + ":" + g.name
+	}
+	return g.kind + ":" + g.path
+}
+
+// PolicyError is a request the loaded policy denies. Its message is the
+// decision's reason, which names the rule that decided it (or "default
+// deny") and, when there is one, the closest rule that would have allowed
+// it.
+type PolicyError struct {
+	Decision policies.Decision
+}
+
+func (e *PolicyError) Error() string {
+	msg := "denied by policy: " + e.Decision.Reason
+	if r := e.Decision.Rule; r != nil {
+		msg += fmt.Sprintf(" (%s:%d)", r.File, r.Line)
+	} else if c := e.Decision.Closest; c != nil {
+		msg += fmt.Sprintf(" (closest rule at %s:%d)", c.File, c.Line)
+	}
+	return msg
+}
+
+// Unwrap makes a denial an ENOTCAPABLE for the guest call it refuses.
+func (e *PolicyError) Unwrap() error { return caps.ENOTCAPABLE }
+
+// SetPolicy makes p the policy every later grant and delegation is decided
+// by; nil removes it. What was granted or delegated before stays until it
+// is revoked (see NotAllowedBy for what p would not have granted).
+func (s *Supervisor) SetPolicy(p *policies.Policy) { s.policy.Store(p) }
+
+// Policy returns the policy in force, or nil.
+func (s *Supervisor) Policy() *policies.Policy { return s.policy.Load() }
+
+// policyGrant is what the policy made of one grant: the grant as it is to
+// be set up (a named dir or file resource becomes its host path), what it
+// was granted from, the rights ceiling and the lease.
+type policyGrant struct {
+	grant   Grant
+	source  grantSource
+	ceiling caps.Rights
+	ttl     time.Duration
+}
+
+// grantee is who a grant is for: the principal asking and the module it
+// is given to (nil for a client of the control API).
+type grantee struct {
+	by     Principal
+	module *abi.Module
+	labels map[string]string
+}
+
+// authorize decides gr for g under the policy in force. Without a policy
+// it allows gr as it is. A denial is a *GrantError wrapping a
+// *PolicyError.
+func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
+	p := s.Policy()
+	src := sourceOf(gr, p)
+	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll}
+	if p == nil {
+		return pg, nil
+	}
+	if src.kind == "" {
+		return pg, &GrantError{Grant: gr, Err: fmt.Errorf("%s grants give an address inline, which a policy does not name: declare it as a %s resource and grant it by name", gr.Kind, gr.Kind)}
+	}
+	base, inh := caps.GrantRights(kindOfGrant(gr.Kind), gr.ReadOnly)
+	req := policies.Request{
+		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
+		Rights: base | inh, Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
+	}
+	d := policies.Evaluate(p, req)
+	if !d.Allowed {
+		return pg, &GrantError{Grant: gr, Err: &PolicyError{Decision: d}}
+	}
+	pg.ceiling, pg.ttl = d.Rights, d.TTL
+	if res, ok := p.Resource(src.kind, src.name); ok && src.name != "" && res.Path != "" {
+		pg.grant.Source = res.Path
+		pg.grant.ReadOnly = pg.grant.ReadOnly || res.ReadOnly
+	}
+	return pg, nil
+}
+
+// sourceOf names what gr asks for in the policy's terms. A dir or file
+// grant whose source is a bare word (no "/") names a resource the policy
+// declares, when it declares one; any other names its host path. A sock or
+// listen grant with an inline address has no name: kind "".
+func sourceOf(gr Grant, p *policies.Policy) grantSource {
+	kind := gr.Kind.String()
+	switch gr.Kind {
+	case GrantDir, GrantFile:
+		if p != nil && IsResourceName(gr.Source) {
+			if _, ok := p.Resource(kind, gr.Source); ok {
+				return grantSource{kind: kind, name: gr.Source}
+			}
+		}
+		abs, err := filepath.Abs(gr.Source)
+		if err != nil {
+			abs = gr.Source
+		}
+		return grantSource{kind: kind, path: abs}
+	case GrantSock, GrantListen:
+		if strings.ContainsAny(gr.Source, ":/") {
+			return grantSource{}
+		}
+	}
+	return grantSource{kind: kind, name: gr.Source}
+}
+
+// IsResourceName reports whether the source of a dir or file grant is a
+// bare word, which names a resource of the policy rather than a host
+// path: no "/", and neither "." nor "..".
+func IsResourceName(src string) bool {
+	return !strings.Contains(src, "/") && src != "." && src != ".."
+}
+
+// kindOfGrant is the kind of capability a grant of kind k mints.
+func kindOfGrant(k GrantKind) caps.Kind {
+	switch k {
+	case GrantDir:
+		return caps.KindDirectory
+	case GrantFile:
+		return caps.KindFile
+	case GrantListen:
+		return caps.KindListener
+	case GrantChan:
+		return caps.KindChannel
+	}
+	return caps.KindSocket
+}
+
+// subject is p as a policy subject.
+func (p Principal) subject() policies.Subject {
+	gids := append([]uint32{p.GID}, p.Groups...)
+	return policies.Subject{UID: p.UID, GIDs: gids, User: p.Name}
+}
+
+func moduleOf(m *abi.Module, labels map[string]string) policies.Module {
+	if m == nil {
+		return policies.Module{Labels: labels}
+	}
+	return policies.Module{SHA256: m.HashString(), Labels: labels}
+}
+
+// mintGrant mints the capability of an authorized grant for holder: its
+// rights clipped to the policy's ceiling, its source recorded for the
+// gate, and its lease started.
+func (s *Supervisor) mintGrant(holder *caps.Holder, pg policyGrant, r grantResource, origin string) *caps.Cap {
+	c := s.k.Mint(holder, r.res, r.base&pg.ceiling, r.inh&pg.ceiling, pg.grant.Name, origin)
+	c.SetSource(pg.source)
+	s.k.Lease(c, pg.ttl)
+	return c
+}
+
+// Delegate decides, for the kernel (caps.Gate), a derivation that passes
+// parent on to another holder. The giver is the holder of parent, and the
+// subject the principal behind it (who launched the guest holding it, or
+// the client holding it), whoever asked for the delegation. Capabilities that were not granted from a
+// policy resource (stdio, a guest's own objects, the supervisor channel)
+// pass freely, as does everything when no policy is loaded.
+func (s *Supervisor) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, error) {
+	p := s.Policy()
+	root := parent.Root()
+	src, ok := root.Source().(grantSource)
+	if p == nil || !ok || src.kind == "" {
+		return 0, nil
+	}
+	giver := parent.Holder()
+	to := d.Holder
+	if to == nil {
+		to = d.For
+	}
+	req := policies.Request{
+		Op: policies.OpDelegate, Kind: src.kind, Name: src.name, Path: src.path,
+		Rights: d.Base | d.Inheriting, Subject: subjectOf(giver), Module: holderModule(giver),
+		Depth: parent.Depth() + 1, Copies: s.k.LiveCopies(root), To: holderModule(to),
+	}
+	dec := policies.Evaluate(p, req)
+	if !dec.Allowed {
+		s.log.Warn("delegation denied by policy", "cap", parent.ID(), "resource", src.String(),
+			"giver", holderID(giver), "to", holderID(to), "depth", req.Depth, "copies", req.Copies,
+			"rule", ruleText(dec.Rule), "reason", dec.Reason)
+		return 0, &PolicyError{Decision: dec}
+	}
+	d.Base &= dec.Rights
+	d.Inheriting &= dec.Rights
+	return dec.TTL, nil
+}
+
+// Expired logs a capability a lease revoked (caps.Gate).
+func (s *Supervisor) Expired(c *caps.Cap, r caps.Receipt) {
+	s.log.Info("lease expired", "cap", c.ID(), "name", c.Name(), "revoked", len(r.Revoked), "holders", r.Holders, "receipt", r.Revoked)
+}
+
+// guestOwner is the caps.Holder.Owner of a launched guest: who launched
+// it, with which labels. A client's holder has its Principal as Owner; a
+// spawned child's has none (its parent's is found through Holder.Top).
+type guestOwner struct {
+	principal Principal
+	labels    map[string]string
+}
+
+// newGuestHolder is the holder of a guest launched as spec says.
+func newGuestHolder(id string, spec *LaunchSpec) *caps.Holder {
+	return &caps.Holder{
+		ID: id, Label: spec.Module.Name, Module: spec.Module.HashString(),
+		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels},
+	}
+}
+
+// ClientHolder returns the holder of capabilities a client of the control
+// API holds, acting for p.
+func ClientHolder(id string, p Principal) *caps.Holder {
+	return &caps.Holder{ID: id, Label: p.String(), Owner: p}
+}
+
+// subjectOf is the principal behind a holder: the user that launched the
+// guest at the top of its spawn tree, or a client's user.
+func subjectOf(h *caps.Holder) policies.Subject {
+	if h == nil {
+		return policies.Subject{}
+	}
+	switch o := h.Top().Owner.(type) {
+	case *guestOwner:
+		return o.principal.subject()
+	case Principal:
+		return o.subject()
+	}
+	return policies.Subject{}
+}
+
+// holderModule is the module a holder runs, with its launch labels. A
+// spawned child has none: labels are given by whoever launches, and a
+// guest does not pass its own on to code it chooses to run.
+func holderModule(h *caps.Holder) policies.Module {
+	if h == nil {
+		return policies.Module{}
+	}
+	m := policies.Module{SHA256: h.Module}
+	if o, ok := h.Owner.(*guestOwner); ok {
+		m.Labels = o.labels
+	}
+	return m
+}
+
+func holderID(h *caps.Holder) string {
+	if h == nil {
+		return "(in flight)"
+	}
+	return h.ID
+}
+
+func ruleText(r *policies.RuleRef) string {
+	if r == nil {
+		return "default deny"
+	}
+	return r.String()
+}
+
+// IsPolicyDenial reports whether err is, or wraps, a policy's denial.
+func IsPolicyDenial(err error) bool {
+	var pe *PolicyError
+	return errors.As(err, &pe)
+}
