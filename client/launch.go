@@ -38,6 +38,9 @@ type LaunchRequest struct {
 	// Detach keeps the guest running when its Guest is released or this
 	// connection closes. Without it the daemon kills the guest then.
 	Detach bool
+	// Labels are KEY=VALUE strings describing the module, which policy
+	// rules match and ps shows.
+	Labels []string
 }
 
 // Delegation passes a held capability to a guest at launch.
@@ -101,6 +104,9 @@ func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, sink schemas.OutputS
 		return err
 	}
 	if err := setTexts(r.NewGrants, req.Grants); err != nil {
+		return err
+	}
+	if err := setTexts(r.NewLabels, req.Labels); err != nil {
 		return err
 	}
 	if len(req.Caps) > 0 {

@@ -67,6 +67,7 @@ type GuestInfo struct {
 	Started   time.Time
 	Ended     time.Time // zero while running
 	Args      []string
+	Labels    []string // KEY=VALUE, sorted
 	Detached  bool
 	Handles   int
 }
@@ -87,6 +88,7 @@ type CapInfo struct {
 	Origin           string // what authorised a root capability
 	Resource         string // what it designates ("dir /srv/data")
 	Created          time.Time
+	Expires          time.Time // when a lease revokes it; zero: no lease
 	Revoked, Closed  bool
 }
 
@@ -156,7 +158,7 @@ func guestInfoFrom(g schemas.GuestInfo) GuestInfo {
 	info := GuestInfo{
 		ID: d.text(g.Id()), Name: d.text(g.Name()), SHA256: d.text(g.Sha256()),
 		Running: g.Running(), Started: unixTime(g.Started()), Ended: unixTime(g.Ended()),
-		Args: d.texts(g.Args()), Detached: g.Detached(), Handles: int(g.Handles()),
+		Args: d.texts(g.Args()), Labels: d.texts(g.Labels()), Detached: g.Detached(), Handles: int(g.Handles()),
 	}
 	if p, err := g.Principal(); err == nil {
 		info.Principal = principalFrom(p)
@@ -175,7 +177,7 @@ func capInfoFrom(c schemas.CapInfo) CapInfo {
 		Rights: d.text(c.Rights()), InheritingRights: d.text(c.InheritingRights()),
 		Parent: d.text(c.Parent()), Edge: d.text(c.Edge()), Removed: d.text(c.Removed()),
 		Origin: d.text(c.Origin()), Resource: d.text(c.Resource()),
-		Created: unixTime(c.Created()), Revoked: c.Revoked(), Closed: c.Closed(),
+		Created: unixTime(c.Created()), Expires: unixTime(c.Expires()), Revoked: c.Revoked(), Closed: c.Closed(),
 	}
 }
 

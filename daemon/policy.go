@@ -302,3 +302,38 @@ func IsPolicyDenial(err error) bool {
 	var pe *PolicyError
 	return errors.As(err, &pe)
 }
+
+// Disallowed is a live capability that a policy would not grant.
+type Disallowed struct {
+	Cap    caps.ID
+	Guest  string
+	Grant  string // the grant text it was minted from
+	Reason string // the policy's
+}
+
+// NotAllowedBy lists the capabilities running guests were granted (at
+// launch or since) that p would not grant them now: what a reload leaves
+// in place until someone revokes it.
+func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
+	var out []Disallowed
+	for _, g := range s.Guests() {
+		if running, _ := g.Status(); !running {
+			continue
+		}
+		for _, e := range g.Handles() {
+			c := e.Cap
+			src, ok := c.Source().(grantSource)
+			if !ok || src.kind == "" || c.Parent() != nil {
+				continue
+			}
+			d := policies.Evaluate(p, policies.Request{
+				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
+				Subject: g.principal.subject(), Module: moduleOf(g.module, g.labels),
+			})
+			if !d.Allowed {
+				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: d.Reason})
+			}
+		}
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 func init() {
@@ -50,21 +51,34 @@ func capsCmd(args []string) int {
 		return exitOK
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "FD\tCAP\tKIND\tNAME\tRIGHTS\tEDGE\tPARENT\tORIGIN")
+	fmt.Fprintln(w, "FD\tCAP\tKIND\tNAME\tRIGHTS\tEDGE\tPARENT\tLEASE\tORIGIN")
+	now := time.Now()
 	for _, h := range handles {
 		ci := h.Cap
 		rights := ci.Rights
 		if ci.Revoked {
 			rights = "REVOKED"
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.FD, ci.ID, ci.Kind, dash(ci.Name),
-			rights, ci.Edge, dash(ci.Parent), dash(strings.ReplaceAll(ci.Origin, "\t", " ")))
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.FD, ci.ID, ci.Kind, dash(ci.Name),
+			rights, ci.Edge, dash(ci.Parent), leaseLeft(ci.Expires, now), dash(strings.ReplaceAll(ci.Origin, "\t", " ")))
 	}
 	if err := w.Flush(); err != nil {
 		fail("writing output: %v", err)
 		return exitFailure
 	}
 	return exitOK
+}
+
+// leaseLeft says how long a lease has to run ("29s left"), "-" for no
+// lease, or "expired".
+func leaseLeft(expires, now time.Time) string {
+	switch {
+	case expires.IsZero():
+		return "-"
+	case !expires.After(now):
+		return "expired"
+	}
+	return expires.Sub(now).Round(time.Second).String() + " left"
 }
 
 func dash(s string) string {

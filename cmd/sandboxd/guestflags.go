@@ -2,17 +2,20 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sandboxd/sandboxd/daemon"
 )
 
 // guestFlags are the flags run and launch share: the module, its
 // arguments and environment, its grants and its limits.
 type guestFlags struct {
-	grants, env, args stringList
-	mem               *string
-	timeout           *time.Duration
-	maxFDs            *int
+	grants, env, args, labels stringList
+	mem                       *string
+	timeout                   *time.Duration
+	maxFDs                    *int
 }
 
 // guestArgs is what guestFlags give once checked.
@@ -21,6 +24,7 @@ type guestArgs struct {
 	argv     []string
 	env      []string
 	grants   []string
+	labels   []string // KEY=VALUE, checked
 	memLimit uint64
 	timeout  time.Duration
 	maxFDs   int
@@ -32,6 +36,7 @@ func addGuestFlags(fs *flag.FlagSet, grantHelp string, maxFDs int) *guestFlags {
 	f := &guestFlags{}
 	fs.Var(&f.grants, "grant", grantHelp)
 	fs.Var(&f.env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
+	fs.Var(&f.labels, "label", "label the module `KEY=VALUE` for the policy's module and to blocks, and for ps (repeatable)")
 	fs.Var(&f.args, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
 	f.mem = fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
 	f.timeout = fs.Duration("timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
@@ -72,6 +77,17 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 			return g, usageError(c, "--env %q is not KEY=VALUE", kv), false
 		}
 	}
-	g.env, g.grants, g.timeout, g.maxFDs = f.env, f.grants, *f.timeout, *f.maxFDs
+	seen := map[string]bool{}
+	for _, l := range f.labels {
+		k, _, err := daemon.ParseLabel(l)
+		if err == nil && seen[k] {
+			err = fmt.Errorf("label %s is given twice", k)
+		}
+		if err != nil {
+			return g, usageError(c, "--label: %v", err), false
+		}
+		seen[k] = true
+	}
+	g.env, g.grants, g.labels, g.timeout, g.maxFDs = f.env, f.grants, f.labels, *f.timeout, *f.maxFDs
 	return g, 0, true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,11 +53,11 @@ func psCmd(args []string) int {
 		return exitOK
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "GUEST\tMODULE\tSTATE\tSTARTED\tPRINCIPAL\tHANDLES")
+	fmt.Fprintln(w, "GUEST\tMODULE\tSTATE\tSTARTED\tPRINCIPAL\tHANDLES\tLABELS")
 	now := time.Now()
 	for _, g := range guests {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\t%d\n", g.ID, g.Name, guestState(g),
-			now.Sub(g.Started).Round(time.Second), g.Principal, g.Handles)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\t%d\t%s\n", g.ID, g.Name, guestState(g),
+			now.Sub(g.Started).Round(time.Second), g.Principal, g.Handles, dash(strings.Join(g.Labels, ",")))
 	}
 	if err := w.Flush(); err != nil {
 		fail("writing output: %v", err)

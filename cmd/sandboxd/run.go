@@ -19,6 +19,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/policies"
 )
 
 // Exit codes of `sandboxd run` besides the guest's own (docs/CLI.md).
@@ -134,6 +135,7 @@ func runCmd(args []string) int {
 		Principal:   l.principal,
 		Module:      l.module,
 		Grants:      ra.parsed,
+		Labels:      labelMap(ra.labels),
 		Args:        ra.argv,
 		Env:         ra.env,
 		MemoryLimit: ra.memLimit,
@@ -158,6 +160,7 @@ func runCmd(args []string) int {
 type runArgs struct {
 	guestArgs
 	parsed    []daemon.Grant // guestArgs.grants, parsed
+	policy    *policies.Policy
 	level     hclog.Level
 	cacheDir  string
 	maxProcs  int
@@ -174,6 +177,8 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower")
+	var policyFiles stringList
+	fs.Var(&policyFiles, "policy", "decide the grants by the policy in `FILE` (repeatable: the files load as one policy; docs/POLICY.md)")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return ra, code, false
 	}
@@ -189,15 +194,46 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	if *maxProcs < 1 || *maxProcs > abi.MaxMaxDescendants {
 		return ra, usageError(c, "--max-procs %d: from 1 to %d", *maxProcs, abi.MaxMaxDescendants), false
 	}
-	ra.parsed = make([]daemon.Grant, len(ra.grants))
-	for i, t := range ra.grants {
-		var err error
-		if ra.parsed[i], err = daemon.ParseGrant(t); err != nil {
-			return ra, usageError(c, "%v", err), false
+	if ra.parsed, code, ok = parseRunGrants(c, ra.grants); !ok {
+		return ra, code, false
+	}
+	if len(policyFiles) > 0 {
+		if ra.policy, ok = loadPolicy("run", policyFiles); !ok {
+			return ra, exitUsage, false
 		}
 	}
 	ra.cacheDir, ra.maxProcs, ra.debugInfo = *cacheDir, *maxProcs, *debugInfo
 	return ra, exitOK, true
+}
+
+// parseRunGrants parses run's grants. chan: grants are refused: they join
+// guests of one daemon, and run has one guest.
+func parseRunGrants(c command, texts []string) ([]daemon.Grant, int, bool) {
+	parsed := make([]daemon.Grant, len(texts))
+	for i, t := range texts {
+		var err error
+		if parsed[i], err = daemon.ParseGrant(t); err != nil {
+			return nil, usageError(c, "%v", err), false
+		}
+		if parsed[i].Kind == daemon.GrantChan {
+			fail("grant %q: chan: grants join guests launched by one daemon (sandboxd serve, then sandboxd launch); run has one guest", t)
+			return nil, exitGrant, false
+		}
+	}
+	return parsed, exitOK, true
+}
+
+// labelMap turns checked KEY=VALUE labels into a map.
+func labelMap(labels []string) map[string]string {
+	if len(labels) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(labels))
+	for _, l := range labels {
+		k, v, _ := strings.Cut(l, "=")
+		m[k] = v
+	}
+	return m
 }
 
 // loaded is what run launches: the guest's compiled module, the runtime
@@ -222,7 +258,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 	}
 	supc := make(chan started, 1)
 	go func() {
-		sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs})
+		sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy})
 		supc <- started{sup, err}
 	}()
 	wasm, err := os.ReadFile(ra.path)
@@ -388,6 +424,10 @@ func currentPrincipal() daemon.Principal {
 	p := daemon.Principal{UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	if u, err := user.Current(); err == nil {
 		p.Name = u.Username
+	}
+	gids, _ := os.Getgroups() // none known: the primary group alone
+	for _, g := range gids {
+		p.Groups = append(p.Groups, uint32(g))
 	}
 	return p
 }

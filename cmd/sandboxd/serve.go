@@ -15,6 +15,7 @@ import (
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/daemon/server"
+	"github.com/sandboxd/sandboxd/policies"
 )
 
 // shutdownGrace is how long serve waits, on SIGTERM, for clients to
@@ -51,8 +52,17 @@ func serveCmd(args []string) int {
 		fail("%v", err)
 		return exitFailure
 	}
+	var policy *policies.Policy
+	if sa.policyDir != "" {
+		if policy, err = loadPolicyDir(sa.policyDir); err != nil {
+			l.Close()
+			reportPolicyError(log, err)
+			fail("serve: the policy in %s does not load: correct it (sandboxd policy check %s/*.hcl)", sa.policyDir, sa.policyDir)
+			return exitUsage
+		}
+	}
 	ctx := context.Background()
-	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: sa.maxFDs, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs})
+	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: sa.maxFDs, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: policy})
 	if err != nil {
 		l.Close()
 		fail("cannot start the runtime: %v", err)
@@ -65,10 +75,11 @@ func serveCmd(args []string) int {
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	log.Info("serving", "socket", sa.socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit())
+	log.Info("serving", "socket", sa.socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit(), "policy", policyText(sa.policyDir, policy))
 
 	code = exitOK
-	serveErr, accepting := awaitStop(log, sigs, served)
+	reload := func() { reloadPolicy(log, sup, sa.policyDir) }
+	serveErr, accepting := awaitStop(log, sigs, served, reload)
 	if !accepting {
 		code = exitFailure
 	}
@@ -94,6 +105,7 @@ func serveCmd(args []string) int {
 // serveArgs is what serve's flags ask for, once checked.
 type serveArgs struct {
 	socket, state                 string
+	policyDir                     string // --policy; "" for none
 	level                         hclog.Level
 	logJSON                       bool
 	maxFDs, maxProcs, idleModules int
@@ -114,6 +126,7 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
+	policyDir := fs.String("policy", "", "decide grants and delegations by the policy in `DIR` (every *.hcl in it; SIGHUP reloads it; docs/POLICY.md). Without it, only root and the daemon's user may grant host paths, sockets and channels")
 	lf := defineLimitFlags(fs)
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return sa, code, false
@@ -121,6 +134,7 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	if fs.NArg() > 0 {
 		return sa, usageError(c, "unexpected argument %q: serve takes only flags", fs.Arg(0)), false
 	}
+	sa.policyDir = *policyDir
 	if sa.level = hclog.LevelFromString(*logLevel); sa.level == hclog.NoLevel {
 		return sa, usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel), false
 	}
@@ -153,13 +167,13 @@ func (sa serveArgs) countsInRange() bool {
 }
 
 // awaitStop returns at SIGINT or SIGTERM, or when Serve has returned
-// (accepting false, with Serve's error). SIGHUP is logged and ignored.
-func awaitStop(log hclog.Logger, sigs <-chan os.Signal, served <-chan error) (serveErr error, accepting bool) {
+// (accepting false, with Serve's error). SIGHUP calls reload.
+func awaitStop(log hclog.Logger, sigs <-chan os.Signal, served <-chan error, reload func()) (serveErr error, accepting bool) {
 	for {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				log.Info("SIGHUP ignored: there is no policy to reload yet")
+				reload()
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())

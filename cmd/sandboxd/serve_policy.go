@@ -1,0 +1,70 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+// loadPolicyDir loads every *.hcl file in dir as one policy.
+func loadPolicyDir(dir string) (*policies.Policy, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.hcl"))
+	if err != nil {
+		return nil, fmt.Errorf("policy directory %s: %v", dir, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("policy directory %s has no *.hcl file: write the policy there (docs/POLICY.md), or leave --policy out", dir)
+	}
+	sort.Strings(files)
+	return policies.Load(files...)
+}
+
+// reportPolicyError logs why a policy did not load: each problem with its
+// file:line:column.
+func reportPolicyError(log hclog.Logger, err error) {
+	var problems policies.Errors
+	if !errors.As(err, &problems) {
+		log.Error("policy does not load", "error", err.Error())
+		return
+	}
+	for _, e := range problems {
+		log.Error("policy does not load", "problem", e.Error())
+	}
+}
+
+// reloadPolicy is serve's SIGHUP: it loads the policy in dir again and, if
+// it loads, puts it in force at once for every later grant and delegation.
+// A policy that does not load changes nothing: the one in force stays.
+// What the new policy would not have granted is logged, not revoked.
+func reloadPolicy(log hclog.Logger, sup *daemon.Supervisor, dir string) {
+	if dir == "" {
+		log.Info("SIGHUP ignored: serve was started without --policy")
+		return
+	}
+	p, err := loadPolicyDir(dir)
+	if err != nil {
+		reportPolicyError(log, err)
+		log.Error("policy reload failed: the policy in force is unchanged", "policy", dir)
+		return
+	}
+	sup.SetPolicy(p)
+	log.Info("policy reloaded", "policy", dir, "rules", len(p.Rules()), "resources", len(p.Resources()))
+	for _, d := range sup.NotAllowedBy(p) {
+		log.Warn("a live capability the reloaded policy would not grant: it stays until revoked (sandboxd revoke)",
+			"cap", d.Cap, "guest", d.Guest, "grant", d.Grant, "reason", d.Reason)
+	}
+}
+
+// policyText describes the policy serve started with, for its first log
+// line.
+func policyText(dir string, p *policies.Policy) string {
+	if p == nil {
+		return "none (only root and the daemon's user may grant host paths, sockets and channels)"
+	}
+	return fmt.Sprintf("%s (%d rules, %d resources)", dir, len(p.Rules()), len(p.Resources()))
+}

@@ -1,0 +1,10 @@
+/* Sends the datagram "ping" on fd 3 (a chan: grant) and exits with
+ * sock_send's errno. */
+#include <sandboxd.h>
+
+void _start(void) {
+	sbx_ciovec_t iov = {"ping", 4};
+	sbx_send_in_t si = {&iov, 1, 0, 0, 0};
+	sbx_send_out_t so;
+	sbx_proc_exit(sbx_sock_send(3, &si, &so));
+}
