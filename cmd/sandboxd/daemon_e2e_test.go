@@ -304,8 +304,8 @@ func awaitCount(t *testing.T, file, s string, n int) {
 }
 
 // checkGrantedCap checks that `caps id` lists capability capID as fd 4,
-// a file named ticks that the grant text made, with no parent, beside the
-// guest's supervisor channel.
+// a file named ticks that the grant text made, with no parent and no
+// lease, beside the guest's supervisor channel.
 func checkGrantedCap(t *testing.T, d *daemonProc, id, capID, text string) {
 	t.Helper()
 	r := d.cli(t, "caps", id)
@@ -316,7 +316,7 @@ func checkGrantedCap(t *testing.T, d *daemonProc, id, capID, text string) {
 		}
 	}
 	f := strings.Fields(row)
-	if len(f) < 8 || f[0] != "4" || f[2] != "file" || f[3] != "ticks" || f[5] != "grant" || f[6] != "-" || f[7] != text {
+	if len(f) < 9 || f[0] != "4" || f[2] != "file" || f[3] != "ticks" || f[5] != "grant" || f[6] != "-" || f[7] != "-" || f[8] != text {
 		t.Fatalf("caps row for %s: %q (all:\n%s)", capID, row, r.stdout)
 	}
 	if !strings.Contains(r.stdout, "supervisor") {

@@ -236,7 +236,7 @@ func TestRunGrantSetupFailuresExit3AndRunNothing(t *testing.T) {
 		{"file:" + dir + "=d", "is a directory: grant it with dir:"},
 		{"sock:db", "not supported yet"},
 		{"listen:127.0.0.1:8080", "not supported yet"},
-		{"chan:pipe", "not supported yet"},
+		{"chan:pipe", "chan: grants join guests launched by one daemon"},
 		{"cap:c0123456789abcdef", "not supported yet"},
 	}
 	for _, c := range cases {
