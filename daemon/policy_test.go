@@ -1,0 +1,158 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+func mustPolicy(t testing.TB, text string) *policies.Policy {
+	t.Helper()
+	p, err := policies.Parse("test.hcl", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// launchSpin launches the spinning guest with grants, labels and a
+// supervisor channel, for principal uid 1000.
+func launchSpin(t *testing.T, s *Supervisor, labels map[string]string, grants ...string) (*Guest, error) {
+	t.Helper()
+	spec := LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
+		Labels: labels, SupervisorChannel: true,
+	}
+	for _, g := range grants {
+		spec.Grants = append(spec.Grants, mustGrant(t, g))
+	}
+	g, err := s.Launch(context.Background(), spec)
+	if err == nil {
+		t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
+	}
+	return g, err
+}
+
+func TestPolicyClipsGrantedRightsAndDecidesDelegationByRecipient(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "data" {
+  resources = ["dir:%s"]
+  rights    = ["file_open", "fd_read", "file_readdir"]
+  subject {
+    users = ["alice"]
+  }
+}
+delegate "to-readers" {
+  resources = ["dir:%s"]
+  max_depth = 1
+  rights    = ["file_open", "fd_read"]
+  to {
+    labels = { role = "reader" }
+  }
+}
+`, dir, dir)))
+
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := a.Handles()[3].Cap
+	if b, i := granted.Rights(); b&^(caps.RightFileOpen|caps.RightFDRead|caps.RightFileReaddir) != 0 || i&^(caps.RightFileOpen|caps.RightFDRead|caps.RightFileReaddir) != 0 {
+		t.Fatalf("granted rights %v / %v exceed the rule's ceiling", b, i)
+	}
+
+	reader, err := launchSpin(t, s, map[string]string{"role": "reader"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := reader.SendCap(context.Background(), granted, "data")
+	if err != nil {
+		t.Fatalf("delegation to a reader: %v", err)
+	}
+	if b, _ := c.Rights(); b&^(caps.RightFileOpen|caps.RightFDRead) != 0 {
+		t.Fatalf("delegated rights %v exceed the delegate rule's ceiling", b)
+	}
+	if c.Depth() != 1 {
+		t.Fatalf("depth %d, want 1", c.Depth())
+	}
+
+	other, err := launchSpin(t, s, map[string]string{"role": "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = other.SendCap(context.Background(), granted, "data")
+	if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "default deny") {
+		t.Fatalf("delegation to a non-reader: %v, want a policy denial", err)
+	}
+	// The reader may not pass its copy on: max_depth is 1.
+	_, err = other.SendCap(context.Background(), c, "data")
+	if !IsPolicyDenial(err) {
+		t.Fatalf("second hop: %v, want a policy denial", err)
+	}
+}
+
+func TestPolicyDeniesGrantsBeforeOpeningAnything(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, `resource "chan" "jobs" {}`))
+	_, err := launchSpin(t, s, nil, "dir:"+dir, "chan:jobs")
+	if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "no grant rule allows dir:"+dir) {
+		t.Fatalf("launch: %v, want the first grant denied by default", err)
+	}
+	if fds := openFDsUnder(t, dir); len(fds) != 0 {
+		t.Fatalf("a denied launch left %v open", fds)
+	}
+	if n := len(s.Kernel().Snapshot()); n != 0 {
+		t.Fatalf("a denied launch minted %d capabilities", n)
+	}
+}
+
+func TestPolicyNamedDirResourceOpensItsPathReadOnly(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "dir" "reports" {
+  path      = "%s"
+  read_only = true
+}
+grant "reports" {
+  resources = ["dir:reports"]
+}
+`, dir)))
+	g, err := launchSpin(t, s, nil, "dir:reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.Handles()[3].Cap
+	if b, i := c.Rights(); (b|i)&caps.RightsWriteMask != 0 {
+		t.Fatalf("a read_only resource was granted write rights: %v / %v", b, i)
+	}
+	if !strings.Contains(c.Info().Resource, dir) {
+		t.Fatalf("the grant opened %q, want %s", c.Info().Resource, dir)
+	}
+}
+
+func TestNotAllowedByListsLiveGrantsANewPolicyWouldRefuse(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "d" {
+  resources = ["dir:%s"]
+}`, dir)))
+	g, err := launchSpin(t, s, nil, "dir:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.NotAllowedBy(s.Policy()); len(got) != 0 {
+		t.Fatalf("the policy in force disallows %v", got)
+	}
+	got := s.NotAllowedBy(mustPolicy(t, `resource "chan" "x" {}`))
+	if len(got) != 1 || got[0].Guest != g.ID() || got[0].Cap != g.Handles()[3].Cap.ID() {
+		t.Fatalf("NotAllowedBy = %+v, want the guest's one grant", got)
+	}
+}
