@@ -156,3 +156,38 @@ func TestNotAllowedByListsLiveGrantsANewPolicyWouldRefuse(t *testing.T) {
 		t.Fatalf("NotAllowedBy = %+v, want the guest's one grant", got)
 	}
 }
+
+func TestPolicyFanOutCountsLiveCopies(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "data" {
+  resources = ["dir:%s"]
+}
+delegate "one-copy" {
+  resources  = ["dir:%s"]
+  max_depth  = 1
+  max_copies = 1
+}
+`, dir, dir)))
+	a, err := launchSpin(t, s, nil, "dir:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := a.Handles()[3].Cap
+	b, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.SendCap(context.Background(), granted, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SendCap(context.Background(), granted, "d2"); !IsPolicyDenial(err) || !strings.Contains(err.Error(), "max_copies") {
+		t.Fatalf("second live copy: %v, want a denial naming max_copies", err)
+	}
+	s.Kernel().Revoke(first, "test")
+	if _, err := b.SendCap(context.Background(), granted, "d3"); err != nil {
+		t.Fatalf("a copy after the first was revoked: %v", err)
+	}
+}
