@@ -192,13 +192,18 @@ func (s *Supervisor) mintGrant(holder *caps.Holder, pg policyGrant, r grantResou
 	return c
 }
 
+// gate is the supervisor's caps.Gate: the delegate rules of the policy in
+// force, and the log line of each lease that expires.
+type gate struct{ s *Supervisor }
+
 // Delegate decides, for the kernel (caps.Gate), a derivation that passes
 // parent on to another holder. The giver is the holder of parent, and the
 // subject the principal behind it (who launched the guest holding it, or
 // the client holding it), whoever asked for the delegation. Capabilities that were not granted from a
 // policy resource (stdio, a guest's own objects, the supervisor channel)
 // pass freely, as does everything when no policy is loaded.
-func (s *Supervisor) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, error) {
+func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, error) {
+	s := gt.s
 	p := s.Policy()
 	root := parent.Root()
 	src, ok := root.Source().(grantSource)
@@ -228,8 +233,8 @@ func (s *Supervisor) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Durati
 }
 
 // Expired logs a capability a lease revoked (caps.Gate).
-func (s *Supervisor) Expired(c *caps.Cap, r caps.Receipt) {
-	s.log.Info("lease expired", "cap", c.ID(), "name", c.Name(), "revoked", len(r.Revoked), "holders", r.Holders, "receipt", r.Revoked)
+func (gt gate) Expired(c *caps.Cap, r caps.Receipt) {
+	gt.s.log.Info("lease expired", "cap", c.ID(), "name", c.Name(), "revoked", len(r.Revoked), "holders", r.Holders, "receipt", r.Revoked)
 }
 
 // guestOwner is the caps.Holder.Owner of a launched guest: who launched

@@ -126,7 +126,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 		ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
 	}
 	s.policy.Store(opts.Policy)
-	s.k.SetGate(s)
+	s.k.SetGate(gate{s})
 	return s, nil
 }
 
