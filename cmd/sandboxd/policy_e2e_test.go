@@ -240,3 +240,31 @@ grant "data" {
 		t.Fatalf("guest %s stopped at the reload", live)
 	}
 }
+
+func TestRunPolicyDecidesGrantsWithoutADaemon(t *testing.T) {
+	pdir := privateDir(t)
+	data, other := privateDir(t), privateDir(t)
+	policy := filepath.Join(pdir, "run.hcl")
+	writePolicy(t, pdir, "run.hcl", `
+grant "data" {
+  resources = ["dir:`+data+`"]
+}
+deny "not-other" {
+  resources = ["dir:`+other+`"]
+}
+`)
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	if r := sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+data, hello); r.code != 7 || r.stdout != "hello\n" {
+		t.Fatalf("run with an allowed grant: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r := sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+other, hello)
+	if r.code != exitGrant || r.stdout != "" {
+		t.Fatalf("run with a denied grant: code %d, stdout %q; want %d and nothing run", r.code, r.stdout, exitGrant)
+	}
+	oneLine(t, r.stderr, `denied by deny "not-other" (`+policy+":5)")
+	writePolicy(t, pdir, "bad.hcl", "grant \"x\" {\n  max_depth = 1\n  resources = [\"dir:/\"]\n}\n")
+	r = sandboxd(t, "", "run", "--policy", filepath.Join(pdir, "bad.hcl"), hello)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "bad.hcl:2:3") || r.stdout != "" {
+		t.Fatalf("run with a policy that does not load: code %d, stderr %q; want %d with the problem's position", r.code, r.stderr, exitUsage)
+	}
+}
