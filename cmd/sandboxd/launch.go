@@ -26,10 +26,11 @@ const maxStdin = 1 << 20
 
 func init() {
 	register(command{
-		name:    "launch",
-		usage:   "[flags] prog.wasm [args…]",
-		summary: "launch a guest in the daemon; attached, stream its output and exit with its status",
-		run:     launchCmd,
+		name:      "launch",
+		guestArgs: true,
+		usage:     "[flags] prog.wasm [args…]",
+		summary:   "launch a guest in the daemon; attached, stream its output and exit with its status",
+		run:       launchCmd,
 	})
 }
 

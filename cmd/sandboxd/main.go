@@ -22,6 +22,11 @@ type command struct {
 	usage   string // what follows the verb in a synopsis: "[flags] prog.wasm [args…]"
 	summary string // one line for `sandboxd help`
 	run     func(args []string) int
+	// guestArgs marks a verb whose first argument is a module and whose
+	// later arguments belong to the guest (run, launch): its flags end at
+	// the first argument. Every other verb takes flags before and after
+	// its arguments, until "--".
+	guestArgs bool
 }
 
 var commands = map[string]command{}
@@ -112,7 +117,12 @@ func newFlags(c command) *flag.FlagSet {
 // parseFlags parses args into fs. When it returns ok=false the verb must
 // return code: 0 after -h, exitUsage after a bad flag.
 func parseFlags(c command, fs *flag.FlagSet, args []string) (code int, ok bool) {
-	err := fs.Parse(args)
+	var err error
+	if c.guestArgs {
+		err = fs.Parse(args)
+	} else {
+		err = parseInterleaved(fs, args)
+	}
 	switch {
 	case err == nil:
 		return 0, true
@@ -122,6 +132,30 @@ func parseFlags(c command, fs *flag.FlagSet, args []string) (code int, ok bool) 
 	}
 	fail("%s: %v (see 'sandboxd %s -h')", c.name, err, c.name)
 	return exitUsage, false
+}
+
+// parseInterleaved parses flags wherever they are among args: before,
+// between and after the arguments, until a "--", after which everything
+// is an argument. fs.Args() then holds the arguments in order.
+func parseInterleaved(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Parsing "--" alone sets no flag and leaves the arguments in fs.Args.
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 // usageError reports a bad argument of verb c in one line.

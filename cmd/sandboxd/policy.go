@@ -12,7 +12,7 @@ func init() {
 	register(command{
 		name:    "policy",
 		usage:   "check FILE… | explain --policy FILE … --grant KIND:NAME prog.wasm",
-		summary: "check grant-policy files, or explain one grant decision (policies are not enforced yet: docs/POLICY.md)",
+		summary: "check grant-policy files, or explain one grant decision as serve --policy and run --policy would make it (docs/POLICY.md)",
 		run:     policyCmd,
 	})
 }
@@ -20,22 +20,34 @@ func init() {
 // policyCmd is `sandboxd policy check FILE…` or `sandboxd policy explain
 // …` (policy_explain.go).
 func policyCmd(args []string) int {
+	if len(args) > 0 && args[0] == "explain" {
+		return policyExplain(args[1:])
+	}
 	c := commands["policy"]
+	if len(args) > 0 && args[0] == "check" {
+		c = checkCmd
+		args = args[1:]
+	}
 	fs := newFlags(c)
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
 	switch {
-	case fs.NArg() == 0:
+	case c.name == "policy" && fs.NArg() == 0:
 		return usageError(c, "want a subcommand: check FILE… or explain")
-	case fs.Arg(0) == "explain":
-		return policyExplain(fs.Args()[1:])
-	case fs.Arg(0) != "check":
+	case c.name == "policy":
 		return usageError(c, "unknown subcommand %q: want check or explain", fs.Arg(0))
-	case fs.NArg() == 1:
-		return usageError(c, "check: want at least one policy file")
+	case fs.NArg() == 0:
+		return usageError(c, "want at least one policy file")
 	}
-	return policyCheck(fs.Args()[1:])
+	return policyCheck(fs.Args())
+}
+
+// checkCmd names `policy check` in its usage line and messages.
+var checkCmd = command{
+	name:    "policy check",
+	usage:   "FILE…",
+	summary: "load the policy files together, as one policy: exit 0 when they load, 1 with every problem as FILE:LINE:COLUMN: message",
 }
 
 // policyCheck loads files together, as one policy, and exits 0 when they

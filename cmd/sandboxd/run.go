@@ -102,10 +102,11 @@ func spareProcs(maxProcs int) {
 
 func init() {
 	register(command{
-		name:    "run",
-		usage:   "[flags] prog.wasm [args…]",
-		summary: "run a guest in this process with exactly the given grants (no daemon needed)",
-		run:     runCmd,
+		name:      "run",
+		guestArgs: true,
+		usage:     "[flags] prog.wasm [args…]",
+		summary:   "run a guest in this process with exactly the given grants (no daemon needed)",
+		run:       runCmd,
 	})
 }
 

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"sort"
+	"strings"
+	"testing"
+)
+
+// TestEveryVerbTakesFlagsAfterItsArguments holds every verb but run and
+// launch (whose arguments after the module are the guest's) to flags
+// anywhere among its arguments: `VERB ARG -h` prints the verb's help, and
+// after "--" a flag is an argument.
+func TestEveryVerbTakesFlagsAfterItsArguments(t *testing.T) {
+	verbs := []string{"policy check", "policy explain"}
+	for name, c := range commands {
+		if !c.guestArgs && name != "policy" {
+			verbs = append(verbs, name)
+		}
+	}
+	sort.Strings(verbs)
+	for _, v := range verbs {
+		args := append(strings.Fields(v), "some-arg", "-h")
+		r := sandboxd(t, "", args...)
+		if r.code != exitOK || !strings.HasPrefix(r.stdout, "Usage: sandboxd "+v+" ") {
+			t.Errorf("sandboxd %s some-arg -h: code %d, stdout %q, stderr %q; want its help", v, r.code, r.stdout, r.stderr)
+		}
+	}
+	for name, c := range commands {
+		if c.guestArgs {
+			continue
+		}
+		if name == "abi" || name == "policy" {
+			continue // abi takes no arguments; policy's sub-verbs are above
+		}
+		r := sandboxd(t, "", name, "--socket", "/nonexistent/sock", "--", "-h")
+		if strings.HasPrefix(r.stdout, "Usage:") {
+			t.Errorf("sandboxd %s -- -h printed the help: after --, -h is an argument", name)
+		}
+	}
+}
+
+func TestKillAndCapsTakeFlagsAfterTheGuestID(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	if r := sandboxd(t, "", "caps", id, "--socket", d.socket, "--json"); r.code != 0 || !strings.HasPrefix(r.stdout, "{") {
+		t.Fatalf("caps ID --socket S --json: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := sandboxd(t, "", "kill", id, "--socket", d.socket, "--reason", "done"); r.code != 0 || r.stderr != "" {
+		t.Fatalf("kill ID --reason done: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if g := d.psJSON(t)[id]; g.Running || g.Status.Killed != "done" {
+		t.Fatalf("after kill ID --reason done: %+v", g)
+	}
+}
