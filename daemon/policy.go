@@ -234,6 +234,7 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 
 // Expired logs a capability a lease revoked (caps.Gate).
 func (gt gate) Expired(c *caps.Cap, r caps.Receipt) {
+	gt.s.revoked.add(r)
 	gt.s.log.Info("lease expired", "cap", c.ID(), "name", c.Name(), "revoked", len(r.Revoked), "holders", r.Holders, "receipt", r.Revoked)
 }
 

@@ -90,8 +90,9 @@ type Supervisor struct {
 	// running counts guests whose exit has not been fully processed.
 	running sync.WaitGroup
 
-	policy atomic.Pointer[policies.Policy]
-	chans  chanHub
+	policy  atomic.Pointer[policies.Policy]
+	chans   chanHub
+	revoked revokedIDs
 
 	mu     sync.Mutex
 	closed bool
@@ -727,13 +728,21 @@ func (s *Supervisor) Mint(holder *caps.Holder, by Principal, gr Grant, origin st
 }
 
 // Revoke revokes the capability with the given public id and everything
-// derived from it, in every guest (see caps.Kernel.Revoke).
+// derived from it, in every guest (see caps.Kernel.Revoke). Revoking one
+// that is already revoked is an error: there was nothing to do.
 func (s *Supervisor) Revoke(id caps.ID, reason string) (caps.Receipt, error) {
 	c, ok := s.k.Lookup(id)
 	if !ok {
+		if n, was := s.WasRevoked(id); was {
+			return caps.Receipt{}, n.Err(id)
+		}
 		return caps.Receipt{}, fmt.Errorf("revoke: no capability %s: it never existed or every holder has closed it", id)
 	}
 	r := s.k.Revoke(c, reason)
+	if len(r.Revoked) == 0 {
+		return r, fmt.Errorf("revoke: capability %s was already revoked: nothing is left to cut off", id)
+	}
+	s.revoked.add(r)
 	s.log.Info("revoked", "cap", id, "reason", reason, "revoked", len(r.Revoked), "holders", r.Holders, "took", r.Took)
 	return r, nil
 }

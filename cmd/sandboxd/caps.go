@@ -40,6 +40,12 @@ func capsCmd(args []string) int {
 	if err != nil {
 		return daemonFailure(err)
 	}
+	if len(handles) == 0 && !*asJSON {
+		if info, err := g.Info(ctx); err == nil && !info.Running {
+			fmt.Printf("%s has ended (%s): it holds no handles\n", info.ID, guestState(info))
+			return exitOK
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		for _, h := range handles {

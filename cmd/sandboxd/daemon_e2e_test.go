@@ -270,8 +270,13 @@ func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T
 	checkGrantedCap(t, d, id, capID, "file:"+file)
 
 	r = d.cli(t, "revoke", "--reason", "test", capID)
-	if r.code != 0 || !strings.Contains(r.stdout, "revoked "+capID+": 1 capabilities held by "+id) {
+	if r.code != 0 || !strings.Contains(r.stdout, "revoked "+capID+": 1 capability held by "+id) {
 		t.Fatalf("revoke: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli(t, "revoke", capID); r.code != exitFailure || r.stdout != "" {
+		t.Fatalf("revoke of a revoked capability: code %d, stdout %q; want %d and nothing revoked", r.code, r.stdout, exitFailure)
+	} else {
+		oneLine(t, r.stderr, "was already revoked")
 	}
 	if r := d.cli(t, "wait", id); r.code != 0 {
 		t.Fatalf("the guest did not see its handle revoked: wait code %d", r.code)

@@ -39,7 +39,7 @@ func TestEveryVerbTakesFlagsAfterItsArguments(t *testing.T) {
 	}
 }
 
-func TestKillAndCapsTakeFlagsAfterTheGuestID(t *testing.T) {
+func TestKillAndCapsTakeFlagsAfterTheGuestIDAndSayWhenItHasEnded(t *testing.T) {
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
 	if r.code != 0 {
@@ -54,5 +54,11 @@ func TestKillAndCapsTakeFlagsAfterTheGuestID(t *testing.T) {
 	}
 	if g := d.psJSON(t)[id]; g.Running || g.Status.Killed != "done" {
 		t.Fatalf("after kill ID --reason done: %+v", g)
+	}
+	if r := d.cli(t, "kill", id); r.code != 0 || r.stdout != id+"\talready ended: killed (done)\n" {
+		t.Fatalf("kill of an ended guest: code %d, stdout %q", r.code, r.stdout)
+	}
+	if r := d.cli(t, "caps", id); r.code != 0 || r.stdout != id+" has ended (killed (done)): it holds no handles\n" {
+		t.Fatalf("caps of an ended guest: code %d, stdout %q", r.code, r.stdout)
 	}
 }

@@ -20,7 +20,7 @@ func killCmd(args []string) int {
 	c := commands["kill"]
 	fs := newFlags(c)
 	socket := socketFlag(fs)
-	reason := fs.String("reason", "killed", "the `REASON` recorded as the guests' end")
+	reason := fs.String("reason", "sandboxd kill", "the `REASON` recorded as the guests' end")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -38,6 +38,12 @@ func killCmd(args []string) int {
 		g, err := cl.Guest(ctx, id)
 		if err != nil {
 			status = max(status, daemonFailure(err))
+			continue
+		}
+		info, err := g.Info(ctx)
+		if err == nil && !info.Running {
+			g.Release()
+			fmt.Printf("%s\talready ended: %s\n", id, guestState(info))
 			continue
 		}
 		st, err := g.Kill(ctx, *reason)

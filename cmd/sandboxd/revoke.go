@@ -39,8 +39,16 @@ func revokeCmd(args []string) int {
 			status = max(status, daemonFailure(err))
 			continue
 		}
-		fmt.Printf("revoked %s: %d capabilities held by %s in %v: %s\n", id, len(rc.Revoked),
+		fmt.Printf("revoked %s: %s held by %s in %v: %s\n", id, plural(len(rc.Revoked), "capability", "capabilities"),
 			strings.Join(rc.Holders, ", "), rc.Took, strings.Join(rc.Revoked, " "))
 	}
 	return status
+}
+
+// plural is "1 capability", "2 capabilities".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -95,3 +95,18 @@ func (a *Authority) OwnsCap(x *caps.Cap) bool {
 	}
 	return false
 }
+
+// OwnsAnyHolder reports whether the principal owns one of the holders
+// (guest or connection ids): whether it may hear about what they held,
+// such as a capability of theirs that has been revoked and forgotten.
+func (a *Authority) OwnsAnyHolder(ids []string) bool {
+	if a.root {
+		return true
+	}
+	for _, id := range ids {
+		if uid, ok := a.ownerOf(id); ok && uid == a.principal.UID {
+			return true
+		}
+	}
+	return false
+}

@@ -141,6 +141,9 @@ func (s *supervisorServer) Revoke(ctx context.Context, call schemas.Supervisor_r
 		return err
 	}
 	x, err := s.c.lookupOwnedCap(id)
+	if n, was := s.c.s.sup.WasRevoked(caps.ID(id)); err != nil && was && s.c.auth.OwnsAnyHolder(n.Holders) {
+		return n.Err(caps.ID(id))
+	}
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
