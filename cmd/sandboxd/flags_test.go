@@ -62,3 +62,29 @@ func TestKillAndCapsTakeFlagsAfterTheGuestIDAndSayWhenItHasEnded(t *testing.T) {
 		t.Fatalf("caps of an ended guest: code %d, stdout %q", r.code, r.stdout)
 	}
 }
+
+func TestDurationFlagsSayWhatADurationLooksLike(t *testing.T) {
+	for _, tc := range []struct{ value, says string }{
+		{"5", "a duration needs a unit: 5s, 5ms or 5m"},
+		{"5x", "not a duration: write a number and a unit"},
+	} {
+		r := sandboxd(t, "", "run", "--timeout", tc.value, "prog.wasm")
+		if r.code != exitUsage {
+			t.Errorf("--timeout %s: exit %d, want %d", tc.value, r.code, exitUsage)
+		}
+		oneLine(t, r.stderr, tc.says)
+	}
+}
+
+func TestLogsTakesFollowInFullAndAsF(t *testing.T) {
+	r := sandboxd(t, "", "logs", "-h")
+	if !strings.Contains(r.stdout, "\n  -f\n") || !strings.Contains(r.stdout, "\n  --follow\n") {
+		t.Fatalf("logs -h lists neither -f nor --follow as written:\n%s", r.stdout)
+	}
+	for _, flag := range []string{"-f", "--follow"} {
+		r := sandboxd(t, "", "logs", "--socket", "/nonexistent/sandboxd.sock", flag, "g-1")
+		if r.code != exitUnavailable {
+			t.Errorf("logs %s: exit %d (stderr %q), want %d: the flag parsed, then no daemon", flag, r.code, r.stderr, exitUnavailable)
+		}
+	}
+}

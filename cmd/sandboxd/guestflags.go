@@ -39,7 +39,8 @@ func addGuestFlags(fs *flag.FlagSet, grantHelp string, maxFDs int) *guestFlags {
 	fs.Var(&f.labels, "label", "label the module `KEY=VALUE` for the policy's module and to blocks, and for ps (repeatable)")
 	fs.Var(&f.args, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
 	f.mem = fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
-	f.timeout = fs.Duration("timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
+	f.timeout = new(time.Duration)
+	durationFlag(fs, f.timeout, "timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
 	fdsHelp := "the most handles (`N`) the guest may hold at once, stdio included"
 	if maxFDs == 0 {
 		fdsHelp += " (0: the daemon's default, serve --max-fds)"

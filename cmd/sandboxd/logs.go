@@ -20,7 +20,8 @@ func logsCmd(args []string) int {
 	c := commands["logs"]
 	fs := newFlags(c)
 	socket := socketFlag(fs)
-	follow := fs.Bool("f", false, "keep printing what the guest writes until it exits")
+	follow := fs.Bool("follow", false, "keep printing what the guest writes until it exits")
+	fs.BoolVar(follow, "f", false, "the same as --follow")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}

@@ -13,7 +13,9 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // command is one verb: `sandboxd NAME USAGE`.
@@ -173,7 +175,11 @@ func printUsage(w io.Writer, c command, fs *flag.FlagSet) {
 			first = false
 		}
 		arg, help := flag.UnquoteUsage(f)
-		fmt.Fprintf(w, "  --%s", f.Name)
+		dashes := "--"
+		if len(f.Name) == 1 {
+			dashes = "-"
+		}
+		fmt.Fprintf(w, "  %s%s", dashes, f.Name)
 		if arg != "" {
 			fmt.Fprintf(w, " %s", arg)
 		}
@@ -187,6 +193,35 @@ func printUsage(w io.Writer, c command, fs *flag.FlagSet) {
 
 // stringList is a repeatable string flag.
 type stringList []string
+
+// durationValue is a time.Duration flag whose error says what a duration
+// looks like: a bare number ("5") is refused with the units to add.
+type durationValue struct{ d *time.Duration }
+
+// durationFlag defines a duration flag with durationValue's messages.
+func durationFlag(fs *flag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	fs.Var(durationValue{p}, name, usage)
+}
+
+func (v durationValue) String() string {
+	if v.d == nil {
+		return "0s"
+	}
+	return v.d.String()
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err == nil {
+		*v.d = d
+		return nil
+	}
+	if _, nerr := strconv.ParseFloat(s, 64); nerr == nil {
+		return fmt.Errorf("a duration needs a unit: %ss, %sms or %sm", s, s, s)
+	}
+	return errors.New("not a duration: write a number and a unit, e.g. 500ms, 30s, 5m, 1h30m")
+}
 
 func (l *stringList) String() string     { return strings.Join(*l, ", ") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

@@ -201,7 +201,7 @@ func defineLimitFlags(fs *flag.FlagSet) *limitFlags {
 	fs.IntVar(&lim.MaxConnections, "max-conns", lim.MaxConnections, "concurrent client connections (`N`), of all users together")
 	fs.IntVar(&lim.MaxConnectionsPerUser, "max-conns-per-user", 0, "connections (`N`) one user other than root and the daemon's may have open at once (default --max-conns/8)")
 	fs.IntVar(&lim.ReservedConnections, "reserved-conns", 0, "connections (`N`) of --max-conns that only root and the daemon's user may take (default --max-conns/16)")
-	fs.DurationVar(&lim.WriteTimeout, "write-timeout", lim.WriteTimeout, "disconnect a client that does not read its socket for `DURATION`")
+	durationFlag(fs, &lim.WriteTimeout, "write-timeout", lim.WriteTimeout, "disconnect a client that does not read its socket for `DURATION`")
 	return f
 }
 
