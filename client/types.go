@@ -222,13 +222,17 @@ const (
 	// KindModule: the module is not a WebAssembly command module sandboxd
 	// can run. Nothing ran.
 	KindModule
+	// KindRequest: the request is invalid in itself (a limit out of range,
+	// a module needing more memory than the limit, a label, a handle name
+	// taken twice). Nothing ran.
+	KindRequest
 )
 
 // errorKinds are the reason prefixes by which the daemon marks a kind.
 var errorKinds = []struct {
 	prefix string
 	kind   ErrorKind
-}{{"grant: ", KindGrant}, {"module: ", KindModule}}
+}{{"grant: ", KindGrant}, {"module: ", KindModule}, {"request: ", KindRequest}}
 
 func (e *Error) Error() string { return e.Op + ": " + e.Msg }
 func (e *Error) Unwrap() error { return e.Err }

@@ -55,11 +55,11 @@ func ParseLabel(text string) (key, value string, err error) {
 // checkLabels checks every label of a launch.
 func checkLabels(labels map[string]string) error {
 	if len(labels) > MaxLabels {
-		return fmt.Errorf("launch: %d labels: at most %d are allowed", len(labels), MaxLabels)
+		return specError("%d labels: at most %d are allowed", len(labels), MaxLabels)
 	}
 	for k, v := range labels {
 		if err := CheckLabel(k, v); err != nil {
-			return fmt.Errorf("launch: %w", err)
+			return &SpecError{msg: err.Error()}
 		}
 	}
 	return nil

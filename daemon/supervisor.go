@@ -233,35 +233,46 @@ type LaunchSpec struct {
 	Stdout, Stderr io.Writer
 }
 
+// SpecError is a LaunchSpec that is invalid in itself (a limit out of
+// range, a module that needs more memory than the limit, a handle name
+// taken twice): the request must change. Its message says how.
+type SpecError struct{ msg string }
+
+func (e *SpecError) Error() string { return e.msg }
+
+func specError(format string, args ...any) error {
+	return &SpecError{msg: fmt.Sprintf(format, args...)}
+}
+
 func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	if spec.Module == nil {
-		return 0, errors.New("launch: no module: compile one with Supervisor.Compile")
+		return 0, specError("no module: compile one with Supervisor.Compile")
 	}
 	if spec.Timeout < 0 {
-		return 0, fmt.Errorf("launch: timeout %v is negative: use 0 for no limit", spec.Timeout)
+		return 0, specError("timeout %v is negative: use 0 for no limit", spec.Timeout)
 	}
 	if spec.MemoryLimit > MaxMemoryLimit {
-		return 0, fmt.Errorf("launch: memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
+		return 0, specError("memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
 	}
 	if need := spec.Module.MemoryMin(); spec.MemoryLimit > 0 && need > spec.MemoryLimit {
-		return 0, fmt.Errorf("launch: %s needs %d bytes of memory to start, more than the memory limit of %d: raise the limit (--mem) to at least %d", spec.Module.Name, need, spec.MemoryLimit, need)
+		return 0, specError("%s needs %d bytes of memory to start, more than the memory limit of %d: raise the limit (--mem) to at least %d", spec.Module.Name, need, spec.MemoryLimit, need)
 	}
 	maxFDs = spec.MaxFDs
 	if maxFDs == 0 {
 		maxFDs = defaultMaxFDs
 	}
 	if need := 3 + len(spec.Grants) + len(spec.Delegations) + btoi(spec.SupervisorChannel); maxFDs < need {
-		return 0, fmt.Errorf("launch: max fds %d leaves no room for 3 stdio handles, %d grants and %d other handles: allow at least %d", maxFDs, len(spec.Grants), need-3-len(spec.Grants), need)
+		return 0, specError("max fds %d leaves no room for 3 stdio handles, %d grants and %d other handles: allow at least %d", maxFDs, len(spec.Grants), need-3-len(spec.Grants), need)
 	}
 	for i, a := range spec.Args {
 		if strings.IndexByte(a, 0) >= 0 {
-			return 0, fmt.Errorf("launch: argument %d contains a NUL byte, which guests cannot receive", i+1)
+			return 0, specError("argument %d contains a NUL byte, which guests cannot receive", i+1)
 		}
 	}
 	for _, kv := range spec.Env {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || strings.IndexByte(kv, 0) >= 0 {
-			return 0, fmt.Errorf("launch: environment entry %q is not KEY=VALUE with a non-empty key and no NUL byte", kv)
+			return 0, specError("environment entry %q is not KEY=VALUE with a non-empty key and no NUL byte", kv)
 		}
 	}
 	if err := checkLabels(spec.Labels); err != nil {
@@ -270,7 +281,7 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	names := map[string]bool{"stdin": true, "stdout": true, "stderr": true}
 	for _, g := range spec.Grants {
 		if names[g.Name] {
-			return 0, fmt.Errorf("launch: grant %q: the handle name %q is already taken: give one of them another name with =NAME", g.String(), g.Name)
+			return 0, specError("grant %q: the handle name %q is already taken: give one of them another name with =NAME", g.String(), g.Name)
 		}
 		names[g.Name] = true
 	}
@@ -279,7 +290,7 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	}
 	for _, d := range spec.Delegations {
 		if names[d.Name] {
-			return 0, fmt.Errorf("launch: capability %s: the handle name %q is already taken: give it another name", d.From.ID(), d.Name)
+			return 0, specError("capability %s: the handle name %q is already taken: give it another name", d.From.ID(), d.Name)
 		}
 		names[d.Name] = true
 	}

@@ -88,3 +88,20 @@ func TestLogsTakesFollowInFullAndAsF(t *testing.T) {
 		}
 	}
 }
+
+// TestRunAndLaunchExitAlikeForARequestTheyRefuse holds run and launch to
+// one exit status and one message for a module that needs more memory
+// than --mem allows: a usage error, said once.
+func TestRunAndLaunchExitAlikeForARequestTheyRefuse(t *testing.T) {
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	want := "hello.wasm needs 65536 bytes of memory to start, more than the memory limit of 32768"
+	r := sandboxd(t, "", "run", "--mem", "32KiB", hello)
+	if r.code != exitUsage || !strings.HasPrefix(r.stderr, "sandboxd: run: "+want) {
+		t.Fatalf("run: code %d, stderr %q; want %d and %q", r.code, r.stderr, exitUsage, want)
+	}
+	d := serveDaemon(t, bin, "")
+	r = d.cli(t, "launch", "--mem", "32KiB", hello)
+	if r.code != exitUsage || r.stderr != "sandboxd: launch hello.wasm: "+want+": raise the limit (--mem) to at least 65536\n" {
+		t.Fatalf("launch: code %d, stderr %q; want %d and %q once", r.code, r.stderr, exitUsage, want)
+	}
+}

@@ -67,8 +67,8 @@ func openGuest(ctx context.Context, socket, id string) (g *client.Guest, done fu
 
 // daemonFailure prints err from a daemon call and returns the exit status
 // for it: exitUnavailable if the connection was lost; for a launch, the
-// exit statuses run uses for a grant or a module that nothing ran with;
-// otherwise exitFailure.
+// exit statuses run uses for a grant, a module or a request that nothing
+// ran with; otherwise exitFailure.
 func daemonFailure(err error) int {
 	fail("%v", err)
 	var ce *client.Error
@@ -80,6 +80,8 @@ func daemonFailure(err error) int {
 			return exitGrant
 		case ce.Kind == client.KindModule:
 			return exitModule
+		case ce.Kind == client.KindRequest:
+			return exitUsage
 		}
 	}
 	return exitFailure

@@ -715,13 +715,14 @@ func TestUnknownGuestAndCapabilityErrorsSayWhatToDo(t *testing.T) {
 		{"relative host path", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:relative/path"}}, client.KindGrant, "must be absolute"},
 		{"missing host path", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:/nonexistent/sbx"}}, client.KindGrant, "does not exist"},
 		{"malformed grant", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"disk:/tmp"}}, client.KindGrant, `unknown kind "disk"`},
-		{"no module", client.LaunchRequest{Name: "x"}, client.KindOther, "no module"},
+		{"no module", client.LaunchRequest{Name: "x"}, client.KindRequest, "no module"},
+		{"module above the memory limit", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), MemoryLimit: 1024}, client.KindRequest, "needs 65536 bytes of memory to start"},
 	} {
 		_, err := c.Launch(ctx, tc.req)
 		var ce *client.Error
 		if !errors.As(err, &ce) || ce.Kind != tc.kind || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: %v (kind %v), want kind %v saying %q", tc.what, err, ce.Kind, tc.kind, tc.says)
-		} else if strings.Contains(ce.Msg, "grant: grant") || strings.HasPrefix(ce.Msg, "module: ") {
+		} else if strings.Contains(ce.Msg, "grant: grant") || strings.HasPrefix(ce.Msg, "module: ") || strings.HasPrefix(ce.Msg, "request: ") || strings.Contains(ce.Msg, "launch: ") {
 			t.Errorf("%s: the kind's prefix is left in the message: %q", tc.what, ce.Msg)
 		}
 	}

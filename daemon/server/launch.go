@@ -216,10 +216,12 @@ func textList(l capnp.TextList, err error) ([]string, error) {
 // Launch failures whose reason starts with one of these prefixes are of a
 // kind a client can act on without reading the text (docs/API.md): a grant
 // that did not parse, was refused or could not be set up, and a module
-// that is not one sandboxd can run. Nothing ran in either case.
+// that is not one sandboxd can run, and a request that is invalid in
+// itself. Nothing ran in any case.
 const (
-	reasonGrant  = "grant: "
-	reasonModule = "module: "
+	reasonGrant   = "grant: "
+	reasonModule  = "module: "
+	reasonRequest = "request: " // the request itself is invalid: a limit, a label, a name
 )
 
 type grantSyntaxError struct{ err error }
@@ -232,16 +234,30 @@ type moduleError struct{ err error }
 func (e *moduleError) Error() string { return e.err.Error() }
 func (e *moduleError) Unwrap() error { return e.err }
 
-// launchFailure is the error a failed launch returns to the client.
+// launchFailure is the error a failed launch returns to the client. The
+// client names the operation; the reason does not repeat it.
 func launchFailure(err error) error {
 	var me *moduleError
+	var se *daemon.SpecError
 	switch {
 	case errors.As(err, &me):
 		return errors.New(reasonModule + err.Error())
 	case isGrantFailure(err):
 		return errors.New(reasonGrant + err.Error())
+	case errors.As(err, &se):
+		return errors.New(reasonRequest + err.Error())
 	}
-	return fmt.Errorf("launch: %w", err)
+	return err
+}
+
+// requestFailure is the error of a launch request that does not decode
+// or is invalid in itself, before anything is set up.
+func requestFailure(err error) error {
+	var me *moduleError
+	if errors.As(err, &me) || isGrantFailure(err) {
+		return launchFailure(err)
+	}
+	return errors.New(reasonRequest + err.Error())
 }
 
 // grantFailure marks err as a grant failure for the client if it is one.
@@ -267,7 +283,7 @@ func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_l
 	}
 	a, err := c.decodeLaunch(ctx, req)
 	if err != nil {
-		return launchFailure(err)
+		return requestFailure(err)
 	}
 	guest, info, err := c.launch(ctx, a)
 	if err != nil {
