@@ -26,7 +26,7 @@ help:
 # The go tool's cache decides what to rebuild, so this always asks it. The
 # binary is static (no cgo): it starts without the dynamic loader.
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/sandboxd ./cmd/sandboxd
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.commit=$$(git rev-parse --short=12 HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo +dirty)" -o bin/sandboxd ./cmd/sandboxd
 
 examples: bin/hello.wasm
 

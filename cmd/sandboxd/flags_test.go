@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -103,5 +105,19 @@ func TestRunAndLaunchExitAlikeForARequestTheyRefuse(t *testing.T) {
 	r = d.cli(t, "launch", "--mem", "32KiB", hello)
 	if r.code != exitUsage || r.stderr != "sandboxd: launch hello.wasm: "+want+": raise the limit (--mem) to at least 65536\n" {
 		t.Fatalf("launch: code %d, stderr %q; want %d and %q once", r.code, r.stderr, exitUsage, want)
+	}
+}
+
+func TestVersionNamesTheBuildAndItsRuntimes(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := sandboxd(t, "", args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "sandboxd ") || !strings.Contains(r.stdout, "wazero v") || !strings.Contains(r.stdout, "go-capnp v") || !strings.Contains(r.stdout, runtime.Version()) {
+			t.Errorf("%v: code %d, stdout %q", args, r.code, r.stdout)
+		}
+	}
+	r := sandboxd(t, "", "version", "--json")
+	var v versionInfo
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Wazero == "" || v.Go != runtime.Version() {
+		t.Fatalf("version --json: %q (%v)", r.stdout, err)
 	}
 }

@@ -66,6 +66,8 @@ func dispatch(args []string) int {
 		}
 		printHelp(os.Stdout)
 		return exitOK
+	case "--version", "-version":
+		return commands["version"].run(args[1:])
 	}
 	c, ok := commands[args[0]]
 	if !ok {
