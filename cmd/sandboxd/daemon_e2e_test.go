@@ -125,9 +125,9 @@ func (d *daemonProc) cli(t *testing.T, verb string, args ...string) result {
 
 func (d *daemonProc) psJSON(t *testing.T) map[string]client.GuestInfo {
 	t.Helper()
-	r := d.cli(t, "ps", "--json")
+	r := d.cli(t, "ps", "-a", "--json")
 	if r.code != 0 {
-		t.Fatalf("ps --json: %d %s", r.code, r.stderr)
+		t.Fatalf("ps -a --json: %d %s", r.code, r.stderr)
 	}
 	out := map[string]client.GuestInfo{}
 	dec := json.NewDecoder(strings.NewReader(r.stdout))
@@ -179,9 +179,18 @@ func TestDaemonDetachedGuestsArePsWaitLogsAndKillable(t *testing.T) {
 	}
 	r = d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
 	spin := strings.TrimSpace(r.stdout)
-	ps := d.cli(t, "ps")
+	ps := d.cli(t, "ps", "-a")
 	if !strings.Contains(ps.stdout, hello) || !strings.Contains(ps.stdout, "exited 7") || !strings.Contains(ps.stdout, spin) || !strings.Contains(ps.stdout, "running") {
-		t.Fatalf("ps:\n%s", ps.stdout)
+		t.Fatalf("ps -a:\n%s", ps.stdout)
+	}
+	if ps := d.cli(t, "ps"); strings.Contains(ps.stdout, hello) || !strings.Contains(ps.stdout, spin) {
+		t.Fatalf("ps lists ended guests, or not the running one:\n%s", ps.stdout)
+	}
+	if ps := d.cli(t, "ps", "-q", "--filter", "state=ended", "-a"); ps.stdout != hello+"\n" {
+		t.Fatalf("ps -q --filter state=ended -a: %q, want %s alone", ps.stdout, hello)
+	}
+	if r := d.cli(t, "logs", strings.TrimPrefix(hello, "g-")[:6]); r.code != 0 || r.stdout != "hello\n" {
+		t.Fatalf("logs by a prefix of the id: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if r := d.cli(t, "kill", "--reason", "test over", spin); r.code != 0 || !strings.Contains(r.stdout, "killed (test over)") {
 		t.Fatalf("kill: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
@@ -388,7 +397,7 @@ func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing
 		t.Fatalf("root's guest recorded as %+v", p)
 	}
 	// nobody sees and reaches only its own guests.
-	if r := asNobody("ps"); strings.Contains(r.stdout, rootGuest) || !strings.Contains(r.stdout, theirs) {
+	if r := asNobody("ps", "-a"); strings.Contains(r.stdout, rootGuest) || !strings.Contains(r.stdout, theirs) {
 		t.Fatalf("ps as nobody:\n%s", r.stdout)
 	}
 	if r := asNobody("kill", rootGuest); r.code != exitFailure || !strings.Contains(r.stderr, "no guest "+rootGuest) {

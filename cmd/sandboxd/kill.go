@@ -35,7 +35,7 @@ func killCmd(args []string) int {
 	defer cl.Close()
 	status := exitOK
 	for _, id := range fs.Args() {
-		g, err := cl.Guest(ctx, id)
+		g, err := findGuest(ctx, cl, id)
 		if err != nil {
 			status = max(status, daemonFailure(err))
 			continue
@@ -43,7 +43,7 @@ func killCmd(args []string) int {
 		info, err := g.Info(ctx)
 		if err == nil && !info.Running {
 			g.Release()
-			fmt.Printf("%s\talready ended: %s\n", id, guestState(info))
+			fmt.Printf("%s\talready ended: %s\n", g.ID(), guestState(info))
 			continue
 		}
 		st, err := g.Kill(ctx, *reason)
@@ -52,7 +52,7 @@ func killCmd(args []string) int {
 			status = max(status, daemonFailure(err))
 			continue
 		}
-		fmt.Printf("%s\t%s\n", id, guestState(client.GuestInfo{Status: st}))
+		fmt.Printf("%s\t%s\n", g.ID(), guestState(client.GuestInfo{Status: st}))
 	}
 	return status
 }

@@ -49,7 +49,8 @@ func dialDaemon(ctx context.Context, socket string) (*client.Client, int) {
 	return c, exitOK
 }
 
-// openGuest connects to the daemon and opens guest id. When ok, done
+// openGuest connects to the daemon and opens guest id (or a unique prefix
+// of one: findGuest). When ok, done
 // releases the guest and closes the connection; otherwise code is the exit
 // status, the failure already printed.
 func openGuest(ctx context.Context, socket, id string) (g *client.Guest, done func(), code int, ok bool) {
@@ -57,7 +58,7 @@ func openGuest(ctx context.Context, socket, id string) (g *client.Guest, done fu
 	if cl == nil {
 		return nil, nil, code, false
 	}
-	g, err := cl.Guest(ctx, id)
+	g, err := findGuest(ctx, cl, id)
 	if err != nil {
 		cl.Close()
 		return nil, nil, daemonFailure(err), false

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,7 +18,7 @@ func init() {
 	register(command{
 		name:    "ps",
 		usage:   "[flags]",
-		summary: "list the daemon's guests: running ones and the most recently exited",
+		summary: "list the daemon's running guests (-a: and the most recently ended)",
 		run:     psCmd,
 	})
 }
@@ -26,11 +28,20 @@ func psCmd(args []string) int {
 	fs := newFlags(c)
 	socket := socketFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per guest, one per line")
+	all := fs.Bool("a", false, "list the guests that have ended too (the daemon keeps the 256 most recent)")
+	fs.BoolVar(all, "all", false, "the same as -a")
+	quiet := fs.Bool("q", false, "print the guest ids only, one per line")
+	var filters stringList
+	fs.Var(&filters, "filter", "list only guests that match `KEY=VALUE`: state=running|ended, module=NAME, label=K=V, principal=USER|UID (repeatable: all must match)")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return usageError(c, "unexpected argument %q: ps takes only flags", fs.Arg(0))
+	}
+	match, err := guestFilter(filters, *all)
+	if err != nil {
+		return usageError(c, "%v", err)
 	}
 	ctx := context.Background()
 	cl, code := dialDaemon(ctx, *socket)
@@ -38,17 +49,81 @@ func psCmd(args []string) int {
 		return code
 	}
 	defer cl.Close()
-	guests, err := cl.List(ctx)
+	listed, err := cl.List(ctx)
 	if err != nil {
 		return daemonFailure(err)
 	}
-	if *asJSON {
+	var guests []client.GuestInfo
+	for _, g := range listed {
+		if match(g) {
+			guests = append(guests, g)
+		}
+	}
+	return printGuests(guests, *asJSON, *quiet)
+}
+
+// guestFilter builds the test ps applies to each guest from its --filter
+// flags; without all, ended guests are left out.
+func guestFilter(filters []string, all bool) (func(client.GuestInfo) bool, error) {
+	var tests []func(client.GuestInfo) bool
+	if !all {
+		tests = append(tests, func(g client.GuestInfo) bool { return g.Running })
+	}
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("--filter %q: want KEY=VALUE", f)
+		}
+		t, err := filterTest(k, v)
+		if err != nil {
+			return nil, fmt.Errorf("--filter %q: %v", f, err)
+		}
+		tests = append(tests, t)
+	}
+	return func(g client.GuestInfo) bool {
+		for _, t := range tests {
+			if !t(g) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+func filterTest(key, value string) (func(client.GuestInfo) bool, error) {
+	switch key {
+	case "state":
+		if value != "running" && value != "ended" {
+			return nil, fmt.Errorf("state is running or ended")
+		}
+		return func(g client.GuestInfo) bool { return g.Running == (value == "running") }, nil
+	case "module":
+		return func(g client.GuestInfo) bool { return g.Name == value }, nil
+	case "label":
+		return func(g client.GuestInfo) bool { return slices.Contains(g.Labels, value) }, nil
+	case "principal":
+		return func(g client.GuestInfo) bool {
+			return g.Principal.Name == value || strconv.FormatUint(uint64(g.Principal.UID), 10) == value
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown key %q: want state, module, label or principal", key)
+}
+
+// printGuests prints ps's listing: a table, ids only (quiet) or JSON.
+func printGuests(guests []client.GuestInfo, asJSON, quiet bool) int {
+	switch {
+	case asJSON:
 		enc := json.NewEncoder(os.Stdout)
 		for _, g := range guests {
 			if err := enc.Encode(g); err != nil {
 				fail("writing output: %v", err)
 				return exitFailure
 			}
+		}
+		return exitOK
+	case quiet:
+		for _, g := range guests {
+			fmt.Println(g.ID)
 		}
 		return exitOK
 	}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/sandboxd/sandboxd/client"
+)
+
+// findGuest opens the guest that ref names: its id, or, as docker and git
+// take them, a prefix of exactly one id among the guests the caller may
+// see ("g-4b29", or "4b29" without the "g-").
+func findGuest(ctx context.Context, cl *client.Client, ref string) (*client.Guest, error) {
+	g, err := cl.Guest(ctx, ref)
+	if err == nil || ref == "" {
+		return g, err
+	}
+	guests, lerr := cl.List(ctx)
+	if lerr != nil {
+		return nil, err
+	}
+	var matches []string
+	for _, gi := range guests {
+		if strings.HasPrefix(gi.ID, ref) || strings.HasPrefix(gi.ID, "g-"+ref) {
+			matches = append(matches, gi.ID)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return nil, err
+	case 1:
+		return cl.Guest(ctx, matches[0])
+	}
+	sort.Strings(matches)
+	return nil, fmt.Errorf("%q is the start of %d guest ids (%s): give more of it", ref, len(matches), strings.Join(matches, ", "))
+}
