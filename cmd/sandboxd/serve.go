@@ -47,10 +47,14 @@ func serveCmd(args []string) int {
 	defer st.Close()
 	// The socket is bound before anything else starts: Listen sets the
 	// process umask for the bind.
-	l, err := server.Listen(sa.socket)
+	l, activated, err := controlListener(sa.socket)
 	if err != nil {
 		fail("%v", err)
 		return exitFailure
+	}
+	socket := sa.socket
+	if activated {
+		socket = l.Addr().String() + " (socket activation)"
 	}
 	var policy *policies.Policy
 	if sa.policyDir != "" {
@@ -75,11 +79,16 @@ func serveCmd(args []string) int {
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	log.Info("serving", "socket", sa.socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit(), "policy", policyText(sa.policyDir, policy))
+	log.Info("serving", "socket", socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit(), "policy", policyText(sa.policyDir, policy))
+
+	if err := sdNotify("READY=1"); err != nil {
+		log.Warn("could not tell systemd the daemon is ready", "error", err)
+	}
 
 	code = exitOK
 	reload := func() { reloadPolicy(log, sup, sa.policyDir) }
 	serveErr, accepting := awaitStop(log, sigs, served, reload)
+	_ = sdNotify("STOPPING=1") // nothing to do if systemd does not hear it
 	if !accepting {
 		code = exitFailure
 	}

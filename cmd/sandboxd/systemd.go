@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/sandboxd/sandboxd/daemon/server"
+)
+
+// listenFDsStart is the first descriptor systemd passes (sd_listen_fds(3)).
+const listenFDsStart = 3
+
+// controlListener returns serve's control socket: the one systemd passed
+// by socket activation (LISTEN_PID is this process and LISTEN_FDS is 1,
+// the socket at fd 3, as sd_listen_fds(3) defines), or else a new one at
+// path (server.Listen). An activated socket's path and mode are the
+// socket unit's (ListenStream=, SocketMode=0600); activated says which.
+func controlListener(path string) (l *net.UnixListener, activated bool, err error) {
+	n, err := listenFDs()
+	if err != nil || n == 0 {
+		if err != nil {
+			return nil, false, err
+		}
+		l, err := server.Listen(path)
+		return l, false, err
+	}
+	if n != 1 {
+		return nil, true, fmt.Errorf("socket activation passed %d sockets (LISTEN_FDS): serve takes exactly one, its control socket", n)
+	}
+	f := os.NewFile(listenFDsStart, "LISTEN_FDS socket")
+	defer f.Close() // FileListener dups it
+	fl, err := net.FileListener(f)
+	if err != nil {
+		return nil, true, fmt.Errorf("socket activation: fd %d is not a listening socket: %v", listenFDsStart, err)
+	}
+	ul, ok := fl.(*net.UnixListener)
+	if !ok {
+		fl.Close()
+		return nil, true, fmt.Errorf("socket activation: fd %d is a %s socket: the control socket must be a unix stream socket (ListenStream=/run/sandboxd/sandboxd.sock)", listenFDsStart, fl.Addr().Network())
+	}
+	return ul, true, nil
+}
+
+// listenFDs reads sd_listen_fds(3)'s variables: how many sockets were
+// passed to this process, 0 when none were (or they were meant for
+// another process). It unsets them, so that nothing this process starts
+// takes them as its own.
+func listenFDs() (int, error) {
+	pid, fds := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS")
+	defer func() {
+		os.Unsetenv("LISTEN_PID")
+		os.Unsetenv("LISTEN_FDS")
+		os.Unsetenv("LISTEN_FDNAMES")
+	}()
+	if pid == "" || fds == "" || pid != strconv.Itoa(os.Getpid()) {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(fds)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("socket activation: LISTEN_FDS=%q is not a count of sockets", fds)
+	}
+	return n, nil
+}
+
+// sdNotify tells systemd about the service's state (sd_notify(3)) when it
+// runs as a Type=notify unit, which sets NOTIFY_SOCKET; otherwise it does
+// nothing. state is "READY=1", "STOPPING=1", …
+func sdNotify(state string) error {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return nil
+	}
+	if strings.HasPrefix(addr, "@") {
+		addr = "\x00" + addr[1:] // an abstract socket
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return fmt.Errorf("sd_notify: %w", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(state)); err != nil {
+		return fmt.Errorf("sd_notify %s: %w", state, err)
+	}
+	return nil
+}
