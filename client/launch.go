@@ -41,6 +41,9 @@ type LaunchRequest struct {
 	// Labels are KEY=VALUE strings describing the module, which policy
 	// rules match and ps shows.
 	Labels []string
+	// GuestName names the guest, unique among the daemon's listed guests;
+	// it works wherever the guest's id does. "" for none.
+	GuestName string
 }
 
 // Delegation passes a held capability to a guest at launch.
@@ -107,6 +110,9 @@ func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, sink schemas.OutputS
 		return err
 	}
 	if err := setTexts(r.NewLabels, req.Labels); err != nil {
+		return err
+	}
+	if err := r.SetGuestName(req.GuestName); err != nil {
 		return err
 	}
 	if len(req.Caps) > 0 {

@@ -70,6 +70,13 @@ type GuestInfo struct {
 	Labels    []string // KEY=VALUE, sorted
 	Detached  bool
 	Handles   int
+	GuestName string // launch --name, or ""
+	// Limits the guest runs under: linear memory in bytes, its timeout
+	// (0: none) and its handle table's size.
+	MemoryLimit uint64
+	Timeout     time.Duration
+	MaxFDs      int
+	Grants      []string // the launch's grant texts, in fd order from 3
 }
 
 // CapInfo is the public description of a capability: never its token.
@@ -158,7 +165,8 @@ func guestInfoFrom(g schemas.GuestInfo) GuestInfo {
 	info := GuestInfo{
 		ID: d.text(g.Id()), Name: d.text(g.Name()), SHA256: d.text(g.Sha256()),
 		Running: g.Running(), Started: unixTime(g.Started()), Ended: unixTime(g.Ended()),
-		Args: d.texts(g.Args()), Labels: d.texts(g.Labels()), Detached: g.Detached(), Handles: int(g.Handles()),
+		Args: d.texts(g.Args()), Labels: d.texts(g.Labels()), Grants: d.texts(g.Grants()), GuestName: d.text(g.GuestName()),
+		MemoryLimit: g.MemoryLimit(), Timeout: time.Duration(g.Timeout()), MaxFDs: int(g.MaxFds()), Detached: g.Detached(), Handles: int(g.Handles()),
 	}
 	if p, err := g.Principal(); err == nil {
 		info.Principal = principalFrom(p)

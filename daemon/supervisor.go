@@ -244,6 +244,10 @@ func specError(format string, args ...any) error {
 	return &SpecError{msg: fmt.Sprintf(format, args...)}
 }
 
+// NewSpecError makes err a SpecError: a request to change, not a failure
+// of the daemon.
+func NewSpecError(err error) *SpecError { return &SpecError{msg: err.Error()} }
+
 func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	if spec.Module == nil {
 		return 0, specError("no module: compile one with Supervisor.Compile")
@@ -304,6 +308,8 @@ type Guest struct {
 	module    *abi.Module
 	principal Principal
 	labels    map[string]string
+	limits    Limits
+	grants    []string // the grant texts, in fd order from 3
 	started   time.Time
 	holder    *caps.Holder
 	ag        *abi.Guest
@@ -500,6 +506,11 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		// guest's time is up. watch's cancel releases this hook.
 		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
+	g.grants = grants
+	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max()}
+	if g.limits.MemoryLimit == 0 {
+		g.limits.MemoryLimit = MaxMemoryLimit
+	}
 	g.started = time.Now()
 	s.mu.Lock()
 	s.guests[g.id] = g
@@ -643,6 +654,22 @@ func (g *Guest) Module() *abi.Module { return g.module }
 
 // Principal is who launched the guest.
 func (g *Guest) Principal() Principal { return g.principal }
+
+// Limits are what a guest was launched with: its linear-memory limit
+// (MaxMemoryLimit when none was given), its timeout (0: none) and the size
+// of its handle table.
+type Limits struct {
+	MemoryLimit uint64
+	Timeout     time.Duration
+	MaxFDs      int
+}
+
+// Limits returns the limits the guest runs under.
+func (g *Guest) Limits() Limits { return g.limits }
+
+// Grants returns the texts of the guest's launch grants, in fd order from
+// 3.
+func (g *Guest) Grants() []string { return append([]string(nil), g.grants...) }
 
 // Started is when the guest started.
 func (g *Guest) Started() time.Time { return g.started }

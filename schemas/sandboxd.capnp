@@ -82,6 +82,9 @@ struct LaunchRequest {
   detach @11 :Bool;
   # KEY=VALUE labels of the module, matched by policy and shown by ps.
   labels @12 :List(Text);
+  # A name for the guest, unique among the daemon's listed guests, that
+  # works wherever its id does ("" for none).
+  guestName @13 :Text;
 }
 
 struct Delegation {
@@ -154,6 +157,11 @@ struct GuestInfo {
   detached @9 :Bool;
   handles @10 :UInt32;
   labels @11 :List(Text);  # KEY=VALUE, sorted
+  guestName @12 :Text;     # "" when launched without one
+  memoryLimit @13 :UInt64; # bytes of linear memory
+  timeout @14 :Int64;      # nanoseconds; 0: none
+  maxFds @15 :UInt32;      # the handle table's size
+  grants @16 :List(Text);  # the launch's grant texts, in fd order from 3
 }
 
 struct ExitStatus {

@@ -179,6 +179,23 @@ func TestDaemonDetachedGuestsArePsWaitLogsAndKillable(t *testing.T) {
 	}
 	r = d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
 	spin := strings.TrimSpace(r.stdout)
+	checkListing(t, d, hello, spin)
+	if r := d.cli(t, "kill", "--reason", "test over", spin); r.code != 0 || !strings.Contains(r.stdout, "killed (test over)") {
+		t.Fatalf("kill: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli(t, "wait", spin); r.code != exitKilled {
+		t.Fatalf("wait on a killed guest: code %d", r.code)
+	}
+	if g := d.psJSON(t)[spin]; g.Running || g.Status.Killed != "test over" || g.Status.Code != 137 {
+		t.Fatalf("ps --json for the killed guest: %+v", g)
+	}
+}
+
+// checkListing checks ps's listings with one guest that has exited
+// (hello, with status 7) and one running (spin), and that a prefix of an
+// id reaches its guest.
+func checkListing(t *testing.T, d *daemonProc, hello, spin string) {
+	t.Helper()
 	ps := d.cli(t, "ps", "-a")
 	if !strings.Contains(ps.stdout, hello) || !strings.Contains(ps.stdout, "exited 7") || !strings.Contains(ps.stdout, spin) || !strings.Contains(ps.stdout, "running") {
 		t.Fatalf("ps -a:\n%s", ps.stdout)
@@ -191,15 +208,6 @@ func TestDaemonDetachedGuestsArePsWaitLogsAndKillable(t *testing.T) {
 	}
 	if r := d.cli(t, "logs", strings.TrimPrefix(hello, "g-")[:6]); r.code != 0 || r.stdout != "hello\n" {
 		t.Fatalf("logs by a prefix of the id: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	if r := d.cli(t, "kill", "--reason", "test over", spin); r.code != 0 || !strings.Contains(r.stdout, "killed (test over)") {
-		t.Fatalf("kill: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	if r := d.cli(t, "wait", spin); r.code != exitKilled {
-		t.Fatalf("wait on a killed guest: code %d", r.code)
-	}
-	if g := d.psJSON(t)[spin]; g.Running || g.Status.Killed != "test over" || g.Status.Code != 137 {
-		t.Fatalf("ps --json for the killed guest: %+v", g)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEveryVerbTakesFlagsAfterItsArguments holds every verb but run and
@@ -119,5 +120,34 @@ func TestVersionNamesTheBuildAndItsRuntimes(t *testing.T) {
 	var v versionInfo
 	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || v.Wazero == "" || v.Go != runtime.Version() {
 		t.Fatalf("version --json: %q (%v)", r.stdout, err)
+	}
+}
+
+func TestNamedGuestIsInspectedAndReachedByName(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	data := privateDir(t)
+	r := d.cli(t, "launch", "--detach", "--name", "worker-1", "--label", "app=etl", "--mem", "1MiB", "--timeout", "1h", "--grant", "dir:"+data+"=data:ro", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch --name: %d %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	if r := d.cli(t, "launch", "--detach", "--name", "worker-1", guest(t, "daemon/testdata/guests/spin.wat")); r.code != exitUsage || !strings.Contains(r.stderr, `guest name "worker-1" is taken by `+id) {
+		t.Fatalf("a second guest with the same name: code %d, stderr %q", r.code, r.stderr)
+	}
+	r = d.cli(t, "inspect", "worker-1", "--json")
+	var got inspection
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("inspect --json: %q (%v, stderr %q)", r.stdout, err, r.stderr)
+	}
+	g := got.GuestInfo
+	if g.ID != id || g.GuestName != "worker-1" || g.MemoryLimit != 1<<20 || g.Timeout != time.Hour || g.MaxFDs != 1024 ||
+		len(g.Grants) != 1 || g.Grants[0] != "dir:"+data+"=data:ro" || len(g.Labels) != 1 || g.Labels[0] != "app=etl" || len(got.HandleTable) != 5 {
+		t.Fatalf("inspect worker-1: %+v", got)
+	}
+	if r := d.cli(t, "inspect", "worker-1"); !strings.Contains(r.stdout, "name:") || !strings.Contains(r.stdout, "worker-1") || !strings.Contains(r.stdout, "timeout 1h0m0s") {
+		t.Fatalf("inspect worker-1:\n%s", r.stdout)
+	}
+	if r := d.cli(t, "kill", "worker-1"); r.code != 0 || !strings.HasPrefix(r.stdout, id+"\t") {
+		t.Fatalf("kill by name: code %d, stdout %q", r.code, r.stdout)
 	}
 }

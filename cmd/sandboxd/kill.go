@@ -40,10 +40,14 @@ func killCmd(args []string) int {
 			status = max(status, daemonFailure(err))
 			continue
 		}
+		name := g.ID() // as given: a name or an id's prefix, until Info says
 		info, err := g.Info(ctx)
+		if err == nil {
+			name = info.ID
+		}
 		if err == nil && !info.Running {
 			g.Release()
-			fmt.Printf("%s\talready ended: %s\n", g.ID(), guestState(info))
+			fmt.Printf("%s\talready ended: %s\n", name, guestState(info))
 			continue
 		}
 		st, err := g.Kill(ctx, *reason)
@@ -52,7 +56,7 @@ func killCmd(args []string) int {
 			status = max(status, daemonFailure(err))
 			continue
 		}
-		fmt.Printf("%s\t%s\n", g.ID(), guestState(client.GuestInfo{Status: st}))
+		fmt.Printf("%s\t%s\n", name, guestState(client.GuestInfo{Status: st}))
 	}
 	return status
 }

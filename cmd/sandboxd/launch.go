@@ -163,6 +163,7 @@ type launchArgs struct {
 	socket    string
 	detach    bool
 	stdin     bool
+	name      string // --name
 }
 
 // parseLaunchFlags parses and checks launch's flags and arguments. When it
@@ -172,6 +173,7 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	fs := newFlags(c)
 	socket := socketFlag(fs)
 	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)", 0)
+	name := fs.String("name", "", "name the guest `NAME` (unique among the daemon's listed guests): it works wherever its id does")
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
 	if code, ok := parseFlags(c, fs, args); !ok {
@@ -184,7 +186,7 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	if la.absGrants, err = daemonGrants(la.grants); err != nil {
 		return la, usageError(c, "%v", err), false
 	}
-	la.socket, la.detach, la.stdin = *socket, *detach, *stdin
+	la.socket, la.detach, la.stdin, la.name = *socket, *detach, *stdin, *name
 	return la, exitOK, true
 }
 
@@ -210,7 +212,7 @@ func launchRequest(c command, la launchArgs) (req client.LaunchRequest, code int
 	req = client.LaunchRequest{
 		Name: filepath.Base(la.path), Wasm: wasm, Args: la.argv, Env: la.env, Grants: la.absGrants,
 		MemoryLimit: la.memLimit, Timeout: la.timeout, MaxFDs: la.maxFDs, Stdin: in, Detach: la.detach,
-		Labels: la.labels,
+		Labels: la.labels, GuestName: la.name,
 	}
 	if !la.detach {
 		req.Stdout, req.Stderr = os.Stdout, os.Stderr

@@ -22,6 +22,7 @@ type guestRecord struct {
 	args     []string     // as the guest sees them, program name first
 	ended    atomic.Int64 // unix nanoseconds of the exit, 0 while running
 	detached bool
+	name     string // launch --name, or ""
 	output   *outputLog
 	attached *outputSink // nil if the launch gave no OutputSink
 	// ctx ends when the guest must stop writing to its attached sink:
@@ -70,15 +71,24 @@ func (s *Server) retire(id string) {
 		if _, ok := s.sup.Guest(s.exited[0]); ok {
 			break
 		}
+		if r := s.records[s.exited[0]]; r != nil && r.name != "" {
+			delete(s.names, r.name)
+		}
 		delete(s.records, s.exited[0])
 		s.exited = s.exited[1:]
 	}
 }
 
+// record returns the record of the guest with that id, or that name.
 func (s *Server) record(id string) (*guestRecord, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.records[id]
+	if !ok {
+		if named, found := s.byNameLocked(id); found {
+			r, ok = s.records[named]
+		}
+	}
 	return r, ok
 }
 

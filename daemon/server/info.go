@@ -67,6 +67,16 @@ func fillGuestInfo(dst schemas.GuestInfo, r *guestRecord) error {
 	if err := setTexts(dst.NewLabels, g.Labels()); err != nil {
 		return err
 	}
+	if err := setTexts(dst.NewGrants, g.Grants()); err != nil {
+		return err
+	}
+	if err := dst.SetGuestName(r.name); err != nil {
+		return err
+	}
+	lim := g.Limits()
+	dst.SetMemoryLimit(lim.MemoryLimit)
+	dst.SetTimeout(int64(lim.Timeout))
+	dst.SetMaxFds(uint32(lim.MaxFDs))
 	dst.SetDetached(r.detached)
 	dst.SetHandles(uint32(len(g.Handles())))
 	return nil

@@ -28,6 +28,7 @@ type launchArgs struct {
 	delegations []daemon.Delegation
 	output      schemas.OutputSink // owned; invalid if none
 	detach      bool
+	guestName   string // "" for none
 }
 
 // decodeLaunch reads and validates a launch request. It compiles, opens
@@ -51,6 +52,9 @@ func (c *serverConn) decodeLaunch(ctx context.Context, r schemas.LaunchRequest) 
 	if err := a.decodeLimits(r); err != nil {
 		return nil, err
 	}
+	if err := a.decodeName(r); err != nil {
+		return nil, err
+	}
 	stdin, err := r.Stdin()
 	if err != nil {
 		return nil, err
@@ -67,6 +71,19 @@ func (c *serverConn) decodeLaunch(ctx context.Context, r schemas.LaunchRequest) 
 	}
 	a.detach = r.Detach()
 	return a, nil
+}
+
+// decodeName reads and checks the guest's name, if the request gives one.
+func (a *launchArgs) decodeName(r schemas.LaunchRequest) error {
+	name, err := r.GuestName()
+	if err != nil || name == "" {
+		return err
+	}
+	if err := checkGuestName(name); err != nil {
+		return err
+	}
+	a.guestName = name
+	return nil
 }
 
 // decodeModule reads the module's name ("guest" if none is given) and its
@@ -323,7 +340,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	}
 	s.running[uid]++ // released by watch, or below if the launch fails
 	s.mu.Unlock()
-	r, err := c.startGuest(ctx, a)
+	r, err := c.startNamedGuest(ctx, a)
 	if err != nil {
 		s.mu.Lock()
 		s.dropRunning(uid)
@@ -333,6 +350,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	s.mu.Lock()
 	s.records[r.g.ID()] = r
 	s.mu.Unlock()
+	s.nameGuest(r.name, r.g.ID())
 	go s.watch(r)
 	c.log.Debug("launched", "guest", r.g.ID(), "module", a.name, "sha256", r.g.Module().HashString(), "detach", a.detach, "attached", r.attached != nil)
 
@@ -342,6 +360,25 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 		return schemas.Guest{}, nil, err
 	}
 	return gc, r, nil
+}
+
+// startNamedGuest reserves the guest's name, if it has one, and starts it
+// (startGuest); a failed launch frees the name.
+func (c *serverConn) startNamedGuest(ctx context.Context, a *launchArgs) (*guestRecord, error) {
+	if err := c.s.reserveName(a.guestName); err != nil {
+		if a.output.IsValid() {
+			a.output.Release()
+			a.output = schemas.OutputSink{}
+		}
+		return nil, daemon.NewSpecError(err)
+	}
+	r, err := c.startGuest(ctx, a)
+	if err != nil {
+		c.s.releaseName(a.guestName)
+		return nil, err
+	}
+	r.name = a.guestName
+	return r, nil
 }
 
 // startGuest compiles a's module and launches it through the Supervisor

@@ -69,6 +69,7 @@ type Server struct {
 	userTotal int                         // their sum
 	holders   map[string]daemon.Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
+	names     map[string]string // guest name → id ("" while its launch is under way)
 	running   map[uint32]int      // running guests launched through the server, by principal uid
 	exited    []string            // ids of exited guests whose records are kept, oldest first
 	users     map[uint32]userInfo // what the system says of each uid seen
@@ -86,7 +87,7 @@ func New(sup *daemon.Supervisor, opts Options) *Server {
 		sup: sup, log: log, lim: opts.Limits.WithDefaults(), logBytes: opts.LogBytes,
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, userConns: map[uint32]int{},
-		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, users: map[uint32]userInfo{},
+		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, names: map[string]string{}, users: map[uint32]userInfo{},
 		running: map[uint32]int{},
 	}
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sandboxd/sandboxd/client"
+)
+
+func init() {
+	register(command{
+		name:    "inspect",
+		usage:   "[flags] GUEST",
+		summary: "describe one guest: module, principal, labels, grants, limits, times, state and handles",
+		run:     inspectCmd,
+	})
+}
+
+// inspection is what `inspect --json` prints: the guest and its handles.
+type inspection struct {
+	client.GuestInfo
+	HandleTable []client.Handle `json:"HandleTable"`
+}
+
+func inspectCmd(args []string) int {
+	c := commands["inspect"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object: the guest's description (as ps --json) and its handles (as caps --json)")
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		return usageError(c, "give exactly one guest id or name")
+	}
+	ctx := context.Background()
+	g, done, code, ok := openGuest(ctx, *socket, fs.Arg(0))
+	if !ok {
+		return code
+	}
+	defer done()
+	info, err := g.Info(ctx)
+	if err != nil {
+		return daemonFailure(err)
+	}
+	handles, err := g.Caps(ctx)
+	if err != nil {
+		return daemonFailure(err)
+	}
+	if *asJSON {
+		if err := json.NewEncoder(os.Stdout).Encode(inspection{GuestInfo: info, HandleTable: handles}); err != nil {
+			fail("writing output: %v", err)
+			return exitFailure
+		}
+		return exitOK
+	}
+	printInspection(info, handles)
+	return exitOK
+}
+
+// printInspection prints one guest as "key: value" lines, then its
+// handles.
+func printInspection(g client.GuestInfo, handles []client.Handle) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(w, "%s:\t%s\n", k, v) }
+	row("guest", g.ID)
+	row("name", dash(g.GuestName))
+	row("module", g.Name+" (sha256 "+g.SHA256+")")
+	row("args", dash(strings.Join(g.Args, " ")))
+	row("principal", g.Principal.String())
+	row("labels", dash(strings.Join(g.Labels, ",")))
+	row("grants", dash(strings.Join(g.Grants, " ")))
+	timeout := "none"
+	if g.Timeout > 0 {
+		timeout = g.Timeout.String()
+	}
+	row("limits", fmt.Sprintf("memory %d bytes, timeout %s, max fds %d", g.MemoryLimit, timeout, g.MaxFDs))
+	row("state", guestState(g))
+	row("started", g.Started.Format(time.RFC3339Nano))
+	if !g.Ended.IsZero() {
+		row("ended", g.Ended.Format(time.RFC3339Nano)+" (ran "+g.Ended.Sub(g.Started).String()+")")
+	}
+	row("detached", fmt.Sprint(g.Detached))
+	row("handles", fmt.Sprint(len(handles)))
+	_ = w.Flush()
+	for _, h := range handles {
+		fmt.Printf("  fd %d\t%s %s %q rights %s (edge %s, origin %s)\n", h.FD, h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin))
+	}
+}

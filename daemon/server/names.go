@@ -1,0 +1,72 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxGuestName is the longest guest name (launch --name), in bytes.
+const maxGuestName = 63
+
+// checkGuestName reports what is wrong with a guest name, or nil: 1 to 63
+// ASCII letters, digits and "-_.", starting with a letter or digit, and
+// not "g-…", which is how ids begin.
+func checkGuestName(n string) error {
+	if n == "" || len(n) > maxGuestName {
+		return fmt.Errorf("guest name %q: want 1 to %d characters", n, maxGuestName)
+	}
+	if strings.HasPrefix(n, "g-") {
+		return fmt.Errorf("guest name %q: names may not begin with g-, as guest ids do", n)
+	}
+	for i, r := range n {
+		ok := r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && strings.ContainsRune("-_.", r))
+		if !ok {
+			return fmt.Errorf("guest name %q: want ASCII letters, digits and - _ ., starting with a letter or digit", n)
+		}
+	}
+	return nil
+}
+
+// reserveName claims name for a guest being launched; "" claims nothing.
+// A name is the daemon's while a guest listed by it carries it.
+func (s *Server) reserveName(name string) error {
+	if name == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, taken := s.names[name]; taken {
+		if id == "" {
+			return fmt.Errorf("guest name %q is being given to another guest launched at the same time: choose another", name)
+		}
+		return fmt.Errorf("guest name %q is taken by %s: choose another, or remove that guest's name by letting it be forgotten (sandboxd ps -a lists it)", name, id)
+	}
+	s.names[name] = "" // the id comes with nameGuest
+	return nil
+}
+
+// nameGuest binds a reserved name to the launched guest's id.
+func (s *Server) nameGuest(name, id string) {
+	if name == "" {
+		return
+	}
+	s.mu.Lock()
+	s.names[name] = id
+	s.mu.Unlock()
+}
+
+// releaseName frees a name whose launch failed. Called without s.mu.
+func (s *Server) releaseName(name string) {
+	if name == "" {
+		return
+	}
+	s.mu.Lock()
+	delete(s.names, name)
+	s.mu.Unlock()
+}
+
+// byName returns the id of the guest called name. Called with s.mu held.
+func (s *Server) byNameLocked(name string) (string, bool) {
+	id, ok := s.names[name]
+	return id, ok && id != ""
+}
