@@ -196,6 +196,13 @@ func (m *Module) HashString() string { return hex.EncodeToString(m.Hash[:]) }
 // message names the limit. Compile's error wraps it.
 type LimitError = wasmbin.LimitError
 
+// ImportError is a module that imports what sandboxd does not provide: a
+// module other than "sandboxd" and "wasi_snapshot_preview1", or a
+// function they do not have. Its message names the import.
+type ImportError struct{ msg string }
+
+func (e *ImportError) Error() string { return e.msg }
+
 // Compile validates and compiles wasm, or returns the module already
 // compiled from the same bytes. Concurrent calls for the same bytes compile
 // once. A module past one of sandboxd's limits is a *LimitError.
@@ -381,7 +388,10 @@ func (rt *Runtime) checkShape(ctx context.Context, m *Module, shape wasmbin.Shap
 		case wasmbin.ExternFunc:
 			hasFuncImports = true
 			if _, ok := rt.hosts[im.Module]; !ok {
-				return fmt.Errorf("%s imports %s.%s: sandboxd provides only the %q and %q modules", m.Name, im.Module, im.Name, ModuleName, WASIModuleName)
+				return &ImportError{fmt.Sprintf("%s imports %s.%s: sandboxd provides only the %q and %q modules; link the module against wasi-libc, Go's wasip1 port or sandboxd.h, which import nothing else", m.Name, im.Module, im.Name, ModuleName, WASIModuleName)}
+			}
+			if !hostProvides(im.Module, im.Name) {
+				return &ImportError{fmt.Sprintf("%s imports %s.%s, which sandboxd does not provide: %s", m.Name, im.Module, im.Name, providedHint(im.Module))}
 			}
 			m.usesWASI = m.usesWASI || im.Module == WASIModuleName
 			if err := rt.ensureHost(ctx, im.Module); err != nil {
@@ -400,6 +410,35 @@ func (rt *Runtime) checkShape(ctx context.Context, m *Module, shape wasmbin.Shap
 		return fmt.Errorf("%s has no _start function: sandboxd runs command modules", m.Name)
 	}
 	return nil
+}
+
+// provided are the function names of the native and WASI host modules.
+// They are filled in by init: the call tables refer, through their
+// handlers, to the code that reads them.
+var provided = map[string]map[string]bool{}
+
+func init() {
+	for mod, table := range map[string][]Call{ModuleName: calls[:], WASIModuleName: wasiCalls[:]} {
+		provided[mod] = make(map[string]bool, len(table))
+		for _, c := range table {
+			provided[mod][c.Name] = true
+		}
+	}
+}
+
+// hostProvides reports whether host module mod has a function name. The
+// module that loop checks import is sandboxd's own, and not checked here.
+func hostProvides(mod, name string) bool {
+	names, ok := provided[mod]
+	return !ok || names[name]
+}
+
+// providedHint says where to find what a host module provides.
+func providedHint(mod string) string {
+	if mod == WASIModuleName {
+		return "it provides the 46 functions of WASI preview1 that docs/WASI.md lists (sockets are reached through granted handles, not opened)"
+	}
+	return "it provides the 49 calls that `sandboxd abi` lists"
 }
 
 // WASIModuleName is the import module of WASI preview1.

@@ -170,10 +170,11 @@ func (s *Supervisor) Kernel() *caps.Kernel { return s.k }
 // the module and must Release it once it has launched what it wanted. An
 // error says
 // what to do: rebuild the module, unless it is valid and only over one of
-// sandboxd's limits (abi.LimitError), which its message names.
+// sandboxd's limits (abi.LimitError) or imports what sandboxd does not
+// provide (abi.ImportError), which their messages name.
 func (s *Supervisor) Compile(ctx context.Context, name string, wasm []byte) (*abi.Module, error) {
 	m, err := s.rt.Compile(ctx, name, wasm)
-	if err != nil && !errors.As(err, new(*abi.LimitError)) {
+	if err != nil && !errors.As(err, new(*abi.LimitError)) && !errors.As(err, new(*abi.ImportError)) {
 		err = fmt.Errorf("%w: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)
 	}
 	return m, err

@@ -158,6 +158,8 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		{"alllocals.wasm", abitest.Functions(100, "\x01\xd0\x86\x03\x7f\x0b"), "more than the 4194304 locals in all"},
 		// A million and one functions.
 		{"functions.wasm", abitest.Functions(1000001, "\x00\x0b"), "defines 1000001 functions, more than the 1000000"},
+		{"envimport.wasm", abitest.WATText(t, `(module (import "env" "foo" (func)) (memory (export "memory") 1) (func (export "_start")))`), `imports env.foo: sandboxd provides only the "sandboxd" and "wasi_snapshot_preview1" modules`},
+		{"unknowncall.wasm", abitest.WATText(t, `(module (import "wasi_snapshot_preview1" "sock_open" (func (param i32) (result i32))) (memory (export "memory") 1) (func (export "_start")))`), "imports wasi_snapshot_preview1.sock_open, which sandboxd does not provide"},
 	}
 	for _, c := range cases {
 		p := filepath.Join(dir, c.name)
@@ -170,8 +172,10 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		}
 		oneLine(t, r.stderr, c.says)
 		// Rebuilding is the advice for a module that is not what sandboxd
-		// runs, not for one over a limit, which its message names.
-		limit := c.name == "locals.wasm" || c.name == "tables.wasm" || c.name == "alllocals.wasm" || c.name == "functions.wasm"
+		// runs, not for one over a limit or importing what sandboxd does
+		// not provide, which their messages name.
+		limit := c.name == "locals.wasm" || c.name == "tables.wasm" || c.name == "alllocals.wasm" || c.name == "functions.wasm" ||
+			strings.Contains(c.name, "import") || strings.Contains(c.name, "call")
 		if advised := strings.Contains(r.stderr, "build it as a WebAssembly command module"); advised == limit {
 			t.Errorf("%s: advice to rebuild is %v, want %v: %q", c.name, advised, !limit, r.stderr)
 		}
