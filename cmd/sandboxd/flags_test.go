@@ -151,3 +151,23 @@ func TestNamedGuestIsInspectedAndReachedByName(t *testing.T) {
 		t.Fatalf("kill by name: code %d, stdout %q", r.code, r.stdout)
 	}
 }
+
+func TestLogsKeepsStdoutAndStderrApart(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", "--name", "il", guest(t, "daemon/testdata/server/interleave.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "wait", "il"); r.code != 3 {
+		t.Fatalf("wait: %d", r.code)
+	}
+	if r := d.cli(t, "logs", "il", "--stdout"); r.stdout != "out1\nout2\n" || r.stderr != "" {
+		t.Fatalf("logs --stdout: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	if r := d.cli(t, "logs", "il", "--stderr"); r.stdout != "" || r.stderr != "err1\n" {
+		t.Fatalf("logs --stderr: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	if r := d.cli(t, "logs", "il"); r.stdout != "out1\nout2\n" || r.stderr != "err1\n" {
+		t.Fatalf("logs: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+}

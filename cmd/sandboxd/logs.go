@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,8 +23,20 @@ func logsCmd(args []string) int {
 	socket := socketFlag(fs)
 	follow := fs.Bool("follow", false, "keep printing what the guest writes until it exits")
 	fs.BoolVar(follow, "f", false, "the same as --follow")
+	onlyOut := fs.Bool("stdout", false, "print the guest's standard output only")
+	onlyErr := fs.Bool("stderr", false, "print the guest's standard error only")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
+	}
+	if *onlyOut && *onlyErr {
+		return usageError(c, "--stdout and --stderr together are both streams: leave both out")
+	}
+	var stdout, stderr io.Writer = os.Stdout, os.Stderr
+	if *onlyOut {
+		stderr = io.Discard
+	}
+	if *onlyErr {
+		stdout = io.Discard
 	}
 	if fs.NArg() != 1 {
 		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
@@ -35,7 +48,7 @@ func logsCmd(args []string) int {
 		return code
 	}
 	defer done()
-	dropped, err := g.Logs(ctx, os.Stdout, os.Stderr, *follow)
+	dropped, err := g.Logs(ctx, stdout, stderr, *follow)
 	if err != nil {
 		if ctx.Err() != nil {
 			return exitOK // interrupted while following: the user is done
