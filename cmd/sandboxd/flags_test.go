@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/client"
 )
 
 // TestEveryVerbTakesFlagsAfterItsArguments holds every verb but run and
@@ -169,5 +173,35 @@ func TestLogsKeepsStdoutAndStderrApart(t *testing.T) {
 	}
 	if r := d.cli(t, "logs", "il"); r.stdout != "out1\nout2\n" || r.stderr != "err1\n" {
 		t.Fatalf("logs: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+}
+
+func TestKillRevokeAndGrantPrintJSON(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/server/recv_hold.c"))
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	file := filepath.Join(privateDir(t), "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = d.cli(t, "grant", id, "--grant", "file:"+file, "--json")
+	var ci client.CapInfo
+	if err := json.Unmarshal([]byte(r.stdout), &ci); err != nil || ci.Kind != "file" || ci.Name != "f" {
+		t.Fatalf("grant --json: %q (%v)", r.stdout, err)
+	}
+	r = d.cli(t, "revoke", ci.ID, "--json")
+	var rc client.Receipt
+	if err := json.Unmarshal([]byte(r.stdout), &rc); err != nil || rc.Root != ci.ID || len(rc.Revoked) != 1 {
+		t.Fatalf("revoke --json: %q (%v)", r.stdout, err)
+	}
+	for _, already := range []bool{false, true} {
+		r = d.cli(t, "kill", id, "--json")
+		var k killed
+		if err := json.Unmarshal([]byte(r.stdout), &k); err != nil || k.ID != id || k.AlreadyEnded != already || k.Status.Killed != "sandboxd kill" {
+			t.Fatalf("kill --json (already ended: %v): %q (%v)", already, r.stdout, err)
+		}
 	}
 }

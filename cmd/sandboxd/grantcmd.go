@@ -20,20 +20,14 @@ func grantCmd(args []string) int {
 	socket := socketFlag(fs)
 	var grantTexts stringList
 	fs.Var(&grantTexts, "grant", "a handle to give: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)")
-	// The guest id may come before, between or after the flags.
+	asJSON := fs.Bool("json", false, "print each new capability as a JSON object (as caps --json prints a handle's), one per line")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
-	if fs.NArg() == 0 {
+	if fs.NArg() != 1 {
 		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
 	}
 	id := fs.Arg(0)
-	if code, ok := parseFlags(c, fs, fs.Args()[1:]); !ok {
-		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(c, "give exactly one guest id (see `sandboxd ps`), not also %q", fs.Arg(0))
-	}
 	if len(grantTexts) == 0 {
 		return usageError(c, "nothing to grant: give at least one --grant")
 	}
@@ -51,6 +45,12 @@ func grantCmd(args []string) int {
 		info, err := g.Grant(ctx, gr)
 		if err != nil {
 			return daemonFailure(err)
+		}
+		if *asJSON {
+			if code := printJSON(info); code != exitOK {
+				return code
+			}
+			continue
 		}
 		// The id is what `sandboxd revoke` takes.
 		fmt.Printf("%s\t%s\t%s\t%s\n", info.ID, info.Kind, info.Name, info.Rights)

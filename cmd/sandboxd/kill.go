@@ -21,6 +21,7 @@ func killCmd(args []string) int {
 	fs := newFlags(c)
 	socket := socketFlag(fs)
 	reason := fs.String("reason", "sandboxd kill", "the `REASON` recorded as the guests' end")
+	asJSON := fs.Bool("json", false, "print each guest's end as a JSON object, one per line: {\"ID\", \"AlreadyEnded\", \"Status\"}")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -45,18 +46,37 @@ func killCmd(args []string) int {
 		if err == nil {
 			name = info.ID
 		}
-		if err == nil && !info.Running {
-			g.Release()
-			fmt.Printf("%s\talready ended: %s\n", name, guestState(info))
-			continue
+		ended := err == nil && !info.Running
+		st := info.Status
+		if !ended {
+			st, err = g.Kill(ctx, *reason)
 		}
-		st, err := g.Kill(ctx, *reason)
 		g.Release()
 		if err != nil {
 			status = max(status, daemonFailure(err))
 			continue
 		}
-		fmt.Printf("%s\t%s\n", name, guestState(client.GuestInfo{Status: st}))
+		status = max(status, printKilled(name, st, ended, *asJSON))
 	}
 	return status
+}
+
+// killed is what kill --json prints for one guest.
+type killed struct {
+	ID           string
+	AlreadyEnded bool // it had ended before kill asked
+	Status       client.ExitStatus
+}
+
+// printKilled prints how one guest ended, and returns the exit status.
+func printKilled(id string, st client.ExitStatus, already, asJSON bool) int {
+	if asJSON {
+		return printJSON(killed{ID: id, AlreadyEnded: already, Status: st})
+	}
+	state := guestState(client.GuestInfo{Status: st})
+	if already {
+		state = "already ended: " + state
+	}
+	fmt.Printf("%s\t%s\n", id, state)
+	return exitOK
 }

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -195,6 +196,16 @@ func printUsage(w io.Writer, c command, fs *flag.FlagSet) {
 
 // stringList is a repeatable string flag.
 type stringList []string
+
+// printJSON writes v as one line of JSON on stdout, as every verb's
+// --json does, and returns the exit status.
+func printJSON(v any) int {
+	if err := json.NewEncoder(os.Stdout).Encode(v); err != nil {
+		fail("writing output: %v", err)
+		return exitFailure
+	}
+	return exitOK
+}
 
 // durationValue is a time.Duration flag whose error says what a duration
 // looks like: a bare number ("5") is refused with the units to add.

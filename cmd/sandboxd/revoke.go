@@ -20,6 +20,7 @@ func revokeCmd(args []string) int {
 	fs := newFlags(c)
 	socket := socketFlag(fs)
 	reason := fs.String("reason", "", "the `REASON` recorded with the revocation (default: who revoked)")
+	asJSON := fs.Bool("json", false, "print each revocation's receipt as a JSON object, one per line")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -37,6 +38,10 @@ func revokeCmd(args []string) int {
 		rc, err := cl.Revoke(ctx, id, *reason)
 		if err != nil {
 			status = max(status, daemonFailure(err))
+			continue
+		}
+		if *asJSON {
+			status = max(status, printJSON(rc))
 			continue
 		}
 		fmt.Printf("revoked %s: %s held by %s in %v: %s\n", id, plural(len(rc.Revoked), "capability", "capabilities"),
