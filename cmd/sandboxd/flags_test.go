@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
 )
 
@@ -203,5 +204,24 @@ func TestKillRevokeAndGrantPrintJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &k); err != nil || k.ID != id || k.AlreadyEnded != already || k.Status.Killed != "sandboxd kill" {
 			t.Fatalf("kill --json (already ended: %v): %q (%v)", already, r.stdout, err)
 		}
+	}
+}
+
+func TestWorkdirSetsWhereAGoGuestsRelativePathsStart(t *testing.T) {
+	dir := privateDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wasm := writeGuest(t, "cmd/sandboxd/testdata/workdir/workdir.go", abitest.Go(t, "cmd/sandboxd/testdata/workdir"))
+	// Without --workdir, Go starts from its first preopen, /data, where
+	// data/a.txt is not.
+	if r := sandboxd(t, "", "run", "--grant", "dir:"+dir+"=/data", wasm); r.code != 1 || !strings.HasPrefix(r.stdout, "error:") {
+		t.Fatalf("without --workdir: code %d, stdout %q", r.code, r.stdout)
+	}
+	if r := sandboxd(t, "", "run", "--workdir", "/", "--grant", "dir:"+dir+"=/data", wasm); r.code != 0 || r.stdout != "hi\n" {
+		t.Fatalf("--workdir /: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := sandboxd(t, "", "run", "--workdir", "data", wasm); r.code != exitUsage || !strings.Contains(r.stderr, "starting with /") {
+		t.Fatalf("--workdir data: code %d, stderr %q", r.code, r.stderr)
 	}
 }

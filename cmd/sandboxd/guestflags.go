@@ -13,6 +13,7 @@ import (
 // arguments and environment, its grants and its limits.
 type guestFlags struct {
 	grants, env, args, labels stringList
+	workdir                   *string
 	mem                       *string
 	timeout                   *time.Duration
 	maxFDs                    *int
@@ -36,6 +37,7 @@ func addGuestFlags(fs *flag.FlagSet, grantHelp string, maxFDs int) *guestFlags {
 	f := &guestFlags{}
 	fs.Var(&f.grants, "grant", grantHelp)
 	fs.Var(&f.env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
+	f.workdir = fs.String("workdir", "", "the guest's working directory `DIR`, a path in its namespace such as / or /data (sets PWD, which Go's and wasi-libc's relative paths start from; docs/WASI.md)")
 	fs.Var(&f.labels, "label", "label the module `KEY=VALUE` for the policy's module and to blocks, and for ps (repeatable)")
 	fs.Var(&f.args, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
 	f.mem = fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
@@ -74,9 +76,16 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 		return g, usageError(c, "--max-fds %d leaves no room for the 3 stdio handles", *f.maxFDs), false
 	}
 	for _, kv := range f.env {
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
 			return g, usageError(c, "--env %q is not KEY=VALUE", kv), false
 		}
+		if k == "PWD" && *f.workdir != "" {
+			return g, usageError(c, "--workdir and --env PWD=… both set the working directory: give one"), false
+		}
+	}
+	if w := *f.workdir; w != "" && !strings.HasPrefix(w, "/") {
+		return g, usageError(c, "--workdir %q: give a path in the guest's namespace, starting with / (a grant named /data is /data)", w), false
 	}
 	seen := map[string]bool{}
 	for _, l := range f.labels {
@@ -90,5 +99,8 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 		seen[k] = true
 	}
 	g.env, g.grants, g.labels, g.timeout, g.maxFDs = f.env, f.grants, f.labels, *f.timeout, *f.maxFDs
+	if *f.workdir != "" {
+		g.env = append(append([]string(nil), f.env...), "PWD="+*f.workdir)
+	}
 	return g, 0, true
 }
