@@ -103,6 +103,9 @@ type CapInfo struct {
 type Handle struct {
 	FD  uint32
 	Cap CapInfo
+	// Pending: sent on the guest's supervisor channel and not received
+	// yet; FD is 0.
+	Pending bool
 }
 
 // Receipt lists what one revocation cut off.
@@ -190,7 +193,7 @@ func capInfoFrom(c schemas.CapInfo) CapInfo {
 }
 
 func handleFrom(h schemas.Handle) Handle {
-	out := Handle{FD: h.Fd()}
+	out := Handle{FD: h.Fd(), Pending: h.Pending()}
 	if info, err := h.Info(); err == nil {
 		out.Cap = capInfoFrom(info)
 	}

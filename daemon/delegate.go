@@ -141,3 +141,23 @@ func delegationError(from *caps.Cap, err error) error {
 	}
 	return fmt.Errorf("capability %s has been revoked: it cannot be passed on", from.ID())
 }
+
+// Pending returns the capabilities sent to the guest on its supervisor
+// channel (Grant, SendCap) that it has not received yet: they are held for
+// it, and revocable, but have no fd.
+func (g *Guest) Pending() []*caps.Cap {
+	inTable := make(map[caps.ID]bool)
+	for _, e := range g.Handles() {
+		inTable[e.Cap.ID()] = true
+	}
+	var out []*caps.Cap
+	for _, in := range g.s.k.Snapshot() {
+		if in.Holder != g.id || in.Revoked || in.Closed || inTable[in.ID] {
+			continue
+		}
+		if c, ok := g.s.k.Lookup(in.ID); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}

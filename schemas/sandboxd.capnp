@@ -174,6 +174,9 @@ struct ExitStatus {
 struct Handle {
   fd @0 :UInt32;
   info @1 :CapInfo;
+  # Sent on the guest's supervisor channel and not received yet: it has
+  # no fd (fd is 0), and is revocable like any other.
+  pending @2 :Bool;
 }
 
 struct CapInfo {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,7 +66,11 @@ func capsCmd(args []string) int {
 		if ci.Revoked {
 			rights = "REVOKED"
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.FD, ci.ID, ci.Kind, dash(ci.Name),
+		fd := strconv.FormatUint(uint64(h.FD), 10)
+		if h.Pending {
+			fd = "pending"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fd, ci.ID, ci.Kind, dash(ci.Name),
 			rights, ci.Edge, dash(ci.Parent), leaseLeft(ci.Expires, now), dash(strings.ReplaceAll(ci.Origin, "\t", " ")))
 	}
 	if err := w.Flush(); err != nil {

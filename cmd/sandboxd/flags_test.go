@@ -225,3 +225,37 @@ func TestWorkdirSetsWhereAGoGuestsRelativePathsStart(t *testing.T) {
 		t.Fatalf("--workdir data: code %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+func TestCapsListsAGrantTheGuestHasNotReceived(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	file := filepath.Join(privateDir(t), "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = d.cli(t, "grant", id, "--grant", "file:"+file)
+	capID, _, _ := strings.Cut(r.stdout, "\t")
+	if r.code != 0 || capID == "" {
+		t.Fatalf("grant: %d %q", r.code, r.stderr)
+	}
+	r = d.cli(t, "caps", id)
+	var row string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, capID) {
+			row = l
+		}
+	}
+	if f := strings.Fields(row); len(f) < 4 || f[0] != "pending" || f[2] != "file" || f[3] != "f" {
+		t.Fatalf("caps row of the grant the spinning guest never received: %q\n%s", row, r.stdout)
+	}
+	if r := d.cli(t, "revoke", capID); r.code != 0 {
+		t.Fatalf("revoke of the pending grant: %d %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "caps", id); strings.Contains(r.stdout, capID) {
+		t.Fatalf("caps still lists the revoked pending grant:\n%s", r.stdout)
+	}
+}

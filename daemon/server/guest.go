@@ -299,16 +299,24 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 
 func (s *guestServer) Caps(ctx context.Context, call schemas.Guest_caps) error {
 	entries := s.r.g.Handles()
+	pending := s.r.g.Pending()
 	res, err := call.AllocResults()
 	if err != nil {
 		return err
 	}
-	l, err := res.NewHandles(int32(len(entries)))
+	l, err := res.NewHandles(int32(len(entries) + len(pending)))
 	if err != nil {
 		return err
 	}
 	for i, e := range entries {
 		if err := fillHandle(l.At(i), e.FD, e.Cap); err != nil {
+			return err
+		}
+	}
+	for i, c := range pending {
+		h := l.At(len(entries) + i)
+		h.SetPending(true)
+		if err := fillHandle(h, 0, c); err != nil {
 			return err
 		}
 	}
