@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -632,6 +633,26 @@ func (s *Supervisor) retire(id string) {
 		delete(s.guests, s.exited[0])
 		s.exited = s.exited[1:]
 	}
+}
+
+// Forget stops listing guest id, which must have ended (its exit fully
+// processed: Done is closed). Listing keeps the most recent 256 ended
+// guests without it.
+func (s *Supervisor) Forget(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.guests[id]
+	if !ok || g == nil {
+		return fmt.Errorf("no guest %s", id)
+	}
+	select {
+	case <-g.done:
+	default:
+		return fmt.Errorf("guest %s is running: kill it first (sandboxd kill %s), or wait for it", id, id)
+	}
+	delete(s.guests, id)
+	s.exited = slices.DeleteFunc(s.exited, func(e string) bool { return e == id })
+	return nil
 }
 
 // newGuestID returns an unused guest id. Called with s.mu held.

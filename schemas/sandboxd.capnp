@@ -51,6 +51,15 @@ interface Supervisor {
 
   # Who the daemon believes the caller is.
   whoami @7 () -> (principal :Principal);
+
+  # Compile a module into the daemon's cache (in memory, while it stays
+  # among --idle-modules, and in the state directory), so that a later
+  # launch of the same bytes starts at once. Nothing runs.
+  compile @8 (name :Text, wasm :Data) -> (sha256 :Text, took :Int64);
+
+  # Forget a guest that has ended: ps -a no longer lists it and its id
+  # and name are free. A running guest is refused.
+  forget @9 (id :Text) -> ();
 }
 
 struct LaunchRequest {

@@ -259,3 +259,45 @@ func TestCapsListsAGrantTheGuestHasNotReceived(t *testing.T) {
 		t.Fatalf("caps still lists the revoked pending grant:\n%s", r.stdout)
 	}
 }
+
+func TestCompileRmAndPrune(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	r := d.cli(t, "compile", hello)
+	if f := strings.Fields(r.stdout); r.code != 0 || len(f) != 3 || f[0] != hello || len(f[1]) != 64 {
+		t.Fatalf("compile: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cli(t, "compile", "/nonexistent.wasm"); r.code != exitModule {
+		t.Fatalf("compile of a missing file: code %d", r.code)
+	}
+	r = d.cli(t, "launch", "--detach", "--name", "once", hello)
+	id := strings.TrimSpace(r.stdout)
+	spin := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
+	if r := d.cli(t, "wait", "once"); r.code != 7 {
+		t.Fatalf("wait: %d", r.code)
+	}
+	if r := d.cli(t, "rm", spin); r.code != exitFailure || !strings.Contains(r.stderr, "is running") {
+		t.Fatalf("rm of a running guest: code %d, stderr %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "rm", "once"); r.code != 0 || r.stdout != id+"\n" {
+		t.Fatalf("rm once: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if _, listed := d.psJSON(t)[id]; listed {
+		t.Fatalf("ps -a still lists %s after rm", id)
+	}
+	// The name is free again.
+	r = d.cli(t, "launch", "--detach", "--name", "once", hello)
+	again := strings.TrimSpace(r.stdout)
+	if r.code != 0 {
+		t.Fatalf("launch with the freed name: %d %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "wait", again); r.code != 7 {
+		t.Fatalf("wait: %d", r.code)
+	}
+	if r := d.cli(t, "prune"); r.code != 0 || r.stdout != again+"\n" {
+		t.Fatalf("prune: code %d, stdout %q; want the one ended guest", r.code, r.stdout)
+	}
+	if g, listed := d.psJSON(t)[spin]; !listed || !g.Running {
+		t.Fatalf("prune touched the running guest")
+	}
+}

@@ -144,7 +144,9 @@ func launchCmd(args []string) int {
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 		defer signal.Stop(sigs)
 	}
+	done := progress("the daemon is compiling %s (%s)", req.Name, sizeText(len(req.Wasm)))
 	g, err := cl.Launch(ctx, req)
+	done()
 	if err != nil {
 		return daemonFailure(err)
 	}

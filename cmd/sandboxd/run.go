@@ -274,7 +274,10 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 		return l, exitFailure, false
 	}
 	l.sup = st.sup
-	if l.module, err = l.sup.Compile(ctx, filepath.Base(ra.path), wasm); err != nil {
+	done := progress("compiling %s (%s)", filepath.Base(ra.path), sizeText(len(wasm)))
+	l.module, err = l.sup.Compile(ctx, filepath.Base(ra.path), wasm)
+	done()
+	if err != nil {
 		fail("%v", err)
 		return l, exitModule, false
 	}

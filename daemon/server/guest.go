@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -373,4 +374,17 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 		return err
 	}
 	return fillCapInfo(info, c)
+}
+
+// forget drops the record of an ended guest the Supervisor has forgotten,
+// and frees its name.
+func (s *Server) forget(r *guestRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := r.g.ID()
+	delete(s.records, id)
+	if r.name != "" {
+		delete(s.names, r.name)
+	}
+	s.exited = slices.DeleteFunc(s.exited, func(e string) bool { return e == id })
 }

@@ -69,7 +69,7 @@ type Server struct {
 	userTotal int                         // their sum
 	holders   map[string]daemon.Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
-	names     map[string]string // guest name → id ("" while its launch is under way)
+	names     map[string]string   // guest name → id ("" while its launch is under way)
 	running   map[uint32]int      // running guests launched through the server, by principal uid
 	exited    []string            // ids of exited guests whose records are kept, oldest first
 	users     map[uint32]userInfo // what the system says of each uid seen

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/caps"
@@ -256,4 +257,53 @@ func (c *serverConn) unwrapCap(ctx context.Context, cl schemas.Cap) (*caps.Cap, 
 		return nil, fmt.Errorf("capability %s has been revoked", cs.x.ID())
 	}
 	return cs.x, nil
+}
+
+func (s *supervisorServer) Compile(ctx context.Context, call schemas.Supervisor_compile) error {
+	call.Go()
+	a := call.Args()
+	name, err := a.Name()
+	if err != nil {
+		return err
+	}
+	wasm, err := a.Wasm()
+	if err != nil {
+		return err
+	}
+	if len(wasm) == 0 {
+		return errors.New(reasonRequest + "no module: the request carries no WebAssembly bytes")
+	}
+	if name == "" {
+		name = "guest"
+	}
+	start := time.Now()
+	m, err := s.c.s.sup.Compile(ctx, name, wasm)
+	if err != nil {
+		return errors.New(reasonModule + err.Error())
+	}
+	defer m.Release()
+	took := time.Since(start)
+	s.c.log.Info("compiled on request", "module", name, "sha256", m.HashString(), "bytes", len(wasm), "took", took)
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	res.SetTook(int64(took))
+	return res.SetSha256(m.HashString())
+}
+
+func (s *supervisorServer) Forget(ctx context.Context, call schemas.Supervisor_forget) error {
+	id, err := call.Args().Id()
+	if err != nil {
+		return err
+	}
+	r, err := s.c.lookupGuest(id)
+	if err != nil {
+		return err
+	}
+	if err := s.c.s.sup.Forget(r.g.ID()); err != nil {
+		return err
+	}
+	s.c.s.forget(r)
+	return nil
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// progressAfter is how long work goes without a word before progress
+// says what is happening: compiling a large module takes seconds.
+const progressAfter = 700 * time.Millisecond
+
+// progress prints "sandboxd: WHAT…" on stderr if the work it announces is
+// still going after progressAfter and stderr is a terminal, and "done in
+// D" when the returned func is called. Elsewhere (a pipe, a log file) it
+// prints nothing.
+func progress(format string, args ...any) (done func()) {
+	if !isTerminal(os.Stderr) {
+		return func() {}
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	said := false
+	t := time.AfterFunc(progressAfter, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(os.Stderr, "sandboxd: "+format+"…", args...)
+		said = true
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		if said {
+			fmt.Fprintf(os.Stderr, " done in %v\n", time.Since(start).Round(10*time.Millisecond))
+		}
+	}
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// sizeText is a byte count for people: "812 KiB", "10.4 MiB".
+func sizeText(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+func init() {
+	register(command{
+		name:    "rm",
+		usage:   "[flags] GUEST…",
+		summary: "forget guests that have ended: ps -a no longer lists them, and their names are free",
+		run:     rmCmd,
+	})
+	register(command{
+		name:    "prune",
+		usage:   "[flags]",
+		summary: "forget every guest of yours that has ended",
+		run:     pruneCmd,
+	})
+}
+
+func rmCmd(args []string) int {
+	c := commands["rm"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		return usageError(c, "give the guests to forget (see `sandboxd ps -a`)")
+	}
+	ctx := context.Background()
+	cl, code := dialDaemon(ctx, *socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	status := exitOK
+	for _, ref := range fs.Args() {
+		g, err := findGuest(ctx, cl, ref)
+		if err != nil {
+			status = max(status, daemonFailure(err))
+			continue
+		}
+		info, err := g.Info(ctx)
+		g.Release()
+		if err == nil {
+			err = cl.Forget(ctx, info.ID)
+		}
+		if err != nil {
+			status = max(status, daemonFailure(err))
+			continue
+		}
+		fmt.Println(info.ID)
+	}
+	return status
+}
+
+func pruneCmd(args []string) int {
+	c := commands["prune"]
+	fs := newFlags(c)
+	socket := socketFlag(fs)
+	if code, ok := parseFlags(c, fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(c, "unexpected argument %q: prune takes only flags", fs.Arg(0))
+	}
+	ctx := context.Background()
+	cl, code := dialDaemon(ctx, *socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	guests, err := cl.List(ctx)
+	if err != nil {
+		return daemonFailure(err)
+	}
+	status := exitOK
+	for _, g := range guests {
+		if g.Running {
+			continue
+		}
+		if err := cl.Forget(ctx, g.ID); err != nil {
+			status = max(status, daemonFailure(err))
+			continue
+		}
+		fmt.Println(g.ID)
+	}
+	return status
+}
