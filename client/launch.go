@@ -44,6 +44,11 @@ type LaunchRequest struct {
 	// GuestName names the guest, unique among the daemon's listed guests;
 	// it works wherever the guest's id does. "" for none.
 	GuestName string
+	// StdinStream, when not nil, is read and streamed to the guest's stdin
+	// as the guest reads it, until it ends (then the guest reads end of
+	// file): interactive guests and unbounded input. Stdin must then be
+	// empty.
+	StdinStream io.Reader
 }
 
 // Delegation passes a held capability to a guest at launch.
@@ -86,6 +91,9 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 		if info, err = r.Info(); err == nil {
 			g.id = guestInfoFrom(info).ID
 			g.g = r.Guest().AddRef()
+			if req.StdinStream != nil && r.HasStdin() {
+				go pumpStdin(req.StdinStream, r.Stdin().AddRef())
+			}
 			return g, nil
 		}
 	}
@@ -115,6 +123,7 @@ func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, sink schemas.OutputS
 	if err := r.SetGuestName(req.GuestName); err != nil {
 		return err
 	}
+	r.SetStdinStream(req.StdinStream != nil)
 	if len(req.Caps) > 0 {
 		dl, err := r.NewCaps(int32(len(req.Caps)))
 		if err != nil {

@@ -20,7 +20,7 @@ interface Supervisor {
   # Compile (or reuse, by SHA-256) the module, pre-open the grants, and
   # start the guest. Unless request.detach is set, the guest is killed
   # when the returned Guest is released or the connection drops.
-  launch @0 (request :LaunchRequest) -> (guest :Guest, info :GuestInfo);
+  launch @0 (request :LaunchRequest) -> (guest :Guest, info :GuestInfo, stdin :StdinSink);
 
   # Every guest the daemon knows (running, or exited and not yet
   # forgotten), oldest first. Principals other than root see only their own.
@@ -94,6 +94,9 @@ struct LaunchRequest {
   # A name for the guest, unique among the daemon's listed guests, that
   # works wherever its id does ("" for none).
   guestName @13 :Text;
+  # The guest's stdin is what is written to the StdinSink launch returns,
+  # until it is closed (then end of file). stdin must then be empty.
+  stdinStream @14 :Bool;
 }
 
 struct Delegation {
@@ -135,6 +138,15 @@ interface Cap {
   # Revoke this capability and everything derived from it, in every
   # holder. Afterwards every call through this object fails.
   revoke @3 (reason :Text) -> (receipt :Receipt);
+}
+
+# Feeds a guest launched with stdinStream: each write is what its stdin
+# reads next. A write returns once the guest has read the bytes before it,
+# so a writer is paced by the reader; close gives it end of file once it
+# has read the rest. Releasing the sink closes it.
+interface StdinSink {
+  write @0 (data :Data) -> stream;
+  close @1 () -> ();
 }
 
 interface OutputSink {

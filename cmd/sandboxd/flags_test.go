@@ -301,3 +301,21 @@ func TestCompileRmAndPrune(t *testing.T) {
 		t.Fatalf("prune touched the running guest")
 	}
 }
+
+func TestLaunchInteractiveStreamsStdin(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	cat := guest(t, "daemon/testdata/guests/cat.wat")
+	r := sandboxd(t, "hello from a pipe\n", "launch", "--socket", d.socket, "-i", cat)
+	if r.code != 0 || r.stdout != "hello from a pipe\n" || r.stderr != "done\n" {
+		t.Fatalf("launch -i cat: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// More than --stdin's 1 MiB: streamed, not read whole first.
+	big := strings.Repeat("0123456789abcdef", 1<<17) // 2 MiB
+	r = sandboxd(t, big, "launch", "--socket", d.socket, "-i", cat)
+	if r.code != 0 || len(r.stdout) != len(big) || r.stdout != big {
+		t.Fatalf("launch -i with 2 MiB: code %d, %d bytes out, stderr %q", r.code, len(r.stdout), r.stderr)
+	}
+	if r := sandboxd(t, "", "launch", "--socket", d.socket, "-i", "--stdin", cat); r.code != exitUsage {
+		t.Fatalf("-i with --stdin: code %d", r.code)
+	}
+}

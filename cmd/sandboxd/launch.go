@@ -166,6 +166,8 @@ type launchArgs struct {
 	detach    bool
 	stdin     bool
 	name      string // --name
+	// interactive: -i, standard input streamed as the guest reads it.
+	interactive bool
 }
 
 // parseLaunchFlags parses and checks launch's flags and arguments. When it
@@ -178,6 +180,8 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	name := fs.String("name", "", "name the guest `NAME` (unique among the daemon's listed guests): it works wherever its id does")
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
+	interactive := fs.Bool("i", false, "stream this process's standard input to the guest's stdin as the guest reads it, like docker run -i (interactive guests, input of any size)")
+	fs.BoolVar(interactive, "interactive", false, "the same as -i")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return la, code, false
 	}
@@ -188,7 +192,10 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	if la.absGrants, err = daemonGrants(la.grants); err != nil {
 		return la, usageError(c, "%v", err), false
 	}
-	la.socket, la.detach, la.stdin, la.name = *socket, *detach, *stdin, *name
+	la.socket, la.detach, la.stdin, la.name, la.interactive = *socket, *detach, *stdin, *name, *interactive
+	if la.stdin && la.interactive {
+		return la, usageError(c, "--stdin sends standard input whole and -i streams it: give one"), false
+	}
 	return la, exitOK, true
 }
 
@@ -215,6 +222,9 @@ func launchRequest(c command, la launchArgs) (req client.LaunchRequest, code int
 		Name: filepath.Base(la.path), Wasm: wasm, Args: la.argv, Env: la.env, Grants: la.absGrants,
 		MemoryLimit: la.memLimit, Timeout: la.timeout, MaxFDs: la.maxFDs, Stdin: in, Detach: la.detach,
 		Labels: la.labels, GuestName: la.name,
+	}
+	if la.interactive {
+		req.StdinStream = os.Stdin
 	}
 	if !la.detach {
 		req.Stdout, req.Stderr = os.Stdout, os.Stderr

@@ -23,7 +23,8 @@ type guestRecord struct {
 	args     []string     // as the guest sees them, program name first
 	ended    atomic.Int64 // unix nanoseconds of the exit, 0 while running
 	detached bool
-	name     string // launch --name, or ""
+	name     string     // launch --name, or ""
+	stdin    *stdinSink // launch -i: what feeds the guest's stdin, or nil
 	output   *outputLog
 	attached *outputSink // nil if the launch gave no OutputSink
 	// ctx ends when the guest must stop writing to its attached sink:

@@ -29,6 +29,7 @@ type launchArgs struct {
 	output      schemas.OutputSink // owned; invalid if none
 	detach      bool
 	guestName   string // "" for none
+	stdinStream bool   // stdin comes from a StdinSink
 }
 
 // decodeLaunch reads and validates a launch request. It compiles, opens
@@ -64,6 +65,9 @@ func (c *serverConn) decodeLaunch(ctx context.Context, r schemas.LaunchRequest) 
 	}
 	if len(stdin) > 0 {
 		a.spec.Stdin = bytes.NewReader(bytes.Clone(stdin))
+	}
+	if a.stdinStream = r.StdinStream(); a.stdinStream && len(stdin) > 0 {
+		return nil, errors.New("stdin is both given and streamed: send one or the other")
 	}
 	// Last: from here a owns a reference to the sink.
 	if r.HasOutput() {
@@ -317,6 +321,11 @@ func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_l
 	if err := res.SetGuest(guest); err != nil {
 		return err
 	}
+	if info.stdin != nil {
+		if err := res.SetStdin(schemas.StdinSink_ServerToClient(info.stdin)); err != nil {
+			return err
+		}
+	}
 	gi, err := res.NewInfo()
 	if err != nil {
 		return err
@@ -401,6 +410,9 @@ func (c *serverConn) startGuest(ctx context.Context, a *launchArgs) (*guestRecor
 	if a.output.IsValid() {
 		r.attached = newOutputSink(rctx, a.output)
 		a.output = schemas.OutputSink{}
+	}
+	if a.stdinStream {
+		r.stdin, a.spec.Stdin = newStdinSink(rctx)
 	}
 	a.spec.Principal = c.principal
 	a.spec.Module = m
