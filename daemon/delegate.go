@@ -62,12 +62,12 @@ func (g *Guest) Grant(ctx context.Context, gr Grant) (*caps.Cap, error) {
 	if g.supervisor == nil {
 		return nil, &GrantError{Grant: gr, Err: ErrNoSupervisorChannel}
 	}
-	r, err := gr.setup()
+	r, err := gr.setup(ctx, g.s.sockets)
 	if err != nil {
 		return nil, err
 	}
 	text := gr.String()
-	c := g.s.k.Mint(g.holder, r.res, r.base, r.inh, gr.Name, text)
+	c := r.mint(g.s.k, g.holder, text)
 	if err := g.send("grant", c); err != nil {
 		return nil, &GrantError{Grant: gr, Err: err}
 	}

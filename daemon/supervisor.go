@@ -45,6 +45,8 @@ type Options struct {
 	// compiled for the next launch (abi.Config.MaxIdleModules; 0 means
 	// abi.DefaultMaxIdleModules).
 	MaxIdleModules int
+	// Sockets resolves a named sock or listen resource to where the daemon connects or binds.
+	Sockets func(kind GrantKind, name string) (SockTarget, error)
 }
 
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
@@ -76,6 +78,8 @@ type Supervisor struct {
 	maxFDs int
 	// maxDescendants bounds each launched guest's tree of spawned guests.
 	maxDescendants int
+	// sockets is Options.Sockets.
+	sockets func(kind GrantKind, name string) (SockTarget, error)
 
 	// ctx is the parent of every guest's context: cancelling it (Close)
 	// kills every guest, including one launched concurrently with Close.
@@ -114,7 +118,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	return &Supervisor{
 		log: log, rt: rt, k: caps.NewKernel(nil), maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
-		ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
+		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
 	}, nil
 }
 
@@ -338,7 +342,7 @@ func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*opened
 		delegated: make([]*caps.Cap, 0, len(spec.Delegations)),
 	}
 	for _, gr := range spec.Grants {
-		r, err := gr.setup()
+		r, err := gr.setup(ctx, s.sockets)
 		if err != nil {
 			h.release(s.k)
 			return nil, err
@@ -418,7 +422,7 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 	grants := make([]string, len(opened.grants))
 	for i, r := range opened.grants {
 		grants[i] = r.grant.String()
-		c := k.Mint(g.holder, r.res, r.base, r.inh, r.grant.Name, grants[i])
+		c := r.mint(k, g.holder, grants[i])
 		_, _ = table.Insert(c)
 	}
 	for _, c := range opened.delegated {
@@ -439,7 +443,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		ID:             g.id,
 		Table:          table,
 		Args:           append([]string{spec.Module.Name}, spec.Args...),
-		Env:            spec.Env,
+		Env:            activationEnv(spec.Grants, spec.Env),
 		MemoryLimit:    spec.MemoryLimit,
 		MaxDescendants: s.maxDescendants,
 		Logger:         g.log,
@@ -678,11 +682,11 @@ func (s *Supervisor) Guests() []*Guest {
 // API), with origin as its origin. It fails with gr's *GrantError, and
 // then holds nothing open.
 func (s *Supervisor) Mint(holder *caps.Holder, gr Grant, origin string) (*caps.Cap, error) {
-	r, err := gr.setup()
+	r, err := gr.setup(context.Background(), s.sockets)
 	if err != nil {
 		return nil, err
 	}
-	return s.k.Mint(holder, r.res, r.base, r.inh, gr.Name, origin), nil
+	return r.mint(s.k, holder, origin), nil
 }
 
 // Revoke revokes the capability with the given public id and everything
