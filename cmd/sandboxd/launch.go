@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -84,9 +85,9 @@ func daemonFailure(err error) int {
 	return exitFailure
 }
 
-// daemonGrants parses --grant texts for the daemon: host paths are made
-// absolute against this process's working directory, which the daemon
-// does not share.
+// daemonGrants parses --grant texts for the daemon: host paths and unix
+// socket paths are made absolute against this process's working
+// directory, which the daemon does not share.
 func daemonGrants(texts []string) ([]string, error) {
 	out := make([]string, len(texts))
 	for i, t := range texts {
@@ -98,6 +99,12 @@ func daemonGrants(texts []string) ([]string, error) {
 			if g.Source, err = filepath.Abs(g.Source); err != nil {
 				return nil, fmt.Errorf("grant %q: %v", t, err)
 			}
+		}
+		if path, ok := strings.CutPrefix(g.Source, "unix:"); ok && (g.Kind == daemon.GrantSock || g.Kind == daemon.GrantListen) && !strings.HasPrefix(path, "@") {
+			if path, err = filepath.Abs(path); err != nil {
+				return nil, fmt.Errorf("grant %q: %v", t, err)
+			}
+			g.Source = "unix:" + path
 		}
 		out[i] = g.String()
 	}
