@@ -265,7 +265,7 @@ func TestRedisGuestWithoutItsGrantSaysSoAndConnectsNowhere(t *testing.T) {
 // A plain C program speaks RESP over exactly one granted connection.
 func TestRESPFromCOverOneSockGrant(t *testing.T) {
 	r := startRedis(t)
-	wasm := wasiGuest(t, "examples/redis/resp.c")
+	wasm := wasiGuest(t, "examples/resp/resp.c")
 	before := r.connections(t)
 	res := sandboxd(t, "", "run", "--grant", "sock:tcp:127.0.0.1:"+r.port+"=db", wasm, "sandboxd:c", "from C")
 	if res.code != 0 || res.stdout != "SET sandboxd:c: OK\nGET sandboxd:c: from C\n" {

@@ -20,15 +20,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd"
 )
 
 func main() {
-	dial, err := sandboxd.DialFunc("db")
+	dial, err := dialer()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "redis: %v\n", err)
 		os.Exit(2)
@@ -49,6 +49,12 @@ func main() {
 	})
 	defer rdb.Close()
 	ctx := context.Background()
+	if len(os.Args) == 3 && os.Args[1] == "bench" {
+		if err := bench(ctx, rdb, os.Args[2]); err != nil {
+			fail(err)
+		}
+		return
+	}
 	if err := basics(ctx, rdb); err != nil {
 		fail(err)
 	}
@@ -150,5 +156,26 @@ func pubsub(ctx context.Context, rdb *redis.Client) error {
 		return fmt.Errorf("receive: %w", err)
 	}
 	fmt.Printf("pubsub: %s on %s\n", msg.Payload, msg.Channel)
+	return nil
+}
+
+// bench makes n GET round trips one after the other and prints how many
+// it made per second (`redis bench N`, for docs/BENCHMARKS.md).
+func bench(ctx context.Context, rdb *redis.Client, n string) error {
+	count, err := strconv.Atoi(n)
+	if err != nil {
+		return fmt.Errorf("bench %q: not a count", n)
+	}
+	if err := rdb.Set(ctx, "sandboxd:bench", "x", 0).Err(); err != nil {
+		return err
+	}
+	start := time.Now()
+	for range count {
+		if err := rdb.Get(ctx, "sandboxd:bench").Err(); err != nil {
+			return err
+		}
+	}
+	took := time.Since(start)
+	fmt.Printf("%d round trips in %v: %.0f/s\n", count, took.Round(time.Millisecond), float64(count)/took.Seconds())
 	return nil
 }
