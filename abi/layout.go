@@ -80,7 +80,7 @@ func fileTypeOf(c *caps.Cap) caps.FileType {
 		return caps.TypeCharDevice
 	case caps.KindByteObject:
 		return caps.TypeSharedMemory
-	case caps.KindChannel, caps.KindSocket, caps.KindListener:
+	case caps.KindChannel, caps.KindSocket, caps.KindListener, caps.KindDialer:
 		return caps.TypeSocketStream
 	case caps.KindProcess:
 		return caps.TypeProcess

@@ -185,3 +185,57 @@ func TestKilledDuringWaitallClosesReceivedHandles(t *testing.T) {
 		t.Fatalf("%d capabilities left in the graph", len(s))
 	}
 }
+
+// sock_accept on a dialer opens a connection to its one target: the same
+// native server code that takes a connection from a listener serves one it
+// dialed, and the connection is a child capability of the dialer's.
+func TestSockAcceptOnDialerConnectsToItsTarget(t *testing.T) {
+	h, log := observedHarness(t)
+	tbl := h.table("cli")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d, err := caps.NewDialer("tcp", []string{l.Addr().String()}, hangGuard, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, i := caps.GrantRights(caps.KindDialer, false)
+	dc := h.k.Mint(tbl.Holder(), d, b, i, "db", "test grant")
+	if _, err := tbl.Insert(dc); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	g := h.startMode(t, ctx, abitest.C(t, sockGuest), tbl, "server")
+	conn, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("hello target\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(hangGuard))
+	reply, err := io.ReadAll(conn) // until the guest's SHUT_WR
+	if err != nil || string(reply) != "HELLO TARGET\n" {
+		t.Fatalf("reply %q, %v", reply, err)
+	}
+	if st := g.Wait(); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v", st)
+	}
+	// The non-blocking accept starts a second attempt and returns EAGAIN.
+	expectStdout(t, h, `served: accept ok kind stream recv ok send ok 13 shutdown ok fd passing ENOTSUP
+non-blocking accept: EAGAIN
+`)
+	var accepted []caps.Info
+	for _, e := range log.all(caps.EventDerive) {
+		if e.Cap.Edge == caps.EdgeAccept {
+			accepted = append(accepted, e.Cap)
+		}
+	}
+	if len(accepted) != 1 || accepted[0].Parent != dc.ID() || accepted[0].Kind != caps.KindSocket {
+		t.Fatalf("accepted capabilities %+v; want one socket, a child of the dialer %s", accepted, dc.ID())
+	}
+}

@@ -17,6 +17,7 @@ const (
 	KindModule
 	KindProcess
 	KindRevoker
+	KindDialer
 )
 
 var kindNames = [...]string{
@@ -31,6 +32,7 @@ var kindNames = [...]string{
 	KindModule:     "module",
 	KindProcess:    "process",
 	KindRevoker:    "revoker",
+	KindDialer:     "dial",
 }
 
 func (k Kind) String() string {
@@ -54,7 +56,7 @@ func (k Kind) MaxRights() (base, inheriting Rights) {
 		return RightsByteObjectBase, 0
 	case KindChannel, KindSocket:
 		return RightsSocketBase, RightsSocketInheriting
-	case KindListener:
+	case KindListener, KindDialer:
 		return RightsListenerBase, RightsSocketBase
 	case KindModule:
 		return RightsModuleBase, 0

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"sync"
 
 	"github.com/sandboxd/sandboxd/caps"
@@ -34,10 +35,11 @@ func (h *chanHub) join(name string) *caps.Channel {
 }
 
 // open sets up what an authorized grant names: a channel end for a chan
-// grant, what Grant.setup opens for the others.
-func (s *Supervisor) open(gr Grant) (grantResource, error) {
+// grant, what Grant.setup opens for the others. ctx bounds the name
+// lookups and connections of sock grants.
+func (s *Supervisor) open(ctx context.Context, gr Grant) (grantResource, error) {
 	if gr.Kind != GrantChan {
-		return gr.setup()
+		return gr.setup(ctx, s.resolveSocket)
 	}
 	base, inh := caps.GrantRights(caps.KindChannel, false)
 	return grantResource{grant: gr, res: s.chans.join(gr.Source), base: base, inh: inh}, nil

@@ -67,7 +67,7 @@ func (g *Guest) Grant(ctx context.Context, by Principal, gr Grant) (*caps.Cap, e
 	if err != nil {
 		return nil, err
 	}
-	r, err := g.s.open(pg.grant)
+	r, err := g.s.open(ctx, pg.grant)
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,17 +51,17 @@ func parseGrantKind(s string) (GrantKind, bool) {
 // MaxGuestName is the longest handle name a grant may give, in bytes.
 const MaxGuestName = 255
 
-// Grant is one parsed `--grant KIND:SOURCE[=GUEST][:ro]`.
+// Grant is one parsed `--grant KIND:SOURCE[=GUEST][:ro|:dial]`.
 //
 // The grammar (docs/GRANTS.md) is:
 //
-//	KIND ":" SOURCE [ "=" GUEST ] [ ":ro" ]
+//	KIND ":" SOURCE [ "=" GUEST ] [ ":ro" | ":dial" ]
 //
-// A final ":ro" is always the read-only option, and the first unescaped
+// A final ":ro" or ":dial" is always an option, and the first unescaped
 // "=" separates SOURCE from GUEST. Inside SOURCE, `\=`, `\:` and `\\`
 // stand for "=", ":" and "\"; any other backslash is an error. Other colons
 // in SOURCE are literal, so host paths and addresses with colons need no
-// escaping unless they end in ":ro". GUEST is never escaped: it may not be
+// escaping unless they end in ":ro" or ":dial". GUEST is never escaped: it may not be
 // empty, contain "/", "=", ":", "\", NUL or control characters, be "." or
 // "..", or exceed MaxGuestName bytes. A dir or file grant's GUEST may also
 // be a path ("/data", "out/logs"; see checkGuestPath), and a dir grant may
@@ -69,17 +69,21 @@ const MaxGuestName = 255
 type Grant struct {
 	Kind GrantKind
 	// Source is what is granted: the host path (dir, file), the policy
-	// resource name (sock, chan, listen), the listen address (listen, when
-	// it contains a colon) or the capability id (cap).
+	// resource name (sock, chan, listen), an inline address (sock and
+	// listen, when it contains a colon: see inlineTarget) or the
+	// capability id (cap).
 	Source string
 	// Name is the name the guest knows the handle by (its argdata
 	// "handles" key). When the text gives none it is derived from Source:
 	// the last path element for dir and file, Source itself otherwise, and
-	// "listen" for a listen address.
+	// "sock" or "listen" for an inline address.
 	Name string
 	// ReadOnly drops every right that modifies anything (dir and file
 	// only).
 	ReadOnly bool
+	// Dial grants a dialer instead of one connection (sock only): each
+	// sock_accept on it opens a new connection to the target.
+	Dial bool
 }
 
 // GrantSyntaxError is a grant text that does not parse. It is a usage
@@ -113,7 +117,8 @@ func parseGrant(text string) (Grant, error) {
 		return Grant{}, err
 	}
 	g := Grant{Kind: kind}
-	rest, g.ReadOnly = cutReadOnly(rest)
+	rest, opt := cutOption(rest)
+	g.ReadOnly, g.Dial = opt == "ro", opt == "dial"
 	src, name, hasName, err := splitSource(rest)
 	if err != nil {
 		return Grant{}, err
@@ -124,6 +129,9 @@ func parseGrant(text string) (Grant, error) {
 	g.Source = src
 	if g.ReadOnly && kind != GrantDir && kind != GrantFile {
 		return Grant{}, errors.New(":ro applies only to dir: and file: grants")
+	}
+	if g.Dial && kind != GrantSock {
+		return Grant{}, errors.New(`:dial applies only to sock: grants (write \: for a colon that is part of the source)`)
 	}
 	if err := checkSource(kind, src); err != nil {
 		return Grant{}, err
@@ -153,41 +161,44 @@ func cutKind(text string) (kind GrantKind, kindText, rest string, err error) {
 	return kind, kindText, rest, nil
 }
 
-// cutReadOnly removes a final ":ro" whose colon is not escaped: that is
-// the option, whatever the kind (parseGrant rejects it where it does not
-// apply).
-func cutReadOnly(rest string) (string, bool) {
-	if strings.HasSuffix(rest, ":ro") && !escapedAt(rest, len(rest)-3) {
-		return rest[:len(rest)-3], true
+// grantOptions are the options a grant may end with, without their colon.
+var grantOptions = [...]string{"ro", "dial"}
+
+// cutOption removes a final ":ro" or ":dial" whose colon is not escaped
+// and returns the option's name: that is the option, whatever the kind
+// (parseGrant rejects it where it does not apply).
+func cutOption(rest string) (string, string) {
+	for _, opt := range grantOptions {
+		if strings.HasSuffix(rest, ":"+opt) && !escapedAt(rest, len(rest)-len(opt)-1) {
+			return rest[:len(rest)-len(opt)-1], opt
+		}
 	}
-	return rest, false
+	return rest, ""
+}
+
+// endsInOption reports whether s ends in ":ro" or ":dial", which a SOURCE
+// must escape to keep.
+func endsInOption(s string) bool {
+	for _, opt := range grantOptions {
+		if s == ":"+opt {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSource checks the unescaped, non-empty SOURCE of a grant of kind k.
 // A dir or file source is a host path, checked only when it is set up.
 func checkSource(k GrantKind, src string) error {
 	switch k {
-	case GrantSock, GrantChan, GrantCap:
+	case GrantSock:
+		return checkSockSource(src)
+	case GrantChan, GrantCap:
 		if err := checkName(src); err != nil {
 			return fmt.Errorf("%s %q %s", sourceWord(k), src, err)
 		}
 	case GrantListen:
 		return checkListenSource(src)
-	}
-	return nil
-}
-
-// checkListenSource checks a listen grant's source: an address (it has a
-// colon) must be HOST:PORT; anything else is a policy listener's name.
-func checkListenSource(src string) error {
-	if strings.Contains(src, ":") {
-		if _, _, err := net.SplitHostPort(src); err != nil {
-			return fmt.Errorf("listen address %q is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)", src)
-		}
-		return nil
-	}
-	if err := checkName(src); err != nil {
-		return fmt.Errorf("listener name %q %s (an address needs a port, e.g. 127.0.0.1:8080)", src, err)
 	}
 	return nil
 }
@@ -338,9 +349,9 @@ func defaultName(k GrantKind, src string) string {
 	switch k {
 	case GrantDir, GrantFile:
 		return filepath.Base(filepath.Clean(src))
-	case GrantListen:
-		if strings.Contains(src, ":") {
-			return "listen"
+	case GrantSock, GrantListen:
+		if _, ok := inlineTarget(k, src); ok {
+			return k.String()
 		}
 	}
 	return src
@@ -358,9 +369,10 @@ func (g Grant) String() string {
 		switch {
 		case c == '\\' || c == '=':
 			b.WriteByte('\\')
-		case c == ':' && g.Source[i:] == ":ro":
-			// Only a trailing ":ro" in the source would be read as the
-			// option; escaping its colon keeps it part of the source.
+		case c == ':' && endsInOption(g.Source[i:]):
+			// Only a trailing ":ro" or ":dial" in the source would be
+			// read as an option; escaping its colon keeps it part of
+			// the source.
 			b.WriteByte('\\')
 		}
 		b.WriteByte(c)
@@ -371,6 +383,9 @@ func (g Grant) String() string {
 	}
 	if g.ReadOnly {
 		b.WriteString(":ro")
+	}
+	if g.Dial {
+		b.WriteString(":dial")
 	}
 	return b.String()
 }
@@ -395,28 +410,47 @@ type grantResource struct {
 	grant     Grant
 	res       caps.Resource
 	base, inh caps.Rights
+	// flags are the handle's fd flags from the start (caps.FlagNonblock
+	// for listeners and dialers: see sockFlags).
+	flags uint32
 }
 
-// setup opens what g names on the host. It holds nothing open when it
-// fails.
-func (g Grant) setup() (grantResource, error) {
+// mint makes r's root capability for holder, named by the grant, with
+// origin recorded as what authorised it. The capability owns r's
+// resource from then on.
+func (r grantResource) mint(k *caps.Kernel, holder *caps.Holder, origin string) *caps.Cap {
+	c := k.Mint(holder, r.res, r.base, r.inh, r.grant.Name, origin)
+	c.SetFlags(r.flags)
+	return c
+}
+
+// setup opens what g names on the host: a path, or (through sockets, for
+// a named sock or listen grant) a socket. ctx bounds the name lookups and
+// connections a sock grant makes. It holds nothing open when it fails.
+func (g Grant) setup(ctx context.Context, sockets func(kind GrantKind, name string) (SockTarget, error)) (grantResource, error) {
 	fail := func(format string, args ...any) (grantResource, error) {
 		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
 	}
 	switch g.Kind {
 	case GrantDir, GrantFile:
+		return g.setupPath()
 	case GrantSock:
-		return fail("%w: sock: grants name a socket defined in a policy file, which needs a policy file and the daemon (sandboxd serve)", ErrNotSupported)
+		return g.setupSock(ctx, sockets)
 	case GrantListen:
-		return fail("%w: listen: grants need a policy file and the daemon (sandboxd serve)", ErrNotSupported)
+		return g.setupListen(ctx, sockets)
 	case GrantChan:
 		return fail("%w: chan: grants join guests of one daemon, which needs the daemon (sandboxd serve) and a policy file", ErrNotSupported)
 	case GrantCap:
 		return fail("%w: cap: grants delegate a capability held through the daemon, which needs the daemon (sandboxd serve)", ErrNotSupported)
-	default:
-		return fail("unknown grant kind")
 	}
+	return fail("unknown grant kind")
+}
 
+// setupPath opens a dir or file grant's host path.
+func (g Grant) setupPath() (grantResource, error) {
+	fail := func(format string, args ...any) (grantResource, error) {
+		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
+	}
 	abs, err := filepath.Abs(g.Source)
 	if err != nil {
 		return fail("cannot resolve %s: %v", g.Source, err)

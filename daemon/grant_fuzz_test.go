@@ -17,6 +17,7 @@ func FuzzParseGrant(f *testing.F) {
 		`dir:/x\:ro=x:ro`, "listen:[::1]:80=web", "sock:db", "chan:c", "cap:c0011",
 		"dir::ro", `dir:\\:ro`, "dir:/x=:ro", "file:a:ro:ro",
 		"dir:./data=/data:ro", "file:/tmp/in=in/in.txt", "dir:/=/",
+		"sock:tcp:127.0.0.1:6379=db:dial", "sock:unix:/run/x.sock=db", `dir:/x\:dial=x`, "listen:unix:/s",
 	} {
 		f.Add(s)
 	}
@@ -40,6 +41,9 @@ func FuzzParseGrant(f *testing.F) {
 		}
 		if g.ReadOnly && g.Kind != GrantDir && g.Kind != GrantFile {
 			t.Fatalf("ParseGrant(%q) accepted :ro on a %s grant", text, g.Kind)
+		}
+		if g.Dial && g.Kind != GrantSock {
+			t.Fatalf("ParseGrant(%q) accepted :dial on a %s grant", text, g.Kind)
 		}
 		canon := g.String()
 		again, err := ParseGrant(canon)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -36,6 +37,22 @@ func TestParseGrantAcceptsTheDocumentedForms(t *testing.T) {
 		{"listen:web", Grant{Kind: GrantListen, Source: "web", Name: "web"}},
 		{"listen:127.0.0.1:8080", Grant{Kind: GrantListen, Source: "127.0.0.1:8080", Name: "listen"}},
 		{"listen:[::1]:8080=web", Grant{Kind: GrantListen, Source: "[::1]:8080", Name: "web"}},
+		{"listen:127.0.0.1:0=web", Grant{Kind: GrantListen, Source: "127.0.0.1:0", Name: "web"}},
+		{"listen:tcp:127.0.0.1:8080=web", Grant{Kind: GrantListen, Source: "tcp:127.0.0.1:8080", Name: "web"}},
+		{"listen:unix:/run/web.sock=web", Grant{Kind: GrantListen, Source: "unix:/run/web.sock", Name: "web"}},
+		// A sock grant's address is inline after tcp: or unix:, and a
+		// final :dial makes it a dialer.
+		{"sock:tcp:127.0.0.1:6379=db", Grant{Kind: GrantSock, Source: "tcp:127.0.0.1:6379", Name: "db"}},
+		{"sock:tcp:127.0.0.1:6379", Grant{Kind: GrantSock, Source: "tcp:127.0.0.1:6379", Name: "sock"}},
+		{"sock:tcp:db.example:6379=db", Grant{Kind: GrantSock, Source: "tcp:db.example:6379", Name: "db"}},
+		{"sock:tcp:[::1]:6379=db", Grant{Kind: GrantSock, Source: "tcp:[::1]:6379", Name: "db"}},
+		{"sock:unix:/run/redis.sock=db", Grant{Kind: GrantSock, Source: "unix:/run/redis.sock", Name: "db"}},
+		{`sock:unix:/run/a\=b.sock=db`, Grant{Kind: GrantSock, Source: "unix:/run/a=b.sock", Name: "db"}},
+		{"sock:db:dial", Grant{Kind: GrantSock, Source: "db", Name: "db", Dial: true}},
+		{"sock:db=pool:dial", Grant{Kind: GrantSock, Source: "db", Name: "pool", Dial: true}},
+		{"sock:tcp:127.0.0.1:6379=db:dial", Grant{Kind: GrantSock, Source: "tcp:127.0.0.1:6379", Name: "db", Dial: true}},
+		// A path ending in ":dial" keeps it by escaping the colon.
+		{`dir:/mnt/x\:dial=x`, Grant{Kind: GrantDir, Source: "/mnt/x:dial", Name: "x"}},
 		{"cap:c0123456789abcdef", Grant{Kind: GrantCap, Source: "c0123456789abcdef", Name: "c0123456789abcdef"}},
 		{"dir:/srv/données=données", Grant{Kind: GrantDir, Source: "/srv/données", Name: "données"}},
 		// "/" is the guest's root directory, for dir grants only.
@@ -96,6 +113,17 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 		{"dir:/x\x00y", "NUL"},
 		{"dir:/x\xff", "UTF-8"},
 		{"sock:db:ro", ":ro applies only to dir: and file:"},
+		{"dir:/x:dial", ":dial applies only to sock: grants"},
+		{"listen:web:dial", ":dial applies only to sock: grants"},
+		{"sock:a:b", "neither a resource name nor an address"},
+		{"sock:tcp:127.0.0.1", "not HOST:PORT"},
+		{"sock:tcp::6379", "needs a host and a port other than 0"},
+		{"sock:tcp:127.0.0.1:0", "needs a host and a port other than 0"},
+		{"sock:tcp:127.0.0.1:redis", `port "redis" is not a number`},
+		{"sock:tcp:127.0.0.1:65536", "is not a number from 0 to 65535"},
+		{"sock:unix:", "empty unix socket path"},
+		{"sock:unix:/" + strings.Repeat("p", 107), "longer than 107 bytes"},
+		{"listen:unix:=web", "empty unix socket path"},
 		{"chan:a/b", `chan name "a/b"`},
 		{"sock:", "empty sock name"},
 		{"listen:a:b:c", "not HOST:PORT"},
@@ -122,13 +150,16 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 
 func TestGrantStringIsCanonical(t *testing.T) {
 	cases := map[string]string{
-		"dir:/srv/data=data":      "dir:/srv/data",
-		"dir:data/=data:ro":       "dir:data/:ro",
-		"file:/etc/hosts=h:ro":    "file:/etc/hosts=h:ro",
-		`dir:/mnt/c\=d=cd`:        `dir:/mnt/c\=d=cd`,
-		`dir:/mnt/x\:ro=x`:        `dir:/mnt/x\:ro=x`,
-		"listen:127.0.0.1:80=web": "listen:127.0.0.1:80=web",
-		"sock:db=db":              "sock:db",
+		"dir:/srv/data=data":       "dir:/srv/data",
+		"dir:data/=data:ro":        "dir:data/:ro",
+		"file:/etc/hosts=h:ro":     "file:/etc/hosts=h:ro",
+		`dir:/mnt/c\=d=cd`:         `dir:/mnt/c\=d=cd`,
+		`dir:/mnt/x\:ro=x`:         `dir:/mnt/x\:ro=x`,
+		"listen:127.0.0.1:80=web":  "listen:127.0.0.1:80=web",
+		"sock:db=db":               "sock:db",
+		"sock:db=db:dial":          "sock:db:dial",
+		"sock:tcp:10.0.0.1:5=sock": "sock:tcp:10.0.0.1:5",
+		`dir:/mnt/x\:dial=x`:       `dir:/mnt/x\:dial=x`,
 	}
 	for in, want := range cases {
 		g, err := ParseGrant(in)
@@ -149,7 +180,7 @@ func setupErr(t *testing.T, text string) error {
 	if err != nil {
 		t.Fatalf("ParseGrant(%q): %v", text, err)
 	}
-	r, err := g.setup()
+	r, err := g.setup(context.Background(), nil)
 	if err == nil {
 		_ = r.res.Close()
 		t.Fatalf("setup of %q succeeded, want an error", text)
@@ -191,7 +222,7 @@ func TestGrantSetupErrorsSayWhatFailedAndWhatToDo(t *testing.T) {
 }
 
 func TestGrantKindsThatNeedTheDaemonSayNotSupportedYet(t *testing.T) {
-	for _, text := range []string{"sock:db", "listen:web", "listen:127.0.0.1:8080", "chan:pipe", "cap:c0123456789abcdef"} {
+	for _, text := range []string{"chan:pipe", "cap:c0123456789abcdef"} {
 		err := setupErr(t, text)
 		if !errors.Is(err, ErrNotSupported) {
 			t.Errorf("setup of %q = %v, want ErrNotSupported", text, err)
@@ -229,7 +260,7 @@ func TestReadOnlyFileGrantOpensReadOnlyAndWritableGrantReadWrite(t *testing.T) {
 		writeable bool
 	}{{true, false}, {false, true}} {
 		g := Grant{Kind: GrantFile, Source: file, Name: "f", ReadOnly: c.ro}
-		r, err := g.setup()
+		r, err := g.setup(context.Background(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

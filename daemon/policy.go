@@ -187,6 +187,7 @@ func moduleOf(m *abi.Module, labels map[string]string) policies.Module {
 // gate, and its lease started.
 func (s *Supervisor) mintGrant(holder *caps.Holder, pg policyGrant, r grantResource, origin string) *caps.Cap {
 	c := s.k.Mint(holder, r.res, r.base&pg.ceiling, r.inh&pg.ceiling, pg.grant.Name, origin)
+	c.SetFlags(r.flags)
 	c.SetSource(pg.source)
 	s.k.Lease(c, pg.ttl)
 	return c
@@ -342,4 +343,25 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 		}
 	}
 	return out
+}
+
+// resolveSocket finds where a named sock or listen grant connects or
+// binds: through Options.Sockets when it was given, and otherwise in the
+// sock and listen resources of the policy in force.
+func (s *Supervisor) resolveSocket(kind GrantKind, name string) (SockTarget, error) {
+	if s.sockets != nil {
+		return s.sockets(kind, name)
+	}
+	p := s.Policy()
+	if p == nil {
+		return SockTarget{}, errors.New("no policy is loaded")
+	}
+	res, ok := p.Resource(kind.String(), name)
+	if !ok {
+		return SockTarget{}, fmt.Errorf("the policy declares no %s resource %q", kind, name)
+	}
+	if res.Unix != "" {
+		return SockTarget{Network: "unix", Address: res.Unix}, nil
+	}
+	return SockTarget{Network: "tcp", Address: res.TCP}, nil
 }

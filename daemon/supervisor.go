@@ -52,6 +52,9 @@ type Options struct {
 	// Policy decides grants and delegations (see SetPolicy); nil enforces
 	// none.
 	Policy *policies.Policy
+	// Sockets resolves a named sock or listen resource to where the
+	// daemon connects or binds. nil: the resources of the policy in force.
+	Sockets func(kind GrantKind, name string) (SockTarget, error)
 }
 
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
@@ -83,6 +86,8 @@ type Supervisor struct {
 	maxFDs int
 	// maxDescendants bounds each launched guest's tree of spawned guests.
 	maxDescendants int
+	// sockets is Options.Sockets.
+	sockets func(kind GrantKind, name string) (SockTarget, error)
 
 	// ctx is the parent of every guest's context: cancelling it (Close)
 	// kills every guest, including one launched concurrently with Close.
@@ -125,7 +130,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
 		log: log, rt: rt, k: caps.NewKernel(nil), maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
-		ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
+		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
 	}
 	s.policy.Store(opts.Policy)
 	s.k.SetGate(gate{s})
@@ -395,7 +400,7 @@ func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*opened
 		if err != nil {
 			return fail(err)
 		}
-		r, err := s.open(pg.grant)
+		r, err := s.open(ctx, pg.grant)
 		if err != nil {
 			return fail(err)
 		}
@@ -496,7 +501,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		ID:             g.id,
 		Table:          table,
 		Args:           append([]string{spec.Module.Name}, spec.Args...),
-		Env:            spec.Env,
+		Env:            activationEnv(spec.Grants, spec.Env),
 		MemoryLimit:    spec.MemoryLimit,
 		MaxDescendants: s.maxDescendants,
 		Logger:         g.log,
@@ -780,7 +785,7 @@ func (s *Supervisor) Mint(holder *caps.Holder, by Principal, gr Grant, origin st
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.open(pg.grant)
+	r, err := s.open(context.Background(), pg.grant)
 	if err != nil {
 		return nil, err
 	}

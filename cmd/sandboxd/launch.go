@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -88,11 +89,11 @@ func daemonFailure(err error) int {
 	return exitFailure
 }
 
-// daemonGrants parses --grant texts for the daemon: host paths are made
-// absolute against this process's working directory, which the daemon
-// does not share. A bare word (no "/": dir:reports) is sent as it is: it
-// names a resource of the daemon's policy (write ./reports for the
-// directory here).
+// daemonGrants parses --grant texts for the daemon: host paths and unix
+// socket paths are made absolute against this process's working
+// directory, which the daemon does not share. A bare word as a dir or file
+// source (dir:reports) is sent as it is: it names a resource of the
+// daemon's policy (write ./reports for the directory here).
 func daemonGrants(texts []string) ([]string, error) {
 	out := make([]string, len(texts))
 	for i, t := range texts {
@@ -104,6 +105,12 @@ func daemonGrants(texts []string) ([]string, error) {
 			if g.Source, err = filepath.Abs(g.Source); err != nil {
 				return nil, fmt.Errorf("grant %q: %v", t, err)
 			}
+		}
+		if path, ok := strings.CutPrefix(g.Source, "unix:"); ok && (g.Kind == daemon.GrantSock || g.Kind == daemon.GrantListen) && !strings.HasPrefix(path, "@") {
+			if path, err = filepath.Abs(path); err != nil {
+				return nil, fmt.Errorf("grant %q: %v", t, err)
+			}
+			g.Source = "unix:" + path
 		}
 		out[i] = g.String()
 	}

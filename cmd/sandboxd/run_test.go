@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,6 +232,17 @@ func TestRunGrantSetupFailuresExit3AndRunNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := closed.Addr().String()
+	closed.Close()
 	cases := []struct {
 		grant, says string
 	}{
@@ -238,8 +250,11 @@ func TestRunGrantSetupFailuresExit3AndRunNothing(t *testing.T) {
 		{"file:" + missing, missing + " does not exist"},
 		{"dir:" + file, "is not a directory: grant it with file:"},
 		{"file:" + dir + "=d", "is a directory: grant it with dir:"},
-		{"sock:db", "not supported yet"},
-		{"listen:127.0.0.1:8080", "not supported yet"},
+		{"sock:db", `"db" is not a declared socket resource: declare it as a sock resource of a loaded policy`},
+		{"listen:web", `"web" is not a declared socket resource`},
+		{"sock:tcp:" + refused + "=db", "cannot connect to tcp " + refused + ": connection refused: start the server or correct the address"},
+		{"sock:unix:" + missing + "=db", "cannot connect to unix " + missing + ": no such file or directory"},
+		{"listen:" + busy.Addr().String() + "=web", "cannot listen on tcp " + busy.Addr().String() + ": the address is already in use"},
 		{"chan:pipe", "chan: grants join guests launched by one daemon"},
 		{"cap:c0123456789abcdef", "not supported yet"},
 	}

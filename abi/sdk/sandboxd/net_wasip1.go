@@ -1,0 +1,72 @@
+//go:build wasip1
+
+package sandboxd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+)
+
+// NetConn returns the connected socket named name (a `--grant sock:NAME`)
+// as a net.Conn, ready to use. It makes the handle non-blocking first, so
+// that reads and writes wait through Go's netpoller and the guest's other
+// goroutines run meanwhile.
+func NetConn(name string) (net.Conn, error) {
+	f, err := netFile(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() // the net.Conn holds its own reference to the handle
+	return net.FileConn(f)
+}
+
+// NetListener returns the listener named name (a `--grant listen:NAME`)
+// or the dialer named name (`--grant sock:NAME:dial`) as a net.Listener.
+// Accept on a listener takes the next incoming connection; on a dialer it
+// opens a new connection to the dialer's one target.
+func NetListener(name string) (net.Listener, error) {
+	f, err := netFile(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return net.FileListener(f)
+}
+
+// DialFunc returns a dial function on the dialer named name (`--grant
+// sock:NAME:dial`), of the shape database and HTTP clients take for their
+// connection pools. Each call opens a new connection to the dialer's
+// target; network and address are ignored, since the dialer reaches that
+// one target only. A call already waiting for its connection is not
+// interrupted by ctx: the supervisor bounds each attempt (ETIMEDOUT).
+func DialFunc(name string) (func(ctx context.Context, network, address string) (net.Conn, error), error) {
+	l, err := NetListener(name)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		c, err := l.Accept()
+		if err != nil {
+			return nil, fmt.Errorf("sandboxd: dial %s: %w", name, err)
+		}
+		return c, nil
+	}, nil
+}
+
+// netFile returns the handle named name as a non-blocking *os.File.
+func netFile(name string) (*os.File, error) {
+	fd, ok := Handle(name)
+	if !ok {
+		return nil, fmt.Errorf("sandboxd: no handle named %q: the guest was not granted it (--grant sock:%s, sock:%s:dial or listen:%s)", name, name, name, name)
+	}
+	if err := syscall.SetNonblock(int(fd), true); err != nil {
+		return nil, fmt.Errorf("sandboxd: handle %q: %w", name, err)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}

@@ -1,0 +1,190 @@
+package caps
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Dialer is one network target, fixed when it was granted, that a guest
+// may open connections to as often as it likes: each Accept returns a new
+// connection to it as a Socket. It is CloudABI's answer to connect(2)
+// (Flower's switchboard) in one handle: a guest with a database dialer can
+// keep a pool of connections and reconnect after the server restarts, and
+// still reach nothing but that one target.
+//
+// Holding a capability to a Dialer allows opening connections to its
+// pinned addresses and nothing else: not choosing or learning another
+// address, not resolving names (a DNS name was resolved once, by the
+// supervisor, when the dialer was made), not listening. Every connection
+// taken from it is a child capability of the dialer's (edge accept), so
+// revoking the dialer ends every connection made through it.
+//
+// Accept is non-blocking: it starts a connection attempt and returns
+// EAGAIN until the attempt has finished; Poll reports EventRead when an
+// attempt has finished (connected or failed) or none is running, so that
+// the next Accept makes progress. A failed attempt is returned by the next
+// Accept as the connect(2) error (ECONNREFUSED, ETIMEDOUT, ENOENT for a
+// unix socket path that does not exist, …); the attempt after it starts
+// afresh.
+type Dialer struct {
+	network string
+	addrs   []string // tried in order; the first that connects wins
+	timeout time.Duration
+	desc    string
+
+	ctx    context.Context // cancelled by Close: ends a running attempt
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	closed  bool
+	dialing bool
+	result  *dialResult // a finished attempt not yet taken
+	waiters waitList
+}
+
+type dialResult struct {
+	conn net.Conn
+	err  error
+}
+
+// NewDialer returns a dialer to addrs on network ("tcp" with IP:PORT
+// addresses, or "unix" with one socket path), tried in order on every
+// Accept. Each attempt on one address gives up after timeout (ETIMEDOUT).
+// desc says what it is for logs and the capability graph.
+func NewDialer(network string, addrs []string, timeout time.Duration, desc string) (*Dialer, error) {
+	if network != "tcp" && network != "unix" {
+		return nil, errors.New("caps: a dialer connects over tcp or unix, not " + network)
+	}
+	if len(addrs) == 0 {
+		return nil, errors.New("caps: a dialer needs at least one address")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Dialer{
+		network: network, addrs: append([]string(nil), addrs...), timeout: timeout, desc: desc,
+		ctx: ctx, cancel: cancel,
+	}, nil
+}
+
+func (d *Dialer) Kind() Kind       { return KindDialer }
+func (d *Dialer) Describe() string { return "dial " + d.desc }
+
+// Addrs returns the addresses the dialer connects to, in the order it
+// tries them.
+func (d *Dialer) Addrs() []string { return append([]string(nil), d.addrs...) }
+
+func (d *Dialer) Stat() (FileStat, error) { return FileStat{Type: TypeSocketStream}, nil }
+
+// Close ends a running attempt and closes a connection made but not
+// taken. Connections already taken are capabilities of their own: their
+// holders close them, and revoking the dialer's capability revokes them.
+func (d *Dialer) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	r := d.result
+	d.result = nil
+	d.mu.Unlock()
+	d.cancel()
+	if r != nil && r.conn != nil {
+		r.conn.Close()
+	}
+	d.waiters.wakeAll()
+	return nil
+}
+
+// Accept returns the connection the last attempt made, or its error, or
+// starts an attempt and returns EAGAIN.
+func (d *Dialer) Accept() (Resource, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, EBADF
+	}
+	r := d.result
+	d.result = nil
+	if r == nil && !d.dialing {
+		d.dialing = true
+		go d.dial()
+	}
+	d.mu.Unlock()
+	if r == nil {
+		return nil, EAGAIN
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	s, err := NewSocket(r.conn, d.desc)
+	if err != nil {
+		r.conn.Close()
+		return nil, EIO
+	}
+	return s, nil
+}
+
+// dial makes one attempt and leaves its result for the next Accept.
+func (d *Dialer) dial() {
+	conn, err := d.connect()
+	d.mu.Lock()
+	d.dialing = false
+	if d.closed {
+		d.mu.Unlock()
+		if conn != nil {
+			conn.Close()
+		}
+		return
+	}
+	d.result = &dialResult{conn: conn, err: err}
+	d.mu.Unlock()
+	d.waiters.wakeAll()
+}
+
+// connect tries each address in order and returns the first connection,
+// or the last error as an Errno.
+func (d *Dialer) connect() (net.Conn, error) {
+	nd := net.Dialer{Timeout: d.timeout}
+	var err error
+	for _, a := range d.addrs {
+		var conn net.Conn
+		if conn, err = nd.DialContext(d.ctx, d.network, a); err == nil {
+			return conn, nil
+		}
+	}
+	return nil, DialErrno(err)
+}
+
+// DialErrno maps an error from net.Dial to the errno a guest sees: the
+// connect(2) error, ETIMEDOUT for a timeout (which ErrnoOf would read as
+// EAGAIN, a deadline), ECANCELED when the dialer was closed meanwhile.
+func DialErrno(err error) Errno {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ESUCCESS
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		return ETIMEDOUT
+	case errors.Is(err, context.Canceled):
+		return ECANCELED
+	}
+	return ErrnoOf(err)
+}
+
+// Poll reports EventRead when an Accept would not return EAGAIN at once:
+// an attempt has finished, or none is running (Accept starts one). A
+// dialer is never writable.
+func (d *Dialer) Poll(want Events, w *Waiter) (Events, func()) {
+	if want&EventRead == 0 {
+		return 0, noop
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.result != nil || !d.dialing {
+		return EventRead, noop
+	}
+	if w == nil {
+		return 0, noop
+	}
+	return 0, d.waiters.add(w)
+}

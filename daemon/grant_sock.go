@@ -1,0 +1,344 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// SockTarget is where the daemon connects (a sock grant) or binds (a
+// listen grant): Network "tcp" with Address HOST:PORT, HOST an IP address
+// or a DNS name the daemon resolves once, at grant time; or Network "unix"
+// with Address a socket path.
+type SockTarget struct {
+	Network, Address string
+}
+
+func (t SockTarget) String() string { return t.Network + " " + t.Address }
+
+// sockResolver is Options.Sockets: it says where a named sock or listen
+// resource is.
+type sockResolver = func(kind GrantKind, name string) (SockTarget, error)
+
+// ErrNoSockResource marks a sock or listen grant whose name no loaded
+// policy declares (or there is no policy to ask).
+var ErrNoSockResource = errors.New("is not a declared socket resource")
+
+// SockDialTimeout bounds each connection attempt the daemon makes to one
+// address: for a sock grant at launch (the launch then fails) and for
+// each sock_accept on a dialer (which then fails with ETIMEDOUT). A
+// target that does not answer within it is down for every purpose a
+// guest has.
+const SockDialTimeout = 10 * time.Second
+
+// acceptorFlags are the fd flags a listener or dialer handle starts
+// with: FDFLAG_NONBLOCK, so accept returns EAGAIN when no connection is
+// ready and poll waits for one. A program that takes connections from a
+// handle serves or pools several at once, and Go's wasip1 port counts on
+// it: net.FileListener marks the handle pollable but, unlike Go on Linux
+// (which sets O_NONBLOCK on the descriptor it is given), never sets the
+// flag, so a blocking accept would hold up every goroutine of the guest
+// until the next connection arrives. A connected sock handle starts
+// blocking, as POSIX and systemd hand sockets over: a program reading and
+// writing one stream in turn (a C client) works unchanged. Either can be
+// changed by the guest (fd_fdstat_set_flags, fcntl F_SETFL).
+const acceptorFlags = caps.FlagNonblock
+
+// maxUnixPath is the longest unix socket path Linux takes (sun_path holds
+// 108 bytes with the terminating NUL).
+const maxUnixPath = 107
+
+// inlineTarget returns the address a sock or listen grant's source gives
+// inline: "tcp:HOST:PORT" or "unix:PATH" for both kinds, and a bare
+// "HOST:PORT" for listen. A source without a colon is a resource name.
+func inlineTarget(k GrantKind, src string) (SockTarget, bool) {
+	if n, a, ok := strings.Cut(src, ":"); ok && (n == "tcp" || n == "unix") {
+		return SockTarget{Network: n, Address: a}, true
+	}
+	if k == GrantListen && strings.Contains(src, ":") {
+		return SockTarget{Network: "tcp", Address: src}, true
+	}
+	return SockTarget{}, false
+}
+
+// checkSockSource checks a sock grant's source: an inline address, or a
+// policy resource's name.
+func checkSockSource(src string) error {
+	if t, ok := inlineTarget(GrantSock, src); ok {
+		return checkTarget(GrantSock, t)
+	}
+	if strings.Contains(src, ":") {
+		return fmt.Errorf("sock source %q is neither a resource name nor an address: write sock:NAME, sock:tcp:HOST:PORT or sock:unix:PATH", src)
+	}
+	if err := checkName(src); err != nil {
+		return fmt.Errorf("sock name %q %s", src, err)
+	}
+	return nil
+}
+
+// checkListenSource checks a listen grant's source: an inline address, or
+// a policy listener's name.
+func checkListenSource(src string) error {
+	if t, ok := inlineTarget(GrantListen, src); ok {
+		return checkTarget(GrantListen, t)
+	}
+	if err := checkName(src); err != nil {
+		return fmt.Errorf("listener name %q %s (an address needs a port, e.g. 127.0.0.1:8080)", src, err)
+	}
+	return nil
+}
+
+// checkTarget checks an address for a grant of kind k (sock or listen),
+// without touching the network: HOST:PORT with a numeric port (a sock
+// needs a host and a port other than 0; a listener may leave the host
+// out, all interfaces, and ask for port 0, any free port), or a unix
+// socket path that fits in a socket address.
+func checkTarget(k GrantKind, t SockTarget) error {
+	if t.Network == "unix" {
+		switch {
+		case t.Address == "":
+			return errors.New("empty unix socket path: write unix:PATH")
+		case len(t.Address) > maxUnixPath:
+			return fmt.Errorf("unix socket path %q is longer than %d bytes, the most a socket address holds: use a shorter path", t.Address, maxUnixPath)
+		}
+		return nil
+	}
+	if t.Network != "tcp" {
+		return fmt.Errorf("network %q is not tcp or unix", t.Network)
+	}
+	host, port, err := net.SplitHostPort(t.Address)
+	if err != nil {
+		return fmt.Errorf("%s address %q is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)", k, t.Address)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("%s address %q: port %q is not a number from 0 to 65535", k, t.Address, port)
+	}
+	if k == GrantSock && (host == "" || p == 0) {
+		return fmt.Errorf("sock address %q needs a host and a port other than 0 to connect to", t.Address)
+	}
+	return nil
+}
+
+// target returns where g connects or binds: its inline address, or what
+// sockets says of its name.
+func (g Grant) target(sockets sockResolver) (SockTarget, error) {
+	if t, ok := inlineTarget(g.Kind, g.Source); ok {
+		return t, nil
+	}
+	hint := fmt.Sprintf("declare it as a %s resource of a loaded policy (sandboxd serve --policy DIR, sandboxd run --policy FILE) or give its address inline (%s)", g.Kind, inlineExample(g))
+	if sockets == nil {
+		return SockTarget{}, fmt.Errorf("%q %w: %s", g.Source, ErrNoSockResource, hint)
+	}
+	t, err := sockets(g.Kind, g.Source)
+	if err != nil {
+		return SockTarget{}, fmt.Errorf("%q %w (%v): %s", g.Source, ErrNoSockResource, err, hint)
+	}
+	if err := checkTarget(g.Kind, t); err != nil {
+		return SockTarget{}, fmt.Errorf("%s resource %q: %v: correct the policy", g.Kind, g.Source, err)
+	}
+	return t, nil
+}
+
+func inlineExample(g Grant) string {
+	if g.Kind == GrantListen {
+		return fmt.Sprintf("listen:127.0.0.1:PORT=%s or listen:unix:PATH=%s", g.Name, g.Name)
+	}
+	return fmt.Sprintf("sock:tcp:HOST:PORT=%s or sock:unix:PATH=%s", g.Name, g.Name)
+}
+
+// setupSock sets up a sock grant: a connection made now, or a dialer
+// (g.Dial) pinned to the target's addresses. A DNS name is resolved here,
+// once: neither a connection nor a dialer ever reaches an address the
+// name did not have at grant time. A target that refuses or does not
+// answer fails the grant (a dialer connects only when the guest asks).
+func (g Grant) setupSock(ctx context.Context, sockets sockResolver) (grantResource, error) {
+	fail := func(format string, args ...any) (grantResource, error) {
+		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
+	}
+	t, err := g.target(sockets)
+	if err != nil {
+		return fail("%w", err)
+	}
+	addrs, desc, err := pinTarget(ctx, t)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if g.Dial {
+		d, err := caps.NewDialer(t.Network, addrs, SockDialTimeout, desc)
+		if err != nil {
+			return fail("%v", err)
+		}
+		base, inh := caps.GrantRights(caps.KindDialer, false)
+		return grantResource{grant: g, res: d, base: base, inh: inh, flags: acceptorFlags}, nil
+	}
+	conn, err := dialFirst(ctx, t.Network, addrs)
+	if err != nil {
+		return fail("cannot connect to %s: %s: start the server or correct the address", desc, netReason(err))
+	}
+	if t.Network == "tcp" {
+		desc = "tcp " + conn.RemoteAddr().String()
+	}
+	s, err := caps.NewSocket(conn, desc)
+	if err != nil {
+		conn.Close()
+		return fail("%v", err)
+	}
+	base, inh := caps.GrantRights(caps.KindSocket, false)
+	return grantResource{grant: g, res: s, base: base, inh: inh}, nil
+}
+
+// pinTarget returns the addresses a sock target stands for, now: a unix
+// path made absolute, or a tcp host's addresses (itself if it is an IP
+// address, else what DNS answers now), and a description for the
+// capability graph.
+func pinTarget(ctx context.Context, t SockTarget) (addrs []string, desc string, err error) {
+	if t.Network == "unix" {
+		p := t.Address
+		if !strings.HasPrefix(p, "@") { // "@name" is Linux's abstract namespace
+			if p, err = filepath.Abs(p); err != nil {
+				return nil, "", fmt.Errorf("cannot resolve %s: %v", t.Address, err)
+			}
+		}
+		return []string{p}, "unix " + p, nil
+	}
+	host, port, _ := net.SplitHostPort(t.Address) // checkTarget checked it
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []string{net.JoinHostPort(ip.String(), port)}, t.String(), nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return nil, "", fmt.Errorf("cannot resolve %s: %s: correct the host name or use an IP address", host, netReason(err))
+	}
+	shown := make([]string, len(ips))
+	for i, ip := range ips {
+		addrs = append(addrs, net.JoinHostPort(ip.Unmap().String(), port))
+		shown[i] = ip.Unmap().String()
+	}
+	return addrs, fmt.Sprintf("tcp %s (%s)", t.Address, strings.Join(shown, ", ")), nil
+}
+
+// dialFirst connects to each address in order and returns the first
+// connection, or the last error.
+func dialFirst(ctx context.Context, network string, addrs []string) (net.Conn, error) {
+	nd := net.Dialer{Timeout: SockDialTimeout}
+	var err error
+	for _, a := range addrs {
+		var conn net.Conn
+		if conn, err = nd.DialContext(ctx, network, a); err == nil {
+			return conn, nil
+		}
+	}
+	return nil, err
+}
+
+// netReason is the reason a network operation failed, without the
+// operation and addresses the caller's message already names.
+func netReason(err error) string {
+	if err == nil {
+		return "no address"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Sprintf("no answer within %v", SockDialTimeout)
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return dnsErr.Err
+	}
+	var se syscall.Errno
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// setupListen sets up a listen grant: the daemon binds the address now.
+func (g Grant) setupListen(ctx context.Context, sockets sockResolver) (grantResource, error) {
+	fail := func(format string, args ...any) (grantResource, error) {
+		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
+	}
+	t, err := g.target(sockets)
+	if err != nil {
+		return fail("%w", err)
+	}
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, t.Network, t.Address)
+	if err != nil {
+		return fail("cannot listen on %s: %s", t, listenAdvice(t, err))
+	}
+	res, err := caps.NewListener(l, t.Network+" "+l.Addr().String())
+	if err != nil {
+		l.Close()
+		return fail("%v", err)
+	}
+	base, inh := caps.GrantRights(caps.KindListener, false)
+	return grantResource{grant: g, res: res, base: base, inh: inh, flags: acceptorFlags}, nil
+}
+
+// listenAdvice says why binding t failed and what to do.
+func listenAdvice(t SockTarget, err error) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE) && t.Network == "unix":
+		return "the path is already in use: stop what listens there, or remove the stale socket file"
+	case errors.Is(err, syscall.EADDRINUSE):
+		return "the address is already in use: stop what listens there or choose another port"
+	case errors.Is(err, syscall.EACCES) && t.Network == "tcp":
+		return "permission denied: ports below 1024 need privilege; choose a port from 1024 up"
+	case errors.Is(err, syscall.EACCES), errors.Is(err, os.ErrPermission):
+		return "permission denied: make the directory writable by uid " + strconv.Itoa(os.Getuid()) + " or choose another path"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "no interface of this host has that address: correct it"
+	}
+	return netReason(err)
+}
+
+// Socket activation (sd_listen_fds(3)): a guest with a sock or listen
+// grant finds its grants without the SDK, from its environment.
+const (
+	envListenFDs     = "LISTEN_FDS"
+	envListenFDNames = "LISTEN_FDNAMES"
+)
+
+// activationEnv returns env with systemd's socket-activation variables
+// for grants added, when one of them is a sock or listen grant:
+// LISTEN_FDS is the number of grants, which are fds 3, 4, … in order, and
+// LISTEN_FDNAMES their guest names, joined by ":". LISTEN_PID is left
+// out: a WASI guest has no process id to compare it with. Variables the
+// caller set themselves (--env) are kept as they are, and then neither is
+// added.
+func activationEnv(grants []Grant, env []string) []string {
+	sockets := false
+	for _, g := range grants {
+		sockets = sockets || g.Kind == GrantSock || g.Kind == GrantListen
+	}
+	if !sockets {
+		return env
+	}
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == envListenFDs || k == envListenFDNames {
+			return env
+		}
+	}
+	names := make([]string, len(grants))
+	for i, g := range grants {
+		names[i] = g.Name
+	}
+	out := make([]string, 0, len(env)+2)
+	out = append(out, env...)
+	return append(out, envListenFDs+"="+strconv.Itoa(len(grants)), envListenFDNames+"="+strings.Join(names, ":"))
+}

@@ -1,0 +1,247 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// resolver is an Options.Sockets that knows the given resources, as a
+// loaded policy would.
+func resolver(res map[string]SockTarget) func(GrantKind, string) (SockTarget, error) {
+	return func(k GrantKind, name string) (SockTarget, error) {
+		t, ok := res[k.String()+":"+name]
+		if !ok {
+			return SockTarget{}, fmt.Errorf("no %s resource %q in the policy", k, name)
+		}
+		return t, nil
+	}
+}
+
+// setupGrant parses text and sets it up with sockets; the caller closes
+// the resource.
+func setupGrant(t *testing.T, text string, sockets func(GrantKind, string) (SockTarget, error)) grantResource {
+	t.Helper()
+	g, err := ParseGrant(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := g.setup(context.Background(), sockets)
+	if err != nil {
+		t.Fatalf("setup of %q: %v", text, err)
+	}
+	t.Cleanup(func() { _ = r.res.Close() })
+	return r
+}
+
+// listenTCP listens on a free loopback port until the test ends.
+func listenTCP(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// expectFromSocket checks that what is written to res (a connected
+// socket) reaches the server side of l.
+func expectFromSocket(t *testing.T, res caps.Resource, l net.Listener) {
+	t.Helper()
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	s, ok := res.(*caps.Socket)
+	if !ok {
+		t.Fatalf("resource is %T, want *caps.Socket", res)
+	}
+	if _, err := s.Write([]byte("PING")); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Shutdown(false, true)
+	server.SetReadDeadline(time.Now().Add(HangGuard))
+	got, err := io.ReadAll(server)
+	if err != nil || string(got) != "PING" {
+		t.Fatalf("server read %q, %v", got, err)
+	}
+}
+
+func TestSockGrantConnectsToTheInlineOrNamedTarget(t *testing.T) {
+	l := listenTCP(t)
+	addr := l.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	sockets := resolver(map[string]SockTarget{"sock:db": {"tcp", addr}, "sock:byname": {"tcp", "localhost:" + port}})
+	for _, text := range []string{"sock:tcp:" + addr + "=db", "sock:db", "sock:byname"} {
+		r := setupGrant(t, text, sockets)
+		if r.res.Kind() != caps.KindSocket || !r.base.Has(caps.RightFDRead|caps.RightFDWrite|caps.RightSockShutdown) {
+			t.Errorf("%s: kind %v, rights %v", text, r.res.Kind(), r.base)
+		}
+		expectFromSocket(t, r.res, l)
+	}
+}
+
+func TestSockGrantOverUnixSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := setupGrant(t, "sock:unix:"+path+"=db", nil)
+	if d := r.res.(*caps.Socket).Describe(); d != "sock unix "+path {
+		t.Errorf("described as %q", d)
+	}
+	expectFromSocket(t, r.res, l)
+}
+
+// A DNS name is resolved once, at grant time, and the dialer keeps the
+// addresses it had then: the guest never causes a lookup.
+func TestSockGrantPinsTheAddressesOfADNSName(t *testing.T) {
+	l := listenTCP(t)
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	r := setupGrant(t, "sock:tcp:localhost:"+port+"=db:dial", nil)
+	d := r.res.(*caps.Dialer)
+	addrs := d.Addrs()
+	for _, a := range addrs {
+		host, _, _ := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			t.Errorf("pinned address %q is not a loopback IP address", a)
+		}
+	}
+	if !strings.Contains(d.Describe(), "localhost:"+port+" (") {
+		t.Errorf("description %q does not show the name and what it resolved to", d.Describe())
+	}
+	if r.base != caps.RightsListenerBase || r.inh != caps.RightsSocketBase {
+		t.Errorf("dialer rights %v / %v", r.base, r.inh)
+	}
+}
+
+func TestSockGrantFailuresNameTheResourceAndAddress(t *testing.T) {
+	refused := closedPort(t)
+	sockets := resolver(map[string]SockTarget{"sock:db": {"tcp", refused}, "sock:bad": {"tcp", "nohost"}})
+	cases := []struct {
+		text    string
+		sockets func(GrantKind, string) (SockTarget, error)
+		says    []string
+	}{
+		{"sock:db", nil, []string{`"db" is not a declared socket resource`, "sandboxd serve --policy DIR", "sock:tcp:HOST:PORT=db"}},
+		{"sock:other", sockets, []string{`"other" is not a declared socket resource (no sock resource "other" in the policy)`}},
+		{"listen:web", nil, []string{`"web" is not a declared socket resource`, "listen:127.0.0.1:PORT=web"}},
+		{"sock:db", sockets, []string{"cannot connect to tcp " + refused + ": connection refused: start the server"}},
+		{"sock:tcp:" + refused + "=db", nil, []string{"cannot connect to tcp " + refused + ": connection refused"}},
+		{"sock:unix:" + filepath.Join(t.TempDir(), "none.sock") + "=db", nil, []string{"none.sock: no such file or directory"}},
+		{"sock:bad", sockets, []string{`sock resource "bad": sock address "nohost" is not HOST:PORT`, "correct the policy"}},
+		{"sock:tcp:nosuchhost.invalid:1=db", nil, []string{"cannot resolve nosuchhost.invalid", "correct the host name"}},
+	}
+	for _, c := range cases {
+		g, err := ParseGrant(c.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := g.setup(context.Background(), c.sockets)
+		if err == nil {
+			r.res.Close()
+			t.Errorf("setup of %q succeeded", c.text)
+			continue
+		}
+		var ge *GrantError
+		if !errors.As(err, &ge) || ge.Grant != g || strings.ContainsAny(err.Error(), "\n\r") {
+			t.Errorf("setup of %q: %v (%T) is not a one-line *GrantError for the grant", c.text, err, err)
+		}
+		for _, want := range c.says {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("setup of %q = %q, want it to say %q", c.text, err, want)
+			}
+		}
+	}
+}
+
+func TestNamedSockGrantWithoutAPolicyIsErrNoSockResource(t *testing.T) {
+	g, _ := ParseGrant("sock:db:dial")
+	_, err := g.setup(context.Background(), nil)
+	if !errors.Is(err, ErrNoSockResource) {
+		t.Fatalf("setup: %v, want ErrNoSockResource", err)
+	}
+}
+
+func TestListenGrantBindsAndReportsAPortInUse(t *testing.T) {
+	r := setupGrant(t, "listen:127.0.0.1:0=web", nil)
+	l := r.res.(*caps.Listener)
+	addr := l.Addr().String()
+	if !strings.HasSuffix(l.Describe(), "tcp "+addr) {
+		t.Errorf("described as %q, want the bound address %s", l.Describe(), addr)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial the granted listener: %v", err)
+	}
+	c.Close()
+
+	g, _ := ParseGrant("listen:" + addr + "=web")
+	_, err = g.setup(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "cannot listen on tcp "+addr+": the address is already in use: stop what listens there or choose another port") {
+		t.Fatalf("second listen on %s: %v", addr, err)
+	}
+
+	path := filepath.Join(t.TempDir(), "web.sock")
+	setupGrant(t, "listen:unix:"+path+"=web", nil)
+	g, _ = ParseGrant("listen:unix:" + path + "=web")
+	if _, err = g.setup(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "remove the stale socket file") {
+		t.Fatalf("second listen on %s: %v", path, err)
+	}
+}
+
+func TestNamedListenGrantBindsThePolicyAddress(t *testing.T) {
+	r := setupGrant(t, "listen:web", resolver(map[string]SockTarget{"listen:web": {"tcp", "127.0.0.1:0"}}))
+	if r.grant.Name != "web" || r.res.Kind() != caps.KindListener {
+		t.Fatalf("grant %+v, kind %v", r.grant, r.res.Kind())
+	}
+}
+
+func TestActivationEnvNamesTheGrantsWhenOneIsASocket(t *testing.T) {
+	parse := func(texts ...string) []Grant {
+		var gs []Grant
+		for _, s := range texts {
+			g, err := ParseGrant(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gs = append(gs, g)
+		}
+		return gs
+	}
+	got := activationEnv(parse("dir:/tmp=data", "sock:db:dial", "listen:127.0.0.1:0=web"), []string{"A=1"})
+	want := []string{"A=1", "LISTEN_FDS=3", "LISTEN_FDNAMES=data:db:web"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("env %q, want %q", got, want)
+	}
+	if got := activationEnv(parse("dir:/tmp=data"), []string{"A=1"}); len(got) != 1 {
+		t.Errorf("no socket grant, yet env %q", got)
+	}
+	if got := activationEnv(parse("sock:db"), []string{"LISTEN_FDS=0"}); len(got) != 1 {
+		t.Errorf("the caller's LISTEN_FDS was not kept alone: %q", got)
+	}
+}
