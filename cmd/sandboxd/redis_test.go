@@ -278,3 +278,46 @@ func TestRESPFromCOverOneSockGrant(t *testing.T) {
 		t.Errorf("redis-cli GET sandboxd:c = %q", got)
 	}
 }
+
+// TestLaunchGrantSockDBThroughThePolicy is the headline command, exactly:
+// `sandboxd launch --grant sock:db prog.wasm`, where db is a sock
+// resource of the daemon's policy, which a non-root user may be granted
+// and which nothing else in the policy lets the guest reach.
+func TestLaunchGrantSockDBThroughThePolicy(t *testing.T) {
+	r := startRedis(t)
+	pdir := filepath.Join(privateDir(t), "policy")
+	writePolicy(t, pdir, "db.hcl", `
+resource "sock" "db" {
+  tcp = "127.0.0.1:`+r.port+`"
+}
+resource "sock" "other" {
+  tcp = "127.0.0.1:1"
+}
+grant "db-clients" {
+  resources = ["sock:db"]
+  subject {
+    uids = [`+strconv.Itoa(worker)+`]
+  }
+}
+`)
+	d := serveDaemon(t, bin, "", "--policy", pdir)
+	shared := d.shareWithOthers(t)
+	prog := filepath.Join(shared, "prog.wasm")
+	copyFile(t, wasiGuest(t, "examples/resp/resp.c"), prog, 0o644)
+
+	res := d.cliAs(t, shared, worker, "launch", "--grant", "sock:db", prog, "sandboxd:policy", "via the daemon")
+	if res.code != 0 || res.stdout != "SET sandboxd:policy: OK\nGET sandboxd:policy: via the daemon\n" {
+		t.Fatalf("launch --grant sock:db: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
+	}
+	if got := r.cli(t, "GET", "sandboxd:policy"); got != "via the daemon" {
+		t.Errorf("redis-cli GET sandboxd:policy = %q", got)
+	}
+	res = d.cliAs(t, shared, worker, "launch", "--grant", "sock:other", prog, "k", "v")
+	if res.code != exitGrant || !strings.Contains(res.stderr, "no grant rule allows sock:other (default deny)") {
+		t.Fatalf("launch --grant sock:other: exit %d, stderr %q; want %d, default deny", res.code, res.stderr, exitGrant)
+	}
+	res = d.cliAs(t, shared, worker, "launch", "--grant", "sock:tcp:127.0.0.1:"+r.port+"=db", prog, "k", "v")
+	if res.code != exitGrant || !strings.Contains(res.stderr, "declare it as a sock resource and grant it by name") {
+		t.Fatalf("launch with an inline address under a policy: exit %d, stderr %q", res.code, res.stderr)
+	}
+}
