@@ -415,15 +415,6 @@ type grantResource struct {
 	flags uint32
 }
 
-// mint makes r's root capability for holder, named by the grant, with
-// origin recorded as what authorised it. The capability owns r's
-// resource from then on.
-func (r grantResource) mint(k *caps.Kernel, holder *caps.Holder, origin string) *caps.Cap {
-	c := k.Mint(holder, r.res, r.base, r.inh, r.grant.Name, origin)
-	c.SetFlags(r.flags)
-	return c
-}
-
 // setup opens what g names on the host: a path, or (through sockets, for
 // a named sock or listen grant) a socket. ctx bounds the name lookups and
 // connections a sock grant makes. It holds nothing open when it fails.
