@@ -39,7 +39,7 @@ func (h *chanHub) join(name string) *caps.Channel {
 // lookups and connections of sock grants.
 func (s *Supervisor) open(ctx context.Context, gr Grant) (grantResource, error) {
 	if gr.Kind != GrantChan {
-		return gr.setup(ctx, s.resolveSocket)
+		return gr.setup(ctx, s.socketResolver())
 	}
 	base, inh := caps.GrantRights(caps.KindChannel, false)
 	return grantResource{grant: gr, res: s.chans.join(gr.Source), base: base, inh: inh}, nil

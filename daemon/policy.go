@@ -345,17 +345,21 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 	return out
 }
 
-// resolveSocket finds where a named sock or listen grant connects or
-// binds: through Options.Sockets when it was given, and otherwise in the
-// sock and listen resources of the policy in force.
-func (s *Supervisor) resolveSocket(kind GrantKind, name string) (SockTarget, error) {
-	if s.sockets != nil {
-		return s.sockets(kind, name)
+// socketResolver says where named sock and listen grants connect or
+// bind: Options.Sockets when it was given, the sock and listen resources
+// of the policy in force, or nowhere (nil) without either.
+func (s *Supervisor) socketResolver() sockResolver {
+	switch p := s.Policy(); {
+	case s.sockets != nil:
+		return s.sockets
+	case p != nil:
+		return func(kind GrantKind, name string) (SockTarget, error) { return policySocket(p, kind, name) }
 	}
-	p := s.Policy()
-	if p == nil {
-		return SockTarget{}, errors.New("no policy is loaded")
-	}
+	return nil
+}
+
+// policySocket finds a sock or listen resource of p.
+func policySocket(p *policies.Policy, kind GrantKind, name string) (SockTarget, error) {
 	res, ok := p.Resource(kind.String(), name)
 	if !ok {
 		return SockTarget{}, fmt.Errorf("the policy declares no %s resource %q", kind, name)

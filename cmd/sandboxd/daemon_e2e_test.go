@@ -144,6 +144,7 @@ func (d *daemonProc) psJSON(t *testing.T) map[string]client.GuestInfo {
 }
 
 func TestDaemonLaunchAttachedStreamsOutputAndExitsWithTheGuestsStatus(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", guest(t, "abi/testdata/guests/hello.wat"))
 	if r.code != 7 || r.stdout != "hello\n" || r.stderr != "" {
@@ -165,6 +166,7 @@ func TestDaemonLaunchAttachedStreamsOutputAndExitsWithTheGuestsStatus(t *testing
 }
 
 func TestDaemonDetachedGuestsArePsWaitLogsAndKillable(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", guest(t, "abi/testdata/guests/hello.wat"))
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "g-") {
@@ -215,6 +217,7 @@ func checkListing(t *testing.T, d *daemonProc, hello, spin string) {
 // first from memory, and launching the first again compiles it anew
 // (here from the state directory's cache): every launch still runs.
 func TestDaemonDropsIdleModulesBeyondItsLimitAndCompilesThemAgain(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "", "--idle-modules", "1")
 	hello, exit300 := guest(t, "abi/testdata/guests/hello.wat"), guest(t, "daemon/testdata/guests/exit300.wat")
 	for i, c := range []struct {
@@ -234,6 +237,7 @@ func TestDaemonDropsIdleModulesBeyondItsLimitAndCompilesThemAgain(t *testing.T) 
 }
 
 func TestDaemonInterruptedLaunchKillsItsGuest(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	cmd := exec.Command(bin, "launch", "--socket", d.socket, guest(t, "daemon/testdata/guests/spin.wat"))
 	var stderr bytes.Buffer
@@ -268,6 +272,7 @@ func TestDaemonInterruptedLaunchKillsItsGuest(t *testing.T) {
 // channel; caps lists it as the grant that made it; and revoking it cuts
 // the guest off between two writes, which the guest sees as ENOTCAPABLE.
 func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/server/recv_grant.c"))
 	if r.code != 0 {
@@ -384,6 +389,7 @@ func (d *daemonProc) cliAs(t *testing.T, shared string, uid uint32, verb string,
 }
 
 func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	rootGuest := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
 	shared := d.shareWithOthers(t)
@@ -419,6 +425,7 @@ func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing
 }
 
 func TestDaemonServesRootAndOtherUsersWhileOneHoldsManyIdleConnections(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	shared := d.shareWithOthers(t)
 	const attacker, other, held = 65534, 65533, 1500
@@ -465,6 +472,7 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 }
 
 func TestDaemonSIGTERMStopsGuestsAndExitsZero(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	id := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
 	// A shutdown whose guests outlive its grace exits 1 (serve), so exit
@@ -501,6 +509,7 @@ func cacheFiles(t *testing.T, dir string) map[string]time.Time {
 }
 
 func TestDaemonRestartedOnItsStateDirCompilesNothingAgain(t *testing.T) {
+	t.Parallel()
 	state := filepath.Join(privateDir(t), "state")
 	hello := guest(t, "daemon/testdata/server/hello_wasi.wat")
 	d := serveDaemon(t, bin, state)
@@ -541,6 +550,7 @@ func TestDaemonRestartedOnItsStateDirCompilesNothingAgain(t *testing.T) {
 // launch and grant exit as run does when a grant or the module is at
 // fault: 3 and 4, with one line saying what, and nothing runs.
 func TestDaemonLaunchAndGrantFailuresExitAsRunDoes(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	dir := privateDir(t)
 	missing := filepath.Join(dir, "missing")
@@ -584,6 +594,7 @@ func TestDaemonLaunchAndGrantFailuresExitAsRunDoes(t *testing.T) {
 }
 
 func TestDaemonVerbsWithoutADaemonExitUnavailable(t *testing.T) {
+	t.Parallel()
 	sock := filepath.Join(privateDir(t), "none.sock")
 	for _, args := range [][]string{{"ps"}, {"wait", "g-1"}, {"logs", "g-1"}, {"kill", "g-1"}, {"caps", "g-1"}, {"revoke", "c1"}, {"grant", "g-1", "--grant", "dir:/tmp"}} {
 		r := sandboxd(t, "", append([]string{args[0], "--socket", sock}, args[1:]...)...)
@@ -771,6 +782,7 @@ func benchGuest(b *testing.B) string {
 }
 
 func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args []string
 		want string
@@ -804,6 +816,7 @@ func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
 // warns; it goes on serving, and once descriptors are closed they can be
 // opened again.
 func TestDaemonOutOfHostDescriptorsFailsTheGuestsCallNotTheDaemon(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, withFDLimit(t, 64), "")
 	openmany := wasiGuest(t, "cmd/sandboxd/testdata/openmany.c")
 	r := d.cli(t, "launch", "--grant", "dir:"+openManyData(t)+"=/data", openmany, "/data/f")
@@ -822,6 +835,7 @@ func TestDaemonOutOfHostDescriptorsFailsTheGuestsCallNotTheDaemon(t *testing.T) 
 // launch without --max-fds leaves the size of the guest's handle table to
 // the daemon (serve --max-fds); with it, the launch's own applies.
 func TestDaemonLaunchWithoutMaxFDsGetsTheDaemonsDefault(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "", "--max-fds", "8")
 	openmany := wasiGuest(t, "cmd/sandboxd/testdata/openmany.c")
 	grant := "dir:" + openManyData(t) + "=/data"

@@ -48,6 +48,7 @@ func TestEveryVerbTakesFlagsAfterItsArguments(t *testing.T) {
 }
 
 func TestKillAndCapsTakeFlagsAfterTheGuestIDAndSayWhenItHasEnded(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
 	if r.code != 0 {
@@ -72,6 +73,7 @@ func TestKillAndCapsTakeFlagsAfterTheGuestIDAndSayWhenItHasEnded(t *testing.T) {
 }
 
 func TestDurationFlagsSayWhatADurationLooksLike(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ value, says string }{
 		{"5", "a duration needs a unit: 5s, 5ms or 5m"},
 		{"5x", "not a duration: write a number and a unit"},
@@ -85,6 +87,7 @@ func TestDurationFlagsSayWhatADurationLooksLike(t *testing.T) {
 }
 
 func TestLogsTakesFollowInFullAndAsF(t *testing.T) {
+	t.Parallel()
 	r := sandboxd(t, "", "logs", "-h")
 	if !strings.Contains(r.stdout, "\n  -f\n") || !strings.Contains(r.stdout, "\n  --follow\n") {
 		t.Fatalf("logs -h lists neither -f nor --follow as written:\n%s", r.stdout)
@@ -101,6 +104,7 @@ func TestLogsTakesFollowInFullAndAsF(t *testing.T) {
 // one exit status and one message for a module that needs more memory
 // than --mem allows: a usage error, said once.
 func TestRunAndLaunchExitAlikeForARequestTheyRefuse(t *testing.T) {
+	t.Parallel()
 	hello := guest(t, "abi/testdata/guests/hello.wat")
 	want := "hello.wasm needs 65536 bytes of memory to start, more than the memory limit of 32768"
 	r := sandboxd(t, "", "run", "--mem", "32KiB", hello)
@@ -115,6 +119,7 @@ func TestRunAndLaunchExitAlikeForARequestTheyRefuse(t *testing.T) {
 }
 
 func TestVersionNamesTheBuildAndItsRuntimes(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		r := sandboxd(t, "", args...)
 		if r.code != 0 || !strings.HasPrefix(r.stdout, "sandboxd ") || !strings.Contains(r.stdout, "wazero v") || !strings.Contains(r.stdout, "go-capnp v") || !strings.Contains(r.stdout, runtime.Version()) {
@@ -129,6 +134,7 @@ func TestVersionNamesTheBuildAndItsRuntimes(t *testing.T) {
 }
 
 func TestNamedGuestIsInspectedAndReachedByName(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	data := privateDir(t)
 	r := d.cli(t, "launch", "--detach", "--name", "worker-1", "--label", "app=etl", "--mem", "1MiB", "--timeout", "1h", "--grant", "dir:"+data+"=data:ro", guest(t, "daemon/testdata/guests/spin.wat"))
@@ -158,6 +164,7 @@ func TestNamedGuestIsInspectedAndReachedByName(t *testing.T) {
 }
 
 func TestLogsKeepsStdoutAndStderrApart(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", "--name", "il", guest(t, "daemon/testdata/server/interleave.wat"))
 	if r.code != 0 {
@@ -178,6 +185,7 @@ func TestLogsKeepsStdoutAndStderrApart(t *testing.T) {
 }
 
 func TestKillRevokeAndGrantPrintJSON(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/server/recv_hold.c"))
 	if r.code != 0 {
@@ -208,6 +216,7 @@ func TestKillRevokeAndGrantPrintJSON(t *testing.T) {
 }
 
 func TestWorkdirSetsWhereAGoGuestsRelativePathsStart(t *testing.T) {
+	t.Parallel()
 	dir := privateDir(t)
 	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("hi\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -227,6 +236,7 @@ func TestWorkdirSetsWhereAGoGuestsRelativePathsStart(t *testing.T) {
 }
 
 func TestCapsListsAGrantTheGuestHasNotReceived(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
 	if r.code != 0 {
@@ -261,6 +271,7 @@ func TestCapsListsAGrantTheGuestHasNotReceived(t *testing.T) {
 }
 
 func TestCompileRmAndPrune(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	hello := guest(t, "abi/testdata/guests/hello.wat")
 	r := d.cli(t, "compile", hello)
@@ -303,6 +314,7 @@ func TestCompileRmAndPrune(t *testing.T) {
 }
 
 func TestLaunchInteractiveStreamsStdin(t *testing.T) {
+	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	cat := guest(t, "daemon/testdata/guests/cat.wat")
 	r := sandboxd(t, "hello from a pipe\n", "launch", "--socket", d.socket, "-i", cat)

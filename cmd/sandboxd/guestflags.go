@@ -75,18 +75,38 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 	if *f.maxFDs < 3 && (*f.maxFDs != 0 || verb == "run") {
 		return g, usageError(c, "--max-fds %d leaves no room for the 3 stdio handles", *f.maxFDs), false
 	}
+	if code, ok := f.checkEnv(c); !ok {
+		return g, code, false
+	}
+	if code, ok := f.checkLabels(c); !ok {
+		return g, code, false
+	}
+	g.env, g.grants, g.labels, g.timeout, g.maxFDs = f.env, f.grants, f.labels, *f.timeout, *f.maxFDs
+	if *f.workdir != "" {
+		g.env = append(append([]string(nil), f.env...), "PWD="+*f.workdir)
+	}
+	return g, 0, true
+}
+
+// checkEnv checks --env entries and --workdir.
+func (f *guestFlags) checkEnv(c command) (int, bool) {
 	for _, kv := range f.env {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return g, usageError(c, "--env %q is not KEY=VALUE", kv), false
+			return usageError(c, "--env %q is not KEY=VALUE", kv), false
 		}
 		if k == "PWD" && *f.workdir != "" {
-			return g, usageError(c, "--workdir and --env PWD=… both set the working directory: give one"), false
+			return usageError(c, "--workdir and --env PWD=… both set the working directory: give one"), false
 		}
 	}
 	if w := *f.workdir; w != "" && !strings.HasPrefix(w, "/") {
-		return g, usageError(c, "--workdir %q: give a path in the guest's namespace, starting with / (a grant named /data is /data)", w), false
+		return usageError(c, "--workdir %q: give a path in the guest's namespace, starting with / (a grant named /data is /data)", w), false
 	}
+	return 0, true
+}
+
+// checkLabels checks --label entries: KEY=VALUE, each key once.
+func (f *guestFlags) checkLabels(c command) (int, bool) {
 	seen := map[string]bool{}
 	for _, l := range f.labels {
 		k, _, err := daemon.ParseLabel(l)
@@ -94,13 +114,9 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 			err = fmt.Errorf("label %s is given twice", k)
 		}
 		if err != nil {
-			return g, usageError(c, "--label: %v", err), false
+			return usageError(c, "--label: %v", err), false
 		}
 		seen[k] = true
 	}
-	g.env, g.grants, g.labels, g.timeout, g.maxFDs = f.env, f.grants, f.labels, *f.timeout, *f.maxFDs
-	if *f.workdir != "" {
-		g.env = append(append([]string(nil), f.env...), "PWD="+*f.workdir)
-	}
-	return g, 0, true
+	return 0, true
 }

@@ -37,6 +37,7 @@ func (d *daemonProc) awaitLog(t *testing.T, s string, n int) {
 const worker = 4242 // a uid with no account, as the daemon sees a client
 
 func TestDaemonPolicyDecidesWhatANonRootUserMayGrant(t *testing.T) {
+	t.Parallel()
 	pdir := filepath.Join(privateDir(t), "policy")
 	data := privateDir(t) // the daemon opens it, as root: the worker need not reach it
 	writePolicy(t, pdir, "worker.hcl", `
@@ -88,6 +89,7 @@ deny "no-secrets" {
 }
 
 func TestDaemonChanGrantJoinsTwoGuests(t *testing.T) {
+	t.Parallel()
 	pdir := filepath.Join(privateDir(t), "policy")
 	writePolicy(t, pdir, "jobs.hcl", `
 resource "chan" "jobs" {}
@@ -113,6 +115,7 @@ grant "jobs" {
 }
 
 func TestDaemonDelegationBeyondMaxDepthIsENOTCAPABLE(t *testing.T) {
+	t.Parallel()
 	pdir := filepath.Join(privateDir(t), "policy")
 	data := privateDir(t)
 	writePolicy(t, pdir, "depth.hcl", `
@@ -141,6 +144,7 @@ delegate "one-hop" {
 }
 
 func TestDaemonLeaseExpiresAndTheGuestsNextCallFails(t *testing.T) {
+	t.Parallel()
 	pdir := filepath.Join(privateDir(t), "policy")
 	short, long := privateDir(t), privateDir(t)
 	writePolicy(t, pdir, "lease.hcl", `
@@ -195,6 +199,7 @@ grant "long" {
 }
 
 func TestDaemonSIGHUPWithABrokenPolicyKeepsTheOldOne(t *testing.T) {
+	t.Parallel()
 	pdir := filepath.Join(privateDir(t), "policy")
 	data := privateDir(t)
 	writePolicy(t, pdir, "a.hcl", `
@@ -242,6 +247,7 @@ grant "data" {
 }
 
 func TestRunPolicyDecidesGrantsWithoutADaemon(t *testing.T) {
+	t.Parallel()
 	pdir := privateDir(t)
 	data, other := privateDir(t), privateDir(t)
 	policy := filepath.Join(pdir, "run.hcl")

@@ -185,6 +185,7 @@ func nextLine(t *testing.T, ch <-chan string, stderr *abitest.Buffer) string {
 // round trip work, the server sees what it did, and after the server
 // restarts the client reconnects through the dialer.
 func TestRedisGuestPoolsConnectionsFromItsDialerAndReconnects(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	wasm := writeGuest(t, "redis.wasm", abitest.Go(t, "examples/redis"))
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
@@ -250,6 +251,7 @@ func TestRedisGuestPoolsConnectionsFromItsDialerAndReconnects(t *testing.T) {
 // Without the grant the same guest has no way to the network: it says
 // what it lacks and the server sees no connection from it.
 func TestRedisGuestWithoutItsGrantSaysSoAndConnectsNowhere(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	wasm := writeGuest(t, "redis.wasm", abitest.Go(t, "examples/redis"))
 	before := r.connections(t)
@@ -264,6 +266,7 @@ func TestRedisGuestWithoutItsGrantSaysSoAndConnectsNowhere(t *testing.T) {
 
 // A plain C program speaks RESP over exactly one granted connection.
 func TestRESPFromCOverOneSockGrant(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	wasm := wasiGuest(t, "examples/resp/resp.c")
 	before := r.connections(t)
@@ -284,6 +287,7 @@ func TestRESPFromCOverOneSockGrant(t *testing.T) {
 // resource of the daemon's policy, which a non-root user may be granted
 // and which nothing else in the policy lets the guest reach.
 func TestLaunchGrantSockDBThroughThePolicy(t *testing.T) {
+	t.Parallel()
 	r := startRedis(t)
 	pdir := filepath.Join(privateDir(t), "policy")
 	writePolicy(t, pdir, "db.hcl", `

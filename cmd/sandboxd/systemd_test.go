@@ -42,6 +42,7 @@ func TestServeTellsSystemdItIsReady(t *testing.T) {
 }
 
 func TestServeTakesItsControlSocketFromSocketActivation(t *testing.T) {
+	t.Parallel()
 	dir := privateDir(t)
 	path := filepath.Join(dir, "activated.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
