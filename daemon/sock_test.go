@@ -25,7 +25,7 @@ const sockGuest = "daemon/testdata/guests/sockact"
 // its stdout.
 func launchSock(t *testing.T, sockets func(GrantKind, string) (SockTarget, error), grants []string, args ...string) (*Supervisor, *Guest, *output) {
 	t.Helper()
-	s, err := New(context.Background(), Options{Sockets: sockets})
+	s, err := New(context.Background(), Options{Sockets: sockets, CacheDir: testCache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ const guests = "daemon/testdata/guests/"
 
 func newSupervisor(t *testing.T) *Supervisor {
 	t.Helper()
-	s, err := New(context.Background(), Options{})
+	s, err := New(context.Background(), Options{CacheDir: testCache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +446,7 @@ func TestMemoryLimitBoundsGrowth(t *testing.T) {
 }
 
 func TestCloseKillsRunningGuestsAndRefusesLaunches(t *testing.T) {
-	s, err := New(context.Background(), Options{})
+	s, err := New(context.Background(), Options{CacheDir: testCache})
 	if err != nil {
 		t.Fatal(err)
 	}
