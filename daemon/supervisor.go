@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -51,6 +52,11 @@ type Options struct {
 	// Policy decides grants and delegations (see SetPolicy); nil enforces
 	// none.
 	Policy *policies.Policy
+	// Audit is the log every grant, derivation, delegation, policy
+	// decision, revocation, lease expiry, guest start and exit is
+	// recorded in, each before it is acknowledged (see audit.go); nil
+	// records nothing. The caller opens it and closes it after Close.
+	Audit *audit.Log
 }
 
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
@@ -92,6 +98,10 @@ type Supervisor struct {
 
 	policy atomic.Pointer[policies.Policy]
 	chans  chanHub
+	// audit is the audit log, or nil; auditFailed is set once a record
+	// could not be written.
+	audit       *audit.Log
+	auditFailed atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -122,9 +132,10 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
-		log: log, rt: rt, k: caps.NewKernel(nil), maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
-		ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
+		log: log, rt: rt, maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
+		ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
+	s.k = caps.NewKernel(s.observe)
 	s.policy.Store(opts.Policy)
 	s.k.SetGate(s)
 	return s, nil
@@ -489,6 +500,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
 	g.started = time.Now()
+	g.recordStart(spec, grants)
 	s.mu.Lock()
 	s.guests[g.id] = g
 	s.mu.Unlock()
@@ -594,6 +606,7 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 		args = append(args, "signal", st.Signal)
 	}
 	g.log.Info("guest exited", args...)
+	g.recordExit(st, time.Since(g.started))
 	g.s.retire(g.id)
 	close(g.done)
 	g.s.running.Done()

@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/audit"
+)
+
+// newAuditedSupervisor returns a supervisor recording into a new audit
+// log, and the log's path. The log is closed after the supervisor.
+func newAuditedSupervisor(t *testing.T) (*Supervisor, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("closing the audit log: %v", err)
+		}
+	})
+	return s, path
+}
+
+// records reads the log at path.
+func records(t *testing.T, path string) []audit.Record {
+	t.Helper()
+	var out []audit.Record
+	if err := audit.Scan(path, func(r audit.Record, _ audit.Pos) error {
+		out = append(out, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// liveEqualsReplay fails unless the graph replayed from the log at path
+// is the kernel's.
+func liveEqualsReplay(t *testing.T, s *Supervisor, path string) *audit.Graph {
+	t.Helper()
+	replayed, err := audit.Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := audit.FromSnapshot(s.Kernel().Snapshot(), nil)
+	a, b := live.Doc().Caps, replayed.Doc().Caps
+	if len(a) != len(b) {
+		t.Fatalf("live graph: %d capabilities, replayed from the log: %d", len(a), len(b))
+	}
+	for i := range a {
+		if !reflect.DeepEqual(*a[i], *b[i]) {
+			t.Fatalf("capability %d:\nlive     %+v\nreplayed %+v", i, *a[i], *b[i])
+		}
+	}
+	return replayed
+}
+
+func TestAuditRecordsLaunchDelegationRevocationAndExit(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := a.Handles()[3].Cap
+	sent, err := b.SendCap(context.Background(), granted, "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := liveEqualsReplay(t, s, path)
+	chain, err := g.Trace(string(sent.ID()))
+	if err != nil || len(chain) != 2 || chain[0].Holder != a.ID() || chain[1].Holder != b.ID() || chain[1].Edge != "delegate" {
+		t.Fatalf("trace of the delegated copy: %+v, %v", chain, err)
+	}
+
+	r, err := s.Revoke(granted.ID(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveEqualsReplay(t, s, path)
+	a.Kill("test over")
+	<-a.Done()
+	b.Kill("test over")
+	<-b.Done()
+	liveEqualsReplay(t, s, path)
+
+	var types []string
+	var revoke *audit.ReceiptRecord
+	for _, rec := range records(t, path) {
+		types = append(types, rec.Type)
+		if rec.Type == audit.TypeRevoke {
+			revoke = rec.Receipt
+		}
+	}
+	all := strings.Join(types, ",")
+	for _, want := range []string{"open", "grant", "guest-start", "delegate", "revoke", "close", "guest-exit"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no %s record in %s", want, all)
+		}
+	}
+	if revoke == nil || len(revoke.Revoked) != len(r.Revoked) || revoke.Reason != "test" {
+		t.Fatalf("revoke record %+v, receipt %+v", revoke, r)
+	}
+	if rep, err := audit.Verify(path); err != nil || rep.Bad != nil {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+func TestAuditRecordsPolicyDecisionsWithTheirRule(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "data" {
+  resources = ["dir:%s"]
+  rights    = ["file_open", "file_readdir"]
+  subject {
+    users = ["alice"]
+  }
+}
+`, dir)))
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := launchSpin(t, s, nil, "dir:"+t.TempDir()+"=other"); !IsPolicyDenial(err) {
+		t.Fatalf("grant outside the policy: %v", err)
+	}
+	b, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SendCap(context.Background(), a.Handles()[3].Cap, "data"); !IsPolicyDenial(err) {
+		t.Fatalf("delegation without a delegate rule: %v", err)
+	}
+	var got []string
+	for _, rec := range records(t, path) {
+		if d := rec.Decision; d != nil {
+			got = append(got, fmt.Sprintf("%s %v %s", d.Op, d.Allowed, d.Rule))
+		}
+	}
+	want := []string{
+		`grant true grant "data" (test.hcl:2)`,
+		"grant false default deny",
+		"delegate false default deny",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decisions %q, want %q", got, want)
+	}
+}
