@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"sort"
@@ -410,4 +411,52 @@ func (g *Graph) WhatIf(id string) (Cut, error) {
 	}
 	walk(n)
 	return cut, nil
+}
+
+// Query kinds of Answer.
+const (
+	QueryGraph  = "graph"
+	QueryWhoCan = "who-can"
+	QueryTrace  = "trace"
+	QueryWhatIf = "what-if"
+)
+
+// Answer answers one query on the graph with its JSON document: a
+// GraphDoc for QueryGraph, a []Reach for QueryWhoCan, a []Step for
+// QueryTrace, a Cut for QueryWhatIf.
+func (g *Graph) Answer(kind, arg string) (any, error) {
+	switch kind {
+	case QueryGraph:
+		return g.Doc(), nil
+	case QueryWhoCan:
+		if arg == "" {
+			return nil, errors.New("who-can: name a resource (sock:db, dir:/srv/data, a host path)")
+		}
+		r := g.WhoCan(arg)
+		if r == nil {
+			r = []Reach{}
+		}
+		return r, nil
+	case QueryTrace:
+		return g.Trace(arg)
+	case QueryWhatIf:
+		return g.WhatIf(arg)
+	}
+	return nil, fmt.Errorf("unknown audit query %q: use graph, who-can, trace or what-if", kind)
+}
+
+// FromDoc rebuilds the graph a GraphDoc describes.
+func FromDoc(d GraphDoc) *Graph {
+	g := NewGraph()
+	for _, n := range d.Caps { // parents come before children
+		g.add(Node{CapRecord: n.CapRecord, Revoked: n.Revoked, Closed: n.Closed})
+	}
+	for i := range d.Holders {
+		h := d.Holders[i]
+		g.holders[h.ID] = &h
+	}
+	if d.At != nil {
+		g.Last = *d.At
+	}
+	return g
 }

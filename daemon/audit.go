@@ -160,3 +160,24 @@ func IsAuditFailure(err error) bool {
 	var ae *auditError
 	return errors.As(err, &ae)
 }
+
+// AuditGraph returns the capability graph: the live one (the kernel's
+// Snapshot and the guests listed) when at is zero, or the one rebuilt
+// from the audit log as of at.
+func (s *Supervisor) AuditGraph(at time.Time) (*audit.Graph, error) {
+	if !at.IsZero() {
+		if s.audit == nil {
+			return nil, errors.New("this supervisor keeps no audit log: the graph is known only as it is now")
+		}
+		return audit.Replay(s.audit.Path(), at)
+	}
+	var holders []audit.HolderInfo
+	for _, g := range s.Guests() {
+		running, _ := g.Status()
+		holders = append(holders, audit.HolderInfo{
+			ID: g.id, Module: g.module.Name, SHA256: g.module.HashString(),
+			Principal: g.principal.String(), Labels: maps.Clone(g.labels), Running: running,
+		})
+	}
+	return audit.FromSnapshot(s.k.Snapshot(), holders), nil
+}

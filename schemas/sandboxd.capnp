@@ -51,6 +51,13 @@ interface Supervisor {
 
   # Who the daemon believes the caller is.
   whoami @7 () -> (principal :Principal);
+
+  # A question about the delegation graph (docs/AUDIT.md): the graph
+  # itself, who can reach a resource, how a capability's holder got it,
+  # what revoking a capability would cut off. The answer is the JSON
+  # document `sandboxd audit … --json` prints. Only root and the daemon's
+  # own user may ask: the graph shows every principal's guests.
+  audit @8 (query :AuditQuery) -> (json :Data);
 }
 
 struct LaunchRequest {
@@ -195,4 +202,15 @@ struct Receipt {
   holders @3 :List(Text);
   at @4 :Int64;    # unix nanoseconds
   took @5 :Int64;  # nanoseconds
+}
+
+struct AuditQuery {
+  # "graph", "who-can", "trace" or "what-if".
+  kind @0 :Text;
+  # The resource of who-can ("sock:db", "dir:/srv/data", a host path);
+  # the capability id of trace and what-if.
+  arg @1 :Text;
+  # Unix nanoseconds: answer on the graph rebuilt from the audit log as of
+  # then. 0: on the live graph.
+  at @2 :Int64;
 }
