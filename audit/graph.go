@@ -368,14 +368,11 @@ func beneath(p, dir string) bool {
 // grantSourceOf is the KIND:SOURCE a grant's text names, without its
 // guest name and :ro ("dir:/srv/data=data:ro" → "dir:/srv/data").
 func grantSourceOf(origin string) string {
-	s := strings.TrimSuffix(origin, ":ro")
-	if i := strings.LastIndexByte(s, '='); i > 0 {
-		s = s[:i]
+	k, src := grantSource(origin)
+	if strings.HasPrefix(src, "/") {
+		src = path.Clean(src)
 	}
-	if k, src, ok := strings.Cut(s, ":"); ok && strings.HasPrefix(src, "/") {
-		return k + ":" + path.Clean(src)
-	}
-	return s
+	return k + ":" + src
 }
 
 // Cut is what revoking a capability would cut off.

@@ -240,3 +240,17 @@ func TestNoTokenInTheLog(t *testing.T) {
 		}
 	}
 }
+
+func TestGrantSourceReadsTheGrantGrammarsEscapes(t *testing.T) {
+	for text, want := range map[string]string{
+		"dir:/srv/data=data:ro": "/srv/data",
+		"dir:/srv/data":         "/srv/data",
+		`dir:/a\=b=name`:        "/a=b",
+		`file:/x\:ro`:           "/x:ro",
+		"sock:db":               "db",
+	} {
+		if _, got := grantSource(text); got != want {
+			t.Errorf("grantSource(%q) = %q, want %q", text, got, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -256,4 +257,43 @@ func burst(ctx context.Context, socket, dir, guestID string, ack func(string)) e
 		nc.Release()
 		c.Release()
 	}
+}
+
+// The policy suggested from a run's audit log, loaded, allows the same
+// run and denies a wider one.
+func TestPolicySuggestedFromAuditAllowsTheSameRunAndDeniesAWiderOne(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "run.jsonl")
+	relay := guest(t, "cmd/sandboxd/testdata/relay.c")
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r := sandboxd(t, "", "run", "--audit", log, "--grant", "dir:"+data+"=data", relay); r.code != 0 {
+		t.Fatalf("learning run: code %d stderr %q", r.code, r.stderr)
+	}
+	r := sandboxd(t, "", "policy", "suggest", "--from-audit", "--log", log)
+	if r.code != 0 {
+		t.Fatalf("suggest: code %d stderr %q", r.code, r.stderr)
+	}
+	// relay.c passes its grant on twice over its own channel: a second
+	// hop, with two copies alive.
+	for _, want := range []string{`resources = ["dir:` + data + `"]`, "max_depth  = 2", "max_copies = 2", "uids = [" + strconv.Itoa(os.Getuid()) + "]"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the suggested policy lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	policy := filepath.Join(dir, "suggested.hcl")
+	if err := os.WriteFile(policy, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+data+"=data", relay); r.code != 0 || r.stdout != "hop1 00 hop2 00\n" {
+		t.Fatalf("the same run under the suggested policy: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+dir+"=data", relay)
+	if r.code != exitGrant {
+		t.Fatalf("a wider grant under the suggested policy: code %d stdout %q", r.code, r.stdout)
+	}
+	oneLine(t, r.stderr, "denied by policy: no grant rule allows dir:"+dir)
 }

@@ -11,7 +11,7 @@ import (
 func init() {
 	register(command{
 		name:    "policy",
-		usage:   "check FILE… | explain --policy FILE … --grant KIND:NAME prog.wasm",
+		usage:   "check FILE… | explain --policy FILE … --grant KIND:NAME prog.wasm | suggest --from-audit [--guest ID]",
 		summary: "check grant-policy files, or explain one grant decision (policies are not enforced yet: docs/POLICY.md)",
 		run:     policyCmd,
 	})
@@ -30,8 +30,10 @@ func policyCmd(args []string) int {
 		return usageError(c, "want a subcommand: check FILE… or explain")
 	case fs.Arg(0) == "explain":
 		return policyExplain(fs.Args()[1:])
+	case fs.Arg(0) == "suggest":
+		return policySuggest(fs.Args()[1:])
 	case fs.Arg(0) != "check":
-		return usageError(c, "unknown subcommand %q: want check or explain", fs.Arg(0))
+		return usageError(c, "unknown subcommand %q: want check, explain or suggest", fs.Arg(0))
 	case fs.NArg() == 1:
 		return usageError(c, "check: want at least one policy file")
 	}
