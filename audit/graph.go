@@ -18,6 +18,7 @@ type Node struct {
 	Closed  bool `json:"closed,omitempty"`
 
 	children map[string]*Node
+	sorted   []*Node // children by id; nil when to be sorted again
 	parent   *Node
 }
 
@@ -40,6 +41,7 @@ type HolderInfo struct {
 // records every change the kernel makes to it.
 type Graph struct {
 	nodes   map[string]*Node
+	rootSet map[string]*Node // the nodes with no parent in the graph
 	gone    map[string]*Node // closed and forgotten, in case a late record names them
 	holders map[string]*HolderInfo
 	// Last is the time of the last record applied, zero for a live graph.
@@ -48,7 +50,7 @@ type Graph struct {
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	return &Graph{nodes: map[string]*Node{}, gone: map[string]*Node{}, holders: map[string]*HolderInfo{}}
+	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, gone: map[string]*Node{}, holders: map[string]*HolderInfo{}}
 }
 
 // FromSnapshot builds the graph of a live kernel from its Snapshot and
@@ -85,7 +87,8 @@ func (g *Graph) Apply(r Record) {
 	switch r.Type {
 	case TypeOpen:
 		// A new run of the writer: nothing of the previous one lives on.
-		*g = Graph{nodes: map[string]*Node{}, gone: map[string]*Node{}, holders: map[string]*HolderInfo{}, Last: r.Time}
+		*g = *NewGraph()
+		g.Last = r.Time
 	case TypeGrant, TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
 		if r.Cap != nil {
 			g.add(Node{CapRecord: *r.Cap})
@@ -118,6 +121,7 @@ func (g *Graph) add(n Node) {
 	nn.children = map[string]*Node{}
 	g.nodes[n.ID] = nn
 	if n.Parent == "" {
+		g.rootSet[n.ID] = nn
 		return
 	}
 	p := g.nodes[n.Parent]
@@ -128,12 +132,19 @@ func (g *Graph) add(n Node) {
 		for x := p; x != nil && g.nodes[x.ID] == nil; x = x.parent {
 			g.nodes[x.ID] = x
 			delete(g.gone, x.ID)
+			if x.parent == nil {
+				g.rootSet[x.ID] = x
+			} else {
+				x.parent.children[x.ID], x.parent.sorted = x, nil
+			}
 		}
 	}
-	if p != nil {
-		nn.parent = p
-		p.children[n.ID] = nn
+	if p == nil {
+		g.rootSet[n.ID] = nn
+		return
 	}
+	nn.parent = p
+	p.children[n.ID], p.sorted = nn, nil
 }
 
 // prune forgets closed capabilities nothing tracked descends from,
@@ -141,10 +152,12 @@ func (g *Graph) add(n Node) {
 func (g *Graph) prune(n *Node) {
 	for n != nil && n.Closed && len(n.children) == 0 && g.nodes[n.ID] == n {
 		delete(g.nodes, n.ID)
+		delete(g.rootSet, n.ID)
 		g.gone[n.ID] = n
 		p := n.parent
 		if p != nil {
 			delete(p.children, n.ID)
+			p.sorted = nil
 		}
 		n = p
 	}
@@ -193,23 +206,23 @@ func (g *Graph) Nodes() []*Node {
 }
 
 func (g *Graph) roots() []*Node {
-	var out []*Node
-	for _, n := range g.nodes {
-		if n.parent == nil || g.nodes[n.parent.ID] != n.parent {
-			out = append(out, n)
-		}
+	out := make([]*Node, 0, len(g.rootSet))
+	for _, n := range g.rootSet {
+		out = append(out, n)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
 func sortedChildren(n *Node) []*Node {
-	out := make([]*Node, 0, len(n.children))
-	for _, c := range n.children {
-		out = append(out, c)
+	if n.sorted == nil && len(n.children) > 0 {
+		n.sorted = make([]*Node, 0, len(n.children))
+		for _, c := range n.children {
+			n.sorted = append(n.sorted, c)
+		}
+		sort.Slice(n.sorted, func(i, j int) bool { return n.sorted[i].ID < n.sorted[j].ID })
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return n.sorted
 }
 
 // Node returns the capability with id.
@@ -298,12 +311,28 @@ type Reach struct {
 func (g *Graph) WhoCan(resource string) []Reach {
 	q := parseResource(resource)
 	var out []Reach
-	for _, n := range g.Nodes() {
-		if !n.live() || !g.reaches(n, q) {
-			continue
+	// Depth-first from each root, with the chain down to each capability
+	// at hand: no capability is walked twice.
+	var chain []*Node
+	named := false // the root is a grant of the resource q names
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		chain = append(chain, n)
+		if n.live() && reaches(n, chain[0], named, q) {
+			steps := make([]Step, len(chain))
+			for i, x := range chain {
+				steps[i] = g.step(x)
+			}
+			out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps})
 		}
-		chain, _ := g.Trace(n.ID)
-		out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: chain})
+		for _, c := range sortedChildren(n) {
+			walk(c)
+		}
+		chain = chain[:len(chain)-1]
+	}
+	for _, r := range g.roots() {
+		named = r.Edge == "grant" && grantSourceOf(r.Origin) == q.text
+		walk(r)
 	}
 	return out
 }
@@ -329,9 +358,10 @@ func parseResource(s string) resourceQuery {
 	return resourceQuery{loc: s, text: s}
 }
 
-// reaches reports whether capability n reaches q: the same resource, a
-// directory above it, or a copy of a grant of the same named resource.
-func (g *Graph) reaches(n *Node, q resourceQuery) bool {
+// reaches reports whether capability n, derived from root, reaches q:
+// the same resource, a directory above it, or a copy of a grant of the
+// same named resource (named: root is such a grant).
+func reaches(n, root *Node, named bool, q resourceQuery) bool {
 	kind, loc, _ := strings.Cut(n.Resource, " ")
 	sameKind := q.kind == "" || q.kind == kind
 	if sameKind && loc == q.loc {
@@ -340,16 +370,10 @@ func (g *Graph) reaches(n *Node, q resourceQuery) bool {
 	if kind == "dir" && strings.HasPrefix(q.loc, "/") && (q.kind == "" || q.kind == "dir" || q.kind == "file") && beneath(q.loc, loc) {
 		return true
 	}
-	root := n
-	for root.parent != nil {
-		root = root.parent
-	}
-	return root.Edge == "grant" && grantSourceOf(root.Origin) == q.text && sameKindOrDerived(root, n)
+	// A capability derived for a new resource (a file opened beneath a
+	// granted directory) is not the grant's resource.
+	return named && root.Resource == n.Resource
 }
-
-// sameKindOrDerived: a capability derived for a new resource (a file
-// opened beneath a granted directory) is not the grant's resource.
-func sameKindOrDerived(root, n *Node) bool { return root.Resource == n.Resource }
 
 // isKindName reports whether k names a kind of capability (caps.Kind).
 func isKindName(k string) bool {
