@@ -143,7 +143,6 @@ func (p *Problem) String() string {
 // verifier checks one line after another.
 type verifier struct {
 	rep      Report
-	lastFile string
 	prevLine []byte // the previous record's line
 	prevPos  Pos
 	prevSeq  uint64
