@@ -32,7 +32,7 @@ import (
 // delegation (their records could not be kept); revocation and closing
 // go on.
 
-// errAuditFailed wraps the audit log's failure for the requests it refuses.
+// auditError wraps the audit log's failure for the requests it refuses.
 type auditError struct{ err error }
 
 func (e *auditError) Error() string {
@@ -55,10 +55,11 @@ func (s *Supervisor) auditRefusal() error {
 }
 
 // record appends r to the audit log, waiting for its fsync when wait is
-// set. A failure is logged; auditRefusal then refuses what follows.
-func (s *Supervisor) record(r audit.Record, wait bool) {
+// set. A failure is logged, and returned as an *auditError; auditRefusal
+// then refuses what follows.
+func (s *Supervisor) record(r audit.Record, wait bool) error {
 	if s.audit == nil {
-		return
+		return nil
 	}
 	var err error
 	if wait {
@@ -66,9 +67,13 @@ func (s *Supervisor) record(r audit.Record, wait bool) {
 	} else {
 		_, err = s.audit.Enqueue(r)
 	}
-	if err != nil && !s.auditFailed.Swap(true) {
+	if err == nil {
+		return nil
+	}
+	if !s.auditFailed.Swap(true) {
 		s.log.Error("audit log failed: refusing every grant and delegation from now on", "error", err, "record", r.Type)
 	}
+	return &auditError{err}
 }
 
 // observe is the kernel's observer.
@@ -77,7 +82,7 @@ func (s *Supervisor) observe(e caps.Event) {
 	if !ok {
 		return
 	}
-	s.record(r, e.Type != caps.EventClose && !s.settingUp(e.Cap.Holder))
+	_ = s.record(r, e.Type != caps.EventClose && !s.settingUp(e.Cap.Holder))
 }
 
 // settingUp reports whether holder is a guest whose launch is being set
@@ -113,7 +118,7 @@ func (s *Supervisor) recordDecision(req policies.Request, d policies.Decision, e
 		dr.Module, dr.Labels = req.Module.SHA256, maps.Clone(req.Module.Labels)
 	}
 	dr.Depth, dr.Copies = req.Depth, req.Copies
-	s.record(audit.Record{Type: audit.TypeDecision, Decision: &dr}, !d.Allowed)
+	_ = s.record(audit.Record{Type: audit.TypeDecision, Decision: &dr}, !d.Allowed)
 }
 
 func subjectText(sub policies.Subject) string {
@@ -124,9 +129,9 @@ func subjectText(sub policies.Subject) string {
 }
 
 // recordStart records g's start, and waits for it and every record of
-// its handles before the guest runs.
-func (g *Guest) recordStart(spec *LaunchSpec, grants []string) {
-	g.s.record(audit.Record{Type: audit.TypeGuestStart, Guest: &audit.GuestRecord{
+// its handles: the guest runs only once they are on disk.
+func (g *Guest) recordStart(spec *LaunchSpec, grants []string) error {
+	return g.s.record(audit.Record{Type: audit.TypeGuestStart, Guest: &audit.GuestRecord{
 		ID: g.id, Module: spec.Module.Name, SHA256: spec.Module.HashString(),
 		Principal: spec.Principal.String(), UID: spec.Principal.UID,
 		Labels: maps.Clone(spec.Labels), Grants: grants,
@@ -144,14 +149,14 @@ func (g *Guest) recordExit(st abi.ExitStatus, ran time.Duration) {
 	if st.Trap != nil {
 		gr.Trap = st.Trap.Error()
 	}
-	g.s.record(audit.Record{Type: audit.TypeGuestExit, Guest: gr}, true)
+	_ = g.s.record(audit.Record{Type: audit.TypeGuestExit, Guest: gr}, true)
 }
 
 // recordExpired records that a lease revoked c (its revoke record, with
 // the receipt, came first).
 func (s *Supervisor) recordExpired(c *caps.Cap, r caps.Receipt) {
 	cr := audit.FromInfo(c.Info())
-	s.record(audit.Record{Type: audit.TypeLeaseExpired, Cap: &cr, Receipt: audit.FromReceipt(r)}, true)
+	_ = s.record(audit.Record{Type: audit.TypeLeaseExpired, Cap: &cr, Receipt: audit.FromReceipt(r)}, true)
 }
 
 // IsAuditFailure reports whether err is a refusal because the audit log

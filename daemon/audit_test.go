@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/audit"
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // newAuditedSupervisor returns a supervisor recording into a new audit
@@ -166,5 +169,48 @@ grant "data" {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decisions %q, want %q", got, want)
+	}
+}
+
+// When the audit log cannot be written, no guest starts and nothing is
+// granted or passed on: none of it could be recorded.
+func TestAuditLogFailureRefusesLaunchesGrantsAndDelegations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The next batch goes to a new file, and a directory is in its way.
+	if err := os.Mkdir(path+".1", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ { // the failing launch, and one after it
+		_, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+		if !IsAuditFailure(err) || !strings.Contains(err.Error(), "the audit log cannot be written") {
+			t.Fatalf("launch %d with a failed audit log: %v", i, err)
+		}
+	}
+	if gs := s.Guests(); len(gs) != 0 {
+		t.Fatalf("%d guests listed after launches the log could not record", len(gs))
+	}
+	holder := ClientHolder("client", Principal{})
+	if _, err := s.Mint(holder, Principal{}, mustGrant(t, "dir:"+dir), "test"); !IsAuditFailure(err) {
+		t.Fatalf("mint with a failed audit log: %v", err)
+	}
+	d, err := caps.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Kernel().Mint(holder, d, caps.RightFileOpen, 0, "d", "test")
+	_, err = s.Kernel().Derive(c, caps.Derivation{Holder: &caps.Holder{ID: "g-other"}, Edge: caps.EdgeDelegate, Base: caps.RightFileOpen})
+	if !IsAuditFailure(err) || !errors.Is(err, caps.ENOTCAPABLE) {
+		t.Fatalf("delegation with a failed audit log: %v", err)
 	}
 }

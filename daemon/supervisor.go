@@ -342,6 +342,12 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		return nil, err
 	}
 	table, grants := g.buildTable(&spec, opened, maxFDs)
+	if err := g.recordStart(&spec, grants); err != nil {
+		// Nothing runs that the audit log does not show.
+		table.CloseAll()
+		s.unreserve(g.id)
+		return nil, err
+	}
 	g.start(&spec, table, grants)
 	return g, nil
 }
@@ -429,6 +435,14 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 	}, nil
 }
 
+// unreserve forgets a guest reserveGuest reserved that never started.
+func (s *Supervisor) unreserve(id string) {
+	s.mu.Lock()
+	delete(s.guests, id)
+	s.mu.Unlock()
+	s.running.Done()
+}
+
 // buildTable mints the guest's handles into a new table of maxFDs
 // entries: stdin, stdout and stderr at fds 0–2, then the grants, the
 // delegations and the supervisor channel, in that order. The guest holds
@@ -500,7 +514,6 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
 	g.started = time.Now()
-	g.recordStart(spec, grants)
 	s.mu.Lock()
 	s.guests[g.id] = g
 	s.mu.Unlock()
