@@ -214,3 +214,40 @@ func TestAuditLogFailureRefusesLaunchesGrantsAndDelegations(t *testing.T) {
 		t.Fatalf("delegation with a failed audit log: %v", err)
 	}
 }
+
+// A lease that runs out is recorded: the revocation with its receipt,
+// then a lease-expired record naming the capability.
+func TestAuditRecordsLeaseExpiry(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "brief" {
+  resources = ["dir:%s"]
+  ttl       = "20ms"
+}
+`, dir)))
+	g, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.Handles()[3].Cap
+	found := errors.New("found")
+	var revoke *audit.ReceiptRecord
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard) // only a hang reaches it
+	defer cancel()
+	err = audit.Follow(ctx, path, time.Millisecond, func(r audit.Record, _ audit.Pos) error {
+		switch {
+		case r.Type == audit.TypeRevoke && r.Cap.ID == string(c.ID()):
+			revoke = r.Receipt
+		case r.Type == audit.TypeLeaseExpired && r.Cap.ID == string(c.ID()):
+			return found
+		}
+		return nil
+	})
+	if !errors.Is(err, found) {
+		t.Fatalf("no lease-expired record for %s (%v)", c.ID(), err)
+	}
+	if revoke == nil || !strings.HasPrefix(revoke.Reason, "lease expired") || len(revoke.Revoked) != 1 {
+		t.Fatalf("revoke record before it: %+v", revoke)
+	}
+}
