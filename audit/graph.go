@@ -43,6 +43,9 @@ type Graph struct {
 	nodes   map[string]*Node
 	rootSet map[string]*Node // the nodes with no parent in the graph
 	gone    map[string]*Node // closed and forgotten, in case a late record names them
+	// early holds ids a revocation's receipt named before their own
+	// record arrived (see add).
+	early   map[string]bool
 	holders map[string]*HolderInfo
 	// Last is the time of the last record applied, zero for a live graph.
 	Last time.Time
@@ -50,7 +53,7 @@ type Graph struct {
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, gone: map[string]*Node{}, holders: map[string]*HolderInfo{}}
+	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, gone: map[string]*Node{}, early: map[string]bool{}, holders: map[string]*HolderInfo{}}
 }
 
 // FromSnapshot builds the graph of a live kernel from its Snapshot and
@@ -116,9 +119,18 @@ func (g *Graph) node(c *CapRecord) *Node {
 	return g.nodes[c.ID]
 }
 
+// add links a capability into the graph. The kernel records a change
+// after making it, outside its lock, so the records of two concurrent
+// changes can arrive in the other order: a derivation after the close
+// that forgot its parent (the parent is taken back from gone), or after
+// the revocation that cut it off (its id was in the receipt: early).
 func (g *Graph) add(n Node) {
 	nn := &n
 	nn.children = map[string]*Node{}
+	if g.early[n.ID] {
+		nn.Revoked = true
+		delete(g.early, n.ID)
+	}
 	g.nodes[n.ID] = nn
 	if n.Parent == "" {
 		g.rootSet[n.ID] = nn
@@ -170,6 +182,8 @@ func (g *Graph) revoke(r *ReceiptRecord) {
 	for _, id := range r.Revoked {
 		if n := g.nodes[id]; n != nil {
 			n.Revoked = true
+		} else {
+			g.early[id] = true
 		}
 	}
 }

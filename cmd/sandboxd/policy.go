@@ -12,7 +12,7 @@ func init() {
 	register(command{
 		name:    "policy",
 		usage:   "check FILE… | explain --policy FILE … --grant KIND:NAME prog.wasm | suggest --from-audit [--guest ID]",
-		summary: "check grant-policy files, or explain one grant decision (policies are not enforced yet: docs/POLICY.md)",
+		summary: "check grant-policy files, explain one grant decision, or suggest a policy from the audit log",
 		run:     policyCmd,
 	})
 }
