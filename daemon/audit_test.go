@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 )
@@ -250,4 +251,48 @@ grant "brief" {
 	if revoke == nil || !strings.HasPrefix(revoke.Reason, "lease expired") || len(revoke.Revoked) != 1 {
 		t.Fatalf("revoke record before it: %+v", revoke)
 	}
+}
+
+// Handles given at launch (delegations) and to spawned children are
+// recorded on their paths: a delegate record in flight adopted by the new
+// guest, and spawn records held by the children.
+func TestAuditRecordsLaunchDelegationsAndSpawns(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	wasm := abitest.WAT(t, guests+"spawn_spin_exit.wat")
+	self := filepath.Join(t.TempDir(), "spawn_spin_exit.wasm")
+	if err := os.WriteFile(self, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Compile(context.Background(), "spawn_spin_exit.wasm", wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	from, err := s.Mint(ClientHolder("client", Principal{}), Principal{}, mustGrant(t, "dir:"+t.TempDir()), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "file:"+self)}, Delegations: []Delegation{{From: from, Name: "given"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitExit(t, g, HangGuard); st.Code != 7 {
+		t.Fatalf("status %+v", st)
+	}
+	var delegated, adopted bool
+	spawns := map[string]bool{} // holders of spawn records
+	for _, r := range records(t, path) {
+		switch {
+		case r.Type == audit.TypeDelegate && r.Cap.Parent == string(from.ID()) && r.Cap.Holder == "":
+			delegated = true
+		case r.Type == audit.TypeAdopt && r.Cap.Name == "given" && r.Cap.Holder == g.ID():
+			adopted = true
+		case r.Type == audit.TypeSpawn:
+			spawns[r.Cap.Holder] = true
+		}
+	}
+	if !delegated || !adopted || len(spawns) != 2 {
+		t.Fatalf("delegated at launch %v, adopted %v, spawn records held by %v (want two children)", delegated, adopted, spawns)
+	}
+	liveEqualsReplay(t, s, path)
 }

@@ -154,7 +154,7 @@ func summary(r audit.Record) string {
 	case r.Type == audit.TypeOpen && r.Discarded > 0:
 		return fmt.Sprintf("%s (an incomplete last line of %d bytes, never acknowledged, was dropped)", head, r.Discarded)
 	}
-	return head
+	return strings.TrimRight(head, " ")
 }
 
 func exitNote(g *audit.GuestRecord) string {
