@@ -20,7 +20,9 @@ import (
 //
 //   - the kernel calls the observer after each change, before the call
 //     that made it returns, and the observer waits for the record's
-//     fsync (audit.Log groups concurrent records into one fsync);
+//     fsync (audit.Log groups concurrent records into one fsync), but
+//     for a close: it ends authority and acknowledges nothing to anyone
+//     else, and reaches the disk with the next record that waits;
 //   - the handles a launch sets up are recorded as they are minted
 //     without waiting, and the guest-start record, appended before the
 //     guest runs or Launch returns, waits for all of them at once; the
@@ -28,15 +30,15 @@ import (
 //   - a decision that allows something waits for nothing: the record of
 //     what it allowed follows and waits. A denial waits for its record.
 //
-// Once the log cannot be written, the supervisor refuses every grant and
-// delegation (their records could not be kept); revocation and closing
-// go on.
+// Once the log cannot be written, the supervisor refuses every grant,
+// delegation and launch (their records could not be kept); revocation
+// and closing go on.
 
 // auditError wraps the audit log's failure for the requests it refuses.
 type auditError struct{ err error }
 
 func (e *auditError) Error() string {
-	return fmt.Sprintf("the audit log cannot be written (%v): nothing can be granted or passed on until the daemon is restarted with a writable log", e.err)
+	return fmt.Sprintf("the audit log cannot be written (%v): nothing can be granted, passed on or launched until sandboxd is restarted with a writable log", e.err)
 }
 
 // Unwrap makes the refusal an ENOTCAPABLE for a guest's call.
