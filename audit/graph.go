@@ -42,10 +42,12 @@ type HolderInfo struct {
 type Graph struct {
 	nodes   map[string]*Node
 	rootSet map[string]*Node // the nodes with no parent in the graph
-	gone    map[string]*Node // closed and forgotten, in case a late record names them
-	// early holds ids a revocation's receipt named before their own
-	// record arrived (see add).
-	early   map[string]bool
+	// gone holds the capabilities closed and forgotten lately, in case a
+	// late record names them; early the ids a revocation's receipt named
+	// before their own record arrived (see add). Records cross only with
+	// records near them, so each keeps its recent entries only.
+	gone    recent[*Node]
+	early   recent[bool]
 	holders map[string]*HolderInfo
 	// Last is the time of the last record applied, zero for a live graph.
 	Last time.Time
@@ -53,7 +55,7 @@ type Graph struct {
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, gone: map[string]*Node{}, early: map[string]bool{}, holders: map[string]*HolderInfo{}}
+	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, holders: map[string]*HolderInfo{}}
 }
 
 // FromSnapshot builds the graph of a live kernel from its Snapshot and
@@ -127,9 +129,9 @@ func (g *Graph) node(c *CapRecord) *Node {
 func (g *Graph) add(n Node) {
 	nn := &n
 	nn.children = map[string]*Node{}
-	if g.early[n.ID] {
+	if g.early.get(n.ID) {
 		nn.Revoked = true
-		delete(g.early, n.ID)
+		g.early.remove(n.ID)
 	}
 	g.nodes[n.ID] = nn
 	if n.Parent == "" {
@@ -140,10 +142,10 @@ func (g *Graph) add(n Node) {
 	if p == nil {
 		// The parent was closed and forgotten by an earlier record while
 		// the kernel linked this child first: their records crossed.
-		p = g.gone[n.Parent]
+		p = g.gone.get(n.Parent)
 		for x := p; x != nil && g.nodes[x.ID] == nil; x = x.parent {
 			g.nodes[x.ID] = x
-			delete(g.gone, x.ID)
+			g.gone.remove(x.ID)
 			if x.parent == nil {
 				g.rootSet[x.ID] = x
 			} else {
@@ -165,7 +167,7 @@ func (g *Graph) prune(n *Node) {
 	for n != nil && n.Closed && len(n.children) == 0 && g.nodes[n.ID] == n {
 		delete(g.nodes, n.ID)
 		delete(g.rootSet, n.ID)
-		g.gone[n.ID] = n
+		g.gone.put(n.ID, n)
 		p := n.parent
 		if p != nil {
 			delete(p.children, n.ID)
@@ -183,7 +185,7 @@ func (g *Graph) revoke(r *ReceiptRecord) {
 		if n := g.nodes[id]; n != nil {
 			n.Revoked = true
 		} else {
-			g.early[id] = true
+			g.early.put(id, true)
 		}
 	}
 }
@@ -200,6 +202,36 @@ func (g *Graph) guest(r Record) {
 		return
 	}
 	g.holders[gr.ID] = &HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, Labels: gr.Labels, Running: true}
+}
+
+// recentWindow is how many entries a recent map keeps at least: far more
+// than the records that can cross, which are those of operations in
+// progress at the same time.
+const recentWindow = 4096
+
+// recent is a map that forgets its older entries: between recentWindow
+// and twice as many are kept.
+type recent[V any] struct {
+	now, old map[string]V
+}
+
+func (r *recent[V]) put(k string, v V) {
+	if r.now == nil || len(r.now) >= recentWindow {
+		r.old, r.now = r.now, make(map[string]V)
+	}
+	r.now[k] = v
+}
+
+func (r *recent[V]) get(k string) V {
+	if v, ok := r.now[k]; ok {
+		return v
+	}
+	return r.old[k]
+}
+
+func (r *recent[V]) remove(k string) {
+	delete(r.now, k)
+	delete(r.old, k)
 }
 
 // Nodes returns every capability of the graph, parents before children,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -324,5 +325,19 @@ func TestReplayHandlesRecordsThatCrossed(t *testing.T) {
 	want := []string{"p< revoked=false closed=true", "c<p revoked=true closed=false", "d<c revoked=true closed=false"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("graph %q, want %q", got, want)
+	}
+}
+
+func TestRecentForgetsOnlyOldEntries(t *testing.T) {
+	var r recent[int]
+	for i := 0; i < 3*recentWindow; i++ {
+		r.put(strconv.Itoa(i), i+1)
+	}
+	if r.get("0") != 0 || r.get(strconv.Itoa(3*recentWindow-1)) != 3*recentWindow || r.get(strconv.Itoa(2*recentWindow)) != 2*recentWindow+1 {
+		t.Fatal("recent kept an old entry or lost a recent one")
+	}
+	r.remove(strconv.Itoa(2 * recentWindow))
+	if r.get(strconv.Itoa(2*recentWindow)) != 0 {
+		t.Fatal("removed entry still there")
 	}
 }
