@@ -56,6 +56,7 @@ func TestRunAuditWritesAVerifiableLogOfChannelDelegations(t *testing.T) {
 	if r := sandboxd(t, "", "audit", "verify", "--log", log); r.code != 0 || !strings.HasPrefix(r.stdout, "ok: ") {
 		t.Fatalf("verify: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
+	checkOfflineQueries(t, log, dir)
 
 	// An edited record is named by file and line, with exit 1.
 	data, _ := os.ReadFile(log)
@@ -75,6 +76,33 @@ func TestRunAuditWritesAVerifiableLogOfChannelDelegations(t *testing.T) {
 func (d *daemonProc) audit(t *testing.T, sub string, args ...string) result {
 	t.Helper()
 	return sandboxd(t, "", append([]string{"audit", sub, "--socket", d.socket}, args...)...)
+}
+
+// checkOfflineQueries asks the log of a finished run, with no daemon:
+// nothing reaches dir now, and as of the guest's start the guest did.
+func checkOfflineQueries(t *testing.T, log, dir string) {
+	t.Helper()
+	var start audit.Record
+	_ = audit.Scan(log, func(r audit.Record, _ audit.Pos) error {
+		if r.Type == audit.TypeGuestStart {
+			start = r
+		}
+		return nil
+	})
+	if r := sandboxd(t, "", "audit", "who-can", "--log", log, "dir:"+dir); r.code != 0 || r.stdout != "no live capability reaches it\n" {
+		t.Fatalf("who-can after the run: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	at := start.Time.Format(time.RFC3339Nano)
+	r := sandboxd(t, "", "audit", "who-can", "--log", log, "--at", at, "--json", "dir:"+dir)
+	var reach []audit.Reach
+	if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != 1 || reach[0].Holder != start.Guest.ID {
+		t.Fatalf("who-can as of the start: %+v %v (stdout %q, stderr %q)", reach, err, r.stdout, r.stderr)
+	}
+	if r := sandboxd(t, "", "audit", "trace", "--log", log, "cnosuchcap"); r.code != exitFailure {
+		t.Fatalf("trace of an unknown capability: code %d", r.code)
+	} else {
+		oneLine(t, r.stderr, "no capability cnosuchcap in the graph")
+	}
 }
 
 // launchHolding launches recv_hold.c detached on d and grants it file,
