@@ -167,8 +167,8 @@ func TestDaemonAnswersAuditQueriesLiveAndAsOfATime(t *testing.T) {
 	}
 }
 
-// rightsOf is the base rights of capability id as the caps verb shows
-// them... as the audit graph has them.
+// rightsOf is the base rights of capability id in the daemon's audit
+// graph (audit graph --format json).
 func rightsOf(t *testing.T, d *daemonProc, id string) string {
 	t.Helper()
 	r := d.audit(t, "graph", "--format", "json")
