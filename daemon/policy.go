@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -98,6 +99,9 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	p := s.Policy()
 	src := sourceOf(gr, p)
 	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll}
+	if err := s.auditRefusal(); err != nil {
+		return pg, &GrantError{Grant: gr, Err: err}
+	}
 	if p == nil {
 		return pg, nil
 	}
@@ -110,6 +114,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		Rights: base | inh, Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
 	}
 	d := policies.Evaluate(p, req)
+	s.recordDecision(req, d, audit.DecisionRecord{To: moduleName(g.module)})
 	if !d.Allowed {
 		return pg, &GrantError{Grant: gr, Err: &PolicyError{Decision: d}}
 	}
@@ -175,6 +180,15 @@ func (p Principal) subject() policies.Subject {
 	return policies.Subject{UID: p.UID, GIDs: gids, User: p.Name}
 }
 
+// moduleName is the name of the module a grant is given to, or "" for a
+// client's.
+func moduleName(m *abi.Module) string {
+	if m == nil {
+		return ""
+	}
+	return m.Name
+}
+
 func moduleOf(m *abi.Module, labels map[string]string) policies.Module {
 	if m == nil {
 		return policies.Module{Labels: labels}
@@ -205,6 +219,9 @@ type gate struct{ s *Supervisor }
 // pass freely, as does everything when no policy is loaded.
 func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, error) {
 	s := gt.s
+	if err := s.auditRefusal(); err != nil {
+		return 0, err
+	}
 	p := s.Policy()
 	root := parent.Root()
 	src, ok := root.Source().(grantSource)
@@ -222,6 +239,7 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 		Depth: parent.Depth() + 1, Copies: s.k.LiveCopies(root), To: holderModule(to),
 	}
 	dec := policies.Evaluate(p, req)
+	s.recordDecision(req, dec, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())})
 	if !dec.Allowed {
 		s.log.Warn("delegation denied by policy", "cap", parent.ID(), "resource", src.String(),
 			"giver", holderID(giver), "to", holderID(to), "depth", req.Depth, "copies", req.Copies,
@@ -233,9 +251,10 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 	return dec.TTL, nil
 }
 
-// Expired logs a capability a lease revoked (caps.Gate).
+// Expired logs and records a capability a lease revoked (caps.Gate).
 func (gt gate) Expired(c *caps.Cap, r caps.Receipt) {
 	gt.s.revoked.add(r)
+	gt.s.recordExpired(c, r)
 	gt.s.log.Info("lease expired", "cap", c.ID(), "name", c.Name(), "revoked", len(r.Revoked), "holders", r.Holders, "receipt", r.Revoked)
 }
 

@@ -17,9 +17,11 @@ import (
 //	STATE/lock    held (flock) while a daemon uses the directory; holds its pid
 //	STATE/cache/  wazero's compilation cache: machine code of every module
 //	              compiled, so a restarted daemon does not compile again
+//	STATE/audit.jsonl, audit.jsonl.1, …
+//	              the audit log (package audit, docs/AUDIT.md)
 //
 // Guests, their output and the capability graph live in memory and end
-// with the daemon.
+// with the daemon; the audit log records them.
 type State struct {
 	Dir  string
 	lock *os.File
@@ -90,6 +92,12 @@ func OpenState(dir string) (*State, error) {
 
 // CacheDir is where compiled modules are kept.
 func (s *State) CacheDir() string { return filepath.Join(s.Dir, "cache") }
+
+// AuditLogName is the audit log's file in a state directory.
+const AuditLogName = "audit.jsonl"
+
+// AuditPath is the daemon's audit log.
+func (s *State) AuditPath() string { return filepath.Join(s.Dir, AuditLogName) }
 
 // Close releases the lock.
 func (s *State) Close() error {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -55,6 +56,11 @@ type Options struct {
 	// Sockets resolves a named sock or listen resource to where the
 	// daemon connects or binds. nil: the resources of the policy in force.
 	Sockets func(kind GrantKind, name string) (SockTarget, error)
+	// Audit is the log every grant, derivation, delegation, policy
+	// decision, revocation, lease expiry, guest start and exit is
+	// recorded in, each before it is acknowledged (see audit.go); nil
+	// records nothing. The caller opens it and closes it after Close.
+	Audit *audit.Log
 }
 
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
@@ -99,6 +105,10 @@ type Supervisor struct {
 	policy  atomic.Pointer[policies.Policy]
 	chans   chanHub
 	revoked revokedIDs
+	// audit is the audit log, or nil; auditFailed is set once a record
+	// could not be written.
+	audit       *audit.Log
+	auditFailed atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -129,9 +139,10 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
-		log: log, rt: rt, k: caps.NewKernel(nil), maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
-		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest),
+		log: log, rt: rt, maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
+		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
+	s.k = caps.NewKernel(s.observe)
 	s.policy.Store(opts.Policy)
 	s.k.SetGate(gate{s})
 	return s, nil
@@ -356,6 +367,12 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		return nil, err
 	}
 	table, grants := g.buildTable(&spec, opened, maxFDs)
+	if err := g.recordStart(&spec, grants); err != nil {
+		// Nothing runs that the audit log does not show.
+		table.CloseAll()
+		s.unreserve(g.id)
+		return nil, err
+	}
 	g.start(&spec, table, grants)
 	return g, nil
 }
@@ -441,6 +458,14 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
 	}, nil
+}
+
+// unreserve forgets a guest reserveGuest reserved that never started.
+func (s *Supervisor) unreserve(id string) {
+	s.mu.Lock()
+	delete(s.guests, id)
+	s.mu.Unlock()
+	s.running.Done()
 }
 
 // buildTable mints the guest's handles into a new table of maxFDs
@@ -624,6 +649,7 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 		args = append(args, "signal", st.Signal)
 	}
 	g.log.Info("guest exited", args...)
+	g.recordExit(st, time.Since(g.started))
 	g.s.retire(g.id)
 	close(g.done)
 	g.s.running.Done()

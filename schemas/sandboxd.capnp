@@ -60,6 +60,13 @@ interface Supervisor {
   # Forget a guest that has ended: ps -a no longer lists it and its id
   # and name are free. A running guest is refused.
   forget @9 (id :Text) -> ();
+
+  # A question about the delegation graph (docs/AUDIT.md): the graph
+  # itself, who can reach a resource, how a capability's holder got it,
+  # what revoking a capability would cut off. The answer is the JSON
+  # document `sandboxd audit … --json` prints. Only root and the daemon's
+  # own user may ask: the graph shows every principal's guests.
+  audit @10 (query :AuditQuery) -> (json :Data);
 }
 
 struct LaunchRequest {
@@ -227,4 +234,15 @@ struct Receipt {
   holders @3 :List(Text);
   at @4 :Int64;    # unix nanoseconds
   took @5 :Int64;  # nanoseconds
+}
+
+struct AuditQuery {
+  # "graph", "who-can", "trace" or "what-if".
+  kind @0 :Text;
+  # The resource of who-can ("sock:db", "dir:/srv/data", a host path);
+  # the capability id of trace and what-if.
+  arg @1 :Text;
+  # Unix nanoseconds: answer on the graph rebuilt from the audit log as of
+  # then. 0: on the live graph.
+  at @2 :Int64;
 }

@@ -11,8 +11,8 @@ import (
 func init() {
 	register(command{
 		name:    "policy",
-		usage:   "check FILE… | explain --policy FILE … --grant KIND:NAME prog.wasm",
-		summary: "check grant-policy files, or explain one grant decision as serve --policy and run --policy would make it (docs/POLICY.md)",
+		usage:   "check FILE… | explain --policy FILE … --grant KIND:NAME prog.wasm | suggest --from-audit [--guest ID]",
+		summary: "check grant-policy files, explain one grant decision as serve --policy and run --policy would make it, or suggest a policy from the audit log (docs/POLICY.md)",
 		run:     policyCmd,
 	})
 }
@@ -22,6 +22,9 @@ func init() {
 func policyCmd(args []string) int {
 	if len(args) > 0 && args[0] == "explain" {
 		return policyExplain(args[1:])
+	}
+	if len(args) > 0 && args[0] == "suggest" {
+		return policySuggest(args[1:])
 	}
 	c := commands["policy"]
 	if len(args) > 0 && args[0] == "check" {
@@ -34,9 +37,9 @@ func policyCmd(args []string) int {
 	}
 	switch {
 	case c.name == "policy" && fs.NArg() == 0:
-		return usageError(c, "want a subcommand: check FILE… or explain")
+		return usageError(c, "want a subcommand: check FILE…, explain or suggest")
 	case c.name == "policy":
-		return usageError(c, "unknown subcommand %q: want check or explain", fs.Arg(0))
+		return usageError(c, "unknown subcommand %q: want check, explain or suggest", fs.Arg(0))
 	case fs.NArg() == 0:
 		return usageError(c, "want at least one policy file")
 	}

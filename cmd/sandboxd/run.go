@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/policies"
@@ -123,6 +124,11 @@ func runCmd(args []string) int {
 		return code
 	}
 	defer l.module.Release()
+	if l.audit != nil {
+		// Every record was on disk before what it records went on; closing
+		// writes those of the handles closed last and releases the lock.
+		defer l.audit.Close()
+	}
 
 	// Signals are caught from before launch, so that one arriving during
 	// setup still ends the guest rather than this process alone. They stay
@@ -166,6 +172,7 @@ type runArgs struct {
 	cacheDir  string
 	maxProcs  int
 	debugInfo bool
+	auditPath string // --audit; "" for none
 }
 
 // parseRunFlags parses and checks run's flags and arguments. When it
@@ -180,9 +187,11 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower")
 	var policyFiles stringList
 	fs.Var(&policyFiles, "policy", "decide the grants by the policy in `FILE` (repeatable: the files load as one policy; docs/POLICY.md)")
+	auditPath := fs.String("audit", "", "append the audit log of the run to `FILE` (created 0600; the records the daemon keeps: docs/AUDIT.md)")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return ra, code, false
 	}
+	ra.auditPath = *auditPath
 	if ra.guestArgs, code, ok = gf.check(c, "run", fs.Args()); !ok {
 		return ra, code, false
 	}
@@ -243,6 +252,7 @@ type loaded struct {
 	sup       *daemon.Supervisor
 	module    *abi.Module
 	principal daemon.Principal
+	audit     *audit.Log // --audit's, or nil
 }
 
 // loadGuest builds the runtime on another core while it reads the module,
@@ -254,13 +264,23 @@ type loaded struct {
 // memory and every handle at once.
 func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, code int, ok bool) {
 	type started struct {
-		sup *daemon.Supervisor
-		err error
+		sup      *daemon.Supervisor
+		audit    *audit.Log
+		err      error
+		auditErr bool // err is the audit log's
 	}
 	supc := make(chan started, 1)
 	go func() {
-		sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy})
-		supc <- started{sup, err}
+		var st started
+		if ra.auditPath != "" {
+			if st.audit, st.err = audit.Open(ra.auditPath, audit.Options{}); st.err != nil {
+				st.auditErr = true
+				supc <- st
+				return
+			}
+		}
+		st.sup, st.err = daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: st.audit})
+		supc <- st
 	}()
 	wasm, err := os.ReadFile(ra.path)
 	if err != nil {
@@ -269,11 +289,15 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 	}
 	l.principal = currentPrincipal()
 	st := <-supc
+	if st.auditErr {
+		fail("cannot open the audit log: %v: give --audit a file this user may write", st.err)
+		return l, exitFailure, false
+	}
 	if st.err != nil {
 		fail("cannot start the runtime: %v (try --cache-dir \"\")", st.err)
 		return l, exitFailure, false
 	}
-	l.sup = st.sup
+	l.sup, l.audit = st.sup, st.audit
 	done := progress("compiling %s (%s)", filepath.Base(ra.path), sizeText(len(wasm)))
 	l.module, err = l.sup.Compile(ctx, filepath.Base(ra.path), wasm)
 	done()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/daemon/server"
@@ -66,7 +67,14 @@ func serveCmd(args []string) int {
 		}
 	}
 	ctx := context.Background()
-	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: sa.maxFDs, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: policy})
+	auditLog, err := audit.Open(st.AuditPath(), audit.Options{MaxFileBytes: int64(sa.auditBytes)})
+	if err != nil {
+		l.Close()
+		fail("%v: check it with sandboxd audit verify --state %s", err, st.Dir)
+		return exitFailure
+	}
+	defer auditLog.Close()
+	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: sa.maxFDs, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: policy, Audit: auditLog})
 	if err != nil {
 		l.Close()
 		fail("cannot start the runtime: %v", err)
@@ -119,6 +127,7 @@ type serveArgs struct {
 	logJSON                       bool
 	maxFDs, maxProcs, idleModules int
 	logBytes                      uint64 // --log-bytes
+	auditBytes                    uint64 // --audit-file-size
 	limits                        server.Limits
 }
 
@@ -135,6 +144,7 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
+	auditBytes := fs.String("audit-file-size", "64MiB", "start a new audit log file (STATE/audit.jsonl.N) once the current one is past `SIZE`")
 	policyDir := fs.String("policy", "", "decide grants and delegations by the policy in `DIR` (every *.hcl in it; SIGHUP reloads it; docs/POLICY.md). Without it, only root and the daemon's user may grant host paths, sockets and channels")
 	lf := defineLimitFlags(fs)
 	if code, ok := parseFlags(c, fs, args); !ok {
@@ -150,6 +160,9 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	var err error
 	if sa.logBytes, err = parseSize(*logBytes); err != nil || sa.logBytes == 0 {
 		return sa, usageError(c, "--log-bytes %q: a SIZE above 0 is needed, e.g. 1MiB", *logBytes), false
+	}
+	if sa.auditBytes, err = parseSize(*auditBytes); err != nil || sa.auditBytes < 4<<10 {
+		return sa, usageError(c, "--audit-file-size %q: a SIZE of at least 4KiB is needed, e.g. 64MiB", *auditBytes), false
 	}
 	var problem string
 	if sa.limits, problem = lf.limits(fs); problem != "" {

@@ -72,6 +72,10 @@ func (a *Authority) MayName(gr daemon.Grant, policy bool) error {
 	return fmt.Errorf("%s may not grant %s: without a policy the daemon opens them with its own authority, so only that user and root may; an operator can allow it in a policy (sandboxd serve --policy DIR, docs/POLICY.md)", a.principal, what)
 }
 
+// MayAudit reports whether the principal may read the delegation graph:
+// root and the daemon's own user, who see every guest anyway.
+func (a *Authority) MayAudit() bool { return a.hostPaths }
+
 // OwnsGuest reports whether the principal may act on g by its id.
 func (a *Authority) OwnsGuest(g *daemon.Guest) bool {
 	return a.root || g.Principal().UID == a.principal.UID

@@ -1,0 +1,529 @@
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// Node is one capability of a Graph.
+type Node struct {
+	CapRecord
+	Revoked bool `json:"revoked,omitempty"`
+	Closed  bool `json:"closed,omitempty"`
+
+	children map[string]*Node
+	sorted   []*Node // children by id; nil when to be sorted again
+	parent   *Node
+}
+
+// HolderInfo is what the log says of a holder that is a launched guest.
+type HolderInfo struct {
+	ID        string            `json:"id"`
+	Module    string            `json:"module,omitempty"`
+	SHA256    string            `json:"sha256,omitempty"`
+	Principal string            `json:"principal,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Running   bool              `json:"running"`
+}
+
+// Graph is the capability graph: every capability still tracked (open,
+// or with open descendants, as caps.Kernel.Snapshot has it), with its
+// parent, holder, rights and provenance, and the launched guests.
+//
+// A graph replayed from a log (Apply each record, or Replay) equals the
+// graph built from the kernel's Snapshot at the same point: the log
+// records every change the kernel makes to it.
+type Graph struct {
+	nodes   map[string]*Node
+	rootSet map[string]*Node // the nodes with no parent in the graph
+	// gone holds the capabilities closed and forgotten lately, in case a
+	// late record names them; early the ids a revocation's receipt named
+	// before their own record arrived (see add). Records cross only with
+	// records near them, so each keeps its recent entries only.
+	gone    recent[*Node]
+	early   recent[bool]
+	holders map[string]*HolderInfo
+	// Last is the time of the last record applied, zero for a live graph.
+	Last time.Time
+}
+
+// NewGraph returns an empty graph.
+func NewGraph() *Graph {
+	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, holders: map[string]*HolderInfo{}}
+}
+
+// FromSnapshot builds the graph of a live kernel from its Snapshot and
+// the guests the supervisor knows.
+func FromSnapshot(infos []caps.Info, holders []HolderInfo) *Graph {
+	g := NewGraph()
+	for _, in := range infos {
+		g.add(Node{CapRecord: FromInfo(in), Revoked: in.Revoked, Closed: in.Closed})
+	}
+	for i := range holders {
+		h := holders[i]
+		g.holders[h.ID] = &h
+	}
+	return g
+}
+
+// Replay builds the graph of the log at path as of time at (every record
+// up to it); a zero at replays the whole log.
+func Replay(path string, at time.Time) (*Graph, error) {
+	g := NewGraph()
+	err := Scan(path, func(r Record, _ Pos) error {
+		if !at.IsZero() && r.Time.After(at) {
+			return errStop
+		}
+		g.Apply(r)
+		return nil
+	})
+	return g, err
+}
+
+// Apply changes the graph as record r says.
+func (g *Graph) Apply(r Record) {
+	g.Last = r.Time
+	switch r.Type {
+	case TypeOpen:
+		// A new run of the writer: nothing of the previous one lives on.
+		*g = *NewGraph()
+		g.Last = r.Time
+	case TypeGrant, TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
+		if r.Cap != nil {
+			g.add(Node{CapRecord: *r.Cap})
+		}
+	case TypeAdopt, TypeNarrow:
+		if n := g.node(r.Cap); n != nil {
+			n.Holder, n.Base, n.Inheriting = r.Cap.Holder, r.Cap.Base, r.Cap.Inheriting
+		}
+	case TypeClose:
+		if n := g.node(r.Cap); n != nil {
+			n.Closed = true
+			g.prune(n)
+		}
+	case TypeRevoke:
+		g.revoke(r.Receipt)
+	case TypeGuestStart, TypeGuestExit:
+		g.guest(r)
+	}
+}
+
+func (g *Graph) node(c *CapRecord) *Node {
+	if c == nil {
+		return nil
+	}
+	return g.nodes[c.ID]
+}
+
+// add links a capability into the graph. The kernel records a change
+// after making it, outside its lock, so the records of two concurrent
+// changes can arrive in the other order: a derivation after the close
+// that forgot its parent (the parent is taken back from gone), or after
+// the revocation that cut it off (its id was in the receipt: early).
+func (g *Graph) add(n Node) {
+	nn := &n
+	nn.children = map[string]*Node{}
+	if g.early.get(n.ID) {
+		nn.Revoked = true
+		g.early.remove(n.ID)
+	}
+	g.nodes[n.ID] = nn
+	if n.Parent == "" {
+		g.rootSet[n.ID] = nn
+		return
+	}
+	p := g.nodes[n.Parent]
+	if p == nil {
+		// The parent was closed and forgotten by an earlier record while
+		// the kernel linked this child first: their records crossed.
+		p = g.gone.get(n.Parent)
+		for x := p; x != nil && g.nodes[x.ID] == nil; x = x.parent {
+			g.nodes[x.ID] = x
+			g.gone.remove(x.ID)
+			if x.parent == nil {
+				g.rootSet[x.ID] = x
+			} else {
+				x.parent.children[x.ID], x.parent.sorted = x, nil
+			}
+		}
+	}
+	if p == nil {
+		g.rootSet[n.ID] = nn
+		return
+	}
+	nn.parent = p
+	p.children[n.ID], p.sorted = nn, nil
+}
+
+// prune forgets closed capabilities nothing tracked descends from,
+// walking up from n, as the kernel does.
+func (g *Graph) prune(n *Node) {
+	for n != nil && n.Closed && len(n.children) == 0 && g.nodes[n.ID] == n {
+		delete(g.nodes, n.ID)
+		delete(g.rootSet, n.ID)
+		g.gone.put(n.ID, n)
+		p := n.parent
+		if p != nil {
+			delete(p.children, n.ID)
+			p.sorted = nil
+		}
+		n = p
+	}
+}
+
+func (g *Graph) revoke(r *ReceiptRecord) {
+	if r == nil {
+		return
+	}
+	for _, id := range r.Revoked {
+		if n := g.nodes[id]; n != nil {
+			n.Revoked = true
+		} else {
+			g.early.put(id, true)
+		}
+	}
+}
+
+func (g *Graph) guest(r Record) {
+	gr := r.Guest
+	if gr == nil {
+		return
+	}
+	if r.Type == TypeGuestExit {
+		if h := g.holders[gr.ID]; h != nil {
+			h.Running = false
+		}
+		return
+	}
+	g.holders[gr.ID] = &HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, Labels: gr.Labels, Running: true}
+}
+
+// recentWindow is how many entries a recent map keeps at least: far more
+// than the records that can cross, which are those of operations in
+// progress at the same time.
+const recentWindow = 4096
+
+// recent is a map that forgets its older entries: between recentWindow
+// and twice as many are kept.
+type recent[V any] struct {
+	now, old map[string]V
+}
+
+func (r *recent[V]) put(k string, v V) {
+	if r.now == nil || len(r.now) >= recentWindow {
+		r.old, r.now = r.now, make(map[string]V)
+	}
+	r.now[k] = v
+}
+
+func (r *recent[V]) get(k string) V {
+	if v, ok := r.now[k]; ok {
+		return v
+	}
+	return r.old[k]
+}
+
+func (r *recent[V]) remove(k string) {
+	delete(r.now, k)
+	delete(r.old, k)
+}
+
+// Nodes returns every capability of the graph, parents before children,
+// each level in id order.
+func (g *Graph) Nodes() []*Node {
+	var out []*Node
+	var walk func(*Node)
+	walk = func(n *Node) {
+		out = append(out, n)
+		for _, c := range sortedChildren(n) {
+			walk(c)
+		}
+	}
+	for _, r := range g.roots() {
+		walk(r)
+	}
+	return out
+}
+
+func (g *Graph) roots() []*Node {
+	out := make([]*Node, 0, len(g.rootSet))
+	for _, n := range g.rootSet {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func sortedChildren(n *Node) []*Node {
+	if n.sorted == nil && len(n.children) > 0 {
+		n.sorted = make([]*Node, 0, len(n.children))
+		for _, c := range n.children {
+			n.sorted = append(n.sorted, c)
+		}
+		sort.Slice(n.sorted, func(i, j int) bool { return n.sorted[i].ID < n.sorted[j].ID })
+	}
+	return n.sorted
+}
+
+// Node returns the capability with id.
+func (g *Graph) Node(id string) (*Node, bool) {
+	n, ok := g.nodes[id]
+	return n, ok
+}
+
+// Holder returns what the graph knows of a holder, or a bare entry.
+func (g *Graph) Holder(id string) HolderInfo {
+	if h := g.holders[id]; h != nil {
+		return *h
+	}
+	return HolderInfo{ID: id}
+}
+
+// Holders returns the launched guests the graph knows, by id.
+func (g *Graph) Holders() []HolderInfo {
+	out := make([]HolderInfo, 0, len(g.holders))
+	for _, h := range g.holders {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// live reports whether n is still usable by its holder.
+func (n *Node) live() bool { return !n.Revoked && !n.Closed }
+
+// Step is one capability on a chain from a root to a capability.
+type Step struct {
+	Cap      string `json:"cap"`
+	Holder   string `json:"holder"` // "" while in flight
+	Module   string `json:"module,omitempty"`
+	Edge     string `json:"edge"`
+	Kind     string `json:"kind"`
+	Name     string `json:"name,omitempty"`
+	Rights   string `json:"rights"`
+	Removed  string `json:"removed,omitempty"`
+	Origin   string `json:"origin,omitempty"`
+	Resource string `json:"resource,omitempty"`
+	Revoked  bool   `json:"revoked,omitempty"`
+	Closed   bool   `json:"closed,omitempty"`
+}
+
+// Trace returns how the holder of cap id got it: the chain of
+// capabilities from the grant (or creation) it derives from down to it.
+func (g *Graph) Trace(id string) ([]Step, error) {
+	n := g.nodes[id]
+	if n == nil {
+		return nil, fmt.Errorf("no capability %s in the graph: it never existed, or every holder has closed it", id)
+	}
+	var chain []Step
+	for x := n; x != nil; x = x.parent {
+		chain = append(chain, g.step(x))
+	}
+	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
+		chain[i], chain[j] = chain[j], chain[i]
+	}
+	return chain, nil
+}
+
+func (g *Graph) step(n *Node) Step {
+	return Step{
+		Cap: n.ID, Holder: n.Holder, Module: g.Holder(n.Holder).Module, Edge: n.Edge, Kind: n.Kind,
+		Name: n.Name, Rights: n.Base, Removed: n.Removed, Origin: n.Origin, Resource: n.Resource,
+		Revoked: n.Revoked, Closed: n.Closed,
+	}
+}
+
+// Reach is one holder that can reach a resource: the capability it holds
+// and the chain that capability came down.
+type Reach struct {
+	Holder string `json:"holder"`
+	Module string `json:"module,omitempty"`
+	Cap    string `json:"cap"`
+	Rights string `json:"rights"`
+	Chain  []Step `json:"chain"`
+}
+
+// WhoCan lists every live capability (not revoked, not closed) through
+// which its holder can reach resource, each with its chain back to the
+// grant. resource is what a grant names ("sock:db", "dir:/srv/data"), a
+// capability's resource description ("dir /srv/data"), or a host path: a
+// directory capability reaches every path beneath it.
+func (g *Graph) WhoCan(resource string) []Reach {
+	q := parseResource(resource)
+	var out []Reach
+	// Depth-first from each root, with the chain down to each capability
+	// at hand: no capability is walked twice.
+	var chain []*Node
+	named := false // the root is a grant of the resource q names
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		chain = append(chain, n)
+		if n.live() && reaches(n, chain[0], named, q) {
+			steps := make([]Step, len(chain))
+			for i, x := range chain {
+				steps[i] = g.step(x)
+			}
+			out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps})
+		}
+		for _, c := range sortedChildren(n) {
+			walk(c)
+		}
+		chain = chain[:len(chain)-1]
+	}
+	for _, r := range g.roots() {
+		named = r.Edge == "grant" && grantSourceOf(r.Origin) == q.text
+		walk(r)
+	}
+	return out
+}
+
+// resourceQuery is a resource to look for: kind ("" for any) and where.
+type resourceQuery struct {
+	kind, loc, text string
+}
+
+func parseResource(s string) resourceQuery {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "/") {
+		return resourceQuery{loc: path.Clean(s), text: s}
+	}
+	for _, sep := range []string{":", " "} {
+		if k, loc, ok := strings.Cut(s, sep); ok && isKindName(k) {
+			if strings.HasPrefix(loc, "/") {
+				loc = path.Clean(loc)
+			}
+			return resourceQuery{kind: k, loc: loc, text: k + ":" + loc}
+		}
+	}
+	return resourceQuery{loc: s, text: s}
+}
+
+// reaches reports whether capability n, derived from root, reaches q:
+// the same resource, a directory above it, or a copy of a grant of the
+// same named resource (named: root is such a grant).
+func reaches(n, root *Node, named bool, q resourceQuery) bool {
+	kind, loc, _ := strings.Cut(n.Resource, " ")
+	sameKind := q.kind == "" || q.kind == kind
+	if sameKind && loc == q.loc {
+		return true
+	}
+	if kind == "dir" && strings.HasPrefix(q.loc, "/") && (q.kind == "" || q.kind == "dir" || q.kind == "file") && beneath(q.loc, loc) {
+		return true
+	}
+	// A capability derived for a new resource (a file opened beneath a
+	// granted directory) is not the grant's resource.
+	return named && root.Resource == n.Resource
+}
+
+// isKindName reports whether k names a kind of capability (caps.Kind).
+func isKindName(k string) bool {
+	for i := caps.KindDirectory; i <= caps.KindRevoker; i++ {
+		if i.String() == k {
+			return true
+		}
+	}
+	return false
+}
+
+func beneath(p, dir string) bool {
+	return dir != "" && (p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/"))
+}
+
+// grantSourceOf is the KIND:SOURCE a grant's text names, without its
+// guest name and :ro ("dir:/srv/data=data:ro" → "dir:/srv/data").
+func grantSourceOf(origin string) string {
+	k, src := grantSource(origin)
+	if strings.HasPrefix(src, "/") {
+		src = path.Clean(src)
+	}
+	return k + ":" + src
+}
+
+// Cut is what revoking a capability would cut off.
+type Cut struct {
+	Root    string   `json:"root"`
+	Revoked []string `json:"revoked"` // every capability, root first
+	Holders []string `json:"holders"` // their holders, in order of first appearance
+}
+
+// WhatIf returns what revoking capability id would cut off, without
+// doing it: id and everything derived from it not already revoked, and
+// their holders (the receipt Revoke would give).
+func (g *Graph) WhatIf(id string) (Cut, error) {
+	n := g.nodes[id]
+	if n == nil {
+		return Cut{}, fmt.Errorf("no capability %s in the graph: it never existed, or every holder has closed it", id)
+	}
+	cut := Cut{Root: id, Revoked: []string{}, Holders: []string{}}
+	seen := map[string]bool{}
+	var walk func(*Node)
+	walk = func(x *Node) {
+		if x.Revoked {
+			return
+		}
+		cut.Revoked = append(cut.Revoked, x.ID)
+		if x.Holder != "" && !seen[x.Holder] {
+			seen[x.Holder] = true
+			cut.Holders = append(cut.Holders, x.Holder)
+		}
+		for _, c := range sortedChildren(x) {
+			walk(c)
+		}
+	}
+	walk(n)
+	return cut, nil
+}
+
+// Query kinds of Answer.
+const (
+	QueryGraph  = "graph"
+	QueryWhoCan = "who-can"
+	QueryTrace  = "trace"
+	QueryWhatIf = "what-if"
+)
+
+// Answer answers one query on the graph with its JSON document: a
+// GraphDoc for QueryGraph, a []Reach for QueryWhoCan, a []Step for
+// QueryTrace, a Cut for QueryWhatIf.
+func (g *Graph) Answer(kind, arg string) (any, error) {
+	switch kind {
+	case QueryGraph:
+		return g.Doc(), nil
+	case QueryWhoCan:
+		if arg == "" {
+			return nil, errors.New("who-can: name a resource (sock:db, dir:/srv/data, a host path)")
+		}
+		r := g.WhoCan(arg)
+		if r == nil {
+			r = []Reach{}
+		}
+		return r, nil
+	case QueryTrace:
+		return g.Trace(arg)
+	case QueryWhatIf:
+		return g.WhatIf(arg)
+	}
+	return nil, fmt.Errorf("unknown audit query %q: use graph, who-can, trace or what-if", kind)
+}
+
+// FromDoc rebuilds the graph a GraphDoc describes.
+func FromDoc(d GraphDoc) *Graph {
+	g := NewGraph()
+	for _, n := range d.Caps { // parents come before children
+		g.add(Node{CapRecord: n.CapRecord, Revoked: n.Revoked, Closed: n.Closed})
+	}
+	for i := range d.Holders {
+		h := d.Holders[i]
+		g.holders[h.ID] = &h
+	}
+	if d.At != nil {
+		g.Last = *d.At
+	}
+	return g
+}

@@ -1,0 +1,343 @@
+package audit
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// kernelWithLog returns a kernel whose every event is appended to a new
+// log, and the log's path.
+func kernelWithLog(t *testing.T) (*caps.Kernel, *Log, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	k := caps.NewKernel(func(e caps.Event) {
+		if r, ok := FromEvent(e); ok {
+			if _, err := l.Append(r); err != nil {
+				t.Errorf("append: %v", err)
+			}
+		}
+	})
+	return k, l, path
+}
+
+// sameGraph fails unless the two graphs hold the same capabilities with
+// the same public description, tree and flags.
+func sameGraph(t *testing.T, live, replayed *Graph) {
+	t.Helper()
+	a, b := live.Doc().Caps, replayed.Doc().Caps
+	if len(a) != len(b) {
+		t.Fatalf("live graph has %d capabilities, replayed %d:\nlive:\n%s\nreplayed:\n%s", len(a), len(b), text(live), text(replayed))
+	}
+	for i := range a {
+		if !reflect.DeepEqual(a[i].CapRecord, b[i].CapRecord) || a[i].Revoked != b[i].Revoked || a[i].Closed != b[i].Closed {
+			t.Fatalf("capability %d differs:\nlive     %+v\nreplayed %+v", i, *a[i], *b[i])
+		}
+	}
+}
+
+func text(g *Graph) string {
+	var b bytes.Buffer
+	_ = g.Render(&b, "text")
+	return b.String()
+}
+
+// buildGraph makes a small delegation graph in k: a directory granted to
+// a, a file opened beneath it, the directory delegated to b (narrowed),
+// passed on to c in flight and adopted, and b's channel.
+func buildGraph(t *testing.T, k *caps.Kernel, dir string) (grant, toB, toC *caps.Cap) {
+	t.Helper()
+	a, b, c := &caps.Holder{ID: "g-a"}, &caps.Holder{ID: "g-b"}, &caps.Holder{ID: "g-c"}
+	d, err := caps.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, inh := caps.GrantRights(caps.KindDirectory, false)
+	grant = k.Mint(a, d, base, inh, "data", "dir:"+dir+"=data")
+	f, err := d.Open("x", caps.OpenFlags{Read: true, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Derive(grant, caps.Derivation{Holder: a, Edge: caps.EdgeOpen, Name: "x", Base: caps.RightFDRead, Resource: f}); err != nil {
+		t.Fatal(err)
+	}
+	ro := caps.RightFileOpen | caps.RightFDRead | caps.RightFileReaddir
+	if toB, err = k.Derive(grant, caps.Derivation{Holder: b, Edge: caps.EdgeDelegate, Name: "data", Base: ro & base, Inheriting: caps.RightFDRead}); err != nil {
+		t.Fatal(err)
+	}
+	if toC, err = k.Derive(toB, caps.Derivation{Edge: caps.EdgeDelegate, Name: "data", Base: caps.RightFileOpen | caps.RightFileReaddir}); err != nil {
+		t.Fatal(err)
+	}
+	k.Adopt(toC, c)
+	e1, _ := caps.NewChannelPair(true, "b-chan")
+	k.Create(b, e1, caps.RightsAll, 0, "chan", "fd_create2")
+	return grant, toB, toC
+}
+
+func TestReplayedGraphEqualsTheLiveOne(t *testing.T) {
+	k, l, path := kernelWithLog(t)
+	grant, toB, toC := buildGraph(t, k, t.TempDir())
+	check := func(step string) {
+		t.Helper()
+		replayed, err := Replay(path, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s:\n%s", step, text(replayed))
+		sameGraph(t, FromSnapshot(k.Snapshot(), nil), replayed)
+	}
+	check("built")
+	if err := toC.Narrow(caps.RightFileOpen, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("narrowed")
+	k.Close(grant) // its children keep it tracked
+	check("grant closed")
+	r := k.Revoke(toB, "test")
+	if len(r.Revoked) != 2 {
+		t.Fatalf("receipt %+v", r)
+	}
+	check("revoked")
+	k.Close(toC)
+	k.Close(toB)
+	check("closed")
+	l.Close()
+	if rep := mustVerify(t, path); rep.Bad != nil {
+		t.Fatalf("verify: %v", rep.Bad)
+	}
+}
+
+func TestQueriesAnswerFromTheGraph(t *testing.T) {
+	k, _, path := kernelWithLog(t)
+	dir := t.TempDir()
+	grant, toB, toC := buildGraph(t, k, dir)
+	g, err := Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := g.Trace(string(toC.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range chain {
+		got = append(got, s.Cap+"@"+s.Holder+"/"+s.Edge)
+	}
+	want := []string{string(grant.ID()) + "@g-a/grant", string(toB.ID()) + "@g-b/delegate", string(toC.ID()) + "@g-c/delegate"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("trace %v, want %v", got, want)
+	}
+
+	holders := func(rs []Reach) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Holder+":"+r.Cap)
+		}
+		return out
+	}
+	wantDir := []string{"g-a:" + string(grant.ID()), "g-b:" + string(toB.ID()), "g-c:" + string(toC.ID())}
+	for _, q := range []string{"dir:" + dir, "dir " + dir, dir} {
+		if got := holders(g.WhoCan(q)); !reflect.DeepEqual(got, wantDir) {
+			t.Fatalf("who-can %q: %v, want %v", q, got, wantDir)
+		}
+	}
+	// A file beneath the directory is reached through every copy of it,
+	// and through the file opened from it.
+	if got := g.WhoCan(filepath.Join(dir, "x")); len(got) != 4 {
+		t.Fatalf("who-can of the file: %v, want the 3 directory copies and the file", holders(got))
+	}
+	if got := g.WhoCan("/elsewhere"); len(got) != 0 {
+		t.Fatalf("who-can /elsewhere: %v", holders(got))
+	}
+
+	cut, err := g.WhatIf(string(toB.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cut.Revoked, []string{string(toB.ID()), string(toC.ID())}) || !reflect.DeepEqual(cut.Holders, []string{"g-b", "g-c"}) {
+		t.Fatalf("what-if %+v", cut)
+	}
+	// What-if changes nothing; the revocation then cuts exactly that.
+	r := k.Revoke(toB, "after what-if")
+	if len(r.Revoked) != len(cut.Revoked) || !reflect.DeepEqual(r.Holders, cut.Holders) {
+		t.Fatalf("receipt %+v, what-if said %+v", r, cut)
+	}
+	if _, err := g.Trace("c-none"); err == nil {
+		t.Fatal("trace of an unknown capability succeeded")
+	}
+}
+
+func TestReplayAsOfATime(t *testing.T) {
+	k, _, path := kernelWithLog(t)
+	grant, _, _ := buildGraph(t, k, t.TempDir())
+	var before Record
+	_ = Scan(path, func(r Record, _ Pos) error { before = r; return nil })
+	k.Revoke(grant, "later")
+	then, err := Replay(path, before.Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1, _ := then.Node(string(grant.ID()))
+	n2, _ := now.Node(string(grant.ID()))
+	if n1 == nil || n2 == nil || n1.Revoked || !n2.Revoked {
+		t.Fatalf("as of before the revocation: %+v; now: %+v", n1, n2)
+	}
+}
+
+func TestRenderFormats(t *testing.T) {
+	k, _, path := kernelWithLog(t)
+	grant, toB, _ := buildGraph(t, k, t.TempDir())
+	k.Revoke(toB, "x")
+	g, err := Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dot, js, txt bytes.Buffer
+	for f, w := range map[string]*bytes.Buffer{"dot": &dot, "json": &js, "text": &txt} {
+		if err := g.Render(w, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edge := `"` + string(grant.ID()) + `" -> "` + string(toB.ID()) + `"`
+	if !strings.HasPrefix(dot.String(), "digraph sandboxd {") || !strings.Contains(dot.String(), edge) || !strings.Contains(dot.String(), "color=red") {
+		t.Fatalf("dot:\n%s", dot.String())
+	}
+	if !strings.Contains(js.String(), `"revoked": true`) || !strings.Contains(txt.String(), "REVOKED") {
+		t.Fatalf("json:\n%s\ntext:\n%s", js.String(), txt.String())
+	}
+	if err := g.Render(os.Stdout, "svg"); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+}
+
+func TestNoTokenInTheLog(t *testing.T) {
+	k, l, path := kernelWithLog(t)
+	grant, toB, _ := buildGraph(t, k, t.TempDir())
+	l.Close()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*caps.Cap{grant, toB} {
+		tok := c.Token()
+		if bytes.Contains(data, []byte(tok.String())) || bytes.Contains(data, []byte(tok.Hash())) {
+			t.Fatalf("the log holds %s's token or its hash", c.ID())
+		}
+	}
+}
+
+func TestGrantSourceReadsTheGrantGrammarsEscapes(t *testing.T) {
+	for text, want := range map[string]string{
+		"dir:/srv/data=data:ro": "/srv/data",
+		"dir:/srv/data":         "/srv/data",
+		`dir:/a\=b=name`:        "/a=b",
+		`file:/x\:ro`:           "/x:ro",
+		"sock:db":               "db",
+	} {
+		if _, got := grantSource(text); got != want {
+			t.Errorf("grantSource(%q) = %q, want %q", text, got, want)
+		}
+	}
+}
+
+// Concurrent derivations, delegations, closes and revocations: once they
+// are over, the graph replayed from the log is the kernel's, whatever
+// order their records reached the log in.
+func TestReplayEqualsTheLiveGraphAfterConcurrentChanges(t *testing.T) {
+	k, l, path := kernelWithLog(t)
+	d, err := caps.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, inh := caps.GrantRights(caps.KindDirectory, false)
+	root := k.Mint(&caps.Holder{ID: "g-root"}, d, base, inh, "d", "dir:/x")
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := &caps.Holder{ID: fmt.Sprintf("g-%d", w)}
+			for i := 0; i < 50; i++ {
+				mid, err := k.Derive(root, caps.Derivation{Holder: h, Edge: caps.EdgeDelegate, Base: caps.RightFileOpen})
+				if err != nil {
+					continue // revoked meanwhile: nothing to record
+				}
+				leaf, err := k.Derive(mid, caps.Derivation{Holder: h, Edge: caps.EdgeDup, Base: caps.RightFileOpen})
+				switch {
+				case i%3 == 0:
+					k.Revoke(mid, "worker")
+				case i%3 == 1 && err == nil:
+					k.Close(mid) // leaf keeps it tracked
+				case err == nil:
+					k.Close(leaf)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	l.Close()
+	replayed, err := Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameGraph(t, FromSnapshot(k.Snapshot(), nil), replayed)
+}
+
+// The kernel records a change after making it, outside its lock: two
+// concurrent changes can reach the log in the other order. Replay gives
+// the graph the kernel has either way.
+func TestReplayHandlesRecordsThatCrossed(t *testing.T) {
+	rec := func(typ, id, parent string) Record {
+		return Record{Type: typ, Cap: &CapRecord{ID: id, Parent: parent, Kind: "dir", Edge: "delegate", Holder: "g-1"}}
+	}
+	g := NewGraph()
+	g.Apply(rec(TypeGrant, "p", ""))
+	// p was closed after the kernel linked c under it, but its close was
+	// recorded first: p stays tracked, as c's parent.
+	g.Apply(rec(TypeClose, "p", ""))
+	g.Apply(rec(TypeDelegate, "c", "p"))
+	// d was derived under c before c's revocation cut it off, but the
+	// revocation was recorded first.
+	g.Apply(Record{Type: TypeRevoke, Cap: &CapRecord{ID: "c"}, Receipt: &ReceiptRecord{Root: "c", Revoked: []string{"c", "d"}}})
+	g.Apply(rec(TypeDelegate, "d", "c"))
+	var got []string
+	for _, n := range g.Nodes() {
+		got = append(got, fmt.Sprintf("%s<%s revoked=%v closed=%v", n.ID, n.Parent, n.Revoked, n.Closed))
+	}
+	want := []string{"p< revoked=false closed=true", "c<p revoked=true closed=false", "d<c revoked=true closed=false"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("graph %q, want %q", got, want)
+	}
+}
+
+func TestRecentForgetsOnlyOldEntries(t *testing.T) {
+	var r recent[int]
+	for i := 0; i < 3*recentWindow; i++ {
+		r.put(strconv.Itoa(i), i+1)
+	}
+	if r.get("0") != 0 || r.get(strconv.Itoa(3*recentWindow-1)) != 3*recentWindow || r.get(strconv.Itoa(2*recentWindow)) != 2*recentWindow+1 {
+		t.Fatal("recent kept an old entry or lost a recent one")
+	}
+	r.remove(strconv.Itoa(2 * recentWindow))
+	if r.get(strconv.Itoa(2*recentWindow)) != 0 {
+		t.Fatal("removed entry still there")
+	}
+}

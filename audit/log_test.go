@@ -1,0 +1,290 @@
+package audit
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// writeLog appends n grant records to a new log in a temporary directory
+// and closes it. It returns the log's path.
+func writeLog(t testing.TB, n int, opts Options) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if _, err := l.Append(Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "dir", Base: "fd_read", Edge: "grant"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func mustVerify(t *testing.T, path string) Report {
+	t.Helper()
+	rep, err := Verify(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestAppendChainsRecordsAndVerifies(t *testing.T) {
+	path := writeLog(t, 5, Options{})
+	rep := mustVerify(t, path)
+	if rep.Bad != nil || rep.Torn != nil || rep.Records != 6 || rep.HeadSeq != 6 {
+		t.Fatalf("report %+v, want 6 good records (open + 5)", rep)
+	}
+	var types []string
+	err := Scan(path, func(r Record, p Pos) error {
+		types = append(types, r.Type)
+		if r.V != Version || r.Seq != uint64(p.Line) {
+			t.Errorf("%s: record %+v: want version %d and seq = line", p, r, Version)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(types, ",") != "open,grant,grant,grant,grant,grant" {
+		t.Fatalf("types %v", types)
+	}
+}
+
+func TestReopenContinuesTheChain(t *testing.T) {
+	path := writeLog(t, 3, Options{})
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "c0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if r.Seq != 6 { // open, 3 grants, open, close
+		t.Fatalf("seq after reopening %d, want 6", r.Seq)
+	}
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != 6 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestSecondWriterIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "in use by another writer") {
+		t.Fatalf("second Open: %v, want in use", err)
+	}
+}
+
+func TestRotationKeepsTheChainAcrossFiles(t *testing.T) {
+	path := writeLog(t, 50, Options{MaxFileBytes: 1024})
+	files := Files(path)
+	if len(files) < 3 {
+		t.Fatalf("files %v: want rotation at 1KiB", files)
+	}
+	rep := mustVerify(t, path)
+	if rep.Bad != nil || rep.Records != 51 {
+		t.Fatalf("report %+v", rep)
+	}
+	// Reopening appends to the last file and keeps the chain.
+	l, err := Open(path, Options{MaxFileBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != 52 {
+		t.Fatalf("after reopening: %+v", rep)
+	}
+	// Removing the first file cuts the chain's beginning.
+	if err := os.Remove(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(path); err == nil {
+		t.Fatalf("verify of a log without its first file: no error")
+	}
+}
+
+func TestRemovedMiddleFileIsNamed(t *testing.T) {
+	path := writeLog(t, 50, Options{MaxFileBytes: 1024})
+	files := Files(path)
+	// Rename the last file into the place of the second: the chain jumps.
+	last := files[len(files)-1]
+	if err := os.Rename(last, files[1]); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustVerify(t, path)
+	if rep.Bad == nil || rep.Bad.Pos.File != files[1] || rep.Bad.Pos.Line != 1 || !strings.Contains(rep.Bad.Reason, "deleted") {
+		t.Fatalf("report %+v, want a gap at %s:1", rep.Bad, files[1])
+	}
+}
+
+func TestConcurrentAppendsShareFsyncs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 16, 50
+	var wg sync.WaitGroup
+	seqs := make(chan uint64, workers*each)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				r, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "x"}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				seqs <- r.Seq
+			}
+		}()
+	}
+	wg.Wait()
+	close(seqs)
+	l.Close()
+	seen := map[uint64]bool{}
+	for s := range seqs {
+		if seen[s] {
+			t.Fatalf("seq %d given twice", s)
+		}
+		seen[s] = true
+	}
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != workers*each+1 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestAppendAfterCloseFails(t *testing.T) {
+	path := writeLog(t, 1, Options{})
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, err := l.Append(Record{Type: TypeClose}); err == nil {
+		t.Fatal("append after close succeeded")
+	}
+}
+
+// lines reads a log file's lines, each with its newline.
+func lines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.SplitAfter(data, []byte{'\n'})
+}
+
+func rewrite(t *testing.T, path string, ls [][]byte) {
+	t.Helper()
+	if err := os.WriteFile(path, bytes.Join(ls, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTamperingIsDetectedAtTheRecord(t *testing.T) {
+	cases := []struct {
+		name   string
+		tamper func([][]byte) [][]byte
+		line   int // the line Verify must name
+		reason string
+	}{
+		{"edited", func(ls [][]byte) [][]byte {
+			ls[3] = bytes.Replace(ls[3], []byte(`"c2"`), []byte(`"c9"`), 1)
+			return ls
+		}, 4, "changed after it was written"},
+		{"deleted", func(ls [][]byte) [][]byte {
+			return append(ls[:3:3], ls[4:]...)
+		}, 4, "1 record(s) before this one were deleted"},
+		{"reordered", func(ls [][]byte) [][]byte {
+			ls[3], ls[4] = ls[4], ls[3]
+			return ls
+		}, 4, "deleted or moved"},
+		{"truncated record", func(ls [][]byte) [][]byte {
+			ls[3] = append(ls[3][:20:20], '\n')
+			return ls
+		}, 4, "not a JSON record"},
+		{"first record removed", func(ls [][]byte) [][]byte {
+			return ls[1:]
+		}, 1, "starts at seq 2"},
+		{"repeated", func(ls [][]byte) [][]byte {
+			return append(ls[:4:4], ls[3:]...)
+		}, 5, "reordered or repeated"},
+		{"joined", func(ls [][]byte) [][]byte {
+			ls[2] = ls[2][:len(ls[2])-1]
+			return ls
+		}, 3, "not a JSON record"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeLog(t, 6, Options{})
+			rewrite(t, path, tc.tamper(lines(t, path)))
+			rep := mustVerify(t, path)
+			if rep.Bad == nil {
+				t.Fatalf("tampering not detected: %+v", rep)
+			}
+			if rep.Bad.Pos.Line != tc.line || !strings.Contains(rep.Bad.Reason, tc.reason) {
+				t.Fatalf("bad %v, want line %d with %q", rep.Bad, tc.line, tc.reason)
+			}
+		})
+	}
+}
+
+func TestTornLastLineIsACrashNotTampering(t *testing.T) {
+	path := writeLog(t, 4, Options{})
+	ls := lines(t, path)
+	n := len(ls) - 1 // SplitAfter leaves an empty last element
+	ls[n-1] = ls[n-1][:len(ls[n-1])/2]
+	rewrite(t, path, ls)
+	rep := mustVerify(t, path)
+	if rep.Bad != nil || rep.Torn == nil || rep.Torn.Line != n || rep.Records != n-1 {
+		t.Fatalf("report %+v (torn %v), want torn line %d after %d good records", rep, rep.Torn, n, n-1)
+	}
+	// The next writer cuts the torn line off, says so, and the chain is
+	// whole again.
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	rep = mustVerify(t, path)
+	if rep.Bad != nil || rep.Torn != nil || rep.Records != n {
+		t.Fatalf("after reopening: %+v", rep)
+	}
+	var open Record
+	_ = Scan(path, func(r Record, _ Pos) error { open = r; return nil })
+	if open.Type != TypeOpen || open.Discarded == 0 {
+		t.Fatalf("last record %+v, want an open record with the discarded bytes", open)
+	}
+}
+
+func TestTornLineInAnEarlierFileIsTampering(t *testing.T) {
+	path := writeLog(t, 30, Options{MaxFileBytes: 1024})
+	first := Files(path)[0]
+	data, _ := os.ReadFile(first)
+	if err := os.WriteFile(first, data[:len(data)-5], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustVerify(t, path); rep.Bad == nil || rep.Bad.Pos.File != first {
+		t.Fatalf("report %+v, want a bad line in %s", rep, first)
+	}
+}

@@ -1,0 +1,248 @@
+package audit
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Pos is where a record is: its file and line (1-based).
+type Pos struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d", p.File, p.Line) }
+
+// maxLine bounds one record's line. Records are small (a receipt of a
+// large revocation is the largest); a longer line is not one of ours.
+const maxLine = 64 << 20
+
+// Line is one line of a log as read: its bytes (no newline), where it is,
+// and whether it ended with a newline.
+type Line struct {
+	Data     []byte
+	Pos      Pos
+	Complete bool
+}
+
+// ScanLines calls fn for each line of the log at path, in chain order,
+// until fn returns an error (which ScanLines returns; errStop ends the
+// scan with nil). Data is valid only during the call.
+func ScanLines(path string, fn func(Line) error) error {
+	files := Files(path)
+	if len(files) == 0 {
+		return fmt.Errorf("audit log %s: %w", path, os.ErrNotExist)
+	}
+	for _, name := range files {
+		if err := scanFile(name, fn); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+var errStop = errors.New("stop")
+
+func scanFile(name string, fn func(Line) error) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	return scanReader(f, name, fn)
+}
+
+func scanReader(r io.Reader, name string, fn func(Line) error) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	var long []byte
+	for n := 1; ; n++ {
+		data, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], data...)
+			for errors.Is(err, bufio.ErrBufferFull) && len(long) <= maxLine {
+				data, err = br.ReadSlice('\n')
+				long = append(long, data...)
+			}
+			data = long
+		}
+		if len(data) == 0 && err == io.EOF {
+			return nil
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("audit log %s:%d: %w", name, n, err)
+		}
+		complete := len(data) > 0 && data[len(data)-1] == '\n'
+		if complete {
+			data = data[:len(data)-1]
+		}
+		if ferr := fn(Line{Data: data, Pos: Pos{File: name, Line: n}, Complete: complete}); ferr != nil {
+			return ferr
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// Scan calls fn with each record of the log at path, in order. It stops
+// at the first line that is not a record, with an error naming it; an
+// incomplete last line (see Verify) ends the scan without error.
+func Scan(path string, fn func(Record, Pos) error) error {
+	return ScanLines(path, func(l Line) error {
+		if !l.Complete {
+			return errStop
+		}
+		r, err := ParseRecord(l.Data)
+		if err != nil {
+			return fmt.Errorf("audit log %s: %w", l.Pos, err)
+		}
+		return fn(r, l.Pos)
+	})
+}
+
+// Report is what Verify found.
+type Report struct {
+	Records int      `json:"records"`
+	Files   []string `json:"files"`
+	// HeadSeq and Head are the last good record's seq and the SHA-256 of
+	// its line: keep them elsewhere to detect later removal of records at
+	// the end, which no chain can show by itself.
+	HeadSeq uint64 `json:"head_seq"`
+	Head    string `json:"head"`
+	// Bad is the first record that breaks the chain, and why; nil when
+	// the log is intact.
+	Bad *Problem `json:"bad,omitempty"`
+	// Torn is an incomplete last line: a write a crash cut short. It was
+	// never acknowledged (records are acknowledged once fsynced, whole),
+	// so it is not tampering; the next writer cuts it off.
+	Torn *Pos `json:"torn,omitempty"`
+}
+
+// Problem is a record that breaks the chain.
+type Problem struct {
+	Pos    Pos    `json:"pos"`
+	Seq    uint64 `json:"seq,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (p *Problem) String() string {
+	if p.Seq > 0 {
+		return fmt.Sprintf("%s (seq %d): %s", p.Pos, p.Seq, p.Reason)
+	}
+	return fmt.Sprintf("%s: %s", p.Pos, p.Reason)
+}
+
+// verifier checks one line after another.
+type verifier struct {
+	rep      Report
+	prevLine []byte // the previous record's line
+	prevPos  Pos
+	prevSeq  uint64
+	pending  *Line // an incomplete line: torn if nothing follows it
+}
+
+// Verify reads the whole log at path and checks its chain: every line a
+// record of a known version, seqs consecutive from 1, each record's prev
+// the hash of the line before. It names the first record that fails, and
+// why. An error is returned only when the log cannot be read.
+func Verify(path string) (Report, error) {
+	v := &verifier{}
+	err := ScanLines(path, func(l Line) error {
+		if v.rep.Bad != nil {
+			return errStop
+		}
+		v.line(l)
+		return nil
+	})
+	v.rep.Files = Files(path)
+	v.finish()
+	return v.rep, err
+}
+
+// VerifyReader checks a log held in one stream (see Verify).
+func VerifyReader(r io.Reader, name string) (Report, error) {
+	v := &verifier{}
+	err := scanReader(r, name, func(l Line) error {
+		if v.rep.Bad != nil {
+			return errStop
+		}
+		v.line(l)
+		return nil
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	v.rep.Files = []string{name}
+	v.finish()
+	return v.rep, err
+}
+
+func (v *verifier) bad(pos Pos, seq uint64, format string, args ...any) {
+	v.rep.Bad = &Problem{Pos: pos, Seq: seq, Reason: fmt.Sprintf(format, args...)}
+}
+
+func (v *verifier) line(l Line) {
+	if v.pending != nil {
+		// An incomplete line with more after it: not a crash's.
+		v.bad(v.pending.Pos, 0, "the line is not terminated and more follows it: the file was cut or joined")
+		return
+	}
+	if !l.Complete {
+		cp := l
+		cp.Data = nil
+		v.pending = &cp
+		return
+	}
+	r, err := ParseRecord(l.Data)
+	if err != nil {
+		v.bad(l.Pos, 0, "%v", err)
+		return
+	}
+	v.check(r, l)
+	if v.rep.Bad == nil {
+		v.prevLine = append(v.prevLine[:0], l.Data...)
+		v.prevPos, v.prevSeq = l.Pos, r.Seq
+		v.rep.Records++
+	}
+}
+
+// check checks record r, on line l, against the one before it.
+func (v *verifier) check(r Record, l Line) {
+	switch {
+	case v.prevSeq == 0 && (r.Seq != 1 || r.Prev != ""):
+		v.bad(l.Pos, r.Seq, "the log starts at seq %d, not 1: its beginning (an earlier file, or its first records) was removed", r.Seq)
+	case v.prevSeq != 0 && r.Seq == v.prevSeq+1 && r.Prev != hashHex(v.prevLine):
+		v.bad(v.prevPos, v.prevSeq, "the record was changed after it was written: the next one (%s) holds another hash of it (or its own prev was edited)", l.Pos)
+	case v.prevSeq != 0 && r.Seq <= v.prevSeq:
+		v.bad(l.Pos, r.Seq, "seq %d after seq %d: records were reordered or repeated", r.Seq, v.prevSeq)
+	case v.prevSeq != 0 && r.Seq > v.prevSeq+1:
+		v.bad(l.Pos, r.Seq, "seq %d follows seq %d: %d record(s) before this one were deleted or moved", r.Seq, v.prevSeq, r.Seq-v.prevSeq-1)
+	}
+}
+
+func (v *verifier) finish() {
+	if v.rep.Bad == nil && v.pending != nil {
+		p := v.pending.Pos
+		if len(v.rep.Files) > 0 && p.File != v.rep.Files[len(v.rep.Files)-1] {
+			v.bad(p, 0, "the last line of a file that is not the log's last is incomplete: the file was cut")
+		} else {
+			v.rep.Torn = &p
+		}
+	}
+	if v.prevSeq > 0 {
+		v.rep.HeadSeq, v.rep.Head = v.prevSeq, hashHex(v.prevLine)
+	}
+}
+
+func hashHex(line []byte) string {
+	h := sha256.Sum256(line)
+	return hex.EncodeToString(h[:])
+}

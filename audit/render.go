@@ -1,0 +1,157 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// GraphDoc is a graph's JSON form (`sandboxd audit graph --format json`).
+type GraphDoc struct {
+	// At is the time of the last record replayed; absent for a live
+	// graph.
+	At      *time.Time   `json:"at,omitempty"`
+	Holders []HolderInfo `json:"holders"`
+	Caps    []*Node      `json:"caps"`
+}
+
+// Doc returns the graph's JSON form.
+func (g *Graph) Doc() GraphDoc {
+	d := GraphDoc{Holders: g.Holders(), Caps: g.Nodes()}
+	if !g.Last.IsZero() {
+		at := g.Last
+		d.At = &at
+	}
+	if d.Caps == nil {
+		d.Caps = []*Node{}
+	}
+	return d
+}
+
+// Render writes the graph in format "text", "json" or "dot" (Graphviz).
+func (g *Graph) Render(w io.Writer, format string) error {
+	switch format {
+	case "text":
+		return g.renderText(w)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(g.Doc())
+	case "dot":
+		return g.renderDot(w)
+	}
+	return fmt.Errorf("unknown graph format %q: use text, json or dot", format)
+}
+
+// renderText writes one capability a line, indented under its parent.
+func (g *Graph) renderText(w io.Writer) error {
+	var err error
+	var walk func(n *Node, depth int)
+	walk = func(n *Node, depth int) {
+		if err != nil {
+			return
+		}
+		_, err = fmt.Fprintf(w, "%s%s\n", strings.Repeat("  ", depth), g.describe(n))
+		for _, c := range sortedChildren(n) {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range g.roots() {
+		walk(r, 0)
+	}
+	return err
+}
+
+// describe is one capability in a line: "ID EDGE KIND NAME holder H
+// (MODULE) rights R [resource] [origin] [revoked|closed]".
+func (g *Graph) describe(n *Node) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s", n.ID, n.Edge, n.Kind)
+	if n.Name != "" {
+		fmt.Fprintf(&b, " %q", n.Name)
+	}
+	fmt.Fprintf(&b, " held by %s", g.holderText(n.Holder))
+	fmt.Fprintf(&b, " rights %s", n.Base)
+	if n.Removed != "" {
+		fmt.Fprintf(&b, " (removed %s)", n.Removed)
+	}
+	if n.Resource != "" {
+		fmt.Fprintf(&b, " [%s]", n.Resource)
+	}
+	if n.Origin != "" {
+		fmt.Fprintf(&b, " from %q", n.Origin)
+	}
+	if n.Revoked {
+		b.WriteString(" REVOKED")
+	}
+	if n.Closed {
+		b.WriteString(" closed")
+	}
+	return b.String()
+}
+
+func (g *Graph) holderText(id string) string {
+	if id == "" {
+		return "(in flight)"
+	}
+	if h := g.holders[id]; h != nil && h.Module != "" {
+		return id + " (" + h.Module + ")"
+	}
+	return id
+}
+
+// renderDot writes a Graphviz digraph: one cluster per holder, one box
+// per capability, an arrow from each capability to those derived from it,
+// labelled with the edge and the rights it removed.
+func (g *Graph) renderDot(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("digraph sandboxd {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n  edge [fontname=\"monospace\", fontsize=9];\n")
+	byHolder := map[string][]*Node{}
+	nodes := g.Nodes()
+	for _, n := range nodes {
+		byHolder[n.Holder] = append(byHolder[n.Holder], n)
+	}
+	holders := make([]string, 0, len(byHolder))
+	for h := range byHolder {
+		holders = append(holders, h)
+	}
+	sort.Strings(holders)
+	for i, h := range holders {
+		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%s;\n", i, dotQuote(g.holderText(h)))
+		for _, n := range byHolder[h] {
+			label := fmt.Sprintf("%s\n%s %s\n%s", n.ID, n.Kind, n.Name, n.Resource)
+			style := ""
+			if n.Revoked {
+				style = ", style=dashed, color=red"
+			} else if n.Closed {
+				style = ", style=dotted"
+			}
+			fmt.Fprintf(&b, "    %s [label=%s%s];\n", dotQuote(n.ID), dotQuote(label), style)
+		}
+		b.WriteString("  }\n")
+	}
+	for _, n := range nodes {
+		if n.parent == nil || g.nodes[n.parent.ID] != n.parent {
+			continue
+		}
+		label := n.Edge
+		if n.Removed != "" {
+			label += "\n-" + strings.ReplaceAll(n.Removed, "|", "\n-")
+		}
+		fmt.Fprintf(&b, "  %s -> %s [label=%s];\n", dotQuote(n.parent.ID), dotQuote(n.ID), dotQuote(label))
+	}
+	b.WriteString("}\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// dotQuote quotes s as a Graphviz string, newlines as \n.
+func dotQuote(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `"`, `\"`)
+	s = strings.ReplaceAll(s, "\n", `\n`)
+	return `"` + s + `"`
+}

@@ -1,0 +1,319 @@
+package audit
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+// A suggested policy is the least one (docs/POLICY.md's language) under
+// which what the log shows the guests did would have been allowed: one
+// grant rule per resource a guest was granted, for its module (by
+// SHA-256) and the user that launched it, with the rights it was given;
+// one delegate rule per resource a guest passed on, with the depth and
+// live copies it reached, the rights it passed and, when every recipient
+// was a launched guest, their modules. Anything else is denied by
+// default.
+
+// usage is what the log shows of the guests.
+type usage struct {
+	guests map[string]*GuestRecord
+	caps   map[string]*CapRecord // every capability ever recorded
+	grants map[grantKey]*grantUse
+	dels   map[delKey]*delUse
+	live   map[string]map[string]bool // root → its passed-on copies alive
+	order  []any                      // grant and delegate uses, first seen first
+}
+
+type grantKey struct {
+	sha, selector string
+	uid           uint32
+}
+
+type grantUse struct {
+	grantKey
+	module string
+	kind   string
+	decl   string // the resource block a named selector needs, or ""
+	rights caps.Rights
+}
+
+type delKey struct{ sha, selector string }
+
+type delUse struct {
+	delKey
+	module    string
+	depth     int
+	copies    int
+	rights    caps.Rights
+	to        map[string]bool
+	toUnknown bool
+}
+
+// Suggest reads the log at path and returns the least policy that would
+// have allowed what guest did (every guest when guest is ""), as HCL
+// that policies.Parse loads.
+func Suggest(path, guest string) (string, error) {
+	u := &usage{
+		guests: map[string]*GuestRecord{}, caps: map[string]*CapRecord{},
+		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
+	}
+	// A launch's handles are recorded before its guest's start: read the
+	// guests first.
+	err := Scan(path, func(r Record, _ Pos) error {
+		if r.Type == TypeGuestStart && r.Guest != nil {
+			u.guests[r.Guest.ID] = r.Guest
+		}
+		return nil
+	})
+	if err == nil {
+		err = Scan(path, func(r Record, _ Pos) error {
+			u.apply(r, guest)
+			return nil
+		})
+	}
+	if err != nil {
+		return "", err
+	}
+	if guest != "" && u.guests[guest] == nil {
+		return "", fmt.Errorf("guest %s never started in this log: see sandboxd audit log for the guests it holds", guest)
+	}
+	return u.render(path, guest)
+}
+
+func (u *usage) apply(r Record, guest string) {
+	switch r.Type {
+	case TypeGrant:
+		u.caps[r.Cap.ID] = r.Cap
+		if g := u.guests[r.Cap.Holder]; g != nil && isGrantOrigin(r.Cap.Origin) && (guest == "" || g.ID == guest) {
+			u.grant(g, r.Cap)
+		}
+	case TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
+		u.caps[r.Cap.ID] = r.Cap
+		if r.Type == TypeDelegate || r.Type == TypeSpawn {
+			u.delegate(r.Cap, guest)
+		}
+	case TypeAdopt:
+		if c := u.caps[r.Cap.ID]; c != nil {
+			c.Holder = r.Cap.Holder
+		}
+	case TypeClose:
+		u.forget(r.Cap.ID)
+	case TypeRevoke:
+		if r.Receipt != nil {
+			for _, id := range r.Receipt.Revoked {
+				u.forget(id)
+			}
+		}
+	}
+}
+
+// isGrantOrigin reports whether a root capability's origin is a grant's
+// text rather than the launch's own handles (stdio, supervisor channel).
+func isGrantOrigin(o string) bool {
+	k, _, ok := strings.Cut(o, ":")
+	return ok && isKindName(k)
+}
+
+func (u *usage) grant(g *GuestRecord, c *CapRecord) {
+	kind, sel, decl := selectorOf(c)
+	key := grantKey{sha: g.SHA256, selector: sel, uid: g.UID}
+	gu := u.grants[key]
+	if gu == nil {
+		gu = &grantUse{grantKey: key, module: g.Module, kind: kind, decl: decl}
+		u.grants[key] = gu
+		u.order = append(u.order, gu)
+	}
+	gu.rights |= rightsOf(c)
+}
+
+func rightsOf(c *CapRecord) caps.Rights {
+	b, _ := ParseRights(c.Base)
+	i, _ := ParseRights(c.Inheriting)
+	return b | i
+}
+
+// delegate counts c, passed on from its parent's holder, for that holder
+// if it is a launched guest of interest.
+func (u *usage) delegate(c *CapRecord, guest string) {
+	p := u.caps[c.Parent]
+	if p == nil {
+		return
+	}
+	// The new copy's depth: the delegate and spawn edges from its root
+	// down to it, its own included.
+	root, depth := c, 0
+	for x := c; x != nil; x = u.caps[x.Parent] {
+		if x.Edge == "delegate" || x.Edge == "spawn" {
+			depth++
+		}
+		root = x
+	}
+	live := u.live[root.ID]
+	if live == nil {
+		live = map[string]bool{}
+		u.live[root.ID] = live
+	}
+	copies := len(live) + 1
+	live[c.ID] = true
+	g := u.guests[p.Holder]
+	if g == nil || root.Edge != "grant" || !isGrantOrigin(root.Origin) || (guest != "" && g.ID != guest) {
+		return
+	}
+	_, sel, _ := selectorOf(root)
+	key := delKey{sha: g.SHA256, selector: sel}
+	du := u.dels[key]
+	if du == nil {
+		du = &delUse{delKey: key, module: g.Module, to: map[string]bool{}}
+		u.dels[key] = du
+		u.order = append(u.order, du)
+	}
+	du.depth, du.copies = max(du.depth, depth), max(du.copies, copies)
+	du.rights |= rightsOf(c)
+	if to := u.guests[c.Holder]; to != nil {
+		du.to[to.SHA256] = true
+	} else {
+		du.toUnknown = true // in flight on a channel, or a spawned child
+	}
+}
+
+// forget takes a closed or revoked capability out of the live copies.
+func (u *usage) forget(id string) {
+	for _, live := range u.live {
+		delete(live, id)
+	}
+}
+
+// selectorOf is how a policy names what root capability c was granted
+// from: its kind, the selector, and the resource block a named one needs.
+func selectorOf(c *CapRecord) (kind, selector, decl string) {
+	kind, src := grantSource(c.Origin)
+	_, where, _ := strings.Cut(c.Resource, " ")
+	switch {
+	case (kind == "dir" || kind == "file") && (strings.Contains(src, "/") || src == "." || src == ".."):
+		if !strings.HasPrefix(where, "/") {
+			where = src
+		}
+		return kind, kind + ":" + path.Clean(where), ""
+	case kind == "dir" || kind == "file":
+		return kind, kind + ":" + src, fmt.Sprintf("resource %q %q {\n  path = %q\n}\n", kind, src, where)
+	case kind == "sock" || kind == "listen":
+		attr := "tcp"
+		if strings.HasPrefix(where, "/") {
+			attr = "unix"
+		}
+		return kind, kind + ":" + src, fmt.Sprintf("resource %q %q {\n  %s = %q\n}\n", kind, src, attr, where)
+	}
+	return kind, kind + ":" + src, fmt.Sprintf("resource %q %q {}\n", kind, src)
+}
+
+// grantSource splits a grant's text (KIND:SOURCE[=NAME][:ro], with '\'
+// escaping '=', '\' and a trailing ":ro") into its kind and source.
+func grantSource(text string) (kind, src string) {
+	kind, rest, _ := strings.Cut(text, ":")
+	if n := len(rest) - len(":ro"); n >= 0 && rest[n:] == ":ro" && !escaped(rest, n) {
+		rest = rest[:n]
+	}
+	var b strings.Builder
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case c == '\\' && i+1 < len(rest):
+			i++
+			b.WriteByte(rest[i])
+		case c == '=':
+			return kind, b.String()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return kind, b.String()
+}
+
+// escaped reports whether s[i] follows an odd number of backslashes.
+func escaped(s string, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && s[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+var nameUnsafe = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// render writes the policy, and checks that it loads.
+func (u *usage) render(logPath, guest string) (string, error) {
+	var b strings.Builder
+	who := "every guest"
+	if guest != "" {
+		who = "guest " + guest
+	}
+	fmt.Fprintf(&b, "# The least policy that allows what %s did, as %s records it\n# (sandboxd policy suggest --from-audit). Review it before use.\n\n", who, logPath)
+	decls := map[string]bool{}
+	var rules strings.Builder
+	names := map[string]int{}
+	for _, x := range u.order {
+		switch x := x.(type) {
+		case *grantUse:
+			if x.decl != "" && !decls[x.decl] {
+				decls[x.decl] = true
+				b.WriteString(x.decl + "\n")
+			}
+			writeGrant(&rules, ruleName(names, x.module, x.selector), x)
+		case *delUse:
+			writeDelegate(&rules, ruleName(names, x.module, "pass-"+x.selector), x)
+		}
+	}
+	b.WriteString(rules.String())
+	out := b.String()
+	if _, err := policies.Parse("suggested.hcl", []byte(out)); err != nil {
+		return out, fmt.Errorf("the suggested policy does not load (%v): write one by hand from sandboxd audit log", err)
+	}
+	return out, nil
+}
+
+// ruleName is a unique rule name made of the module's and the selector's.
+func ruleName(seen map[string]int, module, sel string) string {
+	n := strings.Trim(nameUnsafe.ReplaceAllString(strings.TrimSuffix(module, ".wasm")+"-"+sel, "-"), "-")
+	if len(n) > 200 {
+		n = n[:200]
+	}
+	seen[n]++
+	if seen[n] > 1 {
+		n += "-" + strconv.Itoa(seen[n])
+	}
+	return n
+}
+
+func rightsList(r caps.Rights) string {
+	var names []string
+	for _, n := range strings.Split(r.String(), "|") {
+		names = append(names, strconv.Quote(n))
+	}
+	return "[" + strings.Join(names, ", ") + "]"
+}
+
+func writeGrant(b *strings.Builder, name string, g *grantUse) {
+	fmt.Fprintf(b, "grant %q {\n  resources = [%q]\n  rights    = %s\n", name, g.selector, rightsList(g.rights))
+	fmt.Fprintf(b, "  subject {\n    uids = [%d]\n  }\n", g.uid)
+	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n}\n\n", g.sha)
+}
+
+func writeDelegate(b *strings.Builder, name string, d *delUse) {
+	fmt.Fprintf(b, "delegate %q {\n  resources  = [%q]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n", name, d.selector, d.depth, d.copies, rightsList(d.rights))
+	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n", d.sha)
+	if !d.toUnknown && len(d.to) > 0 {
+		var to []string
+		for sha := range d.to {
+			to = append(to, strconv.Quote(sha))
+		}
+		sort.Strings(to)
+		fmt.Fprintf(b, "  to {\n    sha256 = [%s]\n  }\n", strings.Join(to, ", "))
+	}
+	b.WriteString("}\n\n")
+}

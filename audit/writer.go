@@ -1,0 +1,348 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultMaxFileBytes is the size past which a Log starts a new file.
+const DefaultMaxFileBytes = 64 << 20
+
+// Log appends records to an audit log: the file at its path, then
+// PATH.1, PATH.2, … as each grows past the rotation size. The chain of
+// hashes runs through them all, in that order.
+//
+// Append returns once its record is written and fsynced. One goroutine
+// writes: every record appended while it writes and fsyncs one batch goes
+// into the next batch, so concurrent appenders share one fsync (group
+// commit). A Log holds an exclusive lock (flock) on its first file: one
+// writer at a time.
+//
+// After a write or fsync fails the Log is failed: every later Append
+// returns that error (Err), since a record lost from the chain cannot be
+// put back.
+type Log struct {
+	path string
+	max  int64
+	lock *os.File // the first file, flocked
+
+	mu      sync.Mutex
+	work    *sync.Cond // the writer waits for records
+	synced  *sync.Cond // appenders wait for their batch
+	buf     []byte     // lines appended, not yet handed to the writer
+	bufLast uint64     // seq of the last line in buf
+	seq     uint64     // last seq given
+	prev    [32]byte   // hash of the last line appended
+	durable uint64     // last seq fsynced
+	err     error
+	closed  bool
+
+	f     *os.File // the current file; the writer's only
+	size  int64
+	index int // of the current file: 0 is path itself
+	done  chan struct{}
+}
+
+// Options configures Open.
+type Options struct {
+	// MaxFileBytes rotates to a new file once the current one is larger;
+	// 0 means DefaultMaxFileBytes.
+	MaxFileBytes int64
+}
+
+// Open opens the log at path for appending (creating it, mode 0600) and
+// continues its chain. An incomplete last line, left by a crash in the
+// middle of a write, is cut off: it was never acknowledged. The first
+// record written is a TypeOpen record saying how many bytes were cut.
+func Open(path string, opts Options) (*Log, error) {
+	l := &Log{path: path, max: opts.MaxFileBytes, done: make(chan struct{})}
+	if l.max <= 0 {
+		l.max = DefaultMaxFileBytes
+	}
+	l.work, l.synced = sync.NewCond(&l.mu), sync.NewCond(&l.mu)
+	lock, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("audit log %s is in use by another writer (%v): stop it, or write another log", path, err)
+	}
+	l.lock = lock
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	discarded, err := l.resume()
+	if err != nil {
+		lock.Close()
+		if l.f != nil && l.f != lock {
+			l.f.Close()
+		}
+		return nil, err
+	}
+	go l.writer()
+	if _, err := l.Append(Record{Type: TypeOpen, Discarded: discarded}); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// FilePath is the name of a log's file number i: path itself for 0, then
+// PATH.1, PATH.2, …
+func FilePath(path string, i int) string {
+	if i == 0 {
+		return path
+	}
+	return path + "." + strconv.Itoa(i)
+}
+
+// Files lists the files of the log at path, in chain order.
+func Files(path string) []string {
+	var out []string
+	for i := 0; ; i++ {
+		p := FilePath(path, i)
+		if _, err := os.Stat(p); err != nil {
+			return out
+		}
+		out = append(out, p)
+	}
+}
+
+// resume finds the last file, cuts an incomplete last line off it, and
+// reads the chain's head (seq and hash) from the last complete line.
+func (l *Log) resume() (discarded int64, err error) {
+	files := Files(l.path)
+	l.index = len(files) - 1
+	f := l.lock
+	if l.index > 0 {
+		if f, err = os.OpenFile(files[l.index], os.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
+			return 0, fmt.Errorf("audit log: %w", err)
+		}
+	}
+	l.f = f
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+	if err != nil {
+		return 0, fmt.Errorf("audit log %s: %w", f.Name(), err)
+	}
+	keep := int64(bytes.LastIndexByte(data, '\n') + 1)
+	if discarded = int64(len(data)) - keep; discarded > 0 {
+		if err := f.Truncate(keep); err != nil {
+			return 0, fmt.Errorf("audit log %s: cutting an incomplete last line: %w", f.Name(), err)
+		}
+	}
+	l.size = keep
+	if _, err := f.Seek(keep, io.SeekStart); err != nil {
+		return 0, err
+	}
+	last, err := lastLine(files, data[:keep])
+	if err != nil || last == nil {
+		return discarded, err
+	}
+	r, err := ParseRecord(last)
+	if err != nil {
+		return 0, fmt.Errorf("audit log %s: its last record does not read (%v): check it with sandboxd audit verify, and move the log aside to start a new one", f.Name(), err)
+	}
+	l.seq, l.durable, l.prev = r.Seq, r.Seq, sha256.Sum256(last)
+	return discarded, nil
+}
+
+// lastLine returns the last complete line of the log, data being the
+// complete lines of its last file: the last file may be empty when a
+// crash came right after a rotation.
+func lastLine(files []string, data []byte) ([]byte, error) {
+	for i := len(files) - 1; ; i-- {
+		if len(data) > 0 {
+			data = data[:len(data)-1]
+			return data[bytes.LastIndexByte(data, '\n')+1:], nil
+		}
+		if i == 0 {
+			return nil, nil
+		}
+		var err error
+		if data, err = os.ReadFile(files[i-1]); err != nil {
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		data = data[:bytes.LastIndexByte(data, '\n')+1]
+	}
+}
+
+// Append writes r to the log, with V, Seq, Time and Prev set, and returns
+// it once it is on disk.
+func (l *Log) Append(r Record) (Record, error) {
+	r, err := l.Enqueue(r)
+	if err != nil {
+		return r, err
+	}
+	return r, l.Wait(r.Seq)
+}
+
+// Enqueue adds r to the log, with V, Seq, Time and Prev set, without
+// waiting for it to reach the disk: Wait(r.Seq) does. Records are in the
+// log in the order Enqueue (or Append) was called.
+func (l *Log) Enqueue(r Record) (Record, error) {
+	r.V = Version
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return r, l.err
+	}
+	if l.closed {
+		return r, errClosed
+	}
+	r.Seq = l.seq + 1
+	r.Time = time.Now().UTC()
+	if r.Seq > 1 {
+		r.Prev = hex.EncodeToString(l.prev[:])
+	}
+	line, err := json.Marshal(r)
+	if err != nil {
+		return r, fmt.Errorf("audit record: %w", err)
+	}
+	l.seq = r.Seq
+	l.prev = sha256.Sum256(line)
+	l.buf = append(append(l.buf, line...), '\n')
+	l.bufLast = r.Seq
+	l.work.Signal()
+	return r, nil
+}
+
+var errClosed = errors.New("audit log closed")
+
+// Wait returns once every record up to seq is on disk, or the error that
+// keeps it from getting there.
+func (l *Log) Wait(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.durable < seq && l.err == nil {
+		l.synced.Wait()
+	}
+	if l.durable >= seq {
+		return nil
+	}
+	return l.err
+}
+
+// Err returns the error that failed the log, or nil.
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Head returns the seq and hash of the last record appended.
+func (l *Log) Head() (seq uint64, hash string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq, hex.EncodeToString(l.prev[:])
+}
+
+// Path is the log's first file.
+func (l *Log) Path() string { return l.path }
+
+// writer writes and fsyncs batches until the log is closed and drained.
+func (l *Log) writer() {
+	defer close(l.done)
+	var spare []byte
+	for {
+		l.mu.Lock()
+		for len(l.buf) == 0 && !l.closed {
+			l.work.Wait()
+		}
+		if len(l.buf) == 0 {
+			l.mu.Unlock()
+			return
+		}
+		batch, last := l.buf, l.bufLast
+		l.buf = spare[:0]
+		l.mu.Unlock()
+
+		err := l.write(batch)
+		spare = batch
+		l.mu.Lock()
+		if err != nil && l.err == nil {
+			l.err = fmt.Errorf("audit log %s: %w", l.f.Name(), err)
+		} else if err == nil {
+			l.durable = last
+		}
+		l.synced.Broadcast()
+		l.mu.Unlock()
+	}
+}
+
+// write appends one batch of whole lines to the current file, rotating
+// first if the batch would take it past the rotation size, and fsyncs.
+func (l *Log) write(batch []byte) error {
+	if l.size > 0 && l.size+int64(len(batch)) > l.max {
+		if err := l.rotate(); err != nil {
+			return err
+		}
+	}
+	if _, err := l.f.Write(batch); err != nil {
+		return err
+	}
+	l.size += int64(len(batch))
+	return unix.Fdatasync(int(l.f.Fd()))
+}
+
+// rotate starts the next file, and makes its name durable.
+func (l *Log) rotate() error {
+	next := FilePath(l.path, l.index+1)
+	f, err := os.OpenFile(next, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(next)); err != nil {
+		f.Close()
+		return err
+	}
+	if l.f != l.lock {
+		l.f.Close()
+	}
+	l.f, l.size, l.index = f, 0, l.index+1
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Close writes what was appended and closes the log. Append fails after
+// Close. Closing twice is a no-op.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.work.Signal()
+	l.mu.Unlock()
+	<-l.done
+	if l.f != l.lock {
+		l.f.Close()
+	}
+	err := l.lock.Close()
+	if lerr := l.Err(); lerr != nil {
+		return lerr
+	}
+	return err
+}

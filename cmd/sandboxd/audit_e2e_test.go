@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/audit"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/client"
+)
+
+// logTypes reads the records of the log at path: their types, and the
+// ids of the capabilities they describe.
+func logTypes(t *testing.T, path string) (types map[string]int, capIDs map[string]string) {
+	t.Helper()
+	types, capIDs = map[string]int{}, map[string]string{}
+	err := audit.Scan(path, func(r audit.Record, _ audit.Pos) error {
+		types[r.Type]++
+		if r.Cap != nil && capIDs[r.Cap.ID] == "" {
+			capIDs[r.Cap.ID] = r.Type
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return types, capIDs
+}
+
+func TestRunAuditWritesAVerifiableLogOfChannelDelegations(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "run.jsonl")
+	r := sandboxd(t, "", "run", "--audit", log, "--grant", "dir:"+dir+"=data", guest(t, "cmd/sandboxd/testdata/relay.c"))
+	if r.code != 0 || r.stdout != "hop1 00 hop2 00\n" {
+		t.Fatalf("run: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	types, _ := logTypes(t, log)
+	// relay.c sends its grant over its own channel twice: two delegations
+	// in flight, each adopted by the guest on receipt.
+	for typ, n := range map[string]int{"open": 1, "guest-start": 1, "guest-exit": 1, "create": 2, "delegate": 2, "adopt": 2} {
+		if types[typ] != n {
+			t.Errorf("%d %s records, want %d (all: %v)", types[typ], typ, n, types)
+		}
+	}
+	if r := sandboxd(t, "", "audit", "verify", "--log", log); r.code != 0 || !strings.HasPrefix(r.stdout, "ok: ") {
+		t.Fatalf("verify: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	checkOfflineQueries(t, log, dir)
+
+	// An edited record is named by file and line, with exit 1.
+	data, _ := os.ReadFile(log)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	lines[3] = bytes.Replace(lines[3], []byte(`"name":"stderr"`), []byte(`"name":"stdErr"`), 1)
+	if err := os.WriteFile(log, bytes.Join(lines, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = sandboxd(t, "", "audit", "verify", "--log", log)
+	if r.code != exitFailure {
+		t.Fatalf("verify of an edited log: code %d stdout %q", r.code, r.stdout)
+	}
+	oneLine(t, r.stderr, log+":4 (seq 4): the record was changed after it was written")
+}
+
+// audit runs `sandboxd audit SUB` against d.
+func (d *daemonProc) audit(t *testing.T, sub string, args ...string) result {
+	t.Helper()
+	return sandboxd(t, "", append([]string{"audit", sub, "--socket", d.socket}, args...)...)
+}
+
+// checkOfflineQueries asks the log of a finished run, with no daemon:
+// nothing reaches dir now, and as of the guest's start the guest did.
+func checkOfflineQueries(t *testing.T, log, dir string) {
+	t.Helper()
+	var start audit.Record
+	_ = audit.Scan(log, func(r audit.Record, _ audit.Pos) error {
+		if r.Type == audit.TypeGuestStart {
+			start = r
+		}
+		return nil
+	})
+	if r := sandboxd(t, "", "audit", "who-can", "--log", log, "dir:"+dir); r.code != 0 || r.stdout != "no live capability reaches it\n" {
+		t.Fatalf("who-can after the run: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	at := start.Time.Format(time.RFC3339Nano)
+	r := sandboxd(t, "", "audit", "who-can", "--log", log, "--at", at, "--json", "dir:"+dir)
+	var reach []audit.Reach
+	if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != 1 || reach[0].Holder != start.Guest.ID {
+		t.Fatalf("who-can as of the start: %+v %v (stdout %q, stderr %q)", reach, err, r.stdout, r.stderr)
+	}
+	if r := sandboxd(t, "", "audit", "trace", "--log", log, "cnosuchcap"); r.code != exitFailure {
+		t.Fatalf("trace of an unknown capability: code %d", r.code)
+	} else {
+		oneLine(t, r.stderr, "no capability cnosuchcap in the graph")
+	}
+}
+
+// launchHolding launches recv_hold.c detached on d and grants it file,
+// returning the guest's id and the granted capability's.
+func launchHolding(t *testing.T, d *daemonProc, file string) (id, capID string) {
+	t.Helper()
+	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/server/recv_hold.c"))
+	if r.code != 0 {
+		t.Fatalf("launch: code %d stderr %q", r.code, r.stderr)
+	}
+	id = strings.TrimSpace(r.stdout)
+	r = d.cli(t, "grant", id, "--grant", "file:"+file+"=held")
+	if r.code != 0 {
+		t.Fatalf("grant: code %d stderr %q", r.code, r.stderr)
+	}
+	capID, _, _ = strings.Cut(r.stdout, "\t")
+	return id, capID
+}
+
+func TestDaemonAnswersAuditQueriesLiveAndAsOfATime(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	file := filepath.Join(privateDir(t), "held")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, capID := launchHolding(t, d, file)
+
+	r := d.audit(t, "who-can", "file:"+file)
+	if r.code != 0 || r.stdout != id+" (recv_hold.wasm) holds "+capID+" (rights "+rightsOf(t, d, capID)+")\n  via grant "+capID+"@"+id+"\n" {
+		t.Fatalf("who-can: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = d.audit(t, "what-if", "--revoke", capID)
+	if r.code != 0 || r.stdout != "revoking "+capID+" would cut off 1 capabilities held by "+id+": "+capID+"\n" {
+		t.Fatalf("what-if: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = d.audit(t, "trace", "--json", capID)
+	var steps []audit.Step
+	if err := json.Unmarshal([]byte(r.stdout), &steps); err != nil || len(steps) != 1 || steps[0].Holder != id || steps[0].Origin != "file:"+file {
+		t.Fatalf("trace: %+v %v (stdout %q, stderr %q)", steps, err, r.stdout, r.stderr)
+	}
+	r = d.audit(t, "graph", "--format", "dot")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "digraph sandboxd {") || !strings.Contains(r.stdout, `"`+capID+`"`) {
+		t.Fatalf("graph --format dot: code %d stdout %q", r.code, r.stdout)
+	}
+
+	before := time.Now().UTC().Format(time.RFC3339Nano)
+	if r := d.cli(t, "revoke", capID); r.code != 0 {
+		t.Fatalf("revoke: %q", r.stderr)
+	}
+	if r := d.audit(t, "who-can", "file:"+file); r.stdout != "no live capability reaches it\n" {
+		t.Fatalf("who-can after the revocation: %q", r.stdout)
+	}
+	if r := d.audit(t, "who-can", "--at", before, "file:"+file); !strings.HasPrefix(r.stdout, id+" (recv_hold.wasm) holds "+capID) {
+		t.Fatalf("who-can as of before the revocation: %q %q", r.stdout, r.stderr)
+	}
+	r = sandboxd(t, "", "audit", "log", "--state", d.state, "--cap", capID)
+	if !strings.Contains(r.stdout, " grant ") || !strings.Contains(r.stdout, " revoke ") {
+		t.Fatalf("audit log --cap: %q %q", r.stdout, r.stderr)
+	}
+	if r := sandboxd(t, "", "audit", "verify", "--state", d.state); r.code != 0 {
+		t.Fatalf("verify: %q %q", r.stdout, r.stderr)
+	}
+}
+
+// rightsOf is the base rights of capability id in the daemon's audit
+// graph (audit graph --format json).
+func rightsOf(t *testing.T, d *daemonProc, id string) string {
+	t.Helper()
+	r := d.audit(t, "graph", "--format", "json")
+	var doc audit.GraphDoc
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("graph --format json: %v (%q)", err, r.stdout)
+	}
+	for _, n := range doc.Caps {
+		if n.ID == id {
+			return n.Base
+		}
+	}
+	t.Fatalf("capability %s not in the graph", id)
+	return ""
+}
+
+// A daemon killed with SIGKILL in the middle of a burst of concurrent
+// grants, derivations and delegations has every one it acknowledged in
+// its audit log, and the log verifies once a daemon has opened it again.
+func TestDaemonKilledMidBurstKeepsEveryAcknowledgedRecord(t *testing.T) {
+	d := serveDaemon(t, bin, "")
+	dir := privateDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := launchHolding(t, d, filepath.Join(dir, "f"))
+	ctx := context.Background()
+
+	var mu sync.Mutex
+	var acked []string
+	enough := make(chan struct{})
+	ack := func(id string) {
+		mu.Lock()
+		defer mu.Unlock()
+		acked = append(acked, id)
+		if len(acked) == 300 {
+			close(enough)
+		}
+	}
+	var wg sync.WaitGroup
+	var killed atomic.Bool
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := burst(ctx, d.socket, dir, id, ack); !killed.Load() {
+				t.Errorf("burst failed before the kill: %v", err)
+			}
+		}()
+	}
+	select {
+	case <-enough:
+	case <-time.After(hangGuard):
+		t.Fatal("the burst never reached 300 acknowledged operations")
+	}
+	killed.Store(true)
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	d.code = 0 // killed by the test; the cleanup's check is for SIGTERM
+	wg.Wait()
+
+	// A daemon opening the log again cuts off a record the kill left half
+	// written, and continues the chain.
+	d2 := serveDaemon(t, bin, d.state)
+	if code := d2.stop(t); code != 0 {
+		t.Fatalf("restarted daemon exited %d", code)
+	}
+	r := sandboxd(t, "", "audit", "verify", "--state", d.state)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ok: ") || strings.Contains(r.stdout, "incomplete") {
+		t.Fatalf("verify after the kill: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	_, logged := logTypes(t, filepath.Join(d.state, "audit.jsonl"))
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d operations acknowledged before or during the kill", len(acked))
+	for _, c := range acked {
+		if logged[c] == "" {
+			t.Errorf("acknowledged capability %s is not in the audit log", c)
+		}
+	}
+}
+
+// burst mints, restricts and delegates capabilities through its own
+// connection until a call fails (the daemon is gone), calling ack with the
+// id of each capability the daemon acknowledged. Delegations to the
+// guest fail once its supervisor channel is full: they are not counted.
+func burst(ctx context.Context, socket, dir, guestID string, ack func(string)) error {
+	cl, err := client.Dial(ctx, socket)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	g, err := cl.Guest(ctx, guestID)
+	if err != nil {
+		return err
+	}
+	defer g.Release()
+	for {
+		c, err := cl.Mint(ctx, "dir:"+dir+"=d")
+		if err != nil {
+			return err
+		}
+		ack(c.ID())
+		nc, err := c.Restrict(ctx, uint64(caps.RightFileOpen|caps.RightFileReaddir), 0)
+		if err != nil {
+			return err
+		}
+		ack(nc.ID())
+		if info, err := nc.Delegate(ctx, g, "d"); err == nil {
+			ack(info.ID)
+		}
+		nc.Release()
+		c.Release()
+	}
+}
+
+// The policy suggested from a run's audit log, loaded, allows the same
+// run and denies a wider one.
+func TestPolicySuggestedFromAuditAllowsTheSameRunAndDeniesAWiderOne(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "run.jsonl")
+	relay := guest(t, "cmd/sandboxd/testdata/relay.c")
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r := sandboxd(t, "", "run", "--audit", log, "--grant", "dir:"+data+"=data", relay); r.code != 0 {
+		t.Fatalf("learning run: code %d stderr %q", r.code, r.stderr)
+	}
+	r := sandboxd(t, "", "policy", "suggest", "--from-audit", "--log", log)
+	if r.code != 0 {
+		t.Fatalf("suggest: code %d stderr %q", r.code, r.stderr)
+	}
+	// relay.c passes its grant on twice over its own channel: a second
+	// hop, with two copies alive.
+	for _, want := range []string{`resources = ["dir:` + data + `"]`, "max_depth  = 2", "max_copies = 2", "uids = [" + strconv.Itoa(os.Getuid()) + "]"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the suggested policy lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	policy := filepath.Join(dir, "suggested.hcl")
+	if err := os.WriteFile(policy, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+data+"=data", relay); r.code != 0 || r.stdout != "hop1 00 hop2 00\n" {
+		t.Fatalf("the same run under the suggested policy: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+dir+"=data", relay)
+	if r.code != exitGrant {
+		t.Fatalf("a wider grant under the suggested policy: code %d stdout %q", r.code, r.stdout)
+	}
+	oneLine(t, r.stderr, "denied by policy: no grant rule allows dir:"+dir)
+}

@@ -1,0 +1,190 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/audit"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+// The supervisor records into its audit log (Options.Audit), when it has
+// one, every change to the capability graph (it is the kernel's
+// observer), every policy decision, each guest's start and exit, and each
+// lease that expires. A record is on disk before the operation it records
+// is acknowledged:
+//
+//   - the kernel calls the observer after each change, before the call
+//     that made it returns, and the observer waits for the record's
+//     fsync (audit.Log groups concurrent records into one fsync), but
+//     for a close: it ends authority and acknowledges nothing to anyone
+//     else, and reaches the disk with the next record that waits;
+//   - the handles a launch sets up are recorded as they are minted
+//     without waiting, and the guest-start record, appended before the
+//     guest runs or Launch returns, waits for all of them at once; the
+//     same for the capabilities a guest's end closes and its exit record;
+//   - a decision that allows something waits for nothing: the record of
+//     what it allowed follows and waits. A denial waits for its record.
+//
+// Once the log cannot be written, the supervisor refuses every grant,
+// delegation and launch (their records could not be kept); revocation
+// and closing go on.
+
+// auditError wraps the audit log's failure for the requests it refuses.
+type auditError struct{ err error }
+
+func (e *auditError) Error() string {
+	return fmt.Sprintf("the audit log cannot be written (%v): nothing can be granted, passed on or launched until sandboxd is restarted with a writable log", e.err)
+}
+
+// Unwrap makes the refusal an ENOTCAPABLE for a guest's call.
+func (e *auditError) Unwrap() error { return caps.ENOTCAPABLE }
+
+// auditRefusal returns why a grant or delegation cannot be recorded, or
+// nil.
+func (s *Supervisor) auditRefusal() error {
+	if s.audit == nil {
+		return nil
+	}
+	if err := s.audit.Err(); err != nil {
+		return &auditError{err}
+	}
+	return nil
+}
+
+// record appends r to the audit log, waiting for its fsync when wait is
+// set. A failure is logged, and returned as an *auditError; auditRefusal
+// then refuses what follows.
+func (s *Supervisor) record(r audit.Record, wait bool) error {
+	if s.audit == nil {
+		return nil
+	}
+	var err error
+	if wait {
+		_, err = s.audit.Append(r)
+	} else {
+		_, err = s.audit.Enqueue(r)
+	}
+	if err == nil {
+		return nil
+	}
+	if !s.auditFailed.Swap(true) {
+		s.log.Error("audit log failed: refusing every grant and delegation from now on", "error", err, "record", r.Type)
+	}
+	return &auditError{err}
+}
+
+// observe is the kernel's observer.
+func (s *Supervisor) observe(e caps.Event) {
+	r, ok := audit.FromEvent(e)
+	if !ok {
+		return
+	}
+	_ = s.record(r, e.Type != caps.EventClose && !s.settingUp(e.Cap.Holder))
+}
+
+// settingUp reports whether holder is a guest whose launch is being set
+// up: reserved, not yet started. Its guest-start record waits for the
+// records of its handles.
+func (s *Supervisor) settingUp(holder string) bool {
+	if holder == "" {
+		return false
+	}
+	s.mu.Lock()
+	g, reserved := s.guests[holder]
+	s.mu.Unlock()
+	return reserved && g == nil
+}
+
+// recordDecision records a policy decision about req. Denials wait for
+// their record; what an allowed request makes is recorded after it.
+func (s *Supervisor) recordDecision(req policies.Request, d policies.Decision, extra audit.DecisionRecord) {
+	if s.audit == nil {
+		return
+	}
+	dr := extra
+	dr.Op, dr.Allowed, dr.Reason = string(req.Op), d.Allowed, d.Reason
+	dr.Rule = ruleText(d.Rule)
+	dr.Resource = grantSource{kind: req.Kind, name: req.Name, path: req.Path}.String()
+	dr.Rights = req.Rights.String()
+	if d.Allowed {
+		dr.Granted, dr.TTLNS = d.Rights.String(), int64(d.TTL)
+	}
+	dr.Subject = subjectText(req.Subject)
+	dr.Module, dr.Labels = req.To.SHA256, maps.Clone(req.To.Labels)
+	if req.Op == policies.OpGrant {
+		dr.Module, dr.Labels = req.Module.SHA256, maps.Clone(req.Module.Labels)
+	}
+	dr.Depth, dr.Copies = req.Depth, req.Copies
+	_ = s.record(audit.Record{Type: audit.TypeDecision, Decision: &dr}, !d.Allowed)
+}
+
+func subjectText(sub policies.Subject) string {
+	if sub.User != "" {
+		return sub.User
+	}
+	return fmt.Sprintf("uid:%d", sub.UID)
+}
+
+// recordStart records g's start, and waits for it and every record of
+// its handles: the guest runs only once they are on disk.
+func (g *Guest) recordStart(spec *LaunchSpec, grants []string) error {
+	return g.s.record(audit.Record{Type: audit.TypeGuestStart, Guest: &audit.GuestRecord{
+		ID: g.id, Module: spec.Module.Name, SHA256: spec.Module.HashString(),
+		Principal: spec.Principal.String(), UID: spec.Principal.UID,
+		Labels: maps.Clone(spec.Labels), Grants: grants,
+	}}, true)
+}
+
+// recordExit records g's exit, after the records of the handles its end
+// closed.
+func (g *Guest) recordExit(st abi.ExitStatus, ran time.Duration) {
+	gr := &audit.GuestRecord{
+		ID: g.id, Module: g.module.Name, SHA256: g.module.HashString(),
+		Principal: g.principal.String(), UID: g.principal.UID,
+		Code: st.Code, Killed: st.Killed, Signal: st.Signal, DurationNS: int64(ran),
+	}
+	if st.Trap != nil {
+		gr.Trap = st.Trap.Error()
+	}
+	_ = g.s.record(audit.Record{Type: audit.TypeGuestExit, Guest: gr}, true)
+}
+
+// recordExpired records that a lease revoked c (its revoke record, with
+// the receipt, came first).
+func (s *Supervisor) recordExpired(c *caps.Cap, r caps.Receipt) {
+	cr := audit.FromInfo(c.Info())
+	_ = s.record(audit.Record{Type: audit.TypeLeaseExpired, Cap: &cr, Receipt: audit.FromReceipt(r)}, true)
+}
+
+// IsAuditFailure reports whether err is a refusal because the audit log
+// cannot be written.
+func IsAuditFailure(err error) bool {
+	var ae *auditError
+	return errors.As(err, &ae)
+}
+
+// AuditGraph returns the capability graph: the live one (the kernel's
+// Snapshot and the guests listed) when at is zero, or the one rebuilt
+// from the audit log as of at.
+func (s *Supervisor) AuditGraph(at time.Time) (*audit.Graph, error) {
+	if !at.IsZero() {
+		if s.audit == nil {
+			return nil, errors.New("this supervisor keeps no audit log: the graph is known only as it is now")
+		}
+		return audit.Replay(s.audit.Path(), at)
+	}
+	var holders []audit.HolderInfo
+	for _, g := range s.Guests() {
+		running, _ := g.Status()
+		holders = append(holders, audit.HolderInfo{
+			ID: g.id, Module: g.module.Name, SHA256: g.module.HashString(),
+			Principal: g.principal.String(), Labels: maps.Clone(g.labels), Running: running,
+		})
+	}
+	return audit.FromSnapshot(s.k.Snapshot(), holders), nil
+}

@@ -1,0 +1,298 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/audit"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// newAuditedSupervisor returns a supervisor recording into a new audit
+// log, and the log's path. The log is closed after the supervisor.
+func newAuditedSupervisor(t *testing.T) (*Supervisor, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := l.Close(); err != nil {
+			t.Errorf("closing the audit log: %v", err)
+		}
+	})
+	return s, path
+}
+
+// records reads the log at path.
+func records(t *testing.T, path string) []audit.Record {
+	t.Helper()
+	var out []audit.Record
+	if err := audit.Scan(path, func(r audit.Record, _ audit.Pos) error {
+		out = append(out, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// liveEqualsReplay fails unless the graph replayed from the log at path
+// is the kernel's.
+func liveEqualsReplay(t *testing.T, s *Supervisor, path string) *audit.Graph {
+	t.Helper()
+	replayed, err := audit.Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := audit.FromSnapshot(s.Kernel().Snapshot(), nil)
+	a, b := live.Doc().Caps, replayed.Doc().Caps
+	if len(a) != len(b) {
+		t.Fatalf("live graph: %d capabilities, replayed from the log: %d", len(a), len(b))
+	}
+	for i := range a {
+		if !reflect.DeepEqual(*a[i], *b[i]) {
+			t.Fatalf("capability %d:\nlive     %+v\nreplayed %+v", i, *a[i], *b[i])
+		}
+	}
+	return replayed
+}
+
+func TestAuditRecordsLaunchDelegationRevocationAndExit(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := a.Handles()[3].Cap
+	sent, err := b.SendCap(context.Background(), granted, "data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := liveEqualsReplay(t, s, path)
+	chain, err := g.Trace(string(sent.ID()))
+	if err != nil || len(chain) != 2 || chain[0].Holder != a.ID() || chain[1].Holder != b.ID() || chain[1].Edge != "delegate" {
+		t.Fatalf("trace of the delegated copy: %+v, %v", chain, err)
+	}
+
+	r, err := s.Revoke(granted.ID(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveEqualsReplay(t, s, path)
+	a.Kill("test over")
+	<-a.Done()
+	b.Kill("test over")
+	<-b.Done()
+	liveEqualsReplay(t, s, path)
+
+	var types []string
+	var revoke *audit.ReceiptRecord
+	for _, rec := range records(t, path) {
+		types = append(types, rec.Type)
+		if rec.Type == audit.TypeRevoke {
+			revoke = rec.Receipt
+		}
+	}
+	all := strings.Join(types, ",")
+	for _, want := range []string{"open", "grant", "guest-start", "delegate", "revoke", "close", "guest-exit"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no %s record in %s", want, all)
+		}
+	}
+	if revoke == nil || len(revoke.Revoked) != len(r.Revoked) || revoke.Reason != "test" {
+		t.Fatalf("revoke record %+v, receipt %+v", revoke, r)
+	}
+	if rep, err := audit.Verify(path); err != nil || rep.Bad != nil {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
+func TestAuditRecordsPolicyDecisionsWithTheirRule(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "data" {
+  resources = ["dir:%s"]
+  rights    = ["file_open", "file_readdir"]
+  subject {
+    users = ["alice"]
+  }
+}
+`, dir)))
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := launchSpin(t, s, nil, "dir:"+t.TempDir()+"=other"); !IsPolicyDenial(err) {
+		t.Fatalf("grant outside the policy: %v", err)
+	}
+	b, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SendCap(context.Background(), a.Handles()[3].Cap, "data"); !IsPolicyDenial(err) {
+		t.Fatalf("delegation without a delegate rule: %v", err)
+	}
+	var got []string
+	for _, rec := range records(t, path) {
+		if d := rec.Decision; d != nil {
+			got = append(got, fmt.Sprintf("%s %v %s", d.Op, d.Allowed, d.Rule))
+		}
+	}
+	want := []string{
+		`grant true grant "data" (test.hcl:2)`,
+		"grant false default deny",
+		"delegate false default deny",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decisions %q, want %q", got, want)
+	}
+}
+
+// When the audit log cannot be written, no guest starts and nothing is
+// granted or passed on: none of it could be recorded.
+func TestAuditLogFailureRefusesLaunchesGrantsAndDelegations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The next batch goes to a new file, and a directory is in its way.
+	if err := os.Mkdir(path+".1", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ { // the failing launch, and one after it
+		_, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+		if !IsAuditFailure(err) || !strings.Contains(err.Error(), "the audit log cannot be written") {
+			t.Fatalf("launch %d with a failed audit log: %v", i, err)
+		}
+	}
+	if gs := s.Guests(); len(gs) != 0 {
+		t.Fatalf("%d guests listed after launches the log could not record", len(gs))
+	}
+	holder := ClientHolder("client", Principal{})
+	if _, err := s.Mint(holder, Principal{}, mustGrant(t, "dir:"+dir), "test"); !IsAuditFailure(err) {
+		t.Fatalf("mint with a failed audit log: %v", err)
+	}
+	d, err := caps.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Kernel().Mint(holder, d, caps.RightFileOpen, 0, "d", "test")
+	_, err = s.Kernel().Derive(c, caps.Derivation{Holder: &caps.Holder{ID: "g-other"}, Edge: caps.EdgeDelegate, Base: caps.RightFileOpen})
+	if !IsAuditFailure(err) || !errors.Is(err, caps.ENOTCAPABLE) {
+		t.Fatalf("delegation with a failed audit log: %v", err)
+	}
+}
+
+// A lease that runs out is recorded: the revocation with its receipt,
+// then a lease-expired record naming the capability.
+func TestAuditRecordsLeaseExpiry(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "brief" {
+  resources = ["dir:%s"]
+  ttl       = "20ms"
+}
+`, dir)))
+	g, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.Handles()[3].Cap
+	found := errors.New("found")
+	var revoke *audit.ReceiptRecord
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard) // only a hang reaches it
+	defer cancel()
+	err = audit.Follow(ctx, path, time.Millisecond, func(r audit.Record, _ audit.Pos) error {
+		switch {
+		case r.Type == audit.TypeRevoke && r.Cap.ID == string(c.ID()):
+			revoke = r.Receipt
+		case r.Type == audit.TypeLeaseExpired && r.Cap.ID == string(c.ID()):
+			return found
+		}
+		return nil
+	})
+	if !errors.Is(err, found) {
+		t.Fatalf("no lease-expired record for %s (%v)", c.ID(), err)
+	}
+	if revoke == nil || !strings.HasPrefix(revoke.Reason, "lease expired") || len(revoke.Revoked) != 1 {
+		t.Fatalf("revoke record before it: %+v", revoke)
+	}
+}
+
+// Handles given at launch (delegations) and to spawned children are
+// recorded on their paths: a delegate record in flight adopted by the new
+// guest, and spawn records held by the children.
+func TestAuditRecordsLaunchDelegationsAndSpawns(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	wasm := abitest.WAT(t, guests+"spawn_spin_exit.wat")
+	self := filepath.Join(t.TempDir(), "spawn_spin_exit.wasm")
+	if err := os.WriteFile(self, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Compile(context.Background(), "spawn_spin_exit.wasm", wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	from, err := s.Mint(ClientHolder("client", Principal{}), Principal{}, mustGrant(t, "dir:"+t.TempDir()), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "file:"+self)}, Delegations: []Delegation{{From: from, Name: "given"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitExit(t, g, HangGuard); st.Code != 7 {
+		t.Fatalf("status %+v", st)
+	}
+	var delegated, adopted bool
+	spawns := map[string]bool{} // holders of spawn records
+	for _, r := range records(t, path) {
+		switch {
+		case r.Type == audit.TypeDelegate && r.Cap.Parent == string(from.ID()) && r.Cap.Holder == "":
+			delegated = true
+		case r.Type == audit.TypeAdopt && r.Cap.Name == "given" && r.Cap.Holder == g.ID():
+			adopted = true
+		case r.Type == audit.TypeSpawn:
+			spawns[r.Cap.Holder] = true
+		}
+	}
+	if !delegated || !adopted || len(spawns) != 2 {
+		t.Fatalf("delegated at launch %v, adopted %v, spawn records held by %v (want two children)", delegated, adopted, spawns)
+	}
+	liveEqualsReplay(t, s, path)
+}
