@@ -46,7 +46,7 @@ func TestPolicyUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"policy"}, "want a subcommand: check FILE… or explain"},
+		{[]string{"policy"}, "want a subcommand: check FILE…, explain or suggest"},
 		{[]string{"policy", "frob"}, `unknown subcommand "frob": want check, explain or suggest`},
 		{[]string{"policy", "check"}, "check: want at least one policy file"},
 		{[]string{"policy", "--bogus", "check", "x.hcl"}, "flag provided but not defined: -bogus"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,73 +40,105 @@ func serveCmd(args []string) int {
 		return code
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: sa.level, Output: os.Stderr, JSONFormat: sa.logJSON})
-
-	st, err := daemon.OpenState(sa.state)
-	if err != nil {
-		fail("%v", err)
-		return exitFailure
+	d, code, ok := startDaemon(sa, log)
+	if !ok {
+		return code
 	}
-	defer st.Close()
+	defer d.close()
+	return d.serve(sa, log)
+}
+
+// daemonParts are what serve runs: the state directory, the control
+// socket, the policy, the audit log, the supervisor and the server.
+type daemonParts struct {
+	st        *daemon.State
+	l         *net.UnixListener
+	socket    string // for the log: the path, or the activated socket
+	policy    *policies.Policy
+	auditLog  *audit.Log
+	sup       *daemon.Supervisor
+	srv       *server.Server
+	closeFrom []func() // what close releases, last opened first
+}
+
+func (d *daemonParts) close() {
+	for i := len(d.closeFrom) - 1; i >= 0; i-- {
+		d.closeFrom[i]()
+	}
+}
+
+// startDaemon opens everything serve runs on. When it returns ok false,
+// code is the exit status, the failure already printed, and nothing is
+// left open.
+func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok bool) {
+	d = &daemonParts{socket: sa.socket}
+	failed := func(code int, format string, args ...any) (*daemonParts, int, bool) {
+		d.close()
+		fail(format, args...)
+		return nil, code, false
+	}
+	var err error
+	if d.st, err = daemon.OpenState(sa.state); err != nil {
+		return failed(exitFailure, "%v", err)
+	}
+	d.closeFrom = append(d.closeFrom, func() { d.st.Close() })
 	// The socket is bound before anything else starts: Listen sets the
 	// process umask for the bind.
-	l, activated, err := controlListener(sa.socket)
-	if err != nil {
-		fail("%v", err)
-		return exitFailure
+	var activated bool
+	if d.l, activated, err = controlListener(sa.socket); err != nil {
+		return failed(exitFailure, "%v", err)
 	}
-	socket := sa.socket
 	if activated {
-		socket = l.Addr().String() + " (socket activation)"
+		d.socket = d.l.Addr().String() + " (socket activation)"
 	}
-	var policy *policies.Policy
 	if sa.policyDir != "" {
-		if policy, err = loadPolicyDir(sa.policyDir); err != nil {
-			l.Close()
+		if d.policy, err = loadPolicyDir(sa.policyDir); err != nil {
+			d.l.Close()
 			reportPolicyError(log, err)
-			fail("serve: the policy in %s does not load: correct it (sandboxd policy check %s/*.hcl)", sa.policyDir, sa.policyDir)
-			return exitUsage
+			return failed(exitUsage, "serve: the policy in %s does not load: correct it (sandboxd policy check %s/*.hcl)", sa.policyDir, sa.policyDir)
 		}
 	}
-	ctx := context.Background()
-	auditLog, err := audit.Open(st.AuditPath(), audit.Options{MaxFileBytes: int64(sa.auditBytes)})
-	if err != nil {
-		l.Close()
-		fail("%v: check it with sandboxd audit verify --state %s", err, st.Dir)
-		return exitFailure
+	if d.auditLog, err = audit.Open(d.st.AuditPath(), audit.Options{MaxFileBytes: int64(sa.auditBytes)}); err != nil {
+		d.l.Close()
+		return failed(exitFailure, "%v: check it with sandboxd audit verify --state %s", err, d.st.Dir)
 	}
-	defer auditLog.Close()
-	sup, err := daemon.New(ctx, daemon.Options{Logger: log, CacheDir: st.CacheDir(), DefaultMaxFDs: sa.maxFDs, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: policy, Audit: auditLog})
+	d.closeFrom = append(d.closeFrom, func() { d.auditLog.Close() })
+	d.sup, err = daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: d.st.CacheDir(), DefaultMaxFDs: sa.maxFDs, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: d.policy, Audit: d.auditLog})
 	if err != nil {
-		l.Close()
-		fail("cannot start the runtime: %v", err)
-		return exitFailure
+		d.l.Close()
+		return failed(exitFailure, "cannot start the runtime: %v", err)
 	}
-	srv := server.New(sup, server.Options{Logger: log, Limits: sa.limits, LogBytes: sa.logBytes})
+	d.srv = server.New(d.sup, server.Options{Logger: log, Limits: sa.limits, LogBytes: sa.logBytes})
+	return d, exitOK, true
+}
 
+// serve serves the control API until SIGTERM or SIGINT (SIGHUP reloads the
+// policy), then stops the server and the guests, and returns serve's exit
+// status.
+func (d *daemonParts) serve(sa serveArgs, log hclog.Logger) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	log.Info("serving", "socket", socket, "state", st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit(), "policy", policyText(sa.policyDir, policy))
-
+	go func() { served <- d.srv.Serve(d.l) }()
+	log.Info("serving", "socket", d.socket, "state", d.st.Dir, "pid", os.Getpid(), "uid", os.Geteuid(), "fd_limit", fdLimit(), "policy", policyText(sa.policyDir, d.policy))
 	if err := sdNotify("READY=1"); err != nil {
 		log.Warn("could not tell systemd the daemon is ready", "error", err)
 	}
 
-	code = exitOK
-	reload := func() { reloadPolicy(log, sup, sa.policyDir) }
+	code := exitOK
+	reload := func() { reloadPolicy(log, d.sup, sa.policyDir) }
 	serveErr, accepting := awaitStop(log, sigs, served, reload)
 	_ = sdNotify("STOPPING=1") // nothing to do if systemd does not hear it
 	if !accepting {
 		code = exitFailure
 	}
-	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Close(sctx); err != nil {
+	if err := d.srv.Close(sctx); err != nil {
 		log.Warn("shutting down the server", "error", err)
 	}
-	if err := sup.Close(sctx); err != nil {
+	if err := d.sup.Close(sctx); err != nil {
 		log.Warn("stopping guests", "error", err)
 		code = exitFailure
 	}
