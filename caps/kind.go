@@ -17,6 +17,10 @@ const (
 	KindModule
 	KindProcess
 	KindRevoker
+	// KindService is a Cap'n Proto object a guest serves to other guests
+	// through the daemon (published, or passed in a call). Its one right,
+	// RightFDWrite (as for sending on a channel), is the right to call it.
+	KindService
 )
 
 var kindNames = [...]string{
@@ -31,6 +35,7 @@ var kindNames = [...]string{
 	KindModule:     "module",
 	KindProcess:    "process",
 	KindRevoker:    "revoker",
+	KindService:    "service",
 }
 
 func (k Kind) String() string {
@@ -62,6 +67,8 @@ func (k Kind) MaxRights() (base, inheriting Rights) {
 		return RightsProcessBase, 0
 	case KindRevoker:
 		return 0, 0
+	case KindService:
+		return RightFDWrite, 0
 	}
 	return 0, 0
 }
