@@ -26,7 +26,7 @@ type serviceRes struct {
 	ended atomic.Pointer[string]
 }
 
-func (r *serviceRes) Kind() caps.Kind { return caps.KindService }
+func (r *serviceRes) Kind() caps.Kind  { return caps.KindService }
 func (r *serviceRes) Describe() string { return r.desc }
 
 func (r *serviceRes) Close() error {
@@ -228,12 +228,19 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	owner := f.res.owner
 	args := call.Args()
 	origin := "passed in a call by " + f.p.g.ID() + " to " + f.c.Name() + " of " + owner.g.ID()
+	// Cancelling the call (revoked, or the caller gone) sends the serving
+	// guest a Finish and lets release return without its answer.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	ans, release := f.res.client.SendCall(ctx, capnp.Send{
 		Method: m, ArgsSize: args.Size(),
 		PlaceArgs: func(s capnp.Struct) error { return copyMediated(s, args, f.p, owner, origin) },
 	})
 	f.c.Release()
-	defer release()
+	defer func() {
+		cancel()
+		release()
+	}()
 	select {
 	case <-ans.Done():
 	case <-f.c.Done():
@@ -243,8 +250,11 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	}
 	out, err := ans.Struct()
 	if err != nil {
-		if f.c.Revoked() {
+		switch {
+		case f.c.Revoked():
 			return f.cutOff()
+		case capnp.IsDisconnected(err):
+			return fmt.Errorf("service %s (capability %s) is gone: the guest %s serving it has exited or closed its connection", f.c.Name(), f.c.ID(), owner.g.ID())
 		}
 		return fmt.Errorf("%s of guest %s: %w", f.c.Name(), owner.g.ID(), err)
 	}

@@ -53,7 +53,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	services map[serviceKey]*published
-	changed  chan struct{} // closed and replaced whenever services changes
+	changed  chan struct{} // closed and replaced whenever services change (changedChan)
 }
 
 type serviceKey struct{ channel, name string }
@@ -86,7 +86,7 @@ type peer struct {
 	conn *rpc.Conn
 
 	mu      sync.Mutex
-	exports int         // live objects counted against Limits.MaxExports
+	exports int                    // live objects counted against Limits.MaxExports
 	roots   map[*caps.Cap]struct{} // services this guest serves to others: revoked when it goes
 	gone    bool
 }
@@ -106,27 +106,29 @@ func (s *Server) Serve(g *daemon.Guest, conn io.ReadWriteCloser) {
 		select {
 		case <-p.conn.Done():
 		case <-g.Done():
-			_ = p.conn.Close()
 		}
 		p.leave()
 	}()
 }
 
-// leave withdraws what the guest published and revokes every service it
-// served to others: their holders' calls fail from now on with an
-// exception that says the serving guest is gone.
+// leave ends the guest's connection, revokes every service it served to
+// others (their holders' calls fail from now on with an exception that
+// says the serving guest is gone) and withdraws what it published.
 func (p *peer) leave() {
+	why := "the guest " + p.g.ID() + " serving it has exited or closed its connection"
 	p.mu.Lock()
 	p.gone = true
 	roots := p.roots
 	p.roots = nil
-	p.mu.Unlock()
-	p.s.withdraw(p)
-	why := "the guest " + p.g.ID() + " serving it has exited or closed its connection"
 	for r := range roots {
 		r.Resource().(*serviceRes).ended.Store(&why)
+	}
+	p.mu.Unlock()
+	_ = p.conn.Close()
+	for r := range roots {
 		p.s.k.Revoke(r, why)
 	}
+	p.s.withdraw(p)
 	p.log.Debug("guest's Cap'n Proto connection ended", "services_revoked", len(roots))
 }
 
@@ -185,6 +187,14 @@ func (s *Server) publish(key serviceKey, pub *published) error {
 	return nil
 }
 
+// changedChan is closed at the next change of the published services,
+// or when a guest's connection has ended and its services are revoked.
+func (s *Server) changedChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
 // lookup waits until a live service is published under key, or ctx ends.
 func (s *Server) lookup(ctx context.Context, key serviceKey) (*published, error) {
 	for {
@@ -212,6 +222,8 @@ func (s *Server) withdraw(p *peer) {
 			delete(s.services, k)
 		}
 	}
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // rpcLogger sends go-capnp's connection logs to hclog at debug level: a

@@ -139,7 +139,7 @@ type streamCodec struct {
 }
 
 func (c *streamCodec) Decode() (*capnp.Message, error) { return c.dec.Decode() }
-func (c *streamCodec) Close() error                   { return c.rwc.Close() }
+func (c *streamCodec) Close() error                    { return c.rwc.Close() }
 
 func (c *streamCodec) Encode(m *capnp.Message) error {
 	c.encMu.Lock()
