@@ -14,6 +14,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/guestrpc"
 	"github.com/sandboxd/sandboxd/daemon/server"
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -68,6 +69,9 @@ func serveCmd(args []string) int {
 		fail("cannot start the runtime: %v", err)
 		return exitFailure
 	}
+	// Guests ask for their Cap'n Proto connection on their supervisor
+	// channel (docs/PEERS.md).
+	sup.SetPeerServer(guestrpc.New(sup, guestrpc.Options{Logger: log.Named("peers")}))
 	srv := server.New(sup, server.Options{Logger: log, Limits: sa.limits, LogBytes: sa.logBytes})
 
 	sigs := make(chan os.Signal, 1)
