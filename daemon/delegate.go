@@ -22,8 +22,9 @@ const supervisorHandle = "supervisor"
 
 // supervisorRights are what a guest may do with its end of the supervisor
 // channel: receive (sock_recv, fd_read), send requests (sock_send,
-// fd_write: see peer.go), poll and stat it.
-const supervisorRights = caps.RightFDRead | caps.RightFDWrite | caps.RightPollFDReadwrite | caps.RightFileStatFGet
+// fd_write: see peer.go), poll and stat it, and make it non-blocking
+// (fd_stat_put flags) to wait through its own poller, as Go guests do.
+const supervisorRights = caps.RightFDRead | caps.RightFDWrite | caps.RightPollFDReadwrite | caps.RightFileStatFGet | caps.RightFDStatPutFlags
 
 func btoi(b bool) int {
 	if b {

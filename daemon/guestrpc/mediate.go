@@ -253,7 +253,7 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		switch {
 		case f.c.Revoked():
 			return f.cutOff()
-		case capnp.IsDisconnected(err):
+		case capnp.IsDisconnected(err) || owner.exited():
 			return fmt.Errorf("service %s (capability %s) is gone: the guest %s serving it has exited or closed its connection", f.c.Name(), f.c.ID(), owner.g.ID())
 		}
 		return fmt.Errorf("%s of guest %s: %w", f.c.Name(), owner.g.ID(), err)

@@ -132,6 +132,16 @@ func (p *peer) leave() {
 	p.log.Debug("guest's Cap'n Proto connection ended", "services_revoked", len(roots))
 }
 
+// exited reports whether the guest has exited.
+func (p *peer) exited() bool {
+	select {
+	case <-p.g.Exited():
+		return true
+	default:
+		return false
+	}
+}
+
 // reserve counts one more exported object against MaxExports.
 func (p *peer) reserve() error {
 	p.mu.Lock()
