@@ -178,11 +178,17 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 	p.qbytes[dst] += n
 	arrival := p.arrival[dst]
 	p.mu.Unlock()
+	p.delivered(dst, arrival)
+	return n, nil
+}
+
+// delivered tells end dst that a message was queued for it: its waiters,
+// and its OnArrival function if it has one. p.mu must not be held.
+func (p *chanPair) delivered(dst int, arrival func()) {
 	p.waits[dst].wakeAll()
 	if arrival != nil {
 		arrival()
 	}
-	return n, nil
 }
 
 // OnArrival makes f run each time a message is queued for this end, on
