@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ type harness struct {
 	mod []byte
 }
 
-func newHarness(t *testing.T, lim Limits) *harness {
+func newHarness(t testing.TB, lim Limits) *harness {
 	t.Helper()
 	sup, err := daemon.New(context.Background(), daemon.Options{})
 	if err != nil {
@@ -58,7 +59,7 @@ type testPeer struct {
 }
 
 // peer launches a guest with grants and connects to its GuestSupervisor.
-func (h *harness) peer(t *testing.T, grants ...string) *testPeer {
+func (h *harness) peer(t testing.TB, grants ...string) *testPeer {
 	t.Helper()
 	ctx := context.Background()
 	m, err := h.sup.Compile(ctx, "sleep.wasm", h.mod)
@@ -191,4 +192,54 @@ func (h *harness) capOf(t *testing.T, id string) *caps.Cap {
 		t.Fatalf("no capability %s", id)
 	}
 	return c
+}
+
+// lines collects a guest's output and lets a test wait for a string in it.
+type lines struct {
+	mu      sync.Mutex
+	b       strings.Builder
+	changed chan struct{}
+	exited  <-chan struct{} // the guest's Done, once launched
+}
+
+func newLines() *lines { return &lines{changed: make(chan struct{})} }
+
+func (o *lines) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.b.Write(p)
+	close(o.changed)
+	o.changed = make(chan struct{})
+	return len(p), nil
+}
+
+func (o *lines) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// waitFor waits until the output contains s, failing if the guest exits
+// first.
+func (o *lines) waitFor(t testing.TB, s string) {
+	t.Helper()
+	deadline := time.After(hangGuard)
+	for {
+		o.mu.Lock()
+		has, changed := strings.Contains(o.b.String(), s), o.changed
+		o.mu.Unlock()
+		if has {
+			return
+		}
+		select {
+		case <-changed:
+		case <-o.exited:
+			if !strings.Contains(o.String(), s) {
+				t.Fatalf("the guest exited without writing %q:\n%s", s, o.String())
+			}
+			return
+		case <-deadline:
+			t.Fatalf("no %q in the output after %s:\n%s", s, hangGuard, o.String())
+		}
+	}
 }

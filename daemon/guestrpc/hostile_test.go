@@ -151,3 +151,25 @@ func TestCallingARevokedServiceInALoopKeepsNothingAlive(t *testing.T) {
 		t.Fatalf("%d live service capabilities after revoke", n)
 	}
 }
+
+// go-capnp sends Finish 250 ms after a call returns: calls that have
+// returned do not count against MaxCallsInFlight, or a guest calling
+// faster than that would be cut off.
+func TestCallsThatReturnedAreNotInFlight(t *testing.T) {
+	const limit = 4
+	h := newHarness(t, Limits{MaxCallsInFlight: limit})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	st := newStore()
+	publishStore(t, a, "jobs", "store", st)
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	for i := 0; i < 20*limit; i++ {
+		if err := put(testCtx(t), s, "k", "v"); err != nil {
+			t.Fatalf("sequential call %d with at most one in flight: %v", i+1, err)
+		}
+		<-st.started
+	}
+}
