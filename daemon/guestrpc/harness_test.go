@@ -13,7 +13,6 @@ import (
 	"capnproto.org/go/capnp/v3/rpc"
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	"github.com/sandboxd/sandboxd/abi/abitest"
-	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
 	"github.com/sandboxd/sandboxd/schemas/guest"
@@ -182,16 +181,6 @@ func put(ctx context.Context, s pipelineapi.Store, k, v string) error {
 	defer rel()
 	_, err := f.Struct()
 	return err
-}
-
-// capOf returns the kernel capability with the given id.
-func (h *harness) capOf(t *testing.T, id string) *caps.Cap {
-	t.Helper()
-	c, ok := h.sup.Kernel().Lookup(caps.ID(id))
-	if !ok {
-		t.Fatalf("no capability %s", id)
-	}
-	return c
 }
 
 // lines collects a guest's output and lets a test wait for a string in it.

@@ -29,8 +29,11 @@ type serviceRes struct {
 func (r *serviceRes) Kind() caps.Kind  { return caps.KindService }
 func (r *serviceRes) Describe() string { return r.desc }
 
+// Close releases the import. It may run under a connection's lock (a
+// copy closed while a call is placed), so the release, which takes the
+// serving guest's connection's lock, runs on its own goroutine.
 func (r *serviceRes) Close() error {
-	r.client.Release()
+	go r.client.Release()
 	if r.root != nil {
 		r.owner.dropRoot(r.root)
 	}
@@ -121,22 +124,35 @@ func (s *Server) mediate(c capnp.Client, from, to *peer, origin string) (capnp.C
 
 // copyMediated copies src into dst, replacing every capability src
 // carries with its mediated copy for to. On error dst must not be sent.
-func copyMediated(dst, src capnp.Struct, from, to *peer, origin string) error {
+// It returns the giver's references it replaced, for the caller to
+// release once it no longer holds any connection's lock: copyMediated
+// runs inside go-capnp's PlaceArgs, under the receiving connection's
+// lock, and releasing an import of the giver's connection there could
+// deadlock against a call the other way.
+func copyMediated(dst, src capnp.Struct, from, to *peer, origin string) ([]capnp.Client, error) {
 	ct := dst.Message().CapTable()
 	n0 := ct.Len()
 	if err := dst.CopyFrom(src); err != nil {
-		return err
+		return nil, err
 	}
+	var replaced []capnp.Client
 	for i := n0; i < ct.Len(); i++ {
 		c := ct.At(i)
 		m, err := from.s.mediate(c, from, to, origin)
-		c.Release()
+		replaced = append(replaced, c)
 		ct.Set(capnp.CapabilityID(i), m)
 		if err != nil {
-			return err
+			return replaced, err
 		}
 	}
-	return nil
+	return replaced, nil
+}
+
+// release releases each of cs.
+func release(cs []capnp.Client) {
+	for _, c := range cs {
+		c.Release()
+	}
 }
 
 // serverOf returns the daemon's own object behind a client, if the daemon
@@ -232,14 +248,19 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	// guest a Finish and lets release return without its answer.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ans, release := f.res.client.SendCall(ctx, capnp.Send{
+	var replaced []capnp.Client
+	ans, finish := f.res.client.SendCall(ctx, capnp.Send{
 		Method: m, ArgsSize: args.Size(),
-		PlaceArgs: func(s capnp.Struct) error { return copyMediated(s, args, f.p, owner, origin) },
+		PlaceArgs: func(s capnp.Struct) (err error) {
+			replaced, err = copyMediated(s, args, f.p, owner, origin)
+			return err
+		},
 	})
 	f.c.Release()
+	release(replaced)
 	defer func() {
 		cancel()
-		release()
+		finish()
 	}()
 	select {
 	case <-ans.Done():
@@ -263,7 +284,9 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		return err
 	}
 	back := "returned by " + owner.g.ID() + " from " + f.c.Name()
-	return copyMediated(results, out, owner, f.p, back)
+	replaced, err = copyMediated(results, out, owner, f.p, back)
+	release(replaced)
+	return err
 }
 
 // cutOff is the exception of a call through a revoked forwarder.
