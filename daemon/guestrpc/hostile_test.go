@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
 	"github.com/sandboxd/sandboxd/schemas/guest"
 )
 
@@ -172,4 +173,28 @@ func TestCallsThatReturnedAreNotInFlight(t *testing.T) {
 		}
 		<-st.started
 	}
+}
+
+func TestObtainingInALoopUsesTheCallersExportsNotThePublishers(t *testing.T) {
+	h := newHarness(t, Limits{MaxExports: 4})
+	a, greedy := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	publishStore(t, a, "jobs", "store", newStore()) // one of a's 4
+	var kept []pipelineapi.Store
+	defer func() {
+		for _, s := range kept {
+			s.Release()
+		}
+	}()
+	var err error
+	for i := 0; i < 8 && err == nil; i++ {
+		var s pipelineapi.Store
+		if s, err = obtainStore(t, greedy, "jobs", "store"); err == nil {
+			kept = append(kept, s)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), greedy.g.ID()) {
+		t.Fatalf("obtaining past the limit: %v; want the caller's limit", err)
+	}
+	// The publisher can still publish (it has exports left).
+	publishStore(t, a, "jobs", "store2", newStore())
 }

@@ -92,7 +92,9 @@ func (s *supervisorServer) Obtain(ctx context.Context, call guest.GuestSuperviso
 	if err != nil {
 		return err
 	}
-	fw, err := newForwarder(s.p, child, pub.by)
+	// Charged to the caller, who asked for it: obtaining a service in a
+	// loop uses up the caller's exports, never the publisher's.
+	fw, err := newForwarder(s.p, child, s.p)
 	if err != nil {
 		return err
 	}
