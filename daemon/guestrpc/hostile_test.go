@@ -1,11 +1,13 @@
 package guestrpc
 
 import (
+	"context"
 	"encoding/binary"
 	"net"
 	"strings"
 	"testing"
 
+	capnp "capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
 	"github.com/sandboxd/sandboxd/schemas/guest"
@@ -197,4 +199,54 @@ func TestObtainingInALoopUsesTheCallersExportsNotThePublishers(t *testing.T) {
 	}
 	// The publisher can still publish (it has exports left).
 	publishStore(t, a, "jobs", "store2", newStore())
+}
+
+// giver is a service whose obtain returns a new Store each time: an
+// interface that hands out capabilities in its results.
+type giver struct{ guest.GuestSupervisor_Server }
+
+func (giver) Obtain(ctx context.Context, call guest.GuestSupervisor_obtain) error {
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	return res.SetService(capnp.Client(pipelineapi.Store_ServerToClient(newStore())))
+}
+
+func TestCapabilitiesInResultsCountAgainstTheCaller(t *testing.T) {
+	h := newHarness(t, Limits{MaxExports: 4})
+	a, greedy := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	f, rel := a.sup.Publish(testCtx(t), func(p guest.GuestSupervisor_publish_Params) error {
+		_ = p.SetChannel("jobs")
+		_ = p.SetName("giver")
+		return p.SetService(capnp.Client(guest.GuestSupervisor_ServerToClient(giver{})))
+	})
+	defer rel()
+	if _, err := f.Struct(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := obtainStore(t, greedy, "jobs", "giver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := guest.GuestSupervisor(g)
+	defer remote.Release()
+	var kept []capnp.Client
+	defer func() {
+		for _, c := range kept {
+			c.Release()
+		}
+	}()
+	for i := 0; i < 8 && err == nil; i++ {
+		f, rel := remote.Obtain(testCtx(t), nil)
+		var res guest.GuestSupervisor_obtain_Results
+		if res, err = f.Struct(); err == nil {
+			kept = append(kept, res.Service().AddRef())
+		}
+		rel()
+	}
+	if err == nil || !strings.Contains(err.Error(), greedy.g.ID()) {
+		t.Fatalf("results past the limit: %v; want the caller's limit", err)
+	}
+	publishStore(t, a, "jobs", "store", newStore()) // the giver's budget is intact
 }

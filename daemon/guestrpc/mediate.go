@@ -18,10 +18,11 @@ import (
 // The kernel closes it when the last capability on it goes, which
 // releases the import and the serving guest's export count.
 type serviceRes struct {
-	client capnp.Client
-	owner  *peer
-	desc   string
-	root   *caps.Cap // set once Create has made it
+	client  capnp.Client
+	owner   *peer // the serving guest: its leaving revokes the service
+	charged *peer // whose exports it counts against
+	desc    string
+	root    *caps.Cap // set once Create has made it
 	// ended says why the service is gone, once its guest has left.
 	ended atomic.Pointer[string]
 }
@@ -37,18 +38,18 @@ func (r *serviceRes) Close() error {
 	if r.root != nil {
 		r.owner.dropRoot(r.root)
 	}
-	r.owner.unreserve()
+	r.charged.unreserve()
 	return nil
 }
 
 // export makes a root capability, held by from, for an object from serves
-// itself (c, which export takes a reference on), counted against from's
-// MaxExports and revoked when from leaves.
-func (s *Server) export(from *peer, c capnp.Client, name, desc string) (*caps.Cap, error) {
-	if err := from.reserve(); err != nil {
+// itself (c, which export takes a reference on), counted against
+// charged's MaxExports and revoked when from leaves.
+func (s *Server) export(from, charged *peer, c capnp.Client, name, desc string) (*caps.Cap, error) {
+	if err := charged.reserve(); err != nil {
 		return nil, err
 	}
-	res := &serviceRes{client: c.AddRef(), owner: from, desc: desc}
+	res := &serviceRes{client: c.AddRef(), owner: from, charged: charged, desc: desc}
 	root := s.k.Create(from.g.Holder(), res, caps.RightFDWrite, 0, name, desc)
 	res.root = root
 	if !from.addRoot(root) {
@@ -75,12 +76,24 @@ func (s *Server) passOn(parent *caps.Cap, to *peer, origin string) (*caps.Cap, e
 	return c, nil
 }
 
-// mediate turns c, a capability from put in a message for to, into the
-// capability to receives: a copy derived for to from the giver's
-// capability. A GuestHandle or service from received from the daemon
-// must be its own; anything else is an object from serves, which becomes
-// a service capability of from's first.
-func (s *Server) mediate(c capnp.Client, from, to *peer, origin string) (capnp.Client, error) {
+// crossing is the way of the capabilities in one message: from the guest
+// that put them in it to the one that receives it.
+type crossing struct {
+	from, to *peer
+	// charged is the guest that made the call (whichever way the message
+	// goes): the objects made for the receiver count against its exports,
+	// so a guest cannot use up a peer's budget by calling it.
+	charged *peer
+	origin  string
+}
+
+// mediate turns c, a capability x.from put in a message for x.to, into the
+// capability x.to receives: a copy derived for it from the giver's
+// capability. A GuestHandle or service the giver received from the daemon
+// must be its own; anything else is an object the giver serves, which
+// becomes a service capability of the giver's first.
+func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
+	from, to, origin := x.from, x.to, x.origin
 	if !c.IsValid() {
 		return capnp.Client{}, nil
 	}
@@ -94,7 +107,7 @@ func (s *Server) mediate(c capnp.Client, from, to *peer, origin string) (capnp.C
 			if err != nil {
 				return capnp.Client{}, err
 			}
-			return newHandle(to, child, from)
+			return newHandle(to, child, x.charged)
 		case *forwarder:
 			if o.p != from {
 				return capnp.Client{}, errors.New("a service held by another guest cannot be passed on")
@@ -103,12 +116,12 @@ func (s *Server) mediate(c capnp.Client, from, to *peer, origin string) (capnp.C
 			if err != nil {
 				return capnp.Client{}, err
 			}
-			return newForwarder(to, child, from)
+			return newForwarder(to, child, x.charged)
 		default:
 			return capnp.Client{}, errors.New("a guest's GuestSupervisor cannot be passed to another guest: it acts for its guest only")
 		}
 	}
-	root, err := s.export(from, c, "service", "served by "+from.g.ID())
+	root, err := s.export(from, x.charged, c, "service", "served by "+from.g.ID())
 	if err != nil {
 		return capnp.Client{}, err
 	}
@@ -119,7 +132,7 @@ func (s *Server) mediate(c capnp.Client, from, to *peer, origin string) (capnp.C
 	if err != nil {
 		return capnp.Client{}, err
 	}
-	return newForwarder(to, child, from)
+	return newForwarder(to, child, x.charged)
 }
 
 // copyMediated copies src into dst, replacing every capability src
@@ -129,7 +142,7 @@ func (s *Server) mediate(c capnp.Client, from, to *peer, origin string) (capnp.C
 // runs inside go-capnp's PlaceArgs, under the receiving connection's
 // lock, and releasing an import of the giver's connection there could
 // deadlock against a call the other way.
-func copyMediated(dst, src capnp.Struct, from, to *peer, origin string) ([]capnp.Client, error) {
+func copyMediated(dst, src capnp.Struct, x crossing) ([]capnp.Client, error) {
 	ct := dst.Message().CapTable()
 	n0 := ct.Len()
 	if err := dst.CopyFrom(src); err != nil {
@@ -138,7 +151,7 @@ func copyMediated(dst, src capnp.Struct, from, to *peer, origin string) ([]capnp
 	var replaced []capnp.Client
 	for i := n0; i < ct.Len(); i++ {
 		c := ct.At(i)
-		m, err := from.s.mediate(c, from, to, origin)
+		m, err := x.from.s.mediate(c, x)
 		replaced = append(replaced, c)
 		ct.Set(capnp.CapabilityID(i), m)
 		if err != nil {
@@ -252,7 +265,7 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	ans, finish := f.res.client.SendCall(ctx, capnp.Send{
 		Method: m, ArgsSize: args.Size(),
 		PlaceArgs: func(s capnp.Struct) (err error) {
-			replaced, err = copyMediated(s, args, f.p, owner, origin)
+			replaced, err = copyMediated(s, args, crossing{from: f.p, to: owner, charged: f.p, origin: origin})
 			return err
 		},
 	})
@@ -284,7 +297,7 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		return err
 	}
 	back := "returned by " + owner.g.ID() + " from " + f.c.Name()
-	replaced, err = copyMediated(results, out, owner, f.p, back)
+	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back})
 	release(replaced)
 	return err
 }

@@ -57,7 +57,7 @@ func (m *model) step(t *testing.T, rng *rand.Rand) {
 		m.add(c, wrapped, "handOver")
 		cl := newHandleClient(from, wrapped)
 		m.clients = append(m.clients, cl)
-		got, err := m.s.mediate(cl, from, to, "property test call")
+		got, err := m.s.mediate(cl, crossing{from: from, to: to, charged: from, origin: "property test call"})
 		if err == nil {
 			v, _ := serverOf(got)
 			m.add(wrapped, v.(*handleServer).c, "call")

@@ -65,7 +65,7 @@ func (s *supervisorServer) Publish(ctx context.Context, call guest.GuestSupervis
 	if _, daemons := serverOf(svc); daemons {
 		return errors.New("publish: only an object the guest serves itself can be published; pass a service obtained from a peer on in a call instead")
 	}
-	root, err := s.p.s.export(s.p, svc, key.name, "published as "+key.name+" on chan:"+key.channel)
+	root, err := s.p.s.export(s.p, s.p, svc, key.name, "published as "+key.name+" on chan:"+key.channel)
 	if err != nil {
 		return err
 	}
