@@ -57,7 +57,9 @@ func (g *Guest) onSupervisorRequest() {
 			return
 		}
 		if err := g.answerRequest(buf[:n], fl); err != nil {
-			g.log.Warn("supervisor channel request refused", "error", err)
+			// Debug, not Warn: the guest is told, and a guest sending
+			// junk in a loop must not fill the daemon's log.
+			g.log.Debug("supervisor channel request refused", "error", err)
 			g.sendError(err)
 		}
 	}
