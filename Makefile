@@ -19,7 +19,7 @@ help:
 	@echo "make build       build bin/sandboxd"
 	@echo "make examples    build the example guest bin/hello.wasm"
 	@echo "make demo        run the example guest with one read-only directory grant"
-	@echo "make test        gofmt check, generated code check, go vet, staticcheck, go test (-race but for the guest SDK; what CI runs)"
+	@echo "make test        gofmt check, generated code check, go vet, staticcheck, go test (-race but for the guest SDK and examples; what CI runs)"
 	@echo "make fuzz        fuzz the grant parser for 30s"
 	@echo "make clean       remove bin/"
 
@@ -52,12 +52,14 @@ vet:
 staticcheck:
 	$(STATICCHECK) ./...
 
-# Every package runs under the race detector but the guest SDK's. Its tests
-# build Go guests and run them on abi, whose host calls abi's own tests
-# race-check with Go guests too; under -race wazero's compiler (instrumented
-# itself) takes some 15 s per Go guest, and the SDK's four would cost over a
-# minute of CPU for no host code of their own.
-RACE_PKGS = $(shell $(GO) list ./... | grep -v '/abi/sdk/')
+# Every package runs under the race detector but the guest SDK's and the
+# examples'. Their tests build Go guests and run them on abi, whose host
+# calls abi's own tests race-check with Go guests too (and daemon/guestrpc's
+# the guest-facing server, with the test speaking for the guests); under
+# -race wazero's compiler (instrumented itself) takes some 15 s per Go
+# guest, and their seven would cost minutes of CPU for no host code of
+# their own.
+RACE_PKGS = $(shell $(GO) list ./... | grep -v -e '/abi/sdk/' -e '/examples/')
 
 # The daemon package runs a second time without -race, for the test that
 # serves 10,000 HTTP requests through a guest (daemon/http_e2e_test.go,
@@ -68,7 +70,7 @@ RACE_PKGS = $(shell $(GO) list ./... | grep -v '/abi/sdk/')
 # -count=1: every run runs every test, never a result cached by an earlier one.
 gotest:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/... ./daemon/
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/... ./daemon/ ./examples/...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGrant$$' -fuzztime 30s ./daemon

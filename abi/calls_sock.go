@@ -81,7 +81,9 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 			return caps.ErrnoOf(err)
 		}
 		b, i := src.Rights()
-		x, err := g.kernel.Derive(src, caps.Derivation{Edge: caps.EdgeDelegate, Name: src.Name(), Base: b, Inheriting: i})
+		// The copy's provenance names the channel it crossed.
+		via := "sent on " + string(c.ID()) + " (" + c.Name() + ")"
+		x, err := g.kernel.Derive(src, caps.Derivation{Edge: caps.EdgeDelegate, Name: src.Name(), Base: b, Inheriting: i, Origin: via})
 		if err != nil {
 			return caps.ErrnoOf(err)
 		}

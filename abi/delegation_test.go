@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -168,6 +169,9 @@ func checkChildAdopted(t *testing.T, log *graphLog, child string) {
 	}
 	if adopted[0].Cap.Base.Has(caps.RightFDWrite) {
 		t.Fatal("the delegated file gained fd_write")
+	}
+	if o := adopted[0].Cap.Origin; !strings.HasPrefix(o, "sent on c") {
+		t.Fatalf("the delegated file's origin is %q: want the channel it was sent on", o)
 	}
 }
 

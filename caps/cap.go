@@ -64,7 +64,7 @@ type Cap struct {
 	parent  *Cap
 	edge    Edge
 	removed Rights // rights the parent held that this edge dropped
-	origin  string // what authorised a root capability (grant text, policy rule)
+	origin  string // what authorised a root (grant text, policy rule), or how a child was passed on
 	created time.Time
 	expires atomic.Int64 // lease end, Unix nanoseconds; 0: none (Kernel.Lease)
 	source  atomic.Value // what a root was granted from (SetSource)
@@ -129,7 +129,8 @@ func (c *Cap) Edge() Edge { return c.edge }
 // Removed returns the rights dropped on the edge from the parent.
 func (c *Cap) Removed() Rights { return c.removed }
 
-// Origin describes what authorised a root capability.
+// Origin describes what authorised a root capability, or for a derived
+// one how it was passed on (Derivation.Origin), if that was recorded.
 func (c *Cap) Origin() string { return c.origin }
 
 // Created is when the capability was minted or derived.

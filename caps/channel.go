@@ -47,6 +47,8 @@ type chanPair struct {
 	wrShut [2]bool
 	waits  [2]waitList
 	desc   string
+	// arrival[i] is called after a message is queued for end i (OnArrival).
+	arrival [2]func()
 }
 
 // NewChannelPair returns the two ends of a new channel. A datagram channel
@@ -174,9 +176,30 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 		p.qcaps[dst] += len(caps)
 	}
 	p.qbytes[dst] += n
+	arrival := p.arrival[dst]
 	p.mu.Unlock()
-	p.waits[dst].wakeAll()
+	p.delivered(dst, arrival)
 	return n, nil
+}
+
+// delivered tells end dst that a message was queued for it: its waiters,
+// and its OnArrival function if it has one. p.mu must not be held.
+func (p *chanPair) delivered(dst int, arrival func()) {
+	p.waits[dst].wakeAll()
+	if arrival != nil {
+		arrival()
+	}
+}
+
+// OnArrival makes f run each time a message is queued for this end, on
+// the sender's goroutine, after Send has queued it and released the
+// channel's lock: f may Recv from this end, but must not block. It lets
+// the daemon answer what a guest sends on its supervisor channel without
+// a goroutine waiting on every guest's channel. nil removes f.
+func (c *Channel) OnArrival(f func()) {
+	c.p.mu.Lock()
+	c.p.arrival[c.side] = f
+	c.p.mu.Unlock()
 }
 
 // gather appends the first n bytes of iov to dst.

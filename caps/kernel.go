@@ -146,6 +146,10 @@ type Derivation struct {
 	// set up). nil with a nil Holder means the recipient is not known
 	// (a capability in flight on a channel). Only a Gate reads it.
 	For *Holder
+	// Origin says how the new capability came to be passed on, for its
+	// provenance ("sent on chan:jobs", "in a call to service store"); it
+	// is the new capability's Origin. "" records nothing.
+	Origin string
 }
 
 // Derive creates a child capability. The child's rights never exceed the
@@ -201,6 +205,7 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 	c := k.newCap(d.Holder, rr, d.Base&mb, d.Inheriting&mi, d.Name)
 	c.parent = parent
 	c.edge = d.Edge
+	c.origin = d.Origin
 	if d.Resource == nil {
 		c.receiver = parent.receiver
 	}

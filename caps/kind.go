@@ -18,6 +18,10 @@ const (
 	KindProcess
 	KindRevoker
 	KindDialer
+	// KindService is a Cap'n Proto object a guest serves to other guests
+	// through the daemon (published, or passed in a call). Its one right,
+	// RightFDWrite (as for sending on a channel), is the right to call it.
+	KindService
 )
 
 var kindNames = [...]string{
@@ -33,6 +37,7 @@ var kindNames = [...]string{
 	KindProcess:    "process",
 	KindRevoker:    "revoker",
 	KindDialer:     "dial",
+	KindService:    "service",
 }
 
 func (k Kind) String() string {
@@ -64,6 +69,8 @@ func (k Kind) MaxRights() (base, inheriting Rights) {
 		return RightsProcessBase, 0
 	case KindRevoker:
 		return 0, 0
+	case KindService:
+		return RightFDWrite, 0
 	}
 	return 0, 0
 }

@@ -21,9 +21,10 @@ type Delegation struct {
 const supervisorHandle = "supervisor"
 
 // supervisorRights are what a guest may do with its end of the supervisor
-// channel: receive (sock_recv, fd_read), poll and stat it. It cannot send:
-// nobody reads that direction.
-const supervisorRights = caps.RightFDRead | caps.RightPollFDReadwrite | caps.RightFileStatFGet
+// channel: receive (sock_recv, fd_read), send requests (sock_send,
+// fd_write: see peer.go), poll and stat it, and make it non-blocking
+// (fd_stat_put flags) to wait through its own poller, as Go guests do.
+const supervisorRights = caps.RightFDRead | caps.RightFDWrite | caps.RightPollFDReadwrite | caps.RightFileStatFGet | caps.RightFDStatPutFlags
 
 func btoi(b bool) int {
 	if b {
@@ -45,6 +46,7 @@ func (g *Guest) openSupervisorChannel(table *caps.Table) *caps.Channel {
 	guestEnd, daemonEnd := caps.NewChannelPair(true, "supervisor "+g.id)
 	c := g.s.k.Mint(g.holder, guestEnd, supervisorRights, 0, supervisorHandle, "launch")
 	_, _ = table.Insert(c) // validate left room for it
+	daemonEnd.OnArrival(g.onSupervisorRequest)
 	return daemonEnd
 }
 

@@ -110,6 +110,9 @@ type Supervisor struct {
 	audit       *audit.Log
 	auditFailed atomic.Bool
 
+	peerMu sync.Mutex
+	peers  PeerServer // serves guests' Cap'n Proto connections; nil: none
+
 	mu     sync.Mutex
 	closed bool
 	guests map[string]*Guest
@@ -338,9 +341,10 @@ type Guest struct {
 	supervisor *caps.Channel
 	done       chan struct{}
 
-	mu     sync.Mutex
-	exited bool
-	status abi.ExitStatus
+	mu       sync.Mutex
+	exited   bool
+	status   abi.ExitStatus
+	peerLive bool // a Cap'n Proto connection is open (peer.go)
 }
 
 // Launch validates spec, sets up every grant, and starts the guest. Grants

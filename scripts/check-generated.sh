@@ -1,23 +1,23 @@
 #!/bin/sh
-# Fails if the committed Go code under schemas/ differs from what
-# scripts/gen-schemas.sh produces from schemas/*.capnp with the pinned
-# tools. Run by `make test`.
+# Fails if the committed Go code generated from the Cap'n Proto schemas
+# differs from what scripts/gen-schemas.sh produces with the pinned tools.
+# Run by `make test`.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$root/scripts/gen-schemas.sh" "$tmp"
 status=0
-for f in "$tmp"/*.go; do
-	name=$(basename "$f")
-	if ! cmp -s "$f" "$root/schemas/$name"; then
-		echo "check-generated: schemas/$name is stale or edited; run: go generate ./schemas/..." >&2
-		diff -u "$root/schemas/$name" "$f" | head -40 >&2 || true
+for f in $(cd "$tmp" && find . -name '*.capnp.go' | sort); do
+	rel=${f#./}
+	if ! cmp -s "$tmp/$rel" "$root/$rel"; then
+		echo "check-generated: $rel is stale or edited; run: go generate ./schemas/..." >&2
+		diff -u "$root/$rel" "$tmp/$rel" | head -40 >&2 || true
 		status=1
 	fi
 done
-for f in "$root"/schemas/*.capnp.go; do
-	[ -e "$tmp/$(basename "$f")" ] || { echo "check-generated: schemas/$(basename "$f") has no schema; delete it" >&2; status=1; }
+for f in $(cd "$root" && find schemas examples -name '*.capnp.go' | sort); do
+	[ -e "$tmp/$f" ] || { echo "check-generated: $f has no schema; delete it" >&2; status=1; }
 done
-[ "$status" = 0 ] && echo "check-generated: schemas/ matches its .capnp sources"
+[ "$status" = 0 ] && echo "check-generated: generated code matches its .capnp sources"
 exit "$status"

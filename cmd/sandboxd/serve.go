@@ -16,6 +16,7 @@ import (
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/daemon/guestrpc"
 	"github.com/sandboxd/sandboxd/daemon/server"
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -108,6 +109,9 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 		d.l.Close()
 		return failed(exitFailure, "cannot start the runtime: %v", err)
 	}
+	// Guests ask for their Cap'n Proto connection on their supervisor
+	// channel (docs/PEERS.md).
+	d.sup.SetPeerServer(guestrpc.New(d.sup, guestrpc.Options{Logger: log.Named("peers")}))
 	d.srv = server.New(d.sup, server.Options{Logger: log, Limits: sa.limits, LogBytes: sa.logBytes})
 	return d, exitOK, true
 }

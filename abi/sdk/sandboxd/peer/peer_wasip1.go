@@ -1,0 +1,257 @@
+//go:build wasip1
+
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	capnp "capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/rpc"
+	"capnproto.org/go/capnp/v3/rpc/transport"
+	"github.com/sandboxd/sandboxd/abi/argdata"
+	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd"
+	"github.com/sandboxd/sandboxd/schemas/guest"
+)
+
+// Conn is the guest's Cap'n Proto connection to the daemon.
+type Conn struct {
+	stream *sandboxd.Conn
+	rpc    *rpc.Conn
+	sup    guest.GuestSupervisor
+}
+
+var (
+	supervisorOnce sync.Once
+	supervisor     *sandboxd.Conn
+	supervisorErr  error
+	// pending are notices (grants, delegations) that arrived on the
+	// supervisor channel ahead of the connection's.
+	pendingMu sync.Mutex
+	pending   []Notice
+)
+
+// Notice is one datagram of the supervisor channel: a handle granted or
+// delegated to the guest while it runs (docs/API.md).
+type Notice struct {
+	Event, Name, Cap, Kind string
+	FD                     uint32 // the handle it carried, now open
+	HasFD                  bool
+}
+
+// Pending returns, and forgets, the notices Connect read past on the
+// supervisor channel while waiting for its own.
+func Pending() []Notice {
+	pendingMu.Lock()
+	defer pendingMu.Unlock()
+	out := pending
+	pending = nil
+	return out
+}
+
+func supervisorChannel() (*sandboxd.Conn, error) {
+	supervisorOnce.Do(func() {
+		fd, ok := sandboxd.Handle("supervisor")
+		if !ok {
+			supervisorErr = errors.New("peer: this guest has no supervisor channel: launch it through the daemon (sandboxd launch)")
+			return
+		}
+		supervisor, supervisorErr = sandboxd.NewConn(fd)
+	})
+	return supervisor, supervisorErr
+}
+
+// rpcRequest is what asks the daemon for a connection.
+var rpcRequest = argdata.StringMap(map[string]argdata.Value{"request": argdata.String("rpc")}).Encode()
+
+// Connect asks the daemon for this guest's Cap'n Proto connection and
+// returns it. A guest has at most one open at a time.
+func Connect(ctx context.Context) (*Conn, error) {
+	sc, err := supervisorChannel()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sc.Send(rpcRequest); err != nil {
+		return nil, fmt.Errorf("peer: asking the daemon for a connection: %w", err)
+	}
+	fd, err := awaitConnection(sc)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := sandboxd.NewConn(fd)
+	if err != nil {
+		return nil, err
+	}
+	conn := rpc.NewConn(transport.NewStream(stream), nil)
+	return &Conn{stream: stream, rpc: conn, sup: guest.GuestSupervisor(conn.Bootstrap(ctx))}, nil
+}
+
+// awaitConnection reads notices until the daemon's answer, keeping the
+// others for Pending.
+func awaitConnection(sc *sandboxd.Conn) (uint32, error) {
+	buf := make([]byte, 4096)
+	fds := make([]uint32, 1)
+	for {
+		r, err := sc.Recv(buf, fds)
+		if err != nil {
+			return 0, fmt.Errorf("peer: reading the supervisor channel: %w", err)
+		}
+		if r.N == 0 && r.NFDs == 0 {
+			return 0, errors.New("peer: the supervisor channel was closed")
+		}
+		n := decodeNotice(buf[:r.N])
+		n.FD, n.HasFD = fds[0], r.NFDs == 1
+		switch {
+		case n.Event == "rpc" && n.HasFD:
+			return n.FD, nil
+		case n.Event == "error":
+			return 0, errors.New("peer: the daemon refused a connection: " + n.Name)
+		}
+		pendingMu.Lock()
+		pending = append(pending, n)
+		pendingMu.Unlock()
+	}
+}
+
+func decodeNotice(b []byte) Notice {
+	v, err := argdata.Decode(b)
+	if err != nil {
+		return Notice{}
+	}
+	str := func(k string) string {
+		x, _ := v.Get(k)
+		s, _ := x.Str()
+		return s
+	}
+	n := Notice{Event: str("event"), Name: str("name"), Cap: str("cap"), Kind: str("kind")}
+	if n.Event == "error" {
+		n.Name = str("error")
+	}
+	return n
+}
+
+// Supervisor is the daemon's GuestSupervisor, for calls this package has
+// no method for.
+func (c *Conn) Supervisor() guest.GuestSupervisor { return c.sup }
+
+// Done is closed when the connection ends.
+func (c *Conn) Done() <-chan struct{} { return c.rpc.Done() }
+
+// Close ends the connection: what the guest published is withdrawn, and
+// what it served to other guests is revoked.
+func (c *Conn) Close() error {
+	c.sup.Release()
+	err := c.rpc.Close()
+	_ = c.stream.Close()
+	return err
+}
+
+// Publish offers svc, an object this guest serves, as name to the guests
+// that hold the channel named channel. The daemon keeps a reference to
+// svc until the guest's connection ends.
+func (c *Conn) Publish(ctx context.Context, channel, name string, svc capnp.Client) error {
+	f, release := c.sup.Publish(ctx, func(p guest.GuestSupervisor_publish_Params) error {
+		if err := p.SetChannel(channel); err != nil {
+			return err
+		}
+		if err := p.SetName(name); err != nil {
+			return err
+		}
+		return p.SetService(svc.AddRef())
+	})
+	defer release()
+	_, err := f.Struct()
+	return err
+}
+
+// Obtain returns the service published as name on channel, waiting until
+// it is published (or ctx ends). The caller releases it.
+func (c *Conn) Obtain(ctx context.Context, channel, name string) (capnp.Client, error) {
+	f, release := c.sup.Obtain(ctx, func(p guest.GuestSupervisor_obtain_Params) error {
+		if err := p.SetChannel(channel); err != nil {
+			return err
+		}
+		return p.SetName(name)
+	})
+	defer release()
+	res, err := f.Struct()
+	if err != nil {
+		return capnp.Client{}, err
+	}
+	return res.Service().AddRef(), nil
+}
+
+// Rights narrows a handle handed over.
+type Rights struct{ Base, Inheriting sandboxd.Rights }
+
+// HandOver wraps the handle fd as a GuestHandle to pass to a peer in a
+// call, narrowed to r if r is not nil. The caller releases it.
+func (c *Conn) HandOver(ctx context.Context, fd uint32, r *Rights) (guest.GuestHandle, error) {
+	f, release := c.sup.HandOver(ctx, func(p guest.GuestSupervisor_handOver_Params) error {
+		p.SetFd(fd)
+		if r != nil {
+			p.SetNarrow(true)
+			p.SetBase(uint64(r.Base))
+			p.SetInheriting(uint64(r.Inheriting))
+		}
+		return nil
+	})
+	defer release()
+	res, err := f.Struct()
+	if err != nil {
+		return guest.GuestHandle{}, err
+	}
+	return res.Handle().AddRef(), nil
+}
+
+// Install turns a GuestHandle this guest received into a handle of its
+// own and returns the fd.
+func (c *Conn) Install(ctx context.Context, h guest.GuestHandle) (uint32, error) {
+	f, release := c.sup.Install(ctx, func(p guest.GuestSupervisor_install_Params) error {
+		return p.SetHandle(h.AddRef())
+	})
+	defer release()
+	res, err := f.Struct()
+	if err != nil {
+		return 0, err
+	}
+	return res.Fd(), nil
+}
+
+// Handle is one entry of the guest's handle table, as the daemon
+// describes it.
+type Handle struct {
+	FD                   uint32
+	ID, Kind, Name, Edge string
+	Parent, Origin       string
+	Base, Inheriting     sandboxd.Rights
+}
+
+// Handles lists the guest's handle table.
+func (c *Conn) Handles(ctx context.Context) ([]Handle, error) {
+	f, release := c.sup.Handles(ctx, nil)
+	defer release()
+	res, err := f.Struct()
+	if err != nil {
+		return nil, err
+	}
+	list, err := res.Handles()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Handle, list.Len())
+	for i := range out {
+		in := list.At(i)
+		h := &out[i]
+		h.FD, h.Base, h.Inheriting = in.Fd(), sandboxd.Rights(in.Base()), sandboxd.Rights(in.Inheriting())
+		h.ID, _ = in.Id()
+		h.Kind, _ = in.Kind()
+		h.Name, _ = in.Name()
+		h.Edge, _ = in.Edge()
+		h.Parent, _ = in.Parent()
+		h.Origin, _ = in.Origin()
+	}
+	return out, nil
+}

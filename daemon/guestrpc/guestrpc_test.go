@@ -1,0 +1,158 @@
+package guestrpc
+
+import (
+	"strings"
+	"testing"
+
+	capnp "capnproto.org/go/capnp/v3"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
+	"github.com/sandboxd/sandboxd/schemas/guest"
+)
+
+// held returns the live capabilities of kind held by holder.
+func (h *harness) held(holder string, kind caps.Kind) []caps.Info {
+	var out []caps.Info
+	for _, in := range h.sup.Kernel().Snapshot() {
+		if in.Holder == holder && in.Kind == kind && !in.Revoked && !in.Closed {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func TestPublishedServiceIsReachedThroughACapabilityDerivedForTheCaller(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	st := newStore()
+	publishStore(t, a, "jobs", "store", st)
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	if err := put(testCtx(t), s, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if st.get("k") != "v" {
+		t.Fatalf("the store got %q", st.get("k"))
+	}
+	roots := h.held(a.g.ID(), caps.KindService)
+	copies := h.held(b.g.ID(), caps.KindService)
+	if len(roots) != 1 || len(copies) != 1 {
+		t.Fatalf("service capabilities: %d held by the publisher, %d by the caller; want 1 and 1", len(roots), len(copies))
+	}
+	if c := copies[0]; c.Parent != roots[0].ID || c.Edge != caps.EdgeDelegate || !strings.Contains(c.Origin, "on chan:jobs") {
+		t.Fatalf("caller's copy: parent %s edge %s origin %q; want parent %s, edge delegate, the channel in its origin", c.Parent, c.Edge, c.Origin, roots[0].ID)
+	}
+}
+
+func TestPublishAndObtainNeedTheChannel(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a, outsider := h.peer(t, "chan:jobs"), h.peer(t, "chan:other")
+	publishStore(t, a, "jobs", "store", newStore())
+	if _, err := obtainStore(t, outsider, "jobs", "store"); err == nil || !strings.Contains(err.Error(), `holds no channel "jobs"`) {
+		t.Fatalf("obtain without the channel: %v", err)
+	}
+	svc := pipelineapi.Store_ServerToClient(newStore())
+	f, rel := outsider.sup.Publish(testCtx(t), func(p guest.GuestSupervisor_publish_Params) error {
+		_ = p.SetChannel("jobs")
+		_ = p.SetName("fake")
+		return p.SetService(capnp.Client(svc))
+	})
+	defer rel()
+	if _, err := f.Struct(); err == nil || !strings.Contains(err.Error(), "holds no channel") {
+		t.Fatalf("publish without the channel: %v", err)
+	}
+}
+
+func TestObtainWaitsForThePublisher(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	f, rel := b.sup.Obtain(testCtx(t), func(p guest.GuestSupervisor_obtain_Params) error {
+		_ = p.SetChannel("jobs")
+		return p.SetName("store")
+	})
+	defer rel()
+	st := newStore()
+	publishStore(t, a, "jobs", "store", st)
+	res, err := f.Struct()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := put(testCtx(t), pipelineapi.Store(res.Service()), "late", "ok"); err != nil || st.get("late") != "ok" {
+		t.Fatalf("call through the late service: %v, stored %q", err, st.get("late"))
+	}
+}
+
+func TestRevokingThePublishersCapabilityCutsTheCallersCalls(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	publishStore(t, a, "jobs", "store", newStore())
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	if err := put(testCtx(t), s, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	root := h.held(a.g.ID(), caps.KindService)[0]
+	if _, err := h.sup.Revoke(root.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	err = put(testCtx(t), s, "k2", "v")
+	if err == nil || !strings.Contains(err.Error(), "has been revoked") {
+		t.Fatalf("call after revoke: %v; want an exception saying the service was revoked", err)
+	}
+}
+
+func TestCallInFlightEndsWhenItsCapabilityIsRevoked(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	st := newStore()
+	st.block = make(chan struct{}) // the store never answers
+	defer close(st.block)
+	publishStore(t, a, "jobs", "store", st)
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	errc := make(chan error, 1)
+	go func() { errc <- put(testCtx(t), s, "k", "v") }()
+	<-st.started // the call has reached the serving guest
+	copyOf := h.held(b.g.ID(), caps.KindService)[0]
+	if _, err := h.sup.Revoke(copyOf.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("call in flight at revoke: %v", err)
+	}
+}
+
+func TestServingGuestsExitFailsCallsWithAClearException(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	publishStore(t, a, "jobs", "store", newStore())
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	a.g.Kill("test")
+	<-a.g.Done()
+	// The daemon revokes a leaving guest's services once it sees its
+	// connection end; wait for that event, then call.
+	for {
+		changed := h.srv.changedChan()
+		if len(h.held(b.g.ID(), caps.KindService)) == 0 {
+			break
+		}
+		<-changed
+	}
+	err = put(testCtx(t), s, "k", "v")
+	if err == nil || !strings.Contains(err.Error(), "is gone") || !strings.Contains(err.Error(), a.g.ID()) {
+		t.Fatalf("call to the service of an exited guest: %v; want an exception naming the guest", err)
+	}
+}

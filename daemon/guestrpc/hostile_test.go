@@ -1,0 +1,252 @@
+package guestrpc
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"strings"
+	"testing"
+
+	capnp "capnproto.org/go/capnp/v3"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
+	"github.com/sandboxd/sandboxd/schemas/guest"
+)
+
+// rawPeer launches a guest whose connection the test writes raw bytes to.
+func (h *harness) rawPeer(t *testing.T, grants ...string) (net.Conn, <-chan struct{}) {
+	t.Helper()
+	p := h.peer(t, grants...) // for the guest; its own connection is not used
+	mine, theirs := net.Pipe()
+	done := make(chan struct{})
+	h.srv.Serve(p.g, &notifyClose{Conn: theirs, done: done})
+	t.Cleanup(func() { _ = mine.Close() })
+	return mine, done
+}
+
+// notifyClose closes done when the daemon closes its end.
+type notifyClose struct {
+	net.Conn
+	done chan struct{}
+}
+
+func (c *notifyClose) Close() error {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+	return c.Conn.Close()
+}
+
+func TestMalformedMessagesEndOnlyThatGuestsConnection(t *testing.T) {
+	h := newHarness(t, Limits{MaxMessageSize: 4096})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	st := newStore()
+	publishStore(t, a, "jobs", "store", st)
+	for name, msg := range map[string][]byte{
+		// A segment table announcing 2^31 segments.
+		"segments": {0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0},
+		// One segment larger than MaxMessageSize.
+		"oversized": binary.LittleEndian.AppendUint32([]byte{0, 0, 0, 0}, 1<<20),
+		// A well-framed message whose root pointer is garbage.
+		"garbage": append([]byte{0, 0, 0, 0, 2, 0, 0, 0}, 0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8),
+	} {
+		raw, closed := h.rawPeer(t, "chan:jobs")
+		go func() { _, _ = raw.Write(msg) }()
+		<-closed // the daemon hung up on it
+		t.Logf("%s: connection closed by the daemon", name)
+	}
+	// The daemon and the other guests are unaffected.
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	if err := put(testCtx(t), s, "after", "ok"); err != nil || st.get("after") != "ok" {
+		t.Fatalf("call between well-behaved guests after the malformed ones: %v", err)
+	}
+}
+
+func TestFloodBeyondCallsInFlightDisconnectsTheFlooderOnly(t *testing.T) {
+	const limit = 8
+	h := newHarness(t, Limits{MaxCallsInFlight: limit})
+	a, flooder, other := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	st := newStore()
+	st.block = make(chan struct{}) // the store never answers: calls pile up
+	publishStore(t, a, "jobs", "store", st)
+	s, err := obtainStore(t, flooder, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2*limit)
+	for i := 0; i < 2*limit; i++ {
+		go func() { errs <- put(testCtx(t), s, "k", "v") }()
+	}
+	// Every call fails: those in flight when the flooder is cut off, and
+	// those past the limit. None of them waits for the store.
+	for i := 0; i < 2*limit; i++ {
+		if err := <-errs; err == nil {
+			t.Fatal("a flooding call succeeded against a store that never answers")
+		}
+	}
+	close(st.block)
+	// Another guest still reaches the store.
+	s2, err := obtainStore(t, other, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Release()
+	if err := put(testCtx(t), s2, "other", "ok"); err != nil || st.get("other") != "ok" {
+		t.Fatalf("another guest's call after the flood: %v", err)
+	}
+	// And the flooder's copies of the service are gone with its connection.
+	for {
+		changed := h.srv.changedChan()
+		if len(h.held(flooder.g.ID(), caps.KindService)) == 0 {
+			break
+		}
+		<-changed
+	}
+}
+
+func TestExportsBeyondTheLimitFailWithAnException(t *testing.T) {
+	h := newHarness(t, Limits{MaxExports: 3})
+	dir := t.TempDir()
+	a := h.peer(t, "dir:"+dir+"=docs")
+	var kept []guest.GuestHandle
+	defer func() {
+		for _, x := range kept {
+			x.Release()
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		hd, err := handOver(t, a, a.fd(t, "docs"), readOnlyDir, 0)
+		if err != nil {
+			t.Fatalf("handOver %d of 3: %v", i+1, err)
+		}
+		kept = append(kept, hd)
+	}
+	if _, err := handOver(t, a, a.fd(t, "docs"), readOnlyDir, 0); err == nil || !strings.Contains(err.Error(), "per-guest limit") {
+		t.Fatalf("fourth export: %v", err)
+	}
+}
+
+func TestCallingARevokedServiceInALoopKeepsNothingAlive(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	publishStore(t, a, "jobs", "store", newStore())
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	root := h.held(a.g.ID(), caps.KindService)[0]
+	if _, err := h.sup.Revoke(root.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if err := put(testCtx(t), s, "k", "v"); err == nil {
+			t.Fatalf("call %d on a revoked service succeeded", i)
+		}
+	}
+	if n := len(h.held(b.g.ID(), caps.KindService)); n != 0 {
+		t.Fatalf("%d live service capabilities after revoke", n)
+	}
+}
+
+// go-capnp sends Finish 250 ms after a call returns: calls that have
+// returned do not count against MaxCallsInFlight, or a guest calling
+// faster than that would be cut off.
+func TestCallsThatReturnedAreNotInFlight(t *testing.T) {
+	const limit = 4
+	h := newHarness(t, Limits{MaxCallsInFlight: limit})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	st := newStore()
+	publishStore(t, a, "jobs", "store", st)
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	for i := 0; i < 20*limit; i++ {
+		if err := put(testCtx(t), s, "k", "v"); err != nil {
+			t.Fatalf("sequential call %d with at most one in flight: %v", i+1, err)
+		}
+		<-st.started
+	}
+}
+
+func TestObtainingInALoopUsesTheCallersExportsNotThePublishers(t *testing.T) {
+	h := newHarness(t, Limits{MaxExports: 4})
+	a, greedy := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	publishStore(t, a, "jobs", "store", newStore()) // one of a's 4
+	var kept []pipelineapi.Store
+	defer func() {
+		for _, s := range kept {
+			s.Release()
+		}
+	}()
+	var err error
+	for i := 0; i < 8 && err == nil; i++ {
+		var s pipelineapi.Store
+		if s, err = obtainStore(t, greedy, "jobs", "store"); err == nil {
+			kept = append(kept, s)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), greedy.g.ID()) {
+		t.Fatalf("obtaining past the limit: %v; want the caller's limit", err)
+	}
+	// The publisher can still publish (it has exports left).
+	publishStore(t, a, "jobs", "store2", newStore())
+}
+
+// giver is a service whose obtain returns a new Store each time: an
+// interface that hands out capabilities in its results.
+type giver struct{ guest.GuestSupervisor_Server }
+
+func (giver) Obtain(ctx context.Context, call guest.GuestSupervisor_obtain) error {
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	return res.SetService(capnp.Client(pipelineapi.Store_ServerToClient(newStore())))
+}
+
+func TestCapabilitiesInResultsCountAgainstTheCaller(t *testing.T) {
+	h := newHarness(t, Limits{MaxExports: 4})
+	a, greedy := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	f, rel := a.sup.Publish(testCtx(t), func(p guest.GuestSupervisor_publish_Params) error {
+		_ = p.SetChannel("jobs")
+		_ = p.SetName("giver")
+		return p.SetService(capnp.Client(guest.GuestSupervisor_ServerToClient(giver{})))
+	})
+	defer rel()
+	if _, err := f.Struct(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := obtainStore(t, greedy, "jobs", "giver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := guest.GuestSupervisor(g)
+	defer remote.Release()
+	var kept []capnp.Client
+	defer func() {
+		for _, c := range kept {
+			c.Release()
+		}
+	}()
+	for i := 0; i < 8 && err == nil; i++ {
+		f, rel := remote.Obtain(testCtx(t), nil)
+		var res guest.GuestSupervisor_obtain_Results
+		if res, err = f.Struct(); err == nil {
+			kept = append(kept, res.Service().AddRef())
+		}
+		rel()
+	}
+	if err == nil || !strings.Contains(err.Error(), greedy.g.ID()) {
+		t.Fatalf("results past the limit: %v; want the caller's limit", err)
+	}
+	publishStore(t, a, "jobs", "store", newStore()) // the giver's budget is intact
+}

@@ -1,0 +1,332 @@
+package guestrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	capnp "capnproto.org/go/capnp/v3"
+	capnpserver "capnproto.org/go/capnp/v3/server"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/schemas/guest"
+)
+
+// serviceRes is the resource behind a service capability: an object a
+// guest serves on its own connection (an import of that connection).
+// The kernel closes it when the last capability on it goes, which
+// releases the import and the serving guest's export count.
+type serviceRes struct {
+	client  capnp.Client
+	owner   *peer // the serving guest: its leaving revokes the service
+	charged *peer // whose exports it counts against
+	desc    string
+	root    *caps.Cap // set once Create has made it
+	// ended says why the service is gone, once its guest has left.
+	ended atomic.Pointer[string]
+}
+
+func (r *serviceRes) Kind() caps.Kind  { return caps.KindService }
+func (r *serviceRes) Describe() string { return r.desc }
+
+// Close releases the import. It may run under a connection's lock (a
+// copy closed while a call is placed), so the release, which takes the
+// serving guest's connection's lock, runs on its own goroutine.
+func (r *serviceRes) Close() error {
+	go r.client.Release()
+	if r.root != nil {
+		r.owner.dropRoot(r.root)
+	}
+	r.charged.unreserve()
+	return nil
+}
+
+// export makes a root capability, held by from, for an object from serves
+// itself (c, which export takes a reference on), counted against
+// charged's MaxExports and revoked when from leaves.
+func (s *Server) export(from, charged *peer, c capnp.Client, name, desc string) (*caps.Cap, error) {
+	if err := charged.reserve(); err != nil {
+		return nil, err
+	}
+	res := &serviceRes{client: c.AddRef(), owner: from, charged: charged, desc: desc}
+	root := s.k.Create(from.g.Holder(), res, caps.RightFDWrite, 0, name, desc)
+	res.root = root
+	if !from.addRoot(root) {
+		s.k.Revoke(root, "the serving guest "+from.g.ID()+" has disconnected")
+		return nil, fmt.Errorf("guest %s's connection has ended", from.g.ID())
+	}
+	return root, nil
+}
+
+// passOn derives parent's copy for to (edge "delegate", the same rights),
+// which the kernel's gate decides.
+func (s *Server) passOn(parent *caps.Cap, to *peer, origin string) (*caps.Cap, error) {
+	b, i := parent.Rights()
+	h := to.g.Holder()
+	c, err := s.k.Derive(parent, caps.Derivation{
+		Holder: h, For: h, Edge: caps.EdgeDelegate, Name: parent.Name(), Base: b, Inheriting: i, Origin: origin,
+	})
+	if err != nil {
+		if daemon.IsPolicyDenial(err) {
+			return nil, fmt.Errorf("capability %s cannot be passed to guest %s: %w", parent.ID(), to.g.ID(), err)
+		}
+		return nil, fmt.Errorf("capability %s cannot be passed to guest %s: it has been revoked or closed", parent.ID(), to.g.ID())
+	}
+	return c, nil
+}
+
+// crossing is the way of the capabilities in one message: from the guest
+// that put them in it to the one that receives it.
+type crossing struct {
+	from, to *peer
+	// charged is the guest that made the call (whichever way the message
+	// goes): the objects made for the receiver count against its exports,
+	// so a guest cannot use up a peer's budget by calling it.
+	charged *peer
+	origin  string
+}
+
+// mediate turns c, a capability x.from put in a message for x.to, into the
+// capability x.to receives: a copy derived for it from the giver's
+// capability. A GuestHandle or service the giver received from the daemon
+// must be its own; anything else is an object the giver serves, which
+// becomes a service capability of the giver's first.
+func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
+	from, to, origin := x.from, x.to, x.origin
+	if !c.IsValid() {
+		return capnp.Client{}, nil
+	}
+	if v, ok := serverOf(c); ok {
+		switch o := v.(type) {
+		case *handleServer:
+			if o.p != from {
+				return capnp.Client{}, errors.New("a GuestHandle held by another guest cannot be passed on")
+			}
+			child, err := s.passOn(o.c, to, origin)
+			if err != nil {
+				return capnp.Client{}, err
+			}
+			return newHandle(to, child, x.charged)
+		case *forwarder:
+			if o.p != from {
+				return capnp.Client{}, errors.New("a service held by another guest cannot be passed on")
+			}
+			child, err := s.passOn(o.c, to, origin)
+			if err != nil {
+				return capnp.Client{}, err
+			}
+			return newForwarder(to, child, x.charged)
+		default:
+			return capnp.Client{}, errors.New("a guest's GuestSupervisor cannot be passed to another guest: it acts for its guest only")
+		}
+	}
+	root, err := s.export(from, x.charged, c, "service", "served by "+from.g.ID())
+	if err != nil {
+		return capnp.Client{}, err
+	}
+	child, err := s.passOn(root, to, origin)
+	// The root only anchors the copies: the copy keeps the service open,
+	// and revoking the root (when from leaves) still revokes it.
+	s.k.Close(root)
+	if err != nil {
+		return capnp.Client{}, err
+	}
+	return newForwarder(to, child, x.charged)
+}
+
+// copyMediated copies src into dst, replacing every capability src
+// carries with its mediated copy for to. On error dst must not be sent.
+// It returns the giver's references it replaced, for the caller to
+// release once it no longer holds any connection's lock: copyMediated
+// runs inside go-capnp's PlaceArgs, under the receiving connection's
+// lock, and releasing an import of the giver's connection there could
+// deadlock against a call the other way.
+func copyMediated(dst, src capnp.Struct, x crossing) ([]capnp.Client, error) {
+	ct := dst.Message().CapTable()
+	n0 := ct.Len()
+	if err := dst.CopyFrom(src); err != nil {
+		return nil, err
+	}
+	var replaced []capnp.Client
+	for i := n0; i < ct.Len(); i++ {
+		c := ct.At(i)
+		m, err := x.from.s.mediate(c, x)
+		replaced = append(replaced, c)
+		ct.Set(capnp.CapabilityID(i), m)
+		if err != nil {
+			return replaced, err
+		}
+	}
+	return replaced, nil
+}
+
+// release releases each of cs.
+func release(cs []capnp.Client) {
+	for _, c := range cs {
+		c.Release()
+	}
+}
+
+// serverOf returns the daemon's own object behind a client, if the daemon
+// serves it.
+func serverOf(cl capnp.Client) (any, bool) {
+	snap := cl.Snapshot()
+	defer snap.Release()
+	return capnpserver.IsServer(snap.Brand())
+}
+
+// handleServer is a GuestHandle: one capability of the graph, held by
+// p's guest. charged is the guest whose MaxExports it counts against.
+type handleServer struct {
+	p       *peer
+	c       *caps.Cap
+	charged *peer
+}
+
+// newHandle serves c (held by p's guest) as a GuestHandle, charged to
+// charged. On error c is closed.
+func newHandle(p *peer, c *caps.Cap, charged *peer) (capnp.Client, error) {
+	if err := charged.reserve(); err != nil {
+		p.s.k.Close(c)
+		return capnp.Client{}, err
+	}
+	return capnp.Client(guest.GuestHandle_ServerToClient(&handleServer{p: p, c: c, charged: charged})), nil
+}
+
+func (h *handleServer) Info(ctx context.Context, call guest.GuestHandle_info) error {
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	info, err := res.NewInfo()
+	if err != nil {
+		return err
+	}
+	return fillInfo(info, h.c, 0)
+}
+
+// Shutdown runs when the holder releases the handle (or disconnects).
+func (h *handleServer) Shutdown() {
+	h.p.s.k.Close(h.c)
+	h.charged.unreserve()
+}
+
+// forwarder is the service capability c (held by p's guest) as a Cap'n
+// Proto object: it forwards every call, of any interface, to the object
+// behind c while c is not revoked, mediating the capabilities in the
+// parameters (from p to the server) and in the results (back).
+type forwarder struct {
+	p       *peer
+	c       *caps.Cap
+	res     *serviceRes
+	charged *peer
+}
+
+// newForwarder serves c (held by p's guest) as a forwarder, charged to
+// charged. On error c is closed.
+func newForwarder(p *peer, c *caps.Cap, charged *peer) (capnp.Client, error) {
+	if err := charged.reserve(); err != nil {
+		p.s.k.Close(c)
+		return capnp.Client{}, err
+	}
+	f := &forwarder{p: p, c: c, res: c.Resource().(*serviceRes), charged: charged}
+	srv := capnpserver.New(nil, f, f)
+	srv.HandleUnknownMethod = func(m capnp.Method) *capnpserver.Method {
+		return &capnpserver.Method{Method: m, Impl: func(ctx context.Context, call *capnpserver.Call) error {
+			return f.forward(ctx, m, call)
+		}}
+	}
+	return capnp.NewClient(srv), nil
+}
+
+// Shutdown runs when the holder releases the service (or disconnects).
+func (f *forwarder) Shutdown() {
+	f.p.s.k.Close(f.c)
+	f.charged.unreserve()
+}
+
+// forward makes one call through the forwarder. Revoking c (or the
+// serving guest leaving) fails calls not yet sent and ends those in
+// flight at once.
+func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserver.Call) error {
+	call.Go()
+	if err := f.c.Acquire(caps.RightFDWrite, 0); err != nil {
+		return f.cutOff()
+	}
+	owner := f.res.owner
+	args := call.Args()
+	origin := "passed in a call by " + f.p.g.ID() + " to " + f.c.Name() + " of " + owner.g.ID()
+	// Cancelling the call (revoked, or the caller gone) sends the serving
+	// guest a Finish and lets release return without its answer.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var replaced []capnp.Client
+	ans, finish := f.res.client.SendCall(ctx, capnp.Send{
+		Method: m, ArgsSize: args.Size(),
+		PlaceArgs: func(s capnp.Struct) (err error) {
+			replaced, err = copyMediated(s, args, crossing{from: f.p, to: owner, charged: f.p, origin: origin})
+			return err
+		},
+	})
+	f.c.Release()
+	release(replaced)
+	defer func() {
+		cancel()
+		finish()
+	}()
+	select {
+	case <-ans.Done():
+	case <-f.c.Done():
+		return f.cutOff()
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	out, err := ans.Struct()
+	if err != nil {
+		switch {
+		case f.c.Revoked():
+			return f.cutOff()
+		case capnp.IsDisconnected(err) || owner.exited():
+			return fmt.Errorf("service %s (capability %s) is gone: the guest %s serving it has exited or closed its connection", f.c.Name(), f.c.ID(), owner.g.ID())
+		}
+		return fmt.Errorf("%s of guest %s: %w", f.c.Name(), owner.g.ID(), err)
+	}
+	results, err := call.AllocResults(out.Size())
+	if err != nil {
+		return err
+	}
+	back := "returned by " + owner.g.ID() + " from " + f.c.Name()
+	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back})
+	release(replaced)
+	return err
+}
+
+// cutOff is the exception of a call through a revoked forwarder.
+func (f *forwarder) cutOff() error {
+	if why := f.res.ended.Load(); why != nil {
+		return fmt.Errorf("service %s (capability %s) is gone: %s", f.c.Name(), f.c.ID(), *why)
+	}
+	return fmt.Errorf("service %s (capability %s) has been revoked: its giver's capability was revoked", f.c.Name(), f.c.ID())
+}
+
+// fillInfo describes c for a guest: never the host object behind it.
+func fillInfo(info guest.HandleInfo, c *caps.Cap, fd uint32) error {
+	in := c.Info()
+	info.SetFd(fd)
+	info.SetBase(uint64(in.Base))
+	info.SetInheriting(uint64(in.Inheriting))
+	for _, f := range []struct {
+		set func(string) error
+		v   string
+	}{
+		{info.SetId, string(in.ID)}, {info.SetKind, in.Kind.String()}, {info.SetName, in.Name},
+		{info.SetEdge, in.Edge.String()}, {info.SetParent, string(in.Parent)},
+		{info.SetOrigin, in.Origin}, {info.SetHolder, in.Holder},
+	} {
+		if err := f.set(f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

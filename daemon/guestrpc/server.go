@@ -1,0 +1,246 @@
+// Package guestrpc is the daemon's guest-facing Cap'n Proto server: the
+// GuestSupervisor a guest reaches on the connection it asks for on its
+// supervisor channel (schemas/guest.capnp, docs/PEERS.md), and the
+// mediation of every capability that crosses between guests.
+//
+// Guests never talk to each other directly. Each guest has one connection
+// to the daemon; a service one guest publishes or passes in a call is an
+// object it serves on its own connection, and every other guest reaches
+// it through a forwarder the daemon serves on theirs. Each forwarder, and
+// each handle wrapped as a GuestHandle, stands for one capability of the
+// kernel's graph, derived for its holder from the giver's (edge
+// "delegate", decided by the kernel's gate), so that
+//
+//   - rights never widen, and a policy denial fails the call with an
+//     exception that names the rule;
+//   - revoking the giver's capability revokes the receiver's: its calls
+//     fail at once, calls in flight through it end, and a handle installed
+//     from it answers ENOTCAPABLE;
+//   - when a serving guest exits, its services are revoked, so calls to
+//     them fail with an exception saying so instead of waiting.
+//
+// Each connection is bounded (Limits): message size, calls in flight, and
+// objects exported.
+package guestrpc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	capnp "capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/rpc"
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/schemas/guest"
+)
+
+// Options configures a Server.
+type Options struct {
+	Logger hclog.Logger // nil discards logs
+	Limits Limits
+}
+
+// Server serves GuestSupervisor to every guest of one Supervisor that asks
+// for a connection, and keeps the services guests publish.
+type Server struct {
+	sup *daemon.Supervisor
+	k   *caps.Kernel
+	log hclog.Logger
+	lim Limits
+
+	mu       sync.Mutex
+	services map[serviceKey]*published
+	changed  chan struct{} // closed and replaced whenever services change (changedChan)
+}
+
+type serviceKey struct{ channel, name string }
+
+// published is one service offered on a channel: the root capability of
+// the service (held by the publishing guest) and who published it.
+type published struct {
+	root *caps.Cap
+	by   *peer
+}
+
+// New returns a server for sup's guests. Attach it with
+// sup.SetPeerServer.
+func New(sup *daemon.Supervisor, opts Options) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Server{
+		sup: sup, k: sup.Kernel(), log: log, lim: opts.Limits.WithDefaults(),
+		services: make(map[serviceKey]*published), changed: make(chan struct{}),
+	}
+}
+
+// peer is one guest's connection.
+type peer struct {
+	s    *Server
+	g    *daemon.Guest
+	log  hclog.Logger
+	conn *rpc.Conn
+
+	mu      sync.Mutex
+	exports int                    // live objects counted against Limits.MaxExports
+	roots   map[*caps.Cap]struct{} // services this guest serves to others: revoked when it goes
+	gone    bool
+}
+
+// Serve serves g's GuestSupervisor on conn (daemon.PeerServer).
+func (s *Server) Serve(g *daemon.Guest, conn io.ReadWriteCloser) {
+	p := &peer{s: s, g: g, log: s.log.With("guest", g.ID())}
+	boot := guest.GuestSupervisor_ServerToClient(&supervisorServer{p: p})
+	p.conn = rpc.NewConn(newLimitedTransport(conn, s.lim, p.log), &rpc.Options{
+		BootstrapClient: capnp.Client(boot),
+		Logger:          rpcLogger{p.log},
+		// Network stays nil: level-3 messages from a guest must not reach
+		// go-capnp's unfinished three-party code.
+	})
+	p.log.Debug("guest connected over Cap'n Proto")
+	go func() {
+		select {
+		case <-p.conn.Done():
+		case <-g.Done():
+		}
+		p.leave()
+	}()
+}
+
+// leave ends the guest's connection, revokes every service it served to
+// others (their holders' calls fail from now on with an exception that
+// says the serving guest is gone) and withdraws what it published.
+func (p *peer) leave() {
+	why := "the guest " + p.g.ID() + " serving it has exited or closed its connection"
+	p.mu.Lock()
+	p.gone = true
+	roots := p.roots
+	p.roots = nil
+	for r := range roots {
+		r.Resource().(*serviceRes).ended.Store(&why)
+	}
+	p.mu.Unlock()
+	_ = p.conn.Close()
+	for r := range roots {
+		p.s.k.Revoke(r, why)
+	}
+	p.s.withdraw(p)
+	p.log.Debug("guest's Cap'n Proto connection ended", "services_revoked", len(roots))
+}
+
+// exited reports whether the guest has exited.
+func (p *peer) exited() bool {
+	select {
+	case <-p.g.Exited():
+		return true
+	default:
+		return false
+	}
+}
+
+// reserve counts one more exported object against MaxExports.
+func (p *peer) reserve() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return fmt.Errorf("guest %s's connection has ended", p.g.ID())
+	}
+	if p.exports >= p.s.lim.MaxExports {
+		return fmt.Errorf("guest %s already has %d capabilities exported through the daemon (the per-guest limit): release some before passing more", p.g.ID(), p.s.lim.MaxExports)
+	}
+	p.exports++
+	return nil
+}
+
+func (p *peer) unreserve() {
+	p.mu.Lock()
+	p.exports--
+	p.mu.Unlock()
+}
+
+// addRoot records a service root this guest serves, to revoke when it
+// goes. It reports false (and the caller revokes r) if it has gone.
+func (p *peer) addRoot(r *caps.Cap) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return false
+	}
+	if p.roots == nil {
+		p.roots = make(map[*caps.Cap]struct{})
+	}
+	p.roots[r] = struct{}{}
+	return true
+}
+
+// dropRoot forgets a service root whose resource has been closed.
+func (p *peer) dropRoot(r *caps.Cap) {
+	p.mu.Lock()
+	delete(p.roots, r)
+	p.mu.Unlock()
+}
+
+// publish offers root under key. It fails if the name is taken.
+func (s *Server) publish(key serviceKey, pub *published) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.services[key]; ok && !old.root.Revoked() {
+		return fmt.Errorf("a service named %q is already published on channel %q (by guest %s): choose another name", key.name, key.channel, old.by.g.ID())
+	}
+	s.services[key] = pub
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return nil
+}
+
+// changedChan is closed at the next change of the published services,
+// or when a guest's connection has ended and its services are revoked.
+func (s *Server) changedChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// lookup waits until a live service is published under key, or ctx ends.
+func (s *Server) lookup(ctx context.Context, key serviceKey) (*published, error) {
+	for {
+		s.mu.Lock()
+		pub, ok := s.services[key]
+		changed := s.changed
+		s.mu.Unlock()
+		if ok && !pub.root.Revoked() {
+			return pub, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no service %q was published on channel %q: %w", key.name, key.channel, context.Cause(ctx))
+		}
+	}
+}
+
+// withdraw removes every service p published.
+func (s *Server) withdraw(p *peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, pub := range s.services {
+		if pub.by == p {
+			delete(s.services, k)
+		}
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// rpcLogger sends go-capnp's connection logs to hclog at debug level: a
+// guest's protocol errors are its own problem, not the operator's.
+type rpcLogger struct{ l hclog.Logger }
+
+func (r rpcLogger) Debug(msg string, args ...any) { r.l.Trace(msg, args...) }
+func (r rpcLogger) Info(msg string, args ...any)  { r.l.Debug(msg, args...) }
+func (r rpcLogger) Warn(msg string, args ...any)  { r.l.Debug(msg, args...) }
+func (r rpcLogger) Error(msg string, args ...any) { r.l.Debug(msg, args...) }

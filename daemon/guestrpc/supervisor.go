@@ -1,0 +1,181 @@
+package guestrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	capnp "capnproto.org/go/capnp/v3"
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/schemas/guest"
+)
+
+// supervisorServer is one guest's GuestSupervisor: it acts for that guest
+// only, on what the guest holds.
+type supervisorServer struct{ p *peer }
+
+func (s *supervisorServer) Handles(ctx context.Context, call guest.GuestSupervisor_handles) error {
+	entries := s.p.g.Handles()
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	list, err := res.NewHandles(int32(len(entries)))
+	if err != nil {
+		return err
+	}
+	for i, e := range entries {
+		if err := fillInfo(list.At(i), e.Cap, e.FD); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// channelArgs reads a channel and a name, and checks that the guest holds
+// the channel.
+func (s *supervisorServer) channelArgs(channel func() (string, error), name func() (string, error)) (serviceKey, error) {
+	ch, err := channel()
+	if err != nil {
+		return serviceKey{}, err
+	}
+	n, err := name()
+	if err != nil {
+		return serviceKey{}, err
+	}
+	if n == "" {
+		return serviceKey{}, errors.New("a service needs a name")
+	}
+	if !s.p.g.HoldsChannel(ch) {
+		return serviceKey{}, fmt.Errorf("guest %s holds no channel %q: services are published and obtained on a channel the guest was granted (--grant chan:%s)", s.p.g.ID(), ch, ch)
+	}
+	return serviceKey{channel: ch, name: n}, nil
+}
+
+func (s *supervisorServer) Publish(ctx context.Context, call guest.GuestSupervisor_publish) error {
+	args := call.Args()
+	key, err := s.channelArgs(args.Channel, args.Name)
+	if err != nil {
+		return err
+	}
+	svc := args.Service()
+	if !svc.IsValid() {
+		return errors.New("publish: no service given")
+	}
+	if _, daemons := serverOf(svc); daemons {
+		return errors.New("publish: only an object the guest serves itself can be published; pass a service obtained from a peer on in a call instead")
+	}
+	root, err := s.p.s.export(s.p, s.p, svc, key.name, "published as "+key.name+" on chan:"+key.channel)
+	if err != nil {
+		return err
+	}
+	if err := s.p.s.publish(key, &published{root: root, by: s.p}); err != nil {
+		s.p.s.k.Revoke(root, "not published")
+		return err
+	}
+	s.p.log.Info("service published", "channel", key.channel, "service", key.name, "cap", root.ID())
+	return nil
+}
+
+func (s *supervisorServer) Obtain(ctx context.Context, call guest.GuestSupervisor_obtain) error {
+	call.Go() // it may wait for the service to be published
+	args := call.Args()
+	key, err := s.channelArgs(args.Channel, args.Name)
+	if err != nil {
+		return err
+	}
+	pub, err := s.p.s.lookup(ctx, key)
+	if err != nil {
+		return err
+	}
+	child, err := s.p.s.passOn(pub.root, s.p, "obtained as "+key.name+" on chan:"+key.channel)
+	if err != nil {
+		return err
+	}
+	// Charged to the caller, who asked for it: obtaining a service in a
+	// loop uses up the caller's exports, never the publisher's.
+	fw, err := newForwarder(s.p, child, s.p)
+	if err != nil {
+		return err
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		fw.Release()
+		return err
+	}
+	s.p.log.Debug("service obtained", "channel", key.channel, "service", key.name, "cap", child.ID(), "from", pub.by.g.ID())
+	return res.SetService(fw)
+}
+
+func (s *supervisorServer) HandOver(ctx context.Context, call guest.GuestSupervisor_handOver) error {
+	args := call.Args()
+	fd := args.Fd()
+	c, err := s.p.g.Handle(fd)
+	if err != nil {
+		return fmt.Errorf("handOver: guest %s has no handle %d", s.p.g.ID(), fd)
+	}
+	b, i := c.Rights()
+	if args.Narrow() {
+		b, i = caps.Rights(args.Base()), caps.Rights(args.Inheriting())
+	}
+	copyOf, err := s.p.s.k.Derive(c, caps.Derivation{
+		Holder: s.p.g.Holder(), Edge: caps.EdgeDup, Name: c.Name(), Base: b, Inheriting: i, Origin: "handOver",
+	})
+	if err != nil {
+		return fmt.Errorf("handOver of handle %d (capability %s): the rights asked for are not all held, or it has been revoked (%w)", fd, c.ID(), err)
+	}
+	h, err := newHandle(s.p, copyOf, s.p)
+	if err != nil {
+		return err
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		h.Release()
+		return err
+	}
+	info, err := res.NewInfo()
+	if err != nil {
+		h.Release()
+		return err
+	}
+	if err := fillInfo(info, copyOf, 0); err != nil {
+		h.Release()
+		return err
+	}
+	return res.SetHandle(guest.GuestHandle(h))
+}
+
+func (s *supervisorServer) Install(ctx context.Context, call guest.GuestSupervisor_install) error {
+	hc := call.Args().Handle()
+	if err := capnp.Client(hc).Resolve(ctx); err != nil {
+		return err
+	}
+	v, ok := serverOf(capnp.Client(hc))
+	h, isHandle := v.(*handleServer)
+	if !ok || !isHandle {
+		return errors.New("install: not a GuestHandle from this daemon")
+	}
+	if h.p != s.p {
+		return errors.New("install: the GuestHandle is held by another guest")
+	}
+	b, i := h.c.Rights()
+	c, err := s.p.s.k.Derive(h.c, caps.Derivation{Holder: s.p.g.Holder(), Edge: caps.EdgeDup, Name: h.c.Name(), Base: b, Inheriting: i})
+	if err != nil {
+		return fmt.Errorf("install: capability %s has been revoked", h.c.ID())
+	}
+	fd, err := s.p.g.Install(c)
+	if err != nil {
+		s.p.s.k.Close(c)
+		return fmt.Errorf("install: guest %s's handle table: %w", s.p.g.ID(), err)
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	res.SetFd(fd)
+	info, err := res.NewInfo()
+	if err != nil {
+		return err
+	}
+	return fillInfo(info, c, fd)
+}

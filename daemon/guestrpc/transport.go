@@ -1,0 +1,204 @@
+package guestrpc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	capnp "capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/rpc/transport"
+	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Limits bound what one guest's connection may cost the daemon and the
+// other guests. Zero fields take DefaultLimits.
+type Limits struct {
+	// MaxMessageSize is the largest message a guest may send. A larger
+	// one ends its connection. Default 1 MiB.
+	MaxMessageSize uint64
+	// MaxCallsInFlight bounds the calls a guest has started (to the
+	// daemon, or through it to other guests) that have not returned.
+	// Exceeding it ends the guest's connection. It also bounds what a
+	// guest flooding a peer can queue at that peer: every call it makes
+	// to the peer is one of its own calls in flight. Default 128.
+	MaxCallsInFlight int
+	// MaxUnfinished bounds the calls a guest has started and not yet
+	// finished (sent Finish for), returned or not: the daemon keeps each
+	// answer until then. go-capnp finishes a call 250 ms after its return,
+	// so this must allow for a quarter second of the guest's call rate.
+	// Exceeding it ends the guest's connection. Default 4096.
+	MaxUnfinished int
+	// MaxExports bounds the objects the daemon keeps for one guest at
+	// once: services it published or passed in calls, and handles it
+	// wrapped (handOver). Calls that would make more fail with an
+	// exception saying so. Default 1024.
+	MaxExports int
+}
+
+// DefaultLimits are the limits used for zero fields of Limits.
+var DefaultLimits = Limits{MaxMessageSize: 1 << 20, MaxCallsInFlight: 128, MaxUnfinished: 4096, MaxExports: 1024}
+
+// WithDefaults returns l with each zero field set to its default.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxMessageSize == 0 {
+		l.MaxMessageSize = DefaultLimits.MaxMessageSize
+	}
+	if l.MaxCallsInFlight <= 0 {
+		l.MaxCallsInFlight = DefaultLimits.MaxCallsInFlight
+	}
+	if l.MaxExports <= 0 {
+		l.MaxExports = DefaultLimits.MaxExports
+	}
+	if l.MaxUnfinished <= 0 {
+		l.MaxUnfinished = max(DefaultLimits.MaxUnfinished, l.MaxCallsInFlight)
+	}
+	return l
+}
+
+// limitedTransport is the stream transport for one guest: messages are
+// framed by go-capnp's decoder with MaxMessageSize, and the questions the
+// guest opens are counted and checked before go-capnp sees them (it
+// queues received calls without bound, and some protocol violations
+// crash it).
+type limitedTransport struct {
+	transport.Transport
+	lim Limits
+	log hclog.Logger
+
+	mu sync.Mutex
+	// questions are the guest's unfinished question ids, true while the
+	// daemon has not returned them.
+	questions  map[uint32]bool
+	inProgress int
+}
+
+func newLimitedTransport(rwc io.ReadWriteCloser, lim Limits, log hclog.Logger) *limitedTransport {
+	dec := capnp.NewDecoder(rwc)
+	dec.MaxMessageSize = lim.MaxMessageSize
+	codec := &streamCodec{rwc: rwc, dec: dec, enc: capnp.NewEncoder(rwc)}
+	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: make(map[uint32]bool)}
+}
+
+// NewMessage returns an outgoing message that marks the question it
+// returns, if it is a Return, as no longer in progress once sent.
+func (t *limitedTransport) NewMessage() (transport.OutgoingMessage, error) {
+	om, err := t.Transport.NewMessage()
+	if err != nil {
+		return nil, err
+	}
+	return &watchedMessage{OutgoingMessage: om, t: t}, nil
+}
+
+type watchedMessage struct {
+	transport.OutgoingMessage
+	t *limitedTransport
+}
+
+func (m *watchedMessage) Send() error {
+	msg := m.Message()
+	if msg.Which() == rpccp.Message_Which_return {
+		if ret, err := msg.Return(); err == nil {
+			m.t.returned(ret.AnswerId())
+		}
+	}
+	return m.OutgoingMessage.Send()
+}
+
+func (t *limitedTransport) returned(id uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.questions[id] {
+		t.questions[id] = false
+		t.inProgress--
+	}
+}
+
+// RecvMessage reads the next message and refuses one that breaks the
+// rules (see track), which ends the connection.
+func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
+	in, err := t.Transport.RecvMessage()
+	if err != nil {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+			t.log.Warn("disconnecting guest: it sent a bad or oversized Cap'n Proto message", "error", err)
+		}
+		return nil, err
+	}
+	if err := t.track(in.Message()); err != nil {
+		in.Release()
+		t.log.Warn("disconnecting guest", "error", err.Error())
+		return nil, err
+	}
+	return in, nil
+}
+
+// track keeps the set of question ids the guest has open and refuses a
+// call or bootstrap that reuses an open id, a call pipelined on a question
+// that is not open (or on its own id), more than MaxCallsInFlight
+// questions not returned and more than MaxUnfinished not finished.
+func (t *limitedTransport) track(m rpccp.Message) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch m.Which() {
+	case rpccp.Message_Which_call:
+		call, err := m.Call()
+		if err != nil {
+			return nil // go-capnp reports the malformed call
+		}
+		id := call.QuestionId()
+		if tgt, err := call.Target(); err == nil && tgt.Which() == rpccp.MessageTarget_Which_promisedAnswer {
+			if pa, err := tgt.PromisedAnswer(); err == nil {
+				q := pa.QuestionId()
+				if _, open := t.questions[q]; !open || q == id {
+					return fmt.Errorf("guest broke the Cap'n Proto RPC protocol: call %d is pipelined on question %d, which is not open", id, q)
+				}
+			}
+		}
+		return t.open(id)
+	case rpccp.Message_Which_bootstrap:
+		if b, err := m.Bootstrap(); err == nil {
+			return t.open(b.QuestionId())
+		}
+	case rpccp.Message_Which_finish:
+		if f, err := m.Finish(); err == nil {
+			if t.questions[f.QuestionId()] {
+				t.inProgress--
+			}
+			delete(t.questions, f.QuestionId())
+		}
+	}
+	return nil
+}
+
+func (t *limitedTransport) open(id uint32) error {
+	if _, open := t.questions[id]; open {
+		return fmt.Errorf("guest broke the Cap'n Proto RPC protocol: question id %d reused before it was finished", id)
+	}
+	if t.inProgress >= t.lim.MaxCallsInFlight {
+		return fmt.Errorf("guest has more than %d calls in flight (the per-guest limit): it must wait for replies before calling again", t.lim.MaxCallsInFlight)
+	}
+	if len(t.questions) >= t.lim.MaxUnfinished {
+		return fmt.Errorf("guest has more than %d calls not finished (the per-guest limit): it must send Finish for the calls that returned", t.lim.MaxUnfinished)
+	}
+	t.questions[id] = true
+	t.inProgress++
+	return nil
+}
+
+// streamCodec frames messages on the guest's RPC channel.
+type streamCodec struct {
+	rwc   io.ReadWriteCloser
+	dec   *capnp.Decoder
+	encMu sync.Mutex
+	enc   *capnp.Encoder
+}
+
+func (c *streamCodec) Decode() (*capnp.Message, error) { return c.dec.Decode() }
+func (c *streamCodec) Close() error                    { return c.rwc.Close() }
+
+func (c *streamCodec) Encode(m *capnp.Message) error {
+	c.encMu.Lock()
+	defer c.encMu.Unlock()
+	return c.enc.Encode(m)
+}

@@ -1,0 +1,238 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/sandboxd/sandboxd/abi/argdata"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// A guest becomes a Cap'n Proto peer by asking for a connection on its
+// supervisor channel: it sends the datagram {"request": "rpc"} (an argdata
+// map) and receives, like a grant, a notice {"event": "rpc", "name": "rpc",
+// …} carrying the guest's end of a new stream channel. The daemon serves
+// its PeerServer on the other end. Nothing runs for a guest that never
+// asks: the request is answered on the sending guest's own call
+// (caps.Channel.OnArrival), with no goroutine per guest.
+
+// PeerServer serves the guest-facing Cap'n Proto API (daemon/guestrpc) on
+// the connections guests ask for.
+type PeerServer interface {
+	// Serve starts serving g on conn, the daemon's end of g's new RPC
+	// channel, and returns at once. Closing conn ends the connection; it
+	// is closed for the server when g exits.
+	Serve(g *Guest, conn io.ReadWriteCloser)
+}
+
+// SetPeerServer makes p answer guests' requests for a Cap'n Proto
+// connection; nil refuses them (the guest receives an error notice).
+func (s *Supervisor) SetPeerServer(p PeerServer) {
+	s.peerMu.Lock()
+	s.peers = p
+	s.peerMu.Unlock()
+}
+
+func (s *Supervisor) peerServer() PeerServer {
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	return s.peers
+}
+
+// maxRequest bounds the request datagrams the daemon reads from a
+// supervisor channel; a longer one is truncated and refused.
+const maxRequest = 256
+
+// onSupervisorRequest answers what the guest sent on its supervisor
+// channel, one datagram at a time. It runs on the guest's sock_send.
+func (g *Guest) onSupervisorRequest() {
+	buf := make([]byte, maxRequest)
+	for {
+		// Handles attached to a request are not taken (maxCaps 0): the
+		// channel closes them.
+		n, _, fl, err := g.supervisor.Recv([][]byte{buf}, 0, false)
+		if err != nil || (n == 0 && fl == 0) {
+			return
+		}
+		if err := g.answerRequest(buf[:n], fl); err != nil {
+			// Debug, not Warn: the guest is told, and a guest sending
+			// junk in a loop must not fill the daemon's log.
+			g.log.Debug("supervisor channel request refused", "error", err)
+			g.sendError(err)
+		}
+	}
+}
+
+// answerRequest carries out one request.
+func (g *Guest) answerRequest(b []byte, fl caps.RecvFlags) error {
+	if fl&caps.RecvDataTruncated != 0 {
+		return fmt.Errorf("request longer than %d bytes", maxRequest)
+	}
+	v, err := argdata.Decode(b)
+	if err != nil {
+		return fmt.Errorf("request is not argdata: %w", err)
+	}
+	req, _ := v.Get("request")
+	what, _ := req.Str()
+	if what != "rpc" {
+		return fmt.Errorf("unknown request %q: the supervisor channel takes {\"request\": \"rpc\"}", what)
+	}
+	return g.openPeerConn()
+}
+
+// errPeerLive refuses a second connection while one is open.
+var errPeerLive = errors.New("the guest already has a Cap'n Proto connection open: close it before asking for another")
+
+// openPeerConn gives the guest a new RPC channel end on its supervisor
+// channel and serves the daemon's end.
+func (g *Guest) openPeerConn() error {
+	p := g.s.peerServer()
+	if p == nil {
+		return errors.New("this supervisor serves no Cap'n Proto to guests (embedded mode): launch the guest through sandboxd serve")
+	}
+	g.mu.Lock()
+	if g.peerLive {
+		g.mu.Unlock()
+		return errPeerLive
+	}
+	g.peerLive = true
+	g.mu.Unlock()
+	mine, theirs := caps.NewChannelPair(false, "rpc "+g.id)
+	base, inh := caps.GrantRights(caps.KindChannel, false)
+	c := g.s.k.Mint(g.holder, theirs, base, inh, "rpc", "supervisor request")
+	conn := newChanConn(mine, func() {
+		g.mu.Lock()
+		g.peerLive = false
+		g.mu.Unlock()
+	})
+	if err := g.send("rpc", c); err != nil {
+		_ = conn.Close()
+		return err
+	}
+	p.Serve(g, conn)
+	return nil
+}
+
+// sendError tells the guest why its request failed:
+// {"event": "error", "error": TEXT}, with no handle.
+func (g *Guest) sendError(err error) {
+	notice := argdata.StringMap(map[string]argdata.Value{
+		"event": argdata.String("error"),
+		"error": argdata.String(err.Error()),
+	}).Encode()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.exited {
+		_, _ = g.supervisor.Send([][]byte{notice}, nil)
+	}
+}
+
+// chanConn is the daemon's end of a channel as a blocking
+// io.ReadWriteCloser, for a Cap'n Proto transport: reads and writes wait
+// on the channel's readiness (a parked goroutine, no thread) until it is
+// closed.
+type chanConn struct {
+	ch      *caps.Channel
+	once    sync.Once
+	closed  chan struct{}
+	onClose func()
+}
+
+func newChanConn(ch *caps.Channel, onClose func()) *chanConn {
+	return &chanConn{ch: ch, closed: make(chan struct{}), onClose: onClose}
+}
+
+// wait blocks until the channel is ready for ev or the conn is closed.
+func (c *chanConn) wait(ev caps.Events) error {
+	w := caps.NewWaiter()
+	ready, cancel := c.ch.Poll(ev, w)
+	defer cancel()
+	if ready != 0 {
+		return nil
+	}
+	select {
+	case <-w.C():
+		return nil
+	case <-c.closed:
+		return io.ErrClosedPipe
+	}
+}
+
+func (c *chanConn) Read(p []byte) (int, error) {
+	for {
+		n, _, _, err := c.ch.Recv([][]byte{p}, 0, false)
+		switch {
+		case err == nil && n == 0 && len(p) > 0:
+			return 0, io.EOF
+		case !errors.Is(err, caps.EAGAIN):
+			return n, err
+		}
+		if err := c.wait(caps.EventRead); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (c *chanConn) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := c.ch.Send([][]byte{p[done:]}, nil)
+		done += n
+		if err != nil && !errors.Is(err, caps.EAGAIN) {
+			return done, err
+		}
+		if errors.Is(err, caps.EAGAIN) {
+			if err := c.wait(caps.EventWrite); err != nil {
+				return done, err
+			}
+		}
+	}
+	return done, nil
+}
+
+// Close closes the daemon's end (the guest reads end of file) and ends
+// any read or write waiting on it.
+func (c *chanConn) Close() error {
+	c.once.Do(func() {
+		close(c.closed)
+		_ = c.ch.Close()
+		if c.onClose != nil {
+			c.onClose()
+		}
+	})
+	return nil
+}
+
+// Holder is who holds the guest's capabilities, in the kernel's graph.
+func (g *Guest) Holder() *caps.Holder { return g.holder }
+
+// Supervisor returns the supervisor that launched the guest.
+func (g *Guest) Supervisor() *Supervisor { return g.s }
+
+// Handle returns the capability behind the guest's fd, or EBADF.
+func (g *Guest) Handle(fd uint32) (*caps.Cap, error) { return g.ag.Table().Get(fd) }
+
+// Install puts c, which the guest must hold, in the guest's handle table
+// at the lowest free fd. It fails with EMFILE when the table is full and
+// EBADF once the guest has exited; the caller then still owns c.
+func (g *Guest) Install(c *caps.Cap) (uint32, error) {
+	if c.Holder() != g.holder {
+		return 0, fmt.Errorf("capability %s is not held by guest %s", c.ID(), g.id)
+	}
+	return g.ag.Table().Insert(c)
+}
+
+// HoldsChannel reports whether the guest holds a handle on the channel
+// named name: a `chan:NAME` grant, or a copy of one that reached it.
+func (g *Guest) HoldsChannel(name string) bool {
+	for _, e := range g.ag.Table().Entries() {
+		c := e.Cap
+		src, ok := c.Root().Source().(grantSource)
+		if ok && c.Kind() == caps.KindChannel && !c.Revoked() && src.kind == "chan" && src.name == name {
+			return true
+		}
+	}
+	return false
+}
