@@ -45,6 +45,7 @@ func delegation(from *caps.Cap, holder *caps.Holder, name string) caps.Derivatio
 func (g *Guest) openSupervisorChannel(table *caps.Table) *caps.Channel {
 	guestEnd, daemonEnd := caps.NewChannelPair(true, "supervisor "+g.id)
 	c := g.s.k.Mint(g.holder, guestEnd, supervisorRights, 0, supervisorHandle, "launch")
+	c.SetSource(guestOwnEnd{})
 	_, _ = table.Insert(c) // validate left room for it
 	daemonEnd.OnArrival(g.onSupervisorRequest)
 	return daemonEnd

@@ -102,6 +102,7 @@ func (g *Guest) openPeerConn() error {
 	mine, theirs := caps.NewChannelPair(false, "rpc "+g.id)
 	base, inh := caps.GrantRights(caps.KindChannel, false)
 	c := g.s.k.Mint(g.holder, theirs, base, inh, "rpc", "supervisor request")
+	c.SetSource(guestOwnEnd{})
 	conn := newChanConn(mine, func() {
 		g.mu.Lock()
 		g.peerLive = false

@@ -224,6 +224,9 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 	}
 	p := s.Policy()
 	root := parent.Root()
+	if _, own := root.Source().(guestOwnEnd); own && d.Edge == caps.EdgeDelegate {
+		return 0, fmt.Errorf("%s is %s's own end of its %s channel, through which the daemon knows it: it cannot be passed to another guest: %w", parent.ID(), holderID(root.Holder()), root.Name(), caps.ENOTCAPABLE)
+	}
 	src, ok := root.Source().(grantSource)
 	if p == nil || !ok || src.kind == "" {
 		return 0, nil
@@ -257,6 +260,13 @@ func (gt gate) Expired(c *caps.Cap, r caps.Receipt) {
 	gt.s.recordExpired(c, r)
 	gt.s.log.Info("lease expired", "cap", c.ID(), "name", c.Name(), "revoked", len(r.Revoked), "holders", r.Holders, "receipt", r.Revoked)
 }
+
+// guestOwnEnd marks (caps.Cap.SetSource) a guest's end of a channel
+// through which the daemon knows it: its supervisor channel and its Cap'n
+// Proto connection. Whoever held a copy could ask the daemon for things
+// as that guest, so the gate refuses to pass one to another guest (a
+// child it spawns may still be handed one).
+type guestOwnEnd struct{}
 
 // guestOwner is the caps.Holder.Owner of a launched guest: who launched
 // it, with which labels. A client's holder has its Principal as Owner; a

@@ -274,3 +274,15 @@ deny "not-other" {
 		t.Fatalf("run with a policy that does not load: code %d, stderr %q; want %d with the problem's position", r.code, r.stderr, exitUsage)
 	}
 }
+
+// A guest's supervisor channel is how the daemon knows it: no guest may
+// pass its end on, with or without a policy.
+func TestDaemonGuestCannotPassOnItsSupervisorChannel(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	// Launched with no grants, the relay's fd 3 is its supervisor channel.
+	r := d.cli(t, "launch", guest(t, "cmd/sandboxd/testdata/relay.c"))
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "hop1 76 ") {
+		t.Fatalf("relay of the supervisor channel: code %d, stdout %q (want hop1 76: ENOTCAPABLE), stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
