@@ -19,9 +19,12 @@ import (
 // anywhere among its arguments: `VERB ARG -h` prints the verb's help, and
 // after "--" a flag is an argument.
 func TestEveryVerbTakesFlagsAfterItsArguments(t *testing.T) {
-	verbs := []string{"policy check", "policy explain"}
+	verbs := []string{"policy check", "policy explain", "policy suggest"}
+	for name := range auditVerbs {
+		verbs = append(verbs, "audit "+name)
+	}
 	for name, c := range commands {
-		if !c.guestArgs && name != "policy" {
+		if !c.guestArgs && name != "policy" && name != "audit" {
 			verbs = append(verbs, name)
 		}
 	}
@@ -37,8 +40,8 @@ func TestEveryVerbTakesFlagsAfterItsArguments(t *testing.T) {
 		if c.guestArgs {
 			continue
 		}
-		if name == "abi" || name == "policy" {
-			continue // abi takes no arguments; policy's sub-verbs are above
+		if name == "abi" || name == "policy" || name == "audit" {
+			continue // abi takes no arguments; policy's and audit's sub-verbs are above
 		}
 		r := sandboxd(t, "", name, "--socket", "/nonexistent/sock", "--", "-h")
 		if strings.HasPrefix(r.stdout, "Usage:") {
