@@ -38,6 +38,9 @@ echo "## HTTP: $REQUESTS requests over $CONNS connections"
 echo
 load() { "$WORK/bin/httpload" -conns "$CONNS" -requests "$REQUESTS" "$@" 2>/dev/null; }
 echo "- native: $(load -addr 127.0.0.1:18090 -activate -- "$WORK/bin/httpd")"
+# A wasm guest runs its goroutines on one thread: the same server held to one
+# (GOMAXPROCS=1) is the like-for-like limit.
+echo "- native, one thread: $(load -addr 127.0.0.1:18093 -activate -- env GOMAXPROCS=1 "$WORK/bin/httpd")"
 echo "- sandboxd: $(load -addr 127.0.0.1:18091 -- "${SBX[@]}" --grant listen:127.0.0.1:18091=web "$WORK/httpd.wasm")"
 if out=$("$WORK/bin/httpload" -timeout 120s -conns 1 -requests 100 -warmup 1 -addr 127.0.0.1:18092 -- \
 	"$WORK/bin/wazero" run -env LISTEN_FDS=1 -env LISTEN_FDNAMES=web -listen 127.0.0.1:18092 "$WORK/httpd.wasm" 2>/dev/null); then
