@@ -325,3 +325,26 @@ grant "db-clients" {
 		t.Fatalf("launch with an inline address under a policy: exit %d, stderr %q", res.code, res.stderr)
 	}
 }
+
+// A connected socket passes on over a channel like any other handle.
+func TestSockGrantPassesOnOverAChannel(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	r := sandboxd(t, "", "run", "--grant", "sock:tcp:"+l.Addr().String()+"=db", guest(t, "cmd/sandboxd/testdata/relay.c"))
+	if r.code != 0 || r.stdout != "hop1 00 hop2 00\n" {
+		t.Fatalf("relay of a socket: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
