@@ -18,10 +18,9 @@ import (
 // Accept is non-blocking (EAGAIN when no connection waits) and Poll waits
 // through Go's netpoller, as for Socket.
 type Listener struct {
-	l     net.Listener // owns the descriptor
-	rc    syscall.RawConn
-	watch *hostWatch
-	desc  string
+	l    net.Listener // owns the descriptor
+	rc   syscall.RawConn
+	desc string
 }
 
 // NewListener wraps a host listener. l must expose its descriptor
@@ -32,15 +31,12 @@ func NewListener(l net.Listener, desc string) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Listener{l: l, rc: rc, watch: newHostWatch(rc), desc: desc}, nil
+	return &Listener{l: l, rc: rc, desc: desc}, nil
 }
 
 func (l *Listener) Kind() Kind       { return KindListener }
 func (l *Listener) Describe() string { return "listen " + l.desc }
-func (l *Listener) Close() error {
-	l.watch.close()
-	return l.l.Close()
-}
+func (l *Listener) Close() error     { return l.l.Close() }
 
 // Addr is the address the listener is bound to.
 func (l *Listener) Addr() net.Addr { return l.l.Addr() }
@@ -85,4 +81,4 @@ func (l *Listener) Accept() (Resource, error) {
 }
 
 // Poll reports EventRead when a connection is waiting to be accepted.
-func (l *Listener) Poll(want Events, w *Waiter) (Events, func()) { return l.watch.poll(want, w) }
+func (l *Listener) Poll(want Events, w *Waiter) (Events, func()) { return pollHost(l.rc, want, w) }

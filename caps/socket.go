@@ -3,6 +3,8 @@ package caps
 import (
 	"errors"
 	"net"
+	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -24,10 +26,9 @@ import (
 // Poll, through Go's netpoller, so a guest blocked on a socket costs a
 // parked goroutine and never an OS thread.
 type Socket struct {
-	conn  net.Conn // owns the descriptor
-	rc    syscall.RawConn
-	watch *hostWatch
-	desc  string
+	conn net.Conn // owns the descriptor
+	rc   syscall.RawConn
+	desc string
 }
 
 // NewSocket wraps a connected host stream. conn must expose its descriptor
@@ -38,7 +39,7 @@ func NewSocket(conn net.Conn, desc string) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Socket{conn: conn, rc: rc, watch: newHostWatch(rc), desc: desc}, nil
+	return &Socket{conn: conn, rc: rc, desc: desc}, nil
 }
 
 func rawConnOf(x any) (syscall.RawConn, error) {
@@ -51,10 +52,7 @@ func rawConnOf(x any) (syscall.RawConn, error) {
 
 func (s *Socket) Kind() Kind       { return KindSocket }
 func (s *Socket) Describe() string { return "sock " + s.desc }
-func (s *Socket) Close() error {
-	s.watch.close()
-	return s.conn.Close()
-}
+func (s *Socket) Close() error     { return s.conn.Close() }
 
 func (s *Socket) Stat() (FileStat, error) { return FileStat{Type: TypeSocketStream}, nil }
 
@@ -117,7 +115,7 @@ func (s *Socket) Shutdown(read, write bool) error {
 	return control(s.rc, func(fd int) error { return unix.Shutdown(fd, how) })
 }
 
-func (s *Socket) Poll(want Events, w *Waiter) (Events, func()) { return s.watch.poll(want, w) }
+func (s *Socket) Poll(want Events, w *Waiter) (Events, func()) { return pollHost(s.rc, want, w) }
 
 func totalLen(iov [][]byte) int {
 	n := 0
@@ -145,6 +143,23 @@ func control(rc syscall.RawConn, f func(fd int) error) error {
 		return ErrnoOf(ferr)
 	}
 	return nil
+}
+
+// pollHost implements Pollable for a host descriptor. It asks the kernel
+// for the descriptor's readiness with a zero-timeout poll(2), which never
+// blocks; when nothing wanted is ready it starts a watcher that wakes w
+// through Go's netpoller.
+func pollHost(rc syscall.RawConn, want Events, w *Waiter) (Events, func()) {
+	var ready Events
+	if err := rc.Control(func(fd uintptr) { ready = readiness(int(fd), want) }); err != nil {
+		// Closed under us: every operation now fails at once, so it is
+		// "ready" in the sense that it will not block.
+		return want | EventHangup, noop
+	}
+	if ready&want != 0 || w == nil {
+		return ready, noop
+	}
+	return ready, watchHost(rc, want, w)
 }
 
 // readiness reports which of want the descriptor is ready for now. A
@@ -177,4 +192,55 @@ func readiness(fd int, want Events) Events {
 		ready |= EventHangup | (want & (EventRead | EventWrite))
 	}
 	return ready
+}
+
+// watchHost parks one goroutine per wanted direction in Go's netpoller on
+// a duplicate of rc's descriptor, and wakes w when the descriptor may have
+// become ready. The duplicate gives each watcher its own registration, so
+// watchers of one socket can be cancelled independently and never hold
+// the connection's own read or write lock. The returned cancel function
+// closes the duplicate, which ends the watchers at once.
+func watchHost(rc syscall.RawConn, want Events, w *Waiter) func() {
+	var dup int
+	derr := control(rc, func(fd int) (err error) {
+		dup, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		return err
+	})
+	if derr != nil {
+		w.Wake() // let the caller retry the operation and see the error
+		return noop
+	}
+	f := os.NewFile(uintptr(dup), "poll")
+	frc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		w.Wake()
+		return noop
+	}
+	var cancelled atomic.Bool
+	wait := func(dir Events, rawWait func(func(uintptr) bool) error) {
+		checked := false
+		_ = rawWait(func(fd uintptr) bool {
+			if checked {
+				return true // the netpoller saw an edge
+			}
+			checked = true
+			// Readiness that arrived before the netpoller registration
+			// produced no edge this watcher can see: look once.
+			return readiness(int(fd), dir)&(dir|EventHangup) != 0
+		})
+		if !cancelled.Load() {
+			w.Wake()
+		}
+	}
+	if want&EventRead != 0 {
+		go wait(EventRead, frc.Read)
+	}
+	if want&EventWrite != 0 {
+		go wait(EventWrite, frc.Write)
+	}
+	return func() {
+		cancelled.Store(true)
+		f.Close() // evicts the parked watchers and waits for them to let go
+	}
 }
