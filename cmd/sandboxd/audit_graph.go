@@ -192,7 +192,9 @@ func moduleNote(m string) string {
 	return " (" + m + ")"
 }
 
-// stepText is one step of a trace.
+// stepText is one step of a trace, ending with its state as the graph
+// text has it: REVOKED, and closed for a handle its holder let go of
+// (kept in the trace by what derives from it).
 func stepText(s audit.Step) string {
 	t := fmt.Sprintf("%s %s %s %q held by %s%s rights %s", s.Cap, s.Edge, s.Kind, s.Name, orDash(s.Holder), moduleNote(s.Module), s.Rights)
 	if s.Removed != "" {
@@ -206,6 +208,9 @@ func stepText(s audit.Step) string {
 	}
 	if s.Revoked {
 		t += " REVOKED"
+	}
+	if s.Closed {
+		t += " closed"
 	}
 	return t
 }

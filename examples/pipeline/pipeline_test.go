@@ -100,13 +100,28 @@ type pipeline struct {
 
 func start(t *testing.T, step bool) *pipeline {
 	t.Helper()
+	return startWith(t, setup{step: step})
+}
+
+// setup is how one run is started: start's defaults when zero.
+type setup struct {
+	step    bool           // the fetcher waits for a line on stdin before each document
+	opts    daemon.Options // the supervisor's options (CacheDir is set)
+	in, out string         // the documents and the store's directory; new ones when ""
+	sub     string         // the subdirectory lent to the parser; "docs" when ""
+}
+
+func startWith(t *testing.T, cfg setup) *pipeline {
+	t.Helper()
 	buildOnce.Do(func() {
 		modules = map[string][]byte{}
 		for _, n := range []string{"store", "parser", "fetcher"} {
 			modules[n] = abitest.Go(t, "examples/pipeline/"+n)
 		}
 	})
-	sup, err := daemon.New(context.Background(), daemon.Options{CacheDir: cacheDir})
+	opts := cfg.opts
+	opts.CacheDir = cacheDir
+	sup, err := daemon.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,22 +131,32 @@ func start(t *testing.T, step bool) *pipeline {
 		defer cancel()
 		_ = sup.Close(ctx)
 	})
-	p := &pipeline{sup: sup, in: t.TempDir(), out: t.TempDir(), storeOut: newOutput(), parserOut: newOutput(), fetcherOut: newOutput()}
-	writeFile(t, filepath.Join(p.in, "secret.txt"), "not for the parser")
-	writeFile(t, filepath.Join(p.in, "docs", "a.txt"), "one two three")
-	writeFile(t, filepath.Join(p.in, "docs", "b.txt"), "four five")
-	writeFile(t, filepath.Join(p.in, "docs", "c.txt"), "six")
+	p := &pipeline{sup: sup, in: cfg.in, out: cfg.out, storeOut: newOutput(), parserOut: newOutput(), fetcherOut: newOutput()}
+	if p.in == "" {
+		p.in = t.TempDir()
+		writeFile(t, filepath.Join(p.in, "secret.txt"), "not for the parser")
+		writeFile(t, filepath.Join(p.in, "docs", "a.txt"), "one two three")
+		writeFile(t, filepath.Join(p.in, "docs", "b.txt"), "four five")
+		writeFile(t, filepath.Join(p.in, "docs", "c.txt"), "six")
+	}
+	if p.out == "" {
+		p.out = t.TempDir()
+	}
+	sub := cfg.sub
+	if sub == "" {
+		sub = "docs"
+	}
 	// Launched in the order that needs waiting most: each obtains a
 	// service that is published after it asks.
 	var stdin io.Reader
 	var args []string
-	if step {
+	if cfg.step {
 		var r *io.PipeReader
 		r, p.fetcherIn = io.Pipe()
 		stdin, args = r, []string{"-step"}
 		t.Cleanup(func() { _ = p.fetcherIn.Close() })
 	}
-	p.fetcher = p.launch(t, "fetcher", p.fetcherOut, stdin, append(args, "docs"), "dir:"+p.in+"=input:ro", "chan:pipeline")
+	p.fetcher = p.launch(t, "fetcher", p.fetcherOut, stdin, append(args, sub), "dir:"+p.in+"=input:ro", "chan:pipeline")
 	p.parser = p.launch(t, "parser", p.parserOut, nil, nil, "chan:pipeline")
 	p.store = p.launch(t, "store", p.storeOut, nil, nil, "dir:"+p.out+"=out", "chan:pipeline")
 	return p
@@ -148,6 +173,17 @@ func writeFile(t *testing.T, path, text string) {
 }
 
 func (p *pipeline) launch(t *testing.T, name string, out *output, stdin io.Reader, args []string, grants ...string) *daemon.Guest {
+	t.Helper()
+	g, err := p.tryLaunch(t, name, out, stdin, args, grants...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// tryLaunch launches the module name with grants, and returns why the
+// supervisor refused to when it did.
+func (p *pipeline) tryLaunch(t *testing.T, name string, out *output, stdin io.Reader, args []string, grants ...string) (*daemon.Guest, error) {
 	t.Helper()
 	ctx := context.Background()
 	m, err := p.sup.Compile(ctx, name+".wasm", modules[name])
@@ -168,11 +204,11 @@ func (p *pipeline) launch(t *testing.T, name string, out *output, stdin io.Reade
 	}
 	g, err := p.sup.Launch(ctx, spec)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out.exited = g.Done()
 	t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
-	return g
+	return g, nil
 }
 
 func (p *pipeline) waitExit(t *testing.T, g *daemon.Guest) int {
