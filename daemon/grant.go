@@ -108,6 +108,9 @@ func (e *GrantSyntaxError) Error() string {
 func ParseGrant(text string) (Grant, error) {
 	g, err := parseGrant(text)
 	if err != nil {
+		if e := unknownOption(text); e != nil {
+			err = e
+		}
 		return Grant{}, &GrantSyntaxError{Text: text, Reason: err.Error()}
 	}
 	return g, nil
@@ -153,6 +156,42 @@ func parseGrant(text string) (Grant, error) {
 		return Grant{}, err
 	}
 	return g, nil
+}
+
+// unknownOption explains a grant that failed to parse and ends in what
+// looks like a mistyped option, ":rw" or ":RO": a final unescaped colon
+// and a word of letters. It is nil when the text does not end so. For
+// sock: and listen: grants, whose addresses may end in a named port, and
+// after a GUEST (a colon there is a bad name), only a known option in
+// the wrong case counts.
+func unknownOption(text string) error {
+	kind, _, rest, err := cutKind(text)
+	i := strings.LastIndexByte(rest, ':')
+	if err != nil || i < 0 || escapedAt(rest, i) {
+		return nil
+	}
+	word := rest[i+1:]
+	if word == "" || strings.ContainsFunc(word, func(r rune) bool { return !unicode.IsLetter(r) }) {
+		return nil
+	}
+	for _, opt := range grantOptions {
+		if word == opt {
+			return nil // a known option, rejected for another reason
+		}
+		if strings.EqualFold(word, opt) {
+			return fmt.Errorf("unknown option %q: options are lower case: write :%s", ":"+word, opt)
+		}
+	}
+	if kind == GrantSock || kind == GrantListen || strings.Contains(rest, "=") {
+		return nil // an address's port, or a colon in a given name
+	}
+	switch kind {
+	case GrantDir, GrantFile:
+		return fmt.Errorf("unknown option %q: :ro (read-only) is the only option of %s: grants, which are read-write without it; if %q is part of the host path, name the handle: add =NAME", ":"+word, kind, ":"+word)
+	case GrantCap:
+		return fmt.Errorf("unknown option %q: cap: grants take :ro (read-only) or :rights=R1,R2, and keep every right of the capability without them", ":"+word)
+	}
+	return fmt.Errorf("unknown option %q: chan: grants take no option", ":"+word)
 }
 
 // cutKind checks that text is UTF-8 without NUL bytes and cuts it at its

@@ -111,6 +111,12 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 		{"file:/etc/hosts=/", `only a dir grant may be named "/"`},
 		{"dir:/x=/a:b", "may not contain"},
 		{"dir:/mnt/a:b", "add =NAME"},
+		// A mistyped option says which there are.
+		{"dir:./data:rw", `unknown option ":rw": :ro (read-only) is the only option of dir: grants`},
+		{"file:./out.log:RO", `unknown option ":RO": options are lower case: write :ro`},
+		{"dir:./data=data:RO", `write :ro`},
+		{"sock:db:DIAL", `write :dial`},
+		{"cap:c01:rw", `cap: grants take :ro (read-only) or :rights=R1,R2`},
 		{"dir:.", "add =NAME"},
 		{"dir:..", "add =NAME"},
 		{`dir:/x\y`, `unknown escape "\\y"`},

@@ -90,3 +90,29 @@ func TestCapGrantsTakeTheCapabilitysNameNarrowAndShowTheirOrigin(t *testing.T) {
 		t.Fatalf("launch with an unknown right: code %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// A grant ending in a mistyped option is a usage error that names the
+// options there are, under run and launch alike.
+func TestGrantWithAMistypedOptionSaysWhichOptionsThereAre(t *testing.T) {
+	t.Parallel()
+	dir := privateDir(t)
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	cases := []struct{ grant, says string }{
+		{"dir:" + dir + ":rw", `unknown option ":rw": :ro (read-only) is the only option of dir: grants`},
+		{"dir:" + dir + ":RO", `unknown option ":RO": options are lower case: write :ro`},
+		{"dir:" + dir + "=data:RO", `write :ro`},
+	}
+	for _, c := range cases {
+		r := sandboxd(t, "", "run", "--grant", c.grant, hello)
+		if r.code != exitUsage {
+			t.Errorf("run --grant %s: code %d, want %d", c.grant, r.code, exitUsage)
+		}
+		oneLine(t, r.stderr, c.says)
+	}
+	d := serveDaemon(t, bin, "")
+	if r := d.cli(t, "launch", "--grant", "dir:"+dir+":rw", hello); r.code != exitUsage {
+		t.Errorf("launch --grant dir:…:rw: code %d, want %d", r.code, exitUsage)
+	} else {
+		oneLine(t, r.stderr, ":ro (read-only) is the only option")
+	}
+}
