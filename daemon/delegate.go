@@ -11,10 +11,17 @@ import (
 
 // Delegation passes an existing capability to a guest at launch: the
 // guest gets a new capability derived from From (edge "delegate") with
-// From's rights, under Name. Revoking From revokes the guest's copy.
+// From's rights (within Keep, if Keep is not zero), under Name (From's
+// own if Name is ""). Revoking From revokes the guest's copy.
 type Delegation struct {
 	From *caps.Cap
 	Name string
+	// Keep narrows the copy: it keeps only the rights of From, base and
+	// inheriting, that Keep holds (Grant.Keep). Zero keeps them all.
+	Keep caps.Rights
+	// Origin is recorded as the copy's origin (the grant text that asked
+	// for it, "cap:ID=NAME:ro"); "" records "cap:ID".
+	Origin string
 }
 
 // supervisorHandle is the handle name of a guest's supervisor channel.
@@ -33,11 +40,21 @@ func btoi(b bool) int {
 	return 0
 }
 
-// delegation is the derivation that gives holder a copy of from under
-// name: every right from holds, nothing more.
-func delegation(from *caps.Cap, holder *caps.Holder, name string) caps.Derivation {
-	b, i := from.Rights()
-	return caps.Derivation{Holder: holder, Edge: caps.EdgeDelegate, Name: name, Base: b, Inheriting: i}
+// derivation is the derivation that gives holder d's copy: the rights
+// d.From holds that d keeps, nothing more.
+func (d Delegation) derivation(holder *caps.Holder) caps.Derivation {
+	b, i := d.From.Rights()
+	if d.Keep != 0 {
+		b, i = b&d.Keep, i&d.Keep
+	}
+	name, origin := d.Name, d.Origin
+	if name == "" {
+		name = d.From.Name()
+	}
+	if origin == "" {
+		origin = "cap:" + string(d.From.ID())
+	}
+	return caps.Derivation{Holder: holder, Edge: caps.EdgeDelegate, Name: name, Base: b, Inheriting: i, Origin: origin}
 }
 
 // openSupervisorChannel creates the guest's supervisor channel, puts the
@@ -94,13 +111,20 @@ func (g *Guest) Grant(ctx context.Context, by Principal, gr Grant) (*caps.Cap, e
 // listed, and revocable, like any other); if the guest exits first it is
 // closed.
 func (g *Guest) SendCap(ctx context.Context, from *caps.Cap, name string) (*caps.Cap, error) {
+	return g.Delegate(ctx, Delegation{From: from, Name: name})
+}
+
+// Delegate is SendCap for a Delegation: the copy is named, narrowed and
+// recorded as d says.
+func (g *Guest) Delegate(ctx context.Context, d Delegation) (*caps.Cap, error) {
+	from := d.From
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("delegate: %w", err)
 	}
 	if g.supervisor == nil {
 		return nil, ErrNoSupervisorChannel
 	}
-	c, err := g.s.k.Derive(from, delegation(from, g.holder, name))
+	c, err := g.s.k.Derive(from, d.derivation(g.holder))
 	if err != nil {
 		return nil, delegationError(from, err)
 	}

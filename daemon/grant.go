@@ -75,8 +75,9 @@ type Grant struct {
 	Source string
 	// Name is the name the guest knows the handle by (its argdata
 	// "handles" key). When the text gives none it is derived from Source:
-	// the last path element for dir and file, Source itself otherwise, and
-	// "sock" or "listen" for an inline address.
+	// the last path element for dir and file, "" for cap (the
+	// capability's own name, known only when it is looked up), Source
+	// itself otherwise, and "sock" or "listen" for an inline address.
 	Name string
 	// ReadOnly drops every right that modifies anything (dir and file
 	// only).
@@ -84,6 +85,10 @@ type Grant struct {
 	// Dial grants a dialer instead of one connection (sock only): each
 	// sock_accept on it opens a new connection to the target.
 	Dial bool
+	// Rights, when not zero, narrows a cap: grant to the capability's
+	// rights within it, base and inheriting alike (":rights=R1,R2").
+	// ReadOnly narrows a cap: grant by dropping caps.RightsWriteMask.
+	Rights caps.Rights
 }
 
 // GrantSyntaxError is a grant text that does not parse. It is a usage
@@ -103,6 +108,9 @@ func (e *GrantSyntaxError) Error() string {
 func ParseGrant(text string) (Grant, error) {
 	g, err := parseGrant(text)
 	if err != nil {
+		if e := unknownOption(text); e != nil {
+			err = e
+		}
 		return Grant{}, &GrantSyntaxError{Text: text, Reason: err.Error()}
 	}
 	return g, nil
@@ -119,6 +127,14 @@ func parseGrant(text string) (Grant, error) {
 	g := Grant{Kind: kind}
 	rest, opt := cutOption(rest)
 	g.ReadOnly, g.Dial = opt == "ro", opt == "dial"
+	if rights, ok := strings.CutPrefix(opt, "rights="); ok {
+		if kind != GrantCap {
+			return Grant{}, errors.New(`:rights= applies only to cap: grants (write \: for a colon that is part of the source)`)
+		}
+		if g.Rights, err = parseRightsOption(rights); err != nil {
+			return Grant{}, err
+		}
+	}
 	src, name, hasName, err := splitSource(rest)
 	if err != nil {
 		return Grant{}, err
@@ -127,8 +143,8 @@ func parseGrant(text string) (Grant, error) {
 		return Grant{}, fmt.Errorf("empty %s after %q", sourceWord(kind), kindText+":")
 	}
 	g.Source = src
-	if g.ReadOnly && kind != GrantDir && kind != GrantFile {
-		return Grant{}, errors.New(":ro applies only to dir: and file: grants")
+	if g.ReadOnly && kind != GrantDir && kind != GrantFile && kind != GrantCap {
+		return Grant{}, errors.New(":ro applies only to dir:, file: and cap: grants")
 	}
 	if g.Dial && kind != GrantSock {
 		return Grant{}, errors.New(`:dial applies only to sock: grants (write \: for a colon that is part of the source)`)
@@ -140,6 +156,42 @@ func parseGrant(text string) (Grant, error) {
 		return Grant{}, err
 	}
 	return g, nil
+}
+
+// unknownOption explains a grant that failed to parse and ends in what
+// looks like a mistyped option, ":rw" or ":RO": a final unescaped colon
+// and a word of letters. It is nil when the text does not end so. For
+// sock: and listen: grants, whose addresses may end in a named port, and
+// after a GUEST (a colon there is a bad name), only a known option in
+// the wrong case counts.
+func unknownOption(text string) error {
+	kind, _, rest, err := cutKind(text)
+	i := strings.LastIndexByte(rest, ':')
+	if err != nil || i < 0 || escapedAt(rest, i) {
+		return nil
+	}
+	word := rest[i+1:]
+	if word == "" || strings.ContainsFunc(word, func(r rune) bool { return !unicode.IsLetter(r) }) {
+		return nil
+	}
+	for _, opt := range grantOptions {
+		if word == opt {
+			return nil // a known option, rejected for another reason
+		}
+		if strings.EqualFold(word, opt) {
+			return fmt.Errorf("unknown option %q: options are lower case: write :%s", ":"+word, opt)
+		}
+	}
+	if kind == GrantSock || kind == GrantListen || strings.Contains(rest, "=") {
+		return nil // an address's port, or a colon in a given name
+	}
+	switch kind {
+	case GrantDir, GrantFile:
+		return fmt.Errorf("unknown option %q: :ro (read-only) is the only option of %s: grants, which are read-write without it; if %q is part of the host path, name the handle: add =NAME", ":"+word, kind, ":"+word)
+	case GrantCap:
+		return fmt.Errorf("unknown option %q: cap: grants take :ro (read-only) or :rights=R1,R2, and keep every right of the capability without them", ":"+word)
+	}
+	return fmt.Errorf("unknown option %q: chan: grants take no option", ":"+word)
 }
 
 // cutKind checks that text is UTF-8 without NUL bytes and cuts it at its
@@ -164,16 +216,54 @@ func cutKind(text string) (kind GrantKind, kindText, rest string, err error) {
 // grantOptions are the options a grant may end with, without their colon.
 var grantOptions = [...]string{"ro", "dial"}
 
-// cutOption removes a final ":ro" or ":dial" whose colon is not escaped
-// and returns the option's name: that is the option, whatever the kind
-// (parseGrant rejects it where it does not apply).
+// cutOption removes a final ":ro", ":dial" or ":rights=LIST" whose colon
+// is not escaped and returns the option without its colon: that is the
+// option, whatever the kind (parseGrant rejects it where it does not
+// apply). LIST is what follows "rights=" to the end, letters, digits,
+// "_" and "," only.
 func cutOption(rest string) (string, string) {
 	for _, opt := range grantOptions {
 		if strings.HasSuffix(rest, ":"+opt) && !escapedAt(rest, len(rest)-len(opt)-1) {
 			return rest[:len(rest)-len(opt)-1], opt
 		}
 	}
-	return rest, ""
+	i := strings.LastIndex(rest, ":rights=")
+	if i < 0 || escapedAt(rest, i) || strings.ContainsFunc(rest[i+len(":rights="):], func(r rune) bool {
+		return r != '_' && r != ',' && (r < 'a' || r > 'z') && (r < '0' || r > '9')
+	}) {
+		return rest, ""
+	}
+	return rest[:i], rest[i+1:]
+}
+
+// parseRightsOption parses the LIST of ":rights=LIST": right names as
+// `sandboxd abi` and `caps` print them, separated by commas.
+func parseRightsOption(list string) (caps.Rights, error) {
+	if list == "" {
+		return 0, errors.New(":rights= lists no right: name at least one (`sandboxd abi` lists them), e.g. :rights=fd_read,fd_seek")
+	}
+	var r caps.Rights
+	for _, n := range strings.Split(list, ",") {
+		b, ok := caps.ParseRight(n)
+		if !ok {
+			return 0, fmt.Errorf(":rights=: unknown right %q (`sandboxd abi` lists them; separate them with commas)", n)
+		}
+		r |= b
+	}
+	return r, nil
+}
+
+// Keep returns the rights a cap: grant keeps of the capability it
+// names: every right, or those its :ro or :rights= leaves.
+func (g Grant) Keep() caps.Rights {
+	keep := ^caps.Rights(0)
+	if g.Rights != 0 {
+		keep = g.Rights
+	}
+	if g.ReadOnly {
+		keep &^= caps.RightsWriteMask
+	}
+	return keep
 }
 
 // endsInOption reports whether s ends in ":ro" or ":dial", which a SOURCE
@@ -207,6 +297,9 @@ func checkSource(k GrantKind, src string) error {
 // text gives (hasName), checked by the rule for k, or else the one derived
 // from src, which must be a plain name.
 func guestName(k GrantKind, src, name string, hasName bool) (string, error) {
+	if !hasName && k == GrantCap {
+		return "", nil // the capability's own name, known when it is looked up
+	}
 	if !hasName {
 		name = defaultName(k, src)
 		if err := checkName(name); err != nil {
@@ -353,6 +446,8 @@ func defaultName(k GrantKind, src string) string {
 		if _, ok := inlineTarget(k, src); ok {
 			return k.String()
 		}
+	case GrantCap:
+		return ""
 	}
 	return src
 }
@@ -386,6 +481,9 @@ func (g Grant) String() string {
 	}
 	if g.Dial {
 		b.WriteString(":dial")
+	}
+	if g.Rights != 0 {
+		b.WriteString(":rights=" + strings.ReplaceAll(g.Rights.String(), "|", ","))
 	}
 	return b.String()
 }

@@ -53,7 +53,12 @@ func TestParseGrantAcceptsTheDocumentedForms(t *testing.T) {
 		{"sock:tcp:127.0.0.1:6379=db:dial", Grant{Kind: GrantSock, Source: "tcp:127.0.0.1:6379", Name: "db", Dial: true}},
 		// A path ending in ":dial" keeps it by escaping the colon.
 		{`dir:/mnt/x\:dial=x`, Grant{Kind: GrantDir, Source: "/mnt/x:dial", Name: "x"}},
-		{"cap:c0123456789abcdef", Grant{Kind: GrantCap, Source: "c0123456789abcdef", Name: "c0123456789abcdef"}},
+		// A cap: grant's default name is the capability's own (""
+		// until it is looked up); :ro and :rights= narrow it.
+		{"cap:c0123456789abcdef", Grant{Kind: GrantCap, Source: "c0123456789abcdef"}},
+		{"cap:c01=log:ro", Grant{Kind: GrantCap, Source: "c01", Name: "log", ReadOnly: true}},
+		{"cap:c01:rights=fd_read,fd_seek", Grant{Kind: GrantCap, Source: "c01", Rights: caps.RightFDRead | caps.RightFDSeek}},
+		{"cap:c01=log:rights=fd_write", Grant{Kind: GrantCap, Source: "c01", Name: "log", Rights: caps.RightFDWrite}},
 		{"dir:/srv/données=données", Grant{Kind: GrantDir, Source: "/srv/données", Name: "données"}},
 		// "/" is the guest's root directory, for dir grants only.
 		{"dir:/=/:ro", Grant{Kind: GrantDir, Source: "/", Name: "/", ReadOnly: true}},
@@ -106,13 +111,22 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 		{"file:/etc/hosts=/", `only a dir grant may be named "/"`},
 		{"dir:/x=/a:b", "may not contain"},
 		{"dir:/mnt/a:b", "add =NAME"},
+		// A mistyped option says which there are.
+		{"dir:./data:rw", `unknown option ":rw": :ro (read-only) is the only option of dir: grants`},
+		{"file:./out.log:RO", `unknown option ":RO": options are lower case: write :ro`},
+		{"dir:./data=data:RO", `write :ro`},
+		{"sock:db:DIAL", `write :dial`},
+		{"cap:c01:rw", `cap: grants take :ro (read-only) or :rights=R1,R2`},
 		{"dir:.", "add =NAME"},
 		{"dir:..", "add =NAME"},
 		{`dir:/x\y`, `unknown escape "\\y"`},
 		{`dir:/x\`, "lone"},
 		{"dir:/x\x00y", "NUL"},
 		{"dir:/x\xff", "UTF-8"},
-		{"sock:db:ro", ":ro applies only to dir: and file:"},
+		{"sock:db:ro", ":ro applies only to dir:, file: and cap: grants"},
+		{"sock:db:rights=fd_read", ":rights= applies only to cap: grants"},
+		{"cap:c01:rights=fd_read,fd_bogus", `unknown right "fd_bogus"`},
+		{"cap:c01:rights=", ":rights= lists no right"},
 		{"dir:/x:dial", ":dial applies only to sock: grants"},
 		{"listen:web:dial", ":dial applies only to sock: grants"},
 		{"sock:a:b", "neither a resource name nor an address"},

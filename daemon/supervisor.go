@@ -430,7 +430,7 @@ func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*opened
 	recipient := newGuestHolder("new guest", spec) // for the policy: the guest is not launched yet
 	for _, d := range spec.Delegations {
 		// Derived with no holder until the guest exists to adopt them.
-		dv := delegation(d.From, nil, d.Name)
+		dv := d.derivation(nil)
 		dv.For = recipient
 		c, err := s.k.Derive(d.From, dv)
 		if err != nil {

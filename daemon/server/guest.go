@@ -359,7 +359,7 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 		if err != nil {
 			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
 		}
-		if c, err = s.r.g.SendCap(ctx, from, gr.Name); err != nil {
+		if c, err = s.r.g.Delegate(ctx, capDelegation(from, gr)); err != nil {
 			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
 		}
 	} else if c, err = s.r.g.Grant(ctx, s.c.principal, gr); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"capnproto.org/go/capnp/v3"
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
 )
@@ -152,9 +153,20 @@ func (c *serverConn) decodeGrants(a *launchArgs, texts []string) error {
 		if err != nil {
 			return &daemon.GrantError{Grant: gr, Err: err}
 		}
-		a.delegations = append(a.delegations, daemon.Delegation{From: from, Name: gr.Name})
+		a.delegations = append(a.delegations, capDelegation(from, gr))
 	}
 	return nil
+}
+
+// capDelegation is the delegation a cap: grant asks for: from, under the
+// name the grant gives or else from's own, narrowed by its :ro or
+// :rights=, recorded with the grant's text as its origin.
+func capDelegation(from *caps.Cap, gr daemon.Grant) daemon.Delegation {
+	name := gr.Name
+	if name == "" {
+		name = from.Name()
+	}
+	return daemon.Delegation{From: from, Name: name, Keep: gr.Keep(), Origin: gr.String()}
 }
 
 // decodeCaps adds a delegation for each Cap object the request passes,

@@ -24,9 +24,6 @@ type Conn struct {
 }
 
 var (
-	supervisorOnce sync.Once
-	supervisor     *sandboxd.Conn
-	supervisorErr  error
 	// pending are notices (grants, delegations) that arrived on the
 	// supervisor channel ahead of the connection's.
 	pendingMu sync.Mutex
@@ -35,11 +32,7 @@ var (
 
 // Notice is one datagram of the supervisor channel: a handle granted or
 // delegated to the guest while it runs (docs/API.md).
-type Notice struct {
-	Event, Name, Cap, Kind string
-	FD                     uint32 // the handle it carried, now open
-	HasFD                  bool
-}
+type Notice = sandboxd.Notice
 
 // Pending returns, and forgets, the notices Connect read past on the
 // supervisor channel while waiting for its own.
@@ -51,25 +44,13 @@ func Pending() []Notice {
 	return out
 }
 
-func supervisorChannel() (*sandboxd.Conn, error) {
-	supervisorOnce.Do(func() {
-		fd, ok := sandboxd.Handle("supervisor")
-		if !ok {
-			supervisorErr = errors.New("peer: this guest has no supervisor channel: launch it through the daemon (sandboxd launch)")
-			return
-		}
-		supervisor, supervisorErr = sandboxd.NewConn(fd)
-	})
-	return supervisor, supervisorErr
-}
-
 // rpcRequest is what asks the daemon for a connection.
 var rpcRequest = argdata.StringMap(map[string]argdata.Value{"request": argdata.String("rpc")}).Encode()
 
 // Connect asks the daemon for this guest's Cap'n Proto connection and
 // returns it. A guest has at most one open at a time.
 func Connect(ctx context.Context) (*Conn, error) {
-	sc, err := supervisorChannel()
+	sc, err := sandboxd.Supervisor()
 	if err != nil {
 		return nil, err
 	}
@@ -91,18 +72,11 @@ func Connect(ctx context.Context) (*Conn, error) {
 // awaitConnection reads notices until the daemon's answer, keeping the
 // others for Pending.
 func awaitConnection(sc *sandboxd.Conn) (uint32, error) {
-	buf := make([]byte, 4096)
-	fds := make([]uint32, 1)
 	for {
-		r, err := sc.Recv(buf, fds)
+		n, err := sc.RecvNotice()
 		if err != nil {
-			return 0, fmt.Errorf("peer: reading the supervisor channel: %w", err)
+			return 0, fmt.Errorf("peer: %w", err)
 		}
-		if r.N == 0 && r.NFDs == 0 {
-			return 0, errors.New("peer: the supervisor channel was closed")
-		}
-		n := decodeNotice(buf[:r.N])
-		n.FD, n.HasFD = fds[0], r.NFDs == 1
 		switch {
 		case n.Event == "rpc" && n.HasFD:
 			return n.FD, nil
@@ -113,23 +87,6 @@ func awaitConnection(sc *sandboxd.Conn) (uint32, error) {
 		pending = append(pending, n)
 		pendingMu.Unlock()
 	}
-}
-
-func decodeNotice(b []byte) Notice {
-	v, err := argdata.Decode(b)
-	if err != nil {
-		return Notice{}
-	}
-	str := func(k string) string {
-		x, _ := v.Get(k)
-		s, _ := x.Str()
-		return s
-	}
-	n := Notice{Event: str("event"), Name: str("name"), Cap: str("cap"), Kind: str("kind")}
-	if n.Event == "error" {
-		n.Name = str("error")
-	}
-	return n
 }
 
 // Supervisor is the daemon's GuestSupervisor, for calls this package has

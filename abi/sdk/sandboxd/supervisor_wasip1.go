@@ -1,0 +1,82 @@
+//go:build wasip1
+
+package sandboxd
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/sandboxd/sandboxd/abi/argdata"
+)
+
+var (
+	supervisorOnce sync.Once
+	supervisorConn *Conn
+	supervisorErr  error
+)
+
+// Supervisor returns the guest's end of its supervisor channel (the
+// handle named "supervisor"), on which the daemon sends what
+// `sandboxd grant` and Cap.delegate give the guest while it runs
+// (docs/API.md). Every call returns the same Conn: one reader, so that no
+// notice goes to a caller that does not expect it. A guest started by
+// `sandboxd run` or spawned by another guest has no supervisor channel.
+func Supervisor() (*Conn, error) {
+	supervisorOnce.Do(func() {
+		fd, ok := Handle("supervisor")
+		if !ok {
+			supervisorErr = errors.New("sandboxd: this guest has no supervisor channel: launch it through the daemon (sandboxd launch)")
+			return
+		}
+		supervisorConn, supervisorErr = NewConn(fd)
+	})
+	return supervisorConn, supervisorErr
+}
+
+// Notice is one datagram of the supervisor channel: a handle granted
+// ("grant") or delegated ("delegate") to the guest while it runs, the
+// answer to a connection request ("rpc"), or a refusal ("error", with
+// the daemon's reason in Name).
+type Notice struct {
+	Event, Name, Cap, Kind string
+	FD                     uint32 // the handle it carried, now open in this guest
+	HasFD                  bool
+}
+
+// ParseNotice decodes a notice's bytes (an argdata map); FD and HasFD are
+// the caller's to fill in from what arrived with them.
+func ParseNotice(b []byte) (Notice, error) {
+	v, err := argdata.Decode(b)
+	if err != nil {
+		return Notice{}, fmt.Errorf("sandboxd: a supervisor notice that is not argdata: %w", err)
+	}
+	str := func(k string) string {
+		x, _ := v.Get(k)
+		s, _ := x.Str()
+		return s
+	}
+	n := Notice{Event: str("event"), Name: str("name"), Cap: str("cap"), Kind: str("kind")}
+	if n.Event == "error" {
+		n.Name = str("error")
+	}
+	return n, nil
+}
+
+// RecvNotice waits for the next notice on c (the supervisor channel) and
+// returns it with the handle it carried, if any. The handle is the
+// guest's to close.
+func (c *Conn) RecvNotice() (Notice, error) {
+	buf := make([]byte, 4096)
+	fds := make([]uint32, 1)
+	r, err := c.Recv(buf, fds)
+	if err != nil {
+		return Notice{}, fmt.Errorf("sandboxd: reading the supervisor channel: %w", err)
+	}
+	if r.N == 0 && r.NFDs == 0 {
+		return Notice{}, errors.New("sandboxd: the supervisor channel was closed")
+	}
+	n, err := ParseNotice(buf[:r.N])
+	n.FD, n.HasFD = fds[0], r.NFDs == 1
+	return n, err
+}
