@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sandboxd/sandboxd/client"
 )
 
 func init() {
@@ -27,28 +29,19 @@ func compileCmd(args []string) int {
 	if fs.NArg() == 0 {
 		return usageError(c, "give the modules to compile")
 	}
-	ctx := context.Background()
-	cl, code := dialDaemon(ctx, *socket)
-	if cl == nil {
-		return code
-	}
-	defer cl.Close()
-	status := exitOK
-	for _, path := range fs.Args() {
+	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, path string) int {
 		wasm, err := os.ReadFile(path)
 		if err != nil {
 			fail("cannot read module %s: %v: check the path", path, reason(err))
-			status = max(status, exitModule)
-			continue
+			return exitModule
 		}
 		done := progress("compiling %s (%s)", filepath.Base(path), sizeText(len(wasm)))
 		sha, took, err := cl.Compile(ctx, filepath.Base(path), wasm)
 		done()
 		if err != nil {
-			status = max(status, daemonFailure(err))
-			continue
+			return daemonFailure(err)
 		}
 		fmt.Printf("%s\t%s\t%v\n", path, sha, took.Round(time.Millisecond))
-	}
-	return status
+		return exitOK
+	})
 }

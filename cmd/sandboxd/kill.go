@@ -28,19 +28,12 @@ func killCmd(args []string) int {
 	if fs.NArg() == 0 {
 		return usageError(c, "give the ids of the guests to kill (see `sandboxd ps`)")
 	}
-	ctx := context.Background()
-	cl, code := dialDaemon(ctx, *socket)
-	if cl == nil {
-		return code
-	}
-	defer cl.Close()
-	status := exitOK
-	for _, id := range fs.Args() {
+	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, id string) int {
 		g, err := findGuest(ctx, cl, id)
 		if err != nil {
-			status = max(status, daemonFailure(err))
-			continue
+			return daemonFailure(err)
 		}
+		defer g.Release()
 		name := g.ID() // as given: a name or an id's prefix, until Info says
 		info, err := g.Info(ctx)
 		if err == nil {
@@ -51,14 +44,11 @@ func killCmd(args []string) int {
 		if !ended {
 			st, err = g.Kill(ctx, *reason)
 		}
-		g.Release()
 		if err != nil {
-			status = max(status, daemonFailure(err))
-			continue
+			return daemonFailure(err)
 		}
-		status = max(status, printKilled(name, st, ended, *asJSON))
-	}
-	return status
+		return printKilled(name, st, ended, *asJSON)
+	})
 }
 
 // killed is what kill --json prints for one guest.

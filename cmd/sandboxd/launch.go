@@ -50,6 +50,23 @@ func dialDaemon(ctx context.Context, socket string) (*client.Client, int) {
 	return c, exitOK
 }
 
+// eachArg connects to the daemon and calls do for each argument in turn,
+// and returns the worst exit status do returned (a failure with one
+// argument does not stop the others), or the status of a failed dial.
+func eachArg(socket string, args []string, do func(ctx context.Context, cl *client.Client, arg string) int) int {
+	ctx := context.Background()
+	cl, code := dialDaemon(ctx, socket)
+	if cl == nil {
+		return code
+	}
+	defer cl.Close()
+	status := exitOK
+	for _, a := range args {
+		status = max(status, do(ctx, cl, a))
+	}
+	return status
+}
+
 // openGuest connects to the daemon and opens guest id (or a unique prefix
 // of one: findGuest). When ok, done
 // releases the guest and closes the connection; otherwise code is the exit

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/sandboxd/sandboxd/client"
 )
 
 func init() {
@@ -27,27 +29,18 @@ func revokeCmd(args []string) int {
 	if fs.NArg() == 0 {
 		return usageError(c, "give the ids of the capabilities to revoke (see `sandboxd caps GUEST`)")
 	}
-	ctx := context.Background()
-	cl, code := dialDaemon(ctx, *socket)
-	if cl == nil {
-		return code
-	}
-	defer cl.Close()
-	status := exitOK
-	for _, id := range fs.Args() {
+	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, id string) int {
 		rc, err := cl.Revoke(ctx, id, *reason)
 		if err != nil {
-			status = max(status, daemonFailure(err))
-			continue
+			return daemonFailure(err)
 		}
 		if *asJSON {
-			status = max(status, printJSON(rc))
-			continue
+			return printJSON(rc)
 		}
 		fmt.Printf("revoked %s: %s held by %s in %v: %s\n", id, plural(len(rc.Revoked), "capability", "capabilities"),
 			strings.Join(rc.Holders, ", "), rc.Took, strings.Join(rc.Revoked, " "))
-	}
-	return status
+		return exitOK
+	})
 }
 
 // plural is "1 capability", "2 capabilities".

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/sandboxd/sandboxd/client"
 )
 
 func init() {
@@ -30,18 +32,10 @@ func rmCmd(args []string) int {
 	if fs.NArg() == 0 {
 		return usageError(c, "give the guests to forget (see `sandboxd ps -a`)")
 	}
-	ctx := context.Background()
-	cl, code := dialDaemon(ctx, *socket)
-	if cl == nil {
-		return code
-	}
-	defer cl.Close()
-	status := exitOK
-	for _, ref := range fs.Args() {
+	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, ref string) int {
 		g, err := findGuest(ctx, cl, ref)
 		if err != nil {
-			status = max(status, daemonFailure(err))
-			continue
+			return daemonFailure(err)
 		}
 		info, err := g.Info(ctx)
 		g.Release()
@@ -49,12 +43,11 @@ func rmCmd(args []string) int {
 			err = cl.Forget(ctx, info.ID)
 		}
 		if err != nil {
-			status = max(status, daemonFailure(err))
-			continue
+			return daemonFailure(err)
 		}
 		fmt.Println(info.ID)
-	}
-	return status
+		return exitOK
+	})
 }
 
 func pruneCmd(args []string) int {
