@@ -87,13 +87,14 @@ func (g *Guest) Grant(ctx context.Context, by Principal, gr Grant) (*caps.Cap, e
 	if err != nil {
 		return nil, err
 	}
-	r, err := g.s.open(ctx, pg.grant)
+	r, err := g.s.open(ctx, by, pg.grant)
 	if err != nil {
 		return nil, err
 	}
 	text := gr.String()
 	c := g.s.mintGrant(g.holder, pg, r, text)
 	if err := g.send("grant", c); err != nil {
+		r.undoCreate()
 		return nil, &GrantError{Grant: gr, Err: err}
 	}
 	g.log.Info("granted", "grant", text, "cap", c.ID(), "via", supervisorHandle)

@@ -374,6 +374,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	if err := g.recordStart(&spec, grants); err != nil {
 		// Nothing runs that the audit log does not show.
 		table.CloseAll()
+		opened.undoCreate()
 		s.unreserve(g.id)
 		return nil, err
 	}
@@ -390,11 +391,20 @@ type openedHandles struct {
 	delegated []*caps.Cap
 }
 
-// release closes everything in h, for a launch that fails before the
-// guest holds it.
+// undoCreate removes the files the grants of h created, for a launch that
+// failed after the guest's table held them.
+func (h *openedHandles) undoCreate() {
+	for _, r := range h.grants {
+		r.undoCreate()
+	}
+}
+
+// release closes everything in h, and removes the files its grants
+// created, for a launch that fails before the guest holds it.
 func (h *openedHandles) release(k *caps.Kernel) {
 	for _, r := range h.grants {
 		_ = r.res.Close()
+		r.undoCreate()
 	}
 	for _, c := range h.delegated {
 		k.Close(c)
@@ -421,7 +431,7 @@ func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*opened
 		if err != nil {
 			return fail(err)
 		}
-		r, err := s.open(ctx, pg.grant)
+		r, err := s.open(ctx, spec.Principal, pg.grant)
 		if err != nil {
 			return fail(err)
 		}
@@ -815,7 +825,7 @@ func (s *Supervisor) Mint(holder *caps.Holder, by Principal, gr Grant, origin st
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.open(context.Background(), pg.grant)
+	r, err := s.open(context.Background(), by, pg.grant)
 	if err != nil {
 		return nil, err
 	}
