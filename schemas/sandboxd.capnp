@@ -119,8 +119,13 @@ interface Guest {
   kill @2 (reason :Text) -> (status :ExitStatus);
   # Writes the guest's kept output to sink, then, with follow, what it
   # writes next until it exits. Returns when done; dropped counts bytes
-  # that had been discarded from the front of the kept output.
-  logs @3 (sink :OutputSink, follow :Bool) -> (dropped :UInt64);
+  # that had been discarded from the front of the kept output asked for.
+  # tail: only the last N lines kept (-1: all); since: only output
+  # written at or after this time (Unix nanoseconds; 0: all);
+  # skipStdout, skipStderr: leave that stream out (tail counts the lines
+  # of the streams sent only).
+  logs @3 (sink :OutputSink, follow :Bool, tail :Int64 = -1, since :Int64,
+           skipStdout :Bool, skipStderr :Bool) -> (dropped :UInt64);
   # The guest's handle table.
   caps @4 () -> (handles :List(Handle));
   # The capability behind one of the guest's handles.
@@ -157,7 +162,9 @@ interface StdinSink {
 }
 
 interface OutputSink {
-  write @0 (stream :StdStream, data :Data) -> stream;
+  # time is when the guest wrote data (Unix nanoseconds; the first byte's
+  # when writes close together were joined; 0 if unknown).
+  write @0 (stream :StdStream, data :Data, time :Int64) -> stream;
 }
 
 enum StdStream {

@@ -120,7 +120,7 @@ func newOutputSink(ctx context.Context, sink schemas.OutputSink) *outputSink {
 	return &outputSink{ctx: ctx, sink: sink}
 }
 
-func (o *outputSink) write(st stream, p []byte) {
+func (o *outputSink) write(st stream, p []byte, at int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for len(p) > 0 && !o.failed {
@@ -128,6 +128,7 @@ func (o *outputSink) write(st stream, p []byte) {
 		chunk := p[:n]
 		err := o.sink.Write(o.ctx, func(a schemas.OutputSink_write_Params) error {
 			a.SetStream(schemas.StdStream(st))
+			a.SetTime(at)
 			return a.SetData(chunk)
 		})
 		if err != nil {
@@ -259,14 +260,21 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 	}
 	sink := newOutputSink(ctx, a.Sink().AddRef())
 	follow := a.Follow()
-	var off, dropped uint64
+	q := logQuery{tail: a.Tail(), since: a.Since(), skip: [2]bool{streamStdout: a.SkipStdout(), streamStderr: a.SkipStderr()}}
+	off, lost := s.r.output.startAt(q)
+	if lost {
+		off = 0 // readFrom counts what was dropped
+	}
+	var dropped uint64
 	var err error
 	for {
 		chunks, next, d, grew, closed := s.r.output.readFrom(off)
 		dropped += d
 		off = next
 		for _, ch := range chunks {
-			sink.write(ch.stream, ch.data)
+			if !q.skip[ch.stream] {
+				sink.write(ch.stream, ch.data, ch.time)
+			}
 		}
 		if !follow || (closed && len(chunks) == 0) {
 			break
