@@ -361,16 +361,14 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 	if err != nil {
 		return grantFailure(err)
 	}
-	var c *caps.Cap
-	if gr.Kind == daemon.GrantCap {
-		from, err := s.c.lookupOwnedCap(gr.Source)
-		if err != nil {
-			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
-		}
-		if c, err = s.r.g.Delegate(ctx, capDelegation(from, gr)); err != nil {
-			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
-		}
-	} else if c, err = s.r.g.Grant(ctx, s.c.principal, gr); err != nil {
+	if running, _ := s.r.g.Status(); !running {
+		return fmt.Errorf("guest %s has exited: %v", s.r.g.ID(), daemon.ErrGuestEnded)
+	}
+	c, err := s.grant(ctx, gr)
+	if errors.Is(err, daemon.ErrGuestEnded) {
+		return err // it exited meanwhile: the grant itself was fine
+	}
+	if err != nil {
 		return grantFailure(err)
 	}
 	s.c.log.Debug("granted to running guest", "guest", s.r.g.ID(), "grant", gr.String(), "cap", c.ID())
@@ -383,6 +381,23 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 		return err
 	}
 	return fillCapInfo(info, c)
+}
+
+// grant sets up gr, or copies the capability a cap: grant names, and
+// sends it to the guest.
+func (s *guestServer) grant(ctx context.Context, gr daemon.Grant) (*caps.Cap, error) {
+	var c *caps.Cap
+	if gr.Kind == daemon.GrantCap {
+		from, err := s.c.lookupOwnedCap(gr.Source)
+		if err != nil {
+			return nil, &daemon.GrantError{Grant: gr, Err: err}
+		}
+		if c, err = s.r.g.Delegate(ctx, capDelegation(from, gr)); err != nil {
+			return nil, &daemon.GrantError{Grant: gr, Err: err}
+		}
+		return c, nil
+	}
+	return s.r.g.Grant(ctx, s.c.principal, gr)
 }
 
 // forget drops the record of an ended guest the Supervisor has forgotten,
