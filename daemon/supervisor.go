@@ -845,6 +845,9 @@ func (s *Supervisor) Revoke(id caps.ID, reason string) (caps.Receipt, error) {
 	}
 	r := s.k.Revoke(c, reason)
 	if len(r.Revoked) == 0 {
+		if n, was := s.WasRevoked(id); was {
+			return r, n.Err(id) // when and why
+		}
 		return r, fmt.Errorf("revoke: capability %s was already revoked: nothing is left to cut off", id)
 	}
 	s.revoked.add(r)

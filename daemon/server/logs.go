@@ -63,11 +63,6 @@ func newOutputLog(max uint64) *outputLog {
 	return &outputLog{max: max, grew: make(chan struct{})}
 }
 
-// write appends p to the log, written now. It copies p.
-func (l *outputLog) write(s stream, p []byte) {
-	l.writeAt(s, p, time.Now().UnixNano())
-}
-
 // writeAt appends p to the log, written at now (Unix nanoseconds). It
 // copies p.
 func (l *outputLog) writeAt(s stream, p []byte, now int64) {
