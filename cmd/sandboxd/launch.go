@@ -210,7 +210,7 @@ type launched struct {
 func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok bool) {
 	fs := newFlags(c)
 	socket := socketFlag(fs)
-	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)", 0)
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, file:PATH:create for a file made if missing, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)", 0)
 	name := fs.String("name", "", "name the guest `NAME` (unique among the daemon's listed guests): it works wherever its id does")
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")

@@ -180,7 +180,7 @@ type runArgs struct {
 // (or the help, for -h).
 func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	fs := newFlags(c)
-	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)", caps.DefaultMaxFDs)
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro, or file:./out.log:create for a file made if missing (repeatable; docs/GRANTS.md)", caps.DefaultMaxFDs)
 	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
