@@ -629,6 +629,14 @@ func (g Grant) setupPath() (grantResource, error) {
 		return grantResource{grant: g, res: d, base: base, inh: inh}, nil
 	}
 
+	return g.openFile(abs, fi)
+}
+
+// openFile opens a file grant's host file at abs, which stat found as fi.
+func (g Grant) openFile(abs string, fi fs.FileInfo) (grantResource, error) {
+	fail := func(format string, args ...any) (grantResource, error) {
+		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
+	}
 	if fi.IsDir() {
 		return fail("%s is a directory: grant it with dir:%s", abs, escapeSource(g.Source))
 	}

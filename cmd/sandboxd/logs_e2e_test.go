@@ -93,6 +93,12 @@ func TestLogsTailSinceTimestampsAndStreams(t *testing.T) {
 		t.Fatalf("logs --since %s: stdout %q, stderr %q; want %q, %q", since.Format(time.RFC3339Nano), r.stdout, r.stderr, wantOut, "e2\n")
 	}
 
+	logsUsageErrors(t, d)
+}
+
+// logsUsageErrors checks that logs refuses bad --tail, --since and stream
+// flags as usage errors that say what to write.
+func logsUsageErrors(t *testing.T, d *daemonProc) {
 	for _, c := range []struct {
 		args []string
 		says string

@@ -105,8 +105,14 @@ func main() {
 	if err != nil {
 		fail("wait", err)
 	}
+	report(st)
+}
+
+// report prints how the child ended and what it left, and fails unless
+// every step went as described.
+func report(st sandboxd.ExitStatus) {
 	fmt.Println("parent: child", st)
-	_, err = os.Stat("/data/new.txt")
+	_, err := os.Stat("/data/new.txt")
 	created := err == nil
 	fmt.Println("parent: child created new.txt:", created)
 	b, err := os.ReadFile("/data/notes.txt")
