@@ -207,7 +207,7 @@ func wazeroWASILoop(b *testing.B, wasm []byte, loop string) guestLoop {
 	if err != nil {
 		b.Fatal(err)
 	}
-	code, _, err := secs.Instrument()
+	code, _, err := secs.Instrument(wasmbin.Checks{Loops: true, Stack: true})
 	if err != nil {
 		b.Fatal(err)
 	}
