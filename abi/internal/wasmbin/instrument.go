@@ -71,15 +71,16 @@ const (
 )
 
 // FrameBytes is the stack a call of a function is counted to take: 32
-// bytes, and 16 for each parameter, local and instruction of its body (the
-// body's final end excluded). wazero's compiler gives every value it
-// spills its own slot of 8 bytes (16 for a v128), and any value an
-// instruction defines may be spilled, so a frame holds at most a slot per
-// parameter, local and instruction, beside the return address and frame
-// pointer and the arguments passed on the stack (each a value counted
-// already); 16 bytes a value covers both. It is a bound, not a measure: a
-// small recursive function measures 24 bytes a frame on amd64, and is
-// counted 100 to 200.
+// bytes, and 16 for each parameter, local and instruction of its body
+// that may define a value (see defines). wazero's compiler gives every
+// value it spills a slot of its own for the whole function, 8 bytes (16
+// for a v128), and any value an instruction defines may be spilled, so a
+// frame holds at most a slot per parameter, local and such instruction,
+// beside the return address and frame pointer and the arguments passed on
+// the stack (each a value counted already); 16 bytes a value covers both.
+// It is a bound, not a measure: a small recursive function measures 24
+// bytes a frame on amd64 and is counted over a hundred (docs/CLI.md, Call
+// stack).
 func FrameBytes(params, locals, instructions uint64) uint64 {
 	return min(32+16*(params+locals+instructions), 1<<30)
 }
@@ -631,7 +632,9 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 			case op == 0x0f || op == 0x12 || op == 0x13: // return, return_call, return_call_indirect
 				out = restore(out)
 			}
-			instructions++
+			if defines(r.b[0]) {
+				instructions++
+			}
 		}
 		var op byte
 		var err error
@@ -643,12 +646,24 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 		}
 	}
 	if in.Stack {
-		w := FrameBytes(uint64(ft.params), locals, instructions-1)
+		w := FrameBytes(uint64(ft.params), locals, instructions)
 		for _, at := range weightAt {
 			putLEB5(out[at:at+5], uint32(w))
 		}
 	}
 	return out, nil
+}
+
+// defines reports whether an instruction of opcode op may define a value
+// the compiler keeps in a slot of its own: not local.get, local.set,
+// local.tee and global.set (which move values), constants (rematerialised),
+// drop, nop, unreachable, stores, else, end and branches.
+func defines(op byte) bool {
+	switch {
+	case op <= 0x01, op == 0x05, op >= 0x0b && op <= 0x0f, op == 0x1a, op >= 0x20 && op <= 0x22, op == 0x24, op >= 0x36 && op <= 0x3e, op >= 0x41 && op <= 0x44:
+		return false
+	}
+	return true
 }
 
 // putLEB5 writes v into b as a signed LEB128 of exactly five bytes (v
