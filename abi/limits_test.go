@@ -178,7 +178,8 @@ func rss(b *testing.B) uint64 {
 
 // recurseWAT recurses until its argument reaches the global $stop, and
 // then exits with 7. Counted by wasmbin.FrameBytes, $f takes
-// FrameBytes(1, 0, 11) bytes a call and _start FrameBytes(0, 0, 3).
+// FrameBytes(1, 0, 6) bytes a call (global.get, i32.eq, if, two calls and
+// i32.add may define values) and _start FrameBytes(0, 0, 1).
 const recurseWAT = `(module
   (import "sandboxd" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
@@ -192,7 +193,7 @@ const recurseWAT = `(module
 // without loop checks, and the trap says so; one frame less runs.
 func TestRecursionTrapsAtMaxStack(t *testing.T) {
 	const maxStack = 1 << 20
-	fits := (maxStack - wasmbin.FrameBytes(0, 0, 3)) / wasmbin.FrameBytes(1, 0, 11) // calls of $f within the bound
+	fits := (maxStack - wasmbin.FrameBytes(0, 0, 1)) / wasmbin.FrameBytes(1, 0, 6) // calls of $f within the bound
 	for _, cfg := range []Config{{NoLoopChecks: true}, {}} {
 		run := func(stop uint64) ExitStatus {
 			ctx := context.Background()
