@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,6 +36,9 @@ type Options struct {
 	// DefaultMaxFDs is the handle-table size of a guest launched with
 	// MaxFDs 0 (caps.DefaultMaxFDs when 0).
 	DefaultMaxFDs int
+	// DefaultMaxStack is the call-stack bound, in bytes, of a guest
+	// launched with MaxStack 0 (abi.DefaultMaxStack when 0).
+	DefaultMaxStack uint64
 	// NoLoopChecks trades killability of spinning guests for speed (see
 	// abi.Config.NoLoopChecks). Only an embedded supervisor of one guest
 	// that can end it by exiting its process (sandboxd run) sets it.
@@ -90,6 +94,8 @@ type Supervisor struct {
 	rt     *abi.Runtime
 	k      *caps.Kernel
 	maxFDs int
+	// maxStack is the call-stack bound of guests launched without one.
+	maxStack uint64
 	// maxDescendants bounds each launched guest's tree of spawned guests.
 	maxDescendants int
 	// sockets is Options.Sockets.
@@ -132,6 +138,9 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.DefaultMaxFDs < 0 {
 		return nil, fmt.Errorf("default max fds %d is negative: use 0 for the default of %d", opts.DefaultMaxFDs, caps.DefaultMaxFDs)
 	}
+	if err := checkMaxStack(opts.DefaultMaxStack); err != nil {
+		return nil, fmt.Errorf("default %v", err)
+	}
 	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoDebugInfo: opts.NoDebugInfo, MaxIdleModules: opts.MaxIdleModules})
 	if err != nil {
 		return nil, err
@@ -142,7 +151,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
-		log: log, rt: rt, maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
+		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
 		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
@@ -248,6 +257,10 @@ type LaunchSpec struct {
 	Timeout time.Duration
 	// MaxFDs is the handle-table size; 0 means the supervisor's default.
 	MaxFDs int
+	// MaxStack bounds the guest's call stack in bytes, as the runtime
+	// counts it (abi.GuestConfig.MaxStack); 0 means the supervisor's
+	// default.
+	MaxStack uint64
 	// Stdin, Stdout and Stderr are the guest's fds 0, 1 and 2. nil gives
 	// an empty stdin and discards output.
 	Stdin          io.Reader
@@ -278,6 +291,9 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	}
 	if spec.MemoryLimit > MaxMemoryLimit {
 		return 0, specError("memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
+	}
+	if err := checkMaxStack(spec.MaxStack); err != nil {
+		return 0, specError("%v", err)
 	}
 	if need := spec.Module.MemoryMin(); spec.MemoryLimit > 0 && need > spec.MemoryLimit {
 		return 0, specError("%s needs %d bytes of memory to start, more than the memory limit of %d: raise the limit (--mem) to at least %d", spec.Module.Name, need, spec.MemoryLimit, need)
@@ -532,6 +548,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		Args:           append([]string{spec.Module.Name}, spec.Args...),
 		Env:            activationEnv(spec.Grants, spec.Env),
 		MemoryLimit:    spec.MemoryLimit,
+		MaxStack:       cmp.Or(spec.MaxStack, s.maxStack),
 		MaxDescendants: s.maxDescendants,
 		Logger:         g.log,
 	})
@@ -543,7 +560,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
 	g.grants = grants
-	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max()}
+	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max(), MaxStack: cmp.Or(spec.MaxStack, s.maxStack)}
 	if g.limits.MemoryLimit == 0 {
 		g.limits.MemoryLimit = MaxMemoryLimit
 	}
@@ -554,7 +571,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	g.ag.Start(gctx)
 	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
 		"principal", spec.Principal.String(), "uid", spec.Principal.UID, "grants", grants,
-		"memory_limit", spec.MemoryLimit, "timeout", spec.Timeout)
+		"memory_limit", spec.MemoryLimit, "max_stack", g.limits.MaxStack, "timeout", spec.Timeout)
 	go g.watch(cancel)
 }
 
@@ -713,12 +730,22 @@ func (g *Guest) Module() *abi.Module { return g.module }
 func (g *Guest) Principal() Principal { return g.principal }
 
 // Limits are what a guest was launched with: its linear-memory limit
-// (MaxMemoryLimit when none was given), its timeout (0: none) and the size
-// of its handle table.
+// (MaxMemoryLimit when none was given), its timeout (0: none), the size
+// of its handle table and its call-stack bound.
 type Limits struct {
 	MemoryLimit uint64
 	Timeout     time.Duration
 	MaxFDs      int
+	MaxStack    uint64
+}
+
+// checkMaxStack refuses a call-stack bound outside what a guest may have
+// (0 stands for the default).
+func checkMaxStack(n uint64) error {
+	if n != 0 && (n < abi.MinMaxStack || n > abi.MaxMaxStack) {
+		return fmt.Errorf("max stack of %s is outside %s to %s: a Go program needs about 128KiB to start, and wazero's own stack ceiling ends a guest near 64MiB", abi.SizeText(n), abi.SizeText(abi.MinMaxStack), abi.SizeText(abi.MaxMaxStack))
+	}
+	return nil
 }
 
 // Limits returns the limits the guest runs under.
