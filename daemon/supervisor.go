@@ -39,6 +39,12 @@ type Options struct {
 	// DefaultMaxStack is the call-stack bound, in bytes, of a guest
 	// launched with MaxStack 0 (abi.DefaultMaxStack when 0).
 	DefaultMaxStack uint64
+	// MaxMemPerUser bounds, per principal (uid), the memory its running
+	// guests may take together, as the sum of each guest's charge: its
+	// memory limit and its call-stack bound (see MemoryCharge). A launch
+	// that would take a principal past it fails with a *BudgetError. 0:
+	// no bound.
+	MaxMemPerUser uint64
 	// NoLoopChecks trades killability of spinning guests for speed (see
 	// abi.Config.NoLoopChecks). Only an embedded supervisor of one guest
 	// that can end it by exiting its process (sandboxd run) sets it.
@@ -96,6 +102,11 @@ type Supervisor struct {
 	maxFDs int
 	// maxStack is the call-stack bound of guests launched without one.
 	maxStack uint64
+	// memBudget is Options.MaxMemPerUser; memUsed the charges of each
+	// principal's guests that are running or starting, by uid (guarded by
+	// mu).
+	memBudget uint64
+	memUsed   map[uint32]uint64
 	// maxDescendants bounds each launched guest's tree of spawned guests.
 	maxDescendants int
 	// sockets is Options.Sockets.
@@ -152,6 +163,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
 		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
+		memBudget: opts.MaxMemPerUser, memUsed: make(map[uint32]uint64),
 		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
@@ -356,6 +368,7 @@ type Guest struct {
 	// nil (LaunchSpec.SupervisorChannel).
 	supervisor *caps.Channel
 	done       chan struct{}
+	charge     uint64 // what the guest counts against its principal's memory budget
 
 	mu       sync.Mutex
 	exited   bool
@@ -390,7 +403,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	if err := g.recordStart(&spec, grants); err != nil {
 		// Nothing runs that the audit log does not show.
 		table.CloseAll()
-		s.unreserve(g.id)
+		s.unreserve(g)
 		return nil, err
 	}
 	g.start(&spec, table, grants)
@@ -469,6 +482,14 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 	if s.closed {
 		return nil, errors.New("launch: the supervisor is shut down")
 	}
+	charge := s.MemoryCharge(*spec)
+	if s.memBudget > 0 {
+		used := s.memUsed[spec.Principal.UID]
+		if used+charge > s.memBudget {
+			return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge}
+		}
+		s.memUsed[spec.Principal.UID] = used + charge
+	}
 	id := s.newGuestID()
 	s.guests[id] = nil
 	s.running.Add(1)
@@ -477,15 +498,62 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		holder: newGuestHolder(id, spec),
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
+		charge: charge,
 	}, nil
 }
 
 // unreserve forgets a guest reserveGuest reserved that never started.
-func (s *Supervisor) unreserve(id string) {
+func (s *Supervisor) unreserve(g *Guest) {
 	s.mu.Lock()
-	delete(s.guests, id)
+	delete(s.guests, g.id)
+	s.releaseChargeLocked(g)
 	s.mu.Unlock()
 	s.running.Done()
+}
+
+// releaseChargeLocked gives back what g took of its principal's budget.
+func (s *Supervisor) releaseChargeLocked(g *Guest) {
+	if s.memBudget == 0 {
+		return
+	}
+	uid := g.principal.UID
+	if s.memUsed[uid] -= g.charge; s.memUsed[uid] == 0 {
+		delete(s.memUsed, uid)
+	}
+}
+
+// MemoryCharge is what a guest launched with spec counts against its
+// principal's Options.MaxMemPerUser: its memory limit (MaxMemoryLimit
+// when none) and its call-stack bound (the supervisor's default when
+// none). The guests it spawns are not charged: each launch's tree is
+// bounded by Options.MaxDescendants instead.
+func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
+	return cmp.Or(spec.MemoryLimit, MaxMemoryLimit) + cmp.Or(spec.MaxStack, s.maxStack)
+}
+
+// MemoryInUse is the sum of the charges (MemoryCharge) of the running
+// guests of the principal uid; 0 when the supervisor has no
+// Options.MaxMemPerUser.
+func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memUsed[uid]
+}
+
+// BudgetError is a launch refused because its principal's running guests
+// and it would take more memory than Options.MaxMemPerUser.
+type BudgetError struct {
+	Principal           Principal
+	Budget, Used, Asked uint64
+}
+
+func (e *BudgetError) Error() string {
+	if e.Used == 0 {
+		return fmt.Sprintf("this launch asks %s (its --mem and --max-stack), more than the daemon's memory budget per user (serve --max-mem-per-user %s): launch with a smaller --mem",
+			abi.SizeText(e.Asked), abi.SizeText(e.Budget))
+	}
+	return fmt.Sprintf("%s's running guests hold %s of the daemon's memory budget per user (serve --max-mem-per-user %s), and this launch asks %s more (its --mem and --max-stack): end some of them, or launch with a smaller --mem",
+		e.Principal, abi.SizeText(e.Used), abi.SizeText(e.Budget), abi.SizeText(e.Asked))
 }
 
 // buildTable mints the guest's handles into a new table of maxFDs
@@ -671,6 +739,9 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 	}
 	g.log.Info("guest exited", args...)
 	g.recordExit(st, time.Since(g.started))
+	g.s.mu.Lock()
+	g.s.releaseChargeLocked(g)
+	g.s.mu.Unlock()
 	g.s.retire(g.id)
 	close(g.done)
 	g.s.running.Done()
