@@ -861,7 +861,9 @@ func TestDaemonMemoryBudgetPerUser(t *testing.T) {
 	spin := filepath.Join(shared, "spin.wasm")
 	copyFile(t, guest(t, "daemon/testdata/guests/spin.wat"), spin, 0o644)
 	const nobody = 65534
-	root := func(args ...string) result { return d.cli(t, "launch", append([]string{"--detach", "--mem", "1MiB"}, args...)...) }
+	root := func(args ...string) result {
+		return d.cli(t, "launch", append([]string{"--detach", "--mem", "1MiB"}, args...)...)
+	}
 	var ids []string
 	for i := 0; i < 2; i++ {
 		r := root(spin)
