@@ -180,6 +180,14 @@ type Guest struct {
 	spawned  bool           // counted in tree: released when the guest ends
 
 	outOfFDs atomic.Bool // hostOutOfFDs has logged
+	// hold keeps the handle the guest last wrote to acquired between its
+	// calls (abi/hold.go); holding says whether the running program may
+	// use it (it has loop checks); budget is the running program's loop
+	// budget, which a revocation sets to 0 so that the guest soon gives
+	// the hold up. holding is the guest goroutine's alone.
+	hold    *caps.Hold
+	holding bool
+	budget  atomic.Pointer[api.MutableGlobal]
 
 	exited    chan struct{} // closed once the guest itself has ended (Exited)
 	done      chan struct{} // closed once its children have ended too (Done)
@@ -229,6 +237,7 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 		tree: tree, spawned: spawned,
 	}
 	g.shownTable.Store(cfg.Table)
+	g.hold = caps.NewHold(g.wakeForHold)
 	if g.argdata == nil {
 		g.argdata = StartupArgdata(cfg.Args, cfg.Env, cfg.Table)
 	}
@@ -430,6 +439,13 @@ func (g *Guest) runOnce() (st ExitStatus) {
 		// loopYield, which ends it (abi/instrument.go).
 		budget := mod.ExportedGlobal(wasmbin.BudgetExport).(api.MutableGlobal)
 		defer context.AfterFunc(ctx, func() { budget.Set(0) })()
+		g.budget.Store(&budget)
+		g.holding = true
+		defer func() {
+			g.holding = false
+			g.hold.Release()
+			g.budget.Store(nil)
+		}()
 	}
 	if g.module.startFn {
 		if _, err := mod.ExportedFunction(wasmbin.StartExport).Call(ctx); err != nil {
