@@ -157,7 +157,7 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 func (g *Guest) newChild(m *Module, t *caps.Table, data []byte) *Guest {
 	id := t.Holder().ID
 	return g.rt.newGuest(m, GuestConfig{
-		ID: id, Table: t, Argdata: data, MemoryLimit: g.memLimit,
+		ID: id, Table: t, Argdata: data, MemoryLimit: g.memLimit, MaxStack: g.maxStack,
 		Logger: g.rt.log.With("guest", id, "parent", g.ID),
 	}, g.tree, true) // counted by procSpawn's reserve
 }

@@ -72,10 +72,12 @@ type GuestInfo struct {
 	Handles   int
 	GuestName string // launch --name, or ""
 	// Limits the guest runs under: linear memory in bytes, its timeout
-	// (0: none) and its handle table's size.
+	// (0: none), its handle table's size and its call-stack bound in
+	// bytes (as counted: docs/CLI.md, Call stack).
 	MemoryLimit uint64
 	Timeout     time.Duration
 	MaxFDs      int
+	MaxStack    uint64
 	Grants      []string // the launch's grant texts, in fd order from 3
 }
 
@@ -169,7 +171,7 @@ func guestInfoFrom(g schemas.GuestInfo) GuestInfo {
 		ID: d.text(g.Id()), Name: d.text(g.Name()), SHA256: d.text(g.Sha256()),
 		Running: g.Running(), Started: unixTime(g.Started()), Ended: unixTime(g.Ended()),
 		Args: d.texts(g.Args()), Labels: d.texts(g.Labels()), Grants: d.texts(g.Grants()), GuestName: d.text(g.GuestName()),
-		MemoryLimit: g.MemoryLimit(), Timeout: time.Duration(g.Timeout()), MaxFDs: int(g.MaxFds()), Detached: g.Detached(), Handles: int(g.Handles()),
+		MemoryLimit: g.MemoryLimit(), Timeout: time.Duration(g.Timeout()), MaxFDs: int(g.MaxFds()), MaxStack: g.MaxStack(), Detached: g.Detached(), Handles: int(g.Handles()),
 	}
 	if p, err := g.Principal(); err == nil {
 		info.Principal = principalFrom(p)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,6 +36,15 @@ type Options struct {
 	// DefaultMaxFDs is the handle-table size of a guest launched with
 	// MaxFDs 0 (caps.DefaultMaxFDs when 0).
 	DefaultMaxFDs int
+	// DefaultMaxStack is the call-stack bound, in bytes, of a guest
+	// launched with MaxStack 0 (abi.DefaultMaxStack when 0).
+	DefaultMaxStack uint64
+	// MaxMemPerUser bounds, per principal (uid), the memory its running
+	// guests may take together, as the sum of each guest's charge: its
+	// memory limit and its call-stack bound (see MemoryCharge). A launch
+	// that would take a principal past it fails with a *BudgetError. 0:
+	// no bound.
+	MaxMemPerUser uint64
 	// NoLoopChecks trades killability of spinning guests for speed (see
 	// abi.Config.NoLoopChecks). Only an embedded supervisor of one guest
 	// that can end it by exiting its process (sandboxd run) sets it.
@@ -90,6 +100,13 @@ type Supervisor struct {
 	rt     *abi.Runtime
 	k      *caps.Kernel
 	maxFDs int
+	// maxStack is the call-stack bound of guests launched without one.
+	maxStack uint64
+	// memBudget is Options.MaxMemPerUser; memUsed the charges of each
+	// principal's guests that are running or starting, by uid (guarded by
+	// mu).
+	memBudget uint64
+	memUsed   map[uint32]uint64
 	// maxDescendants bounds each launched guest's tree of spawned guests.
 	maxDescendants int
 	// sockets is Options.Sockets.
@@ -132,6 +149,9 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.DefaultMaxFDs < 0 {
 		return nil, fmt.Errorf("default max fds %d is negative: use 0 for the default of %d", opts.DefaultMaxFDs, caps.DefaultMaxFDs)
 	}
+	if err := checkMaxStack(opts.DefaultMaxStack); err != nil {
+		return nil, fmt.Errorf("default %v", err)
+	}
 	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoDebugInfo: opts.NoDebugInfo, MaxIdleModules: opts.MaxIdleModules})
 	if err != nil {
 		return nil, err
@@ -142,7 +162,8 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
-		log: log, rt: rt, maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
+		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
+		memBudget: opts.MaxMemPerUser, memUsed: make(map[uint32]uint64),
 		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
@@ -248,6 +269,10 @@ type LaunchSpec struct {
 	Timeout time.Duration
 	// MaxFDs is the handle-table size; 0 means the supervisor's default.
 	MaxFDs int
+	// MaxStack bounds the guest's call stack in bytes, as the runtime
+	// counts it (abi.GuestConfig.MaxStack); 0 means the supervisor's
+	// default.
+	MaxStack uint64
 	// Stdin, Stdout and Stderr are the guest's fds 0, 1 and 2. nil gives
 	// an empty stdin and discards output.
 	Stdin          io.Reader
@@ -278,6 +303,9 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	}
 	if spec.MemoryLimit > MaxMemoryLimit {
 		return 0, specError("memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
+	}
+	if err := checkMaxStack(spec.MaxStack); err != nil {
+		return 0, specError("%v", err)
 	}
 	if need := spec.Module.MemoryMin(); spec.MemoryLimit > 0 && need > spec.MemoryLimit {
 		return 0, specError("%s needs %d bytes of memory to start, more than the memory limit of %d: raise the limit (--mem) to at least %d", spec.Module.Name, need, spec.MemoryLimit, need)
@@ -340,6 +368,7 @@ type Guest struct {
 	// nil (LaunchSpec.SupervisorChannel).
 	supervisor *caps.Channel
 	done       chan struct{}
+	charge     uint64 // what the guest counts against its principal's memory budget
 
 	mu       sync.Mutex
 	exited   bool
@@ -375,7 +404,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		// Nothing runs that the audit log does not show.
 		table.CloseAll()
 		opened.undoCreate()
-		s.unreserve(g.id)
+		s.unreserve(g)
 		return nil, err
 	}
 	g.start(&spec, table, grants)
@@ -463,6 +492,14 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 	if s.closed {
 		return nil, errors.New("launch: the supervisor is shut down")
 	}
+	charge := s.MemoryCharge(*spec)
+	if s.memBudget > 0 {
+		used := s.memUsed[spec.Principal.UID]
+		if used+charge > s.memBudget {
+			return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge}
+		}
+		s.memUsed[spec.Principal.UID] = used + charge
+	}
 	id := s.newGuestID()
 	s.guests[id] = nil
 	s.running.Add(1)
@@ -471,15 +508,62 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		holder: newGuestHolder(id, spec),
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
+		charge: charge,
 	}, nil
 }
 
 // unreserve forgets a guest reserveGuest reserved that never started.
-func (s *Supervisor) unreserve(id string) {
+func (s *Supervisor) unreserve(g *Guest) {
 	s.mu.Lock()
-	delete(s.guests, id)
+	delete(s.guests, g.id)
+	s.releaseChargeLocked(g)
 	s.mu.Unlock()
 	s.running.Done()
+}
+
+// releaseChargeLocked gives back what g took of its principal's budget.
+func (s *Supervisor) releaseChargeLocked(g *Guest) {
+	if s.memBudget == 0 {
+		return
+	}
+	uid := g.principal.UID
+	if s.memUsed[uid] -= g.charge; s.memUsed[uid] == 0 {
+		delete(s.memUsed, uid)
+	}
+}
+
+// MemoryCharge is what a guest launched with spec counts against its
+// principal's Options.MaxMemPerUser: its memory limit (MaxMemoryLimit
+// when none) and its call-stack bound (the supervisor's default when
+// none). The guests it spawns are not charged: each launch's tree is
+// bounded by Options.MaxDescendants instead.
+func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
+	return cmp.Or(spec.MemoryLimit, MaxMemoryLimit) + cmp.Or(spec.MaxStack, s.maxStack)
+}
+
+// MemoryInUse is the sum of the charges (MemoryCharge) of the running
+// guests of the principal uid; 0 when the supervisor has no
+// Options.MaxMemPerUser.
+func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memUsed[uid]
+}
+
+// BudgetError is a launch refused because its principal's running guests
+// and it would take more memory than Options.MaxMemPerUser.
+type BudgetError struct {
+	Principal           Principal
+	Budget, Used, Asked uint64
+}
+
+func (e *BudgetError) Error() string {
+	if e.Used == 0 {
+		return fmt.Sprintf("this launch asks %s (its --mem and --max-stack), more than the daemon's memory budget per user (serve --max-mem-per-user %s): launch with a smaller --mem",
+			abi.SizeText(e.Asked), abi.SizeText(e.Budget))
+	}
+	return fmt.Sprintf("%s's running guests hold %s of the daemon's memory budget per user (serve --max-mem-per-user %s), and this launch asks %s more (its --mem and --max-stack): end some of them, or launch with a smaller --mem",
+		e.Principal, abi.SizeText(e.Used), abi.SizeText(e.Budget), abi.SizeText(e.Asked))
 }
 
 // buildTable mints the guest's handles into a new table of maxFDs
@@ -542,6 +626,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		Args:           append([]string{spec.Module.Name}, spec.Args...),
 		Env:            activationEnv(spec.Grants, spec.Env),
 		MemoryLimit:    spec.MemoryLimit,
+		MaxStack:       cmp.Or(spec.MaxStack, s.maxStack),
 		MaxDescendants: s.maxDescendants,
 		Logger:         g.log,
 	})
@@ -553,7 +638,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
 	g.grants = grants
-	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max()}
+	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max(), MaxStack: cmp.Or(spec.MaxStack, s.maxStack)}
 	if g.limits.MemoryLimit == 0 {
 		g.limits.MemoryLimit = MaxMemoryLimit
 	}
@@ -564,7 +649,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	g.ag.Start(gctx)
 	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
 		"principal", spec.Principal.String(), "uid", spec.Principal.UID, "grants", grants,
-		"memory_limit", spec.MemoryLimit, "timeout", spec.Timeout)
+		"memory_limit", spec.MemoryLimit, "max_stack", g.limits.MaxStack, "timeout", spec.Timeout)
 	go g.watch(cancel)
 }
 
@@ -664,6 +749,9 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 	}
 	g.log.Info("guest exited", args...)
 	g.recordExit(st, time.Since(g.started))
+	g.s.mu.Lock()
+	g.s.releaseChargeLocked(g)
+	g.s.mu.Unlock()
 	g.s.retire(g.id)
 	close(g.done)
 	g.s.running.Done()
@@ -723,12 +811,22 @@ func (g *Guest) Module() *abi.Module { return g.module }
 func (g *Guest) Principal() Principal { return g.principal }
 
 // Limits are what a guest was launched with: its linear-memory limit
-// (MaxMemoryLimit when none was given), its timeout (0: none) and the size
-// of its handle table.
+// (MaxMemoryLimit when none was given), its timeout (0: none), the size
+// of its handle table and its call-stack bound.
 type Limits struct {
 	MemoryLimit uint64
 	Timeout     time.Duration
 	MaxFDs      int
+	MaxStack    uint64
+}
+
+// checkMaxStack refuses a call-stack bound outside what a guest may have
+// (0 stands for the default).
+func checkMaxStack(n uint64) error {
+	if n != 0 && (n < abi.MinMaxStack || n > abi.MaxMaxStack) {
+		return fmt.Errorf("max stack of %s is outside %s to %s: a Go program needs about 128KiB to start, and wazero's own stack ceiling ends a guest near 64MiB", abi.SizeText(n), abi.SizeText(abi.MinMaxStack), abi.SizeText(abi.MaxMaxStack))
+	}
+	return nil
 }
 
 // Limits returns the limits the guest runs under.

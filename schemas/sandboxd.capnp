@@ -104,6 +104,9 @@ struct LaunchRequest {
   # The guest's stdin is what is written to the StdinSink launch returns,
   # until it is closed (then end of file). stdin must then be empty.
   stdinStream @14 :Bool;
+  # Bytes of call stack the guest may use, as the daemon counts each call
+  # (docs/CLI.md, Call stack); zero means the daemon's default.
+  maxStack @15 :UInt64;
 }
 
 struct Delegation {
@@ -197,6 +200,7 @@ struct GuestInfo {
   timeout @14 :Int64;      # nanoseconds; 0: none
   maxFds @15 :UInt32;      # the handle table's size
   grants @16 :List(Text);  # the launch's grant texts, in fd order from 3
+  maxStack @17 :UInt64;    # bytes of call stack, as counted
 }
 
 struct ExitStatus {

@@ -148,6 +148,7 @@ func runCmd(args []string) int {
 		MemoryLimit: ra.memLimit,
 		Timeout:     ra.timeout,
 		MaxFDs:      ra.maxFDs,
+		MaxStack:    ra.maxStack,
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,

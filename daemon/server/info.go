@@ -77,6 +77,7 @@ func fillGuestInfo(dst schemas.GuestInfo, r *guestRecord) error {
 	dst.SetMemoryLimit(lim.MemoryLimit)
 	dst.SetTimeout(int64(lim.Timeout))
 	dst.SetMaxFds(uint32(lim.MaxFDs))
+	dst.SetMaxStack(lim.MaxStack)
 	dst.SetDetached(r.detached)
 	dst.SetHandles(uint32(len(g.Handles())))
 	return nil
