@@ -2,6 +2,7 @@ package abi
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -44,6 +45,13 @@ type GuestConfig struct {
 	// MemoryLimit.
 	MaxDescendants int
 	Logger         hclog.Logger
+	// OnExited and OnDone, when not nil, are called on the guest's own
+	// goroutine once Exited, and then Done, is closed: the caller reacts
+	// to the guest's end without a goroutine of its own waiting for it,
+	// which at many idle guests would double what each costs. OnExited
+	// runs before the guest waits for its children: it must not wait
+	// for them either.
+	OnExited, OnDone func()
 }
 
 // DefaultMaxDescendants is GuestConfig.MaxDescendants' default.
@@ -136,6 +144,8 @@ type Guest struct {
 
 	outOfFDs atomic.Bool // hostOutOfFDs has logged
 
+	onExited  func()        // GuestConfig.OnExited
+	onDone    func()        // GuestConfig.OnDone
 	exited    chan struct{} // closed once the guest itself has ended (Exited)
 	done      chan struct{} // closed once its children have ended too (Done)
 	mu        sync.Mutex
@@ -180,7 +190,7 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 		log: log, trace: log.IsTrace(),
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
 		waiter: caps.NewWaiter(), exited: make(chan struct{}), done: make(chan struct{}),
-		tree: tree, spawned: spawned,
+		tree: tree, spawned: spawned, onExited: cfg.OnExited, onDone: cfg.OnDone,
 	}
 	g.shownTable.Store(cfg.Table)
 	if g.argdata == nil {
@@ -293,6 +303,9 @@ func (g *Guest) run() {
 	g.status = st
 	g.mu.Unlock()
 	close(g.exited)
+	if g.onExited != nil {
+		g.onExited()
+	}
 	g.children.Wait()
 	g.mu.Lock()
 	ws := g.exitWatch
@@ -304,6 +317,9 @@ func (g *Guest) run() {
 	}
 	g.log.Debug("guest exited", "code", st.Code, "signal", st.Signal, "trap", st.Trap, "killed", st.Killed, "ran", time.Since(g.started),
 		"handles_at_exit", held, "handles_peak", peak, "max_fds", g.table.Max())
+	if g.onDone != nil {
+		g.onDone()
+	}
 }
 
 // hostOutOfFDs logs, once per guest, that a call failed with ENFILE: the
@@ -368,7 +384,7 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, alloc)
 	ctx = withGuest(ctx, g)
-	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, instanceConfig)
 	if err != nil {
 		return g.statusOf(err)
 	}
@@ -387,6 +403,13 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	_, err = mod.ExportedFunction("_start").Call(ctx)
 	return g.statusOf(err)
 }
+
+// instanceConfig is every guest instance's wazero configuration: no name
+// (guests are not linked by name), no start functions (runOnce calls
+// them), and a shared random source. wazero's own source, used by
+// nothing sandboxd runs (random_get reads crypto/rand itself), is by
+// default a seeded math/rand source of some 5 KB per instance.
+var instanceConfig = wazero.NewModuleConfig().WithName("").WithStartFunctions().WithRandSource(rand.Reader)
 
 // memoryAllocator returns the allocator of the guest's next run: its
 // memory limit, or the wasm32 maximum if it has none. A module run without
