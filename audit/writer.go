@@ -40,12 +40,16 @@ type Log struct {
 
 	mu      sync.Mutex
 	work    *sync.Cond // the writer waits for records
-	synced  *sync.Cond // appenders wait for their batch
 	buf     []byte     // lines appended, not yet handed to the writer
 	bufLast uint64     // seq of the last line in buf
-	seq     uint64     // last seq given
-	prev    [32]byte   // hash of the last line appended
-	durable uint64     // last seq fsynced
+	// filling is the batch of the lines in buf, writing the one the
+	// writer writes (nil when none): appenders wait on their batch's
+	// channel, off the lock, and all wake at once when it is durable.
+	filling *batch
+	writing *writingBatch
+	seq     uint64   // last seq given
+	prev    [32]byte // hash of the last line appended
+	durable uint64   // last seq fsynced
 	err     error
 	closed  bool
 
@@ -71,7 +75,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if l.max <= 0 {
 		l.max = DefaultMaxFileBytes
 	}
-	l.work, l.synced = sync.NewCond(&l.mu), sync.NewCond(&l.mu)
+	l.work = sync.NewCond(&l.mu)
 	lock, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -193,8 +197,22 @@ func (l *Log) Append(r Record) (Record, error) {
 // Enqueue adds r to the log, with V, Seq, Time and Prev set, without
 // waiting for it to reach the disk: Wait(r.Seq) does. Records are in the
 // log in the order Enqueue (or Append) was called.
+//
+// What does not depend on the chain (the type and the body) is encoded
+// before the log's lock is taken: under it, only the header (seq, time,
+// prev) is written and the line hashed, so that many appenders at once
+// (every guest ending at a shutdown) do not queue behind one another's
+// encoding. The line is what json.Marshal makes of r.
 func (l *Log) Enqueue(r Record) (Record, error) {
 	r.V = Version
+	typ, err := json.Marshal(r.Type)
+	if err != nil {
+		return r, fmt.Errorf("audit record: %w", err)
+	}
+	body, err := json.Marshal(recordBody{Cap: r.Cap, Receipt: r.Receipt, Decision: r.Decision, Guest: r.Guest, Discarded: r.Discarded})
+	if err != nil {
+		return r, fmt.Errorf("audit record: %w", err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
@@ -208,16 +226,55 @@ func (l *Log) Enqueue(r Record) (Record, error) {
 	if r.Seq > 1 {
 		r.Prev = hex.EncodeToString(l.prev[:])
 	}
-	line, err := json.Marshal(r)
-	if err != nil {
-		return r, fmt.Errorf("audit record: %w", err)
+	start := len(l.buf)
+	b := append(l.buf, `{"v":`...)
+	b = strconv.AppendInt(b, int64(r.V), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","type":`...)
+	b = append(b, typ...)
+	b = append(b, `,"prev":"`...)
+	b = append(b, r.Prev...)
+	b = append(b, '"')
+	if len(body) > 2 { // not {}
+		b = append(b, ',')
 	}
+	b = append(b, body[1:]...)
 	l.seq = r.Seq
-	l.prev = sha256.Sum256(line)
-	l.buf = append(append(l.buf, line...), '\n')
+	l.prev = sha256.Sum256(b[start:])
+	l.buf = append(b, '\n')
 	l.bufLast = r.Seq
-	l.work.Signal()
+	if l.filling == nil {
+		l.filling = &batch{done: make(chan struct{})}
+		l.work.Signal()
+	}
 	return r, nil
+}
+
+// writingBatch is the batch the writer has taken, with the seq of its
+// last line.
+type writingBatch struct {
+	*batch
+	last uint64
+}
+
+// batch is the lines the writer writes and fsyncs at once. done is closed
+// once they are durable, or err says why they are not.
+type batch struct {
+	done chan struct{}
+	err  error
+}
+
+// recordBody is a Record's fields after its header, which Enqueue encodes
+// before it takes the log's lock: the same names and options as Record's.
+type recordBody struct {
+	Cap       *CapRecord      `json:"cap,omitempty"`
+	Receipt   *ReceiptRecord  `json:"receipt,omitempty"`
+	Decision  *DecisionRecord `json:"decision,omitempty"`
+	Guest     *GuestRecord    `json:"guest,omitempty"`
+	Discarded int64           `json:"discarded,omitempty"`
 }
 
 var errClosed = errors.New("audit log closed")
@@ -226,14 +283,24 @@ var errClosed = errors.New("audit log closed")
 // keeps it from getting there.
 func (l *Log) Wait(seq uint64) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.durable < seq && l.err == nil {
-		l.synced.Wait()
-	}
 	if l.durable >= seq {
+		l.mu.Unlock()
 		return nil
 	}
-	return l.err
+	if l.err != nil {
+		l.mu.Unlock()
+		return l.err
+	}
+	b := l.filling
+	if l.writing != nil && seq <= l.writing.last {
+		b = l.writing.batch
+	}
+	l.mu.Unlock()
+	if b == nil { // seq was never given
+		return fmt.Errorf("audit log: no record %d has been appended", seq)
+	}
+	<-b.done
+	return b.err
 }
 
 // Err returns the error that failed the log, or nil.
@@ -266,20 +333,24 @@ func (l *Log) writer() {
 			l.mu.Unlock()
 			return
 		}
-		batch, last := l.buf, l.bufLast
-		l.buf = spare[:0]
+		data, b := l.buf, &writingBatch{batch: l.filling, last: l.bufLast}
+		l.buf, l.filling, l.writing = spare[:0], nil, b
 		l.mu.Unlock()
 
-		err := l.write(batch)
-		spare = batch
+		err := l.write(data)
+		spare = data
 		l.mu.Lock()
 		if err != nil && l.err == nil {
 			l.err = fmt.Errorf("audit log %s: %w", l.f.Name(), err)
 		} else if err == nil {
-			l.durable = last
+			l.durable = b.last
 		}
-		l.synced.Broadcast()
+		if l.durable < b.last {
+			b.err = l.err
+		}
+		l.writing = nil
 		l.mu.Unlock()
+		close(b.done)
 	}
 }
 

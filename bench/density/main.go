@@ -13,6 +13,8 @@
 //	threads=N                 the daemon's OS threads with N guests
 //	ps_<tag>_s=F              `sandboxd ps` of the N guests, wall time, median of 3 (<tag>: 1k, 10k, 100k, …)
 //	sigterm_<tag>_s=F         from SIGTERM to the daemon's exit with the N guests running
+//	sigterm_<tag>_cpu_s=F     the CPU time (user and system) the daemon spent in that time: on a
+//	                          shared machine, what compares from run to run
 //
 // bench/density.sh builds sandboxd and the guest and calls it.
 package main
@@ -176,6 +178,7 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 		c.Close()
 	}
 	clients = nil
+	cpu0 := procCPU(pid)
 	t0 := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
@@ -183,6 +186,7 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	err = <-exited
 	stopped = true
 	fmt.Fprintf(out, "sigterm_%s_s=%.3f\n", tag, time.Since(t0).Seconds())
+	fmt.Fprintf(out, "sigterm_%s_cpu_s=%.3f\n", tag, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime() - cpu0).Seconds())
 	if err != nil {
 		return fmt.Errorf("sandboxd serve after SIGTERM: %v (its log: %s)", err, logf.Name())
 	}
@@ -270,6 +274,23 @@ func procStatus(pid int, field string) uint64 {
 		}
 	}
 	return 0
+}
+
+// procCPU is the CPU time the process has used so far, user and system.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which ends at the last ')':
+	// utime and stime are the 12th and 13th of them, in clock ticks.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
 // sizeTag names a guest count in keys: 1000 is 1k, 100000 is 100k.
