@@ -40,8 +40,10 @@ type Log struct {
 
 	mu      sync.Mutex
 	work    *sync.Cond // the writer waits for records
-	buf     []byte     // lines appended, not yet handed to the writer
+	buf     [][]byte   // lines appended, not yet handed to the writer, in chunks
+	bufLen  int64      // their bytes
 	bufLast uint64     // seq of the last line in buf
+	free    [][]byte   // written chunks, for Enqueue to reuse
 	// filling is the batch of the lines in buf, writing the one the
 	// writer writes (nil when none): appenders wait on their batch's
 	// channel, off the lock, and all wake at once when it is durable.
@@ -226,8 +228,12 @@ func (l *Log) Enqueue(r Record) (Record, error) {
 	if r.Seq > 1 {
 		r.Prev = hex.EncodeToString(l.prev[:])
 	}
-	start := len(l.buf)
-	b := append(l.buf, `{"v":`...)
+	// The line goes into a chunk it fits in whole: the header is at most
+	// 220 bytes. Chunks are never grown, so that a batch of many records
+	// is not copied again and again as it grows.
+	chunk := l.room(256 + len(typ) + len(body))
+	start := len(*chunk)
+	b := append(*chunk, `{"v":`...)
 	b = strconv.AppendInt(b, int64(r.V), 10)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
@@ -244,7 +250,8 @@ func (l *Log) Enqueue(r Record) (Record, error) {
 	b = append(b, body[1:]...)
 	l.seq = r.Seq
 	l.prev = sha256.Sum256(b[start:])
-	l.buf = append(b, '\n')
+	*chunk = append(b, '\n')
+	l.bufLen += int64(len(*chunk) - start)
 	l.bufLast = r.Seq
 	if l.filling == nil {
 		l.filling = &batch{done: make(chan struct{})}
@@ -258,6 +265,29 @@ func (l *Log) Enqueue(r Record) (Record, error) {
 type writingBatch struct {
 	*batch
 	last uint64
+}
+
+// chunkBytes is the size of the chunks lines are appended to (larger for
+// a larger line), and maxFree how many written chunks are kept for reuse.
+const (
+	chunkBytes = 64 << 10
+	maxFree    = 64
+)
+
+// room returns the last chunk of buf if it has n bytes free, or else
+// appends one that has and returns it. Called with l.mu held.
+func (l *Log) room(n int) *[]byte {
+	if k := len(l.buf); k > 0 && cap(l.buf[k-1])-len(l.buf[k-1]) >= n {
+		return &l.buf[k-1]
+	}
+	var c []byte
+	if k := len(l.free); k > 0 && n <= chunkBytes {
+		c, l.free = l.free[k-1][:0], l.free[:k-1]
+	} else {
+		c = make([]byte, 0, max(n, chunkBytes))
+	}
+	l.buf = append(l.buf, c)
+	return &l.buf[len(l.buf)-1]
 }
 
 // batch is the lines the writer writes and fsyncs at once. done is closed
@@ -323,7 +353,6 @@ func (l *Log) Path() string { return l.path }
 // writer writes and fsyncs batches until the log is closed and drained.
 func (l *Log) writer() {
 	defer close(l.done)
-	var spare []byte
 	for {
 		l.mu.Lock()
 		for len(l.buf) == 0 && !l.closed {
@@ -333,12 +362,11 @@ func (l *Log) writer() {
 			l.mu.Unlock()
 			return
 		}
-		data, b := l.buf, &writingBatch{batch: l.filling, last: l.bufLast}
-		l.buf, l.filling, l.writing = spare[:0], nil, b
+		data, size, b := l.buf, l.bufLen, &writingBatch{batch: l.filling, last: l.bufLast}
+		l.buf, l.bufLen, l.filling, l.writing = nil, 0, nil, b
 		l.mu.Unlock()
 
-		err := l.write(data)
-		spare = data
+		err := l.write(data, size)
 		l.mu.Lock()
 		if err != nil && l.err == nil {
 			l.err = fmt.Errorf("audit log %s: %w", l.f.Name(), err)
@@ -349,23 +377,31 @@ func (l *Log) writer() {
 			b.err = l.err
 		}
 		l.writing = nil
+		for _, c := range data {
+			if len(l.free) < maxFree && cap(c) == chunkBytes {
+				l.free = append(l.free, c)
+			}
+		}
 		l.mu.Unlock()
 		close(b.done)
 	}
 }
 
-// write appends one batch of whole lines to the current file, rotating
-// first if the batch would take it past the rotation size, and fsyncs.
-func (l *Log) write(batch []byte) error {
-	if l.size > 0 && l.size+int64(len(batch)) > l.max {
+// write appends one batch of whole lines, size bytes in chunks, to the
+// current file, rotating first if the batch would take it past the
+// rotation size, and fsyncs.
+func (l *Log) write(chunks [][]byte, size int64) error {
+	if l.size > 0 && l.size+size > l.max {
 		if err := l.rotate(); err != nil {
 			return err
 		}
 	}
-	if _, err := l.f.Write(batch); err != nil {
-		return err
+	for _, c := range chunks {
+		if _, err := l.f.Write(c); err != nil {
+			return err
+		}
 	}
-	l.size += int64(len(batch))
+	l.size += size
 	return unix.Fdatasync(int(l.f.Fd()))
 }
 
