@@ -5,6 +5,8 @@
 // key=value per line:
 //
 //	guests=N                  guests launched and running
+//	stopped=…, asked=N        only when the machine's available memory fell below -min-available-mb
+//	                          before -n guests ran: the rest is measured on the guests launched
 //	launches_per_s=F          launches per second of the whole run, all connections together
 //	launch_p50_ms, launch_p99_ms  one launch's round trip, as the clients saw it
 //	rss_idle_mb=F             the daemon's RSS after one warm-up guest, before the run
@@ -49,7 +51,9 @@ func main() {
 	mem := flag.Uint64("mem", 1<<20, "each guest's memory limit in bytes")
 	work := flag.String("work", "", "`directory` for the socket and the state (default: a new temporary one)")
 	keep := flag.Bool("keep-log", false, "keep the daemon's log (work/serve.log) rather than removing the work directory")
+	floor := flag.Uint64("min-available-mb", 2048, "stop launching once the machine's MemAvailable is below `MB`, and measure the guests launched so far")
 	flag.Parse()
+	minAvailable = *floor << 20
 	if err := run(*bin, *wasmPath, *n, *conns, *perConn, *mem, *work, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "density:", err)
 		os.Exit(1)
@@ -116,7 +120,8 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	rssIdle := settledRSS(pid)
 
 	lat := make([]time.Duration, n)
-	var next atomic.Int64
+	var next, launched atomic.Int64
+	var short atomic.Bool // the machine ran short of memory
 	var wg sync.WaitGroup
 	var firstErr atomic.Pointer[error]
 	start := time.Now()
@@ -127,7 +132,11 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 				defer wg.Done()
 				for {
 					i := next.Add(1) - 1
-					if i >= int64(n) || firstErr.Load() != nil {
+					if i >= int64(n) || firstErr.Load() != nil || short.Load() {
+						return
+					}
+					if i%1024 == 0 && memAvailable() < minAvailable {
+						short.Store(true)
 						return
 					}
 					t0 := time.Now()
@@ -137,6 +146,7 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 						return
 					}
 					lat[i] = time.Since(t0)
+					launched.Add(1)
 				}
 			}()
 		}
@@ -147,10 +157,18 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 		return *p
 	}
 	rss := settledRSS(pid)
-	slices.Sort(lat)
-	tag := sizeTag(n)
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
+	if short.Load() {
+		// Launches in flight when the flag was set have finished:
+		// launched counts them all, and lat has a 0 for each not made.
+		fmt.Fprintf(out, "stopped=memory_available_below_%dMB\n", minAvailable>>20)
+		fmt.Fprintf(out, "asked=%d\n", n)
+		n = int(launched.Load())
+		lat = slices.DeleteFunc(lat, func(d time.Duration) bool { return d == 0 })
+	}
+	slices.Sort(lat)
+	tag := sizeTag(n)
 	fmt.Fprintf(out, "guests=%d\n", n)
 	fmt.Fprintf(out, "conns=%d\n", conns)
 	fmt.Fprintf(out, "launches_per_s=%.0f\n", float64(n)/took.Seconds())
@@ -274,6 +292,27 @@ func procStatus(pid int, field string) uint64 {
 		}
 	}
 	return 0
+}
+
+// minAvailable is -min-available-mb in bytes.
+var minAvailable uint64
+
+// memAvailable is the machine's MemAvailable in bytes.
+func memAvailable() uint64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 1 << 62
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseUint(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 1 << 62
 }
 
 // procCPU is the CPU time the process has used so far, user and system.
