@@ -11,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,10 +369,12 @@ type Guest struct {
 	done       chan struct{}
 	charge     uint64 // what the guest counts against its principal's memory budget
 
-	mu       sync.Mutex
-	exited   bool
-	status   abi.ExitStatus
-	peerLive bool // a Cap'n Proto connection is open (peer.go)
+	mu        sync.Mutex
+	exited    bool
+	status    abi.ExitStatus
+	peerLive  bool     // a Cap'n Proto connection is open (peer.go)
+	afterDone []func() // AfterDone's, until doneRun
+	doneRun   bool     // Done is closed and afterDone has been taken
 }
 
 // Launch validates spec, sets up every grant, and starts the guest. Grants
@@ -617,9 +618,12 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 }
 
 // start instantiates the guest on table, lists it and runs it until it
-// exits, spec.Timeout passes, it is killed or the supervisor closes.
+// exits, spec.Timeout passes, it is killed or the supervisor closes. No
+// goroutine waits for its end: the guest's own calls finish when it is
+// done.
 func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	s := g.s
+	gctx, cancel := s.guestContext(spec.Timeout)
 	g.ag = s.rt.NewGuest(spec.Module, abi.GuestConfig{
 		ID:             g.id,
 		Table:          table,
@@ -629,12 +633,13 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		MaxStack:       cmp.Or(spec.MaxStack, s.maxStack),
 		MaxDescendants: s.maxDescendants,
 		Logger:         g.log,
+		OnExited:       g.exitedItself,
+		OnDone:         func() { g.finish(cancel) },
 	})
-	gctx, cancel := s.guestContext(spec.Timeout)
 	if g.stdin != nil {
 		// A guest blocked reading stdin is in a host read the runtime
 		// cannot interrupt; closing the pipe ends that read when the
-		// guest's time is up. watch's cancel releases this hook.
+		// guest's time is up. finish's cancel releases this hook.
 		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
 	g.grants = grants
@@ -650,7 +655,6 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
 		"principal", spec.Principal.String(), "uid", spec.Principal.UID, "grants", grants,
 		"memory_limit", spec.MemoryLimit, "max_stack", g.limits.MaxStack, "timeout", spec.Timeout)
-	go g.watch(cancel)
 }
 
 // guestContext returns a guest's context: a child of the supervisor's
@@ -715,17 +719,21 @@ func (p *stdinPipe) close() {
 	p.pr.CloseWithError(errGuestEnded)
 }
 
-// watch records the guest's exit. It runs once per guest; cancel releases
-// the guest's context (and what hangs on it) from the supervisor's.
-func (g *Guest) watch(cancel context.CancelFunc) {
-	<-g.ag.Exited()
+// exitedItself runs on the guest's goroutine once the guest itself has
+// ended, before its children have.
+func (g *Guest) exitedItself() {
 	if g.stdin != nil {
 		// The guest's end has killed the guests it spawned, but one of
 		// them reading the stdin it was handed is in a host read that
 		// its kill cannot interrupt: Done would wait for it forever.
 		g.stdin.close()
 	}
-	<-g.ag.Done()
+}
+
+// finish records the guest's exit. It runs once, on the guest's
+// goroutine, once the guest and its children have ended; cancel releases
+// the guest's context (and what hangs on it) from the supervisor's.
+func (g *Guest) finish(cancel context.CancelFunc) {
 	cancel()
 	st := g.ag.Status()
 	g.mu.Lock()
@@ -754,7 +762,29 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 	g.s.mu.Unlock()
 	g.s.retire(g.id)
 	close(g.done)
+	g.mu.Lock()
+	after := g.afterDone
+	g.afterDone, g.doneRun = nil, true
+	g.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
 	g.s.running.Done()
+}
+
+// AfterDone calls f once Done is closed: at once if it is, or else on the
+// guest's goroutine as its last act, before Supervisor.Close can return.
+// It spares a caller that only reacts to the end a goroutine of its own
+// per guest. f must not wait for other guests.
+func (g *Guest) AfterDone(f func()) {
+	g.mu.Lock()
+	if !g.doneRun {
+		g.afterDone = append(g.afterDone, f)
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	f()
 }
 
 // retire moves an exited guest to the bounded list of exited guests.
@@ -885,6 +915,13 @@ func (g *Guest) Kill(reason string) {
 // It is empty once the guest has exited.
 func (g *Guest) Handles() []caps.Entry { return g.ag.Table().Entries() }
 
+// HandleCount is how many handles the guest holds: len(Handles()),
+// without listing them.
+func (g *Guest) HandleCount() int {
+	held, _ := g.ag.Table().Counts()
+	return held
+}
+
 // Guest returns the guest with the given id: a running guest, or one of
 // the most recently exited.
 func (s *Supervisor) Guest(id string) (*Guest, bool) {
@@ -905,13 +942,92 @@ func (s *Supervisor) Guests() []*Guest {
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].started.Equal(out[j].started) {
-			return out[i].started.Before(out[j].started)
-		}
-		return out[i].id < out[j].id
-	})
+	slices.SortFunc(out, guestOrder)
 	return out
+}
+
+// GuestCursor is a place in the order Guests lists guests in: oldest
+// first, by start time and then id. The zero cursor is the start.
+type GuestCursor struct {
+	Started time.Time
+	ID      string
+}
+
+// Cursor is the place of g in the order Guests lists guests in.
+func (g *Guest) Cursor() GuestCursor { return GuestCursor{Started: g.started, ID: g.id} }
+
+func (c GuestCursor) before(g *Guest) bool {
+	if !c.Started.Equal(g.started) {
+		return c.Started.Before(g.started)
+	}
+	return c.ID < g.id
+}
+
+func guestOrder(a, b *Guest) int {
+	if c := a.started.Compare(b.started); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+// GuestsAfter returns the first limit guests after cursor, in the order
+// Guests lists them, among those keep accepts (keep nil accepts all), and
+// whether more follow. keep runs with the supervisor's lock held: it must
+// not call the supervisor. A page costs one pass over the listed guests
+// and a sort of the page, not of them all.
+func (s *Supervisor) GuestsAfter(after GuestCursor, limit int, keep func(*Guest) bool) (page []*Guest, more bool) {
+	if limit <= 0 {
+		return nil, false
+	}
+	// A max-heap of the limit smallest guests seen, its root the largest.
+	h := make([]*Guest, 0, min(limit, 1024))
+	s.mu.Lock()
+	for _, g := range s.guests {
+		if g == nil || !after.before(g) || (keep != nil && !keep(g)) {
+			continue
+		}
+		if len(h) < limit {
+			h = append(h, g)
+			heapUp(h, len(h)-1)
+			continue
+		}
+		more = true
+		if guestOrder(g, h[0]) < 0 {
+			h[0] = g
+			heapDown(h, 0)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(h, guestOrder)
+	return h, more
+}
+
+func heapUp(h []*Guest, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if guestOrder(h[p], h[i]) >= 0 {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func heapDown(h []*Guest, i int) {
+	for {
+		l, big := 2*i+1, i
+		if l < len(h) && guestOrder(h[l], h[big]) > 0 {
+			big = l
+		}
+		if r := l + 1; r < len(h) && guestOrder(h[r], h[big]) > 0 {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		h[i], h[big] = h[big], h[i]
+		i = big
+	}
 }
 
 // Mint authorizes gr for principal by (no module: holder is a client of
