@@ -131,7 +131,7 @@ func formatRatio(v float64) string {
 	case a >= 1:
 		return strconv.FormatFloat(v, 'f', 2, 64)
 	default:
-		return strconv.FormatFloat(v, 'f', 3, 64)
+		return strconv.FormatFloat(v, 'g', 3, 64)
 	}
 }
 
