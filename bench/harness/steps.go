@@ -303,7 +303,34 @@ func (h *harness) start() []row {
 	s, g := median(vals["sandboxd help"]), median(vals["go hello"])
 	rows = append(rows, ratioRow("start.help/go-hello", "`sandboxd help` vs a static Go hello world (process start to exit)",
 		"p50 wall time, sandboxd help / Go hello (≤ 1.5 is the target)", s, g, fmt.Sprintf("%s vs %s ms", fmtNum(s), fmtNum(g))))
-	return rows
+	return append(rows, h.startNoCache()...)
+}
+
+// startNoCache times hello.c from process start to exit status with no
+// compilation cache: every run compiles the module (Node always does).
+func (h *harness) startNoCache() []row {
+	sides := []side{
+		{name: "sandboxd", argv: []string{h.sandboxd, "run", "--cache-dir", "", h.wasm["hello"]}},
+		{name: "wazero", argv: []string{h.wazero, "run", h.wasm["hello"]}},
+	}
+	if h.node != "" {
+		sides = append(sides, side{name: "node", argv: []string{h.node, "--no-warnings", h.runner, h.wasm["hello"]}})
+	}
+	vals, err := interleave(pick(h, 20, 60), sides, func(s side, warm bool) (float64, error) {
+		r, err := execTimed(s, h.root)
+		if err != nil {
+			return 0, err
+		}
+		if r.stdout != "hello\n" {
+			return 0, fmt.Errorf("output %q, want \"hello\\n\"", r.stdout)
+		}
+		return float64(r.wall.Microseconds()) / 1e3, nil
+	})
+	what := "hello.c start to exit status, no compilation cache (each run compiles)"
+	if err != nil {
+		return errRows(err, [2]string{"start.hello-nocache.sandboxd/wazero", what}, [2]string{"start.hello-nocache.sandboxd/node", what})
+	}
+	return peerRows("start.hello-nocache", what, "p50 wall time, sandboxd / peer", vals, "ms", "wazero", "node")
 }
 
 // ---- ucase ----
