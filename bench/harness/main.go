@@ -120,6 +120,8 @@ func main() {
 
 	started := time.Now().UTC()
 	load := loadAverage()
+	// The commit is read before anything is built: what was measured.
+	commit := h.commit()
 	if err := h.build(); err != nil {
 		fatalf("building the peers: %v", err)
 	}
@@ -134,7 +136,7 @@ func main() {
 		h.logf("step %s: %d rows in %v", s.name, len(rows), time.Since(t0).Round(time.Second))
 	}
 
-	header := machine(h, started, load)
+	header := machine(h, started, load, commit)
 	fmt.Println("## make bench")
 	fmt.Println()
 	for _, l := range header {
@@ -192,12 +194,21 @@ func countMeasured(rows []row) int {
 	return n
 }
 
-// machine describes the run: the machine, its load, the commit, the tools.
-func machine(h *harness, started time.Time, load string) []string {
-	commit := strings.TrimSpace(h.output("git", "rev-parse", "--short=12", "HEAD"))
-	if h.output("git", "status", "--porcelain", "--untracked-files=no") != "" {
-		commit += "+dirty"
+// commit is the checkout's commit, "+dirty" when tracked files differ
+// from it.
+func (h *harness) commit() string {
+	c := strings.TrimSpace(h.output("git", "rev-parse", "--short=12", "HEAD"))
+	if c == "" {
+		return "unknown (not a git checkout)"
 	}
+	if h.output("git", "status", "--porcelain", "--untracked-files=no") != "" {
+		c += "+dirty"
+	}
+	return c
+}
+
+// machine describes the run: the machine, its load, the commit, the tools.
+func machine(h *harness, started time.Time, load, commit string) []string {
 	cpu := "unknown"
 	for _, l := range strings.Split(h.output("lscpu"), "\n") {
 		if v, ok := strings.CutPrefix(l, "Model name:"); ok {
