@@ -74,49 +74,53 @@ var steps = []step{
 	{"density", (*harness).density},
 }
 
-func main() {
-	root := flag.String("root", ".", "the sandboxd checkout")
-	base := flag.String("baseline", "bench/baseline.tsv", "the baseline of ratios, relative to -root")
-	write := flag.Bool("write-baseline", os.Getenv("BENCH_WRITE_BASELINE") == "1", "rewrite the baseline with this run's ratios")
+// options are the harness's flags.
+type options struct {
+	root, base string
+	write      bool
+	only       *regexp.Regexp
+	keep       bool
+}
+
+func parseFlags() options {
+	var o options
+	flag.StringVar(&o.root, "root", ".", "the sandboxd checkout")
+	flag.StringVar(&o.base, "baseline", "bench/baseline.tsv", "the baseline of ratios, relative to -root")
+	flag.BoolVar(&o.write, "write-baseline", os.Getenv("BENCH_WRITE_BASELINE") == "1", "rewrite the baseline with this run's ratios")
 	only := flag.String("only", os.Getenv("BENCH_ONLY"), "run only the steps whose name matches this `regexp` (steps: "+stepNames()+")")
-	keep := flag.Bool("keep", false, "keep the scratch directory")
+	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory")
 	flag.Parse()
-	full := os.Getenv("BENCH_FULL") == "1"
 	if flag.NArg() > 0 {
 		fatalf("unexpected arguments %q: the harness takes flags only (-only, -baseline, -write-baseline, -root, -keep)", flag.Args())
 	}
-	var onlyRE *regexp.Regexp
 	if *only != "" {
 		var err error
-		if onlyRE, err = regexp.Compile(*only); err != nil {
+		if o.only, err = regexp.Compile(*only); err != nil {
 			fatalf("-only %q: %v", *only, err)
 		}
 	}
-	absRoot, err := filepath.Abs(*root)
+	root, err := filepath.Abs(o.root)
 	if err != nil {
 		fatalf("%v", err)
 	}
+	o.root = root
+	return o
+}
+
+func main() {
+	o := parseFlags()
 	work, err := os.MkdirTemp("", "sandboxd-bench-")
 	if err != nil {
 		fatalf("a scratch directory: %v (set TMPDIR to a writable directory)", err)
 	}
-	if *keep {
+	if o.keep {
 		fmt.Fprintf(os.Stderr, "harness: scratch directory %s kept\n", work)
 	} else {
 		defer os.RemoveAll(work)
 	}
-	h := &harness{root: absRoot, work: work, full: full, log: os.Stderr}
-	basePath := filepath.Join(absRoot, *base)
-	old := baseline{}
-	if f, err := os.Open(basePath); err == nil {
-		old, err = readBaseline(f)
-		f.Close()
-		if err != nil {
-			fatalf("%s: %v (fix it, or rewrite it with make bench-baseline)", basePath, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		fatalf("%v", err)
-	}
+	h := &harness{root: o.root, work: work, full: os.Getenv("BENCH_FULL") == "1", log: os.Stderr}
+	basePath := filepath.Join(o.root, o.base)
+	old := loadBaseline(basePath)
 
 	started := time.Now().UTC()
 	load := loadAverage()
@@ -125,8 +129,19 @@ func main() {
 	if err := h.build(); err != nil {
 		fatalf("building the peers: %v", err)
 	}
+	h.runSteps(o.only)
+	header := machine(h, started, load, commit)
+	report(os.Stdout, h.rows, old, header, o)
+	if o.write {
+		saveBaseline(basePath, header, h.rows)
+		fmt.Printf("\nwrote %s\n", o.base)
+	}
+}
+
+// runSteps runs every step whose name only matches (all when only is nil).
+func (h *harness) runSteps(only *regexp.Regexp) {
 	for _, s := range steps {
-		if onlyRE != nil && !onlyRE.MatchString(s.name) {
+		if only != nil && !only.MatchString(s.name) {
 			continue
 		}
 		t0 := time.Now()
@@ -135,45 +150,65 @@ func main() {
 		h.rows = append(h.rows, rows...)
 		h.logf("step %s: %d rows in %v", s.name, len(rows), time.Since(t0).Round(time.Second))
 	}
+}
 
-	header := machine(h, started, load, commit)
-	fmt.Println("## make bench")
-	fmt.Println()
+// loadBaseline reads the baseline at path; a missing one is empty.
+func loadBaseline(path string) baseline {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return baseline{}
+	}
+	if err != nil {
+		fatalf("%v", err)
+	}
+	defer f.Close()
+	b, err := readBaseline(f)
+	if err != nil {
+		fatalf("%s: %v (fix it, or rewrite it with make bench-baseline)", path, err)
+	}
+	return b
+}
+
+func saveBaseline(path string, header []string, rows []row) {
+	f, err := os.Create(path)
+	if err != nil {
+		fatalf("%v", err)
+	}
+	err = writeBaseline(f, append([]string{"Ratios of one `make bench-baseline` run; make bench compares against them.",
+		"key<TAB>ratio; what each ratio is: the table make bench prints (docs/BENCHMARKS.md)."}, header...), rows)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		fatalf("writing %s: %v", path, err)
+	}
+}
+
+// report prints the run: its header, the table, the MOVED: lines and a
+// summary.
+func report(w io.Writer, rows []row, old baseline, header []string, o options) {
+	fmt.Fprintln(w, "## make bench")
+	fmt.Fprintln(w)
 	for _, l := range header {
-		fmt.Println("- " + l)
+		fmt.Fprintln(w, "- "+l)
 	}
-	fmt.Println()
-	printTable(os.Stdout, h.rows, old)
-	fmt.Println()
-	moved, fresh, missing := compare(h.rows, old)
+	fmt.Fprintln(w)
+	printTable(w, rows, old)
+	fmt.Fprintln(w)
+	moved, fresh, missing := compare(rows, old)
 	for _, m := range moved {
-		fmt.Println(m)
+		fmt.Fprintln(w, m)
 	}
-	fmt.Printf("\n%d ratios measured; %d moved by more than %.0f %% from %s", countMeasured(h.rows), len(moved), moveLimit*100, *base)
+	fmt.Fprintf(w, "\n%d ratios measured; %d moved by more than %.0f %% from %s", countMeasured(rows), len(moved), moveLimit*100, o.base)
 	if len(old) == 0 {
-		fmt.Printf(" (no baseline: make bench-baseline writes it)")
+		fmt.Fprintf(w, " (no baseline: make bench-baseline writes it)")
 	} else if len(fresh) > 0 {
-		fmt.Printf("; not in the baseline: %s", strings.Join(fresh, ", "))
+		fmt.Fprintf(w, "; not in the baseline: %s", strings.Join(fresh, ", "))
 	}
-	if len(missing) > 0 && onlyRE == nil {
-		fmt.Printf("; in the baseline, not measured: %s", strings.Join(missing, ", "))
+	if len(missing) > 0 && o.only == nil {
+		fmt.Fprintf(w, "; in the baseline, not measured: %s", strings.Join(missing, ", "))
 	}
-	fmt.Println(".")
-	if *write {
-		f, err := os.Create(basePath)
-		if err != nil {
-			fatalf("%v", err)
-		}
-		err = writeBaseline(f, append([]string{"Ratios of one `make bench-baseline` run; make bench compares against them.",
-			"key<TAB>ratio; what each ratio is: the table make bench prints (docs/BENCHMARKS.md)."}, header...), h.rows)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			fatalf("writing %s: %v", basePath, err)
-		}
-		fmt.Printf("\nwrote %s\n", *base)
-	}
+	fmt.Fprintln(w, ".")
 }
 
 func stepNames() string {
