@@ -419,8 +419,8 @@ func (h *harness) memory() []row {
 	}
 	keys := map[string]string{"sandboxd --mem 0": "memory.touch.mem0", "sandboxd --mem 4GiB": "memory.touch.mem4GiB", "native": "memory.touch.native"}
 	vals, err := interleave(pick(h, 1, 2), sides, func(s side, warm bool) (float64, error) {
-		if warm && s.name == "native" {
-			return 0, nil
+		if warm { // compiles the module into the cache: one MiB is enough
+			s.argv = append(append([]string(nil), s.argv[:len(s.argv)-1]...), "1")
 		}
 		r, err := execTimed(s, h.root)
 		if err != nil {
