@@ -199,3 +199,27 @@ func TestParseSockAndKeyValues(t *testing.T) {
 		t.Errorf("key values = %v", kv)
 	}
 }
+
+func TestInterleaveRotatesAndDropsTheWarmUp(t *testing.T) {
+	sides := []side{{name: "a"}, {name: "b"}, {name: "c"}}
+	var order []string
+	n := 0.0
+	vals, err := interleave(3, sides, func(s side, warm bool) (float64, error) {
+		if warm {
+			order = append(order, "w"+s.name)
+		} else {
+			order = append(order, s.name)
+		}
+		n++
+		return n, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(order, " "), "wa wb wc a b c b c a c a b"; got != want {
+		t.Errorf("order %q, want %q", got, want)
+	}
+	if got := vals["a"]; len(got) != 3 || got[0] != 4 || got[1] != 9 || got[2] != 11 {
+		t.Errorf("a's values %v, want [4 9 11] (warm-up dropped)", got)
+	}
+}
