@@ -322,6 +322,12 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err == nil {
 		secs, bounded, err = secs.BoundTables()
 	}
+	// Fewer data segments, the same initial memory: wazero keeps a slice
+	// per segment in every instance (wasmbin.MergeData).
+	var merged bool
+	if err == nil {
+		secs, merged = secs.MergeData()
+	}
 	if err != nil {
 		if errors.As(err, new(*LimitError)) {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -333,7 +339,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		hosts = append(hosts, wasmbin.LoopModule)
 	}
 	rt.prepareHosts(ctx, hosts)
-	code, startFn, err := rt.instrument(ctx, name, wasm, secs, bounded)
+	code, startFn, err := rt.instrument(ctx, name, wasm, secs, bounded || merged)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +357,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 }
 
 // instrument returns the code to compile for wasm, whose sections are secs
-// (rewritten by BoundTables if changed): with loop checks unless the
+// (rewritten by BoundTables or MergeData if changed): with loop checks unless the
 // runtime has none, and then with the host module they import ready.
 func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs wasmbin.Sections, changed bool) (code []byte, startFn bool, err error) {
 	if !rt.loopChecks {
