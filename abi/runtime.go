@@ -357,7 +357,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 }
 
 // instrument returns the code to compile for wasm, whose sections are secs
-// (rewritten by BoundTables or MergeData if changed): with loop checks unless the
+// (rewritten by BoundTables if changed): with loop checks unless the
 // runtime has none, and then with the host module they import ready.
 func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs wasmbin.Sections, changed bool) (code []byte, startFn bool, err error) {
 	if !rt.loopChecks {

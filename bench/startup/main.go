@@ -11,8 +11,9 @@
 //	        -cmd 'launch:7=./sandboxd launch --socket s.sock hello.wasm'\
 //	        -pair help/hello
 //
-// A command is LABEL[:STATUS]=ARGV, ARGV split at spaces; a run whose exit
-// status is not STATUS (default 0) stops the measurement. -inittrace
+// A command is LABEL[:STATUS]=ARGV, ARGV split at spaces, its first words
+// NAME=VALUE settings added to the environment as a shell would; a run
+// whose exit status is not STATUS (default 0) stops the measurement. -inittrace
 // LABEL runs that command once more with GODEBUG=inittrace=1 and prints
 // the packages whose initialisation took longest.
 package main
@@ -34,6 +35,7 @@ import (
 type command struct {
 	label  string
 	status int
+	env    []string // NAME=VALUE words before the program
 	argv   []string
 	wall   []time.Duration // by round
 	cpu    []time.Duration
@@ -49,6 +51,9 @@ func (l *commandList) Set(s string) error {
 		return fmt.Errorf("want LABEL[:STATUS]=ARGV, got %q", s)
 	}
 	c := &command{argv: strings.Fields(argv)}
+	for len(c.argv) > 1 && strings.Contains(c.argv[0], "=") {
+		c.env, c.argv = append(c.env, c.argv[0]), c.argv[1:]
+	}
 	c.label, c.status = label, 0
 	if l, st, ok := strings.Cut(label, ":"); ok {
 		n, err := strconv.Atoi(st)
@@ -111,6 +116,7 @@ func main() {
 // CPU time the process used.
 func runOnce(c *command) (wall, cpu time.Duration, err error) {
 	cmd := exec.Command(c.argv[0], c.argv[1:]...)
+	cmd.Env = append(os.Environ(), c.env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	t0 := time.Now()
@@ -137,7 +143,7 @@ func report(cmds commandList) {
 	fmt.Printf("| command | p50 | p90 | CPU p50 | p50 / %s p50 | median per-round ratio |\n|---|---|---|---|---|---|\n", ref.label)
 	for _, c := range cmds {
 		p50 := pct(c.wall, 50)
-		fmt.Printf("| %s (`%s`) | %s | %s | %s | %.2f | %.2f |\n", c.label, strings.Join(c.argv, " "),
+		fmt.Printf("| %s (`%s`) | %s | %s | %s | %.2f | %.2f |\n", c.label, strings.Join(append(append([]string(nil), c.env...), c.argv...), " "),
 			ms(p50), ms(pct(c.wall, 90)), ms(pct(c.cpu, 50)), float64(p50)/float64(pct(ref.wall, 50)), medianRatio(c, ref))
 	}
 	fmt.Printf("\n%d rounds, interleaved.\n\n", len(ref.wall))
@@ -179,7 +185,7 @@ func (l *pairList) Set(s string) error {
 // time its packages' initialisation took and the ten slowest.
 func initTrace(c *command) {
 	cmd := exec.Command(c.argv[0], c.argv[1:]...)
-	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+	cmd.Env = append(append(os.Environ(), c.env...), "GODEBUG=inittrace=1")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	_ = cmd.Run()
