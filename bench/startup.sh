@@ -3,8 +3,9 @@
 # start"): `sandboxd help` against a static Go hello world, and `sandboxd
 # launch` of a small guest through a running daemon against a cold `wazero
 # run` of the same module (wazero's CLI at the go.mod version, built
-# without cgo as sandboxd is). Every binary is built from source; runs are
-# interleaved by bench/startup.
+# without cgo as sandboxd is), and against bench/startup/launchonly, the same
+# launch from a program that links only the client library. Every binary is
+# built from source; runs are interleaved by bench/startup.
 #
 #   bench/startup.sh             # 300 rounds
 #   ROUNDS=100 bench/startup.sh
@@ -25,6 +26,7 @@ echo "building into $WORK" >&2
 cd "$ROOT"
 CGO_ENABLED=0 go build -o "$WORK/sandboxd" ./cmd/sandboxd
 CGO_ENABLED=0 go build -o "$WORK/hello" ./bench/startup/hello
+CGO_ENABLED=0 go build -o "$WORK/launchonly" ./bench/startup/launchonly
 go build -o "$WORK/startup" ./bench/startup
 GOBIN="$WORK" CGO_ENABLED=0 go install "github.com/tetratelabs/wazero/cmd/wazero@$WAZERO_VERSION"
 wat2wasm -o "$WORK/hello_wasi.wasm" daemon/testdata/server/hello_wasi.wat
@@ -44,6 +46,7 @@ cd "$WORK"
 	-cmd "help=./sandboxd help" \
 	-cmd "wazero-run:7=./wazero run hello_wasi.wasm" \
 	-cmd "launch:7=./sandboxd launch --socket s.sock hello_wasi.wasm" \
-	-pair help/hello -pair launch/wazero-run
+	-cmd "launchonly:7=./launchonly s.sock hello_wasi.wasm" \
+	-pair help/hello -pair launch/wazero-run -pair launchonly/wazero-run
 echo
 echo "Load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
