@@ -179,6 +179,11 @@ type Guest struct {
 	waits  atomic.Int64
 	parked atomic.Int32
 
+	// hpoll waits on the host descriptors of the guest's poll calls
+	// (hostpoll.go); created on first use, closed when the guest ends.
+	hpoll       *hostPoller
+	hpollFailed bool
+
 	exec   *execRequest // set by proc_exec before it unwinds the guest
 	signal uint8        // set by proc_raise before it unwinds the guest
 
@@ -342,6 +347,10 @@ func (g *Guest) run() {
 		g.exec = nil
 		req.table.CloseAll()
 		req.module.Release()
+	}
+	if g.hpoll != nil {
+		g.hpoll.close()
+		g.hpoll = nil
 	}
 	g.letGo()
 	// Closing the table closes the guest's process handles, which kills

@@ -51,7 +51,8 @@ import (
 // the whole process). Host functions run on the guest's goroutine, and the
 // views of memory they take (mem.go) are used before they return. Blocking
 // calls (waitReady, poll) wait on other goroutines' readiness (Waiters,
-// the netpoller watchers of caps.watchHost) that only wake the guest,
+// the netpoller watchers of caps.watchHost and of hostPoller.watch) that
+// only wake the guest,
 // which then does its read or write itself. Whatever keeps data beyond a
 // call copies it: a channel's queue (caps.Channel.Send), a byte object,
 // the daemon's output log, the output sink's stream call (go-capnp builds
