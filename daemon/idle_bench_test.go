@@ -41,13 +41,13 @@ func BenchmarkIdleGoGuests(b *testing.B) {
 	defer m.Release()
 	// One guest first, so that what every guest shares (the compiled
 	// code, the runtime's first allocations) is not counted.
-	first := launchIdle(b, s, m)
+	first := launchIdleGo(b, s, m)
 	defer first.Kill("benchmark over")
 	rss0, heap0 := idleMemory(b)
 	b.ResetTimer()
 	guests := make([]*Guest, 0, b.N)
 	for range b.N {
-		guests = append(guests, launchIdle(b, s, m))
+		guests = append(guests, launchIdleGo(b, s, m))
 	}
 	b.StopTimer()
 	rss1, heap1 := idleMemory(b)
@@ -63,9 +63,9 @@ func BenchmarkIdleGoGuests(b *testing.B) {
 	}
 }
 
-// launchIdle launches one gosleep guest and waits until it has printed
+// launchIdleGo launches one gosleep guest and waits until it has printed
 // "ready": from then on it only sleeps.
-func launchIdle(b *testing.B, s *Supervisor, m *abi.Module) *Guest {
+func launchIdleGo(b *testing.B, s *Supervisor, m *abi.Module) *Guest {
 	out := &output{wrote: make(chan struct{}, 1)}
 	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdout: out, Stderr: out})
 	if err != nil {
