@@ -133,3 +133,39 @@ func TestMergeDataHighOffsets(t *testing.T) {
 		t.Fatalf("segments %+v, ok %v", segs, ok)
 	}
 }
+
+// FuzzMergeData holds MergeData to its promise on any data section: a
+// module it changes starts with the same memory, and fails to instantiate
+// exactly when the original does.
+func FuzzMergeData(f *testing.F) {
+	f.Add(dataBody(seg{16, "hello"}, seg{21, "world"}, seg{0, "x"}))
+	f.Add(dataBody(seg{70000, "a"}, seg{65530, "bcdef"}, seg{65536 + 4000, "g"}))
+	f.Add(dataBody(seg{131070, "toolong"}, seg{131060, "x"}))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		secs := memoryModule(2, body)
+		out, changed := secs.MergeData()
+		if !changed {
+			return
+		}
+		ctx := context.Background()
+		r := wazero.NewRuntime(ctx)
+		defer r.Close(ctx)
+		want, werr := instantiateMemory(ctx, r, "before", secs.Encode())
+		got, gerr := instantiateMemory(ctx, r, "after", out.Encode())
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("instantiation before: %v, after: %v", werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(want, got) {
+			t.Fatal("merged module starts with other memory")
+		}
+	})
+}
+
+func instantiateMemory(ctx context.Context, r wazero.Runtime, name string, wasm []byte) ([]byte, error) {
+	m, err := r.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName(name))
+	if err != nil {
+		return nil, err
+	}
+	mem, _ := m.Memory().Read(0, m.Memory().Size())
+	return bytes.Clone(mem), nil
+}
