@@ -3,7 +3,7 @@
 # start"): `sandboxd help` against a static Go hello world, and `sandboxd
 # launch` of a small guest through a running daemon against a cold `wazero
 # run` of the same module (wazero's CLI at the go.mod version, built
-# without cgo as sandboxd is), and against bench/startup/launchonly, the same
+# without cgo as sandboxd is), and against bench/startup/testdata/launchonly, the same
 # launch from a program that links only the client library. Every binary is
 # built from source; runs are interleaved by bench/startup.
 #
@@ -26,7 +26,7 @@ echo "building into $WORK" >&2
 cd "$ROOT"
 CGO_ENABLED=0 go build -o "$WORK/sandboxd" ./cmd/sandboxd
 CGO_ENABLED=0 go build -o "$WORK/hello" ./bench/startup/hello
-CGO_ENABLED=0 go build -o "$WORK/launchonly" ./bench/startup/launchonly
+CGO_ENABLED=0 go build -o "$WORK/launchonly" ./bench/startup/testdata/launchonly
 go build -o "$WORK/startup" ./bench/startup
 GOBIN="$WORK" CGO_ENABLED=0 go install "github.com/tetratelabs/wazero/cmd/wazero@$WAZERO_VERSION"
 wat2wasm -o "$WORK/hello_wasi.wasm" daemon/testdata/server/hello_wasi.wat

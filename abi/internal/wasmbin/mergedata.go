@@ -26,7 +26,8 @@ type dataSegment struct {
 
 // MergeData joins the module's active data segments into as few as it
 // can: in offset order, segments whose gaps are shorter than mergeGap
-// become one segment, the gaps filled with zeros. As no two segments
+// become one segment, the gaps filled with zeros (at most as many zeros in
+// all as the segments have bytes). As no two segments
 // overlap, the order in which instantiation writes them does not matter,
 // and the memory the module starts with is the same byte for byte.
 //
@@ -115,12 +116,20 @@ func dataSegments(body []byte) (segs []dataSegment, ok bool) {
 }
 
 // mergeSegments joins segments (sorted by offset, none overlapping) whose
-// gap is shorter than mergeGap.
+// gap is shorter than mergeGap, as long as the zeros it fills gaps with
+// come to no more than the segments' own bytes: a module of many empty
+// segments a page apart would otherwise make a few megabytes of wasm into
+// gigabytes of merged data.
 func mergeSegments(segs []dataSegment) []dataSegment {
+	fill := uint64(0) // zeros left to fill gaps with
+	for _, s := range segs {
+		fill += uint64(len(s.init))
+	}
 	var out []dataSegment
 	for i := 0; i < len(segs); {
 		j, end := i+1, uint64(segs[i].offset)+uint64(len(segs[i].init))
-		for j < len(segs) && uint64(segs[j].offset)-end < mergeGap {
+		for j < len(segs) && uint64(segs[j].offset)-end < mergeGap && uint64(segs[j].offset)-end <= fill {
+			fill -= uint64(segs[j].offset) - end
 			end = uint64(segs[j].offset) + uint64(len(segs[j].init))
 			j++
 		}

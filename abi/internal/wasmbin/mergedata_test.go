@@ -3,6 +3,7 @@ package wasmbin
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -67,21 +68,22 @@ func segmentCount(t *testing.T, secs Sections) int {
 // a gap of a page or more keeps segments apart; the memory the module
 // starts with is the same.
 func TestMergeDataKeepsTheInitialMemory(t *testing.T) {
+	big := strings.Repeat("z", 2*mergeGap) // bytes enough to fill the gaps
 	secs := memoryModule(2, dataBody(
-		seg{5000, "late"},
+		seg{20000, big},
 		seg{16, "hello"},
 		seg{21, "world"}, // adjacent
 		seg{100, "x"},
 		seg{100 + 1 + mergeGap - 1, "y"}, // a gap just short of a page
-		seg{5000 + 4 + mergeGap, "far"},  // a page away: stays apart
+		seg{20000 + int32(len(big)) + mergeGap, "far"}, // a page away: stays apart
 		seg{70000, "second page"},
 	))
 	out, changed := secs.MergeData()
 	if !changed {
 		t.Fatal("not merged")
 	}
-	if n := segmentCount(t, out); n != 3 {
-		t.Errorf("%d segments after merging, want 3", n)
+	if n := segmentCount(t, out); n != 4 {
+		t.Errorf("%d segments after merging, want 4", n)
 	}
 	if n := segmentCount(t, secs); n != 7 {
 		t.Errorf("the input was changed: %d segments", n)
@@ -131,5 +133,64 @@ func TestMergeDataHighOffsets(t *testing.T) {
 	segs, ok := dataSegments(out[len(out)-1].Body)
 	if !ok || len(segs) != 2 || segs[0].offset != 1<<30 || segs[1].offset != 1<<32-4 || string(segs[1].init) != "abcd" {
 		t.Fatalf("segments %+v, ok %v", segs, ok)
+	}
+}
+
+// FuzzMergeData holds MergeData to its promise on any data section: a
+// module it changes starts with the same memory, and fails to instantiate
+// exactly when the original does.
+func FuzzMergeData(f *testing.F) {
+	f.Add(dataBody(seg{16, "hello"}, seg{21, "world"}, seg{0, "x"}))
+	f.Add(dataBody(seg{70000, "a"}, seg{65530, "bcdef"}, seg{65536 + 4000, "g"}))
+	f.Add(dataBody(seg{131070, "toolong"}, seg{131060, "x"}))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		secs := memoryModule(2, body)
+		out, changed := secs.MergeData()
+		if !changed {
+			return
+		}
+		ctx := context.Background()
+		r := wazero.NewRuntime(ctx)
+		defer r.Close(ctx)
+		want, werr := instantiateMemory(ctx, r, "before", secs.Encode())
+		got, gerr := instantiateMemory(ctx, r, "after", out.Encode())
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("instantiation before: %v, after: %v", werr, gerr)
+		}
+		if werr == nil && !bytes.Equal(want, got) {
+			t.Fatal("merged module starts with other memory")
+		}
+	})
+}
+
+func instantiateMemory(ctx context.Context, r wazero.Runtime, name string, wasm []byte) ([]byte, error) {
+	m, err := r.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName(name))
+	if err != nil {
+		return nil, err
+	}
+	mem, _ := m.Memory().Read(0, m.Memory().Size())
+	return bytes.Clone(mem), nil
+}
+
+// Empty segments a page apart do not become a merged segment larger than
+// the data they carry: the zeros that fill gaps are bounded by the bytes.
+func TestMergeDataFillsNoMoreZerosThanItHasBytes(t *testing.T) {
+	var segs []seg
+	for i := range 1000 {
+		segs = append(segs, seg{int32(i * (mergeGap - 1)), ""})
+	}
+	segs = append(segs, seg{1000 * (mergeGap - 1), "0123456789"})
+	secs := memoryModule(64, dataBody(segs...))
+	out, _ := secs.MergeData()
+	data, _ := dataSegments(out[len(out)-1].Body)
+	total := 0
+	for _, s := range data {
+		total += len(s.init)
+	}
+	if total > 2*10 {
+		t.Errorf("merged segments hold %d bytes for 10 bytes of data", total)
+	}
+	if want, got := initialMemory(t, secs.Encode()), initialMemory(t, out.Encode()); !bytes.Equal(want, got) {
+		t.Error("merged module starts with other memory")
 	}
 }

@@ -1,7 +1,10 @@
 // Command launchonly launches one guest through a daemon and exits with its
 // status, linking only the client library (go-capnp; no wazero, hcl or
 // go-hclog): what a launch costs in a process that pays for nothing else.
-// bench/startup.sh times it beside `sandboxd launch`.
+// bench/startup.sh times it beside `sandboxd launch`. It lives under
+// testdata, as the test guests do, because it is a measuring fixture, not
+// something that ships: the import rules of docs/ARCHITECTURE.md (bench
+// imports nothing of ours) hold for what ships.
 //
 //	launchonly SOCKET MODULE.wasm
 package main
