@@ -258,7 +258,7 @@ func launchRequest(c command, la launchArgs) (req client.LaunchRequest, code int
 	}
 	req = client.LaunchRequest{
 		Name: filepath.Base(la.path), Wasm: wasm, Args: la.argv, Env: la.env, Grants: la.absGrants,
-		MemoryLimit: la.memLimit, Timeout: la.timeout, MaxFDs: la.maxFDs, Stdin: in, Detach: la.detach,
+		MemoryLimit: la.memLimit, Timeout: la.timeout, MaxFDs: la.maxFDs, MaxStack: la.maxStack, Stdin: in, Detach: la.detach,
 		Labels: la.labels, GuestName: la.name,
 	}
 	if la.interactive {

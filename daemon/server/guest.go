@@ -40,10 +40,10 @@ func (r *guestRecord) kill(reason string) {
 	r.g.Kill(reason)
 }
 
-// watch runs once per launched guest: it closes the output when the guest
-// exits, drains the attached sink, and retires the record.
+// watch runs once per launched guest, once it is done (Guest.AfterDone,
+// on the guest's goroutine): it closes the output, drains the attached
+// sink, and retires the record.
 func (s *Server) watch(r *guestRecord) {
-	<-r.g.Done()
 	r.ended.Store(time.Now().UnixNano())
 	r.output.close()
 	if r.attached != nil {
