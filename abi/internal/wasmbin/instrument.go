@@ -85,6 +85,11 @@ func FrameBytes(params, locals, instructions uint64) uint64 {
 	return min(32+16*(params+locals+instructions), 1<<30)
 }
 
+// RewriteVersion names what Instrument writes: a runtime that keeps
+// rewritten modules between processes keys them by it, so a change to the
+// rewrite's output must change it.
+const RewriteVersion = 2
+
 // Checks selects what Instrument adds.
 type Checks struct {
 	Loops bool // the loop checks: yield, the budget global
