@@ -252,3 +252,73 @@ func runLoop(b *testing.B, l guestLoop, loop string) {
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// BenchmarkGoGuestStackChecks runs a Go guest (gofib 30: fmt and 2.7
+// million recursive calls) from start to exit with and without the stack
+// checks, in alternating runs timed by the process's CPU time (user and
+// system, which time lost to other processes on a busy machine does not
+// inflate), and reports each side's time per run and their ratio. The
+// rewrite itself is BenchmarkInstrumentGo's (package wasmbin), paid once
+// per module and cache directory.
+//
+//	go test -run '^$' -bench GoGuestStackChecks -benchtime 40x -count 5 ./abi/
+func BenchmarkGoGuestStackChecks(b *testing.B) {
+	wasm := abitest.Go(b, "abi/testdata/guests/gofib")
+	ctx := context.Background()
+	type side struct {
+		name string
+		rt   *Runtime
+		m    *Module
+		cpu  time.Duration
+	}
+	sides := []*side{{name: "checks"}, {name: "nochecks"}}
+	for _, s := range sides {
+		rt, err := NewRuntime(ctx, Config{NoStackChecks: s.name == "nochecks"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { rt.Close(ctx) })
+		m, err := rt.Compile(ctx, "gofib", wasm)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.rt, s.m = rt, m
+	}
+	k := caps.NewKernel(nil)
+	run := func(s *side) {
+		holder := &caps.Holder{ID: "bench"}
+		tbl := caps.NewTable(k, holder, 0)
+		for _, st := range []*caps.Stdio{caps.NewStdin(eofReader{}), caps.NewStdout("stdout", io.Discard), caps.NewStdout("stderr", io.Discard)} {
+			if _, err := tbl.Insert(k.Mint(holder, st, caps.RightsTTYBase, 0, st.Describe(), "bench")); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s.m.hold()
+		c0 := processCPU(b)
+		st := s.rt.NewGuest(s.m, GuestConfig{ID: holder.ID, Table: tbl, Args: []string{"gofib", "30"}}).Run(ctx)
+		s.cpu += processCPU(b) - c0
+		if st.Err() != nil || st.Code != 0 {
+			b.Fatalf("%s: %+v", s.name, st)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range sides {
+			run(sides[(i+j)%len(sides)])
+		}
+	}
+	b.StopTimer()
+	for _, s := range sides {
+		b.ReportMetric(float64(s.cpu.Microseconds())/float64(b.N), s.name+"-us/run")
+	}
+	b.ReportMetric(float64(sides[0].cpu)/float64(sides[1].cpu), "checks/nochecks")
+}
+
+// processCPU is the CPU time the process has used, user and system.
+func processCPU(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -2,11 +2,15 @@ package abi
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/abi/internal/wasmbin"
 	"github.com/sandboxd/sandboxd/caps"
 )
 
@@ -194,5 +198,61 @@ func TestIdleModulesAreBoundedByTheirFunctions(t *testing.T) {
 	defer rt.mu.Unlock()
 	if rt.idleFuncs != 4 {
 		t.Fatalf("idle functions %d, want 4", rt.idleFuncs)
+	}
+}
+
+// A module is rewritten once per cache directory: a second runtime over
+// the same directory compiles the kept rewrite (here replaced by another
+// program's, to see which runs), and a damaged one is rewritten anew.
+func TestRewrittenModulesAreKeptInTheCacheDir(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	exits := func(code int) []byte {
+		return abitest.WATText(t, fmt.Sprintf(`(module
+		  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+		  (memory (export "memory") 1)
+		  (func (export "_start") (call $exit (i32.const %d))))`, code))
+	}
+	run := func(wasm []byte) ExitStatus {
+		rt, err := NewRuntime(ctx, Config{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.Close(ctx)
+		m, err := rt.Compile(ctx, "m", wasm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := caps.NewKernel(nil)
+		return rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0)}).Run(ctx)
+	}
+	three, five := exits(3), exits(5)
+	if st := run(three); st.Code != 3 {
+		t.Fatalf("first run: %+v", st)
+	}
+	kept, err := filepath.Glob(filepath.Join(dir, "rewritten", "*.wasm"))
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("kept rewrites: %v (%v), want one", kept, err)
+	}
+	// Put five's rewrite where three's is kept.
+	run(five)
+	rt := &Runtime{rewriteDir: filepath.Join(dir, "rewritten")}
+	checks := wasmbin.Checks{Loops: true, Stack: true}
+	code, startFn, ok := rt.loadRewritten(sha256.Sum256(five), checks)
+	if !ok {
+		t.Fatal("five's rewrite was not kept")
+	}
+	if err := writeFileAtomic(rt.rewrittenPath(sha256.Sum256(three), checks), append([]byte{btoi(startFn)}, code...)); err != nil {
+		t.Fatal(err)
+	}
+	if st := run(three); st.Code != 5 {
+		t.Fatalf("three's run: %+v, want the kept rewrite (exit 5) to run", st)
+	}
+	// A damaged rewrite is rewritten.
+	if err := os.WriteFile(rt.rewrittenPath(sha256.Sum256(three), checks), []byte("\x00\x00asm\x01\x00\x00\x00garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := run(three); st.Code != 3 {
+		t.Fatalf("three's run over a damaged rewrite: %+v, want exit 3", st)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -22,8 +23,12 @@ type Config struct {
 	// Logger receives structured logs; nil discards them. At Trace level
 	// every host call is logged with its named arguments.
 	Logger hclog.Logger
-	// CacheDir keeps compiled machine code between processes; "" keeps it
-	// in memory only.
+	// CacheDir keeps compiled machine code between processes, and the
+	// modules as the loop and stack checks rewrite them (under
+	// CacheDir/rewritten, keyed by the original's SHA-256), so that a
+	// module is rewritten once, not at every process's start; "" keeps
+	// both in memory only. Whoever can write it can change what guests
+	// run: keep it the runtime's own (0700).
 	CacheDir string
 	// NoLoopChecks compiles guests without the check at every loop header
 	// that lets Kill, a timeout or a cancelled context stop a guest that
@@ -68,6 +73,7 @@ const maxIdleFuncs = 2000000
 type Runtime struct {
 	r           wazero.Runtime
 	log         hclog.Logger
+	rewriteDir  string // where rewritten modules are kept; "" for none
 	loopChecks  bool
 	stackChecks bool
 
@@ -115,7 +121,11 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if maxIdle <= 0 {
 		maxIdle = DefaultMaxIdleModules
 	}
-	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
+	rewriteDir := ""
+	if cfg.CacheDir != "" {
+		rewriteDir = filepath.Join(cfg.CacheDir, "rewritten")
+	}
+	rt := &Runtime{r: r, log: log, rewriteDir: rewriteDir, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
 	for name, instantiate := range hostModules {
 		rt.hosts[name] = &hostInit{instantiate: instantiate}
 	}
@@ -346,11 +356,19 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		hosts = append(hosts, wasmbin.LoopModule)
 	}
 	rt.prepareHosts(ctx, hosts)
-	code, startFn, err := rt.instrument(ctx, name, wasm, secs, bounded || merged)
+	code, startFn, err := rt.instrument(ctx, name, wasm, h, secs, bounded || merged)
 	if err != nil {
 		return nil, err
 	}
 	cm, err := rt.r.CompileModule(ctx, code)
+	if err != nil && ctx.Err() == nil && rt.dropRewritten(h) {
+		// A kept rewrite that does not compile is damaged: rewrite anew.
+		rt.log.Warn("a kept rewritten module did not compile: rewriting it", "module", name, "error", err)
+		if code, startFn, err = rt.instrument(ctx, name, wasm, h, secs, bounded); err != nil {
+			return nil, err
+		}
+		cm, err = rt.r.CompileModule(ctx, code)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
@@ -367,7 +385,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 // (rewritten by BoundTables if changed): with loop and stack checks unless
 // the runtime has none, and then with the host module loop checks import
 // ready.
-func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs wasmbin.Sections, changed bool) (code []byte, startFn bool, err error) {
+func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, h [32]byte, secs wasmbin.Sections, changed bool) (code []byte, startFn bool, err error) {
 	if !rt.loopChecks && !rt.stackChecks {
 		if changed {
 			return secs.Encode(), false, nil
@@ -379,8 +397,13 @@ func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, sec
 			return nil, false, err
 		}
 	}
-	code, startFn, err = secs.Instrument(wasmbin.Checks{Loops: rt.loopChecks, Stack: rt.stackChecks})
+	checks := wasmbin.Checks{Loops: rt.loopChecks, Stack: rt.stackChecks}
+	if code, startFn, ok := rt.loadRewritten(h, checks); ok {
+		return code, startFn, nil
+	}
+	code, startFn, err = secs.Instrument(checks)
 	if err == nil {
+		rt.keepRewritten(h, checks, code, startFn)
 		return code, startFn, nil
 	}
 	// Let wazero say what is wrong with the module; if it finds nothing,
@@ -459,3 +482,74 @@ func providedHint(mod string) string {
 
 // WASIModuleName is the import module of WASI preview1.
 const WASIModuleName = "wasi_snapshot_preview1"
+
+// rewrittenPath is where the rewrite of the module of SHA-256 h with
+// checks is kept: the name holds everything the rewrite's output depends
+// on (the original's bytes, the rewriter's version, the checks).
+func (rt *Runtime) rewrittenPath(h [32]byte, checks wasmbin.Checks) string {
+	return filepath.Join(rt.rewriteDir, fmt.Sprintf("%x-v%d-loops%t-stack%t.wasm", h, wasmbin.RewriteVersion, checks.Loops, checks.Stack))
+}
+
+// loadRewritten returns the module of SHA-256 h as kept rewritten with
+// checks, and whether its start function was moved (the file's first
+// byte).
+func (rt *Runtime) loadRewritten(h [32]byte, checks wasmbin.Checks) (code []byte, startFn, ok bool) {
+	if rt.rewriteDir == "" {
+		return nil, false, false
+	}
+	b, err := os.ReadFile(rt.rewrittenPath(h, checks))
+	if err != nil || len(b) < 9 || b[0] > 1 {
+		return nil, false, false
+	}
+	return b[1:], b[0] == 1, true
+}
+
+// dropRewritten removes the kept rewrites of the module of SHA-256 h, and
+// reports whether there was one.
+func (rt *Runtime) dropRewritten(h [32]byte) bool {
+	if rt.rewriteDir == "" || (!rt.loopChecks && !rt.stackChecks) {
+		return false
+	}
+	return os.Remove(rt.rewrittenPath(h, wasmbin.Checks{Loops: rt.loopChecks, Stack: rt.stackChecks})) == nil
+}
+
+// keepRewritten keeps code, the rewrite of the module of SHA-256 h, for
+// the next process. A failure costs only the next process a rewrite.
+func (rt *Runtime) keepRewritten(h [32]byte, checks wasmbin.Checks, code []byte, startFn bool) {
+	if rt.rewriteDir == "" {
+		return
+	}
+	if err := writeFileAtomic(rt.rewrittenPath(h, checks), append([]byte{btoi(startFn)}, code...)); err != nil {
+		rt.log.Debug("could not keep the rewritten module", "error", err)
+	}
+}
+
+// writeFileAtomic writes b to path through a temporary file renamed into
+// place, so that a reader sees all of it or nothing.
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+func btoi(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -341,6 +341,9 @@ type Receipt struct {
 // Revoke waits for them. Revoking an already revoked capability returns an
 // empty receipt.
 //
+// A capability a Hold keeps acquired counts as an operation running: Revoke
+// asks the Hold's goroutine to give it up (see Hold) and waits for that.
+//
 // Revoke must not be called while the caller holds one of the victims
 // acquired: it would wait for itself.
 func (k *Kernel) Revoke(c *Cap, reason string) Receipt {

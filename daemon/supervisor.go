@@ -297,17 +297,8 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	if spec.Module == nil {
 		return 0, specError("no module: compile one with Supervisor.Compile")
 	}
-	if spec.Timeout < 0 {
-		return 0, specError("timeout %v is negative: use 0 for no limit", spec.Timeout)
-	}
-	if spec.MemoryLimit > MaxMemoryLimit {
-		return 0, specError("memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
-	}
-	if err := checkMaxStack(spec.MaxStack); err != nil {
-		return 0, specError("%v", err)
-	}
-	if need := spec.Module.MemoryMin(); spec.MemoryLimit > 0 && need > spec.MemoryLimit {
-		return 0, specError("%s needs %d bytes of memory to start, more than the memory limit of %d: raise the limit (--mem) to at least %d", spec.Module.Name, need, spec.MemoryLimit, need)
+	if err := spec.validateLimits(); err != nil {
+		return 0, err
 	}
 	maxFDs = spec.MaxFDs
 	if maxFDs == 0 {
@@ -347,6 +338,24 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 		names[d.Name] = true
 	}
 	return maxFDs, nil
+}
+
+// validateLimits checks the timeout, the memory limit and the call-stack
+// bound.
+func (spec *LaunchSpec) validateLimits() error {
+	if spec.Timeout < 0 {
+		return specError("timeout %v is negative: use 0 for no limit", spec.Timeout)
+	}
+	if spec.MemoryLimit > MaxMemoryLimit {
+		return specError("memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
+	}
+	if err := checkMaxStack(spec.MaxStack); err != nil {
+		return specError("%v", err)
+	}
+	if need := spec.Module.MemoryMin(); spec.MemoryLimit > 0 && need > spec.MemoryLimit {
+		return specError("%s needs %d bytes of memory to start, more than the memory limit of %d: raise the limit (--mem) to at least %d", spec.Module.Name, need, spec.MemoryLimit, need)
+	}
+	return nil
 }
 
 // Guest is one launched guest, running or exited.

@@ -85,6 +85,11 @@ func FrameBytes(params, locals, instructions uint64) uint64 {
 	return min(32+16*(params+locals+instructions), 1<<30)
 }
 
+// RewriteVersion names what Instrument writes: a runtime that keeps
+// rewritten modules between processes keys them by it, so a change to the
+// rewrite's output must change it.
+const RewriteVersion = 2
+
 // Checks selects what Instrument adds.
 type Checks struct {
 	Loops bool // the loop checks: yield, the budget global
@@ -191,81 +196,112 @@ func (secs Sections) Instrument(c Checks) (code []byte, startMoved bool, err err
 // that already exports BudgetExport, StackExport or StartExport.
 func (secs Sections) layout(c Checks) (in instrumenter, types uint32, start []byte, err error) {
 	in.Checks = c
-	var importedGlobals, definedGlobals uint32
 	for _, s := range secs {
 		if _, known := sectionOrder[s.ID]; !known && s.ID != secCustom {
 			return in, 0, nil, fmt.Errorf("unknown section id %d", s.ID)
 		}
 	}
+	var n counts
 	for _, s := range secs {
-		b := wasmReader{b: s.Body, ok: true}
-		switch s.ID {
-		case secType:
-			types = b.u32()
-			if c.Stack {
-				in.types = b.funcTypes(types)
-			}
-		case secFunction:
-			if c.Stack {
-				n := b.u32()
-				for i := uint32(0); i < n && b.ok; i++ {
-					in.funcTypes = append(in.funcTypes, b.u32())
-				}
-			}
-		case secImport:
-			for _, im := range b.imports() {
-				switch im.Kind {
-				case ExternFunc:
-					in.importedFuncs++
-				case externGlobal:
-					importedGlobals++
-				}
-			}
-		case secGlobal:
-			definedGlobals = b.u32()
-		case secStart:
-			start = s.Body
-		case secExport:
-			for _, ex := range b.exports() {
-				if ex.Name == BudgetExport || ex.Name == StackExport || ex.Name == StartExport {
-					return in, 0, nil, fmt.Errorf("the module already exports %q", ex.Name)
-				}
-			}
-		}
-		if !b.ok {
-			return in, 0, nil, fmt.Errorf("malformed section %d", s.ID)
+		if err := in.read(s, &n); err != nil {
+			return in, 0, nil, err
 		}
 	}
 	in.yield = in.importedFuncs
-	in.budget = importedGlobals + definedGlobals
+	in.budget = n.importedGlobals + n.definedGlobals
 	in.stack = in.budget
 	if c.Loops {
 		in.stack++
 	}
 	if c.Stack {
-		next := types
-		if c.Loops {
-			next++ // yield's type comes first
+		if err := in.wrapperTypes(n.types); err != nil {
+			return in, 0, nil, err
 		}
-		for _, ti := range in.funcTypes {
-			if ti >= uint32(len(in.types)) {
-				return in, 0, nil, fmt.Errorf("function type %d out of range", ti)
+	}
+	return in, n.types, n.start, nil
+}
+
+// counts are what layout reads besides the instrumenter's own fields.
+type counts struct {
+	types, importedGlobals, definedGlobals uint32
+	start                                  []byte // the start section's body
+}
+
+// read reads what the rewrite needs of section s into in and n.
+func (in *instrumenter) read(s Section, n *counts) error {
+	b := wasmReader{b: s.Body, ok: true}
+	switch s.ID {
+	case secType:
+		n.types = b.u32()
+		if in.Stack {
+			in.types = b.funcTypes(n.types)
+		}
+	case secFunction:
+		if in.Stack {
+			in.funcTypes = b.u32s()
+		}
+	case secImport:
+		for _, im := range b.imports() {
+			switch im.Kind {
+			case ExternFunc:
+				in.importedFuncs++
+			case externGlobal:
+				n.importedGlobals++
 			}
-			res := in.types[ti].results
-			if len(res) < 2 {
-				continue
-			}
-			if in.blockTypes == nil {
-				in.blockTypes = map[string]uint32{}
-			}
-			if _, ok := in.blockTypes[string(res)]; !ok {
-				in.blockTypes[string(res)] = next
-				next++
-				in.newTypes = append(uleb(append(in.newTypes, 0x60, 0x00), uint64(len(res))), res...)
+		}
+	case secGlobal:
+		n.definedGlobals = b.u32()
+	case secStart:
+		n.start = s.Body
+	case secExport:
+		for _, ex := range b.exports() {
+			if ex.Name == BudgetExport || ex.Name == StackExport || ex.Name == StartExport {
+				return fmt.Errorf("the module already exports %q", ex.Name)
 			}
 		}
 	}
-	return in, types, start, nil
+	if !b.ok {
+		return fmt.Errorf("malformed section %d", s.ID)
+	}
+	return nil
+}
+
+// wrapperTypes finds the types () -> results the blocks that wrap the
+// functions of more than one result need, to be appended after the
+// module's types (and yield's), of which there are types.
+func (in *instrumenter) wrapperTypes(types uint32) error {
+	next := types
+	if in.Loops {
+		next++ // yield's type comes first
+	}
+	for _, ti := range in.funcTypes {
+		if ti >= uint32(len(in.types)) {
+			return fmt.Errorf("function type %d out of range", ti)
+		}
+		res := in.types[ti].results
+		if len(res) < 2 {
+			continue
+		}
+		if in.blockTypes == nil {
+			in.blockTypes = map[string]uint32{}
+		}
+		if _, ok := in.blockTypes[string(res)]; !ok {
+			in.blockTypes[string(res)] = next
+			next++
+			in.newTypes = append(uleb(append(in.newTypes, 0x60, 0x00), uint64(len(res))), res...)
+		}
+	}
+	return nil
+}
+
+// u32s reads a vector of u32 values.
+func (r *wasmReader) u32s() []uint32 {
+	n := r.u32()
+	var v []uint32
+	for i := uint32(0); i < n && r.ok; i++ {
+		v = append(v, r.u32())
+	}
+	return v
 }
 
 // funcTypes reads n function types.
@@ -596,26 +632,7 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 		out = uleb(out, uint64(groups)+1)
 		out = append(out, body[groupsAt:len(body)-len(r.b)]...)
 		out = append(out, 0x01, 0x7f) // one more i32 local
-		// global.get stack; local.tee saved; i32.const w; i32.sub;
-		// global.set stack; local.get saved; i32.const w; i32.lt_s;
-		// if unreachable end; block (results)
-		out = uleb(append(out, 0x23), uint64(in.stack))
-		out = uleb(append(out, 0x22), uint64(saved))
-		weightAt[0] = len(out) + 1
-		out = append(out, 0x41, 0x80, 0x80, 0x80, 0x80, 0x00, 0x6b)
-		out = uleb(append(out, 0x24), uint64(in.stack))
-		out = uleb(append(out, 0x20), uint64(saved))
-		weightAt[1] = len(out) + 1
-		out = append(out, 0x41, 0x80, 0x80, 0x80, 0x80, 0x00, 0x48)
-		out = append(out, 0x04, 0x40, 0x00, 0x0b, 0x02)
-		switch len(ft.results) {
-		case 0:
-			out = append(out, 0x40)
-		case 1:
-			out = append(out, ft.results[0])
-		default:
-			out = sleb32(out, int32(in.blockTypes[string(ft.results)]))
-		}
+		out, weightAt = in.prologue(out, saved, ft.results)
 	} else {
 		out = append(out, body[:len(body)-len(r.b)]...)
 	}
@@ -664,6 +681,34 @@ func defines(op byte) bool {
 		return false
 	}
 	return true
+}
+
+// prologue appends the stack check that opens a function whose results
+// are results, keeping the allowance it found in local saved, and returns
+// where its two frame estimates go (five-byte placeholders): global.get
+// stack; local.tee saved; i32.const w; i32.sub; global.set stack;
+// local.get saved; i32.const w; i32.lt_s; if unreachable end; block
+// (results).
+func (in *instrumenter) prologue(out []byte, saved uint32, results []byte) ([]byte, [2]int) {
+	var weightAt [2]int
+	out = uleb(append(out, 0x23), uint64(in.stack))
+	out = uleb(append(out, 0x22), uint64(saved))
+	weightAt[0] = len(out) + 1
+	out = append(out, 0x41, 0x80, 0x80, 0x80, 0x80, 0x00, 0x6b)
+	out = uleb(append(out, 0x24), uint64(in.stack))
+	out = uleb(append(out, 0x20), uint64(saved))
+	weightAt[1] = len(out) + 1
+	out = append(out, 0x41, 0x80, 0x80, 0x80, 0x80, 0x00, 0x48)
+	out = append(out, 0x04, 0x40, 0x00, 0x0b, 0x02)
+	switch len(results) {
+	case 0:
+		out = append(out, 0x40)
+	case 1:
+		out = append(out, results[0])
+	default:
+		out = sleb32(out, int32(in.blockTypes[string(results)]))
+	}
+	return out, weightAt
 }
 
 // putLEB5 writes v into b as a signed LEB128 of exactly five bytes (v
