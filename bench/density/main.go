@@ -14,6 +14,7 @@
 //	density_kb_per_guest=F    (rss_mb - rss_idle_mb) / N, in KiB
 //	threads=N                 the daemon's OS threads with N guests
 //	ps_<tag>_s=F              `sandboxd ps` of the N guests, wall time, median of 3 (<tag>: 1k, 10k, 100k, …)
+//	ps_<tag>_cpu_s=F          the CPU time of the ps process and of the daemon meanwhile, median of 3
 //	sigterm_<tag>_s=F         from SIGTERM to the daemon's exit with the N guests running
 //	sigterm_<tag>_cpu_s=F     the CPU time (user and system) the daemon spent in that time: on a
 //	                          shared machine, what compares from run to run
@@ -180,16 +181,19 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	fmt.Fprintf(out, "threads=%d\n", procStatus(pid, "Threads"))
 	out.Flush()
 
-	var ps []time.Duration
+	var ps, psCPU []time.Duration
 	for range 3 {
-		d, err := timePS(bin, socket, n+2) // a header, the warm-up guest and the n
+		daemonCPU := procCPU(pid)
+		d, cpu, err := timePS(bin, socket, n+2) // a header, the warm-up guest and the n
 		if err != nil {
 			return err
 		}
-		ps = append(ps, d)
+		ps, psCPU = append(ps, d), append(psCPU, cpu+procCPU(pid)-daemonCPU)
 	}
 	slices.Sort(ps)
+	slices.Sort(psCPU)
 	fmt.Fprintf(out, "ps_%s_s=%.3f\n", tag, ps[1].Seconds())
+	fmt.Fprintf(out, "ps_%s_cpu_s=%.3f\n", tag, psCPU[1].Seconds())
 	out.Flush()
 
 	for _, c := range clients {
@@ -243,8 +247,9 @@ func launchOne(ctx context.Context, c *client.Client, req client.LaunchRequest) 
 	return nil
 }
 
-// timePS runs `sandboxd ps` and checks it printed want lines.
-func timePS(bin, socket string, want int) (time.Duration, error) {
+// timePS runs `sandboxd ps` and checks it printed want lines. It returns
+// the wall time and the CPU time of the ps process.
+func timePS(bin, socket string, want int) (time.Duration, time.Duration, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "ps", "--socket", socket)
 	cmd.Stdout = &out
@@ -253,12 +258,12 @@ func timePS(bin, socket string, want int) (time.Duration, error) {
 	err := cmd.Run()
 	d := time.Since(t0)
 	if err != nil {
-		return 0, fmt.Errorf("sandboxd ps: %w", err)
+		return 0, 0, fmt.Errorf("sandboxd ps: %w", err)
 	}
 	if got := bytes.Count(out.Bytes(), []byte{'\n'}); got != want {
-		return 0, fmt.Errorf("sandboxd ps printed %d lines, want %d (a header and one per guest)", got, want)
+		return 0, 0, fmt.Errorf("sandboxd ps printed %d lines, want %d (a header and one per guest)", got, want)
 	}
-	return d, nil
+	return d, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // settledRSS waits until the process's RSS stops growing (every guest has
