@@ -167,6 +167,9 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 		fmt.Fprintf(out, "asked=%d\n", n)
 		n = int(launched.Load())
 		lat = slices.DeleteFunc(lat, func(d time.Duration) bool { return d == 0 })
+		if n == 0 {
+			return fmt.Errorf("the machine has less than %d MB available: no guest was launched (lower -min-available-mb, or free memory)", minAvailable>>20)
+		}
 	}
 	slices.Sort(lat)
 	tag := sizeTag(n)

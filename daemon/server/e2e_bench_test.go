@@ -53,3 +53,44 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
 }
+
+// BenchmarkListThousandGuests lists 1,000 running guests through the
+// client library: one op is a whole listing, by Client.Guests (pages of
+// GuestSummary, what ps uses) and by Client.List (every GuestInfo in one
+// message, what ps --json uses).
+func BenchmarkListThousandGuests(b *testing.B) {
+	d := startDaemonUnwatched(b, server.Limits{MaxGuests: 2000})
+	c := d.dial(b)
+	ctx := context.Background()
+	req := client.LaunchRequest{Name: "idle.wat", Wasm: abitest.WAT(b, "daemon/testdata/guests/idle.wat"), Detach: true, MemoryLimit: 1 << 20}
+	const n = 1000
+	for i := 0; i < n; i++ {
+		g, err := c.Launch(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.Release()
+	}
+	b.Run("Guests", func(b *testing.B) {
+		for b.Loop() {
+			got := 0
+			if err := c.Guests(ctx, false, func(client.GuestSummary) error { got++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+			if got != n {
+				b.Fatalf("listed %d guests, want %d", got, n)
+			}
+		}
+	})
+	b.Run("List", func(b *testing.B) {
+		for b.Loop() {
+			l, err := c.List(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(l) != n {
+				b.Fatalf("listed %d guests, want %d", len(l), n)
+			}
+		}
+	})
+}
