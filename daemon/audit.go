@@ -108,6 +108,9 @@ func (s *Supervisor) recordShutdown(running int) {
 
 // observe is the kernel's observer.
 func (s *Supervisor) observe(e caps.Event) {
+	if s.audit == nil || s.auditShut.Load() {
+		return // nothing, or nothing more, is recorded (record)
+	}
 	r, ok := audit.FromEvent(e)
 	if !ok {
 		return
