@@ -8,6 +8,8 @@
 //	stopped=…, asked=N        only when the machine's available memory fell below -min-available-mb
 //	                          before -n guests ran: the rest is measured on the guests launched
 //	launches_per_s=F          launches per second of the whole run, all connections together
+//	launch_cpu_us=F           the daemon's CPU time per launch (user and system): on a shared
+//	                          machine, what compares from run to run
 //	launch_p50_ms, launch_p99_ms  one launch's round trip, as the clients saw it
 //	rss_idle_mb=F             the daemon's RSS after one warm-up guest, before the run
 //	rss_mb=F                  its RSS once the N guests have settled
@@ -120,6 +122,7 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	}
 	rssIdle := settledRSS(pid)
 
+	cpuBefore := procCPU(pid)
 	lat := make([]time.Duration, n)
 	var next, launched atomic.Int64
 	var short atomic.Bool // the machine ran short of memory
@@ -154,6 +157,7 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	}
 	wg.Wait()
 	took := time.Since(start)
+	launchCPU := procCPU(pid) - cpuBefore
 	if p := firstErr.Load(); p != nil {
 		return *p
 	}
@@ -176,6 +180,7 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	fmt.Fprintf(out, "guests=%d\n", n)
 	fmt.Fprintf(out, "conns=%d\n", conns)
 	fmt.Fprintf(out, "launches_per_s=%.0f\n", float64(n)/took.Seconds())
+	fmt.Fprintf(out, "launch_cpu_us=%.0f\n", float64(launchCPU.Microseconds())/float64(n))
 	fmt.Fprintf(out, "launch_p50_ms=%.2f\n", ms(lat[n/2]))
 	fmt.Fprintf(out, "launch_p99_ms=%.2f\n", ms(lat[n*99/100]))
 	fmt.Fprintf(out, "rss_idle_mb=%.1f\n", float64(rssIdle)/(1<<20))
