@@ -211,7 +211,7 @@ func (l *Log) Enqueue(r Record) (Record, error) {
 	if err != nil {
 		return r, fmt.Errorf("audit record: %w", err)
 	}
-	body, err := json.Marshal(recordBody{Cap: r.Cap, Receipt: r.Receipt, Decision: r.Decision, Guest: r.Guest, Discarded: r.Discarded})
+	body, err := json.Marshal(recordBody{Cap: r.Cap, Receipt: r.Receipt, Decision: r.Decision, Guest: r.Guest, Discarded: r.Discarded, Running: r.Running})
 	if err != nil {
 		return r, fmt.Errorf("audit record: %w", err)
 	}
@@ -305,6 +305,7 @@ type recordBody struct {
 	Decision  *DecisionRecord `json:"decision,omitempty"`
 	Guest     *GuestRecord    `json:"guest,omitempty"`
 	Discarded int64           `json:"discarded,omitempty"`
+	Running   int             `json:"running,omitempty"`
 }
 
 var errClosed = errors.New("audit log closed")

@@ -125,6 +125,7 @@ type Supervisor struct {
 	// could not be written.
 	audit       *audit.Log
 	auditFailed atomic.Bool
+	auditShut   atomic.Bool // the shutdown record is written (audit.go)
 
 	peerMu sync.Mutex
 	peers  PeerServer // serves guests' Cap'n Proto connections; nil: none
@@ -181,8 +182,17 @@ func (s *Supervisor) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	running := 0
+	for _, g := range s.guests {
+		if g == nil { // a launch under way: it is refused or killed
+			running++
+		} else if r, _ := g.Status(); r {
+			running++
+		}
+	}
 	s.mu.Unlock()
 
+	s.recordShutdown(running)
 	s.cancel(errShutdown)
 	all := make(chan struct{})
 	go func() {

@@ -8,12 +8,15 @@
 //	stopped=…, asked=N        only when the machine's available memory fell below -min-available-mb
 //	                          before -n guests ran: the rest is measured on the guests launched
 //	launches_per_s=F          launches per second of the whole run, all connections together
+//	launch_cpu_us=F           the daemon's CPU time per launch (user and system): on a shared
+//	                          machine, what compares from run to run
 //	launch_p50_ms, launch_p99_ms  one launch's round trip, as the clients saw it
 //	rss_idle_mb=F             the daemon's RSS after one warm-up guest, before the run
 //	rss_mb=F                  its RSS once the N guests have settled
 //	density_kb_per_guest=F    (rss_mb - rss_idle_mb) / N, in KiB
 //	threads=N                 the daemon's OS threads with N guests
 //	ps_<tag>_s=F              `sandboxd ps` of the N guests, wall time, median of 3 (<tag>: 1k, 10k, 100k, …)
+//	ps_<tag>_cpu_s=F          the CPU time of the ps process and of the daemon meanwhile, median of 3
 //	sigterm_<tag>_s=F         from SIGTERM to the daemon's exit with the N guests running
 //	sigterm_<tag>_cpu_s=F     the CPU time (user and system) the daemon spent in that time: on a
 //	                          shared machine, what compares from run to run
@@ -119,6 +122,7 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	}
 	rssIdle := settledRSS(pid)
 
+	cpuBefore := procCPU(pid)
 	lat := make([]time.Duration, n)
 	var next, launched atomic.Int64
 	var short atomic.Bool // the machine ran short of memory
@@ -153,6 +157,7 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	}
 	wg.Wait()
 	took := time.Since(start)
+	launchCPU := procCPU(pid) - cpuBefore
 	if p := firstErr.Load(); p != nil {
 		return *p
 	}
@@ -166,12 +171,16 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 		fmt.Fprintf(out, "asked=%d\n", n)
 		n = int(launched.Load())
 		lat = slices.DeleteFunc(lat, func(d time.Duration) bool { return d == 0 })
+		if n == 0 {
+			return fmt.Errorf("the machine has less than %d MB available: no guest was launched (lower -min-available-mb, or free memory)", minAvailable>>20)
+		}
 	}
 	slices.Sort(lat)
 	tag := sizeTag(n)
 	fmt.Fprintf(out, "guests=%d\n", n)
 	fmt.Fprintf(out, "conns=%d\n", conns)
 	fmt.Fprintf(out, "launches_per_s=%.0f\n", float64(n)/took.Seconds())
+	fmt.Fprintf(out, "launch_cpu_us=%.0f\n", float64(launchCPU.Microseconds())/float64(n))
 	fmt.Fprintf(out, "launch_p50_ms=%.2f\n", ms(lat[n/2]))
 	fmt.Fprintf(out, "launch_p99_ms=%.2f\n", ms(lat[n*99/100]))
 	fmt.Fprintf(out, "rss_idle_mb=%.1f\n", float64(rssIdle)/(1<<20))
@@ -180,16 +189,19 @@ func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, k
 	fmt.Fprintf(out, "threads=%d\n", procStatus(pid, "Threads"))
 	out.Flush()
 
-	var ps []time.Duration
+	var ps, psCPU []time.Duration
 	for range 3 {
-		d, err := timePS(bin, socket, n+2) // a header, the warm-up guest and the n
+		daemonCPU := procCPU(pid)
+		d, cpu, err := timePS(bin, socket, n+2) // a header, the warm-up guest and the n
 		if err != nil {
 			return err
 		}
-		ps = append(ps, d)
+		ps, psCPU = append(ps, d), append(psCPU, cpu+procCPU(pid)-daemonCPU)
 	}
 	slices.Sort(ps)
+	slices.Sort(psCPU)
 	fmt.Fprintf(out, "ps_%s_s=%.3f\n", tag, ps[1].Seconds())
+	fmt.Fprintf(out, "ps_%s_cpu_s=%.3f\n", tag, psCPU[1].Seconds())
 	out.Flush()
 
 	for _, c := range clients {
@@ -243,8 +255,9 @@ func launchOne(ctx context.Context, c *client.Client, req client.LaunchRequest) 
 	return nil
 }
 
-// timePS runs `sandboxd ps` and checks it printed want lines.
-func timePS(bin, socket string, want int) (time.Duration, error) {
+// timePS runs `sandboxd ps` and checks it printed want lines. It returns
+// the wall time and the CPU time of the ps process.
+func timePS(bin, socket string, want int) (time.Duration, time.Duration, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "ps", "--socket", socket)
 	cmd.Stdout = &out
@@ -253,12 +266,12 @@ func timePS(bin, socket string, want int) (time.Duration, error) {
 	err := cmd.Run()
 	d := time.Since(t0)
 	if err != nil {
-		return 0, fmt.Errorf("sandboxd ps: %w", err)
+		return 0, 0, fmt.Errorf("sandboxd ps: %w", err)
 	}
 	if got := bytes.Count(out.Bytes(), []byte{'\n'}); got != want {
-		return 0, fmt.Errorf("sandboxd ps printed %d lines, want %d (a header and one per guest)", got, want)
+		return 0, 0, fmt.Errorf("sandboxd ps printed %d lines, want %d (a header and one per guest)", got, want)
 	}
-	return d, nil
+	return d, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), nil
 }
 
 // settledRSS waits until the process's RSS stops growing (every guest has
