@@ -201,9 +201,9 @@ func (h *harness) wasiSides(prog string, dirs [][2]string, args ...string) []sid
 	return append(sides, side{name: "native", argv: native})
 }
 
-// peerRows are the rows comparing sandboxd's median with each peer's.
-// timeLike says lower is better (sandboxd / peer); otherwise the values are
-// rates and the ratio is sandboxd's over the peer's as well.
+// peerRows are the rows comparing sandboxd's median with each peer's,
+// sandboxd's over the peer's, for times (lower is better) and rates
+// (higher is better) alike; is says which.
 func peerRows(prefix, what, is string, vals map[string][]float64, unit string, peers ...string) []row {
 	var rows []row
 	for _, p := range peers {
