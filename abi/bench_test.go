@@ -32,10 +32,10 @@ func BenchmarkHostCall(b *testing.B) {
 	wasi := abitest.WAT(b, "abi/testdata/guests/bench/wasi.wat")
 	for _, call := range benchCalls {
 		b.Run(call.name+"/sandboxd", func(b *testing.B) {
-			runLoop(b, sandboxdLoop(b, native, call.loop), call.loop)
+			runLoop(b, sandboxdLoop(b, native, call.loop, true), call.loop)
 		})
 		b.Run(call.name+"/sandboxd-wasi", func(b *testing.B) {
-			runLoop(b, sandboxdLoop(b, wasi, call.loop), call.loop)
+			runLoop(b, sandboxdLoop(b, wasi, call.loop, true), call.loop)
 		})
 		b.Run(call.name+"/wazero-wasi", func(b *testing.B) {
 			runLoop(b, wazeroWASILoop(b, wasi, call.loop), call.loop)
@@ -60,8 +60,9 @@ func BenchmarkHostCallRatio(b *testing.B) {
 				name string
 				loop guestLoop
 			}{
-				{"sandboxd", sandboxdLoop(b, native, call.loop)},
-				{"sandboxd-wasi", sandboxdLoop(b, wasi, call.loop)},
+				{"sandboxd", sandboxdLoop(b, native, call.loop, true)},
+				{"sandboxd-wasi", sandboxdLoop(b, wasi, call.loop, true)},
+				{"sandboxd-nohold", sandboxdLoop(b, native, call.loop, false)},
 				{"wazero", wazeroWASILoop(b, wasi, call.loop)},
 			}
 			const wz = len(sides) - 1
@@ -154,8 +155,10 @@ func (l guestLoop) check(b *testing.B) {
 }
 
 // sandboxdLoop instantiates wasm as a sandboxd guest whose stdout is a
-// capability to a caps.Stdio over io.Discard.
-func sandboxdLoop(b *testing.B, wasm []byte, loop string) guestLoop {
+// capability to a caps.Stdio over io.Discard. With hold, fd_write keeps
+// the capability acquired between calls, as a guest with loop checks does
+// (abi/hold.go); without, every call acquires and releases it.
+func sandboxdLoop(b *testing.B, wasm []byte, loop string, hold bool) guestLoop {
 	ctx := context.Background()
 	rt, err := NewRuntime(ctx, Config{})
 	if err != nil {
@@ -183,6 +186,11 @@ func sandboxdLoop(b *testing.B, wasm []byte, loop string) guestLoop {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if m.loopChecks && hold {
+		budget := mod.ExportedGlobal(wasmbin.BudgetExport).(api.MutableGlobal)
+		g.budget.Store(&budget)
+		g.holding = true
+	}
 	return newGuestLoop(b, gctx, mod, loop)
 }
 
@@ -207,7 +215,7 @@ func wazeroWASILoop(b *testing.B, wasm []byte, loop string) guestLoop {
 	if err != nil {
 		b.Fatal(err)
 	}
-	code, _, err := secs.Instrument()
+	code, _, err := secs.Instrument(wasmbin.Checks{Loops: true, Stack: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -207,11 +207,13 @@ func fdRead(g *Guest, m api.Memory, p []uint64) Errno {
 
 func fdWrite(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, iovs, iovsLen, nwrittenOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3])
-	c, e := g.acquire(fd, caps.RightFDWrite)
+	c, release, e := g.acquireWrite(fd)
 	if e != 0 {
 		return e
 	}
-	defer c.Release()
+	if release {
+		defer c.Release()
+	}
 	var small [smallIOV][]byte
 	iov, e := iovecsInto(small[:0], m, iovs, iovsLen)
 	if e != 0 {

@@ -1,7 +1,9 @@
 package abi
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,6 +39,12 @@ type GuestConfig struct {
 	// MemoryLimit caps the guest's linear memory in bytes (0: the wasm
 	// maximum of 4 GiB).
 	MemoryLimit uint64
+	// MaxStack bounds the guest's call stack, in bytes (0:
+	// DefaultMaxStack), as counted by the stack checks (see
+	// abi/instrument.go: each call counts wasmbin.FrameBytes, a bound on
+	// its frame). A call past it traps with a *StackError (exit 134).
+	// Descendants have the guest's MaxStack.
+	MaxStack uint64
 	// MaxDescendants bounds the guests the guest's proc_spawn calls, and
 	// theirs, may have running at once, over its whole tree of processes
 	// (0: DefaultMaxDescendants). A spawn past it fails with EAGAIN, as
@@ -44,6 +52,47 @@ type GuestConfig struct {
 	// MemoryLimit.
 	MaxDescendants int
 	Logger         hclog.Logger
+	// OnExited and OnDone, when not nil, are called on the guest's own
+	// goroutine once Exited, and then Done, is closed: the caller reacts
+	// to the guest's end without a goroutine of its own waiting for it,
+	// which at many idle guests would double what each costs. OnExited
+	// runs before the guest waits for its children: it must not wait
+	// for them either.
+	OnExited, OnDone func()
+}
+
+// DefaultMaxStack is GuestConfig.MaxStack's default: 8 MiB, as Linux
+// gives a thread's stack.
+const DefaultMaxStack = wasmbin.DefaultMaxStack
+
+// MaxMaxStack is the largest GuestConfig.MaxStack: wazero's own ceiling
+// (a stack it would grow past 50,000,000 bytes) ends a guest near 64 MiB
+// in any case.
+const MaxMaxStack = 64 << 20
+
+// MinMaxStack is the smallest GuestConfig.MaxStack: a Go program's
+// runtime needs some hundred kilobytes as counted to start.
+const MinMaxStack = 64 << 10
+
+// StackError is the trap of a guest whose call stack went past its bound
+// (GuestConfig.MaxStack).
+type StackError struct{ Limit uint64 }
+
+func (e *StackError) Error() string {
+	return fmt.Sprintf("call stack exceeded --max-stack %s: the guest recursed too deep; raise --max-stack (at most 64MiB) or recurse less", SizeText(e.Limit))
+}
+
+// SizeText writes a byte count as flags take it: 8MiB, 512KiB, 1000B.
+func SizeText(n uint64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
 }
 
 // DefaultMaxDescendants is GuestConfig.MaxDescendants' default.
@@ -115,7 +164,11 @@ type Guest struct {
 	args, env []string
 	argdata   []byte
 	memLimit  uint64
-	started   time.Time
+	maxStack  uint64
+	// stack is the running program's stack allowance global (nil without
+	// stack checks); set and read on the guest's goroutine only.
+	stack   api.Global
+	started time.Time
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -126,6 +179,11 @@ type Guest struct {
 	waits  atomic.Int64
 	parked atomic.Int32
 
+	// hpoll waits on the host descriptors of the guest's poll calls
+	// (hostpoll.go); created on first use, closed when the guest ends.
+	hpoll       *hostPoller
+	hpollFailed bool
+
 	exec   *execRequest // set by proc_exec before it unwinds the guest
 	signal uint8        // set by proc_raise before it unwinds the guest
 
@@ -135,7 +193,17 @@ type Guest struct {
 	spawned  bool           // counted in tree: released when the guest ends
 
 	outOfFDs atomic.Bool // hostOutOfFDs has logged
+	// hold keeps the handle the guest last wrote to acquired between its
+	// calls (abi/hold.go); holding says whether the running program may
+	// use it (it has loop checks); budget is the running program's loop
+	// budget, which a revocation sets to 0 so that the guest soon gives
+	// the hold up. holding is the guest goroutine's alone.
+	hold    *caps.Hold
+	holding bool
+	budget  atomic.Pointer[api.MutableGlobal]
 
+	onExited  func()        // GuestConfig.OnExited
+	onDone    func()        // GuestConfig.OnDone
 	exited    chan struct{} // closed once the guest itself has ended (Exited)
 	done      chan struct{} // closed once its children have ended too (Done)
 	mu        sync.Mutex
@@ -179,10 +247,12 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 		kernel: cfg.Table.Kernel(), holder: cfg.Table.Holder(),
 		log: log, trace: log.IsTrace(),
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
-		waiter: caps.NewWaiter(), exited: make(chan struct{}), done: make(chan struct{}),
-		tree: tree, spawned: spawned,
+		maxStack: cmp.Or(min(cfg.MaxStack, MaxMaxStack), DefaultMaxStack),
+		waiter:   caps.NewWaiter(), exited: make(chan struct{}), done: make(chan struct{}),
+		tree: tree, spawned: spawned, onExited: cfg.OnExited, onDone: cfg.OnDone,
 	}
 	g.shownTable.Store(cfg.Table)
+	g.hold = caps.NewHold(g.wakeForHold)
 	if g.argdata == nil {
 		g.argdata = StartupArgdata(cfg.Args, cfg.Env, cfg.Table)
 	}
@@ -278,6 +348,10 @@ func (g *Guest) run() {
 		req.table.CloseAll()
 		req.module.Release()
 	}
+	if g.hpoll != nil {
+		g.hpoll.close()
+		g.hpoll = nil
+	}
 	g.letGo()
 	// Closing the table closes the guest's process handles, which kills
 	// the children they designate; cancelling the context ends any child
@@ -293,6 +367,9 @@ func (g *Guest) run() {
 	g.status = st
 	g.mu.Unlock()
 	close(g.exited)
+	if g.onExited != nil {
+		g.onExited()
+	}
 	g.children.Wait()
 	g.mu.Lock()
 	ws := g.exitWatch
@@ -304,6 +381,9 @@ func (g *Guest) run() {
 	}
 	g.log.Debug("guest exited", "code", st.Code, "signal", st.Signal, "trap", st.Trap, "killed", st.Killed, "ran", time.Since(g.started),
 		"handles_at_exit", held, "handles_peak", peak, "max_fds", g.table.Max())
+	if g.onDone != nil {
+		g.onDone()
+	}
 }
 
 // hostOutOfFDs logs, once per guest, that a call failed with ENFILE: the
@@ -344,6 +424,7 @@ func (g *Guest) watchExit(w *caps.Waiter) (cancel func()) {
 }
 
 func (g *Guest) runOnce() (st ExitStatus) {
+	g.stack = nil
 	alloc := g.memoryAllocator()
 	// A panic that escapes wazero (calls into the guest already turn
 	// host-function panics into errors) would end the whole process, and
@@ -368,25 +449,44 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, alloc)
 	ctx = withGuest(ctx, g)
-	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, instanceConfig)
 	if err != nil {
 		return g.statusOf(err)
 	}
 	defer mod.Close(context.Background())
+	if g.module.stackChecks {
+		stack := mod.ExportedGlobal(wasmbin.StackExport).(api.MutableGlobal)
+		stack.Set(uint64(min(g.maxStack, wasmbin.MaxStackAllowance)))
+		g.stack = stack
+	}
 	if g.module.loopChecks {
 		// Once the guest's context ends, its next loop iteration calls
 		// loopYield, which ends it (abi/instrument.go).
 		budget := mod.ExportedGlobal(wasmbin.BudgetExport).(api.MutableGlobal)
 		defer context.AfterFunc(ctx, func() { budget.Set(0) })()
-		if g.module.startFn {
-			if _, err := mod.ExportedFunction(wasmbin.StartExport).Call(ctx); err != nil {
-				return g.statusOf(err)
-			}
+		g.budget.Store(&budget)
+		g.holding = true
+		defer func() {
+			g.holding = false
+			g.hold.Release()
+			g.budget.Store(nil)
+		}()
+	}
+	if g.module.startFn {
+		if _, err := mod.ExportedFunction(wasmbin.StartExport).Call(ctx); err != nil {
+			return g.statusOf(err)
 		}
 	}
 	_, err = mod.ExportedFunction("_start").Call(ctx)
 	return g.statusOf(err)
 }
+
+// instanceConfig is every guest instance's wazero configuration: no name
+// (guests are not linked by name), no start functions (runOnce calls
+// them), and a shared random source. wazero's own source, used by
+// nothing sandboxd runs (random_get reads crypto/rand itself), is by
+// default a seeded math/rand source of some 5 KB per instance.
+var instanceConfig = wazero.NewModuleConfig().WithName("").WithStartFunctions().WithRandSource(rand.Reader)
 
 // memoryAllocator returns the allocator of the guest's next run: its
 // memory limit, or the wasm32 maximum if it has none. A module run without
@@ -416,6 +516,12 @@ func (g *Guest) statusOf(err error) ExitStatus {
 			return ExitStatus{Code: ee.ExitCode(), Signal: g.signal}
 		}
 		return ExitStatus{Code: ee.ExitCode()}
+	}
+	if g.stack != nil && int32(uint32(g.stack.Get())) < 0 {
+		// Only the stack check leaves the allowance below zero, and
+		// only as it traps (wasmbin's stack checks).
+		g.log.Debug("guest trapped at its stack bound", "trap", err)
+		return ExitStatus{Code: 134, Trap: &StackError{Limit: g.maxStack}}
 	}
 	return ExitStatus{Code: 134, Trap: err}
 }

@@ -93,6 +93,9 @@ func (h *hostFunc) Call(ctx context.Context, mod api.Module, stack []uint64) {
 	if g.trace {
 		g.traceCall((*Call)(h), stack)
 	}
+	if !h.keepsHold && g.hold.Held() {
+		g.hold.Release()
+	}
 	e := h.fn(g, mod.Memory(), stack)
 	if e == caps.ENFILE {
 		g.hostOutOfFDs(h.Name)

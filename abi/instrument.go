@@ -35,8 +35,12 @@ func instantiateLoop(ctx context.Context, r wazero.Runtime) error {
 // loopYield ends a guest whose context has ended; otherwise it lets other
 // goroutines run and gives the guest a new budget.
 func loopYield(ctx context.Context, stack []uint64) {
-	if g := guestOf(ctx); g != nil && g.ctx.Err() != nil {
+	g := guestOf(ctx)
+	if g != nil && g.ctx.Err() != nil {
 		g.killed()
+	}
+	if g != nil && g.hold.Dropping() {
+		g.hold.Release() // a revocation waits for it (abi/hold.go)
 	}
 	runtime.Gosched()
 	stack[0] = wasmbin.LoopBudget

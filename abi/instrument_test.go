@@ -97,7 +97,7 @@ func TestInstrumentedModuleBehavesAsTheOriginal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, moved, err := secs.Instrument()
+	code, moved, err := secs.Instrument(wasmbin.Checks{Loops: true, Stack: true})
 	if err != nil || !moved {
 		t.Fatalf("Instrument: moved start %v, %v", moved, err)
 	}

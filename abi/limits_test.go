@@ -2,6 +2,7 @@ package abi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -173,4 +174,76 @@ func rss(b *testing.B) uint64 {
 		b.Fatal(err)
 	}
 	return resident * uint64(os.Getpagesize())
+}
+
+// recurseWAT recurses until its argument reaches the global $stop, and
+// then exits with 7. Counted by wasmbin.FrameBytes, $f takes
+// FrameBytes(1, 0, 6) bytes a call (global.get, i32.eq, if, two calls and
+// i32.add may define values) and _start FrameBytes(0, 0, 1).
+const recurseWAT = `(module
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (global $stop i32 (i32.const %d))
+  (func $f (param $n i32) (result i32)
+    (if (i32.eq (local.get $n) (global.get $stop)) (then (call $exit (i32.const 7))))
+    (call $f (i32.add (local.get $n) (i32.const 1))))
+  (func (export "_start") (drop (call $f (i32.const 0)))))`
+
+// A recursing guest traps at its --max-stack, to the frame, with and
+// without loop checks, and the trap says so; one frame less runs.
+func TestRecursionTrapsAtMaxStack(t *testing.T) {
+	const maxStack = 1 << 20
+	fits := (maxStack - wasmbin.FrameBytes(0, 0, 1)) / wasmbin.FrameBytes(1, 0, 6) // calls of $f within the bound
+	for _, cfg := range []Config{{NoLoopChecks: true}, {}} {
+		run := func(stop uint64) ExitStatus {
+			ctx := context.Background()
+			rt, err := NewRuntime(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close(ctx)
+			m, err := rt.Compile(ctx, "recurse", abitest.WATText(t, fmt.Sprintf(recurseWAT, stop)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Release()
+			k := caps.NewKernel(nil)
+			return rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0), MaxStack: maxStack}).Run(ctx)
+		}
+		if st := run(fits - 1); st.Code != 7 || st.Trap != nil {
+			t.Errorf("loop checks %v: %d frames within the bound: %+v, want exit 7", !cfg.NoLoopChecks, fits, st)
+		}
+		st := run(fits)
+		var se *StackError
+		if st.Code != 134 || !errors.As(st.Trap, &se) || se.Limit != maxStack {
+			t.Fatalf("loop checks %v: one frame past the bound: %+v, want a *StackError", !cfg.NoLoopChecks, st)
+		}
+		if want := "guest trapped: call stack exceeded --max-stack 1MiB"; !strings.HasPrefix(st.Err().Error(), want) {
+			t.Errorf("message %q, want it to start %q", st.Err(), want)
+		}
+	}
+}
+
+// Without a MaxStack, a guest has DefaultMaxStack; above MaxMaxStack, it
+// has MaxMaxStack.
+func TestMaxStackDefaultAndCeiling(t *testing.T) {
+	for _, c := range []struct{ set, want uint64 }{{0, DefaultMaxStack}, {1 << 40, MaxMaxStack}, {1 << 20, 1 << 20}} {
+		ctx := context.Background()
+		rt, err := NewRuntime(ctx, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := rt.Compile(ctx, "recurse", abitest.WATText(t, fmt.Sprintf(recurseWAT, -1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := caps.NewKernel(nil)
+		st := rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0), MaxStack: c.set}).Run(ctx)
+		m.Release()
+		rt.Close(ctx)
+		var se *StackError
+		if !errors.As(st.Trap, &se) || se.Limit != c.want {
+			t.Errorf("MaxStack %d: %+v, want a *StackError at %d", c.set, st, c.want)
+		}
+	}
 }

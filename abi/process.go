@@ -157,7 +157,7 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 func (g *Guest) newChild(m *Module, t *caps.Table, data []byte) *Guest {
 	id := t.Holder().ID
 	return g.rt.newGuest(m, GuestConfig{
-		ID: id, Table: t, Argdata: data, MemoryLimit: g.memLimit,
+		ID: id, Table: t, Argdata: data, MemoryLimit: g.memLimit, MaxStack: g.maxStack,
 		Logger: g.rt.log.With("guest", id, "parent", g.ID),
 	}, g.tree, true) // counted by procSpawn's reserve
 }
@@ -166,11 +166,8 @@ func (g *Guest) newChild(m *Module, t *caps.Table, data []byte) *Guest {
 // exit, ends the child; g's Done waits for the child's.
 func (g *Guest) startChild(child *Guest) {
 	g.children.Add(1)
+	child.onDone = g.children.Done
 	child.Start(g.ctx)
-	go func() {
-		<-child.Done()
-		g.children.Done()
-	}()
 }
 
 // childHolder names the next child of g: "<parent id>.<n>", unique within

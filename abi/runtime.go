@@ -32,6 +32,11 @@ type Config struct {
 	// the process can run a garbage collection meanwhile: only a process
 	// that runs one guest and can end it by exiting may set it.
 	NoLoopChecks bool
+	// NoStackChecks compiles guests without the bound on their call stack
+	// (GuestConfig.MaxStack, abi/instrument.go): wazero then grows a
+	// guest's stack up to its own ceiling of some hundred megabytes. It is
+	// there to measure what the bound costs.
+	NoStackChecks bool
 	// NoDebugInfo skips the DWARF sections of guest modules. A trap's
 	// stack trace then names functions (from the name section) but not
 	// source lines, and a module that carries debug sections (wasi-libc's
@@ -61,9 +66,10 @@ const maxIdleFuncs = 2000000
 // of concurrent guests; each module is compiled once, keyed by the SHA-256
 // of its bytes.
 type Runtime struct {
-	r          wazero.Runtime
-	log        hclog.Logger
-	loopChecks bool
+	r           wazero.Runtime
+	log         hclog.Logger
+	loopChecks  bool
+	stackChecks bool
 
 	mu      sync.Mutex
 	modules map[[32]byte]*compileEntry
@@ -109,7 +115,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if maxIdle <= 0 {
 		maxIdle = DefaultMaxIdleModules
 	}
-	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
+	rt := &Runtime{r: r, log: log, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
 	for name, instantiate := range hostModules {
 		rt.hosts[name] = &hostInit{instantiate: instantiate}
 	}
@@ -172,10 +178,11 @@ type Module struct {
 	compiled wazero.CompiledModule
 	usesWASI bool
 	// loopChecks: compiled from wasmbin's loop-check rewrite, with a budget
-	// global; startFn: the module's start function, exported to be run
-	// by the guest rather than during instantiation.
-	loopChecks, startFn bool
-	memoryMin           uint64
+	// global; stackChecks: with the stack allowance global; startFn: the
+	// module's start function, exported to be run by the guest rather
+	// than during instantiation.
+	loopChecks, stackChecks, startFn bool
+	memoryMin                        uint64
 
 	rt      *Runtime
 	refs    int           // holders (Compile's callers, guests, module handles); guarded by rt.mu
@@ -322,6 +329,12 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err == nil {
 		secs, bounded, err = secs.BoundTables()
 	}
+	// Fewer data segments, the same initial memory: wazero keeps a slice
+	// per segment in every instance (wasmbin.MergeData).
+	var merged bool
+	if err == nil {
+		secs, merged = secs.MergeData()
+	}
 	if err != nil {
 		if errors.As(err, new(*LimitError)) {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -333,7 +346,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		hosts = append(hosts, wasmbin.LoopModule)
 	}
 	rt.prepareHosts(ctx, hosts)
-	code, startFn, err := rt.instrument(ctx, name, wasm, secs, bounded)
+	code, startFn, err := rt.instrument(ctx, name, wasm, secs, bounded || merged)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +354,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}
+	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, stackChecks: rt.stackChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}
 	if err := rt.checkShape(ctx, m, shape); err != nil {
 		cm.Close(ctx)
 		return nil, err
@@ -351,19 +364,22 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 }
 
 // instrument returns the code to compile for wasm, whose sections are secs
-// (rewritten by BoundTables if changed): with loop checks unless the
-// runtime has none, and then with the host module they import ready.
+// (rewritten by BoundTables if changed): with loop and stack checks unless
+// the runtime has none, and then with the host module loop checks import
+// ready.
 func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, secs wasmbin.Sections, changed bool) (code []byte, startFn bool, err error) {
-	if !rt.loopChecks {
+	if !rt.loopChecks && !rt.stackChecks {
 		if changed {
 			return secs.Encode(), false, nil
 		}
 		return wasm, false, nil
 	}
-	if err := rt.ensureHost(ctx, wasmbin.LoopModule); err != nil {
-		return nil, false, err
+	if rt.loopChecks {
+		if err := rt.ensureHost(ctx, wasmbin.LoopModule); err != nil {
+			return nil, false, err
+		}
 	}
-	code, startFn, err = secs.Instrument()
+	code, startFn, err = secs.Instrument(wasmbin.Checks{Loops: rt.loopChecks, Stack: rt.stackChecks})
 	if err == nil {
 		return code, startFn, nil
 	}
@@ -374,7 +390,7 @@ func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, sec
 		return nil, false, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, cerr)
 	}
 	cm.Close(ctx)
-	return nil, false, fmt.Errorf("%s cannot be given loop checks (%v): sandboxd runs WebAssembly 2.0 modules", name, err)
+	return nil, false, fmt.Errorf("%s cannot be given loop and stack checks (%v): sandboxd runs WebAssembly 2.0 modules", name, err)
 }
 
 // checkShape refuses a module sandboxd cannot run, and instantiates the

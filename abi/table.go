@@ -53,6 +53,10 @@ type Call struct {
 	Note    string
 
 	fn handler
+	// keepsHold: the call neither blocks nor changes the guest's handles,
+	// so the guest's caps.Hold may stay as it is (abi/hold.go); every other
+	// call gives it up first.
+	keepsHold bool
 }
 
 // A Need is one rights check of a call: the rights a handle passed to the
@@ -127,7 +131,7 @@ var calls = [49]Call{
 		Origin: "clock_res_get", fn: clockResGet,
 		Note: "clock ids are CloudABI's: 1 monotonic, 2 process cputime, 3 realtime, 4 thread cputime"},
 	{Slot: 1, Name: "clock_time_get", Params: ps("clock_id", i32, "precision", i64, "*time_out", i32),
-		Origin: "clock_time_get", fn: clockTimeGet,
+		Origin: "clock_time_get", fn: clockTimeGet, keepsHold: true,
 		Note: "cputime clocks report the guest's wall time since start"},
 	{Slot: 2, Name: "condvar_signal", Params: ps("*condvar", i32, "scope", i32, "nwaiters", i32),
 		Origin: "condvar_signal", Support: NoSys, fn: noSys,
@@ -160,7 +164,7 @@ var calls = [49]Call{
 		Note: "exactly one of FLAGS (0x1) or RIGHTS (0x2); RIGHTS only narrows"},
 	{Slot: 15, Name: "fd_sync", Params: ps("fd", i32), Rights: []Need{{Rights: caps.RightFDSync}}, Origin: "fd_sync", fn: fdSync},
 	{Slot: 16, Name: "fd_write", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "*nwritten_out", i32),
-		Rights: []Need{{Rights: caps.RightFDWrite}}, Origin: "fd_write", fn: fdWrite},
+		Rights: []Need{{Rights: caps.RightFDWrite}}, Origin: "fd_write", fn: fdWrite, keepsHold: true},
 	{Slot: 17, Name: "file_advise", Params: ps("fd", i32, "offset", i64, "len", i64, "advice", i32),
 		Rights: []Need{{Rights: caps.RightFileAdvise}}, Origin: "file_advise", fn: fileAdvise, Note: "advice is validated and otherwise ignored"},
 	{Slot: 18, Name: "file_allocate", Params: ps("fd", i32, "offset", i64, "len", i64),

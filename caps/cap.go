@@ -76,8 +76,9 @@ type Cap struct {
 	closed   atomic.Bool
 	released atomic.Bool // the reference on res has been dropped
 	inflight atomic.Int32
-	done     chan struct{} // closed on revocation
-	watchers waitList      // woken on revocation (WatchRevoke)
+	hold     atomic.Pointer[Hold] // the Hold that keeps it acquired, if any
+	done     chan struct{}        // closed on revocation
+	watchers waitList             // woken on revocation (WatchRevoke)
 
 	children []*Cap // guarded by k.mu
 	idx      int    // index in parent.children; guarded by k.mu

@@ -373,6 +373,7 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 	}
 	for _, v := range victims {
 		v.watchers.wakeAll()
+		v.askDrop()
 	}
 	r.Revoked = make([]ID, 0, len(victims))
 	seen := make(map[*Holder]bool)

@@ -29,6 +29,7 @@ type LaunchRequest struct {
 	MemoryLimit uint64
 	Timeout     time.Duration
 	MaxFDs      int
+	MaxStack    uint64 // bytes of call stack, as the daemon counts it
 	// Stdin is what the guest reads from standard input, then end of file.
 	Stdin []byte
 	// Stdout and Stderr receive the guest's output as it is written.
@@ -141,6 +142,7 @@ func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, sink schemas.OutputS
 	r.SetMemoryLimit(req.MemoryLimit)
 	r.SetTimeout(int64(req.Timeout))
 	r.SetMaxFds(uint32(req.MaxFDs))
+	r.SetMaxStack(req.MaxStack)
 	if len(req.Stdin) > 0 {
 		if err := r.SetStdin(req.Stdin); err != nil {
 			return err

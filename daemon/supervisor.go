@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +35,15 @@ type Options struct {
 	// DefaultMaxFDs is the handle-table size of a guest launched with
 	// MaxFDs 0 (caps.DefaultMaxFDs when 0).
 	DefaultMaxFDs int
+	// DefaultMaxStack is the call-stack bound, in bytes, of a guest
+	// launched with MaxStack 0 (abi.DefaultMaxStack when 0).
+	DefaultMaxStack uint64
+	// MaxMemPerUser bounds, per principal (uid), the memory its running
+	// guests may take together, as the sum of each guest's charge: its
+	// memory limit and its call-stack bound (see MemoryCharge). A launch
+	// that would take a principal past it fails with a *BudgetError. 0:
+	// no bound.
+	MaxMemPerUser uint64
 	// NoLoopChecks trades killability of spinning guests for speed (see
 	// abi.Config.NoLoopChecks). Only an embedded supervisor of one guest
 	// that can end it by exiting its process (sandboxd run) sets it.
@@ -90,6 +99,13 @@ type Supervisor struct {
 	rt     *abi.Runtime
 	k      *caps.Kernel
 	maxFDs int
+	// maxStack is the call-stack bound of guests launched without one.
+	maxStack uint64
+	// memBudget is Options.MaxMemPerUser; memUsed the charges of each
+	// principal's guests that are running or starting, by uid (guarded by
+	// mu).
+	memBudget uint64
+	memUsed   map[uint32]uint64
 	// maxDescendants bounds each launched guest's tree of spawned guests.
 	maxDescendants int
 	// sockets is Options.Sockets.
@@ -132,6 +148,9 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if opts.DefaultMaxFDs < 0 {
 		return nil, fmt.Errorf("default max fds %d is negative: use 0 for the default of %d", opts.DefaultMaxFDs, caps.DefaultMaxFDs)
 	}
+	if err := checkMaxStack(opts.DefaultMaxStack); err != nil {
+		return nil, fmt.Errorf("default %v", err)
+	}
 	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoDebugInfo: opts.NoDebugInfo, MaxIdleModules: opts.MaxIdleModules})
 	if err != nil {
 		return nil, err
@@ -142,7 +161,8 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	}
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
-		log: log, rt: rt, maxFDs: maxFDs, maxDescendants: opts.MaxDescendants,
+		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
+		memBudget: opts.MaxMemPerUser, memUsed: make(map[uint32]uint64),
 		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
@@ -248,6 +268,10 @@ type LaunchSpec struct {
 	Timeout time.Duration
 	// MaxFDs is the handle-table size; 0 means the supervisor's default.
 	MaxFDs int
+	// MaxStack bounds the guest's call stack in bytes, as the runtime
+	// counts it (abi.GuestConfig.MaxStack); 0 means the supervisor's
+	// default.
+	MaxStack uint64
 	// Stdin, Stdout and Stderr are the guest's fds 0, 1 and 2. nil gives
 	// an empty stdin and discards output.
 	Stdin          io.Reader
@@ -278,6 +302,9 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 	}
 	if spec.MemoryLimit > MaxMemoryLimit {
 		return 0, specError("memory limit of %d bytes is above the wasm32 maximum of 4GiB", spec.MemoryLimit)
+	}
+	if err := checkMaxStack(spec.MaxStack); err != nil {
+		return 0, specError("%v", err)
 	}
 	if need := spec.Module.MemoryMin(); spec.MemoryLimit > 0 && need > spec.MemoryLimit {
 		return 0, specError("%s needs %d bytes of memory to start, more than the memory limit of %d: raise the limit (--mem) to at least %d", spec.Module.Name, need, spec.MemoryLimit, need)
@@ -340,11 +367,14 @@ type Guest struct {
 	// nil (LaunchSpec.SupervisorChannel).
 	supervisor *caps.Channel
 	done       chan struct{}
+	charge     uint64 // what the guest counts against its principal's memory budget
 
-	mu       sync.Mutex
-	exited   bool
-	status   abi.ExitStatus
-	peerLive bool // a Cap'n Proto connection is open (peer.go)
+	mu        sync.Mutex
+	exited    bool
+	status    abi.ExitStatus
+	peerLive  bool     // a Cap'n Proto connection is open (peer.go)
+	afterDone []func() // AfterDone's, until doneRun
+	doneRun   bool     // Done is closed and afterDone has been taken
 }
 
 // Launch validates spec, sets up every grant, and starts the guest. Grants
@@ -374,7 +404,8 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	if err := g.recordStart(&spec, grants); err != nil {
 		// Nothing runs that the audit log does not show.
 		table.CloseAll()
-		s.unreserve(g.id)
+		opened.undoCreate()
+		s.unreserve(g)
 		return nil, err
 	}
 	g.start(&spec, table, grants)
@@ -390,11 +421,20 @@ type openedHandles struct {
 	delegated []*caps.Cap
 }
 
-// release closes everything in h, for a launch that fails before the
-// guest holds it.
+// undoCreate removes the files the grants of h created, for a launch that
+// failed after the guest's table held them.
+func (h *openedHandles) undoCreate() {
+	for _, r := range h.grants {
+		r.undoCreate()
+	}
+}
+
+// release closes everything in h, and removes the files its grants
+// created, for a launch that fails before the guest holds it.
 func (h *openedHandles) release(k *caps.Kernel) {
 	for _, r := range h.grants {
 		_ = r.res.Close()
+		r.undoCreate()
 	}
 	for _, c := range h.delegated {
 		k.Close(c)
@@ -421,7 +461,7 @@ func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*opened
 		if err != nil {
 			return fail(err)
 		}
-		r, err := s.open(ctx, pg.grant)
+		r, err := s.open(ctx, spec.Principal, pg.grant)
 		if err != nil {
 			return fail(err)
 		}
@@ -453,6 +493,14 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 	if s.closed {
 		return nil, errors.New("launch: the supervisor is shut down")
 	}
+	charge := s.MemoryCharge(*spec)
+	if s.memBudget > 0 {
+		used := s.memUsed[spec.Principal.UID]
+		if used+charge > s.memBudget {
+			return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge}
+		}
+		s.memUsed[spec.Principal.UID] = used + charge
+	}
 	id := s.newGuestID()
 	s.guests[id] = nil
 	s.running.Add(1)
@@ -461,15 +509,62 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		holder: newGuestHolder(id, spec),
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
+		charge: charge,
 	}, nil
 }
 
 // unreserve forgets a guest reserveGuest reserved that never started.
-func (s *Supervisor) unreserve(id string) {
+func (s *Supervisor) unreserve(g *Guest) {
 	s.mu.Lock()
-	delete(s.guests, id)
+	delete(s.guests, g.id)
+	s.releaseChargeLocked(g)
 	s.mu.Unlock()
 	s.running.Done()
+}
+
+// releaseChargeLocked gives back what g took of its principal's budget.
+func (s *Supervisor) releaseChargeLocked(g *Guest) {
+	if s.memBudget == 0 {
+		return
+	}
+	uid := g.principal.UID
+	if s.memUsed[uid] -= g.charge; s.memUsed[uid] == 0 {
+		delete(s.memUsed, uid)
+	}
+}
+
+// MemoryCharge is what a guest launched with spec counts against its
+// principal's Options.MaxMemPerUser: its memory limit (MaxMemoryLimit
+// when none) and its call-stack bound (the supervisor's default when
+// none). The guests it spawns are not charged: each launch's tree is
+// bounded by Options.MaxDescendants instead.
+func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
+	return cmp.Or(spec.MemoryLimit, MaxMemoryLimit) + cmp.Or(spec.MaxStack, s.maxStack)
+}
+
+// MemoryInUse is the sum of the charges (MemoryCharge) of the running
+// guests of the principal uid; 0 when the supervisor has no
+// Options.MaxMemPerUser.
+func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memUsed[uid]
+}
+
+// BudgetError is a launch refused because its principal's running guests
+// and it would take more memory than Options.MaxMemPerUser.
+type BudgetError struct {
+	Principal           Principal
+	Budget, Used, Asked uint64
+}
+
+func (e *BudgetError) Error() string {
+	if e.Used == 0 {
+		return fmt.Sprintf("this launch asks %s (its --mem and --max-stack), more than the daemon's memory budget per user (serve --max-mem-per-user %s): launch with a smaller --mem",
+			abi.SizeText(e.Asked), abi.SizeText(e.Budget))
+	}
+	return fmt.Sprintf("%s's running guests hold %s of the daemon's memory budget per user (serve --max-mem-per-user %s), and this launch asks %s more (its --mem and --max-stack): end some of them, or launch with a smaller --mem",
+		e.Principal, abi.SizeText(e.Used), abi.SizeText(e.Budget), abi.SizeText(e.Asked))
 }
 
 // buildTable mints the guest's handles into a new table of maxFDs
@@ -523,27 +618,32 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 }
 
 // start instantiates the guest on table, lists it and runs it until it
-// exits, spec.Timeout passes, it is killed or the supervisor closes.
+// exits, spec.Timeout passes, it is killed or the supervisor closes. No
+// goroutine waits for its end: the guest's own calls finish when it is
+// done.
 func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	s := g.s
+	gctx, cancel := s.guestContext(spec.Timeout)
 	g.ag = s.rt.NewGuest(spec.Module, abi.GuestConfig{
 		ID:             g.id,
 		Table:          table,
 		Args:           append([]string{spec.Module.Name}, spec.Args...),
 		Env:            activationEnv(spec.Grants, spec.Env),
 		MemoryLimit:    spec.MemoryLimit,
+		MaxStack:       cmp.Or(spec.MaxStack, s.maxStack),
 		MaxDescendants: s.maxDescendants,
 		Logger:         g.log,
+		OnExited:       g.exitedItself,
+		OnDone:         func() { g.finish(cancel) },
 	})
-	gctx, cancel := s.guestContext(spec.Timeout)
 	if g.stdin != nil {
 		// A guest blocked reading stdin is in a host read the runtime
 		// cannot interrupt; closing the pipe ends that read when the
-		// guest's time is up. watch's cancel releases this hook.
+		// guest's time is up. finish's cancel releases this hook.
 		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
 	g.grants = grants
-	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max()}
+	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max(), MaxStack: cmp.Or(spec.MaxStack, s.maxStack)}
 	if g.limits.MemoryLimit == 0 {
 		g.limits.MemoryLimit = MaxMemoryLimit
 	}
@@ -554,8 +654,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	g.ag.Start(gctx)
 	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
 		"principal", spec.Principal.String(), "uid", spec.Principal.UID, "grants", grants,
-		"memory_limit", spec.MemoryLimit, "timeout", spec.Timeout)
-	go g.watch(cancel)
+		"memory_limit", spec.MemoryLimit, "max_stack", g.limits.MaxStack, "timeout", spec.Timeout)
 }
 
 // guestContext returns a guest's context: a child of the supervisor's
@@ -620,17 +719,21 @@ func (p *stdinPipe) close() {
 	p.pr.CloseWithError(errGuestEnded)
 }
 
-// watch records the guest's exit. It runs once per guest; cancel releases
-// the guest's context (and what hangs on it) from the supervisor's.
-func (g *Guest) watch(cancel context.CancelFunc) {
-	<-g.ag.Exited()
+// exitedItself runs on the guest's goroutine once the guest itself has
+// ended, before its children have.
+func (g *Guest) exitedItself() {
 	if g.stdin != nil {
 		// The guest's end has killed the guests it spawned, but one of
 		// them reading the stdin it was handed is in a host read that
 		// its kill cannot interrupt: Done would wait for it forever.
 		g.stdin.close()
 	}
-	<-g.ag.Done()
+}
+
+// finish records the guest's exit. It runs once, on the guest's
+// goroutine, once the guest and its children have ended; cancel releases
+// the guest's context (and what hangs on it) from the supervisor's.
+func (g *Guest) finish(cancel context.CancelFunc) {
 	cancel()
 	st := g.ag.Status()
 	g.mu.Lock()
@@ -654,9 +757,34 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 	}
 	g.log.Info("guest exited", args...)
 	g.recordExit(st, time.Since(g.started))
+	g.s.mu.Lock()
+	g.s.releaseChargeLocked(g)
+	g.s.mu.Unlock()
 	g.s.retire(g.id)
 	close(g.done)
+	g.mu.Lock()
+	after := g.afterDone
+	g.afterDone, g.doneRun = nil, true
+	g.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
 	g.s.running.Done()
+}
+
+// AfterDone calls f once Done is closed: at once if it is, or else on the
+// guest's goroutine as its last act, before Supervisor.Close can return.
+// It spares a caller that only reacts to the end a goroutine of its own
+// per guest. f must not wait for other guests.
+func (g *Guest) AfterDone(f func()) {
+	g.mu.Lock()
+	if !g.doneRun {
+		g.afterDone = append(g.afterDone, f)
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	f()
 }
 
 // retire moves an exited guest to the bounded list of exited guests.
@@ -713,12 +841,22 @@ func (g *Guest) Module() *abi.Module { return g.module }
 func (g *Guest) Principal() Principal { return g.principal }
 
 // Limits are what a guest was launched with: its linear-memory limit
-// (MaxMemoryLimit when none was given), its timeout (0: none) and the size
-// of its handle table.
+// (MaxMemoryLimit when none was given), its timeout (0: none), the size
+// of its handle table and its call-stack bound.
 type Limits struct {
 	MemoryLimit uint64
 	Timeout     time.Duration
 	MaxFDs      int
+	MaxStack    uint64
+}
+
+// checkMaxStack refuses a call-stack bound outside what a guest may have
+// (0 stands for the default).
+func checkMaxStack(n uint64) error {
+	if n != 0 && (n < abi.MinMaxStack || n > abi.MaxMaxStack) {
+		return fmt.Errorf("max stack of %s is outside %s to %s: a Go program needs about 128KiB to start, and wazero's own stack ceiling ends a guest near 64MiB", abi.SizeText(n), abi.SizeText(abi.MinMaxStack), abi.SizeText(abi.MaxMaxStack))
+	}
+	return nil
 }
 
 // Limits returns the limits the guest runs under.
@@ -777,6 +915,13 @@ func (g *Guest) Kill(reason string) {
 // It is empty once the guest has exited.
 func (g *Guest) Handles() []caps.Entry { return g.ag.Table().Entries() }
 
+// HandleCount is how many handles the guest holds: len(Handles()),
+// without listing them.
+func (g *Guest) HandleCount() int {
+	held, _ := g.ag.Table().Counts()
+	return held
+}
+
 // Guest returns the guest with the given id: a running guest, or one of
 // the most recently exited.
 func (s *Supervisor) Guest(id string) (*Guest, bool) {
@@ -797,13 +942,92 @@ func (s *Supervisor) Guests() []*Guest {
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].started.Equal(out[j].started) {
-			return out[i].started.Before(out[j].started)
-		}
-		return out[i].id < out[j].id
-	})
+	slices.SortFunc(out, guestOrder)
 	return out
+}
+
+// GuestCursor is a place in the order Guests lists guests in: oldest
+// first, by start time and then id. The zero cursor is the start.
+type GuestCursor struct {
+	Started time.Time
+	ID      string
+}
+
+// Cursor is the place of g in the order Guests lists guests in.
+func (g *Guest) Cursor() GuestCursor { return GuestCursor{Started: g.started, ID: g.id} }
+
+func (c GuestCursor) before(g *Guest) bool {
+	if !c.Started.Equal(g.started) {
+		return c.Started.Before(g.started)
+	}
+	return c.ID < g.id
+}
+
+func guestOrder(a, b *Guest) int {
+	if c := a.started.Compare(b.started); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+// GuestsAfter returns the first limit guests after cursor, in the order
+// Guests lists them, among those keep accepts (keep nil accepts all), and
+// whether more follow. keep runs with the supervisor's lock held: it must
+// not call the supervisor. A page costs one pass over the listed guests
+// and a sort of the page, not of them all.
+func (s *Supervisor) GuestsAfter(after GuestCursor, limit int, keep func(*Guest) bool) (page []*Guest, more bool) {
+	if limit <= 0 {
+		return nil, false
+	}
+	// A max-heap of the limit smallest guests seen, its root the largest.
+	h := make([]*Guest, 0, min(limit, 1024))
+	s.mu.Lock()
+	for _, g := range s.guests {
+		if g == nil || !after.before(g) || (keep != nil && !keep(g)) {
+			continue
+		}
+		if len(h) < limit {
+			h = append(h, g)
+			heapUp(h, len(h)-1)
+			continue
+		}
+		more = true
+		if guestOrder(g, h[0]) < 0 {
+			h[0] = g
+			heapDown(h, 0)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(h, guestOrder)
+	return h, more
+}
+
+func heapUp(h []*Guest, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if guestOrder(h[p], h[i]) >= 0 {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func heapDown(h []*Guest, i int) {
+	for {
+		l, big := 2*i+1, i
+		if l < len(h) && guestOrder(h[l], h[big]) > 0 {
+			big = l
+		}
+		if r := l + 1; r < len(h) && guestOrder(h[r], h[big]) > 0 {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		h[i], h[big] = h[big], h[i]
+		i = big
+	}
 }
 
 // Mint authorizes gr for principal by (no module: holder is a client of
@@ -815,7 +1039,7 @@ func (s *Supervisor) Mint(holder *caps.Holder, by Principal, gr Grant, origin st
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.open(context.Background(), pg.grant)
+	r, err := s.open(context.Background(), by, pg.grant)
 	if err != nil {
 		return nil, err
 	}

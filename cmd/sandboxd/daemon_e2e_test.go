@@ -850,3 +850,41 @@ func TestDaemonLaunchWithoutMaxFDsGetsTheDaemonsDefault(t *testing.T) {
 		t.Errorf("launch --max-fds 10: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// serve --max-mem-per-user refuses the launch that would take a user's
+// running guests past it (exit 1, naming the budget and what is in use),
+// and another user's launches go on.
+func TestDaemonMemoryBudgetPerUser(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "", "--max-mem-per-user", "3MiB", "--max-stack", "512KiB")
+	shared := d.shareWithOthers(t)
+	spin := filepath.Join(shared, "spin.wasm")
+	copyFile(t, guest(t, "daemon/testdata/guests/spin.wat"), spin, 0o644)
+	const nobody = 65534
+	root := func(args ...string) result {
+		return d.cli(t, "launch", append([]string{"--detach", "--mem", "1MiB"}, args...)...)
+	}
+	var ids []string
+	for i := 0; i < 2; i++ {
+		r := root(spin)
+		if r.code != 0 {
+			t.Fatalf("root's launch %d: code %d, stderr %q", i+1, r.code, r.stderr)
+		}
+		ids = append(ids, strings.TrimSpace(r.stdout))
+	}
+	r := root(spin)
+	if want := "root's running guests hold 3MiB of the daemon's memory budget per user (serve --max-mem-per-user 3MiB), and this launch asks 1536KiB more"; r.code != exitFailure || !strings.Contains(r.stderr, want) {
+		t.Fatalf("root's third launch: code %d, stderr %q; want %d and %q", r.code, r.stderr, exitFailure, want)
+	}
+	r = d.cliAs(t, shared, nobody, "launch", "--detach", "--mem", "1MiB", spin)
+	if r.code != 0 {
+		t.Fatalf("nobody's launch beside root's full budget: code %d, stderr %q", r.code, r.stderr)
+	}
+	d.cliAs(t, shared, nobody, "kill", strings.TrimSpace(r.stdout))
+	d.cli(t, "kill", ids...)
+	if r := root(spin); r.code != 0 {
+		t.Fatalf("root's launch once its guests ended: code %d, stderr %q", r.code, r.stderr)
+	} else {
+		d.cli(t, "kill", strings.TrimSpace(r.stdout))
+	}
+}

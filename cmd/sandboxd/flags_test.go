@@ -334,3 +334,40 @@ func TestLaunchInteractiveStreamsStdin(t *testing.T) {
 		t.Fatalf("-i with --stdin: code %d", r.code)
 	}
 }
+
+// serve --max-stack is the bound of launches without one; launch
+// --max-stack overrides it, and inspect shows it.
+func TestLaunchMaxStackAndServeDefault(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "", "--max-stack", "512KiB")
+	wasm := guest(t, "daemon/testdata/guests/recurse.wat")
+	for _, c := range []struct{ flags []string }{{nil}, {[]string{"--max-stack", "1MiB"}}} {
+		r := d.cli(t, "launch", append(c.flags, wasm)...)
+		want := "call stack exceeded --max-stack 512KiB"
+		if c.flags != nil {
+			want = "call stack exceeded --max-stack 1MiB"
+		}
+		if r.code != exitTrap || !strings.Contains(r.stderr, want) {
+			t.Errorf("launch %v: code %d, stderr %q; want %d and %q", c.flags, r.code, r.stderr, exitTrap, want)
+		}
+	}
+	r := d.cli(t, "launch", "--detach", "--max-stack", "2MiB", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch --detach: %d %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	r = d.cli(t, "inspect", id, "--json")
+	var got inspection
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.GuestInfo.MaxStack != 2<<20 {
+		t.Fatalf("inspect --json: %q (%v)", r.stdout, err)
+	}
+	if r := d.cli(t, "inspect", id); !strings.Contains(r.stdout, "max stack 2MiB") {
+		t.Fatalf("inspect:\n%s", r.stdout)
+	}
+	if r := d.cli(t, "launch", "--max-stack", "128MiB", wasm); r.code != exitUsage {
+		t.Errorf("launch --max-stack 128MiB: code %d, stderr %q; want a usage error", r.code, r.stderr)
+	}
+	if r := d.cli(t, "kill", id); r.code != 0 {
+		t.Fatalf("kill: %d %q", r.code, r.stderr)
+	}
+}

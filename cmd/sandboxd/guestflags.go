@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/daemon"
 )
 
@@ -15,6 +16,7 @@ type guestFlags struct {
 	grants, env, args, labels stringList
 	workdir                   *string
 	mem                       *string
+	maxStack                  *string
 	timeout                   *time.Duration
 	maxFDs                    *int
 }
@@ -27,6 +29,7 @@ type guestArgs struct {
 	grants   []string
 	labels   []string // KEY=VALUE, checked
 	memLimit uint64
+	maxStack uint64 // 0: the daemon's default
 	timeout  time.Duration
 	maxFDs   int
 }
@@ -41,6 +44,13 @@ func addGuestFlags(fs *flag.FlagSet, grantHelp string, maxFDs int) *guestFlags {
 	fs.Var(&f.labels, "label", "label the module `KEY=VALUE` for the policy's module and to blocks, and for ps (repeatable)")
 	fs.Var(&f.args, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
 	f.mem = fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")
+	stackHelp := "bound the guest's call stack to `SIZE`, as sandboxd counts each call's frame (64KiB to 64MiB; docs/CLI.md, Call stack); a call past it traps, exit status 134"
+	stackDefault := abi.SizeText(abi.DefaultMaxStack)
+	if maxFDs == 0 {
+		stackHelp += " (default: the daemon's, serve --max-stack)"
+		stackDefault = ""
+	}
+	f.maxStack = fs.String("max-stack", stackDefault, stackHelp)
 	f.timeout = new(time.Duration)
 	durationFlag(fs, f.timeout, "timeout", 0, "kill the guest after `DURATION`, e.g. 30s; exit status 124 (0: no limit)")
 	fdsHelp := "the most handles (`N`) the guest may hold at once, stdio included"
@@ -69,6 +79,11 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 	if g.memLimit, err = parseSize(*f.mem); err != nil {
 		return g, usageError(c, "--mem %q: %v", *f.mem, err), false
 	}
+	if *f.maxStack != "" {
+		if g.maxStack, err = parseMaxStack(*f.maxStack); err != nil {
+			return g, usageError(c, "%v", err), false
+		}
+	}
 	if *f.timeout < 0 {
 		return g, usageError(c, "--timeout %v is negative: use 0 for no limit", *f.timeout), false
 	}
@@ -86,6 +101,18 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 		g.env = append(append([]string(nil), f.env...), "PWD="+*f.workdir)
 	}
 	return g, 0, true
+}
+
+// parseMaxStack reads a --max-stack SIZE and checks its range.
+func parseMaxStack(s string) (uint64, error) {
+	n, err := parseSize(s)
+	if err == nil && (n < abi.MinMaxStack || n > abi.MaxMaxStack) {
+		err = fmt.Errorf("outside %s to %s (a Go program needs about 128KiB to start; wazero's own stack ceiling ends a guest near 64MiB)", abi.SizeText(abi.MinMaxStack), abi.SizeText(abi.MaxMaxStack))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--max-stack %q: %v", s, err)
+	}
+	return n, nil
 }
 
 // checkEnv checks --env entries and --workdir.

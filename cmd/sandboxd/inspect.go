@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sandboxd/sandboxd/abi"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -79,7 +80,7 @@ func printInspection(g client.GuestInfo, handles []client.Handle) {
 	if g.Timeout > 0 {
 		timeout = g.Timeout.String()
 	}
-	row("limits", fmt.Sprintf("memory %d bytes, timeout %s, max fds %d", g.MemoryLimit, timeout, g.MaxFDs))
+	row("limits", fmt.Sprintf("memory %d bytes, timeout %s, max fds %d, max stack %s", g.MemoryLimit, timeout, g.MaxFDs, abi.SizeText(g.MaxStack)))
 	row("state", guestState(g))
 	row("started", g.Started.Format(time.RFC3339Nano))
 	if !g.Ended.IsZero() {

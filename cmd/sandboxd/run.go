@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,9 +81,13 @@ const gcHeadroom = 128 << 20
 // Go heap instead (the kernel refused its reservation, as a small
 // `ulimit -v` makes it), its growth would start collections.
 func holdGC() {
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(s)
-	held := s[0].Value.Uint64() - s[1].Value.Uint64() // what the memory limit counts
+	// Sys less HeapReleased is what the memory limit counts (runtime/metrics'
+	// /memory/classes/total less /memory/classes/heap/released). MemStats
+	// rather than runtime/metrics: that package's init builds its table of
+	// every metric in every process, whichever verb runs.
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	held := ms.Sys - ms.HeapReleased
 	debug.SetMemoryLimit(int64(held) + gcHeadroom)
 	debug.SetGCPercent(-1)
 }
@@ -148,6 +151,7 @@ func runCmd(args []string) int {
 		MemoryLimit: ra.memLimit,
 		Timeout:     ra.timeout,
 		MaxFDs:      ra.maxFDs,
+		MaxStack:    ra.maxStack,
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,

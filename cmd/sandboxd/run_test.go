@@ -645,3 +645,27 @@ func TestRunLogsTheGuestsHandleCountsAtDebug(t *testing.T) {
 		t.Errorf("stderr lacks the handle counts:\n%s", r.stderr)
 	}
 }
+
+// A recursing guest traps at --max-stack (8MiB unless given), with the
+// bound in its one line of stderr; a bound out of range is a usage error.
+func TestRunMaxStackTrapsARecursingGuest(t *testing.T) {
+	t.Parallel()
+	wasm := guest(t, guests+"recurse.wat")
+	for _, c := range []struct{ flags []string }{{nil}, {[]string{"--max-stack", "256KiB"}}} {
+		r := sandboxd(t, "", append(append([]string{"run"}, c.flags...), wasm)...)
+		want := "guest trapped: call stack exceeded --max-stack 8MiB"
+		if c.flags != nil {
+			want = "guest trapped: call stack exceeded --max-stack 256KiB"
+		}
+		if r.code != exitTrap {
+			t.Errorf("%v: exit %d, want %d", c.flags, r.code, exitTrap)
+		}
+		oneLine(t, r.stderr, want)
+	}
+	for _, bad := range []string{"1GiB", "1KiB", "lots"} {
+		r := sandboxd(t, "", "run", "--max-stack", bad, wasm)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--max-stack") {
+			t.Errorf("--max-stack %s: exit %d, stderr %q; want a usage error", bad, r.code, r.stderr)
+		}
+	}
+}

@@ -104,7 +104,7 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 		return failed(exitFailure, "%v: check it with sandboxd audit verify --state %s", err, d.st.Dir)
 	}
 	d.closeFrom = append(d.closeFrom, func() { d.auditLog.Close() })
-	d.sup, err = daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: d.st.CacheDir(), DefaultMaxFDs: sa.maxFDs, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: d.policy, Audit: d.auditLog})
+	d.sup, err = daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: d.st.CacheDir(), DefaultMaxFDs: sa.maxFDs, DefaultMaxStack: sa.maxStack, MaxMemPerUser: sa.maxMemPerUser, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: d.policy, Audit: d.auditLog})
 	if err != nil {
 		d.l.Close()
 		return failed(exitFailure, "cannot start the runtime: %v", err)
@@ -139,6 +139,9 @@ func (d *daemonParts) serve(sa serveArgs, log hclog.Logger) int {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	// The process exits once the guests have ended: it frees their
+	// memories at once, faster than unmapping them one by one.
+	abi.LeaveMemoriesToExit()
 	if err := d.srv.Close(sctx); err != nil {
 		log.Warn("shutting down the server", "error", err)
 	}
@@ -164,6 +167,8 @@ type serveArgs struct {
 	logJSON                       bool
 	maxFDs, maxProcs, idleModules int
 	logBytes                      uint64 // --log-bytes
+	maxStack                      uint64 // --max-stack
+	maxMemPerUser                 uint64 // --max-mem-per-user; 0: none
 	auditBytes                    uint64 // --audit-file-size
 	limits                        server.Limits
 }
@@ -178,6 +183,8 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	logLevel := fs.String("log-level", "info", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the handle-table size (`N`) of guests launched without --max-fds")
+	maxStack := fs.String("max-stack", abi.SizeText(abi.DefaultMaxStack), "the call-stack bound (`SIZE`, 64KiB to 64MiB, as counted: docs/CLI.md, Call stack) of guests launched without --max-stack")
+	maxMemPerUser := fs.String("max-mem-per-user", "0", "refuse a launch that would take the running guests of its user past `SIZE` of memory together, counting each guest's --mem and --max-stack (0: no budget; docs/DAEMON.md)")
 	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
@@ -200,6 +207,12 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	}
 	if sa.auditBytes, err = parseSize(*auditBytes); err != nil || sa.auditBytes < 4<<10 {
 		return sa, usageError(c, "--audit-file-size %q: a SIZE of at least 4KiB is needed, e.g. 64MiB", *auditBytes), false
+	}
+	if sa.maxStack, err = parseMaxStack(*maxStack); err != nil {
+		return sa, usageError(c, "%v", err), false
+	}
+	if sa.maxMemPerUser, err = parseSize(*maxMemPerUser); err != nil {
+		return sa, usageError(c, "--max-mem-per-user %q: %v", *maxMemPerUser, err), false
 	}
 	var problem string
 	if sa.limits, problem = lf.limits(fs); problem != "" {

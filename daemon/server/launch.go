@@ -193,8 +193,8 @@ func (c *serverConn) decodeCaps(ctx context.Context, a *launchArgs, dl schemas.D
 	return nil
 }
 
-// decodeLimits reads the guest's memory limit, timeout and handle-table
-// size into a.spec.
+// decodeLimits reads the guest's memory limit, timeout, handle-table
+// size and call-stack bound into a.spec (the supervisor checks the last).
 func (a *launchArgs) decodeLimits(r schemas.LaunchRequest) error {
 	a.spec.MemoryLimit = r.MemoryLimit()
 	t := r.Timeout()
@@ -207,6 +207,7 @@ func (a *launchArgs) decodeLimits(r schemas.LaunchRequest) error {
 		return fmt.Errorf("max fds %d is above the daemon's limit of %d", m, maxFDsLimit)
 	}
 	a.spec.MaxFDs = int(m)
+	a.spec.MaxStack = r.MaxStack()
 	return nil
 }
 
@@ -372,7 +373,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	s.records[r.g.ID()] = r
 	s.mu.Unlock()
 	s.nameGuest(r.name, r.g.ID())
-	go s.watch(r)
+	r.g.AfterDone(func() { s.watch(r) })
 	c.log.Debug("launched", "guest", r.g.ID(), "module", a.name, "sha256", r.g.Module().HashString(), "detach", a.detach, "attached", r.attached != nil)
 
 	gc, err := c.newGuestClient(r, true)

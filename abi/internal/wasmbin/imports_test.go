@@ -28,7 +28,7 @@ func instrumentLoops(wasm []byte) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return secs.Instrument()
+	return secs.Instrument(Checks{Loops: true, Stack: true})
 }
 
 // precheck splits wasm and checks its counts, as the runtime does.

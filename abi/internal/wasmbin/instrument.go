@@ -31,6 +31,27 @@ import (
 //
 // What yield does, and how the runtime stops a guest through the budget,
 // is package abi's (abi/instrument.go).
+//
+// Stack checks.
+//
+// wazero grows a guest's call stack, outside its linear memory, up to a
+// fixed ceiling of some hundred megabytes. With Checks.Stack the rewrite
+// bounds it instead:
+//
+//   - a mutable i32 global, the stack allowance (bytes of call stack the
+//     guest may still use), is appended and exported as StackExport; it
+//     starts at DefaultMaxStack and the runtime sets it per guest;
+//   - every function begins by subtracting its frame estimate (FrameBytes)
+//     from the allowance, keeping the allowance it found in a local it is
+//     given, and runs `unreachable` if the allowance went below zero;
+//   - the function's body is wrapped in a block of its results, so that a
+//     branch to the function's own label lands before its end; there, and
+//     before every return, return_call and return_call_indirect, the
+//     allowance is set back to what the function found.
+//
+// So the allowance is below zero only when a guest trapped at a call that
+// would have taken it past its bound, which is how the runtime tells that
+// trap from others.
 const (
 	// LoopModule is the import module of yield.
 	LoopModule = "sandboxd_loop"
@@ -41,7 +62,34 @@ const (
 	// LoopBudget is the budget a module starts with: loop iterations
 	// between two calls of yield.
 	LoopBudget = 1 << 16
+	// StackExport is the export name of the stack allowance global.
+	StackExport = "sandboxd.stack"
+	// DefaultMaxStack is the allowance a module starts with, in bytes.
+	DefaultMaxStack = 8 << 20
+	// MaxStackAllowance is the largest allowance the global can hold.
+	MaxStackAllowance = 1<<31 - 1
 )
+
+// FrameBytes is the stack a call of a function is counted to take: 32
+// bytes, and 16 for each parameter, local and instruction of its body
+// that may define a value (see defines). wazero's compiler gives every
+// value it spills a slot of its own for the whole function, 8 bytes (16
+// for a v128), and any value an instruction defines may be spilled, so a
+// frame holds at most a slot per parameter, local and such instruction,
+// beside the return address and frame pointer and the arguments passed on
+// the stack (each a value counted already); 16 bytes a value covers both.
+// It is a bound, not a measure: a small recursive function measures 24
+// bytes a frame on amd64 and is counted over a hundred (docs/CLI.md, Call
+// stack).
+func FrameBytes(params, locals, instructions uint64) uint64 {
+	return min(32+16*(params+locals+instructions), 1<<30)
+}
+
+// Checks selects what Instrument adds.
+type Checks struct {
+	Loops bool // the loop checks: yield, the budget global
+	Stack bool // the stack checks: the allowance global
+}
 
 // Section ids.
 const (
@@ -68,15 +116,30 @@ var sectionOrder = map[byte]int{
 }
 
 // instrumenter holds what rewriting a module needs: where the new import
-// and global land.
+// and globals land, and the functions' types.
 type instrumenter struct {
-	importedFuncs uint32 // functions imported before yield; defined ones move up by one
+	Checks
+	importedFuncs uint32 // functions imported before yield; defined ones move up by one with loop checks
 	yield         uint32 // yield's function index
 	budget        uint32 // the budget global's index
+	stack         uint32 // the allowance global's index
+	types         []funcType
+	funcTypes     []uint32 // the type index of each defined function
+	// blockTypes are the type indices of the types () -> results the
+	// rewrite appends for the blocks that wrap functions of more than one
+	// result, by their results' encoding; newTypes encodes them.
+	blockTypes map[string]uint32
+	newTypes   []byte
+}
+
+// funcType is what the stack checks need of a function type.
+type funcType struct {
+	params  uint32
+	results []byte // value types
 }
 
 func (in *instrumenter) fn(x uint32) uint32 {
-	if x >= in.importedFuncs {
+	if in.Loops && x >= in.importedFuncs {
 		return x + 1
 	}
 	return x
@@ -90,11 +153,11 @@ type addition struct {
 	body []byte
 }
 
-// Instrument returns the module with loop checks (see above), and whether
-// it moved a start function to StartExport. It fails on anything it cannot
-// read; the caller then lets wazero judge the original.
-func (secs Sections) Instrument() (code []byte, startMoved bool, err error) {
-	in, types, start, err := secs.layout()
+// Instrument returns the module with the checks c selects (see above),
+// and whether it moved a start function to StartExport. It fails on
+// anything it cannot read; the caller then lets wazero judge the original.
+func (secs Sections) Instrument(c Checks) (code []byte, startMoved bool, err error) {
+	in, types, start, err := secs.layout(c)
 	if err != nil {
 		return nil, false, err
 	}
@@ -125,8 +188,9 @@ func (secs Sections) Instrument() (code []byte, startMoved bool, err error) {
 // layout reads where the rewrite's additions land: the instrumenter's
 // indices, the number of types, and the start section's body (nil
 // without one). It refuses unknown sections, malformed ones, and a module
-// that already exports BudgetExport or StartExport.
-func (secs Sections) layout() (in instrumenter, types uint32, start []byte, err error) {
+// that already exports BudgetExport, StackExport or StartExport.
+func (secs Sections) layout(c Checks) (in instrumenter, types uint32, start []byte, err error) {
+	in.Checks = c
 	var importedGlobals, definedGlobals uint32
 	for _, s := range secs {
 		if _, known := sectionOrder[s.ID]; !known && s.ID != secCustom {
@@ -138,6 +202,16 @@ func (secs Sections) layout() (in instrumenter, types uint32, start []byte, err 
 		switch s.ID {
 		case secType:
 			types = b.u32()
+			if c.Stack {
+				in.types = b.funcTypes(types)
+			}
+		case secFunction:
+			if c.Stack {
+				n := b.u32()
+				for i := uint32(0); i < n && b.ok; i++ {
+					in.funcTypes = append(in.funcTypes, b.u32())
+				}
+			}
 		case secImport:
 			for _, im := range b.imports() {
 				switch im.Kind {
@@ -153,7 +227,7 @@ func (secs Sections) layout() (in instrumenter, types uint32, start []byte, err 
 			start = s.Body
 		case secExport:
 			for _, ex := range b.exports() {
-				if ex.Name == BudgetExport || ex.Name == StartExport {
+				if ex.Name == BudgetExport || ex.Name == StackExport || ex.Name == StartExport {
 					return in, 0, nil, fmt.Errorf("the module already exports %q", ex.Name)
 				}
 			}
@@ -164,20 +238,87 @@ func (secs Sections) layout() (in instrumenter, types uint32, start []byte, err 
 	}
 	in.yield = in.importedFuncs
 	in.budget = importedGlobals + definedGlobals
+	in.stack = in.budget
+	if c.Loops {
+		in.stack++
+	}
+	if c.Stack {
+		next := types
+		if c.Loops {
+			next++ // yield's type comes first
+		}
+		for _, ti := range in.funcTypes {
+			if ti >= uint32(len(in.types)) {
+				return in, 0, nil, fmt.Errorf("function type %d out of range", ti)
+			}
+			res := in.types[ti].results
+			if len(res) < 2 {
+				continue
+			}
+			if in.blockTypes == nil {
+				in.blockTypes = map[string]uint32{}
+			}
+			if _, ok := in.blockTypes[string(res)]; !ok {
+				in.blockTypes[string(res)] = next
+				next++
+				in.newTypes = append(uleb(append(in.newTypes, 0x60, 0x00), uint64(len(res))), res...)
+			}
+		}
+	}
 	return in, types, start, nil
+}
+
+// funcTypes reads n function types.
+func (r *wasmReader) funcTypes(n uint32) []funcType {
+	var ts []funcType
+	for i := uint32(0); i < n && r.ok; i++ {
+		if r.byte() != 0x60 {
+			r.ok = false
+			break
+		}
+		var t funcType
+		t.params = r.u32()
+		for j := uint32(0); j < t.params && r.ok; j++ {
+			r.byte()
+		}
+		nres := r.u32()
+		if uint64(nres) > uint64(len(r.b)) {
+			r.ok = false
+			break
+		}
+		t.results = r.b[:nres]
+		r.b = r.b[nres:]
+		ts = append(ts, t)
+	}
+	return ts
 }
 
 // additions encodes what the rewrite appends, in section order: yield's
 // type, its import, the budget global, and the exports of the budget and
 // of the start function when start (the start section's body) is not nil.
 func (in *instrumenter) additions(types uint32, start []byte) ([]addition, error) {
-	newType := []byte{0x60, 0x00, 0x01, 0x7f} // func () -> i32
-	newImport := append(name(name(nil, LoopModule), "yield"), ExternFunc)
-	newImport = uleb(newImport, uint64(types))
-	newGlobal := append(sleb32([]byte{0x7f, 0x01, 0x41}, LoopBudget), 0x0b) // mut i32 = i32.const LoopBudget
-	newExports := append(name(nil, BudgetExport), externGlobal)
-	newExports = uleb(newExports, uint64(in.budget))
-	nExports := uint32(1)
+	var adds []addition
+	var newTypes, newGlobals, newExports []byte
+	var nTypes, nGlobals, nExports uint32
+	if in.Loops {
+		newTypes = append(newTypes, 0x60, 0x00, 0x01, 0x7f) // func () -> i32
+		nTypes++
+		newImport := append(name(name(nil, LoopModule), "yield"), ExternFunc)
+		newImport = uleb(newImport, uint64(types))
+		adds = append(adds, addition{secImport, 1, newImport})
+		newGlobals = append(sleb32(append(newGlobals, 0x7f, 0x01, 0x41), LoopBudget), 0x0b) // mut i32 = i32.const LoopBudget
+		nGlobals++
+		newExports = uleb(append(name(newExports, BudgetExport), externGlobal), uint64(in.budget))
+		nExports++
+	}
+	if in.Stack {
+		newTypes = append(newTypes, in.newTypes...)
+		nTypes += uint32(len(in.blockTypes))
+		newGlobals = append(sleb32(append(newGlobals, 0x7f, 0x01, 0x41), DefaultMaxStack), 0x0b) // mut i32 = i32.const DefaultMaxStack
+		nGlobals++
+		newExports = uleb(append(name(newExports, StackExport), externGlobal), uint64(in.stack))
+		nExports++
+	}
 	if start != nil {
 		sr := wasmReader{b: start, ok: true}
 		fn := sr.u32()
@@ -188,7 +329,16 @@ func (in *instrumenter) additions(types uint32, start []byte) ([]addition, error
 		newExports = uleb(newExports, uint64(in.fn(fn)))
 		nExports++
 	}
-	return []addition{{secType, 1, newType}, {secImport, 1, newImport}, {secGlobal, 1, newGlobal}, {secExport, nExports, newExports}}, nil
+	if nTypes > 0 {
+		adds = append(adds, addition{secType, nTypes, newTypes})
+	}
+	if nGlobals > 0 {
+		adds = append(adds, addition{secGlobal, nGlobals, newGlobals})
+	}
+	if nExports > 0 {
+		adds = append(adds, addition{secExport, nExports, newExports})
+	}
+	return adds, nil
 }
 
 // rewrite returns s as the instrumented module holds it, with adds
@@ -405,15 +555,15 @@ func (in *instrumenter) names(body []byte) ([]byte, error) {
 	return out, nil
 }
 
-// code rewrites the code section: the check at every loop, and calls and
-// function references renumbered.
+// code rewrites the code section: the checks, and calls and function
+// references renumbered.
 func (in *instrumenter) code(body []byte) ([]byte, error) {
 	return rewriteVector(body, "code", func(i uint32, r *wasmReader, out []byte) ([]byte, error) {
 		body := r.sized()
 		if !r.ok {
 			return nil, fmt.Errorf("function %d: truncated body", i)
 		}
-		fn, err := in.function(body.b)
+		fn, err := in.function(i, body.b)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -421,30 +571,109 @@ func (in *instrumenter) code(body []byte) ([]byte, error) {
 	})
 }
 
-func (in *instrumenter) function(body []byte) ([]byte, error) {
+func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 	r := wasmReader{b: body, ok: true}
 	groups := r.u32()
+	groupsAt := len(body) - len(r.b)
+	var locals uint64
 	for i := uint32(0); i < groups && r.ok; i++ {
-		r.u32()  // count
-		r.byte() // value type
+		locals += uint64(r.u32()) // count
+		r.byte()                  // value type
 	}
 	if !r.ok {
 		return nil, errors.New("malformed locals")
 	}
-	out := make([]byte, 0, len(body)+len(body)/8+16)
-	out = append(out, body[:len(body)-len(r.b)]...)
+	out := make([]byte, 0, len(body)+len(body)/8+48)
+	var saved uint32    // the local that keeps the allowance the function found
+	var weightAt [2]int // where the prologue's two frame estimates go
+	var ft funcType
+	if in.Stack {
+		if index >= uint32(len(in.funcTypes)) {
+			return nil, errors.New("more bodies than functions")
+		}
+		ft = in.types[in.funcTypes[index]]
+		saved = ft.params + uint32(locals)
+		out = uleb(out, uint64(groups)+1)
+		out = append(out, body[groupsAt:len(body)-len(r.b)]...)
+		out = append(out, 0x01, 0x7f) // one more i32 local
+		// global.get stack; local.tee saved; i32.const w; i32.sub;
+		// global.set stack; local.get saved; i32.const w; i32.lt_s;
+		// if unreachable end; block (results)
+		out = uleb(append(out, 0x23), uint64(in.stack))
+		out = uleb(append(out, 0x22), uint64(saved))
+		weightAt[0] = len(out) + 1
+		out = append(out, 0x41, 0x80, 0x80, 0x80, 0x80, 0x00, 0x6b)
+		out = uleb(append(out, 0x24), uint64(in.stack))
+		out = uleb(append(out, 0x20), uint64(saved))
+		weightAt[1] = len(out) + 1
+		out = append(out, 0x41, 0x80, 0x80, 0x80, 0x80, 0x00, 0x48)
+		out = append(out, 0x04, 0x40, 0x00, 0x0b, 0x02)
+		switch len(ft.results) {
+		case 0:
+			out = append(out, 0x40)
+		case 1:
+			out = append(out, ft.results[0])
+		default:
+			out = sleb32(out, int32(in.blockTypes[string(ft.results)]))
+		}
+	} else {
+		out = append(out, body[:len(body)-len(r.b)]...)
+	}
+	restore := func(out []byte) []byte { // local.get saved; global.set stack
+		return uleb(append(uleb(append(out, 0x20), uint64(saved)), 0x24), uint64(in.stack))
+	}
+	var instructions uint64
 	for len(r.b) > 0 {
 		at := len(body) - len(r.b)
+		if in.Stack {
+			switch op := r.b[0]; {
+			case op == 0x0b && len(r.b) == 1: // the function's end: the block's, then its own
+				out = restore(append(out, 0x0b))
+			case op == 0x0f || op == 0x12 || op == 0x13: // return, return_call, return_call_indirect
+				out = restore(out)
+			}
+			if defines(r.b[0]) {
+				instructions++
+			}
+		}
 		var op byte
 		var err error
 		if out, op, err = in.instruction(&r, out); err != nil {
 			return nil, fmt.Errorf("at byte %d: %w", at, err)
 		}
-		if op == 0x03 { // loop: the check opens its body
+		if op == 0x03 && in.Loops { // loop: the check opens its body
 			out = in.check(out)
 		}
 	}
+	if in.Stack {
+		w := FrameBytes(uint64(ft.params), locals, instructions)
+		for _, at := range weightAt {
+			putLEB5(out[at:at+5], uint32(w))
+		}
+	}
 	return out, nil
+}
+
+// defines reports whether an instruction of opcode op may define a value
+// the compiler keeps in a slot of its own: not local.get, local.set,
+// local.tee and global.set (which move values), constants (rematerialised),
+// drop, nop, unreachable, stores, else, end and branches.
+func defines(op byte) bool {
+	switch {
+	case op <= 0x01, op == 0x05, op >= 0x0b && op <= 0x0f, op == 0x1a, op >= 0x20 && op <= 0x22, op == 0x24, op >= 0x36 && op <= 0x3e, op >= 0x41 && op <= 0x44:
+		return false
+	}
+	return true
+}
+
+// putLEB5 writes v into b as a signed LEB128 of exactly five bytes (v
+// below 2^31).
+func putLEB5(b []byte, v uint32) {
+	for i := 0; i < 4; i++ {
+		b[i] = byte(v&0x7f) | 0x80
+		v >>= 7
+	}
+	b[4] = byte(v & 0x7f)
 }
 
 // check appends: if (budget < 1) budget = yield(); budget--.
