@@ -748,9 +748,20 @@ func (h *harness) density() []row {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// Against the targets of issue 15, where bench/density.sh reports what
+	// they are about; every key as it is besides.
 	var rows []row
+	if v, ok := kv["density_kb_per_guest"]; ok {
+		rows = append(rows, ratioRow("density.kb_per_guest/32", "memory per idle guest (bench/idle.c) in one daemon",
+			"KiB per guest / 32 KiB target (≤ 1 meets it)", v, 32, fmt.Sprintf("%s KiB over %s guests", fmtNum(v), fmtNum(kv["guests"]))))
+	}
+	if v, ok := kv["launches_per_s"]; ok {
+		rows = append(rows, ratioRow("density.launches_per_s/2000", "launches/s of idle guests into one daemon from several connections",
+			"launches/s / 2,000 target (≥ 1 meets it)", v, 2000, fmt.Sprintf("%s launches/s", fmtNum(v))))
+	}
 	for _, k := range keys {
-		rows = append(rows, row{key: "density." + k, what: "idle guests in one daemon: " + k, ratio: kv[k], is: "as bench/density.sh reports it", from: "bench/density.sh"})
+		rows = append(rows, row{key: "density." + k, what: "idle guests in one daemon: " + k, ratio: kv[k],
+			is: "the value bench/density.sh prints (not a ratio)", from: "bench/density.sh"})
 	}
 	return rows
 }
