@@ -98,13 +98,13 @@ func BenchmarkListThousandGuests(b *testing.B) {
 	})
 }
 
-// BenchmarkLaunchThroughput launches a small guest that exits at once
+// BenchmarkLaunchTail launches a small guest that exits at once
 // (hello.wat) from 4 connections with 8 launches in flight on each, each
 // launch waited for: one op is one launch, and it reports launches per
 // second of the whole run and the p99 of single launches. Guests that
 // end hand their memory to the next (abi/linmem.go's pool), as a busy
 // daemon's would; bench/density.sh measures launches of guests that stay.
-func BenchmarkLaunchThroughput(b *testing.B) {
+func BenchmarkLaunchTail(b *testing.B) {
 	const conns, inflight = 4, 8
 	d := startDaemonUnwatched(b, server.Limits{})
 	ctx := context.Background()
