@@ -202,118 +202,155 @@ func clockDeadline(g *Guest, now int64, id uint32, timeout uint64, flags uint16)
 // poll(2), and waited on together through the guest's hostPoller; other
 // pollable resources each register the guest's Waiter.
 func (g *Guest) pollSubs(subs []pollSub) []pollResult {
-	res := make([]pollResult, len(subs))
-	var held []*caps.Cap
-	for i := range subs {
-		if c := subs[i].c; c != nil {
-			held = append(held, c)
-		}
-	}
-	// hs are the subscriptions on host descriptors, in subscription
-	// order; hostAt[i] is subs[i]'s index in hs, or -1.
-	var hs []hostSub
-	var hostAt []int
-	var hp *hostPoller
-	for i := range subs {
-		if s := &subs[i]; s.errno == 0 && s.c != nil && s.hfd >= 0 && s.typ != eventtypeProcTerminate {
-			if hp == nil {
-				if hp = g.hostPoller(); hp == nil {
-					break
-				}
-				hostAt = make([]int, len(subs))
-				for j := range hostAt {
-					hostAt[j] = -1
-				}
-			}
-			hostAt[i] = len(hs)
-			hs = append(hs, hostSub{fd: s.hfd, res: s.c.Resource(), want: s.want})
-		}
-	}
-	if hp == nil {
-		hs = nil
-	}
-	var failed []bool
-	var cancels []func()
-	defer func() { // also when a kill unwinds the guest from pollWait
-		for _, cancel := range cancels {
-			cancel()
-		}
-	}()
+	pc := g.newPollCall(subs)
+	defer pc.cancelAll() // also when a kill unwinds the guest from pollWait
 	for {
 		now := monotonicNow()
-		nready := 0
-		earliest := int64(math.MaxInt64)
-		for _, cancel := range cancels {
-			cancel()
-		}
-		cancels = cancels[:0]
-		if len(hs) > 0 {
-			hp.check(hs)
-		}
-		for i := range subs {
-			s, r := &subs[i], &res[i]
-			switch {
-			case s.errno != 0:
-				nready++
-			case s.typ == eventtypeClock:
-				if s.deadline <= now {
-					r.ready = true
-					nready++
-				} else {
-					earliest = min(earliest, s.deadline)
-				}
-			case s.c.Revoked():
-				s.errno = caps.ENOTCAPABLE
-				nready++
-			case s.pl == nil:
-				r.ready = true
-				nready++
-			case hs != nil && hostAt[i] >= 0:
-				if ev := hs[hostAt[i]].ready; ev != 0 {
-					r.ready = true
-					r.hangup = ev&caps.EventHangup != 0
-					nready++
-				}
-			default:
-				// Register only while nothing is ready: once something
-				// is, the call returns without waiting.
-				var w *caps.Waiter
-				if nready == 0 {
-					w = g.waiter
-				}
-				ev, cancel := s.pl.Poll(s.want, w)
-				cancels = append(cancels, cancel)
-				if ev != 0 {
-					r.ready = true
-					r.hangup = ev&caps.EventHangup != 0
-					nready++
-				}
-			}
-		}
+		pc.cancelAll()
+		nready, earliest := pc.pass(now)
 		if nready > 0 {
 			for i := range subs {
-				if res[i].ready {
-					subs[i].report(&res[i])
+				if pc.res[i].ready {
+					subs[i].report(&pc.res[i])
 				}
 			}
-			return res
+			return pc.res
 		}
-		if len(hs) > 0 {
-			failed = hp.arm(hs, failed)
-			for i := range subs {
-				if k := hostAt[i]; k >= 0 && failed[k] {
-					// Not registered: this one waits alone.
-					ev, cancel := subs[i].pl.Poll(subs[i].want, g.waiter)
-					cancels = append(cancels, cancel)
-					if ev != 0 {
-						g.waiter.Wake() // ready since check: look again
-					}
-				}
-			}
-			cancels = append(cancels, hp.watch(g.waiter))
+		if len(pc.hs) > 0 {
+			pc.armHost()
 		}
-		g.pollWait(held, earliest-now)
+		g.pollWait(pc.held, earliest-now)
 	}
+}
+
+// pollCall is one poll call's subscriptions, what they report, and what
+// the current pass registered to wake the guest.
+type pollCall struct {
+	g    *Guest
+	subs []pollSub
+	res  []pollResult
+	held []*caps.Cap // the handles the wait watches for revocation
+
+	// hs are the subscriptions on host descriptors, in subscription
+	// order, waited on through hp; hostAt[i] is subs[i]'s index in hs, or
+	// -1. hs is nil when there are none or the guest has no hostPoller.
+	hp     *hostPoller
+	hs     []hostSub
+	hostAt []int
+	failed []bool
+
+	cancels []func()
+}
+
+func (g *Guest) newPollCall(subs []pollSub) *pollCall {
+	pc := &pollCall{g: g, subs: subs, res: make([]pollResult, len(subs))}
+	for i := range subs {
+		s := &subs[i]
+		if s.c == nil {
+			continue
+		}
+		pc.held = append(pc.held, s.c)
+		if s.errno != 0 || s.hfd < 0 || s.typ == eventtypeProcTerminate {
+			continue
+		}
+		if pc.hostAt == nil {
+			if pc.hp = g.hostPoller(); pc.hp == nil {
+				continue // no poller: each waits on its own (Poll)
+			}
+			pc.hostAt = make([]int, len(subs))
+			for j := range pc.hostAt {
+				pc.hostAt[j] = -1
+			}
+		}
+		pc.hostAt[i] = len(pc.hs)
+		pc.hs = append(pc.hs, hostSub{fd: s.hfd, res: s.c.Resource(), want: s.want})
+	}
+	return pc
+}
+
+func (pc *pollCall) cancelAll() {
+	for _, cancel := range pc.cancels {
+		cancel()
+	}
+	pc.cancels = pc.cancels[:0]
+}
+
+// pass looks at every subscription once: how many are ready (or failed),
+// and the earliest deadline of the clocks that are not.
+func (pc *pollCall) pass(now int64) (nready int, earliest int64) {
+	earliest = math.MaxInt64
+	if len(pc.hs) > 0 {
+		pc.hp.check(pc.hs)
+	}
+	for i := range pc.subs {
+		// Register only while nothing is ready: once something is, the
+		// call returns without waiting.
+		ready, deadline := pc.look(i, now, nready == 0)
+		if ready {
+			nready++
+		}
+		earliest = min(earliest, deadline)
+	}
+	return nready, earliest
+}
+
+// look reports whether subs[i] is ready (or failed), filling in its
+// result, and the deadline of a clock still to come (MaxInt64 otherwise).
+// A pollable resource that is not a host descriptor gets the guest's
+// Waiter registered when register is set.
+func (pc *pollCall) look(i int, now int64, register bool) (bool, int64) {
+	s, r := &pc.subs[i], &pc.res[i]
+	switch {
+	case s.errno != 0:
+		return true, math.MaxInt64
+	case s.typ == eventtypeClock:
+		if s.deadline > now {
+			return false, s.deadline
+		}
+		r.ready = true
+		return true, math.MaxInt64
+	case s.c.Revoked():
+		s.errno = caps.ENOTCAPABLE
+		return true, math.MaxInt64
+	case s.pl == nil:
+		r.ready = true
+		return true, math.MaxInt64
+	}
+	var ev caps.Events
+	if pc.hs != nil && pc.hostAt[i] >= 0 {
+		ev = pc.hs[pc.hostAt[i]].ready
+	} else {
+		var w *caps.Waiter
+		if register {
+			w = pc.g.waiter
+		}
+		var cancel func()
+		ev, cancel = s.pl.Poll(s.want, w)
+		pc.cancels = append(pc.cancels, cancel)
+	}
+	if ev == 0 {
+		return false, math.MaxInt64
+	}
+	r.ready = true
+	r.hangup = ev&caps.EventHangup != 0
+	return true, math.MaxInt64
+}
+
+// armHost registers the host descriptors with the guest's hostPoller and
+// starts its watcher; a descriptor that cannot be registered waits on its
+// own (Poll).
+func (pc *pollCall) armHost() {
+	pc.failed = pc.hp.arm(pc.hs, pc.failed)
+	for i := range pc.subs {
+		if k := pc.hostAt[i]; k >= 0 && pc.failed[k] {
+			ev, cancel := pc.subs[i].pl.Poll(pc.subs[i].want, pc.g.waiter)
+			pc.cancels = append(pc.cancels, cancel)
+			if ev != 0 {
+				pc.g.waiter.Wake() // ready since check: look again
+			}
+		}
+	}
+	pc.cancels = append(pc.cancels, pc.hp.watch(pc.g.waiter))
 }
 
 // report fills in what a ready subscription says about its object: the
