@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 12m
 # guests with the same flags.
 WASM_CC := clang --target=wasm32 -nostdlib -O2 -I abi/include -Wl,--export=_start -Wl,--allow-undefined
 
-.PHONY: all build examples demo test fmt-check generated-check vet staticcheck gotest fuzz clean help
+.PHONY: all build examples demo test fmt-check generated-check vet staticcheck gotest fuzz bench bench-baseline clean help
 
 all: build examples
 
@@ -21,6 +21,8 @@ help:
 	@echo "make demo        run the example guest with one read-only directory grant"
 	@echo "make test        gofmt check, generated code check, go vet, staticcheck, go test (-race but for the guest SDK and examples; what CI runs)"
 	@echo "make fuzz        fuzz the grant parser for 30s"
+	@echo "make bench       every comparison of docs/BENCHMARKS.md, one table of ratios against bench/baseline.tsv (BENCH_FULL=1: the long run)"
+	@echo "make bench-baseline  the same, then rewrite bench/baseline.tsv with its ratios"
 	@echo "make clean       remove bin/"
 
 # The go tool's cache decides what to rebuild, so this always asks it. The
@@ -74,6 +76,14 @@ gotest:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseGrant$$' -fuzztime 30s ./daemon
+
+# Benchmarks, not tests: not part of make test. A few minutes on 2 cores,
+# more with BENCH_FULL=1 (docs/BENCHMARKS.md, "One command: make bench").
+bench:
+	bench/bench.sh
+
+bench-baseline:
+	BENCH_WRITE_BASELINE=1 bench/bench.sh
 
 clean:
 	rm -rf bin

@@ -46,6 +46,7 @@ type pollSub struct {
 	c    *caps.Cap     // fd and process subscriptions, acquired for the call
 	pl   caps.Pollable // nil when the resource is always ready
 	want caps.Events
+	hfd  int32 // the host descriptor of a caps.HostPollable, -1 otherwise
 }
 
 // pollResult is what one subscription reports.
@@ -148,6 +149,12 @@ func (s *pollSub) acquire(g *Guest, fd uint32, need caps.Rights, want caps.Event
 	}
 	s.c, s.want = c, want
 	s.pl, _ = c.Resource().(caps.Pollable)
+	s.hfd = -1
+	if hp, ok := s.pl.(caps.HostPollable); ok {
+		if fd, ok := hp.PollFD(); ok {
+			s.hfd = int32(fd)
+		}
+	}
 }
 
 func releasePolled(subs []pollSub) {
@@ -190,6 +197,10 @@ func clockDeadline(g *Guest, now int64, id uint32, timeout uint64, flags uint16)
 // returns what each reports. It is the one waiting loop behind poll; the
 // handles in subs stay acquired by the caller for the call, so revoking
 // one waits until this loop has woken and the call let go.
+//
+// Host descriptors (sockets, listeners) are looked at together, with one
+// poll(2), and waited on together through the guest's hostPoller; other
+// pollable resources each register the guest's Waiter.
 func (g *Guest) pollSubs(subs []pollSub) []pollResult {
 	res := make([]pollResult, len(subs))
 	var held []*caps.Cap
@@ -198,6 +209,30 @@ func (g *Guest) pollSubs(subs []pollSub) []pollResult {
 			held = append(held, c)
 		}
 	}
+	// hs are the subscriptions on host descriptors, in subscription
+	// order; hostAt[i] is subs[i]'s index in hs, or -1.
+	var hs []hostSub
+	var hostAt []int
+	var hp *hostPoller
+	for i := range subs {
+		if s := &subs[i]; s.errno == 0 && s.c != nil && s.hfd >= 0 && s.typ != eventtypeProcTerminate {
+			if hp == nil {
+				if hp = g.hostPoller(); hp == nil {
+					break
+				}
+				hostAt = make([]int, len(subs))
+				for j := range hostAt {
+					hostAt[j] = -1
+				}
+			}
+			hostAt[i] = len(hs)
+			hs = append(hs, hostSub{fd: s.hfd, res: s.c.Resource(), want: s.want})
+		}
+	}
+	if hp == nil {
+		hs = nil
+	}
+	var failed []bool
 	var cancels []func()
 	defer func() { // also when a kill unwinds the guest from pollWait
 		for _, cancel := range cancels {
@@ -212,6 +247,9 @@ func (g *Guest) pollSubs(subs []pollSub) []pollResult {
 			cancel()
 		}
 		cancels = cancels[:0]
+		if len(hs) > 0 {
+			hp.check(hs)
+		}
 		for i := range subs {
 			s, r := &subs[i], &res[i]
 			switch {
@@ -230,6 +268,12 @@ func (g *Guest) pollSubs(subs []pollSub) []pollResult {
 			case s.pl == nil:
 				r.ready = true
 				nready++
+			case hs != nil && hostAt[i] >= 0:
+				if ev := hs[hostAt[i]].ready; ev != 0 {
+					r.ready = true
+					r.hangup = ev&caps.EventHangup != 0
+					nready++
+				}
 			default:
 				// Register only while nothing is ready: once something
 				// is, the call returns without waiting.
@@ -253,6 +297,20 @@ func (g *Guest) pollSubs(subs []pollSub) []pollResult {
 				}
 			}
 			return res
+		}
+		if len(hs) > 0 {
+			failed = hp.arm(hs, failed)
+			for i := range subs {
+				if k := hostAt[i]; k >= 0 && failed[k] {
+					// Not registered: this one waits alone.
+					ev, cancel := subs[i].pl.Poll(subs[i].want, g.waiter)
+					cancels = append(cancels, cancel)
+					if ev != 0 {
+						g.waiter.Wake() // ready since check: look again
+					}
+				}
+			}
+			cancels = append(cancels, hp.watch(g.waiter))
 		}
 		g.pollWait(held, earliest-now)
 	}

@@ -3,6 +3,7 @@ package abi
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -51,6 +52,13 @@ type GuestConfig struct {
 	// MemoryLimit.
 	MaxDescendants int
 	Logger         hclog.Logger
+	// OnExited and OnDone, when not nil, are called on the guest's own
+	// goroutine once Exited, and then Done, is closed: the caller reacts
+	// to the guest's end without a goroutine of its own waiting for it,
+	// which at many idle guests would double what each costs. OnExited
+	// runs before the guest waits for its children: it must not wait
+	// for them either.
+	OnExited, OnDone func()
 }
 
 // DefaultMaxStack is GuestConfig.MaxStack's default: 8 MiB, as Linux
@@ -171,6 +179,11 @@ type Guest struct {
 	waits  atomic.Int64
 	parked atomic.Int32
 
+	// hpoll waits on the host descriptors of the guest's poll calls
+	// (hostpoll.go); created on first use, closed when the guest ends.
+	hpoll       *hostPoller
+	hpollFailed bool
+
 	exec   *execRequest // set by proc_exec before it unwinds the guest
 	signal uint8        // set by proc_raise before it unwinds the guest
 
@@ -189,6 +202,8 @@ type Guest struct {
 	holding bool
 	budget  atomic.Pointer[api.MutableGlobal]
 
+	onExited  func()        // GuestConfig.OnExited
+	onDone    func()        // GuestConfig.OnDone
 	exited    chan struct{} // closed once the guest itself has ended (Exited)
 	done      chan struct{} // closed once its children have ended too (Done)
 	mu        sync.Mutex
@@ -234,7 +249,7 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
 		maxStack: cmp.Or(min(cfg.MaxStack, MaxMaxStack), DefaultMaxStack),
 		waiter:   caps.NewWaiter(), exited: make(chan struct{}), done: make(chan struct{}),
-		tree: tree, spawned: spawned,
+		tree: tree, spawned: spawned, onExited: cfg.OnExited, onDone: cfg.OnDone,
 	}
 	g.shownTable.Store(cfg.Table)
 	g.hold = caps.NewHold(g.wakeForHold)
@@ -333,6 +348,10 @@ func (g *Guest) run() {
 		req.table.CloseAll()
 		req.module.Release()
 	}
+	if g.hpoll != nil {
+		g.hpoll.close()
+		g.hpoll = nil
+	}
 	g.letGo()
 	// Closing the table closes the guest's process handles, which kills
 	// the children they designate; cancelling the context ends any child
@@ -348,6 +367,9 @@ func (g *Guest) run() {
 	g.status = st
 	g.mu.Unlock()
 	close(g.exited)
+	if g.onExited != nil {
+		g.onExited()
+	}
 	g.children.Wait()
 	g.mu.Lock()
 	ws := g.exitWatch
@@ -359,6 +381,9 @@ func (g *Guest) run() {
 	}
 	g.log.Debug("guest exited", "code", st.Code, "signal", st.Signal, "trap", st.Trap, "killed", st.Killed, "ran", time.Since(g.started),
 		"handles_at_exit", held, "handles_peak", peak, "max_fds", g.table.Max())
+	if g.onDone != nil {
+		g.onDone()
+	}
 }
 
 // hostOutOfFDs logs, once per guest, that a call failed with ENFILE: the
@@ -424,7 +449,7 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, alloc)
 	ctx = withGuest(ctx, g)
-	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, instanceConfig)
 	if err != nil {
 		return g.statusOf(err)
 	}
@@ -455,6 +480,13 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	_, err = mod.ExportedFunction("_start").Call(ctx)
 	return g.statusOf(err)
 }
+
+// instanceConfig is every guest instance's wazero configuration: no name
+// (guests are not linked by name), no start functions (runOnce calls
+// them), and a shared random source. wazero's own source, used by
+// nothing sandboxd runs (random_get reads crypto/rand itself), is by
+// default a seeded math/rand source of some 5 KB per instance.
+var instanceConfig = wazero.NewModuleConfig().WithName("").WithStartFunctions().WithRandSource(rand.Reader)
 
 // memoryAllocator returns the allocator of the guest's next run: its
 // memory limit, or the wasm32 maximum if it has none. A module run without

@@ -166,11 +166,8 @@ func (g *Guest) newChild(m *Module, t *caps.Table, data []byte) *Guest {
 // exit, ends the child; g's Done waits for the child's.
 func (g *Guest) startChild(child *Guest) {
 	g.children.Add(1)
+	child.onDone = g.children.Done
 	child.Start(g.ctx)
-	go func() {
-		<-child.Done()
-		g.children.Done()
-	}()
 }
 
 // childHolder names the next child of g: "<parent id>.<n>", unique within

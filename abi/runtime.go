@@ -339,6 +339,12 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err == nil {
 		secs, bounded, err = secs.BoundTables()
 	}
+	// Fewer data segments, the same initial memory: wazero keeps a slice
+	// per segment in every instance (wasmbin.MergeData).
+	var merged bool
+	if err == nil {
+		secs, merged = secs.MergeData()
+	}
 	if err != nil {
 		if errors.As(err, new(*LimitError)) {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -350,7 +356,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		hosts = append(hosts, wasmbin.LoopModule)
 	}
 	rt.prepareHosts(ctx, hosts)
-	code, startFn, err := rt.instrument(ctx, name, wasm, h, secs, bounded)
+	code, startFn, err := rt.instrument(ctx, name, wasm, h, secs, bounded || merged)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,10 @@ type Graph struct {
 	gone    recent[*Node]
 	early   recent[bool]
 	holders map[string]*HolderInfo
+	// shut is set by a shutdown record: nothing of the writer's run is
+	// live, and records until its next open (a late one the shutdown
+	// crossed) change nothing.
+	shut bool
 	// Last is the time of the last record applied, zero for a live graph.
 	Last time.Time
 }
@@ -89,11 +93,18 @@ func Replay(path string, at time.Time) (*Graph, error) {
 // Apply changes the graph as record r says.
 func (g *Graph) Apply(r Record) {
 	g.Last = r.Time
+	if g.shut && r.Type != TypeOpen {
+		return
+	}
 	switch r.Type {
 	case TypeOpen:
 		// A new run of the writer: nothing of the previous one lives on.
 		*g = *NewGraph()
 		g.Last = r.Time
+	case TypeShutdown:
+		// The writer killed every guest and closed every capability.
+		*g = *NewGraph()
+		g.Last, g.shut = r.Time, true
 	case TypeGrant, TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
 		if r.Cap != nil {
 			g.add(Node{CapRecord: *r.Cap})

@@ -341,3 +341,25 @@ func TestRecentForgetsOnlyOldEntries(t *testing.T) {
 		t.Fatal("removed entry still there")
 	}
 }
+
+func TestShutdownEndsTheRunUntilTheNextOpen(t *testing.T) {
+	g := NewGraph()
+	grant := func(id, holder string) Record {
+		return Record{Type: TypeGrant, Cap: &CapRecord{ID: id, Kind: "dir", Holder: holder, Base: "fd_read", Edge: "grant"}}
+	}
+	g.Apply(Record{Type: TypeOpen})
+	g.Apply(grant("c1", "g-1"))
+	g.Apply(Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1"}})
+	g.Apply(Record{Type: TypeShutdown, Running: 1})
+	// A record the shutdown crossed changes nothing.
+	g.Apply(grant("c2", "g-2"))
+	g.Apply(Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2"}})
+	if n := len(g.Nodes()); n != 0 || g.Holder("g-1").Running || g.Holder("g-2").Running {
+		t.Fatalf("after a shutdown: %d capabilities, g-1 running %v, g-2 running %v; want nothing live", n, g.Holder("g-1").Running, g.Holder("g-2").Running)
+	}
+	g.Apply(Record{Type: TypeOpen})
+	g.Apply(grant("c3", "g-3"))
+	if n := len(g.Nodes()); n != 1 {
+		t.Fatalf("after the next open: %d capabilities, want the one granted since", n)
+	}
+}

@@ -2,12 +2,14 @@ package audit
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // writeLog appends n grant records to a new log in a temporary directory
@@ -287,4 +289,49 @@ func TestTornLineInAnEarlierFileIsTampering(t *testing.T) {
 	if rep := mustVerify(t, path); rep.Bad == nil || rep.Bad.Pos.File != first {
 		t.Fatalf("report %+v, want a bad line in %s", rep, first)
 	}
+}
+
+func TestEachLineIsWhatJSONMakesOfItsRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 12, 5, 8, 0, 0, 123456789, time.UTC)
+	in := []Record{
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Name: "data \"quoted\" <&>", Base: "fd_read", Edge: "grant", Created: created}},
+		{Type: TypeRevoke, Cap: &CapRecord{ID: "c1", Kind: "dir", Edge: "grant"}, Receipt: &ReceiptRecord{Root: "c1", Revoked: []string{"c1", "c2"}, TookNS: 5}},
+		{Type: TypeDecision, Decision: &DecisionRecord{Op: "grant", Rule: "a.hcl:3", Labels: map[string]string{"b": "2", "a": "1"}}},
+		{Type: TypeGuestExit, Guest: &GuestRecord{ID: "g-1", Code: 137, Killed: "supervisor shutting down", DurationNS: 9}},
+		{Type: "odd \"type\"\n"},
+	}
+	var out []Record
+	for _, r := range in {
+		r, err := l.Append(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := bytes.Split(bytes.TrimSuffix(data, []byte{'\n'}), []byte{'\n'})[1:] // after the open record
+	if len(got) != len(out) {
+		t.Fatalf("%d lines, want %d", len(got), len(out))
+	}
+	for i, r := range out {
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[i], want) {
+			t.Errorf("line %d:\n got %s\nwant %s", i+1, got[i], want)
+		}
+	}
+	mustVerify(t, path)
 }

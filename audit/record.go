@@ -48,6 +48,11 @@ const (
 	// TypeGuestStart and TypeGuestExit bound a guest's life.
 	TypeGuestStart = "guest-start"
 	TypeGuestExit  = "guest-exit"
+	// TypeShutdown is the writer shutting down with Running guests still
+	// running: it kills them and closes every capability, and records
+	// nothing more (no close or guest-exit record of them follows). The
+	// next run of the writer starts with an open record.
+	TypeShutdown = "shutdown"
 )
 
 // Record is one line of the log. The writer sets V, Seq, Time and Prev;
@@ -66,6 +71,7 @@ type Record struct {
 	Decision  *DecisionRecord `json:"decision,omitempty"`
 	Guest     *GuestRecord    `json:"guest,omitempty"`
 	Discarded int64           `json:"discarded,omitempty"`
+	Running   int             `json:"running,omitempty"` // of a shutdown
 }
 
 // CapRecord is a capability's public description: caps.Info without the

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
@@ -244,7 +245,9 @@ func escaped(s string, i int) bool {
 	return n%2 == 1
 }
 
-var nameUnsafe = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+// nameUnsafe is compiled on first use, not at package initialisation,
+// which every run of the CLI pays for (internal/layout holds it).
+var nameUnsafe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9_-]+`) })
 
 // render writes the policy, and checks that it loads.
 func (u *usage) render(logPath, guest string) (string, error) {
@@ -279,7 +282,7 @@ func (u *usage) render(logPath, guest string) (string, error) {
 
 // ruleName is a unique rule name made of the module's and the selector's.
 func ruleName(seen map[string]int, module, sel string) string {
-	n := strings.Trim(nameUnsafe.ReplaceAllString(strings.TrimSuffix(module, ".wasm")+"-"+sel, "-"), "-")
+	n := strings.Trim(nameUnsafe().ReplaceAllString(strings.TrimSuffix(module, ".wasm")+"-"+sel, "-"), "-")
 	if len(n) > 200 {
 		n = n[:200]
 	}

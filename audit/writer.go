@@ -40,12 +40,18 @@ type Log struct {
 
 	mu      sync.Mutex
 	work    *sync.Cond // the writer waits for records
-	synced  *sync.Cond // appenders wait for their batch
-	buf     []byte     // lines appended, not yet handed to the writer
+	buf     [][]byte   // lines appended, not yet handed to the writer, in chunks
+	bufLen  int64      // their bytes
 	bufLast uint64     // seq of the last line in buf
-	seq     uint64     // last seq given
-	prev    [32]byte   // hash of the last line appended
-	durable uint64     // last seq fsynced
+	free    [][]byte   // written chunks, for Enqueue to reuse
+	// filling is the batch of the lines in buf, writing the one the
+	// writer writes (nil when none): appenders wait on their batch's
+	// channel, off the lock, and all wake at once when it is durable.
+	filling *batch
+	writing *writingBatch
+	seq     uint64   // last seq given
+	prev    [32]byte // hash of the last line appended
+	durable uint64   // last seq fsynced
 	err     error
 	closed  bool
 
@@ -71,7 +77,7 @@ func Open(path string, opts Options) (*Log, error) {
 	if l.max <= 0 {
 		l.max = DefaultMaxFileBytes
 	}
-	l.work, l.synced = sync.NewCond(&l.mu), sync.NewCond(&l.mu)
+	l.work = sync.NewCond(&l.mu)
 	lock, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -193,8 +199,22 @@ func (l *Log) Append(r Record) (Record, error) {
 // Enqueue adds r to the log, with V, Seq, Time and Prev set, without
 // waiting for it to reach the disk: Wait(r.Seq) does. Records are in the
 // log in the order Enqueue (or Append) was called.
+//
+// What does not depend on the chain (the type and the body) is encoded
+// before the log's lock is taken: under it, only the header (seq, time,
+// prev) is written and the line hashed, so that many appenders at once
+// (every guest ending at a shutdown) do not queue behind one another's
+// encoding. The line is what json.Marshal makes of r.
 func (l *Log) Enqueue(r Record) (Record, error) {
 	r.V = Version
+	typ, err := json.Marshal(r.Type)
+	if err != nil {
+		return r, fmt.Errorf("audit record: %w", err)
+	}
+	body, err := json.Marshal(recordBody{Cap: r.Cap, Receipt: r.Receipt, Decision: r.Decision, Guest: r.Guest, Discarded: r.Discarded, Running: r.Running})
+	if err != nil {
+		return r, fmt.Errorf("audit record: %w", err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
@@ -208,16 +228,84 @@ func (l *Log) Enqueue(r Record) (Record, error) {
 	if r.Seq > 1 {
 		r.Prev = hex.EncodeToString(l.prev[:])
 	}
-	line, err := json.Marshal(r)
-	if err != nil {
-		return r, fmt.Errorf("audit record: %w", err)
+	// The line goes into a chunk it fits in whole: the header is at most
+	// 220 bytes. Chunks are never grown, so that a batch of many records
+	// is not copied again and again as it grows.
+	chunk := l.room(256 + len(typ) + len(body))
+	start := len(*chunk)
+	b := append(*chunk, `{"v":`...)
+	b = strconv.AppendInt(b, int64(r.V), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","type":`...)
+	b = append(b, typ...)
+	b = append(b, `,"prev":"`...)
+	b = append(b, r.Prev...)
+	b = append(b, '"')
+	if len(body) > 2 { // not {}
+		b = append(b, ',')
 	}
+	b = append(b, body[1:]...)
 	l.seq = r.Seq
-	l.prev = sha256.Sum256(line)
-	l.buf = append(append(l.buf, line...), '\n')
+	l.prev = sha256.Sum256(b[start:])
+	*chunk = append(b, '\n')
+	l.bufLen += int64(len(*chunk) - start)
 	l.bufLast = r.Seq
-	l.work.Signal()
+	if l.filling == nil {
+		l.filling = &batch{done: make(chan struct{})}
+		l.work.Signal()
+	}
 	return r, nil
+}
+
+// writingBatch is the batch the writer has taken, with the seq of its
+// last line.
+type writingBatch struct {
+	*batch
+	last uint64
+}
+
+// chunkBytes is the size of the chunks lines are appended to (larger for
+// a larger line), and maxFree how many written chunks are kept for reuse.
+const (
+	chunkBytes = 64 << 10
+	maxFree    = 64
+)
+
+// room returns the last chunk of buf if it has n bytes free, or else
+// appends one that has and returns it. Called with l.mu held.
+func (l *Log) room(n int) *[]byte {
+	if k := len(l.buf); k > 0 && cap(l.buf[k-1])-len(l.buf[k-1]) >= n {
+		return &l.buf[k-1]
+	}
+	var c []byte
+	if k := len(l.free); k > 0 && n <= chunkBytes {
+		c, l.free = l.free[k-1][:0], l.free[:k-1]
+	} else {
+		c = make([]byte, 0, max(n, chunkBytes))
+	}
+	l.buf = append(l.buf, c)
+	return &l.buf[len(l.buf)-1]
+}
+
+// batch is the lines the writer writes and fsyncs at once. done is closed
+// once they are durable, or err says why they are not.
+type batch struct {
+	done chan struct{}
+	err  error
+}
+
+// recordBody is a Record's fields after its header, which Enqueue encodes
+// before it takes the log's lock: the same names and options as Record's.
+type recordBody struct {
+	Cap       *CapRecord      `json:"cap,omitempty"`
+	Receipt   *ReceiptRecord  `json:"receipt,omitempty"`
+	Decision  *DecisionRecord `json:"decision,omitempty"`
+	Guest     *GuestRecord    `json:"guest,omitempty"`
+	Discarded int64           `json:"discarded,omitempty"`
+	Running   int             `json:"running,omitempty"`
 }
 
 var errClosed = errors.New("audit log closed")
@@ -226,14 +314,24 @@ var errClosed = errors.New("audit log closed")
 // keeps it from getting there.
 func (l *Log) Wait(seq uint64) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.durable < seq && l.err == nil {
-		l.synced.Wait()
-	}
 	if l.durable >= seq {
+		l.mu.Unlock()
 		return nil
 	}
-	return l.err
+	if l.err != nil {
+		l.mu.Unlock()
+		return l.err
+	}
+	b := l.filling
+	if l.writing != nil && seq <= l.writing.last {
+		b = l.writing.batch
+	}
+	l.mu.Unlock()
+	if b == nil { // seq was never given
+		return fmt.Errorf("audit log: no record %d has been appended", seq)
+	}
+	<-b.done
+	return b.err
 }
 
 // Err returns the error that failed the log, or nil.
@@ -256,7 +354,6 @@ func (l *Log) Path() string { return l.path }
 // writer writes and fsyncs batches until the log is closed and drained.
 func (l *Log) writer() {
 	defer close(l.done)
-	var spare []byte
 	for {
 		l.mu.Lock()
 		for len(l.buf) == 0 && !l.closed {
@@ -266,35 +363,46 @@ func (l *Log) writer() {
 			l.mu.Unlock()
 			return
 		}
-		batch, last := l.buf, l.bufLast
-		l.buf = spare[:0]
+		data, size, b := l.buf, l.bufLen, &writingBatch{batch: l.filling, last: l.bufLast}
+		l.buf, l.bufLen, l.filling, l.writing = nil, 0, nil, b
 		l.mu.Unlock()
 
-		err := l.write(batch)
-		spare = batch
+		err := l.write(data, size)
 		l.mu.Lock()
 		if err != nil && l.err == nil {
 			l.err = fmt.Errorf("audit log %s: %w", l.f.Name(), err)
 		} else if err == nil {
-			l.durable = last
+			l.durable = b.last
 		}
-		l.synced.Broadcast()
+		if l.durable < b.last {
+			b.err = l.err
+		}
+		l.writing = nil
+		for _, c := range data {
+			if len(l.free) < maxFree && cap(c) == chunkBytes {
+				l.free = append(l.free, c)
+			}
+		}
 		l.mu.Unlock()
+		close(b.done)
 	}
 }
 
-// write appends one batch of whole lines to the current file, rotating
-// first if the batch would take it past the rotation size, and fsyncs.
-func (l *Log) write(batch []byte) error {
-	if l.size > 0 && l.size+int64(len(batch)) > l.max {
+// write appends one batch of whole lines, size bytes in chunks, to the
+// current file, rotating first if the batch would take it past the
+// rotation size, and fsyncs.
+func (l *Log) write(chunks [][]byte, size int64) error {
+	if l.size > 0 && l.size+size > l.max {
 		if err := l.rotate(); err != nil {
 			return err
 		}
 	}
-	if _, err := l.f.Write(batch); err != nil {
-		return err
+	for _, c := range chunks {
+		if _, err := l.f.Write(c); err != nil {
+			return err
+		}
 	}
-	l.size += int64(len(batch))
+	l.size += size
 	return unix.Fdatasync(int(l.f.Fd()))
 }
 

@@ -10,6 +10,7 @@
 #
 #   bench/sock.sh                      # 10,000 requests on 100 connections, 20,000 round trips
 #   REQUESTS=20000 CONNS=50 TRIPS=50000 bench/sock.sh
+#   SKIP_WAZERO=1 bench/sock.sh        # without the wazero CLI attempt (up to 120 s)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,7 +43,9 @@ echo "- native: $(load -addr 127.0.0.1:18090 -activate -- "$WORK/bin/httpd")"
 # (GOMAXPROCS=1) is the like-for-like limit.
 echo "- native, one thread: $(load -addr 127.0.0.1:18093 -activate -- env GOMAXPROCS=1 "$WORK/bin/httpd")"
 echo "- sandboxd: $(load -addr 127.0.0.1:18091 -- "${SBX[@]}" --grant listen:127.0.0.1:18091=web "$WORK/httpd.wasm")"
-if out=$("$WORK/bin/httpload" -timeout 120s -conns 1 -requests 100 -warmup 1 -addr 127.0.0.1:18092 -- \
+if [ "${SKIP_WAZERO:-}" = 1 ]; then
+	echo "- wazero: skipped (SKIP_WAZERO=1)"
+elif out=$("$WORK/bin/httpload" -timeout 120s -conns 1 -requests 100 -warmup 1 -addr 127.0.0.1:18092 -- \
 	"$WORK/bin/wazero" run -env LISTEN_FDS=1 -env LISTEN_FDNAMES=web -listen 127.0.0.1:18092 "$WORK/httpd.wasm" 2>/dev/null); then
 	echo "- wazero: $out"
 else

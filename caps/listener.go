@@ -82,3 +82,6 @@ func (l *Listener) Accept() (Resource, error) {
 
 // Poll reports EventRead when a connection is waiting to be accepted.
 func (l *Listener) Poll(want Events, w *Waiter) (Events, func()) { return pollHost(l.rc, want, w) }
+
+// PollFD returns the listening descriptor (HostPollable).
+func (l *Listener) PollFD() (int, bool) { return fdOf(l.rc) }

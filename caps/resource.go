@@ -136,6 +136,18 @@ type Pollable interface {
 	Poll(want Events, w *Waiter) (ready Events, cancel func())
 }
 
+// HostPollable is a Pollable backed by one host descriptor, so that a
+// poller can wait on many of them with one kernel object instead of a
+// watcher each (abi's poll keeps one epoll instance per guest). PollFD
+// returns the descriptor, or false once it is closed. The number stays
+// valid while a capability to the resource is held acquired: the resource
+// is closed only when the last capability to it lets go, and Revoke waits
+// for acquired operations before it lets go.
+type HostPollable interface {
+	Pollable
+	PollFD() (fd int, ok bool)
+}
+
 // Waiter is a wake-up target shared by everything one blocking call waits
 // on. Wake never blocks and wake-ups coalesce.
 type Waiter struct{ ch chan struct{} }

@@ -117,6 +117,15 @@ func (s *Socket) Shutdown(read, write bool) error {
 
 func (s *Socket) Poll(want Events, w *Waiter) (Events, func()) { return pollHost(s.rc, want, w) }
 
+// PollFD returns the socket's descriptor (HostPollable).
+func (s *Socket) PollFD() (int, bool) { return fdOf(s.rc) }
+
+// fdOf returns rc's descriptor number, or false if it is closed.
+func fdOf(rc syscall.RawConn) (fd int, ok bool) {
+	err := rc.Control(func(d uintptr) { fd = int(d) })
+	return fd, err == nil
+}
+
 func totalLen(iov [][]byte) int {
 	n := 0
 	for _, b := range iov {
@@ -166,6 +175,19 @@ func pollHost(rc syscall.RawConn, want Events, w *Waiter) (Events, func()) {
 // hang-up or error makes it readable and writable too: the next read or
 // write returns at once (end of stream, or the error).
 func readiness(fd int, want Events) Events {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: PollRequest(want)}}
+	for {
+		_, err := unix.Poll(pfd, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return PollReady(pfd[0].Revents, want)
+}
+
+// PollRequest is the events field of a poll(2) entry that asks for want,
+// hang-ups included, as HostPollable resources report readiness.
+func PollRequest(want Events) int16 {
 	var ev int16 = unix.POLLRDHUP
 	if want&EventRead != 0 {
 		ev |= unix.POLLIN
@@ -173,22 +195,22 @@ func readiness(fd int, want Events) Events {
 	if want&EventWrite != 0 {
 		ev |= unix.POLLOUT
 	}
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: ev}}
-	for {
-		_, err := unix.Poll(pfd, 0)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	re := pfd[0].Revents
+	return ev
+}
+
+// PollReady maps the revents poll(2) returned for a PollRequest(want)
+// entry to what Poll reports: a hang-up or error makes the descriptor
+// readable and writable too, since the next read or write returns at once
+// (end of stream, or the error).
+func PollReady(revents int16, want Events) Events {
 	var ready Events
-	if re&unix.POLLIN != 0 {
+	if revents&unix.POLLIN != 0 {
 		ready |= EventRead
 	}
-	if re&unix.POLLOUT != 0 {
+	if revents&unix.POLLOUT != 0 {
 		ready |= EventWrite
 	}
-	if re&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+	if revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
 		ready |= EventHangup | (want & (EventRead | EventWrite))
 	}
 	return ready

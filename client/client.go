@@ -146,6 +146,54 @@ func (c *Client) List(ctx context.Context) ([]GuestInfo, error) {
 	return out, nil
 }
 
+// guestsPage is how many guests Guests asks for at once: the daemon's
+// largest page. Tests set it lower (SetGuestsPage).
+var guestsPage uint32 = 16384
+
+// Guests calls f with a summary of each guest List would return, in the
+// same order, or of each running guest only unless all is set. It fetches
+// them a page at a time (Supervisor.listPage), so that a listing of many
+// guests neither waits for one large message nor holds the daemon up
+// while it builds one. It stops at the first error f returns, and returns
+// it. A guest launched or ended while the pages are fetched may be left
+// out or shown in its earlier state, as with any listing of a changing
+// set; none is shown twice.
+func (c *Client) Guests(ctx context.Context, all bool, f func(GuestSummary) error) error {
+	after := ""
+	for {
+		fut, rel := c.sup.ListPage(ctx, func(p schemas.Supervisor_listPage_Params) error {
+			p.SetLimit(guestsPage)
+			p.SetAll(all)
+			return p.SetAfter(after)
+		})
+		r, err := fut.Struct()
+		if err != nil {
+			rel()
+			return callError("list", err)
+		}
+		l, err := r.Guests()
+		if err != nil {
+			rel()
+			return callError("list", err)
+		}
+		for i := 0; i < l.Len(); i++ {
+			if err := f(guestSummaryFrom(l.At(i))); err != nil {
+				rel()
+				return err
+			}
+		}
+		next, err := r.Next()
+		rel()
+		if err != nil {
+			return callError("list", err)
+		}
+		if next == "" {
+			return nil
+		}
+		after = next
+	}
+}
+
 // Guest returns a handle on a guest by id. Releasing it does not kill the
 // guest.
 func (c *Client) Guest(ctx context.Context, id string) (*Guest, error) {

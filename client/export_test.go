@@ -7,3 +7,11 @@ func SetAfterExitCancel(f func()) (restore func()) {
 	afterExitCancel = f
 	return func() { afterExitCancel = old }
 }
+
+// SetGuestsPage makes Guests fetch n guests a page, until the returned
+// function restores the page size.
+func SetGuestsPage(n uint32) (restore func()) {
+	old := guestsPage
+	guestsPage = n
+	return func() { guestsPage = old }
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"time"
 
 	"capnproto.org/go/capnp/v3"
 
@@ -162,11 +163,53 @@ func exitStatusResult[R interface {
 // goes on until the guest exits. It returns how many bytes had already
 // been discarded from the front of the kept output.
 func (g *Guest) Logs(ctx context.Context, stdout, stderr io.Writer, follow bool) (dropped uint64, err error) {
-	out := newOutputServer(stdout, stderr)
+	return g.LogsWith(ctx, LogsOptions{Stdout: stdout, Stderr: stderr, Follow: follow})
+}
+
+// LogsOptions selects what Guest.LogsWith writes.
+type LogsOptions struct {
+	// Stdout and Stderr receive the guest's two streams, each kept apart;
+	// a nil one is left out (the daemon does not send it, and Tail counts
+	// the other's lines only).
+	Stdout, Stderr io.Writer
+	// Follow goes on writing what the guest writes until it exits.
+	Follow bool
+	// Tail, when above 0, writes only the last Tail lines of the kept
+	// output (a last line without a newline counts); NewOnly writes none
+	// of it, for Follow to write only what comes next.
+	Tail    int
+	NewOnly bool
+	// Since, when not zero, writes only output written at or after it.
+	// The daemon keeps a time per piece of output (writes less than 1 ms
+	// apart share one), so the cut is by piece, not by line.
+	Since time.Time
+	// Timestamps begins each line with the time it was written, in UTC,
+	// RFC 3339 with nanoseconds, and a space:
+	// "2026-12-05T08:00:00.123456789Z hello".
+	Timestamps bool
+}
+
+// LogsWith writes the output the daemon kept for the guest, as o selects.
+// It returns how many bytes of what o asks for had already been discarded
+// from the front of the kept output (serve --log-bytes).
+func (g *Guest) LogsWith(ctx context.Context, o LogsOptions) (dropped uint64, err error) {
+	out := newOutputServer(o.Stdout, o.Stderr)
+	out.stamp = o.Timestamps
 	sink := out.client()
 	defer sink.Release()
 	f, rel := g.g.Logs(ctx, func(p schemas.Guest_logs_Params) error {
-		p.SetFollow(follow)
+		p.SetFollow(o.Follow)
+		switch {
+		case o.NewOnly:
+			p.SetTail(0)
+		case o.Tail > 0:
+			p.SetTail(int64(o.Tail))
+		}
+		if !o.Since.IsZero() {
+			p.SetSince(o.Since.UnixNano())
+		}
+		p.SetSkipStdout(o.Stdout == nil)
+		p.SetSkipStderr(o.Stderr == nil)
 		return p.SetSink(sink.AddRef())
 	})
 	defer rel()

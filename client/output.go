@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	capnp "capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/schemas"
@@ -16,6 +18,9 @@ import (
 // daemon stops sending (the guest's output is still kept for Logs).
 type outputServer struct {
 	stdout, stderr io.Writer
+	// stamp begins each line with the time it was written (LogsOptions.Timestamps).
+	stamp   bool
+	midLine [2]bool // a stream's last write did not end its line
 
 	mu       sync.Mutex
 	firstErr error
@@ -43,12 +48,15 @@ func (o *outputServer) Write(ctx context.Context, call schemas.OutputSink_write)
 	if len(data) == 0 { // a flush (Guest.flushOutput), or nothing to write
 		return nil
 	}
-	w, name := o.stdout, "stdout"
+	w, name, st := o.stdout, "stdout", 0
 	if a.Stream() == schemas.StdStream_stderr {
-		w, name = o.stderr, "stderr"
+		w, name, st = o.stderr, "stderr", 1
 	}
 	if w == nil {
 		return nil
+	}
+	if o.stamp {
+		data = o.stamped(st, data, a.Time())
 	}
 	if _, err := w.Write(data); err != nil {
 		err = fmt.Errorf("writing guest %s: %w", name, err)
@@ -60,6 +68,35 @@ func (o *outputServer) Write(ctx context.Context, call schemas.OutputSink_write)
 		return err
 	}
 	return nil
+}
+
+// TimestampFormat is how LogsOptions.Timestamps writes a line's time: RFC
+// 3339 in UTC with nanoseconds, always nine digits, so that lines align.
+const TimestampFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// stamped returns data with the time at (Unix nanoseconds; 0: now, from a
+// daemon that sends none) before each line that begins in it. Calls on
+// one sink come one at a time, in order.
+func (o *outputServer) stamped(st int, data []byte, at int64) []byte {
+	t := time.Now()
+	if at != 0 {
+		t = time.Unix(0, at)
+	}
+	prefix := t.UTC().Format(TimestampFormat) + " "
+	var b []byte
+	for len(data) > 0 {
+		if !o.midLine[st] {
+			b = append(b, prefix...)
+		}
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line = data[:i+1]
+		}
+		b = append(b, line...)
+		data = data[len(line):]
+		o.midLine[st] = line[len(line)-1] != '\n'
+	}
+	return b
 }
 
 // err returns the first local write error, if any.

@@ -81,6 +81,31 @@ type GuestInfo struct {
 	Grants      []string // the launch's grant texts, in fd order from 3
 }
 
+// GuestSummary is what ps shows of a guest: the few fields of GuestInfo
+// that Client.Guests fetches for each, so that listing many guests costs
+// little.
+type GuestSummary struct {
+	ID        string
+	Name      string // module display name
+	GuestName string // launch --name, or ""
+	// Principal has the UID and the user name of who launched the guest
+	// (GID and PID are not part of a summary).
+	Principal Principal
+	Running   bool
+	Status    ExitStatus // valid once Running is false
+	Started   time.Time
+	Handles   int
+	Labels    []string // KEY=VALUE, sorted
+}
+
+// Summary returns what a GuestSummary holds of g.
+func (g GuestInfo) Summary() GuestSummary {
+	return GuestSummary{
+		ID: g.ID, Name: g.Name, GuestName: g.GuestName, Principal: Principal{UID: g.Principal.UID, Name: g.Principal.Name},
+		Running: g.Running, Status: g.Status, Started: g.Started, Handles: g.Handles, Labels: g.Labels,
+	}
+}
+
 // CapInfo is the public description of a capability: never its token.
 type CapInfo struct {
 	ID               string
@@ -180,6 +205,24 @@ func guestInfoFrom(g schemas.GuestInfo) GuestInfo {
 		info.Status = exitStatusFrom(s)
 	}
 	return info
+}
+
+func guestSummaryFrom(g schemas.GuestSummary) GuestSummary {
+	var d decoder
+	sum := GuestSummary{
+		ID: d.text(g.Id()), Name: d.text(g.Name()), GuestName: d.text(g.GuestName()),
+		Principal: Principal{UID: g.Uid(), Name: d.text(g.User())},
+		Running:   g.Running(), Started: unixTime(g.Started()), Handles: int(g.Handles()),
+	}
+	if g.HasLabels() {
+		sum.Labels = d.texts(g.Labels())
+	}
+	if g.HasStatus() {
+		if s, err := g.Status(); err == nil {
+			sum.Status = exitStatusFrom(s)
+		}
+	}
+	return sum
 }
 
 func capInfoFrom(c schemas.CapInfo) CapInfo {

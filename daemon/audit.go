@@ -33,6 +33,12 @@ import (
 // Once the log cannot be written, the supervisor refuses every grant,
 // delegation and launch (their records could not be kept); revocation
 // and closing go on.
+//
+// Close, with guests still running, writes one shutdown record in place
+// of the close and exit records of every guest it kills: at 100,000
+// guests those were half a million records, most of a shutdown's work.
+// From then on the supervisor records nothing, and refuses what it would
+// have to record (a grant, a delegation, a launch).
 
 // auditError wraps the audit log's failure for the requests it refuses.
 type auditError struct{ err error }
@@ -50,6 +56,9 @@ func (s *Supervisor) auditRefusal() error {
 	if s.audit == nil {
 		return nil
 	}
+	if s.auditShut.Load() {
+		return errAuditShut
+	}
 	if err := s.audit.Err(); err != nil {
 		return &auditError{err}
 	}
@@ -62,6 +71,12 @@ func (s *Supervisor) auditRefusal() error {
 func (s *Supervisor) record(r audit.Record, wait bool) error {
 	if s.audit == nil {
 		return nil
+	}
+	if s.auditShut.Load() && r.Type != audit.TypeShutdown {
+		if r.Type == audit.TypeGuestStart {
+			return errAuditShut // the guest must not run unrecorded
+		}
+		return nil // the shutdown record stands for it
 	}
 	var err error
 	if wait {
@@ -78,8 +93,24 @@ func (s *Supervisor) record(r audit.Record, wait bool) error {
 	return &auditError{err}
 }
 
+// errAuditShut refuses what would be recorded after the shutdown record.
+var errAuditShut = errors.New("the supervisor is shutting down: nothing more can be granted, passed on or launched")
+
+// recordShutdown stops recording and writes the shutdown record, once,
+// if running guests are about to be killed.
+func (s *Supervisor) recordShutdown(running int) {
+	if s.audit == nil || running == 0 {
+		return
+	}
+	s.auditShut.Store(true)
+	_ = s.record(audit.Record{Type: audit.TypeShutdown, Running: running}, true)
+}
+
 // observe is the kernel's observer.
 func (s *Supervisor) observe(e caps.Event) {
+	if s.audit == nil || s.auditShut.Load() {
+		return // nothing, or nothing more, is recorded (record)
+	}
 	r, ok := audit.FromEvent(e)
 	if !ok {
 		return

@@ -296,3 +296,37 @@ func TestAuditRecordsLaunchDelegationsAndSpawns(t *testing.T) {
 	}
 	liveEqualsReplay(t, s, path)
 }
+
+func TestCloseWithRunningGuestsWritesOneShutdownRecordForThemAll(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	m := compile(t, s, guests+"idle.wat")
+	defer m.Release()
+	gs := launchIdle(t, s, m, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gs {
+		if st := g.Wait(); st.Killed != errShutdown.Error() {
+			t.Errorf("guest %s: %+v, want killed by the shutdown", g.ID(), st)
+		}
+	}
+	recs := records(t, path)
+	last := recs[len(recs)-1]
+	if last.Type != audit.TypeShutdown || last.Running != 3 {
+		t.Fatalf("last record %+v, want a shutdown with 3 running", last)
+	}
+	for _, r := range recs {
+		if r.Type == audit.TypeGuestExit || r.Type == audit.TypeClose {
+			t.Errorf("%s record %+v: the shutdown record stands for the guests' ends", r.Type, r)
+		}
+	}
+	g, err := audit.Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(g.Nodes()); n != 0 {
+		t.Errorf("the graph replayed after the shutdown holds %d capabilities, want none", n)
+	}
+}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"os"
 	"sync"
 
 	"github.com/sandboxd/sandboxd/caps"
@@ -34,12 +35,21 @@ func (h *chanHub) join(name string) *caps.Channel {
 	return mine
 }
 
-// open sets up what an authorized grant names: a channel end for a chan
-// grant, what Grant.setup opens for the others. ctx bounds the name
-// lookups and connections of sock grants.
-func (s *Supervisor) open(ctx context.Context, gr Grant) (grantResource, error) {
+// open sets up what an authorized grant names for principal by: a
+// channel end for a chan grant, what Grant.setup opens for the others. ctx
+// bounds the name lookups and connections of sock grants. A file a
+// :create grant makes is given to by when the daemon runs as root.
+func (s *Supervisor) open(ctx context.Context, by Principal, gr Grant) (grantResource, error) {
 	if gr.Kind != GrantChan {
-		return gr.setup(ctx, s.socketResolver())
+		r, err := gr.setup(ctx, s.socketResolver())
+		if err == nil && r.created != nil && os.Geteuid() == 0 && (by.UID != 0 || by.GID != 0) {
+			if err = r.created.chown(by.UID, by.GID); err != nil {
+				_ = r.res.Close()
+				r.undoCreate()
+				return grantResource{}, &GrantError{Grant: gr, Err: err}
+			}
+		}
+		return r, err
 	}
 	base, inh := caps.GrantRights(caps.KindChannel, false)
 	return grantResource{grant: gr, res: s.chans.join(gr.Source), base: base, inh: inh}, nil

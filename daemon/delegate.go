@@ -72,6 +72,10 @@ func (g *Guest) openSupervisorChannel(table *caps.Table) *caps.Channel {
 // a supervisor channel.
 var ErrNoSupervisorChannel = errors.New("the guest has no supervisor channel: only guests launched through the daemon can receive handles while they run")
 
+// ErrGuestEnded is why a handle cannot be sent to a guest that has
+// exited: not a fault of the grant, which could be set up.
+var ErrGuestEnded = errors.New("handles go to running guests only")
+
 // Grant authorizes gr for principal by (see Supervisor.SetPolicy), sets it
 // up and sends the new handle to the running guest on its
 // supervisor channel (see SendCap), the one way a running guest receives a
@@ -87,13 +91,14 @@ func (g *Guest) Grant(ctx context.Context, by Principal, gr Grant) (*caps.Cap, e
 	if err != nil {
 		return nil, err
 	}
-	r, err := g.s.open(ctx, pg.grant)
+	r, err := g.s.open(ctx, by, pg.grant)
 	if err != nil {
 		return nil, err
 	}
 	text := gr.String()
 	c := g.s.mintGrant(g.holder, pg, r, text)
 	if err := g.send("grant", c); err != nil {
+		r.undoCreate()
 		return nil, &GrantError{Grant: gr, Err: err}
 	}
 	g.log.Info("granted", "grant", text, "cap", c.ID(), "via", supervisorHandle)
@@ -148,7 +153,7 @@ func (g *Guest) send(event string, c *caps.Cap) error {
 	defer g.mu.Unlock()
 	if g.exited {
 		g.s.k.Close(c)
-		return fmt.Errorf("guest %s has exited: handles go to running guests only", g.id)
+		return fmt.Errorf("guest %s has exited: %w", g.id, ErrGuestEnded)
 	}
 	if _, err := g.supervisor.Send([][]byte{notice}, []*caps.Cap{c}); err != nil {
 		g.s.k.Close(c)

@@ -51,13 +51,13 @@ func parseGrantKind(s string) (GrantKind, bool) {
 // MaxGuestName is the longest handle name a grant may give, in bytes.
 const MaxGuestName = 255
 
-// Grant is one parsed `--grant KIND:SOURCE[=GUEST][:ro|:dial]`.
+// Grant is one parsed `--grant KIND:SOURCE[=GUEST][:ro|:dial|:create|:rights=…]`.
 //
 // The grammar (docs/GRANTS.md) is:
 //
-//	KIND ":" SOURCE [ "=" GUEST ] [ ":ro" | ":dial" ]
+//	KIND ":" SOURCE [ "=" GUEST ] [ ":ro" | ":dial" | ":create" | ":rights=" LIST ]
 //
-// A final ":ro" or ":dial" is always an option, and the first unescaped
+// A final ":ro", ":dial" or ":create" is always an option, and the first unescaped
 // "=" separates SOURCE from GUEST. Inside SOURCE, `\=`, `\:` and `\\`
 // stand for "=", ":" and "\"; any other backslash is an error. Other colons
 // in SOURCE are literal, so host paths and addresses with colons need no
@@ -85,6 +85,11 @@ type Grant struct {
 	// Dial grants a dialer instead of one connection (sock only): each
 	// sock_accept on it opens a new connection to the target.
 	Dial bool
+	// Create makes the host file when it is missing (file only,
+	// ":create"): mode 0600, owned by the principal the grant is for. A
+	// file that exists is opened as without it. A file the grant created
+	// is removed again if the launch (or grant) it was for fails.
+	Create bool
 	// Rights, when not zero, narrows a cap: grant to the capability's
 	// rights within it, base and inheriting alike (":rights=R1,R2").
 	// ReadOnly narrows a cap: grant by dropping caps.RightsWriteMask.
@@ -126,7 +131,7 @@ func parseGrant(text string) (Grant, error) {
 	}
 	g := Grant{Kind: kind}
 	rest, opt := cutOption(rest)
-	g.ReadOnly, g.Dial = opt == "ro", opt == "dial"
+	g.ReadOnly, g.Dial, g.Create = opt == "ro", opt == "dial", opt == "create"
 	if rights, ok := strings.CutPrefix(opt, "rights="); ok {
 		if kind != GrantCap {
 			return Grant{}, errors.New(`:rights= applies only to cap: grants (write \: for a colon that is part of the source)`)
@@ -148,6 +153,9 @@ func parseGrant(text string) (Grant, error) {
 	}
 	if g.Dial && kind != GrantSock {
 		return Grant{}, errors.New(`:dial applies only to sock: grants (write \: for a colon that is part of the source)`)
+	}
+	if g.Create && kind != GrantFile {
+		return Grant{}, errors.New(`:create applies only to file: grants, which make the file when it is missing (write \: for a colon that is part of the source)`)
 	}
 	if err := checkSource(kind, src); err != nil {
 		return Grant{}, err
@@ -186,8 +194,10 @@ func unknownOption(text string) error {
 		return nil // an address's port, or a colon in a given name
 	}
 	switch kind {
-	case GrantDir, GrantFile:
-		return fmt.Errorf("unknown option %q: :ro (read-only) is the only option of %s: grants, which are read-write without it; if %q is part of the host path, name the handle: add =NAME", ":"+word, kind, ":"+word)
+	case GrantDir:
+		return fmt.Errorf("unknown option %q: :ro (read-only) is the only option of dir: grants, which are read-write without it; if %q is part of the host path, name the handle: add =NAME", ":"+word, ":"+word)
+	case GrantFile:
+		return fmt.Errorf("unknown option %q: file: grants take :ro (read-only) or :create (make the file if it is missing), and are read-write without them; if %q is part of the host path, name the handle: add =NAME", ":"+word, ":"+word)
 	case GrantCap:
 		return fmt.Errorf("unknown option %q: cap: grants take :ro (read-only) or :rights=R1,R2, and keep every right of the capability without them", ":"+word)
 	}
@@ -214,9 +224,9 @@ func cutKind(text string) (kind GrantKind, kindText, rest string, err error) {
 }
 
 // grantOptions are the options a grant may end with, without their colon.
-var grantOptions = [...]string{"ro", "dial"}
+var grantOptions = [...]string{"ro", "dial", "create"}
 
-// cutOption removes a final ":ro", ":dial" or ":rights=LIST" whose colon
+// cutOption removes a final ":ro", ":dial", ":create" or ":rights=LIST" whose colon
 // is not escaped and returns the option without its colon: that is the
 // option, whatever the kind (parseGrant rejects it where it does not
 // apply). LIST is what follows "rights=" to the end, letters, digits,
@@ -266,7 +276,7 @@ func (g Grant) Keep() caps.Rights {
 	return keep
 }
 
-// endsInOption reports whether s ends in ":ro" or ":dial", which a SOURCE
+// endsInOption reports whether s is ":ro", ":dial" or ":create", which a SOURCE
 // must escape to keep.
 func endsInOption(s string) bool {
 	for _, opt := range grantOptions {
@@ -482,6 +492,9 @@ func (g Grant) String() string {
 	if g.Dial {
 		b.WriteString(":dial")
 	}
+	if g.Create {
+		b.WriteString(":create")
+	}
 	if g.Rights != 0 {
 		b.WriteString(":rights=" + strings.ReplaceAll(g.Rights.String(), "|", ","))
 	}
@@ -511,6 +524,52 @@ type grantResource struct {
 	// flags are the handle's fd flags from the start (caps.FlagNonblock
 	// for listeners and dialers: see sockFlags).
 	flags uint32
+	// created is the file a :create grant made, or nil: the launch
+	// removes it again if it fails (undoCreate).
+	created *createdFile
+}
+
+// createdFile is a host file a file:…:create grant made.
+type createdFile struct {
+	path string
+	f    *os.File    // the open file, until a guest holds it
+	info fs.FileInfo // the file as made, to remove that file only
+}
+
+// chown gives the file to uid and gid, as the daemon does when it runs as
+// root for another principal: the file is the principal's, as if it had
+// made it.
+func (c *createdFile) chown(uid, gid uint32) error {
+	if err := c.f.Chown(int(uid), int(gid)); err != nil {
+		return fmt.Errorf("created %s but cannot give it to uid %d: %v: check the file system allows chown", c.path, uid, err)
+	}
+	info, err := c.f.Stat() // chown changed its status-change time
+	if err != nil {
+		return fmt.Errorf("cannot stat %s after creating it: %v", c.path, err)
+	}
+	c.info = info
+	return nil
+}
+
+// undoCreate removes the file a :create grant made, for a launch or grant
+// that failed: the file is left as it was before, missing. A file another
+// has put in its place since is left alone.
+func (r grantResource) undoCreate() {
+	if r.created == nil {
+		return
+	}
+	if fi, err := os.Lstat(r.created.path); err == nil && sameCreation(fi, r.created.info) {
+		_ = os.Remove(r.created.path)
+	}
+}
+
+// sameCreation reports whether a and b are the same file, unchanged since:
+// the same inode (which a file made since the first was removed may
+// reuse) and the same status-change time.
+func sameCreation(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return os.SameFile(a, b) && ok1 && ok2 && sa.Ctim == sb.Ctim
 }
 
 // setup opens what g names on the host: a path, or (through sockets, for
@@ -544,8 +603,18 @@ func (g Grant) setupPath() (grantResource, error) {
 	if err != nil {
 		return fail("cannot resolve %s: %v", g.Source, err)
 	}
+	if g.Kind == GrantFile && g.Create {
+		r, made, err := g.createFile(abs)
+		if made || err != nil {
+			return r, err
+		}
+		// It exists: it is opened as without :create.
+	}
 	fi, err := os.Stat(abs)
 	if err != nil {
+		if g.Kind == GrantFile && !g.Create && !g.ReadOnly && errors.Is(err, fs.ErrNotExist) {
+			return fail("%s does not exist: create it, add :create to the grant to have it made (file:%s:create), or correct the path", abs, escapeSource(g.Source))
+		}
 		return fail("%s", hostError(abs, err))
 	}
 	if g.Kind == GrantDir {
@@ -560,6 +629,14 @@ func (g Grant) setupPath() (grantResource, error) {
 		return grantResource{grant: g, res: d, base: base, inh: inh}, nil
 	}
 
+	return g.openFile(abs, fi)
+}
+
+// openFile opens a file grant's host file at abs, which stat found as fi.
+func (g Grant) openFile(abs string, fi fs.FileInfo) (grantResource, error) {
+	fail := func(format string, args ...any) (grantResource, error) {
+		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
+	}
 	if fi.IsDir() {
 		return fail("%s is a directory: grant it with dir:%s", abs, escapeSource(g.Source))
 	}
@@ -585,6 +662,42 @@ func (g Grant) setupPath() (grantResource, error) {
 	}
 	base, inh := caps.GrantRights(caps.KindFile, g.ReadOnly)
 	return grantResource{grant: g, res: caps.NewFile(f, abs), base: base, inh: inh}, nil
+}
+
+// createFile makes the file of a :create grant at abs, 0600, failing if
+// anything is already there (O_EXCL, which also never follows a symbolic
+// link): made is false, with no error, when something is, and the caller
+// opens it as a grant without :create would.
+func (g Grant) createFile(abs string) (r grantResource, made bool, err error) {
+	fail := func(format string, args ...any) (grantResource, bool, error) {
+		return grantResource{}, false, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
+	}
+	flag := os.O_RDWR
+	if g.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(abs, flag|os.O_CREATE|os.O_EXCL|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0o600)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return grantResource{}, false, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fail("cannot create %s: the directory %s does not exist: create it or correct the path", abs, filepath.Dir(abs))
+	case errors.Is(err, fs.ErrPermission):
+		return fail("cannot create %s: permission denied: make %s writable by uid %d, or create the file and grant it without :create", abs, filepath.Dir(abs), os.Getuid())
+	case err != nil:
+		return fail("%s", hostError(abs, err))
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		_ = os.Remove(abs)
+		return fail("cannot stat %s after creating it: %v", abs, err)
+	}
+	base, inh := caps.GrantRights(caps.KindFile, g.ReadOnly)
+	return grantResource{
+		grant: g, res: caps.NewFile(f, abs), base: base, inh: inh,
+		created: &createdFile{path: abs, f: f, info: info},
+	}, true, nil
 }
 
 // hostError turns a failed stat or open into "what failed: what to do".

@@ -58,6 +58,10 @@ func TestParseGrantAcceptsTheDocumentedForms(t *testing.T) {
 		{"cap:c0123456789abcdef", Grant{Kind: GrantCap, Source: "c0123456789abcdef"}},
 		{"cap:c01=log:ro", Grant{Kind: GrantCap, Source: "c01", Name: "log", ReadOnly: true}},
 		{"cap:c01:rights=fd_read,fd_seek", Grant{Kind: GrantCap, Source: "c01", Rights: caps.RightFDRead | caps.RightFDSeek}},
+		// :create makes a missing file; a path ending in ":create" keeps it by escaping.
+		{"file:./out.log:create", Grant{Kind: GrantFile, Source: "./out.log", Name: "out.log", Create: true}},
+		{"file:/tmp/out.log=log:create", Grant{Kind: GrantFile, Source: "/tmp/out.log", Name: "log", Create: true}},
+		{`file:/mnt/x\:create=x`, Grant{Kind: GrantFile, Source: "/mnt/x:create", Name: "x"}},
 		{"cap:c01=log:rights=fd_write", Grant{Kind: GrantCap, Source: "c01", Name: "log", Rights: caps.RightFDWrite}},
 		{"dir:/srv/données=données", Grant{Kind: GrantDir, Source: "/srv/données", Name: "données"}},
 		// "/" is the guest's root directory, for dir grants only.
@@ -128,6 +132,9 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 		{"cap:c01:rights=fd_read,fd_bogus", `unknown right "fd_bogus"`},
 		{"cap:c01:rights=", ":rights= lists no right"},
 		{"dir:/x:dial", ":dial applies only to sock: grants"},
+		{"dir:/x:create", ":create applies only to file: grants"},
+		{"file:./out.log:CREATE", "write :create"},
+		{"file:./out.log:rw", "file: grants take :ro (read-only) or :create"},
 		{"listen:web:dial", ":dial applies only to sock: grants"},
 		{"sock:a:b", "neither a resource name nor an address"},
 		{"sock:tcp:127.0.0.1", "not HOST:PORT"},
@@ -288,5 +295,77 @@ func TestReadOnlyFileGrantOpensReadOnlyAndWritableGrantReadWrite(t *testing.T) {
 			t.Errorf("ro=%v: rights %v, want fd_write=%v", c.ro, r.base, c.writeable)
 		}
 		_ = r.res.Close()
+	}
+}
+
+func TestCreateGrantMakesAMissingFileAndOpensAnExistingOne(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.log")
+	g, err := ParseGrant("file:" + path + ":create")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := g.setup(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || r.created == nil {
+		t.Fatalf("after setup: %v, mode %v, created %v; want a 0600 file this grant created", err, fi.Mode(), r.created)
+	}
+	_ = r.res.Close()
+
+	// Existing now, it is opened as it is: not recreated, not truncated,
+	// and not removed when the launch fails.
+	if err := os.WriteFile(path, []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, err = g.setup(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.created != nil {
+		t.Error("an existing file counts as created")
+	}
+	_ = r.res.Close()
+	r.undoCreate()
+	if b, err := os.ReadFile(path); err != nil || string(b) != "kept" {
+		t.Errorf("the existing file is now %q, %v", b, err)
+	}
+
+	// A file the grant made is removed by undoCreate; one put in its
+	// place since is not.
+	other := filepath.Join(dir, "new.log")
+	g2, _ := ParseGrant("file:" + other + ":create")
+	r, err = g2.setup(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.res.Close()
+	r.undoCreate()
+	if _, err := os.Lstat(other); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("undoCreate left the file it made: %v", err)
+	}
+	r, err = g2.setup(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.res.Close()
+	// Made while the first exists, the other file cannot share its inode.
+	theirs := filepath.Join(dir, "theirs")
+	if err := os.WriteFile(theirs, []byte("theirs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(theirs, other); err != nil {
+		t.Fatal(err)
+	}
+	r.undoCreate()
+	if b, err := os.ReadFile(other); err != nil || string(b) != "theirs" {
+		t.Errorf("undoCreate removed a file it did not make: %q, %v", b, err)
+	}
+
+	err = setupErr(t, "file:"+filepath.Join(dir, "nodir", "x.log")+":create")
+	if !strings.Contains(err.Error(), "does not exist: create it") {
+		t.Errorf("missing directory: %v", err)
 	}
 }

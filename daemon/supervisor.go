@@ -11,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +130,7 @@ type Supervisor struct {
 	// could not be written.
 	audit       *audit.Log
 	auditFailed atomic.Bool
+	auditShut   atomic.Bool // the shutdown record is written (audit.go)
 
 	peerMu sync.Mutex
 	peers  PeerServer // serves guests' Cap'n Proto connections; nil: none
@@ -187,8 +187,17 @@ func (s *Supervisor) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	running := 0
+	for _, g := range s.guests {
+		if g == nil { // a launch under way: it is refused or killed
+			running++
+		} else if r, _ := g.Status(); r {
+			running++
+		}
+	}
 	s.mu.Unlock()
 
+	s.recordShutdown(running)
 	s.cancel(errShutdown)
 	all := make(chan struct{})
 	go func() {
@@ -384,10 +393,12 @@ type Guest struct {
 	done       chan struct{}
 	charge     uint64 // what the guest counts against its principal's memory budget
 
-	mu       sync.Mutex
-	exited   bool
-	status   abi.ExitStatus
-	peerLive bool // a Cap'n Proto connection is open (peer.go)
+	mu        sync.Mutex
+	exited    bool
+	status    abi.ExitStatus
+	peerLive  bool     // a Cap'n Proto connection is open (peer.go)
+	afterDone []func() // AfterDone's, until doneRun
+	doneRun   bool     // Done is closed and afterDone has been taken
 }
 
 // Launch validates spec, sets up every grant, and starts the guest. Grants
@@ -417,6 +428,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	if err := g.recordStart(&spec, grants); err != nil {
 		// Nothing runs that the audit log does not show.
 		table.CloseAll()
+		opened.undoCreate()
 		s.unreserve(g)
 		return nil, err
 	}
@@ -433,11 +445,20 @@ type openedHandles struct {
 	delegated []*caps.Cap
 }
 
-// release closes everything in h, for a launch that fails before the
-// guest holds it.
+// undoCreate removes the files the grants of h created, for a launch that
+// failed after the guest's table held them.
+func (h *openedHandles) undoCreate() {
+	for _, r := range h.grants {
+		r.undoCreate()
+	}
+}
+
+// release closes everything in h, and removes the files its grants
+// created, for a launch that fails before the guest holds it.
 func (h *openedHandles) release(k *caps.Kernel) {
 	for _, r := range h.grants {
 		_ = r.res.Close()
+		r.undoCreate()
 	}
 	for _, c := range h.delegated {
 		k.Close(c)
@@ -464,7 +485,7 @@ func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*opened
 		if err != nil {
 			return fail(err)
 		}
-		r, err := s.open(ctx, pg.grant)
+		r, err := s.open(ctx, spec.Principal, pg.grant)
 		if err != nil {
 			return fail(err)
 		}
@@ -621,9 +642,12 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 }
 
 // start instantiates the guest on table, lists it and runs it until it
-// exits, spec.Timeout passes, it is killed or the supervisor closes.
+// exits, spec.Timeout passes, it is killed or the supervisor closes. No
+// goroutine waits for its end: the guest's own calls finish when it is
+// done.
 func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	s := g.s
+	gctx, cancel := s.guestContext(spec.Timeout)
 	g.ag = s.rt.NewGuest(spec.Module, abi.GuestConfig{
 		ID:             g.id,
 		Table:          table,
@@ -633,12 +657,13 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		MaxStack:       cmp.Or(spec.MaxStack, s.maxStack),
 		MaxDescendants: s.maxDescendants,
 		Logger:         g.log,
+		OnExited:       g.exitedItself,
+		OnDone:         func() { g.finish(cancel) },
 	})
-	gctx, cancel := s.guestContext(spec.Timeout)
 	if g.stdin != nil {
 		// A guest blocked reading stdin is in a host read the runtime
 		// cannot interrupt; closing the pipe ends that read when the
-		// guest's time is up. watch's cancel releases this hook.
+		// guest's time is up. finish's cancel releases this hook.
 		context.AfterFunc(gctx, func() { g.stdin.close() })
 	}
 	g.grants = grants
@@ -654,7 +679,6 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
 		"principal", spec.Principal.String(), "uid", spec.Principal.UID, "grants", grants,
 		"memory_limit", spec.MemoryLimit, "max_stack", g.limits.MaxStack, "timeout", spec.Timeout)
-	go g.watch(cancel)
 }
 
 // guestContext returns a guest's context: a child of the supervisor's
@@ -719,17 +743,21 @@ func (p *stdinPipe) close() {
 	p.pr.CloseWithError(errGuestEnded)
 }
 
-// watch records the guest's exit. It runs once per guest; cancel releases
-// the guest's context (and what hangs on it) from the supervisor's.
-func (g *Guest) watch(cancel context.CancelFunc) {
-	<-g.ag.Exited()
+// exitedItself runs on the guest's goroutine once the guest itself has
+// ended, before its children have.
+func (g *Guest) exitedItself() {
 	if g.stdin != nil {
 		// The guest's end has killed the guests it spawned, but one of
 		// them reading the stdin it was handed is in a host read that
 		// its kill cannot interrupt: Done would wait for it forever.
 		g.stdin.close()
 	}
-	<-g.ag.Done()
+}
+
+// finish records the guest's exit. It runs once, on the guest's
+// goroutine, once the guest and its children have ended; cancel releases
+// the guest's context (and what hangs on it) from the supervisor's.
+func (g *Guest) finish(cancel context.CancelFunc) {
 	cancel()
 	st := g.ag.Status()
 	g.mu.Lock()
@@ -758,7 +786,29 @@ func (g *Guest) watch(cancel context.CancelFunc) {
 	g.s.mu.Unlock()
 	g.s.retire(g.id)
 	close(g.done)
+	g.mu.Lock()
+	after := g.afterDone
+	g.afterDone, g.doneRun = nil, true
+	g.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
 	g.s.running.Done()
+}
+
+// AfterDone calls f once Done is closed: at once if it is, or else on the
+// guest's goroutine as its last act, before Supervisor.Close can return.
+// It spares a caller that only reacts to the end a goroutine of its own
+// per guest. f must not wait for other guests.
+func (g *Guest) AfterDone(f func()) {
+	g.mu.Lock()
+	if !g.doneRun {
+		g.afterDone = append(g.afterDone, f)
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	f()
 }
 
 // retire moves an exited guest to the bounded list of exited guests.
@@ -889,6 +939,13 @@ func (g *Guest) Kill(reason string) {
 // It is empty once the guest has exited.
 func (g *Guest) Handles() []caps.Entry { return g.ag.Table().Entries() }
 
+// HandleCount is how many handles the guest holds: len(Handles()),
+// without listing them.
+func (g *Guest) HandleCount() int {
+	held, _ := g.ag.Table().Counts()
+	return held
+}
+
 // Guest returns the guest with the given id: a running guest, or one of
 // the most recently exited.
 func (s *Supervisor) Guest(id string) (*Guest, bool) {
@@ -909,13 +966,92 @@ func (s *Supervisor) Guests() []*Guest {
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].started.Equal(out[j].started) {
-			return out[i].started.Before(out[j].started)
-		}
-		return out[i].id < out[j].id
-	})
+	slices.SortFunc(out, guestOrder)
 	return out
+}
+
+// GuestCursor is a place in the order Guests lists guests in: oldest
+// first, by start time and then id. The zero cursor is the start.
+type GuestCursor struct {
+	Started time.Time
+	ID      string
+}
+
+// Cursor is the place of g in the order Guests lists guests in.
+func (g *Guest) Cursor() GuestCursor { return GuestCursor{Started: g.started, ID: g.id} }
+
+func (c GuestCursor) before(g *Guest) bool {
+	if !c.Started.Equal(g.started) {
+		return c.Started.Before(g.started)
+	}
+	return c.ID < g.id
+}
+
+func guestOrder(a, b *Guest) int {
+	if c := a.started.Compare(b.started); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
+}
+
+// GuestsAfter returns the first limit guests after cursor, in the order
+// Guests lists them, among those keep accepts (keep nil accepts all), and
+// whether more follow. keep runs with the supervisor's lock held: it must
+// not call the supervisor. A page costs one pass over the listed guests
+// and a sort of the page, not of them all.
+func (s *Supervisor) GuestsAfter(after GuestCursor, limit int, keep func(*Guest) bool) (page []*Guest, more bool) {
+	if limit <= 0 {
+		return nil, false
+	}
+	// A max-heap of the limit smallest guests seen, its root the largest.
+	h := make([]*Guest, 0, min(limit, 1024))
+	s.mu.Lock()
+	for _, g := range s.guests {
+		if g == nil || !after.before(g) || (keep != nil && !keep(g)) {
+			continue
+		}
+		if len(h) < limit {
+			h = append(h, g)
+			heapUp(h, len(h)-1)
+			continue
+		}
+		more = true
+		if guestOrder(g, h[0]) < 0 {
+			h[0] = g
+			heapDown(h, 0)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(h, guestOrder)
+	return h, more
+}
+
+func heapUp(h []*Guest, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if guestOrder(h[p], h[i]) >= 0 {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func heapDown(h []*Guest, i int) {
+	for {
+		l, big := 2*i+1, i
+		if l < len(h) && guestOrder(h[l], h[big]) > 0 {
+			big = l
+		}
+		if r := l + 1; r < len(h) && guestOrder(h[r], h[big]) > 0 {
+			big = r
+		}
+		if big == i {
+			return
+		}
+		h[i], h[big] = h[big], h[i]
+		i = big
+	}
 }
 
 // Mint authorizes gr for principal by (no module: holder is a client of
@@ -927,7 +1063,7 @@ func (s *Supervisor) Mint(holder *caps.Holder, by Principal, gr Grant, origin st
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.open(context.Background(), pg.grant)
+	r, err := s.open(context.Background(), by, pg.grant)
 	if err != nil {
 		return nil, err
 	}
@@ -947,6 +1083,9 @@ func (s *Supervisor) Revoke(id caps.ID, reason string) (caps.Receipt, error) {
 	}
 	r := s.k.Revoke(c, reason)
 	if len(r.Revoked) == 0 {
+		if n, was := s.WasRevoked(id); was {
+			return r, n.Err(id) // when and why
+		}
 		return r, fmt.Errorf("revoke: capability %s was already revoked: nothing is left to cut off", id)
 	}
 	s.revoked.add(r)

@@ -4,18 +4,22 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/sandboxd/sandboxd/caps"
 )
 
-// The file grammar, as gohcl structs: a block or attribute not listed here
-// is an error ("Unsupported block type", "Unsupported argument") at its
-// position.
+// The file grammar as decoded (decode.go holds the schemas): a block or
+// attribute not in them is an error ("Unsupported block type",
+// "Unsupported argument") at its position. A *Range field is the range of
+// the attribute's value, zero when the attribute is absent; Body is the
+// block's body, for the positions of list elements. The struct tags are
+// gohcl's, which decoded these structs before decode.go did: the tests
+// decode with both and hold them to the same result.
 type fileBody struct {
 	Resources []rawResource `hcl:"resource,block"`
 	Grants    []rawGrant    `hcl:"grant,block"`
@@ -135,12 +139,13 @@ func decodeFile(name string, src []byte, el *errList) *fileBody {
 		el.addDiags(diags)
 		return nil
 	}
-	var b fileBody
-	if diags := gohcl.DecodeBody(f.Body, nil, &b); diags.HasErrors() {
-		el.addDiags(diags)
+	var d decoder
+	b := d.decodeBody(f.Body)
+	if d.diags.HasErrors() {
+		el.addDiags(d.diags)
 		return nil
 	}
-	return &b
+	return b
 }
 
 // build turns decoded files into a Policy, or returns every problem.
@@ -231,7 +236,7 @@ func compileAddress(raw *rawResource, r *Resource, el *errList) {
 		el.add(raw.DefRange, "a %s resource needs exactly one of tcp (HOST:PORT) or unix (a socket path)", raw.Kind)
 	case raw.TCP != nil:
 		r.TCP = *raw.TCP
-		if !hostPort.MatchString(r.TCP) {
+		if !hostPort().MatchString(r.TCP) {
 			el.add(raw.TCPRange, "tcp %q is not HOST:PORT (a name or address, and a port 1-65535)", r.TCP)
 		}
 	default:
@@ -242,7 +247,11 @@ func compileAddress(raw *rawResource, r *Resource, el *errList) {
 	}
 }
 
-var hostPort = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})$`)
+// hostPort is compiled on first use, not at package initialisation, which
+// every run of the CLI pays for (internal/layout holds it).
+var hostPort = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})$`)
+})
 
 // elems gives the position of each element of a list attribute, so that
 // an error points at the element, not the whole list. A list written as

@@ -4,6 +4,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -102,7 +103,8 @@ func compileIDs(ids []int64, what string, at elems, el *errList) []uint32 {
 	return out
 }
 
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+// sha256Hex is compiled on first use, as hostPort is.
+var sha256Hex = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{64}$`) })
 
 func compileModule(raw *rawModule, el *errList) *ModuleMatch {
 	if raw == nil {
@@ -110,7 +112,7 @@ func compileModule(raw *rawModule, el *errList) *ModuleMatch {
 	}
 	hashes := listElems(raw.Body, "sha256", raw.SHA256Range)
 	for i, h := range raw.SHA256 {
-		if !sha256Hex.MatchString(h) {
+		if !sha256Hex().MatchString(h) {
 			el.add(hashes.at(i), "sha256 %q is not 64 lower-case hex digits", h)
 		}
 	}

@@ -67,6 +67,15 @@ interface Supervisor {
   # document `sandboxd audit … --json` prints. Only root and the daemon's
   # own user may ask: the graph shows every principal's guests.
   audit @10 (query :AuditQuery) -> (json :Data);
+
+  # One page of the guests list returns, in the same order, each described
+  # by the few fields ps shows: the first limit (0: 1,024; at most 16,384)
+  # of the guests that come after the cursor `after` ("" for the start).
+  # With all false, ended guests are left out. next is the cursor of the
+  # following page, "" after the last. A page costs the daemon what it
+  # holds, whatever the number of guests, so a listing of 100,000 guests
+  # neither builds one message of them all nor holds the daemon up.
+  listPage @11 (after :Text, limit :UInt32, all :Bool) -> (guests :List(GuestSummary), next :Text);
 }
 
 struct LaunchRequest {
@@ -122,8 +131,13 @@ interface Guest {
   kill @2 (reason :Text) -> (status :ExitStatus);
   # Writes the guest's kept output to sink, then, with follow, what it
   # writes next until it exits. Returns when done; dropped counts bytes
-  # that had been discarded from the front of the kept output.
-  logs @3 (sink :OutputSink, follow :Bool) -> (dropped :UInt64);
+  # that had been discarded from the front of the kept output asked for.
+  # tail: only the last N lines kept (-1: all); since: only output
+  # written at or after this time (Unix nanoseconds; 0: all);
+  # skipStdout, skipStderr: leave that stream out (tail counts the lines
+  # of the streams sent only).
+  logs @3 (sink :OutputSink, follow :Bool, tail :Int64 = -1, since :Int64,
+           skipStdout :Bool, skipStderr :Bool) -> (dropped :UInt64);
   # The guest's handle table.
   caps @4 () -> (handles :List(Handle));
   # The capability behind one of the guest's handles.
@@ -160,7 +174,9 @@ interface StdinSink {
 }
 
 interface OutputSink {
-  write @0 (stream :StdStream, data :Data) -> stream;
+  # time is when the guest wrote data (Unix nanoseconds; the first byte's
+  # when writes close together were joined; 0 if unknown).
+  write @0 (stream :StdStream, data :Data, time :Int64) -> stream;
 }
 
 enum StdStream {
@@ -194,6 +210,20 @@ struct GuestInfo {
   maxFds @15 :UInt32;      # the handle table's size
   grants @16 :List(Text);  # the launch's grant texts, in fd order from 3
   maxStack @17 :UInt64;    # bytes of call stack, as counted
+}
+
+# What ps shows of a guest (GuestInfo has everything).
+struct GuestSummary {
+  id @0 :Text;
+  name @1 :Text;           # the module's display name
+  guestName @2 :Text;      # "" when launched without one
+  uid @3 :UInt32;          # of the principal that launched it
+  user @4 :Text;           # its user name, or "" if unknown
+  running @5 :Bool;
+  status @6 :ExitStatus;   # meaningful once running is false
+  started @7 :Int64;       # unix nanoseconds
+  handles @8 :UInt32;
+  labels @9 :List(Text);   # KEY=VALUE, sorted
 }
 
 struct ExitStatus {

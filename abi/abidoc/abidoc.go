@@ -7,6 +7,7 @@
 package abidoc
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -55,6 +56,49 @@ func WriteTable(w io.Writer) error {
 		}
 		if c.Note != "" {
 			fmt.Fprintf(w, "    note: %s\n", c.Note)
+		}
+	}
+	return nil
+}
+
+// jsonCall is one call as WriteJSON prints it (`sandboxd abi --json`).
+type jsonCall struct {
+	Slot      int
+	Name      string
+	Signature string      // as the text listing shows it: "fd_close(fd i32) → errno"
+	Params    []jsonParam // in order
+	Returns   string      // "errno", or "" for a call that does not return
+	Rights    string      // the rights checks, as the text listing words them; "" for none
+	Origin    string      // the CloudABI call it comes from
+	Changed   string      // what differs from CloudABI, or ""
+	Support   string
+	Note      string
+}
+
+type jsonParam struct {
+	Name    string
+	Type    string // i32, i64
+	Pointer bool   // an address in the guest's memory
+}
+
+// WriteJSON prints the native call table as JSON Lines, one object per
+// call (`sandboxd abi --json`).
+func WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	for _, c := range abi.Calls() {
+		jc := jsonCall{
+			Slot: c.Slot, Name: c.Name, Signature: signature(&c), Params: []jsonParam{},
+			Rights: rightsText(&c, cloudABIRightNames), Origin: c.Origin, Changed: c.Changed,
+			Support: fmt.Sprint(c.Support), Note: c.Note,
+		}
+		if !c.NoReturn {
+			jc.Returns = "errno"
+		}
+		for _, p := range c.Params {
+			jc.Params = append(jc.Params, jsonParam{Name: p.Name, Type: api.ValueTypeName(p.Type), Pointer: p.Pointer})
+		}
+		if err := enc.Encode(jc); err != nil {
+			return err
 		}
 	}
 	return nil

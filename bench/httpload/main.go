@@ -7,7 +7,9 @@
 // listener to the server as fd 3 with LISTEN_FDS=1 LISTEN_FDNAMES=web
 // (systemd socket activation, for a native build of examples/httpd);
 // without, the server binds -addr itself (sandboxd's listen: grant,
-// wazero's -listen).
+// wazero's -listen). With -cpu it also reports the server process's CPU
+// time per measured request (Linux, from /proc): what a request costs the
+// server, whatever else the machine is running.
 //
 //	httpload -addr 127.0.0.1:8080 -activate -- ./httpd
 //	httpload -addr 127.0.0.1:8080 -- sandboxd run --grant listen:127.0.0.1:8080=web httpd.wasm
@@ -24,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +39,7 @@ func main() {
 	requests := flag.Int("requests", 10000, "requests in all")
 	warm := flag.Int("warmup", 1000, "requests before measuring")
 	limit := flag.Duration("timeout", 5*time.Minute, "give up (and stop the server) after `DURATION`")
+	cpu := flag.Bool("cpu", false, "also report the server process's CPU time (user + system, all threads) per measured request")
 	flag.Parse()
 	srv, err := start(*addr, *activate, flag.Args())
 	if err != nil {
@@ -45,6 +49,7 @@ func main() {
 	type result struct {
 		took time.Duration
 		lat  []time.Duration
+		cpu  time.Duration // the server's CPU time over the measured requests
 		err  error
 	}
 	done := make(chan result, 1)
@@ -52,7 +57,18 @@ func main() {
 		var r result
 		if r.err = ready(*addr); r.err == nil {
 			if _, _, r.err = run(*addr, *conns, *warm); r.err == nil {
-				r.took, r.lat, r.err = run(*addr, *conns, *requests)
+				var before time.Duration
+				if *cpu {
+					before, r.err = cpuTime(srv.Process.Pid)
+				}
+				if r.err == nil {
+					r.took, r.lat, r.err = run(*addr, *conns, *requests)
+				}
+				if *cpu && r.err == nil {
+					var after time.Duration
+					after, r.err = cpuTime(srv.Process.Pid)
+					r.cpu = after - before
+				}
 			}
 		}
 		done <- r
@@ -72,8 +88,12 @@ func main() {
 	took, lat := r.took, r.lat
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
-	fmt.Printf("%d requests, %d connections: %.0f req/s, p50 %v, p99 %v\n", len(lat), *conns,
+	fmt.Printf("%d requests, %d connections: %.0f req/s, p50 %v, p99 %v", len(lat), *conns,
 		float64(len(lat))/took.Seconds(), pct(0.50).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
+	if *cpu {
+		fmt.Printf(", server CPU %.0f µs/request", float64(r.cpu.Microseconds())/float64(len(lat)))
+	}
+	fmt.Println()
 }
 
 // start runs the server command.
@@ -173,4 +193,29 @@ func get(ctx context.Context, c *http.Client, addr, id string) error {
 		return fmt.Errorf("request %s: status %d, body %q", id, resp.StatusCode, body)
 	}
 	return nil
+}
+
+// cpuTime is the CPU time process pid has used so far, user and system,
+// all threads (/proc/PID/stat, in clock ticks of 10 ms: the -cpu figure
+// wants a run of several seconds of server CPU).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading the server's CPU time: %v", err)
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("reading the server's CPU time: short /proc/%d/stat", pid)
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // utime, stime: fields 14 and 15
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("reading the server's CPU time: %v", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }

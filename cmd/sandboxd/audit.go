@@ -30,20 +30,23 @@ func registerAudit(c command) { auditVerbs[strings.TrimPrefix(c.name, "audit ")]
 
 func auditCmd(args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Println("Usage: sandboxd audit SUBCOMMAND [flags] [args…]\n\nSubcommands:")
+		// Asked for, the usage goes to stdout; as a usage error (no
+		// subcommand), to stderr, as `sandboxd` alone prints its help.
+		w, code := os.Stdout, exitOK
+		if len(args) == 0 {
+			w, code = os.Stderr, exitUsage
+		}
+		fmt.Fprintln(w, "Usage: sandboxd audit SUBCOMMAND [flags] [args…]\n\nSubcommands:")
 		names := make([]string, 0, len(auditVerbs))
 		for n := range auditVerbs {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			fmt.Printf("  %-8s %s\n", n, auditVerbs[n].summary)
+			fmt.Fprintf(w, "  %-8s %s\n", n, auditVerbs[n].summary)
 		}
-		fmt.Println("\nRun `sandboxd audit SUBCOMMAND -h` for its flags. docs/AUDIT.md explains the log.")
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
+		fmt.Fprintln(w, "\nRun `sandboxd audit SUBCOMMAND -h` for its flags. docs/AUDIT.md explains the log.")
+		return code
 	}
 	c, ok := auditVerbs[args[0]]
 	if !ok {

@@ -38,6 +38,7 @@ func addQueryFlags(fs *flag.FlagSet, name string) queryFlags {
 	}
 	if name == "audit graph" {
 		q.format = fs.String("format", "text", "print the graph as `FORMAT`: text, json or dot (Graphviz: | dot -Tsvg)")
+		q.asJSON = fs.Bool("json", false, "print the graph as --format json does, on one line")
 	} else {
 		q.asJSON = fs.Bool("json", false, "print the answer as JSON")
 	}
@@ -83,6 +84,9 @@ func queryArg(c command, kind string, qf queryFlags, rest []string) (string, int
 	case audit.QueryGraph:
 		if len(rest) > 0 {
 			return "", usageError(c, "unexpected argument %q", rest[0]), false
+		}
+		if *qf.asJSON && *qf.format != "text" {
+			return "", usageError(c, "--json and --format %s ask for two formats: give one", *qf.format), false
 		}
 		if f := *qf.format; f != "text" && f != "json" && f != "dot" {
 			return "", usageError(c, "--format %q is not one of text, json, dot", f), false
@@ -136,6 +140,14 @@ func answer(kind, arg string, at time.Time, qf queryFlags) ([]byte, int) {
 
 // printAnswer prints a query's JSON document as asked.
 func printAnswer(kind string, data []byte, qf queryFlags) error {
+	if qf.asJSON != nil && *qf.asJSON && kind == audit.QueryGraph {
+		// --format json's document, on one line as every --json prints.
+		var d audit.GraphDoc
+		if err := json.Unmarshal(data, &d); err != nil {
+			return err
+		}
+		return json.NewEncoder(os.Stdout).Encode(audit.FromDoc(d).Doc())
+	}
 	if qf.asJSON != nil && *qf.asJSON {
 		_, err := fmt.Printf("%s\n", data)
 		return err

@@ -19,10 +19,18 @@ func init() {
 	})
 }
 
+// compiled is what compile --json prints for one module.
+type compiled struct {
+	Path   string        // as given
+	SHA256 string        // the module's hash, which keys the cache
+	Took   time.Duration // how long the daemon took to compile it (0: it was cached)
+}
+
 func compileCmd(args []string) int {
 	c := commands["compile"]
 	fs := newFlags(c)
 	socket := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print each module as a JSON object, one per line: {\"Path\", \"SHA256\", \"Took\"} (Took in nanoseconds)")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -40,6 +48,9 @@ func compileCmd(args []string) int {
 		done()
 		if err != nil {
 			return daemonFailure(err)
+		}
+		if *asJSON {
+			return printJSON(compiled{Path: path, SHA256: sha, Took: took})
 		}
 		fmt.Printf("%s\t%s\t%v\n", path, sha, took.Round(time.Millisecond))
 		return exitOK

@@ -298,7 +298,10 @@ func TestDaemonGrantReachesRunningGuestAndRevokeCutsItOffWhileInUse(t *testing.T
 	if r := d.cli(t, "revoke", capID); r.code != exitFailure || r.stdout != "" {
 		t.Fatalf("revoke of a revoked capability: code %d, stdout %q; want %d and nothing revoked", r.code, r.stdout, exitFailure)
 	} else {
-		oneLine(t, r.stderr, "was already revoked")
+		oneLine(t, r.stderr, "was already revoked at ")
+		if !strings.Contains(r.stderr, "(test)") {
+			t.Errorf("revoke of a revoked capability does not say why: %q", r.stderr)
+		}
 	}
 	if r := d.cli(t, "wait", id); r.code != 0 {
 		t.Fatalf("the guest did not see its handle revoked: wait code %d", r.code)

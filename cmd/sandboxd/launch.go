@@ -176,6 +176,9 @@ func launchCmd(args []string) int {
 	}
 	defer g.Release()
 	if la.detach {
+		if la.json {
+			return printJSON(launched{ID: g.ID(), GuestName: la.name})
+		}
 		fmt.Println(g.ID())
 		return exitOK
 	}
@@ -192,6 +195,13 @@ type launchArgs struct {
 	name      string // --name
 	// interactive: -i, standard input streamed as the guest reads it.
 	interactive bool
+	json        bool // --json, with --detach
+}
+
+// launched is what launch --detach --json prints.
+type launched struct {
+	ID        string
+	GuestName string // --name, or ""
 }
 
 // parseLaunchFlags parses and checks launch's flags and arguments. When it
@@ -200,12 +210,13 @@ type launchArgs struct {
 func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok bool) {
 	fs := newFlags(c)
 	socket := socketFlag(fs)
-	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)", 0)
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, file:PATH:create for a file made if missing, or cap:ID for a capability you hold (repeatable; docs/GRANTS.md)", 0)
 	name := fs.String("name", "", "name the guest `NAME` (unique among the daemon's listed guests): it works wherever its id does")
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
 	interactive := fs.Bool("i", false, "stream this process's standard input to the guest's stdin as the guest reads it, like docker run -i (interactive guests, input of any size)")
 	fs.BoolVar(interactive, "interactive", false, "the same as -i")
+	asJSON := fs.Bool("json", false, "with --detach, print the guest as one JSON object: {\"ID\", \"GuestName\"}")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return la, code, false
 	}
@@ -219,6 +230,9 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	la.socket, la.detach, la.stdin, la.name, la.interactive = *socket, *detach, *stdin, *name, *interactive
 	if la.stdin && la.interactive {
 		return la, usageError(c, "--stdin sends standard input whole and -i streams it: give one"), false
+	}
+	if la.json = *asJSON; la.json && !la.detach {
+		return la, usageError(c, "--json goes with --detach: attached, launch prints the guest's own output (sandboxd wait --json prints how it ended)"), false
 	}
 	return la, exitOK, true
 }

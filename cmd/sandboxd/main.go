@@ -187,7 +187,7 @@ func printUsage(w io.Writer, c command, fs *flag.FlagSet) {
 			fmt.Fprintf(w, " %s", arg)
 		}
 		fmt.Fprintf(w, "\n        %s", help)
-		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "[]" {
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "[]" && f.DefValue != "false" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}
 		fmt.Fprintln(w)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -49,25 +51,66 @@ func psCmd(args []string) int {
 		return code
 	}
 	defer cl.Close()
-	listed, err := cl.List(ctx)
-	if err != nil {
-		return daemonFailure(err)
+	if *asJSON {
+		listed, err := cl.List(ctx)
+		if err != nil {
+			return daemonFailure(err)
+		}
+		var guests []client.GuestInfo
+		for _, g := range listed {
+			if match(g.Summary()) {
+				guests = append(guests, g)
+			}
+		}
+		return printGuestsJSON(guests)
 	}
-	var guests []client.GuestInfo
-	for _, g := range listed {
-		if match(g) {
-			guests = append(guests, g)
+	out := bufio.NewWriterSize(os.Stdout, 64<<10)
+	var print func(client.GuestSummary) error
+	var w *tabwriter.Writer
+	if *quiet {
+		print = func(g client.GuestSummary) error {
+			_, err := fmt.Fprintln(out, g.ID)
+			return err
+		}
+	} else {
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "GUEST\tMODULE\tSTATE\tSTARTED\tPRINCIPAL\tHANDLES\tLABELS")
+		now := time.Now()
+		print = func(g client.GuestSummary) error {
+			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\t%d\t%s\n", g.ID, g.Name, guestState(client.GuestInfo{Running: g.Running, Status: g.Status}),
+				now.Sub(g.Started).Round(time.Second), g.Principal, g.Handles, dash(strings.Join(g.Labels, ",")))
+			return err
 		}
 	}
-	return printGuests(guests, *asJSON, *quiet)
+	err = cl.Guests(ctx, *all, func(g client.GuestSummary) error {
+		if !match(g) {
+			return nil
+		}
+		return print(g)
+	})
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return daemonFailure(err)
+	}
+	if err == nil && w != nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = out.Flush()
+	}
+	if err != nil {
+		fail("writing output: %v", err)
+		return exitFailure
+	}
+	return exitOK
 }
 
 // guestFilter builds the test ps applies to each guest from its --filter
 // flags; without all, ended guests are left out.
-func guestFilter(filters []string, all bool) (func(client.GuestInfo) bool, error) {
-	var tests []func(client.GuestInfo) bool
+func guestFilter(filters []string, all bool) (func(client.GuestSummary) bool, error) {
+	var tests []func(client.GuestSummary) bool
 	if !all {
-		tests = append(tests, func(g client.GuestInfo) bool { return g.Running })
+		tests = append(tests, func(g client.GuestSummary) bool { return g.Running })
 	}
 	for _, f := range filters {
 		k, v, ok := strings.Cut(f, "=")
@@ -80,7 +123,7 @@ func guestFilter(filters []string, all bool) (func(client.GuestInfo) bool, error
 		}
 		tests = append(tests, t)
 	}
-	return func(g client.GuestInfo) bool {
+	return func(g client.GuestSummary) bool {
 		for _, t := range tests {
 			if !t(g) {
 				return false
@@ -90,53 +133,34 @@ func guestFilter(filters []string, all bool) (func(client.GuestInfo) bool, error
 	}, nil
 }
 
-func filterTest(key, value string) (func(client.GuestInfo) bool, error) {
+func filterTest(key, value string) (func(client.GuestSummary) bool, error) {
 	switch key {
 	case "state":
 		if value != "running" && value != "ended" {
 			return nil, fmt.Errorf("state is running or ended")
 		}
-		return func(g client.GuestInfo) bool { return g.Running == (value == "running") }, nil
+		return func(g client.GuestSummary) bool { return g.Running == (value == "running") }, nil
 	case "module":
-		return func(g client.GuestInfo) bool { return g.Name == value }, nil
+		return func(g client.GuestSummary) bool { return g.Name == value }, nil
 	case "label":
-		return func(g client.GuestInfo) bool { return slices.Contains(g.Labels, value) }, nil
+		return func(g client.GuestSummary) bool { return slices.Contains(g.Labels, value) }, nil
 	case "principal":
-		return func(g client.GuestInfo) bool {
+		return func(g client.GuestSummary) bool {
 			return g.Principal.Name == value || strconv.FormatUint(uint64(g.Principal.UID), 10) == value
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown key %q: want state, module, label or principal", key)
 }
 
-// printGuests prints ps's listing: a table, ids only (quiet) or JSON.
-func printGuests(guests []client.GuestInfo, asJSON, quiet bool) int {
-	switch {
-	case asJSON:
-		enc := json.NewEncoder(os.Stdout)
-		for _, g := range guests {
-			if err := enc.Encode(g); err != nil {
-				fail("writing output: %v", err)
-				return exitFailure
-			}
-		}
-		return exitOK
-	case quiet:
-		for _, g := range guests {
-			fmt.Println(g.ID)
-		}
-		return exitOK
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "GUEST\tMODULE\tSTATE\tSTARTED\tPRINCIPAL\tHANDLES\tLABELS")
-	now := time.Now()
+// printGuestsJSON prints ps --json's listing: one JSON object per guest,
+// one per line.
+func printGuestsJSON(guests []client.GuestInfo) int {
+	enc := json.NewEncoder(os.Stdout)
 	for _, g := range guests {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\t%d\t%s\n", g.ID, g.Name, guestState(g),
-			now.Sub(g.Started).Round(time.Second), g.Principal, g.Handles, dash(strings.Join(g.Labels, ",")))
-	}
-	if err := w.Flush(); err != nil {
-		fail("writing output: %v", err)
-		return exitFailure
+		if err := enc.Encode(g); err != nil {
+			fail("writing output: %v", err)
+			return exitFailure
+		}
 	}
 	return exitOK
 }

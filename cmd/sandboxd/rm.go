@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 
 	"github.com/sandboxd/sandboxd/client"
@@ -26,6 +27,7 @@ func rmCmd(args []string) int {
 	c := commands["rm"]
 	fs := newFlags(c)
 	socket := socketFlag(fs)
+	asJSON := jsonForgottenFlag(fs)
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -45,15 +47,34 @@ func rmCmd(args []string) int {
 		if err != nil {
 			return daemonFailure(err)
 		}
-		fmt.Println(info.ID)
-		return exitOK
+		return printForgotten(info, *asJSON)
 	})
+}
+
+// forgotten is what rm --json and prune --json print for one guest.
+type forgotten struct {
+	ID        string
+	GuestName string // launch --name, or ""
+}
+
+func jsonForgottenFlag(fs *flag.FlagSet) *bool {
+	return fs.Bool("json", false, "print each guest forgotten as a JSON object, one per line: {\"ID\", \"GuestName\"}")
+}
+
+// printForgotten prints one guest rm or prune forgot.
+func printForgotten(g client.GuestInfo, asJSON bool) int {
+	if asJSON {
+		return printJSON(forgotten{ID: g.ID, GuestName: g.GuestName})
+	}
+	fmt.Println(g.ID)
+	return exitOK
 }
 
 func pruneCmd(args []string) int {
 	c := commands["prune"]
 	fs := newFlags(c)
 	socket := socketFlag(fs)
+	asJSON := jsonForgottenFlag(fs)
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -79,7 +100,7 @@ func pruneCmd(args []string) int {
 			status = max(status, daemonFailure(err))
 			continue
 		}
-		fmt.Println(g.ID)
+		status = max(status, printForgotten(g, *asJSON))
 	}
 	return status
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,9 +81,13 @@ const gcHeadroom = 128 << 20
 // Go heap instead (the kernel refused its reservation, as a small
 // `ulimit -v` makes it), its growth would start collections.
 func holdGC() {
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(s)
-	held := s[0].Value.Uint64() - s[1].Value.Uint64() // what the memory limit counts
+	// Sys less HeapReleased is what the memory limit counts (runtime/metrics'
+	// /memory/classes/total less /memory/classes/heap/released). MemStats
+	// rather than runtime/metrics: that package's init builds its table of
+	// every metric in every process, whichever verb runs.
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	held := ms.Sys - ms.HeapReleased
 	debug.SetMemoryLimit(int64(held) + gcHeadroom)
 	debug.SetGCPercent(-1)
 }
@@ -181,7 +184,7 @@ type runArgs struct {
 // (or the help, for -h).
 func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	fs := newFlags(c)
-	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro (repeatable; docs/GRANTS.md)", caps.DefaultMaxFDs)
+	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro, or file:./out.log:create for a file made if missing (repeatable; docs/GRANTS.md)", caps.DefaultMaxFDs)
 	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+
+	"github.com/sandboxd/sandboxd/client"
 )
 
 func init() {
@@ -17,6 +19,7 @@ func waitCmd(args []string) int {
 	c := commands["wait"]
 	fs := newFlags(c)
 	socket := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print how the guest ended as one JSON object: {\"ID\", \"Status\", \"Exit\"} (Exit: the status this command exits with)")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
@@ -33,5 +36,25 @@ func waitCmd(args []string) int {
 	if err != nil {
 		return daemonFailure(err)
 	}
-	return guestExit(st, 0)
+	if !*asJSON {
+		return guestExit(st, 0)
+	}
+	id := g.ID()
+	if info, err := g.Info(ctx); err == nil {
+		id = info.ID
+	}
+	// The exit status is the guest's, as without --json; the line
+	// guestExit prints for a guest sandboxd ended goes to stderr.
+	exit := guestExit(st, 0)
+	if c := printJSON(waited{ID: id, Status: st, Exit: exit}); c != exitOK {
+		return c
+	}
+	return exit
+}
+
+// waited is what wait --json prints.
+type waited struct {
+	ID     string
+	Status client.ExitStatus
+	Exit   int // the status wait exits with: the guest's code, or 124, 137, … as run's
 }

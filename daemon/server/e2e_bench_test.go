@@ -3,6 +3,9 @@ package server_test
 import (
 	"context"
 	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,4 +55,112 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	}
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
+}
+
+// BenchmarkListThousandGuests lists 1,000 running guests through the
+// client library: one op is a whole listing, by Client.Guests (pages of
+// GuestSummary, what ps uses) and by Client.List (every GuestInfo in one
+// message, what ps --json uses).
+func BenchmarkListThousandGuests(b *testing.B) {
+	d := startDaemonUnwatched(b, server.Limits{MaxGuests: 2000})
+	c := d.dial(b)
+	ctx := context.Background()
+	req := client.LaunchRequest{Name: "idle.wat", Wasm: abitest.WAT(b, "daemon/testdata/guests/idle.wat"), Detach: true, MemoryLimit: 1 << 20}
+	const n = 1000
+	for i := 0; i < n; i++ {
+		g, err := c.Launch(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.Release()
+	}
+	b.Run("Guests", func(b *testing.B) {
+		for b.Loop() {
+			got := 0
+			if err := c.Guests(ctx, false, func(client.GuestSummary) error { got++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+			if got != n {
+				b.Fatalf("listed %d guests, want %d", got, n)
+			}
+		}
+	})
+	b.Run("List", func(b *testing.B) {
+		for b.Loop() {
+			l, err := c.List(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(l) != n {
+				b.Fatalf("listed %d guests, want %d", len(l), n)
+			}
+		}
+	})
+}
+
+// BenchmarkLaunchTail launches a small guest that exits at once
+// (hello.wat) from 4 connections with 8 launches in flight on each, each
+// launch waited for: one op is one launch, and it reports launches per
+// second of the whole run and the p99 of single launches. Guests that
+// end hand their memory to the next (abi/linmem.go's pool), as a busy
+// daemon's would; bench/density.sh measures launches of guests that stay.
+func BenchmarkLaunchTail(b *testing.B) {
+	const conns, inflight = 4, 8
+	d := startDaemonUnwatched(b, server.Limits{})
+	ctx := context.Background()
+	req := client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(b, helloWAT)}
+	clients := make([]*client.Client, conns)
+	for i := range clients {
+		clients[i] = d.dial(b)
+	}
+	launch := func(c *client.Client) {
+		g, err := c.Launch(ctx, req)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
+			b.Errorf("status %+v, err %v", st, err)
+		}
+		g.Release()
+	}
+	for range 20 {
+		launch(clients[0])
+	}
+	lat := make([]time.Duration, b.N)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start, cpu0 := time.Now(), processCPU()
+	for _, c := range clients {
+		for range inflight {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(b.N) {
+						return
+					}
+					t0 := time.Now()
+					launch(c)
+					lat[i] = time.Since(t0)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "launches/s")
+	// On a shared machine the CPU time compares from run to run where
+	// the rate does not: the client's and the daemon's together.
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/launch")
+	reportPercentiles(b, lat)
+}
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

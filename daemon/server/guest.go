@@ -40,10 +40,10 @@ func (r *guestRecord) kill(reason string) {
 	r.g.Kill(reason)
 }
 
-// watch runs once per launched guest: it closes the output when the guest
-// exits, drains the attached sink, and retires the record.
+// watch runs once per launched guest, once it is done (Guest.AfterDone,
+// on the guest's goroutine): it closes the output, drains the attached
+// sink, and retires the record.
 func (s *Server) watch(r *guestRecord) {
-	<-r.g.Done()
 	r.ended.Store(time.Now().UnixNano())
 	r.output.close()
 	if r.attached != nil {
@@ -120,7 +120,7 @@ func newOutputSink(ctx context.Context, sink schemas.OutputSink) *outputSink {
 	return &outputSink{ctx: ctx, sink: sink}
 }
 
-func (o *outputSink) write(st stream, p []byte) {
+func (o *outputSink) write(st stream, p []byte, at int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for len(p) > 0 && !o.failed {
@@ -128,6 +128,7 @@ func (o *outputSink) write(st stream, p []byte) {
 		chunk := p[:n]
 		err := o.sink.Write(o.ctx, func(a schemas.OutputSink_write_Params) error {
 			a.SetStream(schemas.StdStream(st))
+			a.SetTime(at)
 			return a.SetData(chunk)
 		})
 		if err != nil {
@@ -259,14 +260,21 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 	}
 	sink := newOutputSink(ctx, a.Sink().AddRef())
 	follow := a.Follow()
-	var off, dropped uint64
+	q := logQuery{tail: a.Tail(), since: a.Since(), skip: [2]bool{streamStdout: a.SkipStdout(), streamStderr: a.SkipStderr()}}
+	off, lost := s.r.output.startAt(q)
+	if lost {
+		off = 0 // readFrom counts what was dropped
+	}
+	var dropped uint64
 	var err error
 	for {
 		chunks, next, d, grew, closed := s.r.output.readFrom(off)
 		dropped += d
 		off = next
 		for _, ch := range chunks {
-			sink.write(ch.stream, ch.data)
+			if !q.skip[ch.stream] {
+				sink.write(ch.stream, ch.data, ch.time)
+			}
 		}
 		if !follow || (closed && len(chunks) == 0) {
 			break
@@ -353,16 +361,14 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 	if err != nil {
 		return grantFailure(err)
 	}
-	var c *caps.Cap
-	if gr.Kind == daemon.GrantCap {
-		from, err := s.c.lookupOwnedCap(gr.Source)
-		if err != nil {
-			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
-		}
-		if c, err = s.r.g.Delegate(ctx, capDelegation(from, gr)); err != nil {
-			return grantFailure(&daemon.GrantError{Grant: gr, Err: err})
-		}
-	} else if c, err = s.r.g.Grant(ctx, s.c.principal, gr); err != nil {
+	if running, _ := s.r.g.Status(); !running {
+		return fmt.Errorf("guest %s has exited: %v", s.r.g.ID(), daemon.ErrGuestEnded)
+	}
+	c, err := s.grant(ctx, gr)
+	if errors.Is(err, daemon.ErrGuestEnded) {
+		return err // it exited meanwhile: the grant itself was fine
+	}
+	if err != nil {
 		return grantFailure(err)
 	}
 	s.c.log.Debug("granted to running guest", "guest", s.r.g.ID(), "grant", gr.String(), "cap", c.ID())
@@ -375,6 +381,23 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 		return err
 	}
 	return fillCapInfo(info, c)
+}
+
+// grant sets up gr, or copies the capability a cap: grant names, and
+// sends it to the guest.
+func (s *guestServer) grant(ctx context.Context, gr daemon.Grant) (*caps.Cap, error) {
+	var c *caps.Cap
+	if gr.Kind == daemon.GrantCap {
+		from, err := s.c.lookupOwnedCap(gr.Source)
+		if err != nil {
+			return nil, &daemon.GrantError{Grant: gr, Err: err}
+		}
+		if c, err = s.r.g.Delegate(ctx, capDelegation(from, gr)); err != nil {
+			return nil, &daemon.GrantError{Grant: gr, Err: err}
+		}
+		return c, nil
+	}
+	return s.r.g.Grant(ctx, s.c.principal, gr)
 }
 
 // forget drops the record of an ended guest the Supervisor has forgotten,

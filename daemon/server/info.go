@@ -83,6 +83,42 @@ func fillGuestInfo(dst schemas.GuestInfo, r *guestRecord) error {
 	return nil
 }
 
+// fillGuestSummary writes what ps shows of g.
+func fillGuestSummary(dst schemas.GuestSummary, g *daemon.Guest, name string) error {
+	if err := dst.SetId(g.ID()); err != nil {
+		return err
+	}
+	if err := dst.SetName(g.Module().Name); err != nil {
+		return err
+	}
+	if err := dst.SetGuestName(name); err != nil {
+		return err
+	}
+	p := g.Principal()
+	dst.SetUid(p.UID)
+	if err := dst.SetUser(p.Name); err != nil {
+		return err
+	}
+	running, st := g.Status()
+	dst.SetRunning(running)
+	dst.SetStarted(g.Started().UnixNano())
+	if !running {
+		es, err := dst.NewStatus()
+		if err != nil {
+			return err
+		}
+		if err := fillExitStatus(es, st); err != nil {
+			return err
+		}
+	}
+	dst.SetHandles(uint32(g.HandleCount()))
+	labels := g.Labels()
+	if len(labels) == 0 {
+		return nil
+	}
+	return setTexts(dst.NewLabels, labels)
+}
+
 // setTexts fills a new text list, made by alloc, with texts.
 func setTexts(alloc func(int32) (capnp.TextList, error), texts []string) error {
 	l, err := alloc(int32(len(texts)))

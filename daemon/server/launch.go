@@ -373,7 +373,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	s.records[r.g.ID()] = r
 	s.mu.Unlock()
 	s.nameGuest(r.name, r.g.ID())
-	go s.watch(r)
+	r.g.AfterDone(func() { s.watch(r) })
 	c.log.Debug("launched", "guest", r.g.ID(), "module", a.name, "sha256", r.g.Module().HashString(), "detach", a.detach, "attached", r.attached != nil)
 
 	gc, err := c.newGuestClient(r, true)

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"sync"
+	"time"
 )
 
 // DefaultLogBytes is how much of each guest's output the daemon keeps for
@@ -21,6 +23,9 @@ const (
 type outputChunk struct {
 	stream stream
 	data   []byte
+	// time is when its first byte was written (Unix nanoseconds): writes
+	// are joined into one chunk only within coalesceWindow of it.
+	time int64
 }
 
 // outputLog keeps the most recent output of one guest, stdout and stderr
@@ -37,11 +42,19 @@ type outputLog struct {
 	end    uint64 // offset after the last byte written
 	closed bool
 	grew   chan struct{} // closed (and replaced) when output arrives or the log closes
+	// evicted is the time of the newest output dropped to keep max bytes
+	// (0: none): a reader asking for output since a later time lost none.
+	evicted int64
 }
 
 // maxChunk is how large a chunk grows by coalescing small writes; it keeps
 // per-write overhead low for guests that write a byte at a time.
-const maxChunk = 4 << 10
+// coalesceWindow is how long after a chunk's first write a write may
+// still join it, so that each chunk's time is within it of each byte's.
+const (
+	maxChunk       = 4 << 10
+	coalesceWindow = int64(time.Millisecond)
+)
 
 func newOutputLog(max uint64) *outputLog {
 	if max == 0 {
@@ -50,8 +63,9 @@ func newOutputLog(max uint64) *outputLog {
 	return &outputLog{max: max, grew: make(chan struct{})}
 }
 
-// write appends p to the log. It copies p.
-func (l *outputLog) write(s stream, p []byte) {
+// writeAt appends p to the log, written at now (Unix nanoseconds). It
+// copies p.
+func (l *outputLog) writeAt(s stream, p []byte, now int64) {
 	if len(p) == 0 {
 		return
 	}
@@ -63,14 +77,17 @@ func (l *outputLog) write(s stream, p []byte) {
 	if uint64(len(p)) >= l.max { // only the tail of a huge write can be kept
 		l.end += uint64(len(p))
 		l.start = l.end - l.max
+		if len(l.chunks) > 0 || l.start > 0 {
+			l.evicted = now
+		}
 		clear(l.chunks)
-		l.chunks = append(l.chunks[:0], outputChunk{stream: s, data: append([]byte(nil), p[uint64(len(p))-l.max:]...)})
-	} else if n := len(l.chunks); n > 0 && l.chunks[n-1].stream == s && len(l.chunks[n-1].data)+len(p) <= maxChunk {
+		l.chunks = append(l.chunks[:0], outputChunk{stream: s, data: append([]byte(nil), p[uint64(len(p))-l.max:]...), time: now})
+	} else if n := len(l.chunks); n > 0 && l.chunks[n-1].stream == s && len(l.chunks[n-1].data)+len(p) <= maxChunk && now-l.chunks[n-1].time < coalesceWindow {
 		l.end += uint64(len(p))
 		l.chunks[n-1].data = append(l.chunks[n-1].data, p...)
 	} else {
 		l.end += uint64(len(p))
-		l.chunks = append(l.chunks, outputChunk{stream: s, data: append(make([]byte, 0, max(len(p), 256)), p...)})
+		l.chunks = append(l.chunks, outputChunk{stream: s, data: append(make([]byte, 0, max(len(p), 256)), p...), time: now})
 	}
 	l.evict()
 	close(l.grew)
@@ -83,6 +100,7 @@ func (l *outputLog) evict() {
 	for kept > l.max && len(l.chunks) > 0 {
 		c := &l.chunks[0]
 		over := kept - l.max
+		l.evicted = c.time
 		if uint64(len(c.data)) <= over {
 			l.start += uint64(len(c.data))
 			kept -= uint64(len(c.data))
@@ -129,10 +147,68 @@ func (l *outputLog) readFrom(from uint64) (chunks []outputChunk, next, dropped u
 		if from > off {
 			skip = from - off
 		}
-		chunks = append(chunks, outputChunk{stream: c.stream, data: append([]byte(nil), c.data[skip:]...)})
+		chunks = append(chunks, outputChunk{stream: c.stream, data: append([]byte(nil), c.data[skip:]...), time: c.time})
 		off += n
 	}
 	return chunks, l.end, dropped, l.grew, l.closed
+}
+
+// logQuery is what a reader of the log asks for (Guest.logs' parameters).
+type logQuery struct {
+	tail  int64 // the last tail lines only; < 0: all
+	since int64 // output written at or after since only (Unix nanoseconds); 0: all
+	skip  [2]bool
+}
+
+// startAt returns the offset a reader asking q starts reading at, and
+// whether output it asks for was already dropped (the reader then reads
+// from 0, and readFrom says how much).
+//
+// since selects whole chunks, by the time of their first byte. tail
+// counts lines, newline-terminated but for a last unterminated one, in
+// the streams q does not skip, after since.
+func (l *outputLog) startAt(q logQuery) (off uint64, lost bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	first, off := 0, l.start
+	for first < len(l.chunks) && l.chunks[first].time < q.since {
+		off += uint64(len(l.chunks[first].data))
+		first++
+	}
+	sinceLost := l.start > 0 && (q.since == 0 || q.since <= l.evicted)
+	if q.tail == 0 {
+		return l.end, false
+	}
+	if q.tail < 0 {
+		return off, off == l.start && sinceLost
+	}
+	lines, end := int64(0), l.end
+	last := true // the next byte seen is the last one selected
+	for i := len(l.chunks) - 1; i >= first; i-- {
+		c := l.chunks[i]
+		end -= uint64(len(c.data))
+		if q.skip[c.stream] {
+			continue
+		}
+		d := c.data
+		if last && len(d) > 0 {
+			last = false
+			if d[len(d)-1] == '\n' {
+				d = d[:len(d)-1] // it ends the last line
+			}
+		}
+		for {
+			j := bytes.LastIndexByte(d, '\n')
+			if j < 0 {
+				break
+			}
+			if lines++; lines == q.tail {
+				return end + uint64(j) + 1, false
+			}
+			d = d[:j]
+		}
+	}
+	return off, off == l.start && sinceLost
 }
 
 // streamWriter is the io.Writer a guest's stdout or stderr writes into.
@@ -143,9 +219,10 @@ type streamWriter struct {
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {
-	w.log.write(w.stream, p)
+	now := time.Now().UnixNano()
+	w.log.writeAt(w.stream, p, now)
 	if w.sink != nil {
-		w.sink.write(w.stream, p)
+		w.sink.write(w.stream, p, now)
 	}
 	return len(p), nil
 }

@@ -24,10 +24,10 @@ func readAll(l *outputLog, from uint64) (string, uint64, uint64, bool) {
 
 func TestOutputLogKeepsOrderAcrossStreamsAndCoalescesWrites(t *testing.T) {
 	l := newOutputLog(1024)
-	l.write(streamStdout, []byte("a"))
-	l.write(streamStdout, []byte("b"))
-	l.write(streamStderr, []byte("E"))
-	l.write(streamStdout, []byte("c"))
+	l.writeAt(streamStdout, []byte("a"), 1)
+	l.writeAt(streamStdout, []byte("b"), 1)
+	l.writeAt(streamStderr, []byte("E"), 1)
+	l.writeAt(streamStdout, []byte("c"), 1)
 	got, next, dropped, closed := readAll(l, 0)
 	if got != "o:ab|e:E|o:c|" || next != 4 || dropped != 0 || closed {
 		t.Fatalf("read %q next %d dropped %d closed %v", got, next, dropped, closed)
@@ -40,15 +40,15 @@ func TestOutputLogKeepsOrderAcrossStreamsAndCoalescesWrites(t *testing.T) {
 
 func TestOutputLogDropsTheOldestAndSaysHowMuch(t *testing.T) {
 	l := newOutputLog(8)
-	l.write(streamStdout, []byte("0123"))
-	l.write(streamStderr, []byte("4567"))
-	l.write(streamStdout, []byte("89"))
+	l.writeAt(streamStdout, []byte("0123"), 1)
+	l.writeAt(streamStderr, []byte("4567"), 1)
+	l.writeAt(streamStdout, []byte("89"), 1)
 	got, next, dropped, _ := readAll(l, 0)
 	if got != "o:23|e:4567|o:89|" || next != 10 || dropped != 2 {
 		t.Fatalf("read %q next %d dropped %d", got, next, dropped)
 	}
 	// One write larger than the whole log keeps only its tail.
-	l.write(streamStderr, []byte("abcdefghijklmnop"))
+	l.writeAt(streamStderr, []byte("abcdefghijklmnop"), 1)
 	got, next, dropped, _ = readAll(l, 10)
 	if got != "e:ijklmnop|" || next != 26 || dropped != 8 {
 		t.Fatalf("after a huge write: %q next %d dropped %d", got, next, dropped)
@@ -58,7 +58,7 @@ func TestOutputLogDropsTheOldestAndSaysHowMuch(t *testing.T) {
 func TestOutputLogWakesFollowersAndEndsAtClose(t *testing.T) {
 	l := newOutputLog(0)
 	_, next, _, grew, _ := l.readFrom(0)
-	l.write(streamStdout, []byte("x"))
+	l.writeAt(streamStdout, []byte("x"), 1)
 	select {
 	case <-grew:
 	default:
@@ -71,8 +71,92 @@ func TestOutputLogWakesFollowersAndEndsAtClose(t *testing.T) {
 	default:
 		t.Fatal("close did not wake the follower")
 	}
-	l.write(streamStdout, []byte("late"))
+	l.writeAt(streamStdout, []byte("late"), 1)
 	if got, _, _, closed := readAll(l, 0); got != "o:x|" || !closed {
 		t.Fatalf("after close: %q closed %v", got, closed)
+	}
+}
+
+// readQuery returns what a reader asking q gets, as readAll prints it,
+// and whether it is told output it asked for was dropped.
+func readQuery(l *outputLog, q logQuery) (string, bool) {
+	off, lost := l.startAt(q)
+	if lost {
+		off = 0
+	}
+	chunks, _, dropped, _, _ := l.readFrom(off)
+	var b strings.Builder
+	for _, c := range chunks {
+		if q.skip[c.stream] {
+			continue
+		}
+		if c.stream == streamStderr {
+			b.WriteString("e:")
+		} else {
+			b.WriteString("o:")
+		}
+		b.Write(c.data)
+		b.WriteByte('|')
+	}
+	return b.String(), dropped > 0
+}
+
+func TestOutputLogTailSinceAndStreams(t *testing.T) {
+	l := newOutputLog(1024)
+	l.writeAt(streamStdout, []byte("one\ntwo\n"), 10)
+	l.writeAt(streamStderr, []byte("err1\n"), 20)
+	l.writeAt(streamStdout, []byte("three\nfour"), 30)
+	// Writes further apart than coalesceWindow stay apart, each with its time.
+	l.writeAt(streamStdout, []byte("!\n"), 30+coalesceWindow)
+	all := logQuery{tail: -1}
+	cases := []struct {
+		q    logQuery
+		want string
+	}{
+		{all, "o:one\ntwo\n|e:err1\n|o:three\nfour|o:!\n|"},
+		{logQuery{tail: 0}, ""},
+		{logQuery{tail: 1}, "o:four|o:!\n|"},
+		{logQuery{tail: 2}, "o:three\nfour|o:!\n|"},
+		{logQuery{tail: 3}, "e:err1\n|o:three\nfour|o:!\n|"},
+		{logQuery{tail: 99}, "o:one\ntwo\n|e:err1\n|o:three\nfour|o:!\n|"},
+		{logQuery{tail: 2, skip: [2]bool{streamStdout: true}}, "e:err1\n|"},
+		{logQuery{tail: 3, skip: [2]bool{streamStderr: true}}, "o:two\n|o:three\nfour|o:!\n|"},
+		{logQuery{tail: -1, since: 20}, "e:err1\n|o:three\nfour|o:!\n|"},
+		{logQuery{tail: -1, since: 21}, "o:three\nfour|o:!\n|"},
+		{logQuery{tail: 5, since: 21}, "o:three\nfour|o:!\n|"},
+		{logQuery{tail: -1, since: 1 << 62}, ""},
+	}
+	for _, c := range cases {
+		if got, lost := readQuery(l, c.q); got != c.want || lost {
+			t.Errorf("%+v: %q (lost %v), want %q", c.q, got, lost, c.want)
+		}
+	}
+	// An unterminated last line counts as one.
+	u := newOutputLog(1024)
+	u.writeAt(streamStdout, []byte("a\nb\nc"), 1)
+	if got, _ := readQuery(u, logQuery{tail: 1}); got != "o:c|" {
+		t.Errorf("tail 1 of a\\nb\\nc: %q", got)
+	}
+}
+
+func TestOutputLogSaysWhenAskedForOutputWasDropped(t *testing.T) {
+	const w = coalesceWindow // writes this far apart are chunks of their own
+	l := newOutputLog(8)
+	l.writeAt(streamStdout, []byte("old1\n"), 10*w)
+	l.writeAt(streamStdout, []byte("new1\n"), 20*w)
+	l.writeAt(streamStdout, []byte("new2\n"), 30*w) // drops old1 and part of new1
+	for _, c := range []struct {
+		q    logQuery
+		lost bool
+	}{
+		{logQuery{tail: -1}, true},
+		{logQuery{tail: 99}, true},
+		{logQuery{tail: 1}, false},
+		{logQuery{tail: -1, since: 20 * w}, true}, // new1 was cut
+		{logQuery{tail: -1, since: 25 * w}, false},
+	} {
+		if _, lost := readQuery(l, c.q); lost != c.lost {
+			t.Errorf("%+v: lost %v, want %v", c.q, lost, c.lost)
+		}
 	}
 }

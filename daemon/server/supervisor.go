@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"capnproto.org/go/capnp/v3"
@@ -97,6 +99,91 @@ func (s *supervisorServer) List(ctx context.Context, call schemas.Supervisor_lis
 		}
 	}
 	return nil
+}
+
+// Pages of listPage: its default and largest number of guests.
+const (
+	defaultListPage = 1024
+	maxListPage     = 16384
+)
+
+func (s *supervisorServer) ListPage(ctx context.Context, call schemas.Supervisor_listPage) error {
+	a := call.Args()
+	afterText, err := a.After()
+	if err != nil {
+		return err
+	}
+	after, err := parseGuestCursor(afterText)
+	if err != nil {
+		return err
+	}
+	limit := int(a.Limit())
+	if limit == 0 {
+		limit = defaultListPage
+	}
+	limit = min(limit, maxListPage)
+	all := a.All()
+	page, more := s.c.s.sup.GuestsAfter(after, limit, func(g *daemon.Guest) bool {
+		if !s.c.auth.OwnsGuest(g) {
+			return false
+		}
+		if all {
+			return true
+		}
+		running, _ := g.Status()
+		return running
+	})
+	names := s.c.s.guestNames(page)
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	l, err := res.NewGuests(int32(len(page)))
+	if err != nil {
+		return err
+	}
+	for i, g := range page {
+		if err := fillGuestSummary(l.At(i), g, names[i]); err != nil {
+			return err
+		}
+	}
+	if more && len(page) > 0 {
+		return res.SetNext(formatGuestCursor(page[len(page)-1].Cursor()))
+	}
+	return nil
+}
+
+// formatGuestCursor and parseGuestCursor write and read the cursor of
+// listPage: the start time in unix nanoseconds and the id of the last
+// guest of a page, "NANOS/ID".
+func formatGuestCursor(c daemon.GuestCursor) string {
+	return strconv.FormatInt(c.Started.UnixNano(), 10) + "/" + c.ID
+}
+
+func parseGuestCursor(text string) (daemon.GuestCursor, error) {
+	if text == "" {
+		return daemon.GuestCursor{}, nil
+	}
+	ns, id, ok := strings.Cut(text, "/")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || id == "" {
+		return daemon.GuestCursor{}, fmt.Errorf("%scursor %q is not one listPage returned: pass the next of the previous page, or \"\" to start over", reasonRequest, text)
+	}
+	return daemon.GuestCursor{Started: time.Unix(0, n), ID: id}, nil
+}
+
+// guestNames returns the launch names of guests, "" where none, under one
+// hold of the server's lock.
+func (s *Server) guestNames(gs []*daemon.Guest) []string {
+	names := make([]string, len(gs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, g := range gs {
+		if r := s.records[g.ID()]; r != nil {
+			names[i] = r.name
+		}
+	}
+	return names
 }
 
 // lookupGuest finds a guest the principal may act on. A guest it may not

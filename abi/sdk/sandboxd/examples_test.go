@@ -20,8 +20,15 @@ import (
 // the path below it) with stdio captured and the given directory grants.
 func run(t *testing.T, pkg string, grants map[string]string, readOnly map[string]bool, env []string, args ...string) (abi.ExitStatus, string, string) {
 	t.Helper()
+	return runCached(t, "", pkg, grants, readOnly, env, args...)
+}
+
+// runCached is run with compiled code kept in cacheDir, so that a test
+// running one guest several times compiles it once.
+func runCached(t *testing.T, cacheDir, pkg string, grants map[string]string, readOnly map[string]bool, env []string, args ...string) (abi.ExitStatus, string, string) {
+	t.Helper()
 	ctx := context.Background()
-	rt, err := abi.NewRuntime(ctx, abi.Config{})
+	rt, err := abi.NewRuntime(ctx, abi.Config{CacheDir: cacheDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +107,9 @@ func TestDelegateExampleRevokesTheChildsView(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "child.wasm"), child, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, out, errOut := run(t, "examples/delegate", map[string]string{"data": data, "bin": bin}, map[string]bool{"bin": true}, nil)
+	cache := t.TempDir()
+	grants, readOnly := map[string]string{"data": data, "bin": bin}, map[string]bool{"bin": true}
+	st, out, errOut := runCached(t, cache, "examples/delegate", grants, readOnly, nil)
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v\nstdout %s\nstderr %s", st, out, errOut)
 	}
@@ -120,6 +129,26 @@ parent: still reads notes.txt: "hello from data\n" <nil>
 	}
 	if _, err := os.Stat(filepath.Join(data, "new.txt")); err == nil {
 		t.Error("the child created a file through its read-only view")
+	}
+
+	// Without the file or the child it needs, it says which and how to
+	// make it, and exits 1.
+	if err := os.Remove(filepath.Join(data, "notes.txt")); err != nil {
+		t.Fatal(err)
+	}
+	st, out, errOut = runCached(t, cache, "examples/delegate", grants, readOnly, nil)
+	if st.Code != 1 || !strings.Contains(errOut, "data/notes.txt") || !strings.Contains(errOut, "create it") {
+		t.Errorf("without data/notes.txt: status %+v, stdout %q, stderr %q; want 1, naming the file", st, out, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(data, "notes.txt"), []byte("hello from data\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(bin, "child.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	st, out, errOut = runCached(t, cache, "examples/delegate", grants, readOnly, nil)
+	if st.Code != 1 || !strings.Contains(errOut, "go build -o bin/child.wasm ./child") {
+		t.Errorf("without bin/child.wasm: status %+v, stdout %q, stderr %q; want 1, saying how to build it", st, out, errOut)
 	}
 }
 

@@ -1,13 +1,27 @@
 //go:build wasip1
 
 // Command delegate shows delegation and revocation between guests. It
-// holds a directory "data" (read-write) and a directory "bin" with
-// child.wasm. It gives a child guest a read-only, revocable view of data
-// over a channel, lets the child read through it, revokes it, and shows
-// that the child's handle — and the file the child opened through it —
-// no longer work, while its own handle still does.
+// gives a child guest a read-only, revocable view of a directory over a
+// channel, lets the child read through it, revokes it, and shows that the
+// child's handle — and the file the child opened through it — no longer
+// work, while its own handle still does.
 //
+// It needs two directory grants:
+//
+//   - data (read-write), holding a file notes.txt for the child to read;
+//   - bin (read-only), holding the child, child.wasm, built from ./child.
+//
+// From this directory:
+//
+//	mkdir -p data bin && echo 'hello from data' > data/notes.txt
+//	GOOS=wasip1 GOARCH=wasm go build -o bin/child.wasm ./child
+//	GOOS=wasip1 GOARCH=wasm go build -o delegate.wasm .
 //	sandboxd run --grant dir:./data=data --grant dir:./bin=bin:ro delegate.wasm
+//
+// It exits 0 when every step went as described, and 1, with a line on
+// stderr saying what went wrong, when one did not: a grant or file is
+// missing, the child could not use its view before the revocation, or
+// could use it after.
 package main
 
 import (
@@ -28,7 +42,10 @@ func main() {
 	data, ok1 := sandboxd.Handle("data")
 	bin, ok2 := sandboxd.Handle("bin")
 	if !ok1 || !ok2 {
-		fail("handles", fmt.Errorf("want grants named data and bin, have %v", sandboxd.Handles()))
+		fail("handles", fmt.Errorf("want directory grants named data and bin (--grant dir:./data=data --grant dir:./bin=bin:ro), have %v", sandboxd.Handles()))
+	}
+	if _, err := os.Stat("/data/notes.txt"); err != nil {
+		fail("data/notes.txt", fmt.Errorf("%v: the child reads it: create it (echo 'hello from data' > data/notes.txt)", err))
 	}
 
 	// A read-only copy of data, wrapped so that it can be taken back.
@@ -40,7 +57,7 @@ func main() {
 	}
 	mod, err := sandboxd.OpenModule(bin, "child.wasm")
 	if err != nil {
-		fail("open child", err)
+		fail("open bin/child.wasm", fmt.Errorf("%v: build the child into the bin grant (GOOS=wasip1 GOARCH=wasm go build -o bin/child.wasm ./child)", err))
 	}
 	p, err := sandboxd.Spawn(mod, sandboxd.SpawnConfig{
 		Args:    []string{"child"},
@@ -88,11 +105,26 @@ func main() {
 	if err != nil {
 		fail("wait", err)
 	}
+	report(st)
+}
+
+// report prints how the child ended and what it left, and fails unless
+// every step went as described.
+func report(st sandboxd.ExitStatus) {
 	fmt.Println("parent: child", st)
-	_, err = os.Stat("/data/new.txt")
-	fmt.Println("parent: child created new.txt:", err == nil)
+	_, err := os.Stat("/data/new.txt")
+	created := err == nil
+	fmt.Println("parent: child created new.txt:", created)
 	b, err := os.ReadFile("/data/notes.txt")
 	fmt.Printf("parent: still reads notes.txt: %q %v\n", b, err)
+	switch {
+	case st.Code != 0 || st.Signal != 0:
+		fail("child", fmt.Errorf("%v: a step went otherwise than described (its lines above say which)", st))
+	case created:
+		fail("child", fmt.Errorf("it created new.txt through a read-only view"))
+	case err != nil:
+		fail("read notes.txt after the revocation", err)
+	}
 }
 
 // readOnlyRevocable returns a read-only copy of dir wrapped in a revocable

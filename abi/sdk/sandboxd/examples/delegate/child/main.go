@@ -2,7 +2,9 @@
 
 // Command child is the child of examples/delegate. It receives a
 // directory handle over the channel named "ctl", uses it, reports each
-// step on the channel, and tries again after the parent revoked it.
+// step on the channel, and tries again after the parent revoked it. It
+// exits 1 if a step did not go as the parent's comment describes: the
+// view did not work before the revocation, or still worked after it.
 package main
 
 import (
@@ -35,6 +37,14 @@ func main() {
 		os.Exit(2)
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(ctl, format+"\n", args...) }
+	good := true
+	// expect notes whether err is what the step should give: nil, or
+	// refused for want of a right (not capable).
+	expect := func(err error, capable bool) {
+		if (err == nil) != capable || (err != nil && !sandboxd.IsNotCapable(err)) {
+			good = false
+		}
+	}
 
 	buf := make([]byte, 4)
 	fds := make([]uint32, 1)
@@ -46,6 +56,7 @@ func main() {
 	dir := fds[0]
 	d, err := sandboxd.Describe(dir)
 	say("received %s handle: edge=%s base=%s (%v)", d.Kind, d.Edge, d.Base, result(err))
+	expect(err, true)
 
 	fd, err := syscall.Openat(int(dir), "notes.txt", syscall.O_RDONLY, 0)
 	var notes *os.File
@@ -53,11 +64,14 @@ func main() {
 		notes = os.NewFile(uintptr(fd), "notes.txt")
 		b, err := io.ReadAll(notes)
 		say("read notes.txt: %q (%s)", b, result(err))
+		expect(err, true)
 	} else {
 		say("open notes.txt: %s", result(err))
+		good = false
 	}
 	_, err = syscall.Openat(int(dir), "new.txt", syscall.O_WRONLY|syscall.O_CREAT, 0o644)
 	say("create new.txt: %s", result(err))
+	expect(err, false)
 	say("ready")
 
 	line, err := bufio.NewReader(ctl).ReadString('\n')
@@ -68,10 +82,16 @@ func main() {
 	if notes != nil {
 		_, err = notes.ReadAt(make([]byte, 1), 0)
 		say("read the open notes.txt again: %s", result(err))
+		expect(err, false)
 	}
 	_, err = syscall.Openat(int(dir), "notes.txt", syscall.O_RDONLY, 0)
 	say("open notes.txt again: %s", result(err))
+	expect(err, false)
 	_, err = sandboxd.Describe(dir)
 	say("describe the handle: %s", result(err))
+	expect(err, false)
 	say("done")
+	if !good {
+		os.Exit(1)
+	}
 }
