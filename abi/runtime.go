@@ -364,7 +364,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil && ctx.Err() == nil && rt.dropRewritten(h) {
 		// A kept rewrite that does not compile is damaged: rewrite anew.
 		rt.log.Warn("a kept rewritten module did not compile: rewriting it", "module", name, "error", err)
-		if code, startFn, err = rt.instrument(ctx, name, wasm, h, secs, bounded); err != nil {
+		if code, startFn, err = rt.instrument(ctx, name, wasm, h, secs, bounded || merged); err != nil {
 			return nil, err
 		}
 		cm, err = rt.r.CompileModule(ctx, code)

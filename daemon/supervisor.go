@@ -48,6 +48,11 @@ type Options struct {
 	// abi.Config.NoLoopChecks). Only an embedded supervisor of one guest
 	// that can end it by exiting its process (sandboxd run) sets it.
 	NoLoopChecks bool
+	// NoStackChecks runs guests without the bound on their call stack
+	// (abi.Config.NoStackChecks), so that their modules are not rewritten
+	// when they need no loop checks either, and keep their DWARF
+	// sections: sandboxd run --debug-info sets it.
+	NoStackChecks bool
 	// NoDebugInfo ignores guests' DWARF sections (see
 	// abi.Config.NoDebugInfo): faster start, no source lines in traps.
 	NoDebugInfo bool
@@ -152,7 +157,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if err := checkMaxStack(opts.DefaultMaxStack); err != nil {
 		return nil, fmt.Errorf("default %v", err)
 	}
-	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoDebugInfo: opts.NoDebugInfo, MaxIdleModules: opts.MaxIdleModules})
+	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoStackChecks: opts.NoStackChecks, NoDebugInfo: opts.NoDebugInfo, MaxIdleModules: opts.MaxIdleModules})
 	if err != nil {
 		return nil, err
 	}

@@ -188,7 +188,7 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
-	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower")
+	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower, and runs without the --max-stack bound, whose rewrite would drop them")
 	var policyFiles stringList
 	fs.Var(&policyFiles, "policy", "decide the grants by the policy in `FILE` (repeatable: the files load as one policy; docs/POLICY.md)")
 	auditPath := fs.String("audit", "", "append the audit log of the run to `FILE` (created 0600; the records the daemon keeps: docs/AUDIT.md)")
@@ -283,7 +283,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 				return
 			}
 		}
-		st.sup, st.err = daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: st.audit})
+		st.sup, st.err = daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoStackChecks: ra.debugInfo, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: st.audit})
 		supc <- st
 	}()
 	wasm, err := os.ReadFile(ra.path)

@@ -85,10 +85,11 @@ func FrameBytes(params, locals, instructions uint64) uint64 {
 	return min(32+16*(params+locals+instructions), 1<<30)
 }
 
-// RewriteVersion names what Instrument writes: a runtime that keeps
-// rewritten modules between processes keys them by it, so a change to the
-// rewrite's output must change it.
-const RewriteVersion = 2
+// RewriteVersion names what the runtime compiles for a module (the
+// sections MergeData and BoundTables may change, as Instrument rewrites
+// them): a runtime that keeps rewritten modules between processes keys
+// them by it, so a change to that output must change it.
+const RewriteVersion = 3
 
 // Checks selects what Instrument adds.
 type Checks struct {
