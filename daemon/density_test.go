@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -171,4 +172,40 @@ func BenchmarkIdleGuestCost(b *testing.B) {
 	}
 	b.ReportMetric(bytes/float64(b.N), "heap+stack-B/guest")
 	b.ReportMetric(goroutines/float64(b.N), "goroutines/guest")
+}
+
+func TestGuestsAfterPagesThroughWhatGuestsListsAfterGuestsAreForgotten(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"idle.wat")
+	defer m.Release()
+	gs := launchIdle(t, s, m, 7)
+	killAll(t, gs[1:3])
+	if err := s.Forget(gs[1].ID()); err != nil {
+		t.Fatal(err)
+	}
+	running := func(g *Guest) bool { r, _ := g.Status(); return r }
+	for _, keep := range []func(*Guest) bool{nil, running} {
+		var want []*Guest
+		for _, g := range s.Guests() {
+			if keep == nil || keep(g) {
+				want = append(want, g)
+			}
+		}
+		var got []*Guest
+		var after GuestCursor
+		for {
+			page, more := s.GuestsAfter(after, 2, keep)
+			got = append(got, page...)
+			if !more {
+				break
+			}
+			after = page[len(page)-1].Cursor()
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("pages of 2 (keep running only: %v): %d guests, want %d in Guests' order", keep != nil, len(got), len(want))
+		}
+	}
+	if n := len(s.Guests()); n != 6 {
+		t.Errorf("Guests lists %d, want the 6 not forgotten", n)
+	}
 }

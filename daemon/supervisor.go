@@ -139,6 +139,12 @@ type Supervisor struct {
 	closed bool
 	guests map[string]*Guest
 	exited []string // ids of listed exited guests, oldest first
+	// order holds the listed guests in the order Guests lists them (by
+	// guestOrder), and guests no longer listed (unlisted set) until
+	// there are as many of those as of listed ones: GuestsAfter finds a
+	// page by binary search instead of a pass over every guest.
+	order    []*Guest
+	unlisted int
 }
 
 // New returns a Supervisor with a fresh runtime and kernel. ctx bounds
@@ -393,6 +399,7 @@ type Guest struct {
 	done       chan struct{}
 	charge     uint64 // what the guest counts against its principal's memory budget
 
+	unlisted  bool // forgotten, still in Supervisor.order; guarded by Supervisor.mu
 	mu        sync.Mutex
 	exited    bool
 	status    abi.ExitStatus
@@ -674,6 +681,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	g.started = time.Now()
 	s.mu.Lock()
 	s.guests[g.id] = g
+	s.insertOrdered(g)
 	s.mu.Unlock()
 	g.ag.Start(gctx)
 	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
@@ -817,8 +825,33 @@ func (s *Supervisor) retire(id string) {
 	defer s.mu.Unlock()
 	s.exited = append(s.exited, id)
 	for len(s.exited) > retainExited {
-		delete(s.guests, s.exited[0])
+		s.unlist(s.exited[0])
 		s.exited = s.exited[1:]
+	}
+}
+
+// insertOrdered adds g to s.order in its place: the end but for guests
+// started at the same time (or a wall clock set back). Called with s.mu
+// held.
+func (s *Supervisor) insertOrdered(g *Guest) {
+	i := len(s.order)
+	for i > 0 && guestOrder(s.order[i-1], g) > 0 {
+		i--
+	}
+	s.order = slices.Insert(s.order, i, g)
+}
+
+// unlist stops listing guest id. Called with s.mu held.
+func (s *Supervisor) unlist(id string) {
+	g := s.guests[id]
+	delete(s.guests, id)
+	if g == nil || g.unlisted {
+		return
+	}
+	g.unlisted = true
+	if s.unlisted++; s.unlisted > len(s.order)/2 {
+		s.order = slices.DeleteFunc(s.order, func(g *Guest) bool { return g.unlisted })
+		s.unlisted = 0
 	}
 }
 
@@ -837,7 +870,7 @@ func (s *Supervisor) Forget(id string) error {
 	default:
 		return fmt.Errorf("guest %s is running: kill it first (sandboxd kill %s), or wait for it", id, id)
 	}
-	delete(s.guests, id)
+	s.unlist(id)
 	s.exited = slices.DeleteFunc(s.exited, func(e string) bool { return e == id })
 	return nil
 }
@@ -959,19 +992,19 @@ func (s *Supervisor) Guest(id string) (*Guest, bool) {
 // first.
 func (s *Supervisor) Guests() []*Guest {
 	s.mu.Lock()
-	out := make([]*Guest, 0, len(s.guests))
-	for _, g := range s.guests {
-		if g != nil {
+	defer s.mu.Unlock()
+	out := make([]*Guest, 0, len(s.order)-s.unlisted)
+	for _, g := range s.order {
+		if !g.unlisted {
 			out = append(out, g)
 		}
 	}
-	s.mu.Unlock()
-	slices.SortFunc(out, guestOrder)
 	return out
 }
 
 // GuestCursor is a place in the order Guests lists guests in: oldest
-// first, by start time and then id. The zero cursor is the start.
+// first, by start time (the wall clock's) and then id. The zero cursor is
+// the start.
 type GuestCursor struct {
 	Started time.Time
 	ID      string
@@ -981,14 +1014,16 @@ type GuestCursor struct {
 func (g *Guest) Cursor() GuestCursor { return GuestCursor{Started: g.started, ID: g.id} }
 
 func (c GuestCursor) before(g *Guest) bool {
-	if !c.Started.Equal(g.started) {
-		return c.Started.Before(g.started)
+	if a, b := c.Started.UnixNano(), g.started.UnixNano(); a != b {
+		return a < b
 	}
 	return c.ID < g.id
 }
 
+// guestOrder orders guests by the wall-clock time they started (what a
+// cursor carries), then by id.
 func guestOrder(a, b *Guest) int {
-	if c := a.started.Compare(b.started); c != 0 {
+	if c := cmp.Compare(a.started.UnixNano(), b.started.UnixNano()); c != 0 {
 		return c
 	}
 	return strings.Compare(a.id, b.id)
@@ -997,61 +1032,31 @@ func guestOrder(a, b *Guest) int {
 // GuestsAfter returns the first limit guests after cursor, in the order
 // Guests lists them, among those keep accepts (keep nil accepts all), and
 // whether more follow. keep runs with the supervisor's lock held: it must
-// not call the supervisor. A page costs one pass over the listed guests
-// and a sort of the page, not of them all.
+// not call the supervisor. A page costs a binary search and a walk over
+// the guests it returns (and those keep refuses), not a pass over all.
 func (s *Supervisor) GuestsAfter(after GuestCursor, limit int, keep func(*Guest) bool) (page []*Guest, more bool) {
 	if limit <= 0 {
 		return nil, false
 	}
-	// A max-heap of the limit smallest guests seen, its root the largest.
-	h := make([]*Guest, 0, min(limit, 1024))
 	s.mu.Lock()
-	for _, g := range s.guests {
-		if g == nil || !after.before(g) || (keep != nil && !keep(g)) {
+	defer s.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(s.order, after, func(g *Guest, c GuestCursor) int {
+		if c.before(g) {
+			return 1
+		}
+		return -1
+	})
+	for ; i < len(s.order); i++ {
+		g := s.order[i]
+		if g.unlisted || (keep != nil && !keep(g)) {
 			continue
 		}
-		if len(h) < limit {
-			h = append(h, g)
-			heapUp(h, len(h)-1)
-			continue
+		if len(page) == limit {
+			return page, true
 		}
-		more = true
-		if guestOrder(g, h[0]) < 0 {
-			h[0] = g
-			heapDown(h, 0)
-		}
+		page = append(page, g)
 	}
-	s.mu.Unlock()
-	slices.SortFunc(h, guestOrder)
-	return h, more
-}
-
-func heapUp(h []*Guest, i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if guestOrder(h[p], h[i]) >= 0 {
-			return
-		}
-		h[p], h[i] = h[i], h[p]
-		i = p
-	}
-}
-
-func heapDown(h []*Guest, i int) {
-	for {
-		l, big := 2*i+1, i
-		if l < len(h) && guestOrder(h[l], h[big]) > 0 {
-			big = l
-		}
-		if r := l + 1; r < len(h) && guestOrder(h[r], h[big]) > 0 {
-			big = r
-		}
-		if big == i {
-			return
-		}
-		h[i], h[big] = h[big], h[i]
-		i = big
-	}
+	return page, false
 }
 
 // Mint authorizes gr for principal by (no module: holder is a client of
