@@ -46,179 +46,257 @@ import (
 )
 
 func main() {
-	bin := flag.String("sandboxd", "sandboxd", "the sandboxd `binary` to serve and list with")
-	wasmPath := flag.String("wasm", "", "the idle guest `module` (bench/idle.c built for wasm32-wasi)")
-	n := flag.Int("n", 10000, "guests to launch")
-	conns := flag.Int("conns", 4, "client connections launching at once")
-	perConn := flag.Int("inflight", 8, "launches in flight on each connection")
-	mem := flag.Uint64("mem", 1<<20, "each guest's memory limit in bytes")
-	work := flag.String("work", "", "`directory` for the socket and the state (default: a new temporary one)")
-	keep := flag.Bool("keep-log", false, "keep the daemon's log (work/serve.log) rather than removing the work directory")
+	var cfg config
+	flag.StringVar(&cfg.bin, "sandboxd", "sandboxd", "the sandboxd `binary` to serve and list with")
+	flag.StringVar(&cfg.wasmPath, "wasm", "", "the idle guest `module` (bench/idle.c built for wasm32-wasi)")
+	flag.IntVar(&cfg.n, "n", 10000, "guests to launch")
+	flag.IntVar(&cfg.conns, "conns", 4, "client connections launching at once")
+	flag.IntVar(&cfg.perConn, "inflight", 8, "launches in flight on each connection")
+	flag.Uint64Var(&cfg.mem, "mem", 1<<20, "each guest's memory limit in bytes")
+	flag.StringVar(&cfg.work, "work", "", "`directory` for the socket and the state (default: a new temporary one)")
+	flag.BoolVar(&cfg.keep, "keep-log", false, "keep the daemon's log (work/serve.log) rather than removing the work directory")
 	floor := flag.Uint64("min-available-mb", 2048, "stop launching once the machine's MemAvailable is below `MB`, and measure the guests launched so far")
 	flag.Parse()
 	minAvailable = *floor << 20
-	if err := run(*bin, *wasmPath, *n, *conns, *perConn, *mem, *work, *keep); err != nil {
+	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "density:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, wasmPath string, n, conns, perConn int, mem uint64, work string, keep bool) error {
-	if wasmPath == "" {
+// config is the command line.
+type config struct {
+	bin, wasmPath, work string
+	n, conns, perConn   int
+	mem                 uint64
+	keep                bool
+}
+
+// daemon is the `sandboxd serve` under measure.
+type daemon struct {
+	cmd     *exec.Cmd
+	pid     int
+	socket  string
+	log     *os.File
+	exited  chan error
+	stopped bool
+}
+
+func run(cfg config) error {
+	if cfg.wasmPath == "" {
 		return errors.New("-wasm is required: build bench/idle.c for wasm32-wasi (bench/density.sh does)")
 	}
-	wasm, err := os.ReadFile(wasmPath)
+	wasm, err := os.ReadFile(cfg.wasmPath)
 	if err != nil {
 		return err
 	}
-	if work == "" {
-		if work, err = os.MkdirTemp("", "sandboxd-density-"); err != nil {
-			return err
-		}
-		if !keep {
-			defer os.RemoveAll(work)
-		}
-	} else if err := os.MkdirAll(work, 0o700); err != nil {
-		return err
-	}
-	socket := filepath.Join(work, "sandboxd.sock")
-	logf, err := os.Create(filepath.Join(work, "serve.log"))
+	work, cleanup, err := workDir(cfg.work, cfg.keep)
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "serve", "--socket", socket, "--state", filepath.Join(work, "state"),
-		"--log-level", "warn", "--max-guests", strconv.Itoa(n+16), "--max-conns", strconv.Itoa(max(64, 2*conns)))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	defer cleanup()
+	d, err := startDaemon(cfg, work)
+	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	pid := cmd.Process.Pid
+	defer d.kill()
 	ctx := context.Background()
-
-	clients, err := dialAll(ctx, socket, conns, exited)
+	clients, err := dialAll(ctx, d.socket, cfg.conns, d.exited)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range clients {
-			c.Close()
-		}
-	}()
-	req := client.LaunchRequest{Name: "idle.wasm", Wasm: wasm, Detach: true, MemoryLimit: mem}
+	defer func() { closeAll(clients) }()
+	req := client.LaunchRequest{Name: "idle.wasm", Wasm: wasm, Detach: true, MemoryLimit: cfg.mem}
 	// Warm up: compile the module and start one guest, so that the idle
 	// level includes the compiled code and the runtime's own goroutines.
 	if err := launchOne(ctx, clients[0], req); err != nil {
 		return fmt.Errorf("warm-up launch: %w", err)
 	}
-	rssIdle := settledRSS(pid)
+	rssIdle := settledRSS(d.pid)
+	res, err := launchAll(ctx, clients, cfg.perConn, cfg.n, req, d.pid)
+	if err != nil {
+		return err
+	}
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	n, err := res.report(out, cfg, rssIdle, settledRSS(d.pid), d.pid)
+	if err != nil {
+		return err
+	}
+	tag := sizeTag(n)
+	if err := measurePS(out, cfg.bin, d, n, tag); err != nil {
+		return err
+	}
+	closeAll(clients)
+	clients = nil
+	return d.measureSIGTERM(out, tag)
+}
 
+// workDir returns the directory for the socket, the state and the log,
+// and what removes it when it is a temporary one.
+func workDir(work string, keep bool) (string, func(), error) {
+	if work != "" {
+		return work, func() {}, os.MkdirAll(work, 0o700)
+	}
+	work, err := os.MkdirTemp("", "sandboxd-density-")
+	if err != nil || keep {
+		return work, func() {}, err
+	}
+	return work, func() { os.RemoveAll(work) }, nil
+}
+
+// startDaemon starts `sandboxd serve` in work, its log in work/serve.log.
+func startDaemon(cfg config, work string) (*daemon, error) {
+	logf, err := os.Create(filepath.Join(work, "serve.log"))
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{socket: filepath.Join(work, "sandboxd.sock"), log: logf, exited: make(chan error, 1)}
+	d.cmd = exec.Command(cfg.bin, "serve", "--socket", d.socket, "--state", filepath.Join(work, "state"),
+		"--log-level", "warn", "--max-guests", strconv.Itoa(cfg.n+16), "--max-conns", strconv.Itoa(max(64, 2*cfg.conns)))
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	d.pid = d.cmd.Process.Pid
+	go func() { d.exited <- d.cmd.Wait() }()
+	return d, nil
+}
+
+// kill ends the daemon unless SIGTERM already has, and closes its log.
+func (d *daemon) kill() {
+	if !d.stopped {
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+	}
+	d.log.Close()
+}
+
+func closeAll(clients []*client.Client) {
+	for _, c := range clients {
+		c.Close()
+	}
+}
+
+// launches is what launchAll measured.
+type launches struct {
+	n, launched int             // asked, made
+	lat         []time.Duration // each launch's round trip; 0 for one not made
+	took, cpu   time.Duration   // wall time, and the daemon's CPU time
+	short       bool            // the machine ran short of memory
+}
+
+// launchAll launches n guests from perConn goroutines on each client.
+func launchAll(ctx context.Context, clients []*client.Client, perConn, n int, req client.LaunchRequest, pid int) (launches, error) {
 	cpuBefore := procCPU(pid)
-	lat := make([]time.Duration, n)
+	res := launches{n: n, lat: make([]time.Duration, n)}
 	var next, launched atomic.Int64
-	var short atomic.Bool // the machine ran short of memory
+	var short atomic.Bool
 	var wg sync.WaitGroup
 	var firstErr atomic.Pointer[error]
 	start := time.Now()
+	worker := func(c *client.Client) {
+		defer wg.Done()
+		for {
+			i := next.Add(1) - 1
+			if i >= int64(n) || firstErr.Load() != nil || short.Load() {
+				return
+			}
+			if i%1024 == 0 && memAvailable() < minAvailable {
+				short.Store(true)
+				return
+			}
+			t0 := time.Now()
+			if err := launchOne(ctx, c, req); err != nil {
+				err = fmt.Errorf("launch %d: %w", i, err)
+				firstErr.CompareAndSwap(nil, &err)
+				return
+			}
+			res.lat[i] = time.Since(t0)
+			launched.Add(1)
+		}
+	}
 	for _, c := range clients {
 		for range perConn {
 			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(n) || firstErr.Load() != nil || short.Load() {
-						return
-					}
-					if i%1024 == 0 && memAvailable() < minAvailable {
-						short.Store(true)
-						return
-					}
-					t0 := time.Now()
-					if err := launchOne(ctx, c, req); err != nil {
-						err = fmt.Errorf("launch %d: %w", i, err)
-						firstErr.CompareAndSwap(nil, &err)
-						return
-					}
-					lat[i] = time.Since(t0)
-					launched.Add(1)
-				}
-			}()
+			go worker(c)
 		}
 	}
 	wg.Wait()
-	took := time.Since(start)
-	launchCPU := procCPU(pid) - cpuBefore
+	res.took, res.cpu = time.Since(start), procCPU(pid)-cpuBefore
+	res.launched, res.short = int(launched.Load()), short.Load()
 	if p := firstErr.Load(); p != nil {
-		return *p
+		return res, *p
 	}
-	rss := settledRSS(pid)
-	out := bufio.NewWriter(os.Stdout)
+	return res, nil
+}
+
+// report prints the launch and memory keys and returns the number of
+// guests launched.
+func (r launches) report(out *bufio.Writer, cfg config, rssIdle, rss uint64, pid int) (int, error) {
 	defer out.Flush()
-	if short.Load() {
+	n, lat := r.n, r.lat
+	if r.short {
 		// Launches in flight when the flag was set have finished:
 		// launched counts them all, and lat has a 0 for each not made.
 		fmt.Fprintf(out, "stopped=memory_available_below_%dMB\n", minAvailable>>20)
 		fmt.Fprintf(out, "asked=%d\n", n)
-		n = int(launched.Load())
+		n = r.launched
 		lat = slices.DeleteFunc(lat, func(d time.Duration) bool { return d == 0 })
 		if n == 0 {
-			return fmt.Errorf("the machine has less than %d MB available: no guest was launched (lower -min-available-mb, or free memory)", minAvailable>>20)
+			return 0, fmt.Errorf("the machine has less than %d MB available: no guest was launched (lower -min-available-mb, or free memory)", minAvailable>>20)
 		}
 	}
 	slices.Sort(lat)
-	tag := sizeTag(n)
 	fmt.Fprintf(out, "guests=%d\n", n)
-	fmt.Fprintf(out, "conns=%d\n", conns)
-	fmt.Fprintf(out, "launches_per_s=%.0f\n", float64(n)/took.Seconds())
-	fmt.Fprintf(out, "launch_cpu_us=%.0f\n", float64(launchCPU.Microseconds())/float64(n))
+	fmt.Fprintf(out, "conns=%d\n", cfg.conns)
+	fmt.Fprintf(out, "launches_per_s=%.0f\n", float64(n)/r.took.Seconds())
+	fmt.Fprintf(out, "launch_cpu_us=%.0f\n", float64(r.cpu.Microseconds())/float64(n))
 	fmt.Fprintf(out, "launch_p50_ms=%.2f\n", ms(lat[n/2]))
 	fmt.Fprintf(out, "launch_p99_ms=%.2f\n", ms(lat[n*99/100]))
 	fmt.Fprintf(out, "rss_idle_mb=%.1f\n", float64(rssIdle)/(1<<20))
 	fmt.Fprintf(out, "rss_mb=%.1f\n", float64(rss)/(1<<20))
 	fmt.Fprintf(out, "density_kb_per_guest=%.1f\n", float64(rss-rssIdle)/1024/float64(n))
 	fmt.Fprintf(out, "threads=%d\n", procStatus(pid, "Threads"))
-	out.Flush()
+	return n, nil
+}
 
+// measurePS times `sandboxd ps` of the n guests three times and prints
+// the medians.
+func measurePS(out *bufio.Writer, bin string, d *daemon, n int, tag string) error {
+	defer out.Flush()
 	var ps, psCPU []time.Duration
 	for range 3 {
-		daemonCPU := procCPU(pid)
-		d, cpu, err := timePS(bin, socket, n+2) // a header, the warm-up guest and the n
+		daemonCPU := procCPU(d.pid)
+		wall, cpu, err := timePS(bin, d.socket, n+2) // a header, the warm-up guest and the n
 		if err != nil {
 			return err
 		}
-		ps, psCPU = append(ps, d), append(psCPU, cpu+procCPU(pid)-daemonCPU)
+		ps, psCPU = append(ps, wall), append(psCPU, cpu+procCPU(d.pid)-daemonCPU)
 	}
 	slices.Sort(ps)
 	slices.Sort(psCPU)
 	fmt.Fprintf(out, "ps_%s_s=%.3f\n", tag, ps[1].Seconds())
 	fmt.Fprintf(out, "ps_%s_cpu_s=%.3f\n", tag, psCPU[1].Seconds())
-	out.Flush()
+	return nil
+}
 
-	for _, c := range clients {
-		c.Close()
-	}
-	clients = nil
-	cpu0 := procCPU(pid)
+// measureSIGTERM signals the daemon and prints how long it took to exit.
+func (d *daemon) measureSIGTERM(out *bufio.Writer, tag string) error {
+	defer out.Flush()
+	cpu0 := procCPU(d.pid)
 	t0 := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
-	err = <-exited
-	stopped = true
+	err := <-d.exited
+	d.stopped = true
 	fmt.Fprintf(out, "sigterm_%s_s=%.3f\n", tag, time.Since(t0).Seconds())
-	fmt.Fprintf(out, "sigterm_%s_cpu_s=%.3f\n", tag, (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime() - cpu0).Seconds())
+	st := d.cmd.ProcessState
+	fmt.Fprintf(out, "sigterm_%s_cpu_s=%.3f\n", tag, (st.UserTime() + st.SystemTime() - cpu0).Seconds())
 	if err != nil {
-		return fmt.Errorf("sandboxd serve after SIGTERM: %v (its log: %s)", err, logf.Name())
+		return fmt.Errorf("sandboxd serve after SIGTERM: %v (its log: %s)", err, d.log.Name())
 	}
 	return nil
 }
