@@ -60,7 +60,9 @@ staticcheck:
 # the guest-facing server, with the test speaking for the guests); under
 # -race wazero's compiler (instrumented itself) takes some 15 s per Go
 # guest, and their seven would cost minutes of CPU for no host code of
-# their own.
+# their own. For the same reason cmd/sandboxd's tests, which run under
+# -race, build the sandboxd binary they run without it
+# (cmd/sandboxd/main_test.go).
 RACE_PKGS = $(shell $(GO) list ./... | grep -v -e '/abi/sdk/' -e '/examples/')
 
 # The daemon package runs a second time without -race, for the test that
