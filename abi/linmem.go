@@ -212,7 +212,7 @@ func (m *reservedMemory) runEnded() {
 }
 
 func (m *reservedMemory) drop() {
-	if m.holds.Add(-1) != 0 || len(m.all) == 0 || leftToExit.Load() {
+	if m.holds.Add(-1) != 0 || len(m.all) == 0 {
 		return
 	}
 	if m.recycle() {
@@ -232,19 +232,6 @@ func (m *reservedMemory) unmap() {
 	m.all = nil
 	giveReservation(size)
 }
-
-// leftToExit is set by LeaveMemoriesToExit.
-var leftToExit atomic.Bool
-
-// LeaveMemoriesToExit makes the memories of guests that end from now on
-// stay mapped, neither unmapped nor recycled, for the process's exit to
-// free them all at once. A process about to exit once its guests have
-// ended calls it (sandboxd serve at SIGTERM): one munmap per guest, each
-// a TLB shootdown across the process's threads under the kernel's lock of
-// its address space, made ending 10,000 guests take seconds. Guests
-// launched afterwards still run, in memory the process keeps until it
-// exits.
-func LeaveMemoriesToExit() { leftToExit.Store(true) }
 
 // Recycling. A page the kernel gives a process costs a fault on first
 // touch and a TLB shootdown when it is unmapped: tens of microseconds

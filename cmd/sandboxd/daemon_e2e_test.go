@@ -478,14 +478,14 @@ func TestDaemonSIGTERMStopsGuestsAndExitsZero(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	id := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
-	// A shutdown whose guests outlive its grace exits 1 (serve), so exit
-	// 0 is also the proof that the spinning guest stopped in time.
+	// The guest spins in its own code, never in a host call: the daemon
+	// does not wait for it, its exit ends it.
 	if code := d.stop(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 	log := d.log.String()
-	if !strings.Contains(log, "guest="+id) || !strings.Contains(log, `killed="supervisor shutting down"`) {
-		t.Fatalf("the running guest was not stopped cleanly:\n%s", log)
+	if !strings.Contains(log, "guest="+id) || !strings.Contains(log, `stopping: guests=1 reason="supervisor shutting down"`) {
+		t.Fatalf("the log does not say the running guest was stopped:\n%s", log)
 	}
 	if _, err := os.Lstat(d.socket); !os.IsNotExist(err) {
 		t.Fatalf("the socket outlived the daemon: %v", err)
