@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -57,8 +55,8 @@ func capsCmd(args []string) int {
 		}
 		return exitOK
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "FD\tCAP\tKIND\tNAME\tRIGHTS\tEDGE\tPARENT\tLEASE\tORIGIN")
+	var rows table
+	rows.add("FD", "CAP", "KIND", "NAME", "RIGHTS", "EDGE", "PARENT", "LEASE", "ORIGIN")
 	now := time.Now()
 	for _, h := range handles {
 		ci := h.Cap
@@ -70,10 +68,9 @@ func capsCmd(args []string) int {
 		if h.Pending {
 			fd = "pending"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", fd, ci.ID, ci.Kind, dash(ci.Name),
-			rights, ci.Edge, dash(ci.Parent), leaseLeft(ci.Expires, now), dash(strings.ReplaceAll(ci.Origin, "\t", " ")))
+		rows.add(fd, ci.ID, ci.Kind, dash(ci.Name), rights, ci.Edge, dash(ci.Parent), leaseLeft(ci.Expires, now), dash(ci.Origin))
 	}
-	if err := w.Flush(); err != nil {
+	if err := rows.write(os.Stdout); err != nil {
 		fail("writing output: %v", err)
 		return exitFailure
 	}

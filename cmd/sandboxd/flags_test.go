@@ -148,6 +148,10 @@ func TestNamedGuestIsInspectedAndReachedByName(t *testing.T) {
 	if r := d.cli(t, "launch", "--detach", "--name", "worker-1", guest(t, "daemon/testdata/guests/spin.wat")); r.code != exitUsage || !strings.Contains(r.stderr, `guest name "worker-1" is taken by `+id) {
 		t.Fatalf("a second guest with the same name: code %d, stderr %q", r.code, r.stderr)
 	}
+	if r := d.cli(t, "ps", "--filter", "name=worker-1"); len(strings.Split(strings.TrimSpace(r.stdout), "\n")) != 2 ||
+		!strings.Contains(r.stdout, "NAME") || !strings.Contains(r.stdout, id+"  worker-1  spin.wasm") {
+		t.Fatalf("ps --filter name=worker-1: the guest with its name beside its id, alone:\n%s", r.stdout)
+	}
 	r = d.cli(t, "inspect", "worker-1", "--json")
 	var got inspection
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {

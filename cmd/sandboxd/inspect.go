@@ -7,7 +7,6 @@ import (
 	"github.com/sandboxd/sandboxd/abi"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sandboxd/sandboxd/client"
@@ -67,8 +66,8 @@ func inspectCmd(args []string) int {
 // printInspection prints one guest as "key: value" lines, then its
 // handles.
 func printInspection(g client.GuestInfo, handles []client.Handle) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(w, "%s:\t%s\n", k, v) }
+	var rows table
+	row := func(k, v string) { rows.add(k+":", v) }
 	row("guest", g.ID)
 	row("name", dash(g.GuestName))
 	row("module", g.Name+" (sha256 "+g.SHA256+")")
@@ -88,7 +87,7 @@ func printInspection(g client.GuestInfo, handles []client.Handle) {
 	}
 	row("detached", fmt.Sprint(g.Detached))
 	row("handles", fmt.Sprint(len(handles)))
-	_ = w.Flush()
+	_ = rows.write(os.Stdout)
 	for _, h := range handles {
 		fmt.Printf("  fd %d\t%s %s %q rights %s (edge %s, origin %s)\n", h.FD, h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin))
 	}

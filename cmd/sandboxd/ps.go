@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sandboxd/sandboxd/client"
@@ -64,39 +62,30 @@ func psCmd(args []string) int {
 		}
 		return printGuestsJSON(guests)
 	}
-	out := bufio.NewWriterSize(os.Stdout, 64<<10)
-	var print func(client.GuestSummary) error
-	var w *tabwriter.Writer
+	var print func(client.GuestSummary)
+	var rows table
 	if *quiet {
-		print = func(g client.GuestSummary) error {
-			_, err := fmt.Fprintln(out, g.ID)
-			return err
-		}
+		print = func(g client.GuestSummary) { rows.add(g.ID) }
 	} else {
-		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "GUEST\tMODULE\tSTATE\tSTARTED\tPRINCIPAL\tHANDLES\tLABELS")
+		rows.add("GUEST", "NAME", "MODULE", "STATE", "STARTED", "PRINCIPAL", "HANDLES", "LABELS")
 		now := time.Now()
-		print = func(g client.GuestSummary) error {
-			_, err := fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\t%d\t%s\n", g.ID, g.Name, guestState(client.GuestInfo{Running: g.Running, Status: g.Status}),
-				now.Sub(g.Started).Round(time.Second), g.Principal, g.Handles, dash(strings.Join(g.Labels, ",")))
-			return err
+		print = func(g client.GuestSummary) {
+			rows.add(g.ID, dash(g.GuestName), g.Name, guestState(client.GuestInfo{Running: g.Running, Status: g.Status}),
+				now.Sub(g.Started).Round(time.Second).String()+" ago", g.Principal.String(), strconv.Itoa(g.Handles), dash(strings.Join(g.Labels, ",")))
 		}
 	}
 	err = cl.Guests(ctx, *all, func(g client.GuestSummary) error {
-		if !match(g) {
-			return nil
+		if match(g) {
+			print(g)
 		}
-		return print(g)
+		return nil
 	})
 	var ce *client.Error
 	if errors.As(err, &ce) {
 		return daemonFailure(err)
 	}
-	if err == nil && w != nil {
-		err = w.Flush()
-	}
 	if err == nil {
-		err = out.Flush()
+		err = rows.write(os.Stdout)
 	}
 	if err != nil {
 		fail("writing output: %v", err)
@@ -140,6 +129,8 @@ func filterTest(key, value string) (func(client.GuestSummary) bool, error) {
 			return nil, fmt.Errorf("state is running or ended")
 		}
 		return func(g client.GuestSummary) bool { return g.Running == (value == "running") }, nil
+	case "name":
+		return func(g client.GuestSummary) bool { return g.GuestName == value }, nil
 	case "module":
 		return func(g client.GuestSummary) bool { return g.Name == value }, nil
 	case "label":
@@ -149,7 +140,7 @@ func filterTest(key, value string) (func(client.GuestSummary) bool, error) {
 			return g.Principal.Name == value || strconv.FormatUint(uint64(g.Principal.UID), 10) == value
 		}, nil
 	}
-	return nil, fmt.Errorf("unknown key %q: want state, module, label or principal", key)
+	return nil, fmt.Errorf("unknown key %q: want state, name, module, label or principal", key)
 }
 
 // printGuestsJSON prints ps --json's listing: one JSON object per guest,

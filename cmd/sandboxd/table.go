@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// table prints rows of cells in aligned columns, two spaces apart, the
+// last cell of each row unpadded: what text/tabwriter prints for
+// tab-separated cells when every row has the same number of cells, at a fraction of its cost on a listing of 100,000
+// guests (tabwriter examines every byte, and ps spent a third of its time
+// there).
+type table struct {
+	rows   [][]string
+	widths []int
+}
+
+// add appends a row. Tabs and newlines in a cell are printed as spaces.
+func (t *table) add(cells ...string) {
+	for i, c := range cells {
+		if strings.ContainsAny(c, "\t\n") {
+			c = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+			cells[i] = c
+		}
+		if i == len(t.widths) {
+			t.widths = append(t.widths, 0)
+		}
+		t.widths[i] = max(t.widths[i], utf8.RuneCountInString(c))
+	}
+	t.rows = append(t.rows, cells)
+}
+
+// write prints the rows to w.
+func (t *table) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	const gap = 2
+	pad := strings.Repeat(" ", max(0, maxOf(t.widths))+gap)
+	for _, row := range t.rows {
+		for i, c := range row {
+			bw.WriteString(c)
+			if i < len(row)-1 {
+				bw.WriteString(pad[:t.widths[i]-utf8.RuneCountInString(c)+gap])
+			}
+		}
+		bw.WriteByte('\n')
+	}
+	return bw.Flush()
+}
+
+func maxOf(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
