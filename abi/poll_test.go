@@ -165,15 +165,7 @@ func TestPollBlockedGuestEndsPromptlyOnKill(t *testing.T) {
 	g := h.startMode(t, context.Background(), abitest.C(t, pollGuest), tbl, "block")
 	awaitMessage(t, ours, "waiting")
 	start := time.Now()
-	g.Kill("test kill")
-	select {
-	case <-g.Done():
-	case <-time.After(hangGuard):
-		t.Fatalf("guest blocked in poll still running %v after Kill", hangGuard)
-	}
-	if st := g.Status(); st.Killed != "test kill" {
-		t.Fatalf("status %+v", st)
-	}
+	killAndAwait(t, g, "guest blocked in poll")
 	if strings.Contains(h.stdout.String(), "poll returned") {
 		t.Fatal("poll returned to the guest instead of ending it")
 	}

@@ -117,15 +117,7 @@ func TestKillingParentKillsChildren(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	g.Kill("test kill")
-	select {
-	case <-g.Done():
-	case <-time.After(hangGuard):
-		t.Fatalf("parent (or its spinning child) still running %v after Kill", hangGuard)
-	}
-	if st := g.Status(); st.Killed != "test kill" {
-		t.Fatalf("status %+v", st)
-	}
+	killAndAwait(t, g, "parent (or its spinning child)")
 	if s := h.k.Snapshot(); len(s) != 0 {
 		t.Fatalf("%d capabilities left: the child did not end with its parent", len(s))
 	}

@@ -148,15 +148,7 @@ func TestPollOnSocketsEndsOnKill(t *testing.T) {
 	_, peers := h.grantSocketPairs(t, tbl, nsock)
 	g := h.start(t, context.Background(), abitest.WASIC(t, sockpollGuest), tbl, nil, "wait", strconv.Itoa(nsock))
 	awaitBlocked(t, g, 0)
-	g.Kill("test kill")
-	select {
-	case <-g.Done():
-	case <-time.After(hangGuard):
-		t.Fatalf("guest still running %v after Kill", hangGuard)
-	}
-	if st := g.Status(); st.Killed != "test kill" {
-		t.Fatalf("status %+v", st)
-	}
+	killAndAwait(t, g, "guest")
 	if _, err := peers[0].Write([]byte("x")); err == nil {
 		// The guest's table closed its sockets: the peer sees the end.
 		peers[0].SetReadDeadline(time.Now().Add(hangGuard))

@@ -26,3 +26,19 @@ func awaitBlocked(t testing.TB, g *abi.Guest, after int64) int64 {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// killAndAwait kills g and waits for it to end, failing the test if it
+// outlives hangGuard (what names what the guest was doing) or does not
+// report the kill as its end.
+func killAndAwait(t testing.TB, g *abi.Guest, what string) {
+	t.Helper()
+	g.Kill("test kill")
+	select {
+	case <-g.Done():
+	case <-time.After(hangGuard):
+		t.Fatalf("%s still running %v after Kill", what, hangGuard)
+	}
+	if st := g.Status(); st.Killed != "test kill" {
+		t.Fatalf("status %+v", st)
+	}
+}

@@ -315,15 +315,7 @@ func TestBlockedAcceptEndsOnRevokeAndOnKill(t *testing.T) {
 		g := h.start(t, context.Background(), wasm, tbl, nil, "accept")
 		awaitBlocked(t, g, 0) // in accept
 		start := time.Now()
-		g.Kill("test kill")
-		select {
-		case <-g.Done():
-		case <-time.After(hangGuard):
-			t.Fatalf("guest still running %v after Kill", hangGuard)
-		}
-		if st := g.Status(); st.Killed != "test kill" {
-			t.Fatalf("status %+v", st)
-		}
+		killAndAwait(t, g, "guest")
 		t.Logf("killed in %v", time.Since(start))
 	})
 }
