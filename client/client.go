@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/rpc"
 	"github.com/sandboxd/sandboxd/schemas"
 )
@@ -159,39 +160,47 @@ var guestsPage uint32 = 16384
 // out or shown in its earlier state, as with any listing of a changing
 // set; none is shown twice.
 func (c *Client) Guests(ctx context.Context, all bool, f func(GuestSummary) error) error {
-	after := ""
+	fut, rel := c.listPage(ctx, all, "")
 	for {
-		fut, rel := c.sup.ListPage(ctx, func(p schemas.Supervisor_listPage_Params) error {
-			p.SetLimit(guestsPage)
-			p.SetAll(all)
-			return p.SetAfter(after)
-		})
 		r, err := fut.Struct()
+		var l schemas.GuestSummary_List
+		var next string
+		if err == nil {
+			l, err = r.Guests()
+		}
+		if err == nil {
+			next, err = r.Next()
+		}
 		if err != nil {
 			rel()
 			return callError("list", err)
 		}
-		l, err := r.Guests()
-		if err != nil {
-			rel()
-			return callError("list", err)
+		// Ask for the next page before going through this one: the
+		// daemon fills it meanwhile.
+		var nextFut schemas.Supervisor_listPage_Results_Future
+		nextRel := func() {}
+		if next != "" {
+			nextFut, nextRel = c.listPage(ctx, all, next)
 		}
-		for i := 0; i < l.Len(); i++ {
-			if err := f(guestSummaryFrom(l.At(i))); err != nil {
-				rel()
-				return err
-			}
+		for i := 0; i < l.Len() && err == nil; i++ {
+			err = f(guestSummaryFrom(l.At(i)))
 		}
-		next, err := r.Next()
 		rel()
-		if err != nil {
-			return callError("list", err)
+		if err != nil || next == "" {
+			nextRel()
+			return err
 		}
-		if next == "" {
-			return nil
-		}
-		after = next
+		fut, rel = nextFut, nextRel
 	}
+}
+
+// listPage asks for the page of guests after the id after.
+func (c *Client) listPage(ctx context.Context, all bool, after string) (schemas.Supervisor_listPage_Results_Future, capnp.ReleaseFunc) {
+	return c.sup.ListPage(ctx, func(p schemas.Supervisor_listPage_Params) error {
+		p.SetLimit(guestsPage)
+		p.SetAll(all)
+		return p.SetAfter(after)
+	})
 }
 
 // Guest returns a handle on a guest by id. Releasing it does not kill the

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -58,9 +59,30 @@ func TestGuestsPagesThroughWhatListReturnsInTheSameOrder(t *testing.T) {
 			t.Errorf("Guests(all %v), two a page:\n got %+v\nwant %+v", all, got, w)
 		}
 	}
+	// An error from f ends the listing with that error, with the next
+	// page already asked for; the connection serves on.
+	stop := errors.New("enough")
+	seen := 0
+	if err := c.Guests(ctx, true, func(client.GuestSummary) error {
+		if seen++; seen == 3 {
+			return stop
+		}
+		return nil
+	}); err != stop || seen != 3 {
+		t.Errorf("Guests with f failing at the third guest: %v after %d guests, want %v after 3", err, seen, stop)
+	}
+	if n, err := countGuests(ctx, c); err != nil || n != 6 {
+		t.Errorf("Guests after a listing f ended: %d guests, %v", n, err)
+	}
 	if len(want) != 6 || len(wantRunning) != 5 {
 		t.Errorf("List: %d guests, %d running; want 6 and 5", len(want), len(wantRunning))
 	}
+}
+
+func countGuests(ctx context.Context, c *client.Client) (int, error) {
+	n := 0
+	err := c.Guests(ctx, true, func(client.GuestSummary) error { n++; return nil })
+	return n, err
 }
 
 func summariesEqual(a, b client.GuestSummary) bool {
