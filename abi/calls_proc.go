@@ -88,7 +88,8 @@ func (g *Guest) procArgs(m api.Memory, dataPtr, dataLen, fdsPtr, fdsLen uint32) 
 // the child. The child runs in its own goroutine under the caller's
 // context: killing the caller, or its exit, ends the child too. A tree of
 // processes runs at most GuestConfig.MaxDescendants spawned guests at
-// once; past that the call fails with EAGAIN.
+// once; past that the call fails with EAGAIN. A spawn that
+// GuestConfig.SpawnBudget refuses fails with ENOMEM.
 func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, dataPtr, dataLen, fdsPtr, fdsLen, procOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4]), uint32(p[5])
 	if _, e := read(m, procOut, 4); e != 0 {
@@ -104,10 +105,14 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	// The tree's count is taken before the module is read and compiled,
 	// so that a guest at its limit cannot make the host do that work.
-	if !g.tree.reserve() {
+	if e := g.tree.reserve(); e != 0 {
 		c.Release()
-		g.log.Debug("spawn refused: the process tree is full", "max", g.tree.max)
-		return caps.EAGAIN
+		if e == caps.EAGAIN {
+			g.log.Debug("spawn refused: the process tree is full", "max", g.tree.max)
+		} else {
+			g.log.Debug("spawn refused: its budget is spent")
+		}
+		return e
 	}
 	reserved := true // until the child owns the count
 	defer func() {

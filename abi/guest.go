@@ -51,7 +51,13 @@ type GuestConfig struct {
 	// fork does at RLIMIT_NPROC. Each descendant has the guest's
 	// MemoryLimit.
 	MaxDescendants int
-	Logger         hclog.Logger
+	// SpawnBudget, when not nil, is charged for each descendant of the
+	// guest's tree: Take before the child is made, Give once it has
+	// ended. A spawn it refuses fails with ENOMEM. (The daemon charges
+	// its memory budget per user, serve --max-mem-per-user, with each
+	// child's memory limit and stack bound, which are the guest's.)
+	SpawnBudget SpawnBudget
+	Logger      hclog.Logger
 	// OnExited and OnDone, when not nil, are called on the guest's own
 	// goroutine once Exited, and then Done, is closed: the caller reacts
 	// to the guest's end without a goroutine of its own waiting for it,
@@ -102,23 +108,45 @@ const DefaultMaxDescendants = 16
 // descendant is a goroutine and a module instance of its own.
 const MaxMaxDescendants = 1024
 
+// SpawnBudget is what the descendants of a guest are charged to
+// (GuestConfig.SpawnBudget). Its methods may be called from any goroutine.
+type SpawnBudget interface {
+	// Take charges one more descendant, or reports that it may not run.
+	Take() bool
+	// Give gives back what one Take charged.
+	Give()
+}
+
 // procTree counts the running descendants of one guest that was not
-// itself spawned: every guest of the tree spawns against the same count.
+// itself spawned: every guest of the tree spawns against the same count,
+// and is charged to the same budget.
 type procTree struct {
 	running atomic.Int32
 	max     int32
+	budget  SpawnBudget // nil: none
 }
 
-// reserve counts one more descendant, or reports that the tree is full.
-func (t *procTree) reserve() bool {
+// reserve counts and charges one more descendant, or fails: EAGAIN when
+// the tree is full, ENOMEM when its budget refuses the charge.
+func (t *procTree) reserve() Errno {
 	if t.running.Add(1) > t.max {
 		t.running.Add(-1)
-		return false
+		return caps.EAGAIN
 	}
-	return true
+	if t.budget != nil && !t.budget.Take() {
+		t.running.Add(-1)
+		return caps.ENOMEM
+	}
+	return 0
 }
 
-func (t *procTree) release() { t.running.Add(-1) }
+// release undoes one reserve.
+func (t *procTree) release() {
+	if t.budget != nil {
+		t.budget.Give()
+	}
+	t.running.Add(-1)
+}
 
 // ExitStatus is how a guest ended.
 type ExitStatus struct {
@@ -231,7 +259,7 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 	if max <= 0 {
 		max = DefaultMaxDescendants
 	}
-	return rt.newGuest(m, cfg, &procTree{max: int32(min(max, MaxMaxDescendants))}, false)
+	return rt.newGuest(m, cfg, &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget}, false)
 }
 
 // newGuest is NewGuest in the process tree tree; spawned says that the

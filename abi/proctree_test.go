@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,11 @@ import (
 // forkBombWAT spawns a copy of itself, handing on its module handle (fd 0)
 // and stdout (fd 1), and then spins. The guest whose spawn fails with
 // EAGAIN writes "full" first.
-var forkBombWAT = fmt.Sprintf(`(module
+var forkBombWAT = forkBomb(caps.EAGAIN)
+
+// forkBomb is forkBombWAT writing "full" when its spawn fails with e.
+func forkBomb(e caps.Errno) string {
+	return fmt.Sprintf(`(module
   (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
   (import "sandboxd" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
@@ -28,7 +33,75 @@ var forkBombWAT = fmt.Sprintf(`(module
         (i32.store (i32.const 8) (i32.const 32))
         (i32.store (i32.const 12) (i32.const 5))
         (drop (call $fd_write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 24)))))
-    (loop $l (br $l))))`, caps.EAGAIN)
+    (loop $l (br $l))))`, e)
+}
+
+// testBudget is a SpawnBudget of n descendants that counts its calls.
+type testBudget struct {
+	mu           sync.Mutex
+	n            int
+	takes, gives int
+}
+
+func (b *testBudget) Take() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.takes-b.gives == b.n {
+		return false
+	}
+	b.takes++
+	return true
+}
+
+func (b *testBudget) Give() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gives++
+}
+
+// A tree whose budget refuses a spawn gets ENOMEM there, before the tree's
+// limit; every descendant's charge is given back once the tree has ended.
+func TestSpawnPastTheBudgetFailsWithENOMEMAndEveryChargeIsGivenBack(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 4)
+	m, err := rt.Compile(ctx, "bomb", abitest.WATText(t, forkBomb(caps.ENOMEM)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "root"}
+	tbl := caps.NewTable(k, h, 0)
+	out := &abitest.Buffer{}
+	for _, c := range []*caps.Cap{
+		k.Mint(h, NewModuleResource(m), caps.RightProcExec, 0, "self", "test"),
+		k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"),
+	} {
+		if _, err := tbl.Insert(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	budget := &testBudget{n: 2}
+	root := rt.NewGuest(m, GuestConfig{ID: "root", Table: tbl, MaxDescendants: 10, SpawnBudget: budget})
+	root.Start(ctx)
+	deadline := time.Now().Add(HangGuard)
+	for !strings.Contains(out.String(), "full") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no guest saw ENOMEM within %v; %d descendants running", HangGuard, root.tree.running.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := root.tree.running.Load(); n != 2 {
+		t.Fatalf("%d descendants running when the budget was spent, want 2", n)
+	}
+	root.Kill("test over")
+	root.Wait()
+	budget.mu.Lock()
+	defer budget.mu.Unlock()
+	if budget.takes != 2 || budget.gives != 2 || root.tree.running.Load() != 0 {
+		t.Fatalf("after the tree ended: %d takes, %d gives, %d descendants counted; want 2, 2, 0", budget.takes, budget.gives, root.tree.running.Load())
+	}
+}
 
 // A guest that spawns itself without end gets MaxDescendants running
 // descendants over its whole tree, and then EAGAIN; when the root is

@@ -223,7 +223,7 @@ var calls = [49]Call{
 	{Slot: 39, Name: "proc_exit", Params: ps("rval", i32), NoReturn: true, Origin: "proc_exit", fn: procExit},
 	{Slot: 40, Name: "proc_spawn", Params: ps("fd", i32, "*data", i32, "data_len", i32, "*fds", i32, "fds_len", i32, "*proc_out", i32),
 		Rights: []Need{{Rights: caps.RightProcExec}}, Origin: "proc_fork", fn: procSpawn,
-		Changed: "spawn instead of fork: starts a child guest from a module or wasm file handle with exactly fds (renumbered from 0, as child capabilities) and argdata data; returns a process handle that poll waits on and whose close kills the child; EAGAIN when the guest's process tree already runs its limit of descendants (--max-procs)"},
+		Changed: "spawn instead of fork: starts a child guest from a module or wasm file handle with exactly fds (renumbered from 0, as child capabilities) and argdata data; returns a process handle that poll waits on and whose close kills the child; EAGAIN when the guest's process tree already runs its limit of descendants (--max-procs); ENOMEM when the child, charged its parent's --mem and --max-stack, would take the user past serve's --max-mem-per-user"},
 	{Slot: 41, Name: "proc_raise", Params: ps("sig", i32), Origin: "proc_raise", fn: procRaise,
 		Note: "terminating signals end the guest with exit status 128+sig; ignored signals are no-ops"},
 	{Slot: 42, Name: "random_get", Params: ps("*buf", i32, "buf_len", i32), Origin: "random_get", fn: randomGet},

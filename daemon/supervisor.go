@@ -545,12 +545,8 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		return nil, errors.New("launch: the supervisor is shut down")
 	}
 	charge := s.MemoryCharge(*spec)
-	if s.memBudget > 0 {
-		used := s.memUsed[spec.Principal.UID]
-		if used+charge > s.memBudget {
-			return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge}
-		}
-		s.memUsed[spec.Principal.UID] = used + charge
+	if used, ok := s.takeChargeLocked(spec.Principal.UID, charge); !ok {
+		return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge}
 	}
 	id := s.newGuestID()
 	s.guests[id] = nil
@@ -571,51 +567,6 @@ func (s *Supervisor) unreserve(g *Guest) {
 	s.releaseChargeLocked(g)
 	s.mu.Unlock()
 	s.running.Done()
-}
-
-// releaseChargeLocked gives back what g took of its principal's budget.
-func (s *Supervisor) releaseChargeLocked(g *Guest) {
-	if s.memBudget == 0 {
-		return
-	}
-	uid := g.principal.UID
-	if s.memUsed[uid] -= g.charge; s.memUsed[uid] == 0 {
-		delete(s.memUsed, uid)
-	}
-}
-
-// MemoryCharge is what a guest launched with spec counts against its
-// principal's Options.MaxMemPerUser: its memory limit (MaxMemoryLimit
-// when none) and its call-stack bound (the supervisor's default when
-// none). The guests it spawns are not charged: each launch's tree is
-// bounded by Options.MaxDescendants instead.
-func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
-	return cmp.Or(spec.MemoryLimit, MaxMemoryLimit) + cmp.Or(spec.MaxStack, s.maxStack)
-}
-
-// MemoryInUse is the sum of the charges (MemoryCharge) of the running
-// guests of the principal uid; 0 when the supervisor has no
-// Options.MaxMemPerUser.
-func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.memUsed[uid]
-}
-
-// BudgetError is a launch refused because its principal's running guests
-// and it would take more memory than Options.MaxMemPerUser.
-type BudgetError struct {
-	Principal           Principal
-	Budget, Used, Asked uint64
-}
-
-func (e *BudgetError) Error() string {
-	if e.Used == 0 {
-		return fmt.Sprintf("this launch asks %s (its --mem and --max-stack), more than the daemon's memory budget per user (serve --max-mem-per-user %s): launch with a smaller --mem",
-			abi.SizeText(e.Asked), abi.SizeText(e.Budget))
-	}
-	return fmt.Sprintf("%s's running guests hold %s of the daemon's memory budget per user (serve --max-mem-per-user %s), and this launch asks %s more (its --mem and --max-stack): end some of them, or launch with a smaller --mem",
-		e.Principal, abi.SizeText(e.Used), abi.SizeText(e.Budget), abi.SizeText(e.Asked))
 }
 
 // buildTable mints the guest's handles into a new table of maxFDs
@@ -683,6 +634,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		MemoryLimit:    spec.MemoryLimit,
 		MaxStack:       cmp.Or(spec.MaxStack, s.maxStack),
 		MaxDescendants: s.maxDescendants,
+		SpawnBudget:    s.spawnBudget(g),
 		Logger:         g.log,
 		OnExited:       g.exitedItself,
 		OnDone:         func() { g.finish(cancel) },

@@ -891,3 +891,37 @@ func TestDaemonMemoryBudgetPerUser(t *testing.T) {
 		d.cli(t, "kill", strings.TrimSpace(r.stdout))
 	}
 }
+
+// A guest's spawned children are charged to its user's budget as it is
+// (each has its --mem and --max-stack): the spawn that would pass the
+// budget fails in the guest with ENOMEM, the user's next launch is refused
+// while the tree runs, and killing the tree gives every charge back.
+func TestDaemonMemoryBudgetChargesSpawnedGuests(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "", "--max-mem-per-user", "3MiB", "--max-stack", "512KiB")
+	self := guest(t, "cmd/sandboxd/testdata/spawn_self.wat")
+	r := d.cli(t, "launch", "--detach", "--mem", "1MiB", "--grant", "file:"+self, self)
+	if r.code != 0 {
+		t.Fatalf("launch: code %d, stderr %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	// The guest (1.5 MiB) spawns a child (3 MiB in all), whose own spawn
+	// would take 4.5 MiB: it writes "nomem".
+	deadline := time.Now().Add(hangGuard)
+	for out := ""; out != "nomem\n"; out = d.cli(t, "logs", id).stdout {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tree's output is %q after %v, want nomem", out, hangGuard)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	spin := guest(t, "daemon/testdata/guests/spin.wat")
+	if r := d.cli(t, "launch", "--detach", "--mem", "1MiB", spin); r.code != exitFailure || !strings.Contains(r.stderr, "root's running guests hold 3MiB") {
+		t.Fatalf("a launch beside the tree that holds the budget: code %d, stderr %q", r.code, r.stderr)
+	}
+	d.cli(t, "kill", id)
+	if r := d.cli(t, "launch", "--detach", "--mem", "1MiB", spin); r.code != 0 {
+		t.Fatalf("a launch once the tree ended: code %d, stderr %q", r.code, r.stderr)
+	} else {
+		d.cli(t, "kill", strings.TrimSpace(r.stdout))
+	}
+}

@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"cmp"
+	"fmt"
+
+	"github.com/sandboxd/sandboxd/abi"
+)
+
+// The daemon's memory budget per user (Options.MaxMemPerUser): what each
+// running guest is charged, launched or spawned, against its principal's
+// budget.
+
+// takeChargeLocked charges amount to uid's budget, or reports what uid's
+// running guests hold already when amount would take it past the budget.
+func (s *Supervisor) takeChargeLocked(uid uint32, amount uint64) (used uint64, ok bool) {
+	if s.memBudget == 0 {
+		return 0, true
+	}
+	used = s.memUsed[uid]
+	if used+amount > s.memBudget {
+		return used, false
+	}
+	s.memUsed[uid] = used + amount
+	return used, true
+}
+
+// giveChargeLocked gives back amount of uid's budget.
+func (s *Supervisor) giveChargeLocked(uid uint32, amount uint64) {
+	if s.memBudget == 0 {
+		return
+	}
+	if s.memUsed[uid] -= amount; s.memUsed[uid] == 0 {
+		delete(s.memUsed, uid)
+	}
+}
+
+// releaseChargeLocked gives back what g took of its principal's budget.
+func (s *Supervisor) releaseChargeLocked(g *Guest) { s.giveChargeLocked(g.principal.UID, g.charge) }
+
+// spawnCharge charges the guests a launched guest's tree spawns to its
+// principal's budget, each as much as the launched guest: a child has its
+// parent's memory limit and stack bound (abi.GuestConfig.SpawnBudget).
+type spawnCharge struct {
+	s      *Supervisor
+	uid    uint32
+	amount uint64
+}
+
+func (c spawnCharge) Take() bool {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	_, ok := c.s.takeChargeLocked(c.uid, c.amount)
+	return ok
+}
+
+func (c spawnCharge) Give() {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	c.s.giveChargeLocked(c.uid, c.amount)
+}
+
+// spawnBudget is the abi.GuestConfig.SpawnBudget of g: nil without a
+// budget per user.
+func (s *Supervisor) spawnBudget(g *Guest) abi.SpawnBudget {
+	if s.memBudget == 0 {
+		return nil
+	}
+	return spawnCharge{s: s, uid: g.principal.UID, amount: g.charge}
+}
+
+// MemoryCharge is what a guest launched with spec counts against its
+// principal's Options.MaxMemPerUser: its memory limit (MaxMemoryLimit
+// when none) and its call-stack bound (the supervisor's default when
+// none). Each guest it spawns is charged as much while it runs: a spawn
+// past the budget fails with ENOMEM.
+func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
+	return cmp.Or(spec.MemoryLimit, MaxMemoryLimit) + cmp.Or(spec.MaxStack, s.maxStack)
+}
+
+// MemoryInUse is the sum of the charges (MemoryCharge) of the running
+// guests of the principal uid; 0 when the supervisor has no
+// Options.MaxMemPerUser.
+func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memUsed[uid]
+}
+
+// BudgetError is a launch refused because its principal's running guests
+// and it would take more memory than Options.MaxMemPerUser.
+type BudgetError struct {
+	Principal           Principal
+	Budget, Used, Asked uint64
+}
+
+func (e *BudgetError) Error() string {
+	if e.Used == 0 {
+		return fmt.Sprintf("this launch asks %s (its --mem and --max-stack), more than the daemon's memory budget per user (serve --max-mem-per-user %s): launch with a smaller --mem",
+			abi.SizeText(e.Asked), abi.SizeText(e.Budget))
+	}
+	return fmt.Sprintf("%s's running guests hold %s of the daemon's memory budget per user (serve --max-mem-per-user %s), and this launch asks %s more (its --mem and --max-stack): end some of them, or launch with a smaller --mem",
+		e.Principal, abi.SizeText(e.Used), abi.SizeText(e.Budget), abi.SizeText(e.Asked))
+}
