@@ -148,10 +148,7 @@ func TestNamedGuestIsInspectedAndReachedByName(t *testing.T) {
 	if r := d.cli(t, "launch", "--detach", "--name", "worker-1", guest(t, "daemon/testdata/guests/spin.wat")); r.code != exitUsage || !strings.Contains(r.stderr, `guest name "worker-1" is taken by `+id) {
 		t.Fatalf("a second guest with the same name: code %d, stderr %q", r.code, r.stderr)
 	}
-	if r := d.cli(t, "ps", "--filter", "name=worker-1"); len(strings.Split(strings.TrimSpace(r.stdout), "\n")) != 2 ||
-		!strings.Contains(r.stdout, "NAME") || !strings.Contains(r.stdout, id+"  worker-1  spin.wasm") {
-		t.Fatalf("ps --filter name=worker-1: the guest with its name beside its id, alone:\n%s", r.stdout)
-	}
+	checkPsNames(t, d, id, "worker-1")
 	r = d.cli(t, "inspect", "worker-1", "--json")
 	var got inspection
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
@@ -167,6 +164,16 @@ func TestNamedGuestIsInspectedAndReachedByName(t *testing.T) {
 	}
 	if r := d.cli(t, "kill", "worker-1"); r.code != 0 || !strings.HasPrefix(r.stdout, id+"\t") {
 		t.Fatalf("kill by name: code %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+// checkPsNames checks that ps --filter name=NAME lists the guest id alone,
+// its name beside its id.
+func checkPsNames(t *testing.T, d *daemonProc, id, name string) {
+	t.Helper()
+	r := d.cli(t, "ps", "--filter", "name="+name)
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "NAME") || !strings.HasPrefix(lines[1], id+"  "+name+"  ") {
+		t.Fatalf("ps --filter name=%s: the guest with its name beside its id, alone:\n%s", name, r.stdout)
 	}
 }
 
