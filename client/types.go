@@ -335,8 +335,14 @@ func callError(op string, err error) error {
 	}
 	// The daemon's message may start with the operation's own name
 	// ("launch: …"); the op already says it.
-	if verb, _, _ := strings.Cut(op, " "); strings.HasPrefix(msg, verb+": ") {
+	verb, object, _ := strings.Cut(op, " ")
+	if strings.HasPrefix(msg, verb+": ") {
 		msg = msg[len(verb)+2:]
+	}
+	// It may also name the operation's object first ("x.wasm imports …"):
+	// say the name once.
+	if object != "" && strings.HasPrefix(msg, object+" ") {
+		e.Op = verb
 	}
 	if e.Disconnected {
 		msg = "lost connection to the daemon: " + msg

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"testing"
 
 	"capnproto.org/go/capnp/v3/exc"
@@ -20,6 +21,21 @@ func TestACallSentAfterTheConnectionClosedIsADisconnect(t *testing.T) {
 		e, ok := callError("wait g-1", err).(*Error)
 		if !ok || !e.Disconnected {
 			t.Errorf("%v: %#v, want a disconnect", err, e)
+		}
+	}
+}
+
+// A daemon's message that names the operation or its object first says
+// each once.
+func TestCallErrorSaysTheOperationAndItsObjectOnce(t *testing.T) {
+	for _, c := range []struct{ op, msg, want string }{
+		{"launch x.wasm", "x.wasm imports env.f: link it against wasi-libc", "launch: x.wasm imports env.f: link it against wasi-libc"},
+		{"launch x.wasm", "launch: grant dir:/srv refused", "launch x.wasm: grant dir:/srv refused"},
+		{"launch x.wasm", "x.wasmy is not x.wasm", "launch x.wasm: x.wasmy is not x.wasm"},
+		{"wait g-1", "no guest g-1", "wait g-1: no guest g-1"},
+	} {
+		if got := callError(c.op, errors.New(c.msg)).Error(); got != c.want {
+			t.Errorf("callError(%q, %q) = %q, want %q", c.op, c.msg, got, c.want)
 		}
 	}
 }

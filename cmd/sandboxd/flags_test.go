@@ -116,7 +116,7 @@ func TestRunAndLaunchExitAlikeForARequestTheyRefuse(t *testing.T) {
 	}
 	d := serveDaemon(t, bin, "")
 	r = d.cli(t, "launch", "--mem", "32KiB", hello)
-	if r.code != exitUsage || r.stderr != "sandboxd: launch hello.wasm: "+want+": raise the limit (--mem) to at least 65536\n" {
+	if r.code != exitUsage || r.stderr != "sandboxd: launch: "+want+": raise the limit (--mem) to at least 65536\n" {
 		t.Fatalf("launch: code %d, stderr %q; want %d and %q once", r.code, r.stderr, exitUsage, want)
 	}
 }
