@@ -330,3 +330,53 @@ func TestCloseWithRunningGuestsWritesOneShutdownRecordForThemAll(t *testing.T) {
 		t.Errorf("the graph replayed after the shutdown holds %d capabilities, want none", n)
 	}
 }
+
+// Abandon, serve's shutdown before it exits, records one shutdown record
+// for the guests it leaves running, without a guest that has ended, and
+// refuses launches; the log may then close while those guests still run
+// (serve closes it before the process's exit ends them): nothing they do
+// is recorded, and nothing fails.
+func TestAbandonRecordsTheShutdownOfTheGuestsLeftRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := compile(t, s, guests+"idle.wat")
+	defer m.Release()
+	gs := launchIdle(t, s, m, 4)
+	killAll(t, gs[3:]) // ended, and its end recorded, before the shutdown
+	if n := s.Abandon(); n != 3 {
+		t.Fatalf("Abandon left %d guests running, want 3", n)
+	}
+	if _, err := s.Launch(context.Background(), LaunchSpec{Module: m}); err == nil {
+		t.Fatal("a launch after Abandon succeeded")
+	}
+	recs := records(t, path)
+	if last := recs[len(recs)-1]; last.Type != audit.TypeShutdown || last.Running != 3 {
+		t.Fatalf("last record %+v, want a shutdown with 3 running", last)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+	defer cancel()
+	if err := s.Close(ctx); err != nil { // in serve, the exit
+		t.Fatal(err)
+	}
+	for _, g := range gs[:3] {
+		if st := g.Wait(); st.Killed != errShutdown.Error() {
+			t.Errorf("guest %s: %+v, want killed by the shutdown", g.ID(), st)
+		}
+	}
+	if s.auditFailed.Load() {
+		t.Error("the audit log failed: a record was written after the shutdown record")
+	}
+	if got := records(t, path); len(got) != len(recs) {
+		t.Errorf("%d records after the shutdown record", len(got)-len(recs))
+	}
+}

@@ -276,6 +276,13 @@ func (g Grant) setupListen(ctx context.Context, sockets sockResolver) (grantReso
 	if err != nil {
 		return fail("%w", err)
 	}
+	if t.Network == "unix" && !strings.HasPrefix(t.Address, "@") {
+		// A socket file the listener of a daemon that stopped or died
+		// left behind: nothing listens on it.
+		if err := RemoveStaleSocket(t.Address); err != nil && !errors.Is(err, ErrSocketInUse) {
+			return fail("cannot listen on %s: %v", t, err)
+		}
+	}
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, t.Network, t.Address)
 	if err != nil {
@@ -294,7 +301,7 @@ func (g Grant) setupListen(ctx context.Context, sockets sockResolver) (grantReso
 func listenAdvice(t SockTarget, err error) string {
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE) && t.Network == "unix":
-		return "the path is already in use: stop what listens there, or remove the stale socket file"
+		return "the path is already in use: stop what listens there"
 	case errors.Is(err, syscall.EADDRINUSE):
 		return "the address is already in use: stop what listens there or choose another port"
 	case errors.Is(err, syscall.EACCES) && t.Network == "tcp":

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -209,8 +210,40 @@ func TestListenGrantBindsAndReportsAPortInUse(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "web.sock")
 	setupGrant(t, "listen:unix:"+path+"=web", nil)
 	g, _ = ParseGrant("listen:unix:" + path + "=web")
-	if _, err = g.setup(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "remove the stale socket file") {
+	if _, err = g.setup(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "the path is already in use: stop what listens there") {
 		t.Fatalf("second listen on %s: %v", path, err)
+	}
+}
+
+// A unix listen grant replaces a socket file nothing listens on (left by
+// a daemon that stopped or died), and nothing else.
+func TestUnixListenGrantReplacesAStaleSocketFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "web.sock")
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close() // the file stays, and nothing listens on it
+	r := setupGrant(t, "listen:unix:"+path+"=web", nil)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial the granted listener on the replaced socket: %v", err)
+	}
+	c.Close()
+	r.res.(*caps.Listener).Close()
+
+	file := filepath.Join(dir, "data")
+	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, _ := ParseGrant("listen:unix:" + file + "=web")
+	if _, err := g.setup(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "is not a socket") {
+		t.Fatalf("listen on a regular file: %v", err)
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "keep" {
+		t.Fatalf("the regular file after the refused grant: %q, %v", b, err)
 	}
 }
 

@@ -135,6 +135,8 @@ type Supervisor struct {
 	peerMu sync.Mutex
 	peers  PeerServer // serves guests' Cap'n Proto connections; nil: none
 
+	closeOnce sync.Once // Close's killing of the guests
+
 	mu     sync.Mutex
 	closed bool
 	guests map[string]*Guest
@@ -185,11 +187,18 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 
 // Close kills every running guest (their exit reason is "supervisor
 // shutting down"), waits for them to end until ctx is done, and closes the
-// runtime. Launch fails after Close. Closing twice is a no-op.
+// runtime. Launch fails after Close. Closing twice is a no-op; Close after
+// Abandon kills and waits for the guests Abandon left running.
 func (s *Supervisor) Close(ctx context.Context) error {
-	if _, first := s.shutDown(); !first {
-		return nil
-	}
+	s.shutDown()
+	var err error
+	s.closeOnce.Do(func() { err = s.killAll(ctx) })
+	return err
+}
+
+// killAll kills every running guest, waits for them until ctx is done,
+// and closes the runtime.
+func (s *Supervisor) killAll(ctx context.Context) error {
 	s.cancel(errShutdown)
 	all := make(chan struct{})
 	go func() {
@@ -232,9 +241,7 @@ func (s *Supervisor) shutDown() (running int, first bool) {
 	}
 	s.closed = true
 	for _, g := range s.guests {
-		if g == nil { // a launch under way: it is refused or killed
-			running++
-		} else if r, _ := g.Status(); r {
+		if g == nil || !g.ended() { // nil: a launch under way, refused or killed
 			running++
 		}
 	}
@@ -774,6 +781,17 @@ func (g *Guest) finish(cancel context.CancelFunc) {
 		f()
 	}
 	g.s.running.Done()
+}
+
+// ended reports whether the guest has finished: its end is recorded (a
+// guest whose exit status is set may not be recorded yet).
+func (g *Guest) ended() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // AfterDone calls f once Done is closed: at once if it is, or else on the

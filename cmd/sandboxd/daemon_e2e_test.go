@@ -925,3 +925,22 @@ func TestDaemonMemoryBudgetChargesSpawnedGuests(t *testing.T) {
 		d.cli(t, "kill", strings.TrimSpace(r.stdout))
 	}
 }
+
+// A guest's listen:unix: socket outlives a daemon stopped by SIGTERM (its
+// exit ends the guest without closing the listener); the restarted
+// daemon replaces the stale file, and the same grant works again.
+func TestDaemonRestartedAfterSIGTERMGrantsTheSameUnixListenAgain(t *testing.T) {
+	t.Parallel()
+	state := filepath.Join(privateDir(t), "state")
+	sock := filepath.Join(privateDir(t), "guest.sock")
+	spin := guest(t, "daemon/testdata/guests/spin.wat")
+	for i := 1; i <= 2; i++ {
+		d := serveDaemon(t, bin, state)
+		if r := d.cli(t, "launch", "--detach", "--grant", "listen:unix:"+sock+"=l", spin); r.code != 0 {
+			t.Fatalf("launch by daemon %d: code %d, stderr %q", i, r.code, r.stderr)
+		}
+		if code := d.stop(t); code != 0 {
+			t.Fatalf("daemon %d: exit %d after SIGTERM", i, code)
+		}
+	}
+}

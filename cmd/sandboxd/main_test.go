@@ -18,10 +18,13 @@ import (
 // bin is the sandboxd binary built once for every test in this package:
 // the tests run it as a user would. It is built without the race detector
 // even when these tests run under it: the code it runs concurrently (the
-// daemon, the kernel, the ABI, the server) is race-checked in process by
-// those packages' own tests, and a race-built binary made this package's
-// run six times as long (230 s against 37 s on two cores), most of it
-// wazero compiling guests under the detector's instrumentation.
+// daemon, the kernel, the ABI, the server, and serve's shutdown as
+// daemon's TestAbandonRecordsTheShutdownOfTheGuestsLeftRunning does it)
+// is race-checked in process by those packages' own tests; what is left
+// here is this package's own sequencing of those calls. A race-built
+// binary made this package's run six times as long (230 s against 37 s on
+// two cores), most of it wazero compiling guests under the detector's
+// instrumentation.
 var bin string
 
 // cacheHome keeps the binary's compilation cache out of the user's home.

@@ -6,8 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 
+	"github.com/sandboxd/sandboxd/daemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,29 +52,17 @@ func Listen(path string) (*net.UnixListener, error) {
 	return l, nil
 }
 
-// removeStaleSocket deletes path if it is a socket nobody listens on. It
-// refuses to delete anything else, and refuses if a daemon answers.
+// removeStaleSocket deletes path if it is a socket nobody listens on
+// (daemon.RemoveStaleSocket), saying what to do when it may not.
 func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	if fi.Mode()&os.ModeSocket == 0 {
+	err := daemon.RemoveStaleSocket(path)
+	switch {
+	case errors.Is(err, daemon.ErrNotSocket):
 		return fmt.Errorf("listen: %s exists and is not a socket; remove it or choose another path with --socket", path)
-	}
-	c, err := net.Dial("unix", path)
-	if err == nil {
-		c.Close()
+	case errors.Is(err, daemon.ErrSocketInUse):
 		return fmt.Errorf("listen: another sandboxd is already serving %s; stop it or choose another path with --socket", path)
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("listen: probing existing socket %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("listen: removing stale socket %s: %w", path, err)
+	case err != nil:
+		return fmt.Errorf("listen: %w", err)
 	}
 	return nil
 }
