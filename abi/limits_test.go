@@ -247,3 +247,30 @@ func TestMaxStackDefaultAndCeiling(t *testing.T) {
 		}
 	}
 }
+
+// decoderPanicModule is a code entry whose local declarations (a
+// reference type) overrun it: wazero v1.12.0's decoder panics on it
+// (makeslice with a negative length). Found by FuzzInstrumentLoops.
+const decoderPanicModule = "\x00asm\x01\x00\x00\x00\n\t\x01\x03\x010c0000"
+
+// A module that makes wazero's decoder panic is refused as invalid, and
+// the runtime compiles the next module as before.
+func TestCompileRefusesAModuleTheDecoderPanicsOn(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	if m, err := rt.Compile(ctx, "bad.wasm", []byte(decoderPanicModule)); err == nil || !strings.Contains(err.Error(), "bad.wasm is not a valid WebAssembly module") {
+		if m != nil {
+			m.Release()
+		}
+		t.Fatalf("Compile of a module the decoder panics on: %v", err)
+	}
+	m, err := rt.Compile(ctx, "hello.wasm", abitest.WAT(t, "abi/testdata/guests/hello.wat"))
+	if err != nil {
+		t.Fatalf("Compile after the refused module: %v", err)
+	}
+	m.Release()
+}

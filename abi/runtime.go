@@ -360,14 +360,14 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, err
 	}
-	cm, err := rt.r.CompileModule(ctx, code)
+	cm, err := rt.compileModule(ctx, code)
 	if err != nil && ctx.Err() == nil && rt.dropRewritten(h) {
 		// A kept rewrite that does not compile is damaged: rewrite anew.
 		rt.log.Warn("a kept rewritten module did not compile: rewriting it", "module", name, "error", err)
 		if code, startFn, err = rt.instrument(ctx, name, wasm, h, secs, bounded || merged); err != nil {
 			return nil, err
 		}
-		cm, err = rt.r.CompileModule(ctx, code)
+		cm, err = rt.compileModule(ctx, code)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
@@ -408,12 +408,27 @@ func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, h [
 	}
 	// Let wazero say what is wrong with the module; if it finds nothing,
 	// the module uses something instrument does not know.
-	cm, cerr := rt.r.CompileModule(ctx, wasm)
+	cm, cerr := rt.compileModule(ctx, wasm)
 	if cerr != nil {
 		return nil, false, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, cerr)
 	}
 	cm.Close(ctx)
 	return nil, false, fmt.Errorf("%s cannot be given loop and stack checks (%v): sandboxd runs WebAssembly 2.0 modules", name, err)
+}
+
+// compileModule is wazero's CompileModule, with a panic in it an error:
+// wazero's decoder panics on some invalid modules (a code entry whose
+// local declarations overrun it: makeslice with a negative length), and a
+// module a client sends must never take the daemon and its guests down.
+// Decoding changes nothing outside the module being decoded, so after such
+// a panic the runtime is as usable as before.
+func (rt *Runtime) compileModule(ctx context.Context, bin []byte) (cm wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cm, err = nil, fmt.Errorf("the runtime's decoder failed on it (%v)", r)
+		}
+	}()
+	return rt.r.CompileModule(ctx, bin)
 }
 
 // checkShape refuses a module sandboxd cannot run, and instantiates the

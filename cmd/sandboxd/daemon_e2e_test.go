@@ -944,3 +944,21 @@ func TestDaemonRestartedAfterSIGTERMGrantsTheSameUnixListenAgain(t *testing.T) {
 		}
 	}
 }
+
+// A module that makes the WebAssembly decoder panic is refused (exit 4),
+// and the daemon goes on serving: no module a client sends can take it
+// and its guests down.
+func TestDaemonRefusesAModuleTheDecoderPanicsOnAndServesOn(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	bad := filepath.Join(privateDir(t), "bad.wasm")
+	if err := os.WriteFile(bad, []byte("\x00asm\x01\x00\x00\x00\n\t\x01\x03\x010c0000"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.cli(t, "launch", bad); r.code != exitModule || !strings.Contains(r.stderr, "bad.wasm is not a valid WebAssembly module") {
+		t.Fatalf("launch: code %d, stderr %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "launch", guest(t, "daemon/testdata/server/hello_wasi.wat")); r.code != 7 {
+		t.Fatalf("a launch after the refused module: code %d, stderr %q", r.code, r.stderr)
+	}
+}
