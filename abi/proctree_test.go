@@ -14,12 +14,9 @@ import (
 	"github.com/sandboxd/sandboxd/caps"
 )
 
-// forkBombWAT spawns a copy of itself, handing on its module handle (fd 0)
-// and stdout (fd 1), and then spins. The guest whose spawn fails with
-// EAGAIN writes "full" first.
-var forkBombWAT = forkBomb(caps.EAGAIN)
-
-// forkBomb is forkBombWAT writing "full" when its spawn fails with e.
+// forkBomb spawns a copy of itself, handing on its module handle (fd 0)
+// and stdout (fd 1), and then spins. The guest whose spawn fails with e
+// writes "full" first.
 func forkBomb(e caps.Errno) string {
 	return fmt.Sprintf(`(module
   (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
@@ -59,38 +56,47 @@ func (b *testBudget) Give() {
 	b.gives++
 }
 
-// A tree whose budget refuses a spawn gets ENOMEM there, before the tree's
-// limit; every descendant's charge is given back once the tree has ended.
-func TestSpawnPastTheBudgetFailsWithENOMEMAndEveryChargeIsGivenBack(t *testing.T) {
+// startForkBomb runs forkBomb(e) as the root of a tree configured by cfg
+// (its ID and Table are set here) and returns once a guest of the tree
+// has written "full": its spawn failed with e.
+func startForkBomb(t *testing.T, e caps.Errno, cfg GuestConfig) (root *Guest, out *abitest.Buffer) {
+	t.Helper()
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 4)
-	m, err := rt.Compile(ctx, "bomb", abitest.WATText(t, forkBomb(caps.ENOMEM)))
+	m, err := rt.Compile(ctx, "bomb", abitest.WATText(t, forkBomb(e)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Release()
+	defer m.Release() // the guests hold it
 	k := caps.NewKernel(nil)
 	h := &caps.Holder{ID: "root"}
-	tbl := caps.NewTable(k, h, 0)
-	out := &abitest.Buffer{}
+	cfg.ID, cfg.Table = "root", caps.NewTable(k, h, 0)
+	out = &abitest.Buffer{}
 	for _, c := range []*caps.Cap{
 		k.Mint(h, NewModuleResource(m), caps.RightProcExec, 0, "self", "test"),
 		k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"),
 	} {
-		if _, err := tbl.Insert(c); err != nil {
+		if _, err := cfg.Table.Insert(c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	budget := &testBudget{n: 2}
-	root := rt.NewGuest(m, GuestConfig{ID: "root", Table: tbl, MaxDescendants: 10, SpawnBudget: budget})
+	root = rt.NewGuest(m, cfg)
 	root.Start(ctx)
 	deadline := time.Now().Add(HangGuard)
 	for !strings.Contains(out.String(), "full") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no guest saw ENOMEM within %v; %d descendants running", HangGuard, root.tree.running.Load())
+			t.Fatalf("no guest saw %v within %v; %d descendants running", e, HangGuard, root.tree.running.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return root, out
+}
+
+// A tree whose budget refuses a spawn gets ENOMEM there, before the tree's
+// limit; every descendant's charge is given back once the tree has ended.
+func TestSpawnPastTheBudgetFailsWithENOMEMAndEveryChargeIsGivenBack(t *testing.T) {
+	budget := &testBudget{n: 2}
+	root, _ := startForkBomb(t, caps.ENOMEM, GuestConfig{MaxDescendants: 10, SpawnBudget: budget})
 	if n := root.tree.running.Load(); n != 2 {
 		t.Fatalf("%d descendants running when the budget was spent, want 2", n)
 	}
@@ -107,35 +113,8 @@ func TestSpawnPastTheBudgetFailsWithENOMEMAndEveryChargeIsGivenBack(t *testing.T
 // descendants over its whole tree, and then EAGAIN; when the root is
 // killed every descendant ends and the count returns to zero.
 func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
-	ctx := context.Background()
-	rt := newCacheRuntime(t, 4)
-	m, err := rt.Compile(ctx, "bomb", abitest.WATText(t, forkBombWAT))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Release()
-	k := caps.NewKernel(nil)
-	h := &caps.Holder{ID: "root"}
-	tbl := caps.NewTable(k, h, 0)
-	out := &abitest.Buffer{}
-	for _, c := range []*caps.Cap{
-		k.Mint(h, NewModuleResource(m), caps.RightProcExec, 0, "self", "test"),
-		k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"),
-	} {
-		if _, err := tbl.Insert(c); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const max = 3
-	root := rt.NewGuest(m, GuestConfig{ID: "root", Table: tbl, MaxDescendants: max})
-	root.Start(ctx)
-	deadline := time.Now().Add(HangGuard)
-	for !strings.Contains(out.String(), "full") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no guest saw EAGAIN within %v; %d descendants running", HangGuard, root.tree.running.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	root, out := startForkBomb(t, caps.EAGAIN, GuestConfig{MaxDescendants: max})
 	if n := root.tree.running.Load(); n != max {
 		t.Fatalf("%d descendants running when the tree was full, want %d", n, max)
 	}

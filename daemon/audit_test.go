@@ -20,15 +20,7 @@ import (
 // log, and the log's path. The log is closed after the supervisor.
 func newAuditedSupervisor(t *testing.T) (*Supervisor, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(context.Background(), Options{Audit: l})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, l, path := openAuditedSupervisor(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
 		defer cancel()
@@ -40,6 +32,22 @@ func newAuditedSupervisor(t *testing.T) (*Supervisor, string) {
 		}
 	})
 	return s, path
+}
+
+// openAuditedSupervisor is a supervisor recording in a new audit log,
+// the log and its path; closing both is the caller's.
+func openAuditedSupervisor(t *testing.T) (*Supervisor, *audit.Log, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, l, path
 }
 
 // records reads the log at path.
@@ -337,15 +345,7 @@ func TestCloseWithRunningGuestsWritesOneShutdownRecordForThemAll(t *testing.T) {
 // (serve closes it before the process's exit ends them): nothing they do
 // is recorded, and nothing fails.
 func TestAbandonRecordsTheShutdownOfTheGuestsLeftRunning(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(context.Background(), Options{Audit: l})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, l, path := openAuditedSupervisor(t)
 	m := compile(t, s, guests+"idle.wat")
 	defer m.Release()
 	gs := launchIdle(t, s, m, 4)
