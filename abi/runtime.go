@@ -356,15 +356,15 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 		hosts = append(hosts, wasmbin.LoopModule)
 	}
 	rt.prepareHosts(ctx, hosts)
-	code, startFn, err := rt.instrument(ctx, name, wasm, h, secs, bounded || merged)
+	code, startFn, kept, err := rt.instrument(ctx, name, wasm, h, secs, bounded || merged)
 	if err != nil {
 		return nil, err
 	}
 	cm, err := rt.compileModule(ctx, code)
-	if err != nil && ctx.Err() == nil && rt.dropRewritten(h) {
+	if err != nil && ctx.Err() == nil && rt.dropRewritten(h) && kept {
 		// A kept rewrite that does not compile is damaged: rewrite anew.
 		rt.log.Warn("a kept rewritten module did not compile: rewriting it", "module", name, "error", err)
-		if code, startFn, err = rt.instrument(ctx, name, wasm, h, secs, bounded || merged); err != nil {
+		if code, startFn, _, err = rt.instrument(ctx, name, wasm, h, secs, bounded || merged); err != nil {
 			return nil, err
 		}
 		cm, err = rt.compileModule(ctx, code)
@@ -385,35 +385,37 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 // (rewritten by BoundTables if changed): with loop and stack checks unless
 // the runtime has none, and then with the host module loop checks import
 // ready.
-func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, h [32]byte, secs wasmbin.Sections, changed bool) (code []byte, startFn bool, err error) {
+//
+// kept says that the code is a rewrite kept from an earlier compile.
+func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, h [32]byte, secs wasmbin.Sections, changed bool) (code []byte, startFn, kept bool, err error) {
 	if !rt.loopChecks && !rt.stackChecks {
 		if changed {
-			return secs.Encode(), false, nil
+			return secs.Encode(), false, false, nil
 		}
-		return wasm, false, nil
+		return wasm, false, false, nil
 	}
 	if rt.loopChecks {
 		if err := rt.ensureHost(ctx, wasmbin.LoopModule); err != nil {
-			return nil, false, err
+			return nil, false, false, err
 		}
 	}
 	checks := wasmbin.Checks{Loops: rt.loopChecks, Stack: rt.stackChecks}
 	if code, startFn, ok := rt.loadRewritten(h, checks); ok {
-		return code, startFn, nil
+		return code, startFn, true, nil
 	}
 	code, startFn, err = secs.Instrument(checks)
 	if err == nil {
 		rt.keepRewritten(h, checks, code, startFn)
-		return code, startFn, nil
+		return code, startFn, false, nil
 	}
 	// Let wazero say what is wrong with the module; if it finds nothing,
 	// the module uses something instrument does not know.
 	cm, cerr := rt.compileModule(ctx, wasm)
 	if cerr != nil {
-		return nil, false, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, cerr)
+		return nil, false, false, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, cerr)
 	}
 	cm.Close(ctx)
-	return nil, false, fmt.Errorf("%s cannot be given loop and stack checks (%v): sandboxd runs WebAssembly 2.0 modules", name, err)
+	return nil, false, false, fmt.Errorf("%s cannot be given loop and stack checks (%v): sandboxd runs WebAssembly 2.0 modules", name, err)
 }
 
 // compileModule is wazero's CompileModule, with a panic in it an error:

@@ -315,7 +315,8 @@ func (r *wasmReader) precheckCode(n uint32) error {
 // decoder allocates by them before reading what they count, so that a
 // 20-byte element section declaring 190 million function indices made it
 // allocate gigabytes. Function types, import and export names, element
-// segments, data segments and the name section are checked here, import
+// segments, data segments, custom sections' names and the name section
+// are checked here, import
 // and export names by shape; what else a module holds is sized by the
 // bytes present. Element segments and the name section are read by the
 // walkers that give them loop checks, which stop where the bytes end
@@ -351,7 +352,8 @@ func (secs Sections) precheckNested() error {
 				r.sized()
 			}
 		case secCustom:
-			if customName(sec.Body) == "name" {
+			r.sized() // the section's own name
+			if r.ok && customName(sec.Body) == "name" {
 				if _, err := walk.names(sec.Body); err != nil {
 					r.ok = false
 				}

@@ -159,6 +159,8 @@ func TestNestedCountBombsAreRefusedBeforeTheDecoderAllocates(t *testing.T) {
 		{"export name", header + "\x07\x07\x01\xff\xff\xff\xff\x0f\x00"},
 		{"data bytes", header + "\x0b\x07\x01\x01\xff\xff\xff\xff\x0f"},
 		{"function names", header + "\x00\x0c\x04name\x01\x05\xff\xff\xff\xff\x0f"},
+		// Found by FuzzInstrumentLoops: wazero allocated 2 GB for it.
+		{"custom section name", header + "\x00\x07\xf8\xff\xff\xff\x07\xff\xff"},
 	} {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
