@@ -180,13 +180,7 @@ func checkPsNames(t *testing.T, d *daemonProc, id, name string) {
 func TestLogsKeepsStdoutAndStderrApart(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
-	r := d.cli(t, "launch", "--detach", "--name", "il", guest(t, "daemon/testdata/server/interleave.wat"))
-	if r.code != 0 {
-		t.Fatalf("launch: %d %q", r.code, r.stderr)
-	}
-	if r := d.cli(t, "wait", "il"); r.code != 3 {
-		t.Fatalf("wait: %d", r.code)
-	}
+	d.launchAndWait(t, "il", guest(t, "daemon/testdata/server/interleave.wat"), 3)
 	if r := d.cli(t, "logs", "il", "--stdout"); r.stdout != "out1\nout2\n" || r.stderr != "" {
 		t.Fatalf("logs --stdout: stdout %q, stderr %q", r.stdout, r.stderr)
 	}

@@ -33,18 +33,24 @@ func parseStamped(t *testing.T, out string) []stampedLine {
 	return lines
 }
 
+// launchAndWait launches wasm detached as name and waits for it to exit
+// with code.
+func (d *daemonProc) launchAndWait(t *testing.T, name, wasm string, code int) {
+	t.Helper()
+	if r := d.cli(t, "launch", "--detach", "--name", name, wasm); r.code != 0 {
+		t.Fatalf("launch %s: %d %q", name, r.code, r.stderr)
+	}
+	if r := d.cli(t, "wait", name); r.code != code {
+		t.Fatalf("wait %s: exit %d (%q), want %d", name, r.code, r.stderr, code)
+	}
+}
+
 // logs --tail, --since, -t and --stdout/--stderr select what the daemon
 // kept as docker logs does, with both streams kept apart.
 func TestLogsTailSinceTimestampsAndStreams(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
-	r := d.cli(t, "launch", "--detach", "--name", "lines", guest(t, "cmd/sandboxd/testdata/lines.wat"))
-	if r.code != 0 {
-		t.Fatalf("launch: %d %q", r.code, r.stderr)
-	}
-	if r := d.cli(t, "wait", "lines"); r.code != 0 {
-		t.Fatalf("wait: %d %q", r.code, r.stderr)
-	}
+	d.launchAndWait(t, "lines", guest(t, "cmd/sandboxd/testdata/lines.wat"), 0)
 	cases := []struct {
 		args           []string
 		stdout, stderr string
@@ -70,7 +76,7 @@ func TestLogsTailSinceTimestampsAndStreams(t *testing.T) {
 	}
 
 	// -t stamps each line with when it was written, in order.
-	r = d.cli(t, "logs", "lines", "-t", "--stdout")
+	r := d.cli(t, "logs", "lines", "-t", "--stdout")
 	out := parseStamped(t, r.stdout)
 	if len(out) != 3 || out[0].text != "o1\n" || out[2].text != "o3\n" {
 		t.Fatalf("logs -t --stdout: %q", r.stdout)

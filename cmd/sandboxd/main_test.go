@@ -74,9 +74,16 @@ func sandboxd(t *testing.T, stdin string, args ...string) result {
 // that runs bin).
 func runBinary(t *testing.T, binary, stdin string, args ...string) result {
 	t.Helper()
+	return runBinaryIn(t, "", binary, stdin, args...)
+}
+
+// runBinaryIn is runBinary in directory dir ("": this process's).
+func runBinaryIn(t *testing.T, dir, binary, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer

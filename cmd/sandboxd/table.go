@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -36,7 +37,7 @@ func (t *table) add(cells ...string) {
 func (t *table) write(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	const gap = 2
-	pad := strings.Repeat(" ", max(0, maxOf(t.widths))+gap)
+	pad := strings.Repeat(" ", slices.Max(append([]int{0}, t.widths...))+gap)
 	for _, row := range t.rows {
 		for i, c := range row {
 			bw.WriteString(c)
@@ -47,12 +48,4 @@ func (t *table) write(w io.Writer) error {
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
-}
-
-func maxOf(xs []int) int {
-	m := 0
-	for _, x := range xs {
-		m = max(m, x)
-	}
-	return m
 }

@@ -9,8 +9,17 @@ import (
 // pieces, and what readFrom reports with it.
 func readAll(l *outputLog, from uint64) (string, uint64, uint64, bool) {
 	chunks, next, dropped, _, closed := l.readFrom(from)
+	return printChunks(chunks, [2]bool{}), next, dropped, closed
+}
+
+// printChunks prints each chunk of a stream skip does not name as
+// "o:DATA|" (stdout) or "e:DATA|" (stderr).
+func printChunks(chunks []outputChunk, skip [2]bool) string {
 	var b strings.Builder
 	for _, c := range chunks {
+		if skip[c.stream] {
+			continue
+		}
 		if c.stream == streamStderr {
 			b.WriteString("e:")
 		} else {
@@ -19,7 +28,7 @@ func readAll(l *outputLog, from uint64) (string, uint64, uint64, bool) {
 		b.Write(c.data)
 		b.WriteByte('|')
 	}
-	return b.String(), next, dropped, closed
+	return b.String()
 }
 
 func TestOutputLogKeepsOrderAcrossStreamsAndCoalescesWrites(t *testing.T) {
@@ -85,20 +94,7 @@ func readQuery(l *outputLog, q logQuery) (string, bool) {
 		off = 0
 	}
 	chunks, _, dropped, _, _ := l.readFrom(off)
-	var b strings.Builder
-	for _, c := range chunks {
-		if q.skip[c.stream] {
-			continue
-		}
-		if c.stream == streamStderr {
-			b.WriteString("e:")
-		} else {
-			b.WriteString("o:")
-		}
-		b.Write(c.data)
-		b.WriteByte('|')
-	}
-	return b.String(), dropped > 0
+	return printChunks(chunks, q.skip), dropped > 0
 }
 
 func TestOutputLogTailSinceAndStreams(t *testing.T) {
