@@ -20,7 +20,7 @@ help:
 	@echo "make examples    build the example guest bin/hello.wasm"
 	@echo "make demo        run the example guest with one read-only directory grant"
 	@echo "make test        gofmt check, generated code check, go vet, staticcheck, go test (-race but for the guest SDK and examples; what CI runs)"
-	@echo "make fuzz        fuzz the grant parser for 30s"
+	@echo "make fuzz        run every fuzz target for FUZZTIME each (30s by default; FUZZ=REGEXP: only those)"
 	@echo "make bench       every comparison of docs/BENCHMARKS.md, one table of ratios against bench/baseline.tsv (BENCH_FULL=1: the long run)"
 	@echo "make bench-baseline  the same, then rewrite bench/baseline.tsv with its ratios"
 	@echo "make clean       remove bin/"
@@ -76,8 +76,12 @@ gotest:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/... ./daemon/ ./examples/...
 
+# Every fuzz target in turn (scripts/fuzz.sh): FUZZTIME=5m for longer,
+# FUZZ='Policy|Grant' for some of them.
+FUZZTIME ?= 30s
+FUZZ ?= .
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseGrant$$' -fuzztime 30s ./daemon
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh '$(FUZZ)'
 
 # Benchmarks, not tests: not part of make test. A few minutes on 2 cores,
 # more with BENCH_FULL=1 (docs/BENCHMARKS.md, "One command: make bench").
