@@ -167,7 +167,7 @@ func lineDiff(got, want string) string {
 	return b.String()
 }
 
-const gofsWant = `readdir: ok
+const fsModeWant = `readdir: ok
 names: hello.txt
 readfile: ok
 contents: "hello\n"
@@ -213,12 +213,12 @@ func TestGoProgramUsesGrantsAndIsRefusedTheRest(t *testing.T) {
 	// the program reaches them as /data and /ro.
 	h.grantDir(t, tbl, data, "data", false)
 	h.grantDir(t, tbl, ro, "ro", true)
-	st := h.start(t, context.Background(), abitest.Go(t, "abi/testdata/guests/wasi/gofs"), tbl, nil).Wait()
+	st := h.start(t, context.Background(), abitest.Go(t, "abi/testdata/guests/wasi/goguest"), tbl, nil, "fs").Wait()
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v, stderr %s", st, h.stderr.String())
 	}
-	if got := h.stdout.String(); got != gofsWant {
-		t.Errorf("output differs:\n%s", lineDiff(got, gofsWant))
+	if got := h.stdout.String(); got != fsModeWant {
+		t.Errorf("output differs:\n%s", lineDiff(got, fsModeWant))
 	}
 	if b, err := os.ReadFile(filepath.Join(ro, "hello.txt")); err != nil || string(b) != "hello\n" {
 		t.Errorf("read-only grant changed: %q %v", b, err)
@@ -258,7 +258,7 @@ func TestGoServerAcceptsOnGrantedListener(t *testing.T) {
 	addr, _ := h.grantListener(t, tbl)
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	g := h.start(t, ctx, abitest.Go(t, "abi/testdata/guests/wasi/gonet"), tbl, nil, "echo", "3")
+	g := h.start(t, ctx, abitest.Go(t, "abi/testdata/guests/wasi/goguest"), tbl, nil, "echo", "3")
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {
 		wg.Add(1)
@@ -291,7 +291,7 @@ func TestGoServerAcceptsOnGrantedListener(t *testing.T) {
 // Revoking the listener while the guest waits in accept wakes it with
 // ENOTCAPABLE; killing a guest that waits ends it at once.
 func TestBlockedAcceptEndsOnRevokeAndOnKill(t *testing.T) {
-	wasm := abitest.Go(t, "abi/testdata/guests/wasi/gonet")
+	wasm := abitest.Go(t, "abi/testdata/guests/wasi/goguest")
 	t.Run("revoke", func(t *testing.T) {
 		h := newHarness(t)
 		tbl := h.table("srv")
@@ -433,7 +433,7 @@ func TestModuleImportingBothABIsSharesHandles(t *testing.T) {
 // end shared with the supervisor — because both report SOCKET_STREAM and
 // wait through poll_oneoff.
 func TestGoFileConnOnGrantedSocketAndChannel(t *testing.T) {
-	wasm := abitest.Go(t, "abi/testdata/guests/wasi/gonet")
+	wasm := abitest.Go(t, "abi/testdata/guests/wasi/goguest")
 	t.Run("socket", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()

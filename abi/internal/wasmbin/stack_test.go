@@ -74,7 +74,7 @@ func TestStackAllowanceComesBackOnEveryExit(t *testing.T) {
 // checks it adds: the runtime rewrites a module once per process, before
 // the compilation cache's lookup (which is keyed by the rewritten bytes).
 func BenchmarkInstrumentGo(b *testing.B) {
-	secs, err := Split(abitest.Go(b, "abi/testdata/guests/wasi/gonet"))
+	secs, err := Split(abitest.Go(b, "abi/testdata/guests/wasi/goguest"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,8 +1,8 @@
-// Command gofs is a GOOS=wasip1 test guest: an unmodified Go program using
-// package os on whatever it was granted. It expects the preopens /data
-// (read-write) and /ro (read-only), each holding hello.txt ("hello\n"),
-// and prints one line per step.
 package main
+
+// The fs mode: package os on whatever the program was granted. It expects
+// the preopens /data (read-write) and /ro (read-only), each holding
+// hello.txt ("hello\n"), and prints one line per step.
 
 import (
 	"errors"
@@ -32,7 +32,7 @@ func check(step string, err error) {
 	}
 }
 
-func main() {
+func files() {
 	ents, err := os.ReadDir("/data")
 	check("readdir", err)
 	var names []string

@@ -1,13 +1,16 @@
-// Command gonet is a GOOS=wasip1 test guest: an unmodified Go network
-// server. fd 3 is a listening socket granted by the supervisor; the guest
-// turns it into a net.Listener with net.FileListener and serves each
-// connection in its own goroutine, so Go's netpoller waits on several
-// sockets (and a timer) at once through poll_oneoff.
+// Command goguest is a GOOS=wasip1 test guest: an unmodified Go program,
+// one program for every mode so that the tests compile one Go module.
 //
-//	gonet echo N   upper-cases one line per connection for N connections, then exits
-//	gonet accept   accepts once and prints the error Accept returns
-//	gonet conn     fd 3 is a connected stream (a socket or a channel end):
-//	               net.FileConn, read one line, answer it upper-cased
+//	goguest fs       package os on the preopens /data (read-write) and /ro
+//	                 (read-only), one line per step (fs.go)
+//	goguest echo N   fd 3 is a listening socket: net.FileListener, serve each
+//	                 connection in its own goroutine (so Go's netpoller waits
+//	                 on several sockets and a timer at once through
+//	                 poll_oneoff), upper-case one line per connection for N
+//	                 connections, then exit
+//	goguest accept   accept once on fd 3 and print the error Accept returns
+//	goguest conn     fd 3 is a connected stream (a socket or a channel end):
+//	                 net.FileConn, read one line, answer it upper-cased
 package main
 
 import (
@@ -22,6 +25,14 @@ import (
 )
 
 func main() {
+	if len(os.Args) < 2 {
+		fmt.Println("usage: goguest fs|echo N|accept|conn")
+		os.Exit(2)
+	}
+	if os.Args[1] == "fs" {
+		files()
+		return
+	}
 	if os.Args[1] == "conn" {
 		c, err := net.FileConn(os.NewFile(3, "conn"))
 		if err != nil {
