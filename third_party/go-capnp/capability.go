@@ -3,12 +3,13 @@ package capnp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 
 	"capnproto.org/go/capnp/v3/exc"
-	"capnproto.org/go/capnp/v3/exp/bufferpool"
 	"capnproto.org/go/capnp/v3/flowcontrol"
 	"capnproto.org/go/capnp/v3/internal/str"
 	"capnproto.org/go/capnp/v3/util/deferred"
@@ -839,10 +840,12 @@ var setupLeakReporting func(any) = func(any) {}
 // NewPromisedClient.
 func SetClientLeakFunc(clientLeakFunc func(msg string)) {
 	setupLeakReporting = func(v any) {
-		buf := bufferpool.Default.Get(1e6)
-		n := runtime.Stack(buf, false)
-		stack := string(buf[:n])
-		bufferpool.Default.Put(buf)
+		// The program counters of the creating call, formatted only if
+		// the client leaks: formatting a stack at every client's creation
+		// cost more than the calls the clients made.
+		pcs := make([]uintptr, 64)
+		pcs = pcs[:runtime.Callers(2, pcs)]
+		stack := func() string { return formatCallers(pcs) }
 		switch c := v.(type) {
 		case Client:
 			runtime.SetFinalizer(c.client, func(c *client) {
@@ -852,7 +855,7 @@ func SetClientLeakFunc(clientLeakFunc func(msg string)) {
 				if released {
 					return
 				}
-				clientLeakFunc("leaked client created at:\n\n" + stack)
+				clientLeakFunc("leaked client created at:\n\n" + stack())
 			})
 		case ClientSnapshot:
 			if !c.IsValid() {
@@ -862,10 +865,24 @@ func SetClientLeakFunc(clientLeakFunc func(msg string)) {
 				if !c.IsValid() {
 					return
 				}
-				clientLeakFunc("leaked client snapshot created at:\n\n" + stack)
+				clientLeakFunc("leaked client snapshot created at:\n\n" + stack())
 			})
 		default:
 			panic("setupLeakReporting called on unrecognized type!")
+		}
+	}
+}
+
+// formatCallers writes the frames of pcs as runtime.Stack does: each
+// function on one line, its file and line indented on the next.
+func formatCallers(pcs []uintptr) string {
+	var b strings.Builder
+	frames := runtime.CallersFrames(pcs)
+	for {
+		f, more := frames.Next()
+		fmt.Fprintf(&b, "%s\n\t%s:%d\n", f.Function, f.File, f.Line)
+		if !more {
+			return b.String()
 		}
 	}
 }
