@@ -81,7 +81,7 @@ gotest:
 FUZZTIME ?= 30s
 FUZZ ?= .
 fuzz:
-	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh '$(FUZZ)'
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh '$(FUZZ)'
 
 # Benchmarks, not tests: not part of make test. A few minutes on 2 cores,
 # more with BENCH_FULL=1 (docs/BENCHMARKS.md, "One command: make bench").

@@ -183,6 +183,7 @@ func (rt *Runtime) Close(ctx context.Context) error { return rt.r.Close(ctx) }
 // Module is a compiled guest program.
 type Module struct {
 	Hash     [32]byte
+	hashHex  string // Hash in hex, made once: logs and policy requests name it at every launch
 	Name     string // a display name (file name), not used for identity
 	Size     int
 	compiled wazero.CompiledModule
@@ -206,7 +207,7 @@ type Module struct {
 func (m *Module) MemoryMin() uint64 { return m.memoryMin }
 
 // HashString is the module's SHA-256 in hex, as policies and logs name it.
-func (m *Module) HashString() string { return hex.EncodeToString(m.Hash[:]) }
+func (m *Module) HashString() string { return m.hashHex }
 
 // LimitError is a module that may be valid WebAssembly but asks for more
 // than sandboxd gives a guest (functions, locals, table entries); the
@@ -372,7 +373,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	m := &Module{Hash: h, Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, stackChecks: rt.stackChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}
+	m := &Module{Hash: h, hashHex: hex.EncodeToString(h[:]), Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, stackChecks: rt.stackChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}
 	if err := rt.checkShape(ctx, m, shape); err != nil {
 		cm.Close(ctx)
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -53,18 +54,37 @@ func startDaemon(t *testing.T, lim server.Limits, setup ...func(*server.Server))
 }
 
 // startDaemonUnwatched starts a daemon without the leak check, for
-// benchmarks and fuzzing.
+// fuzzing and the scale test.
 func startDaemonUnwatched(t testing.TB, lim server.Limits) *testDaemon {
 	t.Helper()
 	return startDaemonWith(t, lim, func() {})
 }
 
-// startDaemonWith starts a daemon whose server is passed to each setup
-// before it serves anything.
+// startBenchDaemon starts a daemon for a benchmark: no leak check, and
+// logging as `sandboxd serve` does by default (info) into nothing, so that
+// a benchmark does not measure a test's log buffer growing by every line.
+// Its logs field is empty.
+func startBenchDaemon(b *testing.B, lim server.Limits) *testDaemon {
+	b.Helper()
+	return startDaemonLogging(b, lim, func() {}, hclog.Info, io.Discard)
+}
+
+// startDaemonWith starts a daemon, logging at debug level into its logs,
+// whose server is passed to each setup before it serves anything.
 func startDaemonWith(t testing.TB, lim server.Limits, leaks func(), setup ...func(*server.Server)) *testDaemon {
 	t.Helper()
+	return startDaemonLogging(t, lim, leaks, hclog.Debug, nil, setup...)
+}
+
+// startDaemonLogging is startDaemonWith logging at level into out, or
+// into the daemon's logs buffer if out is nil.
+func startDaemonLogging(t testing.TB, lim server.Limits, leaks func(), level hclog.Level, out io.Writer, setup ...func(*server.Server)) *testDaemon {
+	t.Helper()
 	logs := &abitest.Buffer{}
-	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: hclog.Debug, Output: logs})
+	if out == nil {
+		out = logs
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: out})
 	dir := shortTempDir(t)
 	sup, err := daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: filepath.Join(dir, "cache")})
 	if err != nil {

@@ -37,7 +37,7 @@ const (
 func BenchmarkLaunchThroughput(b *testing.B) {
 	wasm := abitest.WAT(b, throughputWAT)
 	b.Run("sandboxd", func(b *testing.B) {
-		d := startDaemonUnwatched(b, server.Limits{})
+		d := startBenchDaemon(b, server.Limits{})
 		ctx := context.Background()
 		req := client.LaunchRequest{Name: "hello_wasi.wasm", Wasm: wasm}
 		clients := make([]*client.Client, throughputConns)

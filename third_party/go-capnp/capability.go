@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -843,8 +844,8 @@ func SetClientLeakFunc(clientLeakFunc func(msg string)) {
 		// The program counters of the creating call, formatted only if
 		// the client leaks: formatting a stack at every client's creation
 		// cost more than the calls the clients made.
-		pcs := make([]uintptr, 64)
-		pcs = pcs[:runtime.Callers(2, pcs)]
+		var buf [64]uintptr
+		pcs := slices.Clone(buf[:runtime.Callers(2, buf[:])])
 		stack := func() string { return formatCallers(pcs) }
 		switch c := v.(type) {
 		case Client:
@@ -873,8 +874,9 @@ func SetClientLeakFunc(clientLeakFunc func(msg string)) {
 	}
 }
 
-// formatCallers writes the frames of pcs as runtime.Stack does: each
-// function on one line, its file and line indented on the next.
+// formatCallers writes the frames of pcs (at most 64: deeper callers are
+// left out), each function on one line and its file and line indented on
+// the next.
 func formatCallers(pcs []uintptr) string {
 	var b strings.Builder
 	frames := runtime.CallersFrames(pcs)

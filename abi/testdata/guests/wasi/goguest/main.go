@@ -1,5 +1,6 @@
 // Command goguest is a GOOS=wasip1 test guest: an unmodified Go program,
-// one program for every mode so that the tests compile one Go module.
+// one program for every mode so that the tests build and compile one Go
+// program instead of one for each.
 //
 //	goguest fs       package os on the preopens /data (read-write) and /ro
 //	                 (read-only), one line per step (fs.go)
@@ -25,62 +26,86 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Println("usage: goguest fs|echo N|accept|conn")
-		os.Exit(2)
+	mode := ""
+	if len(os.Args) > 1 {
+		mode = os.Args[1]
 	}
-	if os.Args[1] == "fs" {
+	switch {
+	case mode == "fs":
 		files()
-		return
-	}
-	if os.Args[1] == "conn" {
-		c, err := net.FileConn(os.NewFile(3, "conn"))
+	case mode == "conn":
+		conn()
+	case mode == "echo" && len(os.Args) > 2:
+		n, err := strconv.Atoi(os.Args[2])
 		if err != nil {
-			fmt.Println("fileconn:", err)
-			os.Exit(1)
+			usage()
 		}
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if err != nil {
-			fmt.Println("read:", err)
-			os.Exit(1)
-		}
-		fmt.Fprint(c, strings.ToUpper(line))
-		c.Close()
-		fmt.Println("answered")
-		return
+		echo(listener(), n)
+	case mode == "accept":
+		_, err := listener().Accept()
+		fmt.Println("accept:", err)
+	default:
+		usage()
 	}
+}
+
+func usage() {
+	fmt.Println("usage: goguest fs|echo N|accept|conn")
+	os.Exit(2)
+}
+
+func fail(what string, err error) {
+	fmt.Println(what+":", err)
+	os.Exit(1)
+}
+
+// conn answers one line, upper-cased, on the connected stream at fd 3.
+func conn() {
+	c, err := net.FileConn(os.NewFile(3, "conn"))
+	if err != nil {
+		fail("fileconn", err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		fail("read", err)
+	}
+	fmt.Fprint(c, strings.ToUpper(line))
+	c.Close()
+	fmt.Println("answered")
+}
+
+// listener is the listening socket at fd 3.
+func listener() net.Listener {
 	l, err := net.FileListener(os.NewFile(3, "listener"))
 	if err != nil {
-		fmt.Println("filelistener:", err)
-		os.Exit(1)
+		fail("filelistener", err)
 	}
-	switch os.Args[1] {
-	case "echo":
-		n, _ := strconv.Atoi(os.Args[2])
-		var wg sync.WaitGroup
-		for i := 0; i < n; i++ {
-			c, err := l.Accept()
-			if err != nil {
-				fmt.Println("accept:", err)
-				os.Exit(1)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err != nil {
-					fmt.Println("read:", err)
-					return
-				}
-				time.Sleep(10 * time.Millisecond) // a timer while sockets are polled
-				fmt.Fprint(c, strings.ToUpper(line))
-			}()
+	return l
+}
+
+// echo serves n connections at once, each in its own goroutine, each one
+// line upper-cased after a timer, so that Go's netpoller waits on several
+// sockets and a timer at once.
+func echo(l net.Listener, n int) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		c, err := l.Accept()
+		if err != nil {
+			fail("accept", err)
 		}
-		wg.Wait()
-		fmt.Println("served", n)
-	case "accept":
-		_, err := l.Accept()
-		fmt.Println("accept:", err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				fmt.Println("read:", err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // a timer while sockets are polled
+			fmt.Fprint(c, strings.ToUpper(line))
+		}()
 	}
+	wg.Wait()
+	fmt.Println("served", n)
 }
