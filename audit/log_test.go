@@ -335,3 +335,68 @@ func TestEachLineIsWhatJSONMakesOfItsRecord(t *testing.T) {
 	}
 	mustVerify(t, path)
 }
+
+// Records nobody waits for (a launch's handles) go to disk with the next
+// record somebody waits for (its guest-start), in one batch and one
+// fdatasync, in the order they were appended.
+func TestRecordsNobodyWaitsForShareTheNextWaitersFsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.mu.Lock()
+	l.flushAfter = time.Hour // only the waiter writes them
+	before := l.batches
+	l.mu.Unlock()
+	for i := 0; i < 3; i++ {
+		if _, err := l.Enqueue(Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := l.Append(Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	batches := l.batches - before
+	l.mu.Unlock()
+	if batches != 1 {
+		t.Errorf("%d batches for three records and the one that waited for them, want 1", batches)
+	}
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != int(r.Seq) {
+		t.Fatalf("report %+v, want %d good records", rep, r.Seq)
+	}
+}
+
+// A record nobody waits for, and none after it, still reaches the disk:
+// flushAfter after it was appended.
+func TestARecordNobodyWaitsForIsWrittenAnyway(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r, err := l.Enqueue(Record{Type: TypeClose, Cap: &CapRecord{ID: "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute) // a hang guard, not a bound on the delay
+	for {
+		l.mu.Lock()
+		durable := l.durable
+		l.mu.Unlock()
+		if durable >= r.Seq {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("record %d not on disk after a minute, nobody waiting for it", r.Seq)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != int(r.Seq) {
+		t.Fatalf("report %+v, want %d good records", rep, r.Seq)
+	}
+}

@@ -38,12 +38,22 @@ type Log struct {
 	max  int64
 	lock *os.File // the first file, flocked
 
-	mu      sync.Mutex
-	work    *sync.Cond // the writer waits for records
-	buf     [][]byte   // lines appended, not yet handed to the writer, in chunks
-	bufLen  int64      // their bytes
-	bufLast uint64     // seq of the last line in buf
-	free    [][]byte   // written chunks, for Enqueue to reuse
+	mu   sync.Mutex
+	work *sync.Cond // the writer waits for records someone waits for
+	// urgent is set when the lines in buf are to be written now: someone
+	// waits for one of them (Wait), they have piled up past urgentBytes,
+	// or they have waited flushDelay (flush). Lines nobody waits for wait
+	// for the next that somebody does, so that a launch's handles and its
+	// guest-start record share one fdatasync.
+	urgent     bool
+	flushing   *time.Timer   // sets urgent flushAfter after a line nobody waits for
+	flushSet   bool          // flushing is running
+	flushAfter time.Duration // flushDelay; tests set it
+	batches    uint64        // batches written, each with its fdatasync
+	buf        [][]byte      // lines appended, not yet handed to the writer, in chunks
+	bufLen     int64         // their bytes
+	bufLast    uint64        // seq of the last line in buf
+	free       [][]byte      // written chunks, for Enqueue to reuse
 	// filling is the batch of the lines in buf, writing the one the
 	// writer writes (nil when none): appenders wait on their batch's
 	// channel, off the lock, and all wake at once when it is durable.
@@ -78,6 +88,9 @@ func Open(path string, opts Options) (*Log, error) {
 		l.max = DefaultMaxFileBytes
 	}
 	l.work = sync.NewCond(&l.mu)
+	l.flushAfter = flushDelay
+	l.flushing = time.AfterFunc(time.Hour, l.flush)
+	l.flushing.Stop()
 	lock, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
@@ -255,9 +268,42 @@ func (l *Log) Enqueue(r Record) (Record, error) {
 	l.bufLast = r.Seq
 	if l.filling == nil {
 		l.filling = &batch{done: make(chan struct{})}
-		l.work.Signal()
+	}
+	switch {
+	case l.bufLen >= urgentBytes:
+		l.hurry()
+	case !l.urgent && !l.flushSet:
+		l.flushSet = true
+		l.flushing.Reset(l.flushAfter)
 	}
 	return r, nil
+}
+
+// flushDelay is how long a line nobody waits for may wait for one that
+// somebody does before it is written anyway, and urgentBytes how many
+// bytes of such lines are written without waiting.
+const (
+	flushDelay  = 10 * time.Millisecond
+	urgentBytes = 256 << 10
+)
+
+// hurry has the writer take the lines in buf now. Called with l.mu held.
+func (l *Log) hurry() {
+	if !l.urgent {
+		l.urgent = true
+		l.work.Signal()
+	}
+}
+
+// flush is flushing's: lines nobody waited for are written flushDelay
+// after the first of them.
+func (l *Log) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flushSet = false
+	if len(l.buf) > 0 {
+		l.hurry()
+	}
 }
 
 // writingBatch is the batch the writer has taken, with the seq of its
@@ -325,6 +371,8 @@ func (l *Log) Wait(seq uint64) error {
 	b := l.filling
 	if l.writing != nil && seq <= l.writing.last {
 		b = l.writing.batch
+	} else if b != nil {
+		l.hurry()
 	}
 	l.mu.Unlock()
 	if b == nil { // seq was never given
@@ -332,6 +380,15 @@ func (l *Log) Wait(seq uint64) error {
 	}
 	<-b.done
 	return b.err
+}
+
+// Flush returns once every record appended so far is on disk.
+func (l *Log) Flush() error {
+	seq, _ := l.Head()
+	if seq == 0 {
+		return nil
+	}
+	return l.Wait(seq)
 }
 
 // Err returns the error that failed the log, or nil.
@@ -356,7 +413,7 @@ func (l *Log) writer() {
 	defer close(l.done)
 	for {
 		l.mu.Lock()
-		for len(l.buf) == 0 && !l.closed {
+		for !l.closed && (len(l.buf) == 0 || !l.urgent) {
 			l.work.Wait()
 		}
 		if len(l.buf) == 0 {
@@ -364,7 +421,7 @@ func (l *Log) writer() {
 			return
 		}
 		data, size, b := l.buf, l.bufLen, &writingBatch{batch: l.filling, last: l.bufLast}
-		l.buf, l.bufLen, l.filling, l.writing = nil, 0, nil, b
+		l.buf, l.bufLen, l.filling, l.writing, l.urgent = nil, 0, nil, b, false
 		l.mu.Unlock()
 
 		err := l.write(data, size)
@@ -373,6 +430,7 @@ func (l *Log) writer() {
 			l.err = fmt.Errorf("audit log %s: %w", l.f.Name(), err)
 		} else if err == nil {
 			l.durable = b.last
+			l.batches++
 		}
 		if l.durable < b.last {
 			b.err = l.err
@@ -444,6 +502,7 @@ func (l *Log) Close() error {
 	l.closed = true
 	l.work.Signal()
 	l.mu.Unlock()
+	l.flushing.Stop()
 	<-l.done
 	if l.f != l.lock {
 		l.f.Close()

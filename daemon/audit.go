@@ -207,6 +207,9 @@ func (s *Supervisor) AuditGraph(at time.Time) (*audit.Graph, error) {
 		if s.audit == nil {
 			return nil, errors.New("this supervisor keeps no audit log: the graph is known only as it is now")
 		}
+		if err := s.audit.Flush(); err != nil {
+			return nil, err
+		}
 		return audit.Replay(s.audit.Path(), at)
 	}
 	var holders []audit.HolderInfo

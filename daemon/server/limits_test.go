@@ -14,6 +14,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon/server"
+	"github.com/sandboxd/sandboxd/internal/rpctest"
 	"github.com/sandboxd/sandboxd/schemas"
 	"golang.org/x/sys/unix"
 )
@@ -311,4 +312,42 @@ func TestRunningGuestsPerPrincipalAreBounded(t *testing.T) {
 		g.Release()
 		return true
 	})
+}
+
+// A client that stops reading its socket while the daemon writes to it
+// is cut off once one write has waited WriteTimeout, and the daemon
+// serves on. The client asks for the bootstrap capability again and again
+// (finishing each question, so that none stays outstanding) and never
+// reads an answer: once the socket's buffers are full, the daemon's next
+// answer waits in its write.
+func TestClientThatStopsReadingIsCutOffAfterTheWriteTimeout(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: 200 * time.Millisecond})
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetWriteDeadline(time.Now().Add(server.HangGuard))
+	const cutOff = "client did not read its socket for 200ms"
+	for q := uint32(0); !strings.Contains(d.logs.String(), cutOff); q++ {
+		boot, err := rpctest.Bootstrap(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fin, err := rpctest.Finish(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nc.Write(append(boot, fin...)); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the daemon neither read nor hung up for %v", server.HangGuard)
+			}
+			break // the daemon hung up
+		}
+	}
+	eventually(t, server.HangGuard, "the cut-off is logged", func() bool {
+		return strings.Contains(d.logs.String(), cutOff)
+	})
+	d.stillServes(t)
 }

@@ -169,7 +169,10 @@ func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTrans
 	_ = c.SetReadDeadline(codec.firstBy)
 	codec.dec = capnp.NewDecoder(&messageReader{codec: codec})
 	codec.dec.MaxMessageSize = lim.MaxMessageSize
-	codec.enc = capnp.NewEncoder(&deadlineWriter{conn: c, timeout: lim.WriteTimeout})
+	// The encoder writes to the connection itself, so that a message's
+	// header and segments go out in one writev (net.Buffers writes them
+	// one call each to any other writer); Encode bounds the write.
+	codec.enc = capnp.NewEncoder(c)
 	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim, log: log, questions: make(map[uint32]struct{})}
 	t.cond = sync.NewCond(&t.mu)
 	return t
@@ -344,10 +347,18 @@ func (c *limitedCodec) Decode() (*capnp.Message, error) {
 	return msg, nil
 }
 
+// Encode writes m, bounded by the write timeout: a client that does not
+// read its socket for that long is cut off.
 func (c *limitedCodec) Encode(m *capnp.Message) error {
 	c.encMu.Lock()
 	defer c.encMu.Unlock()
-	return c.enc.Encode(m)
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.lim.WriteTimeout))
+	err := c.enc.Encode(m)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("client did not read its socket for %s: %w", c.lim.WriteTimeout, err)
+	}
+	return err
 }
 
 func (c *limitedCodec) Close() error { return c.conn.Close() }
@@ -370,22 +381,6 @@ func (r *messageReader) Read(p []byte) (int, error) {
 			}
 			_ = c.conn.SetReadDeadline(d)
 		}
-	}
-	return n, err
-}
-
-// deadlineWriter bounds every write to the client by timeout.
-type deadlineWriter struct {
-	conn    net.Conn
-	timeout time.Duration
-}
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
-	n, err := w.conn.Write(p)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		err = fmt.Errorf("client did not read its socket for %s: %w", w.timeout, err)
 	}
 	return n, err
 }

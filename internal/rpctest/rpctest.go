@@ -26,3 +26,23 @@ func Bootstrap(question uint32) ([]byte, error) {
 	b.SetQuestionId(question)
 	return msg.Marshal()
 }
+
+// Finish is a Finish message for the given question, releasing the
+// capabilities of its results: what a client sends once it has its answer.
+func Finish(question uint32) ([]byte, error) {
+	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
+	if err != nil {
+		return nil, err
+	}
+	m, err := rpccp.NewRootMessage(seg)
+	if err != nil {
+		return nil, err
+	}
+	f, err := m.NewFinish()
+	if err != nil {
+		return nil, err
+	}
+	f.SetQuestionId(question)
+	f.SetReleaseResultCaps(true)
+	return msg.Marshal()
+}
