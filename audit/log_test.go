@@ -370,8 +370,8 @@ func TestRecordsNobodyWaitsForShareTheNextWaitersFsync(t *testing.T) {
 	}
 }
 
-// A record nobody waits for, and none after it, still reaches the disk:
-// flushAfter after it was appended.
+// A record nobody waits for, and none after it, still reaches the disk
+// (flushAfter after it was appended), and so does the next such record.
 func TestARecordNobodyWaitsForIsWrittenAnyway(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.jsonl")
 	l, err := Open(path, Options{})
@@ -379,24 +379,79 @@ func TestARecordNobodyWaitsForIsWrittenAnyway(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	r, err := l.Enqueue(Record{Type: TypeClose, Cap: &CapRecord{ID: "c"}})
+	for i := 0; i < 2; i++ {
+		r, err := l.Enqueue(Record{Type: TypeClose, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute) // a hang guard, not a bound on the delay
+		for {
+			l.mu.Lock()
+			durable := l.durable
+			l.mu.Unlock()
+			if durable >= r.Seq {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("record %d not on disk after a minute, nobody waiting for it", r.Seq)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != 3 {
+		t.Fatalf("report %+v, want the open record and two closes", rep)
+	}
+}
+
+// Once a batch has failed, nothing more is written: the failed batch may
+// be on disk in part, and a line after it would break the chain in its
+// middle. Appends after it get the log's error, and lines already queued
+// behind it (appended while it was being written) are dropped, not written
+// at Close's drain.
+func TestNothingIsWrittenAfterAFailedBatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.jsonl")
+	l, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute) // a hang guard, not a bound on the delay
-	for {
-		l.mu.Lock()
-		durable := l.durable
-		l.mu.Unlock()
-		if durable >= r.Seq {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("record %d not on disk after a minute, nobody waiting for it", r.Seq)
-		}
-		time.Sleep(time.Millisecond)
+	l.mu.Lock()
+	l.flushAfter = time.Hour // the queued line waits for Close
+	good := l.f
+	l.f, err = os.OpenFile(path, os.O_RDONLY, 0) // every write fails
+	l.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != int(r.Seq) {
-		t.Fatalf("report %+v, want %d good records", rep, r.Seq)
+	if _, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "lost"}}); err == nil {
+		t.Fatal("an append to a file that cannot be written succeeded")
+	}
+	l.mu.Lock()
+	l.f.Close()
+	l.f = good // writable again: only the log's own refusal keeps it unwritten
+	failed := l.err
+	l.err = nil
+	l.mu.Unlock()
+	// A line queued behind the failed batch: the failure is restored under
+	// the same lock, as if the batch had failed while the line was queued.
+	if _, err := l.Enqueue(Record{Type: TypeClose, Cap: &CapRecord{ID: "queued"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	l.err = failed
+	l.mu.Unlock()
+	if _, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "after"}}); err == nil {
+		t.Error("an append after a failed batch succeeded")
+	}
+	if err := l.Close(); err == nil {
+		t.Error("Close of a failed log returned no error")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"lost", "queued", "after"} {
+		if strings.Contains(string(b), `"`+id+`"`) {
+			t.Errorf("%s written after the failed batch:\n%s", id, b)
+		}
 	}
 }

@@ -422,9 +422,19 @@ func (l *Log) writer() {
 		}
 		data, size, b := l.buf, l.bufLen, &writingBatch{batch: l.filling, last: l.bufLast}
 		l.buf, l.bufLen, l.filling, l.writing, l.urgent = nil, 0, nil, b, false
+		if l.flushSet && l.flushing.Stop() {
+			l.flushSet = false // what it would have flushed is in this batch
+		}
+		failed := l.err
 		l.mu.Unlock()
 
-		err := l.write(data, size)
+		// After a failed batch nothing more is written: its lines may be
+		// on disk in part, and a line after them would break the chain
+		// in its middle.
+		err := failed
+		if err == nil {
+			err = l.write(data, size)
+		}
 		l.mu.Lock()
 		if err != nil && l.err == nil {
 			l.err = fmt.Errorf("audit log %s: %w", l.f.Name(), err)
