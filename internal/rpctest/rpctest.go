@@ -11,25 +11,32 @@ import (
 // Bootstrap is a Bootstrap request with the given question id, framed for
 // the stream: the first message a client sends (question 0).
 func Bootstrap(question uint32) ([]byte, error) {
-	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
-	if err != nil {
-		return nil, err
-	}
-	m, err := rpccp.NewRootMessage(seg)
-	if err != nil {
-		return nil, err
-	}
-	b, err := m.NewBootstrap()
-	if err != nil {
-		return nil, err
-	}
-	b.SetQuestionId(question)
-	return msg.Marshal()
+	return message(func(m rpccp.Message) error {
+		b, err := m.NewBootstrap()
+		if err != nil {
+			return err
+		}
+		b.SetQuestionId(question)
+		return nil
+	})
 }
 
 // Finish is a Finish message for the given question, releasing the
 // capabilities of its results: what a client sends once it has its answer.
 func Finish(question uint32) ([]byte, error) {
+	return message(func(m rpccp.Message) error {
+		f, err := m.NewFinish()
+		if err != nil {
+			return err
+		}
+		f.SetQuestionId(question)
+		f.SetReleaseResultCaps(true)
+		return nil
+	})
+}
+
+// message is the RPC message build fills in, framed for the stream.
+func message(build func(rpccp.Message) error) ([]byte, error) {
 	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
 	if err != nil {
 		return nil, err
@@ -38,11 +45,8 @@ func Finish(question uint32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := m.NewFinish()
-	if err != nil {
+	if err := build(m); err != nil {
 		return nil, err
 	}
-	f.SetQuestionId(question)
-	f.SetReleaseResultCaps(true)
 	return msg.Marshal()
 }
