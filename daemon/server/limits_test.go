@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,4 +351,44 @@ func TestClientThatStopsReadingIsCutOffAfterTheWriteTimeout(t *testing.T) {
 		return strings.Contains(d.logs.String(), cutOff)
 	})
 	d.stillServes(t)
+}
+
+// Close while clients keep connecting: every connection is either served
+// and then closed, or refused; none is left open, and nothing races
+// (run with -race) or panics.
+func TestServerClosesWhileClientsConnect(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	var dialed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				nc, err := net.Dial("unix", d.socket)
+				if err != nil {
+					return // the listener is closed
+				}
+				dialed.Add(1)
+				nc.Close()
+			}
+		}()
+	}
+	eventually(t, server.HangGuard, "clients are connecting", func() bool { return dialed.Load() >= 64 })
+	ctx, cancel := context.WithTimeout(context.Background(), server.HangGuard)
+	defer cancel()
+	if err := d.srv.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if n := server.OpenConnections(d.srv); n != 0 {
+		t.Errorf("%d connections open after Close", n)
+	}
 }

@@ -176,15 +176,24 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 
 	sc.log.Debug("client connected")
 	boot := schemas.Supervisor_ServerToClient(&supervisorServer{c: sc})
-	sc.conn = rpc.NewConn(newLimitedTransport(c, s.lim, sc.log), &rpc.Options{
+	conn := rpc.NewConn(newLimitedTransport(c, s.lim, sc.log), &rpc.Options{
 		BootstrapClient: capnp.Client(boot),
 		Logger:          rpcLogger{sc.log},
 		// Network stays nil: level-3 messages from a peer must not reach
 		// go-capnp's unfinished three-party code.
 	})
+	// Close collects the connections under s.mu: sc.conn is set under it,
+	// and a connection made while the server closed is closed here.
+	s.mu.Lock()
+	sc.conn = conn
+	closing := s.closed
+	s.mu.Unlock()
+	if closing {
+		conn.Close()
+	}
 	go func() {
 		defer s.wg.Done()
-		<-sc.conn.Done()
+		<-conn.Done()
 		s.mu.Lock()
 		delete(s.conns, sc)
 		s.dischargeLocked(p.UID)
@@ -263,14 +272,16 @@ func (s *Server) Close(ctx context.Context) error {
 	for l := range s.listeners {
 		l.Close()
 	}
-	conns := make([]*serverConn, 0, len(s.conns))
+	conns := make([]*rpc.Conn, 0, len(s.conns))
 	for c := range s.conns {
-		conns = append(conns, c)
+		if c.conn != nil { // not yet: ServeConn closes it when it sets it
+			conns = append(conns, c.conn)
+		}
 	}
 	s.mu.Unlock()
 	s.cancel()
 	for _, c := range conns {
-		c.conn.Close()
+		c.Close()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -320,7 +331,7 @@ func (s *Server) userOf(uid uint32) userInfo {
 // serverConn is one client connection and the principal it acts for.
 type serverConn struct {
 	s         *Server
-	conn      *rpc.Conn
+	conn      *rpc.Conn // set under s.mu, once the connection serves
 	principal daemon.Principal
 	auth      *Authority // what principal may do
 	pid       int32
