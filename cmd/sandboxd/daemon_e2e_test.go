@@ -380,15 +380,30 @@ func (d *daemonProc) shareWithOthers(t *testing.T) (shared string) {
 // cliAs runs a daemon verb against d as uid (gid the same), with the copy
 // of the binary in shared, in an environment that claims to be root in
 // every way a client could.
+//
+// The copy was written by this process, and a child another test forked
+// meanwhile may hold it open for writing until that child execs: exec then
+// fails with ETXTBSY (golang/go#22315), and cliAs tries again.
 func (d *daemonProc) cliAs(t *testing.T, shared string, uid uint32, verb string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(shared, "sandboxd"), append([]string{verb, "--socket", d.socket}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-	cmd.Env = []string{"USER=root", "LOGNAME=root", "SUDO_UID=0", "UID=0", "HOME=/root"}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	_ = cmd.Run()
-	return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+	deadline := time.Now().Add(hangGuard)
+	for {
+		cmd := exec.Command(filepath.Join(shared, "sandboxd"), append([]string{verb, "--socket", d.socket}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		cmd.Env = []string{"USER=root", "LOGNAME=root", "SUDO_UID=0", "UID=0", "HOME=/root"}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if errors.Is(err, syscall.ETXTBSY) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("sandboxd %s as uid %d: %v", verb, uid, err)
+		}
+		return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+	}
 }
 
 func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing.T) {
