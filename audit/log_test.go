@@ -346,8 +346,8 @@ func TestRecordsNobodyWaitsForShareTheNextWaitersFsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	holdUnwaited(t, l) // only the waiter writes them
 	l.mu.Lock()
-	l.flushAfter = time.Hour // only the waiter writes them
 	before := l.batches
 	l.mu.Unlock()
 	for i := 0; i < 3; i++ {
@@ -414,8 +414,8 @@ func TestNothingIsWrittenAfterAFailedBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	holdUnwaited(t, l) // the queued line waits for Close
 	l.mu.Lock()
-	l.flushAfter = time.Hour // the queued line waits for Close
 	good := l.f
 	l.f, err = os.OpenFile(path, os.O_RDONLY, 0) // every write fails
 	l.mu.Unlock()
@@ -453,5 +453,27 @@ func TestNothingIsWrittenAfterAFailedBatch(t *testing.T) {
 		if strings.Contains(string(b), `"`+id+`"`) {
 			t.Errorf("%s written after the failed batch:\n%s", id, b)
 		}
+	}
+}
+
+// holdUnwaited has l keep the lines nobody waits for until somebody
+// waits (or Close): it sets flushAfter to an hour, once no flush timer
+// armed before (by Open's record) is still pending or running, so that
+// none can write them early.
+func holdUnwaited(t *testing.T, l *Log) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute) // a hang guard
+	for {
+		l.mu.Lock()
+		if !l.flushSet {
+			l.flushAfter = time.Hour
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("a flush timer still pending after a minute")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

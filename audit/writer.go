@@ -384,7 +384,9 @@ func (l *Log) Wait(seq uint64) error {
 
 // Flush returns once every record appended so far is on disk.
 func (l *Log) Flush() error {
-	seq, _ := l.Head()
+	l.mu.Lock()
+	seq := l.seq
+	l.mu.Unlock()
 	if seq == 0 {
 		return nil
 	}

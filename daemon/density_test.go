@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"flag"
+	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"testing"
@@ -141,11 +144,22 @@ func TestThousandIdleGuestsCostOneGoroutineEachAndLeaveNothingBehind(t *testing.
 	}
 }
 
+// idleHeapProfile is where BenchmarkIdleGuestCost writes a heap profile
+// taken while its guests are idle, every allocation sampled
+// (docs/BENCHMARKS.md, "What an idle guest is made of").
+var idleHeapProfile = flag.String("idle-heap-profile", "", "BenchmarkIdleGuestCost writes the heap of its idle guests to `FILE`")
+
 // BenchmarkIdleGuestCost launches 1,000 idle guests per iteration (the
 // time per op) and reports what each costs the Go runtime (heap objects and goroutine
 // stacks; their linear memory is outside the heap) and how many
 // goroutines it runs. bench/density.sh measures the daemon's whole RSS.
+// With -idle-heap-profile FILE it samples every allocation and writes the
+// heap while the first iteration's guests are idle.
 func BenchmarkIdleGuestCost(b *testing.B) {
+	if *idleHeapProfile != "" {
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 1
+	}
 	s, err := New(context.Background(), Options{CacheDir: testCache})
 	if err != nil {
 		b.Fatal(err)
@@ -167,6 +181,7 @@ func BenchmarkIdleGuestCost(b *testing.B) {
 		b.StopTimer()
 		bytes += float64(heapAndStacks()-mem0) / n
 		goroutines += float64(runtime.NumGoroutine()-g0) / n
+		writeIdleHeap(b)
 		forgetAll(b, s, gs)
 		b.StartTimer()
 	}
@@ -208,4 +223,22 @@ func TestGuestsAfterPagesThroughWhatGuestsListsAfterGuestsAreForgotten(t *testin
 	if n := len(s.Guests()); n != 6 {
 		t.Errorf("Guests lists %d, want the 6 not forgotten", n)
 	}
+}
+
+// writeIdleHeap writes the heap to -idle-heap-profile, once.
+func writeIdleHeap(b *testing.B) {
+	if *idleHeapProfile == "" {
+		return
+	}
+	f, err := os.Create(*idleHeapProfile)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	*idleHeapProfile = ""
 }

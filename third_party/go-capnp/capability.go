@@ -846,7 +846,6 @@ func SetClientLeakFunc(clientLeakFunc func(msg string)) {
 		// cost more than the calls the clients made.
 		var buf [64]uintptr
 		pcs := slices.Clone(buf[:runtime.Callers(2, buf[:])])
-		stack := func() string { return formatCallers(pcs) }
 		switch c := v.(type) {
 		case Client:
 			runtime.SetFinalizer(c.client, func(c *client) {
@@ -856,7 +855,7 @@ func SetClientLeakFunc(clientLeakFunc func(msg string)) {
 				if released {
 					return
 				}
-				clientLeakFunc("leaked client created at:\n\n" + stack())
+				clientLeakFunc("leaked client created at:\n\n" + formatCallers(pcs))
 			})
 		case ClientSnapshot:
 			if !c.IsValid() {
@@ -866,7 +865,7 @@ func SetClientLeakFunc(clientLeakFunc func(msg string)) {
 				if !c.IsValid() {
 					return
 				}
-				clientLeakFunc("leaked client snapshot created at:\n\n" + stack())
+				clientLeakFunc("leaked client snapshot created at:\n\n" + formatCallers(pcs))
 			})
 		default:
 			panic("setupLeakReporting called on unrecognized type!")
