@@ -384,19 +384,7 @@ func TestARecordNobodyWaitsForIsWrittenAnyway(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(time.Minute) // a hang guard, not a bound on the delay
-		for {
-			l.mu.Lock()
-			durable := l.durable
-			l.mu.Unlock()
-			if durable >= r.Seq {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("record %d not on disk after a minute, nobody waiting for it", r.Seq)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		underLock(t, l, fmt.Sprintf("record %d on disk, nobody waiting for it", r.Seq), func() bool { return l.durable >= r.Seq })
 	}
 	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != 3 {
 		t.Fatalf("report %+v, want the open record and two closes", rep)
@@ -462,17 +450,29 @@ func TestNothingIsWrittenAfterAFailedBatch(t *testing.T) {
 // none can write them early.
 func holdUnwaited(t *testing.T, l *Log) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute) // a hang guard
+	underLock(t, l, "no flush timer pending", func() bool {
+		if l.flushSet {
+			return false
+		}
+		l.flushAfter = time.Hour
+		return true
+	})
+}
+
+// underLock polls cond with l.mu held until it holds; hangGuard only
+// stops a hang.
+func underLock(t *testing.T, l *Log, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
 	for {
 		l.mu.Lock()
-		if !l.flushSet {
-			l.flushAfter = time.Hour
-			l.mu.Unlock()
+		ok := cond()
+		l.mu.Unlock()
+		if ok {
 			return
 		}
-		l.mu.Unlock()
 		if time.Now().After(deadline) {
-			t.Fatal("a flush timer still pending after a minute")
+			t.Fatalf("not after %v: %s", hangGuard, what)
 		}
 		time.Sleep(time.Millisecond)
 	}
