@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"runtime"
 	"time"
+	_ "unsafe" // for go:linkname
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
@@ -17,14 +18,24 @@ const (
 	clockThreadCPUTime  = 4
 )
 
-// monoBase anchors the monotonic clock: time.Since reads Go's monotonic
-// clock without a system call.
-var monoBase = time.Now()
+// nanotime is the runtime's monotonic clock, read from the vDSO without a
+// system call. time.Now would read the wall clock too, a second vDSO read
+// that clock_time_get(MONOTONIC) does not need; wazero's WASI reads this one.
+//
+//go:linkname nanotime runtime.nanotime
+func nanotime() int64
+
+// monoBase anchors the guests' monotonic clock at the daemon's start, so
+// that it does not tell a guest how long the host has been up.
+var monoBase = nanotime()
+
+// monotonicNow is the guests' monotonic clock in nanoseconds.
+func monotonicNow() int64 { return nanotime() - monoBase }
 
 func clockNow(g *Guest, id uint32) (uint64, Errno) {
 	switch id {
 	case clockMonotonic:
-		return uint64(time.Since(monoBase)), 0
+		return uint64(monotonicNow()), 0
 	case clockRealtime:
 		return uint64(time.Now().UnixNano()), 0
 	case clockProcessCPUTime, clockThreadCPUTime:

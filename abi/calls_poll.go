@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
-	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
@@ -164,8 +163,6 @@ func releasePolled(subs []pollSub) {
 		}
 	}
 }
-
-func monotonicNow() int64 { return int64(time.Since(monoBase)) }
 
 // clockDeadline converts a clock subscription (CloudABI clock id) to a
 // deadline on the monotonic clock. Relative timeouts count from now;
