@@ -16,6 +16,7 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 
 	"capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/rpc"
+	"capnproto.org/go/capnp/v3/rpc/transport"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -73,7 +75,7 @@ func NewClient(ctx context.Context, c net.Conn) (*Client, error) { return newCli
 
 func newClient(ctx context.Context, nc net.Conn) (*Client, error) {
 	// Network stays nil: sandboxd speaks point-to-point (level 1) RPC.
-	conn := rpc.NewConn(rpc.NewStreamTransport(nc), nil)
+	conn := rpc.NewConn(newTransport(nc), nil)
 	sup := schemas.Supervisor(conn.Bootstrap(ctx))
 	// Wait for the daemon's answer before any call is made on it: calls
 	// made on the bootstrap promise while it resolves can reach the daemon
@@ -86,6 +88,30 @@ func newClient(ctx context.Context, nc net.Conn) (*Client, error) {
 	}
 	return &Client{conn: conn, sup: sup}, nil
 }
+
+// newTransport frames the control API's messages on nc. It reads through
+// a buffer, so that a message's header and segments arrive in one read
+// rather than two (go-capnp's stream transport reads exactly what it
+// needs), and writes to nc itself, so that a message leaves in one writev.
+func newTransport(nc net.Conn) transport.Transport {
+	return transport.New(&connCodec{
+		dec:  capnp.NewDecoder(bufio.NewReader(nc)),
+		enc:  capnp.NewEncoder(nc),
+		conn: nc,
+	})
+}
+
+// connCodec is newTransport's codec. go-capnp's rpc.Conn sends from one
+// goroutine and receives from another, so neither side needs a lock.
+type connCodec struct {
+	dec  *capnp.Decoder
+	enc  *capnp.Encoder
+	conn net.Conn
+}
+
+func (c *connCodec) Encode(m *capnp.Message) error   { return c.enc.Encode(m) }
+func (c *connCodec) Decode() (*capnp.Message, error) { return c.dec.Decode() }
+func (c *connCodec) Close() error                    { return c.conn.Close() }
 
 func dialError(path string, err error) error {
 	switch {

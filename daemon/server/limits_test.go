@@ -126,6 +126,33 @@ func TestClientStallingMidMessageIsDisconnected(t *testing.T) {
 	d.stillServes(t)
 }
 
+// The daemon reads ahead of the message it decodes: a message that began
+// in the same read as the one before is timed from when it is decoded.
+func TestClientStallingMidMessageAfterAWholeOneIsDisconnected(t *testing.T) {
+	d := startDaemon(t, server.Limits{MessageTimeout: 200 * time.Millisecond})
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	boot, err := rpctest.Bootstrap(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A whole message and the first word of the next one, in one write.
+	if _, err := nc.Write(append(boot, 0, 0, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard))
+	if _, err := io.Copy(io.Discard, nc); err != nil { // the return, the abort, then EOF
+		t.Fatalf("reading until the daemon hangs up: %v", err)
+	}
+	if want := "client took longer than 200ms to send one message"; !strings.Contains(d.logs.String(), want) {
+		t.Fatalf("no disconnect logged with %q; logs:\n%s", want, d.logs.String())
+	}
+	d.stillServes(t)
+}
+
 func TestIdleClientIsNotDisconnected(t *testing.T) {
 	d := startDaemon(t, server.Limits{MessageTimeout: 100 * time.Millisecond})
 	c := d.dial(t)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -167,7 +168,10 @@ type limitedTransport struct {
 func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTransport {
 	codec := &limitedCodec{conn: c, lim: lim, firstBy: time.Now().Add(lim.BootstrapTimeout)}
 	_ = c.SetReadDeadline(codec.firstBy)
-	codec.dec = capnp.NewDecoder(&messageReader{codec: codec})
+	// The reader is buffered beneath messageReader, so that a message's
+	// header and segments come in one read rather than two; what
+	// messageReader counts and times is still what the decoder takes.
+	codec.dec = capnp.NewDecoder(&messageReader{codec: codec, r: bufio.NewReader(c)})
 	codec.dec.MaxMessageSize = lim.MaxMessageSize
 	// The encoder writes to the connection itself, so that a message's
 	// header and segments go out in one writev (net.Buffers writes them
@@ -366,11 +370,14 @@ func (c *limitedCodec) Close() error { return c.conn.Close() }
 // messageReader reads from the connection until a message begins with
 // no deadline but the first message's (an idle client that has spoken
 // costs nothing), then with the earlier of that and MessageTimeout.
-type messageReader struct{ codec *limitedCodec }
+type messageReader struct {
+	codec *limitedCodec
+	r     *bufio.Reader // over codec.conn
+}
 
 func (r *messageReader) Read(p []byte) (int, error) {
 	c := r.codec
-	n, err := c.conn.Read(p)
+	n, err := r.r.Read(p)
 	if n > 0 {
 		c.read += uint64(n)
 		if !c.inMsg {
