@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,11 +15,20 @@ import (
 // nothing holds it).
 const maxRevokedIDs = 4096
 
-// revokedIDs remembers the most recently revoked ids, oldest dropped first.
+// revokedIDs remembers the most recent revocations, up to maxRevokedIDs
+// ids in all, oldest dropped first. A revocation is kept whole, as its
+// receipt's list: remembering one costs no work for each id it cut off
+// (a subtree of 10,000 is one revocation), and the ids are only looked
+// through when a revoke finds nothing to revoke (WasRevoked).
 type revokedIDs struct {
 	mu    sync.Mutex
-	notes map[caps.ID]RevokedNote
-	order []caps.ID
+	notes []revokedNote // oldest first
+	n     int           // ids over notes
+}
+
+type revokedNote struct {
+	RevokedNote
+	ids []caps.ID // the receipt's, root first
 }
 
 // RevokedNote is what the supervisor remembers of a revocation.
@@ -29,32 +39,45 @@ type RevokedNote struct {
 	Holders []string // who held what the revocation cut off
 }
 
+// add remembers rc. Of a revocation larger than maxRevokedIDs it keeps the
+// first ids of the receipt: the root, and the capabilities nearest it.
 func (r *revokedIDs) add(rc caps.Receipt) {
+	ids := slices.Clone(rc.Revoked[:min(len(rc.Revoked), maxRevokedIDs)])
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.notes == nil {
-		r.notes = make(map[caps.ID]RevokedNote)
-	}
-	for _, id := range rc.Revoked {
-		if _, ok := r.notes[id]; !ok {
-			r.order = append(r.order, id)
+	r.notes = append(r.notes, revokedNote{
+		RevokedNote: RevokedNote{Root: rc.Root, Reason: rc.Reason, At: rc.At, Holders: rc.Holders},
+		ids:         ids,
+	})
+	r.n += len(ids)
+	for r.n > maxRevokedIDs {
+		oldest := &r.notes[0]
+		if excess := r.n - maxRevokedIDs; excess < len(oldest.ids) {
+			oldest.ids = oldest.ids[:len(oldest.ids)-excess]
+			r.n -= excess
+			break
 		}
-		r.notes[id] = RevokedNote{Root: rc.Root, Reason: rc.Reason, At: rc.At, Holders: rc.Holders}
+		r.n -= len(oldest.ids)
+		*oldest = revokedNote{}
+		r.notes = r.notes[1:]
 	}
-	for len(r.order) > maxRevokedIDs {
-		delete(r.notes, r.order[0])
-		r.order = r.order[1:]
+}
+
+// find returns the newest remembered revocation that cut off id.
+func (r *revokedIDs) find(id caps.ID) (RevokedNote, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.notes) - 1; i >= 0; i-- {
+		if slices.Contains(r.notes[i].ids, id) {
+			return r.notes[i].RevokedNote, true
+		}
 	}
+	return RevokedNote{}, false
 }
 
 // WasRevoked reports whether the capability with id was revoked through
 // this supervisor (Revoke, or a lease) recently enough to be remembered.
-func (s *Supervisor) WasRevoked(id caps.ID) (RevokedNote, bool) {
-	s.revoked.mu.Lock()
-	defer s.revoked.mu.Unlock()
-	n, ok := s.revoked.notes[id]
-	return n, ok
-}
+func (s *Supervisor) WasRevoked(id caps.ID) (RevokedNote, bool) { return s.revoked.find(id) }
 
 // Err says that id was revoked already, and when and why.
 func (n RevokedNote) Err(id caps.ID) error {
