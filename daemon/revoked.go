@@ -40,8 +40,12 @@ type RevokedNote struct {
 }
 
 // add remembers rc. Of a revocation larger than maxRevokedIDs it keeps the
-// first ids of the receipt: the root, and the capabilities nearest it.
+// first ids of the receipt: the root, then the others in the receipt's
+// (depth-first) order. A receipt that revoked nothing is not kept.
 func (r *revokedIDs) add(rc caps.Receipt) {
+	if len(rc.Revoked) == 0 {
+		return
+	}
 	ids := slices.Clone(rc.Revoked[:min(len(rc.Revoked), maxRevokedIDs)])
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -53,7 +57,9 @@ func (r *revokedIDs) add(rc caps.Receipt) {
 	for r.n > maxRevokedIDs {
 		oldest := &r.notes[0]
 		if excess := r.n - maxRevokedIDs; excess < len(oldest.ids) {
-			oldest.ids = oldest.ids[:len(oldest.ids)-excess]
+			keep := len(oldest.ids) - excess
+			clear(oldest.ids[keep:]) // let the dropped ids' strings go
+			oldest.ids = oldest.ids[:keep]
 			r.n -= excess
 			break
 		}

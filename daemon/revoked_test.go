@@ -76,6 +76,16 @@ func TestTheNewestRevocationOfAnIDIsReported(t *testing.T) {
 	}
 }
 
+func TestARevocationOfNothingIsNotKept(t *testing.T) {
+	var r revokedIDs
+	for range 10 {
+		r.add(caps.Receipt{Root: "gone", Reason: "lost a race"})
+	}
+	if len(r.notes) != 0 || r.n != 0 {
+		t.Fatalf("kept %d notes of %d ids for empty receipts", len(r.notes), r.n)
+	}
+}
+
 func BenchmarkRememberARevocationOf10000(b *testing.B) {
 	rc := receipt("big", 10_000)
 	var r revokedIDs

@@ -428,6 +428,31 @@ func TestRevokeCutsOffGrantedHandle(t *testing.T) {
 	}
 }
 
+func TestASecondRevokeSaysWhenAndWhyTheFirstCutItOff(t *testing.T) {
+	s := newSupervisor(t)
+	root, err := s.Mint(ClientHolder("alice", Principal{}), Principal{}, Grant{Kind: GrantDir, Source: t.TempDir(), Name: "d"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, inh := root.Rights()
+	child, err := s.Kernel().Derive(root, caps.Derivation{Holder: ClientHolder("bob", Principal{}), Edge: caps.EdgeDelegate, Name: "d", Base: base, Inheriting: inh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Revoke(root.ID(), "first"); err != nil || len(r.Revoked) != 2 {
+		t.Fatalf("revoke: %+v, %v", r, err)
+	}
+	for id, want := range map[caps.ID]string{
+		root.ID():  "capability " + string(root.ID()) + " was already revoked at ",
+		child.ID(): "capability " + string(child.ID()) + " was already revoked with " + string(root.ID()) + " at ",
+	} {
+		_, err := s.Revoke(id, "again")
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "(first)") {
+			t.Errorf("second revoke of %s: %v, want %q and the first reason", id, err, want)
+		}
+	}
+}
+
 func TestMemoryLimitBoundsGrowth(t *testing.T) {
 	s := newSupervisor(t)
 	m := compile(t, s, guests+"grow.wat")

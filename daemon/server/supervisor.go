@@ -229,10 +229,10 @@ func (s *supervisorServer) Revoke(ctx context.Context, call schemas.Supervisor_r
 		return err
 	}
 	x, err := s.c.lookupOwnedCap(id)
-	if n, was := s.c.s.sup.WasRevoked(caps.ID(id)); err != nil && was && s.c.auth.OwnsAnyHolder(n.Holders) {
-		return n.Err(caps.ID(id))
-	}
 	if err != nil {
+		if n, was := s.c.s.sup.WasRevoked(caps.ID(id)); was && s.c.auth.OwnsAnyHolder(n.Holders) {
+			return n.Err(caps.ID(id))
+		}
 		return fmt.Errorf("revoke: %w", err)
 	}
 	return revoke(s.c, call.AllocResults, x, reason)

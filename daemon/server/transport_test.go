@@ -63,3 +63,42 @@ func TestTheFirstMessageEndsTheBootstrapDeadline(t *testing.T) {
 		}
 	}
 }
+
+// The transport reads ahead of the message it decodes, yet charges each
+// message with its own bytes: those it holds (MaxHeldBytes) must not
+// include the start of the next one.
+func TestEachMessageIsChargedItsOwnBytes(t *testing.T) {
+	ours, theirs := net.Pipe()
+	defer theirs.Close()
+	tr := newLimitedTransport(ours, Limits{}.WithDefaults(), hclog.NewNullLogger())
+	defer tr.Close()
+	boot, err := rpctest.Bootstrap(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin, err := rpctest.Finish(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = theirs.Write(append(append([]byte{}, boot...), fin...)) }()
+	var held []uint64
+	for i, want := range []int{len(boot), len(fin)} {
+		in, err := tr.RecvMessage()
+		if err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+		tr.mu.Lock()
+		held = append(held, tr.held)
+		tr.mu.Unlock()
+		if got := tr.codec.lastSize; got != uint64(want) {
+			t.Errorf("message %d charged %d bytes, want its %d", i+1, got, want)
+		}
+		defer in.Release()
+	}
+	if want := uint64(len(boot)); held[0] != want {
+		t.Errorf("held after the first message: %d bytes, want %d", held[0], want)
+	}
+	if want := uint64(len(boot) + len(fin)); held[1] != want {
+		t.Errorf("held after both: %d bytes, want %d", held[1], want)
+	}
+}
