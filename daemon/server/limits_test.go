@@ -102,55 +102,41 @@ func TestOversizedRequestIsRefusedAndTheDaemonServesOthers(t *testing.T) {
 	d.stillServes(t)
 }
 
+// A client that stalls in a message is cut off after MessageTimeout, also
+// when the message began in the same read as a whole one before it (the
+// daemon reads ahead of the message it decodes, and times a message from
+// when its first byte is decoded).
 func TestClientStallingMidMessageIsDisconnected(t *testing.T) {
-	d := startDaemon(t, server.Limits{MessageTimeout: 200 * time.Millisecond})
-	nc, err := net.Dial("unix", d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	// The first word of a message header, then nothing.
-	if _, err := nc.Write([]byte{0, 0, 0, 0}); err != nil {
-		t.Fatal(err)
-	}
-	// Only the message timeout ends the read before the hang guard.
-	_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard))
-	_, err = io.Copy(io.Discard, nc) // the abort message, then EOF
-	if err != nil {
-		t.Fatalf("reading until the daemon hangs up: %v", err)
-	}
-	// The message timeout, not the later bootstrap timeout, hung up.
-	if want := "client took longer than 200ms to send one message"; !strings.Contains(d.logs.String(), want) {
-		t.Fatalf("no disconnect logged with %q; logs:\n%s", want, d.logs.String())
-	}
-	d.stillServes(t)
-}
-
-// The daemon reads ahead of the message it decodes: a message that began
-// in the same read as the one before is timed from when it is decoded.
-func TestClientStallingMidMessageAfterAWholeOneIsDisconnected(t *testing.T) {
-	d := startDaemon(t, server.Limits{MessageTimeout: 200 * time.Millisecond})
-	nc, err := net.Dial("unix", d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	boot, err := rpctest.Bootstrap(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A whole message and the first word of the next one, in one write.
-	if _, err := nc.Write(append(boot, 0, 0, 0, 0)); err != nil {
-		t.Fatal(err)
+	for name, sent := range map[string][]byte{
+		"first message":                {0, 0, 0, 0}, // the first word of a header, then nothing
+		"after a whole one, one write": append(boot, 0, 0, 0, 0),
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := startDaemon(t, server.Limits{MessageTimeout: 200 * time.Millisecond})
+			nc, err := net.Dial("unix", d.socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if _, err := nc.Write(sent); err != nil {
+				t.Fatal(err)
+			}
+			// Only the message timeout ends the read before the hang guard.
+			_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard))
+			if _, err := io.Copy(io.Discard, nc); err != nil { // any answer, the abort, then EOF
+				t.Fatalf("reading until the daemon hangs up: %v", err)
+			}
+			// The message timeout, not the later bootstrap timeout, hung up.
+			if want := "client took longer than 200ms to send one message"; !strings.Contains(d.logs.String(), want) {
+				t.Fatalf("no disconnect logged with %q; logs:\n%s", want, d.logs.String())
+			}
+			d.stillServes(t)
+		})
 	}
-	_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard))
-	if _, err := io.Copy(io.Discard, nc); err != nil { // the return, the abort, then EOF
-		t.Fatalf("reading until the daemon hangs up: %v", err)
-	}
-	if want := "client took longer than 200ms to send one message"; !strings.Contains(d.logs.String(), want) {
-		t.Fatalf("no disconnect logged with %q; logs:\n%s", want, d.logs.String())
-	}
-	d.stillServes(t)
 }
 
 func TestIdleClientIsNotDisconnected(t *testing.T) {
