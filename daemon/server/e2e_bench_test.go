@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"runtime/metrics"
 	"slices"
 	"sync"
@@ -23,10 +24,21 @@ import (
 // overlaps a collection's concurrent work without its end still counts:
 // GOGC=off is the run without the collector).
 func BenchmarkWarmLaunchThroughClient(b *testing.B) {
+	benchWarmLaunch(b, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(b, helloWAT)})
+}
+
+// BenchmarkWarmLaunchWithOutputThroughClient is
+// BenchmarkWarmLaunchThroughClient with the guest's output streamed to the
+// client, as `sandboxd launch` does: the daemon calls the client's
+// OutputSink once for the guest's one write.
+func BenchmarkWarmLaunchWithOutputThroughClient(b *testing.B) {
+	benchWarmLaunch(b, client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(b, helloWAT), Stdout: io.Discard})
+}
+
+func benchWarmLaunch(b *testing.B, req client.LaunchRequest) {
 	d := startBenchDaemon(b, server.Limits{})
 	c := d.dial(b)
 	ctx := context.Background()
-	req := client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(b, helloWAT)}
 	launch := func() {
 		g, err := c.Launch(ctx, req)
 		if err != nil {
