@@ -77,7 +77,8 @@ type Cap struct {
 	released atomic.Bool // the reference on res has been dropped
 	inflight atomic.Int32
 	hold     atomic.Pointer[Hold] // the Hold that keeps it acquired, if any
-	done     chan struct{}        // closed on revocation
+	done     atomic.Value         // chan struct{}, made by the first Done, closed on revocation
+	doneShut atomic.Bool          // done has been closed
 	watchers waitList             // woken on revocation (WatchRevoke)
 
 	children []*Cap // guarded by k.mu
@@ -152,8 +153,32 @@ func (c *Cap) SetFlags(f uint32) { c.flags.Store(f) }
 func (c *Cap) Revoked() bool { return c.revoked.Load() }
 
 // Done is closed when the capability is revoked. Blocking operations select
-// on it so that revocation ends them.
-func (c *Cap) Done() <-chan struct{} { return c.done }
+// on it so that revocation ends them. The channel is made by the first
+// call: most capabilities are never waited on (a guest's stdio, most
+// files), and each would cost a channel and its close at revocation.
+func (c *Cap) Done() <-chan struct{} {
+	ch, _ := c.done.Load().(chan struct{})
+	if ch == nil {
+		ch = make(chan struct{})
+		if !c.done.CompareAndSwap(nil, ch) {
+			ch = c.done.Load().(chan struct{})
+		}
+	}
+	// Revoke stores revoked before it loads done, and this stored done
+	// before it loads revoked: one of the two sees the other's store, and
+	// closeDone closes the channel once.
+	if c.revoked.Load() {
+		c.closeDone(ch)
+	}
+	return ch
+}
+
+// closeDone closes Done's channel, if it has been made, once.
+func (c *Cap) closeDone(ch chan struct{}) {
+	if ch != nil && c.doneShut.CompareAndSwap(false, true) {
+		close(ch)
+	}
+}
 
 // WatchRevoke registers w to be woken when the capability is revoked, so
 // that one Waiter can watch the revocation of several capabilities and the

@@ -119,7 +119,7 @@ func (k *Kernel) root(holder *Holder, res Resource, base, inheriting Rights, nam
 func (k *Kernel) newCap(holder *Holder, rr *refRes, base, inh Rights, name string) *Cap {
 	c := &Cap{
 		id: newID(), token: newToken(), k: k, kind: rr.Kind(), res: rr,
-		name: name, created: time.Now(), done: make(chan struct{}),
+		name: name, created: time.Now(),
 	}
 	c.holder.Store(holder)
 	c.base.Store(uint64(base))
@@ -362,7 +362,8 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 				continue // an earlier revocation already took this subtree
 			}
 			x.revoked.Store(true)
-			close(x.done)
+			ch, _ := x.done.Load().(chan struct{})
+			x.closeDone(ch)
 			orphans = k.unhold(x) || orphans
 			victims = append(victims, x)
 			stack = append(stack, x.children...)

@@ -524,3 +524,44 @@ func TestCreatedObjectCanBeDelegatedAndClosesWithLastCapability(t *testing.T) {
 		t.Fatalf("created object closed %d times after its last capability went, want 1", n)
 	}
 }
+
+// Done's channel is made by its first call; a revocation before, during or
+// after that call closes it, once.
+func TestDoneIsClosedByARevocationRacingItsFirstCall(t *testing.T) {
+	k := NewKernel(nil)
+	root, _ := mintDir(t, k)
+	b, i := root.Rights()
+	before := mustDerive(t, k, root, Derivation{Holder: bob, Edge: EdgeDup, Base: b, Inheriting: i})
+	ch := before.Done()
+	if before.Done() != ch {
+		t.Fatal("a second Done made another channel")
+	}
+	for n := range 200 {
+		c := mustDerive(t, k, root, Derivation{Holder: bob, Edge: EdgeDup, Base: b, Inheriting: i})
+		seen := make(chan (<-chan struct{}), 2)
+		var start sync.WaitGroup
+		start.Add(1)
+		for range 2 {
+			go func() {
+				start.Wait()
+				d := c.Done()
+				<-d // only a close ends this: a lost close hangs the test
+				seen <- d
+			}()
+		}
+		start.Done()
+		if n%2 == 0 {
+			runtime.Gosched()
+		}
+		k.Revoke(c, "race")
+		if a, b := <-seen, <-seen; a != b {
+			t.Fatal("two Done calls racing a revocation got different channels")
+		}
+	}
+	k.Revoke(before, "done")
+	select {
+	case <-ch:
+	default:
+		t.Fatal("a channel made before the revocation is still open")
+	}
+}
