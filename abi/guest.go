@@ -198,6 +198,7 @@ type Guest struct {
 	stack   api.Global
 	started time.Time
 
+	parent context.Context // what Start was given; its end ends ctx
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	waiter *caps.Waiter // reused by blocking calls; a guest runs one call at a time
@@ -229,6 +230,10 @@ type Guest struct {
 	hold    *caps.Hold
 	holding bool
 	budget  atomic.Pointer[api.MutableGlobal]
+	// budgetMu orders the writes of budget from other goroutines
+	// (stopAtNextLoop): Kill, a revocation and the end of the parent
+	// context can each set it at once.
+	budgetMu sync.Mutex
 
 	onExited  func()        // GuestConfig.OnExited
 	onDone    func()        // GuestConfig.OnDone
@@ -308,6 +313,7 @@ func (g *Guest) Module() *Module { return g.module }
 // Start runs the guest in a new goroutine. ctx bounds its life: cancelling
 // it kills the guest with the context's cause as the reason.
 func (g *Guest) Start(ctx context.Context) {
+	g.parent = ctx
 	g.ctx, g.cancel = context.WithCancelCause(ctx)
 	go g.run()
 }
@@ -350,6 +356,7 @@ func (g *Guest) Status() ExitStatus {
 func (g *Guest) Kill(reason string) {
 	if g.cancel != nil {
 		g.cancel(errors.New(reason))
+		g.stopAtNextLoop()
 	}
 }
 
@@ -489,10 +496,17 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	}
 	if g.module.loopChecks {
 		// Once the guest's context ends, its next loop iteration calls
-		// loopYield, which ends it (abi/instrument.go).
+		// loopYield, which ends it (abi/instrument.go). Kill sets the
+		// budget to 0 after it cancels the context, and so does the end
+		// of the context the guest was started under: a hook on that
+		// one, rather than on the guest's own, spares each guest's
+		// context a set of children of its own.
 		budget := mod.ExportedGlobal(wasmbin.BudgetExport).(api.MutableGlobal)
-		defer context.AfterFunc(ctx, func() { budget.Set(0) })()
 		g.budget.Store(&budget)
+		defer context.AfterFunc(g.parent, g.stopAtNextLoop)()
+		if g.ctx.Err() != nil { // Kill ran before the budget was stored
+			g.stopAtNextLoop()
+		}
 		g.holding = true
 		defer func() {
 			g.holding = false

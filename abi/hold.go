@@ -47,7 +47,14 @@ func isStdio(r caps.Resource) bool {
 
 // wakeForHold brings the guest to a safe point soon, where it gives its
 // hold up (loopYield): a revocation is waiting for it.
-func (g *Guest) wakeForHold() {
+func (g *Guest) wakeForHold() { g.stopAtNextLoop() }
+
+// stopAtNextLoop sets the running program's loop budget to 0, so that its
+// next loop iteration calls loopYield. A program without loop checks, or
+// none running, has no budget: nothing to do.
+func (g *Guest) stopAtNextLoop() {
+	g.budgetMu.Lock()
+	defer g.budgetMu.Unlock()
 	if b := g.budget.Load(); b != nil {
 		(*b).Set(0)
 	}
