@@ -57,7 +57,10 @@ type GuestConfig struct {
 	// its memory budget per user, serve --max-mem-per-user, with each
 	// child's memory limit and stack bound, which are the guest's.)
 	SpawnBudget SpawnBudget
-	Logger      hclog.Logger
+	// Timeout, when positive, kills the guest (ExitStatus.Killed
+	// KilledByTimeout) that long after Start, and its descendants with it.
+	Timeout time.Duration
+	Logger  hclog.Logger
 	// OnExited and OnDone, when not nil, are called on the guest's own
 	// goroutine once Exited, and then Done, is closed: the caller reacts
 	// to the guest's end without a goroutine of its own waiting for it,
@@ -198,10 +201,12 @@ type Guest struct {
 	stack   api.Global
 	started time.Time
 
-	parent context.Context // what Start was given; its end ends ctx
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	waiter *caps.Waiter // reused by blocking calls; a guest runs one call at a time
+	parent  context.Context // what Start was given; its end ends ctx
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timeout time.Duration // GuestConfig.Timeout
+	timer   *time.Timer   // ends ctx at the timeout; set by Start
+	waiter  *caps.Waiter  // reused by blocking calls; a guest runs one call at a time
 	// waits counts the times a host call of the guest began to wait for
 	// an event, and parked is 1 while one waits: tests act on a blocked
 	// guest once it is (Blocked in export_test.go) rather than sleeping.
@@ -283,6 +288,7 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 		maxStack: cmp.Or(min(cfg.MaxStack, MaxMaxStack), DefaultMaxStack),
 		waiter:   caps.NewWaiter(), exited: make(chan struct{}), done: make(chan struct{}),
 		tree: tree, spawned: spawned, onExited: cfg.OnExited, onDone: cfg.OnDone,
+		timeout: cfg.Timeout,
 	}
 	g.shownTable.Store(cfg.Table)
 	g.hold = caps.NewHold(g.wakeForHold)
@@ -315,6 +321,15 @@ func (g *Guest) Module() *Module { return g.module }
 func (g *Guest) Start(ctx context.Context) {
 	g.parent = ctx
 	g.ctx, g.cancel = context.WithCancelCause(ctx)
+	if g.timeout > 0 {
+		// A timer rather than a context of its own with a deadline: a
+		// guest's context then has no parent of sandboxd's between it
+		// and ctx, whose set of children each would need.
+		g.timer = time.AfterFunc(g.timeout, func() {
+			g.cancel(context.DeadlineExceeded)
+			g.stopAtNextLoop()
+		})
+	}
 	go g.run()
 }
 
@@ -349,6 +364,10 @@ func (g *Guest) Status() ExitStatus {
 	defer g.mu.Unlock()
 	return g.status
 }
+
+// Context ends when the guest is killed, times out, its parent context
+// ends, or it has exited. Valid once Start has been called.
+func (g *Guest) Context() context.Context { return g.ctx }
 
 // Kill ends the guest: a spinning guest stops at its next loop back-edge or
 // call, and a guest blocked in a host call returns from it at once. Its
@@ -398,6 +417,9 @@ func (g *Guest) run() {
 	peak = max(peak, p)
 	g.table.CloseAll()
 	g.cancel(errParentExited)
+	if g.timer != nil {
+		g.timer.Stop()
+	}
 	g.mu.Lock()
 	g.status = st
 	g.mu.Unlock()

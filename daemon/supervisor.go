@@ -632,7 +632,6 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 // done.
 func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	s := g.s
-	gctx, cancel := s.guestContext(spec.Timeout)
 	g.ag = s.rt.NewGuest(spec.Module, abi.GuestConfig{
 		ID:             g.id,
 		Table:          table,
@@ -644,14 +643,9 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		SpawnBudget:    s.spawnBudget(g),
 		Logger:         g.log,
 		OnExited:       g.exitedItself,
-		OnDone:         func() { g.finish(cancel) },
+		Timeout:        spec.Timeout,
+		OnDone:         g.finish,
 	})
-	if g.stdin != nil {
-		// A guest blocked reading stdin is in a host read the runtime
-		// cannot interrupt; closing the pipe ends that read when the
-		// guest's time is up. finish's cancel releases this hook.
-		context.AfterFunc(gctx, func() { g.stdin.close() })
-	}
 	g.grants = grants
 	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max(), MaxStack: cmp.Or(spec.MaxStack, s.maxStack)}
 	if g.limits.MemoryLimit == 0 {
@@ -662,21 +656,16 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 	s.guests[g.id] = g
 	s.insertOrdered(g)
 	s.mu.Unlock()
-	g.ag.Start(gctx)
+	g.ag.Start(s.ctx)
+	if g.stdin != nil {
+		// A guest blocked reading stdin is in a host read the runtime
+		// cannot interrupt; closing the pipe ends that read when the
+		// guest's time is up, and at its end.
+		context.AfterFunc(g.ag.Context(), func() { g.stdin.close() })
+	}
 	g.log.Info("guest started", "module", spec.Module.Name, "sha256", spec.Module.HashString(),
 		"principal", spec.Principal.String(), "uid", spec.Principal.UID, "grants", grants,
 		"memory_limit", spec.MemoryLimit, "max_stack", g.limits.MaxStack, "timeout", spec.Timeout)
-}
-
-// guestContext returns a guest's context: a child of the supervisor's
-// (Close ends it) that also ends once timeout passes, if it is not 0.
-// Its cancel func is the one thing that detaches it from the supervisor's
-// context; watch calls it when the guest has ended.
-func (s *Supervisor) guestContext(timeout time.Duration) (context.Context, context.CancelFunc) {
-	if timeout > 0 {
-		return context.WithTimeout(s.ctx, timeout)
-	}
-	return context.WithCancel(s.ctx)
 }
 
 // errGuestEnded is what a read of a guest's stdin returns once the guest
@@ -744,8 +733,7 @@ func (g *Guest) exitedItself() {
 // finish records the guest's exit. It runs once, on the guest's
 // goroutine, once the guest and its children have ended; cancel releases
 // the guest's context (and what hangs on it) from the supervisor's.
-func (g *Guest) finish(cancel context.CancelFunc) {
-	cancel()
+func (g *Guest) finish() {
 	st := g.ag.Status()
 	g.mu.Lock()
 	g.exited = true
