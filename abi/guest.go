@@ -205,8 +205,11 @@ type Guest struct {
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	timeout time.Duration // GuestConfig.Timeout
-	timer   *time.Timer   // ends ctx at the timeout; set by Start
-	waiter  *caps.Waiter  // reused by blocking calls; a guest runs one call at a time
+	// killedEarly is the reason of a Kill before Start (guarded by mu):
+	// the daemon lists a guest before it starts it.
+	killedEarly string
+	timer       *time.Timer  // ends ctx at the timeout; set by Start
+	waiter      *caps.Waiter // reused by blocking calls; a guest runs one call at a time
 	// waits counts the times a host call of the guest began to wait for
 	// an event, and parked is 1 while one waits: tests act on a blocked
 	// guest once it is (Blocked in export_test.go) rather than sleeping.
@@ -319,8 +322,14 @@ func (g *Guest) Module() *Module { return g.module }
 // Start runs the guest in a new goroutine. ctx bounds its life: cancelling
 // it kills the guest with the context's cause as the reason.
 func (g *Guest) Start(ctx context.Context) {
+	g.mu.Lock()
 	g.parent = ctx
 	g.ctx, g.cancel = context.WithCancelCause(ctx)
+	killed := g.killedEarly
+	g.mu.Unlock()
+	if killed != "" {
+		g.cancel(errors.New(killed))
+	}
 	if g.timeout > 0 {
 		// A timer rather than a context of its own with a deadline: a
 		// guest's context then has no parent of sandboxd's between it
@@ -373,8 +382,14 @@ func (g *Guest) Context() context.Context { return g.ctx }
 // call, and a guest blocked in a host call returns from it at once. Its
 // children are killed with it (their contexts derive from its context).
 func (g *Guest) Kill(reason string) {
-	if g.cancel != nil {
-		g.cancel(errors.New(reason))
+	g.mu.Lock()
+	cancel := g.cancel
+	if cancel == nil && g.killedEarly == "" {
+		g.killedEarly = reason // Start ends it at once
+	}
+	g.mu.Unlock()
+	if cancel != nil {
+		cancel(errors.New(reason))
 		g.stopAtNextLoop()
 	}
 }

@@ -17,7 +17,8 @@ import (
 // from wasmbin.LoopModule. yield ends a guest whose context has ended, and
 // otherwise lets the Go scheduler run other goroutines and returns a new
 // budget. When a guest's context ends the runtime also sets its budget to
-// 0 (Guest.runOnce), so that the next loop iteration yields. So a guest in
+// 0 (Kill, the timeout's timer, and a hook on the context the guest was
+// started under: Guest.runOnce), so that the next loop iteration yields. So a guest in
 // a loop that never calls the host still stops when it is killed, times
 // out or loses its parent, and does not hold up Go's garbage collector.
 

@@ -185,3 +185,21 @@ func TestSpinningStartFunctionIsKilled(t *testing.T) {
 		t.Fatalf("the spinning start function survived its context by %v", HangGuard)
 	}
 }
+
+// A guest killed before it is started (the daemon lists a guest before it
+// starts it) ends at once when started, killed for that reason.
+func TestAGuestKilledBeforeItStartsEndsAsItStarts(t *testing.T) {
+	g := newTestGuest(t, Config{}, abitest.WATText(t, `(module
+		(memory (export "memory") 1)
+		(func (export "_start") (loop $l (br $l))))`))
+	g.Kill("killed early")
+	g.Start(context.Background())
+	select {
+	case <-g.Done():
+	case <-time.After(HangGuard):
+		t.Fatalf("a guest killed before Start still ran %v after it", HangGuard)
+	}
+	if st := g.Status(); st.Killed != "killed early" {
+		t.Fatalf("status %+v, want killed %q", st, "killed early")
+	}
+}

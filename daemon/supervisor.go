@@ -731,8 +731,8 @@ func (g *Guest) exitedItself() {
 }
 
 // finish records the guest's exit. It runs once, on the guest's
-// goroutine, once the guest and its children have ended; cancel releases
-// the guest's context (and what hangs on it) from the supervisor's.
+// goroutine, once the guest and its children have ended (its context has
+// ended by then, and what hangs on it has run).
 func (g *Guest) finish() {
 	st := g.ag.Status()
 	g.mu.Lock()
