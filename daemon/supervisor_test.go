@@ -550,8 +550,10 @@ func TestGuestContextsDetachFromTheSupervisorsOnceGuestsEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := children.Live(); n != 1 {
-		t.Fatalf("%d contexts attached to the supervisor's while one guest runs, want 1: the count sees nothing", n)
+	// The guest's context, and once its program runs, the hook that stops
+	// its loops when the supervisor's context ends (abi Guest.runOnce).
+	if n := children.Live(); n < 1 || n > 2 {
+		t.Fatalf("%d contexts attached to the supervisor's while one guest runs, want 1 or 2 (its own and its loop hook)", n)
 	}
 	spin.Kill("test")
 	waitExit(t, spin, HangGuard)
