@@ -2,6 +2,7 @@ package abi
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -201,5 +202,38 @@ func TestAGuestKilledBeforeItStartsEndsAsItStarts(t *testing.T) {
 	}
 	if st := g.Status(); st.Killed != "killed early" {
 		t.Fatalf("status %+v, want killed %q", st, "killed early")
+	}
+}
+
+// The end of the context a guest was started under stops the guest at its
+// next loop iteration, not at the end of its loop budget: here one
+// iteration fills 64 MiB, so the 65,536 of a budget would take minutes.
+func TestAGuestStopsAtItsNextIterationWhenItsParentContextEnds(t *testing.T) {
+	g := newTestGuest(t, Config{}, abitest.WATText(t, `(module
+		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+		(memory (export "memory") 1024)
+		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
+		(func (export "_start")
+			(drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+			(loop $l
+				(memory.fill (i32.const 0) (i32.const 0) (i32.const 67108864))
+				(br $l))))`))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	g.Start(ctx)
+	// Once its poll has waited and returned, the guest is in its loop.
+	for deadline := time.Now().Add(HangGuard); g.waits.Load() == 0 || g.parked.Load() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest did not reach its loop within %v", HangGuard)
+		}
+	}
+	cancel(errors.New("parent ended"))
+	select {
+	case <-g.Done():
+	case <-time.After(HangGuard):
+		t.Fatalf("the guest still ran %v after its parent context ended", HangGuard)
+	}
+	if st := g.Status(); st.Killed != "parent ended" {
+		t.Fatalf("status %+v, want killed %q", st, "parent ended")
 	}
 }
