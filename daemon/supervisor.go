@@ -430,9 +430,10 @@ type Guest struct {
 	mu        sync.Mutex
 	exited    bool
 	status    abi.ExitStatus
-	peerLive  bool     // a Cap'n Proto connection is open (peer.go)
-	afterDone []func() // AfterDone's, until doneRun
-	doneRun   bool     // Done is closed and afterDone has been taken
+	endedAt   time.Time // when finish recorded the exit; zero while running
+	peerLive  bool      // a Cap'n Proto connection is open (peer.go)
+	afterDone []func()  // AfterDone's, until doneRun
+	doneRun   bool      // Done is closed and afterDone has been taken
 }
 
 // Launch validates spec, sets up every grant, and starts the guest. Grants
@@ -738,6 +739,8 @@ func (g *Guest) finish() {
 	g.mu.Lock()
 	g.exited = true
 	g.status = st
+	g.endedAt = time.Now()
+	ran := g.endedAt.Sub(g.started)
 	g.mu.Unlock()
 	// Close what Grant may have added while the guest was ending: from
 	// here on Grant refuses (g.exited), so nothing can be added later.
@@ -745,7 +748,7 @@ func (g *Guest) finish() {
 	if g.supervisor != nil {
 		_ = g.supervisor.Close()
 	}
-	args := []any{"code", st.Code, "duration", time.Since(g.started)}
+	args := []any{"code", st.Code, "duration", ran}
 	switch {
 	case st.Killed != "":
 		args = append(args, "killed", st.Killed)
@@ -755,7 +758,7 @@ func (g *Guest) finish() {
 		args = append(args, "signal", st.Signal)
 	}
 	g.log.Info("guest exited", args...)
-	g.recordExit(st, time.Since(g.started))
+	g.recordExit(st, ran)
 	g.s.mu.Lock()
 	g.s.releaseChargeLocked(g)
 	g.s.mu.Unlock()
@@ -931,6 +934,14 @@ func (g *Guest) Status() (running bool, st abi.ExitStatus) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return !g.exited, g.status
+}
+
+// Ended is when the guest's exit was recorded: zero while Status reports
+// it running, set once it does not.
+func (g *Guest) Ended() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.endedAt
 }
 
 // Kill ends the guest with the given reason (its ExitStatus.Killed). It

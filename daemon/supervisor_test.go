@@ -581,3 +581,29 @@ func TestGuestContextsDetachFromTheSupervisorsOnceGuestsEnd(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(b []byte) (int, error) { return f(b) }
+
+// A guest's end time is recorded with its exit status: from the moment
+// Status reports it ended, Ended is set (the server's Info reports both,
+// and a client that has seen the guest's Wait return reads them at once).
+func TestEndedIsSetWithTheExitStatus(t *testing.T) {
+	s := newSupervisor(t)
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: compile(t, s, guests+"spin.wat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running, _ := g.Status(); !running || !g.Ended().IsZero() {
+		t.Fatalf("a running guest: running %v, ended %v", running, g.Ended())
+	}
+	seen := make(chan [2]any, 1)
+	g.AfterDone(func() {
+		running, _ := g.Status()
+		seen <- [2]any{running, g.Ended()}
+	})
+	g.Kill("test")
+	waitExit(t, g, HangGuard)
+	got := <-seen
+	ended := got[1].(time.Time)
+	if got[0].(bool) || ended.IsZero() || ended.Before(g.Started()) {
+		t.Fatalf("at Done: running %v, ended %v (started %v)", got[0], ended, g.Started())
+	}
+}

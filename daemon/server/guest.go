@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"capnproto.org/go/capnp/v3/flowcontrol"
 	"github.com/sandboxd/sandboxd/caps"
@@ -19,9 +17,8 @@ import (
 // the Supervisor's own record: its output and how it is attached.
 type guestRecord struct {
 	g        *daemon.Guest
-	pid      int32        // of the launching client
-	args     []string     // as the guest sees them, program name first
-	ended    atomic.Int64 // unix nanoseconds of the exit, 0 while running
+	pid      int32    // of the launching client
+	args     []string // as the guest sees them, program name first
 	detached bool
 	name     string     // launch --name, or ""
 	stdin    *stdinSink // launch -i: what feeds the guest's stdin, or nil
@@ -44,7 +41,6 @@ func (r *guestRecord) kill(reason string) {
 // on the guest's goroutine): it closes the output, drains the attached
 // sink, and retires the record.
 func (s *Server) watch(r *guestRecord) {
-	r.ended.Store(time.Now().UnixNano())
 	r.output.close()
 	if r.attached != nil {
 		r.attached.finish()

@@ -59,7 +59,7 @@ func fillGuestInfo(dst schemas.GuestInfo, r *guestRecord) error {
 		if err := fillExitStatus(s, st); err != nil {
 			return err
 		}
-		dst.SetEnded(r.ended.Load())
+		dst.SetEnded(g.Ended().UnixNano())
 	}
 	if err := setTexts(dst.NewArgs, r.args); err != nil {
 		return err
