@@ -3,6 +3,7 @@ package abi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -129,23 +130,12 @@ func TestInstrumentedTrapNamesTheFunction(t *testing.T) {
 }
 
 // A guest spinning without host calls neither holds up a garbage
-// collection (which pauses every goroutine) nor resists Kill. The guest
-// waits 1 ms in poll_oneoff before it spins, so the test knows it runs.
+// collection (which pauses every goroutine) nor resists Kill.
 func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 	ctx := context.Background()
-	g := newTestGuest(t, Config{}, abitest.WATText(t, `(module
-		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-		(memory (export "memory") 1)
-		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
-		(func (export "_start")
-			(drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
-			(loop $l (br $l))))`))
+	g := pollThenLoop(t, 1, "")
 	g.Start(ctx)
-	for deadline := time.Now().Add(HangGuard); g.waits.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the guest did not start within %v", HangGuard)
-		}
-	}
+	waitUntilPolled(t, g)
 	collected := make(chan struct{})
 	go func() {
 		runtime.GC()
@@ -158,14 +148,7 @@ func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 		t.Fatalf("a garbage collection waited %v for the spinning guest", HangGuard)
 	}
 	g.Kill("test over")
-	select {
-	case <-g.Done():
-	case <-time.After(HangGuard):
-		t.Fatalf("the spinning guest survived Kill by %v", HangGuard)
-	}
-	if st := g.Status(); st.Killed != "test over" {
-		t.Fatalf("status %+v", st)
-	}
+	waitKilled(t, g, "test over")
 }
 
 // A start function that spins is stopped too: it runs once the guest can
@@ -195,45 +178,56 @@ func TestAGuestKilledBeforeItStartsEndsAsItStarts(t *testing.T) {
 		(func (export "_start") (loop $l (br $l))))`))
 	g.Kill("killed early")
 	g.Start(context.Background())
-	select {
-	case <-g.Done():
-	case <-time.After(HangGuard):
-		t.Fatalf("a guest killed before Start still ran %v after it", HangGuard)
-	}
-	if st := g.Status(); st.Killed != "killed early" {
-		t.Fatalf("status %+v, want killed %q", st, "killed early")
-	}
+	waitKilled(t, g, "killed early")
 }
 
 // The end of the context a guest was started under stops the guest at its
 // next loop iteration, not at the end of its loop budget: here one
 // iteration fills 64 MiB, so the 65,536 of a budget would take minutes.
 func TestAGuestStopsAtItsNextIterationWhenItsParentContextEnds(t *testing.T) {
-	g := newTestGuest(t, Config{}, abitest.WATText(t, `(module
-		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-		(memory (export "memory") 1024)
-		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
-		(func (export "_start")
-			(drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
-			(loop $l
-				(memory.fill (i32.const 0) (i32.const 0) (i32.const 67108864))
-				(br $l))))`))
+	g := pollThenLoop(t, 1024, "(memory.fill (i32.const 0) (i32.const 0) (i32.const 67108864))")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	g.Start(ctx)
-	// Once its poll has waited and returned, the guest is in its loop.
+	waitUntilPolled(t, g)
+	cancel(errors.New("parent ended"))
+	waitKilled(t, g, "parent ended")
+}
+
+// pollThenLoop is a guest of pages of memory that waits 1 ms in
+// poll_oneoff, so that a test knows it runs (waitUntilPolled), and then
+// loops over body for ever.
+func pollThenLoop(t *testing.T, pages int, body string) *Guest {
+	return newTestGuest(t, Config{}, abitest.WATText(t, fmt.Sprintf(`(module
+		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+		(memory (export "memory") %d)
+		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
+		(func (export "_start")
+			(drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+			(loop $l %s (br $l))))`, pages, body)))
+}
+
+// waitUntilPolled waits until g's poll_oneoff has waited and returned:
+// the guests above call it once, then spin.
+func waitUntilPolled(t *testing.T, g *Guest) {
+	t.Helper()
 	for deadline := time.Now().Add(HangGuard); g.waits.Load() == 0 || g.parked.Load() != 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the guest did not reach its loop within %v", HangGuard)
 		}
 	}
-	cancel(errors.New("parent ended"))
+}
+
+// waitKilled waits for g to end, bounded by HangGuard, and holds that it
+// was killed for reason.
+func waitKilled(t *testing.T, g *Guest, reason string) {
+	t.Helper()
 	select {
 	case <-g.Done():
 	case <-time.After(HangGuard):
-		t.Fatalf("the guest still ran %v after its parent context ended", HangGuard)
+		t.Fatalf("the guest still ran %v after it was to be killed (%q)", HangGuard, reason)
 	}
-	if st := g.Status(); st.Killed != "parent ended" {
-		t.Fatalf("status %+v, want killed %q", st, "parent ended")
+	if st := g.Status(); st.Killed != reason {
+		t.Fatalf("status %+v, want killed %q", st, reason)
 	}
 }
