@@ -65,7 +65,7 @@ type GuestInfo struct {
 	Running   bool
 	Status    ExitStatus // valid once Running is false
 	Started   time.Time
-	Ended     time.Time // zero while running
+	Ended     time.Time // zero while running; set whenever Running is false
 	Args      []string
 	Labels    []string // KEY=VALUE, sorted
 	Detached  bool

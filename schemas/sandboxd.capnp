@@ -199,7 +199,7 @@ struct GuestInfo {
   running @4 :Bool;
   status @5 :ExitStatus;   # meaningful once running is false
   started @6 :Int64;       # unix nanoseconds
-  ended @7 :Int64;         # unix nanoseconds, 0 while running
+  ended @7 :Int64;         # unix nanoseconds, 0 while running, set whenever running is false
   args @8 :List(Text);
   detached @9 :Bool;
   handles @10 :UInt32;
