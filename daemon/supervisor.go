@@ -430,10 +430,10 @@ type Guest struct {
 	mu        sync.Mutex
 	exited    bool
 	status    abi.ExitStatus
-	endedAt   time.Time // when finish recorded the exit; zero while running
-	peerLive  bool      // a Cap'n Proto connection is open (peer.go)
-	afterDone []func()  // AfterDone's, until doneRun
-	doneRun   bool      // Done is closed and afterDone has been taken
+	endedNs   int64    // unix nanoseconds of the exit's record, 0 while running
+	peerLive  bool     // a Cap'n Proto connection is open (peer.go)
+	afterDone []func() // AfterDone's, until doneRun
+	doneRun   bool     // Done is closed and afterDone has been taken
 }
 
 // Launch validates spec, sets up every grant, and starts the guest. Grants
@@ -739,8 +739,9 @@ func (g *Guest) finish() {
 	g.mu.Lock()
 	g.exited = true
 	g.status = st
-	g.endedAt = time.Now()
-	ran := g.endedAt.Sub(g.started)
+	now := time.Now()
+	g.endedNs = now.UnixNano()
+	ran := now.Sub(g.started)
 	g.mu.Unlock()
 	// Close what Grant may have added while the guest was ending: from
 	// here on Grant refuses (g.exited), so nothing can be added later.
@@ -941,7 +942,10 @@ func (g *Guest) Status() (running bool, st abi.ExitStatus) {
 func (g *Guest) Ended() time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.endedAt
+	if g.endedNs == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, g.endedNs)
 }
 
 // Kill ends the guest with the given reason (its ExitStatus.Killed). It
