@@ -647,9 +647,12 @@ func (g *Guest) waitReady(c *caps.Cap, p caps.Pollable, want caps.Events) Errno 
 // park records that a host call of the guest is about to wait, after it
 // registered for the events that end the wait; unpark records that the
 // wait ended.
+// parked is set before waits counts the wait, so that a test that sees
+// waits grow and parked clear knows the wait has ended, not that it is
+// about to begin.
 func (g *Guest) park() {
-	g.waits.Add(1)
 	g.parked.Store(1)
+	g.waits.Add(1)
 }
 
 func (g *Guest) unpark() { g.parked.Store(0) }

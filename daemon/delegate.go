@@ -151,7 +151,7 @@ func (g *Guest) send(event string, c *caps.Cap) error {
 	}).Encode()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.exited {
+	if g.exitedLocked() {
 		g.s.k.Close(c)
 		return fmt.Errorf("guest %s has exited: %w", g.id, ErrGuestEnded)
 	}

@@ -125,7 +125,7 @@ func (g *Guest) sendError(err error) {
 	}).Encode()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.exited {
+	if !g.exitedLocked() {
 		_, _ = g.supervisor.Send([][]byte{notice}, nil)
 	}
 }

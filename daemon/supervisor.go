@@ -428,9 +428,8 @@ type Guest struct {
 
 	unlisted  bool // forgotten, still in Supervisor.order; guarded by Supervisor.mu
 	mu        sync.Mutex
-	exited    bool
 	status    abi.ExitStatus
-	endedNs   int64    // unix nanoseconds of the exit's record, 0 while running
+	endedNs   int64    // unix nanoseconds of the exit's record, 0 while running (exitedLocked)
 	peerLive  bool     // a Cap'n Proto connection is open (peer.go)
 	afterDone []func() // AfterDone's, until doneRun
 	doneRun   bool     // Done is closed and afterDone has been taken
@@ -737,14 +736,13 @@ func (g *Guest) exitedItself() {
 func (g *Guest) finish() {
 	st := g.ag.Status()
 	g.mu.Lock()
-	g.exited = true
 	g.status = st
 	now := time.Now()
 	g.endedNs = now.UnixNano()
 	ran := now.Sub(g.started)
 	g.mu.Unlock()
 	// Close what Grant may have added while the guest was ending: from
-	// here on Grant refuses (g.exited), so nothing can be added later.
+	// here on Grant refuses (exitedLocked), so nothing can be added later.
 	g.ag.Table().CloseAll()
 	if g.supervisor != nil {
 		_ = g.supervisor.Close()
@@ -934,8 +932,12 @@ func (g *Guest) Wait() abi.ExitStatus {
 func (g *Guest) Status() (running bool, st abi.ExitStatus) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return !g.exited, g.status
+	return !g.exitedLocked(), g.status
 }
+
+// exitedLocked reports whether finish has recorded the guest's exit.
+// Called with g.mu held.
+func (g *Guest) exitedLocked() bool { return g.endedNs != 0 }
 
 // Ended is when the guest's exit was recorded: zero while Status reports
 // it running, set once it does not.

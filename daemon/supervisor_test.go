@@ -594,16 +594,19 @@ func TestEndedIsSetWithTheExitStatus(t *testing.T) {
 	if running, _ := g.Status(); !running || !g.Ended().IsZero() {
 		t.Fatalf("a running guest: running %v, ended %v", running, g.Ended())
 	}
-	seen := make(chan [2]any, 1)
+	type state struct {
+		running bool
+		ended   time.Time
+	}
+	seen := make(chan state, 1)
 	g.AfterDone(func() {
 		running, _ := g.Status()
-		seen <- [2]any{running, g.Ended()}
+		seen <- state{running, g.Ended()}
 	})
 	g.Kill("test")
 	waitExit(t, g, HangGuard)
 	got := <-seen
-	ended := got[1].(time.Time)
-	if got[0].(bool) || ended.IsZero() || ended.Before(g.Started()) {
-		t.Fatalf("at Done: running %v, ended %v (started %v)", got[0], ended, g.Started())
+	if got.running || got.ended.IsZero() || got.ended.Before(g.Started()) {
+		t.Fatalf("at Done: running %v, ended %v (started %v)", got.running, got.ended, g.Started())
 	}
 }
