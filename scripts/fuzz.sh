@@ -2,7 +2,8 @@
 # fuzz.sh runs every fuzz target of the module in turn, each for FUZZTIME
 # (default 30s), with `go test -fuzz`: the parsers (grants, policies, audit
 # records, argdata, the wasm binary reader and rewriter), the native and WASI
-# calls, whole modules run by abi, and the control server's input. A target
+# calls, whole modules run by abi, the control server's input, and what a
+# guest sends to the daemon over Cap'n Proto. A target
 # that fails leaves its input in that package's testdata/fuzz/FuzzNAME/, where
 # `go test` replays it from then on; the script goes on with the others and
 # exits 1, naming each target that failed. A package whose tests do not build

@@ -60,6 +60,17 @@ type testPeer struct {
 // peer launches a guest with grants and connects to its GuestSupervisor.
 func (h *harness) peer(t testing.TB, grants ...string) *testPeer {
 	t.Helper()
+	g := h.launch(t, grants...)
+	mine, theirs := net.Pipe()
+	h.srv.Serve(g, theirs)
+	conn := rpc.NewConn(transport.NewStream(mine), nil)
+	t.Cleanup(func() { _ = conn.Close() })
+	return &testPeer{g: g, conn: conn, sup: guest.GuestSupervisor(conn.Bootstrap(context.Background()))}
+}
+
+// launch launches a guest with grants that sleeps until the test ends.
+func (h *harness) launch(t testing.TB, grants ...string) *daemon.Guest {
+	t.Helper()
 	ctx := context.Background()
 	m, err := h.sup.Compile(ctx, "sleep.wasm", h.mod)
 	if err != nil {
@@ -78,18 +89,12 @@ func (h *harness) peer(t testing.TB, grants ...string) *testPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine, theirs := net.Pipe()
-	h.srv.Serve(g, theirs)
-	conn := rpc.NewConn(transport.NewStream(mine), nil)
-	t.Cleanup(func() {
-		_ = conn.Close()
-		g.Kill("test over")
-	})
-	return &testPeer{g: g, conn: conn, sup: guest.GuestSupervisor(conn.Bootstrap(ctx))}
+	t.Cleanup(func() { g.Kill("test over") })
+	return g
 }
 
 // fd returns the fd of the guest's handle named name.
-func (p *testPeer) fd(t *testing.T, name string) uint32 {
+func (p *testPeer) fd(t testing.TB, name string) uint32 {
 	t.Helper()
 	for _, e := range p.g.Handles() {
 		if e.Cap.Name() == name {
@@ -100,7 +105,7 @@ func (p *testPeer) fd(t *testing.T, name string) uint32 {
 	return 0
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	t.Cleanup(cancel)
 	return ctx
@@ -144,7 +149,7 @@ func (s *store) get(k string) string {
 }
 
 // publishStore serves st from p and publishes it as name on channel.
-func publishStore(t *testing.T, p *testPeer, channel, name string, st *store) {
+func publishStore(t testing.TB, p *testPeer, channel, name string, st pipelineapi.Store_Server) {
 	t.Helper()
 	svc := pipelineapi.Store_ServerToClient(st)
 	f, rel := p.sup.Publish(testCtx(t), func(a guest.GuestSupervisor_publish_Params) error {
@@ -159,7 +164,7 @@ func publishStore(t *testing.T, p *testPeer, channel, name string, st *store) {
 }
 
 // obtainStore obtains the Store published as name on channel.
-func obtainStore(t *testing.T, p *testPeer, channel, name string) (pipelineapi.Store, error) {
+func obtainStore(t testing.TB, p *testPeer, channel, name string) (pipelineapi.Store, error) {
 	t.Helper()
 	f, rel := p.sup.Obtain(testCtx(t), func(a guest.GuestSupervisor_obtain_Params) error {
 		_ = a.SetChannel(channel)

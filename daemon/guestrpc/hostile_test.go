@@ -15,12 +15,11 @@ import (
 )
 
 // rawPeer launches a guest whose connection the test writes raw bytes to.
-func (h *harness) rawPeer(t *testing.T, grants ...string) (net.Conn, <-chan struct{}) {
+func (h *harness) rawPeer(t testing.TB, grants ...string) (net.Conn, <-chan struct{}) {
 	t.Helper()
-	p := h.peer(t, grants...) // for the guest; its own connection is not used
 	mine, theirs := net.Pipe()
 	done := make(chan struct{})
-	h.srv.Serve(p.g, &notifyClose{Conn: theirs, done: done})
+	h.srv.Serve(h.launch(t, grants...), &notifyClose{Conn: theirs, done: done})
 	t.Cleanup(func() { _ = mine.Close() })
 	return mine, done
 }
