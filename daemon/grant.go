@@ -94,6 +94,11 @@ type Grant struct {
 	// rights within it, base and inheriting alike (":rights=R1,R2").
 	// ReadOnly narrows a cap: grant by dropping caps.RightsWriteMask.
 	Rights caps.Rights
+
+	// exact is set for an inline host path that a policy decided on: the
+	// path has had its symbolic links resolved, and is opened only if it
+	// still has none, so that what is opened is what was decided on.
+	exact bool
 }
 
 // GrantSyntaxError is a grant text that does not parse. It is a usage
@@ -610,12 +615,12 @@ func (g Grant) setupPath() (grantResource, error) {
 		}
 		// It exists: it is opened as without :create.
 	}
-	fi, err := os.Stat(abs)
+	fi, err := g.statHost(abs)
 	if err != nil {
 		if g.Kind == GrantFile && !g.Create && !g.ReadOnly && errors.Is(err, fs.ErrNotExist) {
 			return fail("%s does not exist: create it, add :create to the grant to have it made (file:%s:create), or correct the path", abs, escapeSource(g.Source))
 		}
-		return fail("%s", hostError(abs, err))
+		return fail("%s", g.hostError(abs, err))
 	}
 	if g.Kind == GrantDir {
 		if !fi.IsDir() {
@@ -623,7 +628,11 @@ func (g Grant) setupPath() (grantResource, error) {
 		}
 		d, err := caps.OpenDir(abs)
 		if err != nil {
-			return fail("%s", hostError(abs, err))
+			return fail("%s", g.hostError(abs, err))
+		}
+		if st, err := d.Stat(); g.exact && (err != nil || !sameInode(st, fi)) {
+			d.Close()
+			return fail("%s", g.hostError(abs, syscall.ELOOP))
 		}
 		base, inh := caps.GrantRights(caps.KindDirectory, g.ReadOnly)
 		return grantResource{grant: g, res: d, base: base, inh: inh}, nil
@@ -649,12 +658,12 @@ func (g Grant) openFile(abs string, fi fs.FileInfo) (grantResource, error) {
 	if g.ReadOnly {
 		flag = os.O_RDONLY
 	}
-	f, err := os.OpenFile(abs, flag|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	f, err := g.openHost(abs, flag|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		if !g.ReadOnly && errors.Is(err, fs.ErrPermission) {
 			return fail("cannot open %s for writing: permission denied: add :ro to grant it read-only, or make it writable", abs)
 		}
-		return fail("%s", hostError(abs, err))
+		return fail("%s", g.hostError(abs, err))
 	}
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 		f.Close()
@@ -676,7 +685,7 @@ func (g Grant) createFile(abs string) (r grantResource, made bool, err error) {
 	if g.ReadOnly {
 		flag = os.O_RDONLY
 	}
-	f, err := os.OpenFile(abs, flag|os.O_CREATE|os.O_EXCL|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0o600)
+	f, err := g.openHost(abs, flag|os.O_CREATE|os.O_EXCL|syscall.O_NOCTTY, 0o600)
 	switch {
 	case errors.Is(err, fs.ErrExist):
 		return grantResource{}, false, nil
@@ -685,7 +694,7 @@ func (g Grant) createFile(abs string) (r grantResource, made bool, err error) {
 	case errors.Is(err, fs.ErrPermission):
 		return fail("cannot create %s: permission denied: make %s writable by uid %d, or create the file and grant it without :create", abs, filepath.Dir(abs), os.Getuid())
 	case err != nil:
-		return fail("%s", hostError(abs, err))
+		return fail("%s", g.hostError(abs, err))
 	}
 	info, err := f.Stat()
 	if err != nil {
@@ -698,6 +707,15 @@ func (g Grant) createFile(abs string) (r grantResource, made bool, err error) {
 		grant: g, res: caps.NewFile(f, abs), base: base, inh: inh,
 		created: &createdFile{path: abs, f: f, info: info},
 	}, true, nil
+}
+
+// hostError is hostError, but for an exact grant a symbolic link in the
+// path means one appeared after its links were resolved.
+func (g Grant) hostError(path string, err error) string {
+	if g.exact && errors.Is(err, syscall.ELOOP) {
+		return fmt.Sprintf("%s changed while it was being opened (a symbolic link took the place of part of it): try again", path)
+	}
+	return hostError(path, err)
 }
 
 // hostError turns a failed stat or open into "what failed: what to do".

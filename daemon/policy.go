@@ -105,6 +105,10 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if p == nil {
 		return pg, nil
 	}
+	if src.path != "" {
+		src.path = RealPath(src.path, gr.Kind == GrantFile && gr.Create)
+		pg.source, pg.grant.Source, pg.grant.exact = src, src.path, true
+	}
 	if src.kind == "" {
 		return pg, &GrantError{Grant: gr, Err: fmt.Errorf("%s grants give an address inline, which a policy does not name: declare it as a %s resource and grant it by name", gr.Kind, gr.Kind)}
 	}

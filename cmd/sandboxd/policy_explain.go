@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/policies"
 )
 
@@ -76,6 +78,9 @@ func (a *explainArgs) request() (policies.Request, error) {
 	var err error
 	if req.Kind, req.Name, req.Path, err = parseResource(a.grant); err != nil {
 		return req, err
+	}
+	if req.Path != "" { // decided on where it leads, as the daemon decides
+		req.Path = daemon.RealPath(filepath.Clean(req.Path), true)
 	}
 	if req.Rights, err = parseRightsList(a.rights); err != nil {
 		return req, err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,4 +140,37 @@ func TestPolicyExplainUsageAndModuleErrors(t *testing.T) {
 		t.Errorf("missing module: code %d, stdout %q", r.code, r.stdout)
 	}
 	oneLine(t, r.stderr, "policy explain: cannot read the module: open ")
+}
+
+// explain decides a host path where its symbolic links lead, as the daemon
+// does: a link beneath an allowed directory to one no rule names is denied.
+func TestPolicyExplainDecidesWhereALinkLeads(t *testing.T) {
+	top := t.TempDir()
+	pub, outside := filepath.Join(top, "public"), filepath.Join(top, "outside")
+	for _, d := range []string{pub, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(pub, "o")); err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(top, "p.hcl")
+	if err := os.WriteFile(pol, fmt.Appendf(nil, "grant \"public\" {\n  resources = [\"dir:%s\"]\n}\n", pub), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	module := filepath.Join(top, "prog.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	explain := func(path string) result {
+		return sandboxd(t, "", "policy", "explain", "--policy", pol, "--grant", "dir:"+path, module)
+	}
+	if r := explain(filepath.Join(pub, "x")); r.code != exitOK {
+		t.Fatalf("a path beneath public: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r := explain(filepath.Join(pub, "o", "x"))
+	if r.code != exitFailure || !strings.Contains(r.stdout, "dir:"+filepath.Join(outside, "x")) {
+		t.Fatalf("a path through a link out of public: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 }

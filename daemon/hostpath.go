@@ -1,0 +1,73 @@
+package daemon
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"golang.org/x/sys/unix"
+)
+
+// A policy decides on a host path, and the daemon, with its own authority,
+// opens it. Were the daemon to follow symbolic links as it opens, anyone
+// who can write beneath a path the policy allows could plant a link there
+// to something it denies. So under a policy a host path is resolved first
+// (RealPath), decided on as resolved, and opened only if no element of it
+// is a symbolic link (openat2's RESOLVE_NO_SYMLINKS): a link planted
+// between the two makes the open fail, never follow.
+
+// RealPath is the path abs leads to, every symbolic link in it resolved;
+// for a file that a :create grant is to make, its directory's. A path
+// that cannot be resolved is returned as it is: opening it fails and says
+// why.
+func RealPath(abs string, create bool) string {
+	if p, err := filepath.EvalSymlinks(abs); err == nil {
+		return p
+	}
+	if create {
+		if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+			return filepath.Join(dir, filepath.Base(abs))
+		}
+	}
+	return abs
+}
+
+// openHost opens path as os.OpenFile does (close-on-exec), except that
+// for an exact grant it fails with ELOOP if any element of path is a
+// symbolic link.
+func (g Grant) openHost(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	if !g.exact {
+		return os.OpenFile(path, flag|syscall.O_CLOEXEC, perm)
+	}
+	how := unix.OpenHow{Flags: uint64(flag | unix.O_CLOEXEC), Resolve: unix.RESOLVE_NO_SYMLINKS}
+	if flag&os.O_CREATE != 0 {
+		how.Mode = uint64(perm.Perm())
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, &how)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// statHost is os.Stat, or for an exact grant the status of what path
+// names when no element of it is a symbolic link.
+func (g Grant) statHost(path string) (fs.FileInfo, error) {
+	if !g.exact {
+		return os.Stat(path)
+	}
+	f, err := g.openHost(path, unix.O_PATH, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
+// sameInode reports whether st and fi describe the same file.
+func sameInode(st caps.FileStat, fi fs.FileInfo) bool {
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.HasHostIdent && st.Dev == uint64(sys.Dev) && st.Ino == sys.Ino
+}

@@ -1,0 +1,148 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// linkedTree is a policy's view of the host: public is granted to alice,
+// public/private is denied to everyone, and outside is named by no rule.
+// Links beneath public lead to private and outside.
+type linkedTree struct {
+	s                      *Supervisor
+	pub, priv, outside     string
+	alice                  Principal
+	holder                 *caps.Holder
+	toPriv, toOut, toInner string // links beneath public
+}
+
+func newLinkedTree(t *testing.T) *linkedTree {
+	t.Helper()
+	top := t.TempDir()
+	lt := &linkedTree{
+		s:   newSupervisor(t),
+		pub: filepath.Join(top, "public"), outside: filepath.Join(top, "outside"),
+		alice: Principal{UID: 1000, GID: 1000, Name: "alice"},
+	}
+	lt.priv = filepath.Join(lt.pub, "private")
+	lt.holder = ClientHolder("conn-alice", lt.alice)
+	for _, d := range []string{lt.priv, filepath.Join(lt.pub, "inner"), lt.outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{filepath.Join(lt.priv, "p.txt"), filepath.Join(lt.outside, "o.txt")} {
+		if err := os.WriteFile(f, []byte("not alice's"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lt.toPriv, lt.toOut, lt.toInner = filepath.Join(lt.pub, "p"), filepath.Join(lt.pub, "o"), filepath.Join(lt.pub, "i")
+	for link, target := range map[string]string{lt.toPriv: lt.priv, lt.toOut: lt.outside, lt.toInner: "inner"} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lt.s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "public" {
+  resources = ["dir:%[1]s", "file:%[1]s"]
+  subject {
+    users = ["alice"]
+  }
+}
+deny "private" {
+  resources = ["dir:%[2]s", "file:%[2]s"]
+}
+`, lt.pub, lt.priv)))
+	return lt
+}
+
+func (lt *linkedTree) mint(t *testing.T, grant string) (*caps.Cap, error) {
+	t.Helper()
+	return lt.s.Mint(lt.holder, lt.alice, mustGrant(t, grant), "test")
+}
+
+// A symbolic link beneath a path the policy allows is decided on where it
+// leads: a link to a denied directory or to one no rule names is refused,
+// like the directory itself.
+func TestPolicyDecidesOnWhereASymbolicLinkLeads(t *testing.T) {
+	lt := newLinkedTree(t)
+	for _, grant := range []string{
+		"dir:" + lt.toPriv, "dir:" + lt.toOut,
+		"file:" + filepath.Join(lt.toPriv, "p.txt"), "file:" + filepath.Join(lt.toOut, "o.txt") + ":ro",
+	} {
+		c, err := lt.mint(t, grant)
+		if !IsPolicyDenial(err) {
+			if c != nil {
+				lt.s.Kernel().Revoke(c, "test over")
+			}
+			t.Errorf("%s: %v; want a policy denial", grant, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), lt.priv) && !strings.Contains(err.Error(), lt.outside) {
+			t.Errorf("%s: %q does not name where the link leads", grant, err)
+		}
+	}
+	// A link that stays beneath public is allowed, and opens its target.
+	c, err := lt.mint(t, "dir:"+lt.toInner)
+	if err != nil {
+		t.Fatalf("a link within the allowed directory: %v", err)
+	}
+	if got := c.Resource().(*caps.Dir).HostPath(); got != filepath.Join(lt.pub, "inner") {
+		t.Fatalf("opened %s, want the link's target", got)
+	}
+}
+
+// A :create grant through a linked directory is decided on the
+// directory the link leads to, and nothing is created when it is refused.
+func TestCreateThroughASymbolicLinkIsDecidedWhereItLeads(t *testing.T) {
+	lt := newLinkedTree(t)
+	made := filepath.Join(lt.outside, "made")
+	if _, err := lt.mint(t, "file:"+filepath.Join(lt.toOut, "made")+":create"); !IsPolicyDenial(err) {
+		t.Fatalf("create through a link to outside: %v; want a policy denial", err)
+	}
+	if _, err := os.Lstat(made); err == nil {
+		t.Fatalf("%s was created", made)
+	}
+	c, err := lt.mint(t, "file:"+filepath.Join(lt.toInner, "made")+":create")
+	if err != nil {
+		t.Fatalf("create through a link within the allowed directory: %v", err)
+	}
+	defer lt.s.Kernel().Revoke(c, "test over")
+	if _, err := os.Stat(filepath.Join(lt.pub, "inner", "made")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Once a policy has decided on a resolved path, the path is opened only if
+// it still has no symbolic link in it: a link planted after the decision
+// fails the open rather than being followed.
+func TestAnExactGrantRefusesALinkPlantedAfterTheDecision(t *testing.T) {
+	lt := newLinkedTree(t)
+	target := filepath.Join(lt.pub, "swapped")
+	if err := os.Symlink(lt.outside, target); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []Grant{
+		{Kind: GrantDir, Source: target, Name: "d", exact: true},
+		{Kind: GrantFile, Source: filepath.Join(target, "o.txt"), Name: "f", ReadOnly: true, exact: true},
+		{Kind: GrantFile, Source: filepath.Join(target, "new"), Name: "n", Create: true, exact: true},
+	} {
+		r, err := g.setupPath()
+		if err == nil {
+			_ = r.res.Close()
+			t.Errorf("%s %s: opened through a symbolic link", g.Kind, g.Source)
+			continue
+		}
+		if !strings.Contains(err.Error(), "changed while it was being opened") {
+			t.Errorf("%s %s: %v; want it to say the path changed", g.Kind, g.Source, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(lt.outside, "new")); err == nil {
+		t.Fatal("the create followed the link")
+	}
+}
