@@ -244,6 +244,7 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 		Op: policies.OpDelegate, Kind: src.kind, Name: src.name, Path: src.path,
 		Rights: d.Base | d.Inheriting, Subject: subjectOf(giver), Module: holderModule(giver),
 		Depth: parent.Depth() + 1, Copies: s.k.LiveCopies(root), To: holderModule(to),
+		ToUnknown: to == nil, // sent on a channel: whoever reads it receives it
 	}
 	dec := policies.Evaluate(p, req)
 	s.recordDecision(req, dec, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())})

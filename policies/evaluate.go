@@ -35,6 +35,11 @@ type Request struct {
 	Depth  int    // hops from the grant the new copy would be (1: first delegation)
 	Copies int    // live delegated copies of the grant before this one
 	To     Module // the recipient
+	// ToUnknown says the recipient is not known when the decision is
+	// made (a handle sent on a channel goes to whoever reads it): no
+	// delegate rule with a to block allows it, and every deny rule with
+	// one denies it, since the recipient could be any module.
+	ToUnknown bool
 }
 
 // Subject is the unix user behind a request.
@@ -196,10 +201,23 @@ func failures(r *Rule, req *Request) []string {
 	if r.Module != nil && !r.Module.matches(req.Module) {
 		out = append(out, "module")
 	}
-	if r.To != nil && (req.Op != OpDelegate || !r.To.matches(req.To)) {
+	if r.To != nil && !recipientMatches(r, req) {
 		out = append(out, "recipient (to)")
 	}
 	return out
+}
+
+// recipientMatches reports whether the recipient of req meets r's to
+// block: for an unknown recipient, a deny rule's always does (the
+// recipient could be the module it names) and a delegate rule's never.
+func recipientMatches(r *Rule, req *Request) bool {
+	switch {
+	case req.Op != OpDelegate:
+		return false
+	case req.ToUnknown:
+		return r.Type == TypeDeny
+	}
+	return r.To.matches(req.To)
 }
 
 // limitExceeded checks a delegate rule's depth and fan-out.

@@ -95,6 +95,23 @@ deny "no-bob-db" {
     users = ["bob"]
   }
 }
+
+resource "sock" "queue" {
+  tcp = "127.0.0.1:5672"
+}
+
+delegate "queue-hop" {
+  resources = ["sock:queue"]
+  max_depth = 1
+}
+
+deny "queue-not-to-b" {
+  resources = ["sock:queue"]
+  on        = ["delegate"]
+  to {
+    sha256 = ["` + hashB + `"]
+  }
+}
 `
 
 func mustParse(t testing.TB, src string) *Policy {
@@ -168,6 +185,14 @@ func TestEvaluate(t *testing.T) {
 			false, "", 0, "stage-hop", 0, 0, "recipient"},
 		{"no delegate rule means no delegation", Request{Op: OpDelegate, Kind: "sock", Name: "cache", Depth: 1, To: etl},
 			false, "", 0, "", 0, 0, "no delegate rule"},
+		{"a deny rule's recipient not met", Request{Op: OpDelegate, Kind: "sock", Name: "queue", Depth: 1, To: etl},
+			true, "queue-hop", -1, "", caps.RightsAll, 0, ""},
+		{"a deny rule's recipient met", Request{Op: OpDelegate, Kind: "sock", Name: "queue", Depth: 1, To: other},
+			false, "queue-not-to-b", -1, "queue-hop", 0, 0, "denied"},
+		{"an unknown recipient meets a deny rule's to", Request{Op: OpDelegate, Kind: "sock", Name: "queue", Depth: 1, ToUnknown: true},
+			false, "queue-not-to-b", -1, "queue-hop", 0, 0, "denied"},
+		{"an unknown recipient fails a delegate rule's to", Request{Op: OpDelegate, Kind: "sock", Name: "db", Subject: alice, Depth: 1, ToUnknown: true},
+			false, "", 0, "db-to-hash", 0, 0, "recipient (to)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Evaluate(p, tc.req)
