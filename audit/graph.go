@@ -249,17 +249,44 @@ func (r *recent[V]) remove(k string) {
 // each level in id order.
 func (g *Graph) Nodes() []*Node {
 	var out []*Node
-	var walk func(*Node)
-	walk = func(n *Node) {
-		out = append(out, n)
-		for _, c := range sortedChildren(n) {
-			walk(c)
-		}
-	}
 	for _, r := range g.roots() {
-		walk(r)
+		walkDown(r, func(path []*Node) bool {
+			out = append(out, path[len(path)-1])
+			return true
+		})
 	}
 	return out
+}
+
+// walkDown visits n and what descends from it depth-first, parents before
+// children and each level in id order. visit is given the path from n to
+// the node it visits, that node last; when it returns false, the node's
+// children are skipped. It keeps its own stack rather than recursing: a
+// guest can make a derivation chain as long as it likes.
+func walkDown(n *Node, visit func(path []*Node) bool) {
+	type frame struct {
+		kids []*Node
+		next int
+	}
+	path := []*Node{n}
+	if !visit(path) {
+		return
+	}
+	stack := []frame{{kids: sortedChildren(n)}}
+	for len(stack) > 0 {
+		f := &stack[len(stack)-1]
+		if f.next == len(f.kids) {
+			stack, path = stack[:len(stack)-1], path[:len(path)-1]
+			continue
+		}
+		c := f.kids[f.next]
+		f.next++
+		if path = append(path, c); visit(path) {
+			stack = append(stack, frame{kids: sortedChildren(c)})
+		} else {
+			path = path[:len(path)-1]
+		}
+	}
 }
 
 func (g *Graph) roots() []*Node {
@@ -370,26 +397,19 @@ func (g *Graph) WhoCan(resource string) []Reach {
 	var out []Reach
 	// Depth-first from each root, with the chain down to each capability
 	// at hand: no capability is walked twice.
-	var chain []*Node
-	named := false // the root is a grant of the resource q names
-	var walk func(n *Node)
-	walk = func(n *Node) {
-		chain = append(chain, n)
-		if n.live() && reaches(n, chain[0], named, q) {
-			steps := make([]Step, len(chain))
-			for i, x := range chain {
-				steps[i] = g.step(x)
-			}
-			out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps})
-		}
-		for _, c := range sortedChildren(n) {
-			walk(c)
-		}
-		chain = chain[:len(chain)-1]
-	}
 	for _, r := range g.roots() {
-		named = r.Edge == "grant" && grantSourceOf(r.Origin) == q.text
-		walk(r)
+		named := r.Edge == "grant" && grantSourceOf(r.Origin) == q.text // the root is a grant of the resource q names
+		walkDown(r, func(chain []*Node) bool {
+			n := chain[len(chain)-1]
+			if n.live() && reaches(n, chain[0], named, q) {
+				steps := make([]Step, len(chain))
+				for i, x := range chain {
+					steps[i] = g.step(x)
+				}
+				out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps})
+			}
+			return true
+		})
 	}
 	return out
 }
@@ -473,21 +493,18 @@ func (g *Graph) WhatIf(id string) (Cut, error) {
 	}
 	cut := Cut{Root: id, Revoked: []string{}, Holders: []string{}}
 	seen := map[string]bool{}
-	var walk func(*Node)
-	walk = func(x *Node) {
+	walkDown(n, func(path []*Node) bool {
+		x := path[len(path)-1]
 		if x.Revoked {
-			return
+			return false
 		}
 		cut.Revoked = append(cut.Revoked, x.ID)
 		if x.Holder != "" && !seen[x.Holder] {
 			seen[x.Holder] = true
 			cut.Holders = append(cut.Holders, x.Holder)
 		}
-		for _, c := range sortedChildren(x) {
-			walk(c)
-		}
-	}
-	walk(n)
+		return true
+	})
 	return cut, nil
 }
 

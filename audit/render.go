@@ -49,20 +49,26 @@ func (g *Graph) Render(w io.Writer, format string) error {
 // renderText writes one capability a line, indented under its parent.
 func (g *Graph) renderText(w io.Writer) error {
 	var err error
-	var walk func(n *Node, depth int)
-	walk = func(n *Node, depth int) {
-		if err != nil {
-			return
-		}
-		_, err = fmt.Fprintf(w, "%s%s\n", strings.Repeat("  ", depth), g.describe(n))
-		for _, c := range sortedChildren(n) {
-			walk(c, depth+1)
-		}
-	}
 	for _, r := range g.roots() {
-		walk(r, 0)
+		walkDown(r, func(path []*Node) bool {
+			if err == nil {
+				_, err = fmt.Fprintf(w, "%s%s\n", indent(len(path)-1), g.describe(path[len(path)-1]))
+			}
+			return err == nil
+		})
 	}
 	return err
+}
+
+// maxIndent is the deepest level renderText indents to; a deeper line
+// says its depth instead, so that a long chain is not a long line each.
+const maxIndent = 32
+
+func indent(depth int) string {
+	if depth <= maxIndent {
+		return strings.Repeat("  ", depth)
+	}
+	return strings.Repeat("  ", maxIndent) + fmt.Sprintf("[depth %d] ", depth)
 }
 
 // describe is one capability in a line: "ID EDGE KIND NAME holder H
