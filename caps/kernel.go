@@ -548,19 +548,27 @@ func (k *Kernel) Snapshot() []Info {
 			roots = append(roots, c)
 		}
 	}
-	var out []Info
-	var walk func(*Cap)
-	walk = func(c *Cap) {
-		out = append(out, c.Info())
-		for _, ch := range c.children {
-			walk(ch)
-		}
-	}
+	out := make([]Info, 0, len(k.caps))
 	for _, r := range roots {
-		walk(r)
+		walkDown(r, func(c *Cap) { out = append(out, c.Info()) })
 	}
 	k.mu.Unlock()
 	return out
+}
+
+// walkDown visits c and everything derived from it, parents before
+// children. It keeps its own stack rather than recursing: a guest can
+// make a derivation chain as long as it likes. Called with k.mu held.
+func walkDown(c *Cap, visit func(*Cap)) {
+	stack := []*Cap{c}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		visit(x)
+		for i := len(x.children) - 1; i >= 0; i-- {
+			stack = append(stack, x.children[i])
+		}
+	}
 }
 
 // Subtree returns the ids of c and everything derived from it that is
@@ -569,13 +577,6 @@ func (k *Kernel) Subtree(c *Cap) []ID {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var out []ID
-	var walk func(*Cap)
-	walk = func(x *Cap) {
-		out = append(out, x.id)
-		for _, ch := range x.children {
-			walk(ch)
-		}
-	}
-	walk(c)
+	walkDown(c, func(x *Cap) { out = append(out, x.id) })
 	return out
 }
