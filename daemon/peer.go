@@ -225,15 +225,22 @@ func (g *Guest) Install(c *caps.Cap) (uint32, error) {
 	return g.ag.Table().Insert(c)
 }
 
-// HoldsChannel reports whether the guest holds a handle on the channel
-// named name: a `chan:NAME` grant, or a copy of one that reached it.
-func (g *Guest) HoldsChannel(name string) bool {
+// ChannelHandle returns a handle the guest holds on the channel named
+// name (a `chan:NAME` grant, or a copy of one that reached it), not
+// revoked, whose inheriting rights include inheriting: the one at the
+// lowest fd if several do, nil if none does. A service the guest publishes
+// on the channel is derived from it (daemon/guestrpc), so revoking the
+// handle withdraws the service.
+func (g *Guest) ChannelHandle(name string, inheriting caps.Rights) *caps.Cap {
 	for _, e := range g.ag.Table().Entries() {
 		c := e.Cap
+		if c.Kind() != caps.KindChannel || c.Revoked() {
+			continue
+		}
 		src, ok := c.Root().Source().(grantSource)
-		if ok && c.Kind() == caps.KindChannel && !c.Revoked() && src.kind == "chan" && src.name == name {
-			return true
+		if _, inh := c.Rights(); ok && src.kind == "chan" && src.name == name && inheriting.Subset(inh) {
+			return c
 		}
 	}
-	return false
+	return nil
 }

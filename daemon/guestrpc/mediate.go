@@ -22,7 +22,12 @@ type serviceRes struct {
 	owner   *peer // the serving guest: its leaving revokes the service
 	charged *peer // whose exports it counts against
 	desc    string
-	root    *caps.Cap // set once Create has made it
+	// published is where the service is offered, for a published one;
+	// nil for an object passed in a call.
+	published *serviceKey
+	// root is set once the root capability has been made. Revoking the
+	// publisher's channel handle may close the resource before that.
+	root atomic.Pointer[caps.Cap]
 	// ended says why the service is gone, once its guest has left.
 	ended atomic.Pointer[string]
 }
@@ -30,33 +35,90 @@ type serviceRes struct {
 func (r *serviceRes) Kind() caps.Kind  { return caps.KindService }
 func (r *serviceRes) Describe() string { return r.desc }
 
-// Close releases the import. It may run under a connection's lock (a
-// copy closed while a call is placed), so the release, which takes the
-// serving guest's connection's lock, runs on its own goroutine.
+// Close releases the import, withdraws the publication (the root was
+// revoked: with the publisher's channel handle, or as its guest left) and
+// closes the root, which anchors nothing any more, so that the kernel can
+// forget it. It may run under a connection's lock (a copy closed while a
+// call is placed), so the release, which takes the serving guest's
+// connection's lock, runs on its own goroutine.
 func (r *serviceRes) Close() error {
 	go r.client.Release()
-	if r.root != nil {
-		r.owner.dropRoot(r.root)
+	if root := r.root.Load(); root != nil {
+		r.owner.s.forget(r, root)
 	}
 	r.charged.unreserve()
 	return nil
 }
 
+// forget undoes what export recorded of root, the root of res, once root
+// has been revoked: the guest no longer serves it, its publication (if
+// still root's) is withdrawn, and root is closed, so that the kernel
+// forgets it, and the channel handle it was published beneath, once the
+// last copy has gone.
+func (s *Server) forget(res *serviceRes, root *caps.Cap) {
+	res.owner.dropRoot(root)
+	if res.published != nil {
+		s.unpublish(*res.published, root)
+	}
+	s.k.Close(root)
+}
+
 // export makes a root capability, held by from, for an object from serves
 // itself (c, which export takes a reference on), counted against
 // charged's MaxExports and revoked when from leaves.
-func (s *Server) export(from, charged *peer, c capnp.Client, name, desc string) (*caps.Cap, error) {
+//
+// An object passed in a call becomes a root of its own (edge create:
+// nothing but the guest's call authorised it). A published one (pub not
+// nil) is derived from the publisher's handle on the channel it is
+// published on (edge create beneath it), so that revoking that handle, or
+// anything it descends from, revokes the service and every copy of it,
+// and withdraws the publication.
+func (s *Server) export(from, charged *peer, c capnp.Client, name, desc string, pub *publication) (*caps.Cap, error) {
 	if err := charged.reserve(); err != nil {
 		return nil, err
 	}
 	res := &serviceRes{client: c.AddRef(), owner: from, charged: charged, desc: desc}
-	root := s.k.Create(from.g.Holder(), res, caps.RightFDWrite, 0, name, desc)
-	res.root = root
+	var root *caps.Cap
+	if pub == nil {
+		root = s.k.Create(from.g.Holder(), res, serviceRights, 0, name, desc)
+	} else {
+		res.published = &pub.key
+		var err error
+		root, err = s.k.Derive(pub.under, caps.Derivation{
+			Holder: from.g.Holder(), Edge: caps.EdgeCreate, Name: name,
+			Base: serviceRights, Resource: res, Origin: desc,
+		})
+		if err != nil {
+			// Derive closed res, which gave back the reservation.
+			return nil, fmt.Errorf("guest %s's handle on chan:%s (capability %s) was revoked, closed or narrowed as the service was published: %w", from.g.ID(), pub.key.channel, pub.under.ID(), err)
+		}
+	}
+	res.root.Store(root)
 	if !from.addRoot(root) {
 		s.k.Revoke(root, "the serving guest "+from.g.ID()+" has disconnected")
 		return nil, fmt.Errorf("guest %s's connection has ended", from.g.ID())
 	}
+	if root.Revoked() {
+		// Revoked before res knew its root: its Close could not forget it.
+		s.forget(res, root)
+		if pub != nil {
+			return nil, fmt.Errorf("guest %s's handle on chan:%s (capability %s) has been revoked", from.g.ID(), pub.key.channel, pub.under.ID())
+		}
+		return nil, fmt.Errorf("service capability %s was revoked as it was made", root.ID())
+	}
 	return root, nil
+}
+
+// serviceRights are the rights of a service capability: its one right,
+// to call it. A published service is derived from a channel handle, so
+// they must be within the handle's inheriting rights.
+const serviceRights = caps.RightFDWrite
+
+// publication is where a service is published: under key, beneath the
+// publisher's handle on key's channel.
+type publication struct {
+	key   serviceKey
+	under *caps.Cap
 }
 
 // passOn derives parent's copy for to (edge "delegate", the same rights),
@@ -121,7 +183,7 @@ func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
 			return capnp.Client{}, errors.New("a guest's GuestSupervisor cannot be passed to another guest: it acts for its guest only")
 		}
 	}
-	root, err := s.export(from, x.charged, c, "service", "served by "+from.g.ID())
+	root, err := s.export(from, x.charged, c, "service", "served by "+from.g.ID(), nil)
 	if err != nil {
 		return capnp.Client{}, err
 	}
@@ -307,7 +369,27 @@ func (f *forwarder) cutOff() error {
 	if why := f.res.ended.Load(); why != nil {
 		return fmt.Errorf("service %s (capability %s) is gone: %s", f.c.Name(), f.c.ID(), *why)
 	}
-	return fmt.Errorf("service %s (capability %s) has been revoked: its giver's capability was revoked", f.c.Name(), f.c.ID())
+	return fmt.Errorf("service %s (capability %s) has been revoked: %s", f.c.Name(), f.c.ID(), f.res.revokedBecause())
+}
+
+// revokedBecause says, for a call through a revoked copy, which
+// revocation the graph shows cut the service off: the publisher's handle
+// on the channel it was published on, or else the giver's capability.
+func (r *serviceRes) revokedBecause() string {
+	root := r.root.Load()
+	if root == nil || r.published == nil || root.Parent() == nil || !root.Parent().Revoked() {
+		return "its giver's capability was revoked"
+	}
+	under := root.Parent()
+	top := under
+	for p := top.Parent(); p != nil && p.Revoked(); p = p.Parent() {
+		top = p
+	}
+	why := fmt.Sprintf("guest %s published it on chan:%s, and its handle on that channel (capability %s) has been revoked", r.owner.g.ID(), r.published.channel, under.ID())
+	if top != under {
+		why += " with capability " + string(top.ID()) + ", which it descends from"
+	}
+	return why
 }
 
 // fillInfo describes c for a guest: never the host object behind it.

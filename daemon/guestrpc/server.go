@@ -17,7 +17,11 @@
 //     fail at once, calls in flight through it end, and a handle installed
 //     from it answers ENOTCAPABLE;
 //   - when a serving guest exits, its services are revoked, so calls to
-//     them fail with an exception saying so instead of waiting.
+//     them fail with an exception saying so instead of waiting;
+//   - a published service is derived from the publisher's handle on the
+//     channel: revoking that handle withdraws the service and revokes
+//     every copy obtained from it, while a copy already obtained does not
+//     depend on its holder's own channel handle.
 //
 // Each connection is bounded (Limits): message size, calls in flight, and
 // objects exported.
@@ -25,6 +29,7 @@ package guestrpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -59,7 +64,8 @@ type Server struct {
 type serviceKey struct{ channel, name string }
 
 // published is one service offered on a channel: the root capability of
-// the service (held by the publishing guest) and who published it.
+// the service (held by the publishing guest, derived from its handle on
+// the channel) and who published it.
 type published struct {
 	root *caps.Cap
 	by   *peer
@@ -184,17 +190,38 @@ func (p *peer) dropRoot(r *caps.Cap) {
 	p.mu.Unlock()
 }
 
-// publish offers root under key. It fails if the name is taken.
+// publish offers root under key. It fails if the name is taken, or if
+// root has been revoked already (its Close, which withdraws it, may have
+// run before it was offered).
 func (s *Server) publish(key serviceKey, pub *published) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.services[key]; ok && !old.root.Revoked() {
 		return fmt.Errorf("a service named %q is already published on channel %q (by guest %s): choose another name", key.name, key.channel, old.by.g.ID())
 	}
+	if pub.root.Revoked() {
+		return fmt.Errorf("guest %s's handle on chan:%s was revoked as %q was published", pub.by.g.ID(), key.channel, key.name)
+	}
 	s.services[key] = pub
+	s.changedLocked()
+	return nil
+}
+
+// unpublish withdraws the service published under key if it is still
+// root's.
+func (s *Server) unpublish(key serviceKey, root *caps.Cap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pub, ok := s.services[key]; ok && pub.root == root {
+		delete(s.services, key)
+		s.changedLocked()
+	}
+}
+
+// changedLocked wakes whoever waits on changedChan. Called with s.mu held.
+func (s *Server) changedLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-	return nil
 }
 
 // changedChan is closed at the next change of the published services,
@@ -205,8 +232,14 @@ func (s *Server) changedChan() <-chan struct{} {
 	return s.changed
 }
 
-// lookup waits until a live service is published under key, or ctx ends.
-func (s *Server) lookup(ctx context.Context, key serviceKey) (*published, error) {
+// errHandleRevoked ends a lookup whose caller's channel handle was
+// revoked while it waited.
+var errHandleRevoked = errors.New("the channel handle was revoked")
+
+// lookup waits until a live service is published under key, ctx ends
+// (an error saying so), or ch, the caller's handle on key's channel, is
+// revoked (errHandleRevoked).
+func (s *Server) lookup(ctx context.Context, key serviceKey, ch *caps.Cap) (*published, error) {
 	for {
 		s.mu.Lock()
 		pub, ok := s.services[key]
@@ -217,6 +250,8 @@ func (s *Server) lookup(ctx context.Context, key serviceKey) (*published, error)
 		}
 		select {
 		case <-changed:
+		case <-ch.Done():
+			return nil, errHandleRevoked
 		case <-ctx.Done():
 			return nil, fmt.Errorf("no service %q was published on channel %q: %w", key.name, key.channel, context.Cause(ctx))
 		}
@@ -232,8 +267,7 @@ func (s *Server) withdraw(p *peer) {
 			delete(s.services, k)
 		}
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.changedLocked()
 }
 
 // rpcLogger sends go-capnp's connection logs to hclog at debug level: a

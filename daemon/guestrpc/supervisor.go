@@ -32,29 +32,37 @@ func (s *supervisorServer) Handles(ctx context.Context, call guest.GuestSupervis
 	return nil
 }
 
-// channelArgs reads a channel and a name, and checks that the guest holds
-// the channel.
-func (s *supervisorServer) channelArgs(channel func() (string, error), name func() (string, error)) (serviceKey, error) {
+// channelArgs reads a channel and a name, and returns the guest's handle
+// on the channel whose inheriting rights include inheriting.
+func (s *supervisorServer) channelArgs(channel func() (string, error), name func() (string, error), inheriting caps.Rights) (serviceKey, *caps.Cap, error) {
 	ch, err := channel()
 	if err != nil {
-		return serviceKey{}, err
+		return serviceKey{}, nil, err
 	}
 	n, err := name()
 	if err != nil {
-		return serviceKey{}, err
+		return serviceKey{}, nil, err
 	}
 	if n == "" {
-		return serviceKey{}, errors.New("a service needs a name")
+		return serviceKey{}, nil, errors.New("a service needs a name")
 	}
-	if !s.p.g.HoldsChannel(ch) {
-		return serviceKey{}, fmt.Errorf("guest %s holds no channel %q: services are published and obtained on a channel the guest was granted (--grant chan:%s)", s.p.g.ID(), ch, ch)
+	key := serviceKey{channel: ch, name: n}
+	if c := s.p.g.ChannelHandle(ch, inheriting); c != nil {
+		return key, c, nil
 	}
-	return serviceKey{channel: ch, name: n}, nil
+	if inheriting != 0 && s.p.g.ChannelHandle(ch, 0) != nil {
+		return serviceKey{}, nil, fmt.Errorf("guest %s's handles on channel %q lack %v among their inheriting rights (they were narrowed): a published service is derived from the guest's channel handle, which must be able to pass on the right to call it", s.p.g.ID(), ch, inheriting)
+	}
+	return serviceKey{}, nil, fmt.Errorf("guest %s holds no channel %q: services are published and obtained on a channel the guest was granted (--grant chan:%s)", s.p.g.ID(), ch, ch)
 }
 
+// Publish derives the service's root capability from the guest's handle on
+// the channel, so that revoking that handle withdraws the service and
+// revokes every copy obtained from it. Closing the handle does not: the
+// service stays published until the guest's connection ends.
 func (s *supervisorServer) Publish(ctx context.Context, call guest.GuestSupervisor_publish) error {
 	args := call.Args()
-	key, err := s.channelArgs(args.Channel, args.Name)
+	key, ch, err := s.channelArgs(args.Channel, args.Name, serviceRights)
 	if err != nil {
 		return err
 	}
@@ -65,7 +73,7 @@ func (s *supervisorServer) Publish(ctx context.Context, call guest.GuestSupervis
 	if _, daemons := serverOf(svc); daemons {
 		return errors.New("publish: only an object the guest serves itself can be published; pass a service obtained from a peer on in a call instead")
 	}
-	root, err := s.p.s.export(s.p, s.p, svc, key.name, "published as "+key.name+" on chan:"+key.channel)
+	root, err := s.p.s.export(s.p, s.p, svc, key.name, "published as "+key.name+" on chan:"+key.channel, &publication{key: key, under: ch})
 	if err != nil {
 		return err
 	}
@@ -73,38 +81,53 @@ func (s *supervisorServer) Publish(ctx context.Context, call guest.GuestSupervis
 		s.p.s.k.Revoke(root, "not published")
 		return err
 	}
-	s.p.log.Info("service published", "channel", key.channel, "service", key.name, "cap", root.ID())
+	s.p.log.Info("service published", "channel", key.channel, "service", key.name, "cap", root.ID(), "under", ch.ID())
 	return nil
 }
 
+// Obtain derives the caller's copy from the service's root: it is tied to
+// the publication only, so revoking the caller's own channel handle later
+// stops it obtaining more but leaves what it obtained.
 func (s *supervisorServer) Obtain(ctx context.Context, call guest.GuestSupervisor_obtain) error {
-	call.Go() // it may wait for the service to be published
 	args := call.Args()
-	key, err := s.channelArgs(args.Channel, args.Name)
+	key, ch, err := s.channelArgs(args.Channel, args.Name, 0)
 	if err != nil {
 		return err
 	}
-	pub, err := s.p.s.lookup(ctx, key)
-	if err != nil {
-		return err
+	call.Go() // it may wait for the service to be published
+	for {
+		pub, err := s.p.s.lookup(ctx, key, ch)
+		if errors.Is(err, errHandleRevoked) {
+			// The guest may hold another handle on the channel.
+			if key, ch, err = s.channelArgs(args.Channel, args.Name, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		child, err := s.p.s.passOn(pub.root, s.p, "obtained as "+key.name+" on chan:"+key.channel)
+		if err != nil {
+			if pub.root.Revoked() {
+				continue // withdrawn since lookup: wait for the next publication
+			}
+			return err
+		}
+		// Charged to the caller, who asked for it: obtaining a service in a
+		// loop uses up the caller's exports, never the publisher's.
+		fw, err := newForwarder(s.p, child, s.p)
+		if err != nil {
+			return err
+		}
+		res, err := call.AllocResults()
+		if err != nil {
+			fw.Release()
+			return err
+		}
+		s.p.log.Debug("service obtained", "channel", key.channel, "service", key.name, "cap", child.ID(), "from", pub.by.g.ID())
+		return res.SetService(fw)
 	}
-	child, err := s.p.s.passOn(pub.root, s.p, "obtained as "+key.name+" on chan:"+key.channel)
-	if err != nil {
-		return err
-	}
-	// Charged to the caller, who asked for it: obtaining a service in a
-	// loop uses up the caller's exports, never the publisher's.
-	fw, err := newForwarder(s.p, child, s.p)
-	if err != nil {
-		return err
-	}
-	res, err := call.AllocResults()
-	if err != nil {
-		fw.Release()
-		return err
-	}
-	s.p.log.Debug("service obtained", "channel", key.channel, "service", key.name, "cap", child.ID(), "from", pub.by.g.ID())
-	return res.SetService(fw)
 }
 
 func (s *supervisorServer) HandOver(ctx context.Context, call guest.GuestSupervisor_handOver) error {
