@@ -144,8 +144,8 @@ func rightsOf(c *CapRecord) caps.Rights {
 // if it is a launched guest of interest.
 func (u *usage) delegate(c *CapRecord, guest string) {
 	p := u.caps[c.Parent]
-	if p == nil {
-		return
+	if p == nil || c.Kind == caps.KindService.String() {
+		return // a service passes freely, as its guest's own object
 	}
 	// The new copy's depth: the delegate and spawn edges from its root
 	// down to it, its own included.

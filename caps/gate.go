@@ -92,7 +92,12 @@ func (c *Cap) Root() *Cap {
 
 // LiveCopies counts the capabilities derived from c, at any distance,
 // that were passed on to another holder (edges EdgeDelegate and
-// EdgeSpawn) and are neither revoked nor closed: the fan-out of c.
+// EdgeSpawn) and are not revoked: the fan-out of c. A copy its holder
+// closed still counts while anything derived from it lives on (a dup of
+// it, say), or a holder could dup each copy it is given, close the copy
+// and be given another. Services (KindService) and what derives from
+// them are not copies of c: they are objects of the guest that created
+// them beneath it.
 func (k *Kernel) LiveCopies(c *Cap) int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -101,7 +106,10 @@ func (k *Kernel) LiveCopies(c *Cap) int {
 	for len(stack) > 0 {
 		x := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if passesOn(x.edge) && !x.revoked.Load() && !x.closed.Load() {
+		if x.kind == KindService {
+			continue
+		}
+		if passesOn(x.edge) && !x.revoked.Load() && (!x.closed.Load() || len(x.children) > 0) {
 			n++
 		}
 		stack = append(stack, x.children...)

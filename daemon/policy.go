@@ -232,7 +232,9 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 		return 0, fmt.Errorf("%s is %s's own end of its %s channel, through which the daemon knows it: it cannot be passed to another guest: %w", parent.ID(), holderID(root.Holder()), root.Name(), caps.ENOTCAPABLE)
 	}
 	src, ok := root.Source().(grantSource)
-	if p == nil || !ok || src.kind == "" {
+	if p == nil || !ok || src.kind == "" || parent.Kind() == caps.KindService {
+		// A service is its guest's own object, though it is published
+		// beneath a channel grant: it passes freely.
 		return 0, nil
 	}
 	giver := parent.Holder()
