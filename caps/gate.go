@@ -1,6 +1,7 @@
 package caps
 
 import (
+	"sync"
 	"time"
 )
 
@@ -17,7 +18,14 @@ type Gate interface {
 	// An error refuses the derivation: Derive returns it as it is, so it
 	// should wrap ENOTCAPABLE for a guest's call to fail with that errno.
 	// It is called without the kernel's lock held and may read the graph
-	// (Parent, Holder, Info, Subtree), but must not change it.
+	// (Parent, Holder, Info, Subtree, LiveCopies), but must not change it
+	// (a Derive from the same root would wait for itself).
+	//
+	// Calls about capabilities that share a root (Cap.Root) are made one
+	// at a time, and the copy each allows is linked before the next call
+	// is made: a gate that counts what derives from parent.Root() counts
+	// every copy it allowed before, however many delegations of the root
+	// are under way. Calls about different roots may run concurrently.
 	Delegate(parent *Cap, d *Derivation) (lease time.Duration, err error)
 	// Expired is told of each capability a lease revoked, after the fact.
 	Expired(c *Cap, r Receipt)
@@ -35,6 +43,41 @@ func (k *Kernel) currentGate() Gate {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.gate
+}
+
+// rootLock serialises the gate's decisions about the copies of one root
+// (Kernel.admit).
+type rootLock struct {
+	mu sync.Mutex
+	// users counts the goroutines that hold mu or wait for it; the last
+	// to leave removes the lock from Kernel.passing. Guarded by Kernel.mu.
+	users int
+}
+
+// lockRoot locks root for one decision of the gate; unlockRoot unlocks
+// it. The lock lives only while someone uses it, so that the kernel keeps
+// none for roots nobody is passing on. k.mu is never held while waiting
+// for a root's lock: the gate needs it (LiveCopies).
+func (k *Kernel) lockRoot(root *Cap) *rootLock {
+	k.mu.Lock()
+	l := k.passing[root]
+	if l == nil {
+		l = &rootLock{}
+		k.passing[root] = l
+	}
+	l.users++
+	k.mu.Unlock()
+	l.mu.Lock()
+	return l
+}
+
+func (k *Kernel) unlockRoot(root *Cap, l *rootLock) {
+	l.mu.Unlock()
+	k.mu.Lock()
+	if l.users--; l.users == 0 {
+		delete(k.passing, root)
+	}
+	k.mu.Unlock()
 }
 
 // passesOn reports whether a derivation gives its capability to another

@@ -3,6 +3,8 @@ package caps
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -118,3 +120,106 @@ func TestLeaseRevokesSubtreeAndTellsGate(t *testing.T) {
 		t.Fatal("the unleased grant reports an expiry")
 	}
 }
+
+// copiesGate allows at most max live copies of a root to be passed on, as
+// a policy's max_copies does, and yields the processor between counting
+// them and deciding, so that concurrent delegations interleave there.
+type copiesGate struct {
+	k   *Kernel
+	max int
+}
+
+func (g copiesGate) Delegate(parent *Cap, d *Derivation) (time.Duration, error) {
+	n := g.k.LiveCopies(parent.Root())
+	runtime.Gosched()
+	if n >= g.max {
+		return 0, fmt.Errorf("%d live copies: %w", n, ENOTCAPABLE)
+	}
+	return 0, nil
+}
+
+func (copiesGate) Expired(*Cap, Receipt) {}
+
+// The gate decides delegations of one root one at a time, each after the
+// copy the one before it allowed is linked, so that a gate that counts
+// copies counts them all.
+func TestGateCountsCopiesOfConcurrentDelegations(t *testing.T) {
+	k := NewKernel(nil)
+	k.SetGate(copiesGate{k: k, max: 1})
+	for round := range 50 {
+		root, _ := mintDir(t, k)
+		rb, ri := root.Rights()
+		var wg sync.WaitGroup
+		var made atomic.Int32
+		start := make(chan struct{})
+		for j := range 16 {
+			wg.Go(func() {
+				<-start
+				_, err := k.Derive(root, Derivation{Holder: &Holder{ID: fmt.Sprint("r-", j)}, Edge: EdgeDelegate, Base: rb, Inheriting: ri})
+				if err == nil {
+					made.Add(1)
+				} else if !errors.Is(err, ENOTCAPABLE) {
+					t.Errorf("delegation: %v", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := made.Load(); n != 1 {
+			t.Fatalf("round %d: %d of 16 concurrent delegations made, the gate allows 1", round, n)
+		}
+	}
+}
+
+// A gate deciding a delegation of one root does not hold up the
+// delegations of another: the gate may be slow (a supervisor's waits for
+// its audit log), and roots are unrelated grants.
+func TestGateDecisionDoesNotHoldUpOtherRoots(t *testing.T) {
+	k := NewKernel(nil)
+	slow, _ := mintDir(t, k)
+	entered, proceed := make(chan struct{}), make(chan struct{})
+	k.SetGate(blockingGate{on: slow, entered: entered, proceed: proceed})
+	other, _ := mintDir(t, k)
+	rb, ri := slow.Rights()
+	done := make(chan error, 1)
+	go func() {
+		_, err := k.Derive(slow, Derivation{Holder: bob, Edge: EdgeDelegate, Base: rb, Inheriting: ri})
+		done <- err
+	}()
+	<-entered
+	derived := make(chan error, 1)
+	go func() {
+		_, err := k.Derive(other, Derivation{Holder: bob, Edge: EdgeDelegate, Base: rb, Inheriting: ri})
+		derived <- err
+	}()
+	select {
+	case err := <-derived:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("a delegation waited for the gate's decision about another root")
+	}
+	close(proceed)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// blockingGate holds its decisions about capabilities derived from on
+// until proceed is closed, after telling entered; it allows the rest at
+// once.
+type blockingGate struct {
+	on               *Cap
+	entered, proceed chan struct{}
+}
+
+func (g blockingGate) Delegate(parent *Cap, d *Derivation) (time.Duration, error) {
+	if parent.Root() == g.on {
+		close(g.entered)
+		<-g.proceed
+	}
+	return 0, nil
+}
+
+func (blockingGate) Expired(*Cap, Receipt) {}

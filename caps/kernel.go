@@ -72,11 +72,14 @@ type Kernel struct {
 	caps map[ID]*Cap
 	obs  Observer
 	gate Gate // decides delegations; nil allows them all
+	// passing locks the roots whose copies the gate is deciding about
+	// (lockRoot); guarded by mu.
+	passing map[*Cap]*rootLock
 }
 
 // NewKernel returns an empty kernel. obs may be nil.
 func NewKernel(obs Observer) *Kernel {
-	return &Kernel{caps: make(map[ID]*Cap), obs: obs}
+	return &Kernel{caps: make(map[ID]*Cap), obs: obs, passing: make(map[*Cap]*rootLock)}
 }
 
 func (k *Kernel) emit(e Event) {
@@ -165,35 +168,55 @@ type Derivation struct {
 // A derivation that passes parent on to another holder (EdgeDelegate,
 // EdgeSpawn) is first put to the kernel's Gate, if it has one: the gate
 // may narrow it, refuse it (Derive then returns the gate's error) or lease
-// the new capability (Lease).
+// the new capability (Lease). Such derivations of capabilities that share
+// a root are decided one at a time, each once the copy the one before it
+// allowed is linked (see Gate).
 func (k *Kernel) Derive(parent *Cap, d Derivation) (*Cap, error) {
-	lease, err := k.admit(parent, &d)
+	c, lease, err := k.admit(parent, d)
+	if err != nil {
+		return nil, err
+	}
+	k.emit(Event{Type: EventDerive, Cap: c.Info()})
+	k.Lease(c, lease)
+	return c, nil
+}
+
+// admit derives the child d describes once the gate, if d passes parent on
+// and there is one, agrees to it, and returns the lease the gate set.
+//
+// The gate is asked, and the child linked, under the lock of parent's
+// root, so that a gate that counts the copies of a root (a policy's
+// max_copies) counts every copy it allowed before: asked concurrently, each
+// call would otherwise count the copies before any of the others is
+// linked, and all would pass. The lock is per root rather than one for the
+// kernel because a gate may be slow (the supervisor's waits for its audit
+// log when it refuses), and delegations of unrelated grants need not wait
+// for each other; the copies of one grant are passed on one at a time.
+func (k *Kernel) admit(parent *Cap, d Derivation) (*Cap, time.Duration, error) {
+	var g Gate
+	if passesOn(d.Edge) {
+		g = k.currentGate()
+	}
+	if g == nil {
+		c, err := k.derive(parent, d)
+		return c, 0, err
+	}
+	root := parent.Root()
+	l := k.lockRoot(root)
+	defer k.unlockRoot(root, l)
+	lease, err := g.Delegate(parent, &d)
 	if err != nil {
 		if d.Resource != nil {
 			_ = d.Resource.Close()
 		}
-		return nil, err
+		return nil, 0, err
 	}
 	c, err := k.derive(parent, d)
-	if err == nil && lease > 0 {
-		k.Lease(c, lease)
-	}
-	return c, err
+	return c, lease, err
 }
 
-// admit asks the gate, if there is one, about a derivation that passes
-// parent on.
-func (k *Kernel) admit(parent *Cap, d *Derivation) (time.Duration, error) {
-	if !passesOn(d.Edge) {
-		return 0, nil
-	}
-	g := k.currentGate()
-	if g == nil {
-		return 0, nil
-	}
-	return g.Delegate(parent, d)
-}
-
+// derive links the child d describes below parent, if parent's rights
+// allow it. The caller emits its event.
 func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 	var rr *refRes
 	if d.Resource != nil {
@@ -236,7 +259,6 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 	k.link(parent, c)
 	k.hold(c)
 	k.mu.Unlock()
-	k.emit(Event{Type: EventDerive, Cap: c.Info()})
 	return c, nil
 }
 
