@@ -325,10 +325,11 @@ func (k *Kernel) NewRevoker(c *Cap, forwarderHolder, revokerHolder *Holder) (for
 	return forwarder, revoker, nil
 }
 
-// RevokeVia revokes the forwarder that revoker controls. It fails with
-// EINVAL when revoker is not a revoker and with ENOTCAPABLE when the
-// revoker itself has been revoked. Revoking an already revoked forwarder
-// succeeds with an empty receipt.
+// RevokeVia revokes the forwarder that revoker controls, as Revoke does.
+// It fails with EINVAL when revoker is not a revoker and with ENOTCAPABLE
+// when the revoker itself has been revoked. Revoking an already revoked
+// forwarder succeeds with an empty receipt, once no operation on the
+// forwarder's subtree is still running (see Revoke).
 func (k *Kernel) RevokeVia(revoker *Cap, reason string) (Receipt, error) {
 	if revoker.kind != KindRevoker || revoker.receiver == nil {
 		return Receipt{}, EINVAL
@@ -360,8 +361,13 @@ type Receipt struct {
 // on any of them is still running (Acquire/Release), and resources no
 // longer referenced are closed. Blocking operations end promptly because
 // Done is closed and revocation watchers (WatchRevoke) are woken before
-// Revoke waits for them. Revoking an already revoked capability returns an
-// empty receipt.
+// Revoke waits for them.
+//
+// The receipt lists what this call revoked. Capabilities an earlier
+// revocation took are not listed again, so revoking an already revoked
+// capability returns an empty receipt; but Revoke still waits for the
+// operations on them, which that revocation may still be waiting for
+// itself: the promise above holds whichever call revoked them.
 //
 // A capability a Hold keeps acquired counts as an operation running: Revoke
 // asks the Hold's goroutine to give it up (see Hold) and waits for that.
@@ -370,36 +376,65 @@ type Receipt struct {
 // acquired: it would wait for itself.
 func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 	start := time.Now()
-	var victims []*Cap
-	orphans := false
 	k.mu.Lock()
-	if !c.revoked.Load() {
-		// Depth-first over an explicit stack: derivation chains can be
-		// arbitrarily deep.
-		stack := []*Cap{c}
-		for len(stack) > 0 {
-			x := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if x.revoked.Load() {
-				continue // an earlier revocation already took this subtree
-			}
+	victims, earlier, orphans := k.markRevoked(c)
+	k.mu.Unlock()
+	for _, v := range victims {
+		v.watchers.wakeAll()
+		v.askDrop()
+	}
+	r := Receipt{Root: c.id, Reason: reason, At: start}
+	cutOff(victims, &r)
+	for _, x := range earlier {
+		x.waitIdle()
+	}
+	k.settle(victims, earlier)
+	if len(victims) == 0 {
+		return r
+	}
+	if orphans {
+		k.collect()
+	}
+	r.Took = time.Since(start)
+	k.emit(Event{Type: EventRevoke, Cap: c.Info(), Receipt: &r})
+	return r
+}
+
+// markRevoked revokes c and everything derived from it that is not revoked
+// yet, depth first over an explicit stack (derivation chains can be
+// arbitrarily deep), and returns those capabilities: the victims. It also
+// returns the capabilities below c that an earlier revocation took and
+// that may still have operations running (earlier), and whether a channel
+// end lost its last holder (see collect). Subtrees whose revocation has
+// settled are skipped: nothing in them can run again. Called with k.mu
+// held.
+func (k *Kernel) markRevoked(c *Cap) (victims, earlier []*Cap, orphans bool) {
+	stack := []*Cap{c}
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch {
+		case x.settled:
+			continue
+		case x.revoked.Load():
+			earlier = append(earlier, x)
+		default:
 			x.revoked.Store(true)
 			ch, _ := x.done.Load().(chan struct{})
 			x.closeDone(ch)
 			orphans = k.unhold(x) || orphans
 			victims = append(victims, x)
-			stack = append(stack, x.children...)
 		}
+		stack = append(stack, x.children...)
 	}
-	k.mu.Unlock()
+	return victims, earlier, orphans
+}
 
-	r := Receipt{Root: c.id, Reason: reason, At: start}
+// cutOff waits for the operations on each victim to end, gives up its
+// reference on its resource and lists it, and its holder, in r.
+func cutOff(victims []*Cap, r *Receipt) {
 	if len(victims) == 0 {
-		return r
-	}
-	for _, v := range victims {
-		v.watchers.wakeAll()
-		v.askDrop()
+		return
 	}
 	r.Revoked = make([]ID, 0, len(victims))
 	seen := make(map[*Holder]bool)
@@ -412,12 +447,24 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 		}
 		v.dropResource()
 	}
-	if orphans {
-		k.collect()
+}
+
+// settle records that no operation runs on the capabilities of a subtree
+// that Revoke has revoked and waited for, nor can again, so that later
+// revocations reaching them need not walk them: revoking a large subtree
+// twice, or an ancestor of one, costs no more than revoking what is left.
+func (k *Kernel) settle(victims, earlier []*Cap) {
+	if len(victims) == 0 && len(earlier) == 0 {
+		return
 	}
-	r.Took = time.Since(start)
-	k.emit(Event{Type: EventRevoke, Cap: c.Info(), Receipt: &r})
-	return r
+	k.mu.Lock()
+	for _, x := range victims {
+		x.settled = true
+	}
+	for _, x := range earlier {
+		x.settled = true
+	}
+	k.mu.Unlock()
 }
 
 // Close ends a holder's use of c (the guest closed the fd, or the guest
