@@ -116,6 +116,7 @@ func (g *Graph) Apply(r Record) {
 	case TypeClose:
 		if n := g.node(r.Cap); n != nil {
 			n.Closed = true
+			g.splice(n)
 			g.prune(n)
 		}
 	case TypeRevoke:
@@ -152,8 +153,13 @@ func (g *Graph) add(n Node) {
 	p := g.nodes[n.Parent]
 	if p == nil {
 		// The parent was closed and forgotten by an earlier record while
-		// the kernel linked this child first: their records crossed.
+		// the kernel linked this child first: their records crossed. If
+		// the kernel spliced the parent out as it closed it, the child is
+		// its parent's.
 		p = g.gone.get(n.Parent)
+		for p != nil && spliced(p) {
+			p = p.parent
+		}
 		for x := p; x != nil && g.nodes[x.ID] == nil; x = x.parent {
 			g.nodes[x.ID] = x
 			g.gone.remove(x.ID)
@@ -170,6 +176,28 @@ func (g *Graph) add(n Node) {
 	}
 	nn.parent = p
 	p.children[n.ID], p.sorted = nn, nil
+}
+
+// splice gives the children of n, just closed, to n's parent when the
+// kernel does (caps.Kernel.Close): n is a copy made within its holder
+// (dup) or opened beneath its parent (open).
+func (g *Graph) splice(n *Node) {
+	if !spliced(n) {
+		return
+	}
+	p := n.parent
+	for id, c := range n.children {
+		c.parent, c.Parent = p, p.ID
+		p.children[id] = c
+		delete(n.children, id)
+	}
+	p.sorted, n.sorted = nil, nil
+}
+
+// spliced reports whether the kernel gives n's children to n's parent
+// when n is closed.
+func spliced(n *Node) bool {
+	return n.Closed && !n.Revoked && n.parent != nil && (n.Edge == "dup" || n.Edge == "open")
 }
 
 // prune forgets closed capabilities nothing tracked descends from,

@@ -363,3 +363,50 @@ func TestShutdownEndsTheRunUntilTheNextOpen(t *testing.T) {
 		t.Fatalf("after the next open: %d capabilities, want the one granted since", n)
 	}
 }
+
+// The kernel splices a closed dup or open capability out of the tree,
+// giving its children to its parent; the replayed graph does the same.
+func TestReplayedGraphSplicesClosedCopiesAsTheKernelDoes(t *testing.T) {
+	k, _, path := kernelWithLog(t)
+	dir := t.TempDir()
+	grant, toB, _ := buildGraph(t, k, dir)
+	b, i := grant.Rights()
+	a := grant.Holder()
+	d1, err := k.Derive(grant, caps.Derivation{Holder: a, Edge: caps.EdgeDup, Name: "data", Base: b, Inheriting: i})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := k.Derive(d1, caps.Derivation{Holder: a, Edge: caps.EdgeDup, Name: "data", Base: b, Inheriting: i})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := caps.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := k.Derive(d2, caps.Derivation{Holder: a, Edge: caps.EdgeOpen, Name: ".", Base: caps.RightFileOpen, Inheriting: caps.RightFDRead, Resource: sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Derive(opened, caps.Derivation{Holder: a, Edge: caps.EdgeDup, Name: ".", Base: caps.RightFileOpen}); err != nil {
+		t.Fatal(err)
+	}
+	k.Close(d1)
+	k.Close(d2)
+	k.Close(opened)
+	live := FromSnapshot(k.Snapshot(), nil)
+	replayed, err := Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameGraph(t, live, replayed)
+	for _, id := range []caps.ID{d1.ID(), d2.ID(), opened.ID()} {
+		if _, err := replayed.Trace(string(id)); err == nil {
+			t.Errorf("closed copy %s is still in the graph:\n%s", id, text(replayed))
+		}
+	}
+	kids := replayed.nodes[string(grant.ID())].children
+	if len(kids) != 3 || kids[string(toB.ID())] == nil {
+		t.Errorf("the grant has %d children, want 3 (the file, b's copy, and the dup of the opened directory, spliced up through three closed copies):\n%s", len(kids), text(replayed))
+	}
+}

@@ -61,7 +61,9 @@ type Cap struct {
 	holder atomic.Pointer[Holder]
 	name   string
 
-	parent  *Cap
+	// parent is what c was derived from. It changes, under k.mu, only
+	// when the kernel splices out a closed copy between them (Close).
+	parent  atomic.Pointer[Cap]
 	edge    Edge
 	removed Rights // rights the parent held that this edge dropped
 	origin  string // what authorised a root (grant text, policy rule), or how a child was passed on
@@ -127,7 +129,7 @@ func (c *Cap) Name() string { return c.name }
 
 // Parent returns the capability this one was derived from, or nil for a
 // root grant.
-func (c *Cap) Parent() *Cap { return c.parent }
+func (c *Cap) Parent() *Cap { return c.parent.Load() }
 
 // Edge says how the capability was created.
 func (c *Cap) Edge() Edge { return c.edge }
@@ -292,8 +294,8 @@ func (c *Cap) Info() Info {
 	if h := c.holder.Load(); h != nil {
 		in.Holder = h.ID
 	}
-	if c.parent != nil {
-		in.Parent = c.parent.id
+	if p := c.parent.Load(); p != nil {
+		in.Parent = p.id
 	}
 	if d, ok := c.res.Resource.(Describer); ok {
 		in.Resource = d.Describe()

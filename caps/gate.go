@@ -116,7 +116,7 @@ func (c *Cap) Expires() time.Time {
 // from and c: 0 for a capability its holder was granted or created.
 func (c *Cap) Depth() int {
 	n := 0
-	for x := c; x != nil; x = x.parent {
+	for x := c; x != nil; x = x.parent.Load() {
 		if passesOn(x.edge) {
 			n++
 		}
@@ -127,8 +127,8 @@ func (c *Cap) Depth() int {
 // Root returns the capability c derives from that has no parent: the
 // grant or creation every copy of c goes back to.
 func (c *Cap) Root() *Cap {
-	for c.parent != nil {
-		c = c.parent
+	for p := c.parent.Load(); p != nil; p = c.parent.Load() {
+		c = p
 	}
 	return c
 }

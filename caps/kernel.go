@@ -226,7 +226,7 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 	}
 	mb, mi := rr.Kind().MaxRights()
 	c := k.newCap(d.Holder, rr, d.Base&mb, d.Inheriting&mi, d.Name)
-	c.parent = parent
+	c.parent.Store(parent)
 	c.edge = d.Edge
 	c.origin = d.Origin
 	if d.Resource == nil {
@@ -307,7 +307,7 @@ func (k *Kernel) NewRevoker(c *Cap, forwarderHolder, revokerHolder *Holder) (for
 	}
 	revoker = k.newCap(revokerHolder, newRefRes(revokerRes{}), 0, 0, "revoker:"+string(forwarder.id))
 	revoker.receiver = forwarder
-	revoker.parent = c
+	revoker.parent.Store(c)
 	revoker.edge = EdgeRevocable
 	k.mu.Lock()
 	if c.revoked.Load() {
@@ -477,6 +477,7 @@ func (k *Kernel) Close(c *Cap) {
 	}
 	k.mu.Lock()
 	orphan := k.unhold(c)
+	k.splice(c)
 	k.prune(c)
 	k.mu.Unlock()
 	c.dropResource()
@@ -551,6 +552,29 @@ func (k *Kernel) collect() {
 	}
 }
 
+// splice gives the children of c, just closed, to c's parent when c is a
+// copy made within its holder (EdgeDup) or something opened beneath its
+// parent (EdgeOpen). Only a revocation of c itself could tell the two
+// places apart, and a closed copy of that kind is of no one's concern: it
+// carries no lease, is no revoker's forwarder, and nothing of it can be
+// passed on any more; revoking its parent, or anything above, reaches its
+// children as before. Without this, a guest that dups a handle and closes
+// the old one, over and over, would grow a chain the kernel kept for good.
+// The depth the gate reads (Depth) counts neither edge, so it is the same
+// after. Called with k.mu held.
+func (k *Kernel) splice(c *Cap) {
+	p := c.parent.Load()
+	if p == nil || len(c.children) == 0 || c.revoked.Load() || (c.edge != EdgeDup && c.edge != EdgeOpen) {
+		return
+	}
+	for _, x := range c.children {
+		x.parent.Store(p)
+		x.idx = len(p.children)
+		p.children = append(p.children, x)
+	}
+	c.children = nil
+}
+
 // prune forgets closed capabilities that no tracked capability descends
 // from, walking up from c. Called with k.mu held. Each step is O(1): a
 // capability knows its index among its parent's children.
@@ -560,7 +584,7 @@ func (k *Kernel) prune(c *Cap) {
 			return
 		}
 		delete(k.caps, c.id)
-		p := c.parent
+		p := c.parent.Load()
 		if p == nil {
 			return
 		}
@@ -613,7 +637,7 @@ func (k *Kernel) Snapshot() []Info {
 	k.mu.Lock()
 	var roots []*Cap
 	for _, c := range k.caps {
-		if c.parent == nil || k.caps[c.parent.id] == nil {
+		if p := c.parent.Load(); p == nil || k.caps[p.id] == nil {
 			roots = append(roots, c)
 		}
 	}

@@ -196,17 +196,20 @@ func TestClosePrunesClosedCapabilitiesWithoutLiveDescendants(t *testing.T) {
 	grand := mustDerive(t, k, kids[2], Derivation{Holder: bob, Edge: EdgeDup, Base: b})
 
 	k.Close(kids[0])
-	k.Close(kids[2]) // has a live child: stays
+	k.Close(kids[2]) // a dup with a live child: spliced out, the child is root's
 	k.Close(kids[4])
-	k.Close(root) // has live children: stays
+	k.Close(root) // a grant with live children: stays
 	ids := map[ID]bool{}
 	for _, in := range k.Snapshot() {
 		ids[in.ID] = true
 	}
-	for c, want := range map[*Cap]bool{root: true, kids[0]: false, kids[1]: true, kids[2]: true, kids[3]: true, kids[4]: false, grand: true} {
+	for c, want := range map[*Cap]bool{root: true, kids[0]: false, kids[1]: true, kids[2]: false, kids[3]: true, kids[4]: false, grand: true} {
 		if ids[c.ID()] != want {
 			t.Errorf("%s tracked = %v, want %v", c.ID(), ids[c.ID()], want)
 		}
+	}
+	if grand.Parent() != root {
+		t.Errorf("the closed dup's child has parent %v, want the root", grand.Parent())
 	}
 	// Closing the last descendants forgets the whole chain.
 	k.Close(grand)
