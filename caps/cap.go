@@ -305,8 +305,11 @@ func (c *Cap) Info() Info {
 
 // dropResource gives up this capability's reference on its resource, once.
 func (c *Cap) dropResource() {
-	if c.released.CompareAndSwap(false, true) {
-		c.res.release()
+	if !c.released.CompareAndSwap(false, true) || !c.res.release() {
+		return
+	}
+	if _, ok := c.res.Resource.(*Channel); ok {
+		c.k.forgetEnd(c.res)
 	}
 }
 

@@ -25,7 +25,7 @@ func recvString(t *testing.T, c *Channel, n, maxCaps int, peek bool) (string, []
 }
 
 // inflight derives a capability for delegation, as sock_send does.
-func inflight(t *testing.T, k *Kernel, parent *Cap) *Cap {
+func inflight(t testing.TB, k *Kernel, parent *Cap) *Cap {
 	t.Helper()
 	b, i := parent.Rights()
 	return mustDerive(t, k, parent, Derivation{Edge: EdgeDelegate, Base: b, Inheriting: i})

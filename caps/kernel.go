@@ -75,11 +75,20 @@ type Kernel struct {
 	// passing locks the roots whose copies the gate is deciding about
 	// (lockRoot); guarded by mu.
 	passing map[*Cap]*rootLock
+	// ends are the channel ends some capability still refers to, and
+	// unheld the tracked capabilities without a holder (in flight, or
+	// about to be adopted): what collect starts from, so that its cost is
+	// theirs rather than every capability's. Guarded by mu.
+	ends   map[*refRes]*Channel
+	unheld map[*Cap]struct{}
 }
 
 // NewKernel returns an empty kernel. obs may be nil.
 func NewKernel(obs Observer) *Kernel {
-	return &Kernel{caps: make(map[ID]*Cap), obs: obs, passing: make(map[*Cap]*rootLock)}
+	return &Kernel{
+		caps: make(map[ID]*Cap), obs: obs, passing: make(map[*Cap]*rootLock),
+		ends: make(map[*refRes]*Channel), unheld: make(map[*Cap]struct{}),
+	}
 }
 
 func (k *Kernel) emit(e Event) {
@@ -110,7 +119,7 @@ func (k *Kernel) root(holder *Holder, res Resource, base, inheriting Rights, nam
 	c.edge = edge
 	c.origin = origin
 	k.mu.Lock()
-	k.caps[c.id] = c
+	k.track(c)
 	k.hold(c)
 	k.mu.Unlock()
 	k.emit(Event{Type: EventMint, Cap: c.Info()})
@@ -267,7 +276,28 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 func (k *Kernel) link(parent, c *Cap) {
 	c.idx = len(parent.children)
 	parent.children = append(parent.children, c)
+	k.track(c)
+}
+
+// track makes the kernel know c by its id, and, for collect, as a
+// reference to a channel end or as a capability without a holder. Called
+// with k.mu held.
+func (k *Kernel) track(c *Cap) {
 	k.caps[c.id] = c
+	if ch, ok := c.res.Resource.(*Channel); ok {
+		k.ends[c.res] = ch
+	}
+	if c.holder.Load() == nil {
+		k.unheld[c] = struct{}{}
+	}
+}
+
+// forgetEnd stops collect from looking at the channel end rr, which the
+// last capability on it has let go of.
+func (k *Kernel) forgetEnd(rr *refRes) {
+	k.mu.Lock()
+	delete(k.ends, rr)
+	k.mu.Unlock()
 }
 
 // hold counts c among its resource's held capabilities if it has a
@@ -499,30 +529,24 @@ func (k *Kernel) Close(c *Cap) {
 // the queue of a reachable end. collect marks what is reachable and drops
 // the queues of the rest, which closes the cycles. It runs only when the
 // last held capability on a channel end goes while references to it
-// remain, and costs one pass over the graph.
+// remain. It costs one pass over the channel ends, what waits in their
+// queues and the capabilities without a holder (Kernel.ends, unheld), not
+// over every capability: a guest can make it run at will.
 func (k *Kernel) collect() {
 	k.mu.Lock()
-	ends := make(map[*refRes]*Channel)
+	ends := k.ends
 	var roots []*refRes
-	for _, c := range k.caps {
-		if c.released.Load() {
-			continue
-		}
-		if ch, ok := c.res.Resource.(*Channel); ok {
-			ends[c.res] = ch
-		}
-		if c.counted {
-			roots = append(roots, c.res)
-		}
-	}
 	queued := make(map[*Cap]bool)
-	for _, ch := range ends {
+	for r, ch := range ends {
+		if r.held > 0 {
+			roots = append(roots, r)
+		}
 		for _, x := range ch.queuedCaps() {
 			queued[x] = true
 		}
 	}
-	for _, c := range k.caps {
-		if !c.released.Load() && c.holder.Load() == nil && !queued[c] {
+	for c := range k.unheld {
+		if !c.released.Load() && !queued[c] {
 			roots = append(roots, c.res) // in transit
 		}
 	}
@@ -584,6 +608,7 @@ func (k *Kernel) prune(c *Cap) {
 			return
 		}
 		delete(k.caps, c.id)
+		delete(k.unheld, c)
 		p := c.parent.Load()
 		if p == nil {
 			return
@@ -605,6 +630,9 @@ func (k *Kernel) prune(c *Cap) {
 func (k *Kernel) Adopt(c *Cap, h *Holder) {
 	k.mu.Lock()
 	ok := c.holder.CompareAndSwap(nil, h)
+	if ok {
+		delete(k.unheld, c)
+	}
 	if ok && !c.revoked.Load() && !c.closed.Load() {
 		k.hold(c)
 	}

@@ -229,10 +229,14 @@ func (r *refRes) tryRetain() bool {
 	}
 }
 
-func (r *refRes) release() {
+// release drops a reference, closing the resource with the last, and
+// reports whether it did.
+func (r *refRes) release() bool {
 	if r.refs.Add(-1) == 0 && r.refs.CompareAndSwap(0, -1) {
 		_ = r.Resource.Close()
+		return true
 	}
+	return false
 }
 
 func noop() {}
