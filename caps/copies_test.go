@@ -1,6 +1,9 @@
 package caps
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 // A copy passed on still counts after its holder closes it while a dup of
 // it lives on: otherwise dup, close and ask again would pass a grant on
@@ -35,5 +38,46 @@ func TestServicesAreNotCopiesOfTheGrantTheyWereCreatedBeneath(t *testing.T) {
 	mustDerive(t, k, ch, Derivation{Holder: bob, Edge: EdgeDelegate, Base: RightFDRead, Inheriting: i})
 	if n := k.LiveCopies(ch); n != 1 {
 		t.Fatalf("LiveCopies after the channel itself is passed on: %d, want 1", n)
+	}
+}
+
+// A holder that passes a handle to itself and closes the original, over
+// and over, leaves a closed capability behind each time (it has a live
+// child): at MaxRetained of them it can derive nothing more, and closing
+// the newest copy lets the whole chain go.
+func TestClosedCapabilitiesKeptForTheirChildrenAreBounded(t *testing.T) {
+	k := NewKernel(nil)
+	root, _ := mintDir(t, k)
+	b, i := root.Rights()
+	mine := &Holder{ID: "g-self"}
+	c := mustDerive(t, k, root, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i})
+	var err error
+	n := 0
+	for ; n <= MaxRetained; n++ {
+		var next *Cap
+		if next, err = k.Derive(c, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i}); err != nil {
+			break
+		}
+		k.Close(c)
+		c = next
+	}
+	if !errors.Is(err, EMFILE) || n != MaxRetained {
+		t.Fatalf("after %d rounds: %v; want EMFILE after %d", n, err, MaxRetained)
+	}
+	if _, err := k.Derive(root, Derivation{Holder: bob, Edge: EdgeDelegate, Base: b, Inheriting: i}); err != nil {
+		t.Fatalf("another holder's derivation: %v", err)
+	}
+	k.Close(c)
+	if _, tracked := k.Lookup(root.ID()); !tracked {
+		t.Fatal("the grant was forgotten")
+	}
+	if s := k.Snapshot(); len(s) != 2 {
+		t.Fatalf("%d capabilities tracked after the newest copy closed, want the grant and bob's copy", len(s))
+	}
+	k.mu.Lock()
+	left := mine.retained
+	k.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d closed capabilities still counted against the holder once the chain is gone", left)
 	}
 }

@@ -20,7 +20,21 @@ type Holder struct {
 	// (the principal that launched a guest, a client's user). The kernel
 	// never reads it; a Gate may.
 	Owner any
+
+	// retained counts the holder's closed capabilities that the kernel
+	// keeps because something derived from them lives on. Guarded by the
+	// kernel's mu.
+	retained int
 }
+
+// MaxRetained bounds a holder's closed capabilities that the kernel keeps
+// for what derives from them (Holder.retained). A holder at the bound
+// derives nothing more (EMFILE) until what derives from them is closed:
+// otherwise a guest could send a handle to itself over a channel and
+// close the original, over and over, and grow a chain the kernel kept
+// for good. A closed dup or open copy is spliced out instead (Close), and
+// does not count.
+const MaxRetained = 1024
 
 // Top returns the holder at the root of h's spawn tree: h itself unless a
 // guest spawned it.
@@ -254,6 +268,8 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 		err = ENOTCAPABLE
 	case parent.closed.Load():
 		err = EBADF
+	case retainedTooMany(parent.holder.Load()):
+		err = EMFILE
 	case d.Resource == nil && !rr.tryRetain():
 		err = EBADF // every holder of the resource let go of it
 	}
@@ -509,6 +525,7 @@ func (k *Kernel) Close(c *Cap) {
 	orphan := k.unhold(c)
 	k.splice(c)
 	k.prune(c)
+	k.retain(c)
 	k.mu.Unlock()
 	c.dropResource()
 	if orphan && c.res.refs.Load() > 0 {
@@ -599,6 +616,20 @@ func (k *Kernel) splice(c *Cap) {
 	c.children = nil
 }
 
+// retain counts c, just closed, against its holder's MaxRetained if the
+// kernel keeps it. Called with k.mu held.
+func (k *Kernel) retain(c *Cap) {
+	h := c.holder.Load()
+	if h != nil && !c.retained && k.caps[c.id] == c {
+		c.retained = true
+		h.retained++
+	}
+}
+
+// retainedTooMany reports whether h keeps MaxRetained closed capabilities
+// already. Called with k.mu held.
+func retainedTooMany(h *Holder) bool { return h != nil && h.retained >= MaxRetained }
+
 // prune forgets closed capabilities that no tracked capability descends
 // from, walking up from c. Called with k.mu held. Each step is O(1): a
 // capability knows its index among its parent's children.
@@ -609,6 +640,10 @@ func (k *Kernel) prune(c *Cap) {
 		}
 		delete(k.caps, c.id)
 		delete(k.unheld, c)
+		if c.retained {
+			c.retained = false
+			c.holder.Load().retained--
+		}
 		p := c.parent.Load()
 		if p == nil {
 			return
