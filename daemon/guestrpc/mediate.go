@@ -354,6 +354,13 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		}
 		return fmt.Errorf("%s of guest %s: %w", f.c.Name(), owner.g.ID(), err)
 	}
+	// The answer may have come as c was revoked, and select picked it:
+	// held while the results are copied, c is either not revoked, or
+	// revoked after they are (Revoke waits for the hold to end).
+	if err := f.c.Acquire(caps.RightFDWrite, 0); err != nil {
+		return f.cutOff()
+	}
+	defer f.c.Release()
 	results, err := call.AllocResults(out.Size())
 	if err != nil {
 		return err
