@@ -165,11 +165,18 @@ func encodeData(segs []dataSegment) []byte {
 	return w
 }
 
-// readSleb32 reads a signed LEB128 value of at most 5 bytes.
+// readSleb32 reads a signed LEB128 value of at most 5 bytes. In a fifth
+// byte only the low four bits are the value's; the three above them must
+// repeat its sign, as the runtime's decoder insists: a module it would
+// refuse is not read as one it accepts.
 func (r *wasmReader) readSleb32() int32 {
 	var v int32
 	for shift := 0; shift < 35; shift += 7 {
 		c := r.byte()
+		if shift == 28 && c&0x78 != 0 && c&0x78 != 0x78 {
+			r.ok = false
+			return 0
+		}
 		v |= int32(c&0x7f) << shift
 		if c&0x80 == 0 {
 			if shift < 25 && c&0x40 != 0 {
