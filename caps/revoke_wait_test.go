@@ -2,7 +2,6 @@ package caps
 
 import (
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -99,14 +98,4 @@ func awaitIdleWaiters(t *testing.T, n int, returned []<-chan bool) {
 
 // idleWaiters counts goroutines waiting for a capability's operations to
 // end (waitIdle).
-func idleWaiters() int {
-	buf := make([]byte, 1<<20)
-	n := runtime.Stack(buf, true)
-	count := 0
-	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "caps.(*Cap).waitIdle") {
-			count++
-		}
-	}
-	return count
-}
+func idleWaiters() int { return goroutinesIn("caps.(*Cap).waitIdle") }

@@ -128,12 +128,15 @@ func TestSocketShutdownWriteSendsEndOfStream(t *testing.T) {
 }
 
 // watchers counts goroutines parked by watchHost.
-func watchers() int {
+func watchers() int { return goroutinesIn("caps.watchHost.func") }
+
+// goroutinesIn counts the goroutines whose stack has fn in it.
+func goroutinesIn(fn string) int {
 	buf := make([]byte, 1<<20)
 	n := runtime.Stack(buf, true)
 	count := 0
 	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "caps.watchHost.func") {
+		if strings.Contains(g, fn) {
 			count++
 		}
 	}

@@ -21,16 +21,7 @@ func TestConcurrentDelegationsKeepMaxCopies(t *testing.T) {
 	s := newSupervisor(t)
 	s.Kernel().SetGate(yieldingGate{gate{s}})
 	dir := t.TempDir()
-	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
-grant "data" {
-  resources = ["dir:%s"]
-}
-delegate "once" {
-  resources  = ["dir:%s"]
-  max_depth  = 1
-  max_copies = 1
-}
-`, dir, dir)))
+	s.SetPolicy(oneCopyPolicy(t, dir))
 	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
 	if err != nil {
 		t.Fatal(err)

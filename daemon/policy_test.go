@@ -157,10 +157,10 @@ func TestNotAllowedByListsLiveGrantsANewPolicyWouldRefuse(t *testing.T) {
 	}
 }
 
-func TestPolicyFanOutCountsLiveCopies(t *testing.T) {
-	s := newSupervisor(t)
-	dir := t.TempDir()
-	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+// oneCopyPolicy grants dir and lets one copy of it be passed on at a
+// time, one hop away.
+func oneCopyPolicy(t *testing.T, dir string) *policies.Policy {
+	return mustPolicy(t, fmt.Sprintf(`
 grant "data" {
   resources = ["dir:%s"]
 }
@@ -169,7 +169,13 @@ delegate "one-copy" {
   max_depth  = 1
   max_copies = 1
 }
-`, dir, dir)))
+`, dir, dir))
+}
+
+func TestPolicyFanOutCountsLiveCopies(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(oneCopyPolicy(t, dir))
 	a, err := launchSpin(t, s, nil, "dir:"+dir)
 	if err != nil {
 		t.Fatal(err)
