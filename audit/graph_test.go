@@ -410,3 +410,34 @@ func TestReplayedGraphSplicesClosedCopiesAsTheKernelDoes(t *testing.T) {
 		t.Errorf("the grant has %d children, want 3 (the file, b's copy, and the dup of the opened directory, spliced up through three closed copies):\n%s", len(kids), text(replayed))
 	}
 }
+
+// A copy closed while its revocation waits for an operation on it is
+// spliced out by the kernel as by the replay, though the close is logged
+// before the revocation.
+func TestReplayedGraphSplicesACopyClosedDuringItsRevocation(t *testing.T) {
+	k, _, path := kernelWithLog(t)
+	grant, _, _ := buildGraph(t, k, t.TempDir())
+	b, i := grant.Rights()
+	a := grant.Holder()
+	d1, err := k.Derive(grant, caps.Derivation{Holder: a, Edge: caps.EdgeDup, Name: "data", Base: b, Inheriting: i})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Derive(d1, caps.Derivation{Holder: a, Edge: caps.EdgeDup, Name: "data", Base: b, Inheriting: i}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.Acquire(caps.RightFileOpen, 0); err != nil {
+		t.Fatal(err)
+	}
+	revoked := make(chan struct{})
+	go func() { k.Revoke(d1, "test"); close(revoked) }()
+	<-d1.Done() // revoked; the revocation waits for the operation
+	k.Close(d1)
+	d1.Release()
+	<-revoked
+	replayed, err := Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameGraph(t, FromSnapshot(k.Snapshot(), nil), replayed)
+}

@@ -21,25 +21,30 @@ type Holder struct {
 	// never reads it; a Gate may.
 	Owner any
 
-	// retained counts the holder's closed capabilities that the kernel
-	// keeps because something derived from them lives on. Guarded by the
-	// kernel's mu.
+	// retained counts the closed links of chains the holder's spawn tree
+	// (it is their Top) made; see MaxRetained. Guarded by the kernel's mu.
 	retained int
 }
 
-// MaxRetained bounds a holder's closed capabilities that the kernel keeps
-// for what derives from them (Holder.retained). A holder at the bound
-// derives nothing more (EMFILE) until what derives from them is closed:
-// otherwise a guest could send a handle to itself over a channel and
-// close the original, over and over, and grow a chain the kernel kept
-// for good. A closed dup or open copy is spliced out instead (Close), and
-// does not count.
+// MaxRetained bounds the links of closed chains a guest's spawn tree
+// makes. A closed capability with a live descendant stays in the tree, so
+// that revoking it still reaches the descendant; one whose parent is
+// closed too is a link of a chain of closed capabilities, which is how a
+// guest would grow the tree without bound: send a handle to itself over a
+// channel and close the original, over and over (or hand it from spawned
+// child to spawned child). Such a link counts against the Top of its
+// holder, and a spawn tree with MaxRetained of them derives nothing more
+// from its handles (EMFILE) until it closes what keeps them. A closed
+// capability with an open parent does not count, so no guest is charged
+// for what another keeps alive: a service's anchor kept for its callers,
+// a copy kept for what its receiver opened beneath it. A closed dup or
+// open copy is spliced out instead (Close).
 const MaxRetained = 1024
 
 // Top returns the holder at the root of h's spawn tree: h itself unless a
 // guest spawned it.
 func (h *Holder) Top() *Holder {
-	for h.Parent != nil {
+	for h != nil && h.Parent != nil {
 		h = h.Parent
 	}
 	return h
@@ -268,7 +273,7 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 		err = ENOTCAPABLE
 	case parent.closed.Load():
 		err = EBADF
-	case retainedTooMany(parent.holder.Load()):
+	case retainedTooMany(parent.holder.Load().Top()):
 		err = EMFILE
 	case d.Resource == nil && !rr.tryRetain():
 		err = EBADF // every holder of the resource let go of it
@@ -356,12 +361,17 @@ func (k *Kernel) NewRevoker(c *Cap, forwarderHolder, revokerHolder *Holder) (for
 	revoker.parent.Store(c)
 	revoker.edge = EdgeRevocable
 	k.mu.Lock()
-	if c.revoked.Load() {
-		// c was revoked between the two derivations; the forwarder went
-		// with it, and a revoker of nothing is of no use.
+	if c.revoked.Load() || c.closed.Load() {
+		// c was revoked between the two derivations, and the forwarder
+		// went with it: a revoker of nothing is of no use. Or c was
+		// closed, and may have been spliced out of the tree (Close): a
+		// revoker linked beneath it would be out of its ancestors' reach.
 		k.mu.Unlock()
 		revoker.dropResource()
 		k.Close(forwarder)
+		if c.closed.Load() && !c.revoked.Load() {
+			return nil, nil, EBADF
+		}
 		return nil, nil, ENOTCAPABLE
 	}
 	k.link(c, revoker)
@@ -433,6 +443,7 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 	cutOff(victims, &r)
 	for _, x := range earlier {
 		x.waitIdle()
+		x.dropResource() // as the revocation that took it will, once it gets there
 	}
 	k.settle(victims, earlier)
 	if len(victims) == 0 {
@@ -523,9 +534,15 @@ func (k *Kernel) Close(c *Cap) {
 	}
 	k.mu.Lock()
 	orphan := k.unhold(c)
-	k.splice(c)
+	kids := k.splice(c)
+	if kids == nil {
+		kids = c.children
+	}
 	k.prune(c)
-	k.retain(c)
+	k.charge(c)
+	for _, x := range kids {
+		k.charge(x) // closed before c, and now beneath a closed parent
+	}
 	k.mu.Unlock()
 	c.dropResource()
 	if orphan && c.res.refs.Load() > 0 {
@@ -603,32 +620,36 @@ func (k *Kernel) collect() {
 // the old one, over and over, would grow a chain the kernel kept for good.
 // The depth the gate reads (Depth) counts neither edge, so it is the same
 // after. Called with k.mu held.
-func (k *Kernel) splice(c *Cap) {
+func (k *Kernel) splice(c *Cap) (moved []*Cap) {
 	p := c.parent.Load()
-	if p == nil || len(c.children) == 0 || c.revoked.Load() || (c.edge != EdgeDup && c.edge != EdgeOpen) {
-		return
+	if p == nil || len(c.children) == 0 || (c.edge != EdgeDup && c.edge != EdgeOpen) {
+		return nil
 	}
 	for _, x := range c.children {
 		x.parent.Store(p)
 		x.idx = len(p.children)
 		p.children = append(p.children, x)
 	}
-	c.children = nil
+	moved, c.children = c.children, nil
+	return moved
 }
 
-// retain counts c, just closed, against its holder's MaxRetained if the
-// kernel keeps it. Called with k.mu held.
-func (k *Kernel) retain(c *Cap) {
-	h := c.holder.Load()
-	if h != nil && !c.retained && k.caps[c.id] == c {
-		c.retained = true
-		h.retained++
+// charge counts x against its holder's Top if it is closed, the kernel
+// keeps it, and its parent is closed too: a link of a closed chain (see
+// MaxRetained), whichever of the two was closed first. Called with k.mu
+// held.
+func (k *Kernel) charge(x *Cap) {
+	p, h := x.parent.Load(), x.holder.Load()
+	if h == nil || x.retained || !x.closed.Load() || k.caps[x.id] != x || p == nil || !p.closed.Load() {
+		return
 	}
+	x.retained = true
+	h.Top().retained++
 }
 
-// retainedTooMany reports whether h keeps MaxRetained closed capabilities
-// already. Called with k.mu held.
-func retainedTooMany(h *Holder) bool { return h != nil && h.retained >= MaxRetained }
+// retainedTooMany reports whether h's spawn tree has made MaxRetained
+// links of closed chains already. Called with k.mu held.
+func retainedTooMany(top *Holder) bool { return top != nil && top.retained >= MaxRetained }
 
 // prune forgets closed capabilities that no tracked capability descends
 // from, walking up from c. Called with k.mu held. Each step is O(1): a
@@ -642,7 +663,7 @@ func (k *Kernel) prune(c *Cap) {
 		delete(k.unheld, c)
 		if c.retained {
 			c.retained = false
-			c.holder.Load().retained--
+			c.holder.Load().Top().retained--
 		}
 		p := c.parent.Load()
 		if p == nil {

@@ -99,3 +99,27 @@ func awaitIdleWaiters(t *testing.T, n int, returned []<-chan bool) {
 // idleWaiters counts goroutines waiting for a capability's operations to
 // end (waitIdle).
 func idleWaiters() int { return goroutinesIn("caps.(*Cap).waitIdle") }
+
+// A second revocation that returns once the operations on its subtree
+// have ended has also let go of what it took: the file it reaches is
+// closed, though the first revocation still waits on another capability.
+func TestASecondRevokeClosesWhatItReaches(t *testing.T) {
+	k := NewKernel(nil)
+	root, _ := mintDir(t, k)
+	fileRes := newTestRes(KindFile)
+	file := mustDerive(t, k, root, Derivation{Holder: bob, Edge: EdgeOpen, Base: RightFDRead, Resource: fileRes})
+	busy := mustDerive(t, k, root, Derivation{Holder: bob, Edge: EdgeDup, Base: RightFileOpen})
+	if err := busy.Acquire(RightFileOpen, 0); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan struct{})
+	go func() { k.Revoke(root, "first"); close(first) }()
+	<-busy.Done() // the first has revoked everything and waits for busy
+	awaitIdleWaiters(t, 1, nil)
+	k.Revoke(file, "second")
+	if fileRes.closes.Load() != 1 {
+		t.Errorf("the file is still open after the second revocation returned")
+	}
+	busy.Release()
+	<-first
+}
