@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,6 +18,24 @@ import (
 // (RealPath), decided on as resolved, and opened only if no element of it
 // is a symbolic link (openat2's RESOLVE_NO_SYMLINKS): a link planted
 // between the two makes the open fail, never follow.
+
+// DecideHostPath decides req, whose Path is an inline host path resolved
+// by RealPath from asked, as the daemon does: on where it leads, and, if
+// that is allowed, against the deny rules written for the path as asked,
+// so that a rule written through a link does not silently stop matching.
+// It returns the request that decided and its decision.
+func DecideHostPath(p *policies.Policy, req policies.Request, asked string) (policies.Request, policies.Decision) {
+	d := policies.Evaluate(p, req)
+	if !d.Allowed || asked == "" || asked == req.Path {
+		return req, d
+	}
+	as := req
+	as.Path = asked
+	if da := policies.Evaluate(p, as); da.Rule != nil && da.Rule.Type == policies.TypeDeny {
+		return as, da
+	}
+	return req, d
+}
 
 // RealPath is the path abs leads to, every symbolic link in it resolved;
 // for a file that a :create grant is to make, its directory's. A path

@@ -146,3 +146,36 @@ func TestAnExactGrantRefusesALinkPlantedAfterTheDecision(t *testing.T) {
 		t.Fatal("the create followed the link")
 	}
 }
+
+// A path is decided on where it leads, and a deny rule written for the
+// path as asked still applies: an operator who writes a rule through a
+// link does not see it silently stop matching.
+func TestADenyRuleOnThePathAsAskedStillApplies(t *testing.T) {
+	s := newSupervisor(t)
+	top := t.TempDir()
+	real, alias := filepath.Join(top, "real"), filepath.Join(top, "alias")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, alias); err != nil {
+		t.Fatal(err)
+	}
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "real" {
+  resources = ["dir:%s"]
+}
+deny "alias" {
+  resources = ["dir:%s"]
+}
+`, real, alias)))
+	alice := Principal{UID: 1000, GID: 1000, Name: "alice"}
+	h := ClientHolder("conn-alice", alice)
+	c, err := s.Mint(h, alice, mustGrant(t, "dir:"+real), "test")
+	if err != nil {
+		t.Fatalf("the real path: %v", err)
+	}
+	s.Kernel().Revoke(c, "test over")
+	if _, err := s.Mint(h, alice, mustGrant(t, "dir:"+filepath.Join(alias, ".")), "test"); !IsPolicyDenial(err) || !strings.Contains(err.Error(), `"alias"`) {
+		t.Fatalf("through the link a deny rule names: %v; want that rule's denial", err)
+	}
+}

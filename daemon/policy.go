@@ -105,6 +105,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if p == nil {
 		return pg, nil
 	}
+	asked := src.path
 	if src.path != "" {
 		src.path = RealPath(src.path, gr.Kind == GrantFile && gr.Create)
 		pg.source, pg.grant.Source, pg.grant.exact = src, src.path, true
@@ -114,10 +115,10 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	}
 	base, inh := caps.GrantRights(kindOfGrant(gr.Kind), gr.ReadOnly)
 	req := policies.Request{
-		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
+		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: pg.source.path,
 		Rights: base | inh, Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
 	}
-	d := policies.Evaluate(p, req)
+	req, d := DecideHostPath(p, req, asked)
 	s.recordDecision(req, d, audit.DecisionRecord{To: moduleName(g.module)})
 	if !d.Allowed {
 		return pg, &GrantError{Grant: gr, Err: &PolicyError{Decision: d}}

@@ -65,7 +65,13 @@ func policyExplain(args []string) int {
 		fail("%s: %v", c.name, err)
 		return exitModule // as run does for a module it cannot read
 	}
-	return printDecision(policies.Evaluate(p, req), a.json)
+	if req.Path == "" {
+		return printDecision(policies.Evaluate(p, req), a.json)
+	}
+	asked := req.Path // decided as the daemon decides (daemon.DecideHostPath)
+	req.Path = daemon.RealPath(asked, true)
+	_, d := daemon.DecideHostPath(p, req, asked)
+	return printDecision(d, a.json)
 }
 
 // request builds the grant request from the flags, less the module's
@@ -79,8 +85,8 @@ func (a *explainArgs) request() (policies.Request, error) {
 	if req.Kind, req.Name, req.Path, err = parseResource(a.grant); err != nil {
 		return req, err
 	}
-	if req.Path != "" { // decided on where it leads, as the daemon decides
-		req.Path = daemon.RealPath(filepath.Clean(req.Path), true)
+	if req.Path != "" {
+		req.Path = filepath.Clean(req.Path)
 	}
 	if req.Rights, err = parseRightsList(a.rights); err != nil {
 		return req, err
