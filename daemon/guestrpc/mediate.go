@@ -133,9 +133,19 @@ func (s *Server) passOn(parent *caps.Cap, to *peer, origin string) (*caps.Cap, e
 		if daemon.IsPolicyDenial(err) {
 			return nil, fmt.Errorf("capability %s cannot be passed to guest %s: %w", parent.ID(), to.g.ID(), err)
 		}
-		return nil, fmt.Errorf("capability %s cannot be passed to guest %s: it has been revoked or closed", parent.ID(), to.g.ID())
+		return nil, fmt.Errorf("capability %s cannot be passed to guest %s: %s", parent.ID(), to.g.ID(), notDerived(err))
 	}
 	return c, nil
+}
+
+// notDerived says why a derivation that the policy did not refuse failed:
+// its holder's spawn tree is at its bound of closed chains
+// (caps.MaxRetained), or the capability has been revoked or closed.
+func notDerived(err error) string {
+	if errors.Is(err, caps.EMFILE) {
+		return fmt.Sprintf("the guest keeps %d links of chains of closed handles (caps.MaxRetained): it must close the open end of one first", caps.MaxRetained)
+	}
+	return "it has been revoked or closed"
 }
 
 // crossing is the way of the capabilities in one message: from the guest

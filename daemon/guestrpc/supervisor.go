@@ -184,7 +184,7 @@ func (s *supervisorServer) Install(ctx context.Context, call guest.GuestSupervis
 	b, i := h.c.Rights()
 	c, err := s.p.s.k.Derive(h.c, caps.Derivation{Holder: s.p.g.Holder(), Edge: caps.EdgeDup, Name: h.c.Name(), Base: b, Inheriting: i})
 	if err != nil {
-		return fmt.Errorf("install: capability %s has been revoked", h.c.ID())
+		return fmt.Errorf("install: capability %s: %s", h.c.ID(), notDerived(err))
 	}
 	fd, err := s.p.g.Install(c)
 	if err != nil {
