@@ -86,7 +86,6 @@ type Cap struct {
 	children []*Cap // guarded by k.mu
 	idx      int    // index in parent.children; guarded by k.mu
 	counted  bool   // counted in res.held; guarded by k.mu
-	retained bool   // counted in its holder's retained; guarded by k.mu
 	// settled is set once the capability is revoked and a Revoke has seen
 	// every operation on it, and on everything derived from it, end; no
 	// new one can begin. Guarded by k.mu.

@@ -20,26 +20,20 @@ type Holder struct {
 	// (the principal that launched a guest, a client's user). The kernel
 	// never reads it; a Gate may.
 	Owner any
-
-	// retained counts the closed links of chains the holder's spawn tree
-	// (it is their Top) made; see MaxRetained. Guarded by the kernel's mu.
-	retained int
 }
 
-// MaxRetained bounds the links of closed chains a guest's spawn tree
-// makes. A closed capability with a live descendant stays in the tree, so
-// that revoking it still reaches the descendant; one whose parent is
-// closed too is a link of a chain of closed capabilities, which is how a
-// guest would grow the tree without bound: send a handle to itself over a
-// channel and close the original, over and over (or hand it from spawned
-// child to spawned child). Such a link counts against the Top of its
-// holder, and a spawn tree with MaxRetained of them derives nothing more
-// from its handles (EMFILE) until it closes what keeps them. A closed
-// capability with an open parent does not count, so no guest is charged
-// for what another keeps alive: a service's anchor kept for its callers,
-// a copy kept for what its receiver opened beneath it. A closed dup or
-// open copy is spliced out instead (Close).
-const MaxRetained = 1024
+// MaxClosedRun bounds the closed capabilities directly above the one a
+// capability is derived from. A closed capability with a live descendant
+// stays in the tree, so that revoking it still reaches the descendant; a
+// run of them is how a guest would grow the tree without bound: send a
+// handle to itself over a channel and close the original, over and over
+// (or pass it to and fro with another guest, or from spawned child to
+// spawned child). A derivation from the bottom of a run of MaxClosedRun
+// fails with EMFILE. Only that handle is refused, so no guest can use the
+// bound up for another: whoever holds it can still derive from every
+// other handle it has. A closed dup or open copy is spliced out instead
+// (Close), and is never part of a run.
+const MaxClosedRun = 64
 
 // Top returns the holder at the root of h's spawn tree: h itself unless a
 // guest spawned it.
@@ -273,7 +267,7 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 		err = ENOTCAPABLE
 	case parent.closed.Load():
 		err = EBADF
-	case retainedTooMany(parent.holder.Load().Top()):
+	case closedRun(parent) >= MaxClosedRun:
 		err = EMFILE
 	case d.Resource == nil && !rr.tryRetain():
 		err = EBADF // every holder of the resource let go of it
@@ -534,15 +528,8 @@ func (k *Kernel) Close(c *Cap) {
 	}
 	k.mu.Lock()
 	orphan := k.unhold(c)
-	kids := k.splice(c)
-	if kids == nil {
-		kids = c.children
-	}
+	k.splice(c)
 	k.prune(c)
-	k.charge(c)
-	for _, x := range kids {
-		k.charge(x) // closed before c, and now beneath a closed parent
-	}
 	k.mu.Unlock()
 	c.dropResource()
 	if orphan && c.res.refs.Load() > 0 {
@@ -620,36 +607,28 @@ func (k *Kernel) collect() {
 // the old one, over and over, would grow a chain the kernel kept for good.
 // The depth the gate reads (Depth) counts neither edge, so it is the same
 // after. Called with k.mu held.
-func (k *Kernel) splice(c *Cap) (moved []*Cap) {
+func (k *Kernel) splice(c *Cap) {
 	p := c.parent.Load()
 	if p == nil || len(c.children) == 0 || (c.edge != EdgeDup && c.edge != EdgeOpen) {
-		return nil
+		return
 	}
 	for _, x := range c.children {
 		x.parent.Store(p)
 		x.idx = len(p.children)
 		p.children = append(p.children, x)
 	}
-	moved, c.children = c.children, nil
-	return moved
+	c.children = nil
 }
 
-// charge counts x against its holder's Top if it is closed, the kernel
-// keeps it, and its parent is closed too: a link of a closed chain (see
-// MaxRetained), whichever of the two was closed first. Called with k.mu
-// held.
-func (k *Kernel) charge(x *Cap) {
-	p, h := x.parent.Load(), x.holder.Load()
-	if h == nil || x.retained || !x.closed.Load() || k.caps[x.id] != x || p == nil || !p.closed.Load() {
-		return
+// closedRun counts the closed capabilities directly above c, up to
+// MaxClosedRun. Called with k.mu held.
+func closedRun(c *Cap) int {
+	n := 0
+	for p := c.parent.Load(); p != nil && p.closed.Load() && n < MaxClosedRun; p = p.parent.Load() {
+		n++
 	}
-	x.retained = true
-	h.Top().retained++
+	return n
 }
-
-// retainedTooMany reports whether h's spawn tree has made MaxRetained
-// links of closed chains already. Called with k.mu held.
-func retainedTooMany(top *Holder) bool { return top != nil && top.retained >= MaxRetained }
 
 // prune forgets closed capabilities that no tracked capability descends
 // from, walking up from c. Called with k.mu held. Each step is O(1): a
@@ -661,10 +640,6 @@ func (k *Kernel) prune(c *Cap) {
 		}
 		delete(k.caps, c.id)
 		delete(k.unheld, c)
-		if c.retained {
-			c.retained = false
-			c.holder.Load().Top().retained--
-		}
 		p := c.parent.Load()
 		if p == nil {
 			return

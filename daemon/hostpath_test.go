@@ -179,3 +179,46 @@ deny "alias" {
 		t.Fatalf("through the link a deny rule names: %v; want that rule's denial", err)
 	}
 }
+
+// A deny rule written for the path as granted also governs what is
+// derived from the grant (delegations) and what a reloaded policy would
+// no longer grant (NotAllowedBy).
+func TestADenyRuleOnThePathAsGrantedGovernsDelegationAndReload(t *testing.T) {
+	s := newSupervisor(t)
+	top := t.TempDir()
+	real, alias := filepath.Join(top, "real"), filepath.Join(top, "alias")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, alias); err != nil {
+		t.Fatal(err)
+	}
+	policy := func(deny string) string {
+		return fmt.Sprintf(`
+grant "real" {
+  resources = ["dir:%[1]s"]
+}
+delegate "pass-real" {
+  resources = ["dir:%[1]s"]
+  max_depth = 2
+}
+deny "alias" {
+  resources = ["dir:%[2]s"]
+  on        = [%[3]s]
+}
+`, real, alias, deny)
+	}
+	s.SetPolicy(mustPolicy(t, policy(`"delegate"`)))
+	g, err := launchSpin(t, s, nil, "dir:"+alias)
+	if err != nil {
+		t.Fatalf("the grant through the link (the deny is on delegations only): %v", err)
+	}
+	granted := g.Handles()[3].Cap
+	b, i := granted.Rights()
+	if _, err := s.Kernel().Derive(granted, caps.Derivation{Holder: &caps.Holder{ID: "other"}, Edge: caps.EdgeDelegate, Base: b, Inheriting: i}); !IsPolicyDenial(err) {
+		t.Fatalf("delegating what was granted through the link: %v; want the deny rule's denial", err)
+	}
+	if out := s.NotAllowedBy(mustPolicy(t, policy(`"grant"`))); len(out) != 1 || out[0].Cap != granted.ID() {
+		t.Fatalf("NotAllowedBy a policy that denies the path as granted: %+v; want the grant", out)
+	}
+}

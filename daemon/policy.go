@@ -36,6 +36,10 @@ import (
 // (caps.Cap.SetSource) for the gate.
 type grantSource struct {
 	kind, name, path string
+	// asked is an inline host path as the grant gave it, when its
+	// symbolic links lead elsewhere (path): deny rules written for it
+	// apply too (DecideHostPath).
+	asked string
 }
 
 func (g grantSource) String() string {
@@ -105,9 +109,8 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if p == nil {
 		return pg, nil
 	}
-	asked := src.path
 	if src.path != "" {
-		src.path = RealPath(src.path, gr.Kind == GrantFile && gr.Create)
+		src.asked, src.path = src.path, RealPath(src.path, gr.Kind == GrantFile && gr.Create)
 		pg.source, pg.grant.Source, pg.grant.exact = src, src.path, true
 	}
 	if src.kind == "" {
@@ -118,7 +121,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: pg.source.path,
 		Rights: base | inh, Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
 	}
-	req, d := DecideHostPath(p, req, asked)
+	req, d := DecideHostPath(p, req, src.asked)
 	s.recordDecision(req, d, audit.DecisionRecord{To: moduleName(g.module)})
 	if !d.Allowed {
 		return pg, &GrantError{Grant: gr, Err: &PolicyError{Decision: d}}
@@ -249,7 +252,7 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 		Depth: parent.Depth() + 1, Copies: s.k.LiveCopies(root), To: holderModule(to),
 		ToUnknown: to == nil, // sent on a channel: whoever reads it receives it
 	}
-	dec := policies.Evaluate(p, req)
+	req, dec := DecideHostPath(p, req, src.asked)
 	s.recordDecision(req, dec, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())})
 	if !dec.Allowed {
 		s.log.Warn("delegation denied by policy", "cap", parent.ID(), "resource", src.String(),
@@ -370,10 +373,10 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 			if !ok || src.kind == "" || c.Parent() != nil {
 				continue
 			}
-			d := policies.Evaluate(p, policies.Request{
+			_, d := DecideHostPath(p, policies.Request{
 				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
 				Subject: g.principal.subject(), Module: moduleOf(g.module, g.labels),
-			})
+			}, src.asked)
 			if !d.Allowed {
 				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: d.Reason})
 			}
