@@ -43,9 +43,9 @@ func TestServicesAreNotCopiesOfTheGrantTheyWereCreatedBeneath(t *testing.T) {
 
 // A holder that passes a handle to itself and closes the original, over
 // and over, leaves a run of closed capabilities behind (each has a live
-// descendant): beneath MaxClosedRun of them its handle derives nothing
+// descendant): beneath MaxClosedAbove of them its handle derives nothing
 // more, and closing it lets the whole run go.
-func TestClosedRunsAreBounded(t *testing.T) {
+func TestClosedChainsAreBounded(t *testing.T) {
 	k := NewKernel(nil)
 	root, _ := mintDir(t, k)
 	b, i := root.Rights()
@@ -53,7 +53,7 @@ func TestClosedRunsAreBounded(t *testing.T) {
 	c := mustDerive(t, k, root, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i})
 	var err error
 	n := 0
-	for ; n <= MaxClosedRun; n++ {
+	for ; n <= MaxClosedAbove; n++ {
 		var next *Cap
 		if next, err = k.Derive(c, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i}); err != nil {
 			break
@@ -61,8 +61,8 @@ func TestClosedRunsAreBounded(t *testing.T) {
 		k.Close(c)
 		c = next
 	}
-	if !errors.Is(err, EMFILE) || n != MaxClosedRun {
-		t.Fatalf("after %d rounds: %v; want EMFILE after %d", n, err, MaxClosedRun)
+	if !errors.Is(err, EMFILE) || n != MaxClosedAbove {
+		t.Fatalf("after %d rounds: %v; want EMFILE after %d", n, err, MaxClosedAbove)
 	}
 	if _, err := k.Derive(root, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i}); err != nil {
 		t.Fatalf("the holder's derivation from another handle: %v", err)
@@ -76,7 +76,7 @@ func TestClosedRunsAreBounded(t *testing.T) {
 // Two guests passing a handle to and fro, each closing its copy, make one
 // run: the bound refuses that handle only, and neither guest loses the
 // use of its own other handles.
-func TestAClosedRunRefusesOnlyItsOwnHandle(t *testing.T) {
+func TestAClosedChainRefusesOnlyItsOwnHandle(t *testing.T) {
 	k := NewKernel(nil)
 	root, _ := mintDir(t, k)
 	b, i := root.Rights()
@@ -85,7 +85,7 @@ func TestAClosedRunRefusesOnlyItsOwnHandle(t *testing.T) {
 	holders := []*Holder{alice, relay}
 	c := root
 	var err error
-	for n := 0; err == nil && n < 4*MaxClosedRun; n++ {
+	for n := 0; err == nil && n < 4*MaxClosedAbove; n++ {
 		var next *Cap
 		if next, err = k.Derive(c, Derivation{Holder: holders[n%2], Edge: EdgeDelegate, Base: b, Inheriting: i}); err == nil {
 			if c != root {
@@ -99,5 +99,38 @@ func TestAClosedRunRefusesOnlyItsOwnHandle(t *testing.T) {
 	}
 	if _, err := k.Derive(own, Derivation{Holder: relay, Edge: EdgeDup, Base: b, Inheriting: i}); err != nil {
 		t.Fatalf("the relay's dup of a handle of its own: %v", err)
+	}
+}
+
+// Keeping an open handle every so often along the chain does not get
+// around the bound: what counts is the closed capabilities near above,
+// not an unbroken run of them, so a chain grows only as its holder keeps
+// about one handle open for each closed one.
+func TestAnchorsAlongAChainDoNotGetAroundTheBound(t *testing.T) {
+	k := NewKernel(nil)
+	root, _ := mintDir(t, k)
+	b, i := root.Rights()
+	mine := &Holder{ID: "g-self"}
+	anchor := mustDerive(t, k, root, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i})
+	c := anchor
+	var err error
+	steps := 0
+	for ; steps < 20*MaxClosedAbove && err == nil; steps++ {
+		var next *Cap
+		if next, err = k.Derive(c, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i}); err != nil {
+			break
+		}
+		if steps%(MaxClosedAbove/2) == 0 { // the tip becomes the anchor
+			if anchor != c {
+				k.Close(anchor)
+			}
+			anchor = c
+		} else {
+			k.Close(c)
+		}
+		c = next
+	}
+	if !errors.Is(err, EMFILE) || steps > 2*MaxClosedAbove+2 {
+		t.Fatalf("after %d steps with one anchor kept open at a time: %v; want EMFILE within %d", steps, err, 2*MaxClosedAbove+2)
 	}
 }

@@ -22,18 +22,19 @@ type Holder struct {
 	Owner any
 }
 
-// MaxClosedRun bounds the closed capabilities directly above the one a
-// capability is derived from. A closed capability with a live descendant
-// stays in the tree, so that revoking it still reaches the descendant; a
-// run of them is how a guest would grow the tree without bound: send a
-// handle to itself over a channel and close the original, over and over
-// (or pass it to and fro with another guest, or from spawned child to
-// spawned child). A derivation from the bottom of a run of MaxClosedRun
-// fails with EMFILE. Only that handle is refused, so no guest can use the
-// bound up for another: whoever holds it can still derive from every
-// other handle it has. A closed dup or open copy is spliced out instead
-// (Close), and is never part of a run.
-const MaxClosedRun = 64
+// MaxClosedAbove bounds the closed capabilities among the nearest
+// 2×MaxClosedAbove ancestors of the one a capability is derived from. A
+// closed capability with a live descendant stays in the tree, so that
+// revoking it still reaches the descendant; a chain of them is how a guest
+// would grow the tree: send a handle to itself over a channel and close
+// the original, over and over (or pass it to and fro with another guest,
+// or from spawned child to spawned child). A derivation from a handle
+// with MaxClosedAbove closed capabilities that near above it fails with
+// EMFILE, so a chain grows only as its holders keep about one handle open
+// for each closed one. Only that handle is refused: no guest can use the
+// bound up for a handle that does not descend from its own. A closed dup
+// or open copy is spliced out instead (Close), and is never counted.
+const MaxClosedAbove = 64
 
 // Top returns the holder at the root of h's spawn tree: h itself unless a
 // guest spawned it.
@@ -267,7 +268,7 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 		err = ENOTCAPABLE
 	case parent.closed.Load():
 		err = EBADF
-	case closedRun(parent) >= MaxClosedRun:
+	case closedAbove(parent) >= MaxClosedAbove:
 		err = EMFILE
 	case d.Resource == nil && !rr.tryRetain():
 		err = EBADF // every holder of the resource let go of it
@@ -609,7 +610,7 @@ func (k *Kernel) collect() {
 // after. Called with k.mu held.
 func (k *Kernel) splice(c *Cap) {
 	p := c.parent.Load()
-	if p == nil || len(c.children) == 0 || (c.edge != EdgeDup && c.edge != EdgeOpen) {
+	if len(c.children) == 0 || !splicedOnClose(c) {
 		return
 	}
 	for _, x := range c.children {
@@ -620,14 +621,23 @@ func (k *Kernel) splice(c *Cap) {
 	c.children = nil
 }
 
-// closedRun counts the closed capabilities directly above c, up to
-// MaxClosedRun. Called with k.mu held.
-func closedRun(c *Cap) int {
-	n := 0
-	for p := c.parent.Load(); p != nil && p.closed.Load() && n < MaxClosedRun; p = p.parent.Load() {
-		n++
+// closedAbove counts the closed capabilities among the nearest
+// 2×MaxClosedAbove ancestors of c. A closed dup or open copy that Close
+// has not spliced out yet is not counted. Called with k.mu held.
+func closedAbove(c *Cap) int {
+	n, seen := 0, 0
+	for p := c.parent.Load(); p != nil && seen < 2*MaxClosedAbove; p = p.parent.Load() {
+		seen++
+		if p.closed.Load() && !splicedOnClose(p) {
+			n++
+		}
 	}
 	return n
+}
+
+// splicedOnClose reports whether Close gives c's children to c's parent.
+func splicedOnClose(c *Cap) bool {
+	return (c.edge == EdgeDup || c.edge == EdgeOpen) && c.parent.Load() != nil
 }
 
 // prune forgets closed capabilities that no tracked capability descends

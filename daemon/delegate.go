@@ -166,14 +166,14 @@ func (g *Guest) send(event string, c *caps.Cap) error {
 }
 
 // delegationError says why from could not be passed on: the policy
-// refused it, it sits beneath as long a run of closed copies as the
-// kernel allows (caps.MaxClosedRun), or it has been revoked.
+// refused it, it sits beneath as many closed ancestors as the
+// kernel allows (caps.MaxClosedAbove), or it has been revoked.
 func delegationError(from *caps.Cap, err error) error {
 	switch {
 	case IsPolicyDenial(err):
 		return fmt.Errorf("capability %s cannot be passed on: %w", from.ID(), err)
 	case errors.Is(err, caps.EMFILE):
-		return fmt.Errorf("capability %s cannot be passed on: it was passed on and closed behind itself %d times in a row (caps.MaxClosedRun); pass on a copy from earlier in its chain", from.ID(), caps.MaxClosedRun)
+		return fmt.Errorf("capability %s cannot be passed on: %d of the capabilities it derives from, nearest it, are closed (caps.MaxClosedAbove); pass on a copy from earlier in its chain", from.ID(), caps.MaxClosedAbove)
 	}
 	return fmt.Errorf("capability %s has been revoked: it cannot be passed on", from.ID())
 }

@@ -222,3 +222,33 @@ deny "alias" {
 		t.Fatalf("NotAllowedBy a policy that denies the path as granted: %+v; want the grant", out)
 	}
 }
+
+// A grant made through a link while no policy is loaded is judged, once
+// one is, by where the link leads: a policy that denies the real path
+// lists it among what it would not grant.
+func TestAGrantMadeWithoutAPolicyIsJudgedWhereItLeads(t *testing.T) {
+	s := newSupervisor(t)
+	top := t.TempDir()
+	real, alias := filepath.Join(top, "real"), filepath.Join(top, "alias")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, alias); err != nil {
+		t.Fatal(err)
+	}
+	g, err := launchSpin(t, s, nil, "dir:"+alias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustPolicy(t, fmt.Sprintf(`
+grant "top" {
+  resources = ["dir:%s"]
+}
+deny "real" {
+  resources = ["dir:%s"]
+}
+`, top, real))
+	if out := s.NotAllowedBy(p); len(out) != 1 || out[0].Cap != g.Handles()[3].Cap.ID() {
+		t.Fatalf("NotAllowedBy a policy that denies where the grant leads: %+v; want the grant", out)
+	}
+}

@@ -106,12 +106,17 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if err := s.auditRefusal(); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
+	if src.path != "" {
+		// Recorded as resolved, with the path as asked, for the policy in
+		// force or one loaded later (the gate, NotAllowedBy).
+		src.asked, src.path = src.path, RealPath(src.path, gr.Kind == GrantFile && gr.Create)
+		pg.source = src
+	}
 	if p == nil {
-		return pg, nil
+		return pg, nil // the principal is the authority: links are followed
 	}
 	if src.path != "" {
-		src.asked, src.path = src.path, RealPath(src.path, gr.Kind == GrantFile && gr.Create)
-		pg.source, pg.grant.Source, pg.grant.exact = src, src.path, true
+		pg.grant.Source, pg.grant.exact = src.path, true
 	}
 	if src.kind == "" {
 		return pg, &GrantError{Grant: gr, Err: fmt.Errorf("%s grants give an address inline, which a policy does not name: declare it as a %s resource and grant it by name", gr.Kind, gr.Kind)}

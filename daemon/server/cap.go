@@ -122,7 +122,7 @@ func (s *capServer) Restrict(ctx context.Context, call schemas.Cap_restrict) err
 			return fmt.Errorf("restrict %s: it has been revoked", s.x.ID())
 		}
 		if errors.Is(err, caps.EMFILE) {
-			return fmt.Errorf("restrict %s: it was passed on and closed behind itself %d times in a row (caps.MaxClosedRun): restrict a copy from earlier in its chain", s.x.ID(), caps.MaxClosedRun)
+			return fmt.Errorf("restrict %s: %d of the capabilities it derives from, nearest it, are closed (caps.MaxClosedAbove): restrict a copy from earlier in its chain", s.x.ID(), caps.MaxClosedAbove)
 		}
 		return fmt.Errorf("restrict %s: rights can only narrow: it lacks %s (base) and %s (inheriting)",
 			s.x.ID(), hb.Missing(base), hi.Missing(inh))
