@@ -152,14 +152,7 @@ func TestAnExactGrantRefusesALinkPlantedAfterTheDecision(t *testing.T) {
 // link does not see it silently stop matching.
 func TestADenyRuleOnThePathAsAskedStillApplies(t *testing.T) {
 	s := newSupervisor(t)
-	top := t.TempDir()
-	real, alias := filepath.Join(top, "real"), filepath.Join(top, "alias")
-	if err := os.Mkdir(real, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(real, alias); err != nil {
-		t.Fatal(err)
-	}
+	_, real, alias := linkedDir(t)
 	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
 grant "real" {
   resources = ["dir:%s"]
@@ -185,14 +178,7 @@ deny "alias" {
 // no longer grant (NotAllowedBy).
 func TestADenyRuleOnThePathAsGrantedGovernsDelegationAndReload(t *testing.T) {
 	s := newSupervisor(t)
-	top := t.TempDir()
-	real, alias := filepath.Join(top, "real"), filepath.Join(top, "alias")
-	if err := os.Mkdir(real, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(real, alias); err != nil {
-		t.Fatal(err)
-	}
+	_, real, alias := linkedDir(t)
 	policy := func(deny string) string {
 		return fmt.Sprintf(`
 grant "real" {
@@ -228,14 +214,7 @@ deny "alias" {
 // lists it among what it would not grant.
 func TestAGrantMadeWithoutAPolicyIsJudgedWhereItLeads(t *testing.T) {
 	s := newSupervisor(t)
-	top := t.TempDir()
-	real, alias := filepath.Join(top, "real"), filepath.Join(top, "alias")
-	if err := os.Mkdir(real, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(real, alias); err != nil {
-		t.Fatal(err)
-	}
+	top, real, alias := linkedDir(t)
 	g, err := launchSpin(t, s, nil, "dir:"+alias)
 	if err != nil {
 		t.Fatal(err)
@@ -251,4 +230,18 @@ deny "real" {
 	if out := s.NotAllowedBy(p); len(out) != 1 || out[0].Cap != g.Handles()[3].Cap.ID() {
 		t.Fatalf("NotAllowedBy a policy that denies where the grant leads: %+v; want the grant", out)
 	}
+}
+
+// linkedDir makes a directory top/real and a link top/alias to it.
+func linkedDir(t *testing.T) (top, real, alias string) {
+	t.Helper()
+	top = t.TempDir()
+	real, alias = filepath.Join(top, "real"), filepath.Join(top, "alias")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, alias); err != nil {
+		t.Fatal(err)
+	}
+	return top, real, alias
 }
