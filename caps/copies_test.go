@@ -12,7 +12,7 @@ func TestACopyClosedBehindADupStillCounts(t *testing.T) {
 	k := NewKernel(nil)
 	root, _ := mintDir(t, k)
 	b, i := root.Rights()
-	x := mustDerive(t, k, root, Derivation{Holder: bob, Edge: EdgeDelegate, Base: b, Inheriting: i})
+	x := mustPassOn(t, k, root, bob)
 	dup := mustDerive(t, k, x, Derivation{Holder: bob, Edge: EdgeDup, Base: b, Inheriting: i})
 	k.Close(x)
 	if n := k.LiveCopies(root); n != 1 {
@@ -48,14 +48,13 @@ func TestServicesAreNotCopiesOfTheGrantTheyWereCreatedBeneath(t *testing.T) {
 func TestClosedChainsAreBounded(t *testing.T) {
 	k := NewKernel(nil)
 	root, _ := mintDir(t, k)
-	b, i := root.Rights()
 	mine := &Holder{ID: "g-self"}
-	c := mustDerive(t, k, root, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i})
+	c := mustPassOn(t, k, root, mine)
 	var err error
 	n := 0
 	for ; n <= MaxClosedAbove; n++ {
 		var next *Cap
-		if next, err = k.Derive(c, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i}); err != nil {
+		if next, err = passOn(k, c, mine); err != nil {
 			break
 		}
 		k.Close(c)
@@ -64,7 +63,7 @@ func TestClosedChainsAreBounded(t *testing.T) {
 	if !errors.Is(err, EMFILE) || n != MaxClosedAbove {
 		t.Fatalf("after %d rounds: %v; want EMFILE after %d", n, err, MaxClosedAbove)
 	}
-	if _, err := k.Derive(root, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i}); err != nil {
+	if _, err := passOn(k, root, mine); err != nil {
 		t.Fatalf("the holder's derivation from another handle: %v", err)
 	}
 	k.Close(c)
@@ -81,13 +80,13 @@ func TestAClosedChainRefusesOnlyItsOwnHandle(t *testing.T) {
 	root, _ := mintDir(t, k)
 	b, i := root.Rights()
 	relay := &Holder{ID: "g-relay"}
-	own := mustDerive(t, k, root, Derivation{Holder: relay, Edge: EdgeDelegate, Base: b, Inheriting: i})
+	own := mustPassOn(t, k, root, relay)
 	holders := []*Holder{alice, relay}
 	c := root
 	var err error
 	for n := 0; err == nil && n < 4*MaxClosedAbove; n++ {
 		var next *Cap
-		if next, err = k.Derive(c, Derivation{Holder: holders[n%2], Edge: EdgeDelegate, Base: b, Inheriting: i}); err == nil {
+		if next, err = passOn(k, c, holders[n%2]); err == nil {
 			if c != root {
 				k.Close(c)
 			}
@@ -109,15 +108,14 @@ func TestAClosedChainRefusesOnlyItsOwnHandle(t *testing.T) {
 func TestAnchorsAlongAChainDoNotGetAroundTheBound(t *testing.T) {
 	k := NewKernel(nil)
 	root, _ := mintDir(t, k)
-	b, i := root.Rights()
 	mine := &Holder{ID: "g-self"}
-	anchor := mustDerive(t, k, root, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i})
+	anchor := mustPassOn(t, k, root, mine)
 	c := anchor
 	var err error
 	steps := 0
 	for ; steps < 20*MaxClosedAbove && err == nil; steps++ {
 		var next *Cap
-		if next, err = k.Derive(c, Derivation{Holder: mine, Edge: EdgeDelegate, Base: b, Inheriting: i}); err != nil {
+		if next, err = passOn(k, c, mine); err != nil {
 			break
 		}
 		if steps%(MaxClosedAbove/2) == 0 { // the tip becomes the anchor
@@ -133,4 +131,20 @@ func TestAnchorsAlongAChainDoNotGetAroundTheBound(t *testing.T) {
 	if !errors.Is(err, EMFILE) || steps > 2*MaxClosedAbove+2 {
 		t.Fatalf("after %d steps with one anchor kept open at a time: %v; want EMFILE within %d", steps, err, 2*MaxClosedAbove+2)
 	}
+}
+
+// passOn derives from c a copy for h, with all of c's rights, as sending
+// it on a channel does.
+func passOn(k *Kernel, c *Cap, h *Holder) (*Cap, error) {
+	b, i := c.Rights()
+	return k.Derive(c, Derivation{Holder: h, Edge: EdgeDelegate, Base: b, Inheriting: i})
+}
+
+func mustPassOn(t *testing.T, k *Kernel, c *Cap, h *Holder) *Cap {
+	t.Helper()
+	x, err := passOn(k, c, h)
+	if err != nil {
+		t.Fatalf("pass on: %v", err)
+	}
+	return x
 }

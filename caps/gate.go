@@ -145,18 +145,16 @@ func (k *Kernel) LiveCopies(c *Cap) int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n := 0
-	stack := append([]*Cap(nil), c.children...)
-	for len(stack) > 0 {
-		x := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if x.kind == KindService {
-			continue
-		}
-		if passesOn(x.edge) && !x.revoked.Load() && (!x.closed.Load() || len(x.children) > 0) {
+	walkDown(c, func(x *Cap) bool {
+		switch {
+		case x == c:
+		case x.kind == KindService:
+			return false
+		case passesOn(x.edge) && !x.revoked.Load() && (!x.closed.Load() || len(x.children) > 0):
 			n++
 		}
-		stack = append(stack, x.children...)
-	}
+		return true
+	})
 	return n
 }
 

@@ -1,6 +1,7 @@
 package caps
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -35,6 +36,10 @@ type Holder struct {
 // bound up for a handle that does not descend from its own. A closed dup
 // or open copy is spliced out instead (Close), and is never counted.
 const MaxClosedAbove = 64
+
+// ErrClosedAbove is a derivation MaxClosedAbove refused; to a guest it is
+// EMFILE.
+var ErrClosedAbove = fmt.Errorf("%d of the capabilities it derives from, nearest it, are closed (caps.MaxClosedAbove): a copy from earlier in its chain can still be used: %w", MaxClosedAbove, EMFILE)
 
 // Top returns the holder at the root of h's spawn tree: h itself unless a
 // guest spawned it.
@@ -269,7 +274,7 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 	case parent.closed.Load():
 		err = EBADF
 	case closedAbove(parent) >= MaxClosedAbove:
-		err = EMFILE
+		err = ErrClosedAbove
 	case d.Resource == nil && !rr.tryRetain():
 		err = EBADF // every holder of the resource let go of it
 	}
@@ -356,18 +361,22 @@ func (k *Kernel) NewRevoker(c *Cap, forwarderHolder, revokerHolder *Holder) (for
 	revoker.parent.Store(c)
 	revoker.edge = EdgeRevocable
 	k.mu.Lock()
-	if c.revoked.Load() || c.closed.Load() {
-		// c was revoked between the two derivations, and the forwarder
-		// went with it: a revoker of nothing is of no use. Or c was
-		// closed, and may have been spliced out of the tree (Close): a
-		// revoker linked beneath it would be out of its ancestors' reach.
+	// c was revoked between the two derivations, and the forwarder went
+	// with it: a revoker of nothing is of no use. Or c was closed, and may
+	// have been spliced out of the tree (Close): a revoker linked beneath
+	// it would be out of its ancestors' reach.
+	err = nil
+	switch {
+	case c.revoked.Load():
+		err = ENOTCAPABLE
+	case c.closed.Load():
+		err = EBADF
+	}
+	if err != nil {
 		k.mu.Unlock()
 		revoker.dropResource()
 		k.Close(forwarder)
-		if c.closed.Load() && !c.revoked.Load() {
-			return nil, nil, EBADF
-		}
-		return nil, nil, ENOTCAPABLE
+		return nil, nil, err
 	}
 	k.link(c, revoker)
 	k.hold(revoker)
@@ -453,21 +462,17 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 }
 
 // markRevoked revokes c and everything derived from it that is not revoked
-// yet, depth first over an explicit stack (derivation chains can be
-// arbitrarily deep), and returns those capabilities: the victims. It also
+// yet (walkDown), and returns those capabilities: the victims. It also
 // returns the capabilities below c that an earlier revocation took and
 // that may still have operations running (earlier), and whether a channel
 // end lost its last holder (see collect). Subtrees whose revocation has
 // settled are skipped: nothing in them can run again. Called with k.mu
 // held.
 func (k *Kernel) markRevoked(c *Cap) (victims, earlier []*Cap, orphans bool) {
-	stack := []*Cap{c}
-	for len(stack) > 0 {
-		x := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
+	walkDown(c, func(x *Cap) bool {
 		switch {
 		case x.settled:
-			continue
+			return false
 		case x.revoked.Load():
 			earlier = append(earlier, x)
 		default:
@@ -477,8 +482,8 @@ func (k *Kernel) markRevoked(c *Cap) (victims, earlier []*Cap, orphans bool) {
 			orphans = k.unhold(x) || orphans
 			victims = append(victims, x)
 		}
-		stack = append(stack, x.children...)
-	}
+		return true
+	})
 	return victims, earlier, orphans
 }
 
@@ -712,21 +717,25 @@ func (k *Kernel) Snapshot() []Info {
 	}
 	out := make([]Info, 0, len(k.caps))
 	for _, r := range roots {
-		walkDown(r, func(c *Cap) { out = append(out, c.Info()) })
+		walkDown(r, func(c *Cap) bool { out = append(out, c.Info()); return true })
 	}
 	k.mu.Unlock()
 	return out
 }
 
 // walkDown visits c and everything derived from it, parents before
-// children. It keeps its own stack rather than recursing: a guest can
-// make a derivation chain as long as it likes. Called with k.mu held.
-func walkDown(c *Cap, visit func(*Cap)) {
+// children; when visit returns false, what derives from the capability it
+// was given is skipped. It keeps its own stack rather than recursing: a
+// guest can make a derivation chain as long as it likes. Called with k.mu
+// held.
+func walkDown(c *Cap, visit func(*Cap) bool) {
 	stack := []*Cap{c}
 	for len(stack) > 0 {
 		x := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		visit(x)
+		if !visit(x) {
+			continue
+		}
 		for i := len(x.children) - 1; i >= 0; i-- {
 			stack = append(stack, x.children[i])
 		}
@@ -739,6 +748,6 @@ func (k *Kernel) Subtree(c *Cap) []ID {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var out []ID
-	walkDown(c, func(x *Cap) { out = append(out, x.id) })
+	walkDown(c, func(x *Cap) bool { out = append(out, x.id); return true })
 	return out
 }

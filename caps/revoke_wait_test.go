@@ -1,7 +1,6 @@
 package caps
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,7 +81,7 @@ func endedWhenDone(revoke func(), ended *atomic.Bool) <-chan bool {
 // while the operation it waits for runs.
 func awaitIdleWaiters(t *testing.T, n int, returned []<-chan bool) {
 	t.Helper()
-	for deadline := time.Now().Add(hangGuard); idleWaiters() < n; runtime.Gosched() {
+	for deadline := time.Now().Add(hangGuard); idleWaiters() < n; time.Sleep(time.Millisecond) {
 		for i, r := range returned {
 			select {
 			case <-r:

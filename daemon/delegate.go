@@ -166,14 +166,11 @@ func (g *Guest) send(event string, c *caps.Cap) error {
 }
 
 // delegationError says why from could not be passed on: the policy
-// refused it, it sits beneath as many closed ancestors as the
-// kernel allows (caps.MaxClosedAbove), or it has been revoked.
+// refused it, the kernel's bound on closed ancestors did
+// (caps.ErrClosedAbove), or it has been revoked.
 func delegationError(from *caps.Cap, err error) error {
-	switch {
-	case IsPolicyDenial(err):
+	if IsPolicyDenial(err) || errors.Is(err, caps.ErrClosedAbove) {
 		return fmt.Errorf("capability %s cannot be passed on: %w", from.ID(), err)
-	case errors.Is(err, caps.EMFILE):
-		return fmt.Errorf("capability %s cannot be passed on: %d of the capabilities it derives from, nearest it, are closed (caps.MaxClosedAbove); pass on a copy from earlier in its chain", from.ID(), caps.MaxClosedAbove)
 	}
 	return fmt.Errorf("capability %s has been revoked: it cannot be passed on", from.ID())
 }

@@ -123,7 +123,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	}
 	base, inh := caps.GrantRights(kindOfGrant(gr.Kind), gr.ReadOnly)
 	req := policies.Request{
-		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: pg.source.path,
+		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
 		Rights: base | inh, Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
 	}
 	req, d := DecideHostPath(p, req, src.asked)

@@ -139,11 +139,11 @@ func (s *Server) passOn(parent *caps.Cap, to *peer, origin string) (*caps.Cap, e
 }
 
 // notDerived says why a derivation that the policy did not refuse failed:
-// the capability sits beneath as many closed ancestors as the
-// kernel allows (caps.MaxClosedAbove), or it has been revoked or closed.
+// the kernel's bound on closed ancestors (caps.ErrClosedAbove), or the
+// capability has been revoked or closed.
 func notDerived(err error) string {
-	if errors.Is(err, caps.EMFILE) {
-		return fmt.Sprintf("%d of the capabilities it derives from, nearest it, are closed (caps.MaxClosedAbove): it cannot be passed on again; a copy from earlier in its chain can", caps.MaxClosedAbove)
+	if errors.Is(err, caps.ErrClosedAbove) {
+		return err.Error()
 	}
 	return "it has been revoked or closed"
 }

@@ -121,8 +121,8 @@ func (s *capServer) Restrict(ctx context.Context, call schemas.Cap_restrict) err
 		if s.x.Revoked() {
 			return fmt.Errorf("restrict %s: it has been revoked", s.x.ID())
 		}
-		if errors.Is(err, caps.EMFILE) {
-			return fmt.Errorf("restrict %s: %d of the capabilities it derives from, nearest it, are closed (caps.MaxClosedAbove): restrict a copy from earlier in its chain", s.x.ID(), caps.MaxClosedAbove)
+		if errors.Is(err, caps.ErrClosedAbove) {
+			return fmt.Errorf("restrict %s: %w", s.x.ID(), err)
 		}
 		return fmt.Errorf("restrict %s: rights can only narrow: it lacks %s (base) and %s (inheriting)",
 			s.x.ID(), hb.Missing(base), hi.Missing(inh))
