@@ -31,8 +31,10 @@ const (
 // the receiver's copy. A handle that is not open is EBADF and a revoked one
 // ENOTCAPABLE; either way nothing is sent. Unless the handle is
 // non-blocking, a full buffer makes the call wait (and a revocation of
-// sock during the wait ends it with ENOTCAPABLE). Capabilities that were
-// not sent are closed, whatever ends the call.
+// sock during the wait ends it with ENOTCAPABLE). The handles count as in
+// flight against the guest's tree's caps.InFlightLimit (the daemon's: its
+// user's) until received or dropped; a send past it is ENOBUFS.
+// Capabilities that were not sent are closed, whatever ends the call.
 func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 	sock, sendIn, sendOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	c, e := g.acquire(sock, caps.RightFDWrite)
@@ -88,6 +90,10 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 			return caps.ErrnoOf(err)
 		}
 		inflight = append(inflight, x)
+	}
+	if err := g.tree.inflight.Charge(inflight); err != nil {
+		g.log.Debug("send refused: too many handles in flight", "fd", sock, "handles", len(inflight), "in_flight", g.tree.inflight.InFlight(), "max", g.tree.inflight.Max())
+		return caps.ErrnoOf(err)
 	}
 
 	pl, _ := c.Resource().(caps.Pollable)

@@ -57,6 +57,12 @@ type GuestConfig struct {
 	// its memory budget per user, serve --max-mem-per-user, with each
 	// child's memory limit and stack bound, which are the guest's.)
 	SpawnBudget SpawnBudget
+	// InFlight bounds the handles the guest and its descendants have sent
+	// on channels that nobody has received yet (caps.InFlightLimit); a
+	// send past it fails with ENOBUFS. The daemon shares one among all of
+	// a user's guests. nil: a limit of caps.DefaultMaxInFlight for this
+	// guest's tree alone.
+	InFlight *caps.InFlightLimit
 	// Timeout, when positive, kills the guest (ExitStatus.Killed
 	// KilledByTimeout) that long after Start, and its descendants with it.
 	Timeout time.Duration
@@ -127,6 +133,9 @@ type procTree struct {
 	running atomic.Int32
 	max     int32
 	budget  SpawnBudget // nil: none
+	// inflight bounds what the tree's guests have in flight on channels
+	// (GuestConfig.InFlight).
+	inflight *caps.InFlightLimit
 }
 
 // reserve counts and charges one more descendant, or fails: EAGAIN when
@@ -272,7 +281,12 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 	if max <= 0 {
 		max = DefaultMaxDescendants
 	}
-	return rt.newGuest(m, cfg, &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget}, false)
+	inflight := cfg.InFlight
+	if inflight == nil {
+		inflight = caps.NewInFlightLimit(0)
+	}
+	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight}
+	return rt.newGuest(m, cfg, tree, false)
 }
 
 // newGuest is NewGuest in the process tree tree; spawned says that the

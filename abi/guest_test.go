@@ -18,6 +18,9 @@ type harness struct {
 	k      *caps.Kernel
 	stdout bytes.Buffer
 	stderr bytes.Buffer
+	// inflight, when not nil, is the GuestConfig.InFlight of the guests
+	// startMode starts.
+	inflight *caps.InFlightLimit
 }
 
 // harnessCache is the compilation cache every harness's runtime shares,

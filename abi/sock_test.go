@@ -239,3 +239,27 @@ non-blocking accept: EAGAIN
 		t.Fatalf("accepted capabilities %+v; want one socket, a child of the dialer %s", accepted, dc.ID())
 	}
 }
+
+// Handles sent and not yet received count against the sender's
+// GuestConfig.InFlight until they are received or dropped, at any depth of
+// nesting: a chain of channel ends, each queued in the next, cannot grow
+// past it while the guest holds two handles.
+func TestHandlesInFlightAreBounded(t *testing.T) {
+	h := newHarness(t)
+	h.inflight = caps.NewInFlightLimit(8)
+	st := h.runMode(t, abitest.C(t, sockGuest), h.table("s"), "inflight")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v\n%s", st, h.stdout.String())
+	}
+	expectStdout(t, h, `queued: 8, then ENOBUFS
+received one: ok fds 1
+send one more: ok
+and another: ENOBUFS
+chain: 9 ends, then ENOBUFS
+after the chain was dropped: ok
+`)
+	// The last one sent was queued in a channel the guest's exit closed.
+	if n := h.inflight.InFlight(); n != 0 {
+		t.Fatalf("%d handles still charged as in flight after the guest ended; want 0", n)
+	}
+}

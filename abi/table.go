@@ -232,7 +232,7 @@ var calls = [49]Call{
 		Note: "received handles are child capabilities of the sender's (rights kept, never widened)"},
 	{Slot: 44, Name: "sock_send", Params: ps("sock", i32, "*send_in", i32, "*send_out", i32),
 		Rights: []Need{{Rights: caps.RightFDWrite}}, Origin: "sock_send", fn: sockSend,
-		Changed: "attached handles are re-derived for the receiver, keeping the sender's narrowed rights (Capsicum semantics)"},
+		Changed: "attached handles are re-derived for the receiver, keeping the sender's narrowed rights (Capsicum semantics); ENOBUFS past the user's bound on handles in flight (serve --max-inflight-per-user)"},
 	{Slot: 45, Name: "sock_shutdown", Params: ps("sock", i32, "how", i32), Rights: []Need{{Rights: caps.RightSockShutdown}}, Origin: "sock_shutdown", fn: sockShutdown,
 		Note: "ENOTSOCK on a handle that is not a socket, whatever its rights"},
 	{Slot: 46, Name: "thread_create", Params: ps("*attr", i32, "*tid_out", i32), Origin: "thread_create", Support: NoSys, fn: noSys,

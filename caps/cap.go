@@ -78,10 +78,11 @@ type Cap struct {
 	closed   atomic.Bool
 	released atomic.Bool // the reference on res has been dropped
 	inflight atomic.Int32
-	hold     atomic.Pointer[Hold] // the Hold that keeps it acquired, if any
-	done     atomic.Value         // chan struct{}, made by the first Done, closed on revocation
-	doneShut atomic.Bool          // done has been closed
-	watchers waitList             // woken on revocation (WatchRevoke)
+	hold     atomic.Pointer[Hold]          // the Hold that keeps it acquired, if any
+	charge   atomic.Pointer[InFlightLimit] // what it counts against while in flight, if anything
+	done     atomic.Value                  // chan struct{}, made by the first Done, closed on revocation
+	doneShut atomic.Bool                   // done has been closed
+	watchers waitList                      // woken on revocation (WatchRevoke)
 
 	children []*Cap // guarded by k.mu
 	idx      int    // index in parent.children; guarded by k.mu

@@ -99,16 +99,17 @@ func (c *Channel) dropQueue() {
 	p.waits[c.side].wakeAll()
 }
 
-// queuedCaps returns the capabilities in flight in this end's queue.
-func (c *Channel) queuedCaps() []*Cap {
+// eachQueued calls f, with the channel's lock held, for each capability
+// in flight in this end's queue.
+func (c *Channel) eachQueued(f func(*Cap)) {
 	p := c.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []*Cap
 	for _, m := range p.q[c.side] {
-		out = append(out, m.caps...)
+		for _, x := range m.caps {
+			f(x)
+		}
 	}
-	return out
 }
 
 func closeCaps(cs []*Cap) {

@@ -94,19 +94,20 @@ type Kernel struct {
 	// passing locks the roots whose copies the gate is deciding about
 	// (lockRoot); guarded by mu.
 	passing map[*Cap]*rootLock
-	// ends are the channel ends some capability still refers to, and
-	// unheld the tracked capabilities without a holder (in flight, or
-	// about to be adopted): what collect starts from, so that its cost is
-	// theirs rather than every capability's. Guarded by mu.
-	ends   map[*refRes]*Channel
-	unheld map[*Cap]struct{}
+	// orphans are the channel ends that capabilities still refer to but
+	// no holder holds: ends in flight, or left in queues. They are all
+	// collect looks at, so that its cost is theirs rather than that of
+	// every channel end (each guest holds one) or every capability.
+	// Guarded by mu.
+	orphans map[*refRes]*Channel
+	gcEpoch uint64 // numbers collections (refRes.gc); guarded by mu
 }
 
 // NewKernel returns an empty kernel. obs may be nil.
 func NewKernel(obs Observer) *Kernel {
 	return &Kernel{
 		caps: make(map[ID]*Cap), obs: obs, passing: make(map[*Cap]*rootLock),
-		ends: make(map[*refRes]*Channel), unheld: make(map[*Cap]struct{}),
+		orphans: make(map[*refRes]*Channel),
 	}
 }
 
@@ -300,16 +301,12 @@ func (k *Kernel) link(parent, c *Cap) {
 	k.track(c)
 }
 
-// track makes the kernel know c by its id, and, for collect, as a
-// reference to a channel end or as a capability without a holder. Called
-// with k.mu held.
+// track makes the kernel know c by its id, and, for collect, a channel
+// end that only c, in flight, refers to. Called with k.mu held.
 func (k *Kernel) track(c *Cap) {
 	k.caps[c.id] = c
-	if ch, ok := c.res.Resource.(*Channel); ok {
-		k.ends[c.res] = ch
-	}
-	if c.holder.Load() == nil {
-		k.unheld[c] = struct{}{}
+	if ch, ok := c.res.Resource.(*Channel); ok && c.res.held == 0 {
+		k.orphans[c.res] = ch
 	}
 }
 
@@ -317,7 +314,7 @@ func (k *Kernel) track(c *Cap) {
 // last capability on it has let go of.
 func (k *Kernel) forgetEnd(rr *refRes) {
 	k.mu.Lock()
-	delete(k.ends, rr)
+	delete(k.orphans, rr)
 	k.mu.Unlock()
 }
 
@@ -326,7 +323,9 @@ func (k *Kernel) forgetEnd(rr *refRes) {
 func (k *Kernel) hold(c *Cap) {
 	if c.holder.Load() != nil && !c.counted {
 		c.counted = true
-		c.res.held++
+		if c.res.held++; c.res.held == 1 {
+			delete(k.orphans, c.res)
+		}
 	}
 }
 
@@ -339,8 +338,12 @@ func (k *Kernel) unhold(c *Cap) (lastOnChannel bool) {
 	}
 	c.counted = false
 	c.res.held--
-	_, isChan := c.res.Resource.(*Channel)
-	return isChan && c.res.held == 0
+	ch, isChan := c.res.Resource.(*Channel)
+	if isChan && c.res.held == 0 {
+		k.orphans[c.res] = ch
+		return true
+	}
+	return false
 }
 
 // NewRevoker derives from c a forwarder for forwarderHolder and a revoker
@@ -532,6 +535,7 @@ func (k *Kernel) Close(c *Cap) {
 	if !c.closed.CompareAndSwap(false, true) {
 		return
 	}
+	c.uncharge()
 	k.mu.Lock()
 	orphan := k.unhold(c)
 	k.splice(c)
@@ -550,57 +554,69 @@ func (k *Kernel) Close(c *Cap) {
 // A channel end stays open while any capability refers to it, and a
 // capability in flight keeps its resource open; so a channel end sent
 // over itself, or ends sent over each other, would keep each other open
-// after every holder let go, and a guest could pile up such cycles. An end
-// is reachable if a holder holds it, if a capability to it is in transit
-// (taken from a queue, not yet adopted), or if a capability to it waits in
-// the queue of a reachable end. collect marks what is reachable and drops
-// the queues of the rest, which closes the cycles. It runs only when the
+// after every holder let go, and a guest could pile up such cycles.
+// collect looks only at the ends no holder holds (Kernel.orphans), as
+// Linux's collector of Unix sockets looks only at sockets in flight. An
+// orphan is reachable if a capability from outside the orphans' queues
+// refers to it (one in the queue of a held end, or in transit: taken from
+// a queue, not yet adopted), or if one waits in the queue of a reachable
+// orphan; the rest are dropped, which closes the cycles. It runs when the
 // last held capability on a channel end goes while references to it
-// remain. It costs one pass over the channel ends, what waits in their
-// queues and the capabilities without a holder (Kernel.ends, unheld), not
-// over every capability: a guest can make it run at will.
+// remain, which a guest can make happen at will: it costs a pass over the
+// orphans and what waits in their queues, which the limits on handles in
+// flight bound (InFlightLimit), not over every channel end.
 func (k *Kernel) collect() {
 	k.mu.Lock()
-	ends := k.ends
-	var roots []*refRes
-	queued := make(map[*Cap]bool)
-	for r, ch := range ends {
-		if r.held > 0 {
-			roots = append(roots, r)
-		}
-		for _, x := range ch.queuedCaps() {
-			queued[x] = true
-		}
-	}
-	for c := range k.unheld {
-		if !c.released.Load() && !queued[c] {
-			roots = append(roots, c.res) // in transit
-		}
-	}
-	live := make(map[*refRes]bool)
-	for len(roots) > 0 {
-		r := roots[len(roots)-1]
-		roots = roots[:len(roots)-1]
-		if live[r] {
-			continue
-		}
-		live[r] = true
-		if ch, ok := ends[r]; ok {
-			for _, x := range ch.queuedCaps() {
-				roots = append(roots, x.res)
-			}
-		}
-	}
-	var dead []*Channel
-	for r, ch := range ends {
-		if !live[r] {
-			dead = append(dead, ch)
-		}
-	}
+	dead := k.unreachableOrphans()
 	k.mu.Unlock()
 	for _, ch := range dead {
 		ch.dropQueue()
 	}
+}
+
+// unreachableOrphans returns the orphan ends collect drops. Their
+// reference counts are read first: while k.mu is held no reference to an
+// orphan is made (only a held capability is derived from), and one given
+// up meanwhile leaves the count too high, so that end stays until the
+// next collection. The marks live in the ends themselves (refRes.gc), not
+// in maps made for each collection. Called with k.mu held.
+func (k *Kernel) unreachableOrphans() []*Channel {
+	k.gcEpoch++
+	epoch := k.gcEpoch
+	for r := range k.orphans {
+		r.gc = gcMark{epoch: epoch, outside: r.refs.Load()}
+	}
+	for _, ch := range k.orphans {
+		ch.eachQueued(func(x *Cap) {
+			if y := x.res; y.gc.epoch == epoch && !x.released.Load() {
+				y.gc.outside--
+			}
+		})
+	}
+	var reach []*refRes
+	for r := range k.orphans {
+		if r.gc.outside > 0 {
+			r.gc.live = true
+			reach = append(reach, r)
+		}
+	}
+	for len(reach) > 0 {
+		r := reach[len(reach)-1]
+		reach = reach[:len(reach)-1]
+		r.Resource.(*Channel).eachQueued(func(x *Cap) {
+			if y := x.res; y.gc.epoch == epoch && !y.gc.live && !x.released.Load() {
+				y.gc.live = true
+				reach = append(reach, y)
+			}
+		})
+	}
+	var dead []*Channel
+	for r, ch := range k.orphans {
+		if !r.gc.live {
+			dead = append(dead, ch)
+		}
+	}
+	return dead
 }
 
 // splice gives the children of c, just closed, to c's parent when c is a
@@ -654,7 +670,6 @@ func (k *Kernel) prune(c *Cap) {
 			return
 		}
 		delete(k.caps, c.id)
-		delete(k.unheld, c)
 		p := c.parent.Load()
 		if p == nil {
 			return
@@ -676,14 +691,12 @@ func (k *Kernel) prune(c *Cap) {
 func (k *Kernel) Adopt(c *Cap, h *Holder) {
 	k.mu.Lock()
 	ok := c.holder.CompareAndSwap(nil, h)
-	if ok {
-		delete(k.unheld, c)
-	}
 	if ok && !c.revoked.Load() && !c.closed.Load() {
 		k.hold(c)
 	}
 	k.mu.Unlock()
 	if ok {
+		c.uncharge()
 		k.emit(Event{Type: EventAdopt, Cap: c.Info()})
 	}
 }

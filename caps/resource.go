@@ -206,6 +206,16 @@ type refRes struct {
 	// remain is reachable, if at all, only through channel queues: see
 	// Kernel.collect.
 	held int
+	gc   gcMark // guarded by the kernel's mu
+}
+
+// gcMark is what Kernel.collect knows of a channel end without a holder
+// in the collection numbered epoch: how many references to it come from
+// outside the queues of such ends, and whether it is reachable.
+type gcMark struct {
+	epoch   uint64
+	outside int64
+	live    bool
 }
 
 // newRefRes wraps res with one reference, owned by the capability about to

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // The daemon's memory budget per user (Options.MaxMemPerUser): what each
@@ -85,6 +86,28 @@ func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.memUsed[uid]
+}
+
+// inFlightLimit returns the principal uid's bound on handles in flight
+// (Options.MaxInFlightPerUser), which all its guests share. A principal
+// keeps it once made: it is a few words, and a principal's guests may
+// leave handles in flight after they end.
+func (s *Supervisor) inFlightLimit(uid uint32) *caps.InFlightLimit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.inflight[uid]
+	if l == nil {
+		l = caps.NewInFlightLimit(s.maxInFlight)
+		s.inflight[uid] = l
+	}
+	return l
+}
+
+// InFlight returns how many handles the guests of the principal uid have
+// sent on channels that nobody has received yet, and the bound on it.
+func (s *Supervisor) InFlight(uid uint32) (n, max int) {
+	l := s.inFlightLimit(uid)
+	return l.InFlight(), l.Max()
 }
 
 // BudgetError is a launch refused because its principal's running guests

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // MaxMemPerUser bounds each principal's running guests apart: alice's
@@ -72,5 +74,91 @@ func TestMemoryBudgetIsPerPrincipal(t *testing.T) {
 	// A launch without a memory limit counts the wasm32 maximum.
 	if _, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m}); !errors.As(err, &be) || be.Asked != MaxMemoryLimit+abi.DefaultMaxStack {
 		t.Errorf("a launch without --mem: %v, want a *BudgetError asking %d", err, MaxMemoryLimit+abi.DefaultMaxStack)
+	}
+}
+
+// sendLoopWAT sends its stdin handle on its fd 3 (a chan grant) with
+// native sock_send until a send fails, then exits with 1000 × the sends
+// that succeeded + the errno of the one that failed.
+const sendLoopWAT = `(module
+  (import "sandboxd" "sock_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 200) "x")
+  (func (export "_start")
+    (local $n i32) (local $e i32)
+    (i32.store (i32.const 100) (i32.const 200)) ;; one iovec: "x"
+    (i32.store (i32.const 104) (i32.const 1))
+    (i32.store (i32.const 300) (i32.const 0))   ;; one fd: 0
+    (i32.store (i32.const 0) (i32.const 100))   ;; send_in: iovs, iovs_len
+    (i32.store (i32.const 4) (i32.const 1))
+    (i32.store (i32.const 8) (i32.const 300))   ;; fds, fds_len
+    (i32.store (i32.const 12) (i32.const 1))
+    (i32.store16 (i32.const 16) (i32.const 0))  ;; flags
+    (block $done
+      (loop $again
+        (local.set $e (call $send (i32.const 3) (i32.const 0) (i32.const 64)))
+        (br_if $done (local.get $e))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $again)))
+    (call $exit (i32.add (i32.mul (local.get $n) (i32.const 1000)) (local.get $e)))))`
+
+// MaxInFlightPerUser bounds the handles a principal's guests have sent
+// and nobody has received, together and apart from other principals'.
+// They count after their sender has ended, while they wait in a queue,
+// and stop counting once the queue is dropped.
+func TestHandlesInFlightAreBoundedPerPrincipal(t *testing.T) {
+	const max = 5
+	s, err := New(context.Background(), Options{CacheDir: testCache, MaxInFlightPerUser: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	s.SetPolicy(mustPolicy(t, `
+resource "chan" "p1" {}
+resource "chan" "p2" {}
+resource "chan" "p3" {}
+grant "all" {
+  resources = ["chan:p1", "chan:p2", "chan:p3"]
+}`))
+	m, err := s.Compile(context.Background(), "sendloop.wat", abitest.WATText(t, sendLoopWAT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := Principal{UID: 1000, GID: 1000, Name: "alice"}, Principal{UID: 1001, GID: 1001, Name: "bob"}
+	run := func(p Principal, ch string) uint32 {
+		t.Helper()
+		g, err := s.Launch(context.Background(), LaunchSpec{Principal: p, Module: m, Grants: []Grant{mustGrant(t, "chan:"+ch)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitExit(t, g, HangGuard)
+		_, st := g.Status()
+		if st.Trap != nil || st.Killed != "" {
+			t.Fatalf("the sender did not exit: %+v", st)
+		}
+		return st.Code
+	}
+	nobufs := uint32(caps.ENOBUFS)
+	if got := run(alice, "p1"); got != max*1000+nobufs {
+		t.Fatalf("alice's first guest: exit %d, want %d sends then ENOBUFS (%d)", got, max, max*1000+nobufs)
+	}
+	if n, _ := s.InFlight(alice.UID); n != max {
+		t.Fatalf("alice has %d handles in flight after her guest ended, want %d: they wait in chan:p1's queue", n, max)
+	}
+	if got := run(alice, "p2"); got != nobufs {
+		t.Fatalf("alice's second guest: exit %d, want no send then ENOBUFS (%d)", got, nobufs)
+	}
+	if got := run(bob, "p3"); got != max*1000+nobufs {
+		t.Fatalf("bob's guest: exit %d, want %d sends then ENOBUFS (%d)", got, max, max*1000+nobufs)
+	}
+	// The other end of chan:p1, to a third user: its peer has gone
+	// (EPIPE), and its exit drops the queue that held alice's handles.
+	carol := Principal{UID: 1002, GID: 1002, Name: "carol"}
+	if got := run(carol, "p1"); got != uint32(caps.EPIPE) {
+		t.Fatalf("the guest joining chan:p1: exit %d, want EPIPE (%d)", got, caps.EPIPE)
+	}
+	if n, _ := s.InFlight(alice.UID); n != 0 {
+		t.Fatalf("alice has %d handles in flight once their queue was dropped, want 0", n)
 	}
 }

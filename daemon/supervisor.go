@@ -44,6 +44,11 @@ type Options struct {
 	// that would take a principal past it fails with a *BudgetError. 0:
 	// no bound.
 	MaxMemPerUser uint64
+	// MaxInFlightPerUser bounds, per principal (uid), the handles its
+	// guests have sent on channels that nobody has received yet
+	// (caps.InFlightLimit); a send past it fails with ENOBUFS. 0:
+	// caps.DefaultMaxInFlight.
+	MaxInFlightPerUser int
 	// NoLoopChecks trades killability of spinning guests for speed (see
 	// abi.Config.NoLoopChecks). Only an embedded supervisor of one guest
 	// that can end it by exiting its process (sandboxd run) sets it.
@@ -111,6 +116,10 @@ type Supervisor struct {
 	// mu).
 	memBudget uint64
 	memUsed   map[uint32]uint64
+	// inflight is each principal's caps.InFlightLimit, made at its first
+	// launch, of maxInFlight handles. Guarded by mu.
+	inflight    map[uint32]*caps.InFlightLimit
+	maxInFlight int
 	// maxDescendants bounds each launched guest's tree of spawned guests.
 	maxDescendants int
 	// sockets is Options.Sockets.
@@ -177,6 +186,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	s := &Supervisor{
 		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
 		memBudget: opts.MaxMemPerUser, memUsed: make(map[uint32]uint64),
+		inflight: make(map[uint32]*caps.InFlightLimit), maxInFlight: cmp.Or(opts.MaxInFlightPerUser, caps.DefaultMaxInFlight),
 		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
@@ -641,6 +651,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		MaxStack:       cmp.Or(spec.MaxStack, s.maxStack),
 		MaxDescendants: s.maxDescendants,
 		SpawnBudget:    s.spawnBudget(g),
+		InFlight:       s.inFlightLimit(g.principal.UID),
 		Logger:         g.log,
 		OnExited:       g.exitedItself,
 		Timeout:        spec.Timeout,

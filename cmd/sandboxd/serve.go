@@ -104,7 +104,7 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 		return failed(exitFailure, "%v: check it with sandboxd audit verify --state %s", err, d.st.Dir)
 	}
 	d.closeFrom = append(d.closeFrom, func() { d.auditLog.Close() })
-	d.sup, err = daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: d.st.CacheDir(), DefaultMaxFDs: sa.maxFDs, DefaultMaxStack: sa.maxStack, MaxMemPerUser: sa.maxMemPerUser, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: d.policy, Audit: d.auditLog})
+	d.sup, err = daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: d.st.CacheDir(), DefaultMaxFDs: sa.maxFDs, DefaultMaxStack: sa.maxStack, MaxMemPerUser: sa.maxMemPerUser, MaxInFlightPerUser: sa.maxInFlight, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: d.policy, Audit: d.auditLog})
 	if err != nil {
 		d.l.Close()
 		return failed(exitFailure, "cannot start the runtime: %v", err)
@@ -163,6 +163,7 @@ type serveArgs struct {
 	level                         hclog.Level
 	logJSON                       bool
 	maxFDs, maxProcs, idleModules int
+	maxInFlight                   int    // --max-inflight-per-user
 	logBytes                      uint64 // --log-bytes
 	maxStack                      uint64 // --max-stack
 	maxMemPerUser                 uint64 // --max-mem-per-user; 0: none
@@ -182,6 +183,7 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	maxFDs := fs.Int("max-fds", caps.DefaultMaxFDs, "the handle-table size (`N`) of guests launched without --max-fds")
 	maxStack := fs.String("max-stack", abi.SizeText(abi.DefaultMaxStack), "the call-stack bound (`SIZE`, 64KiB to 64MiB, as counted: docs/CLI.md, Call stack) of guests launched without --max-stack")
 	maxMemPerUser := fs.String("max-mem-per-user", "0", "refuse a launch that would take the running guests of its user past `SIZE` of memory together, counting each guest's --mem and --max-stack (0: no budget; docs/DAEMON.md)")
+	maxInFlight := fs.Int("max-inflight-per-user", caps.DefaultMaxInFlight, "handles (`N`) that the guests of one user may have sent on channels and not yet received, at any depth of nesting; sock_send past it fails with ENOBUFS (docs/DAEMON.md)")
 	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
@@ -216,9 +218,9 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 		return sa, usageError(c, "%s", problem), false
 	}
 	sa.socket, sa.state, sa.logJSON = *socket, *state, *logJSON
-	sa.maxFDs, sa.maxProcs, sa.idleModules = *maxFDs, *maxProcs, *idleModules
+	sa.maxFDs, sa.maxProcs, sa.idleModules, sa.maxInFlight = *maxFDs, *maxProcs, *idleModules, *maxInFlight
 	if !sa.countsInRange() {
-		return sa, usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --idle-modules and --write-timeout above 0, and --max-procs at most %d", abi.MaxMaxDescendants), false
+		return sa, usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --max-inflight-per-user, --idle-modules and --write-timeout above 0, and --max-procs at most %d", abi.MaxMaxDescendants), false
 	}
 	return sa, exitOK, true
 }
@@ -227,7 +229,7 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 // range. One message covers them all.
 func (sa serveArgs) countsInRange() bool {
 	lim := sa.limits
-	for _, n := range []int{lim.MaxOutstandingCalls, lim.MaxObjects, lim.MaxGuests, lim.MaxConnections, sa.idleModules, sa.maxProcs} {
+	for _, n := range []int{lim.MaxOutstandingCalls, lim.MaxObjects, lim.MaxGuests, lim.MaxConnections, sa.idleModules, sa.maxProcs, sa.maxInFlight} {
 		if n < 1 {
 			return false
 		}

@@ -2,7 +2,8 @@
  * picks the part. Reports go to stdout (fd 1).
  *   "fdpass":     only stdio; makes its own channels and objects.
  *   "server":     3 a listener; serves one connection.
- *   "recv-block", "waitall": 3 a channel end whose peer the test holds. */
+ *   "recv-block", "waitall": 3 a channel end whose peer the test holds.
+ *   "inflight":   only stdio; run with a limit of 8 handles in flight. */
 #include "rt.h"
 
 #define OUT 1
@@ -157,12 +158,55 @@ static void recv_block(void) {
   sayf(OUT, "send on the revoked handle: %s", ename(sendf(3, "x")));
 }
 
+/* inflight sends handles until the limit on handles in flight refuses
+ * one, receives one and drops the rest, then builds a chain of channel
+ * ends, each queued in the next, keeping only the newest: every link in
+ * flight counts, at any depth. */
+static void inflight(void) {
+  sbx_fd_t a, b, obj, fds[4];
+  char buf[16];
+  sbx_recv_out_t ro;
+  sbx_errno_t e;
+  uint32_t n = 0;
+  sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM, &a, &b);
+  sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &obj);
+  while ((e = sendfds(a, &obj, 1, "x")) == 0) n++;
+  sayf(OUT, "queued: %u, then %s", n, ename(e));
+  e = recv_flags(b, buf, sizeof buf, fds, 4, 0, &ro);
+  sbx_fd_close(fds[0]);
+  sayf(OUT, "received one: %s fds %u", ename(e), ro.ro_fdslen);
+  sayf(OUT, "send one more: %s", ename(sendfds(a, &obj, 1, "x")));
+  sayf(OUT, "and another: %s", ename(sendfds(a, &obj, 1, "x")));
+  sbx_fd_close(b); /* drops the 8 queued at b */
+  sbx_fd_close(a);
+
+  sbx_fd_t x, y, last = 0;
+  n = 0;
+  for (;;) {
+    if ((e = sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM, &x, &y)) != 0) break;
+    if (n > 0 && (e = sendfds(x, &last, 1, "link")) != 0) {
+      sbx_fd_close(x);
+      sbx_fd_close(y);
+      break;
+    }
+    if (n > 0) sbx_fd_close(last);
+    sbx_fd_close(x);
+    last = y;
+    if (++n == 100000) break;
+  }
+  sayf(OUT, "chain: %u ends, then %s", n, ename(e));
+  sbx_fd_close(last); /* drops the whole chain */
+  sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM, &a, &b);
+  sayf(OUT, "after the chain was dropped: %s", ename(sendfds(a, &obj, 1, "x")));
+}
+
 void _start(void) {
   const char *mode = argdata_string();
   if (streq(mode, "fdpass")) fdpass();
   else if (streq(mode, "server")) server();
   else if (streq(mode, "recv-block")) recv_block();
   else if (streq(mode, "waitall")) waitall();
+  else if (streq(mode, "inflight")) inflight();
   else sbx_proc_exit(3);
   sbx_proc_exit(0);
 }

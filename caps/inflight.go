@@ -1,0 +1,76 @@
+package caps
+
+import (
+	"fmt"
+	"sync/atomic"
+)
+
+// DefaultMaxInFlight is an InFlightLimit's default maximum: as many
+// capabilities as a default handle table holds, as Linux bounds the
+// descriptors one user has in flight on Unix sockets by RLIMIT_NOFILE.
+const DefaultMaxInFlight = DefaultMaxFDs
+
+// ErrInFlight is a send refused by an InFlightLimit. It wraps ENOBUFS, the
+// errno the guest sees.
+var ErrInFlight = fmt.Errorf("too many capabilities sent and not yet received (caps.InFlightLimit): %w", ENOBUFS)
+
+// InFlightLimit bounds the capabilities a group of guests has sent on
+// channels that nobody has received yet. A handle in a channel's queue
+// takes no slot in any handle table, and a channel end in flight carries
+// its own queue with it: without a bound, a guest with a handful of
+// handles could nest ends in ends and make the kernel keep as many
+// capabilities, and as many channel buffers, as it has time to send. Each
+// capability charged counts until it is received (Kernel.Adopt) or closed
+// (dropped with a queue, or refused by a full handle table), whoever
+// holds the channel by then; so what a group has in flight, at any depth
+// of nesting, is bounded by its limit. The daemon keeps one per user
+// (serve --max-inflight-per-user); a guest and the guests it spawns share
+// one (abi.GuestConfig.InFlight).
+type InFlightLimit struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewInFlightLimit returns a limit of max capabilities in flight
+// (DefaultMaxInFlight when max ≤ 0).
+func NewInFlightLimit(max int) *InFlightLimit {
+	if max <= 0 {
+		max = DefaultMaxInFlight
+	}
+	return &InFlightLimit{max: int64(max)}
+}
+
+// Charge counts cs, capabilities derived for delegation and not yet
+// queued, against l until each is received or closed. It charges nothing
+// and returns ErrInFlight when that would take l past its maximum.
+func (l *InFlightLimit) Charge(cs []*Cap) error {
+	n := int64(len(cs))
+	for {
+		used := l.used.Load()
+		if used+n > l.max {
+			return ErrInFlight
+		}
+		if l.used.CompareAndSwap(used, used+n) {
+			break
+		}
+	}
+	for _, c := range cs {
+		if old := c.charge.Swap(l); old != nil {
+			old.used.Add(-1) // charged again: only the latest charge counts
+		}
+	}
+	return nil
+}
+
+// InFlight returns how many capabilities charged to l are still in flight.
+func (l *InFlightLimit) InFlight() int { return int(l.used.Load()) }
+
+// Max returns l's maximum.
+func (l *InFlightLimit) Max() int { return int(l.max) }
+
+// uncharge ends c's charge, if it has one: it was received or closed.
+func (c *Cap) uncharge() {
+	if l := c.charge.Swap(nil); l != nil {
+		l.used.Add(-1)
+	}
+}
