@@ -274,3 +274,30 @@ func TestCompileRefusesAModuleTheDecoderPanicsOn(t *testing.T) {
 	}
 	m.Release()
 }
+
+// A defect of sandboxd's that panics while a module is compiled fails that
+// compilation with an error that says so, and leaves nothing waiting: the
+// same module compiles on the next attempt, and so does another.
+func TestAPanicWhileCompilingFailsOnlyThatCompilation(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	hello := abitest.WAT(t, "abi/testdata/guests/hello.wat")
+	rt.beforeCompile = func() { panic("a defect") }
+	m, err := rt.Compile(ctx, "hello.wasm", hello)
+	if err == nil || !strings.Contains(err.Error(), "hello.wasm could not be compiled: sandboxd failed on it (a defect)") {
+		if m != nil {
+			m.Release()
+		}
+		t.Fatalf("Compile that panics: %v", err)
+	}
+	rt.beforeCompile = nil
+	m, err = rt.Compile(ctx, "hello.wasm", hello)
+	if err != nil {
+		t.Fatalf("the same module after the panic: %v", err)
+	}
+	m.Release()
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -76,6 +77,9 @@ type Runtime struct {
 	rewriteDir  string // where rewritten modules are kept; "" for none
 	loopChecks  bool
 	stackChecks bool
+	// beforeCompile, when not nil, runs as a compilation starts: a test's
+	// way to make one fail as a defect would.
+	beforeCompile func()
 
 	mu      sync.Mutex
 	modules map[[32]byte]*compileEntry
@@ -255,7 +259,7 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 	rt.modules[h] = e
 	rt.mu.Unlock()
 
-	m, err := rt.compile(ctx, name, wasm, h)
+	m, err := rt.compileSafely(ctx, name, wasm, h)
 	rt.mu.Lock()
 	if err != nil {
 		delete(rt.modules, h) // a later attempt may succeed (e.g. after a cancelled context)
@@ -325,6 +329,25 @@ func (m *Module) Release() {
 		rt.log.Debug("dropped idle module", "module", old.Name, "sha256", old.HashString())
 		old.compiled.Close(context.Background())
 	}
+}
+
+// compileSafely is compile with a panic in it an error. A module comes
+// from a client or from a guest's proc_spawn, and rewriting and compiling
+// it touch nothing outside it; so a defect that panics on some module must
+// fail that compilation, not take the daemon and its guests down, nor
+// leave the entry of Compile that other callers wait on unfinished, nor
+// the spawning guest's handle held for good.
+func (rt *Runtime) compileSafely(ctx context.Context, name string, wasm []byte, h [32]byte) (m *Module, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			rt.log.Error("compiling a module failed on a defect of sandboxd", "module", name, "sha256", hex.EncodeToString(h[:]), "panic", r, "stack", string(debug.Stack()))
+			m, err = nil, fmt.Errorf("%s could not be compiled: sandboxd failed on it (%v); please report this with the module", name, r)
+		}
+	}()
+	if rt.beforeCompile != nil {
+		rt.beforeCompile()
+	}
+	return rt.compile(ctx, name, wasm, h)
 }
 
 func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]byte) (*Module, error) {
