@@ -331,7 +331,7 @@ func fdCreate1(g *Guest, m api.Memory, p []uint64) Errno {
 	if typ != filetypeSharedMemory {
 		return caps.EINVAL
 	}
-	c := g.kernel.Create(g.holder, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "fd_create1")
+	c := g.kernel.Create(g.holder, caps.NewChargedByteObject(g.tree.bytes), caps.RightsByteObjectBase, 0, "", "fd_create1")
 	return g.install(m, c, fdOut)
 }
 

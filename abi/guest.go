@@ -63,6 +63,13 @@ type GuestConfig struct {
 	// a user's guests. nil: a limit of caps.DefaultMaxInFlight for this
 	// guest's tree alone.
 	InFlight *caps.InFlightLimit
+	// ByteObjects, when not nil, is charged the memory of the byte
+	// objects (fd_create1) the guest and its descendants make, until
+	// each is closed, besides the process's caps.MaxByteObjectMemory; a
+	// write that would grow one past either fails with ENOSPC. (The
+	// daemon charges its memory budget per user, serve
+	// --max-mem-per-user.)
+	ByteObjects caps.MemoryCharge
 	// Timeout, when positive, kills the guest (ExitStatus.Killed
 	// KilledByTimeout) that long after Start, and its descendants with it.
 	Timeout time.Duration
@@ -136,6 +143,9 @@ type procTree struct {
 	// inflight bounds what the tree's guests have in flight on channels
 	// (GuestConfig.InFlight).
 	inflight *caps.InFlightLimit
+	// bytes is charged the memory of the tree's byte objects
+	// (GuestConfig.ByteObjects); nil: nothing besides the process.
+	bytes caps.MemoryCharge
 }
 
 // reserve counts and charges one more descendant, or fails: EAGAIN when
@@ -285,7 +295,7 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 	if inflight == nil {
 		inflight = caps.NewInFlightLimit(0)
 	}
-	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight}
+	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight, bytes: cfg.ByteObjects}
 	return rt.newGuest(m, cfg, tree, false)
 }
 

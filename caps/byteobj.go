@@ -16,6 +16,15 @@ const MaxByteObjectSize = 1 << 30
 // exhaust the host either. Growing past it fails with ENOSPC.
 const MaxByteObjectMemory = 4 << 30
 
+// MemoryCharge is whom the memory of a byte object is charged to besides
+// the process (NewChargedByteObject): the daemon charges its creator's
+// user. Take reserves n bytes, or reports that they would go past a
+// budget; Give returns n bytes taken before.
+type MemoryCharge interface {
+	Take(n int64) bool
+	Give(n int64)
+}
+
 // byteBudget accounts the bytes reserved by a set of byte objects.
 type byteBudget struct {
 	limit int64
@@ -48,10 +57,20 @@ type ByteObject struct {
 	mtime  time.Time
 	append bool
 	budget *byteBudget
+	charge MemoryCharge // nil: none besides budget
 }
 
 // NewByteObject returns an empty byte object.
 func NewByteObject() *ByteObject { return newByteObject(byteObjectBudget) }
+
+// NewChargedByteObject returns an empty byte object whose memory is also
+// charged to charge, until it is closed, wherever it is passed. nil is
+// NewByteObject.
+func NewChargedByteObject(charge MemoryCharge) *ByteObject {
+	b := newByteObject(byteObjectBudget)
+	b.charge = charge
+	return b
+}
 
 func newByteObject(b *byteBudget) *ByteObject {
 	return &ByteObject{mtime: time.Now(), budget: b}
@@ -66,6 +85,9 @@ func (b *ByteObject) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.budget.release(int64(cap(b.data)))
+	if b.charge != nil && cap(b.data) > 0 {
+		b.charge.Give(int64(cap(b.data)))
+	}
 	b.data = nil
 	return nil
 }
@@ -142,7 +164,12 @@ func (b *ByteObject) grow(n int64) error {
 		return nil
 	}
 	c := min(max(n, 2*int64(cap(b.data))), MaxByteObjectSize)
-	if !b.budget.reserve(c - int64(cap(b.data))) {
+	more := c - int64(cap(b.data))
+	if !b.budget.reserve(more) {
+		return ENOSPC
+	}
+	if b.charge != nil && !b.charge.Take(more) {
+		b.budget.release(more)
 		return ENOSPC
 	}
 	nd := make([]byte, n, c)

@@ -12,12 +12,16 @@ import (
 // running guest is charged, launched or spawned, against its principal's
 // budget.
 
-// takeChargeLocked charges amount to uid's budget, or reports what uid's
+// takeCharge charges amount to uid's budget, or reports what uid's
 // running guests hold already when amount would take it past the budget.
-func (s *Supervisor) takeChargeLocked(uid uint32, amount uint64) (used uint64, ok bool) {
+// It takes s.memMu, which nothing is done under but the accounting: the
+// last handle on a byte object may close with other locks held.
+func (s *Supervisor) takeCharge(uid uint32, amount uint64) (used uint64, ok bool) {
 	if s.memBudget == 0 {
 		return 0, true
 	}
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
 	used = s.memUsed[uid]
 	if used+amount > s.memBudget {
 		return used, false
@@ -26,18 +30,20 @@ func (s *Supervisor) takeChargeLocked(uid uint32, amount uint64) (used uint64, o
 	return used, true
 }
 
-// giveChargeLocked gives back amount of uid's budget.
-func (s *Supervisor) giveChargeLocked(uid uint32, amount uint64) {
+// giveCharge gives back amount of uid's budget.
+func (s *Supervisor) giveCharge(uid uint32, amount uint64) {
 	if s.memBudget == 0 {
 		return
 	}
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
 	if s.memUsed[uid] -= amount; s.memUsed[uid] == 0 {
 		delete(s.memUsed, uid)
 	}
 }
 
-// releaseChargeLocked gives back what g took of its principal's budget.
-func (s *Supervisor) releaseChargeLocked(g *Guest) { s.giveChargeLocked(g.principal.UID, g.charge) }
+// releaseCharge gives back what g took of its principal's budget.
+func (s *Supervisor) releaseCharge(g *Guest) { s.giveCharge(g.principal.UID, g.charge) }
 
 // spawnCharge charges the guests a launched guest's tree spawns to its
 // principal's budget, each as much as the launched guest: a child has its
@@ -49,16 +55,35 @@ type spawnCharge struct {
 }
 
 func (c spawnCharge) Take() bool {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	_, ok := c.s.takeChargeLocked(c.uid, c.amount)
+	_, ok := c.s.takeCharge(c.uid, c.amount)
 	return ok
 }
 
-func (c spawnCharge) Give() {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	c.s.giveChargeLocked(c.uid, c.amount)
+func (c spawnCharge) Give() { c.s.giveCharge(c.uid, c.amount) }
+
+// userCharge charges the byte objects (fd_create1) that a principal's
+// guests make to its budget (caps.MemoryCharge), each until it is closed,
+// so that what one user's guests hold outside their linear memories
+// counts against that user too.
+type userCharge struct {
+	s   *Supervisor
+	uid uint32
+}
+
+func (c userCharge) Take(n int64) bool {
+	_, ok := c.s.takeCharge(c.uid, uint64(n))
+	return ok
+}
+
+func (c userCharge) Give(n int64) { c.s.giveCharge(c.uid, uint64(n)) }
+
+// byteObjectCharge is the abi.GuestConfig.ByteObjects of g: nil without a
+// budget per user.
+func (s *Supervisor) byteObjectCharge(g *Guest) caps.MemoryCharge {
+	if s.memBudget == 0 {
+		return nil
+	}
+	return userCharge{s: s, uid: g.principal.UID}
 }
 
 // spawnBudget is the abi.GuestConfig.SpawnBudget of g: nil without a
@@ -80,11 +105,11 @@ func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
 }
 
 // MemoryInUse is the sum of the charges (MemoryCharge) of the running
-// guests of the principal uid; 0 when the supervisor has no
-// Options.MaxMemPerUser.
+// guests of the principal uid and of the byte objects they made that are
+// still open; 0 when the supervisor has no Options.MaxMemPerUser.
 func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
 	return s.memUsed[uid]
 }
 

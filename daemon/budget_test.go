@@ -3,8 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
@@ -160,5 +163,73 @@ grant "all" {
 	}
 	if n, _ := s.InFlight(alice.UID); n != 0 {
 		t.Fatalf("alice has %d handles in flight once their queue was dropped, want 0", n)
+	}
+}
+
+// byteObjectWAT makes a byte object (fd_create1) and writes one byte at
+// offset %d with fd_pwrite. If the write fails it exits with its errno;
+// otherwise it spins, the object open, until it is killed.
+const byteObjectWAT = `(module
+  (import "sandboxd" "fd_create1" (func $create (param i32 i32) (result i32)))
+  (import "sandboxd" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 200) "x")
+  (func (export "_start")
+    (local $e i32)
+    (local.set $e (call $create (i32.const 0x70) (i32.const 0)))
+    (if (local.get $e) (then (call $exit (i32.add (i32.const 1000) (local.get $e)))))
+    (i32.store (i32.const 100) (i32.const 200)) ;; one iovec: "x"
+    (i32.store (i32.const 104) (i32.const 1))
+    (local.set $e (call $pwrite (i32.load (i32.const 0)) (i32.const 100) (i32.const 1) (i64.const %d) (i32.const 8)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (loop $spin (br $spin))))`
+
+// The byte objects a principal's guests make count against its memory
+// budget while they are open: a write that would grow one past it fails
+// with ENOSPC, and the memory comes back when the object is closed.
+func TestByteObjectsCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
+	const mem, stack = 1 << 20, 64 << 10
+	const charge = mem + stack
+	s, err := New(context.Background(), Options{CacheDir: testCache, MaxMemPerUser: charge + 3<<20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	alice := Principal{UID: 1000, GID: 1000, Name: "alice"}
+	launch := func(offset int) *Guest {
+		t.Helper()
+		m, err := s.Compile(context.Background(), "bytes.wat", abitest.WATText(t, fmt.Sprintf(byteObjectWAT, offset)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	g := launch(4 << 20)
+	waitExit(t, g, HangGuard)
+	if _, st := g.Status(); st.Code != uint32(caps.ENOSPC) {
+		t.Fatalf("a write growing a byte object past alice's budget: %+v, want exit ENOSPC (%d)", st, caps.ENOSPC)
+	}
+	if got := s.MemoryInUse(alice.UID); got != 0 {
+		t.Fatalf("alice's memory in use after the refused write: %d, want 0", got)
+	}
+	g = launch(2 << 20)
+	want := uint64(charge + 2<<20 + 1)
+	deadline := time.Now().Add(HangGuard)
+	for s.MemoryInUse(alice.UID) != want {
+		if g.ended() || time.Now().After(deadline) {
+			_, st := g.Status()
+			t.Fatalf("the guest writing within the budget ended: %+v", st)
+		}
+		runtime.Gosched()
+	}
+	g.Kill("test")
+	waitExit(t, g, HangGuard)
+	if got := s.MemoryInUse(alice.UID); got != 0 {
+		t.Fatalf("alice's memory in use once the guest and its byte object are gone: %d, want 0", got)
 	}
 }

@@ -40,9 +40,10 @@ type Options struct {
 	DefaultMaxStack uint64
 	// MaxMemPerUser bounds, per principal (uid), the memory its running
 	// guests may take together, as the sum of each guest's charge: its
-	// memory limit and its call-stack bound (see MemoryCharge). A launch
-	// that would take a principal past it fails with a *BudgetError. 0:
-	// no bound.
+	// memory limit and its call-stack bound (see MemoryCharge), plus the
+	// byte objects its guests made that are still open. A launch that
+	// would take a principal past it fails with a *BudgetError, and a
+	// write growing a byte object past it with ENOSPC. 0: no bound.
 	MaxMemPerUser uint64
 	// MaxInFlightPerUser bounds, per principal (uid), the handles its
 	// guests have sent on channels that nobody has received yet
@@ -112,9 +113,10 @@ type Supervisor struct {
 	// maxStack is the call-stack bound of guests launched without one.
 	maxStack uint64
 	// memBudget is Options.MaxMemPerUser; memUsed the charges of each
-	// principal's guests that are running or starting, by uid (guarded by
-	// mu).
+	// principal's guests that are running or starting, and of the byte
+	// objects they made that are still open, by uid (guarded by memMu).
 	memBudget uint64
+	memMu     sync.Mutex
 	memUsed   map[uint32]uint64
 	// inflight is each principal's caps.InFlightLimit, made at its first
 	// launch, of maxInFlight handles. Guarded by mu.
@@ -562,7 +564,7 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		return nil, errors.New("launch: the supervisor is shut down")
 	}
 	charge := s.MemoryCharge(*spec)
-	if used, ok := s.takeChargeLocked(spec.Principal.UID, charge); !ok {
+	if used, ok := s.takeCharge(spec.Principal.UID, charge); !ok {
 		return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge}
 	}
 	id := s.newGuestID()
@@ -581,8 +583,8 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 func (s *Supervisor) unreserve(g *Guest) {
 	s.mu.Lock()
 	delete(s.guests, g.id)
-	s.releaseChargeLocked(g)
 	s.mu.Unlock()
+	s.releaseCharge(g)
 	s.running.Done()
 }
 
@@ -652,6 +654,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		MaxDescendants: s.maxDescendants,
 		SpawnBudget:    s.spawnBudget(g),
 		InFlight:       s.inFlightLimit(g.principal.UID),
+		ByteObjects:    s.byteObjectCharge(g),
 		Logger:         g.log,
 		OnExited:       g.exitedItself,
 		Timeout:        spec.Timeout,
@@ -769,9 +772,7 @@ func (g *Guest) finish() {
 	}
 	g.log.Info("guest exited", args...)
 	g.recordExit(st, ran)
-	g.s.mu.Lock()
-	g.s.releaseChargeLocked(g)
-	g.s.mu.Unlock()
+	g.s.releaseCharge(g)
 	g.s.retire(g.id)
 	close(g.done)
 	g.mu.Lock()
