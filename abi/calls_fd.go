@@ -325,18 +325,20 @@ func fdPwrite(g *Guest, m api.Memory, p []uint64) Errno {
 
 // fdCreate1 makes an in-memory byte object: CloudABI's anonymous shared
 // memory object without mapping (CLOUDABI.md §7). It is a new root
-// capability, recorded as created by the guest.
+// capability, recorded as created by the guest, and its memory is
+// charged to the guest's GuestConfig.Memory.
 func fdCreate1(g *Guest, m api.Memory, p []uint64) Errno {
 	typ, fdOut := uint32(p[0]), uint32(p[1])
 	if typ != filetypeSharedMemory {
 		return caps.EINVAL
 	}
-	c := g.kernel.Create(g.holder, caps.NewChargedByteObject(g.tree.bytes), caps.RightsByteObjectBase, 0, "", "fd_create1")
+	c := g.kernel.Create(g.holder, caps.NewChargedByteObject(g.tree.memory), caps.RightsByteObjectBase, 0, "", "fd_create1")
 	return g.install(m, c, fdOut)
 }
 
 // fdCreate2 makes a channel pair inside the supervisor. Both ends get
 // CloudABI's socket rights (RIGHTS_SOCKET_BASE, inheriting everything).
+// Its unread bytes are charged to the guest's GuestConfig.Memory.
 func fdCreate2(g *Guest, m api.Memory, p []uint64) Errno {
 	typ, fd1Out, fd2Out := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	var dgram bool
@@ -347,7 +349,7 @@ func fdCreate2(g *Guest, m api.Memory, p []uint64) Errno {
 	default:
 		return caps.EINVAL
 	}
-	a, b := caps.NewChannelPair(dgram, "fd_create2 by "+g.ID)
+	a, b := caps.NewChargedChannelPair(dgram, "fd_create2 by "+g.ID, g.tree.memory)
 	ca := g.kernel.Create(g.holder, a, caps.RightsSocketBase, caps.RightsSocketInheriting, "", "fd_create2")
 	cb := g.kernel.Create(g.holder, b, caps.RightsSocketBase, caps.RightsSocketInheriting, "", "fd_create2")
 	fa, err := g.table.Insert(ca)

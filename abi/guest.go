@@ -63,13 +63,15 @@ type GuestConfig struct {
 	// a user's guests. nil: a limit of caps.DefaultMaxInFlight for this
 	// guest's tree alone.
 	InFlight *caps.InFlightLimit
-	// ByteObjects, when not nil, is charged the memory of the byte
-	// objects (fd_create1) the guest and its descendants make, until
-	// each is closed, besides the process's caps.MaxByteObjectMemory; a
-	// write that would grow one past either fails with ENOSPC. (The
-	// daemon charges its memory budget per user, serve
+	// Memory, when not nil, is charged what the guest and its
+	// descendants make the host hold outside their linear memories: the
+	// byte objects they make (fd_create1), until each is closed, besides
+	// the process's caps.MaxByteObjectMemory, and the unread bytes in the
+	// channels they make (fd_create2). A write that would grow a byte
+	// object past it fails with ENOSPC, a send on such a channel with
+	// ENOBUFS. (The daemon charges its memory budget per user, serve
 	// --max-mem-per-user.)
-	ByteObjects caps.MemoryCharge
+	Memory caps.MemoryCharge
 	// Timeout, when positive, kills the guest (ExitStatus.Killed
 	// KilledByTimeout) that long after Start, and its descendants with it.
 	Timeout time.Duration
@@ -143,9 +145,9 @@ type procTree struct {
 	// inflight bounds what the tree's guests have in flight on channels
 	// (GuestConfig.InFlight).
 	inflight *caps.InFlightLimit
-	// bytes is charged the memory of the tree's byte objects
-	// (GuestConfig.ByteObjects); nil: nothing besides the process.
-	bytes caps.MemoryCharge
+	// memory is charged the byte objects and channel buffers of the tree
+	// (GuestConfig.Memory); nil: nothing.
+	memory caps.MemoryCharge
 }
 
 // reserve counts and charges one more descendant, or fails: EAGAIN when
@@ -295,7 +297,7 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 	if inflight == nil {
 		inflight = caps.NewInFlightLimit(0)
 	}
-	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight, bytes: cfg.ByteObjects}
+	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight, memory: cfg.Memory}
 	return rt.newGuest(m, cfg, tree, false)
 }
 

@@ -49,13 +49,33 @@ type chanPair struct {
 	desc   string
 	// arrival[i] is called after a message is queued for end i (OnArrival).
 	arrival [2]func()
+	// charge, when not nil, is charged the unread bytes in both
+	// directions (NewChargedChannelPair).
+	charge MemoryCharge
 }
 
 // NewChannelPair returns the two ends of a new channel. A datagram channel
 // keeps message boundaries; a stream channel does not.
 func NewChannelPair(dgram bool, desc string) (*Channel, *Channel) {
-	p := &chanPair{dgram: dgram, desc: desc}
+	return NewChargedChannelPair(dgram, desc, nil)
+}
+
+// NewChargedChannelPair is NewChannelPair with the unread bytes in both
+// directions charged to charge, whoever sends them, until they are read
+// or dropped: a send the charge refuses fails with ENOBUFS. A guest's
+// channels are charged to its user (abi.GuestConfig.Memory), as its byte
+// objects are. nil is NewChannelPair.
+func NewChargedChannelPair(dgram bool, desc string, charge MemoryCharge) (*Channel, *Channel) {
+	p := &chanPair{dgram: dgram, desc: desc, charge: charge}
 	return &Channel{p: p, side: 0}, &Channel{p: p, side: 1}
+}
+
+// uncharge gives back n bytes that were read or dropped. p.mu must not
+// be held.
+func (p *chanPair) uncharge(n int) {
+	if p.charge != nil && n > 0 {
+		p.charge.Give(int64(n))
+	}
 }
 
 func (c *Channel) Kind() Kind { return KindChannel }
@@ -89,9 +109,10 @@ func (c *Channel) Close() error {
 func (c *Channel) dropQueue() {
 	p := c.p
 	p.mu.Lock()
-	dropped := p.q[c.side]
+	dropped, bytes := p.q[c.side], p.qbytes[c.side]
 	p.q[c.side], p.qbytes[c.side], p.qcaps[c.side] = nil, 0, 0
 	p.mu.Unlock()
+	p.uncharge(bytes)
 	for _, m := range dropped {
 		closeCaps(m.caps)
 	}
@@ -122,7 +143,8 @@ func closeCaps(cs []*Cap) {
 // derived for delegation, with no holder) for the other end. It returns the
 // number of bytes taken; a stream channel may take fewer than offered, and
 // the capabilities then travel with the bytes it took. A datagram is taken
-// whole or not at all. Errors: EPIPE when the other end is closed or
+// whole or not at all. Errors: ENOBUFS when the pair's charge refuses the
+// bytes (NewChargedChannelPair), EPIPE when the other end is closed or
 // either direction is shut down, EAGAIN when the buffer is full, EMSGSIZE
 // for a datagram larger than the buffer, E2BIG for more than
 // MaxCapsPerMessage capabilities. On error nothing is queued and the caller
@@ -138,32 +160,10 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 		total += len(b)
 	}
 	p.mu.Lock()
-	if p.closed[dst] || p.rdShut[dst] || p.wrShut[c.side] || p.closed[c.side] {
+	n, err := p.room(c.side, total, len(caps))
+	if err != nil || n == 0 && len(caps) == 0 && !p.dgram {
 		p.mu.Unlock()
-		return 0, EPIPE
-	}
-	if !p.dgram && total == 0 && len(caps) == 0 {
-		p.mu.Unlock()
-		return 0, nil // nothing to send: a stream has no empty messages
-	}
-	space := ChannelBuffer - p.qbytes[dst]
-	full := len(p.q[dst]) >= ChannelMaxMessages || p.qcaps[dst]+len(caps) > ChannelMaxCaps
-	n := total
-	if p.dgram {
-		if total > ChannelBuffer {
-			p.mu.Unlock()
-			return 0, EMSGSIZE
-		}
-		if total > space || full {
-			p.mu.Unlock()
-			return 0, EAGAIN
-		}
-	} else {
-		if space <= 0 || full {
-			p.mu.Unlock()
-			return 0, EAGAIN
-		}
-		n = min(total, space)
+		return 0, err // a stream has no empty messages: nothing to send
 	}
 	data := gather(nil, iov, n)
 	if q := p.q[dst]; !p.dgram && len(caps) == 0 && len(q) > 0 {
@@ -180,6 +180,35 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 	arrival := p.arrival[dst]
 	p.mu.Unlock()
 	p.delivered(dst, arrival)
+	return n, nil
+}
+
+// room decides how many of total bytes, sent with ncaps capabilities from
+// end side, the other end's queue takes now, and charges them (see Send
+// for the errors). A stream takes what fits; a datagram fits whole or not
+// at all. p.mu must be held.
+func (p *chanPair) room(side, total, ncaps int) (int, error) {
+	dst := 1 - side
+	if p.closed[dst] || p.rdShut[dst] || p.wrShut[side] || p.closed[side] {
+		return 0, EPIPE
+	}
+	if !p.dgram && total == 0 && ncaps == 0 {
+		return 0, nil
+	}
+	space := ChannelBuffer - p.qbytes[dst]
+	full := len(p.q[dst]) >= ChannelMaxMessages || p.qcaps[dst]+ncaps > ChannelMaxCaps
+	n := total
+	switch {
+	case p.dgram && total > ChannelBuffer:
+		return 0, EMSGSIZE
+	case p.dgram && (total > space || full), !p.dgram && (space <= 0 || full):
+		return 0, EAGAIN
+	case !p.dgram:
+		n = min(total, space)
+	}
+	if p.charge != nil && n > 0 && !p.charge.Take(int64(n)) {
+		return 0, ENOBUFS
+	}
 	return n, nil
 }
 
@@ -250,6 +279,7 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 	}
 	w := &iovWriter{iov: iov}
 	var r recvResult
+	before := p.qbytes[me]
 	if p.dgram {
 		r = p.recvDatagram(me, w, maxCaps, peek)
 	} else {
@@ -259,7 +289,9 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 		clear(p.q[me][:r.taken]) // let consumed messages be collected
 		p.q[me] = p.q[me][r.taken:]
 	}
+	read := before - p.qbytes[me]
 	p.mu.Unlock()
+	p.uncharge(read)
 	closeCaps(r.dropped)
 	if !peek {
 		p.waits[1-me].wakeAll()

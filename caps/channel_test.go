@@ -2,6 +2,7 @@ package caps
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -439,5 +440,80 @@ func TestChannelEndInTransitSurvivesCollection(t *testing.T) {
 	}
 	if s := k.Snapshot(); len(s) != 0 {
 		t.Fatalf("%d capabilities left in the graph", len(s))
+	}
+}
+
+// testCharge is a MemoryCharge of at most limit bytes.
+type testCharge struct {
+	mu          sync.Mutex
+	used, limit int64
+}
+
+func (c *testCharge) Take(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.used+n > c.limit {
+		return false
+	}
+	c.used += n
+	return true
+}
+
+func (c *testCharge) Give(n int64) {
+	c.mu.Lock()
+	c.used -= n
+	c.mu.Unlock()
+}
+
+func (c *testCharge) inUse() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
+}
+
+// A charged channel charges the bytes waiting in it, whichever end sends
+// them, until they are read (a stream's in part), cut off (a datagram
+// longer than the buffer) or dropped with the end that would read them.
+func TestChargedChannelChargesUnreadBytes(t *testing.T) {
+	for _, dgram := range []bool{false, true} {
+		ch := &testCharge{limit: 10}
+		a, b := NewChargedChannelPair(dgram, "t", ch)
+		if n, err := a.Send(iov("abcdef"), nil); err != nil || n != 6 {
+			t.Fatalf("dgram %v: send: %d, %v", dgram, n, err)
+		}
+		if _, err := b.Send(iov("xyz"), nil); err != nil {
+			t.Fatalf("dgram %v: send the other way: %v", dgram, err)
+		}
+		if got := ch.inUse(); got != 9 {
+			t.Fatalf("dgram %v: %d bytes charged, want 9", dgram, got)
+		}
+		if n, err := a.Send(iov("12"), nil); err != ENOBUFS || n != 0 {
+			t.Fatalf("dgram %v: send past the charge: %d, %v, want ENOBUFS", dgram, n, err)
+		}
+		buf := make([]byte, 4)
+		if _, _, _, err := b.Recv([][]byte{buf}, 0, true); err != nil {
+			t.Fatal(err)
+		}
+		if got := ch.inUse(); got != 9 {
+			t.Fatalf("dgram %v: %d bytes charged after a peek, want 9", dgram, got)
+		}
+		if _, _, _, err := b.Recv([][]byte{buf}, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(5) // the stream keeps "ef"
+		if dgram {
+			want = 3 // the datagram's last two bytes were cut off
+		}
+		if got := ch.inUse(); got != want {
+			t.Fatalf("dgram %v: %d bytes charged after reading 4, want %d", dgram, got, want)
+		}
+		a.Close()
+		if got := ch.inUse(); got != want-3 {
+			t.Fatalf("dgram %v: %d bytes charged once the end xyz waited for closed, want %d", dgram, got, want-3)
+		}
+		b.Close()
+		if got := ch.inUse(); got != 0 {
+			t.Fatalf("dgram %v: %d bytes charged once both ends closed", dgram, got)
+		}
 	}
 }

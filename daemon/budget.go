@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
@@ -12,22 +13,47 @@ import (
 // running guest is charged, launched or spawned, against its principal's
 // budget.
 
+// userMemory is what one principal holds of its budget. It is counted
+// without a lock: byte objects and channel buffers are charged as they
+// grow and given back as they shrink, some with other locks held.
+type userMemory struct{ used atomic.Uint64 }
+
+// take charges amount, or reports what is held already when amount
+// would take it past budget.
+func (u *userMemory) take(amount, budget uint64) (used uint64, ok bool) {
+	for {
+		used = u.used.Load()
+		if used+amount > budget {
+			return used, false
+		}
+		if u.used.CompareAndSwap(used, used+amount) {
+			return used, true
+		}
+	}
+}
+
+func (u *userMemory) give(amount uint64) { u.used.Add(-amount) }
+
+// userMem returns uid's account, made at its first use and kept: it is a
+// word, and the charges that point at it may outlive every guest of uid.
+func (s *Supervisor) userMem(uid uint32) *userMemory {
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	u := s.memUsed[uid]
+	if u == nil {
+		u = &userMemory{}
+		s.memUsed[uid] = u
+	}
+	return u
+}
+
 // takeCharge charges amount to uid's budget, or reports what uid's
 // running guests hold already when amount would take it past the budget.
-// It takes s.memMu, which nothing is done under but the accounting: the
-// last handle on a byte object may close with other locks held.
 func (s *Supervisor) takeCharge(uid uint32, amount uint64) (used uint64, ok bool) {
 	if s.memBudget == 0 {
 		return 0, true
 	}
-	s.memMu.Lock()
-	defer s.memMu.Unlock()
-	used = s.memUsed[uid]
-	if used+amount > s.memBudget {
-		return used, false
-	}
-	s.memUsed[uid] = used + amount
-	return used, true
+	return s.userMem(uid).take(amount, s.memBudget)
 }
 
 // giveCharge gives back amount of uid's budget.
@@ -35,11 +61,7 @@ func (s *Supervisor) giveCharge(uid uint32, amount uint64) {
 	if s.memBudget == 0 {
 		return
 	}
-	s.memMu.Lock()
-	defer s.memMu.Unlock()
-	if s.memUsed[uid] -= amount; s.memUsed[uid] == 0 {
-		delete(s.memUsed, uid)
-	}
+	s.userMem(uid).give(amount)
 }
 
 // releaseCharge gives back what g took of its principal's budget.
@@ -61,29 +83,29 @@ func (c spawnCharge) Take() bool {
 
 func (c spawnCharge) Give() { c.s.giveCharge(c.uid, c.amount) }
 
-// userCharge charges the byte objects (fd_create1) that a principal's
-// guests make to its budget (caps.MemoryCharge), each until it is closed,
-// so that what one user's guests hold outside their linear memories
-// counts against that user too.
+// userCharge charges what a principal's guests make the daemon hold
+// outside their linear memories to its budget (caps.MemoryCharge): the
+// byte objects (fd_create1) and the unread bytes of the channels
+// (fd_create2) they make, so that these count against that user too.
 type userCharge struct {
-	s   *Supervisor
-	uid uint32
+	u      *userMemory
+	budget uint64
 }
 
 func (c userCharge) Take(n int64) bool {
-	_, ok := c.s.takeCharge(c.uid, uint64(n))
+	_, ok := c.u.take(uint64(n), c.budget)
 	return ok
 }
 
-func (c userCharge) Give(n int64) { c.s.giveCharge(c.uid, uint64(n)) }
+func (c userCharge) Give(n int64) { c.u.give(uint64(n)) }
 
-// byteObjectCharge is the abi.GuestConfig.ByteObjects of g: nil without a
-// budget per user.
-func (s *Supervisor) byteObjectCharge(g *Guest) caps.MemoryCharge {
+// memoryCharge is the abi.GuestConfig.Memory of g: nil without a budget
+// per user.
+func (s *Supervisor) memoryCharge(g *Guest) caps.MemoryCharge {
 	if s.memBudget == 0 {
 		return nil
 	}
-	return userCharge{s: s, uid: g.principal.UID}
+	return userCharge{u: s.userMem(g.principal.UID), budget: s.memBudget}
 }
 
 // spawnBudget is the abi.GuestConfig.SpawnBudget of g: nil without a
@@ -105,12 +127,14 @@ func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
 }
 
 // MemoryInUse is the sum of the charges (MemoryCharge) of the running
-// guests of the principal uid and of the byte objects they made that are
-// still open; 0 when the supervisor has no Options.MaxMemPerUser.
+// guests of the principal uid and of the byte objects and channel bytes
+// they hold (Options.MaxMemPerUser); 0 when the supervisor has no
+// Options.MaxMemPerUser.
 func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
-	s.memMu.Lock()
-	defer s.memMu.Unlock()
-	return s.memUsed[uid]
+	if s.memBudget == 0 {
+		return 0
+	}
+	return s.userMem(uid).used.Load()
 }
 
 // inFlightLimit returns the principal uid's bound on handles in flight

@@ -233,3 +233,54 @@ func TestByteObjectsCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
 		t.Fatalf("alice's memory in use once the guest and its byte object are gone: %d, want 0", got)
 	}
 }
+
+// channelFillWAT makes stream channels (fd_create2) and fills each with
+// 256 KiB (fd_write, one call) until a call fails, then exits with 1000 ×
+// the channels filled + the errno of the call that failed.
+const channelFillWAT = `(module
+  (import "sandboxd" "fd_create2" (func $create2 (param i32 i32 i32) (result i32)))
+  (import "sandboxd" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 5)
+  (func (export "_start")
+    (local $n i32) (local $e i32)
+    (i32.store (i32.const 0) (i32.const 65536))  ;; one iovec: 256 KiB at 64 KiB
+    (i32.store (i32.const 4) (i32.const 262144))
+    (block $done
+      (loop $again
+        (local.set $e (call $create2 (i32.const 0x82) (i32.const 16) (i32.const 20)))
+        (br_if $done (local.get $e))
+        (local.set $e (call $write (i32.load (i32.const 16)) (i32.const 0) (i32.const 1) (i32.const 24)))
+        (br_if $done (local.get $e))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $again)))
+    (call $exit (i32.add (i32.mul (local.get $n) (i32.const 1000)) (local.get $e)))))`
+
+// The unread bytes in the channels a principal's guests make count
+// against its memory budget: a send past it fails with ENOBUFS, and the
+// bytes come back once read or dropped.
+func TestChannelBuffersCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
+	const mem, stack = 1 << 20, 64 << 10
+	const charge = mem + stack
+	s, err := New(context.Background(), Options{CacheDir: testCache, MaxMemPerUser: charge + 1<<20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	m, err := s.Compile(context.Background(), "fill.wat", abitest.WATText(t, channelFillWAT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := Principal{UID: 1000, GID: 1000, Name: "alice"}
+	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, g, HangGuard)
+	if _, st := g.Status(); st.Code != 4000+uint32(caps.ENOBUFS) {
+		t.Fatalf("a guest filling channels past alice's budget: %+v, want 4 channels filled then ENOBUFS (%d)", st, 4000+caps.ENOBUFS)
+	}
+	if got := s.MemoryInUse(alice.UID); got != 0 {
+		t.Fatalf("alice's memory in use once the guest and its channels are gone: %d, want 0", got)
+	}
+}

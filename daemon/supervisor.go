@@ -41,9 +41,11 @@ type Options struct {
 	// MaxMemPerUser bounds, per principal (uid), the memory its running
 	// guests may take together, as the sum of each guest's charge: its
 	// memory limit and its call-stack bound (see MemoryCharge), plus the
-	// byte objects its guests made that are still open. A launch that
-	// would take a principal past it fails with a *BudgetError, and a
-	// write growing a byte object past it with ENOSPC. 0: no bound.
+	// byte objects its guests made that are still open and the unread
+	// bytes of the channels they made (abi.GuestConfig.Memory). A launch
+	// that would take a principal past it fails with a *BudgetError, a
+	// write growing a byte object past it with ENOSPC and a channel send
+	// with ENOBUFS. 0: no bound.
 	MaxMemPerUser uint64
 	// MaxInFlightPerUser bounds, per principal (uid), the handles its
 	// guests have sent on channels that nobody has received yet
@@ -117,7 +119,7 @@ type Supervisor struct {
 	// objects they made that are still open, by uid (guarded by memMu).
 	memBudget uint64
 	memMu     sync.Mutex
-	memUsed   map[uint32]uint64
+	memUsed   map[uint32]*userMemory
 	// inflight is each principal's caps.InFlightLimit, made at its first
 	// launch, of maxInFlight handles. Guarded by mu.
 	inflight    map[uint32]*caps.InFlightLimit
@@ -187,7 +189,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
 		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
-		memBudget: opts.MaxMemPerUser, memUsed: make(map[uint32]uint64),
+		memBudget: opts.MaxMemPerUser, memUsed: make(map[uint32]*userMemory),
 		inflight: make(map[uint32]*caps.InFlightLimit), maxInFlight: cmp.Or(opts.MaxInFlightPerUser, caps.DefaultMaxInFlight),
 		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
@@ -654,7 +656,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		MaxDescendants: s.maxDescendants,
 		SpawnBudget:    s.spawnBudget(g),
 		InFlight:       s.inFlightLimit(g.principal.UID),
-		ByteObjects:    s.byteObjectCharge(g),
+		Memory:         s.memoryCharge(g),
 		Logger:         g.log,
 		OnExited:       g.exitedItself,
 		Timeout:        spec.Timeout,
