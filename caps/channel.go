@@ -133,9 +133,17 @@ func (c *Channel) eachQueued(f func(*Cap)) {
 	}
 }
 
+// closeCaps closes cs, and collects once if any of them called for it
+// (Kernel.close).
 func closeCaps(cs []*Cap) {
+	var k *Kernel
 	for _, x := range cs {
-		x.k.Close(x)
+		if x.k.close(x) {
+			k = x.k
+		}
+	}
+	if k != nil {
+		k.collect()
 	}
 }
 
@@ -290,6 +298,7 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 		p.q[me] = p.q[me][r.taken:]
 	}
 	read := before - p.qbytes[me]
+	r.noteTaken() // before the lock goes
 	p.mu.Unlock()
 	p.uncharge(read)
 	closeCaps(r.dropped)
@@ -306,6 +315,18 @@ type recvResult struct {
 	dropped []*Cap    // capabilities beyond maxCaps, to close once the lock is released
 	flags   RecvFlags // what could not be delivered whole
 	taken   int       // messages at the head of the queue done with, for Recv to remove unless peeking
+}
+
+// noteTaken tells the kernel that capabilities left a queue, if any did:
+// a collection that looked at the queue meanwhile must work again
+// (Kernel.collectOnce). The queue's lock must be held.
+func (r *recvResult) noteTaken() {
+	switch {
+	case len(r.got) > 0:
+		r.got[0].k.gcMoves.Add(1)
+	case len(r.dropped) > 0:
+		r.dropped[0].k.gcMoves.Add(1)
+	}
 }
 
 // iovWriter fills a list of buffers in order, as readv does.

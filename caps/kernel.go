@@ -3,6 +3,7 @@ package caps
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -101,6 +102,11 @@ type Kernel struct {
 	// Guarded by mu.
 	orphans map[*refRes]*Channel
 	gcEpoch uint64 // numbers collections (refRes.gc); guarded by mu
+	// gcPending asks for a collection, gcRunning says that one goroutine
+	// runs them (collect), and gcMoves counts the receives that took
+	// capabilities out of a queue, which a collection must not overlap.
+	gcPending, gcRunning atomic.Bool
+	gcMoves              atomic.Uint64
 }
 
 // NewKernel returns an empty kernel. obs may be nil.
@@ -276,7 +282,7 @@ func (k *Kernel) derive(parent *Cap, d Derivation) (*Cap, error) {
 		err = EBADF
 	case closedAbove(parent) >= MaxClosedAbove:
 		err = ErrClosedAbove
-	case d.Resource == nil && !rr.tryRetain():
+	case d.Resource == nil && (rr.collected || !rr.tryRetain()):
 		err = EBADF // every holder of the resource let go of it
 	}
 	if err != nil {
@@ -329,21 +335,18 @@ func (k *Kernel) hold(c *Cap) {
 	}
 }
 
-// unhold stops counting c as held. It reports whether c was the last held
-// capability on a channel end, which may leave that end reachable only
-// through channel queues. Called with k.mu held.
-func (k *Kernel) unhold(c *Cap) (lastOnChannel bool) {
+// unhold stops counting c as held. A channel end whose last held
+// capability it was becomes an orphan: reachable, if at all, only through
+// channel queues. Called with k.mu held.
+func (k *Kernel) unhold(c *Cap) {
 	if !c.counted {
-		return false
+		return
 	}
 	c.counted = false
 	c.res.held--
-	ch, isChan := c.res.Resource.(*Channel)
-	if isChan && c.res.held == 0 {
+	if ch, isChan := c.res.Resource.(*Channel); isChan && c.res.held == 0 {
 		k.orphans[c.res] = ch
-		return true
 	}
-	return false
 }
 
 // NewRevoker derives from c a forwarder for forwarderHolder and a revoker
@@ -440,7 +443,7 @@ type Receipt struct {
 func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 	start := time.Now()
 	k.mu.Lock()
-	victims, earlier, orphans := k.markRevoked(c)
+	victims, earlier, ends := k.markRevoked(c)
 	k.mu.Unlock()
 	for _, v := range victims {
 		v.watchers.wakeAll()
@@ -453,11 +456,11 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 		x.dropResource() // as the revocation that took it will, once it gets there
 	}
 	k.settle(victims, earlier)
+	if ends {
+		k.collect() // their references are gone: what they kept may be garbage now
+	}
 	if len(victims) == 0 {
 		return r
-	}
-	if orphans {
-		k.collect()
 	}
 	r.Took = time.Since(start)
 	k.emit(Event{Type: EventRevoke, Cap: c.Info(), Receipt: &r})
@@ -467,11 +470,11 @@ func (k *Kernel) Revoke(c *Cap, reason string) Receipt {
 // markRevoked revokes c and everything derived from it that is not revoked
 // yet (walkDown), and returns those capabilities: the victims. It also
 // returns the capabilities below c that an earlier revocation took and
-// that may still have operations running (earlier), and whether a channel
-// end lost its last holder (see collect). Subtrees whose revocation has
-// settled are skipped: nothing in them can run again. Called with k.mu
-// held.
-func (k *Kernel) markRevoked(c *Cap) (victims, earlier []*Cap, orphans bool) {
+// that may still have operations running (earlier), and whether any of
+// them refers to a channel end (see collect). Subtrees whose revocation
+// has settled are skipped: nothing in them can run again. Called with
+// k.mu held.
+func (k *Kernel) markRevoked(c *Cap) (victims, earlier []*Cap, ends bool) {
 	walkDown(c, func(x *Cap) bool {
 		switch {
 		case x.settled:
@@ -482,12 +485,14 @@ func (k *Kernel) markRevoked(c *Cap) (victims, earlier []*Cap, orphans bool) {
 			x.revoked.Store(true)
 			ch, _ := x.done.Load().(chan struct{})
 			x.closeDone(ch)
-			orphans = k.unhold(x) || orphans
+			k.unhold(x)
 			victims = append(victims, x)
 		}
+		_, isEnd := x.res.Resource.(*Channel)
+		ends = ends || isEnd
 		return true
 	})
-	return victims, earlier, orphans
+	return victims, earlier, ends
 }
 
 // cutOff waits for the operations on each victim to end, gives up its
@@ -532,20 +537,31 @@ func (k *Kernel) settle(victims, earlier []*Cap) {
 // a file opened beneath a directory stays open after the directory handle
 // is closed. Closing twice is a no-op.
 func (k *Kernel) Close(c *Cap) {
+	if k.close(c) {
+		k.collect()
+	}
+}
+
+// close is Close without the collection it may call for: it reports
+// whether c referred to a channel end that no holder holds now and that
+// other references keep, which may have left garbage (the last reference
+// from outside a cycle of ends went), so that a caller closing many
+// capabilities collects once.
+func (k *Kernel) close(c *Cap) (collect bool) {
 	if !c.closed.CompareAndSwap(false, true) {
-		return
+		return false
 	}
 	c.uncharge()
 	k.mu.Lock()
-	orphan := k.unhold(c)
+	k.unhold(c)
+	_, isEnd := c.res.Resource.(*Channel)
+	unheld := isEnd && c.res.held == 0
 	k.splice(c)
 	k.prune(c)
 	k.mu.Unlock()
 	c.dropResource()
-	if orphan && c.res.refs.Load() > 0 {
-		k.collect()
-	}
 	k.emit(Event{Type: EventClose, Cap: c.Info()})
+	return unheld && c.res.refs.Load() > 0
 }
 
 // collect empties the queues of channel ends that no holder can ever read
@@ -558,20 +574,61 @@ func (k *Kernel) Close(c *Cap) {
 // collect looks only at the ends no holder holds (Kernel.orphans), as
 // Linux's collector of Unix sockets looks only at sockets in flight. An
 // orphan is reachable if a capability from outside the orphans' queues
-// refers to it (one in the queue of a held end, or in transit: taken from
-// a queue, not yet adopted), or if one waits in the queue of a reachable
-// orphan; the rest are dropped, which closes the cycles. It runs when the
-// last held capability on a channel end goes while references to it
-// remain, which a guest can make happen at will: it costs a pass over the
-// orphans and what waits in their queues, which the limits on handles in
-// flight bound (InFlightLimit), not over every channel end.
+// refers to it (one in the queue of a held end, one being received or
+// not yet queued, one a revocation has not let go of yet), or if one
+// waits in the queue of a reachable orphan; the queues of the rest are
+// dropped, which closes the cycles. It runs whenever a reference to an
+// end no holder holds goes while others remain (Close, Revoke), which a
+// guest can make happen at will: it costs a pass over the orphans and
+// what waits in their queues, which the limits on handles in flight bound
+// (InFlightLimit), not over every channel end.
+//
+// One goroutine runs collections at a time; a collect called meanwhile
+// asks it for one more and returns, so that the closes a collection makes
+// (which may call for another) do not nest.
 func (k *Kernel) collect() {
-	k.mu.Lock()
-	dead := k.unreachableOrphans()
-	k.mu.Unlock()
-	for _, ch := range dead {
-		ch.dropQueue()
+	k.gcPending.Store(true)
+	for k.gcPending.Load() && k.gcRunning.CompareAndSwap(false, true) {
+		settled := true
+		for settled && k.gcPending.Swap(false) {
+			settled = k.collectOnce()
+		}
+		if !settled {
+			k.gcPending.Store(true) // for the next collect to try again
+		}
+		k.gcRunning.Store(false)
+		if !settled {
+			return
+		}
 	}
+}
+
+// collectOnce makes one collection. A receive that takes a capability out
+// of a queue while the reachable orphans are worked out could make an end
+// look dead that the receiver is about to adopt; so the work is done
+// again if one did, and after a few tries left for the next collection
+// (collectOnce then reports false). An end found dead is marked
+// collected under k.mu, so that nothing is derived from it before its
+// queue is dropped.
+func (k *Kernel) collectOnce() (settled bool) {
+	for range 4 {
+		k.mu.Lock()
+		moves := k.gcMoves.Load()
+		dead := k.unreachableOrphans()
+		if k.gcMoves.Load() != moves {
+			k.mu.Unlock()
+			continue
+		}
+		for _, r := range dead {
+			r.collected = true
+		}
+		k.mu.Unlock()
+		for _, r := range dead {
+			r.Resource.(*Channel).dropQueue()
+		}
+		return true
+	}
+	return false
 }
 
 // unreachableOrphans returns the orphan ends collect drops. Their
@@ -580,7 +637,7 @@ func (k *Kernel) collect() {
 // up meanwhile leaves the count too high, so that end stays until the
 // next collection. The marks live in the ends themselves (refRes.gc), not
 // in maps made for each collection. Called with k.mu held.
-func (k *Kernel) unreachableOrphans() []*Channel {
+func (k *Kernel) unreachableOrphans() []*refRes {
 	k.gcEpoch++
 	epoch := k.gcEpoch
 	for r := range k.orphans {
@@ -610,10 +667,10 @@ func (k *Kernel) unreachableOrphans() []*Channel {
 			}
 		})
 	}
-	var dead []*Channel
-	for r, ch := range k.orphans {
+	var dead []*refRes
+	for r := range k.orphans {
 		if !r.gc.live {
-			dead = append(dead, ch)
+			dead = append(dead, r)
 		}
 	}
 	return dead

@@ -207,6 +207,9 @@ type refRes struct {
 	// Kernel.collect.
 	held int
 	gc   gcMark // guarded by the kernel's mu
+	// collected is set, under the kernel's mu, on a channel end that
+	// Kernel.collect found unreachable: nothing may be derived from it.
+	collected bool
 }
 
 // gcMark is what Kernel.collect knows of a channel end without a holder

@@ -1,0 +1,231 @@
+package caps
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// Q, a channel end, is held by two holders and waits in its own queue.
+// One holder's copy q1 is revoked while an operation on it is under way
+// (Revoke waits for it before it drops q1's reference); meanwhile the
+// other holder closes q2, the last held capability on Q, and that close
+// collects. The collection counts q1's reference, not yet dropped, as
+// one from outside the queues, so Q is kept; the revocation then drops
+// it: Q, a cycle no holder can reach, would be left with its
+// queue, unless the revocation collects once it has let go of q1.
+func TestARevocationInProgressDoesNotHideGarbage(t *testing.T) {
+	k := NewKernel(nil)
+	p, q := NewChannelPair(true, "pq")
+	cp := k.Create(alice, p, RightsSocketBase, RightsSocketInheriting, "", "t")
+	q1 := k.Create(alice, q, RightsSocketBase, RightsSocketInheriting, "", "t")
+	q2 := mustDerive(t, k, q1, Derivation{Holder: bob, Edge: EdgeDelegate, Base: RightsSocketBase, Inheriting: RightsSocketInheriting})
+	self := inflight(t, k, q2)
+	lim := NewInFlightLimit(8)
+	if err := lim.Charge([]*Cap{self}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Send(iov("self"), []*Cap{self}); err != nil { // lands in q's own queue
+		t.Fatal(err)
+	}
+	k.Close(cp)
+	// q1 is revoked by its own revoker; q2 is a child, so revoke a
+	// forwarder instead to leave q2 alone.
+	fwd, rev, err := k.NewRevoker(q1, alice, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Close(q1)
+	if err := fwd.Acquire(0, 0); err != nil { // an operation on fwd is under way
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { k.RevokeVia(rev, "test"); close(done) }()
+	for !fwd.Revoked() {
+		time.Sleep(time.Microsecond)
+	}
+	k.Close(q2) // the last held capability on Q: collects
+	fwd.Release()
+	<-done
+	k.Close(rev)
+	if !self.Info().Closed {
+		t.Fatalf("Q, reachable by no holder, still keeps its queue (and the handle in it) after every holder let go; %d handles charged as in flight", lim.InFlight())
+	}
+}
+
+// A channel end Q kept only by a copy of itself in its own queue is
+// garbage. Here the last other reference to it waits in the queue of its
+// peer P; when the last holder of P lets go, P's queue is dropped with
+// P (the resource closes), which must collect: otherwise Q, its queue
+// and the charge of the handle in it would stay.
+func TestACycleFreedByItsPeersCloseIsCollected(t *testing.T) {
+	k := NewKernel(nil)
+	lim := NewInFlightLimit(8)
+	p, q, cp, cq := newEnds(k, true)
+	send := func(on *Channel, c *Cap) {
+		x := inflight(t, k, c)
+		if err := lim.Charge([]*Cap{x}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := on.Send(iov("x"), []*Cap{x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(p, cq) // lands in q's own queue
+	send(q, cq) // lands in p's queue
+	k.Close(cq)
+	k.Close(cp)
+	k.mu.Lock()
+	orphans := len(k.orphans)
+	k.mu.Unlock()
+	if n := lim.InFlight(); n != 0 || orphans != 0 {
+		t.Fatalf("every holder has let go: %d handles still charged as in flight, %d channel ends without a holder kept", n, orphans)
+	}
+}
+
+// Without that collection one user could pin another's handles in
+// flight: V sends a handle to U's end E (as any peer would); U hides E in
+// such a cycle and lets go of everything. V's charge must go, since
+// nobody can ever receive the handle.
+func TestOneUserCannotPinAnothersHandlesInFlight(t *testing.T) {
+	k := NewKernel(nil)
+	limU, limV := NewInFlightLimit(8), NewInFlightLimit(1)
+	send := func(lim *InFlightLimit, on *Channel, c *Cap) error {
+		x := inflight(t, k, c)
+		if err := lim.Charge([]*Cap{x}); err != nil {
+			k.Close(x)
+			return err
+		}
+		if _, err := on.Send(iov("x"), []*Cap{x}); err != nil {
+			k.Close(x)
+			return err
+		}
+		return nil
+	}
+	u, v := &Holder{ID: "u"}, &Holder{ID: "v"}
+	e1, e2 := NewChannelPair(true, "e")
+	ce := k.Create(u, e1, RightsSocketBase, RightsSocketInheriting, "", "t")
+	cv := k.Create(v, e2, RightsSocketBase, RightsSocketInheriting, "", "t")
+	obj := k.Create(v, NewByteObject(), RightsByteObjectBase, 0, "", "t")
+	if err := send(limV, e2, obj); err != nil { // V's handle waits at E
+		t.Fatal(err)
+	}
+	p, q := NewChannelPair(true, "pq")
+	cp := k.Create(u, p, RightsSocketBase, RightsSocketInheriting, "", "t")
+	cq := k.Create(u, q, RightsSocketBase, RightsSocketInheriting, "", "t")
+	for _, s := range []struct {
+		on *Channel
+		c  *Cap
+	}{{p, ce}, {p, cq}, {q, cq}} {
+		if err := send(limU, s.on, s.c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.Close(ce)
+	k.Close(cq)
+	k.Close(cp)
+	// V's handle could never be received: it was dropped with E's
+	// queue, its charge with it, and E, which nobody holds any more, is
+	// closed, so V's next send finds no reader.
+	if n := limV.InFlight(); n != 0 {
+		t.Fatalf("V has %d handles charged as in flight after U let go of everything (U %d)", n, limU.InFlight())
+	}
+	if err := send(limV, e2, obj); err != EPIPE {
+		t.Fatalf("V's send after U let go of everything: %v, want EPIPE", err)
+	}
+	k.Close(cv)
+}
+
+// A receive on an orphan end (its only holder's capability is being
+// revoked, and Revoke waits for the receive, which it must let finish)
+// takes x, a capability to end Y, out of the queue while another
+// collection (triggered by an unrelated Close) runs. Had collect counted x
+// as a reference from an orphan's queue (its first pass) and then
+// propagated liveness through the queue after x had left it, it would
+// drop Y's queue, although x is in transit and is adopted afterwards: the
+// holder that adopts x would find Y's queued message gone. A collection
+// works again when a receive took capabilities meanwhile
+// (Kernel.collectOnce). The trials race the receive against the
+// collection's passes; whichever wins, nothing may be lost.
+func TestCollectDoesNotDropAnEndBeingReceived(t *testing.T) {
+	const trials = 40
+	lost := 0
+	for range trials {
+		if recvRaceTrial(t, true) {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d trials: the queue of a channel end that a receiver adopted was dropped by collect", lost, trials)
+	}
+}
+
+func recvRaceTrial(t *testing.T, race bool) (lost bool) {
+	k := NewKernel(nil)
+	// Y: a message waits in its queue.
+	y, yp, cy, cyp := newEnds(k, true)
+	_ = y
+	if _, err := yp.Send(iov("precious"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// A: x (a copy of cy) waits in its queue; then cy goes, so Y is an
+	// orphan kept by x only (and reachable: A is held).
+	a, ap, ca, cap_ := newEnds(k, true)
+	x := inflight(t, k, cy)
+	if _, err := ap.Send(iov("carry"), []*Cap{x}); err != nil {
+		t.Fatal(err)
+	}
+	k.Close(cy)
+	// B: sent over itself; closing cb later triggers a collection.
+	b, bp, cb, cbp := newEnds(k, true)
+	if _, err := bp.Send(iov("self"), []*Cap{inflight(t, k, cb)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// An operation (sock_recv) on ca is under way as ca is revoked.
+	if err := ca.Acquire(RightFDRead, 0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); k.Revoke(ca, "test") }()
+	for !ca.Revoked() {
+		time.Sleep(time.Microsecond)
+	}
+
+	recvA := func() {
+		_, got, _, err := a.Recv([][]byte{make([]byte, 16)}, 4, false)
+		if err != nil || len(got) != 1 || got[0] != x {
+			t.Fatalf("recv on A: %v, %d caps", err, len(got))
+		}
+	}
+	if !race {
+		recvA()
+	}
+	// Another guest's close starts a collection; it stalls on B's lock
+	// in its first pass, after A or before it (map order).
+	b.p.mu.Lock()
+	wg.Add(1)
+	go func() { defer wg.Done(); k.Close(cb) }()
+	for k.mu.TryLock() {
+		k.mu.Unlock()
+		time.Sleep(time.Microsecond)
+	}
+	time.Sleep(5 * time.Millisecond)
+	// The receive on ca takes x out of A's queue.
+	if race {
+		recvA()
+	}
+	b.p.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	ca.Release() // the receive ends; Revoke finishes
+	wg.Wait()
+	k.Adopt(x, bob) // the receiver installs x
+	buf := make([]byte, 16)
+	n, _, _, err := x.Resource().(*Channel).Recv([][]byte{buf}, 0, false)
+	lost = err != nil || string(buf[:n]) != "precious"
+	for _, c := range []*Cap{x, cyp, cap_, cbp} {
+		k.Close(c)
+	}
+	return lost
+}
