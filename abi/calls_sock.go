@@ -92,7 +92,7 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 		inflight = append(inflight, x)
 	}
 	if err := g.tree.inflight.Charge(inflight); err != nil {
-		g.log.Debug("send refused: too many handles in flight", "fd", sock, "handles", len(inflight), "in_flight", g.tree.inflight.InFlight(), "max", g.tree.inflight.Max())
+		g.inFlightRefused(sock, len(inflight))
 		return caps.ErrnoOf(err)
 	}
 

@@ -250,7 +250,8 @@ type Guest struct {
 	tree     *procTree      // the tree the guest spawns in
 	spawned  bool           // counted in tree: released when the guest ends
 
-	outOfFDs atomic.Bool // hostOutOfFDs has logged
+	outOfFDs        atomic.Bool // hostOutOfFDs has logged
+	tooManyInFlight atomic.Bool // inFlightRefused has logged
 	// hold keeps the handle the guest last wrote to acquired between its
 	// calls (abi/hold.go); holding says whether the running program may
 	// use it (it has loop checks); budget is the running program's loop
@@ -496,6 +497,19 @@ func (g *Guest) hostOutOfFDs(call string) {
 	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	g.log.Warn("sandboxd is out of file descriptors: a guest call failed with ENFILE; raise sandboxd's limit (ulimit -n, systemd LimitNOFILE=) or give guests a smaller --max-fds",
 		"call", call, "limit", lim.Cur)
+}
+
+// inFlightRefused logs, once per guest, that a send failed with ENOBUFS
+// because the handles the guest's user has in flight reached their bound
+// (GuestConfig.InFlight). The guest sees the errno; the operator needs
+// the log to tell a peer that does not receive from a bound set too low.
+func (g *Guest) inFlightRefused(sock uint32, handles int) {
+	if !g.tooManyInFlight.CompareAndSwap(false, true) {
+		return
+	}
+	l := g.tree.inflight
+	g.log.Warn("a guest's sock_send failed with ENOBUFS: its user's guests have as many handles sent and not yet received as they may (serve --max-inflight-per-user); their peers are not receiving them, or the bound is too low",
+		"fd", sock, "handles", handles, "in_flight", l.InFlight(), "max", l.Max())
 }
 
 // watchExit registers w to be woken when the guest has exited (Done is

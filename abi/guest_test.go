@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
@@ -18,9 +19,10 @@ type harness struct {
 	k      *caps.Kernel
 	stdout bytes.Buffer
 	stderr bytes.Buffer
-	// inflight, when not nil, is the GuestConfig.InFlight of the guests
-	// startMode starts.
+	// inflight and logger, when not nil, are the GuestConfig.InFlight
+	// and Logger of the guests startMode starts.
 	inflight *caps.InFlightLimit
+	logger   hclog.Logger
 }
 
 // harnessCache is the compilation cache every harness's runtime shares,

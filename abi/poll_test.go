@@ -24,7 +24,7 @@ func (h *harness) startMode(t testing.TB, ctx context.Context, wasm []byte, tbl 
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := h.rt.NewGuest(m, abi.GuestConfig{ID: tbl.Holder().ID, Table: tbl, Argdata: argdata.String(mode).Encode(), InFlight: h.inflight})
+	g := h.rt.NewGuest(m, abi.GuestConfig{ID: tbl.Holder().ID, Table: tbl, Argdata: argdata.String(mode).Encode(), InFlight: h.inflight, Logger: h.logger})
 	g.Start(ctx)
 	return g
 }

@@ -1,12 +1,15 @@
 package abi_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 )
@@ -247,6 +250,8 @@ non-blocking accept: EAGAIN
 func TestHandlesInFlightAreBounded(t *testing.T) {
 	h := newHarness(t)
 	h.inflight = caps.NewInFlightLimit(8)
+	var logs bytes.Buffer
+	h.logger = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
 	st := h.runMode(t, abitest.C(t, sockGuest), h.table("s"), "inflight")
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v\n%s", st, h.stdout.String())
@@ -258,6 +263,10 @@ and another: ENOBUFS
 chain: 9 ends, then ENOBUFS
 after the chain was dropped: ok
 `)
+	// The operator is told once, whatever the number of refusals.
+	if n := strings.Count(logs.String(), "sock_send failed with ENOBUFS"); n != 1 {
+		t.Fatalf("%d warnings about refused sends, want 1:\n%s", n, logs.String())
+	}
 	// The last one sent was queued in a channel the guest's exit closed.
 	if n := h.inflight.InFlight(); n != 0 {
 		t.Fatalf("%d handles still charged as in flight after the guest ended; want 0", n)
