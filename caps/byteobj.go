@@ -163,19 +163,32 @@ func (b *ByteObject) grow(n int64) error {
 		clear(b.data[old:])
 		return nil
 	}
+	// Room to grow into, as append makes, unless only the size asked
+	// fits the budgets.
 	c := min(max(n, 2*int64(cap(b.data))), MaxByteObjectSize)
-	more := c - int64(cap(b.data))
-	if !b.budget.reserve(more) {
-		return ENOSPC
-	}
-	if b.charge != nil && !b.charge.Take(more) {
-		b.budget.release(more)
-		return ENOSPC
+	if !b.reserve(c - int64(cap(b.data))) {
+		c = n
+		if !b.reserve(c - int64(cap(b.data))) {
+			return ENOSPC
+		}
 	}
 	nd := make([]byte, n, c)
 	copy(nd, b.data)
 	b.data = nd
 	return nil
+}
+
+// reserve charges n more bytes to the process's budget and to b's
+// charge, or to neither.
+func (b *ByteObject) reserve(n int64) bool {
+	if !b.budget.reserve(n) {
+		return false
+	}
+	if b.charge != nil && !b.charge.Take(n) {
+		b.budget.release(n)
+		return false
+	}
+	return true
 }
 
 func (b *ByteObject) Seek(off int64, whence int) (int64, error) {

@@ -1,6 +1,9 @@
 package caps
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // ChannelBuffer is how many bytes of unread messages one direction of a
 // channel holds before writers get EAGAIN.
@@ -52,6 +55,10 @@ type chanPair struct {
 	// charge, when not nil, is charged the unread bytes in both
 	// directions (NewChargedChannelPair).
 	charge MemoryCharge
+	// orphan[i] is set while no holder holds end i and capabilities
+	// still refer to it (Kernel.orphans): a receive from it that takes
+	// capabilities must tell a collection under way (recvResult.noteTaken).
+	orphan [2]atomic.Bool
 }
 
 // NewChannelPair returns the two ends of a new channel. A datagram channel
@@ -174,10 +181,12 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 		return 0, err // a stream has no empty messages: nothing to send
 	}
 	data := gather(nil, iov, n)
-	if q := p.q[dst]; !p.dgram && len(caps) == 0 && len(q) > 0 {
+	if q := p.q[dst]; !p.dgram && len(caps) == 0 && len(q) > 0 && q[len(q)-1].off == 0 {
 		// Bytes without capabilities extend the last unread message:
 		// a stream has no boundaries to keep, and many small writes
-		// must not use up ChannelMaxMessages.
+		// must not use up ChannelMaxMessages. Not one partly read,
+		// whose read bytes it keeps: extending it over and over while
+		// reading all but its last byte would grow it without bound.
 		last := q[len(q)-1]
 		last.data = append(last.data, data...)
 	} else {
@@ -298,7 +307,9 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 		p.q[me] = p.q[me][r.taken:]
 	}
 	read := before - p.qbytes[me]
-	r.noteTaken() // before the lock goes
+	if p.orphan[me].Load() {
+		r.noteTaken() // before the lock goes
+	}
 	p.mu.Unlock()
 	p.uncharge(read)
 	closeCaps(r.dropped)
@@ -317,9 +328,11 @@ type recvResult struct {
 	taken   int       // messages at the head of the queue done with, for Recv to remove unless peeking
 }
 
-// noteTaken tells the kernel that capabilities left a queue, if any did:
-// a collection that looked at the queue meanwhile must work again
-// (Kernel.collectOnce). The queue's lock must be held.
+// noteTaken tells the kernel that capabilities left the queue of an end
+// no holder holds, if any did: a collection that looked at the queue
+// meanwhile must work again (Kernel.collectOnce). Only an operation that
+// began before its end's last holder let go of it can receive from such
+// an end. The queue's lock must be held.
 func (r *recvResult) noteTaken() {
 	switch {
 	case len(r.got) > 0:

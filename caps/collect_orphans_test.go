@@ -1,7 +1,9 @@
 package caps
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -228,4 +230,152 @@ func recvRaceTrial(t *testing.T, race bool) (lost bool) {
 		k.Close(c)
 	}
 	return lost
+}
+
+// A stream message read in part keeps its whole buffer until it is read
+// to the end. Were later bytes appended to it, a reader that always
+// leaves one byte unread would make it grow for ever, while the unread
+// bytes (what ChannelBuffer bounds) and the charge (what the memory budget
+// counts) stayed under 256 KiB.
+func TestAStreamReadInPartDoesNotGrowWithoutBound(t *testing.T) {
+	ch := &testCharge{limit: ChannelBuffer}
+	a, b := NewChargedChannelPair(false, "t", ch)
+	chunk := make([]byte, 64<<10)
+	buf := make([]byte, len(chunk))
+	if _, err := a.Send([][]byte{{'x'}}, nil); err != nil { // the byte never read
+		t.Fatal(err)
+	}
+	for range 1000 { // 64 MiB through a 256 KiB channel
+		if n, err := a.Send([][]byte{chunk}, nil); err != nil || n != len(chunk) {
+			t.Fatalf("send: %d, %v", n, err)
+		}
+		// Read all but the last byte waiting.
+		got, _, _, err := b.Recv([][]byte{buf}, 0, false)
+		if err != nil || got != len(chunk) {
+			t.Fatalf("recv: %d, %v", got, err)
+		}
+	}
+	b.p.mu.Lock()
+	held, msgs, unread := 0, len(b.p.q[1]), b.p.qbytes[1]
+	for _, m := range b.p.q[1] {
+		held += cap(m.data)
+	}
+	b.p.mu.Unlock()
+	t.Logf("unread %d bytes, charged %d, %d message(s) holding %d bytes", unread, ch.inUse(), msgs, held)
+	if held > 2*ChannelBuffer {
+		t.Fatalf("a stream channel with %d unread bytes (%d charged) holds %d bytes of host memory: its head message was never compacted", unread, ch.inUse(), held)
+	}
+}
+
+// A byte object grows into twice its old capacity, as append does, unless
+// only the size asked fits its charge: a write that grows one to 2 MiB + 1
+// byte under a 3 MiB budget succeeds.
+func TestAByteObjectGrowsAsFarAsItsChargeAllows(t *testing.T) {
+	ch := &testCharge{limit: 3 << 20}
+	b := NewChargedByteObject(ch)
+	if _, err := b.WriteAt([]byte{1}, 2<<20-1); err != nil { // 2 MiB
+		t.Fatal(err)
+	}
+	if _, err := b.WriteAt([]byte{1}, 2<<20); err != nil { // 2 MiB + 1, under 3 MiB
+		t.Fatalf("growing a byte object to 2 MiB + 1 byte under a 3 MiB budget (%d charged): %v", ch.inUse(), err)
+	}
+	b.Close()
+}
+
+// Receives that take capabilities from the queues of held ends, however
+// many, do not make a collection work again (only receives from ends no
+// holder holds can change what it finds), so garbage made while they run
+// is collected at once.
+func TestReceivesFromHeldEndsDoNotHoldUpACollection(t *testing.T) {
+	if giveUpTrial(t, false) {
+		t.Fatal("control: without receives the cycle was not collected")
+	}
+	left := 0
+	const trials = 5
+	for range trials {
+		if giveUpTrial(t, true) {
+			left++
+		}
+	}
+	if left > 0 {
+		t.Fatalf("%d of %d trials: a cycle no holder can reach kept its queue while receives ran", left, trials)
+	}
+}
+
+func giveUpTrial(t *testing.T, receivers bool) (left bool) {
+	k := NewKernel(nil)
+	// Many reachable orphans, so that a computation takes a while: ends
+	// whose holders closed them, with a copy of each in the queue of a
+	// held end.
+	for range 4 {
+		h, hp, ch, chp := newEnds(k, true)
+		_ = h
+		_, _ = ch, chp // held to the end of the trial
+		for range 100 {
+			_, y, cx, cy := newEnds(k, true)
+			_ = y
+			x := inflight(t, k, cy)
+			if _, err := hp.Send(iov("o"), []*Cap{x}); err != nil {
+				t.Fatal(err)
+			}
+			k.Close(cy)
+			k.Close(cx)
+		}
+	}
+	// Receivers: take a capability out of a held channel's queue and put
+	// it back, as fast as they can (no kernel lock needed).
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var recvs atomic.Int64
+	for range 2 {
+		if !receivers {
+			break
+		}
+		r, rp, cr, crp := newEnds(k, true)
+		obj := k.Create(alice, NewByteObject(), RightsByteObjectBase, 0, "", "t")
+		_, _ = cr, crp // held to the end of the trial
+		x := inflight(t, k, obj)
+		if _, err := rp.Send(iov("c"), []*Cap{x}); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, got, _, err := r.Recv([][]byte{buf}, 4, false)
+				if err != nil || len(got) != 1 {
+					continue
+				}
+				recvs.Add(1)
+				if _, err := rp.Send(iov("c"), got); err != nil {
+					panic(err)
+				}
+			}
+		}()
+	}
+	for receivers && recvs.Load() < 1000 {
+		runtime.Gosched()
+	}
+	// The garbage: G sent over itself; its last holder lets go.
+	g, gp, cg, cgp := newEnds(k, true)
+	_ = g
+	self := inflight(t, k, cg)
+	if _, err := gp.Send(iov("self"), []*Cap{self}); err != nil {
+		t.Fatal(err)
+	}
+	k.Close(cgp)
+	k.Close(cg) // collects (or asks for a collection)
+	close(stop)
+	wg.Wait()
+	left = !self.Info().Closed
+	if left {
+		t.Logf("garbage left; gcPending=%v gcRunning=%v", k.gcPending.Load(), k.gcRunning.Load())
+	}
+	return left
 }

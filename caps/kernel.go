@@ -312,7 +312,22 @@ func (k *Kernel) link(parent, c *Cap) {
 func (k *Kernel) track(c *Cap) {
 	k.caps[c.id] = c
 	if ch, ok := c.res.Resource.(*Channel); ok && c.res.held == 0 {
-		k.orphans[c.res] = ch
+		k.orphan(c.res, ch)
+	}
+}
+
+// orphan and unorphan add the channel end r to Kernel.orphans and remove
+// it, and say so to the end's receives (chanPair.orphan). Called with
+// k.mu held.
+func (k *Kernel) orphan(r *refRes, ch *Channel) {
+	k.orphans[r] = ch
+	ch.p.orphan[ch.side].Store(true)
+}
+
+func (k *Kernel) unorphan(r *refRes) {
+	if ch, ok := k.orphans[r]; ok {
+		delete(k.orphans, r)
+		ch.p.orphan[ch.side].Store(false)
 	}
 }
 
@@ -320,7 +335,7 @@ func (k *Kernel) track(c *Cap) {
 // last capability on it has let go of.
 func (k *Kernel) forgetEnd(rr *refRes) {
 	k.mu.Lock()
-	delete(k.orphans, rr)
+	k.unorphan(rr)
 	k.mu.Unlock()
 }
 
@@ -330,7 +345,7 @@ func (k *Kernel) hold(c *Cap) {
 	if c.holder.Load() != nil && !c.counted {
 		c.counted = true
 		if c.res.held++; c.res.held == 1 {
-			delete(k.orphans, c.res)
+			k.unorphan(c.res)
 		}
 	}
 }
@@ -345,7 +360,7 @@ func (k *Kernel) unhold(c *Cap) {
 	c.counted = false
 	c.res.held--
 	if ch, isChan := c.res.Resource.(*Channel); isChan && c.res.held == 0 {
-		k.orphans[c.res] = ch
+		k.orphan(c.res, ch)
 	}
 }
 
@@ -594,14 +609,19 @@ func (k *Kernel) collect() {
 			settled = k.collectOnce()
 		}
 		if !settled {
-			k.gcPending.Store(true) // for the next collect to try again
-		}
-		k.gcRunning.Store(false)
-		if !settled {
+			// Receives keep overlapping it: try again shortly, whether or
+			// not another close or revocation asks for it.
+			k.gcPending.Store(true)
+			k.gcRunning.Store(false)
+			time.AfterFunc(gcRetry, k.collect)
 			return
 		}
+		k.gcRunning.Store(false)
 	}
 }
+
+// gcRetry is how soon collect tries again after collectOnce gave up.
+const gcRetry = time.Millisecond
 
 // collectOnce makes one collection. A receive that takes a capability out
 // of a queue while the reachable orphans are worked out could make an end

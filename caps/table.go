@@ -238,7 +238,5 @@ func (t *Table) CloseAll() {
 		}
 	}
 	t.mu.Unlock()
-	for _, c := range held {
-		t.k.Close(c)
-	}
+	closeCaps(held) // one collection, if any is needed, for them all
 }

@@ -99,13 +99,14 @@ func (c userCharge) Take(n int64) bool {
 
 func (c userCharge) Give(n int64) { c.u.give(uint64(n)) }
 
-// memoryCharge is the abi.GuestConfig.Memory of g: nil without a budget
-// per user.
-func (s *Supervisor) memoryCharge(g *Guest) caps.MemoryCharge {
+// memoryCharge is what the principal uid is charged for what its guests
+// make the daemon hold (abi.GuestConfig.Memory, and the channels of its
+// chan grants): nil without a budget per user.
+func (s *Supervisor) memoryCharge(uid uint32) caps.MemoryCharge {
 	if s.memBudget == 0 {
 		return nil
 	}
-	return userCharge{u: s.userMem(g.principal.UID), budget: s.memBudget}
+	return userCharge{u: s.userMem(uid), budget: s.memBudget}
 }
 
 // spawnBudget is the abi.GuestConfig.SpawnBudget of g: nil without a

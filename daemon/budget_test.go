@@ -284,3 +284,63 @@ func TestChannelBuffersCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
 		t.Fatalf("alice's memory in use once the guest and its channels are gone: %d, want 0", got)
 	}
 }
+
+// chanWriteWAT writes one 256 KiB datagram on its fd 3 (a chan grant)
+// and exits with the errno of the write (0 on success).
+const chanWriteWAT = `(module
+  (import "sandboxd" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 5)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 65536))  ;; one iovec: 256 KiB at 64 KiB
+    (i32.store (i32.const 4) (i32.const 262144))
+    (call $exit (call $write (i32.const 3) (i32.const 0) (i32.const 1) (i32.const 24)))))`
+
+// What the first guest granted a chan: name writes waits in the end the
+// daemon keeps for the next grantee, after that guest has exited: it is
+// charged to the first guest's user, or one user's launches could pile up
+// 256 KiB each outside its memory budget.
+func TestAChanGrantsUnreadBytesAreChargedToItsFirstGrantee(t *testing.T) {
+	const mem, stack = 1 << 20, 64 << 10
+	const charge = mem + stack
+	s, err := New(context.Background(), Options{CacheDir: testCache, MaxMemPerUser: charge + 1<<20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	m, err := s.Compile(context.Background(), "chanwrite.wat", abitest.WATText(t, chanWriteWAT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := Principal{UID: 1000, GID: 1000, Name: "alice"}
+	// Four 256 KiB writes fit her budget's 1 MiB to spare; the fifth does
+	// not, though every writer has ended.
+	for i := range 5 {
+		g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack,
+			Grants: []Grant{mustGrant(t, fmt.Sprintf("chan:leak%d", i))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitExit(t, g, HangGuard)
+		want := uint32(0)
+		if i == 4 {
+			want = uint32(caps.ENOBUFS)
+		}
+		if _, st := g.Status(); st.Code != want {
+			t.Fatalf("write on chan:leak%d: %+v, want exit %d", i, st, want)
+		}
+	}
+	if used := s.MemoryInUse(alice.UID); used != 4*caps.ChannelBuffer {
+		t.Fatalf("alice's memory in use once her guests ended: %d, want the %d bytes waiting in four chan: grants", used, 4*caps.ChannelBuffer)
+	}
+	// The next grantee of a name reads what waited and frees it.
+	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack,
+		Grants: []Grant{mustGrant(t, "chan:leak0")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, g, HangGuard)
+	if used := s.MemoryInUse(alice.UID); used != 3*caps.ChannelBuffer {
+		t.Fatalf("alice's memory in use once chan:leak0's second grantee ended: %d, want %d", used, 3*caps.ChannelBuffer)
+	}
+}

@@ -19,8 +19,11 @@ type chanHub struct {
 	waiting map[string]*caps.Channel // the other end of each half-joined pair
 }
 
-// join returns this grantee's end of channel name.
-func (h *chanHub) join(name string) *caps.Channel {
+// join returns this grantee's end of channel name. A new pair's unread
+// bytes are charged to charge, its first grantee's user's (nil: none): the
+// end waiting for the next grantee keeps what the first wrote, perhaps
+// after the first has ended.
+func (h *chanHub) join(name string, charge caps.MemoryCharge) *caps.Channel {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if end, ok := h.waiting[name]; ok {
@@ -30,7 +33,7 @@ func (h *chanHub) join(name string) *caps.Channel {
 	if h.waiting == nil {
 		h.waiting = make(map[string]*caps.Channel)
 	}
-	mine, theirs := caps.NewChannelPair(true, "chan "+name)
+	mine, theirs := caps.NewChargedChannelPair(true, "chan "+name, charge)
 	h.waiting[name] = theirs
 	return mine
 }
@@ -52,5 +55,5 @@ func (s *Supervisor) open(ctx context.Context, by Principal, gr Grant) (grantRes
 		return r, err
 	}
 	base, inh := caps.GrantRights(caps.KindChannel, false)
-	return grantResource{grant: gr, res: s.chans.join(gr.Source), base: base, inh: inh}, nil
+	return grantResource{grant: gr, res: s.chans.join(gr.Source, s.memoryCharge(by.UID)), base: base, inh: inh}, nil
 }

@@ -656,7 +656,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		MaxDescendants: s.maxDescendants,
 		SpawnBudget:    s.spawnBudget(g),
 		InFlight:       s.inFlightLimit(g.principal.UID),
-		Memory:         s.memoryCharge(g),
+		Memory:         s.memoryCharge(g.principal.UID),
 		Logger:         g.log,
 		OnExited:       g.exitedItself,
 		Timeout:        spec.Timeout,
