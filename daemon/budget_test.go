@@ -189,25 +189,10 @@ const byteObjectWAT = `(module
 // budget while they are open: a write that would grow one past it fails
 // with ENOSPC, and the memory comes back when the object is closed.
 func TestByteObjectsCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
-	const mem, stack = 1 << 20, 64 << 10
-	const charge = mem + stack
-	s, err := New(context.Background(), Options{CacheDir: testCache, MaxMemPerUser: charge + 3<<20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	alice := Principal{UID: 1000, GID: 1000, Name: "alice"}
+	s := budgetSupervisor(t, 3<<20)
 	launch := func(offset int) *Guest {
 		t.Helper()
-		m, err := s.Compile(context.Background(), "bytes.wat", abitest.WATText(t, fmt.Sprintf(byteObjectWAT, offset)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
+		return budgetLaunch(t, s, compileWAT(t, s, fmt.Sprintf(byteObjectWAT, offset)))
 	}
 	g := launch(4 << 20)
 	waitExit(t, g, HangGuard)
@@ -218,7 +203,7 @@ func TestByteObjectsCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
 		t.Fatalf("alice's memory in use after the refused write: %d, want 0", got)
 	}
 	g = launch(2 << 20)
-	want := uint64(charge + 2<<20 + 1)
+	want := uint64(budgetCharge + 2<<20 + 1)
 	deadline := time.Now().Add(HangGuard)
 	for s.MemoryInUse(alice.UID) != want {
 		if g.ended() || time.Now().After(deadline) {
@@ -260,22 +245,9 @@ const channelFillWAT = `(module
 // against its memory budget: a send past it fails with ENOBUFS, and the
 // bytes come back once read or dropped.
 func TestChannelBuffersCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
-	const mem, stack = 1 << 20, 64 << 10
-	const charge = mem + stack
-	s, err := New(context.Background(), Options{CacheDir: testCache, MaxMemPerUser: charge + 1<<20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	m, err := s.Compile(context.Background(), "fill.wat", abitest.WATText(t, channelFillWAT))
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice := Principal{UID: 1000, GID: 1000, Name: "alice"}
-	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := budgetSupervisor(t, 1<<20)
+	m := compileWAT(t, s, channelFillWAT)
+	g := budgetLaunch(t, s, m)
 	waitExit(t, g, HangGuard)
 	if _, st := g.Status(); st.Code != 4000+uint32(caps.ENOBUFS) {
 		t.Fatalf("a guest filling channels past alice's budget: %+v, want 4 channels filled then ENOBUFS (%d)", st, 4000+caps.ENOBUFS)
@@ -301,26 +273,12 @@ const chanWriteWAT = `(module
 // charged to the first guest's user, or one user's launches could pile up
 // 256 KiB each outside its memory budget.
 func TestAChanGrantsUnreadBytesAreChargedToItsFirstGrantee(t *testing.T) {
-	const mem, stack = 1 << 20, 64 << 10
-	const charge = mem + stack
-	s, err := New(context.Background(), Options{CacheDir: testCache, MaxMemPerUser: charge + 1<<20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	m, err := s.Compile(context.Background(), "chanwrite.wat", abitest.WATText(t, chanWriteWAT))
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice := Principal{UID: 1000, GID: 1000, Name: "alice"}
+	s := budgetSupervisor(t, 1<<20)
+	m := compileWAT(t, s, chanWriteWAT)
 	// Four 256 KiB writes fit her budget's 1 MiB to spare; the fifth does
 	// not, though every writer has ended.
 	for i := range 5 {
-		g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack,
-			Grants: []Grant{mustGrant(t, fmt.Sprintf("chan:leak%d", i))}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		g := budgetLaunch(t, s, m, mustGrant(t, fmt.Sprintf("chan:leak%d", i)))
 		waitExit(t, g, HangGuard)
 		want := uint32(0)
 		if i == 4 {
@@ -334,13 +292,48 @@ func TestAChanGrantsUnreadBytesAreChargedToItsFirstGrantee(t *testing.T) {
 		t.Fatalf("alice's memory in use once her guests ended: %d, want the %d bytes waiting in four chan: grants", used, 4*caps.ChannelBuffer)
 	}
 	// The next grantee of a name reads what waited and frees it.
-	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack,
-		Grants: []Grant{mustGrant(t, "chan:leak0")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitExit(t, g, HangGuard)
+	waitExit(t, budgetLaunch(t, s, m, mustGrant(t, "chan:leak0")), HangGuard)
 	if used := s.MemoryInUse(alice.UID); used != 3*caps.ChannelBuffer {
 		t.Fatalf("alice's memory in use once chan:leak0's second grantee ended: %d, want %d", used, 3*caps.ChannelBuffer)
 	}
+}
+
+// alice is the principal of the budget tests; budgetMem and budgetStack
+// the limits of her guests, and budgetCharge what each is charged.
+var alice = Principal{UID: 1000, GID: 1000, Name: "alice"}
+
+const budgetMem, budgetStack = 1 << 20, 64 << 10
+const budgetCharge = budgetMem + budgetStack
+
+// budgetSupervisor is a supervisor whose memory budget per user holds one
+// of alice's guests and spare bytes more.
+func budgetSupervisor(t *testing.T, spare uint64) *Supervisor {
+	t.Helper()
+	s, err := New(context.Background(), Options{CacheDir: testCache, MaxMemPerUser: budgetCharge + spare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+// compileWAT compiles the module in WAT text wat.
+func compileWAT(t *testing.T, s *Supervisor, wat string) *abi.Module {
+	t.Helper()
+	m, err := s.Compile(context.Background(), "guest.wat", abitest.WATText(t, wat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// budgetLaunch launches m for alice, with budgetMem and budgetStack and
+// the grants given.
+func budgetLaunch(t *testing.T, s *Supervisor, m *abi.Module, grants ...Grant) *Guest {
+	t.Helper()
+	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: budgetMem, MaxStack: budgetStack, Grants: grants})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
