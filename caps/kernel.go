@@ -104,7 +104,8 @@ type Kernel struct {
 	gcEpoch uint64 // numbers collections (refRes.gc); guarded by mu
 	// gcPending asks for a collection, gcRunning says that one goroutine
 	// runs them (collect), and gcMoves counts the receives that took
-	// capabilities out of a queue, which a collection must not overlap.
+	// capabilities out of an orphan's queue, which a collection must not
+	// overlap.
 	gcPending, gcRunning atomic.Bool
 	gcMoves              atomic.Uint64
 }
@@ -624,10 +625,11 @@ func (k *Kernel) collect() {
 const gcRetry = time.Millisecond
 
 // collectOnce makes one collection. A receive that takes a capability out
-// of a queue while the reachable orphans are worked out could make an end
-// look dead that the receiver is about to adopt; so the work is done
-// again if one did, and after a few tries left for the next collection
-// (collectOnce then reports false). An end found dead is marked
+// of an orphan's queue while the reachable orphans are worked out (only
+// an operation that began before the end's last holder let go can) could
+// make an end look dead that the receiver is about to adopt; so the work
+// is done again if one did, and after four tries collectOnce reports
+// false and collect tries again later. An end found dead is marked
 // collected under k.mu, so that nothing is derived from it before its
 // queue is dropped.
 func (k *Kernel) collectOnce() (settled bool) {
