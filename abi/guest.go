@@ -66,7 +66,7 @@ type GuestConfig struct {
 	// Memory, when not nil, is charged what the guest and its
 	// descendants make the host hold outside their linear memories: the
 	// byte objects they make (fd_create1), until each is closed, besides
-	// the process's caps.MaxByteObjectMemory, and the unread bytes in the
+	// the process's caps.MaxByteObjectMemory, and the message buffers in the
 	// channels they make (fd_create2). A write that would grow a byte
 	// object past it fails with ENOSPC, a send on such a channel with
 	// ENOBUFS. (The daemon charges its memory budget per user, serve

@@ -52,8 +52,8 @@ type chanPair struct {
 	desc   string
 	// arrival[i] is called after a message is queued for end i (OnArrival).
 	arrival [2]func()
-	// charge, when not nil, is charged the unread bytes in both
-	// directions (NewChargedChannelPair).
+	// charge, when not nil, is charged the buffers of the messages
+	// waiting in both directions (NewChargedChannelPair, enqueue).
 	charge MemoryCharge
 	// orphan[i] is set while no holder holds end i and capabilities
 	// still refer to it (Kernel.orphans): a receive from it that takes
@@ -67,9 +67,10 @@ func NewChannelPair(dgram bool, desc string) (*Channel, *Channel) {
 	return NewChargedChannelPair(dgram, desc, nil)
 }
 
-// NewChargedChannelPair is NewChannelPair with the unread bytes in both
-// directions charged to charge, whoever sends them, until they are read
-// or dropped: a send the charge refuses fails with ENOBUFS. A guest's
+// NewChargedChannelPair is NewChannelPair with the buffers of the
+// messages waiting in both directions charged to charge, whoever sends
+// them, until each is read to its end or dropped (a stream message read
+// in part keeps its bytes): a send the charge refuses fails with ENOBUFS. A guest's
 // channels are charged to its user (abi.GuestConfig.Memory), as its byte
 // objects are. nil is NewChannelPair.
 func NewChargedChannelPair(dgram bool, desc string, charge MemoryCharge) (*Channel, *Channel) {
@@ -77,8 +78,17 @@ func NewChargedChannelPair(dgram bool, desc string, charge MemoryCharge) (*Chann
 	return &Channel{p: p, side: 0}, &Channel{p: p, side: 1}
 }
 
-// uncharge gives back n bytes that were read or dropped. p.mu must not
-// be held.
+// buffered is the memory the buffers of ms take, as enqueue charged it.
+func buffered(ms []*chanMsg) int {
+	n := 0
+	for _, m := range ms {
+		n += cap(m.data)
+	}
+	return n
+}
+
+// uncharge gives back n bytes of buffer that were read or dropped. p.mu
+// must not be held.
 func (p *chanPair) uncharge(n int) {
 	if p.charge != nil && n > 0 {
 		p.charge.Give(int64(n))
@@ -116,10 +126,10 @@ func (c *Channel) Close() error {
 func (c *Channel) dropQueue() {
 	p := c.p
 	p.mu.Lock()
-	dropped, bytes := p.q[c.side], p.qbytes[c.side]
+	dropped := p.q[c.side]
 	p.q[c.side], p.qbytes[c.side], p.qcaps[c.side] = nil, 0, 0
 	p.mu.Unlock()
-	p.uncharge(bytes)
+	p.uncharge(buffered(dropped))
 	for _, m := range dropped {
 		closeCaps(m.caps)
 	}
@@ -180,18 +190,9 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 		p.mu.Unlock()
 		return 0, err // a stream has no empty messages: nothing to send
 	}
-	data := gather(nil, iov, n)
-	if q := p.q[dst]; !p.dgram && len(caps) == 0 && len(q) > 0 && q[len(q)-1].off == 0 {
-		// Bytes without capabilities extend the last unread message:
-		// a stream has no boundaries to keep, and many small writes
-		// must not use up ChannelMaxMessages. Not one partly read,
-		// whose read bytes it keeps: extending it over and over while
-		// reading all but its last byte would grow it without bound.
-		last := q[len(q)-1]
-		last.data = append(last.data, data...)
-	} else {
-		p.q[dst] = append(p.q[dst], &chanMsg{data: data, caps: caps})
-		p.qcaps[dst] += len(caps)
+	if err := p.enqueue(dst, iov, n, caps); err != nil {
+		p.mu.Unlock()
+		return 0, err
 	}
 	p.qbytes[dst] += n
 	arrival := p.arrival[dst]
@@ -200,10 +201,49 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 	return n, nil
 }
 
+// enqueue queues n bytes of iov, and caps, for end dst, and charges the
+// memory they take: the capacity of the messages' buffers, which a
+// message keeps, read bytes included, until it is read to its end or
+// dropped. p.mu must be held.
+func (p *chanPair) enqueue(dst int, iov [][]byte, n int, caps []*Cap) error {
+	if q := p.q[dst]; !p.dgram && len(caps) == 0 && len(q) > 0 && q[len(q)-1].off == 0 {
+		// Bytes without capabilities extend the last unread message:
+		// a stream has no boundaries to keep, and many small writes
+		// must not use up ChannelMaxMessages. Not one partly read,
+		// whose read bytes it keeps: extending it over and over while
+		// reading all but its last byte would grow it without bound.
+		// Its buffer doubles, as append's would, up to ChannelBuffer,
+		// which its bytes, all unread, cannot pass; so a direction holds
+		// at most 2 × ChannelBuffer, with a message read in part.
+		last := q[len(q)-1]
+		if len(last.data)+n > cap(last.data) {
+			grown := max(len(last.data)+n, min(2*cap(last.data), ChannelBuffer))
+			if !p.take(grown - cap(last.data)) {
+				return ENOBUFS
+			}
+			last.data = append(make([]byte, 0, grown), last.data...)
+		}
+		last.data = gather(last.data, iov, n)
+		return nil
+	}
+	if !p.take(n) {
+		return ENOBUFS
+	}
+	p.q[dst] = append(p.q[dst], &chanMsg{data: gather(nil, iov, n), caps: caps})
+	p.qcaps[dst] += len(caps)
+	return nil
+}
+
+// take charges n bytes of buffer, or reports that the charge refuses
+// them. p.mu must be held.
+func (p *chanPair) take(n int) bool {
+	return p.charge == nil || n == 0 || p.charge.Take(int64(n))
+}
+
 // room decides how many of total bytes, sent with ncaps capabilities from
-// end side, the other end's queue takes now, and charges them (see Send
-// for the errors). A stream takes what fits; a datagram fits whole or not
-// at all. p.mu must be held.
+// end side, the other end's queue takes now (see Send for the errors). A
+// stream takes what fits; a datagram fits whole or not at all. p.mu must
+// be held.
 func (p *chanPair) room(side, total, ncaps int) (int, error) {
 	dst := 1 - side
 	if p.closed[dst] || p.rdShut[dst] || p.wrShut[side] || p.closed[side] {
@@ -222,9 +262,6 @@ func (p *chanPair) room(side, total, ncaps int) (int, error) {
 		return 0, EAGAIN
 	case !p.dgram:
 		n = min(total, space)
-	}
-	if p.charge != nil && n > 0 && !p.charge.Take(int64(n)) {
-		return 0, ENOBUFS
 	}
 	return n, nil
 }
@@ -296,22 +333,22 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 	}
 	w := &iovWriter{iov: iov}
 	var r recvResult
-	before := p.qbytes[me]
 	if p.dgram {
 		r = p.recvDatagram(me, w, maxCaps, peek)
 	} else {
 		r = p.recvStream(me, w, maxCaps, peek)
 	}
+	freed := 0
 	if !peek {
+		freed = buffered(p.q[me][:r.taken])
 		clear(p.q[me][:r.taken]) // let consumed messages be collected
 		p.q[me] = p.q[me][r.taken:]
 	}
-	read := before - p.qbytes[me]
 	if p.orphan[me].Load() {
 		r.noteTaken() // before the lock goes
 	}
 	p.mu.Unlock()
-	p.uncharge(read)
+	p.uncharge(freed)
 	closeCaps(r.dropped)
 	if !peek {
 		p.waits[1-me].wakeAll()

@@ -1,7 +1,9 @@
 package caps
 
 import (
+	"bytes"
 	"errors"
+	"math/rand"
 	"sync"
 	"testing"
 	"time"
@@ -471,10 +473,11 @@ func (c *testCharge) inUse() int64 {
 	return c.used
 }
 
-// A charged channel charges the bytes waiting in it, whichever end sends
-// them, until they are read (a stream's in part), cut off (a datagram
-// longer than the buffer) or dropped with the end that would read them.
-func TestChargedChannelChargesUnreadBytes(t *testing.T) {
+// A charged channel charges the buffers of the messages waiting in it,
+// whichever end sends them, until each is read to its end (a stream
+// message read in part keeps its bytes), cut off (a datagram longer than
+// the buffer) or dropped with the end that would read it.
+func TestChargedChannelChargesItsBuffers(t *testing.T) {
 	for _, dgram := range []bool{false, true} {
 		ch := &testCharge{limit: 10}
 		a, b := NewChargedChannelPair(dgram, "t", ch)
@@ -500,7 +503,7 @@ func TestChargedChannelChargesUnreadBytes(t *testing.T) {
 		if _, _, _, err := b.Recv([][]byte{buf}, 0, false); err != nil {
 			t.Fatal(err)
 		}
-		want := int64(5) // the stream keeps "ef"
+		want := int64(9) // the stream's "abcdef", read in part, is kept whole
 		if dgram {
 			want = 3 // the datagram's last two bytes were cut off
 		}
@@ -514,6 +517,162 @@ func TestChargedChannelChargesUnreadBytes(t *testing.T) {
 		b.Close()
 		if got := ch.inUse(); got != 0 {
 			t.Fatalf("dgram %v: %d bytes charged once both ends closed", dgram, got)
+		}
+	}
+}
+
+// What a charged stream holds is what it charges, however its reader
+// leaves the head message read in part: with a 1 MiB charge, four
+// channels each keeping a 256 KiB message read to its last byte take it
+// all, and a fifth is refused.
+func TestPartlyReadStreamMessagesStayCharged(t *testing.T) {
+	ch := &testCharge{limit: 1 << 20}
+	chunk := make([]byte, ChannelBuffer)
+	buf := make([]byte, ChannelBuffer-1)
+	var ends []*Channel
+	for i := range 5 {
+		a, b := NewChargedChannelPair(false, "t", ch)
+		n, err := a.Send([][]byte{chunk}, nil)
+		if i == 4 {
+			if err != ENOBUFS {
+				t.Fatalf("a fifth 256 KiB send under a 1 MiB charge: %d, %v, want ENOBUFS", n, err)
+			}
+			break
+		}
+		if err != nil || n != len(chunk) {
+			t.Fatalf("send %d: %d, %v (charged %d)", i, n, err, ch.inUse())
+		}
+		if n, _, _, err := b.Recv([][]byte{buf}, 0, false); err != nil || n != len(buf) {
+			t.Fatalf("recv %d: %d, %v", i, n, err)
+		}
+		ends = append(ends, b)
+	}
+	if held := heldBy(ends...); int64(held) != ch.inUse() {
+		t.Fatalf("the queues hold %d bytes, %d charged", held, ch.inUse())
+	}
+}
+
+// Small writes extend the last message, whose buffer doubles as it grows;
+// what it holds is charged, and stays under 2 × ChannelBuffer a direction
+// while the reader leaves the head message read in part.
+func TestSmallWritesToAStreamAreChargedAsTheyAreHeld(t *testing.T) {
+	ch := &testCharge{limit: 1 << 30}
+	a, b := NewChargedChannelPair(false, "t", ch)
+	small := make([]byte, 1000)
+	fill := func() {
+		for {
+			n, err := a.Send([][]byte{small}, nil)
+			if err == EAGAIN || n < len(small) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	buf := make([]byte, ChannelBuffer)
+	for range 3 {
+		fill()
+		b.p.mu.Lock()
+		unread := b.p.qbytes[1]
+		b.p.mu.Unlock()
+		if _, _, _, err := b.Recv([][]byte{buf[:unread-1]}, 0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fill()
+	held := heldBy(b)
+	if int64(held) != ch.inUse() || held > 2*ChannelBuffer {
+		t.Fatalf("the queue holds %d bytes (%.2f × ChannelBuffer), %d charged", held, float64(held)/ChannelBuffer, ch.inUse())
+	}
+}
+
+// heldBy is the memory the buffers waiting at ends hold.
+func heldBy(ends ...*Channel) int {
+	n := 0
+	for _, e := range ends {
+		e.p.mu.Lock()
+		n += buffered(e.p.q[e.side])
+		e.p.mu.Unlock()
+	}
+	return n
+}
+
+// Random sends (with and without caps) and partial receives on a stream:
+// bytes arrive in order, every capability arrives with the first byte of
+// the message it was sent with, and the queue never holds more than a
+// handful of messages without capabilities.
+func TestAStreamKeepsItsBytesInOrderAndHandlesWithTheirFirstByte(t *testing.T) {
+	k := NewKernel(nil)
+	rng := rand.New(rand.NewSource(1))
+	for trial := range 200 {
+		a, b, _, _ := newEnds(k, false)
+		var sent []byte
+		capAt := map[int]*Cap{} // byte offset -> cap expected with it
+		var got []byte
+		obj := k.Create(alice, NewByteObject(), RightsByteObjectBase, 0, "", "t")
+		for range 400 {
+			if rng.Intn(2) == 0 {
+				n := 1 + rng.Intn(50)
+				data := make([]byte, n)
+				for i := range data {
+					data[i] = byte(len(sent) + i)
+				}
+				var cs []*Cap
+				if rng.Intn(5) == 0 {
+					cs = []*Cap{inflight(t, k, obj)}
+				}
+				m, err := a.Send([][]byte{data}, cs)
+				if err == EAGAIN {
+					for _, c := range cs {
+						k.Close(c)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(cs) > 0 {
+					capAt[len(sent)] = cs[0]
+				}
+				sent = append(sent, data[:m]...)
+			} else {
+				buf := make([]byte, 1+rng.Intn(60))
+				n, cs, _, err := b.Recv([][]byte{buf}, 4, false)
+				if err == EAGAIN {
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(cs) > 0 {
+					want, ok := capAt[len(got)]
+					if !ok || len(cs) != 1 || cs[0] != want {
+						t.Fatalf("trial %d: caps arrived at byte %d, not with their message's first byte", trial, len(got))
+					}
+					delete(capAt, len(got))
+					for _, c := range cs {
+						k.Close(c)
+					}
+				} else if _, ok := capAt[len(got)]; ok && n > 0 {
+					t.Fatalf("trial %d: byte %d read without the caps sent with it", trial, len(got))
+				}
+				got = append(got, buf[:n]...)
+			}
+			b.p.mu.Lock()
+			plain := 0
+			for _, m := range b.p.q[1] {
+				if len(m.caps) == 0 {
+					plain++
+				}
+			}
+			b.p.mu.Unlock()
+			if plain > len(capAt)+3 {
+				t.Fatalf("trial %d: %d messages without caps queued", trial, plain)
+			}
+		}
+		if !bytes.Equal(got, sent[:len(got)]) {
+			t.Fatalf("trial %d: bytes out of order", trial)
 		}
 	}
 }

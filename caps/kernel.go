@@ -631,7 +631,11 @@ const gcRetry = time.Millisecond
 // is done again if one did, and after four tries collectOnce reports
 // false and collect tries again later. An end found dead is marked
 // collected under k.mu, so that nothing is derived from it before its
-// queue is dropped.
+// queue is dropped. Nothing receives from a dead end after the check:
+// receiving needs a capability on it acquired, which a revocation keeps
+// counted until the operation ends, and a close cannot overlap an
+// operation on the same handle (a guest makes one host call at a time;
+// its table is closed after it has ended).
 func (k *Kernel) collectOnce() (settled bool) {
 	for range 4 {
 		k.mu.Lock()

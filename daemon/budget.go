@@ -85,7 +85,7 @@ func (c spawnCharge) Give() { c.s.giveCharge(c.uid, c.amount) }
 
 // userCharge charges what a principal's guests make the daemon hold
 // outside their linear memories to its budget (caps.MemoryCharge): the
-// byte objects (fd_create1) and the unread bytes of the channels
+// byte objects (fd_create1) and the message buffers of the channels
 // (fd_create2) they make, so that these count against that user too.
 type userCharge struct {
 	u      *userMemory

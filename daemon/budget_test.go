@@ -296,6 +296,13 @@ func TestAChanGrantsUnreadBytesAreChargedToItsFirstGrantee(t *testing.T) {
 	if used := s.MemoryInUse(alice.UID); used != 3*caps.ChannelBuffer {
 		t.Fatalf("alice's memory in use once chan:leak0's second grantee ended: %d, want %d", used, 3*caps.ChannelBuffer)
 	}
+	// Shutting the supervisor down drops what still waits.
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if used := s.MemoryInUse(alice.UID); used != 0 {
+		t.Fatalf("alice's memory in use once the supervisor closed: %d, want 0", used)
+	}
 }
 
 // alice is the principal of the budget tests; budgetMem and budgetStack
@@ -336,4 +343,47 @@ func budgetLaunch(t *testing.T, s *Supervisor, m *abi.Module, grants ...Grant) *
 		t.Fatal(err)
 	}
 	return g
+}
+
+// channelReadBackWAT makes stream channels (fd_create2); into each it
+// writes 256 KiB on one end and reads 256 KiB - 1 back from the other,
+// keeping both open, 256 times or until a call fails; it exits with
+// 1000 × the channels done + the errno of the call that failed.
+const channelReadBackWAT = `(module
+  (import "sandboxd" "fd_create2" (func $create2 (param i32 i32 i32) (result i32)))
+  (import "sandboxd" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 5)
+  (func (export "_start")
+    (local $n i32) (local $e i32)
+    (i32.store (i32.const 0) (i32.const 65536))  ;; write iovec: 256 KiB at 64 KiB
+    (i32.store (i32.const 4) (i32.const 262144))
+    (i32.store (i32.const 8) (i32.const 65536))  ;; read iovec: 256 KiB - 1 at 64 KiB
+    (i32.store (i32.const 12) (i32.const 262143))
+    (block $done
+      (loop $again
+        (br_if $done (i32.ge_u (local.get $n) (i32.const 256)))
+        (local.set $e (call $create2 (i32.const 0x82) (i32.const 16) (i32.const 20)))
+        (br_if $done (local.get $e))
+        (local.set $e (call $write (i32.load (i32.const 16)) (i32.const 0) (i32.const 1) (i32.const 24)))
+        (br_if $done (local.get $e))
+        (local.set $e (call $read (i32.load (i32.const 20)) (i32.const 8) (i32.const 1) (i32.const 28)))
+        (br_if $done (local.get $e))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $again)))
+    (call $exit (i32.add (i32.mul (local.get $n) (i32.const 1000)) (local.get $e)))))`
+
+// A stream message read in part keeps its bytes, and they stay charged:
+// with 1 MiB of budget to spare, a guest that keeps channels each holding
+// a 256 KiB message read to its last byte gets four, and ENOBUFS on the
+// fifth, not 256 channels (64 MiB) for 256 bytes charged.
+func TestPartlyReadChannelBytesStayCharged(t *testing.T) {
+	s := budgetSupervisor(t, 1<<20)
+	g := budgetLaunch(t, s, compileWAT(t, s, channelReadBackWAT))
+	waitExit(t, g, HangGuard)
+	_, st := g.Status()
+	if st.Code != 4000+uint32(caps.ENOBUFS) {
+		t.Fatalf("a guest keeping channels with 256 KiB messages read to their last byte: %+v, want 4 channels then ENOBUFS (%d)", st, 4000+caps.ENOBUFS)
+	}
 }

@@ -38,6 +38,18 @@ func (h *chanHub) join(name string, charge caps.MemoryCharge) *caps.Channel {
 	return mine
 }
 
+// closeWaiting closes the ends that wait for a next grantee, dropping
+// what their first grantees wrote (and its charge).
+func (h *chanHub) closeWaiting() {
+	h.mu.Lock()
+	waiting := h.waiting
+	h.waiting = nil
+	h.mu.Unlock()
+	for _, end := range waiting {
+		_ = end.Close()
+	}
+}
+
 // open sets up what an authorized grant names for principal by: a
 // channel end for a chan grant, what Grant.setup opens for the others. ctx
 // bounds the name lookups and connections of sock grants. A file a

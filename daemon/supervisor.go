@@ -228,6 +228,7 @@ func (s *Supervisor) killAll(ctx context.Context) error {
 	if cerr := s.rt.Close(context.Background()); cerr != nil && err == nil {
 		err = fmt.Errorf("closing runtime: %w", cerr)
 	}
+	s.chans.closeWaiting()
 	s.log.Debug("supervisor closed")
 	return err
 }
