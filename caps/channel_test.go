@@ -605,74 +605,94 @@ func heldBy(ends ...*Channel) int {
 func TestAStreamKeepsItsBytesInOrderAndHandlesWithTheirFirstByte(t *testing.T) {
 	k := NewKernel(nil)
 	rng := rand.New(rand.NewSource(1))
-	for trial := range 200 {
+	for range 200 {
 		a, b, _, _ := newEnds(k, false)
-		var sent []byte
-		capAt := map[int]*Cap{} // byte offset -> cap expected with it
-		var got []byte
-		obj := k.Create(alice, NewByteObject(), RightsByteObjectBase, 0, "", "t")
+		m := &streamModel{t: t, k: k, rng: rng, a: a, b: b, capAt: map[int]*Cap{},
+			obj: k.Create(alice, NewByteObject(), RightsByteObjectBase, 0, "", "t")}
 		for range 400 {
 			if rng.Intn(2) == 0 {
-				n := 1 + rng.Intn(50)
-				data := make([]byte, n)
-				for i := range data {
-					data[i] = byte(len(sent) + i)
-				}
-				var cs []*Cap
-				if rng.Intn(5) == 0 {
-					cs = []*Cap{inflight(t, k, obj)}
-				}
-				m, err := a.Send([][]byte{data}, cs)
-				if err == EAGAIN {
-					for _, c := range cs {
-						k.Close(c)
-					}
-					continue
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(cs) > 0 {
-					capAt[len(sent)] = cs[0]
-				}
-				sent = append(sent, data[:m]...)
+				m.send()
 			} else {
-				buf := make([]byte, 1+rng.Intn(60))
-				n, cs, _, err := b.Recv([][]byte{buf}, 4, false)
-				if err == EAGAIN {
-					continue
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(cs) > 0 {
-					want, ok := capAt[len(got)]
-					if !ok || len(cs) != 1 || cs[0] != want {
-						t.Fatalf("trial %d: caps arrived at byte %d, not with their message's first byte", trial, len(got))
-					}
-					delete(capAt, len(got))
-					for _, c := range cs {
-						k.Close(c)
-					}
-				} else if _, ok := capAt[len(got)]; ok && n > 0 {
-					t.Fatalf("trial %d: byte %d read without the caps sent with it", trial, len(got))
-				}
-				got = append(got, buf[:n]...)
+				m.recv()
 			}
-			b.p.mu.Lock()
-			plain := 0
-			for _, m := range b.p.q[1] {
-				if len(m.caps) == 0 {
-					plain++
-				}
-			}
-			b.p.mu.Unlock()
-			if plain > len(capAt)+3 {
-				t.Fatalf("trial %d: %d messages without caps queued", trial, plain)
-			}
+			m.checkQueue()
 		}
-		if !bytes.Equal(got, sent[:len(got)]) {
-			t.Fatalf("trial %d: bytes out of order", trial)
+		if !bytes.Equal(m.got, m.sent[:len(m.got)]) {
+			t.Fatal("bytes out of order")
 		}
+	}
+}
+
+// streamModel is what was sent on a stream from a to b, and what came.
+type streamModel struct {
+	t         *testing.T
+	k         *Kernel
+	rng       *rand.Rand
+	a, b      *Channel
+	obj       *Cap
+	sent, got []byte
+	capAt     map[int]*Cap // the capability sent with the byte at each offset
+}
+
+// send sends 1 to 50 numbered bytes, with a capability one time in five.
+func (m *streamModel) send() {
+	data := make([]byte, 1+m.rng.Intn(50))
+	for i := range data {
+		data[i] = byte(len(m.sent) + i)
+	}
+	var cs []*Cap
+	if m.rng.Intn(5) == 0 {
+		cs = []*Cap{inflight(m.t, m.k, m.obj)}
+	}
+	n, err := m.a.Send([][]byte{data}, cs)
+	if err == EAGAIN {
+		closeCaps(cs)
+		return
+	}
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if len(cs) > 0 {
+		m.capAt[len(m.sent)] = cs[0]
+	}
+	m.sent = append(m.sent, data[:n]...)
+}
+
+// recv receives up to 60 bytes and checks the capabilities that come.
+func (m *streamModel) recv() {
+	buf := make([]byte, 1+m.rng.Intn(60))
+	n, cs, _, err := m.b.Recv([][]byte{buf}, 4, false)
+	if err == EAGAIN {
+		return
+	}
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	want, sentWith := m.capAt[len(m.got)]
+	switch {
+	case len(cs) > 0 && (!sentWith || len(cs) != 1 || cs[0] != want):
+		m.t.Fatalf("capabilities arrived at byte %d, not with their message's first byte", len(m.got))
+	case len(cs) == 0 && sentWith && n > 0:
+		m.t.Fatalf("byte %d read without the capability sent with it", len(m.got))
+	}
+	delete(m.capAt, len(m.got))
+	closeCaps(cs)
+	m.got = append(m.got, buf[:n]...)
+}
+
+// checkQueue fails if more messages without capabilities wait than
+// partial reads and capabilities explain.
+func (m *streamModel) checkQueue() {
+	p := m.b.p
+	p.mu.Lock()
+	plain := 0
+	for _, msg := range p.q[m.b.side] {
+		if len(msg.caps) == 0 {
+			plain++
+		}
+	}
+	p.mu.Unlock()
+	if plain > len(m.capAt)+3 {
+		m.t.Fatalf("%d messages without capabilities queued", plain)
 	}
 }
