@@ -53,10 +53,11 @@ func ParseToken(s string) (Token, bool) {
 // nothing at all. Revocation is final and reaches every capability derived
 // from this one, in every holder.
 type Cap struct {
+	// The fields are ordered so that no padding falls between them: a
+	// daemon keeps several for every guest.
 	id     ID
 	token  Token
 	k      *Kernel
-	kind   Kind
 	res    *refRes
 	holder atomic.Pointer[Holder]
 	name   string
@@ -64,7 +65,6 @@ type Cap struct {
 	// parent is what c was derived from. It changes, under k.mu, only
 	// when the kernel splices out a closed copy between them (Close).
 	parent  atomic.Pointer[Cap]
-	edge    Edge
 	removed Rights // rights the parent held that this edge dropped
 	origin  string // what authorised a root (grant text, policy rule), or how a child was passed on
 	created time.Time
@@ -78,22 +78,25 @@ type Cap struct {
 	closed   atomic.Bool
 	released atomic.Bool // the reference on res has been dropped
 	inflight atomic.Int32
+	doneShut atomic.Bool                   // done has been closed
 	hold     atomic.Pointer[Hold]          // the Hold that keeps it acquired, if any
 	charge   atomic.Pointer[InFlightLimit] // what it counts against while in flight, if anything
 	done     atomic.Value                  // chan struct{}, made by the first Done, closed on revocation
-	doneShut atomic.Bool                   // done has been closed
 	watchers waitList                      // woken on revocation (WatchRevoke)
 
 	children []*Cap // guarded by k.mu
 	idx      int    // index in parent.children; guarded by k.mu
-	counted  bool   // counted in res.held; guarded by k.mu
+	// receiver is set on a revoker capability and its copies: the
+	// forwarder it revokes.
+	receiver *Cap
+
+	kind    Kind
+	edge    Edge
+	counted bool // counted in res.held; guarded by k.mu
 	// settled is set once the capability is revoked and a Revoke has seen
 	// every operation on it, and on everything derived from it, end; no
 	// new one can begin. Guarded by k.mu.
 	settled bool
-	// receiver is set on a revoker capability and its copies: the
-	// forwarder it revokes.
-	receiver *Cap
 }
 
 func newID() ID {

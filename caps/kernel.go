@@ -101,7 +101,7 @@ type Kernel struct {
 	// every channel end (each guest holds one) or every capability.
 	// Guarded by mu.
 	orphans map[*refRes]*Channel
-	gcEpoch uint64 // numbers collections (refRes.gc); guarded by mu
+	gcEpoch uint64 // numbers collections (refRes.gcEpoch); guarded by mu
 	// gcPending asks for a collection, gcRunning says that one goroutine
 	// runs them (collect), and gcMoves counts the receives that took
 	// capabilities out of an orphan's queue, which a collection must not
@@ -661,25 +661,25 @@ func (k *Kernel) collectOnce() (settled bool) {
 // reference counts are read first: while k.mu is held no reference to an
 // orphan is made (only a held capability is derived from), and one given
 // up meanwhile leaves the count too high, so that end stays until the
-// next collection. The marks live in the ends themselves (refRes.gc), not
+// next collection. The marks live in the ends themselves (refRes.gcEpoch and the rest), not
 // in maps made for each collection. Called with k.mu held.
 func (k *Kernel) unreachableOrphans() []*refRes {
 	k.gcEpoch++
 	epoch := k.gcEpoch
 	for r := range k.orphans {
-		r.gc = gcMark{epoch: epoch, outside: r.refs.Load()}
+		r.gcEpoch, r.gcOutside, r.gcLive = epoch, r.refs.Load(), false
 	}
 	for _, ch := range k.orphans {
 		ch.eachQueued(func(x *Cap) {
-			if y := x.res; y.gc.epoch == epoch && !x.released.Load() {
-				y.gc.outside--
+			if y := x.res; y.gcEpoch == epoch && !x.released.Load() {
+				y.gcOutside--
 			}
 		})
 	}
 	var reach []*refRes
 	for r := range k.orphans {
-		if r.gc.outside > 0 {
-			r.gc.live = true
+		if r.gcOutside > 0 {
+			r.gcLive = true
 			reach = append(reach, r)
 		}
 	}
@@ -687,15 +687,15 @@ func (k *Kernel) unreachableOrphans() []*refRes {
 		r := reach[len(reach)-1]
 		reach = reach[:len(reach)-1]
 		r.Resource.(*Channel).eachQueued(func(x *Cap) {
-			if y := x.res; y.gc.epoch == epoch && !y.gc.live && !x.released.Load() {
-				y.gc.live = true
+			if y := x.res; y.gcEpoch == epoch && !y.gcLive && !x.released.Load() {
+				y.gcLive = true
 				reach = append(reach, y)
 			}
 		})
 	}
 	var dead []*refRes
 	for r := range k.orphans {
-		if !r.gc.live {
+		if !r.gcLive {
 			dead = append(dead, r)
 		}
 	}
