@@ -80,9 +80,10 @@ func TestMemoryBudgetIsPerPrincipal(t *testing.T) {
 	}
 }
 
-// sendLoopWAT sends its stdin handle on its fd 3 (a chan grant) with
-// native sock_send until a send fails, then exits with 1000 × the sends
-// that succeeded + the errno of the one that failed.
+// sendLoopWAT sends its stdin handle on its fd 3 (a chan grant, or its
+// supervisor channel) with native sock_send until a send fails or %d
+// have been made, then exits with 1000 × the sends that succeeded + the
+// errno of the one that failed (0 if none did).
 const sendLoopWAT = `(module
   (import "sandboxd" "sock_send" (func $send (param i32 i32 i32) (result i32)))
   (import "sandboxd" "proc_exit" (func $exit (param i32)))
@@ -100,6 +101,7 @@ const sendLoopWAT = `(module
     (i32.store16 (i32.const 16) (i32.const 0))  ;; flags
     (block $done
       (loop $again
+        (br_if $done (i32.ge_u (local.get $n) (i32.const %d)))
         (local.set $e (call $send (i32.const 3) (i32.const 0) (i32.const 64)))
         (br_if $done (local.get $e))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
@@ -124,10 +126,7 @@ resource "chan" "p3" {}
 grant "all" {
   resources = ["chan:p1", "chan:p2", "chan:p3"]
 }`))
-	m, err := s.Compile(context.Background(), "sendloop.wat", abitest.WATText(t, sendLoopWAT))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := compileWAT(t, s, fmt.Sprintf(sendLoopWAT, 1000))
 	alice, bob := Principal{UID: 1000, GID: 1000, Name: "alice"}, Principal{UID: 1001, GID: 1001, Name: "bob"}
 	run := func(p Principal, ch string) uint32 {
 		t.Helper()
