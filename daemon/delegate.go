@@ -58,14 +58,14 @@ func (d Delegation) derivation(holder *caps.Holder) caps.Derivation {
 }
 
 // openSupervisorChannel creates the guest's supervisor channel, puts the
-// guest's end in table and returns the daemon's end.
-func (g *Guest) openSupervisorChannel(table *caps.Table) *caps.Channel {
+// guest's end in table and returns the daemon's end and the guest's.
+func (g *Guest) openSupervisorChannel(table *caps.Table) (daemon, guest *caps.Channel) {
 	guestEnd, daemonEnd := caps.NewChannelPair(true, "supervisor "+g.id)
 	c := g.s.k.Mint(g.holder, guestEnd, supervisorRights, 0, supervisorHandle, "launch")
 	c.SetSource(guestOwnEnd{})
 	_, _ = table.Insert(c) // validate left room for it
 	daemonEnd.OnArrival(g.onSupervisorRequest)
-	return daemonEnd
+	return daemonEnd, guestEnd
 }
 
 // ErrNoSupervisorChannel is returned by Send* for a guest launched without

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // Handles a guest sends on its supervisor channel are closed by the
@@ -22,5 +24,41 @@ func TestTheSupervisorChannelUnchargesWhatItDrops(t *testing.T) {
 	st := waitExit(t, g, HangGuard)
 	if n, _ := s.InFlight(alice.UID); st.Code != 300*1000 || n != 0 {
 		t.Fatalf("exit %d (1000 × sends made + errno), %d in flight; want 300 sends and none in flight", st.Code, n)
+	}
+}
+
+// The handles waiting for a guest on its supervisor channel are closed
+// when it ends, even if something else still refers to the guest's end of
+// the channel: the guest will never read them.
+func TestHandlesWaitingForAnEndedGuestAreClosed(t *testing.T) {
+	s := newSupervisor(t)
+	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: compile(t, s, guests+"spin.wat"), SupervisorChannel: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var end *caps.Cap
+	for _, e := range g.Handles() {
+		if e.Cap.Name() == supervisorHandle {
+			end = e.Cap
+		}
+	}
+	if end == nil {
+		t.Fatal("the guest has no supervisor channel")
+	}
+	b, i := end.Rights()
+	other, err := s.k.Derive(end, caps.Derivation{Holder: &caps.Holder{ID: "test"}, Edge: caps.EdgeDup, Base: b, Inheriting: i})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.k.Close(other)
+	obj := s.k.Mint(&caps.Holder{ID: "test"}, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "obj", "test")
+	sent, err := g.SendCap(context.Background(), obj, "obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Kill("test")
+	waitExit(t, g, HangGuard)
+	if !sent.Info().Closed {
+		t.Fatal("a handle sent to the guest, never read, is still open after it ended")
 	}
 }

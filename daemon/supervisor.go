@@ -435,11 +435,11 @@ type Guest struct {
 	ag        *abi.Guest
 	log       hclog.Logger
 	stdin     *stdinPipe // nil when the guest was given no stdin
-	// supervisor is the daemon's end of the guest's supervisor channel, or
-	// nil (LaunchSpec.SupervisorChannel).
-	supervisor *caps.Channel
-	done       chan struct{}
-	charge     uint64 // what the guest counts against its principal's memory budget
+	// supervisor is the daemon's end of the guest's supervisor channel,
+	// and supervised the guest's, or nil (LaunchSpec.SupervisorChannel).
+	supervisor, supervised *caps.Channel
+	done                   chan struct{}
+	charge                 uint64 // what the guest counts against its principal's memory budget
 
 	unlisted  bool // forgotten, still in Supervisor.order; guarded by Supervisor.mu
 	mu        sync.Mutex
@@ -636,7 +636,7 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 		_, _ = table.Insert(c)
 	}
 	if spec.SupervisorChannel {
-		g.supervisor = g.openSupervisorChannel(table)
+		g.supervisor, g.supervised = g.openSupervisorChannel(table)
 	}
 	return table, grants
 }
@@ -762,7 +762,11 @@ func (g *Guest) finish() {
 	// here on Grant refuses (exitedLocked), so nothing can be added later.
 	g.ag.Table().CloseAll()
 	if g.supervisor != nil {
+		// The guest's end too: a copy of it the guest sent away could
+		// keep it, and the handles waiting in it, which the guest holds
+		// and will never read (a grant sent while it ended, say), open.
 		_ = g.supervisor.Close()
+		_ = g.supervised.Close()
 	}
 	args := []any{"code", st.Code, "duration", ran}
 	switch {
