@@ -978,3 +978,19 @@ func TestDaemonRefusesAModuleTheDecoderPanicsOnAndServesOn(t *testing.T) {
 		t.Fatalf("a launch after the refused module: code %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// serve --max-inflight-per-user bounds the handles a user's guests have
+// sent and nobody has received: a guest sending its stdin handle on a
+// channel of its own, never receiving, makes that many sends and no more.
+func TestDaemonBoundsHandlesInFlightPerUser(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "", "--max-inflight-per-user", "8")
+	sender := guest(t, "cmd/sandboxd/testdata/send_own_channel.wat")
+	if r := d.cli(t, "launch", sender); r.code != 8 {
+		t.Fatalf("a guest sending 100 handles under --max-inflight-per-user 8: exit %d (its successful sends), stderr %q; want 8", r.code, r.stderr)
+	}
+	// Its handles went with its channel when it ended.
+	if r := d.cli(t, "launch", sender); r.code != 8 {
+		t.Fatalf("the same guest again: exit %d, stderr %q; want 8", r.code, r.stderr)
+	}
+}
