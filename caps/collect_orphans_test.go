@@ -379,3 +379,71 @@ func giveUpTrial(t *testing.T, receivers bool) (left bool) {
 	}
 	return left
 }
+
+// A close runs at most two collections, its own and one asked for while it
+// ran, however many others ask for meanwhile: the rest run on a goroutine
+// of their own. Here, as each collection closes a cycle, another goroutine
+// makes the next cycle and asks for its collection (the observer waits for
+// it), ten times; the third collection waits until the first close has
+// returned, so a close that ran it would never return.
+func TestACloseRunsAtMostTwoCollections(t *testing.T) {
+	var selves sync.Map // the capability each cycle holds of itself → its number
+	collected := make(chan int)
+	asked := make(chan struct{})
+	release := make(chan struct{})
+	k := NewKernel(func(e Event) {
+		v, ok := selves.Load(e.Cap.ID)
+		if e.Type != EventClose || !ok {
+			return
+		}
+		if n := v.(int); n >= 3 {
+			<-release
+		}
+		collected <- v.(int)
+		<-asked
+	})
+	makeCycle := func(n int) {
+		a, _, ca, cb := newEnds(k, false)
+		b, i := cb.Rights()
+		x, err := k.Derive(cb, Derivation{Edge: EdgeDelegate, Base: b, Inheriting: i})
+		if err != nil {
+			panic(err)
+		}
+		selves.Store(x.ID(), n)
+		if _, err := a.Send(iov("self"), []*Cap{x}); err != nil {
+			panic(err)
+		}
+		k.Close(ca)
+		k.Close(cb) // the last holder of b: asks for a collection
+	}
+	done := make(chan struct{})
+	go func() { // makes the next cycle while a collection waits on it
+		defer close(done)
+		for n := range collected {
+			if n < 10 {
+				makeCycle(n + 1)
+			}
+			asked <- struct{}{}
+			if n == 10 {
+				return
+			}
+		}
+	}()
+	returned := make(chan struct{})
+	go func() {
+		makeCycle(1)
+		close(returned)
+	}()
+	select {
+	case <-returned:
+	case <-time.After(hangGuard):
+		close(release)
+		t.Fatal("the close that made the first cycle ran the third collection: it waits for its own return")
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-time.After(hangGuard):
+		t.Fatal("the tenth cycle was never collected")
+	}
+}

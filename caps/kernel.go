@@ -601,13 +601,16 @@ func (k *Kernel) close(c *Cap) (collect bool) {
 //
 // One goroutine runs collections at a time; a collect called meanwhile
 // asks it for one more and returns, so that the closes a collection makes
-// (which may call for another) do not nest.
+// (which may call for another) do not nest. A caller runs at most
+// gcRoundsPerCaller of them and leaves the rest to a goroutine of their
+// own.
 func (k *Kernel) collect() {
 	k.gcPending.Store(true)
 	for k.gcPending.Load() && k.gcRunning.CompareAndSwap(false, true) {
-		settled := true
-		for settled && k.gcPending.Swap(false) {
+		settled, rounds := true, 0
+		for settled && rounds < gcRoundsPerCaller && k.gcPending.Swap(false) {
 			settled = k.collectOnce()
+			rounds++
 		}
 		if !settled {
 			// Receives keep overlapping it: try again shortly, whether or
@@ -618,8 +621,18 @@ func (k *Kernel) collect() {
 			return
 		}
 		k.gcRunning.Store(false)
+		if rounds == gcRoundsPerCaller && k.gcPending.Load() {
+			// Others keep asking: their collections are not this caller's
+			// to wait for (it may hold a lock of its own).
+			go k.collect()
+			return
+		}
 	}
 }
+
+// gcRoundsPerCaller bounds the collections one call of collect runs: its
+// own, and one that another asked for meanwhile.
+const gcRoundsPerCaller = 2
 
 // gcRetry is how soon collect tries again after collectOnce gave up.
 const gcRetry = time.Millisecond
