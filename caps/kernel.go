@@ -108,6 +108,10 @@ type Kernel struct {
 	// overlap.
 	gcPending, gcRunning atomic.Bool
 	gcMoves              atomic.Uint64
+	// gcBetweenPasses, when not nil, runs between the two passes of a
+	// collection (unreachableOrphans), with k.mu held: a test's way to
+	// move a capability exactly there.
+	gcBetweenPasses func()
 }
 
 // NewKernel returns an empty kernel. obs may be nil.
@@ -688,6 +692,9 @@ func (k *Kernel) unreachableOrphans() []*refRes {
 				y.gcOutside--
 			}
 		})
+	}
+	if k.gcBetweenPasses != nil {
+		k.gcBetweenPasses()
 	}
 	var reach []*refRes
 	for r := range k.orphans {
