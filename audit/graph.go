@@ -197,7 +197,8 @@ func (g *Graph) splice(n *Node) {
 // spliced reports whether the kernel gives n's children to n's parent
 // when n is closed.
 func spliced(n *Node) bool {
-	return n.Closed && n.parent != nil && (n.Edge == "dup" || n.Edge == "open")
+	e, ok := caps.EdgeNamed(n.Edge)
+	return n.Closed && n.parent != nil && ok && e.SplicedOnClose()
 }
 
 // prune forgets closed capabilities nothing tracked descends from,

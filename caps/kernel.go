@@ -761,7 +761,7 @@ func closedAbove(c *Cap) int {
 
 // splicedOnClose reports whether Close gives c's children to c's parent.
 func splicedOnClose(c *Cap) bool {
-	return (c.edge == EdgeDup || c.edge == EdgeOpen) && c.parent.Load() != nil
+	return c.edge.SplicedOnClose() && c.parent.Load() != nil
 }
 
 // prune forgets closed capabilities that no tracked capability descends

@@ -96,6 +96,22 @@ var edgeNames = [...]string{
 	EdgeAccept: "accept", EdgeCreate: "create",
 }
 
+// SplicedOnClose reports whether a closed capability made by edge e,
+// below a parent, gives its children to that parent (Kernel.close): a
+// copy made within its holder, or something opened beneath its parent.
+// The audit graph's replay splices the same (audit.Graph.Apply).
+func (e Edge) SplicedOnClose() bool { return e == EdgeDup || e == EdgeOpen }
+
+// EdgeNamed returns the edge whose String is name.
+func EdgeNamed(name string) (Edge, bool) {
+	for e, s := range edgeNames {
+		if s == name {
+			return Edge(e), true
+		}
+	}
+	return 0, false
+}
+
 func (e Edge) String() string {
 	if int(e) < len(edgeNames) {
 		return edgeNames[e]

@@ -3,6 +3,7 @@ package guestrpc
 import (
 	"strings"
 	"testing"
+	"time"
 
 	capnp "capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/caps"
@@ -142,14 +143,23 @@ func TestServingGuestsExitFailsCallsWithAClearException(t *testing.T) {
 	defer s.Release()
 	a.g.Kill("test")
 	<-a.g.Done()
-	// The daemon revokes a leaving guest's services once it sees its
-	// connection end; wait for that event, then call.
+	// The daemon revokes a leaving guest's services, and so withdraws
+	// them, once it sees its connection end; wait for that event (each
+	// withdrawal is a change), then call.
 	for {
 		changed := h.srv.changedChan()
-		if len(h.held(b.g.ID(), caps.KindService)) == 0 {
+		h.srv.mu.Lock()
+		listed := len(h.srv.services)
+		h.srv.mu.Unlock()
+		held := len(h.held(b.g.ID(), caps.KindService))
+		if listed == 0 && held == 0 {
 			break
 		}
-		<-changed
+		select {
+		case <-changed:
+		case <-time.After(hangGuard):
+			t.Fatalf("%d services still listed and %d copies held after their publisher exited", listed, held)
+		}
 	}
 	err = put(testCtx(t), s, "k", "v")
 	if err == nil || !strings.Contains(err.Error(), "is gone") || !strings.Contains(err.Error(), a.g.ID()) {

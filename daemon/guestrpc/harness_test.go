@@ -151,6 +151,15 @@ func (s *store) get(k string) string {
 // publishStore serves st from p and publishes it as name on channel.
 func publishStore(t testing.TB, p *testPeer, channel, name string, st pipelineapi.Store_Server) {
 	t.Helper()
+	if err := publishing(t, p, channel, name, st); err != nil {
+		t.Fatalf("publish %s on %s: %v", name, channel, err)
+	}
+}
+
+// publishing reports whether p publishing st as name on channel
+// succeeds.
+func publishing(t testing.TB, p *testPeer, channel, name string, st pipelineapi.Store_Server) error {
+	t.Helper()
 	svc := pipelineapi.Store_ServerToClient(st)
 	f, rel := p.sup.Publish(testCtx(t), func(a guest.GuestSupervisor_publish_Params) error {
 		_ = a.SetChannel(channel)
@@ -158,9 +167,8 @@ func publishStore(t testing.TB, p *testPeer, channel, name string, st pipelineap
 		return a.SetService(capnp.Client(svc))
 	})
 	defer rel()
-	if _, err := f.Struct(); err != nil {
-		t.Fatalf("publish %s on %s: %v", name, channel, err)
-	}
+	_, err := f.Struct()
+	return err
 }
 
 // obtainStore obtains the Store published as name on channel.

@@ -323,7 +323,7 @@ func (f *forwarder) Shutdown() {
 // flight at once.
 func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserver.Call) error {
 	call.Go()
-	if err := f.c.Acquire(caps.RightFDWrite, 0); err != nil {
+	if err := f.c.Acquire(serviceRights, 0); err != nil {
 		return f.cutOff()
 	}
 	owner := f.res.owner
@@ -367,7 +367,7 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	// The answer may have come as c was revoked, and select picked it:
 	// held while the results are copied, c is either not revoked, or
 	// revoked after they are (Revoke waits for the hold to end).
-	if err := f.c.Acquire(caps.RightFDWrite, 0); err != nil {
+	if err := f.c.Acquire(serviceRights, 0); err != nil {
 		return f.cutOff()
 	}
 	defer f.c.Release()
@@ -393,11 +393,13 @@ func (f *forwarder) cutOff() error {
 // revocation the graph shows cut the service off: the publisher's handle
 // on the channel it was published on, or else the giver's capability.
 func (r *serviceRes) revokedBecause() string {
-	root := r.root.Load()
-	if root == nil || r.published == nil || root.Parent() == nil || !root.Parent().Revoked() {
+	if r.published == nil {
 		return "its giver's capability was revoked"
 	}
-	under := root.Parent()
+	under := r.root.Load().Parent() // the publisher's channel handle
+	if !under.Revoked() {
+		return "its giver's capability was revoked"
+	}
 	top := under
 	for p := top.Parent(); p != nil && p.Revoked(); p = p.Parent() {
 		top = p

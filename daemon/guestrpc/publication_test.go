@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	capnp "capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
@@ -14,28 +13,11 @@ import (
 // chanHandle returns the guest's handle on channel name.
 func (p *testPeer) chanHandle(t testing.TB, name string) *caps.Cap {
 	t.Helper()
-	for _, e := range p.g.Handles() {
-		if e.Cap.Kind() == caps.KindChannel && e.Cap.Name() == name {
-			return e.Cap
-		}
+	c := p.g.ChannelHandle(name, 0)
+	if c == nil {
+		t.Fatalf("guest %s holds no handle on channel %q", p.g.ID(), name)
 	}
-	t.Fatalf("guest %s holds no handle on channel %q", p.g.ID(), name)
-	return nil
-}
-
-// publishing reports whether p publishing a Store as name on channel
-// succeeds.
-func publishing(t testing.TB, p *testPeer, channel, name string) error {
-	t.Helper()
-	svc := pipelineapi.Store_ServerToClient(newStore())
-	f, rel := p.sup.Publish(testCtx(t), func(a guest.GuestSupervisor_publish_Params) error {
-		_ = a.SetChannel(channel)
-		_ = a.SetName(name)
-		return a.SetService(capnp.Client(svc))
-	})
-	defer rel()
-	_, err := f.Struct()
-	return err
+	return c
 }
 
 func TestRevokingThePublishersChannelHandleRevokesWhatItPublished(t *testing.T) {
@@ -81,8 +63,15 @@ func TestRevokingThePublishersChannelHandleRevokesWhatItPublished(t *testing.T) 
 		t.Fatalf("the obtainer still holds %d live service capabilities", n)
 	}
 
-	// The publications are withdrawn: a newcomer's obtain waits as for a
-	// name never published, and gets the next service published under it.
+	// The publications are withdrawn: the server lists neither, and a
+	// newcomer's obtain waits as for a name never published, and gets the
+	// next service published under it.
+	h.srv.mu.Lock()
+	listed := len(h.srv.services)
+	h.srv.mu.Unlock()
+	if listed != 0 {
+		t.Fatalf("%d services still listed after their publisher's channel handle was revoked", listed)
+	}
 	f, rel := third.sup.Obtain(ctx, func(a guest.GuestSupervisor_obtain_Params) error {
 		_ = a.SetChannel("pipe")
 		return a.SetName("store")
@@ -101,7 +90,7 @@ func TestRevokingThePublishersChannelHandleRevokesWhatItPublished(t *testing.T) 
 		t.Fatalf("the newcomer reached the withdrawn store (%q) rather than the one published since (%q)", st.get("third"), next.get("third"))
 	}
 	// The publisher can no longer publish on the channel.
-	if err := publishing(t, pub, "pipe", "again"); err == nil || !strings.Contains(err.Error(), "holds no channel") {
+	if err := publishing(t, pub, "pipe", "again", newStore()); err == nil || !strings.Contains(err.Error(), "holds no channel") {
 		t.Fatalf("publish after the guest's channel handle was revoked: %v", err)
 	}
 }
@@ -186,7 +175,7 @@ func TestRevokingTheObtainersChannelHandleKeepsWhatItObtained(t *testing.T) {
 	if _, err := obtainStore(t, obt, "pipe", "store2"); err == nil || !strings.Contains(err.Error(), "holds no channel") {
 		t.Fatalf("obtain after the obtainer's channel handle was revoked: %v", err)
 	}
-	if err := publishing(t, obt, "pipe", "mine"); err == nil || !strings.Contains(err.Error(), "holds no channel") {
+	if err := publishing(t, obt, "pipe", "mine", newStore()); err == nil || !strings.Contains(err.Error(), "holds no channel") {
 		t.Fatalf("publish after the guest's channel handle was revoked: %v", err)
 	}
 }

@@ -132,9 +132,8 @@ func (p *peer) leave() {
 	p.mu.Unlock()
 	_ = p.conn.Close()
 	for r := range roots {
-		p.s.k.Revoke(r, why)
+		p.s.k.Revoke(r, why) // withdraws r's publication, if any (serviceRes.Close)
 	}
-	p.s.withdraw(p)
 	p.log.Debug("guest's Cap'n Proto connection ended", "services_revoked", len(roots))
 }
 
@@ -256,18 +255,6 @@ func (s *Server) lookup(ctx context.Context, key serviceKey, ch *caps.Cap) (*pub
 			return nil, fmt.Errorf("no service %q was published on channel %q: %w", key.name, key.channel, context.Cause(ctx))
 		}
 	}
-}
-
-// withdraw removes every service p published.
-func (s *Server) withdraw(p *peer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, pub := range s.services {
-		if pub.by == p {
-			delete(s.services, k)
-		}
-	}
-	s.changedLocked()
 }
 
 // rpcLogger sends go-capnp's connection logs to hclog at debug level: a

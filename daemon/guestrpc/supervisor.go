@@ -95,8 +95,10 @@ func (s *supervisorServer) Obtain(ctx context.Context, call guest.GuestSuperviso
 		return err
 	}
 	call.Go() // it may wait for the service to be published
-	for {
-		pub, err := s.p.s.lookup(ctx, key, ch)
+	var pub *published
+	var child *caps.Cap
+	for child == nil {
+		pub, err = s.p.s.lookup(ctx, key, ch)
 		if errors.Is(err, errHandleRevoked) {
 			// The guest may hold another handle on the channel.
 			if key, ch, err = s.channelArgs(args.Channel, args.Name, 0); err != nil {
@@ -107,27 +109,24 @@ func (s *supervisorServer) Obtain(ctx context.Context, call guest.GuestSuperviso
 		if err != nil {
 			return err
 		}
-		child, err := s.p.s.passOn(pub.root, s.p, "obtained as "+key.name+" on chan:"+key.channel)
-		if err != nil {
-			if pub.root.Revoked() {
-				continue // withdrawn since lookup: wait for the next publication
-			}
+		child, err = s.p.s.passOn(pub.root, s.p, "obtained as "+key.name+" on chan:"+key.channel)
+		if err != nil && !pub.root.Revoked() {
 			return err
-		}
-		// Charged to the caller, who asked for it: obtaining a service in a
-		// loop uses up the caller's exports, never the publisher's.
-		fw, err := newForwarder(s.p, child, s.p)
-		if err != nil {
-			return err
-		}
-		res, err := call.AllocResults()
-		if err != nil {
-			fw.Release()
-			return err
-		}
-		s.p.log.Debug("service obtained", "channel", key.channel, "service", key.name, "cap", child.ID(), "from", pub.by.g.ID())
-		return res.SetService(fw)
+		} // revoked: withdrawn since lookup, so wait for the next publication
 	}
+	// Charged to the caller, who asked for it: obtaining a service in a
+	// loop uses up the caller's exports, never the publisher's.
+	fw, err := newForwarder(s.p, child, s.p)
+	if err != nil {
+		return err
+	}
+	res, err := call.AllocResults()
+	if err != nil {
+		fw.Release()
+		return err
+	}
+	s.p.log.Debug("service obtained", "channel", key.channel, "service", key.name, "cap", child.ID(), "from", pub.by.g.ID())
+	return res.SetService(fw)
 }
 
 func (s *supervisorServer) HandOver(ctx context.Context, call guest.GuestSupervisor_handOver) error {
