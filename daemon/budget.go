@@ -9,95 +9,69 @@ import (
 	"github.com/sandboxd/sandboxd/caps"
 )
 
-// The daemon's memory budget per user (Options.MaxMemPerUser): what each
-// running guest is charged, launched or spawned, against its principal's
-// budget.
+// What the daemon keeps for each principal (by uid): its memory budget
+// per user (Options.MaxMemPerUser), which its running guests, launched or
+// spawned, and what they make the daemon hold are charged against, and
+// its bound on handles in flight (Options.MaxInFlightPerUser).
 
-// userMemory is what one principal holds of its budget. It is counted
-// without a lock: byte objects and channel buffers are charged as they
-// grow and given back as they shrink, some with other locks held.
-type userMemory struct{ used atomic.Uint64 }
+// account is one principal's. Made at its first launch and kept: it is a
+// few words, and charges that point at it (a byte object passed on,
+// handles left in a queue) may outlive every guest of the principal. Its
+// memory is counted without a lock: byte objects and channel buffers are
+// charged as they grow and given back as they shrink, some with other
+// locks held.
+type account struct {
+	used     atomic.Uint64
+	budget   uint64 // Options.MaxMemPerUser; 0: none, and nothing is counted
+	inflight *caps.InFlightLimit
+}
 
 // take charges amount, or reports what is held already when amount
-// would take it past budget.
-func (u *userMemory) take(amount, budget uint64) (used uint64, ok bool) {
+// would take it past the budget.
+func (a *account) take(amount uint64) (used uint64, ok bool) {
+	if a.budget == 0 {
+		return 0, true
+	}
 	for {
-		used = u.used.Load()
-		if used+amount > budget {
+		used = a.used.Load()
+		if used+amount > a.budget {
 			return used, false
 		}
-		if u.used.CompareAndSwap(used, used+amount) {
+		if a.used.CompareAndSwap(used, used+amount) {
 			return used, true
 		}
 	}
 }
 
-func (u *userMemory) give(amount uint64) { u.used.Add(-amount) }
-
-// userMem returns uid's account, made at its first use and kept: it is a
-// word, and the charges that point at it may outlive every guest of uid.
-func (s *Supervisor) userMem(uid uint32) *userMemory {
-	s.memMu.Lock()
-	defer s.memMu.Unlock()
-	u := s.memUsed[uid]
-	if u == nil {
-		u = &userMemory{}
-		s.memUsed[uid] = u
+// give gives back amount taken before.
+func (a *account) give(amount uint64) {
+	if a.budget != 0 {
+		a.used.Add(-amount)
 	}
-	return u
 }
 
-// takeCharge charges amount to uid's budget, or reports what uid's
-// running guests hold already when amount would take it past the budget.
-func (s *Supervisor) takeCharge(uid uint32, amount uint64) (used uint64, ok bool) {
-	if s.memBudget == 0 {
-		return 0, true
-	}
-	return s.userMem(uid).take(amount, s.memBudget)
-}
-
-// giveCharge gives back amount of uid's budget.
-func (s *Supervisor) giveCharge(uid uint32, amount uint64) {
-	if s.memBudget == 0 {
-		return
-	}
-	s.userMem(uid).give(amount)
-}
-
-// releaseCharge gives back what g took of its principal's budget.
-func (s *Supervisor) releaseCharge(g *Guest) { s.giveCharge(g.principal.UID, g.charge) }
-
-// spawnCharge charges the guests a launched guest's tree spawns to its
-// principal's budget, each as much as the launched guest: a child has its
-// parent's memory limit and stack bound (abi.GuestConfig.SpawnBudget).
-type spawnCharge struct {
-	s      *Supervisor
-	uid    uint32
-	amount uint64
-}
-
-func (c spawnCharge) Take() bool {
-	_, ok := c.s.takeCharge(c.uid, c.amount)
+// Take and Give make an account the caps.MemoryCharge of the byte
+// objects (fd_create1) and the channels (fd_create2, chan grants) its
+// guests make: what they make the daemon hold outside their linear
+// memories counts against their user too.
+func (a *account) Take(n int64) bool {
+	_, ok := a.take(uint64(n))
 	return ok
 }
 
-func (c spawnCharge) Give() { c.s.giveCharge(c.uid, c.amount) }
+func (a *account) Give(n int64) { a.give(uint64(n)) }
 
-// userCharge charges what a principal's guests make the daemon hold
-// outside their linear memories to its budget (caps.MemoryCharge): the
-// byte objects (fd_create1) and the message buffers of the channels
-// (fd_create2) they make, so that these count against that user too.
-type userCharge struct {
-	u      *userMemory
-	budget uint64
+// account returns the principal uid's account.
+func (s *Supervisor) account(uid uint32) *account {
+	s.accountsMu.Lock()
+	defer s.accountsMu.Unlock()
+	a := s.accounts[uid]
+	if a == nil {
+		a = &account{budget: s.memBudget, inflight: caps.NewInFlightLimit(s.maxInFlight)}
+		s.accounts[uid] = a
+	}
+	return a
 }
-
-func (c userCharge) Take(n int64) bool {
-	_, ok := c.u.take(uint64(n), c.budget)
-	return ok
-}
-
-func (c userCharge) Give(n int64) { c.u.give(uint64(n)) }
 
 // memoryCharge is what the principal uid is charged for what its guests
 // make the daemon hold (abi.GuestConfig.Memory, and the channels of its
@@ -106,8 +80,23 @@ func (s *Supervisor) memoryCharge(uid uint32) caps.MemoryCharge {
 	if s.memBudget == 0 {
 		return nil
 	}
-	return userCharge{u: s.userMem(uid), budget: s.memBudget}
+	return s.account(uid)
 }
+
+// spawnCharge charges the guests a launched guest's tree spawns to its
+// principal's budget, each as much as the launched guest: a child has its
+// parent's memory limit and stack bound (abi.GuestConfig.SpawnBudget).
+type spawnCharge struct {
+	a      *account
+	amount uint64
+}
+
+func (c spawnCharge) Take() bool {
+	_, ok := c.a.take(c.amount)
+	return ok
+}
+
+func (c spawnCharge) Give() { c.a.give(c.amount) }
 
 // spawnBudget is the abi.GuestConfig.SpawnBudget of g: nil without a
 // budget per user.
@@ -115,7 +104,7 @@ func (s *Supervisor) spawnBudget(g *Guest) abi.SpawnBudget {
 	if s.memBudget == 0 {
 		return nil
 	}
-	return spawnCharge{s: s, uid: g.principal.UID, amount: g.charge}
+	return spawnCharge{a: g.account, amount: g.charge}
 }
 
 // MemoryCharge is what a guest launched with spec counts against its
@@ -131,34 +120,7 @@ func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
 // guests of the principal uid and of the byte objects and channel bytes
 // they hold (Options.MaxMemPerUser); 0 when the supervisor has no
 // Options.MaxMemPerUser.
-func (s *Supervisor) MemoryInUse(uid uint32) uint64 {
-	if s.memBudget == 0 {
-		return 0
-	}
-	return s.userMem(uid).used.Load()
-}
-
-// inFlightLimit returns the principal uid's bound on handles in flight
-// (Options.MaxInFlightPerUser), which all its guests share. A principal
-// keeps it once made: it is a few words, and a principal's guests may
-// leave handles in flight after they end.
-func (s *Supervisor) inFlightLimit(uid uint32) *caps.InFlightLimit {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.inflight[uid]
-	if l == nil {
-		l = caps.NewInFlightLimit(s.maxInFlight)
-		s.inflight[uid] = l
-	}
-	return l
-}
-
-// InFlight returns how many handles the guests of the principal uid have
-// sent on channels that nobody has received yet, and the bound on it.
-func (s *Supervisor) InFlight(uid uint32) (n, max int) {
-	l := s.inFlightLimit(uid)
-	return l.InFlight(), l.Max()
-}
+func (s *Supervisor) MemoryInUse(uid uint32) uint64 { return s.account(uid).used.Load() }
 
 // BudgetError is a launch refused because its principal's running guests
 // and it would take more memory than Options.MaxMemPerUser.

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,7 +146,7 @@ grant "all" {
 	if got := run(alice, "p1"); got != max*1000+nobufs {
 		t.Fatalf("alice's first guest: exit %d, want %d sends then ENOBUFS (%d)", got, max, max*1000+nobufs)
 	}
-	if n, _ := s.InFlight(alice.UID); n != max {
+	if n := s.account(alice.UID).inflight.InFlight(); n != max {
 		t.Fatalf("alice has %d handles in flight after her guest ended, want %d: they wait in chan:p1's queue", n, max)
 	}
 	if got := run(alice, "p2"); got != nobufs {
@@ -160,17 +161,19 @@ grant "all" {
 	if got := run(carol, "p1"); got != uint32(caps.EPIPE) {
 		t.Fatalf("the guest joining chan:p1: exit %d, want EPIPE (%d)", got, caps.EPIPE)
 	}
-	if n, _ := s.InFlight(alice.UID); n != 0 {
+	if n := s.account(alice.UID).inflight.InFlight(); n != 0 {
 		t.Fatalf("alice has %d handles in flight once their queue was dropped, want 0", n)
 	}
 }
 
 // byteObjectWAT makes a byte object (fd_create1) and writes one byte at
 // offset %d with fd_pwrite. If the write fails it exits with its errno;
-// otherwise it spins, the object open, until it is killed.
+// otherwise it says so with a byte on stdout and spins, the object open,
+// until it is killed.
 const byteObjectWAT = `(module
   (import "sandboxd" "fd_create1" (func $create (param i32 i32) (result i32)))
   (import "sandboxd" "fd_pwrite" (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+  (import "sandboxd" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
   (import "sandboxd" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
   (data (i32.const 200) "x")
@@ -182,6 +185,7 @@ const byteObjectWAT = `(module
     (i32.store (i32.const 104) (i32.const 1))
     (local.set $e (call $pwrite (i32.load (i32.const 0)) (i32.const 100) (i32.const 1) (i64.const %d) (i32.const 8)))
     (if (local.get $e) (then (call $exit (local.get $e))))
+    (drop (call $write (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 8)))
     (loop $spin (br $spin))))`
 
 // The byte objects a principal's guests make count against its memory
@@ -189,9 +193,16 @@ const byteObjectWAT = `(module
 // with ENOSPC, and the memory comes back when the object is closed.
 func TestByteObjectsCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
 	s := budgetSupervisor(t, 3<<20)
+	wrote := make(chan struct{})
 	launch := func(offset int) *Guest {
 		t.Helper()
-		return budgetLaunch(t, s, compileWAT(t, s, fmt.Sprintf(byteObjectWAT, offset)))
+		m := compileWAT(t, s, fmt.Sprintf(byteObjectWAT, offset))
+		g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: budgetMem, MaxStack: budgetStack,
+			Stdout: closeOnWrite(wrote)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
 	}
 	g := launch(4 << 20)
 	waitExit(t, g, HangGuard)
@@ -202,14 +213,16 @@ func TestByteObjectsCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
 		t.Fatalf("alice's memory in use after the refused write: %d, want 0", got)
 	}
 	g = launch(2 << 20)
-	want := uint64(budgetCharge + 2<<20 + 1)
-	deadline := time.Now().Add(HangGuard)
-	for s.MemoryInUse(alice.UID) != want {
-		if g.ended() || time.Now().After(deadline) {
-			_, st := g.Status()
-			t.Fatalf("the guest writing within the budget ended: %+v", st)
-		}
-		runtime.Gosched()
+	select {
+	case <-wrote:
+	case <-g.Done():
+		_, st := g.Status()
+		t.Fatalf("the guest writing within the budget ended: %+v", st)
+	case <-time.After(HangGuard):
+		t.Fatal("the guest never wrote within the budget")
+	}
+	if got, want := s.MemoryInUse(alice.UID), uint64(budgetCharge+2<<20+1); got != want {
+		t.Fatalf("alice's memory in use with a 2 MiB + 1 byte object open: %d, want %d", got, want)
 	}
 	g.Kill("test")
 	waitExit(t, g, HangGuard)
@@ -386,3 +399,16 @@ func TestPartlyReadChannelBytesStayCharged(t *testing.T) {
 		t.Fatalf("a guest keeping channels with 256 KiB messages read to their last byte: %+v, want 4 channels then ENOBUFS (%d)", st, 4000+caps.ENOBUFS)
 	}
 }
+
+// closeOnWrite is a writer that closes ch at its first write.
+func closeOnWrite(ch chan struct{}) io.Writer {
+	var once sync.Once
+	return writerFunc(func(p []byte) (int, error) {
+		once.Do(func() { close(ch) })
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -37,20 +37,24 @@ func DecideHostPath(p *policies.Policy, req policies.Request, asked string) (pol
 	return req, d
 }
 
-// RealPath is the path abs leads to, every symbolic link in it resolved;
-// for a file that a :create grant is to make, its directory's. A path
-// that cannot be resolved is returned as it is: opening it fails and says
-// why.
-func RealPath(abs string, create bool) string {
-	if p, err := filepath.EvalSymlinks(abs); err == nil {
-		return p
-	}
-	if create {
-		if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
-			return filepath.Join(dir, filepath.Base(abs))
+// RealPath is the path abs leads to, every symbolic link in it resolved.
+// Where abs names nothing yet (a file a :create grant is to make, or a
+// path that does not exist), the links of its deepest existing ancestor
+// are resolved and the rest is kept as written: a missing path beneath a
+// link is decided on, and refused, as beneath the link's target. A path
+// no ancestor of which resolves is returned as it is: opening it fails
+// and says why.
+func RealPath(abs string) string {
+	rest := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if p, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(p, rest)
 		}
+		if filepath.Dir(dir) == dir {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
 	}
-	return abs
 }
 
 // openHost opens path as os.OpenFile does (close-on-exec), except that

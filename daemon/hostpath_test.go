@@ -118,6 +118,23 @@ func TestCreateThroughASymbolicLinkIsDecidedWhereItLeads(t *testing.T) {
 	}
 }
 
+// A path that names nothing yet beneath a link is decided on beneath the
+// link's target too: refused by the policy, naming where it leads, not
+// allowed and then found changed at the open.
+func TestAMissingPathBeneathALinkIsDecidedWhereItLeads(t *testing.T) {
+	lt := newLinkedTree(t)
+	for _, grant := range []string{
+		"dir:" + filepath.Join(lt.toOut, "missing"),
+		"file:" + filepath.Join(lt.toOut, "missing") + ":ro",
+		"file:" + filepath.Join(lt.toOut, "nodir", "x") + ":create",
+	} {
+		_, err := lt.mint(t, grant)
+		if !IsPolicyDenial(err) || !strings.Contains(err.Error(), lt.outside) {
+			t.Errorf("%s: %v; want a policy denial naming %s", grant, err, lt.outside)
+		}
+	}
+}
+
 // Once a policy has decided on a resolved path, the path is opened only if
 // it still has no symbolic link in it: a link planted after the decision
 // fails the open rather than being followed.

@@ -22,7 +22,7 @@ func TestTheSupervisorChannelUnchargesWhatItDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitExit(t, g, HangGuard)
-	if n, _ := s.InFlight(alice.UID); st.Code != 300*1000 || n != 0 {
+	if n := s.account(alice.UID).inflight.InFlight(); st.Code != 300*1000 || n != 0 {
 		t.Fatalf("exit %d (1000 × sends made + errno), %d in flight; want 300 sends and none in flight", st.Code, n)
 	}
 }

@@ -55,7 +55,7 @@ delegate "pass" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-g.Done()
+	waitExit(t, g, HangGuard)
 	_, st := g.Status()
 	if st.Trap != nil || st.Killed != "" {
 		t.Fatalf("the sender did not exit: %+v", st)

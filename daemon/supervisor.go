@@ -114,15 +114,12 @@ type Supervisor struct {
 	maxFDs int
 	// maxStack is the call-stack bound of guests launched without one.
 	maxStack uint64
-	// memBudget is Options.MaxMemPerUser; memUsed the charges of each
-	// principal's guests that are running or starting, and of the byte
-	// objects they made that are still open, by uid (guarded by memMu).
-	memBudget uint64
-	memMu     sync.Mutex
-	memUsed   map[uint32]*userMemory
-	// inflight is each principal's caps.InFlightLimit, made at its first
-	// launch, of maxInFlight handles. Guarded by mu.
-	inflight    map[uint32]*caps.InFlightLimit
+	// accounts are each principal's (by uid), guarded by accountsMu:
+	// what it holds of memBudget (Options.MaxMemPerUser) and its bound of
+	// maxInFlight handles in flight (Options.MaxInFlightPerUser).
+	accounts    map[uint32]*account
+	accountsMu  sync.Mutex
+	memBudget   uint64
 	maxInFlight int
 	// maxDescendants bounds each launched guest's tree of spawned guests.
 	maxDescendants int
@@ -189,8 +186,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	sctx, cancel := context.WithCancelCause(context.Background())
 	s := &Supervisor{
 		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
-		memBudget: opts.MaxMemPerUser, memUsed: make(map[uint32]*userMemory),
-		inflight: make(map[uint32]*caps.InFlightLimit), maxInFlight: cmp.Or(opts.MaxInFlightPerUser, caps.DefaultMaxInFlight),
+		accounts: make(map[uint32]*account), memBudget: opts.MaxMemPerUser, maxInFlight: opts.MaxInFlightPerUser,
 		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
@@ -439,7 +435,8 @@ type Guest struct {
 	// and supervised the guest's, or nil (LaunchSpec.SupervisorChannel).
 	supervisor, supervised *caps.Channel
 	done                   chan struct{}
-	charge                 uint64 // what the guest counts against its principal's memory budget
+	charge                 uint64   // what the guest counts against its principal's memory budget
+	account                *account // its principal's
 
 	unlisted  bool // forgotten, still in Supervisor.order; guarded by Supervisor.mu
 	mu        sync.Mutex
@@ -567,7 +564,8 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		return nil, errors.New("launch: the supervisor is shut down")
 	}
 	charge := s.MemoryCharge(*spec)
-	if used, ok := s.takeCharge(spec.Principal.UID, charge); !ok {
+	acct := s.account(spec.Principal.UID)
+	if used, ok := acct.take(charge); !ok {
 		return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge}
 	}
 	id := s.newGuestID()
@@ -578,7 +576,7 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		holder: newGuestHolder(id, spec),
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
-		charge: charge,
+		charge: charge, account: acct,
 	}, nil
 }
 
@@ -587,7 +585,7 @@ func (s *Supervisor) unreserve(g *Guest) {
 	s.mu.Lock()
 	delete(s.guests, g.id)
 	s.mu.Unlock()
-	s.releaseCharge(g)
+	g.account.give(g.charge)
 	s.running.Done()
 }
 
@@ -656,7 +654,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		MaxStack:       cmp.Or(spec.MaxStack, s.maxStack),
 		MaxDescendants: s.maxDescendants,
 		SpawnBudget:    s.spawnBudget(g),
-		InFlight:       s.inFlightLimit(g.principal.UID),
+		InFlight:       g.account.inflight,
 		Memory:         s.memoryCharge(g.principal.UID),
 		Logger:         g.log,
 		OnExited:       g.exitedItself,
@@ -779,7 +777,7 @@ func (g *Guest) finish() {
 	}
 	g.log.Info("guest exited", args...)
 	g.recordExit(st, ran)
-	g.s.releaseCharge(g)
+	g.account.give(g.charge)
 	g.s.retire(g.id)
 	close(g.done)
 	g.mu.Lock()
