@@ -1,7 +1,6 @@
 package caps
 
 import (
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -42,10 +41,8 @@ func TestARevocationInProgressDoesNotHideGarbage(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { k.RevokeVia(rev, "test"); close(done) }()
-	for !fwd.Revoked() {
-		runtime.Gosched()
-	}
-	k.Close(q2) // the last held capability on Q: collects
+	<-fwd.Done() // the revocation has begun
+	k.Close(q2)  // the last held capability on Q: collects
 	fwd.Release()
 	<-done
 	k.Close(rev)
@@ -76,10 +73,7 @@ func TestACycleFreedByItsPeersCloseIsCollected(t *testing.T) {
 	send(q, cq) // lands in p's queue
 	k.Close(cq)
 	k.Close(cp)
-	k.mu.Lock()
-	orphans := len(k.orphans)
-	k.mu.Unlock()
-	if n := lim.InFlight(); n != 0 || orphans != 0 {
+	if n, orphans := lim.InFlight(), k.orphanCount(); n != 0 || orphans != 0 {
 		t.Fatalf("every holder has let go: %d handles still charged as in flight, %d channel ends without a holder kept", n, orphans)
 	}
 }
@@ -167,9 +161,7 @@ func TestCollectDoesNotDropAnEndBeingReceived(t *testing.T) {
 	}
 	revoked := make(chan struct{})
 	go func() { k.Revoke(ca, "test"); close(revoked) }()
-	for !ca.Revoked() {
-		runtime.Gosched()
-	}
+	<-ca.Done() // the revocation has begun
 	received := false
 	k.mu.Lock()
 	k.gcBetweenPasses = func() {
@@ -232,11 +224,9 @@ func TestAStreamReadInPartDoesNotGrowWithoutBound(t *testing.T) {
 		}
 	}
 	b.p.mu.Lock()
-	held, msgs, unread := 0, len(b.p.q[1]), b.p.qbytes[1]
-	for _, m := range b.p.q[1] {
-		held += cap(m.data)
-	}
+	msgs, unread := len(b.p.q[1]), b.p.qbytes[1]
 	b.p.mu.Unlock()
+	held := heldBy(b)
 	t.Logf("unread %d bytes, charged %d, %d message(s) holding %d bytes", unread, ch.inUse(), msgs, held)
 	if held > 2*ChannelBuffer {
 		t.Fatalf("a stream channel with %d unread bytes (%d charged) holds %d bytes of host memory: its head message was never compacted", unread, ch.inUse(), held)

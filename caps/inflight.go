@@ -45,6 +45,9 @@ func NewInFlightLimit(max int) *InFlightLimit {
 // and returns ErrInFlight when that would take l past its maximum.
 func (l *InFlightLimit) Charge(cs []*Cap) error {
 	n := int64(len(cs))
+	if n == 0 {
+		return nil // nothing sent: no shared counter to touch
+	}
 	for {
 		used := l.used.Load()
 		if used+n > l.max {
@@ -55,9 +58,7 @@ func (l *InFlightLimit) Charge(cs []*Cap) error {
 		}
 	}
 	for _, c := range cs {
-		if old := c.charge.Swap(l); old != nil {
-			old.used.Add(-1) // charged again: only the latest charge counts
-		}
+		c.charge.Store(l)
 	}
 	return nil
 }

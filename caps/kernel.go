@@ -101,7 +101,6 @@ type Kernel struct {
 	// every channel end (each guest holds one) or every capability.
 	// Guarded by mu.
 	orphans map[*refRes]*Channel
-	gcEpoch uint64 // numbers collections (refRes.gcEpoch); guarded by mu
 	// gcPending asks for a collection, gcRunning says that one goroutine
 	// runs them (collect), and gcMoves counts the receives that took
 	// capabilities out of an orphan's queue, which a collection must not
@@ -326,12 +325,14 @@ func (k *Kernel) track(c *Cap) {
 // k.mu held.
 func (k *Kernel) orphan(r *refRes, ch *Channel) {
 	k.orphans[r] = ch
+	r.gcOrphan = true
 	ch.p.orphan[ch.side].Store(true)
 }
 
 func (k *Kernel) unorphan(r *refRes) {
 	if ch, ok := k.orphans[r]; ok {
 		delete(k.orphans, r)
+		r.gcOrphan = false
 		ch.p.orphan[ch.side].Store(false)
 	}
 }
@@ -675,20 +676,18 @@ func (k *Kernel) collectOnce() (settled bool) {
 }
 
 // unreachableOrphans returns the orphan ends collect drops. Their
-// reference counts are read first: while k.mu is held no reference to an
-// orphan is made (only a held capability is derived from), and one given
-// up meanwhile leaves the count too high, so that end stays until the
-// next collection. The marks live in the ends themselves (refRes.gcEpoch and the rest), not
-// in maps made for each collection. Called with k.mu held.
+// reference counts are read first: while k.mu is held no reference is
+// made (a derivation links under it), and one given up meanwhile leaves
+// the count too high, so that end stays until the next collection. The
+// marks live in the ends themselves (refRes.gcOutside, gcLive), not in
+// maps made for each collection. Called with k.mu held.
 func (k *Kernel) unreachableOrphans() []*refRes {
-	k.gcEpoch++
-	epoch := k.gcEpoch
 	for r := range k.orphans {
-		r.gcEpoch, r.gcOutside, r.gcLive = epoch, r.refs.Load(), false
+		r.gcOutside, r.gcLive = r.refs.Load(), false
 	}
 	for _, ch := range k.orphans {
 		ch.eachQueued(func(x *Cap) {
-			if y := x.res; y.gcEpoch == epoch && !x.released.Load() {
+			if y := x.res; y.gcOrphan && !x.released.Load() {
 				y.gcOutside--
 			}
 		})
@@ -707,7 +706,7 @@ func (k *Kernel) unreachableOrphans() []*refRes {
 		r := reach[len(reach)-1]
 		reach = reach[:len(reach)-1]
 		r.Resource.(*Channel).eachQueued(func(x *Cap) {
-			if y := x.res; y.gcEpoch == epoch && !y.gcLive && !x.released.Load() {
+			if y := x.res; y.gcOrphan && !y.gcLive && !x.released.Load() {
 				y.gcLive = true
 				reach = append(reach, y)
 			}

@@ -200,19 +200,19 @@ func (l *waitList) wakeAll() {
 type refRes struct {
 	Resource
 	refs atomic.Int64
-	// gcEpoch, gcOutside and gcLive are what Kernel.collect knows of a
-	// channel end without a holder in the collection numbered gcEpoch:
-	// how many references to it come from outside the queues of such
-	// ends, and whether it is reachable. Guarded by the kernel's mu.
-	gcEpoch   uint64
+	// gcOutside and gcLive are what Kernel.collect knows of a channel end
+	// without a holder (gcOrphan, set while it is in Kernel.orphans): how
+	// many references to it come from outside the queues of such ends,
+	// and whether it is reachable. Guarded by the kernel's mu.
 	gcOutside int64
 	// held counts the capabilities on the resource that a holder has
 	// (not in flight, not closed, not revoked). Guarded by the kernel's
 	// mu. A channel end whose held count drops to zero while references
 	// remain is reachable, if at all, only through channel queues: see
 	// Kernel.collect.
-	held   int32
-	gcLive bool
+	held     int32
+	gcOrphan bool
+	gcLive   bool
 	// collected is set, under the kernel's mu, on a channel end that
 	// Kernel.collect found unreachable: nothing may be derived from it.
 	collected bool
