@@ -231,41 +231,57 @@ func TestByteObjectsCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
 	}
 }
 
-// channelFillWAT makes stream channels (fd_create2) and fills each with
-// 256 KiB (fd_write, one call) until a call fails, then exits with 1000 ×
-// the channels filled + the errno of the call that failed.
+// channelFillWAT makes stream channels (fd_create2); into each it writes
+// 256 KiB on one end (fd_write, one call) and reads %d bytes back from
+// the other, keeping both open, 256 times or until a call fails; it exits
+// with 1000 × the channels done + the errno of the call that failed.
 const channelFillWAT = `(module
   (import "sandboxd" "fd_create2" (func $create2 (param i32 i32 i32) (result i32)))
   (import "sandboxd" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
   (import "sandboxd" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 5)
   (func (export "_start")
-    (local $n i32) (local $e i32)
-    (i32.store (i32.const 0) (i32.const 65536))  ;; one iovec: 256 KiB at 64 KiB
+    (local $n i32) (local $e i32) (local $back i32)
+    (local.set $back (i32.const %[1]d))
+    (i32.store (i32.const 0) (i32.const 65536))  ;; write iovec: 256 KiB at 64 KiB
     (i32.store (i32.const 4) (i32.const 262144))
+    (i32.store (i32.const 8) (i32.const 65536))  ;; read iovec: $back bytes at 64 KiB
+    (i32.store (i32.const 12) (local.get $back))
     (block $done
       (loop $again
+        (br_if $done (i32.ge_u (local.get $n) (i32.const 256)))
         (local.set $e (call $create2 (i32.const 0x82) (i32.const 16) (i32.const 20)))
         (br_if $done (local.get $e))
         (local.set $e (call $write (i32.load (i32.const 16)) (i32.const 0) (i32.const 1) (i32.const 24)))
+        (br_if $done (local.get $e))
+        (if (local.get $back) (then
+          (local.set $e (call $read (i32.load (i32.const 20)) (i32.const 8) (i32.const 1) (i32.const 28)))))
         (br_if $done (local.get $e))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br $again)))
     (call $exit (i32.add (i32.mul (local.get $n) (i32.const 1000)) (local.get $e)))))`
 
-// The unread bytes in the channels a principal's guests make count
-// against its memory budget: a send past it fails with ENOBUFS, and the
-// bytes come back once read or dropped.
+// The buffers of the channels a principal's guests make count against its
+// memory budget until each message is read to its end or dropped: with 1
+// MiB of budget to spare, a guest keeping channels that each hold 256 KiB,
+// unread or read to its last byte (a stream message read in part keeps its
+// bytes), gets four and then ENOBUFS, not 256 channels (64 MiB), and the
+// bytes come back once the channels are gone.
 func TestChannelBuffersCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
-	s := budgetSupervisor(t, 1<<20)
-	m := compileWAT(t, s, channelFillWAT)
-	g := budgetLaunch(t, s, m)
-	waitExit(t, g, HangGuard)
-	if _, st := g.Status(); st.Code != 4000+uint32(caps.ENOBUFS) {
-		t.Fatalf("a guest filling channels past alice's budget: %+v, want 4 channels filled then ENOBUFS (%d)", st, 4000+caps.ENOBUFS)
-	}
-	if got := s.MemoryInUse(alice.UID); got != 0 {
-		t.Fatalf("alice's memory in use once the guest and its channels are gone: %d, want 0", got)
+	for _, c := range []struct {
+		name string
+		back int
+	}{{"unread", 0}, {"read to its last byte", 256<<10 - 1}} {
+		s := budgetSupervisor(t, 1<<20)
+		g := budgetLaunch(t, s, compileWAT(t, s, fmt.Sprintf(channelFillWAT, c.back)))
+		waitExit(t, g, HangGuard)
+		if _, st := g.Status(); st.Code != 4000+uint32(caps.ENOBUFS) {
+			t.Fatalf("a guest keeping channels that hold 256 KiB %s: %+v, want 4 channels then ENOBUFS (%d)", c.name, st, 4000+caps.ENOBUFS)
+		}
+		if got := s.MemoryInUse(alice.UID); got != 0 {
+			t.Fatalf("%s: alice's memory in use once the guest and its channels are gone: %d, want 0", c.name, got)
+		}
 	}
 }
 
@@ -355,49 +371,6 @@ func budgetLaunch(t *testing.T, s *Supervisor, m *abi.Module, grants ...Grant) *
 		t.Fatal(err)
 	}
 	return g
-}
-
-// channelReadBackWAT makes stream channels (fd_create2); into each it
-// writes 256 KiB on one end and reads 256 KiB - 1 back from the other,
-// keeping both open, 256 times or until a call fails; it exits with
-// 1000 × the channels done + the errno of the call that failed.
-const channelReadBackWAT = `(module
-  (import "sandboxd" "fd_create2" (func $create2 (param i32 i32 i32) (result i32)))
-  (import "sandboxd" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (import "sandboxd" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
-  (import "sandboxd" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 5)
-  (func (export "_start")
-    (local $n i32) (local $e i32)
-    (i32.store (i32.const 0) (i32.const 65536))  ;; write iovec: 256 KiB at 64 KiB
-    (i32.store (i32.const 4) (i32.const 262144))
-    (i32.store (i32.const 8) (i32.const 65536))  ;; read iovec: 256 KiB - 1 at 64 KiB
-    (i32.store (i32.const 12) (i32.const 262143))
-    (block $done
-      (loop $again
-        (br_if $done (i32.ge_u (local.get $n) (i32.const 256)))
-        (local.set $e (call $create2 (i32.const 0x82) (i32.const 16) (i32.const 20)))
-        (br_if $done (local.get $e))
-        (local.set $e (call $write (i32.load (i32.const 16)) (i32.const 0) (i32.const 1) (i32.const 24)))
-        (br_if $done (local.get $e))
-        (local.set $e (call $read (i32.load (i32.const 20)) (i32.const 8) (i32.const 1) (i32.const 28)))
-        (br_if $done (local.get $e))
-        (local.set $n (i32.add (local.get $n) (i32.const 1)))
-        (br $again)))
-    (call $exit (i32.add (i32.mul (local.get $n) (i32.const 1000)) (local.get $e)))))`
-
-// A stream message read in part keeps its bytes, and they stay charged:
-// with 1 MiB of budget to spare, a guest that keeps channels each holding
-// a 256 KiB message read to its last byte gets four, and ENOBUFS on the
-// fifth, not 256 channels (64 MiB) for 256 bytes charged.
-func TestPartlyReadChannelBytesStayCharged(t *testing.T) {
-	s := budgetSupervisor(t, 1<<20)
-	g := budgetLaunch(t, s, compileWAT(t, s, channelReadBackWAT))
-	waitExit(t, g, HangGuard)
-	_, st := g.Status()
-	if st.Code != 4000+uint32(caps.ENOBUFS) {
-		t.Fatalf("a guest keeping channels with 256 KiB messages read to their last byte: %+v, want 4 channels then ENOBUFS (%d)", st, 4000+caps.ENOBUFS)
-	}
 }
 
 // closeOnWrite is a writer that closes ch at its first write.

@@ -813,7 +813,7 @@ func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
 		{[]string{"--max-conns", "0"}, "--idle-modules and --write-timeout above 0"},
 		{[]string{"--max-calls", "0"}, "--idle-modules and --write-timeout above 0"},
 		{[]string{"--max-objects", "0"}, "--idle-modules and --write-timeout above 0"},
-		{[]string{"--max-inflight-per-user", "0"}, "--idle-modules and --write-timeout above 0"},
+		{[]string{"--max-inflight-per-user", "0"}, "--max-inflight-per-user, --idle-modules and --write-timeout above 0"},
 		{[]string{"--write-timeout", "0s"}, "--idle-modules and --write-timeout above 0"},
 		{[]string{"--reserved-conns", "0"}, "--reserved-conns 0: it must be at least 1 and below --max-conns (1024)"},
 		{[]string{"--max-conns", "8", "--reserved-conns", "8"}, "--reserved-conns 8: it must be at least 1 and below --max-conns (8)"},
