@@ -68,7 +68,10 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 
-	inflight := make([]*caps.Cap, 0, len(fds))
+	inflight, e := g.deriveToSend(sock, c, fds)
+	if e != 0 {
+		return e
+	}
 	sent := false
 	defer func() {
 		if !sent {
@@ -77,24 +80,6 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 			}
 		}
 	}()
-	for _, fd := range fds {
-		src, err := g.table.Get(fd)
-		if err != nil {
-			return caps.ErrnoOf(err)
-		}
-		b, i := src.Rights()
-		// The copy's provenance names the channel it crossed.
-		via := "sent on " + string(c.ID()) + " (" + c.Name() + ")"
-		x, err := g.kernel.Derive(src, caps.Derivation{Edge: caps.EdgeDelegate, Name: src.Name(), Base: b, Inheriting: i, Origin: via})
-		if err != nil {
-			return caps.ErrnoOf(err)
-		}
-		inflight = append(inflight, x)
-	}
-	if err := g.tree.inflight.Charge(inflight); err != nil {
-		g.inFlightRefused(sock, len(inflight))
-		return caps.ErrnoOf(err)
-	}
 
 	pl, _ := c.Resource().(caps.Pollable)
 	for {
@@ -111,6 +96,47 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 		sent = true
 		return writeU32(m, sendOut, uint32(n))
 	}
+}
+
+// deriveToSend makes the copies of the handles fds that a send on c (fd sock)
+// carries, each charged as in flight against the guest's tree's limit.
+// Every handle is looked up and the limit's room reserved before any copy
+// is made, so that a send refused for either reason makes none. On an
+// error, the copies already made are closed.
+func (g *Guest) deriveToSend(sock uint32, c *caps.Cap, fds []uint32) ([]*caps.Cap, Errno) {
+	if len(fds) == 0 {
+		return nil, 0
+	}
+	srcs := make([]*caps.Cap, len(fds))
+	for i, fd := range fds {
+		src, err := g.table.Get(fd)
+		if err != nil {
+			return nil, caps.ErrnoOf(err)
+		}
+		srcs[i] = src
+	}
+	lim := g.tree.inflight
+	if err := lim.Reserve(len(srcs)); err != nil {
+		g.inFlightRefused(sock, len(srcs))
+		return nil, caps.ErrnoOf(err)
+	}
+	// The copy's provenance names the channel it crossed.
+	via := "sent on " + string(c.ID()) + " (" + c.Name() + ")"
+	out := make([]*caps.Cap, 0, len(srcs))
+	for _, src := range srcs {
+		b, i := src.Rights()
+		x, err := g.kernel.Derive(src, caps.Derivation{Edge: caps.EdgeDelegate, Name: src.Name(), Base: b, Inheriting: i, Origin: via})
+		if err != nil {
+			lim.Unreserve(len(srcs) - len(out))
+			for _, x := range out {
+				g.kernel.Close(x) // gives back its charge
+			}
+			return nil, caps.ErrnoOf(err)
+		}
+		lim.Charge(x)
+		out = append(out, x)
+	}
+	return out, 0
 }
 
 // sockRecv receives data, and handles sent with it, from a channel or

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,6 +253,12 @@ func TestHandlesInFlightAreBounded(t *testing.T) {
 	h.inflight = caps.NewInFlightLimit(8)
 	var logs bytes.Buffer
 	h.logger = hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})
+	var copies atomic.Int32 // copies made to travel on a channel
+	h.k = caps.NewKernel(func(e caps.Event) {
+		if e.Type == caps.EventDerive && strings.HasPrefix(e.Cap.Origin, "sent on ") {
+			copies.Add(1)
+		}
+	})
 	st := h.runMode(t, abitest.C(t, sockGuest), h.table("s"), "inflight")
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v\n%s", st, h.stdout.String())
@@ -263,6 +270,11 @@ and another: ENOBUFS
 chain: 9 ends, then ENOBUFS
 after the chain was dropped: ok
 `)
+	// 8 queued, one more, 8 links of the chain and the last: a refused
+	// send makes no copy (none for the audit log to record and drop).
+	if n := copies.Load(); n != 18 {
+		t.Fatalf("%d copies made for sending, want 18: one for each handle sent, none for a refused send", n)
+	}
 	// The operator is told once, whatever the number of refusals.
 	if n := strings.Count(logs.String(), "sock_send failed with ENOBUFS"); n != 1 {
 		t.Fatalf("%d warnings about refused sends, want 1:\n%s", n, logs.String())

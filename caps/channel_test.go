@@ -34,6 +34,16 @@ func inflight(t testing.TB, k *Kernel, parent *Cap) *Cap {
 	return mustDerive(t, k, parent, Derivation{Edge: EdgeDelegate, Base: b, Inheriting: i})
 }
 
+// chargeInFlight counts x, derived for a send, against lim, as a send
+// does: room first, then the charge.
+func chargeInFlight(lim *InFlightLimit, x *Cap) error {
+	if err := lim.Reserve(1); err != nil {
+		return err
+	}
+	lim.Charge(x)
+	return nil
+}
+
 func TestStreamChannelHasNoMessageBoundaries(t *testing.T) {
 	a, b := NewChannelPair(false, "t")
 	for _, s := range []string{"ab", "cd", "e"} {

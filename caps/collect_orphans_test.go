@@ -22,7 +22,7 @@ func TestARevocationInProgressDoesNotHideGarbage(t *testing.T) {
 	q2 := mustDerive(t, k, q1, Derivation{Holder: bob, Edge: EdgeDelegate, Base: RightsSocketBase, Inheriting: RightsSocketInheriting})
 	self := inflight(t, k, q2)
 	lim := NewInFlightLimit(8)
-	if err := lim.Charge([]*Cap{self}); err != nil {
+	if err := chargeInFlight(lim, self); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Send(iov("self"), []*Cap{self}); err != nil { // lands in q's own queue
@@ -62,7 +62,7 @@ func TestACycleFreedByItsPeersCloseIsCollected(t *testing.T) {
 	p, q, cp, cq := newEnds(k, true)
 	send := func(on *Channel, c *Cap) {
 		x := inflight(t, k, c)
-		if err := lim.Charge([]*Cap{x}); err != nil {
+		if err := chargeInFlight(lim, x); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := on.Send(iov("x"), []*Cap{x}); err != nil {
@@ -87,7 +87,7 @@ func TestOneUserCannotPinAnothersHandlesInFlight(t *testing.T) {
 	limU, limV := NewInFlightLimit(8), NewInFlightLimit(1)
 	send := func(lim *InFlightLimit, on *Channel, c *Cap) error {
 		x := inflight(t, k, c)
-		if err := lim.Charge([]*Cap{x}); err != nil {
+		if err := chargeInFlight(lim, x); err != nil {
 			k.Close(x)
 			return err
 		}

@@ -40,27 +40,37 @@ func NewInFlightLimit(max int) *InFlightLimit {
 	return &InFlightLimit{max: int64(max)}
 }
 
-// Charge counts cs, capabilities derived for delegation and not yet
-// queued, against l until each is received or closed. It charges nothing
-// and returns ErrInFlight when that would take l past its maximum.
-func (l *InFlightLimit) Charge(cs []*Cap) error {
-	n := int64(len(cs))
-	if n == 0 {
+// Reserve takes room in l for n capabilities a send is about to derive,
+// so that a send past the limit derives nothing (and the audit log keeps
+// no copy made only to be dropped). Charge then hands the room to each
+// capability as it is made, and Unreserve gives back what none took. It
+// reserves nothing and returns ErrInFlight when n would take l past its
+// maximum.
+func (l *InFlightLimit) Reserve(n int) error {
+	if n <= 0 {
 		return nil // nothing sent: no shared counter to touch
 	}
 	for {
 		used := l.used.Load()
-		if used+n > l.max {
+		if used+int64(n) > l.max {
 			return ErrInFlight
 		}
-		if l.used.CompareAndSwap(used, used+n) {
-			break
+		if l.used.CompareAndSwap(used, used+int64(n)) {
+			return nil
 		}
 	}
-	for _, c := range cs {
-		c.charge.Store(l)
+}
+
+// Charge hands c one unit that Reserve took: c counts against l until it
+// is received (Kernel.Adopt) or closed.
+func (l *InFlightLimit) Charge(c *Cap) { c.charge.Store(l) }
+
+// Unreserve gives back n units that Reserve took and no capability was
+// charged with.
+func (l *InFlightLimit) Unreserve(n int) {
+	if n > 0 {
+		l.used.Add(-int64(n))
 	}
-	return nil
 }
 
 // InFlight returns how many capabilities charged to l are still in flight.
