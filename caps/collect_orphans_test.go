@@ -2,6 +2,7 @@ package caps
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -358,5 +359,55 @@ func TestACloseRunsAtMostTwoCollections(t *testing.T) {
 	case <-done:
 	case <-time.After(hangGuard):
 		t.Fatal("the tenth cycle was never collected")
+	}
+}
+
+// A collection overlapped four times in a row by receives from the queues
+// of ends no holder holds gives up, and tries again shortly on its own:
+// the garbage goes without any further close or revocation to ask for it.
+// Here the first four computations are each overlapped (the receive's
+// count is bumped between their passes) and the fifth, the retry, is not.
+func TestACollectionThatGaveUpTriesAgainOnItsOwn(t *testing.T) {
+	var target atomic.Pointer[ID]
+	closed := make(chan struct{})
+	k := NewKernel(func(e Event) {
+		if id := target.Load(); e.Type == EventClose && id != nil && e.Cap.ID == *id {
+			close(closed)
+		}
+	})
+	returned := make(chan struct{})
+	computations := 0
+	k.mu.Lock()
+	k.gcBetweenPasses = func() {
+		computations++
+		switch {
+		case computations <= 4:
+			k.gcMoves.Add(1) // as a receive from an orphan's queue does
+		case computations == 5:
+			<-returned // the retry runs after the close that gave up
+		}
+	}
+	k.mu.Unlock()
+	_, gp, cg, cgp := newEnds(k, true)
+	self := inflight(t, k, cg)
+	id := self.ID()
+	target.Store(&id)
+	if _, err := gp.Send(iov("self"), []*Cap{self}); err != nil {
+		t.Fatal(err)
+	}
+	k.Close(cgp)
+	k.Close(cg) // collects on this goroutine, and gives up
+	close(returned)
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("a collection that gave up never tried again: the cycle is still there a minute later")
+	}
+	k.mu.Lock()
+	n := computations
+	k.gcBetweenPasses = nil
+	k.mu.Unlock()
+	if n < 5 {
+		t.Fatalf("the cycle went after %d computations; want the four overlapped ones and a retry", n)
 	}
 }
