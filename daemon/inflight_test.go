@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/caps"
@@ -60,5 +62,34 @@ func TestHandlesWaitingForAnEndedGuestAreClosed(t *testing.T) {
 	waitExit(t, g, HangGuard)
 	if !sent.Info().Closed {
 		t.Fatal("a handle sent to the guest, never read, is still open after it ended")
+	}
+}
+
+// A capability beneath caps.MaxClosedAbove closed ancestors (a handle
+// passed on and on, each sender closing its copy) cannot be passed on
+// again; the error says so and what to do, not that it was revoked.
+func TestPassingOnBeneathTooManyClosedCopiesSaysWhy(t *testing.T) {
+	s := newSupervisor(t)
+	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: compile(t, s, guests+"spin.wat"), SupervisorChannel: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { g.Kill("test"); waitExit(t, g, HangGuard) }()
+	h := &caps.Holder{ID: "test"}
+	c := s.k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "obj", "test")
+	for range caps.MaxClosedAbove {
+		b, i := c.Rights()
+		next, err := s.k.Derive(c, caps.Derivation{Holder: h, Edge: caps.EdgeDelegate, Base: b, Inheriting: i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.k.Close(c)
+		c = next
+	}
+	defer s.k.Close(c)
+	_, err = g.SendCap(context.Background(), c, "obj")
+	if err == nil || !errors.Is(err, caps.ErrClosedAbove) || !strings.Contains(err.Error(), "cannot be passed on") ||
+		strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("sending a capability beneath %d closed copies: %v; want it refused, saying why (caps.ErrClosedAbove), not that it was revoked", caps.MaxClosedAbove, err)
 	}
 }
