@@ -34,28 +34,31 @@ func Follow(ctx context.Context, path string, poll time.Duration, fn func(Record
 
 // tail is where Follow is in the log.
 type tail struct {
-	path    string
-	index   int   // file
-	offset  int64 // of the next unread byte in it
-	line    int   // number of the next line in it
-	partial []byte
+	path   string
+	index  int   // file
+	offset int64 // of the first byte after the last complete line read in it
+	line   int   // number of the next line in it
 }
 
-// read reads what the current file holds past the offset. It reports
-// more when it moved to the next file, which may already hold records.
+// read reads what the current file holds past the last complete line. It
+// reports more when it moved to the next file, which may already hold
+// records. A line not yet complete is read again at the next call rather
+// than kept: a log writer that restarts after a crash cuts a torn last
+// line off before it appends (Open), so those bytes may be gone.
 func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 	name := FilePath(t.path, t.index)
 	f, err := os.Open(name)
 	if err != nil {
 		return false, fmt.Errorf("audit log: %w", err)
 	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() < t.offset {
+		return false, fmt.Errorf("audit log %s: it is %d bytes long, shorter than the %d already read: it was cut or replaced, not appended to; read it again from the start", name, st.Size(), t.offset)
+	}
 	data, err := io.ReadAll(io.NewSectionReader(f, t.offset, 1<<62))
-	f.Close()
 	if err != nil {
 		return false, fmt.Errorf("audit log %s: %w", name, err)
 	}
-	t.offset += int64(len(data))
-	data = append(t.partial, data...)
 	for {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -68,10 +71,9 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 		if err := fn(r, Pos{File: name, Line: t.line}); err != nil {
 			return false, err
 		}
-		data, t.line = data[i+1:], t.line+1
+		data, t.line, t.offset = data[i+1:], t.line+1, t.offset+int64(i)+1
 	}
-	t.partial = append([]byte(nil), data...)
-	if len(t.partial) == 0 {
+	if len(data) == 0 {
 		if _, err := os.Stat(FilePath(t.path, t.index+1)); err == nil {
 			t.index, t.offset, t.line = t.index+1, 0, 1
 			return true, nil

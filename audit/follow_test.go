@@ -3,7 +3,10 @@ package audit
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,5 +76,84 @@ func TestFollowStopsAtTheCallbacksError(t *testing.T) {
 	})
 	if !errors.Is(err, stop) || n != 2 {
 		t.Fatalf("Follow returned %v after %d records", err, n)
+	}
+}
+
+// The writer crashes in the middle of a line while Follow is reading; it
+// restarts, cuts the torn line off (Open) and appends. What Follow
+// delivers must be what the log holds: the torn bytes are not glued to
+// the next record.
+func TestFollowReadsOnAfterTheWriterCutATornLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"v":1,"seq":3,"time":"2026-01-01T00:00:00Z","type":"close","prev":"0123456789abcdef0123456789abcdef`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	var followed []string
+	collect := func(r Record, _ Pos) error {
+		followed = append(followed, r.Type+"#"+strconv.FormatUint(r.Seq, 10))
+		return nil
+	}
+	tl := &tail{path: path, line: 1}
+	if _, err := tl.read(collect); err != nil { // the two records, and the torn bytes
+		t.Fatal(err)
+	}
+	l, err = Open(path, Options{}) // cuts the torn line, records its own open
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "c2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.read(collect); err != nil {
+		t.Fatalf("reading on after the writer restarted (followed %v): %v", followed, err)
+	}
+	var inLog []string
+	if err := Scan(path, func(r Record, _ Pos) error {
+		inLog = append(inLog, r.Type+"#"+strconv.FormatUint(r.Seq, 10))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(followed, " ") != strings.Join(inLog, " ") {
+		t.Fatalf("Follow delivered %v; the log holds %v", followed, inLog)
+	}
+}
+
+// A log cut shorter than what Follow has read (replaced, or truncated by
+// hand) is an error that says so, not records made of whatever follows.
+func TestFollowRefusesALogCutShorterThanItRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	tl := &tail{path: path, line: 1}
+	if _, err := tl.read(func(Record, Pos) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tl.read(func(Record, Pos) error { return nil }); err == nil || !strings.Contains(err.Error(), "shorter than") {
+		t.Fatalf("reading a log cut short: %v; want an error saying it was cut", err)
 	}
 }

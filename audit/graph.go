@@ -137,7 +137,10 @@ func (g *Graph) node(c *CapRecord) *Node {
 // after making it, outside its lock, so the records of two concurrent
 // changes can arrive in the other order: a derivation after the close
 // that forgot its parent (the parent is taken back from gone), or after
-// the revocation that cut it off (its id was in the receipt: early).
+// the revocation that cut it off (its id was in the receipt: early). The
+// parent is looked up before the node is entered, so that a record naming
+// itself as its own parent (which only a corrupt or forged log holds)
+// cannot make a node its own ancestor.
 func (g *Graph) add(n Node) {
 	nn := &n
 	nn.children = map[string]*Node{}
@@ -145,37 +148,42 @@ func (g *Graph) add(n Node) {
 		nn.Revoked = true
 		g.early.remove(n.ID)
 	}
+	var p *Node
+	if n.Parent != "" {
+		p = g.parentOf(n.Parent)
+	}
 	g.nodes[n.ID] = nn
-	if n.Parent == "" {
-		g.rootSet[n.ID] = nn
-		return
-	}
-	p := g.nodes[n.Parent]
-	if p == nil {
-		// The parent was closed and forgotten by an earlier record while
-		// the kernel linked this child first: their records crossed. If
-		// the kernel spliced the parent out as it closed it, the child is
-		// its parent's.
-		p = g.gone.get(n.Parent)
-		for p != nil && spliced(p) {
-			p = p.parent
-		}
-		for x := p; x != nil && g.nodes[x.ID] == nil; x = x.parent {
-			g.nodes[x.ID] = x
-			g.gone.remove(x.ID)
-			if x.parent == nil {
-				g.rootSet[x.ID] = x
-			} else {
-				x.parent.children[x.ID], x.parent.sorted = x, nil
-			}
-		}
-	}
 	if p == nil {
 		g.rootSet[n.ID] = nn
 		return
 	}
 	nn.parent = p
 	p.children[n.ID], p.sorted = nn, nil
+}
+
+// parentOf returns the node of capability id for a child being added: the
+// one in the graph, or one an earlier record closed and forgot while the
+// kernel linked this child first (their records crossed), taken back; if
+// the kernel spliced that one out as it closed it, the child is its
+// parent's. nil if there is none.
+func (g *Graph) parentOf(id string) *Node {
+	if p := g.nodes[id]; p != nil {
+		return p
+	}
+	p := g.gone.get(id)
+	for p != nil && spliced(p) {
+		p = p.parent
+	}
+	for x := p; x != nil && g.nodes[x.ID] == nil; x = x.parent {
+		g.nodes[x.ID] = x
+		g.gone.remove(x.ID)
+		if x.parent == nil {
+			g.rootSet[x.ID] = x
+		} else {
+			x.parent.children[x.ID], x.parent.sorted = x, nil
+		}
+	}
+	return p
 }
 
 // splice gives the children of n, just closed, to n's parent when the
