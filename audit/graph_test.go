@@ -246,11 +246,15 @@ func TestNoTokenInTheLog(t *testing.T) {
 
 func TestGrantSourceReadsTheGrantGrammarsEscapes(t *testing.T) {
 	for text, want := range map[string]string{
-		"dir:/srv/data=data:ro": "/srv/data",
-		"dir:/srv/data":         "/srv/data",
-		`dir:/a\=b=name`:        "/a=b",
-		`file:/x\:ro`:           "/x:ro",
-		"sock:db":               "db",
+		"dir:/srv/data=data:ro":         "/srv/data",
+		"dir:/srv/data":                 "/srv/data",
+		`dir:/a\=b=name`:                "/a=b",
+		`file:/x\:ro`:                   "/x:ro",
+		"sock:db":                       "db",
+		"sock:db:dial":                  "db",
+		`sock:db\:dial`:                 "db:dial",
+		"file:/srv/notes:create":        "/srv/notes",
+		"cap:c1:rights=fd_read,fd_seek": "c1",
 	} {
 		if _, got := grantSource(text); got != want {
 			t.Errorf("grantSource(%q) = %q, want %q", text, got, want)

@@ -214,13 +214,13 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 	return kind, kind + ":" + src, fmt.Sprintf("resource %q %q {}\n", kind, src)
 }
 
-// grantSource splits a grant's text (KIND:SOURCE[=NAME][:ro], with '\'
-// escaping '=', '\' and a trailing ":ro") into its kind and source.
+// grantSource splits a grant's text as daemon.Grant.String writes it
+// (KIND:SOURCE[=NAME][:OPTION], OPTION one of ro, dial, create or
+// rights=LIST; '\' escapes '=', '\' and the colon of a trailing text that
+// would read as an option) into its kind and source.
 func grantSource(text string) (kind, src string) {
 	kind, rest, _ := strings.Cut(text, ":")
-	if n := len(rest) - len(":ro"); n >= 0 && rest[n:] == ":ro" && !escaped(rest, n) {
-		rest = rest[:n]
-	}
+	rest = cutGrantOption(rest)
 	var b strings.Builder
 	for i := 0; i < len(rest); i++ {
 		switch c := rest[i]; {
@@ -234,6 +234,23 @@ func grantSource(text string) (kind, src string) {
 		}
 	}
 	return kind, b.String()
+}
+
+// cutGrantOption removes a grant text's final option (":ro", ":dial",
+// ":create" or ":rights=LIST") unless its colon is escaped.
+func cutGrantOption(rest string) string {
+	for _, opt := range [...]string{":ro", ":dial", ":create"} {
+		if n := len(rest) - len(opt); n >= 0 && rest[n:] == opt && !escaped(rest, n) {
+			return rest[:n]
+		}
+	}
+	i := strings.LastIndex(rest, ":rights=")
+	if i < 0 || escaped(rest, i) || strings.ContainsFunc(rest[i+len(":rights="):], func(r rune) bool {
+		return r != '_' && r != ',' && (r < 'a' || r > 'z') && (r < '0' || r > '9')
+	}) {
+		return rest
+	}
+	return rest[:i]
 }
 
 // escaped reports whether s[i] follows an odd number of backslashes.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -378,5 +380,56 @@ func TestAbandonRecordsTheShutdownOfTheGuestsLeftRunning(t *testing.T) {
 	}
 	if got := records(t, path); len(got) != len(recs) {
 		t.Errorf("%d records after the shutdown record", len(got)-len(recs))
+	}
+}
+
+// `audit who-can KIND:NAME` names a declared resource as a grant names it
+// (docs/AUDIT.md), whatever the grant's option: a guest launched with
+// `dir:reports:ro`, `sock:db:dial` and `sock:db=conn` holds both resources, and
+// is listed for each. The grants are recorded as asked (by name, with
+// their options), and the audit package reads back the grammar
+// Grant.String writes.
+func TestWhoCanFindsDeclaredResourcesGrantedWithAnyOption(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := newSupervisor(t)
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "dir" "reports" {
+  path = %q
+}
+resource "sock" "db" {
+  tcp = %q
+}
+grant "all" {
+  resources = ["dir:reports", "sock:db"]
+}
+`, t.TempDir(), ln.Addr().String())))
+	g, err := launchSpin(t, s, nil, "dir:reports:ro", "sock:db:dial", "sock:db=conn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	graph := audit.FromSnapshot(s.Kernel().Snapshot(), nil)
+	for resource, fds := range map[string][]int{"dir:reports": {3}, "sock:db": {4, 5}} {
+		got := graph.WhoCan(resource)
+		var want []string
+		for _, fd := range fds {
+			want = append(want, string(g.Handles()[fd].Cap.ID()))
+		}
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.Cap)
+		}
+		slices.Sort(ids)
+		slices.Sort(want)
+		if !slices.Equal(ids, want) {
+			var origins []string
+			for _, fd := range fds {
+				origins = append(origins, g.Handles()[fd].Cap.Origin())
+			}
+			t.Errorf("who-can %s = %v; want %v (granted as %q)", resource, ids, want, origins)
+		}
 	}
 }

@@ -593,7 +593,7 @@ func (s *Supervisor) unreserve(g *Guest) {
 // entries: stdin, stdout and stderr at fds 0–2, then the grants, the
 // delegations and the supervisor channel, in that order. The guest holds
 // every capability in opened from here on. It returns the table and the
-// grants' texts.
+// grants' texts as asked.
 func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) (*caps.Table, []string) {
 	k := g.s.k
 	table := caps.NewTable(k, g.holder, maxFDs)
@@ -625,7 +625,9 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 	}
 	grants := make([]string, len(opened.grants))
 	for i, r := range opened.grants {
-		grants[i] = r.grant.String()
+		// As asked, not as the policy resolved it: a declared resource by
+		// its name, as a live grant (Guest.Grant) records it too.
+		grants[i] = spec.Grants[i].String()
 		c := g.s.mintGrant(g.holder, opened.policy[i], r, grants[i])
 		_, _ = table.Insert(c)
 	}
