@@ -224,7 +224,12 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if fl.Directory && (fl.Create || fl.Trunc || fl.Write) {
 		return nil, EISDIR
 	}
-	flag := syscall.O_CLOEXEC
+	// O_NONBLOCK: opening a FIFO no one has open at the other end would
+	// block in open(2), where nothing can end the wait; reads and writes on
+	// one wait through the guest's poll instead (hostStream). It does
+	// nothing to regular files. O_NOCTTY: a terminal beneath the directory
+	// must not become the daemon's controlling terminal.
+	flag := syscall.O_CLOEXEC | syscall.O_NONBLOCK | syscall.O_NOCTTY
 	switch {
 	case fl.Read && fl.Write:
 		flag |= os.O_RDWR
@@ -285,8 +290,11 @@ func (d *Dir) open(p string, flag int, noFollow bool) (Resource, error) {
 		f.Close()
 		return nil, err
 	}
-	if !fi.IsDir() {
-		return newFile(f, path.Join(d.host, p), fileTypeOf(fi.Mode())), nil
+	switch typ := fileTypeOf(fi.Mode()); {
+	case fi.Mode()&os.ModeNamedPipe != 0 || typ == TypeCharDevice:
+		return newHostStream(f, path.Join(d.host, p), typ), nil
+	case !fi.IsDir():
+		return newFile(f, path.Join(d.host, p), typ), nil
 	}
 	defer f.Close()
 	// A directory needs an os.Root for the path operations beneath it, and

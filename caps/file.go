@@ -40,6 +40,44 @@ func newFile(f *os.File, desc string, typ FileType) *File {
 	return nf
 }
 
+// hostStream is a File on a FIFO or a character device, opened beneath a
+// directory. Its host descriptor is non-blocking, and its reads and writes
+// return EAGAIN rather than wait, so that a guest's blocking read or write
+// waits the way one on a socket does (Pollable): a kill, a revocation or
+// the guest's deadline ends the wait. Reading a FIFO the guest itself
+// holds open for writing would otherwise park the daemon's goroutine for
+// good.
+type hostStream struct{ *File }
+
+// newHostStream wraps f, opened with O_NONBLOCK.
+func newHostStream(f *os.File, desc string, typ FileType) hostStream {
+	return hostStream{newFile(f, desc, typ)}
+}
+
+func (s hostStream) Read(p []byte) (int, error) {
+	var n int
+	err := control(s.rc, func(fd int) (err error) {
+		n, err = unix.Read(fd, p)
+		return err
+	})
+	return max(n, 0), err
+}
+
+func (s hostStream) Write(p []byte) (int, error) {
+	var n int
+	err := control(s.rc, func(fd int) (err error) {
+		n, err = unix.Write(fd, p)
+		return err
+	})
+	return max(n, 0), err
+}
+
+// Poll reports the descriptor's readiness (Pollable).
+func (s hostStream) Poll(want Events, w *Waiter) (Events, func()) { return pollHost(s.rc, want, w) }
+
+// PollFD returns the descriptor (HostPollable).
+func (s hostStream) PollFD() (int, bool) { return fdOf(s.rc) }
+
 // OS returns the host file.
 func (f *File) OS() *os.File { return f.f }
 
