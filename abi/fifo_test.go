@@ -111,3 +111,15 @@ func TestKillEndsAGuestReadingAFIFO(t *testing.T) {
 		t.Fatalf("status %+v; want killed", st)
 	}
 }
+
+// Opened write-only with no reader, a FIFO is ENXIO at once, as a
+// non-blocking open(2) is.
+func TestOpeningAFIFOForWritingWithNoReaderIsENXIO(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	g, _ := startFIFOGuest(t, ctx, wasiFDWrite)
+	<-g.Done()
+	if st := g.Status(); st.Code != 100+uint32(caps.ENXIO) {
+		t.Fatalf("status %+v; want exit %d (path_open: ENXIO)", st, 100+uint32(caps.ENXIO))
+	}
+}
