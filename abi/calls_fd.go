@@ -545,7 +545,10 @@ func fdFlags(c *caps.Cap) uint32 {
 // and every waiting call consults it. APPEND belongs to the object
 // (ENOTSUP for objects that have no append mode, such as streams). The
 // synchronised-I/O flags are fixed at open on Linux, so changing them is
-// ENOTSUP rather than a silent loss of durability.
+// ENOTSUP rather than a silent loss of durability. A handle that may write
+// but not seek (opened in append mode beneath a directory that does not
+// pass on fd_seek) cannot turn APPEND off: that would let it overwrite
+// what it could only add to (ENOTCAPABLE).
 func setFdFlags(c *caps.Cap, f uint32) Errno {
 	if f&^fdFlagsAll != 0 {
 		return caps.EINVAL
@@ -556,6 +559,9 @@ func setFdFlags(c *caps.Cap, f uint32) Errno {
 		return caps.ENOTSUP
 	}
 	if (f^old)&caps.FlagAppend != 0 {
+		if b, _ := c.Rights(); f&caps.FlagAppend == 0 && b&caps.RightFDWrite != 0 && b&caps.RightFDSeek == 0 {
+			return caps.ENOTCAPABLE
+		}
 		a, ok := c.Resource().(appendMode)
 		if !ok {
 			return caps.ENOTSUP

@@ -755,3 +755,39 @@ func TestWASIPathOpenNeverWidensRights(t *testing.T) {
 		t.Fatalf("a file beneath a read-only grant holds %v / %v", b, in)
 	}
 }
+
+// A directory that does not pass on fd_seek lets files beneath it be
+// opened for writing only in append mode. A handle opened so cannot turn
+// append mode off (ENOTCAPABLE) and overwrite the file from offset 0.
+func TestAnAppendOnlyHandleCannotTurnAppendOff(t *testing.T) {
+	w := newWASIT(t)
+	grant, _ := w.g.table.Get(3)
+	gb, gi := grant.Rights()
+	dir, err := w.k.Derive(grant, caps.Derivation{Holder: w.g.holder, Edge: caps.EdgeDup, Base: gb, Inheriting: gi &^ caps.RightFDSeek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := w.g.table.Insert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, n := w.str(200, "f")
+	if e := w.call("path_open", uint64(dfd), 1, path, n, 0, wasiRightFDWrite, 0, 0, 100); e != caps.ENOTCAPABLE {
+		t.Fatalf("a write open, not in append mode, beneath a directory without fd_seek: %v, want ENOTCAPABLE", e)
+	}
+	w.must("path_open", uint64(dfd), 1, path, n, 0, wasiRightFDWrite|wasiRightFDFdstatSetFlags, 0, uint64(caps.FlagAppend), 100)
+	fd := uint64(w.u32(100))
+	if e := w.call("fd_fdstat_set_flags", fd, 0); e != caps.ENOTCAPABLE {
+		t.Errorf("fd_fdstat_set_flags(0) on an append-only handle: %v, want ENOTCAPABLE", e)
+	}
+	w.put(500, []byte("XX"))
+	w.iov(300, 500, 2)
+	w.must("fd_write", fd, 300, 1, 600)
+	b, err := os.ReadFile(filepath.Join(w.dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "contentsXX" {
+		t.Fatalf("the append-only handle left the file as %q, want %q", b, "contentsXX")
+	}
+}
