@@ -791,3 +791,46 @@ func TestAnAppendOnlyHandleCannotTurnAppendOff(t *testing.T) {
 		t.Fatalf("the append-only handle left the file as %q, want %q", b, "contentsXX")
 	}
 }
+
+// A symbolic link whose target stays beneath the grant is followed alike
+// by every call that follows links: a -> x/y and x/y/l -> ../../t name t
+// at the top of the grant, since the ".." go up from where l really is.
+// path_filestat_set_times and path_link, which resolve a final link
+// themselves, used to join "a" and "../../t" as written and refuse it.
+func TestEveryCallFollowsALinkBeneathTheGrantAlike(t *testing.T) {
+	w := newWASIT(t)
+	if err := os.MkdirAll(filepath.Join(w.dir, "x", "y"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "t"), []byte("t"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("x/y", filepath.Join(w.dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../t", filepath.Join(w.dir, "x", "y", "l")); err != nil {
+		t.Fatal(err)
+	}
+	path, n := w.str(200, "a/l")
+	w.must("path_open", 3, uint64(lookupSymlinkFollow), path, n, 0, wasiRightFDRead, 0, 0, 100)
+	w.must("path_filestat_get", 3, uint64(lookupSymlinkFollow), path, n, 300)
+	w.must("path_filestat_set_times", 3, uint64(lookupSymlinkFollow), path, n, 0, 0, uint64(fsAtimNow|fsMtimNow))
+	p2, n2 := w.str(400, "hardlink")
+	w.must("path_link", 3, uint64(lookupSymlinkFollow), path, n, 3, p2, n2)
+	a, err := os.Stat(filepath.Join(w.dir, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.Stat(filepath.Join(w.dir, "hardlink"))
+	if err != nil || !os.SameFile(a, b) {
+		t.Fatalf("hardlink is not a link to t: %v", err)
+	}
+	// A link leading out is still refused, however it gets there.
+	if err := os.Symlink("../../../outside", filepath.Join(w.dir, "x", "y", "out")); err != nil {
+		t.Fatal(err)
+	}
+	p3, n3 := w.str(500, "a/out")
+	if e := w.call("path_filestat_set_times", 3, uint64(lookupSymlinkFollow), p3, n3, 0, 0, uint64(fsAtimNow|fsMtimNow)); e != caps.ENOTCAPABLE {
+		t.Fatalf("set_times following a link out of the grant: %v, want ENOTCAPABLE", e)
+	}
+}

@@ -170,35 +170,65 @@ func (d *Dir) at(p string, op func(dirfd int, name string) error) error {
 	return opErr
 }
 
-// resolve follows p's last component while it is a symbolic link and
-// returns a path that names the same object without a final link. It is for
-// operations whose *at call cannot be told to follow a link safely (linkat's
-// AT_SYMLINK_FOLLOW and utimensat would follow it unconfined). The link
-// contents are joined to the link's directory and resolved again by os.Root
-// like any other path, so a link leading out is refused (ENOTCAPABLE).
+// resolve returns a path beneath d that names what p names with every
+// symbolic link in it followed, for operations whose *at call cannot be
+// told to follow a link safely (linkat's AT_SYMLINK_FOLLOW and utimensat
+// would follow it unconfined). It walks p a component at a time, reading
+// each link with os.Root and putting its contents in its place, so that a
+// ".." in a link's contents goes up from where the link really is, as the
+// kernel's own resolution does. A link to an absolute path, or a ".." above
+// d, is ENOTCAPABLE; more than maxLinksInPath links, ELOOP. The path is
+// only computed here: the operation itself goes through os.Root again, so
+// a link changed in between leads nowhere outside d.
 func (d *Dir) resolve(p string) (string, error) {
-	for range maxSymlinks {
-		target, err := d.root.Readlink(p)
-		if err != nil {
-			if errors.Is(err, syscall.EINVAL) {
-				return p, nil // not a symbolic link
+	var out []string // resolved components: no link among them
+	rest := strings.Split(p, "/")
+	links := 0
+	for len(rest) > 0 {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(out) == 0 {
+				return "", ENOTCAPABLE
 			}
+			out = out[:len(out)-1]
+			continue
+		}
+		next := strings.Join(append(out, c), "/")
+		target, err := d.root.Readlink(next)
+		if errors.Is(err, syscall.EINVAL) {
+			out = append(out, c) // not a symbolic link
+			continue
+		}
+		switch {
+		case err != nil:
 			return "", err
-		}
-		if target == "" {
+		case target == "":
 			return "", ENOENT
-		}
-		if target[0] == '/' {
+		case target[0] == '/':
 			return "", ENOTCAPABLE
 		}
-		dir, _, _ := lastComponent(p)
-		p = dir + "/" + target
-		if err := CheckPath(p); err != nil {
-			return "", err
+		if links++; links > maxLinksInPath {
+			return "", ELOOP
 		}
+		rest = append(strings.Split(target, "/"), rest...)
 	}
-	return "", ELOOP
+	r := strings.Join(out, "/")
+	if r == "" {
+		r = "."
+	}
+	if strings.HasSuffix(p, "/") {
+		r += "/"
+	}
+	return r, nil
 }
+
+// maxLinksInPath bounds the symbolic links resolve follows in one path,
+// as Linux's MAXSYMLINKS does.
+const maxLinksInPath = 40
 
 // OpenFlags are the ABI-neutral options of Open.
 type OpenFlags struct {
