@@ -41,3 +41,15 @@ func OpenConnections(s *Server) int {
 	defer s.mu.Unlock()
 	return len(s.conns)
 }
+
+// StdinWritesWaiting is how many stdin writes to guest id wait for the
+// guest to read them.
+func StdinWritesWaiting(s *Server, id string) int {
+	s.mu.Lock()
+	r := s.records[id]
+	s.mu.Unlock()
+	if r == nil || r.stdin == nil {
+		return 0
+	}
+	return int(r.stdin.waiting.Load())
+}

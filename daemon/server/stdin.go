@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sandboxd/sandboxd/schemas"
 )
@@ -15,10 +17,15 @@ import (
 // the client's stream; it is a separate object from the Guest so that a
 // write waiting for the guest never holds up the Guest's own calls (wait,
 // kill). The pipe is closed when the client closes or releases the sink,
-// and when the guest ends (unblocking a write it will never read).
+// when the guest ends (unblocking a write it will never read), and when a
+// write's call ends unanswered (the client went away or gave up on it):
+// the connection releases its objects only once every call in progress
+// has returned, so a write left waiting for a guest that never reads would
+// keep the client's guest running for good.
 type stdinSink struct {
-	pw   *io.PipeWriter
-	once sync.Once
+	pw      *io.PipeWriter
+	once    sync.Once
+	waiting atomic.Int32 // writes waiting for the guest to read them
 }
 
 func newStdinSink(ctx context.Context) (*stdinSink, io.Reader) {
@@ -43,6 +50,12 @@ func (s *stdinSink) Write(ctx context.Context, call schemas.StdinSink_write) err
 	if err != nil {
 		return err
 	}
+	stop := context.AfterFunc(ctx, func() {
+		s.close(fmt.Errorf("the client stopped writing stdin: %w", context.Cause(ctx)))
+	})
+	defer stop()
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
 	if _, err := s.pw.Write(data); err != nil {
 		if errors.Is(err, io.ErrClosedPipe) {
 			return errors.New("stdin is closed: the guest has ended or no longer reads it")
