@@ -165,14 +165,28 @@ func (g *Guest) send(event string, c *caps.Cap) error {
 	return nil
 }
 
-// delegationError says why from could not be passed on: the policy
-// refused it, the kernel's bound on closed ancestors did
-// (caps.ErrClosedAbove), or it has been revoked.
+// delegationError says why from could not be passed on (WhyNotDerived).
 func delegationError(from *caps.Cap, err error) error {
 	if IsPolicyDenial(err) || errors.Is(err, caps.ErrClosedAbove) {
 		return fmt.Errorf("capability %s cannot be passed on: %w", from.ID(), err)
 	}
-	return fmt.Errorf("capability %s has been revoked: it cannot be passed on", from.ID())
+	return fmt.Errorf("capability %s cannot be passed on: %s", from.ID(), WhyNotDerived(from, err))
+}
+
+// WhyNotDerived says why the kernel refused to derive a copy of from
+// (err from caps.Kernel.Derive), in words a user can act on: it has been
+// revoked, its holder closed it, the bound on closed capabilities above it
+// (caps.ErrClosedAbove), or a policy's denial.
+func WhyNotDerived(from *caps.Cap, err error) string {
+	switch {
+	case IsPolicyDenial(err) || errors.Is(err, caps.ErrClosedAbove):
+		return err.Error()
+	case from.Revoked():
+		return "it has been revoked"
+	case errors.Is(err, caps.EBADF):
+		return "its holder has closed it (a copy of it that is still open can be passed on)"
+	}
+	return err.Error()
 }
 
 // Pending returns the capabilities sent to the guest on its supervisor

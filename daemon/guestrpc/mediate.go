@@ -133,19 +133,9 @@ func (s *Server) passOn(parent *caps.Cap, to *peer, origin string) (*caps.Cap, e
 		if daemon.IsPolicyDenial(err) {
 			return nil, fmt.Errorf("capability %s cannot be passed to guest %s: %w", parent.ID(), to.g.ID(), err)
 		}
-		return nil, fmt.Errorf("capability %s cannot be passed to guest %s: %s", parent.ID(), to.g.ID(), notDerived(err))
+		return nil, fmt.Errorf("capability %s cannot be passed to guest %s: %s", parent.ID(), to.g.ID(), daemon.WhyNotDerived(parent, err))
 	}
 	return c, nil
-}
-
-// notDerived says why a derivation that the policy did not refuse failed:
-// the kernel's bound on closed ancestors (caps.ErrClosedAbove), or the
-// capability has been revoked or closed.
-func notDerived(err error) string {
-	if errors.Is(err, caps.ErrClosedAbove) {
-		return err.Error()
-	}
-	return "it has been revoked or closed"
 }
 
 // crossing is the way of the capabilities in one message: from the guest

@@ -7,6 +7,7 @@ import (
 
 	capnp "capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas/guest"
 )
 
@@ -183,7 +184,7 @@ func (s *supervisorServer) Install(ctx context.Context, call guest.GuestSupervis
 	b, i := h.c.Rights()
 	c, err := s.p.s.k.Derive(h.c, caps.Derivation{Holder: s.p.g.Holder(), Edge: caps.EdgeDup, Name: h.c.Name(), Base: b, Inheriting: i})
 	if err != nil {
-		return fmt.Errorf("install: capability %s: %s", h.c.ID(), notDerived(err))
+		return fmt.Errorf("install: capability %s: %s", h.c.ID(), daemon.WhyNotDerived(h.c, err))
 	}
 	fd, err := s.p.g.Install(c)
 	if err != nil {

@@ -747,3 +747,34 @@ func TestUnknownGuestAndCapabilityErrorsSayWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// A capability the client closed (it released its Cap object), kept in
+// the tree by a restricted copy that lives on, cannot be passed on: the
+// error says it was closed, not revoked, for nothing revoked it.
+func TestPassingOnAClosedCapabilitySaysItWasClosed(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	root, err := c.Mint(ctx, "dir:"+shortTempDir(t)+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrow, err := root.Restrict(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer narrow.Release()
+	rootID := root.ID()
+	root.Release() // closes it; the narrowed copy keeps it in the tree
+	eventually(t, server.HangGuard, "the released root is closed", func() bool {
+		x, ok := d.sup.Kernel().Lookup(caps.ID(rootID))
+		return ok && x.Info().Closed
+	})
+	_, err = c.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Grants: []string{"cap:" + rootID}, Detach: true})
+	if err == nil || strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("launch with a closed (not revoked) capability: %v; want it refused as closed", err)
+	}
+	if x, _ := d.sup.Kernel().Lookup(caps.ID(rootID)); x.Revoked() {
+		t.Fatal("the root was revoked")
+	}
+}

@@ -109,10 +109,9 @@ func (s *capServer) Restrict(ctx context.Context, call schemas.Cap_restrict) err
 	}
 	a := call.Args()
 	base, inh := caps.Rights(a.Base()), caps.Rights(a.Inheriting())
-	if err := s.c.takeObject(); err != nil {
+	if err := s.c.roomForObject(); err != nil {
 		return err
 	}
-	defer s.c.dropObject() // returnCap takes its own
 	child, err := s.c.s.sup.Kernel().Derive(s.x, caps.Derivation{
 		Holder: s.c.holder, Edge: caps.EdgeRestrict, Name: s.x.Name(), Base: base, Inheriting: inh,
 	})

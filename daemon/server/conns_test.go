@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon/server"
 	"github.com/sandboxd/sandboxd/internal/uidtest"
@@ -162,5 +163,36 @@ func TestConnectionWithoutAFirstMessageIsClosedAtTheBootstrapTimeout(t *testing.
 	want := `error="client sent no complete message within 100ms of connecting (the bootstrap timeout)"`
 	if n := strings.Count(d.logs.String(), want); n != 2 {
 		t.Fatalf("%d disconnects logged with %s, want 2", n, want)
+	}
+}
+
+// Guest names are one namespace for every user; a launch whose name
+// another user's guest has is refused without naming that guest, which
+// ps, caps and every lookup by id hide from this user.
+func TestANameTakenByAnotherUsersGuestDoesNotNameIt(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	d.asOtherUsers(t)
+	ctx := context.Background()
+	alice, err := d.clientAs(t, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := d.clientAs(t, 1001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := abitest.WAT(t, sleepWAT)
+	g, err := alice.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: wasm, GuestName: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	_, err = bob.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: wasm, GuestName: "web"})
+	if err == nil || strings.Contains(err.Error(), g.ID()) || !strings.Contains(err.Error(), "another user's guest") {
+		t.Fatalf("bob's launch with alice's guest's name: %v; want it refused without naming %s", err, g.ID())
+	}
+	_, err = alice.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: wasm, GuestName: "web"})
+	if err == nil || !strings.Contains(err.Error(), g.ID()) {
+		t.Fatalf("alice's second launch named web: %v; want it refused naming her guest %s", err, g.ID())
 	}
 }

@@ -350,10 +350,9 @@ func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_l
 // Guest object. It takes ownership of a.output.
 func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, *guestRecord, error) {
 	s := c.s
-	if err := c.takeObject(); err != nil {
+	if err := c.roomForObject(); err != nil {
 		return schemas.Guest{}, nil, err
 	}
-	defer c.dropObject() // newGuestClient takes its own
 	uid := c.principal.UID
 	s.mu.Lock()
 	if s.running[uid] >= s.lim.MaxGuests {
@@ -377,7 +376,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	c.log.Debug("launched", "guest", r.g.ID(), "module", a.name, "sha256", r.g.Module().HashString(), "detach", a.detach, "attached", r.attached != nil)
 
 	gc, err := c.newGuestClient(r, true)
-	if err != nil { // cannot happen: room was reserved above
+	if err != nil { // concurrent calls took the room roomForObject saw
 		r.kill("launch failed")
 		return schemas.Guest{}, nil, err
 	}
@@ -387,7 +386,7 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 // startNamedGuest reserves the guest's name, if it has one, and starts it
 // (startGuest); a failed launch frees the name.
 func (c *serverConn) startNamedGuest(ctx context.Context, a *launchArgs) (*guestRecord, error) {
-	if err := c.s.reserveName(a.guestName); err != nil {
+	if err := c.reserveName(a.guestName); err != nil {
 		if a.output.IsValid() {
 			a.output.Release()
 			a.output = schemas.OutputSink{}

@@ -413,3 +413,39 @@ func closeWhileClientsConnect(t *testing.T) {
 		t.Errorf("%d connections open after Close", n)
 	}
 }
+
+// MaxObjects is how many Guest and Cap objects a connection may hold: with
+// one fewer held, a mint or a launch may still hand out one
+// more, and only then are they refused.
+func TestTheLastObjectAllowedCanBeMintedOrLaunched(t *testing.T) {
+	d := startDaemon(t, server.Limits{MaxObjects: 2})
+	c := d.dial(t)
+	ctx := context.Background()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	x, err := c.Mint(ctx, "dir:"+shortTempDir(t))
+	if err != nil {
+		t.Fatalf("mint of a second object with MaxObjects 2: %v", err)
+	}
+	if _, err := c.Mint(ctx, "dir:"+shortTempDir(t)); err == nil || !strings.Contains(err.Error(), "the limit") {
+		t.Fatalf("mint of a third object with MaxObjects 2: %v; want the limit", err)
+	}
+	x.Release()
+	eventually(t, server.HangGuard, "the released object's room is free again", func() bool {
+		x, err := c.Mint(ctx, "dir:"+shortTempDir(t))
+		if err == nil {
+			x.Release()
+		}
+		return err == nil
+	})
+	eventually(t, server.HangGuard, "the room is free again", func() bool {
+		g2, err := c.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Detach: true})
+		if err == nil {
+			g2.Release()
+		}
+		return err == nil
+	})
+}

@@ -27,17 +27,23 @@ func checkGuestName(n string) error {
 	return nil
 }
 
-// reserveName claims name for a guest being launched; "" claims nothing.
-// A name is the daemon's while a guest listed by it carries it.
-func (s *Server) reserveName(name string) error {
+// reserveName claims name for a guest c is launching; "" claims nothing.
+// A name is the daemon's while a guest listed by it carries it. Names are
+// one namespace for every user, but the guest that has a name is named
+// only to a client that may see it.
+func (c *serverConn) reserveName(name string) error {
 	if name == "" {
 		return nil
 	}
+	s := c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id, taken := s.names[name]; taken {
 		if id == "" {
 			return fmt.Errorf("guest name %q is being given to another guest launched at the same time: choose another", name)
+		}
+		if r, ok := s.records[id]; !ok || !c.auth.OwnsGuest(r.g) {
+			return fmt.Errorf("guest name %q is taken by another user's guest: choose another", name)
 		}
 		return fmt.Errorf("guest name %q is taken by %s: choose another, or remove that guest's name by letting it be forgotten (sandboxd ps -a lists it)", name, id)
 	}

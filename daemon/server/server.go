@@ -356,6 +356,18 @@ func (c *serverConn) takeObject() error {
 
 func (c *serverConn) dropObject() { c.objects.Add(-1) }
 
+// roomForObject reports, before a call does the work of making an object
+// (minting, restricting, launching), whether the client may hold one
+// more. It reserves nothing: the object takes its room when it is handed
+// out (takeObject), which is what bounds them; a call that finds no room
+// then undoes its work.
+func (c *serverConn) roomForObject() error {
+	if c.objects.Load() >= int64(c.s.lim.MaxObjects) {
+		return c.errTooManyObjects()
+	}
+	return nil
+}
+
 // holderOwner reports the uid a capability holder acts for: the principal
 // that launched a guest, or the principal of a connected client.
 func (s *Server) holderOwner(id string) (uint32, bool) {

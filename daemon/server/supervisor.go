@@ -276,10 +276,9 @@ func (s *supervisorServer) Mint(ctx context.Context, call schemas.Supervisor_min
 	if gr.Kind == daemon.GrantCap {
 		return fmt.Errorf("mint %s: cap: names a capability that exists already: get it with Supervisor.cap", text)
 	}
-	if err := s.c.takeObject(); err != nil {
+	if err := s.c.roomForObject(); err != nil {
 		return err
 	}
-	defer s.c.dropObject() // returnCap takes its own
 	x, err := s.c.s.sup.Mint(s.c.holder, s.c.principal, gr, gr.String()+" minted by "+s.c.principal.String())
 	if err != nil {
 		return err
@@ -324,7 +323,7 @@ func (s *supervisorServer) CapByToken(ctx context.Context, call schemas.Supervis
 
 // unwrapCap returns the kernel capability behind a Cap object the client
 // passed back to the daemon. Only Cap objects the daemon issued are
-// accepted, and a revoked one is refused.
+// accepted, and a revoked or closed one is refused.
 func (c *serverConn) unwrapCap(ctx context.Context, cl schemas.Cap) (*caps.Cap, error) {
 	if !cl.IsValid() {
 		return nil, errors.New("no capability given")
@@ -340,8 +339,8 @@ func (c *serverConn) unwrapCap(ctx context.Context, cl schemas.Cap) (*caps.Cap, 
 	if !ok {
 		return nil, errors.New("not a Cap object")
 	}
-	if cs.x.Revoked() {
-		return nil, fmt.Errorf("capability %s has been revoked", cs.x.ID())
+	if err := cs.live(); err != nil {
+		return nil, err
 	}
 	return cs.x, nil
 }
