@@ -83,6 +83,10 @@ type GuestConfig struct {
 	// runs before the guest waits for its children: it must not wait
 	// for them either.
 	OnExited, OnDone func()
+	// OnExec, when not nil, is called on the guest's own goroutine when
+	// proc_exec has replaced its program with m, before m runs. (The
+	// guest's holder then names m's hash already: caps.Holder.SetModule.)
+	OnExec func(m *Module)
 }
 
 // DefaultMaxStack is GuestConfig.MaxStack's default: 8 MiB, as Linux
@@ -267,6 +271,7 @@ type Guest struct {
 
 	onExited  func()        // GuestConfig.OnExited
 	onDone    func()        // GuestConfig.OnDone
+	onExec    func(*Module) // GuestConfig.OnExec
 	exited    chan struct{} // closed once the guest itself has ended (Exited)
 	done      chan struct{} // closed once its children have ended too (Done)
 	mu        sync.Mutex
@@ -317,7 +322,7 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
 		maxStack: cmp.Or(min(cfg.MaxStack, MaxMaxStack), DefaultMaxStack),
 		waiter:   caps.NewWaiter(), exited: make(chan struct{}), done: make(chan struct{}),
-		tree: tree, spawned: spawned, onExited: cfg.OnExited, onDone: cfg.OnDone,
+		tree: tree, spawned: spawned, onExited: cfg.OnExited, onDone: cfg.OnDone, onExec: cfg.OnExec,
 		timeout: cfg.Timeout,
 	}
 	g.shownTable.Store(cfg.Table)
@@ -435,6 +440,10 @@ func (g *Guest) run() {
 		g.module, g.table, g.argdata = req.module, req.table, req.argdata // the request's hold passes to the guest
 		g.shownTable.Store(req.table)
 		g.signal = 0
+		g.holder.SetModule(g.module.HashString()) // policies judge it as the code it runs now
+		if g.onExec != nil {
+			g.onExec(g.module)
+		}
 		st = g.runOnce()
 	}
 	if req := g.exec; req != nil {

@@ -173,5 +173,7 @@ func (g *Guest) startChild(child *Guest) {
 // childHolder names the next child of g: "<parent id>.<n>", unique within
 // the kernel as long as guest ids are.
 func (g *Guest) childHolder(m *Module) *caps.Holder {
-	return &caps.Holder{ID: fmt.Sprintf("%s.%d", g.ID, g.nspawned.Add(1)), Label: m.Name, Module: m.HashString(), Parent: g.holder}
+	h := &caps.Holder{ID: fmt.Sprintf("%s.%d", g.ID, g.nspawned.Add(1)), Label: m.Name, Parent: g.holder}
+	h.SetModule(m.HashString())
+	return h
 }

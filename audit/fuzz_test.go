@@ -2,7 +2,10 @@ package audit
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 )
 
 // FuzzVerifyReader feeds arbitrary bytes to the verifier as a log. It
@@ -51,5 +54,33 @@ func FuzzParseRecord(f *testing.F) {
 		if r.Cap != nil {
 			_, _ = ParseRights(r.Cap.Base)
 		}
+	})
+}
+
+// FuzzQueries runs what `sandboxd audit` and `policy suggest` do on a log
+// (replay it, then trace, what-if and who-can on each capability in it;
+// suggest a policy from it) on any bytes: each answers or says what is
+// wrong, and none panics or loops, whatever a corrupt or forged log holds.
+func FuzzQueries(f *testing.F) {
+	f.Add([]byte(`{"v":1,"seq":1,"type":"grant","cap":{"id":"cx","kind":"dir","holder":"g-1","base":"fd_read","inheriting":"none","edge":"grant","parent":"cx","origin":"dir:/srv","resource":"dir /srv"}}` + "\n"))
+	f.Add([]byte(`{"v":1,"seq":1,"type":"guest-start","guest":{"id":"g-1","module":"m.wasm","sha256":"ab"}}` + "\n" +
+		`{"v":1,"seq":2,"type":"grant","cap":{"id":"c1","kind":"dial","name":"db","holder":"g-1","base":"fd_read","inheriting":"none","edge":"grant","origin":"sock:db:dial","resource":"dial 127.0.0.1:1"}}` + "\n" +
+		`{"v":1,"seq":3,"type":"delegate","cap":{"id":"c2","kind":"dial","holder":"g-2","base":"fd_read","inheriting":"none","edge":"delegate","parent":"c1"}}` + "\n" +
+		`{"v":1,"seq":4,"type":"guest-exec","guest":{"id":"g-1","module":"n.wasm","sha256":"cd"}}` + "\n" +
+		`{"v":1,"seq":5,"type":"revoke","cap":{"id":"c1","kind":"dial","base":"fd_read","inheriting":"none","edge":"grant"},"receipt":{"root":"c1","revoked":["c1","c2"]}}` + "\n"))
+	f.Add([]byte(`{"v":1,"seq":1,"type":"grant"}` + "\n" + `{"v":1,"seq":2,"type":"guest-exec"}` + "\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if g, err := Replay(path, time.Time{}); err == nil {
+			for id := range g.nodes {
+				_, _ = g.Trace(id)
+				_, _ = g.WhatIf(id)
+				_ = g.WhoCan("dir:" + id)
+			}
+		}
+		_, _ = Suggest(path, "")
 	})
 }

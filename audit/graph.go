@@ -121,7 +121,7 @@ func (g *Graph) Apply(r Record) {
 		}
 	case TypeRevoke:
 		g.revoke(r.Receipt)
-	case TypeGuestStart, TypeGuestExit:
+	case TypeGuestStart, TypeGuestExit, TypeGuestExec:
 		g.guest(r)
 	}
 }
@@ -243,10 +243,14 @@ func (g *Graph) guest(r Record) {
 	if gr == nil {
 		return
 	}
-	if r.Type == TypeGuestExit {
-		if h := g.holders[gr.ID]; h != nil {
-			h.Running = false
-		}
+	switch h := g.holders[gr.ID]; {
+	case r.Type == TypeGuestExit && h != nil:
+		h.Running = false
+		return
+	case r.Type == TypeGuestExec && h != nil:
+		h.Module, h.SHA256 = gr.Module, gr.SHA256
+		return
+	case r.Type != TypeGuestStart:
 		return
 	}
 	g.holders[gr.ID] = &HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, Labels: gr.Labels, Running: true}

@@ -48,6 +48,9 @@ const (
 	// TypeGuestStart and TypeGuestExit bound a guest's life.
 	TypeGuestStart = "guest-start"
 	TypeGuestExit  = "guest-exit"
+	// TypeGuestExec is a guest replacing its program (proc_exec): from
+	// then on it is judged, and shown, as the module it names.
+	TypeGuestExec = "guest-exec"
 	// TypeShutdown is the writer shutting down with Running guests still
 	// running: it kills them and closes every capability, and records
 	// nothing more (no close or guest-exit record of them follows). The
@@ -243,5 +246,37 @@ func ParseRecord(line []byte) (Record, error) {
 	if r.Type == "" || r.Seq == 0 {
 		return Record{}, errors.New("not a record: no type or seq")
 	}
+	if err := r.checkPayload(); err != nil {
+		return Record{}, err
+	}
 	return r, nil
+}
+
+// checkPayload refuses a record without the part its type is about (a
+// grant without its capability, a revocation without its receipt), which
+// no writer makes: readers can rely on it being there.
+func (r Record) checkPayload() error {
+	missing := ""
+	switch r.Type {
+	case TypeGrant, TypeCreate, TypeDerive, TypeDelegate, TypeSpawn, TypeAdopt, TypeNarrow, TypeClose:
+		if r.Cap == nil {
+			missing = "cap"
+		}
+	case TypeRevoke, TypeLeaseExpired:
+		if r.Cap == nil || r.Receipt == nil {
+			missing = "cap and receipt"
+		}
+	case TypeDecision:
+		if r.Decision == nil {
+			missing = "decision"
+		}
+	case TypeGuestStart, TypeGuestExit, TypeGuestExec:
+		if r.Guest == nil {
+			missing = "guest"
+		}
+	}
+	if missing != "" {
+		return fmt.Errorf("a %s record without its %s: the log was not written by sandboxd, or was edited", r.Type, missing)
+	}
+	return nil
 }

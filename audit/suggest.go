@@ -90,6 +90,17 @@ func Suggest(path, guest string) (string, error) {
 
 func (u *usage) apply(r Record, guest string) {
 	switch r.Type {
+	case TypeGuestExec:
+		// What the guest passes on from here, it passes on as the module
+		// it now runs.
+		if r.Guest == nil {
+			return
+		}
+		if g := u.guests[r.Guest.ID]; g != nil {
+			ng := *g
+			ng.Module, ng.SHA256 = r.Guest.Module, r.Guest.SHA256
+			u.guests[r.Guest.ID] = &ng
+		}
 	case TypeGrant:
 		u.caps[r.Cap.ID] = r.Cap
 		if g := u.guests[r.Cap.Holder]; g != nil && isGrantOrigin(r.Cap.Origin) && (guest == "" || g.ID == guest) {

@@ -12,9 +12,6 @@ import (
 type Holder struct {
 	ID    string // unique within a kernel ("g-12", "uid:1000")
 	Label string // human name (module name, user name)
-	// Module is the lower-case hex SHA-256 of the module the holder runs,
-	// or "" for a holder that is not a guest.
-	Module string
 	// Parent is the holder that spawned this one (a child guest's parent),
 	// or nil.
 	Parent *Holder
@@ -22,7 +19,24 @@ type Holder struct {
 	// (the principal that launched a guest, a client's user). The kernel
 	// never reads it; a Gate may.
 	Owner any
+	// module is the lower-case hex SHA-256 of the module the holder runs
+	// (Module, SetModule).
+	module atomic.Pointer[string]
 }
+
+// Module returns the lower-case hex SHA-256 of the module the holder runs
+// now, or "" for a holder that is not a guest.
+func (h *Holder) Module() string {
+	if m := h.module.Load(); m != nil {
+		return *m
+	}
+	return ""
+}
+
+// SetModule records the module the holder runs: at its start, and again
+// when the guest replaces its program (proc_exec), so that a Gate judges
+// it as the code it runs.
+func (h *Holder) SetModule(sha256 string) { h.module.Store(&sha256) }
 
 // MaxClosedAbove bounds the closed capabilities among the nearest
 // 2×MaxClosedAbove ancestors of the one a capability is derived from. A

@@ -175,7 +175,7 @@ func (g *Guest) recordStart(spec *LaunchSpec, grants []string) error {
 // closed.
 func (g *Guest) recordExit(st abi.ExitStatus, ran time.Duration) {
 	gr := &audit.GuestRecord{
-		ID: g.id, Module: g.module.Name, SHA256: g.module.HashString(),
+		ID: g.id, Module: g.Module().Name, SHA256: g.Module().HashString(),
 		Principal: g.principal.String(), UID: g.principal.UID,
 		Code: st.Code, Killed: st.Killed, Signal: st.Signal, DurationNS: int64(ran),
 	}
@@ -217,7 +217,7 @@ func (s *Supervisor) AuditGraph(at time.Time) (*audit.Graph, error) {
 	for _, g := range s.Guests() {
 		running, _ := g.Status()
 		holders = append(holders, audit.HolderInfo{
-			ID: g.id, Module: g.module.Name, SHA256: g.module.HashString(),
+			ID: g.id, Module: g.Module().Name, SHA256: g.Module().HashString(),
 			Principal: g.principal.String(), Labels: maps.Clone(g.labels), Running: running,
 		})
 	}

@@ -294,10 +294,12 @@ type guestOwner struct {
 
 // newGuestHolder is the holder of a guest launched as spec says.
 func newGuestHolder(id string, spec *LaunchSpec) *caps.Holder {
-	return &caps.Holder{
-		ID: id, Label: spec.Module.Name, Module: spec.Module.HashString(),
+	h := &caps.Holder{
+		ID: id, Label: spec.Module.Name,
 		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels},
 	}
+	h.SetModule(spec.Module.HashString())
+	return h
 }
 
 // ClientHolder returns the holder of capabilities a client of the control
@@ -328,7 +330,7 @@ func holderModule(h *caps.Holder) policies.Module {
 	if h == nil {
 		return policies.Module{}
 	}
-	m := policies.Module{SHA256: h.Module}
+	m := policies.Module{SHA256: h.Module()}
 	if o, ok := h.Owner.(*guestOwner); ok {
 		m.Labels = o.labels
 	}
@@ -380,7 +382,7 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 			}
 			_, d := DecideHostPath(p, policies.Request{
 				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
-				Subject: g.principal.subject(), Module: moduleOf(g.module, g.labels),
+				Subject: g.principal.subject(), Module: moduleOf(g.Module(), g.labels),
 			}, src.asked)
 			if !d.Allowed {
 				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: d.Reason})

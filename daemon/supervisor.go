@@ -421,7 +421,7 @@ func (spec *LaunchSpec) validateLimits() error {
 type Guest struct {
 	id        string
 	s         *Supervisor
-	module    *abi.Module
+	module    atomic.Pointer[abi.Module] // what it runs (Module)
 	principal Principal
 	labels    map[string]string
 	limits    Limits
@@ -571,13 +571,15 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 	id := s.newGuestID()
 	s.guests[id] = nil
 	s.running.Add(1)
-	return &Guest{
-		id: id, s: s, module: spec.Module, principal: spec.Principal, labels: spec.Labels,
+	g := &Guest{
+		id: id, s: s, principal: spec.Principal, labels: spec.Labels,
 		holder: newGuestHolder(id, spec),
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
 		charge: charge, account: acct,
-	}, nil
+	}
+	g.module.Store(spec.Module)
+	return g, nil
 }
 
 // unreserve forgets a guest reserveGuest reserved that never started.
@@ -662,6 +664,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		OnExited:       g.exitedItself,
 		Timeout:        spec.Timeout,
 		OnDone:         g.finish,
+		OnExec:         g.execed,
 	})
 	g.grants = grants
 	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max(), MaxStack: cmp.Or(spec.MaxStack, s.maxStack)}
@@ -890,8 +893,21 @@ func (s *Supervisor) newGuestID() string {
 // is also the holder id of the guest's capabilities.
 func (g *Guest) ID() string { return g.id }
 
-// Module is the program the guest was launched with.
-func (g *Guest) Module() *abi.Module { return g.module }
+// Module is the program the guest runs: the one it was launched with, or
+// the last one it replaced it with (proc_exec).
+func (g *Guest) Module() *abi.Module { return g.module.Load() }
+
+// execed records that the guest replaced its program with m (proc_exec,
+// GuestConfig.OnExec): from now on ps, live grants and policy decisions
+// see m (its holder's module is m's already), and the audit log says so
+// before m runs. Its labels, which its launcher gave it, stay.
+func (g *Guest) execed(m *abi.Module) {
+	_ = g.s.record(audit.Record{Type: audit.TypeGuestExec, Guest: &audit.GuestRecord{
+		ID: g.id, Module: m.Name, SHA256: m.HashString(),
+	}}, true) // a failed log refuses every grant and delegation from here
+	old := g.module.Swap(m)
+	g.log.Info("guest replaced its program", "module", m.Name, "sha256", m.HashString(), "was", old.Name)
+}
 
 // Principal is who launched the guest.
 func (g *Guest) Principal() Principal { return g.principal }

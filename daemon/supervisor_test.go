@@ -353,9 +353,9 @@ func TestHandlesAreStdioThenGrantsInOrder(t *testing.T) {
 		kind      caps.Kind
 		base, inh caps.Rights
 		origin    string
-		holder    caps.Holder
+		holder    string // id and label
 	}
-	holder := caps.Holder{ID: g.ID(), Label: "spin.wat"}
+	holder := g.ID() + " spin.wat"
 	want := []handle{
 		{0, "stdin", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDWrite, 0, "launch", holder},
 		{1, "stdout", caps.KindStdio, caps.RightsTTYBase &^ caps.RightFDRead, 0, "launch", holder},
@@ -371,7 +371,7 @@ func TestHandlesAreStdioThenGrantsInOrder(t *testing.T) {
 		got := handle{fd: h.FD, name: h.Cap.Name(), kind: h.Cap.Kind(), origin: h.Cap.Origin()}
 		got.base, got.inh = h.Cap.Rights()
 		if hd := h.Cap.Holder(); hd != nil {
-			got.holder = caps.Holder{ID: hd.ID, Label: hd.Label}
+			got.holder = hd.ID + " " + hd.Label
 		}
 		if got != want[i] {
 			t.Errorf("handle %d = %+v, want %+v", i, got, want[i])

@@ -150,8 +150,11 @@ func summary(r audit.Record) string {
 		return fmt.Sprintf("%s %s %s %s to %s by %s", head, d.Op, d.Resource, verdict, orDash(d.To), d.Rule)
 	case r.Guest != nil:
 		g := r.Guest
-		if r.Type == audit.TypeGuestExit {
+		switch r.Type {
+		case audit.TypeGuestExit:
 			return fmt.Sprintf("%s %s %s code %d%s", head, g.ID, g.Module, g.Code, exitNote(g))
+		case audit.TypeGuestExec:
+			return fmt.Sprintf("%s %s now runs %s sha256 %s", head, g.ID, g.Module, short(g.SHA256))
 		}
 		return fmt.Sprintf("%s %s %s sha256 %s by %s grants %s", head, g.ID, g.Module, short(g.SHA256), g.Principal, strings.Join(g.Grants, " "))
 	case r.Type == audit.TypeOpen && r.Discarded > 0:

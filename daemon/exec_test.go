@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/audit"
+)
+
+// After proc_exec a guest is judged as the program it runs, not the one it
+// was launched as: a delegate rule that lets the launched module receive
+// a capability no longer lets the program it execs receive one, and the
+// guest's holder, its Module and the audit log name the new program.
+func TestAfterExecAGuestIsJudgedAsTheProgramItRuns(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	spin := abitest.WAT(t, guests+"spin.wat")
+	next := filepath.Join(t.TempDir(), "spin.wasm")
+	if err := os.WriteFile(next, spin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(spin)
+	spinHash := hex.EncodeToString(sum[:])
+	execMod := compile(t, s, guests+"exec_fd3.wat")
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "all" {
+  resources = ["dir:%s", "file:%s"]
+}
+delegate "to-the-exec-guest" {
+  resources = ["dir:%s"]
+  max_depth = 1
+  to {
+    sha256 = [%q]
+  }
+}
+`, dir, next, dir, execMod.HashString())))
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := a.Handles()[3].Cap
+	stdin, start := io.Pipe()
+	defer start.Close()
+	e, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: alice, Module: execMod, Grants: []Grant{mustGrant(t, "file:"+next)},
+		Stdin: stdin, SupervisorChannel: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { e.Kill("test over"); <-e.Done() }()
+	if _, err := e.SendCap(context.Background(), granted, "before"); err != nil {
+		t.Fatalf("delegation to the guest as launched (%s): %v", execMod.Name, err)
+	}
+	if _, err := start.Write([]byte{1}); err != nil { // it execs spin.wasm
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(HangGuard); e.Module().HashString() != spinHash; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest still runs %s, not the program it execs", e.Module().Name)
+		}
+	}
+	if got := e.holder.Module(); got != spinHash {
+		t.Fatalf("the guest's holder names module %s after exec, want %s", got, spinHash)
+	}
+	if _, err := e.SendCap(context.Background(), granted, "after"); !IsPolicyDenial(err) {
+		t.Fatalf("delegation to the guest after it execs another program: %v; want the policy's denial", err)
+	}
+	g, err := audit.Replay(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := g.Holder(e.ID()); h.SHA256 != spinHash {
+		t.Fatalf("the audit log's %s runs %s (%s) after exec, want %s", e.ID(), h.Module, h.SHA256, spinHash)
+	}
+}
