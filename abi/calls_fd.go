@@ -134,7 +134,7 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 	res := c.Resource()
 	if s, ok := res.(*caps.Stdio); ok {
-		return writeStdio(s, iov)
+		return writeStdio(c, s, iov)
 	}
 	w, ok := res.(caps.Writer)
 	if !ok {
@@ -170,11 +170,34 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 // its Write is a direct call rather than one through caps.Writer, and it
 // blocks rather than report EAGAIN, so there is no wait to prepare for.
 // Without it fd_write's BenchmarkHostCallRatio rises from 1.15 to
-// 1.17–1.19 (docs/BENCHMARKS.md says how to repeat that).
-func writeStdio(s *caps.Stdio, iov [][]byte) (int, Errno) {
+// 1.17–1.19 (docs/BENCHMARKS.md says how to repeat that). A stream whose
+// writes may wait for a client (the daemon's) stops waiting when c is
+// revoked, since Revoke waits for the write (writeStoppable).
+func writeStdio(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
+	if s.Stoppable() {
+		return writeStoppable(c, s, iov)
+	}
 	total := 0
 	for _, b := range limitIOV(iov) {
 		n, err := s.Write(b)
+		total += n
+		if err != nil {
+			if total > 0 {
+				return total, 0
+			}
+			return 0, caps.ErrnoOf(err)
+		}
+	}
+	return total, 0
+}
+
+// writeStoppable is writeStdio for a stream whose writes stop waiting when
+// c is revoked (caps.Stdio.WriteUntil).
+func writeStoppable(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
+	stop := c.Done()
+	total := 0
+	for _, b := range limitIOV(iov) {
+		n, err := s.WriteUntil(b, stop)
 		total += n
 		if err != nil {
 			if total > 0 {

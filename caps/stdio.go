@@ -19,6 +19,14 @@ type Stdio struct {
 	// writers that are not safe for concurrent use; nil for those that
 	// are (see NewStdout).
 	mu *sync.Mutex
+	sw StopWriter // w, if its writes may wait and can be stopped
+}
+
+// StopWriter is a writer whose writes may wait (for a slow reader at the
+// other end) and can be told to stop waiting: stop is closed when the
+// capability written through is revoked, and Revoke waits for the write.
+type StopWriter interface {
+	WriteUntil(p []byte, stop <-chan struct{}) (int, error)
 }
 
 // NewStdin wraps r as a readable standard stream.
@@ -29,6 +37,7 @@ func NewStdin(r io.Reader) *Stdio { return &Stdio{name: "stdin", r: r} }
 // safe for concurrent use already (an *os.File, io.Discard).
 func NewStdout(name string, w io.Writer) *Stdio {
 	s := &Stdio{name: name, w: w}
+	s.sw, _ = w.(StopWriter)
 	switch w.(type) {
 	case *os.File:
 	default:
@@ -55,6 +64,26 @@ func (s *Stdio) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		err = nil
 	}
+	return n, err
+}
+
+// Stoppable reports whether a write may wait and stop waiting when told
+// (WriteUntil).
+func (s *Stdio) Stoppable() bool { return s.sw != nil }
+
+// WriteUntil writes p as Write does; a write that waits stops waiting once
+// stop is closed (the capability written through was revoked), if the
+// stream's writer can (Stoppable).
+func (s *Stdio) WriteUntil(p []byte, stop <-chan struct{}) (int, error) {
+	if s.sw == nil {
+		return s.Write(p)
+	}
+	if s.mu == nil {
+		return s.sw.WriteUntil(p, stop)
+	}
+	s.mu.Lock()
+	n, err := s.sw.WriteUntil(p, stop)
+	s.mu.Unlock()
 	return n, err
 }
 

@@ -778,3 +778,56 @@ func TestPassingOnAClosedCapabilitySaysItWasClosed(t *testing.T) {
 		t.Fatal("the root was revoked")
 	}
 }
+
+// stuckWriter blocks every write until release is closed.
+type stuckWriter struct{ release chan struct{} }
+
+func (w stuckWriter) Write(p []byte) (int, error) { <-w.release; return len(p), nil }
+
+// A client whose output sink never answers (its process keeps reading the
+// socket, so the write timeout never comes) leaves its guest waiting in
+// fd_write. Revoking that guest's stdout, which waits for the write in
+// progress, must still return: the write stops waiting when its handle is
+// revoked.
+func TestRevokingTheStdoutOfAGuestWaitingForItsClientReturns(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	ctx := context.Background()
+	c := d.dial(t)
+	w := stuckWriter{release: make(chan struct{})}
+	defer close(w.release)
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Stdout: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	eventually(t, server.HangGuard, "the guest's output waits for its client", func() bool {
+		return server.OutputWaiting(d.srv, g.ID())
+	})
+	handles, err := g.Caps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout string
+	for _, h := range handles {
+		if h.FD == 1 {
+			stdout = h.Cap.ID
+		}
+	}
+	if stdout == "" {
+		t.Fatalf("no fd 1 in %+v", handles)
+	}
+	op := d.dial(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := op.Revoke(ctx, stdout, "the operator cuts the guest's output")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("revoking the stdout of a guest waiting for its client: %v", err)
+		}
+	case <-time.After(server.HangGuard):
+		t.Fatal("revoking the stdout of a guest waiting for its client never returned")
+	}
+}

@@ -53,3 +53,12 @@ func StdinWritesWaiting(s *Server, id string) int {
 	}
 	return int(r.stdin.waiting.Load())
 }
+
+// OutputWaiting reports whether guest id's output waits for its attached
+// client to acknowledge what it was sent.
+func OutputWaiting(s *Server, id string) bool {
+	s.mu.Lock()
+	r := s.records[id]
+	s.mu.Unlock()
+	return r != nil && r.attached != nil && r.attached.lim.waiting.Load() > 0
+}

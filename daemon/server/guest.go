@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
-	"capnproto.org/go/capnp/v3/flowcontrol"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
@@ -99,6 +99,7 @@ func (s *Server) record(id string) (*guestRecord, bool) {
 type outputSink struct {
 	ctx  context.Context
 	sink schemas.OutputSink
+	lim  *outputLimiter
 
 	mu     sync.Mutex
 	failed bool
@@ -112,13 +113,21 @@ const (
 )
 
 func newOutputSink(ctx context.Context, sink schemas.OutputSink) *outputSink {
-	sink.SetFlowLimiter(flowcontrol.NewFixedLimiter(outputWindow))
-	return &outputSink{ctx: ctx, sink: sink}
+	lim := newOutputLimiter(outputWindow)
+	sink.SetFlowLimiter(lim)
+	return &outputSink{ctx: ctx, sink: sink, lim: lim}
 }
 
-func (o *outputSink) write(st stream, p []byte, at int64) {
+// write streams p to the client. A write waiting for the client to
+// acknowledge earlier ones also ends when stop is closed (the capability
+// written through was revoked: Revoke waits for the write). The stream
+// has then failed, as it does when the client goes away: output goes to
+// the kept log only.
+func (o *outputSink) write(st stream, p []byte, at int64, stop <-chan struct{}) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.lim.setStop(stop)
+	defer o.lim.setStop(nil)
 	for len(p) > 0 && !o.failed {
 		n := min(len(p), maxOutputCall)
 		chunk := p[:n]
@@ -133,6 +142,75 @@ func (o *outputSink) write(st stream, p []byte, at int64) {
 		p = p[n:]
 	}
 }
+
+// errWriteStopped ends an output write whose capability was revoked while
+// it waited for the client.
+var errWriteStopped = errors.New("the output handle was revoked while its write waited for the client")
+
+// outputLimiter is an outputSink's flow limiter (flowcontrol.FlowLimiter):
+// at most window bytes in stream calls not yet acknowledged. A call past
+// it waits until the client acknowledges enough, its context ends (the
+// guest killed, or the server closing) or the capability being written
+// through is revoked (stop, set for the write in progress).
+type outputLimiter struct {
+	mu     sync.Mutex
+	window int64
+	avail  int64
+	freed  chan struct{} // closed, and replaced, when bytes are given back
+	stop   <-chan struct{}
+	// waiting counts calls waiting for the client (for tests).
+	waiting atomic.Int32
+}
+
+func newOutputLimiter(window int64) *outputLimiter {
+	return &outputLimiter{window: window, avail: window, freed: make(chan struct{})}
+}
+
+func (l *outputLimiter) setStop(stop <-chan struct{}) {
+	l.mu.Lock()
+	l.stop = stop
+	l.mu.Unlock()
+}
+
+func (l *outputLimiter) StartMessage(ctx context.Context, size uint64) (gotResponse func(), err error) {
+	n := min(int64(size), l.window) // a call larger than the window waits for all of it
+	for {
+		l.mu.Lock()
+		if l.avail >= n {
+			l.avail -= n
+			l.mu.Unlock()
+			return func() { l.give(n) }, nil
+		}
+		freed, stop := l.freed, l.stop
+		l.mu.Unlock()
+		if err := l.wait(ctx, freed, stop); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (l *outputLimiter) wait(ctx context.Context, freed, stop <-chan struct{}) error {
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	select {
+	case <-freed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-stop:
+		return errWriteStopped
+	}
+}
+
+func (l *outputLimiter) give(n int64) {
+	l.mu.Lock()
+	l.avail += n
+	close(l.freed)
+	l.freed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+func (l *outputLimiter) Release() {}
 
 // finish waits until every call sent has been answered, then releases the
 // sink.
@@ -269,7 +347,7 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 		off = next
 		for _, ch := range chunks {
 			if !q.skip[ch.stream] {
-				sink.write(ch.stream, ch.data, ch.time)
+				sink.write(ch.stream, ch.data, ch.time, nil)
 			}
 		}
 		if !follow || (closed && len(chunks) == 0) {

@@ -218,11 +218,15 @@ type streamWriter struct {
 	sink   *outputSink // nil when no client is attached
 }
 
-func (w *streamWriter) Write(p []byte) (int, error) {
+func (w *streamWriter) Write(p []byte) (int, error) { return w.WriteUntil(p, nil) }
+
+// WriteUntil writes p to the kept log and to the attached client, whose
+// acknowledgement it may wait for until stop is closed (caps.StopWriter).
+func (w *streamWriter) WriteUntil(p []byte, stop <-chan struct{}) (int, error) {
 	now := time.Now().UnixNano()
 	w.log.writeAt(w.stream, p, now)
 	if w.sink != nil {
-		w.sink.write(w.stream, p, now)
+		w.sink.write(w.stream, p, now, stop)
 	}
 	return len(p), nil
 }
