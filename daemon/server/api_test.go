@@ -733,6 +733,8 @@ func TestUnknownGuestAndCapabilityErrorsSayWhatToDo(t *testing.T) {
 	}{
 		{"bad module", client.LaunchRequest{Name: "x", Wasm: []byte("not wasm")}, client.KindModule, "not a valid WebAssembly module"},
 		{"relative host path", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:relative/path"}}, client.KindGrant, "must be absolute"},
+		{"relative unix socket path", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"sock:unix:relative.sock=db"}}, client.KindGrant, "must be absolute"},
+		{"relative unix listener path", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"listen:unix:relative.sock=web"}}, client.KindGrant, "must be absolute"},
 		{"missing host path", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"dir:/nonexistent/sbx"}}, client.KindGrant, "does not exist"},
 		{"malformed grant", client.LaunchRequest{Name: "x", Wasm: abitest.WAT(t, helloWAT), Grants: []string{"disk:/tmp"}}, client.KindGrant, `unknown kind "disk"`},
 		{"no module", client.LaunchRequest{Name: "x"}, client.KindRequest, "no module"},

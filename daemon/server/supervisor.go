@@ -50,6 +50,9 @@ func (c *serverConn) parseGrant(text string) (daemon.Grant, error) {
 			return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: err}
 		}
 	}
+	if err := checkSocketPath(gr); err != nil {
+		return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: err}
+	}
 	if err := c.auth.MayName(gr, c.s.sup.Policy() != nil); err != nil {
 		return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: err}
 	}
@@ -73,6 +76,20 @@ func (c *serverConn) checkHostPath(gr daemon.Grant) error {
 		return fmt.Errorf("the daemon's policy declares no %s resource named %q: give the host path as an absolute path, or use a declared name", gr.Kind, gr.Source)
 	}
 	return nil
+}
+
+// checkSocketPath refuses a sock or listen grant whose inline unix socket
+// path is relative: the daemon does not share the client's working
+// directory. (An abstract address, @NAME, has no directory.)
+func checkSocketPath(gr daemon.Grant) error {
+	if gr.Kind != daemon.GrantSock && gr.Kind != daemon.GrantListen {
+		return nil
+	}
+	path, ok := strings.CutPrefix(gr.Source, "unix:")
+	if !ok || filepath.IsAbs(path) || strings.HasPrefix(path, "@") {
+		return nil
+	}
+	return fmt.Errorf("unix socket paths sent to the daemon must be absolute (%s is not): the daemon does not share your working directory", path)
 }
 
 func (s *supervisorServer) List(ctx context.Context, call schemas.Supervisor_list) error {
