@@ -162,6 +162,9 @@ func (c *Cap) SetFlags(f uint32) { c.flags.Store(f) }
 // Revoked reports whether the capability has been revoked.
 func (c *Cap) Revoked() bool { return c.revoked.Load() }
 
+// Closed reports whether its holder has let go of the capability.
+func (c *Cap) Closed() bool { return c.closed.Load() }
+
 // Done is closed when the capability is revoked. Blocking operations select
 // on it so that revocation ends them. The channel is made by the first
 // call: most capabilities are never waited on (a guest's stdio, most

@@ -137,6 +137,14 @@ func (c *Channel) dropQueue() {
 	p.waits[c.side].wakeAll()
 }
 
+// Queued returns the capabilities in flight in this end's queue: sent to
+// it and not received yet.
+func (c *Channel) Queued() []*Cap {
+	var out []*Cap
+	c.eachQueued(func(x *Cap) { out = append(out, x) })
+	return out
+}
+
 // eachQueued calls f, with the channel's lock held, for each capability
 // in flight in this end's queue.
 func (c *Channel) eachQueued(f func(*Cap)) {

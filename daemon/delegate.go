@@ -191,18 +191,16 @@ func WhyNotDerived(from *caps.Cap, err error) string {
 
 // Pending returns the capabilities sent to the guest on its supervisor
 // channel (Grant, SendCap) that it has not received yet: they are held for
-// it, and revocable, but have no fd.
+// it, and revocable, but have no fd. They are what waits in the guest's
+// end of the channel, so asking costs what waits there, not a pass over
+// every capability of the daemon.
 func (g *Guest) Pending() []*caps.Cap {
-	inTable := make(map[caps.ID]bool)
-	for _, e := range g.Handles() {
-		inTable[e.Cap.ID()] = true
+	if g.supervised == nil {
+		return nil
 	}
 	var out []*caps.Cap
-	for _, in := range g.s.k.Snapshot() {
-		if in.Holder != g.id || in.Revoked || in.Closed || inTable[in.ID] {
-			continue
-		}
-		if c, ok := g.s.k.Lookup(in.ID); ok {
+	for _, c := range g.supervised.Queued() {
+		if c.Holder() == g.holder && !c.Revoked() && !c.Closed() {
 			out = append(out, c)
 		}
 	}

@@ -93,3 +93,35 @@ func TestPassingOnBeneathTooManyClosedCopiesSaysWhy(t *testing.T) {
 		t.Fatalf("sending a capability beneath %d closed copies: %v; want it refused, saying why (caps.ErrClosedAbove), not that it was revoked", caps.MaxClosedAbove, err)
 	}
 }
+
+// What the daemon sent a guest and it has not received yet is pending:
+// listed until it is received or revoked, and nothing else is.
+func TestPendingListsWhatWaitsOnTheSupervisorChannel(t *testing.T) {
+	s := newSupervisor(t)
+	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: compile(t, s, guests+"spin.wat"), SupervisorChannel: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { g.Kill("test"); waitExit(t, g, HangGuard) }()
+	if p := g.Pending(); len(p) != 0 {
+		t.Fatalf("%d pending before anything was sent", len(p))
+	}
+	h := &caps.Holder{ID: "test"}
+	a := s.k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "a", "test")
+	b := s.k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "b", "test")
+	sa, err := g.SendCap(context.Background(), a, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := g.SendCap(context.Background(), b, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := g.Pending(); len(p) != 2 || p[0] != sa || p[1] != sb {
+		t.Fatalf("pending %v, want the two sent, in order", p)
+	}
+	s.k.Revoke(sa, "test")
+	if p := g.Pending(); len(p) != 1 || p[0] != sb {
+		t.Fatalf("pending %v after one was revoked, want the other", p)
+	}
+}

@@ -38,7 +38,7 @@ func (s *capServer) live() error {
 	if s.x.Revoked() {
 		return fmt.Errorf("capability %s has been revoked", s.x.ID())
 	}
-	if s.x.Info().Closed {
+	if s.x.Closed() {
 		return fmt.Errorf("capability %s has been closed by its holder", s.x.ID())
 	}
 	return nil
