@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,6 +299,48 @@ func TestAPanicWhileCompilingFailsOnlyThatCompilation(t *testing.T) {
 	m, err = rt.Compile(ctx, "hello.wasm", hello)
 	if err != nil {
 		t.Fatalf("the same module after the panic: %v", err)
+	}
+	m.Release()
+}
+
+// Compilations beyond Config.MaxCompiles wait their turn: while one runs,
+// another module's compilation waits, and gives up when its context ends;
+// once the first is done, the other compiles.
+func TestCompilationsBeyondMaxCompilesWaitTheirTurn(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true, MaxCompiles: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	rt.beforeCompile = func() { once.Do(func() { close(entered); <-release }) }
+	first := make(chan error, 1)
+	go func() {
+		m, err := rt.Compile(ctx, "hello.wasm", abitest.WAT(t, "abi/testdata/guests/hello.wat"))
+		if m != nil {
+			m.Release()
+		}
+		first <- err
+	}()
+	<-entered // the first compilation holds the one turn
+	other := abitest.WAT(t, "daemon/testdata/guests/spin.wat")
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if m, err := rt.Compile(cctx, "spin.wasm", other); !errors.Is(err, context.Canceled) {
+		if m != nil {
+			m.Release()
+		}
+		t.Fatalf("a compilation past MaxCompiles whose context ended: %v; want it to give up waiting", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	m, err := rt.Compile(ctx, "spin.wasm", other)
+	if err != nil {
+		t.Fatalf("the waiting module once the turn is free: %v", err)
 	}
 	m.Release()
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,13 @@ type Config struct {
 	// compiling; the least recently used beyond it are dropped. 0 means
 	// DefaultMaxIdleModules.
 	MaxIdleModules int
+	// MaxCompiles is how many modules the runtime compiles at once; more
+	// wait their turn (or for their context). Compiling takes a CPU and,
+	// for the largest module sandboxd accepts, some 300 MB while it runs
+	// (BenchmarkCompileMostFunctions): without a bound, clients sending
+	// many distinct large modules at once would take the host's memory.
+	// 0 means runtime.GOMAXPROCS(0).
+	MaxCompiles int
 }
 
 // DefaultMaxIdleModules is Config.MaxIdleModules' default.
@@ -80,6 +88,9 @@ type Runtime struct {
 	// beforeCompile, when not nil, runs as a compilation starts: a test's
 	// way to make one fail as a defect would.
 	beforeCompile func()
+	// compiling holds a token for each compilation running
+	// (Config.MaxCompiles).
+	compiling chan struct{}
 
 	mu      sync.Mutex
 	modules map[[32]byte]*compileEntry
@@ -129,7 +140,11 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.CacheDir != "" {
 		rewriteDir = filepath.Join(cfg.CacheDir, "rewritten")
 	}
-	rt := &Runtime{r: r, log: log, rewriteDir: rewriteDir, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
+	maxCompiles := cfg.MaxCompiles
+	if maxCompiles <= 0 {
+		maxCompiles = runtime.GOMAXPROCS(0)
+	}
+	rt := &Runtime{compiling: make(chan struct{}, maxCompiles), r: r, log: log, rewriteDir: rewriteDir, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
 	for name, instantiate := range hostModules {
 		rt.hosts[name] = &hostInit{instantiate: instantiate}
 	}
@@ -259,7 +274,7 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 	rt.modules[h] = e
 	rt.mu.Unlock()
 
-	m, err := rt.compileSafely(ctx, name, wasm, h)
+	m, err := rt.compileInTurn(ctx, name, wasm, h)
 	rt.mu.Lock()
 	if err != nil {
 		delete(rt.modules, h) // a later attempt may succeed (e.g. after a cancelled context)
@@ -329,6 +344,18 @@ func (m *Module) Release() {
 		rt.log.Debug("dropped idle module", "module", old.Name, "sha256", old.HashString())
 		old.compiled.Close(context.Background())
 	}
+}
+
+// compileInTurn is compileSafely once one of Config.MaxCompiles turns is
+// free, or ctx's error if ctx ends first.
+func (rt *Runtime) compileInTurn(ctx context.Context, name string, wasm []byte, h [32]byte) (*Module, error) {
+	select {
+	case rt.compiling <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("compiling %s: %w", name, context.Cause(ctx))
+	}
+	defer func() { <-rt.compiling }()
+	return rt.compileSafely(ctx, name, wasm, h)
 }
 
 // compileSafely is compile with a panic in it an error. A module comes

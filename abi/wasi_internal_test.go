@@ -834,3 +834,40 @@ func TestEveryCallFollowsALinkBeneathTheGrantAlike(t *testing.T) {
 		t.Fatalf("set_times following a link out of the grant: %v, want ENOTCAPABLE", e)
 	}
 }
+
+// A ".." after a component that is not a directory does not go
+// up from it: the kernel (and os.Root, which path_filestat_get and
+// path_open use) refuses "f/../t" with ENOTDIR. Dir.resolve drops "f" and
+// ".." lexically, so path_filestat_set_times and path_link, which
+// resolve the path themselves when following links, act on t instead.
+func TestDotDotAfterAFileIsENOTDIRForEveryCall(t *testing.T) {
+	w := newWASIT(t)
+	if err := os.WriteFile(filepath.Join(w.dir, "f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "t"), []byte("t"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path, n := w.str(200, "f/../t")
+	if e := w.call("path_filestat_get", 3, uint64(lookupSymlinkFollow), path, n, 300); e != caps.ENOTDIR {
+		t.Fatalf("path_filestat_get f/../t: %v, want ENOTDIR", e)
+	}
+	if e := w.call("path_filestat_set_times", 3, uint64(lookupSymlinkFollow), path, n, 0, 0, uint64(fsAtimNow|fsMtimNow)); e != caps.ENOTDIR {
+		t.Errorf("path_filestat_set_times (follow) f/../t: %v, want ENOTDIR as path_filestat_get", e)
+	}
+	p2, n2 := w.str(400, "hardlink")
+	if e := w.call("path_link", 3, uint64(lookupSymlinkFollow), path, n, 3, p2, n2); e != caps.ENOTDIR {
+		t.Errorf("path_link (follow) f/../t: %v, want ENOTDIR as path_filestat_get", e)
+	}
+	// The same for a link whose contents end in a slash: l -> "t/".
+	if err := os.Symlink("t/", filepath.Join(w.dir, "l")); err != nil {
+		t.Fatal(err)
+	}
+	lp, ln := w.str(500, "l")
+	if e := w.call("path_filestat_get", 3, uint64(lookupSymlinkFollow), lp, ln, 300); e != caps.ENOTDIR {
+		t.Fatalf("path_filestat_get l -> t/: %v, want ENOTDIR", e)
+	}
+	if e := w.call("path_filestat_set_times", 3, uint64(lookupSymlinkFollow), lp, ln, 0, 0, uint64(fsAtimNow|fsMtimNow)); e != caps.ENOTDIR {
+		t.Errorf("path_filestat_set_times (follow) l -> t/: %v, want ENOTDIR as path_filestat_get", e)
+	}
+}

@@ -62,10 +62,6 @@ type grant struct{ host string }
 // replaced on the host before the directory could be re-opened as a Root.
 const maxOpenAttempts = 4
 
-// maxSymlinks bounds the symbolic links followed in the last component of
-// one path, as os.Root bounds those in the others (POSIX SYMLOOP_MAX).
-const maxSymlinks = 8
-
 // OpenDir opens a host directory as a Dir: the root of a new grant.
 func OpenDir(hostPath string) (*Dir, error) {
 	r, err := os.OpenRoot(hostPath)
@@ -188,13 +184,19 @@ func (d *Dir) resolve(p string) (string, error) {
 		c := rest[0]
 		rest = rest[1:]
 		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(out) == 0 {
-				return "", ENOTCAPABLE
+		case "", ".", "..":
+			// What comes before a slash must be a directory, whatever
+			// follows it: "f/../t" and "f/" are ENOTDIR for a file f, as
+			// the kernel's resolution has them.
+			if err := d.mustBeDir(out); err != nil {
+				return "", err
 			}
-			out = out[:len(out)-1]
+			if c == ".." {
+				if len(out) == 0 {
+					return "", ENOTCAPABLE
+				}
+				out = out[:len(out)-1]
+			}
 			continue
 		}
 		next := strings.Join(append(out, c), "/")
@@ -229,6 +231,22 @@ func (d *Dir) resolve(p string) (string, error) {
 // maxLinksInPath bounds the symbolic links resolve follows in one path,
 // as Linux's MAXSYMLINKS does.
 const maxLinksInPath = 40
+
+// mustBeDir returns ENOTDIR unless the resolved components name a
+// directory beneath d (none name d itself).
+func (d *Dir) mustBeDir(components []string) error {
+	if len(components) == 0 {
+		return nil
+	}
+	fi, err := d.root.Lstat(strings.Join(components, "/"))
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return ENOTDIR
+	}
+	return nil
+}
 
 // OpenFlags are the ABI-neutral options of Open.
 type OpenFlags struct {

@@ -17,9 +17,16 @@ import (
 
 // After proc_exec a guest is judged as the program it runs, not the one it
 // was launched as: a delegate rule that lets the launched module receive
-// a capability no longer lets the program it execs receive one, and the
-// guest's holder, its Module and the audit log name the new program.
+// a capability, by its hash or by the labels its launcher gave it, no
+// longer lets the program it execs receive one; and the guest's holder,
+// its Module and the audit log name the new program.
 func TestAfterExecAGuestIsJudgedAsTheProgramItRuns(t *testing.T) {
+	for _, by := range []string{"sha256", "labels"} {
+		t.Run("by "+by, func(t *testing.T) { testJudgedAfterExec(t, by) })
+	}
+}
+
+func testJudgedAfterExec(t *testing.T, by string) {
 	s, path := newAuditedSupervisor(t)
 	dir := t.TempDir()
 	spin := abitest.WAT(t, guests+"spin.wat")
@@ -30,6 +37,10 @@ func TestAfterExecAGuestIsJudgedAsTheProgramItRuns(t *testing.T) {
 	sum := sha256.Sum256(spin)
 	spinHash := hex.EncodeToString(sum[:])
 	execMod := compile(t, s, guests+"exec_fd3.wat")
+	to := fmt.Sprintf("sha256 = [%q]", execMod.HashString())
+	if by == "labels" {
+		to = `labels = { role = "trusted" }`
+	}
 	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
 grant "all" {
   resources = ["dir:%s", "file:%s"]
@@ -38,10 +49,10 @@ delegate "to-the-exec-guest" {
   resources = ["dir:%s"]
   max_depth = 1
   to {
-    sha256 = [%q]
+    %s
   }
 }
-`, dir, next, dir, execMod.HashString())))
+`, dir, next, dir, to)))
 	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +62,7 @@ delegate "to-the-exec-guest" {
 	defer start.Close()
 	e, err := s.Launch(context.Background(), LaunchSpec{
 		Principal: alice, Module: execMod, Grants: []Grant{mustGrant(t, "file:"+next)},
-		Stdin: stdin, SupervisorChannel: true,
+		Labels: map[string]string{"role": "trusted"}, Stdin: stdin, SupervisorChannel: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -290,13 +290,14 @@ type guestOwnEnd struct{}
 type guestOwner struct {
 	principal Principal
 	labels    map[string]string
+	launched  string // the hash of the module launched, which the labels describe
 }
 
 // newGuestHolder is the holder of a guest launched as spec says.
 func newGuestHolder(id string, spec *LaunchSpec) *caps.Holder {
 	h := &caps.Holder{
 		ID: id, Label: spec.Module.Name,
-		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels},
+		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels, launched: spec.Module.HashString()},
 	}
 	h.SetModule(spec.Module.HashString())
 	return h
@@ -323,15 +324,16 @@ func subjectOf(h *caps.Holder) policies.Subject {
 	return policies.Subject{}
 }
 
-// holderModule is the module a holder runs, with its launch labels. A
-// spawned child has none: labels are given by whoever launches, and a
-// guest does not pass its own on to code it chooses to run.
+// holderModule is the module a holder runs, with its launch labels while
+// it runs the module launched. A spawned child has none, nor has the
+// program a guest execs: labels are given by whoever launches, and a guest
+// does not pass its own on to code it chooses to run.
 func holderModule(h *caps.Holder) policies.Module {
 	if h == nil {
 		return policies.Module{}
 	}
 	m := policies.Module{SHA256: h.Module()}
-	if o, ok := h.Owner.(*guestOwner); ok {
+	if o, ok := h.Owner.(*guestOwner); ok && o.launched == m.SHA256 {
 		m.Labels = o.labels
 	}
 	return m
@@ -382,7 +384,7 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 			}
 			_, d := DecideHostPath(p, policies.Request{
 				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
-				Subject: g.principal.subject(), Module: moduleOf(g.Module(), g.labels),
+				Subject: g.principal.subject(), Module: holderModule(g.holder),
 			}, src.asked)
 			if !d.Allowed {
 				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: d.Reason})

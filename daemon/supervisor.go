@@ -899,8 +899,8 @@ func (g *Guest) Module() *abi.Module { return g.module.Load() }
 
 // execed records that the guest replaced its program with m (proc_exec,
 // GuestConfig.OnExec): from now on ps, live grants and policy decisions
-// see m (its holder's module is m's already), and the audit log says so
-// before m runs. Its labels, which its launcher gave it, stay.
+// see m (its holder's module is m's already; its launch labels no longer
+// count, holderModule), and the audit log says so before m runs.
 func (g *Guest) execed(m *abi.Module) {
 	_ = g.s.record(audit.Record{Type: audit.TypeGuestExec, Guest: &audit.GuestRecord{
 		ID: g.id, Module: m.Name, SHA256: m.HashString(),

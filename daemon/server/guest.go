@@ -100,9 +100,12 @@ type outputSink struct {
 	ctx  context.Context
 	sink schemas.OutputSink
 	lim  *outputLimiter
-
-	mu     sync.Mutex
-	failed bool
+	// turn is held (a token in it) by the write in progress: writes to
+	// the guest's stdout and stderr take turns, and one waiting for its
+	// turn behind another that waits for the client stops waiting as any
+	// write does (write).
+	turn   chan struct{}
+	failed bool // guarded by turn
 }
 
 // outputWindow is how many bytes of output may be in flight to one client
@@ -115,17 +118,24 @@ const (
 func newOutputSink(ctx context.Context, sink schemas.OutputSink) *outputSink {
 	lim := newOutputLimiter(outputWindow)
 	sink.SetFlowLimiter(lim)
-	return &outputSink{ctx: ctx, sink: sink, lim: lim}
+	return &outputSink{ctx: ctx, sink: sink, lim: lim, turn: make(chan struct{}, 1)}
 }
 
 // write streams p to the client. A write waiting for the client to
-// acknowledge earlier ones also ends when stop is closed (the capability
-// written through was revoked: Revoke waits for the write). The stream
-// has then failed, as it does when the client goes away: output goes to
-// the kept log only.
+// acknowledge earlier ones, or for its turn behind such a write, also
+// ends when stop is closed (the capability written through was revoked:
+// Revoke waits for the write) or the guest's output context ends. A write
+// that ended so while sending has failed the stream, as a client going
+// away does: output goes to the kept log only.
 func (o *outputSink) write(st stream, p []byte, at int64, stop <-chan struct{}) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	select {
+	case o.turn <- struct{}{}:
+	case <-stop:
+		return
+	case <-o.ctx.Done():
+		return
+	}
+	defer func() { <-o.turn }()
 	o.lim.setStop(stop)
 	defer o.lim.setStop(nil)
 	for len(p) > 0 && !o.failed {
@@ -136,10 +146,22 @@ func (o *outputSink) write(st stream, p []byte, at int64, stop <-chan struct{}) 
 			a.SetTime(at)
 			return a.SetData(chunk)
 		})
-		if err != nil {
+		// go-capnp asks the flow limiter after a call is sent and ignores
+		// its error: a wait that ended early shows only here.
+		if err != nil || stopped(stop) || o.ctx.Err() != nil {
 			o.failed = true
 		}
 		p = p[n:]
+	}
+}
+
+// stopped reports whether stop is closed.
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -215,8 +237,8 @@ func (l *outputLimiter) Release() {}
 // finish waits until every call sent has been answered, then releases the
 // sink.
 func (o *outputSink) finish() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.turn <- struct{}{}
+	defer func() { <-o.turn }()
 	_ = o.sink.WaitStreaming()
 	o.sink.Release()
 }
