@@ -871,3 +871,40 @@ func TestDotDotAfterAFileIsENOTDIRForEveryCall(t *testing.T) {
 		t.Errorf("path_filestat_set_times (follow) l -> t/: %v, want ENOTDIR as path_filestat_get", e)
 	}
 }
+
+// A send whose handles are refused part way (the second revoked) sends
+// nothing, keeps no copy of the first and gives back the room it took
+// among the handles in flight.
+func TestASendRefusedPartWayKeepsNothing(t *testing.T) {
+	w := newWASIT(t)
+	obj, _ := w.g.table.Get(7)
+	b, _ := obj.Rights()
+	copied, err := w.k.Derive(obj, caps.Derivation{Holder: w.g.holder, Edge: caps.EdgeDup, Base: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := w.g.table.Insert(copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.k.Revoke(copied, "test")
+	// send_in at 100: data (none), fds at 200: [7, fd]; send_out at 300.
+	var fds, in [20]byte
+	binary.LittleEndian.PutUint32(fds[0:], 7)
+	binary.LittleEndian.PutUint32(fds[4:], fd)
+	w.put(200, fds[:8])
+	binary.LittleEndian.PutUint32(in[8:], 200)
+	binary.LittleEndian.PutUint32(in[12:], 2)
+	w.put(100, in[:])
+	if e, r := callHandler(sockSend, w.g, w.m, []uint64{5, 100, 300}); r != nil || e != caps.ENOTCAPABLE {
+		t.Fatalf("sock_send of a good and a revoked handle: %v (panic %v), want ENOTCAPABLE", e, r)
+	}
+	if n := w.g.tree.inflight.InFlight(); n != 0 {
+		t.Fatalf("%d handles charged as in flight after a refused send", n)
+	}
+	for _, in := range w.k.Snapshot() {
+		if strings.HasPrefix(in.Origin, "sent on ") && !in.Closed {
+			t.Fatalf("a copy made for the refused send is still open: %+v", in)
+		}
+	}
+}
