@@ -84,15 +84,7 @@ func TestFollowStopsAtTheCallbacksError(t *testing.T) {
 // delivers must be what the log holds: the torn bytes are not glued to
 // the next record.
 func TestFollowReadsOnAfterTheWriterCutATornLine(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "c1"}}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	path := logOfOneClose(t)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +103,7 @@ func TestFollowReadsOnAfterTheWriterCutATornLine(t *testing.T) {
 	if _, err := tl.read(collect); err != nil { // the two records, and the torn bytes
 		t.Fatal(err)
 	}
-	l, err = Open(path, Options{}) // cuts the torn line, records its own open
+	l, err := Open(path, Options{}) // cuts the torn line, records its own open
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,15 +129,7 @@ func TestFollowReadsOnAfterTheWriterCutATornLine(t *testing.T) {
 // A log cut shorter than what Follow has read (replaced, or truncated by
 // hand) is an error that says so, not records made of whatever follows.
 func TestFollowRefusesALogCutShorterThanItRead(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "c1"}}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	path := logOfOneClose(t)
 	tl := &tail{path: path, line: 1}
 	if _, err := tl.read(func(Record, Pos) error { return nil }); err != nil {
 		t.Fatal(err)
@@ -156,4 +140,20 @@ func TestFollowRefusesALogCutShorterThanItRead(t *testing.T) {
 	if _, err := tl.read(func(Record, Pos) error { return nil }); err == nil || !strings.Contains(err.Error(), "shorter than") {
 		t.Fatalf("reading a log cut short: %v; want an error saying it was cut", err)
 	}
+}
+
+// logOfOneClose returns the path of a new log holding its open record and
+// one close.
+func logOfOneClose(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "c1"}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	return path
 }
