@@ -2,9 +2,11 @@ package abi
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -343,4 +345,138 @@ func TestCompilationsBeyondMaxCompilesWaitTheirTurn(t *testing.T) {
 		t.Fatalf("the waiting module once the turn is free: %v", err)
 	}
 	m.Release()
+}
+
+// Callers of Compile for the same bytes share one compilation. When the
+// caller that started it gives up waiting for its turn (its client went
+// away), another caller waiting for the same module with a live context
+// must still get the module: the first caller's cancellation is not its
+// error.
+func TestACancelledCompileWaitingItsTurnFailsNoOtherCaller(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true, MaxCompiles: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	rt.compiling <- struct{}{} // another module's compilation holds the one turn
+	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
+	h := sha256.Sum256(wasm)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		m, err := rt.Compile(cctx, "hello.wasm", wasm)
+		if m != nil {
+			m.Release()
+		}
+		first <- err
+	}()
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(HangGuard)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after %v: %s", HangGuard, what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitUntil("the first caller started the compilation", func() bool {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		return rt.modules[h] != nil
+	})
+	second := make(chan error, 1)
+	go func() {
+		m, err := rt.Compile(ctx, "hello.wasm", wasm)
+		if m != nil {
+			m.Release()
+		}
+		second <- err
+	}()
+	// The second caller waits for the first's compilation (e.done).
+	waitUntil("the second caller waits for the first's compilation", func() bool {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			waiting := strings.Contains(g, "[chan receive") || strings.Contains(g, "[select")
+			if waiting && strings.Contains(g, "abi.(*Runtime).Compile(") && !strings.Contains(g, "compileInTurn") {
+				return true
+			}
+		}
+		return false
+	})
+	cancel() // the first caller's client goes away
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled caller: %v, want context.Canceled", err)
+	}
+	<-rt.compiling // the other compilation is done: the turn is free
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatalf("a caller with a live context waiting for the same module: %v; want the module", err)
+		}
+	case <-time.After(HangGuard):
+		t.Fatal("the second caller never got the module")
+	}
+}
+
+// A caller of Compile waiting for a compilation another caller started
+// (the same bytes), itself waiting for its turn, stops waiting when its
+// own context ends, as docs/DAEMON.md says of a launch or compile whose
+// client goes away.
+func TestACompileWaitingForAnotherCallersCompilationStopsWithItsContext(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true, MaxCompiles: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	rt.compiling <- struct{}{} // another module's compilation holds the one turn
+	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
+	h := sha256.Sum256(wasm)
+	first := make(chan error, 1)
+	go func() {
+		m, err := rt.Compile(ctx, "hello.wasm", wasm)
+		if m != nil {
+			m.Release()
+		}
+		first <- err
+	}()
+	deadline := time.Now().Add(HangGuard)
+	for {
+		rt.mu.Lock()
+		started := rt.modules[h] != nil
+		rt.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first caller never started the compilation")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel() // the second caller's client has gone away
+	second := make(chan error, 1)
+	go func() {
+		m, err := rt.Compile(cctx, "hello.wasm", wasm)
+		if m != nil {
+			m.Release()
+		}
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("a caller whose context ended: %v, want context.Canceled", err)
+		}
+	case <-time.After(HangGuard):
+		t.Error("a caller whose context ended still waits for another caller's compilation")
+	}
+	<-rt.compiling // the turn is free
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -108,6 +108,9 @@ type compileEntry struct {
 	done chan struct{}
 	m    *Module
 	err  error
+	// cancelled is set when err is the context of the caller that
+	// compiled ending: the bytes may still compile for another.
+	cancelled bool
 }
 
 // NewRuntime returns a Runtime with both ABIs' host modules ready.
@@ -258,8 +261,15 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 			break
 		}
 		rt.mu.Unlock()
-		<-e.done
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("compiling %s: %w", name, context.Cause(ctx))
+		}
 		if e.err != nil {
+			if e.cancelled && ctx.Err() == nil {
+				continue // its caller gave up, not this one: try again
+			}
 			return nil, e.err
 		}
 		rt.mu.Lock()
@@ -281,7 +291,7 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 	} else {
 		m.rt, m.refs = rt, 1
 	}
-	e.m, e.err = m, err
+	e.m, e.err, e.cancelled = m, err, err != nil && ctx.Err() != nil
 	rt.mu.Unlock()
 	close(e.done)
 	return m, err

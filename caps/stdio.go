@@ -25,6 +25,9 @@ type Stdio struct {
 // StopWriter is a writer whose writes may wait (for a slow reader at the
 // other end) and can be told to stop waiting: stop is closed when the
 // capability written through is revoked, and Revoke waits for the write.
+// It must be safe for concurrent use: the stream's holders write to it
+// without a lock of the stream's, since a write waiting for that lock could
+// not stop.
 type StopWriter interface {
 	WriteUntil(p []byte, stop <-chan struct{}) (int, error)
 }
@@ -34,12 +37,12 @@ func NewStdin(r io.Reader) *Stdio { return &Stdio{name: "stdin", r: r} }
 
 // NewStdout wraps w as a writable standard stream named name ("stdout",
 // "stderr"). Writes from the stream's holders are serialised unless w is
-// safe for concurrent use already (an *os.File, io.Discard).
+// safe for concurrent use already (an *os.File, io.Discard, a StopWriter).
 func NewStdout(name string, w io.Writer) *Stdio {
 	s := &Stdio{name: name, w: w}
 	s.sw, _ = w.(StopWriter)
 	switch w.(type) {
-	case *os.File:
+	case *os.File, StopWriter:
 	default:
 		if w != io.Discard {
 			s.mu = new(sync.Mutex)
@@ -78,13 +81,7 @@ func (s *Stdio) WriteUntil(p []byte, stop <-chan struct{}) (int, error) {
 	if s.sw == nil {
 		return s.Write(p)
 	}
-	if s.mu == nil {
-		return s.sw.WriteUntil(p, stop)
-	}
-	s.mu.Lock()
-	n, err := s.sw.WriteUntil(p, stop)
-	s.mu.Unlock()
-	return n, err
+	return s.sw.WriteUntil(p, stop)
 }
 
 func (s *Stdio) Write(p []byte) (int, error) {

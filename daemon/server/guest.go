@@ -148,20 +148,10 @@ func (o *outputSink) write(st stream, p []byte, at int64, stop <-chan struct{}) 
 		})
 		// go-capnp asks the flow limiter after a call is sent and ignores
 		// its error: a wait that ended early shows only here.
-		if err != nil || stopped(stop) || o.ctx.Err() != nil {
+		if err != nil || o.lim.takeCutShort() {
 			o.failed = true
 		}
 		p = p[n:]
-	}
-}
-
-// stopped reports whether stop is closed.
-func stopped(stop <-chan struct{}) bool {
-	select {
-	case <-stop:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -180,6 +170,9 @@ type outputLimiter struct {
 	avail  int64
 	freed  chan struct{} // closed, and replaced, when bytes are given back
 	stop   <-chan struct{}
+	// cutShort is set when a wait ended before the client acknowledged
+	// enough (stop, or the context): the call went without its window.
+	cutShort bool
 	// waiting counts calls waiting for the client (for tests).
 	waiting atomic.Int32
 }
@@ -206,6 +199,9 @@ func (l *outputLimiter) StartMessage(ctx context.Context, size uint64) (gotRespo
 		freed, stop := l.freed, l.stop
 		l.mu.Unlock()
 		if err := l.wait(ctx, freed, stop); err != nil {
+			l.mu.Lock()
+			l.cutShort = true
+			l.mu.Unlock()
 			return nil, err
 		}
 	}
@@ -222,6 +218,16 @@ func (l *outputLimiter) wait(ctx context.Context, freed, stop <-chan struct{}) e
 	case <-stop:
 		return errWriteStopped
 	}
+}
+
+// takeCutShort reports whether a wait was cut short since it was last
+// asked.
+func (l *outputLimiter) takeCutShort() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cut := l.cutShort
+	l.cutShort = false
+	return cut
 }
 
 func (l *outputLimiter) give(n int64) {

@@ -211,7 +211,9 @@ func (l *outputLog) startAt(q logQuery) (off uint64, lost bool) {
 	return off, off == l.start && sinceLost
 }
 
-// streamWriter is the io.Writer a guest's stdout or stderr writes into.
+// streamWriter is the io.Writer a guest's stdout or stderr writes into. It
+// is safe for concurrent use (the log has its lock, the sink its turns), as
+// a caps.StopWriter must be.
 type streamWriter struct {
 	log    *outputLog
 	stream stream

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -92,5 +93,39 @@ func TestAStoppedWriteFailsTheStream(t *testing.T) {
 	}
 	if !o.failed {
 		t.Error("after a write stopped by its handle's revocation the stream has not failed")
+	}
+}
+
+// A guest's stdout handle and a spawned child's copy of it (proc_spawn
+// derives it, edge spawn; a dup likewise) write through one caps.Stdio.
+// While a write through one of them, not revoked, waits for a stuck
+// client, a write through the other, which the operator has revoked
+// (revoking a copy leaves the handle it came from alone), must stop
+// waiting, as it does behind the other stream's write
+// (TestARevokedWriteWaitingForItsTurnStops): Revoke waits for it. (A
+// lock of the stream's own, taken before the sink's turn, would keep it
+// waiting.)
+func TestARevokedWriteBehindAnotherHolderOfTheSameStreamStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sink := &stuckSink{release: make(chan struct{})}
+	o := newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink))
+	defer o.finish() // after the client answers (below): releases the sink
+	defer close(sink.release)
+	stdout := caps.NewStdout("stdout", &streamWriter{log: newOutputLog(4 << 20), stream: streamStdout, sink: o})
+	go func() { _, _ = stdout.WriteUntil(make([]byte, 1<<20), make(chan struct{})) }() // the parent's handle: not revoked
+	waitFor(t, "the parent's write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
+
+	stop := make(chan struct{})
+	close(stop) // the child's copy has been revoked
+	done := make(chan struct{})
+	go func() {
+		_, _ = stdout.WriteUntil([]byte("x"), stop)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(HangGuard):
+		t.Fatal("a write through a revoked handle still waits behind another holder's write to the same stream")
 	}
 }
