@@ -100,12 +100,17 @@ type outputSink struct {
 	ctx  context.Context
 	sink schemas.OutputSink
 	lim  *outputLimiter
-	// turn is held (a token in it) by the write in progress: writes to
-	// the guest's stdout and stderr take turns, and one waiting for its
-	// turn behind another that waits for the client stops waiting as any
-	// write does (write).
-	turn   chan struct{}
-	failed bool // guarded by turn
+
+	// Writes to the guest's stdout and stderr are sent in turns, in the
+	// order they were kept in the log (outputLog.record takes each its
+	// turn with its time), one at a time. A write waiting for its turn
+	// stops waiting as any write does (write), and gives its turn up.
+	mu      sync.Mutex
+	next    uint64          // the next turn to hand out
+	serving uint64          // the turn whose write may send now
+	givenUp map[uint64]bool // turns given up before they came
+	served  chan struct{}   // closed, and replaced, when serving moves on
+	failed  bool            // guarded by holding the turn being served
 }
 
 // outputWindow is how many bytes of output may be in flight to one client
@@ -118,24 +123,74 @@ const (
 func newOutputSink(ctx context.Context, sink schemas.OutputSink) *outputSink {
 	lim := newOutputLimiter(outputWindow)
 	sink.SetFlowLimiter(lim)
-	return &outputSink{ctx: ctx, sink: sink, lim: lim, turn: make(chan struct{}, 1)}
+	return &outputSink{ctx: ctx, sink: sink, lim: lim, served: make(chan struct{})}
 }
 
-// write streams p to the client. A write waiting for the client to
-// acknowledge earlier ones, or for its turn behind such a write, also
-// ends when stop is closed (the capability written through was revoked:
-// Revoke waits for the write) or the guest's output context ends. A write
-// that ended so while sending has failed the stream, as a client going
-// away does: output goes to the kept log only.
-func (o *outputSink) write(st stream, p []byte, at int64, stop <-chan struct{}) {
-	select {
-	case o.turn <- struct{}{}:
-	case <-stop:
-		return
-	case <-o.ctx.Done():
+// take hands out the next turn.
+func (o *outputSink) take() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t := o.next
+	o.next++
+	return t
+}
+
+// await waits until turn t is served and reports true; if stop is closed
+// or the guest's output context ends first, it gives t up and reports
+// false.
+func (o *outputSink) await(t uint64, stop <-chan struct{}) bool {
+	for {
+		o.mu.Lock()
+		if o.serving == t {
+			o.mu.Unlock()
+			return true
+		}
+		served := o.served
+		o.mu.Unlock()
+		select {
+		case <-served:
+		case <-stop:
+			o.done(t)
+			return false
+		case <-o.ctx.Done():
+			o.done(t)
+			return false
+		}
+	}
+}
+
+// done ends turn t, served or given up: the next turn not given up is
+// served.
+func (o *outputSink) done(t uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if t != o.serving {
+		if o.givenUp == nil {
+			o.givenUp = make(map[uint64]bool)
+		}
+		o.givenUp[t] = true
 		return
 	}
-	defer func() { <-o.turn }()
+	o.serving++
+	for o.givenUp[o.serving] {
+		delete(o.givenUp, o.serving)
+		o.serving++
+	}
+	close(o.served)
+	o.served = make(chan struct{})
+}
+
+// write streams p to the client in turn t. A write waiting for its turn,
+// or for the client to acknowledge earlier ones, also ends when stop is
+// closed (the capability written through was revoked: Revoke waits for
+// the write) or the guest's output context ends. A wait for the client so
+// cut short fails the stream, as a client going away does: output goes to
+// the kept log only.
+func (o *outputSink) write(t uint64, st stream, p []byte, at int64, stop <-chan struct{}) {
+	if !o.await(t, stop) {
+		return
+	}
+	defer o.done(t)
 	o.lim.setStop(stop)
 	defer o.lim.setStop(nil)
 	for len(p) > 0 && !o.failed {
@@ -243,8 +298,9 @@ func (l *outputLimiter) Release() {}
 // finish waits until every call sent has been answered, then releases the
 // sink.
 func (o *outputSink) finish() {
-	o.turn <- struct{}{}
-	defer func() { <-o.turn }()
+	if t := o.take(); o.await(t, nil) {
+		defer o.done(t)
+	}
 	_ = o.sink.WaitStreaming()
 	o.sink.Release()
 }
@@ -375,7 +431,7 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 		off = next
 		for _, ch := range chunks {
 			if !q.skip[ch.stream] {
-				sink.write(ch.stream, ch.data, ch.time, nil)
+				sink.write(sink.take(), ch.stream, ch.data, ch.time, nil)
 			}
 		}
 		if !follow || (closed && len(chunks) == 0) {

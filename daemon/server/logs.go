@@ -66,12 +66,29 @@ func newOutputLog(max uint64) *outputLog {
 // writeAt appends p to the log, written at now (Unix nanoseconds). It
 // copies p.
 func (l *outputLog) writeAt(s stream, p []byte, now int64) {
-	if len(p) == 0 {
-		return
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	l.appendLocked(s, p, now)
+}
+
+// record appends p to the log, written now, and takes sink's next turn if
+// sink is not nil, under the log's lock: the log and the attached client
+// then get the guest's writes, from all its holders of both streams, in
+// one order, with times that never go back. It copies p.
+func (l *outputLog) record(s stream, p []byte, sink *outputSink) (now int64, turn uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now = time.Now().UnixNano()
+	if sink != nil {
+		turn = sink.take()
+	}
+	l.appendLocked(s, p, now)
+	return now, turn
+}
+
+// appendLocked is writeAt with l.mu held.
+func (l *outputLog) appendLocked(s stream, p []byte, now int64) {
+	if len(p) == 0 || l.closed {
 		return
 	}
 	if uint64(len(p)) >= l.max { // only the tail of a huge write can be kept
@@ -212,8 +229,8 @@ func (l *outputLog) startAt(q logQuery) (off uint64, lost bool) {
 }
 
 // streamWriter is the io.Writer a guest's stdout or stderr writes into. It
-// is safe for concurrent use (the log has its lock, the sink its turns), as
-// a caps.StopWriter must be.
+// is safe for concurrent use (the log's lock orders writes, the sink sends
+// them in that order), as a caps.StopWriter must be.
 type streamWriter struct {
 	log    *outputLog
 	stream stream
@@ -225,10 +242,12 @@ func (w *streamWriter) Write(p []byte) (int, error) { return w.WriteUntil(p, nil
 // WriteUntil writes p to the kept log and to the attached client, whose
 // acknowledgement it may wait for until stop is closed (caps.StopWriter).
 func (w *streamWriter) WriteUntil(p []byte, stop <-chan struct{}) (int, error) {
-	now := time.Now().UnixNano()
-	w.log.writeAt(w.stream, p, now)
+	if len(p) == 0 {
+		return 0, nil
+	}
+	now, turn := w.log.record(w.stream, p, w.sink)
 	if w.sink != nil {
-		w.sink.write(w.stream, p, now, stop)
+		w.sink.write(turn, w.stream, p, now, stop)
 	}
 	return len(p), nil
 }
