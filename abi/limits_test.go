@@ -305,46 +305,87 @@ func TestAPanicWhileCompilingFailsOnlyThatCompilation(t *testing.T) {
 	m.Release()
 }
 
+// oneTurnRuntime is a runtime that compiles one module at a time.
+func oneTurnRuntime(t *testing.T) *Runtime {
+	t.Helper()
+	rt, err := NewRuntime(context.Background(), Config{NoDebugInfo: true, MaxCompiles: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(context.Background()) })
+	return rt
+}
+
+// compileAsync compiles wasm on a goroutine of its own and sends its
+// error; the module, if any, is released.
+func compileAsync(rt *Runtime, ctx context.Context, name string, wasm []byte) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		m, err := rt.Compile(ctx, name, wasm)
+		if m != nil {
+			m.Release()
+		}
+		done <- err
+	}()
+	return done
+}
+
+// result is what done sends, or a failure of the test naming what never
+// came, at HangGuard.
+func result(t *testing.T, done <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(HangGuard):
+		t.Fatalf("after %v: %s", HangGuard, what)
+		return nil
+	}
+}
+
+// waitUntil polls cond until it holds, or fails the test at HangGuard.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(HangGuard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", HangGuard, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// compilingNow reports whether a compilation of wasm has been started.
+func (rt *Runtime) compilingNow(wasm []byte) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.modules[sha256.Sum256(wasm)] != nil
+}
+
 // Compilations beyond Config.MaxCompiles wait their turn: while one runs,
 // another module's compilation waits, and gives up when its context ends;
 // once the first is done, the other compiles.
 func TestCompilationsBeyondMaxCompilesWaitTheirTurn(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true, MaxCompiles: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
+	rt := oneTurnRuntime(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	rt.beforeCompile = func() { once.Do(func() { close(entered); <-release }) }
-	first := make(chan error, 1)
-	go func() {
-		m, err := rt.Compile(ctx, "hello.wasm", abitest.WAT(t, "abi/testdata/guests/hello.wat"))
-		if m != nil {
-			m.Release()
-		}
-		first <- err
-	}()
+	first := compileAsync(rt, ctx, "hello.wasm", abitest.WAT(t, "abi/testdata/guests/hello.wat"))
 	<-entered // the first compilation holds the one turn
 	other := abitest.WAT(t, "daemon/testdata/guests/spin.wat")
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if m, err := rt.Compile(cctx, "spin.wasm", other); !errors.Is(err, context.Canceled) {
-		if m != nil {
-			m.Release()
-		}
+	if err := result(t, compileAsync(rt, cctx, "spin.wasm", other), "a compilation whose context ended still waits its turn"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a compilation past MaxCompiles whose context ended: %v; want it to give up waiting", err)
 	}
 	close(release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	m, err := rt.Compile(ctx, "spin.wasm", other)
-	if err != nil {
+	if err := <-compileAsync(rt, ctx, "spin.wasm", other); err != nil {
 		t.Fatalf("the waiting module once the turn is free: %v", err)
 	}
-	m.Release()
 }
 
 // Callers of Compile for the same bytes share one compilation. When the
@@ -354,49 +395,16 @@ func TestCompilationsBeyondMaxCompilesWaitTheirTurn(t *testing.T) {
 // error.
 func TestACancelledCompileWaitingItsTurnFailsNoOtherCaller(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true, MaxCompiles: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
+	rt := oneTurnRuntime(t)
 	rt.compiling <- struct{}{} // another module's compilation holds the one turn
 	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
-	h := sha256.Sum256(wasm)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	first := make(chan error, 1)
-	go func() {
-		m, err := rt.Compile(cctx, "hello.wasm", wasm)
-		if m != nil {
-			m.Release()
-		}
-		first <- err
-	}()
-	waitUntil := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(HangGuard)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("after %v: %s", HangGuard, what)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	waitUntil("the first caller started the compilation", func() bool {
-		rt.mu.Lock()
-		defer rt.mu.Unlock()
-		return rt.modules[h] != nil
-	})
-	second := make(chan error, 1)
-	go func() {
-		m, err := rt.Compile(ctx, "hello.wasm", wasm)
-		if m != nil {
-			m.Release()
-		}
-		second <- err
-	}()
+	first := compileAsync(rt, cctx, "hello.wasm", wasm)
+	waitUntil(t, "the first caller started the compilation", func() bool { return rt.compilingNow(wasm) })
+	second := compileAsync(rt, ctx, "hello.wasm", wasm)
 	// The second caller waits for the first's compilation (e.done).
-	waitUntil("the second caller waits for the first's compilation", func() bool {
+	waitUntil(t, "the second caller waits for the first's compilation", func() bool {
 		buf := make([]byte, 1<<20)
 		n := runtime.Stack(buf, true)
 		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
@@ -412,13 +420,8 @@ func TestACancelledCompileWaitingItsTurnFailsNoOtherCaller(t *testing.T) {
 		t.Fatalf("the cancelled caller: %v, want context.Canceled", err)
 	}
 	<-rt.compiling // the other compilation is done: the turn is free
-	select {
-	case err := <-second:
-		if err != nil {
-			t.Fatalf("a caller with a live context waiting for the same module: %v; want the module", err)
-		}
-	case <-time.After(HangGuard):
-		t.Fatal("the second caller never got the module")
+	if err := result(t, second, "the second caller never got the module"); err != nil {
+		t.Fatalf("a caller with a live context waiting for the same module: %v; want the module", err)
 	}
 }
 
@@ -428,52 +431,15 @@ func TestACancelledCompileWaitingItsTurnFailsNoOtherCaller(t *testing.T) {
 // client goes away.
 func TestACompileWaitingForAnotherCallersCompilationStopsWithItsContext(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true, MaxCompiles: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
+	rt := oneTurnRuntime(t)
 	rt.compiling <- struct{}{} // another module's compilation holds the one turn
 	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
-	h := sha256.Sum256(wasm)
-	first := make(chan error, 1)
-	go func() {
-		m, err := rt.Compile(ctx, "hello.wasm", wasm)
-		if m != nil {
-			m.Release()
-		}
-		first <- err
-	}()
-	deadline := time.Now().Add(HangGuard)
-	for {
-		rt.mu.Lock()
-		started := rt.modules[h] != nil
-		rt.mu.Unlock()
-		if started {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first caller never started the compilation")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	first := compileAsync(rt, ctx, "hello.wasm", wasm)
+	waitUntil(t, "the first caller started the compilation", func() bool { return rt.compilingNow(wasm) })
 	cctx, cancel := context.WithCancel(ctx)
 	cancel() // the second caller's client has gone away
-	second := make(chan error, 1)
-	go func() {
-		m, err := rt.Compile(cctx, "hello.wasm", wasm)
-		if m != nil {
-			m.Release()
-		}
-		second <- err
-	}()
-	select {
-	case err := <-second:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("a caller whose context ended: %v, want context.Canceled", err)
-		}
-	case <-time.After(HangGuard):
-		t.Error("a caller whose context ended still waits for another caller's compilation")
+	if err := result(t, compileAsync(rt, cctx, "hello.wasm", wasm), "a caller whose context ended still waits for another caller's compilation"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a caller whose context ended: %v, want context.Canceled", err)
 	}
 	<-rt.compiling // the turn is free
 	if err := <-first; err != nil {
