@@ -175,12 +175,10 @@ func delegationError(from *caps.Cap, err error) error {
 
 // WhyNotDerived says why the kernel refused to derive a copy of from
 // (err from caps.Kernel.Derive), in words a user can act on: it has been
-// revoked, its holder closed it, the bound on closed capabilities above it
-// (caps.ErrClosedAbove), or a policy's denial.
+// revoked, or its holder closed it; any other refusal (a policy's denial,
+// caps.ErrClosedAbove) says so itself.
 func WhyNotDerived(from *caps.Cap, err error) string {
 	switch {
-	case IsPolicyDenial(err) || errors.Is(err, caps.ErrClosedAbove):
-		return err.Error()
 	case from.Revoked():
 		return "it has been revoked"
 	case errors.Is(err, caps.EBADF):

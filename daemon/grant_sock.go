@@ -71,6 +71,21 @@ func inlineTarget(k GrantKind, src string) (SockTarget, bool) {
 	return SockTarget{}, false
 }
 
+// SocketFile returns the socket file path a sock or listen grant names
+// inline (sock:unix:PATH, listen:unix:PATH), as written; false for any
+// other grant, and for an abstract address (unix:@NAME), which names no
+// file.
+func (g Grant) SocketFile() (string, bool) {
+	if g.Kind != GrantSock && g.Kind != GrantListen {
+		return "", false
+	}
+	t, ok := inlineTarget(g.Kind, g.Source)
+	if !ok || t.Network != "unix" || strings.HasPrefix(t.Address, "@") {
+		return "", false
+	}
+	return t.Address, true
+}
+
 // checkSockSource checks a sock grant's source: an inline address, or a
 // policy resource's name.
 func checkSockSource(src string) error {

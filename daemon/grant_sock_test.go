@@ -278,3 +278,24 @@ func TestActivationEnvNamesTheGrantsWhenOneIsASocket(t *testing.T) {
 		t.Errorf("the caller's LISTEN_FDS was not kept alone: %q", got)
 	}
 }
+
+func TestSocketFileIsTheInlineUnixPathOfSockAndListenGrants(t *testing.T) {
+	for text, want := range map[string]string{
+		"sock:unix:/run/db.sock=db":  "/run/db.sock",
+		"sock:unix:rel.sock=db:dial": "rel.sock",
+		"listen:unix:web.sock=web":   "web.sock",
+		"sock:unix:@abstract=db":     "",
+		"sock:tcp:127.0.0.1:1=db":    "",
+		"listen:127.0.0.1:0=web":     "",
+		"sock:db":                    "",
+		"dir:/tmp=data":              "",
+	} {
+		g, err := ParseGrant(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := g.SocketFile(); got != want || ok != (want != "") {
+			t.Errorf("%s: SocketFile() = %q, %v; want %q", text, got, ok, want)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -123,7 +122,7 @@ func daemonGrants(texts []string) ([]string, error) {
 				return nil, fmt.Errorf("grant %q: %v", t, err)
 			}
 		}
-		if path, ok := strings.CutPrefix(g.Source, "unix:"); ok && (g.Kind == daemon.GrantSock || g.Kind == daemon.GrantListen) && !strings.HasPrefix(path, "@") {
+		if path, ok := g.SocketFile(); ok {
 			if path, err = filepath.Abs(path); err != nil {
 				return nil, fmt.Errorf("grant %q: %v", t, err)
 			}

@@ -82,11 +82,8 @@ func (c *serverConn) checkHostPath(gr daemon.Grant) error {
 // path is relative: the daemon does not share the client's working
 // directory. (An abstract address, @NAME, has no directory.)
 func checkSocketPath(gr daemon.Grant) error {
-	if gr.Kind != daemon.GrantSock && gr.Kind != daemon.GrantListen {
-		return nil
-	}
-	path, ok := strings.CutPrefix(gr.Source, "unix:")
-	if !ok || filepath.IsAbs(path) || strings.HasPrefix(path, "@") {
+	path, ok := gr.SocketFile()
+	if !ok || filepath.IsAbs(path) {
 		return nil
 	}
 	return fmt.Errorf("unix socket paths sent to the daemon must be absolute (%s is not): the daemon does not share your working directory", path)
