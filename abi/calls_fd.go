@@ -582,7 +582,7 @@ func setFdFlags(c *caps.Cap, f uint32) Errno {
 		return caps.ENOTSUP
 	}
 	if (f^old)&caps.FlagAppend != 0 {
-		if b, _ := c.Rights(); f&caps.FlagAppend == 0 && b&caps.RightFDWrite != 0 && b&caps.RightFDSeek == 0 {
+		if b, _ := c.Rights(); f&caps.FlagAppend == 0 && b.Has(caps.RightFDWrite) && !b.Has(caps.RightFDSeek) {
 			return caps.ENOTCAPABLE
 		}
 		a, ok := c.Resource().(appendMode)

@@ -25,18 +25,27 @@ type MemoryCharge interface {
 	Give(n int64)
 }
 
-// byteBudget accounts the bytes reserved by a set of byte objects.
+// byteBudget accounts the bytes reserved by a set of byte objects, and
+// InFlightLimit the capabilities a group of guests has in flight: a count
+// with a limit, taken and given back without a lock.
 type byteBudget struct {
 	limit int64
 	used  atomic.Int64
 }
 
+// reserve takes n, or nothing and reports false when n would take the
+// count past its limit. (Adding first and taking back on failure would
+// let two reserves that each fit refuse each other.)
 func (b *byteBudget) reserve(n int64) bool {
-	if b.used.Add(n) > b.limit {
-		b.used.Add(-n)
-		return false
+	for {
+		used := b.used.Load()
+		if used+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
 	}
-	return true
 }
 
 func (b *byteBudget) release(n int64) { b.used.Add(-n) }

@@ -129,7 +129,9 @@ func (c *Channel) dropQueue() {
 	dropped := p.q[c.side]
 	p.q[c.side], p.qbytes[c.side], p.qcaps[c.side] = nil, 0, 0
 	p.mu.Unlock()
-	p.uncharge(buffered(dropped))
+	if p.charge != nil {
+		p.uncharge(buffered(dropped))
+	}
 	for _, m := range dropped {
 		closeCaps(m.caps)
 	}
@@ -348,7 +350,9 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 	}
 	freed := 0
 	if !peek {
-		freed = buffered(p.q[me][:r.taken])
+		if p.charge != nil {
+			freed = buffered(p.q[me][:r.taken])
+		}
 		clear(p.q[me][:r.taken]) // let consumed messages be collected
 		p.q[me] = p.q[me][r.taken:]
 	}

@@ -54,19 +54,17 @@ func newHostStream(f *os.File, desc string, typ FileType) hostStream {
 	return hostStream{newFile(f, desc, typ)}
 }
 
-func (s hostStream) Read(p []byte) (int, error) {
-	var n int
-	err := control(s.rc, func(fd int) (err error) {
-		n, err = unix.Read(fd, p)
-		return err
-	})
-	return max(n, 0), err
-}
+func (s hostStream) Read(p []byte) (int, error)  { return s.do(unix.Read, p) }
+func (s hostStream) Write(p []byte) (int, error) { return s.do(unix.Write, p) }
 
-func (s hostStream) Write(p []byte) (int, error) {
+// do runs op (read or write) on the descriptor once, without waiting.
+func (s hostStream) do(op func(fd int, p []byte) (int, error), p []byte) (int, error) {
+	if s.rc == nil {
+		return 0, EBADF // see File.control
+	}
 	var n int
 	err := control(s.rc, func(fd int) (err error) {
-		n, err = unix.Write(fd, p)
+		n, err = op(fd, p)
 		return err
 	})
 	return max(n, 0), err

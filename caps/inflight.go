@@ -2,7 +2,6 @@ package caps
 
 import (
 	"fmt"
-	"sync/atomic"
 )
 
 // DefaultMaxInFlight is an InFlightLimit's default maximum: as many
@@ -26,10 +25,7 @@ var ErrInFlight = fmt.Errorf("too many capabilities sent and not yet received (c
 // of nesting, is bounded by its limit. The daemon keeps one per user
 // (serve --max-inflight-per-user); a guest and the guests it spawns share
 // one (abi.GuestConfig.InFlight).
-type InFlightLimit struct {
-	max  int64
-	used atomic.Int64
-}
+type InFlightLimit struct{ count byteBudget }
 
 // NewInFlightLimit returns a limit of max capabilities in flight
 // (DefaultMaxInFlight when max ≤ 0).
@@ -37,7 +33,9 @@ func NewInFlightLimit(max int) *InFlightLimit {
 	if max <= 0 {
 		max = DefaultMaxInFlight
 	}
-	return &InFlightLimit{max: int64(max)}
+	l := &InFlightLimit{}
+	l.count.limit = int64(max)
+	return l
 }
 
 // Reserve takes room in l for n capabilities a send is about to derive,
@@ -50,15 +48,10 @@ func (l *InFlightLimit) Reserve(n int) error {
 	if n <= 0 {
 		return nil // nothing sent: no shared counter to touch
 	}
-	for {
-		used := l.used.Load()
-		if used+int64(n) > l.max {
-			return ErrInFlight
-		}
-		if l.used.CompareAndSwap(used, used+int64(n)) {
-			return nil
-		}
+	if !l.count.reserve(int64(n)) {
+		return ErrInFlight
 	}
+	return nil
 }
 
 // Charge hands c one unit that Reserve took: c counts against l until it
@@ -69,19 +62,22 @@ func (l *InFlightLimit) Charge(c *Cap) { c.charge.Store(l) }
 // charged with.
 func (l *InFlightLimit) Unreserve(n int) {
 	if n > 0 {
-		l.used.Add(-int64(n))
+		l.count.release(int64(n))
 	}
 }
 
 // InFlight returns how many capabilities charged to l are still in flight.
-func (l *InFlightLimit) InFlight() int { return int(l.used.Load()) }
+func (l *InFlightLimit) InFlight() int { return int(l.count.used.Load()) }
 
 // Max returns l's maximum.
-func (l *InFlightLimit) Max() int { return int(l.max) }
+func (l *InFlightLimit) Max() int { return int(l.count.limit) }
 
 // uncharge ends c's charge, if it has one: it was received or closed.
 func (c *Cap) uncharge() {
+	if c.charge.Load() == nil {
+		return // most capabilities never travel: no swap (a locked write) on every close
+	}
 	if l := c.charge.Swap(nil); l != nil {
-		l.used.Add(-1)
+		l.count.release(1)
 	}
 }

@@ -344,6 +344,9 @@ func (k *Kernel) orphan(r *refRes, ch *Channel) {
 }
 
 func (k *Kernel) unorphan(r *refRes) {
+	if !r.gcOrphan { // r is in k.orphans exactly when this is set
+		return
+	}
 	if ch, ok := k.orphans[r]; ok {
 		delete(k.orphans, r)
 		r.gcOrphan = false

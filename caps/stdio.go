@@ -41,12 +41,8 @@ func NewStdin(r io.Reader) *Stdio { return &Stdio{name: "stdin", r: r} }
 func NewStdout(name string, w io.Writer) *Stdio {
 	s := &Stdio{name: name, w: w}
 	s.sw, _ = w.(StopWriter)
-	switch w.(type) {
-	case *os.File, StopWriter:
-	default:
-		if w != io.Discard {
-			s.mu = new(sync.Mutex)
-		}
+	if _, isFile := w.(*os.File); !isFile && s.sw == nil && w != io.Discard {
+		s.mu = new(sync.Mutex)
 	}
 	return s
 }
