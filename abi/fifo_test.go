@@ -118,7 +118,11 @@ func TestOpeningAFIFOForWritingWithNoReaderIsENXIO(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	g, _ := startFIFOGuest(t, ctx, wasiFDWrite)
-	<-g.Done()
+	select {
+	case <-g.Done():
+	case <-ctx.Done():
+		t.Fatal("a guest opening a FIFO for writing, with no reader, is still in path_open")
+	}
 	if st := g.Status(); st.Code != 100+uint32(caps.ENXIO) {
 		t.Fatalf("status %+v; want exit %d (path_open: ENXIO)", st, 100+uint32(caps.ENXIO))
 	}

@@ -303,6 +303,10 @@ func TestAPanicWhileCompilingFailsOnlyThatCompilation(t *testing.T) {
 		t.Fatalf("the same module after the panic: %v", err)
 	}
 	m.Release()
+	if m, err = rt.Compile(ctx, "spin.wasm", abitest.WAT(t, "daemon/testdata/guests/spin.wat")); err != nil {
+		t.Fatalf("another module after the panic: %v", err)
+	}
+	m.Release()
 }
 
 // oneTurnRuntime is a runtime that compiles one module at a time.
@@ -355,6 +359,22 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// parkedInCompile reports whether a goroutine waits in Runtime.Compile:
+// for its turn (inTurn: in compileInTurn, not yet compiling) or for
+// another caller's compilation (not inTurn).
+func parkedInCompile(inTurn bool) bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		waiting := strings.Contains(g, "[chan receive") || strings.Contains(g, "[chan send") || strings.Contains(g, "[select")
+		if waiting && strings.Contains(g, "abi.(*Runtime).Compile(") && !strings.Contains(g, "compileSafely") &&
+			strings.Contains(g, "compileInTurn") == inTurn {
+			return true
+		}
+	}
+	return false
+}
+
 // compilingNow reports whether a compilation of wasm has been started.
 func (rt *Runtime) compilingNow(wasm []byte) bool {
 	rt.mu.Lock()
@@ -375,15 +395,18 @@ func TestCompilationsBeyondMaxCompilesWaitTheirTurn(t *testing.T) {
 	<-entered // the first compilation holds the one turn
 	other := abitest.WAT(t, "daemon/testdata/guests/spin.wat")
 	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	second := compileAsync(rt, cctx, "spin.wasm", other)
+	waitUntil(t, "the second compilation waits its turn", func() bool { return parkedInCompile(true) })
 	cancel()
-	if err := result(t, compileAsync(rt, cctx, "spin.wasm", other), "a compilation whose context ended still waits its turn"); !errors.Is(err, context.Canceled) {
+	if err := result(t, second, "a compilation whose context ended still waits its turn"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a compilation past MaxCompiles whose context ended: %v; want it to give up waiting", err)
 	}
 	close(release)
-	if err := <-first; err != nil {
+	if err := result(t, first, "the first compilation never ended"); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-compileAsync(rt, ctx, "spin.wasm", other); err != nil {
+	if err := result(t, compileAsync(rt, ctx, "spin.wasm", other), "the waiting module never compiled"); err != nil {
 		t.Fatalf("the waiting module once the turn is free: %v", err)
 	}
 }
@@ -403,20 +426,9 @@ func TestACancelledCompileWaitingItsTurnFailsNoOtherCaller(t *testing.T) {
 	first := compileAsync(rt, cctx, "hello.wasm", wasm)
 	waitUntil(t, "the first caller started the compilation", func() bool { return rt.compilingNow(wasm) })
 	second := compileAsync(rt, ctx, "hello.wasm", wasm)
-	// The second caller waits for the first's compilation (e.done).
-	waitUntil(t, "the second caller waits for the first's compilation", func() bool {
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-			waiting := strings.Contains(g, "[chan receive") || strings.Contains(g, "[select")
-			if waiting && strings.Contains(g, "abi.(*Runtime).Compile(") && !strings.Contains(g, "compileInTurn") {
-				return true
-			}
-		}
-		return false
-	})
+	waitUntil(t, "the second caller waits for the first's compilation", func() bool { return parkedInCompile(false) })
 	cancel() // the first caller's client goes away
-	if err := <-first; !errors.Is(err, context.Canceled) {
+	if err := result(t, first, "the cancelled caller never returned"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("the cancelled caller: %v, want context.Canceled", err)
 	}
 	<-rt.compiling // the other compilation is done: the turn is free
@@ -442,7 +454,7 @@ func TestACompileWaitingForAnotherCallersCompilationStopsWithItsContext(t *testi
 		t.Errorf("a caller whose context ended: %v, want context.Canceled", err)
 	}
 	<-rt.compiling // the turn is free
-	if err := <-first; err != nil {
+	if err := result(t, first, "the first caller never got the module"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -34,6 +34,23 @@ func inflight(t testing.TB, k *Kernel, parent *Cap) *Cap {
 	return mustDerive(t, k, parent, Derivation{Edge: EdgeDelegate, Base: b, Inheriting: i})
 }
 
+// sendCharged sends a copy of c on on, counted against lim as a guest's
+// send is (abi's sock_send), and returns the copy; on failure the copy is
+// closed.
+func sendCharged(t testing.TB, k *Kernel, lim *InFlightLimit, on *Channel, c *Cap) (*Cap, error) {
+	t.Helper()
+	x := inflight(t, k, c)
+	err := chargeInFlight(lim, x)
+	if err == nil {
+		_, err = on.Send(iov("x"), []*Cap{x})
+	}
+	if err != nil {
+		k.Close(x)
+		return nil, err
+	}
+	return x, nil
+}
+
 // chargeInFlight counts x, derived for a send, against lim, as a send
 // does: room first, then the charge.
 func chargeInFlight(lim *InFlightLimit, x *Cap) error {

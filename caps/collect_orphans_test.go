@@ -21,12 +21,9 @@ func TestARevocationInProgressDoesNotHideGarbage(t *testing.T) {
 	cp := k.Create(alice, p, RightsSocketBase, RightsSocketInheriting, "", "t")
 	q1 := k.Create(alice, q, RightsSocketBase, RightsSocketInheriting, "", "t")
 	q2 := mustDerive(t, k, q1, Derivation{Holder: bob, Edge: EdgeDelegate, Base: RightsSocketBase, Inheriting: RightsSocketInheriting})
-	self := inflight(t, k, q2)
 	lim := NewInFlightLimit(8)
-	if err := chargeInFlight(lim, self); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Send(iov("self"), []*Cap{self}); err != nil { // lands in q's own queue
+	self, err := sendCharged(t, k, lim, p, q2) // lands in q's own queue
+	if err != nil {
 		t.Fatal(err)
 	}
 	k.Close(cp)
@@ -42,10 +39,10 @@ func TestARevocationInProgressDoesNotHideGarbage(t *testing.T) {
 	}
 	done := make(chan struct{})
 	go func() { k.RevokeVia(rev, "test"); close(done) }()
-	<-fwd.Done() // the revocation has begun
-	k.Close(q2)  // the last held capability on Q: collects
+	waitFor(t, fwd.Done(), "the revocation never began") // the revocation has begun
+	k.Close(q2)                                          // the last held capability on Q: collects
 	fwd.Release()
-	<-done
+	waitFor(t, done, "the revocation never ended")
 	k.Close(rev)
 	if !self.Info().Closed {
 		t.Fatalf("Q, reachable by no holder, still keeps its queue (and the handle in it) after every holder let go; %d handles charged as in flight", lim.InFlight())
@@ -62,11 +59,7 @@ func TestACycleFreedByItsPeersCloseIsCollected(t *testing.T) {
 	lim := NewInFlightLimit(8)
 	p, q, cp, cq := newEnds(k, true)
 	send := func(on *Channel, c *Cap) {
-		x := inflight(t, k, c)
-		if err := chargeInFlight(lim, x); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := on.Send(iov("x"), []*Cap{x}); err != nil {
+		if _, err := sendCharged(t, k, lim, on, c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -87,16 +80,8 @@ func TestOneUserCannotPinAnothersHandlesInFlight(t *testing.T) {
 	k := NewKernel(nil)
 	limU, limV := NewInFlightLimit(8), NewInFlightLimit(1)
 	send := func(lim *InFlightLimit, on *Channel, c *Cap) error {
-		x := inflight(t, k, c)
-		if err := chargeInFlight(lim, x); err != nil {
-			k.Close(x)
-			return err
-		}
-		if _, err := on.Send(iov("x"), []*Cap{x}); err != nil {
-			k.Close(x)
-			return err
-		}
-		return nil
+		_, err := sendCharged(t, k, lim, on, c)
+		return err
 	}
 	u, v := &Holder{ID: "u"}, &Holder{ID: "v"}
 	e1, e2 := NewChannelPair(true, "e")
@@ -162,7 +147,7 @@ func TestCollectDoesNotDropAnEndBeingReceived(t *testing.T) {
 	}
 	revoked := make(chan struct{})
 	go func() { k.Revoke(ca, "test"); close(revoked) }()
-	<-ca.Done() // the revocation has begun
+	waitFor(t, ca.Done(), "the revocation never began")
 	received := false
 	k.mu.Lock()
 	k.gcBetweenPasses = func() {
@@ -189,7 +174,7 @@ func TestCollectDoesNotDropAnEndBeingReceived(t *testing.T) {
 		t.Fatal("the collection did not run")
 	}
 	ca.Release() // the receive ends; Revoke finishes
-	<-revoked
+	waitFor(t, revoked, "the revocation never ended")
 	k.Adopt(x, bob) // the receiver installs x
 	buf := make([]byte, 16)
 	n, _, _, err := x.Resource().(*Channel).Recv([][]byte{buf}, 0, false)
@@ -398,11 +383,7 @@ func TestACollectionThatGaveUpTriesAgainOnItsOwn(t *testing.T) {
 	k.Close(cgp)
 	k.Close(cg) // collects on this goroutine, and gives up
 	close(returned)
-	select {
-	case <-closed:
-	case <-time.After(time.Minute):
-		t.Fatal("a collection that gave up never tried again: the cycle is still there a minute later")
-	}
+	waitFor(t, closed, "a collection that gave up never tried again: the cycle is still there")
 	k.mu.Lock()
 	n := computations
 	k.gcBetweenPasses = nil

@@ -135,16 +135,11 @@ grant "all" {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitExit(t, g, HangGuard)
-		_, st := g.Status()
-		if st.Trap != nil || st.Killed != "" {
-			t.Fatalf("the sender did not exit: %+v", st)
-		}
-		return st.Code
+		return exitCode(t, g)
 	}
 	nobufs := uint32(caps.ENOBUFS)
 	if got := run(alice, "p1"); got != max*1000+nobufs {
-		t.Fatalf("alice's first guest: exit %d, want %d sends then ENOBUFS (%d)", got, max, max*1000+nobufs)
+		t.Fatalf("alice's first guest: exit %d, want %d sends then ENOBUFS (%d)", got, max, nobufs)
 	}
 	if n := s.account(alice.UID).inflight.InFlight(); n != max {
 		t.Fatalf("alice has %d handles in flight after her guest ended, want %d: they wait in chan:p1's queue", n, max)
@@ -153,7 +148,7 @@ grant "all" {
 		t.Fatalf("alice's second guest: exit %d, want no send then ENOBUFS (%d)", got, nobufs)
 	}
 	if got := run(bob, "p3"); got != max*1000+nobufs {
-		t.Fatalf("bob's guest: exit %d, want %d sends then ENOBUFS (%d)", got, max, max*1000+nobufs)
+		t.Fatalf("bob's guest: exit %d, want %d sends then ENOBUFS (%d)", got, max, nobufs)
 	}
 	// The other end of chan:p1, to a third user: its peer has gone
 	// (EPIPE), and its exit drops the queue that held alice's handles.
@@ -205,8 +200,7 @@ func TestByteObjectsCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
 		return g
 	}
 	g := launch(4 << 20)
-	waitExit(t, g, HangGuard)
-	if _, st := g.Status(); st.Code != uint32(caps.ENOSPC) {
+	if st := waitExit(t, g, HangGuard); st.Code != uint32(caps.ENOSPC) {
 		t.Fatalf("a write growing a byte object past alice's budget: %+v, want exit ENOSPC (%d)", st, caps.ENOSPC)
 	}
 	if got := s.MemoryInUse(alice.UID); got != 0 {
@@ -275,8 +269,7 @@ func TestChannelBuffersCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
 	}{{"unread", 0}, {"read to its last byte", 256<<10 - 1}} {
 		s := budgetSupervisor(t, 1<<20)
 		g := budgetLaunch(t, s, compileWAT(t, s, fmt.Sprintf(channelFillWAT, c.back)))
-		waitExit(t, g, HangGuard)
-		if _, st := g.Status(); st.Code != 4000+uint32(caps.ENOBUFS) {
+		if st := waitExit(t, g, HangGuard); st.Code != 4000+uint32(caps.ENOBUFS) {
 			t.Fatalf("a guest keeping channels that hold 256 KiB %s: %+v, want 4 channels then ENOBUFS (%d)", c.name, st, 4000+caps.ENOBUFS)
 		}
 		if got := s.MemoryInUse(alice.UID); got != 0 {
@@ -307,12 +300,11 @@ func TestAChanGrantsUnreadBytesAreChargedToItsFirstGrantee(t *testing.T) {
 	// not, though every writer has ended.
 	for i := range 5 {
 		g := budgetLaunch(t, s, m, mustGrant(t, fmt.Sprintf("chan:leak%d", i)))
-		waitExit(t, g, HangGuard)
 		want := uint32(0)
 		if i == 4 {
 			want = uint32(caps.ENOBUFS)
 		}
-		if _, st := g.Status(); st.Code != want {
+		if st := waitExit(t, g, HangGuard); st.Code != want {
 			t.Fatalf("write on chan:leak%d: %+v, want exit %d", i, st, want)
 		}
 	}

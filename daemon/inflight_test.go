@@ -34,7 +34,7 @@ func TestTheSupervisorChannelUnchargesWhatItDrops(t *testing.T) {
 // the channel: the guest will never read them.
 func TestHandlesWaitingForAnEndedGuestAreClosed(t *testing.T) {
 	s := newSupervisor(t)
-	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: compile(t, s, guests+"spin.wat"), SupervisorChannel: true})
+	g, err := launchSpin(t, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,11 +70,10 @@ func TestHandlesWaitingForAnEndedGuestAreClosed(t *testing.T) {
 // again; the error says so and what to do, not that it was revoked.
 func TestPassingOnBeneathTooManyClosedCopiesSaysWhy(t *testing.T) {
 	s := newSupervisor(t)
-	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: compile(t, s, guests+"spin.wat"), SupervisorChannel: true})
+	g, err := launchSpin(t, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { g.Kill("test"); waitExit(t, g, HangGuard) }()
 	h := &caps.Holder{ID: "test"}
 	c := s.k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "obj", "test")
 	for range caps.MaxClosedAbove {
@@ -98,11 +97,10 @@ func TestPassingOnBeneathTooManyClosedCopiesSaysWhy(t *testing.T) {
 // listed until it is received or revoked, and nothing else is.
 func TestPendingListsWhatWaitsOnTheSupervisorChannel(t *testing.T) {
 	s := newSupervisor(t)
-	g, err := s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: compile(t, s, guests+"spin.wat"), SupervisorChannel: true})
+	g, err := launchSpin(t, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { g.Kill("test"); waitExit(t, g, HangGuard) }()
 	if p := g.Pending(); len(p) != 0 {
 		t.Fatalf("%d pending before anything was sent", len(p))
 	}

@@ -68,6 +68,17 @@ func waitExit(t *testing.T, g *Guest, within time.Duration) abi.ExitStatus {
 	}
 }
 
+// exitCode waits for g and returns the code it exited with, failing the
+// test if it trapped or was killed rather than exiting by itself.
+func exitCode(t *testing.T, g *Guest) uint32 {
+	t.Helper()
+	st := waitExit(t, g, HangGuard)
+	if st.Trap != nil || st.Killed != "" {
+		t.Fatalf("guest %s did not exit by itself: %+v", g.ID(), st)
+	}
+	return st.Code
+}
+
 // openFDsUnder lists this process's open fds whose target is dir or lies
 // beneath it.
 func openFDsUnder(t *testing.T, dir string) []string {

@@ -144,17 +144,8 @@ func (d *testDaemon) liveCaps(prefix string) []caps.Info {
 	return out
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// eventually is server.Eventually.
+var eventually = server.Eventually
 
 const (
 	helloWAT      = "abi/testdata/guests/hello.wat"

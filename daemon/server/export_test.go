@@ -1,6 +1,7 @@
 package server
 
 import (
+	"testing"
 	"time"
 
 	"github.com/sandboxd/sandboxd/internal/ctxtest"
@@ -61,4 +62,17 @@ func OutputWaiting(s *Server, id string) bool {
 	r := s.records[id]
 	s.mu.Unlock()
 	return r != nil && r.attached != nil && r.attached.lim.waiting.Load() > 0
+}
+
+// Eventually polls cond until it holds, or fails the test at within,
+// saying what never happened.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", within, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -29,15 +29,40 @@ func (s *stuckSink) Write(ctx context.Context, call schemas.OutputSink_write) er
 	return nil
 }
 
-// waitFor polls cond until it holds, or fails the test at HangGuard.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// stuckOutput is an output sink whose client answers nothing until
+// answer is called (or the test ends); answer then waits until every call
+// sent is answered and releases the sink.
+func stuckOutput(t *testing.T) (o *outputSink, sink *stuckSink, answer func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sink = &stuckSink{release: make(chan struct{})}
+	o = newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink))
+	var once sync.Once
+	answer = func() {
+		once.Do(func() {
+			close(sink.release)
+			o.finish()
+		})
+	}
+	t.Cleanup(func() {
+		answer()
+		cancel()
+	})
+	return o, sink, answer
+}
+
+// returns fails the test, saying what it is about, unless f returns
+// within HangGuard.
+func returns(t *testing.T, what string, f func()) {
 	t.Helper()
-	deadline := time.Now().Add(HangGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", HangGuard, what)
-		}
-		time.Sleep(time.Millisecond)
+	done := make(chan struct{})
+	go func() {
+		f()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(HangGuard):
+		t.Fatal(what)
 	}
 }
 
@@ -47,27 +72,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // turn behind it, stops waiting: Revoke of the guest's stdout waits for
 // that write.
 func TestARevokedWriteWaitingForItsTurnStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sink := &stuckSink{release: make(chan struct{})}
-	o := newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink))
-	defer o.finish() // after the client answers (below): releases the sink
-	defer close(sink.release)
+	o, _, _ := stuckOutput(t)
 	go o.write(o.take(), streamStderr, make([]byte, 1<<20), 1, nil) // not revoked: waits for the client
-	waitFor(t, "the stderr write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
+	Eventually(t, HangGuard, "the stderr write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
 
 	stop := make(chan struct{})
 	close(stop) // the stdout handle has been revoked
-	done := make(chan struct{})
-	go func() {
+	returns(t, "a write through a revoked handle still waits for its turn behind the other stream's write", func() {
 		o.write(o.take(), streamStdout, []byte("x"), 2, stop)
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(HangGuard):
-		t.Fatal("a write through a revoked handle still waits for its turn behind the other stream's write")
-	}
+	})
 }
 
 // A write stopped by its handle's revocation while it waited for the
@@ -75,22 +88,18 @@ func TestARevokedWriteWaitingForItsTurnStops(t *testing.T) {
 // sent to the client (go-capnp asks the flow limiter only after a call is
 // sent, and ignores its error, so the rest would go with no window).
 func TestAStoppedWriteFailsTheStream(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sink := &stuckSink{release: make(chan struct{})}
-	o := newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink))
+	o, sink, answer := stuckOutput(t)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		o.write(o.take(), streamStdout, make([]byte, 1<<20), 1, stop) // 16 calls of 64 KiB
 		close(done)
 	}()
-	waitFor(t, "the write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
+	Eventually(t, HangGuard, "the write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
 	close(stop) // its handle is revoked
-	<-done
+	returns(t, "a write whose handle was revoked still waits for the client", func() { <-done })
 	o.write(o.take(), streamStderr, []byte("later"), 2, nil)
-	close(sink.release)
-	o.finish()
+	answer() // every call sent is counted
 	if n := sink.calls.Load(); n > 6 {
 		t.Errorf("the client was sent %d calls; want no more than the window's (4) and the one the limiter saw", n)
 	}
@@ -109,28 +118,16 @@ func TestAStoppedWriteFailsTheStream(t *testing.T) {
 // lock of the stream's own, taken before the sink's turn, would keep it
 // waiting.)
 func TestARevokedWriteBehindAnotherHolderOfTheSameStreamStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sink := &stuckSink{release: make(chan struct{})}
-	o := newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink))
-	defer o.finish() // after the client answers (below): releases the sink
-	defer close(sink.release)
+	o, _, _ := stuckOutput(t)
 	stdout := caps.NewStdout("stdout", &streamWriter{log: newOutputLog(4 << 20), stream: streamStdout, sink: o})
 	go func() { _, _ = stdout.WriteUntil(make([]byte, 1<<20), make(chan struct{})) }() // the parent's handle: not revoked
-	waitFor(t, "the parent's write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
+	Eventually(t, HangGuard, "the parent's write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
 
 	stop := make(chan struct{})
 	close(stop) // the child's copy has been revoked
-	done := make(chan struct{})
-	go func() {
+	returns(t, "a write through a revoked handle still waits behind another holder's write to the same stream", func() {
 		_, _ = stdout.WriteUntil([]byte("x"), stop)
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(HangGuard):
-		t.Fatal("a write through a revoked handle still waits behind another holder's write to the same stream")
-	}
+	})
 }
 
 // recordingSink is a client's OutputSink that keeps what it is sent, in
