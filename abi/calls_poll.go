@@ -121,11 +121,12 @@ func decodeSubscription(g *Guest, s *pollSub, b []byte, now int64) {
 			binary.LittleEndian.Uint32(b[24:]), binary.LittleEndian.Uint64(b[32:]),
 			binary.LittleEndian.Uint16(b[48:]))
 	case eventtypeFDRead, eventtypeFDWrite:
-		need, want := caps.RightPollFDReadwrite|caps.RightFDRead, caps.EventRead
+		fd := binary.LittleEndian.Uint32(b[16:])
+		need, want := caps.RightPollFDReadwrite|readRight(g, fd), caps.EventRead
 		if s.typ == eventtypeFDWrite {
 			need, want = caps.RightPollFDReadwrite|caps.RightFDWrite, caps.EventWrite
 		}
-		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), need, want)
+		s.acquire(g, fd, need, want)
 	case eventtypeProcTerminate:
 		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollProcTerminate, caps.EventRead)
 		if s.errno == 0 {
@@ -138,6 +139,19 @@ func decodeSubscription(g *Guest, s *pollSub, b []byte, now int64) {
 	default:
 		s.errno = caps.EINVAL
 	}
+}
+
+// readRight is the right an fd_read subscription on fd needs besides
+// poll_fd_readwrite: fd_read, or on a listener or dialer, which has
+// nothing to read and is readable when a connection can be taken,
+// sock_accept.
+func readRight(g *Guest, fd uint32) caps.Rights {
+	if c, err := g.table.Get(fd); err == nil {
+		if _, ok := c.Resource().(caps.Acceptor); ok {
+			return caps.RightSockAccept
+		}
+	}
+	return caps.RightFDRead
 }
 
 func (s *pollSub) acquire(g *Guest, fd uint32, need caps.Rights, want caps.Events) {

@@ -89,7 +89,7 @@ var nativeRightsCases = map[string]rightsCase{
 	"sock_accept":   {res: "listen"},
 	"cap_revocable": {res: "file", handles: []string{"fd"}},
 	"fd_describe":   {res: "file", handles: []string{"fd"}},
-	"poll": {res: "chan", resWhen: map[string]string{"for proc_terminate events": "process"},
+	"poll": {res: "chan", resWhen: map[string]string{"for proc_terminate events": "process", "for fd_read events on a listener or dialer": "listen"},
 		poll: &nativePoll},
 	"proc_exec":     {res: "file"},
 	"proc_spawn":    {res: "file"},
@@ -151,7 +151,7 @@ type pollLayout struct {
 
 var nativePoll = pollLayout{subscriptionSize, eventSize, func(b []byte, when string, fd uint32) {
 	typ := map[string]uint8{"for fd_read events": eventtypeFDRead, "for fd_write events": eventtypeFDWrite,
-		"for proc_terminate events": eventtypeProcTerminate}[when]
+		"for fd_read events on a listener or dialer": eventtypeFDRead, "for proc_terminate events": eventtypeProcTerminate}[when]
 	binary.LittleEndian.PutUint64(b[0:], 1)
 	b[10] = typ
 	binary.LittleEndian.PutUint32(b[16:], fd)

@@ -158,6 +158,41 @@ func TestPollOnSocketsEndsOnKill(t *testing.T) {
 	}
 }
 
+// pollListenerWAT polls fd 3 once for fd_read with the native poll, and
+// exits with poll's errno ×1000 + nevents ×100 + the event's error.
+const pollListenerWAT = `(module
+  (import "sandboxd" "poll" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (local $e i32)
+    (i64.store (i32.const 0) (i64.const 7))   ;; userdata
+    (i32.store8 (i32.const 10) (i32.const 3)) ;; type: fd_read
+    (i32.store (i32.const 16) (i32.const 3))  ;; fd
+    (local.set $e (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))
+    (call $exit (i32.add (i32.mul (local.get $e) (i32.const 1000))
+      (i32.add (i32.mul (i32.load (i32.const 200)) (i32.const 100))
+        (i32.load16_u (i32.const 108)))))))`
+
+// The native poll waits for a connection on a listener, as it does on a
+// socket for data: a pending connection makes the listener readable.
+// A listener holds no fd_read (it has nothing to read), so poll must not
+// ask it for one.
+func TestNativePollReportsAPendingConnectionOnAListener(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("srv")
+	addr, _ := h.grantListener(t, tbl)
+	conn, err := net.Dial("tcp", addr) // pending before the guest polls
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st := h.runMode(t, abitest.WATText(t, pollListenerWAT), tbl, "")
+	if st.Err() != nil || st.Code != 100 {
+		t.Fatalf("status %+v: want exit 100 (poll ok, one event, no error)", st)
+	}
+}
+
 // BenchmarkPollSockets measures poll_oneoff over n sockets of which at
 // most one is ready, from a WASI guest:
 //

@@ -213,6 +213,7 @@ var calls = [49]Call{
 	{Slot: 37, Name: "poll", Params: ps("*in", i32, "*out", i32, "nsubscriptions", i32, "*nevents_out", i32),
 		Rights: []Need{
 			{Rights: caps.RightPollFDReadwrite | caps.RightFDRead, When: "for fd_read events"},
+			{Rights: caps.RightPollFDReadwrite | caps.RightSockAccept, When: "for fd_read events on a listener or dialer"},
 			{Rights: caps.RightPollFDReadwrite | caps.RightFDWrite, When: "for fd_write events"},
 			{Rights: caps.RightPollProcTerminate, When: "for proc_terminate events"}}, Origin: "poll", fn: poll,
 		Changed: "event types clock, fd_read, fd_write, proc_terminate; condvar and lock types answer ENOSYS in event.error",
