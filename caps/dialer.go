@@ -5,8 +5,13 @@ import (
 	"errors"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Dialer is one network target, fixed when it was granted, that a guest
@@ -54,7 +59,9 @@ type dialResult struct {
 // NewDialer returns a dialer to addrs on network ("tcp" with IP:PORT
 // addresses, or "unix" with one socket path), tried in order on every
 // Accept. Each attempt on one address gives up after timeout (ETIMEDOUT).
-// desc says what it is for logs and the capability graph.
+// desc says what it is for logs and the capability graph. The symbolic
+// links of a socket path are resolved now, once; a link in the path
+// later is ELOOP.
 func NewDialer(network string, addrs []string, timeout time.Duration, desc string) (*Dialer, error) {
 	if network != "tcp" && network != "unix" {
 		return nil, errors.New("caps: a dialer connects over tcp or unix, not " + network)
@@ -62,9 +69,15 @@ func NewDialer(network string, addrs []string, timeout time.Duration, desc strin
 	if len(addrs) == 0 {
 		return nil, errors.New("caps: a dialer needs at least one address")
 	}
+	addrs = append([]string(nil), addrs...)
+	if network == "unix" {
+		for i, a := range addrs {
+			addrs[i] = pinUnixPath(a)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dialer{
-		network: network, addrs: append([]string(nil), addrs...), timeout: timeout, desc: desc,
+		network: network, addrs: addrs, timeout: timeout, desc: desc,
 		ctx: ctx, cancel: cancel,
 	}, nil
 }
@@ -148,11 +161,60 @@ func (d *Dialer) connect() (net.Conn, error) {
 	var err error
 	for _, a := range d.addrs {
 		var conn net.Conn
-		if conn, err = nd.DialContext(d.ctx, d.network, a); err == nil {
+		if d.network == "unix" && !strings.HasPrefix(a, "@") {
+			conn, err = dialUnixNoFollow(d.ctx, &nd, a)
+		} else {
+			conn, err = nd.DialContext(d.ctx, d.network, a)
+		}
+		if err == nil {
 			return conn, nil
 		}
 	}
 	return nil, DialErrno(err)
+}
+
+// pinUnixPath resolves the symbolic links of a unix socket path once,
+// when the dialer is made: those of the whole path, or of its directory
+// while the socket file does not exist yet. An abstract address ("@name")
+// names no file.
+func pinUnixPath(p string) string {
+	if strings.HasPrefix(p, "@") {
+		return p
+	}
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+		return filepath.Join(dir, filepath.Base(p))
+	}
+	return p
+}
+
+// dialUnixNoFollow connects to the unix socket at path, resolving no
+// symbolic link in it (ELOOP): one made since the dialer pinned its path
+// (by whoever can write a directory on it, a guest with a dir grant
+// included) cannot lead the connection to another socket. connect(2)
+// has no such flag, so the socket file is opened (O_PATH) without
+// following links and connected to through its /proc/self/fd entry.
+func dialUnixNoFollow(ctx context.Context, nd *net.Dialer, path string) (net.Conn, error) {
+	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
+		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err == unix.ENOSYS || err == unix.EPERM {
+		// Before Linux 5.6, or refused by a seccomp filter: the last
+		// element at least.
+		fd, err = unix.Open(path, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		var st unix.Stat_t
+		if err == nil && unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			unix.Close(fd)
+			err = unix.ELOOP
+		}
+	}
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("openat2", err)}
+	}
+	defer unix.Close(fd)
+	return nd.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd))
 }
 
 // DialErrno maps an error from net.Dial to the errno a guest sees: the

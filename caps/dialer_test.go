@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -178,5 +179,82 @@ func TestNewDialerRefusesOtherNetworksAndNoAddress(t *testing.T) {
 	}
 	if _, err := NewDialer("tcp", nil, time.Second, "x"); err == nil {
 		t.Error("NewDialer accepted no address")
+	}
+}
+
+// A unix dialer reaches the socket its path named when it was made, and
+// nothing a symbolic link put in the path's place later leads to. A
+// guest that holds the dialer and a dir grant of a directory on the path
+// can make such links (file_symlink, with any target), and would
+// otherwise open connections, as the daemon, to any socket of the host.
+// Links that were there when the dialer was made are followed then, once,
+// as a DNS name is resolved once.
+func TestUnixDialerIsNotRedirectedByALinkMadeAfterIt(t *testing.T) {
+	dir := t.TempDir()
+	listen := func(path string) net.Listener {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	listen(filepath.Join(dir, "elsewhere", "db.sock")) // not granted
+	other := listen(filepath.Join(dir, "other.sock"))  // not granted
+
+	// A link there when the dialer is made is followed.
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "app")); err != nil {
+		t.Fatal(err)
+	}
+	granted := listen(filepath.Join(dir, "real", "db.sock"))
+	d, err := NewDialer("unix", []string{filepath.Join(dir, "app", "db.sock")}, hangGuard, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	res, err := acceptDialed(t, d)
+	if err != nil {
+		t.Fatalf("accept through a link made before the dialer: %v", err)
+	}
+	res.Close()
+	if c, err := granted.Accept(); err != nil {
+		t.Fatal(err)
+	} else {
+		c.Close()
+	}
+
+	// The socket file replaced by a link to another socket.
+	if err := os.Remove(filepath.Join(dir, "real", "db.sock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(other.Addr().String(), filepath.Join(dir, "real", "db.sock")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := acceptDialed(t, d); err == nil {
+		res.Close()
+		t.Fatal("the dialer followed a link made after it to another socket")
+	} else if !errors.Is(err, ELOOP) {
+		t.Fatalf("accept with the socket file replaced by a link: %v, want ELOOP", err)
+	}
+
+	// A directory of the path replaced by a link to another directory.
+	if err := os.Rename(filepath.Join(dir, "real"), filepath.Join(dir, "old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "elsewhere"), filepath.Join(dir, "real")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := acceptDialed(t, d); err == nil {
+		res.Close()
+		t.Fatal("the dialer followed a link made after it to another directory")
+	} else if !errors.Is(err, ELOOP) {
+		t.Fatalf("accept with a directory replaced by a link: %v, want ELOOP", err)
 	}
 }
