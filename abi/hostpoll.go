@@ -221,11 +221,14 @@ func epollReadable(ep int) bool {
 }
 
 // epollMask is the epoll events for want, hang-ups included (epoll always
-// reports EPOLLHUP and EPOLLERR).
+// reports EPOLLHUP and EPOLLERR). The peer's shutting down of its sending
+// side (EPOLLRDHUP) ends only a wait to read: it leaves a full socket
+// unwritable (caps.PollReady), and a registration for writing that it
+// fired would fire again at every re-arm.
 func epollMask(want caps.Events) uint32 {
-	var ev uint32 = unix.EPOLLRDHUP
+	var ev uint32
 	if want&caps.EventRead != 0 {
-		ev |= unix.EPOLLIN
+		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
 	if want&caps.EventWrite != 0 {
 		ev |= unix.EPOLLOUT

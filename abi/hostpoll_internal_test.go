@@ -303,3 +303,39 @@ func TestHostPollerReportsHangup(t *testing.T) {
 		t.Fatalf("ready %v after the peer closed, want read and hang-up", hs[0].ready)
 	}
 }
+
+// A peer that shut down only its sending side ends a wait to read (end of
+// stream), not one to write: a full socket stays unwritable, and its
+// write registration does not fire (it would fire again at every re-arm,
+// and a poll waiting to write would spin).
+func TestHostPollerWriteWaitIgnoresPeerShutdownOfSending(t *testing.T) {
+	p := newTestPoller(t)
+	a := newHostPair(t)
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := a.sock.Write(buf); err == caps.EAGAIN {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.peer.(*net.UnixConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	hs := []hostSub{{fd: a.fd, res: a.sock, want: caps.EventWrite}}
+	p.check(hs)
+	if hs[0].ready != 0 {
+		t.Fatalf("a full socket whose peer shut down sending reports %v for write, want nothing", hs[0].ready)
+	}
+	if failed := p.arm(hs, nil); failed[0] {
+		t.Fatal("arm failed")
+	}
+	if epollReadable(p.ep) {
+		t.Fatal("the write registration fired for the peer's shutdown of sending")
+	}
+	hs[0].want = caps.EventRead
+	p.check(hs)
+	if hs[0].ready != caps.EventRead|caps.EventHangup {
+		t.Fatalf("ready %v to read, want read and hang-up (end of stream)", hs[0].ready)
+	}
+}

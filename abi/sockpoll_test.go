@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 	"golang.org/x/sys/unix"
@@ -190,6 +191,102 @@ func TestNativePollReportsAPendingConnectionOnAListener(t *testing.T) {
 	st := h.runMode(t, abitest.WATText(t, pollListenerWAT), tbl, "")
 	if st.Err() != nil || st.Code != 100 {
 		t.Fatalf("status %+v: want exit 100 (poll ok, one event, no error)", st)
+	}
+}
+
+// writeAllWAT writes 64 KiB from fd 3, 4096 times (WASI fd_write), and
+// exits with 0 once all is written or with the errno of the write that
+// failed.
+const writeAllWAT = `(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 2)
+  (func (export "_start")
+    (local $i i32) (local $e i32)
+    (i32.store (i32.const 0) (i32.const 65536))
+    (i32.store (i32.const 4) (i32.const 65536))
+    (loop $again
+      (local.set $e (call $write (i32.const 3) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (if (local.get $e) (then (call $exit (local.get $e))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 4096))))
+    (call $exit (i32.const 0))))`
+
+// pollWriteWAT writes to fd 3 (non-blocking) until it takes no more,
+// then waits with poll_oneoff for fd 3 to become writable, and exits with
+// 100 + the event's error ×10 + its flags (1: hang-up), or with 1 when
+// poll reports no event.
+const pollWriteWAT = `(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 2)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 65536))
+    (i32.store (i32.const 4) (i32.const 65536))
+    (loop $fill
+      (br_if $fill (i32.eqz (call $write (i32.const 3) (i32.const 0) (i32.const 1) (i32.const 8)))))
+    (i64.store (i32.const 100) (i64.const 9))  ;; userdata
+    (i32.store8 (i32.const 108) (i32.const 2)) ;; fd_write
+    (i32.store (i32.const 116) (i32.const 3))  ;; fd
+    (drop (call $poll (i32.const 100) (i32.const 200) (i32.const 1) (i32.const 300)))
+    (if (i32.ne (i32.load (i32.const 300)) (i32.const 1)) (then (call $exit (i32.const 1))))
+    (call $exit (i32.add (i32.const 100) (i32.add
+      (i32.mul (i32.load16_u (i32.const 208)) (i32.const 10)) (i32.load16_u (i32.const 224)))))))`
+
+// awaitParked waits until g waits in a host call, and fails if it ends
+// first or does not wait within a hang guard.
+func awaitParked(t *testing.T, g *abi.Guest) {
+	t.Helper()
+	guard := time.After(30 * time.Second)
+	for {
+		if _, waiting := g.Blocked(); waiting {
+			return
+		}
+		select {
+		case <-g.Done():
+			t.Fatalf("guest ended instead of waiting: %+v\n", g.Status())
+		case <-guard:
+			t.Fatal("guest did not wait in a host call within 30s")
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// A peer that shut down only its sending side can still read: a socket
+// whose buffer is full is not writable because of that, and a blocking
+// write waits (and ends when the guest is killed) rather than retry at
+// once, over and over, inside the host call.
+func TestBlockingWriteToAHalfClosedPeerWaitsAndEndsOnKill(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("w")
+	_, peers := h.grantSocketPairs(t, tbl, 1)
+	if err := peers[0].(*net.UnixConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	g := h.start(t, context.Background(), abitest.WATText(t, writeAllWAT), tbl, nil)
+	t.Cleanup(func() { peers[0].Close(); <-g.Done() }) // ends a spinning write
+	awaitParked(t, g)
+	killAndAwait(t, g, "a write blocked on a half-closed socket")
+}
+
+// poll_oneoff does not report a full socket writable, nor hung up, when
+// its peer only shut down sending; it does once the peer reads.
+func TestPollForWriteOnAHalfClosedPeerWaitsForRoom(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("w")
+	cs, peers := h.grantSocketPairs(t, tbl, 1)
+	cs[0].SetFlags(caps.FlagNonblock)
+	if err := peers[0].(*net.UnixConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	g := h.start(t, ctx, abitest.WATText(t, pollWriteWAT), tbl, nil)
+	awaitParked(t, g)
+	go io.Copy(io.Discard, peers[0]) // room at last
+	if st := g.Wait(); st.Err() != nil || st.Code != 100 {
+		t.Fatalf("status %+v: want exit 100 (writable, no error, no hang-up)", st)
 	}
 }
 

@@ -171,9 +171,8 @@ func pollHost(rc syscall.RawConn, want Events, w *Waiter) (Events, func()) {
 	return ready, watchHost(rc, want, w)
 }
 
-// readiness reports which of want the descriptor is ready for now. A
-// hang-up or error makes it readable and writable too: the next read or
-// write returns at once (end of stream, or the error).
+// readiness reports which of want the descriptor is ready for now, as
+// PollReady says.
 func readiness(fd int, want Events) Events {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: PollRequest(want)}}
 	for {
@@ -201,7 +200,9 @@ func PollRequest(want Events) int16 {
 // PollReady maps the revents poll(2) returned for a PollRequest(want)
 // entry to what Poll reports: a hang-up or error makes the descriptor
 // readable and writable too, since the next read or write returns at once
-// (end of stream, or the error).
+// (end of stream, or the error). A peer that only shut down sending
+// (POLLRDHUP) makes it readable (end of stream) but not writable: the peer
+// may still read, and a write to a full buffer still waits for room.
 func PollReady(revents int16, want Events) Events {
 	var ready Events
 	if revents&unix.POLLIN != 0 {
@@ -210,8 +211,11 @@ func PollReady(revents int16, want Events) Events {
 	if revents&unix.POLLOUT != 0 {
 		ready |= EventWrite
 	}
-	if revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+	switch {
+	case revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0:
 		ready |= EventHangup | (want & (EventRead | EventWrite))
+	case revents&unix.POLLRDHUP != 0 && want&EventRead != 0:
+		ready |= EventHangup | EventRead
 	}
 	return ready
 }
