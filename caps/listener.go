@@ -3,6 +3,7 @@ package caps
 import (
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -21,22 +22,85 @@ type Listener struct {
 	l    net.Listener // owns the descriptor
 	rc   syscall.RawConn
 	desc string
+	file *socketFile // a unix listener's socket file, removed by Close
 }
 
 // NewListener wraps a host listener. l must expose its descriptor
 // (syscall.Conn), as *net.TCPListener and *net.UnixListener do. The
-// Listener owns l from then on.
+// Listener owns l from then on. A unix listener's socket file is removed
+// when it closes, as net.Listen's listener does, but only that file (see
+// socketFile).
 func NewListener(l net.Listener, desc string) (*Listener, error) {
 	rc, err := rawConnOf(l)
 	if err != nil {
 		return nil, err
 	}
-	return &Listener{l: l, rc: rc, desc: desc}, nil
+	var sf *socketFile
+	if ul, ok := l.(*net.UnixListener); ok {
+		if sf = pinSocketFile(ul.Addr().String()); sf != nil {
+			ul.SetUnlinkOnClose(false)
+		}
+	}
+	return &Listener{l: l, rc: rc, desc: desc, file: sf}, nil
 }
 
 func (l *Listener) Kind() Kind       { return KindListener }
 func (l *Listener) Describe() string { return "listen " + l.desc }
-func (l *Listener) Close() error     { return l.l.Close() }
+
+func (l *Listener) Close() error {
+	if l.file != nil {
+		l.file.remove()
+	}
+	return l.l.Close()
+}
+
+// socketFile is the socket file a unix listener bound: its directory,
+// held open, and the file's identity. net.UnixListener removes its path
+// on close, resolving it again: a symbolic link put in the place of a
+// directory on it meanwhile (by whoever can write the directory above, a
+// guest with a dir grant of it included) would have the daemon remove a
+// file of the socket's name wherever the link leads, and a server that
+// bound the path since would lose its socket file.
+type socketFile struct {
+	dir     int // O_PATH descriptor of the directory the file is in
+	name    string
+	dev     uint64
+	ino     uint64
+	removed bool
+}
+
+// pinSocketFile returns the socket file at path, or nil when there is
+// none to remove (an abstract or unnamed address).
+func pinSocketFile(path string) *socketFile {
+	if path == "" || path[0] == '@' {
+		return nil
+	}
+	dir, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	name := filepath.Base(path)
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		unix.Close(dir)
+		return nil
+	}
+	return &socketFile{dir: dir, name: name, dev: st.Dev, ino: st.Ino}
+}
+
+// remove removes the socket file from the directory it was bound in, if
+// it is still there, once.
+func (f *socketFile) remove() {
+	if f.removed {
+		return
+	}
+	f.removed = true
+	var st unix.Stat_t
+	if unix.Fstatat(f.dir, f.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Dev == f.dev && st.Ino == f.ino {
+		_ = unix.Unlinkat(f.dir, f.name, 0)
+	}
+	unix.Close(f.dir)
+}
 
 // Addr is the address the listener is bound to.
 func (l *Listener) Addr() net.Addr { return l.l.Addr() }

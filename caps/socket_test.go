@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -229,5 +230,72 @@ func TestNewSocketRefusesConnectionWithoutDescriptor(t *testing.T) {
 	defer b.Close()
 	if _, err := NewSocket(a, "pipe"); err == nil {
 		t.Fatal("NewSocket accepted an in-memory pipe")
+	}
+}
+
+// A unix listener removes its own socket file when it closes, and nothing
+// else: not a file a symbolic link put in the place of a directory of its
+// path leads to (a guest with a dir grant of a directory on the path can
+// make one, with any target, so that the daemon would unlink a file of
+// the socket's name anywhere it may write), nor a socket another server
+// bound at the path since.
+func TestUnixListenerRemovesOnlyItsOwnSocketFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"run", "victim"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := filepath.Join(dir, "victim", "app.sock")
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := func() *Listener {
+		t.Helper()
+		nl, err := net.Listen("unix", filepath.Join(dir, "run", "app.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := NewListener(nl, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	l := listen()
+	if err := os.Rename(filepath.Join(dir, "run"), filepath.Join(dir, "old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "victim"), filepath.Join(dir, "run")); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, err := os.Stat(victim); err != nil {
+		t.Fatalf("closing the listener removed the file a link on its path led to: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "old", "app.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the listener's own socket file is left after it closed: %v", err)
+	}
+
+	// Its socket file replaced by another server's.
+	if err := os.Remove(filepath.Join(dir, "run")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l = listen()
+	if err := os.Remove(filepath.Join(dir, "run", "app.sock")); err != nil {
+		t.Fatal(err)
+	}
+	other, err := net.Listen("unix", filepath.Join(dir, "run", "app.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	l.Close()
+	if _, err := os.Lstat(filepath.Join(dir, "run", "app.sock")); err != nil {
+		t.Fatalf("closing the listener removed another server's socket file: %v", err)
 	}
 }
