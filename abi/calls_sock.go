@@ -67,6 +67,12 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	if _, host := msg.(*caps.Socket); host && len(fds) > 0 {
+		// A host socket carries bytes only: no copy is made (nor put
+		// to the delegation policy, nor charged) to travel where none
+		// can go.
+		return caps.ENOTSUP
+	}
 
 	inflight, e := g.deriveToSend(sock, c, fds)
 	if e != 0 {

@@ -284,3 +284,40 @@ after the chain was dropped: ok
 		t.Fatalf("%d handles still charged as in flight after the guest ended; want 0", n)
 	}
 }
+
+// sendFDsWAT sends "x" with two handles, fd 3 twice, on fd 3, and exits
+// with sock_send's errno.
+const sendFDsWAT = `(module
+  (import "sandboxd" "sock_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 200) "x")
+  (func (export "_start")
+    (i32.store (i32.const 100) (i32.const 200))
+    (i32.store (i32.const 104) (i32.const 1))
+    (i32.store (i32.const 300) (i32.const 3))
+    (i32.store (i32.const 304) (i32.const 3))
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 1))
+    (i32.store (i32.const 8) (i32.const 300))
+    (i32.store (i32.const 12) (i32.const 2))
+    (call $exit (call $send (i32.const 3) (i32.const 0) (i32.const 64)))))`
+
+// Handles attached to a send on a host socket are ENOTSUP, whatever else
+// would have refused them (here the bound on handles in flight), and no
+// copy of them is made to travel where none can go.
+func TestSockSendOfHandlesOnAHostSocketIsENOTSUP(t *testing.T) {
+	h, log := observedHarness(t)
+	h.inflight = caps.NewInFlightLimit(1)
+	tbl := h.table("s")
+	h.grantSocketPairs(t, tbl, 1)
+	st := h.runMode(t, abitest.WATText(t, sendFDsWAT), tbl, "")
+	if st.Err() != nil || st.Code != uint32(caps.ENOTSUP) {
+		t.Fatalf("status %+v: want exit %d (ENOTSUP)", st, caps.ENOTSUP)
+	}
+	for _, e := range log.all(caps.EventDerive) {
+		if e.Cap.Edge == caps.EdgeDelegate {
+			t.Fatalf("a copy was derived to travel on a host socket: %+v", e.Cap)
+		}
+	}
+}
