@@ -238,9 +238,12 @@ func (g *Guest) installReceived(got []*caps.Cap, fdBuf []byte) (installed int, t
 // messenger: the receiving loop of both ABIs' sock_recv. Unless c is
 // non-blocking it waits for data (a revocation of c during the wait ends
 // it with ENOTCAPABLE); WAITALL (ignored with PEEK and on datagram
-// channels) keeps receiving until iov is full or the stream ends. On
-// error it closes any handles already received.
+// channels) keeps receiving until iov is full or the stream ends. At most
+// maxIOTotal bytes are received, so that the count fits the u32 result
+// however many buffers alias the same memory. On error it closes any
+// handles already received.
 func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps int, peek, waitall bool) (int, []*caps.Cap, caps.RecvFlags, Errno) {
+	iov = limitIOV(iov)
 	res := c.Resource()
 	if d, ok := res.(interface{ Datagram() bool }); peek || (ok && d.Datagram()) {
 		waitall = false

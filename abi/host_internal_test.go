@@ -80,3 +80,40 @@ func TestGuestContextCarriesTheGuestAndItsParent(t *testing.T) {
 		t.Fatalf("after cancel: err %v, cause %v", ctx.Err(), context.Cause(ctx))
 	}
 }
+
+// fillingMessenger is a stream that fills up to chunk bytes of whatever
+// it is asked to receive into, without writing them.
+type fillingMessenger struct{ chunk int }
+
+func (m fillingMessenger) Kind() caps.Kind  { return caps.KindSocket }
+func (m fillingMessenger) Describe() string { return "filling" }
+func (m fillingMessenger) Close() error     { return nil }
+func (m fillingMessenger) Send([][]byte, []*caps.Cap) (int, error) {
+	return 0, caps.ENOTSUP
+}
+func (m fillingMessenger) Recv(iov [][]byte, _ int, _ bool) (int, []*caps.Cap, caps.RecvFlags, error) {
+	n := 0
+	for _, b := range iov {
+		n += len(b)
+	}
+	return min(n, m.chunk), nil, 0, nil
+}
+
+// A receive with WAITALL into many buffers over the same memory stops at
+// maxIOTotal bytes, as a read does, so that the count the guest is told
+// fits its u32 and is the count received.
+func TestAWaitallReceiveIsBoundedAsAReadIs(t *testing.T) {
+	k := caps.NewKernel(nil)
+	m := fillingMessenger{chunk: 64 << 20}
+	c := k.Mint(&caps.Holder{ID: "g"}, m, caps.RightFDRead, 0, "s", "test")
+	buf := make([]byte, 8<<20)
+	iov := make([][]byte, 1024) // 8 GiB, all of it buf
+	for i := range iov {
+		iov[i] = buf
+	}
+	g := &Guest{kernel: k}
+	total, _, _, e := g.recvLoop(c, m, iov, 0, false, true)
+	if e != 0 || total != maxIOTotal {
+		t.Fatalf("received %d bytes (errno %v); want maxIOTotal, %d", total, e, maxIOTotal)
+	}
+}
