@@ -231,3 +231,31 @@ func waitKilled(t *testing.T, g *Guest, reason string) {
 		t.Fatalf("status %+v, want killed %q", st, reason)
 	}
 }
+
+// A guest without a single loop can still run for ever: each of its
+// functions calls the next twice, so 48 of them make 2^48 calls, with a
+// call stack 48 deep. It must stop when it is killed, as a guest in a
+// loop does. (Nor may it hold up a garbage collection meanwhile, as
+// TestSpinningGuestLetsTheCollectorRunAndIsKilled holds of a loop; that is
+// not asked here, since a collection waiting for such a guest would stop
+// the test's own hang guard too.)
+func TestACallTreeWithoutLoopsIsKilled(t *testing.T) {
+	var fns strings.Builder
+	const depth = 48
+	for i := range depth {
+		fmt.Fprintf(&fns, "(func $f%d (call $f%d) (call $f%d))\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&fns, "(func $f%d)\n", depth)
+	g := newTestGuest(t, Config{}, abitest.WATText(t, fmt.Sprintf(`(module
+		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+		(memory (export "memory") 1)
+		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
+		%s
+		(func (export "_start")
+			(drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+			(call $f0)))`, fns.String())))
+	g.Start(context.Background())
+	waitUntilPolled(t, g)
+	g.Kill("test over")
+	waitKilled(t, g, "test over")
+}

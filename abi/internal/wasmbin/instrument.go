@@ -23,6 +23,13 @@ import (
 //     module's own imports;
 //   - every loop body begins with: if the budget is below 1, call yield and
 //     store what it returns as the budget; then decrement the budget;
+//   - so does every function body, and the code after every call and
+//     call_indirect: a guest need not loop to run for ever (functions that
+//     each call the next twice make 2^n calls with a stack n deep), nor
+//     to run long between two loop iterations (a recursion whose frames
+//     each run a long straight stretch of code before their call, or after
+//     it as they return). With these checks, the code a guest runs between
+//     two checks is at most one function body's, without a backward jump;
 //   - a start function is not left to run inside instantiation, where
 //     nothing could stop it: the start section is removed and the function
 //     exported as StartExport, which the runtime runs first;
@@ -89,7 +96,7 @@ func FrameBytes(params, locals, instructions uint64) uint64 {
 // sections MergeData and BoundTables may change, as Instrument rewrites
 // them): a runtime that keeps rewritten modules between processes keys
 // them by it, so a change to that output must change it.
-const RewriteVersion = 3
+const RewriteVersion = 4
 
 // Checks selects what Instrument adds.
 type Checks struct {
@@ -637,6 +644,9 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 	} else {
 		out = append(out, body[:len(body)-len(r.b)]...)
 	}
+	if in.Loops { // the function's entry is checked as a loop's is
+		out = in.check(out)
+	}
 	restore := func(out []byte) []byte { // local.get saved; global.set stack
 		return uleb(append(uleb(append(out, 0x20), uint64(saved)), 0x24), uint64(in.stack))
 	}
@@ -659,7 +669,7 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 		if out, op, err = in.instruction(&r, out); err != nil {
 			return nil, fmt.Errorf("at byte %d: %w", at, err)
 		}
-		if op == 0x03 && in.Loops { // loop: the check opens its body
+		if in.Loops && (op == 0x03 || op == 0x10 || op == 0x11) { // loop: the check opens its body; call: it follows the return
 			out = in.check(out)
 		}
 	}
