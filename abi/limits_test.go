@@ -458,3 +458,66 @@ func TestACompileWaitingForAnotherCallersCompilationStopsWithItsContext(t *testi
 		t.Fatal(err)
 	}
 }
+
+// declarationsModule is a module of one function, _start, that declares
+// n element entries (one passive segment naming _start n times) or n
+// globals (mutable i32s), and exports its memory: what each entry or
+// global costs the host is outside its linear memory.
+func declarationsModule(what string, n int) []byte {
+	leb := func(b []byte, v uint64) []byte {
+		for ; v >= 0x80; v >>= 7 {
+			b = append(b, byte(v)|0x80)
+		}
+		return append(b, byte(v))
+	}
+	section := func(m []byte, id byte, body []byte) []byte {
+		return append(leb(append(m, id), uint64(len(body))), body...)
+	}
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = section(m, 1, []byte("\x01\x60\x00\x00"))
+	m = section(m, 3, []byte("\x01\x00"))
+	m = section(m, 5, []byte("\x01\x00\x01"))
+	if what == "globals" {
+		m = section(m, 6, append(leb(nil, uint64(n)), []byte(strings.Repeat("\x7f\x01\x41\x00\x0b", n))...))
+	}
+	m = section(m, 7, []byte("\x02\x06memory\x02\x00\x06_start\x00\x00"))
+	if what == "elements" {
+		m = section(m, 9, append(leb([]byte("\x01\x01\x00"), uint64(n)), make([]byte, n)...))
+	}
+	return section(m, 10, []byte("\x01\x02\x00\x0b"))
+}
+
+// Element entries and globals are kept outside the guest's linear memory,
+// in every instance (some 40 and 80 bytes each) and in the compiled module
+// the runtime keeps: a 30 MB module of one passive segment held 1.1 GB
+// compiled and 1.1 GB more in each guest, whatever its --mem. The runtime
+// refuses a module past wasmbin's bounds, and compiles one at them.
+func TestCompileBoundsElementEntriesAndGlobals(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	for _, c := range []struct {
+		what  string
+		bound int
+	}{
+		{"elements", wasmbin.MaxElementEntries},
+		{"globals", wasmbin.MaxGlobals},
+	} {
+		m, err := rt.Compile(ctx, c.what+"-over.wasm", declarationsModule(c.what, c.bound+1))
+		if m != nil {
+			m.Release()
+		}
+		if !errors.As(err, new(*LimitError)) {
+			t.Errorf("%d %s: %v, want a *LimitError", c.bound+1, c.what, err)
+		}
+		m, err = rt.Compile(ctx, c.what+"-at.wasm", declarationsModule(c.what, c.bound))
+		if err != nil {
+			t.Errorf("%d %s: %v", c.bound, c.what, err)
+			continue
+		}
+		m.Release()
+	}
+}

@@ -239,6 +239,19 @@ const maxModuleLocals = 1 << 22
 // 140 MB (docs/BENCHMARKS.md).
 const MaxFunctions = 1000000
 
+// MaxElementEntries bounds the entries of all of a module's element
+// segments together: wazero keeps each in the compiled module and makes a
+// function reference of it in every instance, some 40 bytes in each,
+// outside the guest's linear memory and so outside --mem. 1,048,576 (some
+// 40 MB an instance) is more than the functions a module may define
+// (MaxFunctions), each of which a table needs once.
+const MaxElementEntries = 1 << 20
+
+// MaxGlobals bounds the globals a module defines: wazero keeps each in
+// every instance (some 80 bytes), outside the guest's linear memory.
+// 262,144 (some 20 MB an instance) is far more than compilers emit.
+const MaxGlobals = 1 << 18
+
 // vectorSections are the sections whose body begins with an entry count.
 var vectorSections = [secTag + 1]bool{
 	secType: true, secImport: true, secFunction: true, secTable: true, secMemory: true, secGlobal: true,
@@ -252,7 +265,9 @@ var vectorSections = [secTag + 1]bool{
 // takes at least one); a module may define at most MaxFunctions
 // functions, and declare at most maxLocals locals in one function and
 // maxModuleLocals in all. It returns the module's shape, read in the same
-// pass. A count past a limit is a *LimitError.
+// pass. A module may also define at most MaxGlobals globals and
+// MaxElementEntries element entries. A count past a limit is a
+// *LimitError.
 func (secs Sections) Precheck() (Shape, error) {
 	var functions uint32
 	for _, sec := range secs {
@@ -272,6 +287,9 @@ func (secs Sections) Precheck() (Shape, error) {
 		}
 		if sec.ID == secFunction {
 			functions = n
+		}
+		if sec.ID == secGlobal && n > MaxGlobals {
+			return Shape{}, &LimitError{fmt.Sprintf("it defines %d globals, more than the %d sandboxd allows", n, MaxGlobals)}
 		}
 		if sec.ID == secCode {
 			if err := body.precheckCode(n); err != nil {
@@ -336,6 +354,8 @@ func (secs Sections) precheckNested() error {
 		case secElement:
 			if _, err := walk.elements(sec.Body); err != nil {
 				r.ok = false
+			} else if walk.elementEntries > MaxElementEntries {
+				return &LimitError{fmt.Sprintf("its element segments hold %d entries, more than the %d sandboxd allows", walk.elementEntries, MaxElementEntries)}
 			}
 		case secData:
 			for n := r.count(); n > 0 && r.ok; n-- {

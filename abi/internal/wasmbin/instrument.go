@@ -143,6 +143,9 @@ type instrumenter struct {
 	// result, by their results' encoding; newTypes encodes them.
 	blockTypes map[string]uint32
 	newTypes   []byte
+	// elementEntries counts the entries of the element segments read
+	// (Precheck's bound, MaxElementEntries).
+	elementEntries uint64
 }
 
 // funcType is what the stack checks need of a function type.
@@ -521,6 +524,7 @@ func (in *instrumenter) elements(body []byte) ([]byte, error) {
 			out = append(out, r.byte())
 		}
 		count := r.u32()
+		in.elementEntries += uint64(count)
 		out = uleb(out, uint64(count))
 		for j := uint32(0); j < count && r.ok; j++ {
 			if flags&4 != 0 {
