@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -906,5 +907,41 @@ func TestASendRefusedPartWayKeepsNothing(t *testing.T) {
 		if strings.HasPrefix(in.Origin, "sent on ") && !in.Closed {
 			t.Fatalf("a copy made for the refused send is still open: %+v", in)
 		}
+	}
+}
+
+// A spawned guest's WASI args and env come from the argdata its parent
+// handed it (at most MaxArgdataBytes). Reading them must not cost the host
+// far more than those bytes: decoded whole, the 1 MiB here (its args,
+// then a seq of a million nulls, a byte each) took some 370 MB at every
+// args_sizes_get, args_get, environ_sizes_get and environ_get, and a tree
+// of spawned guests calling them at once could take the host's memory.
+func TestWASIArgsAndEnvFromLargeArgdataAllocateLittle(t *testing.T) {
+	head := argdata.StringMap(map[string]argdata.Value{
+		"args": argdata.Seq(argdata.String("prog"), argdata.String("-v")),
+		"env":  argdata.MapOf(argdata.String("HOME"), argdata.String("/"), argdata.String("bad=key"), argdata.String("x")),
+	}).Encode()
+	// A third entry, "nulls": a seq of single-byte nulls filling the rest.
+	nulls := append([]byte{byte(argdata.TypeSeq)}, bytes.Repeat([]byte{0x80}, MaxArgdataBytes-len(head)-16)...)
+	key := argdata.String("nulls").Encode()
+	data := append(append(head, byte(len(key))|0x80), key...)
+	data = append(data, byte(len(nulls)>>14), byte(len(nulls)>>7&0x7f), byte(len(nulls)&0x7f|0x80))
+	data = append(data, nulls...)
+	if v, err := argdata.Decode(data); err != nil {
+		t.Fatalf("the argdata does not decode: %v", err)
+	} else if n, ok := v.Get("nulls"); !ok || len(n.Items()) < 1<<19 {
+		t.Fatalf("the argdata has no large seq of nulls")
+	}
+	g := &Guest{argdata: data}
+	var args, env []string
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	args, env = wasiArgs(g), wasiEnv(g)
+	runtime.ReadMemStats(&after)
+	if strings.Join(args, " ") != "prog -v" || strings.Join(env, " ") != "HOME=/" {
+		t.Fatalf("args %q, env %q; want [prog -v] and [HOME=/]", args, env)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > MaxArgdataBytes {
+		t.Fatalf("reading args and env from %d bytes of argdata allocated %d bytes", len(data), d)
 	}
 }

@@ -67,20 +67,25 @@ func wasiStringsSizesGet(m api.Memory, ss []string, countOut, sizeOut uint32) Er
 // child of proc_spawn or proc_exec), the "args" sequence and "env" map of
 // that argdata, in the shape StartupArgdata writes. So a spawned Go or C
 // program sees in os.Args and getenv what its parent put in the argdata.
+//
+// The argdata is read where it lies, not decoded whole: its parent chose
+// it (up to MaxArgdataBytes), and decoded it takes many times its size (a
+// seq of nulls, a byte each, some 370 times) at every call that asks.
 func wasiArgs(g *Guest) []string {
 	if g.args != nil {
 		return g.args
 	}
-	v, ok := startupValue(g, "args")
-	if !ok {
+	v, ok := startupEntry(g, "args")
+	if !ok || len(v) == 0 || argdata.Type(v[0]) != argdata.TypeSeq {
 		return nil
 	}
 	var out []string
-	for _, it := range v.Items() {
-		if s, ok := it.Str(); ok {
+	argdata.Entries(v, func(it []byte) bool {
+		if s, ok := argdataString(it); ok {
 			out = append(out, s)
 		}
-	}
+		return true
+	})
 	return out
 }
 
@@ -88,33 +93,62 @@ func wasiEnv(g *Guest) []string {
 	if g.env != nil {
 		return g.env
 	}
-	v, ok := startupValue(g, "env")
-	if !ok {
+	v, ok := startupEntry(g, "env")
+	if !ok || len(v) == 0 || argdata.Type(v[0]) != argdata.TypeMap {
 		return nil
 	}
 	var out []string
-	v.Pairs(func(k, val argdata.Value) bool {
-		ks, ok1 := k.Str()
-		vs, ok2 := val.Str()
+	var key []byte
+	isKey := true
+	argdata.Entries(v, func(e []byte) bool {
+		if isKey {
+			key, isKey = e, false
+			return true
+		}
+		ks, ok1 := argdataString(key)
+		vs, ok2 := argdataString(e)
 		if ok1 && ok2 && ks != "" && !strings.Contains(ks, "=") {
 			out = append(out, ks+"="+vs)
 		}
+		isKey = true
 		return true
 	})
 	return out
 }
 
-// startupValue returns a key of the guest's argdata map, if the argdata
-// is one.
-func startupValue(g *Guest, key string) (argdata.Value, bool) {
-	if len(g.argdata) == 0 {
-		return argdata.Value{}, false
+// startupEntry returns the encoding of a key's value in the guest's
+// argdata, if the argdata is a valid map that has the key.
+func startupEntry(g *Guest, key string) ([]byte, bool) {
+	if len(g.argdata) == 0 || argdata.Type(g.argdata[0]) != argdata.TypeMap || !argdata.Valid(g.argdata) {
+		return nil, false
 	}
-	root, err := argdata.Decode(g.argdata)
+	var out []byte
+	found, isKey, match := false, true, false
+	argdata.Entries(g.argdata, func(e []byte) bool {
+		if isKey {
+			s, ok := argdataString(e)
+			match = ok && s == key
+		} else if match {
+			out, found = e, true
+			return false
+		}
+		isKey = !isKey
+		return true
+	})
+	return out, found
+}
+
+// argdataString decodes an entry that is a string; any other entry is
+// not decoded at all.
+func argdataString(e []byte) (string, bool) {
+	if len(e) == 0 || argdata.Type(e[0]) != argdata.TypeString {
+		return "", false
+	}
+	v, err := argdata.Decode(e)
 	if err != nil {
-		return argdata.Value{}, false
+		return "", false
 	}
-	return root.Get(key)
+	return v.Str()
 }
 
 func wasiArgsGet(g *Guest, m api.Memory, p []uint64) Errno {

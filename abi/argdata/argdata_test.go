@@ -125,6 +125,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{0x07, 0x85})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := Decode(b)
+		if Valid(b) != (err == nil) {
+			t.Fatalf("Valid says %v, Decode %v", Valid(b), err)
+		}
 		if err != nil {
 			return
 		}
