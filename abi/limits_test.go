@@ -521,3 +521,32 @@ func TestCompileBoundsElementEntriesAndGlobals(t *testing.T) {
 		m.Release()
 	}
 }
+
+// A call's results beyond the registers take room in the caller's frame,
+// sized for the widest call the function holds. Left out of the count, a
+// recursion through frames that each take 100 results of the recursive
+// call went past wazero's own ceiling of some 50 MB (its "stack overflow"
+// trap) while counted under 8 MiB: --max-stack, and the memory budget
+// that counts it, did not hold.
+func TestCallResultsCountAgainstMaxStack(t *testing.T) {
+	const n = 100
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Compile(ctx, "results", abitest.WATText(t, fmt.Sprintf(`(module
+	  (memory (export "memory") 1)
+	  (func $f (result%s) (call $f))
+	  (func (export "_start") (call $f) %s))`, strings.Repeat(" i64", n), strings.Repeat("(drop) ", n))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	k := caps.NewKernel(nil)
+	st := rt.NewGuest(m, GuestConfig{ID: "g", Table: caps.NewTable(k, &caps.Holder{ID: "g"}, 0), MaxStack: DefaultMaxStack}).Run(ctx)
+	if se := new(StackError); !errors.As(st.Trap, &se) {
+		t.Fatalf("a recursion of %d results: %+v, want a *StackError at --max-stack", n, st)
+	}
+}

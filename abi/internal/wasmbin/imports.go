@@ -36,6 +36,7 @@ type Shape struct {
 type Import struct {
 	Module, Name string
 	Kind         byte
+	Type         uint32 // a function's type index
 }
 
 // Export is one export: its name and external kind.
@@ -120,7 +121,7 @@ func (r *wasmReader) imports() []Import {
 		e := Import{Module: r.name(), Name: r.name(), Kind: r.byte()}
 		switch e.Kind {
 		case ExternFunc:
-			r.u32() // type index
+			e.Type = r.u32()
 		case externTable:
 			r.byte() // reference type
 			r.limits()

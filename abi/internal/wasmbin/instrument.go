@@ -85,9 +85,12 @@ const (
 // frame holds at most a slot per parameter, local and such instruction,
 // beside the return address and frame pointer and the arguments passed on
 // the stack (each a value counted already); 16 bytes a value covers both.
-// It is a bound, not a measure: a small recursive function measures 24
-// bytes a frame on amd64 and is counted over a hundred (docs/CLI.md, Call
-// stack).
+// A function that makes calls of several results is counted, besides,
+// the results but one of the widest such call, as locals: the callee
+// writes those beyond the registers into the caller's frame (the call
+// instruction counts one). It is a bound, not a measure: a small
+// recursive function measures 24 bytes a frame on amd64 and is counted
+// over a hundred (docs/CLI.md, Call stack).
 func FrameBytes(params, locals, instructions uint64) uint64 {
 	return min(32+16*(params+locals+instructions), 1<<30)
 }
@@ -96,7 +99,7 @@ func FrameBytes(params, locals, instructions uint64) uint64 {
 // sections MergeData and BoundTables may change, as Instrument rewrites
 // them): a runtime that keeps rewritten modules between processes keys
 // them by it, so a change to that output must change it.
-const RewriteVersion = 4
+const RewriteVersion = 5
 
 // Checks selects what Instrument adds.
 type Checks struct {
@@ -137,6 +140,7 @@ type instrumenter struct {
 	budget        uint32 // the budget global's index
 	stack         uint32 // the allowance global's index
 	types         []funcType
+	importTypes   []uint32 // the type index of each imported function
 	funcTypes     []uint32 // the type index of each defined function
 	// blockTypes are the type indices of the types () -> results the
 	// rewrite appends for the blocks that wrap functions of more than one
@@ -256,6 +260,7 @@ func (in *instrumenter) read(s Section, n *counts) error {
 			switch im.Kind {
 			case ExternFunc:
 				in.importedFuncs++
+				in.importTypes = append(in.importTypes, im.Type)
 			case externGlobal:
 				n.importedGlobals++
 			}
@@ -655,6 +660,7 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 		return uleb(append(uleb(append(out, 0x20), uint64(saved)), 0x24), uint64(in.stack))
 	}
 	var instructions uint64
+	var results int // the most results of a call the function makes, but one
 	for len(r.b) > 0 {
 		at := len(body) - len(r.b)
 		if in.Stack {
@@ -667,6 +673,7 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 			if defines(r.b[0]) {
 				instructions++
 			}
+			results = max(results, in.callResults(r)-1)
 		}
 		var op byte
 		var err error
@@ -678,12 +685,44 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 		}
 	}
 	if in.Stack {
-		w := FrameBytes(uint64(ft.params), locals, instructions)
+		// The results of a call are each a value in the caller's frame
+		// (beyond the registers, where the callee writes them), as a
+		// local is; the call instruction counts one of them already.
+		w := FrameBytes(uint64(ft.params), locals+uint64(results), instructions)
 		for _, at := range weightAt {
 			putLEB5(out[at:at+5], uint32(w))
 		}
 	}
 	return out, nil
+}
+
+// callResults returns the number of results of the function that the
+// instruction r begins calls (call, call_indirect and their return_
+// forms), or 0 for any other instruction. r is not advanced.
+func (in *instrumenter) callResults(r wasmReader) int {
+	var ti uint32
+	switch op := r.byte(); op {
+	case 0x10, 0x12: // call, return_call: a function index
+		x := r.u32()
+		switch {
+		case !r.ok:
+			return 0
+		case x < uint32(len(in.importTypes)):
+			ti = in.importTypes[x]
+		case x-uint32(len(in.importTypes)) < uint32(len(in.funcTypes)):
+			ti = in.funcTypes[x-uint32(len(in.importTypes))]
+		default:
+			return 0
+		}
+	case 0x11, 0x13: // call_indirect, return_call_indirect: a type index
+		ti = r.u32()
+	default:
+		return 0
+	}
+	if !r.ok || ti >= uint32(len(in.types)) {
+		return 0
+	}
+	return len(in.types[ti].results)
 }
 
 // defines reports whether an instruction of opcode op may define a value
