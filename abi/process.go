@@ -100,8 +100,10 @@ func (p *process) termination() (signal uint8, code uint32) {
 
 // moduleOf returns the module a PROC_EXEC handle designates: a module
 // handle, or a regular file holding a wasm binary (read whole, at most
-// MaxModuleBytes, and compiled through the runtime's cache). The caller
-// holds the module and must Release it.
+// MaxModuleBytes, and compiled through the runtime's cache). The bytes
+// read are charged to the tree's memory (GuestConfig.Memory) until the
+// compilation has ended, which may wait its turn: ENOMEM if they do not
+// fit. The caller holds the module and must Release it.
 func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 	res := c.Resource()
 	if mr, ok := res.(*moduleResource); ok {
@@ -123,6 +125,27 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 	if fs.Size > MaxModuleBytes {
 		return nil, caps.EFBIG
 	}
+	// What is read is charged before it is held: the size first, and
+	// what the file grew by as it comes.
+	var charged int64
+	defer func() {
+		if charged > 0 {
+			g.tree.memory.Give(charged)
+		}
+	}()
+	charge := func(size int64) bool {
+		if g.tree.memory == nil || size <= charged {
+			return true
+		}
+		if !g.tree.memory.Take(size - charged) {
+			return false
+		}
+		charged = size
+		return true
+	}
+	if !charge(int64(fs.Size)) {
+		return nil, caps.ENOMEM
+	}
 	// Read until end of file rather than trusting the size: the file may
 	// change under us, and must not make us read past the limit.
 	buf := make([]byte, 0, fs.Size)
@@ -131,6 +154,9 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 		n, err := ra.ReadAt(chunk, int64(len(buf)))
 		if len(buf)+n > MaxModuleBytes {
 			return nil, caps.EFBIG
+		}
+		if !charge(int64(max(len(buf)+n, cap(buf)))) {
+			return nil, caps.ENOMEM
 		}
 		buf = append(buf, chunk[:n]...)
 		if err == io.EOF || (err == nil && n == 0) {

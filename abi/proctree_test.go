@@ -171,3 +171,74 @@ func TestFullTreeRefusesASpawnBeforeReadingTheModule(t *testing.T) {
 		t.Fatalf("spawn in a full tree: %+v, want exit %d (EAGAIN)", st, caps.EAGAIN)
 	}
 }
+
+// testCharge is a MemoryCharge of limit bytes that keeps the most it held.
+type testCharge struct {
+	mu               sync.Mutex
+	limit, used, max int64
+}
+
+func (c *testCharge) Take(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.used+n > c.limit {
+		return false
+	}
+	c.used += n
+	c.max = max(c.max, c.used)
+	return true
+}
+
+func (c *testCharge) Give(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.used -= n
+}
+
+// A spawn from a file reads the whole file into the host's memory (up to
+// MaxModuleBytes) and holds it while the module compiles, or waits its
+// turn to: that is charged to the tree's memory (GuestConfig.Memory, the
+// daemon's budget per user), as its byte objects are, and given back
+// after. A file larger than what is left fails with ENOMEM before it is
+// read.
+func TestSpawnFromAFileChargesTheBytesItReads(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 4)
+	m, err := rt.Compile(ctx, "spawner", abitest.WATText(t, `(module
+  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (call $exit (call $spawn (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16)))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	const size = 4 << 20
+	path := filepath.Join(t.TempDir(), "big.wasm")
+	if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil { // no module: ENOEXEC once read
+		t.Fatal(err)
+	}
+	k := caps.NewKernel(nil)
+	run := func(charge *testCharge) ExitStatus {
+		h := &caps.Holder{ID: "g"}
+		tbl := caps.NewTable(k, h, 0)
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tbl.Insert(k.Mint(h, caps.NewFile(f, "big.wasm"), caps.RightProcExec, 0, "big", "test")); err != nil {
+			t.Fatal(err)
+		}
+		return rt.NewGuest(m, GuestConfig{ID: "g", Table: tbl, Memory: charge}).Run(ctx)
+	}
+	small := &testCharge{limit: size / 4}
+	if st := run(small); st.Code != uint32(caps.ENOMEM) || small.max != 0 {
+		t.Errorf("spawn of %d bytes with %d left: %+v, %d charged; want exit %d (ENOMEM), nothing charged", size, small.limit, st, small.max, caps.ENOMEM)
+	}
+	enough := &testCharge{limit: 2 * size}
+	if st := run(enough); st.Code != uint32(caps.ENOEXEC) || enough.max < size || enough.used != 0 {
+		t.Errorf("spawn of %d bytes with %d left: %+v, %d charged at most and %d at the end; want exit %d (ENOEXEC), %d charged while read, 0 after",
+			size, enough.limit, st, enough.max, enough.used, caps.ENOEXEC, size)
+	}
+}

@@ -911,10 +911,12 @@ func TestDaemonMemoryBudgetPerUser(t *testing.T) {
 // A guest's spawned children are charged to its user's budget as it is
 // (each has its --mem and --max-stack): the spawn that would pass the
 // budget fails in the guest with ENOMEM, the user's next launch is refused
-// while the tree runs, and killing the tree gives every charge back.
+// while the tree runs, and killing the tree gives every charge back. (The
+// budget leaves room for the module file too, which a spawn reads whole
+// and is charged while it compiles.)
 func TestDaemonMemoryBudgetChargesSpawnedGuests(t *testing.T) {
 	t.Parallel()
-	d := serveDaemon(t, bin, "", "--max-mem-per-user", "3MiB", "--max-stack", "512KiB")
+	d := serveDaemon(t, bin, "", "--max-mem-per-user", "3100KiB", "--max-stack", "512KiB")
 	self := guest(t, "cmd/sandboxd/testdata/spawn_self.wat")
 	r := d.cli(t, "launch", "--detach", "--mem", "1MiB", "--grant", "file:"+self, self)
 	if r.code != 0 {
