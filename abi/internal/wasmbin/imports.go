@@ -240,6 +240,13 @@ const maxModuleLocals = 1 << 22
 // 140 MB (docs/BENCHMARKS.md).
 const MaxFunctions = 1000000
 
+// MaxFunctionBytes bounds the size of one function body. wazero's
+// compiler takes some 340 bytes of memory for each instruction of the
+// function it compiles (one of 4 million took 1.4 GB), so a function of
+// 1 MiB, at most a million instructions, takes some 350 MB. The largest
+// function of a 13 MB Go program has 50 KB.
+const MaxFunctionBytes = 1 << 20
+
 // MaxElementEntries bounds the entries of all of a module's element
 // segments together: wazero keeps each in the compiled module and makes a
 // function reference of it in every instance, some 40 bytes in each,
@@ -264,8 +271,8 @@ var vectorSections = [secTag + 1]bool{
 // million exports would otherwise cost over a minute and gigabytes to
 // reject. Every count must fit in the bytes that follow it (each entry
 // takes at least one); a module may define at most MaxFunctions
-// functions, and declare at most maxLocals locals in one function and
-// maxModuleLocals in all. It returns the module's shape, read in the same
+// functions, of at most MaxFunctionBytes each, and declare at most
+// maxLocals locals in one function and maxModuleLocals in all. It returns the module's shape, read in the same
 // pass. A module may also define at most MaxGlobals globals and
 // MaxElementEntries element entries. A count past a limit is a
 // *LimitError.
@@ -312,6 +319,9 @@ func (r *wasmReader) precheckCode(n uint32) error {
 		fn := r.sized()
 		if !r.ok {
 			return fmt.Errorf("function body %d runs past the end of the code section", i)
+		}
+		if len(fn.b) > MaxFunctionBytes {
+			return &LimitError{fmt.Sprintf("function body %d takes %d bytes, more than the %d sandboxd allows", i, len(fn.b), MaxFunctionBytes)}
 		}
 		groups := fn.u32()
 		var locals uint64

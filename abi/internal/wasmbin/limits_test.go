@@ -1,6 +1,7 @@
 package wasmbin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"runtime"
@@ -172,5 +173,32 @@ func TestNestedCountBombsAreRefusedBeforeTheDecoderAllocates(t *testing.T) {
 		if d := after.TotalAlloc - before.TotalAlloc; d > 1<<20 {
 			t.Errorf("%s: precheck allocated %d bytes", c.name, d)
 		}
+	}
+}
+
+// oneFunction is a module of one function whose body takes size bytes:
+// i32.const 0, then i32.eqz until drop and end close it, an instruction a
+// byte.
+func oneFunction(size int) []byte {
+	body := append([]byte{0x00, 0x41, 0x00}, bytes.Repeat([]byte{0x45}, size-5)...)
+	body = append(body, 0x1a, 0x0b)
+	code := uleb([]byte{1}, uint64(len(body)))
+	m := []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00\x00\x03\x02\x01\x00")
+	m = append(uleb(append(m, secCode), uint64(len(code)+len(body))), code...)
+	return append(m, body...)
+}
+
+// wazero's compiler takes some 340 bytes of memory for each instruction of
+// the function it compiles: one function of 4 million instructions (a
+// 12 MB module, well under a launch's 32 MiB) took 1.4 GB to compile, and
+// proc_spawn reads modules up to 128 MiB. precheck refuses a function
+// body over MaxFunctionBytes, which holds at most a million.
+func TestFunctionBodiesAreBounded(t *testing.T) {
+	if err := precheck(oneFunction(MaxFunctionBytes)); err != nil {
+		t.Fatalf("a body of %d bytes: %v", MaxFunctionBytes, err)
+	}
+	err := precheck(oneFunction(MaxFunctionBytes + 1))
+	if !errors.As(err, new(*LimitError)) {
+		t.Fatalf("a body of %d bytes: %v, want a *LimitError", MaxFunctionBytes+1, err)
 	}
 }
