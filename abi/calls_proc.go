@@ -60,8 +60,11 @@ func procRaise(g *Guest, m api.Memory, p []uint64) Errno {
 }
 
 // procArgs reads the argdata and fd list that proc_spawn and proc_exec
-// share. The argdata is copied (at most MaxArgdataBytes); the list may
-// name at most as many handles as the table holds.
+// share. The argdata is copied (at most MaxArgdataBytes), and charged to
+// the tree's memory (ENOMEM if it does not fit) until the new program
+// that keeps it ends: the caller hands the charge on, or gives it back
+// (procTree.giveMemory). The list may name at most as many handles as the
+// table holds.
 func (g *Guest) procArgs(m api.Memory, dataPtr, dataLen, fdsPtr, fdsLen uint32) ([]byte, []uint32, Errno) {
 	if dataLen > MaxArgdataBytes {
 		return nil, nil, caps.E2BIG
@@ -70,12 +73,15 @@ func (g *Guest) procArgs(m api.Memory, dataPtr, dataLen, fdsPtr, fdsLen uint32) 
 	if e != 0 {
 		return nil, nil, e
 	}
-	data := make([]byte, len(raw)) // never nil: nil would mean "build from args"
-	copy(data, raw)
 	fds, e := readU32Array(m, fdsPtr, fdsLen, uint32(g.table.Max()))
 	if e != 0 {
 		return nil, nil, e
 	}
+	if !g.tree.takeMemory(int64(len(raw))) {
+		return nil, nil, caps.ENOMEM
+	}
+	data := make([]byte, len(raw)) // never nil: nil would mean "build from args"
+	copy(data, raw)
 	return data, fds, 0
 }
 
@@ -99,6 +105,8 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	charge := int64(len(data)) // data's, until the child holds it
+	defer func() { g.tree.giveMemory(charge) }()
 	c, e := g.acquire(fd, caps.RightProcExec)
 	if e != 0 {
 		return e
@@ -148,6 +156,7 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 
 	child := g.newChild(mod, t, data)
 	reserved = false // the child releases it when it ends, or Abandon does
+	child.argdataCharge, charge = charge, 0
 	pr := &process{g: child}
 	pc := g.kernel.Mint(g.holder, pr, caps.RightsProcessBase, 0, holder.ID, "proc_spawn by "+g.ID)
 	pfd, err := g.table.Insert(pc)
@@ -175,6 +184,12 @@ func procExec(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	handed := false
+	defer func() {
+		if !handed {
+			g.tree.giveMemory(int64(len(data)))
+		}
+	}()
 	c, e := g.acquire(fd, caps.RightProcExec)
 	if e != 0 {
 		return e
@@ -184,7 +199,6 @@ func procExec(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	handed := false
 	defer func() {
 		if !handed {
 			mod.Release()
@@ -232,8 +246,8 @@ func procExec(g *Guest, m api.Memory, p []uint64) Errno {
 		_, _ = t.Insert(c) // cannot fail: len(fds) ≤ t.Max()
 	}
 	g.log.Debug("exec", "module", mod.Name, "handles", len(fds))
-	g.exec = &execRequest{module: mod, table: t, argdata: data}
-	handed = true // the request holds mod now
+	g.exec = &execRequest{module: mod, table: t, argdata: data, charge: int64(len(data))}
+	handed = true // the request holds mod and data's charge now
 	g.exit(0)
 	return 0
 }

@@ -168,6 +168,19 @@ func (t *procTree) reserve() Errno {
 	return 0
 }
 
+// takeMemory charges n bytes the host holds for the tree to its memory
+// (GuestConfig.Memory), or reports that they do not fit.
+func (t *procTree) takeMemory(n int64) bool {
+	return t.memory == nil || n <= 0 || t.memory.Take(n)
+}
+
+// giveMemory gives back what takeMemory charged.
+func (t *procTree) giveMemory(n int64) {
+	if t.memory != nil && n > 0 {
+		t.memory.Give(n)
+	}
+}
+
 // release undoes one reserve.
 func (t *procTree) release() {
 	if t.budget != nil {
@@ -219,8 +232,12 @@ type Guest struct {
 
 	args, env []string
 	argdata   []byte
-	memLimit  uint64
-	maxStack  uint64
+	// argdataCharge is what argdata, handed by proc_spawn or proc_exec,
+	// is charged to the tree's memory (procTree.takeMemory), until it is
+	// replaced or the guest ends.
+	argdataCharge int64
+	memLimit      uint64
+	maxStack      uint64
 	// stack is the running program's stack allowance global (nil without
 	// stack checks); set and read on the guest's goroutine only.
 	stack   api.Global
@@ -285,6 +302,7 @@ type execRequest struct {
 	module  *Module
 	table   *caps.Table
 	argdata []byte
+	charge  int64 // argdata's, to the tree's memory
 }
 
 // errParentExited ends the children a guest leaves behind: a child never
@@ -340,6 +358,8 @@ func (g *Guest) Abandon() { g.letGo() }
 // place in its process tree's count.
 func (g *Guest) letGo() {
 	g.module.Release()
+	g.tree.giveMemory(g.argdataCharge)
+	g.argdataCharge = 0
 	if g.spawned {
 		g.tree.release()
 	}
@@ -438,6 +458,8 @@ func (g *Guest) run() {
 		g.table.CloseAll()
 		g.module.Release()
 		g.module, g.table, g.argdata = req.module, req.table, req.argdata // the request's hold passes to the guest
+		g.tree.giveMemory(g.argdataCharge)
+		g.argdataCharge = req.charge
 		g.shownTable.Store(req.table)
 		g.signal = 0
 		g.holder.SetModule(g.module.HashString()) // policies judge it as the code it runs now
@@ -452,6 +474,7 @@ func (g *Guest) run() {
 		g.exec = nil
 		req.table.CloseAll()
 		req.module.Release()
+		g.tree.giveMemory(req.charge)
 	}
 	if g.hpoll != nil {
 		g.hpoll.close()

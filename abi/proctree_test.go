@@ -242,3 +242,47 @@ func TestSpawnFromAFileChargesTheBytesItReads(t *testing.T) {
 			size, enough.limit, st, enough.max, enough.used, caps.ENOEXEC, size)
 	}
 }
+
+// The argdata a guest hands to proc_spawn (up to MaxArgdataBytes) is
+// kept in the host's memory for as long as the child runs: it is charged
+// to the tree's memory (GuestConfig.Memory), as the child's module file
+// is while it is read, and given back when the child ends. Argdata that
+// does not fit fails the spawn with ENOMEM.
+func TestSpawnChargesTheArgdataItKeeps(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 4)
+	const size = 512 << 10
+	parent, err := rt.Compile(ctx, "parent", abitest.WATText(t, fmt.Sprintf(`(module
+  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 16)
+  (func (export "_start")
+    (call $exit (call $spawn (i32.const 0) (i32.const 0) (i32.const %d) (i32.const 0) (i32.const 0) (i32.const %d)))))`, size, size+16)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Release()
+	child, err := rt.Compile(ctx, "child", abitest.WATText(t, `(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Release()
+	k := caps.NewKernel(nil)
+	run := func(charge *testCharge) ExitStatus {
+		h := &caps.Holder{ID: "g"}
+		tbl := caps.NewTable(k, h, 0)
+		if _, err := tbl.Insert(k.Mint(h, NewModuleResource(child), caps.RightProcExec, 0, "child", "test")); err != nil {
+			t.Fatal(err)
+		}
+		return rt.NewGuest(parent, GuestConfig{ID: "g", Table: tbl, Memory: charge}).Run(ctx) // the child ends with it
+	}
+	small := &testCharge{limit: size / 2}
+	if st := run(small); st.Code != uint32(caps.ENOMEM) || small.max != 0 {
+		t.Errorf("spawn with %d bytes of argdata and %d left: %+v, %d charged; want exit %d (ENOMEM), nothing charged", size, small.limit, st, small.max, caps.ENOMEM)
+	}
+	enough := &testCharge{limit: 2 * size}
+	if st := run(enough); st.Code != 0 || enough.max < size || enough.used != 0 {
+		t.Errorf("spawn with %d bytes of argdata and %d left: %+v, %d charged at most and %d once the child ended; want exit 0, %d charged, 0 after",
+			size, enough.limit, st, enough.max, enough.used, size)
+	}
+}
