@@ -256,3 +256,35 @@ func TestRewrittenModulesAreKeptInTheCacheDir(t *testing.T) {
 		t.Fatalf("three's run over a damaged rewrite: %+v, want exit 3", st)
 	}
 }
+
+// The idle modules are bounded by their size too: compiled code and what
+// wazero keeps of a module take about as much as the module's bytes (an
+// idle module of 7 MB, eight functions of 900 KB, kept 7 MB), and a module
+// of few large functions is far under the bound on functions: 32 modules
+// of 128 MiB, which proc_spawn reads, would keep some 4 GB.
+func TestIdleModulesAreBoundedByTheirSize(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 8)
+	var ms []*Module
+	for i := range 3 {
+		m, err := rt.Compile(ctx, "m", distinctModule(t, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	rt.mu.Lock()
+	rt.maxIdleBytes = uint64(ms[1].Size + ms[2].Size)
+	rt.mu.Unlock()
+	for _, m := range ms {
+		m.Release()
+	}
+	if rt.cached(ms[0]) || !rt.cached(ms[1]) || !rt.cached(ms[2]) {
+		t.Fatalf("cached: %v %v %v, want false true true (3 idle modules, room for the bytes of 2)", rt.cached(ms[0]), rt.cached(ms[1]), rt.cached(ms[2]))
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if want := uint64(ms[1].Size + ms[2].Size); rt.idleBytes != want {
+		t.Fatalf("idle bytes %d, want %d", rt.idleBytes, want)
+	}
+}

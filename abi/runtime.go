@@ -76,6 +76,13 @@ const DefaultMaxIdleModules = 32
 // 300 MB. A Go program has a few thousand.
 const maxIdleFuncs = 2000000
 
+// maxIdleBytes bounds the bytes of all idle modules together: a module
+// keeps, compiled, about as much as its bytes (an idle module of 7 MB,
+// eight functions of 900 KB, kept 7 MB), and one of few large functions
+// is far under maxIdleFuncs: 32 modules of 128 MiB, as proc_spawn reads,
+// would keep some 4 GB.
+const maxIdleBytes = 256 << 20
+
 // Runtime compiles modules and runs guests. One Runtime serves any number
 // of concurrent guests; each module is compiled once, keyed by the SHA-256
 // of its bytes.
@@ -101,6 +108,11 @@ type Runtime struct {
 	// they are bounded by maxIdleFuncs as the modules are by maxIdle.
 	idleFuncs    uint64
 	maxIdleFuncs uint64
+	// idleBytes counts the bytes of the idle modules (Module.Size), which
+	// their compiled code and what wazero keeps of them are about as
+	// large as; bounded by maxIdleBytes.
+	idleBytes    uint64
+	maxIdleBytes uint64
 	hosts        map[string]*hostInit // fixed at NewRuntime; each entry guards itself
 }
 
@@ -147,7 +159,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if maxCompiles <= 0 {
 		maxCompiles = runtime.GOMAXPROCS(0)
 	}
-	rt := &Runtime{compiling: make(chan struct{}, maxCompiles), r: r, log: log, rewriteDir: rewriteDir, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, hosts: make(map[string]*hostInit)}
+	rt := &Runtime{compiling: make(chan struct{}, maxCompiles), r: r, log: log, rewriteDir: rewriteDir, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, maxIdleBytes: maxIdleBytes, hosts: make(map[string]*hostInit)}
 	for name, instantiate := range hostModules {
 		rt.hosts[name] = &hostInit{instantiate: instantiate}
 	}
@@ -314,6 +326,7 @@ func (m *Module) holdLocked() {
 	if m.idle != nil {
 		m.rt.idle.Remove(m.idle)
 		m.rt.idleFuncs -= m.funcs
+		m.rt.idleBytes -= uint64(m.Size)
 		m.idle = nil
 	}
 	m.refs++
@@ -321,8 +334,8 @@ func (m *Module) holdLocked() {
 
 // Release ends a hold on m (from Compile or hold). When the last ends, m
 // joins the runtime's idle modules, and the least recently used idle
-// modules beyond Config.MaxIdleModules, or beyond 2,000,000 functions in
-// all, are dropped: their compiled code is freed and their bytes compile
+// modules beyond Config.MaxIdleModules, or beyond 2,000,000 functions or
+// 256 MiB of modules in all, are dropped: their compiled code is freed and their bytes compile
 // anew next time. Guests already running one
 // are not affected.
 func (m *Module) Release() {
@@ -341,10 +354,12 @@ func (m *Module) Release() {
 	}
 	m.idle = rt.idle.PushFront(m)
 	rt.idleFuncs += m.funcs
+	rt.idleBytes += uint64(m.Size)
 	var drop []*Module
-	for rt.idle.Len() > rt.maxIdle || rt.idleFuncs > rt.maxIdleFuncs {
+	for rt.idle.Len() > rt.maxIdle || rt.idleFuncs > rt.maxIdleFuncs || rt.idleBytes > rt.maxIdleBytes {
 		old := rt.idle.Remove(rt.idle.Back()).(*Module)
 		rt.idleFuncs -= old.funcs
+		rt.idleBytes -= uint64(old.Size)
 		old.idle, old.dropped = nil, true
 		delete(rt.modules, old.Hash)
 		drop = append(drop, old)
