@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +249,53 @@ func TestReleaseCancellationIsNotAWaitError(t *testing.T) {
 		if _, err := waitBesideRelease(t, c, "spin.wat", wasm, 0); err == nil || !strings.Contains(err.Error(), "released") {
 			t.Fatalf("Wait beside Release: %v, want the handle was released", err)
 		}
+	}
+}
+
+// sinkServers counts the goroutines serving local capabilities, such as
+// the output sink a launch with Stdout hands the daemon.
+func sinkServers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "server.(*Server).handleCalls")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// A launch that fails before it reaches the daemon (on a closed
+// connection; or with its context done) gives up the output sink it made
+// for Stdout, and the goroutine serving it.
+func TestFailedLaunchReleasesItsOutputSink(t *testing.T) {
+	sock := serve(t)
+	closed, err := client.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	live := dial(t, sock)
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := sinkServers()
+	for _, c := range []struct {
+		ctx context.Context
+		cl  *client.Client
+	}{{context.Background(), closed}, {done, live}} {
+		for range 20 {
+			if g, err := c.cl.Launch(c.ctx, client.LaunchRequest{Name: "x.wasm", Wasm: []byte("x"), Stdout: io.Discard}); err == nil {
+				g.Release()
+				t.Fatal("Launch succeeded")
+			}
+		}
+	}
+	// The servers end on their own goroutines once released; a leak never does.
+	deadline := time.Now().Add(20 * time.Second)
+	for n := sinkServers(); n > before; n = sinkServers() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines serving local capabilities after 40 failed launches, %d before", n, before)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -66,18 +66,19 @@ type Delegation struct {
 // daemon.
 func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) {
 	g := &Guest{}
-	var sink schemas.OutputSink
 	if req.Stdout != nil || req.Stderr != nil {
+		// The Guest holds the sink (and the goroutine serving it) until
+		// Release; the request gets a reference of its own, made only if
+		// the request is built (a closed connection sends none).
 		g.out = newOutputServer(req.Stdout, req.Stderr)
-		sink = g.out.client()
-		g.sink = sink.AddRef()
+		g.sink = g.out.client()
 	}
 	f, rel := c.sup.Launch(ctx, func(p schemas.Supervisor_launch_Params) error {
 		r, err := p.NewRequest()
 		if err != nil {
 			return err
 		}
-		return fillLaunch(r, req, sink)
+		return fillLaunch(r, req, g.sink)
 	})
 	defer rel()
 	if !req.Detach {
@@ -149,7 +150,7 @@ func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, sink schemas.OutputS
 		}
 	}
 	if sink.IsValid() {
-		if err := r.SetOutput(sink); err != nil { // takes ownership of sink
+		if err := r.SetOutput(sink.AddRef()); err != nil {
 			return err
 		}
 	}
