@@ -243,7 +243,7 @@ func TestWorkdirSetsWhereAGoGuestsRelativePathsStart(t *testing.T) {
 	}
 }
 
-func TestCapsListsAGrantTheGuestHasNotReceived(t *testing.T) {
+func TestCapsAndInspectListAGrantTheGuestHasNotReceived(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
 	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
@@ -269,6 +269,17 @@ func TestCapsListsAGrantTheGuestHasNotReceived(t *testing.T) {
 	}
 	if f := strings.Fields(row); len(f) < 4 || f[0] != "pending" || f[2] != "file" || f[3] != "f" {
 		t.Fatalf("caps row of the grant the spinning guest never received: %q\n%s", row, r.stdout)
+	}
+	// inspect's line for it says so too, not the fd of a handle it holds.
+	r = d.cli(t, "inspect", id)
+	row = ""
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, capID) {
+			row = l
+		}
+	}
+	if !strings.HasPrefix(row, "  pending\t"+capID+" file ") {
+		t.Fatalf("inspect line of the grant the spinning guest never received: %q\n%s", row, r.stdout)
 	}
 	if r := d.cli(t, "revoke", capID); r.code != 0 {
 		t.Fatalf("revoke of the pending grant: %d %q", r.code, r.stderr)

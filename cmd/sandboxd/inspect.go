@@ -89,6 +89,11 @@ func printInspection(g client.GuestInfo, handles []client.Handle) {
 	row("handles", fmt.Sprint(len(handles)))
 	_ = rows.write(os.Stdout)
 	for _, h := range handles {
-		fmt.Printf("  fd %d\t%s %s %q rights %s (edge %s, origin %s)\n", h.FD, h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin))
+		// A grant the guest has not received yet has no fd (caps: pending).
+		fd := fmt.Sprintf("fd %d", h.FD)
+		if h.Pending {
+			fd = "pending"
+		}
+		fmt.Printf("  %s\t%s %s %q rights %s (edge %s, origin %s)\n", fd, h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin))
 	}
 }
