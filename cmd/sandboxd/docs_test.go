@@ -3,10 +3,13 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/client"
 )
 
 // headingAnchors returns the anchors a Markdown renderer gives the
@@ -66,6 +69,76 @@ func TestDocLinksReachTheirSections(t *testing.T) {
 			if !headingAnchors(t, target)[m[2]] {
 				t.Errorf("%s links to %s#%s: no such section", filepath.Base(f), m[1], m[2])
 			}
+		}
+	}
+}
+
+// jsonFields returns the names the fields of v's type have in JSON.
+func jsonFields(v any) []string {
+	var names []string
+	t := reflect.TypeOf(v)
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := f.Name
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag != "" {
+			name = tag
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// Every field a verb's --json prints is named in docs/CLI.md's JSON
+// output table, in that verb's row (TestEveryVerbThatPrintsHasJSON checks
+// the other way, that nothing printed is unknown to the types).
+func TestJSONTableNamesEveryFieldPrinted(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "CLI.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if cells := strings.Split(line, "|"); len(cells) == 5 && strings.Contains(cells[1], "--json") {
+			rows[strings.TrimSpace(cells[1])] = cells[3]
+		}
+	}
+	name := regexp.MustCompile("`([A-Za-z0-9]+)`")
+	for row, v := range map[string]any{
+		"`ps --json`":                 client.GuestInfo{},
+		"`caps --json`":               client.Handle{},
+		"`revoke --json`":             client.Receipt{},
+		"`kill --json`":               killed{},
+		"`wait --json`":               waited{},
+		"`launch --detach --json`":    launched{},
+		"`compile --json`":            compiled{},
+		"`rm --json`, `prune --json`": forgotten{},
+		"`version --json`":            versionInfo{},
+	} {
+		text, ok := rows[row]
+		if !ok {
+			t.Errorf("docs/CLI.md has no JSON output row %s", row)
+			continue
+		}
+		named := map[string]bool{}
+		for _, m := range name.FindAllStringSubmatch(text, -1) {
+			named[m[1]] = true
+		}
+		for _, f := range jsonFields(v) {
+			if !named[f] {
+				t.Errorf("docs/CLI.md, JSON output, row %s does not name the field %s that it prints", row, f)
+			}
+		}
+	}
+	named := map[string]bool{}
+	for _, m := range name.FindAllStringSubmatch(rows["`caps --json`"], -1) {
+		named[m[1]] = true
+	}
+	for _, f := range jsonFields(client.CapInfo{}) {
+		if !named[f] {
+			t.Errorf("docs/CLI.md, JSON output, row `caps --json` does not name client.CapInfo's field %s", f)
 		}
 	}
 }
