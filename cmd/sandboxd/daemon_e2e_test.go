@@ -208,6 +208,13 @@ func checkListing(t *testing.T, d *daemonProc, hello, spin string) {
 	if ps := d.cli(t, "ps", "-q", "--filter", "state=ended", "-a"); ps.stdout != hello+"\n" {
 		t.Fatalf("ps -q --filter state=ended -a: %q, want %s alone", ps.stdout, hello)
 	}
+	// Asking for ended guests lists them without -a, as text and as JSON.
+	if ps := d.cli(t, "ps", "-q", "--filter", "state=ended"); ps.stdout != hello+"\n" {
+		t.Fatalf("ps -q --filter state=ended: %q, want %s alone", ps.stdout, hello)
+	}
+	if ps := jsonLines[client.GuestInfo](t, "ps --json --filter state=ended", d.cli(t, "ps", "--json", "--filter", "state=ended").stdout); len(ps) != 1 || ps[0].ID != hello {
+		t.Fatalf("ps --json --filter state=ended: %+v, want %s alone", ps, hello)
+	}
 	if r := d.cli(t, "logs", strings.TrimPrefix(hello, "g-")[:6]); r.code != 0 || r.stdout != "hello\n" {
 		t.Fatalf("logs by a prefix of the id: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}

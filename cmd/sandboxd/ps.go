@@ -32,12 +32,15 @@ func psCmd(args []string) int {
 	fs.BoolVar(all, "all", false, "the same as -a")
 	quiet := fs.Bool("q", false, "print the guest ids only, one per line")
 	var filters stringList
-	fs.Var(&filters, "filter", "list only guests that match `KEY=VALUE`: state=running|ended, module=NAME, label=K=V, principal=USER|UID (repeatable: all must match)")
+	fs.Var(&filters, "filter", "list only guests that match `KEY=VALUE`: state=running|ended (ended: with or without -a), name=NAME, module=NAME, label=K=V, principal=USER|UID (repeatable: all must match)")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return usageError(c, "unexpected argument %q: ps takes only flags", fs.Arg(0))
+	}
+	if slices.Contains(filters, "state=ended") {
+		*all = true // asking for ended guests lists them, without -a
 	}
 	match, err := guestFilter(filters, *all)
 	if err != nil {
