@@ -381,14 +381,14 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 		return 0, err
 	}
 	names := map[string]bool{"stdin": true, "stdout": true, "stderr": true}
+	if spec.SupervisorChannel {
+		names[supervisorHandle] = true
+	}
 	for _, g := range spec.Grants {
 		if names[g.Name] {
 			return 0, specError("grant %q: the handle name %q is already taken: give one of them another name with =NAME", g.String(), g.Name)
 		}
 		names[g.Name] = true
-	}
-	if spec.SupervisorChannel {
-		names[supervisorHandle] = true
 	}
 	for _, d := range spec.Delegations {
 		if names[d.Name] {

@@ -150,6 +150,7 @@ func TestLaunchRejectsInvalidSpecsBeforeStartingAnything(t *testing.T) {
 		{"NUL in argument", LaunchSpec{Module: m, Args: []string{"a\x00b"}}, "NUL"},
 		{"duplicate names", LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "dir:"+dir+"=d"), mustGrant(t, "dir:"+dir+"=d")}}, `name "d" is already taken`},
 		{"grant named like stdio", LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "dir:"+dir+"=stdout")}}, `name "stdout" is already taken`},
+		{"grant named like the supervisor channel", LaunchSpec{Module: m, SupervisorChannel: true, Grants: []Grant{mustGrant(t, "dir:"+dir+"=supervisor")}}, `name "supervisor" is already taken`},
 	}
 	for _, c := range cases {
 		g, err := s.Launch(context.Background(), c.spec)
