@@ -299,3 +299,22 @@ func TestFailedLaunchReleasesItsOutputSink(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A MaxFDs the request cannot carry is refused as an invalid request,
+// naming the count given, rather than sent cut to 32 bits.
+func TestLaunchRefusesAMaxFDsTheRequestCannotCarry(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
+	for _, n := range []int{-1, 1<<32 + 3} {
+		g, err := c.Launch(context.Background(), client.LaunchRequest{Name: "hello.wat", Wasm: wasm, MaxFDs: n})
+		if err == nil {
+			g.Release()
+			t.Fatalf("MaxFDs %d: Launch succeeded", n)
+		}
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Kind != client.KindRequest || !strings.Contains(err.Error(), fmt.Sprint(n)) {
+			t.Errorf("MaxFDs %d: %#v, want a KindRequest error naming %d", n, err, n)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"math"
 	"time"
 
 	capnp "capnproto.org/go/capnp/v3"
@@ -65,6 +67,10 @@ type Delegation struct {
 // further round trip: launch to exit status is one exchange with the
 // daemon.
 func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) {
+	if req.MaxFDs < 0 || uint64(req.MaxFDs) > math.MaxUint32 {
+		// The request carries 32 bits: a larger count would arrive as another.
+		return nil, &Error{Op: "launch " + req.Name, Kind: KindRequest, Msg: fmt.Sprintf("max fds %d is out of range: give 0 (the daemon's default) or a count of handles", req.MaxFDs)}
+	}
 	g := &Guest{}
 	if req.Stdout != nil || req.Stderr != nil {
 		// The Guest holds the sink (and the goroutine serving it) until

@@ -598,6 +598,7 @@ func TestDaemonLaunchAndGrantFailuresExitAsRunDoes(t *testing.T) {
 		{[]string{"launch", "--grant", "cap:c0123456789abcdef", hello}, exitGrant, "c0123456789abcdef"},
 		{[]string{"launch", garbage}, exitModule, "is not a valid WebAssembly module"},
 		{[]string{"launch", reactor}, exitModule, "has no _start function"},
+		{[]string{"launch", "--max-fds", "4294967299", hello}, exitUsage, "max fds 4294967299 is out of range"},
 		// The daemon's guests hold their supervisor channel by that name.
 		{[]string{"launch", "--grant", "file:" + file + "=supervisor", hello}, exitUsage, `the handle name "supervisor" is already taken`},
 	} {
