@@ -387,3 +387,22 @@ func TestLaunchMaxStackAndServeDefault(t *testing.T) {
 		t.Fatalf("kill: %d %q", r.code, r.stderr)
 	}
 }
+
+// wait of a guest that its --timeout ended names that timeout, as the
+// attached launch does.
+func TestWaitNamesTheTimeoutTheGuestRanWith(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", "--timeout", "100ms", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	for _, args := range [][]string{{id}, {id, "--json"}} {
+		r := d.cli(t, "wait", args...)
+		if r.code != exitTimeout {
+			t.Errorf("wait %v: exit %d, want %d (stderr %q)", args, r.code, exitTimeout, r.stderr)
+		}
+		oneLine(t, r.stderr, "guest killed: it ran longer than --timeout 100ms")
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/sandboxd/sandboxd/client"
 )
@@ -36,16 +37,18 @@ func waitCmd(args []string) int {
 	if err != nil {
 		return daemonFailure(err)
 	}
-	if !*asJSON {
-		return guestExit(st, 0)
-	}
-	id := g.ID()
+	// The guest's id and --timeout, for the JSON and for the line a guest
+	// its timeout ended is reported with.
+	id, timeout := g.ID(), time.Duration(0)
 	if info, err := g.Info(ctx); err == nil {
-		id = info.ID
+		id, timeout = info.ID, info.Timeout
+	}
+	if !*asJSON {
+		return guestExit(st, timeout)
 	}
 	// The exit status is the guest's, as without --json; the line
 	// guestExit prints for a guest sandboxd ended goes to stderr.
-	exit := guestExit(st, 0)
+	exit := guestExit(st, timeout)
 	if c := printJSON(waited{ID: id, Status: st, Exit: exit}); c != exitOK {
 		return c
 	}
