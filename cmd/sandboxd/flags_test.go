@@ -349,6 +349,13 @@ func TestLaunchInteractiveStreamsStdin(t *testing.T) {
 	if r := sandboxd(t, "", "launch", "--socket", d.socket, "-i", "--stdin", cat); r.code != exitUsage {
 		t.Fatalf("-i with --stdin: code %d", r.code)
 	}
+	// Detached, launch exits at once and the stream with it: whatever of
+	// the input had not reached the guest would be lost.
+	r = sandboxd(t, "hello from a pipe\n", "launch", "--socket", d.socket, "-i", "--detach", cat)
+	if r.code != exitUsage || r.stdout != "" {
+		t.Fatalf("-i with --detach: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	oneLine(t, r.stderr, "--stdin")
 }
 
 // serve --max-stack is the bound of launches without one; launch

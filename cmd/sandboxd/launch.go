@@ -213,7 +213,7 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	name := fs.String("name", "", "name the guest `NAME` (unique among the daemon's listed guests): it works wherever its id does")
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
-	interactive := fs.Bool("i", false, "stream this process's standard input to the guest's stdin as the guest reads it, like docker run -i (interactive guests, input of any size)")
+	interactive := fs.Bool("i", false, "stream this process's standard input to the guest's stdin as the guest reads it, like docker run -i (interactive guests, input of any size; not with --detach)")
 	fs.BoolVar(interactive, "interactive", false, "the same as -i")
 	asJSON := fs.Bool("json", false, "with --detach, print the guest as one JSON object: {\"ID\", \"GuestName\"}")
 	if code, ok := parseFlags(c, fs, args); !ok {
@@ -229,6 +229,9 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	la.socket, la.detach, la.stdin, la.name, la.interactive = *socket, *detach, *stdin, *name, *interactive
 	if la.stdin && la.interactive {
 		return la, usageError(c, "--stdin sends standard input whole and -i streams it: give one"), false
+	}
+	if la.interactive && la.detach {
+		return la, usageError(c, "-i streams standard input while launch is attached, and --detach exits at once: send it whole with --stdin"), false
 	}
 	if la.json = *asJSON; la.json && !la.detach {
 		return la, usageError(c, "--json goes with --detach: attached, launch prints the guest's own output (sandboxd wait --json prints how it ended)"), false
