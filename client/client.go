@@ -113,8 +113,14 @@ func (c *connCodec) Encode(m *capnp.Message) error   { return c.enc.Encode(m) }
 func (c *connCodec) Decode() (*capnp.Message, error) { return c.dec.Decode() }
 func (c *connCodec) Close() error                    { return c.conn.Close() }
 
+// maxSocketPath is the longest path a unix socket may have on Linux: the
+// 108 bytes of sockaddr_un's sun_path, less its terminating NUL.
+const maxSocketPath = 107
+
 func dialError(path string, err error) error {
 	switch {
+	case len(path) > maxSocketPath:
+		return fmt.Errorf("cannot connect to %s: the path is %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket (a relative path, or the daemon's socket linked from a shorter one)", path, len(path), maxSocketPath)
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("no sandboxd is listening at %s (start one with: sandboxd serve --socket %s)", path, path)
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):

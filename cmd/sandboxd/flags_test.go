@@ -413,3 +413,26 @@ func TestWaitNamesTheTimeoutTheGuestRanWith(t *testing.T) {
 		oneLine(t, r.stderr, "guest killed: it ran longer than --timeout 100ms")
 	}
 }
+
+// A --socket path longer than a unix socket's may be is refused saying
+// so, by the daemon and by the verbs that dial it, not as the kernel's
+// "invalid argument".
+func TestSocketPathTooLongSaysSo(t *testing.T) {
+	t.Parallel()
+	long := filepath.Join(privateDir(t), strings.Repeat("x", 110), "s.sock")
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"serve", "--socket", long, "--state", filepath.Join(privateDir(t), "state")}, exitFailure},
+		{[]string{"ps", "--socket", long}, exitUnavailable},
+	} {
+		r := sandboxd(t, "", c.args...)
+		if r.code != c.code {
+			t.Errorf("%s: exit %d, want %d (stderr %q)", c.args[0], r.code, c.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "longer than the 107 a unix socket's path may have") || strings.Contains(r.stderr, "invalid argument") {
+			t.Errorf("%s: stderr %q, want it to say the path is too long", c.args[0], r.stderr)
+		}
+	}
+}

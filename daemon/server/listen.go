@@ -16,6 +16,10 @@ import (
 // guests with the daemon's authority over the files the grants name.
 const SocketMode os.FileMode = 0o600
 
+// maxSocketPath is the longest path a unix socket may have on Linux: the
+// 108 bytes of sockaddr_un's sun_path, less its terminating NUL.
+const maxSocketPath = 107
+
 // Listen creates the control socket at path with mode SocketMode and
 // returns its listener. The parent directory is created (mode 0700) if it
 // does not exist. A stale socket left by a daemon that died is replaced;
@@ -28,6 +32,9 @@ const SocketMode os.FileMode = 0o600
 func Listen(path string) (*net.UnixListener, error) {
 	if path == "" {
 		return nil, errors.New("listen: no socket path given")
+	}
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("listen on %s: the path is %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, len(path), maxSocketPath)
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
