@@ -1006,3 +1006,15 @@ func TestDaemonBoundsHandlesInFlightPerUser(t *testing.T) {
 		t.Fatalf("the same guest again: exit %d, stderr %q; want 8", r.code, r.stderr)
 	}
 }
+
+// A budget per user counts many guests' limits together, so it may be
+// above one guest's 4GiB: a guest launched with --mem 0 (4GiB, and its
+// stack) fits in 16GiB.
+func TestDaemonMemoryBudgetPerUserAboveOneGuestsLimit(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "", "--max-mem-per-user", "16GiB")
+	r := d.cli(t, "launch", "--mem", "0", guest(t, "abi/testdata/guests/hello.wat"))
+	if r.code != 7 {
+		t.Fatalf("launch --mem 0 under a 16GiB budget: code %d, stderr %q", r.code, r.stderr)
+	}
+}

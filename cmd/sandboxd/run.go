@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"os/signal"
 	"os/user"
@@ -418,6 +419,16 @@ func hostSignal(sig uint8) (string, int) {
 // parseSize reads a memory size: a whole number of bytes, or of KiB, MiB
 // or GiB. It is at most 4GiB, the wasm32 maximum.
 func parseSize(s string) (uint64, error) {
+	n, err := parseBytes(s)
+	if err == nil && n > daemon.MaxMemoryLimit {
+		err = errors.New("above the wasm32 maximum of 4GiB")
+	}
+	return n, err
+}
+
+// parseBytes reads a size as parseSize does, without its 4GiB bound: for
+// what is counted across many guests (serve --max-mem-per-user).
+func parseBytes(s string) (uint64, error) {
 	units := []struct {
 		suffix string
 		mult   uint64
@@ -433,8 +444,8 @@ func parseSize(s string) (uint64, error) {
 	if err != nil {
 		return 0, errors.New("not a size: write a whole number with KiB, MiB or GiB, e.g. 64MiB")
 	}
-	if n > daemon.MaxMemoryLimit/mult {
-		return 0, errors.New("above the wasm32 maximum of 4GiB")
+	if n > math.MaxUint64/mult {
+		return 0, errors.New("too large: a size is at most 2^64-1 bytes")
 	}
 	return n * mult, nil
 }

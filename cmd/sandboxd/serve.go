@@ -210,7 +210,7 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	if sa.maxStack, err = parseMaxStack(*maxStack); err != nil {
 		return sa, usageError(c, "%v", err), false
 	}
-	if sa.maxMemPerUser, err = parseSize(*maxMemPerUser); err != nil {
+	if sa.maxMemPerUser, err = parseBytes(*maxMemPerUser); err != nil {
 		return sa, usageError(c, "--max-mem-per-user %q: %v", *maxMemPerUser, err), false
 	}
 	var problem string
