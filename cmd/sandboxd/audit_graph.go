@@ -171,7 +171,7 @@ func printAnswer(kind string, data []byte, qf queryFlags) error {
 			return err
 		}
 		for i, s := range steps {
-			fmt.Printf("%d. %s\n", i+1, stepText(s))
+			fmt.Printf("%d. %s\n", i+1, printable(stepText(s)))
 		}
 	case audit.QueryWhatIf:
 		var cut audit.Cut

@@ -47,7 +47,7 @@ func auditLogCmd(args []string) int {
 		if *asJSON {
 			return enc.Encode(r)
 		}
-		_, err := fmt.Println(summary(r))
+		_, err := fmt.Println(printable(summary(r)))
 		return err
 	}
 	var err error

@@ -436,3 +436,30 @@ func TestSocketPathTooLongSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// A kill reason is text one user gives and others read (root's ps lists
+// every user's guests): its control characters are printed escaped, so
+// that it cannot rewrite the reader's terminal.
+func TestKillReasonIsPrintedWithoutItsControlCharacters(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	const reason, shown = "done\x1b[2J\x1b]0;pwned\a", `done\x1b[2J\x1b]0;pwned\a`
+	outputs := map[string]result{
+		"kill":    d.cli(t, "kill", id, "--reason", reason),
+		"ps -a":   d.cli(t, "ps", "-a"),
+		"inspect": d.cli(t, "inspect", id),
+		"wait":    d.cli(t, "wait", id),
+	}
+	outputs["audit log"] = sandboxd(t, "", "audit", "log", "--state", d.state, "--guest", id)
+	for verb, r := range outputs {
+		out := r.stdout + r.stderr
+		if strings.ContainsAny(out, "\x1b\a") || !strings.Contains(out, shown) {
+			t.Errorf("%s printed the reason %q as %q, want it as %s", verb, reason, out, shown)
+		}
+	}
+}

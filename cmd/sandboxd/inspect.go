@@ -94,6 +94,6 @@ func printInspection(g client.GuestInfo, handles []client.Handle) {
 		if h.Pending {
 			fd = "pending"
 		}
-		fmt.Printf("  %s\t%s %s %q rights %s (edge %s, origin %s)\n", fd, h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin))
+		fmt.Printf("  %s\t%s\n", fd, printable(fmt.Sprintf("%s %s %q rights %s (edge %s, origin %s)", h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin))))
 	}
 }

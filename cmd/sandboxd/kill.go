@@ -67,6 +67,6 @@ func printKilled(id string, st client.ExitStatus, already, asJSON bool) int {
 	if already {
 		state = "already ended: " + state
 	}
-	fmt.Printf("%s\t%s\n", id, state)
+	fmt.Printf("%s\t%s\n", id, printable(state))
 	return exitOK
 }

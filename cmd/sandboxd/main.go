@@ -103,10 +103,11 @@ func printHelp(w io.Writer) {
 }
 
 // fail prints one line on stderr: "sandboxd: " and the message, with any
-// line breaks inside it folded so that the line stays one line.
+// line breaks inside it folded so that the line stays one line, and other
+// control characters escaped (printable).
 func fail(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", " ")), " ")
+	msg = printable(strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", " ")), " "))
 	fmt.Fprintln(os.Stderr, "sandboxd: "+msg)
 }
 

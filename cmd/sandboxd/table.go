@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -18,13 +20,15 @@ type table struct {
 	widths []int
 }
 
-// add appends a row. Tabs and newlines in a cell are printed as spaces.
+// add appends a row. Tabs and newlines in a cell are printed as spaces,
+// other control characters escaped (printable).
 func (t *table) add(cells ...string) {
 	for i, c := range cells {
 		if strings.ContainsAny(c, "\t\n") {
 			c = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
-			cells[i] = c
 		}
+		c = printable(c)
+		cells[i] = c
 		if i == len(t.widths) {
 			t.widths = append(t.widths, 0)
 		}
@@ -48,4 +52,24 @@ func (t *table) write(w io.Writer) error {
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// printable returns s with its control characters (C0, DEL and C1) written
+// as Go escapes ("\x1b"): text one user gives and another reads (a kill
+// reason, a grant's path) then cannot move the reader's cursor, clear the
+// screen or set a terminal's title.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r) // '\x1b'
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
