@@ -142,3 +142,28 @@ func TestJSONTableNamesEveryFieldPrinted(t *testing.T) {
 		}
 	}
 }
+
+// docs/CLI.md's "The daemon's verbs" names every verb that talks to the
+// daemon (has --socket) and every default its --socket has.
+func TestDaemonVerbsDocNamesEachVerbAndTheSocketDefaults(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "CLI.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, _ := strings.Cut(string(b), "## The daemon's verbs\n\n")
+	para, _, _ := strings.Cut(sec, "\n\n")
+	for name := range commands {
+		if name == "serve" {
+			continue // the daemon itself
+		}
+		if r := sandboxd(t, "", name, "-h"); strings.Contains(r.stdout, "--socket") && !strings.Contains(para, "`"+name+"`") {
+			t.Errorf("The daemon's verbs does not name %s, which talks to the daemon", name)
+		}
+	}
+	// client.DefaultSocketPath's choices, in order.
+	for _, d := range []string{"`$SANDBOXD_SOCKET`", "`/run/sandboxd/sandboxd.sock`", "`$XDG_RUNTIME_DIR/sandboxd.sock`", "`$TMPDIR/sandboxd-UID.sock`"} {
+		if !strings.Contains(para, d) {
+			t.Errorf("The daemon's verbs does not give the --socket default %s", d)
+		}
+	}
+}
