@@ -58,7 +58,7 @@ func dispatch(args []string) int {
 	}
 	switch args[0] {
 	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
+		if len(args) > 1 && args[1] != "help" { // help help: this list, which says what help does
 			c, ok := commands[args[1]]
 			if !ok {
 				return unknownVerb(args[1])

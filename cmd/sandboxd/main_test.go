@@ -158,6 +158,10 @@ func TestHelpListsCommandsAndExitsZero(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "  run ") || !strings.Contains(r.stdout, "  abi ") {
 		t.Errorf("help: code %d, stdout %q", r.code, r.stdout)
 	}
+	// help is in the list, so help of it is no unknown command.
+	if r := sandboxd(t, "", "help", "help"); r.code != 0 || !strings.Contains(r.stdout, "  help ") || r.stderr != "" {
+		t.Errorf("help help: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	for _, args := range [][]string{{"run", "-h"}, {"run", "--help"}, {"help", "run"}} {
 		r := sandboxd(t, "", args...)
 		if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: sandboxd run [flags] prog.wasm") || !strings.Contains(r.stdout, "--grant KIND:SOURCE[=GUEST][:ro]") {
