@@ -167,3 +167,73 @@ func TestDaemonVerbsDocNamesEachVerbAndTheSocketDefaults(t *testing.T) {
 		}
 	}
 }
+
+// helpFlags returns the flags `sandboxd VERB -h` lists.
+func helpFlags(t *testing.T, verb string) map[string]bool {
+	t.Helper()
+	r := sandboxd(t, "", verb, "-h")
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^  (--?[a-z][a-z-]*)`).FindAllStringSubmatch(r.stdout, -1) {
+		flags[m[1]] = true
+	}
+	if len(flags) == 0 {
+		t.Fatalf("%s -h lists no flags: %q", verb, r.stdout)
+	}
+	return flags
+}
+
+// docFlags returns the flags named in backquotes in text.
+func docFlags(text string) map[string]bool {
+	flags := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(--?[a-z][a-z-]*)[ `=]").FindAllStringSubmatch(text, -1) {
+		flags[m[1]] = true
+	}
+	return flags
+}
+
+// The flags docs/CLI.md gives run (its table) and each daemon verb (its
+// row in "The daemon's verbs") are the flags the verb has.
+func TestCLIDocNamesEveryFlagOfRunAndTheDaemonVerbs(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "CLI.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	documented := map[string]map[string]bool{"run": {}}
+	_, runSec, _ := strings.Cut(doc, "## `sandboxd run")
+	runSec, _, _ = strings.Cut(runSec, "\n\n\n")
+	for _, line := range strings.Split(runSec, "\n") {
+		if cells := strings.Split(line, "|"); len(cells) > 2 && strings.HasPrefix(strings.TrimSpace(cells[1]), "`--") {
+			for f := range docFlags(cells[1]) {
+				documented["run"][f] = true
+			}
+		}
+	}
+	_, verbs, _ := strings.Cut(doc, "| verb | flags | prints |")
+	verbs, _, _ = strings.Cut(verbs, "\n\n")
+	for _, line := range strings.Split(verbs, "\n") {
+		cells := strings.Split(strings.ReplaceAll(line, `\|`, "/"), "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		verb := strings.Fields(strings.Trim(strings.TrimSpace(cells[1]), "`"))[0]
+		documented[verb] = docFlags(cells[2])
+		documented[verb]["--socket"] = true // given for them all above the table
+	}
+	if len(documented) < 10 {
+		t.Fatalf("found the flags of %d verbs in docs/CLI.md: %v", len(documented), documented)
+	}
+	for verb, doc := range documented {
+		has := helpFlags(t, verb)
+		for f := range has {
+			if !doc[f] {
+				t.Errorf("%s has %s, which docs/CLI.md does not give it", verb, f)
+			}
+		}
+		for f := range doc {
+			if !has[f] {
+				t.Errorf("docs/CLI.md gives %s the flag %s, which it does not have", verb, f)
+			}
+		}
+	}
+}
