@@ -837,6 +837,24 @@ func TestServeUsageErrorsExit2BeforeServing(t *testing.T) {
 		}
 		oneLine(t, r.stderr, c.want)
 	}
+	// --policy names a directory of *.hcl files (run --policy takes the
+	// files): a file or a missing directory is said to be that, not a
+	// policy with problems to check.
+	dir := privateDir(t)
+	file := filepath.Join(dir, "p.hcl")
+	if err := os.WriteFile(file, []byte("resource \"chan\" \"jobs\" {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for policy, want := range map[string]string{
+		file:                        "--policy " + file + " is a file: serve takes the directory of the policy's *.hcl files (--policy " + dir + ")",
+		filepath.Join(dir, "nodir"): "policy directory " + filepath.Join(dir, "nodir") + ": no such file or directory",
+	} {
+		r := sandboxd(t, "", "serve", "--socket", filepath.Join(dir, "s.sock"), "--state", filepath.Join(dir, "state"), "--policy", policy)
+		if r.code != exitUsage {
+			t.Errorf("serve --policy %s: code %d, want %d", policy, r.code, exitUsage)
+		}
+		oneLine(t, r.stderr, want)
+	}
 }
 
 // Every guest of a daemon opens its host descriptors in the daemon's

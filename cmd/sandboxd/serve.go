@@ -95,6 +95,10 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 	if sa.policyDir != "" {
 		if d.policy, err = loadPolicyDir(sa.policyDir); err != nil {
 			d.l.Close()
+			var de *errPolicyDir
+			if errors.As(err, &de) {
+				return failed(exitUsage, "serve: %v", err)
+			}
 			reportPolicyError(log, err)
 			return failed(exitUsage, "serve: the policy in %s does not load: correct it (sandboxd policy check %s/*.hcl)", sa.policyDir, sa.policyDir)
 		}

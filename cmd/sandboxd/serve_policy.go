@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 
@@ -11,14 +12,25 @@ import (
 	"github.com/sandboxd/sandboxd/policies"
 )
 
+// errPolicyDir is the error of a --policy that is not a directory of
+// policy files: there is nothing to check.
+type errPolicyDir struct{ msg string }
+
+func (e *errPolicyDir) Error() string { return e.msg }
+
 // loadPolicyDir loads every *.hcl file in dir as one policy.
 func loadPolicyDir(dir string) (*policies.Policy, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, &errPolicyDir{fmt.Sprintf("policy directory %s: %v: give the directory that holds the policy's *.hcl files, or leave --policy out", dir, reason(err))}
+	} else if !fi.IsDir() {
+		return nil, &errPolicyDir{fmt.Sprintf("--policy %s is a file: serve takes the directory of the policy's *.hcl files (--policy %s), and loads each", dir, filepath.Dir(dir))}
+	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.hcl"))
 	if err != nil {
 		return nil, fmt.Errorf("policy directory %s: %v", dir, err)
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("policy directory %s has no *.hcl file: write the policy there (docs/POLICY.md), or leave --policy out", dir)
+		return nil, &errPolicyDir{fmt.Sprintf("policy directory %s has no *.hcl file: write the policy there (docs/POLICY.md), or leave --policy out", dir)}
 	}
 	sort.Strings(files)
 	return policies.Load(files...)
