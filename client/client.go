@@ -122,6 +122,15 @@ func dialError(path string, err error) error {
 	case len(path) > maxSocketPath:
 		return fmt.Errorf("cannot connect to %s: the path is %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket (a relative path, or the daemon's socket linked from a shorter one)", path, len(path), maxSocketPath)
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		if fi, serr := os.Stat(path); serr == nil && fi.Mode().Type() != os.ModeSocket {
+			// Connecting to a file or a directory is refused too: no daemon
+			// could listen there.
+			what := "a file"
+			if fi.IsDir() {
+				what = "a directory"
+			}
+			return fmt.Errorf("cannot connect to %s: it is %s, not a socket: give --socket the daemon's socket (sandboxd serve's --socket)", path, what)
+		}
 		return fmt.Errorf("no sandboxd is listening at %s (start one with: sandboxd serve --socket %s)", path, path)
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("permission denied connecting to %s: the socket admits only the daemon's user and root", path)

@@ -63,6 +63,22 @@ func TestDialWithoutADaemonSaysHowToStartOne(t *testing.T) {
 	}
 }
 
+// A --socket that names a file or a directory is said to be one, not a
+// place to start a daemon on.
+func TestDialOfAFileOrDirectorySaysItIsNotASocket(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, what := range map[string]string{file: "a file", dir: "a directory"} {
+		_, err := client.Dial(context.Background(), path)
+		if err == nil || !strings.Contains(err.Error(), "it is "+what+", not a socket") || strings.Contains(err.Error(), "sandboxd serve --socket "+path) {
+			t.Errorf("Dial of %s: %v, want it to say it is %s, not a socket", what, err, what)
+		}
+	}
+}
+
 func TestDefaultSocketPathHonoursTheEnvironment(t *testing.T) {
 	t.Setenv("SANDBOXD_SOCKET", "/x/y.sock")
 	if got := client.DefaultSocketPath(); got != "/x/y.sock" {
