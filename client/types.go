@@ -339,9 +339,9 @@ func callError(op string, err error) error {
 	if strings.HasPrefix(msg, verb+": ") {
 		msg = msg[len(verb)+2:]
 	}
-	// It may also name the operation's object first ("x.wasm imports …"):
-	// say the name once.
-	if object != "" && strings.HasPrefix(msg, object+" ") {
+	// It may also name the operation's object first ("x.wasm imports …",
+	// "x.wasm: its tables …"): say the name once.
+	if object != "" && (strings.HasPrefix(msg, object+" ") || strings.HasPrefix(msg, object+": ")) {
 		e.Op = verb
 	}
 	if e.Disconnected {

@@ -33,6 +33,7 @@ func TestCallErrorSaysTheOperationAndItsObjectOnce(t *testing.T) {
 		{"launch x.wasm", "launch: grant dir:/srv refused", "launch x.wasm: grant dir:/srv refused"},
 		{"launch x.wasm", "x.wasmy is not x.wasm", "launch x.wasm: x.wasmy is not x.wasm"},
 		{"wait g-1", "no guest g-1", "wait g-1: no guest g-1"},
+		{"launch x.wasm", "x.wasm: its tables declare 5000000 entries", "launch: x.wasm: its tables declare 5000000 entries"},
 	} {
 		if got := callError(c.op, errors.New(c.msg)).Error(); got != c.want {
 			t.Errorf("callError(%q, %q) = %q, want %q", c.op, c.msg, got, c.want)
