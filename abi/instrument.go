@@ -12,9 +12,10 @@ import (
 // Loop checks: the runtime's side.
 //
 // Every module is compiled as wasmbin.Sections.Instrument rewrites it
-// (unless Config.NoLoopChecks): each loop iteration, function entry and
-// return from a call decrements a budget global, and when the budget is
-// spent the guest calls yield, imported from wasmbin.LoopModule. yield ends a guest whose context has ended, and
+// (unless Config.NoLoopChecks): each loop iteration and function entry
+// decrements a budget global, and when the budget is spent the guest calls
+// yield, imported from wasmbin.LoopModule. yield ends a guest whose
+// context has ended, and
 // otherwise lets the Go scheduler run other goroutines and returns a new
 // budget. When a guest's context ends the runtime also sets its budget to
 // 0 (Kill, the timeout's timer, and a hook on the context the guest was
