@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -38,9 +37,9 @@ func compileCmd(args []string) int {
 		return usageError(c, "give the modules to compile")
 	}
 	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, path string) int {
-		wasm, err := os.ReadFile(path)
+		wasm, err := readModule(path)
 		if err != nil {
-			fail("cannot read module %s: %v: check the path", path, reason(err))
+			fail("%v", err)
 			return exitModule
 		}
 		done := progress("compiling %s (%s)", filepath.Base(path), sizeText(len(wasm)))

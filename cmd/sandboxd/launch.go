@@ -243,9 +243,9 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 // the request la asks for. When it returns ok false, code is the exit
 // status, the failure already printed.
 func launchRequest(c command, la launchArgs) (req client.LaunchRequest, code int, ok bool) {
-	wasm, err := os.ReadFile(la.path)
+	wasm, err := readModule(la.path)
 	if err != nil {
-		fail("cannot read module %s: %v: check the path", la.path, reason(err))
+		fail("%v", err)
 		return req, exitModule, false
 	}
 	var in []byte

@@ -287,9 +287,9 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 		st.sup, st.err = daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoStackChecks: ra.debugInfo, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: st.audit})
 		supc <- st
 	}()
-	wasm, err := os.ReadFile(ra.path)
+	wasm, err := readModule(ra.path)
 	if err != nil {
-		fail("cannot read module %s: %v: check the path", ra.path, reason(err))
+		fail("%v", err)
 		return l, exitModule, false
 	}
 	l.principal = currentPrincipal()

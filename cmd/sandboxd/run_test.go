@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/abi/argdata"
 )
@@ -667,5 +668,32 @@ func TestRunMaxStackTrapsARecursingGuest(t *testing.T) {
 		if r.code != exitUsage || !strings.Contains(r.stderr, "--max-stack") {
 			t.Errorf("--max-stack %s: exit %d, stderr %q; want a usage error", bad, r.code, r.stderr)
 		}
+	}
+}
+
+// A module file larger than the most sandboxd compiles is refused before
+// it is read, by each verb that reads one; a device that never ends is
+// read no further than that.
+func TestAModuleTooLargeIsRefusedUnread(t *testing.T) {
+	t.Parallel()
+	big := filepath.Join(t.TempDir(), "big.wasm")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(abi.MaxModuleBytes + 1); err != nil { // sparse: nothing written
+		t.Fatal(err)
+	}
+	f.Close()
+	want := "cannot read module " + big + ": it is larger than 128.0 MiB, the most sandboxd compiles: give a WebAssembly module"
+	for _, args := range [][]string{{"run", big}, {"launch", "--socket", filepath.Join(t.TempDir(), "none.sock"), big}} {
+		r := sandboxd(t, "", args...)
+		if r.code != exitModule {
+			t.Errorf("%v: exit %d, want %d; stderr: %s", args, r.code, exitModule, r.stderr)
+		}
+		oneLine(t, r.stderr, want)
+	}
+	if _, err := readModuleAtMost("/dev/zero", 1<<20); err == nil || !strings.Contains(err.Error(), "larger than 1.0 MiB") {
+		t.Errorf("reading /dev/zero with a limit of 1 MiB: %v; want it refused as larger", err)
 	}
 }
