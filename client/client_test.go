@@ -334,3 +334,20 @@ func TestLaunchRefusesAMaxFDsTheRequestCannotCarry(t *testing.T) {
 		}
 	}
 }
+
+// A delegation without a capability is refused as a bad request, naming
+// it, rather than taking the client down.
+func TestLaunchRefusesADelegationWithoutACapability(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
+	g, err := c.Launch(context.Background(), client.LaunchRequest{Name: "hello.wat", Wasm: wasm, Caps: []client.Delegation{{Name: "db"}}})
+	if err == nil {
+		g.Release()
+		t.Fatal("Launch with a nil capability succeeded")
+	}
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Kind != client.KindRequest || !strings.Contains(err.Error(), `Caps[0] (named "db") has no capability`) {
+		t.Errorf("%#v, want a KindRequest error naming Caps[0]", err)
+	}
+}

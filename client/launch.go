@@ -67,9 +67,8 @@ type Delegation struct {
 // further round trip: launch to exit status is one exchange with the
 // daemon.
 func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) {
-	if req.MaxFDs < 0 || uint64(req.MaxFDs) > math.MaxUint32 {
-		// The request carries 32 bits: a larger count would arrive as another.
-		return nil, &Error{Op: "launch " + req.Name, Kind: KindRequest, Msg: fmt.Sprintf("max fds %d is out of range: give 0 (the daemon's default) or a count of handles", req.MaxFDs)}
+	if msg := req.invalid(); msg != "" {
+		return nil, &Error{Op: "launch " + req.Name, Kind: KindRequest, Msg: msg}
 	}
 	g := &Guest{}
 	if req.Stdout != nil || req.Stderr != nil {
@@ -107,6 +106,21 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 	}
 	g.Release()
 	return nil, callError("launch "+req.Name, err)
+}
+
+// invalid says what is wrong with a request that cannot be sent as it
+// is, or returns "".
+func (req *LaunchRequest) invalid() string {
+	if req.MaxFDs < 0 || uint64(req.MaxFDs) > math.MaxUint32 {
+		// The request carries 32 bits: a larger count would arrive as another.
+		return fmt.Sprintf("max fds %d is out of range: give 0 (the daemon's default) or a count of handles", req.MaxFDs)
+	}
+	for i, d := range req.Caps {
+		if d.Cap == nil {
+			return fmt.Sprintf("Caps[%d] (named %q) has no capability: give a *Cap this client holds", i, d.Name)
+		}
+	}
+	return ""
 }
 
 func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, sink schemas.OutputSink) error {
