@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"capnproto.org/go/capnp/v3"
@@ -52,6 +53,12 @@ func DefaultSocketPath() string {
 type Client struct {
 	conn *rpc.Conn
 	sup  schemas.Supervisor
+
+	// withOutput are the Guests launched with Stdout or Stderr and not yet
+	// released: each holds a sink this process serves, which Close
+	// releases.
+	mu         sync.Mutex
+	withOutput map[*Guest]struct{}
 }
 
 // Dial connects to the daemon listening at socketPath ("" means
@@ -139,9 +146,17 @@ func dialError(path string, err error) error {
 }
 
 // Close releases every capability held through the connection and closes
-// it. Guests launched without Detach are killed by the daemon.
+// it, and the output sinks of Guests not released yet. Guests launched
+// without Detach are killed by the daemon.
 func (c *Client) Close() error {
 	c.sup.Release()
+	c.mu.Lock()
+	out := c.withOutput
+	c.withOutput = nil
+	c.mu.Unlock()
+	for g := range out {
+		g.sink.Release()
+	}
 	err := c.conn.Close()
 	if errors.Is(err, rpc.ErrConnClosed) {
 		return nil

@@ -316,6 +316,32 @@ func TestFailedLaunchReleasesItsOutputSink(t *testing.T) {
 	}
 }
 
+// Closing a Client gives up the output sinks of the Guests launched
+// through it that were never released, and the goroutines serving them.
+func TestCloseReleasesTheOutputSinksOfUnreleasedGuests(t *testing.T) {
+	sock := serve(t)
+	before := sinkServers()
+	c, err := client.Dial(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := abitest.WAT(t, "daemon/testdata/guests/spin.wat")
+	for range 3 {
+		if _, err := c.Launch(context.Background(), client.LaunchRequest{Name: "spin.wat", Wasm: wasm, Stdout: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	// The servers end on their own goroutines once released; a leak never does.
+	deadline := time.Now().Add(20 * time.Second)
+	for n := sinkServers(); n > before; n = sinkServers() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines serving local capabilities after Close, %d before the launches", n, before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // A MaxFDs the request cannot carry is refused as an invalid request,
 // naming the count given, rather than sent cut to 32 bits.
 func TestLaunchRefusesAMaxFDsTheRequestCannotCarry(t *testing.T) {

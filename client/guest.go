@@ -32,6 +32,7 @@ type Guest struct {
 	// daemon writes the output to.
 	out  *outputServer
 	sink schemas.OutputSink
+	c    *Client // which releases sink on Close, if Release has not
 	// flushMu makes flushOutput one at a time: go-capnp's streaming calls
 	// and WaitStreaming on one client may not overlap (Wait and Kill on
 	// two goroutines both flush).
@@ -64,6 +65,11 @@ func (g *Guest) Release() {
 			g.exitMu.Unlock()
 		}
 		g.sink.Release()
+		if g.c != nil {
+			g.c.mu.Lock()
+			delete(g.c.withOutput, g)
+			g.c.mu.Unlock()
+		}
 		g.g.Release()
 	})
 }

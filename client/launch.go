@@ -77,6 +77,7 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 		// the request is built (a closed connection sends none).
 		g.out = newOutputServer(req.Stdout, req.Stderr)
 		g.sink = g.out.client()
+		c.keepOutput(g)
 	}
 	f, rel := c.sup.Launch(ctx, func(p schemas.Supervisor_launch_Params) error {
 		r, err := p.NewRequest()
@@ -106,6 +107,18 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 	}
 	g.Release()
 	return nil, callError("launch "+req.Name, err)
+}
+
+// keepOutput notes that g holds an output sink, which Close releases if
+// g's Release has not; g.Release forgets it.
+func (c *Client) keepOutput(g *Guest) {
+	g.c = c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.withOutput == nil {
+		c.withOutput = make(map[*Guest]struct{})
+	}
+	c.withOutput[g] = struct{}{}
 }
 
 // invalid says what is wrong with a request that cannot be sent as it
