@@ -110,6 +110,56 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 		mr.m.hold()
 		return mr.m, 0
 	}
+	held := readCharge{memory: g.tree.memory}
+	defer held.giveBack()
+	buf, e := readModuleFile(res, &held)
+	if e != 0 {
+		return nil, e
+	}
+	name := c.Name()
+	if name == "" {
+		name = string(c.ID())
+	}
+	m, err := g.rt.Compile(g.ctx, name, buf)
+	if err != nil {
+		g.log.Debug("module refused", "handle", c.ID(), "error", err)
+		return nil, caps.ENOEXEC
+	}
+	return m, 0
+}
+
+// readCharge is what the bytes of a module file being read hold of the
+// tree's memory (nil: no budget).
+type readCharge struct {
+	memory  caps.MemoryCharge
+	charged int64
+}
+
+// upTo charges what size bytes need beyond what is charged already, and
+// reports false if they do not fit.
+func (h *readCharge) upTo(size int64) bool {
+	if h.memory == nil || size <= h.charged {
+		return true
+	}
+	if !h.memory.Take(size - h.charged) {
+		return false
+	}
+	h.charged = size
+	return true
+}
+
+func (h *readCharge) giveBack() {
+	if h.charged > 0 {
+		h.memory.Give(h.charged)
+		h.charged = 0
+	}
+}
+
+// readModuleFile reads the regular file res whole, at most
+// MaxModuleBytes (EFBIG), charging what it holds to held first: the size
+// the file has, then what it grew by as it is read (ENOMEM when that does
+// not fit). A resource that is not a readable regular file is ENOEXEC.
+func readModuleFile(res caps.Resource, held *readCharge) ([]byte, Errno) {
 	ra, ok1 := res.(io.ReaderAt)
 	st, ok2 := res.(caps.Stater)
 	if !ok1 || !ok2 {
@@ -125,25 +175,7 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 	if fs.Size > MaxModuleBytes {
 		return nil, caps.EFBIG
 	}
-	// What is read is charged before it is held: the size first, and
-	// what the file grew by as it comes.
-	var charged int64
-	defer func() {
-		if charged > 0 {
-			g.tree.memory.Give(charged)
-		}
-	}()
-	charge := func(size int64) bool {
-		if g.tree.memory == nil || size <= charged {
-			return true
-		}
-		if !g.tree.memory.Take(size - charged) {
-			return false
-		}
-		charged = size
-		return true
-	}
-	if !charge(int64(fs.Size)) {
+	if !held.upTo(int64(fs.Size)) {
 		return nil, caps.ENOMEM
 	}
 	// Read until end of file rather than trusting the size: the file may
@@ -155,27 +187,17 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 		if len(buf)+n > MaxModuleBytes {
 			return nil, caps.EFBIG
 		}
-		if !charge(int64(max(len(buf)+n, cap(buf)))) {
+		if !held.upTo(int64(max(len(buf)+n, cap(buf)))) {
 			return nil, caps.ENOMEM
 		}
 		buf = append(buf, chunk[:n]...)
 		if err == io.EOF || (err == nil && n == 0) {
-			break
+			return buf, 0
 		}
 		if err != nil {
 			return nil, caps.ErrnoOf(err)
 		}
 	}
-	name := c.Name()
-	if name == "" {
-		name = string(c.ID())
-	}
-	m, err := g.rt.Compile(g.ctx, name, buf)
-	if err != nil {
-		g.log.Debug("module refused", "handle", c.ID(), "error", err)
-		return nil, caps.ENOEXEC
-	}
-	return m, 0
 }
 
 // newChild prepares m to run as a child of g with table t and argdata
