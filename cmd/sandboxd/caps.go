@@ -41,7 +41,7 @@ func capsCmd(args []string) int {
 	}
 	if len(handles) == 0 && !*asJSON {
 		if info, err := g.Info(ctx); err == nil && !info.Running {
-			fmt.Printf("%s has ended (%s): it holds no handles\n", info.ID, guestState(info))
+			fmt.Printf("%s has ended (%s): it holds no handles\n", info.ID, printable(guestState(info)))
 			return exitOK
 		}
 	}

@@ -451,6 +451,7 @@ func TestKillReasonIsPrintedWithoutItsControlCharacters(t *testing.T) {
 	const reason, shown = "done\x1b[2J\x1b]0;pwned\a", `done\x1b[2J\x1b]0;pwned\a`
 	outputs := map[string]result{
 		"kill":    d.cli(t, "kill", id, "--reason", reason),
+		"caps":    d.cli(t, "caps", id),
 		"ps -a":   d.cli(t, "ps", "-a"),
 		"inspect": d.cli(t, "inspect", id),
 		"wait":    d.cli(t, "wait", id),
