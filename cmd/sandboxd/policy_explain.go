@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -179,11 +178,12 @@ func lookupSubject(as string) (policies.Subject, error) {
 	return sub, nil
 }
 
-// moduleSHA256 is the lower-case hex SHA-256 of the file at path.
+// moduleSHA256 is the lower-case hex SHA-256 of the module file at path,
+// read as run reads it (readModule).
 func moduleSHA256(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readModule(path)
 	if err != nil {
-		return "", fmt.Errorf("cannot read the module: %v", err)
+		return "", err
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:]), nil

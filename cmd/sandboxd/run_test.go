@@ -686,7 +686,11 @@ func TestAModuleTooLargeIsRefusedUnread(t *testing.T) {
 	}
 	f.Close()
 	want := "cannot read module " + big + ": it is larger than 128.0 MiB, the most sandboxd compiles: give a WebAssembly module"
-	for _, args := range [][]string{{"run", big}, {"launch", "--socket", filepath.Join(t.TempDir(), "none.sock"), big}} {
+	for _, args := range [][]string{
+		{"run", big},
+		{"launch", "--socket", filepath.Join(t.TempDir(), "none.sock"), big},
+		{"policy", "explain", "--policy", "../../policies/examples/pipeline.hcl", "--grant", "chan:x", big},
+	} {
 		r := sandboxd(t, "", args...)
 		if r.code != exitModule {
 			t.Errorf("%v: exit %d, want %d; stderr: %s", args, r.code, exitModule, r.stderr)
