@@ -325,3 +325,40 @@ func TestPolicySuggestedFromAuditAllowsTheSameRunAndDeniesAWiderOne(t *testing.T
 	}
 	oneLine(t, r.stderr, "denied by policy: no grant rule allows dir:"+dir)
 }
+
+// A module's name and a grant's path are text one user chose and others
+// read in the audit's answers (root's, of every user's guests): who-can
+// and graph print their control characters escaped, as trace does.
+func TestAuditAnswersPrintModuleNamesAndPathsEscaped(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	wasm, err := os.ReadFile(guest(t, "daemon/testdata/server/recv_hold.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const module, shown = "x\x1b]0;pwned\a.wasm", `x\x1b]0;pwned\a.wasm`
+	mod := filepath.Join(privateDir(t), module)
+	file := filepath.Join(privateDir(t), "held\x1b[2J")
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{mod, wasm}, {file, nil}} {
+		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := d.cli(t, "launch", "--detach", mod)
+	if r.code != 0 {
+		t.Fatalf("launch: code %d stderr %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	if r := d.cli(t, "grant", id, "--grant", "file:"+file+"=held"); r.code != 0 {
+		t.Fatalf("grant: code %d stderr %q", r.code, r.stderr)
+	}
+	for _, args := range [][]string{{"who-can", "file:" + file}, {"graph"}, {"graph", "--format", "dot"}} {
+		r := d.audit(t, args[0], args[1:]...)
+		if r.code != 0 || strings.ContainsAny(r.stdout+r.stderr, "\x1b\a") || !strings.Contains(r.stdout, shown) {
+			t.Errorf("audit %v: code %d, stdout %q, stderr %q; want the module named %s", args, r.code, r.stdout, r.stderr, shown)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -158,7 +159,25 @@ func printAnswer(kind string, data []byte, qf queryFlags) error {
 		if err := json.Unmarshal(data, &d); err != nil {
 			return err
 		}
-		return audit.FromDoc(d).Render(os.Stdout, *qf.format)
+		if *qf.format == "json" {
+			return audit.FromDoc(d).Render(os.Stdout, *qf.format)
+		}
+		// Module names and grant paths are text others chose: each line of
+		// the text and the dot is printed with its control characters
+		// escaped.
+		var b bytes.Buffer
+		if err := audit.FromDoc(d).Render(&b, *qf.format); err != nil {
+			return err
+		}
+		for _, line := range strings.SplitAfter(b.String(), "\n") {
+			text, nl := strings.CutSuffix(line, "\n")
+			if _, err := fmt.Print(printable(text)); err != nil {
+				return err
+			}
+			if nl {
+				fmt.Println()
+			}
+		}
 	case audit.QueryWhoCan:
 		var rs []audit.Reach
 		if err := json.Unmarshal(data, &rs); err != nil {
@@ -188,12 +207,12 @@ func printReach(rs []audit.Reach) {
 		fmt.Println("no live capability reaches it")
 	}
 	for _, r := range rs {
-		fmt.Printf("%s%s holds %s (rights %s)\n", orDash(r.Holder), moduleNote(r.Module), r.Cap, r.Rights)
+		fmt.Printf("%s\n", printable(fmt.Sprintf("%s%s holds %s (rights %s)", orDash(r.Holder), moduleNote(r.Module), r.Cap, r.Rights)))
 		var hops []string
 		for _, s := range r.Chain {
 			hops = append(hops, fmt.Sprintf("%s %s@%s", s.Edge, s.Cap, orDash(s.Holder)))
 		}
-		fmt.Printf("  via %s\n", strings.Join(hops, " → "))
+		fmt.Printf("  via %s\n", printable(strings.Join(hops, " → ")))
 	}
 }
 
