@@ -59,6 +59,7 @@ type Client struct {
 	// releases.
 	mu         sync.Mutex
 	withOutput map[*Guest]struct{}
+	closed     bool
 }
 
 // Dial connects to the daemon listening at socketPath ("" means
@@ -152,7 +153,7 @@ func (c *Client) Close() error {
 	c.sup.Release()
 	c.mu.Lock()
 	out := c.withOutput
-	c.withOutput = nil
+	c.withOutput, c.closed = nil, true
 	c.mu.Unlock()
 	for g := range out {
 		g.sink.Release()

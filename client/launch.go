@@ -77,7 +77,6 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 		// the request is built (a closed connection sends none).
 		g.out = newOutputServer(req.Stdout, req.Stderr)
 		g.sink = g.out.client()
-		c.keepOutput(g)
 	}
 	f, rel := c.sup.Launch(ctx, func(p schemas.Supervisor_launch_Params) error {
 		r, err := p.NewRequest()
@@ -99,6 +98,9 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 		if info, err = r.Info(); err == nil {
 			g.id = guestInfoFrom(info).ID
 			g.g = r.Guest().AddRef()
+			if g.out != nil {
+				c.keepOutput(g)
+			}
 			if req.StdinStream != nil && r.HasStdin() {
 				go pumpStdin(req.StdinStream, r.Stdin().AddRef())
 			}
@@ -109,16 +111,26 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 	return nil, callError("launch "+req.Name, err)
 }
 
-// keepOutput notes that g holds an output sink, which Close releases if
-// g's Release has not; g.Release forgets it.
+// keepOutput notes that g, just launched, holds an output sink, which
+// Close releases if g's Release has not; g.Release forgets it. A launch
+// that ended as Close ran releases its sink at once: the connection it
+// served is gone. (A sink is noted only once its launch has been sent,
+// so that Close never releases one the request is still taking a
+// reference on.)
 func (c *Client) keepOutput(g *Guest) {
 	g.c = c
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.withOutput == nil {
-		c.withOutput = make(map[*Guest]struct{})
+	closed := c.closed
+	if !closed {
+		if c.withOutput == nil {
+			c.withOutput = make(map[*Guest]struct{})
+		}
+		c.withOutput[g] = struct{}{}
 	}
-	c.withOutput[g] = struct{}{}
+	c.mu.Unlock()
+	if closed {
+		g.sink.Release()
+	}
 }
 
 // invalid says what is wrong with a request that cannot be sent as it
