@@ -133,12 +133,7 @@ func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
 func TestFullTreeRefusesASpawnBeforeReadingTheModule(t *testing.T) {
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 4)
-	m, err := rt.Compile(ctx, "spawner", abitest.WATText(t, `(module
-  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "sandboxd" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (call $exit (call $spawn (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16)))))`))
+	m, err := rt.Compile(ctx, "spawner", abitest.WATText(t, spawnFD0WAT))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,12 +199,7 @@ func (c *testCharge) Give(n int64) {
 func TestSpawnFromAFileChargesTheBytesItReads(t *testing.T) {
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 4)
-	m, err := rt.Compile(ctx, "spawner", abitest.WATText(t, `(module
-  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "sandboxd" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (call $exit (call $spawn (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16)))))`))
+	m, err := rt.Compile(ctx, "spawner", abitest.WATText(t, spawnFD0WAT))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,3 +276,12 @@ func TestSpawnChargesTheArgdataItKeeps(t *testing.T) {
 			size, enough.limit, st, enough.max, enough.used, size)
 	}
 }
+
+// spawnFD0WAT spawns a child from the module or file at fd 0, with no
+// argdata and no handles, and exits with proc_spawn's errno.
+const spawnFD0WAT = `(module
+  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (call $exit (call $spawn (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16)))))`

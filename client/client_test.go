@@ -306,14 +306,7 @@ func TestFailedLaunchReleasesItsOutputSink(t *testing.T) {
 			}
 		}
 	}
-	// The servers end on their own goroutines once released; a leak never does.
-	deadline := time.Now().Add(20 * time.Second)
-	for n := sinkServers(); n > before; n = sinkServers() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines serving local capabilities after 40 failed launches, %d before", n, before)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitSinkServers(t, before, "after 40 failed launches")
 }
 
 // Closing a Client gives up the output sinks of the Guests launched
@@ -332,11 +325,18 @@ func TestCloseReleasesTheOutputSinksOfUnreleasedGuests(t *testing.T) {
 		}
 	}
 	c.Close()
-	// The servers end on their own goroutines once released; a leak never does.
+	awaitSinkServers(t, before, "after Close")
+}
+
+// awaitSinkServers waits until no more goroutines serve local
+// capabilities than before. The servers end on their own goroutines once
+// released; a leak never does, and the bound only names it.
+func awaitSinkServers(t *testing.T, before int, after string) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for n := sinkServers(); n > before; n = sinkServers() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines serving local capabilities after Close, %d before the launches", n, before)
+			t.Fatalf("%d goroutines serving local capabilities %s, %d before", n, after, before)
 		}
 		time.Sleep(time.Millisecond)
 	}
