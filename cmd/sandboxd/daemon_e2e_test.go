@@ -179,8 +179,7 @@ func TestDaemonDetachedGuestsArePsWaitLogsAndKillable(t *testing.T) {
 	if r := d.cli(t, "logs", hello); r.code != 0 || r.stdout != "hello\n" {
 		t.Fatalf("logs %s: code %d, stdout %q, stderr %q", hello, r.code, r.stdout, r.stderr)
 	}
-	r = d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
-	spin := strings.TrimSpace(r.stdout)
+	spin := d.launchSpin(t)
 	checkListing(t, d, hello, spin)
 	if r := d.cli(t, "kill", "--reason", "test over", spin); r.code != 0 || !strings.Contains(r.stdout, "killed (test over)") {
 		t.Fatalf("kill: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
@@ -416,7 +415,7 @@ func (d *daemonProc) cliAs(t *testing.T, shared string, uid uint32, verb string,
 func TestDaemonPrincipalIsThePeerCredentialNotAnythingTheClientClaims(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
-	rootGuest := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
+	rootGuest := d.launchSpin(t)
 	shared := d.shareWithOthers(t)
 	hello := filepath.Join(shared, "hello.wasm")
 	copyFile(t, guest(t, "abi/testdata/guests/hello.wat"), hello, 0o644)
@@ -499,7 +498,7 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 func TestDaemonSIGTERMStopsGuestsAndExitsZero(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
-	id := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
+	id := d.launchSpin(t)
 	// The guest spins in its own code, never in a host call: the daemon
 	// does not wait for it, its exit ends it.
 	if code := d.stop(t); code != 0 {

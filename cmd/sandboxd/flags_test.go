@@ -53,11 +53,7 @@ func TestEveryVerbTakesFlagsAfterItsArguments(t *testing.T) {
 func TestKillAndCapsTakeFlagsAfterTheGuestIDAndSayWhenItHasEnded(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
-	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
-	if r.code != 0 {
-		t.Fatalf("launch: %d %q", r.code, r.stderr)
-	}
-	id := strings.TrimSpace(r.stdout)
+	id := d.launchSpin(t)
 	if r := sandboxd(t, "", "caps", id, "--socket", d.socket, "--json"); r.code != 0 || !strings.HasPrefix(r.stdout, "{") {
 		t.Fatalf("caps ID --socket S --json: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -246,16 +242,12 @@ func TestWorkdirSetsWhereAGoGuestsRelativePathsStart(t *testing.T) {
 func TestCapsAndInspectListAGrantTheGuestHasNotReceived(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
-	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
-	if r.code != 0 {
-		t.Fatalf("launch: %d %q", r.code, r.stderr)
-	}
-	id := strings.TrimSpace(r.stdout)
+	id := d.launchSpin(t)
 	file := filepath.Join(privateDir(t), "f")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r = d.cli(t, "grant", id, "--grant", "file:"+file)
+	r := d.cli(t, "grant", id, "--grant", "file:"+file)
 	capID, _, _ := strings.Cut(r.stdout, "\t")
 	if r.code != 0 || capID == "" {
 		t.Fatalf("grant: %d %q", r.code, r.stderr)
@@ -302,7 +294,7 @@ func TestCompileRmAndPrune(t *testing.T) {
 	}
 	r = d.cli(t, "launch", "--detach", "--name", "once", hello)
 	id := strings.TrimSpace(r.stdout)
-	spin := strings.TrimSpace(d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat")).stdout)
+	spin := d.launchSpin(t)
 	if r := d.cli(t, "wait", "once"); r.code != 7 {
 		t.Fatalf("wait: %d", r.code)
 	}
@@ -443,11 +435,7 @@ func TestSocketPathTooLongSaysSo(t *testing.T) {
 func TestKillReasonIsPrintedWithoutItsControlCharacters(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
-	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
-	if r.code != 0 {
-		t.Fatalf("launch: %d %q", r.code, r.stderr)
-	}
-	id := strings.TrimSpace(r.stdout)
+	id := d.launchSpin(t)
 	const reason, shown = "done\x1b[2J\x1b]0;pwned\a", `done\x1b[2J\x1b]0;pwned\a`
 	outputs := map[string]result{
 		"kill":    d.cli(t, "kill", id, "--reason", reason),
