@@ -64,7 +64,10 @@ func ParseStartup(b []byte) (Startup, error) {
 // SpawnConfig describes a child guest: its arguments, environment and the
 // handles it gets, by name. The child's table holds this guest's stdin,
 // stdout and stderr at 0–2, then each named handle in name order; its
-// startup argdata names them all, so the child finds them with Handle.
+// startup argdata names them all, so the child finds them with Handle. A
+// handle named "stdin", "stdout" or "stderr" takes that stream's place
+// at 0–2 (the child's standard output can be a channel end, say), unless
+// NoStdio leaves the streams out, when it is a named handle like others.
 type SpawnConfig struct {
 	Args    []string
 	Env     map[string]string
@@ -78,15 +81,23 @@ type SpawnConfig struct {
 func (c SpawnConfig) encode() ([]byte, []uint32) {
 	var fds []uint32
 	hm := map[string]argdata.Value{}
+	stdio := map[string]bool{}
 	if !c.NoStdio {
 		for i, n := range []string{"stdin", "stdout", "stderr"} {
-			fds = append(fds, uint32(i))
+			fd, given := c.Handles[n]
+			if !given {
+				fd = uint32(i)
+			}
+			stdio[n] = true
+			fds = append(fds, fd)
 			hm[n] = argdata.Fd(uint32(i))
 		}
 	}
 	names := make([]string, 0, len(c.Handles))
 	for n := range c.Handles {
-		names = append(names, n)
+		if !stdio[n] {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	for _, n := range names {

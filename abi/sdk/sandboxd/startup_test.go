@@ -3,6 +3,7 @@
 package sandboxd
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/argdata"
@@ -68,6 +69,27 @@ func TestSpawnConfigRenumbersHandlesForTheChild(t *testing.T) {
 	_, fds = SpawnConfig{NoStdio: true, Handles: map[string]uint32{"x": 5}}.encode()
 	if len(fds) != 1 || fds[0] != 5 {
 		t.Errorf("without stdio: fds %v", fds)
+	}
+}
+
+// A handle named after a standard stream takes that stream's place in
+// the child's table, rather than a second entry of the same name that
+// leaves the stream at 0–2 as it was.
+func TestSpawnConfigHandleNamedAfterAStreamReplacesIt(t *testing.T) {
+	data, fds := SpawnConfig{Handles: map[string]uint32{"stdout": 7, "db": 5}}.encode()
+	if want := []uint32{0, 7, 2, 5}; !slices.Equal(fds, want) {
+		t.Fatalf("fds %v, want %v", fds, want)
+	}
+	st, err := ParseStartup(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Handles["stdout"] != 1 || st.Handles["db"] != 3 || len(st.Handles) != 4 {
+		t.Errorf("child handles %v, want stdin 0, stdout 1, stderr 2, db 3", st.Handles)
+	}
+	_, fds = SpawnConfig{NoStdio: true, Handles: map[string]uint32{"stdout": 7}}.encode()
+	if !slices.Equal(fds, []uint32{7}) {
+		t.Errorf("without stdio: fds %v, want [7]", fds)
 	}
 }
 
