@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -117,6 +118,12 @@ func policyCheck(files []string) int {
 // every problem on stderr, then one line summing up under verb, and
 // returns ok=false.
 func loadPolicy(verb string, files []string) (*policies.Policy, bool) {
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
+			fail("%s: %s is a directory: give the policy's files (%s)", verb, f, filepath.Join(f, "*.hcl"))
+			return nil, false
+		}
+	}
 	p, err := policies.Load(files...)
 	var problems policies.Errors
 	switch {

@@ -273,6 +273,12 @@ deny "not-other" {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "bad.hcl:2:3") || r.stdout != "" {
 		t.Fatalf("run with a policy that does not load: code %d, stderr %q; want %d with the problem's position", r.code, r.stderr, exitUsage)
 	}
+	// run takes files; a directory, which serve takes, is named as one.
+	r = sandboxd(t, "", "run", "--policy", pdir, hello)
+	if r.code != exitUsage || r.stdout != "" {
+		t.Fatalf("run --policy DIR: code %d, stdout %q; want %d and nothing run", r.code, r.stdout, exitUsage)
+	}
+	oneLine(t, r.stderr, "run: "+pdir+" is a directory: give the policy's files ("+filepath.Join(pdir, "*.hcl")+")")
 }
 
 // A guest's supervisor channel is how the daemon knows it: no guest may
