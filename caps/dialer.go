@@ -174,20 +174,25 @@ func (d *Dialer) connect() (net.Conn, error) {
 }
 
 // pinUnixPath resolves the symbolic links of a unix socket path once,
-// when the dialer is made: those of the whole path, or of its directory
-// while the socket file does not exist yet. An abstract address ("@name")
-// names no file.
+// when the dialer is made: those of the longest part of the path that
+// exists then (the whole path, or the directories above a socket file or
+// directories not made yet). An abstract address ("@name") names no file.
 func pinUnixPath(p string) string {
 	if strings.HasPrefix(p, "@") {
 		return p
 	}
-	if r, err := filepath.EvalSymlinks(p); err == nil {
-		return r
+	rest := ""
+	for dir := p; ; {
+		if r, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = parent
 	}
-	if dir, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
-		return filepath.Join(dir, filepath.Base(p))
-	}
-	return p
 }
 
 // dialUnixNoFollow connects to the unix socket at path, resolving no

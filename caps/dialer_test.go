@@ -258,3 +258,36 @@ func TestUnixDialerIsNotRedirectedByALinkMadeAfterIt(t *testing.T) {
 		t.Fatalf("accept with a directory replaced by a link: %v, want ELOOP", err)
 	}
 }
+
+// A link that was on a unix dialer's path when the dialer was made is
+// followed however much of the path existed then: a dialer to
+// /var/run/app/db.sock (/var/run a link to /run) made before the server
+// created its directory app reaches the server once it has.
+func TestUnixDialerFollowsLinksMadeBeforeItAboveADirectoryMadeAfter(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "run"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("run", filepath.Join(dir, "varrun")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDialer("unix", []string{filepath.Join(dir, "varrun", "app", "db.sock")}, hangGuard, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	if err := os.Mkdir(filepath.Join(dir, "run", "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", filepath.Join(dir, "run", "app", "db.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	res, err := acceptDialed(t, d)
+	if err != nil {
+		t.Fatalf("accept through a link made before the dialer, to a directory made after it: %v", err)
+	}
+	res.Close()
+}
