@@ -354,12 +354,14 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 // Abandon ends the hold on its module of a guest that will never start.
 func (g *Guest) Abandon() { g.letGo() }
 
-// letGo ends what a guest holds while it may run: its module, and its
-// place in its process tree's count.
+// letGo ends what a guest holds while it may run: its module, its
+// argdata (charged to the tree's memory until now; its Guest may outlive
+// it, named by a process handle), and its place in its process tree's
+// count.
 func (g *Guest) letGo() {
 	g.module.Release()
 	g.tree.giveMemory(g.argdataCharge)
-	g.argdataCharge = 0
+	g.argdata, g.argdataCharge = nil, 0
 	if g.spawned {
 		g.tree.release()
 	}

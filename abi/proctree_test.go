@@ -277,6 +277,97 @@ func TestSpawnChargesTheArgdataItKeeps(t *testing.T) {
 	}
 }
 
+// A child's argdata is charged to the tree's memory until the child ends
+// (TestSpawnChargesTheArgdataItKeeps), and then given back: the child
+// must not keep it past then. Its Guest lives on as long as a process
+// handle names it (a parent may keep one per child that ended, up to its
+// --max-fds), so argdata kept there would hold a MiB a handle that no
+// budget counts.
+func TestAnEndedChildKeepsNoArgdata(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 4)
+	const size = 512 << 10
+	// Spawns the child with size bytes of argdata, says "r" on fd 1 and
+	// waits there for the end of stream.
+	parent, err := rt.Compile(ctx, "parent", abitest.WATText(t, fmt.Sprintf(`(module
+  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 16)
+  (data (i32.const %[2]d) "r")
+  (func (export "_start")
+    (if (call $spawn (i32.const 0) (i32.const 0) (i32.const %[1]d) (i32.const 0) (i32.const 0) (i32.const %[1]d))
+      (then (call $exit (i32.const 1))))
+    (i32.store (i32.const %[3]d) (i32.const %[2]d))
+    (i32.store (i32.const %[4]d) (i32.const 1))
+    (drop (call $fd_write (i32.const 1) (i32.const %[3]d) (i32.const 1) (i32.const %[5]d)))
+    (drop (call $fd_read (i32.const 1) (i32.const %[3]d) (i32.const 1) (i32.const %[5]d)))
+    (call $exit (i32.const 0))))`, size, size+8, size+16, size+20, size+24)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Release()
+	child, err := rt.Compile(ctx, "child", abitest.WATText(t, `(module (memory (export "memory") 1) (func (export "_start")))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Release()
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "g"}
+	tbl := caps.NewTable(k, h, 0)
+	if _, err := tbl.Insert(k.Mint(h, NewModuleResource(child), caps.RightProcExec, 0, "child", "test")); err != nil {
+		t.Fatal(err)
+	}
+	mine, theirs := caps.NewChannelPair(false, "test")
+	if _, err := tbl.Insert(k.Mint(h, theirs, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan", "test")); err != nil {
+		t.Fatal(err)
+	}
+	charge := &testCharge{limit: 2 * size}
+	g := rt.NewGuest(parent, GuestConfig{ID: "g", Table: tbl, Memory: charge})
+	g.Start(ctx)
+	defer func() {
+		mine.Close()
+		g.Kill("test over")
+		<-g.Done()
+	}()
+
+	w := caps.NewWaiter()
+	for got := false; !got; {
+		ready, cancel := mine.Poll(caps.EventRead, w)
+		if ready == 0 {
+			select {
+			case <-w.C():
+			case <-g.Exited():
+				t.Fatalf("the parent ended before it said it had spawned: %+v", g.Status())
+			}
+		}
+		cancel()
+		n, _, _, _ := mine.Recv([][]byte{make([]byte, 1)}, 0, false)
+		got = n == 1
+	}
+	var c *Guest
+	for _, e := range tbl.Entries() {
+		if p, ok := e.Cap.Resource().(*process); ok {
+			c = p.g
+		}
+	}
+	if c == nil {
+		t.Fatal("the parent holds no process handle")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(hangGuardInternal):
+		t.Fatalf("the child did not end within %v", hangGuardInternal)
+	}
+	charge.mu.Lock()
+	used := charge.used
+	charge.mu.Unlock()
+	if len(c.argdata) != 0 || used != 0 {
+		t.Errorf("an ended child whose process handle is held keeps %d bytes of argdata, with %d bytes charged; want none kept", len(c.argdata), used)
+	}
+}
+
 // spawnFD0WAT spawns a child from the module or file at fd 0, with no
 // argdata and no handles, and exits with proc_spawn's errno.
 const spawnFD0WAT = `(module
