@@ -936,7 +936,7 @@ func TestWASIArgsAndEnvFromLargeArgdataAllocateLittle(t *testing.T) {
 	var args, env []string
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	args, env = wasiArgs(g), wasiEnv(g)
+	args, env = wasiStringsOf(wasiArgs(g)), wasiStringsOf(wasiEnv(g))
 	runtime.ReadMemStats(&after)
 	if strings.Join(args, " ") != "prog -v" || strings.Join(env, " ") != "HOME=/" {
 		t.Fatalf("args %q, env %q; want [prog -v] and [HOME=/]", args, env)
@@ -944,4 +944,56 @@ func TestWASIArgsAndEnvFromLargeArgdataAllocateLittle(t *testing.T) {
 	if d := after.TotalAlloc - before.TotalAlloc; d > MaxArgdataBytes {
 		t.Fatalf("reading args and env from %d bytes of argdata allocated %d bytes", len(data), d)
 	}
+}
+
+// The args and env of a spawned guest's argdata are read where they lie
+// whatever strings they hold: 1 MiB of empty strings, three bytes each,
+// made a []string of 350,000 entries, some 28 MB, at every
+// args_sizes_get and args_get (and as much for environ_*), as a seq of
+// nulls did decoded (TestWASIArgsAndEnvFromLargeArgdataAllocateLittle).
+func TestWASIArgsOfManyEmptyStringsAllocateLittle(t *testing.T) {
+	n := (MaxArgdataBytes - 64) / 3
+	items := make([]argdata.Value, n)
+	for i := range items {
+		items[i] = argdata.String("")
+	}
+	data := argdata.StringMap(map[string]argdata.Value{"args": argdata.Seq(items...)}).Encode()
+	if len(data) > MaxArgdataBytes {
+		t.Fatalf("%d bytes of argdata, more than a spawn hands on", len(data))
+	}
+	g := &Guest{argdata: data}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	count, size, e := wasiStringsSizes(wasiArgs(g))
+	runtime.ReadMemStats(&after)
+	if e != 0 || count != uint32(n) || size != uint32(n) {
+		t.Fatalf("args_sizes_get: %d strings of %d bytes, errno %d; want %d of %d", count, size, e, n, n)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > MaxArgdataBytes {
+		t.Fatalf("args_sizes_get of %d empty strings in %d bytes of argdata allocated %d bytes", n, len(data), d)
+	}
+	pv, bv := make([]byte, 4*count), bytes.Repeat([]byte{1}, int(size))
+	runtime.ReadMemStats(&before)
+	wasiStringsPut(wasiArgs(g), pv, bv, 4096)
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > MaxArgdataBytes {
+		t.Fatalf("args_get of %d empty strings in %d bytes of argdata allocated %d bytes", n, len(data), d)
+	}
+	if !bytes.Equal(bv, make([]byte, size)) || binary.LittleEndian.Uint32(pv[4*(n-1):]) != 4096+uint32(n-1) {
+		t.Fatal("args_get did not write the empty strings and their addresses")
+	}
+}
+
+// wasiStringsOf returns the strings of ss as args_get and environ_get
+// write them.
+func wasiStringsOf(ss wasiStrings) []string {
+	count, size, _ := wasiStringsSizes(ss)
+	pv, bv := make([]byte, 4*count), make([]byte, size)
+	wasiStringsPut(ss, pv, bv, 0)
+	var out []string
+	for i := range count {
+		at := binary.LittleEndian.Uint32(pv[4*i:])
+		out = append(out, string(bv[at:at+uint32(bytes.IndexByte(bv[at:], 0))]))
+	}
+	return out
 }

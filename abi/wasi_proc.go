@@ -1,8 +1,8 @@
 package abi
 
 import (
+	"bytes"
 	"encoding/binary"
-	"strings"
 
 	"github.com/sandboxd/sandboxd/abi/argdata"
 	"github.com/sandboxd/sandboxd/caps"
@@ -11,24 +11,71 @@ import (
 
 // WASI preview1 arguments, environment, clocks and proc_raise.
 
+// wasiString is one string of a guest's WASI argv or environment: one
+// it was launched with (s), or one of its argdata, read where it lies: an
+// argument (a), or an environment entry (a, then "=", then b, when kv).
+type wasiString struct {
+	s    string
+	a, b []byte
+	kv   bool
+}
+
+// size is the string's length, without its NUL.
+func (w wasiString) size() int {
+	if w.kv {
+		return len(w.a) + 1 + len(w.b)
+	}
+	return len(w.s) + len(w.a)
+}
+
+// put copies the string, without its NUL, to dst, which has room for it.
+func (w wasiString) put(dst []byte) int {
+	n := copy(dst, w.s)
+	n += copy(dst[n:], w.a)
+	if w.kv {
+		dst[n] = '='
+		n++
+		n += copy(dst[n:], w.b)
+	}
+	return n
+}
+
+// wasiStrings calls fn with each string of a guest's WASI argv or
+// environment, in order, until fn returns false; every call gives the
+// same strings.
+type wasiStrings func(fn func(wasiString) bool)
+
+// launchedStrings are the strings a guest was launched with.
+func launchedStrings(ss []string) wasiStrings {
+	return func(fn func(wasiString) bool) {
+		for _, s := range ss {
+			if !fn(wasiString{s: s}) {
+				return
+			}
+		}
+	}
+}
+
 // wasiStringsSizes returns the count and total NUL-terminated size of ss,
 // or E2BIG when they would not fit the guest's 32-bit address space with a
 // sane margin.
-func wasiStringsSizes(ss []string) (count, size uint32, e Errno) {
-	total := 0
-	for _, s := range ss {
-		total += len(s) + 1
-		if total > wasiMaxArgsOrEnvBytes {
-			return 0, 0, caps.E2BIG
-		}
+func wasiStringsSizes(ss wasiStrings) (count, size uint32, e Errno) {
+	n, total := 0, 0
+	ss(func(w wasiString) bool {
+		n++
+		total += w.size() + 1
+		return total <= wasiMaxArgsOrEnvBytes
+	})
+	if total > wasiMaxArgsOrEnvBytes {
+		return 0, 0, caps.E2BIG
 	}
-	return uint32(len(ss)), uint32(total), 0
+	return uint32(n), uint32(total), 0
 }
 
 // wasiStringsGet writes the pointer array at ptrs and the NUL-terminated
 // strings at buf, as args_get and environ_get do. Both regions are
 // bounds-checked before anything is written.
-func wasiStringsGet(m api.Memory, ss []string, ptrs, buf uint32) Errno {
+func wasiStringsGet(m api.Memory, ss wasiStrings, ptrs, buf uint32) Errno {
 	count, size, e := wasiStringsSizes(ss)
 	if e != 0 {
 		return e
@@ -41,17 +88,29 @@ func wasiStringsGet(m api.Memory, ss []string, ptrs, buf uint32) Errno {
 	if e != 0 {
 		return e
 	}
-	off := uint32(0)
-	for i, s := range ss {
-		binary.LittleEndian.PutUint32(pv[i*4:], buf+off)
-		off += uint32(copy(bv[off:], s))
-		bv[off] = 0
-		off++
-	}
+	wasiStringsPut(ss, pv, bv, buf)
 	return 0
 }
 
-func wasiStringsSizesGet(m api.Memory, ss []string, countOut, sizeOut uint32) Errno {
+// wasiStringsPut writes the strings of ss, each NUL-terminated, to bv,
+// which is at buf in the guest's memory, and their addresses to pv; both
+// have the room wasiStringsSizes said.
+func wasiStringsPut(ss wasiStrings, pv, bv []byte, buf uint32) {
+	i, off := 0, 0
+	ss(func(w wasiString) bool {
+		if 4*i+4 > len(pv) || off+w.size()+1 > len(bv) {
+			return false
+		}
+		binary.LittleEndian.PutUint32(pv[4*i:], buf+uint32(off))
+		off += w.put(bv[off:])
+		bv[off] = 0
+		off++
+		i++
+		return true
+	})
+}
+
+func wasiStringsSizesGet(m api.Memory, ss wasiStrings, countOut, sizeOut uint32) Errno {
 	count, size, e := wasiStringsSizes(ss)
 	if e != 0 {
 		return e
@@ -68,52 +127,54 @@ func wasiStringsSizesGet(m api.Memory, ss []string, countOut, sizeOut uint32) Er
 // that argdata, in the shape StartupArgdata writes. So a spawned Go or C
 // program sees in os.Args and getenv what its parent put in the argdata.
 //
-// The argdata is read where it lies, not decoded whole: its parent chose
-// it (up to MaxArgdataBytes), and decoded it takes many times its size (a
-// seq of nulls, a byte each, some 370 times) at every call that asks.
-func wasiArgs(g *Guest) []string {
+// The argdata is read where it lies, neither decoded nor copied: its
+// parent chose it (up to MaxArgdataBytes), and decoded it takes many
+// times its size (a seq of nulls, a byte each, some 370 times), as a
+// slice of its strings does (of empty strings, three bytes each, 27
+// times), at every call that asks.
+func wasiArgs(g *Guest) wasiStrings {
 	if g.args != nil {
-		return g.args
+		return launchedStrings(g.args)
 	}
 	v, ok := startupEntry(g, "args")
-	if !ok || len(v) == 0 || argdata.Type(v[0]) != argdata.TypeSeq {
-		return nil
-	}
-	var out []string
-	argdata.Entries(v, func(it []byte) bool {
-		if s, ok := argdataString(it); ok {
-			out = append(out, s)
+	return func(fn func(wasiString) bool) {
+		if !ok || len(v) == 0 || argdata.Type(v[0]) != argdata.TypeSeq {
+			return
 		}
-		return true
-	})
-	return out
+		argdata.Entries(v, func(it []byte) bool {
+			if s, ok := argdataString(it); ok {
+				return fn(wasiString{a: s})
+			}
+			return true
+		})
+	}
 }
 
-func wasiEnv(g *Guest) []string {
+func wasiEnv(g *Guest) wasiStrings {
 	if g.env != nil {
-		return g.env
+		return launchedStrings(g.env)
 	}
 	v, ok := startupEntry(g, "env")
-	if !ok || len(v) == 0 || argdata.Type(v[0]) != argdata.TypeMap {
-		return nil
-	}
-	var out []string
-	var key []byte
-	isKey := true
-	argdata.Entries(v, func(e []byte) bool {
-		if isKey {
-			key, isKey = e, false
+	return func(fn func(wasiString) bool) {
+		if !ok || len(v) == 0 || argdata.Type(v[0]) != argdata.TypeMap {
+			return
+		}
+		var key []byte
+		isKey := true
+		argdata.Entries(v, func(e []byte) bool {
+			if isKey {
+				key, isKey = e, false
+				return true
+			}
+			isKey = true
+			ks, ok1 := argdataString(key)
+			vs, ok2 := argdataString(e)
+			if ok1 && ok2 && len(ks) > 0 && bytes.IndexByte(ks, '=') < 0 {
+				return fn(wasiString{a: ks, b: vs, kv: true})
+			}
 			return true
-		}
-		ks, ok1 := argdataString(key)
-		vs, ok2 := argdataString(e)
-		if ok1 && ok2 && ks != "" && !strings.Contains(ks, "=") {
-			out = append(out, ks+"="+vs)
-		}
-		isKey = true
-		return true
-	})
-	return out
+		})
+	}
 }
 
 // startupEntry returns the encoding of a key's value in the guest's
@@ -127,7 +188,7 @@ func startupEntry(g *Guest, key string) ([]byte, bool) {
 	argdata.Entries(g.argdata, func(e []byte) bool {
 		if isKey {
 			s, ok := argdataString(e)
-			match = ok && s == key
+			match = ok && string(s) == key
 		} else if match {
 			out, found = e, true
 			return false
@@ -138,17 +199,14 @@ func startupEntry(g *Guest, key string) ([]byte, bool) {
 	return out, found
 }
 
-// argdataString decodes an entry that is a string; any other entry is
-// not decoded at all.
-func argdataString(e []byte) (string, bool) {
-	if len(e) == 0 || argdata.Type(e[0]) != argdata.TypeString {
-		return "", false
+// argdataString returns the bytes of an entry that is a string, without
+// its NUL, where they lie (a string is its type tag, its bytes and a NUL,
+// as argdata.Decode reads it); any other entry is not read at all.
+func argdataString(e []byte) ([]byte, bool) {
+	if len(e) < 2 || argdata.Type(e[0]) != argdata.TypeString || e[len(e)-1] != 0 {
+		return nil, false
 	}
-	v, err := argdata.Decode(e)
-	if err != nil {
-		return "", false
-	}
-	return v.Str()
+	return e[1 : len(e)-1], true
 }
 
 func wasiArgsGet(g *Guest, m api.Memory, p []uint64) Errno {
