@@ -12,7 +12,8 @@ import (
 // Loop checks: the runtime's side.
 //
 // Every module is compiled as wasmbin.Sections.Instrument rewrites it
-// (unless Config.NoLoopChecks): each loop iteration and function entry
+// (unless Config.NoLoopChecks): each loop iteration, function entry and
+// return far from the function's first call (wasmbin's maxUncheckedRest)
 // decrements a budget global, and when the budget is spent the guest calls
 // yield, imported from wasmbin.LoopModule. yield ends a guest whose
 // context has ended, and

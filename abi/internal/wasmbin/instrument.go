@@ -25,16 +25,21 @@ import (
 //     store what it returns as the budget; then decrement the budget;
 //   - so does every function body: a guest need not loop to run for ever
 //     (functions that each call the next twice make 2^n calls with a stack
-//     n deep). Between two checks a guest then runs straight-line code
-//     only: a function body up to its next call or loop, and, as calls
-//     return, the rest of each body on the stack up to its own next call
-//     or loop. That return path is bounded by the stack: the stack checks
-//     count 16 bytes a frame for every instruction of its body that may
-//     define a value (FrameBytes), so the code the frames of an 8 MiB
-//     allowance run as they return is some half a million such
-//     instructions. A check after every call as well measured 13 % of the
-//     time of a Go guest that does little but call functions (against 2 %
-//     for the checks at entry), for no bound that matters;
+//     n deep);
+//   - and so does every return (and the function's end) that lies more
+//     than maxUncheckedRest instructions past the function's first call:
+//     as calls return, a guest runs the rest of every body on its stack,
+//     and a rest need define no value the stack checks count (stores), so
+//     that the stack does not bound it (60,000 frames of 140,000 stores
+//     each, within the default --max-stack, ran 84 seconds). Between two
+//     checks a guest then runs straight-line code only: a function body
+//     up to its next call, loop or return, and, as calls return, at most
+//     maxUncheckedRest instructions of each body on the stack. A check
+//     after every call measured 13 % of the time of a Go guest that does
+//     little but call functions (against 2 % for the checks at entry);
+//     these are made only where a rest may be long. (Without the stack
+//     checks' block, a branch to a function's own label leaves it without
+//     its check at the end.)
 //   - a start function is not left to run inside instantiation, where
 //     nothing could stop it: the start section is removed and the function
 //     exported as StartExport, which the runtime runs first;
@@ -104,7 +109,17 @@ func FrameBytes(params, locals, instructions uint64) uint64 {
 // sections MergeData and BoundTables may change, as Instrument rewrites
 // them): a runtime that keeps rewritten modules between processes keys
 // them by it, so a change to that output must change it.
-const RewriteVersion = 6
+const RewriteVersion = 7
+
+// maxUncheckedRest is how far past a function's first call a return may
+// lie without a loop check: at most that many instructions of each frame
+// on the stack run unchecked as calls return, some 45 million for the
+// 175,000 frames (of 48 bytes, the least a function that calls counts) of
+// the default --max-stack. A short rest after a call, as most have, costs
+// nothing: checks at the returns further than 64 instructions measured
+// some 3 % of gofib's time, those further than 256 too little to tell
+// from the noise of the machine measured on.
+const maxUncheckedRest = 256
 
 // Checks selects what Instrument adds.
 type Checks struct {
@@ -666,13 +681,32 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 	}
 	var instructions uint64
 	var results int // the most results of a call the function makes, but one
+	// n counts the instructions read, and firstCall is n at the first call
+	// or call_indirect (-1: none yet): a return further from it than
+	// maxUncheckedRest is checked, since the rest after a call, which
+	// every frame on the stack runs as calls return, may be that long.
+	n, firstCall := 0, -1
 	for len(r.b) > 0 {
 		at := len(body) - len(r.b)
+		end := r.b[0] == 0x0b && len(r.b) == 1
+		exit := in.Loops && firstCall >= 0 && n-firstCall > maxUncheckedRest && (end || r.b[0] == 0x0f)
+		if exit && !in.Stack {
+			out = in.check(out)
+		}
 		if in.Stack {
 			switch op := r.b[0]; {
-			case op == 0x0b && len(r.b) == 1: // the function's end: the block's, then its own
-				out = restore(append(out, 0x0b))
-			case op == 0x0f || op == 0x12 || op == 0x13: // return, return_call, return_call_indirect
+			case end: // the function's end: the block's, then its own
+				out = append(out, 0x0b)
+				if exit {
+					out = in.check(out)
+				}
+				out = restore(out)
+			case op == 0x0f: // return
+				if exit {
+					out = in.check(out)
+				}
+				out = restore(out)
+			case op == 0x12 || op == 0x13: // return_call, return_call_indirect
 				out = restore(out)
 			}
 			if defines(r.b[0]) {
@@ -688,6 +722,10 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 		if op == 0x03 && in.Loops { // loop: the check opens its body
 			out = in.check(out)
 		}
+		if (op == 0x10 || op == 0x11) && firstCall < 0 {
+			firstCall = n
+		}
+		n++
 	}
 	if in.Stack {
 		// The results of a call are each a value in the caller's frame

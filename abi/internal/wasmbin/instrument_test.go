@@ -2,6 +2,8 @@ package wasmbin
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +99,80 @@ func FuzzInstrumentLoops(f *testing.F) {
 		}
 		cm.Close(ctx)
 	})
+}
+
+// A guest returning through a deep stack runs the rest of every body on
+// it, and a body's rest may be long without defining a value the stack
+// checks count (stores): 60,000 frames of 140,000 stores each, within the
+// default --max-stack, ran 84 seconds without a check, so that neither a
+// kill nor Go's garbage collector could stop them. Once the budget is
+// spent (a kill sets it to 0), the guest must yield before it returns
+// from a function whose rest after a call is that long: here only the
+// deepest frame's rest runs.
+func TestALongRestAfterACallIsCheckedOnReturn(t *testing.T) {
+	const depth, stores = 100, 1000
+	secs, err := Split(abitest.WATText(t, fmt.Sprintf(`(module
+  (import "test" "deep" (func $deep))
+  (memory (export "memory") 1)
+  (func $f (param i32)
+    (if (local.get 0)
+      (then (call $f (i32.sub (local.get 0) (i32.const 1))))
+      (else (call $deep)))
+    (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1))) ;; rests run
+    %s)
+  (func (export "_start") (call $f (i32.const %d))))`, strings.Repeat("(i32.store (i32.const 8) (i32.const 0))\n", stores), depth)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Checks{{Loops: true}, {Loops: true, Stack: true}} {
+		code, _, err := secs.Instrument(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ran, err := runToDeepKill(code); err != nil || ran != 1 {
+			t.Errorf("%+v: killed at a depth of %d: %v after %d rests of %d stores ran; want to be ended after the deepest one", c, depth, err, ran, stores)
+		}
+	}
+}
+
+// runToDeepKill runs code's _start, whose import test.deep spends the
+// budget as a kill does, after which yield ends the guest with status
+// 137, and returns the count at address 0 and how the run ended (nil, or
+// not an exit with 137, when it was not ended by yield).
+func runToDeepKill(code []byte) (uint32, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
+	defer r.Close(ctx)
+	killed := false
+	_, err := r.NewHostModuleBuilder(LoopModule).NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(func(ctx context.Context, stack []uint64) {
+			if killed {
+				panic(sys.NewExitError(137))
+			}
+			stack[0] = LoopBudget
+		}), nil, []api.ValueType{api.ValueTypeI32}).
+		Export("yield").Instantiate(ctx)
+	if err != nil {
+		return 0, err
+	}
+	_, err = r.NewHostModuleBuilder("test").NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, mod api.Module, stack []uint64) {
+			killed = true // as Kill does
+			mod.ExportedGlobal(BudgetExport).(api.MutableGlobal).Set(0)
+		}), nil, nil).
+		Export("deep").Instantiate(ctx)
+	if err != nil {
+		return 0, err
+	}
+	mod, err := r.InstantiateWithConfig(ctx, code, wazero.NewModuleConfig().WithStartFunctions())
+	if err != nil {
+		return 0, err
+	}
+	_, err = mod.ExportedFunction("_start").Call(ctx)
+	ran, _ := mod.Memory().ReadUint32Le(0)
+	if ee, ok := err.(*sys.ExitError); !ok || ee.ExitCode() != 137 {
+		return ran, fmt.Errorf("not ended by yield: %v", err)
+	}
+	return ran, nil
 }
