@@ -40,6 +40,8 @@ import (
 //     these are made only where a rest may be long. (Without the stack
 //     checks' block, a branch to a function's own label leaves it without
 //     its check at the end.)
+//   - so does every memory.init, memory.copy and memory.fill, each of
+//     which may take long (isBulk);
 //   - a start function is not left to run inside instantiation, where
 //     nothing could stop it: the start section is removed and the function
 //     exported as StartExport, which the runtime runs first;
@@ -109,7 +111,7 @@ func FrameBytes(params, locals, instructions uint64) uint64 {
 // sections MergeData and BoundTables may change, as Instrument rewrites
 // them): a runtime that keeps rewritten modules between processes keys
 // them by it, so a change to that output must change it.
-const RewriteVersion = 7
+const RewriteVersion = 8
 
 // maxUncheckedRest is how far past a function's first call a return may
 // lie without a loop check: at most that many instructions of each frame
@@ -646,97 +648,134 @@ func (in *instrumenter) code(body []byte) ([]byte, error) {
 
 func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 	r := wasmReader{b: body, ok: true}
-	groups := r.u32()
-	groupsAt := len(body) - len(r.b)
-	var locals uint64
-	for i := uint32(0); i < groups && r.ok; i++ {
-		locals += uint64(r.u32()) // count
-		r.byte()                  // value type
+	f, ft, locals, weightAt, err := in.head(index, &r)
+	if err != nil {
+		return nil, err
 	}
-	if !r.ok {
-		return nil, errors.New("malformed locals")
-	}
-	out := make([]byte, 0, len(body)+len(body)/8+48)
-	var saved uint32    // the local that keeps the allowance the function found
-	var weightAt [2]int // where the prologue's two frame estimates go
-	var ft funcType
-	if in.Stack {
-		if index >= uint32(len(in.funcTypes)) {
-			return nil, errors.New("more bodies than functions")
-		}
-		ft = in.types[in.funcTypes[index]]
-		saved = ft.params + uint32(locals)
-		out = uleb(out, uint64(groups)+1)
-		out = append(out, body[groupsAt:len(body)-len(r.b)]...)
-		out = append(out, 0x01, 0x7f) // one more i32 local
-		out, weightAt = in.prologue(out, saved, ft.results)
-	} else {
-		out = append(out, body[:len(body)-len(r.b)]...)
-	}
-	if in.Loops { // the function's entry is checked as a loop's is
-		out = in.check(out)
-	}
-	restore := func(out []byte) []byte { // local.get saved; global.set stack
-		return uleb(append(uleb(append(out, 0x20), uint64(saved)), 0x24), uint64(in.stack))
-	}
-	var instructions uint64
-	var results int // the most results of a call the function makes, but one
-	// n counts the instructions read, and firstCall is n at the first call
-	// or call_indirect (-1: none yet): a return further from it than
-	// maxUncheckedRest is checked, since the rest after a call, which
-	// every frame on the stack runs as calls return, may be that long.
-	n, firstCall := 0, -1
 	for len(r.b) > 0 {
 		at := len(body) - len(r.b)
-		end := r.b[0] == 0x0b && len(r.b) == 1
-		exit := in.Loops && firstCall >= 0 && n-firstCall > maxUncheckedRest && (end || r.b[0] == 0x0f)
-		if exit && !in.Stack {
-			out = in.check(out)
-		}
-		if in.Stack {
-			switch op := r.b[0]; {
-			case end: // the function's end: the block's, then its own
-				out = append(out, 0x0b)
-				if exit {
-					out = in.check(out)
-				}
-				out = restore(out)
-			case op == 0x0f: // return
-				if exit {
-					out = in.check(out)
-				}
-				out = restore(out)
-			case op == 0x12 || op == 0x13: // return_call, return_call_indirect
-				out = restore(out)
-			}
-			if defines(r.b[0]) {
-				instructions++
-			}
-			results = max(results, in.callResults(r)-1)
-		}
-		var op byte
-		var err error
-		if out, op, err = in.instruction(&r, out); err != nil {
+		if err := f.step(&r); err != nil {
 			return nil, fmt.Errorf("at byte %d: %w", at, err)
 		}
-		if op == 0x03 && in.Loops { // loop: the check opens its body
-			out = in.check(out)
-		}
-		if (op == 0x10 || op == 0x11) && firstCall < 0 {
-			firstCall = n
-		}
-		n++
 	}
 	if in.Stack {
 		// The results of a call are each a value in the caller's frame
 		// (beyond the registers, where the callee writes them), as a
 		// local is; the call instruction counts one of them already.
-		w := FrameBytes(uint64(ft.params), locals+uint64(results), instructions)
+		w := FrameBytes(uint64(ft.params), locals+uint64(f.results), f.instructions)
 		for _, at := range weightAt {
-			putLEB5(out[at:at+5], uint32(w))
+			putLEB5(f.out[at:at+5], uint32(w))
 		}
 	}
-	return out, nil
+	return f.out, nil
+}
+
+// head reads the locals of a function body from r and starts its rewrite:
+// with the stack checks, one more local and the prologue, whose two frame
+// estimates, at weightAt, are filled in once the body is read; with the
+// loop checks, the check at its entry.
+func (in *instrumenter) head(index uint32, r *wasmReader) (f *bodyRewrite, ft funcType, locals uint64, weightAt [2]int, err error) {
+	body := r.b
+	groups := r.u32()
+	groupsAt := len(body) - len(r.b)
+	for i := uint32(0); i < groups && r.ok; i++ {
+		locals += uint64(r.u32()) // count
+		r.byte()                  // value type
+	}
+	if !r.ok {
+		return nil, ft, 0, weightAt, errors.New("malformed locals")
+	}
+	f = &bodyRewrite{in: in, out: make([]byte, 0, len(body)+len(body)/8+48), firstCall: -1}
+	if in.Stack {
+		if index >= uint32(len(in.funcTypes)) {
+			return nil, ft, 0, weightAt, errors.New("more bodies than functions")
+		}
+		ft = in.types[in.funcTypes[index]]
+		f.saved = ft.params + uint32(locals)
+		f.out = uleb(f.out, uint64(groups)+1)
+		f.out = append(f.out, body[groupsAt:len(body)-len(r.b)]...)
+		f.out = append(f.out, 0x01, 0x7f) // one more i32 local
+		f.out, weightAt = in.prologue(f.out, f.saved, ft.results)
+	} else {
+		f.out = append(f.out, body[:len(body)-len(r.b)]...)
+	}
+	if in.Loops { // the function's entry is checked as a loop's is
+		f.out = in.check(f.out)
+	}
+	return f, ft, locals, weightAt, nil
+}
+
+// bodyRewrite is the rewrite of one function body under way.
+type bodyRewrite struct {
+	in    *instrumenter
+	out   []byte
+	saved uint32 // the local that keeps the allowance the function found
+	// instructions counts those that may define a value (FrameBytes), and
+	// results is the most results of a call the function makes, but one.
+	instructions uint64
+	results      int
+	// n counts the instructions read, and firstCall is n at the first call
+	// or call_indirect (-1: none yet): a return further from it than
+	// maxUncheckedRest is checked, since the rest after a call, which
+	// every frame on the stack runs as calls return, may be that long.
+	n, firstCall int
+}
+
+// step rewrites the instruction r begins and advances r past it.
+func (f *bodyRewrite) step(r *wasmReader) error {
+	f.before(*r)
+	out, op, err := f.in.instruction(r, f.out)
+	if err != nil {
+		return err
+	}
+	f.out = out
+	if op == 0x03 && f.in.Loops { // loop: the check opens its body
+		f.out = f.in.check(f.out)
+	}
+	if (op == 0x10 || op == 0x11) && f.firstCall < 0 {
+		f.firstCall = f.n
+	}
+	f.n++
+	return nil
+}
+
+// before adds what goes before the instruction r begins: a check before a
+// return far from the first call, or a bulk memory operation; with the
+// stack checks, the allowance restored before every way out of the
+// function, and the instruction counted.
+func (f *bodyRewrite) before(r wasmReader) {
+	in := f.in
+	end := r.b[0] == 0x0b && len(r.b) == 1
+	exit := in.Loops && f.firstCall >= 0 && f.n-f.firstCall > maxUncheckedRest && (end || r.b[0] == 0x0f)
+	if (exit && !in.Stack) || (in.Loops && isBulk(r)) {
+		f.out = in.check(f.out)
+	}
+	if !in.Stack {
+		return
+	}
+	switch op := r.b[0]; {
+	case end: // the function's end: the block's, then its own
+		f.out = append(f.out, 0x0b)
+		f.exit(exit)
+	case op == 0x0f: // return
+		f.exit(exit)
+	case op == 0x12 || op == 0x13: // return_call, return_call_indirect
+		f.exit(false)
+	}
+	if defines(r.b[0]) {
+		f.instructions++
+	}
+	f.results = max(f.results, in.callResults(r)-1)
+}
+
+// exit adds, with the stack checks, what a way out of the function runs:
+// the check, if check, then the allowance restored (local.get saved;
+// global.set stack).
+func (f *bodyRewrite) exit(check bool) {
+	if check {
+		f.out = f.in.check(f.out)
+	}
+	f.out = uleb(append(uleb(append(f.out, 0x20), uint64(f.saved)), 0x24), uint64(f.in.stack))
 }
 
 // callResults returns the number of results of the function that the
@@ -836,6 +875,19 @@ func (in *instrumenter) check(out []byte) []byte {
 	out = uleb(append(out, 0x23), uint64(in.budget)) // global.get budget
 	out = append(out, 0x41, 0x01, 0x6b)              // i32.const 1; i32.sub
 	return uleb(append(out, 0x24), uint64(in.budget))
+}
+
+// isBulk reports whether the next instruction r holds is memory.init,
+// memory.copy or memory.fill, each of which may take long: up to the
+// whole memory, gigabytes, in one instruction. Each is preceded by a
+// check, so that a body of nothing but bulk operations on a large memory
+// does not run for minutes between two checks.
+func isBulk(r wasmReader) bool {
+	if r.byte() != 0xfc {
+		return false
+	}
+	sub := r.u32()
+	return r.ok && (sub == 8 || sub == 10 || sub == 11)
 }
 
 // instruction copies one instruction to out, renumbering a function index

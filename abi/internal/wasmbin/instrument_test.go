@@ -135,6 +135,35 @@ func TestALongRestAfterACallIsCheckedOnReturn(t *testing.T) {
 	}
 }
 
+// A bulk memory operation may take long (the whole memory in one
+// instruction), so each is checked before it runs: a body of nothing but
+// them is ended at the next one after a kill, not at its end.
+func TestBulkMemoryOperationsAreChecked(t *testing.T) {
+	const ops = 100
+	piece := `(i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
+    (memory.fill (i32.const 16) (i32.const 0) (i32.const 1024))
+    (memory.copy (i32.const 2048) (i32.const 16) (i32.const 1024))
+`
+	secs, err := Split(abitest.WATText(t, fmt.Sprintf(`(module
+  (import "test" "deep" (func $deep))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (call $deep)
+    %s))`, strings.Repeat(piece, ops))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Checks{{Loops: true}, {Loops: true, Stack: true}} {
+		code, _, err := secs.Instrument(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ran, err := runToDeepKill(code); err != nil || ran != 1 {
+			t.Errorf("%+v: killed before %d bulk operations: %v after %d of them ran; want to be ended before the second", c, 2*ops, err, ran)
+		}
+	}
+}
+
 // runToDeepKill runs code's _start, whose import test.deep spends the
 // budget as a kill does, after which yield ends the guest with status
 // 137, and returns the count at address 0 and how the run ended (nil, or
