@@ -332,29 +332,8 @@ func TestAnEndedChildKeepsNoArgdata(t *testing.T) {
 		<-g.Done()
 	}()
 
-	w := caps.NewWaiter()
-	for got := false; !got; {
-		ready, cancel := mine.Poll(caps.EventRead, w)
-		if ready == 0 {
-			select {
-			case <-w.C():
-			case <-g.Exited():
-				t.Fatalf("the parent ended before it said it had spawned: %+v", g.Status())
-			}
-		}
-		cancel()
-		n, _, _, _ := mine.Recv([][]byte{make([]byte, 1)}, 0, false)
-		got = n == 1
-	}
-	var c *Guest
-	for _, e := range tbl.Entries() {
-		if p, ok := e.Cap.Resource().(*process); ok {
-			c = p.g
-		}
-	}
-	if c == nil {
-		t.Fatal("the parent holds no process handle")
-	}
+	awaitByte(t, mine, g, "the parent ended before it said it had spawned")
+	c := childIn(t, tbl)
 	select {
 	case <-c.Done():
 	case <-time.After(hangGuardInternal):
@@ -366,6 +345,38 @@ func TestAnEndedChildKeepsNoArgdata(t *testing.T) {
 	if len(c.argdata) != 0 || used != 0 {
 		t.Errorf("an ended child whose process handle is held keeps %d bytes of argdata, with %d bytes charged; want none kept", len(c.argdata), used)
 	}
+}
+
+// awaitByte waits until a byte can be received on ch, from g, and
+// receives it; g's end first fails the test with why.
+func awaitByte(t *testing.T, ch *caps.Channel, g *Guest, why string) {
+	t.Helper()
+	w := caps.NewWaiter()
+	for got := false; !got; {
+		ready, cancel := ch.Poll(caps.EventRead, w)
+		if ready == 0 {
+			select {
+			case <-w.C():
+			case <-g.Exited():
+				t.Fatalf("%s: %+v", why, g.Status())
+			}
+		}
+		cancel()
+		n, _, _, _ := ch.Recv([][]byte{make([]byte, 1)}, 0, false)
+		got = n == 1
+	}
+}
+
+// childIn returns the child whose process handle tbl holds.
+func childIn(t *testing.T, tbl *caps.Table) *Guest {
+	t.Helper()
+	for _, e := range tbl.Entries() {
+		if p, ok := e.Cap.Resource().(*process); ok {
+			return p.g
+		}
+	}
+	t.Fatal("the parent holds no process handle")
+	return nil
 }
 
 // spawnFD0WAT spawns a child from the module or file at fd 0, with no

@@ -139,6 +139,29 @@ func answer(kind, arg string, at time.Time, qf queryFlags) ([]byte, int) {
 	return data, exitOK
 }
 
+// printGraph renders g in format. Module names and grant paths are text
+// others chose: each line of the text and the dot is printed with its
+// control characters escaped (JSON escapes them itself).
+func printGraph(g *audit.Graph, format string) error {
+	if format == "json" {
+		return g.Render(os.Stdout, format)
+	}
+	var b bytes.Buffer
+	if err := g.Render(&b, format); err != nil {
+		return err
+	}
+	for _, line := range strings.SplitAfter(b.String(), "\n") {
+		text, nl := strings.CutSuffix(line, "\n")
+		if _, err := fmt.Print(printable(text)); err != nil {
+			return err
+		}
+		if nl {
+			fmt.Println()
+		}
+	}
+	return nil
+}
+
 // printAnswer prints a query's JSON document as asked.
 func printAnswer(kind string, data []byte, qf queryFlags) error {
 	if qf.asJSON != nil && *qf.asJSON && kind == audit.QueryGraph {
@@ -159,25 +182,7 @@ func printAnswer(kind string, data []byte, qf queryFlags) error {
 		if err := json.Unmarshal(data, &d); err != nil {
 			return err
 		}
-		if *qf.format == "json" {
-			return audit.FromDoc(d).Render(os.Stdout, *qf.format)
-		}
-		// Module names and grant paths are text others chose: each line of
-		// the text and the dot is printed with its control characters
-		// escaped.
-		var b bytes.Buffer
-		if err := audit.FromDoc(d).Render(&b, *qf.format); err != nil {
-			return err
-		}
-		for _, line := range strings.SplitAfter(b.String(), "\n") {
-			text, nl := strings.CutSuffix(line, "\n")
-			if _, err := fmt.Print(printable(text)); err != nil {
-				return err
-			}
-			if nl {
-				fmt.Println()
-			}
-		}
+		return printGraph(audit.FromDoc(d), *qf.format)
 	case audit.QueryWhoCan:
 		var rs []audit.Reach
 		if err := json.Unmarshal(data, &rs); err != nil {
