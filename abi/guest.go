@@ -460,6 +460,7 @@ func (g *Guest) run() {
 		g.table.CloseAll()
 		g.module.Release()
 		g.module, g.table, g.argdata = req.module, req.table, req.argdata // the request's hold passes to the guest
+		g.args, g.env = nil, nil                                          // its WASI argv and environment are its argdata's, as a spawned child's
 		g.tree.giveMemory(g.argdataCharge)
 		g.argdataCharge = req.charge
 		g.shownTable.Store(req.table)

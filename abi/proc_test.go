@@ -2,12 +2,15 @@ package abi_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/abi/argdata"
 	"github.com/sandboxd/sandboxd/caps"
 )
 
@@ -139,4 +142,39 @@ func TestProcRaiseAppliesCloudABIDefaultActions(t *testing.T) {
 		t.Fatalf("invalid signals: status %+v", st)
 	}
 	expectStdout(t, h, "raise 0: EINVAL\nraise 99: EINVAL\n")
+}
+
+// A program started by proc_exec sees the argv of the argdata it was
+// given, as a spawned child does, not the arguments the guest was
+// launched with.
+func TestExecdWASIProgramSeesTheArgsOfItsArgdata(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("x")
+	// Exits with its argc.
+	h.grantModule(t, tbl, "argc", abitest.WATText(t, `(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (call $exit (i32.load (i32.const 0)))))`))
+	data := argdata.StringMap(map[string]argdata.Value{
+		"args": argdata.Seq(argdata.String("argc"), argdata.String("p"), argdata.String("q"), argdata.String("r")),
+	}).Encode()
+	var lit strings.Builder
+	for _, b := range data {
+		fmt.Fprintf(&lit, `\%02x`, b)
+	}
+	// Replaces itself with the module at fd 3, given data as its argdata.
+	exec := abitest.WATText(t, fmt.Sprintf(`(module
+  (import "sandboxd" "proc_exec" (func $exec (param i32 i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "%s")
+  (func (export "_start")
+    (call $exit (i32.add (i32.const 100) (call $exec (i32.const 3) (i32.const 64) (i32.const %d) (i32.const 0) (i32.const 0))))))`, lit.String(), len(data)))
+	st := h.run(t, exec, tbl, "launched", "with", "five", "args")
+	if st.Err() != nil || st.Code != 4 {
+		t.Fatalf("status %+v: want exit 4, the argc of the argdata exec gave (100 and more: exec failed with errno-100)", st)
+	}
 }
