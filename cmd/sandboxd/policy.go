@@ -118,18 +118,12 @@ func policyCheck(files []string) int {
 // every problem on stderr, then one line summing up under verb, and
 // returns ok=false.
 func loadPolicy(verb string, files []string) (*policies.Policy, bool) {
-	for _, f := range files {
-		if fi, err := os.Stat(f); err == nil && fi.IsDir() {
-			fail("%s: %s is a directory: give the policy's files (%s)", verb, f, filepath.Join(f, "*.hcl"))
-			return nil, false
-		}
-	}
 	p, err := policies.Load(files...)
 	var problems policies.Errors
 	switch {
 	case errors.As(err, &problems):
 		for _, e := range problems {
-			fmt.Fprintln(os.Stderr, e.Error())
+			fmt.Fprintln(os.Stderr, problemLine(e))
 		}
 		fail("%s: %d problem(s) in %d file(s); the policy does not load", verb, len(problems), len(files))
 		return nil, false
@@ -138,4 +132,14 @@ func loadPolicy(verb string, files []string) (*policies.Policy, bool) {
 		return nil, false
 	}
 	return p, true
+}
+
+// problemLine is how a policy problem is printed: a directory given as a
+// policy file, which cannot be read as one, is named as a directory with
+// the files to give instead (serve --policy takes the directory).
+func problemLine(e policies.Error) string {
+	if fi, err := os.Stat(e.Pos.File); e.Pos.Line == 0 && err == nil && fi.IsDir() {
+		return fmt.Sprintf("%s: is a directory: give the policy's files (%s)", e.Pos.File, filepath.Join(e.Pos.File, "*.hcl"))
+	}
+	return e.Error()
 }

@@ -278,7 +278,9 @@ deny "not-other" {
 	if r.code != exitUsage || r.stdout != "" {
 		t.Fatalf("run --policy DIR: code %d, stdout %q; want %d and nothing run", r.code, r.stdout, exitUsage)
 	}
-	oneLine(t, r.stderr, "run: "+pdir+" is a directory: give the policy's files ("+filepath.Join(pdir, "*.hcl")+")")
+	if want := pdir + ": is a directory: give the policy's files (" + filepath.Join(pdir, "*.hcl") + ")\n"; !strings.HasPrefix(r.stderr, want) {
+		t.Fatalf("run --policy DIR: stderr %q, want it to begin with %q", r.stderr, want)
+	}
 }
 
 // A guest's supervisor channel is how the daemon knows it: no guest may

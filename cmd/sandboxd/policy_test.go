@@ -42,6 +42,26 @@ func TestPolicyCheckReportsEveryErrorWithItsPosition(t *testing.T) {
 	}
 }
 
+// A directory among the files is named as one, with the files to give
+// instead, and the other files' problems are still every one reported.
+func TestPolicyCheckNamesADirectoryAndStillReportsEveryProblem(t *testing.T) {
+	dir := t.TempDir()
+	worse := filepath.Join(dir, "worse.hcl")
+	if err := os.WriteFile(worse, []byte("grant \"h\" {\n  resources = [\"chan:c\"]\n  max_depth = 1\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := sandboxd(t, "", "policy", "check", worse, dir)
+	for _, want := range []string{
+		worse + ":3:3: Unsupported argument",
+		dir + ": is a directory: give the policy's files (" + filepath.Join(dir, "*.hcl") + ")\n",
+		"sandboxd: policy check: 2 problem(s) in 2 file(s); the policy does not load\n",
+	} {
+		if r.code != exitFailure || !strings.Contains(r.stderr, want) || r.stdout != "" {
+			t.Errorf("policy check FILE DIR: code %d, stdout %q, stderr:\n%s\nwant %d and a line with %q", r.code, r.stdout, r.stderr, exitFailure, want)
+		}
+	}
+}
+
 func TestPolicyUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
