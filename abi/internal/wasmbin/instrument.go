@@ -40,8 +40,8 @@ import (
 //     these are made only where a rest may be long. (Without the stack
 //     checks' block, a branch to a function's own label leaves it without
 //     its check at the end.)
-//   - so does every memory.init, memory.copy and memory.fill, each of
-//     which may take long (isBulk);
+//   - so does every bulk memory and table operation, each of which may
+//     take long (isBulk);
 //   - a start function is not left to run inside instantiation, where
 //     nothing could stop it: the start section is removed and the function
 //     exported as StartExport, which the runtime runs first;
@@ -111,7 +111,7 @@ func FrameBytes(params, locals, instructions uint64) uint64 {
 // sections MergeData and BoundTables may change, as Instrument rewrites
 // them): a runtime that keeps rewritten modules between processes keys
 // them by it, so a change to that output must change it.
-const RewriteVersion = 8
+const RewriteVersion = 9
 
 // maxUncheckedRest is how far past a function's first call a return may
 // lie without a loop check: at most that many instructions of each frame
@@ -877,17 +877,24 @@ func (in *instrumenter) check(out []byte) []byte {
 	return uleb(append(out, 0x24), uint64(in.budget))
 }
 
-// isBulk reports whether the next instruction r holds is memory.init,
-// memory.copy or memory.fill, each of which may take long: up to the
-// whole memory, gigabytes, in one instruction. Each is preceded by a
-// check, so that a body of nothing but bulk operations on a large memory
-// does not run for minutes between two checks.
+// isBulk reports whether the next instruction r holds is a bulk memory
+// or table operation (memory.init, memory.copy, memory.fill, table.init,
+// table.copy, table.fill), each of which may take long: up to the whole
+// memory, gigabytes, or table in one instruction. Each is preceded by a
+// check, so that a body of nothing but bulk operations does not run for
+// minutes between two checks.
 func isBulk(r wasmReader) bool {
 	if r.byte() != 0xfc {
 		return false
 	}
-	sub := r.u32()
-	return r.ok && (sub == 8 || sub == 10 || sub == 11)
+	switch sub := r.u32(); {
+	case !r.ok:
+		return false
+	case sub == 8 || sub == 10 || sub == 11: // memory.init, memory.copy, memory.fill
+		return true
+	default:
+		return sub == 12 || sub == 14 || sub == 17 // table.init, table.copy, table.fill
+	}
 }
 
 // instruction copies one instruction to out, renumbering a function index

@@ -135,31 +135,36 @@ func TestALongRestAfterACallIsCheckedOnReturn(t *testing.T) {
 	}
 }
 
-// A bulk memory operation may take long (the whole memory in one
-// instruction), so each is checked before it runs: a body of nothing but
-// them is ended at the next one after a kill, not at its end.
+// A bulk memory or table operation may take long (the whole memory in
+// one instruction), so each is checked before it runs: a body of nothing
+// but them is ended at the next one after a kill, not at its end.
 func TestBulkMemoryOperationsAreChecked(t *testing.T) {
 	const ops = 100
-	piece := `(i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))
-    (memory.fill (i32.const 16) (i32.const 0) (i32.const 1024))
-    (memory.copy (i32.const 2048) (i32.const 16) (i32.const 1024))
-`
-	secs, err := Split(abitest.WATText(t, fmt.Sprintf(`(module
+	count := "(i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (i32.const 1)))\n"
+	for what, piece := range map[string]string{
+		"memory": `(memory.fill (i32.const 16) (i32.const 0) (i32.const 1024))
+    (memory.copy (i32.const 2048) (i32.const 16) (i32.const 1024))`,
+		"table": `(table.fill 0 (i32.const 0) (ref.null func) (i32.const 32))
+    (table.copy 0 0 (i32.const 32) (i32.const 0) (i32.const 32))`,
+	} {
+		secs, err := Split(abitest.WATText(t, fmt.Sprintf(`(module
   (import "test" "deep" (func $deep))
   (memory (export "memory") 1)
+  (table 64 funcref)
   (func (export "_start")
     (call $deep)
-    %s))`, strings.Repeat(piece, ops))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []Checks{{Loops: true}, {Loops: true, Stack: true}} {
-		code, _, err := secs.Instrument(c)
+    %s))`, strings.Repeat(count+piece+"\n", ops))))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ran, err := runToDeepKill(code); err != nil || ran != 1 {
-			t.Errorf("%+v: killed before %d bulk operations: %v after %d of them ran; want to be ended before the second", c, 2*ops, err, ran)
+		for _, c := range []Checks{{Loops: true}, {Loops: true, Stack: true}} {
+			code, _, err := secs.Instrument(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ran, err := runToDeepKill(code); err != nil || ran != 1 {
+				t.Errorf("%s, %+v: killed before %d bulk operations: %v after %d of them ran; want to be ended before the second", what, c, 2*ops, err, ran)
+			}
 		}
 	}
 }
