@@ -45,7 +45,9 @@ func DefaultStateDir() string {
 // OpenState creates dir if needed (mode 0700) and locks it for this
 // process. It fails if another daemon holds the lock, or if dir is
 // writable by other users (they could plant compiled code the daemon would
-// run).
+// run), or if a symbolic link on its path belongs to another user than the
+// daemon's or root. The directory is kept as its links led when it was
+// checked.
 func OpenState(dir string) (*State, error) {
 	if dir == "" {
 		return nil, errors.New("state: no directory given")
@@ -54,10 +56,18 @@ func OpenState(dir string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
+	// Resolved before anything is made, and kept as resolved: a link on
+	// the path changed later does not move the directory.
+	if abs, err = ResolveOwnLinks(abs); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w: choose another with --state", dir, err)
+	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	fi, err := os.Stat(abs)
+	if abs, err = ResolveOwnLinks(abs); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w: choose another with --state", dir, err)
+	}
+	fi, err := os.Lstat(abs)
 	if err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -88,6 +98,52 @@ func OpenState(dir string) (*State, error) {
 		return nil, fmt.Errorf("creating compilation cache: %w", err)
 	}
 	return s, nil
+}
+
+// ResolveOwnLinks is the absolute path abs with every symbolic link on it
+// resolved, the part that does not exist yet kept as written. It fails at
+// a link that belongs to a user other than root and the daemon's: that
+// user could point it anywhere, and repoint it later. The daemon's state
+// directory and control socket are found through it.
+func ResolveOwnLinks(abs string) (string, error) {
+	done, todo := "/", strings.Split(abs, "/")
+	for links := 0; len(todo) > 0; {
+		name := todo[0]
+		todo = todo[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			done = filepath.Dir(done)
+			continue
+		}
+		p := filepath.Join(done, name)
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return filepath.Join(append([]string{p}, todo...)...), nil
+		case err != nil:
+			return "", err
+		case fi.Mode()&os.ModeSymlink == 0:
+			done = p
+			continue
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+			return "", fmt.Errorf("%s is a symbolic link of uid %d, not of the daemon's uid %d or root", p, st.Uid, os.Geteuid())
+		}
+		target, err := os.Readlink(p)
+		if links++; err == nil && links > 40 {
+			err = syscall.ELOOP
+		}
+		if err != nil {
+			return "", fmt.Errorf("cannot resolve the link %s: %w", p, err)
+		}
+		if filepath.IsAbs(target) {
+			done = "/"
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	return done, nil
 }
 
 // CacheDir is where compiled modules are kept.
