@@ -4,6 +4,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -236,7 +237,7 @@ func compileAddress(raw *rawResource, r *Resource, el *errList) {
 		el.add(raw.DefRange, "a %s resource needs exactly one of tcp (HOST:PORT) or unix (a socket path)", raw.Kind)
 	case raw.TCP != nil:
 		r.TCP = *raw.TCP
-		if !hostPort().MatchString(r.TCP) {
+		if m := hostPort().FindStringSubmatch(r.TCP); m == nil || !validPort(m[2]) {
 			el.add(raw.TCPRange, "tcp %q is not HOST:PORT (a name or address, and a port 1-65535)", r.TCP)
 		}
 	default:
@@ -252,6 +253,13 @@ func compileAddress(raw *rawResource, r *Resource, el *errList) {
 var hostPort = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})$`)
 })
+
+// validPort reports whether the digits hostPort matched are a port
+// number, at most 65535.
+func validPort(digits string) bool {
+	_, err := strconv.ParseUint(digits, 10, 16)
+	return err == nil
+}
 
 // elems gives the position of each element of a list attribute, so that
 // an error points at the element, not the whole list. A list written as

@@ -175,3 +175,19 @@ func TestLoadMergesFilesAndReportsEach(t *testing.T) {
 		t.Fatalf("Load errors: %v", err)
 	}
 }
+
+// A tcp address's port is checked at load for the range the message
+// gives, 1-65535: one past it would load and then fail every grant of the
+// resource.
+func TestTCPPortOutOfRangeRejectedAtLoad(t *testing.T) {
+	for _, port := range []string{"65536", "70000", "99999"} {
+		src := "resource \"listen\" \"web\" {\n  tcp = \"127.0.0.1:" + port + "\"\n}\n"
+		want := `p.hcl:2:9: tcp "127.0.0.1:` + port + `" is not HOST:PORT (a name or address, and a port 1-65535)`
+		if _, err := Parse("p.hcl", []byte(src)); err == nil || err.Error() != want {
+			t.Errorf("port %s: %v; want %s", port, err, want)
+		}
+	}
+	if _, err := Parse("p.hcl", []byte("resource \"sock\" \"db\" {\n  tcp = \"[::1]:65535\"\n}\n")); err != nil {
+		t.Fatalf("port 65535: %v", err)
+	}
+}
