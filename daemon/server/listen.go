@@ -22,8 +22,11 @@ const maxSocketPath = 107
 
 // Listen creates the control socket at path with mode SocketMode and
 // returns its listener. The parent directory is created (mode 0700) if it
-// does not exist. A stale socket left by a daemon that died is replaced;
-// a socket with a live daemon behind it is not, and Listen fails.
+// does not exist; a symbolic link on its path that belongs to another user
+// than the daemon's or root fails Listen, and the socket is bound where
+// the links led (the listener's address). A stale socket left by a daemon
+// that died is replaced; a socket with a live daemon behind it is not, and
+// Listen fails.
 //
 // The socket is bound under a umask that leaves it 0600 from the moment
 // it exists, so there is no window in which another user could connect.
@@ -33,12 +36,9 @@ func Listen(path string) (*net.UnixListener, error) {
 	if path == "" {
 		return nil, errors.New("listen: no socket path given")
 	}
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("listen on %s: the path is %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, len(path), maxSocketPath)
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("listen: creating socket directory: %w", err)
+	path, err := socketPath(path)
+	if err != nil {
+		return nil, err
 	}
 	if err := removeStaleSocket(path); err != nil {
 		return nil, err
@@ -57,6 +57,34 @@ func Listen(path string) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("listen: setting mode of %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// socketPath is where the control socket asked for at path is bound: in
+// its directory, made if missing, with the directory's symbolic links
+// resolved (daemon.ResolveOwnLinks), so that no link another user owns
+// leads the daemon elsewhere, nor one changed later moves the socket.
+func socketPath(path string) (string, error) {
+	if len(path) > maxSocketPath {
+		return "", fmt.Errorf("listen on %s: the path is %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, len(path), maxSocketPath)
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err == nil {
+		dir, err = daemon.ResolveOwnLinks(dir)
+	}
+	if err != nil {
+		return "", fmt.Errorf("listen on %s: %w: choose another path with --socket", path, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("listen: creating socket directory: %w", err)
+	}
+	if dir, err = daemon.ResolveOwnLinks(dir); err != nil {
+		return "", fmt.Errorf("listen on %s: %w: choose another path with --socket", path, err)
+	}
+	bound := filepath.Join(dir, filepath.Base(path))
+	if len(bound) > maxSocketPath {
+		return "", fmt.Errorf("listen on %s: its directory's links lead to %s, %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, bound, len(bound), maxSocketPath)
+	}
+	return bound, nil
 }
 
 // removeStaleSocket deletes path if it is a socket nobody listens on
