@@ -479,10 +479,11 @@ func (g Grant) String() string {
 		switch {
 		case c == '\\' || c == '=':
 			b.WriteByte('\\')
-		case c == ':' && endsInOption(g.Source[i:]):
-			// Only a trailing ":ro" or ":dial" in the source would be
-			// read as an option; escaping its colon keeps it part of
-			// the source.
+		case c == ':' && (endsInOption(g.Source[i:]) || g.Source[i:] == ":rights"):
+			// Only a trailing ":ro", ":dial" or ":create" in the source
+			// would be read as an option, or a trailing ":rights" with
+			// the "=" and guest name after it as ":rights=LIST";
+			// escaping its colon keeps it part of the source.
 			b.WriteByte('\\')
 		}
 		b.WriteByte(c)

@@ -18,6 +18,7 @@ func FuzzParseGrant(f *testing.F) {
 		"dir::ro", `dir:\\:ro`, "dir:/x=:ro", "file:a:ro:ro",
 		"dir:./data=/data:ro", "file:/tmp/in=in/in.txt", "dir:/=/",
 		"sock:tcp:127.0.0.1:6379=db:dial", "sock:unix:/run/x.sock=db", `dir:/x\:dial=x`, "listen:unix:/s",
+		`file:/x\:rights=fd_read`,
 	} {
 		f.Add(s)
 	}

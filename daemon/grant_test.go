@@ -193,6 +193,23 @@ func TestGrantStringIsCanonical(t *testing.T) {
 	}
 }
 
+// A source ending in ":rights", followed by its guest name, is written
+// with that colon escaped: unescaped, the text would end in what reads as
+// a :rights= option, and the canonical text (which launch sends to the
+// daemon) would not parse.
+func TestGrantStringEscapesASourceEndingInRights(t *testing.T) {
+	for _, text := range []string{`file:/srv/a\:rights=fd_read`, `dir:/srv/x\:rights=fd_read,fd_write:ro`, `dir:/srv/y\:rights=y`} {
+		g, err := ParseGrant(text)
+		if err != nil {
+			t.Fatalf("ParseGrant(%q): %v", text, err)
+		}
+		again, err := ParseGrant(g.String())
+		if err != nil || again != g {
+			t.Errorf("ParseGrant(%q) = %+v; its text %q parses to %+v, %v", text, g, g.String(), again, err)
+		}
+	}
+}
+
 // setupErr sets up text's grant and returns its error, which must be a
 // *GrantError for that grant and fit on one line.
 func setupErr(t *testing.T, text string) error {
