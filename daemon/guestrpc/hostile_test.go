@@ -3,12 +3,16 @@ package guestrpc
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	capnp "capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/rpc"
+	"capnproto.org/go/capnp/v3/rpc/transport"
+	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
 	"github.com/sandboxd/sandboxd/schemas/guest"
@@ -251,4 +255,81 @@ func TestCapabilitiesInResultsCountAgainstTheCaller(t *testing.T) {
 		t.Fatalf("results past the limit: %v; want the caller's limit", err)
 	}
 	publishStore(t, a, "jobs", "store", newStore()) // the giver's budget is intact
+}
+
+// callsSent is a test guest's transport that reports each Call it has
+// written, so that the test can cancel a call the daemon has been sent.
+type callsSent struct {
+	transport.Transport
+	sent chan struct{}
+}
+
+func (t *callsSent) NewMessage() (transport.OutgoingMessage, error) {
+	om, err := t.Transport.NewMessage()
+	if err != nil {
+		return nil, err
+	}
+	return &sentCall{OutgoingMessage: om, sent: t.sent}, nil
+}
+
+type sentCall struct {
+	transport.OutgoingMessage
+	sent chan struct{}
+}
+
+func (m *sentCall) Send() error {
+	call := m.Message().Which() == rpccp.Message_Which_call
+	err := m.OutgoingMessage.Send()
+	if call && err == nil {
+		m.sent <- struct{}{}
+	}
+	return err
+}
+
+// A call the guest finishes (cancels) before the daemon has returned it
+// is still the daemon's to carry out: its Finish must not make room for
+// another, or a guest could queue calls behind one that waits without
+// bound, each holding its message.
+func TestCallsFinishedBeforeTheyReturnStillCountAsInFlight(t *testing.T) {
+	const limit = 4
+	h := newHarness(t, Limits{MaxCallsInFlight: limit})
+	dir := t.TempDir()
+	g := h.launch(t, "dir:"+dir+"=docs")
+	mine, theirs := net.Pipe()
+	h.srv.Serve(g, theirs)
+	tr := &callsSent{Transport: transport.NewStream(mine), sent: make(chan struct{}, 8*limit)}
+	conn := rpc.NewConn(tr, nil)
+	t.Cleanup(func() { _ = conn.Close() })
+	a := &testPeer{g: g, conn: conn, sup: guest.GuestSupervisor(conn.Bootstrap(context.Background()))}
+	hd, err := handOver(t, a, a.fd(t, "docs"), readOnlyDir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hd.Release()
+	<-tr.sent
+	// An install of a handle that never resolves holds the guest's
+	// GuestSupervisor: the calls made to it after it wait in its queue.
+	pending, resolver := capnp.NewLocalPromise[guest.GuestHandle]()
+	_, rel := a.sup.Install(testCtx(t), func(p guest.GuestSupervisor_install_Params) error {
+		return p.SetHandle(pending)
+	})
+	defer rel()
+	defer resolver.Reject(errors.New("test over"))
+	<-tr.sent
+	for i := 0; i < 2*limit; i++ {
+		ctx, cancel := context.WithCancel(testCtx(t))
+		f, rel := a.sup.Handles(ctx, nil)
+		select {
+		case <-tr.sent:
+		case <-conn.Done(): // the daemon hung up: the call was not sent
+		}
+		cancel()
+		_, _ = f.Struct() // rejected once the Finish is sent
+		rel()
+	}
+	f, rel := hd.Info(testCtx(t), nil)
+	defer rel()
+	if _, err := f.Struct(); err == nil {
+		t.Fatalf("the guest still has its connection with %d calls the daemon has not returned (limit %d)", 2*limit+1, limit)
+	}
 }

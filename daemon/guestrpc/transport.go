@@ -19,8 +19,9 @@ type Limits struct {
 	// one ends its connection. Default 1 MiB.
 	MaxMessageSize uint64
 	// MaxCallsInFlight bounds the calls a guest has started (to the
-	// daemon, or through it to other guests) that have not returned.
-	// Exceeding it ends the guest's connection. It also bounds what a
+	// daemon, or through it to other guests) that have not returned; a
+	// call the guest cancels (sends Finish for) counts until the daemon
+	// has returned it. Exceeding it ends the guest's connection. It also bounds what a
 	// guest flooding a peer can queue at that peer: every call it makes
 	// to the peer is one of its own calls in flight. Default 128.
 	MaxCallsInFlight int
@@ -68,17 +69,29 @@ type limitedTransport struct {
 	log hclog.Logger
 
 	mu sync.Mutex
-	// questions are the guest's unfinished question ids, true while the
-	// daemon has not returned them.
-	questions  map[uint32]bool
-	inProgress int
+	// questions are the guest's question ids the daemon still keeps: not
+	// returned, or not finished, or both.
+	questions  map[uint32]questionState
+	inProgress int // the questions not returned
 }
+
+// questionState is where one of the guest's questions stands.
+type questionState uint8
+
+const (
+	running  questionState = iota // neither returned nor finished
+	answered                      // returned; the guest has not sent Finish
+	// cancelled: the guest sent Finish before the daemon returned it. The
+	// daemon is still carrying the call out (or it waits in a queue), so
+	// it counts as in progress until it returns.
+	cancelled
+)
 
 func newLimitedTransport(rwc io.ReadWriteCloser, lim Limits, log hclog.Logger) *limitedTransport {
 	dec := capnp.NewDecoder(rwc)
 	dec.MaxMessageSize = lim.MaxMessageSize
 	codec := &streamCodec{rwc: rwc, dec: dec, enc: capnp.NewEncoder(rwc)}
-	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: make(map[uint32]bool)}
+	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: make(map[uint32]questionState)}
 }
 
 // NewMessage returns an outgoing message that marks the question it
@@ -109,10 +122,16 @@ func (m *watchedMessage) Send() error {
 func (t *limitedTransport) returned(id uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.questions[id] {
-		t.questions[id] = false
-		t.inProgress--
+	st, ok := t.questions[id]
+	switch {
+	case !ok || st == answered:
+		return
+	case st == cancelled:
+		delete(t.questions, id)
+	default:
+		t.questions[id] = answered
 	}
+	t.inProgress--
 }
 
 // RecvMessage reads the next message and refuses one that breaks the
@@ -150,7 +169,7 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 		if tgt, err := call.Target(); err == nil && tgt.Which() == rpccp.MessageTarget_Which_promisedAnswer {
 			if pa, err := tgt.PromisedAnswer(); err == nil {
 				q := pa.QuestionId()
-				if _, open := t.questions[q]; !open || q == id {
+				if st, open := t.questions[q]; !open || st == cancelled || q == id {
 					return fmt.Errorf("guest broke the Cap'n Proto RPC protocol: call %d is pipelined on question %d, which is not open", id, q)
 				}
 			}
@@ -162,10 +181,7 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 		}
 	case rpccp.Message_Which_finish:
 		if f, err := m.Finish(); err == nil {
-			if t.questions[f.QuestionId()] {
-				t.inProgress--
-			}
-			delete(t.questions, f.QuestionId())
+			t.finished(f.QuestionId())
 		}
 	}
 	return nil
@@ -181,9 +197,20 @@ func (t *limitedTransport) open(id uint32) error {
 	if len(t.questions) >= t.lim.MaxUnfinished {
 		return fmt.Errorf("guest has more than %d calls not finished (the per-guest limit): it must send Finish for the calls that returned", t.lim.MaxUnfinished)
 	}
-	t.questions[id] = true
+	t.questions[id] = running
 	t.inProgress++
 	return nil
+}
+
+// finished forgets a question the guest sent Finish for once the daemon
+// has returned it; until then it stays in progress (cancelled).
+func (t *limitedTransport) finished(id uint32) {
+	switch st, ok := t.questions[id]; {
+	case ok && st == answered:
+		delete(t.questions, id)
+	case ok && st == running:
+		t.questions[id] = cancelled
+	}
 }
 
 // streamCodec frames messages on the guest's RPC channel.
