@@ -16,15 +16,7 @@ func TestOpenStateRefusesALinkAnotherUserOwns(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("making a link another user owns needs root")
 	}
-	top := t.TempDir()
-	real := filepath.Join(top, "real")
-	if err := os.Mkdir(real, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(top, "link")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	_, real, link := linkedDir(t)
 	if err := os.Lchown(link, 4242, 4242); err != nil {
 		t.Fatal(err)
 	}
@@ -48,15 +40,7 @@ func TestOpenStateRefusesALinkAnotherUserOwns(t *testing.T) {
 // given, changed once the daemon runs, does not move its cache or audit
 // log.
 func TestOpenStateKeepsTheDirectoryItChecked(t *testing.T) {
-	top := t.TempDir()
-	real := filepath.Join(top, "real")
-	if err := os.Mkdir(real, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(top, "link")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	_, real, link := linkedDir(t)
 	s, err := OpenState(link)
 	if err != nil {
 		t.Fatal(err)

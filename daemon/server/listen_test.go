@@ -19,14 +19,7 @@ func TestListenRefusesASocketDirectoryLinkAnotherUserOwns(t *testing.T) {
 		t.Skip("making a link another user owns needs root")
 	}
 	dir := shortTempDir(t)
-	real := filepath.Join(dir, "real")
-	if err := os.Mkdir(real, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "l")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	_, link := linkedDir(t, dir, "l")
 	if err := os.Lchown(link, 4242, 4242); err != nil {
 		t.Fatal(err)
 	}
@@ -44,14 +37,7 @@ func TestListenRefusesASocketDirectoryLinkAnotherUserOwns(t *testing.T) {
 // they were checked, and that file is the one removed when it closes.
 func TestListenBindsWhereTheDirectoryLinkLed(t *testing.T) {
 	dir := shortTempDir(t)
-	real := filepath.Join(dir, "real")
-	if err := os.Mkdir(real, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "l")
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	real, link := linkedDir(t, dir, "l")
 	l, err := server.Listen(filepath.Join(link, "s.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -64,4 +50,19 @@ func TestListenBindsWhereTheDirectoryLinkLed(t *testing.T) {
 	if got := l.Addr().String(); got != filepath.Join(want, "s.sock") {
 		t.Fatalf("bound %s; want %s", got, filepath.Join(want, "s.sock"))
 	}
+}
+
+// linkedDir makes the directory real in dir and a symbolic link to it
+// named name beside it.
+func linkedDir(t *testing.T, dir, name string) (real, link string) {
+	t.Helper()
+	real = filepath.Join(dir, "real")
+	if err := os.Mkdir(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link = filepath.Join(dir, name)
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	return real, link
 }

@@ -124,15 +124,32 @@ func TestALongRestAfterACallIsCheckedOnReturn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for c, ran := range killedAfter(t, secs) {
+		if ran != 1 {
+			t.Errorf("%+v: killed at a depth of %d: %d rests of %d stores ran; want to be ended after the deepest one", c, depth, ran, stores)
+		}
+	}
+}
+
+// killedAfter instruments secs with the loop checks, with and without the
+// stack checks, runs each to the kill its test.deep makes (runToDeepKill),
+// and returns the count each left at address 0; a run yield did not end
+// fails the test.
+func killedAfter(t *testing.T, secs Sections) map[Checks]uint32 {
+	t.Helper()
+	counts := map[Checks]uint32{}
 	for _, c := range []Checks{{Loops: true}, {Loops: true, Stack: true}} {
 		code, _, err := secs.Instrument(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ran, err := runToDeepKill(code); err != nil || ran != 1 {
-			t.Errorf("%+v: killed at a depth of %d: %v after %d rests of %d stores ran; want to be ended after the deepest one", c, depth, err, ran, stores)
+		ran, err := runToDeepKill(code)
+		if err != nil {
+			t.Errorf("%+v: %v (after %d)", c, err, ran)
 		}
+		counts[c] = ran
 	}
+	return counts
 }
 
 // A bulk memory or table operation may take long (the whole memory in
@@ -157,13 +174,9 @@ func TestBulkMemoryOperationsAreChecked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range []Checks{{Loops: true}, {Loops: true, Stack: true}} {
-			code, _, err := secs.Instrument(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ran, err := runToDeepKill(code); err != nil || ran != 1 {
-				t.Errorf("%s, %+v: killed before %d bulk operations: %v after %d of them ran; want to be ended before the second", what, c, 2*ops, err, ran)
+		for c, ran := range killedAfter(t, secs) {
+			if ran != 1 {
+				t.Errorf("%s, %+v: killed before %d bulk operations: %d of them ran; want to be ended before the second", what, c, 2*ops, ran)
 			}
 		}
 	}
