@@ -30,6 +30,7 @@ import (
 	"capnproto.org/go/capnp/v3/rpc"
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	"github.com/sandboxd/sandboxd/schemas"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultSocketPath is where the daemon listens unless told otherwise:
@@ -73,7 +74,41 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 	if err != nil {
 		return nil, dialError(socketPath, err)
 	}
+	if err := checkServer(nc, socketPath); err != nil {
+		nc.Close()
+		return nil, err
+	}
 	return newClient(ctx, nc)
+}
+
+// checkServer refuses a daemon that another user serves from a directory
+// any user may write to (the temporary directory, where DefaultSocketPath
+// falls back): whoever made the socket there first answers, and would see
+// every module and grant sent to it. Root may serve anyone. Elsewhere the
+// directory's owner chose who listens (a daemon of a user of its own
+// under /run, say).
+func checkServer(nc net.Conn, path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	uc, ok := nc.(*net.UnixConn)
+	if err != nil || fi.Mode().Perm()&0o002 == 0 || !ok {
+		return nil
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("connecting to sandboxd at %s: %w", path, err)
+	}
+	var cred *unix.Ucred
+	cerr := rc.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err = errors.Join(cerr, err); err != nil {
+		return fmt.Errorf("connecting to sandboxd at %s: cannot tell who serves it: %w", path, err)
+	}
+	if me := os.Geteuid(); cred.Uid != 0 && int(cred.Uid) != me {
+		return fmt.Errorf("the socket %s, in %s where any user may make one, is served by uid %d, not by you (uid %d) or root: it is not your sandboxd; give --socket (or SANDBOXD_SOCKET, or XDG_RUNTIME_DIR) a directory of your own", path, dir, cred.Uid, me)
+	}
+	return nil
 }
 
 // NewClient speaks the control API over an already connected stream

@@ -16,6 +16,7 @@ import (
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/daemon/server"
+	"github.com/sandboxd/sandboxd/internal/uidtest"
 )
 
 // serve runs a daemon in this process and returns its socket.
@@ -375,5 +376,54 @@ func TestLaunchRefusesADelegationWithoutACapability(t *testing.T) {
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Kind != client.KindRequest || !strings.Contains(err.Error(), `Caps[0] (named "db") has no capability`) {
 		t.Errorf("%#v, want a KindRequest error naming Caps[0]", err)
+	}
+}
+
+// In a directory any user may write to (where the default socket path
+// falls back), a daemon is dialled only if this user or root serves it:
+// another user's socket there is refused, naming who serves it.
+func TestDialRefusesAnotherUsersSocketInASharedDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("listening as another user needs root")
+	}
+	shared, err := os.MkdirTemp("", "sbxs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shared) })
+	if err := os.Chmod(shared, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(shared, "sandboxd-0.sock")
+	l, err := uidtest.Listen(path, 4242, 4242)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() { // hangs up on whoever connects: a dial that does not refuse fails, not waits
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	c, err := client.Dial(context.Background(), path)
+	if err == nil {
+		c.Close()
+		t.Fatal("dialled a socket uid 4242 serves in a shared directory")
+	}
+	if !strings.Contains(err.Error(), "served by uid 4242") {
+		t.Fatalf("%v; want it to name the user serving the socket", err)
+	}
+	// This user's own daemon there is dialled as anywhere.
+	sock := serve(t)
+	if err := os.Chmod(filepath.Dir(sock), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	c = dial(t, sock)
+	if _, err := c.Whoami(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -36,14 +36,8 @@ func Dial(path string, uid, gid uint32, n int) ([]*net.UnixConn, error) {
 }
 
 func dialAs(path string, uid, gid uint32, n int) ([]*net.UnixConn, error) {
-	const keep = ^uintptr(0) // -1: leave that id as it is
-	// Raw system calls change this thread only; syscall.Setresuid would
-	// change every thread of the process.
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, keep, uintptr(gid), keep); e != 0 {
-		return nil, fmt.Errorf("setting effective gid %d: %w", gid, e)
-	}
-	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, uintptr(uid), keep); e != 0 {
-		return nil, fmt.Errorf("setting effective uid %d: %w", uid, e)
+	if err := become(uid, gid); err != nil {
+		return nil, err
 	}
 	conns := make([]*net.UnixConn, 0, n)
 	for range n {
@@ -57,4 +51,41 @@ func dialAs(path string, uid, gid uint32, n int) ([]*net.UnixConn, error) {
 		conns = append(conns, c)
 	}
 	return conns, nil
+}
+
+// Listen listens on the unix socket at path as uid and gid, so that the
+// credentials the kernel records for it (SO_PEERCRED, as its clients see
+// them) are that user's. As Dial, it does so from a locked thread of its
+// own. The directory must admit uid.
+func Listen(path string, uid, gid uint32) (*net.UnixListener, error) {
+	type result struct {
+		l   *net.UnixListener
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: see Dial
+		if err := become(uid, gid); err != nil {
+			done <- result{nil, err}
+			return
+		}
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		done <- result{l, err}
+	}()
+	r := <-done
+	return r.l, r.err
+}
+
+// become sets the calling thread's effective ids. Raw system calls change
+// this thread only; syscall.Setresuid would change every thread of the
+// process.
+func become(uid, gid uint32) error {
+	const keep = ^uintptr(0) // -1: leave that id as it is
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, keep, uintptr(gid), keep); e != 0 {
+		return fmt.Errorf("setting effective gid %d: %w", gid, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, keep, uintptr(uid), keep); e != 0 {
+		return fmt.Errorf("setting effective uid %d: %w", uid, e)
+	}
+	return nil
 }
