@@ -133,10 +133,7 @@ func TestSpawnStopsAtTheTreesLimitWithEAGAIN(t *testing.T) {
 func TestFullTreeRefusesASpawnBeforeReadingTheModule(t *testing.T) {
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 4)
-	m, err := rt.Compile(ctx, "spawner", abitest.WATText(t, spawnFD0WAT))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := compileSpawner(t, rt)
 	defer m.Release()
 	path := filepath.Join(t.TempDir(), "garbage.wasm")
 	if err := os.WriteFile(path, []byte("not WebAssembly"), 0o644); err != nil {
@@ -199,10 +196,7 @@ func (c *testCharge) Give(n int64) {
 func TestSpawnFromAFileChargesTheBytesItReads(t *testing.T) {
 	ctx := context.Background()
 	rt := newCacheRuntime(t, 4)
-	m, err := rt.Compile(ctx, "spawner", abitest.WATText(t, spawnFD0WAT))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := compileSpawner(t, rt)
 	defer m.Release()
 	const size = 4 << 20
 	path := filepath.Join(t.TempDir(), "big.wasm")
@@ -377,6 +371,16 @@ func childIn(t *testing.T, tbl *caps.Table) *Guest {
 	}
 	t.Fatal("the parent holds no process handle")
 	return nil
+}
+
+// compileSpawner compiles spawnFD0WAT on rt; the caller releases it.
+func compileSpawner(t *testing.T, rt *Runtime) *Module {
+	t.Helper()
+	m, err := rt.Compile(context.Background(), "spawner", abitest.WATText(t, spawnFD0WAT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // spawnFD0WAT spawns a child from the module or file at fd 0, with no
