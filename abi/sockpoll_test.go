@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 	"golang.org/x/sys/unix"
@@ -234,25 +233,6 @@ const pollWriteWAT = `(module
     (call $exit (i32.add (i32.const 100) (i32.add
       (i32.mul (i32.load16_u (i32.const 208)) (i32.const 10)) (i32.load16_u (i32.const 224)))))))`
 
-// awaitParked waits until g waits in a host call, and fails if it ends
-// first or does not wait within a hang guard.
-func awaitParked(t *testing.T, g *abi.Guest) {
-	t.Helper()
-	guard := time.After(30 * time.Second)
-	for {
-		if _, waiting := g.Blocked(); waiting {
-			return
-		}
-		select {
-		case <-g.Done():
-			t.Fatalf("guest ended instead of waiting: %+v\n", g.Status())
-		case <-guard:
-			t.Fatal("guest did not wait in a host call within 30s")
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
 // A peer that shut down only its sending side can still read: a socket
 // whose buffer is full is not writable because of that, and a blocking
 // write waits (and ends when the guest is killed) rather than retry at
@@ -266,7 +246,7 @@ func TestBlockingWriteToAHalfClosedPeerWaitsAndEndsOnKill(t *testing.T) {
 	}
 	g := h.start(t, context.Background(), abitest.WATText(t, writeAllWAT), tbl, nil)
 	t.Cleanup(func() { peers[0].Close(); <-g.Done() }) // ends a spinning write
-	awaitParked(t, g)
+	awaitBlocked(t, g, 0)
 	killAndAwait(t, g, "a write blocked on a half-closed socket")
 }
 
@@ -283,7 +263,7 @@ func TestPollForWriteOnAHalfClosedPeerWaitsForRoom(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	g := h.start(t, ctx, abitest.WATText(t, pollWriteWAT), tbl, nil)
-	awaitParked(t, g)
+	awaitBlocked(t, g, 0)
 	go io.Copy(io.Discard, peers[0]) // room at last
 	if st := g.Wait(); st.Err() != nil || st.Code != 100 {
 		t.Fatalf("status %+v: want exit 100 (writable, no error, no hang-up)", st)

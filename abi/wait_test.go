@@ -11,19 +11,23 @@ import (
 const hangGuard = abi.HangGuard
 
 // awaitBlocked waits until g is waiting in a host call it entered after
-// its first `after` waits, and returns how many waits it has entered. A
+// its first `after` waits, and returns how many waits it has entered; a
+// guest that ends first fails the test at once. A
 // test acts on a blocked guest once this returns instead of sleeping.
 func awaitBlocked(t testing.TB, g *abi.Guest, after int64) int64 {
 	t.Helper()
-	deadline := time.Now().Add(hangGuard)
+	guard := time.After(hangGuard)
 	for {
 		if n, waiting := g.Blocked(); waiting && n > after {
 			return n
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-g.Done():
+			t.Fatalf("guest %s ended instead of blocking in a host call: %+v", g.ID, g.Status())
+		case <-guard:
 			t.Fatalf("guest %s did not block in a host call within %v", g.ID, hangGuard)
+		case <-time.After(time.Millisecond):
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
