@@ -122,11 +122,18 @@ func decodeSubscription(g *Guest, s *pollSub, b []byte, now int64) {
 			binary.LittleEndian.Uint16(b[48:]))
 	case eventtypeFDRead, eventtypeFDWrite:
 		fd := binary.LittleEndian.Uint32(b[16:])
-		need, want := caps.RightPollFDReadwrite|readRight(g, fd), caps.EventRead
 		if s.typ == eventtypeFDWrite {
-			need, want = caps.RightPollFDReadwrite|caps.RightFDWrite, caps.EventWrite
+			s.acquire(g, fd, caps.RightPollFDReadwrite|caps.RightFDWrite, caps.EventWrite)
+			break
 		}
-		s.acquire(g, fd, need, want)
+		// The read right is the resource's (readRight): looked up on the
+		// capability acquired, not in the table a second time.
+		if s.acquire(g, fd, caps.RightPollFDReadwrite, caps.EventRead); s.errno == 0 {
+			if b, _ := s.c.Rights(); b&readRight(s.c) == 0 {
+				s.c.Release()
+				s.c, s.pl, s.hfd, s.errno = nil, nil, -1, caps.ENOTCAPABLE
+			}
+		}
 	case eventtypeProcTerminate:
 		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollProcTerminate, caps.EventRead)
 		if s.errno == 0 {
@@ -141,15 +148,13 @@ func decodeSubscription(g *Guest, s *pollSub, b []byte, now int64) {
 	}
 }
 
-// readRight is the right an fd_read subscription on fd needs besides
+// readRight is the right an fd_read subscription on c needs besides
 // poll_fd_readwrite: fd_read, or on a listener or dialer, which has
 // nothing to read and is readable when a connection can be taken,
 // sock_accept.
-func readRight(g *Guest, fd uint32) caps.Rights {
-	if c, err := g.table.Get(fd); err == nil {
-		if _, ok := c.Resource().(caps.Acceptor); ok {
-			return caps.RightSockAccept
-		}
+func readRight(c *caps.Cap) caps.Rights {
+	if _, ok := c.Resource().(caps.Acceptor); ok {
+		return caps.RightSockAccept
 	}
 	return caps.RightFDRead
 }
