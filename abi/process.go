@@ -110,9 +110,18 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 		mr.m.hold()
 		return mr.m, 0
 	}
-	held := readCharge{memory: g.tree.memory}
-	defer held.giveBack()
-	buf, e := readModuleFile(res, &held)
+	var charged int64 // what the bytes read hold of the tree's memory
+	defer func() { g.tree.giveMemory(charged) }()
+	buf, e := readModuleFile(res, func(size int64) bool {
+		if size <= charged {
+			return true
+		}
+		if !g.tree.takeMemory(size - charged) {
+			return false
+		}
+		charged = size
+		return true
+	})
 	if e != 0 {
 		return nil, e
 	}
@@ -128,38 +137,12 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 	return m, 0
 }
 
-// readCharge is what the bytes of a module file being read hold of the
-// tree's memory (nil: no budget).
-type readCharge struct {
-	memory  caps.MemoryCharge
-	charged int64
-}
-
-// upTo charges what size bytes need beyond what is charged already, and
-// reports false if they do not fit.
-func (h *readCharge) upTo(size int64) bool {
-	if h.memory == nil || size <= h.charged {
-		return true
-	}
-	if !h.memory.Take(size - h.charged) {
-		return false
-	}
-	h.charged = size
-	return true
-}
-
-func (h *readCharge) giveBack() {
-	if h.charged > 0 {
-		h.memory.Give(h.charged)
-		h.charged = 0
-	}
-}
-
 // readModuleFile reads the regular file res whole, at most
-// MaxModuleBytes (EFBIG), charging what it holds to held first: the size
-// the file has, then what it grew by as it is read (ENOMEM when that does
-// not fit). A resource that is not a readable regular file is ENOEXEC.
-func readModuleFile(res caps.Resource, held *readCharge) ([]byte, Errno) {
+// MaxModuleBytes (EFBIG), asking hold for the bytes it will hold first:
+// the size the file has, then as much as it grew to as it is read
+// (ENOMEM when hold refuses). A resource that is not a readable regular
+// file is ENOEXEC.
+func readModuleFile(res caps.Resource, hold func(size int64) bool) ([]byte, Errno) {
 	ra, ok1 := res.(io.ReaderAt)
 	st, ok2 := res.(caps.Stater)
 	if !ok1 || !ok2 {
@@ -175,7 +158,7 @@ func readModuleFile(res caps.Resource, held *readCharge) ([]byte, Errno) {
 	if fs.Size > MaxModuleBytes {
 		return nil, caps.EFBIG
 	}
-	if !held.upTo(int64(fs.Size)) {
+	if !hold(int64(fs.Size)) {
 		return nil, caps.ENOMEM
 	}
 	// Read until end of file rather than trusting the size: the file may
@@ -187,7 +170,7 @@ func readModuleFile(res caps.Resource, held *readCharge) ([]byte, Errno) {
 		if len(buf)+n > MaxModuleBytes {
 			return nil, caps.EFBIG
 		}
-		if !held.upTo(int64(max(len(buf)+n, cap(buf)))) {
+		if !hold(int64(max(len(buf)+n, cap(buf)))) {
 			return nil, caps.ENOMEM
 		}
 		buf = append(buf, chunk[:n]...)
