@@ -54,9 +54,9 @@ const SockDialTimeout = 10 * time.Second
 // changed by the guest (fd_fdstat_set_flags, fcntl F_SETFL).
 const acceptorFlags = caps.FlagNonblock
 
-// maxUnixPath is the longest unix socket path Linux takes (sun_path holds
+// MaxUnixPath is the longest unix socket path Linux takes (sun_path holds
 // 108 bytes with the terminating NUL).
-const maxUnixPath = 107
+const MaxUnixPath = 107
 
 // inlineTarget returns the address a sock or listen grant's source gives
 // inline: "tcp:HOST:PORT" or "unix:PATH" for both kinds, and a bare
@@ -123,8 +123,8 @@ func checkTarget(k GrantKind, t SockTarget) error {
 		switch {
 		case t.Address == "":
 			return errors.New("empty unix socket path: write unix:PATH")
-		case len(t.Address) > maxUnixPath:
-			return fmt.Errorf("unix socket path %q is longer than %d bytes, the most a socket address holds: use a shorter path", t.Address, maxUnixPath)
+		case len(t.Address) > MaxUnixPath:
+			return fmt.Errorf("unix socket path %q is longer than %d bytes, the most a socket address holds: use a shorter path", t.Address, MaxUnixPath)
 		}
 		return nil
 	}

@@ -16,10 +16,6 @@ import (
 // guests with the daemon's authority over the files the grants name.
 const SocketMode os.FileMode = 0o600
 
-// maxSocketPath is the longest path a unix socket may have on Linux: the
-// 108 bytes of sockaddr_un's sun_path, less its terminating NUL.
-const maxSocketPath = 107
-
 // Listen creates the control socket at path with mode SocketMode and
 // returns its listener. The parent directory is created (mode 0700) if it
 // does not exist; a symbolic link on its path that belongs to another user
@@ -64,8 +60,8 @@ func Listen(path string) (*net.UnixListener, error) {
 // resolved (daemon.ResolveOwnLinks), so that no link another user owns
 // leads the daemon elsewhere, nor one changed later moves the socket.
 func socketPath(path string) (string, error) {
-	if len(path) > maxSocketPath {
-		return "", fmt.Errorf("listen on %s: the path is %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, len(path), maxSocketPath)
+	if len(path) > daemon.MaxUnixPath {
+		return "", fmt.Errorf("listen on %s: the path is %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, len(path), daemon.MaxUnixPath)
 	}
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err == nil {
@@ -81,8 +77,8 @@ func socketPath(path string) (string, error) {
 		return "", fmt.Errorf("listen on %s: %w: choose another path with --socket", path, err)
 	}
 	bound := filepath.Join(dir, filepath.Base(path))
-	if len(bound) > maxSocketPath {
-		return "", fmt.Errorf("listen on %s: its directory's links lead to %s, %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, bound, len(bound), maxSocketPath)
+	if len(bound) > daemon.MaxUnixPath {
+		return "", fmt.Errorf("listen on %s: its directory's links lead to %s, %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, bound, len(bound), daemon.MaxUnixPath)
 	}
 	return bound, nil
 }
