@@ -347,7 +347,7 @@ func TestLaunchInteractiveStreamsStdin(t *testing.T) {
 	if r.code != exitUsage || r.stdout != "" {
 		t.Fatalf("-i with --detach: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	oneLine(t, r.stderr, "--stdin")
+	oneLine(t, r.stderr, "-i streams standard input while launch is attached, and --detach exits at once: send it whole with --stdin")
 }
 
 // serve --max-stack is the bound of launches without one; launch
