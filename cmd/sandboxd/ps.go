@@ -39,10 +39,7 @@ func psCmd(args []string) int {
 	if fs.NArg() > 0 {
 		return usageError(c, "unexpected argument %q: ps takes only flags", fs.Arg(0))
 	}
-	if slices.Contains(filters, "state=ended") {
-		*all = true // asking for ended guests lists them, without -a
-	}
-	match, err := guestFilter(filters, *all)
+	match, ended, err := guestFilter(filters, *all)
 	if err != nil {
 		return usageError(c, "%v", err)
 	}
@@ -77,7 +74,7 @@ func psCmd(args []string) int {
 				now.Sub(g.Started).Round(time.Second).String()+" ago", g.Principal.String(), strconv.Itoa(g.Handles), dash(strings.Join(g.Labels, ",")))
 		}
 	}
-	err = cl.Guests(ctx, *all, func(g client.GuestSummary) error {
+	err = cl.Guests(ctx, ended, func(g client.GuestSummary) error {
 		if match(g) {
 			print(g)
 		}
@@ -98,22 +95,26 @@ func psCmd(args []string) int {
 }
 
 // guestFilter builds the test ps applies to each guest from its --filter
-// flags; without all, ended guests are left out.
-func guestFilter(filters []string, all bool) (func(client.GuestSummary) bool, error) {
+// flags, and says whether ended guests are to be listed: with all, or
+// when a state filter chooses by state itself (state=ended lists them
+// without -a); otherwise ended guests are left out.
+func guestFilter(filters []string, all bool) (match func(client.GuestSummary) bool, ended bool, err error) {
 	var tests []func(client.GuestSummary) bool
-	if !all {
-		tests = append(tests, func(g client.GuestSummary) bool { return g.Running })
-	}
+	ended = all
 	for _, f := range filters {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
-			return nil, fmt.Errorf("--filter %q: want KEY=VALUE", f)
+			return nil, false, fmt.Errorf("--filter %q: want KEY=VALUE", f)
 		}
 		t, err := filterTest(k, v)
 		if err != nil {
-			return nil, fmt.Errorf("--filter %q: %v", f, err)
+			return nil, false, fmt.Errorf("--filter %q: %v", f, err)
 		}
 		tests = append(tests, t)
+		ended = ended || k == "state"
+	}
+	if !ended {
+		tests = append(tests, func(g client.GuestSummary) bool { return g.Running })
 	}
 	return func(g client.GuestSummary) bool {
 		for _, t := range tests {
@@ -122,7 +123,7 @@ func guestFilter(filters []string, all bool) (func(client.GuestSummary) bool, er
 			}
 		}
 		return true
-	}, nil
+	}, ended, nil
 }
 
 func filterTest(key, value string) (func(client.GuestSummary) bool, error) {
