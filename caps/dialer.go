@@ -174,24 +174,32 @@ func (d *Dialer) connect() (net.Conn, error) {
 }
 
 // pinUnixPath resolves the symbolic links of a unix socket path once,
-// when the dialer is made: those of the longest part of the path that
-// exists then (the whole path, or the directories above a socket file or
-// directories not made yet). An abstract address ("@name") names no file.
+// when the dialer is made (RealPath: those of the longest part of the
+// path that exists then). An abstract address ("@name") names no file.
 func pinUnixPath(p string) string {
 	if strings.HasPrefix(p, "@") {
 		return p
 	}
+	return RealPath(p)
+}
+
+// RealPath is the path p leads to, every symbolic link in it resolved.
+// Where p names nothing yet (a file a :create grant is to make, a socket
+// not bound yet, or a path that does not exist), the links of its deepest
+// existing ancestor are resolved and the rest is kept as written: a
+// missing path beneath a link is decided on, and refused, as beneath the
+// link's target. A path no ancestor of which resolves is returned as it
+// is: opening it fails and says why.
+func RealPath(p string) string {
 	rest := ""
-	for dir := p; ; {
+	for dir := p; ; dir = filepath.Dir(dir) {
 		if r, err := filepath.EvalSymlinks(dir); err == nil {
 			return filepath.Join(r, rest)
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
+		if filepath.Dir(dir) == dir {
 			return p
 		}
 		rest = filepath.Join(filepath.Base(dir), rest)
-		dir = parent
 	}
 }
 

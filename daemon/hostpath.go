@@ -3,7 +3,6 @@ package daemon
 import (
 	"io/fs"
 	"os"
-	"path/filepath"
 	"syscall"
 
 	"github.com/sandboxd/sandboxd/caps"
@@ -15,12 +14,12 @@ import (
 // opens it. Were the daemon to follow symbolic links as it opens, anyone
 // who can write beneath a path the policy allows could plant a link there
 // to something it denies. So under a policy a host path is resolved first
-// (RealPath), decided on as resolved, and opened only if no element of it
+// (caps.RealPath), decided on as resolved, and opened only if no element of it
 // is a symbolic link (openat2's RESOLVE_NO_SYMLINKS): a link planted
 // between the two makes the open fail, never follow.
 
 // DecideHostPath decides req, whose Path is an inline host path resolved
-// by RealPath from asked, as the daemon does: on where it leads, and, if
+// by caps.RealPath from asked, as the daemon does: on where it leads, and, if
 // that is allowed, against the deny rules written for the path as asked,
 // so that a rule written through a link does not silently stop matching.
 // It returns the request that decided and its decision.
@@ -35,26 +34,6 @@ func DecideHostPath(p *policies.Policy, req policies.Request, asked string) (pol
 		return as, da
 	}
 	return req, d
-}
-
-// RealPath is the path abs leads to, every symbolic link in it resolved.
-// Where abs names nothing yet (a file a :create grant is to make, or a
-// path that does not exist), the links of its deepest existing ancestor
-// are resolved and the rest is kept as written: a missing path beneath a
-// link is decided on, and refused, as beneath the link's target. A path
-// no ancestor of which resolves is returned as it is: opening it fails
-// and says why.
-func RealPath(abs string) string {
-	rest := ""
-	for dir := abs; ; dir = filepath.Dir(dir) {
-		if p, err := filepath.EvalSymlinks(dir); err == nil {
-			return filepath.Join(p, rest)
-		}
-		if filepath.Dir(dir) == dir {
-			return abs
-		}
-		rest = filepath.Join(filepath.Base(dir), rest)
-	}
 }
 
 // openHost opens path as os.OpenFile does (close-on-exec), except that

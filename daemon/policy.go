@@ -109,7 +109,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if src.path != "" {
 		// Recorded as resolved, with the path as asked, for the policy in
 		// force or one loaded later (the gate, NotAllowedBy).
-		src.asked, src.path = src.path, RealPath(src.path)
+		src.asked, src.path = src.path, caps.RealPath(src.path)
 		pg.source = src
 	}
 	if p == nil {

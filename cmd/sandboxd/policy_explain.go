@@ -68,7 +68,7 @@ func policyExplain(args []string) int {
 		return printDecision(policies.Evaluate(p, req), a.json)
 	}
 	asked := req.Path // decided as the daemon decides (daemon.DecideHostPath)
-	req.Path = daemon.RealPath(asked)
+	req.Path = caps.RealPath(asked)
 	_, d := daemon.DecideHostPath(p, req, asked)
 	return printDecision(d, a.json)
 }
