@@ -295,20 +295,13 @@ func decodeSigned(t Type, body []byte) (Value, error) {
 // entries (a key without a value) is errBadValue.
 func decodeItems(t Type, body []byte, depth int) (Value, error) {
 	var items []Value
-	for len(body) > 0 {
-		n, rest, err := readLen(body)
-		if err != nil {
-			return Value{}, err
-		}
-		if n > len(rest) {
-			return Value{}, errTruncated
-		}
-		it, err := decode(rest[:n], depth+1)
-		if err != nil {
-			return Value{}, err
-		}
+	err := eachEntry(body, func(entry []byte) error {
+		it, err := decode(entry, depth+1)
 		items = append(items, it)
-		body = rest[n:]
+		return err
+	})
+	if err != nil {
+		return Value{}, err
 	}
 	if t == TypeMap && len(items)%2 != 0 {
 		return Value{}, errBadValue
@@ -335,24 +328,14 @@ func validate(b []byte, depth int) error {
 		return err
 	}
 	entries := 0
-	for len(body) > 0 {
-		n, rest, err := readLen(body)
-		if err != nil {
-			return err
-		}
-		if n > len(rest) {
-			return errTruncated
-		}
-		if err := validate(rest[:n], depth+1); err != nil {
-			return err
-		}
+	err := eachEntry(body, func(entry []byte) error {
 		entries++
-		body = rest[n:]
-	}
-	if t == TypeMap && entries%2 != 0 {
+		return validate(entry, depth+1)
+	})
+	if err == nil && t == TypeMap && entries%2 != 0 {
 		return errBadValue
 	}
-	return nil
+	return err
 }
 
 // Entries calls fn with the encoding of each entry of b, a map or a seq
@@ -364,13 +347,36 @@ func Entries(b []byte, fn func(entry []byte) bool) {
 	if len(b) == 0 || (Type(b[0]) != TypeMap && Type(b[0]) != TypeSeq) {
 		return
 	}
-	for body := b[1:]; len(body) > 0; {
+	_ = eachEntry(b[1:], func(entry []byte) error {
+		if !fn(entry) {
+			return errStop
+		}
+		return nil
+	})
+}
+
+// errStop ends eachEntry's walk for Entries when its caller has read enough.
+var errStop = errors.New("argdata: stop")
+
+// eachEntry calls fn with each entry of body, the body of a map or a seq (a
+// run of length-prefixed values), in order. It stops at the first error,
+// fn's or the body's own (a malformed length, or an entry longer than what
+// remains, errTruncated), and returns it.
+func eachEntry(body []byte, fn func(entry []byte) error) error {
+	for len(body) > 0 {
 		n, rest, err := readLen(body)
-		if err != nil || n > len(rest) || !fn(rest[:n]) {
-			return
+		if err != nil {
+			return err
+		}
+		if n > len(rest) {
+			return errTruncated
+		}
+		if err := fn(rest[:n]); err != nil {
+			return err
 		}
 		body = rest[n:]
 	}
+	return nil
 }
 
 func readLen(b []byte) (int, []byte, error) {

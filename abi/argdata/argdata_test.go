@@ -141,3 +141,26 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Valid and Entries walk a value's encoding where it lies: whatever its
+// size and nesting, they allocate nothing.
+func TestValidAndEntriesAllocateNothing(t *testing.T) {
+	nested := Seq(Null(), String("x"))
+	for i := 0; i < MaxDepth-1; i++ {
+		nested = Seq(nested, MapOf(String("k"), Int(int64(i))))
+	}
+	b := nested.Encode()
+	if !Valid(b) {
+		t.Fatal("a value Encode made is not Valid")
+	}
+	if n := testing.AllocsPerRun(100, func() { Valid(b) }); n != 0 {
+		t.Errorf("Valid allocated %v times a call", n)
+	}
+	count := 0
+	if n := testing.AllocsPerRun(100, func() { Entries(b, func([]byte) bool { count++; return true }) }); n != 0 {
+		t.Errorf("Entries allocated %v times a call", n)
+	}
+	if count != 2*101 {
+		t.Errorf("Entries saw %d entries in 101 calls, want 2 a call", count)
+	}
+}
