@@ -67,7 +67,7 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	if _, host := msg.(*caps.Socket); host && len(fds) > 0 {
+	if len(fds) > 0 && !msg.CarriesCaps() {
 		// A host socket carries bytes only: no copy is made (nor put
 		// to the delegation policy, nor charged) to travel where none
 		// can go.

@@ -85,9 +85,10 @@ func TestGuestContextCarriesTheGuestAndItsParent(t *testing.T) {
 // it is asked to receive into, without writing them.
 type fillingMessenger struct{ chunk int }
 
-func (m fillingMessenger) Kind() caps.Kind  { return caps.KindSocket }
-func (m fillingMessenger) Describe() string { return "filling" }
-func (m fillingMessenger) Close() error     { return nil }
+func (m fillingMessenger) Kind() caps.Kind   { return caps.KindSocket }
+func (m fillingMessenger) Describe() string  { return "filling" }
+func (m fillingMessenger) Close() error      { return nil }
+func (m fillingMessenger) CarriesCaps() bool { return false }
 func (m fillingMessenger) Send([][]byte, []*caps.Cap) (int, error) {
 	return 0, caps.ENOTSUP
 }

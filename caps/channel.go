@@ -174,6 +174,9 @@ func closeCaps(cs []*Cap) {
 	}
 }
 
+// CarriesCaps reports true: a channel's messages carry capabilities.
+func (c *Channel) CarriesCaps() bool { return true }
+
 // Send queues the bytes of iov and the in-flight capabilities caps (already
 // derived for delegation, with no holder) for the other end. It returns the
 // number of bytes taken; a stream channel may take fewer than offered, and

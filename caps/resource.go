@@ -81,6 +81,9 @@ type Shutdowner interface {
 type Messenger interface {
 	Send(iov [][]byte, caps []*Cap) (int, error)
 	Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFlags, error)
+	// CarriesCaps reports whether a message may carry capabilities; Send
+	// of capabilities on a messenger that cannot is ENOTSUP.
+	CarriesCaps() bool
 }
 
 // Acceptor is a listener. Accept returns the next incoming connection as a

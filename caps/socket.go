@@ -84,6 +84,9 @@ func (s *Socket) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFl
 	return n, nil, 0, nil
 }
 
+// CarriesCaps reports false: a host socket carries bytes only.
+func (s *Socket) CarriesCaps() bool { return false }
+
 // Send writes as much of iov as the host buffer takes, without blocking.
 func (s *Socket) Send(iov [][]byte, caps []*Cap) (int, error) {
 	if len(caps) > 0 {
