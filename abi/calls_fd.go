@@ -134,7 +134,7 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 	res := c.Resource()
 	if s, ok := res.(*caps.Stdio); ok {
-		return writeStdio(c, s, iov)
+		return g.writeStdio(c, s, iov)
 	}
 	w, ok := res.(caps.Writer)
 	if !ok {
@@ -172,10 +172,11 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 // Without it fd_write's BenchmarkHostCallRatio rises from 1.15 to
 // 1.17–1.19 (docs/BENCHMARKS.md says how to repeat that). A stream whose
 // writes may wait for a client (the daemon's) stops waiting when c is
-// revoked, since Revoke waits for the write (writeStoppable).
-func writeStdio(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
+// revoked, since Revoke waits for the write, or the guest is killed
+// (writeStoppable).
+func (g *Guest) writeStdio(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
 	if s.Stoppable() {
-		return writeStoppable(c, s, iov)
+		return g.writeStoppable(c, s, iov)
 	}
 	total := 0
 	for _, b := range limitIOV(iov) {
@@ -192,12 +193,14 @@ func writeStdio(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
 }
 
 // writeStoppable is writeStdio for a stream whose writes stop waiting when
-// c is revoked (caps.Stdio.WriteUntil).
-func writeStoppable(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
-	stop := c.Done()
+// c is revoked or the guest is killed (caps.Stdio.WriteUntil): a spawned
+// child writing to its parent's stream has no other way out of a wait for
+// a client that does not read.
+func (g *Guest) writeStoppable(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
+	revoked, ended := c.Done(), g.ctx.Done()
 	total := 0
 	for _, b := range limitIOV(iov) {
-		n, err := s.WriteUntil(b, stop)
+		n, err := s.WriteUntil(b, revoked, ended)
 		total += n
 		if err != nil {
 			if total > 0 {

@@ -23,13 +23,15 @@ type Stdio struct {
 }
 
 // StopWriter is a writer whose writes may wait (for a slow reader at the
-// other end) and can be told to stop waiting: stop is closed when the
-// capability written through is revoked, and Revoke waits for the write.
-// It must be safe for concurrent use: the stream's holders write to it
+// other end) and can be told to stop waiting: revoked is closed when the
+// capability written through is revoked (Revoke waits for the write), and
+// ended when the guest writing is killed (its process handle closed, its
+// tree ended), which must end whatever it waits for. Either may be nil. It
+// must be safe for concurrent use: the stream's holders write to it
 // without a lock of the stream's, since a write waiting for that lock could
 // not stop.
 type StopWriter interface {
-	WriteUntil(p []byte, stop <-chan struct{}) (int, error)
+	WriteUntil(p []byte, revoked, ended <-chan struct{}) (int, error)
 }
 
 // NewStdin wraps r as a readable standard stream.
@@ -71,13 +73,13 @@ func (s *Stdio) Read(p []byte) (int, error) {
 func (s *Stdio) Stoppable() bool { return s.sw != nil }
 
 // WriteUntil writes p as Write does; a write that waits stops waiting once
-// stop is closed (the capability written through was revoked), if the
-// stream's writer can (Stoppable).
-func (s *Stdio) WriteUntil(p []byte, stop <-chan struct{}) (int, error) {
+// revoked (the capability written through was revoked) or ended (the
+// writer was killed) is closed, if the stream's writer can (Stoppable).
+func (s *Stdio) WriteUntil(p []byte, revoked, ended <-chan struct{}) (int, error) {
 	if s.sw == nil {
 		return s.Write(p)
 	}
-	return s.sw.WriteUntil(p, stop)
+	return s.sw.WriteUntil(p, revoked, ended)
 }
 
 func (s *Stdio) Write(p []byte) (int, error) {

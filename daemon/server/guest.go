@@ -135,10 +135,16 @@ func (o *outputSink) take() uint64 {
 	return t
 }
 
-// await waits until turn t is served and reports true; if stop is closed
+// writeStops are what ends one write's wait for the client, besides the
+// guest's output context: the capability written through revoked, or the
+// guest writing (perhaps a spawned child of the launched guest, which
+// writes through a copy of its stream) killed. Either may be nil.
+type writeStops struct{ revoked, ended <-chan struct{} }
+
+// await waits until turn t is served and reports true; if a stop is closed
 // or the guest's output context ends first, it gives t up and reports
 // false.
-func (o *outputSink) await(t uint64, stop <-chan struct{}) bool {
+func (o *outputSink) await(t uint64, stop writeStops) bool {
 	for {
 		o.mu.Lock()
 		if o.serving == t {
@@ -149,7 +155,10 @@ func (o *outputSink) await(t uint64, stop <-chan struct{}) bool {
 		o.mu.Unlock()
 		select {
 		case <-served:
-		case <-stop:
+		case <-stop.revoked:
+			o.done(t)
+			return false
+		case <-stop.ended:
 			o.done(t)
 			return false
 		case <-o.ctx.Done():
@@ -181,18 +190,19 @@ func (o *outputSink) done(t uint64) {
 }
 
 // write streams p to the client in turn t. A write waiting for its turn,
-// or for the client to acknowledge earlier ones, also ends when stop is
+// or for the client to acknowledge earlier ones, also ends when a stop is
 // closed (the capability written through was revoked: Revoke waits for
-// the write) or the guest's output context ends. A wait for the client so
+// the write; or the guest writing was killed) or the guest's output
+// context ends. A wait for the client so
 // cut short fails the stream, as a client going away does: output goes to
 // the kept log only.
-func (o *outputSink) write(t uint64, st stream, p []byte, at int64, stop <-chan struct{}) {
+func (o *outputSink) write(t uint64, st stream, p []byte, at int64, stop writeStops) {
 	if !o.await(t, stop) {
 		return
 	}
 	defer o.done(t)
 	o.lim.setStop(stop)
-	defer o.lim.setStop(nil)
+	defer o.lim.setStop(writeStops{})
 	for len(p) > 0 && !o.failed {
 		n := min(len(p), maxOutputCall)
 		chunk := p[:n]
@@ -214,17 +224,22 @@ func (o *outputSink) write(t uint64, st stream, p []byte, at int64, stop <-chan 
 // it waited for the client.
 var errWriteStopped = errors.New("the output handle was revoked while its write waited for the client")
 
+// errWriterKilled ends an output write whose guest was killed while it
+// waited for the client.
+var errWriterKilled = errors.New("the guest writing was killed while its write waited for the client")
+
 // outputLimiter is an outputSink's flow limiter (flowcontrol.FlowLimiter):
 // at most window bytes in stream calls not yet acknowledged. A call past
 // it waits until the client acknowledges enough, its context ends (the
-// guest killed, or the server closing) or the capability being written
-// through is revoked (stop, set for the write in progress).
+// guest killed, or the server closing), or the capability being written
+// through is revoked or the guest writing killed (stop, set for the write
+// in progress).
 type outputLimiter struct {
 	mu     sync.Mutex
 	window int64
 	avail  int64
 	freed  chan struct{} // closed, and replaced, when bytes are given back
-	stop   <-chan struct{}
+	stop   writeStops
 	// cutShort is set when a wait ended before the client acknowledged
 	// enough (stop, or the context): the call went without its window.
 	cutShort bool
@@ -236,7 +251,7 @@ func newOutputLimiter(window int64) *outputLimiter {
 	return &outputLimiter{window: window, avail: window, freed: make(chan struct{})}
 }
 
-func (l *outputLimiter) setStop(stop <-chan struct{}) {
+func (l *outputLimiter) setStop(stop writeStops) {
 	l.mu.Lock()
 	l.stop = stop
 	l.mu.Unlock()
@@ -262,7 +277,7 @@ func (l *outputLimiter) StartMessage(ctx context.Context, size uint64) (gotRespo
 	}
 }
 
-func (l *outputLimiter) wait(ctx context.Context, freed, stop <-chan struct{}) error {
+func (l *outputLimiter) wait(ctx context.Context, freed <-chan struct{}, stop writeStops) error {
 	l.waiting.Add(1)
 	defer l.waiting.Add(-1)
 	select {
@@ -270,8 +285,10 @@ func (l *outputLimiter) wait(ctx context.Context, freed, stop <-chan struct{}) e
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-stop:
+	case <-stop.revoked:
 		return errWriteStopped
+	case <-stop.ended:
+		return errWriterKilled
 	}
 }
 
@@ -298,7 +315,7 @@ func (l *outputLimiter) Release() {}
 // finish waits until every call sent has been answered, then releases the
 // sink.
 func (o *outputSink) finish() {
-	if t := o.take(); o.await(t, nil) {
+	if t := o.take(); o.await(t, writeStops{}) {
 		defer o.done(t)
 	}
 	_ = o.sink.WaitStreaming()
@@ -431,7 +448,7 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 		off = next
 		for _, ch := range chunks {
 			if !q.skip[ch.stream] {
-				sink.write(sink.take(), ch.stream, ch.data, ch.time, nil)
+				sink.write(sink.take(), ch.stream, ch.data, ch.time, writeStops{})
 			}
 		}
 		if !follow || (closed && len(chunks) == 0) {

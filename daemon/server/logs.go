@@ -237,17 +237,18 @@ type streamWriter struct {
 	sink   *outputSink // nil when no client is attached
 }
 
-func (w *streamWriter) Write(p []byte) (int, error) { return w.WriteUntil(p, nil) }
+func (w *streamWriter) Write(p []byte) (int, error) { return w.WriteUntil(p, nil, nil) }
 
 // WriteUntil writes p to the kept log and to the attached client, whose
-// acknowledgement it may wait for until stop is closed (caps.StopWriter).
-func (w *streamWriter) WriteUntil(p []byte, stop <-chan struct{}) (int, error) {
+// acknowledgement it may wait for until revoked or ended is closed
+// (caps.StopWriter).
+func (w *streamWriter) WriteUntil(p []byte, revoked, ended <-chan struct{}) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	now, turn := w.log.record(w.stream, p, w.sink)
 	if w.sink != nil {
-		w.sink.write(turn, w.stream, p, now, stop)
+		w.sink.write(turn, w.stream, p, now, writeStops{revoked, ended})
 	}
 	return len(p), nil
 }

@@ -73,13 +73,13 @@ func returns(t *testing.T, what string, f func()) {
 // that write.
 func TestARevokedWriteWaitingForItsTurnStops(t *testing.T) {
 	o, _, _ := stuckOutput(t)
-	go o.write(o.take(), streamStderr, make([]byte, 1<<20), 1, nil) // not revoked: waits for the client
+	go o.write(o.take(), streamStderr, make([]byte, 1<<20), 1, writeStops{}) // not revoked: waits for the client
 	Eventually(t, HangGuard, "the stderr write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
 
 	stop := make(chan struct{})
 	close(stop) // the stdout handle has been revoked
 	returns(t, "a write through a revoked handle still waits for its turn behind the other stream's write", func() {
-		o.write(o.take(), streamStdout, []byte("x"), 2, stop)
+		o.write(o.take(), streamStdout, []byte("x"), 2, writeStops{revoked: stop})
 	})
 }
 
@@ -92,13 +92,13 @@ func TestAStoppedWriteFailsTheStream(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
-		o.write(o.take(), streamStdout, make([]byte, 1<<20), 1, stop) // 16 calls of 64 KiB
+		o.write(o.take(), streamStdout, make([]byte, 1<<20), 1, writeStops{revoked: stop}) // 16 calls of 64 KiB
 		close(done)
 	}()
 	Eventually(t, HangGuard, "the write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
 	close(stop) // its handle is revoked
 	returns(t, "a write whose handle was revoked still waits for the client", func() { <-done })
-	o.write(o.take(), streamStderr, []byte("later"), 2, nil)
+	o.write(o.take(), streamStderr, []byte("later"), 2, writeStops{})
 	answer() // every call sent is counted
 	if n := sink.calls.Load(); n > 6 {
 		t.Errorf("the client was sent %d calls; want no more than the window's (4) and the one the limiter saw", n)
@@ -106,6 +106,30 @@ func TestAStoppedWriteFailsTheStream(t *testing.T) {
 	if !o.failed {
 		t.Error("after a write stopped by its handle's revocation the stream has not failed")
 	}
+}
+
+// A spawned child writes to the launched guest's stream through a copy
+// of its handle; killed (its parent closed its process handle) while its
+// write waits for a stuck client, for the window or for its turn, the
+// write stops waiting: the child has no connection or record of its own
+// whose end would stop it.
+func TestAWriteWhoseGuestIsKilledStopsWaiting(t *testing.T) {
+	o, _, _ := stuckOutput(t)
+	killed := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		o.write(o.take(), streamStdout, make([]byte, 1<<20), 1, writeStops{ended: killed}) // waits for the window
+		close(done)
+	}()
+	Eventually(t, HangGuard, "the write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
+	behind := make(chan struct{})
+	go func() {
+		o.write(o.take(), streamStderr, []byte("x"), 2, writeStops{ended: killed}) // waits for its turn
+		close(behind)
+	}()
+	close(killed)
+	returns(t, "a write whose guest was killed still waits for the client", func() { <-done })
+	returns(t, "a write whose guest was killed still waits for its turn", func() { <-behind })
 }
 
 // A guest's stdout handle and a spawned child's copy of it (proc_spawn
@@ -120,13 +144,13 @@ func TestAStoppedWriteFailsTheStream(t *testing.T) {
 func TestARevokedWriteBehindAnotherHolderOfTheSameStreamStops(t *testing.T) {
 	o, _, _ := stuckOutput(t)
 	stdout := caps.NewStdout("stdout", &streamWriter{log: newOutputLog(4 << 20), stream: streamStdout, sink: o})
-	go func() { _, _ = stdout.WriteUntil(make([]byte, 1<<20), make(chan struct{})) }() // the parent's handle: not revoked
+	go func() { _, _ = stdout.WriteUntil(make([]byte, 1<<20), make(chan struct{}), nil) }() // the parent's handle: not revoked
 	Eventually(t, HangGuard, "the parent's write waits for the client", func() bool { return o.lim.waiting.Load() > 0 })
 
 	stop := make(chan struct{})
 	close(stop) // the child's copy has been revoked
 	returns(t, "a write through a revoked handle still waits behind another holder's write to the same stream", func() {
-		_, _ = stdout.WriteUntil([]byte("x"), stop)
+		_, _ = stdout.WriteUntil([]byte("x"), stop, nil)
 	})
 }
 
@@ -179,7 +203,7 @@ func concurrentHolders(t *testing.T, checkTimes bool) {
 				defer wg.Done()
 				stop := make(chan struct{}) // never revoked
 				for i := 0; i < 200; i++ {
-					_, _ = stdout.WriteUntil([]byte(fmt.Sprintf("w%d-%03d\n", w, i)), stop)
+					_, _ = stdout.WriteUntil([]byte(fmt.Sprintf("w%d-%03d\n", w, i)), stop, nil)
 				}
 			}()
 		}
