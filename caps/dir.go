@@ -272,6 +272,9 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if fl.Directory && (fl.Create || fl.Trunc || fl.Write) {
 		return nil, EISDIR
 	}
+	if fl.Create && strings.HasSuffix(p, "/") {
+		return nil, EISDIR // open(2): a name ending in "/" is no file to make
+	}
 	// O_NONBLOCK: opening a FIFO no one has open at the other end would
 	// block in open(2), where nothing can end the wait; reads and writes on
 	// one wait through the guest's poll instead (hostStream). It does
@@ -428,7 +431,7 @@ func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
 // link in p1 is linked itself, not followed (linkat without
 // AT_SYMLINK_FOLLOW); LinkFollow follows it.
 func (d *Dir) Link(p1 string, to *Dir, p2 string) error {
-	return d.pair(p1, to, p2, linkat)
+	return d.pair(p1, to, p2, linkOp(p2))
 }
 
 // LinkFollow is Link with a final symbolic link in p1 followed, beneath d
@@ -441,11 +444,28 @@ func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
 	if err != nil {
 		return err
 	}
-	return d.pair(p1, to, p2, linkat)
+	return d.pair(p1, to, p2, linkOp(p2))
 }
 
 func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
 	return unix.Linkat(fd1, n1, fd2, n2, 0)
+}
+
+// linkOp returns linkat, or for a new name ending in "/", which would have
+// to be a directory and so can never be a hard link, an op that links
+// nothing and fails as link(2) does: EEXIST when the name exists, ENOENT
+// when it does not. (at drops the slash before the *at call.)
+func linkOp(p2 string) func(fd1 int, n1 string, fd2 int, n2 string) error {
+	if !strings.HasSuffix(p2, "/") {
+		return linkat
+	}
+	return func(_ int, _ string, fd2 int, n2 string) error {
+		var st unix.Stat_t
+		if unix.Fstatat(fd2, n2, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			return unix.EEXIST
+		}
+		return unix.ENOENT
+	}
 }
 
 // Symlink creates p beneath d as a symbolic link with the given contents.

@@ -584,3 +584,28 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 }
+
+// A name ending in "/" names a directory, so nothing that makes a file
+// may make one under it: open with Create is EISDIR, as open(2) says
+// whether or not the name exists and whether or not a final link is
+// followed, and a hard link, never a directory, is ENOENT when the name is
+// missing and EEXIST when it exists, as link(2) says. Both used to drop
+// the slash and make the regular file "new" or "h".
+func TestDirNameEndingInSlashMakesNoFile(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	for _, noFollow := range []bool{true, false} {
+		_, err := d.Open("new/", OpenFlags{Read: true, Write: true, Create: true, NoFollow: noFollow})
+		wantErrno(t, "Open new/ with Create", err, EISDIR)
+		_, err = d.Open("sub/", OpenFlags{Read: true, Create: true, NoFollow: noFollow})
+		wantErrno(t, "Open sub/ with Create", err, EISDIR)
+	}
+	wantErrno(t, "Link file to h/", d.Link("file", d, "h/"), ENOENT)
+	wantErrno(t, "LinkFollow in to h/", d.LinkFollow("in", d, "h/"), ENOENT)
+	wantErrno(t, "Link file to sub/", d.Link("file", d, "sub/"), EEXIST)
+	for _, name := range []string{"new", "h"} {
+		if _, err := os.Lstat(filepath.Join(root, name)); !os.IsNotExist(err) {
+			t.Errorf("%s was made (%v)", name, err)
+		}
+	}
+}
