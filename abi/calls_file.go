@@ -334,7 +334,9 @@ var fileReaddir = readdirWith(cloudabiFiletype)
 // params (fd, buf, buf_len, cookie, bufused_out). Entries are encoded
 // straight into the guest's buffer (bounds-checked once), so the host
 // allocates nothing in proportion to buf_len; the last entry may be cut
-// off, and bufused < buf_len means the listing ended.
+// off, and bufused < buf_len means the listing ended. The listing the
+// calls resume from, kept by the directory, is charged to the guest's
+// memory (ENOMEM when refused).
 func readdirWith(typeOf func(caps.FileType) uint8) handler {
 	return func(g *Guest, m api.Memory, p []uint64) Errno {
 		fd, buf, bufLen, cookie, bufusedOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), p[3], uint32(p[4])
@@ -351,7 +353,7 @@ func readdirWith(typeOf func(caps.FileType) uint8) handler {
 		if e != 0 {
 			return e
 		}
-		ents, err := d.ReaddirAt(cookie)
+		ents, err := d.ReaddirAt(cookie, g.tree.memory)
 		if err != nil {
 			return caps.ErrnoOf(err)
 		}

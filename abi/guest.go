@@ -66,11 +66,13 @@ type GuestConfig struct {
 	// Memory, when not nil, is charged what the guest and its
 	// descendants make the host hold outside their linear memories: the
 	// byte objects they make (fd_create1), until each is closed, besides
-	// the process's caps.MaxByteObjectMemory, and the message buffers in the
-	// channels they make (fd_create2). A write that would grow a byte
-	// object past it fails with ENOSPC, a send on such a channel with
-	// ENOBUFS. (The daemon charges its memory budget per user, serve
-	// --max-mem-per-user.)
+	// the process's caps.MaxByteObjectMemory, the message buffers in the
+	// channels they make (fd_create2), and the directory listings their
+	// fd_readdir keeps for each directory handle until its next fresh
+	// listing or close. A write that would grow a byte object past it
+	// fails with ENOSPC, a send on such a channel with ENOBUFS, a
+	// readdir's fresh listing with ENOMEM. (The daemon charges its memory
+	// budget per user, serve --max-mem-per-user.)
 	Memory caps.MemoryCharge
 	// Timeout, when positive, kills the guest (ExitStatus.Killed
 	// KilledByTimeout) that long after Start, and its descendants with it.

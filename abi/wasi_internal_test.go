@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -33,7 +34,11 @@ type wasiT struct {
 	out *bytes.Buffer
 }
 
-func newWASIT(t *testing.T) *wasiT {
+func newWASIT(t *testing.T) *wasiT { return newWASITCharged(t, nil) }
+
+// newWASITCharged is newWASIT with memory (GuestConfig.Memory) charged
+// what the guest makes the host hold.
+func newWASITCharged(t *testing.T, memory caps.MemoryCharge) *wasiT {
 	env := newFuzzEnv(t)
 	k := caps.NewKernel(nil)
 	h := &caps.Holder{ID: "w"}
@@ -62,7 +67,7 @@ func newWASIT(t *testing.T) *wasiT {
 	ins(k.Mint(h, a, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-a", "test"))
 	ins(k.Mint(h, b, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-b", "test"))
 	ins(k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "test"))
-	g := env.rt.NewGuest(&Module{}, GuestConfig{ID: "w", Table: tbl,
+	g := env.rt.NewGuest(&Module{}, GuestConfig{ID: "w", Table: tbl, Memory: memory,
 		Args: []string{"prog", "a1", ""}, Env: []string{"K=V", "EMPTY="}})
 	g.ctx, g.cancel = context.WithCancelCause(context.Background())
 	g.started = time.Now()
@@ -1004,4 +1009,54 @@ func allocatedBy(f func()) uint64 {
 		least = min(least, after.TotalAlloc-before.TotalAlloc)
 	}
 	return least
+}
+
+// fd_readdir keeps the listing it took between calls, so that a listing
+// read in several calls is one snapshot. That is host memory the guest
+// makes the daemon hold, in proportion to the directory and once per
+// handle: it is charged to the guest's memory (GuestConfig.Memory) while
+// kept and given back when the handle is closed, and a listing the charge
+// cannot take is ENOMEM rather than held. It used to be charged nothing,
+// so a guest could hold a large directory's listing through each of its
+// handles.
+func TestReaddirListingIsChargedToTheGuestsMemory(t *testing.T) {
+	charge := &testCharge{limit: 1 << 30}
+	w := newWASITCharged(t, charge)
+	const names = 2000
+	for i := range names {
+		if err := os.WriteFile(filepath.Join(w.dir, "sub", fmt.Sprintf("entry-%04d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, n := w.str(200, "sub")
+	readdir := func() (uint64, Errno) {
+		w.must("path_open", 3, 0, path, n, uint64(oflagDirectory), wasiRightFDReaddir, 0, 0, 100)
+		fd := uint64(w.u32(100))
+		return fd, w.call("fd_readdir", fd, 400, 64, 0, 300)
+	}
+	fd1, e := readdir()
+	if e != 0 {
+		t.Fatalf("fd_readdir: %v", e)
+	}
+	one := charge.used
+	if one < names*int64(len("entry-0000")) {
+		t.Fatalf("a kept listing of %d names is charged %d bytes", names, one)
+	}
+	fd2, e := readdir()
+	if e != 0 || charge.used != 2*one {
+		t.Fatalf("a second handle's listing: %v, %d bytes charged, want %d", e, charge.used, 2*one)
+	}
+	w.must("fd_readdir", fd2, 400, 64, 3, 300) // resuming takes nothing more
+	if charge.used != 2*one {
+		t.Fatalf("resuming a listing charged %d bytes, want %d", charge.used, 2*one)
+	}
+	w.must("fd_close", fd1)
+	w.must("fd_close", fd2)
+	if charge.used != 0 {
+		t.Fatalf("%d bytes still charged once both handles are closed", charge.used)
+	}
+	charge.limit = one / 2
+	if _, e := readdir(); e != caps.ENOMEM || charge.used != 0 {
+		t.Fatalf("a listing past the charge's limit: %v with %d bytes charged, want ENOMEM and none", e, charge.used)
+	}
 }

@@ -51,7 +51,9 @@ type Dir struct {
 	host  string
 
 	mu      sync.Mutex
-	listing []DirEntry // snapshot that Readdir resumes from
+	listing []DirEntry   // snapshot that Readdir resumes from
+	held    int64        // what listing is charged to charge
+	charge  MemoryCharge // who is charged for listing (nil: nobody)
 }
 
 // grant identifies one granted directory tree; Dirs opened beneath it share
@@ -78,7 +80,12 @@ func (d *Dir) FileType() FileType { return TypeDirectory }
 // HostPath is the host path the directory was reached by, for display.
 func (d *Dir) HostPath() string { return d.host }
 
-func (d *Dir) Close() error { return d.root.Close() }
+func (d *Dir) Close() error {
+	d.mu.Lock()
+	d.drop()
+	d.mu.Unlock()
+	return d.root.Close()
+}
 
 // SameGrant reports whether d and o were reached from the same granted
 // directory, which is when rename and link between them are allowed.
@@ -570,8 +577,8 @@ type DirEntry struct {
 	Ino  uint64
 }
 
-// Readdir returns a fresh listing of the directory: ReaddirAt(0).
-func (d *Dir) Readdir() ([]DirEntry, error) { return d.ReaddirAt(0) }
+// Readdir returns a fresh listing of the directory: ReaddirAt(0, nil).
+func (d *Dir) Readdir() ([]DirEntry, error) { return d.ReaddirAt(0, nil) }
 
 // ReaddirAt returns the directory listing from index cookie on: ".", ".."
 // (whose inode is reported as 0: above a granted directory it is not the
@@ -582,7 +589,12 @@ func (d *Dir) Readdir() ([]DirEntry, error) { return d.ReaddirAt(0) }
 // this Dir share the snapshot: a listing restarted through one of them
 // while another is resuming may make the other skip or repeat names that
 // changed in between. The returned slice must not be modified.
-func (d *Dir) ReaddirAt(cookie uint64) ([]DirEntry, error) {
+//
+// The snapshot is host memory in proportion to the directory, kept until
+// the next fresh listing or Close: a fresh listing is charged to charge
+// (nil: to nobody), in place of the one it replaces, and is ENOMEM, kept
+// by no one, when charge refuses it.
+func (d *Dir) ReaddirAt(cookie uint64, charge MemoryCharge) ([]DirEntry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cookie == 0 || d.listing == nil {
@@ -590,12 +602,38 @@ func (d *Dir) ReaddirAt(cookie uint64) ([]DirEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.listing = l
+		if err := d.keep(l, charge); err != nil {
+			return nil, err
+		}
 	}
 	if cookie >= uint64(len(d.listing)) {
 		return nil, nil
 	}
 	return d.listing[cookie:], nil
+}
+
+// keep makes l the snapshot ReaddirAt resumes from, charged to charge,
+// after giving back what the one it replaces held. Called with mu held.
+func (d *Dir) keep(l []DirEntry, charge MemoryCharge) error {
+	d.drop()
+	n := int64(cap(l)) * int64(unsafe.Sizeof(DirEntry{}))
+	for i := range l {
+		n += int64(len(l[i].Name))
+	}
+	if charge != nil && !charge.Take(n) {
+		return ENOMEM
+	}
+	d.listing, d.held, d.charge = l, n, charge
+	return nil
+}
+
+// drop lets go of the snapshot and gives back its charge. Called with mu
+// held.
+func (d *Dir) drop() {
+	if d.charge != nil {
+		d.charge.Give(d.held)
+	}
+	d.listing, d.held, d.charge = nil, 0, nil
 }
 
 // direntNameOff is where the name starts in a Linux dirent64 record.

@@ -501,7 +501,7 @@ func TestDirReaddirListsDotsThenSortedNamesAsOneSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := openDir(t, root)
-	ents, err := d.ReaddirAt(0)
+	ents, err := d.ReaddirAt(0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -528,14 +528,14 @@ func TestDirReaddirListsDotsThenSortedNamesAsOneSnapshot(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, "a")); err != nil {
 		t.Fatal(err)
 	}
-	rest, _ := d.ReaddirAt(3)
+	rest, _ := d.ReaddirAt(3, nil)
 	if len(rest) != 4 || rest[0].Name != "b" {
 		t.Fatalf("resumed listing %+v", rest)
 	}
-	if past, _ := d.ReaddirAt(100); len(past) != 0 {
+	if past, _ := d.ReaddirAt(100, nil); len(past) != 0 {
 		t.Fatalf("past the end: %+v", past)
 	}
-	fresh, _ := d.ReaddirAt(0)
+	fresh, _ := d.ReaddirAt(0, nil)
 	if len(fresh) != len(want)-1 {
 		t.Fatalf("fresh listing %+v", fresh)
 	}
