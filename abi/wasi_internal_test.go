@@ -843,9 +843,9 @@ func TestEveryCallFollowsALinkBeneathTheGrantAlike(t *testing.T) {
 
 // A ".." after a component that is not a directory does not go
 // up from it: the kernel (and os.Root, which path_filestat_get and
-// path_open use) refuses "f/../t" with ENOTDIR. Dir.resolve drops "f" and
-// ".." lexically, so path_filestat_set_times and path_link, which
-// resolve the path themselves when following links, act on t instead.
+// path_open use) refuses "f/../t" with ENOTDIR. path_filestat_set_times
+// and path_link, which follow a final link themselves, once dropped "f"
+// and ".." lexically and acted on t instead.
 func TestDotDotAfterAFileIsENOTDIRForEveryCall(t *testing.T) {
 	w := newWASIT(t)
 	if err := os.WriteFile(filepath.Join(w.dir, "f"), []byte("f"), 0o644); err != nil {

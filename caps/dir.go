@@ -146,113 +146,98 @@ func lastComponent(p string) (dir, name string, mustDir bool) {
 // not a symbolic link (ENOTDIR otherwise). op must not follow a symbolic
 // link named by name: the kernel would follow it without confinement.
 func (d *Dir) at(p string, op func(dirfd int, name string) error) error {
+	_, err := d.atOnce(p, false, op)
+	return err
+}
+
+// atFollow is at with a final symbolic link followed, beneath d only, for
+// operations whose *at call cannot be told to follow a link safely
+// (linkat's AT_SYMLINK_FOLLOW and utimensat would follow it unconfined):
+// op is called on what the link leads to. A link's contents take the
+// link's place in the path, which os.Root then resolves as it resolves any
+// path, so a ".." in them goes up from where the link really is, and a
+// link that leads out of d is ENOTCAPABLE. Each link followed costs one
+// resolution; after maxFinalLinks, ELOOP.
+func (d *Dir) atFollow(p string, op func(dirfd int, name string) error) error {
+	for range maxFinalLinks + 1 {
+		next, err := d.atOnce(p, true, op)
+		if err != nil || next == "" {
+			return err
+		}
+		p = next
+	}
+	return ELOOP
+}
+
+// maxFinalLinks bounds the final symbolic links atFollow follows in a row:
+// as many as os.Root follows in one path, so that every call that follows
+// links gives up where StatAt and Open do.
+const maxFinalLinks = 8
+
+// atOnce opens the directory holding p's last component beneath d and
+// calls op on it, unless follow is set and the component is a symbolic
+// link: it then returns the path the link's contents make of p instead.
+func (d *Dir) atOnce(p string, follow bool, op func(dirfd int, name string) error) (next string, err error) {
 	dir, name, mustDir := lastComponent(p)
 	parent, err := d.root.Open(dir)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer parent.Close()
 	rc, err := parent.SyscallConn()
 	if err != nil {
-		return err
+		return "", err
 	}
 	var opErr error
 	err = rc.Control(func(fd uintptr) {
-		if mustDir && name != "." {
-			var st unix.Stat_t
-			if e := unix.Fstatat(int(fd), name, &st, unix.AT_SYMLINK_NOFOLLOW); e == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				opErr = ENOTDIR
-				return
-			}
-		}
-		opErr = op(int(fd), name)
+		next, opErr = lastAt(int(fd), dir, name, mustDir, follow, op)
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
-	return opErr
+	return next, opErr
 }
 
-// resolve returns a path beneath d that names what p names with every
-// symbolic link in it followed, for operations whose *at call cannot be
-// told to follow a link safely (linkat's AT_SYMLINK_FOLLOW and utimensat
-// would follow it unconfined). It walks p a component at a time, reading
-// each link with os.Root and putting its contents in its place, so that a
-// ".." in a link's contents goes up from where the link really is, as the
-// kernel's own resolution does. A link to an absolute path, or a ".." above
-// d, is ENOTCAPABLE; more than maxLinksInPath links, ELOOP. The path is
-// only computed here: the operation itself goes through os.Root again, so
-// a link changed in between leads nowhere outside d.
-func (d *Dir) resolve(p string) (string, error) {
-	var out []string // resolved components: no link among them
-	rest := strings.Split(p, "/")
-	links := 0
-	for len(rest) > 0 {
-		c := rest[0]
-		rest = rest[1:]
-		switch c {
-		case "", ".", "..":
-			// What comes before a slash must be a directory, whatever
-			// follows it: "f/../t" and "f/" are ENOTDIR for a file f, as
-			// the kernel's resolution has them.
-			if err := d.mustBeDir(out); err != nil {
-				return "", err
-			}
-			if c == ".." {
-				if len(out) == 0 {
-					return "", ENOTCAPABLE
-				}
-				out = out[:len(out)-1]
-			}
-			continue
-		}
-		next := strings.Join(append(out, c), "/")
-		target, err := d.root.Readlink(next)
-		if errors.Is(err, syscall.EINVAL) {
-			out = append(out, c) // not a symbolic link
-			continue
-		}
-		switch {
-		case err != nil:
-			return "", err
-		case target == "":
-			return "", ENOENT
-		case target[0] == '/':
-			return "", ENOTCAPABLE
-		}
-		if links++; links > maxLinksInPath {
-			return "", ELOOP
-		}
-		rest = append(strings.Split(target, "/"), rest...)
+// lastAt is atOnce on the open directory dirfd, which p's dir names.
+func lastAt(dirfd int, dir, name string, mustDir, follow bool, op func(dirfd int, name string) error) (string, error) {
+	var st unix.Stat_t
+	if name == "." || (!mustDir && !follow) || unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return "", op(dirfd, name)
 	}
-	r := strings.Join(out, "/")
-	if r == "" {
-		r = "."
+	switch typ := st.Mode & unix.S_IFMT; {
+	case typ == unix.S_IFLNK && follow:
+		return linkedPath(dirfd, dir, name, mustDir)
+	case mustDir && typ != unix.S_IFDIR:
+		return "", ENOTDIR
 	}
-	if strings.HasSuffix(p, "/") {
-		r += "/"
-	}
-	return r, nil
+	return "", op(dirfd, name)
 }
 
-// maxLinksInPath bounds the symbolic links resolve follows in one path,
-// as Linux's MAXSYMLINKS does.
-const maxLinksInPath = 40
-
-// mustBeDir returns ENOTDIR unless the resolved components name a
-// directory beneath d (none name d itself).
-func (d *Dir) mustBeDir(components []string) error {
-	if len(components) == 0 {
-		return nil
+// linkedPath returns the path beneath d that the symbolic link name in
+// dirfd (which dir names) makes: its contents in its place, with a
+// trailing slash kept. A link to an absolute path is ENOTCAPABLE, an empty
+// one ENOENT.
+func linkedPath(dirfd int, dir, name string, mustDir bool) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	switch {
+	case err != nil:
+		return "", err
+	case n == len(buf):
+		return "", ENAMETOOLONG
+	case n == 0:
+		return "", ENOENT
+	case buf[0] == '/':
+		return "", ENOTCAPABLE
 	}
-	fi, err := d.root.Lstat(strings.Join(components, "/"))
-	if err != nil {
-		return err
+	next := string(buf[:n])
+	if dir != "." {
+		next = dir + next // dir ends in "/"
 	}
-	if !fi.IsDir() {
-		return ENOTDIR
+	if mustDir {
+		next += "/"
 	}
-	return nil
+	return next, nil
 }
 
 // OpenFlags are the ABI-neutral options of Open.
@@ -447,11 +432,18 @@ func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
 	if err := CheckPath(p1); err != nil {
 		return err
 	}
-	p1, err := d.resolve(p1)
-	if err != nil {
+	if err := CheckPath(p2); err != nil {
 		return err
 	}
-	return d.pair(p1, to, p2, linkOp(p2))
+	if !d.SameGrant(to) {
+		return EXDEV
+	}
+	link := linkOp(p2)
+	return d.atFollow(p1, func(fd1 int, n1 string) error {
+		return to.at(p2, func(fd2 int, n2 string) error {
+			return link(fd1, n1, fd2, n2)
+		})
+	})
 }
 
 func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
@@ -521,11 +513,7 @@ func (d *Dir) SetTimesAt(p string, atime, mtime *time.Time) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
-	p, err := d.resolve(p)
-	if err != nil {
-		return err
-	}
-	return d.LsetTimesAt(p, atime, mtime)
+	return d.atFollow(p, utimesAt(atime, mtime))
 }
 
 // LsetTimesAt is SetTimesAt acting on a final symbolic link itself.
@@ -533,10 +521,15 @@ func (d *Dir) LsetTimesAt(p string, atime, mtime *time.Time) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
+	return d.at(p, utimesAt(atime, mtime))
+}
+
+// utimesAt returns the op that sets a name's times, not following it.
+func utimesAt(atime, mtime *time.Time) func(fd int, name string) error {
 	ts := utimes(atime, mtime)
-	return d.at(p, func(fd int, name string) error {
+	return func(fd int, name string) error {
 		return unix.UtimesNanoAt(fd, name, ts[:], unix.AT_SYMLINK_NOFOLLOW)
-	})
+	}
 }
 
 // utimes converts optional times to utimensat's form.
