@@ -302,6 +302,31 @@ func TestPrestatNamesDirectoriesAndSkipsOtherHandles(t *testing.T) {
 	}
 }
 
+// A revoked directory handle is no preopen, yet fd_prestat_get answers
+// for it (tag 0xff) rather than fail: wasi-libc and Go stop their scan of
+// preopens at the first fd that fails, so an error there would hide the
+// preopens after it. fd_renumber moves it, still revoked.
+func TestPrestatOfARevokedDirectoryReportsNoPreopen(t *testing.T) {
+	w := newWASIT(t)
+	dir, _ := w.g.table.Get(3)
+	w.k.Revoke(dir, "test")
+	w.must("fd_prestat_get", 3, 100)
+	if tag := w.bytes(100, 1)[0]; tag != wasiPreopenNone {
+		t.Fatalf("a revoked directory reports tag %d, want %d (none)", tag, wasiPreopenNone)
+	}
+	if e := w.call("fd_prestat_dir_name", 3, 200, 64); e == 0 {
+		t.Error("a revoked directory still has a preopen name")
+	}
+	w.must("fd_prestat_get", 4, 100) // the scan goes on past it
+	if tag := w.bytes(100, 1)[0]; tag != wasiPreopenDir {
+		t.Errorf("fd 4 after a revoked fd 3: tag %d, want a preopen", tag)
+	}
+	w.must("fd_renumber", 3, 5)
+	if e := w.call("fd_fdstat_get", 5, 100); e != caps.ENOTCAPABLE {
+		t.Errorf("the renumbered revoked handle: %v, want ENOTCAPABLE", e)
+	}
+}
+
 func TestArgsAndEnvironLayout(t *testing.T) {
 	w := newWASIT(t)
 	w.must("args_sizes_get", 100, 104)
