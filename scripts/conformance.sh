@@ -10,10 +10,13 @@
 #
 # sandboxd runs each test binary with `sandboxd run`, the host's root
 # directory granted as the guest's root (--grant dir:/=/), the caller's
-# environment, run's default handle table (--max-fds 1024) and the wasm32
+# environment, run's default handle table (--max-fds 1024), the wasm32
 # maximum of memory (--mem 0), as wazero gives: run's default of 256 MiB
 # holds every package here but net, whose tests reach 250 MB of heap and
-# then fail with "out of memory".
+# then fail with "out of memory"; and the largest call stack run allows
+# (--max-stack 64MiB), near wazero's own ceiling: at the default of 8 MiB,
+# io/fs's and path/filepath's TestCVE202230630 and TestCVE202230632, which
+# recurse 10,000 deep on purpose, trap.
 # wazero runs it as Go's own lib/wasm/go_wasip1_wasm_exec does ("wazero
 # run -mount /:/ -env-inherit"), with github.com/tetratelabs/wazero/cmd/wazero
 # at the version go.mod pins, built once. Logs (go test -json) are kept in
@@ -37,7 +40,7 @@ cat > "$OUT/bin/sandboxd-exec" <<WRAP
 #!/usr/bin/env bash
 envs=()
 while IFS= read -r -d '' kv; do envs+=(--env "\$kv"); done < <(env -0)
-exec "$OUT/bin/sandboxd" run --grant dir:/=/ "\${envs[@]}" --mem 0 \\
+exec "$OUT/bin/sandboxd" run --grant dir:/=/ "\${envs[@]}" --mem 0 --max-stack 64MiB \\
 	--cache-dir "$OUT/sandboxd-cache" --log-level error "\$1" "\${@:2}"
 WRAP
 cat > "$OUT/bin/wazero-exec" <<WRAP
