@@ -117,8 +117,8 @@ func TestRotationKeepsTheChainAcrossFiles(t *testing.T) {
 	if err := os.Remove(files[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Verify(path); err == nil {
-		t.Fatalf("verify of a log without its first file: no error")
+	if rep := mustVerify(t, path); rep.Bad == nil || rep.Bad.Pos != (Pos{File: files[1], Line: 1}) || !strings.Contains(rep.Bad.Reason, "its beginning") {
+		t.Fatalf("verify of a log without its first file: bad %v, want its beginning removed at %s:1", rep.Bad, files[1])
 	}
 }
 
@@ -475,5 +475,43 @@ func underLock(t *testing.T, l *Log, what string, cond func() bool) {
 			t.Fatalf("not after %v: %s", hangGuard, what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A file removed from the middle of the log, or its first file, is a gap
+// in the chain that verify names, not the end of the log: the files after
+// it are still read, and a writer that opens the log goes on in its last
+// file rather than in the one before the gap.
+func TestRemovedFileIsAGapNotTheEnd(t *testing.T) {
+	path := writeLog(t, 50, Options{MaxFileBytes: 1024})
+	files := Files(path)
+	if len(files) < 4 {
+		t.Fatalf("files %v: want rotation at 1KiB", files)
+	}
+	if err := os.Remove(files[1]); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustVerify(t, path)
+	if rep.Bad == nil || rep.Bad.Pos.File != files[2] || rep.Bad.Pos.Line != 1 || !strings.Contains(rep.Bad.Reason, "deleted") {
+		t.Fatalf("report %+v (bad %v), want a gap at %s:1", rep, rep.Bad, files[2])
+	}
+	l, err := Open(path, Options{MaxFileBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Append(Record{Type: TypeClose, Cap: &CapRecord{ID: "c0"}})
+	l.Close()
+	if err != nil || r.Seq != 53 { // open, 50 grants, open, close
+		t.Fatalf("append after reopening: seq %d, %v; want 53", r.Seq, err)
+	}
+	if _, err := os.Stat(files[1]); err == nil {
+		t.Fatalf("the writer wrote %s again, before the files that follow it", files[1])
+	}
+	if err := os.Remove(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	rep = mustVerify(t, path)
+	if rep.Bad == nil || rep.Bad.Pos.File != files[2] || !strings.Contains(rep.Bad.Reason, "its beginning") {
+		t.Fatalf("without the first file: bad %v, want the log's beginning removed at %s:1", rep.Bad, files[2])
 	}
 }

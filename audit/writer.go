@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -129,26 +131,51 @@ func FilePath(path string, i int) string {
 	return path + "." + strconv.Itoa(i)
 }
 
-// Files lists the files of the log at path, in chain order.
-func Files(path string) []string {
-	var out []string
-	for i := 0; ; i++ {
-		p := FilePath(path, i)
-		if _, err := os.Stat(p); err != nil {
-			return out
-		}
-		out = append(out, p)
+// Files lists the files of the log at path, in chain order: those of
+// fileIndexes.
+func Files(path string) []string { return filePaths(path, fileIndexes(path)) }
+
+func filePaths(path string, indexes []int) []string {
+	out := make([]string, len(indexes))
+	for i, n := range indexes {
+		out[i] = FilePath(path, n)
 	}
+	return out
+}
+
+// fileIndexes lists the numbers of the log's files that exist, in order.
+// A file missing in the middle (or the first) does not end the list: the
+// files after it are still the log's, and verify names the gap.
+func fileIndexes(path string) []int {
+	var out []int
+	if _, err := os.Stat(path); err == nil {
+		out = append(out, 0)
+	}
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return out
+	}
+	prefix := filepath.Base(path) + "."
+	for _, e := range entries {
+		suffix, ok := strings.CutPrefix(e.Name(), prefix)
+		n, err := strconv.Atoi(suffix)
+		if ok && err == nil && n > 0 && strconv.Itoa(n) == suffix {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // resume finds the last file, cuts an incomplete last line off it, and
 // reads the chain's head (seq and hash) from the last complete line.
 func (l *Log) resume() (discarded int64, err error) {
-	files := Files(l.path)
-	l.index = len(files) - 1
+	indexes := fileIndexes(l.path) // path itself is there: Open made it
+	files := filePaths(l.path, indexes)
+	l.index = indexes[len(indexes)-1]
 	f := l.lock
 	if l.index > 0 {
-		if f, err = os.OpenFile(files[l.index], os.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
+		if f, err = os.OpenFile(files[len(files)-1], os.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
 			return 0, fmt.Errorf("audit log: %w", err)
 		}
 	}
