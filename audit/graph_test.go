@@ -477,3 +477,24 @@ func TestACapabilityNamedItsOwnParentIsNotItsOwnAncestor(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The text graph is one capability a line: a newline in a host path (a
+// directory a guest made and opened) or in a module's name cannot start a
+// line of its own that reads as another capability.
+func TestTextGraphKeepsForeignTextOnItsLine(t *testing.T) {
+	forged := "\nc0000000000000bad grant dir \"root\" held by g-000000000000 rights all [dir /]"
+	g := FromDoc(GraphDoc{
+		Holders: []HolderInfo{{ID: "g-1", Module: "m.wasm" + forged}},
+		Caps: []*Node{
+			{CapRecord: CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Edge: "grant", Base: "file_open", Resource: "dir /srv"}},
+			{CapRecord: CapRecord{ID: "c2", Kind: "dir", Holder: "g-1", Parent: "c1", Edge: "open", Base: "file_open", Resource: "dir /srv/x" + forged}},
+		},
+	})
+	var b bytes.Buffer
+	if err := g.Render(&b, "text"); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n"); len(lines) != 2 {
+		t.Fatalf("text graph of 2 capabilities in %d lines:\n%s", len(lines), b.String())
+	}
+}

@@ -52,13 +52,18 @@ func (g *Graph) renderText(w io.Writer) error {
 	for _, r := range g.roots() {
 		walkDown(r, func(path []*Node) bool {
 			if err == nil {
-				_, err = fmt.Fprintf(w, "%s%s\n", indent(len(path)-1), g.describe(path[len(path)-1]))
+				_, err = fmt.Fprintf(w, "%s%s\n", indent(len(path)-1), lineBreaks.Replace(g.describe(path[len(path)-1])))
 			}
 			return err == nil
 		})
 	}
 	return err
 }
+
+// lineBreaks escapes the line breaks a host path or a module's name may
+// hold, so that each stays on its capability's line rather than starting
+// one that reads as another capability.
+var lineBreaks = strings.NewReplacer("\n", `\n`, "\r", `\r`)
 
 // maxIndent is the deepest level renderText indents to; a deeper line
 // says its depth instead, so that a long chain is not a long line each.
