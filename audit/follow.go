@@ -38,11 +38,15 @@ type tail struct {
 	index  int   // file
 	offset int64 // of the first byte after the last complete line read in it
 	line   int   // number of the next line in it
+	// afterRead, if set, runs after read has read the current file and
+	// before it looks for the next: tests set it.
+	afterRead func()
 }
 
 // read reads what the current file holds past the last complete line. It
 // reports more when it moved to the next file, which may already hold
-// records. A line not yet complete is read again at the next call rather
+// records; it moves on only from a file it read after the next one
+// appeared. A line not yet complete is read again at the next call rather
 // than kept: a log writer that restarts after a crash cuts a torn last
 // line off before it appends (Open), so those bytes may be gone.
 func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
@@ -55,9 +59,16 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 	if st, err := f.Stat(); err == nil && st.Size() < t.offset {
 		return false, fmt.Errorf("audit log %s: it is %d bytes long, shorter than the %d already read: it was cut or replaced, not appended to; read it again from the start", name, st.Size(), t.offset)
 	}
+	// The writer finishes a file before it starts the next: once the next
+	// is there, what this read finds is all the current one will hold.
+	_, err = os.Stat(FilePath(t.path, t.index+1))
+	final := err == nil
 	data, err := io.ReadAll(io.NewSectionReader(f, t.offset, 1<<62))
 	if err != nil {
 		return false, fmt.Errorf("audit log %s: %w", name, err)
+	}
+	if t.afterRead != nil {
+		t.afterRead()
 	}
 	for {
 		i := bytes.IndexByte(data, '\n')
@@ -73,11 +84,9 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 		}
 		data, t.line, t.offset = data[i+1:], t.line+1, t.offset+int64(i)+1
 	}
-	if len(data) == 0 {
-		if _, err := os.Stat(FilePath(t.path, t.index+1)); err == nil {
-			t.index, t.offset, t.line = t.index+1, 0, 1
-			return true, nil
-		}
+	if len(data) == 0 && final {
+		t.index, t.offset, t.line = t.index+1, 0, 1
+		return true, nil
 	}
 	return false, nil
 }

@@ -157,3 +157,47 @@ func logOfOneClose(t *testing.T) string {
 	l.Close()
 	return path
 }
+
+// The writer may append to a file and then rotate between Follow's read of
+// that file and its look for the next one: Follow must read the records
+// the file gained before it moves on.
+func TestFollowReadsAFilesLastRecordsBeforeMovingOn(t *testing.T) {
+	src := writeLog(t, 30, Options{MaxFileBytes: 2048})
+	files := Files(src)
+	if len(files) < 2 {
+		t.Fatalf("files %v: want a rotation", files)
+	}
+	first, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := os.ReadFile(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	half := strings.Index(string(first), "\n") + 1
+	if err := os.WriteFile(path, first[:half], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tl := &tail{path: path, line: 1}
+	tl.afterRead = func() { // the writer's next batch, then a rotation
+		tl.afterRead = nil
+		if err := os.WriteFile(path, first, 0o600); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(FilePath(path, 1), second, 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	var seqs []uint64
+	want := strings.Count(string(first), "\n") + strings.Count(string(second), "\n")
+	for polls := 0; polls < 10 && len(seqs) < want; polls++ { // Follow's polls, each reading what is there
+		if _, err := tl.read(func(r Record, _ Pos) error { seqs = append(seqs, r.Seq); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seqs) != want || seqs[len(seqs)-1] != uint64(want) {
+		t.Fatalf("followed seqs %v, want 1 to %d", seqs, want)
+	}
+}
