@@ -214,15 +214,15 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 		}
 		return kind, kind + ":" + path.Clean(where), ""
 	case kind == "dir" || kind == "file":
-		return kind, kind + ":" + src, fmt.Sprintf("resource %q %q {\n  path = %q\n}\n", kind, src, where)
+		return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {\n  path = %s\n}\n", kind, hclString(src), hclString(where))
 	case kind == "sock" || kind == "listen":
 		attr := "tcp"
 		if strings.HasPrefix(where, "/") {
 			attr = "unix"
 		}
-		return kind, kind + ":" + src, fmt.Sprintf("resource %q %q {\n  %s = %q\n}\n", kind, src, attr, where)
+		return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {\n  %s = %s\n}\n", kind, hclString(src), attr, hclString(where))
 	}
-	return kind, kind + ":" + src, fmt.Sprintf("resource %q %q {}\n", kind, src)
+	return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {}\n", kind, hclString(src))
 }
 
 // grantSource splits a grant's text as daemon.Grant.String writes it
@@ -321,6 +321,15 @@ func ruleName(seen map[string]int, module, sel string) string {
 	return n
 }
 
+// hclTemplate escapes what a quoted HCL string would read as a template
+// ("${…}", "%{…}"), so that a path holding it reads back as itself.
+var hclTemplate = strings.NewReplacer("${", "$${", "%{", "%%{")
+
+// hclString quotes s as an HCL string that reads back as s: a path, or a
+// resource's name (which may hold "${"). Rule names, kinds and rights
+// need no more than %q: they are letters, digits, '_' and '-'.
+func hclString(s string) string { return hclTemplate.Replace(strconv.Quote(s)) }
+
 func rightsList(r caps.Rights) string {
 	var names []string
 	for _, n := range strings.Split(r.String(), "|") {
@@ -330,13 +339,13 @@ func rightsList(r caps.Rights) string {
 }
 
 func writeGrant(b *strings.Builder, name string, g *grantUse) {
-	fmt.Fprintf(b, "grant %q {\n  resources = [%q]\n  rights    = %s\n", name, g.selector, rightsList(g.rights))
+	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n", name, hclString(g.selector), rightsList(g.rights))
 	fmt.Fprintf(b, "  subject {\n    uids = [%d]\n  }\n", g.uid)
 	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n}\n\n", g.sha)
 }
 
 func writeDelegate(b *strings.Builder, name string, d *delUse) {
-	fmt.Fprintf(b, "delegate %q {\n  resources  = [%q]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n", name, d.selector, d.depth, d.copies, rightsList(d.rights))
+	fmt.Fprintf(b, "delegate %q {\n  resources  = [%s]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n", name, hclString(d.selector), d.depth, d.copies, rightsList(d.rights))
 	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n", d.sha)
 	if !d.toUnknown && len(d.to) > 0 {
 		var to []string

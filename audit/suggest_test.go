@@ -2,6 +2,7 @@ package audit
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -39,5 +40,56 @@ func TestSuggestReadsGrantsWithOptionsAndByName(t *testing.T) {
 	}
 	if _, err := policies.Parse("suggested.hcl", []byte(out)); err != nil {
 		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
+	}
+}
+
+// A path holds whatever a file name may: "${…}" and "%{…}", which HCL
+// reads as a template, must come out of the suggestion as the path it
+// was, not as what the template makes of it (here "/srv/d" for a
+// directory beneath it: a dir: selector grants all of "/srv/d").
+func TestSuggestQuotesTemplateSequencesInPaths(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{"/srv/%{if false}d/sub%{endif}d", "/srv/e/${1}", "/srv/f/x$${1}%%{"}
+	var grants []string
+	for i, dir := range dirs {
+		origin := "dir:" + dir
+		grants = append(grants, origin)
+		if _, err := l.Append(Record{Type: TypeGrant, Cap: &CapRecord{ID: "c" + strconv.Itoa(i), Kind: "dir", Name: "d", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: origin, Resource: "dir " + dir}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A declared resource's name may hold them too.
+	grants = append(grants, "dir:a${1}")
+	if _, err := l.Append(Record{Type: TypeGrant, Cap: &CapRecord{ID: "cn", Kind: "dir", Name: "d", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:a${1}", Resource: "dir /srv/g/${1}"}}); err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	if _, err := l.Append(Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, UID: 1000, Grants: grants}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
+	}
+	var got []string
+	for _, r := range p.Rules() {
+		for _, s := range r.Selectors {
+			got = append(got, s.Path+s.Name)
+		}
+	}
+	if res, ok := p.Resource("dir", "a${1}"); !ok || res.Path != "/srv/g/${1}" {
+		t.Errorf("the suggestion declares dir %q as %+v, the log shows it at /srv/g/${1}", "a${1}", res)
+	}
+	if want := append(dirs, "a${1}"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("the suggestion grants %q, the log shows %q:\n%s", got, dirs, out)
 	}
 }
