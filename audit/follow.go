@@ -1,8 +1,8 @@
 package audit
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,28 +63,29 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 	// is there, what this read finds is all the current one will hold.
 	_, err = os.Stat(FilePath(t.path, t.index+1))
 	final := err == nil
-	data, err := io.ReadAll(io.NewSectionReader(f, t.offset, 1<<62))
-	if err != nil {
-		return false, fmt.Errorf("audit log %s: %w", name, err)
+	partial := false
+	err = scanReader(io.NewSectionReader(f, t.offset, 1<<62), name, t.line, func(l Line) error {
+		if !l.Complete {
+			partial = true
+			return errStop
+		}
+		r, err := ParseRecord(l.Data)
+		if err != nil {
+			return fmt.Errorf("audit log %s: %w", l.Pos, err)
+		}
+		if err := fn(r, l.Pos); err != nil {
+			return err
+		}
+		t.line, t.offset = t.line+1, t.offset+int64(len(l.Data))+1
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return false, err
 	}
 	if t.afterRead != nil {
 		t.afterRead()
 	}
-	for {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			break
-		}
-		r, err := ParseRecord(data[:i])
-		if err != nil {
-			return false, fmt.Errorf("audit log %s:%d: %w", name, t.line, err)
-		}
-		if err := fn(r, Pos{File: name, Line: t.line}); err != nil {
-			return false, err
-		}
-		data, t.line, t.offset = data[i+1:], t.line+1, t.offset+int64(i)+1
-	}
-	if len(data) == 0 && final {
+	if !partial && final {
 		t.index, t.offset, t.line = t.index+1, 0, 1
 		return true, nil
 	}

@@ -201,3 +201,21 @@ func TestFollowReadsAFilesLastRecordsBeforeMovingOn(t *testing.T) {
 		t.Fatalf("followed seqs %v, want 1 to %d", seqs, want)
 	}
 }
+
+// A line longer than any record (a file that is not a log: here 64 MiB
+// and more of zeros, as /dev/zero would give without end) ends Follow
+// with an error naming it, rather than being read whole, at every poll,
+// while Follow waits for its newline.
+func TestFollowRefusesALineLongerThanAnyRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, maxLine+1<<20); err != nil { // sparse: no disk
+		t.Fatal(err)
+	}
+	tl := &tail{path: path, line: 1}
+	if _, err := tl.read(func(Record, Pos) error { return nil }); err == nil || !strings.Contains(err.Error(), "not an audit log") {
+		t.Fatalf("following a file of one line of %d bytes: %v; want an error saying it is not a log", maxLine+1<<20, err)
+	}
+}

@@ -57,19 +57,24 @@ func scanFile(name string, fn func(Line) error) error {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	defer f.Close()
-	return scanReader(f, name, fn)
+	return scanReader(f, name, 1, fn)
 }
 
-func scanReader(r io.Reader, name string, fn func(Line) error) error {
+// scanReader calls fn for each line r holds, first numbered first (see
+// ScanLines). A line longer than maxLine ends it with an error.
+func scanReader(r io.Reader, name string, first int, fn func(Line) error) error {
 	br := bufio.NewReaderSize(r, 1<<16)
 	var long []byte
-	for n := 1; ; n++ {
+	for n := first; ; n++ {
 		data, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			long = append(long[:0], data...)
 			for errors.Is(err, bufio.ErrBufferFull) && len(long) <= maxLine {
 				data, err = br.ReadSlice('\n')
 				long = append(long, data...)
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				return fmt.Errorf("audit log %s:%d: a line longer than %d MiB, which no record is: the file is not an audit log, or was edited", name, n, maxLine>>20)
 			}
 			data = long
 		}
@@ -170,7 +175,7 @@ func Verify(path string) (Report, error) {
 // VerifyReader checks a log held in one stream (see Verify).
 func VerifyReader(r io.Reader, name string) (Report, error) {
 	v := &verifier{}
-	err := scanReader(r, name, func(l Line) error {
+	err := scanReader(r, name, 1, func(l Line) error {
 		if v.rep.Bad != nil {
 			return errStop
 		}
