@@ -515,3 +515,39 @@ func TestRemovedFileIsAGapNotTheEnd(t *testing.T) {
 		t.Fatalf("without the first file: bad %v, want the log's beginning removed at %s:1", rep.Bad, files[2])
 	}
 }
+
+// Open cuts off only an incomplete last line a writer could have left:
+// a file that is not a log (a name given by mistake to run --audit) is
+// refused as it is, not cut first, nor emptied and taken over.
+func TestOpenLeavesAFileThatIsNotALogAsItWas(t *testing.T) {
+	for _, text := range []string{"hello\nworld", "one line of notes", "{\"v\":1}\nnot a record"} {
+		path := filepath.Join(t.TempDir(), "notes.txt")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Open(path, Options{})
+		if err == nil {
+			l.Close()
+		}
+		got, rerr := os.ReadFile(path)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if err == nil || string(got) != text || !strings.Contains(err.Error(), "not an audit log") {
+			t.Errorf("Open of a file holding %q: %v; it now holds %q", text, err, got)
+		}
+	}
+	// A crash's torn first line is still cut: it is the start of a record.
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, []byte(`{"v":1,"seq":1,"ti`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("Open of a log whose only line is torn: %v", err)
+	}
+	l.Close()
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != 1 {
+		t.Fatalf("after cutting a torn first line: %+v", rep)
+	}
+}

@@ -83,7 +83,9 @@ type Options struct {
 // Open opens the log at path for appending (creating it, mode 0600) and
 // continues its chain. An incomplete last line, left by a crash in the
 // middle of a write, is cut off: it was never acknowledged. The first
-// record written is a TypeOpen record saying how many bytes were cut.
+// record written is a TypeOpen record saying how many bytes were cut. A
+// file whose last line is not a record, or whose incomplete last line is
+// not the start of one, is not a log: Open refuses it, unchanged.
 func Open(path string, opts Options) (*Log, error) {
 	l := &Log{path: path, max: opts.MaxFileBytes, done: make(chan struct{})}
 	if l.max <= 0 {
@@ -185,6 +187,21 @@ func (l *Log) resume() (discarded int64, err error) {
 		return 0, fmt.Errorf("audit log %s: %w", f.Name(), err)
 	}
 	keep := int64(bytes.LastIndexByte(data, '\n') + 1)
+	if torn := data[keep:]; !bytes.HasPrefix(torn, recordStart) && !bytes.HasPrefix(recordStart, torn) {
+		return 0, fmt.Errorf("audit log %s: it ends with %d bytes that are not the start of a record: it is not an audit log, or was edited; it was left as it is: check it with sandboxd audit verify, or write another log", f.Name(), len(torn))
+	}
+	// The head is read before the torn line is cut: a file that is not a
+	// log is refused as it is.
+	last, err := lastLine(files, data[:keep])
+	if err != nil {
+		return 0, err
+	}
+	var r Record
+	if last != nil {
+		if r, err = ParseRecord(last); err != nil {
+			return 0, fmt.Errorf("audit log %s: its last record does not read (%v): it is not an audit log, or was edited; it was left as it is: check it with sandboxd audit verify, and move the log aside to start a new one", f.Name(), err)
+		}
+	}
 	if discarded = int64(len(data)) - keep; discarded > 0 {
 		if err := f.Truncate(keep); err != nil {
 			return 0, fmt.Errorf("audit log %s: cutting an incomplete last line: %w", f.Name(), err)
@@ -194,17 +211,14 @@ func (l *Log) resume() (discarded int64, err error) {
 	if _, err := f.Seek(keep, io.SeekStart); err != nil {
 		return 0, err
 	}
-	last, err := lastLine(files, data[:keep])
-	if err != nil || last == nil {
-		return discarded, err
+	if last != nil {
+		l.seq, l.durable, l.prev = r.Seq, r.Seq, sha256.Sum256(last)
 	}
-	r, err := ParseRecord(last)
-	if err != nil {
-		return 0, fmt.Errorf("audit log %s: its last record does not read (%v): check it with sandboxd audit verify, and move the log aside to start a new one", f.Name(), err)
-	}
-	l.seq, l.durable, l.prev = r.Seq, r.Seq, sha256.Sum256(last)
 	return discarded, nil
 }
+
+// recordStart is how every line a Log writes starts.
+var recordStart = []byte(`{"v":`)
 
 // lastLine returns the last complete line of the log, data being the
 // complete lines of its last file: the last file may be empty when a
