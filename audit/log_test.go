@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // writeLog appends n grant records to a new log in a temporary directory
@@ -549,5 +551,30 @@ func TestOpenLeavesAFileThatIsNotALogAsItWas(t *testing.T) {
 	l.Close()
 	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != 1 {
 		t.Fatalf("after cutting a torn first line: %+v", rep)
+	}
+}
+
+// A log is a regular file. Open of a FIFO (or a device: /dev/zero would
+// be read without end) is refused at once, not read until a writer comes.
+func TestOpenRefusesAFileThatIsNotRegular(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		l, err := Open(path, Options{})
+		if err == nil {
+			l.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("Open of a FIFO: %v, want it refused as not a regular file", err)
+		}
+	case <-time.After(time.Minute): // only a hang reaches it
+		t.Fatal("Open of a FIFO is still reading it")
 	}
 }

@@ -99,6 +99,10 @@ func Open(path string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
+	if err := regular(lock); err != nil {
+		lock.Close()
+		return nil, err
+	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("audit log %s is in use by another writer (%v): stop it, or write another log", path, err)
@@ -122,6 +126,20 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// regular refuses a log file that is not a regular file: a FIFO, whose
+// bytes cannot be read back, or a device such as /dev/zero, which would
+// be read without end.
+func regular(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("audit log %s is not a regular file (%s): a log is a file, appended to and read back; name one", f.Name(), st.Mode().Type())
+	}
+	return nil
 }
 
 // FilePath is the name of a log's file number i: path itself for 0, then
@@ -179,6 +197,10 @@ func (l *Log) resume() (discarded int64, err error) {
 	if l.index > 0 {
 		if f, err = os.OpenFile(files[len(files)-1], os.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
 			return 0, fmt.Errorf("audit log: %w", err)
+		}
+		if err := regular(f); err != nil {
+			f.Close()
+			return 0, err
 		}
 	}
 	l.f = f
