@@ -15,7 +15,7 @@ import (
 // and moves on to the next file at rotation, looking for more every poll.
 // A line is read once it is complete.
 func Follow(ctx context.Context, path string, poll time.Duration, fn func(Record, Pos) error) error {
-	t := &tail{path: path, line: 1}
+	t := newTail(path)
 	for {
 		more, err := t.read(fn)
 		if err != nil {
@@ -38,9 +38,30 @@ type tail struct {
 	index  int   // file
 	offset int64 // of the first byte after the last complete line read in it
 	line   int   // number of the next line in it
-	// afterRead, if set, runs after read has read the current file and
-	// before it looks for the next: tests set it.
+	// afterRead, if set, runs after read has read the current file:
+	// tests set it.
 	afterRead func()
+}
+
+// newTail starts at the first file the log has: the first ones may have
+// been moved aside.
+func newTail(path string) *tail {
+	t := &tail{path: path, line: 1}
+	if indexes := fileIndexes(path); len(indexes) > 0 {
+		t.index = indexes[0]
+	}
+	return t
+}
+
+// next is the number of the file after the current one, which need not
+// be the current one's plus one (Files), or ok false while there is none.
+func (t *tail) next() (index int, ok bool) {
+	for _, i := range fileIndexes(t.path) {
+		if i > t.index {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // read reads what the current file holds past the last complete line. It
@@ -61,8 +82,7 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 	}
 	// The writer finishes a file before it starts the next: once the next
 	// is there, what this read finds is all the current one will hold.
-	_, err = os.Stat(FilePath(t.path, t.index+1))
-	final := err == nil
+	next, final := t.next()
 	partial := false
 	err = scanReader(io.NewSectionReader(f, t.offset, 1<<62), name, t.line, func(l Line) error {
 		if !l.Complete {
@@ -86,7 +106,7 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 		t.afterRead()
 	}
 	if !partial && final {
-		t.index, t.offset, t.line = t.index+1, 0, 1
+		t.index, t.offset, t.line = next, 0, 1
 		return true, nil
 	}
 	return false, nil

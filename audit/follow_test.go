@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -217,5 +218,35 @@ func TestFollowRefusesALineLongerThanAnyRecord(t *testing.T) {
 	tl := &tail{path: path, line: 1}
 	if _, err := tl.read(func(Record, Pos) error { return nil }); err == nil || !strings.Contains(err.Error(), "not an audit log") {
 		t.Fatalf("following a file of one line of %d bytes: %v; want an error saying it is not a log", maxLine+1<<20, err)
+	}
+}
+
+// Follow reads the files the log has, as Scan does: when the first files
+// were moved aside (docs/AUDIT.md allows it), or one is missing in the
+// middle, it reads the ones there are to the end rather than waiting, or
+// failing, at the missing one.
+func TestFollowReadsTheFilesThereAre(t *testing.T) {
+	for _, gone := range [][]int{{0, 1}, {1}} {
+		path := writeLog(t, 50, Options{MaxFileBytes: 1024})
+		files := Files(path)
+		for _, i := range gone {
+			if err := os.Remove(files[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var want []uint64
+		if err := Scan(path, func(r Record, _ Pos) error { want = append(want, r.Seq); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		tl := newTail(path)
+		var got []uint64
+		for polls := 0; polls < 2*len(files) && len(got) < len(want); polls++ {
+			if _, err := tl.read(func(r Record, _ Pos) error { got = append(got, r.Seq); return nil }); err != nil {
+				t.Fatalf("files %v removed: %v", gone, err)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("files %v removed: followed %v, the log holds %v", gone, got, want)
+		}
 	}
 }
