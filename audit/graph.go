@@ -432,7 +432,8 @@ type Reach struct {
 // which its holder can reach resource, each with its chain back to the
 // grant. resource is what a grant names ("sock:db", "dir:/srv/data"), a
 // capability's resource description ("dir /srv/data"), or a host path: a
-// directory capability reaches every path beneath it.
+// directory capability reaches every path beneath it, as named or where
+// the symbolic links on the way lead.
 func (g *Graph) WhoCan(resource string) []Reach {
 	q := parseResource(resource)
 	var out []Reach
@@ -458,34 +459,60 @@ func (g *Graph) WhoCan(resource string) []Reach {
 // resourceQuery is a resource to look for: kind ("" for any) and where.
 type resourceQuery struct {
 	kind, loc, text string
+	// reals are host paths with their symbolic links resolved
+	// (caps.RealPath), looked up once each: loc's, and those of the
+	// capabilities' resources.
+	reals map[string]string
 }
 
-func parseResource(s string) resourceQuery {
+func parseResource(s string) *resourceQuery {
 	s = strings.TrimSpace(s)
+	q := &resourceQuery{loc: s, text: s, reals: map[string]string{}}
 	if strings.HasPrefix(s, "/") {
-		return resourceQuery{loc: path.Clean(s), text: s}
+		q.loc = path.Clean(s)
+		return q
 	}
 	for _, sep := range []string{":", " "} {
 		if k, loc, ok := strings.Cut(s, sep); ok && isKindName(k) {
 			if strings.HasPrefix(loc, "/") {
 				loc = path.Clean(loc)
 			}
-			return resourceQuery{kind: k, loc: loc, text: k + ":" + loc}
+			q.kind, q.loc, q.text = k, loc, k+":"+loc
+			return q
 		}
 	}
-	return resourceQuery{loc: s, text: s}
+	return q
+}
+
+// real is host path p with its symbolic links resolved, as far as they
+// are on this host: a capability opened through a link reaches where it
+// leads.
+func (q *resourceQuery) real(p string) string {
+	r, ok := q.reals[p]
+	if !ok {
+		r = caps.RealPath(p)
+		q.reals[p] = r
+	}
+	return r
+}
+
+// within reports whether q's host path is dir or beneath it, as named or
+// where their links lead.
+func (q *resourceQuery) within(dir string) bool {
+	return beneath(q.loc, dir) || beneath(q.real(q.loc), q.real(dir))
 }
 
 // reaches reports whether capability n, derived from root, reaches q:
 // the same resource, a directory above it, or a copy of a grant of the
 // same named resource (named: root is such a grant).
-func reaches(n, root *Node, named bool, q resourceQuery) bool {
+func reaches(n, root *Node, named bool, q *resourceQuery) bool {
 	kind, loc, _ := strings.Cut(n.Resource, " ")
 	sameKind := q.kind == "" || q.kind == kind
-	if sameKind && loc == q.loc {
+	hostPath := strings.HasPrefix(q.loc, "/") && strings.HasPrefix(loc, "/")
+	if sameKind && (loc == q.loc || hostPath && q.real(loc) == q.real(q.loc)) {
 		return true
 	}
-	if kind == "dir" && strings.HasPrefix(q.loc, "/") && (q.kind == "" || q.kind == "dir" || q.kind == "file") && beneath(q.loc, loc) {
+	if kind == "dir" && hostPath && (q.kind == "" || q.kind == "dir" || q.kind == "file") && q.within(loc) {
 		return true
 	}
 	// A capability derived for a new resource (a file opened beneath a

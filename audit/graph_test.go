@@ -498,3 +498,31 @@ func TestTextGraphKeepsForeignTextOnItsLine(t *testing.T) {
 		t.Fatalf("text graph of 2 capabilities in %d lines:\n%s", len(lines), b.String())
 	}
 }
+
+// A directory reached through a symbolic link reaches where the link
+// leads: a guest that opened "link" (to real) beneath its grant and let
+// the grant go can still reach real, and who-can says so; so does a
+// grant of the link itself, asked about by the path it leads to.
+func TestWhoCanFollowsSymbolicLinks(t *testing.T) {
+	top := t.TempDir()
+	if err := os.Mkdir(filepath.Join(top, "real"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(top, "link")); err != nil {
+		t.Fatal(err)
+	}
+	g := FromDoc(GraphDoc{Caps: []*Node{
+		{CapRecord: CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Edge: "grant", Base: "file_open", Origin: "dir:" + top, Resource: "dir " + top}, Closed: true},
+		{CapRecord: CapRecord{ID: "c2", Kind: "dir", Holder: "g-1", Parent: "c1", Edge: "open", Base: "file_open", Resource: "dir " + filepath.Join(top, "link")}},
+		{CapRecord: CapRecord{ID: "c3", Kind: "dir", Holder: "g-2", Edge: "grant", Base: "file_open", Origin: "dir:" + filepath.Join(top, "link"), Resource: "dir " + filepath.Join(top, "link")}},
+	}})
+	for _, q := range []string{filepath.Join(top, "real", "a.csv"), "dir:" + filepath.Join(top, "real")} {
+		var got []string
+		for _, r := range g.WhoCan(q) {
+			got = append(got, r.Cap)
+		}
+		if strings.Join(got, " ") != "c2 c3" {
+			t.Errorf("who-can %s: %v, want c2 and c3, each through the link", q, got)
+		}
+	}
+}
