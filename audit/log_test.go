@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -576,5 +577,60 @@ func TestOpenRefusesAFileThatIsNotRegular(t *testing.T) {
 		}
 	case <-time.After(time.Minute): // only a hang reaches it
 		t.Fatal("Open of a FIFO is still reading it")
+	}
+}
+
+// Open reads the end of the log's last file, where its head is, not the
+// whole file: a large one (here 48 MiB before its last record) costs it
+// no more memory than a small one.
+func TestOpenReadsOnlyTheEndOfTheLastFile(t *testing.T) {
+	src := logOfOneClose(t)
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	const big = 48 << 20
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(append([]byte("\n"), data...), big); err != nil { // sparse before it
+		t.Fatal(err)
+	}
+	f.Close()
+	least := ^uint64(0)
+	for range 3 { // the least of three: another goroutine's allocations cannot fail it
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		l, err := Open(path, Options{})
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	if least > 4<<20 {
+		t.Fatalf("Open of a log of %d MiB allocated %d MiB", big>>20, least>>20)
+	}
+}
+
+// A crash right after a rotation leaves the last file empty: the head is
+// the last line of the file before it.
+func TestOpenAfterACrashAtRotationContinuesTheChain(t *testing.T) {
+	path := writeLog(t, 50, Options{MaxFileBytes: 1024})
+	files := Files(path)
+	empty := FilePath(path, len(files))
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path, Options{MaxFileBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != 52 {
+		t.Fatalf("after reopening: %+v (bad %v)", rep, rep.Bad)
 	}
 }

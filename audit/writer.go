@@ -204,17 +204,20 @@ func (l *Log) resume() (discarded int64, err error) {
 		}
 	}
 	l.f = f
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+	end, keep, err := fileEnd(f)
 	if err != nil {
+		return 0, err
+	}
+	torn := make([]byte, min(end-keep, int64(len(recordStart))))
+	if _, err := f.ReadAt(torn, keep); err != nil {
 		return 0, fmt.Errorf("audit log %s: %w", f.Name(), err)
 	}
-	keep := int64(bytes.LastIndexByte(data, '\n') + 1)
-	if torn := data[keep:]; !bytes.HasPrefix(torn, recordStart) && !bytes.HasPrefix(recordStart, torn) {
-		return 0, fmt.Errorf("audit log %s: it ends with %d bytes that are not the start of a record: it is not an audit log, or was edited; it was left as it is: check it with sandboxd audit verify, or write another log", f.Name(), len(torn))
+	if !bytes.HasPrefix(recordStart, torn) {
+		return 0, fmt.Errorf("audit log %s: it ends with %d bytes that are not the start of a record: it is not an audit log, or was edited; it was left as it is: check it with sandboxd audit verify, or write another log", f.Name(), end-keep)
 	}
 	// The head is read before the torn line is cut: a file that is not a
 	// log is refused as it is.
-	last, err := lastLine(files, data[:keep])
+	last, err := lastLine(files, f, keep)
 	if err != nil {
 		return 0, err
 	}
@@ -224,7 +227,7 @@ func (l *Log) resume() (discarded int64, err error) {
 			return 0, fmt.Errorf("audit log %s: its last record does not read (%v): it is not an audit log, or was edited; it was left as it is: check it with sandboxd audit verify, and move the log aside to start a new one", f.Name(), err)
 		}
 	}
-	if discarded = int64(len(data)) - keep; discarded > 0 {
+	if discarded = end - keep; discarded > 0 {
 		if err := f.Truncate(keep); err != nil {
 			return 0, fmt.Errorf("audit log %s: cutting an incomplete last line: %w", f.Name(), err)
 		}
@@ -242,24 +245,80 @@ func (l *Log) resume() (discarded int64, err error) {
 // recordStart is how every line a Log writes starts.
 var recordStart = []byte(`{"v":`)
 
-// lastLine returns the last complete line of the log, data being the
-// complete lines of its last file: the last file may be empty when a
-// crash came right after a rotation.
-func lastLine(files []string, data []byte) ([]byte, error) {
-	for i := len(files) - 1; ; i-- {
-		if len(data) > 0 {
-			data = data[:len(data)-1]
-			return data[bytes.LastIndexByte(data, '\n')+1:], nil
-		}
-		if i == 0 {
-			return nil, nil
-		}
-		var err error
-		if data, err = os.ReadFile(files[i-1]); err != nil {
-			return nil, fmt.Errorf("audit log: %w", err)
-		}
-		data = data[:bytes.LastIndexByte(data, '\n')+1]
+// lastLine returns the last complete line of the log, f being its last
+// file and keep the end of that file's complete lines: the last file may
+// be empty when a crash came right after a rotation. Only the ends of
+// the files are read.
+func lastLine(files []string, f *os.File, keep int64) ([]byte, error) {
+	if keep > 0 {
+		return lineBefore(f, keep)
 	}
+	for i := len(files) - 2; i >= 0; i-- {
+		line, err := lastLineOf(files[i])
+		if line != nil || err != nil {
+			return line, err
+		}
+	}
+	return nil, nil
+}
+
+// lastLineOf returns the last complete line of the file at name, or nil.
+func lastLineOf(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	_, keep, err := fileEnd(f)
+	if err != nil || keep == 0 {
+		return nil, err
+	}
+	return lineBefore(f, keep)
+}
+
+// fileEnd returns the size of f and keep, the offset just past its last
+// newline (0 when it has none).
+func fileEnd(f *os.File) (end, keep int64, err error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, 0, fmt.Errorf("audit log: %w", err)
+	}
+	nl, err := lastNewline(f, st.Size())
+	return st.Size(), nl + 1, err
+}
+
+// lineBefore returns the line of f that ends with the newline at end-1.
+func lineBefore(f *os.File, end int64) ([]byte, error) {
+	start, err := lastNewline(f, end-1)
+	if err != nil {
+		return nil, err
+	}
+	line := make([]byte, end-1-(start+1))
+	if _, err := f.ReadAt(line, start+1); err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", f.Name(), err)
+	}
+	return line, nil
+}
+
+// lastNewline returns the offset of the last newline in f before end, or
+// -1 when there is none. It reads back from end, at most maxLine bytes:
+// no record is longer.
+func lastNewline(f *os.File, end int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	for pos := end; pos > 0; {
+		if end-pos > maxLine {
+			return 0, fmt.Errorf("audit log %s: no line ends in its last %d MiB, which no record is: it is not an audit log, or was edited; it was left as it is", f.Name(), maxLine>>20)
+		}
+		n := min(int64(len(buf)), pos)
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return 0, fmt.Errorf("audit log %s: %w", f.Name(), err)
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			return pos + int64(i), nil
+		}
+	}
+	return -1, nil
 }
 
 // Append writes r to the log, with V, Seq, Time and Prev set, and returns
