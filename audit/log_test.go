@@ -634,3 +634,22 @@ func TestOpenAfterACrashAtRotationContinuesTheChain(t *testing.T) {
 		t.Fatalf("after reopening: %+v (bad %v)", rep, rep.Bad)
 	}
 }
+
+// An incomplete last line is a crash's only if it starts as every record
+// does: other bytes at the end (appended by hand, or by another program)
+// are not, and verify says so, as Open refuses the log for them.
+func TestTornLastLineThatIsNoRecordsStartIsNotACrash(t *testing.T) {
+	path := writeLog(t, 2, Options{})
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("added by hand"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	rep := mustVerify(t, path)
+	if rep.Bad == nil || rep.Bad.Pos.Line != 4 || rep.Torn != nil {
+		t.Fatalf("report %+v (bad %v, torn %v), want line 4 bad", rep, rep.Bad, rep.Torn)
+	}
+}

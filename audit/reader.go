@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -201,6 +202,10 @@ func (v *verifier) line(l Line) {
 		return
 	}
 	if !l.Complete {
+		if !bytes.HasPrefix(l.Data, recordStart) && !bytes.HasPrefix(recordStart, l.Data) {
+			v.bad(l.Pos, 0, "the last line is incomplete and does not start as a record does: it was not written by sandboxd (a crash leaves the start of a record), or was edited")
+			return
+		}
 		cp := l
 		cp.Data = nil
 		v.pending = &cp
