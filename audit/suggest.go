@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
@@ -30,6 +31,35 @@ type usage struct {
 	dels   map[delKey]*delUse
 	live   map[string]map[string]bool // root → its passed-on copies alive
 	order  []any                      // grant and delegate uses, first seen first
+	// decided is the lease of the last grant the policy allowed, by the
+	// module's sha256 and the resource: the grant record follows it.
+	decided map[decidedKey]time.Duration
+}
+
+// decidedKey is what an allowed grant decision was about.
+type decidedKey struct{ sha, resource string }
+
+// lease is the longest lease of the grants a rule stands for, or none
+// when one of them was not a lease (or no policy decided it).
+type lease struct {
+	ttl      time.Duration
+	unleased bool
+}
+
+// add counts one more: its decision's lease, if a decision was recorded.
+func (l *lease) add(ttl time.Duration, decided bool) {
+	if !decided || ttl <= 0 {
+		l.unleased = true
+	}
+	l.ttl = max(l.ttl, ttl)
+}
+
+// text is the rule's ttl attribute, or "".
+func (l *lease) text() string {
+	if l.unleased || l.ttl <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  ttl       = %q\n", l.ttl.String())
 }
 
 type grantKey struct {
@@ -43,6 +73,7 @@ type grantUse struct {
 	kind   string
 	decl   string // the resource block a named selector needs, or ""
 	rights caps.Rights
+	lease  lease
 }
 
 type delKey struct{ sha, selector string }
@@ -64,6 +95,7 @@ func Suggest(path, guest string) (string, error) {
 	u := &usage{
 		guests: map[string]*GuestRecord{}, caps: map[string]*CapRecord{},
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
+		decided: map[decidedKey]time.Duration{},
 	}
 	// A launch's handles are recorded before its guest's start: read the
 	// guests first.
@@ -90,6 +122,8 @@ func Suggest(path, guest string) (string, error) {
 
 func (u *usage) apply(r Record, guest string) {
 	switch r.Type {
+	case TypeDecision:
+		u.decide(r.Decision)
 	case TypeGuestExec:
 		// What the guest passes on from here, it passes on as the module
 		// it now runs.
@@ -126,6 +160,14 @@ func (u *usage) apply(r Record, guest string) {
 	}
 }
 
+// decide keeps the lease of a grant the policy allowed, for the grant
+// record that follows.
+func (u *usage) decide(d *DecisionRecord) {
+	if d.Allowed && d.Op == "grant" {
+		u.decided[decidedKey{d.Module, d.Resource}] = time.Duration(d.TTLNS)
+	}
+}
+
 // isGrantOrigin reports whether a root capability's origin is a grant's
 // text rather than the launch's own handles (stdio, supervisor channel).
 func isGrantOrigin(o string) bool {
@@ -143,6 +185,8 @@ func (u *usage) grant(g *GuestRecord, c *CapRecord) {
 		u.order = append(u.order, gu)
 	}
 	gu.rights |= rightsOf(c)
+	ttl, decided := u.decided[decidedKey{g.SHA256, sel}]
+	gu.lease.add(ttl, decided)
 }
 
 func rightsOf(c *CapRecord) caps.Rights {
@@ -339,7 +383,7 @@ func rightsList(r caps.Rights) string {
 }
 
 func writeGrant(b *strings.Builder, name string, g *grantUse) {
-	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n", name, hclString(g.selector), rightsList(g.rights))
+	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n%s", name, hclString(g.selector), rightsList(g.rights), g.lease.text())
 	fmt.Fprintf(b, "  subject {\n    uids = [%d]\n  }\n", g.uid)
 	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n}\n\n", g.sha)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
 )
 
 // newAuditedSupervisor returns a supervisor recording into a new audit
@@ -431,5 +432,37 @@ grant "all" {
 			}
 			t.Errorf("who-can %s = %v; want %v (granted as %q)", resource, ids, want, origins)
 		}
+	}
+}
+
+// A grant the policy made a lease is suggested as one: the policy learnt
+// from the log gives the same module the same resource for no longer
+// than it had it.
+func TestSuggestedPolicyKeepsTheLeaseOfAGrant(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "leased" {
+  resources = ["dir:%s"]
+  ttl       = "1h"
+}
+`, dir)))
+	if _, err := launchSpin(t, s, nil, "dir:"+dir+"=data"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := audit.Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ttls []time.Duration
+	for _, r := range p.Rules() {
+		ttls = append(ttls, r.TTL)
+	}
+	if len(ttls) != 1 || ttls[0] != time.Hour {
+		t.Fatalf("suggested rules with leases %v, want one of 1h:\n%s", ttls, out)
 	}
 }
