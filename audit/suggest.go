@@ -30,6 +30,8 @@ type usage struct {
 	grants map[grantKey]*grantUse
 	dels   map[delKey]*delUse
 	live   map[string]map[string]bool // root → its passed-on copies alive
+	kids   map[string]int             // capability → its children still tracked
+	closed map[string]bool            // closed, but with children still tracked
 	order  []any                      // grant and delegate uses, first seen first
 	// decided is the lease of the last grant the policy allowed, by the
 	// module's sha256 and the resource: the grant record follows it.
@@ -95,6 +97,7 @@ func Suggest(path, guest string) (string, error) {
 	u := &usage{
 		guests: map[string]*GuestRecord{}, caps: map[string]*CapRecord{},
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
+		kids: map[string]int{}, closed: map[string]bool{},
 		decided: map[decidedKey]time.Duration{},
 	}
 	// A launch's handles are recorded before its guest's start: read the
@@ -141,16 +144,13 @@ func (u *usage) apply(r Record, guest string) {
 			u.grant(g, r.Cap)
 		}
 	case TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
-		u.caps[r.Cap.ID] = r.Cap
-		if r.Type == TypeDelegate || r.Type == TypeSpawn {
-			u.delegate(r.Cap, guest)
-		}
+		u.derived(r, guest)
 	case TypeAdopt:
 		if c := u.caps[r.Cap.ID]; c != nil {
 			c.Holder = r.Cap.Holder
 		}
 	case TypeClose:
-		u.forget(r.Cap.ID)
+		u.close(r.Cap.ID)
 	case TypeRevoke:
 		if r.Receipt != nil {
 			for _, id := range r.Receipt.Revoked {
@@ -236,6 +236,37 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 		du.to[to.SHA256] = true
 	} else {
 		du.toUnknown = true // in flight on a channel, or a spawned child
+	}
+}
+
+// derived counts a capability created or derived (r): as its parent's
+// child, and as a copy when it was passed on.
+func (u *usage) derived(r Record, guest string) {
+	u.caps[r.Cap.ID] = r.Cap
+	if r.Cap.Parent != "" {
+		u.kids[r.Cap.Parent]++
+	}
+	if r.Type == TypeDelegate || r.Type == TypeSpawn {
+		u.delegate(r.Cap, guest)
+	}
+}
+
+// close lets capability id go. As the kernel counts copies, a closed copy
+// still counts while anything derived from it is tracked: it is let go of
+// with its last tracked child, and so, up the chain, are the closed
+// capabilities that child's end leaves without any.
+func (u *usage) close(id string) {
+	u.closed[id] = true
+	for u.closed[id] && u.kids[id] == 0 {
+		u.forget(id)
+		delete(u.closed, id)
+		delete(u.kids, id)
+		c := u.caps[id]
+		if c == nil || c.Parent == "" {
+			return
+		}
+		id = c.Parent
+		u.kids[id]--
 	}
 }
 

@@ -93,3 +93,51 @@ func TestSuggestQuotesTemplateSequencesInPaths(t *testing.T) {
 		t.Fatalf("the suggestion grants %q, the log shows %q:\n%s", got, dirs, out)
 	}
 }
+
+// A copy passed on counts while anything derived from it is still held,
+// as the policy counts copies (docs/POLICY.md): a recipient that dups the
+// copy it was given and closes the original still holds a copy, so the
+// second delegation here is of the second copy alive at once.
+func TestSuggestCountsACopyClosedWhileItsDupIsHeld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	dir := CapRecord{Kind: "dir", Base: "fd_read", Resource: "dir /srv/data"}
+	capr := func(id, holder, parent, edge string) *CapRecord {
+		c := dir
+		c.ID, c.Holder, c.Parent, c.Edge = id, holder, parent, edge
+		if edge == "grant" {
+			c.Origin = "dir:/srv/data"
+		}
+		return &c
+	}
+	for _, r := range []Record{
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "giver.wasm", SHA256: sha, UID: 1000}},
+		{Type: TypeGrant, Cap: capr("c1", "g-1", "", "grant")},
+		{Type: TypeDelegate, Cap: capr("c2", "g-2", "c1", "delegate")},
+		{Type: TypeDerive, Cap: capr("c3", "g-2", "c2", "dup")},
+		{Type: TypeClose, Cap: capr("c2", "g-2", "c1", "delegate")},
+		{Type: TypeDelegate, Cap: capr("c4", "g-3", "c1", "delegate")},
+	} {
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Rules() {
+		if r.Type == policies.TypeDelegate && r.MaxCopies != 2 {
+			t.Fatalf("delegate rule %s allows %d copies, want 2:\n%s", r.Name, r.MaxCopies, out)
+		}
+	}
+}
