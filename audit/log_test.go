@@ -653,3 +653,29 @@ func TestTornLastLineThatIsNoRecordsStartIsNotACrash(t *testing.T) {
 		t.Fatalf("report %+v (bad %v, torn %v), want line 4 bad", rep, rep.Bad, rep.Torn)
 	}
 }
+
+// Verify of a log being written: the last file may end in a line the
+// writer is in the middle of writing, and the writer may rotate once the
+// scan has read it. That line is the log's last as verify read it, not a
+// cut in the middle of the log.
+func TestVerifyOfALogRotatingMeanwhileIsNotTampering(t *testing.T) {
+	path := writeLog(t, 3, Options{})
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"v":1,"seq":5,"ti`); err != nil { // a batch being written
+		t.Fatal(err)
+	}
+	f.Close()
+	verifyScanned = func() { // the batch done, the next rotates
+		if err := os.WriteFile(FilePath(path, 1), nil, 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() { verifyScanned = nil }()
+	rep := mustVerify(t, path)
+	if rep.Bad != nil || rep.Torn == nil || rep.Records != 4 {
+		t.Fatalf("report %+v (bad %v), want 4 records and the line being written", rep, rep.Bad)
+	}
+}

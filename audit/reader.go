@@ -35,7 +35,11 @@ type Line struct {
 // until fn returns an error (which ScanLines returns; errStop ends the
 // scan with nil). Data is valid only during the call.
 func ScanLines(path string, fn func(Line) error) error {
-	files := Files(path)
+	return scanFiles(path, Files(path), fn)
+}
+
+// scanFiles is ScanLines of the log's files as listed once.
+func scanFiles(path string, files []string, fn func(Line) error) error {
 	if len(files) == 0 {
 		return fmt.Errorf("audit log %s: %w", path, os.ErrNotExist)
 	}
@@ -160,18 +164,25 @@ type verifier struct {
 // the hash of the line before. It names the first record that fails, and
 // why. An error is returned only when the log cannot be read.
 func Verify(path string) (Report, error) {
-	v := &verifier{}
-	err := ScanLines(path, func(l Line) error {
+	// The files are listed once, before they are read: one the writer
+	// starts meanwhile does not make the line it was writing a cut one.
+	v := &verifier{rep: Report{Files: Files(path)}}
+	err := scanFiles(path, v.rep.Files, func(l Line) error {
 		if v.rep.Bad != nil {
 			return errStop
 		}
 		v.line(l)
 		return nil
 	})
-	v.rep.Files = Files(path)
+	if verifyScanned != nil {
+		verifyScanned()
+	}
 	v.finish()
 	return v.rep, err
 }
+
+// verifyScanned, if set, runs once Verify has read the log: tests set it.
+var verifyScanned func()
 
 // VerifyReader checks a log held in one stream (see Verify).
 func VerifyReader(r io.Reader, name string) (Report, error) {
