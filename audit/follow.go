@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 )
 
@@ -72,9 +71,9 @@ func (t *tail) next() (index int, ok bool) {
 // line off before it appends (Open), so those bytes may be gone.
 func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 	name := FilePath(t.path, t.index)
-	f, err := os.Open(name)
+	f, err := openFile(name)
 	if err != nil {
-		return false, fmt.Errorf("audit log: %w", err)
+		return false, err
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.Size() < t.offset {

@@ -679,3 +679,29 @@ func TestVerifyOfALogRotatingMeanwhileIsNotTampering(t *testing.T) {
 		t.Fatalf("report %+v (bad %v), want 4 records and the line being written", rep, rep.Bad)
 	}
 }
+
+// The readers refuse a log that is not a regular file at once too: a FIFO
+// is not opened and waited on until some writer comes.
+func TestReadersRefuseAFileThatIsNotRegular(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	readers := map[string]func() error{
+		"Verify": func() error { _, err := Verify(path); return err },
+		"Scan":   func() error { return Scan(path, func(Record, Pos) error { return nil }) },
+		"Follow": func() error { _, err := newTail(path).read(func(Record, Pos) error { return nil }); return err },
+	}
+	for name, read := range readers {
+		done := make(chan error, 1)
+		go func() { done <- read() }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("%s of a FIFO: %v, want it refused as not a regular file", name, err)
+			}
+		case <-time.After(time.Minute): // only a hang reaches it
+			t.Fatalf("%s of a FIFO is still waiting to open it", name)
+		}
+	}
+}

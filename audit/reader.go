@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // Pos is where a record is: its file and line (1-based).
@@ -56,10 +58,24 @@ func scanFiles(path string, files []string, fn func(Line) error) error {
 
 var errStop = errors.New("stop")
 
-func scanFile(name string, fn func(Line) error) error {
-	f, err := os.Open(name)
+// openFile opens a file of a log for reading: a regular file, refused
+// otherwise (regular) rather than waited on, as opening a FIFO would.
+func openFile(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	if err := regular(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func scanFile(name string, fn func(Line) error) error {
+	f, err := openFile(name)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	return scanReader(f, name, 1, fn)

@@ -264,9 +264,9 @@ func lastLine(files []string, f *os.File, keep int64) ([]byte, error) {
 
 // lastLineOf returns the last complete line of the file at name, or nil.
 func lastLineOf(name string) ([]byte, error) {
-	f, err := os.Open(name)
+	f, err := openFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	_, keep, err := fileEnd(f)
