@@ -115,7 +115,22 @@ func (s *Supervisor) observe(e caps.Event) {
 	if !ok {
 		return
 	}
-	_ = s.record(r, e.Type != caps.EventClose && !s.settingUp(e.Cap.Holder))
+	err := s.record(r, e.Type != caps.EventClose && !s.settingUp(e.Cap.Holder))
+	if err != nil && (e.Type == caps.EventMint || e.Type == caps.EventDerive) {
+		s.revokeUnrecorded(e.Cap.ID)
+	}
+}
+
+// revokeUnrecorded revokes a capability just made whose record the log
+// could not take: grants and delegations are refused before they are made
+// (auditRefusal), and what a guest makes within its own handles (an open,
+// a dup, an object it creates) is revoked as it is made, so that the call
+// returns a handle on which every call is ENOTCAPABLE. Nothing usable is
+// held that the log does not show.
+func (s *Supervisor) revokeUnrecorded(id caps.ID) {
+	if c, ok := s.k.Lookup(id); ok {
+		s.k.Revoke(c, "the audit log cannot be written")
+	}
 }
 
 // settingUp reports whether holder is a guest whose launch is being set

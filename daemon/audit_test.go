@@ -227,6 +227,56 @@ func TestAuditLogFailureRefusesLaunchesGrantsAndDelegations(t *testing.T) {
 	}
 }
 
+// Once the log cannot be written, what a guest makes within its own
+// handles (an open or a dup beneath a grant, an object it creates) cannot
+// be recorded either: it is revoked as it is made, so the handle the call
+// returns answers every call with ENOTCAPABLE. Nothing usable is held that
+// the log does not show.
+func TestAuditLogFailureRevokesWhatAGuestMakesItself(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	d, err := caps.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := &caps.Holder{ID: "g-maker"}
+	dir := s.Kernel().Mint(holder, d, caps.RightFileOpen, caps.RightFDRead, "d", "test")
+	// Each batch goes to a file of its own; a directory is in the way of
+	// the one after the next, so the next batch fails to move on.
+	if err := os.Mkdir(path+".2", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Kernel().Derive(dir, caps.Derivation{Holder: holder, Edge: caps.EdgeOpen}); err != nil {
+		t.Fatal(err)
+	}
+	if l.Err() == nil {
+		t.Fatal("the log has not failed: the test did not make it fail")
+	}
+	opened, err := s.Kernel().Derive(dir, caps.Derivation{Holder: holder, Edge: caps.EdgeOpen, Inheriting: caps.RightFDRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !opened.Revoked() {
+		t.Error("a capability derived within a holder's own grant after the log failed is live, and in no record")
+	}
+	made := s.Kernel().Create(holder, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "fd_create1")
+	if !made.Revoked() {
+		t.Error("an object created after the log failed is live, and in no record")
+	}
+	if dir.Revoked() {
+		t.Error("the grant recorded before the failure was revoked too")
+	}
+}
+
 // A lease that runs out is recorded: the revocation with its receipt,
 // then a lease-expired record naming the capability.
 func TestAuditRecordsLeaseExpiry(t *testing.T) {
