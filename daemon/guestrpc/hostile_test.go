@@ -10,6 +10,7 @@ import (
 	"time"
 
 	capnp "capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/exc"
 	"capnproto.org/go/capnp/v3/rpc"
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
@@ -331,5 +332,58 @@ func TestCallsFinishedBeforeTheyReturnStillCountAsInFlight(t *testing.T) {
 	defer rel()
 	if _, err := f.Struct(); err == nil {
 		t.Fatalf("the guest still has its connection with %d calls the daemon has not returned (limit %d)", 2*limit+1, limit)
+	}
+}
+
+// deafStore is a Store that never returns a put, even once its caller
+// has cancelled it: a serving guest that has stopped answering.
+type deafStore struct {
+	started chan struct{}
+	stop    chan struct{}
+}
+
+func (s *deafStore) Put(ctx context.Context, call pipelineapi.Store_put) error {
+	call.Go()
+	s.started <- struct{}{}
+	<-s.stop
+	return nil
+}
+
+// A caller that calls and cancels in a loop gets its own calls back at
+// once, but the daemon's calls to the serving guest stay open until that
+// guest returns them: they must be bounded at the serving guest, and a
+// call past the bound refused as overloaded rather than sent.
+func TestCallsToAGuestThatNeverReturnsAreBounded(t *testing.T) {
+	const limit = 4
+	h := newHarness(t, Limits{MaxCallsInFlight: limit, MaxForwarded: limit})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	st := &deafStore{started: make(chan struct{}, 8*limit), stop: make(chan struct{})}
+	defer close(st.stop)
+	publishStore(t, a, "jobs", "store", st)
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	reached, refused := 0, 0
+	for i := 0; i < 4*limit; i++ {
+		ctx, cancel := context.WithCancel(testCtx(t))
+		errc := make(chan error, 1)
+		go func() { errc <- put(ctx, s, "k", "v") }()
+		select {
+		case <-st.started: // the call reached the store: give up on it
+			reached++
+			cancel()
+			<-errc
+		case err := <-errc:
+			cancel()
+			if !exc.IsType(err, exc.Overloaded) || !strings.Contains(err.Error(), a.g.ID()) {
+				t.Fatalf("call %d, refused before it reached the store: %v; want an overloaded exception naming the serving guest", i+1, err)
+			}
+			refused++
+		}
+	}
+	if reached > limit || refused == 0 {
+		t.Fatalf("%d calls reached a guest that has returned none (limit %d), %d refused", reached, limit, refused)
 	}
 }

@@ -317,6 +317,10 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		return f.cutOff()
 	}
 	owner := f.res.owner
+	if err := owner.t.admit(owner.g.ID()); err != nil {
+		f.c.Release()
+		return err
+	}
 	args := call.Args()
 	origin := "passed in a call by " + f.p.g.ID() + " to " + f.c.Name() + " of " + owner.g.ID()
 	// Cancelling the call (revoked, or the caller gone) sends the serving

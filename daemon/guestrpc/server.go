@@ -90,6 +90,7 @@ type peer struct {
 	g    *daemon.Guest
 	log  hclog.Logger
 	conn *rpc.Conn
+	t    *limitedTransport
 
 	mu      sync.Mutex
 	exports int                    // live objects counted against Limits.MaxExports
@@ -101,7 +102,8 @@ type peer struct {
 func (s *Server) Serve(g *daemon.Guest, conn io.ReadWriteCloser) {
 	p := &peer{s: s, g: g, log: s.log.With("guest", g.ID())}
 	boot := guest.GuestSupervisor_ServerToClient(&supervisorServer{p: p})
-	p.conn = rpc.NewConn(newLimitedTransport(conn, s.lim, p.log), &rpc.Options{
+	p.t = newLimitedTransport(conn, s.lim, p.log)
+	p.conn = rpc.NewConn(p.t, &rpc.Options{
 		BootstrapClient: capnp.Client(boot),
 		Logger:          rpcLogger{p.log},
 		// Network stays nil: level-3 messages from a guest must not reach

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	capnp "capnproto.org/go/capnp/v3"
+	"capnproto.org/go/capnp/v3/exc"
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/hashicorp/go-hclog"
@@ -36,10 +37,17 @@ type Limits struct {
 	// wrapped (handOver). Calls that would make more fail with an
 	// exception saying so. Default 1024.
 	MaxExports int
+	// MaxForwarded bounds the calls the daemon has forwarded to a guest
+	// (from the guests that hold its services) that it has not returned,
+	// counting those their callers have since cancelled: the daemon
+	// keeps each until the guest returns it. A call past it is not
+	// forwarded; its caller gets an exception of type overloaded.
+	// Default 1024.
+	MaxForwarded int
 }
 
 // DefaultLimits are the limits used for zero fields of Limits.
-var DefaultLimits = Limits{MaxMessageSize: 1 << 20, MaxCallsInFlight: 128, MaxUnfinished: 4096, MaxExports: 1024}
+var DefaultLimits = Limits{MaxMessageSize: 1 << 20, MaxCallsInFlight: 128, MaxUnfinished: 4096, MaxExports: 1024, MaxForwarded: 1024}
 
 // WithDefaults returns l with each zero field set to its default.
 func (l Limits) WithDefaults() Limits {
@@ -51,6 +59,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxExports <= 0 {
 		l.MaxExports = DefaultLimits.MaxExports
+	}
+	if l.MaxForwarded <= 0 {
+		l.MaxForwarded = DefaultLimits.MaxForwarded
 	}
 	if l.MaxUnfinished <= 0 {
 		l.MaxUnfinished = max(DefaultLimits.MaxUnfinished, l.MaxCallsInFlight)
@@ -73,6 +84,10 @@ type limitedTransport struct {
 	// returned, or not finished, or both.
 	questions  map[uint32]questionState
 	inProgress int // the questions not returned
+	// forwarded are the daemon's own questions to the guest (the calls
+	// forwarded to it) that it has not returned. go-capnp keeps each
+	// until its Return comes, whether or not it was cancelled.
+	forwarded map[uint32]struct{}
 }
 
 // questionState is where one of the guest's questions stands.
@@ -91,11 +106,12 @@ func newLimitedTransport(rwc io.ReadWriteCloser, lim Limits, log hclog.Logger) *
 	dec := capnp.NewDecoder(rwc)
 	dec.MaxMessageSize = lim.MaxMessageSize
 	codec := &streamCodec{rwc: rwc, dec: dec, enc: capnp.NewEncoder(rwc)}
-	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: make(map[uint32]questionState)}
+	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: make(map[uint32]questionState), forwarded: make(map[uint32]struct{})}
 }
 
 // NewMessage returns an outgoing message that marks the question it
-// returns, if it is a Return, as no longer in progress once sent.
+// returns, if it is a Return, as no longer in progress once sent, and
+// records the daemon's question it asks, if it is a Call.
 func (t *limitedTransport) NewMessage() (transport.OutgoingMessage, error) {
 	om, err := t.Transport.NewMessage()
 	if err != nil {
@@ -111,12 +127,36 @@ type watchedMessage struct {
 
 func (m *watchedMessage) Send() error {
 	msg := m.Message()
-	if msg.Which() == rpccp.Message_Which_return {
+	switch msg.Which() {
+	case rpccp.Message_Which_return:
 		if ret, err := msg.Return(); err == nil {
 			m.t.returned(ret.AnswerId())
 		}
+	case rpccp.Message_Which_call:
+		if call, err := msg.Call(); err == nil {
+			m.t.forwarding(call.QuestionId())
+		}
 	}
 	return m.OutgoingMessage.Send()
+}
+
+// forwarding records a question the daemon asks the guest. It is
+// recorded before it is sent, since the guest may return it at once.
+func (t *limitedTransport) forwarding(id uint32) {
+	t.mu.Lock()
+	t.forwarded[id] = struct{}{}
+	t.mu.Unlock()
+}
+
+// admit refuses a call to the guest while it has MaxForwarded of the
+// daemon's questions not returned.
+func (t *limitedTransport) admit(guestID string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.forwarded) >= t.lim.MaxForwarded {
+		return exc.New(exc.Overloaded, "", fmt.Sprintf("guest %s is overloaded: it has not returned %d calls forwarded to it (the per-guest limit), some perhaps cancelled by their callers; try again later", guestID, t.lim.MaxForwarded))
+	}
+	return nil
 }
 
 func (t *limitedTransport) returned(id uint32) {
@@ -182,6 +222,10 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 	case rpccp.Message_Which_finish:
 		if f, err := m.Finish(); err == nil {
 			t.finished(f.QuestionId())
+		}
+	case rpccp.Message_Which_return:
+		if r, err := m.Return(); err == nil {
+			delete(t.forwarded, r.AnswerId())
 		}
 	}
 	return nil
