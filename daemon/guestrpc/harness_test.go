@@ -12,6 +12,7 @@ import (
 	capnp "capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/rpc"
 	"capnproto.org/go/capnp/v3/rpc/transport"
+	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
@@ -34,11 +35,22 @@ type harness struct {
 
 func newHarness(t testing.TB, lim Limits) *harness {
 	t.Helper()
+	return newLoggingHarness(t, lim, nil)
+}
+
+// newLoggingHarness is newHarness whose server logs to log, at debug
+// level, when log is not nil.
+func newLoggingHarness(t testing.TB, lim Limits, log *lines) *harness {
+	t.Helper()
 	sup, err := daemon.New(context.Background(), daemon.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(sup, Options{Limits: lim})
+	opts := Options{Limits: lim}
+	if log != nil {
+		opts.Logger = hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})
+	}
+	srv := New(sup, opts)
 	sup.SetPeerServer(srv)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)

@@ -153,7 +153,8 @@ type crossing struct {
 // capability x.to receives: a copy derived for it from the giver's
 // capability. A GuestHandle or service the giver received from the daemon
 // must be its own; anything else is an object the giver serves, which
-// becomes a service capability of the giver's first.
+// becomes a service capability of the giver's first. c must not be an
+// unresolved promise (forwarder.settle).
 func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
 	from, to, origin := x.from, x.to, x.origin
 	if !c.IsValid() {
@@ -183,6 +184,9 @@ func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
 			return capnp.Client{}, errors.New("a guest's GuestSupervisor cannot be passed to another guest: it acts for its guest only")
 		}
 	}
+	if resolvedIntoDaemon(c) {
+		return capnp.Client{}, fmt.Errorf("guest %s passed a promise it resolved to a capability the daemon serves it (a service, a GuestHandle or its GuestSupervisor): that cannot be passed on; pass the capability itself, not a promise of it", from.g.ID())
+	}
 	root, err := s.export(from, x.charged, c, "service", "served by "+from.g.ID(), nil)
 	if err != nil {
 		return capnp.Client{}, err
@@ -195,6 +199,16 @@ func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
 		return capnp.Client{}, err
 	}
 	return newForwarder(to, child, x.charged)
+}
+
+// resolvedIntoDaemon reports whether c is a promise its guest resolved to
+// a capability the daemon serves it. go-capnp calls such a capability
+// through an embargo, whose brand (the only client without one) hides
+// what it stands for, so it can be neither checked nor derived from.
+func resolvedIntoDaemon(c capnp.Client) bool {
+	snap := c.Snapshot()
+	defer snap.Release()
+	return snap.Brand().Value == nil
 }
 
 // copyMediated copies src into dst, replacing every capability src
@@ -313,6 +327,10 @@ func (f *forwarder) Shutdown() {
 // flight at once.
 func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserver.Call) error {
 	call.Go()
+	args := call.Args()
+	if err := f.settle(ctx, args); err != nil {
+		return err
+	}
 	if err := f.c.Acquire(serviceRights, 0); err != nil {
 		return f.cutOff()
 	}
@@ -321,7 +339,6 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		f.c.Release()
 		return err
 	}
-	args := call.Args()
 	origin := "passed in a call by " + f.p.g.ID() + " to " + f.c.Name() + " of " + owner.g.ID()
 	// Cancelling the call (revoked, or the caller gone) sends the serving
 	// guest a Finish and lets release return without its answer.
@@ -358,6 +375,9 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		}
 		return fmt.Errorf("%s of guest %s: %w", f.c.Name(), owner.g.ID(), err)
 	}
+	if err := f.settle(ctx, out); err != nil {
+		return err
+	}
 	// The answer may have come as c was revoked, and select picked it:
 	// held while the results are copied, c is either not revoked, or
 	// revoked after they are (Revoke waits for the hold to end).
@@ -373,6 +393,58 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back})
 	release(replaced)
 	return err
+}
+
+// settle waits until no capability in s, the parameters or results of a
+// call through f, is a promise still unresolved, so that mediate sees
+// what each has become: a promise a guest passes on may turn out to be
+// one of the daemon's own objects (a service or handle the guest holds,
+// which is passed on as a copy derived from it, or its GuestSupervisor,
+// which is refused), not an object the guest serves. It holds no
+// connection's lock, and gives up when ctx ends or f's capability is
+// revoked.
+func (f *forwarder) settle(ctx context.Context, s capnp.Struct) error {
+	if s.Message() == nil {
+		return nil // no parameters or results
+	}
+	ct := s.Message().CapTable()
+	for i := 0; i < ct.Len(); i++ {
+		if !unresolved(ct.At(i)) {
+			continue
+		}
+		f.p.log.Debug("waiting for a capability passed as a promise to resolve before passing it on", "service", f.c.Name(), "cap", f.c.ID())
+		if err := awaitResolved(ctx, ct.At(i), f.c.Done()); err != nil {
+			if f.c.Revoked() {
+				return f.cutOff()
+			}
+			return fmt.Errorf("a capability passed in a call to %s (capability %s) was a promise that did not resolve: %w", f.c.Name(), f.c.ID(), err)
+		}
+	}
+	return nil
+}
+
+// unresolved reports whether c is a promise that has not resolved yet.
+func unresolved(c capnp.Client) bool {
+	snap := c.Snapshot()
+	defer snap.Release()
+	return snap.IsPromise() && !snap.IsResolved()
+}
+
+// awaitResolved waits until c has resolved, ctx ends or stop is closed.
+func awaitResolved(ctx context.Context, c capnp.Client, stop <-chan struct{}) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := c.Resolve(ctx); err != nil {
+		return err
+	}
+	return context.Cause(ctx)
 }
 
 // cutOff is the exception of a call through a revoked forwarder.

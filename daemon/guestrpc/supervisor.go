@@ -71,7 +71,14 @@ func (s *supervisorServer) Publish(ctx context.Context, call guest.GuestSupervis
 	if !svc.IsValid() {
 		return errors.New("publish: no service given")
 	}
-	if _, daemons := serverOf(svc); daemons {
+	if unresolved(svc) {
+		call.Go() // the promise may be the answer of another call
+		s.p.log.Debug("waiting for a capability passed as a promise to resolve before publishing it", "service", key.name)
+		if err := svc.Resolve(ctx); err != nil {
+			return fmt.Errorf("publish: the service given is a promise that did not resolve: %w", err)
+		}
+	}
+	if _, daemons := serverOf(svc); daemons || resolvedIntoDaemon(svc) {
 		return errors.New("publish: only an object the guest serves itself can be published; pass a service obtained from a peer on in a call instead")
 	}
 	root, err := s.p.s.export(s.p, s.p, svc, key.name, "published as "+key.name+" on chan:"+key.channel, &publication{key: key, under: ch})
