@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -385,5 +386,104 @@ func TestCallsToAGuestThatNeverReturnsAreBounded(t *testing.T) {
 	}
 	if reached > limit || refused == 0 {
 		t.Fatalf("%d calls reached a guest that has returned none (limit %d), %d refused", reached, limit, refused)
+	}
+}
+
+// obtainCarrying is a raw Call of obtain (question q, pipelined on the
+// bootstrap question 0) whose parameters carry caps capabilities the guest
+// says it serves, export ids from base on. With caps 0 it is a call of
+// handles instead, which returns at once.
+func obtainCarrying(q uint32, caps int, base uint32) (*capnp.Message, error) {
+	msg, seg, err := capnp.NewMessage(capnp.MultiSegment(nil))
+	if err != nil {
+		return nil, err
+	}
+	m, _ := rpccp.NewRootMessage(seg)
+	call, _ := m.NewCall()
+	call.SetQuestionId(q)
+	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
+	if caps > 0 {
+		call.SetMethodId(2) // obtain
+	}
+	tgt, _ := call.NewTarget()
+	pa, _ := tgt.NewPromisedAnswer()
+	pa.SetQuestionId(0)
+	payload, _ := call.NewParams()
+	params, _ := guest.NewGuestSupervisor_obtain_Params(seg)
+	_ = params.SetChannel("jobs")
+	_ = params.SetName("never published") // the call waits, holding its parameters
+	_ = payload.SetContent(params.ToPtr())
+	ct, err := payload.NewCapTable(int32(caps))
+	for i := 0; i < caps; i++ {
+		ct.At(i).SetSenderHosted(base + uint32(i))
+	}
+	return msg, err
+}
+
+// returnOf reads the daemon's messages on raw and closes the channel it
+// returns when the daemon returns question q; it ends when raw does.
+func returnOf(raw net.Conn, q uint32) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		dec := capnp.NewDecoder(raw)
+		for {
+			msg, err := dec.Decode()
+			if err != nil {
+				return
+			}
+			m, err := rpccp.ReadRootMessage(msg)
+			if err != nil || m.Which() != rpccp.Message_Which_return {
+				continue
+			}
+			if ret, err := m.Return(); err == nil && ret.AnswerId() == q {
+				close(done)
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// Each capability in a message costs the daemon an import (hundreds of
+// bytes) for a descriptor of 16: a guest's calls in flight, each a
+// message of at most MaxMessageSize, must not hold many times that.
+func TestCapabilitiesInAMessageCannotMultiplyTheDaemonsMemory(t *testing.T) {
+	h := newHarness(t, Limits{})
+	raw, closed := h.rawPeer(t, "chan:jobs")
+	last := returnOf(raw, 100)
+	enc := capnp.NewEncoder(raw)
+	bm, seg, _ := capnp.NewMessage(capnp.SingleSegment(nil))
+	m, _ := rpccp.NewRootMessage(seg)
+	b, _ := m.NewBootstrap()
+	b.SetQuestionId(0)
+	if err := enc.Encode(bm); err != nil {
+		t.Fatal(err)
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before, sent := ms.HeapAlloc, 0
+	const calls, each = 4, 60000 // under 1 MiB each
+	for i := uint32(0); i < calls; i++ {
+		msg, err := obtainCarrying(i+1, each, i*each)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := msg.Marshal()
+		sent += len(data)
+		if err := enc.Encode(msg); err != nil {
+			break // the daemon hung up
+		}
+	}
+	if msg, err := obtainCarrying(100, 0, 0); err == nil && enc.Encode(msg) == nil {
+		select {
+		case <-last: // every message before it has been read
+		case <-closed:
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	if grown := int64(ms.HeapAlloc) - int64(before); grown > 4*int64(sent) {
+		t.Fatalf("a guest's %d calls carrying %d capabilities each (%d bytes sent) grew the daemon's heap by %d MiB", calls, each, sent, grown>>20)
 	}
 }

@@ -35,7 +35,9 @@ type Limits struct {
 	// MaxExports bounds the objects the daemon keeps for one guest at
 	// once: services it published or passed in calls, and handles it
 	// wrapped (handOver). Calls that would make more fail with an
-	// exception saying so. Default 1024.
+	// exception saying so. A call or return the guest sends that
+	// carries more capabilities than this ends its connection.
+	// Default 1024.
 	MaxExports int
 	// MaxForwarded bounds the calls the daemon has forwarded to a guest
 	// (from the guests that hold its services) that it has not returned,
@@ -195,26 +197,16 @@ func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
 // track keeps the set of question ids the guest has open and refuses a
 // call or bootstrap that reuses an open id, a call pipelined on a question
 // that is not open (or on its own id), more than MaxCallsInFlight
-// questions not returned and more than MaxUnfinished not finished.
+// questions not returned, more than MaxUnfinished not finished, and a
+// call or return carrying more than MaxExports capabilities.
 func (t *limitedTransport) track(m rpccp.Message) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch m.Which() {
 	case rpccp.Message_Which_call:
-		call, err := m.Call()
-		if err != nil {
-			return nil // go-capnp reports the malformed call
-		}
-		id := call.QuestionId()
-		if tgt, err := call.Target(); err == nil && tgt.Which() == rpccp.MessageTarget_Which_promisedAnswer {
-			if pa, err := tgt.PromisedAnswer(); err == nil {
-				q := pa.QuestionId()
-				if st, open := t.questions[q]; !open || st == cancelled || q == id {
-					return fmt.Errorf("guest broke the Cap'n Proto RPC protocol: call %d is pipelined on question %d, which is not open", id, q)
-				}
-			}
-		}
-		return t.open(id)
+		if call, err := m.Call(); err == nil {
+			return t.trackCall(call)
+		} // else go-capnp reports the malformed call
 	case rpccp.Message_Which_bootstrap:
 		if b, err := m.Bootstrap(); err == nil {
 			return t.open(b.QuestionId())
@@ -226,7 +218,41 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 	case rpccp.Message_Which_return:
 		if r, err := m.Return(); err == nil {
 			delete(t.forwarded, r.AnswerId())
+			if r.Which() == rpccp.Return_Which_results {
+				return t.checkCaps(r.Results())
+			}
 		}
+	}
+	return nil
+}
+
+// trackCall opens the question of a call the guest makes.
+func (t *limitedTransport) trackCall(call rpccp.Call) error {
+	id := call.QuestionId()
+	if tgt, err := call.Target(); err == nil && tgt.Which() == rpccp.MessageTarget_Which_promisedAnswer {
+		if pa, err := tgt.PromisedAnswer(); err == nil {
+			q := pa.QuestionId()
+			if st, open := t.questions[q]; !open || st == cancelled || q == id {
+				return fmt.Errorf("guest broke the Cap'n Proto RPC protocol: call %d is pipelined on question %d, which is not open", id, q)
+			}
+		}
+	}
+	if err := t.checkCaps(call.Params()); err != nil {
+		return err
+	}
+	return t.open(id)
+}
+
+// checkCaps refuses parameters or results that carry more capabilities
+// than MaxExports: each costs the daemon an import, many times the size
+// of its descriptor in the message, and no call could pass more on, since
+// each one passed is an object exported for the guest that made the call.
+func (t *limitedTransport) checkCaps(p rpccp.Payload, err error) error {
+	if err != nil {
+		return nil // go-capnp reports the malformed payload
+	}
+	if ct, err := p.CapTable(); err == nil && ct.Len() > t.lim.MaxExports {
+		return fmt.Errorf("guest sent a message carrying %d capabilities, more than the %d a guest may have exported through the daemon (the per-guest limit)", ct.Len(), t.lim.MaxExports)
 	}
 	return nil
 }
