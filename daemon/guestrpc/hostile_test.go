@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -485,5 +487,63 @@ func TestCapabilitiesInAMessageCannotMultiplyTheDaemonsMemory(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	if grown := int64(ms.HeapAlloc) - int64(before); grown > 4*int64(sent) {
 		t.Fatalf("a guest's %d calls carrying %d capabilities each (%d bytes sent) grew the daemon's heap by %d MiB", calls, each, sent, grown>>20)
+	}
+}
+
+// stallingConn is the daemon's end of a guest's connection that stops
+// taking writes once stall is closed, as a guest that no longer reads its
+// connection: the write waits (waiting is closed) until the daemon
+// closes it.
+type stallingConn struct {
+	net.Conn
+	stall, waiting, closed chan struct{}
+	waitOnce, closeOnce    sync.Once
+}
+
+func (c *stallingConn) Write(p []byte) (int, error) {
+	select {
+	case <-c.stall:
+		c.waitOnce.Do(func() { close(c.waiting) })
+		<-c.closed
+		return 0, io.ErrClosedPipe
+	default:
+		return c.Conn.Write(p)
+	}
+}
+
+func (c *stallingConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// Calls forwarded to a guest that has stopped reading its connection wait
+// in the daemon's queue of messages for it, unsent: they are forwarded
+// and not returned, and count against MaxForwarded as those sent do.
+func TestCallsQueuedForAGuestThatStoppedReadingAreBounded(t *testing.T) {
+	const limit = 4
+	h := newHarness(t, Limits{MaxForwarded: limit})
+	g := h.launch(t, "chan:jobs")
+	mine, theirs := net.Pipe()
+	sc := &stallingConn{Conn: theirs, stall: make(chan struct{}), waiting: make(chan struct{}), closed: make(chan struct{})}
+	h.srv.Serve(g, sc)
+	conn := rpc.NewConn(transport.NewStream(mine), nil)
+	t.Cleanup(func() { _ = conn.Close() })
+	a := &testPeer{g: g, conn: conn, sup: guest.GuestSupervisor(conn.Bootstrap(context.Background()))}
+	b := h.peer(t, "chan:jobs")
+	publishStore(t, a, "jobs", "store", newStore())
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	close(sc.stall)
+	errs := make(chan error, 4*limit)
+	go func() { errs <- put(testCtx(t), s, "k", "v") }()
+	<-sc.waiting // the daemon's first message to the guest is stuck
+	for i := 0; i < 2*limit; i++ {
+		go func() { errs <- put(testCtx(t), s, "k", "v") }()
+	}
+	if err := <-errs; !exc.IsType(err, exc.Overloaded) {
+		t.Fatalf("%d calls forwarded to a guest that reads nothing (limit %d); the first to end: %v, want one refused as overloaded", 2*limit+1, limit, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	capnp "capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/exc"
@@ -41,8 +42,9 @@ type Limits struct {
 	MaxExports int
 	// MaxForwarded bounds the calls the daemon has forwarded to a guest
 	// (from the guests that hold its services) that it has not returned,
-	// counting those their callers have since cancelled: the daemon
-	// keeps each until the guest returns it. A call past it is not
+	// counting those their callers have since cancelled (the daemon
+	// keeps each until the guest returns it) and those it has not read
+	// yet (the daemon queues them). A call past it is not
 	// forwarded; its caller gets an exception of type overloaded.
 	// Default 1024.
 	MaxForwarded int
@@ -90,6 +92,10 @@ type limitedTransport struct {
 	// forwarded to it) that it has not returned. go-capnp keeps each
 	// until its Return comes, whether or not it was cancelled.
 	forwarded map[uint32]struct{}
+	// queued counts the messages made for the guest and not yet sent
+	// (or dropped): go-capnp queues them without bound while a write to
+	// a guest that does not read waits.
+	queued int
 }
 
 // questionState is where one of the guest's questions stands.
@@ -119,12 +125,27 @@ func (t *limitedTransport) NewMessage() (transport.OutgoingMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.mu.Lock()
+	t.queued++
+	t.mu.Unlock()
 	return &watchedMessage{OutgoingMessage: om, t: t}, nil
 }
 
 type watchedMessage struct {
 	transport.OutgoingMessage
-	t *limitedTransport
+	t        *limitedTransport
+	released atomic.Bool
+}
+
+// Release no longer counts the message as queued: it has been sent, or
+// dropped.
+func (m *watchedMessage) Release() {
+	if !m.released.Swap(true) {
+		m.t.mu.Lock()
+		m.t.queued--
+		m.t.mu.Unlock()
+	}
+	m.OutgoingMessage.Release()
 }
 
 func (m *watchedMessage) Send() error {
@@ -151,12 +172,13 @@ func (t *limitedTransport) forwarding(id uint32) {
 }
 
 // admit refuses a call to the guest while it has MaxForwarded of the
-// daemon's questions not returned.
+// daemon's questions not returned, counting the messages still queued for
+// it as questions (most of them are, while it does not read).
 func (t *limitedTransport) admit(guestID string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.forwarded) >= t.lim.MaxForwarded {
-		return exc.New(exc.Overloaded, "", fmt.Sprintf("guest %s is overloaded: it has not returned %d calls forwarded to it (the per-guest limit), some perhaps cancelled by their callers; try again later", guestID, t.lim.MaxForwarded))
+	if len(t.forwarded)+t.queued >= t.lim.MaxForwarded {
+		return exc.New(exc.Overloaded, "", fmt.Sprintf("guest %s is overloaded: it has not returned %d calls forwarded to it (the per-guest limit), some perhaps cancelled by their callers or not yet read by it; try again later", guestID, t.lim.MaxForwarded))
 	}
 	return nil
 }
