@@ -166,3 +166,18 @@ func TestServingGuestsExitFailsCallsWithAClearException(t *testing.T) {
 		t.Fatalf("call to the service of an exited guest: %v; want an exception naming the guest", err)
 	}
 }
+
+// A published service's name becomes the name of every capability on it,
+// which other guests, `sandboxd caps` and the audit log show: it follows
+// the rules of any handle's name.
+func TestAServiceNameFollowsTheRulesOfHandleNames(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a := h.peer(t, "chan:jobs")
+	for _, name := range []string{strings.Repeat("n", 1<<16), "clear\x1b[2Jscreen", "two\nlines"} {
+		err := publishing(t, a, "jobs", name, newStore())
+		if err == nil || !strings.Contains(err.Error(), "service name") {
+			t.Fatalf("publishing a service named %.40q: %v", name, err)
+		}
+	}
+	publishStore(t, a, "jobs", "store", newStore())
+}

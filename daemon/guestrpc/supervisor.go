@@ -47,6 +47,10 @@ func (s *supervisorServer) channelArgs(channel func() (string, error), name func
 	if n == "" {
 		return serviceKey{}, nil, errors.New("a service needs a name")
 	}
+	if err := daemon.CheckName(n); err != nil {
+		// It names every capability on the service, as a handle's name.
+		return serviceKey{}, nil, fmt.Errorf("the service name %s", err)
+	}
 	key := serviceKey{channel: ch, name: n}
 	if c := s.p.g.ChannelHandle(ch, inheriting); c != nil {
 		return key, c, nil
