@@ -23,8 +23,9 @@
 //     every copy obtained from it, while a copy already obtained does not
 //     depend on its holder's own channel handle.
 //
-// Each connection is bounded (Limits): message size, calls in flight, and
-// objects exported.
+// Each connection is bounded (Limits): message size, calls in flight and
+// not finished, objects exported (and capabilities in one message), and
+// calls forwarded to the guest that it has not returned.
 package guestrpc
 
 import (
