@@ -547,3 +547,43 @@ func TestCallsQueuedForAGuestThatStoppedReadingAreBounded(t *testing.T) {
 		t.Fatalf("%d calls forwarded to a guest that reads nothing (limit %d); the first to end: %v, want one refused as overloaded", 2*limit+1, limit, err)
 	}
 }
+
+// The daemon's answers to a guest's own calls, waiting or returned and
+// not finished, are not calls forwarded to it: a guest busy calling must
+// not be refused calls to its services.
+func TestAGuestsOwnCallsDoNotCountAsCallsForwardedToIt(t *testing.T) {
+	const limit = 4
+	h := newHarness(t, Limits{MaxForwarded: limit})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	publishStore(t, a, "jobs", "store", newStore())
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	waiting, stop := context.WithCancel(testCtx(t))
+	for i := 0; i < 2*limit; i++ {
+		// Returned, and kept: not finished.
+		f, rel := a.sup.Handles(testCtx(t), nil)
+		defer rel()
+		if _, err := f.Struct(); err != nil {
+			t.Fatal(err)
+		}
+		// Waiting for a service never published.
+		_, orel := a.sup.Obtain(waiting, func(p guest.GuestSupervisor_obtain_Params) error {
+			_ = p.SetChannel("jobs")
+			return p.SetName("never")
+		})
+		defer orel()
+	}
+	defer stop() // before the obtains are released, which waits for them
+	// The obtains have reached the daemon once a later call has returned.
+	f, rel := a.sup.Handles(testCtx(t), nil)
+	defer rel()
+	if _, err := f.Struct(); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(testCtx(t), s, "k", "v"); err != nil {
+		t.Fatalf("a call to a guest with %d calls of its own returned and %d waiting (limit %d calls forwarded): %v", 2*limit, 2*limit, limit, err)
+	}
+}

@@ -352,6 +352,7 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 			return err
 		},
 	})
+	owner.t.sent()
 	f.c.Release()
 	release(replaced)
 	defer func() {

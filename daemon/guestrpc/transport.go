@@ -94,8 +94,11 @@ type limitedTransport struct {
 	forwarded map[uint32]struct{}
 	// queued counts the messages made for the guest and not yet sent
 	// (or dropped): go-capnp queues them without bound while a write to
-	// a guest that does not read waits.
+	// a guest that does not read waits. The Return of each question in
+	// progress is among them: go-capnp makes it as the call arrives.
 	queued int
+	// sending counts the calls admitted and not yet made into a message.
+	sending int
 }
 
 // questionState is where one of the guest's questions stands.
@@ -133,18 +136,23 @@ func (t *limitedTransport) NewMessage() (transport.OutgoingMessage, error) {
 
 type watchedMessage struct {
 	transport.OutgoingMessage
-	t        *limitedTransport
-	released atomic.Bool
+	t    *limitedTransport
+	gone atomic.Bool // sent or dropped: no longer queued
 }
 
-// Release no longer counts the message as queued: it has been sent, or
-// dropped.
-func (m *watchedMessage) Release() {
-	if !m.released.Swap(true) {
+// dequeue no longer counts the message as queued, once.
+func (m *watchedMessage) dequeue() {
+	if !m.gone.Swap(true) {
 		m.t.mu.Lock()
 		m.t.queued--
 		m.t.mu.Unlock()
 	}
+}
+
+// Release drops the message if it was not sent. (A Return sent is
+// released only when the guest finishes its call.)
+func (m *watchedMessage) Release() {
+	m.dequeue()
 	m.OutgoingMessage.Release()
 }
 
@@ -160,6 +168,7 @@ func (m *watchedMessage) Send() error {
 			m.t.forwarding(call.QuestionId())
 		}
 	}
+	m.dequeue()
 	return m.OutgoingMessage.Send()
 }
 
@@ -173,14 +182,25 @@ func (t *limitedTransport) forwarding(id uint32) {
 
 // admit refuses a call to the guest while it has MaxForwarded of the
 // daemon's questions not returned, counting the messages still queued for
-// it as questions (most of them are, while it does not read).
+// it as questions (most of them are, while it does not read) but for the
+// Returns of its own calls in progress, and the calls admitted that are
+// being made. A call it admits must be followed by sent.
 func (t *limitedTransport) admit(guestID string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.forwarded)+t.queued >= t.lim.MaxForwarded {
+	if len(t.forwarded)+max(0, t.queued-t.inProgress)+t.sending >= t.lim.MaxForwarded {
 		return exc.New(exc.Overloaded, "", fmt.Sprintf("guest %s is overloaded: it has not returned %d calls forwarded to it (the per-guest limit), some perhaps cancelled by their callers or not yet read by it; try again later", guestID, t.lim.MaxForwarded))
 	}
+	t.sending++
 	return nil
+}
+
+// sent ends what admit began, once the call admitted has been made into
+// a message (now queued or sent) or has failed.
+func (t *limitedTransport) sent() {
+	t.mu.Lock()
+	t.sending--
+	t.mu.Unlock()
 }
 
 func (t *limitedTransport) returned(id uint32) {
