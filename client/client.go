@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	"capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/rpc"
@@ -50,6 +51,14 @@ func DefaultSocketPath() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-%d.sock", os.Geteuid()))
 }
 
+// DefaultDialTimeout bounds how long Dial waits for the daemon to accept
+// the connection and answer its first question, when the context has no
+// deadline of its own.
+const DefaultDialTimeout = 10 * time.Second
+
+// dialTimeout is DefaultDialTimeout; tests set it lower (SetDialTimeout).
+var dialTimeout = DefaultDialTimeout
+
 // Client is a connection to the daemon. It is safe for concurrent use.
 type Client struct {
 	conn *rpc.Conn
@@ -64,13 +73,25 @@ type Client struct {
 }
 
 // Dial connects to the daemon listening at socketPath ("" means
-// DefaultSocketPath).
+// DefaultSocketPath). It waits for the daemon to accept the connection
+// and answer its first question until ctx's deadline, or for
+// DefaultDialTimeout if ctx has none: a daemon that accepts and never
+// answers (stopped, or stuck) fails the dial, saying so. The deadline
+// bounds the dial alone: the Client outlives it.
 func Dial(ctx context.Context, socketPath string) (*Client, error) {
+	return DialTimeout(ctx, socketPath, 0)
+}
+
+// DialTimeout is Dial waiting at most d for the daemon (ctx's deadline
+// still applies if it is earlier); d of 0 waits as Dial does.
+func DialTimeout(ctx context.Context, socketPath string, d time.Duration) (*Client, error) {
 	if socketPath == "" {
 		socketPath = DefaultSocketPath()
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "unix", socketPath)
+	ctx, cancel := dialContext(ctx, d)
+	defer cancel()
+	var nd net.Dialer
+	nc, err := nd.DialContext(ctx, "unix", socketPath)
 	if err != nil {
 		return nil, dialError(socketPath, err)
 	}
@@ -78,7 +99,35 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		nc.Close()
 		return nil, err
 	}
-	return newClient(ctx, nc)
+	return newClient(ctx, nc, socketPath)
+}
+
+// dialBound is the cause of a dial's context ending at DefaultDialTimeout.
+type dialBound struct{ d time.Duration }
+
+func (b *dialBound) Error() string { return fmt.Sprintf("within %v", b.d) }
+
+// dialContext bounds ctx by d, or if d is 0 by dialTimeout unless ctx has
+// a deadline.
+func dialContext(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d == 0 {
+		if _, ok := ctx.Deadline(); ok {
+			return context.WithCancel(ctx)
+		}
+		d = dialTimeout
+	}
+	return context.WithTimeoutCause(ctx, d, &dialBound{d})
+}
+
+// noAnswerError is the failure of a dial whose context ended at its
+// deadline while the daemon at name had not answered.
+func noAnswerError(ctx context.Context, name string) error {
+	within := "before the context's deadline"
+	var b *dialBound
+	if errors.As(context.Cause(ctx), &b) {
+		within = b.Error()
+	}
+	return fmt.Errorf("sandboxd at %s accepted the connection but did not answer %s: it is stuck or overloaded: look at its log, or wait longer (DialTimeout; for the CLI, SANDBOXD_CONNECT_TIMEOUT)", name, within)
 }
 
 // checkServer refuses a daemon that another user serves from a directory
@@ -113,21 +162,34 @@ func checkServer(nc net.Conn, path string) error {
 
 // NewClient speaks the control API over an already connected stream
 // (a socket pair, a proxied connection). The Client owns c, and closes it
-// if the daemon does not answer.
-func NewClient(ctx context.Context, c net.Conn) (*Client, error) { return newClient(ctx, c) }
+// if the daemon does not answer, within ctx's deadline or
+// DefaultDialTimeout as for Dial.
+func NewClient(ctx context.Context, c net.Conn) (*Client, error) {
+	ctx, cancel := dialContext(ctx, 0)
+	defer cancel()
+	return newClient(ctx, c, c.RemoteAddr().String())
+}
 
-func newClient(ctx context.Context, nc net.Conn) (*Client, error) {
+// newClient speaks the control API over nc, a connection to the daemon
+// at name, once the daemon has answered within ctx.
+func newClient(ctx context.Context, nc net.Conn, name string) (*Client, error) {
 	// Network stays nil: sandboxd speaks point-to-point (level 1) RPC.
 	conn := rpc.NewConn(newTransport(nc), nil)
-	sup := schemas.Supervisor(conn.Bootstrap(ctx))
+	// The bootstrap question lives as long as the connection: ctx's end,
+	// once answered, must not finish it (go-capnp watches the context it
+	// is asked with).
+	sup := schemas.Supervisor(conn.Bootstrap(context.WithoutCancel(ctx)))
 	// Wait for the daemon's answer before any call is made on it: calls
 	// made on the bootstrap promise while it resolves can reach the daemon
 	// after the client has finished the bootstrap question, a protocol
 	// error for which the daemon hangs up.
 	if err := sup.Resolve(ctx); err != nil {
+		conn.Close() // first: it ends the unanswered question sup's release waits for
 		sup.Release()
-		conn.Close()
-		return nil, fmt.Errorf("connecting to sandboxd at %s: %w", nc.RemoteAddr(), err)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, noAnswerError(ctx, name)
+		}
+		return nil, fmt.Errorf("connecting to sandboxd at %s: %w", name, err)
 	}
 	return &Client{conn: conn, sup: sup}, nil
 }

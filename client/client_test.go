@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -425,5 +427,102 @@ func TestDialRefusesAnotherUsersSocketInASharedDirectory(t *testing.T) {
 	c = dial(t, sock)
 	if _, err := c.Whoami(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// silentDaemon listens at a new socket, accepts every connection and never
+// answers on any, and returns the socket's path.
+func silentDaemon(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "silent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// dialWithin runs dial, failing the test if it has not returned within
+// hangGuard.
+func dialWithin(t *testing.T, dial func() (*client.Client, error)) (*client.Client, error) {
+	t.Helper()
+	type result struct {
+		c   *client.Client
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := dial()
+		done <- result{c, err}
+	}()
+	select {
+	case r := <-done:
+		return r.c, r.err
+	case <-time.After(hangGuard):
+		t.Fatal("Dial of a daemon that never answers is still waiting")
+		return nil, nil
+	}
+}
+
+// A daemon that accepts the connection and never answers fails Dial once
+// its bound has passed (DefaultDialTimeout, or the context's deadline),
+// with an error that names the socket and says what happened; a daemon
+// that answers is dialled as before, and its client outlives the
+// deadline of the context it was dialled with.
+func TestDialOfADaemonThatNeverAnswersFailsAtItsBound(t *testing.T) {
+	sock := silentDaemon(t)
+	check := func(how string, err error, within string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: Dial of a daemon that never answers succeeded", how)
+		}
+		msg := err.Error()
+		for _, want := range []string{sock, "accepted the connection but did not answer", within} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: %q does not say %q", how, msg, want)
+			}
+		}
+	}
+	defer client.SetDialTimeout(50 * time.Millisecond)()
+	_, err := dialWithin(t, func() (*client.Client, error) { return client.Dial(context.Background(), sock) })
+	check("default bound", err, "within 50ms")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = dialWithin(t, func() (*client.Client, error) { return client.Dial(ctx, sock) })
+	check("context deadline", err, "before the context's deadline")
+
+	// A deadline later than the default replaces it.
+	client.SetDialTimeout(time.Nanosecond)
+	live := serve(t)
+	ctx, cancel = context.WithTimeout(context.Background(), hangGuard)
+	c, err := dialWithin(t, func() (*client.Client, error) { return client.Dial(ctx, live) })
+	cancel()
+	if err != nil {
+		t.Fatalf("Dial of a live daemon with a deadline: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Whoami(context.Background()); err != nil {
+		t.Fatalf("Whoami after the dial's context ended: %v", err)
 	}
 }

@@ -1,5 +1,7 @@
 package client
 
+import "time"
+
 // SetAfterExitCancel makes Release call f right after it cancels a
 // guest's pending wait, until the returned function restores it.
 func SetAfterExitCancel(f func()) (restore func()) {
@@ -14,4 +16,12 @@ func SetGuestsPage(n uint32) (restore func()) {
 	old := guestsPage
 	guestsPage = n
 	return func() { guestsPage = old }
+}
+
+// SetDialTimeout makes Dial wait d for the daemon when its context has no
+// deadline, until the returned function restores DefaultDialTimeout.
+func SetDialTimeout(d time.Duration) (restore func()) {
+	old := dialTimeout
+	dialTimeout = d
+	return func() { dialTimeout = old }
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1034,4 +1035,45 @@ func TestDaemonMemoryBudgetPerUserAboveOneGuestsLimit(t *testing.T) {
 	if r.code != 7 {
 		t.Fatalf("launch --mem 0 under a 16GiB budget: code %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// A daemon that accepts the connection and never answers fails every
+// verb, exit 69, once SANDBOXD_CONNECT_TIMEOUT has passed, with one line
+// that names the socket and what happened; a value that is not a
+// duration is a usage error.
+func TestDaemonVerbsOfADaemonThatNeverAnswersExitUnavailable(t *testing.T) {
+	l, err := net.Listen("unix", filepath.Join(privateDir(t), "silent.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var held []net.Conn // accepted, and never answered
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	sock := l.Addr().String()
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	t.Setenv("SANDBOXD_CONNECT_TIMEOUT", "100ms")
+	for _, args := range [][]string{{"ps"}, {"wait", "g-1"}, {"kill", "g-1"}, {"launch", hello}} {
+		r := sandboxd(t, "", append([]string{args[0], "--socket", sock}, args[1:]...)...)
+		if r.code != exitUnavailable {
+			t.Errorf("%v of a daemon that never answers: code %d, want %d (stderr %q)", args, r.code, exitUnavailable, r.stderr)
+		}
+		oneLine(t, r.stderr, sock+" accepted the connection but did not answer within 100ms")
+	}
+	t.Setenv("SANDBOXD_CONNECT_TIMEOUT", "soon")
+	r := sandboxd(t, "", "ps", "--socket", sock)
+	if r.code != exitUsage {
+		t.Errorf("ps with SANDBOXD_CONNECT_TIMEOUT=soon: code %d, want %d (stderr %q)", r.code, exitUsage, r.stderr)
+	}
+	oneLine(t, r.stderr, "SANDBOXD_CONNECT_TIMEOUT")
 }

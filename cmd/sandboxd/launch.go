@@ -39,9 +39,21 @@ func socketFlag(fs *flag.FlagSet) *string {
 	return fs.String("socket", client.DefaultSocketPath(), "the daemon's control socket `PATH` ($SANDBOXD_SOCKET overrides the default)")
 }
 
+// connectTimeoutEnv names how long a daemon verb waits for the daemon to
+// answer its connection (client.DefaultDialTimeout if unset).
+const connectTimeoutEnv = "SANDBOXD_CONNECT_TIMEOUT"
+
 // dialDaemon connects to the daemon, printing why not on failure.
 func dialDaemon(ctx context.Context, socket string) (*client.Client, int) {
-	c, err := client.Dial(ctx, socket)
+	var timeout time.Duration // client.DefaultDialTimeout
+	if v := os.Getenv(connectTimeoutEnv); v != "" {
+		var err error
+		if timeout, err = time.ParseDuration(v); err != nil || timeout <= 0 {
+			fail("%s=%q is not a duration above zero: write one such as 30s or 2m", connectTimeoutEnv, v)
+			return nil, exitUsage
+		}
+	}
+	c, err := client.DialTimeout(ctx, socket, timeout)
 	if err != nil {
 		fail("%v", err)
 		return nil, exitUnavailable
