@@ -131,8 +131,9 @@ func TestFailingOutputWriterIsReportedAndTheOutputIsStillKept(t *testing.T) {
 	}
 	defer g.Release()
 	st, err := g.Wait(ctx)
-	if st.Code != 7 || err == nil || !strings.Contains(err.Error(), "disk full") {
-		t.Fatalf("Wait: %+v, %v; want exit 7 and the writer's error", st, err)
+	var oe *client.OutputError
+	if st.Code != 7 || !errors.As(err, &oe) || oe.Stream != "stdout" || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Wait: %+v, %v; want exit 7 and the writer's error as an *OutputError", st, err)
 	}
 	var kept strings.Builder
 	if _, err := g.Logs(ctx, &kept, nil, false); err != nil || kept.String() != "hello\n" {

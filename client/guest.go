@@ -91,7 +91,8 @@ func (g *Guest) Info(ctx context.Context) (GuestInfo, error) {
 
 // Wait blocks until the guest has exited and returns how it ended. For a
 // guest launched with Stdout or Stderr, everything it wrote has been
-// written to them when Wait returns.
+// written to them when Wait returns; if one of them failed, Wait returns
+// the exit status with an *OutputError.
 func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
 	if g.exit == nil {
 		f, rel := g.g.Wait(ctx, nil)
@@ -129,13 +130,16 @@ func (g *Guest) flushOutput() error {
 	}
 	g.flushMu.Lock()
 	defer g.flushMu.Unlock()
-	if err := g.sink.Write(context.Background(), nil); err != nil {
-		return err
+	err := g.sink.Write(context.Background(), nil)
+	if err == nil {
+		err = g.sink.WaitStreaming()
 	}
-	if err := g.sink.WaitStreaming(); err != nil {
-		return err
+	// A local write's failure fails the calls after it: it is reported
+	// as itself, an *OutputError.
+	if oerr := g.out.err(); oerr != nil {
+		return oerr
 	}
-	return g.out.err()
+	return err
 }
 
 // Kill ends the guest (reason is recorded, "" means "killed") and returns

@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -59,7 +58,7 @@ func (o *outputServer) Write(ctx context.Context, call schemas.OutputSink_write)
 		data = o.stamped(st, data, a.Time())
 	}
 	if _, err := w.Write(data); err != nil {
-		err = fmt.Errorf("writing guest %s: %w", name, err)
+		err = &OutputError{Stream: name, Err: err}
 		o.mu.Lock()
 		if o.firstErr == nil {
 			o.firstErr = err
@@ -69,6 +68,18 @@ func (o *outputServer) Write(ctx context.Context, call schemas.OutputSink_write)
 	}
 	return nil
 }
+
+// OutputError is a failure to write a guest's output to a local writer
+// (LaunchRequest.Stdout or Stderr, LogsOptions'). The guest is not told
+// and runs on; the daemon stops sending, and keeps the output for
+// Guest.Logs. Wait and Kill return it beside the guest's exit status.
+type OutputError struct {
+	Stream string // "stdout" or "stderr"
+	Err    error  // the writer's
+}
+
+func (e *OutputError) Error() string { return "writing guest " + e.Stream + ": " + e.Err.Error() }
+func (e *OutputError) Unwrap() error { return e.Err }
 
 // TimestampFormat is how LogsOptions.Timestamps writes a line's time: RFC
 // 3339 in UTC with nanoseconds, always nine digits, so that lines align.

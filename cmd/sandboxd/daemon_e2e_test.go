@@ -1077,3 +1077,28 @@ func TestDaemonVerbsOfADaemonThatNeverAnswersExitUnavailable(t *testing.T) {
 	}
 	oneLine(t, r.stderr, "SANDBOXD_CONNECT_TIMEOUT")
 }
+
+// A standard output that cannot be written (a full disk: /dev/full) does
+// not change the exit status: run and an attached launch both exit with
+// the guest's own, 7. run's guest is told of the failed write (it may
+// exit otherwise); launch's guest is not, so launch says, in one line,
+// what failed and where the output was kept.
+func TestLaunchToAFullStdoutExitsWithTheGuestsStatusAsRunDoes(t *testing.T) {
+	t.Parallel()
+	hello := guest(t, "abi/testdata/guests/hello.wat") // writes hello, exits 7
+	toFull := func(args ...string) result {
+		return runBinary(t, "/bin/sh", "", append([]string{"-c", `exec "$0" "$@" >/dev/full`, bin}, args...)...)
+	}
+	if r := toFull("run", hello); r.code != 7 || r.stderr != "" {
+		t.Errorf("run > /dev/full: exit %d, stderr %q; want 7 and nothing", r.code, r.stderr)
+	}
+	d := serveDaemon(t, bin, "")
+	r := toFull("launch", "--socket", d.socket, hello)
+	if r.code != 7 {
+		t.Errorf("launch > /dev/full: exit %d, want the guest's 7 as run (stderr %q)", r.code, r.stderr)
+	}
+	oneLine(t, r.stderr, "writing guest stdout: ")
+	if !strings.Contains(r.stderr, "no space left on device") || !strings.Contains(r.stderr, "sandboxd logs g-") {
+		t.Errorf("launch > /dev/full: stderr %q; want the failed write and where the output is kept", r.stderr)
+	}
+}

@@ -299,7 +299,12 @@ func awaitLaunched(ctx context.Context, g *client.Guest, sigs <-chan os.Signal, 
 	}()
 	select {
 	case r := <-done:
-		if r.err != nil {
+		var oe *client.OutputError
+		if errors.As(r.err, &oe) {
+			// As under run, a failed write does not change the status; the
+			// guest was not told, so the line says where its output is.
+			fail("%v: the guest's output is kept: sandboxd logs %s", r.err, g.ID())
+		} else if r.err != nil {
 			return daemonFailure(r.err)
 		}
 		return guestExit(r.st, timeout)
