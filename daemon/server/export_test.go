@@ -76,3 +76,21 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// ConnOutput returns, over s's connections, the most guest output in
+// flight to one client on all its sinks together, and how many stream
+// calls of all its sinks wait for a client.
+func ConnOutput(s *Server) (inFlight int64, waiting int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.output.mu.Lock()
+		inFlight = max(inFlight, c.output.window-c.output.avail)
+		c.output.mu.Unlock()
+		waiting += int(c.output.waiting.Load())
+	}
+	return inFlight, waiting
+}
+
+// ConnOutputWindow is the most guest output in flight to one client.
+const ConnOutputWindow = connOutputWindow

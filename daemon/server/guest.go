@@ -118,10 +118,18 @@ type outputSink struct {
 const (
 	outputWindow  = 256 << 10
 	maxOutputCall = 64 << 10
+	// connOutputWindow bounds the output in flight on all the sinks of one
+	// connection together (16 sinks' windows): a client's many sinks
+	// (attached guests, logs calls) cannot each queue a window's worth in
+	// the daemon while the client reads none of it.
+	connOutputWindow = 16 * outputWindow
 )
 
-func newOutputSink(ctx context.Context, sink schemas.OutputSink) *outputSink {
+// newOutputSink streams to sink within outputWindow, and within conn, the
+// window of every sink of the connection together (nil: none).
+func newOutputSink(ctx context.Context, sink schemas.OutputSink, conn *outputLimiter) *outputSink {
 	lim := newOutputLimiter(outputWindow)
+	lim.conn = conn
 	sink.SetFlowLimiter(lim)
 	return &outputSink{ctx: ctx, sink: sink, lim: lim, served: make(chan struct{})}
 }
@@ -243,8 +251,12 @@ type outputLimiter struct {
 	// cutShort is set when a wait ended before the client acknowledged
 	// enough (stop, or the context): the call went without its window.
 	cutShort bool
-	// waiting counts calls waiting for the client (for tests).
+	// waiting counts calls waiting for the client (for tests); a
+	// connection's limiter counts those of each of its sinks.
 	waiting atomic.Int32
+	// conn is the limiter of the connection the sink is on, whose window
+	// bounds the bytes in flight on all its sinks together; nil for none.
+	conn *outputLimiter
 }
 
 func newOutputLimiter(window int64) *outputLimiter {
@@ -259,27 +271,55 @@ func (l *outputLimiter) setStop(stop writeStops) {
 
 func (l *outputLimiter) StartMessage(ctx context.Context, size uint64) (gotResponse func(), err error) {
 	n := min(int64(size), l.window) // a call larger than the window waits for all of it
+	l.mu.Lock()
+	stop := l.stop
+	l.mu.Unlock()
+	err = l.take(ctx, n, stop, l.conn)
+	if err == nil && l.conn != nil {
+		if err = l.conn.take(ctx, n, stop, nil); err != nil {
+			l.give(n)
+		}
+	}
+	if err != nil {
+		l.mu.Lock()
+		l.cutShort = true
+		l.mu.Unlock()
+		return nil, err
+	}
+	return func() {
+		l.give(n)
+		if l.conn != nil {
+			l.conn.give(n)
+		}
+	}, nil
+}
+
+// take waits until n bytes of the window are free, and takes them; or
+// returns why it stopped waiting: ctx ended, or a stop was closed. also,
+// if not nil, counts the wait too.
+func (l *outputLimiter) take(ctx context.Context, n int64, stop writeStops, also *outputLimiter) error {
 	for {
 		l.mu.Lock()
 		if l.avail >= n {
 			l.avail -= n
 			l.mu.Unlock()
-			return func() { l.give(n) }, nil
+			return nil
 		}
-		freed, stop := l.freed, l.stop
+		freed := l.freed
 		l.mu.Unlock()
-		if err := l.wait(ctx, freed, stop); err != nil {
-			l.mu.Lock()
-			l.cutShort = true
-			l.mu.Unlock()
-			return nil, err
+		if err := l.wait(ctx, freed, stop, also); err != nil {
+			return err
 		}
 	}
 }
 
-func (l *outputLimiter) wait(ctx context.Context, freed <-chan struct{}, stop writeStops) error {
+func (l *outputLimiter) wait(ctx context.Context, freed <-chan struct{}, stop writeStops, also *outputLimiter) error {
 	l.waiting.Add(1)
 	defer l.waiting.Add(-1)
+	if also != nil {
+		also.waiting.Add(1)
+		defer also.waiting.Add(-1)
+	}
 	select {
 	case <-freed:
 		return nil
@@ -433,7 +473,7 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 	if !a.HasSink() {
 		return errors.New("logs: no sink given")
 	}
-	sink := newOutputSink(ctx, a.Sink().AddRef())
+	sink := newOutputSink(ctx, a.Sink().AddRef(), s.c.output)
 	follow := a.Follow()
 	q := logQuery{tail: a.Tail(), since: a.Since(), skip: [2]bool{streamStdout: a.SkipStdout(), streamStderr: a.SkipStderr()}}
 	off, lost := s.r.output.startAt(q)

@@ -420,7 +420,7 @@ func (c *serverConn) startGuest(ctx context.Context, a *launchArgs) (*guestRecor
 		ctx:  rctx, cancel: cancel,
 	}
 	if a.output.IsValid() {
-		r.attached = newOutputSink(rctx, a.output)
+		r.attached = newOutputSink(rctx, a.output, c.output)
 		a.output = schemas.OutputSink{}
 	}
 	if a.stdinStream {

@@ -449,3 +449,95 @@ func TestTheLastObjectAllowedCanBeMintedOrLaunched(t *testing.T) {
 		return err == nil
 	})
 }
+
+// pausableConn is a client's connection whose reads can be held, as a
+// client that stops reading its socket does.
+type pausableConn struct {
+	net.Conn
+	mu     sync.Mutex
+	paused chan struct{} // closed to resume; nil when not paused
+}
+
+func (c *pausableConn) pause() {
+	c.mu.Lock()
+	c.paused = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (c *pausableConn) resume() {
+	c.mu.Lock()
+	if c.paused != nil {
+		close(c.paused)
+		c.paused = nil
+	}
+	c.mu.Unlock()
+}
+
+func (c *pausableConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	paused := c.paused
+	c.mu.Unlock()
+	if paused != nil {
+		<-paused
+	}
+	return c.Conn.Read(p)
+}
+
+// A client that asks for the same guest's logs many times over and reads
+// none of the answers has at most ConnOutputWindow of output in flight
+// from the daemon, not one sink's window per call: the rest waits.
+func TestOutputInFlightToOneClientIsBoundedOverAllItsSinks(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+	ctx := context.Background()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &pausableConn{Conn: nc}
+	defer pc.resume()
+	c, err := client.NewClient(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
+		t.Fatalf("flood: %+v, %v", st, err)
+	}
+	// Its last MiB is kept: each logs call alone has more than its
+	// window to send.
+	const calls = 64
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pc.pause()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	defer pc.resume()
+	for range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.LogsWith(lctx, client.LogsOptions{Stdout: io.Discard})
+		}()
+	}
+	eventually(t, server.HangGuard, "every logs call waits for the client", func() bool {
+		_, waiting := server.ConnOutput(d.srv)
+		return waiting >= calls
+	})
+	inFlight, _ := server.ConnOutput(d.srv)
+	pc.resume()
+	cancel()
+	wg.Wait()
+	eventually(t, server.HangGuard, "the logs calls end once the client reads", func() bool {
+		n, waiting := server.ConnOutput(d.srv)
+		return n == 0 && waiting == 0
+	})
+	if inFlight > server.ConnOutputWindow {
+		t.Fatalf("%d bytes of output in flight to a client that reads none of it: more than the %d a connection may have", inFlight, server.ConnOutputWindow)
+	}
+}

@@ -35,7 +35,7 @@ func (s *stuckSink) Write(ctx context.Context, call schemas.OutputSink_write) er
 func stuckOutput(t *testing.T) (o *outputSink, sink *stuckSink, answer func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sink = &stuckSink{release: make(chan struct{})}
-	o = newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink))
+	o = newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink), nil)
 	var once sync.Once
 	answer = func() {
 		once.Do(func() {
@@ -193,7 +193,7 @@ func concurrentHolders(t *testing.T, checkTimes bool) {
 	for round := 0; round < 50; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
 		sink := &recordingSink{}
-		o := newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink))
+		o := newOutputSink(ctx, schemas.OutputSink_ServerToClient(sink), nil)
 		log := newOutputLog(64 << 20)
 		stdout := caps.NewStdout("stdout", &streamWriter{log: log, stream: streamStdout, sink: o})
 		var wg sync.WaitGroup

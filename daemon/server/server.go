@@ -154,6 +154,7 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 		auth:      NewAuthority(p, s.euid, s.holderOwner),
 		pid:       cred.Pid,
 		holder:    daemon.ClientHolder("conn-"+strconv.FormatUint(id, 10), p),
+		output:    newOutputLimiter(connOutputWindow),
 	}
 	sc.log = s.log.Named("conn").With("conn", sc.holder.ID, "uid", p.UID, "pid", cred.Pid)
 
@@ -338,6 +339,9 @@ type serverConn struct {
 	holder    *caps.Holder // holds the capabilities this client mints or restricts
 	log       hclog.Logger
 	objects   atomic.Int64 // Guest and Cap objects handed out and not released
+	// output bounds the guest output in flight to the client on all its
+	// sinks together (attached launches, logs).
+	output *outputLimiter
 }
 
 // errTooManyObjects is returned when a client holds MaxObjects objects.
