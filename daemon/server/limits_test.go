@@ -102,6 +102,42 @@ func TestOversizedRequestIsRefusedAndTheDaemonServesOthers(t *testing.T) {
 	d.stillServes(t)
 }
 
+// Each capability a client's message carries costs the daemon an import
+// of some 400 bytes for a descriptor of 16 in the message: a message is
+// counted at what it costs, so that a small message of many capabilities
+// is refused as an oversized one is, and one connection cannot make the
+// daemon hold many times the bytes it sent.
+func TestAMessageOfManyCapabilitiesIsCountedAtWhatItCosts(t *testing.T) {
+	d := startDaemon(t, server.Limits{MaxMessageSize: 1 << 20})
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	boot, err := rpctest.Bootstrap(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := rpctest.CallCarrying(1, 0, schemas.Supervisor_TypeID, 7, 10000) // whoami, about 160 KB
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(call) >= 1<<20 {
+		t.Fatalf("the call is %d bytes: not below the limit", len(call))
+	}
+	if _, err := nc.Write(append(boot, call...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard)) // only a hang reaches it
+	if _, err := io.Copy(io.Discard, nc); err != nil {
+		t.Fatalf("reading until the daemon hangs up: %v", err)
+	}
+	if want := "carrying 10000 capabilities"; !strings.Contains(d.logs.String(), want) {
+		t.Fatalf("no disconnect logged with %q; logs:\n%s", want, d.logs.String())
+	}
+	d.stillServes(t)
+}
+
 // A client that stalls in a message is cut off after MessageTimeout, also
 // when the message began in the same read as a whole one before it (the
 // daemon reads ahead of the message it decodes, and times a message from

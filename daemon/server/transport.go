@@ -207,16 +207,69 @@ func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
 		t.log.Warn("disconnecting client: it sent a bad or oversized message, or stalled in one", "error", err)
 		return nil, err
 	}
-	if err := t.track(in.Message()); err != nil {
+	size, err := t.admit(in.Message())
+	if err != nil {
 		in.Release()
 		t.log.Warn("disconnecting client", "error", err.Error())
 		return nil, err
 	}
-	size := t.codec.lastSize
 	t.mu.Lock()
 	t.held += size
 	t.mu.Unlock()
 	return &heldMessage{IncomingMessage: in, t: t, size: size}, nil
+}
+
+// importCost is what the daemon is counted for each capability a
+// client's message carries: an import, some 400 bytes of the daemon's
+// memory for a descriptor of 16 bytes in the message.
+const importCost = 512
+
+// admit checks a message the client sent against the protocol's rules
+// (track) and returns what it counts against the connection's limits: its
+// bytes, and importCost for each capability it carries. A message that
+// counts more than MaxMessageSize ends the connection, as a larger one
+// does.
+func (t *limitedTransport) admit(m rpccp.Message) (uint64, error) {
+	if err := t.track(m); err != nil {
+		return 0, err
+	}
+	n := capsCarried(m)
+	size := t.codec.lastSize + uint64(n)*importCost
+	if size > t.lim.MaxMessageSize {
+		return 0, fmt.Errorf("client sent a message carrying %d capabilities, which cost the daemon as much as %d bytes, more than the largest message it takes (%d bytes); pass fewer capabilities in one call", n, size, t.lim.MaxMessageSize)
+	}
+	return size, nil
+}
+
+// capsCarried is the number of capabilities a call's parameters or a
+// return's results carry; other messages carry at most one.
+func capsCarried(m rpccp.Message) int {
+	var p rpccp.Payload
+	var err error
+	switch m.Which() {
+	case rpccp.Message_Which_call:
+		c, cerr := m.Call()
+		if cerr != nil {
+			return 0
+		}
+		p, err = c.Params()
+	case rpccp.Message_Which_return:
+		r, rerr := m.Return()
+		if rerr != nil || r.Which() != rpccp.Return_Which_results {
+			return 0
+		}
+		p, err = r.Results()
+	default:
+		return 0
+	}
+	if err != nil {
+		return 0
+	}
+	ct, err := p.CapTable()
+	if err != nil {
+		return 0
+	}
+	return ct.Len()
 }
 
 // track keeps the set of question ids the client has open and refuses a

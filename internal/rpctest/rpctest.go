@@ -50,3 +50,41 @@ func message(build func(rpccp.Message) error) ([]byte, error) {
 	}
 	return msg.Marshal()
 }
+
+// CallCarrying is a call of method method of interface iface on the
+// answer to question target (the bootstrap's, say), as question question,
+// with empty parameters and a capability table of n capabilities the
+// client claims to host (ids from 0): what a client that makes the daemon
+// import many capabilities at once would send.
+func CallCarrying(question, target uint32, iface uint64, method uint16, n int) ([]byte, error) {
+	return message(func(m rpccp.Message) error {
+		call, err := m.NewCall()
+		if err != nil {
+			return err
+		}
+		call.SetQuestionId(question)
+		call.SetInterfaceId(iface)
+		call.SetMethodId(method)
+		tgt, err := call.NewTarget()
+		if err != nil {
+			return err
+		}
+		pa, err := tgt.NewPromisedAnswer()
+		if err != nil {
+			return err
+		}
+		pa.SetQuestionId(target)
+		payload, err := call.NewParams()
+		if err != nil {
+			return err
+		}
+		ct, err := payload.NewCapTable(int32(n))
+		if err != nil {
+			return err
+		}
+		for i := 0; i < n; i++ {
+			ct.At(i).SetSenderHosted(uint32(i))
+		}
+		return nil
+	})
+}
