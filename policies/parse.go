@@ -135,6 +135,10 @@ func Parse(name string, src []byte) (*Policy, error) {
 }
 
 func decodeFile(name string, src []byte, el *errList) *fileBody {
+	if r, deep := tooDeep(src, name); deep {
+		el.add(r, "nested more than %d deep: brackets, braces, parentheses and templates go a few levels deep in a policy", maxNesting)
+		return nil
+	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	if diags.HasErrors() {
 		el.addDiags(diags)
@@ -147,6 +151,32 @@ func decodeFile(name string, src []byte, el *errList) *fileBody {
 		return nil
 	}
 	return b
+}
+
+// maxNesting bounds how deep brackets, braces, parentheses and string
+// templates nest. HCL's parser recurses once per level, so a file of
+// deeply nested brackets would otherwise take the whole process down with
+// a stack overflow; a policy needs a few levels.
+const maxNesting = 64
+
+// tooDeep finds the first token of src nested deeper than maxNesting. It
+// reads tokens only, which HCL's scanner does without recursing.
+func tooDeep(src []byte, name string) (hcl.Range, bool) {
+	tokens, _ := hclsyntax.LexConfig(src, name, hcl.InitialPos)
+	depth := 0
+	for _, t := range tokens {
+		switch t.Type {
+		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen, hclsyntax.TokenOQuote,
+			hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+			if depth++; depth > maxNesting {
+				return t.Range, true
+			}
+		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
+			hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
+			depth = max(depth-1, 0)
+		}
+	}
+	return hcl.Range{}, false
 }
 
 // build turns decoded files into a Policy, or returns every problem.

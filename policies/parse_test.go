@@ -191,3 +191,23 @@ func TestTCPPortOutOfRangeRejectedAtLoad(t *testing.T) {
 		t.Fatalf("port 65535: %v", err)
 	}
 }
+
+// Brackets, braces, parentheses and templates nested past any use the
+// language has are an error at the first one too deep, not a parse that
+// recurses until the process runs out of stack.
+func TestParseBoundsNesting(t *testing.T) {
+	const n = 200_000
+	for name, expr := range map[string]string{
+		"brackets": strings.Repeat("[", n) + strings.Repeat("]", n),
+		"braces":   strings.Repeat("{a=", n) + "1" + strings.Repeat("}", n),
+		"parens":   strings.Repeat("(", n) + "1" + strings.Repeat(")", n),
+		"template": strings.Repeat(`"${`, n) + "1" + strings.Repeat(`}"`, n),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse("p.hcl", []byte("grant \"g\" {\n  resources = "+expr+"\n}\n"))
+			if err == nil || !strings.HasPrefix(err.Error(), "p.hcl:2:") || !strings.Contains(err.Error(), "nested more than 64 deep") {
+				t.Fatalf("got %.300v, want p.hcl:2:…: nested more than 64 deep", err)
+			}
+		})
+	}
+}
