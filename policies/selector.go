@@ -99,29 +99,23 @@ func globMatch(pat, name string) bool {
 	return i == len(pat)
 }
 
-// globsIntersect reports whether some string matches both patterns.
+// globsIntersect reports whether some string matches both patterns. A
+// pattern without '*' is one string. Two patterns with a '*' each meet
+// exactly when their literal heads agree (one is a prefix of the other)
+// and so do their literal tails: a string made of the longer head, every
+// middle part of both, and the longer tail matches both, each '*' taking
+// what the other pattern put there.
 func globsIntersect(p, q string) bool {
-	seen := make(map[[2]int]bool)
-	var walk func(i, j int) bool
-	walk = func(i, j int) bool {
-		k := [2]int{i, j}
-		if seen[k] {
-			return false
-		}
-		seen[k] = true
-		switch {
-		case i == len(p) && j == len(q):
-			return true
-		case i < len(p) && p[i] == '*':
-			return walk(i+1, j) || (j < len(q) && walk(i, j+1))
-		case j < len(q) && q[j] == '*':
-			return walk(i, j+1) || (i < len(p) && walk(i+1, j))
-		case i < len(p) && j < len(q) && p[i] == q[j]:
-			return walk(i+1, j+1)
-		}
-		return false
+	switch {
+	case !strings.Contains(p, "*"):
+		return globMatch(q, p)
+	case !strings.Contains(q, "*"):
+		return globMatch(p, q)
 	}
-	return walk(0, 0)
+	ph, qh := p[:strings.Index(p, "*")], q[:strings.Index(q, "*")]
+	pt, qt := p[strings.LastIndex(p, "*")+1:], q[strings.LastIndex(q, "*")+1:]
+	return (strings.HasPrefix(ph, qh) || strings.HasPrefix(qh, ph)) &&
+		(strings.HasSuffix(pt, qt) || strings.HasSuffix(qt, pt))
 }
 
 // Resource kinds the language knows.
