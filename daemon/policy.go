@@ -368,8 +368,9 @@ type Disallowed struct {
 }
 
 // NotAllowedBy lists the capabilities running guests were granted (at
-// launch or since) that p would not grant them now: what a reload leaves
-// in place until someone revokes it.
+// launch or since) that p would not grant them now, or not as they are
+// (with those rights, without that lease): what a reload leaves in place
+// until someone revokes it.
 func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 	var out []Disallowed
 	for _, g := range s.Guests() {
@@ -386,12 +387,37 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
 				Subject: g.principal.subject(), Module: holderModule(g.holder),
 			}, src.asked)
-			if !d.Allowed {
-				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: d.Reason})
+			if reason := beyond(c, d); reason != "" {
+				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: reason})
 			}
 		}
 	}
 	return out
+}
+
+// beyond says how live capability c is more than decision d would grant:
+// d denies it, c holds rights beyond d's ceiling, or d makes it a lease
+// and c has none, or one that ends later than d's ttl from now. "" when
+// d would grant it as it is.
+func beyond(c *caps.Cap, d policies.Decision) string {
+	if !d.Allowed {
+		return d.Reason
+	}
+	b, i := c.Rights()
+	if extra := (b | i) &^ d.Rights; extra != 0 {
+		return fmt.Sprintf("it holds %v, beyond the rights of %s", extra, ruleText(d.Rule))
+	}
+	if end := c.Expires(); d.TTL > 0 && (end.IsZero() || end.After(time.Now().Add(d.TTL))) {
+		return fmt.Sprintf("%s makes it a lease of %v, and it %s", ruleText(d.Rule), d.TTL, leaseText(end))
+	}
+	return ""
+}
+
+func leaseText(end time.Time) string {
+	if end.IsZero() {
+		return "has no lease"
+	}
+	return "lasts until " + end.UTC().Format(time.RFC3339)
 }
 
 // socketResolver says where named sock and listen grants connect or

@@ -157,6 +157,32 @@ func TestNotAllowedByListsLiveGrantsANewPolicyWouldRefuse(t *testing.T) {
 	}
 }
 
+// A reloaded policy that still grants the resource, but with fewer rights
+// or as a lease, would not grant the live capability as it is: it holds
+// rights the new rule does not give, and no end.
+func TestNotAllowedByListsLiveGrantsBeyondANewRulesRightsOrLease(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "d" {
+  resources = ["dir:%s"]
+}`, dir)))
+	g, err := launchSpin(t, s, nil, "dir:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := g.Handles()[3].Cap.ID()
+	for name, rule := range map[string]string{
+		"read only": `read_only = true`,
+		"rights":    `rights = ["file_open", "fd_read"]`,
+		"lease":     `ttl = "1h"`,
+	} {
+		got := s.NotAllowedBy(mustPolicy(t, fmt.Sprintf("grant \"d\" {\n  resources = [\"dir:%s\"]\n  %s\n}\n", dir, rule)))
+		if len(got) != 1 || got[0].Cap != want {
+			t.Errorf("%s: NotAllowedBy = %+v, want the guest's grant %s", name, got, want)
+		}
+	}
+}
+
 // oneCopyPolicy grants dir and lets one copy of it be passed on at a
 // time, one hop away.
 func oneCopyPolicy(t *testing.T, dir string) *policies.Policy {
