@@ -377,8 +377,7 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 		if running, _ := g.Status(); !running {
 			continue
 		}
-		for _, e := range g.Handles() {
-			c := e.Cap
+		for _, c := range grantedTo(g) {
 			src, ok := c.Source().(grantSource)
 			if !ok || src.kind == "" || c.Parent() != nil {
 				continue
@@ -393,6 +392,16 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 		}
 	}
 	return out
+}
+
+// grantedTo is what g holds, in its handle table and waiting for it on
+// its supervisor channel (Pending).
+func grantedTo(g *Guest) []*caps.Cap {
+	var out []*caps.Cap
+	for _, e := range g.Handles() {
+		out = append(out, e.Cap)
+	}
+	return append(out, g.Pending()...)
 }
 
 // beyond says how live capability c is more than decision d would grant:

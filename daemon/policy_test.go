@@ -183,6 +183,28 @@ func TestNotAllowedByListsLiveGrantsBeyondANewRulesRightsOrLease(t *testing.T) {
 	}
 }
 
+// A grant made to a running guest that it has not received yet is live
+// all the same: a reload judges it too.
+func TestNotAllowedByListsGrantsWaitingOnTheSupervisorChannel(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "d" {
+  resources = ["dir:%s"]
+}`, dir)))
+	g, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := g.Grant(context.Background(), g.Principal(), mustGrant(t, "dir:"+dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.NotAllowedBy(mustPolicy(t, `resource "chan" "x" {}`))
+	if len(got) != 1 || got[0].Cap != c.ID() {
+		t.Fatalf("NotAllowedBy = %+v, want the grant %s the guest has yet to receive", got, c.ID())
+	}
+}
+
 // oneCopyPolicy grants dir and lets one copy of it be passed on at a
 // time, one hop away.
 func oneCopyPolicy(t *testing.T, dir string) *policies.Policy {
