@@ -40,6 +40,9 @@ type grantSource struct {
 	// symbolic links lead elsewhere (path): deny rules written for it
 	// apply too (DecideHostPath).
 	asked string
+	// by is the user who made the grant, as the policy saw it: a live
+	// grant's may not be the guest's launcher (NotAllowedBy).
+	by policies.Subject
 }
 
 func (g grantSource) String() string {
@@ -102,6 +105,7 @@ type grantee struct {
 func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	p := s.Policy()
 	src := sourceOf(gr, p)
+	src.by = g.by.subject()
 	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll}
 	if err := s.auditRefusal(); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
@@ -369,8 +373,8 @@ type Disallowed struct {
 
 // NotAllowedBy lists the capabilities running guests were granted (at
 // launch or since) that p would not grant them now, or not as they are
-// (with those rights, without that lease): what a reload leaves in place
-// until someone revokes it.
+// (with those rights, without that lease), each judged as the user who
+// made the grant: what a reload leaves in place until someone revokes it.
 func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 	var out []Disallowed
 	for _, g := range s.Guests() {
@@ -384,7 +388,7 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 			}
 			_, d := DecideHostPath(p, policies.Request{
 				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
-				Subject: g.principal.subject(), Module: holderModule(g.holder),
+				Subject: src.by, Module: holderModule(g.holder),
 			}, src.asked)
 			if reason := beyond(c, d); reason != "" {
 				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: reason})

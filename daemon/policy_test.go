@@ -205,6 +205,31 @@ func TestNotAllowedByListsGrantsWaitingOnTheSupervisorChannel(t *testing.T) {
 	}
 }
 
+// A grant made to a running guest is judged again as the user who made
+// it, not as the guest's launcher: the policy that allowed it allows it
+// still.
+func TestNotAllowedByJudgesALiveGrantAsItsGranter(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "root-only" {
+  resources = ["dir:%s"]
+  subject {
+    uids = [0]
+  }
+}`, dir)))
+	g, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := g.Grant(context.Background(), Principal{Name: "root"}, mustGrant(t, "dir:"+dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.NotAllowedBy(s.Policy()); len(got) != 0 {
+		t.Fatalf("the policy that allowed root's grant %s to alice's guest disallows %+v", c.ID(), got)
+	}
+}
+
 // oneCopyPolicy grants dir and lets one copy of it be passed on at a
 // time, one hop away.
 func oneCopyPolicy(t *testing.T, dir string) *policies.Policy {
