@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/gocty"
 )
@@ -88,7 +89,7 @@ func (d *decoder) expr(expr hcl.Expression, dst any) {
 	if err != nil {
 		panic(fmt.Sprintf("policies: no cty type for %T: %v", dst, err))
 	}
-	if v, err = convert.Convert(v, ty); err == nil {
+	if v, err = convertValue(v, ty); err == nil {
 		err = gocty.FromCtyValue(v, dst)
 	}
 	if err != nil {
@@ -100,6 +101,27 @@ func (d *decoder) expr(expr hcl.Expression, dst any) {
 			Context:  expr.Range().Ptr(),
 		})
 	}
+}
+
+// convertValue is convert.Convert, except that a tuple for a list is
+// converted one element at a time: cty converts a whole tuple by first
+// sorting its elements' types, in time that grows with the square of
+// their number (minutes for a list of 100,000 strings). When an element
+// does not convert, the whole is converted as cty does, for its error.
+func convertValue(v cty.Value, ty cty.Type) (cty.Value, error) {
+	if !ty.IsListType() || !v.Type().IsTupleType() || !v.IsWhollyKnown() || v.IsNull() || v.LengthInt() == 0 {
+		return convert.Convert(v, ty)
+	}
+	elems := make([]cty.Value, 0, v.LengthInt())
+	for it := v.ElementIterator(); it.Next(); {
+		_, e := it.Element()
+		e, err := convert.Convert(e, ty.ElementType())
+		if err != nil {
+			return convert.Convert(v, ty)
+		}
+		elems = append(elems, e)
+	}
+	return cty.ListVal(elems), nil
 }
 
 // oneBlock returns the only block of type typ in c, nil when there is

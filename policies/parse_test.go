@@ -239,3 +239,32 @@ func TestLongGlobsLoad(t *testing.T) {
 		t.Fatal("Parse of 300 long globs has not returned after 60s")
 	}
 }
+
+// Long lists are read in time near their length, and rules are checked
+// for ties among the selectors that could tie (of one kind and rank, and
+// for names and paths the same one), not every selector of every rule
+// against every other: two rules of 60,000 paths each load at once. They
+// used to take many minutes.
+func TestManySelectorsLoad(t *testing.T) {
+	var src strings.Builder
+	for r := range 2 {
+		fmt.Fprintf(&src, "grant \"g%d\" {\n  resources = [", r)
+		for i := range 60_000 {
+			fmt.Fprintf(&src, "\"dir:/r%d/%d\", ", r, i)
+		}
+		src.WriteString("]\n}\n")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("p.hcl", []byte(src.String()))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Parse of two rules of 60,000 paths each has not returned after 60s")
+	}
+}

@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"cmp"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -144,34 +146,78 @@ func (p *Policy) checkRules(el *errList) {
 // checkTies rejects two grant (or two delegate) rules that could both
 // decide one request: selectors of equal rank that overlap, and match
 // conditions that some request could meet at once. Deny rules never tie:
-// any matching deny denies.
+// any matching deny denies. Only selectors that could tie are compared
+// (tieKey), so that a policy of many selectors loads in time near its
+// size; each pair of rules is reported once, naming its first tied
+// selectors.
 func (p *Policy) checkTies(el *errList) {
-	for i, a := range p.rules {
-		if a.Type == TypeDeny {
+	groups := map[tieKey][]tieAt{}
+	for i, r := range p.rules {
+		if r.Type == TypeDeny {
 			continue
 		}
-		for _, b := range p.rules[i+1:] {
-			if b.Type != a.Type || !conditionsOverlap(a, b) {
-				continue
-			}
-			if sa, sb, ok := tiedSelectors(a, b); ok {
-				el.errs = append(el.errs, Error{Pos: b.Pos, Msg: "rules tie: " + string(b.Type) + " " + quote(b.Name) +
-					" (" + sb.String() + ") and " + quote(a.Name) + " at " + a.Pos.String() + " (" + sa.String() +
-					") could both decide the same request at the same specificity; make one more specific or give them disjoint subjects or modules"})
+		for x, s := range r.Selectors {
+			groups[keyOfTie(r.Type, s)] = append(groups[keyOfTie(r.Type, s)], tieAt{i, x})
+		}
+	}
+	ties := map[[2]int][2]int{} // rules {a, b}, a first: their first tied selectors
+	for _, g := range groups {
+		for n, e := range g {
+			for _, f := range g[n+1:] {
+				p.noteTie(ties, e, f)
 			}
 		}
+	}
+	pairs := slices.SortedFunc(maps.Keys(ties), func(x, y [2]int) int { return cmp.Or(x[0]-y[0], x[1]-y[1]) })
+	for _, ab := range pairs {
+		a, b := p.rules[ab[0]], p.rules[ab[1]]
+		sa, sb := a.Selectors[ties[ab][0]], b.Selectors[ties[ab][1]]
+		el.errs = append(el.errs, Error{Pos: b.Pos, Msg: "rules tie: " + string(b.Type) + " " + quote(b.Name) +
+			" (" + sb.String() + ") and " + quote(a.Name) + " at " + a.Pos.String() + " (" + sa.String() +
+			") could both decide the same request at the same specificity; make one more specific or give them disjoint subjects or modules"})
 	}
 }
 
-func tiedSelectors(a, b *Rule) (Selector, Selector, bool) {
-	for _, sa := range a.Selectors {
-		for _, sb := range b.Selectors {
-			if sa.rank() == sb.rank() && sa.overlaps(sb) {
-				return sa, sb, true
-			}
-		}
+// tieKey groups the selectors that could tie: of one rule type, kind and
+// rank, and but for globs the same text (an exact name ties only with
+// itself, and two path prefixes of as many elements overlap only when
+// they are one).
+type tieKey struct {
+	typ  RuleType
+	kind string
+	rank int
+	text string
+}
+
+func keyOfTie(t RuleType, s Selector) tieKey {
+	k := tieKey{typ: t, kind: s.Kind, rank: s.rank()}
+	if !s.isGlob() {
+		k.text = s.String()
 	}
-	return Selector{}, Selector{}, false
+	return k
+}
+
+// tieAt is selector sel of rule rule (indexes).
+type tieAt struct{ rule, sel int }
+
+// noteTie records in ties that the rules of e and f tie on their
+// selectors, if they do, keeping for each pair of rules the first tied
+// selectors in the order of their lists.
+func (p *Policy) noteTie(ties map[[2]int][2]int, e, f tieAt) {
+	if e.rule == f.rule {
+		return
+	}
+	if e.rule > f.rule {
+		e, f = f, e
+	}
+	a, b := p.rules[e.rule], p.rules[f.rule]
+	if !a.Selectors[e.sel].overlaps(b.Selectors[f.sel]) || !conditionsOverlap(a, b) {
+		return
+	}
+	ab, at := [2]int{e.rule, f.rule}, [2]int{e.sel, f.sel}
+	if old, ok := ties[ab]; !ok || at[0] < old[0] || (at[0] == old[0] && at[1] < old[1]) {
+		ties[ab] = at
+	}
 }
 
 // conditionsOverlap is false only when the rules provably match disjoint
