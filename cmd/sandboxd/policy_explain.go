@@ -97,9 +97,11 @@ func (a *explainArgs) request() (policies.Request, error) {
 	return req, err
 }
 
-// parseResource reads KIND:NAME, or dir:/PATH and file:/PATH: a dir or
-// file resource written with an absolute path is an inline host path, and
-// any other is a declared resource's name.
+// parseResource reads --grant as run and launch read a grant (the grant
+// grammar, docs/GRANTS.md: a guest name and options after the source are
+// not part of it) and names its source as the daemon does: a dir or file
+// source with a "/" is a host path (made absolute), any other source a
+// declared resource's name.
 func parseResource(text string) (kind, name, path string, err error) {
 	if text == "" {
 		return "", "", "", fmt.Errorf("want --grant KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)")
@@ -110,10 +112,16 @@ func parseResource(text string) (kind, name, path string, err error) {
 		return "", "", "", fmt.Errorf("--grant %q: want KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)", text)
 	case !policies.IsKind(kind):
 		return "", "", "", fmt.Errorf("--grant %q: unknown kind %q: want dir, file, sock, listen or chan", text, kind)
-	case (kind == "dir" || kind == "file") && strings.HasPrefix(rest, "/"):
-		return kind, "", rest, nil
 	}
-	return kind, rest, "", nil
+	gr, err := daemon.ParseGrant(text)
+	if err != nil {
+		return "", "", "", fmt.Errorf("--grant: %v", err)
+	}
+	if (kind == "dir" || kind == "file") && !daemon.IsResourceName(gr.Source) {
+		abs, err := filepath.Abs(gr.Source)
+		return kind, "", abs, err
+	}
+	return kind, gr.Source, "", nil
 }
 
 // parseRightsList reads comma-separated right names; empty is every right

@@ -194,3 +194,31 @@ func TestPolicyExplainDecidesWhereALinkLeads(t *testing.T) {
 		t.Fatalf("a path through a link out of public: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// explain reads --grant as run and launch do: a guest name or an option
+// after the host path is not part of the path, so a path the policy denies
+// is denied however the grant is written, as the daemon would deny it.
+func TestPolicyExplainReadsTheGrantGrammar(t *testing.T) {
+	top := t.TempDir()
+	pol := filepath.Join(top, "p.hcl")
+	src := fmt.Sprintf("resource \"sock\" \"db\" {\n  tcp = \"127.0.0.1:5432\"\n}\ngrant \"top\" {\n  resources = [\"dir:%s\", \"sock:db\"]\n}\ndeny \"private\" {\n  resources = [\"dir:%s/private\"]\n}\n", top, top)
+	if err := os.WriteFile(pol, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	module := filepath.Join(top, "prog.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for grant, want := range map[string]int{
+		"dir:" + top + "/private:ro":      exitFailure,
+		"dir:" + top + "/private=/p":      exitFailure,
+		"dir:" + top + "/private/x=/p:ro": exitFailure,
+		"dir:" + top + "/public=/data:ro": exitOK,
+		"sock:db:dial":                    exitOK,
+	} {
+		r := sandboxd(t, "", "policy", "explain", "--policy", pol, "--grant", grant, module)
+		if r.code != want {
+			t.Errorf("--grant %s: code %d, want %d; stdout %q, stderr %q", grant, r.code, want, r.stdout, r.stderr)
+		}
+	}
+}
