@@ -1,6 +1,7 @@
 package caps
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -89,7 +90,7 @@ func passesOn(e Edge) bool { return e == EdgeDelegate || e == EdgeSpawn }
 // is then told through Expired. c's Info reports when that will be. A
 // lease cannot be extended or shortened: the first one set on c holds.
 func (k *Kernel) Lease(c *Cap, ttl time.Duration) {
-	if ttl <= 0 || !c.expires.CompareAndSwap(0, time.Now().Add(ttl).UnixNano()) {
+	if ttl <= 0 || !c.expires.CompareAndSwap(0, leaseEnd(ttl)) {
 		return
 	}
 	time.AfterFunc(ttl, func() {
@@ -101,6 +102,16 @@ func (k *Kernel) Lease(c *Cap, ttl time.Duration) {
 			g.Expired(c, r)
 		}
 	})
+}
+
+// leaseEnd is when a lease of ttl from now ends, in Unix nanoseconds: the
+// last that an int64 holds (the year 2262) for a ttl that ends later.
+func leaseEnd(ttl time.Duration) int64 {
+	now := time.Now().UnixNano()
+	if end := now + int64(ttl); end > now {
+		return end
+	}
+	return math.MaxInt64
 }
 
 // Expires returns when c's lease ends, or the zero time when it has none.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
@@ -268,5 +269,24 @@ func TestPolicyFanOutCountsLiveCopies(t *testing.T) {
 	s.Kernel().Revoke(first, "test")
 	if _, err := b.SendCap(context.Background(), granted, "d3"); err != nil {
 		t.Fatalf("a copy after the first was revoked: %v", err)
+	}
+}
+
+// A lease longer than the time the kernel can write in nanoseconds (past
+// the year 2262) ends in the future, not before the grant was made.
+func TestPolicyVeryLongLeaseEndsInTheFuture(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "d" {
+  resources = ["dir:%s"]
+  ttl       = "2200000h"
+}`, dir)))
+	g, err := launchSpin(t, s, nil, "dir:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.Handles()[3].Cap
+	if end := c.Expires(); !end.After(time.Now()) {
+		t.Fatalf("a lease of 2200000h ends at %v", end)
 	}
 }
