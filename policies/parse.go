@@ -1,11 +1,14 @@
 package policies
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"path"
 	"regexp"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -112,7 +115,7 @@ func Load(files ...string) (*Policy, error) {
 	var el errList
 	var bodies []*fileBody
 	for _, f := range files {
-		src, err := os.ReadFile(f)
+		src, err := readFile(f)
 		if err != nil {
 			el.errs = append(el.errs, Error{Pos: Pos{File: f}, Msg: err.Error()})
 			continue
@@ -122,6 +125,24 @@ func Load(files ...string) (*Policy, error) {
 		}
 	}
 	return build(bodies, &el)
+}
+
+// readFile reads a policy file, which must be a regular file: one that
+// is not, a FIFO say, is refused rather than waited on.
+func readFile(name string) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file: a policy is read from regular files only", name)
+	}
+	return io.ReadAll(f)
 }
 
 // Parse reads one policy from src; name is the file name errors carry.

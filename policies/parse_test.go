@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -266,5 +267,28 @@ func TestManySelectorsLoad(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("Parse of two rules of 60,000 paths each has not returned after 60s")
+	}
+}
+
+// A policy file that is not a regular file (a FIFO that no one writes, a
+// device) is refused at once, not read until it ends: a reload would wait
+// for it forever.
+func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "p.hcl")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load(fifo)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), fifo+": not a regular file") {
+			t.Fatalf("Load of a FIFO: %v, want %s: not a regular file…", err, fifo)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Load of a FIFO has not returned after 60s")
 	}
 }
