@@ -127,8 +127,14 @@ func Load(files ...string) (*Policy, error) {
 	return build(bodies, &el)
 }
 
-// readFile reads a policy file, which must be a regular file: one that
-// is not, a FIFO say, is refused rather than waited on.
+// MaxFileSize bounds a policy file. A policy of 1,000 rules is some
+// 100 KiB; what is larger than this is not a policy file, and would take
+// the memory of many times its size to parse.
+const MaxFileSize = 16 << 20
+
+// readFile reads a policy file, which must be a regular file (one that is
+// not, a FIFO say, is refused rather than waited on) of at most
+// MaxFileSize bytes.
 func readFile(name string) ([]byte, error) {
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -142,7 +148,11 @@ func readFile(name string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file: a policy is read from regular files only", name)
 	}
-	return io.ReadAll(f)
+	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err == nil && len(src) > MaxFileSize {
+		err = fmt.Errorf("%s: larger than %d MiB, which no policy is: is it the right file?", name, MaxFileSize>>20)
+	}
+	return src, err
 }
 
 // Parse reads one policy from src; name is the file name errors carry.

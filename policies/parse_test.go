@@ -292,3 +292,17 @@ func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
 		t.Fatal("Load of a FIFO has not returned after 60s")
 	}
 }
+
+// A policy file is read up to a bound far above any policy's size: a
+// larger one is refused, not read whole and parsed, whatever its size.
+func TestLoadRefusesAHugeFile(t *testing.T) {
+	huge := filepath.Join(t.TempDir(), "p.hcl")
+	line := "# " + strings.Repeat("x", 1021) + "\n"
+	if err := os.WriteFile(huge, []byte(strings.Repeat(line, 17<<10)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(huge)
+	if err == nil || !strings.Contains(err.Error(), huge+": larger than 16 MiB") {
+		t.Fatalf("Load of a 17 MiB file: %v, want %s: larger than 16 MiB…", err, huge)
+	}
+}
