@@ -291,13 +291,30 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 	case kind == "dir" || kind == "file":
 		return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {\n  path = %s\n}\n", kind, hclString(src), hclString(where))
 	case kind == "sock" || kind == "listen":
-		attr := "tcp"
-		if strings.HasPrefix(where, "/") {
-			attr = "unix"
+		attr, addr := socketAddress(where)
+		name := src
+		if strings.ContainsAny(src, ":/") { // an inline address, which a policy names
+			name = strings.Trim(nameUnsafe().ReplaceAllString(attr+" "+addr, "-"), "-")
 		}
-		return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {\n  %s = %s\n}\n", kind, hclString(src), attr, hclString(where))
+		return kind, kind + ":" + name, fmt.Sprintf("resource %q %s {\n  %s = %s\n}\n", kind, hclString(name), attr, hclString(addr))
 	}
 	return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {}\n", kind, hclString(src))
+}
+
+// socketAddress reads the address of a sock or listen capability's
+// resource as the daemon describes it ("tcp HOST:PORT", "tcp NAME:PORT
+// (IPS)" for a dialer of a DNS name, "unix PATH"): the resource attribute
+// (tcp or unix) and its value.
+func socketAddress(where string) (attr, addr string) {
+	attr, addr = "tcp", where
+	if n, a, ok := strings.Cut(where, " "); ok && (n == "tcp" || n == "unix") {
+		attr, addr = n, a
+	}
+	if strings.HasPrefix(addr, "/") {
+		return "unix", addr
+	}
+	addr, _, _ = strings.Cut(addr, " (")
+	return attr, addr
 }
 
 // grantSource splits a grant's text as daemon.Grant.String writes it

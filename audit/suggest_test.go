@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -138,6 +139,59 @@ func TestSuggestCountsACopyClosedWhileItsDupIsHeld(t *testing.T) {
 	for _, r := range p.Rules() {
 		if r.Type == policies.TypeDelegate && r.MaxCopies != 2 {
 			t.Fatalf("delegate rule %s allows %d copies, want 2:\n%s", r.Name, r.MaxCopies, out)
+		}
+	}
+}
+
+// Socket grants are learnt as the daemon records them ("sock tcp
+// HOST:PORT", "dial tcp NAME:PORT (IPS)", "listen unix PATH"): each
+// declares its address, and one given inline (sock:tcp:HOST:PORT, which a
+// policy cannot name) is declared under a name made of its address. The
+// suggestion loads.
+func TestSuggestDeclaresSocketsAsRecorded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	grants := []struct{ origin, kind, resource string }{
+		{"sock:db", "socket", "sock tcp 127.0.0.1:5432"},
+		{"sock:search:dial", "dial", "dial tcp search.internal:9200 (10.0.0.7, 10.0.0.8)"},
+		{"sock:unix:/run/app.sock=app", "socket", "sock unix /run/app.sock"},
+		{"listen:127.0.0.1:8080=web", "listener", "listen tcp 127.0.0.1:8080"},
+	}
+	var texts []string
+	for i, g := range grants {
+		texts = append(texts, g.origin)
+		rec := Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: g.kind, Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: g.origin, Resource: g.resource}}
+		if _, err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.Append(Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "client.wasm", SHA256: sha, UID: 1000, Grants: texts}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
+	}
+	want := map[string]string{
+		"sock:db":                   "127.0.0.1:5432",
+		"sock:search":               "search.internal:9200",
+		"sock:unix-run-app-sock":    "/run/app.sock",
+		"listen:tcp-127-0-0-1-8080": "127.0.0.1:8080",
+	}
+	for sel, addr := range want {
+		kind, name, _ := strings.Cut(sel, ":")
+		r, ok := p.Resource(kind, name)
+		if !ok || (r.TCP != addr && r.Unix != addr) {
+			t.Errorf("%s: %+v, want it declared at %s:\n%s", sel, r, addr, out)
 		}
 	}
 }
