@@ -195,3 +195,36 @@ func TestSuggestDeclaresSocketsAsRecorded(t *testing.T) {
 		}
 	}
 }
+
+// max_copies counts a passed-on copy its holder closed while a dup of it
+// lives on, as the daemon counts it: the suggestion allows the second
+// delegation the log shows.
+func TestSuggestCountsAClosedCopyADupKeeps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	for _, r := range []Record{
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:/srv/data", Resource: "dir /srv/data"}},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "giver.wasm", SHA256: sha, UID: 1000, Grants: []string{"dir:/srv/data"}}},
+		{Type: TypeDelegate, Cap: &CapRecord{ID: "c2", Kind: "dir", Base: "fd_read", Parent: "c1", Edge: "delegate", Resource: "dir /srv/data"}},
+		{Type: TypeAdopt, Cap: &CapRecord{ID: "c2", Kind: "dir", Holder: "g-2", Base: "fd_read", Parent: "c1", Edge: "delegate"}},
+		{Type: TypeDerive, Cap: &CapRecord{ID: "c3", Kind: "dir", Holder: "g-2", Base: "fd_read", Parent: "c2", Edge: "dup"}},
+		{Type: TypeClose, Cap: &CapRecord{ID: "c2", Kind: "dir", Holder: "g-2", Base: "fd_read", Parent: "c1", Edge: "delegate"}},
+		{Type: TypeDelegate, Cap: &CapRecord{ID: "c4", Kind: "dir", Base: "fd_read", Parent: "c1", Edge: "delegate", Resource: "dir /srv/data"}},
+	} {
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "max_copies = 2") {
+		t.Fatalf("want max_copies = 2 (c2, closed but dup'd as c3, and c4):\n%s", out)
+	}
+}
