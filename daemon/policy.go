@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -43,6 +44,9 @@ type grantSource struct {
 	// by is the user who made the grant, as the policy saw it: a live
 	// grant's may not be the guest's launcher (NotAllowedBy).
 	by policies.Subject
+	// at is where the policy declared a named resource when it was
+	// granted (resourceAt), for a reload that declares it elsewhere.
+	at string
 }
 
 func (g grantSource) String() string {
@@ -136,7 +140,11 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		return pg, &GrantError{Grant: gr, Err: &PolicyError{Decision: d}}
 	}
 	pg.ceiling, pg.ttl = d.Rights, d.TTL
-	if res, ok := p.Resource(src.kind, src.name); ok && src.name != "" && res.Path != "" {
+	res, ok := p.Resource(src.kind, src.name)
+	if ok && src.name != "" {
+		pg.source.at = resourceAt(res)
+	}
+	if ok && src.name != "" && res.Path != "" {
 		pg.grant.Source = res.Path
 		pg.grant.ReadOnly = pg.grant.ReadOnly || res.ReadOnly
 	}
@@ -390,7 +398,7 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
 				Subject: src.by, Module: holderModule(g.holder),
 			}, src.asked)
-			if reason := beyond(c, d); reason != "" {
+			if reason := cmp.Or(beyond(c, d), movedIn(p, src)); reason != "" {
 				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: reason})
 			}
 		}
@@ -424,6 +432,20 @@ func beyond(c *caps.Cap, d policies.Decision) string {
 		return fmt.Sprintf("%s makes it a lease of %v, and it %s", ruleText(d.Rule), d.TTL, leaseText(end))
 	}
 	return ""
+}
+
+// resourceAt is where a declared resource is: its path, or its address.
+func resourceAt(r *policies.Resource) string { return r.Path + r.TCP + r.Unix }
+
+// movedIn says how p declares the named resource a capability was
+// granted from somewhere other than where it was opened; "" if it does
+// not.
+func movedIn(p *policies.Policy, src grantSource) string {
+	res, ok := p.Resource(src.kind, src.name)
+	if !ok || src.name == "" || src.at == "" || resourceAt(res) == src.at {
+		return ""
+	}
+	return fmt.Sprintf("the policy declares %s at %s (%s:%d), and the capability was opened at %s", src, resourceAt(res), res.Pos.File, res.Pos.Line, src.at)
 }
 
 func leaseText(end time.Time) string {

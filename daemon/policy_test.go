@@ -231,6 +231,34 @@ func TestNotAllowedByJudgesALiveGrantAsItsGranter(t *testing.T) {
 	}
 }
 
+// A reloaded policy that declares a named resource somewhere else would
+// not grant the live capability opened where the old one said: it is
+// reported.
+func TestNotAllowedByListsANamedResourceDeclaredElsewhere(t *testing.T) {
+	s := newSupervisor(t)
+	declare := func(dir string) *policies.Policy {
+		return mustPolicy(t, fmt.Sprintf(`resource "dir" "reports" {
+  path = "%s"
+}
+grant "reports" {
+  resources = ["dir:reports"]
+}`, dir))
+	}
+	old := declare(t.TempDir())
+	s.SetPolicy(old)
+	g, err := launchSpin(t, s, nil, "dir:reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.NotAllowedBy(old); len(got) != 0 {
+		t.Fatalf("the policy in force disallows %+v", got)
+	}
+	got := s.NotAllowedBy(declare(t.TempDir()))
+	if len(got) != 1 || got[0].Cap != g.Handles()[3].Cap.ID() {
+		t.Fatalf("NotAllowedBy = %+v, want the grant of the old dir:reports", got)
+	}
+}
+
 // oneCopyPolicy grants dir and lets one copy of it be passed on at a
 // time, one hop away.
 func oneCopyPolicy(t *testing.T, dir string) *policies.Policy {
