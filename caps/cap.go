@@ -68,8 +68,9 @@ type Cap struct {
 	removed Rights // rights the parent held that this edge dropped
 	origin  string // what authorised a root (grant text, policy rule), or how a child was passed on
 	created time.Time
-	expires atomic.Int64 // lease end, Unix nanoseconds; 0: none (Kernel.Lease)
-	source  atomic.Value // what a root was granted from (SetSource)
+	expires atomic.Int64               // lease end, Unix nanoseconds; 0: none (Kernel.Lease)
+	lease   atomic.Pointer[time.Timer] // ends the lease; stopped once c is let go (Kernel.prune)
+	source  atomic.Value               // what a root was granted from (SetSource)
 
 	base, inh atomic.Uint64
 	flags     atomic.Uint32 // fd flags (append, nonblock, …) in ABI-neutral bits

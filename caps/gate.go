@@ -93,7 +93,7 @@ func (k *Kernel) Lease(c *Cap, ttl time.Duration) {
 	if ttl <= 0 || !c.expires.CompareAndSwap(0, leaseEnd(ttl)) {
 		return
 	}
-	time.AfterFunc(ttl, func() {
+	c.lease.Store(time.AfterFunc(ttl, func() {
 		if c.revoked.Load() {
 			return // revoked before its time: nothing left to expire
 		}
@@ -101,7 +101,21 @@ func (k *Kernel) Lease(c *Cap, ttl time.Duration) {
 		if g := k.currentGate(); g != nil {
 			g.Expired(c, r)
 		}
-	})
+	}))
+	k.mu.Lock()
+	if _, tracked := k.caps[c.id]; !tracked && c.closed.Load() {
+		c.endLease() // closed and let go before its lease began
+	}
+	k.mu.Unlock()
+}
+
+// endLease stops c's lease, if it has one, once the kernel has let c go:
+// closed, with nothing derived from it, there is nothing left to revoke,
+// and the lease's timer would keep c in memory until its time.
+func (c *Cap) endLease() {
+	if t := c.lease.Load(); t != nil {
+		t.Stop()
+	}
 }
 
 // leaseEnd is when a lease of ttl from now ends, in Unix nanoseconds: the

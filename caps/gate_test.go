@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 )
 
 // testGate refuses delegations deeper than maxDepth, clips rights to
@@ -223,3 +224,26 @@ func (g blockingGate) Delegate(parent *Cap, d *Derivation) (time.Duration, error
 }
 
 func (blockingGate) Expired(*Cap, Receipt) {}
+
+// A leased copy its holder closed, with nothing derived from it, is let
+// go at once, as an unleased one is: its lease does not keep it for the
+// rest of its time (a guest passing on and closing leased copies in a
+// loop would otherwise hold the daemon's memory for as long as the ttl).
+func TestClosedLeasedCopyIsLetGo(t *testing.T) {
+	k := NewKernel(nil)
+	g := &testGate{maxDepth: 5, ceiling: RightsAll, lease: time.Hour, expired: make(chan Receipt, 1)}
+	k.SetGate(g)
+	root, _ := mintDir(t, k)
+	rb, ri := root.Rights()
+	leased := mustDerive(t, k, root, Derivation{Holder: &Holder{ID: "a"}, Edge: EdgeDelegate, Base: rb, Inheriting: ri})
+	gone := weak.Make(leased)
+	k.Close(leased)
+	leased = nil
+	for range 3 {
+		runtime.GC()
+	}
+	if gone.Value() != nil {
+		t.Fatal("a closed leased copy is still reachable: its lease timer keeps it")
+	}
+	runtime.KeepAlive(root)
+}

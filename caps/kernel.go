@@ -789,6 +789,7 @@ func (k *Kernel) prune(c *Cap) {
 			return
 		}
 		delete(k.caps, c.id)
+		c.endLease()
 		p := c.parent.Load()
 		if p == nil {
 			return
