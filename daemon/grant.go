@@ -304,9 +304,19 @@ func checkSource(k GrantKind, src string) error {
 		}
 	case GrantListen:
 		return checkListenSource(src)
+	case GrantDir, GrantFile:
+		if len(src) > maxHostPath {
+			return fmt.Errorf("host path is %d bytes, longer than the %d bytes Linux opens: give a shorter path", len(src), maxHostPath)
+		}
 	}
 	return nil
 }
+
+// maxHostPath is the longest host path Linux opens: PATH_MAX (4096)
+// bytes with the terminating NUL. A longer one could never be opened,
+// and resolving its links element by element (caps.RealPath) takes time
+// that grows with the square of its length.
+const maxHostPath = 4095
 
 // guestName returns the guest name of a grant of kind k: the GUEST the
 // text gives (hasName), checked by the rule for k, or else the one derived

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
 )
@@ -384,5 +385,29 @@ func TestCreateGrantMakesAMissingFileAndOpensAnExistingOne(t *testing.T) {
 	err = setupErr(t, "file:"+filepath.Join(dir, "nodir", "x.log")+":create")
 	if !strings.Contains(err.Error(), "does not exist: create it") {
 		t.Errorf("missing directory: %v", err)
+	}
+}
+
+// A host path longer than Linux opens (PATH_MAX) is refused as the grant
+// is read, before the daemon resolves its links element by element: a
+// path of a million bytes held the daemon for many minutes.
+func TestGrantOfAHostPathLongerThanLinuxOpensIsRefused(t *testing.T) {
+	s := newSupervisor(t)
+	text := "dir:/tmp" + strings.Repeat("/a", 512<<10)
+	done := make(chan error, 1)
+	go func() {
+		gr, err := ParseGrant(text)
+		if err == nil {
+			_, err = s.Mint(ClientHolder("client", Principal{}), Principal{}, gr, "test")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "longer than the 4095 bytes") {
+			t.Fatalf("grant of a 1 MiB path: %.200v, want it refused as longer than the 4095 bytes…", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the grant of a 1 MiB path has not returned after 60s")
 	}
 }
