@@ -400,16 +400,20 @@ func (u *usage) render(logPath, guest string) (string, error) {
 	return out, nil
 }
 
-// ruleName is a unique rule name made of the module's and the selector's.
-func ruleName(seen map[string]int, module, sel string) string {
-	n := strings.Trim(nameUnsafe().ReplaceAllString(strings.TrimSuffix(module, ".wasm")+"-"+sel, "-"), "-")
-	if len(n) > 200 {
-		n = n[:200]
+// ruleName is a unique rule name made of the module's and the selector's:
+// the first of NAME, NAME-2, NAME-3, … that no rule has taken yet. taken
+// holds the names taken, and under "\x00"+NAME (no name has a NUL) the
+// number NAME's search starts from next.
+func ruleName(taken map[string]int, module, sel string) string {
+	base := strings.Trim(nameUnsafe().ReplaceAllString(strings.TrimSuffix(module, ".wasm")+"-"+sel, "-"), "-")
+	if len(base) > 200 {
+		base = base[:200]
 	}
-	seen[n]++
-	if seen[n] > 1 {
-		n += "-" + strconv.Itoa(seen[n])
+	n, i := base, max(taken["\x00"+base], 2)
+	for ; taken[n] > 0; i++ {
+		n = base + "-" + strconv.Itoa(i)
 	}
+	taken[n], taken["\x00"+base] = 1, i
 	return n
 }
 

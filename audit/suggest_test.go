@@ -228,3 +228,33 @@ func TestSuggestCountsAClosedCopyADupKeeps(t *testing.T) {
 		t.Fatalf("want max_copies = 2 (c2, closed but dup'd as c3, and c4):\n%s", out)
 	}
 }
+
+// Rule names stay unique when a name made unique by a number is also the
+// name another rule would have: the suggestion loads.
+func TestSuggestRuleNamesStayUnique(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guests := []struct{ id, sha, channel string }{
+		{"g-1", strings.Repeat("ab", 32), "b"},
+		{"g-2", strings.Repeat("cd", 32), "b"},
+		{"g-3", strings.Repeat("ab", 32), "b-2"},
+	}
+	for i, g := range guests {
+		grant := "chan:" + g.channel
+		for _, r := range []Record{
+			{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "channel", Holder: g.id, Base: "fd_read", Edge: "grant", Origin: grant}},
+			{Type: TypeGuestStart, Guest: &GuestRecord{ID: g.id, Module: "a.wasm", SHA256: g.sha, UID: 1000, Grants: []string{grant}}},
+		} {
+			if _, err := l.Append(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l.Close()
+	if out, err := Suggest(path, ""); err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+}
