@@ -377,14 +377,14 @@ func (u *usage) render(logPath, guest string) (string, error) {
 		who = "guest " + guest
 	}
 	fmt.Fprintf(&b, "# The least policy that allows what %s did, as %s records it\n# (sandboxd policy suggest --from-audit). Review it before use.\n\n", who, logPath)
-	decls := map[string]bool{}
+	decls := map[string]bool{} // the named resources declared: each once, as first seen
 	var rules strings.Builder
 	names := map[string]int{}
 	for _, x := range u.order {
 		switch x := x.(type) {
 		case *grantUse:
-			if x.decl != "" && !decls[x.decl] {
-				decls[x.decl] = true
+			if x.decl != "" && !decls[x.selector] {
+				decls[x.selector] = true
 				b.WriteString(x.decl + "\n")
 			}
 			writeGrant(&rules, ruleName(names, x.module, x.selector), x)

@@ -258,3 +258,34 @@ func TestSuggestRuleNamesStayUnique(t *testing.T) {
 		t.Fatalf("Suggest: %v\n%s", err, out)
 	}
 }
+
+// A named resource recorded at two addresses (a DNS name that answered
+// with two, connections that reached each) is declared once, where it was
+// first seen: the suggestion loads.
+func TestSuggestDeclaresANamedResourceOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	for i, ip := range []string{"10.0.0.7", "10.0.0.8"} {
+		id := fmt.Sprintf("g-%d", i)
+		for _, r := range []Record{
+			{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "socket", Holder: id, Base: "fd_read", Edge: "grant", Origin: "sock:db", Resource: "sock tcp " + ip + ":5432"}},
+			{Type: TypeGuestStart, Guest: &GuestRecord{ID: id, Module: "client.wasm", SHA256: sha, UID: uint32(1000 + i), Grants: []string{"sock:db"}}},
+		} {
+			if _, err := l.Append(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	l.Close()
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, `tcp = "10.0.0.7:5432"`) {
+		t.Fatalf("want sock db declared where it was first seen:\n%s", out)
+	}
+}
