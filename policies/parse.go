@@ -184,10 +184,11 @@ func decodeFile(name string, src []byte, el *errList) *fileBody {
 	return b
 }
 
-// maxNesting bounds how deep brackets, braces, parentheses and string
-// templates nest. HCL's parser recurses once per level, so a file of
-// deeply nested brackets would otherwise take the whole process down with
-// a stack overflow; a policy needs a few levels.
+// maxNesting bounds how deep brackets, braces, parentheses, string
+// templates and template directives (%{if} … %{endif}, %{for} …
+// %{endfor}) nest. HCL's parser recurses once per level, so a file of
+// deeply nested ones would otherwise take the whole process down with a
+// stack overflow; a policy needs a few levels.
 const maxNesting = 64
 
 // tooDeep finds the first token of src nested deeper than maxNesting. It
@@ -195,19 +196,42 @@ const maxNesting = 64
 func tooDeep(src []byte, name string) (hcl.Range, bool) {
 	tokens, _ := hclsyntax.LexConfig(src, name, hcl.InitialPos)
 	depth := 0
-	for _, t := range tokens {
-		switch t.Type {
-		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen, hclsyntax.TokenOQuote,
-			hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+	for i, t := range tokens {
+		switch d := nesting(tokens, i); {
+		case d > 0:
 			if depth++; depth > maxNesting {
 				return t.Range, true
 			}
-		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
-			hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
+		case d < 0:
 			depth = max(depth-1, 0)
 		}
 	}
 	return hcl.Range{}, false
+}
+
+// nesting says whether tokens[i] opens a level (1), closes one (-1) or
+// neither (0). A template directive's keyword opens or closes the level
+// of the if or for it begins or ends.
+func nesting(tokens hclsyntax.Tokens, i int) int {
+	switch tokens[i].Type {
+	case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen, hclsyntax.TokenOQuote,
+		hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+		return 1
+	case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
+		hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
+		return -1
+	case hclsyntax.TokenIdent:
+		if i == 0 || tokens[i-1].Type != hclsyntax.TokenTemplateControl {
+			return 0
+		}
+		switch string(tokens[i].Bytes) {
+		case "if", "for":
+			return 1
+		case "endif", "endfor":
+			return -1
+		}
+	}
+	return 0
 }
 
 // build turns decoded files into a Policy, or returns every problem.

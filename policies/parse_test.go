@@ -196,9 +196,9 @@ func TestTCPPortOutOfRangeRejectedAtLoad(t *testing.T) {
 	}
 }
 
-// Brackets, braces, parentheses and templates nested past any use the
-// language has are an error at the first one too deep, not a parse that
-// recurses until the process runs out of stack.
+// Brackets, braces, parentheses, templates and template directives nested
+// past any use the language has are an error at the first one too deep,
+// not a parse that recurses until the process runs out of stack.
 func TestParseBoundsNesting(t *testing.T) {
 	const n = 200_000
 	for name, expr := range map[string]string{
@@ -206,6 +206,9 @@ func TestParseBoundsNesting(t *testing.T) {
 		"braces":   strings.Repeat("{a=", n) + "1" + strings.Repeat("}", n),
 		"parens":   strings.Repeat("(", n) + "1" + strings.Repeat(")", n),
 		"template": strings.Repeat(`"${`, n) + "1" + strings.Repeat(`}"`, n),
+		// Each directive is a closed %{ … } of its own; what nests is
+		// the if (or for) it opens, up to its endif.
+		"directives": `"` + strings.Repeat("%{if true}", 2*n) + strings.Repeat("%{endif}", 2*n) + `"`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse("p.hcl", []byte("grant \"g\" {\n  resources = "+expr+"\n}\n"))
