@@ -166,8 +166,7 @@ func Parse(name string, src []byte) (*Policy, error) {
 }
 
 func decodeFile(name string, src []byte, el *errList) *fileBody {
-	if r, deep := tooDeep(src, name); deep {
-		el.add(r, "nested more than %d deep: brackets, braces, parentheses and templates go a few levels deep in a policy", maxNesting)
+	if !checkTokens(src, name, el) {
 		return nil
 	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
@@ -191,22 +190,46 @@ func decodeFile(name string, src []byte, el *errList) *fileBody {
 // stack overflow; a policy needs a few levels.
 const maxNesting = 64
 
-// tooDeep finds the first token of src nested deeper than maxNesting. It
-// reads tokens only, which HCL's scanner does without recursing.
-func tooDeep(src []byte, name string) (hcl.Range, bool) {
+// maxOperators bounds the operators of a file: a policy's values are
+// literals, and HCL parses and evaluates a chain of operators (!!!x,
+// 1+1+…, a ? b : c ? …) by recursion as deep as the chain.
+const maxOperators = 1024
+
+// checkTokens reads the tokens of src, which HCL's scanner does without
+// recursing, and reports the first nested deeper than maxNesting, or
+// operator past maxOperators, before anything parses the file. It returns
+// false when it reported one.
+func checkTokens(src []byte, name string, el *errList) bool {
 	tokens, _ := hclsyntax.LexConfig(src, name, hcl.InitialPos)
-	depth := 0
+	depth, ops := 0, 0
 	for i, t := range tokens {
 		switch d := nesting(tokens, i); {
 		case d > 0:
 			if depth++; depth > maxNesting {
-				return t.Range, true
+				el.add(t.Range, "nested more than %d deep: brackets, braces, parentheses and templates go a few levels deep in a policy", maxNesting)
+				return false
 			}
 		case d < 0:
 			depth = max(depth-1, 0)
 		}
+		if operators[t.Type] {
+			if ops++; ops > maxOperators {
+				el.add(t.Range, "more than %d operators (%s): a policy's values are literals: strings, numbers, true and false, lists and maps", maxOperators, t.Bytes)
+				return false
+			}
+		}
 	}
-	return hcl.Range{}, false
+	return true
+}
+
+// operators are the tokens that chain expressions: arithmetic, comparison,
+// logic, the conditional's "?" and traversal's ".".
+var operators = map[hclsyntax.TokenType]bool{
+	hclsyntax.TokenPlus: true, hclsyntax.TokenMinus: true, hclsyntax.TokenStar: true, hclsyntax.TokenSlash: true,
+	hclsyntax.TokenPercent: true, hclsyntax.TokenEqualOp: true, hclsyntax.TokenNotEqual: true,
+	hclsyntax.TokenLessThan: true, hclsyntax.TokenLessThanEq: true, hclsyntax.TokenGreaterThan: true,
+	hclsyntax.TokenGreaterThanEq: true, hclsyntax.TokenAnd: true, hclsyntax.TokenOr: true, hclsyntax.TokenBang: true,
+	hclsyntax.TokenQuestion: true, hclsyntax.TokenDot: true, hclsyntax.TokenEllipsis: true,
 }
 
 // nesting says whether tokens[i] opens a level (1), closes one (-1) or

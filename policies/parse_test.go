@@ -309,3 +309,24 @@ func TestLoadRefusesAHugeFile(t *testing.T) {
 		t.Fatalf("Load of a 17 MiB file: %v, want %s: larger than 16 MiB…", err, huge)
 	}
 }
+
+// Operators, which a policy's literal values have no use for, are bounded
+// too: chains of them are parsed and evaluated by recursion as deep as the
+// chain, and a few megabytes of them crashed the process with a stack
+// overflow.
+func TestParseBoundsOperators(t *testing.T) {
+	const n = 2_000_000
+	for name, expr := range map[string]string{
+		"unary":       strings.Repeat("!", n) + "true",
+		"negation":    strings.Repeat("-", n) + "1",
+		"binary":      strings.Repeat("1+", n) + "1",
+		"conditional": strings.Repeat("true ? 1 : ", n/4) + "1",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse("p.hcl", []byte("grant \"g\" {\n  resources = "+expr+"\n}\n"))
+			if err == nil || !strings.HasPrefix(err.Error(), "p.hcl:2:") || !strings.Contains(err.Error(), "more than 1024 operators") {
+				t.Fatalf("got %.300v, want p.hcl:2:…: more than 1024 operators", err)
+			}
+		})
+	}
+}
