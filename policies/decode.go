@@ -89,8 +89,10 @@ func (d *decoder) expr(expr hcl.Expression, dst any) {
 	if err != nil {
 		panic(fmt.Sprintf("policies: no cty type for %T: %v", dst, err))
 	}
-	if v, err = convertValue(v, ty); err == nil {
-		err = gocty.FromCtyValue(v, dst)
+	if err = checkNumbers(v); err == nil {
+		if v, err = convertValue(v, ty); err == nil {
+			err = gocty.FromCtyValue(v, dst)
+		}
 	}
 	if err != nil {
 		d.diags = append(d.diags, &hcl.Diagnostic{
@@ -101,6 +103,22 @@ func (d *decoder) expr(expr hcl.Expression, dst any) {
 			Context:  expr.Range().Ptr(),
 		})
 	}
+}
+
+// checkNumbers refuses a number past 2^±1024 (float64's range) anywhere in
+// v: no policy value is one, and where a string is wanted cty would write
+// out every digit of its decimal text (a hundred million of them for
+// 1e100000000, minutes of work).
+func checkNumbers(v cty.Value) error {
+	return cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+		if x.Type() != cty.Number || !x.IsKnown() || x.IsNull() {
+			return true, nil
+		}
+		if exp := x.AsBigFloat().MantExp(nil); exp > 1024 || exp < -1024 {
+			return false, fmt.Errorf("a number past 2^1024 or below 2^-1024 (exponent 2^%d), which no policy value is", exp)
+		}
+		return true, nil
+	})
 }
 
 // convertValue is convert.Convert, except that a tuple for a list is

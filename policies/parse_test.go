@@ -330,3 +330,31 @@ func TestParseBoundsOperators(t *testing.T) {
 		})
 	}
 }
+
+// A number far past any a policy holds (1e100000000, fourteen bytes) is
+// an error, not turned into the hundred million digits of its decimal
+// text where a string is wanted, which took the daemon many minutes and
+// as many megabytes.
+func TestParseRefusesHugeNumbers(t *testing.T) {
+	for name, rule := range map[string]string{
+		"list":   `resources = [1e100000000]`,
+		"string": "resources = [\"chan:c\"]\n  ttl = 1e100000000",
+		"map":    "resources = [\"chan:c\"]\n  module {\n    labels = { a = 1e100000000 }\n  }",
+	} {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				_, err := Parse("p.hcl", []byte("resource \"chan\" \"c\" {}\ngrant \"g\" {\n  "+rule+"\n}\n"))
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "a number past") || len(err.Error()) > 1000 {
+					t.Fatalf("got %.300v, want a short error: a number past …", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Fatal("Parse of 1e100000000 has not returned after 60s")
+			}
+		})
+	}
+}
