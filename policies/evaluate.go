@@ -90,8 +90,8 @@ func Evaluate(p *Policy, req Request) Decision {
 		return Decision{Reason: what}
 	}
 	allow, failed := p.decidingAllow(&req, res)
-	if deny := p.firstDeny(&req, res); deny != nil {
-		return Decision{Rule: deny.Ref(), Closest: allow.Ref(), Reason: what + " is denied by " + string(deny.Type) + " " + quote(deny.Name)}
+	if deny, ok := p.firstDeny(&req, res); ok {
+		return Decision{Rule: deny.rule.Ref(), Closest: allow.Ref(), Reason: denyReason(what, &req, res, deny)}
 	}
 	if allow == nil {
 		d := Decision{Reason: fmt.Sprintf("no %s rule allows %s (default deny)", req.Op, what)}
@@ -142,28 +142,46 @@ func resolve(p *Policy, req *Request) (string, *Resource, bool) {
 }
 
 // visit walks the entries of ix that cover the request's resource, most
-// specific first. A named dir or file resource is also covered by path
-// prefixes of its host path when paths is set (deny rules).
-func visit(ix *index, req *Request, res *Resource, paths bool, f func(entry) bool) {
-	if res == nil {
+// specific first. With hostPaths set (deny rules), a dir or file, named
+// or inline, is also covered by the dir and file prefixes of its host
+// path, and a directory by those beneath it.
+func visit(ix *index, req *Request, res *Resource, hostPaths bool, f func(entry) bool) {
+	switch {
+	case res == nil && hostPaths:
+		ix.visitHostPath(req.Kind, req.Path, f)
+	case res == nil:
 		ix.visitPath(req.Kind, req.Path, f)
-		return
-	}
-	if ix.visitName(req.Kind, req.Name, f) && paths && res.Path != "" {
-		ix.visitPath(req.Kind, res.Path, f)
+	case ix.visitName(req.Kind, req.Name, f) && hostPaths && res.Path != "":
+		ix.visitHostPath(req.Kind, res.Path, f)
 	}
 }
 
-func (p *Policy) firstDeny(req *Request, res *Resource) *Rule {
-	var found *Rule
+// firstDeny is the most specific deny entry that covers the request and
+// whose rule applies to it.
+func (p *Policy) firstDeny(req *Request, res *Resource) (found entry, ok bool) {
 	visit(p.denies, req, res, true, func(e entry) bool {
 		if slices.Contains(e.rule.On, req.Op) && len(failures(e.rule, req)) == 0 {
-			found = e.rule
+			found, ok = e, true
 			return false
 		}
 		return true
 	})
-	return found
+	return found, ok
+}
+
+// denyReason says why deny denies the request: it covers the resource,
+// or it covers something beneath the directory asked for, which a handle
+// on the directory would reach.
+func denyReason(what string, req *Request, res *Resource, deny entry) string {
+	by := string(deny.rule.Type) + " " + quote(deny.rule.Name)
+	host := req.Path
+	if res != nil {
+		host = res.Path
+	}
+	if deny.sel.Path == "" || host == "" || pathUnder(host, deny.sel.Path) {
+		return what + " is denied by " + by
+	}
+	return fmt.Sprintf("%s is denied by %s: it contains %s, which a handle on it would reach", what, by, deny.sel)
 }
 
 // decidingAllow returns the most specific grant or delegate rule whose

@@ -259,3 +259,56 @@ func TestExplainTextAndJSON(t *testing.T) {
 		t.Errorf("denial does not name the closest rule:\n%s\n%s", j, denied.Explain())
 	}
 }
+
+// A handle on a directory reaches everything beneath it, and the host's
+// directories and files are one namespace: a deny rule for a path stops a
+// grant of it or beneath it, whichever kind either names, and a grant of a
+// directory that contains it.
+func TestDenyStopsWhatReachesIt(t *testing.T) {
+	p := mustParse(t, `resource "dir" "home" {
+  path = "/home"
+}
+resource "dir" "alice" {
+  path = "/home/alice"
+}
+grant "all" {
+  resources = ["dir:/", "file:/", "dir:home", "dir:alice"]
+}
+deny "keys" {
+  resources = ["file:/home/alice/.ssh/id_ed25519"]
+  subject {
+    uids = [1001]
+  }
+}
+deny "private" {
+  resources = ["dir:/srv/private"]
+  on        = ["delegate"]
+}
+`)
+	for _, tc := range []struct {
+		name    string
+		req     Request
+		allowed bool
+		reason  string
+	}{
+		{"a file denied", Request{Op: OpGrant, Kind: "file", Path: "/home/alice/.ssh/id_ed25519", Subject: bob}, false, `file:/home/alice/.ssh/id_ed25519 is denied by deny "keys"`},
+		{"a directory beneath a denied file", Request{Op: OpGrant, Kind: "dir", Path: "/home/alice/.ssh/id_ed25519/x", Subject: bob}, false, `is denied by deny "keys"`},
+		{"the directory that holds it", Request{Op: OpGrant, Kind: "dir", Path: "/home/alice/.ssh", Subject: bob}, false, "it contains file:/home/alice/.ssh/id_ed25519, which a handle on it would reach"},
+		{"the root", Request{Op: OpGrant, Kind: "dir", Path: "/", Subject: bob}, false, "it contains"},
+		{"a named directory that holds it", Request{Op: OpGrant, Kind: "dir", Name: "home", Subject: bob}, false, "dir:home is denied by deny \"keys\": it contains"},
+		{"a deny's subject still applies", Request{Op: OpGrant, Kind: "dir", Name: "alice", Subject: alice}, true, ""},
+		{"a sibling is not beneath", Request{Op: OpGrant, Kind: "dir", Path: "/home/alice/.sshx", Subject: bob}, true, ""},
+		{"a prefix by characters is not beneath", Request{Op: OpGrant, Kind: "dir", Path: "/home/alice/.ss", Subject: bob}, true, ""},
+		{"a file grant reaches nothing beneath", Request{Op: OpGrant, Kind: "file", Path: "/home/alice/.ssh", Subject: bob}, true, ""},
+		{"a dir deny stops a file beneath it", Request{Op: OpDelegate, Kind: "file", Path: "/srv/private/k", Depth: 1}, false, `file:/srv/private/k is denied by deny "private"`},
+		{"a deny's on still applies", Request{Op: OpGrant, Kind: "dir", Path: "/srv", Subject: bob}, true, ""},
+		{"a delegation of a directory above it", Request{Op: OpDelegate, Kind: "dir", Path: "/srv", Depth: 1}, false, "it contains dir:/srv/private"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Evaluate(p, tc.req)
+			if d.Allowed != tc.allowed || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("Allowed = %v, want %v, reason containing %q:\n%s", d.Allowed, tc.allowed, tc.reason, d.Explain())
+			}
+		})
+	}
+}

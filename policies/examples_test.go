@@ -51,9 +51,17 @@ func TestExampleReporting(t *testing.T) {
 			t.Errorf("%s%s: want read-only for 8h:\n%s", req.Name, req.Path, d.Explain())
 		}
 	}
-	private := Evaluate(p, Request{Op: OpGrant, Kind: "dir", Path: "/srv/reports/private/x", Subject: staff, Module: job})
-	if private.Allowed || private.Rule.Name != "reports-private" || private.Closest.Name != "reports-read" {
-		t.Errorf("private reports: want denied by reports-private, closest reports-read:\n%s", private.Explain())
+	// The private reports, as a directory beneath, a file in it, or the
+	// directory that contains them.
+	for _, req := range []Request{
+		{Op: OpGrant, Kind: "dir", Path: "/srv/reports/private/x", Subject: staff, Module: job},
+		{Op: OpGrant, Kind: "file", Path: "/srv/reports/private/salaries.csv", Subject: staff, Module: job},
+		{Op: OpGrant, Kind: "dir", Path: "/srv/reports", Subject: staff, Module: job},
+	} {
+		private := Evaluate(p, req)
+		if private.Allowed || private.Rule.Name != "reports-private" || private.Closest.Name != "reports-read" {
+			t.Errorf("%s:%s: want denied by reports-private, closest reports-read:\n%s", req.Kind, req.Path, private.Explain())
+		}
 	}
 	outsider := Evaluate(p, Request{Op: OpGrant, Kind: "dir", Name: "reports", Subject: Subject{UID: 7, GIDs: []uint32{7}}, Module: job})
 	if outsider.Allowed || outsider.Closest == nil || outsider.Closest.Name != "reports-read" {

@@ -3,6 +3,7 @@ package policies
 import (
 	"path"
 	"sort"
+	"strings"
 )
 
 // index finds the rules whose selectors cover a resource, most specific
@@ -12,6 +13,9 @@ type index struct {
 	exact map[resourceKey][]entry // {kind, name}
 	globs map[string][]entry      // by kind, rank descending
 	paths map[resourceKey][]entry // {kind, prefix}
+	// hostPaths is every dir and file prefix, sorted by path: those
+	// beneath a directory are one run of it.
+	hostPaths []entry
 }
 
 type entry struct {
@@ -31,6 +35,7 @@ func newIndex(rules []*Rule, t RuleType) *index {
 			case s.Path != "":
 				k := resourceKey{s.Kind, s.Path}
 				ix.paths[k] = append(ix.paths[k], e)
+				ix.hostPaths = append(ix.hostPaths, e)
 			case s.isGlob():
 				ix.globs[s.Kind] = append(ix.globs[s.Kind], e)
 			default:
@@ -42,6 +47,7 @@ func newIndex(rules []*Rule, t RuleType) *index {
 	for _, g := range ix.globs {
 		sort.SliceStable(g, func(i, j int) bool { return g[i].sel.rank() > g[j].sel.rank() })
 	}
+	sort.SliceStable(ix.hostPaths, func(i, j int) bool { return ix.hostPaths[i].sel.Path < ix.hostPaths[j].sel.Path })
 	return ix
 }
 
@@ -75,4 +81,49 @@ func (ix *index) visitPath(kind, p string, visit func(entry) bool) bool {
 		}
 		p = path.Dir(p)
 	}
+}
+
+// visitHostPath calls visit for each dir or file entry whose prefix
+// covers host path p, longest prefix first, and then, when p is a
+// directory, for each one beneath it, which a handle on p reaches:
+// directories and files are one namespace on the host, whichever kind a
+// rule or a request names.
+func (ix *index) visitHostPath(kind, p string, visit func(entry) bool) bool {
+	for q := p; ; q = path.Dir(q) {
+		for _, k := range hostKinds {
+			for _, e := range ix.paths[resourceKey{k, q}] {
+				if !visit(e) {
+					return false
+				}
+			}
+		}
+		if q == "/" {
+			break
+		}
+	}
+	if kind != "dir" {
+		return true
+	}
+	return ix.visitBeneath(p, visit)
+}
+
+var hostKinds = [...]string{"dir", "file"}
+
+// visitBeneath calls visit for each dir or file entry whose prefix lies
+// strictly beneath directory p, in path order.
+func (ix *index) visitBeneath(p string, visit func(entry) bool) bool {
+	dir := p + "/"
+	if p == "/" {
+		dir = "/"
+	}
+	i := sort.Search(len(ix.hostPaths), func(i int) bool { return ix.hostPaths[i].sel.Path >= dir })
+	for _, e := range ix.hostPaths[i:] {
+		if !strings.HasPrefix(e.sel.Path, dir) {
+			break
+		}
+		if e.sel.Path != p && !visit(e) {
+			return false
+		}
+	}
+	return true
 }

@@ -283,6 +283,38 @@ deny "not-other" {
 	}
 }
 
+// A deny rule for a file stops a grant of the directory that contains it,
+// whose handle would reach it, and not a grant beside it.
+func TestRunDenyStopsTheDirectoryThatContainsIt(t *testing.T) {
+	t.Parallel()
+	pdir, data := privateDir(t), privateDir(t)
+	if err := os.Mkdir(filepath.Join(data, "pub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(data, "secret.key")
+	if err := os.WriteFile(secret, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(pdir, "run.hcl")
+	writePolicy(t, pdir, "run.hcl", `
+grant "data" {
+  resources = ["dir:`+data+`"]
+}
+deny "key" {
+  resources = ["file:`+secret+`"]
+}
+`)
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	if r := sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+filepath.Join(data, "pub"), hello); r.code != 7 || r.stdout != "hello\n" {
+		t.Fatalf("run with a directory beside the denied file: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r := sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+data, hello)
+	if r.code != exitGrant || r.stdout != "" {
+		t.Fatalf("run with the directory that holds the denied file: code %d, stdout %q; want %d and nothing run", r.code, r.stdout, exitGrant)
+	}
+	oneLine(t, r.stderr, `is denied by deny "key": it contains file:`+secret+", which a handle on it would reach ("+policy+":5)")
+}
+
 // A guest's supervisor channel is how the daemon knows it: no guest may
 // pass its end on, with or without a policy.
 func TestDaemonGuestCannotPassOnItsSupervisorChannel(t *testing.T) {
