@@ -88,6 +88,9 @@ func (g *Guest) install(m api.Memory, c *caps.Cap, out uint32) Errno {
 // does on a pipe.
 func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 	res := c.Resource()
+	if s, ok := res.(*caps.Stdio); ok && s.StopsReading() {
+		return g.readStoppable(c, s, iov)
+	}
 	r, ok := res.(caps.Reader)
 	if !ok {
 		return 0, caps.EBADF
@@ -122,6 +125,36 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 			if n < len(b) {
 				return total, 0
 			}
+			break
+		}
+	}
+	return total, 0
+}
+
+// readStoppable is readv for a standard stream whose reads stop waiting
+// when c is revoked, since Revoke waits for the read, or the guest is
+// killed (caps.Stdio.ReadUntil): a read of the daemon's stdin waits for a
+// client that may never write, and a spawned child reading its parent's
+// stdin, or a guest reading a copy passed to it, has no other way out.
+func (g *Guest) readStoppable(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
+	revoked, ended := c.Done(), g.ctx.Done()
+	total := 0
+	for _, b := range limitIOV(iov) {
+		if len(b) == 0 {
+			continue
+		}
+		n, err := s.ReadUntil(b, revoked, ended)
+		total += n
+		if err != nil {
+			if g.ctx.Err() != nil {
+				return 0, g.killed() // the guest unwinds, as from waitReady
+			}
+			if total > 0 {
+				return total, 0
+			}
+			return 0, caps.ErrnoOf(err)
+		}
+		if n < len(b) {
 			break
 		}
 	}

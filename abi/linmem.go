@@ -58,7 +58,8 @@ import (
 // the daemon's output log, the output sink's stream call (go-capnp builds
 // the message, copying the bytes, before Send returns: the ClientHook
 // contract), proc_spawn's and proc_exec's argdata; a daemon guest's stdin
-// is an io.Pipe whose reader, the guest, does the copy. Children have
+// hands what its source sent to its reader, the guest, which does the copy
+// (a read that stops waiting copies nothing). Children have
 // memories of their own. wazero itself touches memory only from the
 // calling goroutine (the runtime is built without WithCloseOnContextDone).
 // The one call from elsewhere is Free, when the runtime is closed under a

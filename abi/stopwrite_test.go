@@ -59,3 +59,51 @@ func TestKillEndsAWriteWaitingOnAStoppableStream(t *testing.T) {
 	}
 	killAndAwait(t, g, "a guest whose write waits on a stoppable stream")
 }
+
+// stallingReader is a stream whose reads wait, as the daemon's stdin does
+// for a client that does not write, until they are told to stop.
+type stallingReader struct{ entered chan struct{} }
+
+func (r stallingReader) Read(p []byte) (int, error) { return r.ReadUntil(p, nil, nil) }
+
+func (r stallingReader) ReadUntil(p []byte, revoked, ended <-chan struct{}) (int, error) {
+	select {
+	case r.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-revoked:
+		return 0, caps.ENOTCAPABLE
+	case <-ended:
+		return 0, errors.New("the read stopped waiting")
+	}
+}
+
+// A guest whose read waits on a stream that can stop waiting (the
+// daemon's stdin, while its client does not write) is ended by Kill: a
+// spawned child reading its parent's stdin has only its own kill to stop
+// that wait while its parent lives.
+func TestKillEndsAReadWaitingOnAStoppableStream(t *testing.T) {
+	h := newHarness(t)
+	holder := &caps.Holder{ID: "reader"}
+	tbl := caps.NewTable(h.k, holder, 0)
+	r := stallingReader{entered: make(chan struct{}, 1)}
+	for _, s := range []*caps.Stdio{caps.NewStdin(r), caps.NewStdout("stdout", &h.stdout), caps.NewStdout("stderr", &h.stderr)} {
+		if _, err := tbl.Insert(h.k.Mint(holder, s, caps.RightsTTYBase, 0, s.Describe(), "test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := h.rt.Compile(context.Background(), "cat", abitest.WAT(t, "daemon/testdata/guests/cat.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Release()
+	g := h.rt.NewGuest(m, abi.GuestConfig{ID: "reader", Table: tbl})
+	g.Start(context.Background())
+	select {
+	case <-r.entered:
+	case <-time.After(hangGuard):
+		t.Fatalf("the guest did not read within %v", hangGuard)
+	}
+	killAndAwait(t, g, "a guest whose read waits on a stoppable stream")
+}

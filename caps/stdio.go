@@ -20,6 +20,7 @@ type Stdio struct {
 	// are (see NewStdout).
 	mu *sync.Mutex
 	sw StopWriter // w, if its writes may wait and can be stopped
+	sr StopReader // r, if its reads may wait and can be stopped
 }
 
 // StopWriter is a writer whose writes may wait (for a slow reader at the
@@ -34,8 +35,22 @@ type StopWriter interface {
 	WriteUntil(p []byte, revoked, ended <-chan struct{}) (int, error)
 }
 
+// StopReader is a reader whose reads may wait (for input that has not
+// come) and can be told to stop waiting, as a StopWriter's writes can:
+// revoked is closed when the capability read through is revoked (Revoke
+// waits for the read), and ended when the guest reading is killed. Either
+// may be nil. It must be safe for concurrent use: a stream's holders read
+// it without a lock of the stream's.
+type StopReader interface {
+	ReadUntil(p []byte, revoked, ended <-chan struct{}) (int, error)
+}
+
 // NewStdin wraps r as a readable standard stream.
-func NewStdin(r io.Reader) *Stdio { return &Stdio{name: "stdin", r: r} }
+func NewStdin(r io.Reader) *Stdio {
+	s := &Stdio{name: "stdin", r: r}
+	s.sr, _ = r.(StopReader)
+	return s
+}
 
 // NewStdout wraps w as a writable standard stream named name ("stdout",
 // "stderr"). Writes from the stream's holders are serialised unless w is
@@ -61,7 +76,26 @@ func (s *Stdio) Read(p []byte) (int, error) {
 	if s.r == nil {
 		return 0, EBADF
 	}
-	n, err := s.r.Read(p)
+	return endOfFile(s.r.Read(p))
+}
+
+// StopsReading reports whether a read may wait and stop waiting when told
+// (ReadUntil).
+func (s *Stdio) StopsReading() bool { return s.sr != nil }
+
+// ReadUntil reads into p as Read does; a read that waits stops waiting
+// once revoked (the capability read through was revoked) or ended (the
+// reader was killed) is closed, if the stream's reader can (StopsReading).
+func (s *Stdio) ReadUntil(p []byte, revoked, ended <-chan struct{}) (int, error) {
+	if s.sr == nil {
+		return s.Read(p)
+	}
+	return endOfFile(s.sr.ReadUntil(p, revoked, ended))
+}
+
+// endOfFile reports the end of the stream as a read of nothing, which is
+// how a guest is told of it.
+func endOfFile(n int, err error) (int, error) {
 	if err == io.EOF {
 		err = nil
 	}

@@ -694,50 +694,109 @@ var errGuestEnded = errors.New("guest ended")
 
 // stdinPipe gives a guest its stdin through a pipe that the supervisor can
 // close, so that a guest blocked reading stdin can be killed even when the
-// source itself cannot be interrupted (a terminal, a client's stream).
+// source itself cannot be interrupted (a terminal, a client's stream). A
+// read also stops waiting when the capability read through is revoked or
+// the guest reading is killed (caps.StopReader): a guest it spawned, or one
+// it passed its stdin to, reads the same pipe, which stays open while the
+// guest lives.
 //
 // Nothing is read from the source until the guest first reads: a guest
 // that never reads stdin never takes input from the terminal (and a
 // background `sandboxd run` is not stopped by SIGTTIN). Once started, the
-// copying goroutine ends at the source's next read after close.
+// pump reads the source again only once what it read last has been read
+// whole, so that a client writing stdin is paced by the guest, and it ends
+// at the source's next read after close.
 type stdinPipe struct {
-	src    io.Reader
-	pr     *io.PipeReader
-	pw     *io.PipeWriter
-	mu     sync.Mutex
-	pumped bool
-	closed bool
+	src   io.Reader
+	start sync.Once
+	// chunks holds what the pump read and no read has taken yet, or what
+	// a read had no room for: one chunk at a time, so that reads take
+	// the bytes in order. taken tells the pump that a chunk was read whole.
+	chunks chan []byte
+	taken  chan struct{}
+	// end is closed once the source has ended and everything read from
+	// it has been taken; err is how it ended (nil: end of file).
+	end       chan struct{}
+	err       error
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 func newStdinPipe(src io.Reader) *stdinPipe {
-	pr, pw := io.Pipe()
-	return &stdinPipe{src: src, pr: pr, pw: pw}
+	return &stdinPipe{
+		src: src, chunks: make(chan []byte, 1), taken: make(chan struct{}, 1),
+		end: make(chan struct{}), closed: make(chan struct{}),
+	}
 }
 
-func (p *stdinPipe) Read(b []byte) (int, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+func (p *stdinPipe) Read(b []byte) (int, error) { return p.ReadUntil(b, nil, nil) }
+
+// ReadUntil reads what the source has sent into b, waiting for it until
+// revoked or ended is closed, or the pipe is (caps.StopReader).
+func (p *stdinPipe) ReadUntil(b []byte, revoked, ended <-chan struct{}) (int, error) {
+	select {
+	case <-p.closed:
 		return 0, errGuestEnded
+	default:
 	}
-	if !p.pumped {
-		p.pumped = true
-		go func() {
-			_, err := io.Copy(p.pw, p.src)
-			p.pw.CloseWithError(err) // nil: the guest sees end of file
-		}()
+	p.start.Do(func() { go p.pump() })
+	select {
+	case chunk := <-p.chunks:
+		n := copy(b, chunk)
+		if n < len(chunk) {
+			p.chunks <- chunk[n:] // the pump sends no more until taken
+		} else {
+			p.taken <- struct{}{}
+		}
+		return n, nil
+	case <-p.end:
+		return 0, cmp.Or(p.err, io.EOF)
+	case <-p.closed:
+		return 0, errGuestEnded
+	case <-ended:
+		return 0, errGuestEnded
+	case <-revoked:
+		return 0, caps.ENOTCAPABLE
 	}
-	p.mu.Unlock()
-	return p.pr.Read(b)
+}
+
+// pump passes what the source sends to the pipe's reads, a chunk at a
+// time.
+func (p *stdinPipe) pump() {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := p.src.Read(buf)
+		if n > 0 && !p.pass(buf[:n]) {
+			return
+		}
+		if err != nil {
+			if err != io.EOF {
+				p.err = err
+			}
+			close(p.end)
+			return
+		}
+	}
+}
+
+// pass hands chunk to the reads and waits until they have taken it whole;
+// false when the pipe was closed first.
+func (p *stdinPipe) pass(chunk []byte) bool {
+	select {
+	case p.chunks <- chunk:
+	case <-p.closed:
+		return false
+	}
+	select {
+	case <-p.taken:
+		return true
+	case <-p.closed:
+		return false
+	}
 }
 
 // close ends any read in progress and every later one with errGuestEnded.
-func (p *stdinPipe) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-	p.pr.CloseWithError(errGuestEnded)
-}
+func (p *stdinPipe) close() { p.closeOnce.Do(func() { close(p.closed) }) }
 
 // exitedItself runs on the guest's goroutine once the guest itself has
 // ended, before its children have.
