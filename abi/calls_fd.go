@@ -604,10 +604,12 @@ func fdFlags(c *caps.Cap) uint32 {
 // and every waiting call consults it. APPEND belongs to the object
 // (ENOTSUP for objects that have no append mode, such as streams). The
 // synchronised-I/O flags are fixed at open on Linux, so changing them is
-// ENOTSUP rather than a silent loss of durability. A handle that may write
-// but not seek (opened in append mode beneath a directory that does not
-// pass on fd_seek) cannot turn APPEND off: that would let it overwrite
-// what it could only add to (ENOTCAPABLE).
+// ENOTSUP rather than a silent loss of durability. Turning APPEND off
+// needs fd_seek (ENOTCAPABLE): a handle that may write but not seek
+// (opened in append mode beneath a directory that does not pass on
+// fd_seek) would overwrite what it could only add to, and since the mode
+// is the object's, so would one whose copy without fd_write (fd_dup, then
+// narrowed) turned it off.
 func setFdFlags(c *caps.Cap, f uint32) Errno {
 	if f&^fdFlagsAll != 0 {
 		return caps.EINVAL
@@ -618,7 +620,7 @@ func setFdFlags(c *caps.Cap, f uint32) Errno {
 		return caps.ENOTSUP
 	}
 	if (f^old)&caps.FlagAppend != 0 {
-		if b, _ := c.Rights(); f&caps.FlagAppend == 0 && b.Has(caps.RightFDWrite) && !b.Has(caps.RightFDSeek) {
+		if b, _ := c.Rights(); f&caps.FlagAppend == 0 && !b.Has(caps.RightFDSeek) {
 			return caps.ENOTCAPABLE
 		}
 		a, ok := c.Resource().(appendMode)

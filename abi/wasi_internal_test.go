@@ -823,6 +823,50 @@ func TestAnAppendOnlyHandleCannotTurnAppendOff(t *testing.T) {
 	}
 }
 
+// Append mode belongs to the file, which every copy of an append-only
+// handle shares: a copy that holds no fd_write (fd_dup, then narrowed)
+// cannot turn it off either, or the original would then write from offset
+// 0 over what it could only add to. It used to: only a handle holding
+// fd_write without fd_seek was refused.
+func TestACopyOfAnAppendOnlyHandleCannotTurnAppendOff(t *testing.T) {
+	w := newWASIT(t)
+	grant, _ := w.g.table.Get(3)
+	gb, gi := grant.Rights()
+	dir, err := w.k.Derive(grant, caps.Derivation{Holder: w.g.holder, Edge: caps.EdgeDup, Base: gb, Inheriting: gi &^ caps.RightFDSeek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := w.g.table.Insert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, n := w.str(200, "f")
+	w.must("path_open", uint64(dfd), 1, path, n, 0, wasiRightFDWrite|wasiRightFDFdstatSetFlags, 0, uint64(caps.FlagAppend), 100)
+	fd := w.u32(100)
+	orig, _ := w.g.table.Get(fd)
+	cp, err := w.k.Derive(orig, caps.Derivation{Holder: w.g.holder, Edge: caps.EdgeDup, Base: caps.RightFDStatPutFlags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfd, err := w.g.table.Insert(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := w.call("fd_fdstat_set_flags", uint64(cfd), 0); e != caps.ENOTCAPABLE {
+		t.Errorf("fd_fdstat_set_flags(0) on a copy of an append-only handle without fd_write: %v, want ENOTCAPABLE", e)
+	}
+	w.put(500, []byte("XX"))
+	w.iov(300, 500, 2)
+	w.must("fd_write", uint64(fd), 300, 1, 600)
+	b, err := os.ReadFile(filepath.Join(w.dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "contentsXX" {
+		t.Fatalf("the append-only handle left the file as %q, want %q", b, "contentsXX")
+	}
+}
+
 // A symbolic link whose target stays beneath the grant is followed alike
 // by every call that follows links: a -> x/y and x/y/l -> ../../t name t
 // at the top of the grant, since the ".." go up from where l really is.
