@@ -602,14 +602,10 @@ func fdFlags(c *caps.Cap) uint32 {
 
 // setFdFlags applies fd_stat_put(FLAGS). NONBLOCK belongs to the handle
 // and every waiting call consults it. APPEND belongs to the object
-// (ENOTSUP for objects that have no append mode, such as streams). The
-// synchronised-I/O flags are fixed at open on Linux, so changing them is
-// ENOTSUP rather than a silent loss of durability. Turning APPEND off
-// needs fd_seek (ENOTCAPABLE): a handle that may write but not seek
-// (opened in append mode beneath a directory that does not pass on
-// fd_seek) would overwrite what it could only add to, and since the mode
-// is the object's, so would one whose copy without fd_write (fd_dup, then
-// narrowed) turned it off.
+// (ENOTSUP for objects that have no append mode, such as streams), which
+// every copy of the handle shares (appendChange says who may change it).
+// The synchronised-I/O flags are fixed at open on Linux, so changing them
+// is ENOTSUP rather than a silent loss of durability.
 func setFdFlags(c *caps.Cap, f uint32) Errno {
 	if f&^fdFlagsAll != 0 {
 		return caps.EINVAL
@@ -620,12 +616,12 @@ func setFdFlags(c *caps.Cap, f uint32) Errno {
 		return caps.ENOTSUP
 	}
 	if (f^old)&caps.FlagAppend != 0 {
-		if b, _ := c.Rights(); f&caps.FlagAppend == 0 && !b.Has(caps.RightFDSeek) {
-			return caps.ENOTCAPABLE
-		}
 		a, ok := c.Resource().(appendMode)
 		if !ok {
 			return caps.ENOTSUP
+		}
+		if b, _ := c.Rights(); !b.Has(appendChange(f&caps.FlagAppend != 0)) {
+			return caps.ENOTCAPABLE
 		}
 		if err := a.SetAppend(f&caps.FlagAppend != 0); err != nil {
 			return caps.ErrnoOf(err)
@@ -633,6 +629,20 @@ func setFdFlags(c *caps.Cap, f uint32) Errno {
 	}
 	c.SetFlags(f)
 	return 0
+}
+
+// appendChange is the rights a handle needs to turn its object's append
+// mode on or off. Either decides where the writes of every copy go, so it
+// needs fd_write: a read-only copy turning it on would send its writer's
+// writes, pwrite included, to the end. Turning it off needs fd_seek as
+// well: a handle that may write but not seek (opened in append mode
+// beneath a directory that does not pass on fd_seek), or any copy of it,
+// would then overwrite what it could only add to.
+func appendChange(on bool) caps.Rights {
+	if on {
+		return caps.RightFDWrite
+	}
+	return caps.RightFDWrite | caps.RightFDSeek
 }
 
 func fdStatGet(g *Guest, m api.Memory, p []uint64) Errno {

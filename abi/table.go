@@ -161,7 +161,7 @@ var calls = [49]Call{
 	{Slot: 13, Name: "fd_stat_get", Params: ps("fd", i32, "*fdstat_out", i32), Origin: "fd_stat_get", fn: fdStatGet},
 	{Slot: 14, Name: "fd_stat_put", Params: ps("fd", i32, "*fdstat", i32, "flags", i32),
 		Rights: []Need{{Rights: caps.RightFDStatPutFlags, When: "for FLAGS"}, {When: "for RIGHTS"}}, Origin: "fd_stat_put", fn: fdStatPut,
-		Note: "exactly one of FLAGS (0x1) or RIGHTS (0x2); RIGHTS only narrows; turning APPEND off also needs fd_seek (ENOTCAPABLE), so that an append-only handle, and every copy of it, leaves the file in append mode"},
+		Note: "exactly one of FLAGS (0x1) or RIGHTS (0x2); RIGHTS only narrows; changing APPEND, the object's, also needs fd_write, and turning it off fd_seek as well (ENOTCAPABLE): a read-only copy cannot redirect its writer's writes, and an append-only handle, and every copy of it, leaves the file in append mode"},
 	{Slot: 15, Name: "fd_sync", Params: ps("fd", i32), Rights: []Need{{Rights: caps.RightFDSync}}, Origin: "fd_sync", fn: fdSync},
 	{Slot: 16, Name: "fd_write", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "*nwritten_out", i32),
 		Rights: []Need{{Rights: caps.RightFDWrite}}, Origin: "fd_write", fn: fdWrite, keepsHold: true},

@@ -60,7 +60,7 @@ var wasiCalls = [46]Call{
 	{Slot: 10, Name: "fd_fdstat_get", Params: ps("fd", i32, "*stat_out", i32), Origin: "fd_stat_get", fn: wasiFDFdstatGet,
 		Note: "rights are reported in WASI bit positions"},
 	{Slot: 11, Name: "fd_fdstat_set_flags", Params: ps("fd", i32, "flags", i32), Rights: []Need{{Rights: caps.RightFDStatPutFlags}}, Origin: "fd_stat_put", fn: wasiFDFdstatSetFlags,
-		Note: "APPEND is applied to the host file (turning it off needs fd_seek, ENOTCAPABLE otherwise, so that an append-only handle, and every copy of it, leaves the file in append mode); NONBLOCK makes reads, writes and accepts answer EAGAIN instead of waiting"},
+		Note: "APPEND is applied to the host file (changing it needs fd_write, and turning it off fd_seek as well, ENOTCAPABLE otherwise: a read-only copy cannot redirect its writer's writes, and an append-only handle, and every copy of it, leaves the file in append mode); NONBLOCK makes reads, writes and accepts answer EAGAIN instead of waiting"},
 	{Slot: 12, Name: "fd_fdstat_set_rights", Params: ps("fd", i32, "fs_rights_base", i64, "fs_rights_inheriting", i64), Origin: "fd_stat_put", fn: wasiFDFdstatSetRights,
 		Note: "only narrows (ENOTCAPABLE for any right not held); rights WASI cannot name (proc_exec, poll_proc_terminate) are dropped"},
 	{Slot: 13, Name: "fd_filestat_get", Params: ps("fd", i32, "*buf", i32), Rights: []Need{{Rights: caps.RightFileStatFGet}}, Origin: "file_stat_fget", fn: wasiFDFilestatGet},

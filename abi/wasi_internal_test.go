@@ -867,6 +867,39 @@ func TestACopyOfAnAppendOnlyHandleCannotTurnAppendOff(t *testing.T) {
 	}
 }
 
+// A handle that cannot write has no say in where writes go: a read-only
+// copy of a writable file cannot turn the file's append mode on, which
+// would send the writes of the handle it was copied from, pwrite at an
+// offset included, to the end of the file. It used to.
+func TestAHandleWithoutFDWriteCannotChangeAppendMode(t *testing.T) {
+	w := newWASIT(t)
+	path, n := w.str(200, "f")
+	w.must("path_open", 3, 1, path, n, 0, wasiRightFDRead|wasiRightFDWrite|wasiRightFDSeek|wasiRightFDFdstatSetFlags, 0, 0, 100)
+	fd := w.u32(100)
+	orig, _ := w.g.table.Get(fd)
+	ro, err := w.k.Derive(orig, caps.Derivation{Holder: w.g.holder, Edge: caps.EdgeDup, Base: caps.RightFDRead | caps.RightFDSeek | caps.RightFDStatPutFlags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rfd, err := w.g.table.Insert(ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := w.call("fd_fdstat_set_flags", uint64(rfd), uint64(caps.FlagAppend)); e != caps.ENOTCAPABLE {
+		t.Errorf("fd_fdstat_set_flags(APPEND) on a read-only copy: %v, want ENOTCAPABLE", e)
+	}
+	w.put(500, []byte("XX"))
+	w.iov(300, 500, 2)
+	w.must("fd_pwrite", uint64(fd), 300, 1, 0, 600)
+	b, err := os.ReadFile(filepath.Join(w.dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "XXntents" {
+		t.Fatalf("a pwrite at offset 0 left the file as %q, want %q", b, "XXntents")
+	}
+}
+
 // A symbolic link whose target stays beneath the grant is followed alike
 // by every call that follows links: a -> x/y and x/y/l -> ../../t name t
 // at the top of the grant, since the ".." go up from where l really is.
