@@ -116,17 +116,19 @@ func (s *Supervisor) observe(e caps.Event) {
 		return
 	}
 	err := s.record(r, e.Type != caps.EventClose && !s.settingUp(e.Cap.Holder))
-	if err != nil && (e.Type == caps.EventMint || e.Type == caps.EventDerive) {
+	if err != nil && (e.Type == caps.EventMint || e.Type == caps.EventDerive || e.Type == caps.EventAdopt) {
 		s.revokeUnrecorded(e.Cap.ID)
 	}
 }
 
-// revokeUnrecorded revokes a capability just made whose record the log
-// could not take: grants and delegations are refused before they are made
-// (auditRefusal), and what a guest makes within its own handles (an open,
-// a dup, an object it creates) is revoked as it is made, so that the call
-// returns a handle on which every call is ENOTCAPABLE. Nothing usable is
-// held that the log does not show.
+// revokeUnrecorded revokes a capability just made, or just received,
+// whose record the log could not take: grants and delegations are refused
+// before they are made (auditRefusal), and what a guest makes within its
+// own handles (an open, a dup, an object it creates) is revoked as it is
+// made, so that the call returns a handle on which every call is
+// ENOTCAPABLE; so is a capability that was in flight when the log failed,
+// as its receiver adopts it, since no record would name its holder.
+// Nothing usable is held that the log does not show.
 func (s *Supervisor) revokeUnrecorded(id caps.ID) {
 	if c, ok := s.k.Lookup(id); ok {
 		s.k.Revoke(c, "the audit log cannot be written")

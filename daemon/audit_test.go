@@ -277,6 +277,52 @@ func TestAuditLogFailureRevokesWhatAGuestMakesItself(t *testing.T) {
 	}
 }
 
+// A capability in flight when the log fails (sent, not yet received) is
+// revoked as its receiver adopts it: the adopt record that would name its
+// holder cannot be written, and the log would show it held by no one.
+func TestAuditLogFailureRevokesWhatIsReceivedAfterIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	d, err := caps.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, receiver := &caps.Holder{ID: "g-sender"}, &caps.Holder{ID: "g-receiver"}
+	dir := s.Kernel().Mint(sender, d, caps.RightFileOpen, caps.RightFDRead, "d", "test")
+	sent, err := s.Kernel().Derive(dir, caps.Derivation{Edge: caps.EdgeDelegate, Base: caps.RightFileOpen, Inheriting: caps.RightFDRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each batch goes to a file of its own; a directory is in the way of
+	// the one after the next, so the next batch fails to move on (two
+	// batches, the grant's and the send's, came before).
+	if err := os.Mkdir(path+".3", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Kernel().Derive(dir, caps.Derivation{Holder: sender, Edge: caps.EdgeOpen}); err != nil {
+		t.Fatal(err)
+	}
+	if l.Err() == nil {
+		t.Fatal("the log has not failed: the test did not make it fail")
+	}
+	s.Kernel().Adopt(sent, receiver)
+	if !sent.Revoked() {
+		t.Error("a capability received after the log failed is live, and its holder in no record")
+	}
+	if dir.Revoked() {
+		t.Error("the grant recorded before the failure was revoked too")
+	}
+}
+
 // A lease that runs out is recorded: the revocation with its receipt,
 // then a lease-expired record naming the capability.
 func TestAuditRecordsLeaseExpiry(t *testing.T) {
