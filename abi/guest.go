@@ -88,7 +88,9 @@ type GuestConfig struct {
 	// OnExec, when not nil, is called on the guest's own goroutine when
 	// proc_exec has replaced its program with m, before m runs. (The
 	// guest's holder then names m's hash already: caps.Holder.SetModule.)
-	OnExec func(m *Module)
+	// An error ends the guest instead, its ExitStatus.Killed saying why:
+	// m never runs.
+	OnExec func(m *Module) error
 }
 
 // DefaultMaxStack is GuestConfig.MaxStack's default: 8 MiB, as Linux
@@ -288,11 +290,11 @@ type Guest struct {
 	// context can each set it at once.
 	budgetMu sync.Mutex
 
-	onExited  func()        // GuestConfig.OnExited
-	onDone    func()        // GuestConfig.OnDone
-	onExec    func(*Module) // GuestConfig.OnExec
-	exited    chan struct{} // closed once the guest itself has ended (Exited)
-	done      chan struct{} // closed once its children have ended too (Done)
+	onExited  func()              // GuestConfig.OnExited
+	onDone    func()              // GuestConfig.OnDone
+	onExec    func(*Module) error // GuestConfig.OnExec
+	exited    chan struct{}       // closed once the guest itself has ended (Exited)
+	done      chan struct{}       // closed once its children have ended too (Done)
 	mu        sync.Mutex
 	status    ExitStatus
 	exitWatch map[*caps.Waiter]struct{} // woken when done closes; guarded by mu
@@ -459,17 +461,9 @@ func (g *Guest) run() {
 		g.exec = nil
 		_, p := g.table.Counts()
 		peak = max(peak, p)
-		g.table.CloseAll()
-		g.module.Release()
-		g.module, g.table, g.argdata = req.module, req.table, req.argdata // the request's hold passes to the guest
-		g.args, g.env = nil, nil                                          // its WASI argv and environment are its argdata's, as a spawned child's
-		g.tree.giveMemory(g.argdataCharge)
-		g.argdataCharge = req.charge
-		g.shownTable.Store(req.table)
-		g.signal = 0
-		g.holder.SetModule(g.module.HashString()) // policies judge it as the code it runs now
-		if g.onExec != nil {
-			g.onExec(g.module)
+		if err := g.become(req); err != nil {
+			st = ExitStatus{Killed: err.Error()}
+			break
 		}
 		st = g.runOnce()
 	}
@@ -520,6 +514,25 @@ func (g *Guest) run() {
 	if g.onDone != nil {
 		g.onDone()
 	}
+}
+
+// become makes the program proc_exec asked for the guest's, with its
+// table and argdata, in place of the one that ended; OnExec's error, if
+// any, is why it must not run.
+func (g *Guest) become(req *execRequest) error {
+	g.table.CloseAll()
+	g.module.Release()
+	g.module, g.table, g.argdata = req.module, req.table, req.argdata // the request's hold passes to the guest
+	g.args, g.env = nil, nil                                          // its WASI argv and environment are its argdata's, as a spawned child's
+	g.tree.giveMemory(g.argdataCharge)
+	g.argdataCharge = req.charge
+	g.shownTable.Store(req.table)
+	g.signal = 0
+	g.holder.SetModule(g.module.HashString()) // policies judge it as the code it runs now
+	if g.onExec != nil {
+		return g.onExec(g.module)
+	}
+	return nil
 }
 
 // hostOutOfFDs logs, once per guest, that a call failed with ENFILE: the

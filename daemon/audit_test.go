@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -320,6 +321,51 @@ func TestAuditLogFailureRevokesWhatIsReceivedAfterIt(t *testing.T) {
 	}
 	if dir.Revoked() {
 		t.Error("the grant recorded before the failure was revoked too")
+	}
+}
+
+// A guest that replaces its program (proc_exec) once the audit log cannot
+// be written ends before the new program runs, as a launch whose start
+// cannot be recorded never runs: its guest-exec record, which the log
+// would show the new program by, is lost. The program ran, unrecorded,
+// while the log named the one launched.
+func TestAuditLogFailureEndsAGuestBeforeTheProgramItExecsRuns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := New(context.Background(), Options{Audit: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	next := filepath.Join(t.TempDir(), "hello.wasm") // exits 7
+	if err := os.WriteFile(next, abitest.WAT(t, "abi/testdata/guests/hello.wat"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdin, start := io.Pipe()
+	defer start.Close()
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: compile(t, s, guests+"exec_fd3.wat"), Grants: []Grant{mustGrant(t, "file:"+next)}, Stdin: stdin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every file the log could move on to is a directory: the next
+	// batch fails.
+	for i := 1; i <= 64; i++ {
+		_ = os.Mkdir(audit.FilePath(path, i), 0o700)
+	}
+	s.Kernel().Create(&caps.Holder{ID: "g-other"}, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "fd_create1")
+	if l.Err() == nil {
+		t.Fatal("the log has not failed: the test did not make it fail")
+	}
+	if _, err := start.Write([]byte{1}); err != nil { // it execs hello.wasm
+		t.Fatal(err)
+	}
+	st := waitExit(t, g, HangGuard)
+	if st.Code == 7 || !strings.Contains(st.Killed, "audit log") {
+		t.Fatalf("status %+v: want the guest killed for the audit log before the program it execs runs (that one exits 7)", st)
 	}
 }
 

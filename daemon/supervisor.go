@@ -959,13 +959,20 @@ func (g *Guest) Module() *abi.Module { return g.module.Load() }
 // execed records that the guest replaced its program with m (proc_exec,
 // GuestConfig.OnExec): from now on ps, live grants and policy decisions
 // see m (its holder's module is m's already; its launch labels no longer
-// count, holderModule), and the audit log says so before m runs.
-func (g *Guest) execed(m *abi.Module) {
-	_ = g.s.record(audit.Record{Type: audit.TypeGuestExec, Guest: &audit.GuestRecord{
+// count, holderModule), and the audit log says so before m runs. When
+// the log cannot take the record the guest ends instead, killed with the
+// error as its reason, and m never runs.
+func (g *Guest) execed(m *abi.Module) error {
+	err := g.s.record(audit.Record{Type: audit.TypeGuestExec, Guest: &audit.GuestRecord{
 		ID: g.id, Module: m.Name, SHA256: m.HashString(),
-	}}, true) // a failed log refuses every grant and delegation from here
+	}}, true)
+	if err != nil {
+		// Nothing runs that the audit log does not show.
+		return fmt.Errorf("its proc_exec of %s could not be recorded: %w", m.Name, err)
+	}
 	old := g.module.Swap(m)
 	g.log.Info("guest replaced its program", "module", m.Name, "sha256", m.HashString(), "was", old.Name)
+	return nil
 }
 
 // Principal is who launched the guest.
