@@ -336,7 +336,8 @@ var fileReaddir = readdirWith(cloudabiFiletype)
 // allocates nothing in proportion to buf_len; the last entry may be cut
 // off, and bufused < buf_len means the listing ended. The listing the
 // calls resume from, kept by the directory, is charged to the guest's
-// memory (ENOMEM when refused).
+// memory and counted against caps.MaxListingMemory (ENOMEM when either
+// refuses it).
 func readdirWith(typeOf func(caps.FileType) uint8) handler {
 	return func(g *Guest, m api.Memory, p []uint64) Errno {
 		fd, buf, bufLen, cookie, bufusedOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), p[3], uint32(p[4])

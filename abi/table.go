@@ -179,7 +179,7 @@ var calls = [49]Call{
 		Changed: "lookup struct flattened", Note: "requested rights ⊆ dirfd's inheriting; the new handle is a child capability of dirfd"},
 	{Slot: 22, Name: "file_readdir", Params: ps("fd", i32, "*buf", i32, "buf_len", i32, "cookie", i64, "*bufused_out", i32),
 		Rights: []Need{{Rights: caps.RightFileReaddir}}, Origin: "file_readdir", fn: fileReaddir,
-		Note: "entries are '.', '..', then names in byte order; cookie is the index of the next entry; the listing read from cookie 0 is kept for the next calls, charged to the user's memory budget (ENOMEM past it)"},
+		Note: "entries are '.', '..', then names in byte order; cookie is the index of the next entry; the listing read from cookie 0 is kept for the next calls, charged to the user's memory budget and counted against the 1 GiB all listings may hold together (ENOMEM past either)"},
 	{Slot: 23, Name: "file_readlink", Params: ps("fd", i32, "*path", i32, "path_len", i32, "*buf", i32, "buf_len", i32, "*bufused_out", i32),
 		Rights: []Need{{Rights: caps.RightFileReadlink}}, Origin: "file_readlink", fn: fileReadlink},
 	{Slot: 24, Name: "file_rename", Params: ps("fd1", i32, "*path1", i32, "path1_len", i32, "fd2", i32, "*path2", i32, "path2_len", i32),

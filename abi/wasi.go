@@ -76,7 +76,7 @@ var wasiCalls = [46]Call{
 	{Slot: 20, Name: "fd_read", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "*nread_out", i32), Rights: []Need{{Rights: caps.RightFDRead}}, Origin: "fd_read", fn: wasiFDRead,
 		Note: "the native fd_read; EISDIR on a directory"},
 	{Slot: 21, Name: "fd_readdir", Params: ps("fd", i32, "*buf", i32, "buf_len", i32, "cookie", i64, "*bufused_out", i32), Rights: []Need{{Rights: caps.RightFileReaddir}}, Origin: "file_readdir", fn: wasiFDReaddir,
-		Note: "entries are '.', '..', then names in byte order; the cookie is the index of the next entry; the listing read from cookie 0 is kept for the next calls, charged to the user's memory budget (ENOMEM past it)"},
+		Note: "entries are '.', '..', then names in byte order; the cookie is the index of the next entry; the listing read from cookie 0 is kept for the next calls, charged to the user's memory budget and counted against the 1 GiB all listings may hold together (ENOMEM past either)"},
 	{Slot: 22, Name: "fd_renumber", Params: ps("fd", i32, "to", i32), Origin: "fd_replace", fn: wasiFDRenumber,
 		Changed: "moves rather than copies: what to held (it must be open) is closed, fd's capability itself takes its place, and fd becomes free"},
 	{Slot: 23, Name: "fd_seek", Params: ps("fd", i32, "offset", i64, "whence", i32, "*newoffset_out", i32), Rights: seekNeeds, Origin: "fd_seek", fn: wasiFDSeek,

@@ -58,7 +58,19 @@ type Dir struct {
 
 // grant identifies one granted directory tree; Dirs opened beneath it share
 // the pointer.
-type grant struct{ host string }
+type grant struct {
+	host     string
+	listings *byteBudget // what the listings of its Dirs count against: listingBudget
+}
+
+// MaxListingMemory bounds the host memory that the listings directory
+// handles keep for fd_readdir (ReaddirAt) hold together in the process,
+// charged to a guest's memory or not: each is as large as its directory,
+// and a guest may keep one for every directory handle it may open. A
+// fresh listing past it is ENOMEM.
+const MaxListingMemory = 1 << 30
+
+var listingBudget = &byteBudget{limit: MaxListingMemory}
 
 // maxOpenAttempts bounds how often Open retries when the name it opened is
 // replaced on the host before the directory could be re-opened as a Root.
@@ -70,7 +82,7 @@ func OpenDir(hostPath string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{root: r, grant: &grant{host: hostPath}, host: hostPath}, nil
+	return &Dir{root: r, grant: &grant{host: hostPath, listings: listingBudget}, host: hostPath}, nil
 }
 
 func (d *Dir) Kind() Kind         { return KindDirectory }
@@ -585,8 +597,9 @@ func (d *Dir) Readdir() ([]DirEntry, error) { return d.ReaddirAt(0, nil) }
 //
 // The snapshot is host memory in proportion to the directory, kept until
 // the next fresh listing or Close: a fresh listing is charged to charge
-// (nil: to nobody), in place of the one it replaces, and is ENOMEM, kept
-// by no one, when charge refuses it.
+// (nil: to nobody) and counted against the process's MaxListingMemory, in
+// place of the one it replaces, and is ENOMEM, kept by no one, when
+// either refuses it.
 func (d *Dir) ReaddirAt(cookie uint64, charge MemoryCharge) ([]DirEntry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -613,19 +626,24 @@ func (d *Dir) keep(l []DirEntry, charge MemoryCharge) error {
 	for i := range l {
 		n += int64(len(l[i].Name))
 	}
+	if !d.grant.listings.reserve(n) {
+		return ENOMEM
+	}
 	if charge != nil && !charge.Take(n) {
+		d.grant.listings.release(n)
 		return ENOMEM
 	}
 	d.listing, d.held, d.charge = l, n, charge
 	return nil
 }
 
-// drop lets go of the snapshot and gives back its charge. Called with mu
-// held.
+// drop lets go of the snapshot and gives back its charge and its room in
+// the process's. Called with mu held.
 func (d *Dir) drop() {
 	if d.charge != nil {
 		d.charge.Give(d.held)
 	}
+	d.grant.listings.release(d.held)
 	d.listing, d.held, d.charge = nil, 0, nil
 }
 

@@ -690,3 +690,48 @@ func TestDirFollowingDeepLinksCostsOneResolutionEach(t *testing.T) {
 		t.Errorf("SetTimesAt through 8 links: %v", err)
 	}
 }
+
+// The listings directory handles keep for fd_readdir hold host memory in
+// proportion to their directories, one for each handle read: together
+// they are bounded for the whole process, charged or not, as byte objects
+// are, so that a guest with nothing but a read-only grant of a large
+// directory cannot make the daemon hold it over and over through every
+// handle it may open. A fresh listing past the bound is ENOMEM; closing a
+// handle gives its listing's room back.
+func TestDirListingsAreBoundedForTheProcess(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 100 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("file-%03d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d1, err := OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d1.Close()
+	budget := &byteBudget{limit: 10 << 10} // one listing of the directory fits, not two
+	d1.grant.listings = budget
+	r, err := d1.Open(".", OpenFlags{Directory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := r.(*Dir)
+	defer d2.Close()
+	if _, err := d1.ReaddirAt(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if budget.used.Load() == 0 {
+		t.Fatal("a listing kept was not counted")
+	}
+	if _, err := d2.ReaddirAt(0, nil); ErrnoOf(err) != ENOMEM {
+		t.Fatalf("a second listing past the process's bound: %v, want ENOMEM", err)
+	}
+	d1.Close()
+	if n := budget.used.Load(); n != 0 {
+		t.Fatalf("%d bytes still counted once the listing's handle is closed", n)
+	}
+	if _, err := d2.ReaddirAt(0, nil); err != nil {
+		t.Fatalf("a listing once the other's room was given back: %v", err)
+	}
+}
