@@ -598,43 +598,26 @@ func (d *Dir) Readdir() ([]DirEntry, error) { return d.ReaddirAt(0, nil) }
 // The snapshot is host memory in proportion to the directory, kept until
 // the next fresh listing or Close: a fresh listing is charged to charge
 // (nil: to nobody) and counted against the process's MaxListingMemory, in
-// place of the one it replaces, and is ENOMEM, kept by no one, when
-// either refuses it.
+// place of the one it replaces, a batch at a time as it is read: it is
+// ENOMEM, kept by no one, at the first batch past either, so that a
+// listing refused costs about its budget, not its directory.
 func (d *Dir) ReaddirAt(cookie uint64, charge MemoryCharge) ([]DirEntry, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cookie == 0 || d.listing == nil {
-		l, err := d.list()
+		d.drop()
+		m := &listingMeter{budget: d.grant.listings, charge: charge}
+		l, err := d.list(m)
 		if err != nil {
+			m.undo()
 			return nil, err
 		}
-		if err := d.keep(l, charge); err != nil {
-			return nil, err
-		}
+		d.listing, d.held, d.charge = l, m.held, charge
 	}
 	if cookie >= uint64(len(d.listing)) {
 		return nil, nil
 	}
 	return d.listing[cookie:], nil
-}
-
-// keep makes l the snapshot ReaddirAt resumes from, charged to charge,
-// after giving back what the one it replaces held. Called with mu held.
-func (d *Dir) keep(l []DirEntry, charge MemoryCharge) error {
-	d.drop()
-	n := int64(cap(l)) * int64(unsafe.Sizeof(DirEntry{}))
-	for i := range l {
-		n += int64(len(l[i].Name))
-	}
-	if !d.grant.listings.reserve(n) {
-		return ENOMEM
-	}
-	if charge != nil && !charge.Take(n) {
-		d.grant.listings.release(n)
-		return ENOMEM
-	}
-	d.listing, d.held, d.charge = l, n, charge
-	return nil
 }
 
 // drop lets go of the snapshot and gives back its charge and its room in
@@ -647,12 +630,67 @@ func (d *Dir) drop() {
 	d.listing, d.held, d.charge = nil, 0, nil
 }
 
+// direntSize is what one entry of a listing costs besides its name.
+const direntSize = int64(unsafe.Sizeof(DirEntry{}))
+
+// listingMeter charges a listing as it is read, to charge (nil: to
+// nobody) and to budget, the process's bound, so that a listing either
+// refuses is given up at the first batch past it rather than read whole.
+type listingMeter struct {
+	budget *byteBudget
+	charge MemoryCharge
+	held   int64 // what has been taken from both
+}
+
+func (m *listingMeter) take(n int64) bool {
+	if !m.budget.reserve(n) {
+		return false
+	}
+	if m.charge != nil && !m.charge.Take(n) {
+		m.budget.release(n)
+		return false
+	}
+	m.held += n
+	return true
+}
+
+// undo gives back everything taken.
+func (m *listingMeter) undo() {
+	if m.charge != nil {
+		m.charge.Give(m.held)
+	}
+	m.budget.release(m.held)
+	m.held = 0
+}
+
+// add appends batch to out after charging its names and any room out
+// must grow by (before that room is allocated); ENOMEM when refused.
+func (m *listingMeter) add(out, batch []DirEntry) ([]DirEntry, error) {
+	var n int64
+	for i := range batch {
+		n += int64(len(batch[i].Name))
+	}
+	need := len(out) + len(batch)
+	newCap := cap(out)
+	if need > newCap {
+		newCap = max(2*newCap, need)
+		n += int64(newCap-cap(out)) * direntSize
+	}
+	if !m.take(n) {
+		return out, ENOMEM
+	}
+	if newCap > cap(out) {
+		out = append(make([]DirEntry, 0, newCap), out...)
+	}
+	return append(out, batch...), nil
+}
+
 // direntNameOff is where the name starts in a Linux dirent64 record.
 const direntNameOff = int(unsafe.Offsetof(unix.Dirent{}.Name))
 
 // list reads the directory with getdents64, which reports each entry's
-// inode and type without a stat per entry.
-func (d *Dir) list() ([]DirEntry, error) {
+// inode and type without a stat per entry, charging m a batch at a time.
+func (d *Dir) list(m *listingMeter) ([]DirEntry, error) {
 	f, err := d.root.Open(".")
 	if err != nil {
 		return nil, err
@@ -662,9 +700,7 @@ func (d *Dir) list() ([]DirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DirEntry, 2, 16)
-	out[0] = DirEntry{Name: ".", Type: TypeDirectory}
-	out[1] = DirEntry{Name: "..", Type: TypeDirectory}
+	var out, batch []DirEntry
 	buf := make([]byte, 32<<10)
 	var readErr error
 	err = rc.Control(func(fd uintptr) {
@@ -672,17 +708,17 @@ func (d *Dir) list() ([]DirEntry, error) {
 		if readErr = unix.Fstat(int(fd), &st); readErr != nil {
 			return
 		}
-		out[0].Ino = st.Ino
+		batch = append(batch, DirEntry{Name: ".", Type: TypeDirectory, Ino: st.Ino}, DirEntry{Name: "..", Type: TypeDirectory})
 		for {
+			if out, readErr = m.add(out, batch); readErr != nil {
+				return
+			}
 			n, err := unix.Getdents(int(fd), buf)
-			if err != nil {
+			if err != nil || n <= 0 {
 				readErr = err
 				return
 			}
-			if n <= 0 {
-				return
-			}
-			out = appendDirents(out, int(fd), buf[:n])
+			batch = appendDirents(batch[:0], int(fd), buf[:n])
 		}
 	})
 	if err == nil {

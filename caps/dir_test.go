@@ -3,8 +3,10 @@ package caps
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -710,7 +712,7 @@ func TestDirListingsAreBoundedForTheProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d1.Close()
-	budget := &byteBudget{limit: 10 << 10} // one listing of the directory fits, not two
+	budget := &byteBudget{limit: 6 << 10} // one listing of the directory (about 4 KiB) fits, not two
 	d1.grant.listings = budget
 	r, err := d1.Open(".", OpenFlags{Directory: true})
 	if err != nil {
@@ -733,5 +735,44 @@ func TestDirListingsAreBoundedForTheProcess(t *testing.T) {
 	}
 	if _, err := d2.ReaddirAt(0, nil); err != nil {
 		t.Fatalf("a listing once the other's room was given back: %v", err)
+	}
+}
+
+// A listing its charge or the process's bound refuses is refused as it is
+// read, batch by batch: it used to be read whole, every name of the
+// directory in host memory, and only then weighed, so that each guest
+// listing a large directory past its budget made the daemon allocate as
+// much as the directory, outside every budget, at every call.
+func TestDirRefusedListingCostsLittleMoreThanItsBudget(t *testing.T) {
+	dir := t.TempDir()
+	pad := strings.Repeat("n", 100)
+	const files = 20000 // about 2.6 MB listed: names and entries
+	for i := range files {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%05d", pad, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	d := openDir(t, dir)
+	d.grant.listings = &byteBudget{limit: MaxListingMemory}
+	charge := &testCharge{limit: 4 << 10}
+	least := uint64(math.MaxUint64)
+	for range 5 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := d.ReaddirAt(0, charge)
+		runtime.ReadMemStats(&after)
+		wantErrno(t, "a listing past its charge", err, ENOMEM)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	if least > 256<<10 {
+		t.Fatalf("a refused listing allocated %d bytes, want at most 256 KiB for a 4 KiB budget", least)
+	}
+	if n := charge.inUse(); n != 0 {
+		t.Fatalf("%d bytes still charged after the listing was refused", n)
+	}
+	if n := d.grant.listings.used.Load(); n != 0 {
+		t.Fatalf("%d bytes still counted against the process's bound", n)
 	}
 }
