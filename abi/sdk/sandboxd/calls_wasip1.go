@@ -24,6 +24,9 @@ func fd_dup(from uint32, fdOut unsafe.Pointer) uint32
 //go:wasmimport sandboxd fd_close
 func fd_close(fd uint32) uint32
 
+//go:wasmimport sandboxd fd_stat_get
+func fd_stat_get(fd uint32, statOut unsafe.Pointer) uint32
+
 //go:wasmimport sandboxd fd_stat_put
 func fd_stat_put(fd uint32, stat unsafe.Pointer, flags uint32) uint32
 

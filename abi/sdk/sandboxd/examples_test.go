@@ -154,7 +154,8 @@ parent: still reads notes.txt: "hello from data\n" <nil>
 
 // The SDK's other calls, from a guest: datagram boundaries, truncated
 // data and handles, narrowing, refused revocation, exit codes, Exited, and
-// a child whose arguments come from raw argdata.
+// a child whose arguments come from raw argdata, and NetConn and
+// NetListener of a handle that is not a socket.
 func TestSDKCallsFromAGuest(t *testing.T) {
 	bin := t.TempDir()
 	self := abitest.Go(t, "abi/sdk/sandboxd/testdata/sdkcheck")
@@ -178,6 +179,7 @@ released child: exit status 0 <nil>
 after wait, exited: true <nil>
 child from raw argdata: exit status 5 <nil>
 module outside bin: not capable=true
+NetConn and NetListener of a directory: true true, still open: <nil>
 `
 	if out != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)

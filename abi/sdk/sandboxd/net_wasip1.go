@@ -8,12 +8,14 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // NetConn returns the connected socket named name (a `--grant sock:NAME`)
 // as a net.Conn, ready to use. It makes the handle non-blocking first, so
 // that reads and writes wait through Go's netpoller and the guest's other
-// goroutines run meanwhile.
+// goroutines run meanwhile. A handle that is not a socket is ENOTSOCK,
+// here and in NetListener and DialFunc, and stays open.
 func NetConn(name string) (net.Conn, error) {
 	f, err := netFile(name)
 	if err != nil {
@@ -59,11 +61,20 @@ func DialFunc(name string) (func(ctx context.Context, network, address string) (
 	}, nil
 }
 
-// netFile returns the handle named name as a non-blocking *os.File.
+// netFile returns the handle named name as a non-blocking *os.File. A
+// handle that is not a socket is ENOTSOCK and left as it is: an *os.File
+// made of it would close it when closed or collected.
 func netFile(name string) (*os.File, error) {
 	fd, ok := Handle(name)
 	if !ok {
 		return nil, fmt.Errorf("sandboxd: no handle named %q: the guest was not granted it (--grant sock:%s, sock:%s:dial or listen:%s)", name, name, name, name)
+	}
+	st := new(fdstat)
+	if err := errnoErr(fd_stat_get(fd, unsafe.Pointer(st))); err != nil {
+		return nil, fmt.Errorf("sandboxd: handle %q: %w", name, err)
+	}
+	if st.filetype != filetypeSocketStream && st.filetype != filetypeSocketDgram {
+		return nil, fmt.Errorf("sandboxd: handle %q is not a socket, listener or dialer: %w", name, syscall.ENOTSOCK)
 	}
 	if err := syscall.SetNonblock(int(fd), true); err != nil {
 		return nil, fmt.Errorf("sandboxd: handle %q: %w", name, err)

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -94,6 +95,13 @@ func main() {
 
 	_, err = sandboxd.OpenModule(bin, "../escape.wasm")
 	fmt.Printf("module outside bin: not capable=%v\n", sandboxd.IsNotCapable(err))
+
+	// A handle that is not a socket is refused, and left open.
+	_, cerr := sandboxd.NetConn("bin")
+	_, lerr := sandboxd.NetListener("bin")
+	_, derr := sandboxd.Describe(bin)
+	fmt.Printf("NetConn and NetListener of a directory: %v %v, still open: %v\n",
+		errors.Is(cerr, syscall.ENOTSOCK), errors.Is(lerr, syscall.ENOTSOCK), derr)
 }
 
 func child(args []string) {
