@@ -18,24 +18,34 @@ type index struct {
 	hostPaths []entry
 }
 
+// entry is one selector of a rule. host is the host path it covers: the
+// selector's prefix, or in a deny index, the path of a dir or file
+// resource (named) that a name selector covers.
 type entry struct {
-	rule *Rule
-	sel  Selector
+	rule  *Rule
+	sel   Selector
+	host  string
+	named *Resource
 }
 
-func newIndex(rules []*Rule, t RuleType) *index {
+// newIndex indexes the rules of type t. For deny rules, byName is the
+// declared resources of each kind, sorted by name: a deny that names a
+// dir or file also covers its host path (coverNamed).
+func newIndex(rules []*Rule, t RuleType, byName map[string][]*Resource) *index {
 	ix := &index{exact: map[resourceKey][]entry{}, globs: map[string][]entry{}, paths: map[resourceKey][]entry{}}
+	covered := map[ruleResource]bool{}
 	for _, r := range rules {
 		if r.Type != t {
 			continue
 		}
 		for _, s := range r.Selectors {
-			e := entry{rule: r, sel: s}
+			e := entry{rule: r, sel: s, host: s.Path}
+			if t == TypeDeny && s.Path == "" && (s.Kind == "dir" || s.Kind == "file") {
+				ix.coverNamed(e, byName[s.Kind], covered)
+			}
 			switch {
 			case s.Path != "":
-				k := resourceKey{s.Kind, s.Path}
-				ix.paths[k] = append(ix.paths[k], e)
-				ix.hostPaths = append(ix.hostPaths, e)
+				ix.addHostPath(s.Kind, e)
 			case s.isGlob():
 				ix.globs[s.Kind] = append(ix.globs[s.Kind], e)
 			default:
@@ -47,8 +57,42 @@ func newIndex(rules []*Rule, t RuleType) *index {
 	for _, g := range ix.globs {
 		sort.SliceStable(g, func(i, j int) bool { return g[i].sel.rank() > g[j].sel.rank() })
 	}
-	sort.SliceStable(ix.hostPaths, func(i, j int) bool { return ix.hostPaths[i].sel.Path < ix.hostPaths[j].sel.Path })
+	sort.SliceStable(ix.hostPaths, func(i, j int) bool { return ix.hostPaths[i].host < ix.hostPaths[j].host })
 	return ix
+}
+
+func (ix *index) addHostPath(kind string, e entry) {
+	k := resourceKey{kind, e.host}
+	ix.paths[k] = append(ix.paths[k], e)
+	ix.hostPaths = append(ix.hostPaths, e)
+}
+
+type ruleResource struct {
+	rule *Rule
+	res  *Resource
+}
+
+// coverNamed adds, for deny name selector e, an entry at the host path of
+// each resource of its kind that it names, once per rule and resource
+// (covered): a request for that path, for one beneath it or for a
+// directory containing it is then denied as one for the name is. byName
+// is sorted by name, so the names beginning with the selector's literal
+// head are one run of it, and a glob is tried on those only.
+func (ix *index) coverNamed(e entry, byName []*Resource, covered map[ruleResource]bool) {
+	head, _, _ := strings.Cut(e.sel.Name, "*")
+	i := sort.Search(len(byName), func(i int) bool { return byName[i].Name >= head })
+	for _, res := range byName[i:] {
+		if !strings.HasPrefix(res.Name, head) || (!e.sel.isGlob() && res.Name != head) {
+			return
+		}
+		k := ruleResource{e.rule, res}
+		if !globMatch(e.sel.Name, res.Name) || covered[k] {
+			continue
+		}
+		covered[k] = true
+		e.host, e.named = res.Path, res
+		ix.addHostPath(res.Kind, e)
+	}
 }
 
 // visitName calls visit for each entry covering the named resource, most
@@ -116,12 +160,12 @@ func (ix *index) visitBeneath(p string, visit func(entry) bool) bool {
 	if p == "/" {
 		dir = "/"
 	}
-	i := sort.Search(len(ix.hostPaths), func(i int) bool { return ix.hostPaths[i].sel.Path >= dir })
+	i := sort.Search(len(ix.hostPaths), func(i int) bool { return ix.hostPaths[i].host >= dir })
 	for _, e := range ix.hostPaths[i:] {
-		if !strings.HasPrefix(e.sel.Path, dir) {
+		if !strings.HasPrefix(e.host, dir) {
 			break
 		}
-		if e.sel.Path != p && !visit(e) {
+		if e.host != p && !visit(e) {
 			return false
 		}
 	}

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -278,10 +280,22 @@ func build(bodies []*fileBody, el *errList) (*Policy, error) {
 	if err := el.result(); err != nil {
 		return nil, err
 	}
-	p.grants = newIndex(p.rules, TypeGrant)
-	p.delegates = newIndex(p.rules, TypeDelegate)
-	p.denies = newIndex(p.rules, TypeDeny)
+	p.grants = newIndex(p.rules, TypeGrant, nil)
+	p.delegates = newIndex(p.rules, TypeDelegate, nil)
+	p.denies = newIndex(p.rules, TypeDeny, p.resourcesByName())
 	return p, nil
+}
+
+// resourcesByName is the declared resources of each kind, sorted by name.
+func (p *Policy) resourcesByName() map[string][]*Resource {
+	byName := map[string][]*Resource{}
+	for _, r := range p.resList {
+		byName[r.Kind] = append(byName[r.Kind], r)
+	}
+	for _, rs := range byName {
+		slices.SortFunc(rs, func(a, b *Resource) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return byName
 }
 
 func (p *Policy) addResource(r *Resource, el *errList) {

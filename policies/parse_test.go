@@ -358,3 +358,40 @@ func TestParseRefusesHugeNumbers(t *testing.T) {
 		})
 	}
 }
+
+// A deny rule that names declared dirs covers their host paths without
+// trying every selector on every resource: 60,000 resources denied by
+// name and by as many globs load at once, and a grant of the directory
+// that holds them all is decided by a walk of the denied paths.
+func TestManyDenyNamesLoad(t *testing.T) {
+	var src strings.Builder
+	for i := range 60_000 {
+		fmt.Fprintf(&src, "resource \"dir\" \"r%d\" {\n  path = \"/srv/%d\"\n}\n", i, i)
+	}
+	for _, sel := range []string{"dir:r%d", "dir:r%d*"} {
+		fmt.Fprintf(&src, "deny %q {\n  resources = [", sel)
+		for i := range 60_000 {
+			fmt.Fprintf(&src, "\"%s\", ", fmt.Sprintf(sel, i))
+		}
+		src.WriteString("]\n  subject {\n    uids = [7]\n  }\n}\n")
+	}
+	src.WriteString("grant \"all\" {\n  resources = [\"dir:/\"]\n}\n")
+	done := make(chan Decision, 1)
+	go func() {
+		p, err := Parse("p.hcl", []byte(src.String()))
+		if err != nil {
+			t.Error(err)
+			done <- Decision{}
+			return
+		}
+		done <- Evaluate(p, Request{Op: OpGrant, Kind: "dir", Path: "/srv", Subject: Subject{UID: 7}})
+	}()
+	select {
+	case d := <-done:
+		if d.Allowed || !strings.Contains(d.Reason, "it contains dir:r") {
+			t.Fatalf("grant of /srv, which holds every denied resource:\n%s", d.Explain())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Parse of 60,000 resources denied by name has not returned after 60s")
+	}
+}
