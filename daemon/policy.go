@@ -383,17 +383,23 @@ type Disallowed struct {
 // launch or since) that p would not grant them now, or not as they are
 // (with those rights, without that lease), each judged as the user who
 // made the grant: what a reload leaves in place until someone revokes it.
+// A grant the guest holds only through what it derived from it (a dup, or
+// something opened beneath it, the handle it was given closed) is live
+// all the same, and listed once.
 func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 	var out []Disallowed
+	seen := map[caps.ID]bool{}
 	for _, g := range s.Guests() {
 		if running, _ := g.Status(); !running {
 			continue
 		}
 		for _, c := range grantedTo(g) {
+			c = c.Root()
 			src, ok := c.Source().(grantSource)
-			if !ok || src.kind == "" || c.Parent() != nil {
+			if !ok || src.kind == "" || c.Holder() != g.holder || seen[c.ID()] {
 				continue
 			}
+			seen[c.ID()] = true
 			_, d := DecideHostPath(p, policies.Request{
 				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
 				Subject: src.by, Module: holderModule(g.holder),

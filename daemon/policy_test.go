@@ -318,3 +318,38 @@ func TestPolicyVeryLongLeaseEndsInTheFuture(t *testing.T) {
 		t.Fatalf("a lease of 2200000h ends at %v", end)
 	}
 }
+
+// A guest that dups its grant and closes the handle it was given holds
+// the grant still, as the dup: a reload that would not grant it reports
+// it.
+func TestNotAllowedByListsAGrantLiveOnlyAsItsDup(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "d" {
+  resources = ["dir:%s"]
+}`, dir)))
+	wrote := make(chan struct{})
+	g, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"dup_close_fd3.wat"),
+		Grants: []Grant{mustGrant(t, "dir:"+dir)}, Stdout: closeOnWrite(wrote),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
+	select {
+	case <-wrote:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the guest has not dup'd and closed its grant after 60s")
+	}
+	var grant caps.ID
+	for _, e := range g.Handles() {
+		if e.Cap.Parent() != nil {
+			grant = e.Cap.Root().ID()
+		}
+	}
+	got := s.NotAllowedBy(mustPolicy(t, `resource "chan" "x" {}`))
+	if len(got) != 1 || got[0].Guest != g.ID() || got[0].Cap != grant {
+		t.Fatalf("NotAllowedBy = %+v, want the grant %s, which the guest holds as a dup", got, grant)
+	}
+}
