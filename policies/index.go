@@ -28,21 +28,16 @@ type entry struct {
 	named *Resource
 }
 
-// newIndex indexes the rules of type t. For deny rules, byName is the
-// declared resources of each kind, sorted by name: a deny that names a
-// dir or file also covers its host path (coverNamed).
-func newIndex(rules []*Rule, t RuleType, byName map[string][]*Resource) *index {
+// newIndex indexes the rules of type t. A deny index also covers the
+// host paths of the resources its rules name (coverNamed).
+func newIndex(rules []*Rule, t RuleType) *index {
 	ix := &index{exact: map[resourceKey][]entry{}, globs: map[string][]entry{}, paths: map[resourceKey][]entry{}}
-	covered := map[ruleResource]bool{}
 	for _, r := range rules {
 		if r.Type != t {
 			continue
 		}
 		for _, s := range r.Selectors {
 			e := entry{rule: r, sel: s, host: s.Path}
-			if t == TypeDeny && s.Path == "" && (s.Kind == "dir" || s.Kind == "file") {
-				ix.coverNamed(e, byName[s.Kind], covered)
-			}
 			switch {
 			case s.Path != "":
 				ix.addHostPath(s.Kind, e)
@@ -65,34 +60,6 @@ func (ix *index) addHostPath(kind string, e entry) {
 	k := resourceKey{kind, e.host}
 	ix.paths[k] = append(ix.paths[k], e)
 	ix.hostPaths = append(ix.hostPaths, e)
-}
-
-type ruleResource struct {
-	rule *Rule
-	res  *Resource
-}
-
-// coverNamed adds, for deny name selector e, an entry at the host path of
-// each resource of its kind that it names, once per rule and resource
-// (covered): a request for that path, for one beneath it or for a
-// directory containing it is then denied as one for the name is. byName
-// is sorted by name, so the names beginning with the selector's literal
-// head are one run of it, and a glob is tried on those only.
-func (ix *index) coverNamed(e entry, byName []*Resource, covered map[ruleResource]bool) {
-	head, _, _ := strings.Cut(e.sel.Name, "*")
-	i := sort.Search(len(byName), func(i int) bool { return byName[i].Name >= head })
-	for _, res := range byName[i:] {
-		if !strings.HasPrefix(res.Name, head) || (!e.sel.isGlob() && res.Name != head) {
-			return
-		}
-		k := ruleResource{e.rule, res}
-		if !globMatch(e.sel.Name, res.Name) || covered[k] {
-			continue
-		}
-		covered[k] = true
-		e.host, e.named = res.Path, res
-		ix.addHostPath(res.Kind, e)
-	}
 }
 
 // visitName calls visit for each entry covering the named resource, most

@@ -6,9 +6,7 @@ import (
 	"os"
 	"path"
 	"regexp"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -277,25 +275,14 @@ func build(bodies []*fileBody, el *errList) (*Policy, error) {
 		}
 	}
 	p.checkRules(el)
+	p.denies = newIndex(p.rules, TypeDeny)
+	p.coverNamed(el)
 	if err := el.result(); err != nil {
 		return nil, err
 	}
-	p.grants = newIndex(p.rules, TypeGrant, nil)
-	p.delegates = newIndex(p.rules, TypeDelegate, nil)
-	p.denies = newIndex(p.rules, TypeDeny, p.resourcesByName())
+	p.grants = newIndex(p.rules, TypeGrant)
+	p.delegates = newIndex(p.rules, TypeDelegate)
 	return p, nil
-}
-
-// resourcesByName is the declared resources of each kind, sorted by name.
-func (p *Policy) resourcesByName() map[string][]*Resource {
-	byName := map[string][]*Resource{}
-	for _, r := range p.resList {
-		byName[r.Kind] = append(byName[r.Kind], r)
-	}
-	for _, rs := range byName {
-		slices.SortFunc(rs, func(a, b *Resource) int { return strings.Compare(a.Name, b.Name) })
-	}
-	return byName
 }
 
 func (p *Policy) addResource(r *Resource, el *errList) {

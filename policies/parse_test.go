@@ -395,3 +395,53 @@ func TestManyDenyNamesLoad(t *testing.T) {
 		t.Fatal("Parse of 60,000 resources denied by name has not returned after 60s")
 	}
 }
+
+// Deny globs of dir and file are matched against the declared names they
+// could match only: those beginning with their head or ending with their
+// tail. One with neither, many times over, is refused at the glob that
+// takes the matching past its bound, not tried on every resource.
+func TestManyDenyGlobsLoad(t *testing.T) {
+	var res strings.Builder
+	for i := range 50_000 {
+		fmt.Fprintf(&res, "resource \"dir\" \"r%d-x\" {\n  path = \"/srv/%d\"\n}\n", i, i)
+	}
+	globs := func(sel string) string {
+		var src strings.Builder
+		src.WriteString(res.String())
+		src.WriteString("deny \"d\" {\n  resources = [")
+		for i := range 50_000 {
+			fmt.Fprintf(&src, "\"%s\", ", fmt.Sprintf(sel, i))
+		}
+		src.WriteString("]\n}\n")
+		return src.String()
+	}
+	type result struct {
+		p   *Policy
+		err error
+	}
+	parse := func(src string) result {
+		done := make(chan result, 1)
+		go func() {
+			p, err := Parse("p.hcl", []byte(src))
+			done <- result{p, err}
+		}()
+		select {
+		case r := <-done:
+			return r
+		case <-time.After(60 * time.Second):
+			t.Fatal("Parse of 50,000 deny globs over 50,000 resources has not returned after 60s")
+		}
+		return result{}
+	}
+	r := parse(globs("dir:*%d-x"))
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if d := Evaluate(r.p, Request{Op: OpGrant, Kind: "dir", Path: "/srv/7"}); d.Allowed || d.Rule == nil || d.Rule.Name != "d" {
+		t.Fatalf("dir:/srv/7, declared as r7-x, which *7-x names:\n%s", d.Explain())
+	}
+	r = parse(globs("dir:*%d*"))
+	if r.err == nil || !strings.Contains(r.err.Error(), "deny globs of dir and file are tried on more than") {
+		t.Fatalf("Parse of deny globs without head or tail: %v, want the bound on tries", r.err)
+	}
+}
