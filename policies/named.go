@@ -3,7 +3,6 @@ package policies
 import (
 	"fmt"
 	"sort"
-	"strings"
 )
 
 // A deny rule that names a declared dir or file, exactly or by a glob,
@@ -54,44 +53,24 @@ type ruleResource struct {
 	res  *Resource
 }
 
-// hostNames is the declared resources of one kind, sorted by name
-// (heads) and by name reversed (tails), so that those beginning with a
-// glob's literal head, and those ending with its literal tail, are each
-// one run.
+// hostNames is the declared resources of one kind, by name (heads) and
+// by name reversed (tails), so that those beginning with a glob's
+// literal head, and those ending with its literal tail, are each one run.
 type hostNames struct {
-	heads, tails sortedNames
-}
-
-// sortedNames is resources sorted by keys, one key each.
-type sortedNames struct {
-	keys []string
-	res  []*Resource
-}
-
-func (s sortedNames) Len() int           { return len(s.keys) }
-func (s sortedNames) Less(i, j int) bool { return s.keys[i] < s.keys[j] }
-func (s sortedNames) Swap(i, j int) {
-	s.keys[i], s.keys[j] = s.keys[j], s.keys[i]
-	s.res[i], s.res[j] = s.res[j], s.res[i]
-}
-
-// run is the resources whose keys begin with prefix.
-func (s sortedNames) run(prefix string) []*Resource {
-	lo := sort.SearchStrings(s.keys, prefix)
-	n := sort.Search(len(s.keys)-lo, func(i int) bool { return !strings.HasPrefix(s.keys[lo+i], prefix) })
-	return s.res[lo : lo+n]
+	res          []*Resource
+	heads, tails keyRuns
 }
 
 func newHostNames(resources []*Resource, kind string) *hostNames {
 	h := &hostNames{}
+	var heads, tails []string
 	for _, r := range resources {
 		if r.Kind == kind {
-			h.heads.keys, h.heads.res = append(h.heads.keys, r.Name), append(h.heads.res, r)
-			h.tails.keys, h.tails.res = append(h.tails.keys, reverse(r.Name)), append(h.tails.res, r)
+			h.res = append(h.res, r)
+			heads, tails = append(heads, r.Name), append(tails, reverse(r.Name))
 		}
 	}
-	sort.Sort(h.heads)
-	sort.Sort(h.tails)
+	h.heads, h.tails = newKeyRuns(heads), newKeyRuns(tails)
 	return h
 }
 
@@ -105,19 +84,14 @@ func (h *hostNames) candidates(p *Policy, s Selector) []*Resource {
 		}
 		return nil
 	}
-	byHead := h.heads.run(s.Name[:strings.IndexByte(s.Name, '*')])
-	byTail := h.tails.run(reverse(s.Name[strings.LastIndexByte(s.Name, '*')+1:]))
-	if len(byTail) < len(byHead) {
-		return byTail
+	head, tail := globEnds(s.Name)
+	run := h.heads.run(head)
+	if byTail := h.tails.run(tail); len(byTail) < len(run) {
+		run = byTail
 	}
-	return byHead
-}
-
-// reverse is s with its bytes in reverse order.
-func reverse(s string) string {
-	b := []byte(s)
-	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
-		b[i], b[j] = b[j], b[i]
+	out := make([]*Resource, len(run))
+	for i, x := range run {
+		out[i] = h.res[x]
 	}
-	return string(b)
+	return out
 }

@@ -445,3 +445,49 @@ func TestManyDenyGlobsLoad(t *testing.T) {
 		t.Fatalf("Parse of deny globs without head or tail: %v, want the bound on tries", r.err)
 	}
 }
+
+// Globs are checked for ties among those whose literal heads, or tails,
+// could meet, not every glob of a kind and rank against every other: two
+// rules of 60,000 globs each load at once.
+func TestManyGlobsLoad(t *testing.T) {
+	var src strings.Builder
+	for r := range 2 {
+		fmt.Fprintf(&src, "grant \"g%d\" {\n  resources = [", r)
+		for i := range 60_000 {
+			fmt.Fprintf(&src, "\"chan:r%d-%05d*\", ", r, i)
+		}
+		src.WriteString("]\n}\n")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("p.hcl", []byte(src.String()))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Parse of two rules of 60,000 globs each has not returned after 60s")
+	}
+	// Globs that meet, found by their heads or by their tails.
+	for _, globs := range [][2]string{{"chan:a*b", "chan:ab*"}, {"chan:x-*", "chan:*-y"}, {"chan:*7", "chan:1*"}} {
+		_, err := Parse("p.hcl", []byte(fmt.Sprintf("grant \"a\" {\n  resources = [\"chan:q1*\", %q]\n}\ngrant \"b\" {\n  resources = [\"chan:r2*\", %q]\n}\n", globs[0], globs[1])))
+		if want := "(" + globs[1] + ") and \"a\""; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s and %s: %v, want the tie %s", globs[0], globs[1], err, want)
+		}
+	}
+	// Globs that could all meet, too many to compare, are refused.
+	src.Reset()
+	for r := range 2 {
+		fmt.Fprintf(&src, "grant \"m%d\" {\n  resources = [", r)
+		for i := range 6_000 {
+			fmt.Fprintf(&src, "\"chan:*%d-%04d*\", ", r, i)
+		}
+		src.WriteString("]\n}\n")
+	}
+	if _, err := Parse("p.hcl", []byte(src.String())); err == nil || !strings.Contains(err.Error(), "too many to check for ties") {
+		t.Fatalf("Parse of 12,000 globs without head or tail: %v, want the bound on pairs", err)
+	}
+}

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"math"
 	"regexp"
@@ -147,9 +148,9 @@ func (p *Policy) checkRules(el *errList) {
 // decide one request: selectors of equal rank that overlap, and match
 // conditions that some request could meet at once. Deny rules never tie:
 // any matching deny denies. Only selectors that could tie are compared
-// (tieKey), so that a policy of many selectors loads in time near its
-// size; each pair of rules is reported once, naming its first tied
-// selectors.
+// (tieKey, and for globs globTies), so that a policy of many selectors
+// loads in time near its size; each pair of rules is reported once,
+// naming its first tied selectors.
 func (p *Policy) checkTies(el *errList) {
 	groups := map[tieKey][]tieAt{}
 	for i, r := range p.rules {
@@ -161,7 +162,12 @@ func (p *Policy) checkTies(el *errList) {
 		}
 	}
 	ties := map[[2]int][2]int{} // rules {a, b}, a first: their first tied selectors
-	for _, g := range groups {
+	globPairs := maxGlobPairs
+	for k, g := range groups {
+		if k.text == "" {
+			p.globTies(ties, g, &globPairs, el)
+			continue
+		}
 		for n, e := range g {
 			for _, f := range g[n+1:] {
 				p.noteTie(ties, e, f)
@@ -195,6 +201,52 @@ func keyOfTie(t RuleType, s Selector) tieKey {
 		k.text = s.String()
 	}
 	return k
+}
+
+// maxGlobPairs bounds how many pairs of globs the tie check compares, in
+// all: a policy of many globs that could overlap would otherwise hold the
+// load for hours.
+const maxGlobPairs = 1 << 26
+
+// globTies notes the ties among group g of globs, comparing only those
+// that could overlap (globsIntersect): each glob with those whose literal
+// heads begin with its head, or, when those pairs are fewer in all, with
+// those whose literal tails end with its tail. When more pairs than left
+// (taken from it) would be compared, it reports the group's first glob
+// instead.
+func (p *Policy) globTies(ties map[[2]int][2]int, g []tieAt, left *int, el *errList) {
+	heads, tails := make([]string, len(g)), make([]string, len(g))
+	for i, e := range g {
+		heads[i], tails[i] = globEnds(p.rules[e.rule].Selectors[e.sel].Name)
+	}
+	ends, runs := heads, newKeyRuns(heads)
+	if byTail := newKeyRuns(tails); pairsIn(byTail, tails) < pairsIn(runs, heads) {
+		ends, runs = tails, byTail
+	}
+	n := pairsIn(runs, ends)
+	if n > *left {
+		s := p.rules[g[0].rule].Selectors[g[0].sel]
+		el.errs = append(el.errs, Error{Pos: s.Pos, Msg: fmt.Sprintf("resources: %s: the globs of %s rules for %s with as many literal characters as it could overlap in more than %d pairs, too many to check for ties; begin or end them with literal text that tells them apart", s, p.rules[g[0].rule].Type, s.Kind, *left)})
+		*left = 0
+		return
+	}
+	*left -= n
+	for i, end := range ends {
+		for _, j := range runs.run(end) {
+			if j != i {
+				p.noteTie(ties, g[i], g[j])
+			}
+		}
+	}
+}
+
+// pairsIn counts, for each of ends, the others in runs that begin with it.
+func pairsIn(runs keyRuns, ends []string) int {
+	n := 0
+	for _, end := range ends {
+		n += len(runs.run(end)) - 1
+	}
+	return n
 }
 
 // tieAt is selector sel of rule rule (indexes).
