@@ -379,13 +379,14 @@ type Disallowed struct {
 	Reason string // the policy's
 }
 
-// NotAllowedBy lists the capabilities running guests were granted (at
-// launch or since) that p would not grant them now, or not as they are
-// (with those rights, without that lease), each judged as the user who
-// made the grant: what a reload leaves in place until someone revokes it.
-// A grant the guest holds only through what it derived from it (a dup, or
-// something opened beneath it, the handle it was given closed) is live
-// all the same, and listed once.
+// NotAllowedBy lists the capabilities guests were granted (at launch or
+// since) and that running guests still hold, which p would not grant now,
+// or not as they are (with those rights, without that lease), each judged
+// as the user who made the grant: what a reload leaves in place until
+// someone revokes it. A grant held only through what was derived from it
+// (a dup, something opened beneath it, a copy passed on, the handle first
+// given closed) is live all the same; each is listed once, by its own id
+// and the guest it was granted to.
 func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 	var out []Disallowed
 	seen := map[caps.ID]bool{}
@@ -396,20 +397,31 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 		for _, c := range grantedTo(g) {
 			c = c.Root()
 			src, ok := c.Source().(grantSource)
-			if !ok || src.kind == "" || c.Holder() != g.holder || seen[c.ID()] {
+			if !ok || src.kind == "" || !grantedToGuest(c) || seen[c.ID()] {
 				continue
 			}
 			seen[c.ID()] = true
 			_, d := DecideHostPath(p, policies.Request{
 				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
-				Subject: src.by, Module: holderModule(g.holder),
+				Subject: src.by, Module: holderModule(c.Holder()),
 			}, src.asked)
 			if reason := cmp.Or(beyond(c, d), movedIn(p, src)); reason != "" {
-				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: reason})
+				out = append(out, Disallowed{Cap: c.ID(), Guest: c.Holder().ID, Grant: c.Origin(), Reason: reason})
 			}
 		}
 	}
 	return out
+}
+
+// grantedToGuest reports whether root capability c was granted to a
+// launched guest.
+func grantedToGuest(c *caps.Cap) bool {
+	h := c.Holder()
+	if h == nil {
+		return false
+	}
+	_, ok := h.Owner.(*guestOwner)
+	return ok
 }
 
 // grantedTo is what g holds, in its handle table and waiting for it on

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -351,5 +352,51 @@ func TestNotAllowedByListsAGrantLiveOnlyAsItsDup(t *testing.T) {
 	got := s.NotAllowedBy(mustPolicy(t, `resource "chan" "x" {}`))
 	if len(got) != 1 || got[0].Guest != g.ID() || got[0].Cap != grant {
 		t.Fatalf("NotAllowedBy = %+v, want the grant %s, which the guest holds as a dup", got, grant)
+	}
+}
+
+// A grant whose guest passed a copy on and closed its own handle is live
+// through the copy: a reload that would not grant it reports it, as the
+// grant of the guest it was made to.
+func TestNotAllowedByListsAGrantLiveOnlyInACopyPassedOn(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "d" {
+  resources = ["dir:%s"]
+}
+delegate "pass" {
+  resources = ["dir:%s"]
+  max_depth = 1
+}`, dir, dir)))
+	stdin, feed := io.Pipe()
+	wrote := make(chan struct{})
+	a, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"close_fd3.wat"),
+		Grants: []Grant{mustGrant(t, "dir:"+dir)}, Stdin: stdin, Stdout: closeOnWrite(wrote),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { feed.Close(); a.Kill("test over"); <-a.Done() })
+	grant := a.Handles()[3].Cap
+	b, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
+		Delegations: []Delegation{{From: grant, Name: "given"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Kill("test over"); <-b.Done() })
+	if _, err := feed.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wrote:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the guest has not closed its grant after 60s")
+	}
+	got := s.NotAllowedBy(mustPolicy(t, `resource "chan" "x" {}`))
+	if len(got) != 1 || got[0].Guest != a.ID() || got[0].Cap != grant.ID() {
+		t.Fatalf("NotAllowedBy = %+v, want %s's grant %s, live in %s's copy", got, a.ID(), grant.ID(), b.ID())
 	}
 }
