@@ -491,3 +491,31 @@ func TestManyGlobsLoad(t *testing.T) {
 		t.Fatalf("Parse of 12,000 globs without head or tail: %v, want the bound on pairs", err)
 	}
 }
+
+// A policy's values are literals: a for expression, or a %{for}
+// directive, which HCL evaluates by repeating its body once for each
+// element, is an error at its position before anything is evaluated.
+// Five nested over 41 elements each made a string of 116 million bytes,
+// minutes of work, from half a kilobyte of policy.
+func TestParseRefusesLoops(t *testing.T) {
+	l := "[" + strings.Repeat("1,", 40) + "1]"
+	loops := strings.Repeat("%{for a in "+l+"}", 5) + "x" + strings.Repeat("%{endfor}", 5)
+	for name, tc := range map[string]struct{ src, want string }{
+		"a directive":   {"grant \"g\" {\n  resources = [\"dir:/x\"]\n  ttl = \"" + loops + "\"\n}\n", "p.hcl:3:10: a %{for} directive"},
+		"an expression": {"grant \"g\" {\n  resources = [for a in " + l + ": [for b in " + l + ": \"dir:/x\"]]\n}\n", "p.hcl:2:15: a for expression"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse("p.hcl", []byte(tc.src))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want %s…", name, err, tc.want)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s: Parse has not returned after 60s", name)
+		}
+	}
+}
