@@ -129,10 +129,9 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if src.kind == "" {
 		return pg, &GrantError{Grant: gr, Err: fmt.Errorf("%s grants give an address inline, which a policy does not name: declare it as a %s resource and grant it by name", gr.Kind, gr.Kind)}
 	}
-	base, inh := caps.GrantRights(kindOfGrant(gr.Kind), gr.ReadOnly)
 	req := policies.Request{
 		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
-		Rights: base | inh, Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
+		Rights: gr.AskedRights(), Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
 	}
 	req, d := DecideHostPath(p, req, src.asked)
 	s.recordDecision(req, d, audit.DecisionRecord{To: moduleName(g.module)})
@@ -182,6 +181,14 @@ func sourceOf(gr Grant, p *policies.Policy) grantSource {
 // path: no "/", and neither "." nor "..".
 func IsResourceName(src string) bool {
 	return !strings.Contains(src, "/") && src != "." && src != ".."
+}
+
+// AskedRights is what gr asks the policy for: every right a capability of
+// its kind holds, base and inheriting, less those that modify anything
+// when it is read-only (caps.GrantRights).
+func (gr Grant) AskedRights() caps.Rights {
+	base, inh := caps.GrantRights(kindOfGrant(gr.Kind), gr.ReadOnly)
+	return base | inh
 }
 
 // kindOfGrant is the kind of capability a grant of kind k mints.
