@@ -36,6 +36,9 @@ type usage struct {
 	// decided is the lease of the last grant the policy allowed, by the
 	// module's sha256 and the resource: the grant record follows it.
 	decided map[decidedKey]time.Duration
+	// lent is the lease of the last delegation the policy allowed, by the
+	// capability passed on: the delegate or spawn record follows it.
+	lent map[string]time.Duration
 }
 
 // decidedKey is what an allowed grant decision was about.
@@ -56,12 +59,12 @@ func (l *lease) add(ttl time.Duration, decided bool) {
 	l.ttl = max(l.ttl, ttl)
 }
 
-// text is the rule's ttl attribute, or "".
-func (l *lease) text() string {
+// text is the rule's ttl attribute, its name padded to width, or "".
+func (l *lease) text(width int) string {
 	if l.unleased || l.ttl <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("  ttl       = %q\n", l.ttl.String())
+	return fmt.Sprintf("  %-*s = %q\n", width, "ttl", l.ttl.String())
 }
 
 type grantKey struct {
@@ -88,6 +91,7 @@ type delUse struct {
 	rights    caps.Rights
 	to        map[string]bool
 	toUnknown bool
+	lease     lease
 }
 
 // Suggest reads the log at path and returns the least policy that would
@@ -98,7 +102,7 @@ func Suggest(path, guest string) (string, error) {
 		guests: map[string]*GuestRecord{}, caps: map[string]*CapRecord{},
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
 		kids: map[string]int{}, closed: map[string]bool{},
-		decided: map[decidedKey]time.Duration{},
+		decided: map[decidedKey]time.Duration{}, lent: map[string]time.Duration{},
 	}
 	// A launch's handles are recorded before its guest's start: read the
 	// guests first.
@@ -160,11 +164,14 @@ func (u *usage) apply(r Record, guest string) {
 	}
 }
 
-// decide keeps the lease of a grant the policy allowed, for the grant
-// record that follows.
+// decide keeps the lease of a grant or delegation the policy allowed,
+// for the record of the capability that follows.
 func (u *usage) decide(d *DecisionRecord) {
-	if d.Allowed && d.Op == "grant" {
+	switch {
+	case d.Allowed && d.Op == "grant":
 		u.decided[decidedKey{d.Module, d.Resource}] = time.Duration(d.TTLNS)
+	case d.Allowed && d.Op == "delegate":
+		u.lent[d.Cap] = time.Duration(d.TTLNS)
 	}
 }
 
@@ -232,6 +239,8 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	}
 	du.depth, du.copies = max(du.depth, depth), max(du.copies, copies)
 	du.rights |= rightsOf(c)
+	ttl, decided := u.lent[c.Parent]
+	du.lease.add(ttl, decided)
 	if to := u.guests[c.Holder]; to != nil {
 		du.to[to.SHA256] = true
 	} else {
@@ -435,13 +444,13 @@ func rightsList(r caps.Rights) string {
 }
 
 func writeGrant(b *strings.Builder, name string, g *grantUse) {
-	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n%s", name, hclString(g.selector), rightsList(g.rights), g.lease.text())
+	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n%s", name, hclString(g.selector), rightsList(g.rights), g.lease.text(9))
 	fmt.Fprintf(b, "  subject {\n    uids = [%d]\n  }\n", g.uid)
 	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n}\n\n", g.sha)
 }
 
 func writeDelegate(b *strings.Builder, name string, d *delUse) {
-	fmt.Fprintf(b, "delegate %q {\n  resources  = [%s]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n", name, hclString(d.selector), d.depth, d.copies, rightsList(d.rights))
+	fmt.Fprintf(b, "delegate %q {\n  resources  = [%s]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n%s", name, hclString(d.selector), d.depth, d.copies, rightsList(d.rights), d.lease.text(10))
 	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n", d.sha)
 	if !d.toUnknown && len(d.to) > 0 {
 		var to []string

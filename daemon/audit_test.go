@@ -516,3 +516,46 @@ grant "leased" {
 		t.Fatalf("suggested rules with leases %v, want one of 1h:\n%s", ttls, out)
 	}
 }
+
+// A delegation the policy made a lease is suggested as one: the policy
+// learnt from the log lets the module pass the resource on for no longer
+// than its copies lasted.
+func TestSuggestedPolicyKeepsTheLeaseOfADelegation(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "data" {
+  resources = ["dir:%s"]
+}
+delegate "lend" {
+  resources = ["dir:%s"]
+  max_depth = 1
+  ttl       = "15m"
+}
+`, dir, dir)))
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
+		Delegations: []Delegation{{From: a.Handles()[3].Cap, Name: "data"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Kill("test over"); <-b.Done() })
+	out, err := audit.Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Rules() {
+		if r.Type == policies.TypeDelegate && r.TTL != 15*time.Minute {
+			t.Fatalf("delegate rule %s with lease %v, want 15m:\n%s", r.Name, r.TTL, out)
+		}
+	}
+}
