@@ -93,6 +93,7 @@ type policyGrant struct {
 	source  grantSource
 	ceiling caps.Rights
 	ttl     time.Duration
+	policy  *policies.Policy // the policy that decided it, nil for none
 }
 
 // grantee is who a grant is for: the principal asking and the module it
@@ -110,7 +111,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	p := s.Policy()
 	src := sourceOf(gr, p)
 	src.by = g.by.subject()
-	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll}
+	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll, policy: p}
 	if err := s.auditRefusal(); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
@@ -139,6 +140,9 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		return pg, &GrantError{Grant: gr, Err: &PolicyError{Decision: d}}
 	}
 	pg.ceiling, pg.ttl = d.Rights, d.TTL
+	if policyAuthorized != nil {
+		policyAuthorized()
+	}
 	res, ok := p.Resource(src.kind, src.name)
 	if ok && src.name != "" {
 		pg.source.at = resourceAt(res)
@@ -378,6 +382,14 @@ func IsPolicyDenial(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// policyAuthorized, if set, runs once the policy has allowed a grant,
+// before the grant is set up: tests set it.
+var policyAuthorized func()
+
+// ReloadWarning is the message of the warning logged for each live
+// capability a reloaded policy would not grant (NotAllowedBy).
+const ReloadWarning = "a live capability the reloaded policy would not grant: it stays until revoked (sandboxd revoke)"
+
 // Disallowed is a live capability that a policy would not grant.
 type Disallowed struct {
 	Cap    caps.ID
@@ -403,21 +415,48 @@ func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 		}
 		for _, c := range grantedTo(g) {
 			c = c.Root()
-			src, ok := c.Source().(grantSource)
-			if !ok || src.kind == "" || !grantedToGuest(c) || seen[c.ID()] {
+			if seen[c.ID()] {
 				continue
 			}
 			seen[c.ID()] = true
-			_, d := DecideHostPath(p, policies.Request{
-				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
-				Subject: src.by, Module: holderModule(c.Holder()),
-			}, src.asked)
-			if reason := cmp.Or(beyond(c, d), movedIn(p, src)); reason != "" {
-				out = append(out, Disallowed{Cap: c.ID(), Guest: c.Holder().ID, Grant: c.Origin(), Reason: reason})
+			if d, ok := disallowed(p, c); ok {
+				out = append(out, d)
 			}
 		}
 	}
 	return out
+}
+
+// disallowed judges root capability c, if a guest was granted it, as
+// NotAllowedBy does.
+func disallowed(p *policies.Policy, c *caps.Cap) (Disallowed, bool) {
+	src, ok := c.Source().(grantSource)
+	if !ok || src.kind == "" || !grantedToGuest(c) {
+		return Disallowed{}, false
+	}
+	_, d := DecideHostPath(p, policies.Request{
+		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
+		Subject: src.by, Module: holderModule(c.Holder()),
+	}, src.asked)
+	reason := cmp.Or(beyond(c, d), movedIn(p, src))
+	return Disallowed{Cap: c.ID(), Guest: c.Holder().ID, Grant: c.Origin(), Reason: reason}, reason != ""
+}
+
+// warnIfReloaded judges grant c, which decidedBy allowed and g now holds,
+// against the policy in force if a reload put another in force since:
+// the reload's NotAllowedBy may have looked before g held c. It logs
+// ReloadWarning if the policy in force would not grant it.
+func (s *Supervisor) warnIfReloaded(g *Guest, decidedBy *policies.Policy, c *caps.Cap) {
+	p := s.Policy()
+	if p == nil || p == decidedBy {
+		return
+	}
+	if running, _ := g.Status(); !running {
+		return
+	}
+	if d, ok := disallowed(p, c); ok {
+		s.log.Warn(ReloadWarning, "cap", d.Cap, "guest", d.Guest, "grant", d.Grant, "reason", d.Reason)
+	}
 }
 
 // grantedToGuest reports whether root capability c was granted to a

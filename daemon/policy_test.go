@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -398,5 +400,54 @@ delegate "pass" {
 	got := s.NotAllowedBy(mustPolicy(t, `resource "chan" "x" {}`))
 	if len(got) != 1 || got[0].Guest != a.ID() || got[0].Cap != grant.ID() {
 		t.Fatalf("NotAllowedBy = %+v, want %s's grant %s, live in %s's copy", got, a.ID(), grant.ID(), b.ID())
+	}
+}
+
+// A grant decided under one policy and set up after a reload put another
+// in force is judged by the new one once the guest holds it: the reload's
+// NotAllowedBy looked before it was held, and saw nothing.
+func TestAGrantSetUpAcrossAReloadIsJudgedByTheNewPolicy(t *testing.T) {
+	var logs abitest.Buffer
+	s, err := New(context.Background(), Options{CacheDir: testCache, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	dir := t.TempDir()
+	allow := mustPolicy(t, fmt.Sprintf("grant \"d\" {\n  resources = [\"dir:%s\"]\n}\n", dir))
+	deny := mustPolicy(t, `resource "chan" "x" {}`)
+	var reloads [][]Disallowed
+	reloadOnce := func() {
+		policyAuthorized = nil
+		s.SetPolicy(deny) // as serve's SIGHUP does
+		reloads = append(reloads, s.NotAllowedBy(deny))
+	}
+	t.Cleanup(func() { policyAuthorized = nil })
+
+	s.SetPolicy(allow)
+	policyAuthorized = reloadOnce
+	g, err := launchSpin(t, s, nil, "dir:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launched := g.Handles()[3].Cap.ID()
+
+	s.SetPolicy(allow)
+	policyAuthorized = reloadOnce
+	live, err := g.Grant(context.Background(), g.Principal(), mustGrant(t, "dir:"+dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reloads) != 2 || len(reloads[0]) != 0 || len(reloads[1]) != 1 || reloads[1][0].Cap != launched {
+		t.Fatalf("the reloads saw %+v: want nothing, then the grant of the launch only", reloads)
+	}
+	for _, id := range []caps.ID{launched, live.ID()} {
+		if !strings.Contains(logs.String(), ReloadWarning) || !strings.Contains(logs.String(), "cap="+string(id)) {
+			t.Errorf("no warning of %s, set up across the reload, in the log:\n%s", id, logs.String())
+		}
 	}
 }
