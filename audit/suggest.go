@@ -36,9 +36,13 @@ type usage struct {
 	// decided is the lease of the last grant the policy allowed, by the
 	// module's sha256 and the resource: the grant record follows it.
 	decided map[decidedKey]time.Duration
-	// lent is the lease of the last delegation the policy allowed, by the
-	// capability passed on: the delegate or spawn record follows it.
-	lent map[string]time.Duration
+	// lent is the last delegation the policy allowed, by the capability
+	// passed on: the delegate or spawn record follows it.
+	lent map[string]*DecisionRecord
+	// adopting is the copies delegated to a known recipient that will
+	// take them (a guest being launched), and the rules they count for:
+	// the adopt record names the recipient.
+	adopting map[string]*delUse
 }
 
 // decidedKey is what an allowed grant decision was about.
@@ -102,7 +106,8 @@ func Suggest(path, guest string) (string, error) {
 		guests: map[string]*GuestRecord{}, caps: map[string]*CapRecord{},
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
 		kids: map[string]int{}, closed: map[string]bool{},
-		decided: map[decidedKey]time.Duration{}, lent: map[string]time.Duration{},
+		decided: map[decidedKey]time.Duration{}, lent: map[string]*DecisionRecord{},
+		adopting: map[string]*delUse{},
 	}
 	// A launch's handles are recorded before its guest's start: read the
 	// guests first.
@@ -153,6 +158,10 @@ func (u *usage) apply(r Record, guest string) {
 		if c := u.caps[r.Cap.ID]; c != nil {
 			c.Holder = r.Cap.Holder
 		}
+		if du := u.adopting[r.Cap.ID]; du != nil {
+			delete(u.adopting, r.Cap.ID)
+			du.recipient(u.guests[r.Cap.Holder])
+		}
 	case TypeClose:
 		u.close(r.Cap.ID)
 	case TypeRevoke:
@@ -171,7 +180,7 @@ func (u *usage) decide(d *DecisionRecord) {
 	case d.Allowed && d.Op == "grant":
 		u.decided[decidedKey{d.Module, d.Resource}] = time.Duration(d.TTLNS)
 	case d.Allowed && d.Op == "delegate":
-		u.lent[d.Cap] = time.Duration(d.TTLNS)
+		u.lent[d.Cap] = d
 	}
 }
 
@@ -239,13 +248,28 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	}
 	du.depth, du.copies = max(du.depth, depth), max(du.copies, copies)
 	du.rights |= rightsOf(c)
-	ttl, decided := u.lent[c.Parent]
-	du.lease.add(ttl, decided)
-	if to := u.guests[c.Holder]; to != nil {
-		du.to[to.SHA256] = true
+	d := u.lent[c.Parent]
+	if d != nil {
+		du.lease.add(time.Duration(d.TTLNS), true)
 	} else {
-		du.toUnknown = true // in flight on a channel, or a spawned child
+		du.lease.add(0, false)
 	}
+	if c.Holder == "" && d != nil && d.To != InFlight {
+		u.adopting[c.ID] = du // a guest being launched, which adopts it
+		return
+	}
+	du.recipient(u.guests[c.Holder])
+}
+
+// recipient counts to as a recipient of d's copies: a launched guest's
+// module, or nil for one the log does not know (a copy in flight on a
+// channel, whoever reads it; a spawned child).
+func (d *delUse) recipient(to *GuestRecord) {
+	if to == nil {
+		d.toUnknown = true
+		return
+	}
+	d.to[to.SHA256] = true
 }
 
 // derived counts a capability created or derived (r): as its parent's

@@ -364,7 +364,7 @@ func holderModule(h *caps.Holder) policies.Module {
 
 func holderID(h *caps.Holder) string {
 	if h == nil {
-		return "(in flight)"
+		return audit.InFlight
 	}
 	return h.ID
 }
