@@ -519,3 +519,36 @@ func TestParseRefusesLoops(t *testing.T) {
 		}
 	}
 }
+
+// Rules for one resource are checked for ties among those whose subjects
+// or modules could match one request, not each against every other: a
+// rule for each of 100,000 users loads at once. Rules that could all tie,
+// too many to check, are refused.
+func TestManyRulesForOneResourceLoad(t *testing.T) {
+	parse := func(rule string, n int) error {
+		var src strings.Builder
+		src.WriteString("resource \"chan\" \"c\" {}\n")
+		for i := range n {
+			fmt.Fprintf(&src, rule, i, i)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse("p.hcl", []byte(src.String()))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			t.Fatalf("Parse of %d rules for chan:c has not returned after 60s", n)
+		}
+		return nil
+	}
+	if err := parse("grant \"g%d\" {\n  resources = [\"chan:c\"]\n  subject {\n    uids = [%d]\n  }\n}\n", 100_000); err != nil {
+		t.Fatal(err)
+	}
+	err := parse("grant \"g%d\" {\n  resources = [\"chan:c\"]\n  subject {\n    gids = [%d]\n  }\n}\n", 12_000)
+	if err == nil || !strings.Contains(err.Error(), "could tie in more than") {
+		t.Fatalf("Parse of 12,000 rules that could all tie: %v, want the bound on pairs", err)
+	}
+}

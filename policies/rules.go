@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -162,16 +163,12 @@ func (p *Policy) checkTies(el *errList) {
 		}
 	}
 	ties := map[[2]int][2]int{} // rules {a, b}, a first: their first tied selectors
-	globPairs := maxGlobPairs
+	left := maxTiePairs
 	for k, g := range groups {
 		if k.text == "" {
-			p.globTies(ties, g, &globPairs, el)
-			continue
-		}
-		for n, e := range g {
-			for _, f := range g[n+1:] {
-				p.noteTie(ties, e, f)
-			}
+			p.globTies(ties, g, &left, el)
+		} else {
+			p.sameTies(ties, g, &left, el)
 		}
 	}
 	pairs := slices.SortedFunc(maps.Keys(ties), func(x, y [2]int) int { return cmp.Or(x[0]-y[0], x[1]-y[1]) })
@@ -203,10 +200,105 @@ func keyOfTie(t RuleType, s Selector) tieKey {
 	return k
 }
 
-// maxGlobPairs bounds how many pairs of globs the tie check compares, in
-// all: a policy of many globs that could overlap would otherwise hold the
-// load for hours.
-const maxGlobPairs = 1 << 26
+// maxTiePairs bounds how many pairs of selectors the tie check compares,
+// in all: a policy of many rules for one resource, or of many globs that
+// could overlap, would otherwise hold the load for hours.
+const maxTiePairs = 1 << 26
+
+// sameTies notes the ties among group g of one selector, written by many
+// rules. Only rules whose subjects or modules could match one request can
+// tie: those that list a common value of uids, users or module sha256, or
+// of which one does not list it. The list that sets most of the group's
+// rules apart is used to pair them (tieBuckets); more pairs than left
+// (taken from it) is an error at the group's first selector.
+func (p *Policy) sameTies(ties map[[2]int][2]int, g []tieAt, left *int, el *errList) {
+	best := tieBuckets{all: g, wild: g, pairs: len(g) * (len(g) - 1)}
+	for _, values := range [...]func(*Rule) []string{uidsOf, usersOf, modulesOf} {
+		if b := p.bucket(g, values); b.pairs < best.pairs {
+			best = b
+		}
+	}
+	if best.pairs > *left {
+		s := p.rules[g[0].rule].Selectors[g[0].sel]
+		el.errs = append(el.errs, Error{Pos: s.Pos, Msg: fmt.Sprintf("resources: %s: the %s rules for it could tie in more than %d pairs, too many to check; give them disjoint subjects (uids, users) or modules (sha256)", s, p.rules[g[0].rule].Type, *left)})
+		*left = 0
+		return
+	}
+	*left -= best.pairs
+	best.each(func(e, f tieAt) { p.noteTie(ties, e, f) })
+}
+
+// tieBuckets is a group of selectors by the values one list of their
+// rules holds (uids, say), with those whose rules do not list it (wild):
+// two can tie only if they share a bucket or one is wild.
+type tieBuckets struct {
+	all   []tieAt
+	by    map[string][]tieAt
+	wild  []tieAt
+	pairs int // how many pairs each calls for
+}
+
+func (p *Policy) bucket(g []tieAt, values func(*Rule) []string) tieBuckets {
+	b := tieBuckets{all: g, by: map[string][]tieAt{}}
+	for _, e := range g {
+		vs := values(p.rules[e.rule])
+		if len(vs) == 0 {
+			b.wild = append(b.wild, e)
+		}
+		for _, v := range vs {
+			b.by[v] = append(b.by[v], e)
+		}
+	}
+	for _, in := range b.by {
+		b.pairs += len(in) * (len(in) - 1) / 2
+	}
+	b.pairs += len(b.wild) * (len(g) - 1)
+	return b
+}
+
+// each calls pair for each two selectors of all that share a bucket, or
+// of which one is wild (a pair may come more than once).
+func (b tieBuckets) each(pair func(e, f tieAt)) {
+	for _, in := range b.by {
+		for n, e := range in {
+			for _, f := range in[n+1:] {
+				pair(e, f)
+			}
+		}
+	}
+	for _, w := range b.wild {
+		for _, f := range b.all {
+			if f != w {
+				pair(w, f)
+			}
+		}
+	}
+}
+
+func uidsOf(r *Rule) []string {
+	if r.Subject == nil {
+		return nil
+	}
+	out := make([]string, len(r.Subject.UIDs))
+	for i, u := range r.Subject.UIDs {
+		out[i] = strconv.FormatUint(uint64(u), 10)
+	}
+	return out
+}
+
+func usersOf(r *Rule) []string {
+	if r.Subject == nil {
+		return nil
+	}
+	return r.Subject.Users
+}
+
+func modulesOf(r *Rule) []string {
+	if r.Module == nil {
+		return nil
+	}
+	return r.Module.SHA256
+}
 
 // globTies notes the ties among group g of globs, comparing only those
 // that could overlap (globsIntersect): each glob with those whose literal
