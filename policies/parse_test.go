@@ -552,3 +552,24 @@ func TestManyRulesForOneResourceLoad(t *testing.T) {
 		t.Fatalf("Parse of 12,000 rules that could all tie: %v, want the bound on pairs", err)
 	}
 }
+
+// A policy whose rules all tie lists the first 1,000 pairs, and says
+// there are more, rather than a line for every pair: 1,500 rules for one
+// resource made over a million lines (and an 8,000-rule file of 400 KiB
+// more memory than the host has).
+func TestTiesAreListedUpToABound(t *testing.T) {
+	var src strings.Builder
+	src.WriteString("resource \"chan\" \"c\" {}\n")
+	for i := range 1_500 {
+		fmt.Fprintf(&src, "grant \"g%d\" {\n  resources = [\"chan:c\"]\n}\n", i)
+	}
+	_, err := Parse("p.hcl", []byte(src.String()))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1001 || !strings.Contains(errs[len(errs)-1].Msg, "more than 1000 pairs of rules tie") {
+		n := len(errs)
+		if n > 3 {
+			errs = errs[n-3:]
+		}
+		t.Fatalf("Parse of 1,500 rules that all tie: %d errors, want 1,000 ties and one saying there are more; the last: %v", n, errs)
+	}
+}

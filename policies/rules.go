@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -162,23 +163,42 @@ func (p *Policy) checkTies(el *errList) {
 			groups[keyOfTie(r.Type, s)] = append(groups[keyOfTie(r.Type, s)], tieAt{i, x})
 		}
 	}
-	ties := map[[2]int][2]int{} // rules {a, b}, a first: their first tied selectors
+	ties := &tieSet{pairs: map[[2]int][2]int{}}
 	left := maxTiePairs
-	for k, g := range groups {
+	for _, k := range slices.SortedFunc(maps.Keys(groups), compareTieKeys) {
 		if k.text == "" {
-			p.globTies(ties, g, &left, el)
+			p.globTies(ties, groups[k], &left, el)
 		} else {
-			p.sameTies(ties, g, &left, el)
+			p.sameTies(ties, groups[k], &left, el)
 		}
 	}
-	pairs := slices.SortedFunc(maps.Keys(ties), func(x, y [2]int) int { return cmp.Or(x[0]-y[0], x[1]-y[1]) })
+	pairs := slices.SortedFunc(maps.Keys(ties.pairs), func(x, y [2]int) int { return cmp.Or(x[0]-y[0], x[1]-y[1]) })
 	for _, ab := range pairs {
 		a, b := p.rules[ab[0]], p.rules[ab[1]]
-		sa, sb := a.Selectors[ties[ab][0]], b.Selectors[ties[ab][1]]
+		sa, sb := a.Selectors[ties.pairs[ab][0]], b.Selectors[ties.pairs[ab][1]]
 		el.errs = append(el.errs, Error{Pos: b.Pos, Msg: "rules tie: " + string(b.Type) + " " + quote(b.Name) +
 			" (" + sb.String() + ") and " + quote(a.Name) + " at " + a.Pos.String() + " (" + sa.String() +
 			") could both decide the same request at the same specificity; make one more specific or give them disjoint subjects or modules"})
 	}
+	if ties.more {
+		last := p.rules[pairs[len(pairs)-1][1]]
+		el.errs = append(el.errs, Error{Pos: last.Pos, Msg: fmt.Sprintf("more than %d pairs of rules tie: those found first are listed; correct them and check again", maxTies)})
+	}
+}
+
+// maxTies bounds the ties listed: a policy of a few thousand rules that
+// all tie has millions of pairs, each a line.
+const maxTies = 1000
+
+// tieSet is the ties found: for each pair of rules {a, b}, a first, their
+// first tied selectors; more is set once a tie past maxTies was left out.
+type tieSet struct {
+	pairs map[[2]int][2]int
+	more  bool
+}
+
+func compareTieKeys(x, y tieKey) int {
+	return cmp.Or(strings.Compare(string(x.typ), string(y.typ)), strings.Compare(x.kind, y.kind), x.rank-y.rank, strings.Compare(x.text, y.text))
 }
 
 // tieKey groups the selectors that could tie: of one rule type, kind and
@@ -211,7 +231,7 @@ const maxTiePairs = 1 << 26
 // of which one does not list it. The list that sets most of the group's
 // rules apart is used to pair them (tieBuckets); more pairs than left
 // (taken from it) is an error at the group's first selector.
-func (p *Policy) sameTies(ties map[[2]int][2]int, g []tieAt, left *int, el *errList) {
+func (p *Policy) sameTies(ties *tieSet, g []tieAt, left *int, el *errList) {
 	best := tieBuckets{all: g, wild: g, pairs: len(g) * (len(g) - 1)}
 	for _, values := range [...]func(*Rule) []string{uidsOf, usersOf, modulesOf} {
 		if b := p.bucket(g, values); b.pairs < best.pairs {
@@ -306,7 +326,7 @@ func modulesOf(r *Rule) []string {
 // those whose literal tails end with its tail. When more pairs than left
 // (taken from it) would be compared, it reports the group's first glob
 // instead.
-func (p *Policy) globTies(ties map[[2]int][2]int, g []tieAt, left *int, el *errList) {
+func (p *Policy) globTies(ties *tieSet, g []tieAt, left *int, el *errList) {
 	heads, tails := make([]string, len(g)), make([]string, len(g))
 	for i, e := range g {
 		heads[i], tails[i] = globEnds(p.rules[e.rule].Selectors[e.sel].Name)
@@ -346,8 +366,9 @@ type tieAt struct{ rule, sel int }
 
 // noteTie records in ties that the rules of e and f tie on their
 // selectors, if they do, keeping for each pair of rules the first tied
-// selectors in the order of their lists.
-func (p *Policy) noteTie(ties map[[2]int][2]int, e, f tieAt) {
+// selectors in the order of their lists; past maxTies pairs, it notes
+// only that there are more.
+func (p *Policy) noteTie(ties *tieSet, e, f tieAt) {
 	if e.rule == f.rule {
 		return
 	}
@@ -359,8 +380,13 @@ func (p *Policy) noteTie(ties map[[2]int][2]int, e, f tieAt) {
 		return
 	}
 	ab, at := [2]int{e.rule, f.rule}, [2]int{e.sel, f.sel}
-	if old, ok := ties[ab]; !ok || at[0] < old[0] || (at[0] == old[0] && at[1] < old[1]) {
-		ties[ab] = at
+	old, ok := ties.pairs[ab]
+	if !ok && len(ties.pairs) >= maxTies {
+		ties.more = true
+		return
+	}
+	if !ok || at[0] < old[0] || (at[0] == old[0] && at[1] < old[1]) {
+		ties.pairs[ab] = at
 	}
 }
 
