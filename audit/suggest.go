@@ -316,7 +316,9 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 	kind, src := grantSource(c.Origin)
 	_, where, _ := strings.Cut(c.Resource, " ")
 	switch {
-	case (kind == "dir" || kind == "file") && (strings.Contains(src, "/") || src == "." || src == ".."):
+	case (kind == "dir" || kind == "file") && (strings.Contains(src, "/") || !policies.NameFits(src)):
+		// A host path, or a bare word no policy could have named: a path
+		// relative to the working directory of a run without a policy.
 		if !strings.HasPrefix(where, "/") {
 			where = src
 		}

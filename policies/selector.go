@@ -196,6 +196,13 @@ func parseSelector(text string) (Selector, error) {
 	return Selector{Kind: kind, Name: rest}, nil
 }
 
+// NameFits reports whether name can be a declared resource's name that
+// a selector names exactly: it keeps the name rule (checkName) and has
+// no '*', which a selector reads as a glob.
+func NameFits(name string) bool {
+	return checkName(name) == nil && !strings.Contains(name, "*")
+}
+
 // checkName is the grant grammar's rule for names (docs/GRANTS.md): 1–255
 // bytes of UTF-8, not "." or "..", without "/", "=", ":", "\", NUL or
 // control characters.
