@@ -418,12 +418,20 @@ func (u *usage) render(logPath, guest string) (string, error) {
 	for _, x := range u.order {
 		switch x := x.(type) {
 		case *grantUse:
+			if x.rights == 0 {
+				fmt.Fprintf(&rules, "# %s was given %s with no rights: no rule gives a capability none\n\n", oneLine(x.module), oneLine(x.selector))
+				continue
+			}
 			if x.decl != "" && !decls[x.selector] {
 				decls[x.selector] = true
 				b.WriteString(x.decl + "\n")
 			}
 			writeGrant(&rules, ruleName(names, x.module, x.selector), x)
 		case *delUse:
+			if x.rights == 0 {
+				fmt.Fprintf(&rules, "# %s passed %s on with no rights: no rule gives a capability none\n\n", oneLine(x.module), oneLine(x.selector))
+				continue
+			}
 			writeDelegate(&rules, ruleName(names, x.module, "pass-"+x.selector), x)
 		}
 	}
@@ -451,6 +459,10 @@ func ruleName(taken map[string]int, module, sel string) string {
 	taken[n], taken["\x00"+base] = 1, i
 	return n
 }
+
+// oneLine is s for a comment: its line breaks escaped, so that it cannot
+// end the comment and start a line of policy.
+func oneLine(s string) string { return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s) }
 
 // hclTemplate escapes what a quoted HCL string would read as a template
 // ("${…}", "%{…}"), so that a path holding it reads back as itself.
