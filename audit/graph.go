@@ -436,6 +436,7 @@ type Reach struct {
 // the symbolic links on the way lead.
 func (g *Graph) WhoCan(resource string) []Reach {
 	q := parseResource(resource)
+	paths := g.pathsOf(q)
 	var out []Reach
 	// Depth-first from each root, with the chain down to each capability
 	// at hand: no capability is walked twice.
@@ -443,7 +444,7 @@ func (g *Graph) WhoCan(resource string) []Reach {
 		named := r.Edge == "grant" && grantSourceOf(r.Origin) == q.text // the root is a grant of the resource q names
 		walkDown(r, func(chain []*Node) bool {
 			n := chain[len(chain)-1]
-			if n.live() && reaches(n, chain[0], named, q) {
+			if n.live() && (reaches(n, chain[0], named, q) || reachesAny(n, chain[0], paths)) {
 				steps := make([]Step, len(chain))
 				for i, x := range chain {
 					steps[i] = g.step(x)
@@ -454,6 +455,39 @@ func (g *Graph) WhoCan(resource string) []Reach {
 		})
 	}
 	return out
+}
+
+// pathsOf is, for q naming a declared dir or file (dir:reports), a query
+// for each host path the graph's grants of that name opened: the resource
+// is reached where its path is, by a grant of the path or of a directory
+// above it too.
+func (g *Graph) pathsOf(q *resourceQuery) []*resourceQuery {
+	if (q.kind != "dir" && q.kind != "file") || strings.HasPrefix(q.loc, "/") {
+		return nil
+	}
+	var out []*resourceQuery
+	seen := map[string]bool{}
+	for _, n := range g.nodes {
+		kind, loc, _ := strings.Cut(n.Resource, " ")
+		if n.Edge == "grant" && kind == q.kind && strings.HasPrefix(loc, "/") && !seen[loc] && grantSourceOf(n.Origin) == q.text {
+			seen[loc] = true
+			pq := parseResource(kind + ":" + loc)
+			pq.reals = q.reals
+			out = append(out, pq)
+		}
+	}
+	return out
+}
+
+// reachesAny reports whether capability n, derived from root, reaches
+// the resource at one of paths.
+func reachesAny(n, root *Node, paths []*resourceQuery) bool {
+	for _, q := range paths {
+		if reaches(n, root, false, q) {
+			return true
+		}
+	}
+	return false
 }
 
 // resourceQuery is a resource to look for: kind ("" for any) and where.

@@ -526,3 +526,25 @@ func TestWhoCanFollowsSymbolicLinks(t *testing.T) {
 		}
 	}
 }
+
+// A declared resource asked for by name (dir:reports) is reached as its
+// path is: by the grants of it by name, by those of its path, and by a
+// directory above it, as who-can of its path answers.
+func TestWhoCanANamedDirectoryAsItsPath(t *testing.T) {
+	g := FromDoc(GraphDoc{Caps: []*Node{
+		{CapRecord: CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Edge: "grant", Base: "file_open", Origin: "dir:reports:ro", Resource: "dir /srv/reports"}},
+		{CapRecord: CapRecord{ID: "c2", Kind: "dir", Holder: "g-2", Edge: "grant", Base: "file_open", Origin: "dir:/srv/reports=/r", Resource: "dir /srv/reports"}},
+		{CapRecord: CapRecord{ID: "c3", Kind: "dir", Holder: "g-3", Edge: "grant", Base: "file_open", Origin: "dir:/srv", Resource: "dir /srv"}},
+		{CapRecord: CapRecord{ID: "c4", Kind: "dir", Holder: "g-4", Edge: "grant", Base: "file_open", Origin: "dir:/srv/other", Resource: "dir /srv/other"}},
+		{CapRecord: CapRecord{ID: "c5", Kind: "file", Holder: "g-1", Parent: "c1", Edge: "open", Base: "fd_read", Resource: "file /srv/reports/q1.csv"}},
+	}})
+	for _, q := range []string{"dir:reports", "dir:/srv/reports"} {
+		var got []string
+		for _, r := range g.WhoCan(q) {
+			got = append(got, r.Cap)
+		}
+		if strings.Join(got, " ") != "c1 c2 c3" {
+			t.Errorf("who-can %s: %v, want c1, c2 and c3", q, got)
+		}
+	}
+}

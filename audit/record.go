@@ -105,6 +105,10 @@ type ReceiptRecord struct {
 	TookNS  int64    `json:"took_ns"`
 }
 
+// InFlight is a DecisionRecord's To for a delegation whose recipient is
+// not known when it is decided: a handle sent on a channel.
+const InFlight = "(in flight)"
+
 // DecisionRecord is one decision of the grant policy.
 type DecisionRecord struct {
 	Op       string            `json:"op"` // "grant" or "delegate"

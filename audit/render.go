@@ -106,7 +106,7 @@ func (g *Graph) describe(n *Node) string {
 
 func (g *Graph) holderText(id string) string {
 	if id == "" {
-		return "(in flight)"
+		return InFlight
 	}
 	if h := g.holders[id]; h != nil && h.Module != "" {
 		return id + " (" + h.Module + ")"

@@ -36,6 +36,13 @@ type usage struct {
 	// decided is the lease of the last grant the policy allowed, by the
 	// module's sha256 and the resource: the grant record follows it.
 	decided map[decidedKey]time.Duration
+	// lent is the last delegation the policy allowed, by the capability
+	// passed on: the delegate or spawn record follows it.
+	lent map[string]*DecisionRecord
+	// adopting is the copies delegated to a known recipient that will
+	// take them (a guest being launched), and the rules they count for:
+	// the adopt record names the recipient.
+	adopting map[string]*delUse
 }
 
 // decidedKey is what an allowed grant decision was about.
@@ -56,12 +63,12 @@ func (l *lease) add(ttl time.Duration, decided bool) {
 	l.ttl = max(l.ttl, ttl)
 }
 
-// text is the rule's ttl attribute, or "".
-func (l *lease) text() string {
+// text is the rule's ttl attribute, its name padded to width, or "".
+func (l *lease) text(width int) string {
 	if l.unleased || l.ttl <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("  ttl       = %q\n", l.ttl.String())
+	return fmt.Sprintf("  %-*s = %q\n", width, "ttl", l.ttl.String())
 }
 
 type grantKey struct {
@@ -88,6 +95,7 @@ type delUse struct {
 	rights    caps.Rights
 	to        map[string]bool
 	toUnknown bool
+	lease     lease
 }
 
 // Suggest reads the log at path and returns the least policy that would
@@ -98,7 +106,8 @@ func Suggest(path, guest string) (string, error) {
 		guests: map[string]*GuestRecord{}, caps: map[string]*CapRecord{},
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
 		kids: map[string]int{}, closed: map[string]bool{},
-		decided: map[decidedKey]time.Duration{},
+		decided: map[decidedKey]time.Duration{}, lent: map[string]*DecisionRecord{},
+		adopting: map[string]*delUse{},
 	}
 	// A launch's handles are recorded before its guest's start: read the
 	// guests first.
@@ -149,6 +158,10 @@ func (u *usage) apply(r Record, guest string) {
 		if c := u.caps[r.Cap.ID]; c != nil {
 			c.Holder = r.Cap.Holder
 		}
+		if du := u.adopting[r.Cap.ID]; du != nil {
+			delete(u.adopting, r.Cap.ID)
+			du.recipient(u.guests[r.Cap.Holder])
+		}
 	case TypeClose:
 		u.close(r.Cap.ID)
 	case TypeRevoke:
@@ -160,11 +173,14 @@ func (u *usage) apply(r Record, guest string) {
 	}
 }
 
-// decide keeps the lease of a grant the policy allowed, for the grant
-// record that follows.
+// decide keeps the lease of a grant or delegation the policy allowed,
+// for the record of the capability that follows.
 func (u *usage) decide(d *DecisionRecord) {
-	if d.Allowed && d.Op == "grant" {
+	switch {
+	case d.Allowed && d.Op == "grant":
 		u.decided[decidedKey{d.Module, d.Resource}] = time.Duration(d.TTLNS)
+	case d.Allowed && d.Op == "delegate":
+		u.lent[d.Cap] = d
 	}
 }
 
@@ -232,11 +248,28 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	}
 	du.depth, du.copies = max(du.depth, depth), max(du.copies, copies)
 	du.rights |= rightsOf(c)
-	if to := u.guests[c.Holder]; to != nil {
-		du.to[to.SHA256] = true
+	d := u.lent[c.Parent]
+	if d != nil {
+		du.lease.add(time.Duration(d.TTLNS), true)
 	} else {
-		du.toUnknown = true // in flight on a channel, or a spawned child
+		du.lease.add(0, false)
 	}
+	if c.Holder == "" && d != nil && d.To != InFlight {
+		u.adopting[c.ID] = du // a guest being launched, which adopts it
+		return
+	}
+	du.recipient(u.guests[c.Holder])
+}
+
+// recipient counts to as a recipient of d's copies: a launched guest's
+// module, or nil for one the log does not know (a copy in flight on a
+// channel, whoever reads it; a spawned child).
+func (d *delUse) recipient(to *GuestRecord) {
+	if to == nil {
+		d.toUnknown = true
+		return
+	}
+	d.to[to.SHA256] = true
 }
 
 // derived counts a capability created or derived (r): as its parent's
@@ -283,7 +316,9 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 	kind, src := grantSource(c.Origin)
 	_, where, _ := strings.Cut(c.Resource, " ")
 	switch {
-	case (kind == "dir" || kind == "file") && (strings.Contains(src, "/") || src == "." || src == ".."):
+	case (kind == "dir" || kind == "file") && (strings.Contains(src, "/") || !policies.NameFits(src)):
+		// A host path, or a bare word no policy could have named: a path
+		// relative to the working directory of a run without a policy.
 		if !strings.HasPrefix(where, "/") {
 			where = src
 		}
@@ -383,12 +418,20 @@ func (u *usage) render(logPath, guest string) (string, error) {
 	for _, x := range u.order {
 		switch x := x.(type) {
 		case *grantUse:
+			if x.rights == 0 {
+				fmt.Fprintf(&rules, "# %s was given %s with no rights: no rule gives a capability none\n\n", oneLine(x.module), oneLine(x.selector))
+				continue
+			}
 			if x.decl != "" && !decls[x.selector] {
 				decls[x.selector] = true
 				b.WriteString(x.decl + "\n")
 			}
 			writeGrant(&rules, ruleName(names, x.module, x.selector), x)
 		case *delUse:
+			if x.rights == 0 {
+				fmt.Fprintf(&rules, "# %s passed %s on with no rights: no rule gives a capability none\n\n", oneLine(x.module), oneLine(x.selector))
+				continue
+			}
 			writeDelegate(&rules, ruleName(names, x.module, "pass-"+x.selector), x)
 		}
 	}
@@ -417,6 +460,10 @@ func ruleName(taken map[string]int, module, sel string) string {
 	return n
 }
 
+// oneLine is s for a comment: its line breaks escaped, so that it cannot
+// end the comment and start a line of policy.
+func oneLine(s string) string { return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s) }
+
 // hclTemplate escapes what a quoted HCL string would read as a template
 // ("${…}", "%{…}"), so that a path holding it reads back as itself.
 var hclTemplate = strings.NewReplacer("${", "$${", "%{", "%%{")
@@ -435,13 +482,13 @@ func rightsList(r caps.Rights) string {
 }
 
 func writeGrant(b *strings.Builder, name string, g *grantUse) {
-	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n%s", name, hclString(g.selector), rightsList(g.rights), g.lease.text())
+	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n%s", name, hclString(g.selector), rightsList(g.rights), g.lease.text(9))
 	fmt.Fprintf(b, "  subject {\n    uids = [%d]\n  }\n", g.uid)
 	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n}\n\n", g.sha)
 }
 
 func writeDelegate(b *strings.Builder, name string, d *delUse) {
-	fmt.Fprintf(b, "delegate %q {\n  resources  = [%s]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n", name, hclString(d.selector), d.depth, d.copies, rightsList(d.rights))
+	fmt.Fprintf(b, "delegate %q {\n  resources  = [%s]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n%s", name, hclString(d.selector), d.depth, d.copies, rightsList(d.rights), d.lease.text(10))
 	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n", d.sha)
 	if !d.toUnknown && len(d.to) > 0 {
 		var to []string

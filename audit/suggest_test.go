@@ -289,3 +289,65 @@ func TestSuggestDeclaresANamedResourceOnce(t *testing.T) {
 		t.Fatalf("want sock db declared where it was first seen:\n%s", out)
 	}
 }
+
+// A bare word granted as a dir or file that no policy could name (a
+// directory "a:b" in the working directory of a run without a policy) is
+// suggested as the host path the log shows, not as a resource whose name
+// the policy refuses.
+func TestSuggestGrantsAPathNoResourceCouldBeNamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	for _, r := range []Record{
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Name: "a:b", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: `dir:a\:b`, Resource: "dir /home/u/a:b"}},
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c2", Kind: "file", Name: "x*y", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "file:x*y", Resource: "file /home/u/x*y"}},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, UID: 1000, Grants: []string{`dir:a\:b`, "file:x*y"}}},
+	} {
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"dir:/home/u/a:b"`, `"file:/home/u/x*y"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the suggestion does not grant %s:\n%s", want, out)
+		}
+	}
+}
+
+// A guest can narrow a handle to no rights and pass it on: a capability
+// with no rights is of no use, and no rule can give one ("rights is
+// empty"), so the suggestion says so in a comment instead of a rule that
+// does not load, and the rest of it loads.
+func TestSuggestPassesOverACopyWithNoRights(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	for _, r := range []Record{
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "giver.wasm", SHA256: sha, UID: 1000}},
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Base: "fd_read", Inheriting: "fd_read", Edge: "grant", Origin: "dir:/srv/data", Resource: "dir /srv/data"}},
+		{Type: TypeDelegate, Cap: &CapRecord{ID: "c2", Kind: "dir", Holder: "g-2", Parent: "c1", Base: "none", Inheriting: "none", Edge: "delegate", Resource: "dir /srv/data"}},
+	} {
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, `grant "giver-dir-srv-data"`) || strings.Contains(out, "delegate \"") || !strings.Contains(out, "# giver.wasm passed dir:/srv/data on with no rights") {
+		t.Fatalf("want the grant, and a comment for the copy with no rights:\n%s", out)
+	}
+}

@@ -608,3 +608,91 @@ grant "leased" {
 		t.Fatalf("suggested rules with leases %v, want one of 1h:\n%s", ttls, out)
 	}
 }
+
+// A delegation the policy made a lease is suggested as one: the policy
+// learnt from the log lets the module pass the resource on for no longer
+// than its copies lasted.
+func TestSuggestedPolicyKeepsTheLeaseOfADelegation(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "data" {
+  resources = ["dir:%s"]
+}
+delegate "lend" {
+  resources = ["dir:%s"]
+  max_depth = 1
+  ttl       = "15m"
+}
+`, dir, dir)))
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
+		Delegations: []Delegation{{From: a.Handles()[3].Cap, Name: "data"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Kill("test over"); <-b.Done() })
+	out, err := audit.Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range p.Rules() {
+		if r.Type == policies.TypeDelegate && r.TTL != 15*time.Minute {
+			t.Fatalf("delegate rule %s with lease %v, want 15m:\n%s", r.Name, r.TTL, out)
+		}
+	}
+}
+
+// A copy delegated at launch goes to a known recipient, the guest
+// launched: the delegate rule suggested for it names that guest's module
+// in a to block, as for any launched recipient, and allows no other.
+func TestSuggestedPolicyNamesTheRecipientOfALaunchDelegation(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "data" {
+  resources = ["dir:%s"]
+}
+delegate "lend" {
+  resources = ["dir:%s"]
+  max_depth = 1
+}
+`, dir, dir)))
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := compile(t, s, guests+"idle.wat")
+	b, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: idle,
+		Delegations: []Delegation{{From: a.Handles()[3].Cap, Name: "data"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Kill("test over"); <-b.Done() })
+	out, err := audit.Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lend := policies.Request{Op: policies.OpDelegate, Kind: "dir", Path: dir, Depth: 1, Module: policies.Module{SHA256: a.Module().HashString()}}
+	for to, allowed := range map[string]bool{idle.HashString(): true, a.Module().HashString(): false} {
+		lend.To = policies.Module{SHA256: to}
+		if d := policies.Evaluate(p, lend); d.Allowed != allowed {
+			t.Errorf("delegation to %s: allowed %v, want %v:\n%s\n%s", to, d.Allowed, allowed, d.Explain(), out)
+		}
+	}
+}

@@ -102,6 +102,7 @@ func (g *Guest) Grant(ctx context.Context, by Principal, gr Grant) (*caps.Cap, e
 		return nil, &GrantError{Grant: gr, Err: err}
 	}
 	g.log.Info("granted", "grant", text, "cap", c.ID(), "via", supervisorHandle)
+	g.s.warnIfReloaded(g, pg.policy, c)
 	return c, nil
 }
 

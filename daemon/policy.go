@@ -93,6 +93,7 @@ type policyGrant struct {
 	source  grantSource
 	ceiling caps.Rights
 	ttl     time.Duration
+	policy  *policies.Policy // the policy that decided it, nil for none
 }
 
 // grantee is who a grant is for: the principal asking and the module it
@@ -110,7 +111,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	p := s.Policy()
 	src := sourceOf(gr, p)
 	src.by = g.by.subject()
-	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll}
+	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll, policy: p}
 	if err := s.auditRefusal(); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
@@ -129,10 +130,9 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if src.kind == "" {
 		return pg, &GrantError{Grant: gr, Err: fmt.Errorf("%s grants give an address inline, which a policy does not name: declare it as a %s resource and grant it by name", gr.Kind, gr.Kind)}
 	}
-	base, inh := caps.GrantRights(kindOfGrant(gr.Kind), gr.ReadOnly)
 	req := policies.Request{
 		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
-		Rights: base | inh, Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
+		Rights: gr.AskedRights(), Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
 	}
 	req, d := DecideHostPath(p, req, src.asked)
 	s.recordDecision(req, d, audit.DecisionRecord{To: moduleName(g.module)})
@@ -140,6 +140,9 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		return pg, &GrantError{Grant: gr, Err: &PolicyError{Decision: d}}
 	}
 	pg.ceiling, pg.ttl = d.Rights, d.TTL
+	if policyAuthorized != nil {
+		policyAuthorized()
+	}
 	res, ok := p.Resource(src.kind, src.name)
 	if ok && src.name != "" {
 		pg.source.at = resourceAt(res)
@@ -182,6 +185,14 @@ func sourceOf(gr Grant, p *policies.Policy) grantSource {
 // path: no "/", and neither "." nor "..".
 func IsResourceName(src string) bool {
 	return !strings.Contains(src, "/") && src != "." && src != ".."
+}
+
+// AskedRights is what gr asks the policy for: every right a capability of
+// its kind holds, base and inheriting, less those that modify anything
+// when it is read-only (caps.GrantRights).
+func (gr Grant) AskedRights() caps.Rights {
+	base, inh := caps.GrantRights(kindOfGrant(gr.Kind), gr.ReadOnly)
+	return base | inh
 }
 
 // kindOfGrant is the kind of capability a grant of kind k mints.
@@ -353,7 +364,7 @@ func holderModule(h *caps.Holder) policies.Module {
 
 func holderID(h *caps.Holder) string {
 	if h == nil {
-		return "(in flight)"
+		return audit.InFlight
 	}
 	return h.ID
 }
@@ -371,6 +382,14 @@ func IsPolicyDenial(err error) bool {
 	return errors.As(err, &pe)
 }
 
+// policyAuthorized, if set, runs once the policy has allowed a grant,
+// before the grant is set up: tests set it.
+var policyAuthorized func()
+
+// ReloadWarning is the message of the warning logged for each live
+// capability a reloaded policy would not grant (NotAllowedBy).
+const ReloadWarning = "a live capability the reloaded policy would not grant: it stays until revoked (sandboxd revoke)"
+
 // Disallowed is a live capability that a policy would not grant.
 type Disallowed struct {
 	Cap    caps.ID
@@ -379,31 +398,76 @@ type Disallowed struct {
 	Reason string // the policy's
 }
 
-// NotAllowedBy lists the capabilities running guests were granted (at
-// launch or since) that p would not grant them now, or not as they are
-// (with those rights, without that lease), each judged as the user who
-// made the grant: what a reload leaves in place until someone revokes it.
+// NotAllowedBy lists the capabilities guests were granted (at launch or
+// since) and that running guests still hold, which p would not grant now,
+// or not as they are (with those rights, without that lease), each judged
+// as the user who made the grant: what a reload leaves in place until
+// someone revokes it. A grant held only through what was derived from it
+// (a dup, something opened beneath it, a copy passed on, the handle first
+// given closed) is live all the same; each is listed once, by its own id
+// and the guest it was granted to.
 func (s *Supervisor) NotAllowedBy(p *policies.Policy) []Disallowed {
 	var out []Disallowed
+	seen := map[caps.ID]bool{}
 	for _, g := range s.Guests() {
 		if running, _ := g.Status(); !running {
 			continue
 		}
 		for _, c := range grantedTo(g) {
-			src, ok := c.Source().(grantSource)
-			if !ok || src.kind == "" || c.Parent() != nil {
+			c = c.Root()
+			if seen[c.ID()] {
 				continue
 			}
-			_, d := DecideHostPath(p, policies.Request{
-				Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
-				Subject: src.by, Module: holderModule(g.holder),
-			}, src.asked)
-			if reason := cmp.Or(beyond(c, d), movedIn(p, src)); reason != "" {
-				out = append(out, Disallowed{Cap: c.ID(), Guest: g.id, Grant: c.Origin(), Reason: reason})
+			seen[c.ID()] = true
+			if d, ok := disallowed(p, c); ok {
+				out = append(out, d)
 			}
 		}
 	}
 	return out
+}
+
+// disallowed judges root capability c, if a guest was granted it, as
+// NotAllowedBy does.
+func disallowed(p *policies.Policy, c *caps.Cap) (Disallowed, bool) {
+	src, ok := c.Source().(grantSource)
+	if !ok || src.kind == "" || !grantedToGuest(c) {
+		return Disallowed{}, false
+	}
+	_, d := DecideHostPath(p, policies.Request{
+		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
+		Subject: src.by, Module: holderModule(c.Holder()),
+	}, src.asked)
+	reason := cmp.Or(beyond(c, d), movedIn(p, src))
+	return Disallowed{Cap: c.ID(), Guest: c.Holder().ID, Grant: c.Origin(), Reason: reason}, reason != ""
+}
+
+// warnIfReloaded judges grant c, which decidedBy allowed and g now holds,
+// against the policy in force if a reload put another in force since:
+// the reload's NotAllowedBy may have looked before g held c. It logs
+// ReloadWarning if the policy in force would not grant it.
+func (s *Supervisor) warnIfReloaded(g *Guest, decidedBy *policies.Policy, c *caps.Cap) {
+	p := s.Policy()
+	if p == nil || p == decidedBy {
+		return
+	}
+	if running, _ := g.Status(); !running {
+		return
+	}
+	if d, ok := disallowed(p, c); ok {
+		s.log.Warn(ReloadWarning, "cap", d.Cap, "guest", d.Guest, "grant", d.Grant, "reason", d.Reason)
+	}
+}
+
+// grantedToGuest reports whether root capability c was granted to a
+// launched guest.
+func grantedToGuest(c *caps.Cap) bool {
+	h := c.Holder()
+	if h == nil {
+		return false
+	}
+	_, ok := h.Owner.(*guestOwner)
+	return ok
 }
 
 // grantedTo is what g holds, in its handle table and waiting for it on

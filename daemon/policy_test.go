@@ -3,10 +3,13 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -316,5 +319,135 @@ func TestPolicyVeryLongLeaseEndsInTheFuture(t *testing.T) {
 	c := g.Handles()[3].Cap
 	if end := c.Expires(); !end.After(time.Now()) {
 		t.Fatalf("a lease of 2200000h ends at %v", end)
+	}
+}
+
+// A guest that dups its grant and closes the handle it was given holds
+// the grant still, as the dup: a reload that would not grant it reports
+// it.
+func TestNotAllowedByListsAGrantLiveOnlyAsItsDup(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "d" {
+  resources = ["dir:%s"]
+}`, dir)))
+	wrote := make(chan struct{})
+	g, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"dup_close_fd3.wat"),
+		Grants: []Grant{mustGrant(t, "dir:"+dir)}, Stdout: closeOnWrite(wrote),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
+	select {
+	case <-wrote:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the guest has not dup'd and closed its grant after 60s")
+	}
+	var grant caps.ID
+	for _, e := range g.Handles() {
+		if e.Cap.Parent() != nil {
+			grant = e.Cap.Root().ID()
+		}
+	}
+	got := s.NotAllowedBy(mustPolicy(t, `resource "chan" "x" {}`))
+	if len(got) != 1 || got[0].Guest != g.ID() || got[0].Cap != grant {
+		t.Fatalf("NotAllowedBy = %+v, want the grant %s, which the guest holds as a dup", got, grant)
+	}
+}
+
+// A grant whose guest passed a copy on and closed its own handle is live
+// through the copy: a reload that would not grant it reports it, as the
+// grant of the guest it was made to.
+func TestNotAllowedByListsAGrantLiveOnlyInACopyPassedOn(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`grant "d" {
+  resources = ["dir:%s"]
+}
+delegate "pass" {
+  resources = ["dir:%s"]
+  max_depth = 1
+}`, dir, dir)))
+	stdin, feed := io.Pipe()
+	wrote := make(chan struct{})
+	a, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"close_fd3.wat"),
+		Grants: []Grant{mustGrant(t, "dir:"+dir)}, Stdin: stdin, Stdout: closeOnWrite(wrote),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { feed.Close(); a.Kill("test over"); <-a.Done() })
+	grant := a.Handles()[3].Cap
+	b, err := s.Launch(context.Background(), LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
+		Delegations: []Delegation{{From: grant, Name: "given"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Kill("test over"); <-b.Done() })
+	if _, err := feed.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-wrote:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the guest has not closed its grant after 60s")
+	}
+	got := s.NotAllowedBy(mustPolicy(t, `resource "chan" "x" {}`))
+	if len(got) != 1 || got[0].Guest != a.ID() || got[0].Cap != grant.ID() {
+		t.Fatalf("NotAllowedBy = %+v, want %s's grant %s, live in %s's copy", got, a.ID(), grant.ID(), b.ID())
+	}
+}
+
+// A grant decided under one policy and set up after a reload put another
+// in force is judged by the new one once the guest holds it: the reload's
+// NotAllowedBy looked before it was held, and saw nothing.
+func TestAGrantSetUpAcrossAReloadIsJudgedByTheNewPolicy(t *testing.T) {
+	var logs abitest.Buffer
+	s, err := New(context.Background(), Options{CacheDir: testCache, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+		defer cancel()
+		_ = s.Close(ctx)
+	})
+	dir := t.TempDir()
+	allow := mustPolicy(t, fmt.Sprintf("grant \"d\" {\n  resources = [\"dir:%s\"]\n}\n", dir))
+	deny := mustPolicy(t, `resource "chan" "x" {}`)
+	var reloads [][]Disallowed
+	reloadOnce := func() {
+		policyAuthorized = nil
+		s.SetPolicy(deny) // as serve's SIGHUP does
+		reloads = append(reloads, s.NotAllowedBy(deny))
+	}
+	t.Cleanup(func() { policyAuthorized = nil })
+
+	s.SetPolicy(allow)
+	policyAuthorized = reloadOnce
+	g, err := launchSpin(t, s, nil, "dir:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launched := g.Handles()[3].Cap.ID()
+
+	s.SetPolicy(allow)
+	policyAuthorized = reloadOnce
+	live, err := g.Grant(context.Background(), g.Principal(), mustGrant(t, "dir:"+dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reloads) != 2 || len(reloads[0]) != 0 || len(reloads[1]) != 1 || reloads[1][0].Cap != launched {
+		t.Fatalf("the reloads saw %+v: want nothing, then the grant of the launch only", reloads)
+	}
+	for _, id := range []caps.ID{launched, live.ID()} {
+		if !strings.Contains(logs.String(), ReloadWarning) || !strings.Contains(logs.String(), "cap="+string(id)) {
+			t.Errorf("no warning of %s, set up across the reload, in the log:\n%s", id, logs.String())
+		}
 	}
 }

@@ -479,6 +479,9 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		return nil, err
 	}
 	g.start(&spec, table, grants)
+	for i, c := range opened.minted {
+		s.warnIfReloaded(g, opened.policy[i].policy, c)
+	}
 	return g, nil
 }
 
@@ -488,6 +491,7 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 type openedHandles struct {
 	grants    []grantResource
 	policy    []policyGrant // what the policy made of each grant
+	minted    []*caps.Cap   // each grant's capability, once the guest holds it
 	delegated []*caps.Cap
 }
 
@@ -632,6 +636,7 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 		grants[i] = spec.Grants[i].String()
 		c := g.s.mintGrant(g.holder, opened.policy[i], r, grants[i])
 		_, _ = table.Insert(c)
+		opened.minted = append(opened.minted, c)
 	}
 	for _, c := range opened.delegated {
 		k.Adopt(c, g.holder)

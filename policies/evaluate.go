@@ -171,17 +171,27 @@ func (p *Policy) firstDeny(req *Request, res *Resource) (found entry, ok bool) {
 
 // denyReason says why deny denies the request: it covers the resource,
 // or it covers something beneath the directory asked for, which a handle
-// on the directory would reach.
+// on the directory would reach. A deny that names a resource and covers
+// the request by the resource's host path says what that path is.
 func denyReason(what string, req *Request, res *Resource, deny entry) string {
 	by := string(deny.rule.Type) + " " + quote(deny.rule.Name)
 	host := req.Path
 	if res != nil {
 		host = res.Path
 	}
-	if deny.sel.Path == "" || host == "" || pathUnder(host, deny.sel.Path) {
+	switch {
+	case deny.host == "" || host == "":
 		return what + " is denied by " + by
+	case deny.named == nil && pathUnder(host, deny.host):
+		return what + " is denied by " + by
+	case deny.named == nil:
+		return fmt.Sprintf("%s is denied by %s: it contains %s, which a handle on it would reach", what, by, deny.sel)
 	}
-	return fmt.Sprintf("%s is denied by %s: it contains %s, which a handle on it would reach", what, by, deny.sel)
+	named := deny.named.Kind + ":" + deny.named.Name
+	if pathUnder(host, deny.host) {
+		return fmt.Sprintf("%s is denied by %s: %s is %s", what, by, named, deny.host)
+	}
+	return fmt.Sprintf("%s is denied by %s: it contains %s (%s), which a handle on it would reach", what, by, named, deny.host)
 }
 
 // decidingAllow returns the most specific grant or delegate rule whose

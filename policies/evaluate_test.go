@@ -312,3 +312,62 @@ deny "private" {
 		})
 	}
 }
+
+// A deny rule that names a declared dir or file, exactly or by a glob,
+// stops its host path however it is asked for: inline, beneath it, as a
+// directory that contains it, or by the name of another resource there.
+func TestDenyByNameCoversTheHostPath(t *testing.T) {
+	p := mustParse(t, `resource "dir" "reports" {
+  path = "/srv/reports"
+}
+resource "dir" "reports-again" {
+  path = "/srv/reports/2026"
+}
+resource "file" "key" {
+  path = "/etc/keys/host.key"
+}
+resource "dir" "etc" {
+  path = "/etc"
+}
+grant "all" {
+  resources = ["dir:/", "file:/", "dir:*", "file:*"]
+}
+delegate "pass" {
+  resources = ["dir:/"]
+  max_depth = 1
+}
+deny "reports" {
+  resources = ["dir:reports"]
+}
+deny "keys" {
+  resources = ["file:k*"]
+  subject {
+    uids = [1001]
+  }
+}
+`)
+	for _, tc := range []struct {
+		name    string
+		req     Request
+		allowed bool
+		reason  string
+	}{
+		{"the name", Request{Op: OpGrant, Kind: "dir", Name: "reports"}, false, `dir:reports is denied by deny "reports"`},
+		{"its path", Request{Op: OpGrant, Kind: "dir", Path: "/srv/reports"}, false, `dir:/srv/reports is denied by deny "reports": dir:reports is /srv/reports`},
+		{"a file beneath", Request{Op: OpGrant, Kind: "file", Path: "/srv/reports/q1.csv"}, false, `dir:reports is /srv/reports`},
+		{"a delegation beneath", Request{Op: OpDelegate, Kind: "dir", Path: "/srv/reports/2026", Depth: 1}, false, `denied by deny "reports"`},
+		{"another name beneath", Request{Op: OpGrant, Kind: "dir", Name: "reports-again"}, false, `dir:reports-again is denied by deny "reports": dir:reports is /srv/reports`},
+		{"the directory above", Request{Op: OpGrant, Kind: "dir", Path: "/srv"}, false, `dir:/srv is denied by deny "reports": it contains dir:reports (/srv/reports), which a handle on it would reach`},
+		{"a sibling", Request{Op: OpGrant, Kind: "dir", Path: "/srv/reportsx"}, true, ""},
+		{"a glob's file", Request{Op: OpGrant, Kind: "file", Path: "/etc/keys/host.key", Subject: bob}, false, `file:/etc/keys/host.key is denied by deny "keys": file:key is /etc/keys/host.key`},
+		{"a glob's directory above", Request{Op: OpGrant, Kind: "dir", Name: "etc", Subject: bob}, false, `it contains file:key (/etc/keys/host.key)`},
+		{"a glob's subject still applies", Request{Op: OpGrant, Kind: "dir", Path: "/etc", Subject: alice}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Evaluate(p, tc.req)
+			if d.Allowed != tc.allowed || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("Allowed = %v, want %v, reason containing %q:\n%s", d.Allowed, tc.allowed, tc.reason, d.Explain())
+			}
+		})
+	}
+}

@@ -18,11 +18,18 @@ type index struct {
 	hostPaths []entry
 }
 
+// entry is one selector of a rule. host is the host path it covers: the
+// selector's prefix, or in a deny index, the path of a dir or file
+// resource (named) that a name selector covers.
 type entry struct {
-	rule *Rule
-	sel  Selector
+	rule  *Rule
+	sel   Selector
+	host  string
+	named *Resource
 }
 
+// newIndex indexes the rules of type t. A deny index also covers the
+// host paths of the resources its rules name (coverNamed).
 func newIndex(rules []*Rule, t RuleType) *index {
 	ix := &index{exact: map[resourceKey][]entry{}, globs: map[string][]entry{}, paths: map[resourceKey][]entry{}}
 	for _, r := range rules {
@@ -30,12 +37,10 @@ func newIndex(rules []*Rule, t RuleType) *index {
 			continue
 		}
 		for _, s := range r.Selectors {
-			e := entry{rule: r, sel: s}
+			e := entry{rule: r, sel: s, host: s.Path}
 			switch {
 			case s.Path != "":
-				k := resourceKey{s.Kind, s.Path}
-				ix.paths[k] = append(ix.paths[k], e)
-				ix.hostPaths = append(ix.hostPaths, e)
+				ix.addHostPath(s.Kind, e)
 			case s.isGlob():
 				ix.globs[s.Kind] = append(ix.globs[s.Kind], e)
 			default:
@@ -47,8 +52,14 @@ func newIndex(rules []*Rule, t RuleType) *index {
 	for _, g := range ix.globs {
 		sort.SliceStable(g, func(i, j int) bool { return g[i].sel.rank() > g[j].sel.rank() })
 	}
-	sort.SliceStable(ix.hostPaths, func(i, j int) bool { return ix.hostPaths[i].sel.Path < ix.hostPaths[j].sel.Path })
+	sort.SliceStable(ix.hostPaths, func(i, j int) bool { return ix.hostPaths[i].host < ix.hostPaths[j].host })
 	return ix
+}
+
+func (ix *index) addHostPath(kind string, e entry) {
+	k := resourceKey{kind, e.host}
+	ix.paths[k] = append(ix.paths[k], e)
+	ix.hostPaths = append(ix.hostPaths, e)
 }
 
 // visitName calls visit for each entry covering the named resource, most
@@ -116,12 +127,12 @@ func (ix *index) visitBeneath(p string, visit func(entry) bool) bool {
 	if p == "/" {
 		dir = "/"
 	}
-	i := sort.Search(len(ix.hostPaths), func(i int) bool { return ix.hostPaths[i].sel.Path >= dir })
+	i := sort.Search(len(ix.hostPaths), func(i int) bool { return ix.hostPaths[i].host >= dir })
 	for _, e := range ix.hostPaths[i:] {
-		if !strings.HasPrefix(e.sel.Path, dir) {
+		if !strings.HasPrefix(e.host, dir) {
 			break
 		}
-		if e.sel.Path != p && !visit(e) {
+		if e.host != p && !visit(e) {
 			return false
 		}
 	}

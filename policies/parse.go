@@ -174,6 +174,9 @@ func decodeFile(name string, src []byte, el *errList) *fileBody {
 		el.addDiags(diags)
 		return nil
 	}
+	if !checkNoLoops(f.Body, el) {
+		return nil
+	}
 	var d decoder
 	b := d.decodeBody(f.Body)
 	if d.diags.HasErrors() {
@@ -181,6 +184,28 @@ func decodeFile(name string, src []byte, el *errList) *fileBody {
 		return nil
 	}
 	return b
+}
+
+// checkNoLoops reports each for expression ([for x in …: …]) and %{for}
+// directive in body, and returns false if there is one. A policy's values
+// are literals, and HCL evaluates a loop by repeating its body once for
+// each element: a few nested make billions of bytes of a few hundred.
+func checkNoLoops(body hcl.Body, el *errList) bool {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return true
+	}
+	n := len(el.errs)
+	hclsyntax.VisitAll(sb, func(node hclsyntax.Node) hcl.Diagnostics {
+		switch node.(type) {
+		case *hclsyntax.ForExpr:
+			el.add(node.Range(), "a for expression: a policy's values are literals (strings, numbers, true and false, lists and maps): write the values out")
+		case *hclsyntax.TemplateJoinExpr: // what a %{for} directive is parsed as
+			el.add(node.Range(), "a %%{for} directive: a policy's values are literals (strings, numbers, true and false, lists and maps): write the string out")
+		}
+		return nil
+	})
+	return len(el.errs) == n
 }
 
 // maxNesting bounds how deep brackets, braces, parentheses, string
@@ -275,12 +300,13 @@ func build(bodies []*fileBody, el *errList) (*Policy, error) {
 		}
 	}
 	p.checkRules(el)
+	p.denies = newIndex(p.rules, TypeDeny)
+	p.coverNamed(el)
 	if err := el.result(); err != nil {
 		return nil, err
 	}
 	p.grants = newIndex(p.rules, TypeGrant)
 	p.delegates = newIndex(p.rules, TypeDelegate)
-	p.denies = newIndex(p.rules, TypeDeny)
 	return p, nil
 }
 

@@ -358,3 +358,218 @@ func TestParseRefusesHugeNumbers(t *testing.T) {
 		})
 	}
 }
+
+// A deny rule that names declared dirs covers their host paths without
+// trying every selector on every resource: 60,000 resources denied by
+// name and by as many globs load at once, and a grant of the directory
+// that holds them all is decided by a walk of the denied paths.
+func TestManyDenyNamesLoad(t *testing.T) {
+	var src strings.Builder
+	for i := range 60_000 {
+		fmt.Fprintf(&src, "resource \"dir\" \"r%d\" {\n  path = \"/srv/%d\"\n}\n", i, i)
+	}
+	for _, sel := range []string{"dir:r%d", "dir:r%d*"} {
+		fmt.Fprintf(&src, "deny %q {\n  resources = [", sel)
+		for i := range 60_000 {
+			fmt.Fprintf(&src, "\"%s\", ", fmt.Sprintf(sel, i))
+		}
+		src.WriteString("]\n  subject {\n    uids = [7]\n  }\n}\n")
+	}
+	src.WriteString("grant \"all\" {\n  resources = [\"dir:/\"]\n}\n")
+	done := make(chan Decision, 1)
+	go func() {
+		p, err := Parse("p.hcl", []byte(src.String()))
+		if err != nil {
+			t.Error(err)
+			done <- Decision{}
+			return
+		}
+		done <- Evaluate(p, Request{Op: OpGrant, Kind: "dir", Path: "/srv", Subject: Subject{UID: 7}})
+	}()
+	select {
+	case d := <-done:
+		if d.Allowed || !strings.Contains(d.Reason, "it contains dir:r") {
+			t.Fatalf("grant of /srv, which holds every denied resource:\n%s", d.Explain())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Parse of 60,000 resources denied by name has not returned after 60s")
+	}
+}
+
+// Deny globs of dir and file are matched against the declared names they
+// could match only: those beginning with their head or ending with their
+// tail. One with neither, many times over, is refused at the glob that
+// takes the matching past its bound, not tried on every resource.
+func TestManyDenyGlobsLoad(t *testing.T) {
+	var res strings.Builder
+	for i := range 50_000 {
+		fmt.Fprintf(&res, "resource \"dir\" \"r%d-x\" {\n  path = \"/srv/%d\"\n}\n", i, i)
+	}
+	globs := func(sel string) string {
+		var src strings.Builder
+		src.WriteString(res.String())
+		src.WriteString("deny \"d\" {\n  resources = [")
+		for i := range 50_000 {
+			fmt.Fprintf(&src, "\"%s\", ", fmt.Sprintf(sel, i))
+		}
+		src.WriteString("]\n}\n")
+		return src.String()
+	}
+	type result struct {
+		p   *Policy
+		err error
+	}
+	parse := func(src string) result {
+		done := make(chan result, 1)
+		go func() {
+			p, err := Parse("p.hcl", []byte(src))
+			done <- result{p, err}
+		}()
+		select {
+		case r := <-done:
+			return r
+		case <-time.After(60 * time.Second):
+			t.Fatal("Parse of 50,000 deny globs over 50,000 resources has not returned after 60s")
+		}
+		return result{}
+	}
+	r := parse(globs("dir:*%d-x"))
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if d := Evaluate(r.p, Request{Op: OpGrant, Kind: "dir", Path: "/srv/7"}); d.Allowed || d.Rule == nil || d.Rule.Name != "d" {
+		t.Fatalf("dir:/srv/7, declared as r7-x, which *7-x names:\n%s", d.Explain())
+	}
+	r = parse(globs("dir:*%d*"))
+	if r.err == nil || !strings.Contains(r.err.Error(), "deny globs of dir and file are tried on more than") {
+		t.Fatalf("Parse of deny globs without head or tail: %v, want the bound on tries", r.err)
+	}
+}
+
+// Globs are checked for ties among those whose literal heads, or tails,
+// could meet, not every glob of a kind and rank against every other: two
+// rules of 60,000 globs each load at once.
+func TestManyGlobsLoad(t *testing.T) {
+	var src strings.Builder
+	for r := range 2 {
+		fmt.Fprintf(&src, "grant \"g%d\" {\n  resources = [", r)
+		for i := range 60_000 {
+			fmt.Fprintf(&src, "\"chan:r%d-%05d*\", ", r, i)
+		}
+		src.WriteString("]\n}\n")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("p.hcl", []byte(src.String()))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Parse of two rules of 60,000 globs each has not returned after 60s")
+	}
+	// Globs that meet, found by their heads or by their tails.
+	for _, globs := range [][2]string{{"chan:a*b", "chan:ab*"}, {"chan:x-*", "chan:*-y"}, {"chan:*7", "chan:1*"}} {
+		_, err := Parse("p.hcl", []byte(fmt.Sprintf("grant \"a\" {\n  resources = [\"chan:q1*\", %q]\n}\ngrant \"b\" {\n  resources = [\"chan:r2*\", %q]\n}\n", globs[0], globs[1])))
+		if want := "(" + globs[1] + ") and \"a\""; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s and %s: %v, want the tie %s", globs[0], globs[1], err, want)
+		}
+	}
+	// Globs that could all meet, too many to compare, are refused.
+	src.Reset()
+	for r := range 2 {
+		fmt.Fprintf(&src, "grant \"m%d\" {\n  resources = [", r)
+		for i := range 6_000 {
+			fmt.Fprintf(&src, "\"chan:*%d-%04d*\", ", r, i)
+		}
+		src.WriteString("]\n}\n")
+	}
+	if _, err := Parse("p.hcl", []byte(src.String())); err == nil || !strings.Contains(err.Error(), "too many to check for ties") {
+		t.Fatalf("Parse of 12,000 globs without head or tail: %v, want the bound on pairs", err)
+	}
+}
+
+// A policy's values are literals: a for expression, or a %{for}
+// directive, which HCL evaluates by repeating its body once for each
+// element, is an error at its position before anything is evaluated.
+// Five nested over 41 elements each made a string of 116 million bytes,
+// minutes of work, from half a kilobyte of policy.
+func TestParseRefusesLoops(t *testing.T) {
+	l := "[" + strings.Repeat("1,", 40) + "1]"
+	loops := strings.Repeat("%{for a in "+l+"}", 5) + "x" + strings.Repeat("%{endfor}", 5)
+	for name, tc := range map[string]struct{ src, want string }{
+		"a directive":   {"grant \"g\" {\n  resources = [\"dir:/x\"]\n  ttl = \"" + loops + "\"\n}\n", "p.hcl:3:10: a %{for} directive"},
+		"an expression": {"grant \"g\" {\n  resources = [for a in " + l + ": [for b in " + l + ": \"dir:/x\"]]\n}\n", "p.hcl:2:15: a for expression"},
+	} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse("p.hcl", []byte(tc.src))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want %s…", name, err, tc.want)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%s: Parse has not returned after 60s", name)
+		}
+	}
+}
+
+// Rules for one resource are checked for ties among those whose subjects
+// or modules could match one request, not each against every other: a
+// rule for each of 100,000 users loads at once. Rules that could all tie,
+// too many to check, are refused.
+func TestManyRulesForOneResourceLoad(t *testing.T) {
+	parse := func(rule string, n int) error {
+		var src strings.Builder
+		src.WriteString("resource \"chan\" \"c\" {}\n")
+		for i := range n {
+			fmt.Fprintf(&src, rule, i, i)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := Parse("p.hcl", []byte(src.String()))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(60 * time.Second):
+			t.Fatalf("Parse of %d rules for chan:c has not returned after 60s", n)
+		}
+		return nil
+	}
+	if err := parse("grant \"g%d\" {\n  resources = [\"chan:c\"]\n  subject {\n    uids = [%d]\n  }\n}\n", 100_000); err != nil {
+		t.Fatal(err)
+	}
+	err := parse("grant \"g%d\" {\n  resources = [\"chan:c\"]\n  subject {\n    gids = [%d]\n  }\n}\n", 12_000)
+	if err == nil || !strings.Contains(err.Error(), "could tie in more than") {
+		t.Fatalf("Parse of 12,000 rules that could all tie: %v, want the bound on pairs", err)
+	}
+}
+
+// A policy whose rules all tie lists the first 1,000 pairs, and says
+// there are more, rather than a line for every pair: 1,500 rules for one
+// resource made over a million lines (and an 8,000-rule file of 400 KiB
+// more memory than the host has).
+func TestTiesAreListedUpToABound(t *testing.T) {
+	var src strings.Builder
+	src.WriteString("resource \"chan\" \"c\" {}\n")
+	for i := range 1_500 {
+		fmt.Fprintf(&src, "grant \"g%d\" {\n  resources = [\"chan:c\"]\n}\n", i)
+	}
+	_, err := Parse("p.hcl", []byte(src.String()))
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1001 || !strings.Contains(errs[len(errs)-1].Msg, "more than 1000 pairs of rules tie") {
+		n := len(errs)
+		if n > 3 {
+			errs = errs[n-3:]
+		}
+		t.Fatalf("Parse of 1,500 rules that all tie: %d errors, want 1,000 ties and one saying there are more; the last: %v", n, errs)
+	}
+}

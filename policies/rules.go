@@ -2,10 +2,13 @@ package policies
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -147,9 +150,9 @@ func (p *Policy) checkRules(el *errList) {
 // decide one request: selectors of equal rank that overlap, and match
 // conditions that some request could meet at once. Deny rules never tie:
 // any matching deny denies. Only selectors that could tie are compared
-// (tieKey), so that a policy of many selectors loads in time near its
-// size; each pair of rules is reported once, naming its first tied
-// selectors.
+// (tieKey, and for globs globTies), so that a policy of many selectors
+// loads in time near its size; each pair of rules is reported once,
+// naming its first tied selectors.
 func (p *Policy) checkTies(el *errList) {
 	groups := map[tieKey][]tieAt{}
 	for i, r := range p.rules {
@@ -160,22 +163,42 @@ func (p *Policy) checkTies(el *errList) {
 			groups[keyOfTie(r.Type, s)] = append(groups[keyOfTie(r.Type, s)], tieAt{i, x})
 		}
 	}
-	ties := map[[2]int][2]int{} // rules {a, b}, a first: their first tied selectors
-	for _, g := range groups {
-		for n, e := range g {
-			for _, f := range g[n+1:] {
-				p.noteTie(ties, e, f)
-			}
+	ties := &tieSet{pairs: map[[2]int][2]int{}}
+	left := maxTiePairs
+	for _, k := range slices.SortedFunc(maps.Keys(groups), compareTieKeys) {
+		if k.text == "" {
+			p.globTies(ties, groups[k], &left, el)
+		} else {
+			p.sameTies(ties, groups[k], &left, el)
 		}
 	}
-	pairs := slices.SortedFunc(maps.Keys(ties), func(x, y [2]int) int { return cmp.Or(x[0]-y[0], x[1]-y[1]) })
+	pairs := slices.SortedFunc(maps.Keys(ties.pairs), func(x, y [2]int) int { return cmp.Or(x[0]-y[0], x[1]-y[1]) })
 	for _, ab := range pairs {
 		a, b := p.rules[ab[0]], p.rules[ab[1]]
-		sa, sb := a.Selectors[ties[ab][0]], b.Selectors[ties[ab][1]]
+		sa, sb := a.Selectors[ties.pairs[ab][0]], b.Selectors[ties.pairs[ab][1]]
 		el.errs = append(el.errs, Error{Pos: b.Pos, Msg: "rules tie: " + string(b.Type) + " " + quote(b.Name) +
 			" (" + sb.String() + ") and " + quote(a.Name) + " at " + a.Pos.String() + " (" + sa.String() +
 			") could both decide the same request at the same specificity; make one more specific or give them disjoint subjects or modules"})
 	}
+	if ties.more {
+		last := p.rules[pairs[len(pairs)-1][1]]
+		el.errs = append(el.errs, Error{Pos: last.Pos, Msg: fmt.Sprintf("more than %d pairs of rules tie: those found first are listed; correct them and check again", maxTies)})
+	}
+}
+
+// maxTies bounds the ties listed: a policy of a few thousand rules that
+// all tie has millions of pairs, each a line.
+const maxTies = 1000
+
+// tieSet is the ties found: for each pair of rules {a, b}, a first, their
+// first tied selectors; more is set once a tie past maxTies was left out.
+type tieSet struct {
+	pairs map[[2]int][2]int
+	more  bool
+}
+
+func compareTieKeys(x, y tieKey) int {
+	return cmp.Or(strings.Compare(string(x.typ), string(y.typ)), strings.Compare(x.kind, y.kind), x.rank-y.rank, strings.Compare(x.text, y.text))
 }
 
 // tieKey groups the selectors that could tie: of one rule type, kind and
@@ -197,13 +220,155 @@ func keyOfTie(t RuleType, s Selector) tieKey {
 	return k
 }
 
+// maxTiePairs bounds how many pairs of selectors the tie check compares,
+// in all: a policy of many rules for one resource, or of many globs that
+// could overlap, would otherwise hold the load for hours.
+const maxTiePairs = 1 << 26
+
+// sameTies notes the ties among group g of one selector, written by many
+// rules. Only rules whose subjects or modules could match one request can
+// tie: those that list a common value of uids, users or module sha256, or
+// of which one does not list it. The list that sets most of the group's
+// rules apart is used to pair them (tieBuckets); more pairs than left
+// (taken from it) is an error at the group's first selector.
+func (p *Policy) sameTies(ties *tieSet, g []tieAt, left *int, el *errList) {
+	best := tieBuckets{all: g, wild: g, pairs: len(g) * (len(g) - 1)}
+	for _, values := range [...]func(*Rule) []string{uidsOf, usersOf, modulesOf} {
+		if b := p.bucket(g, values); b.pairs < best.pairs {
+			best = b
+		}
+	}
+	if best.pairs > *left {
+		s := p.rules[g[0].rule].Selectors[g[0].sel]
+		el.errs = append(el.errs, Error{Pos: s.Pos, Msg: fmt.Sprintf("resources: %s: the %s rules for it could tie in more than %d pairs, too many to check; give them disjoint subjects (uids, users) or modules (sha256)", s, p.rules[g[0].rule].Type, *left)})
+		*left = 0
+		return
+	}
+	*left -= best.pairs
+	best.each(func(e, f tieAt) { p.noteTie(ties, e, f) })
+}
+
+// tieBuckets is a group of selectors by the values one list of their
+// rules holds (uids, say), with those whose rules do not list it (wild):
+// two can tie only if they share a bucket or one is wild.
+type tieBuckets struct {
+	all   []tieAt
+	by    map[string][]tieAt
+	wild  []tieAt
+	pairs int // how many pairs each calls for
+}
+
+func (p *Policy) bucket(g []tieAt, values func(*Rule) []string) tieBuckets {
+	b := tieBuckets{all: g, by: map[string][]tieAt{}}
+	for _, e := range g {
+		vs := values(p.rules[e.rule])
+		if len(vs) == 0 {
+			b.wild = append(b.wild, e)
+		}
+		for _, v := range vs {
+			b.by[v] = append(b.by[v], e)
+		}
+	}
+	for _, in := range b.by {
+		b.pairs += len(in) * (len(in) - 1) / 2
+	}
+	b.pairs += len(b.wild) * (len(g) - 1)
+	return b
+}
+
+// each calls pair for each two selectors of all that share a bucket, or
+// of which one is wild (a pair may come more than once).
+func (b tieBuckets) each(pair func(e, f tieAt)) {
+	for _, in := range b.by {
+		for n, e := range in {
+			for _, f := range in[n+1:] {
+				pair(e, f)
+			}
+		}
+	}
+	for _, w := range b.wild {
+		for _, f := range b.all {
+			if f != w {
+				pair(w, f)
+			}
+		}
+	}
+}
+
+func uidsOf(r *Rule) []string {
+	if r.Subject == nil {
+		return nil
+	}
+	out := make([]string, len(r.Subject.UIDs))
+	for i, u := range r.Subject.UIDs {
+		out[i] = strconv.FormatUint(uint64(u), 10)
+	}
+	return out
+}
+
+func usersOf(r *Rule) []string {
+	if r.Subject == nil {
+		return nil
+	}
+	return r.Subject.Users
+}
+
+func modulesOf(r *Rule) []string {
+	if r.Module == nil {
+		return nil
+	}
+	return r.Module.SHA256
+}
+
+// globTies notes the ties among group g of globs, comparing only those
+// that could overlap (globsIntersect): each glob with those whose literal
+// heads begin with its head, or, when those pairs are fewer in all, with
+// those whose literal tails end with its tail. When more pairs than left
+// (taken from it) would be compared, it reports the group's first glob
+// instead.
+func (p *Policy) globTies(ties *tieSet, g []tieAt, left *int, el *errList) {
+	heads, tails := make([]string, len(g)), make([]string, len(g))
+	for i, e := range g {
+		heads[i], tails[i] = globEnds(p.rules[e.rule].Selectors[e.sel].Name)
+	}
+	ends, runs := heads, newKeyRuns(heads)
+	if byTail := newKeyRuns(tails); pairsIn(byTail, tails) < pairsIn(runs, heads) {
+		ends, runs = tails, byTail
+	}
+	n := pairsIn(runs, ends)
+	if n > *left {
+		s := p.rules[g[0].rule].Selectors[g[0].sel]
+		el.errs = append(el.errs, Error{Pos: s.Pos, Msg: fmt.Sprintf("resources: %s: the globs of %s rules for %s with as many literal characters as it could overlap in more than %d pairs, too many to check for ties; begin or end them with literal text that tells them apart", s, p.rules[g[0].rule].Type, s.Kind, *left)})
+		*left = 0
+		return
+	}
+	*left -= n
+	for i, end := range ends {
+		for _, j := range runs.run(end) {
+			if j != i {
+				p.noteTie(ties, g[i], g[j])
+			}
+		}
+	}
+}
+
+// pairsIn counts, for each of ends, the others in runs that begin with it.
+func pairsIn(runs keyRuns, ends []string) int {
+	n := 0
+	for _, end := range ends {
+		n += len(runs.run(end)) - 1
+	}
+	return n
+}
+
 // tieAt is selector sel of rule rule (indexes).
 type tieAt struct{ rule, sel int }
 
 // noteTie records in ties that the rules of e and f tie on their
 // selectors, if they do, keeping for each pair of rules the first tied
-// selectors in the order of their lists.
-func (p *Policy) noteTie(ties map[[2]int][2]int, e, f tieAt) {
+// selectors in the order of their lists; past maxTies pairs, it notes
+// only that there are more.
+func (p *Policy) noteTie(ties *tieSet, e, f tieAt) {
 	if e.rule == f.rule {
 		return
 	}
@@ -215,8 +380,13 @@ func (p *Policy) noteTie(ties map[[2]int][2]int, e, f tieAt) {
 		return
 	}
 	ab, at := [2]int{e.rule, f.rule}, [2]int{e.sel, f.sel}
-	if old, ok := ties[ab]; !ok || at[0] < old[0] || (at[0] == old[0] && at[1] < old[1]) {
-		ties[ab] = at
+	old, ok := ties.pairs[ab]
+	if !ok && len(ties.pairs) >= maxTies {
+		ties.more = true
+		return
+	}
+	if !ok || at[0] < old[0] || (at[0] == old[0] && at[1] < old[1]) {
+		ties.pairs[ab] = at
 	}
 }
 

@@ -3,6 +3,7 @@ package policies
 import (
 	"errors"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -118,6 +119,52 @@ func globsIntersect(p, q string) bool {
 		(strings.HasSuffix(pt, qt) || strings.HasSuffix(qt, pt))
 }
 
+// globEnds is glob's literal head, before its first '*', and its literal
+// tail, after its last, reversed: the names it matches begin with the
+// one, and reversed, with the other.
+func globEnds(glob string) (head, tailReversed string) {
+	return glob[:strings.IndexByte(glob, '*')], reverse(glob[strings.LastIndexByte(glob, '*')+1:])
+}
+
+// reverse is s with its bytes in reverse order.
+func reverse(s string) string {
+	b := []byte(s)
+	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
+		b[i], b[j] = b[j], b[i]
+	}
+	return string(b)
+}
+
+// keyRuns is strings sorted, each with its index in the list it was made
+// of: the strings that begin with a prefix are one run of it.
+type keyRuns struct {
+	keys []string
+	idx  []int
+}
+
+func newKeyRuns(keys []string) keyRuns {
+	k := keyRuns{keys: append([]string(nil), keys...), idx: make([]int, len(keys))}
+	for i := range k.idx {
+		k.idx[i] = i
+	}
+	sort.Sort(k)
+	return k
+}
+
+func (k keyRuns) Len() int           { return len(k.keys) }
+func (k keyRuns) Less(i, j int) bool { return k.keys[i] < k.keys[j] }
+func (k keyRuns) Swap(i, j int) {
+	k.keys[i], k.keys[j] = k.keys[j], k.keys[i]
+	k.idx[i], k.idx[j] = k.idx[j], k.idx[i]
+}
+
+// run is the indexes of the strings that begin with prefix.
+func (k keyRuns) run(prefix string) []int {
+	lo := sort.SearchStrings(k.keys, prefix)
+	n := sort.Search(len(k.keys)-lo, func(i int) bool { return !strings.HasPrefix(k.keys[lo+i], prefix) })
+	return k.idx[lo : lo+n]
+}
+
 // Resource kinds the language knows.
 var kinds = map[string]bool{"dir": true, "file": true, "sock": true, "listen": true, "chan": true}
 
@@ -147,6 +194,13 @@ func parseSelector(text string) (Selector, error) {
 		return Selector{}, errors.New("name " + quote(rest) + " " + err.Error())
 	}
 	return Selector{Kind: kind, Name: rest}, nil
+}
+
+// NameFits reports whether name can be a declared resource's name that
+// a selector names exactly: it keeps the name rule (checkName) and has
+// no '*', which a selector reads as a glob.
+func NameFits(name string) bool {
+	return checkName(name) == nil && !strings.Contains(name, "*")
 }
 
 // checkName is the grant grammar's rule for names (docs/GRANTS.md): 1–255

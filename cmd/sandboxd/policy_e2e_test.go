@@ -326,3 +326,42 @@ func TestDaemonGuestCannotPassOnItsSupervisorChannel(t *testing.T) {
 		t.Fatalf("relay of the supervisor channel: code %d, stdout %q (want hop1 76: ENOTCAPABLE), stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A deny rule that names a declared directory stops its host path given
+// inline, a path beneath it, and the directory that contains it.
+func TestRunDenyByNameStopsItsHostPath(t *testing.T) {
+	t.Parallel()
+	pdir, data := privateDir(t), privateDir(t)
+	reports := filepath.Join(data, "reports")
+	for _, d := range []string{filepath.Join(reports, "2026"), filepath.Join(data, "pub")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := filepath.Join(pdir, "run.hcl")
+	writePolicy(t, pdir, "run.hcl", `resource "dir" "reports" {
+  path = "`+reports+`"
+}
+grant "data" {
+  resources = ["dir:`+data+`"]
+}
+deny "reports" {
+  resources = ["dir:rep*"]
+}
+`)
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	if r := sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+filepath.Join(data, "pub"), hello); r.code != 7 || r.stdout != "hello\n" {
+		t.Fatalf("run with a directory beside the denied one: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	for _, tc := range []struct{ grant, reason string }{
+		{reports, `dir:` + reports + ` is denied by deny "reports": dir:reports is ` + reports},
+		{filepath.Join(reports, "2026"), `is denied by deny "reports": dir:reports is ` + reports},
+		{data, `dir:` + data + ` is denied by deny "reports": it contains dir:reports (` + reports + `), which a handle on it would reach`},
+	} {
+		r := sandboxd(t, "", "run", "--policy", policy, "--grant", "dir:"+tc.grant, hello)
+		if r.code != exitGrant || r.stdout != "" {
+			t.Fatalf("run --grant dir:%s: code %d, stdout %q, stderr %q; want %d and nothing run", tc.grant, r.code, r.stdout, r.stderr, exitGrant)
+		}
+		oneLine(t, r.stderr, tc.reason+" ("+policy+":7)")
+	}
+}

@@ -81,7 +81,8 @@ func (a *explainArgs) request() (policies.Request, error) {
 		return req, fmt.Errorf("want at least one --policy FILE")
 	}
 	var err error
-	if req.Kind, req.Name, req.Path, err = parseResource(a.grant); err != nil {
+	var gr daemon.Grant
+	if req.Kind, req.Name, req.Path, gr, err = parseResource(a.grant); err != nil {
 		return req, err
 	}
 	if req.Path != "" {
@@ -89,6 +90,12 @@ func (a *explainArgs) request() (policies.Request, error) {
 	}
 	if req.Rights, err = parseRightsList(a.rights); err != nil {
 		return req, err
+	}
+	// As the daemon asks: what the grant's kind holds, read-only or not.
+	if asked := gr.AskedRights(); req.Rights == 0 {
+		req.Rights = asked
+	} else if req.Rights &= asked; req.Rights == 0 {
+		return req, fmt.Errorf("--rights %s: a %s grant holds none of them", a.rights, a.grant)
 	}
 	if req.Module.Labels, err = parseLabels(a.labels); err != nil {
 		return req, err
@@ -102,26 +109,25 @@ func (a *explainArgs) request() (policies.Request, error) {
 // not part of it) and names its source as the daemon does: a dir or file
 // source with a "/" is a host path (made absolute), any other source a
 // declared resource's name.
-func parseResource(text string) (kind, name, path string, err error) {
+func parseResource(text string) (kind, name, path string, gr daemon.Grant, err error) {
 	if text == "" {
-		return "", "", "", fmt.Errorf("want --grant KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)")
+		return "", "", "", gr, fmt.Errorf("want --grant KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)")
 	}
 	kind, rest, ok := strings.Cut(text, ":")
 	switch {
 	case !ok || rest == "":
-		return "", "", "", fmt.Errorf("--grant %q: want KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)", text)
+		return "", "", "", gr, fmt.Errorf("--grant %q: want KIND:NAME (or dir:HOSTPATH, file:HOSTPATH)", text)
 	case !policies.IsKind(kind):
-		return "", "", "", fmt.Errorf("--grant %q: unknown kind %q: want dir, file, sock, listen or chan", text, kind)
+		return "", "", "", gr, fmt.Errorf("--grant %q: unknown kind %q: want dir, file, sock, listen or chan", text, kind)
 	}
-	gr, err := daemon.ParseGrant(text)
-	if err != nil {
-		return "", "", "", fmt.Errorf("--grant: %v", err)
+	if gr, err = daemon.ParseGrant(text); err != nil {
+		return "", "", "", gr, fmt.Errorf("--grant: %v", err)
 	}
 	if (kind == "dir" || kind == "file") && !daemon.IsResourceName(gr.Source) {
 		abs, err := filepath.Abs(gr.Source)
-		return kind, "", abs, err
+		return kind, "", abs, gr, err
 	}
-	return kind, gr.Source, "", nil
+	return kind, gr.Source, "", gr, nil
 }
 
 // parseRightsList reads comma-separated right names; empty is every right

@@ -222,3 +222,35 @@ func TestPolicyExplainReadsTheGrantGrammar(t *testing.T) {
 		}
 	}
 }
+
+// A read-only grant asks for no right that modifies anything, as the
+// daemon asks it (caps.GrantRights): explain shows the rights the daemon
+// would give it, not the rule's whole ceiling.
+func TestPolicyExplainAsksAReadOnlyGrantsRights(t *testing.T) {
+	top := t.TempDir()
+	pol := filepath.Join(top, "p.hcl")
+	if err := os.WriteFile(pol, []byte(fmt.Sprintf("grant \"top\" {\n  resources = [\"dir:%s\", \"file:%s\"]\n}\n", top, top)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	module := filepath.Join(top, "prog.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--grant", "dir:" + top + "/data:ro"},
+		{"--grant", "file:" + top + "/f=/f:ro"},
+		{"--grant", "dir:" + top + "/data:ro", "--rights", "fd_read,fd_write"},
+	} {
+		r := sandboxd(t, "", append(append([]string{"policy", "explain", "--policy", pol, "--json"}, args...), module)...)
+		var d struct {
+			Allowed bool
+			Rights  []string
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &d); err != nil || r.code != exitOK || !d.Allowed {
+			t.Fatalf("%v: code %d, stdout %q, stderr %q: %v", args, r.code, r.stdout, r.stderr, err)
+		}
+		if strings.Contains(strings.Join(d.Rights, ","), "fd_write") || len(d.Rights) == 0 {
+			t.Errorf("%v: rights %v, want the read-only rights the daemon would give", args, d.Rights)
+		}
+	}
+}

@@ -67,8 +67,7 @@ func reloadPolicy(log hclog.Logger, sup *daemon.Supervisor, dir string) {
 	sup.SetPolicy(p)
 	log.Info("policy reloaded", "policy", dir, "rules", len(p.Rules()), "resources", len(p.Resources()))
 	for _, d := range sup.NotAllowedBy(p) {
-		log.Warn("a live capability the reloaded policy would not grant: it stays until revoked (sandboxd revoke)",
-			"cap", d.Cap, "guest", d.Guest, "grant", d.Grant, "reason", d.Reason)
+		log.Warn(daemon.ReloadWarning, "cap", d.Cap, "guest", d.Guest, "grant", d.Grant, "reason", d.Reason)
 	}
 }
 
