@@ -69,12 +69,14 @@ RACE_PKGS = $(shell $(GO) list ./... | grep -v -e '/abi/sdk/' -e '/examples/')
 # serves 10,000 HTTP requests through a guest (daemon/http_e2e_test.go,
 # built only without -race): under the race detector the load alone takes
 # minutes, and the host code it crosses is race-checked by the socket and
-# poll tests.
+# poll tests. So does policies, for the loads of huge and tangled policy
+# files (policies/scale_test.go, built only without -race): they parse on
+# one goroutine, where the race detector finds nothing and costs minutes.
 #
 # -count=1: every run runs every test, never a result cached by an earlier one.
 gotest:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/... ./daemon/ ./examples/...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/... ./daemon/ ./policies/ ./examples/...
 
 # Every fuzz target in turn (scripts/fuzz.sh): FUZZTIME=5m for longer,
 # FUZZ='Policy|Grant' for some of them.
