@@ -154,18 +154,16 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	return pg, nil
 }
 
-// sourceOf names what gr asks for in the policy's terms. A dir or file
-// grant whose source is a bare word (no "/") names a resource the policy
-// declares, when it declares one; any other names its host path. A sock or
+// sourceOf names what gr asks for in the policy's terms. Under a policy a
+// dir or file grant whose source is a bare word (no "/") names a resource,
+// which the policy must declare; any other names its host path. A sock or
 // listen grant with an inline address has no name: kind "".
 func sourceOf(gr Grant, p *policies.Policy) grantSource {
 	kind := gr.Kind.String()
 	switch gr.Kind {
 	case GrantDir, GrantFile:
 		if p != nil && IsResourceName(gr.Source) {
-			if _, ok := p.Resource(kind, gr.Source); ok {
-				return grantSource{kind: kind, name: gr.Source}
-			}
+			return grantSource{kind: kind, name: gr.Source}
 		}
 		abs, err := filepath.Abs(gr.Source)
 		if err != nil {

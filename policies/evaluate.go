@@ -129,6 +129,9 @@ func resolve(p *Policy, req *Request) (string, *Resource, bool) {
 	if req.Name != "" {
 		what := req.Kind + ":" + req.Name
 		res := p.resources[resourceKey{req.Kind, req.Name}]
+		if res == nil && (req.Kind == "dir" || req.Kind == "file") {
+			return fmt.Sprintf("%s is not declared in the policy (a host path has a /: %s:./%s)", what, req.Kind, req.Name), nil, false
+		}
 		if res == nil {
 			return what + " is not declared in the policy", nil, false
 		}

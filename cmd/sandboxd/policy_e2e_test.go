@@ -315,6 +315,35 @@ deny "key" {
 	oneLine(t, r.stderr, `is denied by deny "key": it contains file:`+secret+", which a handle on it would reach ("+policy+":5)")
 }
 
+// Under a policy a bare word names a resource, with run as through the
+// daemon: one the policy does not declare is refused, not taken as a path
+// in the working directory, which policy explain would not have allowed.
+func TestRunPolicyTakesABareWordAsAResourceName(t *testing.T) {
+	t.Parallel()
+	pdir, work := privateDir(t), privateDir(t)
+	if err := os.Mkdir(filepath.Join(work, "reports"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(pdir, "run.hcl")
+	writePolicy(t, pdir, "run.hcl", `
+grant "all" {
+  resources = ["dir:/"]
+}
+`)
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	r := runBinaryIn(t, work, bin, "", "run", "--policy", policy, "--grant", "dir:reports", hello)
+	if r.code != exitGrant || r.stdout != "" {
+		t.Fatalf("run with an undeclared bare word: code %d, stdout %q; want %d and nothing run", r.code, r.stdout, exitGrant)
+	}
+	oneLine(t, r.stderr, "dir:reports is not declared in the policy (a host path has a /: dir:./reports)")
+	if r := runBinaryIn(t, work, bin, "", "run", "--policy", policy, "--grant", "dir:./reports", hello); r.code != 7 || r.stdout != "hello\n" {
+		t.Fatalf("run with the path written with a /: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runBinaryIn(t, work, bin, "", "policy", "explain", "--policy", policy, "--grant", "dir:reports", hello); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "not declared") {
+		t.Fatalf("policy explain of the same grant: code %d, stdout %q, stderr %q; want it denied as not declared", r.code, r.stdout, r.stderr)
+	}
+}
+
 // A guest's supervisor channel is how the daemon knows it: no guest may
 // pass its end on, with or without a policy.
 func TestDaemonGuestCannotPassOnItsSupervisorChannel(t *testing.T) {
