@@ -138,27 +138,11 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 // stdin, or a guest reading a copy passed to it, has no other way out.
 func (g *Guest) readStoppable(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
 	revoked, ended := c.Done(), g.ctx.Done()
-	total := 0
-	for _, b := range limitIOV(iov) {
-		if len(b) == 0 {
-			continue
-		}
-		n, err := s.ReadUntil(b, revoked, ended)
-		total += n
-		if err != nil {
-			if g.ctx.Err() != nil {
-				return 0, g.killed() // the guest unwinds, as from waitReady
-			}
-			if total > 0 {
-				return total, 0
-			}
-			return 0, caps.ErrnoOf(err)
-		}
-		if n < len(b) {
-			break
-		}
+	n, err := transferv(iov, func(b []byte, _ int) (int, error) { return s.ReadUntil(b, revoked, ended) })
+	if err != nil && g.ctx.Err() != nil {
+		return 0, g.killed() // the guest unwinds, as from waitReady
 	}
-	return total, 0
+	return movedOr(n, err)
 }
 
 // writev writes iov to c's resource, waiting while a pollable resource
@@ -231,18 +215,11 @@ func (g *Guest) writeStdio(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno
 // a client that does not read.
 func (g *Guest) writeStoppable(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
 	revoked, ended := c.Done(), g.ctx.Done()
-	total := 0
-	for _, b := range limitIOV(iov) {
-		n, err := s.WriteUntil(b, revoked, ended)
-		total += n
-		if err != nil {
-			if total > 0 {
-				return total, 0
-			}
-			return 0, caps.ErrnoOf(err)
-		}
+	n, err := transferv(iov, func(b []byte, _ int) (int, error) { return s.WriteUntil(b, revoked, ended) })
+	if err != nil && g.ctx.Err() != nil {
+		return 0, g.killed()
 	}
-	return total, 0
+	return movedOr(n, err)
 }
 
 func fdRead(g *Guest, m api.Memory, p []uint64) Errno {
@@ -318,24 +295,34 @@ func pwritev(c *caps.Cap, iov [][]byte, off int64) (int, Errno) {
 // from off on, stopping at the first short transfer. An error after some
 // bytes moved reports those bytes, as POSIX preadv/pwritev do.
 func positionalv(at func([]byte, int64) (int, error), iov [][]byte, off int64) (int, Errno) {
+	return movedOr(transferv(iov, func(b []byte, done int) (int, error) { return at(b, off+int64(done)) }))
+}
+
+// transferv moves each buffer of iov in turn through move (given the
+// bytes moved before it), stopping at the first error or short transfer.
+// It returns the bytes moved and the error that stopped it, if any.
+func transferv(iov [][]byte, move func(b []byte, done int) (int, error)) (int, error) {
 	total := 0
 	for _, b := range limitIOV(iov) {
 		if len(b) == 0 {
 			continue
 		}
-		n, err := at(b, off+int64(total))
+		n, err := move(b, total)
 		total += n
-		if err != nil {
-			if total > 0 {
-				return total, 0
-			}
-			return 0, caps.ErrnoOf(err)
-		}
-		if n < len(b) {
-			break
+		if err != nil || n < len(b) {
+			return total, err
 		}
 	}
-	return total, 0
+	return total, nil
+}
+
+// movedOr reports a transfer as POSIX does: the bytes moved, or, when
+// none were, the errno of the error that stopped it.
+func movedOr(n int, err error) (int, Errno) {
+	if err != nil && n == 0 {
+		return 0, caps.ErrnoOf(err)
+	}
+	return n, 0
 }
 
 func fdPread(g *Guest, m api.Memory, p []uint64) Errno {
