@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Brackets, braces, parentheses, templates and template directives nested
@@ -55,18 +54,8 @@ func TestManySelectorsLoad(t *testing.T) {
 		}
 		src.WriteString("]\n}\n")
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := Parse("p.hcl", []byte(src.String()))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("Parse of two rules of 60,000 paths each has not returned after 60s")
+	if _, err := parseWithin(t, "two rules of 60,000 paths each", src.String()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -110,23 +99,12 @@ func TestManyDenyNamesLoad(t *testing.T) {
 		src.WriteString("]\n  subject {\n    uids = [7]\n  }\n}\n")
 	}
 	src.WriteString("grant \"all\" {\n  resources = [\"dir:/\"]\n}\n")
-	done := make(chan Decision, 1)
-	go func() {
-		p, err := Parse("p.hcl", []byte(src.String()))
-		if err != nil {
-			t.Error(err)
-			done <- Decision{}
-			return
-		}
-		done <- Evaluate(p, Request{Op: OpGrant, Kind: "dir", Path: "/srv", Subject: Subject{UID: 7}})
-	}()
-	select {
-	case d := <-done:
-		if d.Allowed || !strings.Contains(d.Reason, "it contains dir:r") {
-			t.Fatalf("grant of /srv, which holds every denied resource:\n%s", d.Explain())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("Parse of 60,000 resources denied by name has not returned after 60s")
+	p, err := parseWithin(t, "60,000 resources denied by name", src.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Evaluate(p, Request{Op: OpGrant, Kind: "dir", Path: "/srv", Subject: Subject{UID: 7}}); d.Allowed || !strings.Contains(d.Reason, "it contains dir:r") {
+		t.Fatalf("grant of /srv, which holds every denied resource:\n%s", d.Explain())
 	}
 }
 
@@ -150,34 +128,17 @@ func TestManyDenyGlobsLoad(t *testing.T) {
 		src.WriteString("]\n}\n")
 		return src.String()
 	}
-	type result struct {
-		p   *Policy
-		err error
+	const what = "50,000 deny globs over 50,000 resources"
+	p, err := parseWithin(t, what, globs("dir:*%d-x"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	parse := func(src string) result {
-		done := make(chan result, 1)
-		go func() {
-			p, err := Parse("p.hcl", []byte(src))
-			done <- result{p, err}
-		}()
-		select {
-		case r := <-done:
-			return r
-		case <-time.After(60 * time.Second):
-			t.Fatal("Parse of 50,000 deny globs over 50,000 resources has not returned after 60s")
-		}
-		return result{}
-	}
-	r := parse(globs("dir:*%d-x"))
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if d := Evaluate(r.p, Request{Op: OpGrant, Kind: "dir", Path: "/srv/7"}); d.Allowed || d.Rule == nil || d.Rule.Name != "d" {
+	if d := Evaluate(p, Request{Op: OpGrant, Kind: "dir", Path: "/srv/7"}); d.Allowed || d.Rule == nil || d.Rule.Name != "d" {
 		t.Fatalf("dir:/srv/7, declared as r7-x, which *7-x names:\n%s", d.Explain())
 	}
-	r = parse(globs("dir:*%d*"))
-	if r.err == nil || !strings.Contains(r.err.Error(), "deny globs of dir and file are tried on more than") {
-		t.Fatalf("Parse of deny globs without head or tail: %v, want the bound on tries", r.err)
+	_, err = parseWithin(t, what, globs("dir:*%d*"))
+	if err == nil || !strings.Contains(err.Error(), "deny globs of dir and file are tried on more than") {
+		t.Fatalf("Parse of deny globs without head or tail: %v, want the bound on tries", err)
 	}
 }
 
@@ -194,18 +155,8 @@ func TestManyGlobsLoad(t *testing.T) {
 		}
 		src.WriteString("]\n}\n")
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := Parse("p.hcl", []byte(src.String()))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("Parse of two rules of 60,000 globs each has not returned after 60s")
+	if _, err := parseWithin(t, "two rules of 60,000 globs each", src.String()); err != nil {
+		t.Fatal(err)
 	}
 	// Globs that meet, found by their heads or by their tails.
 	for _, globs := range [][2]string{{"chan:a*b", "chan:ab*"}, {"chan:x-*", "chan:*-y"}, {"chan:*7", "chan:1*"}} {
@@ -240,18 +191,8 @@ func TestManyRulesForOneResourceLoad(t *testing.T) {
 		for i := range n {
 			fmt.Fprintf(&src, rule, i, i)
 		}
-		done := make(chan error, 1)
-		go func() {
-			_, err := Parse("p.hcl", []byte(src.String()))
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(60 * time.Second):
-			t.Fatalf("Parse of %d rules for chan:c has not returned after 60s", n)
-		}
-		return nil
+		_, err := parseWithin(t, fmt.Sprintf("%d rules for chan:c", n), src.String())
+		return err
 	}
 	if err := parse("grant \"g%d\" {\n  resources = [\"chan:c\"]\n  subject {\n    uids = [%d]\n  }\n}\n", 100_000); err != nil {
 		t.Fatal(err)
