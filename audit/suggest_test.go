@@ -14,22 +14,12 @@ import (
 // and a declared directory by name declares sock "db" and dir "reports",
 // grants them by those names, and loads.
 func TestSuggestReadsGrantsWithOptionsAndByName(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sha := strings.Repeat("ab", 32)
-	for _, r := range []Record{
+	path := logOf(t, []Record{
 		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dial", Name: "db", Holder: "g-1", Base: "fd_read|sock_accept", Edge: "grant", Origin: "sock:db:dial", Resource: "dial 127.0.0.1:5432"}},
 		{Type: TypeGrant, Cap: &CapRecord{ID: "c2", Kind: "dir", Name: "reports", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:reports:ro", Resource: "dir /srv/reports"}},
 		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "client.wasm", SHA256: sha, UID: 1000, Grants: []string{"sock:db:dial", "dir:reports:ro"}}},
-	} {
-		if _, err := l.Append(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
+	})
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -49,30 +39,20 @@ func TestSuggestReadsGrantsWithOptionsAndByName(t *testing.T) {
 // was, not as what the template makes of it (here "/srv/d" for a
 // directory beneath it: a dir: selector grants all of "/srv/d").
 func TestSuggestQuotesTemplateSequencesInPaths(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dirs := []string{"/srv/%{if false}d/sub%{endif}d", "/srv/e/${1}", "/srv/f/x$${1}%%{"}
 	var grants []string
+	var records []Record
 	for i, dir := range dirs {
 		origin := "dir:" + dir
 		grants = append(grants, origin)
-		if _, err := l.Append(Record{Type: TypeGrant, Cap: &CapRecord{ID: "c" + strconv.Itoa(i), Kind: "dir", Name: "d", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: origin, Resource: "dir " + dir}}); err != nil {
-			t.Fatal(err)
-		}
+		records = append(records, Record{Type: TypeGrant, Cap: &CapRecord{ID: "c" + strconv.Itoa(i), Kind: "dir", Name: "d", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: origin, Resource: "dir " + dir}})
 	}
 	// A declared resource's name may hold them too.
 	grants = append(grants, "dir:a${1}")
-	if _, err := l.Append(Record{Type: TypeGrant, Cap: &CapRecord{ID: "cn", Kind: "dir", Name: "d", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:a${1}", Resource: "dir /srv/g/${1}"}}); err != nil {
-		t.Fatal(err)
-	}
 	sha := strings.Repeat("ab", 32)
-	if _, err := l.Append(Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, UID: 1000, Grants: grants}}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	path := logOf(t, append(records,
+		Record{Type: TypeGrant, Cap: &CapRecord{ID: "cn", Kind: "dir", Name: "d", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:a${1}", Resource: "dir /srv/g/${1}"}},
+		Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, UID: 1000, Grants: grants}}))
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -100,11 +80,6 @@ func TestSuggestQuotesTemplateSequencesInPaths(t *testing.T) {
 // copy it was given and closes the original still holds a copy, so the
 // second delegation here is of the second copy alive at once.
 func TestSuggestCountsACopyClosedWhileItsDupIsHeld(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sha := strings.Repeat("ab", 32)
 	dir := CapRecord{Kind: "dir", Base: "fd_read", Resource: "dir /srv/data"}
 	capr := func(id, holder, parent, edge string) *CapRecord {
@@ -115,19 +90,14 @@ func TestSuggestCountsACopyClosedWhileItsDupIsHeld(t *testing.T) {
 		}
 		return &c
 	}
-	for _, r := range []Record{
+	path := logOf(t, []Record{
 		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "giver.wasm", SHA256: sha, UID: 1000}},
 		{Type: TypeGrant, Cap: capr("c1", "g-1", "", "grant")},
 		{Type: TypeDelegate, Cap: capr("c2", "g-2", "c1", "delegate")},
 		{Type: TypeDerive, Cap: capr("c3", "g-2", "c2", "dup")},
 		{Type: TypeClose, Cap: capr("c2", "g-2", "c1", "delegate")},
 		{Type: TypeDelegate, Cap: capr("c4", "g-3", "c1", "delegate")},
-	} {
-		if _, err := l.Append(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
+	})
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -149,11 +119,6 @@ func TestSuggestCountsACopyClosedWhileItsDupIsHeld(t *testing.T) {
 // policy cannot name) is declared under a name made of its address. The
 // suggestion loads.
 func TestSuggestDeclaresSocketsAsRecorded(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sha := strings.Repeat("ab", 32)
 	grants := []struct{ origin, kind, resource string }{
 		{"sock:db", "socket", "sock tcp 127.0.0.1:5432"},
@@ -162,17 +127,12 @@ func TestSuggestDeclaresSocketsAsRecorded(t *testing.T) {
 		{"listen:127.0.0.1:8080=web", "listener", "listen tcp 127.0.0.1:8080"},
 	}
 	var texts []string
+	var records []Record
 	for i, g := range grants {
 		texts = append(texts, g.origin)
-		rec := Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: g.kind, Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: g.origin, Resource: g.resource}}
-		if _, err := l.Append(rec); err != nil {
-			t.Fatal(err)
-		}
+		records = append(records, Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: g.kind, Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: g.origin, Resource: g.resource}})
 	}
-	if _, err := l.Append(Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "client.wasm", SHA256: sha, UID: 1000, Grants: texts}}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	path := logOf(t, append(records, Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "client.wasm", SHA256: sha, UID: 1000, Grants: texts}}))
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -200,13 +160,8 @@ func TestSuggestDeclaresSocketsAsRecorded(t *testing.T) {
 // lives on, as the daemon counts it: the suggestion allows the second
 // delegation the log shows.
 func TestSuggestCountsAClosedCopyADupKeeps(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sha := strings.Repeat("ab", 32)
-	for _, r := range []Record{
+	path := logOf(t, []Record{
 		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:/srv/data", Resource: "dir /srv/data"}},
 		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "giver.wasm", SHA256: sha, UID: 1000, Grants: []string{"dir:/srv/data"}}},
 		{Type: TypeDelegate, Cap: &CapRecord{ID: "c2", Kind: "dir", Base: "fd_read", Parent: "c1", Edge: "delegate", Resource: "dir /srv/data"}},
@@ -214,12 +169,7 @@ func TestSuggestCountsAClosedCopyADupKeeps(t *testing.T) {
 		{Type: TypeDerive, Cap: &CapRecord{ID: "c3", Kind: "dir", Holder: "g-2", Base: "fd_read", Parent: "c2", Edge: "dup"}},
 		{Type: TypeClose, Cap: &CapRecord{ID: "c2", Kind: "dir", Holder: "g-2", Base: "fd_read", Parent: "c1", Edge: "delegate"}},
 		{Type: TypeDelegate, Cap: &CapRecord{ID: "c4", Kind: "dir", Base: "fd_read", Parent: "c1", Edge: "delegate", Resource: "dir /srv/data"}},
-	} {
-		if _, err := l.Append(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
+	})
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -232,28 +182,19 @@ func TestSuggestCountsAClosedCopyADupKeeps(t *testing.T) {
 // Rule names stay unique when a name made unique by a number is also the
 // name another rule would have: the suggestion loads.
 func TestSuggestRuleNamesStayUnique(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	guests := []struct{ id, sha, channel string }{
 		{"g-1", strings.Repeat("ab", 32), "b"},
 		{"g-2", strings.Repeat("cd", 32), "b"},
 		{"g-3", strings.Repeat("ab", 32), "b-2"},
 	}
+	var records []Record
 	for i, g := range guests {
 		grant := "chan:" + g.channel
-		for _, r := range []Record{
-			{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "channel", Holder: g.id, Base: "fd_read", Edge: "grant", Origin: grant}},
-			{Type: TypeGuestStart, Guest: &GuestRecord{ID: g.id, Module: "a.wasm", SHA256: g.sha, UID: 1000, Grants: []string{grant}}},
-		} {
-			if _, err := l.Append(r); err != nil {
-				t.Fatal(err)
-			}
-		}
+		records = append(records,
+			Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "channel", Holder: g.id, Base: "fd_read", Edge: "grant", Origin: grant}},
+			Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: g.id, Module: "a.wasm", SHA256: g.sha, UID: 1000, Grants: []string{grant}}})
 	}
-	l.Close()
+	path := logOf(t, records)
 	if out, err := Suggest(path, ""); err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
 	}
@@ -263,24 +204,15 @@ func TestSuggestRuleNamesStayUnique(t *testing.T) {
 // with two, connections that reached each) is declared once, where it was
 // first seen: the suggestion loads.
 func TestSuggestDeclaresANamedResourceOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sha := strings.Repeat("ab", 32)
+	var records []Record
 	for i, ip := range []string{"10.0.0.7", "10.0.0.8"} {
 		id := fmt.Sprintf("g-%d", i)
-		for _, r := range []Record{
-			{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "socket", Holder: id, Base: "fd_read", Edge: "grant", Origin: "sock:db", Resource: "sock tcp " + ip + ":5432"}},
-			{Type: TypeGuestStart, Guest: &GuestRecord{ID: id, Module: "client.wasm", SHA256: sha, UID: uint32(1000 + i), Grants: []string{"sock:db"}}},
-		} {
-			if _, err := l.Append(r); err != nil {
-				t.Fatal(err)
-			}
-		}
+		records = append(records,
+			Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "socket", Holder: id, Base: "fd_read", Edge: "grant", Origin: "sock:db", Resource: "sock tcp " + ip + ":5432"}},
+			Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: id, Module: "client.wasm", SHA256: sha, UID: uint32(1000 + i), Grants: []string{"sock:db"}}})
 	}
-	l.Close()
+	path := logOf(t, records)
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -295,22 +227,12 @@ func TestSuggestDeclaresANamedResourceOnce(t *testing.T) {
 // suggested as the host path the log shows, not as a resource whose name
 // the policy refuses.
 func TestSuggestGrantsAPathNoResourceCouldBeNamed(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sha := strings.Repeat("ab", 32)
-	for _, r := range []Record{
+	path := logOf(t, []Record{
 		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Name: "a:b", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: `dir:a\:b`, Resource: "dir /home/u/a:b"}},
 		{Type: TypeGrant, Cap: &CapRecord{ID: "c2", Kind: "file", Name: "x*y", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "file:x*y", Resource: "file /home/u/x*y"}},
 		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, UID: 1000, Grants: []string{`dir:a\:b`, "file:x*y"}}},
-	} {
-		if _, err := l.Append(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
+	})
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -327,22 +249,12 @@ func TestSuggestGrantsAPathNoResourceCouldBeNamed(t *testing.T) {
 // empty"), so the suggestion says so in a comment instead of a rule that
 // does not load, and the rest of it loads.
 func TestSuggestPassesOverACopyWithNoRights(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sha := strings.Repeat("ab", 32)
-	for _, r := range []Record{
+	path := logOf(t, []Record{
 		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "giver.wasm", SHA256: sha, UID: 1000}},
 		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Base: "fd_read", Inheriting: "fd_read", Edge: "grant", Origin: "dir:/srv/data", Resource: "dir /srv/data"}},
 		{Type: TypeDelegate, Cap: &CapRecord{ID: "c2", Kind: "dir", Holder: "g-2", Parent: "c1", Base: "none", Inheriting: "none", Edge: "delegate", Resource: "dir /srv/data"}},
-	} {
-		if _, err := l.Append(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l.Close()
+	})
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -350,4 +262,21 @@ func TestSuggestPassesOverACopyWithNoRights(t *testing.T) {
 	if !strings.Contains(out, `grant "giver-dir-srv-data"`) || strings.Contains(out, "delegate \"") || !strings.Contains(out, "# giver.wasm passed dir:/srv/data on with no rights") {
 		t.Fatalf("want the grant, and a comment for the copy with no rights:\n%s", out)
 	}
+}
+
+// logOf writes records to a new audit log and returns its path.
+func logOf(t *testing.T, records []Record) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, r := range records {
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
 }
