@@ -185,24 +185,33 @@ grant "data" {
 	}
 }
 
-// When the audit log cannot be written, no guest starts and nothing is
-// granted or passed on: none of it could be recorded.
-func TestAuditLogFailureRefusesLaunchesGrantsAndDelegations(t *testing.T) {
+// supervisorLoggingABatchAFile is a supervisor whose audit log starts a
+// new file for each batch it writes, so that a directory made where one
+// of those files goes makes that batch, and the log, fail.
+func supervisorLoggingABatchAFile(t *testing.T) (*Supervisor, *audit.Log, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	// The next batch goes to a new file, and a directory is in its way.
-	if err := os.Mkdir(path+".1", 0o700); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { l.Close() })
 	s, err := New(context.Background(), Options{Audit: l})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close(context.Background())
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s, l, path
+}
+
+// When the audit log cannot be written, no guest starts and nothing is
+// granted or passed on: none of it could be recorded.
+func TestAuditLogFailureRefusesLaunchesGrantsAndDelegations(t *testing.T) {
+	s, _, path := supervisorLoggingABatchAFile(t)
+	// The next batch goes to a new file, and a directory is in its way.
+	if err := os.Mkdir(path+".1", 0o700); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	for i := 0; i < 2; i++ { // the failing launch, and one after it
 		_, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
@@ -234,17 +243,7 @@ func TestAuditLogFailureRefusesLaunchesGrantsAndDelegations(t *testing.T) {
 // returns answers every call with ENOTCAPABLE. Nothing usable is held that
 // the log does not show.
 func TestAuditLogFailureRevokesWhatAGuestMakesItself(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := New(context.Background(), Options{Audit: l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, l, path := supervisorLoggingABatchAFile(t)
 	d, err := caps.OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -282,17 +281,7 @@ func TestAuditLogFailureRevokesWhatAGuestMakesItself(t *testing.T) {
 // revoked as its receiver adopts it: the adopt record that would name its
 // holder cannot be written, and the log would show it held by no one.
 func TestAuditLogFailureRevokesWhatIsReceivedAfterIt(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := New(context.Background(), Options{Audit: l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, l, path := supervisorLoggingABatchAFile(t)
 	d, err := caps.OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -330,17 +319,7 @@ func TestAuditLogFailureRevokesWhatIsReceivedAfterIt(t *testing.T) {
 // would show the new program by, is lost. The program ran, unrecorded,
 // while the log named the one launched.
 func TestAuditLogFailureEndsAGuestBeforeTheProgramItExecsRuns(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := audit.Open(path, audit.Options{MaxFileBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	s, err := New(context.Background(), Options{Audit: l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, l, path := supervisorLoggingABatchAFile(t)
 	next := filepath.Join(t.TempDir(), "hello.wasm") // exits 7
 	if err := os.WriteFile(next, abitest.WAT(t, "abi/testdata/guests/hello.wat"), 0o644); err != nil {
 		t.Fatal(err)
