@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	capnp "capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon/server"
@@ -576,4 +578,64 @@ func TestOutputInFlightToOneClientIsBoundedOverAllItsSinks(t *testing.T) {
 	if inFlight > server.ConnOutputWindow {
 		t.Fatalf("%d bytes of output in flight to a client that reads none of it: more than the %d a connection may have", inFlight, server.ConnOutputWindow)
 	}
+}
+
+// A call the client cancels (sends Finish for) before the daemon has
+// returned it is still in progress in the daemon, which keeps it (here,
+// queued on a wait that has not returned) until it returns: it counts
+// against MaxOutstandingCalls until then, so that cancelling each call
+// does not let a client have more calls in progress than the limit.
+func TestCancelledCallsCountAsOutstandingUntilTheyReturn(t *testing.T) {
+	d := startDaemon(t, server.Limits{MaxOutstandingCalls: 8})
+	ctx := context.Background()
+	g, err := d.dial(t).Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		g.Kill(ctx, "test done")
+		g.Release()
+	}()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msgs := [][]byte{bootstrap(t, 0)}
+	add := func(b []byte, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, b)
+	}
+	guestID := func(seg *capnp.Segment) (capnp.Ptr, error) {
+		p, err := schemas.NewSupervisor_guest_Params(seg)
+		if err != nil {
+			return capnp.Ptr{}, err
+		}
+		return p.ToPtr(), p.SetId(g.ID())
+	}
+	add(rpctest.Call(1, 0, -1, schemas.Supervisor_TypeID, 2, guestID)) // guest(id)
+	add(rpctest.Call(2, 1, 0, schemas.Guest_TypeID, 1, nil))           // .wait(), which does not return
+	for q := uint32(3); q < 40; q++ {
+		add(rpctest.Call(q, 2, 0, schemas.Guest_TypeID, 0, nil)) // queued on the wait
+		add(rpctest.Finish(q))
+	}
+	add(rpctest.Call(100, 0, -1, schemas.Supervisor_TypeID, 7, nil)) // whoami
+	if _, err := nc.Write(bytes.Join(msgs, nil)); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard)) // only a hang reaches it
+	answered, err := rpctest.AwaitReturn(nc, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if answered {
+		t.Fatal("the daemon answered a client that had 39 calls in progress, past the limit of 8")
+	}
+	if want := "more than 8 calls outstanding"; !strings.Contains(d.logs.String(), want) {
+		t.Fatalf("no disconnect logged with %q; logs:\n%s", want, d.logs.String())
+	}
+	d.stillServes(t)
 }
