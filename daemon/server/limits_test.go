@@ -639,3 +639,55 @@ func TestCancelledCallsCountAsOutstandingUntilTheyReturn(t *testing.T) {
 	}
 	d.stillServes(t)
 }
+
+// hangUpOnWaitingLogs has a client make calls logs calls of a guest with
+// a full log, none of whose output it reads, and then close its socket
+// while they wait for it, the daemon's stream calls to it still queued.
+func hangUpOnWaitingLogs(t *testing.T, d *testDaemon, calls int) {
+	t.Helper()
+	ctx := context.Background()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &pausableConn{Conn: nc}
+	c, err := client.NewClient(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Release)
+	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
+		t.Fatalf("flood: %+v, %v", st, err)
+	}
+	pc.pause()
+	for range calls {
+		go g.LogsWith(ctx, client.LogsOptions{Stdout: io.Discard})
+	}
+	eventually(t, server.HangGuard, "every logs call waits for the client", func() bool {
+		_, waiting := server.ConnOutput(d.srv)
+		return waiting >= calls
+	})
+	nc.Close()
+	pc.resume()
+}
+
+// Close waits for the connections to end only until its context is done,
+// whatever holds one up.
+func TestServerCloseReturnsAtItsContextsEnd(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+	hangUpOnWaitingLogs(t, d, 64)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- d.srv.Close(ctx) }()
+	select {
+	case <-closed:
+	case <-time.After(server.HangGuard):
+		t.Fatal("Server.Close did not return when its context ended")
+	}
+}
