@@ -43,7 +43,7 @@ func (r *guestRecord) kill(reason string) {
 func (s *Server) watch(r *guestRecord) {
 	r.output.close()
 	if r.attached != nil {
-		r.attached.finish()
+		r.attached.finish(r.ctx)
 	}
 	r.cancel()
 	s.mu.Lock()
@@ -352,13 +352,23 @@ func (l *outputLimiter) give(n int64) {
 
 func (l *outputLimiter) Release() {}
 
-// finish waits until every call sent has been answered, then releases the
-// sink.
-func (o *outputSink) finish() {
+// finish waits until every call sent has been answered, or ctx ends,
+// then releases the sink. A connection shutting down fails the calls it
+// has not sent yet only once every call it serves has returned, so a call
+// finishing its sink (logs) must stop waiting when it is cancelled.
+func (o *outputSink) finish(ctx context.Context) {
 	if t := o.take(); o.await(t, writeStops{}) {
 		defer o.done(t)
 	}
-	_ = o.sink.WaitStreaming()
+	streamed := make(chan struct{})
+	go func() {
+		defer close(streamed)
+		_ = o.sink.WaitStreaming()
+	}()
+	select {
+	case <-streamed:
+	case <-ctx.Done():
+	}
 	o.sink.Release()
 }
 
@@ -507,7 +517,10 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 		}
 		break
 	}
-	sink.finish()
+	sink.finish(ctx)
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("logs of %s: %w", s.r.g.ID(), context.Cause(ctx))
+	}
 	if err != nil {
 		return err
 	}

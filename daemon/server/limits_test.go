@@ -644,6 +644,12 @@ func TestCancelledCallsCountAsOutstandingUntilTheyReturn(t *testing.T) {
 // a full log, none of whose output it reads, and then close its socket
 // while they wait for it, the daemon's stream calls to it still queued.
 func hangUpOnWaitingLogs(t *testing.T, d *testDaemon, calls int) {
+	hangUpOnWaitingLogsBeside(t, d, calls, func(*client.Client) {})
+}
+
+// hangUpOnWaitingLogsBeside is hangUpOnWaitingLogs with before first
+// called on the client.
+func hangUpOnWaitingLogsBeside(t *testing.T, d *testDaemon, calls int, before func(*client.Client)) {
 	t.Helper()
 	ctx := context.Background()
 	nc, err := net.Dial("unix", d.socket)
@@ -656,6 +662,7 @@ func hangUpOnWaitingLogs(t *testing.T, d *testDaemon, calls int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	before(c)
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
 	if err != nil {
 		t.Fatal(err)
@@ -690,4 +697,28 @@ func TestServerCloseReturnsAtItsContextsEnd(t *testing.T) {
 	case <-time.After(server.HangGuard):
 		t.Fatal("Server.Close did not return when its context ended")
 	}
+}
+
+// A client that goes away while its logs calls wait for it to read their
+// output is cleaned up after as any other: the calls end, and the guests
+// it launched without detach are killed.
+func TestAClientGoneWhileItsLogsCallsWaitIsCleanedUpAfter(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+	var owned string
+	hangUpOnWaitingLogsBeside(t, d, 64, func(c *client.Client) {
+		g, err := c.Launch(context.Background(), client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(g.Release)
+		owned = g.ID()
+	})
+	eventually(t, server.HangGuard, "the guest of the client gone is killed", func() bool {
+		g, ok := d.sup.Guest(owned)
+		if !ok {
+			return false
+		}
+		running, _ := g.Status()
+		return !running
+	})
 }

@@ -40,7 +40,7 @@ func stuckOutput(t *testing.T) (o *outputSink, sink *stuckSink, answer func()) {
 	answer = func() {
 		once.Do(func() {
 			close(sink.release)
-			o.finish()
+			o.finish(context.Background())
 		})
 	}
 	t.Cleanup(func() {
@@ -208,7 +208,7 @@ func concurrentHolders(t *testing.T, checkTimes bool) {
 			}()
 		}
 		wg.Wait()
-		o.finish()
+		o.finish(context.Background())
 		cancel()
 		var kept []byte
 		chunks, _, _, _, _ := log.readFrom(0)
