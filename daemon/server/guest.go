@@ -490,10 +490,13 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 	if lost {
 		off = 0 // readFrom counts what was dropped
 	}
+	end := s.r.output.size() // without follow, where the output ends
 	var dropped uint64
 	var err error
 	for {
-		chunks, next, d, grew, closed := s.r.output.readFrom(off)
+		// A piece at a time: a call waiting for the client holds one
+		// piece of the log, not a copy of all of it.
+		chunks, next, d, grew, closed := s.r.output.readFrom(off, maxOutputCall)
 		dropped += d
 		off = next
 		for _, ch := range chunks {
@@ -501,11 +504,11 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 				sink.write(sink.take(), ch.stream, ch.data, ch.time, writeStops{})
 			}
 		}
-		if !follow || (closed && len(chunks) == 0) {
-			break
+		if len(chunks) > 0 && (follow || off < end) {
+			continue // there may be more kept already
 		}
-		if closed {
-			continue // read what arrived before the close
+		if !follow || closed {
+			break
 		}
 		select {
 		case <-grew:

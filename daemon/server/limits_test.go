@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -721,4 +722,68 @@ func TestAClientGoneWhileItsLogsCallsWaitIsCleanedUpAfter(t *testing.T) {
 		running, _ := g.Status()
 		return !running
 	})
+}
+
+// A logs call waiting for a client that does not read holds little more
+// than the piece of the kept output it is sending, not a copy of all of
+// it: a client making many logs calls of a guest with a full log cannot
+// have the daemon hold its log (1 MiB) once for each.
+func TestLogsCallsWaitingForTheClientHoldLittleOfTheLog(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+	ctx := context.Background()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &pausableConn{Conn: nc}
+	defer pc.resume()
+	c, err := client.NewClient(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
+		t.Fatalf("flood: %+v, %v", st, err)
+	}
+	const calls = 64
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	defer pc.resume()
+	pc.pause()
+	before := heapInUse()
+	for range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.LogsWith(lctx, client.LogsOptions{Stdout: io.Discard})
+		}()
+	}
+	eventually(t, server.HangGuard, "every logs call waits for the client", func() bool {
+		_, waiting := server.ConnOutput(d.srv)
+		return waiting >= calls
+	})
+	// In flight, at most the connection's window; beside it each call
+	// may hold a call's worth twice (its piece of the log, and the
+	// message made of it, sent before the window stops it), and some MiB
+	// are the rest of the daemon and the client. A copy of the log for
+	// each call would be 64 MiB.
+	bound := server.ConnOutputWindow + calls*2*server.MaxOutputCall + 8<<20
+	if held := heapInUse() - before; held > uint64(bound) {
+		t.Fatalf("%d logs calls waiting for a client that reads nothing hold %d MiB, more than %d MiB", calls, held>>20, bound>>20)
+	}
+}
+
+// heapInUse is the bytes of the heap's live objects, after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -211,7 +212,7 @@ func concurrentHolders(t *testing.T, checkTimes bool) {
 		o.finish(context.Background())
 		cancel()
 		var kept []byte
-		chunks, _, _, _, _ := log.readFrom(0)
+		chunks, _, _, _, _ := log.readFrom(0, math.MaxUint64)
 		for _, c := range chunks {
 			kept = append(kept, c.data...)
 		}
