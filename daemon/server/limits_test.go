@@ -729,6 +729,21 @@ func TestAClientGoneWhileItsLogsCallsWaitIsCleanedUpAfter(t *testing.T) {
 // it: a client making many logs calls of a guest with a full log cannot
 // have the daemon hold its log (1 MiB) once for each.
 func TestLogsCallsWaitingForTheClientHoldLittleOfTheLog(t *testing.T) {
+	const calls = 64
+	// In flight, at most the connection's window; beside it each call
+	// may hold a call's worth twice (its piece of the log, and the
+	// message made of it), and some MiB are the rest of the daemon and
+	// the client. A copy of the log for each call would be 64 MiB.
+	bound := server.ConnOutputWindow + calls*2*server.MaxOutputCall + 8<<20
+	if held := heldByWaitingLogs(t, calls); held > uint64(bound) {
+		t.Fatalf("%d logs calls waiting for a client that reads nothing hold %d MiB, more than %d MiB", calls, held>>20, bound>>20)
+	}
+}
+
+// heldByWaitingLogs is the heap a client's logs calls of a guest with a
+// full log hold, once all of them wait for the client, which reads
+// nothing.
+func heldByWaitingLogs(t *testing.T, calls int) uint64 {
 	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
 	ctx := context.Background()
 	nc, err := net.Dial("unix", d.socket)
@@ -750,7 +765,6 @@ func TestLogsCallsWaitingForTheClientHoldLittleOfTheLog(t *testing.T) {
 	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
 		t.Fatalf("flood: %+v, %v", st, err)
 	}
-	const calls = 64
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -769,13 +783,17 @@ func TestLogsCallsWaitingForTheClientHoldLittleOfTheLog(t *testing.T) {
 		_, waiting := server.ConnOutput(d.srv)
 		return waiting >= calls
 	})
-	// In flight, at most the connection's window; beside it each call
-	// may hold a call's worth twice (its piece of the log, and the
-	// message made of it, sent before the window stops it), and some MiB
-	// are the rest of the daemon and the client. A copy of the log for
-	// each call would be 64 MiB.
-	bound := server.ConnOutputWindow + calls*2*server.MaxOutputCall + 8<<20
-	if held := heapInUse() - before; held > uint64(bound) {
+	return heapInUse() - before
+}
+
+// Output waiting for a client waits before it is sent, not after: the
+// daemon has at most a connection's window of output queued for a client
+// that reads none of it, however many of its logs calls (or attached
+// guests) wait. (go-capnp asks a flow limiter only once a call is sent.)
+func TestOutputWaitingForAClientIsNotQueuedPastTheWindow(t *testing.T) {
+	const calls = 256
+	bound := server.ConnOutputWindow + 8<<20
+	if held := heldByWaitingLogs(t, calls); held > uint64(bound) {
 		t.Fatalf("%d logs calls waiting for a client that reads nothing hold %d MiB, more than %d MiB", calls, held>>20, bound>>20)
 	}
 }
