@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -525,5 +526,46 @@ func TestDialOfADaemonThatNeverAnswersFailsAtItsBound(t *testing.T) {
 	defer c.Close()
 	if _, err := c.Whoami(context.Background()); err != nil {
 		t.Fatalf("Whoami after the dial's context ended: %v", err)
+	}
+}
+
+// endless is a standard input that ends only after limit bytes, and says
+// when they have been read.
+type endless struct {
+	read  atomic.Int64
+	limit int64
+	over  chan struct{}
+	once  sync.Once
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.read.Add(int64(len(p))) > e.limit {
+		e.once.Do(func() { close(e.over) })
+		return 0, io.EOF
+	}
+	return len(p), nil
+}
+
+// A standard input streamed to a guest that does not read it is read only
+// a window ahead of the guest: the client waits for the guest, as a
+// pipe's writer does, rather than reading all of it into its memory.
+func TestStreamedStdinIsReadOnlyAWindowAheadOfTheGuest(t *testing.T) {
+	c := dial(t, serve(t))
+	ctx := context.Background()
+	in := &endless{limit: 64 << 20, over: make(chan struct{})}
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, "daemon/testdata/guests/sleep_poll.wat"), StdinStream: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	guard := time.After(hangGuard)
+	for client.StdinWaiting(g) == 0 {
+		select {
+		case <-in.over:
+			t.Fatalf("the client read %d MiB of stdin for a guest that reads none of it", in.read.Load()>>20)
+		case <-guard:
+			t.Fatal("the client's stdin writes never waited for the guest")
+		case <-time.After(time.Millisecond):
+		}
 	}
 }

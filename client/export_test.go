@@ -25,3 +25,12 @@ func SetDialTimeout(d time.Duration) (restore func()) {
 	dialTimeout = d
 	return func() { dialTimeout = old }
 }
+
+// StdinWaiting is how many writes of g's streamed stdin wait for the guest
+// to read what was sent before them.
+func StdinWaiting(g *Guest) int {
+	if g.stdin == nil {
+		return 0
+	}
+	return int(g.stdin.waiting.Load())
+}

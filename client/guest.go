@@ -37,6 +37,9 @@ type Guest struct {
 	// and WaitStreaming on one client may not overlap (Wait and Kill on
 	// two goroutines both flush).
 	flushMu sync.Mutex
+	// stdin limits the writes of LaunchRequest.StdinStream in flight; nil
+	// without one.
+	stdin *stdinLimiter
 
 	releaseOnce sync.Once
 }

@@ -102,7 +102,8 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 				c.keepOutput(g)
 			}
 			if req.StdinStream != nil && r.HasStdin() {
-				go pumpStdin(req.StdinStream, r.Stdin().AddRef())
+				g.stdin = newStdinLimiter()
+				go pumpStdin(req.StdinStream, r.Stdin().AddRef(), g.stdin)
 			}
 			return g, nil
 		}

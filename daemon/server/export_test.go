@@ -94,3 +94,6 @@ func ConnOutput(s *Server) (inFlight int64, waiting int) {
 
 // ConnOutputWindow is the most guest output in flight to one client.
 const ConnOutputWindow = connOutputWindow
+
+// MaxOutputCall is the most output one stream call to a client carries.
+const MaxOutputCall = maxOutputCall

@@ -43,7 +43,7 @@ func (r *guestRecord) kill(reason string) {
 func (s *Server) watch(r *guestRecord) {
 	r.output.close()
 	if r.attached != nil {
-		r.attached.finish()
+		r.attached.finish(r.ctx)
 	}
 	r.cancel()
 	s.mu.Lock()
@@ -118,6 +118,8 @@ type outputSink struct {
 const (
 	outputWindow  = 256 << 10
 	maxOutputCall = 64 << 10
+	// callOverhead is what a stream call's message counts beyond its data.
+	callOverhead = 1 << 10
 	// connOutputWindow bounds the output in flight on all the sinks of one
 	// connection together (16 sinks' windows): a client's many sinks
 	// (attached guests, logs calls) cannot each queue a window's worth in
@@ -214,11 +216,16 @@ func (o *outputSink) write(t uint64, st stream, p []byte, at int64, stop writeSt
 	for len(p) > 0 && !o.failed {
 		n := min(len(p), maxOutputCall)
 		chunk := p[:n]
+		if o.lim.reserve(o.ctx, int64(n)+callOverhead, stop) != nil {
+			o.failed = true
+			break
+		}
 		err := o.sink.Write(o.ctx, func(a schemas.OutputSink_write_Params) error {
 			a.SetStream(schemas.StdStream(st))
 			a.SetTime(at)
 			return a.SetData(chunk)
 		})
+		o.lim.unreserve() // if the call was not sent
 		// go-capnp asks the flow limiter after a call is sent and ignores
 		// its error: a wait that ended early shows only here.
 		if err != nil || o.lim.takeCutShort() {
@@ -257,6 +264,9 @@ type outputLimiter struct {
 	// conn is the limiter of the connection the sink is on, whose window
 	// bounds the bytes in flight on all its sinks together; nil for none.
 	conn *outputLimiter
+	// reserved is the room reserve took for the next call, which its
+	// StartMessage counts it by.
+	reserved int64
 }
 
 func newOutputLimiter(window int64) *outputLimiter {
@@ -269,29 +279,77 @@ func (l *outputLimiter) setStop(stop writeStops) {
 	l.mu.Unlock()
 }
 
-func (l *outputLimiter) StartMessage(ctx context.Context, size uint64) (gotResponse func(), err error) {
-	n := min(int64(size), l.window) // a call larger than the window waits for all of it
+// reserve waits until the sink's window, and its connection's, have room
+// for a call of n bytes, and takes it for the next call, unless room is
+// reserved already. go-capnp asks the flow limiter (StartMessage) only
+// once it has sent the call, so a call that waited there would be queued
+// for the client past the window: the sink's writer reserves first.
+func (l *outputLimiter) reserve(ctx context.Context, n int64, stop writeStops) error {
 	l.mu.Lock()
-	stop := l.stop
+	held := l.reserved > 0
 	l.mu.Unlock()
-	err = l.take(ctx, n, stop, l.conn)
+	if held {
+		return nil
+	}
+	n = min(n, l.window)
+	if err := l.takeBoth(ctx, n, stop); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.reserved = n
+	l.mu.Unlock()
+	return nil
+}
+
+// takeBoth takes n bytes of the sink's window and then of its
+// connection's, or neither.
+func (l *outputLimiter) takeBoth(ctx context.Context, n int64, stop writeStops) error {
+	err := l.take(ctx, n, stop, l.conn)
 	if err == nil && l.conn != nil {
 		if err = l.conn.take(ctx, n, stop, nil); err != nil {
 			l.give(n)
 		}
 	}
-	if err != nil {
+	return err
+}
+
+// StartMessage counts a call sent by the room reserved for it, or if none
+// was, waits for room as reserve does.
+func (l *outputLimiter) StartMessage(ctx context.Context, size uint64) (gotResponse func(), err error) {
+	n := min(int64(size), l.window) // a call larger than the window waits for all of it
+	l.mu.Lock()
+	stop, reserved := l.stop, l.reserved
+	l.reserved = 0
+	l.mu.Unlock()
+	if reserved > 0 {
+		n = reserved
+	} else if err = l.takeBoth(ctx, n, stop); err != nil {
 		l.mu.Lock()
 		l.cutShort = true
 		l.mu.Unlock()
 		return nil, err
 	}
-	return func() {
-		l.give(n)
-		if l.conn != nil {
-			l.conn.give(n)
-		}
-	}, nil
+	return func() { l.giveBoth(n) }, nil
+}
+
+// unreserve gives back the room reserved and not counted by a call (none
+// was sent, or the stream had failed).
+func (l *outputLimiter) unreserve() {
+	l.mu.Lock()
+	n := l.reserved
+	l.reserved = 0
+	l.mu.Unlock()
+	if n > 0 {
+		l.giveBoth(n)
+	}
+}
+
+// giveBoth gives n bytes back to the sink's window and its connection's.
+func (l *outputLimiter) giveBoth(n int64) {
+	l.give(n)
+	if l.conn != nil {
+		l.conn.give(n)
+	}
 }
 
 // take waits until n bytes of the window are free, and takes them; or
@@ -352,13 +410,23 @@ func (l *outputLimiter) give(n int64) {
 
 func (l *outputLimiter) Release() {}
 
-// finish waits until every call sent has been answered, then releases the
-// sink.
-func (o *outputSink) finish() {
+// finish waits until every call sent has been answered, or ctx ends,
+// then releases the sink. A connection shutting down fails the calls it
+// has not sent yet only once every call it serves has returned, so a call
+// finishing its sink (logs) must stop waiting when it is cancelled.
+func (o *outputSink) finish(ctx context.Context) {
 	if t := o.take(); o.await(t, writeStops{}) {
 		defer o.done(t)
 	}
-	_ = o.sink.WaitStreaming()
+	streamed := make(chan struct{})
+	go func() {
+		defer close(streamed)
+		_ = o.sink.WaitStreaming()
+	}()
+	select {
+	case <-streamed:
+	case <-ctx.Done():
+	}
 	o.sink.Release()
 }
 
@@ -480,10 +548,17 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 	if lost {
 		off = 0 // readFrom counts what was dropped
 	}
+	end := s.r.output.size() // without follow, where the output ends
 	var dropped uint64
 	var err error
 	for {
-		chunks, next, d, grew, closed := s.r.output.readFrom(off)
+		// A piece at a time, once there is room to send it: a call
+		// waiting for the client holds no copy of the log.
+		if sink.lim.reserve(ctx, maxOutputCall+callOverhead, writeStops{}) != nil {
+			err = fmt.Errorf("logs of %s: %w", s.r.g.ID(), context.Cause(ctx))
+			break
+		}
+		chunks, next, d, grew, closed := s.r.output.readFrom(off, maxOutputCall)
 		dropped += d
 		off = next
 		for _, ch := range chunks {
@@ -491,11 +566,12 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 				sink.write(sink.take(), ch.stream, ch.data, ch.time, writeStops{})
 			}
 		}
-		if !follow || (closed && len(chunks) == 0) {
-			break
+		if len(chunks) > 0 && (follow || off < end) {
+			continue // there may be more kept already
 		}
-		if closed {
-			continue // read what arrived before the close
+		sink.lim.unreserve() // not held while waiting for output
+		if !follow || closed {
+			break
 		}
 		select {
 		case <-grew:
@@ -507,7 +583,10 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 		}
 		break
 	}
-	sink.finish()
+	sink.finish(ctx)
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("logs of %s: %w", s.r.g.ID(), context.Cause(ctx))
+	}
 	if err != nil {
 		return err
 	}

@@ -1,18 +1,21 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	capnp "capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
 	"github.com/sandboxd/sandboxd/daemon/server"
@@ -576,4 +579,229 @@ func TestOutputInFlightToOneClientIsBoundedOverAllItsSinks(t *testing.T) {
 	if inFlight > server.ConnOutputWindow {
 		t.Fatalf("%d bytes of output in flight to a client that reads none of it: more than the %d a connection may have", inFlight, server.ConnOutputWindow)
 	}
+}
+
+// A call the client cancels (sends Finish for) before the daemon has
+// returned it is still in progress in the daemon, which keeps it (here,
+// queued on a wait that has not returned) until it returns: it counts
+// against MaxOutstandingCalls until then, so that cancelling each call
+// does not let a client have more calls in progress than the limit.
+func TestCancelledCallsCountAsOutstandingUntilTheyReturn(t *testing.T) {
+	d := startDaemon(t, server.Limits{MaxOutstandingCalls: 8})
+	ctx := context.Background()
+	g, err := d.dial(t).Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		g.Kill(ctx, "test done")
+		g.Release()
+	}()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msgs := [][]byte{bootstrap(t, 0)}
+	add := func(b []byte, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, b)
+	}
+	guestID := func(seg *capnp.Segment) (capnp.Ptr, error) {
+		p, err := schemas.NewSupervisor_guest_Params(seg)
+		if err != nil {
+			return capnp.Ptr{}, err
+		}
+		return p.ToPtr(), p.SetId(g.ID())
+	}
+	add(rpctest.Call(1, 0, -1, schemas.Supervisor_TypeID, 2, guestID)) // guest(id)
+	add(rpctest.Call(2, 1, 0, schemas.Guest_TypeID, 1, nil))           // .wait(), which does not return
+	for q := uint32(3); q < 40; q++ {
+		add(rpctest.Call(q, 2, 0, schemas.Guest_TypeID, 0, nil)) // queued on the wait
+		add(rpctest.Finish(q))
+	}
+	add(rpctest.Call(100, 0, -1, schemas.Supervisor_TypeID, 7, nil)) // whoami
+	if _, err := nc.Write(bytes.Join(msgs, nil)); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard)) // only a hang reaches it
+	answered, err := rpctest.AwaitReturn(nc, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if answered {
+		t.Fatal("the daemon answered a client that had 39 calls in progress, past the limit of 8")
+	}
+	if want := "more than 8 calls outstanding"; !strings.Contains(d.logs.String(), want) {
+		t.Fatalf("no disconnect logged with %q; logs:\n%s", want, d.logs.String())
+	}
+	d.stillServes(t)
+}
+
+// hangUpOnWaitingLogs has a client make calls logs calls of a guest with
+// a full log, none of whose output it reads, and then close its socket
+// while they wait for it, the daemon's stream calls to it still queued.
+func hangUpOnWaitingLogs(t *testing.T, d *testDaemon, calls int) {
+	hangUpOnWaitingLogsBeside(t, d, calls, func(*client.Client) {})
+}
+
+// hangUpOnWaitingLogsBeside is hangUpOnWaitingLogs with before first
+// called on the client.
+func hangUpOnWaitingLogsBeside(t *testing.T, d *testDaemon, calls int, before func(*client.Client)) {
+	t.Helper()
+	ctx := context.Background()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &pausableConn{Conn: nc}
+	c, err := client.NewClient(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	before(c)
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Release)
+	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
+		t.Fatalf("flood: %+v, %v", st, err)
+	}
+	pc.pause()
+	for range calls {
+		go g.LogsWith(ctx, client.LogsOptions{Stdout: io.Discard})
+	}
+	eventually(t, server.HangGuard, "every logs call waits for the client", func() bool {
+		_, waiting := server.ConnOutput(d.srv)
+		return waiting >= calls
+	})
+	nc.Close()
+	pc.resume()
+}
+
+// Close waits for the connections to end only until its context is done,
+// whatever holds one up.
+func TestServerCloseReturnsAtItsContextsEnd(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+	hangUpOnWaitingLogs(t, d, 64)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- d.srv.Close(ctx) }()
+	select {
+	case <-closed:
+	case <-time.After(server.HangGuard):
+		t.Fatal("Server.Close did not return when its context ended")
+	}
+}
+
+// A client that goes away while its logs calls wait for it to read their
+// output is cleaned up after as any other: the calls end, and the guests
+// it launched without detach are killed.
+func TestAClientGoneWhileItsLogsCallsWaitIsCleanedUpAfter(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+	var owned string
+	hangUpOnWaitingLogsBeside(t, d, 64, func(c *client.Client) {
+		g, err := c.Launch(context.Background(), client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(g.Release)
+		owned = g.ID()
+	})
+	eventually(t, server.HangGuard, "the guest of the client gone is killed", func() bool {
+		g, ok := d.sup.Guest(owned)
+		if !ok {
+			return false
+		}
+		running, _ := g.Status()
+		return !running
+	})
+}
+
+// A logs call waiting for a client that does not read holds little more
+// than the piece of the kept output it is sending, not a copy of all of
+// it: a client making many logs calls of a guest with a full log cannot
+// have the daemon hold its log (1 MiB) once for each.
+func TestLogsCallsWaitingForTheClientHoldLittleOfTheLog(t *testing.T) {
+	const calls = 64
+	// In flight, at most the connection's window; beside it each call
+	// may hold a call's worth twice (its piece of the log, and the
+	// message made of it), and some MiB are the rest of the daemon and
+	// the client. A copy of the log for each call would be 64 MiB.
+	bound := server.ConnOutputWindow + calls*2*server.MaxOutputCall + 8<<20
+	if held := heldByWaitingLogs(t, calls); held > uint64(bound) {
+		t.Fatalf("%d logs calls waiting for a client that reads nothing hold %d MiB, more than %d MiB", calls, held>>20, bound>>20)
+	}
+}
+
+// heldByWaitingLogs is the heap a client's logs calls of a guest with a
+// full log hold, once all of them wait for the client, which reads
+// nothing.
+func heldByWaitingLogs(t *testing.T, calls int) uint64 {
+	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+	ctx := context.Background()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &pausableConn{Conn: nc}
+	defer pc.resume()
+	c, err := client.NewClient(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
+		t.Fatalf("flood: %+v, %v", st, err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	defer pc.resume()
+	pc.pause()
+	before := heapInUse()
+	for range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.LogsWith(lctx, client.LogsOptions{Stdout: io.Discard})
+		}()
+	}
+	eventually(t, server.HangGuard, "every logs call waits for the client", func() bool {
+		_, waiting := server.ConnOutput(d.srv)
+		return waiting >= calls
+	})
+	return heapInUse() - before
+}
+
+// Output waiting for a client waits before it is sent, not after: the
+// daemon has at most a connection's window of output queued for a client
+// that reads none of it, however many of its logs calls (or attached
+// guests) wait. (go-capnp asks a flow limiter only once a call is sent.)
+func TestOutputWaitingForAClientIsNotQueuedPastTheWindow(t *testing.T) {
+	const calls = 256
+	bound := server.ConnOutputWindow + 8<<20
+	if held := heldByWaitingLogs(t, calls); held > uint64(bound) {
+		t.Fatalf("%d logs calls waiting for a client that reads nothing hold %d MiB, more than %d MiB", calls, held>>20, bound>>20)
+	}
+}
+
+// heapInUse is the bytes of the heap's live objects, after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

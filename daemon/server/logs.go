@@ -142,32 +142,42 @@ func (l *outputLog) close() {
 	}
 }
 
-// readFrom returns copies of the output after offset from, the offset to
-// read from next, how many bytes after from were already discarded, a
-// channel closed when more output arrives, and whether the log is closed
-// (no more output will come).
-func (l *outputLog) readFrom(from uint64) (chunks []outputChunk, next, dropped uint64, grew <-chan struct{}, closed bool) {
+// readFrom returns copies of the output after offset from, at most limit
+// bytes of it, the offset to read from next, how many bytes after from
+// were already discarded, a channel closed when more output arrives, and
+// whether the log is closed (no more output will come).
+func (l *outputLog) readFrom(from, limit uint64) (chunks []outputChunk, next, dropped uint64, grew <-chan struct{}, closed bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if from < l.start {
 		dropped = l.start - from
 		from = l.start
 	}
-	off := l.start
+	off, next := l.start, from
 	for _, c := range l.chunks {
 		n := uint64(len(c.data))
-		if off+n <= from {
+		if off+n <= next {
 			off += n
 			continue
 		}
-		skip := uint64(0)
-		if from > off {
-			skip = from - off
+		if limit == 0 {
+			break
 		}
-		chunks = append(chunks, outputChunk{stream: c.stream, data: append([]byte(nil), c.data[skip:]...), time: c.time})
+		data := c.data[next-off:]
+		data = data[:min(uint64(len(data)), limit)]
+		chunks = append(chunks, outputChunk{stream: c.stream, data: bytes.Clone(data), time: c.time})
+		limit -= uint64(len(data))
+		next += uint64(len(data))
 		off += n
 	}
-	return chunks, l.end, dropped, l.grew, l.closed
+	return chunks, next, dropped, l.grew, l.closed
+}
+
+// size is the offset after the last byte written.
+func (l *outputLog) size() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.end
 }
 
 // logQuery is what a reader of the log asks for (Guest.logs' parameters).

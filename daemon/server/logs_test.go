@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -8,7 +9,7 @@ import (
 // readAll returns the kept output after offset from as "o:…" / "e:…"
 // pieces, and what readFrom reports with it.
 func readAll(l *outputLog, from uint64) (string, uint64, uint64, bool) {
-	chunks, next, dropped, _, closed := l.readFrom(from)
+	chunks, next, dropped, _, closed := l.readFrom(from, math.MaxUint64)
 	return printChunks(chunks, [2]bool{}), next, dropped, closed
 }
 
@@ -66,14 +67,14 @@ func TestOutputLogDropsTheOldestAndSaysHowMuch(t *testing.T) {
 
 func TestOutputLogWakesFollowersAndEndsAtClose(t *testing.T) {
 	l := newOutputLog(0)
-	_, next, _, grew, _ := l.readFrom(0)
+	_, next, _, grew, _ := l.readFrom(0, math.MaxUint64)
 	l.writeAt(streamStdout, []byte("x"), 1)
 	select {
 	case <-grew:
 	default:
 		t.Fatal("a write did not wake the follower")
 	}
-	_, _, _, grew, _ = l.readFrom(next)
+	_, _, _, grew, _ = l.readFrom(next, math.MaxUint64)
 	l.close()
 	select {
 	case <-grew:
@@ -93,7 +94,7 @@ func readQuery(l *outputLog, q logQuery) (string, bool) {
 	if lost {
 		off = 0
 	}
-	chunks, _, dropped, _, _ := l.readFrom(off)
+	chunks, _, dropped, _, _ := l.readFrom(off, math.MaxUint64)
 	return printChunks(chunks, q.skip), dropped > 0
 }
 
@@ -154,5 +155,25 @@ func TestOutputLogSaysWhenAskedForOutputWasDropped(t *testing.T) {
 		if _, lost := readQuery(l, c.q); lost != c.lost {
 			t.Errorf("%+v: lost %v, want %v", c.q, lost, c.lost)
 		}
+	}
+}
+
+// readFrom with a limit returns the output a piece at a time, cutting a
+// chunk where the limit falls, and the offset the next piece starts at.
+func TestOutputLogReadsInPiecesOfALimit(t *testing.T) {
+	l := newOutputLog(0)
+	l.writeAt(streamStdout, []byte("abcd"), 1)
+	l.writeAt(streamStderr, []byte("efg"), 1)
+	var got strings.Builder
+	for off := uint64(0); ; {
+		chunks, next, _, _, _ := l.readFrom(off, 3)
+		if len(chunks) == 0 {
+			break
+		}
+		got.WriteString(printChunks(chunks, [2]bool{}))
+		off = next
+	}
+	if want := "o:abc|o:d|e:ef|e:g|"; got.String() != want {
+		t.Fatalf("read in pieces of 3: %q, want %q", got.String(), want)
 	}
 }

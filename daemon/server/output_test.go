@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -40,7 +41,7 @@ func stuckOutput(t *testing.T) (o *outputSink, sink *stuckSink, answer func()) {
 	answer = func() {
 		once.Do(func() {
 			close(sink.release)
-			o.finish()
+			o.finish(context.Background())
 		})
 	}
 	t.Cleanup(func() {
@@ -208,10 +209,10 @@ func concurrentHolders(t *testing.T, checkTimes bool) {
 			}()
 		}
 		wg.Wait()
-		o.finish()
+		o.finish(context.Background())
 		cancel()
 		var kept []byte
-		chunks, _, _, _, _ := log.readFrom(0)
+		chunks, _, _, _, _ := log.readFrom(0, math.MaxUint64)
 		for _, c := range chunks {
 			kept = append(kept, c.data...)
 		}

@@ -281,11 +281,19 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	// A connection's Close returns once every call it serves has: the
+	// connections close at once, and the wait for them is ctx's.
+	var closing sync.WaitGroup
 	for _, c := range conns {
-		c.Close()
+		closing.Add(1)
+		go func() {
+			defer closing.Done()
+			c.Close()
+		}()
 	}
 	done := make(chan struct{})
 	go func() {
+		closing.Wait()
 		s.wg.Wait()
 		close(done)
 	}()

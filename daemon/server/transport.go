@@ -25,7 +25,9 @@ type Limits struct {
 	// carries its module, so this bounds module size). Default 32 MiB.
 	MaxMessageSize uint64
 	// MaxOutstandingCalls bounds the calls (and bootstraps) a client has
-	// started and not yet finished. Exceeding it disconnects the client.
+	// started that the daemon keeps: not yet finished, or not yet
+	// returned (a call the client cancels, sending Finish, counts until
+	// the daemon has returned it). Exceeding it disconnects the client.
 	// Default 4096.
 	MaxOutstandingCalls int
 	// MaxHeldBytes bounds the bytes of received messages the daemon still
@@ -155,15 +157,26 @@ type limitedTransport struct {
 	lim   Limits
 	log   hclog.Logger
 
-	// questions are the question ids of calls and bootstraps received and
-	// not yet finished; reader goroutine only.
-	questions map[uint32]struct{}
-
-	mu     sync.Mutex
-	cond   *sync.Cond
-	held   uint64
-	closed bool
+	mu   sync.Mutex
+	cond *sync.Cond
+	// questions are the question ids of calls and bootstraps received that
+	// the daemon still keeps: not returned, or not finished, or both.
+	questions map[uint32]questionState
+	held      uint64
+	closed    bool
 }
+
+// questionState is where one of the client's questions stands.
+type questionState uint8
+
+const (
+	running  questionState = iota // neither returned nor finished
+	answered                      // returned; the client has not sent Finish
+	// cancelled: the client sent Finish before the daemon returned it. The
+	// daemon still carries the call out, or keeps it queued, until it
+	// returns it.
+	cancelled
+)
 
 func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTransport {
 	codec := &limitedCodec{conn: c, lim: lim, firstBy: time.Now().Add(lim.BootstrapTimeout)}
@@ -177,7 +190,7 @@ func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTrans
 	// header and segments go out in one writev (net.Buffers writes them
 	// one call each to any other writer); Encode bounds the write.
 	codec.enc = capnp.NewEncoder(c)
-	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim, log: log, questions: make(map[uint32]struct{})}
+	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim, log: log, questions: make(map[uint32]questionState)}
 	t.cond = sync.NewCond(&t.mu)
 	return t
 }
@@ -279,6 +292,8 @@ func capsCarried(m rpccp.Message) int {
 // questions. go-capnp's handling of such messages is not robust (a call
 // pipelined on its own question id crashes it), so they never reach it.
 func (t *limitedTransport) track(m rpccp.Message) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	switch m.Which() {
 	case rpccp.Message_Which_call:
 		call, err := m.Call()
@@ -290,7 +305,7 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 			pa, err := tgt.PromisedAnswer()
 			if err == nil {
 				q := pa.QuestionId()
-				if _, open := t.questions[q]; !open || q == id {
+				if st, kept := t.questions[q]; !kept || st == cancelled || q == id {
 					return errProtocol(fmt.Sprintf("call %d is pipelined on question %d, which is not an open question of this connection", id, q))
 				}
 			}
@@ -304,21 +319,71 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 		return t.open(b.QuestionId())
 	case rpccp.Message_Which_finish:
 		if f, err := m.Finish(); err == nil {
-			delete(t.questions, f.QuestionId())
+			t.finished(f.QuestionId())
 		}
 	}
 	return nil
 }
 
+// open records a new question of the client. Caller holds t.mu.
 func (t *limitedTransport) open(id uint32) error {
-	if _, open := t.questions[id]; open {
-		return errProtocol(fmt.Sprintf("question id %d reused before the client finished it", id))
+	if _, kept := t.questions[id]; kept {
+		return errProtocol(fmt.Sprintf("question id %d reused before the client finished it and the daemon returned it", id))
 	}
 	if len(t.questions) >= t.lim.MaxOutstandingCalls {
 		return errTooManyCalls(t.lim.MaxOutstandingCalls)
 	}
-	t.questions[id] = struct{}{}
+	t.questions[id] = running
 	return nil
+}
+
+// finished records the client's Finish of question id: the daemon forgets
+// it if it has returned it, and otherwise keeps counting it until it
+// does. Caller holds t.mu.
+func (t *limitedTransport) finished(id uint32) {
+	switch st, kept := t.questions[id]; {
+	case kept && st == answered:
+		delete(t.questions, id)
+	case kept:
+		t.questions[id] = cancelled
+	}
+}
+
+// returned records the daemon's Return of question id: the daemon forgets
+// it if the client has finished it.
+func (t *limitedTransport) returned(id uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch st, kept := t.questions[id]; {
+	case kept && st == cancelled:
+		delete(t.questions, id)
+	case kept:
+		t.questions[id] = answered
+	}
+}
+
+// NewMessage returns an outgoing message that, if it is the Return of
+// one of the client's questions, records it returned once sent.
+func (t *limitedTransport) NewMessage() (transport.OutgoingMessage, error) {
+	om, err := t.Transport.NewMessage()
+	if err != nil {
+		return nil, err
+	}
+	return &returnWatcher{OutgoingMessage: om, t: t}, nil
+}
+
+type returnWatcher struct {
+	transport.OutgoingMessage
+	t *limitedTransport
+}
+
+func (m *returnWatcher) Send() error {
+	if msg := m.Message(); msg.Which() == rpccp.Message_Which_return {
+		if ret, err := msg.Return(); err == nil {
+			m.t.returned(ret.AnswerId())
+		}
+	}
+	return m.OutgoingMessage.Send()
 }
 
 // errProtocol ends a connection whose client broke the RPC protocol.

@@ -4,6 +4,10 @@
 package rpctest
 
 import (
+	"errors"
+	"io"
+	"syscall"
+
 	capnp "capnproto.org/go/capnp/v3"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 )
@@ -87,4 +91,71 @@ func CallCarrying(question, target uint32, iface uint64, method uint16, n int) (
 		}
 		return nil
 	})
+}
+
+// Call is a call of method method of interface iface, as question
+// question, on the answer to question target, or with field 0 or more on
+// the capability in that pointer field of its results, with the
+// parameters params makes in the message's segment (nil: none).
+func Call(question, target uint32, field int, iface uint64, method uint16, params func(*capnp.Segment) (capnp.Ptr, error)) ([]byte, error) {
+	return message(func(m rpccp.Message) error {
+		call, err := m.NewCall()
+		if err != nil {
+			return err
+		}
+		call.SetQuestionId(question)
+		call.SetInterfaceId(iface)
+		call.SetMethodId(method)
+		tgt, err := call.NewTarget()
+		if err != nil {
+			return err
+		}
+		pa, err := tgt.NewPromisedAnswer()
+		if err != nil {
+			return err
+		}
+		pa.SetQuestionId(target)
+		if field >= 0 {
+			ops, err := pa.NewTransform(1)
+			if err != nil {
+				return err
+			}
+			ops.At(0).SetGetPointerField(uint16(field))
+		}
+		payload, err := call.NewParams()
+		if err != nil || params == nil {
+			return err
+		}
+		p, err := params(m.Segment())
+		if err != nil {
+			return err
+		}
+		return payload.SetContent(p)
+	})
+}
+
+// AwaitReturn reads the messages the daemon sends on r until the Return
+// of question answer, and reports true; or false if the connection ends
+// first (the daemon hung up). It fails on any other read error.
+func AwaitReturn(r io.Reader, answer uint32) (bool, error) {
+	dec := capnp.NewDecoder(r)
+	for {
+		msg, err := dec.Decode()
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		m, err := rpccp.ReadRootMessage(msg)
+		if err != nil {
+			return false, err
+		}
+		if m.Which() != rpccp.Message_Which_return {
+			continue
+		}
+		if ret, err := m.Return(); err == nil && ret.AnswerId() == answer {
+			return true, nil
+		}
+	}
 }
