@@ -218,15 +218,7 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	if p == nil || c.Kind == caps.KindService.String() {
 		return // a service passes freely, as its guest's own object
 	}
-	// The new copy's depth: the delegate and spawn edges from its root
-	// down to it, its own included.
-	root, depth := c, 0
-	for x := c; x != nil; x = u.caps[x.Parent] {
-		if x.Edge == "delegate" || x.Edge == "spawn" {
-			depth++
-		}
-		root = x
-	}
+	root, depth := u.rootOf(c)
 	live := u.live[root.ID]
 	if live == nil {
 		live = map[string]bool{}
@@ -270,6 +262,21 @@ func (d *delUse) recipient(to *GuestRecord) {
 		return
 	}
 	d.to[to.SHA256] = true
+}
+
+// rootOf returns the capability c derives from that has no parent, and
+// c's depth: the delegate and spawn edges from that root down to c, its
+// own included. A log written by hand or damaged can make parents a
+// cycle; the walk stops after as many steps as there are capabilities.
+func (u *usage) rootOf(c *CapRecord) (root *CapRecord, depth int) {
+	root = c
+	for x, steps := c, 0; x != nil && steps <= len(u.caps); x, steps = u.caps[x.Parent], steps+1 {
+		if x.Edge == "delegate" || x.Edge == "spawn" {
+			depth++
+		}
+		root = x
+	}
+	return root, depth
 }
 
 // derived counts a capability created or derived (r): as its parent's

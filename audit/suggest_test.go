@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -279,4 +280,29 @@ func logOf(t *testing.T, records []Record) string {
 		}
 	}
 	return path
+}
+
+// A log whose capabilities name each other as parents (written by hand,
+// or damaged) is read to its end: policy suggest walked up the cycle for
+// ever.
+func TestSuggestEndsOnACycleOfParents(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	path := logOf(t, []Record{
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, UID: 1000}},
+		{Type: TypeDelegate, Cap: &CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Base: "fd_read", Edge: "delegate", Parent: "c2"}},
+		{Type: TypeDelegate, Cap: &CapRecord{ID: "c2", Kind: "dir", Holder: "g-1", Base: "fd_read", Edge: "delegate", Parent: "c1"}},
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := Suggest(path, "")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Suggest of a log whose parents form a cycle has not returned after 60s")
+	}
 }
