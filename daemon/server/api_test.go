@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi/abitest"
@@ -822,5 +823,27 @@ func TestRevokingTheStdoutOfAGuestWaitingForItsClientReturns(t *testing.T) {
 		}
 	case <-time.After(server.HangGuard):
 		t.Fatal("revoking the stdout of a guest waiting for its client never returned")
+	}
+}
+
+// A kill reason longer than the daemon keeps is cut at the start of a
+// character, not in the middle of one: the status every client reads, and
+// the audit log, hold it as text.
+func TestAKillReasonIsCutAtACharacter(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	spin, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, spinWAT)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spin.Release()
+	reason := strings.Repeat("a", 255) + "é and more"
+	st, err := spin.Kill(ctx, reason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Killed != strings.Repeat("a", 255) {
+		t.Fatalf("killed %q (%d bytes, valid UTF-8: %v), want the 255 bytes before the character the bound falls in", st.Killed, len(st.Killed), utf8.ValidString(st.Killed))
 	}
 }

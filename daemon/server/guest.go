@@ -525,9 +525,7 @@ func (s *guestServer) Kill(ctx context.Context, call schemas.Guest_kill) error {
 	if reason == "" {
 		reason = "killed"
 	}
-	if len(reason) > 256 {
-		reason = reason[:256]
-	}
+	reason = clipReason(reason)
 	if running, _ := s.r.g.Status(); running {
 		s.c.log.Info("killing guest", "guest", s.r.g.ID(), "reason", reason)
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/caps"
@@ -15,8 +16,21 @@ import (
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
-// maxReasonLen bounds the reason a client gives a revocation.
+// maxReasonLen bounds the reason a client gives a revocation or a kill.
 const maxReasonLen = 256
+
+// clipReason cuts reason to at most maxReasonLen bytes, at the start of a
+// character: a reason is printed and recorded as text.
+func clipReason(reason string) string {
+	if len(reason) <= maxReasonLen {
+		return reason
+	}
+	cut := maxReasonLen
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut]
+}
 
 // supervisorServer is the bootstrap object of one connection.
 type supervisorServer struct {
@@ -259,9 +273,7 @@ func revoke[R interface {
 	if reason == "" {
 		reason = "revoked by " + c.principal.String()
 	}
-	if len(reason) > maxReasonLen {
-		reason = reason[:maxReasonLen]
-	}
+	reason = clipReason(reason)
 	rc, err := c.s.sup.Revoke(x.ID(), reason)
 	if err != nil {
 		return err
