@@ -162,7 +162,7 @@ func (d *Dialer) connect() (net.Conn, error) {
 	for _, a := range d.addrs {
 		var conn net.Conn
 		if d.network == "unix" && !strings.HasPrefix(a, "@") {
-			conn, err = dialUnixNoFollow(d.ctx, &nd, a)
+			conn, err = DialUnixNoFollow(d.ctx, &nd, a)
 		} else {
 			conn, err = nd.DialContext(d.ctx, d.network, a)
 		}
@@ -203,13 +203,13 @@ func RealPath(p string) string {
 	}
 }
 
-// dialUnixNoFollow connects to the unix socket at path, resolving no
+// DialUnixNoFollow connects to the unix socket at path, resolving no
 // symbolic link in it (ELOOP): one made since the dialer pinned its path
 // (by whoever can write a directory on it, a guest with a dir grant
 // included) cannot lead the connection to another socket. connect(2)
 // has no such flag, so the socket file is opened (O_PATH) without
 // following links and connected to through its /proc/self/fd entry.
-func dialUnixNoFollow(ctx context.Context, nd *net.Dialer, path string) (net.Conn, error) {
+func DialUnixNoFollow(ctx context.Context, nd *net.Dialer, path string) (net.Conn, error) {
 	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
 		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS,
 	})

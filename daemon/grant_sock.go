@@ -156,6 +156,10 @@ func (g Grant) target(sockets sockResolver) (SockTarget, error) {
 		return SockTarget{}, fmt.Errorf("%q %w: %s", g.Source, ErrNoSockResource, hint)
 	}
 	t, err := sockets(g.Kind, g.Source)
+	var moved *MovedError
+	if errors.As(err, &moved) {
+		return SockTarget{}, fmt.Errorf("%s resource %q: %w", g.Kind, g.Source, err)
+	}
 	if err != nil {
 		return SockTarget{}, fmt.Errorf("%q %w (%v): %s", g.Source, ErrNoSockResource, err, hint)
 	}
@@ -224,6 +228,7 @@ func pinTarget(ctx context.Context, t SockTarget) (addrs []string, desc string, 
 			if p, err = filepath.Abs(p); err != nil {
 				return nil, "", fmt.Errorf("cannot resolve %s: %v", t.Address, err)
 			}
+			p = caps.RealPath(p) // connected to without following links
 		}
 		return []string{p}, "unix " + p, nil
 	}
@@ -250,7 +255,12 @@ func dialFirst(ctx context.Context, network string, addrs []string) (net.Conn, e
 	var err error
 	for _, a := range addrs {
 		var conn net.Conn
-		if conn, err = nd.DialContext(ctx, network, a); err == nil {
+		if network == "unix" && !strings.HasPrefix(a, "@") {
+			conn, err = caps.DialUnixNoFollow(ctx, &nd, a)
+		} else {
+			conn, err = nd.DialContext(ctx, network, a)
+		}
+		if err == nil {
 			return conn, nil
 		}
 	}

@@ -80,7 +80,11 @@ func (e *PolicyError) Unwrap() error { return caps.ENOTCAPABLE }
 // SetPolicy makes p the policy every later grant and delegation is decided
 // by; nil removes it. What was granted or delegated before stays until it
 // is revoked (see NotAllowedBy for what p would not have granted).
-func (s *Supervisor) SetPolicy(p *policies.Policy) { s.policy.Store(p) }
+// The links of p's declared paths are resolved now (pins.go).
+func (s *Supervisor) SetPolicy(p *policies.Policy) {
+	s.pins.Store(pinPaths(p))
+	s.policy.Store(p)
+}
 
 // Policy returns the policy in force, or nil.
 func (s *Supervisor) Policy() *policies.Policy { return s.policy.Load() }
@@ -148,7 +152,11 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		pg.source.at = resourceAt(res)
 	}
 	if ok && src.name != "" && res.Path != "" {
-		pg.grant.Source = res.Path
+		real, err := s.pinnedPath(p, res.Path)
+		if err != nil {
+			return pg, &GrantError{Grant: gr, Err: err}
+		}
+		pg.grant.Source, pg.grant.exact = real, true
 		pg.grant.ReadOnly = pg.grant.ReadOnly || res.ReadOnly
 	}
 	return pg, nil
@@ -525,19 +533,24 @@ func (s *Supervisor) socketResolver() sockResolver {
 	case s.sockets != nil:
 		return s.sockets
 	case p != nil:
-		return func(kind GrantKind, name string) (SockTarget, error) { return policySocket(p, kind, name) }
+		return func(kind GrantKind, name string) (SockTarget, error) { return s.policySocket(p, kind, name) }
 	}
 	return nil
 }
 
-// policySocket finds a sock or listen resource of p.
-func policySocket(p *policies.Policy, kind GrantKind, name string) (SockTarget, error) {
+// policySocket finds a sock or listen resource of p: a unix path where
+// it led when p was put in force.
+func (s *Supervisor) policySocket(p *policies.Policy, kind GrantKind, name string) (SockTarget, error) {
 	res, ok := p.Resource(kind.String(), name)
 	if !ok {
 		return SockTarget{}, fmt.Errorf("the policy declares no %s resource %q", kind, name)
 	}
-	if res.Unix != "" {
+	if strings.HasPrefix(res.Unix, "@") {
 		return SockTarget{Network: "unix", Address: res.Unix}, nil
+	}
+	if res.Unix != "" {
+		real, err := s.pinnedPath(p, res.Unix)
+		return SockTarget{Network: "unix", Address: real}, err
 	}
 	return SockTarget{Network: "tcp", Address: res.TCP}, nil
 }

@@ -134,6 +134,7 @@ type Supervisor struct {
 	running sync.WaitGroup
 
 	policy  atomic.Pointer[policies.Policy]
+	pins    atomic.Pointer[pins] // the policy's declared paths, resolved
 	chans   chanHub
 	revoked revokedIDs
 	// audit is the audit log, or nil; auditFailed is set once a record
@@ -190,7 +191,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
-	s.policy.Store(opts.Policy)
+	s.SetPolicy(opts.Policy)
 	s.k.SetGate(gate{s})
 	return s, nil
 }

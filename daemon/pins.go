@@ -1,0 +1,65 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+// A policy's declared paths (a dir or file resource's path, a sock
+// resource's unix path) are the operator's, written with whatever links
+// the operator meant. Their links are resolved when the policy is put in
+// force, and each grant opens or connects to what they led to then,
+// following no link (openat2's RESOLVE_NO_SYMLINKS): a link put in place
+// later, by a guest given a writable directory above the path or by
+// anyone else, cannot move a grant elsewhere. A path that leads elsewhere
+// now than it did then is refused, naming both, until the policy is
+// loaded again.
+
+// pins are the declared paths of one policy, resolved when it was put
+// in force: declared path → the path it led to.
+type pins struct {
+	policy *policies.Policy
+	paths  map[string]string
+}
+
+// pinPaths resolves every declared path of p.
+func pinPaths(p *policies.Policy) *pins {
+	pn := &pins{policy: p, paths: map[string]string{}}
+	if p == nil {
+		return pn
+	}
+	for _, r := range p.Resources() {
+		for _, declared := range []string{r.Path, r.Unix} {
+			if declared != "" && !strings.HasPrefix(declared, "@") {
+				pn.paths[declared] = caps.RealPath(declared)
+			}
+		}
+	}
+	return pn
+}
+
+// pinnedPath returns where declared, a path of a resource of p, led when
+// p was put in force, if it leads there still.
+func (s *Supervisor) pinnedPath(p *policies.Policy, declared string) (string, error) {
+	now := caps.RealPath(declared)
+	pn := s.pins.Load()
+	if pn == nil || pn.policy != p {
+		return now, nil // p is being put in force: resolved now
+	}
+	then, ok := pn.paths[declared]
+	if !ok || then == now {
+		return now, nil
+	}
+	return "", &MovedError{Declared: declared, Then: then, Now: now}
+}
+
+// MovedError is a declared path that leads elsewhere than it did when
+// the policy was put in force.
+type MovedError struct{ Declared, Then, Now string }
+
+func (e *MovedError) Error() string {
+	return fmt.Sprintf("%s leads to %s, and led to %s when the policy was loaded: a symbolic link on it changed; reload the policy (SIGHUP) if the operator moved it", e.Declared, e.Now, e.Then)
+}
