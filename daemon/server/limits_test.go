@@ -522,31 +522,44 @@ func (c *pausableConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// A client that asks for the same guest's logs many times over and reads
-// none of the answers has at most ConnOutputWindow of output in flight
-// from the daemon, not one sink's window per call: the rest waits.
-func TestOutputInFlightToOneClientIsBoundedOverAllItsSinks(t *testing.T) {
-	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+// floodedClient connects a client to d through a connection the test
+// can pause, calls before on it (if not nil), and launches flood.c
+// detached, which has ended when it returns, its last MiB of output kept.
+func floodedClient(t *testing.T, d *testDaemon, before func(*client.Client)) (*client.Guest, *pausableConn) {
+	t.Helper()
 	ctx := context.Background()
 	nc, err := net.Dial("unix", d.socket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pc := &pausableConn{Conn: nc}
-	defer pc.resume()
 	c, err := client.NewClient(ctx, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	t.Cleanup(pc.resume) // before the client closes
+	if before != nil {
+		before(c)
+	}
 	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Release()
+	t.Cleanup(g.Release)
 	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
 		t.Fatalf("flood: %+v, %v", st, err)
 	}
+	return g, pc
+}
+
+// A client that asks for the same guest's logs many times over and reads
+// none of the answers has at most ConnOutputWindow of output in flight
+// from the daemon, not one sink's window per call: the rest waits.
+func TestOutputInFlightToOneClientIsBoundedOverAllItsSinks(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
+	ctx := context.Background()
+	g, pc := floodedClient(t, d, nil)
 	// Its last MiB is kept: each logs call alone has more than its
 	// window to send.
 	const calls = 64
@@ -653,25 +666,7 @@ func hangUpOnWaitingLogs(t *testing.T, d *testDaemon, calls int) {
 func hangUpOnWaitingLogsBeside(t *testing.T, d *testDaemon, calls int, before func(*client.Client)) {
 	t.Helper()
 	ctx := context.Background()
-	nc, err := net.Dial("unix", d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := &pausableConn{Conn: nc}
-	c, err := client.NewClient(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	before(c)
-	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Release)
-	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
-		t.Fatalf("flood: %+v, %v", st, err)
-	}
+	g, pc := floodedClient(t, d, before)
 	pc.pause()
 	for range calls {
 		go g.LogsWith(ctx, client.LogsOptions{Stdout: io.Discard})
@@ -680,7 +675,7 @@ func hangUpOnWaitingLogsBeside(t *testing.T, d *testDaemon, calls int, before fu
 		_, waiting := server.ConnOutput(d.srv)
 		return waiting >= calls
 	})
-	nc.Close()
+	pc.Conn.Close()
 	pc.resume()
 }
 
@@ -746,25 +741,7 @@ func TestLogsCallsWaitingForTheClientHoldLittleOfTheLog(t *testing.T) {
 func heldByWaitingLogs(t *testing.T, calls int) uint64 {
 	d := startDaemon(t, server.Limits{WriteTimeout: server.HangGuard})
 	ctx := context.Background()
-	nc, err := net.Dial("unix", d.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := &pausableConn{Conn: nc}
-	defer pc.resume()
-	c, err := client.NewClient(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood.c", Wasm: abitest.C(t, floodC), Detach: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Release()
-	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
-		t.Fatalf("flood: %+v, %v", st, err)
-	}
+	g, pc := floodedClient(t, d, nil)
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()

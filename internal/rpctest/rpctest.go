@@ -62,22 +62,10 @@ func message(build func(rpccp.Message) error) ([]byte, error) {
 // import many capabilities at once would send.
 func CallCarrying(question, target uint32, iface uint64, method uint16, n int) ([]byte, error) {
 	return message(func(m rpccp.Message) error {
-		call, err := m.NewCall()
+		call, _, err := newCall(m, question, target, iface, method)
 		if err != nil {
 			return err
 		}
-		call.SetQuestionId(question)
-		call.SetInterfaceId(iface)
-		call.SetMethodId(method)
-		tgt, err := call.NewTarget()
-		if err != nil {
-			return err
-		}
-		pa, err := tgt.NewPromisedAnswer()
-		if err != nil {
-			return err
-		}
-		pa.SetQuestionId(target)
 		payload, err := call.NewParams()
 		if err != nil {
 			return err
@@ -99,22 +87,10 @@ func CallCarrying(question, target uint32, iface uint64, method uint16, n int) (
 // parameters params makes in the message's segment (nil: none).
 func Call(question, target uint32, field int, iface uint64, method uint16, params func(*capnp.Segment) (capnp.Ptr, error)) ([]byte, error) {
 	return message(func(m rpccp.Message) error {
-		call, err := m.NewCall()
+		call, pa, err := newCall(m, question, target, iface, method)
 		if err != nil {
 			return err
 		}
-		call.SetQuestionId(question)
-		call.SetInterfaceId(iface)
-		call.SetMethodId(method)
-		tgt, err := call.NewTarget()
-		if err != nil {
-			return err
-		}
-		pa, err := tgt.NewPromisedAnswer()
-		if err != nil {
-			return err
-		}
-		pa.SetQuestionId(target)
 		if field >= 0 {
 			ops, err := pa.NewTransform(1)
 			if err != nil {
@@ -158,4 +134,27 @@ func AwaitReturn(r io.Reader, answer uint32) (bool, error) {
 			return true, nil
 		}
 	}
+}
+
+// newCall starts the Call message m as question question of method
+// method of interface iface on the answer to question target, and
+// returns the call and its target's promised answer.
+func newCall(m rpccp.Message, question, target uint32, iface uint64, method uint16) (rpccp.Call, rpccp.PromisedAnswer, error) {
+	call, err := m.NewCall()
+	if err != nil {
+		return call, rpccp.PromisedAnswer{}, err
+	}
+	call.SetQuestionId(question)
+	call.SetInterfaceId(iface)
+	call.SetMethodId(method)
+	tgt, err := call.NewTarget()
+	if err != nil {
+		return call, rpccp.PromisedAnswer{}, err
+	}
+	pa, err := tgt.NewPromisedAnswer()
+	if err != nil {
+		return call, pa, err
+	}
+	pa.SetQuestionId(target)
+	return call, pa, nil
 }
