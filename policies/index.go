@@ -13,8 +13,10 @@ type index struct {
 	exact map[resourceKey][]entry // {kind, name}
 	globs map[string][]entry      // by kind, rank descending
 	paths map[resourceKey][]entry // {kind, prefix}
-	// hostPaths is every dir and file prefix, sorted by path: those
-	// beneath a directory are one run of it.
+	// hostPaths is every dir and file prefix. In the deny index, the only
+	// one visitBeneath walks, coverNamed sorts it by path once it holds
+	// the named resources' paths too: those beneath a directory are then
+	// one run of it.
 	hostPaths []entry
 }
 
@@ -52,7 +54,6 @@ func newIndex(rules []*Rule, t RuleType) *index {
 	for _, g := range ix.globs {
 		sort.SliceStable(g, func(i, j int) bool { return g[i].sel.rank() > g[j].sel.rank() })
 	}
-	sort.SliceStable(ix.hostPaths, func(i, j int) bool { return ix.hostPaths[i].host < ix.hostPaths[j].host })
 	return ix
 }
 

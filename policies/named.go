@@ -19,8 +19,8 @@ import (
 const maxNamedTries = 1 << 21
 
 // coverNamed adds to p's deny index the host paths of the dir and file
-// resources its rules name, or reports the glob that takes the matching
-// past maxNamedTries.
+// resources its rules name, and sorts its host paths; or reports the glob
+// that takes the matching past maxNamedTries.
 func (p *Policy) coverNamed(el *errList) {
 	names := map[string]*hostNames{"dir": newHostNames(p.resList, "dir"), "file": newHostNames(p.resList, "file")}
 	covered := map[ruleResource]bool{}
