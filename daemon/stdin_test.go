@@ -20,25 +20,8 @@ const stdinGuard = 30 * time.Second
 // used to hold the revocation until the client wrote or the guest ended.
 func TestRevokingStdinEndsAReadWaitingOnIt(t *testing.T) {
 	s := newSupervisor(t)
-	m := compile(t, s, guests+"cat.wat")
-	pr, pw := io.Pipe() // nothing is ever written: the guest blocks in fd_read
-	defer pw.Close()
-	reading := make(chan struct{})
-	var once sync.Once
-	stdin := readerFunc(func(b []byte) (int, error) {
-		once.Do(func() { close(reading) })
-		return pr.Read(b)
-	})
-	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdin: stdin})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := catReadingStdin(t, s) // its fd_read holds fd 0 acquired
 	defer g.Kill("test over")
-	select {
-	case <-reading: // the guest's fd_read holds fd 0 acquired
-	case <-g.Done():
-		t.Fatalf("guest exited before it read stdin: %+v", g.Wait())
-	}
 	id := g.Handles()[0].Cap.ID()
 	revoked := make(chan error, 1)
 	go func() {
@@ -58,4 +41,29 @@ func TestRevokingStdinEndsAReadWaitingOnIt(t *testing.T) {
 	if st := waitExit(t, g, HangGuard); st.Code != uint32(caps.ENOTCAPABLE) {
 		t.Fatalf("status %+v, want exit %d (cat exits with fd_read's ENOTCAPABLE)", st, caps.ENOTCAPABLE)
 	}
+}
+
+// catReadingStdin launches cat.wat with a stdin nothing is ever written
+// to, and returns once the guest has begun reading it: the daemon's
+// stdin pump first reads the source when the guest first reads fd 0.
+func catReadingStdin(t *testing.T, s *Supervisor) *Guest {
+	t.Helper()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	reading := make(chan struct{})
+	var once sync.Once
+	stdin := readerFunc(func(b []byte) (int, error) {
+		once.Do(func() { close(reading) })
+		return pr.Read(b)
+	})
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: compile(t, s, guests+"cat.wat"), Stdin: stdin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reading:
+	case <-g.Done():
+		t.Fatalf("guest exited before it read stdin: %+v", g.Wait())
+	}
+	return g
 }

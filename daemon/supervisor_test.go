@@ -206,25 +206,7 @@ func TestTimeoutEndsGuestBlockedInPoll(t *testing.T) {
 
 func TestKillEndsGuestBlockedReadingStdin(t *testing.T) {
 	s := newSupervisor(t)
-	m := compile(t, s, guests+"cat.wat")
-	pr, pw := io.Pipe() // nothing is ever written: the guest blocks in fd_read
-	defer pw.Close()
-	// The stdin pump first reads the source when the guest first reads
-	// fd 0.
-	reading := make(chan struct{})
-	var once sync.Once
-	stdin := readerFunc(func(b []byte) (int, error) {
-		once.Do(func() { close(reading) })
-		return pr.Read(b)
-	})
-	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Stdin: stdin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-reading:
-	case <-g.Done():
-	}
+	g := catReadingStdin(t, s)
 	if running, _ := g.Status(); !running {
 		t.Fatalf("guest exited before it was killed: %+v", g.Wait())
 	}
