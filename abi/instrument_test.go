@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,9 +134,9 @@ func TestInstrumentedTrapNamesTheFunction(t *testing.T) {
 // collection (which pauses every goroutine) nor resists Kill.
 func TestSpinningGuestLetsTheCollectorRunAndIsKilled(t *testing.T) {
 	ctx := context.Background()
-	g := pollThenLoop(t, 1, "")
+	g, signalled := signalThenLoop(t, 1, "")
 	g.Start(ctx)
-	waitUntilPolled(t, g)
+	waitUntilSignalled(t, signalled)
 	collected := make(chan struct{})
 	go func() {
 		runtime.GC()
@@ -185,36 +186,71 @@ func TestAGuestKilledBeforeItStartsEndsAsItStarts(t *testing.T) {
 // next loop iteration, not at the end of its loop budget: here one
 // iteration fills 64 MiB, so the 65,536 of a budget would take minutes.
 func TestAGuestStopsAtItsNextIterationWhenItsParentContextEnds(t *testing.T) {
-	g := pollThenLoop(t, 1024, "(memory.fill (i32.const 0) (i32.const 0) (i32.const 67108864))")
+	g, signalled := signalThenLoop(t, 1024, "(memory.fill (i32.const 0) (i32.const 0) (i32.const 67108864))")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	g.Start(ctx)
-	waitUntilPolled(t, g)
+	waitUntilSignalled(t, signalled)
 	cancel(errors.New("parent ended"))
 	waitKilled(t, g, "parent ended")
 }
 
-// pollThenLoop is a guest of pages of memory that waits 1 ms in
-// poll_oneoff, so that a test knows it runs (waitUntilPolled), and then
-// loops over body for ever.
-func pollThenLoop(t *testing.T, pages int, body string) *Guest {
-	return newTestGuest(t, Config{}, abitest.WATText(t, fmt.Sprintf(`(module
-		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+// signalThenLoop is a guest of pages of memory that writes one byte to
+// fd 0 (signallingGuest), so that a test knows it runs, and then loops
+// over body for ever.
+func signalThenLoop(t *testing.T, pages int, body string) (*Guest, <-chan struct{}) {
+	return signallingGuest(t, fmt.Sprintf(`(module
+		%s
 		(memory (export "memory") %d)
-		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
 		(func (export "_start")
-			(drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
-			(loop $l %s (br $l))))`, pages, body)))
+			(call $signal)
+			(loop $l %s (br $l))))`, signalImport, pages, body))
 }
 
-// waitUntilPolled waits until g's poll_oneoff has waited and returned:
-// the guests above call it once, then spin.
-func waitUntilPolled(t *testing.T, g *Guest) {
+// signalImport is what a guest of signallingGuest calls $signal: it
+// writes the byte at 16 to fd 0 (the iovec at 0 points at it).
+const signalImport = `(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+		(data (i32.const 0) "\10\00\00\00\01\00\00\00") (data (i32.const 16) "\01")
+		(func $signal (drop (call $fd_write (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 32))))`
+
+// signallingGuest is a guest of wat whose fd 0 is a channel end; the
+// channel returned is closed when the guest first writes to it. It tells
+// a test how far the guest has got without depending on how long
+// anything takes.
+func signallingGuest(t *testing.T, wat string) (*Guest, <-chan struct{}) {
 	t.Helper()
-	for deadline := time.Now().Add(HangGuard); g.waits.Load() == 0 || g.parked.Load() != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the guest did not reach its loop within %v", HangGuard)
-		}
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m, err := rt.Compile(ctx, "m", abitest.WATText(t, wat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := caps.NewKernel(nil)
+	holder := &caps.Holder{ID: "g"}
+	table := caps.NewTable(k, holder, 0)
+	mine, peer := caps.NewChannelPair(false, "signal")
+	signalled := make(chan struct{})
+	var once sync.Once
+	peer.OnArrival(func() { once.Do(func() { close(signalled) }) })
+	base, inh := caps.GrantRights(caps.KindChannel, false)
+	if _, err := table.Insert(k.Mint(holder, mine, base, inh, "signal", "test")); err != nil {
+		t.Fatal(err)
+	}
+	return rt.NewGuest(m, GuestConfig{ID: "g", Table: table, Args: []string{"m"}}), signalled
+}
+
+// waitUntilSignalled waits until the guest has signalled
+// (signallingGuest): the guests above then run their loops.
+func waitUntilSignalled(t *testing.T, signalled <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-signalled:
+	case <-time.After(HangGuard):
+		t.Fatalf("the guest did not signal within %v", HangGuard)
 	}
 }
 
@@ -246,16 +282,15 @@ func TestACallTreeWithoutLoopsIsKilled(t *testing.T) {
 		fmt.Fprintf(&fns, "(func $f%d (call $f%d) (call $f%d))\n", i, i+1, i+1)
 	}
 	fmt.Fprintf(&fns, "(func $f%d)\n", depth)
-	g := newTestGuest(t, Config{}, abitest.WATText(t, fmt.Sprintf(`(module
-		(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+	g, signalled := signallingGuest(t, fmt.Sprintf(`(module
+		%s
 		(memory (export "memory") 1)
-		(data (i32.const 16) "\01") (data (i32.const 24) "\40\42\0f") ;; monotonic clock, 1 ms
 		%s
 		(func (export "_start")
-			(drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
-			(call $f0)))`, fns.String())))
+			(call $signal)
+			(call $f0)))`, signalImport, fns.String()))
 	g.Start(context.Background())
-	waitUntilPolled(t, g)
+	waitUntilSignalled(t, signalled)
 	g.Kill("test over")
 	waitKilled(t, g, "test over")
 }
