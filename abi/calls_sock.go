@@ -217,10 +217,14 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 // installReceived adopts the handles that arrived with a message and
 // installs each at the lowest free fd, writing the fds to fdBuf in order.
 // It takes got over: when the table is full the rest are closed, and
-// truncated says so.
+// truncated says so; so it does when the kernel's gate refused to let
+// this guest adopt one (Kernel.Adopt closed it).
 func (g *Guest) installReceived(got []*caps.Cap, fdBuf []byte) (installed int, truncated bool) {
 	for i, x := range got {
-		g.kernel.Adopt(x, g.holder)
+		if err := g.kernel.Adopt(x, g.holder); err != nil {
+			truncated = true
+			continue
+		}
 		fd, err := g.table.Insert(x)
 		if err != nil {
 			for _, rest := range got[i:] {
@@ -231,7 +235,7 @@ func (g *Guest) installReceived(got []*caps.Cap, fdBuf []byte) (installed int, t
 		binary.LittleEndian.PutUint32(fdBuf[installed*4:], fd)
 		installed++
 	}
-	return installed, false
+	return installed, truncated
 }
 
 // recvLoop receives into iov, and at most maxCaps handles, from c's

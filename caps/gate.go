@@ -30,6 +30,11 @@ type Gate interface {
 	Delegate(parent *Cap, d *Derivation) (lease time.Duration, err error)
 	// Expired is told of each capability a lease revoked, after the fact.
 	Expired(c *Cap, r Receipt)
+	// Adopt is asked before h adopts c, a capability derived in flight
+	// (Delegate saw no holder: it was sent on a channel, and whoever
+	// reads it receives it). An error refuses it: Kernel.Adopt closes c
+	// and returns the error. It is called without the kernel's lock held.
+	Adopt(c *Cap, h *Holder) error
 }
 
 // SetGate installs g, which then decides every delegation (see Gate). Set

@@ -20,6 +20,8 @@ type testGate struct {
 	asked    atomic.Int32
 	expired  chan Receipt
 	lastFor  atomic.Pointer[Holder]
+	// refuseAdopt is a holder Adopt refuses.
+	refuseAdopt *Holder
 }
 
 func (g *testGate) Delegate(parent *Cap, d *Derivation) (time.Duration, error) {
@@ -38,6 +40,13 @@ func (g *testGate) Delegate(parent *Cap, d *Derivation) (time.Duration, error) {
 }
 
 func (g *testGate) Expired(c *Cap, r Receipt) { g.expired <- r }
+
+func (g *testGate) Adopt(c *Cap, h *Holder) error {
+	if g.refuseAdopt != nil && g.refuseAdopt == h {
+		return fmt.Errorf("%s may not adopt %s: %w", h.ID, c.ID(), ENOTCAPABLE)
+	}
+	return nil
+}
 
 func TestGateDecidesOnlyDerivationsThatPassOn(t *testing.T) {
 	k := NewKernel(nil)
@@ -95,6 +104,28 @@ func TestGateRefusalClosesTheNewResource(t *testing.T) {
 	}
 }
 
+// A capability in flight is put to the gate again when its reader adopts
+// it: a refused one is closed, and never held.
+func TestGateDecidesWhoAdoptsACapabilityInFlight(t *testing.T) {
+	k := NewKernel(nil)
+	bob := &Holder{ID: "bob"}
+	k.SetGate(&testGate{maxDepth: 5, ceiling: RightsAll, refuseAdopt: bob})
+	root, _ := mintDir(t, k)
+	rb, ri := root.Rights()
+	toBob := mustDerive(t, k, root, Derivation{Edge: EdgeDelegate, Base: rb, Inheriting: ri})
+	if err := k.Adopt(toBob, bob); !errors.Is(err, ENOTCAPABLE) {
+		t.Fatalf("Adopt by a refused holder: %v, want the gate's ENOTCAPABLE", err)
+	}
+	if toBob.Holder() != nil || !toBob.Closed() {
+		t.Fatalf("refused copy: holder %v, closed %v; want no holder, closed", toBob.Holder(), toBob.Closed())
+	}
+	alice := &Holder{ID: "alice"}
+	toAlice := mustDerive(t, k, root, Derivation{Edge: EdgeDelegate, Base: rb, Inheriting: ri})
+	if err := k.Adopt(toAlice, alice); err != nil || toAlice.Holder() != alice {
+		t.Fatalf("Adopt by another holder: %v, holder %v; want alice to hold it", err, toAlice.Holder())
+	}
+}
+
 func TestLeaseRevokesSubtreeAndTellsGate(t *testing.T) {
 	k := NewKernel(nil)
 	g := &testGate{maxDepth: 5, ceiling: RightsAll, lease: time.Millisecond, expired: make(chan Receipt, 1)}
@@ -140,6 +171,8 @@ func (g copiesGate) Delegate(parent *Cap, d *Derivation) (time.Duration, error) 
 }
 
 func (copiesGate) Expired(*Cap, Receipt) {}
+
+func (copiesGate) Adopt(*Cap, *Holder) error { return nil }
 
 // The gate decides delegations of one root one at a time, each after the
 // copy the one before it allowed is linked, so that a gate that counts
@@ -224,6 +257,8 @@ func (g blockingGate) Delegate(parent *Cap, d *Derivation) (time.Duration, error
 }
 
 func (blockingGate) Expired(*Cap, Receipt) {}
+
+func (blockingGate) Adopt(*Cap, *Holder) error { return nil }
 
 // A leased copy its holder closed, with nothing derived from it, is let
 // go at once, as an unleased one is: its lease does not keep it for the

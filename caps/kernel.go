@@ -805,10 +805,18 @@ func (k *Kernel) prune(c *Cap) {
 }
 
 // Adopt gives an in-flight capability (derived for delegation with no
-// holder) to the holder that received it. Adopting a capability that
-// already has a holder changes nothing: capabilities are never moved
-// between holders behind their back.
-func (k *Kernel) Adopt(c *Cap, h *Holder) {
+// holder) to the holder that received it, once the kernel's gate, if it
+// has one, agrees (Gate.Adopt); a refused capability is closed and the
+// gate's error returned. Adopting a capability that already has a holder
+// changes nothing: capabilities are never moved between holders behind
+// their back.
+func (k *Kernel) Adopt(c *Cap, h *Holder) error {
+	if g := k.currentGate(); g != nil && c.holder.Load() == nil {
+		if err := g.Adopt(c, h); err != nil {
+			k.Close(c)
+			return err
+		}
+	}
 	k.mu.Lock()
 	ok := c.holder.CompareAndSwap(nil, h)
 	if ok && !c.revoked.Load() && !c.closed.Load() {
@@ -819,6 +827,7 @@ func (k *Kernel) Adopt(c *Cap, h *Holder) {
 		c.uncharge()
 		k.emit(Event{Type: EventAdopt, Cap: c.Info()})
 	}
+	return nil
 }
 
 // Lookup returns the live or revoked capability with the given public id.

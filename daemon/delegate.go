@@ -87,7 +87,7 @@ func (g *Guest) Grant(ctx context.Context, by Principal, gr Grant) (*caps.Cap, e
 	if g.supervisor == nil {
 		return nil, &GrantError{Grant: gr, Err: ErrNoSupervisorChannel}
 	}
-	pg, err := g.s.authorize(grantee{by: by, module: g.Module(), labels: holderModule(g.holder).Labels}, gr)
+	pg, err := g.s.authorize(grantee{by: by, module: g.Module(), labels: holderModule(g.holder).Labels, deny: denyListOf(g.holder)}, gr)
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,15 @@ type grantSource struct {
 	// at is where the policy declared a named resource when it was
 	// granted (resourceAt), for a reload that declares it elsewhere.
 	at string
+	// addrKind is the kind of a sock or listen grant of an inline
+	// address, which has neither kind nor name in the policy's terms.
+	addrKind string
+}
+
+// request is the policy request about g for op, with no subject or
+// module: for a deny list (LaunchSpec.Deny), which has none.
+func (g grantSource) request(op policies.Op) policies.Request {
+	return policies.Request{Op: op, Kind: cmp.Or(g.kind, g.addrKind), Name: g.name, Path: g.path}
 }
 
 func (g grantSource) String() string {
@@ -65,6 +74,9 @@ type PolicyError struct {
 }
 
 func (e *PolicyError) Error() string {
+	if r := e.Decision.Rule; r != nil && r.File == policies.DenyFile {
+		return e.Decision.Reason // "… is denied by --deny SELECTOR"
+	}
 	msg := "denied by policy: " + e.Decision.Reason
 	if r := e.Decision.Rule; r != nil {
 		msg += fmt.Sprintf(" (%s:%d)", r.File, r.Line)
@@ -106,6 +118,7 @@ type grantee struct {
 	by     Principal
 	module *abi.Module
 	labels map[string]string
+	deny   *policies.DenyList // what the guest may not be given (LaunchSpec.Deny)
 }
 
 // authorize decides gr for g under the policy in force. Without a policy
@@ -124,6 +137,9 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		// force or one loaded later (the gate, NotAllowedBy).
 		src.asked, src.path = src.path, caps.RealPath(src.path)
 		pg.source = src
+	}
+	if err := s.checkDenyList(g.deny, p, src, policies.OpGrant, audit.DecisionRecord{To: moduleName(g.module)}); err != nil {
+		return pg, &GrantError{Grant: gr, Err: err}
 	}
 	if p == nil {
 		return pg, nil // the principal is the authority: links are followed
@@ -180,7 +196,7 @@ func sourceOf(gr Grant, p *policies.Policy) grantSource {
 		return grantSource{kind: kind, path: abs}
 	case GrantSock, GrantListen:
 		if strings.ContainsAny(gr.Source, ":/") {
-			return grantSource{}
+			return grantSource{addrKind: kind}
 		}
 	}
 	return grantSource{kind: kind, name: gr.Source}
@@ -270,7 +286,7 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 		return 0, fmt.Errorf("%s is %s's own end of its %s channel, through which the daemon knows it: it cannot be passed to another guest: %w", parent.ID(), holderID(root.Holder()), root.Name(), caps.ENOTCAPABLE)
 	}
 	src, ok := root.Source().(grantSource)
-	if p == nil || !ok || src.kind == "" || parent.Kind() == caps.KindService {
+	if !ok || parent.Kind() == caps.KindService {
 		// A service is its guest's own object, though it is published
 		// beneath a channel grant: it passes freely.
 		return 0, nil
@@ -279,6 +295,12 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 	to := d.Holder
 	if to == nil {
 		to = d.For
+	}
+	if err := s.checkDenyList(denyListOf(to), p, src, policies.OpDelegate, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())}); err != nil {
+		return 0, err
+	}
+	if p == nil || src.kind == "" {
+		return 0, nil
 	}
 	req := policies.Request{
 		Op: policies.OpDelegate, Kind: src.kind, Name: src.name, Path: src.path,
@@ -306,6 +328,60 @@ func (gt gate) Expired(c *caps.Cap, r caps.Receipt) {
 	gt.s.log.Info("lease expired", "cap", c.ID(), "name", c.Name(), "revoked", len(r.Revoked), "holders", r.Holders, "receipt", r.Revoked)
 }
 
+// Adopt decides, for the kernel (caps.Gate), whether h may adopt c, a
+// copy sent on a channel: the policy decided it when it was sent, not
+// knowing who would read it; the deny list of the reader's launch
+// (LaunchSpec.Deny) decides it now.
+func (gt gate) Adopt(c *caps.Cap, h *caps.Holder) error {
+	l := denyListOf(h)
+	src, ok := c.Root().Source().(grantSource)
+	if l == nil || !ok || c.Kind() == caps.KindService {
+		return nil
+	}
+	err := gt.s.checkDenyList(l, gt.s.Policy(), src, policies.OpDelegate, audit.DecisionRecord{Holder: audit.InFlight, To: holderID(h), Cap: string(c.ID())})
+	if err != nil {
+		gt.s.log.Warn("a handle sent on a channel was refused on arrival", "cap", c.ID(), "resource", src.String(), "to", holderID(h), "reason", err)
+	}
+	return err
+}
+
+// checkDenyList decides, by deny list l, whether what src names may be
+// given (op grant) or passed (op delegate) to the guest l binds, judged
+// with the resources of p; a denial is recorded and returned as a
+// *PolicyError. An inline host path whose links lead elsewhere is judged
+// as asked too, as DecideHostPath does.
+func (s *Supervisor) checkDenyList(l *policies.DenyList, p *policies.Policy, src grantSource, op policies.Op, extra audit.DecisionRecord) error {
+	if l == nil {
+		return nil
+	}
+	req := src.request(op)
+	if op == policies.OpDelegate {
+		req.Depth = 1 // the list has no limits: any depth is valid
+	}
+	d, denied := l.Decide(p, req)
+	if !denied && src.asked != "" && src.asked != src.path {
+		req.Path = src.asked
+		d, denied = l.Decide(p, req)
+	}
+	if !denied {
+		return nil
+	}
+	s.recordDecision(req, d, extra)
+	return &PolicyError{Decision: d}
+}
+
+// denyListOf is the deny list that binds holder h: its launch's
+// (LaunchSpec.Deny), which binds every guest it spawns too.
+func denyListOf(h *caps.Holder) *policies.DenyList {
+	if h == nil {
+		return nil
+	}
+	if o, ok := h.Top().Owner.(*guestOwner); ok {
+		return o.deny
+	}
+	return nil
+}
+
 // guestOwnEnd marks (caps.Cap.SetSource) a guest's end of a channel
 // through which the daemon knows it: its supervisor channel and its Cap'n
 // Proto connection. Whoever held a copy could ask the daemon for things
@@ -320,13 +396,14 @@ type guestOwner struct {
 	principal Principal
 	labels    map[string]string
 	launched  string // the hash of the module launched, which the labels describe
+	deny      *policies.DenyList
 }
 
 // newGuestHolder is the holder of a guest launched as spec says.
 func newGuestHolder(id string, spec *LaunchSpec) *caps.Holder {
 	h := &caps.Holder{
 		ID: id, Label: spec.Module.Name,
-		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels, launched: spec.Module.HashString()},
+		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels, launched: spec.Module.HashString(), deny: spec.Deny},
 	}
 	h.SetModule(spec.Module.HashString())
 	return h

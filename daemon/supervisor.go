@@ -320,6 +320,12 @@ type LaunchSpec struct {
 	// match them) and for people (ps). Keys and values are checked by
 	// CheckLabel.
 	Labels map[string]string
+	// Deny is what the guest, and every guest it spawns, may never be
+	// given, whatever the policy allows: a grant at launch or while it
+	// runs, or a capability delegated to it, sent to it on a channel or
+	// handed to a child it spawns, whose resource the list covers
+	// (policies.DenyList), is refused. nil denies nothing.
+	Deny *policies.DenyList
 	// MemoryLimit caps linear memory in bytes; 0 means the wasm32 maximum
 	// (MaxMemoryLimit).
 	MemoryLimit uint64
@@ -530,7 +536,7 @@ func (s *Supervisor) openHandles(ctx context.Context, spec *LaunchSpec) (*opened
 		h.release(s.k)
 		return nil, err
 	}
-	who := grantee{by: spec.Principal, module: spec.Module, labels: spec.Labels}
+	who := grantee{by: spec.Principal, module: spec.Module, labels: spec.Labels, deny: spec.Deny}
 	for _, gr := range spec.Grants {
 		pg, err := s.authorize(who, gr)
 		if err != nil {
@@ -640,7 +646,9 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 		opened.minted = append(opened.minted, c)
 	}
 	for _, c := range opened.delegated {
-		k.Adopt(c, g.holder)
+		// The gate decided them for this guest as they were derived
+		// (openHandles): adopting them asks the same question again.
+		_ = k.Adopt(c, g.holder)
 		_, _ = table.Insert(c)
 	}
 	if spec.SupervisorChannel {

@@ -91,7 +91,7 @@ func Evaluate(p *Policy, req Request) Decision {
 	}
 	allow, failed := p.decidingAllow(&req, res)
 	if deny, ok := p.firstDeny(&req, res); ok {
-		return Decision{Rule: deny.rule.Ref(), Closest: allow.Ref(), Reason: denyReason(what, &req, res, deny)}
+		return Decision{Rule: deny.rule.Ref(), Closest: allow.Ref(), Reason: denyReason(what, deny.by(), &req, res, deny)}
 	}
 	if allow == nil {
 		d := Decision{Reason: fmt.Sprintf("no %s rule allows %s (default deny)", req.Op, what)}
@@ -176,8 +176,7 @@ func (p *Policy) firstDeny(req *Request, res *Resource) (found entry, ok bool) {
 // or it covers something beneath the directory asked for, which a handle
 // on the directory would reach. A deny that names a resource and covers
 // the request by the resource's host path says what that path is.
-func denyReason(what string, req *Request, res *Resource, deny entry) string {
-	by := string(deny.rule.Type) + " " + quote(deny.rule.Name)
+func denyReason(what, by string, req *Request, res *Resource, deny entry) string {
 	host := req.Path
 	if res != nil {
 		host = res.Path
@@ -196,6 +195,9 @@ func denyReason(what string, req *Request, res *Resource, deny entry) string {
 	}
 	return fmt.Sprintf("%s is denied by %s: it contains %s (%s), which a handle on it would reach", what, by, named, deny.host)
 }
+
+// by names the deny rule of e for a reason: `deny "NAME"`.
+func (e entry) by() string { return string(e.rule.Type) + " " + quote(e.rule.Name) }
 
 // decidingAllow returns the most specific grant or delegate rule whose
 // conditions the request meets; when none does, nearest is the covering

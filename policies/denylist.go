@@ -1,0 +1,136 @@
+package policies
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sync/atomic"
+)
+
+// DenyFile is the Pos.File of the rules of a DenyList: a decision one of
+// them made names it (RuleRef.File), with the selector's place among the
+// list's as its line.
+const DenyFile = "--deny"
+
+// MaxDenySelectors bounds a DenyList.
+const MaxDenySelectors = 256
+
+// DenyList is deny selectors given outside a policy file, with a launch
+// (sandboxd launch --deny): each denies what a deny rule with that one
+// selector and no other block denies (docs/POLICY.md, What a deny
+// covers), for grants and delegations alike. A name selector of a dir or
+// file covers the host path the policy in force declares for it, so a
+// DenyList is judged against that policy (Decide), or against none.
+// It is safe for concurrent use.
+type DenyList struct {
+	rules    []*Rule
+	compiled atomic.Pointer[compiledDenies]
+}
+
+// compiledDenies is a DenyList's deny index for one policy.
+type compiledDenies struct {
+	under *Policy // nil: no policy
+	p     *Policy // under's resources and the list's rules
+	err   error
+}
+
+// ParseDenyList reads selectors in the grammar of a deny rule's
+// resources (KIND:NAME, KIND:GLOB, dir|file:/PATH with an absolute, clean
+// path). An error names the selector and what is wrong with it.
+func ParseDenyList(texts []string) (*DenyList, error) {
+	if len(texts) > MaxDenySelectors {
+		return nil, fmt.Errorf("%d deny selectors: at most %d are taken; deny a directory above them, or a glob", len(texts), MaxDenySelectors)
+	}
+	l := &DenyList{}
+	for i, t := range texts {
+		s, err := parseSelector(t)
+		if err != nil {
+			return nil, fmt.Errorf("deny %q: %v", t, err)
+		}
+		if s.Path != "" && !path.IsAbs(s.Path) {
+			return nil, fmt.Errorf("deny %q: give an absolute host path", t)
+		}
+		s.Pos = Pos{File: DenyFile, Line: i + 1}
+		l.rules = append(l.rules, &Rule{Type: TypeDeny, Name: t, Pos: s.Pos, Selectors: []Selector{s}, On: []Op{OpGrant, OpDelegate}})
+	}
+	return l, nil
+}
+
+// Selectors returns the list's selectors as given.
+func (l *DenyList) Selectors() []string {
+	out := make([]string, len(l.rules))
+	for i, r := range l.rules {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// Decide reports whether the list denies req, judged with the resources
+// of p (nil: no policy), and the Decision that says which selector and
+// why. Unlike Evaluate it needs no declared resource: a name the policy
+// does not declare (a chan, or any name without a policy) is judged by
+// its name alone, and a request with neither name nor path (a sock or
+// listen grant of an inline address) is covered by KIND:* only.
+func (l *DenyList) Decide(p *Policy, req Request) (Decision, bool) {
+	if l == nil || len(l.rules) == 0 {
+		return Decision{}, false
+	}
+	c := l.compile(p)
+	if c.err != nil {
+		// Fail closed: a list that cannot be matched denies.
+		return Decision{Rule: l.rules[0].Ref(), Reason: c.err.Error()}, true
+	}
+	what := req.Kind + ":" + req.Name
+	var res *Resource
+	if req.Path != "" {
+		req.Path = path.Clean(req.Path)
+		what = req.Kind + ":" + req.Path
+	} else if p != nil && req.Name != "" {
+		res = p.resources[resourceKey{req.Kind, req.Name}]
+	}
+	found, ok := c.p.firstListed(&req, res)
+	if !ok {
+		return Decision{}, false
+	}
+	by := DenyFile + " " + found.rule.Name
+	return Decision{Rule: found.rule.Ref(), Reason: denyReason(what, by, &req, res, found)}, true
+}
+
+// firstListed is the most specific entry of p's deny index that covers
+// the request, whose resource need not be declared.
+func (p *Policy) firstListed(req *Request, res *Resource) (found entry, ok bool) {
+	f := func(e entry) bool {
+		if slices.Contains(e.rule.On, req.Op) {
+			found, ok = e, true
+			return false
+		}
+		return true
+	}
+	switch {
+	case req.Path != "" || res != nil:
+		visit(p.denies, req, res, true, f)
+	default:
+		p.denies.visitName(req.Kind, req.Name, f)
+	}
+	return found, ok
+}
+
+// compile returns the list's deny index for p, made once per policy.
+func (l *DenyList) compile(p *Policy) *compiledDenies {
+	if c := l.compiled.Load(); c != nil && c.under == p {
+		return c
+	}
+	c := &compiledDenies{under: p, p: &Policy{resources: map[resourceKey]*Resource{}, rules: l.rules}}
+	if p != nil {
+		c.p.resources, c.p.resList = p.resources, p.resList
+	}
+	c.p.denies = newIndex(c.p.rules, TypeDeny)
+	el := &errList{}
+	c.p.coverNamed(el)
+	if len(el.errs) > 0 {
+		c.err = errors.New(el.errs[0].Msg)
+	}
+	l.compiled.Store(c)
+	return c
+}

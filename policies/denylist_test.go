@@ -1,0 +1,113 @@
+package policies
+
+import (
+	"strings"
+	"testing"
+)
+
+const denyListPolicy = `resource "dir" "reports" {
+  path = "/srv/reports"
+}
+resource "sock" "db" {
+  tcp = "127.0.0.1:5432"
+}
+grant "all" {
+  resources = ["dir:*", "sock:*", "dir:/"]
+}
+`
+
+func TestDenyListDecides(t *testing.T) {
+	p, err := Parse("p.hcl", []byte(denyListPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ParseDenyList([]string{"dir:/srv/reports/private", "sock:*", "chan:secret-*", "file:reports"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		p      *Policy
+		req    Request
+		denied bool
+		reason string // a part of the reason, when denied
+	}{
+		{"path beneath", nil, Request{Op: OpGrant, Kind: "file", Path: "/srv/reports/private/key"}, true, "file:/srv/reports/private/key is denied by --deny dir:/srv/reports/private"},
+		{"directory above", nil, Request{Op: OpGrant, Kind: "dir", Path: "/srv"}, true, "it contains dir:/srv/reports/private, which a handle on it would reach"},
+		{"beside", nil, Request{Op: OpGrant, Kind: "dir", Path: "/srv/reports/public"}, false, ""},
+		{"named dir containing it", p, Request{Op: OpGrant, Kind: "dir", Name: "reports"}, true, "--deny dir:/srv/reports/private"},
+		{"named dir, no policy", nil, Request{Op: OpGrant, Kind: "dir", Name: "reports"}, false, ""},
+		{"declared sock", p, Request{Op: OpDelegate, Kind: "sock", Name: "db", Depth: 1}, true, "sock:db is denied by --deny sock:*"},
+		{"inline address", nil, Request{Op: OpGrant, Kind: "sock"}, true, "--deny sock:*"},
+		{"inline listener", nil, Request{Op: OpGrant, Kind: "listen"}, false, ""},
+		{"undeclared chan by glob", nil, Request{Op: OpGrant, Kind: "chan", Name: "secret-1"}, true, "chan:secret-1 is denied by --deny chan:secret-*"},
+		{"other chan", nil, Request{Op: OpGrant, Kind: "chan", Name: "public"}, false, ""},
+		// file:reports names no file resource: nothing is covered by it.
+		{"name of another kind", p, Request{Op: OpGrant, Kind: "file", Path: "/srv/reports/x"}, false, ""},
+	}
+	for _, c := range cases {
+		d, denied := l.Decide(c.p, c.req)
+		if denied != c.denied || d.Allowed {
+			t.Errorf("%s: denied %v (%+v), want %v", c.name, denied, d, c.denied)
+			continue
+		}
+		if denied && (!strings.Contains(d.Reason, c.reason) || d.Rule == nil || d.Rule.File != DenyFile) {
+			t.Errorf("%s: reason %q, rule %+v; want the reason to say %q and the rule to be the list's", c.name, d.Reason, d.Rule, c.reason)
+		}
+	}
+}
+
+func TestDenyListByNameCoversTheDeclaredPath(t *testing.T) {
+	p, err := Parse("p.hcl", []byte(denyListPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ParseDenyList([]string{"dir:reports"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/srv/reports", "/srv/reports/2026", "/srv", "/"} {
+		d, denied := l.Decide(p, Request{Op: OpGrant, Kind: "dir", Path: path})
+		if !denied || !strings.Contains(d.Reason, "--deny dir:reports") {
+			t.Errorf("dir:%s: denied %v (%q), want denied by --deny dir:reports", path, denied, d.Reason)
+		}
+	}
+	if _, denied := l.Decide(p, Request{Op: OpGrant, Kind: "dir", Path: "/srv/other"}); denied {
+		t.Error("dir:/srv/other is denied, but lies beside /srv/reports")
+	}
+	// The same list under no policy knows no path for the name.
+	if _, denied := l.Decide(nil, Request{Op: OpGrant, Kind: "dir", Path: "/srv/reports"}); denied {
+		t.Error("without a policy, dir:reports denied a path")
+	}
+	// A reloaded policy that declares it elsewhere moves what it covers.
+	q, err := Parse("q.hcl", []byte(`resource "dir" "reports" { path = "/data/reports" }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, denied := l.Decide(q, Request{Op: OpGrant, Kind: "dir", Path: "/data"}); !denied {
+		t.Error("under a policy declaring reports at /data/reports, dir:/data is not denied")
+	}
+	if _, denied := l.Decide(q, Request{Op: OpGrant, Kind: "dir", Path: "/srv/reports"}); denied {
+		t.Error("under a policy declaring reports at /data/reports, dir:/srv/reports is still denied")
+	}
+}
+
+func TestParseDenyListRefusesBadSelectors(t *testing.T) {
+	for text, want := range map[string]string{
+		"reports":           "want KIND:NAME",
+		"disk:x":            "unknown resource kind",
+		"sock:/run/x":       "dir and file only",
+		"dir:/srv/../etc":   "not clean",
+		"chan:a=b":          `may not contain`,
+		"dir:":              "is empty",
+		"listen:" + "x\x01": "control character",
+	} {
+		_, err := ParseDenyList([]string{"dir:/ok", text})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "deny ") {
+			t.Errorf("ParseDenyList(%q): %v, want an error naming it and saying %q", text, err, want)
+		}
+	}
+	if _, err := ParseDenyList(make([]string, MaxDenySelectors+1)); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("%d selectors: %v, want refused", MaxDenySelectors+1, err)
+	}
+}
