@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+func mustDenyList(t *testing.T, sels ...string) *policies.DenyList {
+	t.Helper()
+	l, err := policies.ParseDenyList(sels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// launchDenied launches the spinning guest as launchSpin does, with deny
+// list l.
+func launchDenied(t *testing.T, s *Supervisor, l *policies.DenyList, grants ...string) (*Guest, error) {
+	t.Helper()
+	spec := LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
+		SupervisorChannel: true, Deny: l,
+	}
+	for _, g := range grants {
+		spec.Grants = append(spec.Grants, mustGrant(t, g))
+	}
+	g, err := s.Launch(context.Background(), spec)
+	if err == nil {
+		t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
+	}
+	return g, err
+}
+
+// A deny list wins over any grant, with or without a policy: a grant of
+// what it covers, or of a directory containing it, is refused before
+// anything is opened, at launch and while the guest runs.
+func TestADenyListRefusesGrantsThatReachWhatItDenies(t *testing.T) {
+	dir := t.TempDir()
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "public"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := newSupervisor(t)
+	l := mustDenyList(t, "dir:"+private, "sock:*")
+	for _, grant := range []string{"dir:" + dir, "file:" + private + "/key", "sock:tcp:127.0.0.1:9=db"} {
+		_, err := launchDenied(t, s, l, grant)
+		if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "is denied by --deny ") {
+			t.Errorf("launch with --grant %s: %v, want it denied by the deny list", grant, err)
+		}
+	}
+	if n := len(s.Kernel().Snapshot()); n != 0 {
+		t.Fatalf("denied launches minted %d capabilities", n)
+	}
+	g, err := launchDenied(t, s, l, "dir:"+dir+"/public")
+	if err != nil {
+		t.Fatalf("a grant beside the denied path: %v", err)
+	}
+	_, err = g.Grant(context.Background(), Principal{UID: 1000, GID: 1000, Name: "alice"}, mustGrant(t, "dir:"+dir))
+	if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "it contains dir:"+private) {
+		t.Fatalf("a live grant of the directory above: %v, want it denied, saying what it contains", err)
+	}
+}
+
+// What another holder passes to a guest is judged by the guest's deny
+// list too, whoever passes it and however.
+func TestADenyListRefusesDelegationsToTheGuest(t *testing.T) {
+	dir := t.TempDir()
+	s := newSupervisor(t)
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := a.Handles()[3].Cap
+	b, err := launchDenied(t, s, mustDenyList(t, "dir:"+filepath.Dir(dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SendCap(context.Background(), granted, "data"); !IsPolicyDenial(err) || !strings.Contains(err.Error(), "--deny dir:"+filepath.Dir(dir)) {
+		t.Fatalf("delegation to a guest denying its directory: %v, want a denial naming the --deny", err)
+	}
+	spec := LaunchSpec{
+		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
+		Deny: mustDenyList(t, "dir:"+dir), Delegations: []Delegation{{From: granted}},
+	}
+	if _, err := s.Launch(context.Background(), spec); !IsPolicyDenial(err) {
+		t.Fatalf("a launch delegating what its deny list covers: %v, want a denial", err)
+	}
+	c, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendCap(context.Background(), granted, "data"); err != nil {
+		t.Fatalf("delegation to a guest without a deny list: %v", err)
+	}
+}
+
+// recvWAT receives one message with room for four handles on its fd 3
+// (chan:pipe) and exits with 10 × the handles it got plus the message's
+// flags (1: some handles did not arrive), or 100 + the errno.
+const recvWAT = `(module
+  (import "sandboxd" "sock_recv" (func $recv (param i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (local $e i32)
+    (i32.store (i32.const 100) (i32.const 200)) ;; one iovec of 16 bytes
+    (i32.store (i32.const 104) (i32.const 16))
+    (i32.store (i32.const 0) (i32.const 100))   ;; recv_in: data
+    (i32.store (i32.const 4) (i32.const 1))
+    (i32.store (i32.const 8) (i32.const 300))   ;; fds, room for 4
+    (i32.store (i32.const 12) (i32.const 4))
+    (i32.store16 (i32.const 16) (i32.const 0))
+    (local.set $e (call $recv (i32.const 3) (i32.const 0) (i32.const 64)))
+    (if (local.get $e) (then (call $exit (i32.add (i32.const 100) (local.get $e)))))
+    (call $exit (i32.add
+      (i32.mul (i32.load (i32.const 68)) (i32.const 10))
+      (i32.load16_u (i32.const 112))))))`
+
+// recvFromSender launches recvWAT on chan:pipe with deny list l, then
+// sendDirWAT sending a directory handle on the same channel, and returns
+// the receiver's exit code.
+func recvFromSender(t *testing.T, l *policies.DenyList) uint32 {
+	t.Helper()
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	p := Principal{UID: 1000, GID: 1000, Name: "alice"}
+	recv, err := s.Compile(context.Background(), "recv.wat", abitest.WATText(t, recvWAT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send, err := s.Compile(context.Background(), "send.wat", abitest.WATText(t, sendDirWAT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Launch(context.Background(), LaunchSpec{Principal: p, Module: recv, Deny: l, Grants: []Grant{mustGrant(t, "chan:pipe")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender, err := s.Launch(context.Background(), LaunchSpec{Principal: p, Module: send, Grants: []Grant{mustGrant(t, "dir:"+dir+"=data"), mustGrant(t, "chan:pipe")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := exitCode(t, sender); e != 0 {
+		t.Fatalf("the sender's sock_send: errno %d", e)
+	}
+	return exitCode(t, r)
+}
+
+// A handle sent on a channel goes to whoever reads it, which the sender
+// does not know: the reader's deny list refuses it on arrival, and the
+// message arrives without it, flagged as missing handles.
+func TestADenyListRefusesAHandleSentOnAChannelOnArrival(t *testing.T) {
+	if got := recvFromSender(t, nil); got != 10 {
+		t.Fatalf("a reader without a deny list: exit %d, want 10 (one handle, no flags)", got)
+	}
+	if got := recvFromSender(t, mustDenyList(t, "dir:/")); got != 1 {
+		t.Fatalf("a reader denying dir:/: exit %d, want 1 (no handle, FDS_TRUNCATED)", got)
+	}
+}
