@@ -24,6 +24,11 @@ type LaunchRequest struct {
 	// Grants are resources to pre-open, in the --grant grammar
 	// (dir:HOST[=GUEST][:ro], file:HOST[=GUEST][:ro], …).
 	Grants []string
+	// Deny is what the guest, and every guest it spawns, may never be
+	// given, whatever the daemon's policy allows: selectors in the
+	// grammar of a policy's deny rules (KIND:NAME, KIND:GLOB,
+	// dir|file:/ABSOLUTE/PATH; docs/GRANTS.md, --deny).
+	Deny []string
 	// Caps are capabilities this client holds, each passed to the guest
 	// as a derived copy under a name.
 	Caps []Delegation
@@ -163,6 +168,9 @@ func fillLaunch(r schemas.LaunchRequest, req LaunchRequest, sink schemas.OutputS
 		return err
 	}
 	if err := setTexts(r.NewGrants, req.Grants); err != nil {
+		return err
+	}
+	if err := setTexts(r.NewDeny, req.Deny); err != nil {
 		return err
 	}
 	if err := setTexts(r.NewLabels, req.Labels); err != nil {

@@ -86,7 +86,9 @@ func (l *DenyList) Decide(p *Policy, req Request) (Decision, bool) {
 	if req.Path != "" {
 		req.Path = path.Clean(req.Path)
 		what = req.Kind + ":" + req.Path
-	} else if p != nil && req.Name != "" {
+	} else if req.Name == "" {
+		what = "a " + req.Kind + " of an inline address"
+	} else if p != nil {
 		res = p.resources[resourceKey{req.Kind, req.Name}]
 	}
 	found, ok := c.p.firstListed(&req, res)

@@ -38,7 +38,7 @@ func TestDenyListDecides(t *testing.T) {
 		{"named dir containing it", p, Request{Op: OpGrant, Kind: "dir", Name: "reports"}, true, "--deny dir:/srv/reports/private"},
 		{"named dir, no policy", nil, Request{Op: OpGrant, Kind: "dir", Name: "reports"}, false, ""},
 		{"declared sock", p, Request{Op: OpDelegate, Kind: "sock", Name: "db", Depth: 1}, true, "sock:db is denied by --deny sock:*"},
-		{"inline address", nil, Request{Op: OpGrant, Kind: "sock"}, true, "--deny sock:*"},
+		{"inline address", nil, Request{Op: OpGrant, Kind: "sock"}, true, "a sock of an inline address is denied by --deny sock:*"},
 		{"inline listener", nil, Request{Op: OpGrant, Kind: "listen"}, false, ""},
 		{"undeclared chan by glob", nil, Request{Op: OpGrant, Kind: "chan", Name: "secret-1"}, true, "chan:secret-1 is denied by --deny chan:secret-*"},
 		{"other chan", nil, Request{Op: OpGrant, Kind: "chan", Name: "public"}, false, ""},

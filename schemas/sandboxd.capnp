@@ -116,6 +116,11 @@ struct LaunchRequest {
   # Bytes of call stack the guest may use, as the daemon counts each call
   # (docs/CLI.md, Call stack); zero means the daemon's default.
   maxStack @15 :UInt64;
+  # What the guest, and every guest it spawns, may never be given, in the
+  # selector grammar of a policy's deny rules (docs/GRANTS.md, --deny):
+  # a grant or delegation of what a selector covers is refused, whatever
+  # the policy allows.
+  deny @16 :List(Text);
 }
 
 struct Delegation {

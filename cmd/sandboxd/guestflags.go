@@ -3,22 +3,24 @@ package main
 import (
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/policies"
 )
 
 // guestFlags are the flags run and launch share: the module, its
 // arguments and environment, its grants and its limits.
 type guestFlags struct {
-	grants, env, args, labels stringList
-	workdir                   *string
-	mem                       *string
-	maxStack                  *string
-	timeout                   *time.Duration
-	maxFDs                    *int
+	grants, deny, env, args, labels stringList
+	workdir                         *string
+	mem                             *string
+	maxStack                        *string
+	timeout                         *time.Duration
+	maxFDs                          *int
 }
 
 // guestArgs is what guestFlags give once checked.
@@ -27,6 +29,7 @@ type guestArgs struct {
 	argv     []string
 	env      []string
 	grants   []string
+	deny     []string // --deny selectors, host paths made absolute (denySelectors)
 	labels   []string // KEY=VALUE, checked
 	memLimit uint64
 	maxStack uint64 // 0: the daemon's default
@@ -39,6 +42,7 @@ type guestArgs struct {
 func addGuestFlags(fs *flag.FlagSet, grantHelp string, maxFDs int) *guestFlags {
 	f := &guestFlags{}
 	fs.Var(&f.grants, "grant", grantHelp)
+	fs.Var(&f.deny, "deny", "never give the guest, or a guest it spawns, what `SELECTOR` covers, whatever is granted or delegated: dir:PATH or file:PATH (and all beneath, and any directory containing it), KIND:NAME of a policy's resource, KIND:GLOB, sock:* (repeatable; docs/GRANTS.md)")
 	fs.Var(&f.env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
 	f.workdir = fs.String("workdir", "", "the guest's working directory `DIR`, a path in its namespace such as / or /data (sets PWD, which Go's and wasi-libc's relative paths start from; docs/WASI.md)")
 	fs.Var(&f.labels, "label", "label the module `KEY=VALUE` for the policy's module and to blocks, and for ps (repeatable)")
@@ -96,11 +100,37 @@ func (f *guestFlags) check(c command, verb string, rest []string) (g guestArgs, 
 	if code, ok := f.checkLabels(c); !ok {
 		return g, code, false
 	}
+	if g.deny, err = denySelectors(f.deny); err != nil {
+		return g, usageError(c, "%v", err), false
+	}
 	g.env, g.grants, g.labels, g.timeout, g.maxFDs = f.env, f.grants, f.labels, *f.timeout, *f.maxFDs
 	if *f.workdir != "" {
 		g.env = append(append([]string(nil), f.env...), "PWD="+*f.workdir)
 	}
 	return g, 0, true
+}
+
+// denySelectors checks --deny selectors (policies.ParseDenyList) once a
+// dir or file path in them is made absolute against this process's
+// working directory: KIND:VALUE with a "/" in VALUE is a path, as in a
+// grant; a bare word names a resource of the policy.
+func denySelectors(texts []string) ([]string, error) {
+	out := make([]string, len(texts))
+	for i, t := range texts {
+		out[i] = t
+		kind, v, _ := strings.Cut(t, ":")
+		if (kind == "dir" || kind == "file") && strings.Contains(v, "/") {
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return nil, fmt.Errorf("--deny %q: %v", t, err)
+			}
+			out[i] = kind + ":" + abs
+		}
+	}
+	if _, err := policies.ParseDenyList(out); err != nil {
+		return nil, fmt.Errorf("--%v (docs/GRANTS.md, --deny)", err)
+	}
+	return out, nil
 }
 
 // parseMaxStack reads a --max-stack SIZE and checks its range.

@@ -271,7 +271,7 @@ func launchRequest(c command, la launchArgs) (req client.LaunchRequest, code int
 		}
 	}
 	req = client.LaunchRequest{
-		Name: filepath.Base(la.path), Wasm: wasm, Args: la.argv, Env: la.env, Grants: la.absGrants,
+		Name: filepath.Base(la.path), Wasm: wasm, Args: la.argv, Env: la.env, Grants: la.absGrants, Deny: la.deny,
 		MemoryLimit: la.memLimit, Timeout: la.timeout, MaxFDs: la.maxFDs, MaxStack: la.maxStack, Stdin: in, Detach: la.detach,
 		Labels: la.labels, GuestName: la.name,
 	}

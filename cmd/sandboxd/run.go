@@ -146,6 +146,7 @@ func runCmd(args []string) int {
 		Principal:   l.principal,
 		Module:      l.module,
 		Grants:      ra.parsed,
+		Deny:        ra.denyList,
 		Labels:      labelMap(ra.labels),
 		Args:        ra.argv,
 		Env:         ra.env,
@@ -171,7 +172,8 @@ func runCmd(args []string) int {
 // runArgs is what run's flags and arguments ask for, once checked.
 type runArgs struct {
 	guestArgs
-	parsed    []daemon.Grant // guestArgs.grants, parsed
+	parsed    []daemon.Grant     // guestArgs.grants, parsed
+	denyList  *policies.DenyList // guestArgs.deny, nil for none
 	policy    *policies.Policy
 	level     hclog.Level
 	cacheDir  string
@@ -217,8 +219,31 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 			return ra, exitUsage, false
 		}
 	}
+	if ra.denyList, code, ok = runDenyList(c, ra.deny, ra.policy); !ok {
+		return ra, code, false
+	}
 	ra.cacheDir, ra.maxProcs, ra.debugInfo = *cacheDir, *maxProcs, *debugInfo
 	return ra, exitOK, true
+}
+
+// runDenyList is run's --deny list. Without a policy a dir or file grant
+// is always a host path, so a selector naming a dir or file resource
+// could deny nothing: it is refused.
+func runDenyList(c command, sels []string, p *policies.Policy) (*policies.DenyList, int, bool) {
+	if len(sels) == 0 {
+		return nil, exitOK, true
+	}
+	for _, s := range sels {
+		kind, v, _ := strings.Cut(s, ":")
+		if p == nil && (kind == "dir" || kind == "file") && !strings.HasPrefix(v, "/") {
+			return nil, usageError(c, "--deny %q names a %s resource of a policy, and run has no --policy: give a path (%s:./%s)", s, kind, kind, v), false
+		}
+	}
+	l, err := policies.ParseDenyList(sels)
+	if err != nil {
+		return nil, usageError(c, "--%v", err), false
+	}
+	return l, exitOK, true
 }
 
 // parseRunGrants parses run's grants. chan: grants are refused: they join

@@ -10,6 +10,7 @@ import (
 	"capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/policies"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -129,8 +130,17 @@ func (a *launchArgs) decodeStrings(r schemas.LaunchRequest) (grants []string, dl
 	if a.spec.Labels, err = decodeLabels(r.Labels()); err != nil {
 		return nil, dl, err
 	}
-	if n := len(a.spec.Args) + len(a.spec.Env) + len(grants) + dl.Len(); n > maxLaunchStrings {
-		return nil, dl, fmt.Errorf("request has %d args, env entries and grants: at most %d are allowed", n, maxLaunchStrings)
+	deny, err := textList(r.Deny())
+	if err != nil {
+		return nil, dl, err
+	}
+	if n := len(a.spec.Args) + len(a.spec.Env) + len(grants) + dl.Len() + len(deny); n > maxLaunchStrings {
+		return nil, dl, fmt.Errorf("request has %d args, env entries, grants and deny selectors: at most %d are allowed", n, maxLaunchStrings)
+	}
+	if len(deny) > 0 {
+		if a.spec.Deny, err = policies.ParseDenyList(deny); err != nil {
+			return nil, dl, daemon.NewSpecError(err)
+		}
 	}
 	return grants, dl, nil
 }
