@@ -315,7 +315,8 @@ func grantFailure(err error) error {
 func isGrantFailure(err error) bool {
 	var ge *daemon.GrantError
 	var se *grantSyntaxError
-	return errors.As(err, &ge) || errors.As(err, &se)
+	// A policy's or a deny list's refusal to pass a cap: grant on.
+	return errors.As(err, &ge) || errors.As(err, &se) || daemon.IsPolicyDenial(err)
 }
 
 func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) error {
