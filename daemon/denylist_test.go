@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/audit"
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
 )
 
@@ -88,6 +90,12 @@ func TestADenyListRefusesDelegationsToTheGuest(t *testing.T) {
 	if _, err := b.SendCap(context.Background(), granted, "data"); !IsPolicyDenial(err) || !strings.Contains(err.Error(), "--deny dir:"+filepath.Dir(dir)) {
 		t.Fatalf("delegation to a guest denying its directory: %v, want a denial naming the --deny", err)
 	}
+	// A guest b spawns is bound by b's list: handing it the copy fails.
+	child := &caps.Holder{ID: b.ID() + "-child", Parent: b.holder}
+	rb, ri := granted.Rights()
+	if _, err := s.Kernel().Derive(granted, caps.Derivation{For: child, Edge: caps.EdgeSpawn, Base: rb, Inheriting: ri}); !IsPolicyDenial(err) {
+		t.Fatalf("a handle for a child of the guest: %v, want a denial", err)
+	}
 	spec := LaunchSpec{
 		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
 		Deny: mustDenyList(t, "dir:"+dir), Delegations: []Delegation{{From: granted}},
@@ -165,4 +173,27 @@ func TestADenyListRefusesAHandleSentOnAChannelOnArrival(t *testing.T) {
 	if got := recvFromSender(t, mustDenyList(t, "dir:/")); got != 1 {
 		t.Fatalf("a reader denying dir:/: exit %d, want 1 (no handle, FDS_TRUNCATED)", got)
 	}
+}
+
+// A refusal by a deny list is a decision record, naming the selector as
+// its rule and who asked.
+func TestADenyListsRefusalIsAuditedAsADecision(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	_, err := launchDenied(t, s, mustDenyList(t, "dir:/nowhere", "dir:"+dir+"/x"), "dir:"+dir)
+	if !IsPolicyDenial(err) {
+		t.Fatalf("launch: %v, want a denial", err)
+	}
+	for _, r := range records(t, path) {
+		if r.Type != audit.TypeDecision {
+			continue
+		}
+		d := r.Decision
+		want := `deny "dir:` + dir + `/x" (--deny:2)`
+		if d.Allowed || d.Op != "grant" || d.Rule != want || d.Resource != "dir:"+dir || d.Subject != "alice" || !strings.Contains(d.Reason, "--deny dir:"+dir+"/x") {
+			t.Fatalf("decision record %+v: want grant of dir:%s denied by %s, asked by alice", d, dir, want)
+		}
+		return
+	}
+	t.Fatal("no decision record for the refused grant")
 }

@@ -52,10 +52,11 @@ type grantSource struct {
 	addrKind string
 }
 
-// request is the policy request about g for op, with no subject or
-// module: for a deny list (LaunchSpec.Deny), which has none.
-func (g grantSource) request(op policies.Op) policies.Request {
-	return policies.Request{Op: op, Kind: cmp.Or(g.kind, g.addrKind), Name: g.name, Path: g.path}
+// about is req about what g names: its kind (a grant of an inline
+// address: the grant's kind), name and host path.
+func (g grantSource) about(req policies.Request) policies.Request {
+	req.Kind, req.Name, req.Path = cmp.Or(g.kind, g.addrKind), g.name, g.path
+	return req
 }
 
 func (g grantSource) String() string {
@@ -138,7 +139,8 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		src.asked, src.path = src.path, caps.RealPath(src.path)
 		pg.source = src
 	}
-	if err := s.checkDenyList(g.deny, p, src, policies.OpGrant, audit.DecisionRecord{To: moduleName(g.module)}); err != nil {
+	asked := policies.Request{Op: policies.OpGrant, Rights: gr.AskedRights(), Subject: g.by.subject(), Module: moduleOf(g.module, g.labels)}
+	if err := s.checkDenyList(g.deny, p, src, asked, audit.DecisionRecord{To: moduleName(g.module)}); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
 	if p == nil {
@@ -296,7 +298,11 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 	if to == nil {
 		to = d.For
 	}
-	if err := s.checkDenyList(denyListOf(to), p, src, policies.OpDelegate, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())}); err != nil {
+	passed := policies.Request{
+		Op: policies.OpDelegate, Rights: d.Base | d.Inheriting, Subject: subjectOf(giver), Module: holderModule(giver),
+		Depth: parent.Depth() + 1, To: holderModule(to), ToUnknown: to == nil,
+	}
+	if err := s.checkDenyList(denyListOf(to), p, src, passed, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())}); err != nil {
 		return 0, err
 	}
 	if p == nil || src.kind == "" {
@@ -338,7 +344,9 @@ func (gt gate) Adopt(c *caps.Cap, h *caps.Holder) error {
 	if l == nil || !ok || c.Kind() == caps.KindService {
 		return nil
 	}
-	err := gt.s.checkDenyList(l, gt.s.Policy(), src, policies.OpDelegate, audit.DecisionRecord{Holder: audit.InFlight, To: holderID(h), Cap: string(c.ID())})
+	b, i := c.Rights()
+	arrived := policies.Request{Op: policies.OpDelegate, Rights: b | i, Subject: subjectOf(h), Depth: c.Depth(), To: holderModule(h)}
+	err := gt.s.checkDenyList(l, gt.s.Policy(), src, arrived, audit.DecisionRecord{Holder: audit.InFlight, To: holderID(h), Cap: string(c.ID())})
 	if err != nil {
 		gt.s.log.Warn("a handle sent on a channel was refused on arrival", "cap", c.ID(), "resource", src.String(), "to", holderID(h), "reason", err)
 	}
@@ -346,18 +354,16 @@ func (gt gate) Adopt(c *caps.Cap, h *caps.Holder) error {
 }
 
 // checkDenyList decides, by deny list l, whether what src names may be
-// given (op grant) or passed (op delegate) to the guest l binds, judged
-// with the resources of p; a denial is recorded and returned as a
-// *PolicyError. An inline host path whose links lead elsewhere is judged
-// as asked too, as DecideHostPath does.
-func (s *Supervisor) checkDenyList(l *policies.DenyList, p *policies.Policy, src grantSource, op policies.Op, extra audit.DecisionRecord) error {
+// given or passed to the guest l binds, as req asks (a grant or a
+// delegation, by whom, to what), judged with the resources of p; a
+// denial is recorded and returned as a *PolicyError. An inline host path
+// whose links lead elsewhere is judged as asked too, as DecideHostPath
+// does.
+func (s *Supervisor) checkDenyList(l *policies.DenyList, p *policies.Policy, src grantSource, req policies.Request, extra audit.DecisionRecord) error {
 	if l == nil {
 		return nil
 	}
-	req := src.request(op)
-	if op == policies.OpDelegate {
-		req.Depth = 1 // the list has no limits: any depth is valid
-	}
+	req = src.about(req)
 	d, denied := l.Decide(p, req)
 	if !denied && src.asked != "" && src.asked != src.path {
 		req.Path = src.asked
