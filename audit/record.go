@@ -139,6 +139,7 @@ type GuestRecord struct {
 	Parent    string            `json:"parent,omitempty"` // the guest that spawned it
 	Labels    map[string]string `json:"labels,omitempty"`
 	Grants    []string          `json:"grants,omitempty"`
+	Deny      []string          `json:"deny,omitempty"` // the launch's deny selectors
 	// Exit only.
 	Code       uint32 `json:"code,omitempty"`
 	Killed     string `json:"killed,omitempty"`

@@ -79,6 +79,7 @@ type GuestInfo struct {
 	MaxFDs      int
 	MaxStack    uint64
 	Grants      []string // the launch's grant texts, in fd order from 3
+	Deny        []string // the launch's --deny selectors
 }
 
 // GuestSummary is what ps shows of a guest: the few fields of GuestInfo
@@ -195,7 +196,7 @@ func guestInfoFrom(g schemas.GuestInfo) GuestInfo {
 	info := GuestInfo{
 		ID: d.text(g.Id()), Name: d.text(g.Name()), SHA256: d.text(g.Sha256()),
 		Running: g.Running(), Started: unixTime(g.Started()), Ended: unixTime(g.Ended()),
-		Args: d.texts(g.Args()), Labels: d.texts(g.Labels()), Grants: d.texts(g.Grants()), GuestName: d.text(g.GuestName()),
+		Args: d.texts(g.Args()), Labels: d.texts(g.Labels()), Grants: d.texts(g.Grants()), Deny: d.texts(g.Deny()), GuestName: d.text(g.GuestName()),
 		MemoryLimit: g.MemoryLimit(), Timeout: time.Duration(g.Timeout()), MaxFDs: int(g.MaxFds()), MaxStack: g.MaxStack(), Detached: g.Detached(), Handles: int(g.Handles()),
 	}
 	if p, err := g.Principal(); err == nil {

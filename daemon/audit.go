@@ -184,7 +184,7 @@ func (g *Guest) recordStart(spec *LaunchSpec, grants []string) error {
 	return g.s.record(audit.Record{Type: audit.TypeGuestStart, Guest: &audit.GuestRecord{
 		ID: g.id, Module: spec.Module.Name, SHA256: spec.Module.HashString(),
 		Principal: spec.Principal.String(), UID: spec.Principal.UID,
-		Labels: maps.Clone(spec.Labels), Grants: grants,
+		Labels: maps.Clone(spec.Labels), Grants: grants, Deny: spec.Deny.Selectors(),
 	}}, true)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -184,16 +185,26 @@ func TestADenyListsRefusalIsAuditedAsADecision(t *testing.T) {
 	if !IsPolicyDenial(err) {
 		t.Fatalf("launch: %v, want a denial", err)
 	}
-	for _, r := range records(t, path) {
-		if r.Type != audit.TypeDecision {
-			continue
-		}
-		d := r.Decision
-		want := `deny "dir:` + dir + `/x" (--deny:2)`
-		if d.Allowed || d.Op != "grant" || d.Rule != want || d.Resource != "dir:"+dir || d.Subject != "alice" || !strings.Contains(d.Reason, "--deny dir:"+dir+"/x") {
-			t.Fatalf("decision record %+v: want grant of dir:%s denied by %s, asked by alice", d, dir, want)
-		}
-		return
+	l := mustDenyList(t, "dir:/nowhere")
+	g, err := launchDenied(t, s, l)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no decision record for the refused grant")
+	var decided, started bool
+	want := `deny "dir:` + dir + `/x" (--deny:2)`
+	for _, r := range records(t, path) {
+		switch {
+		case r.Type == audit.TypeGuestStart && r.Guest.ID == g.ID():
+			started = slices.Equal(r.Guest.Deny, l.Selectors())
+		case r.Type == audit.TypeDecision:
+			d := r.Decision
+			if d.Allowed || d.Op != "grant" || d.Rule != want || d.Resource != "dir:"+dir || d.Subject != "alice" || !strings.Contains(d.Reason, "--deny dir:"+dir+"/x") {
+				t.Fatalf("decision record %+v: want grant of dir:%s denied by %s, asked by alice", d, dir, want)
+			}
+			decided = true
+		}
+	}
+	if !decided || !started {
+		t.Fatalf("decision record of the refused grant: %v; guest-start record with the deny list: %v", decided, started)
+	}
 }

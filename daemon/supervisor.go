@@ -1018,6 +1018,10 @@ func (g *Guest) Limits() Limits { return g.limits }
 // 3.
 func (g *Guest) Grants() []string { return append([]string(nil), g.grants...) }
 
+// Deny returns the selectors of the deny list the guest was launched with
+// (LaunchSpec.Deny), which binds it and the guests it spawns.
+func (g *Guest) Deny() []string { return denyListOf(g.holder).Selectors() }
+
 // Started is when the guest started.
 func (g *Guest) Started() time.Time { return g.started }
 

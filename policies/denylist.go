@@ -57,8 +57,11 @@ func ParseDenyList(texts []string) (*DenyList, error) {
 	return l, nil
 }
 
-// Selectors returns the list's selectors as given.
+// Selectors returns the list's selectors as given; nil for a nil list.
 func (l *DenyList) Selectors() []string {
+	if l == nil {
+		return nil
+	}
 	out := make([]string, len(l.rules))
 	for i, r := range l.rules {
 		out[i] = r.Name

@@ -215,6 +215,7 @@ struct GuestInfo {
   maxFds @15 :UInt32;      # the handle table's size
   grants @16 :List(Text);  # the launch's grant texts, in fd order from 3
   maxStack @17 :UInt64;    # bytes of call stack, as counted
+  deny @18 :List(Text);    # the launch's deny selectors (LaunchRequest.deny)
 }
 
 # What ps shows of a guest (GuestInfo has everything).

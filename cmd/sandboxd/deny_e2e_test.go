@@ -86,6 +86,14 @@ grant "all" {
 	if r := d.cli(t, "launch", "--deny", "dir:reports", "--grant", "dir:reports", hello); r.code != exitGrant || !strings.Contains(r.stderr, "dir:reports is denied by --deny dir:reports") {
 		t.Fatalf("launch --deny dir:reports --grant dir:reports: code %d, stderr %q", r.code, r.stderr)
 	}
+	// inspect shows the list a guest was launched with.
+	r = d.cli(t, "launch", "--detach", "--deny", "dir:reports", "--deny", "sock:*", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch --detach --deny: code %d, stderr %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "inspect", strings.TrimSpace(r.stdout)); !strings.Contains(r.stdout, "\ndeny:       dir:reports sock:*\n") {
+		t.Fatalf("inspect of a guest launched with --deny: %q, want its deny row", r.stdout)
+	}
 	// A capability passed on at launch is judged by what it was granted
 	// from.
 	spin := d.launchSpin(t, "dir:"+reports+"=r")

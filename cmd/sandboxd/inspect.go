@@ -75,6 +75,7 @@ func printInspection(g client.GuestInfo, handles []client.Handle) {
 	row("principal", g.Principal.String())
 	row("labels", dash(strings.Join(g.Labels, ",")))
 	row("grants", dash(strings.Join(g.Grants, " ")))
+	row("deny", dash(strings.Join(g.Deny, " ")))
 	timeout := "none"
 	if g.Timeout > 0 {
 		timeout = g.Timeout.String()

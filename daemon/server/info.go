@@ -70,6 +70,9 @@ func fillGuestInfo(dst schemas.GuestInfo, r *guestRecord) error {
 	if err := setTexts(dst.NewGrants, g.Grants()); err != nil {
 		return err
 	}
+	if err := setTexts(dst.NewDeny, g.Deny()); err != nil {
+		return err
+	}
 	if err := dst.SetGuestName(r.name); err != nil {
 		return err
 	}
