@@ -85,6 +85,10 @@ func (l *DenyList) Decide(p *Policy, req Request) (Decision, bool) {
 		return Decision{Rule: l.rules[0].Ref(), Reason: c.err.Error()}, true
 	}
 	what := req.Kind + ":" + req.Name
+	if req.Path != "" && !path.IsAbs(req.Path) {
+		// Fail closed: a host path is judged where it is, absolute.
+		return Decision{Rule: l.rules[0].Ref(), Reason: fmt.Sprintf("%s:%s is not an absolute host path, which a deny list cannot judge", req.Kind, req.Path)}, true
+	}
 	var res *Resource
 	if req.Path != "" {
 		req.Path = path.Clean(req.Path)

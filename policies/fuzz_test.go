@@ -3,7 +3,9 @@ package policies
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +44,45 @@ func FuzzParsePolicy(f *testing.F) {
 				if r.Path != "" {
 					Evaluate(p, Request{Op: op, Kind: r.Kind, Path: r.Path + "/x", Depth: 1})
 				}
+			}
+		}
+	})
+}
+
+// FuzzDenyList checks deny lists on arbitrary selectors and requests: it
+// never panics, a denial names one of the list's selectors, and a list
+// that denies a host path denies every directory above it, which holds
+// it.
+func FuzzDenyList(f *testing.F) {
+	f.Add("dir:/srv/reports/private", "file", "", "/srv/reports/private/key")
+	f.Add("dir:reports", "dir", "reports", "")
+	f.Add("sock:*", "sock", "", "")
+	f.Add("chan:secret-*", "chan", "secret-1", "")
+	f.Add("file:/etc/shadow", "dir", "", "/")
+	p, err := Parse("p.hcl", []byte(denyListPolicy))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, sel, kind, name, hostPath string) {
+		l, err := ParseDenyList([]string{sel})
+		if err != nil {
+			return
+		}
+		for _, under := range []*Policy{nil, p} {
+			req := Request{Op: OpGrant, Kind: kind, Name: name, Path: hostPath}
+			d, denied := l.Decide(under, req)
+			if !denied {
+				continue
+			}
+			if d.Allowed || d.Rule == nil || d.Rule.File != DenyFile || d.Rule.Name != sel {
+				t.Fatalf("denial %+v does not name the selector %q", d, sel)
+			}
+			if !IsKind(kind) || !strings.HasPrefix(hostPath, "/") {
+				continue
+			}
+			clean := path.Clean(hostPath)
+			if _, ok := l.Decide(under, Request{Op: OpGrant, Kind: "dir", Path: path.Dir(clean)}); !ok && (kind == "dir" || kind == "file") {
+				t.Fatalf("%s denies %s:%s but not the directory %s above it", sel, kind, clean, path.Dir(clean))
 			}
 		}
 	})
