@@ -12,6 +12,7 @@ import (
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/daemon/rpcquestions"
 )
 
 // Limits bound what one guest's connection may cost the daemon and the
@@ -86,8 +87,7 @@ type limitedTransport struct {
 	mu sync.Mutex
 	// questions are the guest's question ids the daemon still keeps: not
 	// returned, or not finished, or both.
-	questions  map[uint32]questionState
-	inProgress int // the questions not returned
+	questions *rpcquestions.Table
 	// forwarded are the daemon's own questions to the guest (the calls
 	// forwarded to it) that it has not returned. go-capnp keeps each
 	// until its Return comes, whether or not it was cancelled.
@@ -101,23 +101,11 @@ type limitedTransport struct {
 	sending int
 }
 
-// questionState is where one of the guest's questions stands.
-type questionState uint8
-
-const (
-	running  questionState = iota // neither returned nor finished
-	answered                      // returned; the guest has not sent Finish
-	// cancelled: the guest sent Finish before the daemon returned it. The
-	// daemon is still carrying the call out (or it waits in a queue), so
-	// it counts as in progress until it returns.
-	cancelled
-)
-
 func newLimitedTransport(rwc io.ReadWriteCloser, lim Limits, log hclog.Logger) *limitedTransport {
 	dec := capnp.NewDecoder(rwc)
 	dec.MaxMessageSize = lim.MaxMessageSize
 	codec := &streamCodec{rwc: rwc, dec: dec, enc: capnp.NewEncoder(rwc)}
-	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: make(map[uint32]questionState), forwarded: make(map[uint32]struct{})}
+	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: rpcquestions.New(), forwarded: make(map[uint32]struct{})}
 }
 
 // NewMessage returns an outgoing message that marks the question it
@@ -188,7 +176,7 @@ func (t *limitedTransport) forwarding(id uint32) {
 func (t *limitedTransport) admit(guestID string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.forwarded)+max(0, t.queued-t.inProgress)+t.sending >= t.lim.MaxForwarded {
+	if len(t.forwarded)+max(0, t.queued-t.questions.InProgress())+t.sending >= t.lim.MaxForwarded {
 		return exc.New(exc.Overloaded, "", fmt.Sprintf("guest %s is overloaded: it has not returned %d calls forwarded to it (the per-guest limit), some perhaps cancelled by their callers or not yet read by it; try again later", guestID, t.lim.MaxForwarded))
 	}
 	t.sending++
@@ -206,16 +194,7 @@ func (t *limitedTransport) sent() {
 func (t *limitedTransport) returned(id uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st, ok := t.questions[id]
-	switch {
-	case !ok || st == answered:
-		return
-	case st == cancelled:
-		delete(t.questions, id)
-	default:
-		t.questions[id] = answered
-	}
-	t.inProgress--
+	t.questions.Returned(id)
 }
 
 // RecvMessage reads the next message and refuses one that breaks the
@@ -255,7 +234,9 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 		}
 	case rpccp.Message_Which_finish:
 		if f, err := m.Finish(); err == nil {
-			t.finished(f.QuestionId())
+			// Forgotten once the daemon has returned it; until then it
+			// stays in progress.
+			t.questions.Finished(f.QuestionId())
 		}
 	case rpccp.Message_Which_return:
 		if r, err := m.Return(); err == nil {
@@ -274,7 +255,7 @@ func (t *limitedTransport) trackCall(call rpccp.Call) error {
 	if tgt, err := call.Target(); err == nil && tgt.Which() == rpccp.MessageTarget_Which_promisedAnswer {
 		if pa, err := tgt.PromisedAnswer(); err == nil {
 			q := pa.QuestionId()
-			if st, open := t.questions[q]; !open || st == cancelled || q == id {
+			if !t.questions.CanPipelineOn(q, id) {
 				return fmt.Errorf("guest broke the Cap'n Proto RPC protocol: call %d is pipelined on question %d, which is not open", id, q)
 			}
 		}
@@ -300,29 +281,17 @@ func (t *limitedTransport) checkCaps(p rpccp.Payload, err error) error {
 }
 
 func (t *limitedTransport) open(id uint32) error {
-	if _, open := t.questions[id]; open {
+	if t.questions.IsOpen(id) {
 		return fmt.Errorf("guest broke the Cap'n Proto RPC protocol: question id %d reused before it was finished", id)
 	}
-	if t.inProgress >= t.lim.MaxCallsInFlight {
+	if t.questions.InProgress() >= t.lim.MaxCallsInFlight {
 		return fmt.Errorf("guest has more than %d calls in flight (the per-guest limit): it must wait for replies before calling again", t.lim.MaxCallsInFlight)
 	}
-	if len(t.questions) >= t.lim.MaxUnfinished {
+	if t.questions.Len() >= t.lim.MaxUnfinished {
 		return fmt.Errorf("guest has more than %d calls not finished (the per-guest limit): it must send Finish for the calls that returned", t.lim.MaxUnfinished)
 	}
-	t.questions[id] = running
-	t.inProgress++
+	t.questions.Open(id)
 	return nil
-}
-
-// finished forgets a question the guest sent Finish for once the daemon
-// has returned it; until then it stays in progress (cancelled).
-func (t *limitedTransport) finished(id uint32) {
-	switch st, ok := t.questions[id]; {
-	case ok && st == answered:
-		delete(t.questions, id)
-	case ok && st == running:
-		t.questions[id] = cancelled
-	}
 }
 
 // streamCodec frames messages on the guest's RPC channel.

@@ -14,6 +14,7 @@ import (
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/daemon/rpcquestions"
 )
 
 // Limits bound what one client connection may cost the daemon. A client
@@ -161,22 +162,10 @@ type limitedTransport struct {
 	cond *sync.Cond
 	// questions are the question ids of calls and bootstraps received that
 	// the daemon still keeps: not returned, or not finished, or both.
-	questions map[uint32]questionState
+	questions *rpcquestions.Table
 	held      uint64
 	closed    bool
 }
-
-// questionState is where one of the client's questions stands.
-type questionState uint8
-
-const (
-	running  questionState = iota // neither returned nor finished
-	answered                      // returned; the client has not sent Finish
-	// cancelled: the client sent Finish before the daemon returned it. The
-	// daemon still carries the call out, or keeps it queued, until it
-	// returns it.
-	cancelled
-)
 
 func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTransport {
 	codec := &limitedCodec{conn: c, lim: lim, firstBy: time.Now().Add(lim.BootstrapTimeout)}
@@ -190,7 +179,7 @@ func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTrans
 	// header and segments go out in one writev (net.Buffers writes them
 	// one call each to any other writer); Encode bounds the write.
 	codec.enc = capnp.NewEncoder(c)
-	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim, log: log, questions: make(map[uint32]questionState)}
+	t := &limitedTransport{Transport: transport.New(codec), codec: codec, lim: lim, log: log, questions: rpcquestions.New()}
 	t.cond = sync.NewCond(&t.mu)
 	return t
 }
@@ -305,7 +294,7 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 			pa, err := tgt.PromisedAnswer()
 			if err == nil {
 				q := pa.QuestionId()
-				if st, kept := t.questions[q]; !kept || st == cancelled || q == id {
+				if !t.questions.CanPipelineOn(q, id) {
 					return errProtocol(fmt.Sprintf("call %d is pipelined on question %d, which is not an open question of this connection", id, q))
 				}
 			}
@@ -319,7 +308,9 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 		return t.open(b.QuestionId())
 	case rpccp.Message_Which_finish:
 		if f, err := m.Finish(); err == nil {
-			t.finished(f.QuestionId())
+			// Forgotten if the daemon has returned it, and otherwise
+			// counted until it does.
+			t.questions.Finished(f.QuestionId())
 		}
 	}
 	return nil
@@ -327,26 +318,14 @@ func (t *limitedTransport) track(m rpccp.Message) error {
 
 // open records a new question of the client. Caller holds t.mu.
 func (t *limitedTransport) open(id uint32) error {
-	if _, kept := t.questions[id]; kept {
+	if t.questions.IsOpen(id) {
 		return errProtocol(fmt.Sprintf("question id %d reused before the client finished it and the daemon returned it", id))
 	}
-	if len(t.questions) >= t.lim.MaxOutstandingCalls {
+	if t.questions.Len() >= t.lim.MaxOutstandingCalls {
 		return errTooManyCalls(t.lim.MaxOutstandingCalls)
 	}
-	t.questions[id] = running
+	t.questions.Open(id)
 	return nil
-}
-
-// finished records the client's Finish of question id: the daemon forgets
-// it if it has returned it, and otherwise keeps counting it until it
-// does. Caller holds t.mu.
-func (t *limitedTransport) finished(id uint32) {
-	switch st, kept := t.questions[id]; {
-	case kept && st == answered:
-		delete(t.questions, id)
-	case kept:
-		t.questions[id] = cancelled
-	}
 }
 
 // returned records the daemon's Return of question id: the daemon forgets
@@ -354,12 +333,7 @@ func (t *limitedTransport) finished(id uint32) {
 func (t *limitedTransport) returned(id uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch st, kept := t.questions[id]; {
-	case kept && st == cancelled:
-		delete(t.questions, id)
-	case kept:
-		t.questions[id] = answered
-	}
+	t.questions.Returned(id)
 }
 
 // NewMessage returns an outgoing message that, if it is the Return of
