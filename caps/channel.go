@@ -52,6 +52,8 @@ type chanPair struct {
 	desc   string
 	// arrival[i] is called after a message is queued for end i (OnArrival).
 	arrival [2]func()
+	// peerClosed[i] is called once end 1-i is closed (OnPeerClose).
+	peerClosed [2]func(pending bool)
 	// charge, when not nil, is charged the buffers of the messages
 	// waiting in both directions (NewChargedChannelPair, enqueue).
 	charge MemoryCharge
@@ -115,9 +117,22 @@ func (c *Channel) Close() error {
 		return nil
 	}
 	p.closed[c.side] = true
+	f := p.peerClosed[1-c.side]
 	p.mu.Unlock()
 	c.dropQueue()
+	if f != nil {
+		peer := &Channel{p: p, side: 1 - c.side}
+		f(peer.Pending() > 0)
+	}
 	return nil
+}
+
+// Pending is the number of messages waiting to be read at c: at an end
+// whose peer has closed, what it may still read.
+func (c *Channel) Pending() int {
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	return len(c.p.q[c.side])
 }
 
 // dropQueue discards what waits to be read at this end, closing the
@@ -297,6 +312,24 @@ func (c *Channel) OnArrival(f func()) {
 	c.p.mu.Lock()
 	c.p.arrival[c.side] = f
 	c.p.mu.Unlock()
+}
+
+// OnPeerClose makes f run once the other end is closed, on the goroutine
+// that closes it and without the channel's lock held; pending says
+// whether messages it sent still wait to be read at c. If the other end
+// is already closed, f runs now. It lets the daemon forget an end that
+// waits for a peer that will send nothing more.
+func (c *Channel) OnPeerClose(f func(pending bool)) {
+	p := c.p
+	p.mu.Lock()
+	closed := p.closed[1-c.side]
+	if !closed {
+		p.peerClosed[c.side] = f
+	}
+	p.mu.Unlock()
+	if closed {
+		f(c.Pending() > 0)
+	}
 }
 
 // gather appends the first n bytes of iov to dst.

@@ -723,3 +723,30 @@ func (m *streamModel) checkQueue() {
 		m.t.Fatalf("%d messages without capabilities queued", plain)
 	}
 }
+
+// OnPeerClose tells an end that its peer has closed, and whether the peer
+// left messages for it, whether it was set before or after the close.
+func TestOnPeerCloseSaysWhetherThePeerLeftMessages(t *testing.T) {
+	for _, sent := range []bool{false, true} {
+		a, b := NewChannelPair(true, "t")
+		if sent {
+			if _, err := a.Send([][]byte{[]byte("x")}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := make(chan bool, 1)
+		b.OnPeerClose(func(pending bool) { got <- pending })
+		if len(got) != 0 {
+			t.Fatal("OnPeerClose ran before the peer closed")
+		}
+		_ = a.Close()
+		if p := <-got; p != sent {
+			t.Fatalf("sent %v: pending %v", sent, p)
+		}
+		// Set after the close: it runs at once.
+		b.OnPeerClose(func(pending bool) { got <- pending })
+		if p := <-got; p != sent {
+			t.Fatalf("sent %v, set after the close: pending %v", sent, p)
+		}
+	}
+}

@@ -377,3 +377,33 @@ func closeOnWrite(ch chan struct{}) io.Writer {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A chan: name whose first grantee ended having sent nothing holds
+// nothing for anyone: the daemon forgets it, or one launch after another,
+// each with a new name, would pile up ends no one will read.
+func TestAChanNameWhoseFirstGranteeEndedSilentIsForgotten(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, "abi/testdata/guests/hello.wat")
+	for i := range 8 {
+		g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, fmt.Sprintf("chan:silent%d", i))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitExit(t, g, HangGuard)
+	}
+	if n := s.WaitingChans(); n != 0 {
+		t.Fatalf("%d chan: names wait for a next grantee after their first grantees ended having sent nothing, want 0", n)
+	}
+	// What a first grantee sent still waits for the next one.
+	w := compileWAT(t, s, chanWriteWAT)
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: w, Grants: []Grant{mustGrant(t, "chan:kept")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := waitExit(t, g, HangGuard); st.Code != 0 {
+		t.Fatalf("the writer: %+v", st)
+	}
+	if n := s.WaitingChans(); n != 1 {
+		t.Fatalf("%d chan: names wait after a first grantee wrote and ended, want 1", n)
+	}
+}

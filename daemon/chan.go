@@ -13,7 +13,9 @@ import (
 // gets one end of a new datagram channel, and the next guest granted the
 // name gets the other end. A third starts a new pair. A guest whose peer
 // has gone (exited, or closed its end) reads end-of-file and gets EPIPE
-// when it sends.
+// when it sends. A name whose first grantee closes its end before anyone
+// joins, having sent nothing, is forgotten: the next grantee starts a new
+// pair.
 type chanHub struct {
 	mu      sync.Mutex
 	waiting map[string]*caps.Channel // the other end of each half-joined pair
@@ -35,7 +37,26 @@ func (h *chanHub) join(name string, charge caps.MemoryCharge) *caps.Channel {
 	}
 	mine, theirs := caps.NewChargedChannelPair(true, "chan "+name, charge)
 	h.waiting[name] = theirs
+	theirs.OnPeerClose(func(pending bool) {
+		if !pending {
+			h.forget(name, theirs)
+		}
+	})
 	return mine
+}
+
+// forget drops end, which waits for the next grantee of name, if it
+// still does.
+func (h *chanHub) forget(name string, end *caps.Channel) {
+	h.mu.Lock()
+	kept := h.waiting[name] == end
+	if kept {
+		delete(h.waiting, name)
+	}
+	h.mu.Unlock()
+	if kept {
+		_ = end.Close()
+	}
 }
 
 // closeWaiting closes the ends that wait for a next grantee, dropping

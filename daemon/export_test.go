@@ -30,3 +30,10 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// WaitingChans is how many chan: names wait for a next grantee.
+func (s *Supervisor) WaitingChans() int {
+	s.chans.mu.Lock()
+	defer s.chans.mu.Unlock()
+	return len(s.chans.waiting)
+}
