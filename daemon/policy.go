@@ -300,7 +300,8 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 	}
 	passed := policies.Request{
 		Op: policies.OpDelegate, Rights: d.Base | d.Inheriting, Subject: subjectOf(giver), Module: holderModule(giver),
-		Depth: parent.Depth() + 1, To: holderModule(to), ToUnknown: to == nil,
+		Depth: parent.Depth() + 1, To: holderModule(to),
+		ToUnknown: to == nil, // sent on a channel: whoever reads it receives it
 	}
 	if err := s.checkDenyList(denyListOf(to), p, src, passed, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())}); err != nil {
 		return 0, err
@@ -308,12 +309,8 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 	if p == nil || src.kind == "" {
 		return 0, nil
 	}
-	req := policies.Request{
-		Op: policies.OpDelegate, Kind: src.kind, Name: src.name, Path: src.path,
-		Rights: d.Base | d.Inheriting, Subject: subjectOf(giver), Module: holderModule(giver),
-		Depth: parent.Depth() + 1, Copies: s.k.LiveCopies(root), To: holderModule(to),
-		ToUnknown: to == nil, // sent on a channel: whoever reads it receives it
-	}
+	req := src.about(passed)
+	req.Copies = s.k.LiveCopies(root)
 	req, dec := DecideHostPath(p, req, src.asked)
 	s.recordDecision(req, dec, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())})
 	if !dec.Allowed {
