@@ -70,7 +70,9 @@ type socketFile struct {
 }
 
 // pinSocketFile returns the socket file at path, or nil when there is
-// none to remove (an abstract or unnamed address).
+// none to remove (an abstract or unnamed address). The path's links are
+// followed: a listener that must bind where no link leads is made with
+// SocketDir.Listen, which knows its directory.
 func pinSocketFile(path string) *socketFile {
 	if path == "" || path[0] == '@' {
 		return nil
@@ -79,13 +81,7 @@ func pinSocketFile(path string) *socketFile {
 	if err != nil {
 		return nil
 	}
-	name := filepath.Base(path)
-	var st unix.Stat_t
-	if err := unix.Fstatat(dir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		unix.Close(dir)
-		return nil
-	}
-	return &socketFile{dir: dir, name: name, dev: st.Dev, ino: st.Ino}
+	return boundFile(dir, filepath.Base(path))
 }
 
 // remove removes the socket file from the directory it was bound in, if
@@ -95,10 +91,7 @@ func (f *socketFile) remove() {
 		return
 	}
 	f.removed = true
-	var st unix.Stat_t
-	if unix.Fstatat(f.dir, f.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Dev == f.dev && st.Ino == f.ino {
-		_ = unix.Unlinkat(f.dir, f.name, 0)
-	}
+	_ = unlinkIfSame(f.dir, f.name, f.dev, f.ino)
 	unix.Close(f.dir)
 }
 

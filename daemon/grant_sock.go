@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -56,7 +57,7 @@ const acceptorFlags = caps.FlagNonblock
 
 // MaxUnixPath is the longest unix socket path Linux takes (sun_path holds
 // 108 bytes with the terminating NUL).
-const MaxUnixPath = 107
+const MaxUnixPath = caps.MaxUnixPath
 
 // inlineTarget returns the address a sock or listen grant's source gives
 // inline: "tcp:HOST:PORT" or "unix:PATH" for both kinds, and a bare
@@ -302,11 +303,7 @@ func (g Grant) setupListen(ctx context.Context, sockets sockResolver) (grantReso
 		return fail("%w", err)
 	}
 	if t.Network == "unix" && !strings.HasPrefix(t.Address, "@") {
-		// A socket file the listener of a daemon that stopped or died
-		// left behind: nothing listens on it.
-		if err := RemoveStaleSocket(t.Address); err != nil && !errors.Is(err, ErrSocketInUse) {
-			return fail("cannot listen on %s: %v", t, err)
-		}
+		return g.listenUnix(t, sockets)
 	}
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, t.Network, t.Address)
@@ -321,6 +318,84 @@ func (g Grant) setupListen(ctx context.Context, sockets sockResolver) (grantReso
 	base, inh := caps.GrantRights(caps.KindListener, false)
 	return grantResource{grant: g, res: res, base: base, inh: inh, flags: acceptorFlags}, nil
 }
+
+// listenUnix binds a unix listen grant's socket file at t's path. A
+// resource's path comes with its links resolved (for a policy's, when the
+// policy was put in force: pins.go); an inline path's are resolved now.
+// The socket is bound in the directory that resolved path leads to when
+// no link on it is followed (caps.SocketDir), and a stale socket file is
+// removed from that directory only: a link put on the path since, by a
+// guest with a writable dir grant above it or anyone else, moves neither.
+func (g Grant) listenUnix(t SockTarget, sockets sockResolver) (grantResource, error) {
+	fail := func(format string, args ...any) (grantResource, error) {
+		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
+	}
+	path := t.Address
+	if _, inline := inlineTarget(g.Kind, g.Source); inline {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return fail("cannot resolve %s: %v", path, err)
+		}
+		path = caps.RealPath(abs)
+	}
+	if listenPinned != nil {
+		listenPinned()
+	}
+	d, err := caps.OpenSocketDir(filepath.Dir(path))
+	if err != nil {
+		return fail("%w", g.socketDirError(t.Address, path, err, sockets))
+	}
+	defer d.Close()
+	name := filepath.Base(path)
+	if len(name) > d.MaxName() {
+		return fail("cannot listen on unix %s: its file name is %d bytes, longer than the %d that can be bound: the daemon binds it beneath its directory, held open so that no symbolic link on the path is followed (/proc/self/fd/N/NAME, at most %d bytes in all): use a shorter file name", path, len(name), d.MaxName(), MaxUnixPath)
+	}
+	// A socket file the listener of a daemon that stopped or died left
+	// behind: nothing listens on it.
+	if err := d.RemoveStale(name); err != nil && !errors.Is(err, ErrSocketInUse) {
+		return fail("cannot listen on unix %s: %v", path, err)
+	}
+	res, err := d.Listen(name, "unix "+path)
+	if err != nil {
+		return fail("cannot listen on unix %s: %s", path, listenAdvice(t, err))
+	}
+	base, inh := caps.GrantRights(caps.KindListener, false)
+	return grantResource{grant: g, res: res, base: base, inh: inh, flags: acceptorFlags}, nil
+}
+
+// socketDirError says why the directory of path, a listen grant's socket
+// path with its links resolved (from asked, as the grant or resource
+// gives it), could not be opened following no link. A link on it means
+// the path leads elsewhere than when it was resolved: for a policy's
+// resource, since the policy was put in force (MovedError).
+func (g Grant) socketDirError(asked, path string, err error, sockets sockResolver) error {
+	dir := filepath.Dir(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("cannot listen on unix %s: the directory %s does not exist: create it or correct the path", path, dir)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("cannot listen on unix %s: cannot open the directory %s: permission denied: make it searchable by uid %d or choose another path", path, dir, os.Getuid())
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("cannot listen on unix %s: a parent of it is not a directory: correct the path", path)
+	case !errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("cannot listen on unix %s: %v", path, err)
+	}
+	var moved *MovedError
+	if _, err := g.target(sockets); errors.As(err, &moved) {
+		return err
+	}
+	if _, inline := inlineTarget(g.Kind, g.Source); inline {
+		asked, _ = filepath.Abs(asked)
+	}
+	if now := caps.RealPath(asked); now != path {
+		return fmt.Errorf("%s leads to %s, and led to %s when the grant was being set up: a symbolic link on it changed meanwhile; try again", asked, now, path)
+	}
+	return fmt.Errorf("%s changed while it was being bound (a symbolic link took the place of part of it): try again", path)
+}
+
+// listenPinned, if set, runs once a unix listen grant's path is resolved,
+// before anything is done at it: tests set it.
+var listenPinned func()
 
 // listenAdvice says why binding t failed and what to do.
 func listenAdvice(t SockTarget, err error) string {

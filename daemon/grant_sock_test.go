@@ -247,6 +247,24 @@ func TestUnixListenGrantReplacesAStaleSocketFile(t *testing.T) {
 	}
 }
 
+// A unix socket is bound beneath its directory's descriptor
+// (/proc/self/fd/N/NAME), so its file name must fit in a socket address
+// beside it: one that does not fails the grant, saying so, before
+// anything is bound or removed.
+func TestUnixListenGrantRefusesAFileNameTooLongToBind(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	name := strings.Repeat("n", 100) // fits in a socket address alone, not beside a descriptor
+	g := mustGrant(t, "listen:unix:"+name+"=web")
+	_, err := g.setup(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "its file name is 100 bytes, longer than the") || !strings.Contains(err.Error(), "use a shorter file name") {
+		t.Fatalf("listen on a %d-byte file name: %v, want it refused as too long to bind", len(name), err)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Fatalf("left in the directory: %v, %v", entries, err)
+	}
+}
+
 func TestNamedListenGrantBindsThePolicyAddress(t *testing.T) {
 	r := setupGrant(t, "listen:web", resolver(map[string]SockTarget{"listen:web": {"tcp", "127.0.0.1:0"}}))
 	if r.grant.Name != "web" || r.res.Kind() != caps.KindListener {

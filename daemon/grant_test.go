@@ -146,6 +146,7 @@ func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 		{"sock:unix:", "empty unix socket path"},
 		{"sock:unix:/" + strings.Repeat("p", 107), "longer than 107 bytes"},
 		{"listen:unix:=web", "empty unix socket path"},
+		{"listen:unix:/" + strings.Repeat("p", 107) + "=web", "longer than 107 bytes, the most a socket address holds: use a shorter path"},
 		{"chan:a/b", `chan name "a/b"`},
 		{"sock:", "empty sock name"},
 		{"listen:a:b:c", "not HOST:PORT"},
@@ -252,6 +253,9 @@ func TestGrantSetupErrorsSayWhatFailedAndWhatToDo(t *testing.T) {
 		{"file:" + dir + "=d", dir + " is a directory: grant it with dir:" + dir},
 		{"file:" + fifo, "is not a regular file (a FIFO)"},
 		{"dir:" + file + "/sub=s", "a parent of it is not a directory"},
+		{"listen:unix:" + missing + "/web.sock=web", "the directory " + missing + " does not exist: create it or correct the path"},
+		{"listen:unix:" + file + "/web.sock=web", "a parent of it is not a directory: correct the path"},
+		{"listen:unix:" + file + "=web", file + ": it exists and is not a socket"},
 	}
 	for _, c := range cases {
 		if err := setupErr(t, c.text); !strings.Contains(err.Error(), c.says) {

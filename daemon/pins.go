@@ -8,15 +8,16 @@ import (
 	"github.com/sandboxd/sandboxd/policies"
 )
 
-// A policy's declared paths (a dir or file resource's path, a sock
-// resource's unix path) are the operator's, written with whatever links
-// the operator meant. Their links are resolved when the policy is put in
-// force, and each grant opens or connects to what they led to then,
-// following no link (openat2's RESOLVE_NO_SYMLINKS): a link put in place
-// later, by a guest given a writable directory above the path or by
-// anyone else, cannot move a grant elsewhere. A path that leads elsewhere
-// now than it did then is refused, naming both, until the policy is
-// loaded again.
+// A policy's declared paths (a dir or file resource's path, a sock or
+// listen resource's unix path) are the operator's, written with whatever
+// links the operator meant. Their links are resolved when the policy is
+// put in force, and each grant opens, connects to or binds in what they
+// led to then, following no link (openat2's RESOLVE_NO_SYMLINKS; a
+// listener is bound beneath its directory so opened: listenUnix in
+// grant_sock.go): a link put in place later, by a guest given a writable
+// directory above the path or by anyone else, cannot move a grant
+// elsewhere. A path that leads elsewhere now than it did then is refused,
+// naming both, until the policy is loaded again.
 
 // pins are the declared paths of one policy, resolved when it was put
 // in force: declared path → the path it led to.

@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -74,5 +76,134 @@ grant "all" {
 	s.SetPolicy(policy)
 	if _, err := launchSpin(t, s, nil, "dir:reports"); err != nil {
 		t.Fatalf("dir:reports after the policy was put in force again: %v", err)
+	}
+}
+
+// A listen resource's unix path is bound in the directory it led to when
+// the policy was put in force, and nowhere else: a link put in the place
+// of a directory on it (by a guest with a writable dir grant above it)
+// between the grant's resolution and its bind neither has the daemon
+// remove a stale socket file of the same name where the link leads nor
+// bind there. The grant is refused as moved since the policy was loaded.
+func TestAListenResourceIsBoundWhereItsPathLedWhenThePolicyWasLoaded(t *testing.T) {
+	s := newSupervisor(t)
+	area, elsewhere := t.TempDir(), t.TempDir()
+	app := filepath.Join(area, "app")
+	if err := os.Mkdir(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	decoy := staleSocket(t, filepath.Join(elsewhere, "x.sock"))
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "listen" "x" {
+  unix = "%s"
+}
+grant "all" {
+  resources = ["listen:x"]
+}
+`, filepath.Join(app, "x.sock"))))
+	g, err := launchSpin(t, s, nil, "listen:x")
+	if err != nil {
+		t.Fatalf("listen:x at the path as it was: %v", err)
+	}
+	if d := g.Handles()[3].Cap.Info().Resource; d != "listen unix "+filepath.Join(app, "x.sock") {
+		t.Fatalf("listen:x described as %q, want it bound at %s", d, filepath.Join(app, "x.sock"))
+	}
+	g.Kill("bound")
+	<-g.Done()
+
+	onListenPinned(t, func() { swapForLink(t, app, elsewhere) })
+	_, err = launchSpin(t, s, nil, "listen:x")
+	decoy.check(t)
+	if err == nil || !strings.Contains(err.Error(), "when the policy was loaded") || !strings.Contains(err.Error(), "reload the policy") {
+		t.Fatalf("listen:x through a link put in place of its directory: %v, want it refused as moved since the policy was loaded", err)
+	}
+}
+
+// An inline unix listen grant is bound in the directory its path led to
+// when the grant was resolved: a link put in the place of a directory on
+// it before the bind is followed neither to remove a stale socket file
+// nor to bind.
+func TestAnInlineUnixListenGrantIsBoundWhereItsPathLedWhenResolved(t *testing.T) {
+	area, elsewhere := t.TempDir(), t.TempDir()
+	app := filepath.Join(area, "app")
+	if err := os.Mkdir(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	decoy := staleSocket(t, filepath.Join(elsewhere, "x.sock"))
+	onListenPinned(t, func() { swapForLink(t, app, elsewhere) })
+	g := mustGrant(t, "listen:unix:"+filepath.Join(app, "x.sock")+"=x")
+	r, err := g.setup(context.Background(), nil)
+	if err == nil {
+		defer r.res.Close()
+	}
+	decoy.check(t)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") || !strings.Contains(err.Error(), "try again") {
+		t.Fatalf("listen:unix through a link put in place of its directory: %v, want it refused as changed meanwhile", err)
+	}
+}
+
+// onListenPinned has f run once, the next time a unix listen grant's
+// path has been resolved, before anything is done at it.
+func onListenPinned(t *testing.T, f func()) {
+	listenPinned = func() {
+		listenPinned = nil
+		f()
+	}
+	t.Cleanup(func() { listenPinned = nil })
+}
+
+// swapForLink moves dir aside (to dir.old) and puts a symbolic link to
+// target in its place.
+func swapForLink(t *testing.T, dir, target string) {
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Error(err)
+	}
+	if err := os.Symlink(target, dir); err != nil {
+		t.Error(err)
+	}
+}
+
+// aStaleSocket is a socket file nothing listens on.
+type aStaleSocket struct {
+	path string
+	ino  uint64
+}
+
+// staleSocket leaves a socket file at path that nothing listens on, with
+// a second (hard) link to it beside it, so that its inode, which check
+// compares, is not freed for reuse should the file be removed.
+func staleSocket(t *testing.T, path string) aStaleSocket {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	if err := os.Link(path, path+".kept"); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aStaleSocket{path: path, ino: fi.Sys().(*syscall.Stat_t).Ino}
+}
+
+// check reports an error unless the stale socket file is where it was,
+// as it was: neither removed nor replaced, and nothing listens on it.
+func (s aStaleSocket) check(t *testing.T) {
+	t.Helper()
+	fi, err := os.Lstat(s.path)
+	if err != nil {
+		t.Errorf("the stale socket file where the link leads: %v, want it left alone", err)
+		return
+	}
+	if ino := fi.Sys().(*syscall.Stat_t).Ino; ino != s.ino || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("the stale socket file %s, where the link leads, was removed and replaced (inode %d, was %d; mode %v)", s.path, ino, s.ino, fi.Mode())
+	}
+	if c, err := net.Dial("unix", s.path); err == nil {
+		c.Close()
+		t.Errorf("the daemon listens at %s, where the link leads", s.path)
 	}
 }

@@ -606,16 +606,34 @@ func leaseText(end time.Time) string {
 }
 
 // socketResolver says where named sock and listen grants connect or
-// bind: Options.Sockets when it was given, the sock and listen resources
-// of the policy in force, or nowhere (nil) without either.
+// bind: Options.Sockets when it was given (a unix path's links resolved
+// now), the sock and listen resources of the policy in force (a unix
+// path's links resolved when it was put in force), or nowhere (nil)
+// without either.
 func (s *Supervisor) socketResolver() sockResolver {
 	switch p := s.Policy(); {
 	case s.sockets != nil:
-		return s.sockets
+		return resolvingLinks(s.sockets)
 	case p != nil:
 		return func(kind GrantKind, name string) (SockTarget, error) { return s.policySocket(p, kind, name) }
 	}
 	return nil
+}
+
+// resolvingLinks is r, with the links of each unix socket path it gives
+// resolved: a listen grant is bound beneath the directory its path leads
+// to following no link (listenUnix).
+func resolvingLinks(r sockResolver) sockResolver {
+	return func(kind GrantKind, name string) (SockTarget, error) {
+		t, err := r(kind, name)
+		if err != nil || t.Network != "unix" || t.Address == "" || strings.HasPrefix(t.Address, "@") {
+			return t, err
+		}
+		if abs, err := filepath.Abs(t.Address); err == nil {
+			t.Address = caps.RealPath(abs)
+		}
+		return t, nil
+	}
 }
 
 // policySocket finds a sock or listen resource of p: a unix path where
