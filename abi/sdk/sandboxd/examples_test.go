@@ -185,3 +185,23 @@ NetConn and NetListener of a directory: true true, still open: <nil>
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// Every handle the SDK receives and does not return to its caller is
+// closed: a supervisor notice it cannot parse leaves the guest's table as
+// it was (testdata/handlecheck).
+func TestSDKClosesHandlesItDoesNotReturn(t *testing.T) {
+	bin := t.TempDir()
+	self := abitest.Go(t, "abi/sdk/sandboxd/testdata/handlecheck")
+	if err := os.WriteFile(filepath.Join(bin, "handlecheck.wasm"), self, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, out, errOut := run(t, "testdata/handlecheck", map[string]string{"bin": bin}, map[string]bool{"bin": true}, nil)
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v\nstdout %s\nstderr %s", st, out, errOut)
+	}
+	want := `notice that is not argdata: error true, handle returned false, handles left open 0
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+}

@@ -65,7 +65,9 @@ func ParseNotice(b []byte) (Notice, error) {
 
 // RecvNotice waits for the next notice on c (the supervisor channel) and
 // returns it with the handle it carried, if any. The handle is the
-// guest's to close.
+// guest's to close. A notice it cannot decode is an error, and the handle
+// that came with it is closed here: a caller that gets an error holds no
+// new handle.
 func (c *Conn) RecvNotice() (Notice, error) {
 	buf := make([]byte, 4096)
 	fds := make([]uint32, 1)
@@ -77,6 +79,12 @@ func (c *Conn) RecvNotice() (Notice, error) {
 		return Notice{}, errors.New("sandboxd: the supervisor channel was closed")
 	}
 	n, err := ParseNotice(buf[:r.N])
+	if err != nil {
+		if r.NFDs == 1 {
+			_ = Close(fds[0]) // it came with bytes that say nothing of what it is
+		}
+		return Notice{}, err
+	}
 	n.FD, n.HasFD = fds[0], r.NFDs == 1
-	return n, err
+	return n, nil
 }

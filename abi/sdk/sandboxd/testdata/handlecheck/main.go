@@ -1,0 +1,104 @@
+//go:build wasip1
+
+// Command handlecheck checks that the SDK closes every handle it receives
+// but does not return to its caller. It expects a directory "bin" holding
+// handlecheck.wasm (itself): it spawns itself, plays the daemon's side of
+// the child's supervisor channel, and prints one line per check.
+//
+//	handlecheck             the checks
+//	handlecheck supervisor  reads the notices its parent queued on "supervisor"
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd"
+)
+
+func main() {
+	if args := sandboxd.Args(); len(args) > 1 {
+		child(args[1])
+		return
+	}
+	bin, ok := sandboxd.Handle("bin")
+	if !ok {
+		fmt.Println("no handle named bin")
+		os.Exit(1)
+	}
+	mod, err := sandboxd.OpenModule(bin, "handlecheck.wasm")
+	check("open module", err)
+	supervise(mod)
+}
+
+// supervise queues on a child's supervisor channel the notices that lead
+// the SDK's error paths, each with a handle, and runs the child.
+func supervise(mod uint32) {
+	mine, theirs, err := sandboxd.DatagramChannel()
+	check("datagram channel", err)
+	// A notice that is not argdata.
+	sendDup(mine, []byte{0xff}, 1)
+	spawn(mod, "supervisor", map[string]uint32{"supervisor": theirs.Fd()})
+	theirs.Close()
+}
+
+func child(mode string) {
+	switch mode {
+	case "supervisor":
+		supervisorChild()
+	}
+}
+
+func supervisorChild() {
+	sup, err := sandboxd.Supervisor()
+	check("supervisor", err)
+	before := openHandles()
+	n, err := sup.RecvNotice()
+	fmt.Printf("notice that is not argdata: error %v, handle returned %v, handles left open %d\n",
+		err != nil, n.HasFD, openHandles()-before)
+}
+
+// sendDup sends data on c with a new handle on fd, and closes this
+// guest's copy: the receiver then holds the only one.
+func sendDup(c *sandboxd.Conn, data []byte, fd uint32) {
+	x, err := sandboxd.Dup(fd)
+	check("dup", err)
+	_, err = c.Send(data, x)
+	check("send", err)
+	check("close", sandboxd.Close(x))
+}
+
+// spawn runs this module as a child in mode with the named handles, and
+// waits for it.
+func spawn(mod uint32, mode string, handles map[string]uint32) {
+	p, err := sandboxd.Spawn(mod, sandboxd.SpawnConfig{Args: []string{"handlecheck", mode}, Handles: handles})
+	check("spawn", err)
+	st, err := p.Wait()
+	check("wait", err)
+	if st.Code != 0 || st.Signal != 0 {
+		fmt.Printf("child %s: %s\n", mode, st)
+		os.Exit(1)
+	}
+	check("close", p.Close())
+}
+
+// openHandles counts the handles open in this guest's table (it is far
+// shorter than 256 slots here).
+func openHandles() int {
+	n := 0
+	for fd := range uint32(256) {
+		if _, err := sandboxd.Describe(fd); !errors.Is(err, syscall.EBADF) {
+			n++
+		}
+	}
+	return n
+}
+
+func check(what string, err error) {
+	if err != nil {
+		fmt.Printf("%s: %v\n", what, err)
+		os.Exit(1)
+	}
+}
