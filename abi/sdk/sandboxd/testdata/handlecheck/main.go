@@ -10,12 +10,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"syscall"
 
+	"github.com/sandboxd/sandboxd/abi/argdata"
 	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd"
+	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd/peer"
 )
 
 func main() {
@@ -40,6 +43,14 @@ func supervise(mod uint32) {
 	check("datagram channel", err)
 	// A notice that is not argdata.
 	sendDup(mine, []byte{0xff}, 1)
+	// A refusal of the connection (the daemon's carries no handle).
+	sendDup(mine, notice("event", "error", "error", "no connection for you"), 1)
+	// The connection, on a handle that cannot be made non-blocking.
+	_, b, err := sandboxd.Channel()
+	check("channel", err)
+	check("narrow", sandboxd.Narrow(b.Fd(), sandboxd.RightFDRead|sandboxd.RightFDWrite|sandboxd.RightPollFDReadwrite|sandboxd.RightFileStatFGet, 0))
+	sendDup(mine, notice("event", "rpc", "name", "rpc"), b.Fd())
+	b.Close()
 	spawn(mod, "supervisor", map[string]uint32{"supervisor": theirs.Fd()})
 	theirs.Close()
 }
@@ -58,6 +69,20 @@ func supervisorChild() {
 	n, err := sup.RecvNotice()
 	fmt.Printf("notice that is not argdata: error %v, handle returned %v, handles left open %d\n",
 		err != nil, n.HasFD, openHandles()-before)
+	_, err = peer.Connect(context.Background())
+	fmt.Printf("refused connection: %v, handles left open %d\n", err, openHandles()-before)
+	_, err = peer.Connect(context.Background())
+	fmt.Printf("connection that cannot be set up: not capable %v, handles left open %d\n",
+		sandboxd.IsNotCapable(err), openHandles()-before)
+}
+
+// notice encodes a supervisor notice of the given key/value strings.
+func notice(kv ...string) []byte {
+	m := map[string]argdata.Value{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = argdata.String(kv[i+1])
+	}
+	return argdata.StringMap(m).Encode()
 }
 
 // sendDup sends data on c with a new handle on fd, and closes this
