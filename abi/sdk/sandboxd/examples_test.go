@@ -189,7 +189,8 @@ NetConn and NetListener of a directory: true true, still open: <nil>
 // Every handle the SDK receives and does not return to its caller is
 // closed: a supervisor notice it cannot parse, a refusal of peer.Connect
 // that came with a handle, a connection peer.Connect cannot set up leave
-// the guest's table as it was (testdata/handlecheck).
+// the guest's table as it was. NetListener and DialFunc refuse a datagram
+// socket and leave it open (testdata/handlecheck).
 func TestSDKClosesHandlesItDoesNotReturn(t *testing.T) {
 	bin := t.TempDir()
 	self := abitest.Go(t, "abi/sdk/sandboxd/testdata/handlecheck")
@@ -203,6 +204,8 @@ func TestSDKClosesHandlesItDoesNotReturn(t *testing.T) {
 	want := `notice that is not argdata: error true, handle returned false, handles left open 0
 refused connection: peer: the daemon refused a connection: no connection for you, handles left open 0
 connection that cannot be set up: not capable true, handles left open 0
+NetListener of a datagram channel: true, still open: <nil>
+DialFunc of a datagram channel: true, still open: <nil>
 `
 	if out != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)

@@ -17,7 +17,7 @@ import (
 // goroutines run meanwhile. A handle that is not a socket is ENOTSOCK,
 // here and in NetListener and DialFunc, and stays open.
 func NetConn(name string) (net.Conn, error) {
-	f, err := netFile(name)
+	f, err := netFile(name, false)
 	if err != nil {
 		return nil, err
 	}
@@ -28,9 +28,11 @@ func NetConn(name string) (net.Conn, error) {
 // NetListener returns the listener named name (a `--grant listen:NAME`)
 // or the dialer named name (`--grant sock:NAME:dial`) as a net.Listener.
 // Accept on a listener takes the next incoming connection; on a dialer it
-// opens a new connection to the dialer's one target.
+// opens a new connection to the dialer's one target. A datagram socket
+// has no connections to accept: it is EOPNOTSUPP, here and in DialFunc,
+// and stays open.
 func NetListener(name string) (net.Listener, error) {
-	f, err := netFile(name)
+	f, err := netFile(name, true)
 	if err != nil {
 		return nil, err
 	}
@@ -61,10 +63,12 @@ func DialFunc(name string) (func(ctx context.Context, network, address string) (
 	}, nil
 }
 
-// netFile returns the handle named name as a non-blocking *os.File. A
-// handle that is not a socket is ENOTSOCK and left as it is: an *os.File
-// made of it would close it when closed or collected.
-func netFile(name string) (*os.File, error) {
+// netFile returns the handle named name as a non-blocking *os.File, for
+// a listener (or dialer) if listener is set. What net.FileConn and
+// net.FileListener would refuse for its kind is refused here, and the
+// handle left as it is: an *os.File made of it would close it when closed
+// or collected, and they close theirs when they refuse it.
+func netFile(name string, listener bool) (*os.File, error) {
 	fd, ok := Handle(name)
 	if !ok {
 		return nil, fmt.Errorf("sandboxd: no handle named %q: the guest was not granted it (--grant sock:%s, sock:%s:dial or listen:%s)", name, name, name, name)
@@ -75,6 +79,9 @@ func netFile(name string) (*os.File, error) {
 	}
 	if st.filetype != filetypeSocketStream && st.filetype != filetypeSocketDgram {
 		return nil, fmt.Errorf("sandboxd: handle %q is not a socket, listener or dialer: %w", name, syscall.ENOTSOCK)
+	}
+	if listener && st.filetype == filetypeSocketDgram {
+		return nil, fmt.Errorf("sandboxd: handle %q is a datagram socket, which has no connections to accept (NetConn takes it): %w", name, syscall.EOPNOTSUPP)
 	}
 	if err := syscall.SetNonblock(int(fd), true); err != nil {
 		return nil, fmt.Errorf("sandboxd: handle %q: %w", name, err)

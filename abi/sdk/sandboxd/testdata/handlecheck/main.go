@@ -7,6 +7,7 @@
 //
 //	handlecheck             the checks
 //	handlecheck supervisor  reads the notices its parent queued on "supervisor"
+//	handlecheck names       takes its handle "d" (a datagram channel end)
 package main
 
 import (
@@ -34,6 +35,7 @@ func main() {
 	mod, err := sandboxd.OpenModule(bin, "handlecheck.wasm")
 	check("open module", err)
 	supervise(mod)
+	names(mod)
 }
 
 // supervise queues on a child's supervisor channel the notices that lead
@@ -55,10 +57,19 @@ func supervise(mod uint32) {
 	theirs.Close()
 }
 
+// names runs a child with a datagram channel end.
+func names(mod uint32) {
+	_, d, err := sandboxd.DatagramChannel()
+	check("datagram channel", err)
+	spawn(mod, "names", map[string]uint32{"d": d.Fd()})
+}
+
 func child(mode string) {
 	switch mode {
 	case "supervisor":
 		supervisorChild()
+	case "names":
+		namesChild()
 	}
 }
 
@@ -74,6 +85,16 @@ func supervisorChild() {
 	_, err = peer.Connect(context.Background())
 	fmt.Printf("connection that cannot be set up: not capable %v, handles left open %d\n",
 		sandboxd.IsNotCapable(err), openHandles()-before)
+}
+
+func namesChild() {
+	d, _ := sandboxd.Handle("d")
+	_, err := sandboxd.NetListener("d")
+	_, derr := sandboxd.Describe(d)
+	fmt.Printf("NetListener of a datagram channel: %v, still open: %v\n", errors.Is(err, syscall.EOPNOTSUPP), derr)
+	_, err = sandboxd.DialFunc("d")
+	_, derr = sandboxd.Describe(d)
+	fmt.Printf("DialFunc of a datagram channel: %v, still open: %v\n", errors.Is(err, syscall.EOPNOTSUPP), derr)
 }
 
 // notice encodes a supervisor notice of the given key/value strings.
