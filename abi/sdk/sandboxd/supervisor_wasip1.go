@@ -22,6 +22,9 @@ var (
 // (docs/API.md). Every call returns the same Conn: one reader, so that no
 // notice goes to a caller that does not expect it. A guest started by
 // `sandboxd run` or spawned by another guest has no supervisor channel.
+// The Conn owns the handle: File, NetConn and the others refuse the name
+// "supervisor" (ErrHandleTaken), and if one of them took it first,
+// Supervisor is refused.
 func Supervisor() (*Conn, error) {
 	supervisorOnce.Do(func() {
 		fd, ok := Handle("supervisor")
@@ -29,7 +32,14 @@ func Supervisor() (*Conn, error) {
 			supervisorErr = errors.New("sandboxd: this guest has no supervisor channel: launch it through the daemon (sandboxd launch)")
 			return
 		}
-		supervisorConn, supervisorErr = NewConn(fd)
+		release, err := take("supervisor", "Supervisor")
+		if err != nil {
+			supervisorErr = err
+			return
+		}
+		if supervisorConn, supervisorErr = NewConn(fd); supervisorErr != nil {
+			release()
+		}
 	})
 	return supervisorConn, supervisorErr
 }

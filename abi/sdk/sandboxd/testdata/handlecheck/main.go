@@ -7,7 +7,7 @@
 //
 //	handlecheck             the checks
 //	handlecheck supervisor  reads the notices its parent queued on "supervisor"
-//	handlecheck names       takes its handle "d" (a datagram channel end)
+//	handlecheck names       takes its handles "s" and "d" (stream and datagram channel ends)
 package main
 
 import (
@@ -57,11 +57,13 @@ func supervise(mod uint32) {
 	theirs.Close()
 }
 
-// names runs a child with a datagram channel end.
+// names runs a child with a stream and a datagram channel end.
 func names(mod uint32) {
+	_, s, err := sandboxd.Channel()
+	check("channel", err)
 	_, d, err := sandboxd.DatagramChannel()
 	check("datagram channel", err)
-	spawn(mod, "names", map[string]uint32{"d": d.Fd()})
+	spawn(mod, "names", map[string]uint32{"s": s.Fd(), "d": d.Fd()})
 }
 
 func child(mode string) {
@@ -85,6 +87,8 @@ func supervisorChild() {
 	_, err = peer.Connect(context.Background())
 	fmt.Printf("connection that cannot be set up: not capable %v, handles left open %d\n",
 		sandboxd.IsNotCapable(err), openHandles()-before)
+	_, err = sandboxd.NetConn("supervisor")
+	fmt.Printf("NetConn of the channel Supervisor owns: %v\n", err)
 }
 
 func namesChild() {
@@ -95,6 +99,28 @@ func namesChild() {
 	_, err = sandboxd.DialFunc("d")
 	_, derr = sandboxd.Describe(d)
 	fmt.Printf("DialFunc of a datagram channel: %v, still open: %v\n", errors.Is(err, syscall.EOPNOTSUPP), derr)
+
+	// One owner per named handle: closing a second would close the
+	// first's handle under it.
+	c, err := sandboxd.NetConn("s")
+	check("NetConn", err)
+	_, err = sandboxd.NetConn("s")
+	fmt.Printf("second NetConn: %v\n", err)
+	_, lerr := sandboxd.NetListener("s")
+	_, derr = sandboxd.DialFunc("s")
+	_, ferr := sandboxd.File("s")
+	fmt.Printf("NetListener, DialFunc and File of it refused: %v %v %v\n",
+		errors.Is(lerr, sandboxd.ErrHandleTaken), errors.Is(derr, sandboxd.ErrHandleTaken), errors.Is(ferr, sandboxd.ErrHandleTaken))
+	_, err = c.Write([]byte("x"))
+	fmt.Printf("the first still writes: %v\n", err)
+	check("close", c.Close())
+	_, err = sandboxd.NetConn("s")
+	fmt.Printf("NetConn after the first is closed refused: %v\n", errors.Is(err, sandboxd.ErrHandleTaken))
+	// A call refused for the kind of handle does not own it.
+	_, err = sandboxd.File("d")
+	fmt.Printf("File after NetListener refused it: %v\n", err)
+	_, err = sandboxd.File("d")
+	fmt.Printf("second File refused: %v\n", errors.Is(err, sandboxd.ErrHandleTaken))
 }
 
 // notice encodes a supervisor notice of the given key/value strings.
