@@ -16,6 +16,14 @@
 //	fd, ok := sandboxd.Handle("data")  // a grant by name
 //	f, err := sandboxd.File("data")    // the same, as an *os.File
 //
+// A named handle has one owner. File, NetConn, NetListener, DialFunc and
+// Supervisor each take the name, and what they return closes the handle
+// when it is closed. Another of them for a name already taken, even after
+// its owner was closed, fails with ErrHandleTaken, rather than return a
+// second value that would close the handle under the first (or wrap
+// whatever handle later reuses its number). A second owner needs a
+// handle of its own: Dup the fd from Handle, which only looks it up.
+//
 // Delegation: give a child guest a read-only view of a directory that can
 // be taken back.
 //

@@ -185,3 +185,39 @@ NetConn and NetListener of a directory: true true, still open: <nil>
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// Every handle the SDK receives and does not return to its caller is
+// closed: a supervisor notice it cannot parse, a refusal of peer.Connect
+// that came with a handle, a connection peer.Connect cannot set up leave
+// the guest's table as it was. NetListener and DialFunc refuse a datagram
+// socket and leave it open. A named handle has one owner: once NetConn,
+// NetListener, DialFunc, File or Supervisor took it, the others and a
+// second call are refused with ErrHandleTaken, also after the owner closed
+// it, and the owner keeps working (testdata/handlecheck).
+func TestSDKClosesHandlesItDoesNotReturn(t *testing.T) {
+	bin := t.TempDir()
+	self := abitest.Go(t, "abi/sdk/sandboxd/testdata/handlecheck")
+	if err := os.WriteFile(filepath.Join(bin, "handlecheck.wasm"), self, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, out, errOut := run(t, "testdata/handlecheck", map[string]string{"bin": bin}, map[string]bool{"bin": true}, nil)
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v\nstdout %s\nstderr %s", st, out, errOut)
+	}
+	want := `notice that is not argdata: error true, handle returned false, handles left open 0
+refused connection: peer: the daemon refused a connection: no connection for you, handles left open 0
+connection that cannot be set up: not capable true, handles left open 0
+NetConn of the channel Supervisor owns: sandboxd: NetConn("supervisor"): handle already taken by an earlier Supervisor, whose result owns it and closes it on Close: use that result, or wrap a new handle from sandboxd.Dup
+NetListener of a datagram channel: true, still open: <nil>
+DialFunc of a datagram channel: true, still open: <nil>
+second NetConn: sandboxd: NetConn("s"): handle already taken by an earlier NetConn, whose result owns it and closes it on Close: use that result, or wrap a new handle from sandboxd.Dup
+NetListener, DialFunc and File of it refused: true true true
+the first still writes: <nil>
+NetConn after the first is closed refused: true
+File after NetListener refused it: <nil>
+second File refused: true
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+}

@@ -86,19 +86,28 @@ func Handles() map[string]uint32 {
 	return st.Handles
 }
 
-// Handle returns the fd of the handle named name.
+// Handle returns the fd of the handle named name. It only looks the
+// number up and takes nothing (see File): a caller that wraps the fd
+// itself, with os.NewFile or NewConn, owns the handle without this
+// package knowing, and should not also pass the name to File, NetConn,
+// NetListener, DialFunc or Supervisor.
 func Handle(name string) (uint32, bool) {
 	fd, ok := Handles()[name]
 	return fd, ok
 }
 
 // File returns the handle named name as an *os.File (a directory, a file,
-// a socket or a channel end), ready for the standard library. Closing the
-// file closes the handle.
+// a socket or a channel end), ready for the standard library. The file
+// owns the handle: closing it (or dropping it to the garbage collector)
+// closes the handle, and a second File, NetConn, NetListener, DialFunc or
+// Supervisor of the name is refused with ErrHandleTaken.
 func File(name string) (*os.File, error) {
 	fd, ok := Handle(name)
 	if !ok {
 		return nil, &os.PathError{Op: "handle", Path: name, Err: syscall.EBADF}
+	}
+	if _, err := take(name, "File"); err != nil {
+		return nil, err
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }

@@ -22,6 +22,9 @@ var (
 // (docs/API.md). Every call returns the same Conn: one reader, so that no
 // notice goes to a caller that does not expect it. A guest started by
 // `sandboxd run` or spawned by another guest has no supervisor channel.
+// The Conn owns the handle: File, NetConn and the others refuse the name
+// "supervisor" (ErrHandleTaken), and if one of them took it first,
+// Supervisor is refused.
 func Supervisor() (*Conn, error) {
 	supervisorOnce.Do(func() {
 		fd, ok := Handle("supervisor")
@@ -29,7 +32,14 @@ func Supervisor() (*Conn, error) {
 			supervisorErr = errors.New("sandboxd: this guest has no supervisor channel: launch it through the daemon (sandboxd launch)")
 			return
 		}
-		supervisorConn, supervisorErr = NewConn(fd)
+		release, err := take("supervisor", "Supervisor")
+		if err != nil {
+			supervisorErr = err
+			return
+		}
+		if supervisorConn, supervisorErr = NewConn(fd); supervisorErr != nil {
+			release()
+		}
 	})
 	return supervisorConn, supervisorErr
 }
@@ -65,7 +75,9 @@ func ParseNotice(b []byte) (Notice, error) {
 
 // RecvNotice waits for the next notice on c (the supervisor channel) and
 // returns it with the handle it carried, if any. The handle is the
-// guest's to close.
+// guest's to close. A notice it cannot decode is an error, and the handle
+// that came with it is closed here: a caller that gets an error holds no
+// new handle.
 func (c *Conn) RecvNotice() (Notice, error) {
 	buf := make([]byte, 4096)
 	fds := make([]uint32, 1)
@@ -77,6 +89,12 @@ func (c *Conn) RecvNotice() (Notice, error) {
 		return Notice{}, errors.New("sandboxd: the supervisor channel was closed")
 	}
 	n, err := ParseNotice(buf[:r.N])
+	if err != nil {
+		if r.NFDs == 1 {
+			_ = Close(fds[0]) // it came with bytes that say nothing of what it is
+		}
+		return Notice{}, err
+	}
 	n.FD, n.HasFD = fds[0], r.NFDs == 1
-	return n, err
+	return n, nil
 }

@@ -48,7 +48,8 @@ func Pending() []Notice {
 var rpcRequest = argdata.StringMap(map[string]argdata.Value{"request": argdata.String("rpc")}).Encode()
 
 // Connect asks the daemon for this guest's Cap'n Proto connection and
-// returns it. A guest has at most one open at a time.
+// returns it. A guest has at most one open at a time. When it fails, the
+// handle the daemon sent, if any, is closed.
 func Connect(ctx context.Context) (*Conn, error) {
 	sc, err := sandboxd.Supervisor()
 	if err != nil {
@@ -63,14 +64,16 @@ func Connect(ctx context.Context) (*Conn, error) {
 	}
 	stream, err := sandboxd.NewConn(fd)
 	if err != nil {
-		return nil, err
+		_ = sandboxd.Close(fd) // no Conn owns it, and nothing else knows of it
+		return nil, fmt.Errorf("peer: setting up the connection the daemon sent (fd %d): %w", fd, err)
 	}
 	conn := rpc.NewConn(transport.NewStream(stream), nil)
 	return &Conn{stream: stream, rpc: conn, sup: guest.GuestSupervisor(conn.Bootstrap(ctx))}, nil
 }
 
 // awaitConnection reads notices until the daemon's answer, keeping the
-// others for Pending.
+// others for Pending. A refusal carries no handle; one that does has it
+// closed, since the caller gets only the error.
 func awaitConnection(sc *sandboxd.Conn) (uint32, error) {
 	for {
 		n, err := sc.RecvNotice()
@@ -81,6 +84,9 @@ func awaitConnection(sc *sandboxd.Conn) (uint32, error) {
 		case n.Event == "rpc" && n.HasFD:
 			return n.FD, nil
 		case n.Event == "error":
+			if n.HasFD {
+				_ = sandboxd.Close(n.FD)
+			}
 			return 0, errors.New("peer: the daemon refused a connection: " + n.Name)
 		}
 		pendingMu.Lock()
