@@ -27,18 +27,7 @@ func mustDenyList(t *testing.T, sels ...string) *policies.DenyList {
 // list l.
 func launchDenied(t *testing.T, s *Supervisor, l *policies.DenyList, grants ...string) (*Guest, error) {
 	t.Helper()
-	spec := LaunchSpec{
-		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
-		SupervisorChannel: true, Deny: l,
-	}
-	for _, g := range grants {
-		spec.Grants = append(spec.Grants, mustGrant(t, g))
-	}
-	g, err := s.Launch(context.Background(), spec)
-	if err == nil {
-		t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
-	}
-	return g, err
+	return launchSpinAs(t, s, LaunchSpec{Deny: l}, grants...)
 }
 
 // A deny list wins over any grant, with or without a policy: a grant of

@@ -27,10 +27,16 @@ func mustPolicy(t testing.TB, text string) *policies.Policy {
 // supervisor channel, for principal uid 1000.
 func launchSpin(t *testing.T, s *Supervisor, labels map[string]string, grants ...string) (*Guest, error) {
 	t.Helper()
-	spec := LaunchSpec{
-		Principal: Principal{UID: 1000, GID: 1000, Name: "alice"}, Module: compile(t, s, guests+"spin.wat"),
-		Labels: labels, SupervisorChannel: true,
-	}
+	return launchSpinAs(t, s, LaunchSpec{Labels: labels}, grants...)
+}
+
+// launchSpinAs is launchSpin of spec, with its principal, module and
+// supervisor channel set as launchSpin sets them.
+func launchSpinAs(t *testing.T, s *Supervisor, spec LaunchSpec, grants ...string) (*Guest, error) {
+	t.Helper()
+	spec.Principal = Principal{UID: 1000, GID: 1000, Name: "alice"}
+	spec.Module = compile(t, s, guests+"spin.wat")
+	spec.SupervisorChannel = true
 	for _, g := range grants {
 		spec.Grants = append(spec.Grants, mustGrant(t, g))
 	}
