@@ -468,6 +468,8 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		return nil, err
 	}
 	spec.Labels = maps.Clone(spec.Labels) // the guest's own from here on
+	// A selector written through a symbolic link covers where it leads.
+	spec.Deny = spec.Deny.WithRealPaths(s.realPath)
 	opened, err := s.openHandles(ctx, &spec)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/policies"
+)
+
+// denyTree makes, in a temporary directory with its links resolved,
+// srv/private and srv/public, and a symbolic link named link to
+// srv/private; it returns the directory.
+func denyTree(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"srv/private", "srv/public"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(dir, "srv/private"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A selector is a host path as the launcher wrote it, which may lead
+// elsewhere through a symbolic link: the list covers where it leads too,
+// so the link's target, and a directory holding it, are refused as a
+// grant through the link is.
+func TestADenyListCoversWhereASelectorsLinkLeads(t *testing.T) {
+	dir := denyTree(t)
+	s := newSupervisor(t)
+	l := mustDenyList(t, "dir:"+dir+"/link")
+	for _, grant := range []string{"dir:" + dir + "/srv/private", "dir:" + dir + "/srv", "file:" + dir + "/srv/private/key", "dir:" + dir + "/link"} {
+		_, err := launchDenied(t, s, l, grant)
+		if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "is denied by --deny dir:"+dir+"/link") {
+			t.Errorf("launch with --grant %s: %v, want it denied by --deny dir:%s/link", grant, err, dir)
+		}
+	}
+	if _, err := launchDenied(t, s, l, "dir:"+dir+"/srv/public"); err != nil {
+		t.Fatalf("a grant beside the link's target: %v", err)
+	}
+}
+
+// linkPolicy declares dir:current at dir/link, a symbolic link to
+// srv/private, and grants it and anything beneath dir.
+func linkPolicy(t *testing.T, dir string) *policies.Policy {
+	return mustPolicy(t, fmt.Sprintf(`
+resource "dir" "current" {
+  path = "%s/link"
+}
+grant "all" {
+  resources = ["dir:current", "dir:%s"]
+}
+`, dir, dir))
+}
+
+// A selector naming a policy's dir resource declared through a symbolic
+// link covers where the link led when the policy was put in force, which
+// is what a grant of the resource opens: granted as a host path, or in a
+// directory granted, it is refused too.
+func TestADenyListNamingAResourceCoversWhereItsLinkLeads(t *testing.T) {
+	dir := denyTree(t)
+	s := newSupervisor(t)
+	s.SetPolicy(linkPolicy(t, dir))
+	l := mustDenyList(t, "dir:current")
+	for _, grant := range []string{"dir:" + dir + "/srv/private", "dir:" + dir + "/srv"} {
+		_, err := launchDenied(t, s, l, grant)
+		if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "is denied by --deny dir:current") {
+			t.Errorf("launch --deny dir:current --grant %s: %v, want it denied by the deny list", grant, err)
+		}
+	}
+	if _, err := launchDenied(t, s, l, "dir:"+dir+"/srv/public"); err != nil {
+		t.Fatalf("a grant beside the resource: %v", err)
+	}
+}
