@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,5 +80,59 @@ func TestADenyListNamingAResourceCoversWhereItsLinkLeads(t *testing.T) {
 	}
 	if _, err := launchDenied(t, s, l, "dir:"+dir+"/srv/public"); err != nil {
 		t.Fatalf("a grant beside the resource: %v", err)
+	}
+}
+
+// A grant of a named dir resource opens where its declared path led when
+// the policy was put in force: the deny list judges that place too.
+func TestADenyListJudgesANamedGrantWhereItIsOpened(t *testing.T) {
+	dir := denyTree(t)
+	s := newSupervisor(t)
+	s.SetPolicy(linkPolicy(t, dir))
+	for _, deny := range []string{"dir:" + dir + "/srv/private", "dir:" + dir + "/srv"} {
+		_, err := launchDenied(t, s, mustDenyList(t, deny), "dir:current")
+		if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "is denied by --deny "+deny) {
+			t.Errorf("launch --deny %s --grant dir:current: %v, want it denied by the deny list", deny, err)
+		}
+	}
+	if _, err := launchDenied(t, s, mustDenyList(t, "dir:"+dir+"/srv/public"), "dir:current"); err != nil {
+		t.Fatalf("a grant of the resource beside the denied directory: %v", err)
+	}
+}
+
+// A capability granted from a named resource reaches where the resource
+// was when it was granted: a reload that declares the name elsewhere does
+// not take it out of a selector of that place.
+func TestADenyListJudgesANamedGrantWhereItWasOpenedAfterAReload(t *testing.T) {
+	dir := denyTree(t)
+	s := newSupervisor(t)
+	declare := func(path string) {
+		s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "dir" "reports" {
+  path = "%s"
+}
+grant "reports" {
+  resources = ["dir:reports"]
+}
+delegate "pass-reports" {
+  resources = ["dir:reports"]
+  max_depth = 2
+}
+`, path)))
+	}
+	declare(dir + "/srv/private")
+	a, err := launchSpin(t, s, nil, "dir:reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := a.Handles()[3].Cap
+	declare(dir + "/srv/public")
+	b, err := launchDenied(t, s, mustDenyList(t, "dir:"+dir+"/srv/private"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.SendCap(context.Background(), granted, "reports")
+	if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "--deny dir:"+dir+"/srv/private") {
+		t.Fatalf("passing on a grant opened in the denied directory, its name since declared elsewhere: %v, want a denial", err)
 	}
 }
