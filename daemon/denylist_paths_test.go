@@ -136,3 +136,32 @@ delegate "pass-reports" {
 		t.Fatalf("passing on a grant opened in the denied directory, its name since declared elsewhere: %v, want a denial", err)
 	}
 }
+
+// Without a policy a grant's host path is judged by the deny list as its
+// links lead when it is checked; what is then opened must be that place:
+// a link put in its place after the check makes the grant fail rather
+// than open what the list denies.
+func TestADenyListGrantOpensWhatItJudged(t *testing.T) {
+	dir := denyTree(t)
+	data := filepath.Join(dir, "srv/public")
+	s := newSupervisor(t)
+	alice := Principal{UID: 1000, GID: 1000, Name: "alice"}
+	pg, err := s.authorize(grantee{by: alice, deny: mustDenyList(t, "dir:"+dir+"/srv/private")}, mustGrant(t, "dir:"+data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "srv/private"), data); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.open(context.Background(), alice, pg.grant)
+	if err == nil {
+		_ = r.res.Close()
+		t.Fatalf("a grant judged as %s opened it after a link to the directory --deny covers took its place", data)
+	}
+	if !strings.Contains(err.Error(), "changed while it was being opened") {
+		t.Fatalf("the grant failed with %v, want it to say the path changed", err)
+	}
+}

@@ -148,8 +148,12 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if err := s.checkDenyList(g.deny, p, src, asked, audit.DecisionRecord{To: moduleName(g.module)}); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
+	if p == nil && g.deny != nil && src.path != "" {
+		// Opened as judged: a link put in place since fails the grant.
+		pg.grant.Source, pg.grant.exact = src.path, true
+	}
 	if p == nil {
-		return pg, nil // the principal is the authority: links are followed
+		return pg, nil // the principal is the authority
 	}
 	if src.path != "" {
 		pg.grant.Source, pg.grant.exact = src.path, true
