@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -163,5 +164,28 @@ func TestADenyListGrantOpensWhatItJudged(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "changed while it was being opened") {
 		t.Fatalf("the grant failed with %v, want it to say the path changed", err)
+	}
+}
+
+// Without a policy a dir or file grant is always a host path, so a
+// selector naming a dir or file resource could deny nothing: a launch
+// with one is refused, saying how to write the path, rather than run
+// with a list that protects nothing.
+func TestADenyListNamingAHostResourceNeedsAPolicy(t *testing.T) {
+	dir := denyTree(t)
+	s := newSupervisor(t)
+	for _, sel := range []string{"dir:private", "file:key*"} {
+		_, err := launchDenied(t, s, mustDenyList(t, sel), "dir:"+dir+"/srv")
+		var se *SpecError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), "--deny \""+sel+"\" names a") {
+			t.Errorf("launch --deny %s without a policy: %v, want it refused as a request naming the selector", sel, err)
+		}
+	}
+	if _, err := launchDenied(t, s, mustDenyList(t, "sock:db", "chan:jobs"), "dir:"+dir+"/srv"); err != nil {
+		t.Fatalf("sock and chan names need no policy: %v", err)
+	}
+	s.SetPolicy(linkPolicy(t, dir))
+	if _, err := launchDenied(t, s, mustDenyList(t, "dir:private"), "dir:"+dir+"/srv/public"); err != nil {
+		t.Fatalf("a dir name under a policy: %v", err)
 	}
 }

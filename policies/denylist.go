@@ -85,6 +85,22 @@ func (l *DenyList) WithRealPaths(real func(string) string) *DenyList {
 	return out
 }
 
+// HostNameSelector returns the first selector that names dir or file
+// resources, by name or glob, rather than giving a host path, with its
+// kind and name; "" if none does. Without a policy such a selector
+// covers nothing: a dir or file grant then always gives a host path.
+func (l *DenyList) HostNameSelector() (text, kind, name string) {
+	if l == nil {
+		return "", "", ""
+	}
+	for _, r := range l.rules {
+		if s := r.Selectors[0]; s.Path == "" && (s.Kind == "dir" || s.Kind == "file") {
+			return r.Name, s.Kind, s.Name
+		}
+	}
+	return "", "", ""
+}
+
 // Selectors returns the list's selectors as given; nil for a nil list.
 func (l *DenyList) Selectors() []string {
 	if l == nil {
