@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
 )
 
@@ -187,5 +188,33 @@ func TestADenyListNamingAHostResourceNeedsAPolicy(t *testing.T) {
 	s.SetPolicy(linkPolicy(t, dir))
 	if _, err := launchDenied(t, s, mustDenyList(t, "dir:private"), "dir:"+dir+"/srv/public"); err != nil {
 		t.Fatalf("a dir name under a policy: %v", err)
+	}
+}
+
+// A file a guest creates or opens beneath a granted directory is derived
+// from the directory's grant, and judged by it: it is not passed to a
+// guest whose list covers the directory.
+func TestADenyListJudgesAFileMadeBeneathAGrantByTheGrant(t *testing.T) {
+	dir := denyTree(t)
+	s := newSupervisor(t)
+	a, err := launchSpin(t, s, nil, "dir:"+dir+"/srv/public=pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := a.Handles()[3].Cap
+	f, err := os.Create(filepath.Join(dir, "srv/public/made"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := s.Kernel().Derive(pub, caps.Derivation{Holder: a.holder, Edge: caps.EdgeOpen, Name: "made", Base: caps.RightFDRead, Resource: caps.NewFile(f, "made")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := launchDenied(t, s, mustDenyList(t, "dir:"+dir+"/srv/public"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.SendCap(context.Background(), made, "made"); !IsPolicyDenial(err) || !strings.Contains(err.Error(), "--deny dir:"+dir+"/srv/public") {
+		t.Fatalf("a file made beneath the covered directory: %v, want it denied", err)
 	}
 }
