@@ -95,9 +95,10 @@ type Grant struct {
 	// ReadOnly narrows a cap: grant by dropping caps.RightsWriteMask.
 	Rights caps.Rights
 
-	// exact is set for an inline host path that a policy decided on: the
-	// path has had its symbolic links resolved, and is opened only if it
-	// still has none, so that what is opened is what was decided on.
+	// exact is set for an inline host path that a policy or a deny list
+	// decided on: the path has had its symbolic links resolved, and is
+	// opened only if it still has none, so that what is opened is what
+	// was decided on.
 	exact bool
 }
 

@@ -57,6 +57,18 @@ func (s *Supervisor) pinnedPath(p *policies.Policy, declared string) (string, er
 	return "", &MovedError{Declared: declared, Then: then, Now: now}
 }
 
+// realPath is where host path p leads: where the policy in force pinned
+// it, if it declares p, or where its links lead now (caps.RealPath). A
+// launch's deny list covers that place too (policies.DenyList.WithRealPaths).
+func (s *Supervisor) realPath(p string) string {
+	if pn := s.pins.Load(); pn != nil {
+		if then, ok := pn.paths[p]; ok {
+			return then
+		}
+	}
+	return caps.RealPath(p)
+}
+
 // MovedError is a declared path that leads elsewhere than it did when
 // the policy was put in force.
 type MovedError struct{ Declared, Then, Now string }

@@ -47,6 +47,10 @@ type grantSource struct {
 	// at is where the policy declared a named resource when it was
 	// granted (resourceAt), for a reload that declares it elsewhere.
 	at string
+	// host is where a grant of a named dir or file resource opened it:
+	// its declared path as pinned (pinnedPath). A deny list judges that
+	// place as well as the name, whatever a reload declares since.
+	host string
 	// addrKind is the kind of a sock or listen grant of an inline
 	// address, which has neither kind nor name in the policy's terms.
 	addrKind string
@@ -137,14 +141,19 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		// Recorded as resolved, with the path as asked, for the policy in
 		// force or one loaded later (the gate, NotAllowedBy).
 		src.asked, src.path = src.path, caps.RealPath(src.path)
-		pg.source = src
 	}
+	hostErr := s.namedHost(p, &src)
+	pg.source = src
 	asked := policies.Request{Op: policies.OpGrant, Rights: gr.AskedRights(), Subject: g.by.subject(), Module: moduleOf(g.module, g.labels)}
 	if err := s.checkDenyList(g.deny, p, src, asked, audit.DecisionRecord{To: moduleName(g.module)}); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
+	if p == nil && g.deny != nil && src.path != "" {
+		// Opened as judged: a link put in place since fails the grant.
+		pg.grant.Source, pg.grant.exact = src.path, true
+	}
 	if p == nil {
-		return pg, nil // the principal is the authority: links are followed
+		return pg, nil // the principal is the authority
 	}
 	if src.path != "" {
 		pg.grant.Source, pg.grant.exact = src.path, true
@@ -170,14 +179,29 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		pg.source.at = resourceAt(res)
 	}
 	if ok && src.name != "" && res.Path != "" {
-		real, err := s.pinnedPath(p, res.Path)
-		if err != nil {
-			return pg, &GrantError{Grant: gr, Err: err}
+		if hostErr != nil {
+			return pg, &GrantError{Grant: gr, Err: hostErr}
 		}
-		pg.grant.Source, pg.grant.exact = real, true
+		pg.grant.Source, pg.grant.exact = src.host, true
 		pg.grant.ReadOnly = pg.grant.ReadOnly || res.ReadOnly
 	}
 	return pg, nil
+}
+
+// namedHost sets src.host, for a dir or file resource of p that src
+// names, to where its grant opens it (pinnedPath); the error is
+// pinnedPath's, for a declared path that leads elsewhere now.
+func (s *Supervisor) namedHost(p *policies.Policy, src *grantSource) error {
+	if p == nil || src.name == "" {
+		return nil
+	}
+	res, ok := p.Resource(src.kind, src.name)
+	if !ok || res.Path == "" {
+		return nil
+	}
+	real, err := s.pinnedPath(p, res.Path)
+	src.host = real
+	return err
 }
 
 // sourceOf names what gr asks for in the policy's terms. Under a policy a
@@ -355,16 +379,19 @@ func (gt gate) Adopt(c *caps.Cap, h *caps.Holder) error {
 // delegation, by whom, to what), judged with the resources of p; a
 // denial is recorded and returned as a *PolicyError. An inline host path
 // whose links lead elsewhere is judged as asked too, as DecideHostPath
-// does.
+// does; a named dir or file resource is judged where its grant opened it
+// too (grantSource.host).
 func (s *Supervisor) checkDenyList(l *policies.DenyList, p *policies.Policy, src grantSource, req policies.Request, extra audit.DecisionRecord) error {
 	if l == nil {
 		return nil
 	}
 	req = src.about(req)
 	d, denied := l.Decide(p, req)
-	if !denied && src.asked != "" && src.asked != src.path {
-		req.Path = src.asked
-		d, denied = l.Decide(p, req)
+	for _, alt := range []string{src.asked, src.host} {
+		if !denied && alt != "" && alt != req.Path {
+			req.Name, req.Path = "", alt
+			d, denied = l.Decide(p, req)
+		}
 	}
 	if !denied {
 		return nil

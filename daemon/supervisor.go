@@ -467,7 +467,12 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkDenyNames(spec.Deny); err != nil {
+		return nil, err
+	}
 	spec.Labels = maps.Clone(spec.Labels) // the guest's own from here on
+	// A selector written through a symbolic link covers where it leads.
+	spec.Deny = spec.Deny.WithRealPaths(s.realPath)
 	opened, err := s.openHandles(ctx, &spec)
 	if err != nil {
 		return nil, err
@@ -490,6 +495,21 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		s.warnIfReloaded(g, opened.policy[i].policy, c)
 	}
 	return g, nil
+}
+
+// checkDenyNames refuses, without a policy, a deny list with a selector
+// naming dir or file resources: every dir or file grant is then a host
+// path, and the selector would deny nothing.
+func (s *Supervisor) checkDenyNames(l *policies.DenyList) error {
+	sel, kind, name := l.HostNameSelector()
+	if sel == "" || s.Policy() != nil {
+		return nil
+	}
+	example := " (" + kind + ":./" + name + ")"
+	if strings.Contains(name, "*") {
+		example = ""
+	}
+	return specError("--deny %q names a %s resource of a policy, and the daemon has no policy: give a path%s", sel, kind, example)
 }
 
 // openedHandles are what a launch sets up before the guest exists: its

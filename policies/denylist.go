@@ -24,7 +24,10 @@ const MaxDenySelectors = 256
 // DenyList is judged against that policy (Decide), or against none.
 // It is safe for concurrent use.
 type DenyList struct {
-	rules    []*Rule
+	rules []*Rule
+	// real, when set, says where a host path's symbolic links lead
+	// (WithRealPaths).
+	real     func(string) string
 	compiled atomic.Pointer[compiledDenies]
 }
 
@@ -55,6 +58,47 @@ func ParseDenyList(texts []string) (*DenyList, error) {
 		l.rules = append(l.rules, &Rule{Type: TypeDeny, Name: t, Pos: s.Pos, Selectors: []Selector{s}, On: []Op{OpGrant, OpDelegate}})
 	}
 	return l, nil
+}
+
+// WithRealPaths returns a copy of l that also covers where the symbolic
+// links of its host paths lead, as real says: a dir or file selector's
+// path, resolved now, and the declared path of each dir or file resource
+// a name selector covers, resolved when the list is first judged under
+// the policy declaring it. A selector written through a link then covers
+// the link's target, and a resource declared through one the place its
+// grants open; each still covers its path as written. Selectors is
+// unchanged. A nil list stays nil.
+func (l *DenyList) WithRealPaths(real func(string) string) *DenyList {
+	if l == nil {
+		return nil
+	}
+	out := &DenyList{rules: make([]*Rule, len(l.rules)), real: real}
+	for i, r := range l.rules {
+		c := *r
+		if s := r.Selectors[0]; s.Path != "" {
+			if rp := real(s.Path); rp != s.Path && path.IsAbs(rp) {
+				c.Selectors = []Selector{s, {Kind: s.Kind, Path: path.Clean(rp), Pos: s.Pos}}
+			}
+		}
+		out.rules[i] = &c
+	}
+	return out
+}
+
+// HostNameSelector returns the first selector that names dir or file
+// resources, by name or glob, rather than giving a host path, with its
+// kind and name; "" if none does. Without a policy such a selector
+// covers nothing: a dir or file grant then always gives a host path.
+func (l *DenyList) HostNameSelector() (text, kind, name string) {
+	if l == nil {
+		return "", "", ""
+	}
+	for _, r := range l.rules {
+		if s := r.Selectors[0]; s.Path == "" && (s.Kind == "dir" || s.Kind == "file") {
+			return r.Name, s.Kind, s.Name
+		}
+	}
+	return "", "", ""
 }
 
 // Selectors returns the list's selectors as given; nil for a nil list.
@@ -137,6 +181,9 @@ func (l *DenyList) compile(p *Policy) *compiledDenies {
 	c.p.denies = newIndex(c.p.rules, TypeDeny)
 	el := &errList{}
 	c.p.coverNamed(el)
+	if l.real != nil {
+		c.p.denies.coverRealPaths(l.real)
+	}
 	if len(el.errs) > 0 {
 		c.err = errors.New(el.errs[0].Msg)
 	}

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"path"
 	"sort"
 )
 
@@ -46,6 +47,22 @@ func (p *Policy) coverNamed(el *errList) {
 		}
 	}
 	sort.SliceStable(p.denies.hostPaths, func(i, j int) bool { return p.denies.hostPaths[i].host < p.denies.hostPaths[j].host })
+}
+
+// coverRealPaths adds to a deny index, for each resource's host path
+// coverNamed added, the path real says it leads to when that is another,
+// and sorts the host paths again.
+func (ix *index) coverRealPaths(real func(string) string) {
+	for _, e := range ix.hostPaths[:len(ix.hostPaths):len(ix.hostPaths)] {
+		if e.named == nil {
+			continue
+		}
+		if rp := real(e.host); rp != e.host && path.IsAbs(rp) {
+			e.host = path.Clean(rp)
+			ix.addHostPath(e.named.Kind, e)
+		}
+	}
+	sort.SliceStable(ix.hostPaths, func(i, j int) bool { return ix.hostPaths[i].host < ix.hostPaths[j].host })
 }
 
 type ruleResource struct {

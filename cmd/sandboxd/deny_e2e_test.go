@@ -103,3 +103,16 @@ grant "all" {
 		t.Fatalf("launch --deny with a cap: grant of what it covers: code %d, stderr %q; want %d", r.code, r.stderr, exitGrant)
 	}
 }
+
+// A daemon without a policy refuses a launch whose --deny names a dir
+// resource, which could deny nothing there, as run does: status 2,
+// saying how to write a path, and nothing run.
+func TestDaemonLaunchDenyNamingAResourceWithoutAPolicy(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	r := d.cli(t, "launch", "--deny", "dir:private", "--grant", "dir:"+privateDir(t), hello)
+	if r.code != exitUsage || r.stdout != "" || !strings.Contains(r.stderr, `--deny "dir:private" names a dir resource of a policy, and the daemon has no policy: give a path (dir:./private)`) {
+		t.Fatalf("launch --deny dir:private without a policy: code %d, stdout %q, stderr %q; want %d", r.code, r.stdout, r.stderr, exitUsage)
+	}
+}
