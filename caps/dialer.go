@@ -6,12 +6,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Dialer is one network target, fixed when it was granted, that a guest
@@ -28,6 +25,12 @@ import (
 // taken from it is a child capability of the dialer's (edge accept), so
 // revoking the dialer ends every connection made through it.
 //
+// A unix socket file's dialer connects to the socket at its SocketPath,
+// pinned when the dialer was granted: beneath the directory the path led
+// to then, following no link, the socket file looked up anew on each
+// Accept (so a server that binds it again is reached again). The dialer
+// holds the SocketPath's directories open until it is closed.
+//
 // Accept is non-blocking: it starts a connection attempt and returns
 // EAGAIN until the attempt has finished; Poll reports EventRead when an
 // attempt has finished (connected or failed) or none is running, so that
@@ -37,7 +40,8 @@ import (
 // afresh.
 type Dialer struct {
 	network string
-	addrs   []string // tried in order; the first that connects wins
+	addrs   []string    // tried in order; the first that connects wins
+	file    *SocketPath // instead of addrs, a unix socket file
 	timeout time.Duration
 	desc    string
 
@@ -57,11 +61,11 @@ type dialResult struct {
 }
 
 // NewDialer returns a dialer to addrs on network ("tcp" with IP:PORT
-// addresses, or "unix" with one socket path), tried in order on every
-// Accept. Each attempt on one address gives up after timeout (ETIMEDOUT).
-// desc says what it is for logs and the capability graph. The symbolic
-// links of a socket path are resolved now, once; a link in the path
-// later is ELOOP.
+// addresses, or "unix" with abstract addresses, "@name"), tried in order
+// on every Accept. Each attempt on one address gives up after timeout
+// (ETIMEDOUT). desc says what it is for logs and the capability graph. A
+// unix socket file is dialed through its pinned path (NewUnixDialer): a
+// path given here is refused.
 func NewDialer(network string, addrs []string, timeout time.Duration, desc string) (*Dialer, error) {
 	if network != "tcp" && network != "unix" {
 		return nil, errors.New("caps: a dialer connects over tcp or unix, not " + network)
@@ -69,17 +73,28 @@ func NewDialer(network string, addrs []string, timeout time.Duration, desc strin
 	if len(addrs) == 0 {
 		return nil, errors.New("caps: a dialer needs at least one address")
 	}
-	addrs = append([]string(nil), addrs...)
-	if network == "unix" {
-		for i, a := range addrs {
-			addrs[i] = pinUnixPath(a)
+	for _, a := range addrs {
+		if network == "unix" && !strings.HasPrefix(a, "@") {
+			return nil, errors.New("caps: the unix socket file " + a + " is dialed through its pinned path: OpenSocketPath, then NewUnixDialer")
 		}
 	}
+	return newDialer(network, append([]string(nil), addrs...), nil, timeout, desc), nil
+}
+
+// NewUnixDialer returns a dialer to the unix socket file at file, which
+// it owns and closes when it is closed. Each attempt gives up after
+// timeout (ETIMEDOUT). desc says what it is for logs and the capability
+// graph.
+func NewUnixDialer(file *SocketPath, timeout time.Duration, desc string) *Dialer {
+	return newDialer("unix", []string{file.Path()}, file, timeout, desc)
+}
+
+func newDialer(network string, addrs []string, file *SocketPath, timeout time.Duration, desc string) *Dialer {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Dialer{
-		network: network, addrs: addrs, timeout: timeout, desc: desc,
+		network: network, addrs: addrs, file: file, timeout: timeout, desc: desc,
 		ctx: ctx, cancel: cancel,
-	}, nil
+	}
 }
 
 func (d *Dialer) Kind() Kind       { return KindDialer }
@@ -91,9 +106,10 @@ func (d *Dialer) Addrs() []string { return append([]string(nil), d.addrs...) }
 
 func (d *Dialer) Stat() (FileStat, error) { return FileStat{Type: TypeSocketStream}, nil }
 
-// Close ends a running attempt and closes a connection made but not
-// taken. Connections already taken are capabilities of their own: their
-// holders close them, and revoking the dialer's capability revokes them.
+// Close ends a running attempt, closes a connection made but not taken,
+// and closes a unix socket file's pinned directories. Connections already
+// taken are capabilities of their own: their holders close them, and
+// revoking the dialer's capability revokes them.
 func (d *Dialer) Close() error {
 	d.mu.Lock()
 	d.closed = true
@@ -103,6 +119,9 @@ func (d *Dialer) Close() error {
 	d.cancel()
 	if r != nil && r.conn != nil {
 		r.conn.Close()
+	}
+	if d.file != nil {
+		d.file.Close() // idempotent: a second Close does nothing
 	}
 	d.waiters.wakeAll()
 	return nil
@@ -158,29 +177,21 @@ func (d *Dialer) dial() {
 // or the last error as an Errno.
 func (d *Dialer) connect() (net.Conn, error) {
 	nd := net.Dialer{Timeout: d.timeout}
+	if d.file != nil {
+		conn, err := d.file.Dial(d.ctx, &nd)
+		if err != nil {
+			return nil, DialErrno(err)
+		}
+		return conn, nil
+	}
 	var err error
 	for _, a := range d.addrs {
 		var conn net.Conn
-		if d.network == "unix" && !strings.HasPrefix(a, "@") {
-			conn, err = DialUnixNoFollow(d.ctx, &nd, a)
-		} else {
-			conn, err = nd.DialContext(d.ctx, d.network, a)
-		}
-		if err == nil {
+		if conn, err = nd.DialContext(d.ctx, d.network, a); err == nil {
 			return conn, nil
 		}
 	}
 	return nil, DialErrno(err)
-}
-
-// pinUnixPath resolves the symbolic links of a unix socket path once,
-// when the dialer is made (RealPath: those of the longest part of the
-// path that exists then). An abstract address ("@name") names no file.
-func pinUnixPath(p string) string {
-	if strings.HasPrefix(p, "@") {
-		return p
-	}
-	return RealPath(p)
 }
 
 // RealPath is the path p leads to, every symbolic link in it resolved.
@@ -201,33 +212,6 @@ func RealPath(p string) string {
 		}
 		rest = filepath.Join(filepath.Base(dir), rest)
 	}
-}
-
-// DialUnixNoFollow connects to the unix socket at path, resolving no
-// symbolic link in it (ELOOP): one made since the dialer pinned its path
-// (by whoever can write a directory on it, a guest with a dir grant
-// included) cannot lead the connection to another socket. connect(2)
-// has no such flag, so the socket file is opened (O_PATH) without
-// following links and connected to through its /proc/self/fd entry.
-func DialUnixNoFollow(ctx context.Context, nd *net.Dialer, path string) (net.Conn, error) {
-	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
-		Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS,
-	})
-	if err == unix.ENOSYS || err == unix.EPERM {
-		// Before Linux 5.6, or refused by a seccomp filter: the last
-		// element at least.
-		fd, err = unix.Open(path, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-		var st unix.Stat_t
-		if err == nil && unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			unix.Close(fd)
-			err = unix.ELOOP
-		}
-	}
-	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("openat2", err)}
-	}
-	defer unix.Close(fd)
-	return nd.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd))
 }
 
 // DialErrno maps an error from net.Dial to the errno a guest sees: the

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -115,11 +116,7 @@ func TestDialerTriesItsAddressesInOrder(t *testing.T) {
 
 func TestDialerConnectsToAUnixSocketAndReportsAMissingOne(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.sock")
-	d, err := NewDialer("unix", []string{path}, hangGuard, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := unixDialer(t, path)
 	if _, err := acceptDialed(t, d); !errors.Is(err, ENOENT) {
 		t.Fatalf("accept with no socket file: %v, want ENOENT", err)
 	}
@@ -180,31 +177,102 @@ func TestNewDialerRefusesOtherNetworksAndNoAddress(t *testing.T) {
 	if _, err := NewDialer("tcp", nil, time.Second, "x"); err == nil {
 		t.Error("NewDialer accepted no address")
 	}
+	if _, err := NewDialer("unix", []string{"/run/app/db.sock"}, time.Second, "x"); err == nil || !strings.Contains(err.Error(), "NewUnixDialer") {
+		t.Errorf("NewDialer of a unix socket file: %v, want it refused for NewUnixDialer", err)
+	}
+	d, err := NewDialer("unix", []string{"@abstract"}, time.Second, "x")
+	if err != nil {
+		t.Fatalf("NewDialer of an abstract unix address: %v", err)
+	}
+	d.Close()
 }
 
-// A unix dialer reaches the socket its path named when it was made, and
-// nothing a symbolic link put in the path's place later leads to. A
-// guest that holds the dialer and a dir grant of a directory on the path
-// can make such links (file_symlink, with any target), and would
-// otherwise open connections, as the daemon, to any socket of the host.
-// Links that were there when the dialer was made are followed then, once,
-// as a DNS name is resolved once.
+// unixDialer returns a dialer to the unix socket file at path, its links
+// resolved now, as the supervisor grants one; closed when the test ends.
+func unixDialer(t *testing.T, path string) *Dialer {
+	t.Helper()
+	p, err := OpenSocketPath(RealPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewUnixDialer(p, hangGuard, "test")
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// listenAt listens on a unix socket at path, making its directory, until
+// the test ends.
+func listenAt(t *testing.T, path string) net.Listener {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// dialedBy checks that the next connection d makes reaches l: l accepts
+// it, and what is written on it arrives.
+func dialedBy(t *testing.T, d *Dialer, l net.Listener, what string) {
+	t.Helper()
+	res, err := acceptDialed(t, d)
+	if err != nil {
+		t.Fatalf("%s: accept: %v", what, err)
+	}
+	defer res.Close()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := res.(*Socket).Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(hangGuard))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatalf("%s: the connection accepted is not the dialer's: %v", what, err)
+	}
+}
+
+// unreached reports an error if anything connected to l: a connection
+// the test makes now is the first l accepts.
+func unreached(t *testing.T, l net.Listener) {
+	t.Helper()
+	c, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Write([]byte("the test"))
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	server.SetReadDeadline(time.Now().Add(hangGuard))
+	if got, err := io.ReadAll(server); string(got) != "the test" {
+		t.Errorf("%s was connected to before the test's own connection (which read %q, %v)", l.Addr(), got, err)
+	}
+}
+
+// A unix dialer reaches the socket in the directory its path led to
+// when it was made, and nothing a symbolic link put on the path later
+// leads to. A guest that holds the dialer and a dir grant of a directory
+// on the path can make such links (file_symlink, with any target), and
+// would otherwise open connections, as the daemon, to any socket of the
+// host. Links that were there when the dialer's path was resolved are
+// followed then, once, as a DNS name is resolved once.
 func TestUnixDialerIsNotRedirectedByALinkMadeAfterIt(t *testing.T) {
 	dir := t.TempDir()
-	listen := func(path string) net.Listener {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("unix", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		return l
-	}
-	listen(filepath.Join(dir, "elsewhere", "db.sock")) // not granted
-	other := listen(filepath.Join(dir, "other.sock"))  // not granted
+	elsewhere := listenAt(t, filepath.Join(dir, "elsewhere", "db.sock")) // not granted
+	other := listenAt(t, filepath.Join(dir, "other.sock"))               // not granted
 
 	// A link there when the dialer is made is followed.
 	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
@@ -213,28 +281,26 @@ func TestUnixDialerIsNotRedirectedByALinkMadeAfterIt(t *testing.T) {
 	if err := os.Symlink("real", filepath.Join(dir, "app")); err != nil {
 		t.Fatal(err)
 	}
-	granted := listen(filepath.Join(dir, "real", "db.sock"))
-	d, err := NewDialer("unix", []string{filepath.Join(dir, "app", "db.sock")}, hangGuard, "test")
-	if err != nil {
+	granted := listenAt(t, filepath.Join(dir, "real", "db.sock"))
+	d := unixDialer(t, filepath.Join(dir, "app", "db.sock"))
+	dialedBy(t, d, granted, "through a link made before the dialer")
+
+	// The directory replaced by a link to another directory: the socket
+	// is still looked for in the directory the path led to.
+	if err := os.Rename(filepath.Join(dir, "real"), filepath.Join(dir, "old")); err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	res, err := acceptDialed(t, d)
-	if err != nil {
-		t.Fatalf("accept through a link made before the dialer: %v", err)
-	}
-	res.Close()
-	if c, err := granted.Accept(); err != nil {
+	if err := os.Symlink(filepath.Join(dir, "elsewhere"), filepath.Join(dir, "real")); err != nil {
 		t.Fatal(err)
-	} else {
-		c.Close()
 	}
+	dialedBy(t, d, granted, "with its directory replaced by a link")
+	unreached(t, elsewhere)
 
 	// The socket file replaced by a link to another socket.
-	if err := os.Remove(filepath.Join(dir, "real", "db.sock")); err != nil {
+	if err := os.Rename(filepath.Join(dir, "old", "db.sock"), filepath.Join(dir, "old", "db.sock.old")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(other.Addr().String(), filepath.Join(dir, "real", "db.sock")); err != nil {
+	if err := os.Symlink(other.Addr().String(), filepath.Join(dir, "old", "db.sock")); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := acceptDialed(t, d); err == nil {
@@ -243,26 +309,47 @@ func TestUnixDialerIsNotRedirectedByALinkMadeAfterIt(t *testing.T) {
 	} else if !errors.Is(err, ELOOP) {
 		t.Fatalf("accept with the socket file replaced by a link: %v, want ELOOP", err)
 	}
-
-	// A directory of the path replaced by a link to another directory.
-	if err := os.Rename(filepath.Join(dir, "real"), filepath.Join(dir, "old")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(dir, "elsewhere"), filepath.Join(dir, "real")); err != nil {
-		t.Fatal(err)
-	}
-	if res, err := acceptDialed(t, d); err == nil {
-		res.Close()
-		t.Fatal("the dialer followed a link made after it to another directory")
-	} else if !errors.Is(err, ELOOP) {
-		t.Fatalf("accept with a directory replaced by a link: %v, want ELOOP", err)
-	}
+	unreached(t, other)
 }
 
-// A link that was on a unix dialer's path when the dialer was made is
+// A unix dialer reaches a server that binds its socket again (a restart),
+// and one that removes its directory and makes it anew; a directory moved
+// aside, and another made in its place, is not the one the dialer looks
+// in: the one moved is.
+func TestUnixDialerReachesAServerThatStartsAgain(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "app")
+	path := filepath.Join(dir, "db.sock")
+	l := listenAt(t, path)
+	d := unixDialer(t, path)
+	dialedBy(t, d, l, "the server as it was")
+
+	l.Close() // removes the socket file
+	l = listenAt(t, path)
+	dialedBy(t, d, l, "the server bound again")
+
+	l.Close()
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acceptDialed(t, d); !errors.Is(err, ENOENT) {
+		t.Fatalf("accept with the directory removed: %v, want ENOENT", err)
+	}
+	l = listenAt(t, path) // makes the directory anew
+	dialedBy(t, d, l, "the server in its directory made anew")
+
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	decoy := listenAt(t, path)
+	dialedBy(t, d, l, "with its directory moved aside and another made in its place")
+	unreached(t, decoy)
+}
+
+// A link that was on a unix dialer's path when its path was resolved is
 // followed however much of the path existed then: a dialer to
 // /var/run/app/db.sock (/var/run a link to /run) made before the server
-// created its directory app reaches the server once it has.
+// created its directory app reaches the server once it has. A link put
+// in the place of the directory made since is not followed.
 func TestUnixDialerFollowsLinksMadeBeforeItAboveADirectoryMadeAfter(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "run"), 0o755); err != nil {
@@ -271,23 +358,69 @@ func TestUnixDialerFollowsLinksMadeBeforeItAboveADirectoryMadeAfter(t *testing.T
 	if err := os.Symlink("run", filepath.Join(dir, "varrun")); err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDialer("unix", []string{filepath.Join(dir, "varrun", "app", "db.sock")}, hangGuard, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := unixDialer(t, filepath.Join(dir, "varrun", "app", "db.sock"))
+	l := listenAt(t, filepath.Join(dir, "run", "app", "db.sock"))
+	dialedBy(t, d, l, "through a link made before the dialer, to a directory made after it")
 
-	if err := os.Mkdir(filepath.Join(dir, "run", "app"), 0o755); err != nil {
+	decoy := listenAt(t, filepath.Join(dir, "elsewhere", "db.sock"))
+	if err := os.Rename(filepath.Join(dir, "run", "app"), filepath.Join(dir, "run", "app.old")); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("unix", filepath.Join(dir, "run", "app", "db.sock"))
+	if err := os.Symlink(filepath.Join(dir, "elsewhere"), filepath.Join(dir, "run", "app")); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := acceptDialed(t, d); err == nil {
+		res.Close()
+		t.Fatal("the dialer followed a link put in the place of a directory made after it")
+	} else if !errors.Is(err, ELOOP) {
+		t.Fatalf("accept with a directory made since replaced by a link: %v, want ELOOP", err)
+	}
+	unreached(t, decoy)
+}
+
+// A unix dialer holds its path's directories open until it is closed,
+// and no longer.
+func TestUnixDialerCloseClosesItsDirectories(t *testing.T) {
+	dir := filepath.Join(RealPath(t.TempDir()), "app")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := OpenSocketPath(filepath.Join(dir, "db.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	res, err := acceptDialed(t, d)
-	if err != nil {
-		t.Fatalf("accept through a link made before the dialer, to a directory made after it: %v", err)
+	d := NewUnixDialer(p, hangGuard, "test")
+	if n := openFDsOf(t, dir, filepath.Dir(dir)); n != 2 {
+		t.Fatalf("%d descriptors of the socket's directory and its parent are open, want 2", n)
 	}
-	res.Close()
+	d.Close()
+	if n := openFDsOf(t, dir, filepath.Dir(dir)); n != 0 {
+		t.Fatalf("%d descriptors of the socket's directory and its parent are open after the dialer closed, want none", n)
+	}
+	if _, err := d.Accept(); !errors.Is(err, EBADF) {
+		t.Fatalf("accept after close: %v, want EBADF", err)
+	}
+}
+
+// openFDsOf counts this process's descriptors that are open on one of
+// paths.
+func openFDsOf(t *testing.T, paths ...string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue // the directory's own descriptor, closed since
+		}
+		for _, p := range paths {
+			if target == p {
+				n++
+			}
+		}
+	}
+	return n
 }

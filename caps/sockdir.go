@@ -66,54 +66,93 @@ func (d *SocketDir) beneath(name string) string {
 	return "/proc/self/fd/" + strconv.Itoa(d.fd) + "/" + name
 }
 
-// openDirNoLinks opens the directory at path (O_PATH) if no element of it
-// is a symbolic link (openat2's RESOLVE_NO_SYMLINKS), else fails with
-// ELOOP.
+// openDirNoLinks opens the directory at path, an absolute path, (O_PATH)
+// if no element of it is a symbolic link, else fails with ELOOP.
 func openDirNoLinks(path string) (int, error) {
-	fd, err := unix.Openat2(unix.AT_FDCWD, path, &unix.OpenHow{
-		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS,
-	})
+	if !filepath.IsAbs(path) {
+		return -1, unix.EINVAL
+	}
+	return openNoLinks(unix.AT_FDCWD, path, true)
+}
+
+// openNoLinks opens rel beneath the directory dirfd (O_PATH; with
+// AT_FDCWD, rel is absolute) if no element of it is a symbolic link
+// (openat2's RESOLVE_NO_SYMLINKS), else fails with ELOOP. With dirOnly it
+// must be a directory (ENOTDIR).
+func openNoLinks(dirfd int, rel string, dirOnly bool) (int, error) {
+	flags := uint64(unix.O_PATH | unix.O_CLOEXEC)
+	if dirOnly {
+		flags |= unix.O_DIRECTORY
+	}
+	fd, err := unix.Openat2(dirfd, rel, &unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_NO_SYMLINKS})
 	if err == unix.ENOSYS || err == unix.EPERM {
 		// Before Linux 5.6, or refused by a seccomp filter.
-		return walkDirNoLinks(path)
+		return walkNoLinks(dirfd, rel, dirOnly)
 	}
 	return fd, err
 }
 
-// walkDirNoLinks is openDirNoLinks without openat2: from the root, one
-// element at a time, each opened without following it and checked to be
-// a directory.
+// walkDirNoLinks is openDirNoLinks without openat2.
 func walkDirNoLinks(path string) (int, error) {
 	if !filepath.IsAbs(path) {
 		return -1, unix.EINVAL
 	}
-	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, err
-	}
-	for _, name := range strings.Split(filepath.Clean(path), "/") {
-		if name == "" {
-			continue
-		}
-		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
+	return walkNoLinks(unix.AT_FDCWD, path, true)
+}
+
+// walkNoLinks is openNoLinks without openat2: from dirfd (from the root
+// for AT_FDCWD), one element at a time, each opened without following it
+// and checked to be a directory, but for a last element that need not
+// be (!dirOnly), which is checked not to be a link.
+func walkNoLinks(dirfd int, rel string, dirOnly bool) (int, error) {
+	fd, owned := dirfd, false
+	if dirfd == unix.AT_FDCWD {
+		root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return -1, err
 		}
-		var st unix.Stat_t
-		if err = unix.Fstat(next, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			err = unix.ENOTDIR
-			if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-				err = unix.ELOOP
-			}
+		fd, owned = root, true
+	}
+	var names []string
+	for _, name := range strings.Split(filepath.Clean(rel), "/") {
+		if name != "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 && !owned {
+		return -1, unix.ENOENT // as openat2 has it of an empty rel
+	}
+	for i, name := range names {
+		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if owned {
+			unix.Close(fd)
 		}
 		if err != nil {
+			return -1, err
+		}
+		if err := checkNotLink(next, dirOnly || i < len(names)-1); err != nil {
 			unix.Close(next)
 			return -1, err
 		}
-		fd = next
+		fd, owned = next, true
 	}
 	return fd, nil
+}
+
+// checkNotLink fails with ELOOP if fd, opened O_PATH|O_NOFOLLOW, is a
+// symbolic link, and with ENOTDIR if it must be a directory and is not.
+func checkNotLink(fd int, dir bool) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	switch typ := st.Mode & unix.S_IFMT; {
+	case typ == unix.S_IFLNK:
+		return unix.ELOOP
+	case dir && typ != unix.S_IFDIR:
+		return unix.ENOTDIR
+	}
+	return nil
 }
 
 // checkSocketName checks that name is one element of a path.

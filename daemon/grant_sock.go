@@ -180,8 +180,9 @@ func inlineExample(g Grant) string {
 // setupSock sets up a sock grant: a connection made now, or a dialer
 // (g.Dial) pinned to the target's addresses. A DNS name is resolved here,
 // once: neither a connection nor a dialer ever reaches an address the
-// name did not have at grant time. A target that refuses or does not
-// answer fails the grant (a dialer connects only when the guest asks).
+// name did not have at grant time; a unix socket file's path is pinned
+// (sockUnix). A target that refuses or does not answer fails the grant (a
+// dialer connects only when the guest asks).
 func (g Grant) setupSock(ctx context.Context, sockets sockResolver) (grantResource, error) {
 	fail := func(format string, args ...any) (grantResource, error) {
 		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
@@ -189,6 +190,9 @@ func (g Grant) setupSock(ctx context.Context, sockets sockResolver) (grantResour
 	t, err := g.target(sockets)
 	if err != nil {
 		return fail("%w", err)
+	}
+	if t.Network == "unix" && !strings.HasPrefix(t.Address, "@") {
+		return g.sockUnix(ctx, t, sockets)
 	}
 	addrs, desc, err := pinTarget(ctx, t)
 	if err != nil {
@@ -199,8 +203,7 @@ func (g Grant) setupSock(ctx context.Context, sockets sockResolver) (grantResour
 		if err != nil {
 			return fail("%v", err)
 		}
-		base, inh := caps.GrantRights(caps.KindDialer, false)
-		return grantResource{grant: g, res: d, base: base, inh: inh, flags: acceptorFlags}, nil
+		return g.dialer(d), nil
 	}
 	conn, err := dialFirst(ctx, t.Network, addrs)
 	if err != nil {
@@ -209,29 +212,69 @@ func (g Grant) setupSock(ctx context.Context, sockets sockResolver) (grantResour
 	if t.Network == "tcp" {
 		desc = "tcp " + conn.RemoteAddr().String()
 	}
+	return g.connected(conn, desc)
+}
+
+// sockUnix sets up a sock grant of a unix socket file at t's path, with
+// its links resolved once (unixPath). The path is pinned where it leads
+// following no link (caps.SocketPath): the connection is made, or the
+// dialer makes each of its connections, beneath the directory the path
+// led to then. A link put on the path since, by a guest with a writable
+// dir grant above it or anyone else, fails the grant (or the dialer's
+// connection, ELOOP) and leads nowhere.
+func (g Grant) sockUnix(ctx context.Context, t SockTarget, sockets sockResolver) (grantResource, error) {
+	fail := func(err error) (grantResource, error) {
+		return grantResource{}, &GrantError{Grant: g, Err: err}
+	}
+	path, err := g.unixPath(t)
+	if err != nil {
+		return fail(err)
+	}
+	file, err := caps.OpenSocketPath(path)
+	if err != nil {
+		return fail(g.socketPathError("connect to", t.Address, path, err, sockets))
+	}
+	desc := "unix " + path
+	if g.Dial {
+		return g.dialer(caps.NewUnixDialer(file, SockDialTimeout, desc)), nil
+	}
+	defer file.Close()
+	conn, err := file.Dial(ctx, &net.Dialer{Timeout: SockDialTimeout})
+	switch {
+	case errors.Is(err, syscall.ELOOP):
+		return fail(g.movedError(t.Address, path, sockets))
+	case err != nil:
+		return fail(fmt.Errorf("cannot connect to %s: %s: start the server or correct the address", desc, netReason(err)))
+	}
+	return g.connected(conn, desc)
+}
+
+// dialer is g's resource for the dialer d.
+func (g Grant) dialer(d *caps.Dialer) grantResource {
+	base, inh := caps.GrantRights(caps.KindDialer, false)
+	return grantResource{grant: g, res: d, base: base, inh: inh, flags: acceptorFlags}
+}
+
+// connected is g's resource for conn, a connection made to what desc
+// describes; conn is closed if it cannot be.
+func (g Grant) connected(conn net.Conn, desc string) (grantResource, error) {
 	s, err := caps.NewSocket(conn, desc)
 	if err != nil {
 		conn.Close()
-		return fail("%v", err)
+		return grantResource{}, &GrantError{Grant: g, Err: err}
 	}
 	base, inh := caps.GrantRights(caps.KindSocket, false)
 	return grantResource{grant: g, res: s, base: base, inh: inh}, nil
 }
 
-// pinTarget returns the addresses a sock target stands for, now: a unix
-// path made absolute, or a tcp host's addresses (itself if it is an IP
+// pinTarget returns the addresses a sock target other than a unix socket
+// file stands for, now: an abstract unix address ("@name", Linux's
+// abstract namespace), or a tcp host's addresses (itself if it is an IP
 // address, else what DNS answers now), and a description for the
 // capability graph.
 func pinTarget(ctx context.Context, t SockTarget) (addrs []string, desc string, err error) {
 	if t.Network == "unix" {
-		p := t.Address
-		if !strings.HasPrefix(p, "@") { // "@name" is Linux's abstract namespace
-			if p, err = filepath.Abs(p); err != nil {
-				return nil, "", fmt.Errorf("cannot resolve %s: %v", t.Address, err)
-			}
-			p = caps.RealPath(p) // connected to without following links
-		}
-		return []string{p}, "unix " + p, nil
+		return []string{t.Address}, "unix " + t.Address, nil
 	}
 	host, port, _ := net.SplitHostPort(t.Address) // checkTarget checked it
 	if ip, err := netip.ParseAddr(host); err == nil {
@@ -256,12 +299,7 @@ func dialFirst(ctx context.Context, network string, addrs []string) (net.Conn, e
 	var err error
 	for _, a := range addrs {
 		var conn net.Conn
-		if network == "unix" && !strings.HasPrefix(a, "@") {
-			conn, err = caps.DialUnixNoFollow(ctx, &nd, a)
-		} else {
-			conn, err = nd.DialContext(ctx, network, a)
-		}
-		if err == nil {
+		if conn, err = nd.DialContext(ctx, network, a); err == nil {
 			return conn, nil
 		}
 	}
@@ -319,31 +357,23 @@ func (g Grant) setupListen(ctx context.Context, sockets sockResolver) (grantReso
 	return grantResource{grant: g, res: res, base: base, inh: inh, flags: acceptorFlags}, nil
 }
 
-// listenUnix binds a unix listen grant's socket file at t's path. A
-// resource's path comes with its links resolved (for a policy's, when the
-// policy was put in force: pins.go); an inline path's are resolved now.
-// The socket is bound in the directory that resolved path leads to when
-// no link on it is followed (caps.SocketDir), and a stale socket file is
-// removed from that directory only: a link put on the path since, by a
-// guest with a writable dir grant above it or anyone else, moves neither.
+// listenUnix binds a unix listen grant's socket file at t's path, with
+// its links resolved once (unixPath). The socket is bound in the
+// directory that resolved path leads to when no link on it is followed
+// (caps.SocketDir), and a stale socket file is removed from that
+// directory only: a link put on the path since, by a guest with a
+// writable dir grant above it or anyone else, moves neither.
 func (g Grant) listenUnix(t SockTarget, sockets sockResolver) (grantResource, error) {
 	fail := func(format string, args ...any) (grantResource, error) {
 		return grantResource{}, &GrantError{Grant: g, Err: fmt.Errorf(format, args...)}
 	}
-	path := t.Address
-	if _, inline := inlineTarget(g.Kind, g.Source); inline {
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return fail("cannot resolve %s: %v", path, err)
-		}
-		path = caps.RealPath(abs)
-	}
-	if listenPinned != nil {
-		listenPinned()
+	path, err := g.unixPath(t)
+	if err != nil {
+		return fail("%w", err)
 	}
 	d, err := caps.OpenSocketDir(filepath.Dir(path))
 	if err != nil {
-		return fail("%w", g.socketDirError(t.Address, path, err, sockets))
+		return fail("%w", g.socketPathError("listen on", t.Address, path, err, sockets))
 	}
 	defer d.Close()
 	name := filepath.Base(path)
@@ -363,23 +393,57 @@ func (g Grant) listenUnix(t SockTarget, sockets sockResolver) (grantResource, er
 	return grantResource{grant: g, res: res, base: base, inh: inh, flags: acceptorFlags}, nil
 }
 
-// socketDirError says why the directory of path, a listen grant's socket
-// path with its links resolved (from asked, as the grant or resource
-// gives it), could not be opened following no link. A link on it means
-// the path leads elsewhere than when it was resolved: for a policy's
-// resource, since the policy was put in force (MovedError).
-func (g Grant) socketDirError(asked, path string, err error, sockets sockResolver) error {
+// unixPath returns the path of t, a unix sock or listen grant's socket
+// file, with its links resolved once: a resource's path comes so (a
+// policy's, when the policy was put in force: pins.go; Options.Sockets',
+// when looked up), an inline path's are resolved now. Nothing may
+// resolve it again: the grant connects or binds where it leads,
+// following no link.
+func (g Grant) unixPath(t SockTarget) (string, error) {
+	path := t.Address
+	if _, inline := inlineTarget(g.Kind, g.Source); inline {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return "", fmt.Errorf("cannot resolve %s: %v", path, err)
+		}
+		path = caps.RealPath(abs)
+	}
+	if unixPinned != nil {
+		unixPinned()
+	}
+	return path, nil
+}
+
+// unixPinned, if set, runs once a unix sock or listen grant's path is
+// resolved, before anything is done at it: tests set it.
+var unixPinned func()
+
+// socketPathError says why the directory of path, a sock or listen
+// grant's socket path with its links resolved (from asked, as the grant
+// or resource gives it), could not be opened following no link, to op
+// ("connect to", "listen on") the socket in it. A link on it means the
+// path leads elsewhere than when it was resolved (movedError).
+func (g Grant) socketPathError(op, asked, path string, err error, sockets sockResolver) error {
 	dir := filepath.Dir(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("cannot listen on unix %s: the directory %s does not exist: create it or correct the path", path, dir)
+		return fmt.Errorf("cannot %s unix %s: the directory %s does not exist: create it or correct the path", op, path, dir)
 	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("cannot listen on unix %s: cannot open the directory %s: permission denied: make it searchable by uid %d or choose another path", path, dir, os.Getuid())
+		return fmt.Errorf("cannot %s unix %s: cannot open the directory %s: permission denied: make it searchable by uid %d or choose another path", op, path, dir, os.Getuid())
 	case errors.Is(err, syscall.ENOTDIR):
-		return fmt.Errorf("cannot listen on unix %s: a parent of it is not a directory: correct the path", path)
+		return fmt.Errorf("cannot %s unix %s: a parent of it is not a directory: correct the path", op, path)
 	case !errors.Is(err, syscall.ELOOP):
-		return fmt.Errorf("cannot listen on unix %s: %v", path, err)
+		return fmt.Errorf("cannot %s unix %s: %v", op, path, err)
 	}
+	return g.movedError(asked, path, sockets)
+}
+
+// movedError says that path, a sock or listen grant's socket path with
+// its links resolved (from asked), was found with a symbolic link on it
+// as the grant was being set up: it leads elsewhere than when it was
+// resolved, for a policy's resource since the policy was put in force
+// (MovedError).
+func (g Grant) movedError(asked, path string, sockets sockResolver) error {
 	var moved *MovedError
 	if _, err := g.target(sockets); errors.As(err, &moved) {
 		return err
@@ -390,12 +454,8 @@ func (g Grant) socketDirError(asked, path string, err error, sockets sockResolve
 	if now := caps.RealPath(asked); now != path {
 		return fmt.Errorf("%s leads to %s, and led to %s when the grant was being set up: a symbolic link on it changed meanwhile; try again", asked, now, path)
 	}
-	return fmt.Errorf("%s changed while it was being bound (a symbolic link took the place of part of it): try again", path)
+	return fmt.Errorf("%s changed while the grant was being set up (a symbolic link took the place of part of it): try again", path)
 }
-
-// listenPinned, if set, runs once a unix listen grant's path is resolved,
-// before anything is done at it: tests set it.
-var listenPinned func()
 
 // listenAdvice says why binding t failed and what to do.
 func listenAdvice(t SockTarget, err error) string {

@@ -12,11 +12,12 @@ import (
 // listen resource's unix path) are the operator's, written with whatever
 // links the operator meant. Their links are resolved when the policy is
 // put in force, and each grant opens, connects to or binds in what they
-// led to then, following no link (openat2's RESOLVE_NO_SYMLINKS; a
-// listener is bound beneath its directory so opened: listenUnix in
-// grant_sock.go): a link put in place later, by a guest given a writable
-// directory above the path or by anyone else, cannot move a grant
-// elsewhere. A path that leads elsewhere now than it did then is refused,
+// led to then, following no link (openat2's RESOLVE_NO_SYMLINKS; a socket
+// is connected to or bound beneath its directory so opened, and a dialer
+// holds that directory for all its connections: sockUnix and listenUnix
+// in grant_sock.go), never by the path resolved again: a link put in
+// place later, by a guest given a writable directory above the path or
+// by anyone else, cannot move a grant elsewhere. A path that leads elsewhere now than it did then is refused,
 // naming both, until the policy is loaded again.
 
 // pins are the declared paths of one policy, resolved when it was put

@@ -2,13 +2,18 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // A declared path's links are resolved when the policy is put in force.
@@ -111,7 +116,7 @@ grant "all" {
 	g.Kill("bound")
 	<-g.Done()
 
-	onListenPinned(t, func() { swapForLink(t, app, elsewhere) })
+	onUnixPinned(t, func() { swapForLink(t, app, elsewhere) })
 	_, err = launchSpin(t, s, nil, "listen:x")
 	decoy.check(t)
 	if err == nil || !strings.Contains(err.Error(), "when the policy was loaded") || !strings.Contains(err.Error(), "reload the policy") {
@@ -130,7 +135,7 @@ func TestAnInlineUnixListenGrantIsBoundWhereItsPathLedWhenResolved(t *testing.T)
 		t.Fatal(err)
 	}
 	decoy := staleSocket(t, filepath.Join(elsewhere, "x.sock"))
-	onListenPinned(t, func() { swapForLink(t, app, elsewhere) })
+	onUnixPinned(t, func() { swapForLink(t, app, elsewhere) })
 	g := mustGrant(t, "listen:unix:"+filepath.Join(app, "x.sock")+"=x")
 	r, err := g.setup(context.Background(), nil)
 	if err == nil {
@@ -142,14 +147,14 @@ func TestAnInlineUnixListenGrantIsBoundWhereItsPathLedWhenResolved(t *testing.T)
 	}
 }
 
-// onListenPinned has f run once, the next time a unix listen grant's
-// path has been resolved, before anything is done at it.
-func onListenPinned(t *testing.T, f func()) {
-	listenPinned = func() {
-		listenPinned = nil
+// onUnixPinned has f run once, the next time a unix sock or listen
+// grant's path has been resolved, before anything is done at it.
+func onUnixPinned(t *testing.T, f func()) {
+	unixPinned = func() {
+		unixPinned = nil
 		f()
 	}
-	t.Cleanup(func() { listenPinned = nil })
+	t.Cleanup(func() { unixPinned = nil })
 }
 
 // swapForLink moves dir aside (to dir.old) and puts a symbolic link to
@@ -205,5 +210,176 @@ func (s aStaleSocket) check(t *testing.T) {
 	if c, err := net.Dial("unix", s.path); err == nil {
 		c.Close()
 		t.Errorf("the daemon listens at %s, where the link leads", s.path)
+	}
+}
+
+// A sock resource's unix path is connected to where it led when the
+// policy was put in force, and nowhere else: a link put in the place of a
+// directory on it (by a guest with a writable dir grant above it) between
+// the grant's check and its connection leads neither the connection nor
+// a dialer to another socket the daemon can reach (its own control socket
+// among them). The grant is refused as moved since the policy was loaded.
+func TestASockResourceConnectsWhereItsPathLedWhenThePolicyWasLoaded(t *testing.T) {
+	for _, grant := range []string{"sock:db", "sock:db:dial"} {
+		t.Run(grant, func(t *testing.T) {
+			area, elsewhere := t.TempDir(), t.TempDir()
+			app := filepath.Join(area, "app")
+			if err := os.Mkdir(app, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			listenUnixSocket(t, filepath.Join(app, "db.sock"))
+			decoy := listenUnixSocket(t, filepath.Join(elsewhere, "db.sock"))
+			s := newSupervisor(t)
+			s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "sock" "db" {
+  unix = "%s"
+}
+grant "all" {
+  resources = ["sock:db"]
+}
+`, filepath.Join(app, "db.sock"))))
+			r, err := mustGrant(t, grant).setup(context.Background(), s.socketResolver())
+			if err != nil {
+				t.Fatalf("%s at the path as it was: %v", grant, err)
+			}
+			connectThrough(t, r.res)
+
+			onUnixPinned(t, func() { swapForLink(t, app, elsewhere) })
+			r, err = mustGrant(t, grant).setup(context.Background(), s.socketResolver())
+			if err == nil {
+				connectThrough(t, r.res)
+			}
+			checkUnreached(t, decoy)
+			if err == nil || !strings.Contains(err.Error(), "when the policy was loaded") || !strings.Contains(err.Error(), "reload the policy") {
+				t.Fatalf("%s through a link put in place of its directory: %v, want it refused as moved since the policy was loaded", grant, err)
+			}
+		})
+	}
+}
+
+// A sock resource's dialer makes every connection in the directory its
+// path led to when the policy was put in force: a link put in the place
+// of that directory after the dialer was granted is not followed.
+func TestASockDialerConnectsWhereItsPathLedWhenGranted(t *testing.T) {
+	area, elsewhere := t.TempDir(), t.TempDir()
+	app := filepath.Join(area, "app")
+	if err := os.Mkdir(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	granted := listenUnixSocket(t, filepath.Join(app, "db.sock"))
+	decoy := listenUnixSocket(t, filepath.Join(elsewhere, "db.sock"))
+	s := newSupervisor(t)
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "sock" "db" {
+  unix = "%s"
+}
+grant "all" {
+  resources = ["sock:db"]
+}
+`, filepath.Join(app, "db.sock"))))
+	r, err := mustGrant(t, "sock:db:dial").setup(context.Background(), s.socketResolver())
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapForLink(t, app, elsewhere)
+	connectThrough(t, r.res)
+	checkUnreached(t, decoy)
+	granted.(*net.UnixListener).SetDeadline(time.Now().Add(HangGuard))
+	if c, err := granted.Accept(); err != nil {
+		t.Fatalf("the granted server had no connection from the dialer: %v", err)
+	} else {
+		c.Close()
+	}
+}
+
+// An inline unix sock grant connects where its path led when the grant
+// was resolved: a link put in the place of a directory on it before the
+// connection, or before a dialer is made, is not followed.
+func TestAnInlineUnixSockGrantConnectsWhereItsPathLedWhenResolved(t *testing.T) {
+	for _, option := range []string{"", ":dial"} {
+		t.Run("sock:unix:PATH=db"+option, func(t *testing.T) {
+			area, elsewhere := t.TempDir(), t.TempDir()
+			app := filepath.Join(area, "app")
+			if err := os.Mkdir(app, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			listenUnixSocket(t, filepath.Join(app, "db.sock"))
+			decoy := listenUnixSocket(t, filepath.Join(elsewhere, "db.sock"))
+			onUnixPinned(t, func() { swapForLink(t, app, elsewhere) })
+			r, err := mustGrant(t, "sock:unix:"+filepath.Join(app, "db.sock")+"=db"+option).setup(context.Background(), nil)
+			if err == nil {
+				connectThrough(t, r.res)
+			}
+			checkUnreached(t, decoy)
+			if err == nil || !strings.Contains(err.Error(), "when the grant was being set up") || !strings.Contains(err.Error(), "try again") {
+				t.Fatalf("sock:unix%s through a link put in place of its directory: %v, want it refused as changed meanwhile", option, err)
+			}
+		})
+	}
+}
+
+// listenUnixSocket listens on a unix socket at path until the test ends.
+func listenUnixSocket(t *testing.T, path string) net.Listener {
+	t.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// connectThrough makes one connection through res, a sock grant's
+// resource (a connection is one already; a dialer is asked for one), and
+// closes it and res.
+func connectThrough(t *testing.T, res caps.Resource) {
+	t.Helper()
+	defer res.Close()
+	d, ok := res.(*caps.Dialer)
+	if !ok {
+		return
+	}
+	for {
+		conn, err := d.Accept()
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if !errors.Is(err, caps.EAGAIN) {
+			t.Fatalf("accept on the dialer: %v", err)
+		}
+		w := caps.NewWaiter()
+		if ready, cancel := d.Poll(caps.EventRead, w); ready&caps.EventRead == 0 {
+			select {
+			case <-w.C():
+			case <-time.After(HangGuard):
+				t.Fatal("the dialer's attempt did not finish")
+			}
+			cancel()
+		}
+	}
+}
+
+// checkUnreached reports an error if anything connected to l: a
+// connection the test makes now is the first l accepts.
+func checkUnreached(t *testing.T, l net.Listener) {
+	t.Helper()
+	c, err := net.Dial("unix", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Write([]byte("the test"))
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	server.SetReadDeadline(time.Now().Add(HangGuard))
+	if got, err := io.ReadAll(server); string(got) != "the test" {
+		t.Errorf("%s was connected to before the test's own connection (which read %q, %v)", l.Addr(), got, err)
 	}
 }
