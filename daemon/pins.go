@@ -61,8 +61,12 @@ func (s *Supervisor) pinnedPath(p *policies.Policy, declared string) (string, er
 // realPath is where host path p leads: where the policy in force pinned
 // it, if it declares p, or where its links lead now (caps.RealPath). A
 // launch's deny list covers that place too (policies.DenyList.WithRealPaths).
-func (s *Supervisor) realPath(p string) string {
-	if pn := s.pins.Load(); pn != nil {
+func (s *Supervisor) realPath(p string) string { return s.pins.Load().realPath(p) }
+
+// realPath is where host path p leads: where pn pinned it, if its policy
+// declares p, or where its links lead now.
+func (pn *pins) realPath(p string) string {
+	if pn != nil {
 		if then, ok := pn.paths[p]; ok {
 			return then
 		}

@@ -383,3 +383,54 @@ func checkUnreached(t *testing.T, l net.Listener) {
 		t.Errorf("%s was connected to before the test's own connection (which read %q, %v)", l.Addr(), got, err)
 	}
 }
+
+// A policy's deny rule written through a symbolic link, or naming a
+// resource declared through one, also stops an inline grant of where the
+// link led when the policy was put in force, and of a directory that
+// contains it.
+func TestAPolicyDenyCoversWhereItsLinkLedWhenThePolicyWasLoaded(t *testing.T) {
+	s := newSupervisor(t)
+	area := t.TempDir()
+	for _, d := range []string{"private", "reports", "public"} {
+		if err := os.Mkdir(filepath.Join(area, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, to := range map[string]string{"link": "private", "reports-link": "reports"} {
+		if err := os.Symlink(filepath.Join(area, to), filepath.Join(area, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "dir" "reports" {
+  path = "%[1]s/reports-link"
+}
+grant "all" {
+  resources = ["dir:/", "dir:reports"]
+}
+deny "by-path" {
+  resources = ["dir:%[1]s/link"]
+}
+deny "by-name" {
+  resources = ["dir:reports"]
+}
+`, area)))
+	for grant, rule := range map[string]string{
+		"dir:" + area + "/private":   "by-path",
+		"dir:" + area + "/reports/x": "by-name",
+		"dir:" + area:                "",
+	} {
+		if grant == "dir:"+area+"/reports/x" {
+			if err := os.MkdirAll(filepath.Join(area, "reports", "x"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := launchSpin(t, s, nil, grant)
+		if !IsPolicyDenial(err) || !strings.Contains(err.Error(), `denied by deny "`+rule) {
+			t.Errorf("--grant %s: %v, want denied by deny %q", grant, err, rule)
+		}
+	}
+	if _, err := launchSpin(t, s, nil, "dir:"+area+"/public"); err != nil {
+		t.Errorf("--grant of a directory beside them: %v", err)
+	}
+}

@@ -97,9 +97,14 @@ func (e *PolicyError) Unwrap() error { return caps.ENOTCAPABLE }
 // SetPolicy makes p the policy every later grant and delegation is decided
 // by; nil removes it. What was granted or delegated before stays until it
 // is revoked (see NotAllowedBy for what p would not have granted).
-// The links of p's declared paths are resolved now (pins.go).
+// The links of p's declared paths are resolved now (pins.go), and its
+// deny rules cover where the links of their paths lead then too
+// (policies.Policy.WithRealPaths).
 func (s *Supervisor) SetPolicy(p *policies.Policy) {
-	s.pins.Store(pinPaths(p))
+	pn := pinPaths(p)
+	p = p.WithRealPaths(pn.realPath)
+	pn.policy = p // the policy in force, as Policy returns it
+	s.pins.Store(pn)
 	s.policy.Store(p)
 }
 

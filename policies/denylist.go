@@ -182,7 +182,7 @@ func (l *DenyList) compile(p *Policy) *compiledDenies {
 	el := &errList{}
 	c.p.coverNamed(el)
 	if l.real != nil {
-		c.p.denies.coverRealPaths(l.real)
+		c.p.denies.coverRealPaths(l.real, false)
 	}
 	if len(el.errs) > 0 {
 		c.err = errors.New(el.errs[0].Msg)

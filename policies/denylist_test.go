@@ -111,3 +111,62 @@ func TestParseDenyListRefusesBadSelectors(t *testing.T) {
 		t.Errorf("%d selectors: %v, want refused", MaxDenySelectors+1, err)
 	}
 }
+
+// A policy's deny rules cover where the links of their host paths lead,
+// once WithRealPaths says where that is: a path written through a link,
+// and a resource declared through one.
+func TestPolicyWithRealPathsCoversWhereDenyLinksLead(t *testing.T) {
+	p, err := Parse("p.hcl", []byte(`
+resource "dir" "reports" {
+  path = "/srv/reports-link"
+}
+grant "all" {
+  resources = ["dir:/", "dir:reports"]
+}
+deny "by-path" {
+  resources = ["dir:/srv/link"]
+}
+deny "by-name" {
+  resources = ["dir:reports"]
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := func(p string) string {
+		switch p {
+		case "/srv/link":
+			return "/data/private"
+		case "/srv/reports-link":
+			return "/data/reports"
+		}
+		return p
+	}
+	q := p.WithRealPaths(real)
+	for _, c := range []struct {
+		path, rule string
+	}{
+		{"/data/private", "by-path"},
+		{"/data/private/x", "by-path"},
+		{"/data/reports/2026", "by-name"},
+		{"/srv/link", "by-path"},
+	} {
+		if d := Evaluate(p, Request{Op: OpGrant, Kind: "dir", Path: c.path}); d.Allowed == (c.path == "/srv/link") {
+			t.Errorf("without real paths, dir:%s: allowed %v", c.path, d.Allowed)
+		}
+		d := Evaluate(q, Request{Op: OpGrant, Kind: "dir", Path: c.path})
+		if d.Allowed || d.Rule == nil || d.Rule.Name != c.rule {
+			t.Errorf("with real paths, dir:%s: %+v, want denied by %q", c.path, d, c.rule)
+		}
+	}
+	// A directory containing where a link leads is denied too.
+	if d := Evaluate(q, Request{Op: OpGrant, Kind: "dir", Path: "/data"}); d.Allowed {
+		t.Errorf("with real paths, dir:/data (containing both targets) is allowed: %+v", d)
+	}
+	if d := Evaluate(q, Request{Op: OpGrant, Kind: "dir", Path: "/data/public"}); !d.Allowed {
+		t.Errorf("with real paths, dir:/data/public beside them: %+v, want allowed", d)
+	}
+	if (*Policy)(nil).WithRealPaths(real) != nil {
+		t.Error("WithRealPaths of no policy: want none")
+	}
+}

@@ -49,17 +49,40 @@ func (p *Policy) coverNamed(el *errList) {
 	sort.SliceStable(p.denies.hostPaths, func(i, j int) bool { return p.denies.hostPaths[i].host < p.denies.hostPaths[j].host })
 }
 
+// WithRealPaths returns p with its deny rules also covering where the
+// symbolic links of their host paths lead, as real says (the daemon
+// passes where the links led when the policy was put in force): a deny
+// written for /srv/link, or naming a resource declared there, then also
+// stops an inline grant of /srv/private that the link leads to, or of a
+// directory containing it. Each still covers its path as written. The
+// rest of p is shared; p itself is unchanged. nil stays nil.
+func (p *Policy) WithRealPaths(real func(string) string) *Policy {
+	if p == nil {
+		return nil
+	}
+	q := *p
+	q.denies = newIndex(p.rules, TypeDeny)
+	q.coverNamed(&errList{}) // p loaded: its names are within the bound
+	q.denies.coverRealPaths(real, true)
+	return &q
+}
+
 // coverRealPaths adds to a deny index, for each resource's host path
-// coverNamed added, the path real says it leads to when that is another,
-// and sorts the host paths again.
-func (ix *index) coverRealPaths(real func(string) string) {
+// coverNamed added (and, with selectors set, each path selector's too),
+// the path real says it leads to when that is another, and sorts the
+// host paths again.
+func (ix *index) coverRealPaths(real func(string) string, selectors bool) {
 	for _, e := range ix.hostPaths[:len(ix.hostPaths):len(ix.hostPaths)] {
-		if e.named == nil {
+		if e.named == nil && !selectors {
 			continue
 		}
 		if rp := real(e.host); rp != e.host && path.IsAbs(rp) {
+			kind := e.sel.Kind
+			if e.named != nil {
+				kind = e.named.Kind
+			}
 			e.host = path.Clean(rp)
-			ix.addHostPath(e.named.Kind, e)
+			ix.addHostPath(kind, e)
 		}
 	}
 	sort.SliceStable(ix.hostPaths, func(i, j int) bool { return ix.hostPaths[i].host < ix.hostPaths[j].host })

@@ -60,6 +60,9 @@ func policyExplain(args []string) int {
 	if !ok {
 		return exitFailure
 	}
+	// Its deny rules cover where their links lead, as the daemon's do
+	// once it puts the policy in force (Supervisor.SetPolicy).
+	p = p.WithRealPaths(caps.RealPath)
 	if req.Module.SHA256, err = moduleSHA256(fs.Arg(0)); err != nil {
 		fail("%s: %v", c.name, err)
 		return exitModule // as run does for a module it cannot read
