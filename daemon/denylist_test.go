@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,5 +196,35 @@ func TestADenyListsRefusalIsAuditedAsADecision(t *testing.T) {
 	}
 	if !decided || !started {
 		t.Fatalf("decision record of the refused grant: %v; guest-start record with the deny list: %v", decided, started)
+	}
+}
+
+// A reload that declares a resource a guest's deny list names where the
+// guest already holds a grant is reported as a live capability the
+// reloaded policy would not give it, naming the --deny.
+func TestNotAllowedByListsAGrantAReloadBringsUnderTheGuestsDenyList(t *testing.T) {
+	s := newSupervisor(t)
+	a, b := t.TempDir(), t.TempDir()
+	declare := func(at string) *policies.Policy {
+		return mustPolicy(t, fmt.Sprintf(`
+resource "dir" "reports" {
+  path = "%s"
+}
+grant "all" {
+  resources = ["dir:/"]
+}`, at))
+	}
+	s.SetPolicy(declare(a))
+	g, err := launchDenied(t, s, mustDenyList(t, "dir:reports"), "dir:"+b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds := s.NotAllowedBy(s.Policy()); len(ds) != 0 {
+		t.Fatalf("before the reload: %+v, want nothing", ds)
+	}
+	s.SetPolicy(declare(b))
+	ds := s.NotAllowedBy(s.Policy())
+	if len(ds) != 1 || ds[0].Guest != g.ID() || !strings.Contains(ds[0].Reason, "--deny dir:reports") {
+		t.Fatalf("after reports moved to the guest's grant: %+v, want its grant, denied by its --deny", ds)
 	}
 }

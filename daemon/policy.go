@@ -387,8 +387,19 @@ func (gt gate) Adopt(c *caps.Cap, h *caps.Holder) error {
 // does; a named dir or file resource is judged where its grant opened it
 // too (grantSource.host).
 func (s *Supervisor) checkDenyList(l *policies.DenyList, p *policies.Policy, src grantSource, req policies.Request, extra audit.DecisionRecord) error {
-	if l == nil {
+	req, d, denied := decideDenyList(l, p, src, req)
+	if !denied {
 		return nil
+	}
+	s.recordDecision(req, d, extra)
+	return &PolicyError{Decision: d}
+}
+
+// decideDenyList is checkDenyList's decision, and the request that
+// decided it, without a record.
+func decideDenyList(l *policies.DenyList, p *policies.Policy, src grantSource, req policies.Request) (policies.Request, policies.Decision, bool) {
+	if l == nil {
+		return req, policies.Decision{}, false
 	}
 	req = src.about(req)
 	d, denied := l.Decide(p, req)
@@ -398,11 +409,7 @@ func (s *Supervisor) checkDenyList(l *policies.DenyList, p *policies.Policy, src
 			d, denied = l.Decide(p, req)
 		}
 	}
-	if !denied {
-		return nil
-	}
-	s.recordDecision(req, d, extra)
-	return &PolicyError{Decision: d}
+	return req, d, denied
 }
 
 // denyListOf is the deny list that binds holder h: its launch's
@@ -519,7 +526,8 @@ type Disallowed struct {
 // NotAllowedBy lists the capabilities guests were granted (at launch or
 // since) and that running guests still hold, which p would not grant now,
 // or not as they are (with those rights, without that lease), each judged
-// as the user who made the grant: what a reload leaves in place until
+// as the user who made the grant, and by the deny list of the guest's
+// launch under p's resources: what a reload leaves in place until
 // someone revokes it. A grant held only through what was derived from it
 // (a dup, something opened beneath it, a copy passed on, the handle first
 // given closed) is live all the same; each is listed once, by its own id
@@ -556,7 +564,7 @@ func disallowed(p *policies.Policy, c *caps.Cap) (Disallowed, bool) {
 		Op: policies.OpGrant, Kind: src.kind, Name: src.name, Path: src.path,
 		Subject: src.by, Module: holderModule(c.Holder()),
 	}, src.asked)
-	reason := cmp.Or(beyond(c, d), movedIn(p, src))
+	reason := cmp.Or(beyond(c, d), movedIn(p, src), deniedToHolder(p, c, src))
 	return Disallowed{Cap: c.ID(), Guest: c.Holder().ID, Grant: c.Origin(), Reason: reason}, reason != ""
 }
 
@@ -618,6 +626,17 @@ func beyond(c *caps.Cap, d policies.Decision) string {
 
 // resourceAt is where a declared resource is: its path, or its address.
 func resourceAt(r *policies.Resource) string { return r.Path + r.TCP + r.Unix }
+
+// deniedToHolder says why the deny list of the guest granted c (its
+// launch's --deny) covers c's resource as p declares it, a reload having
+// moved a named resource beneath a selector; "" if it does not.
+func deniedToHolder(p *policies.Policy, c *caps.Cap, src grantSource) string {
+	_, d, denied := decideDenyList(denyListOf(c.Holder()), p, src, policies.Request{Op: policies.OpGrant})
+	if !denied {
+		return ""
+	}
+	return d.Reason
+}
 
 // movedIn says how p declares the named resource a capability was
 // granted from somewhere other than where it was opened; "" if it does

@@ -66,7 +66,7 @@ func reloadPolicy(log hclog.Logger, sup *daemon.Supervisor, dir string) {
 	}
 	sup.SetPolicy(p)
 	log.Info("policy reloaded", "policy", dir, "rules", len(p.Rules()), "resources", len(p.Resources()))
-	for _, d := range sup.NotAllowedBy(p) {
+	for _, d := range sup.NotAllowedBy(sup.Policy()) { // p as put in force: its deny rules' links resolved
 		log.Warn(daemon.ReloadWarning, "cap", d.Cap, "guest", d.Guest, "grant", d.Grant, "reason", d.Reason)
 	}
 }
