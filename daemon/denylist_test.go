@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -226,5 +229,45 @@ grant "all" {
 	ds := s.NotAllowedBy(s.Policy())
 	if len(ds) != 1 || ds[0].Guest != g.ID() || !strings.Contains(ds[0].Reason, "--deny dir:reports") {
 		t.Fatalf("after reports moved to the guest's grant: %+v, want its grant, denied by its --deny", ds)
+	}
+}
+
+// A unix socket is a file on the host: a deny list's dir or file path
+// covers the socket file of a sock or listen grant beneath it, inline or
+// declared by the policy, before anything is connected or bound.
+func TestADenyListCoversUnixSocketFilesBeneathItsPaths(t *testing.T) {
+	dir := t.TempDir()
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(private, "db.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := newSupervisor(t)
+	deny := mustDenyList(t, "dir:"+private)
+	for _, grant := range []string{"sock:unix:" + sock + "=db", "sock:unix:" + sock + "=db:dial", "listen:unix:" + filepath.Join(private, "l.sock") + "=l"} {
+		if _, err := launchDenied(t, s, deny, grant); !IsPolicyDenial(err) || !strings.Contains(err.Error(), "is denied by --deny dir:"+private) {
+			t.Errorf("--grant %s: %v, want it denied by the deny list", grant, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(private, "l.sock")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a denied listen grant bound its socket: %v", err)
+	}
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "sock" "db" {
+  unix = "%s"
+}
+grant "all" {
+  resources = ["sock:db"]
+}`, sock)))
+	if _, err := launchDenied(t, s, deny, "sock:db"); !IsPolicyDenial(err) || !strings.Contains(err.Error(), "--deny dir:"+private) {
+		t.Errorf("--grant sock:db, declared beneath the denied path: %v, want it denied", err)
+	}
+	if _, err := launchDenied(t, s, mustDenyList(t, "dir:"+filepath.Join(dir, "other")), "sock:db"); err != nil {
+		t.Errorf("--grant sock:db beside the denied path: %v", err)
 	}
 }

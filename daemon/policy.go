@@ -54,6 +54,10 @@ type grantSource struct {
 	// addrKind is the kind of a sock or listen grant of an inline
 	// address, which has neither kind nor name in the policy's terms.
 	addrKind string
+	// sock is the socket file of a unix sock or listen grant, inline or
+	// declared, its links resolved: a deny list's host paths cover it as
+	// a file.
+	sock string
 }
 
 // about is req about what g names: its kind (a grant of an inline
@@ -148,6 +152,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		src.asked, src.path = src.path, caps.RealPath(src.path)
 	}
 	hostErr := s.namedHost(p, &src)
+	src.sock = s.socketFileOf(gr, p, src)
 	pg.source = src
 	asked := policies.Request{Op: policies.OpGrant, Rights: gr.AskedRights(), Subject: g.by.subject(), Module: moduleOf(g.module, g.labels)}
 	if err := s.checkDenyList(g.deny, p, src, asked, audit.DecisionRecord{To: moduleName(g.module)}); err != nil {
@@ -191,6 +196,24 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		pg.grant.ReadOnly = pg.grant.ReadOnly || res.ReadOnly
 	}
 	return pg, nil
+}
+
+// socketFileOf is the socket file a unix sock or listen grant connects
+// to or binds, its links resolved as the grant resolves them: an inline
+// path, or a declared resource's unix path as pinned; "" for any other
+// grant, and for an abstract socket.
+func (s *Supervisor) socketFileOf(gr Grant, p *policies.Policy, src grantSource) string {
+	if path, ok := gr.SocketFile(); ok {
+		return caps.RealPath(path)
+	}
+	if p == nil || src.name == "" || (gr.Kind != GrantSock && gr.Kind != GrantListen) {
+		return ""
+	}
+	res, ok := p.Resource(src.kind, src.name)
+	if !ok || res.Unix == "" || strings.HasPrefix(res.Unix, "@") {
+		return ""
+	}
+	return s.realPath(res.Unix)
 }
 
 // namedHost sets src.host, for a dir or file resource of p that src
@@ -408,6 +431,12 @@ func decideDenyList(l *policies.DenyList, p *policies.Policy, src grantSource, r
 			req.Name, req.Path = "", alt
 			d, denied = l.Decide(p, req)
 		}
+	}
+	if !denied && src.sock != "" {
+		// A unix socket is a file on the host: what covers its path
+		// covers it.
+		req.Kind, req.Name, req.Path = "file", "", src.sock
+		d, denied = l.Decide(p, req)
 	}
 	return req, d, denied
 }
