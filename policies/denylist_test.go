@@ -170,3 +170,44 @@ deny "by-name" {
 		t.Error("WithRealPaths of no policy: want none")
 	}
 }
+
+// A unix socket is a file on the host: a deny path above a sock or listen
+// resource's unix path covers the resource, as it covers a file there.
+func TestADenyPathCoversASocketResourceBeneathIt(t *testing.T) {
+	p, err := Parse("p.hcl", []byte(`
+resource "sock" "db" {
+  unix = "/srv/private/db.sock"
+}
+resource "listen" "api" {
+  unix = "/srv/private/api.sock"
+}
+resource "sock" "cache" {
+  unix = "/run/cache.sock"
+}
+grant "all" {
+  resources = ["sock:*", "listen:*"]
+}
+deny "private" {
+  resources = ["dir:/srv/private"]
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		kind, name string
+		denied     bool
+	}{{"sock", "db", true}, {"listen", "api", true}, {"sock", "cache", false}} {
+		d := Evaluate(p, Request{Op: OpGrant, Kind: c.kind, Name: c.name})
+		if d.Allowed == c.denied {
+			t.Errorf("%s:%s: %+v, want denied %v", c.kind, c.name, d, c.denied)
+		}
+	}
+	l, err := ParseDenyList([]string{"file:/srv/private/db.sock"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, denied := l.Decide(p, Request{Op: OpGrant, Kind: "sock", Name: "db"}); !denied {
+		t.Error("a deny list naming the socket file does not cover sock:db")
+	}
+}

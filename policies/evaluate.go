@@ -147,15 +147,19 @@ func resolve(p *Policy, req *Request) (string, *Resource, bool) {
 // visit walks the entries of ix that cover the request's resource, most
 // specific first. With hostPaths set (deny rules), a dir or file, named
 // or inline, is also covered by the dir and file prefixes of its host
-// path, and a directory by those beneath it.
+// path, and a directory by those beneath it; and a sock or listen
+// resource with a unix path by those of its socket file.
 func visit(ix *index, req *Request, res *Resource, hostPaths bool, f func(entry) bool) {
 	switch {
 	case res == nil && hostPaths:
 		ix.visitHostPath(req.Kind, req.Path, f)
 	case res == nil:
 		ix.visitPath(req.Kind, req.Path, f)
-	case ix.visitName(req.Kind, req.Name, f) && hostPaths && res.Path != "":
+	case !ix.visitName(req.Kind, req.Name, f) || !hostPaths:
+	case res.Path != "":
 		ix.visitHostPath(req.Kind, res.Path, f)
+	case res.Unix != "":
+		ix.visitHostPath("file", res.Unix, f)
 	}
 }
 
