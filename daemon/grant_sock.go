@@ -384,7 +384,10 @@ func (g Grant) listenUnix(t SockTarget, sockets sockResolver) (grantResource, er
 	}
 	// A socket file the listener of a daemon that stopped or died left
 	// behind: nothing listens on it.
-	if err := d.RemoveStale(name); err != nil && !errors.Is(err, ErrSocketInUse) {
+	switch err := d.RemoveStale(name); {
+	case errors.Is(err, ErrNotSocket):
+		return fail("cannot listen on unix %s: it exists and is not a socket: remove it or choose another path", path)
+	case err != nil && !errors.Is(err, ErrSocketInUse):
 		return fail("cannot listen on unix %s: %v", path, err)
 	}
 	res, err := d.Listen(name, "unix "+path)
