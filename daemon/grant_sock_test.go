@@ -317,3 +317,70 @@ func TestSocketFileIsTheInlineUnixPathOfSockAndListenGrants(t *testing.T) {
 		}
 	}
 }
+
+// A unix dialer holds its socket's directory and that directory's parent
+// open, and a unix listener its socket's directory, for as long as a
+// capability to them lives, and no longer: each is closed when the guest
+// exits, when a launch fails at a later grant, when the capability is
+// revoked, when a live grant cannot be sent (the guest has exited), and
+// when the supervisor shuts down with the guest running.
+func TestUnixSockAndListenGrantsCloseTheirDirectoriesOnEveryEnd(t *testing.T) {
+	s := newSupervisor(t)
+	area := t.TempDir()
+	app := filepath.Join(area, "app")
+	if err := os.Mkdir(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	listenUnixSocket(t, filepath.Join(app, "db.sock"))
+	dial := "sock:unix:" + filepath.Join(app, "db.sock") + "=db:dial"
+	listen := "listen:unix:" + filepath.Join(app, "web.sock") + "=web"
+	closed := func(after string) {
+		t.Helper()
+		if open := openFDsUnder(t, area); len(open) != 0 {
+			t.Errorf("after %s, open: %v", after, open)
+		}
+	}
+	g, err := launchSpin(t, s, nil, dial, listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open := openFDsUnder(t, area); len(open) != 3 {
+		t.Errorf("while the guest runs, open: %v, want the dialer's two directories and the listener's one", open)
+	}
+	g.Kill("test")
+	<-g.Done()
+	closed("the guest exited")
+
+	if _, err := launchSpin(t, s, nil, dial, listen, "dir:"+filepath.Join(area, "none")); err == nil {
+		t.Fatal("a launch with a missing directory succeeded")
+	}
+	closed("a launch failed at its last grant")
+
+	c, err := s.Mint(ClientHolder("test", Principal{}), Principal{}, mustGrant(t, dial), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revoke(c.ID(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	closed("the dialer was revoked")
+
+	g, err = launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Kill("test")
+	<-g.Done()
+	if _, err := g.Grant(context.Background(), Principal{}, mustGrant(t, dial)); !errors.Is(err, ErrGuestEnded) {
+		t.Fatalf("a live grant to a guest that exited: %v, want ErrGuestEnded", err)
+	}
+	closed("a live grant found its guest gone")
+
+	if _, err = launchSpin(t, s, nil, dial, listen); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closed("the supervisor shut down")
+}
