@@ -384,3 +384,50 @@ func TestUnixSockAndListenGrantsCloseTheirDirectoriesOnEveryEnd(t *testing.T) {
 	}
 	closed("the supervisor shut down")
 }
+
+// Abstract unix addresses (unix:@NAME) name no file: a listen grant binds
+// one and sock grants, connected and :dial, inline or Options.Sockets'
+// (a policy declares none), reach it, with no file made.
+func TestAbstractUnixAddressesAreBoundAndReachedAsGiven(t *testing.T) {
+	name := fmt.Sprintf("@sandboxd-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockets := resolvingLinks(resolver(map[string]SockTarget{
+		"sock:db": {Network: "unix", Address: name}, "listen:web": {Network: "unix", Address: name},
+	}))
+	for _, c := range []struct {
+		listen, sock string
+		sockets      sockResolver
+	}{
+		{"listen:unix:" + name + "=web", "sock:unix:" + name + "=db", nil},
+		{"listen:web", "sock:db", sockets},
+	} {
+		l := setupGrant(t, c.listen, c.sockets).res.(*caps.Listener)
+		if got := l.Addr().String(); got != name {
+			t.Errorf("%s bound %q, want %q", c.listen, got, name)
+		}
+		for _, sock := range []string{c.sock, c.sock + ":dial"} {
+			connectThrough(t, setupGrant(t, sock, c.sockets).res)
+			w := caps.NewWaiter()
+			if ready, cancel := l.Poll(caps.EventRead, w); ready&caps.EventRead == 0 {
+				select {
+				case <-w.C():
+				case <-time.After(HangGuard):
+					t.Fatalf("%s: no connection arrived at the listener", sock)
+				}
+				cancel()
+			}
+			conn, err := l.Accept()
+			if err != nil {
+				t.Fatalf("%s: the listener took no connection: %v", sock, err)
+			}
+			conn.Close()
+		}
+		l.Close()
+	}
+	if _, err := os.Lstat(filepath.Join(wd, name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a file named %s in the working directory: %v", name, err)
+	}
+}
