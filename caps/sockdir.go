@@ -25,6 +25,11 @@ var ErrSocketInUse = errors.New("something listens on it")
 // and is not a socket.
 var ErrNotSocket = errors.New("it exists and is not a socket")
 
+// ErrNoProc is the error of binding, connecting to or probing a unix
+// socket beneath its directory (SocketDir, SocketPath) where /proc, through
+// which that is done, is not mounted.
+var ErrNoProc = errors.New("/proc is not mounted, and the daemon binds and connects to unix sockets through /proc/self/fd: mount it (mount -t proc proc /proc)")
+
 // SocketDir is a directory held open (O_PATH) to bind a unix socket in.
 // bind(2), unlike openat(2), takes neither a directory descriptor nor a
 // flag against symbolic links: a socket bound by its path lands wherever
@@ -63,7 +68,28 @@ func (d *SocketDir) MaxName() int { return MaxUnixPath - len(d.beneath("")) }
 
 // beneath is the path that reaches name in d through d's descriptor.
 func (d *SocketDir) beneath(name string) string {
-	return "/proc/self/fd/" + strconv.Itoa(d.fd) + "/" + name
+	return fdPath(d.fd) + "/" + name
+}
+
+// procFD is the directory through which this process reaches its own
+// descriptors by path: bind(2) and connect(2) take no directory
+// descriptor, so a unix socket is bound and connected to through it. A
+// variable for tests.
+var procFD = "/proc/self/fd/"
+
+// fdPath is the path that reaches what the descriptor fd is open on.
+func fdPath(fd int) string { return procFD + strconv.Itoa(fd) }
+
+// viaProc is err, from binding or connecting through fdPath, or ErrNoProc
+// when err is ENOENT and procFD itself is missing: the socket and its
+// directory are there, /proc is not.
+func viaProc(err error) error {
+	if errors.Is(err, unix.ENOENT) {
+		if _, serr := os.Stat(procFD); serr != nil {
+			return ErrNoProc
+		}
+	}
+	return err
 }
 
 // openDirNoLinks opens the directory at path, an absolute path, (O_PATH)
@@ -168,8 +194,9 @@ func checkSocketName(name string) error {
 // its listener. A name that does not exist is no error. It removes
 // nothing else: ErrNotSocket for a file of another type (a symbolic link
 // included, which is not followed), ErrSocketInUse when something
-// answers. The socket is probed, and removed, in d only, and only if it
-// is still the file that was probed.
+// answers; ErrNoProc, and nothing removed, where /proc, through which
+// the socket is probed, is not mounted. The socket is probed, and
+// removed, in d only, and only if it is still the file that was probed.
 func (d *SocketDir) RemoveStale(name string) error {
 	if err := checkSocketName(name); err != nil {
 		return err
@@ -190,13 +217,17 @@ func (d *SocketDir) RemoveStale(name string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return fmt.Errorf("%s: %w", path, ErrNotSocket)
 	}
-	c, err := net.Dial("unix", "/proc/self/fd/"+strconv.Itoa(f))
+	c, err := net.Dial("unix", fdPath(f))
 	if err == nil {
 		c.Close()
 		return fmt.Errorf("%s: %w", path, ErrSocketInUse)
 	}
 	if !errors.Is(err, unix.ECONNREFUSED) {
-		return fmt.Errorf("probing the socket %s: %w", path, err)
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe.Err // without the fdPath dialed, which means nothing to a reader
+		}
+		return fmt.Errorf("probing the socket %s: %w", path, viaProc(err))
 	}
 	if err := unlinkIfSame(d.fd, name, st.Dev, st.Ino); err != nil {
 		return fmt.Errorf("removing the stale socket %s: %w", path, err)
@@ -222,7 +253,8 @@ func unlinkIfSame(dir int, name string, dev, ino uint64) error {
 // descriptor, and listens on it. desc says what it is for logs and the
 // capability graph. The Listener removes its socket file from d when it
 // closes, if it is still the one it bound (socketFile). A name longer
-// than MaxName is ENAMETOOLONG; the bind's errors are net.Listen's.
+// than MaxName is ENAMETOOLONG; the bind's errors are net.Listen's, or
+// ErrNoProc.
 func (d *SocketDir) Listen(name, desc string) (*Listener, error) {
 	if err := checkSocketName(name); err != nil {
 		return nil, err
@@ -238,6 +270,9 @@ func (d *SocketDir) Listen(name, desc string) (*Listener, error) {
 	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
 	if err != nil {
 		unix.Close(dir)
+		if viaProc(err) == ErrNoProc {
+			return nil, &net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: filepath.Join(d.path, name), Net: "unix"}, Err: ErrNoProc}
+		}
 		return nil, err
 	}
 	// Go would remove the file by its /proc/self/fd path, which leads

@@ -1,6 +1,7 @@
 package caps
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -195,5 +196,42 @@ func TestSocketDirListenRefusesANameTooLongToBind(t *testing.T) {
 	l.Close()
 	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
 		t.Fatalf("left in the directory: %v, %v", entries, err)
+	}
+}
+
+// Without /proc, through which sockets are bound, connected to and
+// probed beneath their directories, each of these fails saying so and
+// what to do, not with the ENOENT of the /proc path, which reads as if
+// the socket or its directory were missing; a stale socket is left.
+func TestUnixSocketsWithoutProcSaySo(t *testing.T) {
+	dir := RealPath(t.TempDir())
+	leaveStaleSocket(t, filepath.Join(dir, "stale.sock"))
+	listenAt(t, filepath.Join(dir, "live.sock"))
+	d, err := OpenSocketDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	p, err := OpenSocketPath(filepath.Join(dir, "live.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	procFD = filepath.Join(t.TempDir(), "no-proc") + "/"
+	defer func() { procFD = "/proc/self/fd/" }()
+
+	_, lerr := d.Listen("new.sock", "test")
+	_, derr := p.Dial(context.Background(), &net.Dialer{})
+	rerr := d.RemoveStale("stale.sock")
+	for op, err := range map[string]error{"Listen": lerr, "Dial": derr, "RemoveStale": rerr} {
+		if !errors.Is(err, ErrNoProc) || !strings.Contains(err.Error(), "mount") {
+			t.Errorf("%s without /proc: %v, want ErrNoProc, saying to mount it", op, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "stale.sock")); err != nil {
+		t.Errorf("the stale socket, which could not be probed: %v, want it left", err)
+	}
+	if e := DialErrno(derr); e != EIO {
+		t.Errorf("a dialer's guest is told %v without /proc, want EIO: the host failed, not the server", e)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -122,14 +121,19 @@ func (p *SocketPath) Close() error {
 // held, following no link: ELOOP if an element is a link, ENOENT if the
 // socket file (or a directory above it made since) does not exist. The
 // file is opened (O_PATH) and connected to through its /proc/self/fd
-// entry. Errors are *net.OpError, as nd.DialContext's.
+// entry (ErrNoProc where /proc is not mounted). Errors are *net.OpError,
+// as nd.DialContext's.
 func (p *SocketPath) Dial(ctx context.Context, nd *net.Dialer) (net.Conn, error) {
 	fd, err := p.openSocket()
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: p.path, Net: "unix"}, Err: os.NewSyscallError("openat", err)}
 	}
 	defer unix.Close(fd)
-	return nd.DialContext(ctx, "unix", "/proc/self/fd/"+strconv.Itoa(fd))
+	c, err := nd.DialContext(ctx, "unix", fdPath(fd))
+	if err != nil && viaProc(err) == ErrNoProc {
+		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: p.path, Net: "unix"}, Err: ErrNoProc}
+	}
+	return c, err
 }
 
 // openSocket opens the socket file beneath the directory held (O_PATH),

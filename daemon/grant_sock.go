@@ -243,6 +243,8 @@ func (g Grant) sockUnix(ctx context.Context, t SockTarget, sockets sockResolver)
 	switch {
 	case errors.Is(err, syscall.ELOOP):
 		return fail(g.movedError(t.Address, path, sockets))
+	case errors.Is(err, caps.ErrNoProc):
+		return fail(fmt.Errorf("cannot connect to %s: %w", desc, caps.ErrNoProc))
 	case err != nil:
 		return fail(fmt.Errorf("cannot connect to %s: %s: start the server or correct the address", desc, netReason(err)))
 	}
@@ -382,7 +384,10 @@ func (g Grant) listenUnix(t SockTarget, sockets sockResolver) (grantResource, er
 	}
 	// A socket file the listener of a daemon that stopped or died left
 	// behind: nothing listens on it.
-	if err := d.RemoveStale(name); err != nil && !errors.Is(err, ErrSocketInUse) {
+	switch err := d.RemoveStale(name); {
+	case errors.Is(err, ErrNotSocket):
+		return fail("cannot listen on unix %s: it exists and is not a socket: remove it or choose another path", path)
+	case err != nil && !errors.Is(err, ErrSocketInUse):
 		return fail("cannot listen on unix %s: %v", path, err)
 	}
 	res, err := d.Listen(name, "unix "+path)
@@ -406,12 +411,27 @@ func (g Grant) unixPath(t SockTarget) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("cannot resolve %s: %v", path, err)
 		}
-		path = caps.RealPath(abs)
+		path = resolveSocket(g.Kind, abs)
 	}
 	if unixPinned != nil {
 		unixPinned()
 	}
 	return path, nil
+}
+
+// resolveSocket is p, the absolute path of a unix socket file, with its
+// links resolved once as a grant of kind k uses it: all of them for a
+// sock grant (connect(2) follows a link in the place of the socket file
+// too), those of its directory only for a listen grant. bind(2) follows
+// no link in the place of the socket file; nor does the daemon, to remove
+// a stale socket where one leads and bind there (a guest with a writable
+// dir grant of the directory can plant one): the link is refused as not
+// a socket (caps.SocketDir.RemoveStale).
+func resolveSocket(k GrantKind, p string) string {
+	if k == GrantListen {
+		return filepath.Join(caps.RealPath(filepath.Dir(p)), filepath.Base(p))
+	}
+	return caps.RealPath(p)
 }
 
 // unixPinned, if set, runs once a unix sock or listen grant's path is
@@ -451,7 +471,7 @@ func (g Grant) movedError(asked, path string, sockets sockResolver) error {
 	if _, inline := inlineTarget(g.Kind, g.Source); inline {
 		asked, _ = filepath.Abs(asked)
 	}
-	if now := caps.RealPath(asked); now != path {
+	if now := resolveSocket(g.Kind, asked); now != path {
 		return fmt.Errorf("%s leads to %s, and led to %s when the grant was being set up: a symbolic link on it changed meanwhile; try again", asked, now, path)
 	}
 	return fmt.Errorf("%s changed while the grant was being set up (a symbolic link took the place of part of it): try again", path)

@@ -317,3 +317,117 @@ func TestSocketFileIsTheInlineUnixPathOfSockAndListenGrants(t *testing.T) {
 		}
 	}
 }
+
+// A unix dialer holds its socket's directory and that directory's parent
+// open, and a unix listener its socket's directory, for as long as a
+// capability to them lives, and no longer: each is closed when the guest
+// exits, when a launch fails at a later grant, when the capability is
+// revoked, when a live grant cannot be sent (the guest has exited), and
+// when the supervisor shuts down with the guest running.
+func TestUnixSockAndListenGrantsCloseTheirDirectoriesOnEveryEnd(t *testing.T) {
+	s := newSupervisor(t)
+	area := t.TempDir()
+	app := filepath.Join(area, "app")
+	if err := os.Mkdir(app, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	listenUnixSocket(t, filepath.Join(app, "db.sock"))
+	dial := "sock:unix:" + filepath.Join(app, "db.sock") + "=db:dial"
+	listen := "listen:unix:" + filepath.Join(app, "web.sock") + "=web"
+	closed := func(after string) {
+		t.Helper()
+		if open := openFDsUnder(t, area); len(open) != 0 {
+			t.Errorf("after %s, open: %v", after, open)
+		}
+	}
+	g, err := launchSpin(t, s, nil, dial, listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open := openFDsUnder(t, area); len(open) != 3 {
+		t.Errorf("while the guest runs, open: %v, want the dialer's two directories and the listener's one", open)
+	}
+	g.Kill("test")
+	<-g.Done()
+	closed("the guest exited")
+
+	if _, err := launchSpin(t, s, nil, dial, listen, "dir:"+filepath.Join(area, "none")); err == nil {
+		t.Fatal("a launch with a missing directory succeeded")
+	}
+	closed("a launch failed at its last grant")
+
+	c, err := s.Mint(ClientHolder("test", Principal{}), Principal{}, mustGrant(t, dial), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revoke(c.ID(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	closed("the dialer was revoked")
+
+	g, err = launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Kill("test")
+	<-g.Done()
+	if _, err := g.Grant(context.Background(), Principal{}, mustGrant(t, dial)); !errors.Is(err, ErrGuestEnded) {
+		t.Fatalf("a live grant to a guest that exited: %v, want ErrGuestEnded", err)
+	}
+	closed("a live grant found its guest gone")
+
+	if _, err = launchSpin(t, s, nil, dial, listen); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closed("the supervisor shut down")
+}
+
+// Abstract unix addresses (unix:@NAME) name no file: a listen grant binds
+// one and sock grants, connected and :dial, inline or Options.Sockets'
+// (a policy declares none), reach it, with no file made.
+func TestAbstractUnixAddressesAreBoundAndReachedAsGiven(t *testing.T) {
+	name := fmt.Sprintf("@sandboxd-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockets := resolvingLinks(resolver(map[string]SockTarget{
+		"sock:db": {Network: "unix", Address: name}, "listen:web": {Network: "unix", Address: name},
+	}))
+	for _, c := range []struct {
+		listen, sock string
+		sockets      sockResolver
+	}{
+		{"listen:unix:" + name + "=web", "sock:unix:" + name + "=db", nil},
+		{"listen:web", "sock:db", sockets},
+	} {
+		l := setupGrant(t, c.listen, c.sockets).res.(*caps.Listener)
+		if got := l.Addr().String(); got != name {
+			t.Errorf("%s bound %q, want %q", c.listen, got, name)
+		}
+		for _, sock := range []string{c.sock, c.sock + ":dial"} {
+			connectThrough(t, setupGrant(t, sock, c.sockets).res)
+			w := caps.NewWaiter()
+			if ready, cancel := l.Poll(caps.EventRead, w); ready&caps.EventRead == 0 {
+				select {
+				case <-w.C():
+				case <-time.After(HangGuard):
+					t.Fatalf("%s: no connection arrived at the listener", sock)
+				}
+				cancel()
+			}
+			conn, err := l.Accept()
+			if err != nil {
+				t.Fatalf("%s: the listener took no connection: %v", sock, err)
+			}
+			conn.Close()
+		}
+		l.Close()
+	}
+	if _, err := os.Lstat(filepath.Join(wd, name)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a file named %s in the working directory: %v", name, err)
+	}
+}

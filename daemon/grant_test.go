@@ -255,7 +255,7 @@ func TestGrantSetupErrorsSayWhatFailedAndWhatToDo(t *testing.T) {
 		{"dir:" + file + "/sub=s", "a parent of it is not a directory"},
 		{"listen:unix:" + missing + "/web.sock=web", "the directory " + missing + " does not exist: create it or correct the path"},
 		{"listen:unix:" + file + "/web.sock=web", "a parent of it is not a directory: correct the path"},
-		{"listen:unix:" + file + "=web", file + ": it exists and is not a socket"},
+		{"listen:unix:" + file + "=web", file + ": it exists and is not a socket: remove it or choose another path"},
 	}
 	for _, c := range cases {
 		if err := setupErr(t, c.text); !strings.Contains(err.Error(), c.says) {

@@ -11,7 +11,8 @@ import (
 // A policy's declared paths (a dir or file resource's path, a sock or
 // listen resource's unix path) are the operator's, written with whatever
 // links the operator meant. Their links are resolved when the policy is
-// put in force, and each grant opens, connects to or binds in what they
+// put in force (a listen path's, those of its directory only:
+// resolveSocket), and each grant opens, connects to or binds in what they
 // led to then, following no link (openat2's RESOLVE_NO_SYMLINKS; a socket
 // is connected to or bound beneath its directory so opened, and a dialer
 // holds that directory for all its connections: sockUnix and listenUnix
@@ -25,11 +26,15 @@ import (
 type pins struct {
 	policy *policies.Policy
 	paths  map[string]string
+	// binds are the unix paths of listen resources, each with the links
+	// of its directory only resolved (resolveSocket): what they are bound
+	// at.
+	binds map[string]string
 }
 
 // pinPaths resolves every declared path of p.
 func pinPaths(p *policies.Policy) *pins {
-	pn := &pins{policy: p, paths: map[string]string{}}
+	pn := &pins{policy: p, paths: map[string]string{}, binds: map[string]string{}}
 	if p == nil {
 		return pn
 	}
@@ -39,19 +44,29 @@ func pinPaths(p *policies.Policy) *pins {
 				pn.paths[declared] = caps.RealPath(declared)
 			}
 		}
+		if r.Kind == GrantListen.String() && r.Unix != "" && !strings.HasPrefix(r.Unix, "@") {
+			pn.binds[r.Unix] = resolveSocket(GrantListen, r.Unix)
+		}
 	}
 	return pn
 }
 
 // pinnedPath returns where declared, a path of a resource of p, led when
-// p was put in force, if it leads there still.
-func (s *Supervisor) pinnedPath(p *policies.Policy, declared string) (string, error) {
+// p was put in force, if it leads there still: for a listen resource's
+// unix path (bind), where its directory led (resolveSocket).
+func (s *Supervisor) pinnedPath(p *policies.Policy, declared string, bind bool) (string, error) {
 	now := caps.RealPath(declared)
+	if bind {
+		now = resolveSocket(GrantListen, declared)
+	}
 	pn := s.pins.Load()
 	if pn == nil || pn.policy != p {
 		return now, nil // p is being put in force: resolved now
 	}
 	then, ok := pn.paths[declared]
+	if bind {
+		then, ok = pn.binds[declared]
+	}
 	if !ok || then == now {
 		return now, nil
 	}

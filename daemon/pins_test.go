@@ -147,6 +147,46 @@ func TestAnInlineUnixListenGrantIsBoundWhereItsPathLedWhenResolved(t *testing.T)
 	}
 }
 
+// A listen grant's socket file is bound, and a stale one removed, in the
+// directory of its path only: a symbolic link in the place of the socket
+// file itself (which bind(2) would not follow either), planted before
+// the path was resolved by a guest with a writable dir grant of that
+// directory, is not followed to remove a stale socket where it leads and
+// bind there, be the path inline, a policy's listen resource (the link
+// there when the policy was loaded) or Options.Sockets'. The grant fails,
+// saying the path is not a socket.
+func TestAUnixListenGrantFollowsNoLinkInThePlaceOfItsSocketFile(t *testing.T) {
+	for _, how := range []string{"inline", "policy", "Options.Sockets"} {
+		t.Run(how, func(t *testing.T) {
+			area, elsewhere := t.TempDir(), t.TempDir()
+			path := filepath.Join(area, "web.sock")
+			decoy := staleSocket(t, filepath.Join(elsewhere, "other.sock"))
+			if err := os.Symlink(decoy.path, path); err != nil {
+				t.Fatal(err)
+			}
+			grant, sockets := "listen:web", sockResolver(nil)
+			switch how {
+			case "inline":
+				grant = "listen:unix:" + path + "=web"
+			case "policy":
+				s := newSupervisor(t)
+				s.SetPolicy(mustPolicy(t, fmt.Sprintf("resource \"listen\" \"web\" {\n  unix = %q\n}\n", path)))
+				sockets = s.socketResolver()
+			case "Options.Sockets":
+				sockets = resolvingLinks(resolver(map[string]SockTarget{"listen:web": {Network: "unix", Address: path}}))
+			}
+			r, err := mustGrant(t, grant).setup(context.Background(), sockets)
+			if err == nil {
+				r.res.Close()
+			}
+			decoy.check(t)
+			if err == nil || !strings.Contains(err.Error(), path+": it exists and is not a socket") {
+				t.Errorf("%s with a link in the place of its socket file: %v, want it refused as not a socket", grant, err)
+			}
+		})
+	}
+}
+
 // onUnixPinned has f run once, the next time a unix sock or listen
 // grant's path has been resolved, before anything is done at it.
 func onUnixPinned(t *testing.T, f func()) {

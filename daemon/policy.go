@@ -227,7 +227,7 @@ func (s *Supervisor) namedHost(p *policies.Policy, src *grantSource) error {
 	if !ok || res.Path == "" {
 		return nil
 	}
-	real, err := s.pinnedPath(p, res.Path)
+	real, err := s.pinnedPath(p, res.Path, false)
 	src.host = real
 	return err
 }
@@ -710,7 +710,7 @@ func resolvingLinks(r sockResolver) sockResolver {
 			return t, err
 		}
 		if abs, err := filepath.Abs(t.Address); err == nil {
-			t.Address = caps.RealPath(abs)
+			t.Address = resolveSocket(kind, abs)
 		}
 		return t, nil
 	}
@@ -727,7 +727,7 @@ func (s *Supervisor) policySocket(p *policies.Policy, kind GrantKind, name strin
 		return SockTarget{Network: "unix", Address: res.Unix}, nil
 	}
 	if res.Unix != "" {
-		real, err := s.pinnedPath(p, res.Unix)
+		real, err := s.pinnedPath(p, res.Unix, kind == GrantListen)
 		return SockTarget{Network: "unix", Address: real}, err
 	}
 	return SockTarget{Network: "tcp", Address: res.TCP}, nil

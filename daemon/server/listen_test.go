@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,4 +66,62 @@ func linkedDir(t *testing.T, dir, name string) (real, link string) {
 		t.Fatal(err)
 	}
 	return real, link
+}
+
+// A control socket a daemon that died left behind, which nothing listens
+// on, is replaced, also where its directory is reached through the
+// daemon's own link; a live one, a file that is not a socket, and a link
+// in the socket's place (to a stale socket elsewhere, left as it is) are
+// not, and Listen says what to do.
+func TestListenReplacesOnlyAStaleControlSocket(t *testing.T) {
+	dir := shortTempDir(t)
+	real, link := linkedDir(t, dir, "l")
+	stale := filepath.Join(real, "stale.sock")
+	leaveSocket(t, stale)
+	l, err := server.Listen(filepath.Join(link, "stale.sock"))
+	if err != nil {
+		t.Fatalf("Listen over a stale control socket: %v", err)
+	}
+	defer l.Close()
+	if c, err := net.Dial("unix", stale); err != nil {
+		t.Fatalf("the control socket that replaced the stale one: %v", err)
+	} else {
+		c.Close()
+	}
+
+	elsewhere := filepath.Join(dir, "elsewhere.sock")
+	leaveSocket(t, elsewhere)
+	if err := os.Symlink(elsewhere, filepath.Join(real, "link.sock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(real, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"stale.sock": "another sandboxd is already serving",
+		"link.sock":  "exists and is not a socket; remove it or choose another path with --socket",
+		"file":       "exists and is not a socket; remove it or choose another path with --socket",
+	} {
+		l, err := server.Listen(filepath.Join(real, name))
+		if err == nil {
+			l.Close()
+			t.Errorf("Listen at %s succeeded", name)
+		} else if !strings.Contains(err.Error(), want) {
+			t.Errorf("Listen at %s: %v, want %q", name, err, want)
+		}
+	}
+	if fi, err := os.Lstat(elsewhere); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("the stale socket the link leads to: %v, %v; want it left", fi, err)
+	}
+}
+
+// leaveSocket leaves a socket file at path that nothing listens on.
+func leaveSocket(t *testing.T, path string) {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
 }
