@@ -226,6 +226,8 @@ func DialErrno(err error) Errno {
 		return ETIMEDOUT
 	case errors.Is(err, context.Canceled):
 		return ECANCELED
+	case errors.Is(err, ErrProtectedSocket):
+		return EACCES
 	}
 	return ErrnoOf(err)
 }

@@ -129,6 +129,9 @@ func (p *SocketPath) Dial(ctx context.Context, nd *net.Dialer) (net.Conn, error)
 		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: p.path, Net: "unix"}, Err: os.NewSyscallError("openat", err)}
 	}
 	defer unix.Close(fd)
+	if protected(fd) {
+		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: p.path, Net: "unix"}, Err: ErrProtectedSocket}
+	}
 	c, err := nd.DialContext(ctx, "unix", fdPath(fd))
 	if err != nil && viaProc(err) == ErrNoProc {
 		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: p.path, Net: "unix"}, Err: ErrNoProc}

@@ -117,3 +117,52 @@ func TestSocketPathDialFollowsNoLink(t *testing.T) {
 	}
 	unreached(t, other)
 }
+
+// A protected socket file is refused by every SocketPath, whatever path
+// leads to it (here a hard link), until it is released; other sockets
+// are reached as before.
+func TestSocketPathRefusesAProtectedSocket(t *testing.T) {
+	dir := t.TempDir()
+	ctl := filepath.Join(dir, "control.sock")
+	l, err := net.Listen("unix", ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	alias := filepath.Join(dir, "alias.sock")
+	if err := os.Link(ctl, alias); err != nil {
+		t.Fatal(err)
+	}
+	release, err := ProtectSocket(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{ctl, alias} {
+		p, err := OpenSocketPath(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.Dial(context.Background(), &net.Dialer{})
+		if !errors.Is(err, ErrProtectedSocket) {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("Dial of %s: %v, want ErrProtectedSocket", path, err)
+		}
+		if e := DialErrno(err); e != EACCES {
+			t.Errorf("a dialer's errno for it: %v, want EACCES", e)
+		}
+		p.Close()
+	}
+	release()
+	p, err := OpenSocketPath(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := p.Dial(context.Background(), &net.Dialer{})
+	if err != nil {
+		t.Fatalf("Dial once released: %v", err)
+	}
+	c.Close()
+}

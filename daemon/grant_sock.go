@@ -245,6 +245,8 @@ func (g Grant) sockUnix(ctx context.Context, t SockTarget, sockets sockResolver)
 		return fail(g.movedError(t.Address, path, sockets))
 	case errors.Is(err, caps.ErrNoProc):
 		return fail(fmt.Errorf("cannot connect to %s: %w", desc, caps.ErrNoProc))
+	case errors.Is(err, caps.ErrProtectedSocket):
+		return fail(fmt.Errorf("cannot connect to %s: %w", desc, caps.ErrProtectedSocket))
 	case err != nil:
 		return fail(fmt.Errorf("cannot connect to %s: %s: start the server or correct the address", desc, netReason(err)))
 	}

@@ -116,3 +116,22 @@ func TestDaemonLaunchDenyNamingAResourceWithoutAPolicy(t *testing.T) {
 		t.Fatalf("launch --deny dir:private without a policy: code %d, stdout %q, stderr %q; want %d", r.code, r.stdout, r.stderr, exitUsage)
 	}
 }
+
+// No grant connects a guest to the daemon's own control socket, which
+// would act with the daemon's credentials: not by its path, nor through
+// a link to it.
+func TestDaemonRefusesASockGrantOfItsOwnControlSocket(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	link := filepath.Join(privateDir(t), "ctl.sock")
+	if err := os.Symlink(d.socket, link); err != nil {
+		t.Fatal(err)
+	}
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	for _, path := range []string{d.socket, link} {
+		r := d.cli(t, "launch", "--grant", "sock:unix:"+path+"=ctl", hello)
+		if r.code != exitGrant || !strings.Contains(r.stderr, "it is the daemon's own control socket, which no grant may reach") {
+			t.Errorf("launch --grant sock:unix:%s: code %d, stderr %q; want %d, refused", path, r.code, r.stderr, exitGrant)
+		}
+	}
+}

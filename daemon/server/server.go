@@ -110,6 +110,15 @@ func (s *Server) Serve(l *net.UnixListener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
+	// No grant connects a guest to the socket it is served on: the
+	// connection would be the daemon's own, and act with its credentials.
+	if path := l.Addr().String(); path != "" && path[0] != '@' {
+		if release, err := caps.ProtectSocket(path); err == nil {
+			defer release()
+		} else {
+			s.log.Warn("cannot protect the control socket from grants: a unix sock grant could reach it", "socket", path, "error", err)
+		}
+	}
 	var backoff time.Duration
 	for {
 		c, err := l.AcceptUnix()
