@@ -204,7 +204,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 // grant, and for an abstract socket.
 func (s *Supervisor) socketFileOf(gr Grant, p *policies.Policy, src grantSource) string {
 	if path, ok := gr.SocketFile(); ok {
-		return caps.RealPath(path)
+		return resolveSocket(gr.Kind, path)
 	}
 	if p == nil || src.name == "" || (gr.Kind != GrantSock && gr.Kind != GrantListen) {
 		return ""
