@@ -271,3 +271,39 @@ grant "all" {
 		t.Errorf("--grant sock:db beside the denied path: %v", err)
 	}
 }
+
+// A reload between a launch's delegations and the guest adopting them
+// can bring one under the guest's deny list: the launch fails, rather
+// than start the guest with a closed handle where the delegation was.
+func TestALaunchFailsWhenAReloadBringsItsDelegationUnderItsDenyList(t *testing.T) {
+	s := newSupervisor(t)
+	a, b := t.TempDir(), t.TempDir()
+	declare := func(at string) *policies.Policy {
+		return mustPolicy(t, fmt.Sprintf(`
+resource "dir" "reports" {
+  path = "%s"
+}
+grant "all" {
+  resources = ["dir:/"]
+}
+delegate "pass" {
+  resources = ["dir:/"]
+  max_depth = 2
+}`, at))
+	}
+	s.SetPolicy(declare(a))
+	x, err := launchSpin(t, s, nil, "dir:"+b+"=data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := x.Handles()[3].Cap
+	launchOpened = func() { s.SetPolicy(declare(b)) }
+	defer func() { launchOpened = nil }()
+	g, err := launchSpinAs(t, s, LaunchSpec{Deny: mustDenyList(t, "dir:reports"), Delegations: []Delegation{{From: from}}})
+	if err == nil {
+		t.Fatalf("the launch started guest %s with handles %v, want it refused", g.ID(), g.Handles())
+	}
+	if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "--deny dir:reports") {
+		t.Fatalf("launch: %v, want the deny list's refusal", err)
+	}
+}

@@ -477,9 +477,17 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 	if err != nil {
 		return nil, err
 	}
+	if launchOpened != nil {
+		launchOpened()
+	}
 	g, err := s.reserveGuest(&spec)
 	if err != nil {
 		opened.release(s.k)
+		return nil, err
+	}
+	if err := g.adoptDelegations(&spec, opened.delegated); err != nil {
+		opened.release(s.k)
+		s.unreserve(g)
 		return nil, err
 	}
 	table, grants := g.buildTable(&spec, opened, maxFDs)
@@ -495,6 +503,24 @@ func (s *Supervisor) Launch(ctx context.Context, spec LaunchSpec) (*Guest, error
 		s.warnIfReloaded(g, opened.policy[i].policy, c)
 	}
 	return g, nil
+}
+
+// launchOpened, if set, runs once a launch has opened its grants and
+// derived its delegations, before the guest is reserved: tests set it.
+var launchOpened func()
+
+// adoptDelegations gives g the delegations of spec, derived in flight for
+// it (openHandles). The kernel's gate is asked again as g adopts each
+// (caps.Gate.Adopt): a policy reload since the derivation can have
+// brought one under the guest's deny list, which fails the launch rather
+// than leave a closed handle in its table.
+func (g *Guest) adoptDelegations(spec *LaunchSpec, delegated []*caps.Cap) error {
+	for i, c := range delegated {
+		if err := g.s.k.Adopt(c, g.holder); err != nil {
+			return delegationError(spec.Delegations[i].From, err)
+		}
+	}
+	return nil
 }
 
 // checkDenyNames refuses, without a policy, a deny list with a selector
@@ -665,10 +691,7 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 		_, _ = table.Insert(c)
 		opened.minted = append(opened.minted, c)
 	}
-	for _, c := range opened.delegated {
-		// The gate decided them for this guest as they were derived
-		// (openHandles): adopting them asks the same question again.
-		_ = k.Adopt(c, g.holder)
+	for _, c := range opened.delegated { // adopted (adoptDelegations)
 		_, _ = table.Insert(c)
 	}
 	if spec.SupervisorChannel {
