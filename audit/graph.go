@@ -379,18 +379,21 @@ func (n *Node) live() bool { return !n.Revoked && !n.Closed }
 
 // Step is one capability on a chain from a root to a capability.
 type Step struct {
-	Cap      string `json:"cap"`
-	Holder   string `json:"holder"` // "" while in flight
-	Module   string `json:"module,omitempty"`
-	Edge     string `json:"edge"`
-	Kind     string `json:"kind"`
-	Name     string `json:"name,omitempty"`
-	Rights   string `json:"rights"`
-	Removed  string `json:"removed,omitempty"`
-	Origin   string `json:"origin,omitempty"`
-	Resource string `json:"resource,omitempty"`
-	Revoked  bool   `json:"revoked,omitempty"`
-	Closed   bool   `json:"closed,omitempty"`
+	Cap     string `json:"cap"`
+	Holder  string `json:"holder"` // "" while in flight
+	Module  string `json:"module,omitempty"`
+	Edge    string `json:"edge"`
+	Kind    string `json:"kind"`
+	Name    string `json:"name,omitempty"`
+	Rights  string `json:"rights"`
+	Removed string `json:"removed,omitempty"`
+	Origin  string `json:"origin,omitempty"`
+	// By and ByUID: who made the grant of a root step (CapRecord.By).
+	By       string  `json:"by,omitempty"`
+	ByUID    *uint32 `json:"by_uid,omitempty"`
+	Resource string  `json:"resource,omitempty"`
+	Revoked  bool    `json:"revoked,omitempty"`
+	Closed   bool    `json:"closed,omitempty"`
 }
 
 // Trace returns how the holder of cap id got it: the chain of
@@ -413,8 +416,8 @@ func (g *Graph) Trace(id string) ([]Step, error) {
 func (g *Graph) step(n *Node) Step {
 	return Step{
 		Cap: n.ID, Holder: n.Holder, Module: g.Holder(n.Holder).Module, Edge: n.Edge, Kind: n.Kind,
-		Name: n.Name, Rights: n.Base, Removed: n.Removed, Origin: n.Origin, Resource: n.Resource,
-		Revoked: n.Revoked, Closed: n.Closed,
+		Name: n.Name, Rights: n.Base, Removed: n.Removed, Origin: n.Origin, By: n.By, ByUID: n.ByUID,
+		Resource: n.Resource, Revoked: n.Revoked, Closed: n.Closed,
 	}
 }
 

@@ -67,7 +67,7 @@ func buildGraph(t *testing.T, k *caps.Kernel, dir string) (grant, toB, toC *caps
 		t.Fatal(err)
 	}
 	base, inh := caps.GrantRights(caps.KindDirectory, false)
-	grant = k.Mint(a, d, base, inh, "data", "dir:"+dir+"=data")
+	grant = k.MintBy(ByText(0, "root"), a, d, base, inh, "data", "dir:"+dir+"=data")
 	f, err := d.Open("x", caps.OpenFlags{Read: true, Create: true})
 	if err != nil {
 		t.Fatal(err)
@@ -135,9 +135,9 @@ func TestQueriesAnswerFromTheGraph(t *testing.T) {
 	}
 	var got []string
 	for _, s := range chain {
-		got = append(got, s.Cap+"@"+s.Holder+"/"+s.Edge)
+		got = append(got, s.Cap+"@"+s.Holder+"/"+s.Edge+ByLine(s.By, s.ByUID))
 	}
-	want := []string{string(grant.ID()) + "@g-a/grant", string(toB.ID()) + "@g-b/delegate", string(toC.ID()) + "@g-c/delegate"}
+	want := []string{string(grant.ID()) + "@g-a/grant by root (uid 0)", string(toB.ID()) + "@g-b/delegate", string(toC.ID()) + "@g-c/delegate"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("trace %v, want %v", got, want)
 	}

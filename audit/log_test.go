@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // writeLog appends n grant records to a new log in a temporary directory
@@ -337,6 +339,48 @@ func TestEachLineIsWhatJSONMakesOfItsRecord(t *testing.T) {
 		}
 	}
 	mustVerify(t, path)
+}
+
+// Who made a grant is read from the text the daemon gives the kernel
+// (ByText), and written with root's uid 0, which an omitted zero would
+// lose; a record without it, as every log before it was recorded, reads
+// and verifies as before.
+func TestGrantRecordsNameWhoMadeThemAndOldOnesStillRead(t *testing.T) {
+	for _, c := range []struct {
+		text, by string
+		uid      int64 // -1: none
+	}{
+		{ByText(0, "root"), "root", 0},
+		{ByText(1000, "alice"), "alice", 1000},
+		{ByText(4242, ""), "uid:4242", 4242},
+		{"someone", "someone", -1},
+		{"", "", -1},
+	} {
+		cr := FromInfo(caps.Info{ID: "c1", Edge: caps.EdgeGrant, By: c.text})
+		if cr.By != c.by || (cr.ByUID == nil) != (c.uid < 0) || (cr.ByUID != nil && int64(*cr.ByUID) != c.uid) {
+			t.Errorf("FromInfo of %q: by %q, uid %v; want %q, %d", c.text, cr.By, cr.ByUID, c.by, c.uid)
+		}
+	}
+	root := FromInfo(caps.Info{ID: "c1", Edge: caps.EdgeGrant, By: ByText(0, "root")})
+	line, err := json.Marshal(Record{V: Version, Seq: 1, Type: TypeGrant, Cap: &root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(line, []byte(`"by":"root","by_uid":0`)) {
+		t.Fatalf("record %s; want by root, by_uid 0", line)
+	}
+	old := `{"v":1,"seq":1,"time":"2026-12-04T18:34:42.319475Z","type":"grant","prev":"","cap":{"id":"c1","kind":"dir","base":"fd_read","inheriting":"none","edge":"grant","origin":"dir:/srv","created":"2026-12-04T18:34:42Z"}}`
+	r, err := ParseRecord([]byte(old))
+	if err != nil || r.Cap.By != "" || r.Cap.ByUID != nil {
+		t.Fatalf("a record from before: %+v, %v; want it read, by nobody", r.Cap, err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, []byte(old+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Records != 1 {
+		t.Fatalf("verify of a log from before: %+v", rep)
+	}
 }
 
 // Records nobody waits for (a launch's handles) go to disk with the next

@@ -82,18 +82,25 @@ type Record struct {
 // has a leaked token confirm against the log that it is live) and without
 // the revoked and closed flags, which revoke and close records carry.
 type CapRecord struct {
-	ID         string    `json:"id"`
-	Kind       string    `json:"kind"`
-	Name       string    `json:"name,omitempty"`
-	Holder     string    `json:"holder,omitempty"` // "" while in flight
-	Base       string    `json:"base"`
-	Inheriting string    `json:"inheriting"`
-	Parent     string    `json:"parent,omitempty"`
-	Edge       string    `json:"edge"`
-	Removed    string    `json:"removed,omitempty"`
-	Origin     string    `json:"origin,omitempty"`
-	Resource   string    `json:"resource,omitempty"`
-	Created    time.Time `json:"created"`
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	Name       string `json:"name,omitempty"`
+	Holder     string `json:"holder,omitempty"` // "" while in flight
+	Base       string `json:"base"`
+	Inheriting string `json:"inheriting"`
+	Parent     string `json:"parent,omitempty"`
+	Edge       string `json:"edge"`
+	Removed    string `json:"removed,omitempty"`
+	Origin     string `json:"origin,omitempty"`
+	// By and ByUID are the user who made a root's grant (a grant at
+	// launch: the launcher; a live grant: whoever made it; a client's
+	// own mint: that client), as a guest record names its principal and
+	// uid; absent on other capabilities and in logs from before they
+	// were recorded. ByUID is a pointer so that root's uid 0 is written.
+	By       string    `json:"by,omitempty"`
+	ByUID    *uint32   `json:"by_uid,omitempty"`
+	Resource string    `json:"resource,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 // ReceiptRecord is what one revocation cut off (caps.Receipt).
@@ -150,12 +157,51 @@ type GuestRecord struct {
 
 // FromInfo is the public record of a capability.
 func FromInfo(in caps.Info) CapRecord {
+	by, uid := parseBy(in.By)
 	return CapRecord{
 		ID: string(in.ID), Kind: in.Kind.String(), Name: in.Name, Holder: in.Holder,
 		Base: in.Base.String(), Inheriting: in.Inheriting.String(), Parent: string(in.Parent),
 		Edge: in.Edge.String(), Removed: removedText(in.Removed), Origin: in.Origin,
-		Resource: in.Resource, Created: in.Created.UTC(),
+		By: by, ByUID: uid, Resource: in.Resource, Created: in.Created.UTC(),
 	}
+}
+
+// ByText is what a grant's minter gives caps.Kernel.MintBy to name the
+// user who made the grant, "UID:NAME": the kernel keeps it as text it
+// does not read, and FromInfo makes it the record's By (NAME, or
+// "uid:UID" without one, as a guest record's principal) and ByUID.
+func ByText(uid uint32, name string) string {
+	return strconv.FormatUint(uint64(uid), 10) + ":" + name
+}
+
+// parseBy reads ByText's form; other text is By as it is, with no uid.
+func parseBy(s string) (by string, uid *uint32) {
+	if s == "" {
+		return "", nil
+	}
+	u, name, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseUint(u, 10, 32)
+	if !ok || err != nil {
+		return s, nil
+	}
+	id := uint32(n)
+	if name == "" {
+		name = "uid:" + u
+	}
+	return name, &id
+}
+
+// ByLine is " by NAME (uid UID)" for a capability whose record names
+// who made its grant, " by NAME" without a uid, and "" for one that does
+// not: what the CLI's lines append after a grant's origin.
+func ByLine(by string, uid *uint32) string {
+	switch {
+	case by == "" && uid == nil:
+		return ""
+	case uid == nil:
+		return " by " + by
+	}
+	return fmt.Sprintf(" by %s (uid %d)", by, *uid)
 }
 
 func removedText(r caps.Rights) string {

@@ -77,7 +77,8 @@ func indent(depth int) string {
 }
 
 // describe is one capability in a line: "ID EDGE KIND NAME holder H
-// (MODULE) rights R [resource] [origin] [revoked|closed]".
+// (MODULE) rights R [resource] [origin] [by USER (uid N)]
+// [revoked|closed]".
 func (g *Graph) describe(n *Node) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s", n.ID, n.Edge, n.Kind)
@@ -95,6 +96,7 @@ func (g *Graph) describe(n *Node) string {
 	if n.Origin != "" {
 		fmt.Fprintf(&b, " from %q", n.Origin)
 	}
+	b.WriteString(ByLine(n.By, n.ByUID))
 	if n.Revoked {
 		b.WriteString(" REVOKED")
 	}

@@ -17,7 +17,8 @@ import (
 // A suggested policy is the least one (docs/POLICY.md's language) under
 // which what the log shows the guests did would have been allowed: one
 // grant rule per resource a guest was granted, for its module (by
-// SHA-256) and the user that launched it, with the rights it was given;
+// SHA-256) and the user that made the grant (who launched it, for a
+// grant at launch), with the rights it was given;
 // one delegate rule per resource a guest passed on, with the depth and
 // live copies it reached, the rights it passed and, when every recipient
 // was a launched guest, their modules. Anything else is denied by
@@ -191,9 +192,17 @@ func isGrantOrigin(o string) bool {
 	return ok && isKindName(k)
 }
 
+// grant counts root capability c, granted to guest g, for the user who
+// made the grant: its record names them (by_uid); a log from before
+// records did, only the guest's launcher, the user of its grants at
+// launch.
 func (u *usage) grant(g *GuestRecord, c *CapRecord) {
 	kind, sel, decl := selectorOf(c)
-	key := grantKey{sha: g.SHA256, selector: sel, uid: g.UID}
+	uid := g.UID
+	if c.ByUID != nil {
+		uid = *c.ByUID
+	}
+	key := grantKey{sha: g.SHA256, selector: sel, uid: uid}
 	gu := u.grants[key]
 	if gu == nil {
 		gu = &grantUse{grantKey: key, module: g.Module, kind: kind, decl: decl}

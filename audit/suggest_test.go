@@ -265,6 +265,41 @@ func TestSuggestPassesOverACopyWithNoRights(t *testing.T) {
 	}
 }
 
+// A grant is suggested for the user who made it, as its record names
+// them (by_uid): a grant root made to a guest alice launched is root's,
+// not alice's. A record that names nobody, from a log written before
+// records did, is the launcher's, the user of a launch's grants.
+func TestSuggestGrantsForTheUserWhoMadeTheGrant(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	root := uint32(0)
+	path := logOf(t, []Record{
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Name: "old", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:/srv/old=old", Resource: "dir /srv/old"}},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, Principal: "alice", UID: 1000, Grants: []string{"dir:/srv/old=old"}}},
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c2", Kind: "dir", Name: "live", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:/srv/live=live", By: "root", ByUID: &root, Resource: "dir /srv/live"}},
+	})
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		uid  uint32
+		want bool
+	}{
+		{"/srv/live", 0, true}, {"/srv/live", 1000, false},
+		{"/srv/old", 1000, true}, {"/srv/old", 0, false},
+	} {
+		req := policies.Request{Op: policies.OpGrant, Kind: "dir", Path: c.path, Subject: policies.Subject{UID: c.uid}, Module: policies.Module{SHA256: sha}}
+		if d := policies.Evaluate(p, req); d.Allowed != c.want {
+			t.Errorf("grant of %s by uid %d: allowed %v, want %v:\n%s", c.path, c.uid, d.Allowed, c.want, out)
+		}
+	}
+}
+
 // logOf writes records to a new audit log and returns its path.
 func logOf(t *testing.T, records []Record) string {
 	t.Helper()

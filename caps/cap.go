@@ -67,6 +67,7 @@ type Cap struct {
 	parent  atomic.Pointer[Cap]
 	removed Rights // rights the parent held that this edge dropped
 	origin  string // what authorised a root (grant text, policy rule), or how a child was passed on
+	by      string // who made a root's grant, in the minter's terms (MintBy); "" otherwise
 	created time.Time
 	expires atomic.Int64               // lease end, Unix nanoseconds; 0: none (Kernel.Lease)
 	lease   atomic.Pointer[time.Timer] // ends the lease; stopped once c is let go (Kernel.prune)
@@ -145,6 +146,12 @@ func (c *Cap) Removed() Rights { return c.removed }
 // Origin describes what authorised a root capability, or for a derived
 // one how it was passed on (Derivation.Origin), if that was recorded.
 func (c *Cap) Origin() string { return c.origin }
+
+// By names who made the grant a root capability was minted from, as
+// its minter named them (Kernel.MintBy): text the kernel keeps and
+// reports but does not read. "" for a derived capability and a root
+// minted without it.
+func (c *Cap) By() string { return c.by }
 
 // Created is when the capability was minted or derived.
 func (c *Cap) Created() time.Time { return c.created }
@@ -277,6 +284,7 @@ type Info struct {
 	Edge       Edge
 	Removed    Rights
 	Origin     string
+	By         string // who made a root's grant (Cap.By)
 	Resource   string
 	TokenHash  string
 	Created    time.Time
@@ -296,7 +304,7 @@ func (c *Cap) Info() Info {
 	b, i := c.Rights()
 	in := Info{
 		ID: c.id, Kind: c.kind, Name: c.name, Base: b, Inheriting: i,
-		Edge: c.edge, Removed: c.removed, Origin: c.origin, TokenHash: c.token.Hash(),
+		Edge: c.edge, Removed: c.removed, Origin: c.origin, By: c.by, TokenHash: c.token.Hash(),
 		Created: c.created, Expires: c.Expires(), Revoked: c.revoked.Load(), Closed: c.closed.Load(),
 	}
 	if h := c.holder.Load(); h != nil {

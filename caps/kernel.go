@@ -145,7 +145,15 @@ func (k *Kernel) emit(e Event) {
 // the kind's maximum. origin records what authorised it. The capability
 // owns res: res is closed when the last capability sharing it goes.
 func (k *Kernel) Mint(holder *Holder, res Resource, base, inheriting Rights, name, origin string) *Cap {
-	return k.root(holder, res, base, inheriting, name, origin, EdgeGrant)
+	return k.root(holder, res, base, inheriting, name, origin, "", EdgeGrant)
+}
+
+// MintBy is Mint of a grant someone made: by names them in the minter's
+// terms (a daemon's user), for the audit graph. The kernel keeps it on
+// the capability (Cap.By, Info.By, and so the mint event's) and decides
+// nothing by it; the capabilities derived from it do not carry it.
+func (k *Kernel) MintBy(by string, holder *Holder, res Resource, base, inheriting Rights, name, origin string) *Cap {
+	return k.root(holder, res, base, inheriting, name, origin, by, EdgeGrant)
 }
 
 // Create makes a root capability for an object that holder created itself
@@ -154,14 +162,14 @@ func (k *Kernel) Mint(holder *Holder, res Resource, base, inheriting Rights, nam
 // recorded, EdgeCreate: nothing but the holder's own call authorised it,
 // and origin names that call.
 func (k *Kernel) Create(holder *Holder, res Resource, base, inheriting Rights, name, origin string) *Cap {
-	return k.root(holder, res, base, inheriting, name, origin, EdgeCreate)
+	return k.root(holder, res, base, inheriting, name, origin, "", EdgeCreate)
 }
 
-func (k *Kernel) root(holder *Holder, res Resource, base, inheriting Rights, name, origin string, edge Edge) *Cap {
+func (k *Kernel) root(holder *Holder, res Resource, base, inheriting Rights, name, origin, by string, edge Edge) *Cap {
 	mb, mi := res.Kind().MaxRights()
 	c := k.newCap(holder, newRefRes(res), base&mb, inheriting&mi, name)
 	c.edge = edge
-	c.origin = origin
+	c.origin, c.by = origin, by
 	k.mu.Lock()
 	k.track(c)
 	k.hold(c)

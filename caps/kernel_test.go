@@ -50,6 +50,31 @@ func TestMintClipsRightsToKindMaximum(t *testing.T) {
 	}
 }
 
+// MintBy's text is on the capability and its mint event, as given, and
+// on nothing derived from it: a copy is its holder's, not a grant.
+func TestMintByNamesWhoMadeTheGrantOnItsRootOnly(t *testing.T) {
+	var minted []Info
+	k := NewKernel(func(e Event) {
+		if e.Type == EventMint {
+			minted = append(minted, e.Cap)
+		}
+	})
+	c := k.MintBy("0:root", alice, newTestRes(KindDirectory), RightsDirectoryBase, RightsDirectoryInheriting, "data", "dir:/srv")
+	if c.By() != "0:root" || c.Info().By != "0:root" {
+		t.Fatalf("By %q, Info().By %q; want %q", c.By(), c.Info().By, "0:root")
+	}
+	if len(minted) != 1 || minted[0].By != "0:root" || minted[0].ID != c.ID() {
+		t.Fatalf("mint events %+v; want one of %s by %q", minted, c.ID(), "0:root")
+	}
+	copied := mustDerive(t, k, c, Derivation{Holder: bob, Edge: EdgeDelegate, Base: RightFileOpen})
+	if copied.By() != "" || copied.Info().By != "" {
+		t.Fatalf("a copy carries %q / %q; want nothing", copied.By(), copied.Info().By)
+	}
+	if plain, _ := mintDir(t, k); plain.By() != "" {
+		t.Fatalf("Mint without MintBy carries %q", plain.By())
+	}
+}
+
 func TestDeriveNeverWidensRights(t *testing.T) {
 	k := NewKernel(nil)
 	parent, _ := mintDir(t, k)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -672,6 +673,115 @@ delegate "lend" {
 		lend.To = policies.Module{SHA256: to}
 		if d := policies.Evaluate(p, lend); d.Allowed != allowed {
 			t.Errorf("delegation to %s: allowed %v, want %v:\n%s\n%s", to, d.Allowed, allowed, d.Explain(), out)
+		}
+	}
+}
+
+// grantRecordOf is the cap of the grant record of capability id in the
+// log at path, as the line holds it: the fields a reader of the file
+// sees, whatever this package's types make of them.
+func grantRecordOf(t *testing.T, path string, id caps.ID) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r struct {
+			Type string         `json:"type"`
+			Cap  map[string]any `json:"cap"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if r.Type == audit.TypeGrant && r.Cap["id"] == string(id) {
+			return r.Cap
+		}
+	}
+	t.Fatalf("no grant record of %s in the log", id)
+	return nil
+}
+
+// Every grant's record names the user who made it, by name and uid: a
+// live grant by root to a guest alice launched names root, not alice (the
+// launcher, whom the guest-start record names); the launch's own grants
+// name alice; a capability bob mints for himself names bob. The graph,
+// live and replayed, and a trace say the same.
+func TestAuditRecordsTheUserWhoMadeEachGrant(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	g, err := launchSpin(t, s, nil, "dir:"+t.TempDir()+"=launched") // launched by alice, uid 1000
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := g.Grant(context.Background(), Principal{UID: 0, GID: 0, Name: "root"}, mustGrant(t, "dir:"+t.TempDir()+"=live"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := Principal{UID: 1001, GID: 1001, Name: "bob"}
+	minted, err := s.Mint(ClientHolder("uid:1001", bob), bob, mustGrant(t, "dir:"+t.TempDir()), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unnamed, err := g.Grant(context.Background(), Principal{UID: 4242, GID: 4242}, mustGrant(t, "dir:"+t.TempDir()+"=unnamed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cap *caps.Cap
+		by  string
+		uid float64
+	}{
+		{g.Handles()[3].Cap, "alice", 1000},
+		{live, "root", 0},
+		{minted, "bob", 1001},
+		{unnamed, "uid:4242", 4242},
+	} {
+		rec := grantRecordOf(t, path, c.cap.ID())
+		if rec["by"] != c.by || rec["by_uid"] != c.uid {
+			t.Errorf("grant record of %s (%s): by %v, by_uid %v; want %q, %v", c.cap.ID(), c.cap.Origin(), rec["by"], rec["by_uid"], c.by, c.uid)
+		}
+	}
+	replayed := liveEqualsReplay(t, s, path)
+	chain, err := replayed.Trace(string(live.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step, err := json.Marshal(chain[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(step), `"by":"root","by_uid":0`) {
+		t.Errorf("trace of the live grant: %s; want it made by root, uid 0", step)
+	}
+}
+
+// A grant made live by another user than the guest's launcher is
+// suggested for the user who made it: root granting alice's guest a
+// directory yields a rule for uid 0, under which alice may not grant her
+// guest the directory herself (the log shows no grant of hers).
+func TestSuggestedPolicyGrantsALiveGrantForTheUserWhoMadeIt(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	dir := t.TempDir()
+	g, err := launchSpin(t, s, nil) // launched by alice, uid 1000
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Grant(context.Background(), Principal{Name: "root"}, mustGrant(t, "dir:"+dir+"=data")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := audit.Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := policies.Request{Op: policies.OpGrant, Kind: "dir", Path: caps.RealPath(dir), Module: policies.Module{SHA256: g.Module().HashString()}}
+	for uid, allowed := range map[uint32]bool{0: true, 1000: false} {
+		req.Subject = policies.Subject{UID: uid}
+		if d := policies.Evaluate(p, req); d.Allowed != allowed {
+			t.Errorf("grant by uid %d: allowed %v, want %v (%s):\n%s", uid, d.Allowed, allowed, d.Explain(), out)
 		}
 	}
 }

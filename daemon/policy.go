@@ -124,6 +124,7 @@ type policyGrant struct {
 	ceiling caps.Rights
 	ttl     time.Duration
 	policy  *policies.Policy // the policy that decided it, nil for none
+	by      Principal        // who asked for it: its capability's record names them
 }
 
 // grantee is who a grant is for: the principal asking and the module it
@@ -142,7 +143,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	p := s.Policy()
 	src := sourceOf(gr, p)
 	src.by = g.by.subject()
-	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll, policy: p}
+	pg := policyGrant{grant: gr, source: src, ceiling: caps.RightsAll, policy: p, by: g.by}
 	if err := s.auditRefusal(); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
@@ -309,10 +310,12 @@ func moduleOf(m *abi.Module, labels map[string]string) policies.Module {
 }
 
 // mintGrant mints the capability of an authorized grant for holder: its
-// rights clipped to the policy's ceiling, its source recorded for the
-// gate, and its lease started.
+// rights clipped to the policy's ceiling, the user who asked for it named
+// for the audit log (whoever holds it: root may grant to alice's guest),
+// its source recorded for the gate, and its lease started.
 func (s *Supervisor) mintGrant(holder *caps.Holder, pg policyGrant, r grantResource, origin string) *caps.Cap {
-	c := s.k.Mint(holder, r.res, r.base&pg.ceiling, r.inh&pg.ceiling, pg.grant.Name, origin)
+	by := audit.ByText(pg.by.UID, pg.by.Name)
+	c := s.k.MintBy(by, holder, r.res, r.base&pg.ceiling, r.inh&pg.ceiling, pg.grant.Name, origin)
 	c.SetFlags(r.flags)
 	c.SetSource(pg.source)
 	s.k.Lease(c, pg.ttl)

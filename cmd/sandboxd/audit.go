@@ -140,7 +140,7 @@ func summary(r audit.Record) string {
 		if c.Origin != "" {
 			s += fmt.Sprintf(" from %q", c.Origin)
 		}
-		return s
+		return s + audit.ByLine(c.By, c.ByUID)
 	case r.Decision != nil:
 		d := r.Decision
 		verdict := "denied"

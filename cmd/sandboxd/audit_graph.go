@@ -239,6 +239,7 @@ func stepText(s audit.Step) string {
 	if s.Origin != "" {
 		t += fmt.Sprintf(" from %q", s.Origin)
 	}
+	t += audit.ByLine(s.By, s.ByUID)
 	if s.Resource != "" {
 		t += " [" + s.Resource + "]"
 	}

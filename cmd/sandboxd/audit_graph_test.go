@@ -49,3 +49,51 @@ func TestWhatIfPrintsTheLogsTextEscaped(t *testing.T) {
 		t.Fatalf("what-if: code %d, stdout %q, stderr %q; want the holder escaped", r.code, r.stdout, r.stderr)
 	}
 }
+
+// Who made a grant is on its line wherever the CLI prints it: `audit
+// log`, `audit trace` and the graph's text; a record that names nobody
+// (a derived copy, or a log written before grants named their user)
+// prints no "by".
+func TestAuditLinesNameWhoMadeTheGrant(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := uint32(0)
+	for _, c := range []*audit.CapRecord{
+		{ID: "c1", Kind: "dir", Name: "data", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:/srv/data=data", By: "root", ByUID: &root, Resource: "dir /srv/data"},
+		{ID: "c2", Kind: "dir", Name: "data", Holder: "g-2", Base: "fd_read", Parent: "c1", Edge: "delegate", Resource: "dir /srv/data"},
+		{ID: "c3", Kind: "dir", Name: "old", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:/srv/old=old", Resource: "dir /srv/old"},
+	} {
+		if _, err := l.Append(audit.Record{Type: audit.TypeGrant, Cap: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	const by = " by root (uid 0)"
+	for _, q := range []struct {
+		args []string
+		want map[string]bool // a line holding the key: whether it says by
+	}{
+		{[]string{"audit", "log"}, map[string]bool{" c1 dir": true, " c2 dir": false, " c3 dir": false}},
+		{[]string{"audit", "trace", "c2"}, map[string]bool{"1. c1 ": true, "2. c2 ": false}},
+		{[]string{"audit", "graph"}, map[string]bool{"c1 grant": true, "c2 delegate": false, "c3 grant": false}},
+	} {
+		r := sandboxd(t, "", append(q.args, "--log", path)...)
+		if r.code != 0 {
+			t.Fatalf("%v: code %d, stderr %q", q.args, r.code, r.stderr)
+		}
+		for key, says := range q.want {
+			line := ""
+			for _, l := range strings.Split(r.stdout, "\n") {
+				if strings.Contains(l, key) {
+					line = l
+				}
+			}
+			if line == "" || strings.Contains(line, by) != says || (!says && strings.Contains(line, "(uid ")) {
+				t.Errorf("%v: the line of %q is %q; want it to say %q: %v\n%s", q.args, key, line, by, says, r.stdout)
+			}
+		}
+	}
+}
