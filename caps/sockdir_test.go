@@ -99,43 +99,45 @@ func TestSocketDirBindsInTheDirectoryItOpened(t *testing.T) {
 // A SocketDir is opened only where no element of its path is a symbolic
 // link, with openat2 or, without it, one element at a time.
 func TestOpenSocketDirFollowsNoLink(t *testing.T) {
-	root := t.TempDir()
-	mkdirs(t, root, "run/app")
-	if err := os.Symlink(filepath.Join(root, "run"), filepath.Join(root, "varrun")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "file"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	through := filepath.Join(root, "varrun", "app")
-	if _, err := OpenSocketDir(through); !errors.Is(err, unix.ELOOP) {
-		t.Errorf("OpenSocketDir(%s), through a link: %v, want ELOOP", through, err)
-	}
-	for path, want := range map[string]error{
-		through:                          unix.ELOOP,
-		filepath.Join(root, "varrun"):    unix.ELOOP,
-		filepath.Join(root, "file"):      unix.ENOTDIR,
-		filepath.Join(root, "file", "x"): unix.ENOTDIR,
-		filepath.Join(root, "none"):      unix.ENOENT,
-		"run/app":                        unix.EINVAL,
-	} {
-		if fd, err := walkDirNoLinks(path); err != want {
-			if err == nil {
-				unix.Close(fd)
-			}
-			t.Errorf("walkDirNoLinks(%s): %v, want %v", path, err, want)
+	eachOpenat2(t, func(t *testing.T) {
+		root := t.TempDir()
+		mkdirs(t, root, "run/app")
+		if err := os.Symlink(filepath.Join(root, "run"), filepath.Join(root, "varrun")); err != nil {
+			t.Fatal(err)
 		}
-	}
-	app := filepath.Join(root, "run", "app")
-	fd, err := walkDirNoLinks(app)
-	if err != nil {
-		t.Fatalf("walkDirNoLinks(%s): %v", app, err)
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Ino != inodeOf(t, app) {
-		t.Fatalf("walkDirNoLinks(%s) opened inode %d (%v), want %d", app, st.Ino, err, inodeOf(t, app))
-	}
+		if err := os.WriteFile(filepath.Join(root, "file"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		through := filepath.Join(root, "varrun", "app")
+		if _, err := OpenSocketDir(through); !errors.Is(err, unix.ELOOP) {
+			t.Errorf("OpenSocketDir(%s), through a link: %v, want ELOOP", through, err)
+		}
+		for path, want := range map[string]error{
+			through:                          unix.ELOOP,
+			filepath.Join(root, "varrun"):    unix.ELOOP,
+			filepath.Join(root, "file"):      unix.ENOTDIR,
+			filepath.Join(root, "file", "x"): unix.ENOTDIR,
+			filepath.Join(root, "none"):      unix.ENOENT,
+			"run/app":                        unix.EINVAL,
+		} {
+			if fd, err := openDirNoLinks(path); err != want {
+				if err == nil {
+					unix.Close(fd)
+				}
+				t.Errorf("openDirNoLinks(%s): %v, want %v", path, err, want)
+			}
+		}
+		app := filepath.Join(root, "run", "app")
+		d, err := OpenSocketDir(app)
+		if err != nil {
+			t.Fatalf("OpenSocketDir(%s): %v", app, err)
+		}
+		defer d.Close()
+		var st unix.Stat_t
+		if err := unix.Fstat(d.fd, &st); err != nil || st.Ino != inodeOf(t, app) {
+			t.Fatalf("OpenSocketDir(%s) opened inode %d (%v), want %d", app, st.Ino, err, inodeOf(t, app))
+		}
+	})
 }
 
 // RemoveStale removes a socket file nothing listens on, and nothing else:

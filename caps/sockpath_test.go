@@ -62,60 +62,60 @@ func TestOpenSocketPathFollowsNoLink(t *testing.T) {
 // link, with openat2 or, without it, one element at a time, and fails
 // once the SocketPath is closed.
 func TestSocketPathDialFollowsNoLink(t *testing.T) {
-	root := RealPath(t.TempDir())
-	mkdirs(t, root, "app/sub")
-	listenAt(t, filepath.Join(root, "app", "sub", "db.sock"))
-	other := listenAt(t, filepath.Join(root, "other.sock"))
-	cases := map[string]error{
-		"sub/db.sock":     nil,
-		"link.sock":       unix.ELOOP,
-		"linkdir/db.sock": unix.ELOOP,
-		"none.sock":       unix.ENOENT,
-	}
-	pinned := map[string]*SocketPath{}
-	for rel := range cases {
-		p, err := OpenSocketPath(filepath.Join(root, "app", rel))
+	eachOpenat2(t, func(t *testing.T) {
+		root := RealPath(t.TempDir())
+		mkdirs(t, root, "app/sub")
+		listenAt(t, filepath.Join(root, "app", "sub", "db.sock"))
+		other := listenAt(t, filepath.Join(root, "other.sock"))
+		cases := map[string]error{
+			"sub/db.sock":     nil,
+			"link.sock":       unix.ELOOP,
+			"linkdir/db.sock": unix.ELOOP,
+			"none.sock":       unix.ENOENT,
+		}
+		pinned := map[string]*SocketPath{}
+		for rel := range cases {
+			p, err := OpenSocketPath(filepath.Join(root, "app", rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pinned[rel] = p
+		}
+		// Links made after the paths were pinned.
+		if err := os.Symlink(other.Addr().String(), filepath.Join(root, "app", "link.sock")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("sub", filepath.Join(root, "app", "linkdir")); err != nil {
+			t.Fatal(err)
+		}
+		dirfd, err := openDirNoLinks(filepath.Join(root, "app"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		pinned[rel] = p
-	}
-	// Links made after the paths were pinned.
-	if err := os.Symlink(other.Addr().String(), filepath.Join(root, "app", "link.sock")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("sub", filepath.Join(root, "app", "linkdir")); err != nil {
-		t.Fatal(err)
-	}
-	dirfd, err := openDirNoLinks(filepath.Join(root, "app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(dirfd)
-	for rel, want := range cases {
-		for _, open := range []func(int, string, bool) (int, error){openNoLinks, walkNoLinks} {
-			fd, err := open(dirfd, rel, false)
+		defer unix.Close(dirfd)
+		for rel, want := range cases {
+			fd, err := openNoLinks(dirfd, rel, false)
 			if err == nil {
 				unix.Close(fd)
 			}
 			if err != want {
 				t.Errorf("opening %s beneath the directory: %v, want %v", rel, err, want)
 			}
+			p := pinned[rel]
+			c, err := p.Dial(context.Background(), &net.Dialer{})
+			if err == nil {
+				c.Close()
+			}
+			if (want == nil) != (err == nil) || !errors.Is(err, want) {
+				t.Errorf("Dial of %s: %v, want %v", rel, err, want)
+			}
+			p.Close()
+			if _, err := p.Dial(context.Background(), &net.Dialer{}); !errors.Is(err, unix.EBADF) {
+				t.Errorf("Dial of %s once closed: %v, want EBADF", rel, err)
+			}
 		}
-		p := pinned[rel]
-		c, err := p.Dial(context.Background(), &net.Dialer{})
-		if err == nil {
-			c.Close()
-		}
-		if (want == nil) != (err == nil) || !errors.Is(err, want) {
-			t.Errorf("Dial of %s: %v, want %v", rel, err, want)
-		}
-		p.Close()
-		if _, err := p.Dial(context.Background(), &net.Dialer{}); !errors.Is(err, unix.EBADF) {
-			t.Errorf("Dial of %s once closed: %v, want EBADF", rel, err)
-		}
-	}
-	unreached(t, other)
+		unreached(t, other)
+	})
 }
 
 // A protected socket file is refused by every SocketPath, whatever path

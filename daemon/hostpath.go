@@ -15,8 +15,9 @@ import (
 // who can write beneath a path the policy allows could plant a link there
 // to something it denies. So under a policy a host path is resolved first
 // (caps.RealPath), decided on as resolved, and opened only if no element of it
-// is a symbolic link (openat2's RESOLVE_NO_SYMLINKS): a link planted
-// between the two makes the open fail, never follow.
+// is a symbolic link (openat2's RESOLVE_NO_SYMLINKS, or where openat2 is
+// unavailable the path's elements opened one at a time with O_NOFOLLOW): a
+// link planted between the two makes the open fail, never follow.
 
 // DecideHostPath decides req, whose Path is an inline host path resolved
 // by caps.RealPath from asked, as the daemon does: on where it leads, and, if
@@ -36,18 +37,20 @@ func DecideHostPath(p *policies.Policy, req policies.Request, asked string) (pol
 	return req, d
 }
 
+// openat2 is unix.Openat2, which openHost tries first: a variable for
+// tests, which make it fail as a kernel before Linux 5.6 (ENOSYS) or a
+// seccomp profile refusing it (EPERM) does.
+var openat2 caps.Openat2 = unix.Openat2
+
 // openHost opens path as os.OpenFile does (close-on-exec), except that
 // for an exact grant it fails with ELOOP if any element of path is a
-// symbolic link.
+// symbolic link: with openat2, or where the kernel or a seccomp profile
+// refuses it, one element at a time (caps.OpenNoLinks).
 func (g Grant) openHost(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	if !g.exact {
 		return os.OpenFile(path, flag|syscall.O_CLOEXEC, perm)
 	}
-	how := unix.OpenHow{Flags: uint64(flag | unix.O_CLOEXEC), Resolve: unix.RESOLVE_NO_SYMLINKS}
-	if flag&os.O_CREATE != 0 {
-		how.Mode = uint64(perm.Perm())
-	}
-	fd, err := unix.Openat2(unix.AT_FDCWD, path, &how)
+	fd, err := caps.OpenNoLinks(openat2, unix.AT_FDCWD, path, flag, uint32(perm.Perm()))
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}

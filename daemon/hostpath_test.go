@@ -1,13 +1,16 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/caps"
+	"golang.org/x/sys/unix"
 )
 
 // linkedTree is a policy's view of the host: public is granted to alice,
@@ -136,18 +139,48 @@ func TestAMissingPathBeneathALinkIsDecidedWhereItLeads(t *testing.T) {
 }
 
 // Once a policy has decided on a resolved path, the path is opened only if
-// it still has no symbolic link in it: a link planted after the decision
-// fails the open rather than being followed.
+// it still has no symbolic link in it: a link planted after the decision,
+// in the place of a directory on the path or of its last element, fails the
+// open rather than being followed, with openat2 and, where it is
+// unavailable, one element at a time.
 func TestAnExactGrantRefusesALinkPlantedAfterTheDecision(t *testing.T) {
-	lt := newLinkedTree(t)
+	for _, errno := range []unix.Errno{0, unix.ENOSYS, unix.EPERM} {
+		name := "openat2"
+		if errno != 0 {
+			name = "without openat2: " + unix.ErrnoName(errno)
+		}
+		t.Run(name, func(t *testing.T) {
+			lt := newLinkedTree(t)
+			if errno != 0 {
+				withoutOpenat2(t, errno)
+			}
+			refusesPlantedLinks(t, lt)
+		})
+	}
+}
+
+// refusesPlantedLinks checks that exact grants through links planted
+// beneath lt.pub, to lt.outside, fail saying the path changed, and that no
+// :create made a file where a link leads.
+func refusesPlantedLinks(t *testing.T, lt *linkedTree) {
+	t.Helper()
 	target := filepath.Join(lt.pub, "swapped")
-	if err := os.Symlink(lt.outside, target); err != nil {
-		t.Fatal(err)
+	links := map[string]string{
+		target:                              lt.outside,
+		filepath.Join(lt.pub, "linked.txt"): filepath.Join(lt.outside, "o.txt"),
+		filepath.Join(lt.pub, "dangling"):   filepath.Join(lt.outside, "made"),
+	}
+	for link, to := range links {
+		if err := os.Symlink(to, link); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, g := range []Grant{
 		{Kind: GrantDir, Source: target, Name: "d", exact: true},
 		{Kind: GrantFile, Source: filepath.Join(target, "o.txt"), Name: "f", ReadOnly: true, exact: true},
 		{Kind: GrantFile, Source: filepath.Join(target, "new"), Name: "n", Create: true, exact: true},
+		{Kind: GrantFile, Source: filepath.Join(lt.pub, "linked.txt"), Name: "l", exact: true},
+		{Kind: GrantFile, Source: filepath.Join(lt.pub, "dangling"), Name: "c", Create: true, exact: true},
 	} {
 		r, err := g.setupPath()
 		if err == nil {
@@ -159,8 +192,10 @@ func TestAnExactGrantRefusesALinkPlantedAfterTheDecision(t *testing.T) {
 			t.Errorf("%s %s: %v; want it to say the path changed", g.Kind, g.Source, err)
 		}
 	}
-	if _, err := os.Lstat(filepath.Join(lt.outside, "new")); err == nil {
-		t.Fatal("the create followed the link")
+	for _, name := range []string{"new", "made"} {
+		if _, err := os.Lstat(filepath.Join(lt.outside, name)); err == nil {
+			t.Errorf("a create followed a link: %s was made", filepath.Join(lt.outside, name))
+		}
 	}
 }
 
@@ -261,4 +296,96 @@ func linkedDir(t *testing.T) (top, real, alias string) {
 		t.Fatal(err)
 	}
 	return top, real, alias
+}
+
+// withoutOpenat2 makes openat2 fail with errno, as it does on a kernel
+// before Linux 5.6 (ENOSYS) or under a seccomp profile that refuses it
+// (EPERM), until the test ends. It returns how many calls it has failed.
+func withoutOpenat2(t *testing.T, errno unix.Errno) *atomic.Int32 {
+	t.Helper()
+	saved, calls := openat2, new(atomic.Int32)
+	openat2 = func(int, string, *unix.OpenHow) (int, error) {
+		calls.Add(1)
+		return -1, errno
+	}
+	t.Cleanup(func() { openat2 = saved })
+	return calls
+}
+
+// Where openat2 is unavailable, the grants that must follow no link (here
+// under a policy, and under a deny list without one) are opened one path
+// element at a time instead: a dir grant, a file grant read-write and
+// read-only, and a :create grant, which makes its file (0600) and, for a
+// file that exists, opens it as it is.
+func TestExactGrantsOpenWithoutOpenat2(t *testing.T) {
+	for _, errno := range []unix.Errno{unix.ENOSYS, unix.EPERM} {
+		t.Run(unix.ErrnoName(errno), func(t *testing.T) {
+			lt := newLinkedTree(t)
+			calls := withoutOpenat2(t, errno)
+			inner := filepath.Join(lt.pub, "inner")
+			kept := filepath.Join(inner, "kept.txt")
+			if err := os.WriteFile(kept, []byte("kept"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, grant := range []string{
+				"dir:" + inner, "file:" + kept, "file:" + kept + ":ro",
+				"file:" + filepath.Join(inner, "new") + ":create", "file:" + kept + ":create",
+			} {
+				c, err := lt.mint(t, grant)
+				if err != nil {
+					t.Errorf("%s: %v", grant, err)
+					continue
+				}
+				if f, ok := c.Resource().(*caps.File); ok {
+					checkHostFile(t, grant, f.OS(), strings.HasSuffix(grant, ":ro"))
+				}
+				lt.s.Kernel().Revoke(c, "test over")
+			}
+			if fi, err := os.Lstat(filepath.Join(inner, "new")); err != nil || fi.Mode() != 0o600 {
+				t.Errorf("the :create grant's file: %v, %v; want a 0600 regular file", fi, err)
+			}
+			if b, err := os.ReadFile(kept); err != nil || string(b) != "kept" {
+				t.Errorf("a :create grant of an existing file changed it: %q, %v", b, err)
+			}
+			s := newSupervisor(t) // no policy
+			pg, err := s.authorize(grantee{by: lt.alice, deny: mustDenyList(t, "dir:"+lt.priv)}, mustGrant(t, "dir:"+inner))
+			if err != nil || !pg.grant.exact {
+				t.Fatalf("a dir grant under a deny list: %v, exact %v; want it allowed, to be opened following no link", err, pg.grant.exact)
+			}
+			r, err := s.open(context.Background(), lt.alice, pg.grant)
+			if err != nil {
+				t.Errorf("a dir grant under a deny list: %v", err)
+			} else {
+				_ = r.res.Close()
+			}
+			if calls.Load() == 0 {
+				t.Fatal("openat2 was not called: the test tried nothing")
+			}
+		})
+	}
+}
+
+// checkHostFile checks that f, a file grant's host file, is close-on-exec
+// and open read-only or read-write as the grant asks.
+func checkHostFile(t *testing.T, grant string, f *os.File, ro bool) {
+	t.Helper()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fdf, fl int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		if fdf, ferr = unix.FcntlInt(fd, unix.F_GETFD, 0); ferr == nil {
+			fl, ferr = unix.FcntlInt(fd, unix.F_GETFL, 0)
+		}
+	}); err != nil || ferr != nil {
+		t.Fatalf("%s: fcntl: %v %v", grant, err, ferr)
+	}
+	if fdf&unix.FD_CLOEXEC == 0 {
+		t.Errorf("%s: the host file is not close-on-exec", grant)
+	}
+	if want := map[bool]int{true: unix.O_RDONLY, false: unix.O_RDWR}[ro]; fl&unix.O_ACCMODE != want {
+		t.Errorf("%s: the host file is open %#x, want %#x", grant, fl&unix.O_ACCMODE, want)
+	}
 }

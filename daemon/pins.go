@@ -13,7 +13,8 @@ import (
 // links the operator meant. Their links are resolved when the policy is
 // put in force (a listen path's, those of its directory only:
 // resolveSocket), and each grant opens, connects to or binds in what they
-// led to then, following no link (openat2's RESOLVE_NO_SYMLINKS; a socket
+// led to then, following no link (caps.OpenNoLinks: openat2's
+// RESOLVE_NO_SYMLINKS, or without openat2 a walk with O_NOFOLLOW; a socket
 // is connected to or bound beneath its directory so opened, and a dialer
 // holds that directory for all its connections: sockUnix and listenUnix
 // in grant_sock.go), never by the path resolved again: a link put in
