@@ -208,15 +208,7 @@ func TestADenyListsRefusalIsAuditedAsADecision(t *testing.T) {
 func TestNotAllowedByListsAGrantAReloadBringsUnderTheGuestsDenyList(t *testing.T) {
 	s := newSupervisor(t)
 	a, b := t.TempDir(), t.TempDir()
-	declare := func(at string) *policies.Policy {
-		return mustPolicy(t, fmt.Sprintf(`
-resource "dir" "reports" {
-  path = "%s"
-}
-grant "all" {
-  resources = ["dir:/"]
-}`, at))
-	}
+	declare := func(at string) *policies.Policy { return reportsAt(t, at) }
 	s.SetPolicy(declare(a))
 	g, err := launchDenied(t, s, mustDenyList(t, "dir:reports"), "dir:"+b)
 	if err != nil {
@@ -279,17 +271,11 @@ func TestALaunchFailsWhenAReloadBringsItsDelegationUnderItsDenyList(t *testing.T
 	s := newSupervisor(t)
 	a, b := t.TempDir(), t.TempDir()
 	declare := func(at string) *policies.Policy {
-		return mustPolicy(t, fmt.Sprintf(`
-resource "dir" "reports" {
-  path = "%s"
-}
-grant "all" {
-  resources = ["dir:/"]
-}
+		return reportsAt(t, at, `
 delegate "pass" {
   resources = ["dir:/"]
   max_depth = 2
-}`, at))
+}`)
 	}
 	s.SetPolicy(declare(a))
 	x, err := launchSpin(t, s, nil, "dir:"+b+"=data")
@@ -306,4 +292,18 @@ delegate "pass" {
 	if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "--deny dir:reports") {
 		t.Fatalf("launch: %v, want the deny list's refusal", err)
 	}
+}
+
+// reportsAt is a policy declaring dir:reports at path at, granting any
+// dir, with the rules of extra.
+func reportsAt(t *testing.T, at string, extra ...string) *policies.Policy {
+	t.Helper()
+	return mustPolicy(t, fmt.Sprintf(`
+resource "dir" "reports" {
+  path = "%s"
+}
+grant "all" {
+  resources = ["dir:/"]
+}
+%s`, at, strings.Join(extra, "\n")))
 }
