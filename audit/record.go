@@ -174,6 +174,14 @@ func ByText(uid uint32, name string) string {
 	return strconv.FormatUint(uint64(uid), 10) + ":" + name
 }
 
+// DescribeBy is who ByText's raw form names, for people: "alice (uid
+// 1000)", "uid:4242 (uid 4242)" for a user without a name, other text as
+// it is, "" for none.
+func DescribeBy(raw string) string {
+	by, uid := parseBy(raw)
+	return strings.TrimPrefix(ByLine(by, uid), " by ")
+}
+
 // parseBy reads ByText's form; other text is By as it is, with no uid.
 func parseBy(s string) (by string, uid *uint32) {
 	if s == "" {

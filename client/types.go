@@ -121,6 +121,7 @@ type CapInfo struct {
 	Edge             string // grant, open, dup, delegate, restrict, …
 	Removed          string // rights dropped on the edge from Parent
 	Origin           string // what authorised a root capability
+	By               string // who made a root capability's grant ("alice (uid 1000)"); "" for others
 	Resource         string // what it designates ("dir /srv/data")
 	Created          time.Time
 	Expires          time.Time // when a lease revokes it; zero: no lease
@@ -233,7 +234,7 @@ func capInfoFrom(c schemas.CapInfo) CapInfo {
 		Base: c.Base(), Inheriting: c.Inheriting(),
 		Rights: d.text(c.Rights()), InheritingRights: d.text(c.InheritingRights()),
 		Parent: d.text(c.Parent()), Edge: d.text(c.Edge()), Removed: d.text(c.Removed()),
-		Origin: d.text(c.Origin()), Resource: d.text(c.Resource()),
+		Origin: d.text(c.Origin()), By: d.text(c.By()), Resource: d.text(c.Resource()),
 		Created: unixTime(c.Created()), Expires: unixTime(c.Expires()), Revoked: c.Revoked(), Closed: c.Closed(),
 	}
 }

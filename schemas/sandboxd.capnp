@@ -265,6 +265,7 @@ struct CapInfo {
   revoked @14 :Bool;
   closed @15 :Bool;
   expires @16 :Int64;         # unix nanoseconds when a lease revokes it; 0: no lease
+  by @17 :Text;               # who made the grant of a root capability ("alice (uid 1000)"); "" for others
 }
 
 struct Receipt {

@@ -56,7 +56,7 @@ func capsCmd(args []string) int {
 		return exitOK
 	}
 	var rows table
-	rows.add("FD", "CAP", "KIND", "NAME", "RIGHTS", "EDGE", "PARENT", "LEASE", "ORIGIN")
+	rows.add("FD", "CAP", "KIND", "NAME", "RIGHTS", "EDGE", "PARENT", "LEASE", "ORIGIN", "BY")
 	now := time.Now()
 	for _, h := range handles {
 		ci := h.Cap
@@ -68,7 +68,7 @@ func capsCmd(args []string) int {
 		if h.Pending {
 			fd = "pending"
 		}
-		rows.add(fd, ci.ID, ci.Kind, dash(ci.Name), rights, ci.Edge, dash(ci.Parent), leaseLeft(ci.Expires, now), dash(ci.Origin))
+		rows.add(fd, ci.ID, ci.Kind, dash(ci.Name), rights, ci.Edge, dash(ci.Parent), leaseLeft(ci.Expires, now), dash(ci.Origin), dash(ci.By))
 	}
 	if err := rows.write(os.Stdout); err != nil {
 		fail("writing output: %v", err)

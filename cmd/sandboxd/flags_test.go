@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,6 +265,11 @@ func TestCapsAndInspectListAGrantTheGuestHasNotReceived(t *testing.T) {
 	if f := strings.Fields(row); len(f) < 4 || f[0] != "pending" || f[2] != "file" || f[3] != "f" {
 		t.Fatalf("caps row of the grant the spinning guest never received: %q\n%s", row, r.stdout)
 	}
+	// The last column says who made the grant: the user running the test.
+	me := selfDescribed(t)
+	if !strings.HasSuffix(strings.TrimSpace(row), me) {
+		t.Fatalf("caps row of a grant root made: %q, want it to end with who made it\n%s", row, r.stdout)
+	}
 	// inspect's line for it says so too, not the fd of a handle it holds.
 	r = d.cli(t, "inspect", id)
 	row = ""
@@ -270,7 +278,7 @@ func TestCapsAndInspectListAGrantTheGuestHasNotReceived(t *testing.T) {
 			row = l
 		}
 	}
-	if !strings.HasPrefix(row, "  pending\t"+capID+" file ") {
+	if !strings.HasPrefix(row, "  pending\t"+capID+" file ") || !strings.HasSuffix(row, ", by "+me+")") {
 		t.Fatalf("inspect line of the grant the spinning guest never received: %q\n%s", row, r.stdout)
 	}
 	if r := d.cli(t, "revoke", capID); r.code != 0 {
@@ -451,4 +459,16 @@ func TestKillReasonIsPrintedWithoutItsControlCharacters(t *testing.T) {
 			t.Errorf("%s printed the reason %q as %q, want it as %s", verb, reason, out, shown)
 		}
 	}
+}
+
+// selfDescribed is how the daemon names the user running the test as
+// the one who made a grant: "NAME (uid N)".
+func selfDescribed(t *testing.T) string {
+	t.Helper()
+	uid := os.Getuid()
+	name := fmt.Sprintf("uid:%d", uid)
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	return fmt.Sprintf("%s (uid %d)", name, uid)
 }

@@ -95,6 +95,10 @@ func printInspection(g client.GuestInfo, handles []client.Handle) {
 		if h.Pending {
 			fd = "pending"
 		}
-		fmt.Printf("  %s\t%s\n", fd, printable(fmt.Sprintf("%s %s %q rights %s (edge %s, origin %s)", h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin))))
+		by := ""
+		if h.Cap.By != "" {
+			by = ", by " + h.Cap.By
+		}
+		fmt.Printf("  %s\t%s\n", fd, printable(fmt.Sprintf("%s %s %q rights %s (edge %s, origin %s%s)", h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin), by)))
 	}
 }

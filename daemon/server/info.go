@@ -3,6 +3,7 @@ package server
 import (
 	"capnproto.org/go/capnp/v3"
 	"github.com/sandboxd/sandboxd/abi"
+	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
@@ -146,6 +147,7 @@ func fillCapInfo(dst schemas.CapInfo, c *caps.Cap) error {
 		{dst.SetHolder, in.Holder}, {dst.SetRights, in.Base.String()},
 		{dst.SetInheritingRights, in.Inheriting.String()}, {dst.SetParent, string(in.Parent)},
 		{dst.SetEdge, in.Edge.String()}, {dst.SetOrigin, in.Origin}, {dst.SetResource, in.Resource},
+		{dst.SetBy, audit.DescribeBy(in.By)},
 	} {
 		if err := f.set(f.v); err != nil {
 			return err
