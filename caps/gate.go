@@ -40,15 +40,21 @@ type Gate interface {
 // SetGate installs g, which then decides every delegation (see Gate). Set
 // it before the kernel is shared; nil removes it.
 func (k *Kernel) SetGate(g Gate) {
-	k.mu.Lock()
-	k.gate = g
-	k.mu.Unlock()
+	if g == nil {
+		k.gate.Store(nil)
+		return
+	}
+	k.gate.Store(&g)
 }
 
+// currentGate is the gate installed, read without the kernel's lock: it
+// is asked on every delegation and every adoption of a capability in
+// flight.
 func (k *Kernel) currentGate() Gate {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.gate
+	if g := k.gate.Load(); g != nil {
+		return *g
+	}
+	return nil
 }
 
 // rootLock serialises the gate's decisions about the copies of one root

@@ -105,7 +105,7 @@ type Kernel struct {
 	mu   sync.Mutex
 	caps map[ID]*Cap
 	obs  Observer
-	gate Gate // decides delegations; nil allows them all
+	gate atomic.Pointer[Gate] // decides delegations; nil allows them all (SetGate)
 	// passing locks the roots whose copies the gate is deciding about
 	// (lockRoot); guarded by mu.
 	passing map[*Cap]*rootLock
