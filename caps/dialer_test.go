@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sandboxd/sandboxd/internal/socktest"
 )
 
 // acceptDialed takes the next connection from d the way the ABI does:
@@ -238,30 +240,6 @@ func dialedBy(t *testing.T, d *Dialer, l net.Listener, what string) {
 	}
 }
 
-// unreached reports an error if anything connected to l: a connection
-// the test makes now is the first l accepts.
-func unreached(t *testing.T, l net.Listener) {
-	t.Helper()
-	c, err := net.Dial("unix", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Write([]byte("the test"))
-	c.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	server.SetReadDeadline(time.Now().Add(hangGuard))
-	if got, err := io.ReadAll(server); string(got) != "the test" {
-		t.Errorf("%s was connected to before the test's own connection (which read %q, %v)", l.Addr(), got, err)
-	}
-}
-
 // A unix dialer reaches the socket in the directory its path led to
 // when it was made, and nothing a symbolic link put on the path later
 // leads to. A guest that holds the dialer and a dir grant of a directory
@@ -294,7 +272,7 @@ func TestUnixDialerIsNotRedirectedByALinkMadeAfterIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	dialedBy(t, d, granted, "with its directory replaced by a link")
-	unreached(t, elsewhere)
+	socktest.Unreached(t, elsewhere, hangGuard)
 
 	// The socket file replaced by a link to another socket.
 	if err := os.Rename(filepath.Join(dir, "old", "db.sock"), filepath.Join(dir, "old", "db.sock.old")); err != nil {
@@ -309,7 +287,7 @@ func TestUnixDialerIsNotRedirectedByALinkMadeAfterIt(t *testing.T) {
 	} else if !errors.Is(err, ELOOP) {
 		t.Fatalf("accept with the socket file replaced by a link: %v, want ELOOP", err)
 	}
-	unreached(t, other)
+	socktest.Unreached(t, other, hangGuard)
 }
 
 // A unix dialer reaches a server that binds its socket again (a restart),
@@ -342,7 +320,7 @@ func TestUnixDialerReachesAServerThatStartsAgain(t *testing.T) {
 	}
 	decoy := listenAt(t, path)
 	dialedBy(t, d, l, "with its directory moved aside and another made in its place")
-	unreached(t, decoy)
+	socktest.Unreached(t, decoy, hangGuard)
 }
 
 // A link that was on a unix dialer's path when its path was resolved is
@@ -375,7 +353,7 @@ func TestUnixDialerFollowsLinksMadeBeforeItAboveADirectoryMadeAfter(t *testing.T
 	} else if !errors.Is(err, ELOOP) {
 		t.Fatalf("accept with a directory made since replaced by a link: %v, want ELOOP", err)
 	}
-	unreached(t, decoy)
+	socktest.Unreached(t, decoy, hangGuard)
 }
 
 // A unix dialer holds its path's directories open until it is closed,

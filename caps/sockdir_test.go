@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sandboxd/sandboxd/internal/socktest"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,17 +22,6 @@ func mkdirs(t *testing.T, root string, dirs ...string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// leaveStaleSocket leaves a socket file at path that nothing listens on.
-func leaveStaleSocket(t *testing.T, path string) {
-	t.Helper()
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.SetUnlinkOnClose(false)
-	l.Close()
 }
 
 // inodeOf is the inode number of path, not following a final link.
@@ -53,8 +43,8 @@ func TestSocketDirBindsInTheDirectoryItOpened(t *testing.T) {
 	root := t.TempDir()
 	mkdirs(t, root, "run/app", "elsewhere")
 	app, elsewhere := filepath.Join(root, "run", "app"), filepath.Join(root, "elsewhere")
-	leaveStaleSocket(t, filepath.Join(app, "x.sock"))
-	leaveStaleSocket(t, filepath.Join(elsewhere, "x.sock"))
+	socktest.LeaveStale(t, filepath.Join(app, "x.sock"))
+	socktest.LeaveStale(t, filepath.Join(elsewhere, "x.sock"))
 	if err := os.Link(filepath.Join(elsewhere, "x.sock"), filepath.Join(elsewhere, "kept")); err != nil {
 		t.Fatal(err) // keeps the inode, which is compared below, from reuse
 	}
@@ -145,8 +135,8 @@ func TestOpenSocketDirFollowsNoLink(t *testing.T) {
 // anything), not a socket something answers on.
 func TestRemoveStaleRemovesOnlyAStaleSocket(t *testing.T) {
 	dir := t.TempDir()
-	leaveStaleSocket(t, filepath.Join(dir, "stale.sock"))
-	leaveStaleSocket(t, filepath.Join(dir, "target.sock"))
+	socktest.LeaveStale(t, filepath.Join(dir, "stale.sock"))
+	socktest.LeaveStale(t, filepath.Join(dir, "target.sock"))
 	if err := os.Symlink("target.sock", filepath.Join(dir, "link.sock")); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +197,7 @@ func TestSocketDirListenRefusesANameTooLongToBind(t *testing.T) {
 // the socket or its directory were missing; a stale socket is left.
 func TestUnixSocketsWithoutProcSaySo(t *testing.T) {
 	dir := RealPath(t.TempDir())
-	leaveStaleSocket(t, filepath.Join(dir, "stale.sock"))
+	socktest.LeaveStale(t, filepath.Join(dir, "stale.sock"))
 	listenAt(t, filepath.Join(dir, "live.sock"))
 	d, err := OpenSocketDir(dir)
 	if err != nil {

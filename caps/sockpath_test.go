@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sandboxd/sandboxd/internal/socktest"
 	"golang.org/x/sys/unix"
 )
 
@@ -114,7 +115,7 @@ func TestSocketPathDialFollowsNoLink(t *testing.T) {
 				t.Errorf("Dial of %s once closed: %v, want EBADF", rel, err)
 			}
 		}
-		unreached(t, other)
+		socktest.Unreached(t, other, hangGuard)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/internal/socktest"
 )
 
 // resolver is an Options.Sockets that knows the given resources, as a
@@ -220,12 +221,7 @@ func TestListenGrantBindsAndReportsAPortInUse(t *testing.T) {
 func TestUnixListenGrantReplacesAStaleSocketFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "web.sock")
-	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale.SetUnlinkOnClose(false)
-	stale.Close() // the file stays, and nothing listens on it
+	socktest.LeaveStale(t, path) // the file stays, and nothing listens on it
 	r := setupGrant(t, "listen:unix:"+path+"=web", nil)
 	c, err := net.Dial("unix", path)
 	if err != nil {

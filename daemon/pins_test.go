@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/internal/socktest"
 )
 
 // A declared path's links are resolved when the policy is put in force.
@@ -219,12 +219,7 @@ type aStaleSocket struct {
 // compares, is not freed for reuse should the file be removed.
 func staleSocket(t *testing.T, path string) aStaleSocket {
 	t.Helper()
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.SetUnlinkOnClose(false)
-	l.Close()
+	socktest.LeaveStale(t, path)
 	if err := os.Link(path, path+".kept"); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +284,7 @@ grant "all" {
 			if err == nil {
 				connectThrough(t, r.res)
 			}
-			checkUnreached(t, decoy)
+			socktest.Unreached(t, decoy, HangGuard)
 			if err == nil || !strings.Contains(err.Error(), "when the policy was loaded") || !strings.Contains(err.Error(), "reload the policy") {
 				t.Fatalf("%s through a link put in place of its directory: %v, want it refused as moved since the policy was loaded", grant, err)
 			}
@@ -323,7 +318,7 @@ grant "all" {
 	}
 	swapForLink(t, app, elsewhere)
 	connectThrough(t, r.res)
-	checkUnreached(t, decoy)
+	socktest.Unreached(t, decoy, HangGuard)
 	granted.(*net.UnixListener).SetDeadline(time.Now().Add(HangGuard))
 	if c, err := granted.Accept(); err != nil {
 		t.Fatalf("the granted server had no connection from the dialer: %v", err)
@@ -350,7 +345,7 @@ func TestAnInlineUnixSockGrantConnectsWhereItsPathLedWhenResolved(t *testing.T) 
 			if err == nil {
 				connectThrough(t, r.res)
 			}
-			checkUnreached(t, decoy)
+			socktest.Unreached(t, decoy, HangGuard)
 			if err == nil || !strings.Contains(err.Error(), "when the grant was being set up") || !strings.Contains(err.Error(), "try again") {
 				t.Fatalf("sock:unix%s through a link put in place of its directory: %v, want it refused as changed meanwhile", option, err)
 			}
@@ -397,30 +392,6 @@ func connectThrough(t *testing.T, res caps.Resource) {
 			}
 			cancel()
 		}
-	}
-}
-
-// checkUnreached reports an error if anything connected to l: a
-// connection the test makes now is the first l accepts.
-func checkUnreached(t *testing.T, l net.Listener) {
-	t.Helper()
-	c, err := net.Dial("unix", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Write([]byte("the test"))
-	c.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
-	server.SetReadDeadline(time.Now().Add(HangGuard))
-	if got, err := io.ReadAll(server); string(got) != "the test" {
-		t.Errorf("%s was connected to before the test's own connection (which read %q, %v)", l.Addr(), got, err)
 	}
 }
 

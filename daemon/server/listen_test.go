@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/daemon/server"
+	"github.com/sandboxd/sandboxd/internal/socktest"
 )
 
 // A control socket whose directory is reached through a symbolic link
@@ -77,7 +78,7 @@ func TestListenReplacesOnlyAStaleControlSocket(t *testing.T) {
 	dir := shortTempDir(t)
 	real, link := linkedDir(t, dir, "l")
 	stale := filepath.Join(real, "stale.sock")
-	leaveSocket(t, stale)
+	socktest.LeaveStale(t, stale)
 	l, err := server.Listen(filepath.Join(link, "stale.sock"))
 	if err != nil {
 		t.Fatalf("Listen over a stale control socket: %v", err)
@@ -90,7 +91,7 @@ func TestListenReplacesOnlyAStaleControlSocket(t *testing.T) {
 	}
 
 	elsewhere := filepath.Join(dir, "elsewhere.sock")
-	leaveSocket(t, elsewhere)
+	socktest.LeaveStale(t, elsewhere)
 	if err := os.Symlink(elsewhere, filepath.Join(real, "link.sock")); err != nil {
 		t.Fatal(err)
 	}
@@ -113,15 +114,4 @@ func TestListenReplacesOnlyAStaleControlSocket(t *testing.T) {
 	if fi, err := os.Lstat(elsewhere); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		t.Errorf("the stale socket the link leads to: %v, %v; want it left", fi, err)
 	}
-}
-
-// leaveSocket leaves a socket file at path that nothing listens on.
-func leaveSocket(t *testing.T, path string) {
-	t.Helper()
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.SetUnlinkOnClose(false)
-	l.Close()
 }
