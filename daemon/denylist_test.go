@@ -249,13 +249,7 @@ func TestADenyListCoversUnixSocketFilesBeneathItsPaths(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(private, "l.sock")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a denied listen grant bound its socket: %v", err)
 	}
-	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
-resource "sock" "db" {
-  unix = "%s"
-}
-grant "all" {
-  resources = ["sock:db"]
-}`, sock)))
+	s.SetPolicy(unixDBPolicy(t, sock))
 	if _, err := launchDenied(t, s, deny, "sock:db"); !IsPolicyDenial(err) || !strings.Contains(err.Error(), "--deny dir:"+private) {
 		t.Errorf("--grant sock:db, declared beneath the denied path: %v, want it denied", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/policies"
 	"github.com/sandboxd/sandboxd/internal/socktest"
 )
 
@@ -265,14 +266,7 @@ func TestASockResourceConnectsWhereItsPathLedWhenThePolicyWasLoaded(t *testing.T
 			listenUnixSocket(t, filepath.Join(app, "db.sock"))
 			decoy := listenUnixSocket(t, filepath.Join(elsewhere, "db.sock"))
 			s := newSupervisor(t)
-			s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
-resource "sock" "db" {
-  unix = "%s"
-}
-grant "all" {
-  resources = ["sock:db"]
-}
-`, filepath.Join(app, "db.sock"))))
+			s.SetPolicy(unixDBPolicy(t, filepath.Join(app, "db.sock")))
 			r, err := mustGrant(t, grant).setup(context.Background(), s.socketResolver())
 			if err != nil {
 				t.Fatalf("%s at the path as it was: %v", grant, err)
@@ -304,14 +298,7 @@ func TestASockDialerConnectsWhereItsPathLedWhenGranted(t *testing.T) {
 	granted := listenUnixSocket(t, filepath.Join(app, "db.sock"))
 	decoy := listenUnixSocket(t, filepath.Join(elsewhere, "db.sock"))
 	s := newSupervisor(t)
-	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
-resource "sock" "db" {
-  unix = "%s"
-}
-grant "all" {
-  resources = ["sock:db"]
-}
-`, filepath.Join(app, "db.sock"))))
+	s.SetPolicy(unixDBPolicy(t, filepath.Join(app, "db.sock")))
 	r, err := mustGrant(t, "sock:db:dial").setup(context.Background(), s.socketResolver())
 	if err != nil {
 		t.Fatal(err)
@@ -444,4 +431,17 @@ deny "by-name" {
 	if _, err := launchSpin(t, s, nil, "dir:"+area+"/public"); err != nil {
 		t.Errorf("--grant of a directory beside them: %v", err)
 	}
+}
+
+// unixDBPolicy is a policy declaring sock:db at the unix socket path and
+// granting it.
+func unixDBPolicy(t *testing.T, path string) *policies.Policy {
+	t.Helper()
+	return mustPolicy(t, fmt.Sprintf(`
+resource "sock" "db" {
+  unix = "%s"
+}
+grant "all" {
+  resources = ["sock:db"]
+}`, path))
 }
