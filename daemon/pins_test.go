@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
-	"github.com/sandboxd/sandboxd/policies"
 	"github.com/sandboxd/sandboxd/internal/socktest"
+	"github.com/sandboxd/sandboxd/policies"
 )
 
 // A declared path's links are resolved when the policy is put in force.
