@@ -15,6 +15,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/internal/socktest"
 	"github.com/sandboxd/sandboxd/policies"
 )
 
@@ -300,4 +301,28 @@ grant "all" {
   resources = ["dir:/"]
 }
 %s`, at, strings.Join(extra, "\n")))
+}
+
+// An inline unix socket grant under a deny list connects where it was
+// judged: a link put in the place of its directory between the judgement
+// and the connection (a guest with a writable grant above it could) fails
+// the grant rather than reach a socket in the denied directory.
+func TestADenyListSocketGrantConnectsWhereItWasJudged(t *testing.T) {
+	dir := t.TempDir()
+	private, app := filepath.Join(dir, "private"), filepath.Join(dir, "app")
+	for _, d := range []string{private, app} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decoy := listenUnixSocket(t, filepath.Join(private, "db.sock"))
+	listenUnixSocket(t, filepath.Join(app, "db.sock"))
+	s := newSupervisor(t)
+	policyAuthorized = func() { swapForLink(t, app, private) }
+	defer func() { policyAuthorized = nil }()
+	_, err := launchDenied(t, s, mustDenyList(t, "dir:"+private), "sock:unix:"+filepath.Join(app, "db.sock")+"=db")
+	socktest.Unreached(t, decoy, HangGuard)
+	if err == nil || !strings.Contains(err.Error(), "try again") {
+		t.Fatalf("a grant whose directory became a link to the denied one after it was judged: %v, want it refused as changed", err)
+	}
 }

@@ -408,7 +408,7 @@ func (g Grant) listenUnix(t SockTarget, sockets sockResolver) (grantResource, er
 // following no link.
 func (g Grant) unixPath(t SockTarget) (string, error) {
 	path := t.Address
-	if _, inline := inlineTarget(g.Kind, g.Source); inline {
+	if _, inline := inlineTarget(g.Kind, g.Source); inline && !g.exact { // exact: resolved when judged (authorize)
 		abs, err := filepath.Abs(path)
 		if err != nil {
 			return "", fmt.Errorf("cannot resolve %s: %v", path, err)

@@ -159,11 +159,19 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if err := s.checkDenyList(g.deny, p, src, asked, audit.DecisionRecord{To: moduleName(g.module)}); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
+	if g.deny != nil && src.sock != "" && src.kind == "" {
+		// An inline unix socket is connected to or bound where it was
+		// judged, resolved once: a link put in place since fails it.
+		pg.grant.Source, pg.grant.exact = "unix:"+src.sock, true
+	}
 	if p == nil && g.deny != nil && src.path != "" {
 		// Opened as judged: a link put in place since fails the grant.
 		pg.grant.Source, pg.grant.exact = src.path, true
 	}
 	if p == nil {
+		if policyAuthorized != nil {
+			policyAuthorized()
+		}
 		return pg, nil // the principal is the authority
 	}
 	if src.path != "" {
@@ -539,7 +547,8 @@ func IsPolicyDenial(err error) bool {
 	return errors.As(err, &pe)
 }
 
-// policyAuthorized, if set, runs once the policy has allowed a grant,
+// policyAuthorized, if set, runs once the policy (or, without one, the
+// deny list) has allowed a grant,
 // before the grant is set up: tests set it.
 var policyAuthorized func()
 
