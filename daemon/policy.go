@@ -159,14 +159,8 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 	if err := s.checkDenyList(g.deny, p, src, asked, audit.DecisionRecord{To: moduleName(g.module)}); err != nil {
 		return pg, &GrantError{Grant: gr, Err: err}
 	}
-	if g.deny != nil && src.sock != "" && src.kind == "" {
-		// An inline unix socket is connected to or bound where it was
-		// judged, resolved once: a link put in place since fails it.
-		pg.grant.Source, pg.grant.exact = "unix:"+src.sock, true
-	}
-	if p == nil && g.deny != nil && src.path != "" {
-		// Opened as judged: a link put in place since fails the grant.
-		pg.grant.Source, pg.grant.exact = src.path, true
+	if g.deny != nil {
+		pg.setUpAsJudged(p)
 	}
 	if p == nil {
 		if policyAuthorized != nil {
@@ -223,6 +217,20 @@ func (s *Supervisor) socketFileOf(gr Grant, p *policies.Policy, src grantSource)
 		return ""
 	}
 	return s.realPath(res.Unix)
+}
+
+// setUpAsJudged makes a grant a deny list allowed be set up where the
+// list judged it, its links resolved once: an inline unix socket always,
+// and an inline host path without a policy (with one, authorize does so
+// for every grant). A link put in place since fails the grant.
+func (pg *policyGrant) setUpAsJudged(p *policies.Policy) {
+	src := pg.source
+	switch {
+	case src.sock != "" && src.kind == "":
+		pg.grant.Source, pg.grant.exact = "unix:"+src.sock, true
+	case p == nil && src.path != "":
+		pg.grant.Source, pg.grant.exact = src.path, true
+	}
 }
 
 // namedHost sets src.host, for a dir or file resource of p that src
