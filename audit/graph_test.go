@@ -220,6 +220,16 @@ func TestRenderFormats(t *testing.T) {
 	if !strings.HasPrefix(dot.String(), "digraph sandboxd {") || !strings.Contains(dot.String(), edge) || !strings.Contains(dot.String(), "color=red") {
 		t.Fatalf("dot:\n%s", dot.String())
 	}
+	// A grant's box says where it came from and who made it, as the
+	// text line does; a derived capability's says neither.
+	for _, want := range []string{`from \"dir:`, `by root (uid 0)`} {
+		if !strings.Contains(dot.String(), want) {
+			t.Fatalf("dot lacks %s:\n%s", want, dot.String())
+		}
+	}
+	if strings.Count(dot.String(), "by root") != 1 {
+		t.Fatalf("dot names who made a grant on other boxes too:\n%s", dot.String())
+	}
 	if !strings.Contains(js.String(), `"revoked": true`) || !strings.Contains(txt.String(), "REVOKED") {
 		t.Fatalf("json:\n%s\ntext:\n%s", js.String(), txt.String())
 	}

@@ -135,7 +135,7 @@ func (g *Graph) renderDot(w io.Writer) error {
 	for i, h := range holders {
 		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%s;\n", i, dotQuote(g.holderText(h)))
 		for _, n := range byHolder[h] {
-			label := fmt.Sprintf("%s\n%s %s\n%s", n.ID, n.Kind, n.Name, n.Resource)
+			label := dotLabel(n)
 			style := ""
 			if n.Revoked {
 				style = ", style=dashed, color=red"
@@ -159,6 +159,20 @@ func (g *Graph) renderDot(w io.Writer) error {
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// dotLabel is one capability's box: its id, kind and name, its resource,
+// where it came from (a grant's text, a delegation's call) and, for a
+// grant, who made it: what the text form's line says.
+func dotLabel(n *Node) string {
+	label := fmt.Sprintf("%s\n%s %s\n%s", n.ID, n.Kind, n.Name, n.Resource)
+	if n.Origin != "" {
+		label += fmt.Sprintf("\nfrom %q", n.Origin)
+	}
+	if by := ByLine(n.By, n.ByUID); by != "" {
+		label += "\n" + strings.TrimPrefix(by, " ")
+	}
+	return label
 }
 
 // dotQuote quotes s as a Graphviz string, newlines as \n.

@@ -15,7 +15,8 @@ func TestAuditAnswersTheLiveGraphToTheDaemonsUserOnly(t *testing.T) {
 	d := startDaemon(t, server.Limits{})
 	c := d.dial(t)
 	ctx := context.Background()
-	root, err := c.Mint(ctx, "dir:"+shortTempDir(t)+"=data")
+	grant := "dir:" + shortTempDir(t) + "=data"
+	root, err := c.Mint(ctx, grant)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +35,7 @@ func TestAuditAnswersTheLiveGraphToTheDaemonsUserOnly(t *testing.T) {
 	if err := json.Unmarshal(data, &steps); err != nil || len(steps) != 2 || steps[0].Cap != root.ID() || steps[1].Cap != narrow.ID() || steps[1].Edge != "restrict" {
 		t.Fatalf("trace %s: %+v %v", data, steps, err)
 	}
+	checkMintedRoot(t, steps[0], grant)
 	data, err = c.Audit(ctx, audit.QueryWhatIf, root.ID(), time.Time{})
 	var cut audit.Cut
 	if err != nil || json.Unmarshal(data, &cut) != nil || len(cut.Revoked) != 2 {
@@ -54,5 +56,14 @@ func TestAuditAnswersTheLiveGraphToTheDaemonsUserOnly(t *testing.T) {
 	}
 	if _, err := other.Audit(ctx, audit.QueryGraph, "", time.Time{}); err == nil || !strings.Contains(err.Error(), "only root and the daemon's own user") {
 		t.Fatalf("another user's audit query: %v, want a refusal", err)
+	}
+}
+
+// checkMintedRoot checks that a minted root's origin is the grant's text,
+// as a launch grant's is, and that who minted it is the record's by.
+func checkMintedRoot(t *testing.T, root audit.Step, grant string) {
+	t.Helper()
+	if root.Origin != grant || root.By == "" || root.ByUID == nil {
+		t.Fatalf("minted root: origin %q, by %q %v; want origin %q and who minted it", root.Origin, root.By, root.ByUID, grant)
 	}
 }

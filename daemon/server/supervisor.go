@@ -305,7 +305,7 @@ func (s *supervisorServer) Mint(ctx context.Context, call schemas.Supervisor_min
 	if err := s.c.roomForObject(); err != nil {
 		return err
 	}
-	x, err := s.c.s.sup.Mint(s.c.holder, s.c.principal, gr, gr.String()+" minted by "+s.c.principal.String())
+	x, err := s.c.s.sup.Mint(s.c.holder, s.c.principal, gr, gr.String())
 	if err != nil {
 		return err
 	}
