@@ -85,7 +85,7 @@ func (e *fuzzEnv) guest(t testing.TB, ctx context.Context) *Guest {
 	a, b := caps.NewChannelPair(false, "fuzz")
 	ins(k.Mint(h, a, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-a", "fuzz"))
 	ins(k.Mint(h, b, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-b", "fuzz"))
-	g := e.rt.NewGuest(&Module{}, GuestConfig{ID: "fuzz", Table: tbl, Args: []string{"fuzz"}})
+	g := e.rt.NewGuest(&Module{compiledModule: &compiledModule{}}, GuestConfig{ID: "fuzz", Table: tbl, Args: []string{"fuzz"}})
 	g.ctx, g.cancel = context.WithCancelCause(ctx)
 	g.started = time.Now()
 	return g

@@ -326,7 +326,7 @@ func (r *rightsRun) call(when string, g map[string]handleRights) Errno {
 	// once; only a hang could reach this.
 	ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
 	defer cancel()
-	gst := r.env.rt.NewGuest(&Module{}, GuestConfig{ID: "rights", Table: tbl, Args: []string{"rights"}})
+	gst := r.env.rt.NewGuest(&Module{compiledModule: &compiledModule{}}, GuestConfig{ID: "rights", Table: tbl, Args: []string{"rights"}})
 	gst.ctx, gst.cancel = context.WithCancelCause(ctx)
 	gst.started = time.Now()
 	defer gst.cancel(nil)
@@ -444,7 +444,7 @@ func (r *rightsRun) resource(when string) caps.Resource {
 		}
 		return l
 	case "process":
-		child := r.env.rt.NewGuest(&Module{}, GuestConfig{ID: "child", Table: caps.NewTable(caps.NewKernel(nil), &caps.Holder{ID: "child"}, 1)})
+		child := r.env.rt.NewGuest(&Module{compiledModule: &compiledModule{}}, GuestConfig{ID: "child", Table: caps.NewTable(caps.NewKernel(nil), &caps.Holder{ID: "child"}, 1)})
 		t.Cleanup(child.Abandon)
 		return &process{g: child}
 	}

@@ -214,11 +214,21 @@ func (rt *Runtime) prepareHosts(ctx context.Context, names []string) {
 // Close stops the runtime and every guest still running in it.
 func (rt *Runtime) Close(ctx context.Context) error { return rt.r.Close(ctx) }
 
-// Module is a compiled guest program.
+// Module is a compiled guest program under the name its caller gave it.
+// Compile of the same bytes under two names gives two Modules that share
+// one compilation (and one set of holds): each guest, audit record and
+// argv[0] names the program as its launcher did, not as whoever compiled
+// those bytes first.
 type Module struct {
+	*compiledModule
+	Name string // a display name (file name), not used for identity
+}
+
+// compiledModule is what the Modules of the same bytes share.
+type compiledModule struct {
 	Hash     [32]byte
 	hashHex  string // Hash in hex, made once: logs and policy requests name it at every launch
-	Name     string // a display name (file name), not used for identity
+	name     string // the Name it was compiled under, for the runtime's own logs
 	Size     int
 	compiled wazero.CompiledModule
 	usesWASI bool
@@ -238,10 +248,10 @@ type Module struct {
 
 // MemoryMin is the linear memory, in bytes, the module asks for when it
 // starts: a guest whose memory limit is lower cannot run it.
-func (m *Module) MemoryMin() uint64 { return m.memoryMin }
+func (m *compiledModule) MemoryMin() uint64 { return m.memoryMin }
 
 // HashString is the module's SHA-256 in hex, as policies and logs name it.
-func (m *Module) HashString() string { return m.hashHex }
+func (m *compiledModule) HashString() string { return m.hashHex }
 
 // LimitError is a module that may be valid WebAssembly but asks for more
 // than sandboxd gives a guest (functions, locals, table entries); the
@@ -288,7 +298,7 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 		if rt.modules[h] == e { // not dropped while this call waited
 			e.m.holdLocked()
 			rt.mu.Unlock()
-			return e.m, nil
+			return &Module{compiledModule: e.m.compiledModule, Name: name}, nil
 		}
 		rt.mu.Unlock()
 	}
@@ -319,7 +329,7 @@ func (m *Module) hold() {
 	m.rt.mu.Unlock()
 }
 
-func (m *Module) holdLocked() {
+func (m *compiledModule) holdLocked() {
 	if m.dropped {
 		panic("abi: Module held after its last Release dropped it")
 	}
@@ -352,12 +362,12 @@ func (m *Module) Release() {
 		rt.mu.Unlock()
 		return
 	}
-	m.idle = rt.idle.PushFront(m)
+	m.idle = rt.idle.PushFront(m.compiledModule)
 	rt.idleFuncs += m.funcs
 	rt.idleBytes += uint64(m.Size)
-	var drop []*Module
+	var drop []*compiledModule
 	for rt.idle.Len() > rt.maxIdle || rt.idleFuncs > rt.maxIdleFuncs || rt.idleBytes > rt.maxIdleBytes {
-		old := rt.idle.Remove(rt.idle.Back()).(*Module)
+		old := rt.idle.Remove(rt.idle.Back()).(*compiledModule)
 		rt.idleFuncs -= old.funcs
 		rt.idleBytes -= uint64(old.Size)
 		old.idle, old.dropped = nil, true
@@ -366,7 +376,7 @@ func (m *Module) Release() {
 	}
 	rt.mu.Unlock()
 	for _, old := range drop {
-		rt.log.Debug("dropped idle module", "module", old.Name, "sha256", old.HashString())
+		rt.log.Debug("dropped idle module", "module", old.name, "sha256", old.HashString())
 		old.compiled.Close(context.Background())
 	}
 }
@@ -448,7 +458,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
-	m := &Module{Hash: h, hashHex: hex.EncodeToString(h[:]), Name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, stackChecks: rt.stackChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}
+	m := &Module{Name: name, compiledModule: &compiledModule{Hash: h, hashHex: hex.EncodeToString(h[:]), name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, stackChecks: rt.stackChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}}
 	if err := rt.checkShape(ctx, m, shape); err != nil {
 		cm.Close(ctx)
 		return nil, err

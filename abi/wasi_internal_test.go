@@ -67,7 +67,7 @@ func newWASITCharged(t *testing.T, memory caps.MemoryCharge) *wasiT {
 	ins(k.Mint(h, a, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-a", "test"))
 	ins(k.Mint(h, b, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-b", "test"))
 	ins(k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "test"))
-	g := env.rt.NewGuest(&Module{}, GuestConfig{ID: "w", Table: tbl, Memory: memory,
+	g := env.rt.NewGuest(&Module{compiledModule: &compiledModule{}}, GuestConfig{ID: "w", Table: tbl, Memory: memory,
 		Args: []string{"prog", "a1", ""}, Env: []string{"K=V", "EMPTY="}})
 	g.ctx, g.cancel = context.WithCancelCause(context.Background())
 	g.started = time.Now()

@@ -1102,3 +1102,38 @@ func TestLaunchToAFullStdoutExitsWithTheGuestsStatusAsRunDoes(t *testing.T) {
 		t.Errorf("launch > /dev/full: stderr %q; want the failed write and where the output is kept", r.stderr)
 	}
 }
+
+// The same program launched under two file names is two guests, each
+// shown, recorded and started (argv[0]) under the name it was launched
+// with, though the daemon compiles the bytes once.
+func TestTheSameBytesLaunchedUnderTwoNamesKeepEachName(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	wasm, err := os.ReadFile(guest(t, "daemon/testdata/guests/spin.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ids := map[string]string{}
+	for _, name := range []string{"fetcher.wasm", "parser.wasm"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, wasm, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := d.cli(t, "launch", "--detach", path)
+		if r.code != 0 {
+			t.Fatalf("launch %s: code %d, stderr %q", name, r.code, r.stderr)
+		}
+		ids[name] = strings.TrimSpace(r.stdout)
+	}
+	ps := d.psJSON(t)
+	for name, id := range ids {
+		g := ps[id]
+		if g.Name != name || len(g.Args) == 0 || g.Args[0] != name {
+			t.Errorf("guest %s launched as %s: ps names it %q with args %q", id, name, g.Name, g.Args)
+		}
+	}
+	if r := d.audit(t, "graph"); !strings.Contains(r.stdout, ids["parser.wasm"]+" (parser.wasm)") {
+		t.Errorf("audit graph does not name the second guest's module as launched:\n%s", r.stdout)
+	}
+}
