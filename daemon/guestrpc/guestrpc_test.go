@@ -106,6 +106,11 @@ func TestRevokingThePublishersCapabilityCutsTheCallersCalls(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "has been revoked") {
 		t.Fatalf("call after revoke: %v; want an exception saying the service was revoked", err)
 	}
+	// Revocation is for good: the exception is "failed", not
+	// "disconnected", which would tell the caller to obtain it again.
+	if capnp.IsDisconnected(err) {
+		t.Fatalf("call after revoke: a disconnected exception (%v); want failed", err)
+	}
 }
 
 func TestCallInFlightEndsWhenItsCapabilityIsRevoked(t *testing.T) {
@@ -164,6 +169,12 @@ func TestServingGuestsExitFailsCallsWithAClearException(t *testing.T) {
 	err = put(testCtx(t), s, "k", "v")
 	if err == nil || !strings.Contains(err.Error(), "is gone") || !strings.Contains(err.Error(), a.g.ID()) {
 		t.Fatalf("call to the service of an exited guest: %v; want an exception naming the guest", err)
+	}
+	// A publisher that has gone may come back: the exception is
+	// "disconnected", which Cap'n Proto defines as "obtain the capability
+	// again and retry".
+	if !capnp.IsDisconnected(err) {
+		t.Fatalf("call to the service of an exited guest: %v is not a disconnected exception", err)
 	}
 }
 

@@ -372,7 +372,7 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		case f.c.Revoked():
 			return f.cutOff()
 		case capnp.IsDisconnected(err) || owner.exited():
-			return fmt.Errorf("service %s (capability %s) is gone: the guest %s serving it has exited or closed its connection", f.c.Name(), f.c.ID(), owner.g.ID())
+			return gone(f.c, "the guest "+owner.g.ID()+" serving it has exited or closed its connection")
 		}
 		return fmt.Errorf("%s of guest %s: %w", f.c.Name(), owner.g.ID(), err)
 	}
@@ -448,10 +448,18 @@ func awaitResolved(ctx context.Context, c capnp.Client, stop <-chan struct{}) er
 	return context.Cause(ctx)
 }
 
+// gone is the exception of a call to a service whose publisher has left:
+// of type disconnected, which Cap'n Proto defines as "obtain the
+// capability again and retry", since a publisher started again publishes
+// it anew. A revocation's exception stays "failed": it is for good.
+func gone(c *caps.Cap, why string) error {
+	return capnp.Disconnected(fmt.Sprintf("service %s (capability %s) is gone: %s", c.Name(), c.ID(), why))
+}
+
 // cutOff is the exception of a call through a revoked forwarder.
 func (f *forwarder) cutOff() error {
 	if why := f.res.ended.Load(); why != nil {
-		return fmt.Errorf("service %s (capability %s) is gone: %s", f.c.Name(), f.c.ID(), *why)
+		return gone(f.c, *why)
 	}
 	return fmt.Errorf("service %s (capability %s) has been revoked: %s", f.c.Name(), f.c.ID(), f.res.revokedBecause())
 }

@@ -316,3 +316,33 @@ func TestKillingTheStoreFailsThePutWithAClearException(t *testing.T) {
 		t.Errorf("the parser's put failed without saying the store is gone:\n%s", out)
 	}
 }
+
+// A store started again after the first was killed serves the parser:
+// the put that found the store gone failed with a disconnected exception,
+// on which the parser obtains the store again, and a new fetcher's
+// documents are stored by the new store.
+func TestARestartedStoreServesTheParserAgain(t *testing.T) {
+	p := start(t, true)
+	p.storeOut.waitFor(t, "store: serving")
+	p.fetcherIn.Write([]byte("\n"))
+	p.fetcherOut.waitFor(t, "parsed a.txt: 3 words")
+	p.store.Kill("test: the store goes away")
+	<-p.store.Done()
+	p.fetcherIn.Write([]byte("\n"))
+	if code := p.waitExit(t, p.fetcher); code != 1 {
+		t.Fatalf("fetcher exited %d, want 1\n%s", code, p.fetcherOut)
+	}
+	p.parserOut.waitFor(t, "parser: put b.txt:")
+
+	storeOut := newOutput()
+	p.launch(t, "store", storeOut, nil, nil, "dir:"+p.out+"=out", "chan:pipeline")
+	p.parserOut.waitFor(t, "parser: obtained the store again")
+	fetcherOut := newOutput()
+	fetcher := p.launch(t, "fetcher", fetcherOut, nil, []string{"docs"}, "dir:"+p.in+"=input:ro", "chan:pipeline")
+	if code := p.waitExit(t, fetcher); code != 0 {
+		t.Fatalf("the second fetcher exited %d\nfetcher:\n%s\nparser:\n%s\nstore:\n%s", code, fetcherOut, p.parserOut, storeOut)
+	}
+	if got, err := os.ReadFile(filepath.Join(p.out, "b.txt")); err != nil || string(got) != "b.txt: 2 words\n" {
+		t.Fatalf("out/b.txt = %q, %v after the store was started again", got, err)
+	}
+}

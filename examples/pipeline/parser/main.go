@@ -4,7 +4,10 @@
 // the Parser interface, published as "parser" on channel "pipeline". It
 // holds nothing of its own but the channel: the directory it reads is
 // lent to it by the fetcher in a call (Parser.open), read-only, and what
-// it makes of each document goes to the store's Put.
+// it makes of each document goes to the store's Put. A store that goes
+// away (its guest exited) is obtained again, in the background, as soon as
+// a new one is published: the put that found it gone fails, the next ones
+// go to the new store.
 package main
 
 import (
@@ -23,12 +26,13 @@ import (
 )
 
 type parser struct {
-	c     *peer.Conn
-	store pipelineapi.Store
+	c *peer.Conn
 
-	mu  sync.Mutex
-	dir uint32
-	has bool
+	mu          sync.Mutex
+	store       pipelineapi.Store
+	reobtaining bool // a goroutine is obtaining the store again
+	dir         uint32
+	has         bool
 }
 
 func (p *parser) Open(ctx context.Context, call pipelineapi.Parser_open) error {
@@ -62,7 +66,8 @@ func (p *parser) Parse(ctx context.Context, call pipelineapi.Parser_parse) error
 		fmt.Printf("parser: read %s: %s\n", name, describe(err))
 		return fmt.Errorf("parser: read %s: %s", name, describe(err))
 	}
-	f, release := p.store.Put(ctx, func(a pipelineapi.Store_put_Params) error {
+	store := p.currentStore()
+	f, release := store.Put(ctx, func(a pipelineapi.Store_put_Params) error {
 		if err := a.SetKey(name); err != nil {
 			return err
 		}
@@ -71,6 +76,9 @@ func (p *parser) Parse(ctx context.Context, call pipelineapi.Parser_parse) error
 	defer release()
 	if _, err := f.Struct(); err != nil {
 		fmt.Printf("parser: put %s: %v\n", name, err)
+		if capnp.IsDisconnected(err) {
+			p.reobtain(store) // the store's guest has gone: find its successor
+		}
 		return fmt.Errorf("parser: put %s: %w", name, err)
 	}
 	res, err := call.AllocResults()
@@ -79,6 +87,37 @@ func (p *parser) Parse(ctx context.Context, call pipelineapi.Parser_parse) error
 	}
 	res.SetWords(uint32(words))
 	return nil
+}
+
+func (p *parser) currentStore() pipelineapi.Store {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.store
+}
+
+// reobtain obtains the store again, in the background, to replace gone
+// (once: calls while one is under way do nothing). Obtain waits until a
+// store is published again.
+func (p *parser) reobtain(gone pipelineapi.Store) {
+	p.mu.Lock()
+	if p.reobtaining || p.store != gone {
+		p.mu.Unlock()
+		return
+	}
+	p.reobtaining = true
+	p.mu.Unlock()
+	go func() {
+		st, err := p.c.Obtain(context.Background(), "pipeline", "store")
+		if err != nil {
+			fail(fmt.Errorf("obtaining the store again: %w", err))
+		}
+		p.mu.Lock()
+		old := p.store
+		p.store, p.reobtaining = pipelineapi.Store(st), false
+		p.mu.Unlock()
+		old.Release()
+		fmt.Println("parser: obtained the store again")
+	}()
 }
 
 // read counts the words of name in the lent directory.
