@@ -299,7 +299,11 @@ func TestRevokingTheFetchersGrantCutsTheParsersCopyMidRun(t *testing.T) {
 	}
 }
 
-func TestKillingTheStoreFailsThePutWithAClearException(t *testing.T) {
+// killStoreMidRun starts a stepped pipeline, kills the store after the
+// first document and waits until the second one's put has failed and the
+// fetcher has exited 1.
+func killStoreMidRun(t *testing.T) *pipeline {
+	t.Helper()
 	p := start(t, true)
 	p.storeOut.waitFor(t, "store: serving")
 	p.fetcherIn.Write([]byte("\n"))
@@ -311,6 +315,11 @@ func TestKillingTheStoreFailsThePutWithAClearException(t *testing.T) {
 		t.Fatalf("fetcher exited %d, want 1\n%s", code, p.fetcherOut)
 	}
 	p.parserOut.waitFor(t, "parser: put b.txt:")
+	return p
+}
+
+func TestKillingTheStoreFailsThePutWithAClearException(t *testing.T) {
+	p := killStoreMidRun(t)
 	out := p.parserOut.String()
 	if !strings.Contains(out, "is gone") || !strings.Contains(out, p.store.ID()) {
 		t.Errorf("the parser's put failed without saying the store is gone:\n%s", out)
@@ -322,18 +331,7 @@ func TestKillingTheStoreFailsThePutWithAClearException(t *testing.T) {
 // on which the parser obtains the store again, and a new fetcher's
 // documents are stored by the new store.
 func TestARestartedStoreServesTheParserAgain(t *testing.T) {
-	p := start(t, true)
-	p.storeOut.waitFor(t, "store: serving")
-	p.fetcherIn.Write([]byte("\n"))
-	p.fetcherOut.waitFor(t, "parsed a.txt: 3 words")
-	p.store.Kill("test: the store goes away")
-	<-p.store.Done()
-	p.fetcherIn.Write([]byte("\n"))
-	if code := p.waitExit(t, p.fetcher); code != 1 {
-		t.Fatalf("fetcher exited %d, want 1\n%s", code, p.fetcherOut)
-	}
-	p.parserOut.waitFor(t, "parser: put b.txt:")
-
+	p := killStoreMidRun(t)
 	storeOut := newOutput()
 	p.launch(t, "store", storeOut, nil, nil, "dir:"+p.out+"=out", "chan:pipeline")
 	p.parserOut.waitFor(t, "parser: obtained the store again")
