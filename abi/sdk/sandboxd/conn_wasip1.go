@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -20,8 +21,11 @@ type Conn struct {
 	f  *os.File
 	rc syscall.RawConn
 	// noticeMu makes RecvNotice calls take turns, so that the notice
-	// one sized its buffer for is the one it takes.
+	// one sized its buffer for is the one it takes. unwanted counts the
+	// answers no one waits for any more (DiscardAnswer), which RecvNotice
+	// drops; only it decrements it, holding noticeMu.
 	noticeMu sync.Mutex
+	unwanted atomic.Int32
 }
 
 // NewConn wraps a channel end or socket handle. It makes the handle

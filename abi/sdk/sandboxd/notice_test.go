@@ -39,3 +39,22 @@ handles left open 0
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// peer.Connect gives up when its context is cancelled or its deadline
+// passes while it waits for the daemon's answer. The answer that comes
+// after is dropped with its handle closed: it is not taken for the answer
+// to the next request, and a notice queued behind it still reaches
+// peer.Pending (testdata/noticecheck). Connect ignored its context, so the
+// guest waited on until the guard of runCached (two minutes) killed it.
+func TestConnectGivesUpWhenItsContextEnds(t *testing.T) {
+	out := runNoticecheck(t, "abandon")
+	want := `cancelled while waiting: peer: waiting for the daemon's answer to a connection request: context canceled (context.Canceled true)
+next connection: peer: the daemon refused a connection: the second request is refused
+pending: grant granted, handle true
+handles left open 0
+past its deadline: context.DeadlineExceeded true
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+}

@@ -89,10 +89,22 @@ const (
 // notice it cannot decode, or one it could not read whole (longer than
 // that, or taken meanwhile by a reader that is not RecvNotice), is an
 // error, and the handle that came with it is closed here: a caller that
-// gets an error holds no new handle. Calls on one Conn take turns.
+// gets an error holds no new handle. An answer no one waits for any more
+// (DiscardAnswer) is dropped, its handle closed, and RecvNotice reads on.
+// Calls on one Conn take turns.
 func (c *Conn) RecvNotice() (Notice, error) {
 	c.noticeMu.Lock()
 	defer c.noticeMu.Unlock()
+	for {
+		n, err := c.recvNotice()
+		if err != nil || !c.dropUnwanted(n) {
+			return n, err
+		}
+	}
+}
+
+// recvNotice is RecvNotice of the next notice, whatever it is.
+func (c *Conn) recvNotice() (Notice, error) {
 	buf, err := c.peekNotice()
 	if err != nil {
 		return Notice{}, fmt.Errorf("sandboxd: reading the supervisor channel: %w", err)
@@ -114,6 +126,28 @@ func (c *Conn) RecvNotice() (Notice, error) {
 	}
 	n.FD, n.HasFD = fds[0], r.NFDs == 1
 	return n, nil
+}
+
+// DiscardAnswer tells c, the supervisor channel, that the answer to one
+// request sent on it is no longer waited for: RecvNotice drops the next
+// answer (an "rpc" or "error" notice) it reads, closing the handle that
+// came with it, and reads on. The daemon answers each request once and
+// in order, so the answers to later requests still reach whoever waits
+// for them. peer.Connect calls it when its context ends before the answer
+// came.
+func (c *Conn) DiscardAnswer() { c.unwanted.Add(1) }
+
+// dropUnwanted reports whether n is an answer no one waits for any more,
+// and if so closes the handle that came with it. c.noticeMu must be held.
+func (c *Conn) dropUnwanted(n Notice) bool {
+	if (n.Event != "rpc" && n.Event != "error") || c.unwanted.Load() == 0 {
+		return false
+	}
+	c.unwanted.Add(-1)
+	if n.HasFD {
+		_ = Close(n.FD)
+	}
+	return true
 }
 
 // peekNotice waits for the next datagram on c and returns a buffer that
