@@ -5,6 +5,8 @@ package sandboxd
 import (
 	"os"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
@@ -18,6 +20,12 @@ type Conn struct {
 	fd uint32
 	f  *os.File
 	rc syscall.RawConn
+	// noticeMu makes RecvNotice calls take turns, so that the notice
+	// one sized its buffer for is the one it takes. unwanted counts the
+	// answers no one waits for any more (DiscardAnswer), which RecvNotice
+	// drops; only it decrements it, holding noticeMu.
+	noticeMu sync.Mutex
+	unwanted atomic.Int32
 }
 
 // NewConn wraps a channel end or socket handle. It makes the handle
@@ -124,10 +132,16 @@ type Received struct {
 // Recv receives into buf, and handles into fds, waiting until something
 // arrives. N == 0 with no handles means the other end has closed.
 func (c *Conn) Recv(buf []byte, fds []uint32) (Received, error) {
+	return c.recv(buf, fds, 0)
+}
+
+// recv is Recv with sock_recv's flags (recvPeek: look at what waits
+// without taking it).
+func (c *Conn) recv(buf []byte, fds []uint32, flags uint16) (Received, error) {
 	var r Received
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
-		r, rerr = recvOnce(uint32(fd), buf, fds, 0)
+		r, rerr = recvOnce(uint32(fd), buf, fds, flags)
 		return rerr != syscall.EAGAIN
 	})
 	if err != nil {

@@ -39,6 +39,12 @@
 //	_ = sandboxd.Revoke(rev) // the child's handle, and all it opened, now fail
 //	st, _ := p.Wait()
 //
+// Handles granted or delegated while the guest runs arrive as notices on
+// its supervisor channel; RecvNotice reads each whole, whatever its length:
+//
+//	sup, _ := sandboxd.Supervisor()
+//	n, _ := sup.RecvNotice()                   // n.Event "grant", n.Name, n.FD
+//
 // Channels carry bytes and handles between guests:
 //
 //	a, b, _ := sandboxd.Channel()
@@ -50,8 +56,8 @@
 // does not count it as fs.ErrPermission, so test for it with
 // IsNotCapable.
 //
-// Blocking: Conn.Recv, Conn.Send and accepting on a Conn wait through Go's
-// netpoller, so other goroutines keep running. Process.Wait waits in the
+// Blocking: Conn.Recv, Conn.Send, Conn.RecvNotice and accepting on a Conn
+// wait through Go's netpoller, so other goroutines keep running. Process.Wait waits in the
 // host and holds up every goroutine of this guest until the child exits;
 // use Process.Exited to check without waiting.
 package sandboxd

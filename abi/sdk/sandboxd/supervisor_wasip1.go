@@ -73,13 +73,42 @@ func ParseNotice(b []byte) (Notice, error) {
 	return n, nil
 }
 
+// A notice is looked at first with a buffer of firstNotice bytes, doubled
+// until it holds the notice whole, up to maxNotice: the longest datagram a
+// channel carries (the daemon's caps.ChannelBuffer), so the longest notice
+// the daemon can send.
+const (
+	firstNotice = 4 << 10
+	maxNotice   = 256 << 10
+)
+
 // RecvNotice waits for the next notice on c (the supervisor channel) and
 // returns it with the handle it carried, if any. The handle is the
-// guest's to close. A notice it cannot decode is an error, and the handle
-// that came with it is closed here: a caller that gets an error holds no
-// new handle.
+// guest's to close. It reads a notice of any length the daemon can send
+// (up to 256 KiB, the most a channel carries in one datagram) whole. A
+// notice it cannot decode, or one it could not read whole (longer than
+// that, or taken meanwhile by a reader that is not RecvNotice), is an
+// error, and the handle that came with it is closed here: a caller that
+// gets an error holds no new handle. An answer no one waits for any more
+// (DiscardAnswer) is dropped, its handle closed, and RecvNotice reads on.
+// Calls on one Conn take turns.
 func (c *Conn) RecvNotice() (Notice, error) {
-	buf := make([]byte, 4096)
+	c.noticeMu.Lock()
+	defer c.noticeMu.Unlock()
+	for {
+		n, err := c.recvNotice()
+		if err != nil || !c.dropUnwanted(n) {
+			return n, err
+		}
+	}
+}
+
+// recvNotice is RecvNotice of the next notice, whatever it is.
+func (c *Conn) recvNotice() (Notice, error) {
+	buf, err := c.peekNotice()
+	if err != nil {
+		return Notice{}, fmt.Errorf("sandboxd: reading the supervisor channel: %w", err)
+	}
 	fds := make([]uint32, 1)
 	r, err := c.Recv(buf, fds)
 	if err != nil {
@@ -88,7 +117,7 @@ func (c *Conn) RecvNotice() (Notice, error) {
 	if r.N == 0 && r.NFDs == 0 {
 		return Notice{}, errors.New("sandboxd: the supervisor channel was closed")
 	}
-	n, err := ParseNotice(buf[:r.N])
+	n, err := parseWhole(buf[:r.N], r.DataTruncated)
 	if err != nil {
 		if r.NFDs == 1 {
 			_ = Close(fds[0]) // it came with bytes that say nothing of what it is
@@ -97,4 +126,50 @@ func (c *Conn) RecvNotice() (Notice, error) {
 	}
 	n.FD, n.HasFD = fds[0], r.NFDs == 1
 	return n, nil
+}
+
+// DiscardAnswer tells c, the supervisor channel, that the answer to one
+// request sent on it is no longer waited for: RecvNotice drops the next
+// answer (an "rpc" or "error" notice) it reads, closing the handle that
+// came with it, and reads on. The daemon answers each request once and
+// in order, so the answers to later requests still reach whoever waits
+// for them. peer.Connect calls it when its context ends before the answer
+// came.
+func (c *Conn) DiscardAnswer() { c.unwanted.Add(1) }
+
+// dropUnwanted reports whether n is an answer no one waits for any more,
+// and if so closes the handle that came with it. c.noticeMu must be held.
+func (c *Conn) dropUnwanted(n Notice) bool {
+	if (n.Event != "rpc" && n.Event != "error") || c.unwanted.Load() == 0 {
+		return false
+	}
+	c.unwanted.Add(-1)
+	if n.HasFD {
+		_ = Close(n.FD)
+	}
+	return true
+}
+
+// peekNotice waits for the next datagram on c and returns a buffer that
+// holds it whole (at most maxNotice bytes), looking at it without taking
+// it.
+func (c *Conn) peekNotice() ([]byte, error) {
+	buf := make([]byte, firstNotice)
+	for {
+		r, err := c.recv(buf, nil, recvPeek)
+		if err != nil || !r.DataTruncated || len(buf) >= maxNotice {
+			return buf, err
+		}
+		buf = make([]byte, min(2*len(buf), maxNotice))
+	}
+}
+
+// parseWhole is ParseNotice of a notice received into b, which refuses
+// one that did not fit (truncated): what was cut may still decode, with
+// fields missing or short.
+func parseWhole(b []byte, truncated bool) (Notice, error) {
+	if truncated {
+		return Notice{}, fmt.Errorf("sandboxd: a supervisor notice did not fit in %d bytes and was dropped: it is longer than the %d bytes a notice can be, or something other than RecvNotice read the channel meanwhile (read notices with RecvNotice only)", len(b), maxNotice)
+	}
+	return ParseNotice(b)
 }

@@ -5,7 +5,7 @@
 //
 // Serve an interface to the guests that hold channel "jobs":
 //
-//	c, err := peer.Connect(ctx)
+//	c, err := peer.Connect(ctx) // gives up, with ctx.Err() wrapped, when ctx ends first
 //	defer c.Close()
 //	err = c.Publish(ctx, "jobs", "store", capnp.Client(api.Store_ServerToClient(&store{})))
 //	<-c.Done() // serve until the daemon hangs up

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
+	"time"
 
 	capnp "capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/rpc"
@@ -49,16 +51,24 @@ var rpcRequest = argdata.StringMap(map[string]argdata.Value{"request": argdata.S
 
 // Connect asks the daemon for this guest's Cap'n Proto connection and
 // returns it. A guest has at most one open at a time. When it fails, the
-// handle the daemon sent, if any, is closed.
+// handle the daemon sent, if any, is closed. When ctx ends before the
+// daemon's answer comes, Connect returns ctx.Err() (wrapped) and the
+// answer, when it comes, is dropped with its handle closed
+// (sandboxd.Conn.DiscardAnswer): neither RecvNotice nor the next Connect
+// returns it. Connect reads the supervisor channel while it waits, so the
+// guest must not read it meanwhile (Pending has what Connect read past).
 func Connect(ctx context.Context) (*Conn, error) {
 	sc, err := sandboxd.Supervisor()
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("peer: not asking the daemon for a connection: %w", err)
+	}
 	if _, err := sc.Send(rpcRequest); err != nil {
 		return nil, fmt.Errorf("peer: asking the daemon for a connection: %w", err)
 	}
-	fd, err := awaitConnection(sc)
+	fd, err := awaitConnection(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -71,10 +81,42 @@ func Connect(ctx context.Context) (*Conn, error) {
 	return &Conn{stream: stream, rpc: conn, sup: guest.GuestSupervisor(conn.Bootstrap(ctx))}, nil
 }
 
-// awaitConnection reads notices until the daemon's answer, keeping the
-// others for Pending. A refusal carries no handle; one that does has it
-// closed, since the caller gets only the error.
-func awaitConnection(sc *sandboxd.Conn) (uint32, error) {
+// awaitConnection waits for the daemon's answer on sc until ctx ends. If
+// ctx ends first, the answer still to come is left for RecvNotice to drop.
+func awaitConnection(ctx context.Context, sc *sandboxd.Conn) (uint32, error) {
+	stop := interruptOnDone(ctx, sc.File())
+	fd, err := readAnswer(sc)
+	stop()
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		sc.DiscardAnswer() // the wait ended before the answer was read
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("peer: waiting for the daemon's answer to a connection request: %w", ctx.Err())
+		}
+	}
+	return fd, err
+}
+
+// interruptOnDone makes a read waiting on f (or starting) fail with
+// os.ErrDeadlineExceeded once ctx ends, until the function it returns is
+// called, which leaves f with no deadline.
+func interruptOnDone(ctx context.Context, f *os.File) (stop func()) {
+	fired := make(chan struct{})
+	stopAfter := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = f.SetReadDeadline(time.Unix(1, 0)) // long past: the wait ends at once
+	})
+	return func() {
+		if !stopAfter() { // it ran, or is running
+			<-fired
+			_ = f.SetReadDeadline(time.Time{})
+		}
+	}
+}
+
+// readAnswer reads notices until the daemon's answer, keeping the others
+// for Pending. A refusal carries no handle; one that does has it closed,
+// since the caller gets only the error.
+func readAnswer(sc *sandboxd.Conn) (uint32, error) {
 	for {
 		n, err := sc.RecvNotice()
 		if err != nil {

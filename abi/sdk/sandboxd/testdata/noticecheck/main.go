@@ -1,0 +1,227 @@
+//go:build wasip1
+
+// Command noticecheck checks what the SDK makes of its supervisor channel
+// when the notices on it are long or come late. It expects a directory
+// "bin" holding noticecheck.wasm (itself): it spawns itself, plays the
+// daemon's side of the child's supervisor channel, and the child prints
+// one line per check.
+//
+//	noticecheck cut            a notice longer than 4 KiB
+//	noticecheck abandon        an answer that comes after the wait for it ended
+//	noticecheck cut-child      (the child) reads the long notice
+//	noticecheck abandon-child  (the child) gives up waiting for a connection, then asks again
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/argdata"
+	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd"
+	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd/peer"
+)
+
+// cutAt is where a notice read into a fixed buffer of 4 KiB was cut.
+const cutAt = 4096
+
+func main() {
+	args := sandboxd.Args()
+	if len(args) != 2 {
+		fmt.Println("usage: noticecheck cut|abandon")
+		os.Exit(2)
+	}
+	switch args[1] {
+	case "cut":
+		cut(module())
+	case "abandon":
+		abandon(module())
+	case "cut-child":
+		cutChild()
+	case "abandon-child":
+		abandonChild()
+	}
+}
+
+// module opens this program, bin/noticecheck.wasm, to spawn it.
+func module() uint32 {
+	bin, ok := sandboxd.Handle("bin")
+	if !ok {
+		fmt.Println("no handle named bin")
+		os.Exit(1)
+	}
+	mod, err := sandboxd.OpenModule(bin, "noticecheck.wasm")
+	check("open module", err)
+	return mod
+}
+
+// cut queues a notice whose kind ends exactly at cutAt, so that the
+// notice cut there still decodes, without its name, and runs the child.
+func cut(mod uint32) {
+	mine, theirs, err := sandboxd.DatagramChannel()
+	check("datagram channel", err)
+	kind := kindEndingAt(cutAt)
+	sendDup(mine, notice("cap", "c1", "event", "grant", "kind", kind, "name", "after-the-cut"), 1)
+	p := spawn(mod, "cut-child", map[string]uint32{"supervisor": theirs.Fd()})
+	theirs.Close()
+	wait(p, "cut")
+}
+
+// kindEndingAt returns a kind that makes the first at bytes of a notice
+// exactly its cap, event and kind (keys sort in that order, before name).
+func kindEndingAt(at int) string {
+	for n := at - 64; n < at; n++ {
+		k := strings.Repeat("k", n)
+		if len(notice("cap", "c1", "event", "grant", "kind", k)) == at {
+			return k
+		}
+	}
+	fmt.Println("no kind ends a notice at", at)
+	os.Exit(1)
+	return ""
+}
+
+func cutChild() {
+	sup, err := sandboxd.Supervisor()
+	check("supervisor", err)
+	before := openHandles()
+	n, err := sup.RecvNotice()
+	fmt.Printf("notice longer than 4 KiB: %v, event %s, kind %d bytes, name %q, handle %v\n",
+		err, n.Event, len(n.Kind), n.Name, n.HasFD)
+	if n.HasFD {
+		check("close", sandboxd.Close(n.FD))
+	}
+	fmt.Printf("handles left open %d\n", openHandles()-before)
+}
+
+// abandon runs the child and answers on its supervisor channel: the
+// first request only after the child has given up waiting for it (it is
+// told when, on "ctl"), with a grant queued behind that late answer; the
+// second with a refusal; the third not at all.
+func abandon(mod uint32) {
+	mine, theirs, err := sandboxd.DatagramChannel()
+	check("datagram channel", err)
+	ctl, ctlChild, err := sandboxd.Channel()
+	check("channel", err)
+	p := spawn(mod, "abandon-child", map[string]uint32{"supervisor": theirs.Fd(), "ctl": ctlChild.Fd()})
+	theirs.Close()
+	ctlChild.Close()
+	awaitRequest(mine)
+	_, err = ctl.Write([]byte("c")) // cancel the wait
+	check("write ctl", err)
+	_, err = ctl.Read(make([]byte, 1)) // it has returned
+	check("read ctl", err)
+	_, late, err := sandboxd.Channel()
+	check("channel", err)
+	sendDup(mine, notice("event", "rpc", "name", "rpc"), late.Fd())
+	late.Close()
+	sendDup(mine, notice("event", "grant", "name", "granted", "kind", "stdio", "cap", "c2"), 1)
+	awaitRequest(mine)
+	_, err = mine.Send(notice("event", "error", "error", "the second request is refused"))
+	check("send", err)
+	wait(p, "abandon")
+}
+
+// awaitRequest waits for a request for a connection on c.
+func awaitRequest(c *sandboxd.Conn) {
+	buf := make([]byte, 256)
+	r, err := c.Recv(buf, nil)
+	check("receive a request", err)
+	if want := notice("request", "rpc"); string(buf[:r.N]) != string(want) {
+		fmt.Printf("request %q, want %q\n", buf[:r.N], want)
+		os.Exit(1)
+	}
+}
+
+func abandonChild() {
+	fd, ok := sandboxd.Handle("ctl")
+	if !ok {
+		fmt.Println("no handle named ctl")
+		os.Exit(1)
+	}
+	ctl, err := sandboxd.NewConn(fd)
+	check("ctl", err)
+	before := openHandles()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_, _ = ctl.Read(make([]byte, 1))
+		cancel()
+	}()
+	_, err = peer.Connect(ctx)
+	fmt.Printf("cancelled while waiting: %v (context.Canceled %v)\n", err, errors.Is(err, context.Canceled))
+	_, err = ctl.Write([]byte("r"))
+	check("write ctl", err)
+	_, err = peer.Connect(context.Background())
+	fmt.Printf("next connection: %v\n", err)
+	for _, n := range peer.Pending() {
+		fmt.Printf("pending: %s %s, handle %v\n", n.Event, n.Name, n.HasFD)
+		if n.HasFD {
+			check("close", sandboxd.Close(n.FD))
+		}
+	}
+	fmt.Printf("handles left open %d\n", openHandles()-before)
+	ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, err = peer.Connect(ctx)
+	fmt.Printf("past its deadline: context.DeadlineExceeded %v\n", errors.Is(err, context.DeadlineExceeded))
+}
+
+// notice encodes a supervisor notice of the given key/value strings.
+func notice(kv ...string) []byte {
+	m := map[string]argdata.Value{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = argdata.String(kv[i+1])
+	}
+	return argdata.StringMap(m).Encode()
+}
+
+// sendDup sends data on c with a new handle on fd, and closes this
+// guest's copy: the receiver then holds the only one.
+func sendDup(c *sandboxd.Conn, data []byte, fd uint32) {
+	x, err := sandboxd.Dup(fd)
+	check("dup", err)
+	_, err = c.Send(data, x)
+	check("send", err)
+	check("close", sandboxd.Close(x))
+}
+
+// spawn starts this module as a child in mode with the named handles.
+func spawn(mod uint32, mode string, handles map[string]uint32) *sandboxd.Process {
+	p, err := sandboxd.Spawn(mod, sandboxd.SpawnConfig{Args: []string{"noticecheck", mode}, Handles: handles})
+	check("spawn", err)
+	return p
+}
+
+// wait waits for the child p in mode, which must exit 0.
+func wait(p *sandboxd.Process, mode string) {
+	st, err := p.Wait()
+	check("wait", err)
+	if st.Code != 0 || st.Signal != 0 {
+		fmt.Printf("child %s: %s\n", mode, st)
+		os.Exit(1)
+	}
+	check("close", p.Close())
+}
+
+// openHandles counts the handles open in this guest's table (it is far
+// shorter than 256 slots here).
+func openHandles() int {
+	n := 0
+	for fd := range uint32(256) {
+		if _, err := sandboxd.Describe(fd); !errors.Is(err, syscall.EBADF) {
+			n++
+		}
+	}
+	return n
+}
+
+func check(what string, err error) {
+	if err != nil {
+		fmt.Printf("%s: %v\n", what, err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,62 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+// A Go guest reads whole every notice the daemon can send it: SendCap
+// takes a name of any length, so a notice is as long as the longest
+// datagram a channel carries (caps.ChannelBuffer), and the SDK's
+// RecvNotice must neither lose the handle to a notice it cut nor return
+// a name cut short.
+func TestAGoGuestReceivesNoticesOfAnyLengthTheDaemonSends(t *testing.T) {
+	s := newSupervisor(t)
+	m, err := s.Compile(context.Background(), "gonotice", abitest.Go(t, "daemon/testdata/guests/gonotice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Release)
+	out := &output{wrote: make(chan struct{}, 1)}
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, SupervisorChannel: true, Stdout: out, Stderr: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
+	h := &caps.Holder{ID: "test"}
+	obj := s.k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "obj", "test")
+	defer s.k.Close(obj)
+	// 5000 bytes is past the 4 KiB a notice was read into; the last is
+	// as long as a name can be with the rest of the notice in one
+	// datagram.
+	for _, size := range []int{5000, caps.ChannelBuffer - 128} {
+		if _, err := g.SendCap(context.Background(), obj, strings.Repeat("n", size)); err != nil {
+			t.Fatalf("sending a capability named with %d bytes: %v", size, err)
+		}
+		awaitLineOrExit(t, g, out, fmt.Sprintf("notice delegate %s name=%d bytes handle=true\n", obj.Kind(), size))
+	}
+}
+
+// awaitLineOrExit waits until g's output holds want, and fails if g
+// exits without having written it (or has not after HangGuard).
+func awaitLineOrExit(t *testing.T, g *Guest, out *output, want string) {
+	t.Helper()
+	deadline := time.After(HangGuard)
+	for !strings.Contains(out.String(), want) {
+		select {
+		case <-out.wrote:
+		case <-deadline:
+			t.Fatalf("output %q has no %q after %v", out.String(), want, HangGuard)
+		case <-g.Done():
+			if !strings.Contains(out.String(), want) {
+				t.Fatalf("guest exited %+v; output %q has no %q", g.Wait(), out.String(), want)
+			}
+		}
+	}
+}
