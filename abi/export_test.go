@@ -15,3 +15,17 @@ const HangGuard = 3 * time.Minute
 func (g *Guest) Blocked() (waits int64, waiting bool) {
 	return g.waits.Load(), g.parked.Load() != 0
 }
+
+// HostPollRegistrations is how many descriptors g's poller keeps a
+// registration of (hostPoller.armed). Read it while g waits in a host
+// call (Blocked): the guest's goroutine alone changes it.
+func (g *Guest) HostPollRegistrations() int {
+	if g.hpoll == nil {
+		return 0
+	}
+	return len(g.hpoll.armed)
+}
+
+// HostPollKept is the most registrations a poller that polls one
+// descriptor at a time keeps.
+const HostPollKept = hostPollKept

@@ -37,9 +37,22 @@ type hostPoller struct {
 	file  *os.File // owns ep; registered with Go's netpoller
 	rc    syscall.RawConn
 	armed map[int32]armedFD
-	pfds  []unix.PollFd
-	evs   []unix.EpollEvent
+	// kept is how many registrations armed held after forget last ran
+	// (see arm).
+	kept int
+	pfds []unix.PollFd
+	evs  []unix.EpollEvent
 }
+
+// hostPollKept is how many registrations a poller keeps before it
+// forgets those of the descriptors the current call does not poll (or
+// twice what it kept then, if more): a descriptor number is registered
+// once for the socket it was made for, and a server guest that accepts,
+// polls and closes connections, over and over, would otherwise keep one
+// for every number it was given, each holding its closed socket: in a
+// busy daemon, whose other guests hold the numbers it had, as many as the
+// process has had descriptors open.
+const hostPollKept = 64
 
 // armedFD is the registration of one descriptor number: the resource it
 // was made for (a number closed and reused by another resource is
@@ -149,7 +162,30 @@ func (p *hostPoller) arm(hs []hostSub, failed []bool) []bool {
 		p.armed[h.fd] = armedFD{res: h.res, events: a.events | want}
 		failed = append(failed, false)
 	}
+	if len(p.armed) > max(hostPollKept, 2*p.kept) {
+		p.forget(hs)
+	}
 	return failed
+}
+
+// forget drops the registrations of the descriptors hs does not poll.
+// The kernel dropped those of closed descriptors already; one of a
+// descriptor still open stays with the kernel, and is taken over when it
+// is polled again (arm's EEXIST), or fires once for nothing: a spurious
+// wake-up (see hostPoller), never a wrong answer. Each run costs
+// what the map holds, which has doubled since the last: amortised, a
+// constant per registration.
+func (p *hostPoller) forget(hs []hostSub) {
+	polled := make(map[int32]struct{}, len(hs))
+	for _, h := range hs {
+		polled[h.fd] = struct{}{}
+	}
+	for fd := range p.armed {
+		if _, ok := polled[fd]; !ok {
+			delete(p.armed, fd)
+		}
+	}
+	p.kept = len(p.armed)
 }
 
 // drain takes the events epoll has delivered off its ready list: their

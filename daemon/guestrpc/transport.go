@@ -294,6 +294,16 @@ func (t *limitedTransport) open(id uint32) error {
 	return nil
 }
 
+// What the daemon may read of one message a guest sent, and so copy of
+// it (traversing a pointer copies what it points at): traverseFactor
+// times the message's size, plus traverseSlack for the parts go-capnp
+// reads more than once (the message's root, the call, its target),
+// which in a small message are most of it.
+const (
+	traverseFactor = 2
+	traverseSlack  = 64 << 10
+)
+
 // streamCodec frames messages on the guest's RPC channel.
 type streamCodec struct {
 	rwc   io.ReadWriteCloser
@@ -302,8 +312,30 @@ type streamCodec struct {
 	enc   *capnp.Encoder
 }
 
-func (c *streamCodec) Decode() (*capnp.Message, error) { return c.dec.Decode() }
-func (c *streamCodec) Close() error                    { return c.rwc.Close() }
+// Decode reads the next message and bounds what may be read of it
+// (traverseFactor, traverseSlack) in place of capnp.Message's traversal
+// limit of 64 MiB whatever the message's size. A message may point at
+// one object many times, and each pointer read is a copy when the daemon
+// passes the message's contents on (a call's parameters to the serving
+// guest, its results back to the caller): 120 pointers to the same 512
+// KiB, in a message of half a MiB, made a copy of 60 MiB, which a guest
+// that does not read kept in the daemon. Past the bound the read fails,
+// and with it the call or the return being copied: its caller gets an
+// exception saying "read traversal limit reached".
+func (c *streamCodec) Decode() (*capnp.Message, error) {
+	m, err := c.dec.Decode()
+	if err != nil {
+		return nil, err
+	}
+	size, err := m.TotalSize()
+	if err != nil {
+		return nil, err
+	}
+	m.ResetReadLimit(traverseFactor*size + traverseSlack)
+	return m, nil
+}
+
+func (c *streamCodec) Close() error { return c.rwc.Close() }
 
 func (c *streamCodec) Encode(m *capnp.Message) error {
 	c.encMu.Lock()
