@@ -37,9 +37,9 @@ func (r *guestRecord) kill(reason string) {
 	r.g.Kill(reason)
 }
 
-// watch runs once per launched guest, once it is done (Guest.AfterDone,
-// on the guest's goroutine): it closes the output, drains the attached
-// sink, and retires the record.
+// watch runs once per launched guest, once it is done (watchEnd: on the
+// guest's goroutine, or on one of its own): it closes the output, drains
+// the attached sink, and retires the record.
 func (s *Server) watch(r *guestRecord) {
 	r.output.close()
 	if r.attached != nil {
