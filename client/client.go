@@ -70,6 +70,10 @@ type Client struct {
 	mu         sync.Mutex
 	withOutput map[*Guest]struct{}
 	closed     bool
+	// releasing counts the releases of calls left running by
+	// Guest.Release (releaseLater), added to only while not closed:
+	// Close waits for them once the connection has ended.
+	releasing sync.WaitGroup
 }
 
 // Dial connects to the daemon listening at socketPath ("" means
@@ -256,10 +260,33 @@ func (c *Client) Close() error {
 		g.sink.Release()
 	}
 	err := c.conn.Close()
+	// The connection's end has answered every call, so the releases
+	// left running end now.
+	c.releasing.Wait()
 	if errors.Is(err, rpc.ErrConnClosed) {
 		return nil
 	}
 	return err
+}
+
+// releaseLater runs rel, the release of a call that may not be answered
+// yet, on a goroutine of its own: it waits for the answer, which comes
+// from the daemon or, at the latest, from the connection's end. A
+// release begun once Close has begun is not waited for: the connection
+// is ending, and its end answers the call.
+func (c *Client) releaseLater(rel capnp.ReleaseFunc) {
+	c.mu.Lock()
+	counted := !c.closed
+	if counted {
+		c.releasing.Add(1)
+	}
+	c.mu.Unlock()
+	go func() {
+		if counted {
+			defer c.releasing.Done()
+		}
+		rel()
+	}()
 }
 
 // Done is closed when the connection to the daemon has ended.

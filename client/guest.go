@@ -23,16 +23,20 @@ type Guest struct {
 	exitRel    capnp.ReleaseFunc
 	exitCancel context.CancelFunc
 	// exitMu is held while the exit status is read, and while Release
-	// marks it released, cancels it and frees it, so that Wait on
-	// another goroutine neither reads what Release freed nor mistakes
-	// Release's cancellation for a failed call.
-	exitMu       sync.Mutex
-	exitReleased bool
+	// marks it released (closes exitGone) and cancels it, so that Wait on
+	// another goroutine neither reads what the release frees nor
+	// mistakes Release's cancellation for a failed call. exitGone also
+	// wakes a Wait in progress.
+	exitMu   sync.Mutex
+	exitGone chan struct{}
 	// For a guest launched with Stdout or Stderr: the local sink the
 	// daemon writes the output to.
 	out  *outputServer
 	sink schemas.OutputSink
-	c    *Client // which releases sink on Close, if Release has not
+	// c is the Client that launched the guest (nil for one looked up by
+	// id): Close releases sink if Release has not, and waits for the
+	// release of exit that Release leaves running.
+	c *Client
 	// flushMu makes flushOutput one at a time: go-capnp's streaming calls
 	// and WaitStreaming on one client may not overlap (Wait and Kill on
 	// two goroutines both flush).
@@ -52,7 +56,9 @@ var afterExitCancel = func() {}
 func (g *Guest) ID() string { return g.id }
 
 // Release gives up this handle. A guest launched through it without
-// Detach is killed if it is still running.
+// Detach is killed if it is still running. Release does not wait for the
+// daemon: it returns at once even if the daemon has stopped reading the
+// connection.
 func (g *Guest) Release() {
 	g.releaseOnce.Do(func() {
 		if g.exitRel != nil {
@@ -61,11 +67,18 @@ func (g *Guest) Release() {
 			// Wait that wakes to the cancelled answer then reports the
 			// release, never the cancellation.
 			g.exitMu.Lock()
-			g.exitReleased = true
-			g.exitCancel() // the release of a pending call waits for its answer
+			close(g.exitGone)
+			g.exitCancel()
 			afterExitCancel()
-			g.exitRel()
 			g.exitMu.Unlock()
+			// The release of a pending call waits for its answer, and
+			// go-capnp answers a cancelled call only once the Finish
+			// that cancels it is written: a connection that takes no
+			// writes (the daemon stopped reading it, its buffers full)
+			// would hold Release until it ends. Nothing reads the
+			// answer once exitGone is closed, so it is released in the
+			// background; the connection's end answers every call.
+			g.c.releaseLater(g.exitRel)
 		}
 		g.sink.Release()
 		if g.c != nil {
@@ -105,11 +118,12 @@ func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
 	}
 	select {
 	case <-g.exit.Done():
+	case <-g.exitGone:
 	case <-ctx.Done():
 		return ExitStatus{}, callError("wait "+g.id, context.Cause(ctx))
 	}
 	g.exitMu.Lock()
-	if g.exitReleased {
+	if g.exitIsGone() {
 		g.exitMu.Unlock()
 		return ExitStatus{}, &Error{Op: "wait " + g.id, Msg: "the guest handle was released"}
 	}
@@ -120,6 +134,16 @@ func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
 		err = g.flushOutput()
 	}
 	return st, err
+}
+
+// exitIsGone reports whether Release has given up the exit status.
+func (g *Guest) exitIsGone() bool {
+	select {
+	case <-g.exitGone:
+		return true
+	default:
+		return false
+	}
 }
 
 // flushOutput returns once the local sink has written every chunk the

@@ -75,7 +75,7 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 	if msg := req.invalid(); msg != "" {
 		return nil, &Error{Op: "launch " + req.Name, Kind: KindRequest, Msg: msg}
 	}
-	g := &Guest{}
+	g := &Guest{c: c}
 	if req.Stdout != nil || req.Stderr != nil {
 		// The Guest holds the sink (and the goroutine serving it) until
 		// Release; the request gets a reference of its own, made only if
@@ -96,6 +96,7 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 		ectx, cancel := context.WithCancel(context.Background())
 		ef, erel := f.Guest().Wait(ectx, nil)
 		g.exit, g.exitRel, g.exitCancel = &ef, erel, cancel
+		g.exitGone = make(chan struct{})
 	}
 	r, err := f.Struct()
 	if err == nil {
@@ -124,7 +125,6 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 // so that Close never releases one the request is still taking a
 // reference on.)
 func (c *Client) keepOutput(g *Guest) {
-	g.c = c
 	c.mu.Lock()
 	closed := c.closed
 	if !closed {

@@ -826,6 +826,49 @@ func TestRevokingTheStdoutOfAGuestWaitingForItsClientReturns(t *testing.T) {
 	}
 }
 
+// A guest that has ended before its launch watches for its end (one that
+// exits at once) has its end processed all the same, and its launch is
+// answered without waiting for the client to take the guest's output,
+// which a client stuck writing it out never does: Guest.AfterDone runs
+// what it is given at once, on the launch's goroutine, once the guest has
+// ended.
+func TestALaunchWhoseGuestEndedAtOnceIsAnsweredBeforeItsClientTakesTheOutput(t *testing.T) {
+	defer server.SetLaunchStarted(func(g *daemon.Guest) { <-g.Done() })()
+	d := startDaemon(t, server.Limits{})
+	c := d.dial(t)
+	w := stuckWriter{release: make(chan struct{})}
+	unstick := sync.OnceFunc(func() { close(w.release) })
+	defer unstick()
+	hello := abitest.WAT(t, helloWAT)
+	type launched struct {
+		g   *client.Guest
+		err error
+	}
+	done := make(chan launched, 1)
+	go func() {
+		g, err := c.Launch(context.Background(), client.LaunchRequest{Name: "hello.wat", Wasm: hello, Stdout: w})
+		done <- launched{g, err}
+	}()
+	var g *client.Guest
+	select {
+	case l := <-done:
+		if l.err != nil {
+			t.Fatal(l.err)
+		}
+		g = l.g
+		defer g.Release()
+	case <-time.After(server.HangGuard):
+		t.Fatalf("the launch of a guest that ended at once is still not answered after %v: it waits for its client to take the output", server.HangGuard)
+	}
+	unstick() // the client goes on: it takes the output, then the status
+	if st, err := g.Wait(context.Background()); err != nil || st.Code != 7 {
+		t.Fatalf("Wait: %+v, %v; want exit 7", st, err)
+	}
+	eventually(t, server.HangGuard, "the end of the guest is processed", func() bool {
+		return server.RunningGuests(d.srv) == 0
+	})
+}
+
 // A kill reason longer than the daemon keeps is cut at the start of a
 // character, not in the middle of one: the status every client reads, and
 // the audit log, hold it as text.

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/internal/ctxtest"
 )
 
@@ -94,6 +95,14 @@ func ConnOutput(s *Server) (inFlight int64, waiting int) {
 
 // ConnOutputWindow is the most guest output in flight to one client.
 const ConnOutputWindow = connOutputWindow
+
+// SetLaunchStarted makes launch call f with each guest it has started,
+// before it watches for the guest's end, until restore is called.
+func SetLaunchStarted(f func(*daemon.Guest)) (restore func()) {
+	old := launchStarted
+	launchStarted = f
+	return func() { launchStarted = old }
+}
 
 // MaxOutputCall is the most output one stream call to a client carries.
 const MaxOutputCall = maxOutputCall

@@ -37,18 +37,27 @@ func (r *guestRecord) kill(reason string) {
 	r.g.Kill(reason)
 }
 
-// watch runs once per launched guest, once it is done (Guest.AfterDone,
-// on the guest's goroutine): it closes the output, drains the attached
-// sink, and retires the record.
+// watch runs once per launched guest, once it is done (watchEnd: on the
+// guest's goroutine, or on one of its own): it gives the guest's place under
+// --max-guests back, closes the output, drains the attached sink, and
+// retires the record.
+//
+// The place is given back first: draining waits for the client to
+// acknowledge the last output it was sent, which a client that is hung or
+// stuck writing it out may never do, and a guest that has ended must not
+// keep its principal from launching. What waits meanwhile is bounded
+// apart from --max-guests: each sink with output in flight holds at
+// least callOverhead of its connection's window (connOutputWindow) until
+// the client acknowledges it, and the connection's end fails the calls.
 func (s *Server) watch(r *guestRecord) {
+	s.mu.Lock()
+	s.dropRunning(r.g.Principal().UID)
+	s.mu.Unlock()
 	r.output.close()
 	if r.attached != nil {
 		r.attached.finish(r.ctx)
 	}
 	r.cancel()
-	s.mu.Lock()
-	s.dropRunning(r.g.Principal().UID)
-	s.mu.Unlock()
 	s.retire(r.g.ID())
 }
 

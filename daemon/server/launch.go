@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"capnproto.org/go/capnp/v3"
@@ -383,7 +384,10 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	s.records[r.g.ID()] = r
 	s.mu.Unlock()
 	s.nameGuest(r.name, r.g.ID())
-	r.g.AfterDone(func() { s.watch(r) })
+	if launchStarted != nil {
+		launchStarted(r.g)
+	}
+	s.watchEnd(r)
 	c.log.Debug("launched", "guest", r.g.ID(), "module", a.name, "sha256", r.g.Module().HashString(), "detach", a.detach, "attached", r.attached != nil)
 
 	gc, err := c.newGuestClient(r, true)
@@ -393,6 +397,51 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 	}
 	return gc, r, nil
 }
+
+// watchEnd has watch run once r's guest is done, on the guest's
+// goroutine (Guest.AfterDone). AfterDone runs what it is given at once,
+// here, if the guest has ended already (one that exits at once); the
+// launch's answer would then wait for watch to drain the attached
+// output, that is for the client to take it, which a client stuck
+// writing out what came before never does. watch then runs on a
+// goroutine of its own (goWatch).
+func (s *Server) watchEnd(r *guestRecord) {
+	var registered atomic.Bool // set once AfterDone has returned
+	r.g.AfterDone(func() {
+		if registered.Load() {
+			s.watch(r)
+			return
+		}
+		// At once, on this goroutine; or on the guest's, racing the
+		// Store below, where a goroutine of its own does no harm.
+		s.goWatch(r)
+	})
+	registered.Store(true)
+}
+
+// goWatch runs watch on a goroutine of its own, which Close waits for.
+// Once Close has begun it runs watch on this one: the server's context,
+// which ends the drain's wait for the client, has ended or is ending.
+func (s *Server) goWatch(r *guestRecord) {
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.watching.Add(1)
+	}
+	s.mu.Unlock()
+	if closed {
+		s.watch(r)
+		return
+	}
+	go func() {
+		defer s.watching.Done()
+		s.watch(r)
+	}()
+}
+
+// launchStarted, if set, runs in launch with each guest it has started,
+// before launch watches for the guest's end: tests set it.
+var launchStarted func(*daemon.Guest)
 
 // startNamedGuest reserves the guest's name, if it has one, and starts it
 // (startGuest); a failed launch frees the name.

@@ -368,6 +368,55 @@ func TestRunningGuestsPerPrincipalAreBounded(t *testing.T) {
 	})
 }
 
+// An attached guest that has exited gives its place under --max-guests
+// back when it exits, even while its client has not taken the output it
+// was sent (a client stuck writing to its terminal, or hung): a client
+// that never acknowledges cannot hold a place for a guest that has ended.
+// Its exit status stays for that client, which reads it once it goes on.
+func TestAnExitedAttachedGuestFreesItsPlaceBeforeItsClientTakesItsOutput(t *testing.T) {
+	d := startDaemon(t, server.Limits{MaxGuests: 2})
+	ctx := context.Background()
+	c, op := d.dial(t), d.dial(t)
+	w := stuckWriter{release: make(chan struct{})}
+	unstick := sync.OnceFunc(func() { close(w.release) })
+	defer unstick()
+	hello := abitest.WAT(t, helloWAT)
+	var attached []*client.Guest
+	for range 2 {
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: hello, Stdout: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Release()
+		attached = append(attached, g)
+	}
+	for _, g := range attached {
+		h, err := op.Guest(ctx, g.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := h.Wait(ctx) // another handle: it waits for the exit, not for the output
+		h.Release()
+		if err != nil || st.Code != 7 {
+			t.Fatalf("guest %s: %+v, %v; want exit 7", g.ID(), st, err)
+		}
+	}
+	eventually(t, server.HangGuard, "the exited guests whose client has not taken their output free their places", func() bool {
+		return server.RunningGuests(d.srv) == 0
+	})
+	g, err := op.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: abitest.WAT(t, spinWAT)})
+	if err != nil {
+		t.Fatalf("a launch after both guests exited, their client not acknowledging: %v", err)
+	}
+	g.Release()
+	unstick() // the client goes on: it takes the output, then the status
+	for _, g := range attached {
+		if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
+			t.Errorf("the launching client's Wait of %s: %+v, %v; want exit 7", g.ID(), st, err)
+		}
+	}
+}
+
 // A client that stops reading its socket while the daemon writes to it
 // is cut off once one write has waited WriteTimeout, and the daemon
 // serves on. The client asks for the bootstrap capability again and again

@@ -60,6 +60,9 @@ type Server struct {
 
 	connID atomic.Uint64
 	wg     sync.WaitGroup // one per connection
+	// watching counts the watches run on goroutines of their own
+	// (goWatch), added to only under mu while not closed.
+	watching sync.WaitGroup
 
 	mu        sync.Mutex
 	closed    bool
@@ -304,6 +307,7 @@ func (s *Server) Close(ctx context.Context) error {
 	go func() {
 		closing.Wait()
 		s.wg.Wait()
+		s.watching.Wait()
 		close(done)
 	}()
 	select {
