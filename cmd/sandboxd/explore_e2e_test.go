@@ -1,0 +1,30 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// ps --filter label= takes K=V, as the docs and -h say: a label filter
+// without a value matched no guest and exited 0, so `ps --filter
+// label=app` listed nothing beside a guest labelled app=web, as if there
+// were none. It is a usage error that says what to write.
+func TestPsFilterLabelWithoutAValueIsAUsageError(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", "--label", "app=web", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch: code %d, stderr %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	if r := d.cli(t, "ps", "-q", "--filter", "label=app=web"); r.code != 0 || r.stdout != id+"\n" {
+		t.Fatalf("ps --filter label=app=web: code %d, stdout %q, stderr %q; want %s alone", r.code, r.stdout, r.stderr, id)
+	}
+	for _, f := range []string{"label=app", "label=", "label==web"} {
+		r := d.cli(t, "ps", "--filter", f)
+		if r.code != exitUsage || r.stdout != "" {
+			t.Errorf("ps --filter %s: code %d, stdout %q; want a usage error (2) and nothing listed", f, r.code, r.stdout)
+		}
+		oneLine(t, r.stderr, "label=K=V")
+	}
+}
