@@ -28,3 +28,30 @@ func TestPsFilterLabelWithoutAValueIsAUsageError(t *testing.T) {
 		oneLine(t, r.stderr, "label=K=V")
 	}
 }
+
+// A guest that sandboxd kill ended is reported as killed, never as one
+// whose --timeout passed: kill --reason timeout recorded the reason the
+// daemon records for a --timeout, and wait then exited 124 with
+// "it ran longer than --timeout 0s" for a guest that had no timeout. The
+// reason is refused; nothing is killed.
+func TestKillReasonTimeoutIsNotTakenForTheGuestsTimeout(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	id := d.launchSpin(t)
+	r := d.cli(t, "kill", "--reason", "timeout", id)
+	if r.code != exitUsage || r.stdout != "" {
+		t.Errorf("kill --reason timeout: code %d, stdout %q; want a usage error (2)", r.code, r.stdout)
+	}
+	oneLine(t, r.stderr, "--timeout")
+	if g := d.psJSON(t)[id]; !g.Running {
+		t.Fatalf("after a refused kill the guest is not running: %+v", g)
+	}
+	if r := d.cli(t, "kill", "--reason", "timed out by hand", id); r.code != 0 {
+		t.Fatalf("kill: code %d, stderr %q", r.code, r.stderr)
+	}
+	r = d.cli(t, "wait", id)
+	if r.code != exitKilled {
+		t.Errorf("wait: code %d, want %d", r.code, exitKilled)
+	}
+	oneLine(t, r.stderr, "guest killed: timed out by hand")
+}
