@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -54,4 +56,32 @@ func TestKillReasonTimeoutIsNotTakenForTheGuestsTimeout(t *testing.T) {
 		t.Errorf("wait: code %d, want %d", r.code, exitKilled)
 	}
 	oneLine(t, r.stderr, "guest killed: timed out by hand")
+}
+
+// A launch or compile whose module the daemon will not take in one
+// message (serve --max-message) is dropped by the daemon; the client saw
+// only "lost connection to the daemon: connection closed" and could not
+// tell why. The line says the request's size and the daemon's limit.
+func TestLaunchLargerThanTheDaemonsMaxMessageSaysSo(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "", "--max-message", "64KiB")
+	big := filepath.Join(privateDir(t), "big.wasm")
+	wasm := append([]byte("\x00asm\x01\x00\x00\x00"), make([]byte, 256<<10)...)
+	if err := os.WriteFile(big, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"launch", big}, {"launch", "--detach", big}, {"compile", big}} {
+		r := d.cli(t, args[0], args[1:]...)
+		if r.code != exitUnavailable {
+			t.Errorf("%v: code %d, want %d", args, r.code, exitUnavailable)
+		}
+		oneLine(t, r.stderr, "--max-message")
+		if !strings.Contains(r.stderr, "256 KiB") {
+			t.Errorf("%v: stderr %q does not say how large the module is", args, r.stderr)
+		}
+	}
+	// A module the daemon takes is launched as ever.
+	if r := d.cli(t, "launch", guest(t, "abi/testdata/guests/hello.wat")); r.code != 7 || r.stdout != "hello\n" {
+		t.Errorf("launch hello: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 }

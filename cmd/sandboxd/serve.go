@@ -286,7 +286,7 @@ func defineLimitFlags(fs *flag.FlagSet) *limitFlags {
 func (f *limitFlags) limits(fs *flag.FlagSet) (server.Limits, string) {
 	lim := f.lim
 	msg, err := parseSize(*f.maxMsg)
-	if err != nil || msg < 64<<10 {
+	if err != nil || msg < minMaxMessage {
 		return lim, fmt.Sprintf("--max-message %q: a SIZE of at least 64KiB is needed, e.g. 32MiB", *f.maxMsg)
 	}
 	lim.MaxMessageSize = msg
