@@ -85,3 +85,33 @@ func TestLaunchLargerThanTheDaemonsMaxMessageSaysSo(t *testing.T) {
 		t.Errorf("launch hello: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// prune forgets every ended guest its caller may see, as docs/CLI.md
+// says: root's prune forgets other users' guests too. Its help said
+// "every guest of yours", which root's is not.
+func TestPruneForgetsEveryEndedGuestTheCallerMaySee(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	shared := d.shareWithOthers(t)
+	hello := filepath.Join(shared, "hello.wasm")
+	copyFile(t, guest(t, "abi/testdata/guests/hello.wat"), hello, 0o644)
+	const nobody = 65534
+	if r := d.cliAs(t, shared, nobody, "launch", hello); r.code != 7 {
+		t.Fatalf("launch as nobody: code %d, stderr %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "launch", hello); r.code != 7 {
+		t.Fatalf("launch as root: code %d, stderr %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "prune"); r.code != 0 || strings.Count(r.stdout, "\n") != 2 {
+		t.Fatalf("prune as root: code %d, stdout %q, stderr %q; want both guests forgotten", r.code, r.stdout, r.stderr)
+	}
+	if r := d.cliAs(t, shared, nobody, "ps", "-a", "-q"); r.code != 0 || r.stdout != "" {
+		t.Errorf("ps -a as nobody after root's prune: code %d, stdout %q; want nothing", r.code, r.stdout)
+	}
+	for _, args := range [][]string{{"prune", "-h"}, {"help"}} {
+		r := sandboxd(t, "", args...)
+		if strings.Contains(r.stdout, "of yours") || !strings.Contains(r.stdout, "you may see") {
+			t.Errorf("%v says whose guests prune forgets otherwise than it does:\n%s", args, r.stdout)
+		}
+	}
+}

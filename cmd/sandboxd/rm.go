@@ -18,7 +18,7 @@ func init() {
 	register(command{
 		name:    "prune",
 		usage:   "[flags]",
-		summary: "forget every guest of yours that has ended",
+		summary: "forget every ended guest you may see (root: every user's)",
 		run:     pruneCmd,
 	})
 }
