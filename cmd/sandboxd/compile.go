@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -51,7 +50,6 @@ func compileCmd(args []string) int {
 		if *asJSON {
 			return printJSON(compiled{Path: path, SHA256: sha, Took: took})
 		}
-		fmt.Printf("%s\t%s\t%v\n", path, sha, took.Round(time.Millisecond))
-		return exitOK
+		return printOut("%s\t%s\t%v\n", path, sha, took.Round(time.Millisecond))
 	})
 }

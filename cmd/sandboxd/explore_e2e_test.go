@@ -115,3 +115,61 @@ func TestPruneForgetsEveryEndedGuestTheCallerMaySee(t *testing.T) {
 		}
 	}
 }
+
+// A verb whose text output cannot be written (a full disk: /dev/full)
+// fails with status 1 and says so, as its --json does and as docs/CLI.md
+// says ("the exit status is what it is without --json"; version and help:
+// 1 when stdout could not be written). The text forms ignored the failed
+// write and exited 0: launch --detach lost the id of the guest it had
+// launched without a word, kill, rm and revoke their record of what was
+// done.
+func TestTextOutputThatCannotBeWrittenFailsAsItsJSONDoes(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	hello := guest(t, "abi/testdata/guests/hello.wat") // exits 7
+	dir := privateDir(t)
+	d.launchAndWait(t, "ended", hello, 7)
+	d.launchAndWait(t, "ended-too", hello, 7)
+	spin := d.launchSpin(t, "dir:"+dir+"=data")
+	capID := d.capsJSON(t, spin)["data"].Cap.ID
+	granted := d.launchSpin(t)
+	sock := func(verb string, args ...string) []string {
+		return append([]string{verb, "--socket", d.socket}, args...)
+	}
+	for _, args := range [][]string{
+		{"version"}, {"help"}, {"help", "ps"}, {"kill", "-h"},
+		sock("launch", "--detach", hello),
+		sock("compile", hello),
+		sock("inspect", spin),
+		sock("caps", "ended"),
+		sock("grant", granted, "--grant", "dir:"+dir+"=more", "--grant", "dir:"+dir+"=more2"),
+		sock("revoke", capID),
+		sock("kill", spin),
+		sock("rm", "ended"),
+		sock("prune"),
+	} {
+		r := runBinary(t, "/bin/sh", "", append([]string{"-c", `exec "$0" "$@" >/dev/full`, bin}, args...)...)
+		if r.code != exitFailure {
+			t.Errorf("%v > /dev/full: code %d, want %d", args, r.code, exitFailure)
+		}
+		// One line per thing not printed: prune's, one per guest it
+		// forgot; grant's, one per grant.
+		lines := strings.SplitAfter(r.stderr, "\n")
+		for _, l := range lines[:len(lines)-1] {
+			oneLine(t, l, "writing output: ")
+		}
+		if lines[len(lines)-1] != "" || len(lines) < 2 || (args[0] != "prune" && args[0] != "grant" && len(lines) != 2) {
+			t.Errorf("%v > /dev/full: stderr %q, want one line for each thing not printed", args, r.stderr)
+		}
+	}
+	// What the verbs were asked to do was done, the output aside.
+	if hs := d.capsJSON(t, granted); hs["more"].Cap.ID == "" || hs["more2"].Cap.ID == "" {
+		t.Errorf("grant > /dev/full did not make both grants: %+v", hs)
+	}
+	if g := d.psJSON(t)[spin]; g.Running {
+		t.Errorf("kill > /dev/full left the guest running")
+	}
+	if r := d.cli(t, "ps", "-a", "-q", "--filter", "state=ended", "--filter", "name=ended-too"); r.stdout != "" {
+		t.Errorf("prune > /dev/full left %q listed", r.stdout)
+	}
+}

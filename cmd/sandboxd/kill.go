@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/sandboxd/sandboxd/client"
 )
@@ -73,6 +72,5 @@ func printKilled(id string, st client.ExitStatus, already, asJSON bool) int {
 	if already {
 		state = "already ended: " + state
 	}
-	fmt.Printf("%s\t%s\n", id, printable(state))
-	return exitOK
+	return printOut("%s\t%s\n", id, printable(state))
 }

@@ -208,8 +208,7 @@ func launchCmd(args []string) int {
 		if la.json {
 			return printJSON(launched{ID: g.ID(), GuestName: la.name})
 		}
-		fmt.Println(g.ID())
-		return exitOK
+		return printOut("%s\n", g.ID())
 	}
 	return awaitLaunched(ctx, g, sigs, la.timeout)
 }
