@@ -1,7 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -171,5 +177,61 @@ func TestTextOutputThatCannotBeWrittenFailsAsItsJSONDoes(t *testing.T) {
 	}
 	if r := d.cli(t, "ps", "-a", "-q", "--filter", "state=ended", "--filter", "name=ended-too"); r.stdout != "" {
 		t.Errorf("prune > /dev/full left %q listed", r.stdout)
+	}
+}
+
+// logs says how much output it could not print because the daemon no
+// longer kept it, without calling it "the first" bytes: a logs -f whose
+// reader fell behind a guest writing more than serve --log-bytes printed
+// the start of the output, then what was kept at the end, and the bytes
+// it missed lay between.
+func TestLogsFollowBehindAGuestSaysHowMuchItMissedNotThatItWasTheFirst(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "", "--log-bytes", "64KiB")
+	dir := privateDir(t)
+	r := d.cli(t, "launch", "--detach", "--grant", "dir:"+dir+"=data", wasiGuest(t, "cmd/sandboxd/testdata/flood_on_go.c"))
+	if r.code != 0 {
+		t.Fatalf("launch: code %d, stderr %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "logs", "--socket", d.socket, "-f", id)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Once logs has printed "start", the guest floods while nobody reads
+	// what logs prints: it falls behind, and the daemon drops what it has
+	// not sent.
+	br := bufio.NewReader(out)
+	if l, err := br.ReadString('\n'); l != "start\n" {
+		t.Fatalf("logs -f printed %q first (%v), want start", l, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.cli(t, "wait", id); r.code != 0 {
+		t.Fatalf("wait: code %d, stderr %q", r.code, r.stderr)
+	}
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("logs -f: %v, stderr %q", err, stderr.String())
+	}
+	missed := 2048*1024 - len(rest)
+	if missed <= 0 {
+		t.Fatalf("logs -f printed all %d bytes: it did not fall behind", len(rest))
+	}
+	oneLine(t, stderr.String(), fmt.Sprintf(" %d bytes of the guest's output ", missed))
+	if strings.Contains(stderr.String(), "the first") {
+		t.Errorf("logs -f printed the first bytes (start), and says it missed the first: %q", stderr.String())
 	}
 }
