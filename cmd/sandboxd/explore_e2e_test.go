@@ -235,3 +235,29 @@ func TestLogsFollowBehindAGuestSaysHowMuchItMissedNotThatItWasTheFirst(t *testin
 		t.Errorf("logs -f printed the first bytes (start), and says it missed the first: %q", stderr.String())
 	}
 }
+
+// A count flag of serve out of its range is named in the usage error,
+// with its value and what it takes: the line listed every count flag's
+// rule, and left the user to find which of them they had broken.
+func TestServeNamesTheCountFlagOutOfRange(t *testing.T) {
+	t.Parallel()
+	dir := privateDir(t)
+	for flag, want := range map[string][]string{
+		"--max-conns":             {"0", "--max-conns 0: "},
+		"--max-guests":            {"-1", "--max-guests -1: "},
+		"--max-procs":             {"2000", "--max-procs 2000: "},
+		"--max-fds":               {"2", "--max-fds 2: "},
+		"--idle-modules":          {"0", "--idle-modules 0: "},
+		"--max-inflight-per-user": {"0", "--max-inflight-per-user 0: "},
+		"--write-timeout":         {"0s", "--write-timeout 0s: "},
+	} {
+		r := sandboxd(t, "", "serve", "--socket", filepath.Join(dir, "s.sock"), "--state", filepath.Join(dir, "state"), flag, want[0])
+		if r.code != exitUsage {
+			t.Errorf("serve %s %s: code %d, want %d", flag, want[0], r.code, exitUsage)
+		}
+		oneLine(t, r.stderr, want[1])
+		if strings.Count(r.stderr, "--") != 1 {
+			t.Errorf("serve %s %s: %q names other flags than the one out of range", flag, want[0], r.stderr)
+		}
+	}
+}
