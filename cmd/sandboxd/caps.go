@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -41,8 +40,7 @@ func capsCmd(args []string) int {
 	}
 	if len(handles) == 0 && !*asJSON {
 		if info, err := g.Info(ctx); err == nil && !info.Running {
-			fmt.Printf("%s has ended (%s): it holds no handles\n", info.ID, printable(guestState(info)))
-			return exitOK
+			return printOut("%s has ended (%s): it holds no handles\n", info.ID, printable(guestState(info)))
 		}
 	}
 	if *asJSON {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -46,12 +45,11 @@ func compileCmd(args []string) int {
 		sha, took, err := cl.Compile(ctx, filepath.Base(path), wasm)
 		done()
 		if err != nil {
-			return daemonFailure(err)
+			return daemonFailure(sentTooMuch(err, len(wasm)))
 		}
 		if *asJSON {
 			return printJSON(compiled{Path: path, SHA256: sha, Took: took})
 		}
-		fmt.Printf("%s\t%s\t%v\n", path, sha, took.Round(time.Millisecond))
-		return exitOK
+		return printOut("%s\t%s\t%v\n", path, sha, took.Round(time.Millisecond))
 	})
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 )
 
 func init() {
@@ -41,19 +40,20 @@ func grantCmd(args []string) int {
 		return code
 	}
 	defer done()
+	// A grant made is not undone by output that cannot be written: the
+	// others are made too, and the status says the output failed.
+	status := exitOK
 	for _, gr := range grants {
 		info, err := g.Grant(ctx, gr)
 		if err != nil {
 			return daemonFailure(err)
 		}
 		if *asJSON {
-			if code := printJSON(info); code != exitOK {
-				return code
-			}
+			status = max(status, printJSON(info))
 			continue
 		}
 		// The id is what `sandboxd revoke` takes.
-		fmt.Printf("%s\t%s\t%s\t%s\n", info.ID, info.Kind, info.Name, info.Rights)
+		status = max(status, printOut("%s\t%s\t%s\t%s\n", info.ID, info.Kind, info.Name, info.Rights))
 	}
-	return exitOK
+	return status
 }

@@ -59,13 +59,11 @@ func inspectCmd(args []string) int {
 		}
 		return exitOK
 	}
-	printInspection(info, handles)
-	return exitOK
+	return printOut("%s", inspectionText(info, handles))
 }
 
-// printInspection prints one guest as "key: value" lines, then its
-// handles.
-func printInspection(g client.GuestInfo, handles []client.Handle) {
+// inspectionText is one guest as "key: value" lines, then its handles.
+func inspectionText(g client.GuestInfo, handles []client.Handle) string {
 	var rows table
 	row := func(k, v string) { rows.add(k+":", v) }
 	row("guest", g.ID)
@@ -88,7 +86,8 @@ func printInspection(g client.GuestInfo, handles []client.Handle) {
 	}
 	row("detached", fmt.Sprint(g.Detached))
 	row("handles", fmt.Sprint(len(handles)))
-	_ = rows.write(os.Stdout)
+	var b strings.Builder
+	_ = rows.write(&b) // a strings.Builder does not fail
 	for _, h := range handles {
 		// A grant the guest has not received yet has no fd (caps: pending).
 		fd := fmt.Sprintf("fd %d", h.FD)
@@ -99,6 +98,7 @@ func printInspection(g client.GuestInfo, handles []client.Handle) {
 		if h.Cap.By != "" {
 			by = ", by " + h.Cap.By
 		}
-		fmt.Printf("  %s\t%s\n", fd, printable(fmt.Sprintf("%s %s %q rights %s (edge %s, origin %s%s)", h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin), by)))
+		fmt.Fprintf(&b, "  %s\t%s\n", fd, printable(fmt.Sprintf("%s %s %q rights %s (edge %s, origin %s%s)", h.Cap.ID, h.Cap.Kind, h.Cap.Name, h.Cap.Rights, h.Cap.Edge, dash(h.Cap.Origin), by)))
 	}
+	return b.String()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/sandboxd/sandboxd/client"
 )
@@ -27,6 +26,12 @@ func killCmd(args []string) int {
 	}
 	if fs.NArg() == 0 {
 		return usageError(c, "give the ids of the guests to kill (see `sandboxd ps`)")
+	}
+	// The daemon records a guest its --timeout ended with this reason, and
+	// wait, ps and inspect report it so (wait exits 124): a kill must not
+	// pass for one.
+	if *reason == client.KilledByTimeout {
+		return usageError(c, "--reason %q is what the daemon records when a guest's --timeout passes (wait then exits 124): give another reason", *reason)
 	}
 	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, id string) int {
 		g, err := findGuest(ctx, cl, id)
@@ -67,6 +72,5 @@ func printKilled(id string, st client.ExitStatus, already, asJSON bool) int {
 	if already {
 		state = "already ended: " + state
 	}
-	fmt.Printf("%s\t%s\n", id, printable(state))
-	return exitOK
+	return printOut("%s\t%s\n", id, printable(state))
 }

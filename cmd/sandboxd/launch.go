@@ -145,6 +145,24 @@ func daemonGrants(texts []string) ([]string, error) {
 	return out, nil
 }
 
+// minMaxMessage is the smallest serve --max-message: a request smaller
+// than this fits in any daemon's message.
+const minMaxMessage = 64 << 10
+
+// sentTooMuch adds to err, the failure of a request that carried size
+// bytes (a module, and --stdin), the likeliest cause when the daemon
+// dropped the connection and the request may be over its serve
+// --max-message: the daemon then disconnects without a word the client
+// could read, and the client saw only a closed connection.
+func sentTooMuch(err error, size int) error {
+	var ce *client.Error
+	if size < minMaxMessage || !errors.As(err, &ce) || !ce.Disconnected {
+		return err
+	}
+	return fmt.Errorf("%w: the daemon drops a request larger than its serve --max-message (32MiB unless set), "+
+		"and this one carries %s: raise --max-message, or look in the daemon's log for why", err, sizeText(size))
+}
+
 // guestExit maps how a guest ended to this process's exit status, exactly
 // as `sandboxd run` does for the same end.
 func guestExit(st client.ExitStatus, timeout time.Duration) int {
@@ -183,15 +201,14 @@ func launchCmd(args []string) int {
 	g, err := cl.Launch(ctx, req)
 	done()
 	if err != nil {
-		return daemonFailure(err)
+		return daemonFailure(sentTooMuch(err, len(req.Wasm)+len(req.Stdin)))
 	}
 	defer g.Release()
 	if la.detach {
 		if la.json {
 			return printJSON(launched{ID: g.ID(), GuestName: la.name})
 		}
-		fmt.Println(g.ID())
-		return exitOK
+		return printOut("%s\n", g.ID())
 	}
 	return awaitLaunched(ctx, g, sigs, la.timeout)
 }

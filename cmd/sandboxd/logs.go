@@ -121,8 +121,11 @@ func logsCmd(args []string) int {
 		}
 		return daemonFailure(err)
 	}
+	// The bytes missed are the first ones, or, when the guest wrote
+	// faster than logs printed (-f, or a guest still running), some
+	// between what was printed.
 	if dropped > 0 {
-		fail("the first %d bytes of the guest's output were no longer kept (serve --log-bytes sets how much is)", dropped)
+		fail("%d bytes of the guest's output were not printed: the daemon no longer kept them when logs came to them (serve --log-bytes sets how much it keeps)", dropped)
 	}
 	return exitOK
 }

@@ -65,8 +65,7 @@ func dispatch(args []string) int {
 			}
 			return c.run([]string{"-h"})
 		}
-		printHelp(os.Stdout)
-		return exitOK
+		return printHelpOut()
 	case "--version", "-version":
 		return commands["version"].run(args[1:])
 	}
@@ -80,6 +79,14 @@ func dispatch(args []string) int {
 func unknownVerb(name string) int {
 	fail("unknown command %q: run 'sandboxd help' for the list of commands", name)
 	return exitUsage
+}
+
+// printHelpOut prints the list of commands on stdout, and returns the
+// exit status: exitFailure when stdout cannot be written.
+func printHelpOut() int {
+	var b strings.Builder
+	printHelp(&b)
+	return printOut("%s", b.String())
 }
 
 func printHelp(w io.Writer) {
@@ -133,8 +140,9 @@ func parseFlags(c command, fs *flag.FlagSet, args []string) (code int, ok bool) 
 	case err == nil:
 		return 0, true
 	case errors.Is(err, flag.ErrHelp):
-		printUsage(os.Stdout, c, fs)
-		return exitOK, false
+		var b strings.Builder
+		printUsage(&b, c, fs)
+		return printOut("%s", b.String()), false
 	}
 	fail("%s: %v (see 'sandboxd %s -h')", c.name, err, c.name)
 	return exitUsage, false
@@ -197,6 +205,17 @@ func printUsage(w io.Writer, c command, fs *flag.FlagSet) {
 
 // stringList is a repeatable string flag.
 type stringList []string
+
+// printOut writes the text output of a verb on stdout, and returns the
+// exit status: exitFailure, with the line that says why, when stdout
+// cannot be written (a full disk), as printJSON does for --json.
+func printOut(format string, args ...any) int {
+	if _, err := fmt.Printf(format, args...); err != nil {
+		fail("writing output: %v", err)
+		return exitFailure
+	}
+	return exitOK
+}
 
 // printJSON writes v as one line of JSON on stdout, as every verb's
 // --json does, and returns the exit status.

@@ -138,6 +138,10 @@ func filterTest(key, value string) (func(client.GuestSummary) bool, error) {
 	case "module":
 		return func(g client.GuestSummary) bool { return g.Name == value }, nil
 	case "label":
+		// A label is K=V: a key alone would match no guest, silently.
+		if k, _, ok := strings.Cut(value, "="); !ok || k == "" {
+			return nil, fmt.Errorf("a label filter is label=K=V, a key and its value (app=web)")
+		}
 		return func(g client.GuestSummary) bool { return slices.Contains(g.Labels, value) }, nil
 	case "principal":
 		return func(g client.GuestSummary) bool {

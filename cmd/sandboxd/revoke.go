@@ -37,9 +37,8 @@ func revokeCmd(args []string) int {
 		if *asJSON {
 			return printJSON(rc)
 		}
-		fmt.Printf("revoked %s: %s held by %s in %v: %s\n", id, plural(len(rc.Revoked), "capability", "capabilities"),
+		return printOut("revoked %s: %s held by %s in %v: %s\n", id, plural(len(rc.Revoked), "capability", "capabilities"),
 			strings.Join(rc.Holders, ", "), rc.Took, strings.Join(rc.Revoked, " "))
-		return exitOK
 	})
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 
 	"github.com/sandboxd/sandboxd/client"
 )
@@ -18,7 +17,7 @@ func init() {
 	register(command{
 		name:    "prune",
 		usage:   "[flags]",
-		summary: "forget every guest of yours that has ended",
+		summary: "forget every ended guest you may see (root: every user's)",
 		run:     pruneCmd,
 	})
 }
@@ -66,8 +65,7 @@ func printForgotten(g client.GuestInfo, asJSON bool) int {
 	if asJSON {
 		return printJSON(forgotten{ID: g.ID, GuestName: g.GuestName})
 	}
-	fmt.Println(g.ID)
-	return exitOK
+	return printOut("%s\n", g.ID)
 }
 
 func pruneCmd(args []string) int {

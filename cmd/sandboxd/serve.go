@@ -223,22 +223,37 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	}
 	sa.socket, sa.state, sa.logJSON = *socket, *state, *logJSON
 	sa.maxFDs, sa.maxProcs, sa.idleModules, sa.maxInFlight = *maxFDs, *maxProcs, *idleModules, *maxInFlight
-	if !sa.countsInRange() {
-		return sa, usageError(c, "--max-fds must be at least 3, and --max-calls, --max-objects, --max-guests, --max-conns, --max-procs, --max-inflight-per-user, --idle-modules and --write-timeout above 0, and --max-procs at most %d", abi.MaxMaxDescendants), false
+	if problem := sa.countProblem(); problem != "" {
+		return sa, usageError(c, "%s", problem), false
 	}
 	return sa, exitOK, true
 }
 
-// countsInRange reports whether every count and the write timeout are in
-// range. One message covers them all.
-func (sa serveArgs) countsInRange() bool {
+// countProblem names the first count flag outside its range, with its
+// value and what it takes, or returns "" when all are in range.
+func (sa serveArgs) countProblem() string {
 	lim := sa.limits
-	for _, n := range []int{lim.MaxOutstandingCalls, lim.MaxObjects, lim.MaxGuests, lim.MaxConnections, sa.idleModules, sa.maxProcs, sa.maxInFlight} {
-		if n < 1 {
-			return false
+	for _, f := range []struct {
+		name string
+		n    int
+	}{
+		{"max-calls", lim.MaxOutstandingCalls}, {"max-objects", lim.MaxObjects}, {"max-guests", lim.MaxGuests},
+		{"max-conns", lim.MaxConnections}, {"idle-modules", sa.idleModules}, {"max-procs", sa.maxProcs},
+		{"max-inflight-per-user", sa.maxInFlight},
+	} {
+		if f.n < 1 {
+			return fmt.Sprintf("--%s %d: it must be above 0", f.name, f.n)
 		}
 	}
-	return sa.maxFDs >= 3 && lim.WriteTimeout > 0 && sa.maxProcs <= abi.MaxMaxDescendants
+	switch {
+	case sa.maxProcs > abi.MaxMaxDescendants:
+		return fmt.Sprintf("--max-procs %d: it may be at most %d", sa.maxProcs, abi.MaxMaxDescendants)
+	case sa.maxFDs < 3:
+		return fmt.Sprintf("--max-fds %d: it must be at least 3, for the guest's stdin, stdout and stderr", sa.maxFDs)
+	case lim.WriteTimeout <= 0:
+		return fmt.Sprintf("--write-timeout %v: it must be above 0", lim.WriteTimeout)
+	}
+	return ""
 }
 
 // awaitStop returns at SIGINT or SIGTERM, or when Serve has returned
@@ -286,7 +301,7 @@ func defineLimitFlags(fs *flag.FlagSet) *limitFlags {
 func (f *limitFlags) limits(fs *flag.FlagSet) (server.Limits, string) {
 	lim := f.lim
 	msg, err := parseSize(*f.maxMsg)
-	if err != nil || msg < 64<<10 {
+	if err != nil || msg < minMaxMessage {
 		return lim, fmt.Sprintf("--max-message %q: a SIZE of at least 64KiB is needed, e.g. 32MiB", *f.maxMsg)
 	}
 	lim.MaxMessageSize = msg

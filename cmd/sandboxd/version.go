@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -82,6 +81,5 @@ func versionCmd(args []string) int {
 		}
 		return exitOK
 	}
-	fmt.Printf("sandboxd %s (commit %s)\n%s %s, wazero %s, go-capnp %s\n", v.Version, v.Commit, v.Go, v.Platform, v.Wazero, v.Capnp)
-	return exitOK
+	return printOut("sandboxd %s (commit %s)\n%s %s, wazero %s, go-capnp %s\n", v.Version, v.Commit, v.Go, v.Platform, v.Wazero, v.Capnp)
 }
