@@ -166,7 +166,7 @@ func runCmd(args []string) int {
 		}
 		return usageError(c, "%v", err)
 	}
-	return awaitGuest(g, sigs, ra.timeout, log)
+	return awaitGuest(g, l.sup, sigs, ra.timeout, log)
 }
 
 // runArgs is what run's flags and arguments ask for, once checked.
@@ -350,8 +350,10 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 // them. Nothing written is lost by not waiting longer: this process
 // buffers no guest's output (the standard streams and granted files are
 // written straight to their host files), so the grace only lets a child
-// in the middle of a host call, such as a write, finish it.
-func awaitGuest(g *daemon.Guest, sigs <-chan os.Signal, timeout time.Duration, log hclog.Logger) int {
+// in the middle of a host call, such as a write, finish it. When run exits
+// with guests still running, the audit log records their shutdown, as
+// serve's exit does (Supervisor.Abandon).
+func awaitGuest(g *daemon.Guest, sup *daemon.Supervisor, sigs <-chan os.Signal, timeout time.Duration, log hclog.Logger) int {
 	var stuck <-chan time.Time
 	if timeout > 0 {
 		stuck = time.After(timeout + stopGrace)
@@ -361,18 +363,19 @@ func awaitGuest(g *daemon.Guest, sigs <-chan os.Signal, timeout time.Duration, l
 	case sig := <-sigs:
 		name, code := signalExit(sig)
 		g.Kill(name)
-		awaitTree(g, log)
+		awaitTree(g, sup, log)
 		fail("%s: guest killed", name)
 		return code
 	case <-stuck:
 		select {
 		case <-g.Exited():
 		default:
+			sup.Abandon()
 			fail("guest killed: it ran longer than --timeout %v", timeout)
 			return exitTimeout
 		}
 	}
-	awaitTree(g, log)
+	awaitTree(g, sup, log)
 	status := g.ExitStatus()
 	if status.Trap != nil {
 		log.Debug("guest trap", "trap", status.Trap.Error())
@@ -381,12 +384,14 @@ func awaitGuest(g *daemon.Guest, sigs <-chan os.Signal, timeout time.Duration, l
 }
 
 // awaitTree gives a guest that has ended or been killed, and the guests
-// it spawned, stopGrace to end.
-func awaitTree(g *daemon.Guest, log hclog.Logger) {
+// it spawned, stopGrace to end; past it, the process's exit ends them,
+// and the audit log records that shutdown before it does.
+func awaitTree(g *daemon.Guest, sup *daemon.Supervisor, log hclog.Logger) {
 	select {
 	case <-g.Done():
 	case <-time.After(stopGrace):
 		log.Debug("the guest or guests it spawned still run: they end with this process", "grace", stopGrace)
+		sup.Abandon()
 	}
 }
 
