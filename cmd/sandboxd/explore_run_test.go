@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -71,5 +72,45 @@ func checkShutDown(t *testing.T, name, log string) {
 	}
 	if r := sandboxd(t, "", "audit", "graph", "--log", log); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
 		t.Errorf("%s: the graph after the run: code %d stdout %q, want nothing held", name, r.code, r.stdout)
+	}
+}
+
+// A --audit log run cannot use is status 1 with one line that says what
+// to do about it: a file of the wrong kind, or one in use, is not fixed
+// by a file "this user may write", which every such line used to end
+// with; a path that cannot be opened is.
+func TestRunAuditLogThatCannotBeUsedSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	notLog := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notLog, []byte("hello world\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oneLong := filepath.Join(dir, "big.bin") // no newline in 65 MiB (sparse: no disk)
+	if err := os.WriteFile(oneLong, nil, 0o600); err != nil || os.Truncate(oneLong, 65<<20) != nil {
+		t.Fatal("cannot make a sparse file")
+	}
+	held := filepath.Join(dir, "held.jsonl")
+	cmd, wait := startGuest(t, "--audit", held, guest(t, guests+"sleep_poll.wat"))
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		wait()
+	}()
+	hello := guest(t, guests+"exit300.wat")
+	for _, c := range []struct{ log, want, not string }{
+		{notLog, "it is not an audit log", "this user may write"},
+		{held, "in use by another writer", "this user may write"},
+		{oneLong, "it is not an audit log, or was edited; it was left as it is: check it with sandboxd audit verify, or write another log", "this user may write"},
+		{dir, "is a directory: give --audit a file this user may write", ""},
+		{filepath.Join(dir, "no", "such.jsonl"), "no such file or directory: give --audit a file this user may write", ""},
+	} {
+		r := sandboxd(t, "", "run", "--audit", c.log, hello)
+		if r.code != exitFailure {
+			t.Errorf("--audit %s: exit %d, want %d", c.log, r.code, exitFailure)
+		}
+		oneLine(t, r.stderr, c.want)
+		if c.not != "" && strings.Contains(r.stderr, c.not) {
+			t.Errorf("--audit %s: %q says %q, which does not help", c.log, r.stderr, c.not)
+		}
 	}
 }

@@ -320,7 +320,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 	l.principal = currentPrincipal()
 	st := <-supc
 	if st.auditErr {
-		fail("cannot open the audit log: %v: give --audit a file this user may write", st.err)
+		fail("cannot open the audit log: %v%s", st.err, auditOpenHint(st.err))
 		return l, exitFailure, false
 	}
 	if st.err != nil {
@@ -336,6 +336,17 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 		return l, exitModule, false
 	}
 	return l, exitOK, true
+}
+
+// auditOpenHint is what to do about an --audit log that audit.Open could
+// not open: another file, when the path itself could not be opened. Its
+// other errors (a log in use, a file that is not a log) say what to do
+// themselves.
+func auditOpenHint(err error) string {
+	if errors.As(err, new(*os.PathError)) {
+		return ": give --audit a file this user may write"
+	}
+	return ""
 }
 
 // awaitGuest waits until the guest run was asked to run has ended, or a
