@@ -114,3 +114,29 @@ func TestRunAuditLogThatCannotBeUsedSaysWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// A relative unix socket path is resolved against the directory run runs
+// in (docs/GRANTS.md), with or without --deny. With any --deny it used to
+// fail every such grant, covered or not, with "file:l.sock is not an
+// absolute host path, which a deny list cannot judge": the deny list
+// judges absolute paths only, and run handed it the path as written.
+func TestRunDenyJudgesARelativeUnixSocketPathWhereItIs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, d := range []string{"pub", "priv"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hello := guest(t, guests+"exit300.wat")
+	r := sandboxdIn(t, dir, "run", "--deny", "dir:./priv", "--grant", "listen:unix:./pub/l.sock=web", hello)
+	if r.code != 255 {
+		t.Errorf("a listen grant beside the denied directory: exit %d, want the guest's 255 (stderr %q)", r.code, r.stderr)
+	}
+	r = sandboxdIn(t, dir, "run", "--deny", "dir:./priv", "--grant", "listen:unix:priv/l.sock=web", hello)
+	if r.code != exitGrant {
+		t.Errorf("a listen grant in the denied directory: exit %d, want %d", r.code, exitGrant)
+	}
+	oneLine(t, r.stderr, "file:"+filepath.Join(dir, "priv", "l.sock")+" is denied by --deny dir:"+filepath.Join(dir, "priv"))
+}
+

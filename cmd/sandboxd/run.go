@@ -247,7 +247,9 @@ func runDenyList(c command, sels []string, p *policies.Policy) (*policies.DenyLi
 }
 
 // parseRunGrants parses run's grants. chan: grants are refused: they join
-// guests of one daemon, and run has one guest.
+// guests of one daemon, and run has one guest. A unix socket path is made
+// absolute against the working directory, as launch makes it: a --deny
+// list judges a socket file where it is, and refuses a relative path.
 func parseRunGrants(c command, texts []string) ([]daemon.Grant, int, bool) {
 	parsed := make([]daemon.Grant, len(texts))
 	for i, t := range texts {
@@ -258,6 +260,13 @@ func parseRunGrants(c command, texts []string) ([]daemon.Grant, int, bool) {
 		if parsed[i].Kind == daemon.GrantChan {
 			fail("grant %q: chan: grants join guests launched by one daemon (sandboxd serve, then sandboxd launch); run has one guest", t)
 			return nil, exitGrant, false
+		}
+		if path, ok := parsed[i].SocketFile(); ok && !filepath.IsAbs(path) {
+			if path, err = filepath.Abs(path); err != nil {
+				fail("grant %q: %v", t, err)
+				return nil, exitGrant, false
+			}
+			parsed[i].Source = "unix:" + path
 		}
 	}
 	return parsed, exitOK, true
