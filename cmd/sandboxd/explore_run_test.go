@@ -3,11 +3,13 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/audit"
+	"github.com/sandboxd/sandboxd/policies"
 )
 
 // lastRecord returns the last record of the audit log at path.
@@ -140,3 +142,17 @@ func TestRunDenyJudgesARelativeUnixSocketPathWhereItIs(t *testing.T) {
 	oneLine(t, r.stderr, "file:"+filepath.Join(dir, "priv", "l.sock")+" is denied by --deny dir:"+filepath.Join(dir, "priv"))
 }
 
+// Too many --deny selectors is a usage error whose line names the flag:
+// it used to read "run: --257 deny selectors: …".
+func TestRunTooManyDenySelectorsNamesTheFlag(t *testing.T) {
+	t.Parallel()
+	args := []string{"run"}
+	for i := 0; i <= policies.MaxDenySelectors; i++ {
+		args = append(args, "--deny", "dir:/srv/x"+strconv.Itoa(i))
+	}
+	r := sandboxd(t, "", append(args, guest(t, guests+"exit300.wat"))...)
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d", r.code, exitUsage)
+	}
+	oneLine(t, r.stderr, "sandboxd: run: --deny: 257 selectors: at most 256 are taken")
+}
