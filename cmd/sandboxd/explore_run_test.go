@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/policies"
@@ -155,4 +157,41 @@ func TestRunTooManyDenySelectorsNamesTheFlag(t *testing.T) {
 		t.Errorf("exit %d, want %d", r.code, exitUsage)
 	}
 	oneLine(t, r.stderr, "sandboxd: run: --deny: 257 selectors: at most 256 are taken")
+}
+
+// guestStart returns the guest-start record of the log at path.
+func guestStart(t *testing.T, path string) audit.Record {
+	t.Helper()
+	var start audit.Record
+	if err := audit.Scan(path, func(r audit.Record, _ audit.Pos) error {
+		if r.Type == audit.TypeGuestStart {
+			start = r
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return start
+}
+
+// who-can takes a capability's resource as the log shows it; a dialer's
+// ("dial tcp 127.0.0.1:9") used to reach nothing, its kind not being
+// among those a query names.
+func TestAuditWhoCanFindsADialerByItsResource(t *testing.T) {
+	t.Parallel()
+	log := filepath.Join(t.TempDir(), "run.jsonl")
+	// A dialer connects on the guest's sock_accept only: nothing need
+	// listen on the port.
+	r := sandboxd(t, "", "run", "--audit", log, "--grant", "sock:tcp:127.0.0.1:9=db:dial", guest(t, guests+"exit300.wat"))
+	if r.code != 255 {
+		t.Fatalf("run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	at := guestStart(t, log).Time.Format(time.RFC3339Nano)
+	for _, res := range []string{"dial tcp 127.0.0.1:9", "sock:tcp:127.0.0.1:9"} {
+		r := sandboxd(t, "", "audit", "who-can", "--log", log, "--at", at, "--json", res)
+		var reach []audit.Reach
+		if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != 1 {
+			t.Errorf("who-can %q: %d reaches (%v); stdout %q, stderr %q; want the dialer", res, len(reach), err, r.stdout, r.stderr)
+		}
+	}
 }
