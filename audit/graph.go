@@ -396,12 +396,19 @@ type Step struct {
 	Closed   bool    `json:"closed,omitempty"`
 }
 
+// notInGraph is the error of a query about a capability the graph does
+// not hold. One that every holder has closed (every capability of a run
+// that has ended) is in the graph as of a time it was held.
+func notInGraph(id string) error {
+	return fmt.Errorf("no capability %s in the graph: it never existed, or every holder has closed it: ask as of a time it was held with --at (sandboxd audit log --cap %s shows when)", id, id)
+}
+
 // Trace returns how the holder of cap id got it: the chain of
 // capabilities from the grant (or creation) it derives from down to it.
 func (g *Graph) Trace(id string) ([]Step, error) {
 	n := g.nodes[id]
 	if n == nil {
-		return nil, fmt.Errorf("no capability %s in the graph: it never existed, or every holder has closed it", id)
+		return nil, notInGraph(id)
 	}
 	var chain []Step
 	for x := n; x != nil; x = x.parent {
@@ -596,7 +603,7 @@ type Cut struct {
 func (g *Graph) WhatIf(id string) (Cut, error) {
 	n := g.nodes[id]
 	if n == nil {
-		return Cut{}, fmt.Errorf("no capability %s in the graph: it never existed, or every holder has closed it", id)
+		return Cut{}, notInGraph(id)
 	}
 	cut := Cut{Root: id, Revoked: []string{}, Holders: []string{}}
 	seen := map[string]bool{}

@@ -195,3 +195,46 @@ func TestAuditWhoCanFindsADialerByItsResource(t *testing.T) {
 		}
 	}
 }
+
+// grantOf returns the id of the capability the log at path records as
+// granted from text.
+func grantOf(t *testing.T, path, text string) string {
+	t.Helper()
+	var id string
+	if err := audit.Scan(path, func(r audit.Record, _ audit.Pos) error {
+		if r.Type == audit.TypeGrant && r.Cap.Origin == text {
+			id = r.Cap.ID
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if id == "" {
+		t.Fatalf("no grant of %s in %s", text, path)
+	}
+	return id
+}
+
+// Once a run has ended, every capability in its log is closed: trace and
+// what-if of one, asked of the log as it ends, find nothing. The error
+// said so, and not what to do: ask as of a time it was held.
+func TestAuditTraceOfAClosedCapabilitySaysToAskAsOfATime(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "run.jsonl")
+	if r := sandboxd(t, "", "run", "--audit", log, "--grant", "dir:"+dir+"=data", guest(t, guests+"exit300.wat")); r.code != 255 {
+		t.Fatalf("run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	id := grantOf(t, log, "dir:"+dir+"=data")
+	for _, args := range [][]string{{"trace", id}, {"what-if", "--revoke", id}} {
+		r := sandboxd(t, "", append([]string{"audit", args[0], "--log", log}, args[1:]...)...)
+		if r.code != exitFailure {
+			t.Errorf("%s: exit %d, want %d", args[0], r.code, exitFailure)
+		}
+		oneLine(t, r.stderr, "every holder has closed it: ask as of a time it was held with --at (sandboxd audit log --cap "+id+" shows when)")
+	}
+	at := guestStart(t, log).Time.Format(time.RFC3339Nano)
+	if r := sandboxd(t, "", "audit", "trace", "--log", log, "--at", at, id); r.code != 0 || !strings.HasPrefix(r.stdout, "1. "+id+" grant dir ") {
+		t.Errorf("trace --at the guest's start: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
