@@ -202,7 +202,7 @@ func printAnswer(kind string, data []byte, qf queryFlags) error {
 		if err := json.Unmarshal(data, &cut); err != nil {
 			return err
 		}
-		fmt.Println(printable(fmt.Sprintf("revoking %s would cut off %d capabilities held by %s: %s", cut.Root, len(cut.Revoked), strings.Join(cut.Holders, ", "), strings.Join(cut.Revoked, " "))))
+		fmt.Println(printable(fmt.Sprintf("revoking %s would cut off %s held by %s: %s", cut.Root, plural(len(cut.Revoked), "capability", "capabilities"), strings.Join(cut.Holders, ", "), strings.Join(cut.Revoked, " "))))
 	}
 	return nil
 }

@@ -238,3 +238,19 @@ func TestAuditTraceOfAClosedCapabilitySaysToAskAsOfATime(t *testing.T) {
 		t.Errorf("trace --at the guest's start: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// what-if counts in English: "1 capability", not "1 capabilities".
+func TestAuditWhatIfOfOneCapabilitySaysCapability(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "run.jsonl")
+	if r := sandboxd(t, "", "run", "--audit", log, "--grant", "dir:"+dir+"=data", guest(t, guests+"exit300.wat")); r.code != 255 {
+		t.Fatalf("run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	id := grantOf(t, log, "dir:"+dir+"=data")
+	start := guestStart(t, log)
+	r := sandboxd(t, "", "audit", "what-if", "--log", log, "--at", start.Time.Format(time.RFC3339Nano), "--revoke", id)
+	if want := "revoking " + id + " would cut off 1 capability held by " + start.Guest.ID + ": " + id + "\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("what-if: exit %d, stdout %q, want %q", r.code, r.stdout, want)
+	}
+}
