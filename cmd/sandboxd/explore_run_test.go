@@ -254,3 +254,25 @@ func TestAuditWhatIfOfOneCapabilitySaysCapability(t *testing.T) {
 		t.Errorf("what-if: exit %d, stdout %q, want %q", r.code, r.stdout, want)
 	}
 }
+
+// policy explain reads --label as run and launch do: a label they refuse
+// (a key with a space, one key twice) is a usage error, not a request
+// explained as if it could be made. explain took both: the second value
+// of a key silently replaced the first.
+func TestPolicyExplainRefusesTheLabelsRunRefuses(t *testing.T) {
+	t.Parallel()
+	for _, labels := range [][]string{{"bad key=x"}, {"pipeline=etl", "pipeline=other"}} {
+		args := []string{}
+		for _, l := range labels {
+			args = append(args, "--label", l)
+		}
+		if r := sandboxd(t, "", append(append([]string{"run"}, args...), guest(t, guests+"exit300.wat"))...); r.code != exitUsage {
+			t.Fatalf("run %v: exit %d, want %d", args, r.code, exitUsage)
+		}
+		r := explainPipeline(t, args...)
+		if r.code != exitUsage {
+			t.Errorf("explain %v: exit %d, stdout %q; want %d", args, r.code, r.stdout, exitUsage)
+		}
+		oneLine(t, r.stderr, "--label")
+	}
+}

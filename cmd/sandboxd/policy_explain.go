@@ -150,12 +150,20 @@ func parseRightsList(text string) (caps.Rights, error) {
 	return r, nil
 }
 
+// parseLabels reads --label as run and launch read it (daemon.CheckLabel,
+// each key once): a label they refuse is no request explain can answer.
 func parseLabels(list []string) (map[string]string, error) {
 	labels := map[string]string{}
 	for _, kv := range list {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--label %q: want KEY=VALUE", kv)
+		}
+		if err := daemon.CheckLabel(k, v); err != nil {
+			return nil, fmt.Errorf("--label: %v", err)
+		}
+		if _, seen := labels[k]; seen {
+			return nil, fmt.Errorf("--label: label %s is given twice", k)
 		}
 		labels[k] = v
 	}
