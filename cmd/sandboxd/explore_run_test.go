@@ -276,3 +276,19 @@ func TestPolicyExplainRefusesTheLabelsRunRefuses(t *testing.T) {
 		oneLine(t, r.stderr, "--label")
 	}
 }
+
+// Under a policy, run and launch refuse a sock or listen grant of an
+// inline address before the policy is asked: a policy names sockets by
+// resource. explain answered such a --grant as a request for a resource
+// named "tcp:127.0.0.1:9", "not declared in the policy", which sends the
+// reader looking for a declaration that cannot be written.
+func TestPolicyExplainSaysAPolicyDoesNotNameInlineAddresses(t *testing.T) {
+	t.Parallel()
+	for _, g := range []string{"sock:tcp:127.0.0.1:9=db", "listen:127.0.0.1:0", "sock:unix:/run/x.sock=db:dial"} {
+		r := explainPipeline(t, "--grant", g)
+		if r.code != exitUsage {
+			t.Errorf("explain --grant %s: exit %d, stdout %q; want %d", g, r.code, r.stdout, exitUsage)
+		}
+		oneLine(t, r.stderr, "an address inline, which a policy does not name: declare it as a "+strings.SplitN(g, ":", 2)[0]+" resource and ask for it by name")
+	}
+}

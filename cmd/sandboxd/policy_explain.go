@@ -126,6 +126,11 @@ func parseResource(text string) (kind, name, path string, gr daemon.Grant, err e
 	if gr, err = daemon.ParseGrant(text); err != nil {
 		return "", "", "", gr, fmt.Errorf("--grant: %v", err)
 	}
+	if (gr.Kind == daemon.GrantSock || gr.Kind == daemon.GrantListen) && strings.Contains(gr.Source, ":") {
+		// A resource name has no ":": this is an address, which run and
+		// serve refuse under a policy before they ask it.
+		return "", "", "", gr, fmt.Errorf("--grant %q: %s grants give an address inline, which a policy does not name: declare it as a %s resource and ask for it by name", text, kind, kind)
+	}
 	if (kind == "dir" || kind == "file") && !daemon.IsResourceName(gr.Source) {
 		abs, err := filepath.Abs(gr.Source)
 		return kind, "", abs, gr, err
