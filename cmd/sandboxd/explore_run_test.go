@@ -292,3 +292,18 @@ func TestPolicyExplainSaysAPolicyDoesNotNameInlineAddresses(t *testing.T) {
 		oneLine(t, r.stderr, "an address inline, which a policy does not name: declare it as a "+strings.SplitN(g, ":", 2)[0]+" resource and ask for it by name")
 	}
 }
+
+// A --deny glob of dir or file names matches resources of a policy only;
+// without --policy, run refused it advising "give a path (dir:./*)", a
+// path of a directory named "*".
+func TestRunDenyGlobWithoutAPolicyAdvisesAPath(t *testing.T) {
+	t.Parallel()
+	r := sandboxd(t, "", "run", "--deny", "dir:rep*", guest(t, guests+"exit300.wat"))
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d", r.code, exitUsage)
+	}
+	oneLine(t, r.stderr, `--deny "dir:rep*" matches dir resources of a policy by name, and run has no --policy: deny a host path (dir:/PATH, dir:./PATH)`)
+	if strings.Contains(r.stderr, "./rep*") {
+		t.Errorf("stderr %q advises a path with a *", r.stderr)
+	}
+}

@@ -236,6 +236,9 @@ func runDenyList(c command, sels []string, p *policies.Policy) (*policies.DenyLi
 	for _, s := range sels {
 		kind, v, _ := strings.Cut(s, ":")
 		if p == nil && (kind == "dir" || kind == "file") && !strings.HasPrefix(v, "/") {
+			if strings.Contains(v, "*") {
+				return nil, usageError(c, "--deny %q matches %s resources of a policy by name, and run has no --policy: deny a host path (%s:/PATH, %s:./PATH)", s, kind, kind, kind), false
+			}
 			return nil, usageError(c, "--deny %q names a %s resource of a policy, and run has no --policy: give a path (%s:./%s)", s, kind, kind, v), false
 		}
 	}
