@@ -307,3 +307,14 @@ func TestRunDenyGlobWithoutAPolicyAdvisesAPath(t *testing.T) {
 		t.Errorf("stderr %q advises a path with a *", r.stderr)
 	}
 }
+
+// --max-fds too small for the grants counts them in English.
+func TestRunMaxFDsTooSmallCountsTheGrants(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := sandboxd(t, "", "run", "--max-fds", "3", "--grant", "dir:"+dir, guest(t, guests+"exit300.wat"))
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d", r.code, exitUsage)
+	}
+	oneLine(t, r.stderr, "--max-fds 3 leaves no room for 3 stdio handles and 1 grant: allow at least 4")
+}
