@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -317,4 +320,40 @@ func TestRunMaxFDsTooSmallCountsTheGrants(t *testing.T) {
 		t.Errorf("exit %d, want %d", r.code, exitUsage)
 	}
 	oneLine(t, r.stderr, "--max-fds 3 leaves no room for 3 stdio handles and 1 grant: allow at least 4")
+}
+
+// The compilation cache is an optimisation: a user whose default cache
+// directory cannot be made (no home, or one not theirs to write, as a
+// service account's often is) still runs guests, compiled in memory, told
+// so once on stderr. run used to fail with status 1 and do nothing. A
+// --cache-dir given and unusable still fails: it was asked for.
+func TestRunWithAnUnusableDefaultCacheCompilesInMemory(t *testing.T) {
+	t.Parallel()
+	exit300 := guest(t, guests+"exit300.wat")
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "XDG_CACHE_HOME=") && !strings.HasPrefix(kv, "HOME=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "HOME=/proc/no-such-home")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"run", exit300}, 255, "compiling in memory"},
+		{[]string{"run", "--cache-dir", "/proc/no-such-dir", exit300}, exitFailure, "sandboxd: cannot start the runtime: compilation cache /proc/no-such-dir"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+		cmd := exec.CommandContext(ctx, bin, c.args...)
+		cmd.Env = env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		_ = cmd.Run()
+		cancel()
+		if code := cmd.ProcessState.ExitCode(); code != c.code || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d saying %q", c.args, code, stderr.String(), c.code, c.want)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"math"
 	"os"
 	"os/signal"
@@ -177,6 +178,7 @@ type runArgs struct {
 	policy    *policies.Policy
 	level     hclog.Level
 	cacheDir  string
+	cacheSet  bool // --cache-dir was given: one that cannot be used fails the run
 	maxProcs  int
 	debugInfo bool
 	auditPath string // --audit; "" for none
@@ -223,6 +225,7 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 		return ra, code, false
 	}
 	ra.cacheDir, ra.maxProcs, ra.debugInfo = *cacheDir, *maxProcs, *debugInfo
+	fs.Visit(func(f *flag.Flag) { ra.cacheSet = ra.cacheSet || f.Name == "cache-dir" })
 	return ra, exitOK, true
 }
 
@@ -321,7 +324,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 				return
 			}
 		}
-		st.sup, st.err = daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoStackChecks: ra.debugInfo, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: st.audit})
+		st.sup, st.err = newRunSupervisor(ctx, ra, log, st.audit)
 		supc <- st
 	}()
 	wasm, err := readModule(ra.path)
@@ -359,6 +362,22 @@ func auditOpenHint(err error) string {
 		return ": give --audit a file this user may write"
 	}
 	return ""
+}
+
+// newRunSupervisor is run's embedded supervisor. The default compilation
+// cache is an optimisation: where it cannot be made (no home directory,
+// or one this user may not write, as a service account's often is), the
+// guest is compiled in memory, with one warning; a --cache-dir given that
+// cannot be used fails the run, as asked.
+func newRunSupervisor(ctx context.Context, ra runArgs, log hclog.Logger, al *audit.Log) (*daemon.Supervisor, error) {
+	opts := daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoStackChecks: ra.debugInfo, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: al}
+	sup, err := daemon.New(ctx, opts)
+	if err == nil || ra.cacheSet || opts.CacheDir == "" {
+		return sup, err
+	}
+	log.Warn("the default compilation cache cannot be used: compiling in memory (give --cache-dir DIR to keep compiled code, or --cache-dir \"\" to say nothing)", "error", err)
+	opts.CacheDir = ""
+	return daemon.New(ctx, opts)
 }
 
 // awaitGuest waits until the guest run was asked to run has ended, or a
