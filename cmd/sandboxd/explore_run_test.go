@@ -357,3 +357,23 @@ func TestRunWithAnUnusableDefaultCacheCompilesInMemory(t *testing.T) {
 		}
 	}
 }
+
+// A policy file named twice (a glob and the file, ./p.hcl and p.hcl) is
+// one file of the policy: it used to be loaded twice and refused, each of
+// its rules "already used" at its own position and tied with itself.
+func TestPolicyFileGivenTwiceLoadsOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p.hcl")
+	if err := os.WriteFile(p, []byte("grant \"data\" {\n  resources = [\"dir:"+dir+"\"]\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	twice := dir + "/./p.hcl" // the same file, by another name
+	if r := sandboxd(t, "", "policy", "check", p, twice); r.code != 0 || r.stdout != "ok: 1 file(s), 0 resource(s), 1 rule(s)\n" {
+		t.Errorf("policy check: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r := sandboxd(t, "", "run", "--policy", p, "--policy", twice, "--grant", "dir:"+dir+"=data", guest(t, guests+"exit300.wat"))
+	if r.code != 255 {
+		t.Errorf("run: exit %d, stderr %q; want the guest's 255", r.code, r.stderr)
+	}
+}
