@@ -377,3 +377,28 @@ func TestPolicyFileGivenTwiceLoadsOnce(t *testing.T) {
 		t.Errorf("run: exit %d, stderr %q; want the guest's 255", r.code, r.stderr)
 	}
 }
+
+// Every reader of a log that is not there says so once, and what to
+// give instead. They said "file does not exist" and nothing more, and
+// audit log --follow said "audit log: audit log: open …".
+func TestAuditOfAMissingLogSaysWhatToGive(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "run.jsonl")
+	for _, args := range [][]string{
+		{"audit", "log", "--log", missing},
+		{"audit", "log", "--follow", "--log", missing},
+		{"audit", "verify", "--log", missing},
+		{"audit", "graph", "--log", missing},
+		{"audit", "who-can", "--log", missing, "/srv"},
+		{"policy", "suggest", "--from-audit", "--log", missing},
+	} {
+		r := sandboxd(t, "", args...)
+		if r.code != exitFailure {
+			t.Errorf("%v: exit %d, want %d", args, r.code, exitFailure)
+		}
+		oneLine(t, r.stderr, "audit log "+missing+": file does not exist: give a log's path with --log FILE (run --audit's), or a daemon's state directory with --state DIR")
+		if strings.Count(r.stderr, "audit log") > 2 {
+			t.Errorf("%v: %q", args, r.stderr)
+		}
+	}
+}
