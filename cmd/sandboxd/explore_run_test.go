@@ -15,6 +15,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/policies"
+	"golang.org/x/sys/unix"
 )
 
 // lastRecord returns the last record of the audit log at path.
@@ -400,5 +401,42 @@ func TestAuditOfAMissingLogSaysWhatToGive(t *testing.T) {
 		if strings.Count(r.stderr, "audit log") > 2 {
 			t.Errorf("%v: %q", args, r.stderr)
 		}
+	}
+}
+
+// An audit log that cannot take the launch's records (a full disk) fails
+// the run with status 1, as an --audit FILE that cannot be used does
+// (docs/CLI.md): it used to be a usage error, status 2 with "see 'sandboxd
+// run -h'", which nothing in the command line could mend. The child's
+// file-size limit (inherited; the test is not parallel, so no other test
+// writes while it is set) lets the log take its open record, not the
+// launch's.
+func TestRunWhoseAuditLogFillsUpExits1(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "run.jsonl")
+	hello := guest(t, guests+"exit300.wat")
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "--cache-dir", "", "--audit", log, "--grant", "dir:"+t.TempDir(), hello)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: 1024, Max: old.Max}); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Start()
+	if rerr := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); rerr != nil || err != nil {
+		t.Fatal(rerr, err)
+	}
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitFailure {
+		t.Errorf("exit %d, want %d; stderr %q", code, exitFailure, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "sandboxd: ") || !strings.Contains(last, "the audit log cannot be written") || strings.Contains(last, "run -h") {
+		t.Errorf("last line %q: want the audit log's failure, without the usage hint", last)
 	}
 }

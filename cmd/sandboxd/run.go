@@ -160,14 +160,25 @@ func runCmd(args []string) int {
 		Stderr:      os.Stderr,
 	})
 	if err != nil {
-		var ge *daemon.GrantError
-		if errors.As(err, &ge) {
-			fail("%v", err)
-			return exitGrant
-		}
-		return usageError(c, "%v", err)
+		return launchFailure(c, err)
 	}
 	return awaitGuest(g, l.sup, sigs, ra.timeout, log)
+}
+
+// launchFailure prints why the launch failed and returns run's status: 1
+// when the --audit log could not take its records (as for a log that
+// cannot be opened), 3 for a grant, 2 for a request invalid in itself.
+func launchFailure(c command, err error) int {
+	var ge *daemon.GrantError
+	switch {
+	case daemon.IsAuditFailure(err):
+		fail("cannot launch: %v: free room for the --audit log, or give --audit another file", err)
+		return exitFailure
+	case errors.As(err, &ge):
+		fail("%v", err)
+		return exitGrant
+	}
+	return usageError(c, "%v", err)
 }
 
 // runArgs is what run's flags and arguments ask for, once checked.
