@@ -528,6 +528,34 @@ func parseResource(s string) *resourceQuery {
 	return q
 }
 
+// AbsResource is who-can's RESOURCE s with a relative host path in it
+// made absolute by abs (filepath.Abs, where the one asking is): a dir or
+// file source with a "/" (dir:./data, as a grant names it), or a path
+// with no kind (data/q1.csv, ./data). The query compares absolute paths,
+// and a log's grant texts are relative to where they were made. Anything
+// else is s as it is.
+func AbsResource(s string, abs func(string) (string, error)) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.HasPrefix(s, "/") {
+		return s, nil
+	}
+	for _, sep := range []string{":", " "} {
+		k, loc, ok := strings.Cut(s, sep)
+		if !ok || !isKindName(k) {
+			continue
+		}
+		if (k != "dir" && k != "file") || !strings.Contains(loc, "/") || strings.HasPrefix(loc, "/") {
+			return s, nil
+		}
+		a, err := abs(loc)
+		return k + sep + a, err
+	}
+	if !strings.Contains(s, "/") {
+		return s, nil // a name, not a path
+	}
+	return abs(s)
+}
+
 // real is host path p with its symbolic links resolved, as far as they
 // are on this host: a capability opened through a link reaches where it
 // leads.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -101,6 +102,15 @@ func queryArg(c command, kind string, qf queryFlags, rest []string) (string, int
 	}
 	if len(rest) != 1 {
 		return "", usageError(c, "give exactly one %s", map[string]string{audit.QueryWhoCan: "RESOURCE", audit.QueryTrace: "CAPID"}[kind]), false
+	}
+	if kind == audit.QueryWhoCan {
+		// A relative path is one here, where it is asked: the daemon, or
+		// the log's grants, are elsewhere.
+		res, err := audit.AbsResource(rest[0], filepath.Abs)
+		if err != nil {
+			return "", usageError(c, "RESOURCE %q: %v", rest[0], err), false
+		}
+		return res, exitOK, true
 	}
 	return rest[0], exitOK, true
 }

@@ -440,3 +440,39 @@ func TestRunWhoseAuditLogFillsUpExits1(t *testing.T) {
 		t.Errorf("last line %q: want the audit log's failure, without the usage hint", last)
 	}
 }
+
+// who-can takes a relative host path (data/q1.csv, dir:./data) as a path
+// where it is asked, as run and policy explain take one: it used to
+// compare the text, so that a run's grant of dir:./data matched
+// "dir:./data" asked anywhere, another directory's data included, and
+// "data/q1.csv" beneath it matched nothing.
+func TestAuditWhoCanTakesARelativePathWhereItIsAsked(t *testing.T) {
+	t.Parallel()
+	here, elsewhere := t.TempDir(), t.TempDir()
+	for _, d := range []string{here, elsewhere} {
+		if err := os.Mkdir(filepath.Join(d, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := filepath.Join(here, "run.jsonl")
+	if r := sandboxdIn(t, here, "run", "--audit", log, "--grant", "dir:./data", guest(t, guests+"exit300.wat")); r.code != 255 {
+		t.Fatalf("run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	at := guestStart(t, log).Time.Format(time.RFC3339Nano)
+	for _, c := range []struct {
+		dir, resource string
+		reaches       int
+	}{
+		{here, "dir:./data", 1},
+		{here, "data/q1.csv", 1},
+		{here, "./data", 1},
+		{elsewhere, "dir:./data", 0},
+		{elsewhere, "data/q1.csv", 0},
+	} {
+		r := sandboxdIn(t, c.dir, "audit", "who-can", "--log", log, "--at", at, "--json", c.resource)
+		var reach []audit.Reach
+		if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != c.reaches {
+			t.Errorf("who-can %q in %s: %d reaches (%v, stderr %q), want %d", c.resource, c.dir, len(reach), err, r.stderr, c.reaches)
+		}
+	}
+}
