@@ -120,7 +120,7 @@ func printReport(rep audit.Report) {
 	}
 	fmt.Printf("ok: %d records in %d file(s), chain intact; head seq %d sha256 %s\n", rep.Records, len(rep.Files), rep.HeadSeq, rep.Head)
 	if rep.Torn != nil {
-		fmt.Printf("note: the last line (%s) is incomplete: a write cut short by a crash, never acknowledged; the daemon drops it when it next opens the log\n", rep.Torn)
+		fmt.Printf("note: the last line (%s) is incomplete: a write cut short by a crash, never acknowledged; the next writer (sandboxd serve, or run --audit) drops it when it opens the log\n", rep.Torn)
 	}
 }
 

@@ -476,3 +476,26 @@ func TestAuditWhoCanTakesARelativePathWhereItIsAsked(t *testing.T) {
 		}
 	}
 }
+
+// verify's note on a log a crash left torn says who drops the torn line:
+// the next writer, which for a run --audit log is the next run, not "the
+// daemon".
+func TestAuditVerifyNoteOnATornRunLogNamesItsNextWriter(t *testing.T) {
+	t.Parallel()
+	log := filepath.Join(t.TempDir(), "run.jsonl")
+	if r := sandboxd(t, "", "run", "--audit", log, guest(t, guests+"exit300.wat")); r.code != 255 {
+		t.Fatalf("run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString(`{"v":1,"seq":`)
+	if cerr := f.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+	r := sandboxd(t, "", "audit", "verify", "--log", log)
+	if r.code != 0 || !strings.Contains(r.stdout, "never acknowledged; the next writer (sandboxd serve, or run --audit) drops it when it opens the log\n") {
+		t.Errorf("verify: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
