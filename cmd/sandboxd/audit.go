@@ -157,6 +157,8 @@ func summary(r audit.Record) string {
 			return fmt.Sprintf("%s %s now runs %s sha256 %s", head, g.ID, g.Module, short(g.SHA256))
 		}
 		return fmt.Sprintf("%s %s %s sha256 %s by %s grants %s", head, g.ID, g.Module, short(g.SHA256), g.Principal, strings.Join(g.Grants, " "))
+	case r.Type == audit.TypeShutdown:
+		return fmt.Sprintf("%s ended %s still running", head, plural(r.Running, "guest", "guests"))
 	case r.Type == audit.TypeOpen && r.Discarded > 0:
 		return fmt.Sprintf("%s (an incomplete last line of %d bytes, never acknowledged, was dropped)", head, r.Discarded)
 	}

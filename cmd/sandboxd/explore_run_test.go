@@ -499,3 +499,18 @@ func TestAuditVerifyNoteOnATornRunLogNamesItsNextWriter(t *testing.T) {
 		t.Errorf("verify: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
+
+// audit log prints a shutdown record with what it holds: how many guests
+// the shutdown ended. The line was the record's type alone.
+func TestAuditLogPrintsHowManyGuestsAShutdownEnded(t *testing.T) {
+	t.Parallel()
+	log := filepath.Join(t.TempDir(), "run.jsonl")
+	if r := sandboxd(t, "", "run", "--audit", log, "--timeout", "300ms", guest(t, guests+"spin.wat")); r.code != exitTimeout {
+		t.Fatalf("run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r := sandboxd(t, "", "audit", "log", "--log", log)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if last := lines[len(lines)-1]; r.code != 0 || !strings.Contains(last, " shutdown ") || !strings.HasSuffix(last, " ended 1 guest still running") {
+		t.Errorf("audit log: exit %d, last line %q", r.code, last)
+	}
+}
