@@ -530,10 +530,11 @@ func parseResource(s string) *resourceQuery {
 
 // AbsResource is who-can's RESOURCE s with a relative host path in it
 // made absolute by abs (filepath.Abs, where the one asking is): a dir or
-// file source with a "/" (dir:./data, as a grant names it), or a path
-// with no kind (data/q1.csv, ./data). The query compares absolute paths,
-// and a log's grant texts are relative to where they were made. Anything
-// else is s as it is.
+// file source with a "/" (dir:./data, as a grant names it), a sock or
+// listen unix path (listen:unix:./l.sock, "listen unix l.sock"), or a
+// path with no kind (data/q1.csv, ./data). The query compares absolute
+// paths, and a log's grant texts may be relative to where they were made.
+// Anything else is s as it is.
 func AbsResource(s string, abs func(string) (string, error)) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || strings.HasPrefix(s, "/") {
@@ -544,11 +545,26 @@ func AbsResource(s string, abs func(string) (string, error)) (string, error) {
 		if !ok || !isKindName(k) {
 			continue
 		}
-		if (k != "dir" && k != "file") || !strings.Contains(loc, "/") || strings.HasPrefix(loc, "/") {
+		prefix, p := k+sep, loc
+		switch {
+		case k == "dir" || k == "file":
+			if !strings.Contains(p, "/") {
+				return s, nil // a declared resource's name
+			}
+		case k == "sock" || k == "listen":
+			rest, ok := strings.CutPrefix(loc, "unix"+sep)
+			if !ok || strings.HasPrefix(rest, "@") {
+				return s, nil // a name, an address, an abstract socket
+			}
+			prefix, p = prefix+"unix"+sep, rest
+		default:
 			return s, nil
 		}
-		a, err := abs(loc)
-		return k + sep + a, err
+		if strings.HasPrefix(p, "/") {
+			return s, nil
+		}
+		a, err := abs(p)
+		return prefix + a, err
 	}
 	if !strings.Contains(s, "/") {
 		return s, nil // a name, not a path

@@ -455,7 +455,7 @@ func TestAuditWhoCanTakesARelativePathWhereItIsAsked(t *testing.T) {
 		}
 	}
 	log := filepath.Join(here, "run.jsonl")
-	if r := sandboxdIn(t, here, "run", "--audit", log, "--grant", "dir:./data", guest(t, guests+"exit300.wat")); r.code != 255 {
+	if r := sandboxdIn(t, here, "run", "--audit", log, "--grant", "dir:./data", "--grant", "listen:unix:./l.sock=web", guest(t, guests+"exit300.wat")); r.code != 255 {
 		t.Fatalf("run: exit %d, stderr %q", r.code, r.stderr)
 	}
 	at := guestStart(t, log).Time.Format(time.RFC3339Nano)
@@ -466,6 +466,9 @@ func TestAuditWhoCanTakesARelativePathWhereItIsAsked(t *testing.T) {
 		{here, "dir:./data", 1},
 		{here, "data/q1.csv", 1},
 		{here, "./data", 1},
+		{here, "listen:unix:./l.sock", 1},
+		{here, "listen unix l.sock", 1},
+		{elsewhere, "listen:unix:./l.sock", 0},
 		{elsewhere, "dir:./data", 0},
 		{elsewhere, "data/q1.csv", 0},
 	} {
