@@ -14,6 +14,9 @@ import (
 // and moves on to the next file at rotation, looking for more every poll.
 // A line is read once it is complete.
 func Follow(ctx context.Context, path string, poll time.Duration, fn func(Record, Pos) error) error {
+	if len(fileIndexes(path)) == 0 {
+		return notFound(path)
+	}
 	t := newTail(path)
 	for {
 		more, err := t.read(fn)

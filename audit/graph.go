@@ -396,12 +396,19 @@ type Step struct {
 	Closed   bool    `json:"closed,omitempty"`
 }
 
+// notInGraph is the error of a query about a capability the graph does
+// not hold. One that every holder has closed (every capability of a run
+// that has ended) is in the graph as of a time it was held.
+func notInGraph(id string) error {
+	return fmt.Errorf("no capability %s in the graph: it never existed, or every holder has closed it: ask as of a time it was held with --at (sandboxd audit log --cap %s shows when)", id, id)
+}
+
 // Trace returns how the holder of cap id got it: the chain of
 // capabilities from the grant (or creation) it derives from down to it.
 func (g *Graph) Trace(id string) ([]Step, error) {
 	n := g.nodes[id]
 	if n == nil {
-		return nil, fmt.Errorf("no capability %s in the graph: it never existed, or every holder has closed it", id)
+		return nil, notInGraph(id)
 	}
 	var chain []Step
 	for x := n; x != nil; x = x.parent {
@@ -521,6 +528,50 @@ func parseResource(s string) *resourceQuery {
 	return q
 }
 
+// AbsResource is who-can's RESOURCE s with a relative host path in it
+// made absolute by abs (filepath.Abs, where the one asking is): a dir or
+// file source with a "/" (dir:./data, as a grant names it), a sock or
+// listen unix path (listen:unix:./l.sock, "listen unix l.sock"), or a
+// path with no kind (data/q1.csv, ./data). The query compares absolute
+// paths, and a log's grant texts may be relative to where they were made.
+// Anything else is s as it is.
+func AbsResource(s string, abs func(string) (string, error)) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.HasPrefix(s, "/") {
+		return s, nil
+	}
+	for _, sep := range []string{":", " "} {
+		k, loc, ok := strings.Cut(s, sep)
+		if !ok || !isKindName(k) {
+			continue
+		}
+		prefix, p := k+sep, loc
+		switch {
+		case k == "dir" || k == "file":
+			if !strings.Contains(p, "/") {
+				return s, nil // a declared resource's name
+			}
+		case k == "sock" || k == "listen":
+			rest, ok := strings.CutPrefix(loc, "unix"+sep)
+			if !ok || strings.HasPrefix(rest, "@") {
+				return s, nil // a name, an address, an abstract socket
+			}
+			prefix, p = prefix+"unix"+sep, rest
+		default:
+			return s, nil
+		}
+		if strings.HasPrefix(p, "/") {
+			return s, nil
+		}
+		a, err := abs(p)
+		return prefix + a, err
+	}
+	if !strings.Contains(s, "/") {
+		return s, nil // a name, not a path
+	}
+	return abs(s)
+}
+
 // real is host path p with its symbolic links resolved, as far as they
 // are on this host: a capability opened through a link reaches where it
 // leads.
@@ -557,9 +608,11 @@ func reaches(n, root *Node, named bool, q *resourceQuery) bool {
 	return named && root.Resource == n.Resource
 }
 
-// isKindName reports whether k names a kind of capability (caps.Kind).
+// isKindName reports whether k names a kind of capability (caps.Kind):
+// every kind there is, up to the first number caps has no name for, so
+// that a kind added later (as dial and service were) is one too.
 func isKindName(k string) bool {
-	for i := caps.KindDirectory; i <= caps.KindRevoker; i++ {
+	for i := caps.KindDirectory; !strings.HasPrefix(i.String(), "kind("); i++ {
 		if i.String() == k {
 			return true
 		}
@@ -594,7 +647,7 @@ type Cut struct {
 func (g *Graph) WhatIf(id string) (Cut, error) {
 	n := g.nodes[id]
 	if n == nil {
-		return Cut{}, fmt.Errorf("no capability %s in the graph: it never existed, or every holder has closed it", id)
+		return Cut{}, notInGraph(id)
 	}
 	cut := Cut{Root: id, Revoked: []string{}, Holders: []string{}}
 	seen := map[string]bool{}

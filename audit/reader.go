@@ -43,7 +43,7 @@ func ScanLines(path string, fn func(Line) error) error {
 // scanFiles is ScanLines of the log's files as listed once.
 func scanFiles(path string, files []string, fn func(Line) error) error {
 	if len(files) == 0 {
-		return fmt.Errorf("audit log %s: %w", path, os.ErrNotExist)
+		return notFound(path)
 	}
 	for _, name := range files {
 		if err := scanFile(name, fn); err != nil {
@@ -57,6 +57,11 @@ func scanFiles(path string, files []string, fn func(Line) error) error {
 }
 
 var errStop = errors.New("stop")
+
+// notFound is the error of a log with no file at path: where to find one.
+func notFound(path string) error {
+	return fmt.Errorf("audit log %s: %w: give a log's path with --log FILE (run --audit's), or a daemon's state directory with --state DIR", path, os.ErrNotExist)
+}
 
 // openFile opens a file of a log for reading: a regular file, refused
 // otherwise (regular) rather than waited on, as opening a FIFO would.

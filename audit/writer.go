@@ -307,7 +307,7 @@ func lastNewline(f *os.File, end int64) (int64, error) {
 	buf := make([]byte, 64<<10)
 	for pos := end; pos > 0; {
 		if end-pos > maxLine {
-			return 0, fmt.Errorf("audit log %s: no line ends in its last %d MiB, which no record is: it is not an audit log, or was edited; it was left as it is", f.Name(), maxLine>>20)
+			return 0, fmt.Errorf("audit log %s: no line ends in its last %d MiB, which no record is: it is not an audit log, or was edited; it was left as it is: check it with sandboxd audit verify, or write another log", f.Name(), maxLine>>20)
 		}
 		n := min(int64(len(buf)), pos)
 		pos -= n

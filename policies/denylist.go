@@ -43,7 +43,7 @@ type compiledDenies struct {
 // path). An error names the selector and what is wrong with it.
 func ParseDenyList(texts []string) (*DenyList, error) {
 	if len(texts) > MaxDenySelectors {
-		return nil, fmt.Errorf("%d deny selectors: at most %d are taken; deny a directory above them, or a glob", len(texts), MaxDenySelectors)
+		return nil, fmt.Errorf("deny: %d selectors: at most %d are taken; deny a directory above them, or a glob", len(texts), MaxDenySelectors)
 	}
 	l := &DenyList{}
 	for i, t := range texts {

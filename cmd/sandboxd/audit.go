@@ -120,7 +120,7 @@ func printReport(rep audit.Report) {
 	}
 	fmt.Printf("ok: %d records in %d file(s), chain intact; head seq %d sha256 %s\n", rep.Records, len(rep.Files), rep.HeadSeq, rep.Head)
 	if rep.Torn != nil {
-		fmt.Printf("note: the last line (%s) is incomplete: a write cut short by a crash, never acknowledged; the daemon drops it when it next opens the log\n", rep.Torn)
+		fmt.Printf("note: the last line (%s) is incomplete: a write cut short by a crash, never acknowledged; the next writer (sandboxd serve, or run --audit) drops it when it opens the log\n", rep.Torn)
 	}
 }
 
@@ -157,6 +157,8 @@ func summary(r audit.Record) string {
 			return fmt.Sprintf("%s %s now runs %s sha256 %s", head, g.ID, g.Module, short(g.SHA256))
 		}
 		return fmt.Sprintf("%s %s %s sha256 %s by %s grants %s", head, g.ID, g.Module, short(g.SHA256), g.Principal, strings.Join(g.Grants, " "))
+	case r.Type == audit.TypeShutdown:
+		return fmt.Sprintf("%s ended %s still running", head, plural(r.Running, "guest", "guests"))
 	case r.Type == audit.TypeOpen && r.Discarded > 0:
 		return fmt.Sprintf("%s (an incomplete last line of %d bytes, never acknowledged, was dropped)", head, r.Discarded)
 	}

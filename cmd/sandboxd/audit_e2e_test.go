@@ -135,7 +135,7 @@ func TestDaemonAnswersAuditQueriesLiveAndAsOfATime(t *testing.T) {
 		t.Fatalf("who-can: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = d.audit(t, "what-if", "--revoke", capID)
-	if r.code != 0 || r.stdout != "revoking "+capID+" would cut off 1 capabilities held by "+id+": "+capID+"\n" {
+	if r.code != 0 || r.stdout != "revoking "+capID+" would cut off 1 capability held by "+id+": "+capID+"\n" {
 		t.Fatalf("what-if: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = d.audit(t, "trace", "--json", capID)

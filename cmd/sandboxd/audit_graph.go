@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -101,6 +102,15 @@ func queryArg(c command, kind string, qf queryFlags, rest []string) (string, int
 	}
 	if len(rest) != 1 {
 		return "", usageError(c, "give exactly one %s", map[string]string{audit.QueryWhoCan: "RESOURCE", audit.QueryTrace: "CAPID"}[kind]), false
+	}
+	if kind == audit.QueryWhoCan {
+		// A relative path is one here, where it is asked: the daemon, or
+		// the log's grants, are elsewhere.
+		res, err := audit.AbsResource(rest[0], filepath.Abs)
+		if err != nil {
+			return "", usageError(c, "RESOURCE %q: %v", rest[0], err), false
+		}
+		return res, exitOK, true
 	}
 	return rest[0], exitOK, true
 }
@@ -202,7 +212,7 @@ func printAnswer(kind string, data []byte, qf queryFlags) error {
 		if err := json.Unmarshal(data, &cut); err != nil {
 			return err
 		}
-		fmt.Println(printable(fmt.Sprintf("revoking %s would cut off %d capabilities held by %s: %s", cut.Root, len(cut.Revoked), strings.Join(cut.Holders, ", "), strings.Join(cut.Revoked, " "))))
+		fmt.Println(printable(fmt.Sprintf("revoking %s would cut off %s held by %s: %s", cut.Root, plural(len(cut.Revoked), "capability", "capabilities"), strings.Join(cut.Holders, ", "), strings.Join(cut.Revoked, " "))))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/sandboxd/sandboxd/policies"
 )
@@ -74,6 +75,7 @@ type problem struct {
 // when the files do not load it also prints the one summing-up line on
 // stderr, and exits 1.
 func policyCheckJSON(files []string) int {
+	files = distinctFiles(files)
 	p, err := policies.Load(files...)
 	out := checked{OK: err == nil, Files: len(files)}
 	if err == nil {
@@ -106,6 +108,7 @@ var checkCmd = command{
 // load, 1 with every problem on stderr (one "FILE:LINE:COLUMN: message"
 // line each) when they do not.
 func policyCheck(files []string) int {
+	files = distinctFiles(files)
 	p, ok := loadPolicy("policy check", files)
 	if !ok {
 		return exitFailure
@@ -118,6 +121,7 @@ func policyCheck(files []string) int {
 // every problem on stderr, then one line summing up under verb, and
 // returns ok=false.
 func loadPolicy(verb string, files []string) (*policies.Policy, bool) {
+	files = distinctFiles(files)
 	p, err := policies.Load(files...)
 	var problems policies.Errors
 	switch {
@@ -132,6 +136,27 @@ func loadPolicy(verb string, files []string) (*policies.Policy, bool) {
 		return nil, false
 	}
 	return p, true
+}
+
+// distinctFiles is files without those that name a file named before
+// (p.hcl and ./p.hcl, a glob and one of its files): a file is one part of
+// the policy however often it is given, and loaded twice its every rule
+// would clash with itself. A file that cannot be stat'ed is kept, for
+// Load to report.
+func distinctFiles(files []string) []string {
+	var out []string
+	var seen []os.FileInfo
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err == nil && slices.ContainsFunc(seen, func(s os.FileInfo) bool { return os.SameFile(s, fi) }) {
+			continue
+		}
+		if err == nil {
+			seen = append(seen, fi)
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // problemLine is how a policy problem is printed: a directory given as a

@@ -126,6 +126,11 @@ func parseResource(text string) (kind, name, path string, gr daemon.Grant, err e
 	if gr, err = daemon.ParseGrant(text); err != nil {
 		return "", "", "", gr, fmt.Errorf("--grant: %v", err)
 	}
+	if (gr.Kind == daemon.GrantSock || gr.Kind == daemon.GrantListen) && strings.Contains(gr.Source, ":") {
+		// A resource name has no ":": this is an address, which run and
+		// serve refuse under a policy before they ask it.
+		return "", "", "", gr, fmt.Errorf("--grant %q: %s grants give an address inline, which a policy does not name: declare it as a %s resource and ask for it by name", text, kind, kind)
+	}
 	if (kind == "dir" || kind == "file") && !daemon.IsResourceName(gr.Source) {
 		abs, err := filepath.Abs(gr.Source)
 		return kind, "", abs, gr, err
@@ -150,12 +155,20 @@ func parseRightsList(text string) (caps.Rights, error) {
 	return r, nil
 }
 
+// parseLabels reads --label as run and launch read it (daemon.CheckLabel,
+// each key once): a label they refuse is no request explain can answer.
 func parseLabels(list []string) (map[string]string, error) {
 	labels := map[string]string{}
 	for _, kv := range list {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("--label %q: want KEY=VALUE", kv)
+		}
+		if err := daemon.CheckLabel(k, v); err != nil {
+			return nil, fmt.Errorf("--label: %v", err)
+		}
+		if _, seen := labels[k]; seen {
+			return nil, fmt.Errorf("--label: label %s is given twice", k)
 		}
 		labels[k] = v
 	}

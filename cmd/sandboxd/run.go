@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"math"
 	"os"
 	"os/signal"
@@ -159,14 +160,25 @@ func runCmd(args []string) int {
 		Stderr:      os.Stderr,
 	})
 	if err != nil {
-		var ge *daemon.GrantError
-		if errors.As(err, &ge) {
-			fail("%v", err)
-			return exitGrant
-		}
-		return usageError(c, "%v", err)
+		return launchFailure(c, err)
 	}
-	return awaitGuest(g, sigs, ra.timeout, log)
+	return awaitGuest(g, l.sup, sigs, ra.timeout, log)
+}
+
+// launchFailure prints why the launch failed and returns run's status: 1
+// when the --audit log could not take its records (as for a log that
+// cannot be opened), 3 for a grant, 2 for a request invalid in itself.
+func launchFailure(c command, err error) int {
+	var ge *daemon.GrantError
+	switch {
+	case daemon.IsAuditFailure(err):
+		fail("cannot launch: %v: free room for the --audit log, or give --audit another file", err)
+		return exitFailure
+	case errors.As(err, &ge):
+		fail("%v", err)
+		return exitGrant
+	}
+	return usageError(c, "%v", err)
 }
 
 // runArgs is what run's flags and arguments ask for, once checked.
@@ -177,6 +189,7 @@ type runArgs struct {
 	policy    *policies.Policy
 	level     hclog.Level
 	cacheDir  string
+	cacheSet  bool // --cache-dir was given: one that cannot be used fails the run
 	maxProcs  int
 	debugInfo bool
 	auditPath string // --audit; "" for none
@@ -203,7 +216,7 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 		return ra, code, false
 	}
 	if ra.maxFDs < 3+len(ra.grants) {
-		return ra, usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %d grants: allow at least %d", ra.maxFDs, len(ra.grants), 3+len(ra.grants)), false
+		return ra, usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %s: allow at least %d", ra.maxFDs, plural(len(ra.grants), "grant", "grants"), 3+len(ra.grants)), false
 	}
 	if ra.level = hclog.LevelFromString(*logLevel); ra.level == hclog.NoLevel {
 		return ra, usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel), false
@@ -223,6 +236,7 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 		return ra, code, false
 	}
 	ra.cacheDir, ra.maxProcs, ra.debugInfo = *cacheDir, *maxProcs, *debugInfo
+	fs.Visit(func(f *flag.Flag) { ra.cacheSet = ra.cacheSet || f.Name == "cache-dir" })
 	return ra, exitOK, true
 }
 
@@ -236,6 +250,9 @@ func runDenyList(c command, sels []string, p *policies.Policy) (*policies.DenyLi
 	for _, s := range sels {
 		kind, v, _ := strings.Cut(s, ":")
 		if p == nil && (kind == "dir" || kind == "file") && !strings.HasPrefix(v, "/") {
+			if strings.Contains(v, "*") {
+				return nil, usageError(c, "--deny %q matches %s resources of a policy by name, and run has no --policy: deny a host path (%s:/PATH, %s:./PATH)", s, kind, kind, kind), false
+			}
 			return nil, usageError(c, "--deny %q names a %s resource of a policy, and run has no --policy: give a path (%s:./%s)", s, kind, kind, v), false
 		}
 	}
@@ -247,7 +264,9 @@ func runDenyList(c command, sels []string, p *policies.Policy) (*policies.DenyLi
 }
 
 // parseRunGrants parses run's grants. chan: grants are refused: they join
-// guests of one daemon, and run has one guest.
+// guests of one daemon, and run has one guest. A unix socket path is made
+// absolute against the working directory, as launch makes it: a --deny
+// list judges a socket file where it is, and refuses a relative path.
 func parseRunGrants(c command, texts []string) ([]daemon.Grant, int, bool) {
 	parsed := make([]daemon.Grant, len(texts))
 	for i, t := range texts {
@@ -258,6 +277,13 @@ func parseRunGrants(c command, texts []string) ([]daemon.Grant, int, bool) {
 		if parsed[i].Kind == daemon.GrantChan {
 			fail("grant %q: chan: grants join guests launched by one daemon (sandboxd serve, then sandboxd launch); run has one guest", t)
 			return nil, exitGrant, false
+		}
+		if path, ok := parsed[i].SocketFile(); ok && !filepath.IsAbs(path) {
+			if path, err = filepath.Abs(path); err != nil {
+				fail("grant %q: %v", t, err)
+				return nil, exitGrant, false
+			}
+			parsed[i].Source = "unix:" + path
 		}
 	}
 	return parsed, exitOK, true
@@ -309,7 +335,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 				return
 			}
 		}
-		st.sup, st.err = daemon.New(ctx, daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoStackChecks: ra.debugInfo, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: st.audit})
+		st.sup, st.err = newRunSupervisor(ctx, ra, log, st.audit)
 		supc <- st
 	}()
 	wasm, err := readModule(ra.path)
@@ -320,7 +346,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 	l.principal = currentPrincipal()
 	st := <-supc
 	if st.auditErr {
-		fail("cannot open the audit log: %v: give --audit a file this user may write", st.err)
+		fail("cannot open the audit log: %v%s", st.err, auditOpenHint(st.err))
 		return l, exitFailure, false
 	}
 	if st.err != nil {
@@ -338,6 +364,33 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 	return l, exitOK, true
 }
 
+// auditOpenHint is what to do about an --audit log that audit.Open could
+// not open: another file, when the path itself could not be opened. Its
+// other errors (a log in use, a file that is not a log) say what to do
+// themselves.
+func auditOpenHint(err error) string {
+	if errors.As(err, new(*os.PathError)) {
+		return ": give --audit a file this user may write"
+	}
+	return ""
+}
+
+// newRunSupervisor is run's embedded supervisor. The default compilation
+// cache is an optimisation: where it cannot be made (no home directory,
+// or one this user may not write, as a service account's often is), the
+// guest is compiled in memory, with one warning; a --cache-dir given that
+// cannot be used fails the run, as asked.
+func newRunSupervisor(ctx context.Context, ra runArgs, log hclog.Logger, al *audit.Log) (*daemon.Supervisor, error) {
+	opts := daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoStackChecks: ra.debugInfo, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: al}
+	sup, err := daemon.New(ctx, opts)
+	if err == nil || ra.cacheSet || opts.CacheDir == "" {
+		return sup, err
+	}
+	log.Warn("the default compilation cache cannot be used: compiling in memory (give --cache-dir DIR to keep compiled code, or --cache-dir \"\" to say nothing)", "error", err)
+	opts.CacheDir = ""
+	return daemon.New(ctx, opts)
+}
+
 // awaitGuest waits until the guest run was asked to run has ended, or a
 // signal or --timeout ends it, and returns run's exit status: the guest's
 // own, whatever the guests it spawned do.
@@ -350,8 +403,10 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 // them. Nothing written is lost by not waiting longer: this process
 // buffers no guest's output (the standard streams and granted files are
 // written straight to their host files), so the grace only lets a child
-// in the middle of a host call, such as a write, finish it.
-func awaitGuest(g *daemon.Guest, sigs <-chan os.Signal, timeout time.Duration, log hclog.Logger) int {
+// in the middle of a host call, such as a write, finish it. When run exits
+// with guests still running, the audit log records their shutdown, as
+// serve's exit does (Supervisor.Abandon).
+func awaitGuest(g *daemon.Guest, sup *daemon.Supervisor, sigs <-chan os.Signal, timeout time.Duration, log hclog.Logger) int {
 	var stuck <-chan time.Time
 	if timeout > 0 {
 		stuck = time.After(timeout + stopGrace)
@@ -361,18 +416,19 @@ func awaitGuest(g *daemon.Guest, sigs <-chan os.Signal, timeout time.Duration, l
 	case sig := <-sigs:
 		name, code := signalExit(sig)
 		g.Kill(name)
-		awaitTree(g, log)
+		awaitTree(g, sup, log)
 		fail("%s: guest killed", name)
 		return code
 	case <-stuck:
 		select {
 		case <-g.Exited():
 		default:
+			sup.Abandon()
 			fail("guest killed: it ran longer than --timeout %v", timeout)
 			return exitTimeout
 		}
 	}
-	awaitTree(g, log)
+	awaitTree(g, sup, log)
 	status := g.ExitStatus()
 	if status.Trap != nil {
 		log.Debug("guest trap", "trap", status.Trap.Error())
@@ -381,12 +437,14 @@ func awaitGuest(g *daemon.Guest, sigs <-chan os.Signal, timeout time.Duration, l
 }
 
 // awaitTree gives a guest that has ended or been killed, and the guests
-// it spawned, stopGrace to end.
-func awaitTree(g *daemon.Guest, log hclog.Logger) {
+// it spawned, stopGrace to end; past it, the process's exit ends them,
+// and the audit log records that shutdown before it does.
+func awaitTree(g *daemon.Guest, sup *daemon.Supervisor, log hclog.Logger) {
 	select {
 	case <-g.Done():
 	case <-time.After(stopGrace):
 		log.Debug("the guest or guests it spawned still run: they end with this process", "grace", stopGrace)
+		sup.Abandon()
 	}
 }
 
