@@ -137,6 +137,9 @@ func parseGrant(text string) (Grant, error) {
 	}
 	g := Grant{Kind: kind}
 	rest, opt := cutOption(rest)
+	if err := secondOption(rest, opt); err != nil {
+		return Grant{}, err
+	}
 	g.ReadOnly, g.Dial, g.Create = opt == "ro", opt == "dial", opt == "create"
 	if rights, ok := strings.CutPrefix(opt, "rights="); ok {
 		if kind != GrantCap {
@@ -250,6 +253,34 @@ func cutOption(rest string) (string, string) {
 		return rest, ""
 	}
 	return rest[:i], rest[i+1:]
+}
+
+// secondOption is the error of a grant that ends in two options, opt
+// and another before it (rest is the grant with opt cut off): a grant
+// takes one. Without it the first option would be read as part of the
+// SOURCE, and the error would be about a guest name.
+func secondOption(rest, opt string) error {
+	if opt == "" {
+		return nil
+	}
+	_, first := cutOption(rest)
+	if first == "" {
+		return nil
+	}
+	word := func(o string) string {
+		if strings.HasPrefix(o, "rights=") {
+			return "rights="
+		}
+		return o
+	}
+	pair := map[string]bool{word(first): true, word(opt): true}
+	switch {
+	case pair["create"] && pair["ro"]:
+		return errors.New(":create does not combine with :ro (an empty read-only file is of no use): give one")
+	case pair["ro"] && pair["rights="]:
+		return errors.New(":ro and :rights= do not combine: list the rights instead")
+	}
+	return fmt.Errorf("two options, :%s and :%s: a grant takes one (write \\: for a colon that is part of the source)", word(first), word(opt))
 }
 
 // parseRightsOption parses the LIST of ":rights=LIST": right names as
@@ -629,6 +660,9 @@ func (g Grant) setupPath() (grantResource, error) {
 	}
 	fi, err := g.statHost(abs)
 	if err != nil {
+		if target, ok := danglingLink(abs, err); ok {
+			return fail("%s is a symbolic link to %s, which does not exist: create %s, or grant the path it should lead to (:create makes no file through a link)", abs, target, target)
+		}
 		if g.Kind == GrantFile && !g.Create && !g.ReadOnly && errors.Is(err, fs.ErrNotExist) {
 			return fail("%s does not exist: create it, add :create to the grant to have it made (file:%s:create), or correct the path", abs, escapeSource(g.Source))
 		}
@@ -651,6 +685,17 @@ func (g Grant) setupPath() (grantResource, error) {
 	}
 
 	return g.openFile(abs, fi)
+}
+
+// danglingLink reports whether err, of looking up abs, is abs's being a
+// symbolic link whose target does not exist, and the target as the link
+// names it.
+func danglingLink(abs string, err error) (string, bool) {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false
+	}
+	target, lerr := os.Readlink(abs)
+	return target, lerr == nil
 }
 
 // openFile opens a file grant's host file at abs, which stat found as fi.

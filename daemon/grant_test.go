@@ -90,6 +90,23 @@ func TestParseGrantAcceptsTheDocumentedForms(t *testing.T) {
 	}
 }
 
+// A grant takes one option: two say so, rather than reading the first as
+// part of the source and asking for a guest name.
+func TestParseGrantRefusesTwoOptions(t *testing.T) {
+	for text, reason := range map[string]string{
+		"file:/x:create:ro":        ":create does not combine with :ro",
+		"file:/x:ro:create":        ":create does not combine with :ro",
+		"cap:c1:ro:rights=fd_read": ":ro and :rights= do not combine",
+		"dir:/x:ro:ro":             "two options, :ro and :ro: a grant takes one",
+		"sock:tcp:h:1:dial:dial":   "two options, :dial and :dial",
+	} {
+		_, err := ParseGrant(text)
+		if err == nil || !strings.Contains(err.Error(), reason) {
+			t.Errorf("ParseGrant(%q) = %v, want an error with %q", text, err, reason)
+		}
+	}
+}
+
 func TestParseGrantRejectsMalformedTextWithTheReason(t *testing.T) {
 	cases := []struct{ text, reason string }{
 		{"", "no kind"},

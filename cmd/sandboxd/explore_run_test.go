@@ -517,3 +517,45 @@ func TestAuditLogPrintsHowManyGuestsAShutdownEnded(t *testing.T) {
 		t.Errorf("audit log: exit %d, last line %q", r.code, last)
 	}
 }
+
+// An environment key given twice is a usage error, as a label given twice
+// is: a guest's getenv saw the first of the two, where a shell's user
+// expects the last.
+func TestRunEnvKeyGivenTwiceIsAUsageError(t *testing.T) {
+	t.Parallel()
+	r := sandboxd(t, "", "run", "--env", "A=1", "--env", "A=2", guest(t, guests+"exit300.wat"))
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--env A is given twice") {
+		t.Errorf("exit %d, stderr %q; want a usage error naming the key given twice", r.code, r.stderr)
+	}
+}
+
+// :create does not combine with :ro, and the error says so rather than
+// asking for a guest name.
+func TestRunFileGrantCreateWithReadOnlySaysTheyDoNotCombine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, g := range []string{"file:" + dir + "/out.log:create:ro", "file:" + dir + "/out.log:ro:create"} {
+		r := sandboxd(t, "", "run", "--grant", g, guest(t, guests+"exit300.wat"))
+		if r.code != exitUsage || !strings.Contains(r.stderr, ":create does not combine with :ro") || strings.Contains(r.stderr, "add =NAME") {
+			t.Errorf("%s: exit %d, stderr %q", g, r.code, r.stderr)
+		}
+	}
+}
+
+// A file grant of a symbolic link whose target is missing says so: it is
+// not a missing file that :create would make, since :create follows no
+// link.
+func TestRunFileGrantOfADanglingLinkSaysItIsALink(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	link := filepath.Join(dir, "out.log")
+	if err := os.Symlink(filepath.Join(dir, "missing"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"file:" + link, "file:" + link + ":create"} {
+		r := sandboxd(t, "", "run", "--grant", g, guest(t, guests+"exit300.wat"))
+		if r.code != exitGrant || !strings.Contains(r.stderr, "symbolic link") {
+			t.Errorf("%s: exit %d, stderr %q", g, r.code, r.stderr)
+		}
+	}
+}

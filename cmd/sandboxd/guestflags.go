@@ -145,13 +145,18 @@ func parseMaxStack(s string) (uint64, error) {
 	return n, nil
 }
 
-// checkEnv checks --env entries and --workdir.
+// checkEnv checks --env entries, each key once, and --workdir.
 func (f *guestFlags) checkEnv(c command) (int, bool) {
+	seen := map[string]bool{}
 	for _, kv := range f.env {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return usageError(c, "--env %q is not KEY=VALUE", kv), false
 		}
+		if seen[k] {
+			return usageError(c, "--env %s is given twice: give each key once", k), false
+		}
+		seen[k] = true
 		if k == "PWD" && *f.workdir != "" {
 			return usageError(c, "--workdir and --env PWD=… both set the working directory: give one"), false
 		}
