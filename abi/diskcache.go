@@ -226,6 +226,35 @@ func (d *diskCache) writtenSince(file string, start time.Time) bool {
 	return time.Unix(t.Sec, int64(t.Nsec)).After(start.Add(-fileClockSlack))
 }
 
+// failure reports whether err, of a compile, is a failure of the cache
+// rather than of the module, and whether wazero had compiled the module
+// when it failed: a failed write of its file (a full disk, the directory
+// gone) comes after the compile, which wazero keeps in memory and returns
+// to the next compile of the same code. A file it could not read (damaged)
+// comes before.
+func (d *diskCache) failure(err error) (cache, compiled bool) {
+	if d == nil || d.codeDir == "" {
+		return false, false
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return filepath.Dir(le.Old) == d.codeDir, true
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && filepath.Dir(pe.Path) == d.codeDir {
+		return true, strings.HasSuffix(pe.Path, ".tmp")
+	}
+	return strings.HasPrefix(err.Error(), "compilationcache: "), false
+}
+
+// restoreCodeDir makes wazero's directory again if it was removed, so
+// that the next compile's code is kept.
+func (d *diskCache) restoreCodeDir() {
+	if err := os.MkdirAll(d.codeDir, 0o700); err != nil {
+		d.log.Warn("could not make the compiled code cache's directory", "dir", d.codeDir, "error", err)
+	}
+}
+
 // used records that the module whose files are paths (its rewrite and its
 // code; "" for none) was compiled or loaded from the directory just now,
 // and is compiled in memory until dropped is called with the entry

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
+	"golang.org/x/sys/unix"
 )
 
 // exitWASM is a module that exits with code (1 to 63): each code's module
@@ -121,6 +122,72 @@ func runExit(t *testing.T, rt *Runtime, wasm []byte, code int) *Module {
 		t.Fatalf("guest: %+v, want exit %d", st, code)
 	}
 	return m
+}
+
+// A full disk, here a file size limit of 0 that fails every write as
+// ENOSPC would, used to fail the compile itself: wazero returns the error
+// of writing its cache file, after it has compiled the module. The module
+// compiles and runs, and the failure is a warning.
+func TestACompileSucceedsWhenItsCodeCannotBeWrittenToTheCache(t *testing.T) {
+	wasm := exitWASM(t, 7)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	low := lim
+	low.Cur = 0
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &low); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore := func() {
+		if !restored {
+			restored = true
+			if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &lim); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer restore()
+	var logs logBuffer
+	dir := t.TempDir()
+	rt := cacheRuntime(t, dir, 0, &logs)
+	m, err := rt.Compile(context.Background(), "m", wasm)
+	restore()
+	if err != nil {
+		t.Fatalf("compile with the cache unwritable: %v", err)
+	}
+	m.Release()
+	runExit(t, rt, wasm, 7).Release()
+	if !strings.Contains(logs.String(), "[WARN]") {
+		t.Errorf("no warning logged of the cache's failure; log:\n%s", logs.String())
+	}
+}
+
+// A compiled code file the runtime cannot read (damaged, or of a format
+// it does not know) used to fail every compile of its module: it is
+// compiled anew, and the failure is a warning.
+func TestADamagedCodeFileInTheCacheIsCompiledAnew(t *testing.T) {
+	dir := t.TempDir()
+	before := cacheFiles(t, dir)
+	runExit(t, cacheRuntime(t, dir, 0, nil), exitWASM(t, 9), 9).Release()
+	var code []string
+	for _, f := range newFiles(before, cacheFiles(t, dir)) {
+		if filepath.Base(filepath.Dir(f)) != "rewritten" {
+			code = append(code, f)
+		}
+	}
+	if len(code) != 1 {
+		t.Fatalf("compiled code files %v, want one", code)
+	}
+	if err := os.WriteFile(code[0], []byte("damaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuffer
+	runExit(t, cacheRuntime(t, dir, 0, &logs), exitWASM(t, 9), 9).Release()
+	if !strings.Contains(logs.String(), "[WARN]") {
+		t.Errorf("no warning logged of the damaged file; log:\n%s", logs.String())
+	}
 }
 
 // A module that does not compile, or that sandboxd refuses once compiled

@@ -474,6 +474,9 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	files := []string{rt.keptRewrittenPath(h), codeFile}
 	if err != nil {
 		rt.disk.discard(files...)
+		if errors.Is(err, errCacheFailed) {
+			return nil, fmt.Errorf("%s could not be compiled: %w", name, err)
+		}
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
 	m := &Module{Name: name, compiledModule: &compiledModule{Hash: h, hashHex: hex.EncodeToString(h[:]), name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, stackChecks: rt.stackChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}}
@@ -487,9 +490,14 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	return m, nil
 }
 
+// errCacheFailed is a compile that failed on the cache directory, not on
+// the module.
+var errCacheFailed = errors.New("the compilation cache on disk failed: remove the file it names, or run without the cache")
+
 // compileCode is compileModule of code through the cache directory:
 // file is where wazero keeps code's machine code ("" for nowhere), and
-// wrote says that this compile wrote it.
+// wrote says that this compile wrote it. The cache failing is a warning,
+// never a failed compile (recompile).
 func (rt *Runtime) compileCode(ctx context.Context, code []byte) (cm wazero.CompiledModule, file string, wrote bool, err error) {
 	if !rt.disk.keepsCode() {
 		cm, err = rt.compileModule(ctx, code)
@@ -507,12 +515,48 @@ func (rt *Runtime) compileCode(ctx context.Context, code []byte) (cm wazero.Comp
 	start := time.Now()
 	cm, err = rt.compileModule(ctx, code)
 	file = <-named
+	if err != nil {
+		cm, err = rt.recompile(ctx, code, file, err)
+	}
 	return cm, file, rt.disk.writtenSince(file, start), err
 }
 
 // parallelHashBytes is the size of code from which compileCode hashes it
 // on another goroutine: below, the hash costs less than the handover.
 const parallelHashBytes = 256 << 10
+
+// recompile compiles code again if its compile failed, with err, on the
+// cache directory rather than on code: a file wazero cannot read
+// (damaged) is removed and code compiled anew; one it cannot write (a
+// full disk) leaves the compile in wazero's memory, which a second
+// compile returns.
+func (rt *Runtime) recompile(ctx context.Context, code []byte, file string, err error) (wazero.CompiledModule, error) {
+	var cm wazero.CompiledModule
+	// Each compile that failed to write its file left wazero a hold on
+	// its code, which no CompiledModule ends: the one returned ends them.
+	orphans := 0
+	for try := 0; err != nil && try < 2; try++ {
+		cache, compiled := rt.disk.failure(err)
+		if !cache {
+			return nil, err
+		}
+		rt.log.Warn("the compilation cache on disk failed: compiling without it", "file", file, "error", err)
+		if compiled {
+			orphans++
+			rt.disk.restoreCodeDir()
+		} else {
+			rt.disk.discard(file)
+		}
+		cm, err = rt.compileModule(ctx, code)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCacheFailed, err)
+	}
+	for range orphans {
+		cm.Close(ctx)
+	}
+	return cm, nil
+}
 
 // instrument returns the code to compile for wasm, whose sections are secs
 // (rewritten by BoundTables if changed): with loop and stack checks unless
