@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi/internal/wasmbin"
@@ -32,6 +33,11 @@ type Config struct {
 	// both in memory only. Whoever can write it can change what guests
 	// run: keep it the runtime's own (0700).
 	CacheDir string
+	// MaxCacheBytes bounds the files kept under CacheDir (see
+	// abi/diskcache.go): past it the least recently used modules' files
+	// are removed, and those modules compile anew when next used. 0 means
+	// DefaultMaxCacheBytes; a negative value, no bound.
+	MaxCacheBytes int64
 	// NoLoopChecks compiles guests without the check at every loop header
 	// that lets Kill, a timeout or a cancelled context stop a guest that
 	// makes no host call, and lets Go pause it (see abi/instrument.go). Such
@@ -89,7 +95,8 @@ const maxIdleBytes = 256 << 20
 type Runtime struct {
 	r           wazero.Runtime
 	log         hclog.Logger
-	rewriteDir  string // where rewritten modules are kept; "" for none
+	rewriteDir  string     // where rewritten modules are kept; "" for none
+	disk        *diskCache // bounds the files of Config.CacheDir; nil for none
 	loopChecks  bool
 	stackChecks bool
 	// beforeCompile, when not nil, runs as a compilation starts: a test's
@@ -135,6 +142,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		WithCloseOnContextDone(false). // loop checks do it, far more cheaply (abi/instrument.go)
 		WithCoreFeatures(api.CoreFeaturesV2).
 		WithDebugInfoEnabled(!cfg.NoDebugInfo)
+	var disk *diskCache
 	if cfg.CacheDir != "" {
 		dir := cfg.CacheDir
 		if cfg.NoDebugInfo {
@@ -145,6 +153,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 			return nil, fmt.Errorf("compilation cache %s: %w", dir, err)
 		}
 		rc = rc.WithCompilationCache(cache)
+		disk = newDiskCache(log, cfg.CacheDir, dir, cfg.MaxCacheBytes)
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
 	maxIdle := cfg.MaxIdleModules
@@ -159,7 +168,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if maxCompiles <= 0 {
 		maxCompiles = runtime.GOMAXPROCS(0)
 	}
-	rt := &Runtime{compiling: make(chan struct{}, maxCompiles), r: r, log: log, rewriteDir: rewriteDir, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, maxIdleBytes: maxIdleBytes, hosts: make(map[string]*hostInit)}
+	rt := &Runtime{compiling: make(chan struct{}, maxCompiles), r: r, log: log, rewriteDir: rewriteDir, disk: disk, loopChecks: !cfg.NoLoopChecks, stackChecks: !cfg.NoStackChecks, modules: make(map[[32]byte]*compileEntry), maxIdle: maxIdle, maxIdleFuncs: maxIdleFuncs, maxIdleBytes: maxIdleBytes, hosts: make(map[string]*hostInit)}
 	for name, instantiate := range hostModules {
 		rt.hosts[name] = &hostInit{instantiate: instantiate}
 	}
@@ -212,7 +221,10 @@ func (rt *Runtime) prepareHosts(ctx context.Context, names []string) {
 }
 
 // Close stops the runtime and every guest still running in it.
-func (rt *Runtime) Close(ctx context.Context) error { return rt.r.Close(ctx) }
+func (rt *Runtime) Close(ctx context.Context) error {
+	rt.disk.closing()
+	return rt.r.Close(ctx)
+}
 
 // Module is a compiled guest program under the name its caller gave it.
 // Compile of the same bytes under two names gives two Modules that share
@@ -240,6 +252,7 @@ type compiledModule struct {
 	memoryMin                        uint64
 
 	rt      *Runtime
+	disk    *diskEntry    // its files in the cache directory; nil for none
 	refs    int           // holders (Compile's callers, guests, module handles); guarded by rt.mu
 	funcs   uint64        // functions it defines
 	idle    *list.Element // in rt.idle while refs is 0; guarded by rt.mu
@@ -378,6 +391,7 @@ func (m *Module) Release() {
 	for _, old := range drop {
 		rt.log.Debug("dropped idle module", "module", old.name, "sha256", old.HashString())
 		old.compiled.Close(context.Background())
+		rt.disk.dropped(old.disk)
 	}
 }
 
@@ -446,25 +460,102 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	if err != nil {
 		return nil, err
 	}
-	cm, err := rt.compileModule(ctx, code)
+	cm, codeFile, wrote, err := rt.compileCode(ctx, code)
 	if err != nil && ctx.Err() == nil && rt.dropRewritten(h) && kept {
 		// A kept rewrite that does not compile is damaged: rewrite anew.
 		rt.log.Warn("a kept rewritten module did not compile: rewriting it", "module", name, "error", err)
-		if code, startFn, _, err = rt.instrument(ctx, name, wasm, h, secs, bounded || merged); err != nil {
+		if code, startFn, kept, err = rt.instrument(ctx, name, wasm, h, secs, bounded || merged); err != nil {
 			return nil, err
 		}
-		cm, err = rt.compileModule(ctx, code)
+		cm, codeFile, wrote, err = rt.compileCode(ctx, code)
 	}
+	// Its files in the cache directory: kept while they serve, removed
+	// when the module fails (no later compile would use them).
+	files := []string{rt.keptRewrittenPath(h), codeFile}
 	if err != nil {
+		rt.disk.discard(files...)
+		if errors.Is(err, errCacheFailed) {
+			return nil, fmt.Errorf("%s could not be compiled: %w", name, err)
+		}
 		return nil, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, err)
 	}
 	m := &Module{Name: name, compiledModule: &compiledModule{Hash: h, hashHex: hex.EncodeToString(h[:]), name: name, Size: len(wasm), compiled: cm, loopChecks: rt.loopChecks, stackChecks: rt.stackChecks, startFn: startFn, memoryMin: secs.MemoryMin(), funcs: shape.Functions}}
 	if err := rt.checkShape(ctx, m, shape); err != nil {
 		cm.Close(ctx)
+		rt.disk.discard(files...)
 		return nil, err
 	}
+	m.disk = rt.disk.used(files, wrote || files[0] != "" && !kept)
 	rt.log.Debug("compiled module", "module", name, "sha256", m.HashString(), "bytes", len(wasm))
 	return m, nil
+}
+
+// errCacheFailed is a compile that failed on the cache directory, not on
+// the module.
+var errCacheFailed = errors.New("the compilation cache on disk failed: remove the file it names, or run without the cache")
+
+// compileCode is compileModule of code through the cache directory:
+// file is where wazero keeps code's machine code ("" for nowhere), and
+// wrote says that this compile wrote it. The cache failing is a warning,
+// never a failed compile (recompile).
+func (rt *Runtime) compileCode(ctx context.Context, code []byte) (cm wazero.CompiledModule, file string, wrote bool, err error) {
+	if !rt.disk.keepsCode() {
+		cm, err = rt.compileModule(ctx, code)
+		return cm, "", false, err
+	}
+	// The file's name hashes code, which takes about as long as wazero
+	// takes to hash it (2 ms for 3 MB): for a large module, on another
+	// core while wazero compiles (or loads the file), not before.
+	named := make(chan string, 1)
+	if len(code) < parallelHashBytes {
+		named <- rt.disk.codePath(code)
+	} else {
+		go func() { named <- rt.disk.codePath(code) }()
+	}
+	start := time.Now()
+	cm, err = rt.compileModule(ctx, code)
+	file = <-named
+	if err != nil {
+		cm, err = rt.recompile(ctx, code, file, err)
+	}
+	return cm, file, rt.disk.writtenSince(file, start), err
+}
+
+// parallelHashBytes is the size of code from which compileCode hashes it
+// on another goroutine: below, the hash costs less than the handover.
+const parallelHashBytes = 256 << 10
+
+// recompile compiles code again if its compile failed, with err, on the
+// cache directory rather than on code: a file wazero cannot read
+// (damaged) is removed and code compiled anew; one it cannot write (a
+// full disk) leaves the compile in wazero's memory, which a second
+// compile returns.
+func (rt *Runtime) recompile(ctx context.Context, code []byte, file string, err error) (wazero.CompiledModule, error) {
+	var cm wazero.CompiledModule
+	// Each compile that failed to write its file left wazero a hold on
+	// its code, which no CompiledModule ends: the one returned ends them.
+	orphans := 0
+	for try := 0; err != nil && try < 2; try++ {
+		cache, compiled := rt.disk.failure(err)
+		if !cache {
+			return nil, err
+		}
+		rt.log.Warn("the compilation cache on disk failed: compiling without it", "file", file, "error", err)
+		if compiled {
+			orphans++
+			rt.disk.restoreCodeDir()
+		} else {
+			rt.disk.discard(file)
+		}
+		cm, err = rt.compileModule(ctx, code)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCacheFailed, err)
+	}
+	for range orphans {
+		cm.Close(ctx)
+	}
+	return cm, nil
 }
 
 // instrument returns the code to compile for wasm, whose sections are secs
@@ -495,8 +586,12 @@ func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, h [
 		return code, startFn, false, nil
 	}
 	// Let wazero say what is wrong with the module; if it finds nothing,
-	// the module uses something instrument does not know.
-	cm, cerr := rt.compileModule(ctx, wasm)
+	// the module uses something instrument does not know. Either way no
+	// compile uses the code it kept.
+	cm, file, wrote, cerr := rt.compileCode(ctx, wasm)
+	if wrote {
+		defer rt.disk.discard(file)
+	}
 	if cerr != nil {
 		return nil, false, false, fmt.Errorf("%s is not a valid WebAssembly module: %w", name, cerr)
 	}
@@ -593,6 +688,15 @@ func (rt *Runtime) rewrittenPath(h [32]byte, checks wasmbin.Checks) string {
 	return filepath.Join(rt.rewriteDir, fmt.Sprintf("%x-v%d-loops%t-stack%t.wasm", h, wasmbin.RewriteVersion, checks.Loops, checks.Stack))
 }
 
+// keptRewrittenPath is where this runtime keeps the rewrite of the module
+// of SHA-256 h; "" if it keeps none.
+func (rt *Runtime) keptRewrittenPath(h [32]byte) string {
+	if rt.rewriteDir == "" || (!rt.loopChecks && !rt.stackChecks) {
+		return ""
+	}
+	return rt.rewrittenPath(h, wasmbin.Checks{Loops: rt.loopChecks, Stack: rt.stackChecks})
+}
+
 // loadRewritten returns the module of SHA-256 h as kept rewritten with
 // checks, and whether its start function was moved (the file's first
 // byte).
@@ -610,10 +714,8 @@ func (rt *Runtime) loadRewritten(h [32]byte, checks wasmbin.Checks) (code []byte
 // dropRewritten removes the kept rewrites of the module of SHA-256 h, and
 // reports whether there was one.
 func (rt *Runtime) dropRewritten(h [32]byte) bool {
-	if rt.rewriteDir == "" || (!rt.loopChecks && !rt.stackChecks) {
-		return false
-	}
-	return os.Remove(rt.rewrittenPath(h, wasmbin.Checks{Loops: rt.loopChecks, Stack: rt.stackChecks})) == nil
+	p := rt.keptRewrittenPath(h)
+	return p != "" && os.Remove(p) == nil
 }
 
 // keepRewritten keeps code, the rewrite of the module of SHA-256 h, for

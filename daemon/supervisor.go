@@ -32,6 +32,10 @@ type Options struct {
 	// CacheDir keeps compiled machine code between processes; "" keeps it
 	// in memory only.
 	CacheDir string
+	// MaxCacheBytes bounds the files kept in CacheDir, the least recently
+	// used removed past it (abi.Config.MaxCacheBytes: 0 means
+	// abi.DefaultMaxCacheBytes, a negative value no bound).
+	MaxCacheBytes int64
 	// DefaultMaxFDs is the handle-table size of a guest launched with
 	// MaxFDs 0 (caps.DefaultMaxFDs when 0).
 	DefaultMaxFDs int
@@ -176,7 +180,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	if err := checkMaxStack(opts.DefaultMaxStack); err != nil {
 		return nil, fmt.Errorf("default %v", err)
 	}
-	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, NoLoopChecks: opts.NoLoopChecks, NoStackChecks: opts.NoStackChecks, NoDebugInfo: opts.NoDebugInfo, MaxIdleModules: opts.MaxIdleModules})
+	rt, err := abi.NewRuntime(ctx, abi.Config{Logger: log.Named("abi"), CacheDir: opts.CacheDir, MaxCacheBytes: opts.MaxCacheBytes, NoLoopChecks: opts.NoLoopChecks, NoStackChecks: opts.NoStackChecks, NoDebugInfo: opts.NoDebugInfo, MaxIdleModules: opts.MaxIdleModules})
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"os/signal"
@@ -189,7 +190,8 @@ type runArgs struct {
 	policy    *policies.Policy
 	level     hclog.Level
 	cacheDir  string
-	cacheSet  bool // --cache-dir was given: one that cannot be used fails the run
+	cacheSet  bool  // --cache-dir was given: one that cannot be used fails the run
+	cacheSize int64 // --cache-size as daemon.Options.MaxCacheBytes
 	maxProcs  int
 	debugInfo bool
 	auditPath string // --audit; "" for none
@@ -203,6 +205,7 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	gf := addGuestFlags(fs, "give the guest a handle: `KIND:SOURCE[=GUEST][:ro]`, e.g. dir:./data=data:ro, or file:./out.log:create for a file made if missing (repeatable; docs/GRANTS.md)", caps.DefaultMaxFDs)
 	logLevel := fs.String("log-level", "warn", "log `LEVEL` on stderr: trace, debug, info, warn, error or off")
 	cacheDir := fs.String("cache-dir", defaultCacheDir(), "keep compiled code in `DIR` between runs (\"\": compile in memory only)")
+	cacheSize := cacheSizeFlag(fs, "--cache-dir")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) the guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	debugInfo := fs.Bool("debug-info", false, "read the module's DWARF sections, so that a trap's stack trace (--log-level debug) shows source lines; starts slower, and runs without the --max-stack bound, whose rewrite would drop them")
 	var policyFiles stringList
@@ -235,9 +238,32 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	if ra.denyList, code, ok = runDenyList(c, ra.deny, ra.policy); !ok {
 		return ra, code, false
 	}
+	var err error
+	if ra.cacheSize, err = parseCacheSize(*cacheSize); err != nil {
+		return ra, usageError(c, "%v", err), false
+	}
 	ra.cacheDir, ra.maxProcs, ra.debugInfo = *cacheDir, *maxProcs, *debugInfo
 	fs.Visit(func(f *flag.Flag) { ra.cacheSet = ra.cacheSet || f.Name == "cache-dir" })
 	return ra, exitOK, true
+}
+
+// cacheSizeFlag defines --cache-size, the bound of the compilation cache
+// in dir (a flag's name or a path).
+func cacheSizeFlag(fs *flag.FlagSet, dir string) *string {
+	return fs.String("cache-size", abi.SizeText(abi.DefaultMaxCacheBytes), "keep at most `SIZE` of compiled modules in "+dir+", removing the least recently used past it (0: no bound)")
+}
+
+// parseCacheSize reads --cache-size as daemon.Options.MaxCacheBytes, where
+// no bound is -1.
+func parseCacheSize(s string) (int64, error) {
+	n, err := parseBytes(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("--cache-size %q: %v", s, err)
+	case n == 0 || n > math.MaxInt64:
+		return -1, nil
+	}
+	return int64(n), nil
 }
 
 // runDenyList is run's --deny list. Without a policy a dir or file grant
@@ -381,7 +407,7 @@ func auditOpenHint(err error) string {
 // guest is compiled in memory, with one warning; a --cache-dir given that
 // cannot be used fails the run, as asked.
 func newRunSupervisor(ctx context.Context, ra runArgs, log hclog.Logger, al *audit.Log) (*daemon.Supervisor, error) {
-	opts := daemon.Options{Logger: log, CacheDir: ra.cacheDir, NoLoopChecks: true, NoStackChecks: ra.debugInfo, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: al}
+	opts := daemon.Options{Logger: log, CacheDir: ra.cacheDir, MaxCacheBytes: ra.cacheSize, NoLoopChecks: true, NoStackChecks: ra.debugInfo, NoDebugInfo: !ra.debugInfo, MaxDescendants: ra.maxProcs, Policy: ra.policy, Audit: al}
 	sup, err := daemon.New(ctx, opts)
 	if err == nil || ra.cacheSet || opts.CacheDir == "" {
 		return sup, err

@@ -108,7 +108,7 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 		return failed(exitFailure, "%v: check it with sandboxd audit verify --state %s", err, d.st.Dir)
 	}
 	d.closeFrom = append(d.closeFrom, func() { d.auditLog.Close() })
-	d.sup, err = daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: d.st.CacheDir(), DefaultMaxFDs: sa.maxFDs, DefaultMaxStack: sa.maxStack, MaxMemPerUser: sa.maxMemPerUser, MaxInFlightPerUser: sa.maxInFlight, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: d.policy, Audit: d.auditLog})
+	d.sup, err = daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: d.st.CacheDir(), MaxCacheBytes: sa.cacheSize, DefaultMaxFDs: sa.maxFDs, DefaultMaxStack: sa.maxStack, MaxMemPerUser: sa.maxMemPerUser, MaxInFlightPerUser: sa.maxInFlight, MaxIdleModules: sa.idleModules, MaxDescendants: sa.maxProcs, Policy: d.policy, Audit: d.auditLog})
 	if err != nil {
 		d.l.Close()
 		return failed(exitFailure, "cannot start the runtime: %v", err)
@@ -172,6 +172,7 @@ type serveArgs struct {
 	maxStack                      uint64 // --max-stack
 	maxMemPerUser                 uint64 // --max-mem-per-user; 0: none
 	auditBytes                    uint64 // --audit-file-size
+	cacheSize                     int64  // --cache-size as daemon.Options.MaxCacheBytes
 	limits                        server.Limits
 }
 
@@ -191,6 +192,7 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	logBytes := fs.String("log-bytes", "1MiB", "keep the last `SIZE` of each guest's output for `sandboxd logs`")
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
+	cacheSize := cacheSizeFlag(fs, "STATE/cache")
 	auditBytes := fs.String("audit-file-size", "64MiB", "start a new audit log file (STATE/audit.jsonl.N) once the current one is past `SIZE`")
 	policyDir := fs.String("policy", "", "decide grants and delegations by the policy in `DIR` (every *.hcl in it; SIGHUP reloads it; docs/POLICY.md). Without it, only root and the daemon's user may grant host paths, sockets and channels")
 	lf := defineLimitFlags(fs)
@@ -216,6 +218,9 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	}
 	if sa.maxMemPerUser, err = parseBytes(*maxMemPerUser); err != nil {
 		return sa, usageError(c, "--max-mem-per-user %q: %v", *maxMemPerUser, err), false
+	}
+	if sa.cacheSize, err = parseCacheSize(*cacheSize); err != nil {
+		return sa, usageError(c, "%v", err), false
 	}
 	var problem string
 	if sa.limits, problem = lf.limits(fs); problem != "" {

@@ -1,0 +1,514 @@
+package abi
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/cpu"
+	"golang.org/x/sys/unix"
+)
+
+// The compilation cache on disk (Config.CacheDir) keeps two files for
+// each module compiled: the machine code, which wazero writes into a
+// directory of its own (CacheDir[/no-debug-info]/wazero-VERSION-ARCH-OS)
+// under a hash of the code compiled, and, when the module is given loop
+// or stack checks, its rewrite (CacheDir/rewritten, by the original's
+// SHA-256). Every distinct module a client launched or a guest spawned
+// used to add both for good. diskCache counts them and, past
+// Config.MaxCacheBytes, removes the files of the least recently used
+// modules, a module's code and rewrite together.
+//
+// Use is recorded without a write at every launch: a launch of a module
+// compiled in memory does not come here at all. A module is used when it
+// is compiled or loaded from the directory, and stays in use while it is
+// compiled in memory; its files' modification times are set (at most
+// once a minute) when it is loaded and when it leaves memory (or the
+// runtime closes), so that the next process, which reads the directory
+// once, the first time it adds to it, orders the files of earlier
+// processes by those times.
+//
+// Removing a file is safe while wazero or another process reads it: an
+// open file stays readable after it is unlinked, and wazero (v1.12.0's
+// internal/filecache), like loadRewritten, takes a missing file for a
+// module not yet compiled. The names of wazero's files are computed as
+// its engine does (codePath); TestAModuleIsCountedByTheFilesItKeeps fails
+// if an upgrade of wazero changes them.
+
+// DefaultMaxCacheBytes is Config.MaxCacheBytes' default.
+const DefaultMaxCacheBytes = 1 << 30
+
+// tmpAge is how old a temporary file of the cache (a write that a
+// process began) must be before it counts as left by a process that
+// ended: a younger one may be written still, and is not removed.
+const tmpAge = 10 * time.Minute
+
+// cacheFileName says whether name is a file of the cache, in a directory
+// of kept rewrites (rewritten) or of wazero's compiled code, and whether
+// it is a temporary file (a write begun): wazero's are KEY.RANDOM.tmp,
+// writeFileAtomic's .tmp-RANDOM. Nothing else in the directory is counted
+// or removed.
+func cacheFileName(name string, rewritten bool) (ok, tmp bool) {
+	if rewritten && strings.HasPrefix(name, ".tmp-") {
+		return true, true
+	}
+	if len(name) < 64 || strings.Trim(name[:64], "0123456789abcdef") != "" {
+		return false, false
+	}
+	rest := name[64:]
+	switch {
+	case rewritten:
+		return strings.HasPrefix(rest, "-v") && strings.HasSuffix(rest, ".wasm"), false
+	case rest == "":
+		return true, false
+	}
+	return strings.HasPrefix(rest, ".") && strings.HasSuffix(rest, ".tmp"), true
+}
+
+// diskCache bounds the files of a Runtime's cache directory. A nil
+// *diskCache is a runtime without one, and its methods do nothing.
+type diskCache struct {
+	log  hclog.Logger
+	root string // Config.CacheDir, absolute
+	// codeDir is where wazero keeps the code this runtime compiles; ""
+	// when it was not found, and then that code is counted only by the
+	// next process's scan.
+	codeDir string
+	bound   int64   // bytes; 0 for none
+	cpu     [8]byte // wazero's CPU feature flags, which its file names hash
+
+	mu      sync.Mutex
+	scanned bool                  // the files of earlier processes are counted
+	byPath  map[string]*diskEntry // every file of an entry, by path
+	lru     list.List             // the counted entries, most recently used first
+	total   int64                 // bytes of the files counted
+}
+
+// diskEntry is the files of one module, or a file of an earlier process.
+type diskEntry struct {
+	files []diskFile
+	elem  *list.Element // in lru while counted (after the scan)
+	live  bool          // its module is compiled in memory
+}
+
+type diskFile struct {
+	path string
+	size int64 // counted in total while the entry is in lru
+}
+
+// newDiskCache returns the bound of the cache in dir, whose compiled code
+// wazero keeps under codeRoot (dir, or its no-debug-info directory).
+func newDiskCache(log hclog.Logger, dir, codeRoot string, bound int64) *diskCache {
+	switch {
+	case bound == 0:
+		bound = DefaultMaxCacheBytes
+	case bound < 0:
+		bound = 0
+	}
+	d := &diskCache{log: log, root: absPath(dir), bound: bound, byPath: make(map[string]*diskEntry)}
+	binary.LittleEndian.PutUint64(d.cpu[:], wazeroCPUFeatures())
+	d.codeDir = filepath.Join(absPath(codeRoot), "wazero-"+wazeroVersion()+"-"+runtime.GOARCH+"-"+runtime.GOOS)
+	if fi, err := os.Stat(d.codeDir); err != nil || !fi.IsDir() {
+		log.Warn("the compiled code cache is not where expected: its files are counted towards the cache's bound only when a process starts", "dir", d.codeDir, "error", err)
+		d.codeDir = ""
+	}
+	return d
+}
+
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+// wazeroVersion is the version wazero names its cache directory after
+// (its internal/version.GetWazeroVersion).
+func wazeroVersion() string {
+	v := ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if strings.Contains(dep.Path, "github.com/tetratelabs/wazero") {
+				v = dep.Version
+			}
+		}
+		if v == "" || v == "(devel)" {
+			v = info.Main.Version
+		}
+	}
+	if v == "" || v == "(devel)" {
+		return "dev"
+	}
+	return v
+}
+
+// wazeroCPUFeatures are the CPU feature flags wazero hashes into its file
+// names (its internal/platform.CpuFeatures), so that code compiled for
+// other CPUs is not loaded.
+func wazeroCPUFeatures() uint64 {
+	var f uint64
+	switch runtime.GOARCH {
+	case "amd64":
+		if cpu.X86.HasSSE41 {
+			f |= 1
+		}
+		if cpu.X86.HasBMI1 {
+			f |= 2
+		}
+		if cpu.X86.HasBMI1 && cpu.X86.HasBMI2 && cpu.X86.HasPOPCNT {
+			f |= 4
+		}
+	case "arm64":
+		if cpu.ARM64.HasATOMICS {
+			f |= 1
+		}
+	}
+	return f
+}
+
+// codePath is the file wazero keeps the machine code of code in (its
+// engine's fileCacheKey over the module ID of CompileModule: the SHA-256
+// of the bytes, then of no function listeners and of ensureTermination
+// off, as NewRuntime configures it); "" without a cache.
+func (d *diskCache) codePath(code []byte) string {
+	if d == nil || d.codeDir == "" {
+		return ""
+	}
+	var id [sha256.Size]byte
+	h := sha256.New()
+	h.Write(code)
+	h.Write([]byte{0})
+	h.Sum(id[:0])
+	h.Reset()
+	h.Write(id[:])
+	h.Write([]byte("WAZEVO"))
+	h.Write(d.cpu[:])
+	return filepath.Join(d.codeDir, hex.EncodeToString(h.Sum(nil)))
+}
+
+// keepsCode says whether the runtime knows where wazero keeps compiled
+// code.
+func (d *diskCache) keepsCode() bool { return d != nil && d.codeDir != "" }
+
+// fileClockSlack is how far before a time a file's times may read when
+// the file was made after it: the kernel stamps files from a clock that
+// ticks every few milliseconds.
+const fileClockSlack = time.Second
+
+// writtenSince says whether file was made at start or later, as its birth
+// time tells (wazero writes a new file and renames it into place), or
+// its modification time where the file system keeps no birth time. A
+// file made, or whose time was set by another process that used it, less
+// than fileClockSlack before counts too: that costs only a scan of the
+// directory, which this process would make later.
+func (d *diskCache) writtenSince(file string, start time.Time) bool {
+	var st unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, file, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME|unix.STATX_MTIME, &st) != nil {
+		return false
+	}
+	t := st.Mtime
+	if st.Mask&unix.STATX_BTIME != 0 {
+		t = st.Btime
+	}
+	return time.Unix(t.Sec, int64(t.Nsec)).After(start.Add(-fileClockSlack))
+}
+
+// failure reports whether err, of a compile, is a failure of the cache
+// rather than of the module, and whether wazero had compiled the module
+// when it failed: a failed write of its file (a full disk, the directory
+// gone) comes after the compile, which wazero keeps in memory and returns
+// to the next compile of the same code. A file it could not read (damaged)
+// comes before.
+func (d *diskCache) failure(err error) (cache, compiled bool) {
+	if d == nil || d.codeDir == "" {
+		return false, false
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return filepath.Dir(le.Old) == d.codeDir, true
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && filepath.Dir(pe.Path) == d.codeDir {
+		return true, strings.HasSuffix(pe.Path, ".tmp")
+	}
+	return strings.HasPrefix(err.Error(), "compilationcache: "), false
+}
+
+// restoreCodeDir makes wazero's directory again if it was removed, so
+// that the next compile's code is kept.
+func (d *diskCache) restoreCodeDir() {
+	if err := os.MkdirAll(d.codeDir, 0o700); err != nil {
+		d.log.Warn("could not make the compiled code cache's directory", "dir", d.codeDir, "error", err)
+	}
+}
+
+// used records that the module whose files are paths (its rewrite and its
+// code; "" for none) was compiled or loaded from the directory just now,
+// and is compiled in memory until dropped is called with the entry
+// returned. grew says that this compile wrote a file: the first time, the
+// files of earlier processes are counted. Past the bound the least
+// recently used entries are removed, those of modules compiled in memory
+// last.
+func (d *diskCache) used(paths []string, grew bool) *diskEntry {
+	if d == nil {
+		return nil
+	}
+	paths = slices.DeleteFunc(slices.Clone(paths), func(p string) bool { return p == "" })
+	if !grew {
+		d.touch(paths)
+	}
+	e := &diskEntry{live: true}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range paths {
+		d.forgetLocked(p)
+		e.files = append(e.files, diskFile{path: p})
+		d.byPath[p] = e
+	}
+	switch {
+	case d.scanned:
+		d.countLocked(e)
+	case grew:
+		d.scanLocked() // counts e with the rest
+	default:
+		return e
+	}
+	d.evictLocked()
+	return e
+}
+
+// dropped records that e's module is no longer compiled in memory: its
+// files are now as recently used as any not in memory.
+func (d *diskCache) dropped(e *diskEntry) {
+	if d == nil || e == nil {
+		return
+	}
+	d.mu.Lock()
+	e.live = false
+	if e.elem != nil {
+		d.lru.MoveToFront(e.elem)
+	}
+	paths := e.paths()
+	d.mu.Unlock()
+	d.touch(paths)
+}
+
+// closing sets the times of the files of the modules compiled in memory,
+// as dropped does, when the runtime closes.
+func (d *diskCache) closing() {
+	if d == nil {
+		return
+	}
+	var paths []string
+	d.mu.Lock()
+	for p, e := range d.byPath {
+		if e.live {
+			paths = append(paths, p)
+		}
+	}
+	d.mu.Unlock()
+	d.touch(paths)
+}
+
+// discard removes paths, the files of a compile that failed ("" for
+// none): no later compile will use them.
+func (d *diskCache) discard(paths ...string) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	for _, p := range paths {
+		d.forgetLocked(p)
+	}
+	d.mu.Unlock()
+	for _, p := range paths {
+		if p != "" {
+			d.remove(p)
+		}
+	}
+}
+
+func (e *diskEntry) paths() []string {
+	out := make([]string, len(e.files))
+	for i, f := range e.files {
+		out[i] = f.path
+	}
+	return out
+}
+
+// touchEvery is how stale a file's modification time may be before touch
+// sets it: the order of files used within it matters little, and a file
+// system write at every start of `sandboxd run` (of one module, in a
+// loop) would cost more than the stat that saves it.
+const touchEvery = time.Minute
+
+// touch sets the modification times of paths to now, unless set less than
+// touchEvery ago, which orders them for the next process. A file gone
+// (removed by another process) needs none.
+func (d *diskCache) touch(paths []string) {
+	now := time.Now()
+	for _, p := range paths {
+		if fi, err := os.Lstat(p); err != nil || now.Sub(fi.ModTime()) < touchEvery {
+			continue
+		}
+		if err := os.Chtimes(p, now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Debug("could not record the use of a file of the compilation cache", "path", p, "error", err)
+		}
+	}
+}
+
+// remove removes the cache's file p. Failing is a warning: the cache may
+// then hold more than its bound, and nothing else goes wrong.
+func (d *diskCache) remove(p string) {
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.log.Warn("could not remove a file of the compilation cache: it may take more than its bound", "path", p, "error", err)
+	}
+}
+
+// forgetLocked takes p out of the entry that has it, uncounting it.
+func (d *diskCache) forgetLocked(p string) {
+	old := d.byPath[p]
+	if old == nil {
+		return
+	}
+	delete(d.byPath, p)
+	i := slices.IndexFunc(old.files, func(f diskFile) bool { return f.path == p })
+	if old.elem != nil {
+		d.total -= old.files[i].size
+	}
+	old.files = slices.Delete(old.files, i, i+1)
+	if len(old.files) == 0 && old.elem != nil {
+		d.lru.Remove(old.elem)
+		old.elem = nil
+	}
+}
+
+// countLocked counts e's files, those that exist, as the most recently
+// used.
+func (d *diskCache) countLocked(e *diskEntry) {
+	kept := e.files[:0]
+	for _, f := range e.files {
+		fi, err := os.Lstat(f.path)
+		if err != nil || !fi.Mode().IsRegular() {
+			delete(d.byPath, f.path)
+			continue
+		}
+		f.size = fi.Size()
+		d.total += f.size
+		kept = append(kept, f)
+	}
+	e.files = kept
+	if len(kept) > 0 {
+		e.elem = d.lru.PushFront(e)
+	}
+}
+
+// evictLocked removes the least recently used entries while the files
+// counted are past the bound: first those of modules not compiled in
+// memory, then, if need be, those of modules that are (they run on, and
+// compile anew once dropped).
+func (d *diskCache) evictLocked() {
+	for d.bound > 0 && d.total > d.bound {
+		victim := d.lru.Back()
+		for el := victim; el != nil; el = el.Prev() {
+			if !el.Value.(*diskEntry).live {
+				victim = el
+				break
+			}
+		}
+		if victim == nil {
+			return
+		}
+		e := victim.Value.(*diskEntry)
+		d.lru.Remove(victim)
+		e.elem = nil
+		for _, f := range e.files {
+			delete(d.byPath, f.path)
+			d.total -= f.size
+			d.remove(f.path)
+		}
+		d.log.Debug("removed from the compilation cache, the least recently used", "files", e.paths())
+		e.files = nil
+	}
+}
+
+// cacheFile is a file a scan found.
+type cacheFile struct {
+	path string
+	size int64
+	mod  time.Time
+}
+
+// scanLocked counts the files of the cache directory, those of earlier
+// processes ordered by their modification times, then the entries this
+// process recorded before.
+func (d *diskCache) scanLocked() {
+	d.scanned = true
+	var early []*diskEntry
+	for _, e := range d.byPath {
+		if !slices.Contains(early, e) {
+			early = append(early, e)
+		}
+	}
+	dirs := []string{filepath.Join(d.root, "rewritten")}
+	for _, pattern := range []string{filepath.Join(d.root, "wazero-*"), filepath.Join(d.root, "no-debug-info", "wazero-*")} {
+		found, _ := filepath.Glob(pattern) // its only error is a malformed pattern
+		dirs = append(dirs, found...)
+	}
+	var files []cacheFile
+	for _, dir := range dirs {
+		files = append(files, d.readCacheDir(dir)...)
+	}
+	slices.SortFunc(files, func(a, b cacheFile) int { return a.mod.Compare(b.mod) })
+	for _, f := range files {
+		if d.byPath[f.path] != nil {
+			continue // an early entry's
+		}
+		e := &diskEntry{files: []diskFile{{path: f.path, size: f.size}}}
+		d.byPath[f.path] = e
+		d.total += f.size
+		e.elem = d.lru.PushFront(e)
+	}
+	for _, e := range early {
+		d.countLocked(e)
+	}
+}
+
+// readCacheDir returns the cache's files in dir: the kept rewrites if dir
+// is the rewritten directory, else compiled code.
+func (d *diskCache) readCacheDir(dir string) []cacheFile {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			d.log.Warn("could not read the compilation cache: its files there are not counted towards its bound", "dir", dir, "error", err)
+		}
+		return nil
+	}
+	rewritten := filepath.Base(dir) == "rewritten"
+	var out []cacheFile
+	for _, ent := range ents {
+		ok, tmp := cacheFileName(ent.Name(), rewritten)
+		if !ok || !ent.Type().IsRegular() {
+			continue
+		}
+		fi, err := ent.Info()
+		if err != nil || tmp && time.Since(fi.ModTime()) < tmpAge {
+			continue
+		}
+		out = append(out, cacheFile{path: filepath.Join(dir, ent.Name()), size: fi.Size(), mod: fi.ModTime()})
+	}
+	return out
+}
