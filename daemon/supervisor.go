@@ -398,10 +398,14 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 		names[g.Name] = true
 	}
 	for _, d := range spec.Delegations {
-		if names[d.Name] {
-			return 0, specError("capability %s: the handle name %q is already taken: give it another name", d.From.ID(), d.Name)
+		if err := d.checkName(); err != nil {
+			return 0, NewSpecError(err)
 		}
-		names[d.Name] = true
+		name := cmp.Or(d.Name, d.From.Name())
+		if names[name] {
+			return 0, specError("capability %s: the handle name %q is already taken: give it another name", d.From.ID(), name)
+		}
+		names[name] = true
 	}
 	return maxFDs, nil
 }
