@@ -103,6 +103,7 @@ func (g *Guest) openSupervisorChannel(table *caps.Table) (daemon, guest *caps.Ch
 	c.SetSource(guestOwnEnd{})
 	_, _ = table.Insert(c) // validate left room for it
 	daemonEnd.OnArrival(g.onSupervisorRequest)
+	daemonEnd.OnPeerRecv(g.onSupervisorRequest) // a request may wait for room (peer.go)
 	return daemonEnd, guestEnd
 }
 
@@ -198,7 +199,14 @@ func (g *Guest) send(event string, c *caps.Cap) error {
 		g.s.k.Close(c)
 		return fmt.Errorf("guest %s has exited: %w", g.id, ErrGuestEnded)
 	}
-	if _, err := g.supervisor.Send([][]byte{notice}, []*caps.Cap{c}); err != nil {
+	var err error = caps.EAGAIN
+	// A grant or a delegation leaves room for the answer to a request,
+	// which the daemon may have begun to give (peer.go); the answer
+	// itself ("rpc") was checked for when its request was taken.
+	if event == rpcEvent || g.supervisor.HasRoom(2, len(notice)+maxAnswer, 2) {
+		_, err = g.supervisor.Send([][]byte{notice}, []*caps.Cap{c})
+	}
+	if err != nil {
 		g.s.k.Close(c)
 		if errors.Is(err, caps.EAGAIN) {
 			return fmt.Errorf("guest %s is not reading its supervisor channel and it is full: it must sock_recv what was sent before", g.id)

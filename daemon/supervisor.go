@@ -445,9 +445,12 @@ type Guest struct {
 	// supervisor is the daemon's end of the guest's supervisor channel,
 	// and supervised the guest's, or nil (LaunchSpec.SupervisorChannel).
 	supervisor, supervised *caps.Channel
-	done                   chan struct{}
-	charge                 uint64   // what the guest counts against its principal's memory budget
-	account                *account // its principal's
+	// answering makes the answers to requests on the supervisor channel
+	// go one at a time, in order (peer.go).
+	answering sync.Mutex
+	done      chan struct{}
+	charge    uint64   // what the guest counts against its principal's memory budget
+	account   *account // its principal's
 
 	unlisted  bool // forgotten, still in Supervisor.order; guarded by Supervisor.mu
 	mu        sync.Mutex

@@ -131,8 +131,9 @@ func (c *Conn) recvNotice() (Notice, error) {
 // DiscardAnswer tells c, the supervisor channel, that the answer to one
 // request sent on it is no longer waited for: RecvNotice drops the next
 // answer (an "rpc" or "error" notice) it reads, closing the handle that
-// came with it, and reads on. The daemon answers each request once and
-// in order, so the answers to later requests still reach whoever waits
+// came with it, and reads on. The daemon answers each request it was
+// sent once and in order (a send that failed is no request, and is owed
+// nothing), so the answers to later requests still reach whoever waits
 // for them. peer.Connect calls it when its context ends before the answer
 // came.
 func (c *Conn) DiscardAnswer() { c.unwanted.Add(1) }
