@@ -109,3 +109,75 @@ func TestConnectGivesUpWaitingToSendItsRequest(t *testing.T) {
 		t.Fatalf("exit %+v, output %q; want %q", st, out.String(), want)
 	}
 }
+
+// A guest whose handle table is full is told when a notice's handle could
+// not be installed (the daemon closed it): RecvNotice returns an error
+// naming the full table with the notice's fields, peer.Connect fails with
+// it for its answer and keeps a grant's in Pending, marked lost, and a
+// Connect once the guest has room is answered (the daemon freed the
+// connection whose end was closed). RecvNotice returned such a notice as
+// if it had no handle, and Connect filed its own answer as pending and
+// waited for ever (until HangGuard here).
+func TestAGuestWithAFullHandleTableIsToldWhatItLost(t *testing.T) {
+	s := newSupervisor(t)
+	s.SetPeerServer(&echoPeers{served: make(chan *Guest, 2)})
+	m, err := s.Compile(context.Background(), "goanswers", abitest.Go(t, "daemon/testdata/guests/goanswers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Release)
+	stdin, next := io.Pipe()
+	defer next.Close()
+	out := &output{wrote: make(chan struct{}, 1)}
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Args: []string{"fulltable"}, MaxFDs: 32, SupervisorChannel: true, Stdin: stdin, Stdout: out, Stderr: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
+	obj := s.k.Mint(&caps.Holder{ID: "test"}, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "obj", "test")
+	defer s.k.Close(obj)
+	var sent []*caps.Cap
+	for _, step := range []struct{ await, name string }{{"full\n", "lost-grant"}, {"read\n", "lost-again"}} {
+		awaitLineOrExit(t, g, out, step.await)
+		c, err := g.SendCap(context.Background(), obj, step.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, c)
+		if _, err := io.WriteString(next, "go\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := waitExit(t, g, HangGuard)
+	if st.Code != 0 || len(lines(out)) != 6 {
+		t.Fatalf("exit %+v, output:\n%s", st, out.String())
+	}
+	lost := "could not take: its handle table is full"
+	if !strings.Contains(lines(out)[1], "[lost: rpc rpc, cap true, handle lost true]") || !strings.Contains(lines(out)[4], "[lost: delegate lost-again, cap true, handle lost true]") {
+		t.Errorf("the errors do not hold the notices whose handles were lost:\n%s", out.String())
+	}
+	want := []string{
+		"full",
+		"connect: peer: sandboxd: the rpc notice",
+		"pending delegate lost-grant: fd false, handle lost true",
+		"read",
+		fmt.Sprintf("notice delegate lost-again %s: fd false, error sandboxd: the delegate notice", sent[1].ID()),
+		"connect again: <nil>",
+	}
+	got := lines(out)
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) || (i == 1 || i == 4) && !strings.Contains(got[i], lost) {
+			t.Errorf("line %d: %q; want it to begin %q (and, for an error, say %q)", i+1, got[i], w, lost)
+		}
+	}
+	for _, c := range sent {
+		if !c.Info().Closed {
+			t.Errorf("capability %s, whose handle the guest could not take, is still open", c.ID())
+		}
+	}
+}
+
+// lines splits a guest's output into its lines.
+func lines(out *output) []string {
+	return strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+}

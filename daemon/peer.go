@@ -120,28 +120,40 @@ func (g *Guest) openPeerConn() error {
 	if p == nil {
 		return errors.New("this supervisor serves no Cap'n Proto to guests (embedded mode): launch the guest through sandboxd serve")
 	}
+	mine, theirs := caps.NewChannelPair(false, "rpc "+g.id)
 	g.mu.Lock()
-	if g.peerLive {
+	if g.peer != nil {
 		g.mu.Unlock()
 		return errPeerLive
 	}
-	g.peerLive = true
+	g.peer = mine
 	g.mu.Unlock()
-	mine, theirs := caps.NewChannelPair(false, "rpc "+g.id)
 	base, inh := caps.GrantRights(caps.KindChannel, false)
 	c := g.s.k.Mint(g.holder, theirs, base, inh, "rpc", "supervisor request")
 	c.SetSource(guestOwnEnd{})
-	conn := newChanConn(mine, func() {
-		g.mu.Lock()
-		g.peerLive = false
-		g.mu.Unlock()
-	})
+	// The connection is over for the guest once its end is closed: by
+	// the guest, at its exit, or by sock_recv when the guest's handle
+	// table had no room for it. It may ask for another then, before the
+	// server has read to the end of this one.
+	ended := func() { g.endPeer(mine) }
+	mine.OnPeerClose(func(bool) { ended() })
+	conn := newChanConn(mine, ended)
 	if err := g.send(rpcEvent, c); err != nil {
 		_ = conn.Close()
 		return err
 	}
 	p.Serve(g, conn)
 	return nil
+}
+
+// endPeer forgets the guest's connection whose daemon end is mine, if it
+// is still the guest's connection.
+func (g *Guest) endPeer(mine *caps.Channel) {
+	g.mu.Lock()
+	if g.peer == mine {
+		g.peer = nil
+	}
+	g.mu.Unlock()
 }
 
 // sendError tells the guest why its request failed:

@@ -455,10 +455,10 @@ type Guest struct {
 	unlisted  bool // forgotten, still in Supervisor.order; guarded by Supervisor.mu
 	mu        sync.Mutex
 	status    abi.ExitStatus
-	endedNs   int64    // unix nanoseconds of the exit's record, 0 while running (exitedLocked)
-	peerLive  bool     // a Cap'n Proto connection is open (peer.go)
-	afterDone []func() // AfterDone's, until doneRun
-	doneRun   bool     // Done is closed and afterDone has been taken
+	endedNs   int64         // unix nanoseconds of the exit's record, 0 while running (exitedLocked)
+	peer      *caps.Channel // the daemon's end of the guest's Cap'n Proto connection, nil when none (peer.go)
+	afterDone []func()      // AfterDone's, until doneRun
+	doneRun   bool          // Done is closed and afterDone has been taken
 }
 
 // Launch validates spec, sets up every grant, and starts the guest. Grants

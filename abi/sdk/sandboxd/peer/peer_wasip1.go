@@ -37,7 +37,10 @@ var (
 type Notice = sandboxd.Notice
 
 // Pending returns, and forgets, the notices Connect read past on the
-// supervisor channel while waiting for its own.
+// supervisor channel while waiting for its own. One whose handle this
+// guest could not take has HandleLost set (and no FD): RecvNotice's
+// *sandboxd.HandleLostError, which Connect does not return for a notice
+// that is not its answer.
 func Pending() []Notice {
 	pendingMu.Lock()
 	defer pendingMu.Unlock()
@@ -125,17 +128,22 @@ func interruptOnDone(ctx context.Context, f *os.File) (stop func()) {
 }
 
 // readAnswer reads notices until the daemon's answer, keeping the others
-// for Pending. A refusal carries no handle; one that does has it closed,
-// since the caller gets only the error.
+// for Pending (with HandleLost set for one whose handle this guest could
+// not take). An answer whose handle was lost is an error that says so
+// (*sandboxd.HandleLostError). A refusal carries no handle; one that
+// does has it closed, since the caller gets only the error.
 func readAnswer(sc *sandboxd.Conn) (uint32, error) {
 	for {
 		n, err := sc.RecvNotice()
-		if err != nil {
+		var lost *sandboxd.HandleLostError
+		if err != nil && (!errors.As(err, &lost) || isAnswer(n)) {
 			return 0, fmt.Errorf("peer: %w", err)
 		}
 		switch {
 		case n.Event == "rpc" && n.HasFD:
 			return n.FD, nil
+		case n.Event == "rpc":
+			return 0, errors.New("peer: the daemon's answer to a connection request came without the connection's handle")
 		case n.Event == "error":
 			if n.HasFD {
 				_ = sandboxd.Close(n.FD)
@@ -147,6 +155,10 @@ func readAnswer(sc *sandboxd.Conn) (uint32, error) {
 		pendingMu.Unlock()
 	}
 }
+
+// isAnswer reports whether n answers a request: the connection, or a
+// refusal.
+func isAnswer(n Notice) bool { return n.Event == "rpc" || n.Event == "error" }
 
 // Supervisor is the daemon's GuestSupervisor, for calls this package has
 // no method for.

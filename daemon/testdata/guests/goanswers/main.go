@@ -2,8 +2,9 @@
 
 // Command goanswers checks that the daemon answers each request a guest
 // sends on its supervisor channel once, in order, however full the
-// channel is. It prints what it found and exits 0, or says what went
-// wrong and exits 1.
+// channel is, and what the SDK makes of an answer or a notice whose
+// handle the guest cannot take. It prints what it found and exits 0, or
+// says what went wrong and exits 1.
 //
 //	goanswers many N     sends N requests without reading (every hundredth
 //	                     empty, the others unknown), then reads N answers
@@ -14,6 +15,9 @@
 //	goanswers stuck N    sends N requests without reading, then connects
 //	                     with a deadline, reads the N answers, and checks
 //	                     that the next answer is to its next request
+//	goanswers fulltable  fills its handle table, says "full", and after
+//	                     each line on stdin: connects, then reads a notice;
+//	                     then frees one fd and connects again
 package main
 
 import (
@@ -40,8 +44,10 @@ func main() {
 		connect(count(args[2]))
 	case len(args) == 3 && args[1] == "stuck":
 		stuck(count(args[2]))
+	case len(args) == 2 && args[1] == "fulltable":
+		fullTable()
 	default:
-		fmt.Println("usage: goanswers many N | connect N | stuck N")
+		fmt.Println("usage: goanswers many N | connect N | stuck N | fulltable")
 		os.Exit(2)
 	}
 }
@@ -142,4 +148,49 @@ func check(what string, err error) {
 		fmt.Printf("%s: %v\n", what, err)
 		os.Exit(1)
 	}
+}
+
+// fullTable connects, and reads a notice, with its handle table full.
+func fullTable() {
+	sup, err := sandboxd.Supervisor()
+	check("supervisor", err)
+	in := bufio.NewReader(os.Stdin)
+	var dups []uint32
+	for {
+		fd, err := sandboxd.Dup(0)
+		if err != nil {
+			break // EMFILE: the table is full
+		}
+		dups = append(dups, fd)
+	}
+	fmt.Println("full")
+	line(in)
+	_, err = peer.Connect(context.Background())
+	fmt.Printf("connect: %v%s\n", err, lostNotice(err))
+	for _, n := range peer.Pending() {
+		fmt.Printf("pending %s %s: fd %v, handle lost %v\n", n.Event, n.Name, n.HasFD, n.HandleLost)
+	}
+	fmt.Println("read")
+	line(in)
+	n, err := sup.RecvNotice()
+	fmt.Printf("notice %s %s %s: fd %v, error %v%s\n", n.Event, n.Name, n.Cap, n.HasFD, err, lostNotice(err))
+	check("close", sandboxd.Close(dups[0]))
+	_, err = peer.Connect(context.Background())
+	fmt.Printf("connect again: %v\n", err)
+}
+
+// line waits for a line on in.
+func line(in *bufio.Reader) {
+	_, err := in.ReadString('\n')
+	check("stdin", err)
+}
+
+// lostNotice describes the notice of a *sandboxd.HandleLostError in err.
+func lostNotice(err error) string {
+	var lost *sandboxd.HandleLostError
+	if !errors.As(err, &lost) {
+		return ""
+	}
+	n := lost.Notice
+	return fmt.Sprintf(" [lost: %s %s, cap %v, handle lost %v]", n.Event, n.Name, n.Cap != "", n.HandleLost)
 }
