@@ -53,3 +53,63 @@ func TestDerivationOriginIsTheChildsProvenance(t *testing.T) {
 		t.Fatalf("a derivation without origin has %q", d.Origin())
 	}
 }
+
+func TestOnPeerRecvRunsWhenTheOtherEndTakesMessages(t *testing.T) {
+	a, b := NewChannelPair(true, "t")
+	ran := 0
+	a.OnPeerRecv(func() {
+		// What the daemon's hook does: send into the room just made.
+		if ran++; ran > 1 {
+			return
+		}
+		if _, err := a.Send(iov("more"), nil); err != nil {
+			t.Errorf("Send in the hook: %v", err)
+		}
+	})
+	b.OnPeerRecv(func() { t.Error("the hook of the receiving end ran") })
+	if _, err := a.Send(iov("one"), nil); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	if _, _, _, err := b.Recv([][]byte{buf}, 0, true); err != nil || ran != 0 {
+		t.Fatalf("peek: %v, hook ran %d times; want it not run", err, ran)
+	}
+	if n, _, _, err := b.Recv([][]byte{buf}, 0, false); err != nil || string(buf[:n]) != "one" || ran != 1 {
+		t.Fatalf("receive %q, %v, hook ran %d times; want one and once", buf[:n], err, ran)
+	}
+	if n, _, _, err := b.Recv([][]byte{buf}, 0, false); err != nil || string(buf[:n]) != "more" || ran != 2 {
+		t.Fatalf("what the hook sent: %q, %v; hook ran %d times, want twice", buf[:n], err, ran)
+	}
+	a.OnPeerRecv(nil)
+	if _, err := a.Send(iov("last"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := b.Recv([][]byte{buf}, 0, false); err != nil || ran != 2 {
+		t.Fatalf("receive: %v; a removed hook ran (%d times)", err, ran)
+	}
+	if _, _, _, err := b.Recv([][]byte{buf}, 0, false); !errors.Is(err, EAGAIN) {
+		t.Fatalf("receive from an empty queue: %v; want EAGAIN", err)
+	}
+}
+
+func TestHasRoomSaysWhetherASendWouldFitNow(t *testing.T) {
+	a, b := NewChannelPair(true, "t")
+	k := NewKernel(nil)
+	h := &Holder{ID: "test"}
+	if !a.HasRoom(ChannelMaxMessages, ChannelBuffer, ChannelMaxCaps) || a.HasRoom(ChannelMaxMessages+1, 0, 0) || a.HasRoom(1, ChannelBuffer+1, 0) || a.HasRoom(1, 0, ChannelMaxCaps+1) {
+		t.Fatal("an empty queue's room is not the channel's limits")
+	}
+	for range ChannelMaxCaps - 1 {
+		x := k.Mint(h, NewByteObject(), RightsByteObjectBase, 0, "x", "test")
+		if _, err := a.Send(iov("c"), []*Cap{x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !a.HasRoom(1, 1, 1) || a.HasRoom(1, 1, 2) || !a.HasRoom(ChannelMaxMessages-ChannelMaxCaps+1, 0, 0) || a.HasRoom(ChannelMaxMessages-ChannelMaxCaps+2, 0, 0) {
+		t.Fatal("room for capabilities or messages miscounted")
+	}
+	if b.HasRoom(ChannelMaxMessages, ChannelBuffer, ChannelMaxCaps) != true {
+		t.Fatal("the other direction's room changed")
+	}
+	_ = b.Close()
+}

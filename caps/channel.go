@@ -54,6 +54,8 @@ type chanPair struct {
 	arrival [2]func()
 	// peerClosed[i] is called once end 1-i is closed (OnPeerClose).
 	peerClosed [2]func(pending bool)
+	// peerRecv[i] is called after end 1-i took messages (OnPeerRecv).
+	peerRecv [2]func()
 	// charge, when not nil, is charged the buffers of the messages
 	// waiting in both directions (NewChargedChannelPair, enqueue).
 	charge MemoryCharge
@@ -314,6 +316,32 @@ func (c *Channel) OnArrival(f func()) {
 	c.p.mu.Unlock()
 }
 
+// OnPeerRecv makes f run each time the other end takes messages from its
+// queue (a receive that is not a peek), on the receiver's goroutine,
+// after the receive has released the channel's lock: room was made for
+// what this end sends. f may Send on this end and Recv from it, but must
+// not block. It lets the daemon send what waited for room on a guest's
+// supervisor channel as soon as the guest reads, without a goroutine
+// waiting on every guest's channel. nil removes f.
+func (c *Channel) OnPeerRecv(f func()) {
+	c.p.mu.Lock()
+	c.p.peerRecv[c.side] = f
+	c.p.mu.Unlock()
+}
+
+// HasRoom reports whether the other end's queue has room now for msgs
+// more datagrams of bytes bytes and ncaps capabilities in all: whether
+// sending them from this end would not fail with EAGAIN. Room only grows
+// until something is sent, so the answer holds for a sender that sends
+// all that this end sends.
+func (c *Channel) HasRoom(msgs, bytes, ncaps int) bool {
+	p := c.p
+	dst := 1 - c.side
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.q[dst])+msgs <= ChannelMaxMessages && p.qbytes[dst]+bytes <= ChannelBuffer && p.qcaps[dst]+ncaps <= ChannelMaxCaps
+}
+
 // OnPeerClose makes f run once the other end is closed, on the goroutine
 // that closes it and without the channel's lock held; pending says
 // whether messages it sent still wait to be read at c. If the other end
@@ -395,11 +423,18 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 	if p.orphan[me].Load() {
 		r.noteTaken() // before the lock goes
 	}
+	var roomMade func()
+	if !peek && (r.taken > 0 || r.n > 0) {
+		roomMade = p.peerRecv[1-me]
+	}
 	p.mu.Unlock()
 	p.uncharge(freed)
 	closeCaps(r.dropped)
 	if !peek {
 		p.waits[1-me].wakeAll()
+	}
+	if roomMade != nil {
+		roomMade()
 	}
 	return r.n, r.got, r.flags, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/sandboxd/sandboxd/abi/argdata"
 	"github.com/sandboxd/sandboxd/caps"
@@ -57,6 +58,43 @@ func (d Delegation) derivation(holder *caps.Holder) caps.Derivation {
 	return caps.Derivation{Holder: holder, Edge: caps.EdgeDelegate, Name: name, Base: b, Inheriting: i, Origin: origin}
 }
 
+// checkName checks the name the guest's copy gets, so that every handle
+// name a guest sees is one a grant could give: a name d gives must be a
+// plain name (CheckName), as the control API's Cap.delegate requires; the
+// source's own, which the copy takes when d gives none, may also be the
+// path a dir or file grant can name its handle with.
+func (d Delegation) checkName() error {
+	name, err := d.Name, error(nil)
+	switch {
+	case name != "":
+		err = checkName(name)
+	case d.From.Kind() == caps.KindDirectory:
+		name = d.From.Name()
+		err = checkGivenName(GrantDir, name)
+	case d.From.Kind() == caps.KindFile:
+		name = d.From.Name()
+		err = checkGivenName(GrantFile, name)
+	default:
+		name = d.From.Name()
+		err = checkName(name)
+	}
+	if err != nil {
+		return fmt.Errorf("capability %s cannot be given to a guest under the handle name %s, which %w: give it a name a grant could give (at most %d bytes of UTF-8, with no control character and none of / = : \\)", d.From.ID(), quoteName(name), err, MaxGuestName)
+	}
+	return nil
+}
+
+// quoteName quotes a handle name for an error message, cut to its first
+// 64 bytes when it is longer (with its length), so that a refused name of
+// any length makes an error of a few lines.
+func quoteName(n string) string {
+	const shown = 64
+	if len(n) <= shown {
+		return strconv.Quote(n)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", n[:shown], len(n))
+}
+
 // openSupervisorChannel creates the guest's supervisor channel, puts the
 // guest's end in table and returns the daemon's end and the guest's.
 func (g *Guest) openSupervisorChannel(table *caps.Table) (daemon, guest *caps.Channel) {
@@ -65,6 +103,7 @@ func (g *Guest) openSupervisorChannel(table *caps.Table) (daemon, guest *caps.Ch
 	c.SetSource(guestOwnEnd{})
 	_, _ = table.Insert(c) // validate left room for it
 	daemonEnd.OnArrival(g.onSupervisorRequest)
+	daemonEnd.OnPeerRecv(g.onSupervisorRequest) // a request may wait for room (peer.go)
 	return daemonEnd, guestEnd
 }
 
@@ -108,7 +147,8 @@ func (g *Guest) Grant(ctx context.Context, by Principal, gr Grant) (*caps.Cap, e
 
 // SendCap sends the running guest a copy of from under name, derived for
 // it (edge "delegate") with from's rights, on its supervisor channel. It
-// returns the copy.
+// returns the copy. name must be one a grant could give (CheckName; ""
+// takes from's own name): another is refused and nothing is sent.
 //
 // The guest receives it with sock_recv on its "supervisor" handle: one
 // datagram per handle, carrying the handle and an argdata map
@@ -129,6 +169,9 @@ func (g *Guest) Delegate(ctx context.Context, d Delegation) (*caps.Cap, error) {
 	}
 	if g.supervisor == nil {
 		return nil, ErrNoSupervisorChannel
+	}
+	if err := d.checkName(); err != nil {
+		return nil, err
 	}
 	c, err := g.s.k.Derive(from, d.derivation(g.holder))
 	if err != nil {
@@ -156,7 +199,14 @@ func (g *Guest) send(event string, c *caps.Cap) error {
 		g.s.k.Close(c)
 		return fmt.Errorf("guest %s has exited: %w", g.id, ErrGuestEnded)
 	}
-	if _, err := g.supervisor.Send([][]byte{notice}, []*caps.Cap{c}); err != nil {
+	var err error = caps.EAGAIN
+	// A grant or a delegation leaves room for the answer to a request,
+	// which the daemon may have begun to give (peer.go); the answer
+	// itself ("rpc") was checked for when its request was taken.
+	if event == rpcEvent || g.supervisor.HasRoom(2, len(notice)+maxAnswer, 2) {
+		_, err = g.supervisor.Send([][]byte{notice}, []*caps.Cap{c})
+	}
+	if err != nil {
 		g.s.k.Close(c)
 		if errors.Is(err, caps.EAGAIN) {
 			return fmt.Errorf("guest %s is not reading its supervisor channel and it is full: it must sock_recv what was sent before", g.id)

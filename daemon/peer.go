@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/sandboxd/sandboxd/abi/argdata"
@@ -16,7 +17,9 @@ import (
 // …} carrying the guest's end of a new stream channel. The daemon serves
 // its PeerServer on the other end. Nothing runs for a guest that never
 // asks: the request is answered on the sending guest's own call
-// (caps.Channel.OnArrival), with no goroutine per guest.
+// (caps.Channel.OnArrival), or, when it had to wait for room, on the
+// guest's call that made the room (caps.Channel.OnPeerRecv), with no
+// goroutine per guest.
 
 // PeerServer serves the guest-facing Cap'n Proto API (daemon/guestrpc) on
 // the connections guests ask for.
@@ -45,15 +48,40 @@ func (s *Supervisor) peerServer() PeerServer {
 // supervisor channel; a longer one is truncated and refused.
 const maxRequest = 256
 
+// rpcEvent is the event of the notice that answers a request for a
+// connection with the guest's end of it.
+const rpcEvent = "rpc"
+
+// maxAnswer bounds the notice that answers a request: an "rpc" notice
+// takes about 100 bytes, and sendError cuts a refusal's text to fit.
+const maxAnswer = 2 << 10
+
+// A request is answered once, in order, always: the daemon takes it from
+// the channel only when the guest's end has room for its answer (one
+// datagram of maxAnswer bytes with a handle), and otherwise leaves it
+// there, unread, until the guest reads. Grants and delegations leave room
+// for an answer (send), so the answer to a request taken, which goes
+// after the check, always fits. Requests that wait fill the guest's
+// sending direction; a send of one more then fails (EAGAIN) before it is
+// a request, so nothing the guest asked for goes unanswered.
+
 // onSupervisorRequest answers what the guest sent on its supervisor
-// channel, one datagram at a time. It runs on the guest's sock_send.
+// channel, one datagram at a time, while the guest's end has room for an
+// answer. It runs on the guest's sock_send (a request arrived) and on its
+// sock_recv of the channel (room was made), one call at a time.
 func (g *Guest) onSupervisorRequest() {
-	buf := make([]byte, maxRequest)
-	for {
+	g.answering.Lock()
+	defer g.answering.Unlock()
+	var buf []byte
+	for g.supervisor.Pending() > 0 && g.supervisor.HasRoom(1, maxAnswer, 1) {
+		if buf == nil {
+			buf = make([]byte, maxRequest)
+		}
 		// Handles attached to a request are not taken (maxCaps 0): the
-		// channel closes them.
+		// channel closes them. An empty datagram is a request too (not
+		// argdata), answered like any other.
 		n, _, fl, err := g.supervisor.Recv([][]byte{buf}, 0, false)
-		if err != nil || (n == 0 && fl == 0) {
+		if err != nil {
 			return
 		}
 		if err := g.answerRequest(buf[:n], fl); err != nil {
@@ -92,23 +120,25 @@ func (g *Guest) openPeerConn() error {
 	if p == nil {
 		return errors.New("this supervisor serves no Cap'n Proto to guests (embedded mode): launch the guest through sandboxd serve")
 	}
+	mine, theirs := caps.NewChannelPair(false, "rpc "+g.id)
 	g.mu.Lock()
-	if g.peerLive {
+	if g.peer != nil {
 		g.mu.Unlock()
 		return errPeerLive
 	}
-	g.peerLive = true
+	g.peer = mine
 	g.mu.Unlock()
-	mine, theirs := caps.NewChannelPair(false, "rpc "+g.id)
 	base, inh := caps.GrantRights(caps.KindChannel, false)
 	c := g.s.k.Mint(g.holder, theirs, base, inh, "rpc", "supervisor request")
 	c.SetSource(guestOwnEnd{})
-	conn := newChanConn(mine, func() {
-		g.mu.Lock()
-		g.peerLive = false
-		g.mu.Unlock()
-	})
-	if err := g.send("rpc", c); err != nil {
+	// The connection is over for the guest once its end is closed: by
+	// the guest, at its exit, or by sock_recv when the guest's handle
+	// table had no room for it. It may ask for another then, before the
+	// server has read to the end of this one.
+	ended := func() { g.endPeer(mine) }
+	mine.OnPeerClose(func(bool) { ended() })
+	conn := newChanConn(mine, ended)
+	if err := g.send(rpcEvent, c); err != nil {
 		_ = conn.Close()
 		return err
 	}
@@ -116,17 +146,37 @@ func (g *Guest) openPeerConn() error {
 	return nil
 }
 
+// endPeer forgets the guest's connection whose daemon end is mine, if it
+// is still the guest's connection.
+func (g *Guest) endPeer(mine *caps.Channel) {
+	g.mu.Lock()
+	if g.peer == mine {
+		g.peer = nil
+	}
+	g.mu.Unlock()
+}
+
 // sendError tells the guest why its request failed:
-// {"event": "error", "error": TEXT}, with no handle.
+// {"event": "error", "error": TEXT}, with no handle. TEXT is cut to keep
+// the notice within maxAnswer.
 func (g *Guest) sendError(err error) {
+	text := err.Error()
+	if len(text) > maxAnswer-64 {
+		text = strings.ToValidUTF8(text[:maxAnswer-64], "") + "…"
+	}
 	notice := argdata.StringMap(map[string]argdata.Value{
 		"event": argdata.String("error"),
-		"error": argdata.String(err.Error()),
+		"error": argdata.String(text),
 	}).Encode()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.exitedLocked() {
-		_, _ = g.supervisor.Send([][]byte{notice}, nil)
+	if g.exitedLocked() {
+		return
+	}
+	// The room was there when the request was taken, and the daemon's
+	// other notices leave it: only a guest that has closed its end fails.
+	if _, err := g.supervisor.Send([][]byte{notice}, nil); err != nil {
+		g.log.Debug("refusal of a supervisor channel request not sent", "error", err)
 	}
 }
 

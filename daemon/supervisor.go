@@ -402,10 +402,14 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 		names[g.Name] = true
 	}
 	for _, d := range spec.Delegations {
-		if names[d.Name] {
-			return 0, specError("capability %s: the handle name %q is already taken: give it another name", d.From.ID(), d.Name)
+		if err := d.checkName(); err != nil {
+			return 0, NewSpecError(err)
 		}
-		names[d.Name] = true
+		name := cmp.Or(d.Name, d.From.Name())
+		if names[name] {
+			return 0, specError("capability %s: the handle name %q is already taken: give it another name", d.From.ID(), name)
+		}
+		names[name] = true
 	}
 	return maxFDs, nil
 }
@@ -445,17 +449,20 @@ type Guest struct {
 	// supervisor is the daemon's end of the guest's supervisor channel,
 	// and supervised the guest's, or nil (LaunchSpec.SupervisorChannel).
 	supervisor, supervised *caps.Channel
-	done                   chan struct{}
-	charge                 uint64   // what the guest counts against its principal's memory budget
-	account                *account // its principal's
+	// answering makes the answers to requests on the supervisor channel
+	// go one at a time, in order (peer.go).
+	answering sync.Mutex
+	done      chan struct{}
+	charge    uint64   // what the guest counts against its principal's memory budget
+	account   *account // its principal's
 
 	unlisted  bool // forgotten, still in Supervisor.order; guarded by Supervisor.mu
 	mu        sync.Mutex
 	status    abi.ExitStatus
-	endedNs   int64    // unix nanoseconds of the exit's record, 0 while running (exitedLocked)
-	peerLive  bool     // a Cap'n Proto connection is open (peer.go)
-	afterDone []func() // AfterDone's, until doneRun
-	doneRun   bool     // Done is closed and afterDone has been taken
+	endedNs   int64         // unix nanoseconds of the exit's record, 0 while running (exitedLocked)
+	peer      *caps.Channel // the daemon's end of the guest's Cap'n Proto connection, nil when none (peer.go)
+	afterDone []func()      // AfterDone's, until doneRun
+	doneRun   bool          // Done is closed and afterDone has been taken
 }
 
 // Launch validates spec, sets up every grant, and starts the guest. Grants

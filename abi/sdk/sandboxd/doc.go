@@ -40,10 +40,12 @@
 //	st, _ := p.Wait()
 //
 // Handles granted or delegated while the guest runs arrive as notices on
-// its supervisor channel; RecvNotice reads each whole, whatever its length:
+// its supervisor channel; RecvNotice reads each whole, whatever its length,
+// and says when the guest's full handle table made it lose the handle:
 //
 //	sup, _ := sandboxd.Supervisor()
-//	n, _ := sup.RecvNotice()                   // n.Event "grant", n.Name, n.FD
+//	n, err := sup.RecvNotice()                 // n.Event "grant", n.Name, n.FD
+//	var lost *sandboxd.HandleLostError         // errors.As(err, &lost): lost.Notice had one
 //
 // Channels carry bytes and handles between guests:
 //

@@ -58,3 +58,21 @@ past its deadline: context.DeadlineExceeded true
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// A notice whose handle the guest could not take (its handle table full:
+// sock_recv closed it and set FDS_TRUNCATED) is RecvNotice's
+// *HandleLostError, which holds the notice, and not a notice that came
+// without a handle. An answer no one waits for any more is still dropped
+// when its handle was lost, so the next Connect gets the answer to its
+// own request (testdata/noticecheck lost). RecvNotice returned the grant
+// as if it had no handle, with no error.
+func TestRecvNoticeSaysWhenAHandleCouldNotBeTaken(t *testing.T) {
+	out := runNoticecheck(t, "lost")
+	want := `cancelled while waiting: context.Canceled true
+notice: grant granted (cap c3), fd false, handle lost true; error true
+next connection: peer: the daemon refused a connection: the second request is refused
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+}

@@ -52,6 +52,24 @@ type Notice struct {
 	Event, Name, Cap, Kind string
 	FD                     uint32 // the handle it carried, now open in this guest
 	HasFD                  bool
+	// HandleLost: a handle came with the notice but could not be
+	// installed in this guest, and was closed (sock_recv's
+	// FDS_TRUNCATED): its handle table was full (max-fds), or the
+	// handle was refused to it. RecvNotice returns such a notice with a
+	// *HandleLostError.
+	HandleLost bool
+}
+
+// HandleLostError is RecvNotice's error for a notice whose handle this
+// guest could not take (Notice.HandleLost): what was lost is Notice, its
+// event, name, capability id and kind. The handle is closed; a grant or
+// delegation is gone, and a request is to make again once the guest has
+// room.
+type HandleLostError struct{ Notice Notice }
+
+func (e *HandleLostError) Error() string {
+	n := e.Notice
+	return fmt.Sprintf("sandboxd: the %s notice for %q (capability %s, kind %s) came with a handle this guest could not take: its handle table is full (max-fds; close handles it no longer needs), or the handle was refused to it; the handle was closed", n.Event, n.Name, n.Cap, n.Kind)
 }
 
 // ParseNotice decodes a notice's bytes (an argdata map); FD and HasFD are
@@ -89,15 +107,19 @@ const (
 // notice it cannot decode, or one it could not read whole (longer than
 // that, or taken meanwhile by a reader that is not RecvNotice), is an
 // error, and the handle that came with it is closed here: a caller that
-// gets an error holds no new handle. An answer no one waits for any more
-// (DiscardAnswer) is dropped, its handle closed, and RecvNotice reads on.
-// Calls on one Conn take turns.
+// gets an error holds no new handle. A notice whose handle this guest
+// could not take (its handle table full: the handle was closed) is
+// returned with a *HandleLostError that holds it, so the caller knows
+// what was lost. An answer no one waits for any more (DiscardAnswer) is
+// dropped, its handle closed, and RecvNotice reads on. Calls on one Conn
+// take turns.
 func (c *Conn) RecvNotice() (Notice, error) {
 	c.noticeMu.Lock()
 	defer c.noticeMu.Unlock()
 	for {
 		n, err := c.recvNotice()
-		if err != nil || !c.dropUnwanted(n) {
+		var lost *HandleLostError
+		if (err != nil && !errors.As(err, &lost)) || !c.dropUnwanted(n) {
 			return n, err
 		}
 	}
@@ -124,6 +146,15 @@ func (c *Conn) recvNotice() (Notice, error) {
 		}
 		return Notice{}, err
 	}
+	if r.FDsTruncated {
+		// A handle came and was closed: the one the notice is about, for
+		// a notice carries one (any that did fit goes too, unexplained).
+		if r.NFDs == 1 {
+			_ = Close(fds[0])
+		}
+		n.HandleLost = true
+		return n, &HandleLostError{Notice: n}
+	}
 	n.FD, n.HasFD = fds[0], r.NFDs == 1
 	return n, nil
 }
@@ -131,8 +162,9 @@ func (c *Conn) recvNotice() (Notice, error) {
 // DiscardAnswer tells c, the supervisor channel, that the answer to one
 // request sent on it is no longer waited for: RecvNotice drops the next
 // answer (an "rpc" or "error" notice) it reads, closing the handle that
-// came with it, and reads on. The daemon answers each request once and
-// in order, so the answers to later requests still reach whoever waits
+// came with it, and reads on. The daemon answers each request it was
+// sent once and in order (a send that failed is no request, and is owed
+// nothing), so the answers to later requests still reach whoever waits
 // for them. peer.Connect calls it when its context ends before the answer
 // came.
 func (c *Conn) DiscardAnswer() { c.unwanted.Add(1) }

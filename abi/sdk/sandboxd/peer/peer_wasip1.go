@@ -37,7 +37,10 @@ var (
 type Notice = sandboxd.Notice
 
 // Pending returns, and forgets, the notices Connect read past on the
-// supervisor channel while waiting for its own.
+// supervisor channel while waiting for its own. One whose handle this
+// guest could not take has HandleLost set (and no FD): RecvNotice's
+// *sandboxd.HandleLostError, which Connect does not return for a notice
+// that is not its answer.
 func Pending() []Notice {
 	pendingMu.Lock()
 	defer pendingMu.Unlock()
@@ -55,7 +58,10 @@ var rpcRequest = argdata.StringMap(map[string]argdata.Value{"request": argdata.S
 // daemon's answer comes, Connect returns ctx.Err() (wrapped) and the
 // answer, when it comes, is dropped with its handle closed
 // (sandboxd.Conn.DiscardAnswer): neither RecvNotice nor the next Connect
-// returns it. Connect reads the supervisor channel while it waits, so the
+// returns it. When ctx ends while the request still waits to be sent (the
+// daemon holds as many requests as the channel takes, until the guest
+// reads their answers), Connect returns ctx.Err() (wrapped) having asked
+// nothing, and no answer is owed. Connect reads the supervisor channel while it waits, so the
 // guest must not read it meanwhile (Pending has what Connect read past).
 func Connect(ctx context.Context) (*Conn, error) {
 	sc, err := sandboxd.Supervisor()
@@ -65,10 +71,7 @@ func Connect(ctx context.Context) (*Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("peer: not asking the daemon for a connection: %w", err)
 	}
-	if _, err := sc.Send(rpcRequest); err != nil {
-		return nil, fmt.Errorf("peer: asking the daemon for a connection: %w", err)
-	}
-	fd, err := awaitConnection(ctx, sc)
+	fd, err := askConnection(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -81,10 +84,21 @@ func Connect(ctx context.Context) (*Conn, error) {
 	return &Conn{stream: stream, rpc: conn, sup: guest.GuestSupervisor(conn.Bootstrap(ctx))}, nil
 }
 
-// awaitConnection waits for the daemon's answer on sc until ctx ends. If
-// ctx ends first, the answer still to come is left for RecvNotice to drop.
-func awaitConnection(ctx context.Context, sc *sandboxd.Conn) (uint32, error) {
+// askConnection sends the request for a connection on sc and waits for
+// the daemon's answer, until ctx ends. The send itself waits while the
+// daemon holds as many requests as the channel takes (they wait for the
+// guest to read their answers); if ctx ends then, nothing was asked and
+// no answer is owed. If ctx ends after the send, the answer still to come
+// is left for RecvNotice to drop.
+func askConnection(ctx context.Context, sc *sandboxd.Conn) (uint32, error) {
 	stop := interruptOnDone(ctx, sc.File())
+	if _, err := sc.Send(rpcRequest); err != nil {
+		stop()
+		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+			return 0, fmt.Errorf("peer: not asking the daemon for a connection: the supervisor channel had no room for the request (read the notices waiting on it): %w", ctx.Err())
+		}
+		return 0, fmt.Errorf("peer: asking the daemon for a connection: %w", err)
+	}
 	fd, err := readAnswer(sc)
 	stop()
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -96,35 +110,40 @@ func awaitConnection(ctx context.Context, sc *sandboxd.Conn) (uint32, error) {
 	return fd, err
 }
 
-// interruptOnDone makes a read waiting on f (or starting) fail with
-// os.ErrDeadlineExceeded once ctx ends, until the function it returns is
-// called, which leaves f with no deadline.
+// interruptOnDone makes a read or a write waiting on f (or starting) fail
+// with os.ErrDeadlineExceeded once ctx ends, until the function it
+// returns is called, which leaves f with no deadline.
 func interruptOnDone(ctx context.Context, f *os.File) (stop func()) {
 	fired := make(chan struct{})
 	stopAfter := context.AfterFunc(ctx, func() {
 		defer close(fired)
-		_ = f.SetReadDeadline(time.Unix(1, 0)) // long past: the wait ends at once
+		_ = f.SetDeadline(time.Unix(1, 0)) // long past: the wait ends at once
 	})
 	return func() {
 		if !stopAfter() { // it ran, or is running
 			<-fired
-			_ = f.SetReadDeadline(time.Time{})
+			_ = f.SetDeadline(time.Time{})
 		}
 	}
 }
 
 // readAnswer reads notices until the daemon's answer, keeping the others
-// for Pending. A refusal carries no handle; one that does has it closed,
-// since the caller gets only the error.
+// for Pending (with HandleLost set for one whose handle this guest could
+// not take). An answer whose handle was lost is an error that says so
+// (*sandboxd.HandleLostError). A refusal carries no handle; one that
+// does has it closed, since the caller gets only the error.
 func readAnswer(sc *sandboxd.Conn) (uint32, error) {
 	for {
 		n, err := sc.RecvNotice()
-		if err != nil {
+		var lost *sandboxd.HandleLostError
+		if err != nil && (!errors.As(err, &lost) || isAnswer(n)) {
 			return 0, fmt.Errorf("peer: %w", err)
 		}
 		switch {
 		case n.Event == "rpc" && n.HasFD:
 			return n.FD, nil
+		case n.Event == "rpc":
+			return 0, errors.New("peer: the daemon's answer to a connection request came without the connection's handle")
 		case n.Event == "error":
 			if n.HasFD {
 				_ = sandboxd.Close(n.FD)
@@ -136,6 +155,10 @@ func readAnswer(sc *sandboxd.Conn) (uint32, error) {
 		pendingMu.Unlock()
 	}
 }
+
+// isAnswer reports whether n answers a request: the connection, or a
+// refusal.
+func isAnswer(n Notice) bool { return n.Event == "rpc" || n.Event == "error" }
 
 // Supervisor is the daemon's GuestSupervisor, for calls this package has
 // no method for.

@@ -10,6 +10,8 @@
 //	noticecheck abandon        an answer that comes after the wait for it ended
 //	noticecheck cut-child      (the child) reads the long notice
 //	noticecheck abandon-child  (the child) gives up waiting for a connection, then asks again
+//	noticecheck lost           notices whose handles the receiver cannot take
+//	noticecheck lost-child     (the child) gives up a connection, fills its handle table, reads
 package main
 
 import (
@@ -32,7 +34,7 @@ const cutAt = 4096
 func main() {
 	args := sandboxd.Args()
 	if len(args) != 2 {
-		fmt.Println("usage: noticecheck cut|abandon")
+		fmt.Println("usage: noticecheck cut|abandon|lost")
 		os.Exit(2)
 	}
 	switch args[1] {
@@ -44,6 +46,10 @@ func main() {
 		cutChild()
 	case "abandon-child":
 		abandonChild()
+	case "lost":
+		lost(module())
+	case "lost-child":
+		lostChild()
 	}
 }
 
@@ -224,4 +230,60 @@ func check(what string, err error) {
 		fmt.Printf("%s: %v\n", what, err)
 		os.Exit(1)
 	}
+}
+
+// lost runs the child and answers its first request only once it has
+// given up waiting and filled its handle table, with a grant behind the
+// late answer, both carrying a handle it cannot take; its second request
+// is refused.
+func lost(mod uint32) {
+	mine, theirs, err := sandboxd.DatagramChannel()
+	check("datagram channel", err)
+	ctl, ctlChild, err := sandboxd.Channel()
+	check("channel", err)
+	p := spawn(mod, "lost-child", map[string]uint32{"supervisor": theirs.Fd(), "ctl": ctlChild.Fd()})
+	theirs.Close()
+	ctlChild.Close()
+	awaitRequest(mine)
+	_, err = ctl.Write([]byte("c")) // cancel the wait
+	check("write ctl", err)
+	_, err = ctl.Read(make([]byte, 1)) // its table is full
+	check("read ctl", err)
+	sendDup(mine, notice("event", "rpc", "name", "rpc"), 1)
+	sendDup(mine, notice("event", "grant", "name", "granted", "kind", "stdio", "cap", "c3"), 1)
+	awaitRequest(mine)
+	_, err = mine.Send(notice("event", "error", "error", "the second request is refused"))
+	check("send", err)
+	wait(p, "lost")
+}
+
+func lostChild() {
+	fd, ok := sandboxd.Handle("ctl")
+	if !ok {
+		fmt.Println("no handle named ctl")
+		os.Exit(1)
+	}
+	ctl, err := sandboxd.NewConn(fd)
+	check("ctl", err)
+	sup, err := sandboxd.Supervisor()
+	check("supervisor", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_, _ = ctl.Read(make([]byte, 1))
+		cancel()
+	}()
+	_, err = peer.Connect(ctx)
+	fmt.Printf("cancelled while waiting: context.Canceled %v\n", errors.Is(err, context.Canceled))
+	for {
+		if _, err := sandboxd.Dup(0); err != nil {
+			break // the table is full
+		}
+	}
+	_, err = ctl.Write([]byte("f"))
+	check("write ctl", err)
+	n, err := sup.RecvNotice()
+	var lost *sandboxd.HandleLostError
+	fmt.Printf("notice: %s %s (cap %s), fd %v, handle lost %v; error %v\n", n.Event, n.Name, n.Cap, n.HasFD, n.HandleLost, errors.As(err, &lost) && lost.Notice == n)
+	_, err = peer.Connect(context.Background())
+	fmt.Printf("next connection: %v\n", err)
 }
