@@ -611,7 +611,7 @@ func (g *Guest) runOnce() (st ExitStatus) {
 	}
 	ctx = experimental.WithMemoryAllocator(ctx, alloc)
 	ctx = withGuest(ctx, g)
-	mod, err := g.rt.r.InstantiateModule(ctx, g.module.compiled, instanceConfig)
+	mod, err := g.rt.instantiate(ctx, g.module.compiled, instanceConfig)
 	if err != nil {
 		return g.statusOf(err)
 	}

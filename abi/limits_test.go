@@ -550,3 +550,29 @@ func TestCallResultsCountAgainstMaxStack(t *testing.T) {
 		t.Fatalf("a recursion of %d results: %+v, want a *StackError at --max-stack", n, st)
 	}
 }
+
+// Close while a compilation is under way, and so host modules are being
+// instantiated in the background, panics nowhere: wazero's Close empties
+// the maps such work writes to, and a host module built after it panicked
+// on its own goroutine, taking the daemon down at shutdown. The race is
+// met within a few hundred rounds on the code before (every one of three
+// runs of this test panicked), and a round takes a fraction of a
+// millisecond.
+func TestCloseDuringACompilationPanicsNowhere(t *testing.T) {
+	ctx := context.Background()
+	wasm := abitest.WAT(t, "abi/testdata/guests/hello.wat")
+	for range 500 {
+		rt, err := NewRuntime(ctx, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		compiled := compileAsync(rt, ctx, "hello.wasm", wasm)
+		if err := rt.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Compiled before Close, or refused as the runtime closed.
+		if err := result(t, compiled, "a compilation never ended"); err != nil && !errors.Is(err, errClosed) && !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("a compilation as the runtime closed: %v", err)
+		}
+	}
+}

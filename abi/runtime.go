@@ -102,6 +102,16 @@ type Runtime struct {
 	// beforeCompile, when not nil, runs as a compilation starts: a test's
 	// way to make one fail as a defect would.
 	beforeCompile func()
+	// closeMu orders every call into r that builds something (compiling a
+	// module, instantiating a host module or a guest) against Close:
+	// wazero checks that its runtime is open only as such a call starts,
+	// and its Close empties the maps one under way writes to, a panic on
+	// a goroutine of its own (a host module prepared in the background).
+	// Those calls hold it for reading, Close for writing; after Close they
+	// fail with errClosed (wazero would panic on some: its host module
+	// builder compiles into an engine Close has emptied).
+	closeMu sync.RWMutex
+	closed  bool // guarded by closeMu
 	// compiling holds a token for each compilation running
 	// (Config.MaxCompiles).
 	compiling chan struct{}
@@ -200,7 +210,13 @@ func (rt *Runtime) ensureHost(ctx context.Context, name string) error {
 	h := rt.hosts[name]
 	h.started.Store(true)
 	h.once.Do(func() {
-		if err := h.instantiate(context.WithoutCancel(ctx), rt.r); err != nil {
+		rt.closeMu.RLock()
+		defer rt.closeMu.RUnlock()
+		err := errClosed
+		if !rt.closed {
+			err = h.instantiate(context.WithoutCancel(ctx), rt.r)
+		}
+		if err != nil {
 			h.err = fmt.Errorf("host module %s: %w", name, err)
 		}
 	})
@@ -220,10 +236,29 @@ func (rt *Runtime) prepareHosts(ctx context.Context, names []string) {
 	}
 }
 
-// Close stops the runtime and every guest still running in it.
+// Close stops the runtime and every guest still running in it. It waits
+// for a compilation or instantiation under way to end first.
 func (rt *Runtime) Close(ctx context.Context) error {
 	rt.disk.closing()
+	rt.closeMu.Lock()
+	defer rt.closeMu.Unlock()
+	rt.closed = true
 	return rt.r.Close(ctx)
+}
+
+// errClosed is the error of a compilation or instantiation asked of a
+// closed runtime.
+var errClosed = errors.New("the runtime is closed: sandboxd is shutting down")
+
+// instantiate instantiates a guest's compiled module, unless the runtime
+// is closed or closing (closeMu).
+func (rt *Runtime) instantiate(ctx context.Context, cm wazero.CompiledModule, cfg wazero.ModuleConfig) (api.Module, error) {
+	rt.closeMu.RLock()
+	defer rt.closeMu.RUnlock()
+	if rt.closed {
+		return nil, errClosed
+	}
+	return rt.r.InstantiateModule(ctx, cm, cfg)
 }
 
 // Module is a compiled guest program under the name its caller gave it.
@@ -611,6 +646,11 @@ func (rt *Runtime) compileModule(ctx context.Context, bin []byte) (cm wazero.Com
 			cm, err = nil, fmt.Errorf("the runtime's decoder failed on it (%v)", r)
 		}
 	}()
+	rt.closeMu.RLock()
+	defer rt.closeMu.RUnlock()
+	if rt.closed {
+		return nil, errClosed
+	}
 	return rt.r.CompileModule(ctx, bin)
 }
 
