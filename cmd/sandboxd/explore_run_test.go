@@ -21,9 +21,18 @@ import (
 // lastRecord returns the last record of the audit log at path.
 func lastRecord(t *testing.T, path string) audit.Record {
 	t.Helper()
+	return lastRecordWhere(t, path, func(audit.Record) bool { return true })
+}
+
+// lastRecordWhere returns the last record of the audit log at path that
+// keep says to keep, or a zero record.
+func lastRecordWhere(t *testing.T, path string, keep func(audit.Record) bool) audit.Record {
+	t.Helper()
 	var last audit.Record
 	if err := audit.Scan(path, func(r audit.Record, _ audit.Pos) error {
-		last = r
+		if keep(r) {
+			last = r
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -166,16 +175,7 @@ func TestRunTooManyDenySelectorsNamesTheFlag(t *testing.T) {
 // guestStart returns the guest-start record of the log at path.
 func guestStart(t *testing.T, path string) audit.Record {
 	t.Helper()
-	var start audit.Record
-	if err := audit.Scan(path, func(r audit.Record, _ audit.Pos) error {
-		if r.Type == audit.TypeGuestStart {
-			start = r
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return start
+	return lastRecordWhere(t, path, func(r audit.Record) bool { return r.Type == audit.TypeGuestStart })
 }
 
 // who-can takes a capability's resource as the log shows it; a dialer's
