@@ -156,6 +156,7 @@ const (
 	recvGrantC    = "daemon/testdata/server/recv_grant.c"
 	recvHoldC     = "daemon/testdata/server/recv_hold.c"
 	floodC        = "daemon/testdata/server/flood.c"
+	floodOnGoC    = "cmd/sandboxd/testdata/flood_on_go.c" // writes start, floods once data/go exists
 )
 
 // taggedOutput records stdout and stderr in one sequence, so that their
