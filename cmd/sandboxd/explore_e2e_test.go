@@ -265,6 +265,22 @@ func TestServeNamesTheCountFlagOutOfRange(t *testing.T) {
 	}
 }
 
+// compile --json's Took is 0 for a module the daemon had compiled
+// already, as docs/CLI.md (JSON output) and compile's own comment say.
+func TestCompileOfACompiledModuleTookZero(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	wasm := guest(t, "abi/testdata/guests/hello.wat")
+	if r := d.cli(t, "compile", wasm); r.code != 0 {
+		t.Fatalf("compile: code %d, stderr %q", r.code, r.stderr)
+	}
+	r := d.cli(t, "compile", "--json", wasm)
+	again := jsonLines[compiled](t, "compile --json", r.stdout)
+	if r.code != 0 || len(again) != 1 || again[0].Took != 0 {
+		t.Errorf("compile --json of a module compiled before: code %d, %+v; want Took 0", r.code, again)
+	}
+}
+
 // An attached launch whose process is stopped (Ctrl-Z, SIGSTOP) while its
 // guest writes leaves the daemon's socket unread; once one write has
 // waited serve --write-timeout, the daemon drops the client and kills the

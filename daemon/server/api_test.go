@@ -891,3 +891,29 @@ func TestAKillReasonIsCutAtACharacter(t *testing.T) {
 		t.Fatalf("killed %q (%d bytes, valid UTF-8: %v), want the 255 bytes before the character the bound falls in", st.Killed, len(st.Killed), utf8.ValidString(st.Killed))
 	}
 }
+
+// Compile's took is 0 for a module the daemon had compiled in memory
+// already, as the schema and docs/CLI.md (compile --json) say: compiled
+// before, or launched. The daemon timed every call, and reported the few
+// microseconds of finding it.
+func TestCompileOfAModuleAlreadyCompiledTookZero(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	hello := abitest.WAT(t, helloWAT)
+	if _, took, err := c.Compile(ctx, "hello.wat", hello); err != nil || took <= 0 {
+		t.Fatalf("first compile: took %v, %v; want the time it took", took, err)
+	}
+	if _, took, err := c.Compile(ctx, "hello.wat", hello); err != nil || took != 0 {
+		t.Errorf("compile of a module compiled before: took %v, %v; want 0", took, err)
+	}
+	spin := abitest.WAT(t, spinWAT)
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if _, took, err := c.Compile(ctx, "spin.wat", spin); err != nil || took != 0 {
+		t.Errorf("compile of a module launched: took %v, %v; want 0", took, err)
+	}
+}
