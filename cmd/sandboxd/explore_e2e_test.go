@@ -281,6 +281,25 @@ func TestCompileOfACompiledModuleTookZero(t *testing.T) {
 	}
 }
 
+// A launch whose --name another listed guest has says how to free the
+// name: sandboxd rm of an ended guest (kill first, of a running one).
+func TestTakenNameSaysHowToFreeIt(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	if r := d.cli(t, "launch", "--name", "fin", hello); r.code != 7 {
+		t.Fatalf("launch: code %d, stderr %q", r.code, r.stderr)
+	}
+	r := d.cli(t, "launch", "--name", "fin", hello)
+	if r.code != exitUsage {
+		t.Errorf("launch with a taken name: code %d, want 2", r.code)
+	}
+	oneLine(t, r.stderr, "sandboxd rm ")
+	if strings.Contains(r.stderr, "letting it be forgotten") {
+		t.Errorf("stderr %q: a name is freed by sandboxd rm, not by waiting", r.stderr)
+	}
+}
+
 // An attached launch whose process is stopped (Ctrl-Z, SIGSTOP) while its
 // guest writes leaves the daemon's socket unread; once one write has
 // waited serve --write-timeout, the daemon drops the client and kills the
