@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
@@ -548,6 +549,11 @@ func (s *guestServer) Kill(ctx context.Context, call schemas.Guest_kill) error {
 	reason, err := call.Args().Reason()
 	if err != nil {
 		return err
+	}
+	if reason == abi.KilledByTimeout {
+		// The status of a guest its launch's timeout ended: a kill so
+		// recorded would pass for one (wait exits 124).
+		return fmt.Errorf("%skill reason %q is what the daemon records when a guest's launch timeout passes: give another reason", reasonRequest, reason)
 	}
 	if reason == "" {
 		reason = "killed"
