@@ -21,7 +21,7 @@ func init() {
 type compiled struct {
 	Path   string        // as given
 	SHA256 string        // the module's hash, which keys the cache
-	Took   time.Duration // how long the daemon took to compile it (0: it was cached)
+	Took   time.Duration // how long the daemon took to compile it (0: it had it compiled in memory)
 }
 
 func compileCmd(args []string) int {

@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // ps --filter label= takes K=V, as the docs and -h say: a label filter
@@ -259,5 +262,114 @@ func TestServeNamesTheCountFlagOutOfRange(t *testing.T) {
 		if strings.Count(r.stderr, "--") != 1 {
 			t.Errorf("serve %s %s: %q names other flags than the one out of range", flag, want[0], r.stderr)
 		}
+	}
+}
+
+// compile --json's Took is 0 for a module the daemon had compiled
+// already, as docs/CLI.md (JSON output) and compile's own comment say.
+func TestCompileOfACompiledModuleTookZero(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	wasm := guest(t, "abi/testdata/guests/hello.wat")
+	if r := d.cli(t, "compile", wasm); r.code != 0 {
+		t.Fatalf("compile: code %d, stderr %q", r.code, r.stderr)
+	}
+	r := d.cli(t, "compile", "--json", wasm)
+	again := jsonLines[compiled](t, "compile --json", r.stdout)
+	if r.code != 0 || len(again) != 1 || again[0].Took != 0 {
+		t.Errorf("compile --json of a module compiled before: code %d, %+v; want Took 0", r.code, again)
+	}
+}
+
+// A launch whose --name another listed guest has says how to free the
+// name: sandboxd rm of an ended guest (kill first, of a running one).
+func TestTakenNameSaysHowToFreeIt(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	if r := d.cli(t, "launch", "--name", "fin", hello); r.code != 7 {
+		t.Fatalf("launch: code %d, stderr %q", r.code, r.stderr)
+	}
+	r := d.cli(t, "launch", "--name", "fin", hello)
+	if r.code != exitUsage {
+		t.Errorf("launch with a taken name: code %d, want 2", r.code)
+	}
+	oneLine(t, r.stderr, "sandboxd rm ")
+	if strings.Contains(r.stderr, "letting it be forgotten") {
+		t.Errorf("stderr %q: a name is freed by sandboxd rm, not by waiting", r.stderr)
+	}
+}
+
+// An attached launch whose process is stopped (Ctrl-Z, SIGSTOP) while its
+// guest writes leaves the daemon's socket unread; once one write has
+// waited serve --write-timeout, the daemon drops the client and kills the
+// guest (docs/DAEMON.md, Limits and "Ctrl-Z on an attached launch"). The
+// daemon logged the timeout and went on: the guest ran to its end, and
+// the launch, continued, exited 0 with most of the output lost and not a
+// word. Continued, it now says it lost the daemon and exits 69. The guest
+// floods once the launch is stopped, so that the output in flight (256
+// KiB) waits in the socket rather than in the launch's memory.
+func TestStoppedAttachedLaunchIsDroppedAfterTheWriteTimeout(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "", "--write-timeout", "1s")
+	dir := privateDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "launch", "--socket", d.socket, "--grant", "dir:"+dir+"=data", wasiGuest(t, "cmd/sandboxd/testdata/flood_on_go.c"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGCONT); _ = out.Close(); _ = cmd.Wait() }()
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "start\n" {
+		t.Fatalf("launch printed %q (%v), want start", buf, err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGSTOP)
+	awaitStopped(t, cmd.Process.Pid)
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(d.cli(t, "ps", "-q").stdout)
+	d.awaitLog(t, "client did not read its socket for 1s", 1)
+	r := d.cli(t, "wait", id)
+	if r.code != exitKilled {
+		t.Errorf("wait: code %d, stderr %q; want the guest killed (137)", r.code, r.stderr)
+	}
+	// Continued, the launch takes what was sent before the daemon hung
+	// up, and does not exit as if it had all of the guest's output.
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	got, _ := io.Copy(io.Discard, out)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUnavailable {
+		t.Errorf("launch after %d bytes of 2 MiB: %v, stderr %q; want exit %d", got, err, stderr.String(), exitUnavailable)
+	}
+	oneLine(t, stderr.String(), "lost connection to the daemon")
+}
+
+// awaitStopped waits until process pid is stopped (state T in
+// /proc/PID/stat): a SIGSTOP sent to it has taken effect.
+func awaitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// pid (comm) state …: comm may hold spaces and parentheses.
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && len(stat) > i+2 && stat[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d did not stop within %v of SIGSTOP", pid, hangGuard)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -156,6 +156,7 @@ const (
 	recvGrantC    = "daemon/testdata/server/recv_grant.c"
 	recvHoldC     = "daemon/testdata/server/recv_hold.c"
 	floodC        = "daemon/testdata/server/flood.c"
+	floodOnGoC    = "cmd/sandboxd/testdata/flood_on_go.c" // writes start, floods once data/go exists
 )
 
 // taggedOutput records stdout and stderr in one sequence, so that their
@@ -888,5 +889,68 @@ func TestAKillReasonIsCutAtACharacter(t *testing.T) {
 	}
 	if st.Killed != strings.Repeat("a", 255) {
 		t.Fatalf("killed %q (%d bytes, valid UTF-8: %v), want the 255 bytes before the character the bound falls in", st.Killed, len(st.Killed), utf8.ValidString(st.Killed))
+	}
+}
+
+// Compile's took is 0 for a module the daemon had compiled in memory
+// already, as the schema and docs/CLI.md (compile --json) say: compiled
+// before, or launched. The daemon timed every call, and reported the few
+// microseconds of finding it.
+func TestCompileOfAModuleAlreadyCompiledTookZero(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	hello := abitest.WAT(t, helloWAT)
+	if _, took, err := c.Compile(ctx, "hello.wat", hello); err != nil || took <= 0 {
+		t.Fatalf("first compile: took %v, %v; want the time it took", took, err)
+	}
+	if _, took, err := c.Compile(ctx, "hello.wat", hello); err != nil || took != 0 {
+		t.Errorf("compile of a module compiled before: took %v, %v; want 0", took, err)
+	}
+	spin := abitest.WAT(t, spinWAT)
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if _, took, err := c.Compile(ctx, "spin.wat", spin); err != nil || took != 0 {
+		t.Errorf("compile of a module launched: took %v, %v; want 0", took, err)
+	}
+}
+
+// Guest.kill refuses "timeout", the reason the daemon records when a
+// launch's timeout passes: a client's kill recorded it as given, and the
+// guest then passed for one its timeout had ended (wait exits 124, "it
+// ran longer than --timeout") though it had none. The guest runs on; a
+// kill with another reason is recorded as given, and a real timeout still
+// records "timeout".
+func TestKillWithTheReasonOfATimeoutIsRefused(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	spin := abitest.WAT(t, spinWAT)
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	st, err := g.Kill(ctx, client.KilledByTimeout)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Kind != client.KindRequest || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("kill with reason %q: %+v, %v; want a request error", client.KilledByTimeout, st, err)
+	}
+	if info, err := g.Info(ctx); err != nil || !info.Running {
+		t.Fatalf("after a refused kill: %+v, %v; want the guest running", info, err)
+	}
+	if st, err := g.Kill(ctx, "timed out by hand"); err != nil || st.Code != 137 || st.Killed != "timed out by hand" {
+		t.Errorf("kill: %+v, %v; want 137, killed as given", st, err)
+	}
+	timed, err := c.Launch(ctx, client.LaunchRequest{Name: "spin.wat", Wasm: spin, Timeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer timed.Release()
+	if st, err := timed.Wait(ctx); err != nil || st.Killed != client.KilledByTimeout {
+		t.Errorf("a guest whose timeout passed: %+v, %v; want killed %q", st, err, client.KilledByTimeout)
 	}
 }

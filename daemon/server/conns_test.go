@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -191,8 +192,53 @@ func TestANameTakenByAnotherUsersGuestDoesNotNameIt(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), g.ID()) || !strings.Contains(err.Error(), "another user's guest") {
 		t.Fatalf("bob's launch with alice's guest's name: %v; want it refused without naming %s", err, g.ID())
 	}
+	if strings.Contains(err.Error(), "sandboxd rm") || strings.Contains(err.Error(), "sandboxd kill") {
+		t.Errorf("bob's launch with alice's guest's name: %v; bob can neither kill nor rm her guest", err)
+	}
+	// Alice's own guest is named, with how she frees the name: it runs,
+	// so kill it, then rm it.
 	_, err = alice.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: wasm, GuestName: "web"})
 	if err == nil || !strings.Contains(err.Error(), g.ID()) {
 		t.Fatalf("alice's second launch named web: %v; want it refused naming her guest %s", err, g.ID())
 	}
+	for _, want := range []string{"sandboxd kill " + g.ID(), "sandboxd rm " + g.ID()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("alice's second launch named web: %v; want it to say %q", err, want)
+		}
+	}
+}
+
+// A name taken by an ended guest the caller may see is freed by rm,
+// which the refusal says, naming the guest; waiting frees nothing (the
+// guest stays listed until 256 more have ended). Once rm has forgotten
+// it, the name is free.
+func TestANameTakenByAnEndedGuestSaysRmFreesIt(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	hello := abitest.WAT(t, helloWAT)
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: hello, GuestName: "fin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if st, err := g.Wait(ctx); err != nil || st.Code != 7 {
+		t.Fatalf("hello: %+v, %v", st, err)
+	}
+	_, err = c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: hello, GuestName: "fin"})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Kind != client.KindRequest || !strings.Contains(err.Error(), "sandboxd rm "+g.ID()) {
+		t.Fatalf("a launch named as an ended guest: %v; want a request error saying sandboxd rm %s", err, g.ID())
+	}
+	if strings.Contains(err.Error(), "sandboxd kill") || strings.Contains(err.Error(), "forgotten") {
+		t.Errorf("a launch named as an ended guest: %v; want rm alone", err)
+	}
+	if err := c.Forget(ctx, g.ID()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: hello, GuestName: "fin"})
+	if err != nil {
+		t.Fatalf("a launch named fin once rm forgot the guest of that name: %v", err)
+	}
+	again.Release()
 }

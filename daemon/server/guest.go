@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
@@ -443,9 +444,10 @@ func (o *outputSink) finish(ctx context.Context) {
 // launch returns owns a non-detached guest: when the client releases it
 // or disconnects, the guest is killed.
 type guestServer struct {
-	c     *serverConn
-	r     *guestRecord
-	owner bool
+	c        *serverConn
+	r        *guestRecord
+	owner    bool
+	killOnce sync.Once // killForClient's
 }
 
 // newGuestClient hands the client a Guest object for r.
@@ -453,21 +455,38 @@ func (c *serverConn) newGuestClient(r *guestRecord, owner bool) (schemas.Guest, 
 	if err := c.takeObject(); err != nil {
 		return schemas.Guest{}, err
 	}
-	return schemas.Guest_ServerToClient(&guestServer{c: c, r: r, owner: owner}), nil
+	s := &guestServer{c: c, r: r, owner: owner}
+	if s.kills() {
+		c.own(s)
+	}
+	return schemas.Guest_ServerToClient(s), nil
 }
+
+// kills reports whether the object owns a guest that is not detached:
+// the client's release of it, or its end, kills the guest.
+func (s *guestServer) kills() bool { return s.owner && !s.r.detached }
 
 // Shutdown runs when the client has released the object (or
 // disconnected).
 func (s *guestServer) Shutdown() {
 	s.c.dropObject()
-	if s.owner && !s.r.detached {
+	if s.kills() {
+		s.c.disown(s)
+		s.killForClient()
+	}
+}
+
+// killForClient kills the guest, once, if it is still running: its
+// client released the owning object, or went away.
+func (s *guestServer) killForClient() {
+	s.killOnce.Do(func() {
 		select {
 		case <-s.r.g.Done():
 		default:
 			s.c.log.Info("killing guest: the client that launched it went away", "guest", s.r.g.ID())
 			s.r.kill("the launching client disconnected")
 		}
-	}
+	})
 }
 
 func (s *guestServer) Info(ctx context.Context, call schemas.Guest_info) error {
@@ -530,6 +549,11 @@ func (s *guestServer) Kill(ctx context.Context, call schemas.Guest_kill) error {
 	reason, err := call.Args().Reason()
 	if err != nil {
 		return err
+	}
+	if reason == abi.KilledByTimeout {
+		// The status of a guest its launch's timeout ended: a kill so
+		// recorded would pass for one (wait exits 124).
+		return fmt.Errorf("%skill reason %q is what the daemon records when a guest's launch timeout passes: give another reason", reasonRequest, reason)
 	}
 	if reason == "" {
 		reason = "killed"

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -452,6 +453,108 @@ func TestClientThatStopsReadingIsCutOffAfterTheWriteTimeout(t *testing.T) {
 	eventually(t, server.HangGuard, "the cut-off is logged", func() bool {
 		return strings.Contains(d.logs.String(), cutOff)
 	})
+	// The daemon hung up: what it had sent before is read, then the end
+	// (a reset, as the daemon closed its end with requests unread).
+	_ = nc.SetReadDeadline(time.Now().Add(server.HangGuard))
+	if _, err := io.Copy(io.Discard, nc); err != nil && !errors.Is(err, unix.ECONNRESET) {
+		t.Fatalf("reading the connection after the cut-off: %v; want the daemon to have closed it", err)
+	}
+	d.stillServes(t)
+}
+
+// logged reports whether a line of logs holds every one of parts.
+func logged(logs string, parts ...string) bool {
+	for _, l := range strings.Split(logs, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// firstWrite is an output writer that says when it has been written to.
+type firstWrite struct {
+	once  sync.Once
+	wrote chan struct{}
+}
+
+func (w *firstWrite) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.wrote) })
+	return len(p), nil
+}
+
+// A client that stops reading its socket (a stopped `sandboxd launch`)
+// while its attached guests write is dropped once one write to it has
+// waited WriteTimeout, and its guests are killed, as any disconnected
+// client's are (docs/DAEMON.md, Limits). The daemon logged the timeout and
+// kept the connection: the guests ran to their end, writing into the log
+// alone, and the client, reading again, never had an answer to its Wait
+// (or, as a later message broke, go-capnp panicked). The guests flood
+// only once the client has stopped reading, several of them so that what
+// is in flight (a window of 256 KiB each) is more than the socket's
+// buffers hold, and a write waits.
+func TestAClientThatStopsReadingIsDroppedAndItsAttachedGuestsKilled(t *testing.T) {
+	d := startDaemon(t, server.Limits{WriteTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	nc, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &pausableConn{Conn: nc}
+	c, err := client.NewClient(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer pc.resume() // once the test is done, so that Close ends
+	dir := shortTempDir(t)
+	flood := abitest.WASIC(t, floodOnGoC)
+	var launched []*client.Guest
+	for range 8 {
+		w := &firstWrite{wrote: make(chan struct{})}
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "flood_on_go.c", Wasm: flood, Grants: []string{"dir:" + dir + "=data"}, Stdout: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Release()
+		launched = append(launched, g)
+		<-w.wrote // "start": the guest waits for data/go
+	}
+	pc.pause()
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range launched {
+		sg, ok := d.sup.Guest(g.ID())
+		if !ok {
+			t.Fatalf("guest %s is not listed", g.ID())
+		}
+		select {
+		case <-sg.Done():
+		case <-time.After(server.HangGuard):
+			t.Fatalf("guest %s still runs %v after its client was cut off", g.ID(), server.HangGuard)
+		}
+		if _, st := sg.Status(); st.Killed != "the launching client disconnected" {
+			t.Errorf("guest %s ended %+v; want it killed as its client went away", g.ID(), st)
+		}
+	}
+	if !logged(d.logs.String(), "[WARN]", "disconnecting client", "client did not read its socket for 200ms (serve --write-timeout)") {
+		t.Errorf("the daemon did not warn why it dropped the client")
+	}
+	pc.resume()
+	wctx, cancel := context.WithTimeout(ctx, server.HangGuard)
+	defer cancel()
+	for _, g := range launched {
+		st, err := g.Wait(wctx)
+		var ce *client.Error
+		if !errors.As(err, &ce) || !ce.Disconnected {
+			t.Errorf("the cut-off client's Wait of %s: %+v, %v; want the connection lost", g.ID(), st, err)
+		}
+	}
 	d.stillServes(t)
 }
 

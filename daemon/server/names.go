@@ -42,13 +42,30 @@ func (c *serverConn) reserveName(name string) error {
 		if id == "" {
 			return fmt.Errorf("guest name %q is being given to another guest launched at the same time: choose another", name)
 		}
-		if r, ok := s.records[id]; !ok || !c.auth.OwnsGuest(r.g) {
+		r, ok := s.records[id]
+		if !ok || !c.auth.OwnsGuest(r.g) {
+			// Neither the id nor how to free the name: the caller may not
+			// see that guest, let alone kill or forget it.
 			return fmt.Errorf("guest name %q is taken by another user's guest: choose another", name)
 		}
-		return fmt.Errorf("guest name %q is taken by %s: choose another, or remove that guest's name by letting it be forgotten (sandboxd ps -a lists it)", name, id)
+		return nameTaken(name, r)
 	}
 	s.names[name] = "" // the id comes with nameGuest
 	return nil
+}
+
+// nameTaken is the refusal of name, which r's guest has, to a caller that
+// may act on it: a name is freed when the daemon forgets its guest
+// (sandboxd rm, Supervisor.forget), which it does only of one that has
+// ended.
+func nameTaken(name string, r *guestRecord) error {
+	id := r.g.ID()
+	select {
+	case <-r.g.Done():
+		return fmt.Errorf("guest name %q is taken by %s, which has ended: choose another, or free the name with `sandboxd rm %s`", name, id, id)
+	default:
+		return fmt.Errorf("guest name %q is taken by %s, which is running: choose another, or free the name with `sandboxd kill %s`, then `sandboxd rm %s`", name, id, id, id)
+	}
 }
 
 // nameGuest binds a reserved name to the launched guest's id.

@@ -189,7 +189,9 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 
 	sc.log.Debug("client connected")
 	boot := schemas.Supervisor_ServerToClient(&supervisorServer{c: sc})
-	conn := rpc.NewConn(newLimitedTransport(c, s.lim, sc.log), &rpc.Options{
+	tr := newLimitedTransport(c, s.lim, sc.log)
+	tr.onEnd = sc.killAttached
+	conn := rpc.NewConn(tr, &rpc.Options{
 		BootstrapClient: capnp.Client(boot),
 		Logger:          rpcLogger{sc.log},
 		// Network stays nil: level-3 messages from a peer must not reach
@@ -363,6 +365,45 @@ type serverConn struct {
 	// output bounds the guest output in flight to the client on all its
 	// sinks together (attached launches, logs).
 	output *outputLimiter
+	// owned are the Guest objects of the guests this client launched and
+	// did not detach, which the connection's end kills (killAttached).
+	ownedMu sync.Mutex
+	owned   map[*guestServer]struct{}
+}
+
+// own records the owning Guest object of a guest launched without detach.
+func (c *serverConn) own(s *guestServer) {
+	c.ownedMu.Lock()
+	defer c.ownedMu.Unlock()
+	if c.owned == nil {
+		c.owned = make(map[*guestServer]struct{})
+	}
+	c.owned[s] = struct{}{}
+}
+
+// disown forgets an owning Guest object the client has released.
+func (c *serverConn) disown(s *guestServer) {
+	c.ownedMu.Lock()
+	defer c.ownedMu.Unlock()
+	delete(c.owned, s)
+}
+
+// killAttached kills the guests the client launched without detach, as
+// the connection starts to end (its transport failed, or the client
+// aborted). go-capnp kills them only once it releases their Guest objects,
+// after it has failed the calls in flight to the client: meanwhile the
+// guests' output would go to the log alone, and a guest could write on
+// and exit as if its client had taken everything.
+func (c *serverConn) killAttached() {
+	c.ownedMu.Lock()
+	owned := make([]*guestServer, 0, len(c.owned))
+	for s := range c.owned {
+		owned = append(owned, s)
+	}
+	c.ownedMu.Unlock()
+	for _, s := range owned {
+		s.killForClient()
+	}
 }
 
 // errTooManyObjects is returned when a client holds MaxObjects objects.

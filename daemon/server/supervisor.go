@@ -389,13 +389,19 @@ func (s *supervisorServer) Compile(ctx context.Context, call schemas.Supervisor_
 		name = "guest"
 	}
 	start := time.Now()
-	m, err := s.c.s.sup.Compile(ctx, name, wasm)
+	m, cached, err := s.c.s.sup.CompileCached(ctx, name, wasm)
 	if err != nil {
 		return errors.New(reasonModule + err.Error())
 	}
 	defer m.Release()
+	// took is 0 for a module the daemon had compiled in memory (from a
+	// launch or a compile): the call compiled nothing. One loaded from the
+	// state directory's cache counts the time loading it took.
 	took := time.Since(start)
-	s.c.log.Info("compiled on request", "module", name, "sha256", m.HashString(), "bytes", len(wasm), "took", took)
+	if cached {
+		took = 0
+	}
+	s.c.log.Info("compiled on request", "module", name, "sha256", m.HashString(), "bytes", len(wasm), "took", took, "cached", cached)
 	res, err := call.AllocResults()
 	if err != nil {
 		return err

@@ -71,7 +71,10 @@ type Limits struct {
 	// message once its first byte has arrived. Default 30 s.
 	MessageTimeout time.Duration
 	// WriteTimeout is how long one message to a client may take to send
-	// (a client that stops reading its socket). Default 60 s.
+	// (a client that stops reading its socket). One that takes longer
+	// ends the connection, as any failed send does: the client's
+	// non-detached guests are killed, and nothing more is sent to it.
+	// Default 60 s.
 	WriteTimeout time.Duration
 }
 
@@ -165,10 +168,22 @@ type limitedTransport struct {
 	questions *rpcquestions.Table
 	held      uint64
 	closed    bool
+
+	// onEnd, if set, runs once when the connection starts to end: a
+	// message failed to send or to arrive, or the client aborted.
+	onEnd   func()
+	endOnce sync.Once
+}
+
+// end runs onEnd, once.
+func (t *limitedTransport) end() {
+	if t.onEnd != nil {
+		t.endOnce.Do(t.onEnd)
+	}
 }
 
 func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTransport {
-	codec := &limitedCodec{conn: c, lim: lim, firstBy: time.Now().Add(lim.BootstrapTimeout)}
+	codec := &limitedCodec{conn: c, lim: lim, log: log, firstBy: time.Now().Add(lim.BootstrapTimeout)}
 	_ = c.SetReadDeadline(codec.firstBy)
 	// The reader is buffered beneath messageReader, so that a message's
 	// header and segments come in one read rather than two; what
@@ -185,8 +200,17 @@ func newLimitedTransport(c net.Conn, lim Limits, log hclog.Logger) *limitedTrans
 }
 
 // RecvMessage waits while the connection holds MaxHeldBytes of unfinished
-// requests, then reads the next message and accounts for it.
+// requests, then reads the next message and accounts for it. A failure,
+// which ends the connection, and the client's Abort run onEnd first.
 func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
+	in, err := t.recv()
+	if err != nil || in.Message().Which() == rpccp.Message_Which_abort {
+		t.end()
+	}
+	return in, err
+}
+
+func (t *limitedTransport) recv() (transport.IncomingMessage, error) {
 	t.mu.Lock()
 	for t.held >= t.lim.MaxHeldBytes && !t.closed {
 		t.cond.Wait()
@@ -357,7 +381,11 @@ func (m *returnWatcher) Send() error {
 			m.t.returned(ret.AnswerId())
 		}
 	}
-	return m.OutgoingMessage.Send()
+	err := m.OutgoingMessage.Send()
+	if err != nil {
+		m.t.end() // go-capnp ends the connection after a failed send
+	}
+	return err
 }
 
 // errProtocol ends a connection whose client broke the RPC protocol.
@@ -403,9 +431,13 @@ func (m *heldMessage) Release() {
 type limitedCodec struct {
 	conn  net.Conn
 	lim   Limits
+	log   hclog.Logger
 	dec   *capnp.Decoder
 	enc   *capnp.Encoder
 	encMu sync.Mutex
+	// encErr is the failure of a write, under encMu: the message may
+	// have gone in part, so nothing more is written.
+	encErr error
 	// The fields below belong to the reader goroutine.
 	firstBy  time.Time // when the first message is due; zero once it has arrived
 	inMsg    bool      // a message has begun arriving
@@ -444,16 +476,28 @@ func (c *limitedCodec) Decode() (*capnp.Message, error) {
 }
 
 // Encode writes m, bounded by the write timeout: a client that does not
-// read its socket for that long is cut off.
+// read its socket for that long is cut off. A write that fails ends the
+// connection (go-capnp's sender stops at a failed send, which shuts the
+// connection down: its non-detached guests are killed), and every later
+// Encode fails with the same error, writing nothing after what may be
+// part of a message.
 func (c *limitedCodec) Encode(m *capnp.Message) error {
 	c.encMu.Lock()
 	defer c.encMu.Unlock()
+	if c.encErr != nil {
+		return c.encErr
+	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.lim.WriteTimeout))
 	err := c.enc.Encode(m)
+	if err == nil {
+		return nil
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		err = fmt.Errorf("client did not read its socket for %s: %w", c.lim.WriteTimeout, err)
+		err = fmt.Errorf("client did not read its socket for %s (serve --write-timeout): %w", c.lim.WriteTimeout, err)
+		c.log.Warn("disconnecting client", "error", err.Error())
 	}
+	c.encErr = err
 	return err
 }
 

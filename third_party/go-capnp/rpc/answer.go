@@ -138,7 +138,7 @@ func (c *Conn) newReturn() (_ rpccp.Return, sendMsg func(), _ *rc.Releaser, _ er
 
 	return ret, func() {
 		c.lk.sendTx.Send(asyncSend{
-			send:    outMsg.Send,
+			send:    transportSend(outMsg.Send),
 			release: releaser.Decr,
 			onSent: func(err error) {
 				if err != nil {

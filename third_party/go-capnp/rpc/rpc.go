@@ -556,7 +556,13 @@ func (c *Conn) send(ctx context.Context) func() error {
 				return err
 			}
 
-			async.Send()
+			// A message the transport failed to send may have gone in
+			// part: nothing sent after it would be read as what it is.
+			// The connection ends, as when the reader fails (sandboxd
+			// patch; upstream went on sending).
+			if err := async.Send(); err != nil {
+				return err
+			}
 		}
 	})
 }
@@ -1996,6 +2002,8 @@ func (c *lockedConn) sendMessage(ctx context.Context, build func(rpccp.Message) 
 		send = func() error {
 			return rpcerr.WrapFailed("build message", err)
 		}
+	} else {
+		send = transportSend(outMsg.Send)
 	}
 
 	oldSend := send
@@ -2051,14 +2059,40 @@ func (as asyncSend) Abort(err error) {
 	}
 }
 
-func (as asyncSend) Send() {
+// Send sends the message, and returns the transport's error if the
+// transport failed to send it (errTransportSend), which ends the
+// connection. A message that could not be built, or whose context ended
+// before it was sent, fails alone.
+func (as asyncSend) Send() error {
 	defer as.release()
 
-	if err := as.send(); as.onSent != nil {
+	err := as.send()
+	if as.onSent != nil {
 		if err != nil {
-			err = rpcerr.WrapFailed("send message", err)
+			as.onSent(rpcerr.WrapFailed("send message", err))
+		} else {
+			as.onSent(nil)
 		}
+	}
+	var te errTransportSend
+	if errors.As(err, &te) {
+		return rpcerr.WrapFailed("send message", te.err)
+	}
+	return nil
+}
 
-		as.onSent(err)
+// errTransportSend is the transport's failure to send a message.
+type errTransportSend struct{ err error }
+
+func (e errTransportSend) Error() string { return e.err.Error() }
+func (e errTransportSend) Unwrap() error { return e.err }
+
+// transportSend returns send with its failure an errTransportSend.
+func transportSend(send func() error) func() error {
+	return func() error {
+		if err := send(); err != nil {
+			return errTransportSend{err}
+		}
+		return nil
 	}
 }
