@@ -72,7 +72,7 @@ func TestIdleModulesBeyondTheLimitAreDroppedLeastRecentlyUsedFirst(t *testing.T)
 		t.Fatal("a held module was dropped")
 	}
 	m1, err := rt.Compile(ctx, "m", distinctModule(t, 1))
-	if err != nil || sameCompilation(m1, ms[1]) {
+	if err != nil || sameCompilation(m1, ms[1]) || m1.Cached() {
 		t.Fatalf("a dropped module came back from the cache: %v", err)
 	}
 	m1.Release()
@@ -96,6 +96,9 @@ func TestCompileKeepsEachCallersNameForTheSameBytes(t *testing.T) {
 	}
 	if a.Name != "fetcher.wasm" || b.Name != "parser.wasm" {
 		t.Fatalf("names %q and %q, want fetcher.wasm and parser.wasm", a.Name, b.Name)
+	}
+	if a.Cached() || !b.Cached() {
+		t.Fatalf("Cached: %v for the compile that compiled, %v for the one that found it; want false, true", a.Cached(), b.Cached())
 	}
 	if !sameCompilation(a, b) || a.holds() != 2 {
 		t.Fatalf("the same bytes compiled twice or held apart: same %v, holds %d", sameCompilation(a, b), a.holds())

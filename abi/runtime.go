@@ -268,8 +268,16 @@ func (rt *Runtime) instantiate(ctx context.Context, cm wazero.CompiledModule, cf
 // those bytes first.
 type Module struct {
 	*compiledModule
-	Name string // a display name (file name), not used for identity
+	Name   string // a display name (file name), not used for identity
+	cached bool   // Compile found it compiled in memory (Cached)
 }
+
+// Cached reports whether the Compile that returned m found it compiled in
+// memory already, by an earlier Compile of the same bytes (a launch, a
+// compile, a proc_spawn): that call compiled nothing and waited for no
+// compilation. A module loaded from the disk cache, or whose compilation
+// by another caller it waited for, is not.
+func (m *Module) Cached() bool { return m.cached }
 
 // compiledModule is what the Modules of the same bytes share.
 type compiledModule struct {
@@ -331,6 +339,7 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 			break
 		}
 		rt.mu.Unlock()
+		ready := isDone(e.done)
 		select {
 		case <-e.done:
 		case <-ctx.Done():
@@ -346,7 +355,7 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 		if rt.modules[h] == e { // not dropped while this call waited
 			e.m.holdLocked()
 			rt.mu.Unlock()
-			return &Module{compiledModule: e.m.compiledModule, Name: name}, nil
+			return &Module{compiledModule: e.m.compiledModule, Name: name, cached: ready}, nil
 		}
 		rt.mu.Unlock()
 	}
@@ -365,6 +374,16 @@ func (rt *Runtime) Compile(ctx context.Context, name string, wasm []byte) (*Modu
 	rt.mu.Unlock()
 	close(e.done)
 	return m, err
+}
+
+// isDone reports whether done is closed, without waiting.
+func isDone(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }
 
 // hold adds a hold on m, to be ended by Release.

@@ -137,10 +137,6 @@ type Supervisor struct {
 	// running counts guests whose exit has not been fully processed.
 	running sync.WaitGroup
 
-	// compiled tells a Compile that found its module in memory
-	// (CompileCached).
-	compiled compiledSeen
-
 	policy  atomic.Pointer[policies.Policy]
 	pins    atomic.Pointer[pins] // the policy's declared paths, resolved
 	chans   chanHub
@@ -281,7 +277,10 @@ func (s *Supervisor) Kernel() *caps.Kernel { return s.k }
 // sandboxd's limits (abi.LimitError) or imports what sandboxd does not
 // provide (abi.ImportError), which their messages name.
 func (s *Supervisor) Compile(ctx context.Context, name string, wasm []byte) (*abi.Module, error) {
-	m, _, err := s.CompileCached(ctx, name, wasm)
+	m, err := s.rt.Compile(ctx, name, wasm)
+	if err != nil && !errors.As(err, new(*abi.LimitError)) && !errors.As(err, new(*abi.ImportError)) {
+		err = fmt.Errorf("%w: build it as a WebAssembly command module (wasm32, exporting _start and memory)", err)
+	}
 	return m, err
 }
 

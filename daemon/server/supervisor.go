@@ -389,7 +389,7 @@ func (s *supervisorServer) Compile(ctx context.Context, call schemas.Supervisor_
 		name = "guest"
 	}
 	start := time.Now()
-	m, cached, err := s.c.s.sup.CompileCached(ctx, name, wasm)
+	m, err := s.c.s.sup.Compile(ctx, name, wasm)
 	if err != nil {
 		return errors.New(reasonModule + err.Error())
 	}
@@ -398,10 +398,10 @@ func (s *supervisorServer) Compile(ctx context.Context, call schemas.Supervisor_
 	// launch or a compile): the call compiled nothing. One loaded from the
 	// state directory's cache counts the time loading it took.
 	took := time.Since(start)
-	if cached {
+	if m.Cached() {
 		took = 0
 	}
-	s.c.log.Info("compiled on request", "module", name, "sha256", m.HashString(), "bytes", len(wasm), "took", took, "cached", cached)
+	s.c.log.Info("compiled on request", "module", name, "sha256", m.HashString(), "bytes", len(wasm), "took", took, "cached", m.Cached())
 	res, err := call.AllocResults()
 	if err != nil {
 		return err
