@@ -30,6 +30,9 @@ func (c *Client) Audit(ctx context.Context, kind, arg string, at time.Time) ([]b
 		}
 		return nil
 	})
+	if err := c.await(ctx, "audit", answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {

@@ -16,10 +16,13 @@ type Cap struct {
 	c     schemas.Cap
 	id    string
 	token string
+	// cl is the Client it is held through: it settles the calls given up
+	// when their context ended (Client.await).
+	cl *Client
 }
 
-func newCap(c schemas.Cap, info CapInfo, token string) *Cap {
-	return &Cap{c: c, id: info.ID, token: token}
+func newCap(cl *Client, c schemas.Cap, info CapInfo, token string) *Cap {
+	return &Cap{c: c, id: info.ID, token: token, cl: cl}
 }
 
 // ID is the capability's public id.
@@ -38,6 +41,9 @@ func (c *Cap) Release() { c.c.Release() }
 // Info returns the capability's current public description.
 func (c *Cap) Info(ctx context.Context) (CapInfo, error) {
 	f, rel := c.c.Info(ctx, nil)
+	if err := c.cl.await(ctx, "cap info "+c.id, answer, f.Future, rel); err != nil {
+		return CapInfo{}, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -59,6 +65,9 @@ func (c *Cap) Restrict(ctx context.Context, base, inheriting uint64) (*Cap, erro
 		p.SetInheriting(inheriting)
 		return nil
 	})
+	if err := c.cl.await(ctx, "restrict "+c.id, answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -72,7 +81,7 @@ func (c *Cap) Restrict(ctx context.Context, base, inheriting uint64) (*Cap, erro
 	if err != nil {
 		return nil, callError("restrict "+c.id, err)
 	}
-	return newCap(r.Cap().AddRef(), capInfoFrom(info), tok), nil
+	return newCap(c.cl, r.Cap().AddRef(), capInfoFrom(info), tok), nil
 }
 
 // Delegate passes a copy of the capability, with the same rights, to a
@@ -86,6 +95,9 @@ func (c *Cap) Delegate(ctx context.Context, g *Guest, name string) (CapInfo, err
 		}
 		return p.SetName(name)
 	})
+	if err := c.cl.await(ctx, "delegate "+c.id+" to "+g.id, answer, f.Future, rel); err != nil {
+		return CapInfo{}, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -102,6 +114,9 @@ func (c *Cap) Delegate(ctx context.Context, g *Guest, name string) (CapInfo, err
 // holder. Every later call through c fails.
 func (c *Cap) Revoke(ctx context.Context, reason string) (Receipt, error) {
 	f, rel := c.c.Revoke(ctx, func(p schemas.Cap_revoke_Params) error { return p.SetReason(reason) })
+	if err := c.cl.await(ctx, "revoke "+c.id, answer, f.Future, rel); err != nil {
+		return Receipt{}, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {

@@ -11,6 +11,10 @@
 // A guest launched without Detach is killed when its Guest is released or
 // the connection closes.
 //
+// Every call returns when its context ends, whether or not the daemon
+// reads or answers the connection, with an *Error that wraps the
+// context's error and says what it gave up waiting for.
+//
 // The daemon knows the caller by the unix credentials of the connecting
 // process (SO_PEERCRED); nothing a client sends can change that.
 package client
@@ -71,8 +75,9 @@ type Client struct {
 	withOutput map[*Guest]struct{}
 	closed     bool
 	// releasing counts the releases of calls left running by
-	// Guest.Release (releaseLater), added to only while not closed:
-	// Close waits for them once the connection has ended.
+	// Guest.Release and by calls whose context ended first (await,
+	// through releaseLater), added to only while not closed: Close waits
+	// for them once the connection has ended.
 	releasing sync.WaitGroup
 }
 
@@ -289,6 +294,48 @@ func (c *Client) releaseLater(rel capnp.ReleaseFunc) {
 	}()
 }
 
+// answer is what await waits for, unless the call says more.
+const answer = "the daemon's answer"
+
+// await waits for f, the answer to a call made with ctx (rel its
+// release), or for ctx's end, whichever comes first. It returns nil once
+// the answer is in: read it, then call rel. If ctx ends first, it
+// returns an error that wraps ctx's and says it gave up waiting for what,
+// and leaves rel to releaseLater: go-capnp settles a cancelled call only
+// once the Finish that cancels it has been written, and the call itself
+// may not have been written yet, so on a connection the daemon has
+// stopped reading, or whose answers do not come, the answer comes at
+// the latest with the connection's end. An answer that came as ctx
+// ended stands, unless it is go-capnp's own cancellation of the call.
+func (c *Client) await(ctx context.Context, op, what string, f *capnp.Future, rel capnp.ReleaseFunc) error {
+	select {
+	case <-f.Done():
+	case <-ctx.Done():
+		select {
+		case <-f.Done():
+		default:
+			c.releaseLater(rel)
+			return gaveUp(ctx, op, what)
+		}
+	}
+	if _, err := f.Ptr(); err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		rel() // answered: it returns at once
+		return gaveUp(ctx, op, what)
+	}
+	return nil
+}
+
+// gaveUp is the failure of op, which stopped waiting for what because
+// ctx ended. It wraps ctx's error, and the cause ctx ended with
+// (context.WithTimeoutCause, WithCancelCause) if that is another.
+func gaveUp(ctx context.Context, op, what string) error {
+	err := context.Cause(ctx)
+	if !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return &Error{Op: op, Msg: "gave up waiting for " + what + ": " + err.Error(), Err: err}
+}
+
 // Done is closed when the connection to the daemon has ended.
 func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
 
@@ -296,6 +343,9 @@ func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
 // connection.
 func (c *Client) Whoami(ctx context.Context) (Principal, error) {
 	f, rel := c.sup.Whoami(ctx, nil)
+	if err := c.await(ctx, "whoami", answer, f.Future, rel); err != nil {
+		return Principal{}, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -312,6 +362,9 @@ func (c *Client) Whoami(ctx context.Context) (Principal, error) {
 // (all of them for root), oldest first.
 func (c *Client) List(ctx context.Context) ([]GuestInfo, error) {
 	f, rel := c.sup.List(ctx, nil)
+	if err := c.await(ctx, "list", answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -341,8 +394,14 @@ var guestsPage uint32 = 16384
 // out or shown in its earlier state, as with any listing of a changing
 // set; none is shown twice.
 func (c *Client) Guests(ctx context.Context, all bool, f func(GuestSummary) error) error {
+	// A page asked for ahead is given up once Guests returns.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	fut, rel := c.listPage(ctx, all, "")
 	for {
+		if err := c.await(ctx, "list", answer, fut.Future, rel); err != nil {
+			return err
+		}
 		r, err := fut.Struct()
 		var l schemas.GuestSummary_List
 		var next string
@@ -368,7 +427,11 @@ func (c *Client) Guests(ctx context.Context, all bool, f func(GuestSummary) erro
 		}
 		rel()
 		if err != nil || next == "" {
-			nextRel()
+			if next != "" {
+				// The page asked for ahead may not be answered yet, and
+				// its release waits for the answer.
+				c.releaseLater(nextRel)
+			}
 			return err
 		}
 		fut, rel = nextFut, nextRel
@@ -388,12 +451,15 @@ func (c *Client) listPage(ctx context.Context, all bool, after string) (schemas.
 // guest.
 func (c *Client) Guest(ctx context.Context, id string) (*Guest, error) {
 	f, rel := c.sup.Guest(ctx, func(p schemas.Supervisor_guest_Params) error { return p.SetId(id) })
+	if err := c.await(ctx, "lookup", answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
 		return nil, callError("lookup", err)
 	}
-	return &Guest{id: id, g: r.Guest().AddRef()}, nil
+	return &Guest{id: id, g: r.Guest().AddRef(), c: c}, nil
 }
 
 // Revoke revokes the capability with the given public id and everything
@@ -405,6 +471,9 @@ func (c *Client) Revoke(ctx context.Context, capID, reason string) (Receipt, err
 		}
 		return p.SetReason(reason)
 	})
+	if err := c.await(ctx, "revoke "+capID, answer, f.Future, rel); err != nil {
+		return Receipt{}, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -422,6 +491,9 @@ func (c *Client) Revoke(ctx context.Context, capID, reason string) (Receipt, err
 // Token is the secret that lets another connection use it (CapByToken).
 func (c *Client) Mint(ctx context.Context, grant string) (*Cap, error) {
 	f, rel := c.sup.Mint(ctx, func(p schemas.Supervisor_mint_Params) error { return p.SetGrant(grant) })
+	if err := c.await(ctx, "mint "+grant, answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -435,13 +507,16 @@ func (c *Client) Mint(ctx context.Context, grant string) (*Cap, error) {
 	if err != nil {
 		return nil, callError("mint "+grant, err)
 	}
-	return newCap(r.Cap().AddRef(), capInfoFrom(info), tok), nil
+	return newCap(c, r.Cap().AddRef(), capInfoFrom(info), tok), nil
 }
 
 // Cap returns a capability by public id, if this principal holds or
 // granted it (root may reach any).
 func (c *Client) Cap(ctx context.Context, capID string) (*Cap, error) {
 	f, rel := c.sup.Cap(ctx, func(p schemas.Supervisor_cap_Params) error { return p.SetCapId(capID) })
+	if err := c.await(ctx, "cap "+capID, answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -451,7 +526,7 @@ func (c *Client) Cap(ctx context.Context, capID string) (*Cap, error) {
 	if err != nil {
 		return nil, callError("cap "+capID, err)
 	}
-	return newCap(r.Cap().AddRef(), capInfoFrom(info), ""), nil
+	return newCap(c, r.Cap().AddRef(), capInfoFrom(info), ""), nil
 }
 
 // CapByToken returns a capability from its public id and secret token.
@@ -462,6 +537,9 @@ func (c *Client) CapByToken(ctx context.Context, capID, token string) (*Cap, err
 		}
 		return p.SetToken(token)
 	})
+	if err := c.await(ctx, "cap "+capID, answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -471,5 +549,5 @@ func (c *Client) CapByToken(ctx context.Context, capID, token string) (*Cap, err
 	if err != nil {
 		return nil, callError("cap "+capID, err)
 	}
-	return newCap(r.Cap().AddRef(), capInfoFrom(info), token), nil
+	return newCap(c, r.Cap().AddRef(), capInfoFrom(info), token), nil
 }

@@ -569,3 +569,29 @@ func TestStreamedStdinIsReadOnlyAWindowAheadOfTheGuest(t *testing.T) {
 		}
 	}
 }
+
+// A launch whose context has already ended is not sent, and does not cost
+// the connection: the wait for the exit status that Launch pipelines on
+// it went out while the launch itself did not (go-capnp does not send a
+// call whose context has ended), and the daemon hung up on a call on a
+// question it had never been asked.
+func TestALaunchWithAnEndedContextLeavesTheConnectionServing(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	wasm := abitest.WAT(t, "daemon/testdata/guests/spin.wat")
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		g, err := c.Launch(done, client.LaunchRequest{Name: "spin.wat", Wasm: wasm})
+		if err == nil {
+			g.Release()
+			t.Fatal("Launch with an ended context succeeded")
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Launch with an ended context: %v, want an error wrapping context.Canceled", err)
+		}
+	}
+	if _, err := c.Whoami(context.Background()); err != nil {
+		t.Fatalf("a call after launches with an ended context: %v", err)
+	}
+}

@@ -18,6 +18,9 @@ func (c *Client) Compile(ctx context.Context, name string, wasm []byte) (sha256 
 		}
 		return p.SetWasm(wasm)
 	})
+	if err := c.await(ctx, "compile "+name, answer, f.Future, rel); err != nil {
+		return "", 0, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -35,6 +38,9 @@ func (c *Client) Compile(ctx context.Context, name string, wasm []byte) (sha256 
 // refused.
 func (c *Client) Forget(ctx context.Context, id string) error {
 	f, rel := c.sup.Forget(ctx, func(p schemas.Supervisor_forget_Params) error { return p.SetId(id) })
+	if err := c.await(ctx, "forget "+id, answer, f.Future, rel); err != nil {
+		return err
+	}
 	defer rel()
 	if _, err := f.Struct(); err != nil {
 		return callError("forget "+id, err)

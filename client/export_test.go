@@ -10,6 +10,15 @@ func SetAfterExitCancel(f func()) (restore func()) {
 	return func() { afterExitCancel = old }
 }
 
+// SetAfterLaunchGivenUp makes Launch call f once it has given up waiting
+// for the daemon, before it gives up the guest's pending wait, until the
+// returned function restores it.
+func SetAfterLaunchGivenUp(f func()) (restore func()) {
+	old := afterLaunchGivenUp
+	afterLaunchGivenUp = f
+	return func() { afterLaunchGivenUp = old }
+}
+
 // SetGuestsPage makes Guests fetch n guests a page, until the returned
 // function restores the page size.
 func SetGuestsPage(n uint32) (restore func()) {

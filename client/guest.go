@@ -33,9 +33,9 @@ type Guest struct {
 	// daemon writes the output to.
 	out  *outputServer
 	sink schemas.OutputSink
-	// c is the Client that launched the guest (nil for one looked up by
-	// id): Close releases sink if Release has not, and waits for the
-	// release of exit that Release leaves running.
+	// c is the Client the guest is held through: Close releases sink if
+	// Release has not, and waits for the releases Release and the calls
+	// given up when their context ended leave running (Client.await).
 	c *Client
 	// flushMu makes flushOutput one at a time: go-capnp's streaming calls
 	// and WaitStreaming on one client may not overlap (Wait and Kill on
@@ -93,6 +93,9 @@ func (g *Guest) Release() {
 // Info returns the guest's current description.
 func (g *Guest) Info(ctx context.Context) (GuestInfo, error) {
 	f, rel := g.g.Info(ctx, nil)
+	if err := g.c.await(ctx, "info "+g.id, answer, f.Future, rel); err != nil {
+		return GuestInfo{}, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -112,6 +115,9 @@ func (g *Guest) Info(ctx context.Context) (GuestInfo, error) {
 func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
 	if g.exit == nil {
 		f, rel := g.g.Wait(ctx, nil)
+		if err := g.c.await(ctx, "wait "+g.id, "the guest to exit", f.Future, rel); err != nil {
+			return ExitStatus{}, err
+		}
 		defer rel()
 		r, err := f.Struct()
 		return exitStatusResult("wait "+g.id, r, err)
@@ -120,7 +126,7 @@ func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
 	case <-g.exit.Done():
 	case <-g.exitGone:
 	case <-ctx.Done():
-		return ExitStatus{}, callError("wait "+g.id, context.Cause(ctx))
+		return ExitStatus{}, gaveUp(ctx, "wait "+g.id, "the guest to exit")
 	}
 	g.exitMu.Lock()
 	if g.exitIsGone() {
@@ -173,6 +179,9 @@ func (g *Guest) flushOutput() error {
 // once it has exited.
 func (g *Guest) Kill(ctx context.Context, reason string) (ExitStatus, error) {
 	f, rel := g.g.Kill(ctx, func(p schemas.Guest_kill_Params) error { return p.SetReason(reason) })
+	if err := g.c.await(ctx, "kill "+g.id, "the guest to exit", f.Future, rel); err != nil {
+		return ExitStatus{}, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	st, err := exitStatusResult("kill "+g.id, r, err)
@@ -249,6 +258,9 @@ func (g *Guest) LogsWith(ctx context.Context, o LogsOptions) (dropped uint64, er
 		p.SetSkipStderr(o.Stderr == nil)
 		return p.SetSink(sink.AddRef())
 	})
+	if err := g.c.await(ctx, "logs "+g.id, answer, f.Future, rel); err != nil {
+		return 0, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -260,6 +272,9 @@ func (g *Guest) LogsWith(ctx context.Context, o LogsOptions) (dropped uint64, er
 // Caps returns the guest's handle table.
 func (g *Guest) Caps(ctx context.Context) ([]Handle, error) {
 	f, rel := g.g.Caps(ctx, nil)
+	if err := g.c.await(ctx, "caps "+g.id, answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -280,6 +295,9 @@ func (g *Guest) Caps(ctx context.Context) ([]Handle, error) {
 // cuts the guest (and whoever it delegated to) off.
 func (g *Guest) Handle(ctx context.Context, fd uint32) (*Cap, error) {
 	f, rel := g.g.Handle(ctx, func(p schemas.Guest_handle_Params) error { p.SetFd(fd); return nil })
+	if err := g.c.await(ctx, "handle "+g.id, answer, f.Future, rel); err != nil {
+		return nil, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {
@@ -289,7 +307,7 @@ func (g *Guest) Handle(ctx context.Context, fd uint32) (*Cap, error) {
 	if err != nil {
 		return nil, callError("handle "+g.id, err)
 	}
-	return newCap(r.Cap().AddRef(), capInfoFrom(info), ""), nil
+	return newCap(g.c, r.Cap().AddRef(), capInfoFrom(info), ""), nil
 }
 
 // Grant opens a new resource, in the --grant grammar (or cap:ID for a
@@ -298,6 +316,9 @@ func (g *Guest) Handle(ctx context.Context, fd uint32) (*Cap, error) {
 // sock_recv. It returns the new capability, held by the guest.
 func (g *Guest) Grant(ctx context.Context, grant string) (CapInfo, error) {
 	f, rel := g.g.Grant(ctx, func(p schemas.Guest_grant_Params) error { return p.SetGrant(grant) })
+	if err := g.c.await(ctx, "grant "+grant+" to "+g.id, answer, f.Future, rel); err != nil {
+		return CapInfo{}, err
+	}
 	defer rel()
 	r, err := f.Struct()
 	if err != nil {

@@ -65,6 +65,11 @@ type Delegation struct {
 	Name string
 }
 
+// afterLaunchGivenUp is called by Launch once it has given up waiting
+// for the daemon, before it gives up the exit status it asked for; tests
+// hold it there.
+var afterLaunchGivenUp = func() {}
+
 // Launch starts a guest and returns a handle on it once it is running.
 //
 // Unless req.Detach is set, Launch also asks for the guest's exit status
@@ -90,7 +95,6 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 		}
 		return fillLaunch(r, req, g.sink)
 	})
-	defer rel()
 	if !req.Detach {
 		// Not bound to ctx: it lives as long as the Guest (Release ends it).
 		ectx, cancel := context.WithCancel(context.Background())
@@ -98,6 +102,12 @@ func (c *Client) Launch(ctx context.Context, req LaunchRequest) (*Guest, error) 
 		g.exit, g.exitRel, g.exitCancel = &ef, erel, cancel
 		g.exitGone = make(chan struct{})
 	}
+	if err := c.await(ctx, "launch "+req.Name, answer, f.Future, rel); err != nil {
+		afterLaunchGivenUp()
+		g.Release()
+		return nil, err
+	}
+	defer rel()
 	r, err := f.Struct()
 	if err == nil {
 		var info schemas.GuestInfo

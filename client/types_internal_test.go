@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -38,5 +39,26 @@ func TestCallErrorSaysTheOperationAndItsObjectOnce(t *testing.T) {
 		if got := callError(c.op, errors.New(c.msg)).Error(); got != c.want {
 			t.Errorf("callError(%q, %q) = %q, want %q", c.op, c.msg, got, c.want)
 		}
+	}
+}
+
+// A call given up at its context's end says what it waited for, and
+// wraps the context's error and the cause the context ended with, which
+// the message gives first.
+func TestAGivenUpCallWrapsTheContextsErrorAndItsCause(t *testing.T) {
+	cause := errors.New("the kill grace ended")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	err := gaveUp(ctx, "kill g-1", "the guest to exit")
+	want := "kill g-1: gave up waiting for the guest to exit: the kill grace ended (context canceled)"
+	if !errors.Is(err, cause) || !errors.Is(err, context.Canceled) || err.Error() != want {
+		t.Errorf("gaveUp with a cause: %v; want %q, wrapping both", err, want)
+	}
+	ctx, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	err = gaveUp(ctx, "info g-1", answer)
+	want = "info g-1: gave up waiting for the daemon's answer: context canceled"
+	if !errors.Is(err, context.Canceled) || err.Error() != want {
+		t.Errorf("gaveUp without a cause: %v; want %q, wrapping context.Canceled", err, want)
 	}
 }

@@ -87,6 +87,26 @@ func (c *lockedConn) releaseExport(dq *deferred.Queue, id exportID, count uint32
 	}
 }
 
+// releaseUnsentExports gives back refs, the references to exports that
+// the parameters of a call took, once the call has failed to be sent
+// (its context ended first, the connection failed or closed): the remote
+// vat never saw them, so it will never release them. (Upstream dropped
+// them, and a capability passed in a call that was never sent stayed
+// exported, and alive, for the connection's life.) The caller MUST NOT
+// hold c.lk.
+func (c *Conn) releaseUnsentExports(refs map[exportID]uint32) {
+	if len(refs) == 0 {
+		return
+	}
+	dq := &deferred.Queue{}
+	defer dq.Run()
+	c.withLocked(func(c *lockedConn) {
+		// An error means the export is gone already: the connection has
+		// been shut down and its table released.
+		_ = c.releaseExportRefs(dq, refs)
+	})
+}
+
 func (c *lockedConn) releaseExportRefs(dq *deferred.Queue, refs map[exportID]uint32) error {
 	var firstErr error
 	for id, count := range refs {

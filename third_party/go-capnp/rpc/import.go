@@ -117,11 +117,15 @@ func (ic *importClient) Send(ctx context.Context, s capnp.Send) (*capnp.Answer, 
 		q := c.newQuestion(s.Method)
 
 		// Send call message.
-		c.sendMessage(ctx, func(m rpccp.Message) error {
-			return c.newImportCallMessage(m, ic.id, q.id, s)
+		var refs map[exportID]uint32 // the exports the parameters took
+		c.sendMessage(ctx, func(m rpccp.Message) (err error) {
+			refs, err = c.newImportCallMessage(m, ic.id, q.id, s)
+			return err
 		}, func(err error) {
 			if err != nil {
+				ic.c.releaseUnsentExports(refs)
 				syncutil.With(&ic.c.lk, func() {
+					q.flags |= notSent
 					ic.c.lk.questions[q.id] = nil
 				})
 				q.p.Reject(rpcerr.WrapFailed("send message", err))
@@ -147,44 +151,44 @@ func (ic *importClient) Send(ctx context.Context, s capnp.Send) (*capnp.Answer, 
 	})
 }
 
-// newImportCallMessage builds a Call message targeted to an import.
-func (c *lockedConn) newImportCallMessage(msg rpccp.Message, imp importID, qid questionID, s capnp.Send) error {
+// newImportCallMessage builds a Call message targeted to an import. It
+// returns the references to exports its parameters took.
+func (c *lockedConn) newImportCallMessage(msg rpccp.Message, imp importID, qid questionID, s capnp.Send) (map[exportID]uint32, error) {
 	call, err := msg.NewCall()
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	call.SetQuestionId(uint32(qid))
 	call.SetInterfaceId(s.Method.InterfaceID)
 	call.SetMethodId(s.Method.MethodID)
 	target, err := call.NewTarget()
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	target.SetImportedCap(uint32(imp))
 	payload, err := call.NewParams()
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	args, err := capnp.NewStruct(payload.Segment(), s.ArgsSize)
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	if err := payload.SetContent(args.ToPtr()); err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 
 	if s.PlaceArgs == nil {
-		return nil
+		return nil, nil
 	}
 	if err := s.PlaceArgs(args); err != nil {
-		return rpcerr.WrapFailed("place arguments", err)
+		return nil, rpcerr.WrapFailed("place arguments", err)
 	}
-	// TODO(soon): save param refs
-	_, err = c.fillPayloadCapTable(payload)
+	refs, err := c.fillPayloadCapTable(payload)
 	if err != nil {
-		return rpcerr.Annotate(err, "build call message")
+		return nil, rpcerr.Annotate(err, "build call message")
 	}
-	return nil
+	return refs, nil
 }
 
 func (ic *importClient) Recv(ctx context.Context, r capnp.Recv) capnp.PipelineCaller {

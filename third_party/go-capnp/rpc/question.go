@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 
 	"capnproto.org/go/capnp/v3"
 	"capnproto.org/go/capnp/v3/internal/syncutil"
@@ -39,6 +40,12 @@ const (
 	// successfully.  It is only valid to query after finishMsgSend is
 	// closed.
 	finishSent
+
+	// notSent is set when the question's own message (Call or
+	// Bootstrap) failed to be sent. Calls pipelined on the question that
+	// were queued before it failed are then not sent either
+	// (sendPipelined).
+	notSent
 )
 
 // flags.Contains(flag) Returns true iff flags contains flag, which must
@@ -147,11 +154,15 @@ func (q *question) PipelineSend(ctx context.Context, transform []capnp.PipelineO
 		q2 := c.newQuestion(s.Method)
 
 		// Send call message.
-		c.sendMessage(ctx, func(m rpccp.Message) error {
-			return c.newPipelineCallMessage(m, q.id, transform, q2.id, s)
+		var refs map[exportID]uint32 // the exports the parameters took
+		c.sendPipelined(ctx, q, func(m rpccp.Message) (err error) {
+			refs, err = c.newPipelineCallMessage(m, q.id, transform, q2.id, s)
+			return err
 		}, func(err error) {
 			if err != nil {
+				q.c.releaseUnsentExports(refs)
 				syncutil.With(&q.c.lk, func() {
+					q2.flags |= notSent
 					q.c.lk.questions[q2.id] = nil
 				})
 				q2.p.Reject(rpcerr.WrapFailed("send message", err))
@@ -177,11 +188,32 @@ func (q *question) PipelineSend(ctx context.Context, transform []capnp.PipelineO
 	})
 }
 
+// errTargetNotSent fails a call pipelined on a question whose own
+// message was never sent.
+var errTargetNotSent = errors.New("the call it is pipelined on was not sent")
+
+// sendPipelined is sendMessage for a call pipelined on q. Messages go out
+// in the order they were queued, and q's went before this one: if q's
+// failed to be sent (its context ended first, say), this one is not sent
+// either, and fails. (Upstream sent it, naming a question the remote vat
+// had never been asked: a protocol error, for which sandboxd hangs up.)
+func (c *lockedConn) sendPipelined(ctx context.Context, q *question, build func(rpccp.Message) error, onSent func(error)) {
+	c.sendMessageUnless(ctx, func() error {
+		var failed bool
+		syncutil.With(&q.c.lk, func() { failed = q.flags.Contains(notSent) })
+		if failed {
+			return errTargetNotSent
+		}
+		return nil
+	}, build, onSent)
+}
+
 // newPipelineCallMessage builds a Call message targeted to a promised answer..
-func (c *lockedConn) newPipelineCallMessage(msg rpccp.Message, tgt questionID, transform []capnp.PipelineOp, qid questionID, s capnp.Send) error {
+// It returns the references to exports its parameters took.
+func (c *lockedConn) newPipelineCallMessage(msg rpccp.Message, tgt questionID, transform []capnp.PipelineOp, qid questionID, s capnp.Send) (map[exportID]uint32, error) {
 	call, err := msg.NewCall()
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	call.SetQuestionId(uint32(qid))
 	call.SetInterfaceId(s.Method.InterfaceID)
@@ -189,16 +221,16 @@ func (c *lockedConn) newPipelineCallMessage(msg rpccp.Message, tgt questionID, t
 
 	target, err := call.NewTarget()
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	pa, err := target.NewPromisedAnswer()
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	pa.SetQuestionId(uint32(tgt))
 	oplist, err := pa.NewTransform(int32(len(transform)))
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	for i, op := range transform {
 		oplist.At(i).SetGetPointerField(op.Field)
@@ -206,30 +238,27 @@ func (c *lockedConn) newPipelineCallMessage(msg rpccp.Message, tgt questionID, t
 
 	payload, err := call.NewParams()
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	args, err := capnp.NewStruct(payload.Segment(), s.ArgsSize)
 	if err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 	if err := payload.SetContent(args.ToPtr()); err != nil {
-		return rpcerr.WrapFailed("build call message", err)
+		return nil, rpcerr.WrapFailed("build call message", err)
 	}
 
 	if s.PlaceArgs == nil {
-		return nil
+		return nil, nil
 	}
 	if err := s.PlaceArgs(args); err != nil {
-		return rpcerr.WrapFailed("place arguments", err)
+		return nil, rpcerr.WrapFailed("place arguments", err)
 	}
-	// TODO(soon): save param refs
-	_, err = c.fillPayloadCapTable(payload)
-
+	refs, err := c.fillPayloadCapTable(payload)
 	if err != nil {
-		return rpcerr.Annotate(err, "build call message")
+		return nil, rpcerr.Annotate(err, "build call message")
 	}
-
-	return err
+	return refs, nil
 }
 
 func (q *question) PipelineRecv(ctx context.Context, transform []capnp.PipelineOp, r capnp.Recv) capnp.PipelineCaller {

@@ -348,6 +348,7 @@ func (c *Conn) Bootstrap(ctx context.Context) (bc capnp.Client) {
 		}, func(err error) {
 			if err != nil {
 				syncutil.With(&c.lk, func() {
+					q.flags |= notSent
 					c.lk.questions[q.id] = nil
 				})
 				q.p.Reject(exc.Annotate("rpc", "bootstrap", err))
@@ -1987,6 +1988,13 @@ func (c *lockedConn) startTask() (ok bool) {
 // onSent will be called without holding c.lk.  Callers of
 // sendMessage MAY wish to reacquire the c.lk within the onSent.
 func (c *lockedConn) sendMessage(ctx context.Context, build func(rpccp.Message) error, onSent func(error)) {
+	c.sendMessageUnless(ctx, nil, build, onSent)
+}
+
+// sendMessageUnless is sendMessage, except that when the message's turn
+// to be sent comes, it fails with the error unless returns, if that is
+// not nil (unless may be nil). unless is called without c.lk held.
+func (c *lockedConn) sendMessageUnless(ctx context.Context, unless func() error, build func(rpccp.Message) error, onSent func(error)) {
 	outMsg, err := c.transport.NewMessage()
 	send := outMsg.Send
 	release := outMsg.Release
@@ -2010,6 +2018,11 @@ func (c *lockedConn) sendMessage(ctx context.Context, build func(rpccp.Message) 
 	send = func() error {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if unless != nil {
+			if err := unless(); err != nil {
+				return err
+			}
 		}
 		return oldSend()
 	}
