@@ -954,3 +954,51 @@ func TestKillWithTheReasonOfATimeoutIsRefused(t *testing.T) {
 		t.Errorf("a guest whose timeout passed: %+v, %v; want killed %q", st, err, client.KilledByTimeout)
 	}
 }
+
+// A directory minted under a path name (dir:…=/data, as a grant may name
+// a dir handle) is delegated under that name when none is given, at launch
+// and to a running guest, as a cap: grant of it is: the control API
+// checked the name a delegation takes from its source with the rule of
+// names given, and refused it.
+func TestADirectoryNamedAsAPathIsDelegatedUnderItsName(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	c := d.dial(t)
+	ctx := context.Background()
+	root, err := c.Mint(ctx, "dir:"+shortTempDir(t)+"=/data")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Release()
+	for _, caps := range [][]client.Delegation{{{Cap: root}}, nil} {
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Detach: true, Caps: caps})
+		if err != nil {
+			t.Fatalf("launch with the directory named /data: %v", err)
+		}
+		defer g.Release()
+		defer g.Kill(ctx, "test over")
+		if caps == nil { // to the running guest, which has not read it yet
+			sent, err := root.Delegate(ctx, g, "")
+			if err != nil || sent.Name != "/data" {
+				t.Fatalf("delegating the directory named /data: %+v, %v", sent, err)
+			}
+			continue
+		}
+		handles, err := g.Caps(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hasHandle(handles, "/data") {
+			t.Errorf("guest %s holds no handle named /data: %+v", g.ID(), handles)
+		}
+	}
+}
+
+// hasHandle reports whether handles has one named name.
+func hasHandle(handles []client.Handle, name string) bool {
+	for _, h := range handles {
+		if h.Cap.Name == name {
+			return true
+		}
+	}
+	return false
+}

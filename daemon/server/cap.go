@@ -8,7 +8,6 @@ import (
 	"capnproto.org/go/capnp/v3"
 	capnpserver "capnproto.org/go/capnp/v3/server"
 	"github.com/sandboxd/sandboxd/caps"
-	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/schemas"
 )
 
@@ -140,12 +139,8 @@ func (s *capServer) Delegate(ctx context.Context, call schemas.Cap_delegate) err
 	if err != nil {
 		return err
 	}
-	if name == "" {
-		name = s.x.Name()
-	}
-	if err := daemon.CheckName(name); err != nil {
-		return fmt.Errorf("delegate %s: handle name %q %s", s.x.ID(), name, err)
-	}
+	// A name given, or the capability's own when none is, is checked by
+	// SendCap as a grant's would be (a directory's may be a path).
 	r, err := s.c.unwrapGuest(ctx, a.Guest())
 	if err != nil {
 		return fmt.Errorf("delegate %s: %w", s.x.ID(), err)

@@ -193,12 +193,8 @@ func (c *serverConn) decodeCaps(ctx context.Context, a *launchArgs, dl schemas.D
 		if err != nil {
 			return fmt.Errorf("capability %d of the request: %w", i, err)
 		}
-		if name == "" {
-			name = from.Name()
-		}
-		if err := daemon.CheckName(name); err != nil {
-			return fmt.Errorf("capability %s: handle name %q %s", from.ID(), name, err)
-		}
+		// The name, given or the capability's own, is checked by the
+		// launch as a grant's would be (a directory's may be a path).
 		a.delegations = append(a.delegations, daemon.Delegation{From: from, Name: name})
 	}
 	return nil
