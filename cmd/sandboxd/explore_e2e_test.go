@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -372,4 +373,31 @@ func awaitStopped(t *testing.T, pid int) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// ps --filter principal= names a user of this host or a uid: a name no
+// user has is a usage error, where it listed nothing and exited 0 as if
+// that user had no guests; root (a name) and 0 (a uid) both match.
+func TestPsFilterPrincipalNamingNoUserIsAUsageError(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	r := d.cli(t, "launch", "--detach", guest(t, "daemon/testdata/guests/spin.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch: code %d, stderr %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"principal=" + me.Username, "principal=" + me.Uid} {
+		if r := d.cli(t, "ps", "-q", "--filter", f); r.code != 0 || r.stdout != id+"\n" {
+			t.Errorf("ps --filter %s: code %d, stdout %q, stderr %q; want %s", f, r.code, r.stdout, r.stderr, id)
+		}
+	}
+	r = d.cli(t, "ps", "--filter", "principal=no-such-user-here")
+	if r.code != exitUsage || r.stdout != "" {
+		t.Errorf("ps --filter principal=no-such-user-here: code %d, stdout %q; want a usage error (2)", r.code, r.stdout)
+	}
+	oneLine(t, r.stderr, `no user named "no-such-user-here"`)
 }

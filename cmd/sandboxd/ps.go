@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,6 +145,13 @@ func filterTest(key, value string) (func(client.GuestSummary) bool, error) {
 		}
 		return func(g client.GuestSummary) bool { return slices.Contains(g.Labels, value) }, nil
 	case "principal":
+		// A name no user of this host has would match no guest,
+		// silently: the daemon names principals from the same users.
+		if _, err := strconv.ParseUint(value, 10, 32); err != nil {
+			if _, err := user.Lookup(value); err != nil {
+				return nil, fmt.Errorf("no user named %q on this host: give a user name or a uid", value)
+			}
+		}
 		return func(g client.GuestSummary) bool {
 			return g.Principal.Name == value || strconv.FormatUint(uint64(g.Principal.UID), 10) == value
 		}, nil
