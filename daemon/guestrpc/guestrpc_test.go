@@ -2,6 +2,7 @@ package guestrpc
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,6 +177,36 @@ func TestServingGuestsExitFailsCallsWithAClearException(t *testing.T) {
 	if !capnp.IsDisconnected(err) {
 		t.Fatalf("call to the service of an exited guest: %v is not a disconnected exception", err)
 	}
+}
+
+// Between a publisher's exit and the daemon's revoking its services (once
+// it sees the guest's connection end), its publication is as withdrawn: a
+// guest started again may publish the name at once, and an obtain gets
+// the new publication, never the one whose guest has gone. A restarted
+// publisher was refused the name as already published, and an obtain in
+// that moment got the dead service, whose first call failed as gone.
+func TestAnExitedPublishersServiceIsWithdrawnBeforeItIsRevoked(t *testing.T) {
+	h := newHarness(t, Limits{})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h.srv.beforeLeave = func() { once.Do(func() { close(entered); <-release }) }
+	var released sync.Once
+	unblock := func() { released.Do(func() { close(release) }) }
+	defer unblock() // a leave held must end, however the test does
+	a, b, c := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	publishStore(t, a, "jobs", "store", newStore())
+	a.g.Kill("test")
+	<-entered // a has exited; its services are not yet revoked
+	publishStore(t, c, "jobs", "store", newStore())
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	if err := put(testCtx(t), s, "k", "v"); err != nil {
+		t.Fatalf("a call to the service obtained after its publisher started again: %v", err)
+	}
+	unblock()
 }
 
 // A published service's name becomes the name of every capability on it,

@@ -60,6 +60,10 @@ type Server struct {
 	mu       sync.Mutex
 	services map[serviceKey]*published
 	changed  chan struct{} // closed and replaced whenever services change (changedChan)
+
+	// beforeLeave, when not nil, runs before a guest's services are
+	// revoked as it leaves: a test's way to hold that moment.
+	beforeLeave func()
 }
 
 type serviceKey struct{ channel, name string }
@@ -71,6 +75,13 @@ type published struct {
 	root *caps.Cap
 	by   *peer
 }
+
+// live reports whether the publication still serves: neither revoked nor
+// published by a guest that has exited, whose services are revoked once
+// the daemon sees its connection end. Until then a publication of an
+// exited guest is as withdrawn: an obtain waits for the next one, and the
+// name is free, so a guest started again can publish it at once.
+func (pub *published) live() bool { return !pub.root.Revoked() && !pub.by.exited() }
 
 // New returns a server for sup's guests. Attach it with
 // sup.SetPeerServer.
@@ -115,6 +126,9 @@ func (s *Server) Serve(g *daemon.Guest, conn io.ReadWriteCloser) {
 		select {
 		case <-p.conn.Done():
 		case <-g.Done():
+		}
+		if s.beforeLeave != nil {
+			s.beforeLeave()
 		}
 		p.leave()
 	}()
@@ -198,7 +212,7 @@ func (p *peer) dropRoot(r *caps.Cap) {
 func (s *Server) publish(key serviceKey, pub *published) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.services[key]; ok && !old.root.Revoked() {
+	if old, ok := s.services[key]; ok && old.live() {
 		return fmt.Errorf("a service named %q is already published on channel %q (by guest %s): choose another name", key.name, key.channel, old.by.g.ID())
 	}
 	if pub.root.Revoked() {
@@ -247,7 +261,7 @@ func (s *Server) lookup(ctx context.Context, key serviceKey, ch *caps.Cap) (*pub
 		pub, ok := s.services[key]
 		changed := s.changed
 		s.mu.Unlock()
-		if ok && !pub.root.Revoked() {
+		if ok && pub.live() {
 			return pub, nil
 		}
 		select {
