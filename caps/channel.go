@@ -283,17 +283,15 @@ func (p *chanPair) room(side, total, ncaps int) (int, error) {
 		return 0, nil
 	}
 	space := ChannelBuffer - p.qbytes[dst]
-	full := len(p.q[dst]) >= ChannelMaxMessages || p.qcaps[dst]+ncaps > ChannelMaxCaps
-	n := total
 	switch {
 	case p.dgram && total > ChannelBuffer:
 		return 0, EMSGSIZE
-	case p.dgram && (total > space || full), !p.dgram && (space <= 0 || full):
+	case p.dgram && !p.fits(dst, 1, total, ncaps), !p.dgram && (space <= 0 || !p.fits(dst, 1, 0, ncaps)):
 		return 0, EAGAIN
 	case !p.dgram:
-		n = min(total, space)
+		return min(total, space), nil
 	}
-	return n, nil
+	return total, nil
 }
 
 // delivered tells end dst that a message was queued for it: its waiters,
@@ -335,10 +333,14 @@ func (c *Channel) OnPeerRecv(f func()) {
 // until something is sent, so the answer holds for a sender that sends
 // all that this end sends.
 func (c *Channel) HasRoom(msgs, bytes, ncaps int) bool {
-	p := c.p
-	dst := 1 - c.side
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	return c.p.fits(1-c.side, msgs, bytes, ncaps)
+}
+
+// fits reports whether end dst's queue takes msgs more messages of bytes
+// bytes and ncaps capabilities in all, whole. p.mu must be held.
+func (p *chanPair) fits(dst, msgs, bytes, ncaps int) bool {
 	return len(p.q[dst])+msgs <= ChannelMaxMessages && p.qbytes[dst]+bytes <= ChannelBuffer && p.qcaps[dst]+ncaps <= ChannelMaxCaps
 }
 
