@@ -76,7 +76,7 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 	name := FilePath(t.path, t.index)
 	f, err := openFile(name)
 	if err != nil {
-		return false, err
+		return false, prunedMeanwhile(name, err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err == nil && st.Size() < t.offset {

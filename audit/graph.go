@@ -77,17 +77,62 @@ func FromSnapshot(infos []caps.Info, holders []HolderInfo) *Graph {
 }
 
 // Replay builds the graph of the log at path as of time at (every record
-// up to it); a zero at replays the whole log.
+// up to it); a zero at replays the whole log. Past the records a prune
+// removed it goes on from their checkpoint; a time among them is refused.
 func Replay(path string, at time.Time) (*Graph, error) {
+	return again(func() (*Graph, error) { return replay(path, at) })
+}
+
+func replay(path string, at time.Time) (*Graph, error) {
+	cp, _, err := ReadCheckpoint(path)
+	if err != nil {
+		return nil, err
+	}
 	g := NewGraph()
-	err := Scan(path, func(r Record, _ Pos) error {
+	var last, skip uint64 // skip: records the checkpoint stands for
+	err = Scan(path, func(r Record, _ Pos) error {
+		if cp != nil && last+1 == cp.FromSeq && r.Seq > cp.FromSeq && skip == 0 {
+			if err := cp.resumeAt(path, r.Seq, at); err != nil {
+				return err
+			}
+			g, skip = cp.graph(), cp.Seq
+		}
+		if r.Seq <= skip {
+			return nil // still there: a prune cut short, or under way
+		}
 		if !at.IsZero() && r.Time.After(at) {
 			return errStop
 		}
 		g.Apply(r)
+		last = r.Seq
 		return nil
 	})
 	return g, err
+}
+
+// resumeAt says whether a replay as of at can go on from the checkpoint
+// at record seq, the first after the first file: nil when it can,
+// errStop when at is before the records it stands for (the graph is the
+// first file's), or why not.
+func (cp *Checkpoint) resumeAt(path string, seq uint64, at time.Time) error {
+	switch {
+	case seq > cp.Seq+1:
+		return fmt.Errorf("audit log %s: records %d to %d are missing, and its checkpoint stands only for %d to %d: the log was %w, or files were removed by hand (check it with sandboxd audit verify)", path, cp.Seq+1, seq-1, cp.FromSeq, cp.Seq, errPrunedMeanwhile)
+	case at.IsZero():
+		return nil
+	case at.Before(cp.FromTime):
+		return errStop
+	case at.Before(cp.Time):
+		return removedAt(cp, at)
+	}
+	return nil
+}
+
+// removedAt is the error of a graph asked as of a time whose records a
+// prune removed.
+func removedAt(cp *Checkpoint, at time.Time) error {
+	return fmt.Errorf("the audit log's records from %s to %s (seq %d to %d) were removed to keep it within --audit-max-size, and %s falls among them: ask for a time the log still covers, before or after them",
+		cp.FromTime.Format(time.RFC3339Nano), cp.Time.Format(time.RFC3339Nano), cp.FromSeq, cp.Seq, at.Format(time.RFC3339Nano))
 }
 
 // Apply changes the graph as record r says.

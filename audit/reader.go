@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,7 +21,12 @@ type Pos struct {
 	Line int    `json:"line"`
 }
 
-func (p Pos) String() string { return fmt.Sprintf("%s:%d", p.File, p.Line) }
+func (p Pos) String() string {
+	if p.Line == 0 { // a file as a whole
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d", p.File, p.Line)
+}
 
 // maxLine bounds one record's line. Records are small (a receipt of a
 // large revocation is the largest); a longer line is not one of ours.
@@ -50,10 +57,40 @@ func scanFiles(path string, files []string, fn func(Line) error) error {
 			if errors.Is(err, errStop) {
 				return nil
 			}
-			return err
+			return prunedMeanwhile(name, err)
 		}
 	}
 	return nil
+}
+
+// errPrunedMeanwhile is a file of a log removed while it was read: the
+// writer keeping the log within its bound (retain.go). Verify and Replay
+// read the log again.
+var errPrunedMeanwhile = errors.New("pruned while it was read")
+
+// prunedMeanwhile is err, or for a file that is no longer there, an
+// error that says why it may have gone.
+func prunedMeanwhile(name string, err error) error {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return fmt.Errorf("audit log %s was %w (its writer keeps the log within --audit-max-size, removing its oldest files): read it again", name, errPrunedMeanwhile)
+}
+
+// changed says whether the log's files or checkpoint are no longer
+// those listed and read.
+func changed(path string, files []string, cpSum string) bool {
+	_, sum, err := ReadCheckpoint(path)
+	return err != nil || sum != cpSum || !slices.Equal(files, Files(path))
+}
+
+// again runs read again, a few times, while the log is pruned under it.
+func again[T any](read func() (T, error)) (T, error) {
+	v, err := read()
+	for i := 0; i < 10 && errors.Is(err, errPrunedMeanwhile); i++ {
+		v, err = read()
+	}
+	return v, err
 }
 
 var errStop = errors.New("stop")
@@ -155,6 +192,17 @@ type Report struct {
 	// never acknowledged (records are acknowledged once fsynced, whole),
 	// so it is not tampering; the next writer cuts it off.
 	Torn *Pos `json:"torn,omitempty"`
+	// Pruned is the records removed to keep the log within its size
+	// bound, which its checkpoint stands for; nil when none were.
+	Pruned *Pruned `json:"pruned,omitempty"`
+}
+
+// Pruned is a range of records removed past a log's size bound: the
+// checkpoint file standing for them, declared by a prune record.
+type Pruned struct {
+	FromSeq    uint64 `json:"from_seq"`
+	ToSeq      uint64 `json:"to_seq"`
+	Checkpoint string `json:"checkpoint"`
 }
 
 // Problem is a record that breaks the chain.
@@ -178,6 +226,12 @@ type verifier struct {
 	prevPos  Pos
 	prevSeq  uint64
 	pending  *Line // an incomplete line: torn if nothing follows it
+	// cp is the log's checkpoint and cpSum its file's SHA-256; declared
+	// is set by a prune record holding cpSum.
+	cp       *Checkpoint
+	cpName   string
+	cpSum    string
+	declared bool
 }
 
 // Verify reads the whole log at path and checks its chain: every line a
@@ -185,10 +239,22 @@ type verifier struct {
 // the hash of the line before. It names the first record that fails, and
 // why. An error is returned only when the log cannot be read.
 func Verify(path string) (Report, error) {
+	return again(func() (Report, error) { return verify(path) })
+}
+
+// verify is one reading of the log. A log its writer prunes meanwhile
+// may read as broken (its checkpoint and files from two moments): when
+// its files or checkpoint changed, the reading is errPrunedMeanwhile.
+func verify(path string) (Report, error) {
 	// The files are listed once, before they are read: one the writer
 	// starts meanwhile does not make the line it was writing a cut one.
-	v := &verifier{rep: Report{Files: Files(path)}}
-	err := scanFiles(path, v.rep.Files, func(l Line) error {
+	v := &verifier{rep: Report{Files: Files(path)}, cpName: CheckpointPath(path)}
+	var err error
+	if v.cp, v.cpSum, err = ReadCheckpoint(path); err != nil {
+		return v.rep, err
+	}
+
+	err = scanFiles(path, v.rep.Files, func(l Line) error {
 		if v.rep.Bad != nil {
 			return errStop
 		}
@@ -199,6 +265,9 @@ func Verify(path string) (Report, error) {
 		verifyScanned()
 	}
 	v.finish()
+	if v.rep.Bad != nil && changed(path, v.rep.Files, v.cpSum) {
+		return v.rep, prunedMeanwhile(path, fs.ErrNotExist)
+	}
 	return v.rep, err
 }
 
@@ -249,6 +318,12 @@ func (v *verifier) line(l Line) {
 		return
 	}
 	v.check(r, l)
+	if r.Pruned != nil && v.cp != nil && r.Pruned.Checkpoint == v.cpSum {
+		v.declared = true
+	}
+	if v.rep.Bad == nil && v.rep.Pruned != nil && r.Seq == v.cp.Seq && hashHex(l.Data) != v.cp.Hash {
+		v.bad(l.Pos, r.Seq, "the checkpoint %s stands for the records up to this one, and holds another hash of it: one of them was changed after it was written", v.cpName)
+	}
 	if v.rep.Bad == nil {
 		v.prevLine = append(v.prevLine[:0], l.Data...)
 		v.prevPos, v.prevSeq = l.Pos, r.Seq
@@ -259,6 +334,8 @@ func (v *verifier) line(l Line) {
 // check checks record r, on line l, against the one before it.
 func (v *verifier) check(r Record, l Line) {
 	switch {
+	case v.standsFor(r):
+		v.rep.Pruned = &Pruned{FromSeq: v.cp.FromSeq, ToSeq: r.Seq - 1, Checkpoint: v.cpName}
 	case v.prevSeq == 0 && (r.Seq != 1 || r.Prev != ""):
 		v.bad(l.Pos, r.Seq, "the log starts at seq %d, not 1: its beginning (an earlier file, or its first records) was removed", r.Seq)
 	case v.prevSeq != 0 && r.Seq == v.prevSeq+1 && r.Prev != hashHex(v.prevLine):
@@ -270,7 +347,23 @@ func (v *verifier) check(r Record, l Line) {
 	}
 }
 
+// standsFor says whether the log's checkpoint stands for the records
+// between the last one read and r: those a prune removed. Some it stands
+// for may still be there (a prune cut short before it removed them, or
+// one under way): the line of its last record must then hash to its
+// Hash (line).
+func (v *verifier) standsFor(r Record) bool {
+	cp := v.cp
+	if cp == nil || v.rep.Pruned != nil || v.prevSeq+1 != cp.FromSeq || r.Seq <= cp.FromSeq {
+		return false
+	}
+	return r.Seq <= cp.Seq || (r.Seq == cp.Seq+1 && r.Prev == cp.Hash)
+}
+
 func (v *verifier) finish() {
+	if v.rep.Bad == nil && v.rep.Pruned != nil && !v.declared {
+		v.bad(Pos{File: v.cpName}, 0, "the checkpoint stands for seq %d to %d, and no prune record in the log holds its SHA-256: it was changed after it was written", v.cp.FromSeq, v.cp.Seq)
+	}
 	if v.rep.Bad == nil && v.pending != nil {
 		p := v.pending.Pos
 		if len(v.rep.Files) > 0 && p.File != v.rep.Files[len(v.rep.Files)-1] {

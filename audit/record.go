@@ -56,6 +56,10 @@ const (
 	// nothing more (no close or guest-exit record of them follows). The
 	// next run of the writer starts with an open record.
 	TypeShutdown = "shutdown"
+	// TypePrune declares that the log's oldest files past its size bound
+	// (Options.MaxTotalBytes) are about to be removed, and the checkpoint
+	// that stands for them (see Checkpoint).
+	TypePrune = "prune"
 )
 
 // Record is one line of the log. The writer sets V, Seq, Time and Prev;
@@ -75,6 +79,16 @@ type Record struct {
 	Guest     *GuestRecord    `json:"guest,omitempty"`
 	Discarded int64           `json:"discarded,omitempty"`
 	Running   int             `json:"running,omitempty"` // of a shutdown
+	Pruned    *PruneRecord    `json:"pruned,omitempty"`
+}
+
+// PruneRecord is what a prune removes: records FromSeq to ToSeq, in
+// Files, and the SHA-256 of the checkpoint file written in their place.
+type PruneRecord struct {
+	FromSeq    uint64   `json:"from_seq"`
+	ToSeq      uint64   `json:"to_seq"`
+	Files      []string `json:"files"`
+	Checkpoint string   `json:"checkpoint"`
 }
 
 // CapRecord is a capability's public description: caps.Info without the
@@ -332,6 +346,10 @@ func (r Record) checkPayload() error {
 	case TypeGuestStart, TypeGuestExit, TypeGuestExec:
 		if r.Guest == nil {
 			missing = "guest"
+		}
+	case TypePrune:
+		if r.Pruned == nil {
+			missing = "pruned"
 		}
 	}
 	if missing != "" {

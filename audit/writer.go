@@ -71,6 +71,15 @@ type Log struct {
 	size  int64
 	index int // of the current file: 0 is path itself
 	done  chan struct{}
+
+	// maxTotal bounds the files' bytes together (0: none); the pruner
+	// (retain.go) keeps them within it, woken by pruneWake, and closes
+	// pruned when it ends. warn is told what keeps it from doing so.
+	maxTotal  int64
+	warn      func(error)
+	pruneWake chan struct{}
+	pruned    chan struct{}
+	pruning   sync.Mutex // one prune at a time
 }
 
 // Options configures Open.
@@ -78,6 +87,13 @@ type Options struct {
 	// MaxFileBytes rotates to a new file once the current one is larger;
 	// 0 means DefaultMaxFileBytes.
 	MaxFileBytes int64
+	// MaxTotalBytes bounds the log's files together: past it, the oldest
+	// files but the first are removed, a checkpoint standing for them
+	// (retain.go). 0 keeps every file.
+	MaxTotalBytes int64
+	// Warn is told why the log could not be kept within MaxTotalBytes
+	// (it grows on meanwhile, and the next rotation tries again).
+	Warn func(error)
 }
 
 // Open opens the log at path for appending (creating it, mode 0600) and
@@ -87,7 +103,7 @@ type Options struct {
 // file whose last line is not a record, or whose incomplete last line is
 // not the start of one, is not a log: Open refuses it, unchanged.
 func Open(path string, opts Options) (*Log, error) {
-	l := &Log{path: path, max: opts.MaxFileBytes, done: make(chan struct{})}
+	l := &Log{path: path, max: opts.MaxFileBytes, done: make(chan struct{}), maxTotal: opts.MaxTotalBytes, warn: opts.Warn}
 	if l.max <= 0 {
 		l.max = DefaultMaxFileBytes
 	}
@@ -121,10 +137,15 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	go l.writer()
+	if l.maxTotal > 0 {
+		l.pruneWake, l.pruned = make(chan struct{}, 1), make(chan struct{})
+		go l.pruner()
+	}
 	if _, err := l.Append(Record{Type: TypeOpen, Discarded: discarded}); err != nil {
 		l.Close()
 		return nil, err
 	}
+	l.wakePruner()
 	return l, nil
 }
 
@@ -346,7 +367,7 @@ func (l *Log) Enqueue(r Record) (Record, error) {
 	if err != nil {
 		return r, fmt.Errorf("audit record: %w", err)
 	}
-	body, err := json.Marshal(recordBody{Cap: r.Cap, Receipt: r.Receipt, Decision: r.Decision, Guest: r.Guest, Discarded: r.Discarded, Running: r.Running})
+	body, err := json.Marshal(recordBody{Cap: r.Cap, Receipt: r.Receipt, Decision: r.Decision, Guest: r.Guest, Discarded: r.Discarded, Running: r.Running, Pruned: r.Pruned})
 	if err != nil {
 		return r, fmt.Errorf("audit record: %w", err)
 	}
@@ -474,6 +495,7 @@ type recordBody struct {
 	Guest     *GuestRecord    `json:"guest,omitempty"`
 	Discarded int64           `json:"discarded,omitempty"`
 	Running   int             `json:"running,omitempty"`
+	Pruned    *PruneRecord    `json:"pruned,omitempty"`
 }
 
 var errClosed = errors.New("audit log closed")
@@ -613,6 +635,7 @@ func (l *Log) rotate() error {
 		l.f.Close()
 	}
 	l.f, l.size, l.index = f, 0, l.index+1
+	l.wakePruner()
 	return nil
 }
 
@@ -625,9 +648,11 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// Close writes what was appended and closes the log. Append fails after
-// Close. Closing twice is a no-op.
+// Close writes what was appended, brings the log within its bound (a
+// prune the writer's last rotations asked for), and closes the log.
+// Append fails after Close. Closing twice is a no-op.
 func (l *Log) Close() error {
+	l.lastPrune()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -638,6 +663,10 @@ func (l *Log) Close() error {
 	l.mu.Unlock()
 	l.flushing.Stop()
 	<-l.done
+	if l.pruneWake != nil {
+		close(l.pruneWake)
+		<-l.pruned
+	}
 	if l.f != l.lock {
 		l.f.Close()
 	}

@@ -119,6 +119,9 @@ func printReport(rep audit.Report) {
 		return
 	}
 	fmt.Printf("ok: %d records in %d file(s), chain intact; head seq %d sha256 %s\n", rep.Records, len(rep.Files), rep.HeadSeq, rep.Head)
+	if p := rep.Pruned; p != nil {
+		fmt.Printf("note: records %d to %d were removed to keep the log within --audit-max-size; %s stands for them, as its prune record declares\n", p.FromSeq, p.ToSeq, p.Checkpoint)
+	}
 	if rep.Torn != nil {
 		fmt.Printf("note: the last line (%s) is incomplete: a write cut short by a crash, never acknowledged; the next writer (sandboxd serve, or run --audit) drops it when it opens the log\n", rep.Torn)
 	}
@@ -159,6 +162,9 @@ func summary(r audit.Record) string {
 		return fmt.Sprintf("%s %s %s sha256 %s by %s grants %s", head, g.ID, g.Module, short(g.SHA256), g.Principal, strings.Join(g.Grants, " "))
 	case r.Type == audit.TypeShutdown:
 		return fmt.Sprintf("%s ended %s still running", head, plural(r.Running, "guest", "guests"))
+	case r.Pruned != nil:
+		p := r.Pruned
+		return fmt.Sprintf("%s records %d to %d (%s) removed past --audit-max-size, checkpoint sha256 %s", head, p.FromSeq, p.ToSeq, strings.Join(p.Files, " "), short(p.Checkpoint))
 	case r.Type == audit.TypeOpen && r.Discarded > 0:
 		return fmt.Sprintf("%s (an incomplete last line of %d bytes, never acknowledged, was dropped)", head, r.Discarded)
 	}

@@ -195,6 +195,8 @@ type runArgs struct {
 	maxProcs  int
 	debugInfo bool
 	auditPath string // --audit; "" for none
+	auditMax  int64  // --audit-max-size; 0: no bound
+	auditFile uint64 // --audit-file-size
 }
 
 // parseRunFlags parses and checks run's flags and arguments. When it
@@ -211,6 +213,7 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	var policyFiles stringList
 	fs.Var(&policyFiles, "policy", "decide the grants by the policy in `FILE` (repeatable: the files load as one policy; docs/POLICY.md)")
 	auditPath := fs.String("audit", "", "append the audit log of the run to `FILE` (created 0600; the records the daemon keeps: docs/AUDIT.md)")
+	auditFile, auditMax := auditSizeFlags(fs, "FILE.N")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return ra, code, false
 	}
@@ -242,6 +245,9 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 	if ra.cacheSize, err = parseCacheSize(*cacheSize); err != nil {
 		return ra, usageError(c, "%v", err), false
 	}
+	if ra.auditFile, ra.auditMax, err = parseAuditSizes(*auditFile, *auditMax); err != nil {
+		return ra, usageError(c, "%v", err), false
+	}
 	ra.cacheDir, ra.maxProcs, ra.debugInfo = *cacheDir, *maxProcs, *debugInfo
 	fs.Visit(func(f *flag.Flag) { ra.cacheSet = ra.cacheSet || f.Name == "cache-dir" })
 	return ra, exitOK, true
@@ -251,6 +257,37 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 // in dir (a flag's name or a path).
 func cacheSizeFlag(fs *flag.FlagSet, dir string) *string {
 	return fs.String("cache-size", abi.SizeText(abi.DefaultMaxCacheBytes), "keep at most `SIZE` of compiled modules in "+dir+", removing the least recently used past it (0: no bound)")
+}
+
+// auditSizeFlags are run's and serve's --audit-file-size and
+// --audit-max-size; next names the files after the first.
+func auditSizeFlags(fs *flag.FlagSet, next string) (file, total *string) {
+	file = fs.String("audit-file-size", "64MiB", "start a new audit log file ("+next+") once the current one is past `SIZE`")
+	total = fs.String("audit-max-size", "4GiB", "keep the audit log's files within `SIZE` together: past it the oldest but the first are removed, a checkpoint of the graph standing for them (0: keep every file; docs/AUDIT.md)")
+	return file, total
+}
+
+// parseAuditSizes reads --audit-file-size and --audit-max-size, which
+// must leave room for the first file and the current one: 0 is no bound.
+func parseAuditSizes(file, total string) (fileSize uint64, maxTotal int64, err error) {
+	if fileSize, err = parseSize(file); err != nil || fileSize < 4<<10 {
+		return 0, 0, fmt.Errorf("--audit-file-size %q: a SIZE of at least 4KiB is needed, e.g. 64MiB", file)
+	}
+	n, err := parseBytes(total)
+	switch {
+	case err != nil:
+		return 0, 0, fmt.Errorf("--audit-max-size %q: %v", total, err)
+	case n == 0:
+		return fileSize, 0, nil
+	case n < 2*fileSize || n > math.MaxInt64:
+		return 0, 0, fmt.Errorf("--audit-max-size %q: the first file and the current one are always kept, so a bound below twice --audit-file-size (%s) keeps nothing more; give at least that, or 0 for no bound", total, abi.SizeText(2*fileSize))
+	}
+	return fileSize, int64(n), nil
+}
+
+// auditWarn logs why the audit log could not be kept within its bound.
+func auditWarn(log hclog.Logger) func(error) {
+	return func(err error) { log.Warn("audit log past --audit-max-size", "error", err) }
 }
 
 // parseCacheSize reads --cache-size as daemon.Options.MaxCacheBytes, where
@@ -355,7 +392,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 	go func() {
 		var st started
 		if ra.auditPath != "" {
-			if st.audit, st.err = audit.Open(ra.auditPath, audit.Options{}); st.err != nil {
+			if st.audit, st.err = audit.Open(ra.auditPath, audit.Options{MaxFileBytes: int64(ra.auditFile), MaxTotalBytes: ra.auditMax, Warn: auditWarn(log)}); st.err != nil {
 				st.auditErr = true
 				supc <- st
 				return

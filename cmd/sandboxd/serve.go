@@ -103,7 +103,7 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 			return failed(exitUsage, "serve: the policy in %s does not load: correct it (sandboxd policy check %s/*.hcl)", sa.policyDir, sa.policyDir)
 		}
 	}
-	if d.auditLog, err = audit.Open(d.st.AuditPath(), audit.Options{MaxFileBytes: int64(sa.auditBytes)}); err != nil {
+	if d.auditLog, err = audit.Open(d.st.AuditPath(), audit.Options{MaxFileBytes: int64(sa.auditBytes), MaxTotalBytes: sa.auditMax, Warn: auditWarn(log)}); err != nil {
 		d.l.Close()
 		return failed(exitFailure, "%v: check it with sandboxd audit verify --state %s", err, d.st.Dir)
 	}
@@ -172,6 +172,7 @@ type serveArgs struct {
 	maxStack                      uint64 // --max-stack
 	maxMemPerUser                 uint64 // --max-mem-per-user; 0: none
 	auditBytes                    uint64 // --audit-file-size
+	auditMax                      int64  // --audit-max-size; 0: no bound
 	cacheSize                     int64  // --cache-size as daemon.Options.MaxCacheBytes
 	limits                        server.Limits
 }
@@ -193,7 +194,7 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	maxProcs := fs.Int("max-procs", abi.DefaultMaxDescendants, "guests (`N`) that a launched guest and its descendants may have spawned and running at once; proc_spawn past it fails with EAGAIN")
 	idleModules := fs.Int("idle-modules", abi.DefaultMaxIdleModules, "keep `N` compiled modules that no guest runs, for the next launch of each; older ones are dropped")
 	cacheSize := cacheSizeFlag(fs, "STATE/cache")
-	auditBytes := fs.String("audit-file-size", "64MiB", "start a new audit log file (STATE/audit.jsonl.N) once the current one is past `SIZE`")
+	auditBytes, auditMax := auditSizeFlags(fs, "STATE/audit.jsonl.N")
 	policyDir := fs.String("policy", "", "decide grants and delegations by the policy in `DIR` (every *.hcl in it; SIGHUP reloads it; docs/POLICY.md). Without it, only root and the daemon's user may grant host paths, sockets and channels")
 	lf := defineLimitFlags(fs)
 	if code, ok := parseFlags(c, fs, args); !ok {
@@ -210,8 +211,8 @@ func parseServeFlags(c command, args []string) (sa serveArgs, code int, ok bool)
 	if sa.logBytes, err = parseSize(*logBytes); err != nil || sa.logBytes == 0 {
 		return sa, usageError(c, "--log-bytes %q: a SIZE above 0 is needed, e.g. 1MiB", *logBytes), false
 	}
-	if sa.auditBytes, err = parseSize(*auditBytes); err != nil || sa.auditBytes < 4<<10 {
-		return sa, usageError(c, "--audit-file-size %q: a SIZE of at least 4KiB is needed, e.g. 64MiB", *auditBytes), false
+	if sa.auditBytes, sa.auditMax, err = parseAuditSizes(*auditBytes, *auditMax); err != nil {
+		return sa, usageError(c, "%v", err), false
 	}
 	if sa.maxStack, err = parseMaxStack(*maxStack); err != nil {
 		return sa, usageError(c, "%v", err), false
