@@ -320,3 +320,16 @@ func TestReadersOfALogPrunedWhileTheyReadSeeItWhole(t *testing.T) {
 	}
 	t.Logf("%d readings while pruned", reads)
 }
+
+func TestAFollowWhoseFileAPruneRemovesSaysSo(t *testing.T) {
+	path := writeLog(t, 50, Options{MaxFileBytes: 1024})
+	tl := newTail(path)
+	tl.index = fileIndexes(path)[1]
+	if err := os.Remove(FilePath(path, tl.index)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tl.read(func(Record, Pos) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "pruned while it was read") || !strings.Contains(err.Error(), "read it again") {
+		t.Fatalf("follow of a removed file: %v", err)
+	}
+}
