@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
@@ -385,7 +387,7 @@ func (gt gate) Delegate(parent *caps.Cap, d *caps.Derivation) (time.Duration, er
 	req, dec := DecideHostPath(p, req, src.asked)
 	s.recordDecision(req, dec, audit.DecisionRecord{Holder: holderID(giver), To: holderID(to), Cap: string(parent.ID())})
 	if !dec.Allowed {
-		s.log.Warn("delegation denied by policy", "cap", parent.ID(), "resource", src.String(),
+		s.logFor(giver).Warn("delegation denied by policy", "cap", parent.ID(), "resource", src.String(),
 			"giver", holderID(giver), "to", holderID(to), "depth", req.Depth, "copies", req.Copies,
 			"rule", ruleText(dec.Rule), "reason", dec.Reason)
 		return 0, &PolicyError{Decision: dec}
@@ -416,7 +418,7 @@ func (gt gate) Adopt(c *caps.Cap, h *caps.Holder) error {
 	arrived := policies.Request{Op: policies.OpDelegate, Rights: b | i, Subject: subjectOf(h), Depth: c.Depth(), To: holderModule(h)}
 	err := gt.s.checkDenyList(l, gt.s.Policy(), src, arrived, audit.DecisionRecord{Holder: audit.InFlight, To: holderID(h), Cap: string(c.ID())})
 	if err != nil {
-		gt.s.log.Warn("a handle sent on a channel was refused on arrival", "cap", c.ID(), "resource", src.String(), "to", holderID(h), "reason", err)
+		gt.s.logFor(h).Warn("a handle sent on a channel was refused on arrival", "cap", c.ID(), "resource", src.String(), "to", holderID(h), "reason", err)
 	}
 	return err
 }
@@ -487,13 +489,14 @@ type guestOwner struct {
 	labels    map[string]string
 	launched  string // the hash of the module launched, which the labels describe
 	deny      *policies.DenyList
+	lines     *lineBucket // the log lines the guest's doing may cause (loglimit.go)
 }
 
 // newGuestHolder is the holder of a guest launched as spec says.
 func newGuestHolder(id string, spec *LaunchSpec) *caps.Holder {
 	h := &caps.Holder{
 		ID: id, Label: spec.Module.Name,
-		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels, launched: spec.Module.HashString(), deny: spec.Deny},
+		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels, launched: spec.Module.HashString(), deny: spec.Deny, lines: &lineBucket{}},
 	}
 	h.SetModule(spec.Module.HashString())
 	return h
@@ -533,6 +536,17 @@ func holderModule(h *caps.Holder) policies.Module {
 		m.Labels = o.labels
 	}
 	return m
+}
+
+// logFor is the daemon's logger for a line h's doing causes: within the
+// limit of the guest it acts for (loglimit.go), when it acts for one.
+func (s *Supervisor) logFor(h *caps.Holder) hclog.Logger {
+	if h != nil {
+		if o, ok := h.Top().Owner.(*guestOwner); ok {
+			return &limitedLogger{Logger: s.log, b: o.lines}
+		}
+	}
+	return s.log
 }
 
 func holderID(h *caps.Holder) string {

@@ -445,7 +445,8 @@ type Guest struct {
 	holder    *caps.Holder
 	ag        *abi.Guest
 	log       hclog.Logger
-	stdin     *stdinPipe // nil when the guest was given no stdin
+	noisy     *limitedLogger // log, for the lines the guest's doing causes (loglimit.go)
+	stdin     *stdinPipe     // nil when the guest was given no stdin
 	// supervisor is the daemon's end of the guest's supervisor channel,
 	// and supervised the guest's, or nil (LaunchSpec.SupervisorChannel).
 	supervisor, supervised *caps.Channel
@@ -646,6 +647,7 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		done:   make(chan struct{}),
 		charge: charge, account: acct,
 	}
+	g.noisy = &limitedLogger{Logger: g.log, b: g.holder.Owner.(*guestOwner).lines}
 	g.module.Store(spec.Module)
 	return g, nil
 }
@@ -728,7 +730,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		SpawnBudget:    s.spawnBudget(g),
 		InFlight:       g.account.inflight,
 		Memory:         s.memoryCharge(g.principal.UID),
-		Logger:         g.log,
+		Logger:         g.noisy,
 		OnExited:       g.exitedItself,
 		Timeout:        spec.Timeout,
 		OnDone:         g.finish,
@@ -907,6 +909,9 @@ func (g *Guest) finish() {
 	case st.Signal != 0:
 		args = append(args, "signal", st.Signal)
 	}
+	if n := g.noisy.b.dropped(); n > 0 {
+		args = append(args, "suppressed_lines", n)
+	}
 	g.log.Info("guest exited", args...)
 	g.recordExit(st, ran)
 	g.account.give(g.charge)
@@ -1020,6 +1025,12 @@ func (s *Supervisor) newGuestID() string {
 // is also the holder id of the guest's capabilities.
 func (g *Guest) ID() string { return g.id }
 
+// LimitLog is l within the limit of the log lines g's doing may cause
+// (loglimit.go), for the servers that log what a guest does.
+func (g *Guest) LimitLog(l hclog.Logger) hclog.Logger {
+	return &limitedLogger{Logger: l, b: g.noisy.b}
+}
+
 // Module is the program the guest runs: the one it was launched with, or
 // the last one it replaced it with (proc_exec).
 func (g *Guest) Module() *abi.Module { return g.module.Load() }
@@ -1039,7 +1050,7 @@ func (g *Guest) execed(m *abi.Module) error {
 		return fmt.Errorf("its proc_exec of %s could not be recorded: %w", m.Name, err)
 	}
 	old := g.module.Swap(m)
-	g.log.Info("guest replaced its program", "module", m.Name, "sha256", m.HashString(), "was", old.Name)
+	g.noisy.Info("guest replaced its program", "module", m.Name, "sha256", m.HashString(), "was", old.Name)
 	return nil
 }
 

@@ -112,7 +112,7 @@ type peer struct {
 
 // Serve serves g's GuestSupervisor on conn (daemon.PeerServer).
 func (s *Server) Serve(g *daemon.Guest, conn io.ReadWriteCloser) {
-	p := &peer{s: s, g: g, log: s.log.With("guest", g.ID())}
+	p := &peer{s: s, g: g, log: g.LimitLog(s.log.With("guest", g.ID()))}
 	boot := guest.GuestSupervisor_ServerToClient(&supervisorServer{p: p})
 	p.t = newLimitedTransport(conn, s.lim, p.log)
 	p.conn = rpc.NewConn(p.t, &rpc.Options{
