@@ -472,3 +472,32 @@ func selfDescribed(t *testing.T) string {
 	}
 	return fmt.Sprintf("%s (uid %d)", name, uid)
 }
+
+// Arguments, labels and grants holding the separator they are listed
+// with read back as themselves: `a b` as one argument was shown as two.
+func TestInspectAndPsQuoteWhatWouldNotReadBack(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	data := filepath.Join(privateDir(t), "my data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := d.cli(t, "launch", "--detach", "--label", "tier=a,b", "--label", "app=etl", "--grant", "dir:"+data+"=data", guest(t, "daemon/testdata/guests/spin.wat"), "a b", "", `c"d`, "e")
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	r = d.cli(t, "inspect", id)
+	for _, want := range []string{
+		`args:       spin.wasm "a b" "" "c\"d" e` + "\n",
+		`labels:     app=etl,"tier=a,b"` + "\n",
+		`grants:     "dir:` + data + `=data"` + "\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := d.cli(t, "ps"); !strings.Contains(r.stdout, ` app=etl,"tier=a,b"`) {
+		t.Errorf("ps:\n%s", r.stdout)
+	}
+}

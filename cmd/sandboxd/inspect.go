@@ -69,11 +69,11 @@ func inspectionText(g client.GuestInfo, handles []client.Handle) string {
 	row("guest", g.ID)
 	row("name", dash(g.GuestName))
 	row("module", g.Name+" (sha256 "+g.SHA256+")")
-	row("args", dash(strings.Join(g.Args, " ")))
+	row("args", dash(words(g.Args, " ")))
 	row("principal", g.Principal.String())
-	row("labels", dash(strings.Join(g.Labels, ",")))
-	row("grants", dash(strings.Join(g.Grants, " ")))
-	row("deny", dash(strings.Join(g.Deny, " ")))
+	row("labels", dash(words(g.Labels, ",")))
+	row("grants", dash(words(g.Grants, " ")))
+	row("deny", dash(words(g.Deny, " ")))
 	timeout := "none"
 	if g.Timeout > 0 {
 		timeout = g.Timeout.String()

@@ -72,7 +72,7 @@ func psCmd(args []string) int {
 		now := time.Now()
 		print = func(g client.GuestSummary) {
 			rows.add(g.ID, dash(g.GuestName), g.Name, guestState(client.GuestInfo{Running: g.Running, Status: g.Status}),
-				now.Sub(g.Started).Round(time.Second).String()+" ago", g.Principal.String(), strconv.Itoa(g.Handles), dash(strings.Join(g.Labels, ",")))
+				now.Sub(g.Started).Round(time.Second).String()+" ago", g.Principal.String(), strconv.Itoa(g.Handles), dash(words(g.Labels, ",")))
 		}
 	}
 	err = cl.Guests(ctx, ended, func(g client.GuestSummary) error {

@@ -54,6 +54,21 @@ func (t *table) write(w io.Writer) error {
 	return bw.Flush()
 }
 
+// words joins list with sep, each element that would not read back as
+// itself (empty, or holding sep, a space, a quote, a backslash or a
+// control character) written as a Go string literal: `a "b c" d` for the
+// arguments a, "b c" and d, not `a b c d`.
+func words(list []string, sep string) string {
+	out := make([]string, len(list))
+	for i, w := range list {
+		if w == "" || strings.Contains(w, sep) || strings.ContainsAny(w, " \"'\\") || strings.ContainsFunc(w, unicode.IsControl) {
+			w = strconv.Quote(w)
+		}
+		out[i] = w
+	}
+	return strings.Join(out, sep)
+}
+
 // printable returns s with its control characters (C0, DEL and C1) written
 // as Go escapes ("\x1b"): text one user gives and another reads (a kill
 // reason, a grant's path) then cannot move the reader's cursor, clear the
