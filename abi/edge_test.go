@@ -31,3 +31,18 @@ func TestFileOpenWithABadFdOutCreatesAndTruncatesNothing(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "full"), "four")
 	runEdge(t, "open-out", dir)
 }
+
+// fd_read, fd_write and fd_pwrite check their count's pointer, and fd_seek
+// its offset's, before they move anything: out of bounds, they return
+// EFAULT with no bytes sent, none taken off the channel, none written to
+// the byte object and its offset where it was. (A guest told EFAULT
+// resends; it must not have sent already.)
+func TestReadWriteAndSeekWithABadResultPointerMoveNothing(t *testing.T) {
+	runEdge(t, "rw-out", t.TempDir())
+}
+
+// fd_create2 with either result pointer out of bounds is EFAULT and
+// writes neither: no number of a handle that does not exist.
+func TestFdCreate2WithABadResultPointerWritesNeither(t *testing.T) {
+	runEdge(t, "create2-out", t.TempDir())
+}
