@@ -46,3 +46,10 @@ func TestReadWriteAndSeekWithABadResultPointerMoveNothing(t *testing.T) {
 func TestFdCreate2WithABadResultPointerWritesNeither(t *testing.T) {
 	runEdge(t, "create2-out", t.TempDir())
 }
+
+// argdata_get and fd_describe bound-check the whole buffer they are
+// given, as every (pointer, length) pair is: a buffer that crosses the end
+// of memory is EFAULT, even when what they copy would fit before it.
+func TestArgdataGetAndFdDescribeRefuseABufferAcrossTheEndOfMemory(t *testing.T) {
+	runEdge(t, "buf-end", t.TempDir())
+}
