@@ -135,11 +135,17 @@ func decodeSubscription(g *Guest, s *pollSub, b []byte, now int64) {
 			}
 		}
 	case eventtypeProcTerminate:
-		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollProcTerminate, caps.EventRead)
-		if s.errno == 0 {
-			if _, ok := s.c.Resource().(*process); !ok {
-				s.errno = caps.EINVAL
-			}
+		// The kind is checked before the right, which no other kind of
+		// handle can hold: a handle that is not a process is EINVAL, as
+		// docs/ABI.md says, not a missing right.
+		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), 0, caps.EventRead)
+		if s.errno != 0 {
+			break
+		}
+		if _, ok := s.c.Resource().(*process); !ok {
+			s.errno = caps.EINVAL
+		} else if err := s.c.Check(caps.RightPollProcTerminate, 0); err != nil {
+			s.errno = caps.ErrnoOf(err)
 		}
 	case eventtypeCondvar, eventtypeLockRdlock, eventtypeLockWrlock:
 		s.errno = caps.ENOSYS

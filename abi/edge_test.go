@@ -53,3 +53,13 @@ func TestFdCreate2WithABadResultPointerWritesNeither(t *testing.T) {
 func TestArgdataGetAndFdDescribeRefuseABufferAcrossTheEndOfMemory(t *testing.T) {
 	runEdge(t, "buf-end", t.TempDir())
 }
+
+// poll's proc_terminate on a handle that is not a process reports EINVAL
+// in its event (docs/ABI.md, poll), not ENOTCAPABLE: no other kind of
+// handle can hold poll_proc_terminate, so checking the right first made
+// every such subscription a rights failure.
+func TestPollProcTerminateOnAHandleThatIsNotAProcessIsEINVAL(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	runEdge(t, "poll-kind", dir)
+}
