@@ -381,9 +381,21 @@ func (s *pollSub) report(r *pollResult) {
 	switch {
 	case s.typ == eventtypeProcTerminate:
 		r.signal, r.exitcode = s.c.Resource().(*process).termination()
-	case s.typ == eventtypeFDRead && s.pl == nil:
+	case s.typ == eventtypeFDRead && hasBytesLeft(s):
 		r.nbytes = bytesLeft(s.c.Resource())
 	}
+}
+
+// hasBytesLeft reports whether an fd_read event on s counts the bytes
+// left to read: on an object that is always ready with an end to read
+// to, a file (not pollable) or a byte object (pollable, and always
+// ready), rather than a stream's.
+func hasBytesLeft(s *pollSub) bool {
+	if s.pl == nil {
+		return true
+	}
+	_, ok := s.c.Resource().(*caps.ByteObject)
+	return ok
 }
 
 // bytesLeft is event.nbytes for an always-ready resource: what remains to

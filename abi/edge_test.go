@@ -63,3 +63,12 @@ func TestPollProcTerminateOnAHandleThatIsNotAProcessIsEINVAL(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "full"), "four")
 	runEdge(t, "poll-kind", dir)
 }
+
+// An fd_read event on a regular file or a byte object carries in nbytes
+// the bytes left to read past the handle's offset (docs/ABI.md, poll). A
+// byte object, being pollable (always ready), reported 0.
+func TestPollFdReadReportsTheBytesLeftInAFileAndAByteObject(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	runEdge(t, "poll-nbytes", dir)
+}

@@ -196,12 +196,295 @@ static void poll_kind(void) {
   EQ(ev.error, SBX_EBADF);
 }
 
+static sbx_errno_t send_fds(sbx_fd_t sock, const char *msg, const sbx_fd_t *fds, size_t nfds, size_t *sent) {
+  sbx_ciovec_t iov = {msg, str_len(msg)};
+  sbx_send_in_t in = {&iov, 1, fds, nfds, 0};
+  sbx_send_out_t so = {0};
+  sbx_errno_t e = sbx_sock_send(sock, &in, &so);
+  *sent = so.so_datalen;
+  return e;
+}
+
+static sbx_errno_t recv_fds(sbx_fd_t sock, char *buf, size_t len, sbx_fd_t *fds, size_t nfds, uint16_t flags,
+                            sbx_recv_out_t *ro) {
+  sbx_iovec_t iov = {buf, len};
+  sbx_recv_in_t in = {&iov, 1, fds, nfds, flags};
+  return sbx_sock_recv(sock, &in, ro);
+}
+
+static void probe2(void) {
+  sbx_fd_t a, b, o, f, r, fw, got[70];
+  size_t n;
+  char buf[64];
+  sbx_recv_out_t ro;
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM, &a, &b));
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  OK(open_at(3, P("full"), 0, R_READ, 0, 0, &f));
+  OK(sbx_cap_revocable(f, &fw, &r));
+  sbx_fd_t self[] = {a};
+  SHOW(send_fds(a, "self", self, 1, &n));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0, &ro));
+  SHOW(ro.ro_fdslen);
+  SHOW(ro.ro_flags);
+  SHOW(fdstat_of(got[0]).fs_filetype);
+  sbx_fd_t other[] = {b};
+  SHOW(send_fds(a, "other", other, 1, &n));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0, &ro));
+  SHOW(ro.ro_fdslen);
+  SHOW(got[0]);
+  sbx_fd_t three[] = {o, f, o};
+  SHOW(send_fds(a, "three", three, 3, &n));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 1, SBX_SOCK_RECV_PEEK, &ro));
+  SHOW(ro.ro_fdslen);
+  SHOW(ro.ro_flags);
+  SHOW(ro.ro_datalen);
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 1, 0, &ro));
+  SHOW(ro.ro_fdslen);
+  SHOW(ro.ro_flags);
+  OK(sbx_cap_revoke(r));
+  sbx_fd_t rev[] = {o, fw};
+  SHOW(send_fds(a, "rev", rev, 2, &n));
+  OK(set_flags(b, SBX_FDFLAG_NONBLOCK));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0, &ro));
+  sbx_fd_t many[65];
+  for (int i = 0; i < 65; i++) many[i] = o;
+  SHOW(send_fds(a, "many", many, 65, &n));
+  SHOW(send_fds(a, "64", many, 64, &n));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 70, 0, &ro));
+  SHOW(ro.ro_fdslen);
+  SHOW(ro.ro_flags);
+  /* ri_fds across the end of memory */
+  char *end = (char *)(__builtin_wasm_memory_size(0) * 65536);
+  SHOW(send_fds(a, "x", many, 2, &n));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, (sbx_fd_t *)(end - 4), 2, 0, &ro));
+  SHOW(recv_fds(b, buf, sizeof buf, (sbx_fd_t *)(end - 4), 1, 0, &ro));
+  SHOW(ro.ro_fdslen);
+  SHOW(ro.ro_flags);
+  SHOW(send_fds(a, "x", (sbx_fd_t *)(end - 4), 2, &n));
+  sbx_fd_t bad[] = {o, 99};
+  SHOW(send_fds(a, "x", bad, 2, &n));
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0, &ro));
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0x1, &ro));
+  sbx_ciovec_t iov = {"x", 1};
+  sbx_send_in_t in = {&iov, 1, 0, 0, 1};
+  sbx_send_out_t so;
+  SHOW(sbx_sock_send(a, &in, &so));
+  SHOW(sbx_sock_send(a, &in, (void *)(end - 2)));
+  SHOW(sbx_sock_shutdown(a, 0));
+  SHOW(sbx_sock_shutdown(a, 4));
+  SHOW(sbx_sock_shutdown(a, 3));
+  SHOW(send_fds(a, "x", 0, 0, &n));
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0, &ro));
+  SHOW(ro.ro_datalen);
+}
+
+static void probe3(void) {
+  sbx_fd_t d1, d2, f, g;
+  size_t n;
+  char buf[256];
+  sbx_filestat_t st = {0};
+  OK(sbx_file_create(3, P("sub"), SBX_FILETYPE_DIRECTORY));
+  OK(open_at(3, P("sub"), SBX_O_DIRECTORY, R_DIR | SBX_RIGHT_FILE_RENAME_TARGET | SBX_RIGHT_FILE_LINK_TARGET | SBX_RIGHT_FILE_RENAME_SOURCE | SBX_RIGHT_FILE_LINK_SOURCE | SBX_RIGHT_FILE_CREATE_FILE, R_READ | R_WRITE, 0, &d1));
+  SHOW(sbx_file_rename(3, P("full"), d1, P("moved")));
+  SHOW(sbx_file_link(d1, 0, P("moved"), 3, P("linked")));
+  SHOW(sbx_file_rename(d1, P("moved"), d1, P("../escape")));
+  SHOW(sbx_file_rename(d1, P("moved"), 3, P("sub/../back")));
+  SHOW(sbx_file_link(3, 0, P("back"), d1, P("/abs")));
+  SHOW(sbx_file_rename(3, P("back"), 3, P("back/")));
+  SHOW(sbx_file_rename(3, P("sub"), 3, P("sub/inner")));
+  /* open flags */
+  SHOW(open_at(3, P("linked"), SBX_O_CREAT | SBX_O_EXCL, R_READ, 0, 0, &f));
+  SHOW(open_at(3, P("new1"), SBX_O_CREAT | SBX_O_DIRECTORY, R_READ, 0, 0, &f));
+  SHOW(open_at(3, P("new2"), SBX_O_EXCL, R_READ, 0, 0, &f));
+  SHOW(open_at(3, P("sub"), SBX_O_TRUNC, R_READ, 0, 0, &f));
+  SHOW(open_at(3, P("sub"), 0, R_READ | R_WRITE, 0, 0, &f));
+  SHOW(open_at(3, P("linked"), SBX_O_DIRECTORY, R_READ, 0, 0, &f));
+  SHOW(open_at(3, P("linked/"), 0, R_READ, 0, 0, &f));
+  SHOW(open_at(3, P("new3"), SBX_O_CREAT, R_READ, 0, SBX_FDFLAG_APPEND, &f));
+  SHOW(fdstat_of(f).fs_flags);
+  SHOW(open_at(3, P("new4"), SBX_O_CREAT, SBX_RIGHT_FD_WRITE, 0, SBX_FDFLAG_APPEND | SBX_FDFLAG_NONBLOCK, &f));
+  SHOW(fdstat_of(f).fs_flags);
+  SHOW(fdstat_of(f).fs_rights_base);
+  SHOW(open_at(3, P("new5"), SBX_O_CREAT, SBX_RIGHT_FD_WRITE, 0, SBX_FDFLAG_DSYNC, &f));
+  SHOW(fdstat_of(f).fs_flags);
+  SHOW(open_at(3, P("new6"), SBX_O_CREAT, R_READ, R_READ, 0, &f));
+  SHOW(fdstat_of(f).fs_rights_inheriting);
+  SHOW(open_at(3, P("new7"), SBX_O_CREAT, 0, 0, 0, &f));
+  SHOW(fdstat_of(f).fs_rights_base);
+  SHOW(open_at(3, P("sub"), 0, R_DIR | R_READ, R_READ, 0, &g));
+  SHOW(fdstat_of(g).fs_rights_base);
+  SHOW(fdstat_of(g).fs_rights_inheriting);
+  SHOW(fdstat_of(g).fs_filetype);
+  /* file_stat_put each flag */
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, SBX_FILESTAT_ATIM));
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, SBX_FILESTAT_ATIM_NOW));
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, SBX_FILESTAT_MTIM));
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, SBX_FILESTAT_MTIM_NOW));
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, SBX_FILESTAT_SIZE));
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, 0));
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, 0x20));
+  SHOW(sbx_file_stat_put(3, 0, P("nope"), &st, SBX_FILESTAT_MTIM));
+  st.st_mtim = 0xffffffffffffffffull;
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, SBX_FILESTAT_MTIM));
+  st.st_mtim = 1000000000ull * 86400;
+  SHOW(sbx_file_stat_put(3, 0, P("linked"), &st, SBX_FILESTAT_MTIM));
+  OK(sbx_file_stat_get(3, 0, P("linked"), &st));
+  SHOW(st.st_mtim);
+  SHOW(sbx_file_symlink(P("linked"), 3, P("sl")));
+  SHOW(sbx_file_stat_put(3, 0, P("sl"), &st, SBX_FILESTAT_MTIM));
+  SHOW(sbx_file_stat_put(3, 1, P("sl"), &st, SBX_FILESTAT_MTIM));
+  SHOW(sbx_file_readlink(3, P("sl"), buf, 3, &n));
+  SHOW(n);
+  SHOW(sbx_file_readlink(3, P("linked"), buf, 3, &n));
+  /* readdir cookies */
+  char dbuf[512];
+  SHOW(sbx_file_readdir(3, dbuf, sizeof dbuf, 0, &n));
+  SHOW(n);
+  uint64_t cookie = 0;
+  size_t off = 0;
+  while (off + sizeof(sbx_dirent_t) <= n) {
+    sbx_dirent_t *de = (sbx_dirent_t *)(dbuf + off);
+    out(dbuf + off + 24, de->d_namlen);
+    out_str(" next=");
+    out_num(de->d_next);
+    out_str(" type=");
+    out_num(de->d_type);
+    out_str("\n");
+    off += 24 + de->d_namlen;
+    cookie = de->d_next;
+  }
+  SHOW(sbx_file_readdir(3, dbuf, 30, 2, &n));
+  SHOW(n);
+  SHOW(((sbx_dirent_t *)dbuf)->d_next);
+  SHOW(sbx_file_readdir(3, dbuf, 0, 0, &n));
+  SHOW(n);
+}
+
+static void probe4(void) {
+  sbx_fd_t o, o2;
+  size_t n;
+  char buf[64];
+  uint64_t pos;
+  sbx_filestat_t st = {0};
+  sbx_ciovec_t w = {"hello world", 11};
+  sbx_iovec_t r = {buf, sizeof buf};
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  SHOW(fdstat_of(o).fs_rights_base);
+  SHOW(fdstat_of(o).fs_rights_inheriting);
+  SHOW(sbx_fd_write(o, &w, 1, &n));
+  SHOW(sbx_fd_seek(o, 0, SBX_WHENCE_CUR, &pos));
+  SHOW(pos);
+  st.st_size = 5;
+  SHOW(sbx_file_stat_fput(o, &st, SBX_FILESTAT_SIZE));
+  SHOW(sbx_fd_seek(o, 0, SBX_WHENCE_CUR, &pos));
+  SHOW(pos);
+  SHOW(sbx_fd_read(o, &r, 1, &n));
+  SHOW(n);
+  st.st_size = 20;
+  SHOW(sbx_file_stat_fput(o, &st, SBX_FILESTAT_SIZE));
+  SHOW(sbx_fd_pread(o, &r, 1, 0, &n));
+  SHOW(n);
+  SHOW(buf[5]);
+  SHOW(buf[10]);
+  SHOW(sbx_fd_pread(o, &r, 1, 100, &n));
+  SHOW(n);
+  SHOW(sbx_fd_pwrite(o, &w, 1, (1u << 30) - 5, &n));
+  SHOW(sbx_fd_pwrite(o, &w, 1, (1u << 30) - 11, &n));
+  SHOW(n);
+  OK(sbx_file_stat_fget(o, &st));
+  SHOW(st.st_size);
+  st.st_size = (1u << 30) + 1;
+  SHOW(sbx_file_stat_fput(o, &st, SBX_FILESTAT_SIZE));
+  st.st_size = 0;
+  SHOW(sbx_file_stat_fput(o, &st, SBX_FILESTAT_SIZE));
+  SHOW(sbx_fd_seek(o, -1, SBX_WHENCE_SET, &pos));
+  SHOW(sbx_fd_seek(o, 10, SBX_WHENCE_END, &pos));
+  SHOW(pos);
+  SHOW(sbx_fd_write(o, &w, 1, &n));
+  OK(sbx_file_stat_fget(o, &st));
+  SHOW(st.st_size);
+  SHOW(st.st_filetype);
+  SHOW(st.st_nlink);
+  SHOW(sbx_fd_dup(o, &o2));
+  SHOW(sbx_fd_seek(o2, 0, SBX_WHENCE_CUR, &pos));
+  SHOW(pos);
+  SHOW(set_flags(o, SBX_FDFLAG_APPEND));
+  SHOW(sbx_fd_sync(o));
+  SHOW(sbx_fd_datasync(o));
+  SHOW(sbx_file_allocate(o, 0, 10));
+  SHOW(sbx_file_advise(o, 0, 10, 1));
+  sbx_subscription_t s = {0};
+  sbx_event_t ev;
+  uint32_t ne;
+  s.type = SBX_EVENTTYPE_FD_READ;
+  s.u.fd_readwrite.fd = o;
+  SHOW(sbx_fd_seek(o, 3, SBX_WHENCE_SET, &pos));
+  SHOW(sbx_poll(&s, &ev, 1, &ne));
+  SHOW(ev.u.fd_readwrite.nbytes);
+  SHOW(ev.error);
+  SHOW(sbx_fd_seek(o, 100, SBX_WHENCE_SET, &pos));
+  SHOW(sbx_poll(&s, &ev, 1, &ne));
+  SHOW(ev.u.fd_readwrite.nbytes);
+  SHOW(sbx_fd_create1(SBX_FILETYPE_REGULAR_FILE, &o2));
+  SHOW(sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM + 1, &o2, &o2));
+  SHOW(sbx_fd_close(o));
+  SHOW(sbx_fd_close(o));
+}
+
+/* poll_nbytes returns the nbytes of an fd_read event on fd, which must be
+ * ready at once. */
+static uint64_t poll_nbytes(sbx_fd_t fd) {
+  sbx_subscription_t s = {0};
+  sbx_event_t ev = {0};
+  uint32_t ne = 0;
+  s.type = SBX_EVENTTYPE_FD_READ;
+  s.u.fd_readwrite.fd = fd;
+  OK(sbx_poll(&s, &ev, 1, &ne));
+  EQ(ne, 1);
+  EQ(ev.error, 0);
+  return ev.u.fd_readwrite.nbytes;
+}
+
+/* An fd_read event on a regular file or a byte object reports the bytes
+ * left to read past the handle's offset in nbytes (0 at or past the
+ * end). */
+static void poll_nbytes_left(void) {
+  sbx_fd_t f, o;
+  size_t n;
+  uint64_t pos;
+  OK(open_at(3, P("full"), 0, R_READ | SBX_RIGHT_POLL_FD_READWRITE, 0, 0, &f));
+  OK(sbx_fd_seek(f, 1, SBX_WHENCE_SET, &pos));
+  EQ(poll_nbytes(f), 3);
+  OK(sbx_fd_seek(f, 9, SBX_WHENCE_SET, &pos));
+  EQ(poll_nbytes(f), 0);
+
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  EQ(poll_nbytes(o), 0);
+  sbx_ciovec_t w = {"hello world", 11};
+  OK(sbx_fd_write(o, &w, 1, &n));
+  OK(sbx_fd_seek(o, 3, SBX_WHENCE_SET, &pos));
+  EQ(poll_nbytes(o), 8);
+  OK(sbx_fd_seek(o, 20, SBX_WHENCE_SET, &pos));
+  EQ(poll_nbytes(o), 0);
+}
+
 int main_dispatch(const char *mode) {
   if (streq(mode, "open-out")) open_out();
   else if (streq(mode, "rw-out")) rw_out();
+  else if (streq(mode, "poll-nbytes")) poll_nbytes_left();
   else if (streq(mode, "buf-end")) buf_end();
   else if (streq(mode, "poll-kind")) poll_kind();
   else if (streq(mode, "probe")) probe();
+  else if (streq(mode, "probe4")) probe4();
+  else if (streq(mode, "probe3")) probe3();
+  else if (streq(mode, "probe2")) probe2();
   else if (streq(mode, "create2-out")) create2_out();
   else return 0;
   return 1;
