@@ -226,6 +226,9 @@ func procExec(g *Guest, m api.Memory, p []uint64) Errno {
 		if err != nil {
 			return caps.ErrnoOf(err)
 		}
+		if c.Revoked() {
+			return caps.ENOTCAPABLE // as proc_spawn, which derives from it
+		}
 		first[fd], kept[i] = i, c
 	}
 	// Copies for repeated handles are made before anything moves, so a

@@ -475,6 +475,49 @@ static void poll_nbytes_left(void) {
   EQ(poll_nbytes(o), 0);
 }
 
+static void probe5(void) {
+  sbx_fd_t f, r, fw, p;
+  OK(open_at(3, P("full"), 0, R_READ, 0, 0, &f));
+  OK(sbx_cap_revocable(f, &fw, &r));
+  OK(sbx_cap_revoke(r));
+  static const char child[] = "\x08" "exec-child";
+  sbx_fd_t one[] = {fw};
+  sbx_fd_t two[] = {fw, fw};
+  SHOW(sbx_proc_spawn(4, (void *)child, sizeof child, one, 1, &p));
+  SHOW(sbx_proc_exec(4, (void *)child, sizeof child, two, 2));
+  SHOW(sbx_proc_exec(4, (void *)child, sizeof child, one, 1));
+}
+
+static void exec_child(void) {
+  sbx_fdstat_t st;
+  sbx_errno_t e = sbx_fd_stat_get(0, &st);
+  out_str("exec-child: fd 0 stat ");
+  out_num(e);
+  out_str("\n");
+  sbx_proc_exit(7);
+}
+
+/* proc_exec refuses a revoked handle in its list with ENOTCAPABLE, as
+ * proc_spawn does, listed once or twice, and changes nothing: the table
+ * is as it was. fd 4 is this program's module. */
+static void exec_revoked(void) {
+  sbx_fd_t f, r, fw, p;
+  OK(open_at(3, P("full"), 0, R_READ, 0, 0, &f));
+  OK(sbx_cap_revocable(f, &fw, &r));
+  OK(sbx_cap_revoke(r));
+  static const char child[] = "\x08" "exec-child";
+  sbx_fd_t one[] = {1, fw};
+  sbx_fd_t two[] = {1, fw, fw};
+  EXPECT(sbx_proc_spawn(4, (void *)child, sizeof child, one, 2, &p), SBX_ENOTCAPABLE);
+  EXPECT(sbx_proc_exec(4, (void *)child, sizeof child, two, 3), SBX_ENOTCAPABLE);
+  EXPECT(sbx_proc_exec(4, (void *)child, sizeof child, one, 2), SBX_ENOTCAPABLE);
+  /* Nothing moved: the table is as it was. */
+  sbx_fdstat_t st;
+  OK(sbx_fd_stat_get(f, &st));
+  OK(sbx_fd_stat_get(4, &st));
+  EXPECT(sbx_fd_stat_get(fw, &st), SBX_ENOTCAPABLE);
+}
+
 int main_dispatch(const char *mode) {
   if (streq(mode, "open-out")) open_out();
   else if (streq(mode, "rw-out")) rw_out();
@@ -482,6 +525,9 @@ int main_dispatch(const char *mode) {
   else if (streq(mode, "buf-end")) buf_end();
   else if (streq(mode, "poll-kind")) poll_kind();
   else if (streq(mode, "probe")) probe();
+  else if (streq(mode, "exec-revoked")) exec_revoked();
+  else if (streq(mode, "probe5")) probe5();
+  else if (streq(mode, "exec-child")) exec_child();
   else if (streq(mode, "probe4")) probe4();
   else if (streq(mode, "probe3")) probe3();
   else if (streq(mode, "probe2")) probe2();
