@@ -375,11 +375,19 @@ func sockAccept(g *Guest, m api.Memory, p []uint64) Errno {
 // the caller holds acquired, waiting for one unless c is non-blocking: the
 // accepting half of both ABIs' sock_accept. The connection is a child
 // capability of c (edge accept) with c's inheriting rights, clipped to
-// what a stream can hold.
+// what a stream can hold. With the guest's table full it is EMFILE, and
+// the connection stays queued.
 func (g *Guest) acceptConn(c *caps.Cap) (*caps.Cap, Errno) {
 	a, ok := c.Resource().(caps.Acceptor)
 	if !ok {
 		return nil, caps.ENOTSOCK
+	}
+	// A full table is EMFILE before a connection is taken, as accept(2)
+	// finds a descriptor first: taken, it could only be closed, and the
+	// client would lose it. (The daemon may add a handle meanwhile; the
+	// insert that then fails still closes the connection.)
+	if held, _ := g.table.Counts(); held >= g.table.Max() {
+		return nil, caps.EMFILE
 	}
 	pl, _ := c.Resource().(caps.Pollable)
 	var conn caps.Resource

@@ -1,10 +1,15 @@
 package abi_test
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"net"
 	"path/filepath"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 const edgeGuest = "abi/testdata/guests/edge/edge.c"
@@ -88,5 +93,35 @@ func TestProcExecOfARevokedHandleIsENOTCAPABLE(t *testing.T) {
 	st := h.runMode(t, wasm, tbl, "exec-revoked")
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+}
+
+// sock_accept with a full handle table fails with EMFILE and leaves the
+// connection waiting, as accept(2) does: it used to take the connection
+// and close it, so a server at its --max-fds dropped the client.
+func TestSockAcceptIntoAFullTableLeavesTheConnectionQueued(t *testing.T) {
+	h := newHarness(t)
+	holder := &caps.Holder{ID: "g-accept"}
+	tbl := caps.NewTable(h.k, holder, 5) // stdio, the listener and one more
+	for _, s := range []*caps.Stdio{caps.NewStdin(bytes.NewReader(nil)), caps.NewStdout("stdout", &h.stdout), caps.NewStdout("stderr", &h.stderr)} {
+		if _, err := tbl.Insert(h.k.Mint(holder, s, caps.RightsTTYBase, 0, s.Describe(), "test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr, _ := h.grantListener(t, tbl)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	g := h.startMode(t, ctx, abitest.C(t, edgeGuest), tbl, "accept-full")
+	reply, err := io.ReadAll(conn)
+	if err != nil || string(reply) != "ok" {
+		t.Fatalf("the client read %q, %v; want the guest's answer on its connection\nstdout:\n%s", reply, err, h.stdout.String())
+	}
+	if st := g.Wait(); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s", st, h.stdout.String())
 	}
 }

@@ -518,13 +518,151 @@ static void exec_revoked(void) {
   EXPECT(sbx_fd_stat_get(fw, &st), SBX_ENOTCAPABLE);
 }
 
+static void probe6(void) {
+  sbx_fd_t a, b, o, got[8];
+  size_t n;
+  char buf[64];
+  sbx_recv_out_t ro;
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &a, &b));
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  sbx_fd_t one[] = {o};
+  SHOW(send_fds(a, "", one, 1, &n));
+  SHOW(n);
+  OK(set_flags(b, SBX_FDFLAG_NONBLOCK));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0, &ro));
+  SHOW(ro.ro_datalen);
+  SHOW(ro.ro_fdslen);
+  SHOW(send_fds(a, "ab", 0, 0, &n));
+  SHOW(send_fds(a, "cd", one, 1, &n));
+  SHOW(send_fds(a, "ef", 0, 0, &n));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, SBX_SOCK_RECV_WAITALL, &ro));
+  SHOW(ro.ro_datalen);
+  SHOW(ro.ro_fdslen);
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, 1, got, 4, 0, &ro));
+  SHOW(ro.ro_datalen);
+  SHOW(ro.ro_fdslen);
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0, &ro));
+  SHOW(ro.ro_datalen);
+  SHOW(ro.ro_fdslen);
+  /* fd_read on a stream with fds queued */
+  SHOW(send_fds(a, "gh", one, 1, &n));
+  sbx_iovec_t r = {buf, sizeof buf};
+  SHOW(sbx_fd_read(b, &r, 1, &n));
+  SHOW(n);
+  SHOW(sbx_fd_read(b, &r, 1, &n));
+  /* dgram zero-length with fds */
+  sbx_fd_t c, d;
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM, &c, &d));
+  OK(set_flags(d, SBX_FDFLAG_NONBLOCK));
+  SHOW(send_fds(c, "", one, 1, &n));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(d, buf, 0, got, 4, 0, &ro));
+  SHOW(ro.ro_datalen);
+  SHOW(ro.ro_fdslen);
+  SHOW(ro.ro_flags);
+  SHOW(send_fds(c, "xyz", one, 1, &n));
+  SHOW(sbx_fd_read(d, &r, 1, &n));
+  SHOW(n);
+  SHOW(recv_fds(d, buf, sizeof buf, got, 4, 0, &ro));
+  /* shutdown then send */
+  OK(sbx_sock_shutdown(c, SBX_SHUT_WR));
+  SHOW(send_fds(c, "x", 0, 0, &n));
+  memset(&ro, 0, sizeof ro);
+  SHOW(recv_fds(d, buf, sizeof buf, got, 4, 0, &ro));
+  SHOW(ro.ro_datalen);
+  OK(sbx_fd_close(a));
+  SHOW(recv_fds(b, buf, sizeof buf, got, 4, 0, &ro));
+  SHOW(ro.ro_datalen);
+  SHOW(send_fds(b, "x", 0, 0, &n));
+}
+
+/* recv_expect receives on sock (non-blocking) into a 64-byte buffer with
+ * room for 4 handles and checks the data and the number of handles. */
+static void recv_expect(int line, sbx_fd_t sock, uint16_t flags, const char *want, size_t nfds) {
+  char buf[64];
+  sbx_fd_t got[4];
+  sbx_recv_out_t ro = {0};
+  sbx_errno_t e = recv_fds(sock, buf, sizeof buf, got, 4, flags, &ro);
+  if (e != 0) fail(line, "sock_recv", e, 0);
+  if (ro.ro_datalen != str_len(want) || !mem_eq(buf, want, ro.ro_datalen)) {
+    out_str("received \"");
+    out(buf, ro.ro_datalen);
+    out_str("\"\n");
+    fail(line, want, ro.ro_datalen, str_len(want));
+  }
+  if (ro.ro_fdslen != nfds) fail(line, "ro_fdslen", ro.ro_fdslen, nfds);
+}
+
+static void probe7(void) {
+  sbx_fd_t a, b, o, f, d, r, fw, p;
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &a, &b));
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  OK(open_at(3, P("full"), 0, R_READ | SBX_RIGHT_FD_WRITE | SBX_RIGHT_POLL_FD_READWRITE, 0, 0, &f));
+  OK(open_at(3, P("."), SBX_O_DIRECTORY, R_DIR | SBX_RIGHT_POLL_FD_READWRITE, R_READ, 0, &d));
+  OK(sbx_cap_revocable(f, &fw, &r));
+  static const char child[] = "\x08" "exec-child";
+  OK(sbx_proc_spawn(4, (void *)child, sizeof child, 0, 0, &p));
+  sbx_fd_t fds[] = {0, 1, 3, 4, a, o, f, d, r, p};
+  for (unsigned i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+    for (int t = SBX_EVENTTYPE_FD_READ; t <= SBX_EVENTTYPE_FD_WRITE; t++) {
+      sbx_subscription_t s[2] = {0};
+      sbx_event_t ev[2] = {0};
+      uint32_t ne = 0;
+      s[0].type = t;
+      s[0].u.fd_readwrite.fd = fds[i];
+      s[1].type = SBX_EVENTTYPE_CLOCK;
+      s[1].u.clock.clock_id = SBX_CLOCK_MONOTONIC;
+      s[1].u.clock.timeout = 1;
+      s[1].userdata = 99;
+      sbx_errno_t e = sbx_poll(s, ev, 2, &ne);
+      out_str("fd ");
+      out_num(fds[i]);
+      out_str(t == SBX_EVENTTYPE_FD_READ ? " read" : " write");
+      out_str(": poll ");
+      out_num(e);
+      out_str(" n ");
+      out_num(ne);
+      out_str(" ud ");
+      out_num(ev[0].userdata);
+      out_str(" err ");
+      out_num(ev[0].error);
+      out_str(" nbytes ");
+      out_num(ev[0].u.fd_readwrite.nbytes);
+      out_str(" flags ");
+      out_num(ev[0].u.fd_readwrite.flags);
+      out_str("\n");
+    }
+  }
+}
+
+/* fd 3 is a listener with a connection waiting, and the table has room
+ * for one more handle. Filled, sock_accept is EMFILE and leaves the
+ * connection queued: once there is room it is accepted, and answered. */
+static void accept_full(void) {
+  sbx_fd_t o, c;
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  EXPECT(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &c), SBX_EMFILE);
+  EXPECT(sbx_sock_accept(3, &c), SBX_EMFILE);
+  OK(sbx_fd_close(o));
+  OK(sbx_sock_accept(3, &c));
+  write_str(c, "ok");
+  OK(sbx_fd_close(c));
+}
+
 int main_dispatch(const char *mode) {
   if (streq(mode, "open-out")) open_out();
   else if (streq(mode, "rw-out")) rw_out();
+  else if (streq(mode, "accept-full")) accept_full();
   else if (streq(mode, "poll-nbytes")) poll_nbytes_left();
   else if (streq(mode, "buf-end")) buf_end();
   else if (streq(mode, "poll-kind")) poll_kind();
   else if (streq(mode, "probe")) probe();
+  else if (streq(mode, "probe7")) probe7();
+  else if (streq(mode, "probe6")) probe6();
   else if (streq(mode, "exec-revoked")) exec_revoked();
   else if (streq(mode, "probe5")) probe5();
   else if (streq(mode, "exec-child")) exec_child();
