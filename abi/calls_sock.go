@@ -2,6 +2,7 @@ package abi
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
@@ -183,13 +184,17 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	// More than MaxCapsPerMessage never arrive with one message, so room
-	// beyond that is never written.
-	maxFDs := min(fdsLen, caps.MaxCapsPerMessage)
-	fdBuf, e := read(m, fdsPtr, maxFDs*4)
-	if e != 0 {
+	// The whole range is checked, as every range is; more than
+	// MaxCapsPerMessage never arrive with one message, so room beyond
+	// that is never written.
+	if fdsLen > math.MaxUint32/4 {
+		return caps.EFAULT // past any memory
+	}
+	if _, e := read(m, fdsPtr, fdsLen*4); e != 0 {
 		return e
 	}
+	maxFDs := min(fdsLen, caps.MaxCapsPerMessage)
+	fdBuf, _ := read(m, fdsPtr, maxFDs*4)
 
 	total, got, rf, e := g.recvLoop(c, msg, iov, int(maxFDs), flags&sockRecvPeek != 0, flags&sockRecvWaitall != 0)
 	if e != 0 {

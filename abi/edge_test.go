@@ -125,3 +125,10 @@ func TestSockAcceptIntoAFullTableLeavesTheConnectionQueued(t *testing.T) {
 		t.Fatalf("%+v\nstdout:\n%s", st, h.stdout.String())
 	}
 }
+
+// sock_recv bounds-checks the whole of ri_fds: a range that crosses the
+// end of memory is EFAULT, before anything is received. Only the room
+// for the 64 handles a message can bring was checked.
+func TestSockRecvRefusesAnFdsRangeAcrossTheEndOfMemory(t *testing.T) {
+	runEdge(t, "recv-fds-end", t.TempDir())
+}

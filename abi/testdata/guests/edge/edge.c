@@ -653,9 +653,31 @@ static void accept_full(void) {
   OK(sbx_fd_close(c));
 }
 
+/* sock_recv bounds-checks the whole ri_fds range, as every range: one
+ * that crosses the end of memory is EFAULT, and nothing is received,
+ * even though no message brings more than 64 handles. */
+static void recv_fds_end(void) {
+  sbx_fd_t a, b, o;
+  size_t n;
+  char buf[8];
+  sbx_recv_out_t ro = {0};
+  sbx_fd_t *room64 = (sbx_fd_t *)(__builtin_wasm_memory_size(0) * 65536 - 64 * 4);
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM, &a, &b));
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  OK(set_flags(b, SBX_FDFLAG_NONBLOCK));
+  sbx_fd_t one[] = {o};
+  OK(send_fds(a, "m", one, 1, &n));
+  EXPECT(recv_fds(b, buf, sizeof buf, room64, 65, 0, &ro), SBX_EFAULT);
+  EXPECT(recv_fds(b, buf, sizeof buf, room64, 0x40000000u, 0, &ro), SBX_EFAULT);
+  OK(recv_fds(b, buf, sizeof buf, room64, 64, 0, &ro));
+  EQ(ro.ro_datalen, 1);
+  EQ(ro.ro_fdslen, 1);
+}
+
 int main_dispatch(const char *mode) {
   if (streq(mode, "open-out")) open_out();
   else if (streq(mode, "rw-out")) rw_out();
+  else if (streq(mode, "recv-fds-end")) recv_fds_end();
   else if (streq(mode, "accept-full")) accept_full();
   else if (streq(mode, "poll-nbytes")) poll_nbytes_left();
   else if (streq(mode, "buf-end")) buf_end();
