@@ -99,15 +99,5 @@ func fdDescribe(g *Guest, m api.Memory, p []uint64) Errno {
 		"origin":            argdata.String(in.Origin),
 		"holder":            argdata.String(in.Holder),
 	}).Encode()
-	size := uint32(len(enc))
-	if e := writeU32(m, sizeOut, size); e != 0 {
-		return e
-	}
-	if bufLen < size {
-		return caps.ENOBUFS
-	}
-	if !m.Write(buf, enc) {
-		return caps.EFAULT
-	}
-	return 0
+	return sizedCopyOut(m, buf, bufLen, sizeOut, enc)
 }

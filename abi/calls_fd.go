@@ -61,6 +61,15 @@ func limitIOV(iov [][]byte) [][]byte {
 	return iov
 }
 
+// outInBounds checks a result pointer before the call acts: a call that
+// moves bytes, an offset or makes something must not have done so when it
+// then fails to report it (EFAULT), or the guest, told that it failed,
+// does it again.
+func outInBounds(m api.Memory, ptr, n uint32) Errno {
+	_, e := read(m, ptr, n)
+	return e
+}
+
 func fdClose(g *Guest, m api.Memory, p []uint64) Errno {
 	fd := uint32(p[0])
 	return caps.ErrnoOf(g.table.Remove(fd))
@@ -234,6 +243,9 @@ func fdRead(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	if e := outInBounds(m, nreadOut, 4); e != 0 {
+		return e
+	}
 	n, e := g.readv(c, iov)
 	if e != 0 {
 		return e
@@ -253,6 +265,9 @@ func fdWrite(g *Guest, m api.Memory, p []uint64) Errno {
 	var small [smallIOV][]byte
 	iov, e := iovecsInto(small[:0], m, iovs, iovsLen)
 	if e != 0 {
+		return e
+	}
+	if e := outInBounds(m, nwrittenOut, 4); e != 0 {
 		return e
 	}
 	n, e := g.writev(c, iov)
@@ -340,6 +355,9 @@ func fdPread(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	if e := outInBounds(m, nreadOut, 4); e != 0 {
+		return e
+	}
 	n, e := preadv(c, iov, off)
 	if e != 0 {
 		return e
@@ -360,6 +378,9 @@ func fdPwrite(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	off, e := fileOffset(offset)
 	if e != 0 {
+		return e
+	}
+	if e := outInBounds(m, nwrittenOut, 4); e != 0 {
 		return e
 	}
 	n, e := pwritev(c, iov, off)
@@ -394,6 +415,12 @@ func fdCreate2(g *Guest, m api.Memory, p []uint64) Errno {
 	case filetypeSocketStream:
 	default:
 		return caps.EINVAL
+	}
+	if e := outInBounds(m, fd1Out, 4); e != 0 {
+		return e
+	}
+	if e := outInBounds(m, fd2Out, 4); e != 0 {
+		return e
 	}
 	a, b := caps.NewChargedChannelPair(dgram, "fd_create2 by "+g.ID, g.tree.memory)
 	ca := g.kernel.Create(g.holder, a, caps.RightsSocketBase, caps.RightsSocketInheriting, "", "fd_create2")
@@ -558,6 +585,9 @@ func fdSeek(g *Guest, m api.Memory, p []uint64) Errno {
 		w = io.SeekStart
 	default:
 		return caps.EINVAL
+	}
+	if e := outInBounds(m, newoffsetOut, 8); e != 0 {
+		return e
 	}
 	pos, e := seek(c, offset, w)
 	if e != 0 {

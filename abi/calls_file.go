@@ -166,6 +166,11 @@ func fileOpen(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	// fd_out is checked before the open: an open that creates or
+	// truncates the file must not happen for a call that then fails.
+	if _, e := read(m, fdOut, 4); e != 0 {
+		return e
+	}
 	nc, e := g.openBeneath(c, openRequest{
 		path: name, follow: follow, oflags: oflags,
 		base: req.base, inheriting: req.inheriting, fdflags: uint32(req.flags),

@@ -135,11 +135,17 @@ func decodeSubscription(g *Guest, s *pollSub, b []byte, now int64) {
 			}
 		}
 	case eventtypeProcTerminate:
-		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), caps.RightPollProcTerminate, caps.EventRead)
-		if s.errno == 0 {
-			if _, ok := s.c.Resource().(*process); !ok {
-				s.errno = caps.EINVAL
-			}
+		// The kind is checked before the right, which no other kind of
+		// handle can hold: a handle that is not a process is EINVAL, as
+		// docs/ABI.md says, not a missing right.
+		s.acquire(g, binary.LittleEndian.Uint32(b[16:]), 0, caps.EventRead)
+		if s.errno != 0 {
+			break
+		}
+		if _, ok := s.c.Resource().(*process); !ok {
+			s.errno = caps.EINVAL
+		} else if err := s.c.Check(caps.RightPollProcTerminate, 0); err != nil {
+			s.errno = caps.ErrnoOf(err)
 		}
 	case eventtypeCondvar, eventtypeLockRdlock, eventtypeLockWrlock:
 		s.errno = caps.ENOSYS
@@ -375,9 +381,21 @@ func (s *pollSub) report(r *pollResult) {
 	switch {
 	case s.typ == eventtypeProcTerminate:
 		r.signal, r.exitcode = s.c.Resource().(*process).termination()
-	case s.typ == eventtypeFDRead && s.pl == nil:
+	case s.typ == eventtypeFDRead && hasBytesLeft(s):
 		r.nbytes = bytesLeft(s.c.Resource())
 	}
+}
+
+// hasBytesLeft reports whether an fd_read event on s counts the bytes
+// left to read: on an object that is always ready with an end to read
+// to, a file (not pollable) or a byte object (pollable, and always
+// ready), rather than a stream's.
+func hasBytesLeft(s *pollSub) bool {
+	if s.pl == nil {
+		return true
+	}
+	_, ok := s.c.Resource().(*caps.ByteObject)
+	return ok
 }
 
 // bytesLeft is event.nbytes for an always-ready resource: what remains to

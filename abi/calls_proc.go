@@ -13,16 +13,27 @@ func procExit(g *Guest, m api.Memory, p []uint64) Errno {
 
 func argdataGet(g *Guest, m api.Memory, p []uint64) Errno {
 	buf, bufLen, sizeOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
-	size := uint32(len(g.argdata))
+	return sizedCopyOut(m, buf, bufLen, sizeOut, g.argdata)
+}
+
+// sizedCopyOut is how argdata_get and fd_describe hand out an encoding:
+// its size goes to sizeOut whatever else happens; a (buf, bufLen) range
+// that leaves memory is EFAULT, as every range is, even where data itself
+// would fit before the end; a buffer smaller than data gets nothing
+// (ENOBUFS), so that a guest asks for the size with bufLen 0 first.
+func sizedCopyOut(m api.Memory, buf, bufLen, sizeOut uint32, data []byte) Errno {
+	size := uint32(len(data))
 	if e := writeU32(m, sizeOut, size); e != 0 {
+		return e
+	}
+	b, e := read(m, buf, bufLen)
+	if e != 0 {
 		return e
 	}
 	if bufLen < size {
 		return caps.ENOBUFS
 	}
-	if !m.Write(buf, g.argdata) {
-		return caps.EFAULT
-	}
+	copy(b, data)
 	return 0
 }
 
@@ -214,6 +225,9 @@ func procExec(g *Guest, m api.Memory, p []uint64) Errno {
 		c, err := g.table.Get(fd)
 		if err != nil {
 			return caps.ErrnoOf(err)
+		}
+		if c.Revoked() {
+			return caps.ENOTCAPABLE // as proc_spawn, which derives from it
 		}
 		first[fd], kept[i] = i, c
 	}

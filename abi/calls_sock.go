@@ -2,6 +2,7 @@ package abi
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
@@ -183,13 +184,17 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	// More than MaxCapsPerMessage never arrive with one message, so room
-	// beyond that is never written.
-	maxFDs := min(fdsLen, caps.MaxCapsPerMessage)
-	fdBuf, e := read(m, fdsPtr, maxFDs*4)
-	if e != 0 {
+	// The whole range is checked, as every range is; more than
+	// MaxCapsPerMessage never arrive with one message, so room beyond
+	// that is never written.
+	if fdsLen > math.MaxUint32/4 {
+		return caps.EFAULT // past any memory
+	}
+	if _, e := read(m, fdsPtr, fdsLen*4); e != 0 {
 		return e
 	}
+	maxFDs := min(fdsLen, caps.MaxCapsPerMessage)
+	fdBuf, _ := read(m, fdsPtr, maxFDs*4)
 
 	total, got, rf, e := g.recvLoop(c, msg, iov, int(maxFDs), flags&sockRecvPeek != 0, flags&sockRecvWaitall != 0)
 	if e != 0 {
@@ -375,11 +380,19 @@ func sockAccept(g *Guest, m api.Memory, p []uint64) Errno {
 // the caller holds acquired, waiting for one unless c is non-blocking: the
 // accepting half of both ABIs' sock_accept. The connection is a child
 // capability of c (edge accept) with c's inheriting rights, clipped to
-// what a stream can hold.
+// what a stream can hold. With the guest's table full it is EMFILE, and
+// the connection stays queued.
 func (g *Guest) acceptConn(c *caps.Cap) (*caps.Cap, Errno) {
 	a, ok := c.Resource().(caps.Acceptor)
 	if !ok {
 		return nil, caps.ENOTSOCK
+	}
+	// A full table is EMFILE before a connection is taken, as accept(2)
+	// finds a descriptor first: taken, it could only be closed, and the
+	// client would lose it. (The daemon may add a handle meanwhile; the
+	// insert that then fails still closes the connection.)
+	if held, _ := g.table.Counts(); held >= g.table.Max() {
+		return nil, caps.EMFILE
 	}
 	pl, _ := c.Resource().(caps.Pollable)
 	var conn caps.Resource

@@ -122,7 +122,7 @@ per-subscription errors: ok events 7
   userdata 4 type 6 error ENOSYS
   userdata 5 type 99 error EINVAL
   userdata 6 type 1 error EINVAL
-  userdata 7 type 7 error ENOTCAPABLE
+  userdata 7 type 7 error EINVAL
 `)
 }
 

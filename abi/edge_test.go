@@ -1,0 +1,134 @@
+package abi_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
+)
+
+const edgeGuest = "abi/testdata/guests/edge/edge.c"
+
+// runEdge runs edge.c in mode with a read-write directory grant at fd 3
+// (dir, prepared by the caller) and fails the test with the guest's
+// report unless it exits 0.
+func runEdge(t *testing.T, mode, dir string) {
+	t.Helper()
+	h := newHarness(t)
+	tbl := h.table("g-edge")
+	h.grantDir(t, tbl, dir, "data", false)
+	st := h.runMode(t, abitest.C(t, edgeGuest), tbl, mode)
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%s: %+v\nstdout:\n%s\nstderr:\n%s", mode, st, h.stdout.String(), h.stderr.String())
+	}
+}
+
+// file_open checks where it will write the new fd before it opens
+// anything: with CREAT or TRUNC and an fd_out past the end of memory it
+// returns EFAULT having neither created nor truncated the file.
+func TestFileOpenWithABadFdOutCreatesAndTruncatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	runEdge(t, "open-out", dir)
+}
+
+// fd_read, fd_write and fd_pwrite check their count's pointer, and fd_seek
+// its offset's, before they move anything: out of bounds, they return
+// EFAULT with no bytes sent, none taken off the channel, none written to
+// the byte object and its offset where it was. (A guest told EFAULT
+// resends; it must not have sent already.)
+func TestReadWriteAndSeekWithABadResultPointerMoveNothing(t *testing.T) {
+	runEdge(t, "rw-out", t.TempDir())
+}
+
+// fd_create2 with either result pointer out of bounds is EFAULT and
+// writes neither: no number of a handle that does not exist.
+func TestFdCreate2WithABadResultPointerWritesNeither(t *testing.T) {
+	runEdge(t, "create2-out", t.TempDir())
+}
+
+// argdata_get and fd_describe bound-check the whole buffer they are
+// given, as every (pointer, length) pair is: a buffer that crosses the end
+// of memory is EFAULT, even when what they copy would fit before it.
+func TestArgdataGetAndFdDescribeRefuseABufferAcrossTheEndOfMemory(t *testing.T) {
+	runEdge(t, "buf-end", t.TempDir())
+}
+
+// poll's proc_terminate on a handle that is not a process reports EINVAL
+// in its event (docs/ABI.md, poll), not ENOTCAPABLE: no other kind of
+// handle can hold poll_proc_terminate, so checking the right first made
+// every such subscription a rights failure.
+func TestPollProcTerminateOnAHandleThatIsNotAProcessIsEINVAL(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	runEdge(t, "poll-kind", dir)
+}
+
+// An fd_read event on a regular file or a byte object carries in nbytes
+// the bytes left to read past the handle's offset (docs/ABI.md, poll). A
+// byte object, being pollable (always ready), reported 0.
+func TestPollFdReadReportsTheBytesLeftInAFileAndAByteObject(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	runEdge(t, "poll-nbytes", dir)
+}
+
+// proc_exec refuses a revoked handle in its list with ENOTCAPABLE, as
+// proc_spawn does and as docs/ABI.md says of every call but the three that
+// only tidy the table; it moved one listed once into the new program
+// (and refused it listed twice, when the copy could not be made).
+func TestProcExecOfARevokedHandleIsENOTCAPABLE(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	h := newHarness(t)
+	tbl := h.table("g-edge")
+	h.grantDir(t, tbl, dir, "data", false)
+	wasm := abitest.C(t, edgeGuest)
+	h.grantModule(t, tbl, "edge", wasm)
+	st := h.runMode(t, wasm, tbl, "exec-revoked")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+}
+
+// sock_accept with a full handle table fails with EMFILE and leaves the
+// connection waiting, as accept(2) does: it used to take the connection
+// and close it, so a server at its --max-fds dropped the client.
+func TestSockAcceptIntoAFullTableLeavesTheConnectionQueued(t *testing.T) {
+	h := newHarness(t)
+	holder := &caps.Holder{ID: "g-accept"}
+	tbl := caps.NewTable(h.k, holder, 5) // stdio, the listener and one more
+	for _, s := range []*caps.Stdio{caps.NewStdin(bytes.NewReader(nil)), caps.NewStdout("stdout", &h.stdout), caps.NewStdout("stderr", &h.stderr)} {
+		if _, err := tbl.Insert(h.k.Mint(holder, s, caps.RightsTTYBase, 0, s.Describe(), "test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr, _ := h.grantListener(t, tbl)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	g := h.startMode(t, ctx, abitest.C(t, edgeGuest), tbl, "accept-full")
+	reply, err := io.ReadAll(conn)
+	if err != nil || string(reply) != "ok" {
+		t.Fatalf("the client read %q, %v; want the guest's answer on its connection\nstdout:\n%s", reply, err, h.stdout.String())
+	}
+	if st := g.Wait(); st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s", st, h.stdout.String())
+	}
+}
+
+// sock_recv bounds-checks the whole of ri_fds: a range that crosses the
+// end of memory is EFAULT, before anything is received. Only the room
+// for the 64 handles a message can bring was checked.
+func TestSockRecvRefusesAnFdsRangeAcrossTheEndOfMemory(t *testing.T) {
+	runEdge(t, "recv-fds-end", t.TempDir())
+}
