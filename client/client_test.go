@@ -595,3 +595,53 @@ func TestALaunchWithAnEndedContextLeavesTheConnectionServing(t *testing.T) {
 		t.Fatalf("a call after launches with an ended context: %v", err)
 	}
 }
+
+// blockingWriter blocks every Write until release is closed, saying on
+// entered when the first begins.
+type blockingWriter struct {
+	entered chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return len(p), nil
+}
+
+// Wait and Kill wait for the guest's output to reach the caller's
+// writers; a writer that blocks must not keep them past their context.
+func TestWaitReturnsWhenItsContextEndsWhileTheOutputWriterBlocks(t *testing.T) {
+	sock := serve(t)
+	c := dial(t, sock)
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	g, err := c.Launch(context.Background(), client.LaunchRequest{Name: "hello.wat", Wasm: abitest.WAT(t, "abi/testdata/guests/hello.wat"), Stdout: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	<-w.entered
+	ctx, cancel := context.WithCancel(context.Background())
+	defer client.SetBeforeFlushWait(cancel)()
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.Wait(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait whose context ended while the writer blocks: %v", err)
+		}
+	case <-time.After(hangGuard):
+		close(w.release)
+		t.Fatal("Wait did not return when its context ended: it waits on the caller's blocked writer")
+	}
+	close(w.release)
+	client.SetBeforeFlushWait(func() {})
+	st, err := g.Wait(context.Background())
+	if err != nil || st.Code != 7 {
+		t.Fatalf("Wait once the writer is free: %+v, %v", st, err)
+	}
+}

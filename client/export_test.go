@@ -10,6 +10,15 @@ func SetAfterExitCancel(f func()) (restore func()) {
 	return func() { afterExitCancel = old }
 }
 
+// SetBeforeFlushWait makes Wait and Kill call f before they wait for a
+// guest's output to reach its writers, until the returned function
+// restores it.
+func SetBeforeFlushWait(f func()) (restore func()) {
+	old := beforeFlushWait
+	beforeFlushWait = f
+	return func() { beforeFlushWait = old }
+}
+
 // SetAfterLaunchGivenUp makes Launch call f once it has given up waiting
 // for the daemon, before it gives up the guest's pending wait, until the
 // returned function restores it.

@@ -37,10 +37,13 @@ type Guest struct {
 	// Release has not, and waits for the releases Release and the calls
 	// given up when their context ended leave running (Client.await).
 	c *Client
-	// flushMu makes flushOutput one at a time: go-capnp's streaming calls
-	// and WaitStreaming on one client may not overlap (Wait and Kill on
-	// two goroutines both flush).
-	flushMu sync.Mutex
+	// flushOnce starts the one flush of the output (Wait and Kill on two
+	// goroutines both wait for it: go-capnp's streaming calls and
+	// WaitStreaming on one client may not overlap); flushed is closed
+	// when it is done, flushErr what it found.
+	flushOnce sync.Once
+	flushed   chan struct{}
+	flushErr  error
 	// stdin limits the writes of LaunchRequest.StdinStream in flight; nil
 	// without one.
 	stdin *stdinLimiter
@@ -111,7 +114,8 @@ func (g *Guest) Info(ctx context.Context) (GuestInfo, error) {
 // Wait blocks until the guest has exited and returns how it ended. For a
 // guest launched with Stdout or Stderr, everything it wrote has been
 // written to them when Wait returns; if one of them failed, Wait returns
-// the exit status with an *OutputError.
+// the exit status with an *OutputError. If ctx ends first, even while a
+// writer blocks, Wait returns an error wrapping ctx's.
 func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
 	if g.exit == nil {
 		f, rel := g.g.Wait(ctx, nil)
@@ -137,7 +141,7 @@ func (g *Guest) Wait(ctx context.Context) (ExitStatus, error) {
 	st, err := exitStatusResult("wait "+g.id, r, err)
 	g.exitMu.Unlock()
 	if err == nil {
-		err = g.flushOutput()
+		err = g.flushOutput(ctx, "wait "+g.id)
 	}
 	return st, err
 }
@@ -153,16 +157,37 @@ func (g *Guest) exitIsGone() bool {
 }
 
 // flushOutput returns once the local sink has written every chunk the
-// daemon sent before the exit status. The daemon sends all of a guest's
-// output before its exit status on the one connection, and the sink
-// handles calls in the order they arrive, so a call queued behind them
-// completes last.
-func (g *Guest) flushOutput() error {
+// daemon sent before the exit status, or when ctx ends: the caller's
+// writers may block for ever, and the flush then goes on without it.
+func (g *Guest) flushOutput(ctx context.Context, op string) error {
 	if g.out == nil {
 		return nil
 	}
-	g.flushMu.Lock()
-	defer g.flushMu.Unlock()
+	g.flushOnce.Do(func() {
+		g.flushed = make(chan struct{})
+		go func() {
+			g.flushErr = g.flush()
+			close(g.flushed)
+		}()
+	})
+	beforeFlushWait()
+	select {
+	case <-g.flushed:
+		return g.flushErr
+	case <-ctx.Done():
+		return gaveUp(ctx, op, "the guest's output to be written to Stdout and Stderr")
+	}
+}
+
+// beforeFlushWait runs before Wait and Kill wait for the output's flush:
+// tests end a context there.
+var beforeFlushWait = func() {}
+
+// flush writes what the local sink holds. The daemon sends all of a
+// guest's output before its exit status on the one connection, and the
+// sink handles calls in the order they arrive, so a call queued behind
+// them completes last.
+func (g *Guest) flush() error {
 	err := g.sink.Write(context.Background(), nil)
 	if err == nil {
 		err = g.sink.WaitStreaming()
@@ -186,7 +211,7 @@ func (g *Guest) Kill(ctx context.Context, reason string) (ExitStatus, error) {
 	r, err := f.Struct()
 	st, err := exitStatusResult("kill "+g.id, r, err)
 	if err == nil {
-		err = g.flushOutput()
+		err = g.flushOutput(ctx, "kill "+g.id)
 	}
 	return st, err
 }
