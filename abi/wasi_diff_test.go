@@ -1,0 +1,62 @@
+package abi_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+)
+
+// edgesTree makes the directory edges.c expects: the file "f", the
+// directory "sub" and the link "lsub" -> "sub".
+func edgesTree(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	writeFile(t, filepath.Join(d, "f"), "hello\n")
+	if err := os.Mkdir(filepath.Join(d, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub", filepath.Join(d, "lsub")); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// runEdges runs edges.c's cases named by which beneath a read-write grant
+// of dir at /d and returns what it printed.
+func runEdges(t *testing.T, dir, which string) string {
+	t.Helper()
+	h := newHarness(t)
+	tbl := h.table("g")
+	h.grantDir(t, tbl, dir, "d", false)
+	wasm := abitest.WASIC(t, "abi/testdata/guests/wasi/edges.c")
+	st := h.start(t, context.Background(), wasm, tbl, nil, which).Wait()
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v, stdout %s, stderr %s", st, h.stdout.String(), h.stderr.String())
+	}
+	return h.stdout.String()
+}
+
+// A path ending in "/" whose last component is a symbolic link to a
+// directory names that directory, with or without SYMLINK_FOLLOW, as POSIX
+// path resolution has it and as open(2) and utimensat(2) (Node's and
+// wazero's WASI) do; path_filestat_get already did. path_open and
+// path_filestat_set_times failed with ENOTDIR. A link without the slash is
+// still not followed (ELOOP), and "f/" is still ENOTDIR.
+func TestWASITrailingSlashFollowsALinkToADirectory(t *testing.T) {
+	const want = `open lsub/: 0
+open lsub/ O_DIRECTORY: 0
+open lsub/ follow: 0
+open lsub: 32
+open f/: 54
+set times lsub/: 0
+stat sub: 0
+sub mtim: 7
+set times f/: 54
+`
+	if got := runEdges(t, edgesTree(t), "slash"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+}
