@@ -60,3 +60,29 @@ set times f/: 54
 		t.Errorf("output differs:\n%s", lineDiff(got, want))
 	}
 }
+
+// O_DIRECTORY asks only that the object be a directory. On a regular file
+// it is ENOTDIR whatever access was asked for, as open(2) says; sandboxd
+// answered EISDIR, about a regular file, whenever writing or truncating
+// was asked too. O_CREAT with O_DIRECTORY is EINVAL and makes nothing, as
+// open(2) since Linux 6.4 and Node's and wazero's WASI answer; sandboxd
+// answered EISDIR, whether or not the name existed and whatever it was.
+func TestWASIOpenDirectoryFlagOnFilesAndWithCreate(t *testing.T) {
+	const want = `f O_DIRECTORY: 54
+f O_DIRECTORY write: 54
+f O_DIRECTORY|O_TRUNC: 54
+sub O_DIRECTORY: 0
+sub O_DIRECTORY write: 31
+sub O_DIRECTORY|O_TRUNC: 31
+new O_DIRECTORY|O_CREAT: 28
+new O_DIRECTORY|O_CREAT|O_EXCL: 28
+sub O_DIRECTORY|O_CREAT: 28
+f O_DIRECTORY|O_CREAT: 28
+new made: 44
+stat f: 0
+f size: 6
+`
+	if got := runEdges(t, edgesTree(t), "odir"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+}

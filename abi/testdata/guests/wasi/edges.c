@@ -79,6 +79,33 @@ static void slash(void) {
          path_filestat_set_times(dir, 0, "f/", 2, 7, 7, FST_ATIM | FST_MTIM));
 }
 
+// O_DIRECTORY only asks that the object be a directory: with a regular
+// file it is ENOTDIR whatever else was asked for, and a directory opened
+// to write or truncate is EISDIR, as open(2) says. O_CREAT with
+// O_DIRECTORY makes nothing and is EINVAL (open(2) since Linux 6.4, Node's
+// and wazero's WASI).
+static void odir(void) {
+  uint64_t rw = RIGHT_FD_READ | RIGHT_FD_WRITE;
+  unsigned char st[64];
+  open_("f O_DIRECTORY", "f", 0, O_DIRECTORY_, RIGHT_FD_READ);
+  open_("f O_DIRECTORY write", "f", 0, O_DIRECTORY_, rw);
+  open_("f O_DIRECTORY|O_TRUNC", "f", 0, O_DIRECTORY_ | O_TRUNC_, rw);
+  open_("sub O_DIRECTORY", "sub", 0, O_DIRECTORY_, RIGHT_FD_READ);
+  open_("sub O_DIRECTORY write", "sub", 0, O_DIRECTORY_, rw);
+  open_("sub O_DIRECTORY|O_TRUNC", "sub", 0, O_DIRECTORY_ | O_TRUNC_, rw);
+  open_("new O_DIRECTORY|O_CREAT", "new", 0, O_DIRECTORY_ | O_CREAT_, rw);
+  open_("new O_DIRECTORY|O_CREAT|O_EXCL", "new", 0,
+        O_DIRECTORY_ | O_CREAT_ | O_EXCL_, RIGHT_FD_READ);
+  open_("sub O_DIRECTORY|O_CREAT", "sub", 0, O_DIRECTORY_ | O_CREAT_,
+        RIGHT_FD_READ);
+  open_("f O_DIRECTORY|O_CREAT", "f", 0, O_DIRECTORY_ | O_CREAT_, rw);
+  printf("new made: %d\n", path_filestat_get(dir, 0, "new", 3, st));
+  printf("stat f: %d\n", path_filestat_get(dir, 0, "f", 1, st));
+  uint64_t size;
+  memcpy(&size, st + 32, 8);
+  printf("f size: %llu\n", (unsigned long long)size);
+}
+
 int main(int argc, char **argv) {
   dir = find();
   if (dir < 0 || argc < 2) {
@@ -87,5 +114,7 @@ int main(int argc, char **argv) {
   }
   if (strcmp(argv[1], "slash") == 0)
     slash();
+  else if (strcmp(argv[1], "odir") == 0)
+    odir();
   return 0;
 }
