@@ -94,7 +94,7 @@ var wasiCalls = [46]Call{
 	{Slot: 31, Name: "path_open", Params: ps("fd", i32, "dirflags", i32, "*path", i32, "path_len", i32, "oflags", i32, "fs_rights_base", i64, "fs_rights_inheriting", i64, "fdflags", i32, "*fd_out", i32),
 		Rights: openNeeds, Origin: "file_open", fn: wasiPathOpen,
 		Changed: "requested rights beyond the access mode are clipped to the directory's inheriting rights instead of refused, as cloudlibc's openat asks; half of a split right asks for it; see docs/WASI.md",
-		Note:    "fd_read and fd_write asked for must be inheritable; the new handle is a child capability of fd; a path ending in / follows a final symlink to a directory even without SYMLINK_FOLLOW, as open(2) does"},
+		Note:    "fd_read and fd_write asked for must be inheritable; the new handle is a child capability of fd; a path ending in / follows a final symlink to a directory even without SYMLINK_FOLLOW, as open(2) does; DIRECTORY is ENOTDIR on anything else, whatever the rights, and with CREAT is EINVAL (open(2) since Linux 6.4)"},
 	{Slot: 32, Name: "path_readlink", Params: ps("fd", i32, "*path", i32, "path_len", i32, "*buf", i32, "buf_len", i32, "*bufused_out", i32), Rights: []Need{{Rights: caps.RightFileReadlink}}, Origin: "file_readlink", fn: wasiPathReadlink,
 		Note: "a target longer than buf_len is truncated, as readlink(2) does"},
 	{Slot: 33, Name: "path_remove_directory", Params: ps("fd", i32, "*path", i32, "path_len", i32), Rights: []Need{{Rights: caps.RightFileUnlink}}, Origin: "file_unlink", fn: wasiPathRemoveDirectory},
