@@ -96,7 +96,7 @@ var wasiCalls = [46]Call{
 		Changed: "requested rights beyond the access mode are clipped to the directory's inheriting rights instead of refused, as cloudlibc's openat asks; half of a split right asks for it; see docs/WASI.md",
 		Note:    "fd_read and fd_write asked for must be inheritable; the new handle is a child capability of fd; a path ending in / follows a final symlink to a directory even without SYMLINK_FOLLOW, as open(2) does; DIRECTORY is ENOTDIR on anything else, whatever the rights, and with CREAT is EINVAL (open(2) since Linux 6.4)"},
 	{Slot: 32, Name: "path_readlink", Params: ps("fd", i32, "*path", i32, "path_len", i32, "*buf", i32, "buf_len", i32, "*bufused_out", i32), Rights: []Need{{Rights: caps.RightFileReadlink}}, Origin: "file_readlink", fn: wasiPathReadlink,
-		Note: "a target longer than buf_len is truncated, as readlink(2) does"},
+		Note: "a target longer than buf_len is truncated, as readlink(2) does; buf_len 0 is EINVAL, as in readlink(2)"},
 	{Slot: 33, Name: "path_remove_directory", Params: ps("fd", i32, "*path", i32, "path_len", i32), Rights: []Need{{Rights: caps.RightFileUnlink}}, Origin: "file_unlink", fn: wasiPathRemoveDirectory},
 	{Slot: 34, Name: "path_rename", Params: ps("fd", i32, "*old_path", i32, "old_path_len", i32, "new_fd", i32, "*new_path", i32, "new_path_len", i32), Rights: []Need{{Rights: caps.RightFileRenameSource}, {Rights: caps.RightFileRenameTarget, Param: "new_fd"}}, Origin: "file_rename", fn: wasiPathRename,
 		Note: "both directories must come from the same grant (else EXDEV)"},

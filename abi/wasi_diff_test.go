@@ -86,3 +86,18 @@ f size: 6
 		t.Errorf("output differs:\n%s", lineDiff(got, want))
 	}
 }
+
+// path_readlink with a buffer of size 0 is EINVAL, as readlink(2) answers
+// on Linux and Node's and wazero's WASI answer; it reported 0 bytes
+// copied, which wasi-libc's readlink returns as an empty link. A short
+// buffer still truncates.
+func TestWASIReadlinkIntoNoRoomIsEINVAL(t *testing.T) {
+	const want = `readlink 0: 28
+readlink 2: 0 2 su
+readlink 16: 0 3 sub
+readlink f: 28
+`
+	if got := runEdges(t, edgesTree(t), "readlink"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+}

@@ -134,7 +134,13 @@ func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
 	return g.install(m, nc, fdOut)
 }
 
+// wasiPathReadlink is file_readlink, except that a buffer of size 0 is
+// EINVAL, as readlink(2) answers: wasi-libc returns the byte count as
+// readlink's result, and 0 would say the link is empty.
 func wasiPathReadlink(g *Guest, m api.Memory, p []uint64) Errno {
+	if bufLen := uint32(p[4]); bufLen == 0 {
+		return caps.EINVAL
+	}
 	return readlinkAt(g, m, p, (*Guest).wasiDirAt)
 }
 

@@ -21,6 +21,9 @@ WASI(path_filestat_set_times) int path_filestat_set_times(
 WASI(path_filestat_get) int path_filestat_get(int fd, int flags,
                                               const char *path, int path_len,
                                               void *buf);
+WASI(path_readlink) int path_readlink(int fd, const char *path, int path_len,
+                                      char *buf, int buf_len,
+                                      uint32_t *bufused_out);
 WASI(fd_close) int fd_close(int fd);
 WASI(fd_prestat_get) int fd_prestat_get(int fd, void *buf);
 WASI(fd_prestat_dir_name) int fd_prestat_dir_name(int fd, char *buf, int len);
@@ -106,6 +109,24 @@ static void odir(void) {
   printf("f size: %llu\n", (unsigned long long)size);
 }
 
+// readlink(2) refuses a buffer of size 0 with EINVAL (Linux; Node's and
+// wazero's WASI refuse it too), which wasi-libc passes on: answering 0
+// bytes would tell a program the link is empty. A short buffer still
+// truncates, as readlink(2) does.
+static void readlink_(void) {
+  char buf[16];
+  uint32_t used = 99;
+  int e = path_readlink(dir, "lsub", 4, buf, 0, &used);
+  printf("readlink 0: %d\n", e);
+  used = 99;
+  e = path_readlink(dir, "lsub", 4, buf, 2, &used);
+  printf("readlink 2: %d %u %.2s\n", e, used, buf);
+  used = 99;
+  e = path_readlink(dir, "lsub", 4, buf, sizeof buf, &used);
+  printf("readlink 16: %d %u %.*s\n", e, used, (int)(used < 16 ? used : 0), buf);
+  printf("readlink f: %d\n", path_readlink(dir, "f", 1, buf, sizeof buf, &used));
+}
+
 int main(int argc, char **argv) {
   dir = find();
   if (dir < 0 || argc < 2) {
@@ -116,5 +137,7 @@ int main(int argc, char **argv) {
     slash();
   else if (strcmp(argv[1], "odir") == 0)
     odir();
+  else if (strcmp(argv[1], "readlink") == 0)
+    readlink_();
   return 0;
 }
