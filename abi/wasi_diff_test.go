@@ -101,3 +101,17 @@ readlink f: 28
 		t.Errorf("output differs:\n%s", lineDiff(got, want))
 	}
 }
+
+// One path resolves through at most 8 symbolic links (os.Root's bound,
+// POSIX's least SYMLOOP_MAX), where Linux follows 40: the limit
+// docs/WASI.md states, checked in path_open and path_filestat_get.
+func TestWASIPathFollowsAtMostEightLinks(t *testing.T) {
+	const want = `open l8: 0
+open l9: 32
+stat l8: 0
+stat l9: 32
+`
+	if got := runEdges(t, edgesTree(t), "chain"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+}

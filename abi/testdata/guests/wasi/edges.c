@@ -24,6 +24,9 @@ WASI(path_filestat_get) int path_filestat_get(int fd, int flags,
 WASI(path_readlink) int path_readlink(int fd, const char *path, int path_len,
                                       char *buf, int buf_len,
                                       uint32_t *bufused_out);
+WASI(path_symlink) int path_symlink(const char *old_path, int old_path_len,
+                                    int fd, const char *new_path,
+                                    int new_path_len);
 WASI(fd_close) int fd_close(int fd);
 WASI(fd_prestat_get) int fd_prestat_get(int fd, void *buf);
 WASI(fd_prestat_dir_name) int fd_prestat_dir_name(int fd, char *buf, int len);
@@ -127,6 +130,27 @@ static void readlink_(void) {
   printf("readlink f: %d\n", path_readlink(dir, "f", 1, buf, sizeof buf, &used));
 }
 
+// A chain of links l1 -> f, l2 -> l1, ... resolves through 8 links and
+// is ELOOP from the 9th (docs/WASI.md, Limits), in path_open and
+// path_filestat_get alike.
+static void chain(void) {
+  unsigned char st[64];
+  char prev[8] = "f", name[8];
+  for (int i = 1; i <= 9; i++) {
+    snprintf(name, sizeof name, "l%d", i);
+    int e = path_symlink(prev, strlen(prev), dir, name, strlen(name));
+    if (e != 0) {
+      printf("symlink %s: %d\n", name, e);
+      return;
+    }
+    strcpy(prev, name);
+  }
+  open_("open l8", "l8", FOLLOW, 0, RIGHT_FD_READ);
+  open_("open l9", "l9", FOLLOW, 0, RIGHT_FD_READ);
+  printf("stat l8: %d\n", path_filestat_get(dir, FOLLOW, "l8", 2, st));
+  printf("stat l9: %d\n", path_filestat_get(dir, FOLLOW, "l9", 2, st));
+}
+
 int main(int argc, char **argv) {
   dir = find();
   if (dir < 0 || argc < 2) {
@@ -139,5 +163,7 @@ int main(int argc, char **argv) {
     odir();
   else if (strcmp(argv[1], "readlink") == 0)
     readlink_();
+  else if (strcmp(argv[1], "chain") == 0)
+    chain();
   return 0;
 }
