@@ -136,12 +136,18 @@ func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
 
 // wasiPathReadlink is file_readlink, except that a buffer of size 0 is
 // EINVAL, as readlink(2) answers: wasi-libc returns the byte count as
-// readlink's result, and 0 would say the link is empty.
+// readlink's result, and 0 would say the link is empty. The handle and
+// its rights are checked first, as for every call.
 func wasiPathReadlink(g *Guest, m api.Memory, p []uint64) Errno {
-	if bufLen := uint32(p[4]); bufLen == 0 {
-		return caps.EINVAL
-	}
-	return readlinkAt(g, m, p, (*Guest).wasiDirAt)
+	bufLen := uint32(p[4])
+	return readlinkAt(g, m, p, func(g *Guest, m api.Memory, fd uint32, need caps.Rights, ptr, n uint32) (*caps.Cap, *caps.Dir, string, Errno) {
+		c, d, name, e := g.wasiDirAt(m, fd, need, ptr, n)
+		if e == 0 && bufLen == 0 {
+			c.Release()
+			return nil, nil, "", caps.EINVAL
+		}
+		return c, d, name, e
+	})
 }
 
 func wasiPathRemoveDirectory(g *Guest, m api.Memory, p []uint64) Errno {
