@@ -1,6 +1,8 @@
 package abi
 
 import (
+	"strings"
+
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -15,6 +17,17 @@ import (
 // that number, so it means "a path under no capability": ENOTCAPABLE, the
 // answer wasi-libc itself gives for such a path, rather than EBADF.
 const wasiNoDir = ^uint32(0)
+
+// wasiFollows reports whether a lookup of path follows a final symbolic
+// link: when the lookup flags say so, and always when the path ends in
+// "/", which makes its last component name a directory, so that a link
+// there is resolved as POSIX path resolution, open(2) and utimensat(2)
+// resolve it (Node's and wazero's WASI do too). Calls that remove or
+// replace a name (unlink, rename) keep refusing "link/" with ENOTDIR, as
+// Linux does.
+func wasiFollows(flags uint32, path string) bool {
+	return flags&lookupSymlinkFollow != 0 || strings.HasSuffix(path, "/")
+}
 
 // wasiDirAt is dirAt (acquire fd, a directory with the rights in need,
 // then read the path) with WASI's "no directory" fd answered by
@@ -62,7 +75,7 @@ func wasiPathFilestatSetTimes(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	follow := flags&lookupSymlinkFollow != 0
+	follow := wasiFollows(flags, name)
 	if a == nil && mt == nil {
 		_, err := d.StatAt(name, follow)
 		return caps.ErrnoOf(err)
@@ -112,7 +125,7 @@ func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
 		return caps.ENOTCAPABLE
 	}
 	nc, e := g.openBeneath(c, openRequest{
-		path: name, follow: dirflags&lookupSymlinkFollow != 0, oflags: oflags,
+		path: name, follow: wasiFollows(dirflags, name), oflags: oflags,
 		base: reqBase & dirInh, inheriting: reqInh & dirInh, fdflags: fdflags,
 	})
 	if e != 0 {
@@ -121,8 +134,20 @@ func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
 	return g.install(m, nc, fdOut)
 }
 
+// wasiPathReadlink is file_readlink, except that a buffer of size 0 is
+// EINVAL, as readlink(2) answers: wasi-libc returns the byte count as
+// readlink's result, and 0 would say the link is empty. The handle and
+// its rights are checked first, as for every call.
 func wasiPathReadlink(g *Guest, m api.Memory, p []uint64) Errno {
-	return readlinkAt(g, m, p, (*Guest).wasiDirAt)
+	bufLen := uint32(p[4])
+	return readlinkAt(g, m, p, func(g *Guest, m api.Memory, fd uint32, need caps.Rights, ptr, n uint32) (*caps.Cap, *caps.Dir, string, Errno) {
+		c, d, name, e := g.wasiDirAt(m, fd, need, ptr, n)
+		if e == 0 && bufLen == 0 {
+			c.Release()
+			return nil, nil, "", caps.EINVAL
+		}
+		return c, d, name, e
+	})
 }
 
 func wasiPathRemoveDirectory(g *Guest, m api.Memory, p []uint64) Errno {

@@ -273,8 +273,12 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if err := CheckPath(p); err != nil {
 		return nil, err
 	}
-	if fl.Directory && (fl.Create || fl.Trunc || fl.Write) {
-		return nil, EISDIR
+	if fl.Directory && fl.Create {
+		// open(2) refuses O_CREAT|O_DIRECTORY with EINVAL since Linux 6.4;
+		// older kernels made a regular file. Writing or truncating with
+		// Directory is left to the kernel: ENOTDIR for what is not a
+		// directory, EISDIR for a directory.
+		return nil, EINVAL
 	}
 	if fl.Create && strings.HasSuffix(p, "/") {
 		return nil, EISDIR // open(2): a name ending in "/" is no file to make

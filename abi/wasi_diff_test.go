@@ -1,0 +1,117 @@
+package abi_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
+)
+
+// edgesTree makes the directory edges.c expects: the file "f", the
+// directory "sub" and the link "lsub" -> "sub".
+func edgesTree(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	writeFile(t, filepath.Join(d, "f"), "hello\n")
+	if err := os.Mkdir(filepath.Join(d, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub", filepath.Join(d, "lsub")); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// runEdges runs edges.c's cases named by which beneath a read-write grant
+// of dir at /d and returns what it printed.
+func runEdges(t *testing.T, dir, which string) string {
+	t.Helper()
+	h := newHarness(t)
+	tbl := h.table("g")
+	h.grantDir(t, tbl, dir, "d", false)
+	wasm := abitest.WASIC(t, "abi/testdata/guests/wasi/edges.c")
+	st := h.start(t, context.Background(), wasm, tbl, nil, which).Wait()
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("status %+v, stdout %s, stderr %s", st, h.stdout.String(), h.stderr.String())
+	}
+	return h.stdout.String()
+}
+
+// A path ending in "/" whose last component is a symbolic link to a
+// directory names that directory, with or without SYMLINK_FOLLOW, as POSIX
+// path resolution has it and as open(2) and utimensat(2) (Node's and
+// wazero's WASI) do; path_filestat_get already did. path_open and
+// path_filestat_set_times failed with ENOTDIR. A link without the slash is
+// still not followed (ELOOP), and "f/" is still ENOTDIR.
+func TestWASITrailingSlashFollowsALinkToADirectory(t *testing.T) {
+	const want = `open lsub/: 0
+open lsub/ O_DIRECTORY: 0
+open lsub/ follow: 0
+open lsub: 32
+open f/: 54
+set times lsub/: 0
+stat sub: 0
+sub mtim: 7
+set times f/: 54
+`
+	if got := runEdges(t, edgesTree(t), "slash"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+}
+
+// O_DIRECTORY asks only that the object be a directory. On a regular file
+// it is ENOTDIR whatever access was asked for, as open(2) says; sandboxd
+// answered EISDIR, about a regular file, whenever writing or truncating
+// was asked too. O_CREAT with O_DIRECTORY is EINVAL and makes nothing, as
+// open(2) since Linux 6.4 and Node's and wazero's WASI answer; sandboxd
+// answered EISDIR, whether or not the name existed and whatever it was.
+func TestWASIOpenDirectoryFlagOnFilesAndWithCreate(t *testing.T) {
+	const want = `f O_DIRECTORY: 54
+f O_DIRECTORY write: 54
+f O_DIRECTORY|O_TRUNC: 54
+sub O_DIRECTORY: 0
+sub O_DIRECTORY write: 31
+sub O_DIRECTORY|O_TRUNC: 31
+new O_DIRECTORY|O_CREAT: 28
+new O_DIRECTORY|O_CREAT|O_EXCL: 28
+sub O_DIRECTORY|O_CREAT: 28
+f O_DIRECTORY|O_CREAT: 28
+new made: 44
+stat f: 0
+f size: 6
+`
+	if got := runEdges(t, edgesTree(t), "odir"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+}
+
+// path_readlink with a buffer of size 0 is EINVAL, as readlink(2) answers
+// on Linux and Node's and wazero's WASI answer; it reported 0 bytes
+// copied, which wasi-libc's readlink returns as an empty link. A short
+// buffer still truncates.
+func TestWASIReadlinkIntoNoRoomIsEINVAL(t *testing.T) {
+	const want = `readlink 0: 28
+readlink 2: 0 2 su
+readlink 16: 0 3 sub
+readlink f: 28
+`
+	if got := runEdges(t, edgesTree(t), "readlink"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+}
+
+// One path resolves through at most 8 symbolic links (os.Root's bound,
+// POSIX's least SYMLOOP_MAX), where Linux follows 40: the limit
+// docs/WASI.md states, checked in path_open and path_filestat_get.
+func TestWASIPathFollowsAtMostEightLinks(t *testing.T) {
+	const want = `open l8: 0
+open l9: 32
+stat l8: 0
+stat l9: 32
+`
+	if got := runEdges(t, edgesTree(t), "chain"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+}
