@@ -115,3 +115,20 @@ stat l9: 32
 		t.Errorf("output differs:\n%s", lineDiff(got, want))
 	}
 }
+
+// path_open with an fd_out outside memory created the file (O_CREAT) or
+// truncated it (O_TRUNC), then failed with EFAULT: a call that fails has
+// done nothing, as the native file_open.
+func TestWASIPathOpenWithABadFdOutCreatesAndTruncatesNothing(t *testing.T) {
+	const want = `open new creat: 21
+open f trunc: 21
+open new: 44
+`
+	dir := edgesTree(t)
+	if got := runEdges(t, dir, "badout"); got != want {
+		t.Errorf("output differs:\n%s", lineDiff(got, want))
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(data) != "hello\n" {
+		t.Errorf("f after a failed truncating open: %q, %v", data, err)
+	}
+}

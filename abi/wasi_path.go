@@ -124,6 +124,10 @@ func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
 	if !dirInh.Has(reqBase & (caps.RightFDRead | caps.RightFDWrite)) {
 		return caps.ENOTCAPABLE
 	}
+	// fd_out is checked before the open, which may create or truncate.
+	if _, e := read(m, fdOut, 4); e != 0 {
+		return e
+	}
 	nc, e := g.openBeneath(c, openRequest{
 		path: name, follow: wasiFollows(dirflags, name), oflags: oflags,
 		base: reqBase & dirInh, inheriting: reqInh & dirInh, fdflags: fdflags,

@@ -151,6 +151,17 @@ static void chain(void) {
   printf("stat l9: %d\n", path_filestat_get(dir, FOLLOW, "l9", 2, st));
 }
 
+// An fd_out outside memory fails the call with EFAULT before anything is
+// opened: neither the file "new" is created nor "f" truncated.
+static void badout(void) {
+  int *out = (int *)(__builtin_wasm_memory_size(0) * 65536 - 2);
+  printf("open new creat: %d\n",
+         path_open(dir, 0, "new", 3, O_CREAT_, RIGHT_FD_READ | RIGHT_FD_WRITE, 0, 0, out));
+  printf("open f trunc: %d\n",
+         path_open(dir, 0, "f", 1, O_TRUNC_, RIGHT_FD_READ | RIGHT_FD_WRITE, 0, 0, out));
+  open_("open new", "new", 0, 0, RIGHT_FD_READ);
+}
+
 int main(int argc, char **argv) {
   dir = find();
   if (dir < 0 || argc < 2) {
@@ -165,5 +176,7 @@ int main(int argc, char **argv) {
     readlink_();
   else if (strcmp(argv[1], "chain") == 0)
     chain();
+  else if (strcmp(argv[1], "badout") == 0)
+    badout();
   return 0;
 }
