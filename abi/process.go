@@ -189,7 +189,9 @@ func (g *Guest) newChild(m *Module, t *caps.Table, data []byte) *Guest {
 	id := t.Holder().ID
 	return g.rt.newGuest(m, GuestConfig{
 		ID: id, Table: t, Argdata: data, MemoryLimit: g.memLimit, MaxStack: g.maxStack,
-		Logger: g.rt.log.With("guest", id, "parent", g.ID),
+		// The parent's logger, so that a limit on the lines its guest
+		// may cause (the daemon's) holds for its children too.
+		Logger: g.log.With("guest", id, "parent", g.ID),
 	}, g.tree, true) // counted by procSpawn's reserve
 }
 

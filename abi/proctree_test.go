@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 )
@@ -391,3 +393,57 @@ const spawnFD0WAT = `(module
   (memory (export "memory") 1)
   (func (export "_start")
     (call $exit (call $spawn (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16)))))`
+
+// A child logs through its parent's logger, so that what the supervisor
+// bounds in the lines a guest may cause (a per-guest limit) holds for
+// the children it spawns: the child's lines went to the runtime's own
+// logger.
+func TestAChildLogsThroughItsParentsLogger(t *testing.T) {
+	ctx := context.Background()
+	rt := newCacheRuntime(t, 4)
+	parent, err := rt.Compile(ctx, "parent", abitest.WATText(t, `(module
+  (import "sandboxd" "proc_spawn" (func $spawn (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (if (call $spawn (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 16))
+      (then (call $exit (i32.const 1))))
+    (loop $l (br $l))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Release()
+	// The child closes a handle it does not have: an errno the runtime
+	// logs at trace level.
+	child, err := rt.Compile(ctx, "child", abitest.WATText(t, `(module
+  (import "sandboxd" "fd_close" (func $close (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (drop (call $close (i32.const 99)))))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer child.Release()
+	var logs abitest.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace}).With("marker", "parents")
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "g"}
+	tbl := caps.NewTable(k, h, 0)
+	if _, err := tbl.Insert(k.Mint(h, NewModuleResource(child), caps.RightProcExec, 0, "child", "test")); err != nil {
+		t.Fatal(err)
+	}
+	g := rt.NewGuest(parent, GuestConfig{ID: "g", Table: tbl, Logger: log})
+	g.Start(ctx)
+	defer func() { g.Kill("test"); g.Wait() }()
+	guard := time.After(HangGuard)
+	for !strings.Contains(logs.String(), "call=fd_close") {
+		select {
+		case <-guard:
+			t.Fatalf("the child's errno was not logged through its parent's logger in %v:\n%s", HangGuard, logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	line := logs.String()
+	if !strings.Contains(line, "marker=parents") || !strings.Contains(line, "parent=g") {
+		t.Errorf("the child's line lacks its parent's logger's fields:\n%s", line)
+	}
+}
