@@ -37,7 +37,7 @@ func writeLog(t testing.TB, n int, opts Options) string {
 	return path
 }
 
-func mustVerify(t *testing.T, path string) Report {
+func mustVerify(t testing.TB, path string) Report {
 	t.Helper()
 	rep, err := Verify(path)
 	if err != nil {

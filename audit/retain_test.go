@@ -13,7 +13,7 @@ import (
 // boundedKernel returns a kernel recording into a log kept within
 // maxTotal bytes in files of 2 KiB; with background false, only when the
 // test calls prune.
-func boundedKernel(t *testing.T, maxTotal int64, background bool) (*caps.Kernel, *Log, string) {
+func boundedKernel(t testing.TB, maxTotal int64, background bool) (*caps.Kernel, *Log, string) {
 	t.Helper()
 	path := t.TempDir() + "/audit.jsonl"
 	opts := Options{MaxFileBytes: 2048, MaxTotalBytes: maxTotal}
@@ -38,7 +38,7 @@ func boundedKernel(t *testing.T, maxTotal int64, background bool) (*caps.Kernel,
 
 // churn dups and closes beneath root n times, keeping every tenth dup: a
 // guest making records in a loop, some of what it made still live.
-func churn(t *testing.T, k *caps.Kernel, root *caps.Cap, n int) {
+func churn(t testing.TB, k *caps.Kernel, root *caps.Cap, n int) {
 	t.Helper()
 	h := &caps.Holder{ID: "g-loop"}
 	for i := 0; i < n; i++ {
@@ -135,7 +135,7 @@ func TestReplayAsOfATimeAPruneRemovedIsRefused(t *testing.T) {
 }
 
 // prunedLog is a closed log some of whose files a prune removed.
-func prunedLog(t *testing.T) string {
+func prunedLog(t testing.TB) string {
 	t.Helper()
 	k, l, path := boundedKernel(t, 8192, true)
 	d, err := caps.OpenDir(t.TempDir())
