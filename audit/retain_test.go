@@ -333,3 +333,23 @@ func TestAFollowWhoseFileAPruneRemovesSaysSo(t *testing.T) {
 		t.Fatalf("follow of a removed file: %v", err)
 	}
 }
+
+// A log left past its bound (written with none, or a larger one) is
+// brought within it by the next writer that opens it with the bound.
+func TestALogOpenedPastItsBoundIsPruned(t *testing.T) {
+	path := writeLog(t, 400, Options{MaxFileBytes: 2048})
+	before := logBytes(t, path)
+	l, err := Open(path, Options{MaxFileBytes: 2048, MaxTotalBytes: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := logBytes(t, path); before <= 8192 || after > 8192 {
+		t.Errorf("%d bytes before, %d after opening with a bound of 8192", before, after)
+	}
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Pruned == nil {
+		t.Errorf("verify: bad %v, pruned %+v", rep.Bad, rep.Pruned)
+	}
+}
