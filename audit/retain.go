@@ -155,19 +155,26 @@ func (l *Log) files() ([]logFile, error) {
 }
 
 // pastBound returns the oldest files, never the first nor the last, whose
-// removal brings the log within its bound (as near as they can).
+// removal brings the log within its bound (as near as they can), with
+// room for the prune record that removes them.
 func (l *Log) pastBound(files []logFile) []logFile {
 	var total int64
 	for _, f := range files {
 		total += f.size
 	}
+	record := int64(pruneRecordBytes)
 	n := 0
-	for i := 1; i < len(files)-1 && total > l.maxTotal; i++ {
+	for i := 1; i < len(files)-1 && total+record > l.maxTotal; i++ {
 		total -= files[i].size
+		record += int64(len(filepath.Base(files[i].name))) + 3 // "NAME",
 		n++
 	}
 	return files[1 : 1+n]
 }
+
+// pruneRecordBytes is the most a prune record takes without its file
+// names: its header and hashes, seqs and field names.
+const pruneRecordBytes = 384
 
 // removeCovered removes the files, after the first, whose records the
 // checkpoint stands for: those a prune declared and a crash kept it from
