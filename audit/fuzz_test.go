@@ -74,14 +74,7 @@ func FuzzQueries(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if g, err := Replay(path, time.Time{}); err == nil {
-			for id := range g.nodes {
-				_, _ = g.Trace(id)
-				_, _ = g.WhatIf(id)
-				_ = g.WhoCan("dir:" + id)
-			}
-		}
-		_, _ = Suggest(path, "")
+		askAll(path)
 	})
 }
 
@@ -115,13 +108,20 @@ func FuzzCheckpoint(f *testing.F) {
 			t.Fatal(err)
 		}
 		_, _ = Verify(path)
-		if g, err := Replay(path, time.Time{}); err == nil {
-			for id := range g.nodes {
-				_, _ = g.Trace(id)
-				_, _ = g.WhatIf(id)
-				_ = g.WhoCan("dir:" + id)
-			}
-		}
-		_, _ = Suggest(path, "")
+		askAll(path)
 	})
+}
+
+// askAll replays the log at path and asks every query of each capability
+// in it, then suggests a policy from it, as `sandboxd audit` and `policy
+// suggest` do.
+func askAll(path string) {
+	if g, err := Replay(path, time.Time{}); err == nil {
+		for id := range g.nodes {
+			_, _ = g.Trace(id)
+			_, _ = g.WhatIf(id)
+			_ = g.WhoCan("dir:" + id)
+		}
+	}
+	_, _ = Suggest(path, "")
 }

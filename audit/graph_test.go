@@ -18,9 +18,15 @@ import (
 // kernelWithLog returns a kernel whose every event is appended to a new
 // log, and the log's path.
 func kernelWithLog(t *testing.T) (*caps.Kernel, *Log, string) {
+	return kernelLogging(t, Options{})
+}
+
+// kernelLogging returns a kernel whose every event is appended to a new
+// log opened with opts, the log and its path.
+func kernelLogging(t testing.TB, opts Options) (*caps.Kernel, *Log, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	l, err := Open(path, Options{})
+	l, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

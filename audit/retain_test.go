@@ -12,28 +12,23 @@ import (
 
 // boundedKernel returns a kernel recording into a log kept within
 // maxTotal bytes in files of 2 KiB; with background false, only when the
-// test calls prune.
-func boundedKernel(t testing.TB, maxTotal int64, background bool) (*caps.Kernel, *Log, string) {
+// test calls prune. The kernel holds one grant, of a directory to g-a,
+// made before anything else: root.
+func boundedKernel(t testing.TB, maxTotal int64, background bool) (k *caps.Kernel, l *Log, path string, root *caps.Cap) {
 	t.Helper()
-	path := t.TempDir() + "/audit.jsonl"
 	opts := Options{MaxFileBytes: 2048, MaxTotalBytes: maxTotal}
 	if !background {
 		opts.MaxTotalBytes = 0
 	}
-	l, err := Open(path, opts)
+	k, l, path = kernelLogging(t, opts)
+	l.maxTotal = maxTotal
+	d, err := caps.OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.maxTotal = maxTotal
-	t.Cleanup(func() { l.Close() })
-	k := caps.NewKernel(func(e caps.Event) {
-		if r, ok := FromEvent(e); ok {
-			if _, err := l.Append(r); err != nil {
-				t.Errorf("append: %v", err)
-			}
-		}
-	})
-	return k, l, path
+	base, inh := caps.GrantRights(caps.KindDirectory, false)
+	root = k.MintBy(ByText(0, "root"), &caps.Holder{ID: "g-a"}, d, base, inh, "data", "dir:/srv=data")
+	return k, l, path, root
 }
 
 // churn dups and closes beneath root n times, keeping every tenth dup: a
@@ -66,13 +61,7 @@ func logBytes(t *testing.T, path string) int64 {
 }
 
 func TestALogPastItsBoundKeepsItsFirstFileItsNewestAndItsGraph(t *testing.T) {
-	k, l, path := boundedKernel(t, 8192, true)
-	d, err := caps.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, inh := caps.GrantRights(caps.KindDirectory, false)
-	root := k.MintBy(ByText(0, "root"), &caps.Holder{ID: "g-a"}, d, base, inh, "data", "dir:/srv=data")
+	k, l, path, root := boundedKernel(t, 8192, true)
 	churn(t, k, root, 300)
 	if err := l.prune(); err != nil {
 		t.Fatal(err)
@@ -98,13 +87,7 @@ func TestALogPastItsBoundKeepsItsFirstFileItsNewestAndItsGraph(t *testing.T) {
 }
 
 func TestReplayAsOfATimeAPruneRemovedIsRefused(t *testing.T) {
-	k, l, path := boundedKernel(t, 8192, true)
-	d, err := caps.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, inh := caps.GrantRights(caps.KindDirectory, false)
-	root := k.Mint(&caps.Holder{ID: "g-a"}, d, base, inh, "data", "dir:/srv=data")
+	k, l, path, root := boundedKernel(t, 8192, true)
 	churn(t, k, root, 300)
 	if err := l.prune(); err != nil {
 		t.Fatal(err)
@@ -137,13 +120,8 @@ func TestReplayAsOfATimeAPruneRemovedIsRefused(t *testing.T) {
 // prunedLog is a closed log some of whose files a prune removed.
 func prunedLog(t testing.TB) string {
 	t.Helper()
-	k, l, path := boundedKernel(t, 8192, true)
-	d, err := caps.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, inh := caps.GrantRights(caps.KindDirectory, false)
-	churn(t, k, k.Mint(&caps.Holder{ID: "g-a"}, d, base, inh, "data", "dir:/srv=data"), 300)
+	k, l, path, root := boundedKernel(t, 8192, true)
+	churn(t, k, root, 300)
 	if err := l.prune(); err != nil {
 		t.Fatal(err)
 	}
@@ -198,17 +176,12 @@ func TestAPrunedLogStillShowsEditsAndRemovals(t *testing.T) {
 }
 
 func TestAPruneCutShortAfterItsCheckpointIsFinishedByTheNextWriter(t *testing.T) {
-	k, l, path := boundedKernel(t, 8192, false)
-	d, err := caps.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, inh := caps.GrantRights(caps.KindDirectory, false)
-	churn(t, k, k.Mint(&caps.Holder{ID: "g-a"}, d, base, inh, "data", "dir:/srv=data"), 300)
+	k, l, path, root := boundedKernel(t, 8192, false)
+	churn(t, k, root, 300)
 	before := Files(path)
 	stopped := false
 	pruneBeforeRemove = func() { stopped = true }
-	err = l.prune()
+	err := l.prune()
 	pruneBeforeRemove = nil
 	if err != nil || !stopped {
 		t.Fatalf("prune: %v, stopped %v", err, stopped)
@@ -251,20 +224,14 @@ func TestAPruneRecordReads(t *testing.T) {
 }
 
 func TestASecondPruneCutShortLeavesALogThatVerifiesAndReplays(t *testing.T) {
-	k, l, path := boundedKernel(t, 8192, false)
-	d, err := caps.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, inh := caps.GrantRights(caps.KindDirectory, false)
-	root := k.Mint(&caps.Holder{ID: "g-a"}, d, base, inh, "data", "dir:/srv=data")
+	k, l, path, root := boundedKernel(t, 8192, false)
 	churn(t, k, root, 200)
 	if err := l.prune(); err != nil {
 		t.Fatal(err)
 	}
 	churn(t, k, root, 200)
 	pruneBeforeRemove = func() {}
-	err = l.prune()
+	err := l.prune()
 	pruneBeforeRemove = nil
 	if err != nil {
 		t.Fatal(err)
@@ -281,13 +248,7 @@ func TestASecondPruneCutShortLeavesALogThatVerifiesAndReplays(t *testing.T) {
 }
 
 func TestReadersOfALogPrunedWhileTheyReadSeeItWhole(t *testing.T) {
-	k, l, path := boundedKernel(t, 8192, true)
-	d, err := caps.OpenDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, inh := caps.GrantRights(caps.KindDirectory, false)
-	root := k.Mint(&caps.Holder{ID: "g-a"}, d, base, inh, "data", "dir:/srv=data")
+	k, l, path, root := boundedKernel(t, 8192, true)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
