@@ -77,3 +77,12 @@ func TestAuditMaxSizeBelowTwoFilesIsRefused(t *testing.T) {
 	}
 	oneLine(t, r.stderr, "--audit-max-size \"1MiB\": the first file and the current one are always kept")
 }
+
+func TestAuditSizesWithoutAnAuditLogAreRefused(t *testing.T) {
+	t.Parallel()
+	r := sandboxd(t, "", "run", "--audit-max-size", "1GiB", "x.wasm")
+	if r.code != exitUsage {
+		t.Fatalf("code %d stderr %q", r.code, r.stderr)
+	}
+	oneLine(t, r.stderr, "--audit-max-size sizes the --audit log, and there is none: give --audit FILE")
+}

@@ -249,7 +249,16 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 		return ra, usageError(c, "%v", err), false
 	}
 	ra.cacheDir, ra.maxProcs, ra.debugInfo = *cacheDir, *maxProcs, *debugInfo
-	fs.Visit(func(f *flag.Flag) { ra.cacheSet = ra.cacheSet || f.Name == "cache-dir" })
+	sizeFlag := ""
+	fs.Visit(func(f *flag.Flag) {
+		ra.cacheSet = ra.cacheSet || f.Name == "cache-dir"
+		if f.Name == "audit-file-size" || f.Name == "audit-max-size" {
+			sizeFlag = f.Name
+		}
+	})
+	if sizeFlag != "" && ra.auditPath == "" {
+		return ra, usageError(c, "--%s sizes the --audit log, and there is none: give --audit FILE", sizeFlag), false
+	}
 	return ra, exitOK, true
 }
 
