@@ -77,7 +77,9 @@ func fdClose(g *Guest, m api.Memory, p []uint64) Errno {
 
 // install puts a capability the call just made into the guest's table and
 // writes its fd to out. If either fails the capability is closed, so a
-// failed call leaves nothing behind.
+// failed call leaves nothing behind in the table. Callers check out with
+// outInBounds before they make the capability: one made, closed and never
+// seen by the guest would still be a derive and a close in the audit log.
 func (g *Guest) install(m api.Memory, c *caps.Cap, out uint32) Errno {
 	fd, err := g.table.Insert(c)
 	if err != nil {
@@ -399,6 +401,9 @@ func fdCreate1(g *Guest, m api.Memory, p []uint64) Errno {
 	if typ != filetypeSharedMemory {
 		return caps.EINVAL
 	}
+	if e := outInBounds(m, fdOut, 4); e != 0 {
+		return e
+	}
 	c := g.kernel.Create(g.holder, caps.NewChargedByteObject(g.tree.memory), caps.RightsByteObjectBase, 0, "", "fd_create1")
 	return g.install(m, c, fdOut)
 }
@@ -495,6 +500,9 @@ func fdDup(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	defer c.Release()
+	if e := outInBounds(m, fdOut, 4); e != 0 {
+		return e
+	}
 	d, e := g.dup(c)
 	if e != 0 {
 		return e

@@ -132,3 +132,24 @@ func TestSockAcceptIntoAFullTableLeavesTheConnectionQueued(t *testing.T) {
 func TestSockRecvRefusesAnFdsRangeAcrossTheEndOfMemory(t *testing.T) {
 	runEdge(t, "recv-fds-end", t.TempDir())
 }
+
+// fd_dup and fd_create1 check fd_out before they make anything: out of
+// bounds, they return EFAULT with no capability derived or created. They
+// made one, failed to report it and closed it, so the audit log recorded
+// a handle the guest never held.
+func TestFdDupAndFdCreate1WithABadFdOutMakeNothing(t *testing.T) {
+	h, log := observedHarness(t)
+	tbl := h.table("g-edge")
+	h.grantDir(t, tbl, t.TempDir(), "data", false)
+	st := h.runMode(t, abitest.C(t, edgeGuest), tbl, "new-out")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+	for _, typ := range []caps.EventType{caps.EventMint, caps.EventDerive, caps.EventClose} {
+		for _, e := range log.all(typ) {
+			if e.Cap.Edge == caps.EdgeDup || e.Cap.Edge == caps.EdgeCreate {
+				t.Errorf("%s of %s (%s, edge %s): the calls failed with EFAULT and should have made nothing", typ, e.Cap.ID, e.Cap.Origin, e.Cap.Edge)
+			}
+		}
+	}
+}

@@ -71,6 +71,14 @@ static void create2_out(void) {
   EQ(b, 777);
 }
 
+/* fd_dup and fd_create1 with fd_out out of bounds are EFAULT and make
+ * nothing: no capability is derived or created (the test counts the
+ * kernel's events), so none is closed behind the guest's back. */
+static void new_out(void) {
+  EXPECT(sbx_fd_dup(1, BAD), SBX_EFAULT);
+  EXPECT(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, BAD), SBX_EFAULT);
+}
+
 /* argdata_get and fd_describe bounds-check the whole (buf, buf_len)
  * range: one that crosses the end of memory is EFAULT even when what they
  * would copy fits before the end. The size is written all the same. */
@@ -247,6 +255,7 @@ static int dispatch(const char *mode) {
   else if (streq(mode, "exec-revoked")) exec_revoked();
   else if (streq(mode, "exec-child")) exec_child();
   else if (streq(mode, "create2-out")) create2_out();
+  else if (streq(mode, "new-out")) new_out();
   else return 0;
   return 1;
 }
