@@ -153,3 +153,22 @@ func TestFdDupAndFdCreate1WithABadFdOutMakeNothing(t *testing.T) {
 		}
 	}
 }
+
+// fd_stat_get and file_stat_fget agree on what a handle designates, for
+// every kind a guest can hold. A module handle was UNKNOWN to fd_stat_get
+// and a REGULAR_FILE, with the module's size, to file_stat_fget; it is a
+// REGULAR_FILE to both, as the executable file a CloudABI proc_exec takes
+// (docs/ABI.md, proc_spawn).
+func TestFdStatGetAndFileStatFgetAgreeOnTheFiletype(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	h := newHarness(t)
+	tbl := h.table("g-edge")
+	h.grantDir(t, tbl, dir, "data", false)
+	wasm := abitest.C(t, edgeGuest)
+	h.grantModule(t, tbl, "edge", wasm)
+	st := h.runMode(t, wasm, tbl, "types-agree")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+}

@@ -208,6 +208,42 @@ static void exec_revoked(void) {
   EXPECT(sbx_fd_stat_get(fw, &st), SBX_ENOTCAPABLE);
 }
 
+/* type_of returns the filetype fd_stat_get reports for fd, after checking
+ * that file_stat_fget, where the handle may call it, reports the same. */
+static uint8_t type_of(sbx_fd_t fd) {
+  sbx_fdstat_t fs;
+  sbx_filestat_t st;
+  OK(sbx_fd_stat_get(fd, &fs));
+  if (!(fs.fs_rights_base & SBX_RIGHT_FILE_STAT_FGET)) return fs.fs_filetype;
+  OK(sbx_file_stat_fget(fd, &st));
+  EQ(st.st_filetype, fs.fs_filetype);
+  return fs.fs_filetype;
+}
+
+/* fd_stat_get and file_stat_fget report the same filetype for every kind
+ * of handle: a module (fd 4) is a REGULAR_FILE, as the executable file a
+ * CloudABI proc_exec takes is, with its size; a process is a PROCESS. */
+static void types_agree(void) {
+  sbx_fd_t a, b, o, f, p;
+  sbx_filestat_t st;
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &a, &b));
+  EQ(type_of(a), SBX_FILETYPE_SOCKET_STREAM);
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM, &a, &b));
+  EQ(type_of(a), SBX_FILETYPE_SOCKET_DGRAM);
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  EQ(type_of(o), SBX_FILETYPE_SHARED_MEMORY);
+  OK(open_at(3, P("full"), 0, R_READ | SBX_RIGHT_FILE_STAT_FGET, 0, 0, &f));
+  EQ(type_of(f), SBX_FILETYPE_REGULAR_FILE);
+  EQ(type_of(3), SBX_FILETYPE_DIRECTORY);
+  EQ(type_of(1), SBX_FILETYPE_CHARACTER_DEVICE);
+  EQ(type_of(4), SBX_FILETYPE_REGULAR_FILE);
+  OK(sbx_file_stat_fget(4, &st));
+  CHECK(st.st_size > 0);
+  static const char child[] = "\x08" "exec-child";
+  OK(sbx_proc_spawn(4, (void *)child, sizeof child, 0, 0, &p));
+  EQ(type_of(p), SBX_FILETYPE_PROCESS);
+}
+
 /* fd 3 is a listener with a connection waiting, and the table has room
  * for one more handle. Filled, sock_accept is EMFILE and leaves the
  * connection queued: once there is room it is accepted, and answered. */
@@ -256,6 +292,7 @@ static int dispatch(const char *mode) {
   else if (streq(mode, "exec-child")) exec_child();
   else if (streq(mode, "create2-out")) create2_out();
   else if (streq(mode, "new-out")) new_out();
+  else if (streq(mode, "types-agree")) types_agree();
   else return 0;
   return 1;
 }
