@@ -172,3 +172,14 @@ func TestFdStatGetAndFileStatFgetAgreeOnTheFiletype(t *testing.T) {
 		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
 	}
 }
+
+// A stream read (sock_recv) that returns handles returns the bytes of the
+// message they were sent with and no others: it starts at the message's
+// first byte, as before, and now also stops at its end, WAITALL or not, as
+// Linux stops a read at a message that carried SCM_RIGHTS. Plain bytes
+// sent after it were appended to it, and WAITALL read on into later
+// messages, their handles included, so a guest could not tell which bytes
+// came with which handles.
+func TestAStreamReadWithHandlesStopsAtTheEndOfTheirMessage(t *testing.T) {
+	runEdge(t, "stream-handles", t.TempDir())
+}

@@ -147,6 +147,64 @@ static sbx_errno_t recv_fds(sbx_fd_t sock, char *buf, size_t len, sbx_fd_t *fds,
   return sbx_sock_recv(sock, &in, ro);
 }
 
+/* recv_is receives on sock with flags into a buffer of len bytes, with
+ * room for 4 handles, and checks that it got the bytes want and nfds
+ * handles, closing them. */
+#define RECV_IS(sock, len, flags, want, nfds)                                  \
+  do {                                                                         \
+    char rb_[16];                                                              \
+    sbx_fd_t rf_[4];                                                           \
+    sbx_recv_out_t ro_ = {0};                                                  \
+    OK(recv_fds(sock, rb_, len, rf_, 4, flags, &ro_));                         \
+    EQ(ro_.ro_datalen, str_len(want));                                         \
+    CHECK(mem_eq(rb_, want, str_len(want)));                                   \
+    EQ(ro_.ro_fdslen, nfds);                                                   \
+    for (unsigned i_ = 0; i_ < ro_.ro_fdslen; i_++) OK(sbx_fd_close(rf_[i_])); \
+  } while (0)
+
+/* A stream read that returns handles returns bytes of the message they
+ * came with only: it starts at that message's first byte and stops at its
+ * end, WAITALL or not, and bytes sent later never join it. So a guest
+ * knows which bytes came with which handles. (b is non-blocking: a read
+ * that ran on would find nothing more rather than wait.) */
+static void stream_handles(void) {
+  sbx_fd_t a, b, o;
+  size_t n;
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &a, &b));
+  OK(set_flags(b, SBX_FDFLAG_NONBLOCK));
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  sbx_fd_t one[] = {o};
+  /* Plain bytes, then a message with a handle, then plain bytes. */
+  OK(send_fds(a, "ab", 0, 0, &n));
+  OK(send_fds(a, "cd", one, 1, &n));
+  OK(send_fds(a, "ef", 0, 0, &n));
+  RECV_IS(b, 6, SBX_SOCK_RECV_WAITALL, "ab", 0);
+  RECV_IS(b, 6, SBX_SOCK_RECV_PEEK, "cd", 0);
+  RECV_IS(b, 6, SBX_SOCK_RECV_WAITALL, "cd", 1);
+  RECV_IS(b, 6, 0, "ef", 0);
+  /* Without WAITALL. */
+  OK(send_fds(a, "gh", one, 1, &n));
+  OK(send_fds(a, "ij", 0, 0, &n));
+  RECV_IS(b, 8, 0, "gh", 1);
+  RECV_IS(b, 8, 0, "ij", 0);
+  /* Two messages with handles: one read takes one message's. */
+  OK(send_fds(a, "m", one, 1, &n));
+  OK(send_fds(a, "n", one, 1, &n));
+  RECV_IS(b, 2, SBX_SOCK_RECV_WAITALL, "m", 1);
+  RECV_IS(b, 2, SBX_SOCK_RECV_WAITALL, "n", 1);
+  /* Handles sent with no bytes come alone, before the bytes sent next. */
+  OK(send_fds(a, "", one, 1, &n));
+  OK(send_fds(a, "k", 0, 0, &n));
+  RECV_IS(b, 4, 0, "", 1);
+  RECV_IS(b, 4, 0, "k", 0);
+  /* The rest of a message whose handles came with a read cut short by
+   * its buffer reads on into later bytes: it brings no handles. */
+  OK(send_fds(a, "pq", one, 1, &n));
+  RECV_IS(b, 1, 0, "p", 1);
+  OK(send_fds(a, "rs", 0, 0, &n));
+  RECV_IS(b, 8, 0, "qrs", 0);
+}
+
 /* poll_nbytes returns the nbytes of an fd_read event on fd, which must be
  * ready at once. */
 static uint64_t poll_nbytes(sbx_fd_t fd) {
@@ -293,6 +351,7 @@ static int dispatch(const char *mode) {
   else if (streq(mode, "create2-out")) create2_out();
   else if (streq(mode, "new-out")) new_out();
   else if (streq(mode, "types-agree")) types_agree();
+  else if (streq(mode, "stream-handles")) stream_handles();
   else return 0;
   return 1;
 }
