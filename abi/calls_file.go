@@ -324,6 +324,9 @@ func readlinkAt(g *Guest, m api.Memory, p []uint64, at dirLookup) Errno {
 	if e != 0 {
 		return e
 	}
+	if e := outInBounds(m, bufusedOut, 4); e != 0 {
+		return e // before buf is written
+	}
 	target, err := d.Readlink(name)
 	if err != nil {
 		return caps.ErrnoOf(err)
@@ -357,6 +360,11 @@ func readdirWith(typeOf func(caps.FileType) uint8) handler {
 		}
 		b, e := read(m, buf, bufLen)
 		if e != 0 {
+			return e
+		}
+		// Checked first: from cookie 0 the call takes a new listing,
+		// which a call that fails must not have done.
+		if e := outInBounds(m, bufusedOut, 4); e != 0 {
 			return e
 		}
 		ents, err := d.ReaddirAt(cookie, g.tree.memory)

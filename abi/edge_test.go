@@ -183,3 +183,11 @@ func TestFdStatGetAndFileStatFgetAgreeOnTheFiletype(t *testing.T) {
 func TestAStreamReadWithHandlesStopsAtTheEndOfTheirMessage(t *testing.T) {
 	runEdge(t, "stream-handles", t.TempDir())
 }
+
+// file_readdir and file_readlink check bufused_out before they act: out
+// of bounds, they return EFAULT having done nothing. readdir from cookie
+// 0 took a new listing of the directory (and its memory charge) in place
+// of the one the guest was reading, and readlink wrote the link into buf.
+func TestReaddirAndReadlinkWithABadBufusedOutDoNothing(t *testing.T) {
+	runEdge(t, "bufused-out", t.TempDir())
+}

@@ -79,6 +79,43 @@ static void new_out(void) {
   EXPECT(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, BAD), SBX_EFAULT);
 }
 
+/* entries_from counts the entries of fd 3's listing from cookie on. */
+static uint32_t entries_from(uint64_t cookie) {
+  static char buf[4096];
+  uint32_t used = 0, n = 0, off = 0;
+  OK(sbx_file_readdir(3, buf, sizeof buf, cookie, &used));
+  CHECK(used < sizeof buf);
+  while (off + sizeof(sbx_dirent_t) <= used) {
+    sbx_dirent_t d;
+    memcpy(&d, buf + off, sizeof d);
+    off += sizeof d + d.d_namlen;
+    n++;
+  }
+  return n;
+}
+
+/* file_readdir and file_readlink with bufused_out out of bounds are
+ * EFAULT and do nothing: readdir from cookie 0 keeps the listing it had
+ * rather than take a new one, and readlink writes nothing to buf. */
+static void bufused_out(void) {
+  sbx_fd_t f;
+  char buf[64];
+  uint32_t n = entries_from(0);
+  OK(open_at(3, P("new"), SBX_O_CREAT, R_READ, 0, 0, &f));
+  EXPECT(sbx_file_readdir(3, buf, sizeof buf, 0, BAD), SBX_EFAULT);
+  EQ(entries_from(n), 0);
+  EQ(entries_from(0), n + 1);
+
+  OK(sbx_file_symlink(P("target"), 3, P("ln")));
+  memset(buf, 'x', sizeof buf);
+  EXPECT(sbx_file_readlink(3, P("ln"), buf, sizeof buf, BAD), SBX_EFAULT);
+  CHECK(buf[0] == 'x');
+  uint32_t used = 0;
+  OK(sbx_file_readlink(3, P("ln"), buf, sizeof buf, &used));
+  EQ(used, 6);
+  CHECK(mem_eq(buf, "target", 6));
+}
+
 /* argdata_get and fd_describe bounds-check the whole (buf, buf_len)
  * range: one that crosses the end of memory is EFAULT even when what they
  * would copy fits before the end. The size is written all the same. */
@@ -352,6 +389,7 @@ static int dispatch(const char *mode) {
   else if (streq(mode, "new-out")) new_out();
   else if (streq(mode, "types-agree")) types_agree();
   else if (streq(mode, "stream-handles")) stream_handles();
+  else if (streq(mode, "bufused-out")) bufused_out();
   else return 0;
   return 1;
 }
