@@ -125,6 +125,9 @@ func (g *Guest) openBeneath(dir *caps.Cap, r openRequest) (*caps.Cap, Errno) {
 	if !ok {
 		return nil, caps.ENOTDIR
 	}
+	if e := g.roomFor(1); e != 0 {
+		return nil, e // before the open creates or truncates anything
+	}
 	res, err := d.Open(r.path, caps.OpenFlags{
 		Read:      read,
 		Write:     write,

@@ -122,6 +122,12 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	// Room for the process handle is found first, as for any call that
+	// adds a handle: refused, the spawn has made nothing.
+	if e := g.roomFor(1); e != 0 {
+		c.Release()
+		return e
+	}
 	// The tree's count is taken before the module is read and compiled,
 	// so that a guest at its limit cannot make the host do that work.
 	if e := g.tree.reserve(); e != 0 {

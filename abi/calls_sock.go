@@ -416,8 +416,8 @@ func (g *Guest) acceptConn(c *caps.Cap) (*caps.Cap, Errno) {
 	// finds a descriptor first: taken, it could only be closed, and the
 	// client would lose it. (The daemon may add a handle meanwhile; the
 	// insert that then fails still closes the connection.)
-	if held, _ := g.table.Counts(); held >= g.table.Max() {
-		return nil, caps.EMFILE
+	if e := g.roomFor(1); e != 0 {
+		return nil, e
 	}
 	pl, _ := c.Resource().(caps.Pollable)
 	var conn caps.Resource

@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
@@ -190,4 +192,47 @@ func TestAStreamReadWithHandlesStopsAtTheEndOfTheirMessage(t *testing.T) {
 // of the one the guest was reading, and readlink wrote the link into buf.
 func TestReaddirAndReadlinkWithABadBufusedOutDoNothing(t *testing.T) {
 	runEdge(t, "bufused-out", t.TempDir())
+}
+
+// A call that would add a handle to a full table fails with EMFILE before
+// it makes anything, as open(2) finds a descriptor before it opens:
+// file_open with CREAT created the file, and fd_create1, fd_create2,
+// fd_dup, cap_revocable and proc_spawn made capabilities (and a child's
+// table) only to close them, which the audit log recorded as made and
+// closed for handles the guest never held.
+func TestCallsIntoAFullTableMakeNothing(t *testing.T) {
+	dir := t.TempDir()
+	h, log := observedHarness(t)
+	holder := &caps.Holder{ID: "g-full"}
+	tbl := caps.NewTable(h.k, holder, 8)
+	for _, s := range []*caps.Stdio{caps.NewStdin(bytes.NewReader(nil)), caps.NewStdout("stdout", &h.stdout), caps.NewStdout("stderr", &h.stderr)} {
+		if _, err := tbl.Insert(h.k.Mint(holder, s, caps.RightsTTYBase, 0, s.Describe(), "test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.grantDir(t, tbl, dir, "data", false)
+	wasm := abitest.C(t, edgeGuest)
+	h.grantModule(t, tbl, "edge", wasm)
+	st := h.runMode(t, wasm, tbl, "table-full")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "made")); !os.IsNotExist(err) {
+		t.Errorf("file_open into a full table created the file (stat: %v)", err)
+	}
+	made := map[caps.Edge]int{}
+	for _, e := range append(log.all(caps.EventMint), log.all(caps.EventDerive)...) {
+		made[e.Cap.Edge]++
+		if strings.HasPrefix(e.Cap.Origin, "proc_spawn") {
+			t.Errorf("proc_spawn made a process handle, %s", e.Cap.ID)
+		}
+	}
+	// The three byte objects that fitted and the one fd_dup at the end;
+	// nothing else.
+	want := map[caps.Edge]int{caps.EdgeCreate: 3, caps.EdgeDup: 1}
+	for _, edge := range []caps.Edge{caps.EdgeCreate, caps.EdgeDup, caps.EdgeRevocable, caps.EdgeOpen, caps.EdgeSpawn} {
+		if made[edge] != want[edge] {
+			t.Errorf("%d capabilities made with edge %s, want %d", made[edge], edge, want[edge])
+		}
+	}
 }

@@ -339,6 +339,31 @@ static void types_agree(void) {
   EQ(type_of(p), SBX_FILETYPE_PROCESS);
 }
 
+/* With the table full, every call that would add a handle is EMFILE and
+ * does nothing: no capability made (the test counts the kernel's events),
+ * no file created, as open(2) finds a descriptor before it opens. With
+ * one slot free, the calls that add two are EMFILE too. fd 3 is a
+ * read-write directory; the table holds 8 handles. */
+static void table_full(void) {
+  sbx_fd_t o, x, y;
+  sbx_filestat_t st;
+  static const char child[] = "\x08" "exec-child";
+  int k = 0;
+  while (sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o) == 0) k++;
+  EQ(k, 3); /* stdio, the directory, the module and these three */
+  EXPECT(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &x), SBX_EMFILE);
+  EXPECT(sbx_fd_dup(1, &x), SBX_EMFILE);
+  EXPECT(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &x, &y), SBX_EMFILE);
+  EXPECT(sbx_cap_revocable(1, &x, &y), SBX_EMFILE);
+  EXPECT(open_at(3, P("made"), SBX_O_CREAT, R_READ | R_WRITE, 0, 0, &x), SBX_EMFILE);
+  EXPECT(sbx_file_stat_get(3, 0, P("made"), &st), SBX_ENOENT);
+  EXPECT(sbx_proc_spawn(4, (void *)child, sizeof child, 0, 0, &x), SBX_EMFILE);
+  OK(sbx_fd_close(o));
+  EXPECT(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &x, &y), SBX_EMFILE);
+  EXPECT(sbx_cap_revocable(1, &x, &y), SBX_EMFILE);
+  OK(sbx_fd_dup(1, &x));
+}
+
 /* fd 3 is a listener with a connection waiting, and the table has room
  * for one more handle. Filled, sock_accept is EMFILE and leaves the
  * connection queued: once there is room it is accepted, and answered. */
@@ -390,6 +415,7 @@ static int dispatch(const char *mode) {
   else if (streq(mode, "types-agree")) types_agree();
   else if (streq(mode, "stream-handles")) stream_handles();
   else if (streq(mode, "bufused-out")) bufused_out();
+  else if (streq(mode, "table-full")) table_full();
   else return 0;
   return 1;
 }
