@@ -236,3 +236,27 @@ func TestCallsIntoAFullTableMakeNothing(t *testing.T) {
 		}
 	}
 }
+
+// proc_spawn checks every handle of its list before it makes a copy of
+// any: a closed one is EBADF and a revoked one ENOTCAPABLE with nothing
+// made. It derived the child's copies in list order and closed them at
+// the first bad one, so the audit log recorded copies for a child that
+// never started.
+func TestProcSpawnWithABadHandleInItsListMakesNoCopy(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	h, log := observedHarness(t)
+	tbl := h.table("g-edge")
+	h.grantDir(t, tbl, dir, "data", false)
+	wasm := abitest.C(t, edgeGuest)
+	h.grantModule(t, tbl, "edge", wasm)
+	st := h.runMode(t, wasm, tbl, "spawn-bad-list")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+	for _, e := range log.all(caps.EventDerive) {
+		if e.Cap.Edge == caps.EdgeSpawn {
+			t.Errorf("a copy %s (%s) was made for a spawn that failed", e.Cap.ID, e.Cap.Name)
+		}
+	}
+}

@@ -364,6 +364,20 @@ static void table_full(void) {
   OK(sbx_fd_dup(1, &x));
 }
 
+/* proc_spawn refuses a list with a closed or revoked handle before it
+ * makes any copy for the child (the test counts the kernel's events). */
+static void spawn_bad_list(void) {
+  sbx_fd_t f, r, fw, p;
+  static const char child[] = "\x08" "exec-child";
+  OK(open_at(3, P("full"), 0, R_READ, 0, 0, &f));
+  OK(sbx_cap_revocable(f, &fw, &r));
+  OK(sbx_cap_revoke(r));
+  sbx_fd_t closed[] = {1, 2, 200};
+  sbx_fd_t revoked[] = {1, 2, fw};
+  EXPECT(sbx_proc_spawn(4, (void *)child, sizeof child, closed, 3, &p), SBX_EBADF);
+  EXPECT(sbx_proc_spawn(4, (void *)child, sizeof child, revoked, 3, &p), SBX_ENOTCAPABLE);
+}
+
 /* fd 3 is a listener with a connection waiting, and the table has room
  * for one more handle. Filled, sock_accept is EMFILE and leaves the
  * connection queued: once there is room it is accepted, and answered. */
@@ -416,6 +430,7 @@ static int dispatch(const char *mode) {
   else if (streq(mode, "stream-handles")) stream_handles();
   else if (streq(mode, "bufused-out")) bufused_out();
   else if (streq(mode, "table-full")) table_full();
+  else if (streq(mode, "spawn-bad-list")) spawn_bad_list();
   else return 0;
   return 1;
 }
