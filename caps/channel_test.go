@@ -182,8 +182,9 @@ func TestPeekDoesNotConsumeBytesOrCapabilities(t *testing.T) {
 }
 
 // A stream Recv fills its buffers in order, passing over empty ones, and
-// reads on into the next message while room is left; peek reads across
-// messages without taking their capabilities.
+// reads on into the next message while room is left, but not into one
+// that carries capabilities, nor past the end of one whose capabilities
+// it took.
 func TestStreamRecvScattersAcrossBuffers(t *testing.T) {
 	k := NewKernel(nil)
 	dir, _ := mintDir(t, k)
