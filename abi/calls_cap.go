@@ -25,6 +25,9 @@ func capRevocable(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	defer c.Release()
+	if e := g.roomFor(2); e != 0 {
+		return e
+	}
 	fwd, rev, err := g.kernel.NewRevoker(c, g.holder, g.holder)
 	if err != nil {
 		return caps.ErrnoOf(err)

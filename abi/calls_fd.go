@@ -75,9 +75,24 @@ func fdClose(g *Guest, m api.Memory, p []uint64) Errno {
 	return caps.ErrnoOf(g.table.Remove(fd))
 }
 
+// roomFor is EMFILE when the guest's table has no room for n more handles.
+// A call that adds handles asks first, as open(2) finds a descriptor
+// before it opens: refused for want of room, it has created no file and
+// made no capability (which the audit log would record, made and closed,
+// for a handle the guest never held). The daemon may add a handle
+// meanwhile; the insert that then fails still closes what was made.
+func (g *Guest) roomFor(n int) Errno {
+	if held, _ := g.table.Counts(); held+n > g.table.Max() {
+		return caps.EMFILE
+	}
+	return 0
+}
+
 // install puts a capability the call just made into the guest's table and
 // writes its fd to out. If either fails the capability is closed, so a
-// failed call leaves nothing behind.
+// failed call leaves nothing behind in the table. Callers check out with
+// outInBounds before they make the capability: one made, closed and never
+// seen by the guest would still be a derive and a close in the audit log.
 func (g *Guest) install(m api.Memory, c *caps.Cap, out uint32) Errno {
 	fd, err := g.table.Insert(c)
 	if err != nil {
@@ -399,6 +414,12 @@ func fdCreate1(g *Guest, m api.Memory, p []uint64) Errno {
 	if typ != filetypeSharedMemory {
 		return caps.EINVAL
 	}
+	if e := outInBounds(m, fdOut, 4); e != 0 {
+		return e
+	}
+	if e := g.roomFor(1); e != 0 {
+		return e
+	}
 	c := g.kernel.Create(g.holder, caps.NewChargedByteObject(g.tree.memory), caps.RightsByteObjectBase, 0, "", "fd_create1")
 	return g.install(m, c, fdOut)
 }
@@ -420,6 +441,9 @@ func fdCreate2(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	if e := outInBounds(m, fd2Out, 4); e != 0 {
+		return e
+	}
+	if e := g.roomFor(2); e != 0 {
 		return e
 	}
 	a, b := caps.NewChargedChannelPair(dgram, "fd_create2 by "+g.ID, g.tree.memory)
@@ -495,6 +519,12 @@ func fdDup(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	defer c.Release()
+	if e := outInBounds(m, fdOut, 4); e != 0 {
+		return e
+	}
+	if e := g.roomFor(1); e != 0 {
+		return e
+	}
 	d, e := g.dup(c)
 	if e != 0 {
 		return e

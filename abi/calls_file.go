@@ -125,6 +125,9 @@ func (g *Guest) openBeneath(dir *caps.Cap, r openRequest) (*caps.Cap, Errno) {
 	if !ok {
 		return nil, caps.ENOTDIR
 	}
+	if e := g.roomFor(1); e != 0 {
+		return nil, e // before the open creates or truncates anything
+	}
 	res, err := d.Open(r.path, caps.OpenFlags{
 		Read:      read,
 		Write:     write,
@@ -324,6 +327,9 @@ func readlinkAt(g *Guest, m api.Memory, p []uint64, at dirLookup) Errno {
 	if e != 0 {
 		return e
 	}
+	if e := outInBounds(m, bufusedOut, 4); e != 0 {
+		return e // before buf is written
+	}
 	target, err := d.Readlink(name)
 	if err != nil {
 		return caps.ErrnoOf(err)
@@ -357,6 +363,11 @@ func readdirWith(typeOf func(caps.FileType) uint8) handler {
 		}
 		b, e := read(m, buf, bufLen)
 		if e != 0 {
+			return e
+		}
+		// Checked first: from cookie 0 the call takes a new listing,
+		// which a call that fails must not have done.
+		if e := outInBounds(m, bufusedOut, 4); e != 0 {
 			return e
 		}
 		ents, err := d.ReaddirAt(cookie, g.tree.memory)

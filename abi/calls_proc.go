@@ -122,6 +122,10 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	if e := g.spawnCheck(fds); e != 0 {
+		c.Release()
+		return e
+	}
 	// The tree's count is taken before the module is read and compiled,
 	// so that a guest at its limit cannot make the host do that work.
 	if e := g.tree.reserve(); e != 0 {
@@ -180,6 +184,28 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 	g.startChild(child)
 	g.log.Debug("spawned", "child", holder.ID, "module", mod.Name, "handles", len(fds), "process_fd", pfd)
 	return writeU32(m, procOut, pfd)
+}
+
+// spawnCheck is what proc_spawn checks before it makes anything: room in
+// the table for the process handle (EMFILE), as for any call that adds a
+// handle, and every handle of fds open (EBADF) and not revoked
+// (ENOTCAPABLE). Refused, the spawn has made no copy for the child (nor a
+// child's table to close, every copy in it made and closed in the audit
+// log).
+func (g *Guest) spawnCheck(fds []uint32) Errno {
+	if e := g.roomFor(1); e != 0 {
+		return e
+	}
+	for _, fd := range fds {
+		c, err := g.table.Get(fd)
+		if err != nil {
+			return caps.ErrnoOf(err)
+		}
+		if c.Revoked() {
+			return caps.ENOTCAPABLE
+		}
+	}
+	return 0
 }
 
 // procExec replaces the calling guest's program with the module fd

@@ -148,12 +148,14 @@ func (g *Guest) deriveToSend(sock uint32, c *caps.Cap, fds []uint32) ([]*caps.Ca
 
 // sockRecv receives data, and handles sent with it, from a channel or
 // socket. Handles arrive with the first byte of the message they were sent
-// with; each is adopted by this guest and installed at the lowest free fd.
+// with, and a read that returns them returns that message's bytes and no
+// others (caps.Channel.Recv, recvLoop); each is adopted by this guest and
+// installed at the lowest free fd.
 // When more arrive than ri_fds has room for, or than the table can take,
 // the rest are closed and FDS_TRUNCATED is set. A datagram longer than
 // ri_data is cut (DATA_TRUNCATED). PEEK leaves data and handles queued.
 // WAITALL on a stream keeps receiving until ri_data is full or the stream
-// ends. Unless the handle is non-blocking, the call waits for data; a
+// ends, or a message with handles ends the read. Unless the handle is non-blocking, the call waits for data; a
 // revocation of sock during the wait ends it with ENOTCAPABLE.
 func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	sock, recvIn, recvOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
@@ -247,10 +249,13 @@ func (g *Guest) installReceived(got []*caps.Cap, fdBuf []byte) (installed int, t
 // messenger: the receiving loop of both ABIs' sock_recv. Unless c is
 // non-blocking it waits for data (a revocation of c during the wait ends
 // it with ENOTCAPABLE); WAITALL (ignored with PEEK and on datagram
-// channels) keeps receiving until iov is full or the stream ends. At most
-// maxIOTotal bytes are received, so that the count fits the u32 result
-// however many buffers alias the same memory. On error it closes any
-// handles already received.
+// channels) keeps receiving until iov is full or the stream ends, or
+// until handles come: a read returns the handles of one message and its
+// bytes only (caps.Channel.Recv), so once it has bytes it stops before a
+// message that carries handles (recvMore), and it stops after one whose
+// handles it took. At most maxIOTotal bytes are received, so that the
+// count fits the u32 result however many buffers alias the same memory.
+// On error it closes any handles already received.
 func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps int, peek, waitall bool) (int, []*caps.Cap, caps.RecvFlags, Errno) {
 	iov = limitIOV(iov)
 	res := c.Resource()
@@ -270,7 +275,7 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 	total := 0
 	var rf caps.RecvFlags
 	for {
-		n, cs, f, err := msg.Recv(iov, maxCaps-len(got), peek)
+		n, cs, f, err := recvMore(msg, iov, maxCaps-len(got), peek, total > 0)
 		got = append(got, cs...)
 		rf |= f
 		if err == caps.EAGAIN {
@@ -295,7 +300,7 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 			return 0, nil, 0, caps.ErrnoOf(err)
 		}
 		total += n
-		if n == 0 || !waitall {
+		if readEnded(n, cs, f, waitall) {
 			break
 		}
 		if iov = advanceIOV(iov, n); len(iov) == 0 {
@@ -304,6 +309,26 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 	}
 	done = true
 	return total, got, rf, 0
+}
+
+// readEnded reports whether a receive of n bytes, with the handles cs and
+// flags f, ends recvLoop's read: at the end of the stream, without
+// WAITALL, or when a message's handles came (taken, or closed for want of
+// room), since that message ends the read.
+func readEnded(n int, cs []*caps.Cap, f caps.RecvFlags, waitall bool) bool {
+	return n == 0 || !waitall || len(cs) > 0 || f&caps.RecvCapsTruncated != 0
+}
+
+// recvMore is one receive of recvLoop. A read that has bytes already
+// (more) goes on with caps.Channel.RecvMore, which takes no handles and
+// stops before a message that carries some, so that handles always come
+// with the first byte of a read. Other messengers carry no handles.
+func recvMore(msg caps.Messenger, iov [][]byte, maxCaps int, peek, more bool) (int, []*caps.Cap, caps.RecvFlags, error) {
+	if ch, ok := msg.(*caps.Channel); ok && more {
+		n, err := ch.RecvMore(iov)
+		return n, nil, 0, err
+	}
+	return msg.Recv(iov, maxCaps, peek)
 }
 
 // sockShutdown shuts down the receiving side (SHUT_RD), the sending side
@@ -391,8 +416,8 @@ func (g *Guest) acceptConn(c *caps.Cap) (*caps.Cap, Errno) {
 	// finds a descriptor first: taken, it could only be closed, and the
 	// client would lose it. (The daemon may add a handle meanwhile; the
 	// insert that then fails still closes the connection.)
-	if held, _ := g.table.Counts(); held >= g.table.Max() {
-		return nil, caps.EMFILE
+	if e := g.roomFor(1); e != 0 {
+		return nil, e
 	}
 	pl, _ := c.Resource().(caps.Pollable)
 	var conn caps.Resource

@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
@@ -131,4 +133,130 @@ func TestSockAcceptIntoAFullTableLeavesTheConnectionQueued(t *testing.T) {
 // for the 64 handles a message can bring was checked.
 func TestSockRecvRefusesAnFdsRangeAcrossTheEndOfMemory(t *testing.T) {
 	runEdge(t, "recv-fds-end", t.TempDir())
+}
+
+// fd_dup and fd_create1 check fd_out before they make anything: out of
+// bounds, they return EFAULT with no capability derived or created. They
+// made one, failed to report it and closed it, so the audit log recorded
+// a handle the guest never held.
+func TestFdDupAndFdCreate1WithABadFdOutMakeNothing(t *testing.T) {
+	h, log := observedHarness(t)
+	tbl := h.table("g-edge")
+	h.grantDir(t, tbl, t.TempDir(), "data", false)
+	st := h.runMode(t, abitest.C(t, edgeGuest), tbl, "new-out")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+	for _, typ := range []caps.EventType{caps.EventMint, caps.EventDerive, caps.EventClose} {
+		for _, e := range log.all(typ) {
+			if e.Cap.Edge == caps.EdgeDup || e.Cap.Edge == caps.EdgeCreate {
+				t.Errorf("%s of %s (%s, edge %s): the calls failed with EFAULT and should have made nothing", typ, e.Cap.ID, e.Cap.Origin, e.Cap.Edge)
+			}
+		}
+	}
+}
+
+// fd_stat_get and file_stat_fget agree on what a handle designates, for
+// every kind a guest can hold. A module handle was UNKNOWN to fd_stat_get
+// and a REGULAR_FILE, with the module's size, to file_stat_fget; it is a
+// REGULAR_FILE to both, as the executable file a CloudABI proc_exec takes
+// (docs/ABI.md, proc_spawn).
+func TestFdStatGetAndFileStatFgetAgreeOnTheFiletype(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	h := newHarness(t)
+	tbl := h.table("g-edge")
+	h.grantDir(t, tbl, dir, "data", false)
+	wasm := abitest.C(t, edgeGuest)
+	h.grantModule(t, tbl, "edge", wasm)
+	st := h.runMode(t, wasm, tbl, "types-agree")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+}
+
+// A stream read (sock_recv) that returns handles returns the bytes of the
+// message they were sent with and no others: it starts at the message's
+// first byte, as before, and now also stops at its end, WAITALL or not, as
+// Linux stops a read at a message that carried SCM_RIGHTS. Plain bytes
+// sent after it were appended to it, and WAITALL read on into later
+// messages, their handles included, so a guest could not tell which bytes
+// came with which handles.
+func TestAStreamReadWithHandlesStopsAtTheEndOfTheirMessage(t *testing.T) {
+	runEdge(t, "stream-handles", t.TempDir())
+}
+
+// file_readdir and file_readlink check bufused_out before they act: out
+// of bounds, they return EFAULT having done nothing. readdir from cookie
+// 0 took a new listing of the directory (and its memory charge) in place
+// of the one the guest was reading, and readlink wrote the link into buf.
+func TestReaddirAndReadlinkWithABadBufusedOutDoNothing(t *testing.T) {
+	runEdge(t, "bufused-out", t.TempDir())
+}
+
+// A call that would add a handle to a full table fails with EMFILE before
+// it makes anything, as open(2) finds a descriptor before it opens:
+// file_open with CREAT created the file, and fd_create1, fd_create2,
+// fd_dup, cap_revocable and proc_spawn made capabilities (and a child's
+// table) only to close them, which the audit log recorded as made and
+// closed for handles the guest never held.
+func TestCallsIntoAFullTableMakeNothing(t *testing.T) {
+	dir := t.TempDir()
+	h, log := observedHarness(t)
+	holder := &caps.Holder{ID: "g-full"}
+	tbl := caps.NewTable(h.k, holder, 8)
+	for _, s := range []*caps.Stdio{caps.NewStdin(bytes.NewReader(nil)), caps.NewStdout("stdout", &h.stdout), caps.NewStdout("stderr", &h.stderr)} {
+		if _, err := tbl.Insert(h.k.Mint(holder, s, caps.RightsTTYBase, 0, s.Describe(), "test")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.grantDir(t, tbl, dir, "data", false)
+	wasm := abitest.C(t, edgeGuest)
+	h.grantModule(t, tbl, "edge", wasm)
+	st := h.runMode(t, wasm, tbl, "table-full")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "made")); !os.IsNotExist(err) {
+		t.Errorf("file_open into a full table created the file (stat: %v)", err)
+	}
+	made := map[caps.Edge]int{}
+	for _, e := range append(log.all(caps.EventMint), log.all(caps.EventDerive)...) {
+		made[e.Cap.Edge]++
+		if strings.HasPrefix(e.Cap.Origin, "proc_spawn") {
+			t.Errorf("proc_spawn made a process handle, %s", e.Cap.ID)
+		}
+	}
+	// The three byte objects that fitted and the one fd_dup at the end;
+	// nothing else.
+	want := map[caps.Edge]int{caps.EdgeCreate: 3, caps.EdgeDup: 1}
+	for _, edge := range []caps.Edge{caps.EdgeCreate, caps.EdgeDup, caps.EdgeRevocable, caps.EdgeOpen, caps.EdgeSpawn} {
+		if made[edge] != want[edge] {
+			t.Errorf("%d capabilities made with edge %s, want %d", made[edge], edge, want[edge])
+		}
+	}
+}
+
+// proc_spawn checks every handle of its list before it makes a copy of
+// any: a closed one is EBADF and a revoked one ENOTCAPABLE with nothing
+// made. It derived the child's copies in list order and closed them at
+// the first bad one, so the audit log recorded copies for a child that
+// never started.
+func TestProcSpawnWithABadHandleInItsListMakesNoCopy(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "full"), "four")
+	h, log := observedHarness(t)
+	tbl := h.table("g-edge")
+	h.grantDir(t, tbl, dir, "data", false)
+	wasm := abitest.C(t, edgeGuest)
+	h.grantModule(t, tbl, "edge", wasm)
+	st := h.runMode(t, wasm, tbl, "spawn-bad-list")
+	if st.Err() != nil || st.Code != 0 {
+		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
+	}
+	for _, e := range log.all(caps.EventDerive) {
+		if e.Cap.Edge == caps.EdgeSpawn {
+			t.Errorf("a copy %s (%s) was made for a spawn that failed", e.Cap.ID, e.Cap.Name)
+		}
+	}
 }

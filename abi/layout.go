@@ -60,7 +60,8 @@ type typedResource interface {
 
 // fileTypeOf reports what a handle designates, in ABI-neutral terms, from
 // its resource when the resource knows and from its kind otherwise. It
-// makes no system call, so fd_stat_get stays cheap for every kind.
+// makes no system call, so fd_stat_get stays cheap for every kind. It must
+// agree with the type the resource's Stat reports (file_stat_fget).
 func fileTypeOf(c *caps.Cap) caps.FileType {
 	switch r := c.Resource().(type) {
 	case typedResource:
@@ -84,6 +85,13 @@ func fileTypeOf(c *caps.Cap) caps.FileType {
 		return caps.TypeSocketStream
 	case caps.KindProcess:
 		return caps.TypeProcess
+	case caps.KindModule:
+		// A module is what proc_spawn and proc_exec run, as a
+		// CloudABI proc_exec runs an executable file: a regular file
+		// to fd_stat_get as to file_stat_fget (which reports its
+		// size), readable or not as its rights say. fd_describe's
+		// kind tells it from a file.
+		return caps.TypeRegular
 	}
 	return caps.TypeUnknown
 }

@@ -236,10 +236,12 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 // message keeps, read bytes included, until it is read to its end or
 // dropped. p.mu must be held.
 func (p *chanPair) enqueue(dst int, iov [][]byte, n int, caps []*Cap) error {
-	if q := p.q[dst]; !p.dgram && len(caps) == 0 && len(q) > 0 && q[len(q)-1].off == 0 {
+	if q := p.q[dst]; !p.dgram && len(caps) == 0 && len(q) > 0 && q[len(q)-1].off == 0 && len(q[len(q)-1].caps) == 0 {
 		// Bytes without capabilities extend the last unread message:
 		// a stream has no boundaries to keep, and many small writes
-		// must not use up ChannelMaxMessages. Not one partly read,
+		// must not use up ChannelMaxMessages. Not one that carries
+		// capabilities: the read that takes them returns its bytes
+		// and no others (recvStream). Not one partly read,
 		// whose read bytes it keeps: extending it over and over while
 		// reading all but its last byte would grow it without bound.
 		// Its buffer doubles, as append's would, up to ChannelBuffer,
@@ -391,11 +393,31 @@ const (
 // Recv copies waiting bytes into iov and returns the capabilities that
 // arrived with them (at most maxCaps; the caller adopts them). It returns
 // EAGAIN when nothing is waiting and (0, nil) at end of stream. On a stream
-// channel one Recv never crosses into a message that carries capabilities
-// after it has read bytes, so capabilities arrive with the first byte of
-// the message they were sent with. With peek nothing is consumed and no
-// capabilities are returned.
+// channel a Recv that takes a message's capabilities returns the bytes of
+// that message and no others: it never crosses into such a message after
+// it has read bytes, and stops at its end, as Linux stops a read at a
+// message that carried SCM_RIGHTS. So capabilities arrive with the first
+// byte of the message they were sent with, and the receiver knows which
+// bytes came with them. With peek nothing is consumed and no capabilities
+// are returned; it stops where a Recv would.
 func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFlags, error) {
+	return c.recv(iov, maxCaps, peek, false)
+}
+
+// RecvMore continues a stream read that has returned bytes already
+// (sock_recv with WAITALL): it reads as Recv does, but takes no
+// capabilities and stops before a message that carries some, which the
+// next read takes with its first byte. With such a message at the head it
+// returns (0, nil), as at the end of the stream: either way the read ends.
+// (On a datagram channel, where no read goes on, it is a Recv that leaves
+// a datagram with capabilities queued.)
+func (c *Channel) RecvMore(iov [][]byte) (int, error) {
+	n, _, _, err := c.recv(iov, 0, false, true)
+	return n, err
+}
+
+// recv is Recv, and with more RecvMore.
+func (c *Channel) recv(iov [][]byte, maxCaps int, peek, more bool) (int, []*Cap, RecvFlags, error) {
 	p := c.p
 	me := c.side
 	p.mu.Lock()
@@ -410,9 +432,13 @@ func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvF
 	w := &iovWriter{iov: iov}
 	var r recvResult
 	if p.dgram {
+		if more && len(p.q[me][0].caps) > 0 {
+			p.mu.Unlock()
+			return 0, nil, 0, nil // the next read takes them
+		}
 		r = p.recvDatagram(me, w, maxCaps, peek)
 	} else {
-		r = p.recvStream(me, w, maxCaps, peek)
+		r = p.recvStream(me, w, maxCaps, peek, more)
 	}
 	freed := 0
 	if !peek {
@@ -527,14 +553,17 @@ func (p *chanPair) recvDatagram(me int, w *iovWriter, maxCaps int, peek bool) (r
 }
 
 // recvStream reads bytes from the head of end me's non-empty queue until w
-// is full or the queue is drained, stopping before any later message that
-// carries capabilities. Unless peek is set, what was read is consumed: a
+// is full or the queue is drained. A message that carries capabilities
+// (not yet taken) is read only first, and ends the read: the read returns
+// its capabilities with its bytes and no others. With more, such a message
+// is not read at all. Unless peek is set, what was read is consumed: a
 // message read in part keeps its unread bytes at the head of the queue.
 // p.mu must be held.
-func (p *chanPair) recvStream(me int, w *iovWriter, maxCaps int, peek bool) (r recvResult) {
+func (p *chanPair) recvStream(me int, w *iovWriter, maxCaps int, peek, more bool) (r recvResult) {
 	for r.taken < len(p.q[me]) {
 		m := p.q[me][r.taken]
-		if r.taken > 0 && len(m.caps) > 0 {
+		carries := m.off == 0 && len(m.caps) > 0
+		if carries && (r.taken > 0 || more) {
 			break
 		}
 		if !peek {
@@ -551,7 +580,7 @@ func (p *chanPair) recvStream(me int, w *iovWriter, maxCaps int, peek bool) (r r
 			break // w is full before the end of this message
 		}
 		r.taken++
-		if w.full() {
+		if w.full() || carries {
 			break
 		}
 	}

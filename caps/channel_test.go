@@ -182,31 +182,112 @@ func TestPeekDoesNotConsumeBytesOrCapabilities(t *testing.T) {
 }
 
 // A stream Recv fills its buffers in order, passing over empty ones, and
-// reads on into the next message while room is left; peek reads across
-// messages without taking their capabilities.
+// reads on into the next message while room is left, but not into one
+// that carries capabilities, nor past the end of one whose capabilities
+// it took.
 func TestStreamRecvScattersAcrossBuffers(t *testing.T) {
 	k := NewKernel(nil)
 	dir, _ := mintDir(t, k)
 	a, b := NewChannelPair(false, "t")
-	a.Send(iov("ab"), []*Cap{inflight(t, k, dir)})
-	a.Send(iov("cdefg"), nil)
+	a.Send(iov("ab"), nil)
+	a.Send(iov("cd"), []*Cap{inflight(t, k, dir)})
+	a.Send(iov("efg"), nil)
 
-	if s, cs, _ := recvString(t, b, 10, 4, true); s != "abcdefg" || len(cs) != 0 {
-		t.Fatalf("peek: %q with %d caps, want abcdefg with none", s, len(cs))
-	}
 	bufs := [][]byte{make([]byte, 1), nil, make([]byte, 2)}
 	n, cs, fl, err := b.Recv(bufs, 4, false)
-	if err != nil || n != 3 || len(cs) != 1 || fl != 0 {
-		t.Fatalf("scattered read: n=%d caps=%d flags=%v err=%v, want 3 bytes and 1 cap", n, len(cs), fl, err)
+	if err != nil || n != 2 || len(cs) != 0 || fl != 0 {
+		t.Fatalf("scattered read: n=%d caps=%d flags=%v err=%v, want 2 bytes and no cap", n, len(cs), fl, err)
 	}
-	if got := string(bufs[0]) + "|" + string(bufs[2]); got != "a|bc" {
-		t.Fatalf("buffers hold %q, want a|bc", got)
+	if got := string(bufs[0]) + "|" + string(bufs[2][:1]); got != "a|b" {
+		t.Fatalf("buffers hold %q, want a|b", got)
 	}
-	if s, cs, fl := recvString(t, b, 4, 4, false); s != "defg" || len(cs) != 0 || fl != 0 {
-		t.Fatalf("rest: %q with %d caps, flags %v; want defg exactly filling the buffer", s, len(cs), fl)
+	bufs = [][]byte{make([]byte, 1), nil, make([]byte, 3)}
+	n, cs, fl, err = b.Recv(bufs, 4, false)
+	if err != nil || n != 2 || len(cs) != 1 || fl != 0 {
+		t.Fatalf("scattered read: n=%d caps=%d flags=%v err=%v, want the 2 bytes of the message with the cap", n, len(cs), fl, err)
+	}
+	if got := string(bufs[0]) + "|" + string(bufs[2][:1]); got != "c|d" {
+		t.Fatalf("buffers hold %q, want c|d", got)
+	}
+	if s, cs, fl := recvString(t, b, 3, 4, false); s != "efg" || len(cs) != 0 || fl != 0 {
+		t.Fatalf("rest: %q with %d caps, flags %v; want efg exactly filling the buffer", s, len(cs), fl)
 	}
 	if _, _, _, err := b.Recv([][]byte{make([]byte, 1)}, 0, false); !errors.Is(err, EAGAIN) {
 		t.Fatalf("drained channel: err = %v, want EAGAIN", err)
+	}
+}
+
+// A stream read that takes a message's capabilities stops at the end of
+// that message, as Linux stops a read at a message that carried
+// SCM_RIGHTS, and bytes sent after it are not added to it: the bytes a
+// read returns with capabilities are those they were sent with, and no
+// others. A peek stops where the read would; so does a read that finds
+// no room for the capabilities (they are closed), and a message of
+// capabilities alone reads as no bytes. The rest of a message read in
+// part brings no capabilities and reads on.
+func TestAStreamReadThatTakesCapabilitiesStopsAtTheEndOfTheirMessage(t *testing.T) {
+	k := NewKernel(nil)
+	dir, _ := mintDir(t, k)
+	a, b := NewChannelPair(false, "t")
+	a.Send(iov("ab"), []*Cap{inflight(t, k, dir)})
+	a.Send(iov("cd"), nil)
+	if s, cs, _ := recvString(t, b, 10, 4, true); s != "ab" || len(cs) != 0 {
+		t.Fatalf("peek: %q with %d caps, want ab with none", s, len(cs))
+	}
+	if s, cs, _ := recvString(t, b, 10, 4, false); s != "ab" || len(cs) != 1 {
+		t.Fatalf("read %q with %d caps, want ab with 1", s, len(cs))
+	}
+	if s, cs, _ := recvString(t, b, 10, 4, false); s != "cd" || len(cs) != 0 {
+		t.Fatalf("read %q with %d caps, want cd with none", s, len(cs))
+	}
+
+	a.Send(iov("ef"), []*Cap{inflight(t, k, dir)})
+	a.Send(iov("gh"), nil)
+	if s, cs, fl := recvString(t, b, 10, 0, false); s != "ef" || len(cs) != 0 || fl&RecvCapsTruncated == 0 {
+		t.Fatalf("read without room for caps: %q with %d caps, flags %v; want ef, the cap closed", s, len(cs), fl)
+	}
+	recvString(t, b, 10, 0, false)
+
+	a.Send(nil, []*Cap{inflight(t, k, dir)})
+	a.Send(iov("i"), nil)
+	if s, cs, _ := recvString(t, b, 10, 4, false); s != "" || len(cs) != 1 {
+		t.Fatalf("caps-only message: %q with %d caps, want no bytes and 1 cap", s, len(cs))
+	}
+	if s, cs, _ := recvString(t, b, 10, 4, false); s != "i" || len(cs) != 0 {
+		t.Fatalf("after it: %q with %d caps, want i", s, len(cs))
+	}
+
+	a.Send(iov("jk"), []*Cap{inflight(t, k, dir)})
+	if s, cs, _ := recvString(t, b, 1, 4, false); s != "j" || len(cs) != 1 {
+		t.Fatalf("first byte: %q with %d caps, want j with 1", s, len(cs))
+	}
+	a.Send(iov("lm"), nil)
+	if s, cs, _ := recvString(t, b, 10, 4, false); s != "klm" || len(cs) != 0 {
+		t.Fatalf("rest: %q with %d caps, want klm", s, len(cs))
+	}
+}
+
+// RecvMore, how a WAITALL read goes on once it has bytes, reads as Recv
+// does but takes no capabilities: with a message that carries some at
+// the head it returns no bytes, leaving them for the next read.
+func TestRecvMoreStopsBeforeAMessageWithCapabilities(t *testing.T) {
+	k := NewKernel(nil)
+	dir, _ := mintDir(t, k)
+	a, b := NewChannelPair(false, "t")
+	a.Send(iov("ab"), nil)
+	a.Send(iov("cd"), []*Cap{inflight(t, k, dir)})
+	buf := make([]byte, 10)
+	if n, err := b.RecvMore([][]byte{buf}); n != 2 || err != nil || string(buf[:2]) != "ab" {
+		t.Fatalf("RecvMore: %q, %v; want ab", buf[:n], err)
+	}
+	if n, err := b.RecvMore([][]byte{buf}); n != 0 || err != nil {
+		t.Fatalf("RecvMore at a message with caps: %d, %v; want 0, nil", n, err)
+	}
+	if s, cs, _ := recvString(t, b, 10, 4, false); s != "cd" || len(cs) != 1 {
+		t.Fatalf("read %q with %d caps, want cd with 1", s, len(cs))
+	}
+	if _, err := b.RecvMore([][]byte{buf}); !errors.Is(err, EAGAIN) {
+		t.Fatalf("RecvMore on an empty channel: %v, want EAGAIN", err)
 	}
 }
 
@@ -634,7 +715,7 @@ func TestAStreamKeepsItsBytesInOrderAndHandlesWithTheirFirstByte(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for range 200 {
 		a, b, _, _ := newEnds(k, false)
-		m := &streamModel{t: t, k: k, rng: rng, a: a, b: b, capAt: map[int]*Cap{},
+		m := &streamModel{t: t, k: k, rng: rng, a: a, b: b, capAt: map[int]*Cap{}, capEnd: map[int]int{},
 			obj: k.Create(alice, NewByteObject(), RightsByteObjectBase, 0, "", "t")}
 		for range 400 {
 			if rng.Intn(2) == 0 {
@@ -659,6 +740,7 @@ type streamModel struct {
 	obj       *Cap
 	sent, got []byte
 	capAt     map[int]*Cap // the capability sent with the byte at each offset
+	capEnd    map[int]int  // the end of the message sent with it
 }
 
 // send sends 1 to 50 numbered bytes, with a capability one time in five.
@@ -681,6 +763,7 @@ func (m *streamModel) send() {
 	}
 	if len(cs) > 0 {
 		m.capAt[len(m.sent)] = cs[0]
+		m.capEnd[len(m.sent)] = len(m.sent) + n
 	}
 	m.sent = append(m.sent, data[:n]...)
 }
@@ -701,8 +784,11 @@ func (m *streamModel) recv() {
 		m.t.Fatalf("capabilities arrived at byte %d, not with their message's first byte", len(m.got))
 	case len(cs) == 0 && sentWith && n > 0:
 		m.t.Fatalf("byte %d read without the capability sent with it", len(m.got))
+	case len(cs) > 0 && len(m.got)+n > m.capEnd[len(m.got)]:
+		m.t.Fatalf("a read with a capability ran %d bytes past its message", len(m.got)+n-m.capEnd[len(m.got)])
 	}
 	delete(m.capAt, len(m.got))
+	delete(m.capEnd, len(m.got))
 	closeCaps(cs)
 	m.got = append(m.got, buf[:n]...)
 }

@@ -71,6 +71,51 @@ static void create2_out(void) {
   EQ(b, 777);
 }
 
+/* fd_dup and fd_create1 with fd_out out of bounds are EFAULT and make
+ * nothing: no capability is derived or created (the test counts the
+ * kernel's events), so none is closed behind the guest's back. */
+static void new_out(void) {
+  EXPECT(sbx_fd_dup(1, BAD), SBX_EFAULT);
+  EXPECT(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, BAD), SBX_EFAULT);
+}
+
+/* entries_from counts the entries of fd 3's listing from cookie on. */
+static uint32_t entries_from(uint64_t cookie) {
+  static char buf[4096];
+  uint32_t used = 0, n = 0, off = 0;
+  OK(sbx_file_readdir(3, buf, sizeof buf, cookie, &used));
+  CHECK(used < sizeof buf);
+  while (off + sizeof(sbx_dirent_t) <= used) {
+    sbx_dirent_t d;
+    memcpy(&d, buf + off, sizeof d);
+    off += sizeof d + d.d_namlen;
+    n++;
+  }
+  return n;
+}
+
+/* file_readdir and file_readlink with bufused_out out of bounds are
+ * EFAULT and do nothing: readdir from cookie 0 keeps the listing it had
+ * rather than take a new one, and readlink writes nothing to buf. */
+static void bufused_out(void) {
+  sbx_fd_t f;
+  char buf[64];
+  uint32_t n = entries_from(0);
+  OK(open_at(3, P("new"), SBX_O_CREAT, R_READ, 0, 0, &f));
+  EXPECT(sbx_file_readdir(3, buf, sizeof buf, 0, BAD), SBX_EFAULT);
+  EQ(entries_from(n), 0);
+  EQ(entries_from(0), n + 1);
+
+  OK(sbx_file_symlink(P("target"), 3, P("ln")));
+  memset(buf, 'x', sizeof buf);
+  EXPECT(sbx_file_readlink(3, P("ln"), buf, sizeof buf, BAD), SBX_EFAULT);
+  CHECK(buf[0] == 'x');
+  uint32_t used = 0;
+  OK(sbx_file_readlink(3, P("ln"), buf, sizeof buf, &used));
+  EQ(used, 6);
+  CHECK(mem_eq(buf, "target", 6));
+}
+
 /* argdata_get and fd_describe bounds-check the whole (buf, buf_len)
  * range: one that crosses the end of memory is EFAULT even when what they
  * would copy fits before the end. The size is written all the same. */
@@ -139,6 +184,64 @@ static sbx_errno_t recv_fds(sbx_fd_t sock, char *buf, size_t len, sbx_fd_t *fds,
   return sbx_sock_recv(sock, &in, ro);
 }
 
+/* recv_is receives on sock with flags into a buffer of len bytes, with
+ * room for 4 handles, and checks that it got the bytes want and nfds
+ * handles, closing them. */
+#define RECV_IS(sock, len, flags, want, nfds)                                  \
+  do {                                                                         \
+    char rb_[16];                                                              \
+    sbx_fd_t rf_[4];                                                           \
+    sbx_recv_out_t ro_ = {0};                                                  \
+    OK(recv_fds(sock, rb_, len, rf_, 4, flags, &ro_));                         \
+    EQ(ro_.ro_datalen, str_len(want));                                         \
+    CHECK(mem_eq(rb_, want, str_len(want)));                                   \
+    EQ(ro_.ro_fdslen, nfds);                                                   \
+    for (unsigned i_ = 0; i_ < ro_.ro_fdslen; i_++) OK(sbx_fd_close(rf_[i_])); \
+  } while (0)
+
+/* A stream read that returns handles returns bytes of the message they
+ * came with only: it starts at that message's first byte and stops at its
+ * end, WAITALL or not, and bytes sent later never join it. So a guest
+ * knows which bytes came with which handles. (b is non-blocking: a read
+ * that ran on would find nothing more rather than wait.) */
+static void stream_handles(void) {
+  sbx_fd_t a, b, o;
+  size_t n;
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &a, &b));
+  OK(set_flags(b, SBX_FDFLAG_NONBLOCK));
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  sbx_fd_t one[] = {o};
+  /* Plain bytes, then a message with a handle, then plain bytes. */
+  OK(send_fds(a, "ab", 0, 0, &n));
+  OK(send_fds(a, "cd", one, 1, &n));
+  OK(send_fds(a, "ef", 0, 0, &n));
+  RECV_IS(b, 6, SBX_SOCK_RECV_WAITALL, "ab", 0);
+  RECV_IS(b, 6, SBX_SOCK_RECV_PEEK, "cd", 0);
+  RECV_IS(b, 6, SBX_SOCK_RECV_WAITALL, "cd", 1);
+  RECV_IS(b, 6, 0, "ef", 0);
+  /* Without WAITALL. */
+  OK(send_fds(a, "gh", one, 1, &n));
+  OK(send_fds(a, "ij", 0, 0, &n));
+  RECV_IS(b, 8, 0, "gh", 1);
+  RECV_IS(b, 8, 0, "ij", 0);
+  /* Two messages with handles: one read takes one message's. */
+  OK(send_fds(a, "m", one, 1, &n));
+  OK(send_fds(a, "n", one, 1, &n));
+  RECV_IS(b, 2, SBX_SOCK_RECV_WAITALL, "m", 1);
+  RECV_IS(b, 2, SBX_SOCK_RECV_WAITALL, "n", 1);
+  /* Handles sent with no bytes come alone, before the bytes sent next. */
+  OK(send_fds(a, "", one, 1, &n));
+  OK(send_fds(a, "k", 0, 0, &n));
+  RECV_IS(b, 4, 0, "", 1);
+  RECV_IS(b, 4, 0, "k", 0);
+  /* The rest of a message whose handles came with a read cut short by
+   * its buffer reads on into later bytes: it brings no handles. */
+  OK(send_fds(a, "pq", one, 1, &n));
+  RECV_IS(b, 1, 0, "p", 1);
+  OK(send_fds(a, "rs", 0, 0, &n));
+  RECV_IS(b, 8, 0, "qrs", 0);
+}
+
 /* poll_nbytes returns the nbytes of an fd_read event on fd, which must be
  * ready at once. */
 static uint64_t poll_nbytes(sbx_fd_t fd) {
@@ -200,6 +303,81 @@ static void exec_revoked(void) {
   EXPECT(sbx_fd_stat_get(fw, &st), SBX_ENOTCAPABLE);
 }
 
+/* type_of returns the filetype fd_stat_get reports for fd, after checking
+ * that file_stat_fget, where the handle may call it, reports the same. */
+static uint8_t type_of(sbx_fd_t fd) {
+  sbx_fdstat_t fs;
+  sbx_filestat_t st;
+  OK(sbx_fd_stat_get(fd, &fs));
+  if (!(fs.fs_rights_base & SBX_RIGHT_FILE_STAT_FGET)) return fs.fs_filetype;
+  OK(sbx_file_stat_fget(fd, &st));
+  EQ(st.st_filetype, fs.fs_filetype);
+  return fs.fs_filetype;
+}
+
+/* fd_stat_get and file_stat_fget report the same filetype for every kind
+ * of handle: a module (fd 4) is a REGULAR_FILE, as the executable file a
+ * CloudABI proc_exec takes is, with its size; a process is a PROCESS. */
+static void types_agree(void) {
+  sbx_fd_t a, b, o, f, p;
+  sbx_filestat_t st;
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &a, &b));
+  EQ(type_of(a), SBX_FILETYPE_SOCKET_STREAM);
+  OK(sbx_fd_create2(SBX_FILETYPE_SOCKET_DGRAM, &a, &b));
+  EQ(type_of(a), SBX_FILETYPE_SOCKET_DGRAM);
+  OK(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o));
+  EQ(type_of(o), SBX_FILETYPE_SHARED_MEMORY);
+  OK(open_at(3, P("full"), 0, R_READ | SBX_RIGHT_FILE_STAT_FGET, 0, 0, &f));
+  EQ(type_of(f), SBX_FILETYPE_REGULAR_FILE);
+  EQ(type_of(3), SBX_FILETYPE_DIRECTORY);
+  EQ(type_of(1), SBX_FILETYPE_CHARACTER_DEVICE);
+  EQ(type_of(4), SBX_FILETYPE_REGULAR_FILE);
+  OK(sbx_file_stat_fget(4, &st));
+  CHECK(st.st_size > 0);
+  static const char child[] = "\x08" "exec-child";
+  OK(sbx_proc_spawn(4, (void *)child, sizeof child, 0, 0, &p));
+  EQ(type_of(p), SBX_FILETYPE_PROCESS);
+}
+
+/* With the table full, every call that would add a handle is EMFILE and
+ * does nothing: no capability made (the test counts the kernel's events),
+ * no file created, as open(2) finds a descriptor before it opens. With
+ * one slot free, the calls that add two are EMFILE too. fd 3 is a
+ * read-write directory; the table holds 8 handles. */
+static void table_full(void) {
+  sbx_fd_t o, x, y;
+  sbx_filestat_t st;
+  static const char child[] = "\x08" "exec-child";
+  int k = 0;
+  while (sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &o) == 0) k++;
+  EQ(k, 3); /* stdio, the directory, the module and these three */
+  EXPECT(sbx_fd_create1(SBX_FILETYPE_SHARED_MEMORY, &x), SBX_EMFILE);
+  EXPECT(sbx_fd_dup(1, &x), SBX_EMFILE);
+  EXPECT(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &x, &y), SBX_EMFILE);
+  EXPECT(sbx_cap_revocable(1, &x, &y), SBX_EMFILE);
+  EXPECT(open_at(3, P("made"), SBX_O_CREAT, R_READ | R_WRITE, 0, 0, &x), SBX_EMFILE);
+  EXPECT(sbx_file_stat_get(3, 0, P("made"), &st), SBX_ENOENT);
+  EXPECT(sbx_proc_spawn(4, (void *)child, sizeof child, 0, 0, &x), SBX_EMFILE);
+  OK(sbx_fd_close(o));
+  EXPECT(sbx_fd_create2(SBX_FILETYPE_SOCKET_STREAM, &x, &y), SBX_EMFILE);
+  EXPECT(sbx_cap_revocable(1, &x, &y), SBX_EMFILE);
+  OK(sbx_fd_dup(1, &x));
+}
+
+/* proc_spawn refuses a list with a closed or revoked handle before it
+ * makes any copy for the child (the test counts the kernel's events). */
+static void spawn_bad_list(void) {
+  sbx_fd_t f, r, fw, p;
+  static const char child[] = "\x08" "exec-child";
+  OK(open_at(3, P("full"), 0, R_READ, 0, 0, &f));
+  OK(sbx_cap_revocable(f, &fw, &r));
+  OK(sbx_cap_revoke(r));
+  sbx_fd_t closed[] = {1, 2, 200};
+  sbx_fd_t revoked[] = {1, 2, fw};
+  EXPECT(sbx_proc_spawn(4, (void *)child, sizeof child, closed, 3, &p), SBX_EBADF);
+  EXPECT(sbx_proc_spawn(4, (void *)child, sizeof child, revoked, 3, &p), SBX_ENOTCAPABLE);
+}
+
 /* fd 3 is a listener with a connection waiting, and the table has room
  * for one more handle. Filled, sock_accept is EMFILE and leaves the
  * connection queued: once there is room it is accepted, and answered. */
@@ -247,6 +425,12 @@ static int dispatch(const char *mode) {
   else if (streq(mode, "exec-revoked")) exec_revoked();
   else if (streq(mode, "exec-child")) exec_child();
   else if (streq(mode, "create2-out")) create2_out();
+  else if (streq(mode, "new-out")) new_out();
+  else if (streq(mode, "types-agree")) types_agree();
+  else if (streq(mode, "stream-handles")) stream_handles();
+  else if (streq(mode, "bufused-out")) bufused_out();
+  else if (streq(mode, "table-full")) table_full();
+  else if (streq(mode, "spawn-bad-list")) spawn_bad_list();
   else return 0;
   return 1;
 }
