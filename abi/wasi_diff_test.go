@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // edgesTree makes the directory edges.c expects: the file "f", the
@@ -130,5 +131,43 @@ open new: 44
 	}
 	if data, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(data) != "hello\n" {
 		t.Errorf("f after a failed truncating open: %q, %v", data, err)
+	}
+}
+
+// WASI fd_seek and fd_tell moved the offset, and sock_send sent its
+// bytes, before writing the result to a pointer outside memory: a call
+// that fails with EFAULT has done nothing, as the native calls.
+func TestWASISeekAndSendWithABadResultPointerDoNothing(t *testing.T) {
+	h := newHarness(t)
+	tbl := h.table("g")
+	file := filepath.Join(t.TempDir(), "f")
+	writeFile(t, file, "0123456789")
+	h.grantFile(t, tbl, file, "f", caps.RightFDRead|caps.RightFDSeek|caps.RightFDTell) // fd 3
+	_, peer := h.channelEnd(t, tbl, false)                                             // fd 4
+	// The exit code is fd_seek's errno, then sock_send's, then the offset
+	// fd_tell reads after both: 21 (EFAULT), 21, 0.
+	wasm := abitest.WATText(t, `(module
+  (import "wasi_snapshot_preview1" "fd_seek" (func $seek (param i32 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_tell" (func $tell (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "hi")
+  (func (export "_start")
+    (local $seek i32) (local $send i32)
+    (local.set $seek (call $seek (i32.const 3) (i64.const 5) (i32.const 0) (i32.const 65532)))
+    (i32.store (i32.const 16) (i32.const 64))
+    (i32.store (i32.const 20) (i32.const 2))
+    (local.set $send (call $send (i32.const 4) (i32.const 16) (i32.const 1) (i32.const 0) (i32.const 65534)))
+    (drop (call $tell (i32.const 3) (i32.const 32)))
+    (call $exit (i32.add (i32.mul (local.get $seek) (i32.const 10000))
+      (i32.add (i32.mul (local.get $send) (i32.const 100)) (i32.load (i32.const 32)))))))`)
+	st := h.run(t, wasm, tbl)
+	if st.Code != 21*10000+21*100+0 {
+		t.Errorf("exit %d (%+v): want 212100, EFAULT from both and the offset still 0", st.Code, st)
+	}
+	buf := make([]byte, 8)
+	if n, _, _, _ := peer.Recv([][]byte{buf}, 0, true); n != 0 { // the guest's end is closed: 0 is its end of stream
+		t.Errorf("the peer received %q from a send that failed with EFAULT", buf[:n])
 	}
 }

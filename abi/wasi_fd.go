@@ -288,6 +288,9 @@ func wasiSeek(g *Guest, m api.Memory, fd uint32, off int64, whence int, out uint
 		return wasiAsFileErrno(g, fd, e, true)
 	}
 	defer c.Release()
+	if e := outInBounds(m, out, 8); e != 0 { // before the offset moves
+		return e
+	}
 	pos, e := seek(c, off, whence)
 	if e != 0 {
 		return e

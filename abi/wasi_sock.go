@@ -113,6 +113,9 @@ func wasiSockSend(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
+	if e := outInBounds(m, soDatalenOut, 4); e != 0 { // before anything is sent
+		return e
+	}
 	n, e := g.writev(c, iov)
 	if e != 0 {
 		return e
