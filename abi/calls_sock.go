@@ -75,6 +75,9 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 		return caps.ENOTSUP
 	}
 
+	if e := g.awaitRoom(c, msg, iov, len(fds)); e != 0 {
+		return e
+	}
 	inflight, e := g.deriveToSend(sock, c, fds)
 	if e != 0 {
 		return e
@@ -102,6 +105,32 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 		}
 		sent = true
 		return writeU32(m, sendOut, uint32(n))
+	}
+}
+
+// awaitRoom returns once a send of iov with ncaps handles on c could go
+// (waiting for room unless c is non-blocking), or the error it would fail
+// with: the copies of the handles are made only then. A send may still
+// find the room taken by another sender of the same end, and then closes
+// its copies.
+func (g *Guest) awaitRoom(c *caps.Cap, msg caps.Messenger, iov [][]byte, ncaps int) Errno {
+	ch, ok := msg.(interface{ CanSend(bytes, ncaps int) error })
+	if ncaps == 0 || !ok {
+		return 0
+	}
+	total := 0
+	for _, b := range iov {
+		total += len(b)
+	}
+	pl, _ := c.Resource().(caps.Pollable)
+	for {
+		err := ch.CanSend(total, ncaps)
+		if err != caps.EAGAIN || pl == nil || c.Flags()&caps.FlagNonblock != 0 {
+			return caps.ErrnoOf(err)
+		}
+		if e := g.waitReady(c, pl, caps.EventWrite); e != 0 {
+			return e
+		}
 	}
 }
 

@@ -260,3 +260,47 @@ func TestProcSpawnWithABadHandleInItsListMakesNoCopy(t *testing.T) {
 		}
 	}
 }
+
+// A send with handles that fails at once (EAGAIN on a full channel with
+// O_NONBLOCK, EPIPE on a closed one) makes no copy of them: a guest
+// retrying a non-blocking send put a derivation and a close of each
+// handle in the audit log at every try.
+func TestASendWithHandlesThatCannotGoMakesNoCopy(t *testing.T) {
+	h, log := observedHarness(t)
+	tbl := h.table("g-send")
+	c, peer := h.channelEnd(t, tbl, true) // fd 3
+	c.SetFlags(caps.FlagNonblock)
+	ours := c.Resource().(*caps.Channel)
+	for {
+		if _, err := ours.Send([][]byte{[]byte("fill")}, nil); err != nil {
+			break // the peer's queue is full
+		}
+	}
+	// 100 sends of one byte with stdout; the exit code is the last errno.
+	wasm := abitest.WATText(t, `(module
+  (import "sandboxd" "sock_send" (func $send (param i32 i32 i32) (result i32)))
+  (import "sandboxd" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "x")
+  (func (export "_start")
+    (local $i i32) (local $e i32)
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 1))
+    (i32.store (i32.const 8) (i32.const 48))
+    (i32.store (i32.const 12) (i32.const 1))
+    (i32.store (i32.const 48) (i32.const 1))
+    (loop $l
+      (local.set $e (call $send (i32.const 3) (i32.const 0) (i32.const 32)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+    (call $exit (local.get $e))))`)
+	if st := h.run(t, wasm, tbl); st.Code != uint32(caps.EAGAIN) {
+		t.Fatalf("exit %+v: want EAGAIN (%d) from a send on a full channel", st, caps.EAGAIN)
+	}
+	_ = peer
+	for _, e := range log.all(caps.EventDerive) {
+		if e.Cap.Edge == caps.EdgeDelegate {
+			t.Fatalf("a send that failed with EAGAIN made a copy %s of %s", e.Cap.ID, e.Cap.Origin)
+		}
+	}
+}

@@ -329,6 +329,21 @@ func (c *Channel) OnPeerRecv(f func()) {
 	c.p.mu.Unlock()
 }
 
+// CanSend returns the error a Send from this end of bytes bytes and
+// ncaps capabilities would fail with now (EPIPE, EAGAIN, EMSGSIZE,
+// E2BIG), or nil: a sender of capabilities asks before it makes the
+// copies it sends, so that a send that cannot go makes none. It does not
+// see the charge a Send may be refused (ENOBUFS).
+func (c *Channel) CanSend(bytes, ncaps int) error {
+	if ncaps > MaxCapsPerMessage {
+		return E2BIG
+	}
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	_, err := c.p.room(c.side, bytes, ncaps)
+	return err
+}
+
 // HasRoom reports whether the other end's queue has room now for msgs
 // more datagrams of bytes bytes and ncaps capabilities in all: whether
 // sending them from this end would not fail with EAGAIN. Room only grows
