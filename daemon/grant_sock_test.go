@@ -382,8 +382,8 @@ func TestUnixSockAndListenGrantsCloseTheirDirectoriesOnEveryEnd(t *testing.T) {
 }
 
 // Abstract unix addresses (unix:@NAME) name no file: a listen grant binds
-// one and sock grants, connected and :dial, inline or Options.Sockets'
-// (a policy declares none), reach it, with no file made.
+// one and sock grants, connected and :dial, inline or Options.Sockets',
+// reach it, with no file made.
 func TestAbstractUnixAddressesAreBoundAndReachedAsGiven(t *testing.T) {
 	name := fmt.Sprintf("@sandboxd-test-%d-%d", os.Getpid(), time.Now().UnixNano())
 	wd, err := os.Getwd()
