@@ -427,3 +427,21 @@ func TestAbstractUnixAddressesAreBoundAndReachedAsGiven(t *testing.T) {
 		t.Errorf("a file named %s in the working directory: %v", name, err)
 	}
 }
+
+// A connection to a DNS name shows, as a dialer of one does, the name
+// and the address it reached (docs/GRANTS.md, DNS names are pinned): the
+// capability graph, and the policy policy suggest writes from the audit
+// log, keep the name; one to an address shows the address alone.
+func TestSockGrantOfADNSNameDescribesTheNameAndTheAddressReached(t *testing.T) {
+	l := listenTCP(t)
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	s := setupGrant(t, "sock:tcp:localhost:"+port+"=db", nil).res.(*caps.Socket)
+	want := "sock tcp localhost:" + port + " ("
+	if got := s.Describe(); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, ":"+port+")") {
+		t.Errorf("a connection to localhost:%s is described %q, want %s<address reached>)", port, got, want)
+	}
+	s = setupGrant(t, "sock:tcp:"+l.Addr().String()+"=db", nil).res.(*caps.Socket)
+	if got, want := s.Describe(), "sock tcp "+l.Addr().String(); got != want {
+		t.Errorf("a connection to %s is described %q, want %q", l.Addr(), got, want)
+	}
+}
