@@ -30,3 +30,20 @@ func TestAHostPathSelectorWithAStarOrRelativeIsRefusedSayingWhatToWrite(t *testi
 		t.Errorf("file:/srv/x*y, a file of that name: %v", err)
 	}
 }
+
+// A deny rule's to block names the recipient of a delegated copy, so it
+// applies to delegations only: with on = ["grant"] the rule could never
+// deny anything, and loaded as if it did. It is refused at its to block.
+func TestADenyWithAToBlockOnGrantsOnlyIsRefused(t *testing.T) {
+	src := "resource \"chan\" \"c\" {}\ndeny \"d\" {\n  resources = [\"chan:c\"]\n  on = [\"grant\"]\n  to {\n    labels = { a = \"b\" }\n  }\n}\n"
+	want := `p.hcl:5:3: deny "d" has a to block, which names the recipient of a delegated copy, and on = ["grant"]: it could never deny anything; add "delegate" to on, or leave the to block out`
+	if _, err := Parse("p.hcl", []byte(src)); err == nil || err.Error() != want {
+		t.Errorf("%v, want %s", err, want)
+	}
+	for _, on := range []string{"", "  on = [\"delegate\"]\n", "  on = [\"grant\", \"delegate\"]\n"} {
+		src := "resource \"chan\" \"c\" {}\ndeny \"d\" {\n  resources = [\"chan:c\"]\n" + on + "  to {\n    labels = { a = \"b\" }\n  }\n}\n"
+		if _, err := Parse("p.hcl", []byte(src)); err != nil {
+			t.Errorf("a deny with a to block and %q: %v", on, err)
+		}
+	}
+}
