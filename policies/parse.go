@@ -59,6 +59,7 @@ type rawModule struct {
 	SHA256      []string          `hcl:"sha256,optional"`
 	Labels      map[string]string `hcl:"labels,optional"`
 	SHA256Range hcl.Range         `hcl:"sha256,attr_value_range"`
+	LabelsRange hcl.Range         `hcl:"labels,attr_value_range"`
 	DefRange    hcl.Range         `hcl:",def_range"`
 	Body        hcl.Body          `hcl:",body"`
 }

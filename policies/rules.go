@@ -125,6 +125,7 @@ func compileModule(raw *rawModule, el *errList) *ModuleMatch {
 			el.add(hashes.at(i), "sha256 %q is not 64 lower-case hex digits", h)
 		}
 	}
+	checkLabels(raw.Labels, raw.LabelsRange, el)
 	if len(raw.SHA256)+len(raw.Labels) == 0 {
 		el.add(raw.DefRange, "block is empty: give sha256 or labels, or leave the block out to match any module")
 	}
