@@ -210,9 +210,20 @@ func (g Grant) setupSock(ctx context.Context, sockets sockResolver) (grantResour
 		return fail("cannot connect to %s: %s: start the server or correct the address", desc, netReason(err))
 	}
 	if t.Network == "tcp" {
-		desc = "tcp " + conn.RemoteAddr().String()
+		desc = reachedDesc(t, conn.RemoteAddr().String())
 	}
 	return g.connected(conn, desc)
+}
+
+// reachedDesc describes a tcp connection to target t that reached addr:
+// the address, and for a DNS name the name with it, as a dialer of the
+// name shows the addresses it resolved to.
+func reachedDesc(t SockTarget, addr string) string {
+	host, _, _ := net.SplitHostPort(t.Address) // checkTarget checked it
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "tcp " + addr
+	}
+	return fmt.Sprintf("tcp %s (%s)", t.Address, addr)
 }
 
 // sockUnix sets up a sock grant of a unix socket file at t's path, with

@@ -382,8 +382,8 @@ func TestUnixSockAndListenGrantsCloseTheirDirectoriesOnEveryEnd(t *testing.T) {
 }
 
 // Abstract unix addresses (unix:@NAME) name no file: a listen grant binds
-// one and sock grants, connected and :dial, inline or Options.Sockets'
-// (a policy declares none), reach it, with no file made.
+// one and sock grants, connected and :dial, inline or Options.Sockets',
+// reach it, with no file made.
 func TestAbstractUnixAddressesAreBoundAndReachedAsGiven(t *testing.T) {
 	name := fmt.Sprintf("@sandboxd-test-%d-%d", os.Getpid(), time.Now().UnixNano())
 	wd, err := os.Getwd()
@@ -425,5 +425,23 @@ func TestAbstractUnixAddressesAreBoundAndReachedAsGiven(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(wd, name)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a file named %s in the working directory: %v", name, err)
+	}
+}
+
+// A connection to a DNS name shows, as a dialer of one does, the name
+// and the address it reached (docs/GRANTS.md, DNS names are pinned): the
+// capability graph, and the policy policy suggest writes from the audit
+// log, keep the name; one to an address shows the address alone.
+func TestSockGrantOfADNSNameDescribesTheNameAndTheAddressReached(t *testing.T) {
+	l := listenTCP(t)
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	s := setupGrant(t, "sock:tcp:localhost:"+port+"=db", nil).res.(*caps.Socket)
+	want := "sock tcp localhost:" + port + " ("
+	if got := s.Describe(); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, ":"+port+")") {
+		t.Errorf("a connection to localhost:%s is described %q, want %s<address reached>)", port, got, want)
+	}
+	s = setupGrant(t, "sock:tcp:"+l.Addr().String()+"=db", nil).res.(*caps.Socket)
+	if got, want := s.Describe(), "sock tcp "+l.Addr().String(); got != want {
+		t.Errorf("a connection to %s is described %q, want %q", l.Addr(), got, want)
 	}
 }

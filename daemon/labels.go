@@ -4,44 +4,24 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/sandboxd/sandboxd/policies"
 )
 
 // Limits on launch labels (LaunchSpec.Labels, `launch --label k=v`).
+// A label's form is the policy language's (policies.CheckLabel), so that
+// a rule's module and to blocks name only labels a launch can give.
 const (
-	MaxLabels      = 32
-	MaxLabelKey    = 63
-	MaxLabelValue  = 255
-	labelKeyMarks  = "-_./"
-	labelKeyFormat = "1 to 63 ASCII letters, digits and - _ . /, starting with a letter or digit"
+	MaxLabels     = 32
+	MaxLabelKey   = policies.MaxLabelKey
+	MaxLabelValue = policies.MaxLabelValue
 )
 
 // CheckLabel reports what is wrong with one label, or nil. A key is 1 to
 // MaxLabelKey ASCII letters, digits and "-_./", starting with a letter or
 // digit; a value is at most MaxLabelValue bytes of UTF-8 without control
 // characters (empty is allowed).
-func CheckLabel(key, value string) error {
-	if key == "" || len(key) > MaxLabelKey || !isAlnum(rune(key[0])) {
-		return fmt.Errorf("label key %q: want %s", key, labelKeyFormat)
-	}
-	for _, r := range key {
-		if !isAlnum(r) && !strings.ContainsRune(labelKeyMarks, r) {
-			return fmt.Errorf("label key %q: %q is not allowed: want %s", key, r, labelKeyFormat)
-		}
-	}
-	if len(value) > MaxLabelValue || !utf8.ValidString(value) {
-		return fmt.Errorf("label %s: the value must be UTF-8 of at most %d bytes", key, MaxLabelValue)
-	}
-	if strings.IndexFunc(value, unicode.IsControl) >= 0 {
-		return fmt.Errorf("label %s: the value contains a control character", key)
-	}
-	return nil
-}
-
-func isAlnum(r rune) bool {
-	return r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))
-}
+func CheckLabel(key, value string) error { return policies.CheckLabel(key, value) }
 
 // ParseLabel reads one "KEY=VALUE" label and checks it (CheckLabel).
 func ParseLabel(text string) (key, value string, err error) {

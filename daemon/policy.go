@@ -181,6 +181,7 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		Rights: gr.AskedRights(), Subject: g.by.subject(), Module: moduleOf(g.module, g.labels),
 	}
 	req, d := DecideHostPath(p, req, src.asked)
+	d = DecideCreate(gr, req, d)
 	s.recordDecision(req, d, audit.DecisionRecord{To: moduleName(g.module)})
 	if !d.Allowed {
 		return pg, &GrantError{Grant: gr, Err: &PolicyError{Decision: d}}
@@ -201,6 +202,20 @@ func (s *Supervisor) authorize(g grantee, gr Grant) (policyGrant, error) {
 		pg.grant.ReadOnly = pg.grant.ReadOnly || res.ReadOnly
 	}
 	return pg, nil
+}
+
+// DecideCreate is d, the decision on req, for gr: a file:…:create grant
+// that d allows without fd_write (a read_only rule or resource, or rights
+// without it) is denied by the same rule. The daemon would make the file
+// with its own authority, in a directory the subject may not write
+// itself, where the rule lets the subject only read; and an empty file
+// no one may write is of no use. policy explain decides the same.
+func DecideCreate(gr Grant, req policies.Request, d policies.Decision) policies.Decision {
+	if !gr.Create || !d.Allowed || d.Rights&caps.RightFDWrite != 0 || d.Rule == nil {
+		return d
+	}
+	what := req.Kind + ":" + cmp.Or(req.Name, req.Path)
+	return policies.Decision{Rule: d.Rule, Reason: fmt.Sprintf("%s with :create is denied: %s %q gives it read-only, and a read-only grant creates no file: grant the file once it exists, or allow writing it", what, d.Rule.Type, d.Rule.Name)}
 }
 
 // socketFileOf is the socket file a unix sock or listen grant connects

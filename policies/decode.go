@@ -212,7 +212,7 @@ func (d *decoder) module(b *hcl.Block) *rawModule {
 	c := d.content(b.Body, moduleSchema)
 	m := &rawModule{DefRange: b.DefRange, Body: b.Body}
 	m.SHA256Range = d.attr(c, "sha256", &m.SHA256)
-	d.attr(c, "labels", &m.Labels)
+	m.LabelsRange = d.attr(c, "labels", &m.Labels)
 	return m
 }
 

@@ -147,7 +147,7 @@ func (l *DenyList) Decide(p *Policy, req Request) (Decision, bool) {
 		return Decision{}, false
 	}
 	by := DenyFile + " " + found.rule.Name
-	return Decision{Rule: found.rule.Ref(), Reason: denyReason(what, by, &req, res, found)}, true
+	return Decision{Rule: found.rule.Ref(), Reason: denyReason(what, by, &req, res, c.p.real[res], found)}, true
 }
 
 // firstListed is the most specific entry of p's deny index that covers
@@ -162,7 +162,7 @@ func (p *Policy) firstListed(req *Request, res *Resource) (found entry, ok bool)
 	}
 	switch {
 	case req.Path != "" || res != nil:
-		visit(p.denies, req, res, true, f)
+		visit(p.denies, req, res, true, p.real[res], f)
 	default:
 		p.denies.visitName(req.Kind, req.Name, f)
 	}
@@ -176,7 +176,7 @@ func (l *DenyList) compile(p *Policy) *compiledDenies {
 	}
 	c := &compiledDenies{under: p, p: &Policy{resources: map[resourceKey]*Resource{}, rules: l.rules}}
 	if p != nil {
-		c.p.resources, c.p.resList = p.resources, p.resList
+		c.p.resources, c.p.resList, c.p.real = p.resources, p.resList, p.real
 	}
 	c.p.denies = newIndex(c.p.rules, TypeDeny)
 	el := &errList{}

@@ -211,3 +211,103 @@ deny "private" {
 		t.Error("a deny list naming the socket file does not cover sock:db")
 	}
 }
+
+// A resource declared through a symbolic link is opened where the link
+// led when the policy was put in force: a deny rule covers it there, as
+// it covers an inline grant of that place, and so does a deny of a path
+// beneath where it leads. Its path as written is covered as before.
+func TestADenyCoversANamedResourceWhereItsDeclaredLinkLeads(t *testing.T) {
+	p, err := Parse("p.hcl", []byte(`
+resource "dir" "sneaky" {
+  path = "/srv/link"
+}
+resource "dir" "above" {
+  path = "/srv/up"
+}
+resource "file" "key" {
+  path = "/srv/key-link"
+}
+resource "sock" "db" {
+  unix = "/run/db-link/db.sock"
+}
+resource "dir" "public" {
+  path = "/srv/pub-link"
+}
+grant "all" {
+  resources = ["dir:*", "file:*", "sock:*"]
+}
+deny "private" {
+  resources = ["dir:/data/private"]
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := p.WithRealPaths(linksIntoData)
+	for _, c := range []struct {
+		kind, name, reason string
+	}{
+		{"dir", "sneaky", `dir:sneaky is denied by deny "private": its path /srv/link leads to /data/private`},
+		{"dir", "above", `dir:above is denied by deny "private": its path /srv/up leads to /data, which contains dir:/data/private, which a handle on it would reach`},
+		{"file", "key", `file:key is denied by deny "private": its path /srv/key-link leads to /data/private/key`},
+		{"sock", "db", `sock:db is denied by deny "private"`},
+	} {
+		d := Evaluate(q, Request{Op: OpGrant, Kind: c.kind, Name: c.name})
+		if d.Allowed || d.Rule == nil || d.Rule.Name != "private" {
+			t.Errorf("%s:%s, declared through a link into /data/private: %+v, want denied by \"private\"", c.kind, c.name, d)
+			continue
+		}
+		if d.Reason != c.reason {
+			t.Errorf("%s:%s: reason %q, want %q", c.kind, c.name, d.Reason, c.reason)
+		}
+		if d := Evaluate(q, Request{Op: OpDelegate, Kind: c.kind, Name: c.name, Depth: 1}); d.Allowed || d.Rule == nil || d.Rule.Name != "private" {
+			t.Errorf("delegating %s:%s: %+v, want denied by \"private\"", c.kind, c.name, d)
+		}
+	}
+	if d := Evaluate(q, Request{Op: OpGrant, Kind: "dir", Name: "public"}); !d.Allowed {
+		t.Errorf("dir:public, declared through a link beside /data/private: %+v, want allowed", d)
+	}
+}
+
+// linksIntoData says where the links of the resources of the tests above
+// lead: into /data, where /data/private is denied.
+func linksIntoData(p string) string {
+	switch p {
+	case "/srv/link":
+		return "/data/private"
+	case "/srv/up":
+		return "/data"
+	case "/srv/key-link":
+		return "/data/private/key"
+	case "/run/db-link/db.sock":
+		return "/data/private/db.sock"
+	case "/srv/pub-link":
+		return "/data/public"
+	}
+	return p
+}
+
+// A deny naming a resource covers another declared through a link to it.
+func TestADenyNamingAResourceCoversOneDeclaredThroughALinkToIt(t *testing.T) {
+	p, err := Parse("p.hcl", []byte(`
+resource "dir" "secret" {
+  path = "/data/private"
+}
+resource "dir" "sneaky" {
+  path = "/srv/link"
+}
+grant "all" {
+  resources = ["dir:*"]
+}
+deny "secret" {
+  resources = ["dir:secret"]
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `dir:sneaky is denied by deny "secret": its path /srv/link leads to /data/private, at or beneath dir:secret (/data/private)`
+	if d := Evaluate(p.WithRealPaths(linksIntoData), Request{Op: OpGrant, Kind: "dir", Name: "sneaky"}); d.Allowed || d.Reason != want {
+		t.Errorf("dir:sneaky under a deny of dir:secret where it leads: %+v, want denied: %s", d, want)
+	}
+}

@@ -91,7 +91,7 @@ func Evaluate(p *Policy, req Request) Decision {
 	}
 	allow, failed := p.decidingAllow(&req, res)
 	if deny, ok := p.firstDeny(&req, res); ok {
-		return Decision{Rule: deny.rule.Ref(), Closest: allow.Ref(), Reason: denyReason(what, deny.by(), &req, res, deny)}
+		return Decision{Rule: deny.rule.Ref(), Closest: allow.Ref(), Reason: denyReason(what, deny.by(), &req, res, p.real[res], deny)}
 	}
 	if allow == nil {
 		d := Decision{Reason: fmt.Sprintf("no %s rule allows %s (default deny)", req.Op, what)}
@@ -148,25 +148,31 @@ func resolve(p *Policy, req *Request) (string, *Resource, bool) {
 // specific first. With hostPaths set (deny rules), a dir or file, named
 // or inline, is also covered by the dir and file prefixes of its host
 // path, and a directory by those beneath it; and a sock or listen
-// resource with a unix path by those of its socket file.
-func visit(ix *index, req *Request, res *Resource, hostPaths bool, f func(entry) bool) {
+// resource with a unix path by those of its socket file. A named
+// resource's host path is visited as declared and then, when its links
+// lead elsewhere, where they lead (real).
+func visit(ix *index, req *Request, res *Resource, hostPaths bool, real string, f func(entry) bool) {
 	switch {
 	case res == nil && hostPaths:
 		ix.visitHostPath(req.Kind, req.Path, f)
 	case res == nil:
 		ix.visitPath(req.Kind, req.Path, f)
-	case !ix.visitName(req.Kind, req.Name, f) || !hostPaths:
-	case res.Path != "":
-		ix.visitHostPath(req.Kind, res.Path, f)
-	case res.Unix != "":
-		ix.visitHostPath("file", res.Unix, f)
+	case !ix.visitName(req.Kind, req.Name, f) || !hostPaths || res.hostPath() == "":
+	default:
+		kind := req.Kind
+		if res.Path == "" {
+			kind = "file" // a unix socket is a file on the host
+		}
+		if ix.visitHostPath(kind, res.hostPath(), f) && real != "" {
+			ix.visitHostPath(kind, real, f)
+		}
 	}
 }
 
 // firstDeny is the most specific deny entry that covers the request and
 // whose rule applies to it.
 func (p *Policy) firstDeny(req *Request, res *Resource) (found entry, ok bool) {
-	visit(p.denies, req, res, true, func(e entry) bool {
+	visit(p.denies, req, res, true, p.real[res], func(e entry) bool {
 		if slices.Contains(e.rule.On, req.Op) && len(failures(e.rule, req)) == 0 {
 			found, ok = e, true
 			return false
@@ -179,11 +185,19 @@ func (p *Policy) firstDeny(req *Request, res *Resource) (found entry, ok bool) {
 // denyReason says why deny denies the request: it covers the resource,
 // or it covers something beneath the directory asked for, which a handle
 // on the directory would reach. A deny that names a resource and covers
-// the request by the resource's host path says what that path is.
-func denyReason(what, by string, req *Request, res *Resource, deny entry) string {
+// the request by the resource's host path says what that path is; one
+// that covers a named resource only where its declared path leads (real)
+// says where that is.
+func denyReason(what, by string, req *Request, res *Resource, real string, deny entry) string {
 	host := req.Path
 	if res != nil {
 		host = res.Path
+	}
+	// it is the subject of what follows: the resource, or where it leads.
+	it := ": it"
+	if host != "" && real != "" && deny.host != "" && !pathUnder(host, deny.host) && !pathUnder(deny.host, host) {
+		by += fmt.Sprintf(": its path %s leads to %s", host, real)
+		host, it = real, ", which"
 	}
 	switch {
 	case deny.host == "" || host == "":
@@ -191,13 +205,16 @@ func denyReason(what, by string, req *Request, res *Resource, deny entry) string
 	case deny.named == nil && pathUnder(host, deny.host):
 		return what + " is denied by " + by
 	case deny.named == nil:
-		return fmt.Sprintf("%s is denied by %s: it contains %s, which a handle on it would reach", what, by, deny.sel)
+		return fmt.Sprintf("%s is denied by %s%s contains %s, which a handle on it would reach", what, by, it, deny.sel)
 	}
 	named := deny.named.Kind + ":" + deny.named.Name
-	if pathUnder(host, deny.host) {
+	switch {
+	case pathUnder(host, deny.host) && host != real:
 		return fmt.Sprintf("%s is denied by %s: %s is %s", what, by, named, deny.host)
+	case pathUnder(host, deny.host):
+		return fmt.Sprintf("%s is denied by %s, at or beneath %s (%s)", what, by, named, deny.host)
 	}
-	return fmt.Sprintf("%s is denied by %s: it contains %s (%s), which a handle on it would reach", what, by, named, deny.host)
+	return fmt.Sprintf("%s is denied by %s%s contains %s (%s), which a handle on it would reach", what, by, it, named, deny.host)
 }
 
 // by names the deny rule of e for a reason: `deny "NAME"`.
@@ -212,7 +229,7 @@ func (p *Policy) decidingAllow(req *Request, res *Resource) (decide, nearest *Ru
 		ix = p.delegates
 	}
 	best := -1
-	visit(ix, req, res, false, func(e entry) bool {
+	visit(ix, req, res, false, "", func(e entry) bool {
 		n := len(failures(e.rule, req))
 		if n == 0 {
 			decide = e.rule

@@ -54,8 +54,10 @@ func (p *Policy) coverNamed(el *errList) {
 // passes where the links led when the policy was put in force): a deny
 // written for /srv/link, or naming a resource declared there, then also
 // stops an inline grant of /srv/private that the link leads to, or of a
-// directory containing it. Each still covers its path as written. The
-// rest of p is shared; p itself is unchanged. nil stays nil.
+// directory containing it. And a resource declared through a link is
+// judged by the deny rules where real says it leads (where its grants
+// open, connect or bind) as well as at its path as written. The rest of
+// p is shared; p itself is unchanged. nil stays nil.
 func (p *Policy) WithRealPaths(real func(string) string) *Policy {
 	if p == nil {
 		return nil
@@ -64,7 +66,28 @@ func (p *Policy) WithRealPaths(real func(string) string) *Policy {
 	q.denies = newIndex(p.rules, TypeDeny)
 	q.coverNamed(&errList{}) // p loaded: its names are within the bound
 	q.denies.coverRealPaths(real, true)
+	q.real = map[*Resource]string{}
+	for _, r := range p.resList {
+		if host := r.hostPath(); host != "" {
+			if rp := real(host); rp != host && path.IsAbs(rp) {
+				q.real[r] = path.Clean(rp)
+			}
+		}
+	}
 	return &q
+}
+
+// hostPath is the path on the host that r names: a dir or file's path,
+// a sock or listen resource's unix socket file; "" for an address, an
+// abstract socket (@NAME) and a channel.
+func (r *Resource) hostPath() string {
+	if r.Path != "" {
+		return r.Path
+	}
+	if path.IsAbs(r.Unix) {
+		return r.Unix
+	}
+	return ""
 }
 
 // coverRealPaths adds to a deny index, for each resource's host path

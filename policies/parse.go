@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -58,6 +59,7 @@ type rawModule struct {
 	SHA256      []string          `hcl:"sha256,optional"`
 	Labels      map[string]string `hcl:"labels,optional"`
 	SHA256Range hcl.Range         `hcl:"sha256,attr_value_range"`
+	LabelsRange hcl.Range         `hcl:"labels,attr_value_range"`
 	DefRange    hcl.Range         `hcl:",def_range"`
 	Body        hcl.Body          `hcl:",body"`
 }
@@ -371,21 +373,55 @@ func compileAddress(raw *rawResource, r *Resource, el *errList) {
 		el.add(raw.DefRange, "a %s resource needs exactly one of tcp (HOST:PORT) or unix (a socket path)", raw.Kind)
 	case raw.TCP != nil:
 		r.TCP = *raw.TCP
-		if m := hostPort().FindStringSubmatch(r.TCP); m == nil || !validPort(m[2]) {
-			el.add(raw.TCPRange, "tcp %q is not HOST:PORT (a name or address, and a port 1-65535)", r.TCP)
+		if msg := checkTCP(raw.Kind, r.TCP); msg != "" {
+			el.add(raw.TCPRange, "%s", msg)
 		}
 	default:
 		r.Unix = *raw.Unix
-		if !path.IsAbs(r.Unix) {
-			el.add(raw.UnixRange, "unix %q must be an absolute path", r.Unix)
+		if msg := checkUnix(r.Unix); msg != "" {
+			el.add(raw.UnixRange, "%s", msg)
 		}
 	}
 }
 
+// checkTCP says what is wrong with a tcp address of a resource of kind,
+// as the daemon takes one inline: a sock connects, so it needs a host and
+// a port 1-65535; a listener may leave the host out (":8080", every
+// interface) and ask for port 0 (any free one, which caps shows).
+func checkTCP(kind, addr string) string {
+	m := hostPort().FindStringSubmatch(addr)
+	if kind == "sock" {
+		if m == nil || m[1] == "" || m[2] == "0" || !validPort(m[2]) {
+			return fmt.Sprintf("tcp %q is not HOST:PORT (a name or address, and a port 1-65535)", addr)
+		}
+		return ""
+	}
+	if m == nil || !validPort(m[2]) {
+		return fmt.Sprintf("tcp %q is not [HOST]:PORT (a name or address, or none for every interface, and a port 0-65535)", addr)
+	}
+	return ""
+}
+
+// checkUnix says what is wrong with a unix socket address: an absolute
+// path, or @NAME in Linux's abstract namespace, that fits in a socket
+// address, as the daemon takes one inline.
+func checkUnix(addr string) string {
+	switch {
+	case addr == "@":
+		return fmt.Sprintf("unix %q names no abstract address: write @NAME", addr)
+	case !path.IsAbs(addr) && !strings.HasPrefix(addr, "@"):
+		return fmt.Sprintf("unix %q must be an absolute path, or @NAME for an abstract address", addr)
+	case len(addr) > caps.MaxUnixPath:
+		return fmt.Sprintf("unix %q is %d bytes, longer than the %d a socket address holds: use a shorter path", addr, len(addr), caps.MaxUnixPath)
+	}
+	return ""
+}
+
 // hostPort is compiled on first use, not at package initialisation, which
-// every run of the CLI pays for (internal/layout holds it).
+// every run of the CLI pays for (internal/layout holds it). The host may
+// be empty, which only a listener takes.
 var hostPort = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([1-9][0-9]{0,4})$`)
+	return regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(0|[1-9][0-9]{0,4})$`)
 })
 
 // validPort reports whether the digits hostPort matched are a port

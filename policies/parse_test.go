@@ -185,7 +185,7 @@ func TestLoadMergesFilesAndReportsEach(t *testing.T) {
 // resource.
 func TestTCPPortOutOfRangeRejectedAtLoad(t *testing.T) {
 	for _, port := range []string{"65536", "70000", "99999"} {
-		src := "resource \"listen\" \"web\" {\n  tcp = \"127.0.0.1:" + port + "\"\n}\n"
+		src := "resource \"sock\" \"web\" {\n  tcp = \"127.0.0.1:" + port + "\"\n}\n"
 		want := `p.hcl:2:9: tcp "127.0.0.1:` + port + `" is not HOST:PORT (a name or address, and a port 1-65535)`
 		if _, err := Parse("p.hcl", []byte(src)); err == nil || err.Error() != want {
 			t.Errorf("port %s: %v; want %s", port, err, want)

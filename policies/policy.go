@@ -34,6 +34,11 @@ type Policy struct {
 	grants    *index
 	delegates *index
 	denies    *index
+	// real is where the declared host path of a resource (a dir or
+	// file's path, a sock or listen resource's unix path) leads, for
+	// those whose symbolic links lead elsewhere (WithRealPaths): deny
+	// rules cover the resource there too.
+	real map[*Resource]string
 }
 
 // Resources returns the declared resources, in declaration order; like

@@ -74,6 +74,10 @@ func compileDeny(raw *rawDeny, el *errList) *Rule {
 			el.add(raw.OnRange, "on is empty: list \"grant\", \"delegate\" or both, or leave it out for both")
 		}
 	}
+	if raw.To != nil && len(r.On) > 0 && !slices.Contains(r.On, OpDelegate) {
+		// to is matched against a delegation's recipient only.
+		el.add(raw.To.DefRange, "deny %q has a to block, which names the recipient of a delegated copy, and on = [\"grant\"]: it could never deny anything; add \"delegate\" to on, or leave the to block out", raw.Name)
+	}
 	return r
 }
 
@@ -121,6 +125,7 @@ func compileModule(raw *rawModule, el *errList) *ModuleMatch {
 			el.add(hashes.at(i), "sha256 %q is not 64 lower-case hex digits", h)
 		}
 	}
+	checkLabels(raw.Labels, raw.LabelsRange, el)
 	if len(raw.SHA256)+len(raw.Labels) == 0 {
 		el.add(raw.DefRange, "block is empty: give sha256 or labels, or leave the block out to match any module")
 	}

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"cmp"
 	"errors"
 	"path"
 	"sort"
@@ -188,7 +189,16 @@ func parseSelector(text string) (Selector, error) {
 		if path.Clean(rest) != rest {
 			return Selector{}, errors.New("host path " + quote(rest) + " is not clean (write " + quote(path.Clean(rest)) + ")")
 		}
+		if i := strings.Index(rest+"/", "/*/"); i >= 0 {
+			// An element "*" is a glob meant (a file of that name hardly
+			// exists), which would leave a deny covering nothing of what
+			// it was written for. A "*" inside a name (x*y) is the name's.
+			return Selector{}, errors.New("host path " + quote(rest) + ` has a "*" element, which a host path does not expand: a host-path prefix covers everything beneath it (write ` + quote(kind+":"+cmp.Or(rest[:i], "/")) + ")")
+		}
 		return Selector{Kind: kind, Path: rest}, nil
+	}
+	if (kind == "dir" || kind == "file") && strings.Contains(rest, "/") {
+		return Selector{}, errors.New("host path " + quote(rest) + " must be absolute (begin with /)")
 	}
 	if err := checkName(strings.ReplaceAll(rest, "*", "x")); err != nil {
 		return Selector{}, errors.New("name " + quote(rest) + " " + err.Error())

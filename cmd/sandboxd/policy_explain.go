@@ -52,7 +52,7 @@ func policyExplain(args []string) int {
 	if fs.NArg() != 1 {
 		return usageError(c, "want exactly one module (prog.wasm) after the flags, got %d argument(s)", fs.NArg())
 	}
-	req, err := a.request()
+	req, gr, err := a.request()
 	if err != nil {
 		return usageError(c, "%v", err)
 	}
@@ -67,44 +67,64 @@ func policyExplain(args []string) int {
 		fail("%s: %v", c.name, err)
 		return exitModule // as run does for a module it cannot read
 	}
-	if req.Path == "" {
-		return printDecision(policies.Evaluate(p, req), a.json)
+	return printDecision(decide(p, req, gr), a.json)
+}
+
+// decide decides req for gr as the daemon does. A :create grant is denied
+// when the deciding rule would give the file no fd_write, which the
+// daemon asks for whatever --rights narrows (daemon.DecideCreate).
+func decide(p *policies.Policy, req policies.Request, gr daemon.Grant) policies.Decision {
+	d := decideHostPath(p, req)
+	if gr.Create && req.Rights&caps.RightFDWrite == 0 {
+		full := req
+		full.Rights |= caps.RightFDWrite
+		if c := daemon.DecideCreate(gr, full, decideHostPath(p, full)); !c.Allowed {
+			return c
+		}
 	}
-	asked := req.Path // decided as the daemon decides (daemon.DecideHostPath)
+	return daemon.DecideCreate(gr, req, d)
+}
+
+// decideHostPath is Evaluate, and for a host path daemon.DecideHostPath
+// of where its links lead, as the daemon decides it.
+func decideHostPath(p *policies.Policy, req policies.Request) policies.Decision {
+	if req.Path == "" {
+		return policies.Evaluate(p, req)
+	}
+	asked := req.Path
 	req.Path = caps.RealPath(asked)
 	_, d := daemon.DecideHostPath(p, req, asked)
-	return printDecision(d, a.json)
+	return d
 }
 
 // request builds the grant request from the flags, less the module's
-// hash. Its errors are usage errors.
-func (a *explainArgs) request() (policies.Request, error) {
-	req := policies.Request{Op: policies.OpGrant}
+// hash, and returns it with the grant as --grant gives it. Its errors are
+// usage errors.
+func (a *explainArgs) request() (req policies.Request, gr daemon.Grant, err error) {
+	req = policies.Request{Op: policies.OpGrant}
 	if len(a.policies) == 0 {
-		return req, fmt.Errorf("want at least one --policy FILE")
+		return req, gr, fmt.Errorf("want at least one --policy FILE")
 	}
-	var err error
-	var gr daemon.Grant
 	if req.Kind, req.Name, req.Path, gr, err = parseResource(a.grant); err != nil {
-		return req, err
+		return req, gr, err
 	}
 	if req.Path != "" {
 		req.Path = filepath.Clean(req.Path)
 	}
 	if req.Rights, err = parseRightsList(a.rights); err != nil {
-		return req, err
+		return req, gr, err
 	}
 	// As the daemon asks: what the grant's kind holds, read-only or not.
 	if asked := gr.AskedRights(); req.Rights == 0 {
 		req.Rights = asked
 	} else if req.Rights &= asked; req.Rights == 0 {
-		return req, fmt.Errorf("--rights %s: a %s grant holds none of them", a.rights, a.grant)
+		return req, gr, fmt.Errorf("--rights %s: a %s grant holds none of them", a.rights, a.grant)
 	}
 	if req.Module.Labels, err = parseLabels(a.labels); err != nil {
-		return req, err
+		return req, gr, err
 	}
 	req.Subject, err = lookupSubject(a.as)
-	return req, err
+	return req, gr, err
 }
 
 // parseResource reads --grant as run and launch read a grant (the grant

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/daemon"
@@ -18,7 +20,10 @@ type errPolicyDir struct{ msg string }
 
 func (e *errPolicyDir) Error() string { return e.msg }
 
-// loadPolicyDir loads every *.hcl file in dir as one policy.
+// loadPolicyDir loads every *.hcl file in dir as one policy: those a
+// shell's DIR/*.hcl names, which `sandboxd policy check` is told to
+// check, so not the hidden ones (an editor's lock, .#main.hcl, or a copy
+// put aside).
 func loadPolicyDir(dir string) (*policies.Policy, error) {
 	if fi, err := os.Stat(dir); err != nil {
 		return nil, &errPolicyDir{fmt.Sprintf("policy directory %s: %v: give the directory that holds the policy's *.hcl files, or leave --policy out", dir, reason(err))}
@@ -29,6 +34,7 @@ func loadPolicyDir(dir string) (*policies.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy directory %s: %v", dir, err)
 	}
+	files = slices.DeleteFunc(files, func(f string) bool { return strings.HasPrefix(filepath.Base(f), ".") })
 	if len(files) == 0 {
 		return nil, &errPolicyDir{fmt.Sprintf("policy directory %s has no *.hcl file: write the policy there (docs/POLICY.md), or leave --policy out", dir)}
 	}

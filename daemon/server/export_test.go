@@ -106,3 +106,12 @@ func SetLaunchStarted(f func(*daemon.Guest)) (restore func()) {
 
 // MaxOutputCall is the most output one stream call to a client carries.
 const MaxOutputCall = maxOutputCall
+
+// SetUserLookup makes s ask lookup, not the system's user database, for
+// the name and groups of a uid. Call it before s serves anything.
+func SetUserLookup(s *Server, lookup func(uid uint32) (name string, groups []uint32)) {
+	s.lookupUser = func(uid uint32) userInfo {
+		name, groups := lookup(uid)
+		return userInfo{name: name, groups: groups}
+	}
+}

@@ -72,10 +72,12 @@ type Server struct {
 	userTotal int                         // their sum
 	holders   map[string]daemon.Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
-	names     map[string]string   // guest name → id ("" while its launch is under way)
-	running   map[uint32]int      // running guests launched through the server, by principal uid
-	exited    []string            // ids of exited guests whose records are kept, oldest first
-	users     map[uint32]userInfo // what the system says of each uid seen
+	names     map[string]string // guest name → id ("" while its launch is under way)
+	running   map[uint32]int    // running guests launched through the server, by principal uid
+	exited    []string          // ids of exited guests whose records are kept, oldest first
+	// lookupUser asks the system's user database about a uid (a variable
+	// for tests).
+	lookupUser func(uid uint32) userInfo
 }
 
 // New returns a Server for sup. The caller still owns sup: close the
@@ -90,8 +92,9 @@ func New(sup *daemon.Supervisor, opts Options) *Server {
 		sup: sup, log: log, lim: opts.Limits.WithDefaults(), logBytes: opts.LogBytes,
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, userConns: map[uint32]int{},
-		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, names: map[string]string{}, users: map[uint32]userInfo{},
-		running: map[uint32]int{},
+		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, names: map[string]string{},
+		lookupUser: lookupUser,
+		running:    map[uint32]int{},
 	}
 }
 
@@ -327,14 +330,17 @@ type userInfo struct {
 	groups []uint32
 }
 
-// userOf looks uid up once and remembers the answer (for up to 4096 uids).
-func (s *Server) userOf(uid uint32) userInfo {
-	s.mu.Lock()
-	u, ok := s.users[uid]
-	s.mu.Unlock()
-	if ok {
-		return u
-	}
+// userOf is what the user database says of uid now, looked up at each
+// connection and never remembered: a user removed from a group since an
+// earlier connection no longer acts with it (nor is a grant decided on a
+// stale answer that policy explain, which looks the user up afresh,
+// would contradict).
+func (s *Server) userOf(uid uint32) userInfo { return s.lookupUser(uid) }
+
+// lookupUser is what the system's user database says of uid: its name
+// and groups, or nothing when it does not know the uid.
+func lookupUser(uid uint32) userInfo {
+	var u userInfo
 	if su, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
 		u.name = su.Username
 		gids, _ := su.GroupIds() // unknown groups: none besides the primary
@@ -344,11 +350,6 @@ func (s *Server) userOf(uid uint32) userInfo {
 			}
 		}
 	}
-	s.mu.Lock()
-	if len(s.users) < 4096 {
-		s.users[uid] = u
-	}
-	s.mu.Unlock()
 	return u
 }
 
