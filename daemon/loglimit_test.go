@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/sandboxd/sandboxd/abi/abitest"
 )
 
@@ -45,15 +43,7 @@ func TestALineBucketLetsABurstThroughThenOneAPeriod(t *testing.T) {
 // exit line says how many were dropped.
 func TestAGuestExecingInALoopCannotFloodTheDaemonsLog(t *testing.T) {
 	var logs abitest.Buffer
-	s, err := New(context.Background(), Options{CacheDir: testCache, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	s := newLoggingSupervisor(t, &logs)
 	wasm := abitest.WAT(t, guests+"exec_loop.wat")
 	file := filepath.Join(t.TempDir(), "exec_loop.wasm")
 	if err := os.WriteFile(file, wasm, 0o644); err != nil {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/policies"
@@ -414,15 +413,7 @@ delegate "pass" {
 // NotAllowedBy looked before it was held, and saw nothing.
 func TestAGrantSetUpAcrossAReloadIsJudgedByTheNewPolicy(t *testing.T) {
 	var logs abitest.Buffer
-	s, err := New(context.Background(), Options{CacheDir: testCache, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	s := newLoggingSupervisor(t, &logs)
 	dir := t.TempDir()
 	allow := mustPolicy(t, fmt.Sprintf("grant \"d\" {\n  resources = [\"dir:%s\"]\n}\n", dir))
 	deny := mustPolicy(t, `resource "chan" "x" {}`)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/caps"
@@ -32,6 +34,21 @@ func newSupervisor(t *testing.T) *Supervisor {
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+	})
+	return s
+}
+
+// newLoggingSupervisor is a supervisor logging at info level to logs.
+func newLoggingSupervisor(t *testing.T, logs io.Writer) *Supervisor {
+	t.Helper()
+	s, err := New(context.Background(), Options{CacheDir: testCache, Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
+		defer cancel()
+		_ = s.Close(ctx)
 	})
 	return s
 }
