@@ -358,7 +358,13 @@ func (s *deafStore) Put(ctx context.Context, call pipelineapi.Store_put) error {
 // call past the bound refused as overloaded rather than sent.
 func TestCallsToAGuestThatNeverReturnsAreBounded(t *testing.T) {
 	const limit = 4
-	h := newHarness(t, Limits{MaxCallsInFlight: limit, MaxForwarded: limit})
+	// The caller's own bound (MaxCallsInFlight) counts a call it cancelled
+	// until the daemon has returned it, which the caller cannot see: it
+	// is set above every call the loop makes, so that only the bound at
+	// the serving guest (MaxForwarded) refuses, however late the daemon
+	// returns the cancelled ones (at MaxCallsInFlight 4 a busy machine
+	// once ended the caller's connection at call 5).
+	h := newHarness(t, Limits{MaxCallsInFlight: 4*limit + 1, MaxForwarded: limit})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
 	st := &deafStore{started: make(chan struct{}, 8*limit), stop: make(chan struct{})}
 	defer close(st.stop)
