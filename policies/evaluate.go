@@ -283,7 +283,11 @@ func limitExceeded(r *Rule, req *Request) string {
 		return fmt.Sprintf("delegation depth %d exceeds max_depth %d of delegate %q", req.Depth, r.MaxDepth, r.Name)
 	}
 	if r.MaxCopies > 0 && req.Copies >= r.MaxCopies {
-		return fmt.Sprintf("%d live copies already, max_copies of delegate %q is %d", req.Copies, r.Name, r.MaxCopies)
+		copies := "live copies"
+		if req.Copies == 1 {
+			copies = "live copy"
+		}
+		return fmt.Sprintf("%d %s already, max_copies of delegate %q is %d", req.Copies, copies, r.Name, r.MaxCopies)
 	}
 	return ""
 }

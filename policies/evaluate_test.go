@@ -371,3 +371,19 @@ deny "keys" {
 		})
 	}
 }
+
+func TestTheFanOutReasonCountsOneCopyInTheSingular(t *testing.T) {
+	p := mustParse(t, `
+resource "chan" "jobs" {}
+
+delegate "one" {
+  resources  = ["chan:jobs"]
+  max_depth  = 1
+  max_copies = 1
+}
+`)
+	d := Evaluate(p, Request{Op: OpDelegate, Kind: "chan", Name: "jobs", Depth: 1, Copies: 1, ToUnknown: true})
+	if d.Allowed || !strings.Contains(d.Reason, `1 live copy already, max_copies of delegate "one" is 1`) {
+		t.Fatalf("allowed %v, reason %q", d.Allowed, d.Reason)
+	}
+}
