@@ -29,6 +29,8 @@ func TestResourcesDeclareEveryAddressAnInlineGrantTakes(t *testing.T) {
 		{"listen", "tcp", "8080", `tcp "8080" is not [HOST]:PORT (a name or address, or none for every interface, and a port 0-65535)`},
 		{"sock", "unix", "@", `unix "@" names no abstract address: write @NAME`},
 		{"sock", "unix", "db.sock", `unix "db.sock" must be an absolute path, or @NAME for an abstract address`},
+		{"sock", "unix", "/run/./db.sock", `unix "/run/./db.sock" is not clean, as a path must be for deny rules and grants to name it alike: write "/run/db.sock"`},
+		{"listen", "unix", "/run/api/", `unix "/run/api/" is not clean, as a path must be for deny rules and grants to name it alike: write "/run/api"`},
 		{"listen", "unix", long, `unix "` + long + `" is 108 bytes, longer than the 107 a socket address holds: use a shorter path`},
 		{"sock", "unix", "@" + long[1:], `unix "@` + long[1:] + `" is 108 bytes, longer than the 107 a socket address holds: use a shorter path`},
 	} {

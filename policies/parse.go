@@ -403,7 +403,7 @@ func checkTCP(kind, addr string) string {
 }
 
 // checkUnix says what is wrong with a unix socket address: an absolute
-// path, or @NAME in Linux's abstract namespace, that fits in a socket
+// clean path, or @NAME in Linux's abstract namespace, that fits in a socket
 // address, as the daemon takes one inline.
 func checkUnix(addr string) string {
 	switch {
@@ -411,6 +411,8 @@ func checkUnix(addr string) string {
 		return fmt.Sprintf("unix %q names no abstract address: write @NAME", addr)
 	case !path.IsAbs(addr) && !strings.HasPrefix(addr, "@"):
 		return fmt.Sprintf("unix %q must be an absolute path, or @NAME for an abstract address", addr)
+	case path.IsAbs(addr) && path.Clean(addr) != addr:
+		return fmt.Sprintf("unix %q is not clean, as a path must be for deny rules and grants to name it alike: write %q", addr, path.Clean(addr))
 	case len(addr) > caps.MaxUnixPath:
 		return fmt.Sprintf("unix %q is %d bytes, longer than the %d a socket address holds: use a shorter path", addr, len(addr), caps.MaxUnixPath)
 	}
