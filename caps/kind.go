@@ -59,8 +59,12 @@ func (k Kind) MaxRights() (base, inheriting Rights) {
 		return RightsTTYBase, 0
 	case KindByteObject:
 		return RightsByteObjectBase, 0
-	case KindChannel, KindSocket:
+	case KindChannel:
 		return RightsSocketBase, RightsSocketInheriting
+	case KindSocket:
+		// A host socket carries bytes only: no handle ever arrives on
+		// one, so it has no rights to pass on to one.
+		return RightsSocketBase, 0
 	case KindListener, KindDialer:
 		return RightsListenerBase, RightsSocketBase
 	case KindModule:

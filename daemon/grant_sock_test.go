@@ -445,3 +445,35 @@ func TestSockGrantOfADNSNameDescribesTheNameAndTheAddressReached(t *testing.T) {
 		t.Errorf("a connection to %s is described %q, want %q", l.Addr(), got, want)
 	}
 }
+
+// A connected socket carries bytes only, so it holds no rights to pass
+// on: it held every right as inheriting, and a reload under a rule that
+// names the socket's rights warned that some thirty file rights were
+// beyond it.
+func TestASocketGrantWithinARightsRuleIsNotWarnedAboutAtReload(t *testing.T) {
+	s := newSupervisor(t)
+	l := listenTCP(t)
+	policy := func(rights string) string {
+		return fmt.Sprintf(`
+resource "sock" "db" {
+  tcp = "%s"
+}
+grant "db" {
+  resources = ["sock:db"]
+  %s
+}
+`, l.Addr(), rights)
+	}
+	s.SetPolicy(mustPolicy(t, policy("")))
+	g, err := launchSpin(t, s, nil, "sock:db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, inh := g.Handles()[3].Cap.Rights(); inh != 0 {
+		t.Errorf("a connected socket holds inheriting rights %v", inh)
+	}
+	narrower := mustPolicy(t, policy(`rights = ["fd_read", "fd_write", "fd_stat_put_flags", "file_stat_fget", "poll_fd_readwrite", "sock_shutdown"]`))
+	if ds := s.NotAllowedBy(narrower); len(ds) != 0 {
+		t.Errorf("a reload under a rule giving the socket's own rights warns: %+v", ds)
+	}
+}
