@@ -345,11 +345,31 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 		attr, addr := socketAddress(where)
 		name := src
 		if strings.ContainsAny(src, ":/") { // an inline address, which a policy names
+			attr, addr = inlineAddress(kind, src, attr, addr)
 			name = strings.Trim(nameUnsafe().ReplaceAllString(attr+" "+addr, "-"), "-")
 		}
 		return kind, kind + ":" + name, fmt.Sprintf("resource %q %s {\n  %s = %s\n}\n", kind, hclString(name), attr, hclString(addr))
 	}
 	return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {}\n", kind, hclString(src))
+}
+
+// inlineAddress is the address a sock or listen grant's source gives
+// inline, as the daemon reads it (daemon.inlineTarget: tcp:HOST:PORT,
+// unix:PATH, and for listen a bare HOST:PORT): a listener's is what the
+// grant asked for (port 0, every interface), not the address it was
+// bound at, which its resource shows. A unix path keeps the resource's
+// (attr, addr): the daemon made it absolute.
+func inlineAddress(kind, src, attr, addr string) (string, string) {
+	n, a, _ := strings.Cut(src, ":")
+	switch {
+	case n == "unix":
+		return attr, addr
+	case n == "tcp":
+		return "tcp", a
+	case kind == "listen":
+		return "tcp", src
+	}
+	return attr, addr
 }
 
 // socketAddress reads the address of a sock or listen capability's

@@ -341,3 +341,42 @@ func TestSuggestEndsOnACycleOfParents(t *testing.T) {
 		t.Fatal("Suggest of a log whose parents form a cycle has not returned after 60s")
 	}
 }
+
+// A listener given inline is declared at the address its grant asked for,
+// not at the one the daemon bound: a grant of port 0 (any free port) is
+// declared at port 0, and one of every interface (":17085") as written,
+// so that the suggested listener is what the grant was.
+func TestSuggestDeclaresAListenerAtTheAddressItsGrantAsked(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	grants := []struct{ origin, resource, want string }{
+		{"listen:127.0.0.1:0=web", "listen tcp 127.0.0.1:41234", "127.0.0.1:0"},
+		{"listen::17085", "listen tcp [::]:17085", ":17085"},
+		{"listen:tcp:[::1]:0=six", "listen tcp [::1]:39001", "[::1]:0"},
+	}
+	var texts []string
+	var records []Record
+	for i, g := range grants {
+		texts = append(texts, g.origin)
+		records = append(records, Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "listener", Holder: "g-1", Base: "sock_accept", Edge: "grant", Origin: g.origin, Resource: g.resource}})
+	}
+	path := logOf(t, append(records, Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "srv.wasm", SHA256: sha, UID: 1000, Grants: texts}}))
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
+	}
+	for _, g := range grants {
+		found := false
+		for _, r := range p.Resources() {
+			if r.Kind == "listen" && r.TCP == g.want {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no listen resource declared at %s:\n%s", g.origin, g.want, out)
+		}
+	}
+}
