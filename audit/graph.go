@@ -487,8 +487,8 @@ type Reach struct {
 // which its holder can reach resource, each with its chain back to the
 // grant. resource is what a grant names ("sock:db", "dir:/srv/data"), a
 // capability's resource description ("dir /srv/data"), or a host path: a
-// directory capability reaches every path beneath it, as named or where
-// the symbolic links on the way lead.
+// directory capability reaches every path beneath it where the symbolic
+// links on the way lead.
 func (g *Graph) WhoCan(resource string) []Reach {
 	q := parseResource(resource)
 	paths := g.pathsOf(q)
@@ -629,10 +629,11 @@ func (q *resourceQuery) real(p string) string {
 	return r
 }
 
-// within reports whether q's host path is dir or beneath it, as named or
-// where their links lead.
+// within reports whether q's host path is dir or beneath it where their
+// links lead: a path through a link beneath dir that leads out of it is
+// not within, as the kernel opens nothing through such a link.
 func (q *resourceQuery) within(dir string) bool {
-	return beneath(q.loc, dir) || beneath(q.real(q.loc), q.real(dir))
+	return beneath(q.real(q.loc), q.real(dir))
 }
 
 // reaches reports whether capability n, derived from root, reaches q:

@@ -564,3 +564,42 @@ func TestWhoCanANamedDirectoryAsItsPath(t *testing.T) {
 		}
 	}
 }
+
+// A symbolic link beneath a granted directory that leads out of it does
+// not take the grant with it: the kernel refuses to open through it
+// (ENOTCAPABLE), so a path through the link is reached only by who
+// reaches where it leads, whatever the path's name says.
+func TestWhoCanNotThroughALinkLeadingOutOfTheDirectory(t *testing.T) {
+	top := t.TempDir()
+	for _, d := range []string{"data", "outside"} {
+		if err := os.Mkdir(filepath.Join(top, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../outside", filepath.Join(top, "data", "esc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".", filepath.Join(top, "data", "here")); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(top, "data")
+	g := FromDoc(GraphDoc{Caps: []*Node{
+		{CapRecord: CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Edge: "grant", Base: "file_open", Origin: "dir:" + data, Resource: "dir " + data}},
+		{CapRecord: CapRecord{ID: "c2", Kind: "dir", Holder: "g-2", Edge: "grant", Base: "file_open", Origin: "dir:" + filepath.Join(top, "outside"), Resource: "dir " + filepath.Join(top, "outside")}},
+	}})
+	for q, want := range map[string]string{
+		filepath.Join(data, "esc", "passwd"):           "c2",
+		"file:" + filepath.Join(data, "esc", "passwd"): "c2",
+		"dir:" + filepath.Join(data, "esc"):            "c2",
+		filepath.Join(data, "here", "q1.csv"):          "c1",
+		filepath.Join(data, "q1.csv"):                  "c1",
+	} {
+		var got []string
+		for _, r := range g.WhoCan(q) {
+			got = append(got, r.Cap)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("who-can %s: %v, want %s", q, got, want)
+		}
+	}
+}
