@@ -255,11 +255,19 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	} else {
 		du.lease.add(0, false)
 	}
-	if c.Holder == "" && d != nil && d.To != InFlight {
+	if c.Holder == "" && (d != nil && d.To != InFlight || launchDelegation(c)) {
 		u.adopting[c.ID] = du // a guest being launched, which adopts it
 		return
 	}
 	du.recipient(u.guests[c.Holder])
+}
+
+// launchDelegation reports whether copy c, in flight, was delegated to a
+// guest being launched (--grant cap:ID, whose text is its origin): that
+// guest adopts it, whether or not a policy decided it. A copy sent on a
+// channel ("sent on …") goes to whoever reads it.
+func launchDelegation(c *CapRecord) bool {
+	return c.Edge == "delegate" && strings.HasPrefix(c.Origin, "cap:")
 }
 
 // recipient counts to as a recipient of d's copies: a launched guest's

@@ -380,3 +380,44 @@ func TestSuggestDeclaresAListenerAtTheAddressItsGrantAsked(t *testing.T) {
 		}
 	}
 }
+
+// A copy delegated at launch (--grant cap:ID) goes to the guest launched,
+// whether or not a policy decided it: learnt from a run without a policy
+// (no decision records), the delegate rule still names the recipient's
+// module in a to block, as it does for a run under a policy. A copy sent
+// on a channel, read by whoever reads it, gets no to block.
+func TestSuggestNamesTheRecipientOfADelegationAtLaunchWithoutAPolicy(t *testing.T) {
+	giver, taker := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	dir := func(id, holder, parent, edge, origin string) *CapRecord {
+		return &CapRecord{ID: id, Kind: "dir", Holder: holder, Base: "fd_read", Parent: parent, Edge: edge, Origin: origin, Resource: "dir /srv/data"}
+	}
+	for _, tc := range []struct {
+		origin string
+		wantTo bool
+	}{{"cap:c1=data", true}, {"cap:c1=data:ro", true}, {"sent on c9 (chan)", false}} {
+		path := logOf(t, []Record{
+			{Type: TypeGrant, Cap: dir("c1", "g-1", "", "grant", "dir:/srv/data")},
+			{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "giver.wasm", SHA256: giver, UID: 1000, Grants: []string{"dir:/srv/data"}}},
+			{Type: TypeDelegate, Cap: dir("c2", "", "c1", "delegate", tc.origin)},
+			{Type: TypeAdopt, Cap: dir("c2", "g-2", "c1", "delegate", tc.origin)},
+			{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2", Module: "taker.wasm", SHA256: taker, UID: 1000, Grants: []string{tc.origin}}},
+		})
+		out, err := Suggest(path, "")
+		if err != nil {
+			t.Fatalf("Suggest: %v\n%s", err, out)
+		}
+		p, err := policies.Parse("suggested.hcl", []byte(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var to []string
+		for _, r := range p.Rules() {
+			if r.Type == policies.TypeDelegate && r.To != nil {
+				to = r.To.SHA256
+			}
+		}
+		if got := len(to) == 1 && to[0] == taker; got != tc.wantTo || (!tc.wantTo && len(to) > 0) {
+			t.Errorf("a copy delegated with origin %q: the rule's to is %v, want the recipient's module: %v\n%s", tc.origin, to, tc.wantTo, out)
+		}
+	}
+}
