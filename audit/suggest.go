@@ -344,9 +344,12 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 		// A host path, or a bare word no policy could have named: a path
 		// relative to the working directory of a run without a policy.
 		if !strings.HasPrefix(where, "/") {
-			where = src
+			return kind, kind + ":" + path.Clean(src), ""
 		}
-		return kind, kind + ":" + path.Clean(where), ""
+		// Under a policy the daemon decides a host path where its links
+		// lead on this host (caps.RealPath, daemon.DecideHostPath): a
+		// rule for the path as the grant named it would not allow it.
+		return kind, kind + ":" + path.Clean(caps.RealPath(path.Clean(where))), ""
 	case kind == "dir" || kind == "file":
 		return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {\n  path = %s\n}\n", kind, hclString(src), hclString(where))
 	case kind == "sock" || kind == "listen":

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -419,5 +420,39 @@ func TestSuggestNamesTheRecipientOfADelegationAtLaunchWithoutAPolicy(t *testing.
 		if got := len(to) == 1 && to[0] == taker; got != tc.wantTo || (!tc.wantTo && len(to) > 0) {
 			t.Errorf("a copy delegated with origin %q: the rule's to is %v, want the recipient's module: %v\n%s", tc.origin, to, tc.wantTo, out)
 		}
+	}
+}
+
+// A host path granted through a symbolic link is decided, under a policy,
+// where the link leads (daemon.DecideHostPath): the suggested rule names
+// that path, so that the same grant is allowed again, and not the link,
+// which no grant is decided at.
+func TestSuggestGrantsAPathThroughALinkWhereItLeads(t *testing.T) {
+	top := t.TempDir()
+	real := filepath.Join(top, "srv", "data")
+	if err := os.MkdirAll(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(top, "alias")
+	if err := os.Symlink("srv/data", link); err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	path := logOf(t, []Record{
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:./alias=/data:ro", Resource: "dir " + link}},
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c2", Kind: "file", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "file:./alias/new.log=log:create", Resource: "file " + filepath.Join(link, "new.log")}},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "a.wasm", SHA256: sha, UID: 1000, Grants: []string{"dir:./alias=/data:ro", "file:./alias/new.log=log:create"}}},
+	})
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"dir:` + real + `"`, `"file:` + filepath.Join(real, "new.log") + `"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the suggestion lacks %s, where the grant was decided:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, link) {
+		t.Errorf("the suggestion names the link %s, where no grant is decided:\n%s", link, out)
 	}
 }
