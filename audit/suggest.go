@@ -44,6 +44,9 @@ type usage struct {
 	// take them (a guest being launched), and the rules they count for:
 	// the adopt record names the recipient.
 	adopting map[string]*delUse
+	// decls is the resource block of each inline socket's selector, to
+	// keep two addresses from sharing one name (usage.selectorOf).
+	decls map[string]string
 }
 
 // decidedKey is what an allowed grant decision was about.
@@ -108,7 +111,7 @@ func Suggest(path, guest string) (string, error) {
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
 		kids: map[string]int{}, closed: map[string]bool{},
 		decided: map[decidedKey]time.Duration{}, lent: map[string]*DecisionRecord{},
-		adopting: map[string]*delUse{},
+		adopting: map[string]*delUse{}, decls: map[string]string{},
 	}
 	// A launch's handles are recorded before its guest's start: read the
 	// guests first.
@@ -197,7 +200,7 @@ func isGrantOrigin(o string) bool {
 // records did, only the guest's launcher, the user of its grants at
 // launch.
 func (u *usage) grant(g *GuestRecord, c *CapRecord) {
-	kind, sel, decl := selectorOf(c)
+	kind, sel, decl := u.selectorOf(c)
 	uid := g.UID
 	if c.ByUID != nil {
 		uid = *c.ByUID
@@ -239,7 +242,7 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	if g == nil || root.Edge != "grant" || !isGrantOrigin(root.Origin) || (guest != "" && g.ID != guest) {
 		return
 	}
-	_, sel, _ := selectorOf(root)
+	_, sel, _ := u.selectorOf(root)
 	key := delKey{sha: g.SHA256, selector: sel}
 	du := u.dels[key]
 	if du == nil {
@@ -355,13 +358,46 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 	case kind == "sock" || kind == "listen":
 		attr, addr := socketAddress(where)
 		name := src
-		if strings.ContainsAny(src, ":/") { // an inline address, which a policy names
+		if inlineSocket(src) { // an inline address, which a policy names
 			attr, addr = inlineAddress(kind, src, attr, addr)
 			name = strings.Trim(nameUnsafe().ReplaceAllString(attr+" "+addr, "-"), "-")
 		}
-		return kind, kind + ":" + name, fmt.Sprintf("resource %q %s {\n  %s = %s\n}\n", kind, hclString(name), attr, hclString(addr))
+		return kind, kind + ":" + name, socketDecl(kind, name, attr, addr)
 	}
 	return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {}\n", kind, hclString(src))
+}
+
+func socketDecl(kind, name, attr, addr string) string {
+	return fmt.Sprintf("resource %q %s {\n  %s = %s\n}\n", kind, hclString(name), attr, hclString(addr))
+}
+
+// inlineSocket reports whether a sock or listen grant's source is an
+// address given inline rather than a resource's name.
+func inlineSocket(src string) bool { return strings.ContainsAny(src, ":/") }
+
+// selectorOf is selectorOf(c), with the name made of an inline socket's
+// address made unique: two addresses can make one name ("/run/a/b.sock"
+// and "/run/a-b.sock", ":80" and "[::]:80"), and the second is declared
+// as NAME-2 (then -3, …), so that each grant's rule names its own
+// address. The same address is given the same name each time.
+func (u *usage) selectorOf(c *CapRecord) (kind, selector, decl string) {
+	kind, selector, decl = selectorOf(c)
+	_, src := grantSource(c.Origin)
+	if decl == "" || (kind != "sock" && kind != "listen") || !inlineSocket(src) {
+		return kind, selector, decl
+	}
+	_, name, _ := strings.Cut(selector, ":")
+	_, where, _ := strings.Cut(c.Resource, " ")
+	attr, addr := socketAddress(where)
+	attr, addr = inlineAddress(kind, src, attr, addr)
+	for i := 2; ; i++ {
+		if prev, taken := u.decls[selector]; !taken || prev == decl {
+			u.decls[selector] = decl
+			return kind, selector, decl
+		}
+		n := name + "-" + strconv.Itoa(i)
+		selector, decl = kind+":"+n, socketDecl(kind, n, attr, addr)
+	}
 }
 
 // inlineAddress is the address a sock or listen grant's source gives

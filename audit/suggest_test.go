@@ -456,3 +456,51 @@ func TestSuggestGrantsAPathThroughALinkWhereItLeads(t *testing.T) {
 		t.Errorf("the suggestion names the link %s, where no grant is decided:\n%s", link, out)
 	}
 }
+
+// Two sockets given inline at addresses whose names, made of the
+// address, would be the same ("/run/a/b.sock" and "/run/a-b.sock" are
+// both unix-run-a-b-sock) are declared under two names, each at its own
+// address: each guest's rule grants the socket it was given.
+func TestSuggestDeclaresTwoSocketsOfOneNameApart(t *testing.T) {
+	shas := []string{strings.Repeat("ab", 32), strings.Repeat("cd", 32), strings.Repeat("ef", 32)}
+	grants := []struct{ origin, kind, resource, want string }{
+		{"sock:unix:/run/a/b.sock", "socket", "sock unix /run/a/b.sock", "/run/a/b.sock"},
+		{"sock:unix:/run/a-b.sock", "socket", "sock unix /run/a-b.sock", "/run/a-b.sock"},
+		{"listen::17085", "listen", "listen tcp [::]:17085", ":17085"},
+	}
+	var records []Record
+	for i, g := range grants {
+		id := fmt.Sprintf("g-%d", i)
+		records = append(records,
+			Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: g.kind, Holder: id, Base: "fd_read", Edge: "grant", Origin: g.origin, Resource: g.resource}},
+			Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: id, Module: "m.wasm", SHA256: shas[i], UID: 1000, Grants: []string{g.origin}}})
+	}
+	records = append(records,
+		Record{Type: TypeGrant, Cap: &CapRecord{ID: "c9", Kind: "listen", Holder: "g-2", Base: "fd_read", Edge: "grant", Origin: "listen:[::]:17085", Resource: "listen tcp [::]:17085"}})
+	out, err := Suggest(logOf(t, records), "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string][]string{} // a module's sha → the addresses its rules grant
+	for _, r := range p.Rules() {
+		for _, s := range r.Selectors {
+			res, ok := p.Resource(s.Kind, s.Name)
+			if !ok {
+				t.Fatalf("rule %s names %s:%s, not declared:\n%s", r.Name, s.Kind, s.Name, out)
+			}
+			addrs[r.Module.SHA256[0]] = append(addrs[r.Module.SHA256[0]], res.Unix+res.TCP)
+		}
+	}
+	for i, g := range grants {
+		if got := addrs[shas[i]]; len(got) == 0 || got[0] != g.want {
+			t.Errorf("%s: the rule grants %v, want %s:\n%s", g.origin, got, g.want, out)
+		}
+	}
+	if got := addrs[shas[2]]; len(got) != 2 || got[1] != "[::]:17085" {
+		t.Errorf("listen:[::]:17085: the rules grant %v, want :17085 and [::]:17085:\n%s", got, out)
+	}
+}
