@@ -94,6 +94,7 @@ type delKey struct{ sha, selector string }
 type delUse struct {
 	delKey
 	module    string
+	decl      string // the resource block a named selector needs, or ""
 	depth     int
 	copies    int
 	rights    caps.Rights
@@ -242,11 +243,11 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	if g == nil || root.Edge != "grant" || !isGrantOrigin(root.Origin) || (guest != "" && g.ID != guest) {
 		return
 	}
-	_, sel, _ := u.selectorOf(root)
+	_, sel, decl := u.selectorOf(root)
 	key := delKey{sha: g.SHA256, selector: sel}
 	du := u.dels[key]
 	if du == nil {
-		du = &delUse{delKey: key, module: g.Module, to: map[string]bool{}}
+		du = &delUse{delKey: key, module: g.Module, decl: decl, to: map[string]bool{}}
 		u.dels[key] = du
 		u.order = append(u.order, du)
 	}
@@ -514,6 +515,12 @@ func (u *usage) render(logPath, guest string) (string, error) {
 			if x.rights == 0 {
 				fmt.Fprintf(&rules, "# %s passed %s on with no rights: no rule gives a capability none\n\n", oneLine(x.module), oneLine(x.selector))
 				continue
+			}
+			// Declared here when no grant rule of this suggestion did
+			// (--guest: the guest was given its copy by another).
+			if x.decl != "" && !decls[x.selector] {
+				decls[x.selector] = true
+				b.WriteString(x.decl + "\n")
 			}
 			writeDelegate(&rules, ruleName(names, x.module, "pass-"+x.selector), x)
 		}

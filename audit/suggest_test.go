@@ -504,3 +504,32 @@ func TestSuggestDeclaresTwoSocketsOfOneNameApart(t *testing.T) {
 		t.Errorf("listen:[::]:17085: the rules grant %v, want :17085 and [::]:17085:\n%s", got, out)
 	}
 }
+
+// Suggested for the guest that passed on a copy of a named resource it
+// was given by another guest, the policy declares that resource, which
+// its delegate rule names: it loads.
+func TestSuggestForOneGuestDeclaresTheResourceItPassesOn(t *testing.T) {
+	a, b := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	sock := func(id, holder, parent, edge, origin string) *CapRecord {
+		return &CapRecord{ID: id, Kind: "sock", Holder: holder, Base: "fd_read", Parent: parent, Edge: edge, Origin: origin, Resource: "sock tcp 127.0.0.1:5432"}
+	}
+	path := logOf(t, []Record{
+		{Type: TypeGrant, Cap: sock("c1", "g-1", "", "grant", "sock:db")},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "a.wasm", SHA256: a, UID: 1000, Grants: []string{"sock:db"}}},
+		{Type: TypeDelegate, Cap: sock("c2", "", "c1", "delegate", "cap:c1")},
+		{Type: TypeAdopt, Cap: sock("c2", "g-2", "c1", "delegate", "cap:c1")},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2", Module: "b.wasm", SHA256: b, UID: 1000, Grants: []string{"cap:c1"}}},
+		{Type: TypeDelegate, Cap: sock("c3", "", "c2", "delegate", "sent on c9 (chan)")},
+	})
+	out, err := Suggest(path, "g-2")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := p.Resource("sock", "db"); !ok || r.TCP != "127.0.0.1:5432" {
+		t.Errorf("sock db: %+v, want it declared at 127.0.0.1:5432:\n%s", r, out)
+	}
+}
