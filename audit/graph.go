@@ -748,6 +748,13 @@ func reaches(n, root *Node, named bool, q *resourceQuery) bool {
 	if isSocketKind(q.kind) && reachesSocket(kind, loc, q) {
 		return true
 	}
+	if q.kind == "" && strings.HasPrefix(q.loc, "/") && isSocketKind(kind) {
+		// A host path may be a unix socket's file: whatever connects to
+		// it or listens at it reaches it.
+		uq := *q
+		uq.kind, uq.loc = kind, "unix "+q.loc
+		return reachesSocket(kind, loc, &uq)
+	}
 	// A capability derived for a new resource (a file opened beneath a
 	// granted directory) is not the grant's resource.
 	return named && root.Resource == n.Resource

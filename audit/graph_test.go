@@ -632,6 +632,8 @@ func TestWhoCanASocketByItsAddress(t *testing.T) {
 		"sock:tcp:10.0.0.7:9200":        "c7",
 		"sock:tcp:[::1]:9200":           "c7",
 		"sock:unix:/run/app.sock":       "c8",
+		"/run/app.sock":                 "c8",
+		"/run/../run/app.sock":          "c8",
 		"sock:db":                       "c1 c2 c3 c4",
 		"sock:search":                   "c7",
 		"sock:tcp:127.0.0.1:6380":       "",
