@@ -105,8 +105,12 @@ type delUse struct {
 
 // Suggest reads the log at path and returns the least policy that would
 // have allowed what guest did (every guest when guest is ""), as HCL
-// that policies.Parse loads.
+// that policies.Parse loads. A log pruned while it is read is read again.
 func Suggest(path, guest string) (string, error) {
+	return again(func() (string, error) { return suggest(path, guest) })
+}
+
+func suggest(path, guest string) (string, error) {
 	u := &usage{
 		guests: map[string]*GuestRecord{}, caps: map[string]*CapRecord{},
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
