@@ -47,6 +47,9 @@ type usage struct {
 	// decls is the resource block of each inline socket's selector, to
 	// keep two addresses from sharing one name (usage.selectorOf).
 	decls map[string]string
+	// clients is the control API's clients that were minted capabilities,
+	// as the holders of grants with no module (usage.granted).
+	clients map[string]*GuestRecord
 }
 
 // decidedKey is what an allowed grant decision was about.
@@ -116,7 +119,7 @@ func suggest(path, guest string) (string, error) {
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
 		kids: map[string]int{}, closed: map[string]bool{},
 		decided: map[decidedKey]time.Duration{}, lent: map[string]*DecisionRecord{},
-		adopting: map[string]*delUse{}, decls: map[string]string{},
+		adopting: map[string]*delUse{}, decls: map[string]string{}, clients: map[string]*GuestRecord{},
 	}
 	// A launch's handles are recorded before its guest's start: read the
 	// guests first.
@@ -158,7 +161,7 @@ func (u *usage) apply(r Record, guest string) {
 		}
 	case TypeGrant:
 		u.caps[r.Cap.ID] = r.Cap
-		if g := u.guests[r.Cap.Holder]; g != nil && isGrantOrigin(r.Cap.Origin) && (guest == "" || g.ID == guest) {
+		if g := u.granted(r.Cap); g != nil && isGrantOrigin(r.Cap.Origin) && (guest == "" || g.ID == guest) {
 			u.grant(g, r.Cap)
 		}
 	case TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
@@ -191,6 +194,26 @@ func (u *usage) decide(d *DecisionRecord) {
 	case d.Allowed && d.Op == "delegate":
 		u.lent[d.Cap] = d
 	}
+}
+
+// granted is the holder a root capability c was granted to: a launched
+// guest, or a client of the control API it was minted for (a holder no
+// guest-start names, not a guest's g-…, with the user who made the
+// grant: by_uid), which a policy decides with no module (u.clients, GuestRecord.SHA256 ""); nil
+// for any other.
+func (u *usage) granted(c *CapRecord) *GuestRecord {
+	if g := u.guests[c.Holder]; g != nil {
+		return g
+	}
+	if c.Holder == "" || strings.HasPrefix(c.Holder, "g-") || c.ByUID == nil || c.Edge != "grant" {
+		return nil // a guest whose start the log no longer holds (pruned) is no client
+	}
+	cl := u.clients[c.Holder]
+	if cl == nil {
+		cl = &GuestRecord{ID: c.Holder, Module: "client", UID: *c.ByUID}
+		u.clients[c.Holder] = cl
+	}
+	return cl
 }
 
 // isGrantOrigin reports whether a root capability's origin is a grant's
@@ -244,6 +267,9 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	copies := len(live) + 1
 	live[c.ID] = true
 	g := u.guests[p.Holder]
+	if g == nil {
+		g = u.clients[p.Holder]
+	}
 	if g == nil || root.Edge != "grant" || !isGrantOrigin(root.Origin) || (guest != "" && g.ID != guest) {
 		return
 	}
@@ -578,12 +604,24 @@ func rightsList(r caps.Rights) string {
 func writeGrant(b *strings.Builder, name string, g *grantUse) {
 	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n%s", name, hclString(g.selector), rightsList(g.rights), g.lease.text(9))
 	fmt.Fprintf(b, "  subject {\n    uids = [%d]\n  }\n", g.uid)
-	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n}\n\n", g.sha)
+	writeModule(b, g.sha)
+	b.WriteString("}\n\n")
+}
+
+// writeModule writes a rule's module block: the module's sha256, or for
+// a client of the control API, which runs none, a comment saying why the
+// rule has none (a policy decides what a client holds with no module).
+func writeModule(b *strings.Builder, sha string) {
+	if sha == "" {
+		b.WriteString("  # no module block: a client of the control API (Supervisor.mint) runs none\n")
+		return
+	}
+	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n", sha)
 }
 
 func writeDelegate(b *strings.Builder, name string, d *delUse) {
 	fmt.Fprintf(b, "delegate %q {\n  resources  = [%s]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n%s", name, hclString(d.selector), d.depth, d.copies, rightsList(d.rights), d.lease.text(10))
-	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n", d.sha)
+	writeModule(b, d.sha)
 	if !d.toUnknown && len(d.to) > 0 {
 		var to []string
 		for sha := range d.to {

@@ -533,3 +533,55 @@ func TestSuggestForOneGuestDeclaresTheResourceItPassesOn(t *testing.T) {
 		t.Errorf("sock db: %+v, want it declared at 127.0.0.1:5432:\n%s", r, out)
 	}
 }
+
+// A capability minted for a client of the control API (Supervisor.mint)
+// is a grant a policy decides for the client's user and no module: the
+// suggestion has a rule for it, with no module block and the user as its
+// subject. The client passing it on at a launch (--grant cap:ID) is a
+// delegation by a holder with no module: its rule has no module block
+// either, and names the recipient's module in its to block.
+func TestSuggestAllowsWhatAClientMintedAndPassedOn(t *testing.T) {
+	taker := strings.Repeat("cd", 32)
+	uid := uint32(1000)
+	dir := func(id, holder, parent, edge, origin string) *CapRecord {
+		c := &CapRecord{ID: id, Kind: "dir", Holder: holder, Base: "fd_read", Parent: parent, Edge: edge, Origin: origin, Resource: "dir /srv/data"}
+		if edge == "grant" {
+			c.By, c.ByUID = "alice", &uid
+		}
+		return c
+	}
+	path := logOf(t, []Record{
+		{Type: TypeGrant, Cap: dir("c1", "conn-7", "", "grant", "dir:/srv/data")},
+		// A guest whose start a prune removed is not a client.
+		{Type: TypeGrant, Cap: dir("c9", "g-9", "", "grant", "dir:/srv/data")},
+		{Type: TypeDelegate, Cap: dir("c2", "", "c1", "delegate", "cap:c1=data")},
+		{Type: TypeAdopt, Cap: dir("c2", "g-2", "c1", "delegate", "cap:c1=data")},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2", Module: "taker.wasm", SHA256: taker, UID: uid, Grants: []string{"cap:c1=data"}}},
+	})
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grant, del *policies.Rule
+	for _, r := range p.Rules() {
+		switch r.Type {
+		case policies.TypeGrant:
+			if grant != nil {
+				t.Errorf("two grant rules, want one, for the client:\n%s", out)
+			}
+			grant = r
+		case policies.TypeDelegate:
+			del = r
+		}
+	}
+	if grant == nil || grant.Module != nil || grant.Subject == nil || len(grant.Subject.UIDs) != 1 || grant.Subject.UIDs[0] != uid {
+		t.Errorf("want a grant rule for uid %d and no module:\n%s", uid, out)
+	}
+	if del == nil || del.Module != nil || del.To == nil || len(del.To.SHA256) != 1 || del.To.SHA256[0] != taker {
+		t.Errorf("want a delegate rule with no module block, to the recipient's module:\n%s", out)
+	}
+}
