@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"sort"
 	"strings"
@@ -487,8 +488,8 @@ type Reach struct {
 // which its holder can reach resource, each with its chain back to the
 // grant. resource is what a grant names ("sock:db", "dir:/srv/data"), a
 // capability's resource description ("dir /srv/data"), or a host path: a
-// directory capability reaches every path beneath it, as named or where
-// the symbolic links on the way lead.
+// directory capability reaches every path beneath it where the symbolic
+// links on the way lead.
 func (g *Graph) WhoCan(resource string) []Reach {
 	q := parseResource(resource)
 	paths := g.pathsOf(q)
@@ -516,19 +517,44 @@ func (g *Graph) WhoCan(resource string) []Reach {
 // for each host path the graph's grants of that name opened: the resource
 // is reached where its path is, by a grant of the path or of a directory
 // above it too.
+//
+// Likewise a socket asked for by name (sock:db) is reached at each
+// address the grants of that name connected to, dialed or were bound at.
 func (g *Graph) pathsOf(q *resourceQuery) []*resourceQuery {
-	if (q.kind != "dir" && q.kind != "file") || strings.HasPrefix(q.loc, "/") {
+	var at func(kind, loc string) []string
+	switch {
+	case (q.kind == "dir" || q.kind == "file") && !strings.HasPrefix(q.loc, "/"):
+		at = func(kind, loc string) []string {
+			if kind != q.kind || !strings.HasPrefix(loc, "/") {
+				return nil
+			}
+			return []string{kind + ":" + loc}
+		}
+	case isSocketKind(q.kind) && !strings.Contains(q.loc, " "):
+		at = func(kind, loc string) []string {
+			var out []string
+			for _, a := range socketAddrs(loc) {
+				out = append(out, kind+" "+a)
+			}
+			return out
+		}
+	default:
 		return nil
 	}
 	var out []*resourceQuery
 	seen := map[string]bool{}
 	for _, n := range g.nodes {
+		if n.Edge != "grant" || grantSourceOf(n.Origin) != q.text {
+			continue
+		}
 		kind, loc, _ := strings.Cut(n.Resource, " ")
-		if n.Edge == "grant" && kind == q.kind && strings.HasPrefix(loc, "/") && !seen[loc] && grantSourceOf(n.Origin) == q.text {
-			seen[loc] = true
-			pq := parseResource(kind + ":" + loc)
-			pq.reals = q.reals
-			out = append(out, pq)
+		for _, r := range at(kind, loc) {
+			if !seen[r] {
+				seen[r] = true
+				pq := parseResource(r)
+				pq.reals = q.reals
+				out = append(out, pq)
+			}
 		}
 	}
 	return out
@@ -567,10 +593,80 @@ func parseResource(s string) *resourceQuery {
 				loc = path.Clean(loc)
 			}
 			q.kind, q.loc, q.text = k, loc, k+":"+loc
+			if isSocketKind(k) {
+				q.loc = socketLoc(k, loc)
+			}
 			return q
 		}
 	}
 	return q
+}
+
+// isSocketKind reports whether k is a kind of socket capability, whose
+// resource is an address ("sock tcp HOST:PORT", "listen unix PATH").
+func isSocketKind(k string) bool { return k == "sock" || k == "listen" || k == "dial" }
+
+// socketLoc is the address a sock, listen or dial query names, as a
+// capability's resource writes it ("tcp HOST:PORT", "unix PATH"): given
+// as a grant names it inline (tcp:HOST:PORT, unix:PATH, a listener's bare
+// HOST:PORT) or as a resource reads. Anything else (a resource's name)
+// is loc as it is.
+func socketLoc(kind, loc string) string {
+	for _, sep := range []string{":", " "} {
+		if n, a, ok := strings.Cut(loc, sep); ok && (n == "tcp" || n == "unix") {
+			if strings.HasPrefix(a, "/") {
+				a = path.Clean(a)
+			}
+			return n + " " + a
+		}
+	}
+	if kind == "listen" && strings.Contains(loc, ":") {
+		return "tcp " + loc
+	}
+	return loc
+}
+
+// socketAddrs are the addresses a socket capability's resource address
+// (loc, "tcp NAME:PORT (IP, IP)" for a dialer of a name and its
+// connections) reaches: as named and at each address the name resolved
+// to. An accepted connection ("… from PEER") reaches no address anyone
+// could ask for: nil.
+func socketAddrs(loc string) []string {
+	if strings.Contains(loc, " from ") {
+		return nil
+	}
+	network, rest, _ := strings.Cut(loc, " ")
+	addr, ips, resolved := strings.Cut(rest, " (")
+	out := []string{network + " " + addr}
+	_, port, err := net.SplitHostPort(addr)
+	if !resolved || err != nil {
+		return out
+	}
+	for _, ip := range strings.Split(strings.TrimSuffix(ips, ")"), ", ") {
+		out = append(out, network+" "+net.JoinHostPort(ip, port))
+	}
+	return out
+}
+
+// reachesSocket reports whether a socket capability of kind at loc (its
+// resource) reaches the address socket query q names: a connection or a
+// dialer the address it connects to, a listener the one it is bound at;
+// a unix socket's path as named or where its links lead.
+func reachesSocket(kind, loc string, q *resourceQuery) bool {
+	if q.kind == "listen" != (kind == "listen") || !isSocketKind(kind) {
+		return false
+	}
+	for _, a := range socketAddrs(loc) {
+		if a == q.loc {
+			return true
+		}
+		p, isUnix := strings.CutPrefix(a, "unix /")
+		qp, qUnix := strings.CutPrefix(q.loc, "unix /")
+		if isUnix && qUnix && q.real("/"+p) == q.real("/"+qp) {
+			return true
+		}
+	}
+	return false
 }
 
 // AbsResource is who-can's RESOURCE s with a relative host path in it
@@ -629,10 +725,11 @@ func (q *resourceQuery) real(p string) string {
 	return r
 }
 
-// within reports whether q's host path is dir or beneath it, as named or
-// where their links lead.
+// within reports whether q's host path is dir or beneath it where their
+// links lead: a path through a link beneath dir that leads out of it is
+// not within, as the kernel opens nothing through such a link.
 func (q *resourceQuery) within(dir string) bool {
-	return beneath(q.loc, dir) || beneath(q.real(q.loc), q.real(dir))
+	return beneath(q.real(q.loc), q.real(dir))
 }
 
 // reaches reports whether capability n, derived from root, reaches q:
@@ -647,6 +744,16 @@ func reaches(n, root *Node, named bool, q *resourceQuery) bool {
 	}
 	if kind == "dir" && hostPath && (q.kind == "" || q.kind == "dir" || q.kind == "file") && q.within(loc) {
 		return true
+	}
+	if isSocketKind(q.kind) && reachesSocket(kind, loc, q) {
+		return true
+	}
+	if q.kind == "" && strings.HasPrefix(q.loc, "/") && isSocketKind(kind) {
+		// A host path may be a unix socket's file: whatever connects to
+		// it or listens at it reaches it.
+		uq := *q
+		uq.kind, uq.loc = kind, "unix "+q.loc
+		return reachesSocket(kind, loc, &uq)
 	}
 	// A capability derived for a new resource (a file opened beneath a
 	// granted directory) is not the grant's resource.

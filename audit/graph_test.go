@@ -564,3 +564,86 @@ func TestWhoCanANamedDirectoryAsItsPath(t *testing.T) {
 		}
 	}
 }
+
+// A symbolic link beneath a granted directory that leads out of it does
+// not take the grant with it: the kernel refuses to open through it
+// (ENOTCAPABLE), so a path through the link is reached only by who
+// reaches where it leads, whatever the path's name says.
+func TestWhoCanNotThroughALinkLeadingOutOfTheDirectory(t *testing.T) {
+	top := t.TempDir()
+	for _, d := range []string{"data", "outside"} {
+		if err := os.Mkdir(filepath.Join(top, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../outside", filepath.Join(top, "data", "esc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".", filepath.Join(top, "data", "here")); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(top, "data")
+	g := FromDoc(GraphDoc{Caps: []*Node{
+		{CapRecord: CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Edge: "grant", Base: "file_open", Origin: "dir:" + data, Resource: "dir " + data}},
+		{CapRecord: CapRecord{ID: "c2", Kind: "dir", Holder: "g-2", Edge: "grant", Base: "file_open", Origin: "dir:" + filepath.Join(top, "outside"), Resource: "dir " + filepath.Join(top, "outside")}},
+	}})
+	for q, want := range map[string]string{
+		filepath.Join(data, "esc", "passwd"):           "c2",
+		"file:" + filepath.Join(data, "esc", "passwd"): "c2",
+		"dir:" + filepath.Join(data, "esc"):            "c2",
+		filepath.Join(data, "here", "q1.csv"):          "c1",
+		filepath.Join(data, "q1.csv"):                  "c1",
+	} {
+		var got []string
+		for _, r := range g.WhoCan(q) {
+			got = append(got, r.Cap)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("who-can %s: %v, want %s", q, got, want)
+		}
+	}
+}
+
+// A socket is asked for by its address as a grant names it
+// (sock:tcp:HOST:PORT, listen:HOST:PORT, sock:unix:PATH) or as its
+// resource reads: who-can names every holder that can reach that
+// address, whatever the grant was called: a connection to it, a dialer
+// of it (by name or by an address it resolved to) and the connections
+// that dialer made, passed on or not, and a listener at the port it was
+// bound at.
+func TestWhoCanASocketByItsAddress(t *testing.T) {
+	g := FromDoc(GraphDoc{Caps: []*Node{
+		{CapRecord: CapRecord{ID: "c1", Kind: "socket", Holder: "g-1", Edge: "grant", Base: "fd_read", Origin: "sock:db", Resource: "sock tcp 127.0.0.1:6379"}},
+		{CapRecord: CapRecord{ID: "c2", Kind: "dial", Holder: "g-2", Edge: "grant", Base: "sock_accept", Origin: "sock:tcp:127.0.0.1:6379:dial", Resource: "dial tcp 127.0.0.1:6379"}},
+		{CapRecord: CapRecord{ID: "c3", Kind: "socket", Holder: "g-2", Parent: "c2", Edge: "accept", Base: "fd_read", Resource: "sock tcp 127.0.0.1:6379"}},
+		{CapRecord: CapRecord{ID: "c4", Kind: "socket", Holder: "g-3", Parent: "c3", Edge: "delegate", Base: "fd_read", Resource: "sock tcp 127.0.0.1:6379"}},
+		{CapRecord: CapRecord{ID: "c5", Kind: "listen", Holder: "g-4", Edge: "grant", Base: "sock_accept", Origin: "listen:127.0.0.1:0", Resource: "listen tcp 127.0.0.1:41234"}},
+		{CapRecord: CapRecord{ID: "c6", Kind: "socket", Holder: "g-4", Parent: "c5", Edge: "accept", Base: "fd_read", Resource: "sock tcp 127.0.0.1:41234 from 127.0.0.1:5555"}},
+		{CapRecord: CapRecord{ID: "c7", Kind: "dial", Holder: "g-5", Edge: "grant", Base: "sock_accept", Origin: "sock:search:dial", Resource: "dial tcp search.internal:9200 (10.0.0.7, ::1)"}},
+		{CapRecord: CapRecord{ID: "c8", Kind: "socket", Holder: "g-6", Edge: "grant", Base: "fd_read", Origin: "sock:app", Resource: "sock unix /run/app.sock"}},
+	}})
+	for q, want := range map[string]string{
+		"sock:tcp:127.0.0.1:6379":       "c1 c2 c3 c4",
+		"sock tcp 127.0.0.1:6379":       "c1 c2 c3 c4",
+		"listen:127.0.0.1:41234":        "c5",
+		"listen:tcp:127.0.0.1:41234":    "c5",
+		"listen:127.0.0.1:0":            "c5",
+		"sock:tcp:search.internal:9200": "c7",
+		"sock:tcp:10.0.0.7:9200":        "c7",
+		"sock:tcp:[::1]:9200":           "c7",
+		"sock:unix:/run/app.sock":       "c8",
+		"/run/app.sock":                 "c8",
+		"/run/../run/app.sock":          "c8",
+		"sock:db":                       "c1 c2 c3 c4",
+		"sock:search":                   "c7",
+		"sock:tcp:127.0.0.1:6380":       "",
+	} {
+		var got []string
+		for _, r := range g.WhoCan(q) {
+			got = append(got, r.Cap)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("who-can %s: %v, want %q", q, got, want)
+		}
+	}
+}

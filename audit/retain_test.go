@@ -314,3 +314,29 @@ func TestALogOpenedPastItsBoundIsPruned(t *testing.T) {
 		t.Errorf("verify: bad %v, pruned %+v", rep.Bad, rep.Pruned)
 	}
 }
+
+// A suggestion read from a log its writer prunes meanwhile reads it
+// again, as Replay and Verify do, rather than failing.
+func TestSuggestOfALogPrunedWhileItReadsReadsItAgain(t *testing.T) {
+	k, l, path, root := boundedKernel(t, 8192, true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		churn(t, k, root, 500)
+	}()
+	reads := 0
+	for running := true; running; reads++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if out, err := Suggest(path, ""); err != nil {
+			t.Errorf("suggest while the log is pruned: %v\n%s", err, out)
+			break
+		}
+	}
+	<-done
+	l.Close()
+	t.Logf("%d suggestions while pruned", reads)
+}

@@ -44,6 +44,12 @@ type usage struct {
 	// take them (a guest being launched), and the rules they count for:
 	// the adopt record names the recipient.
 	adopting map[string]*delUse
+	// decls is the resource block of each inline socket's selector, to
+	// keep two addresses from sharing one name (usage.selectorOf).
+	decls map[string]string
+	// clients is the control API's clients that were minted capabilities,
+	// as the holders of grants with no module (usage.granted).
+	clients map[string]*GuestRecord
 }
 
 // decidedKey is what an allowed grant decision was about.
@@ -91,6 +97,7 @@ type delKey struct{ sha, selector string }
 type delUse struct {
 	delKey
 	module    string
+	decl      string // the resource block a named selector needs, or ""
 	depth     int
 	copies    int
 	rights    caps.Rights
@@ -101,14 +108,18 @@ type delUse struct {
 
 // Suggest reads the log at path and returns the least policy that would
 // have allowed what guest did (every guest when guest is ""), as HCL
-// that policies.Parse loads.
+// that policies.Parse loads. A log pruned while it is read is read again.
 func Suggest(path, guest string) (string, error) {
+	return again(func() (string, error) { return suggest(path, guest) })
+}
+
+func suggest(path, guest string) (string, error) {
 	u := &usage{
 		guests: map[string]*GuestRecord{}, caps: map[string]*CapRecord{},
 		grants: map[grantKey]*grantUse{}, dels: map[delKey]*delUse{}, live: map[string]map[string]bool{},
 		kids: map[string]int{}, closed: map[string]bool{},
 		decided: map[decidedKey]time.Duration{}, lent: map[string]*DecisionRecord{},
-		adopting: map[string]*delUse{},
+		adopting: map[string]*delUse{}, decls: map[string]string{}, clients: map[string]*GuestRecord{},
 	}
 	// A launch's handles are recorded before its guest's start: read the
 	// guests first.
@@ -150,7 +161,7 @@ func (u *usage) apply(r Record, guest string) {
 		}
 	case TypeGrant:
 		u.caps[r.Cap.ID] = r.Cap
-		if g := u.guests[r.Cap.Holder]; g != nil && isGrantOrigin(r.Cap.Origin) && (guest == "" || g.ID == guest) {
+		if g := u.granted(r.Cap); g != nil && isGrantOrigin(r.Cap.Origin) && (guest == "" || g.ID == guest) {
 			u.grant(g, r.Cap)
 		}
 	case TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
@@ -185,6 +196,26 @@ func (u *usage) decide(d *DecisionRecord) {
 	}
 }
 
+// granted is the holder a root capability c was granted to: a launched
+// guest, or a client of the control API it was minted for (a holder no
+// guest-start names, not a guest's g-…, with the user who made the
+// grant: by_uid), which a policy decides with no module (u.clients, GuestRecord.SHA256 ""); nil
+// for any other.
+func (u *usage) granted(c *CapRecord) *GuestRecord {
+	if g := u.guests[c.Holder]; g != nil {
+		return g
+	}
+	if c.Holder == "" || strings.HasPrefix(c.Holder, "g-") || c.ByUID == nil || c.Edge != "grant" {
+		return nil // a guest whose start the log no longer holds (pruned) is no client
+	}
+	cl := u.clients[c.Holder]
+	if cl == nil {
+		cl = &GuestRecord{ID: c.Holder, Module: "client", UID: *c.ByUID}
+		u.clients[c.Holder] = cl
+	}
+	return cl
+}
+
 // isGrantOrigin reports whether a root capability's origin is a grant's
 // text rather than the launch's own handles (stdio, supervisor channel).
 func isGrantOrigin(o string) bool {
@@ -197,7 +228,7 @@ func isGrantOrigin(o string) bool {
 // records did, only the guest's launcher, the user of its grants at
 // launch.
 func (u *usage) grant(g *GuestRecord, c *CapRecord) {
-	kind, sel, decl := selectorOf(c)
+	kind, sel, decl := u.selectorOf(c)
 	uid := g.UID
 	if c.ByUID != nil {
 		uid = *c.ByUID
@@ -236,14 +267,17 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	copies := len(live) + 1
 	live[c.ID] = true
 	g := u.guests[p.Holder]
+	if g == nil {
+		g = u.clients[p.Holder]
+	}
 	if g == nil || root.Edge != "grant" || !isGrantOrigin(root.Origin) || (guest != "" && g.ID != guest) {
 		return
 	}
-	_, sel, _ := selectorOf(root)
+	_, sel, decl := u.selectorOf(root)
 	key := delKey{sha: g.SHA256, selector: sel}
 	du := u.dels[key]
 	if du == nil {
-		du = &delUse{delKey: key, module: g.Module, to: map[string]bool{}}
+		du = &delUse{delKey: key, module: g.Module, decl: decl, to: map[string]bool{}}
 		u.dels[key] = du
 		u.order = append(u.order, du)
 	}
@@ -255,11 +289,19 @@ func (u *usage) delegate(c *CapRecord, guest string) {
 	} else {
 		du.lease.add(0, false)
 	}
-	if c.Holder == "" && d != nil && d.To != InFlight {
+	if c.Holder == "" && (d != nil && d.To != InFlight || launchDelegation(c)) {
 		u.adopting[c.ID] = du // a guest being launched, which adopts it
 		return
 	}
 	du.recipient(u.guests[c.Holder])
+}
+
+// launchDelegation reports whether copy c, in flight, was delegated to a
+// guest being launched (--grant cap:ID, whose text is its origin): that
+// guest adopts it, whether or not a policy decided it. A copy sent on a
+// channel ("sent on …") goes to whoever reads it.
+func launchDelegation(c *CapRecord) bool {
+	return c.Edge == "delegate" && strings.HasPrefix(c.Origin, "cap:")
 }
 
 // recipient counts to as a recipient of d's copies: a launched guest's
@@ -336,20 +378,76 @@ func selectorOf(c *CapRecord) (kind, selector, decl string) {
 		// A host path, or a bare word no policy could have named: a path
 		// relative to the working directory of a run without a policy.
 		if !strings.HasPrefix(where, "/") {
-			where = src
+			return kind, kind + ":" + path.Clean(src), ""
 		}
-		return kind, kind + ":" + path.Clean(where), ""
+		// Under a policy the daemon decides a host path where its links
+		// lead on this host (caps.RealPath, daemon.DecideHostPath): a
+		// rule for the path as the grant named it would not allow it.
+		return kind, kind + ":" + path.Clean(caps.RealPath(path.Clean(where))), ""
 	case kind == "dir" || kind == "file":
 		return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {\n  path = %s\n}\n", kind, hclString(src), hclString(where))
 	case kind == "sock" || kind == "listen":
 		attr, addr := socketAddress(where)
 		name := src
-		if strings.ContainsAny(src, ":/") { // an inline address, which a policy names
+		if inlineSocket(src) { // an inline address, which a policy names
+			attr, addr = inlineAddress(kind, src, attr, addr)
 			name = strings.Trim(nameUnsafe().ReplaceAllString(attr+" "+addr, "-"), "-")
 		}
-		return kind, kind + ":" + name, fmt.Sprintf("resource %q %s {\n  %s = %s\n}\n", kind, hclString(name), attr, hclString(addr))
+		return kind, kind + ":" + name, socketDecl(kind, name, attr, addr)
 	}
 	return kind, kind + ":" + src, fmt.Sprintf("resource %q %s {}\n", kind, hclString(src))
+}
+
+func socketDecl(kind, name, attr, addr string) string {
+	return fmt.Sprintf("resource %q %s {\n  %s = %s\n}\n", kind, hclString(name), attr, hclString(addr))
+}
+
+// inlineSocket reports whether a sock or listen grant's source is an
+// address given inline rather than a resource's name.
+func inlineSocket(src string) bool { return strings.ContainsAny(src, ":/") }
+
+// selectorOf is selectorOf(c), with the name made of an inline socket's
+// address made unique: two addresses can make one name ("/run/a/b.sock"
+// and "/run/a-b.sock", ":80" and "[::]:80"), and the second is declared
+// as NAME-2 (then -3, …), so that each grant's rule names its own
+// address. The same address is given the same name each time.
+func (u *usage) selectorOf(c *CapRecord) (kind, selector, decl string) {
+	kind, selector, decl = selectorOf(c)
+	_, src := grantSource(c.Origin)
+	if decl == "" || (kind != "sock" && kind != "listen") || !inlineSocket(src) {
+		return kind, selector, decl
+	}
+	_, name, _ := strings.Cut(selector, ":")
+	_, where, _ := strings.Cut(c.Resource, " ")
+	attr, addr := socketAddress(where)
+	attr, addr = inlineAddress(kind, src, attr, addr)
+	for i := 2; ; i++ {
+		if prev, taken := u.decls[selector]; !taken || prev == decl {
+			u.decls[selector] = decl
+			return kind, selector, decl
+		}
+		n := name + "-" + strconv.Itoa(i)
+		selector, decl = kind+":"+n, socketDecl(kind, n, attr, addr)
+	}
+}
+
+// inlineAddress is the address a sock or listen grant's source gives
+// inline, as the daemon reads it (daemon.inlineTarget: tcp:HOST:PORT,
+// unix:PATH, and for listen a bare HOST:PORT): a listener's is what the
+// grant asked for (port 0, every interface), not the address it was
+// bound at, which its resource shows. A unix path keeps the resource's
+// (attr, addr): the daemon made it absolute.
+func inlineAddress(kind, src, attr, addr string) (string, string) {
+	n, a, _ := strings.Cut(src, ":")
+	switch {
+	case n == "unix":
+		return attr, addr
+	case n == "tcp":
+		return "tcp", a
+	case kind == "listen":
+		return "tcp", src
+	}
+	return attr, addr
 }
 
 // socketAddress reads the address of a sock or listen capability's
@@ -448,6 +546,12 @@ func (u *usage) render(logPath, guest string) (string, error) {
 				fmt.Fprintf(&rules, "# %s passed %s on with no rights: no rule gives a capability none\n\n", oneLine(x.module), oneLine(x.selector))
 				continue
 			}
+			// Declared here when no grant rule of this suggestion did
+			// (--guest: the guest was given its copy by another).
+			if x.decl != "" && !decls[x.selector] {
+				decls[x.selector] = true
+				b.WriteString(x.decl + "\n")
+			}
 			writeDelegate(&rules, ruleName(names, x.module, "pass-"+x.selector), x)
 		}
 	}
@@ -500,12 +604,24 @@ func rightsList(r caps.Rights) string {
 func writeGrant(b *strings.Builder, name string, g *grantUse) {
 	fmt.Fprintf(b, "grant %q {\n  resources = [%s]\n  rights    = %s\n%s", name, hclString(g.selector), rightsList(g.rights), g.lease.text(9))
 	fmt.Fprintf(b, "  subject {\n    uids = [%d]\n  }\n", g.uid)
-	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n}\n\n", g.sha)
+	writeModule(b, g.sha)
+	b.WriteString("}\n\n")
+}
+
+// writeModule writes a rule's module block: the module's sha256, or for
+// a client of the control API, which runs none, a comment saying why the
+// rule has none (a policy decides what a client holds with no module).
+func writeModule(b *strings.Builder, sha string) {
+	if sha == "" {
+		b.WriteString("  # no module block: a client of the control API (Supervisor.mint) runs none\n")
+		return
+	}
+	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n", sha)
 }
 
 func writeDelegate(b *strings.Builder, name string, d *delUse) {
 	fmt.Fprintf(b, "delegate %q {\n  resources  = [%s]\n  max_depth  = %d\n  max_copies = %d\n  rights     = %s\n%s", name, hclString(d.selector), d.depth, d.copies, rightsList(d.rights), d.lease.text(10))
-	fmt.Fprintf(b, "  module {\n    sha256 = [%q]\n  }\n", d.sha)
+	writeModule(b, d.sha)
 	if !d.toUnknown && len(d.to) > 0 {
 		var to []string
 		for sha := range d.to {

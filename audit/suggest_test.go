@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -339,5 +340,248 @@ func TestSuggestEndsOnACycleOfParents(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("Suggest of a log whose parents form a cycle has not returned after 60s")
+	}
+}
+
+// A listener given inline is declared at the address its grant asked for,
+// not at the one the daemon bound: a grant of port 0 (any free port) is
+// declared at port 0, and one of every interface (":17085") as written,
+// so that the suggested listener is what the grant was.
+func TestSuggestDeclaresAListenerAtTheAddressItsGrantAsked(t *testing.T) {
+	sha := strings.Repeat("ab", 32)
+	grants := []struct{ origin, resource, want string }{
+		{"listen:127.0.0.1:0=web", "listen tcp 127.0.0.1:41234", "127.0.0.1:0"},
+		{"listen::17085", "listen tcp [::]:17085", ":17085"},
+		{"listen:tcp:[::1]:0=six", "listen tcp [::1]:39001", "[::1]:0"},
+	}
+	var texts []string
+	var records []Record
+	for i, g := range grants {
+		texts = append(texts, g.origin)
+		records = append(records, Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "listener", Holder: "g-1", Base: "sock_accept", Edge: "grant", Origin: g.origin, Resource: g.resource}})
+	}
+	path := logOf(t, append(records, Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "srv.wasm", SHA256: sha, UID: 1000, Grants: texts}}))
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
+	}
+	for _, g := range grants {
+		found := false
+		for _, r := range p.Resources() {
+			if r.Kind == "listen" && r.TCP == g.want {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no listen resource declared at %s:\n%s", g.origin, g.want, out)
+		}
+	}
+}
+
+// A copy delegated at launch (--grant cap:ID) goes to the guest launched,
+// whether or not a policy decided it: learnt from a run without a policy
+// (no decision records), the delegate rule still names the recipient's
+// module in a to block, as it does for a run under a policy. A copy sent
+// on a channel, read by whoever reads it, gets no to block.
+func TestSuggestNamesTheRecipientOfADelegationAtLaunchWithoutAPolicy(t *testing.T) {
+	giver, taker := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	dir := func(id, holder, parent, edge, origin string) *CapRecord {
+		return &CapRecord{ID: id, Kind: "dir", Holder: holder, Base: "fd_read", Parent: parent, Edge: edge, Origin: origin, Resource: "dir /srv/data"}
+	}
+	for _, tc := range []struct {
+		origin string
+		wantTo bool
+	}{{"cap:c1=data", true}, {"cap:c1=data:ro", true}, {"sent on c9 (chan)", false}} {
+		path := logOf(t, []Record{
+			{Type: TypeGrant, Cap: dir("c1", "g-1", "", "grant", "dir:/srv/data")},
+			{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "giver.wasm", SHA256: giver, UID: 1000, Grants: []string{"dir:/srv/data"}}},
+			{Type: TypeDelegate, Cap: dir("c2", "", "c1", "delegate", tc.origin)},
+			{Type: TypeAdopt, Cap: dir("c2", "g-2", "c1", "delegate", tc.origin)},
+			{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2", Module: "taker.wasm", SHA256: taker, UID: 1000, Grants: []string{tc.origin}}},
+		})
+		out, err := Suggest(path, "")
+		if err != nil {
+			t.Fatalf("Suggest: %v\n%s", err, out)
+		}
+		p, err := policies.Parse("suggested.hcl", []byte(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var to []string
+		for _, r := range p.Rules() {
+			if r.Type == policies.TypeDelegate && r.To != nil {
+				to = r.To.SHA256
+			}
+		}
+		if got := len(to) == 1 && to[0] == taker; got != tc.wantTo || (!tc.wantTo && len(to) > 0) {
+			t.Errorf("a copy delegated with origin %q: the rule's to is %v, want the recipient's module: %v\n%s", tc.origin, to, tc.wantTo, out)
+		}
+	}
+}
+
+// A host path granted through a symbolic link is decided, under a policy,
+// where the link leads (daemon.DecideHostPath): the suggested rule names
+// that path, so that the same grant is allowed again, and not the link,
+// which no grant is decided at.
+func TestSuggestGrantsAPathThroughALinkWhereItLeads(t *testing.T) {
+	top := t.TempDir()
+	real := filepath.Join(top, "srv", "data")
+	if err := os.MkdirAll(real, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(top, "alias")
+	if err := os.Symlink("srv/data", link); err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("ab", 32)
+	path := logOf(t, []Record{
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c1", Kind: "dir", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:./alias=/data:ro", Resource: "dir " + link}},
+		{Type: TypeGrant, Cap: &CapRecord{ID: "c2", Kind: "file", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "file:./alias/new.log=log:create", Resource: "file " + filepath.Join(link, "new.log")}},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "a.wasm", SHA256: sha, UID: 1000, Grants: []string{"dir:./alias=/data:ro", "file:./alias/new.log=log:create"}}},
+	})
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"dir:` + real + `"`, `"file:` + filepath.Join(real, "new.log") + `"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the suggestion lacks %s, where the grant was decided:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, link) {
+		t.Errorf("the suggestion names the link %s, where no grant is decided:\n%s", link, out)
+	}
+}
+
+// Two sockets given inline at addresses whose names, made of the
+// address, would be the same ("/run/a/b.sock" and "/run/a-b.sock" are
+// both unix-run-a-b-sock) are declared under two names, each at its own
+// address: each guest's rule grants the socket it was given.
+func TestSuggestDeclaresTwoSocketsOfOneNameApart(t *testing.T) {
+	shas := []string{strings.Repeat("ab", 32), strings.Repeat("cd", 32), strings.Repeat("ef", 32)}
+	grants := []struct{ origin, kind, resource, want string }{
+		{"sock:unix:/run/a/b.sock", "socket", "sock unix /run/a/b.sock", "/run/a/b.sock"},
+		{"sock:unix:/run/a-b.sock", "socket", "sock unix /run/a-b.sock", "/run/a-b.sock"},
+		{"listen::17085", "listen", "listen tcp [::]:17085", ":17085"},
+	}
+	var records []Record
+	for i, g := range grants {
+		id := fmt.Sprintf("g-%d", i)
+		records = append(records,
+			Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: g.kind, Holder: id, Base: "fd_read", Edge: "grant", Origin: g.origin, Resource: g.resource}},
+			Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: id, Module: "m.wasm", SHA256: shas[i], UID: 1000, Grants: []string{g.origin}}})
+	}
+	records = append(records,
+		Record{Type: TypeGrant, Cap: &CapRecord{ID: "c9", Kind: "listen", Holder: "g-2", Base: "fd_read", Edge: "grant", Origin: "listen:[::]:17085", Resource: "listen tcp [::]:17085"}})
+	out, err := Suggest(logOf(t, records), "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string][]string{} // a module's sha → the addresses its rules grant
+	for _, r := range p.Rules() {
+		for _, s := range r.Selectors {
+			res, ok := p.Resource(s.Kind, s.Name)
+			if !ok {
+				t.Fatalf("rule %s names %s:%s, not declared:\n%s", r.Name, s.Kind, s.Name, out)
+			}
+			addrs[r.Module.SHA256[0]] = append(addrs[r.Module.SHA256[0]], res.Unix+res.TCP)
+		}
+	}
+	for i, g := range grants {
+		if got := addrs[shas[i]]; len(got) == 0 || got[0] != g.want {
+			t.Errorf("%s: the rule grants %v, want %s:\n%s", g.origin, got, g.want, out)
+		}
+	}
+	if got := addrs[shas[2]]; len(got) != 2 || got[1] != "[::]:17085" {
+		t.Errorf("listen:[::]:17085: the rules grant %v, want :17085 and [::]:17085:\n%s", got, out)
+	}
+}
+
+// Suggested for the guest that passed on a copy of a named resource it
+// was given by another guest, the policy declares that resource, which
+// its delegate rule names: it loads.
+func TestSuggestForOneGuestDeclaresTheResourceItPassesOn(t *testing.T) {
+	a, b := strings.Repeat("ab", 32), strings.Repeat("cd", 32)
+	sock := func(id, holder, parent, edge, origin string) *CapRecord {
+		return &CapRecord{ID: id, Kind: "sock", Holder: holder, Base: "fd_read", Parent: parent, Edge: edge, Origin: origin, Resource: "sock tcp 127.0.0.1:5432"}
+	}
+	path := logOf(t, []Record{
+		{Type: TypeGrant, Cap: sock("c1", "g-1", "", "grant", "sock:db")},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "a.wasm", SHA256: a, UID: 1000, Grants: []string{"sock:db"}}},
+		{Type: TypeDelegate, Cap: sock("c2", "", "c1", "delegate", "cap:c1")},
+		{Type: TypeAdopt, Cap: sock("c2", "g-2", "c1", "delegate", "cap:c1")},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2", Module: "b.wasm", SHA256: b, UID: 1000, Grants: []string{"cap:c1"}}},
+		{Type: TypeDelegate, Cap: sock("c3", "", "c2", "delegate", "sent on c9 (chan)")},
+	})
+	out, err := Suggest(path, "g-2")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := p.Resource("sock", "db"); !ok || r.TCP != "127.0.0.1:5432" {
+		t.Errorf("sock db: %+v, want it declared at 127.0.0.1:5432:\n%s", r, out)
+	}
+}
+
+// A capability minted for a client of the control API (Supervisor.mint)
+// is a grant a policy decides for the client's user and no module: the
+// suggestion has a rule for it, with no module block and the user as its
+// subject. The client passing it on at a launch (--grant cap:ID) is a
+// delegation by a holder with no module: its rule has no module block
+// either, and names the recipient's module in its to block.
+func TestSuggestAllowsWhatAClientMintedAndPassedOn(t *testing.T) {
+	taker := strings.Repeat("cd", 32)
+	uid := uint32(1000)
+	dir := func(id, holder, parent, edge, origin string) *CapRecord {
+		c := &CapRecord{ID: id, Kind: "dir", Holder: holder, Base: "fd_read", Parent: parent, Edge: edge, Origin: origin, Resource: "dir /srv/data"}
+		if edge == "grant" {
+			c.By, c.ByUID = "alice", &uid
+		}
+		return c
+	}
+	path := logOf(t, []Record{
+		{Type: TypeGrant, Cap: dir("c1", "conn-7", "", "grant", "dir:/srv/data")},
+		// A guest whose start a prune removed is not a client.
+		{Type: TypeGrant, Cap: dir("c9", "g-9", "", "grant", "dir:/srv/data")},
+		{Type: TypeDelegate, Cap: dir("c2", "", "c1", "delegate", "cap:c1=data")},
+		{Type: TypeAdopt, Cap: dir("c2", "g-2", "c1", "delegate", "cap:c1=data")},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2", Module: "taker.wasm", SHA256: taker, UID: uid, Grants: []string{"cap:c1=data"}}},
+	})
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grant, del *policies.Rule
+	for _, r := range p.Rules() {
+		switch r.Type {
+		case policies.TypeGrant:
+			if grant != nil {
+				t.Errorf("two grant rules, want one, for the client:\n%s", out)
+			}
+			grant = r
+		case policies.TypeDelegate:
+			del = r
+		}
+	}
+	if grant == nil || grant.Module != nil || grant.Subject == nil || len(grant.Subject.UIDs) != 1 || grant.Subject.UIDs[0] != uid {
+		t.Errorf("want a grant rule for uid %d and no module:\n%s", uid, out)
+	}
+	if del == nil || del.Module != nil || del.To == nil || len(del.To.SHA256) != 1 || del.To.SHA256[0] != taker {
+		t.Errorf("want a delegate rule with no module block, to the recipient's module:\n%s", out)
 	}
 }
