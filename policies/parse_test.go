@@ -59,8 +59,11 @@ func TestParseErrorsCarryPositions(t *testing.T) {
 			}},
 		{"deny on", "resource \"chan\" \"c\" {}\ndeny \"d\" {\n  resources = [\"chan:c\"]\n  on = [\"launch\"]\n}\n",
 			[]string{
-				`p.hcl:4:8: on is empty: list "grant", "delegate" or both, or leave it out for both`,
 				`p.hcl:4:9: on: unknown request "launch" (want "grant" or "delegate")`,
+			}},
+		{"deny on empty", "resource \"chan\" \"c\" {}\ndeny \"d\" {\n  resources = [\"chan:c\"]\n  on = []\n}\n",
+			[]string{
+				`p.hcl:4:8: on is empty: list "grant", "delegate" or both, or leave it out for both`,
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

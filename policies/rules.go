@@ -70,7 +70,7 @@ func compileDeny(raw *rawDeny, el *errList) *Rule {
 				el.add(at.at(i), "on: unknown request %q (want \"grant\" or \"delegate\")", o)
 			}
 		}
-		if len(r.On) == 0 {
+		if len(*raw.On) == 0 { // an unknown request is named above, not as "empty"
 			el.add(raw.OnRange, "on is empty: list \"grant\", \"delegate\" or both, or leave it out for both")
 		}
 	}
