@@ -24,12 +24,13 @@ const (
 
 // lineBucket is one guest's allowance of log lines, shared by every
 // logger derived from its limitedLogger.
+// It is kept small, one per guest: an idle guest's every byte counts.
 type lineBucket struct {
 	mu         sync.Mutex
-	tokens     float64
-	last       time.Time
-	suppressed int // since the last line that passed
-	total      int // in all
+	tokens     float32
+	last       int64 // unix nanoseconds of the last line asked for; 0 before
+	suppressed int32 // since the last line that passed
+	total      int32 // in all
 }
 
 // take says whether a line may be logged now, and how many were dropped
@@ -37,19 +38,20 @@ type lineBucket struct {
 func (b *lineBucket) take(now time.Time) (ok bool, dropped int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.last.IsZero() {
+	t := now.UnixNano()
+	if b.last == 0 {
 		b.tokens = logBurst
 	} else {
-		b.tokens = min(logBurst, b.tokens+now.Sub(b.last).Seconds()/logEvery.Seconds())
+		b.tokens = min(logBurst, b.tokens+float32(t-b.last)/float32(logEvery))
 	}
-	b.last = now
+	b.last = t
 	if b.tokens < 1 {
 		b.suppressed++
 		b.total++
 		return false, 0
 	}
 	b.tokens--
-	dropped, b.suppressed = b.suppressed, 0
+	dropped, b.suppressed = int(b.suppressed), 0
 	return true, dropped
 }
 
@@ -57,7 +59,7 @@ func (b *lineBucket) take(now time.Time) (ok bool, dropped int) {
 func (b *lineBucket) dropped() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.total
+	return int(b.total)
 }
 
 // limitedLogger is an hclog.Logger whose info, warn and error lines

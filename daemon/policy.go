@@ -504,14 +504,14 @@ type guestOwner struct {
 	labels    map[string]string
 	launched  string // the hash of the module launched, which the labels describe
 	deny      *policies.DenyList
-	lines     *lineBucket // the log lines the guest's doing may cause (loglimit.go)
+	lines     lineBucket // the log lines the guest's doing may cause (loglimit.go)
 }
 
 // newGuestHolder is the holder of a guest launched as spec says.
 func newGuestHolder(id string, spec *LaunchSpec) *caps.Holder {
 	h := &caps.Holder{
 		ID: id, Label: spec.Module.Name,
-		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels, launched: spec.Module.HashString(), deny: spec.Deny, lines: &lineBucket{}},
+		Owner: &guestOwner{principal: spec.Principal, labels: spec.Labels, launched: spec.Module.HashString(), deny: spec.Deny},
 	}
 	h.SetModule(spec.Module.HashString())
 	return h
@@ -558,7 +558,7 @@ func holderModule(h *caps.Holder) policies.Module {
 func (s *Supervisor) logFor(h *caps.Holder) hclog.Logger {
 	if h != nil {
 		if o, ok := h.Top().Owner.(*guestOwner); ok {
-			return &limitedLogger{Logger: s.log, b: o.lines}
+			return &limitedLogger{Logger: s.log, b: &o.lines}
 		}
 	}
 	return s.log

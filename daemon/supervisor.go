@@ -445,8 +445,8 @@ type Guest struct {
 	holder    *caps.Holder
 	ag        *abi.Guest
 	log       hclog.Logger
-	noisy     *limitedLogger // log, for the lines the guest's doing causes (loglimit.go)
-	stdin     *stdinPipe     // nil when the guest was given no stdin
+	noisy     limitedLogger // log, for the lines the guest's doing causes (loglimit.go)
+	stdin     *stdinPipe    // nil when the guest was given no stdin
 	// supervisor is the daemon's end of the guest's supervisor channel,
 	// and supervised the guest's, or nil (LaunchSpec.SupervisorChannel).
 	supervisor, supervised *caps.Channel
@@ -647,7 +647,7 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		done:   make(chan struct{}),
 		charge: charge, account: acct,
 	}
-	g.noisy = &limitedLogger{Logger: g.log, b: g.holder.Owner.(*guestOwner).lines}
+	g.noisy = limitedLogger{Logger: g.log, b: &g.holder.Owner.(*guestOwner).lines}
 	g.module.Store(spec.Module)
 	return g, nil
 }
@@ -730,7 +730,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		SpawnBudget:    s.spawnBudget(g),
 		InFlight:       g.account.inflight,
 		Memory:         s.memoryCharge(g.principal.UID),
-		Logger:         g.noisy,
+		Logger:         &g.noisy,
 		OnExited:       g.exitedItself,
 		Timeout:        spec.Timeout,
 		OnDone:         g.finish,
