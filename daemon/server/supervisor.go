@@ -349,7 +349,8 @@ func (s *supervisorServer) CapByToken(ctx context.Context, call schemas.Supervis
 
 // unwrapCap returns the kernel capability behind a Cap object the client
 // passed back to the daemon. Only Cap objects the daemon issued are
-// accepted, and a revoked or closed one is refused.
+// accepted; whether it may still be passed on is the caller's to check
+// (passable).
 func (c *serverConn) unwrapCap(ctx context.Context, cl schemas.Cap) (*caps.Cap, error) {
 	if !cl.IsValid() {
 		return nil, errors.New("no capability given")
@@ -364,9 +365,6 @@ func (c *serverConn) unwrapCap(ctx context.Context, cl schemas.Cap) (*caps.Cap, 
 	cs, ok := v.(*capServer)
 	if !ok {
 		return nil, errors.New("not a Cap object")
-	}
-	if err := cs.live(); err != nil {
-		return nil, err
 	}
 	return cs.x, nil
 }
