@@ -258,7 +258,7 @@ func (s *supervisorServer) Revoke(ctx context.Context, call schemas.Supervisor_r
 	}
 	x, err := s.c.lookupOwnedCap(id)
 	if err != nil {
-		if n, was := s.c.s.sup.WasRevoked(caps.ID(id)); was && s.c.auth.OwnsAnyHolder(n.Holders) {
+		if n, was := s.c.s.sup.WasRevoked(caps.ID(id)); was && s.c.auth.HearsOf(n) {
 			return n.Err(caps.ID(id))
 		}
 		return fmt.Errorf("revoke: %w", err)
