@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -62,5 +63,26 @@ func TestARevokedCapabilityOfAForgottenGuestIsStillRefusedAsRevokedToItsUser(t *
 	_, err = b.Revoke(ctx, stdin, "")
 	if err == nil || strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), "no capability "+stdin) {
 		t.Errorf("bob revokes alice's revoked capability: %v; want it refused as unknown", err)
+	}
+}
+
+// A user who may not name host paths (no policy, not root nor the
+// daemon's user) is told so whatever form the grant's path has: it was
+// told to give a bare word or a relative path as an absolute path, which
+// the daemon then refused too.
+func TestAUserWhoMayNotNameHostPathsIsToldSoWhateverThePathsForm(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	d.asOtherUsers(t)
+	ctx := context.Background()
+	a, err := d.clientAs(t, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gr := range []string{"dir:data", "file:data", "dir:relative/path", "sock:unix:relative.sock=db", "listen:unix:relative.sock=web"} {
+		_, err := a.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Grants: []string{gr}, Detach: true})
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Kind != client.KindGrant || !strings.Contains(err.Error(), "may not grant") || strings.Contains(err.Error(), "absolute") {
+			t.Errorf("%s: %v; want a grant failure saying the user may not grant it, not how to write the path", gr, err)
+		}
 	}
 }
