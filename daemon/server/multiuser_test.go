@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
@@ -83,6 +84,23 @@ func TestAUserWhoMayNotNameHostPathsIsToldSoWhateverThePathsForm(t *testing.T) {
 		var ce *client.Error
 		if !errors.As(err, &ce) || ce.Kind != client.KindGrant || !strings.Contains(err.Error(), "may not grant") || strings.Contains(err.Error(), "absolute") {
 			t.Errorf("%s: %v; want a grant failure saying the user may not grant it, not how to write the path", gr, err)
+		}
+	}
+}
+
+// A user refused the delegation graph is told what it may do instead:
+// see its own guests' capabilities, and where each came from.
+func TestAnAuditRefusalSaysWhatTheUserMayDoInstead(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	d.asOtherUsers(t)
+	a, err := d.clientAs(t, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"graph", "who-can", "trace", "what-if"} {
+		_, err := a.Audit(context.Background(), kind, "x", time.Time{})
+		if err == nil || !strings.Contains(err.Error(), "only root and the daemon's own user") || !strings.Contains(err.Error(), "sandboxd caps") {
+			t.Errorf("%s: %v; want a refusal saying what the user may do instead", kind, err)
 		}
 	}
 }
