@@ -104,3 +104,51 @@ func TestAnAuditRefusalSaysWhatTheUserMayDoInstead(t *testing.T) {
 		}
 	}
 }
+
+// A guest name cannot be one that reads as the start of a guest id
+// without its g- (lowercase hex, at most an id's 12 digits): the CLI
+// takes such a prefix for the guest whose id it starts (CLI.md), but the
+// daemon answers a name first, so another user could name a guest after
+// the start of someone else's id and have root's `sandboxd kill PREFIX`
+// kill its guest instead. Names that cannot be an id's start are taken.
+func TestAGuestNameCannotBeTheStartOfAnID(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	d.asOtherUsers(t)
+	ctx := context.Background()
+	a, err := d.clientAs(t, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.clientAs(t, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasm := abitest.WAT(t, sleepWAT)
+	ga, err := a.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: wasm, Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ga.Release()
+	defer ga.Kill(ctx, "test over")
+	prefix := strings.TrimPrefix(ga.ID(), "g-")[:4]
+	for _, name := range []string{prefix, "0", "deadbeef", "0123456789ab"} {
+		gb, err := b.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: wasm, Detach: true, GuestName: name})
+		var ce *client.Error
+		if err == nil {
+			gb.Kill(ctx, "test over")
+			gb.Release()
+		}
+		if !errors.As(err, &ce) || ce.Kind != client.KindRequest || !strings.Contains(err.Error(), "guest id") {
+			t.Errorf("name %q: %v; want it refused as one that reads as the start of a guest id", name, err)
+		}
+	}
+	for _, name := range []string{"0123456789abc", "Dead", "beef-1", "cafe.x"} {
+		gb, err := b.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: wasm, Detach: true, GuestName: name})
+		if err != nil {
+			t.Errorf("name %q: %v", name, err)
+			continue
+		}
+		gb.Kill(ctx, "test over")
+		gb.Release()
+	}
+}
