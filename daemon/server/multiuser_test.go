@@ -27,6 +27,42 @@ const (
 // of a guest no longer there, while root was told it was revoked. To
 // another user it stays unknown.
 func TestARevokedCapabilityOfAForgottenGuestIsStillRefusedAsRevokedToItsUser(t *testing.T) {
+	a, b, stdin := revokedStdinOfAForgottenGuest(t)
+	ctx := context.Background()
+	_, err := a.Revoke(ctx, stdin, "")
+	if err == nil || !strings.Contains(err.Error(), "already revoked") || !strings.Contains(err.Error(), "no more input") {
+		t.Errorf("alice revokes her forgotten guest's revoked stdin again: %v; want it refused as revoked, saying why", err)
+	}
+	_, err = b.Revoke(ctx, stdin, "")
+	if err == nil || strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), "no capability "+stdin) {
+		t.Errorf("bob revokes alice's revoked capability: %v; want it refused as unknown", err)
+	}
+}
+
+// Passing on, or asking for, a capability revoked before whose holder is
+// forgotten tells its user it was revoked, when and why, as revoke does:
+// it was told there was no such capability, to check with `sandboxd caps
+// GUEST` of a guest no longer there. To another user it stays unknown.
+func TestARevokedCapabilityOfAForgottenGuestIsRefusedAsRevokedWhenPassedOnOrAskedFor(t *testing.T) {
+	a, b, stdin := revokedStdinOfAForgottenGuest(t)
+	ctx := context.Background()
+	_, err := a.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Grants: []string{"cap:" + stdin + "=in"}, Detach: true})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Kind != client.KindGrant || !strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), "no more input") {
+		t.Errorf("alice passes on her forgotten guest's revoked stdin: %v; want a grant failure saying it was revoked, and why", err)
+	}
+	if _, err := a.Cap(ctx, stdin); err == nil || !strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), "no more input") {
+		t.Errorf("alice asks for her forgotten guest's revoked stdin: %v; want it refused as revoked, saying why", err)
+	}
+	if _, err := b.Cap(ctx, stdin); err == nil || strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), "no capability "+stdin) {
+		t.Errorf("bob asks for alice's revoked capability: %v; want it refused as unknown", err)
+	}
+}
+
+// revokedStdinOfAForgottenGuest has alice launch a guest, revoke its
+// stdin ("no more input"), kill it and forget it; it returns clients of
+// alice and bob and the stdin's id.
+func revokedStdinOfAForgottenGuest(t *testing.T) (a, b *client.Client, stdin string) {
 	d := startDaemon(t, server.Limits{})
 	d.asOtherUsers(t)
 	ctx := context.Background()
@@ -34,7 +70,7 @@ func TestARevokedCapabilityOfAForgottenGuestIsStillRefusedAsRevokedToItsUser(t *
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := d.clientAs(t, bob)
+	b, err = d.clientAs(t, bob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +83,7 @@ func TestARevokedCapabilityOfAForgottenGuestIsStillRefusedAsRevokedToItsUser(t *
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdin := hs[0].Cap.ID
+	stdin = hs[0].Cap.ID
 	if _, err := a.Revoke(ctx, stdin, "no more input"); err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +93,7 @@ func TestARevokedCapabilityOfAForgottenGuestIsStillRefusedAsRevokedToItsUser(t *
 	if err := a.Forget(ctx, g.ID()); err != nil {
 		t.Fatal(err)
 	}
-	_, err = a.Revoke(ctx, stdin, "")
-	if err == nil || !strings.Contains(err.Error(), "already revoked") || !strings.Contains(err.Error(), "no more input") {
-		t.Errorf("alice revokes her forgotten guest's revoked stdin again: %v; want it refused as revoked, saying why", err)
-	}
-	_, err = b.Revoke(ctx, stdin, "")
-	if err == nil || strings.Contains(err.Error(), "revoked") || !strings.Contains(err.Error(), "no capability "+stdin) {
-		t.Errorf("bob revokes alice's revoked capability: %v; want it refused as unknown", err)
-	}
+	return a, b, stdin
 }
 
 // A user who may not name host paths (no policy, not root nor the

@@ -449,10 +449,15 @@ func (s *Server) holderOwner(id string) (uint32, bool) {
 
 // lookupOwnedCap finds a capability by id that the principal may act on.
 // A capability it may not reach is reported exactly like one that does
-// not exist.
+// not exist; one revoked, to a principal it was revoked from
+// (Authority.HearsOf), as revoked, when and why, also once its holder is
+// forgotten.
 func (c *serverConn) lookupOwnedCap(id string) (*caps.Cap, error) {
 	x, ok := c.s.sup.Kernel().Lookup(caps.ID(id))
 	if !ok || !c.auth.OwnsCap(x) {
+		if n, was := c.s.sup.WasRevoked(caps.ID(id)); was && c.auth.HearsOf(n) {
+			return nil, fmt.Errorf("capability %s was %s: it can no longer be used or passed on", id, revokedWhen(caps.ID(id), n))
+		}
 		return nil, fmt.Errorf("no capability %s that %s may use: check the id with `sandboxd caps GUEST`", id, c.principal)
 	}
 	return x, nil
