@@ -181,3 +181,25 @@ func TestAGuestNameCannotBeTheStartOfAnID(t *testing.T) {
 		gb.Release()
 	}
 }
+
+// A connection the daemon refuses (a user past its share of connections)
+// fails the dial, saying the daemon closed it without answering and what
+// to do: the dial succeeded, and the first call failed with "lost
+// connection to the daemon: … broken pipe" or "connection closed".
+func TestARefusedConnectionFailsTheDialSayingWhy(t *testing.T) {
+	d := startDaemon(t, server.Limits{MaxConnections: 8, ReservedConnections: 1, MaxConnectionsPerUser: 1})
+	d.asOtherUsers(t)
+	if _, err := d.clientAs(t, alice); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		c, err := client.NewClient(context.Background(), d.dialAs(t, alice, 1)[0])
+		if err == nil {
+			c.Close()
+			t.Fatal("a refused connection dialled")
+		}
+		if !strings.Contains(err.Error(), "closed the connection without answering") || !strings.Contains(err.Error(), "--max-conns-per-user") {
+			t.Fatalf("a refused connection: %v; want the dial to say the daemon closed it unanswered, and why it may have", err)
+		}
+	}
+}
