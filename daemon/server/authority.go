@@ -74,7 +74,9 @@ func (a *Authority) MayName(gr daemon.Grant, policy bool) error {
 }
 
 // MayAudit reports whether the principal may read the delegation graph:
-// root and the daemon's own user, who see every guest anyway.
+// root and the daemon's own user, who can read the daemon's audit log in
+// its state directory anyway (the daemon's user, not root, still lists and
+// acts on its own guests only: OwnsGuest).
 func (a *Authority) MayAudit() bool { return a.hostPaths }
 
 // OwnsGuest reports whether the principal may act on g by its id.
