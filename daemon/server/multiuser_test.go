@@ -203,3 +203,59 @@ func TestARefusedConnectionFailsTheDialSayingWhy(t *testing.T) {
 		}
 	}
 }
+
+// The daemon keeps the 256 most recent ended guests of each user: one
+// user's short guests push only its own out, not another's ended guest,
+// whose exit status and output stay readable to its user. Bob's 257
+// guests pushed alice's out, and her wait and logs failed as if it had
+// never been.
+func TestOneUsersEndedGuestsDoNotPushAnothersOut(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	d.asOtherUsers(t)
+	ctx := context.Background()
+	a, err := d.clientAs(t, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.clientAs(t, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := abitest.WAT(t, helloWAT)
+	ended := func(c *client.Client) string {
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: hello, Detach: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Release()
+		if _, err := g.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return g.ID()
+	}
+	hers := ended(a)
+	const kept = 256
+	var his []string
+	for range kept + 1 {
+		his = append(his, ended(b))
+	}
+	// Each guest's end is retired after its Wait returns: wait until the
+	// daemon has forgotten bob's first, which his 257th pushes out.
+	eventually(t, server.HangGuard, "bob's oldest ended guest is forgotten", func() bool {
+		g, err := b.Guest(ctx, his[0])
+		if err == nil {
+			g.Release()
+		}
+		return err != nil
+	})
+	g, err := a.Guest(ctx, hers)
+	if err != nil {
+		t.Fatalf("alice's ended guest, after bob's %d: %v", kept+1, err)
+	}
+	defer g.Release()
+	g2, err := b.Guest(ctx, his[1])
+	if err != nil {
+		t.Fatalf("bob's %d most recent ended guests: %v", kept, err)
+	}
+	g2.Release()
+}

@@ -72,9 +72,9 @@ type Server struct {
 	userTotal int                         // their sum
 	holders   map[string]daemon.Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
-	names     map[string]string // guest name → id ("" while its launch is under way)
-	running   map[uint32]int    // running guests launched through the server, by principal uid
-	exited    []string          // ids of exited guests whose records are kept, oldest first
+	names     map[string]string   // guest name → id ("" while its launch is under way)
+	running   map[uint32]int      // running guests launched through the server, by principal uid
+	exited    map[uint32][]string // ids of exited guests whose records are kept, by principal (uid), oldest first
 	// lookupUser asks the system's user database about a uid (a variable
 	// for tests).
 	lookupUser func(uid uint32) userInfo
@@ -93,6 +93,7 @@ func New(sup *daemon.Supervisor, opts Options) *Server {
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, userConns: map[uint32]int{},
 		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, names: map[string]string{},
+		exited:     map[uint32][]string{},
 		lookupUser: lookupUser,
 		running:    map[uint32]int{},
 	}
