@@ -27,7 +27,7 @@ func checkGuestName(n string) error {
 		return fmt.Errorf("guest name %q: names may not begin with g-, as guest ids do", n)
 	}
 	if len(n) <= idDigits && strings.Trim(n, "0123456789abcdef") == "" {
-		return fmt.Errorf("guest name %q reads as the start of a guest id without its g- (lowercase hex), which is how commands take it: add a letter past f, an upper-case letter or one of - _ .", n)
+		return fmt.Errorf("guest name %q reads as the start of a guest id without its g- (lowercase hex), which is how commands take it: add a letter past f, an upper-case letter, or a dash", n)
 	}
 	for i, r := range n {
 		ok := r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && strings.ContainsRune("-_.", r))
