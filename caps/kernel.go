@@ -464,8 +464,13 @@ type Receipt struct {
 	Reason  string
 	Revoked []ID
 	Holders []string
-	At      time.Time
-	Took    time.Duration
+	// Owners are the Owner of the holder at the top of each holder's spawn
+	// tree (Holder.Top), in the order of Holders: whom each acted for, for
+	// a supervisor to tell, after the holders are gone. The kernel never
+	// reads them.
+	Owners []any
+	At     time.Time
+	Took   time.Duration
 }
 
 // Revoke revokes c and every capability derived from it, in every holder.
@@ -555,6 +560,7 @@ func cutOff(victims []*Cap, r *Receipt) {
 		if h := v.holder.Load(); h != nil && !seen[h] {
 			seen[h] = true
 			r.Holders = append(r.Holders, h.ID)
+			r.Owners = append(r.Owners, h.Top().Owner)
 		}
 		v.dropResource()
 	}

@@ -111,7 +111,8 @@ func (c *Cap) Delegate(ctx context.Context, g *Guest, name string) (CapInfo, err
 }
 
 // Revoke revokes the capability and everything derived from it, in every
-// holder. Every later call through c fails.
+// holder. Every later call through c but Info fails (Info still describes
+// it, revoked).
 func (c *Cap) Revoke(ctx context.Context, reason string) (Receipt, error) {
 	f, rel := c.c.Revoke(ctx, func(p schemas.Cap_revoke_Params) error { return p.SetReason(reason) })
 	if err := c.cl.await(ctx, "revoke "+c.id, answer, f.Future, rel); err != nil {

@@ -200,7 +200,25 @@ func newClient(ctx context.Context, nc net.Conn, name string) (*Client, error) {
 		}
 		return nil, fmt.Errorf("connecting to sandboxd at %s: %w", name, err)
 	}
+	// Resolve returns nil also when the bootstrap failed: the daemon
+	// closed the connection without answering, as it does one past its
+	// connection limits. Every call would fail; the dial says why.
+	if err := bootstrapError(sup); err != nil {
+		conn.Close()
+		sup.Release()
+		return nil, fmt.Errorf("sandboxd at %s closed the connection without answering: it refuses a connection past its limits (serve --max-conns, --reserved-conns, --max-conns-per-user; its log says \"rejecting connection\" and which), or it is stopping: close some of your connections to it, or ask its operator (%w)", name, err)
+	}
 	return &Client{conn: conn, sup: sup}, nil
+}
+
+// bootstrapError is the error the resolved bootstrap capability sup
+// resolved to, or nil: go-capnp brands a failed capability with its
+// error.
+func bootstrapError(sup schemas.Supervisor) error {
+	snap := capnp.Client(sup).Snapshot()
+	defer snap.Release()
+	err, _ := snap.Brand().Value.(error)
+	return err
 }
 
 // newTransport frames the control API's messages on nc. It reads through

@@ -37,6 +37,31 @@ type RevokedNote struct {
 	Reason  string
 	At      time.Time
 	Holders []string // who held what the revocation cut off
+	// UIDs are the users the holders acted for (who launched a guest, a
+	// client's user), as they were when it was revoked: whom the daemon
+	// may tell about it once the holders are gone.
+	UIDs []uint32
+}
+
+// ownerUIDs are the distinct uids of the principals behind owners (a
+// receipt's Owners).
+func ownerUIDs(owners []any) []uint32 {
+	var uids []uint32
+	for _, o := range owners {
+		var p Principal
+		switch o := o.(type) {
+		case *guestOwner:
+			p = o.principal
+		case Principal:
+			p = o
+		default:
+			continue
+		}
+		if !slices.Contains(uids, p.UID) {
+			uids = append(uids, p.UID)
+		}
+	}
+	return uids
 }
 
 // add remembers rc. Of a revocation larger than maxRevokedIDs it keeps the
@@ -50,7 +75,7 @@ func (r *revokedIDs) add(rc caps.Receipt) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.notes = append(r.notes, revokedNote{
-		RevokedNote: RevokedNote{Root: rc.Root, Reason: rc.Reason, At: rc.At, Holders: rc.Holders},
+		RevokedNote: RevokedNote{Root: rc.Root, Reason: rc.Reason, At: rc.At, Holders: rc.Holders, UIDs: ownerUIDs(rc.Owners)},
 		ids:         ids,
 	})
 	r.n += len(ids)

@@ -92,9 +92,10 @@ type Options struct {
 // MaxMemoryLimit is the largest linear memory a wasm32 guest can address.
 const MaxMemoryLimit = 4 << 30
 
-// retainExited is how many exited guests stay listed (Guest, Guests) so
-// that their exit status can be read after the fact. Running guests are
-// always listed.
+// retainExited is how many exited guests of each principal (uid) stay
+// listed (Guest, Guests) so that their exit status can be read after the
+// fact: per principal, so that no user's guests push another's out.
+// Running guests are always listed.
 const retainExited = 256
 
 // errShutdown is the kill reason of guests still running at Close.
@@ -155,7 +156,7 @@ type Supervisor struct {
 	mu     sync.Mutex
 	closed bool
 	guests map[string]*Guest
-	exited []string // ids of listed exited guests, oldest first
+	exited map[uint32][]string // ids of listed exited guests by principal (uid), oldest first
 	// order holds the listed guests in the order Guests lists them (by
 	// guestOrder), and guests no longer listed (unlisted set) until
 	// there are as many of those as of listed ones: GuestsAfter finds a
@@ -915,7 +916,7 @@ func (g *Guest) finish() {
 	g.log.Info("guest exited", args...)
 	g.recordExit(st, ran)
 	g.account.give(g.charge)
-	g.s.retire(g.id)
+	g.s.retire(g.principal.UID, g.id)
 	close(g.done)
 	g.mu.Lock()
 	after := g.afterDone
@@ -953,15 +954,20 @@ func (g *Guest) AfterDone(f func()) {
 	f()
 }
 
-// retire moves an exited guest to the bounded list of exited guests.
-func (s *Supervisor) retire(id string) {
+// retire moves an exited guest of principal uid to its principal's
+// bounded list of exited guests.
+func (s *Supervisor) retire(uid uint32, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.exited = append(s.exited, id)
-	for len(s.exited) > retainExited {
-		s.unlist(s.exited[0])
-		s.exited = s.exited[1:]
+	if s.exited == nil {
+		s.exited = make(map[uint32][]string)
 	}
+	ids := append(s.exited[uid], id)
+	for len(ids) > retainExited {
+		s.unlist(ids[0])
+		ids = ids[1:]
+	}
+	s.exited[uid] = ids
 }
 
 // insertOrdered adds g to s.order in its place: the end but for guests
@@ -991,7 +997,7 @@ func (s *Supervisor) unlist(id string) {
 
 // Forget stops listing guest id, which must have ended (its exit fully
 // processed: Done is closed). Listing keeps the most recent 256 ended
-// guests without it.
+// guests of each principal without it.
 func (s *Supervisor) Forget(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1005,7 +1011,10 @@ func (s *Supervisor) Forget(id string) error {
 		return fmt.Errorf("guest %s is running: kill it first (sandboxd kill %s), or wait for it", id, id)
 	}
 	s.unlist(id)
-	s.exited = slices.DeleteFunc(s.exited, func(e string) bool { return e == id })
+	uid := g.principal.UID
+	if s.exited[uid] = slices.DeleteFunc(s.exited[uid], func(e string) bool { return e == id }); len(s.exited[uid]) == 0 {
+		delete(s.exited, uid)
+	}
 	return nil
 }
 

@@ -10,8 +10,10 @@ import (
 )
 
 // errAuditNotAllowed refuses the audit graph to other principals: it
-// shows every principal's guests and capabilities.
-var errAuditNotAllowed = errors.New("audit: only root and the daemon's own user may read the delegation graph: it shows every user's guests and capabilities")
+// shows every principal's guests and capabilities. It says what the
+// principal may do instead.
+var errAuditNotAllowed = errors.New("audit: only root and the daemon's own user may read the delegation graph: it shows every user's guests and capabilities; " +
+	"your own guests' capabilities, and where each came from (EDGE, PARENT, ORIGIN, BY), are in `sandboxd caps GUEST`, or ask the daemon's operator")
 
 // Audit answers a question about the delegation graph with its JSON
 // document (see audit.Graph.Answer).

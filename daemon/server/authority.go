@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
@@ -73,7 +74,9 @@ func (a *Authority) MayName(gr daemon.Grant, policy bool) error {
 }
 
 // MayAudit reports whether the principal may read the delegation graph:
-// root and the daemon's own user, who see every guest anyway.
+// root and the daemon's own user, who can read the daemon's audit log in
+// its state directory anyway (the daemon's user, not root, still lists and
+// acts on its own guests only: OwnsGuest).
 func (a *Authority) MayAudit() bool { return a.hostPaths }
 
 // OwnsGuest reports whether the principal may act on g by its id.
@@ -100,17 +103,12 @@ func (a *Authority) OwnsCap(x *caps.Cap) bool {
 	return false
 }
 
-// OwnsAnyHolder reports whether the principal owns one of the holders
-// (guest or connection ids): whether it may hear about what they held,
-// such as a capability of theirs that has been revoked and forgotten.
-func (a *Authority) OwnsAnyHolder(ids []string) bool {
-	if a.root {
-		return true
-	}
-	for _, id := range ids {
-		if uid, ok := a.ownerOf(id); ok && uid == a.principal.UID {
-			return true
-		}
-	}
-	return false
+// HearsOf reports whether the principal may hear about a revocation the
+// daemon remembers, such as that a capability of its was revoked, when
+// and why: whether one of the holders it cut off acted for the principal
+// (n.UIDs, recorded when it was revoked, so that this holds after the
+// holders are gone: a guest forgotten by sandboxd rm, a connection
+// closed).
+func (a *Authority) HearsOf(n daemon.RevokedNote) bool {
+	return a.root || slices.Contains(n.UIDs, a.principal.UID)
 }

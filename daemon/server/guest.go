@@ -59,7 +59,7 @@ func (s *Server) watch(r *guestRecord) {
 		r.attached.finish(r.ctx)
 	}
 	r.cancel()
-	s.retire(r.g.ID())
+	s.retire(r.g.Principal().UID, r.g.ID())
 }
 
 // dropRunning counts one guest of uid as ended. Called with s.mu held.
@@ -69,22 +69,28 @@ func (s *Server) dropRunning(uid uint32) {
 	}
 }
 
-// retire forgets records of exited guests the Supervisor no longer lists,
-// so the server keeps exactly as much history as the Supervisor.
-func (s *Server) retire(id string) {
+// retire forgets records of exited guests of principal uid the Supervisor
+// no longer lists, so the server keeps exactly as much history as the
+// Supervisor, which keeps it per principal.
+func (s *Server) retire(uid uint32, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.exited = append(s.exited, id)
-	for len(s.exited) > 0 {
-		if _, ok := s.sup.Guest(s.exited[0]); ok {
+	ids := append(s.exited[uid], id)
+	for len(ids) > 0 {
+		if _, ok := s.sup.Guest(ids[0]); ok {
 			break
 		}
-		if r := s.records[s.exited[0]]; r != nil && r.name != "" {
+		if r := s.records[ids[0]]; r != nil && r.name != "" {
 			delete(s.names, r.name)
 		}
-		delete(s.records, s.exited[0])
-		s.exited = s.exited[1:]
+		delete(s.records, ids[0])
+		ids = ids[1:]
 	}
+	if len(ids) == 0 {
+		delete(s.exited, uid)
+		return
+	}
+	s.exited[uid] = ids
 }
 
 // record returns the record of the guest with that id, or that name.
@@ -735,5 +741,8 @@ func (s *Server) forget(r *guestRecord) {
 	if r.name != "" {
 		delete(s.names, r.name)
 	}
-	s.exited = slices.DeleteFunc(s.exited, func(e string) bool { return e == id })
+	uid := r.g.Principal().UID
+	if s.exited[uid] = slices.DeleteFunc(s.exited[uid], func(e string) bool { return e == id }); len(s.exited[uid]) == 0 {
+		delete(s.exited, uid)
+	}
 }

@@ -161,12 +161,42 @@ func (c *serverConn) decodeGrants(a *launchArgs, texts []string) error {
 			continue
 		}
 		from, err := c.lookupOwnedCap(gr.Source)
+		if err == nil {
+			err = c.passable(from)
+		}
 		if err != nil {
 			return &daemon.GrantError{Grant: gr, Err: err}
 		}
 		a.delegations = append(a.delegations, capDelegation(from, gr))
 	}
 	return nil
+}
+
+// passable returns why x cannot be passed on to a guest, or nil: it has
+// been revoked (saying when and why, as a second revoke would) or its
+// holder has closed it. A launch checks this before anything else of the
+// delegation, whose handle name could otherwise be refused first (a
+// guest's stdin passed on under its own name), hiding what to do.
+func (c *serverConn) passable(x *caps.Cap) error {
+	if x.Revoked() {
+		if n, ok := c.s.sup.WasRevoked(x.ID()); ok {
+			return fmt.Errorf("capability %s cannot be passed on: it was %s", x.ID(), revokedWhen(x.ID(), n))
+		}
+		return fmt.Errorf("capability %s cannot be passed on: it has been revoked", x.ID())
+	}
+	if x.Closed() {
+		return fmt.Errorf("capability %s cannot be passed on: %s", x.ID(), daemon.WhyNotDerived(x, caps.EBADF))
+	}
+	return nil
+}
+
+// revokedWhen says how, when and why id was revoked, from n.
+func revokedWhen(id caps.ID, n daemon.RevokedNote) string {
+	how := "revoked"
+	if n.Root != id {
+		how = "revoked with " + string(n.Root)
+	}
+	return fmt.Sprintf("%s at %s (%s)", how, n.At.Format(time.RFC3339), n.Reason)
 }
 
 // capDelegation is the delegation a cap: grant asks for: from, under the
@@ -190,8 +220,13 @@ func (c *serverConn) decodeCaps(ctx context.Context, a *launchArgs, dl schemas.D
 			return err
 		}
 		from, err := c.unwrapCap(ctx, d.Cap())
+		if err == nil {
+			err = c.passable(from)
+		}
 		if err != nil {
-			return fmt.Errorf("capability %d of the request: %w", i, err)
+			// A grant failure as a cap: grant's is (exit 3), also when the
+			// capability was revoked or closed.
+			return &passOnError{fmt.Errorf("capability %d of the request: %w", i, err)}
 		}
 		// The name, given or the capability's own, is checked by the
 		// launch as a grant's would be (a directory's may be a path).
@@ -270,6 +305,13 @@ type grantSyntaxError struct{ err error }
 func (e *grantSyntaxError) Error() string { return e.err.Error() }
 func (e *grantSyntaxError) Unwrap() error { return e.err }
 
+// passOnError is a Cap object of a launch request that cannot be passed
+// on: a grant failure, as a cap: grant's.
+type passOnError struct{ err error }
+
+func (e *passOnError) Error() string { return e.err.Error() }
+func (e *passOnError) Unwrap() error { return e.err }
+
 type moduleError struct{ err error }
 
 func (e *moduleError) Error() string { return e.err.Error() }
@@ -312,8 +354,9 @@ func grantFailure(err error) error {
 func isGrantFailure(err error) bool {
 	var ge *daemon.GrantError
 	var se *grantSyntaxError
+	var pe *passOnError
 	// A policy's or a deny list's refusal to pass a cap: grant on.
-	return errors.As(err, &ge) || errors.As(err, &se) || daemon.IsPolicyDenial(err)
+	return errors.As(err, &ge) || errors.As(err, &se) || errors.As(err, &pe) || daemon.IsPolicyDenial(err)
 }
 
 func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) error {

@@ -241,8 +241,8 @@ func TestConnectionsBeyondTheLimitAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	third := d.dial(t)
-	if _, err := third.Whoami(ctx); err == nil {
+	if third, err := client.Dial(ctx, d.socket); err == nil {
+		third.Close()
 		t.Fatal("a third connection was served with a limit of 2")
 	}
 	eventually(t, server.HangGuard, "the refusal is logged", func() bool {

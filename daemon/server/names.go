@@ -8,15 +8,26 @@ import (
 // maxGuestName is the longest guest name (launch --name), in bytes.
 const maxGuestName = 63
 
+// idDigits is how many hex digits a guest id has after its "g-"
+// (daemon.Supervisor makes them).
+const idDigits = 12
+
 // checkGuestName reports what is wrong with a guest name, or nil: 1 to 63
-// ASCII letters, digits and "-_.", starting with a letter or digit, and
-// not "g-…", which is how ids begin.
+// ASCII letters, digits and "-_.", starting with a letter or digit, not
+// "g-…", which is how ids begin, and not what reads as the start of an id
+// without its "g-" (lowercase hex, at most idDigits): the CLI takes such
+// a prefix for the guest whose id it starts, and a name answers first, so
+// a user could otherwise name a guest after the start of another user's
+// id and have root's `sandboxd kill PREFIX` reach it instead.
 func checkGuestName(n string) error {
 	if n == "" || len(n) > maxGuestName {
 		return fmt.Errorf("guest name %q: want 1 to %d characters", n, maxGuestName)
 	}
 	if strings.HasPrefix(n, "g-") {
 		return fmt.Errorf("guest name %q: names may not begin with g-, as guest ids do", n)
+	}
+	if len(n) <= idDigits && strings.Trim(n, "0123456789abcdef") == "" {
+		return fmt.Errorf("guest name %q reads as the start of a guest id without its g- (lowercase hex), which is how commands take it: add a letter past f, an upper-case letter, or a dash", n)
 	}
 	for i, r := range n {
 		ok := r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || i > 0 && strings.ContainsRune("-_.", r))

@@ -72,9 +72,9 @@ type Server struct {
 	userTotal int                         // their sum
 	holders   map[string]daemon.Principal // client holder id → principal, while connected
 	records   map[string]*guestRecord
-	names     map[string]string // guest name → id ("" while its launch is under way)
-	running   map[uint32]int    // running guests launched through the server, by principal uid
-	exited    []string          // ids of exited guests whose records are kept, oldest first
+	names     map[string]string   // guest name → id ("" while its launch is under way)
+	running   map[uint32]int      // running guests launched through the server, by principal uid
+	exited    map[uint32][]string // ids of exited guests whose records are kept, by principal (uid), oldest first
 	// lookupUser asks the system's user database about a uid (a variable
 	// for tests).
 	lookupUser func(uid uint32) userInfo
@@ -93,6 +93,7 @@ func New(sup *daemon.Supervisor, opts Options) *Server {
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, userConns: map[uint32]int{},
 		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, names: map[string]string{},
+		exited:     map[uint32][]string{},
 		lookupUser: lookupUser,
 		running:    map[uint32]int{},
 	}
@@ -449,10 +450,15 @@ func (s *Server) holderOwner(id string) (uint32, bool) {
 
 // lookupOwnedCap finds a capability by id that the principal may act on.
 // A capability it may not reach is reported exactly like one that does
-// not exist.
+// not exist; one revoked, to a principal it was revoked from
+// (Authority.HearsOf), as revoked, when and why, also once its holder is
+// forgotten.
 func (c *serverConn) lookupOwnedCap(id string) (*caps.Cap, error) {
 	x, ok := c.s.sup.Kernel().Lookup(caps.ID(id))
 	if !ok || !c.auth.OwnsCap(x) {
+		if n, was := c.s.sup.WasRevoked(caps.ID(id)); was && c.auth.HearsOf(n) {
+			return nil, fmt.Errorf("capability %s was %s: it can no longer be used or passed on", id, revokedWhen(caps.ID(id), n))
+		}
 		return nil, fmt.Errorf("no capability %s that %s may use: check the id with `sandboxd caps GUEST`", id, c.principal)
 	}
 	return x, nil

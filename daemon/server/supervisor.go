@@ -50,14 +50,19 @@ func (s *supervisorServer) Whoami(ctx context.Context, call schemas.Supervisor_w
 }
 
 // parseGrant parses grant text from a client and applies the rules of the
-// control API on top of the grammar: host paths must be absolute (the
-// daemon's working directory is not the client's; a bare word is the name
-// of a policy resource), and the principal must have the authority to name
-// what the grant names (Authority.MayName).
+// control API on top of the grammar: the principal must have the
+// authority to name what the grant names (Authority.MayName), and host
+// paths must be absolute (the daemon's working directory is not the
+// client's; a bare word is the name of a policy resource).
 func (c *serverConn) parseGrant(text string) (daemon.Grant, error) {
 	gr, err := daemon.ParseGrant(text)
 	if err != nil {
 		return daemon.Grant{}, &grantSyntaxError{err}
+	}
+	// Whether the principal may name it at all comes first: one who may
+	// not is told so, not how to write a path it would be refused anyway.
+	if err := c.auth.MayName(gr, c.s.sup.Policy() != nil); err != nil {
+		return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: err}
 	}
 	if gr.Kind == daemon.GrantDir || gr.Kind == daemon.GrantFile {
 		if err := c.checkHostPath(gr); err != nil {
@@ -65,9 +70,6 @@ func (c *serverConn) parseGrant(text string) (daemon.Grant, error) {
 		}
 	}
 	if err := checkSocketPath(gr); err != nil {
-		return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: err}
-	}
-	if err := c.auth.MayName(gr, c.s.sup.Policy() != nil); err != nil {
 		return daemon.Grant{}, &daemon.GrantError{Grant: gr, Err: err}
 	}
 	return gr, nil
@@ -258,7 +260,7 @@ func (s *supervisorServer) Revoke(ctx context.Context, call schemas.Supervisor_r
 	}
 	x, err := s.c.lookupOwnedCap(id)
 	if err != nil {
-		if n, was := s.c.s.sup.WasRevoked(caps.ID(id)); was && s.c.auth.OwnsAnyHolder(n.Holders) {
+		if n, was := s.c.s.sup.WasRevoked(caps.ID(id)); was && s.c.auth.HearsOf(n) {
 			return n.Err(caps.ID(id))
 		}
 		return fmt.Errorf("revoke: %w", err)
@@ -349,7 +351,8 @@ func (s *supervisorServer) CapByToken(ctx context.Context, call schemas.Supervis
 
 // unwrapCap returns the kernel capability behind a Cap object the client
 // passed back to the daemon. Only Cap objects the daemon issued are
-// accepted, and a revoked or closed one is refused.
+// accepted; whether it may still be passed on is the caller's to check
+// (passable).
 func (c *serverConn) unwrapCap(ctx context.Context, cl schemas.Cap) (*caps.Cap, error) {
 	if !cl.IsValid() {
 		return nil, errors.New("no capability given")
@@ -364,9 +367,6 @@ func (c *serverConn) unwrapCap(ctx context.Context, cl schemas.Cap) (*caps.Cap, 
 	cs, ok := v.(*capServer)
 	if !ok {
 		return nil, errors.New("not a Cap object")
-	}
-	if err := cs.live(); err != nil {
-		return nil, err
 	}
 	return cs.x, nil
 }
