@@ -33,7 +33,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "redis: %v\n", err)
 		os.Exit(2)
 	}
-	rdb := redis.NewClient(&redis.Options{
+	opts := &redis.Options{
 		Addr:     "db", // for messages only: the dialer knows the one address
 		Dialer:   dial,
 		PoolSize: poolSize,
@@ -46,7 +46,14 @@ func main() {
 		MaxRetries:      poolSize + 2,
 		MinRetryBackoff: 10 * time.Millisecond,
 		MaxRetryBackoff: 500 * time.Millisecond,
-	})
+	}
+	if d, ok := timeout(); ok {
+		// go-redis's own bounds (3 s to read, 4 s to wait for a pooled
+		// connection, 5 s to dial) fit a server on an idle host; a test
+		// on a busy one gives longer ones (REDIS_TIMEOUT=5m).
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = d, d, d, d
+	}
+	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	ctx := context.Background()
 	if len(os.Args) == 3 && os.Args[1] == "bench" {
@@ -77,6 +84,19 @@ func main() {
 		fail(fmt.Errorf("INCR after the restart: %w", err))
 	}
 	fmt.Printf("after restart: GET sandboxd:after = %s, INCR sandboxd:hits = %d\n", v, n)
+}
+
+// timeout is the REDIS_TIMEOUT duration the guest was given, if any.
+func timeout() (time.Duration, bool) {
+	v, ok := os.LookupEnv("REDIS_TIMEOUT")
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		fail(fmt.Errorf("REDIS_TIMEOUT=%q: want a duration above 0, e.g. 30s", v))
+	}
+	return d, true
 }
 
 func fail(err error) {
