@@ -24,7 +24,19 @@ func runEdge(t *testing.T, mode, dir string) {
 	h := newHarness(t)
 	tbl := h.table("g-edge")
 	h.grantDir(t, tbl, dir, "data", false)
-	st := h.runMode(t, abitest.C(t, edgeGuest), tbl, mode)
+	runEdgeIn(t, h, tbl, mode, false)
+}
+
+// runEdgeIn runs edge.c's mode with tbl, granting it the edge module
+// itself first when module is set (as fd 4, after "data"), and fails
+// unless it exits 0.
+func runEdgeIn(t *testing.T, h *harness, tbl *caps.Table, mode string, module bool) {
+	t.Helper()
+	wasm := abitest.C(t, edgeGuest)
+	if module {
+		h.grantModule(t, tbl, "edge", wasm)
+	}
+	st := h.runMode(t, wasm, tbl, mode)
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("%s: %+v\nstdout:\n%s\nstderr:\n%s", mode, st, h.stdout.String(), h.stderr.String())
 	}
@@ -90,12 +102,7 @@ func TestProcExecOfARevokedHandleIsENOTCAPABLE(t *testing.T) {
 	h := newHarness(t)
 	tbl := h.table("g-edge")
 	h.grantDir(t, tbl, dir, "data", false)
-	wasm := abitest.C(t, edgeGuest)
-	h.grantModule(t, tbl, "edge", wasm)
-	st := h.runMode(t, wasm, tbl, "exec-revoked")
-	if st.Err() != nil || st.Code != 0 {
-		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
-	}
+	runEdgeIn(t, h, tbl, "exec-revoked", true)
 }
 
 // sock_accept with a full handle table fails with EMFILE and leaves the
@@ -143,10 +150,7 @@ func TestFdDupAndFdCreate1WithABadFdOutMakeNothing(t *testing.T) {
 	h, log := observedHarness(t)
 	tbl := h.table("g-edge")
 	h.grantDir(t, tbl, t.TempDir(), "data", false)
-	st := h.runMode(t, abitest.C(t, edgeGuest), tbl, "new-out")
-	if st.Err() != nil || st.Code != 0 {
-		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
-	}
+	runEdgeIn(t, h, tbl, "new-out", false)
 	for _, typ := range []caps.EventType{caps.EventMint, caps.EventDerive, caps.EventClose} {
 		for _, e := range log.all(typ) {
 			if e.Cap.Edge == caps.EdgeDup || e.Cap.Edge == caps.EdgeCreate {
@@ -167,12 +171,7 @@ func TestFdStatGetAndFileStatFgetAgreeOnTheFiletype(t *testing.T) {
 	h := newHarness(t)
 	tbl := h.table("g-edge")
 	h.grantDir(t, tbl, dir, "data", false)
-	wasm := abitest.C(t, edgeGuest)
-	h.grantModule(t, tbl, "edge", wasm)
-	st := h.runMode(t, wasm, tbl, "types-agree")
-	if st.Err() != nil || st.Code != 0 {
-		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
-	}
+	runEdgeIn(t, h, tbl, "types-agree", true)
 }
 
 // A stream read (sock_recv) that returns handles returns the bytes of the
@@ -211,12 +210,7 @@ func TestCallsIntoAFullTableMakeNothing(t *testing.T) {
 		}
 	}
 	h.grantDir(t, tbl, dir, "data", false)
-	wasm := abitest.C(t, edgeGuest)
-	h.grantModule(t, tbl, "edge", wasm)
-	st := h.runMode(t, wasm, tbl, "table-full")
-	if st.Err() != nil || st.Code != 0 {
-		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
-	}
+	runEdgeIn(t, h, tbl, "table-full", true)
 	if _, err := os.Stat(filepath.Join(dir, "made")); !os.IsNotExist(err) {
 		t.Errorf("file_open into a full table created the file (stat: %v)", err)
 	}
@@ -248,12 +242,7 @@ func TestProcSpawnWithABadHandleInItsListMakesNoCopy(t *testing.T) {
 	h, log := observedHarness(t)
 	tbl := h.table("g-edge")
 	h.grantDir(t, tbl, dir, "data", false)
-	wasm := abitest.C(t, edgeGuest)
-	h.grantModule(t, tbl, "edge", wasm)
-	st := h.runMode(t, wasm, tbl, "spawn-bad-list")
-	if st.Err() != nil || st.Code != 0 {
-		t.Fatalf("%+v\nstdout:\n%s\nstderr:\n%s", st, h.stdout.String(), h.stderr.String())
-	}
+	runEdgeIn(t, h, tbl, "spawn-bad-list", true)
 	for _, e := range log.all(caps.EventDerive) {
 		if e.Cap.Edge == caps.EdgeSpawn {
 			t.Errorf("a copy %s (%s) was made for a spawn that failed", e.Cap.ID, e.Cap.Name)

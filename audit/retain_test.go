@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -248,6 +249,28 @@ func TestASecondPruneCutShortLeavesALogThatVerifiesAndReplays(t *testing.T) {
 }
 
 func TestReadersOfALogPrunedWhileTheyReadSeeItWhole(t *testing.T) {
+	path, reads := whilePruned(t, func(path string) error {
+		if rep, err := Verify(path); err != nil || rep.Bad != nil {
+			return fmt.Errorf("verify: %v, bad %v", err, rep.Bad)
+		}
+		_, err := Replay(path, time.Time{})
+		return err
+	})
+	if t.Failed() {
+		return
+	}
+	if rep := mustVerify(t, path); rep.Bad != nil || rep.Pruned == nil {
+		t.Fatalf("after: bad %v, pruned %+v", rep.Bad, rep.Pruned)
+	}
+	t.Logf("%d readings while pruned", reads)
+}
+
+// whilePruned reads the log with read, again and again, while a guest's
+// churn makes its writer prune it, until the churn ends; a reading that
+// fails fails the test. It returns the log's path, the log closed, and
+// how many readings were made.
+func whilePruned(t *testing.T, read func(path string) error) (string, int) {
+	t.Helper()
 	k, l, path, root := boundedKernel(t, 8192, true)
 	done := make(chan struct{})
 	go func() {
@@ -261,25 +284,14 @@ func TestReadersOfALogPrunedWhileTheyReadSeeItWhole(t *testing.T) {
 			running = false
 		default:
 		}
-		rep, err := Verify(path)
-		if err != nil || rep.Bad != nil {
-			t.Errorf("verify while the log is pruned: %v, bad %v", err, rep.Bad)
-			break
-		}
-		if _, err := Replay(path, time.Time{}); err != nil {
-			t.Errorf("replay while the log is pruned: %v", err)
+		if err := read(path); err != nil {
+			t.Errorf("reading the log while it is pruned: %v", err)
 			break
 		}
 	}
 	<-done
-	if t.Failed() {
-		return
-	}
 	l.Close()
-	if rep := mustVerify(t, path); rep.Bad != nil || rep.Pruned == nil {
-		t.Fatalf("after: bad %v, pruned %+v", rep.Bad, rep.Pruned)
-	}
-	t.Logf("%d readings while pruned", reads)
+	return path, reads
 }
 
 func TestAFollowWhoseFileAPruneRemovesSaysSo(t *testing.T) {
@@ -318,25 +330,11 @@ func TestALogOpenedPastItsBoundIsPruned(t *testing.T) {
 // A suggestion read from a log its writer prunes meanwhile reads it
 // again, as Replay and Verify do, rather than failing.
 func TestSuggestOfALogPrunedWhileItReadsReadsItAgain(t *testing.T) {
-	k, l, path, root := boundedKernel(t, 8192, true)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		churn(t, k, root, 500)
-	}()
-	reads := 0
-	for running := true; running; reads++ {
-		select {
-		case <-done:
-			running = false
-		default:
-		}
+	_, reads := whilePruned(t, func(path string) error {
 		if out, err := Suggest(path, ""); err != nil {
-			t.Errorf("suggest while the log is pruned: %v\n%s", err, out)
-			break
+			return fmt.Errorf("suggest: %v\n%s", err, out)
 		}
-	}
-	<-done
-	l.Close()
+		return nil
+	})
 	t.Logf("%d suggestions while pruned", reads)
 }
