@@ -477,3 +477,27 @@ grant "db" {
 		t.Errorf("a reload under a rule giving the socket's own rights warns: %+v", ds)
 	}
 }
+
+// A dialer granted under a policy holds sock_accept, which takes its
+// connections: the rights a grant asks the policy for are its dialer's,
+// not a connection's (a connection's alone would leave it none).
+func TestADialerGrantedUnderAPolicyCanTakeConnections(t *testing.T) {
+	s := newSupervisor(t)
+	l := listenTCP(t)
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "sock" "db" {
+  tcp = "%s"
+}
+grant "db" {
+  resources = ["sock:db"]
+}
+`, l.Addr())))
+	g, err := launchSpin(t, s, nil, "sock:db:dial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.Handles()[3].Cap
+	if base, inh := c.Rights(); !base.Has(caps.RightSockAccept) || !inh.Has(caps.RightFDRead|caps.RightFDWrite) {
+		t.Errorf("the dialer holds %v, inheriting %v: want sock_accept, and read and write for its connections", base, inh)
+	}
+}

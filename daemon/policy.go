@@ -297,15 +297,24 @@ func IsResourceName(src string) bool {
 	return !strings.Contains(src, "/") && src != "." && src != ".."
 }
 
-// AskedRights is what gr asks the policy for: every right a capability of
-// its kind holds, base and inheriting, less those that modify anything
+// AskedRights is what gr asks the policy for: every right the capability
+// it mints holds, base and inheriting, less those that modify anything
 // when it is read-only (caps.GrantRights).
 func (gr Grant) AskedRights() caps.Rights {
-	base, inh := caps.GrantRights(kindOfGrant(gr.Kind), gr.ReadOnly)
+	base, inh := caps.GrantRights(gr.capKind(), gr.ReadOnly)
 	return base | inh
 }
 
-// kindOfGrant is the kind of capability a grant of kind k mints.
+// capKind is the kind of capability gr mints: a dialer for sock:…:dial.
+func (gr Grant) capKind() caps.Kind {
+	if gr.Dial {
+		return caps.KindDialer
+	}
+	return kindOfGrant(gr.Kind)
+}
+
+// kindOfGrant is the kind of capability a grant of kind k mints, but a
+// dialer (Grant.capKind).
 func kindOfGrant(k GrantKind) caps.Kind {
 	switch k {
 	case GrantDir:
