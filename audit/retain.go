@@ -178,31 +178,27 @@ const pruneRecordBytes = 384
 
 // removeCovered removes the files, after the first, whose records the
 // checkpoint stands for: those a prune declared and a crash kept it from
-// removing. It returns the files left.
+// removing. They are the oldest after the first, so it stops at the first
+// file it does not cover (one read in the usual case); the last file,
+// the writer's, is never covered. It returns the files left.
 func removeCovered(path string, files []logFile, cp *Checkpoint) ([]logFile, error) {
-	out := files[:1]
-	for i := 1; i < len(files); i++ {
-		last := i == len(files)-1
-		covered := false
-		if !last {
-			next, err := firstSeq(files[i+1].name)
-			if err != nil {
-				return nil, err
-			}
-			covered = next != 0 && next <= cp.Seq+1
+	i := 1
+	for ; i < len(files)-1; i++ {
+		next, err := firstSeq(files[i+1].name)
+		if err != nil {
+			return nil, err
 		}
-		if !covered {
-			out = append(out, files[i])
-			continue
+		if next == 0 || next > cp.Seq+1 {
+			break
 		}
 		if err := os.Remove(files[i].name); err != nil {
 			return nil, err
 		}
 	}
-	if len(out) < len(files) {
-		return out, syncDir(filepath.Dir(path))
+	if i == 1 {
+		return files, nil
 	}
-	return out, nil
+	return append([]logFile{files[0]}, files[i:]...), syncDir(filepath.Dir(path))
 }
 
 // firstSeq is the seq of the first record of a file, 0 for an empty one.
