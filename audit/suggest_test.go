@@ -128,13 +128,11 @@ func TestSuggestDeclaresSocketsAsRecorded(t *testing.T) {
 		{"sock:unix:/run/app.sock=app", "socket", "sock unix /run/app.sock"},
 		{"listen:127.0.0.1:8080=web", "listener", "listen tcp 127.0.0.1:8080"},
 	}
-	var texts []string
-	var records []Record
-	for i, g := range grants {
-		texts = append(texts, g.origin)
-		records = append(records, Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: g.kind, Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: g.origin, Resource: g.resource}})
+	var caps []CapRecord
+	for _, g := range grants {
+		caps = append(caps, CapRecord{Kind: g.kind, Base: "fd_read", Origin: g.origin, Resource: g.resource})
 	}
-	path := logOf(t, append(records, Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "client.wasm", SHA256: sha, UID: 1000, Grants: texts}}))
+	path := grantsLog(t, "client.wasm", sha, caps)
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -354,13 +352,11 @@ func TestSuggestDeclaresAListenerAtTheAddressItsGrantAsked(t *testing.T) {
 		{"listen::17085", "listen tcp [::]:17085", ":17085"},
 		{"listen:tcp:[::1]:0=six", "listen tcp [::1]:39001", "[::1]:0"},
 	}
-	var texts []string
-	var records []Record
-	for i, g := range grants {
-		texts = append(texts, g.origin)
-		records = append(records, Record{Type: TypeGrant, Cap: &CapRecord{ID: fmt.Sprintf("c%d", i), Kind: "listener", Holder: "g-1", Base: "sock_accept", Edge: "grant", Origin: g.origin, Resource: g.resource}})
+	var caps []CapRecord
+	for _, g := range grants {
+		caps = append(caps, CapRecord{Kind: "listener", Base: "sock_accept", Origin: g.origin, Resource: g.resource})
 	}
-	path := logOf(t, append(records, Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "srv.wasm", SHA256: sha, UID: 1000, Grants: texts}}))
+	path := grantsLog(t, "srv.wasm", sha, caps)
 	out, err := Suggest(path, "")
 	if err != nil {
 		t.Fatalf("Suggest: %v\n%s", err, out)
@@ -584,4 +580,19 @@ func TestSuggestAllowsWhatAClientMintedAndPassedOn(t *testing.T) {
 	if del == nil || del.Module != nil || del.To == nil || len(del.To.SHA256) != 1 || del.To.SHA256[0] != taker {
 		t.Errorf("want a delegate rule with no module block, to the recipient's module:\n%s", out)
 	}
+}
+
+// grantsLog is the log of one guest, g-1 of module (uid 1000), started
+// with grants: each a grant record of the capability c, id cN, held by
+// g-1, its grant text its Origin.
+func grantsLog(t *testing.T, module, sha string, grants []CapRecord) string {
+	t.Helper()
+	var texts []string
+	var records []Record
+	for i, c := range grants {
+		c.ID, c.Holder, c.Edge = fmt.Sprintf("c%d", i), "g-1", "grant"
+		texts = append(texts, c.Origin)
+		records = append(records, Record{Type: TypeGrant, Cap: &c})
+	}
+	return logOf(t, append(records, Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: module, SHA256: sha, UID: 1000, Grants: texts}}))
 }
