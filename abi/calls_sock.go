@@ -220,11 +220,12 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	if fdsLen > math.MaxUint32/4 {
 		return caps.EFAULT // past any memory
 	}
-	if _, e := read(m, fdsPtr, fdsLen*4); e != 0 {
+	fdBuf, e := read(m, fdsPtr, fdsLen*4)
+	if e != 0 {
 		return e
 	}
 	maxFDs := min(fdsLen, caps.MaxCapsPerMessage)
-	fdBuf, _ := read(m, fdsPtr, maxFDs*4)
+	fdBuf = fdBuf[:maxFDs*4]
 
 	total, got, rf, e := g.recvLoop(c, msg, iov, int(maxFDs), flags&sockRecvPeek != 0, flags&sockRecvWaitall != 0)
 	if e != 0 {
