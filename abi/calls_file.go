@@ -171,7 +171,7 @@ func fileOpen(g *Guest, m api.Memory, p []uint64) Errno {
 	}
 	// fd_out is checked before the open: an open that creates or
 	// truncates the file must not happen for a call that then fails.
-	if _, e := read(m, fdOut, 4); e != 0 {
+	if e := outInBounds(m, fdOut, 4); e != 0 {
 		return e
 	}
 	nc, e := g.openBeneath(c, openRequest{

@@ -114,17 +114,16 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 // find the room taken by another sender of the same end, and then closes
 // its copies.
 func (g *Guest) awaitRoom(c *caps.Cap, msg caps.Messenger, iov [][]byte, ncaps int) Errno {
-	ch, ok := msg.(interface{ CanSend(bytes, ncaps int) error })
-	if ncaps == 0 || !ok {
-		return 0
+	if ncaps == 0 {
+		return 0 // most sends: no assertion, no sum
 	}
-	total := 0
-	for _, b := range iov {
-		total += len(b)
+	ch, ok := msg.(*caps.Channel) // the one messenger that carries handles
+	if !ok {
+		return 0
 	}
 	pl, _ := c.Resource().(caps.Pollable)
 	for {
-		err := ch.CanSend(total, ncaps)
+		err := ch.CanSend(iov, ncaps)
 		if err != caps.EAGAIN || pl == nil || c.Flags()&caps.FlagNonblock != 0 {
 			return caps.ErrnoOf(err)
 		}
@@ -221,11 +220,12 @@ func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	if fdsLen > math.MaxUint32/4 {
 		return caps.EFAULT // past any memory
 	}
-	if _, e := read(m, fdsPtr, fdsLen*4); e != 0 {
+	fdBuf, e := read(m, fdsPtr, fdsLen*4)
+	if e != 0 {
 		return e
 	}
 	maxFDs := min(fdsLen, caps.MaxCapsPerMessage)
-	fdBuf, _ := read(m, fdsPtr, maxFDs*4)
+	fdBuf = fdBuf[:maxFDs*4]
 
 	total, got, rf, e := g.recvLoop(c, msg, iov, int(maxFDs), flags&sockRecvPeek != 0, flags&sockRecvWaitall != 0)
 	if e != 0 {

@@ -257,7 +257,7 @@ func TestProcSpawnWithABadHandleInItsListMakesNoCopy(t *testing.T) {
 func TestASendWithHandlesThatCannotGoMakesNoCopy(t *testing.T) {
 	h, log := observedHarness(t)
 	tbl := h.table("g-send")
-	c, peer := h.channelEnd(t, tbl, true) // fd 3
+	c, _ := h.channelEnd(t, tbl, true) // fd 3
 	c.SetFlags(caps.FlagNonblock)
 	ours := c.Resource().(*caps.Channel)
 	for {
@@ -286,10 +286,16 @@ func TestASendWithHandlesThatCannotGoMakesNoCopy(t *testing.T) {
 	if st := h.run(t, wasm, tbl); st.Code != uint32(caps.EAGAIN) {
 		t.Fatalf("exit %+v: want EAGAIN (%d) from a send on a full channel", st, caps.EAGAIN)
 	}
-	_ = peer
+	// The same sends on a channel whose peer is closed: EPIPE.
+	closed := h.table("g-send-closed")
+	_, peer := h.channelEnd(t, closed, true) // fd 3
+	peer.Close()
+	if st := h.run(t, wasm, closed); st.Code != uint32(caps.EPIPE) {
+		t.Fatalf("exit %+v: want EPIPE (%d) from a send on a channel whose peer is closed", st, caps.EPIPE)
+	}
 	for _, e := range log.all(caps.EventDerive) {
 		if e.Cap.Edge == caps.EdgeDelegate {
-			t.Fatalf("a send that failed with EAGAIN made a copy %s of %s", e.Cap.ID, e.Cap.Origin)
+			t.Fatalf("a send that failed with EAGAIN or EPIPE made a copy %s of %s", e.Cap.ID, e.Cap.Origin)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package abi_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"io/fs"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -212,31 +210,6 @@ func TestBadPointersAreEFAULTNotAHostPanic(t *testing.T) {
 	}
 }
 
-// lineWatcher collects a guest's stdout and signals when a line arrives.
-type lineWatcher struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	want string
-	seen chan struct{}
-	once sync.Once
-}
-
-func (w *lineWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.want) {
-		w.once.Do(func() { close(w.seen) })
-	}
-	return len(p), nil
-}
-
-func (w *lineWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 func TestRevokingAGrantCutsOffEverythingOpenedBeneathIt(t *testing.T) {
 	root := t.TempDir()
 	mkfile(t, filepath.Join(root, "file"), "file contents")
@@ -245,7 +218,7 @@ func TestRevokingAGrantCutsOffEverythingOpenedBeneathIt(t *testing.T) {
 	holder := &caps.Holder{ID: "g-revoke"}
 	tbl := caps.NewTable(h.k, holder, 0)
 	stdinR, stdinW := io.Pipe()
-	out := &lineWatcher{want: "ready\n", seen: make(chan struct{})}
+	out := abitest.NewWatcher("ready\n")
 	for _, s := range []*caps.Stdio{caps.NewStdin(stdinR), caps.NewStdout("stdout", out), caps.NewStdout("stderr", io.Discard)} {
 		if _, err := tbl.Insert(h.k.Mint(holder, s, caps.RightsTTYBase, 0, s.Describe(), "test")); err != nil {
 			t.Fatal(err)
@@ -254,7 +227,7 @@ func TestRevokingAGrantCutsOffEverythingOpenedBeneathIt(t *testing.T) {
 	grant := h.grantDir(t, tbl, root, "data", false)
 	g := h.start(t, context.Background(), fsGuest(t, "revoke"), tbl, nil)
 	select {
-	case <-out.seen:
+	case <-out.Seen():
 	case <-g.Done():
 		t.Fatalf("guest ended early: %+v\n%s", g.Status(), out.String())
 	case <-time.After(hangGuard):

@@ -423,8 +423,8 @@ func TestAChildLogsThroughItsParentsLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer child.Release()
-	var logs abitest.Buffer
-	log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace}).With("marker", "parents")
+	logs := abitest.NewWatcher("call=fd_close")
+	log := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace}).With("marker", "parents")
 	k := caps.NewKernel(nil)
 	h := &caps.Holder{ID: "g"}
 	tbl := caps.NewTable(k, h, 0)
@@ -434,13 +434,10 @@ func TestAChildLogsThroughItsParentsLogger(t *testing.T) {
 	g := rt.NewGuest(parent, GuestConfig{ID: "g", Table: tbl, Logger: log})
 	g.Start(ctx)
 	defer func() { g.Kill("test"); g.Wait() }()
-	guard := time.After(HangGuard)
-	for !strings.Contains(logs.String(), "call=fd_close") {
-		select {
-		case <-guard:
-			t.Fatalf("the child's errno was not logged through its parent's logger in %v:\n%s", HangGuard, logs.String())
-		case <-time.After(10 * time.Millisecond):
-		}
+	select {
+	case <-logs.Seen():
+	case <-time.After(HangGuard):
+		t.Fatalf("the child's errno was not logged through its parent's logger in %v:\n%s", HangGuard, logs.String())
 	}
 	line := logs.String()
 	if !strings.Contains(line, "marker=parents") || !strings.Contains(line, "parent=g") {

@@ -125,7 +125,7 @@ func wasiPathOpen(g *Guest, m api.Memory, p []uint64) Errno {
 		return caps.ENOTCAPABLE
 	}
 	// fd_out is checked before the open, which may create or truncate.
-	if _, e := read(m, fdOut, 4); e != 0 {
+	if e := outInBounds(m, fdOut, 4); e != 0 {
 		return e
 	}
 	nc, e := g.openBeneath(c, openRequest{

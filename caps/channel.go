@@ -210,10 +210,7 @@ func (c *Channel) Send(iov [][]byte, caps []*Cap) (int, error) {
 	}
 	p := c.p
 	dst := 1 - c.side
-	total := 0
-	for _, b := range iov {
-		total += len(b)
-	}
+	total := totalLen(iov)
 	p.mu.Lock()
 	n, err := p.room(c.side, total, len(caps))
 	if err != nil || n == 0 && len(caps) == 0 && !p.dgram {
@@ -329,18 +326,19 @@ func (c *Channel) OnPeerRecv(f func()) {
 	c.p.mu.Unlock()
 }
 
-// CanSend returns the error a Send from this end of bytes bytes and
-// ncaps capabilities would fail with now (EPIPE, EAGAIN, EMSGSIZE,
+// CanSend returns the error a Send from this end of iov and ncaps
+// capabilities would fail with now (EPIPE, EAGAIN, EMSGSIZE,
 // E2BIG), or nil: a sender of capabilities asks before it makes the
 // copies it sends, so that a send that cannot go makes none. It does not
 // see the charge a Send may be refused (ENOBUFS).
-func (c *Channel) CanSend(bytes, ncaps int) error {
+func (c *Channel) CanSend(iov [][]byte, ncaps int) error {
 	if ncaps > MaxCapsPerMessage {
 		return E2BIG
 	}
+	total := totalLen(iov)
 	c.p.mu.Lock()
 	defer c.p.mu.Unlock()
-	_, err := c.p.room(c.side, bytes, ncaps)
+	_, err := c.p.room(c.side, total, ncaps)
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -158,6 +159,32 @@ func (w *Buffer) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// Watcher is a Buffer that closes Seen once what was written to it
+// contains a string: a test waits on it for a line of output (a guest's
+// "ready", a log line) instead of polling the buffer.
+type Watcher struct {
+	Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+// NewWatcher returns a Watcher for want.
+func NewWatcher(want string) *Watcher {
+	return &Watcher{want: want, seen: make(chan struct{})}
+}
+
+func (w *Watcher) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Contains(w.Buffer.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+// Seen is closed once the output contains the string watched for.
+func (w *Watcher) Seen() <-chan struct{} { return w.seen }
 
 // Functions is a module of n functions of type () -> () whose bodies are
 // body (its locals, then its code), for tests of what a module's
