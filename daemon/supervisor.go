@@ -193,7 +193,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	s := &Supervisor{
 		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
 		accounts: make(map[uint32]*account), memBudget: opts.MaxMemPerUser, maxInFlight: opts.MaxInFlightPerUser,
-		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
+		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), exited: make(map[uint32][]string), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
 	s.SetPolicy(opts.Policy)
@@ -959,9 +959,6 @@ func (g *Guest) AfterDone(f func()) {
 func (s *Supervisor) retire(uid uint32, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.exited == nil {
-		s.exited = make(map[uint32][]string)
-	}
 	ids := append(s.exited[uid], id)
 	for len(ids) > retainExited {
 		s.unlist(ids[0])
