@@ -939,19 +939,21 @@ func (g *Guest) ended() bool {
 	}
 }
 
-// AfterDone calls f once Done is closed: at once if it is, or else on the
-// guest's goroutine as its last act, before Supervisor.Close can return.
+// AfterDone has f called once Done is closed, on the guest's goroutine
+// as its last act, before Supervisor.Close can return, and reports true.
 // It spares a caller that only reacts to the end a goroutine of its own
-// per guest. f must not wait for other guests.
-func (g *Guest) AfterDone(f func()) {
+// per guest. f must not wait for other guests. If Done is closed already
+// it calls nothing and reports false: the caller reacts to the end
+// itself, where it chooses (the caller's goroutine may be one that must
+// not wait on what f does).
+func (g *Guest) AfterDone(f func()) bool {
 	g.mu.Lock()
-	if !g.doneRun {
-		g.afterDone = append(g.afterDone, f)
-		g.mu.Unlock()
-		return
+	defer g.mu.Unlock()
+	if g.doneRun {
+		return false
 	}
-	g.mu.Unlock()
-	f()
+	g.afterDone = append(g.afterDone, f)
+	return true
 }
 
 // retire moves an exited guest of principal uid to its principal's

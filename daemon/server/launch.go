@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"capnproto.org/go/capnp/v3"
@@ -433,24 +432,15 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 }
 
 // watchEnd has watch run once r's guest is done, on the guest's
-// goroutine (Guest.AfterDone). AfterDone runs what it is given at once,
-// here, if the guest has ended already (one that exits at once); the
-// launch's answer would then wait for watch to drain the attached
+// goroutine (Guest.AfterDone). A guest that has ended already (one that
+// exits at once) has it run on a goroutine of its own (goWatch): on this
+// one, the launch's answer would wait for watch to drain the attached
 // output, that is for the client to take it, which a client stuck
-// writing out what came before never does. watch then runs on a
-// goroutine of its own (goWatch).
+// writing out what came before never does.
 func (s *Server) watchEnd(r *guestRecord) {
-	var registered atomic.Bool // set once AfterDone has returned
-	r.g.AfterDone(func() {
-		if registered.Load() {
-			s.watch(r)
-			return
-		}
-		// At once, on this goroutine; or on the guest's, racing the
-		// Store below, where a goroutine of its own does no harm.
+	if !r.g.AfterDone(func() { s.watch(r) }) {
 		s.goWatch(r)
-	})
-	registered.Store(true)
+	}
 }
 
 // goWatch runs watch on a goroutine of its own, which Close waits for.
