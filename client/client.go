@@ -444,12 +444,13 @@ func (c *Client) Guests(ctx context.Context, all bool, f func(GuestSummary) erro
 			err = f(guestSummaryFrom(l.At(i)))
 		}
 		rel()
-		if err != nil || next == "" {
-			if next != "" {
-				// The page asked for ahead may not be answered yet, and
-				// its release waits for the answer.
-				c.releaseLater(nextRel)
-			}
+		if next == "" {
+			return err
+		}
+		if err != nil {
+			// The page asked for ahead may not be answered yet, and its
+			// release waits for the answer.
+			c.releaseLater(nextRel)
 			return err
 		}
 		fut, rel = nextFut, nextRel

@@ -84,11 +84,9 @@ func (g *Guest) Release() {
 			g.c.releaseLater(g.exitRel)
 		}
 		g.sink.Release()
-		if g.c != nil {
-			g.c.mu.Lock()
-			delete(g.c.withOutput, g)
-			g.c.mu.Unlock()
-		}
+		g.c.mu.Lock()
+		delete(g.c.withOutput, g)
+		g.c.mu.Unlock()
 		g.g.Release()
 	})
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,18 +65,14 @@ func (d Delegation) derivation(holder *caps.Holder) caps.Derivation {
 // source's own, which the copy takes when d gives none, may also be the
 // path a dir or file grant can name its handle with.
 func (d Delegation) checkName() error {
-	name, err := d.Name, error(nil)
-	switch {
-	case name != "":
-		err = checkName(name)
-	case d.From.Kind() == caps.KindDirectory:
-		name = d.From.Name()
+	name := cmp.Or(d.Name, d.From.Name())
+	var err error
+	switch k := d.From.Kind(); {
+	case d.Name == "" && k == caps.KindDirectory:
 		err = checkGivenName(GrantDir, name)
-	case d.From.Kind() == caps.KindFile:
-		name = d.From.Name()
+	case d.Name == "" && k == caps.KindFile:
 		err = checkGivenName(GrantFile, name)
 	default:
-		name = d.From.Name()
 		err = checkName(name)
 	}
 	if err != nil {

@@ -17,10 +17,8 @@ const (
 	MaxLabelValue = policies.MaxLabelValue
 )
 
-// CheckLabel reports what is wrong with one label, or nil. A key is 1 to
-// MaxLabelKey ASCII letters, digits and "-_./", starting with a letter or
-// digit; a value is at most MaxLabelValue bytes of UTF-8 without control
-// characters (empty is allowed).
+// CheckLabel reports what is wrong with one label, or nil: the form
+// policies.CheckLabel says, which the policy language's rules use too.
 func CheckLabel(key, value string) error { return policies.CheckLabel(key, value) }
 
 // ParseLabel reads one "KEY=VALUE" label and checks it (CheckLabel).

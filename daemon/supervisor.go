@@ -193,7 +193,7 @@ func New(ctx context.Context, opts Options) (*Supervisor, error) {
 	s := &Supervisor{
 		log: log, rt: rt, maxFDs: maxFDs, maxStack: cmp.Or(opts.DefaultMaxStack, abi.DefaultMaxStack), maxDescendants: opts.MaxDescendants,
 		accounts: make(map[uint32]*account), memBudget: opts.MaxMemPerUser, maxInFlight: opts.MaxInFlightPerUser,
-		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), audit: opts.Audit,
+		sockets: opts.Sockets, ctx: sctx, cancel: cancel, guests: make(map[string]*Guest), exited: make(map[uint32][]string), audit: opts.Audit,
 	}
 	s.k = caps.NewKernel(s.observe)
 	s.SetPolicy(opts.Policy)
@@ -939,19 +939,21 @@ func (g *Guest) ended() bool {
 	}
 }
 
-// AfterDone calls f once Done is closed: at once if it is, or else on the
-// guest's goroutine as its last act, before Supervisor.Close can return.
+// AfterDone has f called once Done is closed, on the guest's goroutine
+// as its last act, before Supervisor.Close can return, and reports true.
 // It spares a caller that only reacts to the end a goroutine of its own
-// per guest. f must not wait for other guests.
-func (g *Guest) AfterDone(f func()) {
+// per guest. f must not wait for other guests. If Done is closed already
+// it calls nothing and reports false: the caller reacts to the end
+// itself, where it chooses (the caller's goroutine may be one that must
+// not wait on what f does).
+func (g *Guest) AfterDone(f func()) bool {
 	g.mu.Lock()
-	if !g.doneRun {
-		g.afterDone = append(g.afterDone, f)
-		g.mu.Unlock()
-		return
+	defer g.mu.Unlock()
+	if g.doneRun {
+		return false
 	}
-	g.mu.Unlock()
-	f()
+	g.afterDone = append(g.afterDone, f)
+	return true
 }
 
 // retire moves an exited guest of principal uid to its principal's
@@ -959,9 +961,6 @@ func (g *Guest) AfterDone(f func()) {
 func (s *Supervisor) retire(uid uint32, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.exited == nil {
-		s.exited = make(map[uint32][]string)
-	}
 	ids := append(s.exited[uid], id)
 	for len(ids) > retainExited {
 		s.unlist(ids[0])

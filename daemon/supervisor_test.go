@@ -610,10 +610,12 @@ func TestEndedIsSetWithTheExitStatus(t *testing.T) {
 		ended   time.Time
 	}
 	seen := make(chan state, 1)
-	g.AfterDone(func() {
+	if !g.AfterDone(func() {
 		running, _ := g.Status()
 		seen <- state{running, g.Ended()}
-	})
+	}) {
+		t.Fatal("AfterDone refused a running guest")
+	}
 	g.Kill("test")
 	waitExit(t, g, HangGuard)
 	got := <-seen

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"capnproto.org/go/capnp/v3"
@@ -226,7 +225,7 @@ func (c *serverConn) decodeCaps(ctx context.Context, a *launchArgs, dl schemas.D
 		if err != nil {
 			// A grant failure as a cap: grant's is (exit 3), also when the
 			// capability was revoked or closed.
-			return &passOnError{fmt.Errorf("capability %d of the request: %w", i, err)}
+			return &grantRefusal{fmt.Errorf("capability %d of the request: %w", i, err)}
 		}
 		// The name, given or the capability's own, is checked by the
 		// launch as a grant's would be (a directory's may be a path).
@@ -300,17 +299,13 @@ const (
 	reasonRequest = "request: " // the request itself is invalid: a limit, a label, a name
 )
 
-type grantSyntaxError struct{ err error }
+// grantRefusal is a grant failure found before a daemon.Grant is made or
+// asked for: a grant's text that does not parse, or a Cap object of a
+// launch request that cannot be passed on (as a cap: grant's would be).
+type grantRefusal struct{ err error }
 
-func (e *grantSyntaxError) Error() string { return e.err.Error() }
-func (e *grantSyntaxError) Unwrap() error { return e.err }
-
-// passOnError is a Cap object of a launch request that cannot be passed
-// on: a grant failure, as a cap: grant's.
-type passOnError struct{ err error }
-
-func (e *passOnError) Error() string { return e.err.Error() }
-func (e *passOnError) Unwrap() error { return e.err }
+func (e *grantRefusal) Error() string { return e.err.Error() }
+func (e *grantRefusal) Unwrap() error { return e.err }
 
 type moduleError struct{ err error }
 
@@ -353,10 +348,9 @@ func grantFailure(err error) error {
 
 func isGrantFailure(err error) bool {
 	var ge *daemon.GrantError
-	var se *grantSyntaxError
-	var pe *passOnError
+	var gr *grantRefusal
 	// A policy's or a deny list's refusal to pass a cap: grant on.
-	return errors.As(err, &ge) || errors.As(err, &se) || errors.As(err, &pe) || daemon.IsPolicyDenial(err)
+	return errors.As(err, &ge) || errors.As(err, &gr) || daemon.IsPolicyDenial(err)
 }
 
 func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) error {
@@ -438,24 +432,15 @@ func (c *serverConn) launch(ctx context.Context, a *launchArgs) (schemas.Guest, 
 }
 
 // watchEnd has watch run once r's guest is done, on the guest's
-// goroutine (Guest.AfterDone). AfterDone runs what it is given at once,
-// here, if the guest has ended already (one that exits at once); the
-// launch's answer would then wait for watch to drain the attached
+// goroutine (Guest.AfterDone). A guest that has ended already (one that
+// exits at once) has it run on a goroutine of its own (goWatch): on this
+// one, the launch's answer would wait for watch to drain the attached
 // output, that is for the client to take it, which a client stuck
-// writing out what came before never does. watch then runs on a
-// goroutine of its own (goWatch).
+// writing out what came before never does.
 func (s *Server) watchEnd(r *guestRecord) {
-	var registered atomic.Bool // set once AfterDone has returned
-	r.g.AfterDone(func() {
-		if registered.Load() {
-			s.watch(r)
-			return
-		}
-		// At once, on this goroutine; or on the guest's, racing the
-		// Store below, where a goroutine of its own does no harm.
+	if !r.g.AfterDone(func() { s.watch(r) }) {
 		s.goWatch(r)
-	})
-	registered.Store(true)
+	}
 }
 
 // goWatch runs watch on a goroutine of its own, which Close waits for.

@@ -161,7 +161,11 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 		c.Close()
 		return
 	}
-	u := s.userOf(cred.Uid)
+	// Looked up at each connection and never remembered: a user removed
+	// from a group since an earlier connection no longer acts with it
+	// (nor is a grant decided on a stale answer that policy explain,
+	// which looks the user up afresh, would contradict).
+	u := s.lookupUser(cred.Uid)
 	p := daemon.Principal{UID: cred.Uid, GID: cred.Gid, Name: u.name, Groups: u.groups}
 	id := s.connID.Add(1)
 	sc := &serverConn{
@@ -330,13 +334,6 @@ type userInfo struct {
 	name   string
 	groups []uint32
 }
-
-// userOf is what the user database says of uid now, looked up at each
-// connection and never remembered: a user removed from a group since an
-// earlier connection no longer acts with it (nor is a grant decided on a
-// stale answer that policy explain, which looks the user up afresh,
-// would contradict).
-func (s *Server) userOf(uid uint32) userInfo { return s.lookupUser(uid) }
 
 // lookupUser is what the system's user database says of uid: its name
 // and groups, or nothing when it does not know the uid.

@@ -57,7 +57,7 @@ func (s *supervisorServer) Whoami(ctx context.Context, call schemas.Supervisor_w
 func (c *serverConn) parseGrant(text string) (daemon.Grant, error) {
 	gr, err := daemon.ParseGrant(text)
 	if err != nil {
-		return daemon.Grant{}, &grantSyntaxError{err}
+		return daemon.Grant{}, &grantRefusal{err}
 	}
 	// Whether the principal may name it at all comes first: one who may
 	// not is told so, not how to write a path it would be refused anyway.
