@@ -65,18 +65,24 @@ staticcheck:
 # (cmd/sandboxd/main_test.go).
 RACE_PKGS = $(shell $(GO) list ./... | grep -v -e '/abi/sdk/' -e '/examples/')
 
-# The daemon package runs a second time without -race, for the test that
-# serves 10,000 HTTP requests through a guest (daemon/http_e2e_test.go,
-# built only without -race): under the race detector the load alone takes
-# minutes, and the host code it crosses is race-checked by the socket and
-# poll tests. So does policies, for the loads of huge and tangled policy
-# files (policies/scale_test.go, built only without -race): they parse on
-# one goroutine, where the race detector finds nothing and costs minutes.
+# Tests in files built only without -race (`//go:build !race`) run in a
+# third pass, and only they: the test that serves 10,000 HTTP requests
+# through a guest (daemon/http_e2e_test.go: under the race detector the
+# load alone takes minutes, and the host code it crosses is race-checked
+# by the socket and poll tests) and the loads of huge and tangled policy
+# files (policies/scale_test.go: they parse on one goroutine, where the
+# race detector finds nothing and costs minutes). The list of those tests
+# is read from the files, so a test added to one runs without a change
+# here; their packages' other tests ran in the first pass.
+NORACE_FILES = $(shell grep -rl --include='*_test.go' --exclude-dir=third_party '^//go:build !race' .)
+NORACE_RUN = ^($(shell sed -n 's/^func \(Test[A-Za-z0-9_]*\)[^A-Za-z0-9_].*/\1/p' $(NORACE_FILES) | paste -sd'|'))$$
+NORACE_PKGS = $(sort $(dir $(NORACE_FILES)))
 #
 # -count=1: every run runs every test, never a result cached by an earlier one.
 gotest:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/... ./daemon/ ./policies/ ./examples/...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/... ./examples/...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(NORACE_RUN)' $(NORACE_PKGS)
 
 # Every fuzz target in turn (scripts/fuzz.sh): FUZZTIME=5m for longer,
 # FUZZ='Policy|Grant' for some of them.

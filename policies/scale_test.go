@@ -7,7 +7,7 @@ package policies
 // or stops at a bound, where it used to take minutes or crash. They parse
 // on one goroutine, where the race detector has nothing to find and makes
 // them ten times slower, so they build only without it: make test runs
-// this package a second time without -race for them.
+// them in a pass of their own without -race (the Makefile's NORACE_RUN).
 
 import (
 	"fmt"
