@@ -17,13 +17,13 @@ import (
 // abi/sdk/sandboxd, cover those the daemon does not send.)
 func TestAGoGuestReceivesTheLongestNoticeTheDaemonSends(t *testing.T) {
 	s := newSupervisor(t)
-	m, err := s.Compile(context.Background(), "gonotice", abitest.Go(t, "daemon/testdata/guests/gonotice"))
+	m, err := s.Compile(context.Background(), "goanswers", abitest.Go(t, "daemon/testdata/guests/goanswers"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Release)
 	out := &output{wrote: make(chan struct{}, 1)}
-	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, SupervisorChannel: true, Stdout: out, Stderr: out})
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Args: []string{"notices"}, SupervisorChannel: true, Stdout: out, Stderr: out})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,11 @@
 //	goanswers fulltable  fills its handle table, says "full", and after
 //	                     each line on stdin: connects, then reads a notice;
 //	                     then frees one fd and connects again
+//	goanswers notices    reads the notices on its supervisor channel with
+//	                     RecvNotice and prints one line for each: its event
+//	                     and kind, how many bytes its name has, and whether
+//	                     a handle came with it (which it closes); a notice
+//	                     RecvNotice fails on is printed and ends it with 1
 package main
 
 import (
@@ -46,8 +51,10 @@ func main() {
 		stuck(count(args[2]))
 	case len(args) == 2 && args[1] == "fulltable":
 		fullTable()
+	case len(args) == 2 && args[1] == "notices":
+		notices()
 	default:
-		fmt.Println("usage: goanswers many N | connect N | stuck N | fulltable")
+		fmt.Println("usage: goanswers many N | connect N | stuck N | fulltable | notices")
 		os.Exit(2)
 	}
 }
@@ -193,4 +200,18 @@ func lostNotice(err error) string {
 	}
 	n := lost.Notice
 	return fmt.Sprintf(" [lost: %s %s, cap %v, handle lost %v]", n.Event, n.Name, n.Cap != "", n.HandleLost)
+}
+
+// notices prints a line for each notice on its supervisor channel.
+func notices() {
+	sup, err := sandboxd.Supervisor()
+	check("supervisor", err)
+	for {
+		n, err := sup.RecvNotice()
+		check("receive", err)
+		fmt.Printf("notice %s %s name=%d bytes handle=%v\n", n.Event, n.Kind, len(n.Name), n.HasFD)
+		if n.HasFD {
+			_ = sandboxd.Close(n.FD)
+		}
+	}
 }
