@@ -5,6 +5,7 @@ package sandboxd_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,19 +17,28 @@ import (
 	"github.com/sandboxd/sandboxd/caps"
 )
 
+// testCache keeps the code compiled for this package's guests, so that a
+// guest run by several tests, or spawned by itself, is compiled once.
+var testCache string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sdk-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compilation cache:", err)
+		os.Exit(1)
+	}
+	testCache = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // run runs a guest built from a Go package under abi/sdk/sandboxd (pkg is
 // the path below it) with stdio captured and the given directory grants.
 func run(t *testing.T, pkg string, grants map[string]string, readOnly map[string]bool, env []string, args ...string) (abi.ExitStatus, string, string) {
 	t.Helper()
-	return runCached(t, "", pkg, grants, readOnly, env, args...)
-}
-
-// runCached is run with compiled code kept in cacheDir, so that a test
-// running one guest several times compiles it once.
-func runCached(t *testing.T, cacheDir, pkg string, grants map[string]string, readOnly map[string]bool, env []string, args ...string) (abi.ExitStatus, string, string) {
-	t.Helper()
 	ctx := context.Background()
-	rt, err := abi.NewRuntime(ctx, abi.Config{CacheDir: cacheDir})
+	rt, err := abi.NewRuntime(ctx, abi.Config{CacheDir: testCache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,9 +117,8 @@ func TestDelegateExampleRevokesTheChildsView(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "child.wasm"), child, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cache := t.TempDir()
 	grants, readOnly := map[string]string{"data": data, "bin": bin}, map[string]bool{"bin": true}
-	st, out, errOut := runCached(t, cache, "examples/delegate", grants, readOnly, nil)
+	st, out, errOut := run(t, "examples/delegate", grants, readOnly, nil)
 	if st.Err() != nil || st.Code != 0 {
 		t.Fatalf("status %+v\nstdout %s\nstderr %s", st, out, errOut)
 	}
@@ -136,7 +145,7 @@ parent: still reads notes.txt: "hello from data\n" <nil>
 	if err := os.Remove(filepath.Join(data, "notes.txt")); err != nil {
 		t.Fatal(err)
 	}
-	st, out, errOut = runCached(t, cache, "examples/delegate", grants, readOnly, nil)
+	st, out, errOut = run(t, "examples/delegate", grants, readOnly, nil)
 	if st.Code != 1 || !strings.Contains(errOut, "data/notes.txt") || !strings.Contains(errOut, "create it") {
 		t.Errorf("without data/notes.txt: status %+v, stdout %q, stderr %q; want 1, naming the file", st, out, errOut)
 	}
@@ -146,7 +155,7 @@ parent: still reads notes.txt: "hello from data\n" <nil>
 	if err := os.Remove(filepath.Join(bin, "child.wasm")); err != nil {
 		t.Fatal(err)
 	}
-	st, out, errOut = runCached(t, cache, "examples/delegate", grants, readOnly, nil)
+	st, out, errOut = run(t, "examples/delegate", grants, readOnly, nil)
 	if st.Code != 1 || !strings.Contains(errOut, "go build -o bin/child.wasm ./child") {
 		t.Errorf("without bin/child.wasm: status %+v, stdout %q, stderr %q; want 1, saying how to build it", st, out, errOut)
 	}
@@ -193,17 +202,9 @@ NetConn and NetListener of a directory: true true, still open: <nil>
 // socket and leave it open. A named handle has one owner: once NetConn,
 // NetListener, DialFunc, File or Supervisor took it, the others and a
 // second call are refused with ErrHandleTaken, also after the owner closed
-// it, and the owner keeps working (testdata/handlecheck).
+// it, and the owner keeps working (testdata/spawncheck handles).
 func TestSDKClosesHandlesItDoesNotReturn(t *testing.T) {
-	bin := t.TempDir()
-	self := abitest.Go(t, "abi/sdk/sandboxd/testdata/handlecheck")
-	if err := os.WriteFile(filepath.Join(bin, "handlecheck.wasm"), self, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	st, out, errOut := run(t, "testdata/handlecheck", map[string]string{"bin": bin}, map[string]bool{"bin": true}, nil)
-	if st.Err() != nil || st.Code != 0 {
-		t.Fatalf("status %+v\nstdout %s\nstderr %s", st, out, errOut)
-	}
+	out := runSpawncheck(t, "handles")
 	want := `notice that is not argdata: error true, handle returned false, handles left open 0
 refused connection: peer: the daemon refused a connection: no connection for you, handles left open 0
 connection that cannot be set up: not capable true, handles left open 0

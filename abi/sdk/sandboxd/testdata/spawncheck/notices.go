@@ -1,17 +1,5 @@
 //go:build wasip1
 
-// Command noticecheck checks what the SDK makes of its supervisor channel
-// when the notices on it are long or come late. It expects a directory
-// "bin" holding noticecheck.wasm (itself): it spawns itself, plays the
-// daemon's side of the child's supervisor channel, and the child prints
-// one line per check.
-//
-//	noticecheck cut            a notice longer than 4 KiB
-//	noticecheck abandon        an answer that comes after the wait for it ended
-//	noticecheck cut-child      (the child) reads the long notice
-//	noticecheck abandon-child  (the child) gives up waiting for a connection, then asks again
-//	noticecheck lost           notices whose handles the receiver cannot take
-//	noticecheck lost-child     (the child) gives up a connection, fills its handle table, reads
 package main
 
 import (
@@ -20,50 +8,14 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/sandboxd/sandboxd/abi/argdata"
 	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd"
 	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd/peer"
 )
 
 // cutAt is where a notice read into a fixed buffer of 4 KiB was cut.
 const cutAt = 4096
-
-func main() {
-	args := sandboxd.Args()
-	if len(args) != 2 {
-		fmt.Println("usage: noticecheck cut|abandon|lost")
-		os.Exit(2)
-	}
-	switch args[1] {
-	case "cut":
-		cut(module())
-	case "abandon":
-		abandon(module())
-	case "cut-child":
-		cutChild()
-	case "abandon-child":
-		abandonChild()
-	case "lost":
-		lost(module())
-	case "lost-child":
-		lostChild()
-	}
-}
-
-// module opens this program, bin/noticecheck.wasm, to spawn it.
-func module() uint32 {
-	bin, ok := sandboxd.Handle("bin")
-	if !ok {
-		fmt.Println("no handle named bin")
-		os.Exit(1)
-	}
-	mod, err := sandboxd.OpenModule(bin, "noticecheck.wasm")
-	check("open module", err)
-	return mod
-}
 
 // cut queues a notice whose kind ends exactly at cutAt, so that the
 // notice cut there still decodes, without its name, and runs the child.
@@ -174,62 +126,6 @@ func abandonChild() {
 	defer cancel()
 	_, err = peer.Connect(ctx)
 	fmt.Printf("past its deadline: context.DeadlineExceeded %v\n", errors.Is(err, context.DeadlineExceeded))
-}
-
-// notice encodes a supervisor notice of the given key/value strings.
-func notice(kv ...string) []byte {
-	m := map[string]argdata.Value{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = argdata.String(kv[i+1])
-	}
-	return argdata.StringMap(m).Encode()
-}
-
-// sendDup sends data on c with a new handle on fd, and closes this
-// guest's copy: the receiver then holds the only one.
-func sendDup(c *sandboxd.Conn, data []byte, fd uint32) {
-	x, err := sandboxd.Dup(fd)
-	check("dup", err)
-	_, err = c.Send(data, x)
-	check("send", err)
-	check("close", sandboxd.Close(x))
-}
-
-// spawn starts this module as a child in mode with the named handles.
-func spawn(mod uint32, mode string, handles map[string]uint32) *sandboxd.Process {
-	p, err := sandboxd.Spawn(mod, sandboxd.SpawnConfig{Args: []string{"noticecheck", mode}, Handles: handles})
-	check("spawn", err)
-	return p
-}
-
-// wait waits for the child p in mode, which must exit 0.
-func wait(p *sandboxd.Process, mode string) {
-	st, err := p.Wait()
-	check("wait", err)
-	if st.Code != 0 || st.Signal != 0 {
-		fmt.Printf("child %s: %s\n", mode, st)
-		os.Exit(1)
-	}
-	check("close", p.Close())
-}
-
-// openHandles counts the handles open in this guest's table (it is far
-// shorter than 256 slots here).
-func openHandles() int {
-	n := 0
-	for fd := range uint32(256) {
-		if _, err := sandboxd.Describe(fd); !errors.Is(err, syscall.EBADF) {
-			n++
-		}
-	}
-	return n
-}
-
-func check(what string, err error) {
-	if err != nil {
-		fmt.Printf("%s: %v\n", what, err)
-		os.Exit(1)
-	}
 }
 
 // lost runs the child and answers its first request only once it has

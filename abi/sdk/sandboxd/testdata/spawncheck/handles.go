@@ -1,39 +1,20 @@
 //go:build wasip1
 
-// Command handlecheck checks that the SDK closes every handle it receives
-// but does not return to its caller. It expects a directory "bin" holding
-// handlecheck.wasm (itself): it spawns itself, plays the daemon's side of
-// the child's supervisor channel, and prints one line per check.
-//
-//	handlecheck             the checks
-//	handlecheck supervisor  reads the notices its parent queued on "supervisor"
-//	handlecheck names       takes its handles "s" and "d" (stream and datagram channel ends)
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 
-	"github.com/sandboxd/sandboxd/abi/argdata"
 	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd"
 	"github.com/sandboxd/sandboxd/abi/sdk/sandboxd/peer"
 )
 
-func main() {
-	if args := sandboxd.Args(); len(args) > 1 {
-		child(args[1])
-		return
-	}
-	bin, ok := sandboxd.Handle("bin")
-	if !ok {
-		fmt.Println("no handle named bin")
-		os.Exit(1)
-	}
-	mod, err := sandboxd.OpenModule(bin, "handlecheck.wasm")
-	check("open module", err)
+// handles checks that the SDK closes every handle it receives but does
+// not return to its caller, and that a named handle has one owner.
+func handles(mod uint32) {
 	supervise(mod)
 	names(mod)
 }
@@ -53,8 +34,9 @@ func supervise(mod uint32) {
 	check("narrow", sandboxd.Narrow(b.Fd(), sandboxd.RightFDRead|sandboxd.RightFDWrite|sandboxd.RightPollFDReadwrite|sandboxd.RightFileStatFGet, 0))
 	sendDup(mine, notice("event", "rpc", "name", "rpc"), b.Fd())
 	b.Close()
-	spawn(mod, "supervisor", map[string]uint32{"supervisor": theirs.Fd()})
+	p := spawn(mod, "supervisor", map[string]uint32{"supervisor": theirs.Fd()})
 	theirs.Close()
+	wait(p, "supervisor")
 }
 
 // names runs a child with a stream and a datagram channel end.
@@ -63,16 +45,7 @@ func names(mod uint32) {
 	check("channel", err)
 	_, d, err := sandboxd.DatagramChannel()
 	check("datagram channel", err)
-	spawn(mod, "names", map[string]uint32{"s": s.Fd(), "d": d.Fd()})
-}
-
-func child(mode string) {
-	switch mode {
-	case "supervisor":
-		supervisorChild()
-	case "names":
-		namesChild()
-	}
+	wait(spawn(mod, "names", map[string]uint32{"s": s.Fd(), "d": d.Fd()}), "names")
 }
 
 func supervisorChild() {
@@ -121,56 +94,4 @@ func namesChild() {
 	fmt.Printf("File after NetListener refused it: %v\n", err)
 	_, err = sandboxd.File("d")
 	fmt.Printf("second File refused: %v\n", errors.Is(err, sandboxd.ErrHandleTaken))
-}
-
-// notice encodes a supervisor notice of the given key/value strings.
-func notice(kv ...string) []byte {
-	m := map[string]argdata.Value{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = argdata.String(kv[i+1])
-	}
-	return argdata.StringMap(m).Encode()
-}
-
-// sendDup sends data on c with a new handle on fd, and closes this
-// guest's copy: the receiver then holds the only one.
-func sendDup(c *sandboxd.Conn, data []byte, fd uint32) {
-	x, err := sandboxd.Dup(fd)
-	check("dup", err)
-	_, err = c.Send(data, x)
-	check("send", err)
-	check("close", sandboxd.Close(x))
-}
-
-// spawn runs this module as a child in mode with the named handles, and
-// waits for it.
-func spawn(mod uint32, mode string, handles map[string]uint32) {
-	p, err := sandboxd.Spawn(mod, sandboxd.SpawnConfig{Args: []string{"handlecheck", mode}, Handles: handles})
-	check("spawn", err)
-	st, err := p.Wait()
-	check("wait", err)
-	if st.Code != 0 || st.Signal != 0 {
-		fmt.Printf("child %s: %s\n", mode, st)
-		os.Exit(1)
-	}
-	check("close", p.Close())
-}
-
-// openHandles counts the handles open in this guest's table (it is far
-// shorter than 256 slots here).
-func openHandles() int {
-	n := 0
-	for fd := range uint32(256) {
-		if _, err := sandboxd.Describe(fd); !errors.Is(err, syscall.EBADF) {
-			n++
-		}
-	}
-	return n
-}
-
-func check(what string, err error) {
-	if err != nil {
-		fmt.Printf("%s: %v\n", what, err)
-		os.Exit(1)
-	}
 }
