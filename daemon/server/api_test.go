@@ -153,6 +153,7 @@ const (
 	spinWAT       = "daemon/testdata/guests/spin.wat"
 	sleepWAT      = "daemon/testdata/guests/sleep_poll.wat"
 	interleaveWAT = "daemon/testdata/server/interleave.wat"
+	tinyWritesWAT = "daemon/testdata/server/tiny_writes.wat"
 	recvGrantC    = "daemon/testdata/server/recv_grant.c"
 	recvHoldC     = "daemon/testdata/server/recv_hold.c"
 	floodC        = "daemon/testdata/server/flood.c"
