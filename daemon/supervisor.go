@@ -778,6 +778,9 @@ var errGuestEnded = errors.New("guest ended")
 // whole, so that a client writing stdin is paced by the guest, and it ends
 // at the source's next read after close.
 type stdinPipe struct {
+	// src is nil once the pipe is closed: an ended guest keeps no input
+	// (a launch's stdin, up to 1 MiB) for as long as it is listed.
+	mu    sync.Mutex
 	src   io.Reader
 	start sync.Once
 	// chunks holds what the pump read and no read has taken yet, or what
@@ -834,9 +837,15 @@ func (p *stdinPipe) ReadUntil(b []byte, revoked, ended <-chan struct{}) (int, er
 // pump passes what the source sends to the pipe's reads, a chunk at a
 // time.
 func (p *stdinPipe) pump() {
+	p.mu.Lock()
+	src := p.src
+	p.mu.Unlock()
+	if src == nil {
+		return // closed: reads end with errGuestEnded
+	}
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := p.src.Read(buf)
+		n, err := src.Read(buf)
 		if n > 0 && !p.pass(buf[:n]) {
 			return
 		}
@@ -866,8 +875,16 @@ func (p *stdinPipe) pass(chunk []byte) bool {
 	}
 }
 
-// close ends any read in progress and every later one with errGuestEnded.
-func (p *stdinPipe) close() { p.closeOnce.Do(func() { close(p.closed) }) }
+// close ends any read in progress and every later one with errGuestEnded,
+// and lets go of the source (the pump, if it runs, ends at its next read).
+func (p *stdinPipe) close() {
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		p.mu.Lock()
+		p.src = nil
+		p.mu.Unlock()
+	})
+}
 
 // exitedItself runs on the guest's goroutine once the guest itself has
 // ended, before its children have.

@@ -963,3 +963,33 @@ func TestAGuestsKeptOutputOfTinyWritesHoldsAboutItsLogBytes(t *testing.T) {
 	}
 	t.Logf("the daemon's heap grew by %d bytes", grew)
 }
+
+// A guest that has ended keeps none of the stdin its launch carried (up
+// to 1 MiB): each ended guest a user has not seen the last of (256 of
+// them listed per user) kept all of it, besides its output.
+func TestAnEndedGuestKeepsNoStdin(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	d.stillServes(t) // what serving a first guest allocates, before measuring
+	ctx := context.Background()
+	c := d.dial(t)
+	stdin := bytes.Repeat([]byte("i"), 1<<20)
+	hello := abitest.WAT(t, helloWAT) // exits 7 without reading stdin
+	const n = 32
+	before := heapInUse()
+	for range n {
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: hello, Stdin: stdin, Detach: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := g.Wait(ctx)
+		g.Release()
+		if err != nil || st.Code != 7 {
+			t.Fatalf("hello: %+v, %v; want exit 7", st, err)
+		}
+	}
+	grew := int64(heapInUse()) - int64(before)
+	if limit := int64(n * len(stdin) / 4); grew > limit {
+		t.Fatalf("%d ended guests, each launched with %d bytes of stdin, grew the daemon's heap by %d bytes (limit %d)", n, len(stdin), grew, limit)
+	}
+	t.Logf("the daemon's heap grew by %d bytes", grew)
+}
