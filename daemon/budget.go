@@ -83,6 +83,13 @@ func (s *Supervisor) memoryCharge(uid uint32) caps.MemoryCharge {
 	return s.account(uid)
 }
 
+// MemoryChargeOf is the principal uid's memory budget
+// (Options.MaxMemPerUser) for what the daemon holds for its guests beside
+// them, as it grows and shrinks (the output a guest's launcher keeps for
+// it, say): Take refuses what would pass the budget. nil without a budget
+// per user.
+func (s *Supervisor) MemoryChargeOf(uid uint32) caps.MemoryCharge { return s.memoryCharge(uid) }
+
 // spawnCharge charges the guests a launched guest's tree spawns to its
 // principal's budget, each as much as the launched guest: a child has its
 // parent's memory limit and stack bound (abi.GuestConfig.SpawnBudget).

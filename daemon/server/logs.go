@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"sync"
 	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // DefaultLogBytes is how much of each guest's output the daemon keeps for
@@ -63,6 +65,13 @@ type outputLog struct {
 	// chunk per byte: the oldest chunks go once held passes maxHeld, so
 	// that such a log holds about what its bytes would, not 300 times that.
 	held uint64
+	// charge is the memory budget of the guest's user (nil: none), which
+	// held counts against while the guest runs: charged is what it has
+	// taken. Output past the budget pushes the guest's own oldest output
+	// out, never another guest's launch or write. The log of an ended
+	// guest gives its charge back (close).
+	charge  caps.MemoryCharge
+	charged uint64
 }
 
 // maxChunk is how large a chunk grows by coalescing small writes; it keeps
@@ -146,6 +155,7 @@ func (l *outputLog) appendLocked(s stream, p []byte, now int64) {
 		l.held += l.chunks[len(l.chunks)-1].heldBytes()
 	}
 	l.evict()
+	l.settleCharge()
 	close(l.grew)
 	l.grew = make(chan struct{})
 }
@@ -173,6 +183,23 @@ func (l *outputLog) evict() {
 	}
 }
 
+// settleCharge makes charged what held is: it takes more from charge, or
+// drops the oldest chunks (the newest too, if need be) until what is left
+// fits, or gives back what the log no longer holds.
+func (l *outputLog) settleCharge() {
+	if l.charge == nil {
+		return
+	}
+	for l.held > l.charged && len(l.chunks) > 0 && !l.charge.Take(int64(l.held-l.charged)) {
+		l.evicted = l.chunks[0].time
+		l.dropOldest()
+	}
+	if l.held < l.charged {
+		l.charge.Give(int64(l.charged - l.held))
+	}
+	l.charged = l.held
+}
+
 // maxHeld is the most memory the log holds, as held counts it: twice max,
 // so that output in chunks of a line or more keeps all of max, and at
 // least minLogMemory.
@@ -196,6 +223,10 @@ func (l *outputLog) close() {
 	defer l.mu.Unlock()
 	if !l.closed {
 		l.closed = true
+		if l.charge != nil {
+			l.charge.Give(int64(l.charged))
+			l.charge, l.charged = nil, 0
+		}
 		close(l.grew)
 	}
 }
