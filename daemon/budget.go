@@ -83,6 +83,13 @@ func (s *Supervisor) memoryCharge(uid uint32) caps.MemoryCharge {
 	return s.account(uid)
 }
 
+// MemoryChargeOf is the principal uid's memory budget
+// (Options.MaxMemPerUser) for what the daemon holds for its guests beside
+// them, as it grows and shrinks (the output a guest's launcher keeps for
+// it, say): Take refuses what would pass the budget. nil without a budget
+// per user.
+func (s *Supervisor) MemoryChargeOf(uid uint32) caps.MemoryCharge { return s.memoryCharge(uid) }
+
 // spawnCharge charges the guests a launched guest's tree spawns to its
 // principal's budget, each as much as the launched guest: a child has its
 // parent's memory limit and stack bound (abi.GuestConfig.SpawnBudget).
@@ -116,6 +123,18 @@ func (s *Supervisor) MemoryCharge(spec LaunchSpec) uint64 {
 	return cmp.Or(spec.MemoryLimit, MaxMemoryLimit) + cmp.Or(spec.MaxStack, s.maxStack)
 }
 
+// stdinCharge is what the stdin of spec counts against its principal's
+// Options.MaxMemPerUser while the guest runs: its size when the daemon
+// holds it in memory (a launch's stdin, up to 1 MiB, as a *bytes.Reader),
+// which it does until the guest ends. A stream (launch -i) holds a chunk
+// at a time, 32 KiB, not counted.
+func stdinCharge(spec LaunchSpec) uint64 {
+	if r, ok := spec.Stdin.(interface{ Size() int64 }); ok && r.Size() > 0 {
+		return uint64(r.Size())
+	}
+	return 0
+}
+
 // MemoryInUse is the sum of the charges (MemoryCharge) of the running
 // guests of the principal uid and of the byte objects and channel bytes
 // they hold (Options.MaxMemPerUser); 0 when the supervisor has no
@@ -127,13 +146,20 @@ func (s *Supervisor) MemoryInUse(uid uint32) uint64 { return s.account(uid).used
 type BudgetError struct {
 	Principal           Principal
 	Budget, Used, Asked uint64
+	// Stdin is the part of Asked that is the launch's stdin.
+	Stdin uint64
 }
 
 func (e *BudgetError) Error() string {
-	if e.Used == 0 {
-		return fmt.Sprintf("this launch asks %s (its --mem and --max-stack), more than the daemon's memory budget per user (serve --max-mem-per-user %s): launch with a smaller --mem",
-			abi.SizeText(e.Asked), abi.SizeText(e.Budget))
+	what, smaller := "its --mem and --max-stack", "a smaller --mem"
+	if e.Stdin > 0 {
+		what = fmt.Sprintf("its --mem, --max-stack and %s of stdin", abi.SizeText(e.Stdin))
+		smaller = "a smaller --mem or less stdin"
 	}
-	return fmt.Sprintf("%s's running guests hold %s of the daemon's memory budget per user (serve --max-mem-per-user %s), and this launch asks %s more (its --mem and --max-stack): end some of them, or launch with a smaller --mem",
-		e.Principal, abi.SizeText(e.Used), abi.SizeText(e.Budget), abi.SizeText(e.Asked))
+	if e.Used == 0 {
+		return fmt.Sprintf("this launch asks %s (%s), more than the daemon's memory budget per user (serve --max-mem-per-user %s): launch with %s",
+			abi.SizeText(e.Asked), what, abi.SizeText(e.Budget), smaller)
+	}
+	return fmt.Sprintf("%s's running guests hold %s of the daemon's memory budget per user (serve --max-mem-per-user %s), and this launch asks %s more (%s): end some of them, or launch with %s",
+		e.Principal, abi.SizeText(e.Used), abi.SizeText(e.Budget), abi.SizeText(e.Asked), what, smaller)
 }

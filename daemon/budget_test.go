@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -405,5 +406,46 @@ func TestAChanNameWhoseFirstGranteeEndedSilentIsForgotten(t *testing.T) {
 	}
 	if n := s.WaitingChans(); n != 1 {
 		t.Fatalf("%d chan: names wait after a first grantee wrote and ended, want 1", n)
+	}
+}
+
+// The stdin a launch carries (up to 1 MiB, held in the daemon's memory
+// until the guest ends) counts against its user's budget while the guest
+// runs: a user could make the daemon hold 1 MiB per guest beyond it, 8
+// times the charge of a guest launched with --mem and --max-stack of 64
+// KiB each.
+func TestALaunchsStdinCountsAgainstTheMemoryBudgetPerUser(t *testing.T) {
+	const mem, stack, in = 64 << 10, 64 << 10, 1 << 20
+	const charge = mem + stack
+	s, err := New(context.Background(), Options{CacheDir: testCache, MaxMemPerUser: charge + in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	m := compile(t, s, guests+"spin.wat")
+	alice := Principal{UID: 1000, Name: "alice"}
+	launch := func(stdin int) (*Guest, error) {
+		return s.Launch(context.Background(), LaunchSpec{Principal: alice, Module: m, MemoryLimit: mem, MaxStack: stack,
+			Stdin: bytes.NewReader(make([]byte, stdin))})
+	}
+	g, err := launch(in)
+	if err != nil {
+		t.Fatalf("a launch whose charge and stdin fill the budget: %v", err)
+	}
+	if got := s.MemoryInUse(alice.UID); got != charge+in {
+		t.Errorf("memory in use while a guest given %d bytes of stdin runs: %d, want %d", in, got, charge+in)
+	}
+	_, err = launch(1 << 10)
+	var be *BudgetError
+	if !errors.As(err, &be) || be.Asked != charge+1<<10 || be.Used != charge+in {
+		t.Fatalf("a launch past the budget by its stdin: %v, want a *BudgetError", err)
+	}
+	if want := "asks 129KiB more (its --mem, --max-stack and 1KiB of stdin)"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	g.Kill("test")
+	waitExit(t, g, HangGuard)
+	if got := s.MemoryInUse(alice.UID); got != 0 {
+		t.Errorf("memory in use once the guest ended: %d, want 0", got)
 	}
 }

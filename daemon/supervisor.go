@@ -44,9 +44,10 @@ type Options struct {
 	DefaultMaxStack uint64
 	// MaxMemPerUser bounds, per principal (uid), the memory its running
 	// guests may take together, as the sum of each guest's charge: its
-	// memory limit and its call-stack bound (see MemoryCharge), plus the
-	// byte objects its guests made that are still open and the unread
-	// bytes of the channels they made (abi.GuestConfig.Memory). A launch
+	// memory limit and its call-stack bound (see MemoryCharge) and the
+	// stdin it was launched with, if held in memory, plus the byte objects
+	// its guests made that are still open and the unread bytes of the
+	// channels they made (abi.GuestConfig.Memory). A launch
 	// that would take a principal past it fails with a *BudgetError, a
 	// write growing a byte object past it with ENOSPC and a channel send
 	// with ENOBUFS. 0: no bound.
@@ -344,7 +345,9 @@ type LaunchSpec struct {
 	// default.
 	MaxStack uint64
 	// Stdin, Stdout and Stderr are the guest's fds 0, 1 and 2. nil gives
-	// an empty stdin and discards output.
+	// an empty stdin and discards output. A Stdin with a Size method (a
+	// *bytes.Reader) is charged at its size against Options.MaxMemPerUser
+	// until the guest ends.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 }
@@ -455,8 +458,10 @@ type Guest struct {
 	// go one at a time, in order (peer.go).
 	answering sync.Mutex
 	done      chan struct{}
-	charge    uint64   // what the guest counts against its principal's memory budget
-	account   *account // its principal's
+	charge    uint64 // what the guest counts against its principal's memory budget
+	// stdinCharge is what its stdin, held until it ends, counts too.
+	stdinCharge uint64
+	account     *account // its principal's
 
 	unlisted  bool // forgotten, still in Supervisor.order; guarded by Supervisor.mu
 	mu        sync.Mutex
@@ -633,10 +638,10 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 	if s.closed {
 		return nil, errors.New("launch: the supervisor is shut down")
 	}
-	charge := s.MemoryCharge(*spec)
+	charge, stdin := s.MemoryCharge(*spec), stdinCharge(*spec)
 	acct := s.account(spec.Principal.UID)
-	if used, ok := acct.take(charge); !ok {
-		return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge}
+	if used, ok := acct.take(charge + stdin); !ok {
+		return nil, &BudgetError{Principal: spec.Principal, Budget: s.memBudget, Used: used, Asked: charge + stdin, Stdin: stdin}
 	}
 	id := s.newGuestID()
 	s.guests[id] = nil
@@ -646,7 +651,7 @@ func (s *Supervisor) reserveGuest(spec *LaunchSpec) (*Guest, error) {
 		holder: newGuestHolder(id, spec),
 		log:    s.log.Named("guest").With("guest", id),
 		done:   make(chan struct{}),
-		charge: charge, account: acct,
+		charge: charge, stdinCharge: stdin, account: acct,
 	}
 	g.noisy = limitedLogger{Logger: g.log, b: &g.holder.Owner.(*guestOwner).lines}
 	g.module.Store(spec.Module)
@@ -658,7 +663,7 @@ func (s *Supervisor) unreserve(g *Guest) {
 	s.mu.Lock()
 	delete(s.guests, g.id)
 	s.mu.Unlock()
-	g.account.give(g.charge)
+	g.account.give(g.charge + g.stdinCharge)
 	s.running.Done()
 }
 
@@ -778,6 +783,9 @@ var errGuestEnded = errors.New("guest ended")
 // whole, so that a client writing stdin is paced by the guest, and it ends
 // at the source's next read after close.
 type stdinPipe struct {
+	// src is nil once the pipe is closed: an ended guest keeps no input
+	// (a launch's stdin, up to 1 MiB) for as long as it is listed.
+	mu    sync.Mutex
 	src   io.Reader
 	start sync.Once
 	// chunks holds what the pump read and no read has taken yet, or what
@@ -834,9 +842,15 @@ func (p *stdinPipe) ReadUntil(b []byte, revoked, ended <-chan struct{}) (int, er
 // pump passes what the source sends to the pipe's reads, a chunk at a
 // time.
 func (p *stdinPipe) pump() {
+	p.mu.Lock()
+	src := p.src
+	p.mu.Unlock()
+	if src == nil {
+		return // closed: reads end with errGuestEnded
+	}
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := p.src.Read(buf)
+		n, err := src.Read(buf)
 		if n > 0 && !p.pass(buf[:n]) {
 			return
 		}
@@ -866,8 +880,16 @@ func (p *stdinPipe) pass(chunk []byte) bool {
 	}
 }
 
-// close ends any read in progress and every later one with errGuestEnded.
-func (p *stdinPipe) close() { p.closeOnce.Do(func() { close(p.closed) }) }
+// close ends any read in progress and every later one with errGuestEnded,
+// and lets go of the source (the pump, if it runs, ends at its next read).
+func (p *stdinPipe) close() {
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		p.mu.Lock()
+		p.src = nil
+		p.mu.Unlock()
+	})
+}
 
 // exitedItself runs on the guest's goroutine once the guest itself has
 // ended, before its children have.
@@ -915,7 +937,7 @@ func (g *Guest) finish() {
 	}
 	g.log.Info("guest exited", args...)
 	g.recordExit(st, ran)
-	g.account.give(g.charge)
+	g.account.give(g.charge + g.stdinCharge)
 	g.s.retire(g.principal.UID, g.id)
 	close(g.done)
 	g.mu.Lock()

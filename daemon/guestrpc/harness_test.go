@@ -42,15 +42,21 @@ func newHarness(t testing.TB, lim Limits) *harness {
 // level, when log is not nil.
 func newLoggingHarness(t testing.TB, lim Limits, log *lines) *harness {
 	t.Helper()
-	sup, err := daemon.New(context.Background(), daemon.Options{})
+	return newHarnessOf(t, daemon.Options{}, lim, log)
+}
+
+// newHarnessOf is newLoggingHarness with a supervisor made with opts.
+func newHarnessOf(t testing.TB, opts daemon.Options, lim Limits, log *lines) *harness {
+	t.Helper()
+	sup, err := daemon.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Limits: lim}
+	sopts := Options{Limits: lim}
 	if log != nil {
-		opts.Logger = hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})
+		sopts.Logger = hclog.New(&hclog.LoggerOptions{Output: log, Level: hclog.Debug})
 	}
-	srv := New(sup, opts)
+	srv := New(sup, sopts)
 	sup.SetPeerServer(srv)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)

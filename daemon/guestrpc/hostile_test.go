@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,7 +18,9 @@ import (
 	"capnproto.org/go/capnp/v3/rpc"
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
+	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/examples/pipeline/pipelineapi"
 	"github.com/sandboxd/sandboxd/schemas/guest"
 )
@@ -591,5 +594,123 @@ func TestAGuestsOwnCallsDoNotCountAsCallsForwardedToIt(t *testing.T) {
 	}
 	if err := put(testCtx(t), s, "k", "v"); err != nil {
 		t.Fatalf("a call to a guest with %d calls of its own returned and %d waiting (limit %d calls forwarded): %v", 2*limit, 2*limit, limit, err)
+	}
+}
+
+// obtainPadded is a raw Call of obtain (question q, pipelined on the
+// bootstrap question 0) of a name never published, so that it waits,
+// holding its message: padded with pad bytes nothing points at, which
+// the daemon reads and keeps with the rest.
+func obtainPadded(q uint32, pad int) *capnp.Message {
+	msg, seg, _ := capnp.NewMessage(capnp.SingleSegment(nil))
+	m, _ := rpccp.NewRootMessage(seg)
+	call, _ := m.NewCall()
+	call.SetQuestionId(q)
+	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
+	call.SetMethodId(2) // obtain
+	tgt, _ := call.NewTarget()
+	pa, _ := tgt.NewPromisedAnswer()
+	pa.SetQuestionId(0)
+	payload, _ := call.NewParams()
+	params, _ := guest.NewGuestSupervisor_obtain_Params(seg)
+	_ = params.SetChannel("jobs")
+	_ = params.SetName("never published")
+	_ = payload.SetContent(params.ToPtr())
+	_, _ = capnp.NewData(seg, make([]byte, pad))
+	return msg
+}
+
+// What the daemon holds of a guest's Cap'n Proto messages counts against
+// its user's memory budget (serve --max-mem-per-user): each call in
+// flight (up to MaxCallsInFlight, 128) keeps its message, up to 1 MiB,
+// until it returns, so one guest charged its --mem and --max-stack held
+// 128 MB more of the daemon's memory. A message past the budget ends the
+// guest's connection, saying so, as a message past the guest's other
+// bounds does, and what its messages held is given back.
+func TestAGuestsCapnpMessagesCountAgainstTheMemoryBudgetPerUser(t *testing.T) {
+	const pad = 1<<20 - 4096
+	log := newLines()
+	uid := uint32(os.Getuid())
+	// Room for the guest (launched with no --mem: the wasm32 maximum and
+	// the default stack) and 16 of its padded calls.
+	const room = 16 << 20
+	h := newHarnessOf(t, daemon.Options{MaxMemPerUser: daemon.MaxMemoryLimit + abi.DefaultMaxStack + room}, Limits{}, log)
+	raw, closed := h.rawPeer(t, "chan:jobs")
+	last := returnOf(raw, 200)
+	held := h.sup.MemoryInUse(uid)
+	enc := capnp.NewEncoder(raw)
+	bm, seg, _ := capnp.NewMessage(capnp.SingleSegment(nil))
+	m, _ := rpccp.NewRootMessage(seg)
+	b, _ := m.NewBootstrap()
+	b.SetQuestionId(0)
+	if err := enc.Encode(bm); err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for q := uint32(1); q < uint32(DefaultLimits.MaxCallsInFlight); q++ {
+		if err := enc.Encode(obtainPadded(q, pad)); err != nil {
+			break // the daemon hung up
+		}
+		sent++
+		if used := h.sup.MemoryInUse(uid); used > held+room {
+			t.Fatalf("after %d calls of 1 MiB: %d bytes of the budget in use, more than the guest's %d and the %d of room left", sent, used, held, room)
+		}
+	}
+	// A call that returns at once: its return says that the daemon read
+	// every call before it and kept the connection.
+	if msg, err := obtainCarrying(200, 0, 0); err == nil && enc.Encode(msg) == nil {
+		select {
+		case <-last:
+			t.Fatalf("the daemon read %d calls of 1 MiB, which it keeps until they return, from a guest whose user has room for 16, and serves on", sent)
+		case <-closed:
+		}
+	}
+	<-closed
+	if !strings.Contains(log.String(), "memory budget") {
+		t.Errorf("the daemon's log does not say why it ended the connection:\n%s", log)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for h.sup.MemoryInUse(uid) != held {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, %d bytes in use, not the guest's %d: what its messages held was not given back", hangGuard, h.sup.MemoryInUse(uid), held)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Calls that have returned, and the returns the serving guest sent, give
+// back what their messages were charged: guests calling each other in a
+// loop under a budget hold no more of it when they stop than before.
+func TestReturnedCallsGiveBackWhatTheirMessagesWereCharged(t *testing.T) {
+	uid := uint32(os.Getuid())
+	h := newHarnessOf(t, daemon.Options{MaxMemPerUser: 4 * (daemon.MaxMemoryLimit + abi.DefaultMaxStack)}, Limits{}, nil)
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	guests := h.sup.MemoryInUse(uid)
+	st := newStore()
+	publishStore(t, a, "jobs", "store", st)
+	s, err := obtainStore(t, b, "jobs", "store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if err := put(testCtx(t), s, "k", strings.Repeat("v", 64<<10)); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
+		<-st.started
+	}
+	if used := h.sup.MemoryInUse(uid); used > guests+16<<20 {
+		t.Errorf("after 200 calls of 64 KiB that returned: %d bytes in use, %d more than the guests' own", used, used-guests)
+	}
+	s.Release()
+	// What go-capnp holds until Finish (sent 250 ms after a return) and
+	// the publication are let go with the connections.
+	a.conn.Close()
+	b.conn.Close()
+	deadline := time.Now().Add(hangGuard)
+	for h.sup.MemoryInUse(uid) != guests {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, %d bytes in use, not the guests' %d: a message's charge was not given back", hangGuard, h.sup.MemoryInUse(uid), guests)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -114,7 +114,7 @@ type peer struct {
 func (s *Server) Serve(g *daemon.Guest, conn io.ReadWriteCloser) {
 	p := &peer{s: s, g: g, log: g.LimitLog(s.log.With("guest", g.ID()))}
 	boot := guest.GuestSupervisor_ServerToClient(&supervisorServer{p: p})
-	p.t = newLimitedTransport(conn, s.lim, p.log)
+	p.t = newLimitedTransport(conn, s.lim, p.log, s.sup.MemoryChargeOf(g.Principal().UID))
 	p.conn = rpc.NewConn(p.t, &rpc.Options{
 		BootstrapClient: capnp.Client(boot),
 		Logger:          rpcLogger{p.log},

@@ -12,6 +12,7 @@ import (
 	"capnproto.org/go/capnp/v3/rpc/transport"
 	rpccp "capnproto.org/go/capnp/v3/std/capnp/rpc"
 	"github.com/hashicorp/go-hclog"
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon/rpcquestions"
 )
 
@@ -99,13 +100,17 @@ type limitedTransport struct {
 	queued int
 	// sending counts the calls admitted and not yet made into a message.
 	sending int
+	// charge is the memory budget of the guest's user (nil: none), which
+	// each message the guest sends counts against, at its size, for as
+	// long as the daemon holds it: a call's until it returns.
+	charge caps.MemoryCharge
 }
 
-func newLimitedTransport(rwc io.ReadWriteCloser, lim Limits, log hclog.Logger) *limitedTransport {
+func newLimitedTransport(rwc io.ReadWriteCloser, lim Limits, log hclog.Logger, charge caps.MemoryCharge) *limitedTransport {
 	dec := capnp.NewDecoder(rwc)
 	dec.MaxMessageSize = lim.MaxMessageSize
 	codec := &streamCodec{rwc: rwc, dec: dec, enc: capnp.NewEncoder(rwc)}
-	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: rpcquestions.New(), forwarded: make(map[uint32]struct{})}
+	return &limitedTransport{Transport: transport.New(codec), lim: lim, log: log, questions: rpcquestions.New(), forwarded: make(map[uint32]struct{}), charge: charge}
 }
 
 // NewMessage returns an outgoing message that marks the question it
@@ -212,7 +217,43 @@ func (t *limitedTransport) RecvMessage() (transport.IncomingMessage, error) {
 		t.log.Warn("disconnecting guest", "error", err.Error())
 		return nil, err
 	}
-	return in, nil
+	return t.charged(in)
+}
+
+// charged charges in to the guest's user's budget until it is released,
+// or refuses it, which ends the connection, when the budget has no room.
+func (t *limitedTransport) charged(in transport.IncomingMessage) (transport.IncomingMessage, error) {
+	if t.charge == nil {
+		return in, nil
+	}
+	size, err := in.Message().Message().TotalSize()
+	if err != nil {
+		in.Release()
+		return nil, err
+	}
+	if !t.charge.Take(int64(size)) {
+		in.Release()
+		err := fmt.Errorf("guest sent a Cap'n Proto message of %d bytes, which the daemon would hold (a call's until it returns), and its user's memory budget (serve --max-mem-per-user) has no room for it", size)
+		t.log.Warn("disconnecting guest", "error", err.Error())
+		return nil, err
+	}
+	return &chargedMessage{IncomingMessage: in, charge: t.charge, size: int64(size)}, nil
+}
+
+// chargedMessage gives its size back to the budget it was charged to when
+// released.
+type chargedMessage struct {
+	transport.IncomingMessage
+	charge   caps.MemoryCharge
+	size     int64
+	released atomic.Bool
+}
+
+func (m *chargedMessage) Release() {
+	if !m.released.Swap(true) {
+		m.charge.Give(m.size)
+	}
+	m.IncomingMessage.Release()
 }
 
 // track keeps the set of question ids the guest has open and refuses a

@@ -81,13 +81,21 @@ func startDaemonWith(t testing.TB, lim server.Limits, leaks func(), setup ...fun
 // into the daemon's logs buffer if out is nil.
 func startDaemonLogging(t testing.TB, lim server.Limits, leaks func(), level hclog.Level, out io.Writer, setup ...func(*server.Server)) *testDaemon {
 	t.Helper()
+	return startDaemonOf(t, daemon.Options{}, lim, leaks, level, out, setup...)
+}
+
+// startDaemonOf is startDaemonLogging with a supervisor made with opts
+// (its Logger and CacheDir set here).
+func startDaemonOf(t testing.TB, opts daemon.Options, lim server.Limits, leaks func(), level hclog.Level, out io.Writer, setup ...func(*server.Server)) *testDaemon {
+	t.Helper()
 	logs := &abitest.Buffer{}
 	if out == nil {
 		out = logs
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: level, Output: out})
 	dir := shortTempDir(t)
-	sup, err := daemon.New(context.Background(), daemon.Options{Logger: log, CacheDir: filepath.Join(dir, "cache")})
+	opts.Logger, opts.CacheDir = log, filepath.Join(dir, "cache")
+	sup, err := daemon.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,14 +157,16 @@ func (d *testDaemon) liveCaps(prefix string) []caps.Info {
 var eventually = server.Eventually
 
 const (
-	helloWAT      = "abi/testdata/guests/hello.wat"
-	spinWAT       = "daemon/testdata/guests/spin.wat"
-	sleepWAT      = "daemon/testdata/guests/sleep_poll.wat"
-	interleaveWAT = "daemon/testdata/server/interleave.wat"
-	recvGrantC    = "daemon/testdata/server/recv_grant.c"
-	recvHoldC     = "daemon/testdata/server/recv_hold.c"
-	floodC        = "daemon/testdata/server/flood.c"
-	floodOnGoC    = "cmd/sandboxd/testdata/flood_on_go.c" // writes start, floods once data/go exists
+	helloWAT          = "abi/testdata/guests/hello.wat"
+	spinWAT           = "daemon/testdata/guests/spin.wat"
+	sleepWAT          = "daemon/testdata/guests/sleep_poll.wat"
+	interleaveWAT     = "daemon/testdata/server/interleave.wat"
+	tinyWritesWAT     = "daemon/testdata/server/tiny_writes.wat"
+	writeThenSleepWAT = "daemon/testdata/server/write_then_sleep.wat"
+	recvGrantC        = "daemon/testdata/server/recv_grant.c"
+	recvHoldC         = "daemon/testdata/server/recv_hold.c"
+	floodC            = "daemon/testdata/server/flood.c"
+	floodOnGoC        = "cmd/sandboxd/testdata/flood_on_go.c" // writes start, floods once data/go exists
 )
 
 // taggedOutput records stdout and stderr in one sequence, so that their

@@ -115,3 +115,17 @@ func SetUserLookup(s *Server, lookup func(uid uint32) (name string, groups []uin
 		return userInfo{name: name, groups: groups}
 	}
 }
+
+// KeptOutput is how many bytes guest id has written to its output, and
+// how many of them s keeps for logs.
+func KeptOutput(s *Server, id string) (written, kept uint64) {
+	s.mu.Lock()
+	r := s.records[id]
+	s.mu.Unlock()
+	if r == nil {
+		return 0, 0
+	}
+	r.output.mu.Lock()
+	defer r.output.mu.Unlock()
+	return r.output.end, r.output.end - r.output.start
+}

@@ -503,6 +503,8 @@ func (c *serverConn) startGuest(ctx context.Context, a *launchArgs) (*guestRecor
 		args: append([]string{m.Name}, a.spec.Args...),
 		ctx:  rctx, cancel: cancel,
 	}
+	// Its kept output counts against its user's budget while it runs.
+	r.output.charge = s.sup.MemoryChargeOf(c.principal.UID)
 	if a.output.IsValid() {
 		r.attached = newOutputSink(rctx, a.output, c.output)
 		a.output = schemas.OutputSink{}

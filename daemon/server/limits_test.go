@@ -17,8 +17,10 @@ import (
 	"time"
 
 	capnp "capnproto.org/go/capnp/v3"
+	"github.com/hashicorp/go-hclog"
 	"github.com/sandboxd/sandboxd/abi/abitest"
 	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/daemon/server"
 	"github.com/sandboxd/sandboxd/internal/rpctest"
 	"github.com/sandboxd/sandboxd/schemas"
@@ -933,4 +935,149 @@ func heapInUse() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// A detached guest writing a byte at a time to alternate streams makes
+// the daemon keep its output in a piece per byte: the output kept for
+// `logs` (--log-bytes, 1 MiB by default) held some 300 MiB of the
+// daemon's memory, for as long as the guest is listed after it ended.
+// It holds at most twice --log-bytes now (and a little).
+func TestAGuestsKeptOutputOfTinyWritesHoldsAboutItsLogBytes(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	d.stillServes(t) // what serving a first guest allocates, before measuring
+	ctx := context.Background()
+	c := d.dial(t)
+	before := heapInUse()
+	g, err := c.Launch(ctx, client.LaunchRequest{Name: "tiny_writes.wat", Wasm: abitest.WAT(t, tinyWritesWAT), Detach: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	if st, err := g.Wait(ctx); err != nil || st.Code != 0 {
+		t.Fatalf("the writer: %+v, %v; want exit 0", st, err)
+	}
+	grew := int64(heapInUse()) - int64(before)
+	// 2 MiB and 64 KiB as counted; the rest is what counting cannot see
+	// (allocation sizes) and what a launch leaves behind.
+	if limit := int64(8 << 20); grew > limit {
+		t.Fatalf("the kept output of a guest that wrote 2 MiB a byte at a time grew the daemon's heap by %d bytes (limit %d): --log-bytes is %d",
+			grew, limit, server.DefaultLogBytes)
+	}
+	t.Logf("the daemon's heap grew by %d bytes", grew)
+}
+
+// A guest that has ended keeps none of the stdin its launch carried (up
+// to 1 MiB): each ended guest a user has not seen the last of (256 of
+// them listed per user) kept all of it, besides its output.
+func TestAnEndedGuestKeepsNoStdin(t *testing.T) {
+	d := startDaemon(t, server.Limits{})
+	d.stillServes(t) // what serving a first guest allocates, before measuring
+	ctx := context.Background()
+	c := d.dial(t)
+	stdin := bytes.Repeat([]byte("i"), 1<<20)
+	hello := abitest.WAT(t, helloWAT) // exits 7 without reading stdin
+	const n = 32
+	before := heapInUse()
+	for range n {
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: hello, Stdin: stdin, Detach: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := g.Wait(ctx)
+		g.Release()
+		if err != nil || st.Code != 7 {
+			t.Fatalf("hello: %+v, %v; want exit 7", st, err)
+		}
+	}
+	grew := int64(heapInUse()) - int64(before)
+	if limit := int64(n * len(stdin) / 4); grew > limit {
+		t.Fatalf("%d ended guests, each launched with %d bytes of stdin, grew the daemon's heap by %d bytes (limit %d)", n, len(stdin), grew, limit)
+	}
+	t.Logf("the daemon's heap grew by %d bytes", grew)
+}
+
+// budgetDaemon starts a daemon whose memory budget per user is budget,
+// and returns it with the uid its clients act as.
+func budgetDaemon(t *testing.T, budget uint64) (*testDaemon, uint32) {
+	t.Helper()
+	d := startDaemonOf(t, daemon.Options{MaxMemPerUser: budget}, server.Limits{}, watchClientLeaks(t), hclog.Debug, nil)
+	return d, uint32(os.Getuid())
+}
+
+// What write_then_sleep.wat's kept output holds, as counted: 1 MiB in
+// 256 pieces of 4 KiB, each 64 bytes more.
+const (
+	writerMem, writerStack = 64 << 10, 64 << 10
+	writerCharge           = writerMem + writerStack
+	writerOutputHeld       = 256 * (4<<10 + 64)
+)
+
+func launchWriter(t *testing.T, c *client.Client) (*client.Guest, error) {
+	t.Helper()
+	return c.Launch(context.Background(), client.LaunchRequest{Name: "write_then_sleep.wat", Wasm: abitest.WAT(t, writeThenSleepWAT),
+		MemoryLimit: writerMem, MaxStack: writerStack, Detach: true})
+}
+
+// The output a running guest's output kept for `logs` holds counts against
+// its user's memory budget (serve --max-mem-per-user) until the guest
+// ends: up to twice --log-bytes and 64 KiB per guest, which a guest of
+// --mem and --max-stack of 64 KiB each made the daemon hold beyond it, 16
+// times its charge. A launch its output leaves no room for is refused;
+// once the guest has ended, its output is still kept, and charged no more.
+func TestARunningGuestsKeptOutputCountsAgainstTheMemoryBudgetPerUser(t *testing.T) {
+	d, uid := budgetDaemon(t, 2*writerCharge+writerOutputHeld-1)
+	ctx := context.Background()
+	c := d.dial(t)
+	g, err := launchWriter(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	server.Eventually(t, server.HangGuard, "the guest wrote its 1 MiB", func() bool {
+		_, kept := server.KeptOutput(d.srv, g.ID())
+		return kept == 1<<20
+	})
+	if got := d.sup.MemoryInUse(uid); got != writerCharge+writerOutputHeld {
+		t.Errorf("memory in use while the guest runs, its 1 MiB of output kept: %d, want %d (its charge %d and its output's %d)",
+			got, writerCharge+writerOutputHeld, writerCharge, writerOutputHeld)
+	}
+	if g2, err := launchWriter(t, c); err == nil {
+		g2.Kill(ctx, "test")
+		g2.Release()
+		t.Errorf("a second launch, for which the first guest's output leaves no room in the budget, succeeded")
+	} else if !strings.Contains(err.Error(), "memory budget per user") {
+		t.Errorf("a second launch past the budget: %v, want the budget named", err)
+	}
+	if _, err := g.Kill(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	server.Eventually(t, server.HangGuard, "the ended guest's output no longer charged", func() bool { return d.sup.MemoryInUse(uid) == 0 })
+	if _, kept := server.KeptOutput(d.srv, g.ID()); kept != 1<<20 {
+		t.Errorf("the ended guest's output kept: %d bytes, want 1 MiB", kept)
+	}
+}
+
+// A guest writing more than its user's budget leaves room for pushes its
+// own oldest output out of the log: its writes succeed, and what it and
+// its output hold stays within the budget.
+func TestAGuestsOutputPastTheMemoryBudgetPushesOutItsOldest(t *testing.T) {
+	const budget = writerCharge + 512<<10
+	d, uid := budgetDaemon(t, budget)
+	c := d.dial(t)
+	g, err := launchWriter(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	server.Eventually(t, server.HangGuard, "the guest wrote its 1 MiB", func() bool {
+		written, _ := server.KeptOutput(d.srv, g.ID())
+		return written == 1<<20
+	})
+	_, kept := server.KeptOutput(d.srv, g.ID())
+	if used := d.sup.MemoryInUse(uid); used > budget || kept > 512<<10 || kept < 256<<10 {
+		t.Errorf("a guest that wrote 1 MiB under a budget with 512 KiB of room: %d bytes kept, %d of the budget of %d in use", kept, used, budget)
+	}
+	if _, err := g.Kill(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"sync"
 	"time"
+
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // DefaultLogBytes is how much of each guest's output the daemon keeps for
@@ -26,6 +28,18 @@ type outputChunk struct {
 	// time is when its first byte was written (Unix nanoseconds): writes
 	// are joined into one chunk only within coalesceWindow of it.
 	time int64
+	// buf is the capacity of data's buffer as it was allocated, which
+	// data sliced from the front still holds (outputLog.held).
+	buf int
+}
+
+// heldBytes is what c counts in outputLog.held.
+func (c *outputChunk) heldBytes() uint64 { return uint64(c.buf) + chunkCost }
+
+// newChunk is a chunk of a copy of p, in a buffer of p's size.
+func newChunk(s stream, p []byte, now int64) outputChunk {
+	data := bytes.Clone(p)
+	return outputChunk{stream: s, data: data, time: now, buf: cap(data)}
 }
 
 // outputLog keeps the most recent output of one guest, stdout and stderr
@@ -45,12 +59,35 @@ type outputLog struct {
 	// evicted is the time of the newest output dropped to keep max bytes
 	// (0: none): a reader asking for output since a later time lost none.
 	evicted int64
+	// held is the memory the kept output takes as counted: each chunk's
+	// buffer (its capacity) and chunkCost. Output in tiny pieces (a byte at
+	// a time to alternate streams, or more than coalesceWindow apart) is a
+	// chunk per byte: the oldest chunks go once held passes maxHeld, so
+	// that such a log holds about what its bytes would, not 300 times that.
+	held uint64
+	// charge is the memory budget of the guest's user (nil: none), which
+	// held counts against while the guest runs: charged is what it has
+	// taken. Output past the budget pushes the guest's own oldest output
+	// out, never another guest's launch or write. The log of an ended
+	// guest gives its charge back (close).
+	charge  caps.MemoryCharge
+	charged uint64
 }
 
 // maxChunk is how large a chunk grows by coalescing small writes; it keeps
 // per-write overhead low for guests that write a byte at a time.
 // coalesceWindow is how long after a chunk's first write a write may
 // still join it, so that each chunk's time is within it of each byte's.
+// chunkCost is what a chunk costs beside its buffer, as held counts it:
+// its entry in the chunks slice (40 bytes, and that slice's room to grow)
+// and its buffer's rounding to an allocation size. minLogMemory is what a
+// log may hold, as counted, whatever its max (a log of a few bytes still
+// keeps its newest chunks).
+const (
+	chunkCost    = 64
+	minLogMemory = 64 << 10
+)
+
 const (
 	maxChunk       = 4 << 10
 	coalesceWindow = int64(time.Millisecond)
@@ -98,20 +135,33 @@ func (l *outputLog) appendLocked(s stream, p []byte, now int64) {
 			l.evicted = now
 		}
 		clear(l.chunks)
-		l.chunks = append(l.chunks[:0], outputChunk{stream: s, data: append([]byte(nil), p[uint64(len(p))-l.max:]...), time: now})
+		l.chunks = append(l.chunks[:0], newChunk(s, p[uint64(len(p))-l.max:], now))
+		l.held = l.chunks[0].heldBytes()
 	} else if n := len(l.chunks); n > 0 && l.chunks[n-1].stream == s && len(l.chunks[n-1].data)+len(p) <= maxChunk && now-l.chunks[n-1].time < coalesceWindow {
 		l.end += uint64(len(p))
-		l.chunks[n-1].data = append(l.chunks[n-1].data, p...)
+		c := &l.chunks[n-1]
+		room := cap(c.data)
+		c.data = append(c.data, p...)
+		if cap(c.data) != room { // a new buffer, the old one let go
+			l.held += uint64(cap(c.data)) - uint64(c.buf)
+			c.buf = cap(c.data)
+		}
 	} else {
+		// A buffer of the write's size: a chunk of one write (a line
+		// written alone, a byte) holds what it keeps. Writes joining it
+		// grow it as append does.
 		l.end += uint64(len(p))
-		l.chunks = append(l.chunks, outputChunk{stream: s, data: append(make([]byte, 0, max(len(p), 256)), p...), time: now})
+		l.chunks = append(l.chunks, newChunk(s, p, now))
+		l.held += l.chunks[len(l.chunks)-1].heldBytes()
 	}
 	l.evict()
+	l.settleCharge()
 	close(l.grew)
 	l.grew = make(chan struct{})
 }
 
-// evict drops the oldest output until at most max bytes are kept.
+// evict drops the oldest output until at most max bytes are kept, and
+// the oldest chunks until they hold at most maxHeld (but for the newest).
 func (l *outputLog) evict() {
 	kept := l.end - l.start
 	for kept > l.max && len(l.chunks) > 0 {
@@ -119,16 +169,51 @@ func (l *outputLog) evict() {
 		over := kept - l.max
 		l.evicted = c.time
 		if uint64(len(c.data)) <= over {
-			l.start += uint64(len(c.data))
-			kept -= uint64(len(c.data))
-			l.chunks[0] = outputChunk{}
-			l.chunks = l.chunks[1:]
+			kept -= l.dropOldest()
 			continue
 		}
+		// The buffer stays whole behind the slice, and so in held.
 		c.data = c.data[over:]
 		l.start += over
 		kept -= over
 	}
+	for l.held > l.maxHeld() && len(l.chunks) > 1 {
+		l.evicted = l.chunks[0].time
+		l.dropOldest()
+	}
+}
+
+// settleCharge makes charged what held is: it takes more from charge, or
+// drops the oldest chunks (the newest too, if need be) until what is left
+// fits, or gives back what the log no longer holds.
+func (l *outputLog) settleCharge() {
+	if l.charge == nil {
+		return
+	}
+	for l.held > l.charged && len(l.chunks) > 0 && !l.charge.Take(int64(l.held-l.charged)) {
+		l.evicted = l.chunks[0].time
+		l.dropOldest()
+	}
+	if l.held < l.charged {
+		l.charge.Give(int64(l.charged - l.held))
+	}
+	l.charged = l.held
+}
+
+// maxHeld is the most memory the log holds, as held counts it: twice max,
+// so that output in chunks of a line or more keeps all of max, and at
+// least minLogMemory.
+func (l *outputLog) maxHeld() uint64 { return 2*l.max + minLogMemory }
+
+// dropOldest drops the oldest chunk and returns how many bytes it kept.
+func (l *outputLog) dropOldest() uint64 {
+	c := l.chunks[0]
+	n := uint64(len(c.data))
+	l.start += n
+	l.held -= c.heldBytes()
+	l.chunks[0] = outputChunk{}
+	l.chunks = l.chunks[1:]
+	return n
 }
 
 // close marks the end of the output: followers return once they have read
@@ -138,6 +223,10 @@ func (l *outputLog) close() {
 	defer l.mu.Unlock()
 	if !l.closed {
 		l.closed = true
+		if l.charge != nil {
+			l.charge.Give(int64(l.charged))
+			l.charge, l.charged = nil, 0
+		}
 		close(l.grew)
 	}
 }

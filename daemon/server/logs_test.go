@@ -2,6 +2,7 @@ package server
 
 import (
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -175,5 +176,70 @@ func TestOutputLogReadsInPiecesOfALimit(t *testing.T) {
 	}
 	if want := "o:abc|o:d|e:ef|e:g|"; got.String() != want {
 		t.Fatalf("read in pieces of 3: %q, want %q", got.String(), want)
+	}
+}
+
+// heapAfter returns the bytes the heap holds after f has run and a
+// collection, f's results still reachable through keep.
+func heapAfter(f func() any) (uint64, any) {
+	var ms runtime.MemStats
+	kept := f()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, kept
+}
+
+// A guest's output kept for `logs` holds at most twice --log-bytes of the
+// daemon's memory (plus a little), however it writes: output written a
+// byte at a time to alternate streams, or a byte at a time more than
+// coalesceWindow apart, is a piece per byte, each of which the daemon
+// keeps with its stream and time. Each kept 1 byte of output in some 300
+// bytes of memory, so that a 1 MiB log held some 300 MiB.
+func TestOutputLogOfTinyWritesHoldsAtMostTwiceItsBound(t *testing.T) {
+	const max = 256 << 10
+	bound := uint64(2*max + minLogMemory)
+	writes := map[string]func(l *outputLog, i int){
+		"alternate streams": func(l *outputLog, i int) { l.writeAt(stream(i%2), []byte{'x'}, 1) },
+		"a byte apart":      func(l *outputLog, i int) { l.writeAt(streamStdout, []byte{'x'}, int64(i)*2*coalesceWindow) },
+	}
+	for name, write := range writes {
+		t.Run(name, func(t *testing.T) {
+			before, _ := heapAfter(func() any { return nil })
+			after, kept := heapAfter(func() any {
+				l := newOutputLog(max)
+				for i := range 4 * max {
+					write(l, i)
+				}
+				return l
+			})
+			l := kept.(*outputLog)
+			// Real memory: the pieces' buffers and the slice of them. Allow
+			// twice the bound for what the count cannot see (size classes).
+			if grew := int64(after) - int64(before); grew > int64(2*bound) {
+				t.Errorf("a log of %d bytes (%d kept, %d pieces) grew the heap by %d bytes, more than twice its bound of %d",
+					max, l.end-l.start, len(l.chunks), grew, bound)
+			}
+			t.Logf("%d bytes kept in %d pieces grew the heap by %d bytes", l.end-l.start, len(l.chunks), int64(after)-int64(before))
+			if l.held > bound {
+				t.Errorf("the log counts %d bytes held, past its bound of %d", l.held, bound)
+			}
+			if got, _, _, _ := readAll(l, l.end-1); got == "" {
+				t.Errorf("the newest output is not kept")
+			}
+		})
+	}
+}
+
+// Output in pieces of a line or more keeps all of --log-bytes: what a
+// piece costs beside its bytes only bounds logs of tiny pieces.
+func TestOutputLogOfLinesKeepsItsWholeBound(t *testing.T) {
+	const max = 256 << 10
+	l := newOutputLog(max)
+	line := []byte(strings.Repeat("y", 79) + "\n")
+	for i := range 10 * max / len(line) {
+		l.writeAt(stream(i%2), line, int64(i)*2*coalesceWindow)
+	}
+	if kept := l.end - l.start; kept != max {
+		t.Fatalf("a log of %d bytes of 80-byte lines keeps %d bytes", max, kept)
 	}
 }
