@@ -592,6 +592,21 @@ var chanDiffCases = map[string][]chanDiffOp{
 		{kind: diffRecv, side: 1, bufs: []int{3, 10}, nfds: 2},
 		{kind: diffRecv, side: 1, bufs: []int{1, 1, 10}, nfds: 2},
 	},
+	"poll reports hangup once neither way is left": {
+		{kind: diffShutdown, side: 1, flags: shutRD | shutWR},
+		{kind: diffPoll, side: 0},
+		{kind: diffPoll, side: 1},
+	},
+	"poll after shutdowns one way each": {
+		{kind: diffShutdown, side: 0, flags: shutRD},
+		{kind: diffPoll, side: 0},
+		{kind: diffPoll, side: 1},
+		{kind: diffShutdown, side: 1, flags: shutRD},
+		{kind: diffPoll, side: 0},
+		{kind: diffPoll, side: 1},
+		{kind: diffSend, side: 0, size: 2},
+		{kind: diffRecv, side: 1, bufs: []int{4}},
+	},
 }
 
 func TestChannelDiff(t *testing.T) {

@@ -638,7 +638,12 @@ func (c *Channel) Poll(want Events, w *Waiter) (Events, func()) {
 	if want&EventWrite != 0 && (peerRoom || p.closed[1-me] || p.rdShut[1-me] || p.wrShut[me]) {
 		ready |= EventWrite
 	}
-	if p.closed[1-me] {
+	// Hangup once this end can neither receive nor send any more, as
+	// Linux reports POLLHUP on a socket shut down both ways: the peer
+	// closed, or each way is shut down at either end.
+	rdGone := peerGone || p.rdShut[me]
+	wrGone := p.closed[1-me] || p.rdShut[1-me] || p.wrShut[me]
+	if rdGone && wrGone {
 		ready |= EventHangup
 	}
 	cancel := noop
