@@ -655,3 +655,67 @@ func FuzzChannelDiff(f *testing.F) {
 		runChanDiff(t, env, dgram, decodeChanDiffOps(in, dgram))
 	})
 }
+
+// TestChannelEmptyStreamSendWithHandles shows a difference docs/ABI.md
+// keeps on purpose: on a stream, handles sent with no bytes arrive, as a
+// message of handles alone that reads as 0 bytes with them, where Linux
+// sends nothing and drops the descriptors.
+func TestChannelEmptyStreamSendWithHandles(t *testing.T) {
+	env := newFuzzEnv(t)
+	sbx := newSbxPair(t, env, false)
+	defer sbx.close()
+	send := chanDiffOp{kind: diffSend, side: 0, nfds: 1}
+	recv := chanDiffOp{kind: diffRecv, side: 1, bufs: []int{4}, nfds: 1}
+	if r := sbx.do(t, send, nil); r.errno != 0 || r.n != 0 {
+		t.Fatalf("channel: sending no bytes with a handle: %+v, want 0 bytes sent", r)
+	}
+	if r := sbx.do(t, recv, nil); r.errno != 0 || r.n != 0 || r.nfds != 1 {
+		t.Fatalf("channel: receiving a message of a handle alone: %+v, want 0 bytes and 1 handle", r)
+	}
+
+	lin := newLinuxPair(t, false)
+	defer lin.close()
+	lin.limit = -1
+	if r := lin.do(t, send, nil); r.errno != 0 || r.n != 0 {
+		t.Fatalf("socketpair: sending no bytes with a descriptor: %+v, want 0 bytes sent", r)
+	}
+	if r := lin.do(t, recv, nil); r.errno != caps.EAGAIN {
+		t.Fatalf("socketpair: receiving after an empty send with a descriptor: %+v, want EAGAIN (nothing sent)", r)
+	}
+}
+
+// TestChannelEmptyBufferPastMemory pins down a difference docs/ABI.md
+// keeps on purpose: a buffer of 0 bytes that starts past the end of guest
+// memory is EFAULT, as every range past it is, where Linux takes any
+// address for an empty buffer; and the call then takes nothing. One that
+// starts at the end of memory is a buffer like any other.
+func TestChannelEmptyBufferPastMemory(t *testing.T) {
+	env := newFuzzEnv(t)
+	sbx := newSbxPair(t, env, false)
+	defer sbx.close()
+	if r := sbx.do(t, chanDiffOp{kind: diffSend, side: 0, size: 3}, []byte("abc")); r.errno != 0 || r.n != 3 {
+		t.Fatalf("sending 3 bytes: %+v", r)
+	}
+	end := sbx.m.Size()
+	for _, at := range []uint32{end + 1, end + 4096, 0xffffffff} {
+		sbx.put32(sbxIOV, at)
+		sbx.put32(sbxIOV+4, 0)
+		if e := sbx.call(t, fdRead, uint64(sbx.end[1]), sbxIOV, 1, sbxOut); e != caps.EFAULT {
+			t.Errorf("fd_read into 0 bytes at %#x: errno %d, want EFAULT", at, e)
+		}
+		in := [recvInSize]byte{}
+		binary.LittleEndian.PutUint32(in[0:], sbxIOV)
+		binary.LittleEndian.PutUint32(in[4:], 1)
+		sbx.m.Write(sbxIn, in[:])
+		if e := sbx.call(t, sockRecv, uint64(sbx.end[1]), sbxIn, sbxOut); e != caps.EFAULT {
+			t.Errorf("sock_recv into 0 bytes at %#x: errno %d, want EFAULT", at, e)
+		}
+	}
+	sbx.put32(sbxIOV, end)
+	if e := sbx.call(t, fdRead, uint64(sbx.end[1]), sbxIOV, 1, sbxOut); e != 0 || sbx.get32(sbxOut) != 0 {
+		t.Errorf("fd_read into 0 bytes at the end of memory: errno %d, %d bytes; want 0 bytes read", e, sbx.get32(sbxOut))
+	}
+	if r := sbx.do(t, chanDiffOp{kind: diffRead, side: 1, bufs: []int{8}}, nil); r.errno != 0 || r.n != 3 {
+		t.Fatalf("reading after the refused reads: %+v, want the 3 bytes sent", r)
+	}
+}
