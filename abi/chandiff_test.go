@@ -42,14 +42,16 @@ type chanDiffOp struct {
 	kind  int
 	side  int
 	size  int    // send: bytes sent
+	split bool   // send: in two iovecs (two buffers) rather than one
 	nfds  int    // send: handles attached; recv: room in ri_fds
 	bufs  []int  // recv, read: the sizes of the buffers
 	flags uint16 // recv: ri_flags (PEEK, WAITALL); shutdown: how
+	wasi  bool   // recv: through WASI's sock_recv, which takes no handles
 }
 
 func (op chanDiffOp) String() string {
 	names := [...]string{"send", "recv", "read", "shutdown", "close", "poll"}
-	return fmt.Sprintf("%s(side %d, size %d, fds %d, bufs %v, flags %#x)", names[op.kind], op.side, op.size, op.nfds, op.bufs, op.flags)
+	return fmt.Sprintf("%s(side %d, size %d, split %v, fds %d, bufs %v, flags %#x, wasi %v)", names[op.kind], op.side, op.size, op.split, op.nfds, op.bufs, op.flags, op.wasi)
 }
 
 // chanDiffResult is what one operation did, in terms both sides share.
@@ -89,7 +91,7 @@ func decodeChanDiffOps(in []byte, dgram bool) []chanDiffOp {
 				continue
 			}
 			sends[op.side]++
-			op.size, op.nfds = int(b[1])%40, int(b[2])%4
+			op.size, op.nfds, op.split = int(b[1])%40, int(b[2])%4, b[3]&1 != 0
 			if !dgram && op.nfds > 0 && op.size == 0 {
 				op.size = 1
 			}
@@ -100,6 +102,9 @@ func decodeChanDiffOps(in []byte, dgram bool) []chanDiffOp {
 			if op.kind == diffRecv {
 				op.nfds = int(b[5]) % 4
 				op.flags = uint16(b[6]) & (sockRecvPeek | sockRecvWaitall)
+				if op.wasi = b[6]&0x80 != 0; op.wasi {
+					op.nfds = 0
+				}
 			}
 		case diffShutdown:
 			op.flags = uint16(b[1])%3 + 1
@@ -302,14 +307,22 @@ func (p *sbxPair) call(t testing.TB, fn handler, params ...uint64) caps.Errno {
 
 func (p *sbxPair) send(t testing.TB, fd uint32, op chanDiffOp, data []byte) chanDiffResult {
 	p.m.Write(sbxData, data)
-	p.put32(sbxIOV, sbxData)
-	p.put32(sbxIOV+4, uint32(len(data)))
+	iov := [][]byte{data}
+	if op.split {
+		iov = [][]byte{data[:len(data)/2], data[len(data)/2:]}
+	}
+	at := uint32(sbxData)
+	for i, b := range iov {
+		p.put32(sbxIOV+8*uint32(i), at)
+		p.put32(sbxIOV+8*uint32(i)+4, uint32(len(b)))
+		at += uint32(len(b))
+	}
 	for i := range op.nfds {
 		p.put32(sbxFDs+4*uint32(i), p.obj)
 	}
 	in := [sendInSize]byte{}
 	binary.LittleEndian.PutUint32(in[0:], sbxIOV)
-	binary.LittleEndian.PutUint32(in[4:], 1)
+	binary.LittleEndian.PutUint32(in[4:], uint32(len(iov)))
 	binary.LittleEndian.PutUint32(in[8:], sbxFDs)
 	binary.LittleEndian.PutUint32(in[12:], uint32(op.nfds))
 	p.m.Write(sbxIn, in[:])
@@ -334,6 +347,8 @@ func (p *sbxPair) recv(t testing.TB, fd uint32, op chanDiffOp) chanDiffResult {
 		if r.errno == 0 {
 			r.n = p.get32(sbxOut)
 		}
+	} else if op.wasi {
+		r = p.wasiRecv(t, fd, op)
 	} else {
 		in := [recvInSize]byte{}
 		binary.LittleEndian.PutUint32(in[0:], sbxIOV)
@@ -360,6 +375,26 @@ func (p *sbxPair) recv(t testing.TB, fd uint32, op chanDiffOp) chanDiffResult {
 	return r
 }
 
+// wasiRecv is WASI's sock_recv into the buffers recv set up, with op's
+// CloudABI flags in WASI's numbering.
+func (p *sbxPair) wasiRecv(t testing.TB, fd uint32, op chanDiffOp) chanDiffResult {
+	var flags uint64
+	if op.flags&sockRecvPeek != 0 {
+		flags |= wasiRecvPeek
+	}
+	if op.flags&sockRecvWaitall != 0 {
+		flags |= wasiRecvWaitall
+	}
+	var r chanDiffResult
+	r.errno = p.call(t, wasiSockRecv, uint64(fd), sbxIOV, uint64(len(op.bufs)), flags, sbxOut, sbxOut+4)
+	if r.errno == 0 {
+		r.n = p.get32(sbxOut)
+		ro, _ := p.m.ReadUint16Le(sbxOut + 4)
+		r.dataTrunc = ro&wasiRecvDataTruncated != 0
+	}
+	return r
+}
+
 func (p *sbxPair) buffers(sizes []int) string {
 	var all []byte
 	for i, size := range sizes {
@@ -370,15 +405,42 @@ func (p *sbxPair) buffers(sizes []int) string {
 	return fmt.Sprintf("%x", all)
 }
 
-// poll reports the end's readiness as poll would: its resource's answer
-// to a wait for reading and writing, without waiting.
+// poll calls poll with an fd_read and an fd_write subscription on fd and
+// a clock that expires at once, so that it does not wait, and reports
+// which of the two were ready and whether either saw HANGUP.
 func (p *sbxPair) poll(t testing.TB, fd uint32) chanDiffResult {
-	c, err := p.g.table.Get(fd)
-	if err != nil {
-		t.Fatal(err)
+	const subs, events = 1024, 2048
+	var in [3 * subscriptionSize]byte
+	for i, typ := range []byte{eventtypeFDRead, eventtypeFDWrite, eventtypeClock} {
+		sub := in[i*subscriptionSize:]
+		sub[10] = typ
+		if typ == eventtypeClock {
+			binary.LittleEndian.PutUint32(sub[24:], 1) // monotonic, timeout 0
+			continue
+		}
+		binary.LittleEndian.PutUint32(sub[16:], fd)
 	}
-	ev, _ := c.Resource().(caps.Pollable).Poll(caps.EventRead|caps.EventWrite, nil)
-	return chanDiffResult{readable: ev&caps.EventRead != 0, writable: ev&caps.EventWrite != 0, hangup: ev&caps.EventHangup != 0}
+	p.m.Write(subs, in[:])
+	if e := p.call(t, poll, subs, events, 3, sbxOut); e != 0 {
+		t.Fatalf("poll: errno %d", e)
+	}
+	var r chanDiffResult
+	for i := range p.get32(sbxOut) {
+		ev, _ := p.m.Read(events+uint32(i*eventSize), eventSize)
+		if e := binary.LittleEndian.Uint16(ev[8:]); e != 0 {
+			t.Fatalf("poll: event of type %d has errno %d", ev[10], e)
+		}
+		switch ev[10] {
+		case eventtypeFDRead:
+			r.readable = true
+		case eventtypeFDWrite:
+			r.writable = true
+		default:
+			continue
+		}
+		r.hangup = r.hangup || binary.LittleEndian.Uint16(ev[28:])&eventFDReadwriteHangup != 0
+	}
+	return r
 }
 
 // linuxPair is a non-blocking AF_UNIX socketpair, and a descriptor that
@@ -438,7 +500,11 @@ func (p *linuxPair) do1(t testing.TB, op chanDiffOp, data []byte) chanDiffResult
 			}
 			oob = unix.UnixRights(fds...)
 		}
-		n, err := msgCall(unix.SYS_SENDMSG, fd, [][]byte{data}, oob, unix.MSG_NOSIGNAL)
+		iov := [][]byte{data}
+		if op.split {
+			iov = [][]byte{data[:len(data)/2], data[len(data)/2:]}
+		}
+		n, err := msgCall(unix.SYS_SENDMSG, fd, iov, oob, unix.MSG_NOSIGNAL)
 		return chanDiffResult{errno: caps.ErrnoOf(err), n: n.n}
 	case diffRecv, diffRead:
 		return p.recv(t, fd, op)
@@ -483,7 +549,7 @@ func (p *linuxPair) recv(t testing.TB, fd int, op chanDiffOp) chanDiffResult {
 		res, err = msgCall(unix.SYS_RECVMSG, fd, room, oob, flags|unix.MSG_DONTWAIT)
 		if err == nil {
 			r.nfds = closeRights(t, oob[:res.oobn])
-			r.dataTrunc, r.fdsTrunc = res.flags&unix.MSG_TRUNC != 0, res.flags&unix.MSG_CTRUNC != 0
+			r.dataTrunc, r.fdsTrunc = res.flags&unix.MSG_TRUNC != 0, res.flags&unix.MSG_CTRUNC != 0 && !op.wasi
 		}
 	}
 	if err != nil {
@@ -592,6 +658,13 @@ var chanDiffCases = map[string][]chanDiffOp{
 		{kind: diffRecv, side: 1, bufs: []int{3, 10}, nfds: 2},
 		{kind: diffRecv, side: 1, bufs: []int{1, 1, 10}, nfds: 2},
 	},
+	"WASI's sock_recv with several buffers stops at the end of a message with handles": {
+		{kind: diffSend, side: 1, size: 4, nfds: 1},
+		{kind: diffSend, side: 1, size: 4, split: true},
+		{kind: diffRecv, side: 0, bufs: []int{4, 4}, flags: sockRecvWaitall, wasi: true},
+		{kind: diffRecv, side: 0, bufs: []int{2, 1, 3}, wasi: true},
+		{kind: diffPoll, side: 0},
+	},
 	"poll reports hangup once neither way is left": {
 		{kind: diffShutdown, side: 1, flags: shutRD | shutWR},
 		{kind: diffPoll, side: 0},
@@ -629,12 +702,18 @@ func encodeChanDiffOps(ops []chanDiffOp) []byte {
 		switch op.kind {
 		case diffSend:
 			b[1], b[2] = byte(op.size), byte(op.nfds)
+			if op.split {
+				b[3] = 1
+			}
 		case diffRecv, diffRead:
 			b[1] = byte(len(op.bufs))
 			for i, size := range op.bufs {
 				b[2+i] = byte(size)
 			}
 			b[5], b[6] = byte(op.nfds), byte(op.flags)
+			if op.wasi {
+				b[6] |= 0x80
+			}
 		case diffShutdown:
 			b[1] = byte(op.flags - 1)
 		}
