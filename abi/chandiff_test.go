@@ -665,6 +665,21 @@ var chanDiffCases = map[string][]chanDiffOp{
 		{kind: diffRecv, side: 0, bufs: []int{2, 1, 3}, wasi: true},
 		{kind: diffPoll, side: 0},
 	},
+	"handles sent alone do not end a read that cannot take them": {
+		{kind: diffSend, side: 0, nfds: 1},
+		{kind: diffSend, side: 0, size: 3},
+		{kind: diffRead, side: 1, bufs: []int{8}},
+		{kind: diffSend, side: 0, nfds: 2},
+		{kind: diffSend, side: 0, nfds: 1},
+		{kind: diffSend, side: 0, size: 2},
+		{kind: diffRecv, side: 1, bufs: []int{1, 8}, wasi: true},
+		{kind: diffSend, side: 0, nfds: 1},
+		{kind: diffRead, side: 1, bufs: []int{8}},
+		{kind: diffShutdown, side: 0, flags: shutWR},
+		{kind: diffSend, side: 1, nfds: 1},
+		{kind: diffRecv, side: 0, bufs: []int{8}, wasi: true},
+		{kind: diffRead, side: 1, bufs: []int{8}},
+	},
 	"poll reports hangup once neither way is left": {
 		{kind: diffShutdown, side: 1, flags: shutRD | shutWR},
 		{kind: diffPoll, side: 0},
@@ -796,5 +811,41 @@ func TestChannelEmptyBufferPastMemory(t *testing.T) {
 	}
 	if r := sbx.do(t, chanDiffOp{kind: diffRead, side: 1, bufs: []int{8}}, nil); r.errno != 0 || r.n != 3 {
 		t.Fatalf("reading after the refused reads: %+v, want the 3 bytes sent", r)
+	}
+}
+
+// TestChannelHandlesAloneWithNoRoom: on a stream, a sock_recv with no
+// room in ri_fds that meets a message of handles alone closes them and
+// reads on, with FDS_TRUNCATED, rather than return 0 bytes, which reads
+// as the end of the stream; with nothing after the message it is EAGAIN.
+// (fd_read and WASI's sock_recv are compared with a socketpair in
+// TestChannelDiff.)
+func TestChannelHandlesAloneWithNoRoom(t *testing.T) {
+	env := newFuzzEnv(t)
+	sbx := newSbxPair(t, env, false)
+	defer sbx.close()
+	alone := chanDiffOp{kind: diffSend, side: 0, nfds: 2}
+	recv := chanDiffOp{kind: diffRecv, side: 1, bufs: []int{8}}
+	if r := sbx.do(t, alone, nil); r.errno != 0 {
+		t.Fatalf("sending handles alone: %+v", r)
+	}
+	if r := sbx.do(t, chanDiffOp{kind: diffSend, side: 0, size: 3}, []byte("abc")); r.errno != 0 || r.n != 3 {
+		t.Fatalf("sending 3 bytes: %+v", r)
+	}
+	if r := sbx.do(t, recv, nil); r.errno != 0 || r.n != 3 || r.nfds != 0 || !r.fdsTrunc {
+		t.Fatalf("receiving with no room for handles: %+v, want the 3 bytes with FDS_TRUNCATED", r)
+	}
+	if r := sbx.do(t, alone, nil); r.errno != 0 {
+		t.Fatalf("sending handles alone: %+v", r)
+	}
+	if r := sbx.do(t, recv, nil); r.errno != caps.EAGAIN {
+		t.Fatalf("receiving handles alone with no room for them: %+v, want EAGAIN", r)
+	}
+	c, err := sbx.g.table.Get(sbx.end[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Resource().(*caps.Channel).Pending(); n != 0 {
+		t.Fatalf("%d messages left queued, want 0: the handles were closed", n)
 	}
 }
