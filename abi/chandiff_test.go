@@ -43,6 +43,7 @@ type chanDiffOp struct {
 	side  int
 	size  int    // send: bytes sent
 	split bool   // send: in two iovecs (two buffers) rather than one
+	self  bool   // send: the handles attached are the sending end's own
 	nfds  int    // send: handles attached; recv: room in ri_fds
 	bufs  []int  // recv, read: the sizes of the buffers
 	flags uint16 // recv: ri_flags (PEEK, WAITALL); shutdown: how
@@ -51,7 +52,7 @@ type chanDiffOp struct {
 
 func (op chanDiffOp) String() string {
 	names := [...]string{"send", "recv", "read", "shutdown", "close", "poll"}
-	return fmt.Sprintf("%s(side %d, size %d, split %v, fds %d, bufs %v, flags %#x, wasi %v)", names[op.kind], op.side, op.size, op.split, op.nfds, op.bufs, op.flags, op.wasi)
+	return fmt.Sprintf("%s(side %d, size %d, split %v, self %v, fds %d, bufs %v, flags %#x, wasi %v)", names[op.kind], op.side, op.size, op.split, op.self, op.nfds, op.bufs, op.flags, op.wasi)
 }
 
 // chanDiffResult is what one operation did, in terms both sides share.
@@ -91,7 +92,7 @@ func decodeChanDiffOps(in []byte, dgram bool) []chanDiffOp {
 				continue
 			}
 			sends[op.side]++
-			op.size, op.nfds, op.split = int(b[1])%40, int(b[2])%4, b[3]&1 != 0
+			op.size, op.nfds, op.split, op.self = int(b[1])%40, int(b[2])%4, b[3]&1 != 0, b[3]&2 != 0
 			if !dgram && op.nfds > 0 && op.size == 0 {
 				op.size = 1
 			}
@@ -318,7 +319,11 @@ func (p *sbxPair) send(t testing.TB, fd uint32, op chanDiffOp, data []byte) chan
 		at += uint32(len(b))
 	}
 	for i := range op.nfds {
-		p.put32(sbxFDs+4*uint32(i), p.obj)
+		if op.self {
+			p.put32(sbxFDs+4*uint32(i), fd)
+		} else {
+			p.put32(sbxFDs+4*uint32(i), p.obj)
+		}
 	}
 	in := [sendInSize]byte{}
 	binary.LittleEndian.PutUint32(in[0:], sbxIOV)
@@ -497,6 +502,9 @@ func (p *linuxPair) do1(t testing.TB, op chanDiffOp, data []byte) chanDiffResult
 			fds := make([]int, op.nfds)
 			for i := range fds {
 				fds[i] = p.null
+				if op.self {
+					fds[i] = fd
+				}
 			}
 			oob = unix.UnixRights(fds...)
 		}
@@ -694,6 +702,15 @@ var chanDiffCases = map[string][]chanDiffOp{
 		{kind: diffRecv, side: 1, bufs: []int{8}, flags: sockRecvPeek, wasi: true},
 		{kind: diffRead, side: 1, bufs: []int{8}},
 	},
+	"an end in flight stays open when its sender closes it": {
+		{kind: diffSend, side: 0, size: 1, nfds: 1, self: true},
+		{kind: diffClose, side: 0},
+		{kind: diffPoll, side: 1},
+		{kind: diffSend, side: 1, size: 2},
+		{kind: diffRecv, side: 1, bufs: []int{4}, nfds: 1},
+		{kind: diffPoll, side: 1},
+		{kind: diffRecv, side: 1, bufs: []int{4}},
+	},
 	"poll reports hangup once neither way is left": {
 		{kind: diffShutdown, side: 1, flags: shutRD | shutWR},
 		{kind: diffPoll, side: 0},
@@ -732,7 +749,10 @@ func encodeChanDiffOps(ops []chanDiffOp) []byte {
 		case diffSend:
 			b[1], b[2] = byte(op.size), byte(op.nfds)
 			if op.split {
-				b[3] = 1
+				b[3] |= 1
+			}
+			if op.self {
+				b[3] |= 2
 			}
 		case diffRecv, diffRead:
 			b[1] = byte(len(op.bufs))
