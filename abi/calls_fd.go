@@ -115,6 +115,9 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 	if s, ok := res.(*caps.Stdio); ok && s.StopsReading() {
 		return g.readStoppable(c, s, iov)
 	}
+	if ch, ok := res.(*caps.Channel); ok {
+		return g.readChannel(c, ch, iov)
+	}
 	r, ok := res.(caps.Reader)
 	if !ok {
 		return 0, caps.EBADF
@@ -153,6 +156,34 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 		}
 	}
 	return total, 0
+}
+
+// readChannel is readv on a channel end: one receive into the whole of
+// iov, as sock_recv without handles makes (recvLoop), so that a read
+// keeps the boundaries a receive keeps: it stops at the end of a message
+// that carried handles (which it closes, as Linux's read(2) closes the
+// descriptors of an SCM_RIGHTS message it reads) and takes one datagram.
+// A read per buffer would read on past either. A read of no bytes reads
+// nothing, at once, as read(2) of 0 bytes does.
+func (g *Guest) readChannel(c *caps.Cap, ch *caps.Channel, iov [][]byte) (int, Errno) {
+	if iovEmpty(iov) {
+		return 0, 0
+	}
+	n, got, _, e := g.recvLoop(c, ch, iov, 0, false, false)
+	for _, x := range got {
+		g.kernel.Close(x) // none come with maxCaps 0; a guard
+	}
+	return n, e
+}
+
+// iovEmpty reports whether iov has room for no byte.
+func iovEmpty(iov [][]byte) bool {
+	for _, b := range iov {
+		if len(b) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // readStoppable is readv for a standard stream whose reads stop waiting

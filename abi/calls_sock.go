@@ -282,15 +282,18 @@ func (g *Guest) installReceived(got []*caps.Cap, fdBuf []byte) (installed int, t
 // until handles come: a read returns the handles of one message and its
 // bytes only (caps.Channel.Recv), so once it has bytes it stops before a
 // message that carries handles (recvMore), and it stops after one whose
-// handles it took. At most maxIOTotal bytes are received, so that the
+// handles it took. A stream message of handles alone whose handles were
+// all closed for want of room does not end the read (droppedAlone). At
+// most maxIOTotal bytes are received, so that the
 // count fits the u32 result however many buffers alias the same memory.
 // On error it closes any handles already received.
 func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps int, peek, waitall bool) (int, []*caps.Cap, caps.RecvFlags, Errno) {
 	iov = limitIOV(iov)
 	res := c.Resource()
-	if d, ok := res.(interface{ Datagram() bool }); peek || (ok && d.Datagram()) {
-		waitall = false
-	}
+	// What only a stream read that consumes does: WAITALL, and reading on
+	// past handles closed for want of room (droppedAlone).
+	skipAlone := isStream(res) && !peek
+	waitall = waitall && skipAlone
 	pl, _ := res.(caps.Pollable)
 	var got []*caps.Cap
 	done := false
@@ -328,6 +331,9 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 			}
 			return 0, nil, 0, caps.ErrnoOf(err)
 		}
+		if skipAlone && droppedAlone(n, cs, f) {
+			continue
+		}
 		total += n
 		if readEnded(n, cs, f, waitall) {
 			break
@@ -346,6 +352,24 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 // room), since that message ends the read.
 func readEnded(n int, cs []*caps.Cap, f caps.RecvFlags, waitall bool) bool {
 	return n == 0 || !waitall || len(cs) > 0 || f&caps.RecvCapsTruncated != 0
+}
+
+// isStream reports whether res keeps no message boundaries: anything but
+// a datagram channel.
+func isStream(res caps.Resource) bool {
+	d, ok := res.(interface{ Datagram() bool })
+	return !ok || !d.Datagram()
+}
+
+// droppedAlone reports whether a receive of n bytes, with the handles cs
+// and flags f, took a stream message of handles and no bytes and closed
+// them all for want of room (fd_read, WASI's sock_recv, or an ri_fds
+// with no room): recvLoop's read goes on, as if the message had not been
+// there, rather than return 0 bytes, which reads as the end of the
+// stream. (Linux drops descriptors sent with no bytes on a stream at the
+// send.) The flags keep FDS_TRUNCATED for the bytes that follow.
+func droppedAlone(n int, cs []*caps.Cap, f caps.RecvFlags) bool {
+	return n == 0 && len(cs) == 0 && f&caps.RecvCapsTruncated != 0
 }
 
 // recvMore is one receive of recvLoop. A read that has bytes already

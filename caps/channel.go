@@ -412,7 +412,9 @@ const (
 // message that carried SCM_RIGHTS. So capabilities arrive with the first
 // byte of the message they were sent with, and the receiver knows which
 // bytes came with them. With peek nothing is consumed and no capabilities
-// are returned; it stops where a Recv would.
+// are returned; it stops where a Recv would, and with maxCaps 0 on a
+// stream it looks past the messages of capabilities alone at the head, as
+// abi's receive with no room for them reads on past them.
 func (c *Channel) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFlags, error) {
 	return c.recv(iov, maxCaps, peek, false)
 }
@@ -434,7 +436,11 @@ func (c *Channel) recv(iov [][]byte, maxCaps int, peek, more bool) (int, []*Cap,
 	p := c.p
 	me := c.side
 	p.mu.Lock()
-	if len(p.q[me]) == 0 {
+	start := 0 // the first message the receive looks at
+	if peek && !p.dgram && maxCaps == 0 {
+		start = p.handlesAlone(me)
+	}
+	if len(p.q[me]) == start {
 		eof := p.closed[1-me] || p.wrShut[1-me] || p.rdShut[me]
 		p.mu.Unlock()
 		if eof {
@@ -451,7 +457,7 @@ func (c *Channel) recv(iov [][]byte, maxCaps int, peek, more bool) (int, []*Cap,
 		}
 		r = p.recvDatagram(me, w, maxCaps, peek)
 	} else {
-		r = p.recvStream(me, w, maxCaps, peek, more)
+		r = p.recvStream(me, start, w, maxCaps, peek, more)
 	}
 	freed := 0
 	if !peek {
@@ -565,18 +571,35 @@ func (p *chanPair) recvDatagram(me int, w *iovWriter, maxCaps int, peek bool) (r
 	return r
 }
 
-// recvStream reads bytes from the head of end me's non-empty queue until w
-// is full or the queue is drained. A message that carries capabilities
+// handlesAlone is how many messages of handles and no bytes head end me's
+// stream queue. A receive with no room for handles closes theirs and reads
+// on (abi's recvLoop, which receives again), so a peek with no room for
+// them looks past them, to where that receive would read. p.mu must be
+// held.
+func (p *chanPair) handlesAlone(me int) int {
+	n := 0
+	for _, m := range p.q[me] {
+		if m.off != 0 || len(m.caps) == 0 || len(m.data) > 0 {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// recvStream reads bytes from end me's non-empty queue, from its message
+// start on (0 but for a peek that looks past messages of handles alone:
+// handlesAlone), until w is full or the queue is drained. A message that carries capabilities
 // (not yet taken) is read only first, and ends the read: the read returns
 // its capabilities with its bytes and no others. With more, such a message
 // is not read at all. Unless peek is set, what was read is consumed: a
 // message read in part keeps its unread bytes at the head of the queue.
 // p.mu must be held.
-func (p *chanPair) recvStream(me int, w *iovWriter, maxCaps int, peek, more bool) (r recvResult) {
-	for r.taken < len(p.q[me]) {
+func (p *chanPair) recvStream(me, start int, w *iovWriter, maxCaps int, peek, more bool) (r recvResult) {
+	for r.taken = start; r.taken < len(p.q[me]); {
 		m := p.q[me][r.taken]
 		carries := m.off == 0 && len(m.caps) > 0
-		if carries && (r.taken > 0 || more) {
+		if carries && (r.taken > start || more) {
 			break
 		}
 		if !peek {
@@ -638,7 +661,12 @@ func (c *Channel) Poll(want Events, w *Waiter) (Events, func()) {
 	if want&EventWrite != 0 && (peerRoom || p.closed[1-me] || p.rdShut[1-me] || p.wrShut[me]) {
 		ready |= EventWrite
 	}
-	if p.closed[1-me] {
+	// Hangup once this end can neither receive nor send any more, as
+	// Linux reports POLLHUP on a socket shut down both ways: the peer
+	// closed, or each way is shut down at either end.
+	rdGone := peerGone || p.rdShut[me]
+	wrGone := p.closed[1-me] || p.rdShut[1-me] || p.wrShut[me]
+	if rdGone && wrGone {
 		ready |= EventHangup
 	}
 	cancel := noop
