@@ -25,12 +25,18 @@ type Node struct {
 
 // HolderInfo is what the log says of a holder that is a launched guest.
 type HolderInfo struct {
-	ID        string            `json:"id"`
-	Module    string            `json:"module,omitempty"`
-	SHA256    string            `json:"sha256,omitempty"`
-	Principal string            `json:"principal,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Running   bool              `json:"running"`
+	ID        string `json:"id"`
+	Module    string `json:"module,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	Principal string `json:"principal,omitempty"`
+	// UID is the launcher's uid (a spawned child's: its tree's
+	// launcher's); absent in checkpoints written before it was kept.
+	UID    *uint32           `json:"uid,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Parent is the guest that spawned it, for a spawned child
+	// (proc_spawn): a guest-spawn record names it.
+	Parent  string `json:"parent,omitempty"`
+	Running bool   `json:"running"`
 }
 
 // Graph is the capability graph: every capability still tracked (open,
@@ -167,7 +173,7 @@ func (g *Graph) Apply(r Record) {
 		}
 	case TypeRevoke:
 		g.revoke(r.Receipt)
-	case TypeGuestStart, TypeGuestExit, TypeGuestExec:
+	case TypeGuestStart, TypeGuestExit, TypeGuestExec, TypeGuestSpawn:
 		g.guest(r)
 	}
 }
@@ -291,15 +297,28 @@ func (g *Graph) guest(r Record) {
 	}
 	switch h := g.holders[gr.ID]; {
 	case r.Type == TypeGuestExit && h != nil:
-		h.Running = false
+		g.ended(gr.ID)
 		return
 	case r.Type == TypeGuestExec && h != nil:
 		h.Module, h.SHA256 = gr.Module, gr.SHA256
 		return
-	case r.Type != TypeGuestStart:
+	case r.Type != TypeGuestStart && r.Type != TypeGuestSpawn:
 		return
 	}
-	g.holders[gr.ID] = &HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, Labels: gr.Labels, Running: true}
+	uid := gr.UID
+	g.holders[gr.ID] = &HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, UID: &uid, Labels: gr.Labels, Parent: gr.Parent, Running: true}
+}
+
+// ended marks guest id, and the guests it spawned, as no longer running:
+// a spawned child ends no later than its parent, and its own end is not
+// recorded.
+func (g *Graph) ended(id string) {
+	g.holders[id].Running = false
+	for _, h := range g.holders {
+		if h.Parent == id && h.Running {
+			g.ended(h.ID)
+		}
+	}
 }
 
 // recentWindow is how many entries a recent map keeps at least: far more

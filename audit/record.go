@@ -51,6 +51,10 @@ const (
 	// TypeGuestExec is a guest replacing its program (proc_exec): from
 	// then on it is judged, and shown, as the module it names.
 	TypeGuestExec = "guest-exec"
+	// TypeGuestSpawn is a child guest a guest spawned (proc_spawn),
+	// before the first record of a handle it is given: the module it
+	// runs, judged by policies as it passes handles on.
+	TypeGuestSpawn = "guest-spawn"
 	// TypeShutdown is the writer shutting down with Running guests still
 	// running: it kills them and closes every capability, and records
 	// nothing more (no close or guest-exit record of them follows). The
@@ -343,7 +347,7 @@ func (r Record) checkPayload() error {
 		if r.Decision == nil {
 			missing = "decision"
 		}
-	case TypeGuestStart, TypeGuestExit, TypeGuestExec:
+	case TypeGuestStart, TypeGuestExit, TypeGuestExec, TypeGuestSpawn:
 		if r.Guest == nil {
 			missing = "guest"
 		}

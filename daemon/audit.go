@@ -233,9 +233,10 @@ func (s *Supervisor) AuditGraph(at time.Time) (*audit.Graph, error) {
 	var holders []audit.HolderInfo
 	for _, g := range s.Guests() {
 		running, _ := g.Status()
+		uid := g.principal.UID
 		holders = append(holders, audit.HolderInfo{
 			ID: g.id, Module: g.Module().Name, SHA256: g.Module().HashString(),
-			Principal: g.principal.String(), Labels: maps.Clone(g.labels), Running: running,
+			Principal: g.principal.String(), UID: &uid, Labels: maps.Clone(g.labels), Running: running,
 		})
 	}
 	return audit.FromSnapshot(s.k.Snapshot(), holders), nil
