@@ -377,8 +377,9 @@ func launchDelegation(c *CapRecord) bool {
 }
 
 // recipient counts to as a recipient of d's copies: a launched guest's
-// module, or nil for one the log does not know (a copy in flight on a
-// channel, whoever reads it; a spawned child).
+// module (a spawned child's, by its guest-spawn record), or nil for one
+// the log does not know (a copy in flight on a channel, whoever reads it;
+// a child in a log written before guest-spawn records).
 func (d *delUse) recipient(to *GuestRecord) {
 	if to == nil {
 		d.toUnknown = true
