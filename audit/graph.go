@@ -72,9 +72,21 @@ func NewGraph() *Graph {
 // FromSnapshot builds the graph of a live kernel from its Snapshot and
 // the guests the supervisor knows.
 func FromSnapshot(infos []caps.Info, holders []HolderInfo) *Graph {
+	nodes := make([]Node, len(infos))
+	for i, in := range infos {
+		nodes[i] = Node{CapRecord: FromInfo(in), Revoked: in.Revoked, Closed: in.Closed}
+	}
+	return FromNodes(nodes, holders)
+}
+
+// FromNodes builds a graph of nodes, parents before children (as a
+// Snapshot lists them), and holders: FromSnapshot with what the
+// supervisor adds to the kernel's descriptions (CapRecord.ChanEnd,
+// InFlight).
+func FromNodes(nodes []Node, holders []HolderInfo) *Graph {
 	g := NewGraph()
-	for _, in := range infos {
-		g.add(Node{CapRecord: FromInfo(in), Revoked: in.Revoked, Closed: in.Closed})
+	for _, n := range nodes {
+		g.add(n)
 	}
 	for i := range holders {
 		h := holders[i]
@@ -164,6 +176,9 @@ func (g *Graph) Apply(r Record) {
 	case TypeAdopt, TypeNarrow:
 		if n := g.node(r.Cap); n != nil {
 			n.Holder, n.Base, n.Inheriting = r.Cap.Holder, r.Cap.Base, r.Cap.Inheriting
+			if r.Type == TypeAdopt {
+				n.InFlight = nil // received
+			}
 		}
 	case TypeClose:
 		if n := g.node(r.Cap); n != nil {
@@ -496,11 +511,67 @@ func (g *Graph) step(n *Node) Step {
 // Reach is one holder that can reach a resource: the capability it holds
 // and the chain that capability came down.
 type Reach struct {
-	Holder string `json:"holder"`
+	Holder string `json:"holder"` // "" while in flight
 	Module string `json:"module,omitempty"`
 	Cap    string `json:"cap"`
 	Rights string `json:"rights"`
 	Chain  []Step `json:"chain"`
+	// InFlight is, for a capability sent on a channel and not yet
+	// received, where it will arrive; Receivers the holders of that end
+	// of the channel, who can receive it.
+	InFlight  *ChanEnd   `json:"in_flight,omitempty"`
+	Receivers []Receiver `json:"receivers,omitempty"`
+}
+
+// Receiver is a holder that can receive a capability in flight, and the
+// module it runs.
+type Receiver struct {
+	Holder string `json:"holder"`
+	Module string `json:"module,omitempty"`
+}
+
+// receiversIn is the receivers among ends of n, a capability in flight,
+// with their modules.
+func (g *Graph) receiversIn(n *Node, ends map[ChanEnd][]string) []Receiver {
+	var out []Receiver
+	for _, h := range receiversOf(n, ends) {
+		out = append(out, Receiver{Holder: h, Module: g.Holder(h).Module})
+	}
+	return out
+}
+
+// receivers are the holders of each channel end: of the live
+// capabilities on it (CapRecord.ChanEnd), in id order, each once.
+func (g *Graph) receivers() map[ChanEnd][]string {
+	out := map[ChanEnd][]string{}
+	seen := map[ChanEnd]map[string]bool{}
+	for _, n := range g.Nodes() {
+		if n.ChanEnd == nil || n.Holder == "" || !n.live() {
+			continue
+		}
+		e := ChanEnd{Chan: n.ChanEnd.Chan, Side: n.ChanEnd.Side}
+		if seen[e] == nil {
+			seen[e] = map[string]bool{}
+		}
+		if !seen[e][n.Holder] {
+			seen[e][n.Holder] = true
+			out[e] = append(out[e], n.Holder)
+		}
+	}
+	for _, hs := range out {
+		sort.Strings(hs)
+	}
+	return out
+}
+
+// receiversOf is who can receive n, a capability in flight on a channel:
+// the holders of the end it was sent to; nil for any other, or one whose
+// record does not say where it is (a log from before it did).
+func receiversOf(n *Node, ends map[ChanEnd][]string) []string {
+	if n.Holder != "" || n.InFlight == nil {
+		return nil
+	}
+	return ends[ChanEnd{Chan: n.InFlight.Chan, Side: n.InFlight.Side}]
 }
 
 // WhoCan lists every live capability (not revoked, not closed) through
@@ -512,6 +583,7 @@ type Reach struct {
 func (g *Graph) WhoCan(resource string) []Reach {
 	q := parseResource(resource)
 	paths := g.pathsOf(q)
+	ends := g.receivers()
 	var out []Reach
 	// Depth-first from each root, with the chain down to each capability
 	// at hand: no capability is walked twice.
@@ -524,7 +596,8 @@ func (g *Graph) WhoCan(resource string) []Reach {
 				for i, x := range chain {
 					steps[i] = g.step(x)
 				}
-				out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps})
+				out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps,
+					InFlight: n.InFlight, Receivers: g.receiversIn(n, ends)})
 			}
 			return true
 		})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
@@ -109,12 +110,16 @@ func (s *Supervisor) recordShutdown(running int) {
 
 // observe is the kernel's observer.
 func (s *Supervisor) observe(e caps.Event) {
+	inFlight := s.trackInFlight(e)
 	if s.audit == nil || s.auditShut.Load() {
 		return // nothing, or nothing more, is recorded (record)
 	}
 	r, ok := audit.FromEvent(e)
 	if !ok {
 		return
+	}
+	if e.Type == caps.EventMint || e.Type == caps.EventDerive {
+		r.Cap.ChanEnd, r.Cap.InFlight = s.chanEnd(e.Cap), inFlight
 	}
 	if e.Cap.Edge == caps.EdgeSpawn || e.Type == caps.EventMint && e.Cap.Edge == caps.EdgeCreate {
 		s.recordSpawned(e.Cap)
@@ -123,6 +128,60 @@ func (s *Supervisor) observe(e caps.Event) {
 	if err != nil && (e.Type == caps.EventMint || e.Type == caps.EventDerive || e.Type == caps.EventAdopt) {
 		s.revokeUnrecorded(e.Cap.ID)
 	}
+}
+
+// trackInFlight keeps where each capability sent on a channel will
+// arrive, from its send until it is received (adopted) or closed, for the
+// live graph; it returns that place for a capability just sent, nil for
+// any other event.
+func (s *Supervisor) trackInFlight(e caps.Event) *audit.ChanEnd {
+	switch {
+	case e.Type == caps.EventAdopt || e.Type == caps.EventClose:
+		s.auditInFlight.Delete(e.Cap.ID)
+	case e.Type == caps.EventDerive && e.Cap.Holder == "" && e.Cap.Edge == caps.EdgeDelegate:
+		via, ok := sentOn(e.Cap.Origin)
+		if !ok {
+			return nil // a launch's delegation, which its guest adopts
+		}
+		c, ok := s.k.Lookup(via)
+		if !ok {
+			return nil
+		}
+		end := s.chanEnd(c.Info())
+		if end == nil {
+			return nil
+		}
+		at := &audit.ChanEnd{Chan: end.Chan, Side: end.Other().Side, Via: string(via)}
+		s.auditInFlight.Store(e.Cap.ID, at)
+		return at
+	}
+	return nil
+}
+
+// sentOn is the channel capability a copy in flight was sent through, as
+// its origin names it (abi's sock_send: "sent on ID (NAME)").
+func sentOn(origin string) (caps.ID, bool) {
+	rest, ok := strings.CutPrefix(origin, "sent on ")
+	id, _, named := strings.Cut(rest, " (")
+	return caps.ID(id), ok && named && id != ""
+}
+
+// chanEnd is which end of which channel capability in is, nil for one
+// that is no channel's end or is gone.
+func (s *Supervisor) chanEnd(in caps.Info) *audit.ChanEnd {
+	if in.Kind != caps.KindChannel {
+		return nil
+	}
+	c, ok := s.k.Lookup(in.ID)
+	if !ok {
+		return nil
+	}
+	ch, ok := c.Resource().(*caps.Channel)
+	if !ok {
+		return nil
+	}
+	pair, side := ch.End()
+	return &audit.ChanEnd{Chan: pair, Side: side}
 }
 
 // recordSpawned writes the guest-spawn record of the holder of in, a
@@ -284,7 +343,15 @@ func (s *Supervisor) AuditGraph(at time.Time) (*audit.Graph, error) {
 		})
 	}
 	infos := s.k.Snapshot()
-	return audit.FromSnapshot(infos, append(holders, s.spawnedHolders(infos, running)...)), nil
+	nodes := make([]audit.Node, len(infos))
+	for i, in := range infos {
+		nodes[i] = audit.Node{CapRecord: audit.FromInfo(in), Revoked: in.Revoked, Closed: in.Closed}
+		nodes[i].ChanEnd = s.chanEnd(in)
+		if at, ok := s.auditInFlight.Load(in.ID); ok && in.Holder == "" {
+			nodes[i].InFlight = at.(*audit.ChanEnd)
+		}
+	}
+	return audit.FromNodes(nodes, append(holders, s.spawnedHolders(infos, running)...)), nil
 }
 
 // spawnedHolders describes the spawned children that hold a capability
