@@ -60,13 +60,44 @@ type Graph struct {
 	// live, and records until its next open (a late one the shutdown
 	// crossed) change nothing.
 	shut bool
+	// named is, for each declared resource granted by name (dir:reports,
+	// sock:db), the resources its grants opened ("dir /srv/reports"):
+	// kept when those grants end, and across runs of the writer, so that
+	// who-can finds it by name afterwards (pathsOf).
+	named map[string]map[string]bool
 	// Last is the time of the last record applied, zero for a live graph.
 	Last time.Time
 }
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, holders: map[string]*HolderInfo{}}
+	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, holders: map[string]*HolderInfo{}, named: map[string]map[string]bool{}}
+}
+
+// Declare notes that the resource a grant of source (KIND:NAME, a
+// declared resource's name) opens is resource ("dir /srv/reports", "sock
+// tcp 10.0.0.5:5432"): who-can finds it by name there. A graph declares
+// what its grants opened itself; the daemon declares its policy's
+// resources too.
+func (g *Graph) Declare(source, resource string) {
+	if g.named[source] == nil {
+		g.named[source] = map[string]bool{}
+	}
+	g.named[source][resource] = true
+}
+
+// declareGrant notes where grant n, if it names a declared resource,
+// opened it.
+func (g *Graph) declareGrant(n *Node) {
+	if n.Edge != "grant" || n.Resource == "" {
+		return
+	}
+	kind, src := grantSource(n.Origin)
+	switch {
+	case (kind == "dir" || kind == "file") && !strings.Contains(src, "/"),
+		(kind == "sock" || kind == "listen") && !inlineSocket(src):
+		g.Declare(kind+":"+src, n.Resource)
+	}
 }
 
 // FromSnapshot builds the graph of a live kernel from its Snapshot and
@@ -162,13 +193,16 @@ func (g *Graph) Apply(r Record) {
 	}
 	switch r.Type {
 	case TypeOpen:
-		// A new run of the writer: nothing of the previous one lives on.
+		// A new run of the writer: nothing of the previous one lives on
+		// but where its grants opened named resources.
+		named := g.named
 		*g = *NewGraph()
-		g.Last = r.Time
+		g.Last, g.named = r.Time, named
 	case TypeShutdown:
 		// The writer killed every guest and closed every capability.
+		named := g.named
 		*g = *NewGraph()
-		g.Last, g.shut = r.Time, true
+		g.Last, g.shut, g.named = r.Time, true, named
 	case TypeGrant, TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
 		if r.Cap != nil {
 			g.add(Node{CapRecord: *r.Cap})
@@ -220,6 +254,7 @@ func (g *Graph) add(n Node) {
 		p = g.parentOf(n.Parent)
 	}
 	g.nodes[n.ID] = nn
+	g.declareGrant(nn)
 	if p == nil {
 		g.rootSet[n.ID] = nn
 		return
@@ -635,11 +670,8 @@ func (g *Graph) pathsOf(q *resourceQuery) []*resourceQuery {
 	}
 	var out []*resourceQuery
 	seen := map[string]bool{}
-	for _, n := range g.nodes {
-		if n.Edge != "grant" || grantSourceOf(n.Origin) != q.text {
-			continue
-		}
-		kind, loc, _ := strings.Cut(n.Resource, " ")
+	for _, res := range sortedKeys(g.named[q.text]) {
+		kind, loc, _ := strings.Cut(res, " ")
 		for _, r := range at(kind, loc) {
 			if !seen[r] {
 				seen[r] = true
@@ -650,6 +682,28 @@ func (g *Graph) pathsOf(q *resourceQuery) []*resourceQuery {
 		}
 	}
 	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// byUnknownName is the error of who-can asked for a declared resource by
+// a name no grant in the graph had (nor, live, the daemon's policy
+// declares), or nil: nobody could be found reaching it, whoever does.
+func (g *Graph) byUnknownName(resource string) error {
+	q := parseResource(resource)
+	byName := (q.kind == "dir" || q.kind == "file") && !strings.HasPrefix(q.loc, "/") ||
+		(q.kind == "sock" || q.kind == "listen") && !strings.Contains(q.loc, " ")
+	if !byName || len(g.named[q.text]) > 0 {
+		return nil
+	}
+	return fmt.Errorf("who-can %s: no grant of %s is in the graph (nor, asked of the daemon, a resource of that name in its policy), so where it is is not known: ask by its path or address (dir:/srv/…, sock:tcp:HOST:PORT), or with --at a time its grants were made", resource, q.text)
 }
 
 // reachesAny reports whether capability n, derived from root, reaches
@@ -929,6 +983,9 @@ func (g *Graph) Answer(kind, arg string) (any, error) {
 		if arg == "" {
 			return nil, errors.New("who-can: name a resource (sock:db, dir:/srv/data, a host path)")
 		}
+		if err := g.byUnknownName(arg); err != nil {
+			return nil, err
+		}
 		r := g.WhoCan(arg)
 		if r == nil {
 			r = []Reach{}
@@ -951,6 +1008,11 @@ func FromDoc(d GraphDoc) *Graph {
 	for i := range d.Holders {
 		h := d.Holders[i]
 		g.holders[h.ID] = &h
+	}
+	for src, rs := range d.Named {
+		for _, r := range rs {
+			g.Declare(src, r)
+		}
 	}
 	if d.At != nil {
 		g.Last = *d.At

@@ -16,6 +16,9 @@ type GraphDoc struct {
 	At      *time.Time   `json:"at,omitempty"`
 	Holders []HolderInfo `json:"holders"`
 	Caps    []*Node      `json:"caps"`
+	// Named is, for each declared resource granted by name (dir:reports),
+	// the resources its grants opened, those that have ended too.
+	Named map[string][]string `json:"named,omitempty"`
 }
 
 // Doc returns the graph's JSON form.
@@ -27,6 +30,12 @@ func (g *Graph) Doc() GraphDoc {
 	}
 	if d.Caps == nil {
 		d.Caps = []*Node{}
+	}
+	for src, rs := range g.named {
+		if d.Named == nil {
+			d.Named = map[string][]string{}
+		}
+		d.Named[src] = sortedKeys(rs)
 	}
 	return d
 }

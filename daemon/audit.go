@@ -351,7 +351,27 @@ func (s *Supervisor) AuditGraph(at time.Time) (*audit.Graph, error) {
 			nodes[i].InFlight = at.(*audit.ChanEnd)
 		}
 	}
-	return audit.FromNodes(nodes, append(holders, s.spawnedHolders(infos, running)...)), nil
+	g := audit.FromNodes(nodes, append(holders, s.spawnedHolders(infos, running)...))
+	declarePolicy(g, s.Policy())
+	return g, nil
+}
+
+// declarePolicy tells g where p's declared resources are, so that the
+// live graph's who-can finds one by name when no grant of it is live.
+func declarePolicy(g *audit.Graph, p *policies.Policy) {
+	if p == nil {
+		return
+	}
+	for _, r := range p.Resources() {
+		switch {
+		case r.Path != "":
+			g.Declare(r.Kind+":"+r.Name, r.Kind+" "+r.Path)
+		case r.TCP != "":
+			g.Declare(r.Kind+":"+r.Name, r.Kind+" tcp "+r.TCP)
+		case r.Unix != "":
+			g.Declare(r.Kind+":"+r.Name, r.Kind+" unix "+r.Unix)
+		}
+	}
 }
 
 // spawnedHolders describes the spawned children that hold a capability

@@ -887,3 +887,44 @@ func TestLiveGraphShowsARunningSpawnedChildsModule(t *testing.T) {
 		t.Errorf("who-can file:%s does not list the child %s (spawn_hold.wasm): %+v", self, child, live.WhoCan("file:"+self))
 	}
 }
+
+// The daemon's live who-can of a declared resource by name answers once
+// the guest granted it by that name has ended: the policy says where it
+// is, and the guest granted the directory above it is listed. It
+// answered only while a grant by that name was live.
+func TestLiveWhoCanByNameAnswersAfterItsGrantEnded(t *testing.T) {
+	s, _ := newAuditedSupervisor(t)
+	top := t.TempDir()
+	reports := filepath.Join(top, "reports")
+	if err := os.Mkdir(reports, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+resource "dir" "reports" {
+  path = %q
+}
+grant "reports" {
+  resources = ["dir:reports", "dir:%s"]
+}
+`, reports, top)))
+	a, err := launchSpin(t, s, nil, "dir:reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := launchSpin(t, s, nil, "dir:"+top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killAll(t, []*Guest{a})
+	g, err := s.AuditGraph(time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := g.Answer(audit.QueryWhoCan, "dir:reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := doc.([]audit.Reach); len(r) != 1 || r[0].Holder != b.ID() {
+		t.Errorf("who-can dir:reports once %s has ended: %+v, want %s, granted %s above it", a.ID(), r, b.ID(), top)
+	}
+}
