@@ -660,7 +660,7 @@ func (g *Graph) pathsOf(q *resourceQuery) []*resourceQuery {
 	case isSocketKind(q.kind) && !strings.Contains(q.loc, " "):
 		at = func(kind, loc string) []string {
 			var out []string
-			for _, a := range socketAddrs(loc) {
+			for _, a := range socketAddrs(loc, false) { // a grant's: no accepted connection
 				out = append(out, kind+" "+a)
 			}
 			return out
@@ -775,13 +775,20 @@ func socketLoc(kind, loc string) string {
 // socketAddrs are the addresses a socket capability's resource address
 // (loc, "tcp NAME:PORT (IP, IP)" for a dialer of a name and its
 // connections) reaches: as named and at each address the name resolved
-// to. An accepted connection ("… from PEER") reaches no address anyone
-// could ask for: nil.
-func socketAddrs(loc string) []string {
-	if strings.Contains(loc, " from ") {
-		return nil
-	}
+// to. An accepted connection ("… from PEER"; accepted, its record's edge
+// says so) reaches no address anyone could ask for: nil. A unix address
+// is a path as it is, whatever it holds: only a tcp dialer's name
+// resolves, and a unix path may hold " (" or " from ".
+func socketAddrs(loc string, accepted bool) []string {
 	network, rest, _ := strings.Cut(loc, " ")
+	switch {
+	case accepted || network == "tcp" && strings.Contains(rest, " from "):
+		// A tcp address holds no space: " from " is a peer's, in a log
+		// whose accept edge is gone (a closed connection spliced out).
+		return nil
+	case network == "unix":
+		return []string{loc}
+	}
 	addr, ips, resolved := strings.Cut(rest, " (")
 	out := []string{network + " " + addr}
 	_, port, err := net.SplitHostPort(addr)
@@ -794,15 +801,26 @@ func socketAddrs(loc string) []string {
 	return out
 }
 
-// reachesSocket reports whether a socket capability of kind at loc (its
-// resource) reaches the address socket query q names: a connection or a
+// accepted reports whether n is an accepted connection, or a copy of one:
+// it, or an ancestor with its resource, was made by an accept edge.
+func accepted(n *Node) bool {
+	for x := n; x != nil && x.Resource == n.Resource; x = x.parent {
+		if x.Edge == "accept" {
+			return true
+		}
+	}
+	return false
+}
+
+// reachesSocket reports whether socket capability n, of kind at loc (its
+// resource), reaches the address socket query q names: a connection or a
 // dialer the address it connects to, a listener the one it is bound at;
 // a unix socket's path as named or where its links lead.
-func reachesSocket(kind, loc string, q *resourceQuery) bool {
+func reachesSocket(n *Node, kind, loc string, q *resourceQuery) bool {
 	if q.kind == "listen" != (kind == "listen") || !isSocketKind(kind) {
 		return false
 	}
-	for _, a := range socketAddrs(loc) {
+	for _, a := range socketAddrs(loc, accepted(n)) {
 		if a == q.loc {
 			return true
 		}
@@ -891,7 +909,7 @@ func reaches(n, root *Node, named bool, q *resourceQuery) bool {
 	if kind == "dir" && hostPath && (q.kind == "" || q.kind == "dir" || q.kind == "file") && q.within(loc) {
 		return true
 	}
-	if isSocketKind(q.kind) && reachesSocket(kind, loc, q) {
+	if isSocketKind(q.kind) && reachesSocket(n, kind, loc, q) {
 		return true
 	}
 	if q.kind == "" && strings.HasPrefix(q.loc, "/") && isSocketKind(kind) {
@@ -899,7 +917,7 @@ func reaches(n, root *Node, named bool, q *resourceQuery) bool {
 		// it or listens at it reaches it.
 		uq := *q
 		uq.kind, uq.loc = kind, "unix "+q.loc
-		return reachesSocket(kind, loc, &uq)
+		return reachesSocket(n, kind, loc, &uq)
 	}
 	// A capability derived for a new resource (a file opened beneath a
 	// granted directory) is not the grant's resource.
