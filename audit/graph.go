@@ -25,12 +25,18 @@ type Node struct {
 
 // HolderInfo is what the log says of a holder that is a launched guest.
 type HolderInfo struct {
-	ID        string            `json:"id"`
-	Module    string            `json:"module,omitempty"`
-	SHA256    string            `json:"sha256,omitempty"`
-	Principal string            `json:"principal,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	Running   bool              `json:"running"`
+	ID        string `json:"id"`
+	Module    string `json:"module,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	Principal string `json:"principal,omitempty"`
+	// UID is the launcher's uid (a spawned child's: its tree's
+	// launcher's); absent in checkpoints written before it was kept.
+	UID    *uint32           `json:"uid,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+	// Parent is the guest that spawned it, for a spawned child
+	// (proc_spawn): a guest-spawn record names it.
+	Parent  string `json:"parent,omitempty"`
+	Running bool   `json:"running"`
 }
 
 // Graph is the capability graph: every capability still tracked (open,
@@ -54,21 +60,64 @@ type Graph struct {
 	// live, and records until its next open (a late one the shutdown
 	// crossed) change nothing.
 	shut bool
+	// named is, for each declared resource granted by name (dir:reports,
+	// sock:db), the resources its grants opened ("dir /srv/reports"):
+	// kept when those grants end, and across runs of the writer, so that
+	// who-can finds it by name afterwards (pathsOf).
+	named map[string]map[string]bool
 	// Last is the time of the last record applied, zero for a live graph.
 	Last time.Time
 }
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, holders: map[string]*HolderInfo{}}
+	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, holders: map[string]*HolderInfo{}, named: map[string]map[string]bool{}}
+}
+
+// Declare notes that the resource a grant of source (KIND:NAME, a
+// declared resource's name) opens is resource ("dir /srv/reports", "sock
+// tcp 10.0.0.5:5432"): who-can finds it by name there. A graph declares
+// what its grants opened itself; the daemon declares its policy's
+// resources too.
+func (g *Graph) Declare(source, resource string) {
+	if g.named[source] == nil {
+		g.named[source] = map[string]bool{}
+	}
+	g.named[source][resource] = true
+}
+
+// declareGrant notes where grant n, if it names a declared resource,
+// opened it.
+func (g *Graph) declareGrant(n *Node) {
+	if n.Edge != "grant" || n.Resource == "" {
+		return
+	}
+	kind, src := grantSource(n.Origin)
+	switch {
+	case (kind == "dir" || kind == "file") && !strings.Contains(src, "/"),
+		(kind == "sock" || kind == "listen") && !inlineSocket(src):
+		g.Declare(kind+":"+src, n.Resource)
+	}
 }
 
 // FromSnapshot builds the graph of a live kernel from its Snapshot and
 // the guests the supervisor knows.
 func FromSnapshot(infos []caps.Info, holders []HolderInfo) *Graph {
+	nodes := make([]Node, len(infos))
+	for i, in := range infos {
+		nodes[i] = Node{CapRecord: FromInfo(in), Revoked: in.Revoked, Closed: in.Closed}
+	}
+	return FromNodes(nodes, holders)
+}
+
+// FromNodes builds a graph of nodes, parents before children (as a
+// Snapshot lists them), and holders: FromSnapshot with what the
+// supervisor adds to the kernel's descriptions (CapRecord.ChanEnd,
+// InFlight).
+func FromNodes(nodes []Node, holders []HolderInfo) *Graph {
 	g := NewGraph()
-	for _, in := range infos {
-		g.add(Node{CapRecord: FromInfo(in), Revoked: in.Revoked, Closed: in.Closed})
+	for _, n := range nodes {
+		g.add(n)
 	}
 	for i := range holders {
 		h := holders[i]
@@ -144,13 +193,16 @@ func (g *Graph) Apply(r Record) {
 	}
 	switch r.Type {
 	case TypeOpen:
-		// A new run of the writer: nothing of the previous one lives on.
+		// A new run of the writer: nothing of the previous one lives on
+		// but where its grants opened named resources.
+		named := g.named
 		*g = *NewGraph()
-		g.Last = r.Time
+		g.Last, g.named = r.Time, named
 	case TypeShutdown:
 		// The writer killed every guest and closed every capability.
+		named := g.named
 		*g = *NewGraph()
-		g.Last, g.shut = r.Time, true
+		g.Last, g.shut, g.named = r.Time, true, named
 	case TypeGrant, TypeCreate, TypeDerive, TypeDelegate, TypeSpawn:
 		if r.Cap != nil {
 			g.add(Node{CapRecord: *r.Cap})
@@ -158,6 +210,9 @@ func (g *Graph) Apply(r Record) {
 	case TypeAdopt, TypeNarrow:
 		if n := g.node(r.Cap); n != nil {
 			n.Holder, n.Base, n.Inheriting = r.Cap.Holder, r.Cap.Base, r.Cap.Inheriting
+			if r.Type == TypeAdopt {
+				n.InFlight = nil // received
+			}
 		}
 	case TypeClose:
 		if n := g.node(r.Cap); n != nil {
@@ -167,7 +222,7 @@ func (g *Graph) Apply(r Record) {
 		}
 	case TypeRevoke:
 		g.revoke(r.Receipt)
-	case TypeGuestStart, TypeGuestExit, TypeGuestExec:
+	case TypeGuestStart, TypeGuestExit, TypeGuestExec, TypeGuestSpawn:
 		g.guest(r)
 	}
 }
@@ -199,6 +254,7 @@ func (g *Graph) add(n Node) {
 		p = g.parentOf(n.Parent)
 	}
 	g.nodes[n.ID] = nn
+	g.declareGrant(nn)
 	if p == nil {
 		g.rootSet[n.ID] = nn
 		return
@@ -291,15 +347,28 @@ func (g *Graph) guest(r Record) {
 	}
 	switch h := g.holders[gr.ID]; {
 	case r.Type == TypeGuestExit && h != nil:
-		h.Running = false
+		g.ended(gr.ID)
 		return
 	case r.Type == TypeGuestExec && h != nil:
 		h.Module, h.SHA256 = gr.Module, gr.SHA256
 		return
-	case r.Type != TypeGuestStart:
+	case r.Type != TypeGuestStart && r.Type != TypeGuestSpawn:
 		return
 	}
-	g.holders[gr.ID] = &HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, Labels: gr.Labels, Running: true}
+	uid := gr.UID
+	g.holders[gr.ID] = &HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, UID: &uid, Labels: gr.Labels, Parent: gr.Parent, Running: true}
+}
+
+// ended marks guest id, and the guests it spawned, as no longer running:
+// a spawned child ends no later than its parent, and its own end is not
+// recorded.
+func (g *Graph) ended(id string) {
+	g.holders[id].Running = false
+	for _, h := range g.holders {
+		if h.Parent == id && h.Running {
+			g.ended(h.ID)
+		}
+	}
 }
 
 // recentWindow is how many entries a recent map keeps at least: far more
@@ -477,11 +546,67 @@ func (g *Graph) step(n *Node) Step {
 // Reach is one holder that can reach a resource: the capability it holds
 // and the chain that capability came down.
 type Reach struct {
-	Holder string `json:"holder"`
+	Holder string `json:"holder"` // "" while in flight
 	Module string `json:"module,omitempty"`
 	Cap    string `json:"cap"`
 	Rights string `json:"rights"`
 	Chain  []Step `json:"chain"`
+	// InFlight is, for a capability sent on a channel and not yet
+	// received, where it will arrive; Receivers the holders of that end
+	// of the channel, who can receive it.
+	InFlight  *ChanEnd   `json:"in_flight,omitempty"`
+	Receivers []Receiver `json:"receivers,omitempty"`
+}
+
+// Receiver is a holder that can receive a capability in flight, and the
+// module it runs.
+type Receiver struct {
+	Holder string `json:"holder"`
+	Module string `json:"module,omitempty"`
+}
+
+// receiversIn is the receivers among ends of n, a capability in flight,
+// with their modules.
+func (g *Graph) receiversIn(n *Node, ends map[ChanEnd][]string) []Receiver {
+	var out []Receiver
+	for _, h := range receiversOf(n, ends) {
+		out = append(out, Receiver{Holder: h, Module: g.Holder(h).Module})
+	}
+	return out
+}
+
+// receivers are the holders of each channel end: of the live
+// capabilities on it (CapRecord.ChanEnd), in id order, each once.
+func (g *Graph) receivers() map[ChanEnd][]string {
+	out := map[ChanEnd][]string{}
+	seen := map[ChanEnd]map[string]bool{}
+	for _, n := range g.Nodes() {
+		if n.ChanEnd == nil || n.Holder == "" || !n.live() {
+			continue
+		}
+		e := ChanEnd{Chan: n.ChanEnd.Chan, Side: n.ChanEnd.Side}
+		if seen[e] == nil {
+			seen[e] = map[string]bool{}
+		}
+		if !seen[e][n.Holder] {
+			seen[e][n.Holder] = true
+			out[e] = append(out[e], n.Holder)
+		}
+	}
+	for _, hs := range out {
+		sort.Strings(hs)
+	}
+	return out
+}
+
+// receiversOf is who can receive n, a capability in flight on a channel:
+// the holders of the end it was sent to; nil for any other, or one whose
+// record does not say where it is (a log from before it did).
+func receiversOf(n *Node, ends map[ChanEnd][]string) []string {
+	if n.Holder != "" || n.InFlight == nil {
+		return nil
+	}
+	return ends[ChanEnd{Chan: n.InFlight.Chan, Side: n.InFlight.Side}]
 }
 
 // WhoCan lists every live capability (not revoked, not closed) through
@@ -493,6 +618,7 @@ type Reach struct {
 func (g *Graph) WhoCan(resource string) []Reach {
 	q := parseResource(resource)
 	paths := g.pathsOf(q)
+	ends := g.receivers()
 	var out []Reach
 	// Depth-first from each root, with the chain down to each capability
 	// at hand: no capability is walked twice.
@@ -505,7 +631,8 @@ func (g *Graph) WhoCan(resource string) []Reach {
 				for i, x := range chain {
 					steps[i] = g.step(x)
 				}
-				out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps})
+				out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps,
+					InFlight: n.InFlight, Receivers: g.receiversIn(n, ends)})
 			}
 			return true
 		})
@@ -533,7 +660,7 @@ func (g *Graph) pathsOf(q *resourceQuery) []*resourceQuery {
 	case isSocketKind(q.kind) && !strings.Contains(q.loc, " "):
 		at = func(kind, loc string) []string {
 			var out []string
-			for _, a := range socketAddrs(loc) {
+			for _, a := range socketAddrs(loc, false) { // a grant's: no accepted connection
 				out = append(out, kind+" "+a)
 			}
 			return out
@@ -543,11 +670,8 @@ func (g *Graph) pathsOf(q *resourceQuery) []*resourceQuery {
 	}
 	var out []*resourceQuery
 	seen := map[string]bool{}
-	for _, n := range g.nodes {
-		if n.Edge != "grant" || grantSourceOf(n.Origin) != q.text {
-			continue
-		}
-		kind, loc, _ := strings.Cut(n.Resource, " ")
+	for _, res := range sortedKeys(g.named[q.text]) {
+		kind, loc, _ := strings.Cut(res, " ")
 		for _, r := range at(kind, loc) {
 			if !seen[r] {
 				seen[r] = true
@@ -558,6 +682,28 @@ func (g *Graph) pathsOf(q *resourceQuery) []*resourceQuery {
 		}
 	}
 	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// byUnknownName is the error of who-can asked for a declared resource by
+// a name no grant in the graph had (nor, live, the daemon's policy
+// declares), or nil: nobody could be found reaching it, whoever does.
+func (g *Graph) byUnknownName(resource string) error {
+	q := parseResource(resource)
+	byName := (q.kind == "dir" || q.kind == "file") && !strings.HasPrefix(q.loc, "/") ||
+		(q.kind == "sock" || q.kind == "listen") && !strings.Contains(q.loc, " ")
+	if !byName || len(g.named[q.text]) > 0 {
+		return nil
+	}
+	return fmt.Errorf("who-can %s: no grant of %s is in the graph (nor, asked of the daemon, a resource of that name in its policy), so where it is is not known: ask by its path or address (dir:/srv/…, sock:tcp:HOST:PORT), or with --at a time its grants were made", resource, q.text)
 }
 
 // reachesAny reports whether capability n, derived from root, reaches
@@ -629,13 +775,20 @@ func socketLoc(kind, loc string) string {
 // socketAddrs are the addresses a socket capability's resource address
 // (loc, "tcp NAME:PORT (IP, IP)" for a dialer of a name and its
 // connections) reaches: as named and at each address the name resolved
-// to. An accepted connection ("… from PEER") reaches no address anyone
-// could ask for: nil.
-func socketAddrs(loc string) []string {
-	if strings.Contains(loc, " from ") {
-		return nil
-	}
+// to. An accepted connection ("… from PEER"; accepted, its record's edge
+// says so) reaches no address anyone could ask for: nil. A unix address
+// is a path as it is, whatever it holds: only a tcp dialer's name
+// resolves, and a unix path may hold " (" or " from ".
+func socketAddrs(loc string, accepted bool) []string {
 	network, rest, _ := strings.Cut(loc, " ")
+	switch {
+	case accepted || network == "tcp" && strings.Contains(rest, " from "):
+		// A tcp address holds no space: " from " is a peer's, in a log
+		// whose accept edge is gone (a closed connection spliced out).
+		return nil
+	case network == "unix":
+		return []string{loc}
+	}
 	addr, ips, resolved := strings.Cut(rest, " (")
 	out := []string{network + " " + addr}
 	_, port, err := net.SplitHostPort(addr)
@@ -648,15 +801,26 @@ func socketAddrs(loc string) []string {
 	return out
 }
 
-// reachesSocket reports whether a socket capability of kind at loc (its
-// resource) reaches the address socket query q names: a connection or a
+// accepted reports whether n is an accepted connection, or a copy of one:
+// it, or an ancestor with its resource, was made by an accept edge.
+func accepted(n *Node) bool {
+	for x := n; x != nil && x.Resource == n.Resource; x = x.parent {
+		if x.Edge == "accept" {
+			return true
+		}
+	}
+	return false
+}
+
+// reachesSocket reports whether socket capability n, of kind at loc (its
+// resource), reaches the address socket query q names: a connection or a
 // dialer the address it connects to, a listener the one it is bound at;
 // a unix socket's path as named or where its links lead.
-func reachesSocket(kind, loc string, q *resourceQuery) bool {
+func reachesSocket(n *Node, kind, loc string, q *resourceQuery) bool {
 	if q.kind == "listen" != (kind == "listen") || !isSocketKind(kind) {
 		return false
 	}
-	for _, a := range socketAddrs(loc) {
+	for _, a := range socketAddrs(loc, accepted(n)) {
 		if a == q.loc {
 			return true
 		}
@@ -745,7 +909,7 @@ func reaches(n, root *Node, named bool, q *resourceQuery) bool {
 	if kind == "dir" && hostPath && (q.kind == "" || q.kind == "dir" || q.kind == "file") && q.within(loc) {
 		return true
 	}
-	if isSocketKind(q.kind) && reachesSocket(kind, loc, q) {
+	if isSocketKind(q.kind) && reachesSocket(n, kind, loc, q) {
 		return true
 	}
 	if q.kind == "" && strings.HasPrefix(q.loc, "/") && isSocketKind(kind) {
@@ -753,7 +917,7 @@ func reaches(n, root *Node, named bool, q *resourceQuery) bool {
 		// it or listens at it reaches it.
 		uq := *q
 		uq.kind, uq.loc = kind, "unix "+q.loc
-		return reachesSocket(kind, loc, &uq)
+		return reachesSocket(n, kind, loc, &uq)
 	}
 	// A capability derived for a new resource (a file opened beneath a
 	// granted directory) is not the grant's resource.
@@ -837,6 +1001,9 @@ func (g *Graph) Answer(kind, arg string) (any, error) {
 		if arg == "" {
 			return nil, errors.New("who-can: name a resource (sock:db, dir:/srv/data, a host path)")
 		}
+		if err := g.byUnknownName(arg); err != nil {
+			return nil, err
+		}
 		r := g.WhoCan(arg)
 		if r == nil {
 			r = []Reach{}
@@ -859,6 +1026,11 @@ func FromDoc(d GraphDoc) *Graph {
 	for i := range d.Holders {
 		h := d.Holders[i]
 		g.holders[h.ID] = &h
+	}
+	for src, rs := range d.Named {
+		for _, r := range rs {
+			g.Declare(src, r)
+		}
 	}
 	if d.At != nil {
 		g.Last = *d.At

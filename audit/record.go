@@ -51,6 +51,10 @@ const (
 	// TypeGuestExec is a guest replacing its program (proc_exec): from
 	// then on it is judged, and shown, as the module it names.
 	TypeGuestExec = "guest-exec"
+	// TypeGuestSpawn is a child guest a guest spawned (proc_spawn),
+	// before the first record of a handle it is given: the module it
+	// runs, judged by policies as it passes handles on.
+	TypeGuestSpawn = "guest-spawn"
 	// TypeShutdown is the writer shutting down with Running guests still
 	// running: it kills them and closes every capability, and records
 	// nothing more (no close or guest-exit record of them follows). The
@@ -115,7 +119,27 @@ type CapRecord struct {
 	ByUID    *uint32   `json:"by_uid,omitempty"`
 	Resource string    `json:"resource,omitempty"`
 	Created  time.Time `json:"created"`
+	// ChanEnd is, on a channel's end (kind chan), which channel and end
+	// it is; InFlight, on a capability sent on a channel and not yet
+	// received, the channel, the end that receives it, and the channel
+	// capability it was sent through (Via). The supervisor records them;
+	// absent in logs from before it did, and on an adopt record.
+	ChanEnd  *ChanEnd `json:"chan_end,omitempty"`
+	InFlight *ChanEnd `json:"in_flight,omitempty"`
 }
+
+// ChanEnd is one end of a channel: the channel (caps.Channel.End's pair,
+// unique within one run of the writer) and the end, 0 or 1. What one end
+// sends, the holders of the other receive.
+type ChanEnd struct {
+	Chan uint64 `json:"chan"`
+	Side int    `json:"side"`
+	Via  string `json:"via,omitempty"` // of InFlight: the capability it was sent through
+}
+
+// Other is the other end of e's channel: the one that receives what e
+// sends.
+func (e ChanEnd) Other() ChanEnd { return ChanEnd{Chan: e.Chan, Side: 1 - e.Side} }
 
 // ReceiptRecord is what one revocation cut off (caps.Receipt).
 type ReceiptRecord struct {
@@ -343,7 +367,7 @@ func (r Record) checkPayload() error {
 		if r.Decision == nil {
 			missing = "decision"
 		}
-	case TypeGuestStart, TypeGuestExit, TypeGuestExec:
+	case TypeGuestStart, TypeGuestExit, TypeGuestExec, TypeGuestSpawn:
 		if r.Guest == nil {
 			missing = "guest"
 		}

@@ -16,6 +16,9 @@ type GraphDoc struct {
 	At      *time.Time   `json:"at,omitempty"`
 	Holders []HolderInfo `json:"holders"`
 	Caps    []*Node      `json:"caps"`
+	// Named is, for each declared resource granted by name (dir:reports),
+	// the resources its grants opened, those that have ended too.
+	Named map[string][]string `json:"named,omitempty"`
 }
 
 // Doc returns the graph's JSON form.
@@ -27,6 +30,12 @@ func (g *Graph) Doc() GraphDoc {
 	}
 	if d.Caps == nil {
 		d.Caps = []*Node{}
+	}
+	for src, rs := range g.named {
+		if d.Named == nil {
+			d.Named = map[string][]string{}
+		}
+		d.Named[src] = sortedKeys(rs)
 	}
 	return d
 }
@@ -49,10 +58,11 @@ func (g *Graph) Render(w io.Writer, format string) error {
 // renderText writes one capability a line, indented under its parent.
 func (g *Graph) renderText(w io.Writer) error {
 	var err error
+	ends := g.receivers()
 	for _, r := range g.roots() {
 		walkDown(r, func(path []*Node) bool {
 			if err == nil {
-				_, err = fmt.Fprintf(w, "%s%s\n", indent(len(path)-1), lineBreaks.Replace(g.describe(path[len(path)-1])))
+				_, err = fmt.Fprintf(w, "%s%s\n", indent(len(path)-1), lineBreaks.Replace(g.describe(path[len(path)-1], ends)))
 			}
 			return err == nil
 		})
@@ -78,14 +88,19 @@ func indent(depth int) string {
 
 // describe is one capability in a line: "ID EDGE KIND NAME holder H
 // (MODULE) rights R [resource] [origin] [by USER (uid N)]
-// [revoked|closed]".
-func (g *Graph) describe(n *Node) string {
+// [revoked|closed]"; one in flight is held by where it will arrive
+// (InFlightText), its receivers found in ends.
+func (g *Graph) describe(n *Node, ends map[ChanEnd][]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %s", n.ID, n.Edge, n.Kind)
 	if n.Name != "" {
 		fmt.Fprintf(&b, " %q", n.Name)
 	}
-	fmt.Fprintf(&b, " held by %s", g.holderText(n.Holder))
+	if n.Holder == "" {
+		fmt.Fprintf(&b, " held by %s", InFlightText(n.InFlight, g.receiversIn(n, ends)))
+	} else {
+		fmt.Fprintf(&b, " held by %s", g.holderText(n.Holder))
+	}
 	fmt.Fprintf(&b, " rights %s", n.Base)
 	if n.Removed != "" {
 		fmt.Fprintf(&b, " (removed %s)", n.Removed)
@@ -104,6 +119,28 @@ func (g *Graph) describe(n *Node) string {
 		b.WriteString(" closed")
 	}
 	return b.String()
+}
+
+// InFlightText says where a capability in flight is, for people:
+// "(in flight on channel N, sent through VIA: to be received by H
+// (MODULE), …)", "(in flight)" where the log does not say (a log from
+// before it did).
+func InFlightText(at *ChanEnd, receivers []Receiver) string {
+	if at == nil {
+		return InFlight
+	}
+	t := fmt.Sprintf("(in flight on channel %d, sent through %s: ", at.Chan, at.Via)
+	if len(receivers) == 0 {
+		return t + "no holder of its other end to receive it)"
+	}
+	names := make([]string, len(receivers))
+	for i, r := range receivers {
+		names[i] = r.Holder
+		if r.Module != "" {
+			names[i] += " (" + r.Module + ")"
+		}
+	}
+	return t + "to be received by " + strings.Join(names, ", ") + ")"
 }
 
 func (g *Graph) holderText(id string) string {

@@ -121,19 +121,21 @@ func suggest(path, guest string) (string, error) {
 		decided: map[decidedKey]time.Duration{}, lent: map[string]*DecisionRecord{},
 		adopting: map[string]*delUse{}, decls: map[string]string{}, clients: map[string]*GuestRecord{},
 	}
+	cp, _, err := ReadCheckpoint(path)
+	if err != nil {
+		return "", err
+	}
 	// A launch's handles are recorded before its guest's start: read the
-	// guests first.
-	err := Scan(path, func(r Record, _ Pos) error {
-		if r.Type == TypeGuestStart && r.Guest != nil {
+	// guests first, those a prune removed from the checkpoint.
+	u.guestsOf(cp)
+	err = Scan(path, func(r Record, _ Pos) error {
+		if (r.Type == TypeGuestStart || r.Type == TypeGuestSpawn) && r.Guest != nil {
 			u.guests[r.Guest.ID] = r.Guest
 		}
 		return nil
 	})
 	if err == nil {
-		err = Scan(path, func(r Record, _ Pos) error {
-			u.apply(r, guest)
-			return nil
-		})
+		err = u.scan(path, cp, guest)
 	}
 	if err != nil {
 		return "", err
@@ -142,6 +144,76 @@ func suggest(path, guest string) (string, error) {
 		return "", fmt.Errorf("guest %s never started in this log: see sandboxd audit log for the guests it holds", guest)
 	}
 	return u.render(path, guest)
+}
+
+// scan applies the log's records; past the records a prune removed, it
+// goes on from the checkpoint that stands for them (cp, nil for none),
+// as Replay does: what the removed records made that was still tracked
+// at the checkpoint counts as if they were there.
+func (u *usage) scan(path string, cp *Checkpoint, guest string) error {
+	var last, skip uint64
+	return Scan(path, func(r Record, _ Pos) error {
+		if cp != nil && last+1 == cp.FromSeq && r.Seq > cp.FromSeq && skip == 0 {
+			if r.Seq > cp.Seq+1 {
+				return fmt.Errorf("audit log %s: records %d to %d are missing, and its checkpoint stands only for %d to %d: the log was %w, or files were removed by hand (check it with sandboxd audit verify)", path, cp.Seq+1, r.Seq-1, cp.FromSeq, cp.Seq, errPrunedMeanwhile)
+			}
+			u.seed(cp, guest)
+			skip = cp.Seq
+		}
+		if r.Seq <= skip {
+			return nil // still there: a prune cut short, or under way
+		}
+		u.apply(r, guest)
+		last = r.Seq
+		return nil
+	})
+}
+
+// guestsOf adds the guests a checkpoint's graph knows: those whose start
+// a prune removed.
+func (u *usage) guestsOf(cp *Checkpoint) {
+	if cp == nil {
+		return
+	}
+	for _, h := range cp.Graph.Holders {
+		if u.guests[h.ID] != nil || h.SHA256 == "" {
+			continue
+		}
+		g := &GuestRecord{ID: h.ID, Module: h.Module, SHA256: h.SHA256, Principal: h.Principal, Parent: h.Parent}
+		if h.UID != nil {
+			g.UID = *h.UID
+		}
+		u.guests[h.ID] = g
+	}
+}
+
+// seed counts the capabilities of a checkpoint's graph that the records
+// read so far did not show, parents first, as their records would have:
+// the grants and copies passed on that a prune removed the records of,
+// still tracked when it did.
+func (u *usage) seed(cp *Checkpoint, guest string) {
+	for _, n := range cp.Graph.Caps {
+		if u.caps[n.ID] != nil {
+			continue
+		}
+		c := n.CapRecord
+		switch c.Edge {
+		case "grant":
+			u.apply(Record{Type: TypeGrant, Cap: &c}, guest)
+		case "delegate", "spawn":
+			u.apply(Record{Type: TypeDelegate, Cap: &c}, guest)
+		default:
+			u.apply(Record{Type: TypeDerive, Cap: &c}, guest)
+		}
+		if n.Closed {
+			u.closed[c.ID] = true
+		}
+	}
+	for _, n := range cp.Graph.Caps {
+		if n.Revoked {
+			u.forget(n.ID)
+		}
+	}
 }
 
 func (u *usage) apply(r Record, guest string) {
@@ -305,8 +377,9 @@ func launchDelegation(c *CapRecord) bool {
 }
 
 // recipient counts to as a recipient of d's copies: a launched guest's
-// module, or nil for one the log does not know (a copy in flight on a
-// channel, whoever reads it; a spawned child).
+// module (a spawned child's, by its guest-spawn record), or nil for one
+// the log does not know (a copy in flight on a channel, whoever reads it;
+// a child in a log written before guest-spawn records).
 func (d *delUse) recipient(to *GuestRecord) {
 	if to == nil {
 		d.toUnknown = true

@@ -596,3 +596,45 @@ func grantsLog(t *testing.T, module, sha string, grants []CapRecord) string {
 	}
 	return logOf(t, append(records, Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: module, SHA256: sha, UID: 1000, Grants: texts}}))
 }
+
+// A spawned child's module is known from its guest-spawn record: the
+// parent's rule for handing the child a copy of its grant names the
+// child's module in its to block, and what the child hands on (to a
+// child of its own) gets a delegate rule for the child's module. Without
+// the record, the child was no module: no rule for it, and no to block.
+func TestSuggestWritesRulesForWhatASpawnedChildPassesOn(t *testing.T) {
+	shaA, shaB, shaD := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("d", 64)
+	uid := uint32(1000)
+	dir := func(id, holder, parent, edge string) *CapRecord {
+		c := &CapRecord{ID: id, Kind: "dir", Holder: holder, Base: "file_open", Inheriting: "fd_read", Parent: parent, Edge: edge, Resource: "dir /srv/data"}
+		if edge == "grant" {
+			c.Origin, c.By, c.ByUID = "dir:/srv/data", "alice", &uid
+		}
+		return c
+	}
+	path := logOf(t, []Record{
+		{Type: TypeGrant, Cap: dir("c1", "g-1", "", "grant")},
+		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "a.wasm", SHA256: shaA, UID: uid}},
+		{Type: TypeGuestSpawn, Guest: &GuestRecord{ID: "g-1.1", Module: "b.wasm", SHA256: shaB, UID: uid, Parent: "g-1"}},
+		{Type: TypeSpawn, Cap: dir("c2", "g-1.1", "c1", "spawn")},
+		{Type: TypeGuestSpawn, Guest: &GuestRecord{ID: "g-1.1.1", Module: "d.wasm", SHA256: shaD, UID: uid, Parent: "g-1.1"}},
+		{Type: TypeSpawn, Cap: dir("c3", "g-1.1.1", "c2", "spawn")},
+	})
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := map[string]string{} // delegate rules: the giver's module → the recipient's
+	for _, r := range p.Rules() {
+		if r.Type == policies.TypeDelegate && r.Module != nil && r.To != nil && len(r.To.SHA256) == 1 {
+			to[r.Module.SHA256[0]] = r.To.SHA256[0]
+		}
+	}
+	if to[shaA] != shaB || to[shaB] != shaD {
+		t.Errorf("want delegate rules a.wasm → b.wasm and b.wasm → d.wasm, got %v:\n%s", to, out)
+	}
+}

@@ -39,7 +39,11 @@ type chanMsg struct {
 	caps []*Cap
 }
 
+// pairs numbers the channels made in this process (chanPair.id, End).
+var pairs atomic.Uint64
+
 type chanPair struct {
+	id     uint64 // End's pair: from 1, in the order channels are made
 	mu     sync.Mutex
 	dgram  bool
 	q      [2][]*chanMsg // q[i]: messages waiting to be read by end i
@@ -78,9 +82,16 @@ func NewChannelPair(dgram bool, desc string) (*Channel, *Channel) {
 // channels are charged to its user (abi.GuestConfig.Memory), as its byte
 // objects are. nil is NewChannelPair.
 func NewChargedChannelPair(dgram bool, desc string, charge MemoryCharge) (*Channel, *Channel) {
-	p := &chanPair{dgram: dgram, desc: desc, charge: charge}
+	p := &chanPair{id: pairs.Add(1), dgram: dgram, desc: desc, charge: charge}
 	return &Channel{p: p, side: 0}, &Channel{p: p, side: 1}
 }
+
+// End identifies the channel c is an end of, and which end: the two ends
+// of one channel have the same pair (numbered from 1 as channels are
+// made in this process) and sides 0 and 1. What one end sends, the other
+// receives. The audit log records it, so that a reader knows who can
+// receive what is in flight.
+func (c *Channel) End() (pair uint64, side int) { return c.p.id, c.side }
 
 // buffered is the memory the buffers of ms take, as enqueue charged it.
 func buffered(ms []*chanMsg) int {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
@@ -108,6 +110,7 @@ func (s *Supervisor) recordShutdown(running int) {
 
 // observe is the kernel's observer.
 func (s *Supervisor) observe(e caps.Event) {
+	inFlight := s.trackInFlight(e)
 	if s.audit == nil || s.auditShut.Load() {
 		return // nothing, or nothing more, is recorded (record)
 	}
@@ -115,10 +118,109 @@ func (s *Supervisor) observe(e caps.Event) {
 	if !ok {
 		return
 	}
+	if e.Type == caps.EventMint || e.Type == caps.EventDerive {
+		r.Cap.ChanEnd, r.Cap.InFlight = s.chanEnd(e.Cap), inFlight
+	}
+	if e.Cap.Edge == caps.EdgeSpawn || e.Type == caps.EventMint && e.Cap.Edge == caps.EdgeCreate {
+		s.recordSpawned(e.Cap)
+	}
 	err := s.record(r, e.Type != caps.EventClose && !s.settingUp(e.Cap.Holder))
 	if err != nil && (e.Type == caps.EventMint || e.Type == caps.EventDerive || e.Type == caps.EventAdopt) {
 		s.revokeUnrecorded(e.Cap.ID)
 	}
+}
+
+// trackInFlight keeps where each capability sent on a channel will
+// arrive, from its send until it is received (adopted) or closed, for the
+// live graph; it returns that place for a capability just sent, nil for
+// any other event.
+func (s *Supervisor) trackInFlight(e caps.Event) *audit.ChanEnd {
+	switch {
+	case e.Type == caps.EventAdopt || e.Type == caps.EventClose:
+		s.auditInFlight.Delete(e.Cap.ID)
+	case e.Type == caps.EventDerive && e.Cap.Holder == "" && e.Cap.Edge == caps.EdgeDelegate:
+		via, ok := sentOn(e.Cap.Origin)
+		if !ok {
+			return nil // a launch's delegation, which its guest adopts
+		}
+		c, ok := s.k.Lookup(via)
+		if !ok {
+			return nil
+		}
+		end := s.chanEnd(c.Info())
+		if end == nil {
+			return nil
+		}
+		at := &audit.ChanEnd{Chan: end.Chan, Side: end.Other().Side, Via: string(via)}
+		s.auditInFlight.Store(e.Cap.ID, at)
+		return at
+	}
+	return nil
+}
+
+// sentOn is the channel capability a copy in flight was sent through, as
+// its origin names it (abi's sock_send: "sent on ID (NAME)").
+func sentOn(origin string) (caps.ID, bool) {
+	rest, ok := strings.CutPrefix(origin, "sent on ")
+	id, _, named := strings.Cut(rest, " (")
+	return caps.ID(id), ok && named && id != ""
+}
+
+// chanEnd is which end of which channel capability in is, nil for one
+// that is no channel's end or is gone.
+func (s *Supervisor) chanEnd(in caps.Info) *audit.ChanEnd {
+	if in.Kind != caps.KindChannel {
+		return nil
+	}
+	c, ok := s.k.Lookup(in.ID)
+	if !ok {
+		return nil
+	}
+	ch, ok := c.Resource().(*caps.Channel)
+	if !ok {
+		return nil
+	}
+	pair, side := ch.End()
+	return &audit.ChanEnd{Chan: pair, Side: side}
+}
+
+// recordSpawned writes the guest-spawn record of the holder of in, a
+// capability given to it or made by it, if that holder is a spawned
+// child (proc_spawn) whose record is not written yet: its module, the
+// guest that spawned it and the launcher of its tree, before the record
+// of its first handle (a spawned child gets its handles, or makes its
+// first object, before anything else it holds is recorded). The record
+// does not wait: the one of the handle that follows it does.
+func (s *Supervisor) recordSpawned(in caps.Info) {
+	if in.Holder == "" {
+		return
+	}
+	if _, done := s.auditSpawned.Load(in.Holder); done {
+		return
+	}
+	c, ok := s.k.Lookup(in.ID)
+	h := (*caps.Holder)(nil)
+	if ok {
+		h = c.Holder()
+	}
+	if h == nil || h.Parent == nil || h.ID != in.Holder {
+		return // a launched guest, a client, or gone already
+	}
+	if _, done := s.auditSpawned.LoadOrStore(h.ID, true); done {
+		return
+	}
+	runtime.AddCleanup(h, func(id string) { s.auditSpawned.Delete(id) }, h.ID)
+	_ = s.record(audit.Record{Type: audit.TypeGuestSpawn, Guest: spawnedRecord(h)}, false)
+}
+
+// spawnedRecord is what the log says of spawned child h: its module, its
+// parent, and the user who launched the guest at the top of its tree.
+func spawnedRecord(h *caps.Holder) *audit.GuestRecord {
+	gr := &audit.GuestRecord{ID: h.ID, Module: h.Label, SHA256: h.Module(), Parent: h.Parent.ID}
+	if o, ok := h.Top().Owner.(*guestOwner); ok {
+		gr.Principal, gr.UID = o.principal.String(), o.principal.UID
+	}
+	return gr
 }
 
 // revokeUnrecorded revokes a capability just made, or just received,
@@ -231,12 +333,69 @@ func (s *Supervisor) AuditGraph(at time.Time) (*audit.Graph, error) {
 		return audit.Replay(s.audit.Path(), at)
 	}
 	var holders []audit.HolderInfo
+	running := map[string]bool{}
 	for _, g := range s.Guests() {
-		running, _ := g.Status()
+		running[g.id], _ = g.Status()
+		uid := g.principal.UID
 		holders = append(holders, audit.HolderInfo{
 			ID: g.id, Module: g.Module().Name, SHA256: g.Module().HashString(),
-			Principal: g.principal.String(), Labels: maps.Clone(g.labels), Running: running,
+			Principal: g.principal.String(), UID: &uid, Labels: maps.Clone(g.labels), Running: running[g.id],
 		})
 	}
-	return audit.FromSnapshot(s.k.Snapshot(), holders), nil
+	infos := s.k.Snapshot()
+	nodes := make([]audit.Node, len(infos))
+	for i, in := range infos {
+		nodes[i] = audit.Node{CapRecord: audit.FromInfo(in), Revoked: in.Revoked, Closed: in.Closed}
+		nodes[i].ChanEnd = s.chanEnd(in)
+		if at, ok := s.auditInFlight.Load(in.ID); ok && in.Holder == "" {
+			nodes[i].InFlight = at.(*audit.ChanEnd)
+		}
+	}
+	g := audit.FromNodes(nodes, append(holders, s.spawnedHolders(infos, running)...))
+	declarePolicy(g, s.Policy())
+	return g, nil
+}
+
+// declarePolicy tells g where p's declared resources are, so that the
+// live graph's who-can finds one by name when no grant of it is live.
+func declarePolicy(g *audit.Graph, p *policies.Policy) {
+	if p == nil {
+		return
+	}
+	for _, r := range p.Resources() {
+		switch {
+		case r.Path != "":
+			g.Declare(r.Kind+":"+r.Name, r.Kind+" "+r.Path)
+		case r.TCP != "":
+			g.Declare(r.Kind+":"+r.Name, r.Kind+" tcp "+r.TCP)
+		case r.Unix != "":
+			g.Declare(r.Kind+":"+r.Name, r.Kind+" unix "+r.Unix)
+		}
+	}
+}
+
+// spawnedHolders describes the spawned children that hold a capability
+// of infos, as their guest-spawn records do: running while the launched
+// guest at the top of their tree runs (a child ends no later; its own end
+// is not recorded), as a graph replayed from the log has them.
+func (s *Supervisor) spawnedHolders(infos []caps.Info, running map[string]bool) []audit.HolderInfo {
+	var out []audit.HolderInfo
+	seen := map[string]bool{}
+	for _, in := range infos {
+		if in.Holder == "" || seen[in.Holder] {
+			continue
+		}
+		seen[in.Holder] = true
+		c, ok := s.k.Lookup(in.ID)
+		if !ok || c.Holder() == nil || c.Holder().Parent == nil {
+			continue
+		}
+		gr := spawnedRecord(c.Holder())
+		uid := gr.UID
+		out = append(out, audit.HolderInfo{
+			ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, UID: &uid,
+			Parent: gr.Parent, Running: running[c.Holder().Top().ID],
+		})
+	}
+	return out
 }

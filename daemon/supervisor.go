@@ -148,6 +148,14 @@ type Supervisor struct {
 	audit       *audit.Log
 	auditFailed atomic.Bool
 	auditShut   atomic.Bool // the shutdown record is written (audit.go)
+	// auditSpawned holds the spawned children whose guest-spawn record
+	// is written, by holder id, each until its holder is collected
+	// (audit.go, recordSpawned).
+	auditSpawned sync.Map
+	// auditInFlight is where each capability sent on a channel and not
+	// yet received will arrive (*audit.ChanEnd), by id, for the live
+	// graph (audit.go, trackInFlight).
+	auditInFlight sync.Map
 
 	peerMu sync.Mutex
 	peers  PeerServer // serves guests' Cap'n Proto connections; nil: none

@@ -158,6 +158,8 @@ func summary(r audit.Record) string {
 			return fmt.Sprintf("%s %s %s code %d%s", head, g.ID, g.Module, g.Code, exitNote(g))
 		case audit.TypeGuestExec:
 			return fmt.Sprintf("%s %s now runs %s sha256 %s", head, g.ID, g.Module, short(g.SHA256))
+		case audit.TypeGuestSpawn:
+			return fmt.Sprintf("%s %s %s sha256 %s spawned by %s", head, g.ID, g.Module, short(g.SHA256), g.Parent)
 		}
 		return fmt.Sprintf("%s %s %s sha256 %s by %s grants %s", head, g.ID, g.Module, short(g.SHA256), g.Principal, strings.Join(g.Grants, " "))
 	case r.Type == audit.TypeShutdown:

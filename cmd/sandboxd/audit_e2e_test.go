@@ -362,3 +362,71 @@ func TestAuditAnswersPrintModuleNamesAndPathsEscaped(t *testing.T) {
 		}
 	}
 }
+
+// A capability sent on a channel and not received yet is shown in flight
+// on that channel, with who can receive it: the holders of the channel's
+// other end. The sender, granted chan:jobs first, sends its directory on
+// it and exits; the guest granted chan:jobs next holds the other end and
+// does not read. The graph showed the copy held by "(in flight)" alone,
+// and who-can listed it with no holder and nobody to receive it.
+func TestAuditShowsACapabilityInFlightWithWhoCanReceiveIt(t *testing.T) {
+	t.Parallel()
+	pdir := filepath.Join(privateDir(t), "policy")
+	data := privateDir(t)
+	writePolicy(t, pdir, "jobs.hcl", `
+resource "chan" "jobs" {}
+grant "jobs" {
+  resources = ["chan:jobs"]
+}
+grant "data" {
+  resources = ["dir:`+data+`"]
+}
+delegate "pass" {
+  resources = ["dir:`+data+`"]
+  max_depth = 1
+}
+`)
+	d := serveDaemon(t, bin, "", "--policy", pdir)
+	if r := d.cli(t, "launch", "--grant", "chan:jobs", "--grant", "dir:"+data+"=data", guest(t, "cmd/sandboxd/testdata/chan_send_fd4.c")); r.code != 0 {
+		t.Fatalf("launch the sender: code %d, stderr %q", r.code, r.stderr)
+	}
+	r := d.cli(t, "launch", "--detach", "--grant", "chan:jobs", guest(t, "daemon/testdata/guests/idle.wat"))
+	if r.code != 0 {
+		t.Fatalf("launch the receiver: code %d, stderr %q", r.code, r.stderr)
+	}
+	recv := strings.TrimSpace(r.stdout)
+	r = d.audit(t, "who-can", "--json", "dir:"+data)
+	// who-can --json's reaches, as far as this test reads them.
+	var reach []struct {
+		Holder    string
+		Cap       string
+		InFlight  *struct{ Chan uint64 } `json:"in_flight"`
+		Receivers []struct{ Holder string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != 1 {
+		t.Fatalf("who-can: %+v %v (stdout %q, stderr %q), want the copy in flight", reach, err, r.stdout, r.stderr)
+	}
+	got := reach[0]
+	if got.Holder != "" || got.InFlight == nil || len(got.Receivers) != 1 || got.Receivers[0].Holder != recv {
+		t.Fatalf("who-can: %+v, want the copy in flight, to be received by %s", got, recv)
+	}
+	r = d.audit(t, "who-can", "dir:"+data)
+	if !strings.Contains(r.stdout, "in flight on ") || !strings.Contains(r.stdout, "to be received by "+recv+" (idle.wasm)") {
+		t.Fatalf("who-can: %q, want the copy in flight and its receiver", r.stdout)
+	}
+	r = d.audit(t, "graph")
+	var line string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, got.Cap) {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "held by (in flight on ") || !strings.Contains(line, "to be received by "+recv) {
+		t.Fatalf("graph line of %s: %q, want it in flight on the channel, to be received by %s\n%s", got.Cap, line, recv, r.stdout)
+	}
+	// Replayed from the log, the same.
+	r = sandboxd(t, "", "audit", "who-can", "--log", filepath.Join(d.state, "audit.jsonl"), "--json", "dir:"+data)
+	if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != 1 || len(reach[0].Receivers) != 1 || reach[0].Receivers[0].Holder != recv {
+		t.Fatalf("who-can --log: %+v %v (%q %q)", reach, err, r.stdout, r.stderr)
+	}
+}

@@ -222,7 +222,11 @@ func printReach(rs []audit.Reach) {
 		fmt.Println("no live capability reaches it")
 	}
 	for _, r := range rs {
-		fmt.Printf("%s\n", printable(fmt.Sprintf("%s%s holds %s (rights %s)", orDash(r.Holder), moduleNote(r.Module), r.Cap, r.Rights)))
+		holder := orDash(r.Holder) + moduleNote(r.Module)
+		if r.Holder == "" {
+			holder = audit.InFlightText(r.InFlight, r.Receivers)
+		}
+		fmt.Printf("%s\n", printable(fmt.Sprintf("%s holds %s (rights %s)", holder, r.Cap, r.Rights)))
 		var hops []string
 		for _, s := range r.Chain {
 			hops = append(hops, fmt.Sprintf("%s %s@%s", s.Edge, s.Cap, orDash(s.Holder)))

@@ -97,3 +97,15 @@ func TestAuditLinesNameWhoMadeTheGrant(t *testing.T) {
 		}
 	}
 }
+
+// audit log --guest keeps the guest-spawn record of each child the guest
+// spawned, and prints it naming the child's module and its parent.
+func TestAuditLogShowsTheChildrenAGuestSpawned(t *testing.T) {
+	r := audit.Record{Seq: 9, Type: audit.TypeGuestSpawn, Guest: &audit.GuestRecord{ID: "g-1.1", Module: "child.wasm", SHA256: strings.Repeat("ab", 32), Parent: "g-1"}}
+	if !about(r, "g-1", "") || !about(r, "g-1.1", "") || about(r, "g-2", "") {
+		t.Errorf("--guest: the guest-spawn record of g-1.1 should be about g-1 and g-1.1 only")
+	}
+	if s := summary(r); !strings.Contains(s, "g-1.1 child.wasm sha256 abababababab spawned by g-1") {
+		t.Errorf("summary: %q", s)
+	}
+}

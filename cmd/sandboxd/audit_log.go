@@ -74,7 +74,7 @@ func about(r audit.Record, guest, capID string) bool {
 func aboutGuest(r audit.Record, id string) bool {
 	switch {
 	case r.Guest != nil:
-		return r.Guest.ID == id
+		return r.Guest.ID == id || r.Guest.Parent == id // a child it spawned
 	case r.Receipt != nil:
 		return slices.Contains(r.Receipt.Holders, id)
 	case r.Cap != nil:
