@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
@@ -153,6 +156,88 @@ func TestALaunchWhoseDaemonStoppedMidRequestSaysSoNotMaxMessage(t *testing.T) {
 		oneLine(t, r.stderr, "the daemon stopped: nothing listens at "+sock)
 		if strings.Contains(r.stderr, "max-message") {
 			t.Errorf("%s: %q blames --max-message for a daemon that stopped", verb, r.stderr)
+		}
+	}
+}
+
+// serveAs runs `sandboxd serve args…` as uid (gid the same) from a copy of
+// the binary in shared, and returns how it ended. It must not start
+// serving: every case of its callers fails at start.
+func serveAs(t *testing.T, shared string, uid uint32, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	for {
+		cmd := exec.CommandContext(ctx, filepath.Join(shared, "sandboxd"), append([]string{"serve"}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		cmd.Env = []string{"HOME=/nonexistent"}
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if errors.Is(err, syscall.ETXTBSY) && ctx.Err() == nil { // as cliAs
+			continue
+		}
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("sandboxd serve as uid %d: %v", uid, err)
+		}
+		return result{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+	}
+}
+
+// serve that cannot make its state directory or bind its socket exits 1
+// with one line naming what failed and what to do (choose another --state
+// or --socket, one its user can write): an operator's first start on a
+// read-only path or a directory of another user's said only "creating
+// state directory: mkdir …: permission denied" or "bind: permission
+// denied". Each case fails before anything serves.
+func TestServeThatCannotStartSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Fatal("this test runs serve as another user, which needs root")
+	}
+	const nobody = 65534
+	shared := privateDir(t) // root's, 0755: nobody may not write in it
+	if err := os.Chmod(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, bin, filepath.Join(shared, "sandboxd"), 0o755)
+	open := filepath.Join(shared, "open") // where nobody makes its own
+	if err := os.Mkdir(open, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(shared, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lockIsDir := filepath.Join(shared, "lockisdir")
+	if err := os.MkdirAll(filepath.Join(lockIsDir, "lock"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	state, sock := filepath.Join(open, "state"), filepath.Join(open, "s.sock")
+	for _, c := range []struct {
+		name       string
+		uid        uint32
+		args       []string
+		what, todo string
+	}{
+		{"state in a directory it may not write", nobody, []string{"--state", filepath.Join(shared, "st"), "--socket", sock}, "permission denied", "--state"},
+		{"state beneath a file", 0, []string{"--state", filepath.Join(file, "st"), "--socket", sock}, "not a directory", "--state"},
+		{"state whose lock cannot be opened", 0, []string{"--state", lockIsDir, "--socket", sock}, "is a directory", "--state"},
+		{"socket in a directory it may not write", nobody, []string{"--state", state, "--socket", filepath.Join(shared, "s.sock")}, "permission denied", "--socket"},
+		{"socket directory it may not make", nobody, []string{"--state", state, "--socket", filepath.Join(shared, "sub", "s.sock")}, "permission denied", "--socket"},
+		{"socket beneath a file", 0, []string{"--state", filepath.Join(privateDir(t), "st"), "--socket", filepath.Join(file, "s.sock")}, "not a directory", "--socket"},
+	} {
+		r := serveAs(t, shared, c.uid, c.args...)
+		if r.code != exitFailure {
+			t.Errorf("%s: code %d, want %d (stderr %q)", c.name, r.code, exitFailure, r.stderr)
+		}
+		oneLine(t, r.stderr, c.what)
+		if !strings.Contains(r.stderr, "choose another") || !strings.Contains(r.stderr, c.todo) {
+			t.Errorf("%s: %q does not say what to do (choose another %s)", c.name, r.stderr, c.todo)
 		}
 	}
 }
