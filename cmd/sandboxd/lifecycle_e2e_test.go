@@ -241,3 +241,39 @@ func TestServeThatCannotStartSaysWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// Guests run in the daemon's process and end with it: after a restart
+// the new daemon does not know an earlier one's guests, and wait, logs,
+// kill, inspect and caps of one exit 1 as for an unknown guest. The line
+// said only "list guests with `sandboxd ps`", which lists none of them;
+// for a guest id it now says that a guest of an earlier daemon ended with
+// it and where its record is, and that record is there.
+func TestAGuestOfAnEarlierDaemonIsSaidToHaveEndedWithIt(t *testing.T) {
+	t.Parallel()
+	d1 := serveDaemon(t, bin, "")
+	id := d1.launchSpin(t)
+	if code := d1.stop(t); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM", code)
+	}
+	d2 := serveDaemon(t, bin, d1.state)
+	hint := "sandboxd audit log --guest " + id
+	for _, verb := range []string{"wait", "logs", "kill", "inspect", "caps"} {
+		r := d2.cli(t, verb, id)
+		if r.code != exitFailure {
+			t.Errorf("%s of a guest of the earlier daemon: code %d, want %d (stderr %q)", verb, r.code, exitFailure, r.stderr)
+		}
+		oneLine(t, r.stderr, "no guest "+id)
+		if !strings.Contains(r.stderr, hint) {
+			t.Errorf("%s: %q does not say where the guest's record is (%s)", verb, r.stderr, hint)
+		}
+	}
+	r := sandboxd(t, "", "audit", "log", "--state", d1.state, "--guest", id)
+	if r.code != 0 || !strings.Contains(r.stdout, id) {
+		t.Errorf("audit log --guest %s: code %d, stdout %q, stderr %q", id, r.code, r.stdout, r.stderr)
+	}
+	// A prefix the user typed is not said to be an id of an earlier
+	// daemon's guest: it may be a typo.
+	if r := d2.cli(t, "wait", "g-4b29"); r.code != exitFailure || strings.Contains(r.stderr, "audit log") {
+		t.Errorf("wait g-4b29: code %d, stderr %q", r.code, r.stderr)
+	}
+}
