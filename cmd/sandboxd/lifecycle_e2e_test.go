@@ -99,6 +99,14 @@ func TestVerbsWaitingOnAGuestExitUnavailableWhenTheDaemonStops(t *testing.T) {
 			t.Errorf("%s: %q does not say where to look", name, stderr)
 		}
 	}
+	// The attached guest was killed because the daemon stopped, not
+	// because its client went away, and the log says so (its "guest
+	// exited" line may not come: the daemon's exit may end it first).
+	log := d.log.String()
+	if strings.Contains(log, "went away") || strings.Contains(log, "the launching client disconnected") ||
+		!strings.Contains(log, "killing guest: the daemon is shutting down") {
+		t.Errorf("the daemon's log blames the client for the attached guest it killed as it stopped:\n%s", log)
+	}
 }
 
 // vanishingProxy listens at a socket of its own and relays each
@@ -275,5 +283,37 @@ func TestAGuestOfAnEarlierDaemonIsSaidToHaveEndedWithIt(t *testing.T) {
 	// daemon's guest: it may be a typo.
 	if r := d2.cli(t, "wait", "g-4b29"); r.code != exitFailure || strings.Contains(r.stderr, "audit log") {
 		t.Errorf("wait g-4b29: code %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// A verb run by a user the daemon's socket does not admit exits 69, and
+// the line says whose socket it is and what to do: it said only
+// "permission denied connecting to PATH: the socket admits only the
+// daemon's user and root". A socket in a directory the user may not
+// enter is said to be that.
+func TestAVerbOfAnotherUsersDaemonSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	shared := privateDir(t)
+	if err := os.Chmod(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, bin, filepath.Join(shared, "sandboxd"), 0o755)
+	const nobody = 65534
+	r := d.cliAs(t, shared, nobody, "ps")
+	if r.code != exitUnavailable {
+		t.Errorf("ps as nobody, the socket's directory root's 0700: code %d, want %d (stderr %q)", r.code, exitUnavailable, r.stderr)
+	}
+	oneLine(t, r.stderr, "may not enter")
+	if err := os.Chmod(filepath.Dir(d.socket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r = d.cliAs(t, shared, nobody, "ps")
+	if r.code != exitUnavailable {
+		t.Errorf("ps as nobody, the socket root's 0600: code %d, want %d (stderr %q)", r.code, exitUnavailable, r.stderr)
+	}
+	oneLine(t, r.stderr, "belongs to uid 0")
+	if !strings.Contains(r.stderr, "run this as uid 0") {
+		t.Errorf("%q does not say as whom to run it", r.stderr)
 	}
 }

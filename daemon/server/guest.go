@@ -490,6 +490,11 @@ func (s *guestServer) killForClient() {
 		select {
 		case <-s.r.g.Done():
 		default:
+			if s.c.s.ctx.Err() != nil { // Close ends the connections
+				s.c.log.Info("killing guest: the daemon is shutting down", "guest", s.r.g.ID())
+				s.r.kill("the daemon is shutting down")
+				return
+			}
 			s.c.log.Info("killing guest: the client that launched it went away", "guest", s.r.g.ID())
 			s.r.kill("the launching client disconnected")
 		}
