@@ -249,6 +249,20 @@ func (c *connCodec) Close() error                    { return c.conn.Close() }
 // 108 bytes of sockaddr_un's sun_path, less its terminating NUL.
 const maxSocketPath = 107
 
+// permissionDenied is the error of a connection to path this user may
+// not make, saying whose socket it is and what to do.
+func permissionDenied(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("permission denied connecting to %s: this user (uid %d) may not enter the directory it is in: run this as the daemon's user or root, or give --socket a socket you may reach", path, os.Geteuid())
+	}
+	uid := -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		uid = int(st.Uid)
+	}
+	return fmt.Errorf("permission denied connecting to %s: the socket belongs to uid %d (mode %v) and admits only the daemon's user and root: run this as uid %d or root, or have the daemon's operator let you connect (docs/DAEMON.md, The socket)", path, uid, fi.Mode().Perm(), uid)
+}
+
 func dialError(path string, err error) error {
 	switch {
 	case len(path) > maxSocketPath:
@@ -265,7 +279,7 @@ func dialError(path string, err error) error {
 		}
 		return fmt.Errorf("no sandboxd is listening at %s (start one with: sandboxd serve --socket %s)", path, path)
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-		return fmt.Errorf("permission denied connecting to %s: the socket admits only the daemon's user and root", path)
+		return permissionDenied(path)
 	}
 	return fmt.Errorf("connecting to sandboxd at %s: %w", path, err)
 }

@@ -62,7 +62,7 @@ func OpenState(dir string) (*State, error) {
 		return nil, fmt.Errorf("state directory %s: %w: choose another with --state", dir, err)
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("creating state directory: %w", err)
+		return nil, fmt.Errorf("creating state directory: %w: %s", err, stateAdvice())
 	}
 	if abs, err = ResolveOwnLinks(abs); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w: choose another with --state", dir, err)
@@ -79,7 +79,7 @@ func OpenState(dir string) (*State, error) {
 	}
 	lock, err := os.OpenFile(filepath.Join(abs, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("state directory lock: %w", err)
+		return nil, fmt.Errorf("state directory lock: %w: %s", err, stateAdvice())
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		other, _ := os.ReadFile(lock.Name())
@@ -87,7 +87,7 @@ func OpenState(dir string) (*State, error) {
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, fmt.Errorf("state directory %s is in use by another sandboxd (pid %s): stop it, or choose another with --state", abs, strings.TrimSpace(string(other)))
 		}
-		return nil, fmt.Errorf("locking state directory %s: %w", abs, err)
+		return nil, fmt.Errorf("locking state directory %s: %w: %s", abs, err, stateAdvice())
 	}
 	if err := lock.Truncate(0); err == nil {
 		_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
@@ -95,9 +95,16 @@ func OpenState(dir string) (*State, error) {
 	s := &State{Dir: abs, lock: lock}
 	if err := os.MkdirAll(s.CacheDir(), 0o700); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("creating compilation cache: %w", err)
+		return nil, fmt.Errorf("creating compilation cache: %w: %s", err, stateAdvice())
 	}
 	return s, nil
+}
+
+// stateAdvice is what to do about a state directory the daemon cannot
+// make, lock or write in (a read-only file system, another user's
+// directory).
+func stateAdvice() string {
+	return fmt.Sprintf("choose another with --state, on a writable file system where the daemon's user (uid %d) may create it", os.Geteuid())
 }
 
 // ResolveOwnLinks is the absolute path abs with every symbolic link on it

@@ -45,7 +45,7 @@ func compileCmd(args []string) int {
 		sha, took, err := cl.Compile(ctx, filepath.Base(path), wasm)
 		done()
 		if err != nil {
-			return daemonFailure(sentTooMuch(err, len(wasm)))
+			return daemonFailure(sentTooMuch(err, len(wasm), *socket))
 		}
 		if *asJSON {
 			return printJSON(compiled{Path: path, SHA256: sha, Took: took})

@@ -23,6 +23,7 @@ type exitFixture struct {
 	hello, spin, notWasm, file string
 	pol, bad, auditLog         string
 	running, ended, revoked    string
+	openState                  string // a state directory others may write
 }
 
 const unknownGuest = "nosuchguest"
@@ -38,6 +39,10 @@ func newExitFixture(t *testing.T) *exitFixture {
 		notWasm: filepath.Join(dir, "not.wasm"), file: filepath.Join(dir, "f"),
 		pol: filepath.Join(dir, "p.hcl"), bad: filepath.Join(dir, "bad.hcl"),
 		auditLog: filepath.Join(d.state, "audit.jsonl"),
+	}
+	f.openState = filepath.Join(dir, "openstate")
+	if err := os.Mkdir(f.openState, 0o777); err != nil || os.Chmod(f.openState, 0o777) != nil {
+		t.Fatal("making a state directory others may write:", err)
 	}
 	for name, text := range map[string]string{f.notWasm: "not wasm", f.file: "", f.pol: "resource \"chan\" \"jobs\" {}\n", f.bad: "bogus {}\n"} {
 		if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
@@ -204,7 +209,9 @@ func (f *exitFixture) lastCases() []exitCase {
 		{"kill, 69", "kill", f.none(ended), 69},
 		{"rm, 0", "rm", f.sock(ended), 0},
 		{"prune, 0", "prune", f.sock(), 0},
-		{"serve, 1", "serve", []string{"--socket", f.d.socket, "--state", f.missing("state2")}, 1}, // the socket is in use
+		{"serve, 1", "serve", []string{"--socket", f.d.socket, "--state", f.missing("state2")}, 1},   // the socket is in use
+		{"serve, 1", "serve", []string{"--socket", f.missing("s2.sock"), "--state", f.d.state}, 1},   // the state is locked
+		{"serve, 1", "serve", []string{"--socket", f.missing("s3.sock"), "--state", f.openState}, 1}, // the state is unsafe
 		{"serve, 2", "serve", []string{"--socket", f.noDaemon, "--policy", f.bad}, 2},
 	}
 }

@@ -29,10 +29,30 @@ func findGuest(ctx context.Context, cl *client.Client, ref string) (*client.Gues
 	}
 	switch len(matches) {
 	case 0:
+		if isGuestID(ref) {
+			// Guests run in the daemon's process: an id no guest of this
+			// daemon has is likeliest one of an earlier daemon's.
+			return nil, fmt.Errorf("%w; a guest of an earlier daemon ended when it stopped: `sandboxd audit log --guest %s` has its record", err, ref)
+		}
 		return nil, err
 	case 1:
 		return cl.Guest(ctx, matches[0])
 	}
 	sort.Strings(matches)
 	return nil, fmt.Errorf("%q is the start of %d guest ids (%s): give more of it", ref, len(matches), strings.Join(matches, ", "))
+}
+
+// isGuestID reports whether ref is a whole guest id as the daemon makes
+// them: "g-" and 12 lower-case hex digits.
+func isGuestID(ref string) bool {
+	hexPart, ok := strings.CutPrefix(ref, "g-")
+	if !ok || len(hexPart) != 12 {
+		return false
+	}
+	for _, c := range hexPart {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

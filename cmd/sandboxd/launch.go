@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -95,13 +96,31 @@ func openGuest(ctx context.Context, socket, id string) (g *client.Guest, done fu
 	return g, func() { g.Release(); cl.Close() }, exitOK, true
 }
 
+// lostDaemonHint ends the line of a call whose connection to the daemon
+// was lost: what the client cannot tell apart, and where to look.
+const lostDaemonHint = "the daemon stopped (its guests end with it) or dropped this connection: its log says which (\"shutting down\", \"disconnecting client\")"
+
+// lostDaemon is the error of a call whose connection to the daemon was
+// lost, with what the client found out about why.
+type lostDaemon struct {
+	err error
+	why string
+}
+
+func (e *lostDaemon) Error() string { return e.err.Error() + ": " + e.why }
+func (e *lostDaemon) Unwrap() error { return e.err }
+
 // daemonFailure prints err from a daemon call and returns the exit status
 // for it: exitUnavailable if the connection was lost; for a launch, the
 // exit statuses run uses for a grant, a module or a request that nothing
 // ran with; otherwise exitFailure.
 func daemonFailure(err error) int {
-	fail("%v", err)
 	var ce *client.Error
+	var lost *lostDaemon
+	if errors.As(err, &ce) && ce.Disconnected && !errors.As(err, &lost) {
+		err = &lostDaemon{err, lostDaemonHint}
+	}
+	fail("%v", err)
 	if errors.As(err, &ce) {
 		switch {
 		case ce.Disconnected:
@@ -150,17 +169,35 @@ func daemonGrants(texts []string) ([]string, error) {
 const minMaxMessage = 64 << 10
 
 // sentTooMuch adds to err, the failure of a request that carried size
-// bytes (a module, and --stdin), the likeliest cause when the daemon
-// dropped the connection and the request may be over its serve
-// --max-message: the daemon then disconnects without a word the client
-// could read, and the client saw only a closed connection.
-func sentTooMuch(err error, size int) error {
+// bytes (a module, and --stdin), why the daemon was lost: it has stopped
+// when nothing listens at socket any more; otherwise the likeliest cause
+// is a request over its serve --max-message, which it drops without a
+// word the client could read.
+func sentTooMuch(err error, size int, socket string) error {
 	var ce *client.Error
-	if size < minMaxMessage || !errors.As(err, &ce) || !ce.Disconnected {
+	if !errors.As(err, &ce) || !ce.Disconnected {
 		return err
 	}
-	return fmt.Errorf("%w: the daemon drops a request larger than its serve --max-message (32MiB unless set), "+
-		"and this one carries %s: raise --max-message, or look in the daemon's log for why", err, sizeText(size))
+	if !daemonListens(socket) {
+		return &lostDaemon{err, fmt.Sprintf("the daemon stopped: nothing listens at %s now: start it again, then retry", socket)}
+	}
+	if size < minMaxMessage {
+		return err
+	}
+	return &lostDaemon{err, fmt.Sprintf("the daemon drops a request larger than its serve --max-message (32MiB unless set), "+
+		"and this one carries %s: raise --max-message, or look in the daemon's log for why", sizeText(size))}
+}
+
+// daemonListens reports whether something still accepts connections at
+// socket: false when the socket file is gone (a daemon removes it as it
+// stops) or refuses (a daemon that was killed left it).
+func daemonListens(socket string) bool {
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // guestExit maps how a guest ended to this process's exit status, exactly
@@ -201,7 +238,7 @@ func launchCmd(args []string) int {
 	g, err := cl.Launch(ctx, req)
 	done()
 	if err != nil {
-		return daemonFailure(sentTooMuch(err, len(req.Wasm)+len(req.Stdin)))
+		return daemonFailure(sentTooMuch(err, len(req.Wasm)+len(req.Stdin), la.socket))
 	}
 	defer g.Release()
 	if la.detach {

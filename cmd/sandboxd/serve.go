@@ -86,7 +86,7 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 	// The socket is bound before anything else starts: Listen sets the
 	// process umask for the bind.
 	var activated bool
-	if d.l, activated, err = controlListener(sa.socket); err != nil {
+	if d.l, activated, err = controlListener(sa.socket, log); err != nil {
 		return failed(exitFailure, "%v", err)
 	}
 	if activated {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"capnproto.org/go/capnp/v3/exc"
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
@@ -489,6 +490,11 @@ func (s *guestServer) killForClient() {
 		select {
 		case <-s.r.g.Done():
 		default:
+			if s.c.s.ctx.Err() != nil { // Close ends the connections
+				s.c.log.Info("killing guest: the daemon is shutting down", "guest", s.r.g.ID())
+				s.r.kill("the daemon is shutting down")
+				return
+			}
 			s.c.log.Info("killing guest: the client that launched it went away", "guest", s.r.g.ID())
 			s.r.kill("the launching client disconnected")
 		}
@@ -616,7 +622,9 @@ func (s *guestServer) Logs(ctx context.Context, call schemas.Guest_logs) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("logs of %s: %w", s.r.g.ID(), context.Cause(ctx))
 		case <-s.c.s.ctx.Done():
-			err = errors.New("logs: the daemon is shutting down")
+			// Disconnected, as the connection's end is about to say:
+			// the client has lost the daemon, not been refused.
+			err = exc.New(exc.Disconnected, "", "logs: the daemon is shutting down")
 		}
 		break
 	}

@@ -43,7 +43,7 @@ func Listen(path string) (*net.UnixListener, error) {
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	unix.Umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
+		return nil, fmt.Errorf("listen on %s: %w: %s", path, errors.Unwrap(err), socketAdvice())
 	}
 	// Closing the listener removes the socket file; a second daemon that
 	// replaced a stale socket must not have it removed by the first.
@@ -71,7 +71,7 @@ func socketPath(path string) (string, error) {
 		return "", fmt.Errorf("listen on %s: %w: choose another path with --socket", path, err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("listen: creating socket directory: %w", err)
+		return "", fmt.Errorf("listen: creating socket directory: %w: %s", err, socketAdvice())
 	}
 	if dir, err = daemon.ResolveOwnLinks(dir); err != nil {
 		return "", fmt.Errorf("listen on %s: %w: choose another path with --socket", path, err)
@@ -81,6 +81,12 @@ func socketPath(path string) (string, error) {
 		return "", fmt.Errorf("listen on %s: its directory's links lead to %s, %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, bound, len(bound), daemon.MaxUnixPath)
 	}
 	return bound, nil
+}
+
+// socketAdvice is what to do about a socket path the daemon cannot bind
+// (a read-only file system, a directory of another user's).
+func socketAdvice() string {
+	return fmt.Sprintf("choose another path with --socket, in a directory the daemon's user (uid %d) may write", os.Geteuid())
 }
 
 // removeStaleSocket deletes path if it is a socket nobody listens on
