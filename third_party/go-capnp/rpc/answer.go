@@ -335,6 +335,11 @@ func (ans *ansent) prepareSendException(dq *deferred.Queue, ex error) {
 	c := ans.lockedConn()
 	select {
 	case <-c.bgctx.Done():
+		// Shutdown has begun: as for results, nothing is sent. The
+		// Return would go out with its default, empty results, and the
+		// caller would take the failure for a success.
+		dq.Defer(ans.returner.msgReleaser.Decr)
+		ans.sendMsg = nil
 	default:
 		// Send exception.
 		if e, err := ans.returner.ret.NewException(); err != nil {
