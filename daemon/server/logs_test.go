@@ -196,7 +196,7 @@ func heapAfter(f func() any) (uint64, any) {
 // keeps with its stream and time. Each kept 1 byte of output in some 300
 // bytes of memory, so that a 1 MiB log held some 300 MiB.
 func TestOutputLogOfTinyWritesHoldsAtMostTwiceItsBound(t *testing.T) {
-	const max = 256 << 10
+	const max = 64 << 10
 	bound := uint64(2*max + minLogMemory)
 	writes := map[string]func(l *outputLog, i int){
 		"alternate streams": func(l *outputLog, i int) { l.writeAt(stream(i%2), []byte{'x'}, 1) },

@@ -1,4 +1,4 @@
-;; Writes "o" to stdout and "e" to stderr, a byte at a time, 1,048,576
+;; Writes "o" to stdout and "e" to stderr, a byte at a time, 262,144
 ;; times each, and exits 0: output the daemon keeps as a piece per byte,
 ;; since no two neighbouring writes are to one stream.
 (module
@@ -16,5 +16,5 @@
       (call $write (i32.const 1) (i32.const 64))
       (call $write (i32.const 2) (i32.const 65))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $again (i32.lt_u (local.get $i) (i32.const 1048576))))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 262144))))
     (call $proc_exit (i32.const 0))))
