@@ -190,7 +190,8 @@ func (u *usage) guestsOf(cp *Checkpoint) {
 // seed counts the capabilities of a checkpoint's graph that the records
 // read so far did not show, parents first, as their records would have:
 // the grants and copies passed on that a prune removed the records of,
-// still tracked when it did.
+// still tracked when it did. Then it brings what the records read so far
+// showed to the checkpoint's state (catchUp).
 func (u *usage) seed(cp *Checkpoint, guest string) {
 	for _, n := range cp.Graph.Caps {
 		if u.caps[n.ID] != nil {
@@ -205,13 +206,35 @@ func (u *usage) seed(cp *Checkpoint, guest string) {
 		default:
 			u.apply(Record{Type: TypeDerive, Cap: &c}, guest)
 		}
+	}
+	u.catchUp(cp, guest)
+}
+
+// catchUp makes what the records before a checkpoint showed what the
+// checkpoint's graph says it was when the removed records ended: a copy
+// adopted meanwhile is held by its recipient, and what was closed or
+// revoked meanwhile (absent from the graph, or revoked in it) is no live
+// copy; the children tracked and the closed capabilities are the graph's.
+func (u *usage) catchUp(cp *Checkpoint, guest string) {
+	tracked := map[string]bool{}
+	u.kids, u.closed = map[string]int{}, map[string]bool{}
+	for _, n := range cp.Graph.Caps {
+		tracked[n.ID] = !n.Revoked
+		if c := n.CapRecord; u.caps[n.ID].Holder != c.Holder {
+			u.apply(Record{Type: TypeAdopt, Cap: &c}, guest) // received meanwhile
+		}
+		if n.Parent != "" {
+			u.kids[n.Parent]++
+		}
 		if n.Closed {
-			u.closed[c.ID] = true
+			u.closed[n.ID] = true
 		}
 	}
-	for _, n := range cp.Graph.Caps {
-		if n.Revoked {
-			u.forget(n.ID)
+	for _, live := range u.live {
+		for id := range live {
+			if !tracked[id] {
+				delete(live, id)
+			}
 		}
 	}
 }

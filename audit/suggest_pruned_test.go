@@ -86,3 +86,82 @@ func TestSuggestOfAPrunedLogGoesOnFromItsCheckpoint(t *testing.T) {
 		t.Errorf("Suggest --guest g-b: %v\n%s", err, out)
 	}
 }
+
+// adoptedMeanwhileLog is a log whose first file (which a prune keeps)
+// holds g-b's grant and its delegation of a copy to g-c, and whose
+// records a prune removed hold g-c's adoption of that copy; after the
+// prune g-c passes the copy on to g-e. It returns the log's path.
+func adoptedMeanwhileLog(t *testing.T) string {
+	t.Helper()
+	// A first file with room for the grant and the copy's delegation.
+	k, l, path := kernelLogging(t, Options{MaxFileBytes: 4096})
+	d, err := caps.OpenDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rbase, rinh := caps.GrantRights(caps.KindDirectory, false)
+	root := k.MintBy(ByText(0, "root"), &caps.Holder{ID: "g-a"}, d, rbase, rinh, "data", "dir:/srv=data")
+	base, inh := caps.GrantRights(caps.KindDirectory, true)
+	grant := k.MintBy(ByText(1000, "alice"), &caps.Holder{ID: "g-b"}, d, base, inh, "data", "dir:/srv/b=data:ro")
+	pass := func(from *caps.Cap, to string) *caps.Cap {
+		c, err := k.Derive(from, caps.Derivation{Edge: caps.EdgeDelegate, Name: "data", Base: base, Inheriting: inh, Origin: "cap:" + string(from.ID())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		churn(t, k, root, 30) // past the first file, which a prune keeps
+		if err := k.Adopt(c, &caps.Holder{ID: to}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	cp1 := pass(grant, "g-c")
+	churn(t, k, root, 300)
+	l.maxTotal = 8192
+	if err := l.prune(); err != nil {
+		t.Fatal(err)
+	}
+	cp, _, err := ReadCheckpoint(path)
+	// The delegation is record 4 (after the open and two grants), the
+	// adoption past the 60 records of a churn of 30.
+	if err != nil || cp == nil || cp.FromSeq <= 4 || cp.FromSeq > 60 {
+		t.Fatalf("want a checkpoint standing for records from before the adoption on, past the delegation: %v, %v", cp, err)
+	}
+	for _, s := range []struct {
+		id, module string
+		sha        byte
+	}{{"g-b", "b.wasm", 0xb}, {"g-c", "c.wasm", 0xc}, {"g-e", "e.wasm", 0xe}} {
+		g := &GuestRecord{ID: s.id, Module: s.module, SHA256: strings.Repeat(string("0123456789abcdef"[s.sha]), 64), Principal: "alice", UID: 1000}
+		if _, err := l.Append(Record{Type: TypeGuestStart, Guest: g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass(cp1, "g-e")
+	return path
+}
+
+// A copy delegated in the first file and adopted in records a prune
+// removed is held by its recipient from the checkpoint on: what that
+// recipient passes on after the prune counts for it. suggest
+// --from-audit kept the copy in flight, so g-c's delegation of it made
+// no rule, and a policy written from it would refuse that delegation.
+func TestSuggestOfAPrunedLogKnowsWhoAdoptedACopyMeanwhile(t *testing.T) {
+	path := adoptedMeanwhileLog(t)
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shaC, shaE := strings.Repeat("c", 64), strings.Repeat("e", 64)
+	for _, r := range p.Rules() {
+		if r.Type == policies.TypeDelegate && r.Module != nil && len(r.Module.SHA256) == 1 && r.Module.SHA256[0] == shaC {
+			if r.To == nil || len(r.To.SHA256) != 1 || r.To.SHA256[0] != shaE {
+				t.Errorf("the delegate rule for c.wasm should pass to e.wasm only:\n%s", out)
+			}
+			return
+		}
+	}
+	t.Errorf("no delegate rule for c.wasm, which passed on its copy to e.wasm after the prune:\n%s", out)
+}
