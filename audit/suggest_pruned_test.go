@@ -58,14 +58,7 @@ func prunedGuestLog(t *testing.T) string {
 // the records left, and wrote no rule for it.
 func TestSuggestOfAPrunedLogGoesOnFromItsCheckpoint(t *testing.T) {
 	path := prunedGuestLog(t)
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, p := suggested(t, path)
 	shaB, shaC := strings.Repeat("b", 64), strings.Repeat("c", 64)
 	var grant, del bool
 	for _, r := range p.Rules() {
@@ -90,8 +83,10 @@ func TestSuggestOfAPrunedLogGoesOnFromItsCheckpoint(t *testing.T) {
 // adoptedMeanwhileLog is a log whose first file (which a prune keeps)
 // holds g-b's grant and its delegation of a copy to g-c, and whose
 // records a prune removed hold g-c's adoption of that copy; after the
-// prune g-c passes the copy on to g-e. It returns the log's path.
-func adoptedMeanwhileLog(t *testing.T) string {
+// prune g-c passes the copy on to g-e, or, with closed, g-c closes the
+// copy before the prune and g-b passes g-c a second one after it. It
+// returns the log's path.
+func adoptedMeanwhileLog(t *testing.T, closed bool) string {
 	t.Helper()
 	// A first file with room for the grant and the copy's delegation.
 	k, l, path := kernelLogging(t, Options{MaxFileBytes: 4096})
@@ -115,6 +110,9 @@ func adoptedMeanwhileLog(t *testing.T) string {
 		return c
 	}
 	cp1 := pass(grant, "g-c")
+	if closed {
+		k.Close(cp1)
+	}
 	churn(t, k, root, 300)
 	l.maxTotal = 8192
 	if err := l.prune(); err != nil {
@@ -135,7 +133,11 @@ func adoptedMeanwhileLog(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	pass(cp1, "g-e")
+	if closed {
+		pass(grant, "g-c")
+	} else {
+		pass(cp1, "g-e")
+	}
 	return path
 }
 
@@ -145,15 +147,8 @@ func adoptedMeanwhileLog(t *testing.T) string {
 // --from-audit kept the copy in flight, so g-c's delegation of it made
 // no rule, and a policy written from it would refuse that delegation.
 func TestSuggestOfAPrunedLogKnowsWhoAdoptedACopyMeanwhile(t *testing.T) {
-	path := adoptedMeanwhileLog(t)
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := adoptedMeanwhileLog(t, false)
+	out, p := suggested(t, path)
 	shaC, shaE := strings.Repeat("c", 64), strings.Repeat("e", 64)
 	for _, r := range p.Rules() {
 		if r.Type == policies.TypeDelegate && r.Module != nil && len(r.Module.SHA256) == 1 && r.Module.SHA256[0] == shaC {
@@ -164,4 +159,37 @@ func TestSuggestOfAPrunedLogKnowsWhoAdoptedACopyMeanwhile(t *testing.T) {
 		}
 	}
 	t.Errorf("no delegate rule for c.wasm, which passed on its copy to e.wasm after the prune:\n%s", out)
+}
+
+// suggested is the policy Suggest writes for the log at path, as text and
+// loaded.
+func suggested(t *testing.T, path string) (string, *policies.Policy) {
+	t.Helper()
+	out, err := Suggest(path, "")
+	if err != nil {
+		t.Fatalf("Suggest: %v\n%s", err, out)
+	}
+	p, err := policies.Parse("suggested.hcl", []byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, p
+}
+
+// A copy closed in records a prune removed is no live copy from the
+// checkpoint on: a copy passed on after the prune is the only one, and
+// max_copies is 1. suggest --from-audit kept counting the closed copy,
+// and wrote max_copies = 2.
+func TestSuggestOfAPrunedLogLetsGoOfACopyClosedMeanwhile(t *testing.T) {
+	out, p := suggested(t, adoptedMeanwhileLog(t, true))
+	shaB := strings.Repeat("b", 64)
+	for _, r := range p.Rules() {
+		if r.Type == policies.TypeDelegate && r.Module != nil && len(r.Module.SHA256) == 1 && r.Module.SHA256[0] == shaB {
+			if r.MaxCopies != 1 {
+				t.Errorf("the delegate rule for b.wasm allows %d copies, want 1:\n%s", r.MaxCopies, out)
+			}
+			return
+		}
+	}
+	t.Errorf("no delegate rule for b.wasm:\n%s", out)
 }
