@@ -56,6 +56,10 @@ type Graph struct {
 	gone    recent[*Node]
 	early   recent[bool]
 	holders map[string]*HolderInfo
+	// spawned is, for each guest, the ids of the children it spawned
+	// (HolderInfo.Parent), so that its exit ends them without a walk
+	// over every holder (ended).
+	spawned map[string][]string
 	// shut is set by a shutdown record: nothing of the writer's run is
 	// live, and records until its next open (a late one the shutdown
 	// crossed) change nothing.
@@ -71,7 +75,7 @@ type Graph struct {
 
 // NewGraph returns an empty graph.
 func NewGraph() *Graph {
-	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, holders: map[string]*HolderInfo{}, named: map[string]map[string]bool{}}
+	return &Graph{nodes: map[string]*Node{}, rootSet: map[string]*Node{}, holders: map[string]*HolderInfo{}, spawned: map[string][]string{}, named: map[string]map[string]bool{}}
 }
 
 // Declare notes that the resource a grant of source (KIND:NAME, a
@@ -120,10 +124,17 @@ func FromNodes(nodes []Node, holders []HolderInfo) *Graph {
 		g.add(n)
 	}
 	for i := range holders {
-		h := holders[i]
-		g.holders[h.ID] = &h
+		g.addHolder(holders[i])
 	}
 	return g
+}
+
+// addHolder adds h to the holders, and to its parent's children.
+func (g *Graph) addHolder(h HolderInfo) {
+	g.holders[h.ID] = &h
+	if h.Parent != "" {
+		g.spawned[h.Parent] = append(g.spawned[h.Parent], h.ID)
+	}
 }
 
 // Replay builds the graph of the log at path as of time at (every record
@@ -356,7 +367,7 @@ func (g *Graph) guest(r Record) {
 		return
 	}
 	uid := gr.UID
-	g.holders[gr.ID] = &HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, UID: &uid, Labels: gr.Labels, Parent: gr.Parent, Running: true}
+	g.addHolder(HolderInfo{ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, UID: &uid, Labels: gr.Labels, Parent: gr.Parent, Running: true})
 }
 
 // ended marks guest id, and the guests it spawned, as no longer running:
@@ -364,9 +375,9 @@ func (g *Graph) guest(r Record) {
 // recorded.
 func (g *Graph) ended(id string) {
 	g.holders[id].Running = false
-	for _, h := range g.holders {
-		if h.Parent == id && h.Running {
-			g.ended(h.ID)
+	for _, c := range g.spawned[id] {
+		if h := g.holders[c]; h != nil && h.Parent == id && h.Running {
+			g.ended(c)
 		}
 	}
 }
@@ -1024,8 +1035,7 @@ func FromDoc(d GraphDoc) *Graph {
 		g.add(Node{CapRecord: n.CapRecord, Revoked: n.Revoked, Closed: n.Closed})
 	}
 	for i := range d.Holders {
-		h := d.Holders[i]
-		g.holders[h.ID] = &h
+		g.addHolder(d.Holders[i])
 	}
 	for src, rs := range d.Named {
 		for _, r := range rs {
