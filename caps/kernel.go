@@ -90,6 +90,10 @@ func (t EventType) String() string {
 type Event struct {
 	Type EventType
 	Cap  Info
+	// Holder is who holds Cap as it is minted or derived (nil for a copy
+	// in flight, and on the other events): the observer can tell a
+	// spawned child's holder without looking the capability up again.
+	Holder *Holder
 	// Receipt is set on EventRevoke: everything the revocation cut off.
 	Receipt *Receipt
 }
@@ -174,7 +178,7 @@ func (k *Kernel) root(holder *Holder, res Resource, base, inheriting Rights, nam
 	k.track(c)
 	k.hold(c)
 	k.mu.Unlock()
-	k.emit(Event{Type: EventMint, Cap: c.Info()})
+	k.emit(Event{Type: EventMint, Cap: c.Info(), Holder: c.Holder()})
 	return c
 }
 
@@ -237,7 +241,7 @@ func (k *Kernel) Derive(parent *Cap, d Derivation) (*Cap, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.emit(Event{Type: EventDerive, Cap: c.Info()})
+	k.emit(Event{Type: EventDerive, Cap: c.Info(), Holder: c.Holder()})
 	k.Lease(c, lease)
 	return c, nil
 }

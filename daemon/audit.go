@@ -122,7 +122,7 @@ func (s *Supervisor) observe(e caps.Event) {
 		r.Cap.ChanEnd, r.Cap.InFlight = s.chanEnd(e.Cap), inFlight
 	}
 	if e.Cap.Edge == caps.EdgeSpawn || e.Type == caps.EventMint && e.Cap.Edge == caps.EdgeCreate {
-		s.recordSpawned(e.Cap)
+		s.recordSpawned(e.Cap, e.Holder)
 	}
 	err := s.record(r, e.Type != caps.EventClose && !s.settingUp(e.Cap.Holder))
 	if err != nil && (e.Type == caps.EventMint || e.Type == caps.EventDerive || e.Type == caps.EventAdopt) {
@@ -136,7 +136,9 @@ func (s *Supervisor) observe(e caps.Event) {
 // any other event.
 func (s *Supervisor) trackInFlight(e caps.Event) *audit.ChanEnd {
 	switch {
-	case e.Type == caps.EventAdopt || e.Type == caps.EventClose:
+	case (e.Type == caps.EventAdopt || e.Type == caps.EventClose) && e.Cap.Edge == caps.EdgeDelegate:
+		// Only a delegated copy is ever in flight: the closes of every
+		// other capability need not touch the map.
 		s.auditInFlight.Delete(e.Cap.ID)
 	case e.Type == caps.EventDerive && e.Cap.Holder == "" && e.Cap.Edge == caps.EdgeDelegate:
 		via, ok := sentOn(e.Cap.Origin)
@@ -184,27 +186,16 @@ func (s *Supervisor) chanEnd(in caps.Info) *audit.ChanEnd {
 	return &audit.ChanEnd{Chan: pair, Side: side}
 }
 
-// recordSpawned writes the guest-spawn record of the holder of in, a
+// recordSpawned writes the guest-spawn record of h, the holder of in, a
 // capability given to it or made by it, if that holder is a spawned
 // child (proc_spawn) whose record is not written yet: its module, the
 // guest that spawned it and the launcher of its tree, before the record
 // of its first handle (a spawned child gets its handles, or makes its
 // first object, before anything else it holds is recorded). The record
 // does not wait: the one of the handle that follows it does.
-func (s *Supervisor) recordSpawned(in caps.Info) {
-	if in.Holder == "" {
-		return
-	}
-	if _, done := s.auditSpawned.Load(in.Holder); done {
-		return
-	}
-	c, ok := s.k.Lookup(in.ID)
-	h := (*caps.Holder)(nil)
-	if ok {
-		h = c.Holder()
-	}
+func (s *Supervisor) recordSpawned(in caps.Info, h *caps.Holder) {
 	if h == nil || h.Parent == nil || h.ID != in.Holder {
-		return // a launched guest, a client, or gone already
+		return // in flight, a launched guest or a client
 	}
 	if _, done := s.auditSpawned.LoadOrStore(h.ID, true); done {
 		return
