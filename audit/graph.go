@@ -794,8 +794,9 @@ func socketAddrs(loc string, accepted bool) []string {
 	network, rest, _ := strings.Cut(loc, " ")
 	switch {
 	case accepted || network == "tcp" && strings.Contains(rest, " from "):
-		// A tcp address holds no space: " from " is a peer's, in a log
-		// whose accept edge is gone (a closed connection spliced out).
+		// An accepted connection, or a tcp address with a peer's
+		// " from " (a tcp address holds no space): no address anyone
+		// could ask for.
 		return nil
 	case network == "unix":
 		return []string{loc}
