@@ -58,6 +58,9 @@ func newFuzzEnv(t testing.TB) *fuzzEnv {
 	return &fuzzEnv{rt: rt, mod: mod, dir: dir}
 }
 
+// fuzzMemory is what a fuzzed call's guest may hold in host memory.
+const fuzzMemory = 4 << 20
+
 // guest returns a fresh guest whose table holds stdio, a read-write and a
 // read-only grant of the fuzz directory, a byte object and a channel pair.
 func (e *fuzzEnv) guest(t testing.TB, ctx context.Context) *Guest {
@@ -81,11 +84,15 @@ func (e *fuzzEnv) guest(t testing.TB, ctx context.Context) *Guest {
 		b, i := caps.GrantRights(caps.KindDirectory, ro)
 		ins(k.Mint(h, d, b, i, "dir", "fuzz"))
 	}
-	ins(k.Mint(h, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "bytes", "fuzz"))
+	// The guest's memory, as the daemon's budget per user charges it:
+	// byte objects the input grows (up to a GiB each otherwise) would
+	// make each run allocate as much, and the fuzzer's workers stall.
+	mem := &testCharge{limit: fuzzMemory}
+	ins(k.Mint(h, caps.NewChargedByteObject(mem), caps.RightsByteObjectBase, 0, "bytes", "fuzz"))
 	a, b := caps.NewChannelPair(false, "fuzz")
 	ins(k.Mint(h, a, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-a", "fuzz"))
 	ins(k.Mint(h, b, caps.RightsSocketBase, caps.RightsSocketInheriting, "chan-b", "fuzz"))
-	g := e.rt.NewGuest(&Module{compiledModule: &compiledModule{}}, GuestConfig{ID: "fuzz", Table: tbl, Args: []string{"fuzz"}})
+	g := e.rt.NewGuest(&Module{compiledModule: &compiledModule{}}, GuestConfig{ID: "fuzz", Table: tbl, Args: []string{"fuzz"}, Memory: mem})
 	g.ctx, g.cancel = context.WithCancelCause(ctx)
 	g.started = time.Now()
 	return g
