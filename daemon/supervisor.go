@@ -793,8 +793,9 @@ var errGuestEnded = errors.New("guest ended")
 // whole, so that a client writing stdin is paced by the guest, and it ends
 // at the source's next read after close.
 type stdinPipe struct {
-	// src is nil once the pipe is closed: an ended guest keeps no input
-	// (a launch's stdin, up to 1 MiB) for as long as it is listed.
+	// mu guards src, which is nil once the pipe is closed: an ended guest
+	// keeps no input (a launch's stdin, up to 1 MiB) for as long as it is
+	// listed.
 	mu    sync.Mutex
 	src   io.Reader
 	start sync.Once
