@@ -47,7 +47,9 @@ type Options struct {
 	// memory limit and its call-stack bound (see MemoryCharge) and the
 	// stdin it was launched with, if held in memory, plus the byte objects
 	// its guests made that are still open and the unread bytes of the
-	// channels they made (abi.GuestConfig.Memory). A launch
+	// channels they made (abi.GuestConfig.Memory), and what the daemon
+	// holds for them beside them through MemoryChargeOf (a running
+	// guest's kept output, its Cap'n Proto messages). A launch
 	// that would take a principal past it fails with a *BudgetError, a
 	// write growing a byte object past it with ENOSPC and a channel send
 	// with ENOBUFS. 0: no bound.
@@ -791,8 +793,9 @@ var errGuestEnded = errors.New("guest ended")
 // whole, so that a client writing stdin is paced by the guest, and it ends
 // at the source's next read after close.
 type stdinPipe struct {
-	// src is nil once the pipe is closed: an ended guest keeps no input
-	// (a launch's stdin, up to 1 MiB) for as long as it is listed.
+	// mu guards src, which is nil once the pipe is closed: an ended guest
+	// keeps no input (a launch's stdin, up to 1 MiB) for as long as it is
+	// listed.
 	mu    sync.Mutex
 	src   io.Reader
 	start sync.Once
