@@ -74,7 +74,7 @@ RACE_PKGS = $(shell $(GO) list ./... | grep -v -e '/abi/sdk/' -e '/examples/')
 # race detector finds nothing and costs minutes). The list of those tests
 # is read from the files, so a test added to one runs without a change
 # here; their packages' other tests ran in the first pass.
-NORACE_FILES = $(shell grep -rl --include='*_test.go' --exclude-dir=third_party '^//go:build !race' .)
+NORACE_FILES = $(shell grep -rl --include='*_test.go' --exclude-dir=third_party '^//go:build.*!race' .)
 NORACE_RUN = ^($(shell sed -n 's/^func \(Test[A-Za-z0-9_]*\)[^A-Za-z0-9_].*/\1/p' $(NORACE_FILES) | paste -sd'|'))$$
 NORACE_PKGS = $(sort $(dir $(NORACE_FILES)))
 #
