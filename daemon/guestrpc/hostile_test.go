@@ -690,7 +690,13 @@ func TestReturnedCallsGiveBackWhatTheirMessagesWereCharged(t *testing.T) {
 	uid := uint32(os.Getuid())
 	h := newHarnessOf(t, daemon.Options{MaxMemPerUser: 4 * (daemon.MaxMemoryLimit + abi.DefaultMaxStack)}, Limits{}, nil)
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
-	guests := h.sup.MemoryInUse(uid)
+	// The two guests' own charges, their --mem and --max-stack (the
+	// harness launches them with the defaults): what is in use just after
+	// they connect may hold a message of their connection's start too.
+	guests := 2 * uint64(daemon.MaxMemoryLimit+abi.DefaultMaxStack)
+	if used := h.sup.MemoryInUse(uid); used < guests {
+		t.Fatalf("the two guests hold %d bytes of the budget, less than their own charges %d", used, guests)
+	}
 	st := newStore()
 	publishStore(t, a, "jobs", "store", st)
 	s, err := obtainStore(t, b, "jobs", "store")
