@@ -142,9 +142,14 @@ type Receipt struct {
 	Root    string
 	Reason  string
 	Revoked []string // capability ids
+	// Holders are the holders cut off that the caller may see: its own
+	// guests and connections (root and the daemon's user: every one).
 	Holders []string
-	At      time.Time
-	Took    time.Duration
+	// Others counts the holders cut off that are not in Holders: guests
+	// and connections of other users, which the caller may not see.
+	Others int
+	At     time.Time
+	Took   time.Duration
 }
 
 // decoder reads a schema struct's fields and keeps the first error, so
@@ -251,7 +256,7 @@ func receiptFrom(r schemas.Receipt) Receipt {
 	var d decoder
 	return Receipt{
 		Root: d.text(r.Root()), Reason: d.text(r.Reason()),
-		Revoked: d.texts(r.Revoked()), Holders: d.texts(r.Holders()),
+		Revoked: d.texts(r.Revoked()), Holders: d.texts(r.Holders()), Others: int(r.Others()),
 		At: unixTime(r.At()), Took: time.Duration(r.Took()),
 	}
 }

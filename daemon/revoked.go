@@ -48,20 +48,24 @@ type RevokedNote struct {
 func ownerUIDs(owners []any) []uint32 {
 	var uids []uint32
 	for _, o := range owners {
-		var p Principal
-		switch o := o.(type) {
-		case *guestOwner:
-			p = o.principal
-		case Principal:
-			p = o
-		default:
-			continue
-		}
-		if !slices.Contains(uids, p.UID) {
-			uids = append(uids, p.UID)
+		if uid, ok := OwnerUID(o); ok && !slices.Contains(uids, uid) {
+			uids = append(uids, uid)
 		}
 	}
 	return uids
+}
+
+// OwnerUID returns the uid of the principal a holder acted for, from its
+// owner as a receipt's Owners give it (a guest: who launched it; a
+// client's connection: its user), or false for an owner of no principal.
+func OwnerUID(owner any) (uint32, bool) {
+	switch o := owner.(type) {
+	case *guestOwner:
+		return o.principal.UID, true
+	case Principal:
+		return o.UID, true
+	}
+	return 0, false
 }
 
 // add remembers rc. Of a revocation larger than maxRevokedIDs it keeps the

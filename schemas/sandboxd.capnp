@@ -275,6 +275,9 @@ struct Receipt {
   holders @3 :List(Text);
   at @4 :Int64;    # unix nanoseconds
   took @5 :Int64;  # nanoseconds
+  # Holders of other users, not named in holders: a receipt names only
+  # the holders its caller may see (root and the daemon's user: all).
+  others @6 :UInt32;
 }
 
 struct AuditQuery {

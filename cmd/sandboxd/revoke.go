@@ -38,8 +38,23 @@ func revokeCmd(args []string) int {
 			return printJSON(rc)
 		}
 		return printOut("revoked %s: %s held by %s in %v: %s\n", id, plural(len(rc.Revoked), "capability", "capabilities"),
-			strings.Join(rc.Holders, ", "), rc.Took, strings.Join(rc.Revoked, " "))
+			heldBy(rc.Holders, rc.Others), rc.Took, strings.Join(rc.Revoked, " "))
 	})
+}
+
+// heldBy says who held what a revocation cut off: the holders the daemon
+// named, then how many of other users it counted without naming them (a
+// receipt names only the caller's own guests and connections, unless the
+// caller is root or the daemon's user).
+func heldBy(holders []string, others int) string {
+	named := strings.Join(holders, ", ")
+	switch {
+	case others == 0:
+		return named
+	case len(holders) == 0:
+		return plural(others, "holder", "holders") + " of other users"
+	}
+	return named + " and " + plural(others, "holder", "holders") + " of other users"
 }
 
 // plural is "1 capability", "2 capabilities".

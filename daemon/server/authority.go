@@ -103,6 +103,17 @@ func (a *Authority) OwnsCap(x *caps.Cap) bool {
 	return false
 }
 
+// SeesHolder reports whether a receipt given to the principal may name a
+// holder that acted for uid (ok false: for no principal the daemon knows):
+// root and the daemon's own user, who may read the audit log anyway
+// (MayAudit), see every holder; any other principal, only its own guests
+// and connections. A holder it may not see is counted, not named, so that
+// revoking a capability shared with other users does not tell the ids of
+// their guests.
+func (a *Authority) SeesHolder(uid uint32, ok bool) bool {
+	return a.hostPaths || ok && uid == a.principal.UID
+}
+
 // HearsOf reports whether the principal may hear about a revocation the
 // daemon remembers, such as that a capability of its was revoked, when
 // and why: whether one of the holders it cut off acted for the principal
@@ -111,4 +122,29 @@ func (a *Authority) OwnsCap(x *caps.Cap) bool {
 // closed).
 func (a *Authority) HearsOf(n daemon.RevokedNote) bool {
 	return a.root || slices.Contains(n.UIDs, a.principal.UID)
+}
+
+// shownReceipt is a receipt as one principal is shown it: Holders only
+// those it may see (SeesHolder), others the number left out.
+type shownReceipt struct {
+	caps.Receipt
+	others int
+}
+
+// receiptFor returns rc as the principal may be shown it.
+func (a *Authority) receiptFor(rc caps.Receipt) shownReceipt {
+	var shown []string
+	for i, h := range rc.Holders {
+		var uid uint32
+		ok := false
+		if i < len(rc.Owners) {
+			uid, ok = daemon.OwnerUID(rc.Owners[i])
+		}
+		if a.SeesHolder(uid, ok) {
+			shown = append(shown, h)
+		}
+	}
+	others := len(rc.Holders) - len(shown)
+	rc.Holders = shown
+	return shownReceipt{Receipt: rc, others: others}
 }

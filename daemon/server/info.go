@@ -178,7 +178,7 @@ func fillHandle(dst schemas.Handle, fd uint32, c *caps.Cap) error {
 	return fillCapInfo(info, c)
 }
 
-func fillReceipt(dst schemas.Receipt, r caps.Receipt) error {
+func fillReceipt(dst schemas.Receipt, r shownReceipt) error {
 	if err := dst.SetRoot(string(r.Root)); err != nil {
 		return err
 	}
@@ -203,6 +203,7 @@ func fillReceipt(dst schemas.Receipt, r caps.Receipt) error {
 			return err
 		}
 	}
+	dst.SetOthers(uint32(r.others))
 	dst.SetAt(r.At.UnixNano())
 	dst.SetTook(int64(r.Took))
 	return nil

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +259,107 @@ func TestOneUsersEndedGuestsDoNotPushAnothersOut(t *testing.T) {
 		t.Fatalf("bob's %d most recent ended guests: %v", kept, err)
 	}
 	g2.Release()
+}
+
+// A revoke's receipt names only the holders the user who revoked may see:
+// her own guests and connections. Holders of other users are counted, not
+// named: it named every holder, so a user holding a capability shared
+// with others learnt the ids of their guests. Root and the daemon's own
+// user, who may see every guest, are still told every holder.
+func TestAReceiptNamesOnlyTheHoldersTheRevokerMaySee(t *testing.T) {
+	ctx := context.Background()
+	d, root, mine, theirs, b := capSharedByThreeUsers(t)
+	a, err := d.clientAs(t, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.CapByToken(ctx, root.ID(), root.Token())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Release()
+	rc, err := x.Revoke(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rc.Holders, []string{mine}) || rc.Others != 2 {
+		t.Errorf("alice's receipt: holders %q and %d of other users; want only her guest %s named and 2 (the minting connection and bob's guest %s) counted", rc.Holders, rc.Others, mine, theirs)
+	}
+	if len(rc.Revoked) != 3 {
+		t.Errorf("alice's receipt revoked %q; want the root and both guests' copies", rc.Revoked)
+	}
+	// Bob, revoking his guest's copy again, is told it was revoked,
+	// when and why, and not who else held it.
+	copyID := dataCapOf(t, b, theirs)
+	_, err = b.Revoke(ctx, copyID, "")
+	if err == nil || !strings.Contains(err.Error(), "already revoked") || strings.Contains(err.Error(), mine) || strings.Contains(err.Error(), "conn-") {
+		t.Errorf("bob revokes his guest's revoked copy again: %v; want it refused as revoked, naming no other holder", err)
+	}
+
+	// The daemon's own user, who minted it, is told every holder.
+	_, root, mine, theirs, _ = capSharedByThreeUsers(t)
+	rc, err = root.Revoke(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(rc.Holders, mine) || !slices.Contains(rc.Holders, theirs) || len(rc.Holders) != 3 || rc.Others != 0 {
+		t.Errorf("the daemon's user's receipt: holders %q and %d of other users; want all 3 named", rc.Holders, rc.Others)
+	}
+}
+
+// capSharedByThreeUsers starts a daemon whose own user mints a directory
+// capability that alice and bob each pass, by its token, to a guest of
+// theirs. It returns the daemon, the minted capability, the ids of
+// alice's and bob's guests, and bob's client.
+func capSharedByThreeUsers(t *testing.T) (d *testDaemon, root *client.Cap, mine, theirs string, b *client.Client) {
+	d = startDaemon(t, server.Limits{})
+	d.asOtherUsers(t)
+	ctx := context.Background()
+	root, err := d.dial(t).Mint(ctx, "dir:"+shortTempDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Release() })
+	ids := make([]string, 2)
+	for i, uid := range []uint32{alice, bob} {
+		c, err := d.clientAs(t, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := c.CapByToken(ctx, root.ID(), root.Token())
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := c.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Caps: []client.Delegation{{Cap: x, Name: "data"}}, Detach: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = g.ID()
+		g.Release()
+		x.Release()
+		b = c
+	}
+	return d, root, ids[0], ids[1], b
+}
+
+// dataCapOf returns the id of the capability guest id of c holds as "data".
+func dataCapOf(t *testing.T, c *client.Client, id string) string {
+	t.Helper()
+	ctx := context.Background()
+	g, err := c.Guest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Release()
+	hs, err := g.Caps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.Cap.Name == "data" {
+			return h.Cap.ID
+		}
+	}
+	t.Fatalf("guest %s holds no \"data\": %+v", id, hs)
+	return ""
 }

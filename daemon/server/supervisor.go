@@ -289,7 +289,7 @@ func revoke[R interface {
 	if err != nil {
 		return err
 	}
-	return fillReceipt(r, rc)
+	return fillReceipt(r, c.auth.receiptFor(rc))
 }
 
 func (s *supervisorServer) Mint(ctx context.Context, call schemas.Supervisor_mint) error {
