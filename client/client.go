@@ -256,11 +256,17 @@ func permissionDenied(path string) error {
 	if err != nil {
 		return fmt.Errorf("permission denied connecting to %s: this user (uid %d) may not enter the directory it is in: run this as the daemon's user or root, or give --socket a socket you may reach", path, os.Geteuid())
 	}
-	uid := -1
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		uid = int(st.Uid)
+	return socketDenied(path, fi)
+}
+
+// socketDenied is the error of a connection refused by the socket at
+// path, whose file is fi: whose socket it is, and what to do.
+func socketDenied(path string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("permission denied connecting to %s: the socket (mode %v) admits only the daemon's user and root, and its owner could not be read: run this as the daemon's user or root, or have the daemon's operator let you connect (docs/DAEMON.md, The socket)", path, fi.Mode().Perm())
 	}
-	return fmt.Errorf("permission denied connecting to %s: the socket belongs to uid %d (mode %v) and admits only the daemon's user and root: run this as uid %d or root, or have the daemon's operator let you connect (docs/DAEMON.md, The socket)", path, uid, fi.Mode().Perm(), uid)
+	return fmt.Errorf("permission denied connecting to %s: the socket belongs to uid %d (mode %v) and admits only the daemon's user and root: run this as uid %d or root, or have the daemon's operator let you connect (docs/DAEMON.md, The socket)", path, st.Uid, fi.Mode().Perm(), st.Uid)
 }
 
 func dialError(path string, err error) error {

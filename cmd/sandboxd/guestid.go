@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
 )
 
 // findGuest opens the guest that ref names: its id, or, as docker and git
@@ -31,8 +32,11 @@ func findGuest(ctx context.Context, cl *client.Client, ref string) (*client.Gues
 	case 0:
 		if isGuestID(ref) {
 			// Guests run in the daemon's process: an id no guest of this
-			// daemon has is likeliest one of an earlier daemon's.
-			return nil, fmt.Errorf("%w; a guest of an earlier daemon ended when it stopped: `sandboxd audit log --guest %s` has its record", err, ref)
+			// daemon has is likeliest one of an earlier daemon's. audit
+			// log reads the log in its --state, and the daemon does not
+			// say which directory it was run with: the hint names how
+			// to find it rather than a default that may be another's.
+			return nil, fmt.Errorf("%w; a guest of an earlier daemon ended when it stopped: `sandboxd audit log --state DIR --guest %s` has its record, DIR the daemon's state directory (serve --state, named in the daemon's `serving` log line; %s if it was run as this user without --state)", err, ref, daemon.DefaultStateDir())
 		}
 		return nil, err
 	case 1:

@@ -255,7 +255,8 @@ func TestServeThatCannotStartSaysWhatToDo(t *testing.T) {
 // kill, inspect and caps of one exit 1 as for an unknown guest. The line
 // said only "list guests with `sandboxd ps`", which lists none of them;
 // for a guest id it now says that a guest of an earlier daemon ended with
-// it and where its record is, and that record is there.
+// it and where its record is (with the daemon's state directory, which
+// the hint once left out), and that record is there.
 func TestAGuestOfAnEarlierDaemonIsSaidToHaveEndedWithIt(t *testing.T) {
 	t.Parallel()
 	d1 := serveDaemon(t, bin, "")
@@ -264,15 +265,18 @@ func TestAGuestOfAnEarlierDaemonIsSaidToHaveEndedWithIt(t *testing.T) {
 		t.Fatalf("serve exited %d after SIGTERM", code)
 	}
 	d2 := serveDaemon(t, bin, d1.state)
-	hint := "sandboxd audit log --guest " + id
+	// audit log reads the log in its --state, which the verb cannot learn
+	// from the daemon: the hint says to give it the daemon's, here not the
+	// default.
+	hint := "sandboxd audit log --state DIR --guest " + id
 	for _, verb := range []string{"wait", "logs", "kill", "inspect", "caps"} {
 		r := d2.cli(t, verb, id)
 		if r.code != exitFailure {
 			t.Errorf("%s of a guest of the earlier daemon: code %d, want %d (stderr %q)", verb, r.code, exitFailure, r.stderr)
 		}
 		oneLine(t, r.stderr, "no guest "+id)
-		if !strings.Contains(r.stderr, hint) {
-			t.Errorf("%s: %q does not say where the guest's record is (%s)", verb, r.stderr, hint)
+		if !strings.Contains(r.stderr, hint) || !strings.Contains(r.stderr, "`serving` log line") {
+			t.Errorf("%s: %q does not say where the guest's record is (%s, DIR as the daemon's `serving` log line names it)", verb, r.stderr, hint)
 		}
 	}
 	r := sandboxd(t, "", "audit", "log", "--state", d1.state, "--guest", id)

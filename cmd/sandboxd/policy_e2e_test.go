@@ -394,3 +394,29 @@ deny "reports" {
 		oneLine(t, r.stderr, tc.reason+" ("+policy+":7)")
 	}
 }
+
+// A SIGHUP after the policy directory is removed says what a running
+// daemon's operator can do: "leave --policy out" is advice for starting
+// serve, which a running daemon is past.
+func TestDaemonSIGHUPWithThePolicyDirectoryGoneSaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	pdir := filepath.Join(privateDir(t), "policy")
+	writePolicy(t, pdir, "a.hcl", "resource \"chan\" \"unused\" {}\n")
+	d := serveDaemon(t, bin, "", "--policy", pdir)
+	if err := os.RemoveAll(pdir); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	d.awaitLog(t, "policy reload failed", 1)
+	log := d.log.String()
+	if strings.Contains(log, "leave --policy out") {
+		t.Errorf("the reload failure advises what only applies at start:\n%s", log)
+	}
+	for _, want := range []string{"restore the directory and send SIGHUP again", "restart serve without --policy"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the reload failure does not say %q:\n%s", want, log)
+		}
+	}
+}

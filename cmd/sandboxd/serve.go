@@ -93,7 +93,7 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 		d.socket = d.l.Addr().String() + " (socket activation)"
 	}
 	if sa.policyDir != "" {
-		if d.policy, err = loadPolicyDir(sa.policyDir); err != nil {
+		if d.policy, err = loadPolicyDir(sa.policyDir, false); err != nil {
 			d.l.Close()
 			var de *errPolicyDir
 			if errors.As(err, &de) {

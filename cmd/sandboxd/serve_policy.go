@@ -23,9 +23,13 @@ func (e *errPolicyDir) Error() string { return e.msg }
 // loadPolicyDir loads every *.hcl file in dir as one policy: those a
 // shell's DIR/*.hcl names, which `sandboxd policy check` is told to
 // check, so not the hidden ones (an editor's lock, .#main.hcl, or a copy
-// put aside).
-func loadPolicyDir(dir string) (*policies.Policy, error) {
+// put aside). reload is true for a running daemon's SIGHUP, whose
+// operator cannot "leave --policy out" but may restore the directory.
+func loadPolicyDir(dir string, reload bool) (*policies.Policy, error) {
 	if fi, err := os.Stat(dir); err != nil {
+		if reload {
+			return nil, &errPolicyDir{fmt.Sprintf("policy directory %s: %v: restore the directory and send SIGHUP again, or restart serve without --policy", dir, reason(err))}
+		}
 		return nil, &errPolicyDir{fmt.Sprintf("policy directory %s: %v: give the directory that holds the policy's *.hcl files, or leave --policy out", dir, reason(err))}
 	} else if !fi.IsDir() {
 		return nil, &errPolicyDir{fmt.Sprintf("--policy %s is a file: serve takes the directory of the policy's *.hcl files (--policy %s), and loads each", dir, filepath.Dir(dir))}
@@ -35,6 +39,9 @@ func loadPolicyDir(dir string) (*policies.Policy, error) {
 		return nil, fmt.Errorf("policy directory %s: %v", dir, err)
 	}
 	files = slices.DeleteFunc(files, func(f string) bool { return strings.HasPrefix(filepath.Base(f), ".") })
+	if len(files) == 0 && reload {
+		return nil, &errPolicyDir{fmt.Sprintf("policy directory %s has no *.hcl file: write the policy there (docs/POLICY.md) and send SIGHUP again, or restart serve without --policy", dir)}
+	}
 	if len(files) == 0 {
 		return nil, &errPolicyDir{fmt.Sprintf("policy directory %s has no *.hcl file: write the policy there (docs/POLICY.md), or leave --policy out", dir)}
 	}
@@ -64,7 +71,7 @@ func reloadPolicy(log hclog.Logger, sup *daemon.Supervisor, dir string) {
 		log.Info("SIGHUP ignored: serve was started without --policy")
 		return
 	}
-	p, err := loadPolicyDir(dir)
+	p, err := loadPolicyDir(dir, true)
 	if err != nil {
 		reportPolicyError(log, err)
 		log.Error("policy reload failed: the policy in force is unchanged", "policy", dir)

@@ -24,7 +24,7 @@ func TestServeLoadsThePolicyFilesAShellGlobNames(t *testing.T) {
 	if err := os.Symlink("alice@host.4242:1765000000", filepath.Join(dir, ".#main.hcl")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := loadPolicyDir(dir)
+	p, err := loadPolicyDir(dir, false)
 	if err != nil {
 		t.Fatalf("loadPolicyDir: %v, want main.hcl alone loaded", err)
 	}
@@ -34,7 +34,7 @@ func TestServeLoadsThePolicyFilesAShellGlobNames(t *testing.T) {
 	if err := os.Remove(filepath.Join(dir, "main.hcl")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadPolicyDir(dir); err == nil {
+	if _, err := loadPolicyDir(dir, false); err == nil {
 		t.Fatal("a directory of hidden files only loaded, want the error of one with no *.hcl file")
 	}
 }

@@ -129,3 +129,6 @@ func KeptOutput(s *Server, id string) (written, kept uint64) {
 	defer r.output.mu.Unlock()
 	return r.output.end, r.output.end - r.output.start
 }
+
+// BindError is the error Listen returns when binding path failed with err.
+var BindError = bindError

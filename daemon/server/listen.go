@@ -43,7 +43,7 @@ func Listen(path string) (*net.UnixListener, error) {
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	unix.Umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w: %s", path, errors.Unwrap(err), socketAdvice())
+		return nil, bindError(path, err)
 	}
 	// Closing the listener removes the socket file; a second daemon that
 	// replaced a stale socket must not have it removed by the first.
@@ -81,6 +81,16 @@ func socketPath(path string) (string, error) {
 		return "", fmt.Errorf("listen on %s: its directory's links lead to %s, %d bytes, longer than the %d a unix socket's path may have: give a shorter --socket", path, bound, len(bound), daemon.MaxUnixPath)
 	}
 	return bound, nil
+}
+
+// bindError is the error of a failed bind of the control socket at path.
+// A socket bound there already is another process's, which bound it after
+// removeStaleSocket found none live: the path's directory is not at fault.
+func bindError(path string, err error) error {
+	if errors.Is(err, unix.EADDRINUSE) {
+		return fmt.Errorf("listen on %s: %w: another process is serving %s: stop it, or give another --socket", path, errors.Unwrap(err), path)
+	}
+	return fmt.Errorf("listen on %s: %w: %s", path, errors.Unwrap(err), socketAdvice())
 }
 
 // socketAdvice is what to do about a socket path the daemon cannot bind

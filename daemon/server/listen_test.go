@@ -115,3 +115,26 @@ func TestListenReplacesOnlyAStaleControlSocket(t *testing.T) {
 		t.Errorf("the stale socket the link leads to: %v, %v; want it left", fi, err)
 	}
 }
+
+// A bind that fails because a socket is bound at the path (another
+// daemon bound it after Listen found none live there) says another
+// process serves it, not that the daemon's user may not write there.
+func TestListenBindInUseSaysAnotherProcessServes(t *testing.T) {
+	path := filepath.Join(shortTempDir(t), "s.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, bindErr := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if bindErr == nil {
+		t.Fatal("a second bind of a bound socket succeeded")
+	}
+	msg := server.BindError(path, bindErr).Error()
+	if strings.Contains(msg, "may write") {
+		t.Errorf("the bind error blames the directory's permissions: %s", msg)
+	}
+	if want := "another process is serving " + path + ": stop it, or give another --socket"; !strings.Contains(msg, want) {
+		t.Errorf("the bind error: %s\nwant it to say %q", msg, want)
+	}
+}
