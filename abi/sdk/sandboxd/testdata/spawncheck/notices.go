@@ -57,31 +57,42 @@ func cutChild() {
 }
 
 // abandon runs the child and answers on its supervisor channel: the
-// first request only after the child has given up waiting for it (it is
-// told when, on "ctl"), with a grant queued behind that late answer; the
-// second with a refusal; the third not at all.
+// first request only after the child has given up waiting for it, with a
+// grant queued behind that late answer; the second with a refusal; the
+// third not at all.
 func abandon(mod uint32) {
+	answerLate(mod, "abandon-child", func(mine *sandboxd.Conn) {
+		_, late, err := sandboxd.Channel()
+		check("channel", err)
+		sendDup(mine, notice("event", "rpc", "name", "rpc"), late.Fd())
+		late.Close()
+		sendDup(mine, notice("event", "grant", "name", "granted", "kind", "stdio", "cap", "c2"), 1)
+	})
+}
+
+// answerLate runs the child in mode with a supervisor channel and "ctl".
+// Once the child has asked for a connection, it tells the child on ctl to
+// give up waiting and waits for its word (the child has returned, or done
+// what it does next); then answer answers on the supervisor channel, and
+// the child's next request is refused.
+func answerLate(mod uint32, mode string, answer func(mine *sandboxd.Conn)) {
 	mine, theirs, err := sandboxd.DatagramChannel()
 	check("datagram channel", err)
 	ctl, ctlChild, err := sandboxd.Channel()
 	check("channel", err)
-	p := spawn(mod, "abandon-child", map[string]uint32{"supervisor": theirs.Fd(), "ctl": ctlChild.Fd()})
+	p := spawn(mod, mode, map[string]uint32{"supervisor": theirs.Fd(), "ctl": ctlChild.Fd()})
 	theirs.Close()
 	ctlChild.Close()
 	awaitRequest(mine)
 	_, err = ctl.Write([]byte("c")) // cancel the wait
 	check("write ctl", err)
-	_, err = ctl.Read(make([]byte, 1)) // it has returned
+	_, err = ctl.Read(make([]byte, 1))
 	check("read ctl", err)
-	_, late, err := sandboxd.Channel()
-	check("channel", err)
-	sendDup(mine, notice("event", "rpc", "name", "rpc"), late.Fd())
-	late.Close()
-	sendDup(mine, notice("event", "grant", "name", "granted", "kind", "stdio", "cap", "c2"), 1)
+	answer(mine)
 	awaitRequest(mine)
 	_, err = mine.Send(notice("event", "error", "error", "the second request is refused"))
 	check("send", err)
-	wait(p, "abandon")
+	wait(p, mode)
 }
 
 // awaitRequest waits for a request for a connection on c.
@@ -95,7 +106,8 @@ func awaitRequest(c *sandboxd.Conn) {
 	}
 }
 
-func abandonChild() {
+// ctlConn is a child's end of "ctl", on which its parent tells it when.
+func ctlConn() *sandboxd.Conn {
 	fd, ok := sandboxd.Handle("ctl")
 	if !ok {
 		fmt.Println("no handle named ctl")
@@ -103,13 +115,18 @@ func abandonChild() {
 	}
 	ctl, err := sandboxd.NewConn(fd)
 	check("ctl", err)
+	return ctl
+}
+
+func abandonChild() {
+	ctl := ctlConn()
 	before := openHandles()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		_, _ = ctl.Read(make([]byte, 1))
 		cancel()
 	}()
-	_, err = peer.Connect(ctx)
+	_, err := peer.Connect(ctx)
 	fmt.Printf("cancelled while waiting: %v (context.Canceled %v)\n", err, errors.Is(err, context.Canceled))
 	_, err = ctl.Write([]byte("r"))
 	check("write ctl", err)
@@ -133,34 +150,15 @@ func abandonChild() {
 // late answer, both carrying a handle it cannot take; its second request
 // is refused.
 func lost(mod uint32) {
-	mine, theirs, err := sandboxd.DatagramChannel()
-	check("datagram channel", err)
-	ctl, ctlChild, err := sandboxd.Channel()
-	check("channel", err)
-	p := spawn(mod, "lost-child", map[string]uint32{"supervisor": theirs.Fd(), "ctl": ctlChild.Fd()})
-	theirs.Close()
-	ctlChild.Close()
-	awaitRequest(mine)
-	_, err = ctl.Write([]byte("c")) // cancel the wait
-	check("write ctl", err)
-	_, err = ctl.Read(make([]byte, 1)) // its table is full
-	check("read ctl", err)
-	sendDup(mine, notice("event", "rpc", "name", "rpc"), 1)
-	sendDup(mine, notice("event", "grant", "name", "granted", "kind", "stdio", "cap", "c3"), 1)
-	awaitRequest(mine)
-	_, err = mine.Send(notice("event", "error", "error", "the second request is refused"))
-	check("send", err)
-	wait(p, "lost")
+	answerLate(mod, "lost-child", func(mine *sandboxd.Conn) {
+		// The child's table is full by now.
+		sendDup(mine, notice("event", "rpc", "name", "rpc"), 1)
+		sendDup(mine, notice("event", "grant", "name", "granted", "kind", "stdio", "cap", "c3"), 1)
+	})
 }
 
 func lostChild() {
-	fd, ok := sandboxd.Handle("ctl")
-	if !ok {
-		fmt.Println("no handle named ctl")
-		os.Exit(1)
-	}
-	ctl, err := sandboxd.NewConn(fd)
-	check("ctl", err)
+	ctl := ctlConn()
 	sup, err := sandboxd.Supervisor()
 	check("supervisor", err)
 	ctx, cancel := context.WithCancel(context.Background())
