@@ -64,17 +64,8 @@ func TestARevokedCapabilityOfAForgottenGuestIsRefusedAsRevokedWhenPassedOnOrAske
 // stdin ("no more input"), kill it and forget it; it returns clients of
 // alice and bob and the stdin's id.
 func revokedStdinOfAForgottenGuest(t *testing.T) (a, b *client.Client, stdin string) {
-	d := startDaemon(t, server.Limits{})
-	d.asOtherUsers(t)
+	_, a, b = aliceAndBob(t)
 	ctx := context.Background()
-	a, err := d.clientAs(t, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = d.clientAs(t, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
 	g, err := a.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: abitest.WAT(t, sleepWAT), Detach: true})
 	if err != nil {
 		t.Fatal(err)
@@ -142,17 +133,8 @@ func TestAnAuditRefusalSaysWhatTheUserMayDoInstead(t *testing.T) {
 // the start of someone else's id and have root's `sandboxd kill PREFIX`
 // kill its guest instead. Names that cannot be an id's start are taken.
 func TestAGuestNameCannotBeTheStartOfAnID(t *testing.T) {
-	d := startDaemon(t, server.Limits{})
-	d.asOtherUsers(t)
+	_, a, b := aliceAndBob(t)
 	ctx := context.Background()
-	a, err := d.clientAs(t, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := d.clientAs(t, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
 	wasm := abitest.WAT(t, sleepWAT)
 	ga, err := a.Launch(ctx, client.LaunchRequest{Name: "sleep_poll.wat", Wasm: wasm, Detach: true})
 	if err != nil {
@@ -211,17 +193,8 @@ func TestARefusedConnectionFailsTheDialSayingWhy(t *testing.T) {
 // guests pushed alice's out, and her wait and logs failed as if it had
 // never been.
 func TestOneUsersEndedGuestsDoNotPushAnothersOut(t *testing.T) {
-	d := startDaemon(t, server.Limits{})
-	d.asOtherUsers(t)
+	_, a, b := aliceAndBob(t)
 	ctx := context.Background()
-	a, err := d.clientAs(t, alice)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := d.clientAs(t, bob)
-	if err != nil {
-		t.Fatal(err)
-	}
 	hello := abitest.WAT(t, helloWAT)
 	ended := func(c *client.Client) string {
 		g, err := c.Launch(ctx, client.LaunchRequest{Name: "hello.wat", Wasm: hello, Detach: true})
@@ -362,4 +335,20 @@ func dataCapOf(t *testing.T, c *client.Client, id string) string {
 	}
 	t.Fatalf("guest %s holds no \"data\": %+v", id, hs)
 	return ""
+}
+
+// aliceAndBob starts a daemon and connects to it as alice and as bob.
+func aliceAndBob(t *testing.T) (*testDaemon, *client.Client, *client.Client) {
+	t.Helper()
+	d := startDaemon(t, server.Limits{})
+	d.asOtherUsers(t)
+	a, err := d.clientAs(t, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.clientAs(t, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, a, b
 }
