@@ -171,7 +171,7 @@ func suggested(t *testing.T, path string) (string, *policies.Policy) {
 	}
 	p, err := policies.Parse("suggested.hcl", []byte(out))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
 	}
 	return out, p
 }

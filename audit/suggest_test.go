@@ -55,14 +55,7 @@ func TestSuggestQuotesTemplateSequencesInPaths(t *testing.T) {
 	path := logOf(t, append(records,
 		Record{Type: TypeGrant, Cap: &CapRecord{ID: "cn", Kind: "dir", Name: "d", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:a${1}", Resource: "dir /srv/g/${1}"}},
 		Record{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, UID: 1000, Grants: grants}}))
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
-	}
+	out, p := suggested(t, path)
 	var got []string
 	for _, r := range p.Rules() {
 		for _, s := range r.Selectors {
@@ -100,14 +93,7 @@ func TestSuggestCountsACopyClosedWhileItsDupIsHeld(t *testing.T) {
 		{Type: TypeClose, Cap: capr("c2", "g-2", "c1", "delegate")},
 		{Type: TypeDelegate, Cap: capr("c4", "g-3", "c1", "delegate")},
 	})
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, p := suggested(t, path)
 	for _, r := range p.Rules() {
 		if r.Type == policies.TypeDelegate && r.MaxCopies != 2 {
 			t.Fatalf("delegate rule %s allows %d copies, want 2:\n%s", r.Name, r.MaxCopies, out)
@@ -133,14 +119,7 @@ func TestSuggestDeclaresSocketsAsRecorded(t *testing.T) {
 		caps = append(caps, CapRecord{Kind: g.kind, Base: "fd_read", Origin: g.origin, Resource: g.resource})
 	}
 	path := grantsLog(t, "client.wasm", sha, caps)
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
-	}
+	out, p := suggested(t, path)
 	want := map[string]string{
 		"sock:db":                   "127.0.0.1:5432",
 		"sock:search":               "search.internal:9200",
@@ -276,14 +255,7 @@ func TestSuggestGrantsForTheUserWhoMadeTheGrant(t *testing.T) {
 		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-1", Module: "m.wasm", SHA256: sha, Principal: "alice", UID: 1000, Grants: []string{"dir:/srv/old=old"}}},
 		{Type: TypeGrant, Cap: &CapRecord{ID: "c2", Kind: "dir", Name: "live", Holder: "g-1", Base: "fd_read", Edge: "grant", Origin: "dir:/srv/live=live", By: "root", ByUID: &root, Resource: "dir /srv/live"}},
 	})
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, p := suggested(t, path)
 	for _, c := range []struct {
 		path string
 		uid  uint32
@@ -357,14 +329,7 @@ func TestSuggestDeclaresAListenerAtTheAddressItsGrantAsked(t *testing.T) {
 		caps = append(caps, CapRecord{Kind: "listener", Base: "sock_accept", Origin: g.origin, Resource: g.resource})
 	}
 	path := grantsLog(t, "srv.wasm", sha, caps)
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatalf("the suggestion does not load: %v\n%s", err, out)
-	}
+	out, p := suggested(t, path)
 	for _, g := range grants {
 		found := false
 		for _, r := range p.Resources() {
@@ -399,14 +364,7 @@ func TestSuggestNamesTheRecipientOfADelegationAtLaunchWithoutAPolicy(t *testing.
 			{Type: TypeAdopt, Cap: dir("c2", "g-2", "c1", "delegate", tc.origin)},
 			{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2", Module: "taker.wasm", SHA256: taker, UID: 1000, Grants: []string{tc.origin}}},
 		})
-		out, err := Suggest(path, "")
-		if err != nil {
-			t.Fatalf("Suggest: %v\n%s", err, out)
-		}
-		p, err := policies.Parse("suggested.hcl", []byte(out))
-		if err != nil {
-			t.Fatal(err)
-		}
+		out, p := suggested(t, path)
 		var to []string
 		for _, r := range p.Rules() {
 			if r.Type == policies.TypeDelegate && r.To != nil {
@@ -554,14 +512,7 @@ func TestSuggestAllowsWhatAClientMintedAndPassedOn(t *testing.T) {
 		{Type: TypeAdopt, Cap: dir("c2", "g-2", "c1", "delegate", "cap:c1=data")},
 		{Type: TypeGuestStart, Guest: &GuestRecord{ID: "g-2", Module: "taker.wasm", SHA256: taker, UID: uid, Grants: []string{"cap:c1=data"}}},
 	})
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, p := suggested(t, path)
 	var grant, del *policies.Rule
 	for _, r := range p.Rules() {
 		switch r.Type {
@@ -620,14 +571,7 @@ func TestSuggestWritesRulesForWhatASpawnedChildPassesOn(t *testing.T) {
 		{Type: TypeGuestSpawn, Guest: &GuestRecord{ID: "g-1.1.1", Module: "d.wasm", SHA256: shaD, UID: uid, Parent: "g-1.1"}},
 		{Type: TypeSpawn, Cap: dir("c3", "g-1.1.1", "c2", "spawn")},
 	})
-	out, err := Suggest(path, "")
-	if err != nil {
-		t.Fatalf("Suggest: %v\n%s", err, out)
-	}
-	p, err := policies.Parse("suggested.hcl", []byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, p := suggested(t, path)
 	to := map[string]string{} // delegate rules: the giver's module → the recipient's
 	for _, r := range p.Rules() {
 		if r.Type == policies.TypeDelegate && r.Module != nil && r.To != nil && len(r.To.SHA256) == 1 {
