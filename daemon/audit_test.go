@@ -394,16 +394,7 @@ grant "brief" {
 // guest, and spawn records held by the children.
 func TestAuditRecordsLaunchDelegationsAndSpawns(t *testing.T) {
 	s, path := newAuditedSupervisor(t)
-	wasm := abitest.WAT(t, guests+"spawn_spin_exit.wat")
-	self := filepath.Join(t.TempDir(), "spawn_spin_exit.wasm")
-	if err := os.WriteFile(self, wasm, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.Compile(context.Background(), "spawn_spin_exit.wasm", wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Release()
+	m, self := spawnSelf(t, s)
 	from, err := s.Mint(ClientHolder("client", Principal{}), Principal{}, mustGrant(t, "dir:"+t.TempDir()), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -797,16 +788,7 @@ func TestSuggestedPolicyGrantsALiveGrantForTheUserWhoMadeIt(t *testing.T) {
 // holder id.
 func TestAuditRecordsTheModuleOfASpawnedChild(t *testing.T) {
 	s, path := newAuditedSupervisor(t)
-	wasm := abitest.WAT(t, guests+"spawn_spin_exit.wat")
-	self := filepath.Join(t.TempDir(), "spawn_spin_exit.wasm")
-	if err := os.WriteFile(self, wasm, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.Compile(context.Background(), "spawn_spin_exit.wasm", wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Release()
+	m, self := spawnSelf(t, s)
 	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Principal: Principal{UID: 4242}, Grants: []Grant{mustGrant(t, "file:"+self)}})
 	if err != nil {
 		t.Fatal(err)

@@ -62,6 +62,20 @@ func compile(t *testing.T, s *Supervisor, rel string) *abi.Module {
 	return m
 }
 
+// spawnSelf compiles testdata/guests/spawn_spin_exit.wat, which spawns
+// itself, and writes it to a file (self) for its file: grant; the module
+// is released when the test ends.
+func spawnSelf(t *testing.T, s *Supervisor) (*abi.Module, string) {
+	t.Helper()
+	m := compile(t, s, guests+"spawn_spin_exit.wat")
+	t.Cleanup(m.Release)
+	self := filepath.Join(t.TempDir(), "spawn_spin_exit.wasm")
+	if err := os.WriteFile(self, abitest.WAT(t, guests+"spawn_spin_exit.wat"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return m, self
+}
+
 func mustGrant(t *testing.T, text string) Grant {
 	t.Helper()
 	g, err := ParseGrant(text)
@@ -241,16 +255,7 @@ func TestKillEndsGuestBlockedReadingStdin(t *testing.T) {
 // which an empty stdin answers at once and a pipe never written does not.
 func TestGuestsSpawnedEndWhenTheirParentExits(t *testing.T) {
 	s := newSupervisor(t)
-	wasm := abitest.WAT(t, guests+"spawn_spin_exit.wat")
-	self := filepath.Join(t.TempDir(), "spawn_spin_exit.wasm")
-	if err := os.WriteFile(self, wasm, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.Compile(context.Background(), "spawn_spin_exit.wasm", wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Release()
+	m, self := spawnSelf(t, s)
 	pr, pw := io.Pipe() // nothing is ever written: a read blocks
 	defer pw.Close()
 	for _, stdin := range []io.Reader{nil, pr} {
