@@ -96,12 +96,24 @@ func (g *Graph) declareGrant(n *Node) {
 	if n.Edge != "grant" || n.Resource == "" {
 		return
 	}
-	kind, src := grantSource(n.Origin)
-	switch {
-	case (kind == "dir" || kind == "file") && !strings.Contains(src, "/"),
-		(kind == "sock" || kind == "listen") && !inlineSocket(src):
+	if kind, src := grantSource(n.Origin); namesResource(kind, src) {
 		g.Declare(kind+":"+src, n.Resource)
 	}
+}
+
+// namesResource reports whether KIND:src names a declared resource of a
+// policy, not a host path (which has a slash) or a socket's address
+// (inline, tcp:HOST:PORT or unix:PATH, or as a capability's resource
+// reads, "tcp HOST:PORT"): the grants and the who-can queries that name
+// one are told apart from the others the same way.
+func namesResource(kind, src string) bool {
+	switch kind {
+	case "dir", "file":
+		return src != "" && !strings.Contains(src, "/")
+	case "sock", "listen":
+		return src != "" && !inlineSocket(src) && !strings.Contains(src, " ")
+	}
+	return false
 }
 
 // FromSnapshot builds the graph of a live kernel from its Snapshot and
@@ -709,9 +721,7 @@ func sortedKeys(m map[string]bool) []string {
 // declares), or nil: nobody could be found reaching it, whoever does.
 func (g *Graph) byUnknownName(resource string) error {
 	q := parseResource(resource)
-	byName := (q.kind == "dir" || q.kind == "file") && !strings.HasPrefix(q.loc, "/") ||
-		(q.kind == "sock" || q.kind == "listen") && !strings.Contains(q.loc, " ")
-	if !byName || len(g.named[q.text]) > 0 {
+	if !namesResource(q.kind, strings.TrimPrefix(q.text, q.kind+":")) || len(g.named[q.text]) > 0 {
 		return nil
 	}
 	return fmt.Errorf("who-can %s: no grant of %s is in the graph (nor, asked of the daemon, a resource of that name in its policy), so where it is is not known: ask by its path or address (dir:/srv/…, sock:tcp:HOST:PORT), or with --at a time its grants were made", resource, q.text)
