@@ -91,9 +91,11 @@ type Event struct {
 	Type EventType
 	Cap  Info
 	// Holder is who holds Cap as it is minted or derived (nil for a copy
-	// in flight, and on the other events): the observer can tell a
-	// spawned child's holder without looking the capability up again.
-	Holder *Holder
+	// in flight, and on the other events), and Resource what it opens
+	// (nil on the other events): the observer need not look the
+	// capability up again, under the kernel's lock.
+	Holder   *Holder
+	Resource Resource
 	// Receipt is set on EventRevoke: everything the revocation cut off.
 	Receipt *Receipt
 }
@@ -178,7 +180,7 @@ func (k *Kernel) root(holder *Holder, res Resource, base, inheriting Rights, nam
 	k.track(c)
 	k.hold(c)
 	k.mu.Unlock()
-	k.emit(Event{Type: EventMint, Cap: c.Info(), Holder: c.Holder()})
+	k.emit(Event{Type: EventMint, Cap: c.Info(), Holder: c.Holder(), Resource: c.Resource()})
 	return c
 }
 
@@ -241,7 +243,7 @@ func (k *Kernel) Derive(parent *Cap, d Derivation) (*Cap, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.emit(Event{Type: EventDerive, Cap: c.Info(), Holder: c.Holder()})
+	k.emit(Event{Type: EventDerive, Cap: c.Info(), Holder: c.Holder(), Resource: c.Resource()})
 	k.Lease(c, lease)
 	return c, nil
 }

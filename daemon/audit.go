@@ -119,7 +119,7 @@ func (s *Supervisor) observe(e caps.Event) {
 		return
 	}
 	if e.Type == caps.EventMint || e.Type == caps.EventDerive {
-		r.Cap.ChanEnd, r.Cap.InFlight = s.chanEnd(e.Cap), inFlight
+		r.Cap.ChanEnd, r.Cap.InFlight = chanEndOf(e.Resource), inFlight
 	}
 	if e.Cap.Edge == caps.EdgeSpawn || e.Type == caps.EventMint && e.Cap.Edge == caps.EdgeCreate {
 		s.recordSpawned(e.Cap, e.Holder)
@@ -178,7 +178,12 @@ func (s *Supervisor) chanEnd(in caps.Info) *audit.ChanEnd {
 	if !ok {
 		return nil
 	}
-	ch, ok := c.Resource().(*caps.Channel)
+	return chanEndOf(c.Resource())
+}
+
+// chanEndOf is which end of which channel res is, nil for no channel's.
+func chanEndOf(res caps.Resource) *audit.ChanEnd {
+	ch, ok := res.(*caps.Channel)
 	if !ok {
 		return nil
 	}
