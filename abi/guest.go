@@ -91,6 +91,11 @@ type GuestConfig struct {
 	// An error ends the guest instead, its ExitStatus.Killed saying why:
 	// m never runs.
 	OnExec func(m *Module) error
+	// OnChildExec is OnExec for the guests the guest's process tree
+	// spawns (proc_spawn, at any depth), called on the child's own
+	// goroutine with its holder when proc_exec has replaced its program
+	// with m: an error ends that child instead, and m never runs.
+	OnChildExec func(child *caps.Holder, m *Module) error
 }
 
 // DefaultMaxStack is GuestConfig.MaxStack's default: 8 MiB, as Linux
@@ -156,6 +161,8 @@ type procTree struct {
 	// memory is charged the byte objects and channel buffers of the tree
 	// (GuestConfig.Memory); nil: nothing.
 	memory caps.MemoryCharge
+	// onChildExec is GuestConfig.OnChildExec of the guest at the top.
+	onChildExec func(*caps.Holder, *Module) error
 }
 
 // reserve counts and charges one more descendant, or fails: EAGAIN when
@@ -325,7 +332,7 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 	if inflight == nil {
 		inflight = caps.NewInFlightLimit(0)
 	}
-	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight, memory: cfg.Memory}
+	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight, memory: cfg.Memory, onChildExec: cfg.OnChildExec}
 	return rt.newGuest(m, cfg, tree, false)
 }
 

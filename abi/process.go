@@ -186,13 +186,17 @@ func readModuleFile(res caps.Resource, hold func(size int64) bool) ([]byte, Errn
 // newChild prepares m to run as a child of g with table t and argdata
 // data. Nothing runs until startChild.
 func (g *Guest) newChild(m *Module, t *caps.Table, data []byte) *Guest {
-	id := t.Holder().ID
-	return g.rt.newGuest(m, GuestConfig{
-		ID: id, Table: t, Argdata: data, MemoryLimit: g.memLimit, MaxStack: g.maxStack,
+	h := t.Holder()
+	cfg := GuestConfig{
+		ID: h.ID, Table: t, Argdata: data, MemoryLimit: g.memLimit, MaxStack: g.maxStack,
 		// The parent's logger, so that a limit on the lines its guest
 		// may cause (the daemon's) holds for its children too.
-		Logger: g.log.With("guest", id, "parent", g.ID),
-	}, g.tree, true) // counted by procSpawn's reserve
+		Logger: g.log.With("guest", h.ID, "parent", g.ID),
+	}
+	if on := g.tree.onChildExec; on != nil {
+		cfg.OnExec = func(m *Module) error { return on(h, m) }
+	}
+	return g.rt.newGuest(m, cfg, g.tree, true) // counted by procSpawn's reserve
 }
 
 // startChild runs child under g's context, so that killing g, or g's

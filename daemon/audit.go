@@ -202,17 +202,45 @@ func (s *Supervisor) recordSpawned(in caps.Info, h *caps.Holder) {
 	if h == nil || h.Parent == nil || h.ID != in.Holder {
 		return // in flight, a launched guest or a client
 	}
-	if _, done := s.auditSpawned.LoadOrStore(h.ID, true); done {
+	s.recordSpawnedHolder(h)
+}
+
+// recordSpawnedHolder writes the guest-spawn record of spawned child h
+// unless it is written already (recordSpawned).
+func (s *Supervisor) recordSpawnedHolder(h *caps.Holder) {
+	if _, done := s.auditSpawned.LoadOrStore(h.ID, h.Label); done {
 		return
 	}
 	runtime.AddCleanup(h, func(id string) { s.auditSpawned.Delete(id) }, h.ID)
-	_ = s.record(audit.Record{Type: audit.TypeGuestSpawn, Guest: spawnedRecord(h)}, false)
+	_ = s.record(audit.Record{Type: audit.TypeGuestSpawn, Guest: s.spawnedRecord(h)}, false)
 }
 
-// spawnedRecord is what the log says of spawned child h: its module, its
-// parent, and the user who launched the guest at the top of its tree.
-func spawnedRecord(h *caps.Holder) *audit.GuestRecord {
-	gr := &audit.GuestRecord{ID: h.ID, Module: h.Label, SHA256: h.Module(), Parent: h.Parent.ID}
+// recordChildExec writes the guest-exec record of spawned child h, which
+// replaced its program with m, after its guest-spawn record; from then
+// on spawnedRecord names m. It waits for the record.
+func (s *Supervisor) recordChildExec(h *caps.Holder, m *abi.Module) error {
+	if s.audit == nil {
+		return nil
+	}
+	s.recordSpawnedHolder(h)
+	err := s.record(audit.Record{Type: audit.TypeGuestExec, Guest: &audit.GuestRecord{
+		ID: h.ID, Module: m.Name, SHA256: m.HashString(), Parent: h.Parent.ID,
+	}}, true)
+	if err == nil {
+		s.auditSpawned.Store(h.ID, m.Name)
+	}
+	return err
+}
+
+// spawnedRecord is what the log says of spawned child h: the module it
+// runs (the one it was spawned with, or the last it replaced it with),
+// its parent, and the user who launched the guest at the top of its tree.
+func (s *Supervisor) spawnedRecord(h *caps.Holder) *audit.GuestRecord {
+	name := h.Label
+	if v, ok := s.auditSpawned.Load(h.ID); ok {
+		name = v.(string)
+	}
+	gr := &audit.GuestRecord{ID: h.ID, Module: name, SHA256: h.Module(), Parent: h.Parent.ID}
 	if o, ok := h.Top().Owner.(*guestOwner); ok {
 		gr.Principal, gr.UID = o.principal.String(), o.principal.UID
 	}
@@ -386,7 +414,7 @@ func (s *Supervisor) spawnedHolders(infos []caps.Info, running map[string]bool) 
 		if !ok || c.Holder() == nil || c.Holder().Parent == nil {
 			continue
 		}
-		gr := spawnedRecord(c.Holder())
+		gr := s.spawnedRecord(c.Holder())
 		uid := gr.UID
 		out = append(out, audit.HolderInfo{
 			ID: gr.ID, Module: gr.Module, SHA256: gr.SHA256, Principal: gr.Principal, UID: &uid,

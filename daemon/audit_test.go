@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -867,6 +868,110 @@ func TestLiveGraphShowsARunningSpawnedChildsModule(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("who-can file:%s does not list the child %s (spawn_hold.wasm): %+v", self, child, live.WhoCan("file:"+self))
+	}
+}
+
+// A spawned child that replaces its program (proc_exec) is recorded as
+// a launched guest's exec is, before the program it execs runs: the log,
+// the graph replayed from it and the live graph know the child as the
+// module it runs now. Nothing recorded it, and both graphs named the
+// module it was spawned with.
+func TestAuditRecordsASpawnedChildsExec(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	g, stdin, stdout, nextHash := launchSpawnExec(t, s)
+	if _, err := stdin.Write([]byte{1}); err != nil { // the child execs
+		t.Fatal(err)
+	}
+	if line, err := stdout.ReadString('\n'); line != "child execed\n" { // and the program it execed has run
+		t.Fatalf("the guest wrote %q (%v), want \"child execed\": status %+v", line, err, g.Wait())
+	}
+	child := g.ID() + ".1"
+	var spawned, execed bool
+	for _, r := range records(t, path) {
+		switch {
+		case r.Type == audit.TypeGuestSpawn && r.Guest.ID == child:
+			spawned = true
+		case r.Type == audit.TypeGuestExec && r.Guest.ID == child:
+			if !spawned {
+				t.Errorf("the child's guest-exec record %+v comes before its guest-spawn record", *r.Guest)
+			}
+			execed = true
+			if r.Guest.Module != "byte_spin.wasm" || r.Guest.SHA256 != nextHash || r.Guest.Parent != g.ID() {
+				t.Errorf("the child's guest-exec record %+v, want module byte_spin.wasm %s, parent %s", *r.Guest, nextHash, g.ID())
+			}
+		}
+	}
+	if !execed {
+		t.Fatalf("no guest-exec record of the child %s", child)
+	}
+	live, err := s.AuditGraph(time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := liveEqualsReplay(t, s, path)
+	for name, gr := range map[string]*audit.Graph{"live": live, "replayed": replayed} {
+		if h := gr.Holder(child); h.Module != "byte_spin.wasm" || h.SHA256 != nextHash || h.Parent != g.ID() || !h.Running {
+			t.Errorf("%s graph's holder %s: %+v, want module byte_spin.wasm %s, parent %s, running", name, child, h, nextHash, g.ID())
+		}
+	}
+}
+
+// launchSpawnExec launches testdata/guests/spawn_exec.wat, whose child
+// execs byte_spin.wat once a byte is written to stdin, waits until it has
+// spawned the child, and returns the stdin to write that byte to, its
+// stdout, and byte_spin's hash. The guest is killed when the test ends.
+func launchSpawnExec(t *testing.T, s *Supervisor) (g *Guest, stdin io.Writer, stdout *bufio.Reader, nextHash string) {
+	t.Helper()
+	dir := t.TempDir()
+	self, next := filepath.Join(dir, "spawn_exec.wasm"), filepath.Join(dir, "byte_spin.wasm")
+	for file, src := range map[string]string{self: "spawn_exec.wat", next: "byte_spin.wat"} {
+		if err := os.WriteFile(file, abitest.WAT(t, guests+src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nm := compile(t, s, guests+"byte_spin.wat")
+	nextHash = nm.HashString()
+	nm.Release()
+	m := compile(t, s, guests+"spawn_exec.wat")
+	t.Cleanup(m.Release)
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	t.Cleanup(func() { inW.Close(); outR.Close() })
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "file:"+self), mustGrant(t, "file:"+next)}, Stdin: inR, Stdout: outW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Kill("test over"); <-g.Done() })
+	stdout = bufio.NewReader(outR)
+	if line, err := stdout.ReadString('\n'); line != "spawned\n" {
+		t.Fatalf("the guest wrote %q (%v), want \"spawned\": status %+v", line, err, g.Wait())
+	}
+	return g, inW, stdout, nextHash
+}
+
+// A spawned child whose proc_exec the audit log cannot record ends before
+// the program it execs runs, as a launched guest does: nothing runs that
+// the log does not show. The child ran it unrecorded.
+func TestAuditLogFailureEndsASpawnedChildBeforeTheProgramItExecsRuns(t *testing.T) {
+	s, l, path := supervisorLoggingABatchAFile(t)
+	g, stdin, _, _ := launchSpawnExec(t, s)
+	// The parent has spawned the child; the log fails before the byte
+	// that lets the child exec is written.
+	for i := 1; i <= 64; i++ {
+		_ = os.Mkdir(audit.FilePath(path, i), 0o700)
+	}
+	s.Kernel().Create(&caps.Holder{ID: "g-other"}, caps.NewByteObject(), caps.RightsByteObjectBase, 0, "", "fd_create1")
+	if l.Err() == nil {
+		t.Fatal("the log has not failed: the test did not make it fail")
+	}
+	if _, err := stdin.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	// Had byte_spin run, its byte would have reached the parent, which
+	// would be writing "child execed" to a stdout nobody reads.
+	st := waitExit(t, g, HangGuard)
+	if st.Code != 3 {
+		t.Fatalf("status %+v: want 3, the parent's read of a channel whose other end closed as the child ended", st)
 	}
 }
 

@@ -151,8 +151,9 @@ type Supervisor struct {
 	auditFailed atomic.Bool
 	auditShut   atomic.Bool // the shutdown record is written (audit.go)
 	// auditSpawned holds the spawned children whose guest-spawn record
-	// is written, by holder id, each until its holder is collected
-	// (audit.go, recordSpawned).
+	// is written, by holder id, each until its holder is collected, with
+	// the name of the module it runs now (audit.go, recordSpawned,
+	// recordChildExec).
 	auditSpawned sync.Map
 	// auditInFlight is where each capability sent on a channel and not
 	// yet received will arrive (*audit.ChanEnd), by id, for the live
@@ -751,6 +752,7 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		Timeout:        spec.Timeout,
 		OnDone:         g.finish,
 		OnExec:         g.execed,
+		OnChildExec:    g.childExeced,
 	})
 	g.grants = grants
 	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max(), MaxStack: cmp.Or(spec.MaxStack, s.maxStack)}
@@ -1092,6 +1094,19 @@ func (g *Guest) execed(m *abi.Module) error {
 	}
 	old := g.module.Swap(m)
 	g.noisy.Info("guest replaced its program", "module", m.Name, "sha256", m.HashString(), "was", old.Name)
+	return nil
+}
+
+// childExeced records that child, a guest g's tree spawned, replaced its
+// program with m (GuestConfig.OnChildExec), as execed does for g: after
+// the child's guest-spawn record and before m runs; the live graph names
+// m from then on. When the log cannot take the record the child ends
+// instead, killed with the error as its reason, and m never runs.
+func (g *Guest) childExeced(child *caps.Holder, m *abi.Module) error {
+	if err := g.s.recordChildExec(child, m); err != nil {
+		return fmt.Errorf("its proc_exec of %s could not be recorded: %w", m.Name, err)
+	}
+	g.noisy.Info("spawned guest replaced its program", "child", child.ID, "module", m.Name, "sha256", m.HashString())
 	return nil
 }
 
