@@ -532,6 +532,10 @@ type Step struct {
 	Resource string  `json:"resource,omitempty"`
 	Revoked  bool    `json:"revoked,omitempty"`
 	Closed   bool    `json:"closed,omitempty"`
+	// InFlight and Receivers are, for a step in flight on a channel,
+	// where it will arrive and the holders who can receive it (Reach's).
+	InFlight  *ChanEnd   `json:"in_flight,omitempty"`
+	Receivers []Receiver `json:"receivers,omitempty"`
 }
 
 // notInGraph is the error of a query about a capability the graph does
@@ -548,9 +552,10 @@ func (g *Graph) Trace(id string) ([]Step, error) {
 	if n == nil {
 		return nil, notInGraph(id)
 	}
+	ends := g.receivers()
 	var chain []Step
 	for x := n; x != nil; x = x.parent {
-		chain = append(chain, g.step(x))
+		chain = append(chain, g.step(x, ends))
 	}
 	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
 		chain[i], chain[j] = chain[j], chain[i]
@@ -558,12 +563,17 @@ func (g *Graph) Trace(id string) ([]Step, error) {
 	return chain, nil
 }
 
-func (g *Graph) step(n *Node) Step {
-	return Step{
+// step is n as a step of a chain, its receivers found in ends.
+func (g *Graph) step(n *Node, ends map[ChanEnd][]string) Step {
+	s := Step{
 		Cap: n.ID, Holder: n.Holder, Module: g.Holder(n.Holder).Module, Edge: n.Edge, Kind: n.Kind,
 		Name: n.Name, Rights: n.Base, Removed: n.Removed, Origin: n.Origin, By: n.By, ByUID: n.ByUID,
 		Resource: n.Resource, Revoked: n.Revoked, Closed: n.Closed,
 	}
+	if n.Holder == "" {
+		s.InFlight, s.Receivers = n.InFlight, g.receiversIn(n, ends)
+	}
+	return s
 }
 
 // Reach is one holder that can reach a resource: the capability it holds
@@ -652,7 +662,7 @@ func (g *Graph) WhoCan(resource string) []Reach {
 			if n.live() && (reaches(n, chain[0], named, q) || reachesAny(n, chain[0], paths)) {
 				steps := make([]Step, len(chain))
 				for i, x := range chain {
-					steps[i] = g.step(x)
+					steps[i] = g.step(x, ends)
 				}
 				out = append(out, Reach{Holder: n.Holder, Module: g.Holder(n.Holder).Module, Cap: n.ID, Rights: n.Base, Chain: steps,
 					InFlight: n.InFlight, Receivers: g.receiversIn(n, ends)})

@@ -159,10 +159,17 @@ func (g *Graph) holderText(id string) string {
 func (g *Graph) renderDot(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("digraph sandboxd {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n  edge [fontname=\"monospace\", fontsize=9];\n")
+	// A cluster per holder, and per place capabilities are in flight:
+	// each labelled as the text form's "held by" says.
 	byHolder := map[string][]*Node{}
+	ends := g.receivers()
 	nodes := g.Nodes()
 	for _, n := range nodes {
-		byHolder[n.Holder] = append(byHolder[n.Holder], n)
+		h := g.holderText(n.Holder)
+		if n.Holder == "" {
+			h = InFlightText(n.InFlight, g.receiversIn(n, ends))
+		}
+		byHolder[h] = append(byHolder[h], n)
 	}
 	holders := make([]string, 0, len(byHolder))
 	for h := range byHolder {
@@ -170,7 +177,7 @@ func (g *Graph) renderDot(w io.Writer) error {
 	}
 	sort.Strings(holders)
 	for i, h := range holders {
-		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%s;\n", i, dotQuote(g.holderText(h)))
+		fmt.Fprintf(&b, "  subgraph cluster_%d {\n    label=%s;\n", i, dotQuote(h))
 		for _, n := range byHolder[h] {
 			label := dotLabel(n)
 			style := ""

@@ -424,6 +424,39 @@ delegate "pass" {
 	if !strings.Contains(line, "held by (in flight on ") || !strings.Contains(line, "to be received by "+recv) {
 		t.Fatalf("graph line of %s: %q, want it in flight on the channel, to be received by %s\n%s", got.Cap, line, recv, r.stdout)
 	}
+	// The trace's last step, and the dot graph's cluster of the copy,
+	// say where it is and who can receive it; they said "held by -" and
+	// "(in flight)".
+	r = d.audit(t, "trace", got.Cap)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "held by (in flight on channel ") || !strings.Contains(last, "to be received by "+recv+" (idle.wasm)") {
+		t.Fatalf("trace %s: %q, want its last step in flight on the channel, to be received by %s", got.Cap, r.stdout, recv)
+	}
+	r = d.audit(t, "trace", "--json", got.Cap)
+	var steps []struct {
+		Cap       string
+		InFlight  *struct{ Chan uint64 } `json:"in_flight"`
+		Receivers []struct{ Holder string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &steps); err != nil || len(steps) == 0 {
+		t.Fatalf("trace --json: %v (stdout %q, stderr %q)", err, r.stdout, r.stderr)
+	}
+	if last := steps[len(steps)-1]; last.Cap != got.Cap || last.InFlight == nil || last.InFlight.Chan != got.InFlight.Chan || len(last.Receivers) != 1 || last.Receivers[0].Holder != recv {
+		t.Fatalf("trace --json's last step %+v, want %s in flight on channel %d, to be received by %s", last, got.Cap, got.InFlight.Chan, recv)
+	}
+	r = d.audit(t, "graph", "--format", "dot")
+	var cluster string
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, "label=") && strings.HasPrefix(strings.TrimSpace(l), "label=") {
+			cluster = l
+		}
+		if strings.Contains(l, `"`+got.Cap+`" [`) {
+			break
+		}
+	}
+	if !strings.Contains(cluster, "in flight on channel ") || !strings.Contains(cluster, "to be received by "+recv) {
+		t.Fatalf("dot: the cluster of %s is labelled %q, want the channel it is in flight on and its receiver\n%s", got.Cap, cluster, r.stdout)
+	}
 	// Replayed from the log, the same.
 	r = sandboxd(t, "", "audit", "who-can", "--log", filepath.Join(d.state, "audit.jsonl"), "--json", "dir:"+data)
 	if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != 1 || len(reach[0].Receivers) != 1 || reach[0].Receivers[0].Holder != recv {

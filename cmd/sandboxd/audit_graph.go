@@ -246,7 +246,11 @@ func moduleNote(m string) string {
 // text has it: REVOKED, and closed for a handle its holder let go of
 // (kept in the trace by what derives from it).
 func stepText(s audit.Step) string {
-	t := fmt.Sprintf("%s %s %s %q held by %s%s rights %s", s.Cap, s.Edge, s.Kind, s.Name, orDash(s.Holder), moduleNote(s.Module), s.Rights)
+	holder := s.Holder + moduleNote(s.Module)
+	if s.Holder == "" {
+		holder = audit.InFlightText(s.InFlight, s.Receivers)
+	}
+	t := fmt.Sprintf("%s %s %s %q held by %s rights %s", s.Cap, s.Edge, s.Kind, s.Name, holder, s.Rights)
 	if s.Removed != "" {
 		t += " (removed " + s.Removed + ")"
 	}
