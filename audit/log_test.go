@@ -37,9 +37,9 @@ func writeLog(t testing.TB, n int, opts Options) string {
 	return path
 }
 
-func mustVerify(t testing.TB, path string) Report {
+func mustVerify(t testing.TB, path string, kept ...Head) Report {
 	t.Helper()
-	rep, err := Verify(path)
+	rep, err := Verify(path, kept...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -195,6 +197,32 @@ type Report struct {
 	// Pruned is the records removed to keep the log within its size
 	// bound, which its checkpoint stands for; nil when none were.
 	Pruned *Pruned `json:"pruned,omitempty"`
+	// Kept is the heads given to Verify that the log still extends:
+	// each record there with the hash kept. One that it does not extend
+	// is Bad.
+	Kept []Head `json:"kept,omitempty"`
+}
+
+// Head is a record of the log as an earlier Verify reported it (HeadSeq
+// and Head): kept elsewhere, it shows later whether the log still
+// extends it, which no chain shows by itself: records cut off its end, or
+// the log rewritten whole with every hash recomputed.
+type Head struct {
+	Seq    uint64 `json:"seq"`
+	SHA256 string `json:"sha256"`
+}
+
+func (h Head) String() string { return fmt.Sprintf("%d:%s", h.Seq, h.SHA256) }
+
+// ParseHead reads a head as `audit verify` prints it to keep: SEQ:SHA256,
+// the hash in lower-case hex.
+func ParseHead(s string) (Head, error) {
+	seqText, sum, ok := strings.Cut(s, ":")
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if !ok || err != nil || seq == 0 || len(sum) != 64 || strings.Trim(sum, "0123456789abcdef") != "" {
+		return Head{}, fmt.Errorf("head %q: want SEQ:SHA256, the head seq and its lower-case hex sha256 as audit verify prints them (for example 1843:619813c0…, all 64 digits)", s)
+	}
+	return Head{Seq: seq, SHA256: sum}, nil
 }
 
 // Pruned is a range of records removed past a log's size bound: the
@@ -232,23 +260,38 @@ type verifier struct {
 	cpName   string
 	cpSum    string
 	declared bool
+	// kept are the heads to check (Verify's), each with the hash and
+	// place of its record once read.
+	kept []keptHead
+}
+
+// keptHead is a head Verify was given, and what the log holds at its seq.
+type keptHead struct {
+	Head
+	found bool
+	sum   string
+	pos   Pos
 }
 
 // Verify reads the whole log at path and checks its chain: every line a
 // record of a known version, seqs consecutive from 1, each record's prev
-// the hash of the line before. It names the first record that fails, and
-// why. An error is returned only when the log cannot be read.
-func Verify(path string) (Report, error) {
-	return again(func() (Report, error) { return verify(path) })
+// the hash of the line before; and that the log still extends each head
+// in kept (Head). It names the first record that fails, and why. An error
+// is returned only when the log cannot be read.
+func Verify(path string, kept ...Head) (Report, error) {
+	return again(func() (Report, error) { return verify(path, kept) })
 }
 
 // verify is one reading of the log. A log its writer prunes meanwhile
 // may read as broken (its checkpoint and files from two moments): when
 // its files or checkpoint changed, the reading is errPrunedMeanwhile.
-func verify(path string) (Report, error) {
+func verify(path string, kept []Head) (Report, error) {
 	// The files are listed once, before they are read: one the writer
 	// starts meanwhile does not make the line it was writing a cut one.
 	v := &verifier{rep: Report{Files: Files(path)}, cpName: CheckpointPath(path)}
+	for _, h := range kept {
+		v.kept = append(v.kept, keptHead{Head: h})
+	}
 	var err error
 	if v.cp, v.cpSum, err = ReadCheckpoint(path); err != nil {
 		return v.rep, err
@@ -328,6 +371,11 @@ func (v *verifier) line(l Line) {
 		v.prevLine = append(v.prevLine[:0], l.Data...)
 		v.prevPos, v.prevSeq = l.Pos, r.Seq
 		v.rep.Records++
+		for i := range v.kept {
+			if k := &v.kept[i]; k.Seq == r.Seq {
+				k.found, k.sum, k.pos = true, hashHex(l.Data), l.Pos
+			}
+		}
 	}
 }
 
@@ -374,6 +422,34 @@ func (v *verifier) finish() {
 	}
 	if v.prevSeq > 0 {
 		v.rep.HeadSeq, v.rep.Head = v.prevSeq, hashHex(v.prevLine)
+	}
+	for _, k := range v.kept {
+		if v.rep.Bad != nil {
+			return
+		}
+		v.checkKept(k)
+	}
+}
+
+// checkKept checks that the log, its chain intact, still extends head k:
+// the record at its seq is there with its hash, or, among the records a
+// prune removed, is the checkpoint's last with that hash. A head among
+// the other removed records cannot be checked, and is said so.
+func (v *verifier) checkKept(k keptHead) {
+	last := Pos{File: v.prevPos.File, Line: v.prevPos.Line}
+	switch {
+	case k.found && k.sum == k.SHA256, !k.found && v.cp != nil && k.Seq == v.cp.Seq && v.cp.Hash == k.SHA256:
+		v.rep.Kept = append(v.rep.Kept, k.Head)
+	case k.found:
+		v.bad(k.pos, k.Seq, "the record hashes to sha256 %s, not the %s kept as this head: the log was rewritten at or before it since that head was taken", k.sum, k.SHA256)
+	case k.Seq > v.prevSeq:
+		v.bad(last, v.prevSeq, "the log ends at seq %d, and the head kept is seq %d: records %d to %d were cut off its end since that head was taken", v.prevSeq, k.Seq, v.prevSeq+1, k.Seq)
+	case v.cp != nil && k.Seq == v.cp.Seq:
+		v.bad(Pos{File: v.cpName}, k.Seq, "the checkpoint holds sha256 %s of this record, not the %s kept as this head: the log was rewritten at or before it since that head was taken", v.cp.Hash, k.SHA256)
+	case v.cp != nil && k.Seq >= v.cp.FromSeq && k.Seq < v.cp.Seq:
+		v.bad(Pos{File: v.cpName}, k.Seq, "the record was removed to keep the log within --audit-max-size (records %d to %d); the checkpoint keeps the hash of seq %d only, so this head cannot be checked: keep a newer head (the one verify prints now)", v.cp.FromSeq, v.cp.Seq, v.cp.Seq)
+	default:
+		v.bad(last, k.Seq, "no record of seq %d is in the log: the head kept is not this log's", k.Seq)
 	}
 }
 

@@ -80,7 +80,7 @@ func init() {
 	registerAudit(command{
 		name:    "audit verify",
 		usage:   "[flags]",
-		summary: "check the audit log's hash chain; name the first record edited, deleted or moved",
+		summary: "check the audit log's hash chain, and that it extends a head kept earlier; name the first record edited, deleted, moved or cut off",
 		run:     auditVerifyCmd,
 	})
 }
@@ -90,13 +90,23 @@ func auditVerifyCmd(args []string) int {
 	fs := newFlags(c)
 	lf := addLogFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	var headTexts stringList
+	fs.Var(&headTexts, "head", "check that the log still extends the head `SEQ:SHA256` an earlier verify printed (head seq and sha256), kept elsewhere: a chain alone shows neither records cut off its end nor a log rewritten whole (repeatable)")
 	if code, ok := parseFlags(c, fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		return usageError(c, "unexpected argument %q", fs.Arg(0))
 	}
-	rep, err := audit.Verify(lf.path())
+	var heads []audit.Head
+	for _, t := range headTexts {
+		h, err := audit.ParseHead(t)
+		if err != nil {
+			return usageError(c, "--head: %v", err)
+		}
+		heads = append(heads, h)
+	}
+	rep, err := audit.Verify(lf.path(), heads...)
 	if err != nil {
 		fail("audit verify: %v", err)
 		return exitFailure
@@ -119,6 +129,9 @@ func printReport(rep audit.Report) {
 		return
 	}
 	fmt.Printf("ok: %d records in %d file(s), chain intact; head seq %d sha256 %s\n", rep.Records, len(rep.Files), rep.HeadSeq, rep.Head)
+	for _, h := range rep.Kept {
+		fmt.Printf("ok: the log extends the head kept, seq %d sha256 %s\n", h.Seq, h.SHA256)
+	}
 	if p := rep.Pruned; p != nil {
 		fmt.Printf("note: records %d to %d were removed to keep the log within --audit-max-size; %s stands for them, as its prune record declares\n", p.FromSeq, p.ToSeq, p.Checkpoint)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -70,6 +71,48 @@ func TestRunAuditWritesAVerifiableLogOfChannelDelegations(t *testing.T) {
 		t.Fatalf("verify of an edited log: code %d stdout %q", r.code, r.stdout)
 	}
 	oneLine(t, r.stderr, log+":4 (seq 4): the record was changed after it was written")
+}
+
+// audit verify --head checks a head an earlier verify printed: the log
+// that wrote it extends it; the same log with its last record cut off,
+// whose chain is intact, does not, and verify says so with exit 1. A
+// head in another form is a usage error naming the form.
+func TestAuditVerifyChecksAKeptHead(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "run.jsonl")
+	if r := sandboxd(t, "", "run", "--audit", log, "--grant", "dir:"+dir+"=data", guest(t, "cmd/sandboxd/testdata/relay.c")); r.code != 0 {
+		t.Fatalf("run: code %d stderr %q", r.code, r.stderr)
+	}
+	r := sandboxd(t, "", "audit", "verify", "--log", log, "--json")
+	var rep struct {
+		HeadSeq uint64 `json:"head_seq"`
+		Head    string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.HeadSeq < 2 {
+		t.Fatalf("verify --json: %+v %v (stdout %q, stderr %q)", rep, err, r.stdout, r.stderr)
+	}
+	head := fmt.Sprintf("%d:%s", rep.HeadSeq, rep.Head)
+	r = sandboxd(t, "", "audit", "verify", "--log", log, "--head", head)
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("ok: the log extends the head kept, seq %d", rep.HeadSeq)) {
+		t.Fatalf("verify --head of the log that wrote it: code %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	data, _ := os.ReadFile(log)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if err := os.WriteFile(log, bytes.Join(lines[:len(lines)-2], nil), 0o600); err != nil { // the last record cut off
+		t.Fatal(err)
+	}
+	if r := sandboxd(t, "", "audit", "verify", "--log", log); r.code != 0 {
+		t.Fatalf("verify without the head: code %d stderr %q, want the chain intact", r.code, r.stderr)
+	}
+	r = sandboxd(t, "", "audit", "verify", "--log", log, "--head", head)
+	if r.code != exitFailure || !strings.Contains(r.stderr, fmt.Sprintf("records %d to %d were cut off its end", rep.HeadSeq, rep.HeadSeq)) {
+		t.Fatalf("verify --head of the log cut short: code %d stdout %q stderr %q, want exit 1 and its end cut off", r.code, r.stdout, r.stderr)
+	}
+	r = sandboxd(t, "", "audit", "verify", "--log", log, "--head", rep.Head)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "SEQ:SHA256") {
+		t.Fatalf("verify --head HASH alone: code %d stderr %q, want a usage error naming SEQ:SHA256", r.code, r.stderr)
+	}
 }
 
 // audit runs `sandboxd audit SUB` against d.
