@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -349,11 +351,12 @@ func (d *Dir) open(p string, flag int, noFollow bool) (Resource, error) {
 		f.Close()
 		return nil, err
 	}
+	host := d.hostPathOf(p, f)
 	switch typ := fileTypeOf(fi.Mode()); {
 	case fi.Mode()&os.ModeNamedPipe != 0 || typ == TypeCharDevice:
-		return newHostStream(f, path.Join(d.host, p), typ), nil
+		return newHostStream(f, host, typ), nil
 	case !fi.IsDir():
-		return newFile(f, path.Join(d.host, p), typ), nil
+		return newFile(f, host, typ), nil
 	}
 	defer f.Close()
 	// A directory needs an os.Root for the path operations beneath it, and
@@ -373,7 +376,28 @@ func (d *Dir) open(p string, flag int, noFollow bool) (Resource, error) {
 		r.Close()
 		return nil, errRaced
 	}
-	return &Dir{root: r, grant: d.grant, host: path.Join(d.host, p)}, nil
+	return &Dir{root: r, grant: d.grant, host: host}, nil
+}
+
+// hostPathOf is the host path of f, just opened as p beneath d, as its
+// description says it: d's path joined with p; but where p has a ".."
+// component, which goes up from where the links before it lead, as the
+// kernel resolved it ("x/../y" with x leading to sub/deep is sub/y, not
+// y). The audit graph reads what a capability reaches from that path.
+func (d *Dir) hostPathOf(p string, f *os.File) string {
+	if !slices.Contains(strings.Split(p, "/"), "..") {
+		return path.Join(d.host, p)
+	}
+	if rc, err := f.SyscallConn(); err == nil {
+		var real string
+		_ = rc.Control(func(fd uintptr) {
+			real, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd)))
+		})
+		if strings.HasPrefix(real, "/") {
+			return real
+		}
+	}
+	return d.host + "/" + p // as asked: caps.RealPath resolves it as the kernel did
 }
 
 // Mkdir creates directory p beneath d.
