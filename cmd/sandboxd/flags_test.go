@@ -242,6 +242,31 @@ func TestWorkdirSetsWhereAGoGuestsRelativePathsStart(t *testing.T) {
 	}
 }
 
+// wasi-libc keeps its own working directory, / until the program calls
+// chdir, and never reads PWD: --workdir, which sets PWD, moves a Go
+// guest's relative paths and not a C guest's, and its help says so.
+func TestWorkdirIsNotWhereAWasiLibcGuestsRelativePathsStart(t *testing.T) {
+	t.Parallel()
+	dir := privateDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wasm := wasiGuest(t, "cmd/sandboxd/testdata/relopen.c")
+	r := sandboxd(t, "", "run", "--workdir", "/data", "--grant", "dir:"+dir+"=/data", wasm, "a.txt", "data/a.txt")
+	if want := "cwd /\na.txt: Capabilities insufficient\ndata/a.txt: ok\n"; r.code != 0 || r.stdout != want {
+		t.Fatalf("--workdir /data: code %d, stdout %q, want %q; stderr %q", r.code, r.stdout, want, r.stderr)
+	}
+	for _, verb := range []string{"run", "launch"} {
+		r := sandboxd(t, "", verb, "-h")
+		// The flag's line, then its description's.
+		_, line, _ := strings.Cut(r.stdout, "  --workdir DIR\n")
+		line, _, _ = strings.Cut(line, "\n")
+		if !strings.Contains(line, "Go") || strings.Contains(line, "wasi-libc's relative paths start from") || !strings.Contains(line, "wasi-libc") {
+			t.Errorf("%s -h says of --workdir %q: want it to say PWD moves Go's relative paths, not wasi-libc's", verb, line)
+		}
+	}
+}
+
 func TestCapsAndInspectListAGrantTheGuestHasNotReceived(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
