@@ -371,6 +371,16 @@ func TestLaunchInteractiveStreamsStdin(t *testing.T) {
 	if r.code != 0 || len(r.stdout) != len(big) || r.stdout != big {
 		t.Fatalf("launch -i with 2 MiB: code %d, %d bytes out, stderr %q", r.code, len(r.stdout), r.stderr)
 	}
+	// Without -i or --stdin the guest's stdin is empty, whatever is piped
+	// to launch (as docker run without -i), unlike run's, which passes
+	// through: launch -h says so where a user piping input looks.
+	r = sandboxd(t, "hello from a pipe\n", "launch", "--socket", d.socket, cat)
+	if r.code != 0 || r.stdout != "" || r.stderr != "done\n" {
+		t.Fatalf("launch cat with input piped, without -i: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if h := sandboxd(t, "", "launch", "-h").stdout; !strings.Contains(h, "without -i or --stdin, the guest's stdin is empty") {
+		t.Errorf("launch -h does not say what stdin a guest launched without -i or --stdin has:\n%s", h)
+	}
 	if r := sandboxd(t, "", "launch", "--socket", d.socket, "-i", "--stdin", cat); r.code != exitUsage {
 		t.Fatalf("-i with --stdin: code %d", r.code)
 	}

@@ -279,7 +279,7 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	name := fs.String("name", "", "name the guest `NAME` (unique among the daemon's listed guests): it works wherever its id does")
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
-	interactive := fs.Bool("i", false, "stream this process's standard input to the guest's stdin as the guest reads it, like docker run -i (interactive guests, input of any size; not with --detach)")
+	interactive := fs.Bool("i", false, "stream this process's standard input to the guest's stdin as the guest reads it, like docker run -i (interactive guests, input of any size; not with --detach); without -i or --stdin, the guest's stdin is empty, whatever is piped to launch")
 	fs.BoolVar(interactive, "interactive", false, "the same as -i")
 	asJSON := fs.Bool("json", false, "with --detach, print the guest as one JSON object: {\"ID\", \"GuestName\"}")
 	if code, ok := parseFlags(c, fs, args); !ok {
