@@ -8,9 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
@@ -216,6 +214,14 @@ func launchCmd(args []string) int {
 	if !ok {
 		return code
 	}
+	// Attached, signals are caught from before the module (and --stdin)
+	// is read: one before the launch ends this process, saying nothing
+	// ran; from the launch on, it kills the guest, one arriving while the
+	// daemon compiles included. Detached, a signal ends launch alone.
+	sigs, started := (<-chan os.Signal)(nil), func() {}
+	if !la.detach {
+		sigs, started = catchSignals()
+	}
 	req, code, ok := launchRequest(c, la)
 	if !ok {
 		return code
@@ -227,13 +233,7 @@ func launchCmd(args []string) int {
 	}
 	defer cl.Close()
 
-	// Signals are caught from before launch, so that one arriving during
-	// setup still ends the guest rather than this process alone.
-	sigs := make(chan os.Signal, 1)
-	if !la.detach {
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sigs)
-	}
+	started()
 	done := progress("the daemon is compiling %s (%s)", req.Name, sizeText(len(req.Wasm)))
 	g, err := cl.Launch(ctx, req)
 	done()

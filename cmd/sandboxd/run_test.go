@@ -445,6 +445,65 @@ func TestRunSignalsKillTheGuest(t *testing.T) {
 	}
 }
 
+// A signal while run or an attached launch is still setting up (reading
+// the module, compiling it: seconds for a large one) ends the command as
+// one during the guest's run does, with its status and one sandboxd:
+// line, and nothing runs. The module is a FIFO here, so that the command
+// is known to be reading it when the signal is sent: opening the FIFO's
+// other end returns once it has opened it.
+func TestASignalDuringSetupEndsRunAndLaunchWithOneLine(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	for _, c := range []struct {
+		verb string
+		sig  syscall.Signal
+		code int
+		args []string
+	}{
+		{"run", syscall.SIGINT, exitInterrupt, nil},
+		{"run", syscall.SIGTERM, exitTerminated, nil},
+		{"launch", syscall.SIGINT, exitInterrupt, []string{"--socket", d.socket}},
+	} {
+		fifo := filepath.Join(t.TempDir(), "prog.wasm")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, append(append([]string{c.verb}, c.args...), fifo)...)
+		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		// Returns once sandboxd has opened the module; held open, so that
+		// its read waits for more.
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Signal(c.sig); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-exited:
+		case <-time.After(hangGuard):
+			t.Fatalf("%s %v: still running %v after the signal", c.verb, c.sig, hangGuard)
+		}
+		w.Close()
+		if got := cmd.ProcessState.ExitCode(); got != c.code {
+			t.Errorf("%s %v while reading its module: exit %d (%v), want %d", c.verb, c.sig, got, cmd.ProcessState, c.code)
+		}
+		reason, _ := signalExit(c.sig)
+		oneLine(t, stderr.String(), reason+" before the guest started: nothing ran")
+	}
+	if r := d.cli(t, "ps", "-a", "-q"); r.stdout != "" {
+		t.Errorf("the daemon lists guests: %q", r.stdout)
+	}
+}
+
 // run and launch report a guest that a signal ended as a shell reports a
 // process the same signal ended, with the reason ps shows.
 func TestSignalExitIsTheShellStatusOfTheSignal(t *testing.T) {
