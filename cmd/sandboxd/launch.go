@@ -309,7 +309,7 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 // the request la asks for. When it returns ok false, code is the exit
 // status, the failure already printed.
 func launchRequest(c command, la launchArgs) (req client.LaunchRequest, code int, ok bool) {
-	wasm, err := readModule(la.path)
+	wasm, err := readCoreModule(la.path)
 	if err != nil {
 		fail("%v", err)
 		return req, exitModule, false

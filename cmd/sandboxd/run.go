@@ -408,7 +408,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 		st.sup, st.err = newRunSupervisor(ctx, ra, log, st.audit)
 		supc <- st
 	}()
-	wasm, err := readModule(ra.path)
+	wasm, err := readCoreModule(ra.path)
 	if err != nil {
 		fail("%v", err)
 		return l, exitModule, false

@@ -148,6 +148,9 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		{"garbage.wasm", []byte("this is not wasm\n"), "is not a valid WebAssembly module"},
 		{"truncated.wasm", []byte("\x00asm\x01\x00\x00\x00\x01\x05"), "is not a valid WebAssembly module"},
 		{"reactor.wasm", []byte("\x00asm\x01\x00\x00\x00"), "has no _start function"},
+		// A component (version 0x0d, layer 1), as Rust's wasm32-wasip2
+		// builds: the error says so, and which target to build for.
+		{"component.wasm", []byte("\x00asm\x0d\x00\x01\x00"), "is a WebAssembly component (the component model, WASI 0.2), and sandboxd runs core modules of WASI preview1: build it as a WebAssembly command module for wasm32-wasip1"},
 		// 13 bytes declaring 268 million exports: wazero's decoder alone
 		// takes over a minute and gigabytes to refuse them.
 		{"bomb.wasm", []byte("\x00asm\x01\x00\x00\x00\x07\x05\xff\xff\xff\x7f\x00"), "section 7 declares 268435455 entries in 1 bytes"},
@@ -181,6 +184,24 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		if advised := strings.Contains(r.stderr, "build it as a WebAssembly command module"); advised == limit {
 			t.Errorf("%s: advice to rebuild is %v, want %v: %q", c.name, advised, !limit, r.stderr)
 		}
+	}
+}
+
+// launch and compile read the module as run does: a component is named
+// as one before anything is sent to the daemon.
+func TestLaunchAndCompileOfAComponentSayWhatToBuild(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	p := filepath.Join(t.TempDir(), "component.wasm")
+	if err := os.WriteFile(p, []byte("\x00asm\x0d\x00\x01\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"launch", "compile"} {
+		r := d.cli(t, verb, p)
+		if r.code != exitModule {
+			t.Errorf("%s: exit %d, want %d", verb, r.code, exitModule)
+		}
+		oneLine(t, r.stderr, "component.wasm is a WebAssembly component")
 	}
 }
 
