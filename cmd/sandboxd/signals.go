@@ -27,6 +27,7 @@ func catchSignals() (sigs <-chan os.Signal, started func()) {
 			mu.Lock()
 			if setup {
 				reason, code := signalExit(sig)
+				endProgressLine()
 				fail("%s before the guest started: nothing ran", reason)
 				os.Exit(code)
 			}
