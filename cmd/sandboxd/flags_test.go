@@ -535,4 +535,23 @@ func TestInspectAndPsQuoteWhatWouldNotReadBack(t *testing.T) {
 	if r := d.cli(t, "ps"); !strings.Contains(r.stdout, ` app=etl,"tier=a,b"`) {
 		t.Errorf("ps:\n%s", r.stdout)
 	}
+	// ps's MODULE and caps's NAME and ORIGIN are quoted likewise, so that
+	// a module file or a handle named with a space stays one column.
+	spin := filepath.Join(filepath.Dir(data), "my spin.wasm")
+	if err := os.Rename(guest(t, "daemon/testdata/guests/spin.wat"), spin); err != nil {
+		t.Fatal(err)
+	}
+	r = d.cli(t, "launch", "--detach", "--grant", "dir:"+data+"=my data", spin)
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	id = strings.TrimSpace(r.stdout)
+	r = d.cli(t, "ps", "--filter", "module=my spin.wasm")
+	if !strings.Contains(r.stdout, `  "my spin.wasm"  running`) {
+		t.Errorf("ps does not quote the module my spin.wasm:\n%s", r.stdout)
+	}
+	r = d.cli(t, "caps", id)
+	if !strings.Contains(r.stdout, `  dir    "my data"  `) || !strings.Contains(r.stdout, `  "dir:`+data+`"  `) {
+		t.Errorf("caps does not quote the handle \"my data\" and its origin:\n%s", r.stdout)
+	}
 }
