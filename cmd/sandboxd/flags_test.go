@@ -394,7 +394,8 @@ func TestLaunchInteractiveStreamsStdin(t *testing.T) {
 }
 
 // serve --max-stack is the bound of launches without one; launch
-// --max-stack overrides it, and inspect shows it.
+// --max-stack overrides it, and inspect shows it, and --mem, as the flags
+// take them.
 func TestLaunchMaxStackAndServeDefault(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "", "--max-stack", "512KiB")
@@ -409,7 +410,7 @@ func TestLaunchMaxStackAndServeDefault(t *testing.T) {
 			t.Errorf("launch %v: code %d, stderr %q; want %d and %q", c.flags, r.code, r.stderr, exitTrap, want)
 		}
 	}
-	r := d.cli(t, "launch", "--detach", "--max-stack", "2MiB", guest(t, "daemon/testdata/guests/spin.wat"))
+	r := d.cli(t, "launch", "--detach", "--max-stack", "2MiB", "--mem", "64MiB", guest(t, "daemon/testdata/guests/spin.wat"))
 	if r.code != 0 {
 		t.Fatalf("launch --detach: %d %q", r.code, r.stderr)
 	}
@@ -419,7 +420,8 @@ func TestLaunchMaxStackAndServeDefault(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.GuestInfo.MaxStack != 2<<20 {
 		t.Fatalf("inspect --json: %q (%v)", r.stdout, err)
 	}
-	if r := d.cli(t, "inspect", id); !strings.Contains(r.stdout, "max stack 2MiB") {
+	// Both limits as their flags take them.
+	if r := d.cli(t, "inspect", id); !strings.Contains(r.stdout, "limits:     memory 64MiB, ") || !strings.Contains(r.stdout, "max stack 2MiB") {
 		t.Fatalf("inspect:\n%s", r.stdout)
 	}
 	if r := d.cli(t, "launch", "--max-stack", "128MiB", wasm); r.code != exitUsage {
