@@ -66,7 +66,7 @@ func capsCmd(args []string) int {
 		if h.Pending {
 			fd = "pending"
 		}
-		rows.add(fd, ci.ID, ci.Kind, dash(ci.Name), rights, ci.Edge, dash(ci.Parent), leaseLeft(ci.Expires, now), dash(ci.Origin), dash(ci.By))
+		rows.add(fd, ci.ID, ci.Kind, dashWord(ci.Name), rights, ci.Edge, dash(ci.Parent), leaseLeft(ci.Expires, now), dashWord(ci.Origin), dash(ci.By))
 	}
 	if err := rows.write(os.Stdout); err != nil {
 		fail("writing output: %v", err)
@@ -85,6 +85,15 @@ func leaseLeft(expires, now time.Time) string {
 		return "expired"
 	}
 	return expires.Sub(now).Round(time.Second).String() + " left"
+}
+
+// dashWord is dash(s), s quoted as a cell by word when it would not read
+// back as itself (a name or path with a space).
+func dashWord(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return word(s)
 }
 
 func dash(s string) string {

@@ -36,7 +36,7 @@ func compileCmd(args []string) int {
 		return usageError(c, "give the modules to compile")
 	}
 	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, path string) int {
-		wasm, err := readModule(path)
+		wasm, err := readCoreModule(path)
 		if err != nil {
 			fail("%v", err)
 			return exitModule

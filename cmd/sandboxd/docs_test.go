@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/daemon"
 )
 
 // headingAnchors returns the anchors a Markdown renderer gives the
@@ -236,4 +237,46 @@ func TestCLIDocNamesEveryFlagOfRunAndTheDaemonVerbs(t *testing.T) {
 			}
 		}
 	}
+}
+
+// An error about a grant quotes it as Grant.String() writes it, the
+// canonical text (the guest name only where it is not the default), not
+// as it was typed: `--grant file:/srv=srv` fails as `grant "file:/srv"`.
+// The lines the docs show must be what a user will see.
+func TestDocGrantErrorsQuoteTheGrantAsSandboxdPrintsIt(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no docs: %v", err)
+	}
+	files = append(files, filepath.Join("..", "..", "README.md"))
+	quoted := regexp.MustCompile(`sandboxd: (?:[^"\n]*: )?grant "([^"…]+)": `)
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range quoted.FindAllStringSubmatch(string(b), -1) {
+			n++
+			g, err := daemon.ParseGrant(m[1])
+			if err != nil {
+				t.Errorf("%s: grant %q does not parse: %v", filepath.Base(f), m[1], err)
+				continue
+			}
+			if g.String() != m[1] {
+				t.Errorf("%s quotes grant %q in an error, which sandboxd prints as %q", filepath.Base(f), m[1], g.String())
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no grant errors found in the docs: has their form changed?")
+	}
+	// The form the docs are held to is the binary's: the default name
+	// typed out is not quoted back.
+	dir := t.TempDir()
+	r := sandboxd(t, "", "run", "--grant", "file:"+dir+"="+filepath.Base(dir), guest(t, "cmd/sandboxd/testdata/touch.wat"))
+	if r.code != exitGrant {
+		t.Errorf("a file grant of a directory: code %d, want %d", r.code, exitGrant)
+	}
+	oneLine(t, r.stderr, `grant "file:`+dir+`": `)
 }

@@ -242,6 +242,31 @@ func TestWorkdirSetsWhereAGoGuestsRelativePathsStart(t *testing.T) {
 	}
 }
 
+// wasi-libc keeps its own working directory, / until the program calls
+// chdir, and never reads PWD: --workdir, which sets PWD, moves a Go
+// guest's relative paths and not a C guest's, and its help says so.
+func TestWorkdirIsNotWhereAWasiLibcGuestsRelativePathsStart(t *testing.T) {
+	t.Parallel()
+	dir := privateDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wasm := wasiGuest(t, "cmd/sandboxd/testdata/relopen.c")
+	r := sandboxd(t, "", "run", "--workdir", "/data", "--grant", "dir:"+dir+"=/data", wasm, "a.txt", "data/a.txt")
+	if want := "cwd /\na.txt: Capabilities insufficient\ndata/a.txt: ok\n"; r.code != 0 || r.stdout != want {
+		t.Fatalf("--workdir /data: code %d, stdout %q, want %q; stderr %q", r.code, r.stdout, want, r.stderr)
+	}
+	for _, verb := range []string{"run", "launch"} {
+		r := sandboxd(t, "", verb, "-h")
+		// The flag's line, then its description's.
+		_, line, _ := strings.Cut(r.stdout, "  --workdir DIR\n")
+		line, _, _ = strings.Cut(line, "\n")
+		if !strings.Contains(line, "Go") || strings.Contains(line, "wasi-libc's relative paths start from") || !strings.Contains(line, "wasi-libc") {
+			t.Errorf("%s -h says of --workdir %q: want it to say PWD moves Go's relative paths, not wasi-libc's", verb, line)
+		}
+	}
+}
+
 func TestCapsAndInspectListAGrantTheGuestHasNotReceived(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "")
@@ -346,6 +371,16 @@ func TestLaunchInteractiveStreamsStdin(t *testing.T) {
 	if r.code != 0 || len(r.stdout) != len(big) || r.stdout != big {
 		t.Fatalf("launch -i with 2 MiB: code %d, %d bytes out, stderr %q", r.code, len(r.stdout), r.stderr)
 	}
+	// Without -i or --stdin the guest's stdin is empty, whatever is piped
+	// to launch (as docker run without -i), unlike run's, which passes
+	// through: launch -h says so where a user piping input looks.
+	r = sandboxd(t, "hello from a pipe\n", "launch", "--socket", d.socket, cat)
+	if r.code != 0 || r.stdout != "" || r.stderr != "done\n" {
+		t.Fatalf("launch cat with input piped, without -i: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if h := sandboxd(t, "", "launch", "-h").stdout; !strings.Contains(h, "without -i or --stdin, the guest's stdin is empty") {
+		t.Errorf("launch -h does not say what stdin a guest launched without -i or --stdin has:\n%s", h)
+	}
 	if r := sandboxd(t, "", "launch", "--socket", d.socket, "-i", "--stdin", cat); r.code != exitUsage {
 		t.Fatalf("-i with --stdin: code %d", r.code)
 	}
@@ -359,7 +394,8 @@ func TestLaunchInteractiveStreamsStdin(t *testing.T) {
 }
 
 // serve --max-stack is the bound of launches without one; launch
-// --max-stack overrides it, and inspect shows it.
+// --max-stack overrides it, and inspect shows it, and --mem, as the flags
+// take them.
 func TestLaunchMaxStackAndServeDefault(t *testing.T) {
 	t.Parallel()
 	d := serveDaemon(t, bin, "", "--max-stack", "512KiB")
@@ -374,7 +410,7 @@ func TestLaunchMaxStackAndServeDefault(t *testing.T) {
 			t.Errorf("launch %v: code %d, stderr %q; want %d and %q", c.flags, r.code, r.stderr, exitTrap, want)
 		}
 	}
-	r := d.cli(t, "launch", "--detach", "--max-stack", "2MiB", guest(t, "daemon/testdata/guests/spin.wat"))
+	r := d.cli(t, "launch", "--detach", "--max-stack", "2MiB", "--mem", "64MiB", guest(t, "daemon/testdata/guests/spin.wat"))
 	if r.code != 0 {
 		t.Fatalf("launch --detach: %d %q", r.code, r.stderr)
 	}
@@ -384,7 +420,8 @@ func TestLaunchMaxStackAndServeDefault(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.GuestInfo.MaxStack != 2<<20 {
 		t.Fatalf("inspect --json: %q (%v)", r.stdout, err)
 	}
-	if r := d.cli(t, "inspect", id); !strings.Contains(r.stdout, "max stack 2MiB") {
+	// Both limits as their flags take them.
+	if r := d.cli(t, "inspect", id); !strings.Contains(r.stdout, "limits:     memory 64MiB, ") || !strings.Contains(r.stdout, "max stack 2MiB") {
 		t.Fatalf("inspect:\n%s", r.stdout)
 	}
 	if r := d.cli(t, "launch", "--max-stack", "128MiB", wasm); r.code != exitUsage {
@@ -499,5 +536,24 @@ func TestInspectAndPsQuoteWhatWouldNotReadBack(t *testing.T) {
 	}
 	if r := d.cli(t, "ps"); !strings.Contains(r.stdout, ` app=etl,"tier=a,b"`) {
 		t.Errorf("ps:\n%s", r.stdout)
+	}
+	// ps's MODULE and caps's NAME and ORIGIN are quoted likewise, so that
+	// a module file or a handle named with a space stays one column.
+	spin := filepath.Join(filepath.Dir(data), "my spin.wasm")
+	if err := os.Rename(guest(t, "daemon/testdata/guests/spin.wat"), spin); err != nil {
+		t.Fatal(err)
+	}
+	r = d.cli(t, "launch", "--detach", "--grant", "dir:"+data+"=my data", spin)
+	if r.code != 0 {
+		t.Fatalf("launch: %d %q", r.code, r.stderr)
+	}
+	id = strings.TrimSpace(r.stdout)
+	r = d.cli(t, "ps", "--filter", "module=my spin.wasm")
+	if !strings.Contains(r.stdout, `  "my spin.wasm"  running`) {
+		t.Errorf("ps does not quote the module my spin.wasm:\n%s", r.stdout)
+	}
+	r = d.cli(t, "caps", id)
+	if !strings.Contains(r.stdout, `  dir    "my data"  `) || !strings.Contains(r.stdout, `  "dir:`+data+`"  `) {
+		t.Errorf("caps does not quote the handle \"my data\" and its origin:\n%s", r.stdout)
 	}
 }

@@ -44,7 +44,7 @@ func addGuestFlags(fs *flag.FlagSet, grantHelp string, maxFDs int) *guestFlags {
 	fs.Var(&f.grants, "grant", grantHelp)
 	fs.Var(&f.deny, "deny", "never give the guest, or a guest it spawns, what `SELECTOR` covers, whatever is granted or delegated: dir:PATH or file:PATH (and all beneath, and any directory containing it), KIND:NAME of a policy's resource, KIND:GLOB, sock:* (repeatable; docs/GRANTS.md)")
 	fs.Var(&f.env, "env", "set `KEY=VALUE` in the guest's environment, which is otherwise empty (repeatable)")
-	f.workdir = fs.String("workdir", "", "the guest's working directory `DIR`, a path in its namespace such as / or /data (sets PWD, which Go's and wasi-libc's relative paths start from; docs/WASI.md)")
+	f.workdir = fs.String("workdir", "", "the guest's working directory `DIR`, a path in its namespace such as / or /data (sets PWD, where a Go guest's relative paths start; wasi-libc's start from / until the guest calls chdir; docs/WASI.md)")
 	fs.Var(&f.labels, "label", "label the module `KEY=VALUE` for the policy's module and to blocks, and for ps (repeatable)")
 	fs.Var(&f.args, "arg", "an `ARG` for the guest, instead of arguments after prog.wasm (repeatable)")
 	f.mem = fs.String("mem", defaultMem, "the guest's memory limit, a `SIZE` in KiB, MiB or GiB (0: the wasm32 maximum, 4GiB)")

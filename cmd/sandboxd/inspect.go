@@ -78,7 +78,7 @@ func inspectionText(g client.GuestInfo, handles []client.Handle) string {
 	if g.Timeout > 0 {
 		timeout = g.Timeout.String()
 	}
-	row("limits", fmt.Sprintf("memory %d bytes, timeout %s, max fds %d, max stack %s", g.MemoryLimit, timeout, g.MaxFDs, abi.SizeText(g.MaxStack)))
+	row("limits", fmt.Sprintf("memory %s, timeout %s, max fds %d, max stack %s", abi.SizeText(g.MemoryLimit), timeout, g.MaxFDs, abi.SizeText(g.MaxStack)))
 	row("state", guestState(g))
 	row("started", g.Started.Format(time.RFC3339Nano))
 	if !g.Ended.IsZero() {

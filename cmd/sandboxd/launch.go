@@ -8,9 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi"
@@ -216,6 +214,14 @@ func launchCmd(args []string) int {
 	if !ok {
 		return code
 	}
+	// Attached, signals are caught from before the module (and --stdin)
+	// is read: one before the launch ends this process, saying nothing
+	// ran; from the launch on, it kills the guest, one arriving while the
+	// daemon compiles included. Detached, a signal ends launch alone.
+	sigs, started := (<-chan os.Signal)(nil), func() {}
+	if !la.detach {
+		sigs, started = catchSignals()
+	}
 	req, code, ok := launchRequest(c, la)
 	if !ok {
 		return code
@@ -227,13 +233,7 @@ func launchCmd(args []string) int {
 	}
 	defer cl.Close()
 
-	// Signals are caught from before launch, so that one arriving during
-	// setup still ends the guest rather than this process alone.
-	sigs := make(chan os.Signal, 1)
-	if !la.detach {
-		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sigs)
-	}
+	started()
 	done := progress("the daemon is compiling %s (%s)", req.Name, sizeText(len(req.Wasm)))
 	g, err := cl.Launch(ctx, req)
 	done()
@@ -279,7 +279,7 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 	name := fs.String("name", "", "name the guest `NAME` (unique among the daemon's listed guests): it works wherever its id does")
 	detach := fs.Bool("detach", false, "print the guest's id and exit; the guest runs on in the daemon (see ps, logs, wait, kill)")
 	stdin := fs.Bool("stdin", false, "send this process's standard input (at most 1MiB, read to its end first) as the guest's stdin")
-	interactive := fs.Bool("i", false, "stream this process's standard input to the guest's stdin as the guest reads it, like docker run -i (interactive guests, input of any size; not with --detach)")
+	interactive := fs.Bool("i", false, "stream this process's standard input to the guest's stdin as the guest reads it, like docker run -i (interactive guests, input of any size; not with --detach); without -i or --stdin, the guest's stdin is empty, whatever is piped to launch")
 	fs.BoolVar(interactive, "interactive", false, "the same as -i")
 	asJSON := fs.Bool("json", false, "with --detach, print the guest as one JSON object: {\"ID\", \"GuestName\"}")
 	if code, ok := parseFlags(c, fs, args); !ok {
@@ -309,7 +309,7 @@ func parseLaunchFlags(c command, args []string) (la launchArgs, code int, ok boo
 // the request la asks for. When it returns ok false, code is the exit
 // status, the failure already printed.
 func launchRequest(c command, la launchArgs) (req client.LaunchRequest, code int, ok bool) {
-	wasm, err := readModule(la.path)
+	wasm, err := readCoreModule(la.path)
 	if err != nil {
 		fail("%v", err)
 		return req, exitModule, false

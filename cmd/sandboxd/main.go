@@ -56,9 +56,10 @@ func dispatch(args []string) int {
 		printHelp(os.Stderr)
 		return exitUsage
 	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
-		if len(args) > 1 && args[1] != "help" { // help help: this list, which says what help does
+	switch {
+	case isHelp(args[0]):
+		// help help, and help's own -h: this list, which says what help does.
+		if len(args) > 1 && !isHelp(args[1]) {
 			c, ok := commands[args[1]]
 			if !ok {
 				return unknownVerb(args[1])
@@ -66,7 +67,7 @@ func dispatch(args []string) int {
 			return c.run([]string{"-h"})
 		}
 		return printHelpOut()
-	case "--version", "-version":
+	case args[0] == "--version" || args[0] == "-version":
 		return commands["version"].run(args[1:])
 	}
 	c, ok := commands[args[0]]
@@ -74,6 +75,15 @@ func dispatch(args []string) int {
 		return unknownVerb(args[0])
 	}
 	return c.run(args[1:])
+}
+
+// isHelp reports whether arg asks for the list of commands.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
 }
 
 func unknownVerb(name string) int {

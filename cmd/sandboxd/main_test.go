@@ -162,6 +162,12 @@ func TestHelpListsCommandsAndExitsZero(t *testing.T) {
 	if r := sandboxd(t, "", "help", "help"); r.code != 0 || !strings.Contains(r.stdout, "  help ") || r.stderr != "" {
 		t.Errorf("help help: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
+	// help's own -h is the list too, as every other verb's -h is its usage.
+	for _, args := range [][]string{{"help", "-h"}, {"help", "--help"}, {"-h", "--help"}} {
+		if r := sandboxd(t, "", args...); r.code != 0 || !strings.Contains(r.stdout, "  help ") || r.stderr != "" {
+			t.Errorf("%v: code %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
 	for _, args := range [][]string{{"run", "-h"}, {"run", "--help"}, {"help", "run"}} {
 		r := sandboxd(t, "", args...)
 		if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: sandboxd run [flags] prog.wasm") || !strings.Contains(r.stdout, "--grant KIND:SOURCE[=GUEST][:ro]") {

@@ -22,21 +22,39 @@ func progress(format string, args ...any) (done func()) {
 		return func() {}
 	}
 	start := time.Now()
-	var mu sync.Mutex
-	said := false
 	t := time.AfterFunc(progressAfter, func() {
-		mu.Lock()
-		defer mu.Unlock()
+		progressLine.Lock()
+		defer progressLine.Unlock()
 		fmt.Fprintf(os.Stderr, "sandboxd: "+format+"…", args...)
-		said = true
+		progressLine.open = true
 	})
 	return func() {
 		t.Stop()
-		mu.Lock()
-		defer mu.Unlock()
-		if said {
+		progressLine.Lock()
+		defer progressLine.Unlock()
+		if progressLine.open {
 			fmt.Fprintf(os.Stderr, " done in %v\n", time.Since(start).Round(10*time.Millisecond))
+			progressLine.open = false
 		}
+	}
+}
+
+// progressLine is whether progress has left a line without its end on
+// the terminal.
+var progressLine struct {
+	sync.Mutex
+	open bool
+}
+
+// endProgressLine ends the line progress left open, if any, so that a
+// line printed next (a signal's, as the process exits mid-way) starts a
+// line of its own.
+func endProgressLine() {
+	progressLine.Lock()
+	defer progressLine.Unlock()
+	if progressLine.open {
+		fmt.Fprintln(os.Stderr)
+		progressLine.open = false
 	}
 }
 

@@ -71,7 +71,7 @@ func psCmd(args []string) int {
 		rows.add("GUEST", "NAME", "MODULE", "STATE", "STARTED", "PRINCIPAL", "HANDLES", "LABELS")
 		now := time.Now()
 		print = func(g client.GuestSummary) {
-			rows.add(g.ID, dash(g.GuestName), g.Name, guestState(client.GuestInfo{Running: g.Running, Status: g.Status}),
+			rows.add(g.ID, dash(g.GuestName), word(g.Name), guestState(client.GuestInfo{Running: g.Running, Status: g.Status}),
 				now.Sub(g.Started).Round(time.Second).String()+" ago", g.Principal.String(), strconv.Itoa(g.Handles), dash(words(g.Labels, ",")))
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/signal"
 	"os/user"
 	"path/filepath"
 	"runtime"
@@ -125,6 +124,10 @@ func runCmd(args []string) int {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sandboxd", Level: ra.level, Output: os.Stderr})
 	ctx := context.Background()
+	// Signals are caught from before the module is read: one during setup
+	// ends this process at once, saying nothing ran; from the launch on,
+	// it ends the guest.
+	sigs, started := catchSignals()
 	l, code, ok := loadGuest(ctx, ra, log)
 	if !ok {
 		return code
@@ -136,12 +139,7 @@ func runCmd(args []string) int {
 		defer l.audit.Close()
 	}
 
-	// Signals are caught from before launch, so that one arriving during
-	// setup still ends the guest rather than this process alone. They stay
-	// caught until the process exits.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-
+	started()
 	holdGC()
 	spareProcs(ra.maxProcs)
 	g, err := l.sup.Launch(ctx, daemon.LaunchSpec{
@@ -410,7 +408,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 		st.sup, st.err = newRunSupervisor(ctx, ra, log, st.audit)
 		supc <- st
 	}()
-	wasm, err := readModule(ra.path)
+	wasm, err := readCoreModule(ra.path)
 	if err != nil {
 		fail("%v", err)
 		return l, exitModule, false

@@ -148,6 +148,9 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		{"garbage.wasm", []byte("this is not wasm\n"), "is not a valid WebAssembly module"},
 		{"truncated.wasm", []byte("\x00asm\x01\x00\x00\x00\x01\x05"), "is not a valid WebAssembly module"},
 		{"reactor.wasm", []byte("\x00asm\x01\x00\x00\x00"), "has no _start function"},
+		// A component (version 0x0d, layer 1), as Rust's wasm32-wasip2
+		// builds: the error says so, and which target to build for.
+		{"component.wasm", []byte("\x00asm\x0d\x00\x01\x00"), "is a WebAssembly component (the component model, WASI 0.2), and sandboxd runs core modules of WASI preview1: build it as a WebAssembly command module for wasm32-wasip1"},
 		// 13 bytes declaring 268 million exports: wazero's decoder alone
 		// takes over a minute and gigabytes to refuse them.
 		{"bomb.wasm", []byte("\x00asm\x01\x00\x00\x00\x07\x05\xff\xff\xff\x7f\x00"), "section 7 declares 268435455 entries in 1 bytes"},
@@ -181,6 +184,24 @@ func TestRunInvalidModulesExit4(t *testing.T) {
 		if advised := strings.Contains(r.stderr, "build it as a WebAssembly command module"); advised == limit {
 			t.Errorf("%s: advice to rebuild is %v, want %v: %q", c.name, advised, !limit, r.stderr)
 		}
+	}
+}
+
+// launch and compile read the module as run does: a component is named
+// as one before anything is sent to the daemon.
+func TestLaunchAndCompileOfAComponentSayWhatToBuild(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	p := filepath.Join(t.TempDir(), "component.wasm")
+	if err := os.WriteFile(p, []byte("\x00asm\x0d\x00\x01\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"launch", "compile"} {
+		r := d.cli(t, verb, p)
+		if r.code != exitModule {
+			t.Errorf("%s: exit %d, want %d", verb, r.code, exitModule)
+		}
+		oneLine(t, r.stderr, "component.wasm is a WebAssembly component")
 	}
 }
 
@@ -442,6 +463,65 @@ func TestRunSignalsKillTheGuest(t *testing.T) {
 		if got := wait(); got != c.code {
 			t.Errorf("%v: exit %d, want %d", c.sig, got, c.code)
 		}
+	}
+}
+
+// A signal while run or an attached launch is still setting up (reading
+// the module, compiling it: seconds for a large one) ends the command as
+// one during the guest's run does, with its status and one sandboxd:
+// line, and nothing runs. The module is a FIFO here, so that the command
+// is known to be reading it when the signal is sent: opening the FIFO's
+// other end returns once it has opened it.
+func TestASignalDuringSetupEndsRunAndLaunchWithOneLine(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	for _, c := range []struct {
+		verb string
+		sig  syscall.Signal
+		code int
+		args []string
+	}{
+		{"run", syscall.SIGINT, exitInterrupt, nil},
+		{"run", syscall.SIGTERM, exitTerminated, nil},
+		{"launch", syscall.SIGINT, exitInterrupt, []string{"--socket", d.socket}},
+	} {
+		fifo := filepath.Join(t.TempDir(), "prog.wasm")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, append(append([]string{c.verb}, c.args...), fifo)...)
+		cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		// Returns once sandboxd has opened the module; held open, so that
+		// its read waits for more.
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Process.Signal(c.sig); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-exited:
+		case <-time.After(hangGuard):
+			t.Fatalf("%s %v: still running %v after the signal", c.verb, c.sig, hangGuard)
+		}
+		w.Close()
+		if got := cmd.ProcessState.ExitCode(); got != c.code {
+			t.Errorf("%s %v while reading its module: exit %d (%v), want %d", c.verb, c.sig, got, cmd.ProcessState, c.code)
+		}
+		reason, _ := signalExit(c.sig)
+		oneLine(t, stderr.String(), reason+" before the guest started: nothing ran")
+	}
+	if r := d.cli(t, "ps", "-a", "-q"); r.stdout != "" {
+		t.Errorf("the daemon lists guests: %q", r.stdout)
 	}
 }
 

@@ -69,6 +69,12 @@ func words(list []string, sep string) string {
 	return strings.Join(out, sep)
 }
 
+// word is s as one cell of a column that words alone would split: a
+// Go string literal where s would not read back as itself (empty, or
+// holding a space, a quote, a backslash or a control character), as
+// words writes each of its elements.
+func word(s string) string { return words([]string{s}, " ") }
+
 // printable returns s with its control characters (C0, DEL and C1) written
 // as Go escapes ("\x1b"): text one user gives and another reads (a kill
 // reason, a grant's path) then cannot move the reader's cursor, clear the
