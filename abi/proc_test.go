@@ -56,7 +56,7 @@ spawn without proc_exec: ENOTCAPABLE
 spawn handing over a closed fd: EBADF
 spawn argdata too big: E2BIG
 still running, table 4=file 6=bytes
-second: argdata second table 0=tty 1=bytes 2=bytes 3=EBADF
+second: argdata second table 0=unknown 1=bytes 2=bytes 3=EBADF
 second: object ok kept, fd 1 kept its capability yes, fd 2 is a copy yes
 `)
 	for _, e := range log.all(caps.EventDerive) {

@@ -51,7 +51,7 @@ func newWASITCharged(t *testing.T, memory caps.MemoryCharge) *wasiT {
 	}
 	ins(k.Mint(h, caps.NewStdin(strings.NewReader("input")), caps.RightsTTYBase, 0, "stdin", "test"))
 	ins(k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"))
-	ins(k.Mint(h, caps.NewStdout("stderr", out), caps.RightsTTYBase, 0, "stderr", "test"))
+	ins(k.Mint(h, caps.NewStdout("stderr", out).AsTerminal(), caps.RightsTTYBase, 0, "stderr", "test"))
 	for _, g := range []struct {
 		name string
 		ro   bool
@@ -206,7 +206,8 @@ func TestFdstatReportsWASIFiletypeFlagsAndRights(t *testing.T) {
 		filetype uint8
 		base     uint64
 	}{
-		{1, wasiFiletypeCharacterDevice, WASIRightsOf(caps.RightsTTYBase)},
+		{1, wasiFiletypeUnknown, WASIRightsOf(caps.RightsTTYBase)},         // not a terminal's stream
+		{2, wasiFiletypeCharacterDevice, WASIRightsOf(caps.RightsTTYBase)}, // a terminal's
 		{3, wasiFiletypeDirectory, WASIRightsOf(caps.RightsDirectoryBase)},
 		{4, wasiFiletypeDirectory, WASIRightsOf(caps.RightsDirectoryBase &^ caps.RightsWriteMask)},
 		{5, wasiFiletypeSocketStream, WASIRightsOf(caps.RightsSocketBase)},

@@ -21,6 +21,18 @@ type Stdio struct {
 	mu *sync.Mutex
 	sw StopWriter // w, if its writes may wait and can be stopped
 	sr StopReader // r, if its reads may wait and can be stopped
+	// terminal is set for a terminal's stream (AsTerminal).
+	terminal bool
+}
+
+// AsTerminal marks s as a terminal's stream and returns it: the guest
+// sees it as a character device (isatty, Go's os.ModeCharDevice), and
+// any other stream as one of unknown type, as a pipe or a file is shown
+// by wasmtime: a program buffers its output to it, and reads input piped
+// to it, as it would natively.
+func (s *Stdio) AsTerminal() *Stdio {
+	s.terminal = true
+	return s
 }
 
 // StopWriter is a writer whose writes may wait (for a slow reader at the
@@ -129,9 +141,13 @@ func (s *Stdio) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// FileType: a standard stream is a character device to the guest, whatever
-// backs it, so that isatty-style checks and buffering choices treat it as a
-// terminal-like stream rather than a seekable file.
-func (s *Stdio) FileType() FileType { return TypeCharDevice }
+// FileType: a terminal's standard stream is a character device to the
+// guest, any other of unknown type (AsTerminal). Neither is seekable.
+func (s *Stdio) FileType() FileType {
+	if s.terminal {
+		return TypeCharDevice
+	}
+	return TypeUnknown
+}
 
-func (s *Stdio) Stat() (FileStat, error) { return FileStat{Type: TypeCharDevice}, nil }
+func (s *Stdio) Stat() (FileStat, error) { return FileStat{Type: s.FileType()}, nil }

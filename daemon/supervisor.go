@@ -361,7 +361,15 @@ type LaunchSpec struct {
 	// until the guest ends.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Terminal says which of them are a terminal's (run's own, when they
+	// are): the guest sees those as a character device, and the others
+	// as streams of unknown type (caps.Stdio.AsTerminal).
+	Terminal StdioTerminal
 }
+
+// StdioTerminal says which of a guest's standard streams are a
+// terminal's.
+type StdioTerminal struct{ Stdin, Stdout, Stderr bool }
 
 // SpecError is a LaunchSpec that is invalid in itself (a limit out of
 // range, a module that needs more memory than the limit, a handle name
@@ -699,16 +707,20 @@ func (g *Guest) buildTable(spec *LaunchSpec, opened *openedHandles, maxFDs int) 
 		stderr = io.Discard
 	}
 	stdio := []struct {
-		res    *caps.Stdio
-		rights caps.Rights
+		res      *caps.Stdio
+		rights   caps.Rights
+		terminal bool
 	}{
-		{caps.NewStdin(stdin), caps.RightsTTYBase &^ caps.RightFDWrite},
-		{caps.NewStdout("stdout", stdout), caps.RightsTTYBase &^ caps.RightFDRead},
-		{caps.NewStdout("stderr", stderr), caps.RightsTTYBase &^ caps.RightFDRead},
+		{caps.NewStdin(stdin), caps.RightsTTYBase &^ caps.RightFDWrite, spec.Terminal.Stdin},
+		{caps.NewStdout("stdout", stdout), caps.RightsTTYBase &^ caps.RightFDRead, spec.Terminal.Stdout},
+		{caps.NewStdout("stderr", stderr), caps.RightsTTYBase &^ caps.RightFDRead, spec.Terminal.Stderr},
 	}
 	// The table has room for every handle (validate checked MaxFDs), so
 	// Insert cannot fail here.
 	for _, sd := range stdio {
+		if sd.terminal {
+			sd.res.AsTerminal()
+		}
 		c := k.Mint(g.holder, sd.res, sd.rights, 0, sd.res.Describe(), "launch")
 		_, _ = table.Insert(c)
 	}

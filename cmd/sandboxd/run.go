@@ -157,6 +157,7 @@ func runCmd(args []string) int {
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
+		Terminal:    daemon.StdioTerminal{Stdin: isTerminal(os.Stdin), Stdout: isTerminal(os.Stdout), Stderr: isTerminal(os.Stderr)},
 	})
 	if err != nil {
 		return launchFailure(c, err)

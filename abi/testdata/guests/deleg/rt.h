@@ -157,6 +157,7 @@ static const char *fdkind(uint32_t fd) {
   case SBX_FILETYPE_PROCESS: return "process";
   case SBX_FILETYPE_SHARED_MEMORY: return "bytes";
   case SBX_FILETYPE_CHARACTER_DEVICE: return "tty";
+  case SBX_FILETYPE_UNKNOWN: return "unknown"; /* a standard stream not a terminal's */
   }
   return "other";
 }
