@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -132,3 +133,13 @@ func KeptOutput(s *Server, id string) (written, kept uint64) {
 
 // BindError is the error Listen returns when binding path failed with err.
 var BindError = bindError
+
+// SetLaunchCompiled makes launch call compiled with the launch call's
+// context once the module is compiled, before the guest is launched, and
+// ended with the launch call's error once it returns, until restore is
+// called.
+func SetLaunchCompiled(compiled func(context.Context), ended func(error)) (restore func()) {
+	oldC, oldE := launchCompiled, launchEnded
+	launchCompiled, launchEnded = compiled, ended
+	return func() { launchCompiled, launchEnded = oldC, oldE }
+}

@@ -353,7 +353,10 @@ func isGrantFailure(err error) bool {
 	return errors.As(err, &ge) || errors.As(err, &gr) || daemon.IsPolicyDenial(err)
 }
 
-func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) error {
+func (s *supervisorServer) Launch(ctx context.Context, call schemas.Supervisor_launch) (err error) {
+	if launchEnded != nil {
+		defer func() { launchEnded(err) }()
+	}
 	call.Go()
 	c := s.c
 	req, err := call.Args().Request()
@@ -464,8 +467,14 @@ func (s *Server) goWatch(r *guestRecord) {
 }
 
 // launchStarted, if set, runs in launch with each guest it has started,
-// before launch watches for the guest's end: tests set it.
-var launchStarted func(*daemon.Guest)
+// before launch watches for the guest's end; launchCompiled, with the
+// launch call's context once its module is compiled; launchEnded, with
+// the launch call's error once it returns: tests set them.
+var (
+	launchStarted  func(*daemon.Guest)
+	launchCompiled func(context.Context)
+	launchEnded    func(error)
+)
 
 // startNamedGuest reserves the guest's name, if it has one, and starts it
 // (startGuest); a failed launch frees the name.
@@ -497,6 +506,9 @@ func (c *serverConn) startGuest(ctx context.Context, a *launchArgs) (*guestRecor
 		return nil, &moduleError{err}
 	}
 	defer m.Release() // the guest holds it on its own
+	if launchCompiled != nil {
+		launchCompiled(ctx)
+	}
 	rctx, cancel := s.recordContext(a.spec.Timeout)
 	r := &guestRecord{
 		pid: c.pid, detached: a.detach, output: newOutputLog(s.logBytes),
