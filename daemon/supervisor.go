@@ -378,6 +378,34 @@ type SpecError struct{ msg string }
 
 func (e *SpecError) Error() string { return e.msg }
 
+// handlesText says what the launch's handle table must hold: "3 stdio
+// handles, 1 grant and the supervisor channel".
+func (spec *LaunchSpec) handlesText() string {
+	parts := []string{"3 stdio handles"}
+	if n := len(spec.Grants); n > 0 {
+		parts = append(parts, countText(n, "grant", "grants"))
+	}
+	if n := len(spec.Delegations); n > 0 {
+		parts = append(parts, countText(n, "capability passed on", "capabilities passed on"))
+	}
+	if spec.SupervisorChannel {
+		parts = append(parts, "the supervisor channel")
+	}
+	last := len(parts) - 1
+	if last == 0 {
+		return parts[0]
+	}
+	return strings.Join(parts[:last], ", ") + " and " + parts[last]
+}
+
+// countText is "1 grant", "2 grants".
+func countText(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
 func specError(format string, args ...any) error {
 	return &SpecError{msg: fmt.Sprintf(format, args...)}
 }
@@ -398,7 +426,7 @@ func (spec *LaunchSpec) validate(defaultMaxFDs int) (maxFDs int, err error) {
 		maxFDs = defaultMaxFDs
 	}
 	if need := 3 + len(spec.Grants) + len(spec.Delegations) + btoi(spec.SupervisorChannel); maxFDs < need {
-		return 0, specError("max fds %d leaves no room for 3 stdio handles, %d grants and %d other handles: allow at least %d", maxFDs, len(spec.Grants), need-3-len(spec.Grants), need)
+		return 0, specError("max fds %d leaves no room for %s: allow at least %d", maxFDs, spec.handlesText(), need)
 	}
 	for i, a := range spec.Args {
 		if strings.IndexByte(a, 0) >= 0 {

@@ -628,3 +628,29 @@ func TestEndedIsSetWithTheExitStatus(t *testing.T) {
 		t.Fatalf("at Done: running %v, ended %v (started %v)", got.running, got.ended, g.Started())
 	}
 }
+
+// A handle table too small for what the launch gives says what it must
+// hold, each part named as it is: it said "1 grants and 1 other
+// handles" for one grant and the supervisor channel.
+func TestATableTooSmallForTheLaunchSaysWhatItMustHold(t *testing.T) {
+	s := newSupervisor(t)
+	m := compile(t, s, guests+"spin.wat")
+	defer m.Release()
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		grants  []Grant
+		channel bool
+		want    string
+	}{
+		{[]Grant{mustGrant(t, "file:"+file)}, true, "max fds 4 leaves no room for 3 stdio handles, 1 grant and the supervisor channel: allow at least 5"},
+		{[]Grant{mustGrant(t, "file:"+file), mustGrant(t, "file:"+file+"=g")}, false, "max fds 4 leaves no room for 3 stdio handles and 2 grants: allow at least 5"},
+	} {
+		_, err := s.Launch(context.Background(), LaunchSpec{Module: m, MaxFDs: 4, Grants: c.grants, SupervisorChannel: c.channel})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("launch: %v, want %q", err, c.want)
+		}
+	}
+}

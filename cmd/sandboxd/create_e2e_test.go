@@ -106,3 +106,24 @@ grant "worker-out" {
 		t.Fatalf("created %s is owned by %d:%d, mode %v; want %d:%d, 0600", out, st.Uid, st.Gid, fi.Mode(), worker, worker)
 	}
 }
+
+// launch --grant dir:data, to a daemon without a policy, says how to
+// grant the directory data where the user is (dir:./data, which launch
+// makes absolute), which then works. It said to give an absolute path,
+// as if a relative one could not be given.
+func TestABareWordGrantWithoutAPolicySaysHowToGrantTheDirectoryHere(t *testing.T) {
+	t.Parallel()
+	work := t.TempDir()
+	if err := os.Mkdir(filepath.Join(work, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := serveDaemon(t, bin, "")
+	hello := guest(t, "abi/testdata/guests/hello.wat")
+	r := sandboxdIn(t, work, "launch", "--socket", d.socket, "--grant", "dir:data", hello)
+	if r.code != exitGrant || !strings.Contains(r.stderr, "dir:./data") {
+		t.Fatalf("launch --grant dir:data: code %d, stderr %q, want a grant failure naming dir:./data", r.code, r.stderr)
+	}
+	if r := sandboxdIn(t, work, "launch", "--socket", d.socket, "--grant", "dir:./data", hello); r.code != 7 {
+		t.Fatalf("launch --grant dir:./data: code %d, stderr %q, want hello's 7", r.code, r.stderr)
+	}
+}

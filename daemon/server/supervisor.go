@@ -85,11 +85,12 @@ func (c *serverConn) checkHostPath(gr daemon.Grant) error {
 		return errors.New("host paths sent to the daemon must be absolute: the daemon does not share your working directory")
 	}
 	p := c.s.sup.Policy()
+	here := fmt.Sprintf("for %s in your working directory write %s:./%s (sandboxd launch makes it absolute), or give an absolute path", gr.Source, gr.Kind, gr.Source)
 	if p == nil {
-		return fmt.Errorf("%s:%s names a %s resource of the daemon's policy, and no policy is loaded: give the host path as an absolute path", gr.Kind, gr.Source, gr.Kind)
+		return fmt.Errorf("%s:%s names a %s resource of the daemon's policy, and no policy is loaded: %s", gr.Kind, gr.Source, gr.Kind, here)
 	}
 	if _, ok := p.Resource(gr.Kind.String(), gr.Source); !ok {
-		return fmt.Errorf("the daemon's policy declares no %s resource named %q: give the host path as an absolute path, or use a declared name", gr.Kind, gr.Source)
+		return fmt.Errorf("the daemon's policy declares no %s resource named %q: use a declared name; %s", gr.Kind, gr.Source, here)
 	}
 	return nil
 }
