@@ -32,11 +32,12 @@ func findGuest(ctx context.Context, cl *client.Client, ref string) (*client.Gues
 	case 0:
 		if isGuestID(ref) {
 			// Guests run in the daemon's process: an id no guest of this
-			// daemon has is likeliest one of an earlier daemon's. audit
-			// log reads the log in its --state, and the daemon does not
-			// say which directory it was run with: the hint names how
-			// to find it rather than a default that may be another's.
-			return nil, fmt.Errorf("%w; a guest of an earlier daemon ended when it stopped: `sandboxd audit log --state DIR --guest %s` has its record, DIR the daemon's state directory (serve --state, named in the daemon's `serving` log line; %s if it was run as this user without --state)", err, ref, daemon.DefaultStateDir())
+			// daemon has was removed from its list, or is one of an
+			// earlier daemon's. audit log reads the log in its --state,
+			// and the daemon does not say which directory it was run
+			// with: the hint names how to find it rather than a default
+			// that may be another's.
+			return nil, fmt.Errorf("%w; a guest removed from the list (sandboxd rm, prune), or one of an earlier daemon (it ended when that daemon stopped), is in the audit log: `sandboxd audit log --state DIR --guest %s` has its record, DIR the daemon's state directory (serve --state, named in the daemon's `serving` log line; %s if it was run as this user without --state)", err, ref, daemon.DefaultStateDir())
 		}
 		return nil, err
 	case 1:

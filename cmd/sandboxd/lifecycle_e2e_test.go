@@ -321,3 +321,26 @@ func TestAVerbOfAnotherUsersDaemonSaysWhatToDo(t *testing.T) {
 		t.Errorf("%q does not say as whom to run it", r.stderr)
 	}
 }
+
+// A guest removed from the list (rm, prune) is not said to be only an
+// earlier daemon's: a second rm of it, or an inspect, says it may have
+// been removed, and where its record is. It said a guest of an earlier
+// daemon ended when that daemon stopped, of a guest removed a moment
+// before.
+func TestARemovedGuestIsSaidToHaveBeenRemovedOrOfAnEarlierDaemon(t *testing.T) {
+	t.Parallel()
+	d := serveDaemon(t, bin, "")
+	id := d.launchSpin(t)
+	if r := d.cli(t, "kill", id); r.code != 0 {
+		t.Fatalf("kill: code %d, stderr %q", r.code, r.stderr)
+	}
+	if r := d.cli(t, "rm", id); r.code != 0 {
+		t.Fatalf("rm: code %d, stderr %q", r.code, r.stderr)
+	}
+	for _, verb := range []string{"rm", "inspect"} {
+		r := d.cli(t, verb, id)
+		if r.code != exitFailure || !strings.Contains(r.stderr, "removed from the list (sandboxd rm, prune)") || !strings.Contains(r.stderr, "sandboxd audit log --state DIR --guest "+id) {
+			t.Errorf("%s of a removed guest: code %d, stderr %q, want it said removed, and where its record is", verb, r.code, r.stderr)
+		}
+	}
+}
