@@ -1259,6 +1259,28 @@ var pathDiffCases = map[string][]pathDiffOp{
 		{kind: pdReadlink, p1: "..", n: 20},
 		{kind: pdReadlink, p1: "d/..", n: 20},
 	},
+	// ".." is resolved where it stands, as the kernel resolves it, not
+	// counted as written: after a link that leads two levels down, two
+	// of them stay beneath the grant; after a name that does not exist,
+	// or a file, the lookup fails there first.
+	"dot-dot is resolved where it stands": {
+		pdPathOp(pdMkdir, "d/a", ""),
+		pdPathOp(pdSymlink, "d/a", "b"),
+		pdOpenOp("b/../..", 0, false, pdRdonly),
+		{kind: pdStat, p1: "b/../..", follow: true},
+		pdPathOp(pdMkdir, "b/../c", ""),
+		{kind: pdStat, p1: "d/c"},
+		pdOpenOp("a/../..", 0, false, pdRdonly),
+		pdOpenOp("f/../..", 0, false, pdRdonly),
+		pdPathOp(pdMkdir, "a/../..", ""),
+	},
+	// Linux's PATH_MAX counts the NUL that ends a path: a path of 4096
+	// bytes is too long, whatever it names.
+	"a path of PATH_MAX bytes": {
+		pdOpenOp(strings.Repeat("./", 2047)+"ff", 0, false, pdRdonly),
+		{kind: pdStat, p1: strings.Repeat("./", 2047) + "ff"},
+		pdPathOp(pdMkdir, strings.Repeat("./", 2047)+"ff", ""),
+	},
 	"directories made and removed": {
 		pdPathOp(pdMkdir, "a", ""),
 		pdPathOp(pdMkdir, "a", ""),

@@ -104,9 +104,17 @@ func (d *Dir) Close() error {
 func (d *Dir) SameGrant(o *Dir) bool { return d.grant == o.grant }
 
 // CheckPath validates a guest path before any host call: it must be
-// relative, non-empty, free of NUL bytes, and must not climb above the
-// directory with "..". Symbolic links are left to os.Root.
+// shorter than Linux's PATH_MAX (which counts a terminating NUL), non-empty,
+// free of NUL bytes, and relative. Whether its ".." components and
+// symbolic links keep it beneath the directory is for os.Root to decide,
+// as it resolves the path: "l/../.." stays beneath it when l leads to a
+// directory two levels down, and "a/../.." is ENOENT when there is no a,
+// as the kernel's RESOLVE_BENEATH has them; a path that does leave it is
+// ENOTCAPABLE (os.Root's "path escapes from parent").
 func CheckPath(p string) error {
+	if len(p) >= unix.PathMax {
+		return ENAMETOOLONG
+	}
 	if p == "" {
 		return ENOENT
 	}
@@ -115,19 +123,6 @@ func CheckPath(p string) error {
 	}
 	if p[0] == '/' {
 		return ENOTCAPABLE
-	}
-	depth := 0
-	for _, c := range strings.Split(p, "/") {
-		switch c {
-		case "", ".":
-		case "..":
-			depth--
-			if depth < 0 {
-				return ENOTCAPABLE
-			}
-		default:
-			depth++
-		}
 	}
 	return nil
 }
