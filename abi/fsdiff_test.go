@@ -1281,6 +1281,24 @@ var pathDiffCases = map[string][]pathDiffOp{
 		{kind: pdStat, p1: strings.Repeat("./", 2047) + "ff"},
 		pdPathOp(pdMkdir, strings.Repeat("./", 2047)+"ff", ""),
 	},
+	// A "/" after a final link makes open(2) follow it, O_NOFOLLOW or
+	// not: "l/" is the directory l leads to, and a link to a file with a
+	// slash after it is ENOTDIR.
+	"a slash after a final link follows it": {
+		pdOpenOp("l/", 0, false, pdRdonly),
+		pdOpenOp("l//", oflagDirectory, false, pdRdonly),
+		pdPathOp(pdSymlink, "f", "a"),
+		pdOpenOp("a/", 0, false, pdRdonly),
+		pdOpenOp("a", 0, false, pdRdonly),
+		pdOpenOp("out/", 0, false, pdRdonly),
+	},
+	// open(2) refuses O_CREAT with O_DIRECTORY before it looks at the
+	// path, whatever the path is.
+	"CREAT with DIRECTORY is EINVAL before the path is looked at": {
+		pdOpenOp("", oflagCreat|oflagDirectory|oflagExcl, true, pdWronly),
+		pdOpenOp("/f", oflagCreat|oflagDirectory, false, pdRdonly),
+		pdOpenOp("..", oflagCreat|oflagDirectory, false, pdRdonly),
+	},
 	"directories made and removed": {
 		pdPathOp(pdMkdir, "a", ""),
 		pdPathOp(pdMkdir, "a", ""),

@@ -255,7 +255,7 @@ type OpenFlags struct {
 	Directory    bool // fail with ENOTDIR unless the target is a directory
 	Append       bool
 	Sync         bool // O_SYNC on the host descriptor
-	NoFollow     bool // the last component must not be a symbolic link (ELOOP)
+	NoFollow     bool // the last component must not be a symbolic link (ELOOP), unless a "/" follows it
 }
 
 // errRaced reports that the object at a path changed between two steps of
@@ -265,15 +265,15 @@ var errRaced = errors.New("path replaced during open")
 // Open opens p beneath d. The result is a *Dir when the target is a
 // directory and a *File otherwise.
 func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
+	if fl.Directory && fl.Create {
+		// open(2) refuses O_CREAT|O_DIRECTORY with EINVAL since Linux 6.4,
+		// before it looks at the path; older kernels made a regular file.
+		// Writing or truncating with Directory is left to the kernel:
+		// ENOTDIR for what is not a directory, EISDIR for a directory.
+		return nil, EINVAL
+	}
 	if err := CheckPath(p); err != nil {
 		return nil, err
-	}
-	if fl.Directory && fl.Create {
-		// open(2) refuses O_CREAT|O_DIRECTORY with EINVAL since Linux 6.4;
-		// older kernels made a regular file. Writing or truncating with
-		// Directory is left to the kernel: ENOTDIR for what is not a
-		// directory, EISDIR for a directory.
-		return nil, EINVAL
 	}
 	if fl.Create && strings.HasSuffix(p, "/") {
 		return nil, EISDIR // open(2): a name ending in "/" is no file to make
@@ -310,10 +310,14 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if fl.Directory {
 		flag |= syscall.O_DIRECTORY
 	}
+	// A name ending in "/" names a directory, and a final symbolic link
+	// there is followed with NoFollow too, as open(2) follows it with
+	// O_NOFOLLOW.
+	noFollow := fl.NoFollow && !strings.HasSuffix(p, "/")
 	var err error
 	for range maxOpenAttempts {
 		var res Resource
-		res, err = d.open(p, flag, fl.NoFollow)
+		res, err = d.open(p, flag, noFollow)
 		if err != errRaced {
 			return res, err
 		}
