@@ -1299,6 +1299,17 @@ var pathDiffCases = map[string][]pathDiffOp{
 		pdOpenOp("/f", oflagCreat|oflagDirectory, false, pdRdonly),
 		pdOpenOp("..", oflagCreat|oflagDirectory, false, pdRdonly),
 	},
+	// rmdir(2) of a path whose last component is ".." is ENOTEMPTY (the
+	// directory it names holds at least the one it was reached from),
+	// and of "." EINVAL.
+	"removing a directory named by a last dot-dot": {
+		{kind: pdUnlink, p1: "d/..", dir: true},
+		{kind: pdUnlink, p1: "d/../", dir: true},
+		{kind: pdUnlink, p1: "l/..", dir: true},
+		{kind: pdUnlink, p1: "d/.", dir: true},
+		{kind: pdUnlink, p1: "a/..", dir: true},
+		pdPathOp(pdUnlink, "d/..", ""),
+	},
 	"directories made and removed": {
 		pdPathOp(pdMkdir, "a", ""),
 		pdPathOp(pdMkdir, "a", ""),

@@ -385,7 +385,10 @@ func (d *Dir) Mkdir(p string) error {
 
 // Unlink removes p: a non-directory, or with dir set an empty directory. A
 // final symbolic link is removed, not followed. Removing a directory without
-// dir fails with EISDIR, and a non-directory with dir with ENOTDIR.
+// dir fails with EISDIR, and a non-directory with dir with ENOTDIR. A
+// directory named by a last component ".." is never empty (ENOTEMPTY), as
+// rmdir(2) has it: at has turned it into ".", which rmdir refuses with
+// EINVAL.
 func (d *Dir) Unlink(p string, dir bool) error {
 	if err := CheckPath(p); err != nil {
 		return err
@@ -394,7 +397,12 @@ func (d *Dir) Unlink(p string, dir bool) error {
 	if dir {
 		flags = unix.AT_REMOVEDIR
 	}
+	t := strings.TrimRight(p, "/")
+	dotdot := t == ".." || strings.HasSuffix(t, "/..")
 	return d.at(p, func(fd int, name string) error {
+		if dir && dotdot {
+			return ENOTEMPTY
+		}
 		err := unix.Unlinkat(fd, name, flags)
 		if dir && err == unix.EEXIST {
 			err = unix.ENOTEMPTY // some file systems say EEXIST; POSIX allows both
