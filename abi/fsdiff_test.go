@@ -1310,6 +1310,38 @@ var pathDiffCases = map[string][]pathDiffOp{
 		{kind: pdUnlink, p1: "a/..", dir: true},
 		pdPathOp(pdUnlink, "d/..", ""),
 	},
+	// link(2) looks up the whole of its old path, then the new name's
+	// directory; rename(2) the old path's directory, then the new one's,
+	// then the names in them; symlink(2) takes the target before the
+	// path. Each fails at the first step that fails.
+	"two paths are looked up in the kernel's order": {
+		{kind: pdLink, p1: "abs/b/b", p2: "", follow: true},
+		pdPathOp(pdLink, "a", "../x"),
+		pdPathOp(pdLink, "a", ""),
+		pdPathOp(pdLink, "f", "../x"),
+		pdPathOp(pdRename, "", "abs/b/b"),
+		pdPathOp(pdRename, "abs/", ""),
+		pdPathOp(pdRename, "f/", "../x"),
+		pdPathOp(pdRename, "a", "../x"),
+		pdPathOp(pdRename, "f", "a/"),
+		pdPathOp(pdSymlink, "", "/../b/a/"),
+		pdPathOp(pdSymlink, strings.Repeat("./", 2047)+"ff", "../a"),
+		pdPathOp(pdSymlink, strings.Repeat("./", 2047)+"ff", "a"),
+	},
+	// A new name with a slash after it names a directory, which a hard
+	// link never is: link(2) says EEXIST when the name exists, whatever
+	// it is, and ENOENT when it does not. An old path with a slash after
+	// a link follows it, as for every lookup.
+	"slashes after the names of a link": {
+		pdPathOp(pdSymlink, "d", "b"),
+		pdPathOp(pdLink, "f", "b/"),
+		pdPathOp(pdLink, "f", "l/"),
+		pdPathOp(pdLink, "f", "f/"),
+		pdPathOp(pdLink, "f", "a/"),
+		pdPathOp(pdLink, "l/", "a"),
+		pdPathOp(pdLink, "l/g/", "a"),
+		pdPathOp(pdLink, "out/", "a"),
+	},
 	"directories made and removed": {
 		pdPathOp(pdMkdir, "a", ""),
 		pdPathOp(pdMkdir, "a", ""),

@@ -412,50 +412,70 @@ func (d *Dir) Unlink(p string, dir bool) error {
 }
 
 // pair runs op on the parents of p1 beneath d and p2 beneath to, which
-// must be reached from the same grant (EXDEV otherwise).
-func (d *Dir) pair(p1 string, to *Dir, p2 string, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
+// must be reached from the same grant (EXDEV otherwise). As rename(2) and
+// link(2) do, it looks p1 up before anything of p2, so that p1's errors
+// come first, and p2's, an empty p2's included, after them. With
+// oldExists p1's last component must exist before p2 is looked at, as
+// link(2), which looks up the whole of its old path first, has it.
+func (d *Dir) pair(p1 string, to *Dir, p2 string, oldExists bool, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
 	if err := CheckPath(p1); err != nil {
-		return err
-	}
-	if err := CheckPath(p2); err != nil {
 		return err
 	}
 	if !d.SameGrant(to) {
 		return EXDEV
 	}
 	return d.at(p1, func(fd1 int, n1 string) error {
+		if oldExists {
+			if err := existsAt(fd1, n1); err != nil {
+				return err
+			}
+		}
+		if err := CheckPath(p2); err != nil {
+			return err
+		}
 		return to.at(p2, func(fd2 int, n2 string) error {
 			return op(fd1, n1, fd2, n2)
 		})
 	})
 }
 
+// existsAt is ENOENT, or another error of fstatat(2), unless name exists
+// in the directory dirfd; a symbolic link is not followed.
+func existsAt(dirfd int, name string) error {
+	var st unix.Stat_t
+	return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+}
+
 // Rename moves p1 beneath d to p2 beneath to, with POSIX rename semantics
 // (an existing p2 is replaced when the types allow). Neither final component
-// is followed if it is a symbolic link.
+// is followed if it is a symbolic link. Trailing slashes are left to
+// renameat(2), which follows no link for them either: a name with them
+// must be a directory (ENOTDIR), "mv file dir/" included, checked where
+// rename(2) checks it, after both parents are found.
 func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
-	if strings.HasSuffix(p2, "/") && !strings.HasSuffix(p1, "/") {
-		p1 += "/" // "mv file dir/" must fail unless file is a directory
-	}
-	return d.pair(p1, to, p2, func(fd1 int, n1 string, fd2 int, n2 string) error {
-		return unix.Renameat(fd1, n1, fd2, n2)
+	t1, t2 := newName(p1), newName(p2)
+	s1, s2 := p1[len(t1):], p2[len(t2):]
+	return d.pair(t1, to, t2, false, func(fd1 int, n1 string, fd2 int, n2 string) error {
+		return unix.Renameat(fd1, n1+s1, fd2, n2+s2)
 	})
 }
 
 // Link makes p2 beneath to a hard link to p1 beneath d. A final symbolic
 // link in p1 is linked itself, not followed (linkat without
-// AT_SYMLINK_FOLLOW); LinkFollow follows it.
+// AT_SYMLINK_FOLLOW), unless a "/" comes after it, which makes link(2)
+// follow it too; LinkFollow follows it.
 func (d *Dir) Link(p1 string, to *Dir, p2 string) error {
-	return d.pair(p1, to, p2, linkOp(p2))
+	if strings.HasSuffix(p1, "/") {
+		return d.LinkFollow(p1, to, p2)
+	}
+	return d.pair(p1, to, newName(p2), true, linkOp(p2))
 }
 
 // LinkFollow is Link with a final symbolic link in p1 followed, beneath d
-// only: a link whose target leaves d is refused with ENOTCAPABLE.
+// only: a link whose target leaves d is refused with ENOTCAPABLE. As in
+// pair, p1 is looked up whole before p2.
 func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
 	if err := CheckPath(p1); err != nil {
-		return err
-	}
-	if err := CheckPath(p2); err != nil {
 		return err
 	}
 	if !d.SameGrant(to) {
@@ -463,7 +483,13 @@ func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
 	}
 	link := linkOp(p2)
 	return d.atFollow(p1, func(fd1 int, n1 string) error {
-		return to.at(p2, func(fd2 int, n2 string) error {
+		if err := existsAt(fd1, n1); err != nil {
+			return err
+		}
+		if err := CheckPath(p2); err != nil {
+			return err
+		}
+		return to.at(newName(p2), func(fd2 int, n2 string) error {
 			return link(fd1, n1, fd2, n2)
 		})
 	})
@@ -471,6 +497,18 @@ func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
 
 func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
 	return unix.Linkat(fd1, n1, fd2, n2, 0)
+}
+
+// newName is p without its trailing slashes, as at is to be given the
+// names of link and rename, which answer for the slashes themselves: at
+// would refuse a name with them that is not a directory (ENOTDIR) at
+// once, where link(2) finds that the name exists (EEXIST), whatever it
+// is, and rename(2) looks for it only after both parents.
+func newName(p string) string {
+	if t := strings.TrimRight(p, "/"); t != "" {
+		return t
+	}
+	return p
 }
 
 // linkOp returns linkat, or for a new name ending in "/", which would have
@@ -492,13 +530,18 @@ func linkOp(p2 string) func(fd1 int, n1 string, fd2 int, n2 string) error {
 
 // Symlink creates p beneath d as a symbolic link with the given contents.
 // The contents are not checked: a link that points outside is created, and
-// refused when something tries to follow it.
+// refused when something tries to follow it. As symlink(2), the contents
+// are taken before the path: contents of PATH_MAX bytes or more are
+// ENAMETOOLONG whatever p is.
 func (d *Dir) Symlink(target, p string) error {
-	if err := CheckPath(p); err != nil {
-		return err
+	if len(target) >= unix.PathMax {
+		return ENAMETOOLONG
 	}
 	if strings.IndexByte(target, 0) >= 0 {
 		return EINVAL
+	}
+	if err := CheckPath(p); err != nil {
+		return err
 	}
 	return d.root.Symlink(target, p)
 }
