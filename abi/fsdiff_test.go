@@ -1342,6 +1342,18 @@ var pathDiffCases = map[string][]pathDiffOp{
 		pdPathOp(pdLink, "l/g/", "a"),
 		pdPathOp(pdLink, "out/", "a"),
 	},
+	// symlink(2) makes no name with a slash after it, which would have to
+	// be a directory: EEXIST when the name exists, whatever it is (a link
+	// out of the grant included, which is not followed), ENOENT when not.
+	"a symbolic link's name with a slash": {
+		pdPathOp(pdSymlink, "f", "abs/"),
+		pdPathOp(pdSymlink, "f", "out/"),
+		pdPathOp(pdSymlink, "f", "l/"),
+		pdPathOp(pdSymlink, "f", "f/"),
+		pdPathOp(pdSymlink, "f", "a/"),
+		pdPathOp(pdSymlink, "f", "d/.."),
+		pdPathOp(pdSymlink, "f", "d/./"),
+	},
 	"directories made and removed": {
 		pdPathOp(pdMkdir, "a", ""),
 		pdPathOp(pdMkdir, "a", ""),

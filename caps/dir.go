@@ -500,7 +500,8 @@ func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
 }
 
 // newName is p without its trailing slashes, as at is to be given the
-// names of link and rename, which answer for the slashes themselves: at
+// names of link, rename and symlink, which answer for the slashes
+// themselves: at
 // would refuse a name with them that is not a directory (ENOTDIR) at
 // once, where link(2) finds that the name exists (EEXIST), whatever it
 // is, and rename(2) looks for it only after both parents.
@@ -513,26 +514,32 @@ func newName(p string) string {
 
 // linkOp returns linkat, or for a new name ending in "/", which would have
 // to be a directory and so can never be a hard link, an op that links
-// nothing and fails as link(2) does: EEXIST when the name exists, ENOENT
-// when it does not. (at drops the slash before the *at call.)
+// nothing and fails as link(2) does (noDirAt). (at is given the name
+// without the slash, newName.)
 func linkOp(p2 string) func(fd1 int, n1 string, fd2 int, n2 string) error {
 	if !strings.HasSuffix(p2, "/") {
 		return linkat
 	}
-	return func(_ int, _ string, fd2 int, n2 string) error {
-		var st unix.Stat_t
-		if unix.Fstatat(fd2, n2, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-			return unix.EEXIST
-		}
-		return unix.ENOENT
+	return func(_ int, _ string, fd2 int, n2 string) error { return noDirAt(fd2, n2) }
+}
+
+// noDirAt is how link(2) and symlink(2) fail for a new name with a slash
+// after it, which they cannot make: EEXIST when the name exists in dirfd,
+// whatever it is, ENOENT when it does not.
+func noDirAt(dirfd int, name string) error {
+	if existsAt(dirfd, name) == nil {
+		return unix.EEXIST
 	}
+	return unix.ENOENT
 }
 
 // Symlink creates p beneath d as a symbolic link with the given contents.
 // The contents are not checked: a link that points outside is created, and
 // refused when something tries to follow it. As symlink(2), the contents
 // are taken before the path: contents of PATH_MAX bytes or more are
-// ENAMETOOLONG whatever p is.
+// ENAMETOOLONG whatever p is; and a name with a slash after it is made
+// nowhere (noDirAt), its last component not followed, not even to find
+// that a link there leads out.
 func (d *Dir) Symlink(target, p string) error {
 	if len(target) >= unix.PathMax {
 		return ENAMETOOLONG
@@ -543,7 +550,13 @@ func (d *Dir) Symlink(target, p string) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
-	return d.root.Symlink(target, p)
+	slash := strings.HasSuffix(p, "/")
+	return d.at(newName(p), func(dirfd int, name string) error {
+		if slash {
+			return noDirAt(dirfd, name)
+		}
+		return unix.Symlinkat(target, dirfd, name)
+	})
 }
 
 // Readlink returns the contents of the symbolic link p.
