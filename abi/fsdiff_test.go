@@ -1354,6 +1354,19 @@ var pathDiffCases = map[string][]pathDiffOp{
 		pdPathOp(pdSymlink, "f", "d/.."),
 		pdPathOp(pdSymlink, "f", "d/./"),
 	},
+	// open(2) with O_CREAT refuses a name with a slash after it (EISDIR)
+	// once it has found the directory the name is in, not before: a path
+	// that leaves the grant on the way there is refused for that.
+	"creating a name with a slash after it": {
+		pdOpenOp("abs//b/", oflagCreat, true, pdWronly),
+		pdOpenOp("out/b/", oflagCreat, true, pdWronly),
+		pdOpenOp("a/b/", oflagCreat, true, pdWronly),
+		pdOpenOp("f/b/", oflagCreat, true, pdWronly),
+		pdOpenOp("../", oflagCreat, true, pdWronly),
+		pdOpenOp("d/../", oflagCreat, true, pdWronly),
+		pdOpenOp("a/", oflagCreat, false, pdWronly),
+		pdOpenOp("l/", oflagCreat, false, pdRdonly),
+	},
 	"directories made and removed": {
 		pdPathOp(pdMkdir, "a", ""),
 		pdPathOp(pdMkdir, "a", ""),

@@ -276,7 +276,10 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 		return nil, err
 	}
 	if fl.Create && strings.HasSuffix(p, "/") {
-		return nil, EISDIR // open(2): a name ending in "/" is no file to make
+		// open(2): a name ending in "/" is no file to make, which it
+		// finds once it has found the directory the name is in.
+		err := d.at(newName(p), func(int, string) error { return EISDIR })
+		return nil, err
 	}
 	// O_NONBLOCK: opening a FIFO no one has open at the other end would
 	// block in open(2), where nothing can end the wait; reads and writes on
