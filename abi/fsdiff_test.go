@@ -206,6 +206,7 @@ func runPathDiff(t testing.TB, env *fuzzEnv, ops []pathDiffOp) {
 		if got != want && got.errno == caps.ELOOP && lin.linksFollowed(op) > maxLinksFollowed {
 			// sandboxd follows at most 8 links in a path, Linux 40:
 			// the trees may now differ, and the run ends.
+			t.Logf("op %d %v: ELOOP past %d links, where Linux follows 40; the run ends", i, op, maxLinksFollowed)
 			return
 		}
 		if got != want {
@@ -1366,6 +1367,35 @@ var pathDiffCases = map[string][]pathDiffOp{
 		pdOpenOp("d/../", oflagCreat, true, pdWronly),
 		pdOpenOp("a/", oflagCreat, false, pdWronly),
 		pdOpenOp("l/", oflagCreat, false, pdRdonly),
+	},
+	// The native file_readlink into no room reads the link and copies
+	// nothing, as CloudABI's does; WASI's path_readlink is EINVAL, as
+	// readlink(2) is, before it looks the path up (docs/ABI.md, Paths and
+	// Linux).
+	"readlink into no room": {
+		{kind: pdReadlink, p1: "l", n: 0},
+		{kind: pdReadlink, p1: "", n: 0},
+		{kind: pdReadlink, p1: "f", n: 0},
+		{kind: pdReadlink, p1: "a", n: 0},
+		{kind: pdReadlink, p1: "../a", n: 0},
+		{kind: pdReadlink, p1: "abs", n: 0},
+	},
+	// At most 8 links are followed in one path, where Linux follows 40
+	// (docs/WASI.md, Limits): 8 in a row open, the ninth is ELOOP, and
+	// the run ends there.
+	"eight links in a row and a ninth": {
+		pdPathOp(pdSymlink, "f", "x1"),
+		pdPathOp(pdSymlink, "x1", "x2"),
+		pdPathOp(pdSymlink, "x2", "x3"),
+		pdPathOp(pdSymlink, "x3", "x4"),
+		pdPathOp(pdSymlink, "x4", "x5"),
+		pdPathOp(pdSymlink, "x5", "x6"),
+		pdPathOp(pdSymlink, "x6", "x7"),
+		pdPathOp(pdSymlink, "x7", "x8"),
+		pdPathOp(pdSymlink, "x8", "x9"),
+		pdOpenOp("x8", 0, true, pdRdonly),
+		{kind: pdStat, p1: "x8", follow: true},
+		pdOpenOp("x9", 0, true, pdRdonly),
 	},
 	"directories made and removed": {
 		pdPathOp(pdMkdir, "a", ""),
