@@ -184,6 +184,11 @@ func runPathDiff(t testing.TB, env *fuzzEnv, ops []pathDiffOp) {
 	lin := newLinFS(t, makePathDiffTree(t, dir, pdLin))
 	defer lin.close()
 	var handles []pdHandle
+	defer func() {
+		for _, h := range handles {
+			unix.Close(h.lfd)
+		}
+	}()
 	for i, op := range ops {
 		var h pdHandle
 		if op.kind != pdOpen && op.kind < pdMkdir || op.kind == pdFstat || op.kind == pdTruncate || op.kind == pdReaddir {
