@@ -1315,7 +1315,7 @@ var pathDiffCases = map[string][]pathDiffOp{
 	// slash after it is ENOTDIR.
 	"a slash after a final link follows it": {
 		pdOpenOp("l/", 0, false, pdRdonly),
-		pdOpenOp("l//", oflagDirectory, false, pdRdonly),
+		pdOpenOp("d/../l/", oflagDirectory, false, pdRdonly),
 		pdPathOp(pdSymlink, "f", "a"),
 		pdOpenOp("a/", 0, false, pdRdonly),
 		pdOpenOp("a", 0, false, pdRdonly),
