@@ -850,27 +850,51 @@ func fstatOf(fd int) (string, error) {
 	return fmt.Sprintf("%s size %d nlink %d", typ, st.Size, st.Nlink), nil
 }
 
-// listingOf lists the directory fd is open on as sandboxd does: ".",
-// "..", then the other names in byte order.
+// listingOf lists the directory fd is open on as getdents(2) on it
+// lists it, in sandboxd's order: ".", "..", then the other names in byte
+// order. It reads a new descriptor of the same directory (reopened through
+// /proc, as it is, even when it has been removed), so that fd's offset
+// stays where it is.
 func listingOf(fd int) (string, error) {
-	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dfd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", err
 	}
-	f := os.NewFile(uintptr(dfd), "dir")
-	defer f.Close()
-	ents, err := f.ReadDir(-1)
-	if err != nil {
-		return "", err
+	defer unix.Close(dfd)
+	var dots, rest []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Getdents(dfd, buf)
+		if err != nil {
+			return "", err
+		}
+		if n <= 0 {
+			break
+		}
+		for b := buf[:n]; len(b) >= direntNameOff; {
+			reclen := int(binary.NativeEndian.Uint16(b[16:]))
+			typ := b[18]
+			name := b[direntNameOff:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			e := string(name) + " " + map[uint8]string{unix.DT_REG: "file", unix.DT_DIR: "dir", unix.DT_LNK: "link"}[typ]
+			if string(name) == "." || string(name) == ".." {
+				dots = append(dots, e)
+			} else {
+				rest = append(rest, e)
+			}
+		}
 	}
-	names := []string{". dir", ".. dir"}
-	var rest []string
-	for _, e := range ents {
-		rest = append(rest, e.Name()+" "+typeName(e.Type()))
-	}
+	sort.Strings(dots)
 	sort.Strings(rest)
-	return strings.Join(append(names, rest...), ","), nil
+	return strings.Join(append(dots, rest...), ","), nil
 }
+
+// direntNameOff is where the name starts in a Linux dirent64 record, after
+// d_ino (8 bytes), d_off (8), d_reclen (2) and d_type (1).
+const direntNameOff = 19
 
 func typeName(m fs.FileMode) string {
 	switch {
@@ -1433,6 +1457,22 @@ var pathDiffCases = map[string][]pathDiffOp{
 		{kind: pdStat, p1: strings.Repeat("d/../", 100) + "f"},
 		pdOpenOp(strings.Repeat("d/../", 100)+"f", 0, false, pdRdonly),
 		{kind: pdStat, p1: strings.Repeat("d/../", 130) + "f"},
+	},
+	// getdents(2) on a directory removed while it is open lists nothing,
+	// not even "." and "..".
+	"listing a directory removed while it is open": {
+		pdPathOp(pdMkdir, "a", ""),
+		pdOpenOp("a", oflagDirectory, false, pdRdonly),
+		{kind: pdReaddir, h: 0, n: 300},
+		{kind: pdUnlink, p1: "a", dir: true},
+		{kind: pdReaddir, h: 0, n: 300},
+		{kind: pdFstat, h: 0},
+		pdOpenOp("f", 0, false, pdRdwr),
+		pdPathOp(pdUnlink, "f", ""),
+		pdOnHandle(pdRead, 1, 10, 0),
+		pdOnHandle(pdWrite, 1, 10, 0),
+		pdOnHandle(pdTruncate, 1, 3, 0),
+		pdOnHandle(pdFstat, 1, 0, 0),
 	},
 	"directories made and removed": {
 		pdPathOp(pdMkdir, "a", ""),
