@@ -896,18 +896,6 @@ func listingOf(fd int) (string, error) {
 // d_ino (8 bytes), d_off (8), d_reclen (2) and d_type (1).
 const direntNameOff = 19
 
-func typeName(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "file"
-	case m.IsDir():
-		return "dir"
-	case m&fs.ModeSymlink != 0:
-		return "link"
-	}
-	return "other"
-}
-
 // linksFollowed counts the symbolic links Linux follows in resolving
 // the paths of op, the most of either path; it stops counting past 40,
 // Linux's limit.
