@@ -106,9 +106,17 @@ func (d *Dir) Close() error {
 func (d *Dir) SameGrant(o *Dir) bool { return d.grant == o.grant }
 
 // CheckPath validates a guest path before any host call: it must be
-// relative, non-empty, free of NUL bytes, and must not climb above the
-// directory with "..". Symbolic links are left to os.Root.
+// shorter than Linux's PATH_MAX (which counts a terminating NUL), non-empty,
+// free of NUL bytes, and relative. Whether its ".." components and
+// symbolic links keep it beneath the directory is for os.Root to decide,
+// as it resolves the path: "l/../.." stays beneath it when l leads to a
+// directory two levels down, and "a/../.." is ENOENT when there is no a,
+// as the kernel's RESOLVE_BENEATH has them; a path that does leave it is
+// ENOTCAPABLE (os.Root's "path escapes from parent").
 func CheckPath(p string) error {
+	if len(p) >= unix.PathMax {
+		return ENAMETOOLONG
+	}
 	if p == "" {
 		return ENOENT
 	}
@@ -117,19 +125,6 @@ func CheckPath(p string) error {
 	}
 	if p[0] == '/' {
 		return ENOTCAPABLE
-	}
-	depth := 0
-	for _, c := range strings.Split(p, "/") {
-		switch c {
-		case "", ".":
-		case "..":
-			depth--
-			if depth < 0 {
-				return ENOTCAPABLE
-			}
-		default:
-			depth++
-		}
 	}
 	return nil
 }
@@ -262,7 +257,7 @@ type OpenFlags struct {
 	Directory    bool // fail with ENOTDIR unless the target is a directory
 	Append       bool
 	Sync         bool // O_SYNC on the host descriptor
-	NoFollow     bool // the last component must not be a symbolic link (ELOOP)
+	NoFollow     bool // the last component must not be a symbolic link (ELOOP), unless a "/" follows it
 }
 
 // errRaced reports that the object at a path changed between two steps of
@@ -272,18 +267,21 @@ var errRaced = errors.New("path replaced during open")
 // Open opens p beneath d. The result is a *Dir when the target is a
 // directory and a *File otherwise.
 func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
+	if fl.Directory && fl.Create {
+		// open(2) refuses O_CREAT|O_DIRECTORY with EINVAL since Linux 6.4,
+		// before it looks at the path; older kernels made a regular file.
+		// Writing or truncating with Directory is left to the kernel:
+		// ENOTDIR for what is not a directory, EISDIR for a directory.
+		return nil, EINVAL
+	}
 	if err := CheckPath(p); err != nil {
 		return nil, err
 	}
-	if fl.Directory && fl.Create {
-		// open(2) refuses O_CREAT|O_DIRECTORY with EINVAL since Linux 6.4;
-		// older kernels made a regular file. Writing or truncating with
-		// Directory is left to the kernel: ENOTDIR for what is not a
-		// directory, EISDIR for a directory.
-		return nil, EINVAL
-	}
 	if fl.Create && strings.HasSuffix(p, "/") {
-		return nil, EISDIR // open(2): a name ending in "/" is no file to make
+		// open(2): a name ending in "/" is no file to make, which it
+		// finds once it has found the directory the name is in.
+		err := d.at(newName(p), func(int, string) error { return EISDIR })
+		return nil, err
 	}
 	// O_NONBLOCK: opening a FIFO no one has open at the other end would
 	// block in open(2), where nothing can end the wait; reads and writes on
@@ -317,10 +315,14 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if fl.Directory {
 		flag |= syscall.O_DIRECTORY
 	}
+	// A name ending in "/" names a directory, and a final symbolic link
+	// there is followed with NoFollow too, as open(2) follows it with
+	// O_NOFOLLOW.
+	noFollow := fl.NoFollow && !strings.HasSuffix(p, "/")
 	var err error
 	for range maxOpenAttempts {
 		var res Resource
-		res, err = d.open(p, flag, fl.NoFollow)
+		res, err = d.open(p, flag, noFollow)
 		if err != errRaced {
 			return res, err
 		}
@@ -410,7 +412,10 @@ func (d *Dir) Mkdir(p string) error {
 
 // Unlink removes p: a non-directory, or with dir set an empty directory. A
 // final symbolic link is removed, not followed. Removing a directory without
-// dir fails with EISDIR, and a non-directory with dir with ENOTDIR.
+// dir fails with EISDIR, and a non-directory with dir with ENOTDIR. A
+// directory named by a last component ".." is never empty (ENOTEMPTY), as
+// rmdir(2) has it: at has turned it into ".", which rmdir refuses with
+// EINVAL.
 func (d *Dir) Unlink(p string, dir bool) error {
 	if err := CheckPath(p); err != nil {
 		return err
@@ -419,7 +424,12 @@ func (d *Dir) Unlink(p string, dir bool) error {
 	if dir {
 		flags = unix.AT_REMOVEDIR
 	}
+	t := strings.TrimRight(p, "/")
+	dotdot := t == ".." || strings.HasSuffix(t, "/..")
 	return d.at(p, func(fd int, name string) error {
+		if dir && dotdot {
+			return ENOTEMPTY
+		}
 		err := unix.Unlinkat(fd, name, flags)
 		if dir && err == unix.EEXIST {
 			err = unix.ENOTEMPTY // some file systems say EEXIST; POSIX allows both
@@ -429,50 +439,70 @@ func (d *Dir) Unlink(p string, dir bool) error {
 }
 
 // pair runs op on the parents of p1 beneath d and p2 beneath to, which
-// must be reached from the same grant (EXDEV otherwise).
-func (d *Dir) pair(p1 string, to *Dir, p2 string, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
+// must be reached from the same grant (EXDEV otherwise). As rename(2) and
+// link(2) do, it looks p1 up before anything of p2, so that p1's errors
+// come first, and p2's, an empty p2's included, after them. With
+// oldExists p1's last component must exist before p2 is looked at, as
+// link(2), which looks up the whole of its old path first, has it.
+func (d *Dir) pair(p1 string, to *Dir, p2 string, oldExists bool, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
 	if err := CheckPath(p1); err != nil {
-		return err
-	}
-	if err := CheckPath(p2); err != nil {
 		return err
 	}
 	if !d.SameGrant(to) {
 		return EXDEV
 	}
 	return d.at(p1, func(fd1 int, n1 string) error {
+		if oldExists {
+			if err := existsAt(fd1, n1); err != nil {
+				return err
+			}
+		}
+		if err := CheckPath(p2); err != nil {
+			return err
+		}
 		return to.at(p2, func(fd2 int, n2 string) error {
 			return op(fd1, n1, fd2, n2)
 		})
 	})
 }
 
+// existsAt is ENOENT, or another error of fstatat(2), unless name exists
+// in the directory dirfd; a symbolic link is not followed.
+func existsAt(dirfd int, name string) error {
+	var st unix.Stat_t
+	return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+}
+
 // Rename moves p1 beneath d to p2 beneath to, with POSIX rename semantics
 // (an existing p2 is replaced when the types allow). Neither final component
-// is followed if it is a symbolic link.
+// is followed if it is a symbolic link. Trailing slashes are left to
+// renameat(2), which follows no link for them either: a name with them
+// must be a directory (ENOTDIR), "mv file dir/" included, checked where
+// rename(2) checks it, after both parents are found.
 func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
-	if strings.HasSuffix(p2, "/") && !strings.HasSuffix(p1, "/") {
-		p1 += "/" // "mv file dir/" must fail unless file is a directory
-	}
-	return d.pair(p1, to, p2, func(fd1 int, n1 string, fd2 int, n2 string) error {
-		return unix.Renameat(fd1, n1, fd2, n2)
+	t1, t2 := newName(p1), newName(p2)
+	s1, s2 := p1[len(t1):], p2[len(t2):]
+	return d.pair(t1, to, t2, false, func(fd1 int, n1 string, fd2 int, n2 string) error {
+		return unix.Renameat(fd1, n1+s1, fd2, n2+s2)
 	})
 }
 
 // Link makes p2 beneath to a hard link to p1 beneath d. A final symbolic
 // link in p1 is linked itself, not followed (linkat without
-// AT_SYMLINK_FOLLOW); LinkFollow follows it.
+// AT_SYMLINK_FOLLOW), unless a "/" comes after it, which makes link(2)
+// follow it too; LinkFollow follows it.
 func (d *Dir) Link(p1 string, to *Dir, p2 string) error {
-	return d.pair(p1, to, p2, linkOp(p2))
+	if strings.HasSuffix(p1, "/") {
+		return d.LinkFollow(p1, to, p2)
+	}
+	return d.pair(p1, to, newName(p2), true, linkOp(p2))
 }
 
 // LinkFollow is Link with a final symbolic link in p1 followed, beneath d
-// only: a link whose target leaves d is refused with ENOTCAPABLE.
+// only: a link whose target leaves d is refused with ENOTCAPABLE. As in
+// pair, p1 is looked up whole before p2.
 func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
 	if err := CheckPath(p1); err != nil {
-		return err
-	}
-	if err := CheckPath(p2); err != nil {
 		return err
 	}
 	if !d.SameGrant(to) {
@@ -480,7 +510,13 @@ func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
 	}
 	link := linkOp(p2)
 	return d.atFollow(p1, func(fd1 int, n1 string) error {
-		return to.at(p2, func(fd2 int, n2 string) error {
+		if err := existsAt(fd1, n1); err != nil {
+			return err
+		}
+		if err := CheckPath(p2); err != nil {
+			return err
+		}
+		return to.at(newName(p2), func(fd2 int, n2 string) error {
 			return link(fd1, n1, fd2, n2)
 		})
 	})
@@ -490,34 +526,64 @@ func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
 	return unix.Linkat(fd1, n1, fd2, n2, 0)
 }
 
+// newName is p without its trailing slashes, as at is to be given the
+// names of link, rename and symlink, which answer for the slashes
+// themselves: at
+// would refuse a name with them that is not a directory (ENOTDIR) at
+// once, where link(2) finds that the name exists (EEXIST), whatever it
+// is, and rename(2) looks for it only after both parents.
+func newName(p string) string {
+	if t := strings.TrimRight(p, "/"); t != "" {
+		return t
+	}
+	return p
+}
+
 // linkOp returns linkat, or for a new name ending in "/", which would have
 // to be a directory and so can never be a hard link, an op that links
-// nothing and fails as link(2) does: EEXIST when the name exists, ENOENT
-// when it does not. (at drops the slash before the *at call.)
+// nothing and fails as link(2) does (noDirAt). (at is given the name
+// without the slash, newName.)
 func linkOp(p2 string) func(fd1 int, n1 string, fd2 int, n2 string) error {
 	if !strings.HasSuffix(p2, "/") {
 		return linkat
 	}
-	return func(_ int, _ string, fd2 int, n2 string) error {
-		var st unix.Stat_t
-		if unix.Fstatat(fd2, n2, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-			return unix.EEXIST
-		}
-		return unix.ENOENT
+	return func(_ int, _ string, fd2 int, n2 string) error { return noDirAt(fd2, n2) }
+}
+
+// noDirAt is how link(2) and symlink(2) fail for a new name with a slash
+// after it, which they cannot make: EEXIST when the name exists in dirfd,
+// whatever it is, ENOENT when it does not.
+func noDirAt(dirfd int, name string) error {
+	if existsAt(dirfd, name) == nil {
+		return unix.EEXIST
 	}
+	return unix.ENOENT
 }
 
 // Symlink creates p beneath d as a symbolic link with the given contents.
 // The contents are not checked: a link that points outside is created, and
-// refused when something tries to follow it.
+// refused when something tries to follow it. As symlink(2), the contents
+// are taken before the path: contents of PATH_MAX bytes or more are
+// ENAMETOOLONG whatever p is; and a name with a slash after it is made
+// nowhere (noDirAt), its last component not followed, not even to find
+// that a link there leads out.
 func (d *Dir) Symlink(target, p string) error {
-	if err := CheckPath(p); err != nil {
-		return err
+	if len(target) >= unix.PathMax {
+		return ENAMETOOLONG
 	}
 	if strings.IndexByte(target, 0) >= 0 {
 		return EINVAL
 	}
-	return d.root.Symlink(target, p)
+	if err := CheckPath(p); err != nil {
+		return err
+	}
+	slash := strings.HasSuffix(p, "/")
+	return d.at(newName(p), func(dirfd int, name string) error {
+		if slash {
+			return noDirAt(dirfd, name)
+		}
+		return unix.Symlinkat(target, dirfd, name)
+	})
 }
 
 // Readlink returns the contents of the symbolic link p.
