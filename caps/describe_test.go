@@ -37,6 +37,7 @@ func TestWhatIsOpenedBeneathADirDescribesWhereTheKernelOpenedIt(t *testing.T) {
 		"x/../y":       "file " + filepath.Join(real, "sub/y"),
 		"x/../inner":   "dir " + filepath.Join(real, "sub/inner"),
 		"x/../inner/.": "dir " + filepath.Join(real, "sub/inner"),
+		"x/../..":      "dir " + real, // climbs back to the top, not above it
 	} {
 		r, err := d.Open(p, OpenFlags{Read: true})
 		if err != nil {
