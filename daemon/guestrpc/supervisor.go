@@ -181,6 +181,12 @@ func (s *supervisorServer) HandOver(ctx context.Context, call guest.GuestSupervi
 
 func (s *supervisorServer) Install(ctx context.Context, call guest.GuestSupervisor_install) error {
 	hc := call.Args().Handle()
+	if unresolved(capnp.Client(hc)) {
+		// The handle may be the answer of a call to a peer, which may
+		// take as long as the peer likes: meanwhile the guest's other
+		// calls to its GuestSupervisor go on.
+		call.Go()
+	}
 	if err := capnp.Client(hc).Resolve(ctx); err != nil {
 		return err
 	}
