@@ -218,23 +218,53 @@ func resolvedIntoDaemon(c capnp.Client) bool {
 // runs inside go-capnp's PlaceArgs, under the receiving connection's
 // lock, and releasing an import of the giver's connection there could
 // deadlock against a call the other way.
+//
+// The copy has one capability for each interface pointer of src, and src
+// may point at one capability any number of times (a message of 1 MiB
+// holds 130,000 pointers): each capability is mediated once, and its
+// other pointers share that copy, so that it costs one derivation and one
+// exported object, not one per pointer.
 func copyMediated(dst, src capnp.Struct, x crossing) ([]capnp.Client, error) {
 	ct := dst.Message().CapTable()
 	n0 := ct.Len()
 	if err := dst.CopyFrom(src); err != nil {
 		return nil, err
 	}
+	if n, max := ct.Len()-n0, x.from.s.lim.MaxExports; n > max {
+		// The recipient would import each: as many as a guest may send in
+		// one message (checkCaps), no more.
+		return nil, fmt.Errorf("guest %s's message names capabilities %d times (interface pointers), more than the %d one message may carry (the per-guest limit of exports): name each capability once", x.from.g.ID(), n, max)
+	}
 	var replaced []capnp.Client
+	done := make(map[*capnp.Metadata]capnp.Client)
 	for i := n0; i < ct.Len(); i++ {
 		c := ct.At(i)
-		m, err := x.from.s.mediate(c, x)
+		key := identity(c)
 		replaced = append(replaced, c)
+		if m, ok := done[key]; ok && key != nil {
+			ct.Set(capnp.CapabilityID(i), m.AddRef())
+			continue
+		}
+		m, err := x.from.s.mediate(c, x)
 		ct.Set(capnp.CapabilityID(i), m)
 		if err != nil {
 			return replaced, err
 		}
+		done[key] = m
 	}
 	return replaced, nil
+}
+
+// identity is what every reference to the capability c refers to (nil for
+// the null capability): two clients with the same identity are the same
+// capability.
+func identity(c capnp.Client) *capnp.Metadata {
+	snap := c.Snapshot()
+	defer snap.Release()
+	if !snap.IsValid() {
+		return nil
+	}
+	return snap.Metadata()
 }
 
 // release releases each of cs.
