@@ -147,6 +147,91 @@ type crossing struct {
 	// so a guest cannot use up a peer's budget by calling it.
 	charged *peer
 	origin  string
+	// via is what the receiver obtains the capabilities through: for a
+	// call's results, the service called and what it was obtained
+	// through; nil for its parameters.
+	via via
+}
+
+// through is a service a capability was obtained through: a copy whose
+// call returned it in its results.
+type through struct {
+	c   *caps.Cap
+	res *serviceRes
+}
+
+// via is every service a forwarder or a GuestHandle was obtained through,
+// directly or by way of others: revoking any of them cuts it off, as it
+// revokes what is derived from it, so that revoking a guest's copy of a
+// service (or what that descends from) ends its use of every object it
+// obtained from the service, and of those a guest it passed them to
+// holds. A capability has one parent in the graph, its giver's; via is
+// the other way it hangs on.
+type via []through
+
+// maxVia bounds how many services deep an object may be obtained through
+// others: every call through it checks each.
+const maxVia = 64
+
+// join is v followed by w's services not already in v.
+func (v via) join(w via) (via, error) {
+	if len(w) == 0 {
+		return v, nil
+	}
+	out := append(via(nil), v...)
+	for _, t := range w {
+		if !out.has(t.c) {
+			out = append(out, t)
+		}
+	}
+	if len(out) > maxVia {
+		return nil, fmt.Errorf("it was obtained through more than %d services, one within another's results: the most the daemon follows", maxVia)
+	}
+	return out, nil
+}
+
+func (v via) has(c *caps.Cap) bool {
+	for _, t := range v {
+		if t.c == c {
+			return true
+		}
+	}
+	return false
+}
+
+// revoked returns the first of v's services that has been revoked.
+func (v via) revoked() (through, bool) {
+	for _, t := range v {
+		if t.c.Revoked() {
+			return t, true
+		}
+	}
+	return through{}, false
+}
+
+// watch wakes w when any of v's services is revoked.
+func (v via) watch(w *caps.Waiter) (cancel func()) {
+	cancels := make([]func(), 0, len(v))
+	for _, t := range v {
+		cancels = append(cancels, t.c.WatchRevoke(w))
+	}
+	return func() {
+		for _, c := range cancels {
+			c()
+		}
+	}
+}
+
+// cutOff is the exception of a call, or an install, of what (capability
+// c) once t, a service it was obtained through, has been revoked: of
+// type disconnected if t's serving guest has gone (obtaining it again
+// may help), failed otherwise.
+func (t through) cutOff(what string, c *caps.Cap) error {
+	why := fmt.Sprintf("%s (capability %s) was obtained through service %s (capability %s), ", what, c.ID(), t.c.Name(), t.c.ID())
+	if ended := t.res.ended.Load(); ended != nil {
+		return capnp.Disconnected(why + "which is gone: " + *ended)
+	}
+	return fmt.Errorf("%swhich has been revoked: %s", why, t.res.revokedBecause())
 }
 
 // mediate turns c, a capability x.from put in a message for x.to, into the
@@ -166,20 +251,28 @@ func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
 			if o.p != from {
 				return capnp.Client{}, errors.New("a GuestHandle held by another guest cannot be passed on")
 			}
+			v, err := o.via.join(x.via)
+			if err != nil {
+				return capnp.Client{}, fmt.Errorf("GuestHandle %s cannot be passed on: %w", o.c.ID(), err)
+			}
 			child, err := s.passOn(o.c, to, origin)
 			if err != nil {
 				return capnp.Client{}, err
 			}
-			return newHandle(to, child, x.charged)
+			return newHandle(to, child, x.charged, v)
 		case *forwarder:
 			if o.p != from {
 				return capnp.Client{}, errors.New("a service held by another guest cannot be passed on")
 			}
+			v, err := o.via.join(x.via)
+			if err != nil {
+				return capnp.Client{}, fmt.Errorf("service %s (capability %s) cannot be passed on: %w", o.c.Name(), o.c.ID(), err)
+			}
 			child, err := s.passOn(o.c, to, origin)
 			if err != nil {
 				return capnp.Client{}, err
 			}
-			return newForwarder(to, child, x.charged)
+			return newForwarder(to, child, x.charged, v)
 		default:
 			return capnp.Client{}, errors.New("a guest's GuestSupervisor cannot be passed to another guest: it acts for its guest only")
 		}
@@ -198,7 +291,7 @@ func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
 	if err != nil {
 		return capnp.Client{}, err
 	}
-	return newForwarder(to, child, x.charged)
+	return newForwarder(to, child, x.charged, x.via)
 }
 
 // resolvedIntoDaemon reports whether c is a promise its guest resolved to
@@ -288,16 +381,17 @@ type handleServer struct {
 	p       *peer
 	c       *caps.Cap
 	charged *peer
+	via     via // the services it was obtained through (install checks them)
 }
 
 // newHandle serves c (held by p's guest) as a GuestHandle, charged to
-// charged. On error c is closed.
-func newHandle(p *peer, c *caps.Cap, charged *peer) (capnp.Client, error) {
+// charged, obtained through v. On error c is closed.
+func newHandle(p *peer, c *caps.Cap, charged *peer, v via) (capnp.Client, error) {
 	if err := charged.reserve(); err != nil {
 		p.s.k.Close(c)
 		return capnp.Client{}, err
 	}
-	return capnp.Client(guest.GuestHandle_ServerToClient(&handleServer{p: p, c: c, charged: charged})), nil
+	return capnp.Client(guest.GuestHandle_ServerToClient(&handleServer{p: p, c: c, charged: charged, via: v})), nil
 }
 
 func (h *handleServer) Info(ctx context.Context, call guest.GuestHandle_info) error {
@@ -327,16 +421,17 @@ type forwarder struct {
 	c       *caps.Cap
 	res     *serviceRes
 	charged *peer
+	via     via // the services it was obtained through: revoking one cuts it off
 }
 
 // newForwarder serves c (held by p's guest) as a forwarder, charged to
-// charged. On error c is closed.
-func newForwarder(p *peer, c *caps.Cap, charged *peer) (capnp.Client, error) {
+// charged, obtained through v. On error c is closed.
+func newForwarder(p *peer, c *caps.Cap, charged *peer, v via) (capnp.Client, error) {
 	if err := charged.reserve(); err != nil {
 		p.s.k.Close(c)
 		return capnp.Client{}, err
 	}
-	f := &forwarder{p: p, c: c, res: c.Resource().(*serviceRes), charged: charged}
+	f := &forwarder{p: p, c: c, res: c.Resource().(*serviceRes), charged: charged, via: v}
 	srv := capnpserver.New(nil, f, f)
 	srv.HandleUnknownMethod = func(m capnp.Method) *capnpserver.Method {
 		return &capnpserver.Method{Method: m, Impl: func(ctx context.Context, call *capnpserver.Call) error {
@@ -364,6 +459,10 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	if err := f.c.Acquire(serviceRights, 0); err != nil {
 		return f.cutOff()
 	}
+	if t, ok := f.via.revoked(); ok {
+		f.c.Release()
+		return t.cutOff("service "+f.c.Name(), f.c)
+	}
 	owner := f.res.owner
 	if err := owner.t.admit(owner.g.ID()); err != nil {
 		f.c.Release()
@@ -389,9 +488,14 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		cancel()
 		finish()
 	}()
+	revoked, unwatch := f.revocation()
+	defer unwatch()
 	select {
 	case <-ans.Done():
-	case <-f.c.Done():
+	case <-revoked:
+		if t, ok := f.via.revoked(); ok && !f.c.Revoked() {
+			return t.cutOff("service "+f.c.Name(), f.c)
+		}
 		return f.cutOff()
 	case <-ctx.Done():
 		return context.Cause(ctx)
@@ -416,14 +520,39 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		return f.cutOff()
 	}
 	defer f.c.Release()
+	if t, ok := f.via.revoked(); ok {
+		return t.cutOff("service "+f.c.Name(), f.c)
+	}
 	results, err := call.AllocResults(out.Size())
 	if err != nil {
 		return err
 	}
+	// What the results carry is obtained through f (and what f was
+	// obtained through): revoking f's capability cuts it off too.
+	v, err := f.via.join(via{{c: f.c, res: f.res}})
+	if err != nil {
+		return fmt.Errorf("the results of %s (capability %s): %w", f.c.Name(), f.c.ID(), err)
+	}
 	back := "returned by " + owner.g.ID() + " from " + f.c.Name()
-	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back})
+	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back, via: v})
 	release(replaced)
 	return err
+}
+
+// revocation returns a channel that receives once f's capability, or a
+// service it was obtained through, is revoked, and a function that stops
+// watching.
+func (f *forwarder) revocation() (<-chan struct{}, func()) {
+	if len(f.via) == 0 {
+		return f.c.Done(), func() {}
+	}
+	w := caps.NewWaiter()
+	unwatchVia := f.via.watch(w)
+	unwatch := f.c.WatchRevoke(w)
+	return w.C(), func() {
+		unwatch()
+		unwatchVia()
+	}
 }
 
 // settle waits until no capability in s, the parameters or results of a
