@@ -153,27 +153,39 @@ type crossing struct {
 	via via
 }
 
-// through is a service a capability was obtained through: a copy whose
-// call returned it in its results.
+// through is a service a capability was obtained through: the copy
+// whose call returned it in its results, or the copy that one was
+// obtained through in turn.
 type through struct {
 	c   *caps.Cap
 	res *serviceRes
+	a   *anchor
 }
 
-// via is every service a forwarder or a GuestHandle was obtained through,
-// directly or by way of others: revoking any of them cuts it off, as it
-// revokes what is derived from it, so that revoking a guest's copy of a
-// service (or what that descends from) ends its use of every object it
-// obtained from the service, and of those a guest it passed them to
-// holds. A capability has one parent in the graph, its giver's; via is
-// the other way it hangs on.
+// via is what a forwarder or a GuestHandle was obtained through: revoking
+// any of it cuts it off, as it revokes what is derived from it, so that
+// revoking a guest's copy of a service (or what that descends from) ends
+// its use of every object it obtained from the service, directly or
+// through other objects (each step of an iterator), and of those a guest
+// it passed them to holds. A capability has one parent in the graph, its
+// giver's; via is the other way it hangs on.
+//
+// via names entries only: services a guest obtained, or was passed in a
+// call's parameters, not those it found in results (which hang on the
+// entry they came through), so that an iterator whose every step is
+// obtained through the one before hangs on the service it started from,
+// however long it goes on. A step revoked on its own cuts off that step.
+// Every object in via's hands keeps each entry's capability open
+// (anchor): a copy that its holder closed would no longer be reached by
+// the revocation of what it descends from.
 type via []through
 
-// maxVia bounds how many services deep an object may be obtained through
-// others: every call through it checks each.
+// maxVia bounds the entries an object may hang on (each call checks
+// them): an object passed from guest to guest through the results of
+// many services.
 const maxVia = 64
 
-// join is v followed by w's services not already in v.
+// join is v followed by w's entries not already in v.
 func (v via) join(w via) (via, error) {
 	if len(w) == 0 {
 		return v, nil
@@ -185,9 +197,45 @@ func (v via) join(w via) (via, error) {
 		}
 	}
 	if len(out) > maxVia {
-		return nil, fmt.Errorf("it was obtained through more than %d services, one within another's results: the most the daemon follows", maxVia)
+		return nil, fmt.Errorf("it was obtained through the results of %d services, more than the %d the daemon follows", len(out), maxVia)
 	}
 	return out, nil
+}
+
+// hold keeps each entry's capability open until release.
+func (v via) hold() {
+	for _, t := range v {
+		t.a.hold()
+	}
+}
+
+func (v via) release() {
+	for _, t := range v {
+		t.a.drop()
+	}
+}
+
+// anchor keeps a forwarder's capability open while its forwarder serves,
+// or an object obtained through it is held: it is closed when the last
+// of them goes.
+type anchor struct {
+	k    *caps.Kernel
+	c    *caps.Cap
+	refs atomic.Int64
+}
+
+func newAnchor(k *caps.Kernel, c *caps.Cap) *anchor {
+	a := &anchor{k: k, c: c}
+	a.refs.Store(1)
+	return a
+}
+
+func (a *anchor) hold() { a.refs.Add(1) }
+
+func (a *anchor) drop() {
+	if a.refs.Add(-1) == 0 {
+		a.k.Close(a.c)
+	}
 }
 
 func (v via) has(c *caps.Cap) bool {
@@ -391,6 +439,7 @@ func newHandle(p *peer, c *caps.Cap, charged *peer, v via) (capnp.Client, error)
 		p.s.k.Close(c)
 		return capnp.Client{}, err
 	}
+	v.hold()
 	return capnp.Client(guest.GuestHandle_ServerToClient(&handleServer{p: p, c: c, charged: charged, via: v})), nil
 }
 
@@ -409,6 +458,7 @@ func (h *handleServer) Info(ctx context.Context, call guest.GuestHandle_info) er
 // Shutdown runs when the holder releases the handle (or disconnects).
 func (h *handleServer) Shutdown() {
 	h.p.s.k.Close(h.c)
+	h.via.release()
 	h.charged.unreserve()
 }
 
@@ -421,7 +471,8 @@ type forwarder struct {
 	c       *caps.Cap
 	res     *serviceRes
 	charged *peer
-	via     via // the services it was obtained through: revoking one cuts it off
+	via     via     // what it was obtained through: revoking one cuts it off
+	anchor  *anchor // closes c once the forwarder and what came through it are gone
 }
 
 // newForwarder serves c (held by p's guest) as a forwarder, charged to
@@ -431,7 +482,8 @@ func newForwarder(p *peer, c *caps.Cap, charged *peer, v via) (capnp.Client, err
 		p.s.k.Close(c)
 		return capnp.Client{}, err
 	}
-	f := &forwarder{p: p, c: c, res: c.Resource().(*serviceRes), charged: charged, via: v}
+	v.hold()
+	f := &forwarder{p: p, c: c, res: c.Resource().(*serviceRes), charged: charged, via: v, anchor: newAnchor(p.s.k, c)}
 	srv := capnpserver.New(nil, f, f)
 	srv.HandleUnknownMethod = func(m capnp.Method) *capnpserver.Method {
 		return &capnpserver.Method{Method: m, Impl: func(ctx context.Context, call *capnpserver.Call) error {
@@ -443,7 +495,8 @@ func newForwarder(p *peer, c *caps.Cap, charged *peer, v via) (capnp.Client, err
 
 // Shutdown runs when the holder releases the service (or disconnects).
 func (f *forwarder) Shutdown() {
-	f.p.s.k.Close(f.c)
+	f.anchor.drop()
+	f.via.release()
 	f.charged.unreserve()
 }
 
@@ -527,11 +580,11 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	if err != nil {
 		return err
 	}
-	// What the results carry is obtained through f (and what f was
-	// obtained through): revoking f's capability cuts it off too.
-	v, err := f.via.join(via{{c: f.c, res: f.res}})
-	if err != nil {
-		return fmt.Errorf("the results of %s (capability %s): %w", f.c.Name(), f.c.ID(), err)
+	// What the results carry is obtained through f, or through what f
+	// was obtained through: revoking it cuts that off too.
+	v := f.via
+	if len(v) == 0 {
+		v = via{{c: f.c, res: f.res, a: f.anchor}}
 	}
 	back := "returned by " + owner.g.ID() + " from " + f.c.Name()
 	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back, via: v})

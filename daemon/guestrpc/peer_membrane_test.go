@@ -178,3 +178,47 @@ func TestAGuestHandleObtainedThroughARevokedServiceIsNotInstalled(t *testing.T) 
 		t.Fatalf("install of a GuestHandle obtained through a revoked service: %v; want it refused", err)
 	}
 }
+
+// cursor is a service whose obtain returns the next cursor: an iterator,
+// each step obtained through the one before.
+type cursor struct{ guest.GuestSupervisor_Server }
+
+func (cursor) Obtain(ctx context.Context, call guest.GuestSupervisor_obtain) error {
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	return res.SetService(capnp.Client(guest.GuestSupervisor_ServerToClient(cursor{})))
+}
+
+// An iterator whose every step is obtained through the one before, each
+// let go once the next is had, goes on for as long as the guest likes:
+// what a step hangs on is the service it started from (which revoking
+// still cuts it off from), not every step before it.
+func TestAnIteratorOfObjectsEachObtainedThroughTheLastHasNoEnd(t *testing.T) {
+	const steps = 3 * maxVia
+	h := newHarness(t, Limits{})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	if err := publishingClient(t, a, "jobs", "cursor", capnp.Client(guest.GuestSupervisor_ServerToClient(cursor{}))); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := obtainStore(t, b, "jobs", "cursor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := guest.GuestSupervisor(svc)
+	for i := 0; i < steps; i++ {
+		next := guest.GuestSupervisor(given(t, cur))
+		cur.Release()
+		cur = next
+	}
+	defer cur.Release()
+	if _, err := h.sup.Revoke(a.chanHandle(t, "jobs").ID(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	f, rel := cur.Obtain(testCtx(t), nil)
+	defer rel()
+	if _, err := f.Struct(); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("step %d of an iterator whose publisher's channel handle was revoked: %v; want it cut off", steps, err)
+	}
+}
