@@ -3,7 +3,6 @@ package guestrpc
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -265,35 +264,6 @@ func TestCapabilitiesInResultsCountAgainstTheCaller(t *testing.T) {
 	publishStore(t, a, "jobs", "store", newStore()) // the giver's budget is intact
 }
 
-// callsSent is a test guest's transport that reports each Call it has
-// written, so that the test can cancel a call the daemon has been sent.
-type callsSent struct {
-	transport.Transport
-	sent chan struct{}
-}
-
-func (t *callsSent) NewMessage() (transport.OutgoingMessage, error) {
-	om, err := t.Transport.NewMessage()
-	if err != nil {
-		return nil, err
-	}
-	return &sentCall{OutgoingMessage: om, sent: t.sent}, nil
-}
-
-type sentCall struct {
-	transport.OutgoingMessage
-	sent chan struct{}
-}
-
-func (m *sentCall) Send() error {
-	call := m.Message().Which() == rpccp.Message_Which_call
-	err := m.OutgoingMessage.Send()
-	if call && err == nil {
-		m.sent <- struct{}{}
-	}
-	return err
-}
-
 // A call the guest finishes (cancels) before the daemon has returned it
 // is still the daemon's to carry out: its Finish must not make room for
 // another, or a guest could queue calls behind one that waits without
@@ -301,45 +271,71 @@ func (m *sentCall) Send() error {
 func TestCallsFinishedBeforeTheyReturnStillCountAsInFlight(t *testing.T) {
 	const limit = 4
 	h := newHarness(t, Limits{MaxCallsInFlight: limit})
-	dir := t.TempDir()
-	g := h.launch(t, "dir:"+dir+"=docs")
-	mine, theirs := net.Pipe()
-	h.srv.Serve(g, theirs)
-	tr := &callsSent{Transport: transport.NewStream(mine), sent: make(chan struct{}, 8*limit)}
-	conn := rpc.NewConn(tr, nil)
-	t.Cleanup(func() { _ = conn.Close() })
-	a := &testPeer{g: g, conn: conn, sup: guest.GuestSupervisor(conn.Bootstrap(context.Background()))}
-	hd, err := handOver(t, a, a.fd(t, "docs"), readOnlyDir, 0)
-	if err != nil {
-		t.Fatal(err)
+	raw, closed := h.rawPeer(t, "chan:jobs")
+	go func() { _, _ = io.Copy(io.Discard, raw) }()
+	enc := capnp.NewEncoder(raw)
+	send := func(msg *capnp.Message, err error) bool {
+		return err == nil && enc.Encode(msg) == nil
 	}
-	defer hd.Release()
-	<-tr.sent
-	// An install of a handle that never resolves holds the guest's
-	// GuestSupervisor: the calls made to it after it wait in its queue.
-	pending, resolver := capnp.NewLocalPromise[guest.GuestHandle]()
-	_, rel := a.sup.Install(testCtx(t), func(p guest.GuestSupervisor_install_Params) error {
-		return p.SetHandle(pending)
-	})
-	defer rel()
-	defer resolver.Reject(errors.New("test over"))
-	<-tr.sent
-	for i := 0; i < 2*limit; i++ {
-		ctx, cancel := context.WithCancel(testCtx(t))
-		f, rel := a.sup.Handles(ctx, nil)
-		select {
-		case <-tr.sent:
-		case <-conn.Done(): // the daemon hung up: the call was not sent
+	bm, seg, _ := capnp.NewMessage(capnp.SingleSegment(nil))
+	m, _ := rpccp.NewRootMessage(seg)
+	b, _ := m.NewBootstrap()
+	b.SetQuestionId(0)
+	if !send(bm, nil) {
+		t.Fatal("bootstrap not sent")
+	}
+	// An obtain of a service never published waits (question 1); the
+	// calls pipelined on its result wait with it, in the daemon's queue
+	// for its answer, whether or not the guest finishes them.
+	if !send(obtainCarrying(1, 1, 0)) {
+		t.Fatal("obtain not sent")
+	}
+	sent := 0
+	for q := uint32(2); q < 2+2*limit; q++ {
+		if !send(pipelinedOn(q, 1)) || !send(finishOf(q)) {
+			break // the daemon hung up
 		}
-		cancel()
-		_, _ = f.Struct() // rejected once the Finish is sent
-		rel()
+		sent++
 	}
-	f, rel := hd.Info(testCtx(t), nil)
-	defer rel()
-	if _, err := f.Struct(); err == nil {
-		t.Fatalf("the guest still has its connection with %d calls the daemon has not returned (limit %d)", 2*limit+1, limit)
+	select {
+	case <-closed:
+	case <-time.After(hangGuard):
+		t.Fatalf("the guest still has its connection with %d calls the daemon has not returned (limit %d), each finished", sent+1, limit)
 	}
+}
+
+// pipelinedOn is a raw Call of handles (question q) on the service in
+// the results of question on.
+func pipelinedOn(q, on uint32) (*capnp.Message, error) {
+	msg, seg, err := capnp.NewMessage(capnp.MultiSegment(nil))
+	if err != nil {
+		return nil, err
+	}
+	m, _ := rpccp.NewRootMessage(seg)
+	call, _ := m.NewCall()
+	call.SetQuestionId(q)
+	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
+	tgt, _ := call.NewTarget()
+	pa, _ := tgt.NewPromisedAnswer()
+	pa.SetQuestionId(on)
+	ops, _ := pa.NewTransform(1)
+	ops.At(0).SetGetPointerField(0)
+	payload, _ := call.NewParams()
+	params, _ := guest.NewGuestSupervisor_handles_Params(seg)
+	err = payload.SetContent(params.ToPtr())
+	return msg, err
+}
+
+// finishOf is a raw Finish of question q.
+func finishOf(q uint32) (*capnp.Message, error) {
+	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
+	if err != nil {
+		return nil, err
+	}
+	m, _ := rpccp.NewRootMessage(seg)
+	f, err := m.NewFinish()
+	f.SetQuestionId(q)
+	return msg, err
 }
 
 // deafStore is a Store that never returns a put, even once its caller

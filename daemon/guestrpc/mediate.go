@@ -147,6 +147,139 @@ type crossing struct {
 	// so a guest cannot use up a peer's budget by calling it.
 	charged *peer
 	origin  string
+	// via is what the receiver obtains the capabilities through: for a
+	// call's results, the service called and what it was obtained
+	// through; nil for its parameters.
+	via via
+}
+
+// through is a service a capability was obtained through: the copy
+// whose call returned it in its results, or the copy that one was
+// obtained through in turn.
+type through struct {
+	c   *caps.Cap
+	res *serviceRes
+	a   *anchor
+}
+
+// via is what a forwarder or a GuestHandle was obtained through: revoking
+// any of it cuts it off, as it revokes what is derived from it, so that
+// revoking a guest's copy of a service (or what that descends from) ends
+// its use of every object it obtained from the service, directly or
+// through other objects (each step of an iterator), and of those a guest
+// it passed them to holds. A capability has one parent in the graph, its
+// giver's; via is the other way it hangs on.
+//
+// via names entries only: services a guest obtained, or was passed in a
+// call's parameters, not those it found in results (which hang on the
+// entry they came through), so that an iterator whose every step is
+// obtained through the one before hangs on the service it started from,
+// however long it goes on. A step revoked on its own cuts off that step.
+// Every object in via's hands keeps each entry's capability open
+// (anchor): a copy that its holder closed would no longer be reached by
+// the revocation of what it descends from.
+type via []through
+
+// maxVia bounds the entries an object may hang on (each call checks
+// them): an object passed from guest to guest through the results of
+// many services.
+const maxVia = 64
+
+// join is v followed by w's entries not already in v.
+func (v via) join(w via) (via, error) {
+	if len(w) == 0 {
+		return v, nil
+	}
+	out := append(via(nil), v...)
+	for _, t := range w {
+		if !out.has(t.c) {
+			out = append(out, t)
+		}
+	}
+	if len(out) > maxVia {
+		return nil, fmt.Errorf("it was obtained through the results of %d services, more than the %d the daemon follows", len(out), maxVia)
+	}
+	return out, nil
+}
+
+// hold keeps each entry's capability open until release.
+func (v via) hold() {
+	for _, t := range v {
+		t.a.hold()
+	}
+}
+
+func (v via) release() {
+	for _, t := range v {
+		t.a.drop()
+	}
+}
+
+// anchor keeps a forwarder's capability open while its forwarder serves,
+// or an object obtained through it is held: it is closed when the last
+// of them goes.
+type anchor struct {
+	k    *caps.Kernel
+	c    *caps.Cap
+	refs atomic.Int64
+}
+
+func newAnchor(k *caps.Kernel, c *caps.Cap) *anchor {
+	a := &anchor{k: k, c: c}
+	a.refs.Store(1)
+	return a
+}
+
+func (a *anchor) hold() { a.refs.Add(1) }
+
+func (a *anchor) drop() {
+	if a.refs.Add(-1) == 0 {
+		a.k.Close(a.c)
+	}
+}
+
+func (v via) has(c *caps.Cap) bool {
+	for _, t := range v {
+		if t.c == c {
+			return true
+		}
+	}
+	return false
+}
+
+// revoked returns the first of v's services that has been revoked.
+func (v via) revoked() (through, bool) {
+	for _, t := range v {
+		if t.c.Revoked() {
+			return t, true
+		}
+	}
+	return through{}, false
+}
+
+// watch wakes w when any of v's services is revoked.
+func (v via) watch(w *caps.Waiter) (cancel func()) {
+	cancels := make([]func(), 0, len(v))
+	for _, t := range v {
+		cancels = append(cancels, t.c.WatchRevoke(w))
+	}
+	return func() {
+		for _, c := range cancels {
+			c()
+		}
+	}
+}
+
+// cutOff is the exception of a call, or an install, of what (capability
+// c) once t, a service it was obtained through, has been revoked: of
+// type disconnected if t's serving guest has gone (obtaining it again
+// may help), failed otherwise.
+func (t through) cutOff(what string, c *caps.Cap) error {
+	why := fmt.Sprintf("%s (capability %s) was obtained through service %s (capability %s), ", what, c.ID(), t.c.Name(), t.c.ID())
+	if ended := t.res.ended.Load(); ended != nil {
+		return capnp.Disconnected(why + "which is gone: " + *ended)
+	}
+	return fmt.Errorf("%swhich has been revoked: %s", why, t.res.revokedBecause())
 }
 
 // mediate turns c, a capability x.from put in a message for x.to, into the
@@ -166,20 +299,28 @@ func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
 			if o.p != from {
 				return capnp.Client{}, errors.New("a GuestHandle held by another guest cannot be passed on")
 			}
+			v, err := o.via.join(x.via)
+			if err != nil {
+				return capnp.Client{}, fmt.Errorf("GuestHandle %s cannot be passed on: %w", o.c.ID(), err)
+			}
 			child, err := s.passOn(o.c, to, origin)
 			if err != nil {
 				return capnp.Client{}, err
 			}
-			return newHandle(to, child, x.charged)
+			return newHandle(to, child, x.charged, v)
 		case *forwarder:
 			if o.p != from {
 				return capnp.Client{}, errors.New("a service held by another guest cannot be passed on")
 			}
+			v, err := o.via.join(x.via)
+			if err != nil {
+				return capnp.Client{}, fmt.Errorf("service %s (capability %s) cannot be passed on: %w", o.c.Name(), o.c.ID(), err)
+			}
 			child, err := s.passOn(o.c, to, origin)
 			if err != nil {
 				return capnp.Client{}, err
 			}
-			return newForwarder(to, child, x.charged)
+			return newForwarder(to, child, x.charged, v)
 		default:
 			return capnp.Client{}, errors.New("a guest's GuestSupervisor cannot be passed to another guest: it acts for its guest only")
 		}
@@ -198,7 +339,7 @@ func (s *Server) mediate(c capnp.Client, x crossing) (capnp.Client, error) {
 	if err != nil {
 		return capnp.Client{}, err
 	}
-	return newForwarder(to, child, x.charged)
+	return newForwarder(to, child, x.charged, x.via)
 }
 
 // resolvedIntoDaemon reports whether c is a promise its guest resolved to
@@ -218,23 +359,53 @@ func resolvedIntoDaemon(c capnp.Client) bool {
 // runs inside go-capnp's PlaceArgs, under the receiving connection's
 // lock, and releasing an import of the giver's connection there could
 // deadlock against a call the other way.
+//
+// The copy has one capability for each interface pointer of src, and src
+// may point at one capability any number of times (a message of 1 MiB
+// holds 130,000 pointers): each capability is mediated once, and its
+// other pointers share that copy, so that it costs one derivation and one
+// exported object, not one per pointer.
 func copyMediated(dst, src capnp.Struct, x crossing) ([]capnp.Client, error) {
 	ct := dst.Message().CapTable()
 	n0 := ct.Len()
 	if err := dst.CopyFrom(src); err != nil {
 		return nil, err
 	}
+	if n, max := ct.Len()-n0, x.from.s.lim.MaxExports; n > max {
+		// The recipient would import each: as many as a guest may send in
+		// one message (checkCaps), no more.
+		return nil, fmt.Errorf("guest %s's message names capabilities %d times (interface pointers), more than the %d one message may carry (the per-guest limit of exports): name each capability once", x.from.g.ID(), n, max)
+	}
 	var replaced []capnp.Client
+	done := make(map[*capnp.Metadata]capnp.Client)
 	for i := n0; i < ct.Len(); i++ {
 		c := ct.At(i)
-		m, err := x.from.s.mediate(c, x)
+		key := identity(c)
 		replaced = append(replaced, c)
+		if m, ok := done[key]; ok && key != nil {
+			ct.Set(capnp.CapabilityID(i), m.AddRef())
+			continue
+		}
+		m, err := x.from.s.mediate(c, x)
 		ct.Set(capnp.CapabilityID(i), m)
 		if err != nil {
 			return replaced, err
 		}
+		done[key] = m
 	}
 	return replaced, nil
+}
+
+// identity is what every reference to the capability c refers to (nil for
+// the null capability): two clients with the same identity are the same
+// capability.
+func identity(c capnp.Client) *capnp.Metadata {
+	snap := c.Snapshot()
+	defer snap.Release()
+	if !snap.IsValid() {
+		return nil
+	}
+	return snap.Metadata()
 }
 
 // release releases each of cs.
@@ -258,16 +429,18 @@ type handleServer struct {
 	p       *peer
 	c       *caps.Cap
 	charged *peer
+	via     via // the services it was obtained through (install checks them)
 }
 
 // newHandle serves c (held by p's guest) as a GuestHandle, charged to
-// charged. On error c is closed.
-func newHandle(p *peer, c *caps.Cap, charged *peer) (capnp.Client, error) {
+// charged, obtained through v. On error c is closed.
+func newHandle(p *peer, c *caps.Cap, charged *peer, v via) (capnp.Client, error) {
 	if err := charged.reserve(); err != nil {
 		p.s.k.Close(c)
 		return capnp.Client{}, err
 	}
-	return capnp.Client(guest.GuestHandle_ServerToClient(&handleServer{p: p, c: c, charged: charged})), nil
+	v.hold()
+	return capnp.Client(guest.GuestHandle_ServerToClient(&handleServer{p: p, c: c, charged: charged, via: v})), nil
 }
 
 func (h *handleServer) Info(ctx context.Context, call guest.GuestHandle_info) error {
@@ -285,6 +458,7 @@ func (h *handleServer) Info(ctx context.Context, call guest.GuestHandle_info) er
 // Shutdown runs when the holder releases the handle (or disconnects).
 func (h *handleServer) Shutdown() {
 	h.p.s.k.Close(h.c)
+	h.via.release()
 	h.charged.unreserve()
 }
 
@@ -297,16 +471,19 @@ type forwarder struct {
 	c       *caps.Cap
 	res     *serviceRes
 	charged *peer
+	via     via     // what it was obtained through: revoking one cuts it off
+	anchor  *anchor // closes c once the forwarder and what came through it are gone
 }
 
 // newForwarder serves c (held by p's guest) as a forwarder, charged to
-// charged. On error c is closed.
-func newForwarder(p *peer, c *caps.Cap, charged *peer) (capnp.Client, error) {
+// charged, obtained through v. On error c is closed.
+func newForwarder(p *peer, c *caps.Cap, charged *peer, v via) (capnp.Client, error) {
 	if err := charged.reserve(); err != nil {
 		p.s.k.Close(c)
 		return capnp.Client{}, err
 	}
-	f := &forwarder{p: p, c: c, res: c.Resource().(*serviceRes), charged: charged}
+	v.hold()
+	f := &forwarder{p: p, c: c, res: c.Resource().(*serviceRes), charged: charged, via: v, anchor: newAnchor(p.s.k, c)}
 	srv := capnpserver.New(nil, f, f)
 	srv.HandleUnknownMethod = func(m capnp.Method) *capnpserver.Method {
 		return &capnpserver.Method{Method: m, Impl: func(ctx context.Context, call *capnpserver.Call) error {
@@ -318,7 +495,8 @@ func newForwarder(p *peer, c *caps.Cap, charged *peer) (capnp.Client, error) {
 
 // Shutdown runs when the holder releases the service (or disconnects).
 func (f *forwarder) Shutdown() {
-	f.p.s.k.Close(f.c)
+	f.anchor.drop()
+	f.via.release()
 	f.charged.unreserve()
 }
 
@@ -333,6 +511,10 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	}
 	if err := f.c.Acquire(serviceRights, 0); err != nil {
 		return f.cutOff()
+	}
+	if t, ok := f.via.revoked(); ok {
+		f.c.Release()
+		return t.cutOff("service "+f.c.Name(), f.c)
 	}
 	owner := f.res.owner
 	if err := owner.t.admit(owner.g.ID()); err != nil {
@@ -359,9 +541,14 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		cancel()
 		finish()
 	}()
+	revoked, unwatch := f.revocation()
+	defer unwatch()
 	select {
 	case <-ans.Done():
-	case <-f.c.Done():
+	case <-revoked:
+		if t, ok := f.via.revoked(); ok && !f.c.Revoked() {
+			return t.cutOff("service "+f.c.Name(), f.c)
+		}
 		return f.cutOff()
 	case <-ctx.Done():
 		return context.Cause(ctx)
@@ -386,14 +573,39 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		return f.cutOff()
 	}
 	defer f.c.Release()
+	if t, ok := f.via.revoked(); ok {
+		return t.cutOff("service "+f.c.Name(), f.c)
+	}
 	results, err := call.AllocResults(out.Size())
 	if err != nil {
 		return err
 	}
+	// What the results carry is obtained through f, or through what f
+	// was obtained through: revoking it cuts that off too.
+	v := f.via
+	if len(v) == 0 {
+		v = via{{c: f.c, res: f.res, a: f.anchor}}
+	}
 	back := "returned by " + owner.g.ID() + " from " + f.c.Name()
-	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back})
+	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back, via: v})
 	release(replaced)
 	return err
+}
+
+// revocation returns a channel that receives once f's capability, or a
+// service it was obtained through, is revoked, and a function that stops
+// watching.
+func (f *forwarder) revocation() (<-chan struct{}, func()) {
+	if len(f.via) == 0 {
+		return f.c.Done(), func() {}
+	}
+	w := caps.NewWaiter()
+	unwatchVia := f.via.watch(w)
+	unwatch := f.c.WatchRevoke(w)
+	return w.C(), func() {
+		unwatch()
+		unwatchVia()
+	}
 }
 
 // settle waits until no capability in s, the parameters or results of a

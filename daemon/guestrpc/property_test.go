@@ -94,7 +94,7 @@ func (m *model) step(t *testing.T, rng *rand.Rand) {
 // newHandleClient serves c as a GuestHandle held by p's guest, without
 // counting it against p's exports (the model makes its own).
 func newHandleClient(p *peer, c *caps.Cap) capnp.Client {
-	h, err := newHandle(p, c, p)
+	h, err := newHandle(p, c, p, nil)
 	if err != nil {
 		panic(err)
 	}

@@ -128,7 +128,7 @@ func (s *supervisorServer) Obtain(ctx context.Context, call guest.GuestSuperviso
 	}
 	// Charged to the caller, who asked for it: obtaining a service in a
 	// loop uses up the caller's exports, never the publisher's.
-	fw, err := newForwarder(s.p, child, s.p)
+	fw, err := newForwarder(s.p, child, s.p, nil)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (s *supervisorServer) HandOver(ctx context.Context, call guest.GuestSupervi
 	if err != nil {
 		return fmt.Errorf("handOver of handle %d (capability %s): the rights asked for are not all held, or it has been revoked (%w)", fd, c.ID(), err)
 	}
-	h, err := newHandle(s.p, copyOf, s.p)
+	h, err := newHandle(s.p, copyOf, s.p, nil)
 	if err != nil {
 		return err
 	}
@@ -181,6 +181,12 @@ func (s *supervisorServer) HandOver(ctx context.Context, call guest.GuestSupervi
 
 func (s *supervisorServer) Install(ctx context.Context, call guest.GuestSupervisor_install) error {
 	hc := call.Args().Handle()
+	if unresolved(capnp.Client(hc)) {
+		// The handle may be the answer of a call to a peer, which may
+		// take as long as the peer likes: meanwhile the guest's other
+		// calls to its GuestSupervisor go on.
+		call.Go()
+	}
 	if err := capnp.Client(hc).Resolve(ctx); err != nil {
 		return err
 	}
@@ -191,6 +197,9 @@ func (s *supervisorServer) Install(ctx context.Context, call guest.GuestSupervis
 	}
 	if h.p != s.p {
 		return errors.New("install: the GuestHandle is held by another guest")
+	}
+	if t, ok := h.via.revoked(); ok {
+		return fmt.Errorf("install: %w", t.cutOff("the GuestHandle", h.c))
 	}
 	b, i := h.c.Rights()
 	c, err := s.p.s.k.Derive(h.c, caps.Derivation{Holder: s.p.g.Holder(), Edge: caps.EdgeDup, Name: h.c.Name(), Base: b, Inheriting: i})
