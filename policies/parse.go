@@ -358,8 +358,11 @@ func compileHostPath(raw *rawResource, r *Resource, el *errList) {
 		return
 	}
 	r.Path = *raw.Path
-	if !path.IsAbs(r.Path) || path.Clean(r.Path) != r.Path {
-		el.add(raw.PathRange, "path %q must be absolute and clean", r.Path)
+	switch {
+	case !path.IsAbs(r.Path):
+		el.add(raw.PathRange, "path %q must be absolute (begin with /)", r.Path)
+	case path.Clean(r.Path) != r.Path:
+		el.add(raw.PathRange, "path %q is not clean (write %q)", r.Path, path.Clean(r.Path))
 	}
 	r.ReadOnly = raw.ReadOnly != nil && *raw.ReadOnly
 }

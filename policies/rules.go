@@ -40,13 +40,19 @@ func compileDelegate(raw *rawDelegate, el *errList) *Rule {
 	r.To = compileModule(raw.To, el)
 	r.Rights = compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el)
 	r.TTL = compileTTL(raw.TTL, raw.TTLRange, el)
-	if raw.MaxDepth < 1 || raw.MaxDepth > math.MaxInt32 {
+	switch {
+	case raw.MaxDepth < 1:
 		el.add(raw.DepthRange, "max_depth %d: want at least 1 (to forbid delegation, write no delegate rule or a deny rule)", raw.MaxDepth)
+	case raw.MaxDepth > math.MaxInt32:
+		el.add(raw.DepthRange, "max_depth %d: want at most %d", raw.MaxDepth, math.MaxInt32)
 	}
 	r.MaxDepth = int(raw.MaxDepth)
 	if raw.MaxCopies != nil {
-		if *raw.MaxCopies < 1 || *raw.MaxCopies > math.MaxInt32 {
+		switch {
+		case *raw.MaxCopies < 1:
 			el.add(raw.CopiesRange, "max_copies %d: want at least 1 (leave it out for no limit)", *raw.MaxCopies)
+		case *raw.MaxCopies > math.MaxInt32:
+			el.add(raw.CopiesRange, "max_copies %d: want at most %d (leave it out for no limit)", *raw.MaxCopies, math.MaxInt32)
 		}
 		r.MaxCopies = int(*raw.MaxCopies)
 	}
@@ -126,6 +132,7 @@ func compileModule(raw *rawModule, el *errList) *ModuleMatch {
 		}
 	}
 	checkLabels(raw.Labels, raw.LabelsRange, el)
+	checkKeysOnce(raw.Body, "labels", el)
 	if len(raw.SHA256)+len(raw.Labels) == 0 {
 		el.add(raw.DefRange, "block is empty: give sha256 or labels, or leave the block out to match any module")
 	}

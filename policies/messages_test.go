@@ -1,0 +1,41 @@
+package policies
+
+import (
+	"strings"
+	"testing"
+)
+
+// A value out of range says which range, and what to write: a limit
+// beyond what the daemon counts to is not "less than 1", and a path that
+// is not clean names the path to write, as a selector's does.
+func TestAnOutOfRangeValueSaysWhatToWrite(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"resource \"chan\" \"c\" {}\ndelegate \"d\" {\n  resources = [\"chan:c\"]\n  max_depth = 1099511627776\n}\n",
+			`p.hcl:4:15: max_depth 1099511627776: want at most 2147483647`},
+		{"resource \"chan\" \"c\" {}\ndelegate \"d\" {\n  resources = [\"chan:c\"]\n  max_depth = 1\n  max_copies = 4294967296\n}\n",
+			`p.hcl:5:16: max_copies 4294967296: want at most 2147483647 (leave it out for no limit)`},
+		{"resource \"dir\" \"d\" {\n  path = \"/srv/\"\n}\n",
+			`p.hcl:2:10: path "/srv/" is not clean (write "/srv")`},
+		{"resource \"dir\" \"d\" {\n  path = \"/srv/a/../b\"\n}\n",
+			`p.hcl:2:10: path "/srv/a/../b" is not clean (write "/srv/b")`},
+		{"resource \"file\" \"d\" {\n  path = \"srv/x\"\n}\n",
+			`p.hcl:2:10: path "srv/x" must be absolute (begin with /)`},
+	} {
+		_, err := Parse("p.hcl", []byte(c.body))
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s: got\n%v\nwant\n%s", c.body, err, c.want)
+		}
+	}
+}
+
+// A label key given twice in one block is refused: HCL would keep the
+// last value without a word, and the rule would match what its first
+// line does not say.
+func TestALabelKeyGivenTwiceIsRefused(t *testing.T) {
+	src := "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\"]\n  module {\n    labels = { app = \"x\", \"app\" = \"y\" }\n  }\n}\n"
+	_, err := Parse("p.hcl", []byte(src))
+	want := `p.hcl:5:27: labels: label app is given twice (first at p.hcl:5:16): give each key once`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+}
