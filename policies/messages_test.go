@@ -39,3 +39,15 @@ func TestALabelKeyGivenTwiceIsRefused(t *testing.T) {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
 }
+
+// A rule's name is how decisions, the audit log and the daemon's log name
+// it: an empty one names nothing, and a control character in one would
+// break the line it is printed on.
+func TestARuleNameThatCannotNameItIsRefused(t *testing.T) {
+	src := "resource \"chan\" \"c\" {}\ngrant \"\" {\n  resources = [\"chan:c\"]\n}\ndeny \"a\\nb\" {\n  resources = [\"chan:c\"]\n}\n"
+	want := `p.hcl:2:1: rule name "" is empty: name the rule, as decisions and the audit log name it` + "\n" +
+		`p.hcl:5:1: rule name "a\nb" contains a control character: decisions and the audit log name the rule on one line`
+	if _, err := Parse("p.hcl", []byte(src)); err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+}

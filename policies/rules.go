@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 )
@@ -17,6 +19,14 @@ import (
 // newRule compiles what every rule block has: its name, position and
 // resources list.
 func newRule(typ RuleType, name string, def hcl.Range, body hcl.Body, resources []string, resRange hcl.Range, el *errList) *Rule {
+	switch {
+	case name == "":
+		el.add(def, "rule name \"\" is empty: name the rule, as decisions and the audit log name it")
+	case !utf8.ValidString(name):
+		el.add(def, "rule name %q is not valid UTF-8", name)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		el.add(def, "rule name %q contains a control character: decisions and the audit log name the rule on one line", name)
+	}
 	return &Rule{
 		Type:      typ,
 		Name:      name,
