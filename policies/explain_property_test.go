@@ -26,6 +26,33 @@ type randPolicy struct {
 	src string
 	// resources by kind and name, as declared.
 	res map[resourceKey]*Resource
+	// links is the host's symbolic links, each path to where it leads
+	// (WithRealPaths), or nil for none.
+	links map[string]string
+}
+
+// randLinks are the sets of links a random policy's host may have.
+var randLinks = []map[string]string{
+	nil,
+	{"/s/b": "/s/a/b"},
+	{"/t": "/s/a", "/s/a/b": "/u"},
+}
+
+// real is where path p leads on rp's host: each link at or above it
+// replaced by where it leads, as caps.RealPath resolves.
+func (rp randPolicy) real(p string) string {
+	for i := 0; i < 8; i++ {
+		moved := false
+		for link, to := range rp.links {
+			if pathUnder(p, link) {
+				p, moved = path.Join(to, strings.TrimPrefix(p, link)), true
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	return p
 }
 
 var (
@@ -163,6 +190,7 @@ func genPolicy(r *rand.Rand) randPolicy {
 		b.WriteString("}\n")
 	}
 	rp.src = b.String()
+	rp.links = pick(r, randLinks)
 	return rp
 }
 
@@ -320,33 +348,38 @@ func modelCovers(s Selector, req Request) bool {
 // modelDenyCovers reports whether a deny rule's selector covers req:
 // by name, or on the host, where a path prefix, or a declared dir or
 // file that it names, lies at or above the request's host path, or
-// beneath it when that is a directory.
-func modelDenyCovers(s Selector, req Request, res map[resourceKey]*Resource) bool {
+// beneath it when that is a directory. With links, a deny's host path
+// covers where it leads too, and a named resource is judged at its
+// declared path and where that leads; an inline path is asked as the
+// daemon resolved it.
+func modelDenyCovers(s Selector, req Request, rp randPolicy) bool {
 	if req.Name != "" && s.Path == "" && s.Kind == req.Kind && globMatch(s.Name, req.Name) {
 		return true
 	}
-	host, isDir := req.Path, req.Kind == "dir"
+	hosts, isDir := []string{req.Path}, req.Kind == "dir"
 	if req.Name != "" {
-		r := res[resourceKey{req.Kind, req.Name}]
-		host = r.hostPath()
+		r := rp.res[resourceKey{req.Kind, req.Name}]
+		hosts = []string{r.hostPath(), rp.real(r.hostPath())}
 		isDir = r.Kind == "dir"
 	}
-	if host == "" || (s.Kind != "dir" && s.Kind != "file") {
+	if hosts[0] == "" || (s.Kind != "dir" && s.Kind != "file") {
 		return false
 	}
 	var prefixes []string
 	if s.Path != "" {
-		prefixes = append(prefixes, s.Path)
+		prefixes = append(prefixes, s.Path, rp.real(s.Path))
 	} else {
-		for k, r := range res {
+		for k, r := range rp.res {
 			if k.kind == s.Kind && globMatch(s.Name, k.name) {
-				prefixes = append(prefixes, r.Path)
+				prefixes = append(prefixes, r.Path, rp.real(r.Path))
 			}
 		}
 	}
-	for _, p := range prefixes {
-		if pathUnder(host, p) || (isDir && pathUnder(p, host)) {
-			return true
+	for _, host := range hosts {
+		for _, p := range prefixes {
+			if pathUnder(host, p) || (isDir && pathUnder(p, host)) {
+				return true
+			}
 		}
 	}
 	return false
@@ -418,7 +451,7 @@ func model(p *Policy, rp randPolicy, req Request) modelDecision {
 			if !slices.Contains(r.On, req.Op) || modelUnmet(r, req) > 0 {
 				continue
 			}
-			if slices.ContainsFunc(r.Selectors, func(s Selector) bool { return modelDenyCovers(s, req, rp.res) }) {
+			if slices.ContainsFunc(r.Selectors, func(s Selector) bool { return modelDenyCovers(s, req, rp) }) {
 				m.denies = append(m.denies, r)
 			}
 		case allowType:
@@ -634,6 +667,9 @@ func checkRandomPolicy(t *testing.T, seed uint64, requests int) bool {
 	p, err := Parse("rand.hcl", []byte(rp.src))
 	if err != nil {
 		return false
+	}
+	if rp.links != nil {
+		p = p.WithRealPaths(rp.real)
 	}
 	for range requests {
 		req := genRequest(r, rp)
