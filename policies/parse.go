@@ -428,9 +428,10 @@ func checkUnix(addr string) string {
 
 // hostPort is compiled on first use, not at package initialisation, which
 // every run of the CLI pays for (internal/layout holds it). The host may
-// be empty, which only a listener takes.
+// be empty, which only a listener takes; an IPv6 address may name its
+// zone (the interface of a link-local address, [fe80::1%eth0]).
 var hostPort = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(0|[1-9][0-9]{0,4})$`)
+	return regexp.MustCompile(`^(\[[0-9a-fA-F:.]+(?:%[^\]]+)?\]|[A-Za-z0-9.-]*):(0|[1-9][0-9]{0,4})$`)
 })
 
 // validHost reports whether a host hostPort matched is one a connection
