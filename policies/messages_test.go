@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -50,4 +51,28 @@ func TestARuleNameThatCannotNameItIsRefused(t *testing.T) {
 	if _, err := Parse("p.hcl", []byte(src)); err == nil || err.Error() != want {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
+}
+
+// A rule whose rights none of its resources can hold would allow only
+// handles with no rights at all: Evaluate would say "allowed" and the
+// guest would hold nothing. Such a ceiling is refused at load, naming
+// the selector and what its kind can hold.
+func TestARuleWhoseRightsItsResourcesCannotHoldIsRefused(t *testing.T) {
+	src := "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"sock:*\", \"dir:/srv\"]\n  rights = [\"file_open\"]\n}\n" +
+		"delegate \"d\" {\n  resources = [\"dir:/srv\", \"listen:*\"]\n  max_depth = 1\n  rights = [\"file_readdir\", \"file_create_directory\"]\n  read_only = true\n}\n"
+	_, err := Parse("p.hcl", []byte(src))
+	for _, want := range []string{
+		`p.hcl:3:16: resources: a sock holds none of the rights of grant "g" (file_open): give it some of fd_read|`,
+		`p.hcl:7:28: resources: a listen holds none of the rights of delegate "d" (file_readdir): give it some of fd_read|`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got\n%v\nwant a line holding\n%s", err, want)
+		}
+	}
+	if strings.Count(fmt.Sprint(err), "\n") != 1 {
+		t.Errorf("want two problems, got\n%v", err)
+	}
+	// Rights that some of the kinds hold, and a ceiling left out, load.
+	mustParse(t, "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\", \"dir:/srv\"]\n  rights = [\"file_open\", \"fd_read\"]\n}\n"+
+		"grant \"h\" {\n  resources = [\"sock:*\"]\n  rights = [\"sock_accept\"]\n}\n")
 }

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // newRule compiles what every rule block has: its name, position and
@@ -41,6 +43,7 @@ func compileGrant(raw *rawGrant, el *errList) *Rule {
 	r.Module = compileModule(raw.Module, el)
 	r.Rights = compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el)
 	r.TTL = compileTTL(raw.TTL, raw.TTLRange, el)
+	checkKindsHoldRights(r, raw.Rights != nil, el)
 	return r
 }
 
@@ -50,6 +53,7 @@ func compileDelegate(raw *rawDelegate, el *errList) *Rule {
 	r.To = compileModule(raw.To, el)
 	r.Rights = compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el)
 	r.TTL = compileTTL(raw.TTL, raw.TTLRange, el)
+	checkKindsHoldRights(r, raw.Rights != nil, el)
 	switch {
 	case raw.MaxDepth < 1:
 		el.add(raw.DepthRange, "max_depth %d: want at least 1 (to forbid delegation, write no delegate rule or a deny rule)", raw.MaxDepth)
@@ -67,6 +71,34 @@ func compileDelegate(raw *rawDelegate, el *errList) *Rule {
 		r.MaxCopies = int(*raw.MaxCopies)
 	}
 	return r
+}
+
+// kindRights is what a capability granted from a resource of each kind
+// can hold, base and inheriting: a sock's is a connection's or, with
+// :dial, a dialer's.
+var kindRights = map[string]caps.Rights{
+	"dir":    caps.RightsDirectoryBase | caps.RightsDirectoryInheriting,
+	"file":   caps.RightsRegularFileBase,
+	"sock":   caps.RightsSocketBase | caps.RightsListenerBase,
+	"listen": caps.RightsListenerBase | caps.RightsSocketBase,
+	"chan":   caps.RightsSocketBase | caps.RightsSocketInheriting,
+}
+
+// checkKindsHoldRights refuses a rights ceiling, given in the rule
+// (listed), that a kind of resource the rule covers holds none of: each
+// request it allowed would be allowed a handle with no rights at all.
+func checkKindsHoldRights(r *Rule, listed bool, el *errList) {
+	if !listed || r.Rights == 0 {
+		return // no list (every right), or an empty one, reported as such
+	}
+	seen := map[string]bool{}
+	for _, s := range r.Selectors {
+		if seen[s.Kind] || r.Rights&kindRights[s.Kind] != 0 {
+			continue
+		}
+		seen[s.Kind] = true
+		el.errs = append(el.errs, Error{Pos: s.Pos, Msg: fmt.Sprintf("resources: a %s holds none of the rights of %s %q (%v): give it some of %v, or write it a rule of its own", s.Kind, r.Type, r.Name, r.Rights, kindRights[s.Kind])})
+	}
 }
 
 func compileDeny(raw *rawDeny, el *errList) *Rule {
