@@ -253,3 +253,47 @@ func TestPolicyDocExplainRenderings(t *testing.T) {
 		t.Errorf("JSON:\n%s\nwant\n%s", j, wantJSON)
 	}
 }
+
+// "A deny with module { sha256 = [X] } keeps X from being granted the
+// resource and from passing it on, not from being handed a copy ... write
+// the deny twice, once with module and once with to."
+func TestPolicyDocADenyOfAModuleAsGiverAndAsRecipient(t *testing.T) {
+	p := mustParse(t, `resource "sock" "db" { tcp = "h:1" }
+grant "all" { resources = ["sock:db"] }
+delegate "pass" {
+  resources = ["sock:db"]
+  max_depth = 2
+}
+deny "not-b" {
+  resources = ["sock:db"]
+  module { sha256 = ["`+hashB+`"] }
+}
+`)
+	toB := Request{Op: OpDelegate, Kind: "sock", Name: "db", Depth: 1, Module: Module{SHA256: hashA}, To: Module{SHA256: hashB}}
+	if d := Evaluate(p, toB); !d.Allowed {
+		t.Fatalf("a deny naming the module as giver stops a copy handed to it:\n%s", d.Explain())
+	}
+	for _, req := range []Request{{Op: OpGrant, Kind: "sock", Name: "db", Module: Module{SHA256: hashB}},
+		{Op: OpDelegate, Kind: "sock", Name: "db", Depth: 2, Module: Module{SHA256: hashB}, To: Module{SHA256: hashA}}} {
+		if d := Evaluate(p, req); d.Allowed {
+			t.Errorf("%s: allowed:\n%s", req.Op, d.Explain())
+		}
+	}
+	both := mustParse(t, `resource "sock" "db" { tcp = "h:1" }
+delegate "pass" {
+  resources = ["sock:db"]
+  max_depth = 2
+}
+deny "not-b" {
+  resources = ["sock:db"]
+  module { sha256 = ["`+hashB+`"] }
+}
+deny "not-to-b" {
+  resources = ["sock:db"]
+  to { sha256 = ["`+hashB+`"] }
+}
+`)
+	if d := Evaluate(both, toB); d.Allowed || d.Rule.Name != "not-to-b" {
+		t.Fatalf("the deny with to: %s", d.Explain())
+	}
+}
