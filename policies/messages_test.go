@@ -76,3 +76,14 @@ func TestARuleWhoseRightsItsResourcesCannotHoldIsRefused(t *testing.T) {
 	mustParse(t, "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\", \"dir:/srv\"]\n  rights = [\"file_open\", \"fd_read\"]\n}\n"+
 		"grant \"h\" {\n  resources = [\"sock:*\"]\n  rights = [\"sock_accept\"]\n}\n")
 }
+
+// users are matched exactly: "*" or "ops-*" in them, read as a glob, would
+// match nobody, and a subject block written for everyone or for a team
+// would allow no one, without a word.
+func TestAGlobInUsersIsRefused(t *testing.T) {
+	src := "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = [\"chan:c\"]\n  subject {\n    users = [\"alice\", \"ops-*\"]\n  }\n}\n"
+	want := `p.hcl:5:23: users: "ops-*": a user name is matched exactly, not as a glob: list the users, or use gids for a group`
+	if _, err := Parse("p.hcl", []byte(src)); err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+}

@@ -138,8 +138,11 @@ func compileSubject(raw *rawSubject, el *errList) *SubjectMatch {
 	s.GIDs = compileIDs(raw.GIDs, "gids", listElems(raw.Body, "gids", raw.GIDsRange), el)
 	users := listElems(raw.Body, "users", raw.DefRange)
 	for i, u := range raw.Users {
-		if u == "" {
+		switch {
+		case u == "":
 			el.add(users.at(i), "users: an empty user name matches nobody")
+		case strings.Contains(u, "*"):
+			el.add(users.at(i), "users: %q: a user name is matched exactly, not as a glob: list the users, or use gids for a group", u)
 		}
 	}
 	if len(raw.UIDs)+len(raw.GIDs)+len(raw.Users) == 0 {
