@@ -709,6 +709,6 @@ func FuzzExplainAgreesWithEvaluate(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, seed uint64) {
-		checkRandomPolicy(t, seed, 40)
+		checkRandomPolicy(t, seed, 60)
 	})
 }
