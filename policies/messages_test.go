@@ -87,3 +87,19 @@ func TestAGlobInUsersIsRefused(t *testing.T) {
 		t.Fatalf("got\n%v\nwant\n%s", err, want)
 	}
 }
+
+// A value HCL cannot evaluate (a variable, a function call, an
+// interpolation) is reported once, as HCL words why, not a second time
+// as a value of the wrong type that "must be known".
+func TestAValueThatCannotBeEvaluatedIsReportedOnce(t *testing.T) {
+	for _, c := range []struct{ value, want string }{
+		{`[var.x]`, `p.hcl:3:16: Variables not allowed: Variables may not be used here.`},
+		{`[upper("chan:c")]`, `p.hcl:3:16: Function calls not allowed: Functions may not be called here.`},
+		{`["chan:${c}"]`, `p.hcl:3:24: Variables not allowed: Variables may not be used here.`},
+	} {
+		src := "resource \"chan\" \"c\" {}\ngrant \"g\" {\n  resources = " + c.value + "\n}\n"
+		if _, err := Parse("p.hcl", []byte(src)); err == nil || err.Error() != c.want {
+			t.Errorf("resources = %s: got\n%v\nwant\n%s", c.value, err, c.want)
+		}
+	}
+}
