@@ -52,3 +52,44 @@ func col(attr string) string {
 	}
 	return "10"
 }
+
+// A tcp host that is neither an address nor a DNS name (empty labels,
+// a label beginning or ending with "-", brackets around no address, a
+// dotted quad out of range) is refused at load, as a port out of range
+// is, rather than by the resolver at the first grant.
+func TestAHostNoNameOrAddressIsRefusedAtLoad(t *testing.T) {
+	for _, c := range []struct {
+		kind, value string
+		ok          bool
+	}{
+		{"sock", "db.internal:5432", true},
+		{"sock", "db.internal.:5432", true},
+		{"sock", "localhost:5432", true},
+		{"sock", "10.0.0.1:5432", true},
+		{"sock", "[::1]:5432", true},
+		{"sock", "[::ffff:10.0.0.1]:5432", true},
+		{"sock", "[fe80::1%eth0]:5432", true},
+		{"listen", "[fe80::1%br-lan.2]:0", true},
+		{"sock", "[fe80::1%]:5432", false},
+		{"sock", "db-1.x-y.example:5432", true},
+		{"listen", ":0", true},
+		{"listen", "[::]:8080", true},
+		{"sock", "..:5432", false},
+		{"sock", ".:5432", false},
+		{"sock", "db..internal:5432", false},
+		{"sock", "-db:5432", false},
+		{"sock", "db-.internal:5432", false},
+		{"sock", "[.]:5432", false},
+		{"sock", "[:]:5432", false},
+		{"listen", "[::1::2]:0", false},
+		{"sock", "256.1.1.1:5432", false},
+		{"sock", "10.0.0.1.5:5432", false},
+		{"sock", strings.Repeat("a", 64) + ".example:5432", false},
+	} {
+		src := "resource \"" + c.kind + "\" \"r\" {\n  tcp = \"" + c.value + "\"\n}\n"
+		_, err := Parse("p.hcl", []byte(src))
+		if c.ok != (err == nil) {
+			t.Errorf("%s tcp = %q: %v, want it to load: %v", c.kind, c.value, err, c.ok)
+		}
+	}
+}

@@ -39,7 +39,7 @@ func (l *errList) add(r hcl.Range, format string, args ...any) {
 // attributes, wrong types), each with the position hcl gave it.
 func (l *errList) addDiags(diags hcl.Diagnostics) {
 	for _, d := range diags {
-		if d.Severity != hcl.DiagError {
+		if d.Severity != hcl.DiagError || echoesUnknown(d, diags) {
 			continue
 		}
 		msg := d.Summary
@@ -78,4 +78,20 @@ func posOf(r hcl.Range) Pos {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// echoesUnknown reports whether d is the "value must be known" that
+// decoding adds to an expression HCL could not evaluate (a variable, a
+// function call), which another of diags already says why, in HCL's
+// words, at its place within the expression.
+func echoesUnknown(d *hcl.Diagnostic, diags hcl.Diagnostics) bool {
+	if d.Summary != "Unsuitable value type" || !strings.HasSuffix(d.Detail, "value must be known") || d.Context == nil {
+		return false
+	}
+	for _, e := range diags {
+		if e != d && e.Severity == hcl.DiagError && e.Subject != nil && d.Context.Overlaps(*e.Subject) {
+			return true
+		}
+	}
+	return false
 }

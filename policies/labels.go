@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // The form of a module label, as a launch gives one (`launch --label
@@ -58,5 +60,32 @@ func checkLabels(labels map[string]string, at hcl.Range, el *errList) {
 		if err := CheckLabel(k, labels[k]); err != nil {
 			el.add(at, "labels: %v", err)
 		}
+	}
+}
+
+// checkKeysOnce adds an error for each key that the map attribute name of
+// body gives a second time: HCL keeps the last value of a key without a
+// word, and a rule would then match what its first line does not say.
+func checkKeysOnce(body hcl.Body, name string, el *errList) {
+	b, ok := body.(*hclsyntax.Body)
+	if !ok || b.Attributes[name] == nil {
+		return
+	}
+	obj, ok := b.Attributes[name].Expr.(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		return
+	}
+	first := map[string]hcl.Range{}
+	for _, item := range obj.Items {
+		v, diags := item.KeyExpr.Value(nil)
+		if diags.HasErrors() || !v.IsKnown() || v.IsNull() || v.Type() != cty.String {
+			continue // the decoder reports it
+		}
+		k := v.AsString()
+		if at, seen := first[k]; seen {
+			el.add(item.KeyExpr.Range(), "%s: label %s is given twice (first at %s): give each key once", name, k, posOf(at))
+			continue
+		}
+		first[k] = item.KeyExpr.Range()
 	}
 }

@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path"
 	"regexp"
@@ -358,8 +359,11 @@ func compileHostPath(raw *rawResource, r *Resource, el *errList) {
 		return
 	}
 	r.Path = *raw.Path
-	if !path.IsAbs(r.Path) || path.Clean(r.Path) != r.Path {
-		el.add(raw.PathRange, "path %q must be absolute and clean", r.Path)
+	switch {
+	case !path.IsAbs(r.Path):
+		el.add(raw.PathRange, "path %q must be absolute (begin with /)", r.Path)
+	case path.Clean(r.Path) != r.Path:
+		el.add(raw.PathRange, "path %q is not clean (write %q)", r.Path, path.Clean(r.Path))
 	}
 	r.ReadOnly = raw.ReadOnly != nil && *raw.ReadOnly
 }
@@ -390,6 +394,9 @@ func compileAddress(raw *rawResource, r *Resource, el *errList) {
 // interface) and ask for port 0 (any free one, which caps shows).
 func checkTCP(kind, addr string) string {
 	m := hostPort().FindStringSubmatch(addr)
+	if m != nil && !validHost(m[1]) {
+		m = nil
+	}
 	if kind == "sock" {
 		if m == nil || m[1] == "" || m[2] == "0" || !validPort(m[2]) {
 			return fmt.Sprintf("tcp %q is not HOST:PORT (a name or address, and a port 1-65535)", addr)
@@ -421,10 +428,41 @@ func checkUnix(addr string) string {
 
 // hostPort is compiled on first use, not at package initialisation, which
 // every run of the CLI pays for (internal/layout holds it). The host may
-// be empty, which only a listener takes.
+// be empty, which only a listener takes; an IPv6 address may name its
+// zone (the interface of a link-local address, [fe80::1%eth0]).
 var hostPort = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(0|[1-9][0-9]{0,4})$`)
+	return regexp.MustCompile(`^(\[[0-9a-fA-F:.]+(?:%[^\]]+)?\]|[A-Za-z0-9.-]*):(0|[1-9][0-9]{0,4})$`)
 })
+
+// validHost reports whether a host hostPort matched is one a connection
+// or a listener could use: none (a listener's every interface), an
+// address in brackets, an IPv4 address, or a DNS name of labels of 1 to
+// 63 letters, digits and "-" that neither begin nor end with "-" (and
+// not all digits and dots, which is an IPv4 address or nothing), with a
+// final "." or without. What is not, the resolver would refuse only at
+// the first grant.
+func validHost(host string) bool {
+	switch {
+	case host == "":
+		return true
+	case strings.HasPrefix(host, "["):
+		_, err := netip.ParseAddr(host[1 : len(host)-1])
+		return err == nil
+	case strings.Trim(host, "0123456789.") == "":
+		a, err := netip.ParseAddr(host)
+		return err == nil && a.Is4()
+	}
+	name := strings.TrimSuffix(host, ".")
+	if len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // validPort reports whether the digits hostPort matched are a port
 // number, at most 65535.

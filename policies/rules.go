@@ -10,13 +10,25 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/sandboxd/sandboxd/caps"
 )
 
 // newRule compiles what every rule block has: its name, position and
 // resources list.
 func newRule(typ RuleType, name string, def hcl.Range, body hcl.Body, resources []string, resRange hcl.Range, el *errList) *Rule {
+	switch {
+	case name == "":
+		el.add(def, "rule name \"\" is empty: name the rule, as decisions and the audit log name it")
+	case !utf8.ValidString(name):
+		el.add(def, "rule name %q is not valid UTF-8", name)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		el.add(def, "rule name %q contains a control character: decisions and the audit log name the rule on one line", name)
+	}
 	return &Rule{
 		Type:      typ,
 		Name:      name,
@@ -31,6 +43,7 @@ func compileGrant(raw *rawGrant, el *errList) *Rule {
 	r.Module = compileModule(raw.Module, el)
 	r.Rights = compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el)
 	r.TTL = compileTTL(raw.TTL, raw.TTLRange, el)
+	checkKindsHoldRights(r, raw.Rights != nil, el)
 	return r
 }
 
@@ -40,17 +53,52 @@ func compileDelegate(raw *rawDelegate, el *errList) *Rule {
 	r.To = compileModule(raw.To, el)
 	r.Rights = compileRights(raw.Rights, raw.ReadOnly, listElems(raw.Body, "rights", raw.RightsRange), el)
 	r.TTL = compileTTL(raw.TTL, raw.TTLRange, el)
-	if raw.MaxDepth < 1 || raw.MaxDepth > math.MaxInt32 {
+	checkKindsHoldRights(r, raw.Rights != nil, el)
+	switch {
+	case raw.MaxDepth < 1:
 		el.add(raw.DepthRange, "max_depth %d: want at least 1 (to forbid delegation, write no delegate rule or a deny rule)", raw.MaxDepth)
+	case raw.MaxDepth > math.MaxInt32:
+		el.add(raw.DepthRange, "max_depth %d: want at most %d", raw.MaxDepth, math.MaxInt32)
 	}
 	r.MaxDepth = int(raw.MaxDepth)
 	if raw.MaxCopies != nil {
-		if *raw.MaxCopies < 1 || *raw.MaxCopies > math.MaxInt32 {
+		switch {
+		case *raw.MaxCopies < 1:
 			el.add(raw.CopiesRange, "max_copies %d: want at least 1 (leave it out for no limit)", *raw.MaxCopies)
+		case *raw.MaxCopies > math.MaxInt32:
+			el.add(raw.CopiesRange, "max_copies %d: want at most %d (leave it out for no limit)", *raw.MaxCopies, math.MaxInt32)
 		}
 		r.MaxCopies = int(*raw.MaxCopies)
 	}
 	return r
+}
+
+// kindRights is what a capability granted from a resource of each kind
+// can hold, base and inheriting: a sock's is a connection's or, with
+// :dial, a dialer's.
+var kindRights = map[string]caps.Rights{
+	"dir":    caps.RightsDirectoryBase | caps.RightsDirectoryInheriting,
+	"file":   caps.RightsRegularFileBase,
+	"sock":   caps.RightsSocketBase | caps.RightsListenerBase,
+	"listen": caps.RightsListenerBase | caps.RightsSocketBase,
+	"chan":   caps.RightsSocketBase | caps.RightsSocketInheriting,
+}
+
+// checkKindsHoldRights refuses a rights ceiling, given in the rule
+// (listed), that a kind of resource the rule covers holds none of: each
+// request it allowed would be allowed a handle with no rights at all.
+func checkKindsHoldRights(r *Rule, listed bool, el *errList) {
+	if !listed || r.Rights == 0 {
+		return // no list (every right), or an empty one, reported as such
+	}
+	seen := map[string]bool{}
+	for _, s := range r.Selectors {
+		if seen[s.Kind] || r.Rights&kindRights[s.Kind] != 0 {
+			continue
+		}
+		seen[s.Kind] = true
+		el.errs = append(el.errs, Error{Pos: s.Pos, Msg: fmt.Sprintf("resources: a %s holds none of the rights of %s %q (%v): give it some of %v, or write it a rule of its own", s.Kind, r.Type, r.Name, r.Rights, kindRights[s.Kind])})
+	}
 }
 
 func compileDeny(raw *rawDeny, el *errList) *Rule {
@@ -90,8 +138,11 @@ func compileSubject(raw *rawSubject, el *errList) *SubjectMatch {
 	s.GIDs = compileIDs(raw.GIDs, "gids", listElems(raw.Body, "gids", raw.GIDsRange), el)
 	users := listElems(raw.Body, "users", raw.DefRange)
 	for i, u := range raw.Users {
-		if u == "" {
+		switch {
+		case u == "":
 			el.add(users.at(i), "users: an empty user name matches nobody")
+		case strings.Contains(u, "*"):
+			el.add(users.at(i), "users: %q: a user name is matched exactly, not as a glob: list the users, or use gids for a group", u)
 		}
 	}
 	if len(raw.UIDs)+len(raw.GIDs)+len(raw.Users) == 0 {
@@ -126,6 +177,7 @@ func compileModule(raw *rawModule, el *errList) *ModuleMatch {
 		}
 	}
 	checkLabels(raw.Labels, raw.LabelsRange, el)
+	checkKeysOnce(raw.Body, "labels", el)
 	if len(raw.SHA256)+len(raw.Labels) == 0 {
 		el.add(raw.DefRange, "block is empty: give sha256 or labels, or leave the block out to match any module")
 	}

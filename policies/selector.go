@@ -33,8 +33,10 @@ func (s Selector) String() string {
 const rankExact = 1 << 20
 
 // rank is the selector's specificity: an exact name beats any glob, a glob
-// beats another with fewer literal characters, "*" is lowest (0). A path
-// prefix ranks by its number of elements ("/" is 1).
+// beats another with fewer literal characters (characters, as a person
+// counts them: "é*" has one, as "*a" has), and "*", or any glob of stars
+// alone, is lowest (0). A path prefix ranks by its number of elements
+// ("/" is 1).
 func (s Selector) rank() int {
 	if s.Path != "" {
 		if s.Path == "/" {
@@ -45,7 +47,8 @@ func (s Selector) rank() int {
 	if !strings.Contains(s.Name, "*") {
 		return rankExact
 	}
-	return len(s.Name) - strings.Count(s.Name, "*") + btoi(s.Name != "*")
+	literal := utf8.RuneCountInString(s.Name) - strings.Count(s.Name, "*")
+	return literal + btoi(literal > 0)
 }
 
 func (s Selector) isGlob() bool { return s.Path == "" && strings.Contains(s.Name, "*") }

@@ -1,6 +1,9 @@
 package policies
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestGlobMatch(t *testing.T) {
 	for _, tc := range []struct {
@@ -67,5 +70,38 @@ func TestMalformedRequestsAreDenied(t *testing.T) {
 		if d := Evaluate(p, req); d.Allowed || d.Rule != nil || d.Reason == "" {
 			t.Errorf("%s: want denied with a reason and no rule:\n%s", name, d.Explain())
 		}
+	}
+}
+
+// Globs are ordered by their literal characters, not bytes: "é*" and
+// "*a" have one each, so two grant rules written with them could decide
+// "éa" at the same specificity, and the policy does not load; and "**",
+// with none, is the wildcard "*" is, which ties with it.
+func TestGlobsRankByCharactersAndStarsAloneAreTheWildcard(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{{"é*", "*a"}, {"**", "*"}, {"日本*", "*ab"}} {
+		src := `resource "chan" "éa" {}
+resource "chan" "日本ab" {}
+grant "one" {
+  resources = ["chan:` + tc.a + `"]
+}
+grant "two" {
+  resources = ["chan:` + tc.b + `"]
+}
+`
+		_, err := Parse("p.hcl", []byte(src))
+		if err == nil || !strings.Contains(err.Error(), "rules tie") {
+			t.Errorf("chan:%s and chan:%s: want a tie, got %v", tc.a, tc.b, err)
+		}
+	}
+	p := mustParse(t, `resource "chan" "éa" {}
+grant "any" {
+  resources = ["chan:**"]
+}
+grant "e" {
+  resources = ["chan:é*"]
+}
+`)
+	if d := Evaluate(p, Request{Op: OpGrant, Kind: "chan", Name: "éa"}); !d.Allowed || d.Rule.Name != "e" {
+		t.Fatalf("want the glob with a literal character to decide:\n%s", d.Explain())
 	}
 }

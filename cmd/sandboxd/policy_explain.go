@@ -195,15 +195,18 @@ func parseLabels(list []string) (map[string]string, error) {
 	return labels, nil
 }
 
-// lookupSubject resolves --as: empty is the invoking user, a number is a
-// uid (its name and groups filled in when the system knows it), anything
-// else a user name that must exist.
+// lookupSubject resolves --as: empty is the invoking user, as run judges
+// it (currentPrincipal: the groups the process holds, which a group
+// joined since the session began, or taken up with sg, makes differ from
+// the user database's); a number is a uid (its name and groups filled in
+// when the system knows it), anything else a user name that must exist.
 func lookupSubject(as string) (policies.Subject, error) {
 	var u *user.User
 	var err error
 	switch uid, perr := strconv.ParseUint(as, 10, 32); {
 	case as == "":
-		u, err = user.Current()
+		p := currentPrincipal()
+		return policies.Subject{UID: p.UID, GIDs: append([]uint32{p.GID}, p.Groups...), User: p.Name}, nil
 	case perr == nil:
 		if u, err = user.LookupId(as); err != nil {
 			return policies.Subject{UID: uint32(uid)}, nil
