@@ -26,7 +26,7 @@ func capsCmd(args []string) int {
 		return code
 	}
 	if fs.NArg() != 1 {
-		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
+		return usageError(c, "give exactly one guest id: `sandboxd ps` lists them")
 	}
 	ctx := context.Background()
 	g, done, code, ok := openGuest(ctx, *socket, fs.Arg(0))

@@ -557,3 +557,15 @@ func TestInspectAndPsQuoteWhatWouldNotReadBack(t *testing.T) {
 		t.Errorf("caps does not quote the handle \"my data\" and its origin:\n%s", r.stdout)
 	}
 }
+
+// A verb given no id says which command lists them, and ends with one
+// hint: it read "(see `sandboxd ps`) (see 'sandboxd kill -h')".
+func TestAVerbGivenNoIDSaysWhatListsThem(t *testing.T) {
+	t.Parallel()
+	for verb, lister := range map[string]string{"kill": "sandboxd ps", "wait": "sandboxd ps", "logs": "sandboxd ps", "caps": "sandboxd ps", "grant": "sandboxd ps", "rm": "sandboxd ps -a", "revoke": "sandboxd caps GUEST"} {
+		r := sandboxd(t, "", verb)
+		if r.code != exitUsage || !strings.Contains(r.stderr, ": `"+lister+"` lists them (see 'sandboxd "+verb+" -h')\n") || strings.Count(r.stderr, "(") != 1 {
+			t.Errorf("%s: code %d, stderr %q", verb, r.code, r.stderr)
+		}
+	}
+}

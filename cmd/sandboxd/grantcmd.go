@@ -24,7 +24,7 @@ func grantCmd(args []string) int {
 		return code
 	}
 	if fs.NArg() != 1 {
-		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
+		return usageError(c, "give exactly one guest id: `sandboxd ps` lists them")
 	}
 	id := fs.Arg(0)
 	if len(grantTexts) == 0 {

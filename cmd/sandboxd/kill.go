@@ -25,7 +25,7 @@ func killCmd(args []string) int {
 		return code
 	}
 	if fs.NArg() == 0 {
-		return usageError(c, "give the ids of the guests to kill (see `sandboxd ps`)")
+		return usageError(c, "give the ids of the guests to kill: `sandboxd ps` lists them")
 	}
 	// The daemon records a guest its --timeout ended with this reason, and
 	// wait, ps and inspect report it so (wait exits 124): a kill must not

@@ -92,7 +92,7 @@ func logsCmd(args []string) int {
 		return usageError(c, "--stdout and --stderr together are both streams: leave both out")
 	}
 	if fs.NArg() != 1 {
-		return usageError(c, "give exactly one guest id (see `sandboxd ps`)")
+		return usageError(c, "give exactly one guest id: `sandboxd ps` lists them")
 	}
 	o := client.LogsOptions{Stdout: os.Stdout, Stderr: os.Stderr, Follow: *follow, Since: since.t, Timestamps: *stamps}
 	if *onlyOut {

@@ -27,7 +27,7 @@ func revokeCmd(args []string) int {
 		return code
 	}
 	if fs.NArg() == 0 {
-		return usageError(c, "give the ids of the capabilities to revoke (see `sandboxd caps GUEST`)")
+		return usageError(c, "give the ids of the capabilities to revoke: `sandboxd caps GUEST` lists them")
 	}
 	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, id string) int {
 		rc, err := cl.Revoke(ctx, id, *reason)

@@ -31,7 +31,7 @@ func rmCmd(args []string) int {
 		return code
 	}
 	if fs.NArg() == 0 {
-		return usageError(c, "give the guests to forget (see `sandboxd ps -a`)")
+		return usageError(c, "give the guests to forget: `sandboxd ps -a` lists them")
 	}
 	return eachArg(*socket, fs.Args(), func(ctx context.Context, cl *client.Client, ref string) int {
 		g, err := findGuest(ctx, cl, ref)
