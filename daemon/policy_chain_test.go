@@ -72,3 +72,38 @@ delegate "anyone-on" {
 		t.Fatalf("a third live copy: %v, want a denial naming max_copies", err)
 	}
 }
+
+// A copy the delegate rule would leave no right of is refused, not made
+// empty: an empty copy would count against max_copies, and leave the
+// copy the rule is for unmade.
+func TestADelegationTheRuleLeavesNoRightOfIsRefusedAndCountsNoCopy(t *testing.T) {
+	s := newSupervisor(t)
+	dir := t.TempDir()
+	s.SetPolicy(mustPolicy(t, fmt.Sprintf(`
+grant "data" {
+  resources = ["dir:%[1]s"]
+}
+delegate "read-one" {
+  resources  = ["dir:%[1]s"]
+  max_depth  = 1
+  max_copies = 1
+  rights     = ["file_open", "fd_read"]
+}
+`, dir)))
+	a, err := launchSpin(t, s, nil, "dir:"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := launchSpin(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := a.Handles()[3].Cap
+	_, err = b.Delegate(context.Background(), Delegation{From: granted, Name: "w", Keep: caps.RightFDWrite})
+	if !IsPolicyDenial(err) || !strings.Contains(err.Error(), "leaves none of the rights asked") {
+		t.Fatalf("a copy keeping only fd_write: %v, want a denial saying the rule leaves none of it", err)
+	}
+	if _, err := b.SendCap(context.Background(), granted, "r"); err != nil {
+		t.Fatalf("the one copy max_copies allows: %v", err)
+	}
+}

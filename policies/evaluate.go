@@ -108,6 +108,11 @@ func Evaluate(p *Policy, req Request) Decision {
 	if res != nil && res.ReadOnly {
 		ceiling &^= caps.RightsWriteMask
 	}
+	if req.Rights != 0 && ceiling&req.Rights == 0 {
+		// The capability would hold nothing, and a copy would count
+		// against max_copies all the same.
+		return Decision{Rule: allow.Ref(), Reason: fmt.Sprintf("%s: %s %q leaves none of the rights asked (%v): it gives %v at most", what, allow.Type, allow.Name, req.Rights, ceiling)}
+	}
 	if req.Rights != 0 {
 		ceiling &= req.Rights
 	}

@@ -387,3 +387,37 @@ delegate "one" {
 		t.Fatalf("allowed %v, reason %q", d.Allowed, d.Reason)
 	}
 }
+
+// A rule that leaves none of the rights asked does not allow the request:
+// the copy would hold nothing, and would count against max_copies all
+// the same. The denial names the rule and both sets of rights.
+func TestARuleThatLeavesNoneOfTheRightsAskedDenies(t *testing.T) {
+	p := mustParse(t, `
+resource "chan" "jobs" {}
+resource "dir" "reports" {
+  path      = "/srv/reports"
+  read_only = true
+}
+grant "write-reports" {
+  resources = ["dir:reports"]
+  rights    = ["fd_write", "file_open"]
+}
+delegate "read-only" {
+  resources = ["chan:jobs"]
+  max_depth = 2
+  rights    = ["fd_read", "poll_fd_readwrite"]
+}
+`)
+	d := Evaluate(p, Request{Op: OpDelegate, Kind: "chan", Name: "jobs", Depth: 2, Rights: caps.RightFDWrite, To: other})
+	want := `chan:jobs: delegate "read-only" leaves none of the rights asked (fd_write): it gives fd_read|poll_fd_readwrite at most`
+	if d.Allowed || d.Rule == nil || d.Rule.Name != "read-only" || d.Reason != want {
+		t.Errorf("a copy holding only what the rule takes away:\n%s\nwant the reason %q", d.Explain(), want)
+	}
+	d = Evaluate(p, Request{Op: OpGrant, Kind: "dir", Name: "reports", Rights: caps.RightFDWrite | caps.RightFileCreateFile})
+	if d.Allowed || d.Rule == nil || d.Rule.Name != "write-reports" || !strings.Contains(d.Reason, "leaves none of the rights asked") {
+		t.Errorf("a write grant of a read-only resource:\n%s", d.Explain())
+	}
+	if d := Evaluate(p, Request{Op: OpDelegate, Kind: "chan", Name: "jobs", Depth: 1, Rights: caps.RightFDRead | caps.RightFDWrite, To: other}); !d.Allowed || d.Rights != caps.RightFDRead {
+		t.Errorf("some of the rights asked left: %s", d.Explain())
+	}
+}

@@ -430,7 +430,7 @@ type modelDecision struct {
 	denies   []*Rule
 	deciders []*Rule
 	nearest  []*Rule
-	limited  bool
+	limited  bool // the decider denies: past a limit, or no right left
 	rights   caps.Rights
 	ttl      time.Duration
 }
@@ -491,6 +491,8 @@ func model(p *Policy, rp randPolicy, req Request) modelDecision {
 		}
 		if req.Rights != 0 {
 			m.rights &= req.Rights
+			// A rule that leaves none of the rights asked denies.
+			m.limited = m.limited || m.rights == 0
 		}
 	}
 	return m

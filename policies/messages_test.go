@@ -103,3 +103,13 @@ func TestAValueThatCannotBeEvaluatedIsReportedOnce(t *testing.T) {
 		}
 	}
 }
+
+// read_only takes the write rights away from a rule's rights: a rule
+// that lists only write rights and sets read_only gives nothing at all.
+func TestARuleWhoseRightsReadOnlyTakesAllAwayIsRefused(t *testing.T) {
+	src := "grant \"g\" {\n  resources = [\"dir:/srv\"]\n  rights = [\"fd_write\", \"file_unlink\"]\n  read_only = true\n}\n"
+	want := `p.hcl:3:12: rights: read_only takes away every right listed (fd_write|file_unlink): list a right that reads, or leave read_only out`
+	if _, err := Parse("p.hcl", []byte(src)); err == nil || err.Error() != want {
+		t.Fatalf("got\n%v\nwant\n%s", err, want)
+	}
+}

@@ -532,6 +532,9 @@ func compileRights(names *[]string, readOnly *bool, at elems, el *errList) caps.
 		}
 	}
 	if readOnly != nil && *readOnly {
+		if names != nil && len(*names) > 0 && ceiling != 0 && ceiling&^caps.RightsWriteMask == 0 {
+			el.add(at.whole, "rights: read_only takes away every right listed (%v): list a right that reads, or leave read_only out", ceiling)
+		}
 		ceiling &^= caps.RightsWriteMask
 	}
 	return ceiling
