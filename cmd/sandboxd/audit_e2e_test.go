@@ -414,8 +414,44 @@ func TestAuditAnswersPrintModuleNamesAndPathsEscaped(t *testing.T) {
 // and who-can listed it with no holder and nobody to receive it.
 func TestAuditShowsACapabilityInFlightWithWhoCanReceiveIt(t *testing.T) {
 	t.Parallel()
+	d, data, recv := sendADirectoryNobodyReceives(t)
+	got := whoCanInFlight(t, d.audit(t, "who-can", "--json", "dir:"+data))
+	if got.Holder != "" || got.InFlight == nil || len(got.Receivers) != 1 || got.Receivers[0].Holder != recv {
+		t.Fatalf("who-can: %+v, want the copy in flight, to be received by %s", got, recv)
+	}
+	r := d.audit(t, "who-can", "dir:"+data)
+	if !strings.Contains(r.stdout, "in flight on ") || !strings.Contains(r.stdout, "to be received by "+recv+" (idle.wasm)") {
+		t.Fatalf("who-can: %q, want the copy in flight and its receiver", r.stdout)
+	}
+	r = d.audit(t, "graph")
+	if line := lastLineWith(r.stdout, got.Cap); !strings.Contains(line, "held by (in flight on ") || !strings.Contains(line, "to be received by "+recv) {
+		t.Fatalf("graph line of %s: %q, want it in flight on the channel, to be received by %s\n%s", got.Cap, line, recv, r.stdout)
+	}
+	checkTraceAndDotOfInFlight(t, d, got, recv)
+	// Replayed from the log, the same.
+	r = sandboxd(t, "", "audit", "who-can", "--log", filepath.Join(d.state, "audit.jsonl"), "--json", "dir:"+data)
+	if got := whoCanInFlight(t, r); len(got.Receivers) != 1 || got.Receivers[0].Holder != recv {
+		t.Fatalf("who-can --log: %+v (%q %q)", got, r.stdout, r.stderr)
+	}
+}
+
+// inFlightReach is who-can --json's reach, or trace --json's step, as far
+// as the tests of capabilities in flight read them.
+type inFlightReach struct {
+	Holder    string
+	Cap       string
+	InFlight  *struct{ Chan uint64 } `json:"in_flight"`
+	Receivers []struct{ Holder string }
+}
+
+// sendADirectoryNobodyReceives serves a daemon whose policy lets a guest
+// pass on its grant of a directory (data) on the channel jobs, launches
+// one that sends it (chan_send_fd4.c) and one that holds the other end
+// and never reads it (recv, idle.wat).
+func sendADirectoryNobodyReceives(t *testing.T) (d *daemonProc, data, recv string) {
+	t.Helper()
 	pdir := filepath.Join(privateDir(t), "policy")
-	data := privateDir(t)
+	data = privateDir(t)
 	writePolicy(t, pdir, "jobs.hcl", `
 resource "chan" "jobs" {}
 grant "jobs" {
@@ -429,7 +465,7 @@ delegate "pass" {
   max_depth = 1
 }
 `)
-	d := serveDaemon(t, bin, "", "--policy", pdir)
+	d = serveDaemon(t, bin, "", "--policy", pdir)
 	if r := d.cli(t, "launch", "--grant", "chan:jobs", "--grant", "dir:"+data+"=data", guest(t, "cmd/sandboxd/testdata/chan_send_fd4.c")); r.code != 0 {
 		t.Fatalf("launch the sender: code %d, stderr %q", r.code, r.stderr)
 	}
@@ -437,50 +473,42 @@ delegate "pass" {
 	if r.code != 0 {
 		t.Fatalf("launch the receiver: code %d, stderr %q", r.code, r.stderr)
 	}
-	recv := strings.TrimSpace(r.stdout)
-	r = d.audit(t, "who-can", "--json", "dir:"+data)
-	// who-can --json's reaches, as far as this test reads them.
-	var reach []struct {
-		Holder    string
-		Cap       string
-		InFlight  *struct{ Chan uint64 } `json:"in_flight"`
-		Receivers []struct{ Holder string }
-	}
+	return d, data, strings.TrimSpace(r.stdout)
+}
+
+// whoCanInFlight is the one reach of who-can --json's answer r.
+func whoCanInFlight(t *testing.T, r result) inFlightReach {
+	t.Helper()
+	var reach []inFlightReach
 	if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != 1 {
 		t.Fatalf("who-can: %+v %v (stdout %q, stderr %q), want the copy in flight", reach, err, r.stdout, r.stderr)
 	}
-	got := reach[0]
-	if got.Holder != "" || got.InFlight == nil || len(got.Receivers) != 1 || got.Receivers[0].Holder != recv {
-		t.Fatalf("who-can: %+v, want the copy in flight, to be received by %s", got, recv)
-	}
-	r = d.audit(t, "who-can", "dir:"+data)
-	if !strings.Contains(r.stdout, "in flight on ") || !strings.Contains(r.stdout, "to be received by "+recv+" (idle.wasm)") {
-		t.Fatalf("who-can: %q, want the copy in flight and its receiver", r.stdout)
-	}
-	r = d.audit(t, "graph")
+	return reach[0]
+}
+
+// lastLineWith is the last line of text that contains s.
+func lastLineWith(text, s string) string {
 	var line string
-	for _, l := range strings.Split(r.stdout, "\n") {
-		if strings.Contains(l, got.Cap) {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
 			line = l
 		}
 	}
-	if !strings.Contains(line, "held by (in flight on ") || !strings.Contains(line, "to be received by "+recv) {
-		t.Fatalf("graph line of %s: %q, want it in flight on the channel, to be received by %s\n%s", got.Cap, line, recv, r.stdout)
-	}
-	// The trace's last step, and the dot graph's cluster of the copy,
-	// say where it is and who can receive it; they said "held by -" and
-	// "(in flight)".
-	r = d.audit(t, "trace", got.Cap)
+	return line
+}
+
+// checkTraceAndDotOfInFlight checks that the trace's last step of got, a
+// copy in flight to recv, and the dot graph's cluster of it, say where it
+// is and who can receive it; they said "held by -" and "(in flight)".
+func checkTraceAndDotOfInFlight(t *testing.T, d *daemonProc, got inFlightReach, recv string) {
+	t.Helper()
+	r := d.audit(t, "trace", got.Cap)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if last := lines[len(lines)-1]; !strings.Contains(last, "held by (in flight on channel ") || !strings.Contains(last, "to be received by "+recv+" (idle.wasm)") {
 		t.Fatalf("trace %s: %q, want its last step in flight on the channel, to be received by %s", got.Cap, r.stdout, recv)
 	}
 	r = d.audit(t, "trace", "--json", got.Cap)
-	var steps []struct {
-		Cap       string
-		InFlight  *struct{ Chan uint64 } `json:"in_flight"`
-		Receivers []struct{ Holder string }
-	}
+	var steps []inFlightReach
 	if err := json.Unmarshal([]byte(r.stdout), &steps); err != nil || len(steps) == 0 {
 		t.Fatalf("trace --json: %v (stdout %q, stderr %q)", err, r.stdout, r.stderr)
 	}
@@ -488,21 +516,22 @@ delegate "pass" {
 		t.Fatalf("trace --json's last step %+v, want %s in flight on channel %d, to be received by %s", last, got.Cap, got.InFlight.Chan, recv)
 	}
 	r = d.audit(t, "graph", "--format", "dot")
+	if cluster := dotClusterOf(r.stdout, got.Cap); !strings.Contains(cluster, "in flight on channel ") || !strings.Contains(cluster, "to be received by "+recv) {
+		t.Fatalf("dot: the cluster of %s is labelled %q, want the channel it is in flight on and its receiver\n%s", got.Cap, cluster, r.stdout)
+	}
+}
+
+// dotClusterOf is the label line of the dot graph's cluster that holds
+// node id.
+func dotClusterOf(dot, id string) string {
 	var cluster string
-	for _, l := range strings.Split(r.stdout, "\n") {
-		if strings.Contains(l, "label=") && strings.HasPrefix(strings.TrimSpace(l), "label=") {
+	for _, l := range strings.Split(dot, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "label=") {
 			cluster = l
 		}
-		if strings.Contains(l, `"`+got.Cap+`" [`) {
+		if strings.Contains(l, `"`+id+`" [`) {
 			break
 		}
 	}
-	if !strings.Contains(cluster, "in flight on channel ") || !strings.Contains(cluster, "to be received by "+recv) {
-		t.Fatalf("dot: the cluster of %s is labelled %q, want the channel it is in flight on and its receiver\n%s", got.Cap, cluster, r.stdout)
-	}
-	// Replayed from the log, the same.
-	r = sandboxd(t, "", "audit", "who-can", "--log", filepath.Join(d.state, "audit.jsonl"), "--json", "dir:"+data)
-	if err := json.Unmarshal([]byte(r.stdout), &reach); err != nil || len(reach) != 1 || len(reach[0].Receivers) != 1 || reach[0].Receivers[0].Holder != recv {
-		t.Fatalf("who-can --log: %+v %v (%q %q)", reach, err, r.stdout, r.stderr)
-	}
+	return cluster
 }
