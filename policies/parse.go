@@ -334,6 +334,8 @@ func compileResource(raw *rawResource, el *errList) *Resource {
 	}
 	if err := checkName(raw.Name); err != nil {
 		el.add(raw.DefRange, "resource name %q %v", raw.Name, err)
+	} else if strings.Contains(raw.Name, "*") {
+		el.add(raw.DefRange, "resource name %q may not contain \"*\": rules select resources by KIND:GLOB, where * matches any name, so no rule could name this one alone: rename it", raw.Name)
 	}
 	switch raw.Kind {
 	case "dir", "file":
