@@ -222,6 +222,9 @@ grant "data" {
 	if !strings.Contains(d.log.String(), "b.hcl:2:15") {
 		t.Fatalf("the reload failure does not say where:\n%s", d.log.String())
 	}
+	if !strings.Contains(d.log.String(), "fix the files named above and send SIGHUP again") {
+		t.Fatalf("the reload failure does not say what to do:\n%s", d.log.String())
+	}
 	if r := d.cli(t, "launch", "--grant", "dir:"+data, guest(t, "abi/testdata/guests/hello.wat")); r.code != 7 {
 		t.Fatalf("launch after a failed reload: code %d, stderr %q; want the old policy in force", r.code, r.stderr)
 	}

@@ -74,7 +74,7 @@ func reloadPolicy(log hclog.Logger, sup *daemon.Supervisor, dir string) {
 	p, err := loadPolicyDir(dir, true)
 	if err != nil {
 		reportPolicyError(log, err)
-		log.Error("policy reload failed: the policy in force is unchanged", "policy", dir)
+		log.Error("policy reload failed: the policy in force is unchanged: fix the files named above and send SIGHUP again", "policy", dir)
 		return
 	}
 	sup.SetPolicy(p)
