@@ -222,3 +222,48 @@ func TestAnIteratorOfObjectsEachObtainedThroughTheLastHasNoEnd(t *testing.T) {
 		t.Fatalf("step %d of an iterator whose publisher's channel handle was revoked: %v; want it cut off", steps, err)
 	}
 }
+
+// storeGiver is a service whose obtain returns its one store.
+type storeGiver struct {
+	guest.GuestSupervisor_Server
+	st *store
+}
+
+func (g storeGiver) Obtain(ctx context.Context, call guest.GuestSupervisor_obtain) error {
+	res, err := call.AllocResults()
+	if err != nil {
+		return err
+	}
+	return res.SetService(capnp.Client(pipelineapi.Store_ServerToClient(g.st)))
+}
+
+// A call in flight through an object obtained through a service ends
+// when the service is revoked, as a call in flight through the service
+// itself does.
+func TestACallInFlightThroughWhatAServiceGaveEndsWhenItIsRevoked(t *testing.T) {
+	h := newHarness(t, Limits{})
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	st := newStore()
+	st.block = make(chan struct{}) // it answers none
+	defer close(st.block)
+	if err := publishingClient(t, a, "jobs", "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(storeGiver{st: st}))); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := obtainStore(t, b, "jobs", "giver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := guest.GuestSupervisor(svc)
+	defer g.Release()
+	s := given(t, g)
+	defer s.Release()
+	errc := make(chan error, 1)
+	go func() { errc <- put(testCtx(t), s, "k", "v") }()
+	<-st.started // the call has reached the serving guest
+	if _, err := h.sup.Revoke(h.lookup(t, h.held(b.g.ID(), caps.KindService), "giver").ID(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a call in flight through a store obtained through a service revoked meanwhile: %v; want it ended, saying so", err)
+	}
+}

@@ -941,7 +941,11 @@ func (c *Conn) handleCall(ctx context.Context, in transport.IncomingMessage) err
 				} else {
 					capID := iface.Capability()
 					capTable := tgtAns.returner.resultsCapTable
-					if int(capID) < len(capTable) {
+					// A null capability in the results (the peer's
+					// descriptor was none, or its pointer named no
+					// entry) has no hook to take a reference on: the
+					// call goes to the null client, which rejects it.
+					if int(capID) < len(capTable) && capTable[capID].IsValid() {
 						tgt = capTable[capID].AddRef()
 					}
 				}
@@ -1864,7 +1868,7 @@ func (c *lockedConn) getAnswerSnapshot(
 	}
 	caps := ans.returner.resultsCapTable
 	capID := iface.Capability()
-	if int(capID) >= len(caps) {
+	if int(capID) >= len(caps) || !caps[capID].IsValid() {
 		return capnp.ClientSnapshot{}, nil
 	}
 
