@@ -555,14 +555,26 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	}
 	out, err := ans.Struct()
 	if err != nil {
-		switch {
-		case f.c.Revoked():
-			return f.cutOff()
-		case capnp.IsDisconnected(err) || owner.exited():
-			return gone(f.c, "the guest "+owner.g.ID()+" serving it has exited or closed its connection")
-		}
-		return fmt.Errorf("%s of guest %s: %w", f.c.Name(), owner.g.ID(), err)
+		return f.answerError(owner, err)
 	}
+	return f.returnResults(ctx, call, out, owner)
+}
+
+// answerError is what the caller of a call forwarded to owner is told
+// of the answer's error err.
+func (f *forwarder) answerError(owner *peer, err error) error {
+	switch {
+	case f.c.Revoked():
+		return f.cutOff()
+	case capnp.IsDisconnected(err) || owner.exited():
+		return gone(f.c, "the guest "+owner.g.ID()+" serving it has exited or closed its connection")
+	}
+	return fmt.Errorf("%s of guest %s: %w", f.c.Name(), owner.g.ID(), err)
+}
+
+// returnResults copies out, the results owner answered a forwarded call
+// with, into call's, mediating each capability they carry for the caller.
+func (f *forwarder) returnResults(ctx context.Context, call *capnpserver.Call, out capnp.Struct, owner *peer) error {
 	if err := f.settle(ctx, out); err != nil {
 		return err
 	}
@@ -587,7 +599,7 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 		v = via{{c: f.c, res: f.res, a: f.anchor}}
 	}
 	back := "returned by " + owner.g.ID() + " from " + f.c.Name()
-	replaced, err = copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back, via: v})
+	replaced, err := copyMediated(results, out, crossing{from: owner, to: f.p, charged: f.p, origin: back, via: v})
 	release(replaced)
 	return err
 }

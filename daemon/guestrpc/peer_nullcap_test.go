@@ -122,49 +122,51 @@ func TestACallOnANullCapabilityInReturnedResultsFails(t *testing.T) {
 	}
 	// A Disembargo asking the daemon to loop back on the put's results,
 	// pointer 0, then a call pipelined on them, after they came.
-	om, err := side.Transport.NewMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, _ := om.Message().NewDisembargo()
-	d.Context().SetSenderLoopback(7)
-	dt, _ := d.NewTarget()
-	dpa, _ := dt.NewPromisedAnswer()
-	dpa.SetQuestionId(q)
-	dops, _ := dpa.NewTransform(1)
-	dops.At(0).SetGetPointerField(0)
-	side.sending.Lock()
-	err = om.Send()
-	side.sending.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	om.Release()
-	om, err = side.Transport.NewMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	call, _ := om.Message().NewCall()
-	call.SetQuestionId(rawQuestion)
-	call.SetInterfaceId(pipelineapi.Store_TypeID)
-	tgt, _ := call.NewTarget()
-	pa, _ := tgt.NewPromisedAnswer()
-	pa.SetQuestionId(q)
-	ops, _ := pa.NewTransform(1)
-	ops.At(0).SetGetPointerField(0)
-	payload, _ := call.NewParams()
-	params, _ := pipelineapi.NewStore_put_Params(payload.Segment())
-	_ = payload.SetContent(params.ToPtr())
-	side.sending.Lock()
-	err = om.Send()
-	side.sending.Unlock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	om.Release()
+	sendRaw(t, side, func(m rpccp.Message) {
+		d, _ := m.NewDisembargo()
+		d.Context().SetSenderLoopback(7)
+		dt, _ := d.NewTarget()
+		onResultPointer0(dt, q)
+	})
+	sendRaw(t, side, func(m rpccp.Message) {
+		call, _ := m.NewCall()
+		call.SetQuestionId(rawQuestion)
+		call.SetInterfaceId(pipelineapi.Store_TypeID)
+		tgt, _ := call.NewTarget()
+		onResultPointer0(tgt, q)
+		payload, _ := call.NewParams()
+		params, _ := pipelineapi.NewStore_put_Params(payload.Segment())
+		_ = payload.SetContent(params.ToPtr())
+	})
 	// The daemon returns it, with an exception.
 	<-side.returned
 	if _, err := obtainStore(t, h.peer(t, "chan:jobs"), "jobs", "store"); err != nil {
 		t.Fatalf("another guest, after a call on a null capability: %v", err)
 	}
+}
+
+// sendRaw sends on side, as the guest, the message fill makes.
+func sendRaw(t *testing.T, side *rawSide, fill func(rpccp.Message)) {
+	t.Helper()
+	om, err := side.Transport.NewMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer om.Release()
+	fill(om.Message())
+	side.sending.Lock()
+	err = om.Send()
+	side.sending.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// onResultPointer0 makes tgt the first pointer of the results of
+// question q.
+func onResultPointer0(tgt rpccp.MessageTarget, q uint32) {
+	pa, _ := tgt.NewPromisedAnswer()
+	pa.SetQuestionId(q)
+	ops, _ := pa.NewTransform(1)
+	ops.At(0).SetGetPointerField(0)
 }
