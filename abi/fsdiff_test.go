@@ -1407,6 +1407,14 @@ var pathDiffCases = map[string][]pathDiffOp{
 		pdOpenOp("d/../", oflagCreat, true, pdWronly),
 		pdOpenOp("a/", oflagCreat, false, pdWronly),
 		pdOpenOp("l/", oflagCreat, false, pdRdonly),
+		// A last "." or ".." names a directory that exists: EEXIST with
+		// EXCL, EISDIR without, the slash or not.
+		pdOpenOp("d/./", oflagCreat|oflagExcl|oflagTrunc, false, pdRdwr),
+		pdOpenOp("d/../", oflagCreat|oflagExcl, false, pdRdonly),
+		pdOpenOp("./", oflagCreat|oflagExcl, false, pdWronly),
+		pdOpenOp("d/.", oflagCreat|oflagExcl, false, pdWronly),
+		pdOpenOp("d/./", oflagCreat, false, pdRdonly),
+		pdOpenOp("d/..", oflagCreat, false, pdRdonly),
 	},
 	// The native file_readlink into no room reads the link and copies
 	// nothing, as CloudABI's does; WASI's path_readlink is EINVAL, as

@@ -277,9 +277,11 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if err := CheckPath(p); err != nil {
 		return nil, err
 	}
-	if fl.Create && strings.HasSuffix(p, "/") {
+	if _, name, _ := lastComponent(p); fl.Create && strings.HasSuffix(p, "/") && name != "." {
 		// open(2): a name ending in "/" is no file to make, which it
-		// finds once it has found the directory the name is in.
+		// finds once it has found the directory the name is in. A last
+		// "." or ".." names that directory, and is opened as such:
+		// EEXIST with Excl, EISDIR without.
 		err := d.at(newName(p), func(int, string) error { return EISDIR })
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fsTree builds a grant directory "root" and, beside it, "outside" holding
@@ -776,5 +778,122 @@ func TestDirRefusedListingCostsLittleMoreThanItsBudget(t *testing.T) {
 	}
 	if n := d.grant.listings.used.Load(); n != 0 {
 		t.Fatalf("%d bytes still counted against the process's bound", n)
+	}
+}
+
+// While the host swaps a directory beneath the grant with a link that
+// leads out of it (renameat2 with RENAME_EXCHANGE, the classic race on a
+// path checked and then used), no operation through the grant reaches
+// what is outside, however the swaps fall: what names "x/secret", which
+// exists only outside, is never opened, stated, read as a link, linked,
+// renamed, removed or touched, and nothing is made outside. Also for a
+// ".." after the swapped name, which a walk that trusted the directory it
+// reached would take above the grant.
+func TestDirSwappedForALinkOutNeverLeadsOut(t *testing.T) {
+	root, outside := fsTree(t)
+	d := openDir(t, root)
+	if err := os.Mkdir(filepath.Join(root, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "x", "inner"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../outside", filepath.Join(root, "swap")); err != nil {
+		t.Fatal(err)
+	}
+	rootfd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(rootfd)
+	before, err := os.Stat(filepath.Join(outside, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := time.Unix(1, 0)
+	stop := make(chan struct{})
+	var swaps sync.WaitGroup
+	swaps.Add(1)
+	go func() {
+		defer swaps.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := unix.Renameat2(rootfd, "x", rootfd, "swap", unix.RENAME_EXCHANGE); err != nil {
+				t.Errorf("swapping x: %v", err)
+				return
+			}
+		}
+	}()
+	for i := range 2000 {
+		secret := []string{"x/secret", "x/inner/../secret", "x/./secret"}[i%3]
+		if r, err := d.Open(secret, OpenFlags{Read: true}); err == nil {
+			r.Close()
+			t.Errorf("opened %s, which is outside", secret)
+		}
+		if r, err := d.Open(secret, OpenFlags{Read: true, NoFollow: true}); err == nil {
+			r.Close()
+			t.Errorf("opened %s without following, which is outside", secret)
+		}
+		if r, err := d.Open("x/new", OpenFlags{Write: true, Create: true}); err == nil {
+			r.Close()
+		}
+		for _, follow := range []bool{false, true} {
+			if _, err := d.StatAt(secret, follow); err == nil {
+				t.Errorf("stat of %s (follow %v) succeeded", secret, follow)
+			}
+		}
+		if _, err := d.Readlink("x/secret"); err == nil {
+			t.Errorf("readlink of x/secret succeeded")
+		}
+		_ = d.Mkdir("x/made")
+		_ = d.Symlink("t", "x/link")
+		if err := d.Link(secret, d, "hard"); err == nil {
+			t.Errorf("link of %s succeeded", secret)
+		}
+		if err := d.LinkFollow(secret, d, "hard"); err == nil {
+			t.Errorf("link following %s succeeded", secret)
+		}
+		if err := d.Rename(secret, d, "stolen"); err == nil {
+			t.Errorf("rename of %s succeeded", secret)
+		}
+		_ = d.Rename("file", d, "x/planted")
+		_ = d.Rename("x/planted", d, "file")
+		if err := d.Unlink(secret, false); err == nil {
+			t.Errorf("unlink of %s succeeded", secret)
+		}
+		// Times to set, not nil: utimensat(2) with both omitted
+		// returns at once without looking the path up.
+		if err := d.SetTimesAt(secret, &epoch, &epoch); err == nil {
+			t.Errorf("set times of %s succeeded", secret)
+		}
+		if err := d.LsetTimesAt(secret, &epoch, &epoch); err == nil {
+			t.Errorf("set times of %s without following succeeded", secret)
+		}
+		if t.Failed() {
+			break
+		}
+	}
+	close(stop)
+	swaps.Wait()
+	ents, err := os.ReadDir(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "secret" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("outside holds %v, want only its secret", names)
+	}
+	if b, _ := os.ReadFile(filepath.Join(outside, "secret")); string(b) != "outside secret" {
+		t.Fatalf("outside secret changed: %q", b)
+	}
+	if after, err := os.Stat(filepath.Join(outside, "secret")); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("outside secret's times changed: %v", err)
 	}
 }
