@@ -54,87 +54,102 @@ func TestPolicyDocLanguageExampleMeansWhatItSays(t *testing.T) {
 	}
 }
 
-// Each reason docs/POLICY.md quotes is the reason Evaluate gives.
-func TestPolicyDocQuotedReasons(t *testing.T) {
-	for _, c := range []struct {
-		name, src string
-		req       Request
-		real      map[string]string // where links lead (WithRealPaths)
-		reason    string
-	}{
-		{"a deny by name", `resource "chan" "secret" {}
+// quotedReason is a reason docs/POLICY.md quotes: the policy and request
+// it is given of, and the words Evaluate's reason must hold.
+type quotedReason struct {
+	name, src string
+	req       Request
+	real      map[string]string // where links lead (WithRealPaths)
+	reason    string
+}
+
+// quotedReasons are the reasons docs/POLICY.md quotes, each with an
+// example that gives it.
+var quotedReasons = []quotedReason{
+	{"a deny by name", `resource "chan" "secret" {}
 grant "all" { resources = ["chan:*"] }
 deny "no-secrets" { resources = ["chan:secret"] }`,
-			Request{Op: OpGrant, Kind: "chan", Name: "secret"}, nil,
-			`chan:secret is denied by deny "no-secrets"`},
-		{"a bare word is a resource", `grant "all" { resources = ["dir:/"] }`,
-			Request{Op: OpGrant, Kind: "dir", Name: "reports"}, nil,
-			`dir:reports is not declared in the policy (a host path has a /: dir:./reports)`},
-		{"a directory containing a denied one", `grant "all" { resources = ["dir:/"] }
+		Request{Op: OpGrant, Kind: "chan", Name: "secret"}, nil,
+		`chan:secret is denied by deny "no-secrets"`},
+	{"a bare word is a resource", `grant "all" { resources = ["dir:/"] }`,
+		Request{Op: OpGrant, Kind: "dir", Name: "reports"}, nil,
+		`dir:reports is not declared in the policy (a host path has a /: dir:./reports)`},
+	{"a directory containing a denied one", `grant "all" { resources = ["dir:/"] }
 deny "reports-private" { resources = ["dir:/srv/reports/private"] }`,
-			Request{Op: OpGrant, Kind: "dir", Path: "/srv/reports"}, nil,
-			`dir:/srv/reports is denied by deny "reports-private": it contains dir:/srv/reports/private, which a handle on it would reach`},
-		{"the root contains it too", `grant "all" { resources = ["dir:/"] }
+		Request{Op: OpGrant, Kind: "dir", Path: "/srv/reports"}, nil,
+		`dir:/srv/reports is denied by deny "reports-private": it contains dir:/srv/reports/private, which a handle on it would reach`},
+	{"the root contains it too", `grant "all" { resources = ["dir:/"] }
 deny "reports-private" { resources = ["dir:/srv/reports/private"] }`,
-			Request{Op: OpGrant, Kind: "dir", Path: "/"}, nil,
-			`dir:/ is denied by deny "reports-private": it contains dir:/srv/reports/private, which a handle on it would reach`},
-		{"a directory containing a denied resource", `resource "dir" "reports" { path = "/srv/reports" }
+		Request{Op: OpGrant, Kind: "dir", Path: "/"}, nil,
+		`dir:/ is denied by deny "reports-private": it contains dir:/srv/reports/private, which a handle on it would reach`},
+	{"a directory containing a denied resource", `resource "dir" "reports" { path = "/srv/reports" }
 grant "all" { resources = ["dir:/"] }
 deny "no-reports" { resources = ["dir:reports"] }`,
-			Request{Op: OpGrant, Kind: "dir", Path: "/srv"}, nil,
-			`dir:/srv is denied by deny "no-reports": it contains dir:reports (/srv/reports), which a handle on it would reach`},
-		{"a denied resource by a glob", `resource "dir" "reports" { path = "/srv/reports" }
+		Request{Op: OpGrant, Kind: "dir", Path: "/srv"}, nil,
+		`dir:/srv is denied by deny "no-reports": it contains dir:reports (/srv/reports), which a handle on it would reach`},
+	{"a denied resource by a glob", `resource "dir" "reports" { path = "/srv/reports" }
 grant "all" { resources = ["file:/"] }
 deny "no-reports" { resources = ["dir:rep*"] }`,
-			Request{Op: OpGrant, Kind: "file", Path: "/srv/reports/q1.csv"}, nil,
-			`denied by deny "no-reports"`},
-		{"a resource declared through a link", `resource "dir" "current" { path = "/srv/current" }
+		Request{Op: OpGrant, Kind: "file", Path: "/srv/reports/q1.csv"}, nil,
+		`denied by deny "no-reports"`},
+	{"a resource declared through a link", `resource "dir" "current" { path = "/srv/current" }
 grant "all" { resources = ["dir:current"] }
 deny "private" { resources = ["dir:/srv/private"] }`,
-			Request{Op: OpGrant, Kind: "dir", Name: "current"}, map[string]string{"/srv/current": "/srv/private"},
-			`dir:current is denied by deny "private": its path /srv/current leads to /srv/private`},
-		{"a deny written through a link stops its target", `grant "all" { resources = ["dir:/"] }
+		Request{Op: OpGrant, Kind: "dir", Name: "current"}, map[string]string{"/srv/current": "/srv/private"},
+		`dir:current is denied by deny "private": its path /srv/current leads to /srv/private`},
+	{"a deny written through a link stops its target", `grant "all" { resources = ["dir:/"] }
 deny "link" { resources = ["dir:/srv/link"] }`,
-			Request{Op: OpGrant, Kind: "dir", Path: "/srv/private"}, map[string]string{"/srv/link": "/srv/private"},
-			`dir:/srv/private is denied by deny "link"`},
-		{"and the directory holding its target", `grant "all" { resources = ["dir:/"] }
+		Request{Op: OpGrant, Kind: "dir", Path: "/srv/private"}, map[string]string{"/srv/link": "/srv/private"},
+		`dir:/srv/private is denied by deny "link"`},
+	{"and the directory holding its target", `grant "all" { resources = ["dir:/"] }
 deny "link" { resources = ["dir:/srv/link"] }`,
-			Request{Op: OpGrant, Kind: "dir", Path: "/srv"}, map[string]string{"/srv/link": "/srv/private"},
-			`dir:/srv is denied by deny "link"`},
-		{"a socket beneath a denied directory", `resource "sock" "db" { unix = "/srv/private/db.sock" }
+		Request{Op: OpGrant, Kind: "dir", Path: "/srv"}, map[string]string{"/srv/link": "/srv/private"},
+		`dir:/srv is denied by deny "link"`},
+	{"a socket beneath a denied directory", `resource "sock" "db" { unix = "/srv/private/db.sock" }
 grant "all" { resources = ["sock:*"] }
 deny "private" { resources = ["dir:/srv/private"] }`,
-			Request{Op: OpGrant, Kind: "sock", Name: "db"}, nil,
-			`sock:db is denied by deny "private"`},
-		{"deny file stops the same path as a dir", `grant "all" { resources = ["dir:/"] }
+		Request{Op: OpGrant, Kind: "sock", Name: "db"}, nil,
+		`sock:db is denied by deny "private"`},
+	{"deny file stops the same path as a dir", `grant "all" { resources = ["dir:/"] }
 deny "shadow" { resources = ["file:/etc/shadow"] }`,
-			Request{Op: OpGrant, Kind: "dir", Path: "/etc/shadow"}, nil,
-			`dir:/etc/shadow is denied by deny "shadow"`},
-		{"deny dir stops a file beneath", `grant "all" { resources = ["file:/"] }
+		Request{Op: OpGrant, Kind: "dir", Path: "/etc/shadow"}, nil,
+		`dir:/etc/shadow is denied by deny "shadow"`},
+	{"deny dir stops a file beneath", `grant "all" { resources = ["file:/"] }
 deny "private" { resources = ["dir:/srv/private"] }`,
-			Request{Op: OpGrant, Kind: "file", Path: "/srv/private/key"}, nil,
-			`file:/srv/private/key is denied by deny "private"`},
-		{"deny dir:/etc stops a resource beneath /etc", `resource "dir" "ssl" { path = "/etc/ssl" }
+		Request{Op: OpGrant, Kind: "file", Path: "/srv/private/key"}, nil,
+		`file:/srv/private/key is denied by deny "private"`},
+	{"deny dir:/etc stops a resource beneath /etc", `resource "dir" "ssl" { path = "/etc/ssl" }
 grant "all" { resources = ["dir:ssl"] }
 deny "etc" { resources = ["dir:/etc"] }`,
-			Request{Op: OpGrant, Kind: "dir", Name: "ssl"}, nil,
-			`dir:ssl is denied by deny "etc"`},
-	} {
+		Request{Op: OpGrant, Kind: "dir", Name: "ssl"}, nil,
+		`dir:ssl is denied by deny "etc"`},
+}
+
+// Each reason docs/POLICY.md quotes is the reason Evaluate gives.
+func TestPolicyDocQuotedReasons(t *testing.T) {
+	for _, c := range quotedReasons {
 		t.Run(c.name, func(t *testing.T) {
 			p := mustParse(t, c.src)
 			if c.real != nil {
-				p = p.WithRealPaths(func(s string) string {
-					if r, ok := c.real[s]; ok {
-						return r
-					}
-					return s
-				})
+				p = p.WithRealPaths(linksLeadingTo(c.real))
 			}
 			d := Evaluate(p, c.req)
 			if d.Allowed || !strings.Contains(d.Reason, c.reason) {
 				t.Fatalf("want denied, the reason holding\n%s\ngot:\n%s", c.reason, d.Explain())
 			}
 		})
+	}
+}
+
+// linksLeadingTo is the path resolver of a host whose only links are
+// those of real, each path to where it leads: a link's path becomes its
+// target, any other path stays as it is.
+func linksLeadingTo(real map[string]string) func(string) string {
+	return func(s string) string {
+		if r, ok := real[s]; ok {
+			return r
+		}
+		return s
 	}
 }
 

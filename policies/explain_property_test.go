@@ -118,80 +118,116 @@ func hclLabels(m map[string]string) string {
 func genPolicy(r *rand.Rand) randPolicy {
 	rp := randPolicy{res: map[resourceKey]*Resource{}}
 	var b strings.Builder
-	declare := func(res *Resource) {
-		rp.res[resourceKey{res.Kind, res.Name}] = res
-		fmt.Fprintf(&b, "resource %q %q {\n", res.Kind, res.Name)
-		switch {
-		case res.Path != "":
-			fmt.Fprintf(&b, "  path = %q\n", res.Path)
-			if res.ReadOnly {
-				b.WriteString("  read_only = true\n")
-			}
-		case res.TCP != "":
-			fmt.Fprintf(&b, "  tcp = %q\n", res.TCP)
-		case res.Unix != "":
-			fmt.Fprintf(&b, "  unix = %q\n", res.Unix)
-		}
-		b.WriteString("}\n")
-	}
-	for _, n := range randChanNames {
-		declare(&Resource{Kind: "chan", Name: n})
-	}
-	for _, n := range slices.Sorted(mapKeys(randDirs)) {
-		declare(&Resource{Kind: "dir", Name: n, Path: randDirs[n], ReadOnly: r.IntN(3) == 0})
-	}
-	for _, n := range slices.Sorted(mapKeys(randFiles)) {
-		declare(&Resource{Kind: "file", Name: n, Path: randFiles[n], ReadOnly: r.IntN(3) == 0})
-	}
-	declare(&Resource{Kind: "sock", Name: "db", TCP: "127.0.0.1:5432"})
-	declare(&Resource{Kind: "sock", Name: "us", Unix: "/s/a/us.sock"})
-	declare(&Resource{Kind: "sock", Name: "ab", Unix: "@ab"})
-
+	rp.declareResources(r, &b)
 	n := 1 + r.IntN(5)
 	for i := range n {
-		typ := pick(r, []RuleType{TypeGrant, TypeGrant, TypeDelegate, TypeDelegate, TypeDeny})
-		fmt.Fprintf(&b, "%s \"r%d\" {\n", typ, i)
-		var sels []string
-		for range 1 + r.IntN(2) {
-			sels = append(sels, genSelector(r))
-		}
-		fmt.Fprintf(&b, "  resources = %s\n", hclList(sels))
-		if typ != TypeDeny {
-			if r.IntN(2) == 0 {
-				if rights := some(r, randRights); len(rights) > 0 {
-					fmt.Fprintf(&b, "  rights = %s\n", hclList(rights))
-				}
-			}
-			if r.IntN(4) == 0 {
-				b.WriteString("  read_only = true\n")
-			}
-			if r.IntN(3) == 0 {
-				fmt.Fprintf(&b, "  ttl = %q\n", pick(r, []string{"90s", "1h"}))
-			}
-		}
-		if typ == TypeDelegate {
-			fmt.Fprintf(&b, "  max_depth = %d\n", 1+r.IntN(3))
-			if r.IntN(2) == 0 {
-				fmt.Fprintf(&b, "  max_copies = %d\n", 1+r.IntN(2))
-			}
-		}
-		if typ == TypeDeny && r.IntN(2) == 0 {
-			fmt.Fprintf(&b, "  on = %s\n", hclList([]string{pick(r, []string{"grant", "delegate"})}))
-		}
-		if typ != TypeDelegate && r.IntN(2) == 0 {
-			b.WriteString(genSubject(r))
-		}
-		if r.IntN(2) == 0 {
-			b.WriteString(genModule(r, "module"))
-		}
-		if typ != TypeGrant && r.IntN(3) == 0 {
-			b.WriteString(genModule(r, "to"))
-		}
-		b.WriteString("}\n")
+		b.WriteString(genRule(r, i))
 	}
 	rp.src = b.String()
 	rp.links = pick(r, randLinks)
 	return rp
+}
+
+// declareResources declares the fixed resources, each dir and file read
+// only or not at random, in rp and in b.
+func (rp *randPolicy) declareResources(r *rand.Rand, b *strings.Builder) {
+	for _, n := range randChanNames {
+		rp.declare(b, &Resource{Kind: "chan", Name: n})
+	}
+	for _, n := range slices.Sorted(mapKeys(randDirs)) {
+		rp.declare(b, &Resource{Kind: "dir", Name: n, Path: randDirs[n], ReadOnly: r.IntN(3) == 0})
+	}
+	for _, n := range slices.Sorted(mapKeys(randFiles)) {
+		rp.declare(b, &Resource{Kind: "file", Name: n, Path: randFiles[n], ReadOnly: r.IntN(3) == 0})
+	}
+	rp.declare(b, &Resource{Kind: "sock", Name: "db", TCP: "127.0.0.1:5432"})
+	rp.declare(b, &Resource{Kind: "sock", Name: "us", Unix: "/s/a/us.sock"})
+	rp.declare(b, &Resource{Kind: "sock", Name: "ab", Unix: "@ab"})
+}
+
+// declare records res in rp and writes its resource block to b.
+func (rp *randPolicy) declare(b *strings.Builder, res *Resource) {
+	rp.res[resourceKey{res.Kind, res.Name}] = res
+	fmt.Fprintf(b, "resource %q %q {\n", res.Kind, res.Name)
+	switch {
+	case res.Path != "":
+		fmt.Fprintf(b, "  path = %q\n", res.Path)
+		if res.ReadOnly {
+			b.WriteString("  read_only = true\n")
+		}
+	case res.TCP != "":
+		fmt.Fprintf(b, "  tcp = %q\n", res.TCP)
+	case res.Unix != "":
+		fmt.Fprintf(b, "  unix = %q\n", res.Unix)
+	}
+	b.WriteString("}\n")
+}
+
+// genRule writes the i-th rule of a random policy: a grant, delegate or
+// deny with the attributes and blocks its type may carry.
+func genRule(r *rand.Rand, i int) string {
+	var b strings.Builder
+	typ := pick(r, []RuleType{TypeGrant, TypeGrant, TypeDelegate, TypeDelegate, TypeDeny})
+	fmt.Fprintf(&b, "%s \"r%d\" {\n", typ, i)
+	b.WriteString(genResources(r))
+	if typ != TypeDeny {
+		b.WriteString(genAllowTerms(r))
+	}
+	if typ == TypeDelegate {
+		b.WriteString(genDelegateLimits(r))
+	}
+	if typ == TypeDeny && r.IntN(2) == 0 {
+		fmt.Fprintf(&b, "  on = %s\n", hclList([]string{pick(r, []string{"grant", "delegate"})}))
+	}
+	if typ != TypeDelegate && r.IntN(2) == 0 {
+		b.WriteString(genSubject(r))
+	}
+	if r.IntN(2) == 0 {
+		b.WriteString(genModule(r, "module"))
+	}
+	if typ != TypeGrant && r.IntN(3) == 0 {
+		b.WriteString(genModule(r, "to"))
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// genResources writes a rule's resources attribute of one or two
+// selectors.
+func genResources(r *rand.Rand) string {
+	var sels []string
+	for range 1 + r.IntN(2) {
+		sels = append(sels, genSelector(r))
+	}
+	return fmt.Sprintf("  resources = %s\n", hclList(sels))
+}
+
+// genAllowTerms writes what a grant or delegate may give: rights,
+// read_only and a lease, each present or not.
+func genAllowTerms(r *rand.Rand) string {
+	var b strings.Builder
+	if r.IntN(2) == 0 {
+		if rights := some(r, randRights); len(rights) > 0 {
+			fmt.Fprintf(&b, "  rights = %s\n", hclList(rights))
+		}
+	}
+	if r.IntN(4) == 0 {
+		b.WriteString("  read_only = true\n")
+	}
+	if r.IntN(3) == 0 {
+		fmt.Fprintf(&b, "  ttl = %q\n", pick(r, []string{"90s", "1h"}))
+	}
+	return b.String()
+}
+
+// genDelegateLimits writes a delegate's max_depth and, or not, its
+// max_copies.
+func genDelegateLimits(r *rand.Rand) string {
+	s := fmt.Sprintf("  max_depth = %d\n", 1+r.IntN(3))
+	if r.IntN(2) == 0 {
+		s += fmt.Sprintf("  max_copies = %d\n", 1+r.IntN(2))
+	}
+	return s
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
@@ -444,58 +480,90 @@ func model(p *Policy, rp randPolicy, req Request) modelDecision {
 	if req.Op == OpDelegate {
 		allowType = TypeDelegate
 	}
-	best, fewest := -1, -1
+	ranking := modelRanking{best: -1, fewest: -1}
 	for _, r := range p.Rules() {
 		switch r.Type {
 		case TypeDeny:
-			if !slices.Contains(r.On, req.Op) || modelUnmet(r, req) > 0 {
-				continue
-			}
-			if slices.ContainsFunc(r.Selectors, func(s Selector) bool { return modelDenyCovers(s, req, rp) }) {
+			if modelDenies(r, req, rp) {
 				m.denies = append(m.denies, r)
 			}
 		case allowType:
-			rank := -1
-			for _, s := range r.Selectors {
-				if modelCovers(s, req) {
-					rank = max(rank, modelRank(s))
-				}
-			}
-			if rank < 0 {
-				continue
-			}
-			unmet := modelUnmet(r, req)
-			switch {
-			case fewest < 0 || unmet < fewest:
-				fewest, m.nearest = unmet, []*Rule{r}
-			case unmet == fewest:
-				m.nearest = append(m.nearest, r)
-			}
-			if unmet > 0 {
-				continue
-			}
-			switch {
-			case rank > best:
-				best, m.deciders = rank, []*Rule{r}
-			case rank == best:
-				m.deciders = append(m.deciders, r)
+			if rank := modelCoverRank(r, req); rank >= 0 {
+				ranking.add(r, rank, modelUnmet(r, req))
 			}
 		}
 	}
+	m.deciders, m.nearest = ranking.deciders, ranking.nearest
 	if len(m.deciders) == 1 {
-		r := m.deciders[0]
-		m.limited = r.Type == TypeDelegate && (req.Depth > r.MaxDepth || (r.MaxCopies > 0 && req.Copies >= r.MaxCopies))
-		m.rights, m.ttl = r.Rights, r.TTL
-		if req.Name != "" && rp.res[resourceKey{req.Kind, req.Name}].ReadOnly {
-			m.rights &^= caps.RightsWriteMask
-		}
-		if req.Rights != 0 {
-			m.rights &= req.Rights
-			// A rule that leaves none of the rights asked denies.
-			m.limited = m.limited || m.rights == 0
-		}
+		m.decideTerms(m.deciders[0], rp, req)
 	}
 	return m
+}
+
+// modelDenies reports whether deny rule r denies req: it is on req's
+// operation, req meets all its blocks, and one of its selectors covers
+// req.
+func modelDenies(r *Rule, req Request, rp randPolicy) bool {
+	if !slices.Contains(r.On, req.Op) || modelUnmet(r, req) > 0 {
+		return false
+	}
+	return slices.ContainsFunc(r.Selectors, func(s Selector) bool { return modelDenyCovers(s, req, rp) })
+}
+
+// modelCoverRank is the rank of the most specific of allow rule r's
+// selectors that covers req, or -1 if none does.
+func modelCoverRank(r *Rule, req Request) int {
+	rank := -1
+	for _, s := range r.Selectors {
+		if modelCovers(s, req) {
+			rank = max(rank, modelRank(s))
+		}
+	}
+	return rank
+}
+
+// modelRanking gathers, over the allow rules that cover a request, those
+// with the fewest unmet blocks (nearest) and, of those that meet them
+// all, those of the highest rank (deciders).
+type modelRanking struct {
+	best, fewest int // -1 until a rule sets them
+	deciders     []*Rule
+	nearest      []*Rule
+}
+
+// add counts covering rule r, of rank and with unmet blocks unmet.
+func (k *modelRanking) add(r *Rule, rank, unmet int) {
+	switch {
+	case k.fewest < 0 || unmet < k.fewest:
+		k.fewest, k.nearest = unmet, []*Rule{r}
+	case unmet == k.fewest:
+		k.nearest = append(k.nearest, r)
+	}
+	if unmet > 0 {
+		return
+	}
+	switch {
+	case rank > k.best:
+		k.best, k.deciders = rank, []*Rule{r}
+	case rank == k.best:
+		k.deciders = append(k.deciders, r)
+	}
+}
+
+// decideTerms sets what the sole decider r gives req: its rights, less
+// writes on a read-only resource and cut to those asked, its lease, and
+// whether it denies instead (past a limit, or no right left).
+func (m *modelDecision) decideTerms(r *Rule, rp randPolicy, req Request) {
+	m.limited = r.Type == TypeDelegate && (req.Depth > r.MaxDepth || (r.MaxCopies > 0 && req.Copies >= r.MaxCopies))
+	m.rights, m.ttl = r.Rights, r.TTL
+	if req.Name != "" && rp.res[resourceKey{req.Kind, req.Name}].ReadOnly {
+		m.rights &^= caps.RightsWriteMask
+	}
+	if req.Rights != 0 {
+		m.rights &= req.Rights
+		// A rule that leaves none of the rights asked denies.
+		m.limited = m.limited || m.rights == 0
+	}
 }
 
 func names(rules []*Rule) []string {
@@ -518,27 +586,53 @@ func checkAgainstModel(p *Policy, rp randPolicy, req Request, d Decision) error 
 	}
 	switch {
 	case len(m.denies) > 0:
-		if d.Allowed || d.Rule == nil || d.Rule.Type != TypeDeny || !slices.Contains(names(m.denies), d.Rule.Name) {
-			return fmt.Errorf("want denied by one of deny %v", names(m.denies))
-		}
-		if (decider == nil) != (d.Closest == nil) || (decider != nil && d.Closest.Name != decider.Name) {
-			return fmt.Errorf("closest %v, want the rule that would have allowed it: %v", d.Closest, decider.Ref())
-		}
+		return checkDeniedByDeny(m, decider, d)
 	case decider == nil:
-		if d.Allowed || d.Rule != nil {
-			return fmt.Errorf("want a default deny")
-		}
-		if (len(m.nearest) == 0) != (d.Closest == nil) || (d.Closest != nil && !slices.Contains(names(m.nearest), d.Closest.Name)) {
-			return fmt.Errorf("closest %v, want one of %v", d.Closest, names(m.nearest))
-		}
+		return checkDefaultDeny(m, d)
 	case m.limited:
-		if d.Allowed || d.Rule == nil || d.Rule.Name != decider.Name {
-			return fmt.Errorf("want denied by the limits of %s", decider.Name)
-		}
+		return checkDeniedByLimits(decider, d)
 	default:
-		if !d.Allowed || d.Rule == nil || d.Rule.Name != decider.Name || d.Rights != m.rights || d.TTL != m.ttl {
-			return fmt.Errorf("want allowed by %s with %v, lease %v", decider.Name, m.rights, m.ttl)
-		}
+		return checkAllowed(m, decider, d)
+	}
+}
+
+// checkDeniedByDeny holds d to a deny of the model's: denied by one of
+// them, the closest rule the one that would have allowed it otherwise.
+func checkDeniedByDeny(m modelDecision, decider *Rule, d Decision) error {
+	if d.Allowed || d.Rule == nil || d.Rule.Type != TypeDeny || !slices.Contains(names(m.denies), d.Rule.Name) {
+		return fmt.Errorf("want denied by one of deny %v", names(m.denies))
+	}
+	if (decider == nil) != (d.Closest == nil) || (decider != nil && d.Closest.Name != decider.Name) {
+		return fmt.Errorf("closest %v, want the rule that would have allowed it: %v", d.Closest, decider.Ref())
+	}
+	return nil
+}
+
+// checkDefaultDeny holds d to a default deny, the closest rule one of
+// the model's nearest.
+func checkDefaultDeny(m modelDecision, d Decision) error {
+	if d.Allowed || d.Rule != nil {
+		return fmt.Errorf("want a default deny")
+	}
+	if (len(m.nearest) == 0) != (d.Closest == nil) || (d.Closest != nil && !slices.Contains(names(m.nearest), d.Closest.Name)) {
+		return fmt.Errorf("closest %v, want one of %v", d.Closest, names(m.nearest))
+	}
+	return nil
+}
+
+// checkDeniedByLimits holds d to a deny by the decider's own limits.
+func checkDeniedByLimits(decider *Rule, d Decision) error {
+	if d.Allowed || d.Rule == nil || d.Rule.Name != decider.Name {
+		return fmt.Errorf("want denied by the limits of %s", decider.Name)
+	}
+	return nil
+}
+
+// checkAllowed holds d to an allow by the decider, with the model's
+// rights and lease.
+func checkAllowed(m modelDecision, decider *Rule, d Decision) error {
+	if !d.Allowed || d.Rule == nil || d.Rule.Name != decider.Name || d.Rights != m.rights || d.TTL != m.ttl {
+		return fmt.Errorf("want allowed by %s with %v, lease %v", decider.Name, m.rights, m.ttl)
 	}
 	return nil
 }
@@ -549,22 +643,22 @@ var explainHead = regexp.MustCompile(`^(allowed|denied) by (grant|delegate|deny)
 // deciding and closest rules, the rights and the lease, read back from
 // what a person or a tool reads.
 func checkRenderings(d Decision) error {
-	lines := strings.Split(strings.TrimSuffix(d.Explain(), "\n"), "\n")
-	fields := map[string]string{}
-	for _, l := range lines[1:] {
-		k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
-		if !ok {
-			return fmt.Errorf("line %q is not KEY: VALUE", l)
-		}
-		fields[k] = strings.TrimSpace(v)
+	if err := checkExplainText(d); err != nil {
+		return err
 	}
-	var allowed bool
-	var rule *RuleRef
-	if m := explainHead.FindStringSubmatch(lines[0]); m != nil {
-		line, _ := strconv.Atoi(m[5])
-		allowed, rule = m[1] == "allowed", &RuleRef{Type: RuleType(m[2]), Name: m[3], File: m[4], Line: line}
-	} else if lines[0] != "denied: no rule matches (default deny)" {
-		return fmt.Errorf("first line %q", lines[0])
+	return checkJSONText(d)
+}
+
+// checkExplainText holds what Explain prints to d.
+func checkExplainText(d Decision) error {
+	lines := strings.Split(strings.TrimSuffix(d.Explain(), "\n"), "\n")
+	fields, err := explainFields(lines[1:])
+	if err != nil {
+		return err
+	}
+	allowed, rule, err := parseExplainHead(lines[0])
+	if err != nil {
+		return err
 	}
 	if allowed != d.Allowed || !sameRef(rule, d.Rule) {
 		return fmt.Errorf("explain says %q, the decision is allowed=%v by %v", lines[0], d.Allowed, d.Rule)
@@ -573,32 +667,74 @@ func checkRenderings(d Decision) error {
 		return fmt.Errorf("explain's reason %q, the decision's %q", fields["reason"], d.Reason)
 	}
 	if d.Allowed {
-		rights, err := parseRightsText(fields["rights"])
-		if err != nil || rights != d.Rights {
-			return fmt.Errorf("explain's rights %q, the decision's %v (%v)", fields["rights"], d.Rights, err)
-		}
-		if lease := fields["lease"]; (lease == "") != (d.TTL == 0) || (lease != "" && lease != d.TTL.String()) {
-			return fmt.Errorf("explain's lease %q, the decision's %v", lease, d.TTL)
-		}
-	} else if c := fields["closest"]; (c == "") != (d.Closest == nil) || (c != "" && c != d.Closest.String()) {
+		return checkExplainGrant(d, fields)
+	}
+	if c := fields["closest"]; (c == "") != (d.Closest == nil) || (c != "" && c != d.Closest.String()) {
 		return fmt.Errorf("explain's closest %q, the decision's %v", c, d.Closest)
 	}
+	return nil
+}
 
+// explainFields reads the KEY: VALUE lines below Explain's first.
+func explainFields(lines []string) (map[string]string, error) {
+	fields := map[string]string{}
+	for _, l := range lines {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
+		if !ok {
+			return nil, fmt.Errorf("line %q is not KEY: VALUE", l)
+		}
+		fields[k] = strings.TrimSpace(v)
+	}
+	return fields, nil
+}
+
+// parseExplainHead reads Explain's first line: the verdict and the rule
+// that decided it, nil for a default deny.
+func parseExplainHead(line string) (allowed bool, rule *RuleRef, err error) {
+	if m := explainHead.FindStringSubmatch(line); m != nil {
+		n, _ := strconv.Atoi(m[5])
+		return m[1] == "allowed", &RuleRef{Type: RuleType(m[2]), Name: m[3], File: m[4], Line: n}, nil
+	}
+	if line != "denied: no rule matches (default deny)" {
+		return false, nil, fmt.Errorf("first line %q", line)
+	}
+	return false, nil, nil
+}
+
+// checkExplainGrant holds the rights and lease Explain prints of an
+// allowed d to d's.
+func checkExplainGrant(d Decision, fields map[string]string) error {
+	rights, err := parseRightsText(fields["rights"])
+	if err != nil || rights != d.Rights {
+		return fmt.Errorf("explain's rights %q, the decision's %v (%v)", fields["rights"], d.Rights, err)
+	}
+	if lease := fields["lease"]; (lease == "") != (d.TTL == 0) || (lease != "" && lease != d.TTL.String()) {
+		return fmt.Errorf("explain's lease %q, the decision's %v", lease, d.TTL)
+	}
+	return nil
+}
+
+// decisionAsRead is what a tool reads of Decision.JSON, declared apart
+// from the type that writes it.
+type decisionAsRead struct {
+	Allowed bool
+	Rule    *struct {
+		Type, Name, File string
+		Line             int
+	}
+	Closest *struct{ Name string }
+	Reason  string
+	Rights  []string
+	TTL     string
+}
+
+// checkJSONText holds what Decision.JSON writes to d.
+func checkJSONText(d Decision) error {
 	text, err := d.JSON()
 	if err != nil {
 		return err
 	}
-	var j struct {
-		Allowed bool
-		Rule    *struct {
-			Type, Name, File string
-			Line             int
-		}
-		Closest *struct{ Name string }
-		Reason  string
-		Rights  []string
-		TTL     string
-	}
+	var j decisionAsRead
 	if err := json.Unmarshal(text, &j); err != nil {
 		return err
 	}
@@ -609,13 +745,9 @@ func checkRenderings(d Decision) error {
 	if j.Allowed != d.Allowed || !sameRef(jrule, d.Rule) || j.Reason != d.Reason || (j.Closest == nil) != (d.Closest == nil) {
 		return fmt.Errorf("JSON %s does not say what the decision does", text)
 	}
-	var rights caps.Rights
-	for _, n := range j.Rights {
-		bit, ok := caps.ParseRight(n)
-		if !ok {
-			return fmt.Errorf("JSON right %q is no right's name", n)
-		}
-		rights |= bit
+	rights, err := parseRightNames(j.Rights)
+	if err != nil {
+		return err
 	}
 	if d.Allowed && rights != d.Rights || !d.Allowed && j.Rights != nil {
 		return fmt.Errorf("JSON's rights %v, the decision's %v", j.Rights, d.Rights)
@@ -624,6 +756,19 @@ func checkRenderings(d Decision) error {
 		return fmt.Errorf("JSON's ttl %q, the decision's %v", j.TTL, d.TTL)
 	}
 	return nil
+}
+
+// parseRightNames reads the rights JSON lists by name.
+func parseRightNames(names []string) (caps.Rights, error) {
+	var rights caps.Rights
+	for _, n := range names {
+		bit, ok := caps.ParseRight(n)
+		if !ok {
+			return 0, fmt.Errorf("JSON right %q is no right's name", n)
+		}
+		rights |= bit
+	}
+	return rights, nil
 }
 
 func cmpOr(a, b string) string {
