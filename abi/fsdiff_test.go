@@ -190,51 +190,80 @@ func runPathDiff(t testing.TB, env *fuzzEnv, ops []pathDiffOp) {
 		}
 	}()
 	for i, op := range ops {
-		var h pdHandle
-		if op.kind != pdOpen && op.kind < pdMkdir || op.kind == pdFstat || op.kind == pdTruncate || op.kind == pdReaddir {
-			if k := op.h % (len(handles) + 1); k < len(handles) {
-				h = handles[k]
-			} else {
-				h = pdHandle{sfd: sbx.rootFD, lfd: lin.root}
-				if op.kind == pdClose {
-					continue // the grant stays open
-				}
-			}
+		h, ok := pdHandleOf(op, handles, sbx, lin)
+		if !ok {
+			continue // the grant stays open
 		}
 		got, sfd := sbx.do(t, op, h)
-		switch pathDiffAllowed(t, sbx, op, h, got) {
-		case pdCompare:
-		case pdSkip:
+		if pathDiffAllowed(t, sbx, op, h, got) == pdSkip {
 			continue
 		}
 		want, lfd := lin.do(t, op, h)
-		if got != want && got.errno == caps.ELOOP && lin.linksFollowed(op) > maxLinksFollowed {
-			// sandboxd follows at most 8 links in a path, Linux 40:
-			// the trees may now differ, and the run ends.
-			t.Logf("op %d %v: ELOOP past %d links, where Linux follows 40; the run ends", i, op, maxLinksFollowed)
-			return
-		}
-		if got != want && got.errno == caps.ENAMETOOLONG && max(dotDots(op.p1), dotDots(op.p2)) > maxRootRestarts {
-			// os.Root gives up on a path whose ".." make it start over
-			// from the top more than 8 times in more than 255 steps,
-			// where Linux goes on: the run ends.
-			t.Logf("op %d %v: ENAMETOOLONG past %d \"..\", where Linux goes on; the run ends", i, op, maxRootRestarts)
-			return
-		}
 		if got != want {
+			if pdRunEnds(t, lin, i, op, got) {
+				return
+			}
 			t.Fatalf("op %d %v:\n sandboxd %+v\n linux    %+v\nops: %v", i, op, got, want, ops[:i+1])
 		}
-		switch {
-		case op.kind == pdOpen && got.errno == 0:
-			handles = append(handles, pdHandle{sfd: sfd, lfd: lfd})
-		case op.kind == pdClose && got.errno == 0:
-			k := op.h % (len(handles) + 1)
-			handles = append(handles[:k], handles[k+1:]...)
-		}
+		handles = pdKeepHandles(handles, op, got.errno, sfd, lfd)
 		if s, l := treeOf(t, sbx.base), treeOf(t, lin.base); s != l {
 			t.Fatalf("op %d %v: the trees differ:\n sandboxd:\n%s\n linux:\n%s\nops: %v", i, op, s, l, ops[:i+1])
 		}
 	}
+}
+
+// pdActsOnHandle is whether an operation of kind acts on a handle rather
+// than on a path beneath the grant.
+func pdActsOnHandle(kind int) bool {
+	return kind != pdOpen && kind < pdMkdir || kind == pdFstat || kind == pdTruncate || kind == pdReaddir
+}
+
+// pdHandleOf is the handle op acts on, on both sides: op.h, modulo one
+// more than the open handles, picks one of them, or (one past the last)
+// the grant. An op on no handle has the zero pdHandle. ok is false for a
+// close of the grant, which is not run.
+func pdHandleOf(op pathDiffOp, handles []pdHandle, sbx *sbxFS, lin *linFS) (h pdHandle, ok bool) {
+	if !pdActsOnHandle(op.kind) {
+		return pdHandle{}, true
+	}
+	if k := op.h % (len(handles) + 1); k < len(handles) {
+		return handles[k], true
+	}
+	return pdHandle{sfd: sbx.rootFD, lfd: lin.root}, op.kind != pdClose
+}
+
+// pdRunEnds is whether got, which differs from what Linux did, is one of
+// the limits where sandboxd stops before Linux does on purpose, after
+// which the trees may differ and the run ends; it logs which.
+func pdRunEnds(t testing.TB, lin *linFS, i int, op pathDiffOp, got pathDiffResult) bool {
+	if got.errno == caps.ELOOP && lin.linksFollowed(op) > maxLinksFollowed {
+		// sandboxd follows at most 8 links in a path, Linux 40:
+		// the trees may now differ, and the run ends.
+		t.Logf("op %d %v: ELOOP past %d links, where Linux follows 40; the run ends", i, op, maxLinksFollowed)
+		return true
+	}
+	if got.errno == caps.ENAMETOOLONG && max(dotDots(op.p1), dotDots(op.p2)) > maxRootRestarts {
+		// os.Root gives up on a path whose ".." make it start over
+		// from the top more than 8 times in more than 255 steps,
+		// where Linux goes on: the run ends.
+		t.Logf("op %d %v: ENAMETOOLONG past %d \"..\", where Linux goes on; the run ends", i, op, maxRootRestarts)
+		return true
+	}
+	return false
+}
+
+// pdKeepHandles is handles after op, which both sides ran alike with
+// errno: an open that succeeded adds the new handle (sfd on sandboxd,
+// lfd on Linux), a close that succeeded removes the one it closed.
+func pdKeepHandles(handles []pdHandle, op pathDiffOp, errno caps.Errno, sfd uint32, lfd int) []pdHandle {
+	switch {
+	case op.kind == pdOpen && errno == 0:
+		handles = append(handles, pdHandle{sfd: sfd, lfd: lfd})
+	case op.kind == pdClose && errno == 0:
+		k := op.h % (len(handles) + 1)
+		handles = append(handles[:k], handles[k+1:]...)
+	}
+	return handles
 }
 
 // What pathDiffAllowed decides.
@@ -429,153 +458,246 @@ var (
 	pdWASIWrite   = wasiRightFDWrite | wasiRightFDSeek | wasiRightFDTell | wasiRightFDFilestatGet | wasiRightFDFilestatSetSize
 )
 
+// sbxArgs is what the calls of one op take: the grant, the handle, the
+// lookup flags for op.follow, and op's paths as put in guest memory; w
+// is the prefix of the name of a call both ABIs have under one name.
+type sbxArgs struct {
+	w                string
+	root, fd, follow uint64
+	p1, n1, p2, n2   uint64
+}
+
+// args puts op's paths in guest memory, both of them whatever op is, and
+// returns what its calls take.
+func (s *sbxFS) args(op pathDiffOp, h pdHandle) sbxArgs {
+	a := sbxArgs{root: uint64(s.rootFD), fd: uint64(h.sfd)}
+	if op.wasi {
+		a.w = "wasi "
+	}
+	a.p1, a.n1 = s.str(pdPath1, op.p1)
+	a.p2, a.n2 = s.str(pdPath2, op.p2)
+	if op.follow {
+		a.follow = lookupSymlinkFollow
+	}
+	return a
+}
+
+// sbxOps runs an op of each kind but open, one method per family of
+// calls.
+var sbxOps = [pdKinds]func(*sbxFS, testing.TB, pathDiffOp, sbxArgs) pathDiffResult{
+	pdClose:    (*sbxFS).closeFD,
+	pdRead:     (*sbxFS).read,
+	pdPread:    (*sbxFS).read,
+	pdWrite:    (*sbxFS).write,
+	pdPwrite:   (*sbxFS).write,
+	pdSeek:     (*sbxFS).seek,
+	pdMkdir:    (*sbxFS).mkdir,
+	pdUnlink:   (*sbxFS).unlink,
+	pdRename:   (*sbxFS).rename,
+	pdLink:     (*sbxFS).link,
+	pdSymlink:  (*sbxFS).symlink,
+	pdReadlink: (*sbxFS).readlink,
+	pdStat:     (*sbxFS).stat,
+	pdFstat:    (*sbxFS).fstat,
+	pdTruncate: (*sbxFS).truncate,
+	pdReaddir: func(s *sbxFS, t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+		return s.readdir(t, op, a.fd)
+	},
+}
+
 // do runs op; for an open that succeeds it also returns the new fd.
 func (s *sbxFS) do(t testing.TB, op pathDiffOp, h pdHandle) (pathDiffResult, uint32) {
-	var r pathDiffResult
-	w := ""
+	a := s.args(op, h)
+	if op.kind == pdOpen {
+		return s.open(t, op, a)
+	}
+	return sbxOps[op.kind](s, t, op, a), 0
+}
+
+// open is file_open or WASI's path_open of op.p1 beneath the grant,
+// asking for the rights of op.mode; it returns the new fd.
+func (s *sbxFS) open(t testing.TB, op pathDiffOp, a sbxArgs) (pathDiffResult, uint32) {
+	var e caps.Errno
 	if op.wasi {
-		w = "wasi "
+		var base uint64
+		if op.mode != pdWronly {
+			base |= pdWASIRead
+		}
+		if op.mode != pdRdonly {
+			base |= pdWASIWrite
+		}
+		e = s.call(t, "wasi path_open", a.root, a.follow, a.p1, a.n1, uint64(op.oflags), base, 0, 0, pdOut)
+	} else {
+		var base caps.Rights
+		if op.mode != pdWronly {
+			base |= pdReadRights
+		}
+		if op.mode != pdRdonly {
+			base |= pdWriteRights
+		}
+		st := fdstat{base: base}.encode()
+		s.mem().Write(pdFdstat, st[:])
+		e = s.call(t, "file_open", a.root, a.follow, a.p1, a.n1, uint64(op.oflags), pdFdstat, pdOut)
 	}
-	root := uint64(s.rootFD)
-	p1, n1 := s.str(pdPath1, op.p1)
-	p2, n2 := s.str(pdPath2, op.p2)
-	fd := uint64(h.sfd)
-	var follow uint64
-	if op.follow {
-		follow = lookupSymlinkFollow
+	if e != 0 {
+		return pathDiffResult{errno: e}, 0
 	}
-	switch op.kind {
-	case pdOpen:
-		var e caps.Errno
-		if op.wasi {
-			var base uint64
-			if op.mode != pdWronly {
-				base |= pdWASIRead
-			}
-			if op.mode != pdRdonly {
-				base |= pdWASIWrite
-			}
-			e = s.call(t, "wasi path_open", root, follow, p1, n1, uint64(op.oflags), base, 0, 0, pdOut)
-		} else {
-			var base caps.Rights
-			if op.mode != pdWronly {
-				base |= pdReadRights
-			}
-			if op.mode != pdRdonly {
-				base |= pdWriteRights
-			}
-			st := fdstat{base: base}.encode()
-			s.mem().Write(pdFdstat, st[:])
-			e = s.call(t, "file_open", root, follow, p1, n1, uint64(op.oflags), pdFdstat, pdOut)
-		}
-		if e != 0 {
-			return pathDiffResult{errno: e}, 0
-		}
-		return r, uint32(s.u32(pdOut))
-	case pdClose:
-		r.errno = s.call(t, "fd_close", fd)
-	case pdRead, pdPread:
-		s.mem().Write(pdData, bytes.Repeat([]byte{0xee}, op.n))
-		var iov [8]byte
-		binary.LittleEndian.PutUint32(iov[0:], pdData)
-		binary.LittleEndian.PutUint32(iov[4:], uint32(op.n))
-		s.mem().Write(pdIOV, iov[:])
-		if op.kind == pdRead {
-			r.errno = s.call(t, w+"fd_read", fd, pdIOV, 1, pdOut)
-		} else {
-			r.errno = s.call(t, w+"fd_pread", fd, pdIOV, 1, uint64(op.off), pdOut)
-		}
-		if r.errno == 0 {
-			r.n = s.u32(pdOut)
-			r.data = string(s.bytes(pdData, op.n))
-		}
-	case pdWrite, pdPwrite:
-		s.mem().Write(pdData, writeData(op))
-		var iov [8]byte
-		binary.LittleEndian.PutUint32(iov[0:], pdData)
-		binary.LittleEndian.PutUint32(iov[4:], uint32(op.n))
-		s.mem().Write(pdIOV, iov[:])
-		if op.kind == pdWrite {
-			r.errno = s.call(t, w+"fd_write", fd, pdIOV, 1, pdOut)
-		} else {
-			r.errno = s.call(t, w+"fd_pwrite", fd, pdIOV, 1, uint64(op.off), pdOut)
-		}
-		if r.errno == 0 {
-			r.n = s.u32(pdOut)
-		}
-	case pdSeek:
-		if op.wasi {
-			r.errno = s.call(t, "wasi fd_seek", fd, uint64(op.off), uint64(op.whence), pdOut)
-		} else {
-			whence := [...]uint64{whenceSet, whenceCur, whenceEnd}[op.whence]
-			r.errno = s.call(t, "fd_seek", fd, uint64(op.off), whence, pdOut)
-		}
-		if r.errno == 0 {
-			v, _ := s.mem().ReadUint64Le(pdOut)
-			r.off = int64(v)
-		}
-	case pdMkdir:
-		if op.wasi {
-			r.errno = s.call(t, "wasi path_create_directory", root, p1, n1)
-		} else {
-			r.errno = s.call(t, "file_create", root, p1, n1, filetypeDirectory)
-		}
-	case pdUnlink:
-		switch {
-		case !op.wasi && op.dir:
-			r.errno = s.call(t, "file_unlink", root, p1, n1, unlinkRemovedir)
-		case !op.wasi:
-			r.errno = s.call(t, "file_unlink", root, p1, n1, 0)
-		case op.dir:
-			r.errno = s.call(t, "wasi path_remove_directory", root, p1, n1)
-		default:
-			r.errno = s.call(t, "wasi path_unlink_file", root, p1, n1)
-		}
-	case pdRename:
-		r.errno = s.call(t, map[bool]string{false: "file_rename", true: "wasi path_rename"}[op.wasi], root, p1, n1, root, p2, n2)
-	case pdLink:
-		r.errno = s.call(t, map[bool]string{false: "file_link", true: "wasi path_link"}[op.wasi], root, follow, p1, n1, root, p2, n2)
-	case pdSymlink:
-		tp, tn := s.str(pdPath1, absTarget(s.base, op.p1))
-		r.errno = s.call(t, map[bool]string{false: "file_symlink", true: "wasi path_symlink"}[op.wasi], tp, tn, root, p2, n2)
-	case pdReadlink:
-		s.mem().Write(pdLinkBuf, bytes.Repeat([]byte{0xee}, 64))
-		r.errno = s.call(t, w+map[bool]string{false: "file_readlink", true: "path_readlink"}[op.wasi], root, p1, n1, pdLinkBuf, uint64(op.n), pdOut)
-		if r.errno == 0 {
-			r.n = s.u32(pdOut)
-			r.data = hideSide(s.bytes(pdLinkBuf, 64), s.base)
-		}
-	case pdStat:
-		if op.wasi {
-			r.errno = s.call(t, "wasi path_filestat_get", root, follow, p1, n1, pdStatBuf)
-		} else {
-			r.errno = s.call(t, "file_stat_get", root, follow, p1, n1, pdStatBuf)
-		}
-		if r.errno == 0 {
-			r.stat = s.statOf(op.wasi)
-		}
-	case pdFstat:
-		if op.wasi {
-			r.errno = s.call(t, "wasi fd_filestat_get", fd, pdStatBuf)
-		} else {
-			r.errno = s.call(t, "file_stat_fget", fd, pdStatBuf)
-		}
-		if r.errno == 0 {
-			r.stat = s.statOf(op.wasi)
-		}
-	case pdTruncate:
-		if op.wasi {
-			r.errno = s.call(t, "wasi fd_filestat_set_size", fd, uint64(op.n))
-		} else {
-			var st [filestatSize]byte
-			binary.LittleEndian.PutUint64(st[filestatSizeOff:], uint64(op.n))
-			s.mem().Write(pdStatBuf, st[:])
-			r.errno = s.call(t, "file_stat_fput", fd, pdStatBuf, fsSize)
-		}
-	case pdReaddir:
-		r = s.readdir(t, op, fd)
+	return pathDiffResult{}, uint32(s.u32(pdOut))
+}
+
+func (s *sbxFS) closeFD(t testing.TB, _ pathDiffOp, a sbxArgs) pathDiffResult {
+	return pathDiffResult{errno: s.call(t, "fd_close", a.fd)}
+}
+
+// putIOV puts at pdIOV one iovec of n bytes at pdData.
+func (s *sbxFS) putIOV(n int) {
+	var iov [8]byte
+	binary.LittleEndian.PutUint32(iov[0:], pdData)
+	binary.LittleEndian.PutUint32(iov[4:], uint32(n))
+	s.mem().Write(pdIOV, iov[:])
+}
+
+// read is fd_read, or fd_pread at op.off, of op.n bytes into a buffer
+// filled with 0xee: the bytes read and the rest of the buffer are
+// compared.
+func (s *sbxFS) read(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	var r pathDiffResult
+	s.mem().Write(pdData, bytes.Repeat([]byte{0xee}, op.n))
+	s.putIOV(op.n)
+	if op.kind == pdRead {
+		r.errno = s.call(t, a.w+"fd_read", a.fd, pdIOV, 1, pdOut)
+	} else {
+		r.errno = s.call(t, a.w+"fd_pread", a.fd, pdIOV, 1, uint64(op.off), pdOut)
 	}
-	return r, 0
+	if r.errno == 0 {
+		r.n = s.u32(pdOut)
+		r.data = string(s.bytes(pdData, op.n))
+	}
+	return r
+}
+
+// write is fd_write, or fd_pwrite at op.off, of op.n bytes of writeData.
+func (s *sbxFS) write(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	var r pathDiffResult
+	s.mem().Write(pdData, writeData(op))
+	s.putIOV(op.n)
+	if op.kind == pdWrite {
+		r.errno = s.call(t, a.w+"fd_write", a.fd, pdIOV, 1, pdOut)
+	} else {
+		r.errno = s.call(t, a.w+"fd_pwrite", a.fd, pdIOV, 1, uint64(op.off), pdOut)
+	}
+	if r.errno == 0 {
+		r.n = s.u32(pdOut)
+	}
+	return r
+}
+
+// seek is fd_seek to op.off from op.whence, in each ABI's numbering of
+// whence.
+func (s *sbxFS) seek(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	var r pathDiffResult
+	if op.wasi {
+		r.errno = s.call(t, "wasi fd_seek", a.fd, uint64(op.off), uint64(op.whence), pdOut)
+	} else {
+		whence := [...]uint64{whenceSet, whenceCur, whenceEnd}[op.whence]
+		r.errno = s.call(t, "fd_seek", a.fd, uint64(op.off), whence, pdOut)
+	}
+	if r.errno == 0 {
+		v, _ := s.mem().ReadUint64Le(pdOut)
+		r.off = int64(v)
+	}
+	return r
+}
+
+func (s *sbxFS) mkdir(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	if op.wasi {
+		return pathDiffResult{errno: s.call(t, "wasi path_create_directory", a.root, a.p1, a.n1)}
+	}
+	return pathDiffResult{errno: s.call(t, "file_create", a.root, a.p1, a.n1, filetypeDirectory)}
+}
+
+// unlink removes op.p1, a directory when op.dir is set: file_unlink
+// (with REMOVEDIR), or WASI's path_remove_directory or path_unlink_file.
+func (s *sbxFS) unlink(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	switch {
+	case !op.wasi && op.dir:
+		return pathDiffResult{errno: s.call(t, "file_unlink", a.root, a.p1, a.n1, unlinkRemovedir)}
+	case !op.wasi:
+		return pathDiffResult{errno: s.call(t, "file_unlink", a.root, a.p1, a.n1, 0)}
+	case op.dir:
+		return pathDiffResult{errno: s.call(t, "wasi path_remove_directory", a.root, a.p1, a.n1)}
+	default:
+		return pathDiffResult{errno: s.call(t, "wasi path_unlink_file", a.root, a.p1, a.n1)}
+	}
+}
+
+func (s *sbxFS) rename(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	name := map[bool]string{false: "file_rename", true: "wasi path_rename"}[op.wasi]
+	return pathDiffResult{errno: s.call(t, name, a.root, a.p1, a.n1, a.root, a.p2, a.n2)}
+}
+
+func (s *sbxFS) link(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	name := map[bool]string{false: "file_link", true: "wasi path_link"}[op.wasi]
+	return pathDiffResult{errno: s.call(t, name, a.root, a.follow, a.p1, a.n1, a.root, a.p2, a.n2)}
+}
+
+// symlink makes op.p2 a link to op.p1, a leading "/" of which is the root
+// of this side's tree; the target is put at pdPath1 in op.p1's place.
+func (s *sbxFS) symlink(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	tp, tn := s.str(pdPath1, absTarget(s.base, op.p1))
+	name := map[bool]string{false: "file_symlink", true: "wasi path_symlink"}[op.wasi]
+	return pathDiffResult{errno: s.call(t, name, tp, tn, a.root, a.p2, a.n2)}
+}
+
+// readlink reads the link op.p1 into op.n bytes of a 64-byte buffer
+// filled with 0xee, the whole of which is compared.
+func (s *sbxFS) readlink(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	var r pathDiffResult
+	s.mem().Write(pdLinkBuf, bytes.Repeat([]byte{0xee}, 64))
+	name := a.w + map[bool]string{false: "file_readlink", true: "path_readlink"}[op.wasi]
+	r.errno = s.call(t, name, a.root, a.p1, a.n1, pdLinkBuf, uint64(op.n), pdOut)
+	if r.errno == 0 {
+		r.n = s.u32(pdOut)
+		r.data = hideSide(s.bytes(pdLinkBuf, 64), s.base)
+	}
+	return r
+}
+
+func (s *sbxFS) stat(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	var r pathDiffResult
+	if op.wasi {
+		r.errno = s.call(t, "wasi path_filestat_get", a.root, a.follow, a.p1, a.n1, pdStatBuf)
+	} else {
+		r.errno = s.call(t, "file_stat_get", a.root, a.follow, a.p1, a.n1, pdStatBuf)
+	}
+	if r.errno == 0 {
+		r.stat = s.statOf(op.wasi)
+	}
+	return r
+}
+
+func (s *sbxFS) fstat(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	var r pathDiffResult
+	if op.wasi {
+		r.errno = s.call(t, "wasi fd_filestat_get", a.fd, pdStatBuf)
+	} else {
+		r.errno = s.call(t, "file_stat_fget", a.fd, pdStatBuf)
+	}
+	if r.errno == 0 {
+		r.stat = s.statOf(op.wasi)
+	}
+	return r
+}
+
+// truncate sets the size of the handle's file to op.n.
+func (s *sbxFS) truncate(t testing.TB, op pathDiffOp, a sbxArgs) pathDiffResult {
+	if op.wasi {
+		return pathDiffResult{errno: s.call(t, "wasi fd_filestat_set_size", a.fd, uint64(op.n))}
+	}
+	var st [filestatSize]byte
+	binary.LittleEndian.PutUint64(st[filestatSizeOff:], uint64(op.n))
+	s.mem().Write(pdStatBuf, st[:])
+	return pathDiffResult{errno: s.call(t, "file_stat_fput", a.fd, pdStatBuf, fsSize)}
 }
 
 // statOf reads the filestat at pdStatBuf: type, size and link count.
@@ -715,98 +837,177 @@ func (l *linFS) at(p string, op func(dirfd int, name string) error) error {
 	return op(pfd, last)
 }
 
+// linOps runs an op of each kind but open on Linux, one method per
+// family of calls.
+var linOps = [pdKinds]func(*linFS, pathDiffOp, pdHandle) (pathDiffResult, error){
+	pdClose:    (*linFS).closeFD,
+	pdRead:     (*linFS).read,
+	pdPread:    (*linFS).read,
+	pdWrite:    (*linFS).write,
+	pdPwrite:   (*linFS).write,
+	pdSeek:     (*linFS).seek,
+	pdMkdir:    (*linFS).mkdir,
+	pdUnlink:   (*linFS).unlink,
+	pdRename:   (*linFS).rename,
+	pdLink:     (*linFS).link,
+	pdSymlink:  (*linFS).symlink,
+	pdReadlink: func(l *linFS, op pathDiffOp, _ pdHandle) (pathDiffResult, error) { return l.readlink(op) },
+	pdStat:     (*linFS).stat,
+	pdFstat:    (*linFS).fstat,
+	pdTruncate: (*linFS).truncate,
+	pdReaddir:  (*linFS).readdir,
+}
+
+// do runs op; for an open that succeeds it also returns the new
+// descriptor. A result with an error is that error's errno alone.
 func (l *linFS) do(t testing.TB, op pathDiffOp, h pdHandle) (pathDiffResult, int) {
-	var r pathDiffResult
-	var err error
-	switch op.kind {
-	case pdOpen:
-		flags := [...]int{unix.O_RDONLY, unix.O_WRONLY, unix.O_RDWR}[op.mode]
-		for bit, f := range map[uint32]int{oflagCreat: unix.O_CREAT, oflagDirectory: unix.O_DIRECTORY, oflagExcl: unix.O_EXCL, oflagTrunc: unix.O_TRUNC} {
-			if op.oflags&bit != 0 {
-				flags |= f
-			}
-		}
-		if !op.follow {
-			flags |= unix.O_NOFOLLOW
-		}
-		fd, err := l.resolve(op.p1, flags)
-		if err != nil {
-			return pathDiffResult{errno: caps.ErrnoOf(err)}, -1
-		}
-		return r, fd
-	case pdClose:
-		err = unix.Close(h.lfd)
-	case pdRead, pdPread:
-		b := bytes.Repeat([]byte{0xee}, op.n)
-		if op.kind == pdRead {
-			r.n, err = unix.Read(h.lfd, b)
-		} else {
-			r.n, err = unix.Pread(h.lfd, b, op.off)
-		}
-		r.data = string(b)
-	case pdWrite:
-		r.n, err = unix.Write(h.lfd, writeData(op))
-	case pdPwrite:
-		r.n, err = unix.Pwrite(h.lfd, writeData(op), op.off)
-	case pdSeek:
-		r.off, err = unix.Seek(h.lfd, op.off, op.whence)
-	case pdMkdir:
-		err = l.at(op.p1, func(fd int, name string) error { return unix.Mkdirat(fd, name, 0o777) })
-	case pdUnlink:
-		flags := 0
-		if op.dir {
-			flags = unix.AT_REMOVEDIR
-		}
-		err = l.at(op.p1, func(fd int, name string) error { return unix.Unlinkat(fd, name, flags) })
-	case pdRename:
-		err = l.at(op.p1, func(fd1 int, n1 string) error {
-			return l.at(op.p2, func(fd2 int, n2 string) error { return unix.Renameat(fd1, n1, fd2, n2) })
-		})
-	case pdLink:
-		flags := unix.O_PATH
-		if !op.follow {
-			flags |= unix.O_NOFOLLOW
-		}
-		var fd int
-		if fd, err = l.resolve(op.p1, flags); err == nil {
-			err = l.at(op.p2, func(dirfd int, name string) error { return unix.Linkat(fd, "", dirfd, name, unix.AT_EMPTY_PATH) })
-			unix.Close(fd)
-		}
-	case pdSymlink:
-		// symlink(2) takes the target before the path: an empty one is
-		// ENOENT, one too long ENAMETOOLONG, whatever the path.
-		target := absTarget(l.base, op.p1)
-		switch {
-		case target == "":
-			err = unix.ENOENT
-		case len(target) >= unix.PathMax:
-			err = unix.ENAMETOOLONG
-		default:
-			err = l.at(op.p2, func(fd int, name string) error { return unix.Symlinkat(target, fd, name) })
-		}
-	case pdReadlink:
-		r, err = l.readlink(op)
-	case pdStat:
-		flags := unix.O_PATH
-		if !op.follow {
-			flags |= unix.O_NOFOLLOW
-		}
-		var fd int
-		if fd, err = l.resolve(op.p1, flags); err == nil {
-			r.stat, err = fstatOf(fd)
-			unix.Close(fd)
-		}
-	case pdFstat:
-		r.stat, err = fstatOf(h.lfd)
-	case pdTruncate:
-		err = unix.Ftruncate(h.lfd, int64(op.n))
-	case pdReaddir:
-		r.data, err = listingOf(h.lfd)
+	if op.kind == pdOpen {
+		return l.open(op)
 	}
+	r, err := linOps[op.kind](l, op, h)
 	if err != nil {
 		return pathDiffResult{errno: caps.ErrnoOf(err)}, -1
 	}
 	return r, -1
+}
+
+// open opens op.p1 beneath root with the access mode, the flags of
+// op.oflags, and O_NOFOLLOW unless op.follow.
+func (l *linFS) open(op pathDiffOp) (pathDiffResult, int) {
+	flags := [...]int{unix.O_RDONLY, unix.O_WRONLY, unix.O_RDWR}[op.mode]
+	for bit, f := range map[uint32]int{oflagCreat: unix.O_CREAT, oflagDirectory: unix.O_DIRECTORY, oflagExcl: unix.O_EXCL, oflagTrunc: unix.O_TRUNC} {
+		if op.oflags&bit != 0 {
+			flags |= f
+		}
+	}
+	if !op.follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := l.resolve(op.p1, flags)
+	if err != nil {
+		return pathDiffResult{errno: caps.ErrnoOf(err)}, -1
+	}
+	return pathDiffResult{}, fd
+}
+
+func (l *linFS) closeFD(_ pathDiffOp, h pdHandle) (pathDiffResult, error) {
+	return pathDiffResult{}, unix.Close(h.lfd)
+}
+
+// read is read(2), or pread(2) at op.off, of op.n bytes into a buffer
+// filled with 0xee, as the sandboxd side reads.
+func (l *linFS) read(op pathDiffOp, h pdHandle) (pathDiffResult, error) {
+	var r pathDiffResult
+	var err error
+	b := bytes.Repeat([]byte{0xee}, op.n)
+	if op.kind == pdRead {
+		r.n, err = unix.Read(h.lfd, b)
+	} else {
+		r.n, err = unix.Pread(h.lfd, b, op.off)
+	}
+	r.data = string(b)
+	return r, err
+}
+
+// write is write(2), or pwrite(2) at op.off, of op.n bytes of writeData.
+func (l *linFS) write(op pathDiffOp, h pdHandle) (pathDiffResult, error) {
+	var r pathDiffResult
+	var err error
+	if op.kind == pdWrite {
+		r.n, err = unix.Write(h.lfd, writeData(op))
+	} else {
+		r.n, err = unix.Pwrite(h.lfd, writeData(op), op.off)
+	}
+	return r, err
+}
+
+func (l *linFS) seek(op pathDiffOp, h pdHandle) (pathDiffResult, error) {
+	var r pathDiffResult
+	var err error
+	r.off, err = unix.Seek(h.lfd, op.off, op.whence)
+	return r, err
+}
+
+func (l *linFS) mkdir(op pathDiffOp, _ pdHandle) (pathDiffResult, error) {
+	return pathDiffResult{}, l.at(op.p1, func(fd int, name string) error { return unix.Mkdirat(fd, name, 0o777) })
+}
+
+func (l *linFS) unlink(op pathDiffOp, _ pdHandle) (pathDiffResult, error) {
+	flags := 0
+	if op.dir {
+		flags = unix.AT_REMOVEDIR
+	}
+	return pathDiffResult{}, l.at(op.p1, func(fd int, name string) error { return unix.Unlinkat(fd, name, flags) })
+}
+
+func (l *linFS) rename(op pathDiffOp, _ pdHandle) (pathDiffResult, error) {
+	return pathDiffResult{}, l.at(op.p1, func(fd1 int, n1 string) error {
+		return l.at(op.p2, func(fd2 int, n2 string) error { return unix.Renameat(fd1, n1, fd2, n2) })
+	})
+}
+
+// link links op.p2 to what op.p1 names, its final link followed when
+// op.follow is set: linkat(2) of op.p1 resolved beneath root.
+func (l *linFS) link(op pathDiffOp, _ pdHandle) (pathDiffResult, error) {
+	flags := unix.O_PATH
+	if !op.follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := l.resolve(op.p1, flags)
+	if err != nil {
+		return pathDiffResult{}, err
+	}
+	defer unix.Close(fd)
+	return pathDiffResult{}, l.at(op.p2, func(dirfd int, name string) error { return unix.Linkat(fd, "", dirfd, name, unix.AT_EMPTY_PATH) })
+}
+
+// symlink makes op.p2 a link to op.p1, a leading "/" of which is the root
+// of this side's tree. symlink(2) takes the target before the path: an
+// empty one is ENOENT, one too long ENAMETOOLONG, whatever the path.
+func (l *linFS) symlink(op pathDiffOp, _ pdHandle) (pathDiffResult, error) {
+	target := absTarget(l.base, op.p1)
+	switch {
+	case target == "":
+		return pathDiffResult{}, unix.ENOENT
+	case len(target) >= unix.PathMax:
+		return pathDiffResult{}, unix.ENAMETOOLONG
+	}
+	return pathDiffResult{}, l.at(op.p2, func(fd int, name string) error { return unix.Symlinkat(target, fd, name) })
+}
+
+// stat is fstat(2) of what op.p1 names beneath root, its final link
+// followed when op.follow is set.
+func (l *linFS) stat(op pathDiffOp, _ pdHandle) (pathDiffResult, error) {
+	flags := unix.O_PATH
+	if !op.follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := l.resolve(op.p1, flags)
+	if err != nil {
+		return pathDiffResult{}, err
+	}
+	defer unix.Close(fd)
+	var r pathDiffResult
+	r.stat, err = fstatOf(fd)
+	return r, err
+}
+
+func (l *linFS) fstat(_ pathDiffOp, h pdHandle) (pathDiffResult, error) {
+	var r pathDiffResult
+	var err error
+	r.stat, err = fstatOf(h.lfd)
+	return r, err
+}
+
+func (l *linFS) truncate(op pathDiffOp, h pdHandle) (pathDiffResult, error) {
+	return pathDiffResult{}, unix.Ftruncate(h.lfd, int64(op.n))
+}
+
+func (l *linFS) readdir(_ pathDiffOp, h pdHandle) (pathDiffResult, error) {
+	var r pathDiffResult
+	var err error
+	r.data, err = listingOf(h.lfd)
+	return r, err
 }
 
 // readlink is readlink(2) on what p names, not following a final link:

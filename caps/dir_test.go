@@ -792,6 +792,31 @@ func TestDirRefusedListingCostsLittleMoreThanItsBudget(t *testing.T) {
 func TestDirSwappedForALinkOutNeverLeadsOut(t *testing.T) {
 	root, outside := fsTree(t)
 	d := openDir(t, root)
+	rootfd := makeSwappableDir(t, root)
+	defer syscall.Close(rootfd)
+	before, err := os.Stat(filepath.Join(outside, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := time.Unix(1, 0)
+	stopSwaps := swapDirAndLinkOut(t, rootfd)
+	for i := range 2000 {
+		secret := []string{"x/secret", "x/inner/../secret", "x/./secret"}[i%3]
+		openThroughSwappedDir(t, d, secret)
+		statThroughSwappedDir(t, d, secret)
+		changeThroughSwappedDir(t, d, secret, &epoch)
+		if t.Failed() {
+			break
+		}
+	}
+	stopSwaps()
+	outsideIsUntouched(t, outside, before)
+}
+
+// makeSwappableDir makes, beneath root, the directory x (holding inner)
+// and swap, a link to the directory beside root, and opens root.
+func makeSwappableDir(t *testing.T, root string) int {
+	t.Helper()
 	if err := os.Mkdir(filepath.Join(root, "x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -805,20 +830,21 @@ func TestDirSwappedForALinkOutNeverLeadsOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Close(rootfd)
-	before, err := os.Stat(filepath.Join(outside, "secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	epoch := time.Unix(1, 0)
-	stop := make(chan struct{})
+	return rootfd
+}
+
+// swapDirAndLinkOut swaps x and swap beneath rootfd, over and over, until
+// the function it returns is called; that function returns once the
+// swapping has stopped.
+func swapDirAndLinkOut(t *testing.T, rootfd int) (stop func()) {
+	done := make(chan struct{})
 	var swaps sync.WaitGroup
 	swaps.Add(1)
 	go func() {
 		defer swaps.Done()
 		for {
 			select {
-			case <-stop:
+			case <-done:
 				return
 			default:
 			}
@@ -828,57 +854,74 @@ func TestDirSwappedForALinkOutNeverLeadsOut(t *testing.T) {
 			}
 		}
 	}()
-	for i := range 2000 {
-		secret := []string{"x/secret", "x/inner/../secret", "x/./secret"}[i%3]
-		if r, err := d.Open(secret, OpenFlags{Read: true}); err == nil {
-			r.Close()
-			t.Errorf("opened %s, which is outside", secret)
-		}
-		if r, err := d.Open(secret, OpenFlags{Read: true, NoFollow: true}); err == nil {
-			r.Close()
-			t.Errorf("opened %s without following, which is outside", secret)
-		}
-		if r, err := d.Open("x/new", OpenFlags{Write: true, Create: true}); err == nil {
-			r.Close()
-		}
-		for _, follow := range []bool{false, true} {
-			if _, err := d.StatAt(secret, follow); err == nil {
-				t.Errorf("stat of %s (follow %v) succeeded", secret, follow)
-			}
-		}
-		if _, err := d.Readlink("x/secret"); err == nil {
-			t.Errorf("readlink of x/secret succeeded")
-		}
-		_ = d.Mkdir("x/made")
-		_ = d.Symlink("t", "x/link")
-		if err := d.Link(secret, d, "hard"); err == nil {
-			t.Errorf("link of %s succeeded", secret)
-		}
-		if err := d.LinkFollow(secret, d, "hard"); err == nil {
-			t.Errorf("link following %s succeeded", secret)
-		}
-		if err := d.Rename(secret, d, "stolen"); err == nil {
-			t.Errorf("rename of %s succeeded", secret)
-		}
-		_ = d.Rename("file", d, "x/planted")
-		_ = d.Rename("x/planted", d, "file")
-		if err := d.Unlink(secret, false); err == nil {
-			t.Errorf("unlink of %s succeeded", secret)
-		}
-		// Times to set, not nil: utimensat(2) with both omitted
-		// returns at once without looking the path up.
-		if err := d.SetTimesAt(secret, &epoch, &epoch); err == nil {
-			t.Errorf("set times of %s succeeded", secret)
-		}
-		if err := d.LsetTimesAt(secret, &epoch, &epoch); err == nil {
-			t.Errorf("set times of %s without following succeeded", secret)
-		}
-		if t.Failed() {
-			break
+	return func() {
+		close(done)
+		swaps.Wait()
+	}
+}
+
+// openThroughSwappedDir opens secret, following a final link and not,
+// and creates x/new: the first two must fail.
+func openThroughSwappedDir(t *testing.T, d *Dir, secret string) {
+	if r, err := d.Open(secret, OpenFlags{Read: true}); err == nil {
+		r.Close()
+		t.Errorf("opened %s, which is outside", secret)
+	}
+	if r, err := d.Open(secret, OpenFlags{Read: true, NoFollow: true}); err == nil {
+		r.Close()
+		t.Errorf("opened %s without following, which is outside", secret)
+	}
+	if r, err := d.Open("x/new", OpenFlags{Write: true, Create: true}); err == nil {
+		r.Close()
+	}
+}
+
+// statThroughSwappedDir stats secret, following a final link and not, and
+// reads x/secret as a link: all must fail.
+func statThroughSwappedDir(t *testing.T, d *Dir, secret string) {
+	for _, follow := range []bool{false, true} {
+		if _, err := d.StatAt(secret, follow); err == nil {
+			t.Errorf("stat of %s (follow %v) succeeded", secret, follow)
 		}
 	}
-	close(stop)
-	swaps.Wait()
+	if _, err := d.Readlink("x/secret"); err == nil {
+		t.Errorf("readlink of x/secret succeeded")
+	}
+}
+
+// changeThroughSwappedDir makes names beneath x, and links, renames,
+// unlinks and sets the times of secret, which must all fail.
+func changeThroughSwappedDir(t *testing.T, d *Dir, secret string, epoch *time.Time) {
+	_ = d.Mkdir("x/made")
+	_ = d.Symlink("t", "x/link")
+	if err := d.Link(secret, d, "hard"); err == nil {
+		t.Errorf("link of %s succeeded", secret)
+	}
+	if err := d.LinkFollow(secret, d, "hard"); err == nil {
+		t.Errorf("link following %s succeeded", secret)
+	}
+	if err := d.Rename(secret, d, "stolen"); err == nil {
+		t.Errorf("rename of %s succeeded", secret)
+	}
+	_ = d.Rename("file", d, "x/planted")
+	_ = d.Rename("x/planted", d, "file")
+	if err := d.Unlink(secret, false); err == nil {
+		t.Errorf("unlink of %s succeeded", secret)
+	}
+	// Times to set, not nil: utimensat(2) with both omitted
+	// returns at once without looking the path up.
+	if err := d.SetTimesAt(secret, epoch, epoch); err == nil {
+		t.Errorf("set times of %s succeeded", secret)
+	}
+	if err := d.LsetTimesAt(secret, epoch, epoch); err == nil {
+		t.Errorf("set times of %s without following succeeded", secret)
+	}
+}
+
+// outsideIsUntouched checks that outside holds its secret alone, with the
+// contents it was made with and the times it had before.
+func outsideIsUntouched(t *testing.T, outside string, before os.FileInfo) {
+	t.Helper()
 	ents, err := os.ReadDir(outside)
 	if err != nil {
 		t.Fatal(err)
