@@ -773,13 +773,19 @@ func (l *linFS) close() { unix.Close(l.root) }
 
 // resolve opens p beneath root with openat2(2) and RESOLVE_BENEATH. The
 // kernel's EXDEV, for a path that would leave root, is ENOTCAPABLE in
-// sandboxd (docs/ABI.md, Paths and Linux).
+// sandboxd (docs/ABI.md, Paths and Linux). EAGAIN, which openat2 answers
+// for a ".." resolved while a rename happened anywhere on the system (as
+// another package's tests do at once), is tried again, as openat2(2)
+// says a caller may.
 func (l *linFS) resolve(p string, flags int) (int, error) {
 	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
 	if flags&unix.O_CREAT != 0 {
 		how.Mode = 0o666
 	}
 	fd, err := unix.Openat2(l.root, p, &how)
+	for err == unix.EAGAIN {
+		fd, err = unix.Openat2(l.root, p, &how)
+	}
 	if err == unix.EXDEV {
 		err = caps.ENOTCAPABLE
 	}
