@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/abi/abitest"
 )
 
 // A guest's standard stream is a terminal, to isatty (and to Go's
@@ -29,5 +34,42 @@ func TestAGuestsStdioIsATerminalOnlyWhereRunsIs(t *testing.T) {
 	d := serveDaemon(t, bin, "")
 	if r := d.cli(t, "launch", wasm); r.code != 0 || r.stdout != "0 0 0\n" {
 		t.Fatalf("launch: code %d, stdout %q, stderr %q, want 0 0 0: a guest of the daemon writes to the daemon", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A Go guest (GOOS=wasip1) that reads its standard input only when it is
+// not a terminal reads what is piped or redirected to `sandboxd run`, and
+// sees a terminal as one.
+func TestAGoGuestReadsPipedStdinThroughRun(t *testing.T) {
+	t.Parallel()
+	wasm := writeGuest(t, "cmd/sandboxd/testdata/gostdin/gostdin.go", abitest.Go(t, "cmd/sandboxd/testdata/gostdin"))
+	in := "line one\nline two\n"
+	if r := sandboxd(t, in, "run", wasm); r.code != 0 || r.stdout != fmt.Sprintf("%d %q\n", len(in), in) {
+		t.Fatalf("run with a pipe on stdin: code %d, stdout %q, stderr %q, want what was piped", r.code, r.stdout, r.stderr)
+	}
+	file := filepath.Join(t.TempDir(), "in")
+	if err := os.WriteFile(file, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, "run", wasm)
+	cmd.Env = append(cmd.Environ(), "XDG_CACHE_HOME="+cacheHome)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, &stdout, &stderr
+	if err := cmd.Run(); err != nil || stdout.String() != fmt.Sprintf("%d %q\n", len(in), in) {
+		t.Fatalf("run with a file on stdin: %v, stdout %q, stderr %q, want the file", err, stdout.String(), stderr.String())
+	}
+	_, tty := openPTY(t)
+	stdout.Reset()
+	stderr.Reset()
+	cmd = exec.Command(bin, "run", wasm)
+	cmd.Env = append(cmd.Environ(), "XDG_CACHE_HOME="+cacheHome)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, &stdout, &stderr
+	if err := cmd.Run(); err != nil || stdout.String() != "terminal\n" {
+		t.Fatalf("run with a terminal on stdin: %v, stdout %q, stderr %q, want terminal", err, stdout.String(), stderr.String())
 	}
 }
