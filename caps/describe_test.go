@@ -32,12 +32,11 @@ func TestWhatIsOpenedBeneathADirDescribesWhereTheKernelOpenedIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	real := RealPath(top)
 	for p, want := range map[string]string{
-		"x/../y":       "file " + filepath.Join(real, "sub/y"),
-		"x/../inner":   "dir " + filepath.Join(real, "sub/inner"),
-		"x/../inner/.": "dir " + filepath.Join(real, "sub/inner"),
-		"x/../..":      "dir " + real, // climbs back to the top, not above it
+		"x/../y":       "file " + filepath.Join(top, "sub/y"),
+		"x/../inner":   "dir " + filepath.Join(top, "sub/inner"),
+		"x/../inner/.": "dir " + filepath.Join(top, "sub/inner"),
+		"x/../..":      "dir " + top, // climbs back to the top, not above it
 	} {
 		r, err := d.Open(p, OpenFlags{Read: true})
 		if err != nil {
@@ -48,5 +47,63 @@ func TestWhatIsOpenedBeneathADirDescribesWhereTheKernelOpenedIt(t *testing.T) {
 			t.Errorf("Open(%q) describes %q, want %q", p, got, want)
 		}
 		r.Close()
+	}
+}
+
+// A directory granted by a path through a symbolic link describes what
+// is opened beneath it by a path with ".." beneath that path, as it does
+// every other path: "x/../y" described the file by where the link to the
+// grant leads, outside the path the grant and its other capabilities
+// name, so that a capability inside the grant named a place outside it.
+func TestAGrantThroughALinkDescribesWhatIsOpenedByDotDotBeneathIt(t *testing.T) {
+	top := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(top, "real/sub/deep/z"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(top, "real/sub/y"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/deep", filepath.Join(top, "real/x")); err != nil {
+		t.Fatal(err)
+	}
+	granted := filepath.Join(top, "link")
+	if err := os.Symlink("real", granted); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDir(granted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for p, want := range map[string]string{
+		"sub/y":     "file " + granted + "/sub/y",
+		"x/../y":    "file " + granted + "/sub/y",
+		"x/../deep": "dir " + granted + "/sub/deep",
+		"x/../..":   "dir " + granted,
+	} {
+		r, err := d.Open(p, OpenFlags{Read: true})
+		if err != nil {
+			t.Errorf("Open(%q): %v", p, err)
+			continue
+		}
+		if got := r.(Describer).Describe(); got != want {
+			t.Errorf("Open(%q) describes %q, want %q", p, got, want)
+		}
+		r.Close()
+	}
+	// A directory opened through a link describes what is beneath it by
+	// the path it was opened by too.
+	x, err := d.Open("x", OpenFlags{Read: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	z, err := x.(*Dir).Open("z/..", OpenFlags{Read: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	if got, want := z.(Describer).Describe(), "dir "+granted+"/x"; got != want {
+		t.Errorf("Open(\"z/..\") beneath x describes %q, want %q", got, want)
 	}
 }

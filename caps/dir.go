@@ -388,20 +388,58 @@ func (d *Dir) open(p string, flag int, noFollow bool) (Resource, error) {
 // component, which goes up from where the links before it lead, as the
 // kernel resolved it ("x/../y" with x leading to sub/deep is sub/y, not
 // y). The audit graph reads what a capability reaches from that path.
+// It is said beneath d's own path, as every other path beneath d is, not
+// where the kernel has d (a grant made through a symbolic link, d opened
+// through one): f is beneath d, and its description names no place
+// outside the path d's does.
 func (d *Dir) hostPathOf(p string, f *os.File) string {
 	if !slices.Contains(strings.Split(p, "/"), "..") {
 		return path.Join(d.host, p)
 	}
-	if rc, err := f.SyscallConn(); err == nil {
-		var real string
-		_ = rc.Control(func(fd uintptr) {
-			real, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd)))
-		})
-		if strings.HasPrefix(real, "/") {
-			return real
-		}
+	if rel, ok := d.relativePath(f); ok {
+		return path.Join(d.host, rel)
 	}
 	return d.host + "/" + p // as asked: caps.RealPath resolves it as the kernel did
+}
+
+// relativePath is where f is beneath d, as the kernel names both now
+// (/proc/self/fd); ok is false when it cannot tell, or f is not beneath d
+// by those names (one of them moved or removed meanwhile).
+func (d *Dir) relativePath(f *os.File) (rel string, ok bool) {
+	top, err := d.root.Open(".")
+	if err != nil {
+		return "", false
+	}
+	defer top.Close()
+	dirReal, fileReal := kernelPath(top), kernelPath(f)
+	switch {
+	case dirReal == "" || fileReal == "":
+		return "", false
+	case fileReal == dirReal:
+		return ".", true
+	case dirReal == "/" && strings.HasPrefix(fileReal, "/"):
+		return fileReal[1:], true
+	case strings.HasPrefix(fileReal, dirReal+"/"):
+		return fileReal[len(dirReal)+1:], true
+	}
+	return "", false
+}
+
+// kernelPath is the absolute path the kernel has for f's descriptor, ""
+// when it has none to give. (Not fdPath, whose procFD tests change.)
+func kernelPath(f *os.File) string {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return ""
+	}
+	var real string
+	_ = rc.Control(func(fd uintptr) {
+		real, _ = os.Readlink("/proc/self/fd/" + strconv.Itoa(int(fd)))
+	})
+	if !strings.HasPrefix(real, "/") {
+		return ""
+	}
+	return real
 }
 
 // Mkdir creates directory p beneath d.
