@@ -75,8 +75,11 @@ func (s *Supervisor) record(r audit.Record, wait bool) error {
 		return nil
 	}
 	if s.auditShut.Load() && r.Type != audit.TypeShutdown {
-		if r.Type == audit.TypeGuestStart {
-			return errAuditShut // the guest must not run unrecorded
+		if r.Type == audit.TypeGuestStart || r.Type == audit.TypeGuestExec {
+			// The guest, or the program it execs, must not run
+			// unrecorded: the shutdown record names the guests
+			// running, not what one of them starts after it.
+			return errAuditShut
 		}
 		return nil // the shutdown record stands for it
 	}

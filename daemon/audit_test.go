@@ -975,6 +975,35 @@ func TestAuditLogFailureEndsASpawnedChildBeforeTheProgramItExecsRuns(t *testing.
 	}
 }
 
+// A spawned child that replaces its program once the shutdown record is
+// written (Abandon: guests may run on until the process exits) ends
+// before the program it execs runs, as a launch then is refused: the
+// shutdown record names the guests running, not a program one of them
+// starts after it. The exec was recorded as nothing, and the program ran.
+func TestAnExecAfterTheShutdownRecordEndsTheChildBeforeItsProgramRuns(t *testing.T) {
+	s, path := newAuditedSupervisor(t)
+	g, stdin, stdout, _ := launchSpawnExec(t, s)
+	if running := s.Abandon(); running != 1 {
+		t.Fatalf("Abandon: %d guests running, want 1", running)
+	}
+	if _, err := stdin.Write([]byte{1}); err != nil { // the child execs
+		t.Fatal(err)
+	}
+	// Had byte_spin run, the parent would write "child execed", read
+	// stdin to its end and exit 0.
+	stdin.(io.Closer).Close()
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	st := waitExit(t, g, HangGuard)
+	if st.Code != 3 {
+		t.Errorf("status %+v: want 3, the parent's read of a channel whose other end closed as the child ended", st)
+	}
+	for _, r := range records(t, path) {
+		if r.Type == audit.TypeGuestExec {
+			t.Errorf("a guest-exec record after the shutdown record: %+v", *r.Guest)
+		}
+	}
+}
+
 // The daemon's live who-can of a declared resource by name answers once
 // the guest granted it by that name has ended: the policy says where it
 // is, and the guest granted the directory above it is listed. It

@@ -254,7 +254,8 @@ func (s *Supervisor) killAll(ctx context.Context) error {
 // 8 s) nor closes the runtime. It refuses launches from now on, records
 // the shutdown in the audit log and returns the number of guests left
 // running for the exit to end. Guests may run until the process exits;
-// nothing they do after Abandon is recorded.
+// nothing they do after Abandon is recorded, and a proc_exec then ends the
+// guest that asks, before the program it names runs (record).
 func (s *Supervisor) Abandon() (running int) {
 	running, _ = s.shutDown()
 	return running
