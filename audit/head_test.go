@@ -150,3 +150,56 @@ func rewriteFrom(t *testing.T, lines [][]byte, seq uint64) []byte {
 	}
 	return out
 }
+
+// A log whose later files were removed, its first file and its
+// checkpoint left, ends before the records the checkpoint says a prune
+// removed, and the prune record that declares it: its end was cut off,
+// which verify says, and a head kept at the checkpoint's last record is
+// not extended. It said the chain was intact, and passed that head, as
+// the checkpoint held its hash.
+func TestALogCutOffBeforeItsCheckpointIsBad(t *testing.T) {
+	path := prunedLog(t)
+	cp, _, err := ReadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := Head{Seq: cp.Seq, SHA256: cp.Hash}
+	if rep := mustVerify(t, path, head); rep.Bad != nil || len(rep.Kept) != 1 {
+		t.Fatalf("the pruned log: bad %v, kept %v", rep.Bad, rep.Kept)
+	}
+	for _, f := range Files(path)[1:] {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, kept := range [][]Head{nil, {head}} {
+		rep := mustVerify(t, path, kept...)
+		if rep.Bad == nil || len(rep.Kept) != 0 || !strings.Contains(rep.Bad.Reason, "cut off") {
+			t.Errorf("the first file and the checkpoint, heads %v: bad %v, kept %v, records %d: want the end named cut off", kept, rep.Bad, rep.Kept, rep.Records)
+		}
+	}
+}
+
+// A log whose every record was removed, its checkpoint left, is cut off
+// as well.
+func TestALogEmptiedButItsCheckpointIsBad(t *testing.T) {
+	path := prunedLog(t)
+	cp, _, err := ReadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range Files(path) {
+		if i == 0 {
+			err = os.Truncate(f, 0)
+		} else {
+			err = os.Remove(f)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := mustVerify(t, path, Head{Seq: cp.Seq, SHA256: cp.Hash})
+	if rep.Bad == nil || len(rep.Kept) != 0 || !strings.Contains(rep.Bad.Reason, "cut off") || rep.Bad.Pos.File != path {
+		t.Fatalf("the checkpoint alone: bad %+v, kept %v: want the end named cut off, in %s", rep.Bad, rep.Kept, path)
+	}
+}

@@ -412,6 +412,7 @@ func (v *verifier) finish() {
 	if v.rep.Bad == nil && v.rep.Pruned != nil && !v.declared {
 		v.bad(Pos{File: v.cpName}, 0, "the checkpoint stands for seq %d to %d, and no prune record in the log holds its SHA-256: it was changed after it was written", v.cp.FromSeq, v.cp.Seq)
 	}
+	v.checkReachedCheckpoint()
 	if v.rep.Bad == nil && v.pending != nil {
 		p := v.pending.Pos
 		if len(v.rep.Files) > 0 && p.File != v.rep.Files[len(v.rep.Files)-1] {
@@ -429,6 +430,24 @@ func (v *verifier) finish() {
 		}
 		v.checkKept(k)
 	}
+}
+
+// checkReachedCheckpoint checks that a log with a checkpoint reaches
+// the records it stands for: a prune appends its record, which declares
+// the checkpoint, before it puts the checkpoint in place, and removes
+// neither the first file nor the last, so the log goes on past them
+// (past the checkpoint, or through records a prune cut short left). One
+// that ends before the checkpoint's last record had its end cut off.
+func (v *verifier) checkReachedCheckpoint() {
+	if v.rep.Bad != nil || v.cp == nil || v.rep.Pruned != nil || v.prevSeq >= v.cp.Seq {
+		return
+	}
+	at := Pos{File: v.prevPos.File, Line: v.prevPos.Line}
+	if at.File == "" && len(v.rep.Files) > 0 {
+		at.File = v.rep.Files[0] // no record at all
+	}
+	v.bad(at, v.prevSeq, "the log ends at seq %d, and its checkpoint %s stands for seq %d to %d, which a prune removed after a record that declares it: the records from seq %d on were cut off its end (its later files removed)",
+		v.prevSeq, v.cpName, v.cp.FromSeq, v.cp.Seq, v.prevSeq+1)
 }
 
 // checkKept checks that the log, its chain intact, still extends head k:
