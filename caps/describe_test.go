@@ -107,3 +107,39 @@ func TestAGrantThroughALinkDescribesWhatIsOpenedByDotDotBeneathIt(t *testing.T) 
 		t.Errorf("Open(\"z/..\") beneath x describes %q, want %q", got, want)
 	}
 }
+
+// A file removed between its open and its description, by another guest
+// of the grant or the host, is described by the name it was opened by:
+// the kernel's name for it then ends in " (deleted)", which is another
+// file's name, one a guest may make, so that who-can named the guest for
+// a file it never held.
+func TestAFileRemovedAsItIsOpenedIsDescribedByItsName(t *testing.T) {
+	top := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(top, "sub/deep"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(top, "sub/y"), []byte("y"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/deep", filepath.Join(top, "x")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := OpenDir(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.grant.opened = func() {
+		if err := os.Remove(filepath.Join(top, "sub/y")); err != nil {
+			t.Error(err)
+		}
+	}
+	r, err := d.Open("x/../y", OpenFlags{Read: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, want := r.(Describer).Describe(), "file "+top+"/sub/y"; got != want {
+		t.Errorf("Open(\"x/../y\"), y removed as it was opened, describes %q, want %q", got, want)
+	}
+}

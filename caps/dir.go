@@ -63,6 +63,9 @@ type Dir struct {
 type grant struct {
 	host     string
 	listings *byteBudget // what the listings of its Dirs count against: listingBudget
+	// opened, when not nil, runs in Open between the open of what a path
+	// names and its description: a test's way to remove it exactly there.
+	opened func()
 }
 
 // MaxListingMemory bounds the host memory that the listings directory
@@ -355,6 +358,9 @@ func (d *Dir) open(p string, flag int, noFollow bool) (Resource, error) {
 		f.Close()
 		return nil, err
 	}
+	if d.grant.opened != nil {
+		d.grant.opened()
+	}
 	host := d.hostPathOf(p, f)
 	switch typ := fileTypeOf(fi.Mode()); {
 	case fi.Mode()&os.ModeNamedPipe != 0 || typ == TypeCharDevice:
@@ -412,6 +418,11 @@ func (d *Dir) relativePath(f *os.File) (rel string, ok bool) {
 	}
 	defer top.Close()
 	dirReal, fileReal := kernelPath(top), kernelPath(f)
+	if removed(f) {
+		// Removed since it was opened: the kernel's name for it is the
+		// one it had, and " (deleted)", which would be another file's.
+		fileReal = strings.TrimSuffix(fileReal, " (deleted)")
+	}
 	switch {
 	case dirReal == "" || fileReal == "":
 		return "", false
@@ -423,6 +434,17 @@ func (d *Dir) relativePath(f *os.File) (rel string, ok bool) {
 		return fileReal[len(dirReal)+1:], true
 	}
 	return "", false
+}
+
+// removed reports whether f has no name left on its file system (no
+// link to it): the kernel then ends its path with " (deleted)".
+func removed(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
 }
 
 // kernelPath is the absolute path the kernel has for f's descriptor, ""
