@@ -360,11 +360,12 @@ func resolvedIntoDaemon(c capnp.Client) bool {
 // lock, and releasing an import of the giver's connection there could
 // deadlock against a call the other way.
 //
-// The copy has one capability for each interface pointer of src, and src
-// may point at one capability any number of times (a message of 1 MiB
-// holds 130,000 pointers): each capability is mediated once, and its
-// other pointers share that copy, so that it costs one derivation and one
-// exported object, not one per pointer.
+// src may point at one capability any number of times (a message of 1
+// MiB holds 130,000 pointers): CopyFrom gives each entry of src's cap
+// table one entry of dst's, which its pointers share, and each capability
+// is mediated once (two entries of src's may be the same capability), so
+// that it costs one reference, one derivation and one exported object,
+// not one per pointer.
 func copyMediated(dst, src capnp.Struct, x crossing) ([]capnp.Client, error) {
 	ct := dst.Message().CapTable()
 	n0 := ct.Len()
@@ -374,7 +375,7 @@ func copyMediated(dst, src capnp.Struct, x crossing) ([]capnp.Client, error) {
 	if n, max := ct.Len()-n0, x.from.s.lim.MaxExports; n > max {
 		// The recipient would import each: as many as a guest may send in
 		// one message (checkCaps), no more.
-		return nil, fmt.Errorf("guest %s's message names capabilities %d times (interface pointers), more than the %d one message may carry (the per-guest limit of exports): name each capability once", x.from.g.ID(), n, max)
+		return nil, fmt.Errorf("guest %s's message carries %d capabilities, more than the %d one message may carry (the per-guest limit of exports)", x.from.g.ID(), n, max)
 	}
 	var replaced []capnp.Client
 	done := make(map[*capnp.Metadata]capnp.Client)
