@@ -17,6 +17,12 @@ import (
 // revoking it reaches them all. Without this, a guest that installed at
 // once what a service gave it would keep it past the revocation of its
 // copy of the service, for as long as it runs.
+//
+// A service that went with its serving guest revokes nothing installed:
+// the guest's exit revokes the services it served, but what it gave,
+// once installed, is a copy of its handle, which its exit only closes.
+// The tie lasts while the installing guest runs: copies it passed on to
+// another guest outlive it untied, as the watch ends with it.
 type installs struct {
 	mu      sync.Mutex
 	w       *caps.Waiter // woken when a service one of entries hangs on is revoked
@@ -89,10 +95,14 @@ func (p *peer) sweepInstalled() {
 	var done []installed
 	in := &p.installs
 	in.mu.Lock()
+	var gone []through
 	for c, e := range in.entries {
-		t, revoked := e.via.revoked()
+		t, revoked := e.via.cutBy()
 		_, tracked := p.s.k.Lookup(c.ID())
 		if !revoked && tracked && !c.Revoked() {
+			if t, ok := e.via.revoked(); ok {
+				gone = append(gone, t)
+			}
 			continue
 		}
 		if revoked {
@@ -104,6 +114,9 @@ func (p *peer) sweepInstalled() {
 	in.mu.Unlock()
 	for _, x := range cuts {
 		p.s.k.Revoke(x.c, x.by.cutOff("the GuestHandle", x.c).Error())
+	}
+	for _, t := range gone {
+		p.log.Debug(serviceGoneKeepsInstalled, "service", t.c.Name(), "cap", t.c.ID())
 	}
 	for _, e := range done {
 		e.unwatch()
@@ -123,4 +136,22 @@ func (p *peer) endInstalled() {
 		e.unwatch()
 		e.via.release()
 	}
+}
+
+// serviceGoneKeepsInstalled is logged when a service GuestHandles were
+// obtained through has gone with its serving guest, which revokes
+// nothing installed from them.
+const serviceGoneKeepsInstalled = "a service GuestHandles were obtained through has gone with its guest: the handles installed from them stay"
+
+// cutBy returns the first of v's services that has been revoked, not
+// only gone with its serving guest: a guest's exit revokes the services
+// it served, but a handle it gave, once installed, is a copy of its
+// handle, which its exit only closes.
+func (v via) cutBy() (through, bool) {
+	for _, t := range v {
+		if t.c.Revoked() && t.res.ended.Load() == nil {
+			return t, true
+		}
+	}
+	return through{}, false
 }

@@ -2,6 +2,7 @@ package guestrpc
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -151,5 +152,53 @@ func TestAGuestThatInstalledWhatAServiceGaveLeavesNothingBehindWhenItEnds(t *tes
 		if time.Now().After(deadline) {
 			t.Fatalf("guest %s's copy of the service (capability %s) is still open after it ended", b.g.ID(), copyOf.ID())
 		}
+	}
+}
+
+// A guest that hands out handles through a service and then exits has
+// revoked nothing: what it gave, once installed, is a copy of its
+// handle, which its exit closes and does not revoke (as a handle sent on
+// a channel outlives its sender). Only a revocation of the service the
+// GuestHandle came through revokes what was installed from it.
+func TestAHandleInstalledFromWhatAServiceGaveOutlivesTheServingGuest(t *testing.T) {
+	log := newLines()
+	h := newLoggingHarness(t, Limits{}, log)
+	a, b := h.peer(t, "chan:jobs", "dir:"+t.TempDir()+"=docs"), h.peer(t, "chan:jobs")
+	hg := &handGiver{self: a.sup, fd: a.fd(t, "docs")}
+	if err := publishingClient(t, a, "jobs", "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(hg))); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := obtainStore(t, b, "jobs", "giver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := guest.GuestSupervisor(svc)
+	defer g.Release()
+	hd := capnp.Client(given(t, g))
+	defer hd.Release()
+	f, rel := b.sup.Install(testCtx(t), func(p guest.GuestSupervisor_install_Params) error {
+		return p.SetHandle(guest.GuestHandle(hd.AddRef()))
+	})
+	defer rel()
+	res, err := f.Struct()
+	if err != nil {
+		t.Fatalf("install of a GuestHandle obtained through a service: %v", err)
+	}
+	installed, err := b.g.Handle(res.Fd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	swept := logged(t, log, serviceGoneKeepsInstalled)
+	a.g.Kill("test")
+	revoked := fmt.Sprintf("the handle installed from a GuestHandle guest %s gave (capability %s) was revoked when that guest exited", a.g.ID(), installed.ID())
+	select {
+	case <-swept:
+	case <-installed.Done():
+		t.Fatal(revoked)
+	case <-testCtx(t).Done():
+		t.Fatal("the daemon never saw the service the GuestHandle came through go with its guest")
+	}
+	if installed.Revoked() {
+		t.Fatal(revoked)
 	}
 }
