@@ -360,11 +360,12 @@ func resolvedIntoDaemon(c capnp.Client) bool {
 // lock, and releasing an import of the giver's connection there could
 // deadlock against a call the other way.
 //
-// The copy has one capability for each interface pointer of src, and src
-// may point at one capability any number of times (a message of 1 MiB
-// holds 130,000 pointers): each capability is mediated once, and its
-// other pointers share that copy, so that it costs one derivation and one
-// exported object, not one per pointer.
+// src may point at one capability any number of times (a message of 1
+// MiB holds 130,000 pointers): CopyFrom gives each entry of src's cap
+// table one entry of dst's, which its pointers share, and each capability
+// is mediated once (two entries of src's may be the same capability), so
+// that it costs one reference, one derivation and one exported object,
+// not one per pointer.
 func copyMediated(dst, src capnp.Struct, x crossing) ([]capnp.Client, error) {
 	ct := dst.Message().CapTable()
 	n0 := ct.Len()
@@ -374,7 +375,7 @@ func copyMediated(dst, src capnp.Struct, x crossing) ([]capnp.Client, error) {
 	if n, max := ct.Len()-n0, x.from.s.lim.MaxExports; n > max {
 		// The recipient would import each: as many as a guest may send in
 		// one message (checkCaps), no more.
-		return nil, fmt.Errorf("guest %s's message names capabilities %d times (interface pointers), more than the %d one message may carry (the per-guest limit of exports): name each capability once", x.from.g.ID(), n, max)
+		return nil, fmt.Errorf("guest %s's message carries %d capabilities, more than the %d one message may carry (the per-guest limit of exports)", x.from.g.ID(), n, max)
 	}
 	var replaced []capnp.Client
 	done := make(map[*capnp.Metadata]capnp.Client)
@@ -546,10 +547,7 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 	select {
 	case <-ans.Done():
 	case <-revoked:
-		if t, ok := f.via.revoked(); ok && !f.c.Revoked() {
-			return t.cutOff("service "+f.c.Name(), f.c)
-		}
-		return f.cutOff()
+		return f.revokedErr()
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
@@ -563,9 +561,10 @@ func (f *forwarder) forward(ctx context.Context, m capnp.Method, call *capnpserv
 // answerError is what the caller of a call forwarded to owner is told
 // of the answer's error err.
 func (f *forwarder) answerError(owner *peer, err error) error {
+	if err := f.revokedErr(); err != nil {
+		return err
+	}
 	switch {
-	case f.c.Revoked():
-		return f.cutOff()
 	case capnp.IsDisconnected(err) || owner.exited():
 		return gone(f.c, "the guest "+owner.g.ID()+" serving it has exited or closed its connection")
 	}
@@ -626,8 +625,8 @@ func (f *forwarder) revocation() (<-chan struct{}, func()) {
 // one of the daemon's own objects (a service or handle the guest holds,
 // which is passed on as a copy derived from it, or its GuestSupervisor,
 // which is refused), not an object the guest serves. It holds no
-// connection's lock, and gives up when ctx ends or f's capability is
-// revoked.
+// connection's lock, and gives up when ctx ends or f's capability, or a
+// service f was obtained through, is revoked.
 func (f *forwarder) settle(ctx context.Context, s capnp.Struct) error {
 	if s.Message() == nil {
 		return nil // no parameters or results
@@ -638,12 +637,28 @@ func (f *forwarder) settle(ctx context.Context, s capnp.Struct) error {
 			continue
 		}
 		f.p.log.Debug("waiting for a capability passed as a promise to resolve before passing it on", "service", f.c.Name(), "cap", f.c.ID())
-		if err := awaitResolved(ctx, ct.At(i), f.c.Done()); err != nil {
-			if f.c.Revoked() {
-				return f.cutOff()
+		revoked, unwatch := f.revocation()
+		err := awaitResolved(ctx, ct.At(i), revoked)
+		unwatch()
+		if err != nil {
+			if err := f.revokedErr(); err != nil {
+				return err
 			}
 			return fmt.Errorf("a capability passed in a call to %s (capability %s) was a promise that did not resolve: %w", f.c.Name(), f.c.ID(), err)
 		}
+	}
+	return nil
+}
+
+// revokedErr is the exception of a call through f once f's capability,
+// or a service f was obtained through, has been revoked; nil while
+// neither is.
+func (f *forwarder) revokedErr() error {
+	if f.c.Revoked() {
+		return f.cutOff()
+	}
+	if t, ok := f.via.revoked(); ok {
+		return t.cutOff("service "+f.c.Name(), f.c)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package guestrpc
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -265,5 +266,40 @@ func TestACallInFlightThroughWhatAServiceGaveEndsWhenItIsRevoked(t *testing.T) {
 	}
 	if err := <-errc; err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("a call in flight through a store obtained through a service revoked meanwhile: %v; want it ended, saying so", err)
+	}
+}
+
+// A call through an object obtained through a service, waiting for a
+// promise it passes to resolve before the daemon sends it on, ends when
+// the service is revoked, as it does when the object itself is: it is in
+// flight, and the promise may never resolve.
+func TestACallWaitingOnAPromiseThroughWhatAServiceGaveEndsWhenItIsRevoked(t *testing.T) {
+	log := newLines()
+	h := newLoggingHarness(t, Limits{}, log)
+	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
+	if err := publishingClient(t, a, "jobs", "cursor", capnp.Client(guest.GuestSupervisor_ServerToClient(cursor{}))); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := obtainStore(t, b, "jobs", "cursor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := guest.GuestSupervisor(svc)
+	defer first.Release()
+	next := guest.GuestSupervisor(given(t, first))
+	defer next.Release()
+	promise, resolver := capnp.NewLocalPromise[guest.GuestHandle]()
+	defer resolver.Reject(errors.New("the test has ended"))
+	waiting := logged(t, log, awaitingPromise)
+	f, rel := next.Publish(testCtx(t), func(p guest.GuestSupervisor_publish_Params) error {
+		return p.SetService(capnp.Client(promise))
+	})
+	defer rel()
+	<-waiting
+	if _, err := h.sup.Revoke(h.lookup(t, h.held(b.g.ID(), caps.KindService), "cursor").ID(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Struct(); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a call waiting on a promise, through an object obtained through a service revoked meanwhile: %v; want it ended, saying so", err)
 	}
 }

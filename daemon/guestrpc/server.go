@@ -108,6 +108,8 @@ type peer struct {
 	exports int                    // live objects counted against Limits.MaxExports
 	roots   map[*caps.Cap]struct{} // services this guest serves to others: revoked when it goes
 	gone    bool
+
+	installs installs // GuestHandles installed that hang on services
 }
 
 // Serve serves g's GuestSupervisor on conn (daemon.PeerServer).

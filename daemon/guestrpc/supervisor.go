@@ -206,6 +206,9 @@ func (s *supervisorServer) Install(ctx context.Context, call guest.GuestSupervis
 	if err != nil {
 		return fmt.Errorf("install: capability %s: %s", h.c.ID(), daemon.WhyNotDerived(h.c, err))
 	}
+	// Before the guest can use it: revoking a service h was obtained
+	// through from now on (or since the check above) revokes it.
+	s.p.keepInstalled(h)
 	fd, err := s.p.g.Install(c)
 	if err != nil {
 		s.p.s.k.Close(c)

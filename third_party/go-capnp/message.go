@@ -54,6 +54,39 @@ type Message struct {
 	// DepthLimit limits how deeply-nested a message structure can be.
 	// If not set, this defaults to 64.
 	DepthLimit uint
+
+	// copying is set while Struct.CopyFrom copies into the message, and
+	// copiedCaps maps each capability of another message it has copied
+	// so far to its entry in this message's cap table: a capability that
+	// many interface pointers name is copied, and referenced, once.
+	copying    bool
+	copiedCaps map[copiedCap]CapabilityID
+}
+
+// copiedCap is an entry of another message's cap table.
+type copiedCap struct {
+	from *Message
+	id   CapabilityID
+}
+
+// copyCap returns the entry of m's cap table for i, an interface of
+// another message: a new one holding a reference to i's client, or,
+// during CopyFrom, the one already made for the same entry of i's
+// message.
+func (m *Message) copyCap(i Interface) CapabilityID {
+	if !m.copying {
+		return m.CapTable().Add(i.Client().AddRef())
+	}
+	k := copiedCap{from: i.Message(), id: i.Capability()}
+	if id, ok := m.copiedCaps[k]; ok {
+		return id
+	}
+	id := m.CapTable().Add(i.Client().AddRef())
+	if m.copiedCaps == nil {
+		m.copiedCaps = make(map[copiedCap]CapabilityID)
+	}
+	m.copiedCaps[k] = id
+	return id
 }
 
 // NewMessage creates a message with a new root and returns the first segment.

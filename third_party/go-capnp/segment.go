@@ -385,8 +385,7 @@ func (s *Segment) writePtr(off address, src Ptr, forceCopy bool) error {
 	case interfacePtrType:
 		i := src.Interface()
 		if src.seg.Message() != s.Message() {
-			c := s.Message().CapTable().Add(i.Client().AddRef())
-			i = NewInterface(s, c)
+			i = NewInterface(s, s.Message().copyCap(i))
 		}
 		s.writeRawPointer(off, i.value(off))
 		return nil

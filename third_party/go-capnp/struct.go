@@ -92,7 +92,17 @@ func (p Struct) Size() ObjectSize {
 // sections are larger than this struct's, the extra data is not copied,
 // meaning there is a risk of data loss when copying from messages built
 // with future versions of the protocol.
+//
+// A capability that other's message names by many interface pointers
+// gets one entry of p's cap table, which the copies of those pointers
+// share.
 func (p Struct) CopyFrom(other Struct) error {
+	if m := p.Message(); m != nil && !m.copying {
+		m.copying = true
+		defer func() {
+			m.copying, m.copiedCaps = false, nil
+		}()
+	}
 	if err := copyStruct(p, other); err != nil {
 		return exc.WrapError("copy struct", err)
 	}
