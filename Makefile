@@ -87,7 +87,7 @@ gotest:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./abi/sdk/... ./examples/...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(NORACE_RUN)' $(NORACE_PKGS)
-	cd third_party/go-capnp && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./rpc/
+	cd third_party/go-capnp && $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) . ./rpc/
 
 # Every fuzz target in turn (scripts/fuzz.sh): FUZZTIME=5m for longer,
 # FUZZ='Policy|Grant' for some of them.
