@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -779,5 +781,50 @@ func TestAModuleTooLargeIsRefusedUnread(t *testing.T) {
 	}
 	if _, err := readModuleAtMost("/dev/zero", 1<<20); err == nil || !strings.Contains(err.Error(), "larger than 1.0 MiB") {
 		t.Errorf("reading /dev/zero with a limit of 1 MiB: %v; want it refused as larger", err)
+	}
+}
+
+// A signal its parent ignored (a shell's background job ignores SIGINT)
+// stays ignored by run, during setup and after, as a program that catches
+// signals only where it was not told to ignore them does: catching it
+// turned it back on. Read from /proc once run has opened its module, by
+// which time it catches what it catches.
+func TestRunLeavesASignalItsParentIgnoredIgnored(t *testing.T) {
+	t.Parallel()
+	fifo := filepath.Join(t.TempDir(), "prog.wasm")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", `trap "" INT; exec "$0" run "$1"`, bin, fifo)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheHome)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // returns once run has opened it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ignored, caught uint64
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:\t"); ok {
+			ignored, _ = strconv.ParseUint(v, 16, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "SigCgt:\t"); ok {
+			caught, _ = strconv.ParseUint(v, 16, 64)
+		}
+	}
+	sigint := uint64(1) << (syscall.SIGINT - 1)
+	sigterm := uint64(1) << (syscall.SIGTERM - 1)
+	if ignored&sigint == 0 || caught&sigint != 0 {
+		t.Errorf("run catches SIGINT, which its parent ignored (SigIgn %x, SigCgt %x)", ignored, caught)
+	}
+	if caught&sigterm == 0 {
+		t.Errorf("run does not catch SIGTERM, which its parent did not ignore (SigCgt %x)", caught)
 	}
 }

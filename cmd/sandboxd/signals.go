@@ -15,10 +15,16 @@ import (
 // neither can be stopped half-way, so the command does not wait for them
 // only to start the guest and kill it. From started on, each signal is
 // sent on sigs, for the caller to end its guest (one while sigs is full
-// is dropped: the first already ends it).
+// is dropped: the first already ends it). A signal the process was
+// started with ignored (SIGINT in a shell's background job) stays
+// ignored: catching it would turn it back on.
 func catchSignals() (sigs <-chan os.Signal, started func()) {
 	caught := make(chan os.Signal, 1)
-	signal.Notify(caught, syscall.SIGINT, syscall.SIGTERM)
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		if !signal.Ignored(sig) {
+			signal.Notify(caught, sig)
+		}
+	}
 	out := make(chan os.Signal, 1)
 	var mu sync.Mutex
 	setup := true
