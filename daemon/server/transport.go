@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -168,6 +169,11 @@ type limitedTransport struct {
 	questions *rpcquestions.Table
 	held      uint64
 	closed    bool
+	// dropped is set once the daemon has decided to disconnect the
+	// client for what it sent: nothing more is sent to it, so that the
+	// guests its end kills answer none of its calls (each sees the
+	// disconnect).
+	dropped atomic.Bool
 
 	// onEnd, if set, runs once when the connection starts to end: a
 	// message failed to send or to arrive, or the client aborted.
@@ -225,18 +231,22 @@ func (t *limitedTransport) recv() (transport.IncomingMessage, error) {
 		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 			return nil, err // the client went away: not its fault, nor ours
 		}
+		// Logged before anything can end the connection: dropped
+		// fails the next send, which ends it.
 		var silent errNoFirstMessage
 		if errors.As(err, &silent) {
 			t.log.Warn("disconnecting client", "error", silent.Error())
-			return nil, err
+		} else {
+			t.log.Warn("disconnecting client: it sent a bad or oversized message, or stalled in one", "error", err)
 		}
-		t.log.Warn("disconnecting client: it sent a bad or oversized message, or stalled in one", "error", err)
+		t.dropped.Store(true)
 		return nil, err
 	}
 	size, err := t.admit(in.Message())
 	if err != nil {
 		in.Release()
 		t.log.Warn("disconnecting client", "error", err.Error())
+		t.dropped.Store(true)
 		return nil, err
 	}
 	t.mu.Lock()
@@ -376,6 +386,9 @@ type returnWatcher struct {
 }
 
 func (m *returnWatcher) Send() error {
+	if m.t.dropped.Load() {
+		return net.ErrClosed
+	}
 	if msg := m.Message(); msg.Which() == rpccp.Message_Which_return {
 		if ret, err := msg.Return(); err == nil {
 			m.t.returned(ret.AnswerId())
