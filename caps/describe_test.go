@@ -143,3 +143,14 @@ func TestAFileRemovedAsItIsOpenedIsDescribedByItsName(t *testing.T) {
 		t.Errorf("Open(\"x/../y\"), y removed as it was opened, describes %q, want %q", got, want)
 	}
 }
+
+func TestHasDotDot(t *testing.T) {
+	for p, want := range map[string]bool{"..": true, "a/..": true, "../a": true, "a/../b/": true, "a/..b": false, "..a/b": false, "a/b": false, ".": false, "": false, "a//..//": true} {
+		if got := hasDotDot(p); got != want {
+			t.Errorf("hasDotDot(%q) = %v, want %v", p, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { hasDotDot("a/b/c/d/e") }); n != 0 {
+		t.Errorf("hasDotDot allocates %v times a call: every open asks it", n)
+	}
+}

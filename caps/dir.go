@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -399,13 +398,26 @@ func (d *Dir) open(p string, flag int, noFollow bool) (Resource, error) {
 // through one): f is beneath d, and its description names no place
 // outside the path d's does.
 func (d *Dir) hostPathOf(p string, f *os.File) string {
-	if !slices.Contains(strings.Split(p, "/"), "..") {
+	if !hasDotDot(p) {
 		return path.Join(d.host, p)
 	}
 	if rel, ok := d.relativePath(f); ok {
 		return path.Join(d.host, rel)
 	}
 	return d.host + "/" + p // as asked: caps.RealPath resolves it as the kernel did
+}
+
+// hasDotDot reports whether p has a ".." component, without allocating:
+// every open beneath a directory asks.
+func hasDotDot(p string) bool {
+	for p != "" {
+		var c string
+		c, p, _ = strings.Cut(p, "/")
+		if c == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // relativePath is where f is beneath d, as the kernel names both now
