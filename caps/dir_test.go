@@ -799,8 +799,11 @@ func TestDirSwappedForALinkOutNeverLeadsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	epoch := time.Unix(1, 0)
-	stopSwaps := swapDirAndLinkOut(t, rootfd)
-	for i := range 2000 {
+	stopSwaps, swapped := swapDirAndLinkOut(t, rootfd)
+	// At least 2000 rounds, and on until 2000 swaps were made while they
+	// ran: on a busy machine the swapper may barely have run in the
+	// first 2000, and the test must not pass without the race it tries.
+	for i := 0; i < 2000 || swapped.Load() < 2000; i++ {
 		secret := []string{"x/secret", "x/inner/../secret", "x/./secret"}[i%3]
 		openThroughSwappedDir(t, d, secret)
 		statThroughSwappedDir(t, d, secret)
@@ -835,9 +838,10 @@ func makeSwappableDir(t *testing.T, root string) int {
 
 // swapDirAndLinkOut swaps x and swap beneath rootfd, over and over, until
 // the function it returns is called; that function returns once the
-// swapping has stopped.
-func swapDirAndLinkOut(t *testing.T, rootfd int) (stop func()) {
+// swapping has stopped. swapped counts the swaps made.
+func swapDirAndLinkOut(t *testing.T, rootfd int) (stop func(), swapped *atomic.Int64) {
 	done := make(chan struct{})
+	swapped = new(atomic.Int64)
 	var swaps sync.WaitGroup
 	swaps.Add(1)
 	go func() {
@@ -852,12 +856,13 @@ func swapDirAndLinkOut(t *testing.T, rootfd int) (stop func()) {
 				t.Errorf("swapping x: %v", err)
 				return
 			}
+			swapped.Add(1)
 		}
 	}()
 	return func() {
 		close(done)
 		swaps.Wait()
-	}
+	}, swapped
 }
 
 // openThroughSwappedDir opens secret, following a final link and not,
