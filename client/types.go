@@ -112,7 +112,7 @@ type CapInfo struct {
 	ID               string
 	Kind             string // dir, file, stdio, chan, sock, …
 	Name             string // the name its holder knows it by
-	Holder           string // guest id, or the connection holding it
+	Holder           string // guest id, or the connection holding it; "" in flight, or held by another user's (unless the caller is root or the daemon's user)
 	Base             uint64 // rights on the handle (CloudABI bit positions)
 	Inheriting       uint64 // most rights of handles derived through it
 	Rights           string // Base by name, joined by '|'
@@ -141,7 +141,7 @@ type Handle struct {
 type Receipt struct {
 	Root    string
 	Reason  string
-	Revoked []string // capability ids
+	Revoked []string // capability ids: the root, and what Holders held
 	// Holders are the holders cut off that the caller may see: its own
 	// guests and connections (root and the daemon's user: every one).
 	Holders []string

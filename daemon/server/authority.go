@@ -124,15 +124,42 @@ func (a *Authority) HearsOf(n daemon.RevokedNote) bool {
 	return a.root || slices.Contains(n.UIDs, a.principal.UID)
 }
 
+// holderOf returns the id of x's holder as the principal may be told it:
+// the id, when the holder is one it may see (SeesHolder: its own guests,
+// and guests they spawned, and its own connections; root and the
+// daemon's user, every one), and "" otherwise, as for a capability in
+// flight, which has none. A capability the principal reaches because it
+// descends from one of its own, or by its token, does not tell it which
+// guest or connection of another user holds it.
+func (a *Authority) holderOf(x *caps.Cap) string {
+	h := x.Holder()
+	if h == nil {
+		return ""
+	}
+	if a.hostPaths {
+		return h.ID
+	}
+	uid, ok := daemon.OwnerUID(h.Top().Owner)
+	if !a.SeesHolder(uid, ok) {
+		return ""
+	}
+	return h.ID
+}
+
 // shownReceipt is a receipt as one principal is shown it: Holders only
-// those it may see (SeesHolder), others the number left out.
+// those it may see (SeesHolder), others the number left out; Revoked
+// the capability revoked and, of what it cut off, only what those holders
+// held.
 type shownReceipt struct {
 	caps.Receipt
 	others int
 }
 
-// receiptFor returns rc as the principal may be shown it.
-func (a *Authority) receiptFor(rc caps.Receipt) shownReceipt {
+// receiptFor returns rc as the principal may be shown it. lookup finds a
+// capability the receipt lists: one the kernel no longer tracks, or that
+// no holder held (in flight on a channel), is left out for a principal
+// that does not see every holder.
+func (a *Authority) receiptFor(rc caps.Receipt, lookup func(caps.ID) (*caps.Cap, bool)) shownReceipt {
 	var shown []string
 	for i, h := range rc.Holders {
 		var uid uint32
@@ -146,5 +173,14 @@ func (a *Authority) receiptFor(rc caps.Receipt) shownReceipt {
 	}
 	others := len(rc.Holders) - len(shown)
 	rc.Holders = shown
+	if !a.hostPaths {
+		rc.Revoked = slices.DeleteFunc(slices.Clone(rc.Revoked), func(id caps.ID) bool {
+			if id == rc.Root {
+				return false
+			}
+			x, ok := lookup(id)
+			return !ok || a.holderOf(x) == ""
+		})
+	}
 	return shownReceipt{Receipt: rc, others: others}
 }

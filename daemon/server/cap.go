@@ -87,7 +87,7 @@ func returnCap[R capResults](c *serverConn, alloc func() (R, error), x *caps.Cap
 	if err != nil {
 		return err
 	}
-	return fillCapInfo(info, x)
+	return fillCapInfo(info, x, c.auth)
 }
 
 func (s *capServer) Info(ctx context.Context, call schemas.Cap_info) error {
@@ -99,7 +99,7 @@ func (s *capServer) Info(ctx context.Context, call schemas.Cap_info) error {
 	if err != nil {
 		return err
 	}
-	return fillCapInfo(i, s.x)
+	return fillCapInfo(i, s.x, s.c.auth)
 }
 
 func (s *capServer) Restrict(ctx context.Context, call schemas.Cap_restrict) error {
@@ -158,7 +158,7 @@ func (s *capServer) Delegate(ctx context.Context, call schemas.Cap_delegate) err
 	if err != nil {
 		return err
 	}
-	return fillCapInfo(info, child)
+	return fillCapInfo(info, child, s.c.auth)
 }
 
 func (s *capServer) Revoke(ctx context.Context, call schemas.Cap_revoke) error {

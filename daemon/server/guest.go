@@ -658,14 +658,14 @@ func (s *guestServer) Caps(ctx context.Context, call schemas.Guest_caps) error {
 		return err
 	}
 	for i, e := range entries {
-		if err := fillHandle(l.At(i), e.FD, e.Cap); err != nil {
+		if err := fillHandle(l.At(i), e.FD, e.Cap, s.c.auth); err != nil {
 			return err
 		}
 	}
 	for i, c := range pending {
 		h := l.At(len(entries) + i)
 		h.SetPending(true)
-		if err := fillHandle(h, 0, c); err != nil {
+		if err := fillHandle(h, 0, c, s.c.auth); err != nil {
 			return err
 		}
 	}
@@ -719,7 +719,7 @@ func (s *guestServer) Grant(ctx context.Context, call schemas.Guest_grant) error
 	if err != nil {
 		return err
 	}
-	return fillCapInfo(info, c)
+	return fillCapInfo(info, c, s.c.auth)
 }
 
 // grant sets up gr, or copies the capability a cap: grant names, and

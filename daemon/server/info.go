@@ -137,8 +137,11 @@ func setTexts(alloc func(int32) (capnp.TextList, error), texts []string) error {
 	return nil
 }
 
-func fillCapInfo(dst schemas.CapInfo, c *caps.Cap) error {
+// fillCapInfo describes c to a client of authority a, naming its holder
+// only if a may see it (Authority.holderOf).
+func fillCapInfo(dst schemas.CapInfo, c *caps.Cap, a *Authority) error {
 	in := c.Info()
+	in.Holder = a.holderOf(c)
 	for _, f := range []struct {
 		set func(string) error
 		v   string
@@ -169,13 +172,13 @@ func fillCapInfo(dst schemas.CapInfo, c *caps.Cap) error {
 	return nil
 }
 
-func fillHandle(dst schemas.Handle, fd uint32, c *caps.Cap) error {
+func fillHandle(dst schemas.Handle, fd uint32, c *caps.Cap, a *Authority) error {
 	dst.SetFd(fd)
 	info, err := dst.NewInfo()
 	if err != nil {
 		return err
 	}
-	return fillCapInfo(info, c)
+	return fillCapInfo(info, c, a)
 }
 
 func fillReceipt(dst schemas.Receipt, r shownReceipt) error {
