@@ -21,8 +21,9 @@ import (
 //   - root may act on every guest and capability (kill, revoke, list),
 //     policy or not: managing the daemon is the operator's;
 //   - any other principal may act on the guests it launched, and on a
-//     capability that is, or descends from, one held by such a guest or
-//     by one of its own connections;
+//     capability that is, or descends from, one held by such a guest (or
+//     a guest it spawned) or by one of its own connections, open or
+//     since closed: what it granted stays its to revoke;
 //   - what a grant may name (MayName): without a policy, only root and
 //     the daemon's own user may name host paths, sockets, listeners and
 //     channels, since the daemon opens them with its own authority; with
@@ -35,17 +36,27 @@ type Authority struct {
 	principal daemon.Principal
 	root      bool // acts on every guest and capability
 	hostPaths bool // names host paths in grants
-	// ownerOf reports the uid a capability holder acts for.
-	ownerOf func(holderID string) (uid uint32, ok bool)
 }
 
 // NewAuthority returns the authority of principal p on a daemon running as
-// uid daemonUID. ownerOf reports the uid a capability holder acts for (a
-// guest: the principal that launched it; a connection: its principal), or
-// false for a holder it does not know, which no principal but root owns.
-func NewAuthority(p daemon.Principal, daemonUID uint32, ownerOf func(holderID string) (uid uint32, ok bool)) *Authority {
+// uid daemonUID.
+func NewAuthority(p daemon.Principal, daemonUID uint32) *Authority {
 	root := p.UID == 0
-	return &Authority{principal: p, root: root, hostPaths: root || p.UID == daemonUID, ownerOf: ownerOf}
+	return &Authority{principal: p, root: root, hostPaths: root || p.UID == daemonUID}
+}
+
+// ownerOf reports the uid holder h acts for, from its owner at the top of
+// its spawn tree (daemon.OwnerUID): the principal that launched a guest
+// (or the guest that spawned it), a connection's principal. This holds
+// once the guest has ended and been forgotten, or the connection has
+// closed: a capability one of them minted or was given keeps descendants
+// that are still its principal's to revoke. A holder of no principal
+// (none the daemon made) is nobody's.
+func ownerOf(h *caps.Holder) (uint32, bool) {
+	if h == nil {
+		return 0, false
+	}
+	return daemon.OwnerUID(h.Top().Owner)
 }
 
 // Principal is who the authority is for.
@@ -85,18 +96,15 @@ func (a *Authority) OwnsGuest(g *daemon.Guest) bool {
 }
 
 // OwnsCap reports whether the principal may act on capability x by its id:
-// x or one of its ancestors is held by a guest the principal launched or
-// by a connection of the principal.
+// x or one of its ancestors is held by a guest the principal launched (or
+// one such a guest spawned) or by a connection of the principal, whether
+// the guest still runs or the connection is still open or not.
 func (a *Authority) OwnsCap(x *caps.Cap) bool {
 	if a.root {
 		return true
 	}
 	for ; x != nil; x = x.Parent() {
-		h := x.Holder()
-		if h == nil {
-			continue
-		}
-		if uid, ok := a.ownerOf(h.ID); ok && uid == a.principal.UID {
+		if uid, ok := ownerOf(x.Holder()); ok && uid == a.principal.UID {
 			return true
 		}
 	}
@@ -139,7 +147,7 @@ func (a *Authority) holderOf(x *caps.Cap) string {
 	if a.hostPaths {
 		return h.ID
 	}
-	uid, ok := daemon.OwnerUID(h.Top().Owner)
+	uid, ok := ownerOf(h)
 	if !a.SeesHolder(uid, ok) {
 		return ""
 	}

@@ -14,10 +14,13 @@ import (
 
 func TestAuthorityRules(t *testing.T) {
 	const daemonUID, alice, bob = 500, 1000, 1001
-	owners := map[string]uint32{"conn-1": alice, "g-alice": alice, "conn-2": bob}
-	ownerOf := func(id string) (uint32, bool) { uid, ok := owners[id]; return uid, ok }
+	holders := map[string]*caps.Holder{"g-gone": {ID: "g-gone"}}
+	for id, uid := range map[string]uint32{"conn-1": alice, "g-alice": alice, "conn-2": bob} {
+		holders[id] = &caps.Holder{ID: id, Owner: daemon.Principal{UID: uid}}
+	}
+	holders["g-alice.1"] = &caps.Holder{ID: "g-alice.1", Parent: holders["g-alice"]} // a child alice's guest spawned
 	as := func(uid uint32) *server.Authority {
-		return server.NewAuthority(daemon.Principal{UID: uid}, daemonUID, ownerOf)
+		return server.NewAuthority(daemon.Principal{UID: uid}, daemonUID)
 	}
 
 	t.Run("host paths: root and the daemon's user only", func(t *testing.T) {
@@ -28,19 +31,19 @@ func TestAuthorityRules(t *testing.T) {
 		}
 	})
 
-	t.Run("capabilities: held or derived from one held by the principal's holders", func(t *testing.T) {
+	t.Run("capabilities: held or derived from one held by the principal's holders, spawned children included", func(t *testing.T) {
 		k := caps.NewKernel(nil)
 		mint := func(holder string) *caps.Cap {
-			return k.Mint(&caps.Holder{ID: holder}, caps.NewStdin(bytes.NewReader(nil)), caps.RightFDRead, 0, "in", "test")
+			return k.Mint(holders[holder], caps.NewStdin(bytes.NewReader(nil)), caps.RightFDRead, 0, "in", "test")
 		}
 		derive := func(from *caps.Cap, holder string) *caps.Cap {
-			c, err := k.Derive(from, caps.Derivation{Holder: &caps.Holder{ID: holder}, Edge: caps.EdgeDelegate, Name: "in", Base: caps.RightFDRead})
+			c, err := k.Derive(from, caps.Derivation{Holder: holders[holder], Edge: caps.EdgeDelegate, Name: "in", Base: caps.RightFDRead})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return c
 		}
-		aliceConn, aliceGuest, bobConn, stranger := mint("conn-1"), mint("g-alice"), mint("conn-2"), mint("g-gone")
+		aliceConn, aliceGuest, aliceChild, bobConn, stranger := mint("conn-1"), mint("g-alice"), mint("g-alice.1"), mint("conn-2"), mint("g-gone")
 		toBob := derive(aliceGuest, "conn-2") // alice's, passed on to bob
 		for _, c := range []struct {
 			name   string
@@ -51,6 +54,7 @@ func TestAuthorityRules(t *testing.T) {
 		}{
 			{"held by alice's connection", aliceConn, true, false, false},
 			{"held by alice's guest", aliceGuest, true, false, false},
+			{"held by a child alice's guest spawned", aliceChild, true, false, false},
 			{"held by bob's connection", bobConn, false, true, false},
 			{"derived from alice's for bob", toBob, true, true, false},
 			{"held by an unknown holder", stranger, false, false, false},

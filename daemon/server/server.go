@@ -68,9 +68,8 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
-	userConns map[uint32]int              // open connections of unprivileged principals, by uid
-	userTotal int                         // their sum
-	holders   map[string]daemon.Principal // client holder id → principal, while connected
+	userConns map[uint32]int // open connections of unprivileged principals, by uid
+	userTotal int            // their sum
 	records   map[string]*guestRecord
 	names     map[string]string   // guest name → id ("" while its launch is under way)
 	running   map[uint32]int      // running guests launched through the server, by principal uid
@@ -92,7 +91,7 @@ func New(sup *daemon.Supervisor, opts Options) *Server {
 		sup: sup, log: log, lim: opts.Limits.WithDefaults(), logBytes: opts.LogBytes,
 		euid: uint32(os.Geteuid()), ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, conns: map[*serverConn]struct{}{}, userConns: map[uint32]int{},
-		holders: map[string]daemon.Principal{}, records: map[string]*guestRecord{}, names: map[string]string{},
+		records: map[string]*guestRecord{}, names: map[string]string{},
 		exited:     map[uint32][]string{},
 		lookupUser: lookupUser,
 		running:    map[uint32]int{},
@@ -171,7 +170,7 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 	sc := &serverConn{
 		s:         s,
 		principal: p,
-		auth:      NewAuthority(p, s.euid, s.holderOwner),
+		auth:      NewAuthority(p, s.euid),
 		pid:       cred.Pid,
 		holder:    daemon.ClientHolder("conn-"+strconv.FormatUint(id, 10), p),
 		output:    newOutputLimiter(connOutputWindow),
@@ -191,7 +190,6 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 		return
 	}
 	s.conns[sc] = struct{}{}
-	s.holders[sc.holder.ID] = p
 	s.wg.Add(1)
 	s.mu.Unlock()
 
@@ -220,7 +218,6 @@ func (s *Server) ServeConn(c *net.UnixConn) {
 		s.mu.Lock()
 		delete(s.conns, sc)
 		s.dischargeLocked(p.UID)
-		delete(s.holders, sc.holder.ID)
 		s.mu.Unlock()
 		sc.log.Debug("client disconnected")
 	}()
@@ -431,18 +428,6 @@ func (c *serverConn) roomForObject() error {
 		return c.errTooManyObjects()
 	}
 	return nil
-}
-
-// holderOwner reports the uid a capability holder acts for: the principal
-// that launched a guest, or the principal of a connected client.
-func (s *Server) holderOwner(id string) (uint32, bool) {
-	if g, ok := s.sup.Guest(id); ok {
-		return g.Principal().UID, true
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.holders[id]
-	return p.UID, ok
 }
 
 // lookupOwnedCap finds a capability by id that the principal may act on.
