@@ -91,7 +91,7 @@ type GuestConfig struct {
 	// goroutine of the guest that execs, with its holder (Table's for
 	// the guest itself; h names m's hash already: caps.Holder.SetModule).
 	// An error ends that guest instead, its ExitStatus.Killed saying why:
-	// m never runs.
+	// m never runs, and h names the module it ran again.
 	OnExec func(h *caps.Holder, m *Module) error
 }
 
@@ -531,9 +531,13 @@ func (g *Guest) become(req *execRequest) error {
 	g.argdataCharge = req.charge
 	g.shownTable.Store(req.table)
 	g.signal = 0
+	ran := g.holder.Module()
 	g.holder.SetModule(g.module.HashString()) // policies judge it as the code it runs now
 	if on := g.tree.onExec; on != nil {
-		return on(g.holder, g.module)
+		if err := on(g.holder, g.module); err != nil {
+			g.holder.SetModule(ran) // it never runs the new code
+			return err
+		}
 	}
 	return nil
 }
