@@ -21,6 +21,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/internal/plural"
 	"github.com/sandboxd/sandboxd/policies"
 )
 
@@ -384,10 +385,10 @@ func (e *SpecError) Error() string { return e.msg }
 func (spec *LaunchSpec) handlesText() string {
 	parts := []string{"3 stdio handles"}
 	if n := len(spec.Grants); n > 0 {
-		parts = append(parts, countText(n, "grant", "grants"))
+		parts = append(parts, plural.Count(n, "grant", "grants"))
 	}
 	if n := len(spec.Delegations); n > 0 {
-		parts = append(parts, countText(n, "capability passed on", "capabilities passed on"))
+		parts = append(parts, plural.Count(n, "capability passed on", "capabilities passed on"))
 	}
 	if spec.SupervisorChannel {
 		parts = append(parts, "the supervisor channel")
@@ -397,14 +398,6 @@ func (spec *LaunchSpec) handlesText() string {
 		return parts[0]
 	}
 	return strings.Join(parts[:last], ", ") + " and " + parts[last]
-}
-
-// countText is "1 grant", "2 grants".
-func countText(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }
 
 func specError(format string, args ...any) error {
