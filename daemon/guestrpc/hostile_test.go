@@ -307,23 +307,41 @@ func TestCallsFinishedBeforeTheyReturnStillCountAsInFlight(t *testing.T) {
 // pipelinedOn is a raw Call of handles (question q) on the service in
 // the results of question on.
 func pipelinedOn(q, on uint32) (*capnp.Message, error) {
-	msg, seg, err := capnp.NewMessage(capnp.MultiSegment(nil))
+	msg, call, pa, err := newCall(q, on, methodHandles)
 	if err != nil {
 		return nil, err
+	}
+	ops, _ := pa.NewTransform(1)
+	ops.At(0).SetGetPointerField(0)
+	payload, _ := call.NewParams()
+	params, _ := guest.NewGuestSupervisor_handles_Params(call.Segment())
+	err = payload.SetContent(params.ToPtr())
+	return msg, err
+}
+
+// GuestSupervisor's method ids (schemas/guest.capnp), for raw calls.
+const (
+	methodHandles = 0
+	methodObtain  = 2
+)
+
+// newCall is a raw Call message of GuestSupervisor's method method, as
+// question q, on the answer to question on; its caller fills in the
+// target's transform and the parameters.
+func newCall(q, on uint32, method uint16) (*capnp.Message, rpccp.Call, rpccp.PromisedAnswer, error) {
+	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
+	if err != nil {
+		return nil, rpccp.Call{}, rpccp.PromisedAnswer{}, err
 	}
 	m, _ := rpccp.NewRootMessage(seg)
 	call, _ := m.NewCall()
 	call.SetQuestionId(q)
 	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
+	call.SetMethodId(method)
 	tgt, _ := call.NewTarget()
-	pa, _ := tgt.NewPromisedAnswer()
+	pa, err := tgt.NewPromisedAnswer()
 	pa.SetQuestionId(on)
-	ops, _ := pa.NewTransform(1)
-	ops.At(0).SetGetPointerField(0)
-	payload, _ := call.NewParams()
-	params, _ := guest.NewGuestSupervisor_handles_Params(seg)
-	err = payload.SetContent(params.ToPtr())
-	return msg, err
+	return msg, call, pa, err
 }
 
 // finishOf is a raw Finish of question q.
@@ -402,22 +420,16 @@ func TestCallsToAGuestThatNeverReturnsAreBounded(t *testing.T) {
 // says it serves, export ids from base on. With caps 0 it is a call of
 // handles instead, which returns at once.
 func obtainCarrying(q uint32, caps int, base uint32) (*capnp.Message, error) {
-	msg, seg, err := capnp.NewMessage(capnp.MultiSegment(nil))
+	method := uint16(methodHandles)
+	if caps > 0 {
+		method = methodObtain
+	}
+	msg, call, _, err := newCall(q, 0, method)
 	if err != nil {
 		return nil, err
 	}
-	m, _ := rpccp.NewRootMessage(seg)
-	call, _ := m.NewCall()
-	call.SetQuestionId(q)
-	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
-	if caps > 0 {
-		call.SetMethodId(2) // obtain
-	}
-	tgt, _ := call.NewTarget()
-	pa, _ := tgt.NewPromisedAnswer()
-	pa.SetQuestionId(0)
 	payload, _ := call.NewParams()
-	params, _ := guest.NewGuestSupervisor_obtain_Params(seg)
+	params, _ := guest.NewGuestSupervisor_obtain_Params(call.Segment())
 	_ = params.SetChannel("jobs")
 	_ = params.SetName("never published") // the call waits, holding its parameters
 	_ = payload.SetContent(params.ToPtr())
@@ -599,21 +611,13 @@ func TestAGuestsOwnCallsDoNotCountAsCallsForwardedToIt(t *testing.T) {
 // holding its message: padded with pad bytes nothing points at, which
 // the daemon reads and keeps with the rest.
 func obtainPadded(q uint32, pad int) *capnp.Message {
-	msg, seg, _ := capnp.NewMessage(capnp.SingleSegment(nil))
-	m, _ := rpccp.NewRootMessage(seg)
-	call, _ := m.NewCall()
-	call.SetQuestionId(q)
-	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
-	call.SetMethodId(2) // obtain
-	tgt, _ := call.NewTarget()
-	pa, _ := tgt.NewPromisedAnswer()
-	pa.SetQuestionId(0)
+	msg, call, _, _ := newCall(q, 0, methodObtain)
 	payload, _ := call.NewParams()
-	params, _ := guest.NewGuestSupervisor_obtain_Params(seg)
+	params, _ := guest.NewGuestSupervisor_obtain_Params(call.Segment())
 	_ = params.SetChannel("jobs")
 	_ = params.SetName("never published")
 	_ = payload.SetContent(params.ToPtr())
-	_, _ = capnp.NewData(seg, make([]byte, pad))
+	_, _ = capnp.NewData(call.Segment(), make([]byte, pad))
 	return msg
 }
 
