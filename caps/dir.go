@@ -513,19 +513,25 @@ func (d *Dir) Unlink(p string, dir bool) error {
 }
 
 // pair runs op on the parents of p1 beneath d and p2 beneath to, which
-// must be reached from the same grant (EXDEV otherwise). As rename(2) and
-// link(2) do, it looks p1 up before anything of p2, so that p1's errors
-// come first, and p2's, an empty p2's included, after them. With
-// oldExists p1's last component must exist before p2 is looked at, as
-// link(2), which looks up the whole of its old path first, has it.
-func (d *Dir) pair(p1 string, to *Dir, p2 string, oldExists bool, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
+// must be reached from the same grant (EXDEV otherwise); with follow a
+// final symbolic link in p1 is followed, beneath d only (atFollow). As
+// rename(2) and link(2) do, it looks p1 up before anything of p2, so that
+// p1's errors come first, and p2's, an empty or too long p2's included,
+// after them. With oldExists p1's last component must exist before p2 is
+// looked at, as link(2), which looks up the whole of its old path first,
+// has it.
+func (d *Dir) pair(p1 string, follow bool, to *Dir, p2 string, oldExists bool, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
 	if err := CheckPath(p1); err != nil {
 		return err
 	}
 	if !d.SameGrant(to) {
 		return EXDEV
 	}
-	return d.at(p1, func(fd1 int, n1 string) error {
+	at := d.at
+	if follow {
+		at = d.atFollow
+	}
+	return at(p1, func(fd1 int, n1 string) error {
 		if oldExists {
 			if err := existsAt(fd1, n1); err != nil {
 				return err
@@ -534,7 +540,7 @@ func (d *Dir) pair(p1 string, to *Dir, p2 string, oldExists bool, op func(fd1 in
 		if err := CheckPath(p2); err != nil {
 			return err
 		}
-		return to.at(p2, func(fd2 int, n2 string) error {
+		return to.at(newName(p2), func(fd2 int, n2 string) error {
 			return op(fd1, n1, fd2, n2)
 		})
 	})
@@ -556,7 +562,7 @@ func existsAt(dirfd int, name string) error {
 func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
 	t1, t2 := newName(p1), newName(p2)
 	s1, s2 := p1[len(t1):], p2[len(t2):]
-	return d.pair(t1, to, t2, false, func(fd1 int, n1 string, fd2 int, n2 string) error {
+	return d.pair(t1, false, to, t2, false, func(fd1 int, n1 string, fd2 int, n2 string) error {
 		return unix.Renameat(fd1, n1+s1, fd2, n2+s2)
 	})
 }
@@ -566,34 +572,14 @@ func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
 // AT_SYMLINK_FOLLOW), unless a "/" comes after it, which makes link(2)
 // follow it too; LinkFollow follows it.
 func (d *Dir) Link(p1 string, to *Dir, p2 string) error {
-	if strings.HasSuffix(p1, "/") {
-		return d.LinkFollow(p1, to, p2)
-	}
-	return d.pair(p1, to, newName(p2), true, linkOp(p2))
+	return d.pair(p1, strings.HasSuffix(p1, "/"), to, p2, true, linkOp(p2))
 }
 
 // LinkFollow is Link with a final symbolic link in p1 followed, beneath d
 // only: a link whose target leaves d is refused with ENOTCAPABLE. As in
 // pair, p1 is looked up whole before p2.
 func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
-	if err := CheckPath(p1); err != nil {
-		return err
-	}
-	if !d.SameGrant(to) {
-		return EXDEV
-	}
-	link := linkOp(p2)
-	return d.atFollow(p1, func(fd1 int, n1 string) error {
-		if err := existsAt(fd1, n1); err != nil {
-			return err
-		}
-		if err := CheckPath(p2); err != nil {
-			return err
-		}
-		return to.at(newName(p2), func(fd2 int, n2 string) error {
-			return link(fd1, n1, fd2, n2)
-		})
-	})
+	return d.pair(p1, true, to, p2, true, linkOp(p2))
 }
 
 func linkat(fd1 int, n1 string, fd2 int, n2 string) error {

@@ -1,0 +1,25 @@
+package caps
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// A new name of PATH_MAX bytes or more, trailing slashes counted, is
+// ENAMETOOLONG for a hard link, followed or not, as link(2) has it and
+// as it is for every other path: Link trimmed the slashes before it
+// checked the length, and answered ENOENT, or EEXIST for a name that
+// exists.
+func TestALinksNewNameTooLongWithSlashesIsENAMETOOLONG(t *testing.T) {
+	root, _ := fsTree(t)
+	d := openDir(t, root)
+	for _, name := range []string{"new", "sub/file"} {
+		p2 := name + strings.Repeat("/", unix.PathMax-len(name))
+		for how, link := range map[string]func(string, *Dir, string) error{"Link": d.Link, "LinkFollow": d.LinkFollow} {
+			wantErrno(t, fmt.Sprintf("%s(file, %q and %d slashes)", how, name, len(p2)-len(name)), link("file", d, p2), ENAMETOOLONG)
+		}
+	}
+}
