@@ -157,8 +157,7 @@ func lastComponent(p string) (dir, name string, mustDir bool) {
 // not a symbolic link (ENOTDIR otherwise). op must not follow a symbolic
 // link named by name: the kernel would follow it without confinement.
 func (d *Dir) at(p string, op func(dirfd int, name string) error) error {
-	_, err := d.atOnce(p, false, op)
-	return err
+	return d.look(p, 0, op)
 }
 
 // atFollow is at with a final symbolic link followed, beneath d only, for
@@ -170,8 +169,25 @@ func (d *Dir) at(p string, op func(dirfd int, name string) error) error {
 // link that leads out of d is ENOTCAPABLE. Each link followed costs one
 // resolution; after maxFinalLinks, ELOOP.
 func (d *Dir) atFollow(p string, op func(dirfd int, name string) error) error {
+	return d.look(p, followLast, op)
+}
+
+// lookup says what at, atFollow and pair ask of a path's last component.
+type lookup uint8
+
+const (
+	// followLast follows a final symbolic link, beneath d only (atFollow).
+	followLast lookup = 1 << iota
+	// lastExists asks that the last component exist (as a symbolic link
+	// too, when it is not followed): fstatat(2)'s error, ENOENT, when it
+	// does not, and op is not called.
+	lastExists
+)
+
+// look is at with the last component looked up as how says.
+func (d *Dir) look(p string, how lookup, op func(dirfd int, name string) error) error {
 	for range maxFinalLinks + 1 {
-		next, err := d.atOnce(p, true, op)
+		next, err := d.atOnce(p, how, op)
 		if err != nil || next == "" {
 			return err
 		}
@@ -186,9 +202,10 @@ func (d *Dir) atFollow(p string, op func(dirfd int, name string) error) error {
 const maxFinalLinks = 8
 
 // atOnce opens the directory holding p's last component beneath d and
-// calls op on it, unless follow is set and the component is a symbolic
-// link: it then returns the path the link's contents make of p instead.
-func (d *Dir) atOnce(p string, follow bool, op func(dirfd int, name string) error) (next string, err error) {
+// calls op on it, unless how follows a final link and the component is a
+// symbolic link: it then returns the path the link's contents make of p
+// instead.
+func (d *Dir) atOnce(p string, how lookup, op func(dirfd int, name string) error) (next string, err error) {
 	dir, name, mustDir := lastComponent(p)
 	parent, err := d.root.Open(dir)
 	if err != nil {
@@ -201,7 +218,7 @@ func (d *Dir) atOnce(p string, follow bool, op func(dirfd int, name string) erro
 	}
 	var opErr error
 	err = rc.Control(func(fd uintptr) {
-		next, opErr = lastAt(int(fd), dir, name, mustDir, follow, op)
+		next, opErr = lastAt(int(fd), dir, name, mustDir, how, op)
 	})
 	if err != nil {
 		return "", err
@@ -209,14 +226,22 @@ func (d *Dir) atOnce(p string, follow bool, op func(dirfd int, name string) erro
 	return next, opErr
 }
 
-// lastAt is atOnce on the open directory dirfd, which p's dir names.
-func lastAt(dirfd int, dir, name string, mustDir, follow bool, op func(dirfd int, name string) error) (string, error) {
+// lastAt is atOnce on the open directory dirfd, which p's dir names. The
+// last component is looked at, with one fstatat(2), only when something
+// is asked of it: a trailing slash, how.
+func lastAt(dirfd int, dir, name string, mustDir bool, how lookup, op func(dirfd int, name string) error) (string, error) {
+	if name == "." || (!mustDir && how == 0) {
+		return "", op(dirfd, name)
+	}
 	var st unix.Stat_t
-	if name == "." || (!mustDir && !follow) || unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if how&lastExists != 0 {
+			return "", err
+		}
 		return "", op(dirfd, name)
 	}
 	switch typ := st.Mode & unix.S_IFMT; {
-	case typ == unix.S_IFLNK && follow:
+	case typ == unix.S_IFLNK && how&followLast != 0:
 		return linkedPath(dirfd, dir, name, mustDir)
 	case mustDir && typ != unix.S_IFDIR:
 		return "", ENOTDIR
@@ -513,30 +538,19 @@ func (d *Dir) Unlink(p string, dir bool) error {
 }
 
 // pair runs op on the parents of p1 beneath d and p2 beneath to, which
-// must be reached from the same grant (EXDEV otherwise); with follow a
-// final symbolic link in p1 is followed, beneath d only (atFollow). As
-// rename(2) and link(2) do, it looks p1 up before anything of p2, so that
-// p1's errors come first, and p2's, an empty or too long p2's included,
-// after them. With oldExists p1's last component must exist before p2 is
-// looked at, as link(2), which looks up the whole of its old path first,
-// has it.
-func (d *Dir) pair(p1 string, follow bool, to *Dir, p2 string, oldExists bool, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
+// must be reached from the same grant (EXDEV otherwise), p1's last
+// component looked up as how says. As rename(2) and link(2) do, it looks
+// p1 up before anything of p2, so that p1's errors come first, and p2's,
+// an empty or too long p2's included, after them (link(2) looks up the
+// whole of its old path first: lastExists).
+func (d *Dir) pair(p1 string, how lookup, to *Dir, p2 string, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
 	if err := CheckPath(p1); err != nil {
 		return err
 	}
 	if !d.SameGrant(to) {
 		return EXDEV
 	}
-	at := d.at
-	if follow {
-		at = d.atFollow
-	}
-	return at(p1, func(fd1 int, n1 string) error {
-		if oldExists {
-			if err := existsAt(fd1, n1); err != nil {
-				return err
-			}
-		}
+	return d.look(p1, how, func(fd1 int, n1 string) error {
 		if err := CheckPath(p2); err != nil {
 			return err
 		}
@@ -562,7 +576,7 @@ func existsAt(dirfd int, name string) error {
 func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
 	t1, t2 := newName(p1), newName(p2)
 	s1, s2 := p1[len(t1):], p2[len(t2):]
-	return d.pair(t1, false, to, t2, false, func(fd1 int, n1 string, fd2 int, n2 string) error {
+	return d.pair(t1, 0, to, t2, func(fd1 int, n1 string, fd2 int, n2 string) error {
 		return unix.Renameat(fd1, n1+s1, fd2, n2+s2)
 	})
 }
@@ -572,14 +586,17 @@ func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
 // AT_SYMLINK_FOLLOW), unless a "/" comes after it, which makes link(2)
 // follow it too; LinkFollow follows it.
 func (d *Dir) Link(p1 string, to *Dir, p2 string) error {
-	return d.pair(p1, strings.HasSuffix(p1, "/"), to, p2, true, linkOp(p2))
+	if strings.HasSuffix(p1, "/") {
+		return d.LinkFollow(p1, to, p2)
+	}
+	return d.pair(p1, lastExists, to, p2, linkOp(p2))
 }
 
 // LinkFollow is Link with a final symbolic link in p1 followed, beneath d
 // only: a link whose target leaves d is refused with ENOTCAPABLE. As in
 // pair, p1 is looked up whole before p2.
 func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
-	return d.pair(p1, true, to, p2, true, linkOp(p2))
+	return d.pair(p1, followLast|lastExists, to, p2, linkOp(p2))
 }
 
 func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
