@@ -140,14 +140,21 @@ func CheckPath(p string) error {
 func lastComponent(p string) (dir, name string, mustDir bool) {
 	t := strings.TrimRight(p, "/")
 	mustDir = len(t) < len(p)
+	if endsInDotDot(t) {
+		return t, ".", mustDir
+	}
 	dir, name = ".", t
 	if i := strings.LastIndexByte(t, '/'); i >= 0 {
 		dir, name = t[:i+1], t[i+1:]
 	}
-	if name == ".." {
-		return t, ".", mustDir
-	}
 	return dir, name, mustDir
+}
+
+// endsInDotDot reports whether p's last component, trailing slashes
+// aside, is "..": lastComponent turns it into ".".
+func endsInDotDot(p string) bool {
+	t := strings.TrimRight(p, "/")
+	return t == ".." || strings.HasSuffix(t, "/..")
 }
 
 // at calls op with an open descriptor of the directory that holds p's last
@@ -523,8 +530,7 @@ func (d *Dir) Unlink(p string, dir bool) error {
 	if dir {
 		flags = unix.AT_REMOVEDIR
 	}
-	t := strings.TrimRight(p, "/")
-	dotdot := t == ".." || strings.HasSuffix(t, "/..")
+	dotdot := endsInDotDot(p)
 	return d.at(p, func(fd int, name string) error {
 		if dir && dotdot {
 			return ENOTEMPTY
