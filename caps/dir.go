@@ -548,7 +548,8 @@ func (d *Dir) Unlink(p string, dir bool) error {
 // component looked up as how says. As rename(2) and link(2) do, it looks
 // p1 up before anything of p2, so that p1's errors come first, and p2's,
 // an empty or too long p2's included, after them (link(2) looks up the
-// whole of its old path first: lastExists).
+// whole of its old path first: lastExists). p2 is a new name, found as
+// atNew finds it.
 func (d *Dir) pair(p1 string, how lookup, to *Dir, p2 string, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
 	if err := CheckPath(p1); err != nil {
 		return err
@@ -560,7 +561,7 @@ func (d *Dir) pair(p1 string, how lookup, to *Dir, p2 string, op func(fd1 int, n
 		if err := CheckPath(p2); err != nil {
 			return err
 		}
-		return to.at(newName(p2), func(fd2 int, n2 string) error {
+		return to.atNew(p2, func(fd2 int, n2 string) error {
 			return op(fd1, n1, fd2, n2)
 		})
 	})
@@ -595,26 +596,26 @@ func (d *Dir) Link(p1 string, to *Dir, p2 string) error {
 	if strings.HasSuffix(p1, "/") {
 		return d.LinkFollow(p1, to, p2)
 	}
-	return d.pair(p1, lastExists, to, p2, linkOp(p2))
+	return d.pair(p1, lastExists, to, p2, linkat)
 }
 
 // LinkFollow is Link with a final symbolic link in p1 followed, beneath d
 // only: a link whose target leaves d is refused with ENOTCAPABLE. As in
 // pair, p1 is looked up whole before p2.
 func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
-	return d.pair(p1, followLast|lastExists, to, p2, linkOp(p2))
+	return d.pair(p1, followLast|lastExists, to, p2, linkat)
 }
 
 func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
 	return unix.Linkat(fd1, n1, fd2, n2, 0)
 }
 
-// newName is p without its trailing slashes, as at is to be given the
-// names of link, rename and symlink, which answer for the slashes
-// themselves: at
-// would refuse a name with them that is not a directory (ENOTDIR) at
-// once, where link(2) finds that the name exists (EEXIST), whatever it
-// is, and rename(2) looks for it only after both parents.
+// newName is p without its trailing slashes (p itself when it is
+// nothing else), for the names rename, link and symlink make, which
+// answer for the slashes themselves: at would refuse a name with them
+// that is not a directory (ENOTDIR) at once, where link(2) finds that the
+// name exists (EEXIST), whatever it is, and rename(2) looks for it only
+// after both parents.
 func newName(p string) string {
 	if t := strings.TrimRight(p, "/"); t != "" {
 		return t
@@ -622,15 +623,16 @@ func newName(p string) string {
 	return p
 }
 
-// linkOp returns linkat, or for a new name ending in "/", which would have
-// to be a directory and so can never be a hard link, an op that links
-// nothing and fails as link(2) does (noDirAt). (at is given the name
-// without the slash, newName.)
-func linkOp(p2 string) func(fd1 int, n1 string, fd2 int, n2 string) error {
-	if !strings.HasSuffix(p2, "/") {
-		return linkat
+// atNew is at for p, a name that link or symlink is to make, given
+// without its trailing slashes (newName): a name with them would have to
+// be a directory, which neither makes, so op is not called and they fail
+// as noDirAt says. (Rename gives it the name without them, and hands
+// them to renameat(2) itself.)
+func (d *Dir) atNew(p string, op func(dirfd int, name string) error) error {
+	if t := newName(p); len(t) < len(p) {
+		return d.at(t, noDirAt)
 	}
-	return func(_ int, _ string, fd2 int, n2 string) error { return noDirAt(fd2, n2) }
+	return d.at(p, op)
 }
 
 // noDirAt is how link(2) and symlink(2) fail for a new name with a slash
@@ -660,11 +662,7 @@ func (d *Dir) Symlink(target, p string) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
-	slash := strings.HasSuffix(p, "/")
-	return d.at(newName(p), func(dirfd int, name string) error {
-		if slash {
-			return noDirAt(dirfd, name)
-		}
+	return d.atNew(p, func(dirfd int, name string) error {
 		return unix.Symlinkat(target, dirfd, name)
 	})
 }
