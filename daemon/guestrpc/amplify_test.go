@@ -29,12 +29,7 @@ func TestSharedPointersInACallCannotMultiplyTheDaemonsMemory(t *testing.T) {
 	h := newHarness(t, Limits{})
 	a, held := h.heldPeer(t, "chan:jobs")
 	b := h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	before := allocated()
 	errc := make(chan error, 1)
 	go func() { errc <- sharedPut(testCtx(t), s, sharedPointers, sharedBlob) }()

@@ -296,3 +296,10 @@ func giverPair(t testing.TB, h *harness) (a, b *testPeer, g guest.GuestSuperviso
 	g = guest.GuestSupervisor(publishAndObtain(t, a, b, "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(hg))))
 	return a, b, g
 }
+
+// servedStore has a publish st as "store" on its channel "jobs", and
+// returns b's copy of it (publishAndObtain).
+func servedStore(t testing.TB, a, b *testPeer, st pipelineapi.Store_Server) pipelineapi.Store {
+	t.Helper()
+	return pipelineapi.Store(publishAndObtain(t, a, b, "store", capnp.Client(pipelineapi.Store_ServerToClient(st))))
+}

@@ -148,12 +148,7 @@ func TestExportsBeyondTheLimitFailWithAnException(t *testing.T) {
 func TestCallingARevokedServiceInALoopKeepsNothingAlive(t *testing.T) {
 	h := newHarness(t, Limits{})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	root := h.held(a.g.ID(), caps.KindService)[0]
 	if _, err := h.sup.Revoke(root.ID, "test"); err != nil {
 		t.Fatal(err)
@@ -176,12 +171,7 @@ func TestCallsThatReturnedAreNotInFlight(t *testing.T) {
 	h := newHarness(t, Limits{MaxCallsInFlight: limit})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
 	st := newStore()
-	publishStore(t, a, "jobs", "store", st)
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, st)
 	for i := 0; i < 20*limit; i++ {
 		if err := put(testCtx(t), s, "k", "v"); err != nil {
 			t.Fatalf("sequential call %d with at most one in flight: %v", i+1, err)
@@ -386,12 +376,7 @@ func TestCallsToAGuestThatNeverReturnsAreBounded(t *testing.T) {
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
 	st := &deafStore{started: make(chan struct{}, 8*limit), stop: make(chan struct{})}
 	defer close(st.stop)
-	publishStore(t, a, "jobs", "store", st)
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, st)
 	reached, refused := 0, 0
 	for i := 0; i < 4*limit; i++ {
 		ctx, cancel := context.WithCancel(testCtx(t))
@@ -548,12 +533,7 @@ func TestCallsQueuedForAGuestThatStoppedReadingAreBounded(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 	a := &testPeer{g: g, conn: conn, sup: guest.GuestSupervisor(conn.Bootstrap(context.Background()))}
 	b := h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	close(sc.stall)
 	errs := make(chan error, 4*limit)
 	go func() { errs <- put(testCtx(t), s, "k", "v") }()
@@ -573,12 +553,7 @@ func TestAGuestsOwnCallsDoNotCountAsCallsForwardedToIt(t *testing.T) {
 	const limit = 4
 	h := newHarness(t, Limits{MaxForwarded: limit})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	waiting, stop := context.WithCancel(testCtx(t))
 	for i := 0; i < 2*limit; i++ {
 		// Returned, and kept: not finished.
