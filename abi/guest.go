@@ -85,17 +85,14 @@ type GuestConfig struct {
 	// runs before the guest waits for its children: it must not wait
 	// for them either.
 	OnExited, OnDone func()
-	// OnExec, when not nil, is called on the guest's own goroutine when
-	// proc_exec has replaced its program with m, before m runs. (The
-	// guest's holder then names m's hash already: caps.Holder.SetModule.)
-	// An error ends the guest instead, its ExitStatus.Killed saying why:
-	// m never runs.
-	OnExec func(m *Module) error
-	// OnChildExec is OnExec for the guests the guest's process tree
-	// spawns (proc_spawn, at any depth), called on the child's own
-	// goroutine with its holder when proc_exec has replaced its program
-	// with m: an error ends that child instead, and m never runs.
-	OnChildExec func(child *caps.Holder, m *Module) error
+	// OnExec, when not nil, is called when proc_exec has replaced the
+	// program of the guest, or of a guest its process tree spawns
+	// (proc_spawn, at any depth), with m, before m runs: on the
+	// goroutine of the guest that execs, with its holder (Table's for
+	// the guest itself; h names m's hash already: caps.Holder.SetModule).
+	// An error ends that guest instead, its ExitStatus.Killed saying why:
+	// m never runs, and h names the module it ran again.
+	OnExec func(h *caps.Holder, m *Module) error
 }
 
 // DefaultMaxStack is GuestConfig.MaxStack's default: 8 MiB, as Linux
@@ -161,8 +158,8 @@ type procTree struct {
 	// memory is charged the byte objects and channel buffers of the tree
 	// (GuestConfig.Memory); nil: nothing.
 	memory caps.MemoryCharge
-	// onChildExec is GuestConfig.OnChildExec of the guest at the top.
-	onChildExec func(*caps.Holder, *Module) error
+	// onExec is GuestConfig.OnExec of the guest at the top.
+	onExec func(*caps.Holder, *Module) error
 }
 
 // reserve counts and charges one more descendant, or fails: EAGAIN when
@@ -297,11 +294,10 @@ type Guest struct {
 	// context can each set it at once.
 	budgetMu sync.Mutex
 
-	onExited  func()              // GuestConfig.OnExited
-	onDone    func()              // GuestConfig.OnDone
-	onExec    func(*Module) error // GuestConfig.OnExec
-	exited    chan struct{}       // closed once the guest itself has ended (Exited)
-	done      chan struct{}       // closed once its children have ended too (Done)
+	onExited  func()        // GuestConfig.OnExited
+	onDone    func()        // GuestConfig.OnDone
+	exited    chan struct{} // closed once the guest itself has ended (Exited)
+	done      chan struct{} // closed once its children have ended too (Done)
 	mu        sync.Mutex
 	status    ExitStatus
 	exitWatch map[*caps.Waiter]struct{} // woken when done closes; guarded by mu
@@ -332,7 +328,7 @@ func (rt *Runtime) NewGuest(m *Module, cfg GuestConfig) *Guest {
 	if inflight == nil {
 		inflight = caps.NewInFlightLimit(0)
 	}
-	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight, memory: cfg.Memory, onChildExec: cfg.OnChildExec}
+	tree := &procTree{max: int32(min(max, MaxMaxDescendants)), budget: cfg.SpawnBudget, inflight: inflight, memory: cfg.Memory, onExec: cfg.OnExec}
 	return rt.newGuest(m, cfg, tree, false)
 }
 
@@ -351,7 +347,7 @@ func (rt *Runtime) newGuest(m *Module, cfg GuestConfig, tree *procTree, spawned 
 		args: cfg.Args, env: cfg.Env, argdata: cfg.Argdata, memLimit: cfg.MemoryLimit,
 		maxStack: cmp.Or(min(cfg.MaxStack, MaxMaxStack), DefaultMaxStack),
 		waiter:   caps.NewWaiter(), exited: make(chan struct{}), done: make(chan struct{}),
-		tree: tree, spawned: spawned, onExited: cfg.OnExited, onDone: cfg.OnDone, onExec: cfg.OnExec,
+		tree: tree, spawned: spawned, onExited: cfg.OnExited, onDone: cfg.OnDone,
 		timeout: cfg.Timeout,
 	}
 	g.shownTable.Store(cfg.Table)
@@ -535,9 +531,13 @@ func (g *Guest) become(req *execRequest) error {
 	g.argdataCharge = req.charge
 	g.shownTable.Store(req.table)
 	g.signal = 0
+	ran := g.holder.Module()
 	g.holder.SetModule(g.module.HashString()) // policies judge it as the code it runs now
-	if g.onExec != nil {
-		return g.onExec(g.module)
+	if on := g.tree.onExec; on != nil {
+		if err := on(g.holder, g.module); err != nil {
+			g.holder.SetModule(ran) // it never runs the new code
+			return err
+		}
 	}
 	return nil
 }

@@ -193,9 +193,6 @@ func (g *Guest) newChild(m *Module, t *caps.Table, data []byte) *Guest {
 		// may cause (the daemon's) holds for its children too.
 		Logger: g.log.With("guest", h.ID, "parent", g.ID),
 	}
-	if on := g.tree.onChildExec; on != nil {
-		cfg.OnExec = func(m *Module) error { return on(h, m) }
-	}
 	return g.rt.newGuest(m, cfg, g.tree, true) // counted by procSpawn's reserve
 }
 

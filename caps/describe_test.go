@@ -13,41 +13,13 @@ import (
 // that who-can named a guest for a file it cannot reach and missed it
 // for the one it holds.
 func TestWhatIsOpenedBeneathADirDescribesWhereTheKernelOpenedIt(t *testing.T) {
-	top := t.TempDir()
-	for _, d := range []string{"sub/deep", "sub/inner"} {
-		if err := os.MkdirAll(filepath.Join(top, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, f := range []string{"y", "sub/y"} {
-		if err := os.WriteFile(filepath.Join(top, f), []byte(f), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Symlink("sub/deep", filepath.Join(top, "x")); err != nil {
-		t.Fatal(err)
-	}
-	d, err := OpenDir(top)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	for p, want := range map[string]string{
+	top := makeTree(t, []string{"sub/deep", "sub/inner"}, []string{"y", "sub/y"}, map[string]string{"x": "sub/deep"})
+	expectDescribed(t, openDir(t, top), map[string]string{
 		"x/../y":       "file " + filepath.Join(top, "sub/y"),
 		"x/../inner":   "dir " + filepath.Join(top, "sub/inner"),
 		"x/../inner/.": "dir " + filepath.Join(top, "sub/inner"),
 		"x/../..":      "dir " + top, // climbs back to the top, not above it
-	} {
-		r, err := d.Open(p, OpenFlags{Read: true})
-		if err != nil {
-			t.Errorf("Open(%q): %v", p, err)
-			continue
-		}
-		if got := r.(Describer).Describe(); got != want {
-			t.Errorf("Open(%q) describes %q, want %q", p, got, want)
-		}
-		r.Close()
-	}
+	})
 }
 
 // A directory granted by a path through a symbolic link describes what
@@ -56,41 +28,15 @@ func TestWhatIsOpenedBeneathADirDescribesWhereTheKernelOpenedIt(t *testing.T) {
 // grant leads, outside the path the grant and its other capabilities
 // name, so that a capability inside the grant named a place outside it.
 func TestAGrantThroughALinkDescribesWhatIsOpenedByDotDotBeneathIt(t *testing.T) {
-	top := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(top, "real/sub/deep/z"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(top, "real/sub/y"), []byte("y"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("sub/deep", filepath.Join(top, "real/x")); err != nil {
-		t.Fatal(err)
-	}
+	top := makeTree(t, []string{"real/sub/deep/z"}, []string{"real/sub/y"}, map[string]string{"real/x": "sub/deep", "link": "real"})
 	granted := filepath.Join(top, "link")
-	if err := os.Symlink("real", granted); err != nil {
-		t.Fatal(err)
-	}
-	d, err := OpenDir(granted)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	for p, want := range map[string]string{
+	d := openDir(t, granted)
+	expectDescribed(t, d, map[string]string{
 		"sub/y":     "file " + granted + "/sub/y",
 		"x/../y":    "file " + granted + "/sub/y",
 		"x/../deep": "dir " + granted + "/sub/deep",
 		"x/../..":   "dir " + granted,
-	} {
-		r, err := d.Open(p, OpenFlags{Read: true})
-		if err != nil {
-			t.Errorf("Open(%q): %v", p, err)
-			continue
-		}
-		if got := r.(Describer).Describe(); got != want {
-			t.Errorf("Open(%q) describes %q, want %q", p, got, want)
-		}
-		r.Close()
-	}
+	})
 	// A directory opened through a link describes what is beneath it by
 	// the path it was opened by too.
 	x, err := d.Open("x", OpenFlags{Read: true})
@@ -98,14 +44,7 @@ func TestAGrantThroughALinkDescribesWhatIsOpenedByDotDotBeneathIt(t *testing.T) 
 		t.Fatal(err)
 	}
 	defer x.Close()
-	z, err := x.(*Dir).Open("z/..", OpenFlags{Read: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer z.Close()
-	if got, want := z.(Describer).Describe(), "dir "+granted+"/x"; got != want {
-		t.Errorf("Open(\"z/..\") beneath x describes %q, want %q", got, want)
-	}
+	expectDescribed(t, x.(*Dir), map[string]string{"z/..": "dir " + granted + "/x"})
 }
 
 // A file removed between its open and its description, by another guest
@@ -114,33 +53,52 @@ func TestAGrantThroughALinkDescribesWhatIsOpenedByDotDotBeneathIt(t *testing.T) 
 // file's name, one a guest may make, so that who-can named the guest for
 // a file it never held.
 func TestAFileRemovedAsItIsOpenedIsDescribedByItsName(t *testing.T) {
-	top := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(top, "sub/deep"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(top, "sub/y"), []byte("y"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("sub/deep", filepath.Join(top, "x")); err != nil {
-		t.Fatal(err)
-	}
-	d, err := OpenDir(top)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	top := makeTree(t, []string{"sub/deep"}, []string{"sub/y"}, map[string]string{"x": "sub/deep"})
+	d := openDir(t, top)
 	d.grant.opened = func() {
 		if err := os.Remove(filepath.Join(top, "sub/y")); err != nil {
 			t.Error(err)
 		}
 	}
-	r, err := d.Open("x/../y", OpenFlags{Read: true})
-	if err != nil {
-		t.Fatal(err)
+	expectDescribed(t, d, map[string]string{"x/../y": "file " + top + "/sub/y"})
+}
+
+// makeTree makes, in a new temporary directory, the directories dirs,
+// the files files (each holding its own name) and the symbolic links
+// links (name → target), and returns the directory's path.
+func makeTree(t *testing.T, dirs, files []string, links map[string]string) string {
+	t.Helper()
+	top := t.TempDir()
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(top, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer r.Close()
-	if got, want := r.(Describer).Describe(), "file "+top+"/sub/y"; got != want {
-		t.Errorf("Open(\"x/../y\"), y removed as it was opened, describes %q, want %q", got, want)
+	for _, f := range files {
+		write(t, filepath.Join(top, f), f)
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(top, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return top
+}
+
+// expectDescribed opens each path of want beneath d for reading and
+// checks what the capability to it would describe.
+func expectDescribed(t *testing.T, d *Dir, want map[string]string) {
+	t.Helper()
+	for p, w := range want {
+		r, err := d.Open(p, OpenFlags{Read: true})
+		if err != nil {
+			t.Errorf("Open(%q): %v", p, err)
+			continue
+		}
+		if got := r.(Describer).Describe(); got != w {
+			t.Errorf("Open(%q) describes %q, want %q", p, got, w)
+		}
+		r.Close()
 	}
 }
 

@@ -132,22 +132,28 @@ func CheckPath(p string) error {
 }
 
 // lastComponent splits a checked path into the directory holding its last
-// component and that component, without trailing slashes; mustDir reports
-// that there were some. A last component ".." always names a directory
+// component, that component and the trailing slashes after it. A last component ".." always names a directory
 // reached through os.Root, so it is returned as (p, "."): no *at call is
 // ever given "..", which from a directory at the top of the grant would
 // leave it.
-func lastComponent(p string) (dir, name string, mustDir bool) {
+func lastComponent(p string) (dir, name, slashes string) {
 	t := strings.TrimRight(p, "/")
-	mustDir = len(t) < len(p)
+	slashes = p[len(t):]
+	if endsInDotDot(t) {
+		return t, ".", slashes
+	}
 	dir, name = ".", t
 	if i := strings.LastIndexByte(t, '/'); i >= 0 {
 		dir, name = t[:i+1], t[i+1:]
 	}
-	if name == ".." {
-		return t, ".", mustDir
-	}
-	return dir, name, mustDir
+	return dir, name, slashes
+}
+
+// endsInDotDot reports whether p's last component, trailing slashes
+// aside, is "..": lastComponent turns it into ".".
+func endsInDotDot(p string) bool {
+	t := strings.TrimRight(p, "/")
+	return t == ".." || strings.HasSuffix(t, "/..")
 }
 
 // at calls op with an open descriptor of the directory that holds p's last
@@ -157,8 +163,7 @@ func lastComponent(p string) (dir, name string, mustDir bool) {
 // not a symbolic link (ENOTDIR otherwise). op must not follow a symbolic
 // link named by name: the kernel would follow it without confinement.
 func (d *Dir) at(p string, op func(dirfd int, name string) error) error {
-	_, err := d.atOnce(p, false, op)
-	return err
+	return d.look(p, 0, op)
 }
 
 // atFollow is at with a final symbolic link followed, beneath d only, for
@@ -170,8 +175,34 @@ func (d *Dir) at(p string, op func(dirfd int, name string) error) error {
 // link that leads out of d is ENOTCAPABLE. Each link followed costs one
 // resolution; after maxFinalLinks, ELOOP.
 func (d *Dir) atFollow(p string, op func(dirfd int, name string) error) error {
+	return d.look(p, followLast, op)
+}
+
+// lookup says what at, atFollow and pair ask of a path's last component.
+type lookup uint8
+
+const (
+	// followLast follows a final symbolic link, beneath d only (atFollow).
+	followLast lookup = 1 << iota
+	// lastExists asks that the last component exist (as a symbolic link
+	// too, when it is not followed): fstatat(2)'s error, ENOENT, when it
+	// does not, and op is not called.
+	lastExists
+	// lastIsNew says that the last component is a name link or symlink is
+	// to make: with trailing slashes it would have to be a directory,
+	// which neither makes, so op is not called and they fail as noDirAt
+	// says.
+	lastIsNew
+	// slashesToOp hands op the last component with its trailing slashes,
+	// for renameat(2) to answer for them where rename(2) does, after both
+	// parents are found.
+	slashesToOp
+)
+
+// look is at with the last component looked up as how says.
+func (d *Dir) look(p string, how lookup, op func(dirfd int, name string) error) error {
 	for range maxFinalLinks + 1 {
-		next, err := d.atOnce(p, true, op)
+		next, err := d.atOnce(p, how, op)
 		if err != nil || next == "" {
 			return err
 		}
@@ -186,10 +217,11 @@ func (d *Dir) atFollow(p string, op func(dirfd int, name string) error) error {
 const maxFinalLinks = 8
 
 // atOnce opens the directory holding p's last component beneath d and
-// calls op on it, unless follow is set and the component is a symbolic
-// link: it then returns the path the link's contents make of p instead.
-func (d *Dir) atOnce(p string, follow bool, op func(dirfd int, name string) error) (next string, err error) {
-	dir, name, mustDir := lastComponent(p)
+// calls op on it, unless how follows a final link and the component is a
+// symbolic link: it then returns the path the link's contents make of p
+// instead.
+func (d *Dir) atOnce(p string, how lookup, op func(dirfd int, name string) error) (next string, err error) {
+	dir, name, slashes := lastComponent(p)
 	parent, err := d.root.Open(dir)
 	if err != nil {
 		return "", err
@@ -201,7 +233,7 @@ func (d *Dir) atOnce(p string, follow bool, op func(dirfd int, name string) erro
 	}
 	var opErr error
 	err = rc.Control(func(fd uintptr) {
-		next, opErr = lastAt(int(fd), dir, name, mustDir, follow, op)
+		next, opErr = lastAt(int(fd), dir, name, slashes, how, op)
 	})
 	if err != nil {
 		return "", err
@@ -209,14 +241,29 @@ func (d *Dir) atOnce(p string, follow bool, op func(dirfd int, name string) erro
 	return next, opErr
 }
 
-// lastAt is atOnce on the open directory dirfd, which p's dir names.
-func lastAt(dirfd int, dir, name string, mustDir, follow bool, op func(dirfd int, name string) error) (string, error) {
+// lastAt is atOnce on the open directory dirfd, which p's dir names, for
+// p's last component name and the slashes after it. The component is
+// looked at, with one fstatat(2), only when something is asked of it: a
+// trailing slash, following or existing.
+func lastAt(dirfd int, dir, name, slashes string, how lookup, op func(dirfd int, name string) error) (string, error) {
+	mustDir := slashes != ""
+	switch {
+	case how&slashesToOp != 0:
+		return "", op(dirfd, name+slashes)
+	case how&lastIsNew != 0 && mustDir:
+		return "", noDirAt(dirfd, name)
+	case name == "." || (!mustDir && how&(followLast|lastExists) == 0):
+		return "", op(dirfd, name)
+	}
 	var st unix.Stat_t
-	if name == "." || (!mustDir && !follow) || unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if how&lastExists != 0 {
+			return "", err
+		}
 		return "", op(dirfd, name)
 	}
 	switch typ := st.Mode & unix.S_IFMT; {
-	case typ == unix.S_IFLNK && follow:
+	case typ == unix.S_IFLNK && how&followLast != 0:
 		return linkedPath(dirfd, dir, name, mustDir)
 	case mustDir && typ != unix.S_IFDIR:
 		return "", ENOTDIR
@@ -279,12 +326,12 @@ func (d *Dir) Open(p string, fl OpenFlags) (Resource, error) {
 	if err := CheckPath(p); err != nil {
 		return nil, err
 	}
-	if _, name, _ := lastComponent(p); fl.Create && strings.HasSuffix(p, "/") && name != "." {
+	if _, name, slashes := lastComponent(p); fl.Create && slashes != "" && name != "." {
 		// open(2): a name ending in "/" is no file to make, which it
 		// finds once it has found the directory the name is in. A last
 		// "." or ".." names that directory, and is opened as such:
 		// EEXIST with Excl, EISDIR without.
-		err := d.at(newName(p), func(int, string) error { return EISDIR })
+		err := d.at(p[:len(p)-len(slashes)], func(int, string) error { return EISDIR })
 		return nil, err
 	}
 	// O_NONBLOCK: opening a FIFO no one has open at the other end would
@@ -498,8 +545,7 @@ func (d *Dir) Unlink(p string, dir bool) error {
 	if dir {
 		flags = unix.AT_REMOVEDIR
 	}
-	t := strings.TrimRight(p, "/")
-	dotdot := t == ".." || strings.HasSuffix(t, "/..")
+	dotdot := endsInDotDot(p)
 	return d.at(p, func(fd int, name string) error {
 		if dir && dotdot {
 			return ENOTEMPTY
@@ -513,38 +559,26 @@ func (d *Dir) Unlink(p string, dir bool) error {
 }
 
 // pair runs op on the parents of p1 beneath d and p2 beneath to, which
-// must be reached from the same grant (EXDEV otherwise). As rename(2) and
-// link(2) do, it looks p1 up before anything of p2, so that p1's errors
-// come first, and p2's, an empty p2's included, after them. With
-// oldExists p1's last component must exist before p2 is looked at, as
-// link(2), which looks up the whole of its old path first, has it.
-func (d *Dir) pair(p1 string, to *Dir, p2 string, oldExists bool, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
+// must be reached from the same grant (EXDEV otherwise), their last
+// components looked up as how1 and how2 say. As rename(2) and link(2) do,
+// it looks p1 up before anything of p2, so that p1's errors come first,
+// and p2's, an empty or too long p2's included, after them (link(2) looks
+// up the whole of its old path first: lastExists).
+func (d *Dir) pair(p1 string, how1 lookup, to *Dir, p2 string, how2 lookup, op func(fd1 int, n1 string, fd2 int, n2 string) error) error {
 	if err := CheckPath(p1); err != nil {
 		return err
 	}
 	if !d.SameGrant(to) {
 		return EXDEV
 	}
-	return d.at(p1, func(fd1 int, n1 string) error {
-		if oldExists {
-			if err := existsAt(fd1, n1); err != nil {
-				return err
-			}
-		}
+	return d.look(p1, how1, func(fd1 int, n1 string) error {
 		if err := CheckPath(p2); err != nil {
 			return err
 		}
-		return to.at(p2, func(fd2 int, n2 string) error {
+		return to.look(p2, how2, func(fd2 int, n2 string) error {
 			return op(fd1, n1, fd2, n2)
 		})
 	})
-}
-
-// existsAt is ENOENT, or another error of fstatat(2), unless name exists
-// in the directory dirfd; a symbolic link is not followed.
-func existsAt(dirfd int, name string) error {
-	var st unix.Stat_t
-	return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // Rename moves p1 beneath d to p2 beneath to, with POSIX rename semantics
@@ -552,13 +586,13 @@ func existsAt(dirfd int, name string) error {
 // is followed if it is a symbolic link. Trailing slashes are left to
 // renameat(2), which follows no link for them either: a name with them
 // must be a directory (ENOTDIR), "mv file dir/" included, checked where
-// rename(2) checks it, after both parents are found.
+// rename(2) checks it, after both parents are found (slashesToOp).
 func (d *Dir) Rename(p1 string, to *Dir, p2 string) error {
-	t1, t2 := newName(p1), newName(p2)
-	s1, s2 := p1[len(t1):], p2[len(t2):]
-	return d.pair(t1, to, t2, false, func(fd1 int, n1 string, fd2 int, n2 string) error {
-		return unix.Renameat(fd1, n1+s1, fd2, n2+s2)
-	})
+	return d.pair(p1, slashesToOp, to, p2, slashesToOp, renameat)
+}
+
+func renameat(fd1 int, n1 string, fd2 int, n2 string) error {
+	return unix.Renameat(fd1, n1, fd2, n2)
 }
 
 // Link makes p2 beneath to a hard link to p1 beneath d. A final symbolic
@@ -569,66 +603,26 @@ func (d *Dir) Link(p1 string, to *Dir, p2 string) error {
 	if strings.HasSuffix(p1, "/") {
 		return d.LinkFollow(p1, to, p2)
 	}
-	return d.pair(p1, to, newName(p2), true, linkOp(p2))
+	return d.pair(p1, lastExists, to, p2, lastIsNew, linkat)
 }
 
 // LinkFollow is Link with a final symbolic link in p1 followed, beneath d
 // only: a link whose target leaves d is refused with ENOTCAPABLE. As in
 // pair, p1 is looked up whole before p2.
 func (d *Dir) LinkFollow(p1 string, to *Dir, p2 string) error {
-	if err := CheckPath(p1); err != nil {
-		return err
-	}
-	if !d.SameGrant(to) {
-		return EXDEV
-	}
-	link := linkOp(p2)
-	return d.atFollow(p1, func(fd1 int, n1 string) error {
-		if err := existsAt(fd1, n1); err != nil {
-			return err
-		}
-		if err := CheckPath(p2); err != nil {
-			return err
-		}
-		return to.at(newName(p2), func(fd2 int, n2 string) error {
-			return link(fd1, n1, fd2, n2)
-		})
-	})
+	return d.pair(p1, followLast|lastExists, to, p2, lastIsNew, linkat)
 }
 
 func linkat(fd1 int, n1 string, fd2 int, n2 string) error {
 	return unix.Linkat(fd1, n1, fd2, n2, 0)
 }
 
-// newName is p without its trailing slashes, as at is to be given the
-// names of link, rename and symlink, which answer for the slashes
-// themselves: at
-// would refuse a name with them that is not a directory (ENOTDIR) at
-// once, where link(2) finds that the name exists (EEXIST), whatever it
-// is, and rename(2) looks for it only after both parents.
-func newName(p string) string {
-	if t := strings.TrimRight(p, "/"); t != "" {
-		return t
-	}
-	return p
-}
-
-// linkOp returns linkat, or for a new name ending in "/", which would have
-// to be a directory and so can never be a hard link, an op that links
-// nothing and fails as link(2) does (noDirAt). (at is given the name
-// without the slash, newName.)
-func linkOp(p2 string) func(fd1 int, n1 string, fd2 int, n2 string) error {
-	if !strings.HasSuffix(p2, "/") {
-		return linkat
-	}
-	return func(_ int, _ string, fd2 int, n2 string) error { return noDirAt(fd2, n2) }
-}
-
 // noDirAt is how link(2) and symlink(2) fail for a new name with a slash
 // after it, which they cannot make: EEXIST when the name exists in dirfd,
 // whatever it is, ENOENT when it does not.
 func noDirAt(dirfd int, name string) error {
-	if existsAt(dirfd, name) == nil {
+	var st unix.Stat_t
+	if unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		return unix.EEXIST
 	}
 	return unix.ENOENT
@@ -651,11 +645,7 @@ func (d *Dir) Symlink(target, p string) error {
 	if err := CheckPath(p); err != nil {
 		return err
 	}
-	slash := strings.HasSuffix(p, "/")
-	return d.at(newName(p), func(dirfd int, name string) error {
-		if slash {
-			return noDirAt(dirfd, name)
-		}
+	return d.look(p, lastIsNew, func(dirfd int, name string) error {
 		return unix.Symlinkat(target, dirfd, name)
 	})
 }

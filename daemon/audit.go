@@ -218,18 +218,22 @@ func (s *Supervisor) recordSpawnedHolder(h *caps.Holder) {
 	_ = s.record(audit.Record{Type: audit.TypeGuestSpawn, Guest: s.spawnedRecord(h)}, false)
 }
 
-// recordChildExec writes the guest-exec record of spawned child h, which
-// replaced its program with m, after its guest-spawn record; from then
-// on spawnedRecord names m. It waits for the record.
-func (s *Supervisor) recordChildExec(h *caps.Holder, m *abi.Module) error {
+// recordExec writes the guest-exec record of h, a launched guest or a
+// spawned child, which replaced its program with m; a child's comes
+// after its guest-spawn record, and from then on spawnedRecord names m.
+// It waits for the record.
+func (s *Supervisor) recordExec(h *caps.Holder, m *abi.Module) error {
 	if s.audit == nil {
 		return nil
 	}
-	s.recordSpawnedHolder(h)
-	err := s.record(audit.Record{Type: audit.TypeGuestExec, Guest: &audit.GuestRecord{
-		ID: h.ID, Module: m.Name, SHA256: m.HashString(), Parent: h.Parent.ID,
-	}}, true)
-	if err == nil {
+	gr := &audit.GuestRecord{ID: h.ID, Module: m.Name, SHA256: m.HashString()}
+	spawned := h.Parent != nil
+	if spawned {
+		s.recordSpawnedHolder(h)
+		gr.Parent = h.Parent.ID
+	}
+	err := s.record(audit.Record{Type: audit.TypeGuestExec, Guest: gr}, true)
+	if err == nil && spawned {
 		s.auditSpawned.Store(h.ID, m.Name)
 	}
 	return err

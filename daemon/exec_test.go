@@ -93,3 +93,35 @@ delegate "to-the-exec-guest" {
 		t.Fatalf("the audit log's %s runs %s (%s) after exec, want %s", e.ID(), h.Module, h.SHA256, spinHash)
 	}
 }
+
+// A guest whose proc_exec is refused (here: after the shutdown record,
+// which names the programs running) is still judged as the program it
+// ran, which is all it ever ran: its holder names the module it was
+// launched with. The holder named the program it was refused.
+func TestARefusedExecLeavesTheGuestNamedAsTheProgramItRan(t *testing.T) {
+	s, _ := newAuditedSupervisor(t)
+	next := filepath.Join(t.TempDir(), "hello.wasm") // exits 7
+	if err := os.WriteFile(next, abitest.WAT(t, "abi/testdata/guests/hello.wat"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := compile(t, s, guests+"exec_fd3.wat")
+	defer m.Release()
+	stdin, start := io.Pipe()
+	defer start.Close()
+	g, err := s.Launch(context.Background(), LaunchSpec{Module: m, Grants: []Grant{mustGrant(t, "file:"+next)}, Stdin: stdin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running := s.Abandon(); running != 1 {
+		t.Fatalf("Abandon: %d guests running, want 1", running)
+	}
+	if _, err := start.Write([]byte{1}); err != nil { // it execs hello.wasm
+		t.Fatal(err)
+	}
+	if st := waitExit(t, g, HangGuard); st.Code == 7 || st.Killed == "" {
+		t.Fatalf("status %+v: want the guest killed before the program it execs runs (that one exits 7)", st)
+	}
+	if got, want := g.holder.Module(), m.HashString(); got != want || g.Module() != m {
+		t.Errorf("after its refused exec the guest's holder names module %s and it runs %s; want %s, %s's", got, g.Module().Name, want, m.Name)
+	}
+}

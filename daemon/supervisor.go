@@ -21,6 +21,7 @@ import (
 	"github.com/sandboxd/sandboxd/abi"
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
+	"github.com/sandboxd/sandboxd/internal/plural"
 	"github.com/sandboxd/sandboxd/policies"
 )
 
@@ -153,7 +154,7 @@ type Supervisor struct {
 	// auditSpawned holds the spawned children whose guest-spawn record
 	// is written, by holder id, each until its holder is collected, with
 	// the name of the module it runs now (audit.go, recordSpawned,
-	// recordChildExec).
+	// recordExec).
 	auditSpawned sync.Map
 	// auditInFlight is where each capability sent on a channel and not
 	// yet received will arrive (*audit.ChanEnd), by id, for the live
@@ -384,10 +385,10 @@ func (e *SpecError) Error() string { return e.msg }
 func (spec *LaunchSpec) handlesText() string {
 	parts := []string{"3 stdio handles"}
 	if n := len(spec.Grants); n > 0 {
-		parts = append(parts, countText(n, "grant", "grants"))
+		parts = append(parts, plural.Count(n, "grant", "grants"))
 	}
 	if n := len(spec.Delegations); n > 0 {
-		parts = append(parts, countText(n, "capability passed on", "capabilities passed on"))
+		parts = append(parts, plural.Count(n, "capability passed on", "capabilities passed on"))
 	}
 	if spec.SupervisorChannel {
 		parts = append(parts, "the supervisor channel")
@@ -397,14 +398,6 @@ func (spec *LaunchSpec) handlesText() string {
 		return parts[0]
 	}
 	return strings.Join(parts[:last], ", ") + " and " + parts[last]
-}
-
-// countText is "1 grant", "2 grants".
-func countText(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }
 
 func specError(format string, args ...any) error {
@@ -793,7 +786,6 @@ func (g *Guest) start(spec *LaunchSpec, table *caps.Table, grants []string) {
 		Timeout:        spec.Timeout,
 		OnDone:         g.finish,
 		OnExec:         g.execed,
-		OnChildExec:    g.childExeced,
 	})
 	g.grants = grants
 	g.limits = Limits{MemoryLimit: spec.MemoryLimit, Timeout: spec.Timeout, MaxFDs: table.Max(), MaxStack: cmp.Or(spec.MaxStack, s.maxStack)}
@@ -1119,35 +1111,25 @@ func (g *Guest) LimitLog(l hclog.Logger) hclog.Logger {
 // the last one it replaced it with (proc_exec).
 func (g *Guest) Module() *abi.Module { return g.module.Load() }
 
-// execed records that the guest replaced its program with m (proc_exec,
-// GuestConfig.OnExec): from now on ps, live grants and policy decisions
-// see m (its holder's module is m's already; its launch labels no longer
-// count, holderModule), and the audit log says so before m runs. When
-// the log cannot take the record the guest ends instead, killed with the
-// error as its reason, and m never runs.
-func (g *Guest) execed(m *abi.Module) error {
-	err := g.s.record(audit.Record{Type: audit.TypeGuestExec, Guest: &audit.GuestRecord{
-		ID: g.id, Module: m.Name, SHA256: m.HashString(),
-	}}, true)
-	if err != nil {
+// execed records that h, the guest or one its tree spawned, replaced
+// its program with m (proc_exec, GuestConfig.OnExec): the audit log says
+// so before m runs (a spawned child's exec after its guest-spawn record).
+// From then on ps, live grants and policy decisions see m (the holder's
+// module is m's already; the guest's launch labels no longer count,
+// holderModule), and the live graph names m for a child. When the log
+// cannot take the record the guest that execs ends instead, killed with
+// the error as its reason, and m never runs.
+func (g *Guest) execed(h *caps.Holder, m *abi.Module) error {
+	if err := g.s.recordExec(h, m); err != nil {
 		// Nothing runs that the audit log does not show.
 		return fmt.Errorf("its proc_exec of %s could not be recorded: %w", m.Name, err)
 	}
+	if h != g.holder {
+		g.noisy.Info("spawned guest replaced its program", "child", h.ID, "module", m.Name, "sha256", m.HashString())
+		return nil
+	}
 	old := g.module.Swap(m)
 	g.noisy.Info("guest replaced its program", "module", m.Name, "sha256", m.HashString(), "was", old.Name)
-	return nil
-}
-
-// childExeced records that child, a guest g's tree spawned, replaced its
-// program with m (GuestConfig.OnChildExec), as execed does for g: after
-// the child's guest-spawn record and before m runs; the live graph names
-// m from then on. When the log cannot take the record the child ends
-// instead, killed with the error as its reason, and m never runs.
-func (g *Guest) childExeced(child *caps.Holder, m *abi.Module) error {
-	if err := g.s.recordChildExec(child, m); err != nil {
-		return fmt.Errorf("its proc_exec of %s could not be recorded: %w", m.Name, err)
-	}
-	g.noisy.Info("spawned guest replaced its program", "child", child.ID, "module", m.Name, "sha256", m.HashString())
 	return nil
 }
 

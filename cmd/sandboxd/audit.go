@@ -11,6 +11,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/internal/plural"
 )
 
 func init() {
@@ -176,7 +177,7 @@ func summary(r audit.Record) string {
 		}
 		return fmt.Sprintf("%s %s %s sha256 %s by %s grants %s", head, g.ID, g.Module, short(g.SHA256), g.Principal, strings.Join(g.Grants, " "))
 	case r.Type == audit.TypeShutdown:
-		return fmt.Sprintf("%s ended %s still running", head, plural(r.Running, "guest", "guests"))
+		return fmt.Sprintf("%s ended %s still running", head, plural.Count(r.Running, "guest", "guests"))
 	case r.Pruned != nil:
 		p := r.Pruned
 		return fmt.Sprintf("%s records %d to %d (%s) removed past --audit-max-size, checkpoint sha256 %s", head, p.FromSeq, p.ToSeq, strings.Join(p.Files, " "), short(p.Checkpoint))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/audit"
+	"github.com/sandboxd/sandboxd/internal/plural"
 )
 
 func init() {
@@ -212,7 +213,7 @@ func printAnswer(kind string, data []byte, qf queryFlags) error {
 		if err := json.Unmarshal(data, &cut); err != nil {
 			return err
 		}
-		fmt.Println(printable(fmt.Sprintf("revoking %s would cut off %s held by %s: %s", cut.Root, plural(len(cut.Revoked), "capability", "capabilities"), strings.Join(cut.Holders, ", "), strings.Join(cut.Revoked, " "))))
+		fmt.Println(printable(fmt.Sprintf("revoking %s would cut off %s held by %s: %s", cut.Root, plural.Count(len(cut.Revoked), "capability", "capabilities"), strings.Join(cut.Holders, ", "), strings.Join(cut.Revoked, " "))))
 	}
 	return nil
 }

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/sandboxd/sandboxd/client"
+	"github.com/sandboxd/sandboxd/internal/plural"
 )
 
 func init() {
@@ -37,7 +37,7 @@ func revokeCmd(args []string) int {
 		if *asJSON {
 			return printJSON(rc)
 		}
-		return printOut("revoked %s: %s held by %s in %v: %s\n", id, plural(len(rc.Revoked), "capability", "capabilities"),
+		return printOut("revoked %s: %s held by %s in %v: %s\n", id, plural.Count(len(rc.Revoked), "capability", "capabilities"),
 			heldBy(rc.Holders, rc.Others), rc.Took, strings.Join(rc.Revoked, " "))
 	})
 }
@@ -52,15 +52,7 @@ func heldBy(holders []string, others int) string {
 	case others == 0:
 		return named
 	case len(holders) == 0:
-		return plural(others, "holder", "holders") + " of other users"
+		return plural.Count(others, "holder", "holders") + " of other users"
 	}
-	return named + " and " + plural(others, "holder", "holders") + " of other users"
-}
-
-// plural is "1 capability", "2 capabilities".
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
+	return named + " and " + plural.Count(others, "holder", "holders") + " of other users"
 }

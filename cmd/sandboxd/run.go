@@ -21,6 +21,7 @@ import (
 	"github.com/sandboxd/sandboxd/audit"
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/internal/plural"
 	"github.com/sandboxd/sandboxd/policies"
 )
 
@@ -221,7 +222,7 @@ func parseRunFlags(c command, args []string) (ra runArgs, code int, ok bool) {
 		return ra, code, false
 	}
 	if ra.maxFDs < 3+len(ra.grants) {
-		return ra, usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %s: allow at least %d", ra.maxFDs, plural(len(ra.grants), "grant", "grants"), 3+len(ra.grants)), false
+		return ra, usageError(c, "--max-fds %d leaves no room for 3 stdio handles and %s: allow at least %d", ra.maxFDs, plural.Count(len(ra.grants), "grant", "grants"), 3+len(ra.grants)), false
 	}
 	if ra.level = hclog.LevelFromString(*logLevel); ra.level == hclog.NoLevel {
 		return ra, usageError(c, "--log-level %q is not one of trace, debug, info, warn, error, off", *logLevel), false

@@ -29,12 +29,7 @@ func TestSharedPointersInACallCannotMultiplyTheDaemonsMemory(t *testing.T) {
 	h := newHarness(t, Limits{})
 	a, held := h.heldPeer(t, "chan:jobs")
 	b := h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	before := allocated()
 	errc := make(chan error, 1)
 	go func() { errc <- sharedPut(testCtx(t), s, sharedPointers, sharedBlob) }()
@@ -60,14 +55,7 @@ func TestSharedPointersInResultsCannotMultiplyTheDaemonsMemory(t *testing.T) {
 		}
 		return pointAtOneBlob(r, sharedPointers, sharedBlob)
 	}}}, nil, nil)
-	if err := publishingClient(t, a, "jobs", "store", capnp.NewClient(srv)); err != nil {
-		t.Fatal(err)
-	}
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := pipelineapi.Store(publishAndObtain(t, a, b, "store", capnp.NewClient(srv)))
 	before := allocated()
 	errc := make(chan error, 1)
 	go func() { errc <- put(testCtx(t), s, "k", "v") }()
@@ -165,19 +153,6 @@ func (h *harness) heldPeer(t testing.TB, grants ...string) (*testPeer, *heldConn
 	conn := rpc.NewConn(transport.NewStream(mine), nil)
 	t.Cleanup(func() { _ = conn.Close() })
 	return &testPeer{g: g, conn: conn, sup: guest.GuestSupervisor(conn.Bootstrap(context.Background()))}, hc
-}
-
-// publishingClient is publishing for any object the test serves.
-func publishingClient(t testing.TB, p *testPeer, channel, name string, c capnp.Client) error {
-	t.Helper()
-	f, rel := p.sup.Publish(testCtx(t), func(a guest.GuestSupervisor_publish_Params) error {
-		_ = a.SetChannel(channel)
-		_ = a.SetName(name)
-		return a.SetService(c)
-	})
-	defer rel()
-	_, err := f.Struct()
-	return err
 }
 
 // sharedPut calls s's put with parameters of pointers pointers, all to

@@ -27,12 +27,7 @@ func TestPublishedServiceIsReachedThroughACapabilityDerivedForTheCaller(t *testi
 	h := newHarness(t, Limits{})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
 	st := newStore()
-	publishStore(t, a, "jobs", "store", st)
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, st)
 	if err := put(testCtx(t), s, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +85,7 @@ func TestObtainWaitsForThePublisher(t *testing.T) {
 func TestRevokingThePublishersCapabilityCutsTheCallersCalls(t *testing.T) {
 	h := newHarness(t, Limits{})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	if err := put(testCtx(t), s, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +93,7 @@ func TestRevokingThePublishersCapabilityCutsTheCallersCalls(t *testing.T) {
 	if _, err := h.sup.Revoke(root.ID, "test"); err != nil {
 		t.Fatal(err)
 	}
-	err = put(testCtx(t), s, "k2", "v")
+	err := put(testCtx(t), s, "k2", "v")
 	if err == nil || !strings.Contains(err.Error(), "has been revoked") {
 		t.Fatalf("call after revoke: %v; want an exception saying the service was revoked", err)
 	}
@@ -120,12 +110,7 @@ func TestCallInFlightEndsWhenItsCapabilityIsRevoked(t *testing.T) {
 	st := newStore()
 	st.block = make(chan struct{}) // the store never answers
 	defer close(st.block)
-	publishStore(t, a, "jobs", "store", st)
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, st)
 	errc := make(chan error, 1)
 	go func() { errc <- put(testCtx(t), s, "k", "v") }()
 	<-st.started // the call has reached the serving guest
@@ -141,12 +126,7 @@ func TestCallInFlightEndsWhenItsCapabilityIsRevoked(t *testing.T) {
 func TestServingGuestsExitFailsCallsWithAClearException(t *testing.T) {
 	h := newHarness(t, Limits{})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	a.g.Kill("test")
 	<-a.g.Done()
 	// The daemon revokes a leaving guest's services, and so withdraws
@@ -167,7 +147,7 @@ func TestServingGuestsExitFailsCallsWithAClearException(t *testing.T) {
 			t.Fatalf("%d services still listed and %d copies held after their publisher exited", listed, held)
 		}
 	}
-	err = put(testCtx(t), s, "k", "v")
+	err := put(testCtx(t), s, "k", "v")
 	if err == nil || !strings.Contains(err.Error(), "is gone") || !strings.Contains(err.Error(), a.g.ID()) {
 		t.Fatalf("call to the service of an exited guest: %v; want an exception naming the guest", err)
 	}
@@ -197,12 +177,7 @@ func TestAnExitedPublishersServiceIsWithdrawnBeforeItIsRevoked(t *testing.T) {
 	publishStore(t, a, "jobs", "store", newStore())
 	a.g.Kill("test")
 	<-entered // a has exited; its services are not yet revoked
-	publishStore(t, c, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, c, b, newStore())
 	if err := put(testCtx(t), s, "k", "v"); err != nil {
 		t.Fatalf("a call to the service obtained after its publisher started again: %v", err)
 	}

@@ -178,11 +178,17 @@ func publishStore(t testing.TB, p *testPeer, channel, name string, st pipelineap
 // succeeds.
 func publishing(t testing.TB, p *testPeer, channel, name string, st pipelineapi.Store_Server) error {
 	t.Helper()
-	svc := pipelineapi.Store_ServerToClient(st)
+	return publishingClient(t, p, channel, name, capnp.Client(pipelineapi.Store_ServerToClient(st)))
+}
+
+// publishingClient reports whether p publishing c, any object the
+// test serves, as name on channel succeeds.
+func publishingClient(t testing.TB, p *testPeer, channel, name string, c capnp.Client) error {
+	t.Helper()
 	f, rel := p.sup.Publish(testCtx(t), func(a guest.GuestSupervisor_publish_Params) error {
 		_ = a.SetChannel(channel)
 		_ = a.SetName(name)
-		return a.SetService(capnp.Client(svc))
+		return a.SetService(c)
 	})
 	defer rel()
 	_, err := f.Struct()
@@ -262,4 +268,38 @@ func (o *lines) waitFor(t testing.TB, s string) {
 			t.Fatalf("no %q in the output after %s:\n%s", s, hangGuard, o.String())
 		}
 	}
+}
+
+// publishAndObtain has a publish srv as name on its channel "jobs", and
+// returns b's copy of it, obtained there; the copy is released when the
+// test ends.
+func publishAndObtain(t testing.TB, a, b *testPeer, name string, srv capnp.Client) capnp.Client {
+	t.Helper()
+	if err := publishingClient(t, a, "jobs", name, srv); err != nil {
+		t.Fatal(err)
+	}
+	s, err := obtainStore(t, b, "jobs", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Release)
+	return capnp.Client(s)
+}
+
+// giverPair launches a, granted a directory it holds as "docs", and b,
+// both holding channel "jobs"; a publishes there as "giver" a service
+// that hands over its docs handle (handGiver), and g is b's copy of it.
+func giverPair(t testing.TB, h *harness) (a, b *testPeer, g guest.GuestSupervisor) {
+	t.Helper()
+	a, b = h.peer(t, "chan:jobs", "dir:"+t.TempDir()+"=docs"), h.peer(t, "chan:jobs")
+	hg := &handGiver{self: a.sup, fd: a.fd(t, "docs")}
+	g = guest.GuestSupervisor(publishAndObtain(t, a, b, "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(hg))))
+	return a, b, g
+}
+
+// servedStore has a publish st as "store" on its channel "jobs", and
+// returns b's copy of it (publishAndObtain).
+func servedStore(t testing.TB, a, b *testPeer, st pipelineapi.Store_Server) pipelineapi.Store {
+	t.Helper()
+	return pipelineapi.Store(publishAndObtain(t, a, b, "store", capnp.Client(pipelineapi.Store_ServerToClient(st))))
 }

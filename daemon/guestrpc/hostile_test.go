@@ -148,12 +148,7 @@ func TestExportsBeyondTheLimitFailWithAnException(t *testing.T) {
 func TestCallingARevokedServiceInALoopKeepsNothingAlive(t *testing.T) {
 	h := newHarness(t, Limits{})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	root := h.held(a.g.ID(), caps.KindService)[0]
 	if _, err := h.sup.Revoke(root.ID, "test"); err != nil {
 		t.Fatal(err)
@@ -176,12 +171,7 @@ func TestCallsThatReturnedAreNotInFlight(t *testing.T) {
 	h := newHarness(t, Limits{MaxCallsInFlight: limit})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
 	st := newStore()
-	publishStore(t, a, "jobs", "store", st)
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, st)
 	for i := 0; i < 20*limit; i++ {
 		if err := put(testCtx(t), s, "k", "v"); err != nil {
 			t.Fatalf("sequential call %d with at most one in flight: %v", i+1, err)
@@ -307,23 +297,41 @@ func TestCallsFinishedBeforeTheyReturnStillCountAsInFlight(t *testing.T) {
 // pipelinedOn is a raw Call of handles (question q) on the service in
 // the results of question on.
 func pipelinedOn(q, on uint32) (*capnp.Message, error) {
-	msg, seg, err := capnp.NewMessage(capnp.MultiSegment(nil))
+	msg, call, pa, err := newCall(q, on, methodHandles)
 	if err != nil {
 		return nil, err
+	}
+	ops, _ := pa.NewTransform(1)
+	ops.At(0).SetGetPointerField(0)
+	payload, _ := call.NewParams()
+	params, _ := guest.NewGuestSupervisor_handles_Params(call.Segment())
+	err = payload.SetContent(params.ToPtr())
+	return msg, err
+}
+
+// GuestSupervisor's method ids (schemas/guest.capnp), for raw calls.
+const (
+	methodHandles = 0
+	methodObtain  = 2
+)
+
+// newCall is a raw Call message of GuestSupervisor's method method, as
+// question q, on the answer to question on; its caller fills in the
+// target's transform and the parameters.
+func newCall(q, on uint32, method uint16) (*capnp.Message, rpccp.Call, rpccp.PromisedAnswer, error) {
+	msg, seg, err := capnp.NewMessage(capnp.SingleSegment(nil))
+	if err != nil {
+		return nil, rpccp.Call{}, rpccp.PromisedAnswer{}, err
 	}
 	m, _ := rpccp.NewRootMessage(seg)
 	call, _ := m.NewCall()
 	call.SetQuestionId(q)
 	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
+	call.SetMethodId(method)
 	tgt, _ := call.NewTarget()
-	pa, _ := tgt.NewPromisedAnswer()
+	pa, err := tgt.NewPromisedAnswer()
 	pa.SetQuestionId(on)
-	ops, _ := pa.NewTransform(1)
-	ops.At(0).SetGetPointerField(0)
-	payload, _ := call.NewParams()
-	params, _ := guest.NewGuestSupervisor_handles_Params(seg)
-	err = payload.SetContent(params.ToPtr())
-	return msg, err
+	return msg, call, pa, err
 }
 
 // finishOf is a raw Finish of question q.
@@ -368,12 +376,7 @@ func TestCallsToAGuestThatNeverReturnsAreBounded(t *testing.T) {
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
 	st := &deafStore{started: make(chan struct{}, 8*limit), stop: make(chan struct{})}
 	defer close(st.stop)
-	publishStore(t, a, "jobs", "store", st)
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, st)
 	reached, refused := 0, 0
 	for i := 0; i < 4*limit; i++ {
 		ctx, cancel := context.WithCancel(testCtx(t))
@@ -402,22 +405,16 @@ func TestCallsToAGuestThatNeverReturnsAreBounded(t *testing.T) {
 // says it serves, export ids from base on. With caps 0 it is a call of
 // handles instead, which returns at once.
 func obtainCarrying(q uint32, caps int, base uint32) (*capnp.Message, error) {
-	msg, seg, err := capnp.NewMessage(capnp.MultiSegment(nil))
+	method := uint16(methodHandles)
+	if caps > 0 {
+		method = methodObtain
+	}
+	msg, call, _, err := newCall(q, 0, method)
 	if err != nil {
 		return nil, err
 	}
-	m, _ := rpccp.NewRootMessage(seg)
-	call, _ := m.NewCall()
-	call.SetQuestionId(q)
-	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
-	if caps > 0 {
-		call.SetMethodId(2) // obtain
-	}
-	tgt, _ := call.NewTarget()
-	pa, _ := tgt.NewPromisedAnswer()
-	pa.SetQuestionId(0)
 	payload, _ := call.NewParams()
-	params, _ := guest.NewGuestSupervisor_obtain_Params(seg)
+	params, _ := guest.NewGuestSupervisor_obtain_Params(call.Segment())
 	_ = params.SetChannel("jobs")
 	_ = params.SetName("never published") // the call waits, holding its parameters
 	_ = payload.SetContent(params.ToPtr())
@@ -536,12 +533,7 @@ func TestCallsQueuedForAGuestThatStoppedReadingAreBounded(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 	a := &testPeer{g: g, conn: conn, sup: guest.GuestSupervisor(conn.Bootstrap(context.Background()))}
 	b := h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	close(sc.stall)
 	errs := make(chan error, 4*limit)
 	go func() { errs <- put(testCtx(t), s, "k", "v") }()
@@ -561,12 +553,7 @@ func TestAGuestsOwnCallsDoNotCountAsCallsForwardedToIt(t *testing.T) {
 	const limit = 4
 	h := newHarness(t, Limits{MaxForwarded: limit})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
-	publishStore(t, a, "jobs", "store", newStore())
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := servedStore(t, a, b, newStore())
 	waiting, stop := context.WithCancel(testCtx(t))
 	for i := 0; i < 2*limit; i++ {
 		// Returned, and kept: not finished.
@@ -599,21 +586,13 @@ func TestAGuestsOwnCallsDoNotCountAsCallsForwardedToIt(t *testing.T) {
 // holding its message: padded with pad bytes nothing points at, which
 // the daemon reads and keeps with the rest.
 func obtainPadded(q uint32, pad int) *capnp.Message {
-	msg, seg, _ := capnp.NewMessage(capnp.SingleSegment(nil))
-	m, _ := rpccp.NewRootMessage(seg)
-	call, _ := m.NewCall()
-	call.SetQuestionId(q)
-	call.SetInterfaceId(guest.GuestSupervisor_TypeID)
-	call.SetMethodId(2) // obtain
-	tgt, _ := call.NewTarget()
-	pa, _ := tgt.NewPromisedAnswer()
-	pa.SetQuestionId(0)
+	msg, call, _, _ := newCall(q, 0, methodObtain)
 	payload, _ := call.NewParams()
-	params, _ := guest.NewGuestSupervisor_obtain_Params(seg)
+	params, _ := guest.NewGuestSupervisor_obtain_Params(call.Segment())
 	_ = params.SetChannel("jobs")
 	_ = params.SetName("never published")
 	_ = payload.SetContent(params.ToPtr())
-	_, _ = capnp.NewData(seg, make([]byte, pad))
+	_, _ = capnp.NewData(call.Segment(), make([]byte, pad))
 	return msg
 }
 

@@ -41,15 +41,7 @@ func TestAnInstallWaitingForAPromiseDoesNotHoldTheGuestsOtherCalls(t *testing.T)
 	h := newHarness(t, Limits{})
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
 	g := &slowGiver{started: make(chan struct{}, 1), answer: make(chan struct{})}
-	if err := publishingClient(t, a, "jobs", "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(g))); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := obtainStore(t, b, "jobs", "giver")
-	if err != nil {
-		t.Fatal(err)
-	}
-	remote := guest.GuestSupervisor(svc)
-	defer remote.Release()
+	remote := guest.GuestSupervisor(publishAndObtain(t, a, b, "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(g))))
 	ctx := testCtx(t)
 	pending, relPending := remote.Obtain(ctx, nil)
 	defer relPending()
@@ -81,17 +73,7 @@ func TestAnInstallWaitingForAPromiseDoesNotHoldTheGuestsOtherCalls(t *testing.T)
 // service, for as long as it runs.
 func TestAHandleInstalledFromWhatAServiceGaveIsRevokedWithTheService(t *testing.T) {
 	h := newHarness(t, Limits{})
-	a, b := h.peer(t, "chan:jobs", "dir:"+t.TempDir()+"=docs"), h.peer(t, "chan:jobs")
-	hg := &handGiver{self: a.sup, fd: a.fd(t, "docs")}
-	if err := publishingClient(t, a, "jobs", "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(hg))); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := obtainStore(t, b, "jobs", "giver")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := guest.GuestSupervisor(svc)
-	defer g.Release()
+	_, b, g := giverPair(t, h)
 	hd := capnp.Client(given(t, g))
 	f, rel := b.sup.Install(testCtx(t), func(p guest.GuestSupervisor_install_Params) error {
 		return p.SetHandle(guest.GuestHandle(hd.AddRef()))
@@ -121,17 +103,7 @@ func TestAHandleInstalledFromWhatAServiceGaveIsRevokedWithTheService(t *testing.
 // through, kept open) goes when the guest ends.
 func TestAGuestThatInstalledWhatAServiceGaveLeavesNothingBehindWhenItEnds(t *testing.T) {
 	h := newHarness(t, Limits{})
-	a, b := h.peer(t, "chan:jobs", "dir:"+t.TempDir()+"=docs"), h.peer(t, "chan:jobs")
-	hg := &handGiver{self: a.sup, fd: a.fd(t, "docs")}
-	if err := publishingClient(t, a, "jobs", "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(hg))); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := obtainStore(t, b, "jobs", "giver")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := guest.GuestSupervisor(svc)
-	defer g.Release()
+	_, b, g := giverPair(t, h)
 	copyOf := h.lookup(t, h.held(b.g.ID(), caps.KindService), "giver")
 	base := runtime.NumGoroutine()
 	hd := capnp.Client(given(t, g))
@@ -163,17 +135,7 @@ func TestAGuestThatInstalledWhatAServiceGaveLeavesNothingBehindWhenItEnds(t *tes
 func TestAHandleInstalledFromWhatAServiceGaveOutlivesTheServingGuest(t *testing.T) {
 	log := newLines()
 	h := newLoggingHarness(t, Limits{}, log)
-	a, b := h.peer(t, "chan:jobs", "dir:"+t.TempDir()+"=docs"), h.peer(t, "chan:jobs")
-	hg := &handGiver{self: a.sup, fd: a.fd(t, "docs")}
-	if err := publishingClient(t, a, "jobs", "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(hg))); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := obtainStore(t, b, "jobs", "giver")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := guest.GuestSupervisor(svc)
-	defer g.Release()
+	a, b, g := giverPair(t, h)
 	hd := capnp.Client(given(t, g))
 	defer hd.Release()
 	f, rel := b.sup.Install(testCtx(t), func(p guest.GuestSupervisor_install_Params) error {

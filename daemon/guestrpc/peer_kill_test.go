@@ -47,12 +47,7 @@ func TestAPeerKilledDuringCallsLeavesNothingBehind(t *testing.T) {
 			st.block = make(chan struct{}) // it answers none
 			defer close(st.block)
 			st.started = make(chan struct{}, calls)
-			publishStore(t, a, "jobs", "store", st)
-			s, err := obtainStore(t, b, "jobs", "store")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Release()
+			s := servedStore(t, a, b, st)
 			base, heap := runtime.NumGoroutine(), heapInUse()
 			errs := make(chan error, calls)
 			for i := 0; i < calls; i++ {

@@ -147,17 +147,7 @@ func (g *handGiver) Obtain(ctx context.Context, call guest.GuestSupervisor_obtai
 // is not installed.
 func TestAGuestHandleObtainedThroughARevokedServiceIsNotInstalled(t *testing.T) {
 	h := newHarness(t, Limits{})
-	a, b := h.peer(t, "chan:jobs", "dir:"+t.TempDir()+"=docs"), h.peer(t, "chan:jobs")
-	hg := &handGiver{self: a.sup, fd: a.fd(t, "docs")}
-	if err := publishingClient(t, a, "jobs", "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(hg))); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := obtainStore(t, b, "jobs", "giver")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := guest.GuestSupervisor(svc)
-	defer g.Release()
+	_, b, g := giverPair(t, h)
 	install := func(hd capnp.Client) error {
 		f, rel := b.sup.Install(testCtx(t), func(p guest.GuestSupervisor_install_Params) error {
 			return p.SetHandle(guest.GuestHandle(hd.AddRef()))
@@ -247,15 +237,7 @@ func TestACallInFlightThroughWhatAServiceGaveEndsWhenItIsRevoked(t *testing.T) {
 	st := newStore()
 	st.block = make(chan struct{}) // it answers none
 	defer close(st.block)
-	if err := publishingClient(t, a, "jobs", "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(storeGiver{st: st}))); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := obtainStore(t, b, "jobs", "giver")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := guest.GuestSupervisor(svc)
-	defer g.Release()
+	g := guest.GuestSupervisor(publishAndObtain(t, a, b, "giver", capnp.Client(guest.GuestSupervisor_ServerToClient(storeGiver{st: st}))))
 	s := given(t, g)
 	defer s.Release()
 	errc := make(chan error, 1)
@@ -277,15 +259,7 @@ func TestACallWaitingOnAPromiseThroughWhatAServiceGaveEndsWhenItIsRevoked(t *tes
 	log := newLines()
 	h := newLoggingHarness(t, Limits{}, log)
 	a, b := h.peer(t, "chan:jobs"), h.peer(t, "chan:jobs")
-	if err := publishingClient(t, a, "jobs", "cursor", capnp.Client(guest.GuestSupervisor_ServerToClient(cursor{}))); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := obtainStore(t, b, "jobs", "cursor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := guest.GuestSupervisor(svc)
-	defer first.Release()
+	first := guest.GuestSupervisor(publishAndObtain(t, a, b, "cursor", capnp.Client(guest.GuestSupervisor_ServerToClient(cursor{}))))
 	next := guest.GuestSupervisor(given(t, first))
 	defer next.Release()
 	promise, resolver := capnp.NewLocalPromise[guest.GuestHandle]()

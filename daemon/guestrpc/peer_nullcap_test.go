@@ -102,14 +102,7 @@ func TestACallOnANullCapabilityInReturnedResultsFails(t *testing.T) {
 		}
 		return r.SetPtr(0, capnp.NewInterface(r.Segment(), 3).ToPtr()) // no capability 3
 	}}}, nil, nil)
-	if err := publishingClient(t, a, "jobs", "store", capnp.NewClient(srv)); err != nil {
-		t.Fatal(err)
-	}
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := pipelineapi.Store(publishAndObtain(t, a, b, "store", capnp.NewClient(srv)))
 	f, rel := s.Put(testCtx(t), nil)
 	defer rel()
 	if _, err := f.Struct(); err != nil {

@@ -54,14 +54,7 @@ func TestACapabilityNamedManyTimesInACallIsDerivedOnce(t *testing.T) {
 		held <- h.held(a.g.ID(), caps.KindService)
 		return nil
 	}}}, nil, nil)
-	if err := publishingClient(t, a, "jobs", "store", capnp.NewClient(srv)); err != nil {
-		t.Fatal(err)
-	}
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := pipelineapi.Store(publishAndObtain(t, a, b, "store", capnp.NewClient(srv)))
 	// b holds one export (its copy of the store): as many pointers as
 	// its limit would pass it, were each a capability.
 	if err := repeatedPut(t, s, exports); err != nil {
@@ -94,16 +87,9 @@ func TestACapabilityNamedByEveryPointerOfACallCostsOneCopy(t *testing.T) {
 		held <- h.held(a.g.ID(), caps.KindService)
 		return nil
 	}}}, nil, nil)
-	if err := publishingClient(t, a, "jobs", "store", capnp.NewClient(srv)); err != nil {
-		t.Fatal(err)
-	}
-	s, err := obtainStore(t, b, "jobs", "store")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s := pipelineapi.Store(publishAndObtain(t, a, b, "store", capnp.NewClient(srv)))
 	before := allocated()
-	err = repeatedPut(t, s, pointers)
+	err := repeatedPut(t, s, pointers)
 	grown := allocated() - before
 	t.Logf("a call naming one capability %d times: %v; %d KiB allocated", pointers, err, grown>>10)
 	if err != nil {
