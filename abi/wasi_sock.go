@@ -116,6 +116,14 @@ func wasiSockSend(g *Guest, m api.Memory, p []uint64) Errno {
 	if e := outInBounds(m, soDatalenOut, 4); e != 0 { // before anything is sent
 		return e
 	}
+	if s, ok := c.Resource().(*caps.Socket); ok && iovEmpty(iov) {
+		// send(2) of 0 bytes still reports a connection that cannot
+		// send (EPIPE, ECONNRESET); writev would send nothing and ask
+		// nothing.
+		if _, err := s.Send(iov, nil); err != nil {
+			return caps.ErrnoOf(err)
+		}
+	}
 	n, e := g.writev(c, iov)
 	if e != 0 {
 		return e

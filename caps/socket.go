@@ -65,10 +65,10 @@ func (s *Socket) Write(p []byte) (int, error) { return s.Send([][]byte{p}, nil) 
 
 // Recv reads what is waiting, without blocking: EAGAIN when nothing is,
 // (0, nil) at end of stream. No capabilities ever arrive on a host socket.
+// A receive into no room asks the host all the same, as recv(2) of 0
+// bytes does: EAGAIN when nothing waits, an error the connection has
+// (ECONNRESET), else 0.
 func (s *Socket) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFlags, error) {
-	if totalLen(iov) == 0 {
-		return 0, nil, 0, nil
-	}
 	flags := unix.MSG_DONTWAIT
 	if peek {
 		flags |= unix.MSG_PEEK
@@ -88,12 +88,12 @@ func (s *Socket) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFl
 func (s *Socket) CarriesCaps() bool { return false }
 
 // Send writes as much of iov as the host buffer takes, without blocking.
+// A send of 0 bytes asks the host all the same, as send(2) does: EPIPE
+// once writing was shut down or the peer is gone, an error the connection
+// has (ECONNRESET), else 0.
 func (s *Socket) Send(iov [][]byte, caps []*Cap) (int, error) {
 	if len(caps) > 0 {
 		return 0, ENOTSUP
-	}
-	if totalLen(iov) == 0 {
-		return 0, nil
 	}
 	var n int
 	err := control(s.rc, func(fd int) (err error) {
