@@ -375,10 +375,14 @@ func droppedAlone(n int, cs []*caps.Cap, f caps.RecvFlags) bool {
 // recvMore is one receive of recvLoop. A read that has bytes already
 // (more) goes on with caps.Channel.RecvMore, which takes no handles and
 // stops before a message that carries some, so that handles always come
-// with the first byte of a read. Other messengers carry no handles.
+// with the first byte of a read, or caps.Socket.RecvMore, which leaves a
+// TCP connection's error for the next receive, as MSG_WAITALL does.
+// Other messengers carry no handles.
 func recvMore(msg caps.Messenger, iov [][]byte, maxCaps int, peek, more bool) (int, []*caps.Cap, caps.RecvFlags, error) {
-	if ch, ok := msg.(*caps.Channel); ok && more {
-		n, err := ch.RecvMore(iov)
+	if m, ok := msg.(interface {
+		RecvMore([][]byte) (int, error)
+	}); ok && more {
+		n, err := m.RecvMore(iov)
 		return n, nil, 0, err
 	}
 	return msg.Recv(iov, maxCaps, peek)

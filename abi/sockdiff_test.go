@@ -490,6 +490,28 @@ var sockDiffCases = map[string][]sockDiffOp{
 		{kind: sdRecv, bufs: []int{0}},
 		{kind: sdRecv, bufs: []int{8}},
 	},
+	"readv-then-reset": {
+		{kind: sdSend, size: 4},
+		{kind: sdPeerSend, size: 5},
+		{kind: sdPeerReset},
+		{kind: sdRead, bufs: []int{5, 1}},
+		{kind: sdRecv, bufs: []int{8}},
+		{kind: sdRecv, bufs: []int{8}},
+	},
+	"waitall-then-reset": {
+		{kind: sdSend, size: 4},
+		{kind: sdPeerSend, size: 5},
+		{kind: sdPeerReset},
+		{kind: sdRecv, bufs: []int{8}, flags: sockRecvWaitall},
+		{kind: sdRecv, bufs: []int{8}},
+		{kind: sdRecv, bufs: []int{8}},
+	},
+	"waitall-then-eof": {
+		{kind: sdPeerSend, size: 5},
+		{kind: sdPeerShutdown, flags: 2},
+		{kind: sdRecv, bufs: []int{4, 4}, flags: sockRecvWaitall, wasi: true},
+		{kind: sdRecv, bufs: []int{8}},
+	},
 	"own-shutdown": {
 		{kind: sdPeerSend, size: 3},
 		{kind: sdShutdown, flags: shutRD},

@@ -29,6 +29,7 @@ type Socket struct {
 	conn net.Conn // owns the descriptor
 	rc   syscall.RawConn
 	desc string
+	tcp  bool
 }
 
 // NewSocket wraps a connected host stream. conn must expose its descriptor
@@ -39,7 +40,8 @@ func NewSocket(conn net.Conn, desc string) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Socket{conn: conn, rc: rc, desc: desc}, nil
+	_, tcp := conn.(*net.TCPConn)
+	return &Socket{conn: conn, rc: rc, desc: desc, tcp: tcp}, nil
 }
 
 func rawConnOf(x any) (syscall.RawConn, error) {
@@ -82,6 +84,40 @@ func (s *Socket) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFl
 		return 0, nil, 0, err
 	}
 	return n, nil, 0, nil
+}
+
+// RecvMore goes on with a receive that has bytes already (MSG_WAITALL),
+// as Linux's own MSG_WAITALL does: on TCP, an error the connection has
+// (ECONNRESET) once nothing is left to read ends the receive, with (0,
+// nil), and stays for the next one to report; a unix stream's next
+// receive takes it, as Linux's takes it when it ends a MSG_WAITALL
+// receive that has bytes. Otherwise it is Recv.
+func (s *Socket) RecvMore(iov [][]byte) (int, error) {
+	var n int
+	err := control(s.rc, func(fd int) (err error) {
+		if s.tcp && errorOnly(fd) {
+			return nil
+		}
+		n, _, _, _, err = unix.RecvmsgBuffers(fd, iov, nil, unix.MSG_DONTWAIT)
+		return err
+	})
+	return n, err
+}
+
+// errorOnly reports whether the TCP socket fd has nothing to read and an
+// error to report.
+func errorOnly(fd int) bool {
+	if q, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err != nil || q > 0 {
+		return false
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(pfd, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return pfd[0].Revents&unix.POLLERR != 0
 }
 
 // CarriesCaps reports false: a host socket carries bytes only.
