@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -47,6 +48,52 @@ func awaitParked(t testing.TB, g *Guest, after int64, done <-chan struct{}) bool
 	}
 }
 
+// A blocking send sends everything, as send(2) on a blocking stream does,
+// waiting for room as often as it takes: it returned after the first part
+// the socket buffer took, a short count a program that sends a request
+// whole does not expect.
+func TestSockBlockingSendSendsAll(t *testing.T) {
+	for _, wasi := range []bool{false, true} {
+		env := newFuzzEnv(t)
+		p := newSbxSock(t, env, "unix")
+		defer p.close()
+		fd := p.blocking(t)
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+			t.Fatal(err)
+		}
+		data := bytes.Repeat([]byte("0123456789abcdef"), 3500) // 56000 bytes
+		got := make(chan []byte, 1)
+		if err := unix.SetNonblock(p.peer, false); err != nil {
+			t.Fatal(err)
+		}
+		go func() { got <- readAll(p.peer, len(data)) }()
+		r := p.do(t, sockDiffOp{kind: sdSend, wasi: wasi}, data)
+		if r.errno != 0 || r.n != len(data) {
+			unix.Shutdown(p.peer, unix.SHUT_RDWR)
+			<-got
+			t.Fatalf("wasi %v: a blocking send of %d bytes: errno %d, %d bytes sent; want all of them", wasi, len(data), r.errno, r.n)
+		}
+		if b := <-got; !bytes.Equal(b, data) {
+			t.Fatalf("wasi %v: the peer read %d bytes, not the %d sent", wasi, len(b), len(data))
+		}
+	}
+}
+
+// readAll reads n bytes from the blocking descriptor fd, or what comes
+// before the end of the stream or an error.
+func readAll(fd, n int) []byte {
+	buf := make([]byte, n)
+	got := 0
+	for got < n {
+		k, err := unix.Read(fd, buf[got:])
+		if k <= 0 || err != nil {
+			break
+		}
+		got += k
+	}
+	return buf[:got]
+}
+
 // A blocking receive into no room waits for data, as recv(2) of 0 bytes
 // on a blocking stream does, and takes none of it.
 func TestSockBlockingZeroLengthRecvWaits(t *testing.T) {
@@ -73,5 +120,25 @@ func TestSockBlockingZeroLengthRecvWaits(t *testing.T) {
 	}
 	if r := p.do(t, sockDiffOp{kind: sdRecv, bufs: []int{8}}, nil); r.n != 3 {
 		t.Fatalf("after a receive of 0 bytes: %+v, want the 3 bytes sent", r)
+	}
+}
+
+// PEEK with WAITALL returns what is queued at once, on TCP as on a unix
+// stream (docs/ABI.md): Linux's unix streams do so, and Linux's TCP waits
+// until the buffer can be filled, which the daemon cannot wait for
+// without looking again and again.
+func TestSockPeekWaitallReturnsWhatIsQueued(t *testing.T) {
+	env := newFuzzEnv(t)
+	for _, network := range []string{"tcp", "unix"} {
+		p := newSbxSock(t, env, network)
+		defer p.close()
+		p.blocking(t)
+		if _, err := unix.Write(p.peer, []byte("abcd")); err != nil {
+			t.Fatal(err)
+		}
+		r := p.do(t, sockDiffOp{kind: sdRecv, bufs: []int{8}, flags: sockRecvPeek | sockRecvWaitall}, nil)
+		if r.errno != 0 || r.n != 4 {
+			t.Fatalf("%s: PEEK|WAITALL with 4 bytes queued: %+v, want 4", network, r)
+		}
 	}
 }
