@@ -142,3 +142,39 @@ func TestSockPeekWaitallReturnsWhatIsQueued(t *testing.T) {
 		}
 	}
 }
+
+// fd_fdstat_set_flags switches a granted socket between blocking and
+// non-blocking, as fcntl(F_SETFL, O_NONBLOCK) does: with the flag a
+// receive with nothing queued is EAGAIN, without it the receive waits.
+func TestSockNonblockViaFdstatSetFlags(t *testing.T) {
+	env := newFuzzEnv(t)
+	p := newSbxSock(t, env, "tcp")
+	defer p.close()
+	p.blocking(t)
+	if e := p.call(t, wasiFDFdstatSetFlags, uint64(p.own), uint64(caps.FlagNonblock)); e != 0 {
+		t.Fatalf("setting NONBLOCK: errno %d", e)
+	}
+	if r := p.do(t, sockDiffOp{kind: sdRecv, bufs: []int{4}}, nil); r.errno != caps.EAGAIN {
+		t.Fatalf("non-blocking receive with nothing queued: %+v, want EAGAIN", r)
+	}
+	if e := p.call(t, wasiFDFdstatSetFlags, uint64(p.own), 0); e != 0 {
+		t.Fatalf("clearing NONBLOCK: errno %d", e)
+	}
+	waits, _ := p.g.Blocked()
+	done := make(chan struct{})
+	var r sockDiffResult
+	go func() {
+		defer close(done)
+		r = p.do(t, sockDiffOp{kind: sdRecv, bufs: []int{4}, wasi: true}, nil)
+	}()
+	if !awaitParked(t, p.g, waits, done) {
+		t.Fatalf("blocking receive with nothing queued returned at once: %+v", r)
+	}
+	if _, err := unix.Write(p.peer, []byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if r.errno != 0 || r.n != 2 {
+		t.Fatalf("blocking receive: %+v, want the 2 bytes sent", r)
+	}
+}
