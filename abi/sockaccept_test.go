@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/caps"
+	"golang.org/x/sys/unix"
 )
 
 // sock_accept on listeners and dialers with nothing to take, against
@@ -122,5 +123,49 @@ func TestSockAcceptOnADialerWhoseTargetRefuses(t *testing.T) {
 			t.Fatalf("wasi %v: accept once the attempt ended: errno %d, want ECONNREFUSED", wasi, e)
 		}
 		p.close()
+	}
+}
+
+// sock_shutdown on a listener or a dialer is EINVAL, whatever the handle's
+// rights: a difference docs/ABI.md keeps on purpose. Linux's shutdown(2)
+// with SHUT_RD on a listening TCP socket stops it listening; a guest that
+// is done with a listener closes its handle.
+func TestSockShutdownOnAListenerOrDialer(t *testing.T) {
+	env := newFuzzEnv(t)
+	nl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := caps.NewListener(nl, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := caps.NewDialer("tcp", []string{nl.Addr().String()}, time.Minute, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range []caps.Resource{l, d} {
+		p := acceptGuest(t, env, res, caps.KindListener, true)
+		for _, how := range []uint64{shutRD, shutWR, shutRD | shutWR} {
+			// WASI's sock_shutdown is the native one (wasi.go).
+			if e := p.call(t, sockShutdown, uint64(p.own), how); e != caps.EINVAL {
+				t.Fatalf("%v: shutdown %d: errno %d, want EINVAL", res.Kind(), how, e)
+			}
+		}
+		p.close()
+	}
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Shutdown(lfd, unix.SHUT_RD); err != nil {
+		t.Fatalf("Linux: shutdown of a listening socket: %v, want success", err)
 	}
 }

@@ -366,8 +366,14 @@ func (p *linSock) recv(op sockDiffOp) sockDiffResult {
 // reading, shut down writing (POLLRDHUP).
 func linuxReadiness(t testing.TB, fd int) sockDiffResult {
 	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLOUT | unix.POLLRDHUP}}
-	if _, err := unix.Poll(pfd, 0); err != nil {
-		t.Fatal(err)
+	for {
+		_, err := unix.Poll(pfd, 0)
+		if err == nil {
+			break
+		}
+		if err != unix.EINTR {
+			t.Fatal(err)
+		}
 	}
 	ev := pfd[0].Revents
 	errs := ev&(unix.POLLHUP|unix.POLLERR) != 0
