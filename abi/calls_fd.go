@@ -209,6 +209,9 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 	if s, ok := res.(*caps.Stdio); ok {
 		return g.writeStdio(c, s, iov)
 	}
+	if s, ok := res.(*caps.Socket); ok && !iovEmpty(iov) { // all of it, as writev(2) on a blocking socket
+		return g.sendStream(c, s, iov)
+	}
 	w, ok := res.(caps.Writer)
 	if !ok {
 		return 0, caps.EBADF

@@ -48,12 +48,12 @@ func awaitParked(t testing.TB, g *Guest, after int64, done <-chan struct{}) bool
 	}
 }
 
-// A blocking send sends everything, as send(2) on a blocking stream does,
-// waiting for room as often as it takes: it returned after the first part
-// the socket buffer took, a short count a program that sends a request
-// whole does not expect.
+// A blocking send sends everything, as send(2) and writev(2) on a
+// blocking stream do, waiting for room as often as it takes: it returned
+// after the first part the socket buffer took, a short count a program
+// that sends a request whole does not expect.
 func TestSockBlockingSendSendsAll(t *testing.T) {
-	for _, wasi := range []bool{false, true} {
+	for _, how := range []string{"sock_send", "WASI sock_send", "fd_write"} {
 		env := newFuzzEnv(t)
 		p := newSbxSock(t, env, "unix")
 		defer p.close()
@@ -61,22 +61,55 @@ func TestSockBlockingSendSendsAll(t *testing.T) {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
 			t.Fatal(err)
 		}
-		data := bytes.Repeat([]byte("0123456789abcdef"), 3500) // 56000 bytes
-		got := make(chan []byte, 1)
 		if err := unix.SetNonblock(p.peer, false); err != nil {
 			t.Fatal(err)
 		}
-		go func() { got <- readAll(p.peer, len(data)) }()
-		r := p.do(t, sockDiffOp{kind: sdSend, wasi: wasi}, data)
+		data := bytes.Repeat([]byte("0123456789abcdef"), 3500) // 56000 bytes
+		r := p.sendWhileParked(t, how, data)
 		if r.errno != 0 || r.n != len(data) {
-			unix.Shutdown(p.peer, unix.SHUT_RDWR)
-			<-got
-			t.Fatalf("wasi %v: a blocking send of %d bytes: errno %d, %d bytes sent; want all of them", wasi, len(data), r.errno, r.n)
-		}
-		if b := <-got; !bytes.Equal(b, data) {
-			t.Fatalf("wasi %v: the peer read %d bytes, not the %d sent", wasi, len(b), len(data))
+			t.Fatalf("%s: a blocking send of %d bytes: errno %d, %d bytes sent; want all of them", how, len(data), r.errno, r.n)
 		}
 	}
+}
+
+// sendWhileParked sends data through how on the blocking guest's end,
+// and has the peer read only once the call waits for room: a call that
+// returns first returns what the buffer took.
+func (p *sbxSock) sendWhileParked(t testing.TB, how string, data []byte) sockDiffResult {
+	waits, _ := p.g.Blocked()
+	done := make(chan struct{})
+	var r sockDiffResult
+	go func() {
+		defer close(done)
+		if how == "fd_write" {
+			r = p.fdWrite(t, data)
+		} else {
+			r = p.do(t, sockDiffOp{kind: sdSend, wasi: how == "WASI sock_send"}, data)
+		}
+	}()
+	if !awaitParked(t, p.g, waits, done) {
+		return r
+	}
+	got := readAll(p.peer, len(data))
+	<-done
+	if !bytes.Equal(got, data) {
+		t.Fatalf("%s: the peer read %d bytes, not the %d sent", how, len(got), len(data))
+	}
+	return r
+}
+
+// fdWrite is fd_write of data in two buffers.
+func (p *sbxSock) fdWrite(t testing.TB, data []byte) sockDiffResult {
+	p.m.Write(sbxData, data)
+	half := uint32(len(data) / 2)
+	p.put32(sbxIOV, sbxData)
+	p.put32(sbxIOV+4, half)
+	p.put32(sbxIOV+8, sbxData+half)
+	p.put32(sbxIOV+12, uint32(len(data))-half)
+	if e := p.call(t, fdWrite, uint64(p.own), sbxIOV, 2, sbxOut); e != 0 {
+		return sockDiffResult{errno: e}
+	}
+	return sockDiffResult{n: p.get32(sbxOut)}
 }
 
 // readAll reads n bytes from the blocking descriptor fd, or what comes
