@@ -39,15 +39,15 @@ const (
 	pollTestOut = 16384
 )
 
-// putSubs writes subs in the layout of the native ABI or WASI's.
-func putSubs(p *sbxSock, wasi bool, subs []pollTestSub) {
+// putSubs writes subs, at in, in the layout of the native ABI or WASI's.
+func putSubs(p *sbxSock, wasi bool, subs []pollTestSub, in uint32) {
 	size := subscriptionSize
 	if wasi {
 		size = wasiSubscriptionSize
 	}
-	in := make([]byte, len(subs)*size)
+	buf := make([]byte, len(subs)*size)
 	for i, s := range subs {
-		b := in[i*size:]
+		b := buf[i*size:]
 		binary.LittleEndian.PutUint64(b[0:], s.ud)
 		var flags uint16
 		if s.abs {
@@ -74,19 +74,34 @@ func putSubs(p *sbxSock, wasi bool, subs []pollTestSub) {
 			binary.LittleEndian.PutUint16(b[48:], flags)
 		}
 	}
-	p.m.Write(pollTestIn, in)
+	p.m.Write(in, buf)
 }
 
 // pollSubsCall polls subs through the native poll or WASI's poll_oneoff
 // and returns the errno and the events.
 func pollSubsCall(t testing.TB, p *sbxSock, wasi bool, n uint32, subs []pollTestSub) (caps.Errno, []pollTestEvent) {
-	putSubs(p, wasi, subs)
+	if n != uint32(len(subs)) {
+		putSubs(p, wasi, subs, pollTestIn)
+		return pollCallAt(t, p, wasi, n, pollTestIn, pollTestOut)
+	}
+	return pollSubsCallAt(t, p, wasi, subs, pollTestIn, pollTestOut)
+}
+
+// pollSubsCallAt is pollSubsCall with the subscriptions at in and the
+// events at out.
+func pollSubsCallAt(t testing.TB, p *sbxSock, wasi bool, subs []pollTestSub, in, out uint32) (caps.Errno, []pollTestEvent) {
+	putSubs(p, wasi, subs, in)
+	return pollCallAt(t, p, wasi, uint32(len(subs)), in, out)
+}
+
+// pollCallAt polls n subscriptions at in, with room for the events at out.
+func pollCallAt(t testing.TB, p *sbxSock, wasi bool, n, in, out uint32) (caps.Errno, []pollTestEvent) {
 	p.put32(sbxOut, 0xdead)
 	fn := poll
 	if wasi {
 		fn = wasiPollOneoff
 	}
-	e := p.call(t, fn, pollTestIn, pollTestOut, uint64(n), sbxOut)
+	e := p.call(t, fn, uint64(in), uint64(out), uint64(n), sbxOut)
 	if e != 0 {
 		if got := p.get32(sbxOut); got != 0xdead {
 			t.Fatalf("poll failed with errno %d and wrote nevents %d", e, got)
@@ -95,7 +110,7 @@ func pollSubsCall(t testing.TB, p *sbxSock, wasi bool, n uint32, subs []pollTest
 	}
 	var evs []pollTestEvent
 	for i := range p.get32(sbxOut) {
-		b, _ := p.m.Read(pollTestOut+uint32(i*eventSize), eventSize)
+		b, _ := p.m.Read(out+uint32(i*eventSize), eventSize)
 		ev := pollTestEvent{ud: binary.LittleEndian.Uint64(b[0:]), errno: caps.Errno(binary.LittleEndian.Uint16(b[8:]))}
 		if wasi {
 			ev.typ = map[uint8]uint8{wasiEventtypeClock: eventtypeClock, wasiEventtypeFDRead: eventtypeFDRead, wasiEventtypeFDWrite: eventtypeFDWrite}[b[10]]
@@ -232,6 +247,36 @@ func TestSockPollClosedAndRevokedHandles(t *testing.T) {
 		want := []pollTestEvent{{ud: 1, errno: caps.EBADF, typ: eventtypeFDRead}, {ud: 2, errno: caps.ENOTCAPABLE, typ: eventtypeFDWrite}, {ud: 3, typ: eventtypeFDWrite}}
 		if e != 0 || !sameEvents(evs, want) {
 			t.Fatalf("wasi %v: errno %d, events %+v, want %+v", wasi, e, evs, want)
+		}
+		p.close()
+	}
+}
+
+// The most subscriptions a poll takes, every one on a socket with data
+// (a few sockets, each listed many times), are all reported, in order,
+// each with its userdata.
+func TestSockPollManySubscriptions(t *testing.T) {
+	env := newFuzzEnv(t)
+	for _, wasi := range []bool{false, true} {
+		p := newSbxSock(t, env, "unix")
+		if _, ok := p.m.Grow(8); !ok { // room for 4096 subscriptions and events
+			t.Fatal("cannot grow the guest's memory")
+		}
+		if _, err := unix.Write(p.peer, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		subs := make([]pollTestSub, MaxPollSubscriptions)
+		for i := range subs {
+			subs[i] = pollTestSub{ud: uint64(i) << 20, typ: eventtypeFDRead, fd: p.own}
+		}
+		e, evs := pollSubsCallAt(t, p, wasi, subs, 1<<16, 5<<16)
+		if e != 0 || len(evs) != len(subs) {
+			t.Fatalf("wasi %v: errno %d, %d events, want %d", wasi, e, len(evs), len(subs))
+		}
+		for i, ev := range evs {
+			if ev != (pollTestEvent{ud: subs[i].ud, typ: eventtypeFDRead}) {
+				t.Fatalf("wasi %v: event %d is %+v", wasi, i, ev)
+			}
 		}
 		p.close()
 	}
