@@ -58,7 +58,12 @@ func (s *Socket) Close() error     { return s.conn.Close() }
 
 func (s *Socket) Stat() (FileStat, error) { return FileStat{Type: TypeSocketStream}, nil }
 
+// Read reads what is waiting, as Recv; a read of 0 bytes returns 0 at
+// once, as read(2) of 0 bytes on a socket does (recv(2) of 0 bytes asks).
 func (s *Socket) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	n, _, _, err := s.Recv([][]byte{p}, 0, false)
 	return n, err
 }
