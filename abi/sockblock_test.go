@@ -2,6 +2,7 @@ package abi
 
 import (
 	"bytes"
+	"os"
 	"testing"
 	"time"
 
@@ -210,4 +211,52 @@ func TestSockNonblockViaFdstatSetFlags(t *testing.T) {
 	if r.errno != 0 || r.n != 2 {
 		t.Fatalf("blocking receive: %+v, want the 2 bytes sent", r)
 	}
+}
+
+// Descriptors a unix peer sends with SCM_RIGHTS never stay open in the
+// daemon: a granted socket carries bytes only, so a receive (of either
+// ABI, or fd_read) takes the bytes and the kernel closes the descriptors
+// that came with them, as a recvmsg(2) without room for them does.
+func TestSockRecvKeepsNoDescriptorThePeerSends(t *testing.T) {
+	env := newFuzzEnv(t)
+	p := newSbxSock(t, env, "unix")
+	defer p.close()
+	probe, err := unix.Open(t.TempDir()+"/probe", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(probe, &st); err != nil {
+		t.Fatal(err)
+	}
+	ops := []sockDiffOp{{kind: sdRecv, bufs: []int{8}}, {kind: sdRecv, bufs: []int{8}, wasi: true}, {kind: sdRead, bufs: []int{8}}}
+	for _, op := range ops {
+		if err := unix.Sendmsg(p.peer, []byte("abc"), unix.UnixRights(probe, probe, probe), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		if r := p.do(t, op, nil); r.errno != 0 || r.n != 3 {
+			t.Fatalf("%v: %+v, want the 3 bytes sent", op, r)
+		}
+	}
+	unix.Close(probe)
+	if n := openCopies(t, st.Dev, st.Ino); n != 0 {
+		t.Fatalf("the daemon holds %d descriptors of what the peer sent", n)
+	}
+}
+
+// openCopies counts this process's descriptors open on the file dev/ino.
+func openCopies(t testing.TB, dev, ino uint64) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		var st unix.Stat_t
+		if unix.Stat("/proc/self/fd/"+e.Name(), &st) == nil && st.Dev == dev && st.Ino == ino {
+			n++
+		}
+	}
+	return n
 }
