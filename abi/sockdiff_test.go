@@ -38,6 +38,7 @@ const (
 	sdPeerClose
 	sdPeerReset
 	sdFill
+	sdWrite
 	sdKinds
 )
 
@@ -51,7 +52,7 @@ type sockDiffOp struct {
 }
 
 func (op sockDiffOp) String() string {
-	names := [...]string{"send", "recv", "read", "shutdown", "poll", "peer-send", "peer-drain", "peer-shutdown", "peer-close", "peer-reset", "fill"}
+	names := [...]string{"send", "recv", "read", "shutdown", "poll", "peer-send", "peer-drain", "peer-shutdown", "peer-close", "peer-reset", "fill", "write"}
 	return fmt.Sprintf("%s(size %d, bufs %v, flags %#x, wasi %v)", names[op.kind], op.size, op.bufs, op.flags, op.wasi)
 }
 
@@ -207,6 +208,8 @@ func (p *sbxSock) do(t testing.TB, op sockDiffOp, data []byte) sockDiffResult {
 		return p.pollBoth(t, op.wasi)
 	case sdFill:
 		return fill(func() sockDiffResult { return p.do(t, sockDiffOp{kind: sdSend, size: len(data), wasi: op.wasi}, data) })
+	case sdWrite:
+		return p.fdWrite(t, data)
 	}
 	r, p.peer = peerDo(t, p.peer, op, data)
 	return r
@@ -324,6 +327,12 @@ func (p *linSock) do(t testing.TB, op sockDiffOp, data []byte) sockDiffResult {
 		return linuxReadiness(t, p.own)
 	case sdFill:
 		return fill(func() sockDiffResult { return p.do(t, sockDiffOp{kind: sdSend}, data) })
+	case sdWrite:
+		n, err := unix.Writev(p.own, [][]byte{data[:len(data)/2], data[len(data)/2:]})
+		if err != nil {
+			return sockDiffResult{errno: caps.ErrnoOf(err)}
+		}
+		return sockDiffResult{n: n}
 	}
 	var r sockDiffResult
 	r, p.peer = peerDo(t, p.peer, op, data)
@@ -450,6 +459,8 @@ var sockDiffCases = map[string][]sockDiffOp{
 		{kind: sdRead, bufs: []int{0}},
 		{kind: sdSend, size: 0},
 		{kind: sdSend, size: 0, wasi: true},
+		{kind: sdWrite, size: 0},
+		{kind: sdWrite, size: 5},
 		{kind: sdPeerSend, size: 2},
 		{kind: sdRecv, bufs: []int{0}},
 		{kind: sdRecv, bufs: []int{0}, wasi: true},
@@ -464,6 +475,8 @@ var sockDiffCases = map[string][]sockDiffOp{
 		{kind: sdSend, size: 3},
 		{kind: sdSend, size: 0},
 		{kind: sdSend, size: 3, wasi: true},
+		{kind: sdWrite, size: 3},
+		{kind: sdWrite, size: 0},
 		{kind: sdRecv, bufs: []int{4}},
 		{kind: sdPoll},
 	},
@@ -532,6 +545,8 @@ var sockDiffCases = map[string][]sockDiffOp{
 		{kind: sdSend, size: 0},
 		{kind: sdSend, size: 0, wasi: true},
 		{kind: sdSend, size: 2, wasi: true},
+		{kind: sdWrite, size: 0},
+		{kind: sdWrite, size: 3},
 		{kind: sdShutdown, flags: shutRD | shutWR},
 		{kind: sdShutdown, flags: shutWR},
 		{kind: sdPeerDrain},
@@ -567,7 +582,7 @@ func TestSockDiff(t *testing.T) {
 // reads as EAGAIN, and poll's writability is left out.
 func roomUnknown(op sockDiffOp, r sockDiffResult) sockDiffResult {
 	switch op.kind {
-	case sdSend:
+	case sdSend, sdWrite:
 		if r.errno == 0 {
 			r = sockDiffResult{errno: caps.EAGAIN}
 		}
@@ -587,7 +602,7 @@ func decodeSockDiffOps(in []byte) []sockDiffOp {
 		in = in[5:]
 		op := sockDiffOp{kind: int(b[0]) % sdKinds, wasi: b[4]&0x80 != 0}
 		switch op.kind {
-		case sdSend, sdPeerSend:
+		case sdSend, sdPeerSend, sdWrite:
 			op.size = int(b[1]) % 64
 		case sdFill:
 			op.size = 1000 * (1 + int(b[1])%60) // within the guest memory past sbxData
@@ -610,7 +625,7 @@ func encodeSockDiffOps(ops []sockDiffOp) []byte {
 	for _, op := range ops {
 		b := []byte{byte(op.kind), 0, 0, 0, 0}
 		switch op.kind {
-		case sdSend, sdPeerSend:
+		case sdSend, sdPeerSend, sdWrite:
 			b[1] = byte(op.size)
 		case sdFill:
 			b[1] = byte(op.size/1000 - 1)
