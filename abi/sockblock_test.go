@@ -260,3 +260,39 @@ func openCopies(t testing.TB, dev, ino uint64) int {
 	}
 	return n
 }
+
+// A blocking WAITALL receive on TCP that has some bytes when the peer
+// resets the connection returns them, and the next receive reports
+// ECONNRESET, as Linux's MSG_WAITALL leaves the error for it.
+func TestSockBlockingWaitallThenReset(t *testing.T) {
+	env := newFuzzEnv(t)
+	p := newSbxSock(t, env, "tcp")
+	defer p.close()
+	p.blocking(t)
+	if r := p.do(t, sockDiffOp{kind: sdSend, size: 2}, []byte("hi")); r.errno != 0 {
+		t.Fatalf("send: %+v", r)
+	}
+	if _, err := unix.Write(p.peer, []byte("12345")); err != nil {
+		t.Fatal(err)
+	}
+	waits, _ := p.g.Blocked()
+	done := make(chan struct{})
+	var r sockDiffResult
+	go func() {
+		defer close(done)
+		r = p.do(t, sockDiffOp{kind: sdRecv, bufs: []int{8}, flags: sockRecvWaitall}, nil)
+	}()
+	if !awaitParked(t, p.g, waits, done) {
+		t.Fatalf("WAITALL with 5 of 8 bytes returned at once: %+v", r)
+	}
+	if _, p.peer = peerDo(t, p.peer, sockDiffOp{kind: sdPeerReset}, nil); p.peer != -1 {
+		t.Fatal("the peer is still open")
+	}
+	<-done
+	if r.errno != 0 || r.n != 5 {
+		t.Fatalf("WAITALL when the peer reset: %+v, want the 5 bytes", r)
+	}
+	if r := p.do(t, sockDiffOp{kind: sdRecv, bufs: []int{8}}, nil); r.errno != caps.ECONNRESET {
+		t.Fatalf("the receive after: %+v, want ECONNRESET", r)
+	}
+}
