@@ -281,3 +281,50 @@ func TestSockPollManySubscriptions(t *testing.T) {
 		p.close()
 	}
 }
+
+// A socket whose send buffer is full is not writable, and poll waits; once
+// the peer reads, poll reports it writable, as poll(2) does (both ABIs,
+// TCP and unix).
+func TestSockPollWritableOnceTheFullBufferDrains(t *testing.T) {
+	env := newFuzzEnv(t)
+	for _, network := range []string{"tcp", "unix"} {
+		for _, wasi := range []bool{false, true} {
+			p := newSbxSock(t, env, network)
+			data := make([]byte, 32000)
+			if r := p.do(t, sockDiffOp{kind: sdFill, size: len(data)}, data); r.errno != caps.EAGAIN {
+				t.Fatalf("filling: %+v", r)
+			}
+			waits, _ := p.g.Blocked()
+			done := make(chan struct{})
+			var e caps.Errno
+			var evs []pollTestEvent
+			go func() {
+				defer close(done)
+				e, evs = pollSubsCall(t, p, wasi, 1, []pollTestSub{{ud: 5, typ: eventtypeFDWrite, fd: p.own}})
+			}()
+			if !awaitParked(t, p.g, waits, done) {
+				t.Fatalf("%s wasi %v: poll for writing on a full socket returned at once: errno %d, %+v", network, wasi, e, evs)
+			}
+			if err := unix.SetNonblock(p.peer, false); err != nil {
+				t.Fatal(err)
+			}
+			read := make(chan struct{})
+			go func() {
+				defer close(read)
+				buf := make([]byte, 64<<10)
+				for {
+					if n, err := unix.Read(p.peer, buf); n <= 0 || err != nil {
+						return
+					}
+				}
+			}()
+			<-done
+			unix.Shutdown(p.peer, unix.SHUT_RDWR) // ends the reader
+			<-read
+			if want := []pollTestEvent{{ud: 5, typ: eventtypeFDWrite}}; e != 0 || !sameEvents(evs, want) {
+				t.Fatalf("%s wasi %v: errno %d, events %+v, want %+v", network, wasi, e, evs, want)
+			}
+			p.close()
+		}
+	}
+}
