@@ -179,11 +179,26 @@ func newSbxSock(t testing.TB, env *fuzzEnv, network string) *sbxSock {
 }
 
 func (p *sbxSock) close() {
+	if c, err := p.g.table.Get(p.own); err == nil {
+		if s, ok := c.Resource().(*caps.Socket); ok {
+			if fd, ok := s.PollFD(); ok {
+				abortOnClose(fd)
+			}
+		}
+	}
 	p.g.table.CloseAll()
 	p.g.cancel(nil)
 	if p.peer >= 0 {
+		abortOnClose(p.peer)
 		unix.Close(p.peer)
 	}
+}
+
+// abortOnClose has the TCP connection on fd reset when it is closed, so
+// that it leaves no TIME_WAIT behind: a fuzzer's hundreds of thousands of
+// connections would otherwise take every local port.
+func abortOnClose(fd int) {
+	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 }
 
 func (p *sbxSock) do(t testing.TB, op sockDiffOp, data []byte) sockDiffResult {
@@ -303,11 +318,11 @@ type linSock struct {
 }
 
 func (p *linSock) close() {
-	if p.own >= 0 {
-		unix.Close(p.own)
-	}
-	if p.peer >= 0 {
-		unix.Close(p.peer)
+	for _, fd := range []int{p.own, p.peer} {
+		if fd >= 0 {
+			abortOnClose(fd)
+			unix.Close(fd)
+		}
 	}
 }
 
