@@ -115,7 +115,7 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 	if s, ok := res.(*caps.Stdio); ok && s.StopsReading() {
 		return g.readStoppable(c, s, iov)
 	}
-	if ch, ok := res.(*caps.Channel); ok {
+	if ch, ok := res.(caps.Messenger); ok { // a channel end or a host socket
 		return g.readChannel(c, ch, iov)
 	}
 	r, ok := res.(caps.Reader)
@@ -163,9 +163,10 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 // keeps the boundaries a receive keeps: it stops at the end of a message
 // that carried handles (which it closes, as Linux's read(2) closes the
 // descriptors of an SCM_RIGHTS message it reads) and takes one datagram.
-// A read per buffer would read on past either. A read of no bytes reads
-// nothing, at once, as read(2) of 0 bytes does.
-func (g *Guest) readChannel(c *caps.Cap, ch *caps.Channel, iov [][]byte) (int, Errno) {
+// A read per buffer would read on past either, and on a host socket take
+// an error (ECONNRESET) that readv(2) leaves for the next read. A read of
+// no bytes reads nothing, at once, as read(2) of 0 bytes does.
+func (g *Guest) readChannel(c *caps.Cap, ch caps.Messenger, iov [][]byte) (int, Errno) {
 	if iovEmpty(iov) {
 		return 0, 0
 	}
@@ -207,6 +208,9 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 	res := c.Resource()
 	if s, ok := res.(*caps.Stdio); ok {
 		return g.writeStdio(c, s, iov)
+	}
+	if s, ok := res.(*caps.Socket); ok && !iovEmpty(iov) { // all of it, as writev(2) on a blocking socket
+		return g.sendStream(c, s, iov)
 	}
 	w, ok := res.(caps.Writer)
 	if !ok {

@@ -74,13 +74,27 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 		// can go.
 		return caps.ENOTSUP
 	}
-
-	if e := g.awaitRoom(c, msg, iov, len(fds)); e != 0 {
+	var n int
+	if s, ok := msg.(*caps.Socket); ok {
+		n, e = g.sendStream(c, s, iov)
+	} else {
+		n, e = g.sendMessage(sock, c, msg, iov, fds)
+	}
+	if e != 0 {
 		return e
+	}
+	return writeU32(m, sendOut, uint32(n))
+}
+
+// sendMessage sends iov and copies of the handles fds on the channel end
+// behind c (fd sock), waiting for room unless c is non-blocking.
+func (g *Guest) sendMessage(sock uint32, c *caps.Cap, msg caps.Messenger, iov [][]byte, fds []uint32) (int, Errno) {
+	if e := g.awaitRoom(c, msg, iov, len(fds)); e != 0 {
+		return 0, e
 	}
 	inflight, e := g.deriveToSend(sock, c, fds)
 	if e != 0 {
-		return e
+		return 0, e
 	}
 	sent := false
 	defer func() {
@@ -96,16 +110,59 @@ func sockSend(g *Guest, m api.Memory, p []uint64) Errno {
 		n, err := msg.Send(iov, inflight)
 		if err == caps.EAGAIN && pl != nil && c.Flags()&caps.FlagNonblock == 0 {
 			if e := g.waitReady(c, pl, caps.EventWrite); e != 0 {
-				return e
+				return 0, e
 			}
 			continue
 		}
 		if err != nil {
-			return caps.ErrnoOf(err)
+			return 0, caps.ErrnoOf(err)
 		}
 		sent = true
-		return writeU32(m, sendOut, uint32(n))
+		return n, 0
 	}
+}
+
+// sendStream sends iov on the host socket s behind c: both ABIs'
+// sock_send on a host socket. A blocking handle sends all of iov, waiting
+// for room as often as it takes, as send(2) on a blocking stream does; an
+// error after some bytes went returns their count, and the error is the
+// next send's. A send of 0 bytes asks the host all the same (EPIPE once
+// writing was shut down). A non-blocking handle sends what the buffer
+// takes, or EAGAIN.
+func (g *Guest) sendStream(c *caps.Cap, s *caps.Socket, iov [][]byte) (int, Errno) {
+	iov = limitIOV(iov)
+	left := iovLen(iov)
+	total := 0
+	for {
+		n, err := s.Send(iov, nil)
+		total += n
+		left -= n
+		blocking := c.Flags()&caps.FlagNonblock == 0
+		switch {
+		case err == nil && (left == 0 || !blocking):
+			return total, 0
+		case err == nil:
+			iov = advanceIOV(iov, n)
+			if e := g.waitReady(c, s, caps.EventWrite); e != 0 {
+				return total, e
+			}
+		case err == caps.EAGAIN && blocking:
+			if e := g.waitReady(c, s, caps.EventWrite); e != 0 {
+				return partial(total, e)
+			}
+		default:
+			return partial(total, caps.ErrnoOf(err))
+		}
+	}
+}
+
+// partial is what a send that sent total bytes and then failed with e
+// returns: the count if it sent any, else the error.
+func partial(total int, e Errno) (int, Errno) {
+	if total > 0 {
+		return total, 0
+	}
+	return 0, e
 }
 
 // awaitRoom returns once a send of iov with ncaps handles on c could go
@@ -375,10 +432,14 @@ func droppedAlone(n int, cs []*caps.Cap, f caps.RecvFlags) bool {
 // recvMore is one receive of recvLoop. A read that has bytes already
 // (more) goes on with caps.Channel.RecvMore, which takes no handles and
 // stops before a message that carries some, so that handles always come
-// with the first byte of a read. Other messengers carry no handles.
+// with the first byte of a read, or caps.Socket.RecvMore, which leaves a
+// TCP connection's error for the next receive, as MSG_WAITALL does.
+// Other messengers carry no handles.
 func recvMore(msg caps.Messenger, iov [][]byte, maxCaps int, peek, more bool) (int, []*caps.Cap, caps.RecvFlags, error) {
-	if ch, ok := msg.(*caps.Channel); ok && more {
-		n, err := ch.RecvMore(iov)
+	if m, ok := msg.(interface {
+		RecvMore([][]byte) (int, error)
+	}); ok && more {
+		n, err := m.RecvMore(iov)
 		return n, nil, 0, err
 	}
 	return msg.Recv(iov, maxCaps, peek)
@@ -493,4 +554,13 @@ func (g *Guest) acceptConn(c *caps.Cap) (*caps.Cap, Errno) {
 		return nil, caps.ErrnoOf(err) // Derive closed conn
 	}
 	return nc, 0
+}
+
+// iovLen is the number of bytes iov holds.
+func iovLen(iov [][]byte) int {
+	n := 0
+	for _, b := range iov {
+		n += len(b)
+	}
+	return n
 }

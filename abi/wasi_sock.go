@@ -94,8 +94,9 @@ func advanceIOV(iov [][]byte, n int) [][]byte {
 	return iov
 }
 
-// wasiSockSend is fd_write on a socket or channel: si_flags has no flags
-// defined, so any bit set is EINVAL.
+// wasiSockSend is fd_write on a channel, and the native sock_send on a
+// host socket (sendStream): si_flags has no flags defined, so any bit set
+// is EINVAL.
 func wasiSockSend(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, siData, siDataLen, siFlags, soDatalenOut := uint32(p[0]), uint32(p[1]), uint32(p[2]), uint32(p[3]), uint32(p[4])
 	if siFlags != 0 {
@@ -116,7 +117,12 @@ func wasiSockSend(g *Guest, m api.Memory, p []uint64) Errno {
 	if e := outInBounds(m, soDatalenOut, 4); e != 0 { // before anything is sent
 		return e
 	}
-	n, e := g.writev(c, iov)
+	var n int
+	if s, ok := c.Resource().(*caps.Socket); ok {
+		n, e = g.sendStream(c, s, iov)
+	} else {
+		n, e = g.writev(c, iov)
+	}
 	if e != 0 {
 		return e
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,7 +67,8 @@ type dialResult struct {
 // on every Accept. Each attempt on one address gives up after timeout
 // (ETIMEDOUT). desc says what it is for logs and the capability graph. A
 // unix socket file is dialed through its pinned path (NewUnixDialer): a
-// path given here is refused.
+// path given here is refused. So is a tcp host name, which net.Dial
+// would look up anew on each Accept: the maker resolves it, once.
 func NewDialer(network string, addrs []string, timeout time.Duration, desc string) (*Dialer, error) {
 	if network != "tcp" && network != "unix" {
 		return nil, errors.New("caps: a dialer connects over tcp or unix, not " + network)
@@ -77,8 +80,25 @@ func NewDialer(network string, addrs []string, timeout time.Duration, desc strin
 		if network == "unix" && !strings.HasPrefix(a, "@") {
 			return nil, errors.New("caps: the unix socket file " + a + " is dialed through its pinned path: OpenSocketPath, then NewUnixDialer")
 		}
+		if network == "tcp" && !isIPPort(a) {
+			return nil, errors.New("caps: the tcp address " + a + " is not an IP address and a port number: a host name is resolved once, by the dialer's maker, and never by the dialer")
+		}
 	}
 	return newDialer(network, append([]string(nil), addrs...), nil, timeout, desc), nil
+}
+
+// isIPPort reports whether a is an IP address and a port number from 1
+// to 65535, which net.Dial connects to without looking anything up.
+func isIPPort(a string) bool {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n > 0
 }
 
 // NewUnixDialer returns a dialer to the unix socket file at file, which

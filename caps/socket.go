@@ -29,6 +29,7 @@ type Socket struct {
 	conn net.Conn // owns the descriptor
 	rc   syscall.RawConn
 	desc string
+	tcp  bool
 }
 
 // NewSocket wraps a connected host stream. conn must expose its descriptor
@@ -39,7 +40,8 @@ func NewSocket(conn net.Conn, desc string) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Socket{conn: conn, rc: rc, desc: desc}, nil
+	_, tcp := conn.(*net.TCPConn)
+	return &Socket{conn: conn, rc: rc, desc: desc, tcp: tcp}, nil
 }
 
 func rawConnOf(x any) (syscall.RawConn, error) {
@@ -56,7 +58,12 @@ func (s *Socket) Close() error     { return s.conn.Close() }
 
 func (s *Socket) Stat() (FileStat, error) { return FileStat{Type: TypeSocketStream}, nil }
 
+// Read reads what is waiting, as Recv; a read of 0 bytes returns 0 at
+// once, as read(2) of 0 bytes on a socket does (recv(2) of 0 bytes asks).
 func (s *Socket) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	n, _, _, err := s.Recv([][]byte{p}, 0, false)
 	return n, err
 }
@@ -65,10 +72,10 @@ func (s *Socket) Write(p []byte) (int, error) { return s.Send([][]byte{p}, nil) 
 
 // Recv reads what is waiting, without blocking: EAGAIN when nothing is,
 // (0, nil) at end of stream. No capabilities ever arrive on a host socket.
+// A receive into no room asks the host all the same, as recv(2) of 0
+// bytes does: EAGAIN when nothing waits, an error the connection has
+// (ECONNRESET), else 0.
 func (s *Socket) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFlags, error) {
-	if totalLen(iov) == 0 {
-		return 0, nil, 0, nil
-	}
 	flags := unix.MSG_DONTWAIT
 	if peek {
 		flags |= unix.MSG_PEEK
@@ -84,16 +91,50 @@ func (s *Socket) Recv(iov [][]byte, maxCaps int, peek bool) (int, []*Cap, RecvFl
 	return n, nil, 0, nil
 }
 
+// RecvMore goes on with a receive that has bytes already (MSG_WAITALL),
+// as Linux's own MSG_WAITALL does: on TCP, an error the connection has
+// (ECONNRESET) once nothing is left to read ends the receive, with (0,
+// nil), and stays for the next one to report; a unix stream's next
+// receive takes it, as Linux's takes it when it ends a MSG_WAITALL
+// receive that has bytes. Otherwise it is Recv.
+func (s *Socket) RecvMore(iov [][]byte) (int, error) {
+	var n int
+	err := control(s.rc, func(fd int) (err error) {
+		if s.tcp && errorOnly(fd) {
+			return nil
+		}
+		n, _, _, _, err = unix.RecvmsgBuffers(fd, iov, nil, unix.MSG_DONTWAIT)
+		return err
+	})
+	return n, err
+}
+
+// errorOnly reports whether the TCP socket fd has nothing to read and an
+// error to report.
+func errorOnly(fd int) bool {
+	if q, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err != nil || q > 0 {
+		return false
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(pfd, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return pfd[0].Revents&unix.POLLERR != 0
+}
+
 // CarriesCaps reports false: a host socket carries bytes only.
 func (s *Socket) CarriesCaps() bool { return false }
 
 // Send writes as much of iov as the host buffer takes, without blocking.
+// A send of 0 bytes asks the host all the same, as send(2) does: EPIPE
+// once writing was shut down or the peer is gone, an error the connection
+// has (ECONNRESET), else 0.
 func (s *Socket) Send(iov [][]byte, caps []*Cap) (int, error) {
 	if len(caps) > 0 {
 		return 0, ENOTSUP
-	}
-	if totalLen(iov) == 0 {
-		return 0, nil
 	}
 	var n int
 	err := control(s.rc, func(fd int) (err error) {
