@@ -144,7 +144,7 @@ func (g *Guest) sendStream(c *caps.Cap, s *caps.Socket, iov [][]byte) (int, Errn
 		case err == nil:
 			iov = advanceIOV(iov, n)
 			if e := g.waitReady(c, s, caps.EventWrite); e != 0 {
-				return total, e
+				return partial(total, e)
 			}
 		case err == caps.EAGAIN && blocking:
 			if e := g.waitReady(c, s, caps.EventWrite); e != 0 {
