@@ -525,7 +525,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	}
 	// Its files in the cache directory: kept while they serve, removed
 	// when the module fails (no later compile would use them).
-	files := []string{rt.keptRewrittenPath(h), codeFile}
+	files := []string{rt.keptRewrittenPath(h), codeFile, sealPath(codeFile)}
 	if err != nil {
 		rt.disk.discard(files...)
 		if errors.Is(err, errCacheFailed) {
@@ -557,27 +557,21 @@ func (rt *Runtime) compileCode(ctx context.Context, code []byte) (cm wazero.Comp
 		cm, err = rt.compileModule(ctx, code)
 		return cm, "", false, err
 	}
-	// The file's name hashes code, which takes about as long as wazero
-	// takes to hash it (2 ms for 3 MB): for a large module, on another
-	// core while wazero compiles (or loads the file), not before.
-	named := make(chan string, 1)
-	if len(code) < parallelHashBytes {
-		named <- rt.disk.codePath(code)
-	} else {
-		go func() { named <- rt.disk.codePath(code) }()
-	}
+	// The file is checked before wazero may load it (checkCode), and
+	// sealed once wazero has written it.
+	file = rt.disk.codePath(code)
+	rt.disk.checkCode(file)
 	start := time.Now()
 	cm, err = rt.compileModule(ctx, code)
-	file = <-named
 	if err != nil {
 		cm, err = rt.recompile(ctx, code, file, err)
 	}
-	return cm, file, rt.disk.writtenSince(file, start), err
+	wrote = rt.disk.writtenSince(file, start)
+	if wrote && err == nil {
+		rt.disk.seal(file)
+	}
+	return cm, file, wrote, err
 }
-
-// parallelHashBytes is the size of code from which compileCode hashes it
-// on another goroutine: below, the hash costs less than the handover.
-const parallelHashBytes = 256 << 10
 
 // recompile compiles code again if its compile failed, with err, on the
 // cache directory rather than on code: a file wazero cannot read
