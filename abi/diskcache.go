@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"bytes"
 	"container/list"
 	"crypto/sha256"
 	"encoding/binary"
@@ -652,4 +653,41 @@ func writeFileAtomicAs(path, pattern string, b []byte) error {
 		os.Remove(f.Name())
 	}
 	return err
+}
+
+// rewriteMagic begins a kept rewrite: then the CRC-32C of the rest (little
+// endian), whether the start function was moved (1) or not (0), and the
+// code. A rewrite damaged so that it still compiles (a constant's bit
+// flipped) was compiled and run as it was: the checksum tells it.
+var rewriteMagic = []byte("SBXR")
+
+// sealRewrite is the file a rewrite is kept in.
+func sealRewrite(code []byte, startFn bool) []byte {
+	b := make([]byte, 0, len(rewriteMagic)+4+1+len(code))
+	b = append(b, rewriteMagic...)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = append(b, btoi(startFn))
+	b = append(b, code...)
+	binary.LittleEndian.PutUint32(b[len(rewriteMagic):], crc32.Checksum(b[len(rewriteMagic)+4:], crc32c))
+	return b
+}
+
+// openRewrite returns the code and start function flag of b, the kept
+// rewrite at path, if its checksum holds. Otherwise it removes the file,
+// saying why, and the module is rewritten anew (and kept again).
+func (d *diskCache) openRewrite(log hclog.Logger, path string, b []byte) (code []byte, startFn, ok bool) {
+	n := len(rewriteMagic) + 4
+	switch {
+	case !bytes.HasPrefix(b, rewriteMagic):
+		log.Info("a kept rewrite has no checksum (kept by an earlier sandboxd): rewriting the module anew", "file", path)
+	case len(b) < n+9 || b[n] > 1 || crc32.Checksum(b[n:], crc32c) != binary.LittleEndian.Uint32(b[len(rewriteMagic):]):
+		log.Warn("a kept rewrite in the cache is damaged (its checksum is not what was written): rewriting the module anew", "file", path)
+	default:
+		return b[n+1:], b[n] == 1, true
+	}
+	d.discard(path)
+	if d == nil {
+		os.Remove(path)
+	}
+	return nil, false, false
 }

@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -134,4 +135,33 @@ func runDamageChild(t *testing.T, dir string) (string, error) {
 	cmd.Env = append(os.Environ(), damageChildEnv+"="+dir)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// A kept rewrite damaged so that it still compiles (here a bit of the
+// exit code's constant flipped: 9 became 8) used to be compiled and run
+// as it was: the guest exited 8. It is rewritten anew, with a warning.
+func TestADamagedRewriteThatStillCompilesIsRewrittenAnew(t *testing.T) {
+	dir := t.TempDir()
+	runExit(t, cacheRuntime(t, dir, 0, nil), exitWASM(t, 9), 9).Release()
+	rewrites, err := filepath.Glob(filepath.Join(dir, "rewritten", "*.wasm"))
+	if err != nil || len(rewrites) != 1 {
+		t.Fatalf("kept rewrites %v (%v), want one", rewrites, err)
+	}
+	b, err := os.ReadFile(rewrites[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exit := []byte{0x41, 0x09, 0x10, 0x00} // i32.const 9; call $exit
+	if bytes.Count(b, exit) != 1 {
+		t.Fatalf("the rewrite holds %q %d times, want once", exit, bytes.Count(b, exit))
+	}
+	b[bytes.Index(b, exit)+1] = 0x08
+	if err := os.WriteFile(rewrites[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuffer
+	runExit(t, cacheRuntime(t, dir, 0, &logs), exitWASM(t, 9), 9).Release()
+	if !strings.Contains(logs.String(), "[WARN]") {
+		t.Errorf("no warning of the damaged rewrite; log:\n%s", logs.String())
+	}
 }

@@ -757,11 +757,12 @@ func (rt *Runtime) loadRewritten(h [32]byte, checks wasmbin.Checks) (code []byte
 	if rt.rewriteDir == "" {
 		return nil, false, false
 	}
-	b, err := os.ReadFile(rt.rewrittenPath(h, checks))
-	if err != nil || len(b) < 9 || b[0] > 1 {
+	path := rt.rewrittenPath(h, checks)
+	b, err := os.ReadFile(path)
+	if err != nil {
 		return nil, false, false
 	}
-	return b[1:], b[0] == 1, true
+	return rt.disk.openRewrite(rt.log, path, b)
 }
 
 // dropRewritten removes the kept rewrites of the module of SHA-256 h, and
@@ -777,7 +778,7 @@ func (rt *Runtime) keepRewritten(h [32]byte, checks wasmbin.Checks, code []byte,
 	if rt.rewriteDir == "" {
 		return
 	}
-	if err := writeFileAtomic(rt.rewrittenPath(h, checks), append([]byte{btoi(startFn)}, code...)); err != nil {
+	if err := writeFileAtomic(rt.rewrittenPath(h, checks), sealRewrite(code, startFn)); err != nil {
 		rt.log.Debug("could not keep the rewritten module", "error", err)
 	}
 }
