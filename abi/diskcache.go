@@ -691,3 +691,37 @@ func (d *diskCache) openRewrite(log hclog.Logger, path string, b []byte) (code [
 	}
 	return nil, false, false
 }
+
+// checkCacheDir refuses the cache directory dir if another user than the
+// process's could write in it or in a directory of it the cache uses:
+// wazero loads machine code from there as it finds it (a seal tells only
+// damage), so whoever can write there can have the process run code of
+// theirs. Each must belong to the process's user and not be writable by
+// its group or others. Links are followed: a directory is judged where
+// they lead.
+func checkCacheDir(dir string) error {
+	dirs := []string{dir, filepath.Join(dir, "rewritten"), filepath.Join(dir, "no-debug-info")}
+	for _, pattern := range []string{filepath.Join(dir, "wazero-*"), filepath.Join(dir, "no-debug-info", "wazero-*")} {
+		found, _ := filepath.Glob(pattern) // its only error is a malformed pattern
+		dirs = append(dirs, found...)
+	}
+	for _, p := range dirs {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && p != dir:
+			continue
+		case err != nil:
+			return fmt.Errorf("compilation cache: %w", err)
+		case !fi.IsDir():
+			return fmt.Errorf("compilation cache %s is not a directory (%v): move it aside, or choose another cache directory", p, fi.Mode().Type())
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && int(st.Uid) != os.Geteuid() {
+			return fmt.Errorf("compilation cache %s belongs to uid %d, not to this process's uid %d: that user could put machine code there that sandboxd would run; chown it, or choose another cache directory", p, st.Uid, os.Geteuid())
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("compilation cache %s is writable by other users (mode %v): they could put machine code there that sandboxd would run; chmod go-w it, or choose another cache directory", p, fi.Mode().Perm())
+		}
+	}
+	return nil
+}

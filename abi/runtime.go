@@ -162,6 +162,9 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compilation cache %s: %w", dir, err)
 		}
+		if err := checkCacheDir(cfg.CacheDir); err != nil {
+			return nil, err
+		}
 		rc = rc.WithCompilationCache(cache)
 		disk = newDiskCache(log, cfg.CacheDir, dir, cfg.MaxCacheBytes)
 	}
