@@ -143,7 +143,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if _, err := l.Append(Record{Type: TypeOpen, Discarded: discarded}); err != nil {
 		l.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w (%w): free space on its file system, or write the log elsewhere", ErrCannotWrite, err)
 	}
 	l.wakePruner()
 	return l, nil
@@ -499,6 +499,10 @@ type recordBody struct {
 }
 
 var errClosed = errors.New("audit log closed")
+
+// ErrCannotWrite is Open's error for a log it could read but not write
+// its first record to (errors.Is): a full disk, an I/O error.
+var ErrCannotWrite = errors.New("the audit log cannot be written")
 
 // Wait returns once every record up to seq is on disk, or the error that
 // keeps it from getting there.
