@@ -463,6 +463,7 @@ func (v *verifier) check(r Record, l Line) {
 		v.bad(l.Pos, r.Seq, "the log starts at seq %d, not 1: its beginning (an earlier file, or its first records) was removed", r.Seq)
 	case v.prevSeq != 0 && r.Seq == v.prevSeq+1 && r.Prev != hashHex(v.prevLine):
 		v.bad(v.prevPos, v.prevSeq, "the record was changed after it was written: the next one (%s) holds another hash of it (or its own prev was edited)", l.Pos)
+		v.rep.Records-- // the record before, counted as read, is the bad one
 	case v.prevSeq != 0 && r.Seq <= v.prevSeq:
 		v.bad(l.Pos, r.Seq, "seq %d after seq %d: records were reordered or repeated", r.Seq, v.prevSeq)
 	case v.prevSeq != 0 && r.Seq > v.prevSeq+1:
