@@ -10,7 +10,7 @@ import (
 	"github.com/sandboxd/sandboxd/audit"
 )
 
-// audit log, graph and who-can on a log edited by hand (a grant's
+// audit log (with --follow too), graph and who-can on a log edited by hand (a grant's
 // resource changed in its line) used to answer from it as if it were
 // whole: who-can named the edited grant's holder as reaching a directory
 // it was never given. Each exits 1 naming the first bad place, as verify
@@ -21,6 +21,7 @@ func TestAuditReadersOfAnEditedLogSaySo(t *testing.T) {
 	where := path + ":3 (seq 3): the record was changed after it was written"
 	for _, args := range [][]string{
 		{"audit", "log", "--log", path},
+		{"audit", "log", "--follow", "--log", path},
 		{"audit", "graph", "--log", path},
 		{"audit", "who-can", "--log", path, "dir:/srv/secret"},
 	} {
