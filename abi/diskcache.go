@@ -1,11 +1,15 @@
 package abi
 
 import (
+	"bytes"
 	"container/list"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -72,7 +76,7 @@ func cacheFileName(name string, rewritten bool) (ok, tmp bool) {
 	switch {
 	case rewritten:
 		return strings.HasPrefix(rest, "-v") && strings.HasSuffix(rest, ".wasm"), false
-	case rest == "":
+	case rest == "", rest == sealSuffix:
 		return true, false
 	}
 	return strings.HasPrefix(rest, ".") && strings.HasSuffix(rest, ".tmp"), true
@@ -473,18 +477,36 @@ func (d *diskCache) scanLocked() {
 		files = append(files, d.readCacheDir(dir)...)
 	}
 	slices.SortFunc(files, func(a, b cacheFile) int { return a.mod.Compare(b.mod) })
-	for _, f := range files {
+	// A code file's seal goes with it, after it.
+	seals, files := splitSeals(files)
+	for _, f := range append(files, seals...) {
 		if d.byPath[f.path] != nil {
 			continue // an early entry's
 		}
-		e := &diskEntry{files: []diskFile{{path: f.path, size: f.size}}}
+		e := d.byPath[strings.TrimSuffix(f.path, sealSuffix)]
+		if e == nil || f.path == strings.TrimSuffix(f.path, sealSuffix) || slices.Contains(early, e) {
+			e = &diskEntry{}
+			e.elem = d.lru.PushFront(e)
+		}
+		e.files = append(e.files, diskFile{path: f.path, size: f.size})
 		d.byPath[f.path] = e
 		d.total += f.size
-		e.elem = d.lru.PushFront(e)
 	}
 	for _, e := range early {
 		d.countLocked(e)
 	}
+}
+
+// splitSeals returns the seals among files, and the others.
+func splitSeals(files []cacheFile) (seals, others []cacheFile) {
+	for _, f := range files {
+		if strings.HasSuffix(f.path, sealSuffix) {
+			seals = append(seals, f)
+		} else {
+			others = append(others, f)
+		}
+	}
+	return seals, others
 }
 
 // readCacheDir returns the cache's files in dir: the kept rewrites if dir
@@ -511,4 +533,195 @@ func (d *diskCache) readCacheDir(dir string) []cacheFile {
 		out = append(out, cacheFile{path: filepath.Join(dir, ent.Name()), size: fi.Size(), mod: fi.ModTime()})
 	}
 	return out
+}
+
+// sealSuffix names the file beside a compiled code file that holds its
+// size and CRC-32C, written once wazero has written the code: its seal.
+// wazero checks its machine code against a checksum of its own, but not
+// the table of function offsets that points into it, so that one bit
+// flipped there ran code from the wrong place and took the process down;
+// and it opens a file without asking what it is (a FIFO in its place was
+// waited on for ever). checkCode lets wazero read only a regular file its
+// seal vouches for. A seal guards against damage, not against another
+// user: whoever can write the directory can write both, which is why the
+// directory must be the process's own (checkCacheDir).
+const sealSuffix = ".sum"
+
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
+
+// sealPath is the seal of the code file at path ("" for none).
+func sealPath(path string) string {
+	if path == "" {
+		return ""
+	}
+	return path + sealSuffix
+}
+
+// sealOf is the seal of the file open as f: its size and CRC-32C. Only a
+// regular file has one.
+func sealOf(f *os.File) (string, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	h := crc32.New(crc32c)
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d %08x\n", n, h.Sum32()), nil
+}
+
+// openCode opens the cache's file at path for reading, following no link
+// and waiting on no FIFO.
+func openCode(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+}
+
+// checkCode removes the compiled code file at path, and its seal, unless
+// it is a regular file whose seal matches it, so that wazero compiles the
+// module anew rather than load it. A file of an earlier sandboxd, which
+// kept no seals, or of a process that stopped before it wrote one, is
+// compiled anew once.
+func (d *diskCache) checkCode(path string) {
+	if d == nil || path == "" {
+		return
+	}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	want, serr := os.ReadFile(path + sealSuffix)
+	got, err := sealCode(path)
+	switch {
+	case err != nil:
+		d.log.Warn("a compiled code file in the cache cannot be read: removing it, and compiling the module anew", "file", path, "error", err)
+	case serr != nil:
+		d.log.Info("a compiled code file in the cache has no seal (kept by an earlier sandboxd, or a process that stopped while writing it): compiling the module anew", "file", path)
+	case got != string(want):
+		d.log.Warn("a compiled code file in the cache is damaged (its size or checksum is not what was written): removing it, and compiling the module anew", "file", path, "seal", strings.TrimSpace(string(want)), "found", strings.TrimSpace(got))
+	default:
+		return
+	}
+	d.discard(path+sealSuffix, path)
+}
+
+func sealCode(path string) (string, error) {
+	f, err := openCode(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return sealOf(f)
+}
+
+// seal writes the seal of the code file at path, which this process's
+// compile has just written. Failing costs the next process a compile.
+func (d *diskCache) seal(path string) {
+	if d == nil || path == "" {
+		return
+	}
+	s, err := sealCode(path)
+	if old, rerr := os.ReadFile(path + sealSuffix); err == nil && rerr == nil && string(old) == s {
+		return // a file written just before, by another process, sealed
+	}
+	if err == nil {
+		err = writeFileAtomicAs(path+sealSuffix, filepath.Base(path)+sealSuffix+".*.tmp", []byte(s))
+	}
+	if err != nil {
+		d.log.Warn("could not seal a compiled code file of the cache: the next process compiles the module anew", "file", path, "error", err)
+	}
+}
+
+// writeFileAtomicAs writes b to path through a temporary file named by
+// pattern (os.CreateTemp's, in path's directory) renamed into place.
+func writeFileAtomicAs(path, pattern string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), pattern)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// rewriteMagic begins a kept rewrite: then the CRC-32C of the rest (little
+// endian), whether the start function was moved (1) or not (0), and the
+// code. A rewrite damaged so that it still compiles (a constant's bit
+// flipped) was compiled and run as it was: the checksum tells it.
+var rewriteMagic = []byte("SBXR")
+
+// sealRewrite is the file a rewrite is kept in.
+func sealRewrite(code []byte, startFn bool) []byte {
+	b := make([]byte, 0, len(rewriteMagic)+4+1+len(code))
+	b = append(b, rewriteMagic...)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	b = append(b, btoi(startFn))
+	b = append(b, code...)
+	binary.LittleEndian.PutUint32(b[len(rewriteMagic):], crc32.Checksum(b[len(rewriteMagic)+4:], crc32c))
+	return b
+}
+
+// openRewrite returns the code and start function flag of b, the kept
+// rewrite at path, if its checksum holds. Otherwise it removes the file,
+// saying why, and the module is rewritten anew (and kept again).
+func (d *diskCache) openRewrite(log hclog.Logger, path string, b []byte) (code []byte, startFn, ok bool) {
+	n := len(rewriteMagic) + 4
+	switch {
+	case !bytes.HasPrefix(b, rewriteMagic):
+		log.Info("a kept rewrite has no checksum (kept by an earlier sandboxd): rewriting the module anew", "file", path)
+	case len(b) < n+9 || b[n] > 1 || crc32.Checksum(b[n:], crc32c) != binary.LittleEndian.Uint32(b[len(rewriteMagic):]):
+		log.Warn("a kept rewrite in the cache is damaged (its checksum is not what was written): rewriting the module anew", "file", path)
+	default:
+		return b[n+1:], b[n] == 1, true
+	}
+	d.discard(path)
+	if d == nil {
+		os.Remove(path)
+	}
+	return nil, false, false
+}
+
+// checkCacheDir refuses the cache directory dir if another user than the
+// process's could write in it or in a directory of it the cache uses:
+// wazero loads machine code from there as it finds it (a seal tells only
+// damage), so whoever can write there can have the process run code of
+// theirs. Each must belong to the process's user and not be writable by
+// its group or others. Links are followed: a directory is judged where
+// they lead.
+func checkCacheDir(dir string) error {
+	dirs := []string{dir, filepath.Join(dir, "rewritten"), filepath.Join(dir, "no-debug-info")}
+	for _, pattern := range []string{filepath.Join(dir, "wazero-*"), filepath.Join(dir, "no-debug-info", "wazero-*")} {
+		found, _ := filepath.Glob(pattern) // its only error is a malformed pattern
+		dirs = append(dirs, found...)
+	}
+	for _, p := range dirs {
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && p != dir:
+			continue
+		case err != nil:
+			return fmt.Errorf("compilation cache: %w", err)
+		case !fi.IsDir():
+			return fmt.Errorf("compilation cache %s is not a directory (%v): move it aside, or choose another cache directory", p, fi.Mode().Type())
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && int(st.Uid) != os.Geteuid() {
+			return fmt.Errorf("compilation cache %s belongs to uid %d, not to this process's uid %d: that user could put machine code there that sandboxd would run; chown it, or choose another cache directory", p, st.Uid, os.Geteuid())
+		}
+		if fi.Mode().Perm()&0o022 != 0 {
+			return fmt.Errorf("compilation cache %s is writable by other users (mode %v): they could put machine code there that sandboxd would run; chmod go-w it, or choose another cache directory", p, fi.Mode().Perm())
+		}
+	}
+	return nil
 }

@@ -169,18 +169,8 @@ func TestACompileSucceedsWhenItsCodeCannotBeWrittenToTheCache(t *testing.T) {
 // compiled anew, and the failure is a warning.
 func TestADamagedCodeFileInTheCacheIsCompiledAnew(t *testing.T) {
 	dir := t.TempDir()
-	before := cacheFiles(t, dir)
 	runExit(t, cacheRuntime(t, dir, 0, nil), exitWASM(t, 9), 9).Release()
-	var code []string
-	for _, f := range newFiles(before, cacheFiles(t, dir)) {
-		if filepath.Base(filepath.Dir(f)) != "rewritten" {
-			code = append(code, f)
-		}
-	}
-	if len(code) != 1 {
-		t.Fatalf("compiled code files %v, want one", code)
-	}
-	if err := os.WriteFile(code[0], []byte("damaged"), 0o600); err != nil {
+	if err := os.WriteFile(codeFileOf(t, dir), []byte("damaged"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var logs logBuffer
@@ -222,8 +212,8 @@ func TestTheCacheOrderIsRebuiltFromFileTimes(t *testing.T) {
 	for code := 1; code <= 3; code++ {
 		before := cacheFiles(t, dir)
 		runExit(t, rt, exitWASM(t, code), code).Release()
-		if files[code] = newFiles(before, cacheFiles(t, dir)); len(files[code]) != 2 {
-			t.Fatalf("module %d added files %v, want its rewrite and its code", code, files[code])
+		if files[code] = newFiles(before, cacheFiles(t, dir)); len(files[code]) != 3 {
+			t.Fatalf("module %d added files %v, want its rewrite, its code and the code's seal", code, files[code])
 		}
 	}
 	// 2 is the least recently used, then 3, then 1.
@@ -247,8 +237,8 @@ func TestTheCacheOrderIsRebuiltFromFileTimes(t *testing.T) {
 			}
 		}
 	}
-	if len(have) != 6 {
-		t.Errorf("%d files kept, want 6 (modules 1, 3 and 4): %v", len(have), have)
+	if len(have) != 9 {
+		t.Errorf("%d files kept, want 9 (modules 1, 3 and 4): %v", len(have), have)
 	}
 }
 
@@ -305,7 +295,7 @@ func TestAModuleIsCountedByTheFilesItKeeps(t *testing.T) {
 		}
 		slices.Sort(kept)
 		slices.Sort(counted)
-		if want := 2 - btoi(cfg.NoLoopChecks); len(kept) != int(want) || !slices.Equal(kept, counted) {
+		if want := 3 - btoi(cfg.NoLoopChecks); len(kept) != int(want) || !slices.Equal(kept, counted) {
 			t.Errorf("%+v: the module is counted by %v, and keeps %v", cfg, counted, kept)
 		}
 	}
@@ -396,10 +386,10 @@ func TestTheCacheRemovesOnlyItsOwnFiles(t *testing.T) {
 			t.Errorf("%s kept: %v, want %v", f, ok, kept)
 		}
 	}
-	if added := newFiles(before, have); len(added) != 2 {
-		t.Errorf("module 2 added %v, want its rewrite and its code", added)
+	if added := newFiles(before, have); len(added) != 3 {
+		t.Errorf("module 2 added %v, want its rewrite, its code and the code's seal", added)
 	}
-	if len(have) != len(before)-3+2 {
+	if len(have) != len(before)-3+3 {
 		t.Errorf("%d files in the cache directory, want %d: %v", len(have), len(before)-1, have)
 	}
 }

@@ -277,7 +277,7 @@ func TestRewrittenModulesAreKeptInTheCacheDir(t *testing.T) {
 	if !ok {
 		t.Fatal("five's rewrite was not kept")
 	}
-	if err := writeFileAtomic(rt.rewrittenPath(sha256.Sum256(three), checks), append([]byte{btoi(startFn)}, code...)); err != nil {
+	if err := writeFileAtomic(rt.rewrittenPath(sha256.Sum256(three), checks), sealRewrite(code, startFn)); err != nil {
 		t.Fatal(err)
 	}
 	if st := run(three); st.Code != 5 {

@@ -162,6 +162,9 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compilation cache %s: %w", dir, err)
 		}
+		if err := checkCacheDir(cfg.CacheDir); err != nil {
+			return nil, err
+		}
 		rc = rc.WithCompilationCache(cache)
 		disk = newDiskCache(log, cfg.CacheDir, dir, cfg.MaxCacheBytes)
 	}
@@ -525,7 +528,7 @@ func (rt *Runtime) compile(ctx context.Context, name string, wasm []byte, h [32]
 	}
 	// Its files in the cache directory: kept while they serve, removed
 	// when the module fails (no later compile would use them).
-	files := []string{rt.keptRewrittenPath(h), codeFile}
+	files := []string{rt.keptRewrittenPath(h), codeFile, sealPath(codeFile)}
 	if err != nil {
 		rt.disk.discard(files...)
 		if errors.Is(err, errCacheFailed) {
@@ -557,27 +560,21 @@ func (rt *Runtime) compileCode(ctx context.Context, code []byte) (cm wazero.Comp
 		cm, err = rt.compileModule(ctx, code)
 		return cm, "", false, err
 	}
-	// The file's name hashes code, which takes about as long as wazero
-	// takes to hash it (2 ms for 3 MB): for a large module, on another
-	// core while wazero compiles (or loads the file), not before.
-	named := make(chan string, 1)
-	if len(code) < parallelHashBytes {
-		named <- rt.disk.codePath(code)
-	} else {
-		go func() { named <- rt.disk.codePath(code) }()
-	}
+	// The file is checked before wazero may load it (checkCode), and
+	// sealed once wazero has written it.
+	file = rt.disk.codePath(code)
+	rt.disk.checkCode(file)
 	start := time.Now()
 	cm, err = rt.compileModule(ctx, code)
-	file = <-named
 	if err != nil {
 		cm, err = rt.recompile(ctx, code, file, err)
 	}
-	return cm, file, rt.disk.writtenSince(file, start), err
+	wrote = rt.disk.writtenSince(file, start)
+	if wrote && err == nil {
+		rt.disk.seal(file)
+	}
+	return cm, file, wrote, err
 }
-
-// parallelHashBytes is the size of code from which compileCode hashes it
-// on another goroutine: below, the hash costs less than the handover.
-const parallelHashBytes = 256 << 10
 
 // recompile compiles code again if its compile failed, with err, on the
 // cache directory rather than on code: a file wazero cannot read
@@ -763,11 +760,12 @@ func (rt *Runtime) loadRewritten(h [32]byte, checks wasmbin.Checks) (code []byte
 	if rt.rewriteDir == "" {
 		return nil, false, false
 	}
-	b, err := os.ReadFile(rt.rewrittenPath(h, checks))
-	if err != nil || len(b) < 9 || b[0] > 1 {
+	path := rt.rewrittenPath(h, checks)
+	b, err := os.ReadFile(path)
+	if err != nil {
 		return nil, false, false
 	}
-	return b[1:], b[0] == 1, true
+	return rt.disk.openRewrite(rt.log, path, b)
 }
 
 // dropRewritten removes the kept rewrites of the module of SHA-256 h, and
@@ -783,7 +781,7 @@ func (rt *Runtime) keepRewritten(h [32]byte, checks wasmbin.Checks, code []byte,
 	if rt.rewriteDir == "" {
 		return
 	}
-	if err := writeFileAtomic(rt.rewrittenPath(h, checks), append([]byte{btoi(startFn)}, code...)); err != nil {
+	if err := writeFileAtomic(rt.rewrittenPath(h, checks), sealRewrite(code, startFn)); err != nil {
 		rt.log.Debug("could not keep the rewritten module", "error", err)
 	}
 }

@@ -43,6 +43,31 @@ type tail struct {
 	// afterRead, if set, runs after read has read the current file:
 	// tests set it.
 	afterRead func()
+	// The last record read: its seq, the hash of its line and where.
+	lastSeq  uint64
+	lastHash string
+	lastPos  Pos
+}
+
+// chained checks record r, read at pos from line, against the last one
+// read, as verify does, but for a gap at the start of a file: Follow reads
+// past files missing (moved aside, or pruned), as the log's files are.
+func (t *tail) chained(r Record, line []byte, pos Pos) error {
+	var bad *Problem
+	switch last := t.lastSeq; {
+	case last == 0:
+	case r.Seq == last+1 && r.Prev != t.lastHash:
+		bad = &Problem{Pos: t.lastPos, Seq: last, Reason: fmt.Sprintf("the record was changed after it was written: the next one (%s) holds another hash of it (or its own prev was edited)", pos)}
+	case r.Seq <= last:
+		bad = &Problem{Pos: pos, Seq: r.Seq, Reason: fmt.Sprintf("seq %d after seq %d: records were reordered or repeated", r.Seq, last)}
+	case r.Seq > last+1 && pos.Line > 1:
+		bad = &Problem{Pos: pos, Seq: r.Seq, Reason: fmt.Sprintf("seq %d follows seq %d: %d record(s) before this one were deleted or moved", r.Seq, last, r.Seq-last-1)}
+	}
+	if bad != nil {
+		return &BrokenError{Path: t.path, Bad: *bad}
+	}
+	t.lastSeq, t.lastHash, t.lastPos = r.Seq, hashHex(line), pos
+	return nil
 }
 
 // newTail starts at the first file the log has: the first ones may have
@@ -86,6 +111,19 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 	// is there, what this read finds is all the current one will hold.
 	next, final := t.next()
 	partial := false
+	// A record is given to fn once the next one read shows it unchanged,
+	// or this reading ends: an edited record among those read at once is
+	// never given.
+	var held *Record
+	var heldPos Pos
+	give := func() error {
+		if held == nil {
+			return nil
+		}
+		r := held
+		held = nil
+		return fn(*r, heldPos)
+	}
 	err = scanReader(io.NewSectionReader(f, t.offset, 1<<62), name, t.line, func(l Line) error {
 		if !l.Complete {
 			partial = true
@@ -95,13 +133,24 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 		if err != nil {
 			return fmt.Errorf("audit log %s: %w", l.Pos, err)
 		}
-		if err := fn(r, l.Pos); err != nil {
+		if err := t.chained(r, l.Data, l.Pos); err != nil {
+			var be *BrokenError
+			if errors.As(err, &be) && be.Bad.Pos == heldPos {
+				held = nil
+			}
+			return errors.Join(give(), err)
+		}
+		if err := give(); err != nil {
 			return err
 		}
+		held, heldPos = &r, l.Pos
 		t.line, t.offset = t.line+1, t.offset+int64(len(l.Data))+1
 		return nil
 	})
-	if err != nil && !errors.Is(err, errStop) {
+	if err == nil || errors.Is(err, errStop) {
+		err = give()
+	}
+	if err != nil {
 		return false, err
 	}
 	if t.afterRead != nil {

@@ -157,13 +157,13 @@ func Replay(path string, at time.Time) (*Graph, error) {
 }
 
 func replay(path string, at time.Time) (*Graph, error) {
-	cp, _, err := ReadCheckpoint(path)
+	cp, cpSum, err := ReadCheckpoint(path)
 	if err != nil {
 		return nil, err
 	}
 	g := NewGraph()
 	var last, skip uint64 // skip: records the checkpoint stands for
-	err = Scan(path, func(r Record, _ Pos) error {
+	err = scanChecked(path, cp, cpSum, func(r Record, _ Pos) error {
 		if cp != nil && last+1 == cp.FromSeq && r.Seq > cp.FromSeq && skip == 0 {
 			if err := cp.resumeAt(path, r.Seq, at); err != nil {
 				return err

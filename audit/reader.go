@@ -162,21 +162,93 @@ func scanReader(r io.Reader, name string, first int, fn func(Line) error) error 
 	}
 }
 
-// Scan calls fn with each record of the log at path, in order. It stops
-// at the first line that is not a record, with an error naming it; an
+// Scan calls fn with each record of the log at path, in order, checking
+// the chain as Verify does: at the first place that breaks it, Scan stops
+// with an error naming it (ErrBroken), and fn is given no record from it
+// on. A record is given to fn once the next one shows it unchanged (its
+// prev), the last once the log is read: the chain shows no edit of the
+// last record, which only a head kept elsewhere shows (Verify). An
 // incomplete last line (see Verify) ends the scan without error.
 func Scan(path string, fn func(Record, Pos) error) error {
-	return ScanLines(path, func(l Line) error {
-		if !l.Complete {
+	cp, cpSum, err := ReadCheckpoint(path)
+	if err != nil {
+		return err
+	}
+	return scanChecked(path, cp, cpSum, fn)
+}
+
+// scanChecked is Scan of the log whose checkpoint, as its reader read it,
+// is cp (nil for none), its file's SHA-256 cpSum.
+func scanChecked(path string, cp *Checkpoint, cpSum string, fn func(Record, Pos) error) error {
+	files := Files(path)
+	v := &verifier{rep: Report{Files: files}, cpName: CheckpointPath(path), cp: cp, cpSum: cpSum}
+	var err error
+	var held *Record
+	var heldPos Pos
+	stopped := false // fn asked to stop
+	give := func() error {
+		err := fn(*held, heldPos)
+		held, stopped = nil, errors.Is(err, errStop)
+		return err
+	}
+	err = scanFiles(path, files, func(l Line) error {
+		r, ok := v.line(l)
+		if v.rep.Bad != nil {
+			if held != nil && v.rep.Bad.Pos != heldPos {
+				if err := give(); err != nil {
+					return err
+				}
+			}
+			held = nil
 			return errStop
 		}
-		r, err := ParseRecord(l.Data)
-		if err != nil {
-			return fmt.Errorf("audit log %s: %w", l.Pos, err)
+		if !ok {
+			return nil
 		}
-		return fn(r, l.Pos)
+		if held != nil {
+			if err := give(); err != nil {
+				return err
+			}
+		}
+		held, heldPos = &r, l.Pos
+		return nil
 	})
+	if err != nil || stopped {
+		return err
+	}
+	if v.rep.Bad == nil {
+		v.finish()
+	}
+	if v.rep.Bad != nil {
+		if changed(path, files, v.cpSum) {
+			return prunedMeanwhile(path, fs.ErrNotExist)
+		}
+		return &BrokenError{Path: path, Bad: *v.rep.Bad}
+	}
+	if held != nil {
+		if err = give(); stopped {
+			err = nil
+		}
+	}
+	return err
 }
+
+// ErrBroken is what a reader of a log whose chain is broken fails with
+// (errors.Is): a BrokenError.
+var ErrBroken = errors.New("the audit log's chain is broken")
+
+// BrokenError is a log whose chain breaks at Bad: what it holds from
+// there on was edited, removed or moved, and is not read.
+type BrokenError struct {
+	Path string
+	Bad  Problem
+}
+
+func (e *BrokenError) Error() string {
+	return fmt.Sprintf("audit log %s is broken at %s: nothing from there on is read, since it cannot be trusted; sandboxd audit verify reports it", e.Path, &e.Bad)
+}
+
+func (e *BrokenError) Is(target error) bool { return target == ErrBroken }
 
 // Report is what Verify found.
 type Report struct {
@@ -339,26 +411,28 @@ func (v *verifier) bad(pos Pos, seq uint64, format string, args ...any) {
 	v.rep.Bad = &Problem{Pos: pos, Seq: seq, Reason: fmt.Sprintf(format, args...)}
 }
 
-func (v *verifier) line(l Line) {
+// line checks line l against those before it, and returns its record;
+// ok is false for a line that is not one (incomplete, or bad).
+func (v *verifier) line(l Line) (r Record, ok bool) {
 	if v.pending != nil {
 		// An incomplete line with more after it: not a crash's.
 		v.bad(v.pending.Pos, 0, "the line is not terminated and more follows it: the file was cut or joined")
-		return
+		return r, false
 	}
 	if !l.Complete {
 		if !bytes.HasPrefix(l.Data, recordStart) && !bytes.HasPrefix(recordStart, l.Data) {
 			v.bad(l.Pos, 0, "the last line is incomplete and does not start as a record does: it was not written by sandboxd (a crash leaves the start of a record), or was edited")
-			return
+			return r, false
 		}
 		cp := l
 		cp.Data = nil
 		v.pending = &cp
-		return
+		return r, false
 	}
 	r, err := ParseRecord(l.Data)
 	if err != nil {
 		v.bad(l.Pos, 0, "%v", err)
-		return
+		return r, false
 	}
 	v.check(r, l)
 	if r.Pruned != nil && v.cp != nil && r.Pruned.Checkpoint == v.cpSum {
@@ -377,6 +451,7 @@ func (v *verifier) line(l Line) {
 			}
 		}
 	}
+	return r, v.rep.Bad == nil
 }
 
 // check checks record r, on line l, against the one before it.
@@ -388,6 +463,7 @@ func (v *verifier) check(r Record, l Line) {
 		v.bad(l.Pos, r.Seq, "the log starts at seq %d, not 1: its beginning (an earlier file, or its first records) was removed", r.Seq)
 	case v.prevSeq != 0 && r.Seq == v.prevSeq+1 && r.Prev != hashHex(v.prevLine):
 		v.bad(v.prevPos, v.prevSeq, "the record was changed after it was written: the next one (%s) holds another hash of it (or its own prev was edited)", l.Pos)
+		v.rep.Records-- // the record before, counted as read, is the bad one
 	case v.prevSeq != 0 && r.Seq <= v.prevSeq:
 		v.bad(l.Pos, r.Seq, "seq %d after seq %d: records were reordered or repeated", r.Seq, v.prevSeq)
 	case v.prevSeq != 0 && r.Seq > v.prevSeq+1:

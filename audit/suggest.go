@@ -121,21 +121,21 @@ func suggest(path, guest string) (string, error) {
 		decided: map[decidedKey]time.Duration{}, lent: map[string]*DecisionRecord{},
 		adopting: map[string]*delUse{}, decls: map[string]string{}, clients: map[string]*GuestRecord{},
 	}
-	cp, _, err := ReadCheckpoint(path)
+	cp, cpSum, err := ReadCheckpoint(path)
 	if err != nil {
 		return "", err
 	}
 	// A launch's handles are recorded before its guest's start: read the
 	// guests first, those a prune removed from the checkpoint.
 	u.guestsOf(cp)
-	err = Scan(path, func(r Record, _ Pos) error {
+	err = scanChecked(path, cp, cpSum, func(r Record, _ Pos) error {
 		if (r.Type == TypeGuestStart || r.Type == TypeGuestSpawn) && r.Guest != nil {
 			u.guests[r.Guest.ID] = r.Guest
 		}
 		return nil
 	})
 	if err == nil {
-		err = u.scan(path, cp, guest)
+		err = u.scan(path, cp, cpSum, guest)
 	}
 	if err != nil {
 		return "", err
@@ -150,9 +150,9 @@ func suggest(path, guest string) (string, error) {
 // goes on from the checkpoint that stands for them (cp, nil for none),
 // as Replay does: what the removed records made that was still tracked
 // at the checkpoint counts as if they were there.
-func (u *usage) scan(path string, cp *Checkpoint, guest string) error {
+func (u *usage) scan(path string, cp *Checkpoint, cpSum, guest string) error {
 	var last, skip uint64
-	return Scan(path, func(r Record, _ Pos) error {
+	return scanChecked(path, cp, cpSum, func(r Record, _ Pos) error {
 		if cp != nil && last+1 == cp.FromSeq && r.Seq > cp.FromSeq && skip == 0 {
 			if r.Seq > cp.Seq+1 {
 				return fmt.Errorf("audit log %s: records %d to %d are missing, and its checkpoint stands only for %d to %d: the log was %w, or files were removed by hand (check it with sandboxd audit verify)", path, cp.Seq+1, r.Seq-1, cp.FromSeq, cp.Seq, errPrunedMeanwhile)

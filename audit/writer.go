@@ -143,7 +143,7 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if _, err := l.Append(Record{Type: TypeOpen, Discarded: discarded}); err != nil {
 		l.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w (%w): free space on its file system, or write the log elsewhere", ErrCannotWrite, err)
 	}
 	l.wakePruner()
 	return l, nil
@@ -500,6 +500,10 @@ type recordBody struct {
 
 var errClosed = errors.New("audit log closed")
 
+// ErrCannotWrite is Open's error for a log it could read but not write
+// its first record to (errors.Is): a full disk, an I/O error.
+var ErrCannotWrite = errors.New("the audit log cannot be written")
+
 // Wait returns once every record up to seq is on disk, or the error that
 // keeps it from getting there.
 func (l *Log) Wait(seq uint64) error {
@@ -604,7 +608,8 @@ func (l *Log) writer() {
 
 // write appends one batch of whole lines, size bytes in chunks, to the
 // current file, rotating first if the batch would take it past the
-// rotation size, and fsyncs.
+// rotation size, and fsyncs. A batch that fails is cut off the file
+// (unwrite): none of its records was acknowledged.
 func (l *Log) write(chunks [][]byte, size int64) error {
 	if l.size > 0 && l.size+size > l.max {
 		if err := l.rotate(); err != nil {
@@ -613,11 +618,26 @@ func (l *Log) write(chunks [][]byte, size int64) error {
 	}
 	for _, c := range chunks {
 		if _, err := l.f.Write(c); err != nil {
-			return err
+			return l.unwrite(err)
 		}
 	}
+	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+		return l.unwrite(err)
+	}
 	l.size += size
-	return unix.Fdatasync(int(l.f.Fd()))
+	return nil
+}
+
+// unwrite cuts what a failed batch wrote off the current file, so that
+// the lines that fitted (a disk that filled in the middle of the batch)
+// do not read, once space is freed, as records of what happened: the
+// calls they record failed. A file that cannot be cut keeps them, and
+// the next writer drops only an incomplete last line.
+func (l *Log) unwrite(err error) error {
+	if terr := l.f.Truncate(l.size); terr == nil {
+		_ = unix.Fdatasync(int(l.f.Fd()))
+	}
+	return err
 }
 
 // rotate starts the next file, and makes its name durable.

@@ -85,7 +85,13 @@ func OpenState(dir string) (*State, error) {
 		other, _ := os.ReadFile(lock.Name())
 		lock.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state directory %s is in use by another sandboxd (pid %s): stop it, or choose another with --state", abs, strings.TrimSpace(string(other)))
+			pid := "pid " + strings.TrimSpace(string(other))
+			if _, perr := strconv.Atoi(strings.TrimSpace(string(other))); perr != nil {
+				// Its pid was not written (a full disk), or it was
+				// killed before it wrote it.
+				pid = "pid unknown: fuser " + lock.Name() + " names it"
+			}
+			return nil, fmt.Errorf("state directory %s is in use by another sandboxd (%s): stop it, or choose another with --state", abs, pid)
 		}
 		return nil, fmt.Errorf("locking state directory %s: %w: %s", abs, err, stateAdvice())
 	}

@@ -127,6 +127,11 @@ func printReport(rep audit.Report) {
 	if rep.Bad != nil {
 		fail("audit log broken at %s", rep.Bad)
 		fmt.Printf("%d records verified before it\n", rep.Records)
+		files := "its files"
+		if len(rep.Files) > 0 {
+			files = rep.Files[0] + "*"
+		}
+		fmt.Printf("what the log holds from there on cannot be trusted, and audit log, graph, who-can, trace, what-if and policy suggest refuse it; keep its files as they are to find out what was done. Its writer (serve, or run --audit) goes on appending to it: to start a chain they answer from again, stop the writer and move %s aside\n", files)
 		return
 	}
 	fmt.Printf("ok: %d records in %d file(s), chain intact; head seq %d sha256 %s\n", rep.Records, len(rep.Files), rep.HeadSeq, rep.Head)

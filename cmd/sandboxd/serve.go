@@ -105,6 +105,9 @@ func startDaemon(sa serveArgs, log hclog.Logger) (d *daemonParts, code int, ok b
 	}
 	if d.auditLog, err = audit.Open(d.st.AuditPath(), audit.Options{MaxFileBytes: int64(sa.auditBytes), MaxTotalBytes: sa.auditMax, Warn: auditWarn(log)}); err != nil {
 		d.l.Close()
+		if errors.Is(err, audit.ErrCannotWrite) {
+			return failed(exitFailure, "%v (--state)", err)
+		}
 		return failed(exitFailure, "%v: check it with sandboxd audit verify --state %s", err, d.st.Dir)
 	}
 	d.closeFrom = append(d.closeFrom, func() { d.auditLog.Close() })
