@@ -418,7 +418,7 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 	l.principal = currentPrincipal()
 	st := <-supc
 	if st.auditErr {
-		fail("cannot open the audit log: %v%s", st.err, auditOpenHint(st.err))
+		fail("%s", auditOpenFailure(st.err))
 		return l, exitFailure, false
 	}
 	if st.err != nil {
@@ -436,15 +436,19 @@ func loadGuest(ctx context.Context, ra runArgs, log hclog.Logger) (l loaded, cod
 	return l, exitOK, true
 }
 
-// auditOpenHint is what to do about an --audit log that audit.Open could
-// not open: another file, when the path itself could not be opened. Its
-// other errors (a log in use, a file that is not a log) say what to do
-// themselves.
-func auditOpenHint(err error) string {
-	if errors.As(err, new(*os.PathError)) {
-		return ": give --audit a file this user may write"
+// auditOpenFailure says what failed of an --audit log that audit.Open
+// could not open, and what to do: another file, when the path itself
+// could not be opened. A log it could not write to says so and what to
+// do itself (free space, or another file), as do its other errors (a log
+// in use, a file that is not a log).
+func auditOpenFailure(err error) string {
+	switch {
+	case errors.Is(err, audit.ErrCannotWrite):
+		return fmt.Sprintf("%v (--audit)", err)
+	case errors.As(err, new(*os.PathError)):
+		return fmt.Sprintf("cannot open the audit log: %v: give --audit a file this user may write", err)
 	}
-	return ""
+	return fmt.Sprintf("cannot open the audit log: %v", err)
 }
 
 // newRunSupervisor is run's embedded supervisor. The default compilation
