@@ -725,3 +725,55 @@ func checkCacheDir(dir string) error {
 	}
 	return nil
 }
+
+// resolveCacheDir makes the cache directory dir if it is not there and
+// returns it as its links lead now, which is where the runtime keeps
+// using it: a link on the path pointed elsewhere later does not move it.
+// Every directory above it must be safe from other users (CheckAbove).
+func resolveCacheDir(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("compilation cache %s: %w", dir, err)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err == nil {
+		real, err = filepath.Abs(real)
+	}
+	if err != nil {
+		return "", fmt.Errorf("compilation cache %s: %w", dir, err)
+	}
+	if err := CheckAbove(real); err != nil {
+		return "", fmt.Errorf("compilation cache %s: %w; chmod go-w it, or choose a cache directory beneath directories only root or uid %d may change", dir, err, os.Geteuid())
+	}
+	return real, nil
+}
+
+// CheckAbove returns an error naming the first directory above dir (an
+// absolute path without links) that a user other than this process's
+// and root could change: one that belongs to another user, or that its
+// group or others may write without the sticky bit that keeps them from
+// renaming what is not theirs (as /tmp's does). Such a user could move
+// dir aside after every check of it and put a directory of theirs, with
+// machine code of theirs, in its place. A directory not there yet is
+// passed over: what makes it makes it its own.
+func CheckAbove(dir string) error {
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Lstat(p)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		var st *syscall.Stat_t
+		if err == nil {
+			st, _ = fi.Sys().(*syscall.Stat_t)
+		}
+		switch {
+		case st == nil:
+		case st.Uid != 0 && int(st.Uid) != os.Geteuid():
+			return fmt.Errorf("the directory %s above it belongs to uid %d, neither root nor this process's uid %d: that user could move it aside and put machine code there that sandboxd would run", p, st.Uid, os.Geteuid())
+		case fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0:
+			return fmt.Errorf("the directory %s above it is writable by other users (mode %v) and not sticky: they could move it aside and put machine code there that sandboxd would run", p, fi.Mode().Perm())
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
+}

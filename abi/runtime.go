@@ -154,6 +154,11 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		WithDebugInfoEnabled(!cfg.NoDebugInfo)
 	var disk *diskCache
 	if cfg.CacheDir != "" {
+		base, err := resolveCacheDir(cfg.CacheDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.CacheDir = base
 		dir := cfg.CacheDir
 		if cfg.NoDebugInfo {
 			dir = filepath.Join(dir, "no-debug-info")

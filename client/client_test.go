@@ -395,7 +395,7 @@ func TestDialRefusesAnotherUsersSocketInASharedDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(shared) })
-	if err := os.Chmod(shared, 0o1777); err != nil {
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(shared, "sandboxd-0.sock")
@@ -423,7 +423,7 @@ func TestDialRefusesAnotherUsersSocketInASharedDirectory(t *testing.T) {
 	}
 	// This user's own daemon there is dialled as anywhere.
 	sock := serve(t)
-	if err := os.Chmod(filepath.Dir(sock), 0o1777); err != nil {
+	if err := os.Chmod(filepath.Dir(sock), 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 	c = dial(t, sock)

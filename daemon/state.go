@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sandboxd/sandboxd/abi"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,6 +61,9 @@ func OpenState(dir string) (*State, error) {
 	// the path changed later does not move the directory.
 	if abs, err = ResolveOwnLinks(abs); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w: choose another with --state", dir, err)
+	}
+	if err := abi.CheckAbove(abs); err != nil {
+		return nil, fmt.Errorf("state directory %s: %w: choose another with --state", abs, err)
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w: %s", err, stateAdvice())

@@ -30,3 +30,30 @@ func TestASecondDaemonOnALockWithoutAPidSaysSo(t *testing.T) {
 		t.Fatalf("error %q; want it to say the pid is unknown and how to find the holder", msg)
 	}
 }
+
+// A state directory beneath a directory another user may change is
+// refused before anything is made in it: that user could move it aside
+// while the daemon runs and put a cache of machine code, or an audit log,
+// of theirs in its place.
+func TestAStateDirectoryBeneathADirectoryOthersMayChangeIsRefused(t *testing.T) {
+	above := filepath.Join(t.TempDir(), "above")
+	if err := os.Mkdir(above, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(above, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenState(filepath.Join(above, "state"))
+	if err == nil {
+		s.Close()
+		t.Fatalf("a state directory beneath %s, writable by all, was opened", above)
+	}
+	for _, want := range []string{above, "writable by other users", "--state"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(above, "state")); err == nil {
+		t.Errorf("the state directory was made beneath %s before it was refused", above)
+	}
+}

@@ -211,10 +211,10 @@ func TestServeThatCannotStartSaysWhatToDo(t *testing.T) {
 	}
 	copyFile(t, bin, filepath.Join(shared, "sandboxd"), 0o755)
 	open := filepath.Join(shared, "open") // where nobody makes its own
-	if err := os.Mkdir(open, 0o1777); err != nil {
+	if err := os.Mkdir(open, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(open, 0o1777); err != nil {
+	if err := os.Chmod(open, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(shared, "file")
