@@ -1140,6 +1140,12 @@ var fdDiffCases = map[string][]fdDiffOp{
 		fdOn(fdkSetSize, 1, math.MaxInt64, 0, 0),
 		fdOn(fdkFilestat, 1, 0, 0, 0),
 	},
+	// lseek(2) looks the descriptor up before it looks at whence.
+	"a seek of a closed fd with a bad whence is EBADF": {
+		fdOn(fdkSeek, 1, 5, 0, 7),
+		fdOn(fdkSeek, 1, 0, 0, 77),
+		fdOn(fdkSeek, 0, 0, 0, 77),
+	},
 	"seeks from every whence, negative and overflowing": {
 		fdOpen("f", pdRdwr, 0, 0),
 		fdOn(fdkSeek, 1, 3, 0, fdSet),

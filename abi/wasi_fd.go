@@ -268,10 +268,15 @@ func wasiFDRenumber(g *Guest, m api.Memory, p []uint64) Errno {
 	return 0
 }
 
-// wasiFDSeek is fd_seek with WASI's whence (io.Seek*'s values).
+// wasiFDSeek is fd_seek with WASI's whence (io.Seek*'s values). As
+// lseek(2), it looks fd up before it looks at whence: a handle the guest
+// does not hold is EBADF whatever whence is.
 func wasiFDSeek(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, offset, whence, newoffsetOut := uint32(p[0]), int64(p[1]), uint32(p[2]), uint32(p[3])
 	if whence > wasiWhenceEnd {
+		if _, err := g.table.Get(fd); err != nil {
+			return caps.ErrnoOf(err)
+		}
 		return caps.EINVAL
 	}
 	return wasiSeek(g, m, fd, offset, int(whence), newoffsetOut)
