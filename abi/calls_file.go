@@ -535,11 +535,12 @@ func fileStatPut(g *Guest, m api.Memory, p []uint64) Errno {
 	return caps.ErrnoOf(d.LsetTimesAt(name, a, mt))
 }
 
-// fileAdvise validates the advice (1 DONTNEED … 6 WILLNEED) and range and
+// fileAdvise validates the advice (1 DONTNEED … 6 WILLNEED) and length and
 // otherwise ignores it: advice is a hint, and none changes what a call
-// returns.
+// returns. As posix_fadvise(2), it refuses a length that is negative as an
+// off_t (EINVAL) but not such an offset, which Linux takes.
 func fileAdvise(g *Guest, m api.Memory, p []uint64) Errno {
-	fd, offset, length, advice := uint32(p[0]), p[1], p[2], uint32(p[3])
+	fd, length, advice := uint32(p[0]), p[2], uint32(p[3])
 	c, e := g.acquire(fd, caps.RightFileAdvise)
 	if e != 0 {
 		return e
@@ -548,7 +549,7 @@ func fileAdvise(g *Guest, m api.Memory, p []uint64) Errno {
 	if advice < adviceDontneed || advice > adviceWillneed {
 		return caps.EINVAL
 	}
-	if offset > math.MaxInt64 || length > math.MaxInt64 {
+	if length > math.MaxInt64 {
 		return caps.EINVAL
 	}
 	return 0

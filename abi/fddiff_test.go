@@ -1140,6 +1140,13 @@ var fdDiffCases = map[string][]fdDiffOp{
 		fdOn(fdkSetSize, 1, math.MaxInt64, 0, 0),
 		fdOn(fdkFilestat, 1, 0, 0, 0),
 	},
+	// posix_fadvise(2) refuses a negative length, not a negative offset.
+	"advice from an offset past the largest off_t is taken": {
+		fdOpen("f", pdRdwr, 0, 0),
+		fdOn(fdkAdvise, 1, 1<<63, 100, 3),
+		fdOn(fdkAdvise, 1, math.MaxUint64, 0, 6),
+		fdOn(fdkAdvise, 1, math.MaxUint64, 1<<63, 6),
+	},
 	// lseek(2) looks the descriptor up before it looks at whence.
 	"a seek of a closed fd with a bad whence is EBADF": {
 		fdOn(fdkSeek, 1, 5, 0, 7),

@@ -53,17 +53,17 @@ func wasiFDPwrite(g *Guest, m api.Memory, p []uint64) Errno {
 	return wasiAsFileErrno(g, fd, fdPwrite(g, m, p), true)
 }
 
-// wasiFDAdvise validates WASI's advice (normal 0 … noreuse 5, one less
-// than CloudABI's) and range and otherwise ignores it, as file_advise
-// does: advice is a hint and none changes what a call returns.
+// wasiFDAdvise validates WASI's advice (normal 0 … noreuse 5) and length
+// and otherwise ignores it, as file_advise does: advice is a hint and none
+// changes what a call returns.
 func wasiFDAdvise(g *Guest, m api.Memory, p []uint64) Errno {
-	fd, offset, length, advice := uint32(p[0]), p[1], p[2], uint32(p[3])
+	fd, length, advice := uint32(p[0]), p[2], uint32(p[3])
 	c, e := g.acquire(fd, caps.RightFileAdvise)
 	if e != 0 {
 		return e
 	}
 	c.Release()
-	if advice > wasiAdviceMax || offset > math.MaxInt64 || length > math.MaxInt64 {
+	if advice > wasiAdviceMax || length > math.MaxInt64 {
 		return caps.EINVAL
 	}
 	return 0
