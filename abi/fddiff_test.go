@@ -1131,6 +1131,26 @@ var fdDiffCases = map[string][]fdDiffOp{
 		fdIO(fdkPread, 1, 1, fdMany(1024, 4<<20+1)...),
 		fdIO(fdkPread, 1, 1, fdMany(0, 0)...),
 	},
+	// posix_fadvise(2) of a FIFO is ESPIPE, as its pread, pwrite and
+	// lseek are.
+	"advice on a FIFO is ESPIPE": {
+		{kind: fdkMkfifo, path: "p"},
+		fdOpen("p", pdRdwr, 0, 0),
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 5}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 3}),
+		fdIO(fdkPread, 1, 0, fdIOV{0, 3}),
+		fdIO(fdkPwrite, 1, 0, fdIOV{0, 3}),
+		fdOn(fdkSeek, 1, 0, 0, fdCur),
+		fdOn(fdkSeek, 1, 1, 0, fdSet),
+		fdOn(fdkFilestat, 1, 0, 0, 0),
+		fdOn(fdkSetSize, 1, 0, 0, 0),
+		fdOn(fdkAllocate, 1, 0, 1, 0),
+		fdOn(fdkSync, 1, 0, 0, 0),
+		fdOn(fdkDatasync, 1, 0, 0, 0),
+		fdOn(fdkAdvise, 1, 0, 0, 3),
+		fdOn(fdkAdvise, 1, 0, 0, 7),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 3}),
+	},
 	// A size of 2^63 or more is EFBIG, past the largest file, where
 	// ftruncate(2) takes it for a negative off_t (EINVAL).
 	"a size past the largest off_t is EFBIG": {
