@@ -66,9 +66,12 @@ const (
 	// fdkRemove removes op.path on the host, in both trees: a name
 	// gone from beneath a directory a listing was taken of.
 	fdkRemove = fdkKinds + 1
+	// fdkCreate1 makes a byte object (fd_create1; WASI has none), and on
+	// Linux a memfd_create(2) file.
+	fdkCreate1 = fdkKinds + 2
 )
 
-var fdkNames = [fdkKinds + 2]string{"open", "close", "read", "write", "pread", "pwrite", "seek", "fdstat", "set_flags", "filestat", "set_size", "set_times", "allocate", "advise", "datasync", "sync", "readdir", "dup", "renumber", "narrow", "mkfifo", "remove"}
+var fdkNames = [fdkKinds + 3]string{"open", "close", "read", "write", "pread", "pwrite", "seek", "fdstat", "set_flags", "filestat", "set_size", "set_times", "allocate", "advise", "datasync", "sync", "readdir", "dup", "renumber", "narrow", "mkfifo", "remove", "create1"}
 
 // fdIOV is one iovec: at bytes into the data area, n bytes long.
 type fdIOV struct{ at, n uint32 }
@@ -175,6 +178,7 @@ type fdRun struct {
 	lmem    []byte             // Linux's data area
 	snaps   map[int][]fdDirent // Linux's listing of each directory object, from cookie 0
 	ops     []fdDiffOp
+	ended   bool // a limit sandboxd has and Linux has not was reached
 }
 
 // runFdDiff runs ops on both sides and fails at the first result, or the
@@ -192,9 +196,36 @@ func runFdDiff(t testing.TB, env *fuzzEnv, ops []fdDiffOp) {
 		}
 	}()
 	for i, op := range ops {
+		if r.ended {
+			break
+		}
 		r.ops = ops[:i+1]
 		r.step(op)
 	}
+}
+
+// byteLimited is whether got, which differs from what Linux did, is a
+// byte object stopping at a limit Linux's memfd does not have
+// (docs/ABI.md, Handles and Linux): a write or size past
+// caps.MaxByteObjectSize is EFBIG, one the guest's memory cannot hold
+// ENOSPC, and a write stops at the first buffer that would cross either.
+// The two sides differ from then on, and the run ends; byteLimited logs
+// why.
+func (r *fdRun) byteLimited(op fdDiffOp, h fdHandle, got, want fdDiffResult) bool {
+	c, err := r.sbx.g.table.Get(h.sfd)
+	if err != nil || c.Kind() != caps.KindByteObject {
+		return false
+	}
+	switch op.kind {
+	case fdkWrite, fdkPwrite, fdkSetSize:
+	default:
+		return false
+	}
+	limited := want.errno == 0 && (got.errno == caps.EFBIG || got.errno == caps.ENOSPC || got.errno == 0 && got.n < want.n)
+	if limited {
+		r.t.Logf("%v: %+v at a byte object's limit, where Linux %+v; the run ends", op, got, want)
+	}
+	return limited
 }
 
 // handle is the handle op.h picks: one of the open ones, or (one past
@@ -215,6 +246,10 @@ func (r *fdRun) step(op fdDiffOp) {
 		return
 	}
 	want, lfd := fdLinOps[op.kind](r, op, h)
+	if got != want && r.byteLimited(op, h, got, want) {
+		r.ended = true
+		return
+	}
 	if got != want && !fdDiffTolerated(r, op, h, got, want) {
 		r.t.Fatalf("%v:\n sandboxd %+v\n linux    %+v\nops: %v", op, got, want, r.ops)
 	}
@@ -229,7 +264,7 @@ func (r *fdRun) keep(op fdDiffOp, errno caps.Errno, sfd uint32, lfd int) {
 	}
 	h, k := r.handle(op.h)
 	switch op.kind {
-	case fdkOpen:
+	case fdkOpen, fdkCreate1:
 		r.objs++
 		r.handles = append(r.handles, fdHandle{sfd: sfd, lfd: lfd, obj: r.objs})
 	case fdkDup:
@@ -255,7 +290,7 @@ func (r *fdRun) compareState(op fdDiffOp) {
 			r.t.Fatalf("after %v: handle %d: %v", op, h.sfd, err)
 		}
 		p, ok := c.Resource().(caps.Positional)
-		if !ok || c.Kind() != caps.KindFile {
+		if !ok || c.Kind() != caps.KindFile && c.Kind() != caps.KindByteObject {
 			continue
 		}
 		soff, err := p.Seek(0, io.SeekCurrent)
@@ -476,7 +511,7 @@ func fdFlagsWithout(s string, f uint32) string {
 
 // The sandboxd side.
 
-var fdSbxOps = [fdkKinds + 2]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, uint32){
+var fdSbxOps = [fdkKinds + 3]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, uint32){
 	fdkOpen: (*fdRun).sOpen,
 	fdkClose: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 		return r.sErr("fd_close", op, h.sfd), 0
@@ -508,6 +543,12 @@ var fdSbxOps = [fdkKinds + 2]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, uin
 	fdkNarrow:   (*fdRun).sNarrow,
 	fdkMkfifo: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 		return fdErr(unix.Mkfifo(filepath.Join(r.sbx.base, "root", op.path), 0o644)), 0
+	},
+	fdkCreate1: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
+		if e := r.sbx.call(r.t, "fd_create1", filetypeSharedMemory, fdOut); e != 0 {
+			return fdDiffResult{errno: e}, 0
+		}
+		return fdDiffResult{}, uint32(r.sbx.u32(fdOut))
 	},
 	fdkRemove: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 		return fdErr(os.Remove(filepath.Join(r.sbx.base, "root", op.path))), 0
@@ -638,10 +679,7 @@ func (r *fdRun) sFdstat(op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 	var res fdDiffResult
 	if res.errno = r.sbx.call(r.t, name, uint64(h.sfd), fdStatAt); res.errno == 0 {
 		b := r.sbx.bytes(fdStatAt, 24)
-		typ := pdTypes[b[0]]
-		if op.wasi {
-			typ = pdWASITypes[b[0]]
-		}
+		typ := fdTypeName(op.wasi, b[0])
 		res.data = fmt.Sprintf("flags %x %s", uint32(binary.LittleEndian.Uint16(b[2:]))&^fdSyncFlags, typ)
 	}
 	return res, 0
@@ -674,17 +712,35 @@ func (r *fdRun) sFilestat(op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 	var typ string
 	var st [7]uint64 // dev, ino, nlink, size, atim, mtim, ctim
 	if op.wasi {
-		typ = pdWASITypes[b[16]]
+		typ = fdTypeName(true, b[16])
 		st = [7]uint64{le.Uint64(b), le.Uint64(b[8:]), le.Uint64(b[24:]), le.Uint64(b[32:]), le.Uint64(b[40:]), le.Uint64(b[48:]), le.Uint64(b[56:])}
 	} else {
-		typ = pdTypes[b[16]]
+		typ = fdTypeName(false, b[16])
 		st = [7]uint64{le.Uint64(b), le.Uint64(b[8:]), uint64(le.Uint32(b[20:])), le.Uint64(b[24:]), le.Uint64(b[32:]), le.Uint64(b[40:]), le.Uint64(b[48:])}
+	}
+	if c, _ := r.sbx.g.table.Get(h.sfd); c.Kind() == caps.KindByteObject {
+		// No host object: its link count is 1, where memfd's is 0.
+		res.stat = fmt.Sprintf("%s size %d", typ, st[3])
+		return res, 0
 	}
 	if host := r.hostStat(h); st != host {
 		r.t.Fatalf("%v: sandboxd's stat %v, the host's of the same object %v\nops: %v", op, st, host, r.ops)
 	}
 	res.stat = fmt.Sprintf("%s size %d nlink %d", typ, st[3], st[2])
 	return res, 0
+}
+
+// fdTypeName names a filetype of either ABI as fstatOf does. A byte
+// object, the native ABI's SHARED_MEMORY and WASI's regular file, is a
+// regular file, as memfd_create(2)'s is.
+func fdTypeName(wasi bool, t uint8) string {
+	if wasi {
+		return pdWASITypes[t]
+	}
+	if t == filetypeSharedMemory {
+		return "file"
+	}
+	return pdTypes[t]
 }
 
 // hostStat is the host's fstat(2) of the object h designates in the
@@ -827,7 +883,7 @@ func (r *fdRun) sNarrow(op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 
 // The Linux side.
 
-var fdLinOps = [fdkKinds + 2]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, int){
+var fdLinOps = [fdkKinds + 3]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, int){
 	fdkOpen:     (*fdRun).lOpen,
 	fdkClose:    func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) { return fdErr(unix.Close(h.lfd)), -1 },
 	fdkRead:     (*fdRun).lIO,
@@ -839,6 +895,9 @@ var fdLinOps = [fdkKinds + 2]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, int
 	fdkSetFlags: (*fdRun).lSetFlags,
 	fdkFilestat: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) {
 		s, err := fstatOf(h.lfd)
+		if c, _ := r.sbx.g.table.Get(h.sfd); err == nil && c != nil && c.Kind() == caps.KindByteObject {
+			s, _, _ = strings.Cut(s, " nlink")
+		}
 		return fdDiffResult{errno: caps.ErrnoOf(err), stat: s}, -1
 	},
 	fdkSetSize: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) {
@@ -861,6 +920,10 @@ var fdLinOps = [fdkKinds + 2]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, int
 	fdkRenumber: (*fdRun).lRenumber,
 	fdkMkfifo: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) {
 		return fdErr(unix.Mkfifo(filepath.Join(r.lin.base, "root", op.path), 0o644)), -1
+	},
+	fdkCreate1: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) {
+		fd, err := unix.MemfdCreate("bytes", unix.MFD_CLOEXEC)
+		return fdErr(err), fd
 	},
 	fdkRemove: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) {
 		return fdErr(os.Remove(filepath.Join(r.lin.base, "root", op.path))), -1
@@ -1181,6 +1244,38 @@ var fdDiffCases = map[string][]fdDiffOp{
 		fdOn(fdkAdvise, 1, 0, 0, 3),
 		fdOn(fdkAdvise, 1, 0, 0, 7),
 		fdIO(fdkRead, 1, 0, fdIOV{0, 3}),
+	},
+	"a byte object and a memfd": {
+		{kind: fdkCreate1},
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 10}, fdIOV{3, 5}),
+		fdOn(fdkSeek, 1, 0, 0, fdCur),
+		fdOn(fdkSeek, 1, 3, 0, fdSet),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 4}, fdIOV{2, 40}),
+		fdIO(fdkPread, 1, 100, fdIOV{0, 4}),
+		fdIO(fdkPwrite, 1, 30, fdIOV{0, 4}),
+		fdIO(fdkPread, 1, 0, fdIOV{0, 40}),
+		fdOn(fdkSeek, 1, ^uint64(3), 0, fdEnd),
+		fdOn(fdkSeek, 1, ^uint64(100), 0, fdEnd),
+		fdOn(fdkSeek, 1, math.MaxInt64, 0, fdCur),
+		fdOn(fdkSeek, 1, 1<<40, 0, fdSet),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 4}),
+		fdIO(fdkWrite, 1, 0),
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 0}),
+		fdOn(fdkSeek, 1, 0, 0, fdCur),
+		fdOn(fdkSetSize, 1, 5, 0, 0),
+		fdOn(fdkSetSize, 1, 50, 0, 0),
+		fdIO(fdkPread, 1, 0, fdIOV{0, 60}),
+		fdOn(fdkFilestat, 1, 0, 0, 0),
+		fdOn(fdkFdstat, 1, 0, 0, 0),
+		fdIO(fdkPwrite, 1, math.MaxInt64, fdIOV{0, 0}),
+		{kind: fdkDup, h: 1},
+		fdOn(fdkSeek, 2, 7, 0, fdSet),
+		fdOn(fdkSeek, 1, 0, 0, fdCur),
+		fdOn(fdkSetFlags, 1, 0, 0, caps.FlagAppend),
+		fdOn(fdkSync, 1, 0, 0, 0),
+		fdOn(fdkAllocate, 1, 0, 1, 0),
+		fdOn(fdkSetSize, 1, 1<<30+1, 0, 0),
+		fdIO(fdkPwrite, 1, 1<<30-2, fdIOV{0, 4}),
 	},
 	// A size of 2^63 or more is EFBIG, past the largest file, where
 	// ftruncate(2) takes it for a negative off_t (EINVAL).
@@ -1596,6 +1691,9 @@ func decodeFdDiffOps(in []byte) []fdDiffOp {
 			off:   fdValues[int(b[8])%len(fdValues)] + uint64(int64(int8(b[9]))),
 			n:     fdValues[int(b[10])%len(fdValues)] + uint64(int64(int8(b[11]))),
 			right: 1 << (b[11] % 32),
+		}
+		if op.kind == fdkOpen && b[7]%7 == 6 {
+			op.kind = fdkCreate1 // a byte object rather than a file
 		}
 		fdShape(&op, b)
 		ops = append(ops, op)
