@@ -1277,6 +1277,32 @@ var fdDiffCases = map[string][]fdDiffOp{
 		fdOn(fdkSetSize, 1, 1<<30+1, 0, 0),
 		fdIO(fdkPwrite, 1, 1<<30-2, fdIOV{0, 4}),
 	},
+	// read(2), write(2), pread(2) and pwrite(2) refuse a transfer whose
+	// end, the offset and all the iovecs' bytes, would pass the largest
+	// off_t: EINVAL, before they move a byte.
+	"a transfer ending past the largest off_t is EINVAL": {
+		fdOpen("f", pdRdwr, 0, 0),
+		fdIO(fdkPread, 1, math.MaxInt64-5, fdIOV{0, 4}, fdIOV{0, 4}),
+		fdIO(fdkPwrite, 1, math.MaxInt64-5, fdIOV{0, 4}, fdIOV{0, 4}),
+		fdIO(fdkPread, 1, math.MaxInt64-5, fdIOV{0, 4}, fdIOV{0, 0}),
+		{kind: fdkCreate1},
+		fdIO(fdkPread, 2, math.MaxInt64, fdIOV{0, 4}),
+		fdIO(fdkPwrite, 2, math.MaxInt64, fdIOV{0, 4}),
+		fdIO(fdkPread, 2, math.MaxInt64-5, fdIOV{0, 4}, fdIOV{0, 4}),
+		fdIO(fdkPwrite, 2, math.MaxInt64-5, fdIOV{0, 4}, fdIOV{0, 4}),
+		fdOn(fdkSeek, 2, math.MaxInt64-1, 0, fdSet),
+		fdIO(fdkRead, 2, 0, fdIOV{0, 4}),
+		fdIO(fdkWrite, 2, 0, fdIOV{0, 4}),
+		fdIO(fdkRead, 2, 0, fdIOV{0, 1}),
+		fdOn(fdkSeek, 1, math.MaxInt64-1, 0, fdSet),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 4}),
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 4}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 1}, fdIOV{0, 4}),
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 0}, fdIOV{0, 1}, fdIOV{0, 4}),
+		fdIO(fdkRead, 2, 0, fdIOV{0, 1}, fdIOV{0, 4}),
+		fdIO(fdkWrite, 2, 0, fdIOV{0, 1}, fdIOV{0, 4}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 1}, fdIOV{0, 0}),
+	},
 	// A size of 2^63 or more is EFBIG, past the largest file, where
 	// ftruncate(2) takes it for a negative off_t (EINVAL).
 	"a size past the largest off_t is EFBIG": {
