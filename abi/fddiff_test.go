@@ -357,8 +357,11 @@ func fdIsTell(op fdDiffOp) bool {
 // asked.
 func fdDiffAllowed(r *fdRun, op fdDiffOp, h fdHandle, got fdDiffResult) int {
 	c, err := r.sbx.g.table.Get(h.sfd)
-	if op.kind == fdkNarrow {
+	switch {
+	case op.kind == fdkNarrow:
 		return pdSkip // sandboxd's rights alone
+	case op.kind == fdkOpen && got.errno == caps.ENOTCAPABLE && r.grantNarrowed():
+		return pdSkip // the grant lacks a right the open needs
 	}
 	if err != nil {
 		return fdClosedAllowed(r, op, got) // a closed fd: EBADF on both, mostly
@@ -376,6 +379,18 @@ func fdDiffAllowed(r *fdRun, op fdDiffOp, h fdHandle, got fdDiffResult) int {
 		return pdSkip
 	}
 	return pdCompare
+}
+
+// grantNarrowed is whether the grant, which every open goes through,
+// holds fewer rights than it was granted with.
+func (r *fdRun) grantNarrowed() bool {
+	c, err := r.sbx.g.table.Get(r.sbx.rootFD)
+	if err != nil {
+		return false
+	}
+	b, i := c.Rights()
+	gb, gi := caps.GrantRights(caps.KindDirectory, false)
+	return b != gb || i != gi
 }
 
 // fdClosedAllowed is fdDiffAllowed for a closed fd: what sandboxd checks
