@@ -122,6 +122,9 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 	if !ok {
 		return 0, caps.EBADF
 	}
+	if e := offsetEnd(res, iov); e != 0 {
+		return 0, e
+	}
 	total := 0
 	for _, b := range limitIOV(iov) {
 		if len(b) == 0 {
@@ -215,6 +218,9 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 	w, ok := res.(caps.Writer)
 	if !ok {
 		return 0, caps.EBADF
+	}
+	if e := offsetEnd(res, iov); e != 0 {
+		return 0, e
 	}
 	iov = limitIOV(iov)
 	total := 0
@@ -336,6 +342,39 @@ func fileOffset(v uint64) (int64, Errno) {
 	return int64(v), 0
 }
 
+// transferEnd checks a transfer of iov at off as Linux's rw_verify_area
+// does: one whose end (off and every byte of iov, as many as one call
+// moves) would pass the largest off_t is EINVAL, before a byte moves.
+func transferEnd(off int64, iov [][]byte) Errno {
+	var total int64
+	for _, b := range iov {
+		total += int64(len(b)) // at most MaxIOVecs of at most 4 GiB
+	}
+	if off > math.MaxInt64-min(total, maxIOTotal) {
+		return caps.EINVAL
+	}
+	return 0
+}
+
+// offsetEnd is transferEnd at res's own offset, for more than one iovec:
+// a transfer is moved one iovec at a time, and the resource checks one
+// (a byte object, or the host's kernel for a file) only against its own
+// end. A resource without an offset (a stream) has no end to pass.
+func offsetEnd(res caps.Resource, iov [][]byte) Errno {
+	if len(iov) < 2 {
+		return 0
+	}
+	p, ok := res.(caps.Positional)
+	if !ok {
+		return 0
+	}
+	off, err := p.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0 // a FIFO: no offset
+	}
+	return transferEnd(off, iov)
+}
+
 // preadv reads into iov from c's resource at off without moving its
 // offset. ESPIPE when the resource has no positions.
 func preadv(c *caps.Cap, iov [][]byte, off int64) (int, Errno) {
@@ -402,6 +441,9 @@ func fdPread(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	off, e := fileOffset(offset)
+	if e == 0 {
+		e = transferEnd(off, iov)
+	}
 	if e != 0 {
 		return e
 	}
@@ -427,6 +469,9 @@ func fdPwrite(g *Guest, m api.Memory, p []uint64) Errno {
 		return e
 	}
 	off, e := fileOffset(offset)
+	if e == 0 {
+		e = transferEnd(off, iov)
+	}
 	if e != 0 {
 		return e
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
+	"golang.org/x/sys/unix"
 )
 
 // The file family: path operations beneath a directory handle, and
@@ -535,20 +536,43 @@ func fileStatPut(g *Guest, m api.Memory, p []uint64) Errno {
 	return caps.ErrnoOf(d.LsetTimesAt(name, a, mt))
 }
 
-// fileAdvise validates the advice (1 DONTNEED … 6 WILLNEED) and range and
-// otherwise ignores it: advice is a hint, and none changes what a call
-// returns.
+// fileAdvise validates the advice (1 DONTNEED … 6 WILLNEED) and length and
+// passes it on to the host file (adviseOn). As posix_fadvise(2), it
+// refuses a length that is negative as an off_t (EINVAL) but not such an
+// offset, which Linux takes.
 func fileAdvise(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, offset, length, advice := uint32(p[0]), p[1], p[2], uint32(p[3])
 	c, e := g.acquire(fd, caps.RightFileAdvise)
 	if e != 0 {
 		return e
 	}
-	c.Release()
+	defer c.Release()
 	if advice < adviceDontneed || advice > adviceWillneed {
-		return caps.EINVAL
+		return adviseOn(c, offset, length, -1)
 	}
-	if offset > math.MaxInt64 || length > math.MaxInt64 {
+	return adviseOn(c, offset, length, cloudabiAdvice[advice-adviceDontneed])
+}
+
+// cloudabiAdvice is Linux's advice for CloudABI's, in CloudABI's order:
+// DONTNEED, NOREUSE, NORMAL, RANDOM, SEQUENTIAL, WILLNEED.
+var cloudabiAdvice = [...]int{unix.FADV_DONTNEED, unix.FADV_NOREUSE, unix.FADV_NORMAL, unix.FADV_RANDOM, unix.FADV_SEQUENTIAL, unix.FADV_WILLNEED}
+
+// adviser is a resource that takes advice about its use: a host file,
+// whose kernel answers as posix_fadvise(2) does (ESPIPE for a FIFO).
+type adviser interface {
+	Advise(off, n int64, advice int) error
+}
+
+// adviseOn gives c's resource advice: Linux's POSIX_FADV_* value, or -1
+// for advice the ABI does not know. A host file's kernel checks it, after
+// what it checks first (ESPIPE for a FIFO). Advice is a hint: a resource
+// that takes none (a directory, a byte object) succeeds when the advice
+// and the length are valid, as Linux's fadvise of a directory does.
+func adviseOn(c *caps.Cap, offset, length uint64, advice int) Errno {
+	if a, ok := c.Resource().(adviser); ok {
+		return caps.ErrnoOf(a.Advise(int64(offset), int64(length), advice))
+	}
+	if advice < 0 || length > math.MaxInt64 {
 		return caps.EINVAL
 	}
 	return 0

@@ -166,7 +166,7 @@ var calls = [49]Call{
 	{Slot: 16, Name: "fd_write", Params: ps("fd", i32, "*iovs", i32, "iovs_len", i32, "*nwritten_out", i32),
 		Rights: []Need{{Rights: caps.RightFDWrite}}, Origin: "fd_write", fn: fdWrite, keepsHold: true},
 	{Slot: 17, Name: "file_advise", Params: ps("fd", i32, "offset", i64, "len", i64, "advice", i32),
-		Rights: []Need{{Rights: caps.RightFileAdvise}}, Origin: "file_advise", fn: fileAdvise, Note: "advice is validated and otherwise ignored"},
+		Rights: []Need{{Rights: caps.RightFileAdvise}}, Origin: "file_advise", fn: fileAdvise, Note: "advice is validated and passed to the host file as posix_fadvise(2), which a FIFO refuses (ESPIPE)"},
 	{Slot: 18, Name: "file_allocate", Params: ps("fd", i32, "offset", i64, "len", i64),
 		Rights: []Need{{Rights: caps.RightFileAllocate}}, Origin: "file_allocate", fn: fileAllocate},
 	{Slot: 19, Name: "file_create", Params: ps("fd", i32, "*path", i32, "path_len", i32, "type", i32),

@@ -52,7 +52,7 @@ var wasiCalls = [46]Call{
 	{Slot: 5, Name: "clock_time_get", Params: ps("id", i32, "precision", i64, "*time_out", i32), Origin: "clock_time_get", fn: wasiClockTimeGet, keepsHold: true,
 		Note: "cputime clocks report the guest's wall time since start"},
 	{Slot: 6, Name: "fd_advise", Params: ps("fd", i32, "offset", i64, "len", i64, "advice", i32), Rights: []Need{{Rights: caps.RightFileAdvise}}, Origin: "file_advise", fn: wasiFDAdvise,
-		Note: "advice (0–5) is validated and otherwise ignored"},
+		Note: "advice (0–5) is validated and passed to the host file as posix_fadvise(2), which a FIFO refuses (ESPIPE)"},
 	{Slot: 7, Name: "fd_allocate", Params: ps("fd", i32, "offset", i64, "len", i64), Rights: []Need{{Rights: caps.RightFileAllocate}}, Origin: "file_allocate", fn: fileAllocate},
 	{Slot: 8, Name: "fd_close", Params: ps("fd", i32), Origin: "fd_close", fn: fdClose,
 		Note: "closing a handle does not revoke what was derived from it"},

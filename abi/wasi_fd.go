@@ -7,6 +7,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
+	"golang.org/x/sys/unix"
 )
 
 // WASI preview1 fd_* functions. Where a function means what its CloudABI
@@ -53,21 +54,24 @@ func wasiFDPwrite(g *Guest, m api.Memory, p []uint64) Errno {
 	return wasiAsFileErrno(g, fd, fdPwrite(g, m, p), true)
 }
 
-// wasiFDAdvise validates WASI's advice (normal 0 … noreuse 5, one less
-// than CloudABI's) and range and otherwise ignores it, as file_advise
-// does: advice is a hint and none changes what a call returns.
+// wasiFDAdvise validates WASI's advice (normal 0 … noreuse 5) and length
+// and passes it on to the host file, as file_advise does.
 func wasiFDAdvise(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, offset, length, advice := uint32(p[0]), p[1], p[2], uint32(p[3])
 	c, e := g.acquire(fd, caps.RightFileAdvise)
 	if e != 0 {
 		return e
 	}
-	c.Release()
-	if advice > wasiAdviceMax || offset > math.MaxInt64 || length > math.MaxInt64 {
-		return caps.EINVAL
+	defer c.Release()
+	if advice > wasiAdviceMax {
+		return adviseOn(c, offset, length, -1)
 	}
-	return 0
+	return adviseOn(c, offset, length, wasiAdvice[advice])
 }
+
+// wasiAdvice is Linux's advice for WASI's: NORMAL, SEQUENTIAL, RANDOM,
+// WILLNEED, DONTNEED, NOREUSE.
+var wasiAdvice = [wasiAdviceMax + 1]int{unix.FADV_NORMAL, unix.FADV_SEQUENTIAL, unix.FADV_RANDOM, unix.FADV_WILLNEED, unix.FADV_DONTNEED, unix.FADV_NOREUSE}
 
 func wasiFDFdstatGet(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, statOut := uint32(p[0]), uint32(p[1])
@@ -268,10 +272,15 @@ func wasiFDRenumber(g *Guest, m api.Memory, p []uint64) Errno {
 	return 0
 }
 
-// wasiFDSeek is fd_seek with WASI's whence (io.Seek*'s values).
+// wasiFDSeek is fd_seek with WASI's whence (io.Seek*'s values). As
+// lseek(2), it looks fd up before it looks at whence: a handle the guest
+// does not hold is EBADF whatever whence is.
 func wasiFDSeek(g *Guest, m api.Memory, p []uint64) Errno {
 	fd, offset, whence, newoffsetOut := uint32(p[0]), int64(p[1]), uint32(p[2]), uint32(p[3])
 	if whence > wasiWhenceEnd {
+		if _, err := g.table.Get(fd); err != nil {
+			return caps.ErrnoOf(err)
+		}
 		return caps.EINVAL
 	}
 	return wasiSeek(g, m, fd, offset, int(whence), newoffsetOut)

@@ -2,6 +2,7 @@ package caps
 
 import (
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,9 +102,16 @@ func (b *ByteObject) Close() error {
 	return nil
 }
 
+// pastEnd is whether a transfer of n bytes at off would end past the
+// largest offset, which Linux refuses (EINVAL) before it moves a byte.
+func pastEnd(off int64, n int) bool { return off > math.MaxInt64-int64(n) }
+
 func (b *ByteObject) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if pastEnd(b.off, len(p)) {
+		return 0, EINVAL
+	}
 	n := b.readAt(p, b.off)
 	b.off += int64(n)
 	return n, nil
@@ -117,13 +125,16 @@ func (b *ByteObject) Write(p []byte) (int, error) {
 	if b.append {
 		b.off = int64(len(b.data))
 	}
+	if pastEnd(b.off, len(p)) {
+		return 0, EINVAL
+	}
 	n, err := b.writeAt(p, b.off)
 	b.off += int64(n)
 	return n, err
 }
 
 func (b *ByteObject) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
+	if off < 0 || pastEnd(off, len(p)) {
 		return 0, EINVAL
 	}
 	b.mu.Lock()
@@ -132,7 +143,7 @@ func (b *ByteObject) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (b *ByteObject) WriteAt(p []byte, off int64) (int, error) {
-	if off < 0 {
+	if off < 0 || pastEnd(off, len(p)) {
 		return 0, EINVAL
 	}
 	b.mu.Lock()

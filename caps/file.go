@@ -164,6 +164,13 @@ func (f *File) Allocate(off, n int64) error {
 	})
 }
 
+// Advise is posix_fadvise(2) on the descriptor (advice: a POSIX_FADV_*
+// value), so that the kernel answers as it would a host program: ESPIPE
+// for a FIFO.
+func (f *File) Advise(off, n int64, advice int) error {
+	return f.control(func(fd int) error { return unix.Fadvise(fd, off, n, advice) })
+}
+
 // Append reports whether writes go to the end of the file. It asks the
 // host, which is the one authority: anything holding the descriptor may
 // have changed the flag.
