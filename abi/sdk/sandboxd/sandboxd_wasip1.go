@@ -4,8 +4,10 @@ package sandboxd
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -53,8 +55,19 @@ func getSized(call func(buf unsafe.Pointer, n uint32, size unsafe.Pointer) uint3
 }
 
 // StartupData returns what the guest was started with (argdata_get),
-// decoded once.
+// decoded once. Its Args, Env and Handles are the caller's own copies:
+// changing them changes nothing this package finds later.
 func StartupData() (Startup, error) {
+	st, err := loadStartup()
+	st.Args = slices.Clone(st.Args)
+	st.Env = maps.Clone(st.Env)
+	st.Handles = maps.Clone(st.Handles)
+	return st, err
+}
+
+// loadStartup decodes the startup argdata once and returns the package's
+// own copy, which no caller may change.
+func loadStartup() (Startup, error) {
 	startupOnce.Do(func() {
 		b, err := getSized(argdata_get)
 		if err != nil {
@@ -67,23 +80,26 @@ func StartupData() (Startup, error) {
 }
 
 // Args returns the guest's arguments from its startup argdata (the same
-// strings os.Args holds).
+// strings os.Args holds), in a slice of the caller's own.
 func Args() []string {
-	st, _ := StartupData()
-	return st.Args
+	st, _ := loadStartup()
+	return slices.Clone(st.Args)
 }
 
-// Env returns the environment the guest was started with.
+// Env returns the environment the guest was started with, in a map of
+// the caller's own.
 func Env() map[string]string {
-	st, _ := StartupData()
-	return st.Env
+	st, _ := loadStartup()
+	return maps.Clone(st.Env)
 }
 
 // Handles returns the guest's named handles: "stdin", "stdout", "stderr"
-// and the name of each grant, with their fds.
+// and the name of each grant, with their fds. The map is the caller's
+// own: adding a name to it (to give a child one more handle, say) or
+// deleting one changes nothing Handle, File and the others find.
 func Handles() map[string]uint32 {
-	st, _ := StartupData()
-	return st.Handles
+	st, _ := loadStartup()
+	return maps.Clone(st.Handles)
 }
 
 // Handle returns the fd of the handle named name. It only looks the
@@ -92,7 +108,8 @@ func Handles() map[string]uint32 {
 // package knowing, and should not also pass the name to File, NetConn,
 // NetListener, DialFunc or Supervisor.
 func Handle(name string) (uint32, bool) {
-	fd, ok := Handles()[name]
+	st, _ := loadStartup()
+	fd, ok := st.Handles[name]
 	return fd, ok
 }
 
