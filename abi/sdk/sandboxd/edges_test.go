@@ -93,3 +93,20 @@ null argdata, no handles: exit status 2 <nil>
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// OpenModule asks for what spawning needs, proc_exec, and file_stat_fget
+// where the directory gives it, as the daemon's module handles have:
+// beneath a directory whose inheriting rights are the ones its doc named
+// (proc_exec, fd_read, file_stat_fget), or proc_exec alone, it opens a
+// module a child is spawned from. It asked for fd_seek (and fd_read) as
+// well, and failed with ENOTCAPABLE beneath both.
+func TestOpenModuleAsksOnlyForWhatSpawnNeeds(t *testing.T) {
+	out := runEdgecheck(t, "module")
+	want := `beneath a directory that gives fd_read|file_stat_fget|proc_exec: module file_stat_fget|proc_exec, child exit status 4 <nil>
+beneath a directory that gives proc_exec: module proc_exec, child exit status 4 <nil>
+beneath a directory that gives fd_read|file_stat_fget: open module edgecheck.wasm: Capabilities insufficient (not capable true)
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+}

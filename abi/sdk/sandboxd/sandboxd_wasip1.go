@@ -178,9 +178,16 @@ func Revocable(fd uint32) (forwarder, revoker uint32, err error) {
 func Revoke(revoker uint32) error { return errnoErr(cap_revoke(revoker)) }
 
 // OpenModule opens path beneath the directory handle dir as a module a
-// child can be spawned from (rights proc_exec, fd_read, file_stat_fget).
+// child can be spawned from. The handle holds proc_exec, which spawning
+// needs, and file_stat_fget (the module's size) when dir can give it, as
+// the daemon's module handles do; it cannot be read. A dir whose
+// inheriting rights lack proc_exec is ENOTCAPABLE.
 func OpenModule(dir uint32, path string) (uint32, error) {
-	st := &fdstat{base: uint64(RightProcExec | RightFDRead | RightFDSeek | RightFileStatFGet)}
+	ds := new(fdstat)
+	if err := errnoErr(fd_stat_get(dir, unsafe.Pointer(ds))); err != nil {
+		return 0, &os.PathError{Op: "open module", Path: path, Err: err}
+	}
+	st := &fdstat{base: uint64(RightProcExec) | ds.inheriting&uint64(RightFileStatFGet)}
 	out := new(uint32)
 	p := []byte(path)
 	e := file_open(dir, lookupSymlinkFollow, unsafe.Pointer(unsafe.SliceData(p)), uint32(len(p)), 0, unsafe.Pointer(st), unsafe.Pointer(out))

@@ -7,6 +7,7 @@
 //	edgecheck startup    Args, Env and Handles are the caller's to change
 //	edgecheck channels   Send and Recv with handles: short fds, no bytes, a closed peer
 //	edgecheck spawn      Spawn's refusals, Wait twice, Close of a running child
+//	edgecheck module     OpenModule beneath a directory that gives little
 //
 // The children spawn starts run in the modes exit, count and block.
 package main
@@ -31,6 +32,7 @@ func main() {
 		"startup":  startup,
 		"channels": channels,
 		"spawn":    spawn,
+		"module":   module,
 		"exit":     func(a []string) { n, _ := strconv.Atoi(a[0]); os.Exit(n) },
 		"count":    func([]string) { os.Exit(len(sandboxd.Handles())) },
 		"block":    block,
@@ -191,6 +193,35 @@ func spawn([]string) {
 	check("spawn", err)
 	st, err = p.Wait()
 	fmt.Printf("null argdata, no handles: %s %v\n", st, err)
+}
+
+// module opens this program with OpenModule beneath copies of "bin"
+// whose inheriting rights are the rights OpenModule's doc names, and
+// proc_exec alone, and spawns it from each.
+func module([]string) {
+	bin, _ := sandboxd.Handle("bin")
+	d, err := sandboxd.Describe(bin)
+	check("describe", err)
+	for _, inh := range []sandboxd.Rights{
+		sandboxd.RightProcExec | sandboxd.RightFDRead | sandboxd.RightFileStatFGet,
+		sandboxd.RightProcExec,
+		sandboxd.RightFDRead | sandboxd.RightFileStatFGet,
+	} {
+		dir, err := sandboxd.Dup(bin)
+		check("dup", err)
+		check("narrow", sandboxd.Narrow(dir, d.Base, inh))
+		mod, err := sandboxd.OpenModule(dir, "edgecheck.wasm")
+		if err != nil {
+			fmt.Printf("beneath a directory that gives %s: %v (not capable %v)\n", inh, err, sandboxd.IsNotCapable(err))
+			continue
+		}
+		md, err := sandboxd.Describe(mod)
+		check("describe", err)
+		p, err := sandboxd.Spawn(mod, sandboxd.SpawnConfig{Args: []string{"edgecheck", "exit", "4"}})
+		check("spawn", err)
+		st, err := p.Wait()
+		fmt.Printf("beneath a directory that gives %s: module %s, child %s %v\n", inh, md.Base, st, err)
+	}
 }
 
 // block waits until its handle "ctl" says something, or closes.
