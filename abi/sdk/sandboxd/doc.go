@@ -23,6 +23,8 @@
 // second value that would close the handle under the first (or wrap
 // whatever handle later reuses its number). A second owner needs a
 // handle of its own: Dup the fd from Handle, which only looks it up.
+// The standard streams have theirs already: File of a handle at fd 0, 1
+// or 2 returns os.Stdin, os.Stdout or os.Stderr.
 //
 // Delegation: give a child guest a read-only view of a directory that can
 // be taken back.

@@ -110,3 +110,21 @@ beneath a directory that gives fd_read|file_stat_fget: open module edgecheck.was
 		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
 	}
 }
+
+// File of a standard stream returns the *os.File the standard library
+// made for it (os.Stdin, os.Stdout, os.Stderr), its one owner, rather
+// than a second one that closes the stream under it when closed or
+// collected. File("stdout") returned a new *os.File on fd 1, and once it
+// was collected fmt.Println wrote nothing (EBADF): the last line was
+// missing, and Describe(1) was EBADF.
+func TestFileOfAStandardStreamIsTheStandardLibrarys(t *testing.T) {
+	out := runEdgecheck(t, "stdio")
+	want := `File(stdin) is os.Stdin true <nil>, File(stderr) is os.Stderr true <nil>
+File(stdout) is os.Stdout true
+after it was dropped, stdout is open: <nil>
+second File(stdout): true
+`
+	if out != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out, want)
+	}
+}

@@ -117,7 +117,9 @@ func Handle(name string) (uint32, bool) {
 // a socket or a channel end), ready for the standard library. The file
 // owns the handle: closing it (or dropping it to the garbage collector)
 // closes the handle, and a second File, NetConn, NetListener, DialFunc or
-// Supervisor of the name is refused with ErrHandleTaken.
+// Supervisor of the name is refused with ErrHandleTaken. A handle at fd
+// 0, 1 or 2 already has its owner, os.Stdin, os.Stdout or os.Stderr:
+// File returns that one, so that nothing closes the stream under it.
 func File(name string) (*os.File, error) {
 	fd, ok := Handle(name)
 	if !ok {
@@ -125,6 +127,14 @@ func File(name string) (*os.File, error) {
 	}
 	if _, err := take(name, "File"); err != nil {
 		return nil, err
+	}
+	switch fd {
+	case 0:
+		return os.Stdin, nil
+	case 1:
+		return os.Stdout, nil
+	case 2:
+		return os.Stderr, nil
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }

@@ -8,6 +8,7 @@
 //	edgecheck channels   Send and Recv with handles: short fds, no bytes, a closed peer
 //	edgecheck spawn      Spawn's refusals, Wait twice, Close of a running child
 //	edgecheck module     OpenModule beneath a directory that gives little
+//	edgecheck stdio      File of the standard streams
 //
 // The children spawn starts run in the modes exit, count and block.
 package main
@@ -16,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
 
@@ -33,6 +35,7 @@ func main() {
 		"channels": channels,
 		"spawn":    spawn,
 		"module":   module,
+		"stdio":    stdio,
 		"exit":     func(a []string) { n, _ := strconv.Atoi(a[0]); os.Exit(n) },
 		"count":    func([]string) { os.Exit(len(sandboxd.Handles())) },
 		"block":    block,
@@ -222,6 +225,27 @@ func module([]string) {
 		st, err := p.Wait()
 		fmt.Printf("beneath a directory that gives %s: module %s, child %s %v\n", inh, md.Base, st, err)
 	}
+}
+
+// stdio takes the standard streams with File, as a guest that looks
+// every handle up by name would, and drops stdout's to the collector.
+func stdio([]string) {
+	in, ierr := sandboxd.File("stdin")
+	errf, eerr := sandboxd.File("stderr")
+	fmt.Printf("File(stdin) is os.Stdin %v %v, File(stderr) is os.Stderr %v %v\n", in == os.Stdin, ierr, errf == os.Stderr, eerr)
+	func() {
+		f, err := sandboxd.File("stdout")
+		check("File", err)
+		fmt.Fprintf(f, "File(stdout) is os.Stdout %v\n", f == os.Stdout)
+	}()
+	for range 3 {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	_, err := sandboxd.Describe(1)
+	fmt.Printf("after it was dropped, stdout is open: %v\n", err)
+	_, err = sandboxd.File("stdout")
+	fmt.Printf("second File(stdout): %v\n", errors.Is(err, sandboxd.ErrHandleTaken))
 }
 
 // block waits until its handle "ctl" says something, or closes.
