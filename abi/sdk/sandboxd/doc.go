@@ -60,7 +60,8 @@
 // does not count it as fs.ErrPermission, so test for it with
 // IsNotCapable.
 //
-// Blocking: Conn.Recv, Conn.Send, Conn.RecvNotice and accepting on a Conn
+// Blocking: Conn.Recv, Conn.Send, Conn.RecvNotice, the net.Conn of
+// NetConn and Accept on the net.Listener of NetListener (and so DialFunc)
 // wait through Go's netpoller, so other goroutines keep running. Process.Wait waits in the
 // host and holds up every goroutine of this guest until the child exits;
 // use Process.Exited to check without waiting.

@@ -75,7 +75,8 @@ datagram: send to a closed peer: true
 // syscall.Errno) or lacks proc_exec (ENOTCAPABLE); one handle may go
 // under two names, and one named "stdout" replaces the stream; Wait
 // twice and Exited after it report the same status; Wait after Close is
-// EBADF; a child gets 100 named handles and the three streams; Close
+// EBADF; a child gets 100 named handles and the three streams, and one
+// handle under as many names as its table holds, but no more (E2BIG); Close
 // kills a running child, whose handles close with it; a child spawned
 // with null argdata has no Args (edgecheck's usage: exit 2).
 func TestSpawnEdges(t *testing.T) {
@@ -85,6 +86,8 @@ stdout as module: not capable true
 one handle under two names: exit status 3 <nil>; again exit status 3 <nil>; exited exit status 3 true <nil>
 wait after close: true
 100 named handles: the child has 103 <nil>
+1021 names for one handle: the child has 1024 <nil>
+1022 names for one handle: Argument list too long (E2BIG true)
 close of a running child: <nil>
 its channel end went with it: {N:0 NFDs:0 FDsTruncated:false DataTruncated:false} <nil>
 null argdata, no handles: exit status 2 <nil>

@@ -183,6 +183,20 @@ func spawn([]string) {
 	st, err = p.Wait()
 	fmt.Printf("100 named handles: the child has %d %v\n", st.Code, err)
 
+	for _, n := range []int{1021, 1022} {
+		h := map[string]uint32{}
+		for i := range n {
+			h["h"+strconv.Itoa(i)] = 1
+		}
+		p, err = sandboxd.Spawn(mod, sandboxd.SpawnConfig{Args: []string{"edgecheck", "count"}, Handles: h})
+		if err != nil {
+			fmt.Printf("%d names for one handle: %v (E2BIG %v)\n", n, err, errors.Is(err, syscall.E2BIG))
+			continue
+		}
+		st, err = p.Wait()
+		fmt.Printf("%d names for one handle: the child has %d %v\n", n, st.Code, err)
+	}
+
 	a, b, err := sandboxd.Channel()
 	check("channel", err)
 	p, err = sandboxd.Spawn(mod, sandboxd.SpawnConfig{Args: []string{"edgecheck", "block"}, Handles: map[string]uint32{"ctl": b.Fd()}})
