@@ -130,7 +130,11 @@ type Received struct {
 }
 
 // Recv receives into buf, and handles into fds, waiting until something
-// arrives. N == 0 with no handles means the other end has closed.
+// arrives. On a stream (Channel), N == 0 with no handles means the other
+// end has closed or shut down writing. On a datagram channel a datagram
+// of 0 bytes reads the same, and so does one of handles alone when fds
+// has no room for them (with FDsTruncated): a protocol that sends either
+// must tell the end some other way, by a message that says so.
 func (c *Conn) Recv(buf []byte, fds []uint32) (Received, error) {
 	return c.recv(buf, fds, 0)
 }

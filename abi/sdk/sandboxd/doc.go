@@ -23,6 +23,8 @@
 // second value that would close the handle under the first (or wrap
 // whatever handle later reuses its number). A second owner needs a
 // handle of its own: Dup the fd from Handle, which only looks it up.
+// The standard streams have theirs already: File of a handle at fd 0, 1
+// or 2 returns os.Stdin, os.Stdout or os.Stderr.
 //
 // Delegation: give a child guest a read-only view of a directory that can
 // be taken back.
@@ -58,7 +60,8 @@
 // does not count it as fs.ErrPermission, so test for it with
 // IsNotCapable.
 //
-// Blocking: Conn.Recv, Conn.Send, Conn.RecvNotice and accepting on a Conn
+// Blocking: Conn.Recv, Conn.Send, Conn.RecvNotice, the net.Conn of
+// NetConn and Accept on the net.Listener of NetListener (and so DialFunc)
 // wait through Go's netpoller, so other goroutines keep running. Process.Wait waits in the
 // host and holds up every goroutine of this guest until the child exits;
 // use Process.Exited to check without waiting.

@@ -37,13 +37,19 @@ func TestMain(m *testing.M) {
 // the path below it) with stdio captured and the given directory grants.
 func run(t *testing.T, pkg string, grants map[string]string, readOnly map[string]bool, env []string, args ...string) (abi.ExitStatus, string, string) {
 	t.Helper()
+	return runModule(t, pkg, abitest.Go(t, "abi/sdk/sandboxd/"+pkg), grants, readOnly, env, args...)
+}
+
+// runModule is run of a module already built, named name (its args[0]).
+func runModule(t *testing.T, name string, wasm []byte, grants map[string]string, readOnly map[string]bool, env []string, args ...string) (abi.ExitStatus, string, string) {
+	t.Helper()
 	ctx := context.Background()
 	rt, err := abi.NewRuntime(ctx, abi.Config{CacheDir: testCache})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	m, err := rt.Compile(ctx, pkg, abitest.Go(t, "abi/sdk/sandboxd/"+pkg))
+	m, err := rt.Compile(ctx, name, wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +81,7 @@ func run(t *testing.T, pkg string, grants map[string]string, readOnly map[string
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	g := rt.NewGuest(m, abi.GuestConfig{ID: "g", Table: tbl, Args: append([]string{pkg}, args...), Env: env})
+	g := rt.NewGuest(m, abi.GuestConfig{ID: "g", Table: tbl, Args: append([]string{name}, args...), Env: env})
 	st := g.Run(ctx)
 	return st, stdout.String(), stderr.String()
 }

@@ -43,7 +43,10 @@ func Spawn(module uint32, cfg SpawnConfig) (*Process, error) {
 }
 
 // SpawnArgdata starts a child guest with raw argdata and exactly the
-// handles in fds, which the child numbers 0, 1, … in list order.
+// handles in fds, which the child numbers 0, 1, … in list order. The
+// list holds at most as many handles as this guest's table can
+// (its --max-fds): a longer one is E2BIG, as is Spawn's
+// with more handles than that, counting stdin, stdout and stderr.
 func SpawnArgdata(module uint32, data []byte, fds []uint32) (*Process, error) {
 	out := new(uint32)
 	if len(data) == 0 {

@@ -4,8 +4,10 @@ package sandboxd
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -53,8 +55,19 @@ func getSized(call func(buf unsafe.Pointer, n uint32, size unsafe.Pointer) uint3
 }
 
 // StartupData returns what the guest was started with (argdata_get),
-// decoded once.
+// decoded once. Its Args, Env and Handles are the caller's own copies:
+// changing them changes nothing this package finds later.
 func StartupData() (Startup, error) {
+	st, err := loadStartup()
+	st.Args = slices.Clone(st.Args)
+	st.Env = maps.Clone(st.Env)
+	st.Handles = maps.Clone(st.Handles)
+	return st, err
+}
+
+// loadStartup decodes the startup argdata once and returns the package's
+// own copy, which no caller may change.
+func loadStartup() (Startup, error) {
 	startupOnce.Do(func() {
 		b, err := getSized(argdata_get)
 		if err != nil {
@@ -67,23 +80,26 @@ func StartupData() (Startup, error) {
 }
 
 // Args returns the guest's arguments from its startup argdata (the same
-// strings os.Args holds).
+// strings os.Args holds), in a slice of the caller's own.
 func Args() []string {
-	st, _ := StartupData()
-	return st.Args
+	st, _ := loadStartup()
+	return slices.Clone(st.Args)
 }
 
-// Env returns the environment the guest was started with.
+// Env returns the environment the guest was started with, in a map of
+// the caller's own.
 func Env() map[string]string {
-	st, _ := StartupData()
-	return st.Env
+	st, _ := loadStartup()
+	return maps.Clone(st.Env)
 }
 
 // Handles returns the guest's named handles: "stdin", "stdout", "stderr"
-// and the name of each grant, with their fds.
+// and the name of each grant, with their fds. The map is the caller's
+// own: adding a name to it (to give a child one more handle, say) or
+// deleting one changes nothing Handle, File and the others find.
 func Handles() map[string]uint32 {
-	st, _ := StartupData()
-	return st.Handles
+	st, _ := loadStartup()
+	return maps.Clone(st.Handles)
 }
 
 // Handle returns the fd of the handle named name. It only looks the
@@ -92,7 +108,8 @@ func Handles() map[string]uint32 {
 // package knowing, and should not also pass the name to File, NetConn,
 // NetListener, DialFunc or Supervisor.
 func Handle(name string) (uint32, bool) {
-	fd, ok := Handles()[name]
+	st, _ := loadStartup()
+	fd, ok := st.Handles[name]
 	return fd, ok
 }
 
@@ -100,7 +117,9 @@ func Handle(name string) (uint32, bool) {
 // a socket or a channel end), ready for the standard library. The file
 // owns the handle: closing it (or dropping it to the garbage collector)
 // closes the handle, and a second File, NetConn, NetListener, DialFunc or
-// Supervisor of the name is refused with ErrHandleTaken.
+// Supervisor of the name is refused with ErrHandleTaken. A handle at fd
+// 0, 1 or 2 already has its owner, os.Stdin, os.Stdout or os.Stderr:
+// File returns that one, so that nothing closes the stream under it.
 func File(name string) (*os.File, error) {
 	fd, ok := Handle(name)
 	if !ok {
@@ -108,6 +127,14 @@ func File(name string) (*os.File, error) {
 	}
 	if _, err := take(name, "File"); err != nil {
 		return nil, err
+	}
+	switch fd {
+	case 0:
+		return os.Stdin, nil
+	case 1:
+		return os.Stdout, nil
+	case 2:
+		return os.Stderr, nil
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }
@@ -161,9 +188,16 @@ func Revocable(fd uint32) (forwarder, revoker uint32, err error) {
 func Revoke(revoker uint32) error { return errnoErr(cap_revoke(revoker)) }
 
 // OpenModule opens path beneath the directory handle dir as a module a
-// child can be spawned from (rights proc_exec, fd_read, file_stat_fget).
+// child can be spawned from. The handle holds proc_exec, which spawning
+// needs, and file_stat_fget (the module's size) when dir can give it, as
+// the daemon's module handles do; it cannot be read. A dir whose
+// inheriting rights lack proc_exec is ENOTCAPABLE.
 func OpenModule(dir uint32, path string) (uint32, error) {
-	st := &fdstat{base: uint64(RightProcExec | RightFDRead | RightFDSeek | RightFileStatFGet)}
+	ds := new(fdstat)
+	if err := errnoErr(fd_stat_get(dir, unsafe.Pointer(ds))); err != nil {
+		return 0, &os.PathError{Op: "open module", Path: path, Err: err}
+	}
+	st := &fdstat{base: uint64(RightProcExec) | ds.inheriting&uint64(RightFileStatFGet)}
 	out := new(uint32)
 	p := []byte(path)
 	e := file_open(dir, lookupSymlinkFollow, unsafe.Pointer(unsafe.SliceData(p)), uint32(len(p)), 0, unsafe.Pointer(st), unsafe.Pointer(out))
