@@ -234,11 +234,11 @@ func WriteCHeader(w io.Writer) error {
 		}
 		ret := "sbx_errno_t"
 		if c.NoReturn {
-			ret = "_Noreturn void"
+			ret = "SBX_NORETURN void"
 		}
 		fmt.Fprintf(&b, "SBX_IMPORT(%s) %s sbx_%s(%s);\n", c.Name, ret, c.Name, strings.Join(ps, ", "))
 	}
-	b.WriteString("\n#endif /* SANDBOXD_H */\n")
+	b.WriteString("\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* SANDBOXD_H */\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -254,6 +254,11 @@ const cHeaderTop = `/* sandboxd native ABI for C guests (clang --target=wasm32 -
 #include <stddef.h>
 
 #define SBX_IMPORT(name) __attribute__((import_module("sandboxd"), import_name(#name)))
+#define SBX_NORETURN __attribute__((noreturn))
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef uint16_t sbx_errno_t;
 typedef uint32_t sbx_fd_t;

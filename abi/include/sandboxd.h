@@ -9,6 +9,11 @@
 #include <stddef.h>
 
 #define SBX_IMPORT(name) __attribute__((import_module("sandboxd"), import_name(#name)))
+#define SBX_NORETURN __attribute__((noreturn))
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef uint16_t sbx_errno_t;
 typedef uint32_t sbx_fd_t;
@@ -327,7 +332,7 @@ SBX_IMPORT(fd_describe) sbx_errno_t sbx_fd_describe(uint32_t fd, void *buf, uint
 SBX_IMPORT(cap_revocable) sbx_errno_t sbx_cap_revocable(uint32_t fd, void *forwarder_out, void *revoker_out);
 SBX_IMPORT(poll) sbx_errno_t sbx_poll(void *in, void *out, uint32_t nsubscriptions, void *nevents_out);
 SBX_IMPORT(proc_exec) sbx_errno_t sbx_proc_exec(uint32_t fd, void *data, uint32_t data_len, void *fds, uint32_t fds_len);
-SBX_IMPORT(proc_exit) _Noreturn void sbx_proc_exit(uint32_t rval);
+SBX_IMPORT(proc_exit) SBX_NORETURN void sbx_proc_exit(uint32_t rval);
 SBX_IMPORT(proc_spawn) sbx_errno_t sbx_proc_spawn(uint32_t fd, void *data, uint32_t data_len, void *fds, uint32_t fds_len, void *proc_out);
 SBX_IMPORT(proc_raise) sbx_errno_t sbx_proc_raise(uint32_t sig);
 SBX_IMPORT(random_get) sbx_errno_t sbx_random_get(void *buf, uint32_t buf_len);
@@ -337,5 +342,9 @@ SBX_IMPORT(sock_shutdown) sbx_errno_t sbx_sock_shutdown(uint32_t sock, uint32_t 
 SBX_IMPORT(thread_create) sbx_errno_t sbx_thread_create(void *attr, void *tid_out);
 SBX_IMPORT(thread_exit) sbx_errno_t sbx_thread_exit(void *lock, uint32_t scope);
 SBX_IMPORT(thread_yield) sbx_errno_t sbx_thread_yield(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* SANDBOXD_H */

@@ -3,6 +3,10 @@
 package sandboxd_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
@@ -78,6 +82,37 @@ func TestCHeaderDeclaresEveryCallTheHostExports(t *testing.T) {
 		st, out, errOut := runModule(t, "calls", wasm, nil, nil, nil)
 		if st.Err() != nil || st.Code != 0 || out != cheaderWant {
 			t.Errorf("%s: status %+v, stderr %q, stdout:\n%s\nwant:\n%s", name, st, errOut, out, cheaderWant)
+		}
+	}
+}
+
+// sandboxd.h is a header C and C++ programmers include as they are:
+// strict C99 with every warning an error, and C++, where its functions
+// have C linkage. It warned under -pedantic (_Noreturn is C11) and gave
+// C++ mangled names.
+func TestCHeaderCompilesAsStrictCAndAsCPlusPlus(t *testing.T) {
+	inc := abitest.Path("abi/include")
+	src := filepath.Join(t.TempDir(), "use.c")
+	if err := os.WriteFile(src, []byte("#include <sandboxd.h>\nvoid use(void) { sbx_proc_exit(0); }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"clang", "-x", "c", "-std=c99", "-pedantic", "-Werror", "-Wall", "-Wextra"},
+		{"clang", "-x", "c", "-std=c11", "-pedantic", "-Werror", "-Wall", "-Wextra"},
+		{"clang", "-x", "c++", "-std=c++17", "-pedantic", "-Werror", "-Wall", "-Wextra"},
+	} {
+		obj := filepath.Join(t.TempDir(), "use.o")
+		cmd := exec.Command(args[0], append(args[1:], "--target=wasm32", "-nostdlib", "-c", "-I", inc, "-o", obj, src)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%v: %v\n%s", args, err, out)
+			continue
+		}
+		sym, err := exec.Command("llvm-nm", obj).CombinedOutput()
+		if err != nil {
+			t.Fatalf("llvm-nm: %v\n%s", err, sym)
+		}
+		if !strings.Contains(string(sym), " sbx_proc_exit\n") {
+			t.Errorf("%v: the object names the call %q; want sbx_proc_exit, with C linkage", args, sym)
 		}
 	}
 }
