@@ -152,7 +152,8 @@ func Describe(fd uint32) (Description, error) {
 }
 
 // Dup makes a second handle on the same object with the same rights (a
-// child capability, so it can be narrowed or revoked on its own).
+// child capability, so it can be narrowed on its own, and made revocable
+// on its own with Revocable).
 func Dup(fd uint32) (uint32, error) {
 	out := new(uint32)
 	if err := errnoErr(fd_dup(fd, unsafe.Pointer(out))); err != nil {
