@@ -77,26 +77,35 @@ func TestSockBlockingSendSendsAll(t *testing.T) {
 // and has the peer read only once the call waits for room: a call that
 // returns first returns what the buffer took.
 func (p *sbxSock) sendWhileParked(t testing.TB, how string, data []byte) sockDiffResult {
-	waits, _ := p.g.Blocked()
-	done := make(chan struct{})
-	var r sockDiffResult
-	go func() {
-		defer close(done)
-		if how == "fd_write" {
-			r = p.fdWrite(t, data)
-		} else {
-			r = p.do(t, sockDiffOp{kind: sdSend, wasi: how == "WASI sock_send"}, data)
-		}
-	}()
-	if !awaitParked(t, p.g, waits, done) {
-		return r
+	r, done, parked := p.sendUntilParked(t, how, data)
+	if !parked {
+		return *r
 	}
 	got := readAll(p.peer, len(data))
 	<-done
 	if !bytes.Equal(got, data) {
 		t.Fatalf("%s: the peer read %d bytes, not the %d sent", how, len(got), len(data))
 	}
-	return r
+	return *r
+}
+
+// sendUntilParked starts a send of data through how ("sock_send", "WASI
+// sock_send" or "fd_write") on the guest's end and returns once the call
+// waits for room (parked) or has returned: r holds its result once done
+// is closed.
+func (p *sbxSock) sendUntilParked(t testing.TB, how string, data []byte) (r *sockDiffResult, done chan struct{}, parked bool) {
+	waits, _ := p.g.Blocked()
+	done = make(chan struct{})
+	r = new(sockDiffResult)
+	go func() {
+		defer close(done)
+		if how == "fd_write" {
+			*r = p.fdWrite(t, data)
+		} else {
+			*r = p.do(t, sockDiffOp{kind: sdSend, wasi: how == "WASI sock_send"}, data)
+		}
+	}()
+	return r, done, awaitParked(t, p.g, waits, done)
 }
 
 // fdWrite is fd_write of data in two buffers.

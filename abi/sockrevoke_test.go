@@ -25,18 +25,8 @@ func TestSockBlockingSendRevokedMidwayReturnsWhatWentOut(t *testing.T) {
 			t.Fatal(err)
 		}
 		data := bytes.Repeat([]byte("0123456789abcdef"), 3500) // 56000 bytes
-		waits, _ := p.g.Blocked()
-		done := make(chan struct{})
-		var r sockDiffResult
-		go func() {
-			defer close(done)
-			if how == "fd_write" {
-				r = p.fdWrite(t, data)
-			} else {
-				r = p.do(t, sockDiffOp{kind: sdSend, wasi: how == "WASI sock_send"}, data)
-			}
-		}()
-		if !awaitParked(t, p.g, waits, done) {
+		r, done, parked := p.sendUntilParked(t, how, data)
+		if !parked {
 			t.Fatalf("%s: the send of %d bytes returned without waiting for room", how, len(data))
 		}
 		p.g.table.Kernel().Revoke(c, "test")
