@@ -194,7 +194,7 @@ func scanChecked(path string, cp *Checkpoint, cpSum string, fn func(Record, Pos)
 	err = scanFiles(path, files, func(l Line) error {
 		r, ok := v.line(l)
 		if v.rep.Bad != nil {
-			if held != nil && v.rep.Bad.Pos != heldPos {
+			if held != nil && v.rep.Bad.Pos != heldPos && shows(l, held, v.prevLine) {
 				if err := give(); err != nil {
 					return err
 				}
@@ -231,6 +231,19 @@ func scanChecked(path string, cp *Checkpoint, cpSum string, fn func(Record, Pos)
 		}
 	}
 	return err
+}
+
+// shows says whether line l, where the chain breaks, shows the record
+// before it, held (whose line is heldLine), unchanged: it is the next
+// record, and holds its hash. A break that does not (a record deleted or
+// moved after it, a line that does not read) leaves held unconfirmed,
+// and it is not passed on: it may be an edit the break hides.
+func shows(l Line, held *Record, heldLine []byte) bool {
+	if !l.Complete {
+		return false
+	}
+	r, err := ParseRecord(l.Data)
+	return err == nil && r.Seq == held.Seq+1 && r.Prev == hashHex(heldLine)
 }
 
 // ErrBroken is what a reader of a log whose chain is broken fails with

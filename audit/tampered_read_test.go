@@ -29,6 +29,12 @@ var tamperings = []struct {
 		return ls
 	}, 4, "deleted or moved"},
 	{"repeated", func(ls [][]byte) [][]byte { return append(ls[:4:4], ls[3:]...) }, 5, "reordered or repeated"},
+	// The deletion hides the edit: no record after the edited one shows it
+	// unchanged, so it is not passed on either.
+	{"edited, and the next deleted", func(ls [][]byte) [][]byte {
+		ls[3] = bytes.Replace(ls[3], []byte(`"c2"`), []byte(`"c9"`), 1)
+		return append(ls[:4:4], ls[5:]...)
+	}, 5, "deleted"},
 	{"a torn line before the last", func(ls [][]byte) [][]byte {
 		ls[2] = ls[2][:len(ls[2])/2]
 		return ls
@@ -98,7 +104,12 @@ func TestFollowOfAnEditedLogSaysWhere(t *testing.T) {
 			path := writeLog(t, 5, Options{})
 			rewrite(t, path, tc.tamper(lines(t, path)))
 			tl := newTail(path)
-			_, err := tl.read(func(Record, Pos) error { return nil })
+			_, err := tl.read(func(r Record, p Pos) error {
+				if p.Line >= tc.line || r.Cap != nil && r.Cap.ID == "c9" {
+					t.Errorf("follow passed on %s (%s) of a log broken at line %d", p, r.Type, tc.line)
+				}
+				return nil
+			})
 			at := path + ":" + strconv.Itoa(tc.line)
 			if err == nil || !strings.Contains(err.Error(), at) || !errors.Is(err, ErrBroken) {
 				t.Fatalf("follow: %v, want the log broken at %s", err, at)
