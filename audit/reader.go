@@ -470,6 +470,9 @@ func (v *verifier) line(l Line) (r Record, ok bool) {
 // check checks record r, on line l, against the one before it.
 func (v *verifier) check(r Record, l Line) {
 	switch {
+	case v.standsFor(r) && v.cp.FromPrev != "" && v.cp.FromPrev != hashHex(v.prevLine):
+		v.bad(v.prevPos, v.prevSeq, "the record was changed after it was written: the checkpoint %s, which stands for the records after it, holds another hash of it", v.cpName)
+		v.rep.Records-- // the record before, counted as read, is the bad one
 	case v.standsFor(r):
 		v.rep.Pruned = &Pruned{FromSeq: v.cp.FromSeq, ToSeq: r.Seq - 1, Checkpoint: v.cpName}
 	case v.prevSeq == 0 && (r.Seq != 1 || r.Prev != ""):

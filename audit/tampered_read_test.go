@@ -117,3 +117,34 @@ func TestFollowOfAnEditedLogSaysWhere(t *testing.T) {
 		})
 	}
 }
+
+// A prune removes the record that held the hash of the first file's last
+// record (its next one's prev): verify and the readers passed an edit of
+// that record, which nothing else in the log covered, as whole. The
+// checkpoint keeps that hash (from_prev), and the edit is found there.
+func TestAnEditOfTheFirstFilesLastRecordInAPrunedLogIsFound(t *testing.T) {
+	path := writeLog(t, 400, Options{MaxFileBytes: 2048, MaxTotalBytes: 8192})
+	if cp, _, err := ReadCheckpoint(path); err != nil || cp == nil {
+		t.Fatalf("the log was not pruned: checkpoint %v, %v", cp, err)
+	}
+	ls := lines(t, path)
+	if len(ls[len(ls)-1]) == 0 {
+		ls = ls[:len(ls)-1]
+	}
+	last := len(ls) // the first file's last line
+	ls[last-1] = bytes.Replace(ls[last-1], []byte(`"fd_read"`), []byte(`"fd_write"`), 1)
+	rewrite(t, path, ls)
+	at := path + ":" + strconv.Itoa(last)
+	if rep, err := Verify(path); err != nil || rep.Bad == nil || rep.Bad.Pos.String() != at {
+		t.Errorf("Verify: %v, %+v; want the log broken at %s", err, rep.Bad, at)
+	}
+	err := Scan(path, func(r Record, p Pos) error {
+		if r.Cap != nil && r.Cap.Base == "fd_write" {
+			t.Errorf("Scan passed on the edited record at %s", p)
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), at) {
+		t.Errorf("Scan: %v, want the log broken at %s", err, at)
+	}
+}
