@@ -134,11 +134,11 @@ func (t *tail) read(fn func(Record, Pos) error) (more bool, err error) {
 			return fmt.Errorf("audit log %s: %w", l.Pos, err)
 		}
 		if err := t.chained(r, l.Data, l.Pos); err != nil {
-			var be *BrokenError
-			if errors.As(err, &be) && be.Bad.Pos == heldPos {
-				held = nil
-			}
-			return errors.Join(give(), err)
+			// The record held is shown unchanged only by the next one's
+			// prev: an edit, or a record deleted or moved after it,
+			// leaves it unconfirmed.
+			held = nil
+			return err
 		}
 		if err := give(); err != nil {
 			return err

@@ -194,7 +194,7 @@ func scanChecked(path string, cp *Checkpoint, cpSum string, fn func(Record, Pos)
 	err = scanFiles(path, files, func(l Line) error {
 		r, ok := v.line(l)
 		if v.rep.Bad != nil {
-			if held != nil && v.rep.Bad.Pos != heldPos {
+			if held != nil && v.rep.Bad.Pos != heldPos && shows(l, held, v.prevLine) {
 				if err := give(); err != nil {
 					return err
 				}
@@ -231,6 +231,19 @@ func scanChecked(path string, cp *Checkpoint, cpSum string, fn func(Record, Pos)
 		}
 	}
 	return err
+}
+
+// shows says whether line l, where the chain breaks, shows the record
+// before it, held (whose line is heldLine), unchanged: it is the next
+// record, and holds its hash. A break that does not (a record deleted or
+// moved after it, a line that does not read) leaves held unconfirmed,
+// and it is not passed on: it may be an edit the break hides.
+func shows(l Line, held *Record, heldLine []byte) bool {
+	if !l.Complete {
+		return false
+	}
+	r, err := ParseRecord(l.Data)
+	return err == nil && r.Seq == held.Seq+1 && r.Prev == hashHex(heldLine)
 }
 
 // ErrBroken is what a reader of a log whose chain is broken fails with
@@ -457,6 +470,9 @@ func (v *verifier) line(l Line) (r Record, ok bool) {
 // check checks record r, on line l, against the one before it.
 func (v *verifier) check(r Record, l Line) {
 	switch {
+	case v.standsFor(r) && v.cp.FromPrev != "" && v.cp.FromPrev != hashHex(v.prevLine):
+		v.bad(v.prevPos, v.prevSeq, "the record was changed after it was written: the checkpoint %s, which stands for the records after it, holds another hash of it", v.cpName)
+		v.rep.Records-- // the record before, counted as read, is the bad one
 	case v.standsFor(r):
 		v.rep.Pruned = &Pruned{FromSeq: v.cp.FromSeq, ToSeq: r.Seq - 1, Checkpoint: v.cpName}
 	case v.prevSeq == 0 && (r.Seq != 1 || r.Prev != ""):

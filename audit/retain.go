@@ -31,10 +31,13 @@ func CheckpointPath(path string) string { return path + ".checkpoint" }
 // Checkpoint stands for records a prune removed: FromSeq (the first
 // after the first file) to Seq, Hash being the SHA-256 of Seq's line,
 // which the next record in the log names as its prev, and Graph the
-// capability graph as of Seq.
+// capability graph as of Seq. FromPrev is the prev FromSeq held: the
+// hash of the first file's last record, which no record left in the log
+// holds; a checkpoint an older writer made has none.
 type Checkpoint struct {
 	V        int       `json:"v"`
 	FromSeq  uint64    `json:"from_seq"`
+	FromPrev string    `json:"from_prev,omitempty"`
 	FromTime time.Time `json:"from_time"`
 	Seq      uint64    `json:"seq"`
 	Hash     string    `json:"hash"`
@@ -295,7 +298,7 @@ func (l *Log) buildCheckpoint(prev *Checkpoint, first logFile, victims []logFile
 		return nil, fmt.Errorf("%s starts at seq %d, and the records before it end at seq %d: a file was moved or removed by hand; nothing more is removed until the log is whole again", victims[0].name, cp.FromSeq, after)
 	}
 	if prev != nil {
-		cp.FromSeq, cp.FromTime = prev.FromSeq, prev.FromTime
+		cp.FromSeq, cp.FromPrev, cp.FromTime = prev.FromSeq, prev.FromPrev, prev.FromTime
 	}
 	cp.Shut = g.shut
 	cp.Graph = g.Doc()
@@ -319,7 +322,7 @@ func (l *Log) replayFile(g *Graph, name string, cp *Checkpoint) error {
 		g.Apply(r)
 		if cp != nil {
 			if cp.FromSeq == 0 {
-				cp.FromSeq, cp.FromTime = r.Seq, r.Time
+				cp.FromSeq, cp.FromPrev, cp.FromTime = r.Seq, r.Prev, r.Time
 			}
 			cp.Seq, cp.Time, cp.Hash = r.Seq, r.Time, hashHex(line.Data)
 		}

@@ -29,6 +29,12 @@ var tamperings = []struct {
 		return ls
 	}, 4, "deleted or moved"},
 	{"repeated", func(ls [][]byte) [][]byte { return append(ls[:4:4], ls[3:]...) }, 5, "reordered or repeated"},
+	// The deletion hides the edit: no record after the edited one shows it
+	// unchanged, so it is not passed on either.
+	{"edited, and the next deleted", func(ls [][]byte) [][]byte {
+		ls[3] = bytes.Replace(ls[3], []byte(`"c2"`), []byte(`"c9"`), 1)
+		return append(ls[:4:4], ls[5:]...)
+	}, 5, "deleted"},
 	{"a torn line before the last", func(ls [][]byte) [][]byte {
 		ls[2] = ls[2][:len(ls[2])/2]
 		return ls
@@ -98,11 +104,47 @@ func TestFollowOfAnEditedLogSaysWhere(t *testing.T) {
 			path := writeLog(t, 5, Options{})
 			rewrite(t, path, tc.tamper(lines(t, path)))
 			tl := newTail(path)
-			_, err := tl.read(func(Record, Pos) error { return nil })
+			_, err := tl.read(func(r Record, p Pos) error {
+				if p.Line >= tc.line || r.Cap != nil && r.Cap.ID == "c9" {
+					t.Errorf("follow passed on %s (%s) of a log broken at line %d", p, r.Type, tc.line)
+				}
+				return nil
+			})
 			at := path + ":" + strconv.Itoa(tc.line)
 			if err == nil || !strings.Contains(err.Error(), at) || !errors.Is(err, ErrBroken) {
 				t.Fatalf("follow: %v, want the log broken at %s", err, at)
 			}
 		})
+	}
+}
+
+// A prune removes the record that held the hash of the first file's last
+// record (its next one's prev): verify and the readers passed an edit of
+// that record, which nothing else in the log covered, as whole. The
+// checkpoint keeps that hash (from_prev), and the edit is found there.
+func TestAnEditOfTheFirstFilesLastRecordInAPrunedLogIsFound(t *testing.T) {
+	path := writeLog(t, 400, Options{MaxFileBytes: 2048, MaxTotalBytes: 8192})
+	if cp, _, err := ReadCheckpoint(path); err != nil || cp == nil {
+		t.Fatalf("the log was not pruned: checkpoint %v, %v", cp, err)
+	}
+	ls := lines(t, path)
+	if len(ls[len(ls)-1]) == 0 {
+		ls = ls[:len(ls)-1]
+	}
+	last := len(ls) // the first file's last line
+	ls[last-1] = bytes.Replace(ls[last-1], []byte(`"fd_read"`), []byte(`"fd_write"`), 1)
+	rewrite(t, path, ls)
+	at := path + ":" + strconv.Itoa(last)
+	if rep, err := Verify(path); err != nil || rep.Bad == nil || rep.Bad.Pos.String() != at {
+		t.Errorf("Verify: %v, %+v; want the log broken at %s", err, rep.Bad, at)
+	}
+	err := Scan(path, func(r Record, p Pos) error {
+		if r.Cap != nil && r.Cap.Base == "fd_write" {
+			t.Errorf("Scan passed on the edited record at %s", p)
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), at) {
+		t.Errorf("Scan: %v, want the log broken at %s", err, at)
 	}
 }

@@ -475,6 +475,10 @@ type Receipt struct {
 	// a supervisor to tell, after the holders are gone. The kernel never
 	// reads them.
 	Owners []any
+	// HeldBy gives, for each of Revoked in order, the index in Holders
+	// of its holder, or -1 for one in flight: whose each was when it was
+	// cut off, after it is closed and forgotten.
+	HeldBy []int
 	At     time.Time
 	Took   time.Duration
 }
@@ -559,15 +563,22 @@ func cutOff(victims []*Cap, r *Receipt) {
 		return
 	}
 	r.Revoked = make([]ID, 0, len(victims))
-	seen := make(map[*Holder]bool)
+	r.HeldBy = make([]int, 0, len(victims))
+	seen := make(map[*Holder]int)
 	for _, v := range victims {
 		v.waitIdle()
 		r.Revoked = append(r.Revoked, v.id)
-		if h := v.holder.Load(); h != nil && !seen[h] {
-			seen[h] = true
-			r.Holders = append(r.Holders, h.ID)
-			r.Owners = append(r.Owners, h.Top().Owner)
+		i := -1
+		if h := v.holder.Load(); h != nil {
+			var ok bool
+			if i, ok = seen[h]; !ok {
+				i = len(r.Holders)
+				seen[h] = i
+				r.Holders = append(r.Holders, h.ID)
+				r.Owners = append(r.Owners, h.Top().Owner)
+			}
 		}
+		r.HeldBy = append(r.HeldBy, i)
 		v.dropResource()
 	}
 }

@@ -163,32 +163,34 @@ type shownReceipt struct {
 	others int
 }
 
-// receiptFor returns rc as the principal may be shown it. lookup finds a
-// capability the receipt lists: one the kernel no longer tracks, or that
-// no holder held (in flight on a channel), is left out for a principal
-// that does not see every holder.
-func (a *Authority) receiptFor(rc caps.Receipt, lookup func(caps.ID) (*caps.Cap, bool)) shownReceipt {
+// receiptFor returns rc as the principal may be shown it: of the
+// capabilities it cut off, those its shown holders held when it did
+// (rc.HeldBy), whether or not they have been closed and forgotten since;
+// one in flight on a channel, which no holder held, is left out for a
+// principal that does not see every holder.
+func (a *Authority) receiptFor(rc caps.Receipt) shownReceipt {
 	var shown []string
+	sees := make([]bool, len(rc.Holders))
 	for i, h := range rc.Holders {
 		var uid uint32
 		ok := false
 		if i < len(rc.Owners) {
 			uid, ok = daemon.OwnerUID(rc.Owners[i])
 		}
-		if a.SeesHolder(uid, ok) {
+		if sees[i] = a.SeesHolder(uid, ok); sees[i] {
 			shown = append(shown, h)
 		}
 	}
 	others := len(rc.Holders) - len(shown)
 	rc.Holders = shown
 	if !a.hostPaths {
-		rc.Revoked = slices.DeleteFunc(slices.Clone(rc.Revoked), func(id caps.ID) bool {
-			if id == rc.Root {
-				return false
+		var revoked []caps.ID
+		for j, id := range rc.Revoked {
+			if id == rc.Root || j < len(rc.HeldBy) && rc.HeldBy[j] >= 0 && rc.HeldBy[j] < len(sees) && sees[rc.HeldBy[j]] {
+				revoked = append(revoked, id)
 			}
-			x, ok := lookup(id)
-			return !ok || a.holderOf(x) == ""
-		})
+		}
+		rc.Revoked = revoked
 	}
 	return shownReceipt{Receipt: rc, others: others}
 }

@@ -290,7 +290,7 @@ func revoke[R interface {
 	if err != nil {
 		return err
 	}
-	return fillReceipt(r, c.auth.receiptFor(rc, c.s.sup.Kernel().Lookup))
+	return fillReceipt(r, c.auth.receiptFor(rc))
 }
 
 func (s *supervisorServer) Mint(ctx context.Context, call schemas.Supervisor_mint) error {
