@@ -130,7 +130,7 @@ type guestLoop struct {
 
 // run calls the loop for n calls and returns how long it took. Any errno
 // from a call fails the benchmark.
-func (l guestLoop) run(b *testing.B, n int) time.Duration {
+func (l guestLoop) run(b testing.TB, n int) time.Duration {
 	start := time.Now()
 	res, err := l.fn.Call(l.ctx, uint64(n))
 	d := time.Since(start)
@@ -145,7 +145,7 @@ func (l guestLoop) run(b *testing.B, n int) time.Duration {
 
 // check makes sure a write loop's last fd_write reported the byte it
 // wrote.
-func (l guestLoop) check(b *testing.B) {
+func (l guestLoop) check(b testing.TB) {
 	if l.loop != "write_loop" {
 		return
 	}
@@ -158,7 +158,7 @@ func (l guestLoop) check(b *testing.B) {
 // capability to a caps.Stdio over io.Discard. With hold, fd_write keeps
 // the capability acquired between calls, as a guest with loop checks does
 // (abi/hold.go); without, every call acquires and releases it.
-func sandboxdLoop(b *testing.B, wasm []byte, loop string, hold bool) guestLoop {
+func sandboxdLoop(b testing.TB, wasm []byte, loop string, hold bool) guestLoop {
 	ctx := context.Background()
 	rt, err := NewRuntime(ctx, Config{})
 	if err != nil {
@@ -228,7 +228,7 @@ func wazeroWASILoop(b *testing.B, wasm []byte, loop string) guestLoop {
 	return newGuestLoop(b, ctx, mod, loop)
 }
 
-func newGuestLoop(b *testing.B, ctx context.Context, mod api.Module, loop string) guestLoop {
+func newGuestLoop(b testing.TB, ctx context.Context, mod api.Module, loop string) guestLoop {
 	fn := mod.ExportedFunction(loop)
 	if fn == nil {
 		b.Fatalf("guest exports no %s", loop)

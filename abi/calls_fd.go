@@ -3,6 +3,7 @@ package abi
 import (
 	"io"
 	"math"
+	"slices"
 
 	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/api"
@@ -45,7 +46,12 @@ const fdFlagsAll = caps.FlagAppend | caps.FlagDsync | caps.FlagNonblock | caps.F
 const maxIOTotal = 0x7ffff000
 
 // smallIOV is how many iovecs fd_read and fd_write resolve without
-// allocating; libc stdio passes one or two.
+// allocating; libc stdio passes one or two. Their array stays on the
+// stack only as long as nothing readv and writev pass it to keeps it
+// (escape analysis: `go build -gcflags=-m ./abi/` must not say "moved to
+// heap: small" for them); the paths that would, a channel's or a host
+// socket's, are given a copy, and
+// TestFdReadAndWriteOfStdioAllocateNothing holds it.
 const smallIOV = 4
 
 // limitIOV trims iov in place so that it holds at most maxIOTotal bytes.
@@ -116,7 +122,7 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 		return g.readStoppable(c, s, iov)
 	}
 	if ch, ok := res.(caps.Messenger); ok { // a channel end or a host socket
-		return g.readChannel(c, ch, iov)
+		return g.readChannel(c, ch, slices.Clone(iov)) // a copy: see smallIOV
 	}
 	r, ok := res.(caps.Reader)
 	if !ok {
@@ -213,7 +219,7 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 		return g.writeStdio(c, s, iov)
 	}
 	if s, ok := res.(*caps.Socket); ok && !iovEmpty(iov) { // all of it, as writev(2) on a blocking socket
-		return g.sendStream(c, s, iov)
+		return g.sendStream(c, s, slices.Clone(iov)) // a copy: see smallIOV
 	}
 	w, ok := res.(caps.Writer)
 	if !ok {
