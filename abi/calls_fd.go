@@ -128,6 +128,9 @@ func (g *Guest) readv(c *caps.Cap, iov [][]byte) (int, Errno) {
 	if !ok {
 		return 0, caps.EBADF
 	}
+	if v, ok := res.(vectorIO); ok && len(iov) > 1 {
+		return g.vectorv(c, v, iov, caps.EventRead)
+	}
 	if e := offsetEnd(res, iov); e != 0 {
 		return 0, e
 	}
@@ -225,6 +228,9 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 	if !ok {
 		return 0, caps.EBADF
 	}
+	if v, ok := res.(vectorIO); ok && len(iov) > 1 {
+		return g.vectorv(c, v, iov, caps.EventWrite)
+	}
 	if e := offsetEnd(res, iov); e != 0 {
 		return 0, e
 	}
@@ -261,10 +267,14 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 // 1.17–1.19 (docs/BENCHMARKS.md says how to repeat that). A stream whose
 // writes may wait for a client (the daemon's) stops waiting when c is
 // revoked, since Revoke waits for the write, or the guest is killed
-// (writeStoppable).
+// (writeStoppable). Several buffers are one caps.Stdio.Writev: one
+// writev(2) to a stream that is a host file.
 func (g *Guest) writeStdio(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno) {
 	if s.Stoppable() {
 		return g.writeStoppable(c, s, iov)
+	}
+	if len(iov) > 1 { // one writev(2) if the stream is a host file
+		return movedOr(s.Writev(limitIOV(iov)))
 	}
 	total := 0
 	for _, b := range limitIOV(iov) {
@@ -362,10 +372,11 @@ func transferEnd(off int64, iov [][]byte) Errno {
 	return 0
 }
 
-// offsetEnd is transferEnd at res's own offset, for more than one iovec:
-// a transfer is moved one iovec at a time, and the resource checks one
-// (a byte object, or the host's kernel for a file) only against its own
-// end. A resource without an offset (a stream) has no end to pass.
+// offsetEnd is transferEnd at res's own offset, for more than one iovec
+// on a resource that moves them one at a time (a byte object) and checks
+// each only against its own end; a host file's are one host call, which
+// the host's kernel checks whole. A resource without an offset (a
+// stream) has no end to pass.
 func offsetEnd(res caps.Resource, iov [][]byte) Errno {
 	if len(iov) < 2 {
 		return 0
@@ -388,6 +399,9 @@ func preadv(c *caps.Cap, iov [][]byte, off int64) (int, Errno) {
 	if !ok {
 		return 0, caps.ESPIPE
 	}
+	if v, ok := r.(vectorIO); ok && len(iov) > 1 {
+		return movedOr(v.Preadv(limitIOV(iov), off))
+	}
 	return positionalv(r.ReadAt, iov, off)
 }
 
@@ -397,6 +411,9 @@ func pwritev(c *caps.Cap, iov [][]byte, off int64) (int, Errno) {
 	w, ok := c.Resource().(caps.Positional)
 	if !ok {
 		return 0, caps.ESPIPE
+	}
+	if v, ok := w.(vectorIO); ok && len(iov) > 1 {
+		return movedOr(v.Pwritev(limitIOV(iov), off))
 	}
 	return positionalv(w.WriteAt, iov, off)
 }
@@ -820,4 +837,45 @@ func fdStatPut(g *Guest, m api.Memory, p []uint64) Errno {
 		return setFdFlags(c, uint32(s.flags))
 	}
 	return caps.ErrnoOf(c.Narrow(s.base, s.inheriting))
+}
+
+// vectorIO is a resource that moves several buffers in one host call, as
+// readv(2), writev(2), preadv(2) and pwritev(2) do: a host file or FIFO
+// (caps.File). A call of several iovecs on it is that one call, so that
+// what it writes is not interleaved with another writer's (O_APPEND), a
+// pipe's PIPE_BUF rule and packets apply to the whole of it, and the
+// kernel checks its offset and length as Linux's rw_verify_area does. A
+// call of one iovec keeps the resource's Read, Write, ReadAt or WriteAt,
+// the same host call.
+type vectorIO interface {
+	Readv(iov [][]byte) (int, error)
+	Writev(iov [][]byte) (int, error)
+	Preadv(iov [][]byte, off int64) (int, error)
+	Pwritev(iov [][]byte, off int64) (int, error)
+}
+
+// vectorv is readv (ev EventRead) or writev (EventWrite) of iov as one
+// host call. One that can move nothing yet (EAGAIN, on a FIFO) waits
+// until c's resource is ready for ev and runs again, unless the handle is
+// NONBLOCK; after moving part it returns, as readv and writev do.
+func (g *Guest) vectorv(c *caps.Cap, v vectorIO, iov [][]byte, ev caps.Events) (int, Errno) {
+	iov = limitIOV(iov)
+	for {
+		var n int
+		var err error
+		if ev == caps.EventRead {
+			n, err = v.Readv(iov)
+		} else {
+			n, err = v.Writev(iov)
+		}
+		if err == caps.EAGAIN && n == 0 && c.Flags()&caps.FlagNonblock == 0 {
+			if pl, ok := c.Resource().(caps.Pollable); ok {
+				if e := g.waitReady(c, pl, ev); e != 0 {
+					return 0, e
+				}
+				continue
+			}
+		}
+		return movedOr(n, err)
+	}
 }

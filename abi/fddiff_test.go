@@ -69,9 +69,14 @@ const (
 	// fdkCreate1 makes a byte object (fd_create1; WASI has none), and on
 	// Linux a memfd_create(2) file.
 	fdkCreate1 = fdkKinds + 2
+	// fdkHostFcntl is fcntl(2) on the host descriptor of handle op.h, on
+	// both sides, as another program holding the same file could make it
+	// (op.arg: F_SETPIPE_SZ to op.n bytes, or F_SETFL adding the flags
+	// op.n): for named cases only.
+	fdkHostFcntl = fdkKinds + 3
 )
 
-var fdkNames = [fdkKinds + 3]string{"open", "close", "read", "write", "pread", "pwrite", "seek", "fdstat", "set_flags", "filestat", "set_size", "set_times", "allocate", "advise", "datasync", "sync", "readdir", "dup", "renumber", "narrow", "mkfifo", "remove", "create1"}
+var fdkNames = [fdkKinds + 4]string{"open", "close", "read", "write", "pread", "pwrite", "seek", "fdstat", "set_flags", "filestat", "set_size", "set_times", "allocate", "advise", "datasync", "sync", "readdir", "dup", "renumber", "narrow", "mkfifo", "remove", "create1", "host_fcntl"}
 
 // fdIOV is one iovec: at bytes into the data area, n bytes long.
 type fdIOV struct{ at, n uint32 }
@@ -526,7 +531,7 @@ func fdFlagsWithout(s string, f uint32) string {
 
 // The sandboxd side.
 
-var fdSbxOps = [fdkKinds + 3]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, uint32){
+var fdSbxOps = [fdkKinds + 4]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, uint32){
 	fdkOpen: (*fdRun).sOpen,
 	fdkClose: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 		return r.sErr("fd_close", op, h.sfd), 0
@@ -568,6 +573,41 @@ var fdSbxOps = [fdkKinds + 3]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, uin
 	fdkRemove: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 		return fdErr(os.Remove(filepath.Join(r.sbx.base, "root", op.path))), 0
 	},
+	fdkHostFcntl: (*fdRun).sHostFcntl,
+}
+
+// sHostFcntl is fdHostFcntl on the host descriptor behind a file handle.
+func (r *fdRun) sHostFcntl(op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
+	c, err := r.sbx.g.table.Get(h.sfd)
+	if err != nil {
+		return fdErr(err), 0
+	}
+	f, ok := c.Resource().(interface{ OS() *os.File })
+	if !ok {
+		r.t.Fatalf("%v: handle %d has no host descriptor", op, h.sfd)
+	}
+	rc, err := f.OS().SyscallConn()
+	if err != nil {
+		return fdErr(err), 0
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fdHostFcntl(int(fd), op) }); err != nil {
+		return fdErr(err), 0
+	}
+	return fdErr(ferr), 0
+}
+
+// fdHostFcntl is op's fcntl(2) on fd.
+func fdHostFcntl(fd int, op fdDiffOp) error {
+	if op.arg != unix.F_SETFL {
+		_, err := unix.FcntlInt(uintptr(fd), int(op.arg), int(op.n))
+		return err
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl|int(op.n))
+	}
+	return err
 }
 
 // sErr calls the call of name both ABIs have (WASI's when op.wasi; the
@@ -898,7 +938,7 @@ func (r *fdRun) sNarrow(op fdDiffOp, h fdHandle) (fdDiffResult, uint32) {
 
 // The Linux side.
 
-var fdLinOps = [fdkKinds + 3]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, int){
+var fdLinOps = [fdkKinds + 4]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, int){
 	fdkOpen:     (*fdRun).lOpen,
 	fdkClose:    func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) { return fdErr(unix.Close(h.lfd)), -1 },
 	fdkRead:     (*fdRun).lIO,
@@ -942,6 +982,9 @@ var fdLinOps = [fdkKinds + 3]func(*fdRun, fdDiffOp, fdHandle) (fdDiffResult, int
 	},
 	fdkRemove: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) {
 		return fdErr(os.Remove(filepath.Join(r.lin.base, "root", op.path))), -1
+	},
+	fdkHostFcntl: func(r *fdRun, op fdDiffOp, h fdHandle) (fdDiffResult, int) {
+		return fdErr(fdHostFcntl(h.lfd, op)), -1
 	},
 }
 
@@ -1259,6 +1302,53 @@ var fdDiffCases = map[string][]fdDiffOp{
 		fdOn(fdkAdvise, 1, 0, 0, 3),
 		fdOn(fdkAdvise, 1, 0, 0, 7),
 		fdIO(fdkRead, 1, 0, fdIOV{0, 3}),
+	},
+	// fd_write of several iovecs is one writev(2): into a FIFO of one
+	// page, non-blocking, 4000 and 200 bytes fill the page (4096), where
+	// a write per iovec would write 4000 and then find no room for 200
+	// (at most PIPE_BUF: all or nothing).
+	"several iovecs into a FIFO are one writev": {
+		{kind: fdkMkfifo, path: "p"},
+		fdOpen("p", pdRdwr, 0, caps.FlagNonblock),
+		{kind: fdkHostFcntl, h: 1, arg: unix.F_SETPIPE_SZ, n: 4096},
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 4000}, fdIOV{7, 200}),
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 1}, fdIOV{0, 0}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 5000}),
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 100}, fdIOV{3, 4000}, fdIOV{9, 100}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 96}, fdIOV{200, 5000}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 10}, fdIOV{20, 10}),
+	},
+	// Two handles appending to one file: each write of several iovecs
+	// (and pwrite, which appends too) is one writev(2) or pwritev(2) at
+	// the end; that another writer's append cannot come between its
+	// buffers takes two writers at once, which a sequence cannot show.
+	"several iovecs appended through two handles": {
+		fdOpen("f", pdWronly, oflagCreat, caps.FlagAppend),
+		fdOpen("f", pdRdwr, 0, caps.FlagAppend),
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 5}, fdIOV{0, 0}, fdIOV{9, 7}),
+		fdIO(fdkWrite, 2, 0, fdIOV{3, 4}, fdIOV{20, 6}),
+		fdIO(fdkPwrite, 1, 2, fdIOV{0, 3}, fdIOV{40, 2}),
+		fdIO(fdkPread, 2, 0, fdIOV{0, 10}, fdIOV{50, 30}),
+		fdOn(fdkSeek, 2, 3, 0, fdSet),
+		fdIO(fdkRead, 2, 0, fdIOV{0, 4}, fdIOV{0, 0}, fdIOV{60, 40}),
+		fdOn(fdkFilestat, 1, 0, 0, 0),
+	},
+	// A packet-mode FIFO (O_DIRECT, as a program holding it may set)
+	// makes each write(2) a packet, and each read(2) takes at most one:
+	// writev(2) of several buffers is one packet, and readv(2) reads
+	// one packet into several buffers.
+	"several iovecs are one packet of a packet-mode FIFO": {
+		{kind: fdkMkfifo, path: "p"},
+		fdOpen("p", pdRdwr, 0, caps.FlagNonblock),
+		{kind: fdkHostFcntl, h: 1, arg: unix.F_SETFL, n: unix.O_DIRECT},
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 4}),
+		fdIO(fdkWrite, 1, 0, fdIOV{10, 4}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 2}, fdIOV{10, 2}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 10}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 10}),
+		fdIO(fdkWrite, 1, 0, fdIOV{0, 3}, fdIOV{5, 3}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 10}),
+		fdIO(fdkRead, 1, 0, fdIOV{0, 10}),
 	},
 	"a byte object and a memfd": {
 		{kind: fdkCreate1},

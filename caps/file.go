@@ -135,6 +135,46 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// Readv, Writev, Preadv and Pwritev move several buffers in one host
+// call, readv(2), writev(2), preadv(2) and pwritev(2), rather than one
+// per buffer: what one call writes is not interleaved with another
+// writer's append, on a pipe the PIPE_BUF rule applies to the whole
+// transfer, and a packet-mode pipe's packet is the whole transfer. They
+// move what one call moves, so a transfer may be short; on a FIFO's
+// non-blocking descriptor one that can move nothing is EAGAIN. iov holds
+// at most 1024 buffers (IOV_MAX; the kernel refuses more, EINVAL).
+func (f *File) Readv(iov [][]byte) (int, error) {
+	return f.vector(func(fd int) (int, error) { return unix.Readv(fd, iov) })
+}
+
+func (f *File) Writev(iov [][]byte) (int, error) {
+	return f.vector(func(fd int) (int, error) { return unix.Writev(fd, iov) })
+}
+
+func (f *File) Preadv(iov [][]byte, off int64) (int, error) {
+	return f.vector(func(fd int) (int, error) { return unix.Preadv(fd, iov, off) })
+}
+
+// Pwritev appends on a file in append mode, as pwritev(2) does (see
+// WriteAt).
+func (f *File) Pwritev(iov [][]byte, off int64) (int, error) {
+	return f.vector(func(fd int) (int, error) { return unix.Pwritev(fd, iov, off) })
+}
+
+// vector runs op on the descriptor once (again only if a signal
+// interrupted it before it moved a byte) and returns what it moved.
+func (f *File) vector(op func(fd int) (int, error)) (int, error) {
+	if f.rc == nil {
+		return 0, EBADF // see File.control
+	}
+	var n int
+	err := control(f.rc, func(fd int) (err error) {
+		n, err = op(fd)
+		return err
+	})
+	return max(n, 0), err
+}
+
 func (f *File) Seek(off int64, whence int) (int64, error) { return f.f.Seek(off, whence) }
 func (f *File) Sync() error                               { return f.f.Sync() }
 func (f *File) Truncate(n int64) error                    { return f.f.Truncate(n) }

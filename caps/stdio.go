@@ -4,6 +4,8 @@ import (
 	"io"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stdio is one of a guest's standard streams, backed by a host reader or
@@ -139,6 +141,89 @@ func (s *Stdio) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
 	s.mu.Unlock()
 	return n, err
+}
+
+// Writev writes the buffers of iov in turn, as Write writes each. A
+// stream that is a host file (an *os.File: the daemon's own standard
+// stream, a terminal, a pipe) takes them in one writev(2), as the same
+// write on Linux is one call: on a pipe the PIPE_BUF rule, and a
+// packet-mode pipe's packet, apply to the whole of it. What one writev
+// leaves (a pipe that filled) it writes as Write writes the rest of a
+// buffer, waiting until the file takes it.
+func (s *Stdio) Writev(iov [][]byte) (int, error) {
+	if f, ok := s.w.(*os.File); ok {
+		return writevFile(f, iov)
+	}
+	total := 0
+	for _, b := range iov {
+		n, err := s.Write(b)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// writevFile writes all of iov (at most IOV_MAX buffers) to f with
+// writev(2), again for what a short write left, through f's poller so
+// that a full pipe waits as f.Write does.
+func writevFile(f *os.File, iov [][]byte) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	left := 0
+	for _, b := range iov {
+		left += len(b)
+	}
+	total, copied := 0, false
+	for left > 0 {
+		var n int
+		var werr error
+		err := rc.Write(func(fd uintptr) bool {
+			for {
+				n, werr = unix.Writev(int(fd), iov)
+				if werr != unix.EINTR {
+					return werr != unix.EAGAIN
+				}
+			}
+		})
+		n = max(n, 0)
+		total, left = total+n, left-n
+		switch {
+		case err != nil:
+			return total, err
+		case werr == unix.EPIPE:
+			// No reader: as f.Write reports it, which on the process's
+			// own stdout or stderr raises SIGPIPE, as a write of one
+			// buffer to the stream does.
+			n, err := f.Write(skipBytes(iov, 0)[0])
+			return total + n, err
+		case werr != nil:
+			return total, werr
+		case n == 0:
+			return total, io.ErrShortWrite
+		}
+		if !copied && left > 0 {
+			iov, copied = append([][]byte(nil), iov...), true // the caller's stays as it was
+		}
+		iov = skipBytes(iov, n)
+	}
+	return total, nil
+}
+
+// skipBytes drops the first n bytes of iov, in place, and the empty
+// buffers after them.
+func skipBytes(iov [][]byte, n int) [][]byte {
+	for len(iov) > 0 && n >= len(iov[0]) {
+		n -= len(iov[0])
+		iov = iov[1:]
+	}
+	if len(iov) > 0 {
+		iov[0] = iov[0][n:]
+	}
+	return iov
 }
 
 // FileType: a terminal's standard stream is a character device to the
