@@ -274,7 +274,7 @@ func (g *Guest) writeStdio(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Errno
 		return g.writeStoppable(c, s, iov)
 	}
 	if len(iov) > 1 { // one writev(2) if the stream is a host file
-		return movedOr(s.Writev(limitIOV(iov)))
+		return movedOr(s.Writev(slices.Clone(limitIOV(iov)))) // a copy: see smallIOV
 	}
 	total := 0
 	for _, b := range limitIOV(iov) {
@@ -859,14 +859,14 @@ type vectorIO interface {
 // until c's resource is ready for ev and runs again, unless the handle is
 // NONBLOCK; after moving part it returns, as readv and writev do.
 func (g *Guest) vectorv(c *caps.Cap, v vectorIO, iov [][]byte, ev caps.Events) (int, Errno) {
-	iov = limitIOV(iov)
+	vec := slices.Clone(limitIOV(iov)) // a copy: see smallIOV
 	for {
 		var n int
 		var err error
 		if ev == caps.EventRead {
-			n, err = v.Readv(iov)
+			n, err = v.Readv(vec)
 		} else {
-			n, err = v.Writev(iov)
+			n, err = v.Writev(vec)
 		}
 		if err == caps.EAGAIN && n == 0 && c.Flags()&caps.FlagNonblock == 0 {
 			if pl, ok := c.Resource().(caps.Pollable); ok {
