@@ -316,6 +316,12 @@ func (r *fdRun) compareState(op fdDiffOp) {
 	}
 }
 
+// setTimesFlagsInvalid reports whether set_times op has flags both ABIs
+// refuse before they look its handle up: an unknown flag, or (native) none.
+func setTimesFlagsInvalid(op fdDiffOp) bool {
+	return op.arg&^fsTimes != 0 || !op.wasi && op.arg == 0
+}
+
 // fdNeeds is the rights op needs on its handle.
 func fdNeeds(op fdDiffOp) (caps.Rights, bool) {
 	switch op.kind {
@@ -336,7 +342,9 @@ func fdNeeds(op fdDiffOp) (caps.Rights, bool) {
 	case fdkSetSize:
 		return caps.RightFileStatFPutSize, true
 	case fdkSetTimes:
-		return caps.RightFileStatFPutTimes, true
+		// Flags that name no time, or an unknown one, are EINVAL before
+		// the handle is looked at (fdClosedAllowed): no right is asked.
+		return caps.RightFileStatFPutTimes, !setTimesFlagsInvalid(op)
 	case fdkAllocate:
 		return caps.RightFileAllocate, true
 	case fdkAdvise:
@@ -407,10 +415,12 @@ func (r *fdRun) grantNarrowed() bool {
 func fdClosedAllowed(r *fdRun, op fdDiffOp, got fdDiffResult) int {
 	want := caps.Errno(0)
 	switch {
-	case op.kind == fdkSetTimes && (op.arg&^fsTimes != 0 || !op.wasi && op.arg == 0):
+	case op.kind == fdkSetTimes && setTimesFlagsInvalid(op):
 		want = caps.EINVAL
 	case (op.kind == fdkSetSize || op.kind == fdkPread || op.kind == fdkPwrite) && op.off > math.MaxInt64:
 		want = caps.EBADF
+	case op.kind == fdkOpen && got.errno == caps.EBADF:
+		return pdSkip // openat(2) checks its flags first (EINVAL for CREAT|DIRECTORY); the handle is looked up first here
 	default:
 		return pdCompare
 	}
