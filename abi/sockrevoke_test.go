@@ -2,9 +2,14 @@ package abi
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,4 +102,75 @@ func (p *sbxSock) waitallRevoked(t testing.TB, wasi bool, data []byte) sockDiffR
 	p.g.table.Kernel().Revoke(c, "test")
 	<-done
 	return r
+}
+
+// A blocking send to a peer that never reads, parked after part of its
+// bytes went, ends when the guest is killed (sandboxd kill), times out
+// (--timeout) or the daemon shuts down (the context the guest was started
+// with ends): the guest unwinds with 137 from inside the call, through
+// each ABI's send and fd_write.
+func TestSockBlockingSendToAPeerThatNeverReadsEnds(t *testing.T) {
+	ends := map[string]func(p *sbxSock, shutdown context.CancelFunc){
+		"kill":     func(p *sbxSock, _ context.CancelFunc) { p.g.Kill("killed by test") },
+		"timeout":  func(p *sbxSock, _ context.CancelFunc) { p.g.cancel(context.DeadlineExceeded) },
+		"shutdown": func(_ *sbxSock, shutdown context.CancelFunc) { shutdown() },
+	}
+	for name, end := range ends {
+		for _, how := range []string{"sock_send", "WASI sock_send", "fd_write"} {
+			env := newFuzzEnv(t)
+			p := newSbxSock(t, env, "unix")
+			daemon, shutdown := context.WithCancel(context.Background())
+			p.g.ctx, p.g.cancel = context.WithCancelCause(daemon)
+			if code, ok := p.sendUntilEnded(t, how, func() { end(p, shutdown) }); !ok || code != 137 {
+				t.Errorf("%s during a blocking %s: unwound %v, exit code %d; want an unwinding with 137", name, how, ok, code)
+			}
+			shutdown()
+			p.close()
+		}
+	}
+}
+
+// sendUntilEnded sends 56000 bytes through how on the blocking guest's
+// end, whose peer reads nothing, calls end once the send waits for room,
+// and reports whether the call unwound the guest and with which code.
+func (p *sbxSock) sendUntilEnded(t testing.TB, how string, end func()) (code uint32, unwound bool) {
+	fd := p.blocking(t)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 3500)
+	waits, _ := p.g.Blocked()
+	done := make(chan struct{})
+	p.m.Write(sbxData, data)
+	p.put32(sbxIOV, sbxData)
+	p.put32(sbxIOV+4, uint32(len(data)))
+	var in [sendInSize]byte
+	binary.LittleEndian.PutUint32(in[0:], sbxIOV)
+	binary.LittleEndian.PutUint32(in[4:], 1)
+	p.m.Write(sbxIn, in[:])
+	calls := map[string]func(){
+		"sock_send":      func() { sockSend(p.g, p.m, []uint64{uint64(p.own), sbxIn, sbxOut}) },
+		"WASI sock_send": func() { wasiSockSend(p.g, p.m, []uint64{uint64(p.own), sbxIOV, 1, 0, sbxOut}) },
+		"fd_write":       func() { fdWrite(p.g, p.m, []uint64{uint64(p.own), sbxIOV, 1, sbxOut}) },
+	}
+	go func() {
+		defer close(done)
+		defer func() {
+			var ee *sys.ExitError
+			if err, ok := recover().(error); ok && errors.As(err, &ee) {
+				code, unwound = ee.ExitCode(), true
+			}
+		}()
+		calls[how]()
+	}()
+	if !awaitParked(t, p.g, waits, done) {
+		t.Fatalf("%s: the send of %d bytes returned without waiting for room", how, len(data))
+	}
+	end()
+	select {
+	case <-done:
+	case <-time.After(HangGuard):
+		t.Fatalf("%s: still sending %v after the guest's end", how, HangGuard)
+	}
+	return code, unwound
 }
