@@ -126,15 +126,22 @@ func (g *Guest) sendMessage(sock uint32, c *caps.Cap, msg caps.Messenger, iov []
 // sock_send on a host socket. A blocking handle sends all of iov, waiting
 // for room as often as it takes, as send(2) on a blocking stream does; an
 // error after some bytes went returns their count, and the error is the
-// next send's. A send of 0 bytes asks the host all the same (EPIPE once
-// writing was shut down). A non-blocking handle sends what the buffer
-// takes, or EAGAIN.
+// next send's. A send woken from its wait meets an error the connection
+// has as Linux's does (caps.Socket.SendWoken). A send of 0 bytes asks the
+// host all the same (EPIPE once writing was shut down). A non-blocking
+// handle sends what the buffer takes, or EAGAIN.
 func (g *Guest) sendStream(c *caps.Cap, s *caps.Socket, iov [][]byte) (int, Errno) {
 	iov = limitIOV(iov)
 	left := iovLen(iov)
 	total := 0
-	for {
-		n, err := s.Send(iov, nil)
+	for woken := false; ; woken = true {
+		var n int
+		var err error
+		if woken {
+			n, err = s.SendWoken(iov, total > 0)
+		} else {
+			n, err = s.Send(iov, nil)
+		}
 		total += n
 		left -= n
 		blocking := c.Flags()&caps.FlagNonblock == 0

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandboxd/sandboxd/caps"
 	"github.com/tetratelabs/wazero/sys"
 	"golang.org/x/sys/unix"
 )
@@ -173,4 +174,58 @@ func (p *sbxSock) sendUntilEnded(t testing.TB, how string, end func()) (code uin
 		t.Fatalf("%s: still sending %v after the guest's end", how, HangGuard)
 	}
 	return code, unwound
+}
+
+// A blocking send waiting for room when the peer resets the connection
+// (TCP) or closes it with bytes unread (unix, which Linux reports as
+// ECONNRESET) returns the count sent, and the calls after it answer as on
+// Linux: TCP's send leaves the error for the next call (ECONNRESET, then
+// end of stream), a unix stream's wait takes it (EPIPE, end of stream).
+// The send woken by the reset took TCP's ECONNRESET and dropped it (EPIPE
+// next), and left a unix stream's for a read.
+func TestSockBlockingSendResetWhileWaiting(t *testing.T) {
+	want := map[string][2]caps.Errno{"tcp": {caps.ECONNRESET, 0}, "unix": {caps.EPIPE, 0}}
+	for network, w := range want {
+		env := newFuzzEnv(t)
+		p := newSbxSock(t, env, network)
+		first, next, read := p.sendThenReset(t)
+		if first.errno != 0 || first.n == 0 || next.errno != w[0] || read.errno != w[1] || read.n != 0 {
+			t.Errorf("%s: a blocking send reset while waiting: %d bytes, errno %d; the next send: errno %d; a read: %d bytes, errno %d; want some bytes, then errno %d, then %d bytes, errno %d",
+				network, first.n, first.errno, next.errno, read.n, read.errno, w[0], 0, w[1])
+		}
+		p.close()
+	}
+}
+
+// sendThenReset sends 8 MiB on the blocking guest's end, has the peer,
+// which read nothing, reset the connection once the send waits for room,
+// and returns the send's result, the next send's and a read's after it.
+func (p *sbxSock) sendThenReset(t testing.TB) (first, next, read sockDiffResult) {
+	fd := p.blocking(t)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.m.Grow(160); !ok {
+		t.Fatal("cannot grow the guest's memory")
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<19)
+	waits, _ := p.g.Blocked()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		first = p.do(t, sockDiffOp{kind: sdSend}, data)
+	}()
+	if !awaitParked(t, p.g, waits, done) {
+		t.Fatalf("the send of %d bytes returned without waiting for room: %+v", len(data), first)
+	}
+	_, p.peer = peerDo(t, p.peer, sockDiffOp{kind: sdPeerReset}, nil)
+	<-done
+	next = p.do(t, sockDiffOp{kind: sdSend}, data[:10])
+	c, err := p.g.table.Get(p.own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetFlags(caps.FlagNonblock)
+	read = p.do(t, sockDiffOp{kind: sdRead, bufs: []int{10}}, nil)
+	return first, next, read
 }
