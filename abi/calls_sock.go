@@ -126,15 +126,22 @@ func (g *Guest) sendMessage(sock uint32, c *caps.Cap, msg caps.Messenger, iov []
 // sock_send on a host socket. A blocking handle sends all of iov, waiting
 // for room as often as it takes, as send(2) on a blocking stream does; an
 // error after some bytes went returns their count, and the error is the
-// next send's. A send of 0 bytes asks the host all the same (EPIPE once
-// writing was shut down). A non-blocking handle sends what the buffer
-// takes, or EAGAIN.
+// next send's. A send woken from its wait meets an error the connection
+// has as Linux's does (caps.Socket.SendWoken). A send of 0 bytes asks the
+// host all the same (EPIPE once writing was shut down). A non-blocking
+// handle sends what the buffer takes, or EAGAIN.
 func (g *Guest) sendStream(c *caps.Cap, s *caps.Socket, iov [][]byte) (int, Errno) {
 	iov = limitIOV(iov)
 	left := iovLen(iov)
 	total := 0
-	for {
-		n, err := s.Send(iov, nil)
+	for woken := false; ; woken = true {
+		var n int
+		var err error
+		if woken {
+			n, err = s.SendWoken(iov, total > 0)
+		} else {
+			n, err = s.Send(iov, nil)
+		}
 		total += n
 		left -= n
 		blocking := c.Flags()&caps.FlagNonblock == 0
@@ -241,7 +248,8 @@ func (g *Guest) deriveToSend(sock uint32, c *caps.Cap, fds []uint32) ([]*caps.Ca
 // ri_data is cut (DATA_TRUNCATED). PEEK leaves data and handles queued.
 // WAITALL on a stream keeps receiving until ri_data is full or the stream
 // ends, or a message with handles ends the read. Unless the handle is non-blocking, the call waits for data; a
-// revocation of sock during the wait ends it with ENOTCAPABLE.
+// revocation of sock during the wait ends it with ENOTCAPABLE, or with the
+// bytes a WAITALL took before it.
 func sockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	sock, recvIn, recvOut := uint32(p[0]), uint32(p[1]), uint32(p[2])
 	c, e := g.acquire(sock, caps.RightFDRead)
@@ -334,7 +342,8 @@ func (g *Guest) installReceived(got []*caps.Cap, fdBuf []byte) (installed int, t
 // recvLoop receives into iov, and at most maxCaps handles, from c's
 // messenger: the receiving loop of both ABIs' sock_recv. Unless c is
 // non-blocking it waits for data (a revocation of c during the wait ends
-// it with ENOTCAPABLE); WAITALL (ignored with PEEK and on datagram
+// it with ENOTCAPABLE, or with the bytes a WAITALL took before it, as
+// recv(2) interrupted after some bytes returns them); WAITALL (ignored with PEEK and on datagram
 // channels) keeps receiving until iov is full or the stream ends, or
 // until handles come: a read returns the handles of one message and its
 // bytes only (caps.Channel.Recv), so once it has bytes it stops before a
@@ -368,17 +377,12 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 		got = append(got, cs...)
 		rf |= f
 		if err == caps.EAGAIN {
-			if total > 0 && !waitall {
-				break
-			}
-			if pl == nil || c.Flags()&caps.FlagNonblock != 0 {
-				if total > 0 {
-					break
-				}
-				return 0, nil, 0, caps.EAGAIN
-			}
-			if e := g.waitReady(c, pl, caps.EventRead); e != 0 {
+			stop, e := g.recvWait(c, pl, total, waitall)
+			if e != 0 {
 				return 0, nil, 0, e
+			}
+			if stop {
+				break
 			}
 			continue
 		}
@@ -401,6 +405,27 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 	}
 	done = true
 	return total, got, rf, 0
+}
+
+// recvWait is recvLoop's answer to a receive that found nothing after
+// total bytes: stop and return them, or wait for data and receive again
+// (go on), or fail. Without WAITALL a read that has bytes stops; a
+// non-blocking one with none fails with EAGAIN; otherwise it waits, and a
+// wait that ends without data (a revocation) fails, unless a WAITALL has
+// taken bytes, which are the guest's: it stops and returns them, as
+// recv(2) interrupted after some bytes does.
+func (g *Guest) recvWait(c *caps.Cap, pl caps.Pollable, total int, waitall bool) (stop bool, e Errno) {
+	if total > 0 && !waitall {
+		return true, 0
+	}
+	e = caps.EAGAIN
+	if pl != nil && c.Flags()&caps.FlagNonblock == 0 {
+		e = g.waitReady(c, pl, caps.EventRead)
+	}
+	if e != 0 && total > 0 {
+		return true, 0
+	}
+	return false, e
 }
 
 // readEnded reports whether a receive of n bytes, with the handles cs and

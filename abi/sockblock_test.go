@@ -138,10 +138,17 @@ func readAll(fd, n int) []byte {
 }
 
 // A blocking receive into no room waits for data, as recv(2) of 0 bytes
-// on a blocking stream does, and takes none of it.
+// on a blocking stream does, and takes none of it: one wait, which only
+// the data ends, not a loop of receives that spins a core.
 func TestSockBlockingZeroLengthRecvWaits(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) { testZeroLengthRecvWaits(t, network) })
+	}
+}
+
+func testZeroLengthRecvWaits(t *testing.T, network string) {
 	env := newFuzzEnv(t)
-	p := newSbxSock(t, env, "tcp")
+	p := newSbxSock(t, env, network)
 	defer p.close()
 	p.blocking(t)
 	waits, _ := p.g.Blocked()
@@ -160,6 +167,9 @@ func TestSockBlockingZeroLengthRecvWaits(t *testing.T) {
 	<-done
 	if r.errno != 0 || r.n != 0 {
 		t.Fatalf("a blocking receive of 0 bytes: %+v, want 0 bytes", r)
+	}
+	if n, _ := p.g.Blocked(); n != waits+1 {
+		t.Fatalf("a blocking receive of 0 bytes waited %d times; want once, until the bytes came", n-waits)
 	}
 	if r := p.do(t, sockDiffOp{kind: sdRecv, bufs: []int{8}}, nil); r.n != 3 {
 		t.Fatalf("after a receive of 0 bytes: %+v, want the 3 bytes sent", r)

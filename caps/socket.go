@@ -147,6 +147,47 @@ func (s *Socket) Send(iov [][]byte, caps []*Cap) (int, error) {
 	return n, nil
 }
 
+// SendWoken is Send for a blocking send woken from its wait for room,
+// which has sent bytes already (sent) or none: an error the connection
+// has (a reset, or a unix peer's close with bytes unread) ends the send as
+// it ends Linux's blocking send(2). A unix stream's send takes the error
+// and reports it, as its wait for room looks for one first (Send would
+// find the peer's shutdown first, EPIPE, and leave the error for a read);
+// a TCP send that has sent bytes leaves it for the next call (EPIPE here,
+// which ends the send with its count), as tcp_sendmsg does.
+func (s *Socket) SendWoken(iov [][]byte, sent bool) (int, error) {
+	var n int
+	err := control(s.rc, func(fd int) (err error) {
+		if hasError(fd) {
+			if !s.tcp {
+				if e, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); e != 0 {
+					return unix.Errno(e)
+				}
+			} else if sent {
+				return unix.EPIPE
+			}
+		}
+		n, err = unix.SendmsgBuffers(fd, iov, nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// hasError reports whether the socket fd has an error to report (POLLERR).
+func hasError(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd)}}
+	for {
+		_, err := unix.Poll(pfd, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return pfd[0].Revents&unix.POLLERR != 0
+}
+
 // Shutdown shuts down the read side, the write side, or both.
 func (s *Socket) Shutdown(read, write bool) error {
 	how := unix.SHUT_RDWR
