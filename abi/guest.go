@@ -716,9 +716,19 @@ func (g *Guest) killed() Errno {
 
 // waitReady blocks until p reports one of want, the capability c is
 // revoked (ENOTCAPABLE), or the guest is killed (the guest unwinds). It
-// parks a goroutine, not a thread.
+// parks a goroutine, not a thread. Revocation and the kill are asked
+// first, so a call that waits again after part of its work (a send to a
+// peer that drains as fast as it is fed) stops at its next wait, however
+// ready p is.
 func (g *Guest) waitReady(c *caps.Cap, p caps.Pollable, want caps.Events) Errno {
 	for {
+		select {
+		case <-c.Done():
+			return caps.ENOTCAPABLE
+		case <-g.ctx.Done():
+			return g.killed()
+		default:
+		}
 		ready, cancel := p.Poll(want, g.waiter)
 		if ready != 0 {
 			cancel()
