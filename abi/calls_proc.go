@@ -143,8 +143,7 @@ func procSpawn(g *Guest, m api.Memory, p []uint64) Errno {
 			g.tree.release()
 		}
 	}()
-	mod, e := g.moduleOf(c)
-	c.Release()
+	mod, e := g.moduleOf(c) // releases c
 	if e != 0 {
 		return e
 	}
@@ -231,8 +230,7 @@ func procExec(g *Guest, m api.Memory, p []uint64) Errno {
 	if e != 0 {
 		return e
 	}
-	mod, e := g.moduleOf(c)
-	c.Release()
+	mod, e := g.moduleOf(c) // releases c
 	if e != 0 {
 		return e
 	}

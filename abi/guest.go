@@ -609,6 +609,10 @@ func (g *Guest) runOnce() (st ExitStatus) {
 		}
 	}()
 	defer alloc.runEnded() // once the module is closed: deferred calls run last first
+	// The stack global reaches the instance, and through it its tables
+	// (up to 32 MiB, outside the linear memory): a guest that has ended
+	// must not keep it, since a process handle keeps the Guest.
+	defer func() { g.stack = nil }()
 	ctx := context.Context(g.ctx)
 	if g.memLimit > 0 && g.module.memoryMin > g.memLimit {
 		// wazero cannot start a memory its allocator refuses (it panics),

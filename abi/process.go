@@ -103,8 +103,21 @@ func (p *process) termination() (signal uint8, code uint32) {
 // MaxModuleBytes, and compiled through the runtime's cache). The bytes
 // read are charged to the tree's memory (GuestConfig.Memory) until the
 // compilation has ended, which may wait its turn: ENOMEM if they do not
-// fit. The caller holds the module and must Release it.
+// fit. c comes acquired, and moduleOf releases it as soon as it has what
+// it needs of it, before the compile: a revocation of the handle waits
+// for the read, not for the compile, which may take seconds or wait long
+// for its turn; a handle revoked by the compile's end is ENOTCAPABLE, as
+// if it had been revoked before the call. The caller holds the module and
+// must Release it.
 func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			c.Release()
+		}
+	}
+	defer release()
 	res := c.Resource()
 	if mr, ok := res.(*moduleResource); ok {
 		mr.m.hold()
@@ -129,10 +142,17 @@ func (g *Guest) moduleOf(c *caps.Cap) (*Module, Errno) {
 	if name == "" {
 		name = string(c.ID())
 	}
+	release()
 	m, err := g.rt.Compile(g.ctx, name, buf)
 	if err != nil {
 		g.log.Debug("module refused", "handle", c.ID(), "error", err)
 		return nil, caps.ENOEXEC
+	}
+	if c.Revoked() {
+		// Revoked while it compiled: what the revoker took away does not
+		// start afterwards.
+		m.Release()
+		return nil, caps.ENOTCAPABLE
 	}
 	return m, 0
 }
