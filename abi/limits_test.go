@@ -576,3 +576,24 @@ func TestCloseDuringACompilationPanicsNowhere(t *testing.T) {
 		}
 	}
 }
+
+// A module whose control flow the compiler would take too long over is
+// refused as a *LimitError before anything compiles it: the runtime used
+// to hand a module its rewrite refused to wazero, to let it say what was
+// wrong, which for this one is the compile the limit is there to spare.
+func TestCompileRefusesAFunctionOfTooManyBlocks(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{NoDebugInfo: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	src := `(module (memory (export "memory") 1) (func (export "_start") ` + strings.Repeat("block end ", wasmbin.MaxFunctionBlocks+1) + `))`
+	m, err := rt.Compile(ctx, "blocks.wasm", abitest.WATText(t, src))
+	if m != nil {
+		m.Release()
+	}
+	if !errors.As(err, new(*LimitError)) || !strings.Contains(err.Error(), "blocks, loops and ifs") {
+		t.Fatalf("a function of %d blocks: %v, want a *LimitError naming its blocks", wasmbin.MaxFunctionBlocks+1, err)
+	}
+}

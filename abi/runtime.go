@@ -641,6 +641,9 @@ func (rt *Runtime) instrument(ctx context.Context, name string, wasm []byte, h [
 		rt.keepRewritten(h, checks, code, startFn)
 		return code, startFn, false, nil
 	}
+	if limit := new(wasmbin.LimitError); errors.As(err, &limit) {
+		return nil, false, false, fmt.Errorf("%s: %w", name, limit) // compiling it to say more is what the limit prevents
+	}
 	// Let wazero say what is wrong with the module; if it finds nothing,
 	// the module uses something instrument does not know. Either way no
 	// compile uses the code it kept.

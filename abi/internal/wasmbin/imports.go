@@ -247,6 +247,22 @@ const MaxFunctions = 1000000
 // function of a 13 MB Go program has 50 KB.
 const MaxFunctionBytes = 1 << 20
 
+// MaxFunctionBlocks and MaxBlockWork bound the control flow the compiler
+// is given. wazero's SSA passes (the loop nesting forest, dominance) take
+// time that grows with the square of a function's blocks or faster, and
+// check for cancellation only between functions, so neither a kill nor a
+// timeout stops them: 10,000 nested blocks took 0.45 s, 20,000 took 2.0 s
+// and 100,000 (300 KB) 77 s; 10,000 sequential ifs took 2.1 s and 20,000
+// 12.5 s; the 170,000 that fit in one 1 MiB body would take hours, holding
+// one of the daemon's compile turns. A function may have 20,000 blocks,
+// loops and ifs, and the squares of the functions' counts may sum to
+// 10^9 (ten functions of 10,000 ifs, at the bound, compiled in 23 s). The Go programs of the tests
+// have at most 984 in one function and sum to 2.3×10^7 (a 13 MB one).
+const (
+	MaxFunctionBlocks = 20000
+	MaxBlockWork      = 1e9
+)
+
 // MaxElementEntries bounds the entries of all of a module's element
 // segments together: wazero keeps each in the compiled module and makes a
 // function reference of it in every instance, some 40 bytes in each,

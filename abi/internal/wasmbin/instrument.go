@@ -172,6 +172,21 @@ type instrumenter struct {
 	// elementEntries counts the entries of the element segments read
 	// (Precheck's bound, MaxElementEntries).
 	elementEntries uint64
+	// blockWork sums the squares of the functions' block counts
+	// (MaxBlockWork).
+	blockWork uint64
+}
+
+// countBlocks adds function index's blocks to the module's and refuses a
+// function or a module past MaxFunctionBlocks or MaxBlockWork.
+func (in *instrumenter) countBlocks(index uint32, blocks uint64) error {
+	if blocks > MaxFunctionBlocks {
+		return &LimitError{fmt.Sprintf("function %d has %d blocks, loops and ifs, more than the %d sandboxd allows in one function (the compiler's time grows with their square)", index, blocks, MaxFunctionBlocks)}
+	}
+	if in.blockWork += blocks * blocks; in.blockWork > MaxBlockWork {
+		return &LimitError{fmt.Sprintf("its functions have too many blocks, loops and ifs for one module: the sum of each function's count squared passes the %d sandboxd allows (the compiler's time grows with it)", uint64(MaxBlockWork))}
+	}
+	return nil
 }
 
 // funcType is what the stack checks need of a function type.
@@ -658,6 +673,9 @@ func (in *instrumenter) function(index uint32, body []byte) ([]byte, error) {
 			return nil, fmt.Errorf("at byte %d: %w", at, err)
 		}
 	}
+	if err := in.countBlocks(index, f.blocks); err != nil {
+		return nil, err
+	}
 	if in.Stack {
 		// The results of a call are each a value in the caller's frame
 		// (beyond the registers, where the callee writes them), as a
@@ -719,6 +737,9 @@ type bodyRewrite struct {
 	// maxUncheckedRest is checked, since the rest after a call, which
 	// every frame on the stack runs as calls return, may be that long.
 	n, firstCall int
+	// blocks counts the block, loop and if instructions read
+	// (MaxFunctionBlocks).
+	blocks uint64
 }
 
 // step rewrites the instruction r begins and advances r past it.
@@ -729,6 +750,9 @@ func (f *bodyRewrite) step(r *wasmReader) error {
 		return err
 	}
 	f.out = out
+	if op == 0x02 || op == 0x03 || op == 0x04 {
+		f.blocks++
+	}
 	if op == 0x03 && f.in.Loops { // loop: the check opens its body
 		f.out = f.in.check(f.out)
 	}
