@@ -214,8 +214,9 @@ func (g *Guest) readStoppable(c *caps.Cap, s *caps.Stdio, iov [][]byte) (int, Er
 }
 
 // writev writes iov to c's resource, waiting while a pollable resource
-// cannot take more. It returns after a partial write rather than wait
-// again, as POSIX write does on a full pipe.
+// cannot take more. On a blocking handle it writes every byte, waiting
+// for room as often as it takes, as write(2) on a blocking pipe or stream
+// socket does; an error after some bytes went returns their count.
 func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 	res := c.Resource()
 	if s, ok := res.(*caps.Stdio); ok {
@@ -241,19 +242,16 @@ func (g *Guest) writev(c *caps.Cap, iov [][]byte) (int, Errno) {
 			n, err := w.Write(b)
 			total += n
 			b = b[n:]
-			if err == caps.EAGAIN && total == 0 && c.Flags()&caps.FlagNonblock == 0 {
+			if err == caps.EAGAIN && c.Flags()&caps.FlagNonblock == 0 {
 				if pl, ok := res.(caps.Pollable); ok {
 					if e := g.waitReady(c, pl, caps.EventWrite); e != 0 {
-						return 0, e
+						return partial(total, e)
 					}
 					continue
 				}
 			}
 			if err != nil {
-				if total > 0 {
-					return total, 0
-				}
-				return 0, caps.ErrnoOf(err)
+				return partial(total, caps.ErrnoOf(err))
 			}
 		}
 	}
@@ -860,6 +858,7 @@ type vectorIO interface {
 // NONBLOCK; after moving part it returns, as readv and writev do.
 func (g *Guest) vectorv(c *caps.Cap, v vectorIO, iov [][]byte, ev caps.Events) (int, Errno) {
 	vec := slices.Clone(limitIOV(iov)) // a copy: see smallIOV
+	left, total := iovLen(vec), 0
 	for {
 		var n int
 		var err error
@@ -868,14 +867,22 @@ func (g *Guest) vectorv(c *caps.Cap, v vectorIO, iov [][]byte, ev caps.Events) (
 		} else {
 			n, err = v.Writev(vec)
 		}
-		if err == caps.EAGAIN && n == 0 && c.Flags()&caps.FlagNonblock == 0 {
+		total += max(n, 0)
+		// A read returns what it found; a blocking write goes on until
+		// all of it is written, as write(2) on a blocking pipe does.
+		more := ev == caps.EventWrite && n > 0 && total < left && err == nil
+		if (err == caps.EAGAIN && (n == 0 || ev == caps.EventWrite) || more) && c.Flags()&caps.FlagNonblock == 0 {
 			if pl, ok := c.Resource().(caps.Pollable); ok {
+				vec = advanceIOV(vec, max(n, 0))
 				if e := g.waitReady(c, pl, ev); e != 0 {
-					return 0, e
+					return partial(total, e)
 				}
 				continue
 			}
 		}
-		return movedOr(n, err)
+		if err != nil {
+			return partial(total, caps.ErrnoOf(err))
+		}
+		return total, 0
 	}
 }
