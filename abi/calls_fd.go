@@ -873,7 +873,7 @@ func (g *Guest) vectorv(c *caps.Cap, v vectorIO, iov [][]byte, ev caps.Events) (
 		more := ev == caps.EventWrite && n > 0 && total < left && err == nil
 		if (err == caps.EAGAIN && (n == 0 || ev == caps.EventWrite) || more) && c.Flags()&caps.FlagNonblock == 0 {
 			if pl, ok := c.Resource().(caps.Pollable); ok {
-				vec = advanceIOV(vec, max(n, 0))
+				vec = caps.SkipBytes(vec, max(n, 0))
 				if e := g.waitReady(c, pl, ev); e != 0 {
 					return partial(total, e)
 				}

@@ -149,7 +149,7 @@ func (g *Guest) sendStream(c *caps.Cap, s *caps.Socket, iov [][]byte) (int, Errn
 		case err == nil && (left == 0 || !blocking):
 			return total, 0
 		case err == nil:
-			iov = advanceIOV(iov, n)
+			iov = caps.SkipBytes(iov, n)
 			if e := g.waitReady(c, s, caps.EventWrite); e != 0 {
 				return partial(total, e)
 			}
@@ -399,7 +399,7 @@ func (g *Guest) recvLoop(c *caps.Cap, msg caps.Messenger, iov [][]byte, maxCaps 
 		if readEnded(n, cs, f, waitall) {
 			break
 		}
-		if iov = advanceIOV(iov, n); len(iov) == 0 {
+		if iov = caps.SkipBytes(iov, n); len(iov) == 0 {
 			break
 		}
 	}

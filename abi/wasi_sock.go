@@ -82,18 +82,6 @@ func wasiSockRecv(g *Guest, m api.Memory, p []uint64) Errno {
 	return 0
 }
 
-// advanceIOV drops the first n bytes of iov.
-func advanceIOV(iov [][]byte, n int) [][]byte {
-	for len(iov) > 0 && n >= len(iov[0]) {
-		n -= len(iov[0])
-		iov = iov[1:]
-	}
-	if len(iov) > 0 {
-		iov[0] = iov[0][n:]
-	}
-	return iov
-}
-
 // wasiSockSend is fd_write on a channel, and the native sock_send on a
 // host socket (sendStream): si_flags has no flags defined, so any bit set
 // is EINVAL.

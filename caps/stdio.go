@@ -198,7 +198,7 @@ func writevFile(f *os.File, iov [][]byte) (int, error) {
 			// No reader: as f.Write reports it, which on the process's
 			// own stdout or stderr raises SIGPIPE, as a write of one
 			// buffer to the stream does.
-			n, err := f.Write(skipBytes(iov, 0)[0])
+			n, err := f.Write(SkipBytes(iov, 0)[0])
 			return total + n, err
 		case werr != nil:
 			return total, werr
@@ -208,14 +208,14 @@ func writevFile(f *os.File, iov [][]byte) (int, error) {
 		if !copied && left > 0 {
 			iov, copied = append([][]byte(nil), iov...), true // the caller's stays as it was
 		}
-		iov = skipBytes(iov, n)
+		iov = SkipBytes(iov, n)
 	}
 	return total, nil
 }
 
-// skipBytes drops the first n bytes of iov, in place, and the empty
-// buffers after them.
-func skipBytes(iov [][]byte, n int) [][]byte {
+// SkipBytes drops the first n bytes of iov, in place, and the empty
+// buffers after them: what is left to move of a transfer that moved n.
+func SkipBytes(iov [][]byte, n int) [][]byte {
 	for len(iov) > 0 && n >= len(iov[0]) {
 		n -= len(iov[0])
 		iov = iov[1:]
