@@ -235,6 +235,9 @@ func TestDaemonDropsIdleModulesBeyondItsLimitAndCompilesThemAgain(t *testing.T) 
 			t.Fatalf("launch %d (%s): code %d, stderr %q", i, filepath.Base(c.module), r.code, r.stderr)
 		}
 	}
+	// The daemon's log reaches the test through a pipe, after the launch
+	// has returned: wait for the second compile's line, then count.
+	d.awaitLog(t, "compiled module: module=hello.wasm", 2)
 	if n := strings.Count(d.log.String(), "dropped idle module: module=hello.wasm"); n != 1 {
 		t.Fatalf("hello was dropped %d times, want once:\n%s", n, d.log.String())
 	}
