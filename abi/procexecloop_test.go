@@ -50,18 +50,7 @@ func execLoop(t *testing.T, n int) (goroutines int, heap int64) {
 		t.Fatal(err)
 	}
 	defer m.Release()
-	k := caps.NewKernel(nil)
-	h := &caps.Holder{ID: "root"}
-	tbl := caps.NewTable(k, h, 0)
-	out := abitest.NewWatcher("done")
-	for _, c := range []*caps.Cap{
-		k.Mint(h, NewModuleResource(m), caps.RightProcExec, 0, "self", "test"),
-		k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"),
-	} {
-		if _, err := tbl.Insert(c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tbl, out := moduleTable(t, m, "self")
 	g0, h0 := runtime.NumGoroutine(), heapInUse()
 	g := rt.NewGuest(m, GuestConfig{ID: "root", Table: tbl})
 	g.Start(ctx)
@@ -86,4 +75,24 @@ func TestExecInALoopGrowsNothing(t *testing.T) {
 	if g2 > g1+10 || h2 > h1+1<<20 {
 		t.Fatalf("10 execs: %d goroutines and %d bytes grown; 2000: %d and %d", g1, h1, g2, h2)
 	}
+}
+
+// moduleTable is a root guest's table of the module m as a handle named
+// name, with proc_exec, and stdout, which the returned watcher reads for
+// "done".
+func moduleTable(t *testing.T, m *Module, name string) (*caps.Table, *abitest.Watcher) {
+	t.Helper()
+	k := caps.NewKernel(nil)
+	h := &caps.Holder{ID: "root"}
+	tbl := caps.NewTable(k, h, 0)
+	out := abitest.NewWatcher("done")
+	for _, c := range []*caps.Cap{
+		k.Mint(h, NewModuleResource(m), caps.RightProcExec, 0, name, "test"),
+		k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"),
+	} {
+		if _, err := tbl.Insert(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tbl, out
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/abi/abitest"
-	"github.com/sandboxd/sandboxd/caps"
 )
 
 // keeperGuest spawns its fd 0 n times, one child at a time: it waits for
@@ -67,18 +66,7 @@ func TestAnEndedChildKeepsNoneOfItsMemoryWhileItsHandleIsOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer child.Release()
-	k := caps.NewKernel(nil)
-	h := &caps.Holder{ID: "root"}
-	tbl := caps.NewTable(k, h, 0)
-	out := abitest.NewWatcher("done")
-	for _, c := range []*caps.Cap{
-		k.Mint(h, NewModuleResource(child), caps.RightProcExec, 0, "child", "test"),
-		k.Mint(h, caps.NewStdout("stdout", out), caps.RightsTTYBase, 0, "stdout", "test"),
-	} {
-		if _, err := tbl.Insert(c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tbl, out := moduleTable(t, child, "child")
 	before := heapInUse()
 	g := rt.NewGuest(parent, GuestConfig{ID: "root", Table: tbl, MaxDescendants: 2})
 	g.Start(ctx)
