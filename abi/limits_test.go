@@ -597,3 +597,26 @@ func TestCompileRefusesAFunctionOfTooManyBlocks(t *testing.T) {
 		t.Fatalf("a function of %d blocks: %v, want a *LimitError naming its blocks", wasmbin.MaxFunctionBlocks+1, err)
 	}
 }
+
+// BenchmarkCompileBlocksAtTheBound compiles what the control-flow bound
+// lets through at its worst: ten functions of 10,000 sequential ifs, the
+// squares of whose counts sum to wasmbin.MaxBlockWork (CLI.md, Control
+// flow: 20–23 s on the machine of docs/BENCHMARKS.md). One run is enough:
+// go test -run '^$' -bench CompileBlocksAtTheBound -benchtime 1x ./abi/
+func BenchmarkCompileBlocksAtTheBound(b *testing.B) {
+	fn := "(func " + strings.Repeat("i32.const 0 if end ", 10000) + ")"
+	wasm := abitest.WATText(b, `(module (memory (export "memory") 1) (func (export "_start")) `+strings.Repeat(fn, 10)+`)`)
+	ctx := context.Background()
+	for b.Loop() {
+		rt, err := NewRuntime(ctx, Config{NoDebugInfo: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := rt.Compile(ctx, "blocks", wasm)
+		if err != nil {
+			b.Fatalf("a module at the bound: %v", err)
+		}
+		m.Release()
+		rt.Close(ctx)
+	}
+}

@@ -256,7 +256,7 @@ const MaxFunctionBytes = 1 << 20
 // 12.5 s; the 170,000 that fit in one 1 MiB body would take hours, holding
 // one of the daemon's compile turns. A function may have 20,000 blocks,
 // loops and ifs, and the squares of the functions' counts may sum to
-// 10^9 (ten functions of 10,000 ifs, at the bound, compiled in 23 s). The Go programs of the tests
+// 10^9 (ten functions of 10,000 ifs, at the bound, compiled in 20–23 s: abi.BenchmarkCompileBlocksAtTheBound). The Go programs of the tests
 // have at most 984 in one function and sum to 2.3×10^7 (a 13 MB one).
 const (
 	MaxFunctionBlocks = 20000
