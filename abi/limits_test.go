@@ -603,9 +603,21 @@ func TestCompileRefusesAFunctionOfTooManyBlocks(t *testing.T) {
 // squares of whose counts sum to wasmbin.MaxBlockWork (CLI.md, Control
 // flow: 20–23 s on the machine of docs/BENCHMARKS.md). One run is enough:
 // go test -run '^$' -bench CompileBlocksAtTheBound -benchtime 1x ./abi/
+// one-function is the other bound alone: one function of 20,000 ifs
+// (CLI.md: 12.5 s).
 func BenchmarkCompileBlocksAtTheBound(b *testing.B) {
-	fn := "(func " + strings.Repeat("i32.const 0 if end ", 10000) + ")"
-	wasm := abitest.WATText(b, `(module (memory (export "memory") 1) (func (export "_start")) `+strings.Repeat(fn, 10)+`)`)
+	for _, c := range []struct {
+		name          string
+		funcs, blocks int
+	}{{"ten-functions", 10, 10000}, {"one-function", 1, wasmbin.MaxFunctionBlocks}} {
+		fn := "(func " + strings.Repeat("i32.const 0 if end ", c.blocks) + ")"
+		wasm := abitest.WATText(b, `(module (memory (export "memory") 1) (func (export "_start")) `+strings.Repeat(fn, c.funcs)+`)`)
+		b.Run(c.name, func(b *testing.B) { compileEach(b, wasm) })
+	}
+}
+
+// compileEach compiles wasm in a fresh runtime at each round.
+func compileEach(b *testing.B, wasm []byte) {
 	ctx := context.Background()
 	for b.Loop() {
 		rt, err := NewRuntime(ctx, Config{NoDebugInfo: true})
